@@ -1,0 +1,94 @@
+"""The command line: the only code that parses argv, prints, renders progress or exits.
+
+`main()` maps errors to exit codes in one place: a `SkanseError` prints its diagnostics and
+exits 2; anything else is an internal error (exit 2; `--debug` shows the traceback).
+Command modules are imported only when their command runs, so `skanse --version` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, cast
+
+from skanse import __version__
+
+__all__ = ["main"]
+
+# command -> (module under skanse._cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("scan", "check Kubernetes manifests against Pod Security and the zero-trust standard"),
+    "checks": ("checks", "list the checks or show one with its examples"),
+    "config": ("config", "print the JSON Schema of .skanse.yaml"),
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skanse",
+        description="Zero-trust container security, from the Dockerfile to the kernel.",
+        epilog="exit codes: 0 nothing fails, 1 findings fail the run, 2 usage, configuration, "
+        "input or internal error.\nRun 'skanse COMMAND --help' for a command's options.",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"skanse {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, summary) in COMMANDS.items():
+        command = sub.add_parser(
+            name, help=summary, description=summary, formatter_class=_HelpFormatter
+        )
+        command.set_defaults(_module=module)
+        _module(module).add_arguments(command)
+    return parser
+
+
+class _Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _module(name: str) -> _Command:
+    return cast(_Command, importlib.import_module(f"skanse._cli.{name}"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list in (["--version"], ["-V"]):  # answer without building every sub-parser
+        print(f"skanse {__version__}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    from skanse.errors import SkanseError
+
+    try:
+        code: int = _module(args._module).run(args)
+        return code
+    except SkanseError as exc:
+        print(f"skanse: error: {exc.diagnostics()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("skanse: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"skanse: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in skanse; run again with --debug for the traceback.",
+            file=sys.stderr,
+        )
+        return 2

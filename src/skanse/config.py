@@ -1,0 +1,239 @@
+"""`.skanse.yaml`: settings that mirror the long flags, and suppressions with a reason.
+
+Precedence is flags > `SKANSE_*` environment variables > the file > defaults, per setting.
+The file is found by walking up from the first target to the repository root (the first
+directory holding `.git`) or the filesystem root; `--config` or `SKANSE_CONFIG` name it
+explicitly and `--no-config` ignores it.
+
+    # .skanse.yaml
+    profile: zero-trust            # pss-baseline | pss-restricted | zero-trust
+    pss: restricted@v1.30          # level and policy version of the Pod Security part
+    severity: low                  # report findings at or above (or a list: [critical, high])
+    fail-on: high                  # exit 1 only for findings at or above
+    suppressions:
+      - id: SKN-K8S-027            # a check id or a peer's alias (CKV_K8S_43), or a list
+        paths: ["legacy/**"]        # gitignore-style patterns relative to this file
+        resource: {kind: Deployment, namespace: web, name: api}
+        reason: "pinned by the deploy pipeline, not in the manifest"
+        expires: 2027-03-31         # stops applying after that day, with a warning
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pathspec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from skanse.errors import ConfigError, YamlError
+from skanse.model import CheckID, Finding, Severity, Suppression, SuppressionSource
+from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
+
+__all__ = [
+    "CONFIG_NAMES",
+    "ConfigFile",
+    "ConfigSuppression",
+    "LoadedConfig",
+    "find_config",
+    "load_config",
+    "parse_severities",
+]
+
+CONFIG_NAMES = (".skanse.yaml", ".skanse.yml")
+_MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class ResourceSelector(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+
+
+class SuppressionEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | list[str] = Field(description="Check id(s) or peer aliases; '*' for every check")
+    paths: list[str] = Field(default_factory=list, description="gitignore-style patterns")
+    resource: ResourceSelector | None = None
+    reason: str = Field(min_length=1, description="Why this is accepted; required")
+    expires: dt.date | None = Field(default=None, description="Last day it applies")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("reason must say why the finding is accepted")
+        return value.strip()
+
+
+class ConfigFile(BaseModel):
+    """The schema of `.skanse.yaml` (`skanse config schema` prints it as JSON Schema)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    profile: str | None = None
+    pss: str | None = None
+    severity: str | list[str] | None = None
+    fail_on: str | None = Field(default=None, alias="fail-on")
+    format: str | None = None
+    output: str | None = None
+    exit_zero: bool | None = Field(default=None, alias="exit-zero")
+    strict: bool | None = None
+    namespace: str | None = None
+    max_file_size: int | None = Field(default=None, alias="max-file-size", gt=0)
+    suppressions: list[SuppressionEntry] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSuppression:
+    """A suppression entry, ready to match findings."""
+
+    ids: tuple[str, ...]
+    reason: str
+    origin: str
+    expires: dt.date | None
+    base_dir: Path
+    paths: pathspec.PathSpec[Any] | None
+    kind: str | None
+    namespace: str | None
+    name: str | None
+
+    def suppression(self) -> Suppression:
+        return Suppression(SuppressionSource.CONFIG, self.reason, self.origin, self.expires)
+
+    def matches(self, finding: Finding, resolve: Callable[[str], list[CheckID]]) -> bool:
+        if "*" not in self.ids and not any(finding.check_id in resolve(i) for i in self.ids):
+            return False
+        resource = finding.resource
+        for wanted, actual in (
+            (self.kind, resource.kind),
+            (self.namespace, resource.namespace),
+            (self.name, resource.name),
+        ):
+            if wanted is not None and wanted != actual:
+                return False
+        if self.paths is None:
+            return True
+        if finding.location.file.startswith("<"):  # standard input has no path
+            return False
+        try:
+            relative = Path(os.path.abspath(finding.location.file)).relative_to(self.base_dir)
+        except ValueError:
+            return False
+        return self.paths.match_file(relative.as_posix())
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    path: Path | None
+    file: ConfigFile
+    suppressions: tuple[ConfigSuppression, ...]
+
+    @classmethod
+    def empty(cls) -> LoadedConfig:
+        return cls(None, ConfigFile(), ())
+
+
+def find_config(start: str | Path) -> Path | None:
+    """The nearest .skanse.yaml at or above `start`, stopping at the repository root."""
+    here = Path(os.path.abspath(start))
+    if not here.is_dir():
+        here = here.parent
+    for directory in (here, *here.parents):
+        for name in CONFIG_NAMES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate a config file; any problem is a ConfigError naming file and line."""
+    try:
+        size = path.stat().st_size
+        if size > _MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file is {size} bytes; the limit is 1 MiB", path=str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file: {exc.strerror or exc}", path=str(path)
+        ) from None
+    try:
+        documents = list(load_documents(data, limits=Limits(max_depth=20, max_nodes=100_000)))
+    except YamlError as exc:
+        raise ConfigError(f"invalid YAML: {exc.diagnostics()}", path=str(path)) from None
+    for item in documents:
+        if isinstance(item, YamlError):
+            raise ConfigError(f"invalid YAML: {item.diagnostics()}", path=str(path))
+    docs = [d for d in documents if isinstance(d, YamlDocument)]
+    if len(docs) > 1:
+        raise ConfigError("expected one YAML document", path=str(path))
+    raw: object = docs[0].data if docs else {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the top level must be a mapping of settings", path=str(path))
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, docs[0] if docs else None), path=str(path)) from None
+    base = path.parent.resolve()
+    suppressions = []
+    for index, entry in enumerate(parsed.suppressions):
+        line = docs[0].position(join_pointer("/suppressions", index))[0] if docs else 1
+        ids = (entry.id,) if isinstance(entry.id, str) else tuple(entry.id)
+        suppressions.append(
+            ConfigSuppression(
+                ids=tuple(i.strip() for i in ids),
+                reason=entry.reason,
+                origin=f"{path}:{line}",
+                expires=entry.expires,
+                base_dir=base,
+                paths=pathspec.PathSpec.from_lines("gitwildmatch", entry.paths)
+                if entry.paths
+                else None,
+                kind=entry.resource.kind if entry.resource else None,
+                namespace=entry.resource.namespace if entry.resource else None,
+                name=entry.resource.name if entry.resource else None,
+            )
+        )
+    return LoadedConfig(path, parsed, tuple(suppressions))
+
+
+def _explain(exc: ValidationError, doc: YamlDocument | None) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        pointer = join_pointer("", *[str(p) if not isinstance(p, int) else p for p in loc])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        line = f"line {doc.position(pointer)[0]}: " if doc is not None else ""
+        lines.append(f"{line}{where}: {error['msg']}")
+    return "invalid settings\n  " + "\n  ".join(lines)
+
+
+def parse_severities(value: str | Sequence[str]) -> frozenset[Severity]:
+    """`low` means LOW and above; `critical,high` (or a list) means exactly those."""
+    names = [value] if isinstance(value, str) else list(value)
+    parts = [p.strip() for name in names for p in name.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("no severity given")
+    severities = [Severity.parse(p) for p in parts]
+    if len(severities) == 1 and isinstance(value, str) and "," not in value:
+        return frozenset(s for s in Severity if s >= severities[0])
+    return frozenset(severities)
+
+
+def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """SKANSE_* variables by setting name (SKANSE_FAIL_ON -> fail-on)."""
+    found = {}
+    for key, value in environ.items():
+        if key.startswith("SKANSE_") and key not in ("SKANSE_CONFIG", "SKANSE_PASSWORD"):
+            found[key[len("SKANSE_") :].lower().replace("_", "-")] = value
+    return found

@@ -1,0 +1,41 @@
+"""What renderers need besides the result: versions, paths and terminal settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from skanse.model import Finding, Severity
+
+__all__ = ["ReportInfo", "find_repo_root", "summary_counts"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInfo:
+    tool_version: str
+    # Paths in SARIF are made relative to this directory (the repository root by default).
+    source_root: Path = field(default_factory=lambda: Path.cwd())
+    exit_code: int | None = None
+    color: bool = False
+    width: int = 120
+    verbose: bool = False
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest directory at or above `start` that holds `.git`, else `start` itself."""
+    start = Path(os.path.abspath(start))
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return start
+
+
+def summary_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Unsuppressed findings per severity, every severity present (zero included)."""
+    counts = {s.value: 0 for s in Severity}
+    for f in findings:
+        if not f.suppressed:
+            counts[f.severity.value] += 1
+    return counts

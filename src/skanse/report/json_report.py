@@ -1,0 +1,120 @@
+"""skanse's own JSON: `schema_version` first; fields are only ever added within a version.
+
+The schema is published in `docs/schemas/scan-result-v1.schema.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from skanse.model import Finding, InputProblem, Location, ResourceRef, ScanResult, SkippedDocument
+from skanse.report._info import ReportInfo, summary_counts
+
+__all__ = ["SCHEMA_VERSION", "render", "to_document"]
+
+SCHEMA_VERSION = 1
+
+
+def _location(loc: Location) -> dict[str, Any]:
+    return {
+        "file": loc.file,
+        "line": loc.line,
+        "column": loc.column,
+        "pointer": loc.pointer,
+        "document": loc.document,
+    }
+
+
+def _resource(ref: ResourceRef) -> dict[str, Any]:
+    return {
+        "kind": ref.kind,
+        "namespace": ref.namespace,
+        "name": ref.name,
+        "api_version": ref.api_version,
+    }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    suppression = None
+    if f.suppression is not None:
+        s = f.suppression
+        suppression = {
+            "source": s.source.value,
+            "reason": s.reason,
+            "origin": s.origin,
+            "expires": s.expires.isoformat() if s.expires else None,
+        }
+    return {
+        "check_id": f.check_id,
+        "severity": f.severity.value,
+        "title": f.title,
+        "message": f.message,
+        "resource": _resource(f.resource),
+        "location": _location(f.location),
+        "fingerprint": f.fingerprint,
+        "suppressed": f.suppressed,
+        "suppression": suppression,
+    }
+
+
+def _problem(p: InputProblem) -> dict[str, Any]:
+    return {
+        "file": p.file,
+        "kind": p.kind.value,
+        "message": p.message,
+        "line": p.line,
+        "column": p.column,
+        "document": p.document,
+    }
+
+
+def _skipped(s: SkippedDocument) -> dict[str, Any]:
+    return {"file": s.file, "document": s.document, "line": s.line, "reason": s.reason}
+
+
+def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
+    findings = sorted(
+        result.findings,
+        key=lambda f: (f.location.file, f.location.document, f.location.line, f.check_id),
+    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "skanse", "version": info.tool_version},
+        "scan": {
+            "targets": list(result.targets),
+            "profile": result.profile,
+            "pss": result.pss,
+            "started": result.started.isoformat() if result.started else None,
+            "finished": result.finished.isoformat() if result.finished else None,
+        },
+        "summary": {
+            "files": result.files_scanned,
+            "objects": result.objects_scanned,
+            "findings": sum(1 for f in result.findings if not f.suppressed),
+            "suppressed": sum(1 for f in result.findings if f.suppressed),
+            "by_severity": summary_counts(result.findings),
+            "problems": len(result.problems),
+            "skipped": len(result.skipped),
+            "exit_code": info.exit_code,
+        },
+        "checks": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "severity": c.severity.value,
+                "aliases": list(c.aliases),
+                "pss_control": c.pss_control,
+            }
+            for c in result.checks
+        ],
+        "findings": [_finding(f) for f in findings],
+        "problems": [_problem(p) for p in result.problems],
+        "skipped": [_skipped(s) for s in result.skipped],
+        "unknown_kinds": dict(result.unknown_kinds),
+        "warnings": list(result.warnings),
+    }
+
+
+def render(result: ScanResult, info: ReportInfo) -> str:
+    return json.dumps(to_document(result, info), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,93 @@
+"""JUnit XML: one testcase per check and resource, passes included (checkov's shape).
+
+A testcase fails when the check found something unsuppressed on the resource, is skipped
+when everything it found is suppressed (the reasons are the skip message), and passes
+otherwise. Inputs that could not be checked are testcases with an error.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+from skanse.model import CheckID, Finding, ResourceRef, ScanResult
+from skanse.report._info import ReportInfo
+
+__all__ = ["render"]
+
+
+def render(result: ScanResult, info: ReportInfo) -> str:
+    metas = {c.id: c for c in result.checks}
+    by_case: dict[tuple[CheckID, str, int, ResourceRef], list[Finding]] = defaultdict(list)
+    for f in result.findings:
+        by_case[(f.check_id, f.location.file, f.location.document, f.resource)].append(f)
+
+    suite = ET.Element(
+        "testsuite",
+        name=f"skanse scan ({result.profile}, {result.pss})",
+    )
+    tests = failures = skipped = errors = 0
+    for evaluation in result.evaluations:
+        for check_id in evaluation.check_ids:
+            meta = metas.get(check_id)
+            if meta is None:  # filtered out by --severity
+                continue
+            tests += 1
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=f"[{meta.severity.value}][{meta.id}] {meta.title}",
+                classname=f"{evaluation.location.file}.{evaluation.resource}",
+                file=evaluation.location.file,
+                line=str(evaluation.location.line),
+            )
+            found = by_case.get(
+                (
+                    check_id,
+                    evaluation.location.file,
+                    evaluation.location.document,
+                    evaluation.resource,
+                ),
+                [],
+            )
+            live = [f for f in found if not f.suppressed]
+            if live:
+                failures += 1
+                failure = ET.SubElement(
+                    case, "failure", message=live[0].message, type=meta.severity.value
+                )
+                failure.text = (
+                    "\n".join(
+                        f"{f.location.file}:{f.location.line} {f.location.pointer}: {f.message}"
+                        for f in live
+                    )
+                    + f"\n\nFix: {meta.remediation}"
+                )
+            elif found:
+                skipped += 1
+                reasons = sorted({f.suppression.reason for f in found if f.suppression})
+                ET.SubElement(case, "skipped", message="suppressed: " + "; ".join(reasons))
+    for problem in result.problems:
+        tests += 1
+        errors += 1
+        case = ET.SubElement(
+            suite, "testcase", name=f"[ERROR] {problem.kind.value}", classname=problem.file
+        )
+        where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+        error = ET.SubElement(case, "error", message=problem.message, type=problem.kind.value)
+        error.text = f"{where}: {problem.message}"
+    suite.set("tests", str(tests))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    root = ET.Element(
+        "testsuites",
+        name="skanse",
+        tests=str(tests),
+        failures=str(failures),
+        errors=str(errors),
+        skipped=str(skipped),
+    )
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,227 @@
+"""Kubernetes objects as read from manifests, and the one pod-spec extractor.
+
+A `K8sObject` is one object's plain data with the document it came from, so any JSON pointer
+into it resolves to a file, line and column. `pod_spec()` finds the pod template of every
+workload kind and reports JSON pointers for the spec, its metadata and each container; every
+layer (checks, fix, netpol, admission) uses it instead of knowing the workload shapes itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from skanse.model import Location, ResourceRef
+from skanse.sources.yamlpos import YamlDocument, join_pointer
+
+__all__ = [
+    "BUILTIN_KINDS",
+    "POD_TEMPLATE_PATHS",
+    "ContainerView",
+    "K8sObject",
+    "PodSpecView",
+    "as_dict",
+    "as_list",
+    "pod_spec",
+]
+
+# Where each workload kind keeps its pod (spec, metadata): JSON pointer tokens.
+POD_TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
+    "Pod": (),
+    "PodTemplate": ("template",),
+    "ReplicationController": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+    # OpenShift's DeploymentConfig has the Deployment shape and is common in real repos.
+    "DeploymentConfig": ("spec", "template"),
+}
+
+# Kinds served by a stock API server (and common aggregated APIs): anything else is a custom
+# resource, counted and listed rather than checked.
+BUILTIN_KINDS: frozenset[str] = frozenset(
+    {
+        *POD_TEMPLATE_PATHS,
+        "APIService", "Binding", "CertificateSigningRequest", "ClusterRole",
+        "ClusterRoleBinding", "ComponentStatus", "ConfigMap", "ControllerRevision",
+        "CSIDriver", "CSINode", "CSIStorageCapacity", "CustomResourceDefinition",
+        "DeviceClass", "EndpointSlice", "Endpoints", "Event", "FlowSchema",
+        "HorizontalPodAutoscaler", "Ingress", "IngressClass", "IPAddress", "Lease",
+        "LimitRange", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+        "MutatingWebhookConfiguration", "Namespace", "NetworkPolicy", "Node",
+        "PersistentVolume", "PersistentVolumeClaim", "PodDisruptionBudget",
+        "PodSecurityPolicy", "PriorityClass", "PriorityLevelConfiguration",
+        "ResourceClaim", "ResourceClaimTemplate", "ResourceQuota", "ResourceSlice",
+        "Role", "RoleBinding", "RuntimeClass", "Secret", "Service", "ServiceAccount",
+        "ServiceCIDR", "StorageClass", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration",
+        "VolumeAttachment", "VolumeAttributesClass", "PodSecurityPolicyList",
+        "ImageStream", "Route", "BuildConfig", "Template",
+    }
+)  # fmt: skip
+
+
+def as_dict(value: object) -> dict[str, object]:
+    """`value` if it is a mapping, else an empty one (wrong shapes read as absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[object]:
+    """`value` if it is a sequence, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class K8sObject:
+    """One Kubernetes object and where it came from.
+
+    `base` is the pointer of the object inside its document: "" for a top-level object,
+    "/items/3" for the fourth item of a `kind: List`.
+    """
+
+    data: dict[str, object]
+    file: str
+    document: YamlDocument
+    base: str = ""
+
+    @property
+    def kind(self) -> str:
+        return _text(self.data.get("kind")) or ""
+
+    @property
+    def api_version(self) -> str:
+        return _text(self.data.get("apiVersion")) or ""
+
+    @property
+    def metadata(self) -> dict[str, object]:
+        return as_dict(self.data.get("metadata"))
+
+    @property
+    def name(self) -> str:
+        meta = self.metadata
+        return _text(meta.get("name")) or _text(meta.get("generateName")) or "<unnamed>"
+
+    @property
+    def namespace(self) -> str | None:
+        return _text(self.metadata.get("namespace"))
+
+    @property
+    def annotations(self) -> dict[str, object]:
+        return as_dict(self.metadata.get("annotations"))
+
+    @property
+    def resource(self) -> ResourceRef:
+        return ResourceRef(
+            kind=self.kind,
+            name=self.name,
+            namespace=self.namespace,
+            api_version=self.api_version or None,
+        )
+
+    def location(self, pointer: str = "") -> Location:
+        """The location of `pointer` (relative to this object) in its file."""
+        full = self.base + pointer
+        line, column = self.document.position(full)
+        return Location(
+            file=self.file,
+            line=line,
+            column=column,
+            pointer=full,
+            document=self.document.index,
+        )
+
+
+ContainerKind = Literal["initContainers", "containers", "ephemeralContainers"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerView:
+    """One container of a pod spec, with its pointer relative to the object."""
+
+    data: dict[str, object]
+    pointer: str
+    kind: ContainerKind
+    index: int
+
+    @property
+    def name(self) -> str:
+        name = self.data.get("name")
+        return name if isinstance(name, str) else ""
+
+    @property
+    def security_context(self) -> dict[str, object]:
+        return as_dict(self.data.get("securityContext"))
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpecView:
+    """A pod spec found in an object: the spec, the pod metadata and their pointers."""
+
+    obj: K8sObject
+    spec: dict[str, object]
+    metadata: dict[str, object]
+    spec_pointer: str
+    metadata_pointer: str
+
+    @property
+    def security_context(self) -> dict[str, object]:
+        return as_dict(self.spec.get("securityContext"))
+
+    @property
+    def is_windows(self) -> bool:
+        return as_dict(self.spec.get("os")).get("name") == "windows"
+
+    @property
+    def host_users_disabled(self) -> bool:
+        """`hostUsers: false`: the pod runs in a user namespace."""
+        return self.spec.get("hostUsers") is False
+
+    @property
+    def annotations(self) -> dict[str, object]:
+        return as_dict(self.metadata.get("annotations"))
+
+    def containers(self) -> Iterator[ContainerView]:
+        """Init, regular, then ephemeral containers: the order Pod Security Admission visits."""
+        for kind in ("initContainers", "containers", "ephemeralContainers"):
+            for index, item in enumerate(as_list(self.spec.get(kind))):
+                if isinstance(item, dict):
+                    yield ContainerView(
+                        data=item,
+                        pointer=join_pointer(self.spec_pointer, kind, index),
+                        kind=kind,
+                        index=index,
+                    )
+
+    def pointer(self, *tokens: str | int) -> str:
+        """A pointer under the pod spec: view.pointer('securityContext', 'runAsUser')."""
+        return join_pointer(self.spec_pointer, *tokens)
+
+
+def pod_spec(obj: K8sObject) -> PodSpecView | None:
+    """The pod spec of a workload object, or None if the kind has none (or it is malformed)."""
+    path = POD_TEMPLATE_PATHS.get(obj.kind)
+    if path is None:
+        return None
+    node: object = obj.data
+    for token in path:
+        node = as_dict(node).get(token)
+    template = as_dict(node)
+    spec = template.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    base = join_pointer("", *path)
+    return PodSpecView(
+        obj=obj,
+        spec=spec,
+        metadata=as_dict(template.get("metadata")),
+        spec_pointer=join_pointer(base, "spec"),
+        metadata_pointer=join_pointer(base, "metadata"),
+    )

@@ -1,0 +1,398 @@
+"""YAML documents as plain data plus a side table of positions, parsed safely and fast.
+
+libyaml (PyYAML's C parser) produces the event stream; a small non-recursive builder in this
+module turns the events into plain Python values (dict, list, str, int, float, bool, None)
+while recording, for every node, the line and column where it starts under its JSON pointer
+(`/spec/containers/0/securityContext`). Checks see plain data; findings resolve their
+pointer to the exact key line.
+
+Why not `yaml.compose_all` or `yaml.safe_load`: a composed node graph shares aliased nodes, and
+any walk over it (ours or a later `json.dumps`) expands an alias bomb exponentially; libyaml's
+composer also recurses in C, so a deeply nested document can overflow the stack. Building from
+events lets us bound depth, logical size (aliases counted at their expanded size) and reject
+duplicate keys (which Kubernetes rejects, and which could hide a value from a scanner).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+import yaml.constructor
+import yaml.resolver
+
+from skanse.errors import YamlError
+
+__all__ = ["Limits", "Span", "YamlDocument", "escape_token", "join_pointer", "load_documents"]
+
+try:  # libyaml is what makes this fast; the pure-Python parser is a slow but correct fallback
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - libyaml missing
+    _Loader = yaml.SafeLoader
+
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that keep hostile YAML from hanging the scanner or exhausting memory."""
+
+    max_depth: int = 200
+    # Logical nodes per document, aliases counted at their expanded size: a billion-laughs
+    # document stops here instead of growing without bound in whoever walks it later.
+    max_nodes: int = 2_000_000
+    max_documents: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The lines a scalar occupies (1-based, inclusive); used to tell comments from text."""
+
+    start_line: int
+    start_column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(slots=True)
+class YamlDocument:
+    """One document of a YAML stream: its value and where every node of it starts."""
+
+    index: int
+    data: object
+    start_line: int
+    end_line: int
+    # JSON pointer -> (line, column), both 1-based. Mapping values are placed at their key.
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, pointer: str) -> tuple[int, int]:
+        """Line and column of `pointer`, or of its nearest ancestor that exists."""
+        p = pointer
+        while True:
+            pos = self.positions.get(p)
+            if pos is not None:
+                return pos
+            if not p:
+                return (self.start_line, 1)
+            p = p[: p.rfind("/")]
+
+
+def escape_token(token: str | int) -> str:
+    """One JSON pointer reference token (RFC 6901): `~` -> `~0`, `/` -> `~1`."""
+    if isinstance(token, int):
+        return str(token)
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def join_pointer(base: str, *tokens: str | int) -> str:
+    """`base` extended by escaped tokens: join_pointer('/metadata', 'annotations', 'a/b')."""
+    return base + "".join("/" + escape_token(t) for t in tokens)
+
+
+class _Frame:
+    """A mapping or sequence under construction."""
+
+    __slots__ = ("anchor", "container", "key", "key_mark", "mark", "merges", "pointer", "size")
+
+    def __init__(
+        self,
+        container: dict[str, object] | list[object],
+        pointer: str,
+        mark: Any,
+        anchor: str | None,
+    ) -> None:
+        self.container = container
+        self.pointer = pointer
+        self.mark = mark
+        self.anchor = anchor
+        self.key: str | None = None  # mappings: the key waiting for its value
+        self.key_mark: tuple[int, int] = (0, 0)
+        self.size = 1  # logical nodes in this subtree, aliases at their expanded size
+        self.merges: list[tuple[object, tuple[int, int]]] | None = None
+
+
+def _scalar_value(event: Any) -> object:
+    """The plain value of a scalar with YAML 1.1 implicit typing, as Kubernetes' decoder does."""
+    tag = event.tag
+    value: str = event.value
+    if tag is None or tag == "!":
+        if event.implicit[0]:
+            tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        else:
+            return value
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return value.lower() in ("yes", "true", "on", "y")
+    node = yaml.ScalarNode(tag, value)
+    if tag == _INT:
+        return _CONSTRUCTOR.construct_yaml_int(node)
+    if tag == _FLOAT:
+        return _CONSTRUCTOR.construct_yaml_float(node)
+    if tag == _MERGE:
+        return _MERGE_KEY
+    # Timestamps, binary and application tags stay text: Kubernetes sees JSON strings.
+    return value
+
+
+# Sentinels for the YAML merge key `<<`: one as the scalar value, one as the pending key.
+_MERGE_KEY = object()
+_MERGE_TOKEN = "\x00<<merge>>"  # noqa: S105 - a sentinel, not a secret
+
+
+def _key_text(value: object, mark: Any) -> str:
+    """Mapping keys become strings the way YAML-to-JSON conversion in Kubernetes does."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise YamlError("mapping key must be a scalar", line=mark.line + 1, column=mark.column + 1)
+
+
+def load_documents(
+    text: str | bytes,
+    *,
+    limits: Limits | None = None,
+    scalar_spans: list[Span] | None = None,
+) -> Iterator[YamlDocument | YamlError]:
+    """Yield the documents of a YAML stream (JSON is YAML) with positions.
+
+    A document with a semantic problem (duplicate key, too deep, alias bomb) is yielded as a
+    `YamlError` carrying its `document` index, and the next documents are still read; a
+    syntax error raises `YamlError` and ends the stream. Empty documents are skipped. If
+    `scalar_spans` is given, the span of every scalar is appended to it (to tell a comment
+    from text that looks like one).
+    """
+    lim = limits or Limits()
+    parser = _Loader(text)
+    try:
+        yield from _build(parser, lim, scalar_spans)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if mark is None:
+            raise YamlError(problem) from None
+        raise YamlError(problem, line=mark.line + 1, column=mark.column + 1) from None
+    except yaml.YAMLError as exc:  # reader errors (bad encoding, control characters)
+        raise YamlError(str(exc).splitlines()[0] if str(exc) else "invalid YAML") from None
+    finally:
+        parser.dispose()
+
+
+class _Builder:
+    """Turns the event stream into documents; one instance per stream."""
+
+    def __init__(self, lim: Limits, spans: list[Span] | None) -> None:
+        self.lim = lim
+        self.spans = spans
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, tuple[object, int]] = {}
+        self.positions: dict[str, tuple[int, int]] = {}
+        self.doc: YamlDocument | None = None
+        self.count = 0
+        self.n_docs = 0
+
+    def attach(self, value: object, new_nodes: int, subtree: int, mark: Any) -> None:
+        """Put a finished value into its parent (or make it the document root)."""
+        self.count += new_nodes
+        if self.count > self.lim.max_nodes:
+            raise YamlError(
+                f"document expands to more than {self.lim.max_nodes:,} nodes "
+                "(alias expansion bomb or oversized document)",
+                line=mark.line + 1,
+                column=mark.column + 1,
+            )
+        here = (mark.line + 1, mark.column + 1)
+        stack = self.stack
+        if value is _MERGE_KEY and not (
+            stack and isinstance(stack[-1].container, dict) and stack[-1].key is None
+        ):
+            value = "<<"  # a merge tag anywhere but in key position is just text
+        if not stack:
+            assert self.doc is not None
+            self.doc.data = value
+            self.positions[""] = here
+            return
+        top = stack[-1]
+        top.size += subtree
+        container = top.container
+        if isinstance(container, list):
+            self.positions[f"{top.pointer}/{len(container)}"] = here
+            container.append(value)
+            return
+        if top.key is None:
+            if value is _MERGE_KEY:
+                top.key = _MERGE_TOKEN
+                top.key_mark = here
+                if top.merges is None:
+                    top.merges = []
+                return
+            top.key = _key_text(value, mark)
+            top.key_mark = here
+            return
+        key = top.key
+        top.key = None
+        if key is _MERGE_TOKEN:
+            assert top.merges is not None
+            top.merges.append((value, top.key_mark))
+            return
+        if key in container:
+            first = self.positions.get(join_pointer(top.pointer, key), top.key_mark)[0]
+            raise YamlError(
+                f"duplicate key {key!r} (first defined on line {first})",
+                line=top.key_mark[0],
+                column=top.key_mark[1],
+            )
+        container[key] = value
+        self.positions[join_pointer(top.pointer, key)] = top.key_mark
+
+    def open_collection(self, event: Any) -> None:
+        mark = event.start_mark
+        if len(self.stack) >= self.lim.max_depth:
+            raise YamlError(
+                f"nesting deeper than {self.lim.max_depth} levels",
+                line=mark.line + 1,
+                column=mark.column + 1,
+            )
+        pointer = ""
+        if self.stack:
+            top = self.stack[-1]
+            if isinstance(top.container, list):
+                pointer = f"{top.pointer}/{len(top.container)}"
+            elif top.key is None:
+                raise YamlError(
+                    "mapping key must be a scalar", line=mark.line + 1, column=mark.column + 1
+                )
+            elif top.key is not _MERGE_TOKEN:
+                pointer = join_pointer(top.pointer, top.key)
+            else:  # a merge source: its own positions must not shadow the target's keys
+                pointer = top.pointer + "/\x00merge"
+        container: dict[str, object] | list[object] = (
+            {} if isinstance(event, yaml.MappingStartEvent) else []
+        )
+        self.stack.append(_Frame(container, pointer, mark, event.anchor))
+
+    def close_collection(self) -> None:
+        frame = self.stack.pop()
+        if frame.merges:
+            assert isinstance(frame.container, dict)
+            _apply_merges(frame.container, frame, self.positions)
+        if frame.anchor is not None:
+            self.anchors[frame.anchor] = (frame.container, frame.size)
+        # children were counted as they were attached; the container itself is one node
+        self.attach(frame.container, 1, frame.size, frame.mark)
+
+    def handle(self, event: Any) -> YamlDocument | None:  # libyaml events (stubs: all optional)
+        """Consume one event; returns a document when one is complete."""
+        etype = type(event)
+        if etype is yaml.ScalarEvent:
+            if self.spans is not None:
+                self.spans.append(
+                    Span(
+                        event.start_mark.line + 1,
+                        event.start_mark.column + 1,
+                        event.end_mark.line + 1,
+                        event.end_mark.column + 1,
+                    )
+                )
+            value = _scalar_value(event)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (value, 1)
+            self.attach(value, 1, 1, event.start_mark)
+        elif etype is yaml.MappingStartEvent or etype is yaml.SequenceStartEvent:
+            self.open_collection(event)
+        elif etype is yaml.MappingEndEvent or etype is yaml.SequenceEndEvent:
+            self.close_collection()
+        elif etype is yaml.AliasEvent:
+            mark = event.start_mark
+            try:
+                value, size = self.anchors[event.anchor]
+            except KeyError:
+                raise YamlError(
+                    f"found undefined alias {event.anchor!r}",
+                    line=mark.line + 1,
+                    column=mark.column + 1,
+                ) from None
+            self.attach(value, size, size, mark)
+        elif etype is yaml.DocumentStartEvent:
+            self.n_docs += 1
+            if self.n_docs > self.lim.max_documents:
+                raise YamlError(f"more than {self.lim.max_documents:,} documents in one stream")
+            self.positions = {}
+            self.anchors = {}
+            self.count = 0
+            self.doc = YamlDocument(
+                index=self.n_docs - 1,
+                data=None,
+                start_line=event.start_mark.line + 1,
+                end_line=event.start_mark.line + 1,
+                positions=self.positions,
+            )
+        elif etype is yaml.DocumentEndEvent:
+            doc, self.doc = self.doc, None
+            assert doc is not None
+            end = event.end_mark
+            doc.end_line = max(doc.start_line, end.line + (1 if end.column else 0))
+            if doc.data is not None:
+                return doc
+        return None
+
+
+def _build(
+    parser: Any, lim: Limits, spans: list[Span] | None
+) -> Iterator[YamlDocument | YamlError]:
+    builder = _Builder(lim, spans)
+    while (event := parser.get_event()) is not None:
+        try:
+            finished = builder.handle(event)
+        except YamlError as error:
+            if builder.n_docs > lim.max_documents:
+                raise
+            # A semantic problem (duplicate key, too deep, alias bomb) spoils one document,
+            # not the stream: report it and go on with the next document.
+            error.document = builder.n_docs - 1
+            builder.stack.clear()
+            builder.doc = None
+            while (skipped := parser.get_event()) is not None:
+                if type(skipped) is yaml.DocumentEndEvent:
+                    break
+            yield error
+            continue
+        if finished is not None:
+            yield finished
+
+
+def _apply_merges(
+    target: dict[str, object], frame: _Frame, positions: dict[str, tuple[int, int]]
+) -> None:
+    """YAML merge keys: explicit keys win, then earlier merged mappings over later ones."""
+    assert frame.merges is not None
+    for value, mark in frame.merges:
+        sources = value if isinstance(value, list) else [value]
+        for source in sources:
+            if not isinstance(source, dict):
+                raise YamlError(
+                    "a merge key (<<) needs a mapping or a list of mappings",
+                    line=mark[0],
+                    column=mark[1],
+                )
+            for key, item in source.items():
+                if key not in target:
+                    target[key] = item
+                    positions[join_pointer(frame.pointer, key)] = mark
