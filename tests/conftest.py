@@ -1,0 +1,51 @@
+"""Shared test fixtures: the shared corpora, the CLI runner, and example inputs."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+SCHEMAS = ROOT.parent / "shared" / "schemas"
+
+
+def corpus_path(*parts: str) -> Path:
+    """A path under ../shared/corpora; the calling test skips when it is absent."""
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"corpus {path} is not present (CI always has ../shared/corpora)")
+    return path
+
+
+@pytest.fixture
+def corpora() -> Callable[..., Path]:
+    return corpus_path
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """Run `skanse ARGS...` in-process; `stdin` bytes feed standard input."""
+    from skanse._cli import main
+
+    def run(*args: str, stdin: bytes | None = None) -> CliResult:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
