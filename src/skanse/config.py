@@ -196,9 +196,7 @@ def load_config(path: Path) -> LoadedConfig:
                 origin=f"{path}:{line}",
                 expires=entry.expires,
                 base_dir=base,
-                paths=pathspec.PathSpec.from_lines("gitwildmatch", entry.paths)
-                if entry.paths
-                else None,
+                paths=pathspec.GitIgnoreSpec.from_lines(entry.paths) if entry.paths else None,
                 kind=entry.resource.kind if entry.resource else None,
                 namespace=entry.resource.namespace if entry.resource else None,
                 name=entry.resource.name if entry.resource else None,

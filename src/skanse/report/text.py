@@ -116,4 +116,5 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         parts.append(f"{sum(result.unknown_kinds.values())} custom resources not checked")
     console.print(Text(" · ".join(parts), style="bold"), markup=False)
     console.print(f"profile {result.profile}, Pod Security {result.pss}", markup=False, style="dim")
-    return out.getvalue()
+    # rich pads table cells to the column width; trailing blanks only get in the way
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
