@@ -73,6 +73,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
                 f"  {f.check_id} {f.resource} {_where(f)}: {s.reason} "
                 f"({s.source.value} {s.origin}{expiry})",
                 markup=False,
+                soft_wrap=True,
             )
         console.print()
 
@@ -80,7 +81,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         console.print(Text(f"Could not check ({len(result.problems)}):", style="bold red"))
         for p in result.problems:
             where = f"{p.file}:{p.line}" if p.line else p.file
-            console.print(f"  {where}: {p.kind.value}: {p.message}", markup=False)
+            console.print(f"  {where}: {p.kind.value}: {p.message}", markup=False, soft_wrap=True)
         console.print()
 
     if result.skipped and info.verbose:
@@ -88,7 +89,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
             Text(f"Not Kubernetes objects, skipped ({len(result.skipped)}):", style="bold")
         )
         for doc in result.skipped:
-            console.print(f"  {doc.file}:{doc.line}: {doc.reason}", markup=False)
+            console.print(f"  {doc.file}:{doc.line}: {doc.reason}", markup=False, soft_wrap=True)
         console.print()
 
     if result.unknown_kinds and info.verbose:
