@@ -38,6 +38,7 @@ from skanse.sources.kubernetes import (
 )
 from skanse.sources.manifests import (
     STDIN,
+    InlineIgnore,
     ManifestFile,
     ReadLimits,
     discover,
@@ -192,7 +193,7 @@ def _resolve_ids(
 
 def _resolve_inline(
     mf: ManifestFile, registry: Registry, warnings: list[str]
-) -> list[tuple[frozenset[CheckID], Suppression, Any]]:
+) -> list[tuple[frozenset[CheckID], Suppression, InlineIgnore]]:
     resolved = []
     for ignore in mf.ignores:
         where = f"{mf.path}:{ignore.line}"
