@@ -112,6 +112,14 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     assert [p.message for p in result.problems] == ["not a regular file"]
 
 
+def test_read_error_is_reported_not_raised() -> None:
+    """/proc/self/mem is a regular file whose first page cannot be read (EIO), even by root."""
+    result = read_path("/proc/self/mem", LIMITS)
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.UNREADABLE
+    assert "Input/output error" in problem.message
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "secret.yaml"
