@@ -106,3 +106,35 @@ def test_only_bad_inputs_exit_two(tmp_path: Path) -> None:
     code, document = scan(bad, tmp_path / "missing.yaml")
     assert code == 2
     assert sorted(p["kind"] for p in document["problems"]) == ["missing", "parse"]
+
+
+DOCKERFILE_CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
+    "unterminated-heredoc": (
+        _writer("FROM alpine:3.20\nRUN <<EOF\n" + "echo line\n" * 200_000),
+        "parse",
+        "heredoc <<EOF is never terminated",
+    ),
+    "endless-continuation": (
+        _writer("FROM alpine:3.20\nRUN true \\\n" + "  && true \\\n" * 200_000 + "  && false\n~\n"),
+        "parse",
+        "unknown instruction '~'",
+    ),
+    "binary": (_writer(b"\x7fELF\x02\x01\x01\x00" * 1000), "binary", "binary file"),
+    "huge-100mb": (_huge, "too-large", "over the 32 MiB limit"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DOCKERFILE_CASES))
+def test_bad_dockerfile_is_reported_and_the_rest_is_scanned(case: str, tmp_path: Path) -> None:
+    make, kind, reason = DOCKERFILE_CASES[case]
+    (tmp_path / "bad").mkdir()
+    bad = tmp_path / "bad" / "Dockerfile"
+    make(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text(VALID)
+    code, document = scan(bad, good)
+    assert code == 1
+    (problem,) = document["problems"]
+    assert problem["file"] == str(bad)
+    assert problem["kind"] == kind
+    assert reason in problem["message"]

@@ -87,6 +87,9 @@ class ConfigFile(BaseModel):
     exit_zero: bool | None = Field(default=None, alias="exit-zero")
     strict: bool | None = None
     namespace: str | None = None
+    type: str | None = None
+    enable: list[str] | str | None = None
+    disable: list[str] | str | None = None
     max_file_size: int | None = Field(default=None, alias="max-file-size", gt=0)
     suppressions: list[SuppressionEntry] = Field(default_factory=list)
 

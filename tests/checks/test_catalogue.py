@@ -9,15 +9,22 @@ import pytest
 
 from skanse.checks._all import REGISTRY
 from skanse.checks._registry import Check, Registry
+from skanse.checks.dockerfile.base import DockerfileContext
 from skanse.checks.kubernetes.base import CheckContext
 from skanse.checks.kubernetes.cluster import build_cluster_index
 from skanse.errors import RegistryError
+from skanse.model import Layer
+from skanse.sources.dockerfile import parse_dockerfile
 from skanse.sources.manifests import ReadLimits, read_bytes
 
 CHECKS = REGISTRY.all()
 
 
 def _violations(check: Check[Any, Any], text: str) -> list[str]:
+    if check.meta.layer is Layer.DOCKERFILE:
+        dockerfile = parse_dockerfile("Dockerfile", text)
+        assert not dockerfile.problems, dockerfile.problems
+        return [v.message for v in check.run(dockerfile, DockerfileContext())]
     parsed = read_bytes("example.yaml", text.encode(), ReadLimits())
     assert not parsed.problems, parsed.problems
     assert parsed.objects, "an example must contain at least one Kubernetes object"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from skanse.model import InputProblem, ProblemKind
-from skanse.sources.manifests import ReadLimits, discover, read_bytes, read_path
+from skanse.sources.files import Input, InputType, discover
+from skanse.sources.manifests import ReadLimits, read_bytes, read_path
 
 LIMITS = ReadLimits()
 
@@ -25,12 +26,30 @@ def test_discover_walks_directories_in_order_and_skips_what_is_not_a_manifest(
     (tmp_path / "c.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / ".git" / "x.yaml").write_text(POD)
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "env" / "x.yaml").write_text(POD)
     (tmp_path / ".skanse.yaml").write_text("profile: zero-trust\n")
     explicit = tmp_path / "manifest.txt"
     explicit.write_text(POD)
+    (tmp_path / "b" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "api.Dockerfile").write_text("FROM scratch\n")
     found = list(discover([str(tmp_path), str(explicit), str(tmp_path / "missing")]))
-    names = [Path(p).relative_to(tmp_path).as_posix() for p in found if isinstance(p, str)]
-    assert names == ["a.yaml", "c.json", "b/z.yml", "manifest.txt"]
+    names = [
+        (Path(p.path).relative_to(tmp_path).as_posix(), p.type.value)
+        for p in found
+        if isinstance(p, Input)
+    ]
+    assert names == [
+        ("a.yaml", "kubernetes"),
+        ("api.Dockerfile", "dockerfile"),
+        ("c.json", "kubernetes"),
+        ("b/Dockerfile", "dockerfile"),
+        ("b/z.yml", "kubernetes"),
+        ("manifest.txt", "kubernetes"),
+    ]
+    only = [p.path for p in discover([str(tmp_path)], InputType.DOCKERFILE) if isinstance(p, Input)]
+    assert [Path(p).name for p in only] == ["api.Dockerfile", "Dockerfile"]
     (problem,) = [p for p in found if isinstance(p, InputProblem)]
     assert problem.kind is ProblemKind.MISSING
 

@@ -23,6 +23,13 @@ _STYLE = {
 }
 
 
+def _resource(f: Finding) -> str:
+    """The resource column; a Dockerfile is already named by the location column."""
+    if f.resource.name == f.location.file:
+        return f.resource.kind
+    return str(f.resource)
+
+
 def _where(f: Finding) -> str:
     return f"{f.location.file}:{f.location.line}"
 
@@ -56,7 +63,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
             table.add_row(
                 Text(f.severity.value, style=_STYLE[f.severity]),
                 f.check_id,
-                str(f.resource),
+                _resource(f),
                 _where(f),
                 f.message,
             )
