@@ -73,8 +73,9 @@ def discover(
 
     Directories are walked (version control, virtualenv and tool caches skipped, symlinked
     directories not followed) for manifests (*.yaml, *.yml, *.json) and Dockerfiles
-    (Dockerfile, Dockerfile.*, *.Dockerfile, Containerfile); `forced` keeps only that type. A file named explicitly is
-    read whatever its name: as `forced`, or by its name, or as a manifest.
+    (Dockerfile, Dockerfile.*, *.Dockerfile, Containerfile); `forced` keeps only that type.
+    A file named explicitly is read whatever its name: as `forced`, or by its name, or as a
+    manifest.
     """
     for target in targets:
         if target == STDIN:
