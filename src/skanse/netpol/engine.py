@@ -18,7 +18,7 @@ pod always reaches itself and traffic from its node is always allowed: neither i
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from skanse.netpol.addresses import IpRange, atom_index, atoms, merge_segments
@@ -55,9 +55,9 @@ _BLOCK_CELLS = 4_000_000  # class pairs combined per step: bounds memory to ~100
 class Endpoint:
     """A side of a connection: a workload, or a range of addresses outside the cluster."""
 
-    label: str  # ns/name[Kind] or a-b[External]: what outputs print and sort by
-    workload: Workload | None = None
-    addresses: IpRange | None = None
+    label: str  # ns/name[Kind] or a-b[External]: what outputs print, sort and compare by
+    workload: Workload | None = field(default=None, compare=False)
+    addresses: IpRange | None = field(default=None, compare=False)
 
     @property
     def is_external(self) -> bool:
