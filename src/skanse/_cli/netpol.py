@@ -99,6 +99,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _output(p)
     _common(p)
 
+    p = sub.add_parser("generate", help="default-deny and allow policies from a service graph")
+    p.description = (
+        "Write default-deny, DNS and minimal allow policies for the workloads of a declared\n"
+        "service graph, then prove them: `list` on manifests plus policies must equal the\n"
+        "declaration plus DNS, or nothing is written (exit 2).\n\n"
+        "External peers: {cidrs: [...]}, {countries: [NO, SE]} with --rir FILE (an RIR\n"
+        "delegated statistics file; {countries: []} takes --allow-country), or\n"
+        "{cidr-file: FILE} (one CIDR a line, e.g. an exchange point's peering prefixes)."
+    )
+    p.add_argument("graph", metavar="GRAPH", help="the service graph (YAML)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="manifests with the workloads")
+    p.add_argument("--rir", metavar="FILE", action="append", default=[], help="RIR delegated file")
+    p.add_argument(
+        "--allow-country",
+        metavar="CC,..",
+        default="",
+        help="countries for {countries: []} peers (ISO codes: NO,SE)",
+    )
+    p.add_argument(
+        "--node-local-dns",
+        action="store_true",
+        help=f"also allow NodeLocal DNSCache ({'169.254.20.10'}) on UDP and TCP 53",
+    )
+    _output(p)
+    _common(p)
+
 
 def _load(args: argparse.Namespace, paths: list[str], stdin: bytes | None) -> NetworkModel:
     from skanse.netpol.load import load_model
@@ -153,7 +179,12 @@ def _nothing_read(model: NetworkModel) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    runner = {"list": _run_list, "explain": _run_explain, "diff": _run_diff}
+    runner = {
+        "list": _run_list,
+        "explain": _run_explain,
+        "diff": _run_diff,
+        "generate": _run_generate,
+    }
     return runner[args.netpol_command](args)
 
 
@@ -216,3 +247,73 @@ def _run_diff(args: argparse.Namespace) -> int:
     if troubles and args.strict:
         return 2
     return 1 if changes else 0
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from skanse.errors import GraphError, InputError
+    from skanse.netpol.addresses import IpNetwork
+    from skanse.netpol.generate import generate, parse_graph
+    from skanse.netpol.load import read_objects
+    from skanse.netpol.rir import RirError, country_cidrs, parse_cidr_list, parse_delegated
+    from skanse.sources.manifests import ReadLimits
+
+    def read_text(path: str) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: {exc}") from None
+
+    graph = parse_graph(read_text(args.graph), args.graph)
+    limits = ReadLimits(max_file_bytes=args.max_file_size * 1024 * 1024)
+    read = read_objects(args.paths, stdin=_stdin(args.paths, args), limits=limits)
+    if read.problems:
+        for problem in read.problems:
+            print(f"skanse: {problem.file}: {problem.message}", file=sys.stderr)
+        raise InputError("some manifests could not be read; nothing was generated")
+    records = []
+    for path in args.rir:
+        try:
+            records += parse_delegated(read_text(path), path)
+        except RirError as exc:
+            raise InputError(str(exc)) from None
+    cli_countries = [c for c in args.allow_country.split(",") if c.strip()]
+
+    def countries(names: Sequence[str]) -> list[IpNetwork]:
+        chosen = list(names) or cli_countries
+        if not args.rir:
+            raise GraphError("countries need an RIR delegated file: --rir FILE")
+        if not chosen:
+            raise GraphError("a {countries: []} peer needs --allow-country")
+        found = country_cidrs(records, chosen)
+        if not found:
+            raise GraphError(f"no address ranges for {','.join(chosen)} in the RIR files")
+        return found
+
+    def cidr_file(path: str) -> list[IpNetwork]:
+        base = Path(args.graph).parent
+        full = path if Path(path).is_absolute() else str(base / path)
+        try:
+            return parse_cidr_list(read_text(full), full)
+        except RirError as exc:
+            raise InputError(str(exc)) from None
+
+    result = generate(
+        graph,
+        read.objects,
+        default_namespace=args.namespace,
+        countries=countries,
+        read_cidr_file=cidr_file,
+        node_local_dns=args.node_local_dns,
+    )
+    _emit(result.text, args.output)
+    if not args.quiet:
+        print(
+            f"skanse: {result.policies} policies for namespace(s) {', '.join(result.namespaces)}; "
+            f"proven: they allow exactly the {len(result.connections)} declared connections "
+            "plus DNS",
+            file=sys.stderr,
+        )
+    return 0
