@@ -77,7 +77,7 @@ GRAPHS = {
 @pytest.mark.parametrize("name", GRAPHS)
 def test_generate_then_list_equals_the_declaration_plus_dns(name: str) -> None:
     connections: list[dict[str, Any]] = GRAPHS[name][0]  # type: ignore[assignment]
-    declared: set[str] = GRAPHS[name][1]  # type: ignore[assignment]
+    declared: set[str] = GRAPHS[name][1]
     objects = objects_from(APP)
     result = generate(graph_from_data({"connections": connections}), objects)
     listed = _listed(objects, result.text)
