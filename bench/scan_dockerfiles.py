@@ -39,7 +39,9 @@ CONCERNS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "FROM not pinned by digest": {
         "skanse": ("SKN-DF-003",), "hadolint": None, "checkov": None, "trivy": None,
     },
-    "curl piped into a shell": {"skanse": ("SKN-DF-007",), "hadolint": None, "checkov": None, "trivy": None},
+    "curl piped into a shell": {
+        "skanse": ("SKN-DF-007",), "hadolint": None, "checkov": None, "trivy": None,
+    },
     "download without verification": {
         "skanse": ("SKN-DF-008",), "hadolint": None, "checkov": None, "trivy": None,
     },
