@@ -588,6 +588,9 @@ class ModuleBuilder:
 
     def scalar_check(self, op: str, left: _Operand, value: str, pos: Pos, v: str) -> str:
         if left.is_list or left.either:
+            if op == "!=":  # none of the values equals it (libsinsp: fd.ip != X is X on neither side)
+                pred = self.pred("=", "_x", value, left.type, pos)
+                return f"(({v} := {left.code}) is not None and not any(({pred}) for _x in {v}))"
             pred = self.pred(op, "_x", value, left.type, pos)
             return f"any(({pred}) for _x in ({left.code} or ()))"
         if op in ("=", "==") and left.type is not FieldType.IPNET:

@@ -142,8 +142,8 @@ def _step_event(step: Mapping[str, Any]) -> dict[str, Any]:
         event["res"] = 0
     if "res" in step:
         event["res"] = step["res"]
-    if "fd" in step:
-        event["fd"] = dict(step["fd"])
+    if isinstance(step.get("fd"), Mapping):
+        event["fd"] = {**event.get("fd", {}), **step["fd"]}
     extra = step.get("event")
     if isinstance(extra, Mapping):
         event.update(extra)
