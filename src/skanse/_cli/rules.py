@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skanse.rules.loader import RulesFile
 
 __all__ = ["add_arguments", "run"]
 
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     return _fields(args)
 
 
-def _read(paths: list[str]) -> list[object]:
+def _read(paths: list[str]) -> list[RulesFile]:
     from pathlib import Path
 
     from skanse.errors import InputError
@@ -75,7 +79,7 @@ def _validate(args: argparse.Namespace) -> int:
     from skanse.rules.loader import load_rules
 
     files = _read(args.files)
-    result = load_rules(files)  # type: ignore[arg-type]
+    result = load_rules(files)
     shown = result.errors if args.quiet else result.diagnostics
     if args.format == "json":
         document = {

@@ -111,7 +111,7 @@ def _replay(args: argparse.Namespace) -> int:
         alerts, summary = replay(engine, sys.stdin.buffer, max_line_bytes=args.max_line_bytes)
     else:
         try:
-            stream = open(args.input, "rb")  # noqa: SIM115 - closed below
+            stream = open(args.input, "rb")
         except OSError as exc:
             raise InputError(f"{args.input}: {exc.strerror or exc}") from None
         with stream:

@@ -274,7 +274,7 @@ def _getopt(args: str, spec: str) -> dict[str, str] | None:
         k = 1
         while k < len(word):
             opt = word[k]
-            if opt in takes and takes[opt]:
+            if takes.get(opt):
                 rest = word[k + 1 :]
                 if rest:
                     found[opt] = rest
@@ -465,7 +465,7 @@ class ModuleBuilder:
     def typed(self, text: str, ftype: FieldType, op: str, pos: Pos) -> Any:
         if op in _NUM_OPS:
             number = _to_num(text)
-            if number is None or isinstance(text, bool):
+            if number is None:
                 raise CompileError(f"'{text}' is not a valid number", pos)
             return number
         if ftype is FieldType.INT:
@@ -559,9 +559,7 @@ class ModuleBuilder:
         want = {"anyof": ">= 1", "allof": f"== len({consts})", "oneof": "== 1"}[modifier]
         return f"(({v} := {left}) is not None and {count} {want})"
 
-    def list_check(
-        self, op: str, left: _Operand, values: tuple[str, ...], pos: Pos, v: str
-    ) -> str:
+    def list_check(self, op: str, left: _Operand, values: tuple[str, ...], pos: Pos, v: str) -> str:
         if op == "pmatch":
             patterns = tuple(tuple(_path_parts(val)) for val in values)
             k = self.const(("pmatch", patterns), patterns)
@@ -588,7 +586,9 @@ class ModuleBuilder:
 
     def scalar_check(self, op: str, left: _Operand, value: str, pos: Pos, v: str) -> str:
         if left.is_list or left.either:
-            if op == "!=":  # none of the values equals it (libsinsp: fd.ip != X is X on neither side)
+            if (
+                op == "!="
+            ):  # none of the values equals it (libsinsp: fd.ip != X is X on neither side)
                 pred = self.pred("=", "_x", value, left.type, pos)
                 return f"(({v} := {left.code}) is not None and not any(({pred}) for _x in {v}))"
             pred = self.pred(op, "_x", value, left.type, pos)
@@ -622,7 +622,7 @@ class ModuleBuilder:
             return f"((_n := _to_num({var})) is not None and _n {op} {k})"
         if ftype is FieldType.BOOL:
             raise CompileError(f"operator '{op}' is not supported for bool fields", pos)
-        text = f"_text({var})" if ftype is not FieldType.STRING else f"_text({var})"
+        text = f"_text({var})"
         if op == "contains":
             k = self.const(("v", "s", value), value)
             return f"{k} in {text}"
@@ -784,4 +784,3 @@ def missing_fields(node: Expr, source: str) -> tuple[str, ...]:
 
     walk(node)
     return tuple(out)
-

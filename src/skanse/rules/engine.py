@@ -137,14 +137,12 @@ class Engine:
                     bucket.append(entry)
             else:
                 for name in rule.evttypes:
-                    bucket = by_type.get(name)
-                    if bucket is None:
-                        bucket = by_type[name] = list(catchall)
-                    bucket.append(entry)
+                    if name not in by_type:
+                        by_type[name] = list(catchall)
+                    by_type[name].append(entry)
         # buckets keep load order: a type first seen late got the earlier catch-alls copied in
-        order = {rule.name: rule.index for rule in self.rules}
         self._by_type: dict[str, tuple[_Entry, ...]] = {
-            name: tuple(sorted(bucket, key=lambda en: order[en[0].name]))
+            name: tuple(sorted(bucket, key=lambda en: en[0].index))
             for name, bucket in by_type.items()
         }
         self._catchall: tuple[_Entry, ...] = tuple(catchall)
@@ -165,7 +163,9 @@ class Engine:
                 process = self._record_state(event)
             else:
                 pid = event.get("pid")
-                process = table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
+                process = (
+                    table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
+                )
             bucket = self._by_type.get(event.get("type"), self._catchall)  # type: ignore[arg-type]
         else:
             process = EMPTY_PROCESS
@@ -174,7 +174,7 @@ class Engine:
         for rule, fn in bucket:
             try:
                 matched = fn(event, process, table)
-            except Exception:  # noqa: BLE001 - a hostile event must not stop the engine
+            except Exception:
                 stats.eval_errors += 1
                 continue
             if not matched:
@@ -214,7 +214,11 @@ class Engine:
         )
         read = rule.read_fields()
         self.stats.missing_hits.append(
-            MissingHit(rule.name, _missing(rule, event, process, self.table, read) or missing, self.stats.events)
+            MissingHit(
+                rule.name,
+                _missing(rule, event, process, self.table, read) or missing,
+                self.stats.events,
+            )
         )
         return False
 
@@ -240,7 +244,11 @@ class Engine:
 
 
 def _missing(
-    rule: Rule, event: Mapping[str, Any], process: Process, table: ProcessTable, read: tuple[str, ...]
+    rule: Rule,
+    event: Mapping[str, Any],
+    process: Process,
+    table: ProcessTable,
+    read: tuple[str, ...],
 ) -> tuple[str, ...]:
     """Which of the fields the rule reads have no value in this event."""
     from skanse.rules.fields import UnknownFieldError, resolve_field

@@ -481,9 +481,7 @@ def _ka_images(e: Mapping[str, Any], index: str | None, group: str) -> tuple[str
     return _ka_list(e, index, "requestObject", "spec", group, "image")
 
 
-def _ka_repositories(
-    e: Mapping[str, Any], index: str | None, group: str
-) -> tuple[str, ...] | None:
+def _ka_repositories(e: Mapping[str, Any], index: str | None, group: str) -> tuple[str, ...] | None:
     images = _ka_images(e, index, group)
     if images is None:
         return None
@@ -614,27 +612,45 @@ def _add(
     is_list: bool = False,
     either_without_arg: bool = False,
 ) -> None:
-    fn: ExprFn = (lambda _a, _c=code: _c) if isinstance(code, str) else code
+    fn: ExprFn = _template(code) if isinstance(code, str) else code
     _REGISTRY[name] = FieldSpec(
         name, source, ftype, description, fn, arg, is_list, either_without_arg
     )
 
 
-S, I, B = FieldType.STRING, FieldType.INT, FieldType.BOOL
+def _template(code: str) -> ExprFn:
+    """`code` with `{arg!r}` replaced by the field argument (or constant code)."""
+
+    def expr(arg: str | None) -> str:
+        return code.format(arg=arg) if "{arg" in code else code
+
+    return expr
+
+
+def _ancestor_code(attr: str) -> ExprFn:
+    def expr(arg: str | None) -> str:
+        if arg is None:
+            return f"_ancestors_attr(st, p, {attr!r})"
+        return f"_ancestor_attr(st, p, {int(arg)}, {attr!r})"
+
+    return expr
+
+
+S, N, B = FieldType.STRING, FieldType.INT, FieldType.BOOL
 SYS, KA = "syscall", "k8s_audit"
 
 # evt.*
 _add("evt.type", SYS, S, "the syscall name (exit events only, as Falco >= 0.42)", "e.get('type')")
-_add("evt.num", SYS, I, "the event number", "e.get('num')")
+_add("evt.num", SYS, N, "the event number", "e.get('num')")
 _add("evt.time", SYS, S, "event time, HH:MM:SS.nnnnnnnnn UTC", "_time_text(e.get('ts'))")
 _add("evt.time.iso8601", SYS, S, "event time, ISO 8601", "_time_iso(e.get('ts'))")
 _add("evt.datetime", SYS, S, "event time, ISO 8601", "_time_iso(e.get('ts'))")
-_add("evt.rawtime", SYS, I, "event time, ns since the epoch", "e.get('ts')")
+_add("evt.rawtime", SYS, N, "event time, ns since the epoch", "e.get('ts')")
 _add("evt.hostname", SYS, S, "the host name", "_HOSTNAME")
 _add("evt.dir", SYS, S, "always '<' (exit events only)", "'<'")
 _add("evt.source", SYS, S, "the event source", "'syscall'")
 _add("evt.res", SYS, S, "SUCCESS or the errno name (ENOENT)", "_evt_res(e)")
-_add("evt.rawres", SYS, I, "the return value", "_evt_rawres(e)")
+_add("evt.rawres", SYS, N, "the return value", "_evt_rawres(e)")
 _add("evt.failed", SYS, B, "the call returned an error", "_evt_failed(e)")
 _add("evt.is_open_read", SYS, B, "an open for reading", "_is_open_read(e)")
 _add("evt.is_open_write", SYS, B, "an open for writing", "_is_open_write(e)")
@@ -646,7 +662,7 @@ _add(
     SYS,
     S,
     "one argument by name or position: evt.arg.flags, evt.arg[0]",
-    lambda a: f"_evt_arg(e, {a!r})",
+    "_evt_arg(e, {arg!r})",
     arg=ArgMode.REQUIRED,
 )
 _add(
@@ -654,42 +670,42 @@ _add(
     SYS,
     S,
     "one argument, unformatted (numbers as numbers)",
-    lambda a: f"_evt_rawarg(e, {a!r})",
+    "_evt_rawarg(e, {arg!r})",
     arg=ArgMode.REQUIRED,
 )
 
 # proc.* and thread.*
 _PROC_SIMPLE = {
-    "proc.pid": (I, "pid", "process id"),
-    "proc.ppid": (I, "ppid", "parent process id"),
-    "proc.vpid": (I, "vpid", "process id in its pid namespace"),
-    "proc.vpgid": (I, "vpgid", "process group id in its pid namespace"),
-    "proc.sid": (I, "sid", "session id"),
+    "proc.pid": (N, "pid", "process id"),
+    "proc.ppid": (N, "ppid", "parent process id"),
+    "proc.vpid": (N, "vpid", "process id in its pid namespace"),
+    "proc.vpgid": (N, "vpgid", "process group id in its pid namespace"),
+    "proc.sid": (N, "sid", "session id"),
     "proc.name": (S, "name", "the command (comm), at most 15 characters"),
     "proc.exe": (S, "exe", "argv[0]"),
     "proc.exepath": (S, "exepath", "the full path of the executable"),
     "proc.args": (S, "args_text", "the arguments (argv[1:]) joined by spaces"),
     "proc.cmdline": (S, "cmdline", "proc.name and proc.args"),
     "proc.cwd": (S, "cwd", "working directory"),
-    "proc.tty": (I, "tty", "controlling terminal, 0 if none"),
-    "proc.pid.ts": (I, "start_ts", "process start time (ns)"),
+    "proc.tty": (N, "tty", "controlling terminal, 0 if none"),
+    "proc.pid.ts": (N, "start_ts", "process start time (ns)"),
     "proc.is_exe_upper_layer": (B, "is_exe_upper_layer", "executable in an overlay upper layer"),
     "proc.is_exe_from_memfd": (B, "is_exe_from_memfd", "executable is a memfd"),
     "proc.is_exe_writable": (B, "is_exe_writable", "executable writable by the process user"),
-    "proc.exe_ino.ctime": (I, "exe_ino_ctime", "ctime of the executable's inode (ns)"),
-    "proc.exe_ino.mtime": (I, "exe_ino_mtime", "mtime of the executable's inode (ns)"),
-    "thread.tid": (I, "tid", "thread id"),
-    "thread.vtid": (I, "vtid", "thread id in its pid namespace"),
+    "proc.exe_ino.ctime": (N, "exe_ino_ctime", "ctime of the executable's inode (ns)"),
+    "proc.exe_ino.mtime": (N, "exe_ino_mtime", "mtime of the executable's inode (ns)"),
+    "thread.tid": (N, "tid", "thread id"),
+    "thread.vtid": (N, "vtid", "thread id in its pid namespace"),
     "thread.cap_effective": (S, "cap_effective", "effective capabilities"),
     "thread.cap_permitted": (S, "cap_permitted", "permitted capabilities"),
     "thread.cap_inheritable": (S, "cap_inheritable", "inheritable capabilities"),
-    "user.uid": (I, "uid", "user id"),
+    "user.uid": (N, "uid", "user id"),
     "user.name": (S, "user", "user name"),
-    "user.loginuid": (I, "loginuid", "audit login uid, -1 if unset"),
+    "user.loginuid": (N, "loginuid", "audit login uid, -1 if unset"),
     "user.loginname": (S, "loginname", "name of the login user"),
     "user.homedir": (S, "user_homedir", "home directory of the user"),
     "user.shell": (S, "user_shell", "shell of the user"),
-    "group.gid": (I, "gid", "group id"),
+    "group.gid": (N, "gid", "group id"),
     "group.name": (S, "group", "group name"),
 }
 for _name, (_type, _attr, _desc) in _PROC_SIMPLE.items():
@@ -701,13 +717,13 @@ for _name, _attr, _type in (
     ("proc.pexepath", "exepath", S),
     ("proc.pcmdline", "cmdline", S),
     ("proc.pargs", "args_text", S),
-    ("proc.pvpid", "vpid", I),
+    ("proc.pvpid", "vpid", N),
 ):
     _add(_name, SYS, _type, f"the parent's {_attr}", f"_parent(st, p).{_attr}")
 
 for _name, _attr, _type in (
     ("proc.aname", "name", S),
-    ("proc.apid", "pid", I),
+    ("proc.apid", "pid", N),
     ("proc.aexe", "exe", S),
     ("proc.aexepath", "exepath", S),
     ("proc.acmdline", "cmdline", S),
@@ -717,22 +733,18 @@ for _name, _attr, _type in (
         SYS,
         _type,
         f"the {_attr} of the n-th ancestor ([1] = parent); without [n]: any ancestor, not self",
-        lambda a, _at=_attr: (
-            f"_ancestors_attr(st, p, {_at!r})"
-            if a is None
-            else f"_ancestor_attr(st, p, {int(a)}, {_at!r})"
-        ),
+        _ancestor_code(_attr),
         arg=ArgMode.OPTIONAL,
         either_without_arg=True,
     )
 
 _add("proc.sname", SYS, S, "name of the session leader", "_sname(st, p)")
-_add("proc.duration", SYS, I, "ns since the process started", "_duration(e, p)")
+_add("proc.duration", SYS, N, "ns since the process started", "_duration(e, p)")
 _add("proc.is_vpgid_leader", SYS, B, "process group leader in its namespace", "_is_vpgid_leader(p)")
 _add(
     "proc.exe_ino.ctime_duration_proc_start",
     SYS,
-    I,
+    N,
     "ns between the executable's ctime and the process start",
     "_exe_ctime_since_start(p)",
 )
@@ -741,12 +753,12 @@ _add(
     SYS,
     S,
     "environment; proc.env[NAME] is one variable",
-    lambda a: f"_env(p, {a!r})",
+    "_env(p, {arg!r})",
     arg=ArgMode.OPTIONAL,
 )
 
 # fd.*
-_add("fd.num", SYS, I, "file descriptor number (-1 on failure)", "_fd(e).get('num')")
+_add("fd.num", SYS, N, "file descriptor number (-1 on failure)", "_fd(e).get('num')")
 _add("fd.type", SYS, S, "file, directory, ipv4, ipv6, unix, pipe, ...", "_fd(e).get('type')")
 _add("fd.typechar", SYS, S, "one letter for fd.type (f, d, 4, 6, u, p, ...)", "_fd_typechar(e)")
 _add("fd.name", SYS, S, "full path, or the connection tuple for sockets", "_fd_name(e)")
@@ -755,28 +767,40 @@ _add("fd.directory", SYS, S, "the directory of a file", "_fd_directory(e)")
 _add("fd.filename", SYS, S, "the file name without its directory", "_fd_filename(e)")
 _add("fd.cip", SYS, FieldType.IPADDR, "client IP", "_fd(e).get('cip')")
 _add("fd.sip", SYS, FieldType.IPADDR, "server IP", "_fd(e).get('sip')")
-_add("fd.cport", SYS, I, "client port", "_fd(e).get('cport')")
-_add("fd.sport", SYS, I, "server port", "_fd(e).get('sport')")
+_add("fd.cport", SYS, N, "client port", "_fd(e).get('cport')")
+_add("fd.sport", SYS, N, "server port", "_fd(e).get('sport')")
 _add("fd.lip", SYS, FieldType.IPADDR, "local IP", "_fd_local_remote(e, True, 'ip')")
 _add("fd.rip", SYS, FieldType.IPADDR, "remote IP", "_fd_local_remote(e, False, 'ip')")
-_add("fd.lport", SYS, I, "local port", "_fd_local_remote(e, True, 'port')")
-_add("fd.rport", SYS, I, "remote port", "_fd_local_remote(e, False, 'port')")
+_add("fd.lport", SYS, N, "local port", "_fd_local_remote(e, True, 'port')")
+_add("fd.rport", SYS, N, "remote port", "_fd_local_remote(e, False, 'port')")
 _add("fd.cnet", SYS, FieldType.IPNET, "client IP, compared with networks", "_fd(e).get('cip')")
 _add("fd.snet", SYS, FieldType.IPNET, "server IP, compared with networks", "_fd(e).get('sip')")
-_add("fd.lnet", SYS, FieldType.IPNET, "local IP, compared with networks", "_fd_local_remote(e, True, 'ip')")
-_add("fd.rnet", SYS, FieldType.IPNET, "remote IP, compared with networks", "_fd_local_remote(e, False, 'ip')")
+_add(
+    "fd.lnet",
+    SYS,
+    FieldType.IPNET,
+    "local IP, compared with networks",
+    "_fd_local_remote(e, True, 'ip')",
+)
+_add(
+    "fd.rnet",
+    SYS,
+    FieldType.IPNET,
+    "remote IP, compared with networks",
+    "_fd_local_remote(e, False, 'ip')",
+)
 _add("fd.l4proto", SYS, S, "tcp, udp, icmp or raw", "_fd(e).get('l4proto')")
 _add("fd.sockfamily", SYS, S, "ip or unix", "_fd_sockfamily(e)")
 _add("fd.connected", SYS, B, "the socket is connected", "_fd(e).get('connected')")
 _add("fd.name_changed", SYS, B, "the name changed in this event", "_fd(e).get('name_changed')")
 _add("fd.is_server", SYS, B, "the process is the server side", "_fd(e).get('is_server')")
-_add("fd.dev", SYS, I, "device number", "_fd(e).get('dev')")
-_add("fd.ino", SYS, I, "inode number", "_fd(e).get('ino')")
+_add("fd.dev", SYS, N, "device number", "_fd(e).get('dev')")
+_add("fd.ino", SYS, N, "inode number", "_fd(e).get('ino')")
 for _side in ("cip", "sip", "lip", "rip"):
     _add(f"fd.{_side}.name", SYS, S, f"DNS name of {_side}", f"_fd(e).get('{_side}_name')")
 _FD_EITHER = {
     "fd.ip": (FieldType.IPADDR, "ip", "client or server IP"),
-    "fd.port": (I, "port", "client or server port"),
+    "fd.port": (N, "port", "client or server port"),
     "fd.net": (FieldType.IPNET, "ip", "client or server IP, compared with networks"),
 }
 for _name, (_type, _what, _desc) in _FD_EITHER.items():
@@ -792,7 +816,7 @@ _CONTAINER_SIMPLE = {
     "container.image.digest": (S, "image_digest", "image digest"),
     "container.image.id": (S, "image_id", "image id"),
     "container.privileged": (B, "privileged", "the container runs privileged"),
-    "container.start_ts": (I, "start_ts", "container start time (ns)"),
+    "container.start_ts": (N, "start_ts", "container start time (ns)"),
     "container.type": (S, "type", "docker, containerd, cri-o, podman, ..."),
     "container.ip": (FieldType.IPADDR, "ip", "container IP"),
     "k8s.ns.name": (S, "k8s_ns", "Kubernetes namespace"),
@@ -801,13 +825,19 @@ _CONTAINER_SIMPLE = {
 }
 for _name, (_type, _attr, _desc) in _CONTAINER_SIMPLE.items():
     _add(_name, SYS, _type, _desc, f"p.container.{_attr}")
-_add("container.mounts", SYS, S, "all mounts, source:dest:mode:rw:propagation", "_container_mounts(p.container)")
+_add(
+    "container.mounts",
+    SYS,
+    S,
+    "all mounts, source:dest:mode:rw:propagation",
+    "_container_mounts(p.container)",
+)
 _add(
     "container.mount.dest",
     SYS,
     S,
     "the mount at a destination: container.mount.dest[/etc] is its source",
-    lambda a: f"_container_mount(p.container, {a!r}, 'source')",
+    "_container_mount(p.container, {arg!r}, 'source')",
     arg=ArgMode.REQUIRED,
 )
 _add(
@@ -815,7 +845,7 @@ _add(
     SYS,
     S,
     "the destination of the mount with this source",
-    lambda a: f"_container_mount(p.container, {a!r}, 'dest')",
+    "_container_mount(p.container, {arg!r}, 'dest')",
     arg=ArgMode.REQUIRED,
 )
 _add(
@@ -823,7 +853,7 @@ _add(
     SYS,
     S,
     "one pod label: k8s.pod.label[app]",
-    lambda a: f"_k8s_label(p.container, {a!r})",
+    "_k8s_label(p.container, {arg!r})",
     arg=ArgMode.REQUIRED,
 )
 _add("k8s.pod.labels", SYS, S, "all pod labels", "_k8s_label(p.container, None)")
@@ -873,11 +903,21 @@ _KA_LISTS = {
     "ka.user.groups": ("user", "groups"),
     "ka.req.binding.subjects": ("requestObject", "subjects"),
     "ka.req.role.rules": ("requestObject", "rules"),
-    "ka.req.pod.supplemental_groups": ("requestObject", "spec", "securityContext", "supplementalGroups"),
+    "ka.req.pod.supplemental_groups": (
+        "requestObject",
+        "spec",
+        "securityContext",
+        "supplementalGroups",
+    ),
 }
 for _name, _keys in _KA_LISTS.items():
     _add(
-        _name, KA, S, "k8s audit list: " + "/".join(_keys), f"_ka_flat_list(e, None, *{_keys!r})", is_list=True
+        _name,
+        KA,
+        S,
+        "k8s audit list: " + "/".join(_keys),
+        f"_ka_flat_list(e, None, *{_keys!r})",
+        is_list=True,
     )
 for _name, _keys in {
     "ka.req.role.rules.apiGroups": ("requestObject", "rules", "apiGroups"),
@@ -886,7 +926,13 @@ for _name, _keys in {
     "ka.req.role.rules.resources": ("requestObject", "rules", "resources"),
     "ka.req.service.ports": ("requestObject", "spec", "ports"),
     "ka.req.pod.volumes.hostpath": ("requestObject", "spec", "volumes", "hostPath", "path"),
-    "ka.req.pod.volumes.flexvolume_driver": ("requestObject", "spec", "volumes", "flexVolume", "driver"),
+    "ka.req.pod.volumes.flexvolume_driver": (
+        "requestObject",
+        "spec",
+        "volumes",
+        "flexVolume",
+        "driver",
+    ),
     "ka.sourceips": ("sourceIPs",),
 }.items():
     _add(
@@ -894,7 +940,7 @@ for _name, _keys in {
         KA,
         S,
         "k8s audit list: " + "/".join(_keys),
-        lambda a, _k=_keys: f"_ka_flat_list(e, {a!r}, *{_k!r})",
+        "_ka_flat_list(e, {arg!r}, *" + repr(_keys) + ")",
         arg=ArgMode.OPTIONAL,
         is_list=True,
     )
@@ -903,7 +949,7 @@ _add(
     KA,
     S,
     "volume types of the pod",
-    lambda a: f"_ka_volume_types(e, {a!r})",
+    "_ka_volume_types(e, {arg!r})",
     arg=ArgMode.OPTIONAL,
     is_list=True,
 )
@@ -921,8 +967,22 @@ for _name, _what in (
         f"_ka_subject_names(e, {_what!r})",
         is_list=True,
     )
-_add("ka.req.binding.subject.has_name", KA, S, "deprecated: always true", "'true'", arg=ArgMode.REQUIRED)
-_add("ka.uri.param", KA, S, "a query parameter of the request URI", lambda a: f"_ka_uri_param(e, {a!r})", arg=ArgMode.REQUIRED)
+_add(
+    "ka.req.binding.subject.has_name",
+    KA,
+    S,
+    "deprecated: always true",
+    "'true'",
+    arg=ArgMode.REQUIRED,
+)
+_add(
+    "ka.uri.param",
+    KA,
+    S,
+    "a query parameter of the request URI",
+    "_ka_uri_param(e, {arg!r})",
+    arg=ArgMode.REQUIRED,
+)
 _add("ka.target.pod.name", KA, S, "the pod name of a pod creation", "_ka_target_pod_name(e)")
 _add(
     "ka.req.container.image",
@@ -938,8 +998,21 @@ _add(
     "image repository of the first container",
     "(_v[0] if (_v := _ka_repositories(e, '0', 'containers')) else None)",
 )
-_add("ka.req.container.privileged", KA, S, "any container is privileged", "_ka_container_privileged(e)")
-_add("ka.req.volume.hostpath", KA, S, "a hostPath volume matches the argument", lambda a: f"_ka_volume_hostpath(e, {a!r})", arg=ArgMode.REQUIRED)
+_add(
+    "ka.req.container.privileged",
+    KA,
+    S,
+    "any container is privileged",
+    "_ka_container_privileged(e)",
+)
+_add(
+    "ka.req.volume.hostpath",
+    KA,
+    S,
+    "a hostPath volume matches the argument",
+    "_ka_volume_hostpath(e, {arg!r})",
+    arg=ArgMode.REQUIRED,
+)
 
 _CONTAINER_SUBFIELDS = {
     "name": ("name",),
@@ -960,7 +1033,7 @@ for _group in ("containers", "initContainers", "ephemeralContainers"):
         KA,
         S,
         f"images of the pod's {_group}",
-        lambda a, _g=_group: f"_ka_images(e, {a!r}, {_g!r})",
+        "_ka_images(e, {arg!r}, " + repr(_group) + ")",
         arg=ArgMode.OPTIONAL,
         is_list=True,
     )
@@ -969,7 +1042,7 @@ for _group in ("containers", "initContainers", "ephemeralContainers"):
         KA,
         S,
         f"image repositories of the pod's {_group}",
-        lambda a, _g=_group: f"_ka_repositories(e, {a!r}, {_g!r})",
+        "_ka_repositories(e, {arg!r}, " + repr(_group) + ")",
         arg=ArgMode.OPTIONAL,
         is_list=True,
     )
@@ -979,37 +1052,35 @@ for _group in ("containers", "initContainers", "ephemeralContainers"):
             KA,
             S,
             f"{_sub} of the pod's {_group}",
-            lambda a, _g=_group, _k=_keys: (
-                f"_ka_flat_list(e, {a!r}, 'requestObject', 'spec', {_g!r}, *{_k!r})"
-            ),
+            "_ka_flat_list(e, {arg!r}, 'requestObject', 'spec', " + f"{_group!r}, *{_keys!r})",
             arg=ArgMode.OPTIONAL,
             is_list=True,
         )
 
 _add("jevt.time", KA, S, "event time, HH:MM:SS.nnnnnnnnn", "_time_text(_jevt_rawtime(e))")
 _add("jevt.time.iso8601", KA, S, "event time, ISO 8601", "_time_iso(_jevt_rawtime(e))")
-_add("jevt.rawtime", KA, I, "event time, ns since the epoch", "_jevt_rawtime(e)")
+_add("jevt.rawtime", KA, N, "event time, ns since the epoch", "_jevt_rawtime(e)")
 _add("jevt.obj", KA, S, "the whole event as JSON", "_json_text(dict(e))")
 _add(
     "jevt.value",
     KA,
     S,
     "the value at a JSON pointer: jevt.value[/user/username]",
-    lambda a: f"_jevt_value(e, {a!r})",
+    "_jevt_value(e, {arg!r})",
     arg=ArgMode.REQUIRED,
 )
 _add("evt.time", KA, S, "event time, HH:MM:SS.nnnnnnnnn", "_time_text(_jevt_rawtime(e))")
 
 # `evt.*` of plugin sources: Falco exposes a few generic event fields for every source.
 _GENERIC_KA = {
-    "evt.rawtime": (I, "_jevt_rawtime(e)"),
+    "evt.rawtime": (N, "_jevt_rawtime(e)"),
     "evt.time.iso8601": (S, "_time_iso(_jevt_rawtime(e))"),
     "evt.hostname": (S, "_HOSTNAME"),
     "evt.source": (S, "'k8s_audit'"),
-    "evt.num": (I, "e.get('_num')"),
+    "evt.num": (N, "e.get('_num')"),
 }
 _KA_EVT: dict[str, FieldSpec] = {
-    name: FieldSpec(name, KA, t, "generic event field", (lambda _a, _c=c: _c))
+    name: FieldSpec(name, KA, t, "generic event field", _template(c))
     for name, (t, c) in _GENERIC_KA.items()
 }
 
@@ -1028,7 +1099,7 @@ def spec_for(name: str, source: str) -> FieldSpec | None:
         if name in _KA_EVT:
             return _KA_EVT[name]
         if name == "evt.time":
-            return FieldSpec(name, KA, S, "event time", lambda _a: "_time_text(_jevt_rawtime(e))")
+            return FieldSpec(name, KA, S, "event time", _template("_time_text(_jevt_rawtime(e))"))
     spec = _REGISTRY.get(name)
     if spec is not None and (spec.source == source or (spec.name == "evt.time" and source == KA)):
         return spec

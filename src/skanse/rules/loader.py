@@ -59,8 +59,8 @@ __all__ = [
     "LoadResult",
     "Priority",
     "Rule",
-    "Ruleset",
     "RulesFile",
+    "Ruleset",
     "load_rules",
 ]
 
@@ -179,15 +179,15 @@ class Ruleset:
     required_plugins: tuple[tuple[str, str], ...] = ()
 
     def enabled(self, source: str | None = None) -> tuple[Rule, ...]:
-        return tuple(
-            r for r in self.rules if r.enabled and (source is None or r.source == source)
-        )
+        return tuple(r for r in self.rules if r.enabled and (source is None or r.source == source))
 
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     ruleset: Ruleset | None
     diagnostics: tuple[Diagnostic, ...]
+    # items read per file: {"falco_rules.yaml": {"rule": 25, "rule_enabled": 25, ...}}
+    item_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
@@ -285,6 +285,7 @@ _RULE_KEYS = frozenset(
         "append",
     )
 )
+_ITEM_KINDS = ("required_engine_version", "required_plugin_versions", "list", "macro", "rule")
 _RX_IDENTIFIER = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*")
 _RX_BARESTR = re.compile(r"[^()\"' \t\n\r\f\v=,]+")
 _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
@@ -400,6 +401,7 @@ class _Loader:
         self.engine_version: tuple[int, int, int] | None = None
         self.plugins: list[tuple[str, str]] = []
         self.texts: dict[str, list[str]] = {}
+        self.counts: dict[str, dict[str, int]] = {}
 
     # -- diagnostics -----------------------------------------------------------------------
     def error(self, code: str, message: str, ctx: _Ctx) -> None:
@@ -483,6 +485,11 @@ class _Loader:
                 ctx,
             )
         reader = _Item(item, doc, pointer)
+        counts = self.counts.setdefault(ctx.file, {})
+        kind = next((k for k in _ITEM_KINDS if k in item), "unknown")
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == "rule" and item.get("enabled") is not False:
+            counts["rule_enabled"] = counts.get("rule_enabled", 0) + 1
         if "required_engine_version" in item:
             self.read_engine_version(reader, ctx.named("required_engine_version", ""))
         elif "required_plugin_versions" in item:
@@ -708,7 +715,9 @@ class _Loader:
                 prev = self.rules.get(name)
                 if prev is None:
                     raise _ItemError(
-                        _VALIDATE, "Rule has 'enabled' key but no rule by that name already exists", ctx
+                        _VALIDATE,
+                        "Rule has 'enabled' key but no rule by that name already exists",
+                        ctx,
                     )
                 prev.enabled = enabled
             else:
@@ -736,7 +745,11 @@ class _Loader:
         parsed = Priority.parse(text)
         if parsed is None:
             line, column = item.position("priority")
-            raise _ItemError(_YAML_VALIDATE, "Invalid priority", _Ctx(ctx.file, "rule", ctx.item_name, line, column))
+            raise _ItemError(
+                _YAML_VALIDATE,
+                "Invalid priority",
+                _Ctx(ctx.file, "rule", ctx.item_name, line, column),
+            )
         return parsed
 
     def read_update(
@@ -799,14 +812,18 @@ class _Loader:
                     )
                 ex.values = [_entry_value(v, ex_ctx) for v in values]
             elif append:
-                self.warn("LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values", ex_ctx)
+                self.warn(
+                    "LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values", ex_ctx
+                )
             out.append(ex)
         return out
 
     def validate_exception(self, ex: _Exception, source: str | None) -> None:
         if ex.fields.is_list:
             if not ex.comps.defined:
-                ex.comps = _Entry(True, "", [_Entry(False, "=", defined=True) for _ in ex.fields.items], True)
+                ex.comps = _Entry(
+                    True, "", [_Entry(False, "=", defined=True) for _ in ex.fields.items], True
+                )
             if len(ex.fields.items) != len(ex.comps.items):
                 raise _ItemError(_VALIDATE, "Fields and comps lists must have equal length", ex.ctx)
             for comp in ex.comps.items:
@@ -844,7 +861,9 @@ class _Loader:
     def define_rule(self, rule: _Rule) -> None:
         prev = self.rules.get(rule.name)
         if prev is not None and prev.source and rule.source and prev.source != rule.source:
-            raise _ItemError(_VALIDATE, "Rule has been re-defined with a different source", rule.ctx)
+            raise _ItemError(
+                _VALIDATE, "Rule has been re-defined with a different source", rule.ctx
+            )
         if rule.source not in SOURCES:
             rule.unknown_source = True
             self.warn("LOAD_UNKNOWN_SOURCE", f"Unknown source {rule.source}, skipping", rule.ctx)
@@ -861,7 +880,9 @@ class _Loader:
     def find_prev_rule(self, update: _Update) -> _Rule | None:
         prev = self.rules.get(update.name)
         if prev is not None and prev.source and update.source and prev.source != update.source:
-            raise _ItemError(_VALIDATE, "Rule has been re-defined with a different source", update.ctx)
+            raise _ItemError(
+                _VALIDATE, "Rule has been re-defined with a different source", update.ctx
+            )
         return prev
 
     def append_rule(self, update: _Update) -> None:
@@ -959,9 +980,7 @@ class _Loader:
             if macro.name not in macro_asts:
                 continue
             visible = {
-                n: a
-                for n, a in macro_asts.items()
-                if self.macros[n].index < macro.visibility
+                n: a for n, a in macro_asts.items() if self.macros[n].index < macro.visibility
             }
             try:
                 resolved_macros[macro.name] = _expand(
@@ -995,7 +1014,11 @@ class _Loader:
                     if exc.unknown and rule.skip_if_unknown_filter:
                         self.warn("LOAD_UNKNOWN_FILTER", exc.message, ctx)
                         continue
-                    code = _VALIDATE if exc.message.startswith("Undefined macro") else _COMPILE_CONDITION
+                    code = (
+                        _VALIDATE
+                        if exc.message.startswith("Undefined macro")
+                        else _COMPILE_CONDITION
+                    )
                     raise _ItemError(code, exc.message, ctx) from None
                 evttypes = event_types(ast) if rule.source == "syscall" else None
                 if rule.source == "syscall" and evttypes is None and rule.warn_evttypes:
@@ -1010,13 +1033,19 @@ class _Loader:
                 self.error(exc.code, exc.message, exc.ctx)
         for name, macro in self.macros.items():
             if name not in used_macros:
-                self.warn("LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro", macro.ctx)
+                self.warn(
+                    "LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro", macro.ctx
+                )
         for name, lst in self.lists.items():
             if name not in used_lists:
-                self.warn("LOAD_UNUSED_LIST", "List not referred to by any other rule/macro", lst.ctx)
+                self.warn(
+                    "LOAD_UNUSED_LIST", "List not referred to by any other rule/macro", lst.ctx
+                )
         if self.failed:
             return None
-        namespaces = {src: b.build(filename=f"<rules:{src}>") for src, b in builder_by_source.items()}
+        namespaces = {
+            src: b.build(filename=f"<rules:{src}>") for src, b in builder_by_source.items()
+        }
         for rule, condition, ast, output, evttypes, fn_name in pending:
             rules.append(
                 Rule(
@@ -1083,9 +1112,7 @@ class _Loader:
                 return None
             raise _ItemError(_COMPILE_OUTPUT, str(exc), rule.output_ctx) from None
 
-    def parse(
-        self, text: str, original: str, ctx: _Ctx, at: tuple[str, int, int] | None
-    ) -> Expr:
+    def parse(self, text: str, original: str, ctx: _Ctx, at: tuple[str, int, int] | None) -> Expr:
         try:
             return parse_condition(text)
         except ConditionSyntaxError as exc:
@@ -1113,7 +1140,7 @@ class _Loader:
             return out
         # Search the text at the error position (first words of it) from the value's line.
         snippet = source[pos.idx : pos.idx + 24].split("\n")[0].strip()
-        head = source[:pos.idx].rstrip().split()
+        head = source[: pos.idx].rstrip().split()
         before = head[-1] if head else ""
         for k in range(line - 1, min(len(lines), line - 1 + 400)):
             text = lines[k]
@@ -1271,8 +1298,20 @@ _OPERATORS = frozenset(
         "regex",
     )
 )
-_STR_OPS = ("==", "=", "!=", "glob", "iglob", "contains", "icontains", "bcontains",
-            "startswith", "bstartswith", "endswith", "regex")
+_STR_OPS = (
+    "==",
+    "=",
+    "!=",
+    "glob",
+    "iglob",
+    "contains",
+    "icontains",
+    "bcontains",
+    "startswith",
+    "bstartswith",
+    "endswith",
+    "regex",
+)
 
 
 def _is_modifier_op(text: str) -> bool:
@@ -1419,4 +1458,4 @@ def load_rules(files: Sequence[RulesFile]) -> LoadResult:
     ruleset = loader.compile()
     if loader.failed:
         ruleset = None
-    return LoadResult(ruleset, tuple(loader.diagnostics))
+    return LoadResult(ruleset, tuple(loader.diagnostics), loader.counts)

@@ -530,9 +530,7 @@ class _Parser:
             op = self.last
             right = self.parse_list_value(with_transformer=True)
         else:
-            raise _Fail(
-                f"expected a valid check operator: one of {_token_list(ALL_OPERATORS)}"
-            )
+            raise _Fail(f"expected a valid check operator: one of {_token_list(ALL_OPERATORS)}")
         self.depth -= 1
         return BinaryCheck(left, op.strip(), right, pos)
 

@@ -80,8 +80,11 @@ def iter_events(
                 size += len(rest)
                 if not rest or rest.endswith(b"\n"):
                     break
-            yield number, LineProblem(
-                number, f"line longer than {max_line_bytes:,} bytes ({size:,} bytes); skipped"
+            yield (
+                number,
+                LineProblem(
+                    number, f"line longer than {max_line_bytes:,} bytes ({size:,} bytes); skipped"
+                ),
             )
             continue
         text = raw.strip()
@@ -125,8 +128,7 @@ def replay(
             summary.problems.append(item)
             continue
         summary.events += 1
-        for alert in process(item):
-            alerts.append(ReplayAlert(alert, number))
+        alerts.extend(ReplayAlert(alert, number) for alert in process(item))
     summary.alerts = len(alerts)
     summary.eval_errors = engine.stats.eval_errors
     return alerts, summary
@@ -179,7 +181,8 @@ def alerts_to_result(
             )
         )
     problems = tuple(
-        InputProblem(input_name, ProblemKind.PARSE, p.message, line=p.line) for p in summary.problems
+        InputProblem(input_name, ProblemKind.PARSE, p.message, line=p.line)
+        for p in summary.problems
     )
     used = {f.check_id for f in findings}
     return ScanResult(

@@ -153,10 +153,10 @@ def _step_event(step: Mapping[str, Any]) -> dict[str, Any]:
 def build_events(test: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The events a test describes: raw `events`, or execs of its process tree plus `steps`."""
     if "events" in test:
-        events = test["events"]
-        if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
+        raw = test["events"]
+        if not isinstance(raw, list) or not all(isinstance(e, Mapping) for e in raw):
             raise RuleTestError(f"test {test.get('name')!r}: 'events' must be a list of mappings")
-        return [dict(e) for e in events]
+        return [dict(e) for e in raw]
     context = test.get("context") or {}
     processes = context.get("processes") or [{"name": "skanse-evtgen"}]
     container = context.get("container")
@@ -218,13 +218,15 @@ def _check(test: Mapping[str, Any], engine: Engine, events: list[dict[str, Any]]
     if not alerts:
         return "expected an alert, got none"
     want_priority = expected.get("priority")
-    problems = []
+    problems: list[str] = []
     for alert in alerts:
         problems = []
         if want_priority is not None:
             parsed = Priority.parse(str(want_priority))
             if parsed is None:
-                raise RuleTestError(f"test {test.get('name')!r}: unknown priority {want_priority!r}")
+                raise RuleTestError(
+                    f"test {test.get('name')!r}: unknown priority {want_priority!r}"
+                )
             if parsed != alert.priority:
                 problems.append(f"priority {alert.priority.label}, expected {parsed.label}")
         source = expected.get("source")
@@ -268,7 +270,9 @@ def _load(paths: Sequence[Path]) -> LoadResult:
     return load_rules(files)
 
 
-def run_tests(path: Path, *, extra_rules: Sequence[Path] = ()) -> tuple[list[TestOutcome], LoadResult | None]:
+def run_tests(
+    path: Path, *, extra_rules: Sequence[Path] = ()
+) -> tuple[list[TestOutcome], LoadResult | None]:
     """Run every test of a tests file; the outcomes and the load result of its rules."""
     data = load_tests(path)
     base = path.parent
@@ -294,9 +298,11 @@ def run_tests(path: Path, *, extra_rules: Sequence[Path] = ()) -> tuple[list[Tes
         for item in _cases(test):
             concrete = _substitute(dict(test), item)
             concrete.pop("cases", None)
-            source = (concrete.get("expectedOutcome") or {}).get("source", "syscall") if isinstance(
-                concrete.get("expectedOutcome"), Mapping
-            ) else concrete.get("source", "syscall")
+            source = (
+                (concrete.get("expectedOutcome") or {}).get("source", "syscall")
+                if isinstance(concrete.get("expectedOutcome"), Mapping)
+                else concrete.get("source", "syscall")
+            )
             engine = Engine(result.ruleset, source=str(source), rule_matching="all")
             events = build_events(concrete)
             problem = _check(concrete, engine, events)
