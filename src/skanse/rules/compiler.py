@@ -135,10 +135,21 @@ def event_types(expr: Expr) -> frozenset[str] | None:
 
 
 # -- runtime helpers of generated code -----------------------------------------------------
+_IP_CACHE: dict[str, Any] = {}
+
+
 def _ip_in_nets(value: Any, nets: tuple[Any, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(str(value))
-    except ValueError:
+    text = str(value)
+    address = _IP_CACHE.get(text)
+    if address is None:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            address = False
+        if len(_IP_CACHE) > 65536:  # bounded memory under hostile input
+            _IP_CACHE.clear()
+        _IP_CACHE[text] = address
+    if address is False:
         return False
     return any(address.version == net.version and address in net for net in nets)
 
@@ -341,8 +352,11 @@ def _getopt_pick(options: dict[str, str] | None, key: str | None) -> str | None:
     return options.get(key)
 
 
+_UNSET = object()  # "not computed yet" for accessors shared within one rule
+
 RUNTIME: dict[str, Any] = {
     **HELPERS,
+    "_U": _UNSET,
     "_ip_in_nets": _ip_in_nets,
     "_to_num": _to_num,
     "_to_bytes": _to_bytes,
@@ -395,6 +409,7 @@ class ModuleBuilder:
     consts: dict[str, Any] = field(default_factory=dict)
     _const_keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
     _counter: int = 0
+    _accessors: list[str] = field(default_factory=list)  # of the function being generated
 
     # -- constants -----------------------------------------------------------------------
     def const(self, key: tuple[Any, ...], value: Any) -> str:
@@ -418,7 +433,9 @@ class ModuleBuilder:
 
     def accessor(self, node: FieldExpr) -> Accessor:
         try:
-            return resolve_field(node.name, node.arg, self.source)
+            acc = resolve_field(node.name, node.arg, self.source)
+            self._accessors.append(acc.expr)
+            return acc
         except UnknownFieldError as exc:
             raise CompileError(str(exc), node.pos, unknown="nonexistent" in str(exc)) from None
 
@@ -540,7 +557,7 @@ class ModuleBuilder:
             else:
                 inner = f"(({count}) == 1)"
             if left.is_list or left.either:
-                code = f"any({inner} for {mvar} in ({left.code} or ()))"
+                code = f"(({v} := {left.code}) is not None and any({inner} for {mvar} in {v}))"
             else:
                 code = f"(({mvar} := {left.code}) is not None and {inner})"
             return self.wrap_kleene(code, left.code, v) if kleene else code
@@ -564,7 +581,7 @@ class ModuleBuilder:
             patterns = tuple(tuple(_path_parts(val)) for val in values)
             k = self.const(("pmatch", patterns), patterns)
             if left.is_list or left.either:
-                return f"any(_pmatch(_x, {k}) for _x in ({left.code} or ()))"
+                return f"(({v} := {left.code}) is not None and any(_pmatch(_x, {k}) for _x in {v}))"
             return f"_pmatch({left.code}, {k})"
         if left.type in (FieldType.IPNET,) or (
             left.type is FieldType.IPADDR and any("/" in val for val in values)
@@ -572,7 +589,10 @@ class ModuleBuilder:
             nets = tuple(self.network(val, pos) for val in values)
             k = self.const(("nets", nets), nets)
             if left.is_list or left.either:
-                return f"any(_ip_in_nets(_x, {k}) for _x in ({left.code} or ()))"
+                return (
+                    f"(({v} := {left.code}) is not None "
+                    f"and any(_ip_in_nets(_x, {k}) for _x in {v}))"
+                )
             return f"(({v} := {left.code}) is not None and _ip_in_nets({v}, {k}))"
         typed = frozenset(self.typed(val, left.type, "in", pos) for val in values)
         k = self.const(("set", left.type, typed), typed)
@@ -581,7 +601,7 @@ class ModuleBuilder:
                 return f"(({v} := {left.code}) is not None and {k}.issuperset({v}))"
             return f"(({v} := {left.code}) is not None and not {k}.isdisjoint({v}))"
         if left.either:
-            return f"any(_x in {k} for _x in ({left.code} or ()))"
+            return f"(({v} := {left.code}) is not None and any(_x in {k} for _x in {v}))"
         return f"({left.code} in {k})"
 
     def scalar_check(self, op: str, left: _Operand, value: str, pos: Pos, v: str) -> str:
@@ -592,7 +612,7 @@ class ModuleBuilder:
                 pred = self.pred("=", "_x", value, left.type, pos)
                 return f"(({v} := {left.code}) is not None and not any(({pred}) for _x in {v}))"
             pred = self.pred(op, "_x", value, left.type, pos)
-            return f"any(({pred}) for _x in ({left.code} or ()))"
+            return f"(({v} := {left.code}) is not None and any(({pred}) for _x in {v}))"
         if op in ("=", "==") and left.type is not FieldType.IPNET:
             typed = self.typed(value, left.type, op, pos)
             if left.type is FieldType.IPADDR and not isinstance(typed, str):
@@ -622,7 +642,8 @@ class ModuleBuilder:
             return f"((_n := _to_num({var})) is not None and _n {op} {k})"
         if ftype is FieldType.BOOL:
             raise CompileError(f"operator '{op}' is not supported for bool fields", pos)
-        text = f"_text({var})"
+        # string fields hold str by construction; other types are compared as text
+        text = var if ftype is FieldType.STRING else f"_text({var})"
         if op == "contains":
             k = self.const(("v", "s", value), value)
             return f"{k} in {text}"
@@ -698,8 +719,33 @@ class ModuleBuilder:
                     raise CompileError(f"unknown event type {value}", right.pos, unknown=True)
 
     def add_function(self, name: str, node: Expr) -> None:
+        self._accessors = []
         body = self.expr(node)
-        self.functions.append(f"def {name}(e, p, st):\n    return {body}\n")
+        body, prologue = self.share_accessors(body)
+        self.functions.append(f"def {name}(e, p, st):\n{prologue}    return {body}\n")
+
+    def share_accessors(self, body: str) -> tuple[str, str]:
+        """Compute a helper-call accessor used more than once in a rule at most once.
+
+        Evaluation stays lazy: each shared value starts as a sentinel and is computed where
+        the condition first needs it (short-circuit order is unchanged).
+        """
+        shared = sorted(
+            {a for a in self._accessors if a.startswith("_") and body.count(a) > 1},
+            key=len,
+            reverse=True,
+        )
+        if not shared:
+            return body, ""
+        tokens: dict[str, str] = {}
+        for i, expr in enumerate(shared):
+            token = f"\x00{i}\x00"
+            body = body.replace(expr, token)
+            tokens[token] = f"(_c{i} if _c{i} is not _U else (_c{i} := {expr}))"
+        for token, replacement in tokens.items():
+            body = body.replace(token, replacement)
+        prologue = "".join(f"    _c{i} = _U\n" for i in range(len(shared)))
+        return body, prologue
 
     def leaf(self, node: UnaryCheck | BinaryCheck) -> str:
         """Source of a lambda evaluating one check in three-valued logic (None: unknown)."""

@@ -91,12 +91,12 @@ _E: Mapping[str, Any] = {}
 # -- helpers called by generated code ------------------------------------------------------
 def _fd(e: Mapping[str, Any]) -> Mapping[str, Any]:
     fd = e.get("fd")
-    return fd if isinstance(fd, Mapping) else _E
+    return fd if fd.__class__ is dict or isinstance(fd, Mapping) else _E  # type: ignore[return-value]
 
 
 def _args(e: Mapping[str, Any]) -> Mapping[str, Any]:
     args = e.get("args")
-    return args if isinstance(args, Mapping) else _E
+    return args if args.__class__ is dict or isinstance(args, Mapping) else _E  # type: ignore[return-value]
 
 
 _FD_TYPECHAR = {
@@ -120,12 +120,13 @@ _FD_TYPECHAR = {
 
 
 def _fd_typechar(e: Mapping[str, Any]) -> str | None:
-    fd = _fd(e)
+    fd = e.get("fd")
+    if fd.__class__ is not dict:
+        fd = _fd(e)
     typechar = fd.get("typechar")
     if typechar is not None:
         return str(typechar)
-    kind = fd.get("type")
-    return _FD_TYPECHAR.get(kind) if isinstance(kind, str) else None
+    return _FD_TYPECHAR.get(fd.get("type"))  # type: ignore[arg-type]
 
 
 def _is_socket(fd: Mapping[str, Any]) -> bool:
@@ -133,7 +134,9 @@ def _is_socket(fd: Mapping[str, Any]) -> bool:
 
 
 def _fd_name(e: Mapping[str, Any]) -> str | None:
-    fd = _fd(e)
+    fd = e.get("fd")
+    if fd.__class__ is not dict:
+        fd = _fd(e)
     name = fd.get("name")
     if name is not None:
         return str(name)
@@ -143,16 +146,20 @@ def _fd_name(e: Mapping[str, Any]) -> str | None:
 
 
 def _fd_directory(e: Mapping[str, Any]) -> str | None:
-    fd = _fd(e)
+    fd = e.get("fd")
+    if fd.__class__ is not dict:
+        fd = _fd(e)
     kind = fd.get("type")
     name = fd.get("name")
-    if not isinstance(name, str):
+    if name.__class__ is not str:
         return None
     if kind == "directory":
-        return name
-    if kind in (None, "file", "memfd"):
-        directory = os.path.dirname(name)
-        return directory or None
+        return name  # type: ignore[no-any-return]
+    if kind is None or kind == "file" or kind == "memfd":
+        head, sep, _ = name.rpartition("/")  # type: ignore[union-attr]
+        if not sep:
+            return None
+        return head.rstrip("/") or "/"
     return None
 
 
@@ -216,27 +223,52 @@ def _evt_failed(e: Mapping[str, Any]) -> bool | None:
     return None if res is None else res < 0
 
 
+_OPEN_TYPES = frozenset(("open", "openat", "openat2", "creat"))
+_FLAG_CACHE: dict[str, tuple[frozenset[str], bool, bool]] = {}
+
+
+def _flag_info(e: Mapping[str, Any]) -> tuple[frozenset[str], bool, bool] | None:
+    """(flag names, opened for reading, opened for writing), memoised per flags text."""
+    args = e.get("args")
+    flags = (args if args.__class__ is dict else _args(e)).get("flags")  # type: ignore[union-attr]
+    if flags.__class__ is str:
+        info = _FLAG_CACHE.get(flags)
+        if info is not None:
+            return info
+        names = frozenset(f.strip() for f in flags.split("|") if f.strip())
+    elif isinstance(flags, list):
+        names = frozenset(str(f) for f in flags)
+    else:
+        return None
+    info = (
+        names,
+        "O_RDONLY" in names or "O_RDWR" in names,
+        "O_WRONLY" in names or "O_RDWR" in names,
+    )
+    if flags.__class__ is str:
+        if len(_FLAG_CACHE) > 4096:  # bounded: flag combinations are few, hostile input is not
+            _FLAG_CACHE.clear()
+        _FLAG_CACHE[flags] = info
+    return info
+
+
 def _flags(e: Mapping[str, Any]) -> frozenset[str] | None:
-    flags = _args(e).get("flags")
-    if isinstance(flags, str):
-        return frozenset(f.strip() for f in flags.split("|") if f.strip())
-    if isinstance(flags, list):
-        return frozenset(str(f) for f in flags)
-    return None
+    info = _flag_info(e)
+    return None if info is None else info[0]
 
 
 def _is_open_read(e: Mapping[str, Any]) -> bool | None:
-    flags = _flags(e)
-    if flags is None or not str(e.get("type", "")).startswith(("open", "creat")):
-        return None if flags is None else False
-    return "O_RDONLY" in flags or "O_RDWR" in flags
+    info = _flag_info(e)
+    if info is None:
+        return None
+    return info[1] and e.get("type") in _OPEN_TYPES
 
 
 def _is_open_write(e: Mapping[str, Any]) -> bool | None:
-    flags = _flags(e)
-    if flags is None or not str(e.get("type", "")).startswith(("open", "creat")):
-        return None if flags is None else False
-    return "O_WRONLY" in flags or "O_RDWR" in flags
+    info = _flag_info(e)
+    if info is None:
+        return None
+    return info[2] and e.get("type") in _OPEN_TYPES
 
 
 def _is_open_exec(e: Mapping[str, Any]) -> bool | None:
@@ -758,23 +790,41 @@ _add(
 )
 
 # fd.*
-_add("fd.num", SYS, N, "file descriptor number (-1 on failure)", "_fd(e).get('num')")
-_add("fd.type", SYS, S, "file, directory, ipv4, ipv6, unix, pipe, ...", "_fd(e).get('type')")
+_add("fd.num", SYS, N, "file descriptor number (-1 on failure)", "(e.get('fd') or _E).get('num')")
+_add(
+    "fd.type",
+    SYS,
+    S,
+    "file, directory, ipv4, ipv6, unix, pipe, ...",
+    "(e.get('fd') or _E).get('type')",
+)
 _add("fd.typechar", SYS, S, "one letter for fd.type (f, d, 4, 6, u, p, ...)", "_fd_typechar(e)")
 _add("fd.name", SYS, S, "full path, or the connection tuple for sockets", "_fd_name(e)")
-_add("fd.nameraw", SYS, S, "the name as passed to the call", "_fd(e).get('nameraw')")
+_add("fd.nameraw", SYS, S, "the name as passed to the call", "(e.get('fd') or _E).get('nameraw')")
 _add("fd.directory", SYS, S, "the directory of a file", "_fd_directory(e)")
 _add("fd.filename", SYS, S, "the file name without its directory", "_fd_filename(e)")
-_add("fd.cip", SYS, FieldType.IPADDR, "client IP", "_fd(e).get('cip')")
-_add("fd.sip", SYS, FieldType.IPADDR, "server IP", "_fd(e).get('sip')")
-_add("fd.cport", SYS, N, "client port", "_fd(e).get('cport')")
-_add("fd.sport", SYS, N, "server port", "_fd(e).get('sport')")
+_add("fd.cip", SYS, FieldType.IPADDR, "client IP", "(e.get('fd') or _E).get('cip')")
+_add("fd.sip", SYS, FieldType.IPADDR, "server IP", "(e.get('fd') or _E).get('sip')")
+_add("fd.cport", SYS, N, "client port", "(e.get('fd') or _E).get('cport')")
+_add("fd.sport", SYS, N, "server port", "(e.get('fd') or _E).get('sport')")
 _add("fd.lip", SYS, FieldType.IPADDR, "local IP", "_fd_local_remote(e, True, 'ip')")
 _add("fd.rip", SYS, FieldType.IPADDR, "remote IP", "_fd_local_remote(e, False, 'ip')")
 _add("fd.lport", SYS, N, "local port", "_fd_local_remote(e, True, 'port')")
 _add("fd.rport", SYS, N, "remote port", "_fd_local_remote(e, False, 'port')")
-_add("fd.cnet", SYS, FieldType.IPNET, "client IP, compared with networks", "_fd(e).get('cip')")
-_add("fd.snet", SYS, FieldType.IPNET, "server IP, compared with networks", "_fd(e).get('sip')")
+_add(
+    "fd.cnet",
+    SYS,
+    FieldType.IPNET,
+    "client IP, compared with networks",
+    "(e.get('fd') or _E).get('cip')",
+)
+_add(
+    "fd.snet",
+    SYS,
+    FieldType.IPNET,
+    "server IP, compared with networks",
+    "(e.get('fd') or _E).get('sip')",
+)
 _add(
     "fd.lnet",
     SYS,
@@ -789,15 +839,29 @@ _add(
     "remote IP, compared with networks",
     "_fd_local_remote(e, False, 'ip')",
 )
-_add("fd.l4proto", SYS, S, "tcp, udp, icmp or raw", "_fd(e).get('l4proto')")
+_add("fd.l4proto", SYS, S, "tcp, udp, icmp or raw", "(e.get('fd') or _E).get('l4proto')")
 _add("fd.sockfamily", SYS, S, "ip or unix", "_fd_sockfamily(e)")
-_add("fd.connected", SYS, B, "the socket is connected", "_fd(e).get('connected')")
-_add("fd.name_changed", SYS, B, "the name changed in this event", "_fd(e).get('name_changed')")
-_add("fd.is_server", SYS, B, "the process is the server side", "_fd(e).get('is_server')")
-_add("fd.dev", SYS, N, "device number", "_fd(e).get('dev')")
-_add("fd.ino", SYS, N, "inode number", "_fd(e).get('ino')")
+_add("fd.connected", SYS, B, "the socket is connected", "(e.get('fd') or _E).get('connected')")
+_add(
+    "fd.name_changed",
+    SYS,
+    B,
+    "the name changed in this event",
+    "(e.get('fd') or _E).get('name_changed')",
+)
+_add(
+    "fd.is_server", SYS, B, "the process is the server side", "(e.get('fd') or _E).get('is_server')"
+)
+_add("fd.dev", SYS, N, "device number", "(e.get('fd') or _E).get('dev')")
+_add("fd.ino", SYS, N, "inode number", "(e.get('fd') or _E).get('ino')")
 for _side in ("cip", "sip", "lip", "rip"):
-    _add(f"fd.{_side}.name", SYS, S, f"DNS name of {_side}", f"_fd(e).get('{_side}_name')")
+    _add(
+        f"fd.{_side}.name",
+        SYS,
+        S,
+        f"DNS name of {_side}",
+        f"(e.get('fd') or _E).get('{_side}_name')",
+    )
 _FD_EITHER = {
     "fd.ip": (FieldType.IPADDR, "ip", "client or server IP"),
     "fd.port": (N, "port", "client or server port"),
