@@ -135,21 +135,22 @@ def event_types(expr: Expr) -> frozenset[str] | None:
 
 
 # -- runtime helpers of generated code -----------------------------------------------------
-_IP_CACHE: dict[str, Any] = {}
+_IP_CACHE: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = {}
 
 
 def _ip_in_nets(value: Any, nets: tuple[Any, ...]) -> bool:
     text = str(value)
-    address = _IP_CACHE.get(text)
-    if address is None:
+    if text in _IP_CACHE:
+        address = _IP_CACHE[text]
+    else:
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
-            address = False
+            address = None  # not an address: never in a network
         if len(_IP_CACHE) > 65536:  # bounded memory under hostile input
             _IP_CACHE.clear()
         _IP_CACHE[text] = address
-    if address is False:
+    if address is None:
         return False
     return any(address.version == net.version and address in net for net in nets)
 

@@ -154,9 +154,9 @@ def _fd_directory(e: Mapping[str, Any]) -> str | None:
     if name.__class__ is not str:
         return None
     if kind == "directory":
-        return name  # type: ignore[no-any-return]
+        return str(name)
     if kind is None or kind == "file" or kind == "memfd":
-        head, sep, _ = name.rpartition("/")  # type: ignore[union-attr]
+        head, sep, _ = str(name).rpartition("/")
         if not sep:
             return None
         return head.rstrip("/") or "/"
@@ -230,7 +230,7 @@ _FLAG_CACHE: dict[str, tuple[frozenset[str], bool, bool]] = {}
 def _flag_info(e: Mapping[str, Any]) -> tuple[frozenset[str], bool, bool] | None:
     """(flag names, opened for reading, opened for writing), memoised per flags text."""
     args = e.get("args")
-    flags = (args if args.__class__ is dict else _args(e)).get("flags")  # type: ignore[union-attr]
+    flags = (args if args.__class__ is dict else _args(e)).get("flags")
     if flags.__class__ is str:
         info = _FLAG_CACHE.get(flags)
         if info is not None:
@@ -650,6 +650,11 @@ def _add(
     )
 
 
+def _fdk(key: str) -> str:
+    """Code reading one key of the event's fd object."""
+    return f"(e.get('fd') or _E).get({key!r})"
+
+
 def _template(code: str) -> ExprFn:
     """`code` with `{arg!r}` replaced by the field argument (or constant code)."""
 
@@ -790,23 +795,23 @@ _add(
 )
 
 # fd.*
-_add("fd.num", SYS, N, "file descriptor number (-1 on failure)", "(e.get('fd') or _E).get('num')")
+_add("fd.num", SYS, N, "file descriptor number (-1 on failure)", _fdk("num"))
 _add(
     "fd.type",
     SYS,
     S,
     "file, directory, ipv4, ipv6, unix, pipe, ...",
-    "(e.get('fd') or _E).get('type')",
+    _fdk("type"),
 )
 _add("fd.typechar", SYS, S, "one letter for fd.type (f, d, 4, 6, u, p, ...)", "_fd_typechar(e)")
 _add("fd.name", SYS, S, "full path, or the connection tuple for sockets", "_fd_name(e)")
-_add("fd.nameraw", SYS, S, "the name as passed to the call", "(e.get('fd') or _E).get('nameraw')")
+_add("fd.nameraw", SYS, S, "the name as passed to the call", _fdk("nameraw"))
 _add("fd.directory", SYS, S, "the directory of a file", "_fd_directory(e)")
 _add("fd.filename", SYS, S, "the file name without its directory", "_fd_filename(e)")
-_add("fd.cip", SYS, FieldType.IPADDR, "client IP", "(e.get('fd') or _E).get('cip')")
-_add("fd.sip", SYS, FieldType.IPADDR, "server IP", "(e.get('fd') or _E).get('sip')")
-_add("fd.cport", SYS, N, "client port", "(e.get('fd') or _E).get('cport')")
-_add("fd.sport", SYS, N, "server port", "(e.get('fd') or _E).get('sport')")
+_add("fd.cip", SYS, FieldType.IPADDR, "client IP", _fdk("cip"))
+_add("fd.sip", SYS, FieldType.IPADDR, "server IP", _fdk("sip"))
+_add("fd.cport", SYS, N, "client port", _fdk("cport"))
+_add("fd.sport", SYS, N, "server port", _fdk("sport"))
 _add("fd.lip", SYS, FieldType.IPADDR, "local IP", "_fd_local_remote(e, True, 'ip')")
 _add("fd.rip", SYS, FieldType.IPADDR, "remote IP", "_fd_local_remote(e, False, 'ip')")
 _add("fd.lport", SYS, N, "local port", "_fd_local_remote(e, True, 'port')")
@@ -816,14 +821,14 @@ _add(
     SYS,
     FieldType.IPNET,
     "client IP, compared with networks",
-    "(e.get('fd') or _E).get('cip')",
+    _fdk("cip"),
 )
 _add(
     "fd.snet",
     SYS,
     FieldType.IPNET,
     "server IP, compared with networks",
-    "(e.get('fd') or _E).get('sip')",
+    _fdk("sip"),
 )
 _add(
     "fd.lnet",
@@ -841,26 +846,24 @@ _add(
 )
 _add("fd.l4proto", SYS, S, "tcp, udp, icmp or raw", "(e.get('fd') or _E).get('l4proto')")
 _add("fd.sockfamily", SYS, S, "ip or unix", "_fd_sockfamily(e)")
-_add("fd.connected", SYS, B, "the socket is connected", "(e.get('fd') or _E).get('connected')")
+_add("fd.connected", SYS, B, "the socket is connected", _fdk("connected"))
 _add(
     "fd.name_changed",
     SYS,
     B,
     "the name changed in this event",
-    "(e.get('fd') or _E).get('name_changed')",
+    _fdk("name_changed"),
 )
-_add(
-    "fd.is_server", SYS, B, "the process is the server side", "(e.get('fd') or _E).get('is_server')"
-)
-_add("fd.dev", SYS, N, "device number", "(e.get('fd') or _E).get('dev')")
-_add("fd.ino", SYS, N, "inode number", "(e.get('fd') or _E).get('ino')")
+_add("fd.is_server", SYS, B, "the process is the server side", _fdk("is_server"))
+_add("fd.dev", SYS, N, "device number", _fdk("dev"))
+_add("fd.ino", SYS, N, "inode number", _fdk("ino"))
 for _side in ("cip", "sip", "lip", "rip"):
     _add(
         f"fd.{_side}.name",
         SYS,
         S,
         f"DNS name of {_side}",
-        f"(e.get('fd') or _E).get('{_side}_name')",
+        _fdk(f"{_side}_name"),
     )
 _FD_EITHER = {
     "fd.ip": (FieldType.IPADDR, "ip", "client or server IP"),
