@@ -91,12 +91,12 @@ _E: Mapping[str, Any] = {}
 # -- helpers called by generated code ------------------------------------------------------
 def _fd(e: Mapping[str, Any]) -> Mapping[str, Any]:
     fd = e.get("fd")
-    return fd if fd.__class__ is dict or isinstance(fd, Mapping) else _E  # type: ignore[return-value]
+    return fd if fd.__class__ is dict or isinstance(fd, Mapping) else _E
 
 
 def _args(e: Mapping[str, Any]) -> Mapping[str, Any]:
     args = e.get("args")
-    return args if args.__class__ is dict or isinstance(args, Mapping) else _E  # type: ignore[return-value]
+    return args if args.__class__ is dict or isinstance(args, Mapping) else _E
 
 
 _FD_TYPECHAR = {
