@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from skanse.model import Severity
 from skanse.rules.engine import Engine
-from skanse.rules.loader import Priority, RulesFile, Ruleset, load_rules
+from skanse.rules.loader import Priority, Ruleset, RulesFile, load_rules
 
 
 def _ruleset(text: str) -> Ruleset:
@@ -26,7 +27,7 @@ def _rule(condition: str, output: str = "out %proc.name", source: str = "syscall
     )
 
 
-def _fires(condition: str, event: dict[str, Any], *, table: list[dict[str, Any]] = ()) -> bool:
+def _fires(condition: str, event: dict[str, Any], *, table: Sequence[dict[str, Any]] = ()) -> bool:
     engine = Engine(_ruleset(_rule(condition)))
     for proc in table:
         engine.table.upsert(proc)

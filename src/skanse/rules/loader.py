@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -984,7 +984,12 @@ class _Loader:
             }
             try:
                 resolved_macros[macro.name] = _expand(
-                    macro_asts[macro.name], visible, used_macros, macro.ctx, (macro.name,)
+                    macro_asts[macro.name],
+                    visible,
+                    used_macros,
+                    macro.ctx,
+                    (macro.name,),
+                    self.locator(macro.ctx, macro.cond, macro.cond_at),
                 )
             except _ItemError as exc:
                 self.error(exc.code, exc.message, exc.ctx)
@@ -1004,7 +1009,8 @@ class _Loader:
                 text, used = _resolve_lists(condition, lists)
                 used_lists |= used
                 ast = self.parse(text, condition, rule.ctx, rule.cond_at)
-                ast = _expand(ast, macro_asts, used_macros, rule.ctx, ())
+                locate = self.locator(rule.ctx, text, rule.cond_at)
+                ast = _expand(ast, macro_asts, used_macros, rule.ctx, (), locate)
                 builder = builder_by_source.setdefault(rule.source, ModuleBuilder(rule.source))
                 fn_name = f"rule_{n}"
                 try:
@@ -1112,6 +1118,14 @@ class _Loader:
                 return None
             raise _ItemError(_COMPILE_OUTPUT, str(exc), rule.output_ctx) from None
 
+    def locator(
+        self, ctx: _Ctx, text: str, at: tuple[str, int, int] | None
+    ) -> Callable[[Pos], _Ctx]:
+        def locate(pos: Pos) -> _Ctx:
+            return self.position(ctx, text, pos, at)
+
+        return locate
+
     def parse(self, text: str, original: str, ctx: _Ctx, at: tuple[str, int, int] | None) -> Expr:
         try:
             return parse_condition(text)
@@ -1154,6 +1168,7 @@ class _Loader:
                 found = text.find(before, start)
                 if found >= 0:
                     out.line, out.column = k + 1, found + len(before) + 1
+                    return out
         return out
 
 
@@ -1421,21 +1436,27 @@ def _expand(
     used: set[str],
     ctx: _Ctx,
     stack: tuple[str, ...],
+    locate: Callable[[Pos], _Ctx] | None = None,
 ) -> Expr:
-    """Replace macro identifiers by their (expanded) conditions; detect reference loops."""
+    """Replace macro identifiers by their (expanded) conditions; detect reference loops.
+
+    `locate` maps a position in the top-level condition to the file; positions inside an
+    expanded macro belong to the macro's own text, so errors there point at the reference.
+    """
     if isinstance(node, Identifier):
+        where = locate(node.pos) if locate is not None else ctx
         if node.name in stack:
-            raise _ItemError(_VALIDATE, f"reference loop in macro '{node.name}'", ctx)
+            raise _ItemError(_VALIDATE, f"reference loop in macro '{node.name}'", where)
         body = macros.get(node.name)
         if body is None:
-            raise _ItemError(_VALIDATE, f"Undefined macro '{node.name}' used in filter.", ctx)
+            raise _ItemError(_VALIDATE, f"Undefined macro '{node.name}' used in filter.", where)
         used.add(node.name)
-        return _expand(body, macros, used, ctx, (*stack, node.name))
+        return _expand(body, macros, used, where, (*stack, node.name))
     if isinstance(node, LogicalExpr):
-        children = tuple(_expand(c, macros, used, ctx, stack) for c in node.children)
+        children = tuple(_expand(c, macros, used, ctx, stack, locate) for c in node.children)
         return LogicalExpr(node.op, children, node.pos)
     if isinstance(node, NotExpr):
-        return NotExpr(_expand(node.child, macros, used, ctx, stack), node.pos)
+        return NotExpr(_expand(node.child, macros, used, ctx, stack, locate), node.pos)
     assert isinstance(node, UnaryCheck | BinaryCheck)
     return node
 
