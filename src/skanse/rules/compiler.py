@@ -725,6 +725,35 @@ class ModuleBuilder:
         body, prologue = self.share_accessors(body)
         self.functions.append(f"def {name}(e, p, st):\n{prologue}    return {body}\n")
 
+    def add_bucket(self, name: str, nodes: list[Expr], *, first: bool) -> None:
+        """One function for all rules an event type meets, sharing accessors across them.
+
+        It returns the index of the first matching rule (-1 for none) when `first`, else the
+        list of matching indexes. Any exception escapes: the engine then evaluates the rules
+        one by one, so one broken value cannot hide another rule's match.
+        """
+        self._accessors = []
+        bodies = [self.expr(node) for node in nodes]
+        if not bodies:
+            self.functions.append(f"def {name}(e, p, st):\n    return {-1 if first else []}\n")
+            return
+        joined, prologue = self.share_accessors("\x01".join(bodies))
+        lines = [f"def {name}(e, p, st):\n{prologue}"]
+        if first:
+            lines.extend(
+                f"    if {body}:\n        return {i}\n"
+                for i, body in enumerate(joined.split("\x01"))
+            )
+            lines.append("    return -1\n")
+        else:
+            lines.append("    out = []\n")
+            lines.extend(
+                f"    if {body}:\n        out.append({i})\n"
+                for i, body in enumerate(joined.split("\x01"))
+            )
+            lines.append("    return out\n")
+        self.functions.append("".join(lines))
+
     def share_accessors(self, body: str) -> tuple[str, str]:
         """Compute a helper-call accessor used more than once in a rule at most once.
 

@@ -147,6 +147,8 @@ class Engine:
         }
         self._catchall: tuple[_Entry, ...] = tuple(catchall)
         self._first = self.matching is RuleMatching.FIRST
+        # one compiled function per event type, built on first use (see _bucket_function)
+        self._bucket_fns: dict[str | None, tuple[Any, tuple[Rule, ...]]] = {}
 
     def candidates(self, event_type: str | None) -> tuple[Rule, ...]:
         """The rules an event of this type meets, in load order."""
@@ -166,10 +168,28 @@ class Engine:
                 process = (
                     table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
                 )
-            bucket = self._by_type.get(event.get("type"), self._catchall)  # type: ignore[arg-type]
+            event_type = event.get("type")
+            if event_type.__class__ is not str or event_type not in self._by_type:
+                event_type = None
         else:
             process = EMPTY_PROCESS
-            bucket = self._catchall
+            event_type = None
+        if not self.strict_missing:
+            compiled = self._bucket_fns.get(event_type)
+            if compiled is None:
+                compiled = self._bucket_function(event_type)
+            function, rules = compiled
+            try:
+                found = function(event, process, table)
+            except Exception:  # noqa: BLE001 - fall back to one rule at a time below
+                found = None
+            if found is not None:
+                if self._first:
+                    if found < 0:
+                        return []
+                    return [self._alert(rules[found], event, process)]
+                return [self._alert(rules[i], event, process) for i in found]
+        bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
         alerts: list[Alert] = []
         for rule, fn in bucket:
             try:
@@ -185,6 +205,17 @@ class Engine:
             if self._first:
                 break
         return alerts
+
+    def _bucket_function(self, event_type: str | None) -> tuple[Any, tuple[Rule, ...]]:
+        from skanse.rules.compiler import ModuleBuilder
+
+        bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
+        rules = tuple(rule for rule, _ in bucket)
+        builder = ModuleBuilder(self.source)
+        builder.add_bucket("bucket", [rule.ast for rule in rules], first=self._first)
+        compiled = (builder.build(filename=f"<bucket:{event_type}>")["bucket"], rules)
+        self._bucket_fns[event_type] = compiled
+        return compiled
 
     def _record_state(self, event: Mapping[str, Any]) -> Process:
         table = self.table
