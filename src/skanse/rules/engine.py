@@ -181,7 +181,7 @@ class Engine:
             function, rules = compiled
             try:
                 found = function(event, process, table)
-            except Exception:  # noqa: BLE001 - fall back to one rule at a time below
+            except Exception:  # fall back to one rule at a time below
                 found = None
             if found is not None:
                 if self._first:
