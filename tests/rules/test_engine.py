@@ -261,3 +261,30 @@ def test_priority_names_and_severity_mapping_are_exhaustive() -> None:
     assert Priority.parse("wArNiNg") is Priority.WARNING
     assert Priority.parse("loud") is None
     assert Priority.INFORMATIONAL.label == "Informational"
+
+
+def test_the_bucket_function_and_the_rule_by_rule_path_agree() -> None:
+    text = RULES + (
+        "- rule: typed\n  desc: d\n  condition: evt.type = openat and fd.l4proto startswith t\n"
+        "  output: o\n  priority: INFO\n"
+    )
+    ruleset = _ruleset(text)
+    events = [
+        {"type": "openat", "pid": 1, "fd": {"type": "file", "name": "/etc/x", "num": 3}},
+        {"type": "openat", "pid": 1, "fd": {"type": "file", "name": "/tmp/x", "num": 3}},
+        # l4proto of the wrong type makes "typed" raise: the other rules must still be seen
+        {"type": "openat", "pid": 1, "fd": {"type": "file", "name": "/etc/y", "l4proto": 6}},
+        {"type": "execve", "pid": 1},
+        {"type": "read", "pid": 1},
+    ]
+    for matching in ("first", "all"):
+        fast = Engine(ruleset, rule_matching=matching)
+        slow = Engine(ruleset, rule_matching=matching, strict_missing=True)  # rule by rule
+        for event in events:
+            assert [a.rule for a in fast.process(event)] == [a.rule for a in slow.process(event)], (
+                matching,
+                event,
+            )
+    everything = Engine(ruleset, rule_matching="all")
+    assert [a.rule for a in everything.process(events[2])] == ["open etc", "any open"]
+    assert everything.stats.eval_errors == 1
