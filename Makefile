@@ -55,7 +55,8 @@ unit: install-test system-deps
 test: lint types imports unit
 
 bench: install
-	$(BIN)/python bench/scan_manifests.py
+	$(BIN)/python -m bench.scan_manifests
+	$(BIN)/python -m bench.scan_dockerfiles
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

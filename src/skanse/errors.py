@@ -15,13 +15,19 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + RegistryError          the check catalogue is inconsistent (duplicate id, no examples)
       + SourceError            an input could not be parsed (raised inside sources/, turned
         - YamlError              into an InputProblem before it reaches a caller)
+      + NetpolError            skanse netpol could not do what was asked
+        - GraphError             a declared service graph is invalid or names unknown workloads
+        - ProofError             generated policies do not allow exactly what was declared
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "GraphError",
     "InputError",
+    "NetpolError",
+    "ProofError",
     "RegistryError",
     "SkanseError",
     "SourceError",
@@ -82,3 +88,29 @@ class SourceError(SkanseError):
 
 class YamlError(SourceError):
     """YAML that is malformed, hostile (alias bomb, too deep, too large) or not JSON-like."""
+
+
+# -- network policies (skanse.netpol) ---------------------------------------------------------
+
+
+class NetpolError(SkanseError):
+    """skanse netpol could not do what was asked."""
+
+
+class GraphError(NetpolError):
+    """A declared service graph is invalid, or names workloads the manifests do not have."""
+
+
+class ProofError(NetpolError):
+    """Generated policies do not allow exactly the declared connections; nothing is written."""
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+    def diagnostics(self) -> str:
+        shown = "\n  ".join(self.differences[:20])
+        more = (
+            f"\n  ... and {len(self.differences) - 20} more" if len(self.differences) > 20 else ""
+        )
+        return f"{self}\n  {shown}{more}"
