@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skanse.errors import SkanseError, YamlError
+from skanse.errors import RuleTestError, YamlError
 from skanse.rules.engine import Engine
 from skanse.rules.loader import LoadResult, Priority, RulesFile, load_rules
 from skanse.rules.output import render_value
@@ -32,10 +32,6 @@ _DEFAULT_CONTAINER = {
     "image": "docker.io/library/busybox:1.36",
     "type": "containerd",
 }
-
-
-class RuleTestError(SkanseError):
-    """A tests file that cannot be read or is not in the expected shape."""
 
 
 @dataclass(frozen=True, slots=True)
