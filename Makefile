@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
-APT_PACKAGES ?=
+# sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
+APT_PACKAGES ?= sysdig
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench
 

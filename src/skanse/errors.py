@@ -18,6 +18,8 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + NetpolError            skanse netpol could not do what was asked
         - GraphError             a declared service graph is invalid or names unknown workloads
         - ProofError             generated policies do not allow exactly what was declared
+      + RulesError             runtime rules: a rules-test file or rule set cannot be used
+        - RuleTestError          a `skanse rules test` file is unreadable or malformed
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = [
     "NetpolError",
     "ProofError",
     "RegistryError",
+    "RuleTestError",
+    "RulesError",
     "SkanseError",
     "SourceError",
     "UsageError",
@@ -114,3 +118,15 @@ class ProofError(NetpolError):
             f"\n  ... and {len(self.differences) - 20} more" if len(self.differences) > 20 else ""
         )
         return f"{self}\n  {shown}{more}"
+
+
+# -- runtime rules (skanse.rules) ------------------------------------------------------------
+# A rules file with errors is not raised: its diagnostics are a LoadResult, listed in full.
+
+
+class RulesError(SkanseError):
+    """The runtime rules layer could not do what was asked."""
+
+
+class RuleTestError(RulesError):
+    """A `skanse rules test` file that cannot be read or is not in the expected shape."""

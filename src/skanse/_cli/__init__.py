@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "checks": ("checks", "list the checks or show one with its examples"),
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
+    "rules": ("rules", "validate and test Falco-compatible runtime rules"),
+    "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
 }
 
 
