@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
-APT_PACKAGES ?=
+APT_PACKAGES ?= docker-registry skopeo
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench
 

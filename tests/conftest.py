@@ -49,3 +49,7 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# Real registries (Debian's docker-registry on 127.0.0.1), shared by every layer's tests.
+from tests._registry import basic_registry, registry, token_registry  # noqa: E402, F401
