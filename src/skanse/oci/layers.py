@@ -308,6 +308,7 @@ def apply_layer(
             seen[path] = info
             pending.append(item)
         stream.finish()
+        budget.expanded += stream.expanded
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: malformed tar ({exc})") from None
     except EOFError:
