@@ -59,12 +59,12 @@ def parse_pipfile_lock(data: bytes) -> list[tuple[str, str]]:
     except ValueError as exc:
         raise SourceError(f"Pipfile.lock is not valid JSON: {exc}") from None
     found = []
-    for section in ("default", "develop"):
-        entries = doc.get(section) or {}
-        if isinstance(entries, dict):
-            for name, entry in entries.items():
-                version = entry.get("version", "") if isinstance(entry, dict) else ""
-                found.append((str(name), str(version).removeprefix("==")))
+    # "default" only: "develop" packages are not installed in production (as Syft)
+    entries = doc.get("default") if isinstance(doc, dict) else None
+    if isinstance(entries, dict):
+        for name, entry in entries.items():
+            version = entry.get("version", "") if isinstance(entry, dict) else ""
+            found.append((str(name), str(version).removeprefix("==")))
     return sorted(set(found))
 
 
