@@ -9,7 +9,10 @@ text as a named licence.
 
 from __future__ import annotations
 
-from cyclonedx.factory.license import LicenseFactory
+try:  # the factory moved in cyclonedx-python-lib 11.x; the old path warns
+    from cyclonedx.contrib.license.factories import LicenseFactory
+except ImportError:  # pragma: no cover - older cyclonedx-python-lib
+    from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef]
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
