@@ -62,7 +62,9 @@ class LocalRegistry:
 def _start(tmp: Path, auth: str) -> LocalRegistry:
     binary = shutil.which("docker-registry")
     if binary is None:
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry; make test does)")
+        pytest.skip(
+            "docker-registry is not installed (apt-get install docker-registry; make test does)"
+        )
     port = free_port()
     (tmp / "data").mkdir(parents=True, exist_ok=True)
     config = tmp / "config.yml"
@@ -78,7 +80,7 @@ def _start(tmp: Path, auth: str) -> LocalRegistry:
     deadline = time.monotonic() + 15
     while True:
         try:
-            urllib.request.urlopen(f"http://{host}/v2/", timeout=1)  # noqa: S310 - loopback
+            urllib.request.urlopen(f"http://{host}/v2/", timeout=1)
             break
         except urllib.error.HTTPError:
             break  # 401: up, and asking for credentials

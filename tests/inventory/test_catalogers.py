@@ -22,7 +22,6 @@ from skanse.inventory.catalogers.java import parse_java_archive
 from skanse.inventory.catalogers.npm import parse_package_json
 from skanse.inventory.catalogers.rpm import parse_header_blob, read_bdb_values, read_sqlite_blobs
 
-
 TRUE = shutil.which("true") or "/bin/true"  # any small real ELF executable
 
 
@@ -59,7 +58,9 @@ def test_dpkg_source_with_version_and_binnmu() -> None:
 
 
 def test_dpkg_huge_status_is_bounded_in_time() -> None:
-    paragraph = "Package: p{0}\nStatus: install ok installed\nVersion: 1.{0}\nArchitecture: amd64\n\n"
+    paragraph = (
+        "Package: p{0}\nStatus: install ok installed\nVersion: 1.{0}\nArchitecture: amd64\n\n"
+    )
     text = "".join(paragraph.format(i) for i in range(50_000))
     assert len(parse_dpkg_status(text)) == 50_000
 
@@ -87,13 +88,19 @@ def test_dpkg_image_with_file_lists_and_a_python_package_it_owns(tmp_path: Path)
     write(tmp_path, meta, "Metadata-Version: 2.1\nName: idna\nVersion: 3.3\n")
     write(tmp_path, "/usr/share/doc/python3-idna/copyright", "Files: *\nLicense: BSD-3-clause\n")
     # an unowned one next to it stays
-    write(tmp_path, "/usr/local/lib/python3.11/dist-packages/six-1.16.0.dist-info/METADATA",
-          "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n")
+    write(
+        tmp_path,
+        "/usr/local/lib/python3.11/dist-packages/six-1.16.0.dist-info/METADATA",
+        "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n",
+    )
     inventory = catalog_directory(tmp_path)
     got = {(p.type, p.name, p.version) for p in inventory.packages}
     assert got == {("deb", "python3-idna", "3.3-1"), ("python", "six", "1.16.0")}
     idna = next(p for p in inventory.packages if p.name == "python3-idna")
-    assert idna.purl == "pkg:deb/debian/python3-idna@3.3-1?arch=all&distro=debian-12&upstream=python-idna"
+    assert (
+        idna.purl
+        == "pkg:deb/debian/python3-idna@3.3-1?arch=all&distro=debian-12&upstream=python-idna"
+    )
     assert idna.licenses == ("BSD-3-clause",)
     assert meta in idna.files
 
@@ -110,7 +117,8 @@ def test_apk_purl_with_distro_and_origin(tmp_path: Path) -> None:
     )
     purls = {p.name: p.purl for p in catalog_directory(tmp_path).packages}
     assert purls == {
-        "libcrypto3": "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl",
+        "libcrypto3": "pkg:apk/alpine/libcrypto3@3.1.4-r5"
+        "?arch=x86_64&distro=alpine-3.19.1&upstream=openssl",
         "musl": "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1",
     }
 
@@ -153,7 +161,10 @@ def test_rpm_sqlite_database(tmp_path: Path) -> None:
     db.parent.mkdir(parents=True)
     with sqlite3.connect(db) as connection:
         connection.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB NOT NULL)")
-        connection.execute("INSERT INTO Packages VALUES (1, ?)", (rpm_header("openssl-libs", "3.0.7", "24.el9", 1),))
+        connection.execute(
+            "INSERT INTO Packages VALUES (1, ?)",
+            (rpm_header("openssl-libs", "3.0.7", "24.el9", 1),),
+        )
     connection.close()
     write(tmp_path, "/etc/os-release", 'ID="rhel"\nVERSION_ID="9.3"\n')
     [pkg] = catalog_directory(tmp_path).packages
@@ -167,7 +178,12 @@ def test_rpm_sqlite_database(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "blob",
-    [b"", b"\0\0\0\1", struct.pack(">II", 10**6, 10**9), struct.pack(">II", 1, 4) + struct.pack(">IIiI", 1000, 6, 0, 1) + b"abcd"],
+    [
+        b"",
+        b"\0\0\0\1",
+        struct.pack(">II", 10**6, 10**9),
+        struct.pack(">II", 1, 4) + struct.pack(">IIiI", 1000, 6, 0, 1) + b"abcd",
+    ],
 )
 def test_rpm_malformed_header_blobs_are_errors(blob: bytes) -> None:
     with pytest.raises(SourceError):
@@ -204,9 +220,12 @@ def test_rpm_bdb_overflow_loop_is_detected() -> None:
 
 
 def test_python_egg_info_file_and_classifier_license(tmp_path: Path) -> None:
-    write(tmp_path, "/usr/lib/python2.7/site-packages/Python-2.7.egg-info",
-          "Metadata-Version: 1.1\nName: Python\nVersion: 2.7.18\nLicense: UNKNOWN\n"
-          "Classifier: License :: OSI Approved :: Python Software Foundation License\n")
+    write(
+        tmp_path,
+        "/usr/lib/python2.7/site-packages/Python-2.7.egg-info",
+        "Metadata-Version: 1.1\nName: Python\nVersion: 2.7.18\nLicense: UNKNOWN\n"
+        "Classifier: License :: OSI Approved :: Python Software Foundation License\n",
+    )
     [pkg] = catalog_directory(tmp_path).packages
     assert (pkg.name, pkg.version, pkg.purl) == ("Python", "2.7.18", "pkg:pypi/python@2.7.18")
     assert pkg.licenses == ("Python Software Foundation License",)
@@ -217,7 +236,10 @@ def test_python_egg_info_file_and_classifier_license(tmp_path: Path) -> None:
     [
         ({"name": "a", "version": "1.0.0", "license": "MIT"}, ("a", "1.0.0", ("MIT",))),
         ({"name": "@s/b", "version": "2", "license": {"type": "ISC"}}, ("@s/b", "2", ("ISC",))),
-        ({"name": "c", "version": "3", "licenses": [{"type": "MIT"}, {"type": "Apache-2.0"}]}, ("c", "3", ("MIT", "Apache-2.0"))),
+        (
+            {"name": "c", "version": "3", "licenses": [{"type": "MIT"}, {"type": "Apache-2.0"}]},
+            ("c", "3", ("MIT", "Apache-2.0")),
+        ),
         ({"name": "d"}, None),
         ([1, 2], None),
     ],
@@ -227,7 +249,11 @@ def test_npm_package_json_shapes(doc: object, expected: object) -> None:
 
 
 def test_npm_scoped_purl_and_malformed_json(tmp_path: Path) -> None:
-    write(tmp_path, "/app/node_modules/@babel/core/package.json", '{"name":"@babel/core","version":"7.24.7"}')
+    write(
+        tmp_path,
+        "/app/node_modules/@babel/core/package.json",
+        '{"name":"@babel/core","version":"7.24.7"}',
+    )
     write(tmp_path, "/app/node_modules/broken/package.json", '{"name": "broken", ')
     [pkg] = catalog_directory(tmp_path).packages
     assert pkg.purl == "pkg:npm/%40babel/core@7.24.7"
@@ -263,12 +289,18 @@ def test_go_build_info_module_lines() -> None:
     # the module text ends in a newline, then the closing sentinel (as Go writes it)
     modinfo = sentinel + mod.encode() + sentinel
     header = b"\xff Go buildinf:" + bytes([8, 2]) + bytes(16)
-    blob = b"\x7fELF" + bytes(60) + header + uvarint(8) + b"go1.22.1" + uvarint(len(modinfo)) + modinfo
+    blob = (
+        b"\x7fELF" + bytes(60) + header + uvarint(8) + b"go1.22.1" + uvarint(len(modinfo)) + modinfo
+    )
     info = parse_go_buildinfo(blob)
     assert info is not None and info.go_version == "go1.22.1"
-    assert info.main is not None and (info.main.path, info.main.version) == ("example.com/app", "v1.2.3")
+    assert info.main is not None and (info.main.path, info.main.version) == (
+        "example.com/app",
+        "v1.2.3",
+    )
     assert [(d.path, d.version) for d in info.deps] == [
-        ("golang.org/x/net", "v0.2.0"), ("github.com/pkg/errors", "v0.9.1"),
+        ("golang.org/x/net", "v0.2.0"),
+        ("github.com/pkg/errors", "v0.9.1"),
     ]
 
 
@@ -298,7 +330,13 @@ def test_cargo_auditable_section_in_a_real_elf(tmp_path: Path) -> None:
     (tmp_path / "deps").write_bytes(zlib.compress(json.dumps(deps).encode()))
     shutil.copy(TRUE, tmp_path / "plain")
     subprocess.run(
-        [objcopy, "--add-section", f".dep-v0={tmp_path / 'deps'}", str(tmp_path / "plain"), str(tmp_path / "demo")],
+        [
+            objcopy,
+            "--add-section",
+            f".dep-v0={tmp_path / 'deps'}",
+            str(tmp_path / "plain"),
+            str(tmp_path / "demo"),
+        ],
         check=True,
     )
     parsed = parse_dep_v0((tmp_path / "demo").read_bytes())
@@ -306,8 +344,15 @@ def test_cargo_auditable_section_in_a_real_elf(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "usr/bin").mkdir(parents=True)
     shutil.copy(tmp_path / "demo", root / "usr/bin/demo")
-    got = {(p.name, p.version, p.purl) for p in catalog_directory(root).packages if p.type == "rust-crate"}
-    assert got == {("demo", "0.1.0", "pkg:cargo/demo@0.1.0"), ("serde", "1.0.197", "pkg:cargo/serde@1.0.197")}
+    got = {
+        (p.name, p.version, p.purl)
+        for p in catalog_directory(root).packages
+        if p.type == "rust-crate"
+    }
+    assert got == {
+        ("demo", "0.1.0", "pkg:cargo/demo@0.1.0"),
+        ("serde", "1.0.197", "pkg:cargo/serde@1.0.197"),
+    }
 
 
 def test_cargo_auditable_bomb_is_capped() -> None:
@@ -320,7 +365,9 @@ def test_cargo_auditable_bomb_is_capped() -> None:
         bomb = Path(tmp) / "deps"
         bomb.write_bytes(zlib.compress(b" " * (64 * 1024 * 1024), 9))
         shutil.copy(TRUE, Path(tmp) / "plain")
-        subprocess.run([objcopy, "--add-section", f".dep-v0={bomb}", f"{tmp}/plain", f"{tmp}/out"], check=True)
+        subprocess.run(
+            [objcopy, "--add-section", f".dep-v0={bomb}", f"{tmp}/plain", f"{tmp}/out"], check=True
+        )
         with pytest.raises(ValueError, match="8 MiB"):
             parse_dep_v0((Path(tmp) / "out").read_bytes())
 
@@ -337,28 +384,44 @@ def jar(entries: dict[str, bytes]) -> bytes:
 
 
 def test_java_pom_properties_manifest_and_nested_jars(tmp_path: Path) -> None:
-    inner = jar({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Title: inner-lib\nImplementation-Version: 2.0\n"})
+    inner = jar(
+        {
+            "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Title: inner-lib\n"
+            b"Implementation-Version: 2.0\n"
+        }
+    )
     outer = jar(
         {
             "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n",
-            "META-INF/maven/org.example/app/pom.properties": b"groupId=org.example\nartifactId=app\nversion=1.4.0\n",
+            "META-INF/maven/org.example/app/pom.properties": (
+                b"groupId=org.example\nartifactId=app\nversion=1.4.0\n"
+            ),
             "BOOT-INF/lib/inner-lib-2.0.jar": inner,
         }
     )
     write(tmp_path, "/opt/app/app.jar", outer)
-    got = {(p.name, p.version, p.purl, p.locations[0].path) for p in catalog_directory(tmp_path).packages}
+    got = {
+        (p.name, p.version, p.purl, p.locations[0].path)
+        for p in catalog_directory(tmp_path).packages
+    }
     assert got == {
         ("app", "1.4.0", "pkg:maven/org.example/app@1.4.0", "/opt/app/app.jar"),
-        ("inner-lib", "2.0", "pkg:maven/inner-lib/inner-lib@2.0", "/opt/app/app.jar:BOOT-INF/lib/inner-lib-2.0.jar"),
+        (
+            "inner-lib",
+            "2.0",
+            "pkg:maven/inner-lib/inner-lib@2.0",
+            "/opt/app/app.jar:BOOT-INF/lib/inner-lib-2.0.jar",
+        ),
     }
 
 
 def test_java_zip_bomb_is_capped() -> None:
-    bomb = jar({f"META-INF/maven/g/a{i}/pom.properties": b"#" * (70 * 1024 * 1024) for i in range(1)})
+    bomb = jar(
+        {f"META-INF/maven/g/a{i}/pom.properties": b"#" * (70 * 1024 * 1024) for i in range(1)}
+    )
     with pytest.raises(ValueError, match="read cap"):
         parse_java_archive(bomb)
 
 
 def test_java_not_a_zip_is_ignored() -> None:
     assert parse_java_archive(b"not a zip at all") == []
-

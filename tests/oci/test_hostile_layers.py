@@ -19,15 +19,17 @@ import pytest
 
 from skanse.errors import DigestMismatchError, LayerError
 from skanse.oci.image import open_registry_image, read_view
+from skanse.oci.manifest import compute_digest
 from skanse.oci.vfs import NodeKind, ViewLimits
 from skanse.oci.writer import BuiltLayer, LayerBuilder, build_image, compress_layer, push_image
-from skanse.oci.manifest import compute_digest
 from tests._registry import LocalRegistry
 
 pytestmark = pytest.mark.registry
 
 
-def entry(name: str, kind: bytes = tarfile.REGTYPE, *, link: str = "", size: int = 0) -> tarfile.TarInfo:
+def entry(
+    name: str, kind: bytes = tarfile.REGTYPE, *, link: str = "", size: int = 0
+) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = link
@@ -36,12 +38,14 @@ def entry(name: str, kind: bytes = tarfile.REGTYPE, *, link: str = "", size: int
     return info
 
 
-def read_all(registry: LocalRegistry, tmp_path: Path, name: str, layers: list[BuiltLayer], limits=None):
+def read_all(
+    registry: LocalRegistry, tmp_path: Path, name: str, layers: list[BuiltLayer], limits=None
+):
     client = registry.client(tmp_path / "cache")
     ref = registry.ref(f"hostile/{name}:v1")
     push_image(client, ref, build_image(layers))
     image = open_registry_image(client, ref)
-    return read_view(image, lambda info: (lambda data: data), limits)
+    return read_view(image, lambda info: lambda data: data, limits)
 
 
 def test_dotdot_paths_are_skipped(registry: LocalRegistry, tmp_path: Path) -> None:
@@ -57,7 +61,9 @@ def test_dotdot_paths_are_skipped(registry: LocalRegistry, tmp_path: Path) -> No
     assert not target.exists()
 
 
-def test_absolute_member_paths_stay_inside_the_image(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_absolute_member_paths_stay_inside_the_image(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
     target = tmp_path / "absolute"
     layer = LayerBuilder().add_raw(entry(str(target), size=3), b"abc")
     view = read_all(registry, tmp_path, "absolute", [layer.build()])
@@ -167,13 +173,17 @@ def test_expanded_size_cap_applies_across_layers(registry: LocalRegistry, tmp_pa
     big = LayerBuilder().add_file("/a", bytes(600_000)).build()
     again = LayerBuilder().add_file("/b", bytes(600_000)).build()
     with pytest.raises(LayerError, match="expands past 1000000 bytes"):
-        read_all(registry, tmp_path, "total", [big, again], ViewLimits(max_expanded_bytes=1_000_000))
+        read_all(
+            registry, tmp_path, "total", [big, again], ViewLimits(max_expanded_bytes=1_000_000)
+        )
 
 
 def test_plain_gzip_and_zstd_layers_apply_in_order_with_whiteouts(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    base = LayerBuilder().add_file("/etc/a", b"1").add_file("/etc/b", b"2").add_file("/opt/x/y", b"3")
+    base = (
+        LayerBuilder().add_file("/etc/a", b"1").add_file("/etc/b", b"2").add_file("/opt/x/y", b"3")
+    )
     middle = LayerBuilder().add_whiteout("/etc/a").add_opaque("/opt/x").add_file("/opt/x/z", b"4")
     top = LayerBuilder().add_file("/etc/b", b"replaced").add_file("/etc/.wh.b2", b"")
     view = read_all(

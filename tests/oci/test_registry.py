@@ -20,8 +20,13 @@ from tests._registry import LocalRegistry
 pytestmark = pytest.mark.registry
 
 
-def small_image(text: bytes = b"hello", platform: Platform = Platform("linux", "amd64")):
-    layer = LayerBuilder().add_file("/etc/motd", text).add_file("/etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n")
+def small_image(text: bytes = b"hello", platform: Platform | None = None):
+    platform = platform or Platform("linux", "amd64")
+    layer = (
+        LayerBuilder()
+        .add_file("/etc/motd", text)
+        .add_file("/etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n")
+    )
     return build_image([layer.build()], platform=platform)
 
 
@@ -80,7 +85,9 @@ def test_multi_arch_index_selects_the_platform(registry: LocalRegistry, tmp_path
         open_registry_image(client, ref, platform=Platform("linux", "s390x"))
 
 
-def test_missing_tag_and_repository_name_the_reference(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_missing_tag_and_repository_name_the_reference(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
     client = registry.client(tmp_path / "cache")
     with pytest.raises(NotFoundError) as caught:
         client.get_manifest(registry.ref("skanse/does-not-exist:nope"))
@@ -111,12 +118,19 @@ def test_referrers_api_absent_is_none_and_subject_manifests_are_accepted(
                 "digest": "sha256:" + hashlib.sha256(empty).hexdigest(),
                 "size": 2,
             },
-            "layers": [{"mediaType": "application/vnd.example+json", "digest": payload_digest, "size": len(payload)}],
+            "layers": [
+                {
+                    "mediaType": "application/vnd.example+json",
+                    "digest": payload_digest,
+                    "size": len(payload),
+                }
+            ],
             "subject": image.descriptor().to_json(),
         }
     ).encode()
     digest = client.push_manifest(
-        ref.with_digest("sha256:" + hashlib.sha256(artifact).hexdigest()), artifact,
+        ref.with_digest("sha256:" + hashlib.sha256(artifact).hexdigest()),
+        artifact,
         "application/vnd.oci.image.manifest.v1+json",
     )
     data, _type, got = client.get_manifest(ref, digest)
@@ -126,13 +140,17 @@ def test_referrers_api_absent_is_none_and_subject_manifests_are_accepted(
     assert parsed.artifact_type == "application/vnd.example+json"
 
 
-def test_basic_auth_uses_docker_config_credentials(basic_registry: LocalRegistry, tmp_path: Path) -> None:
+def test_basic_auth_uses_docker_config_credentials(
+    basic_registry: LocalRegistry, tmp_path: Path
+) -> None:
     client = basic_registry.client(tmp_path / "cache")
     image = small_image(b"basic")
     ref = basic_registry.ref("skanse/basic:v1")
     assert push_image(client, ref, image) == image.digest
     assert open_registry_image(client, ref).manifest_digest == image.digest
-    anonymous = RegistryClient(cache=BlobCache(tmp_path / "anon"), credentials=_no_credentials(tmp_path))
+    anonymous = RegistryClient(
+        cache=BlobCache(tmp_path / "anon"), credentials=_no_credentials(tmp_path)
+    )
     with pytest.raises(AuthError, match="no credentials"):
         anonymous.get_manifest(ref)
 
@@ -151,7 +169,9 @@ def test_bearer_token_auth(token_registry, tmp_path: Path) -> None:
     assert "repository:skanse/bearer:pull" in scopes
     # the token server saw the docker-config credentials, never an empty Authorization
     assert all(r["auth"].startswith("Basic ") for r in tokens.requests)
-    anonymous = RegistryClient(cache=BlobCache(tmp_path / "anon"), credentials=_no_credentials(tmp_path))
+    anonymous = RegistryClient(
+        cache=BlobCache(tmp_path / "anon"), credentials=_no_credentials(tmp_path)
+    )
     with pytest.raises(AuthError, match="refused the credentials"):
         anonymous.get_manifest(ref)
 
@@ -167,4 +187,9 @@ def test_plain_http_is_only_for_loopback_by_default() -> None:
     assert client._scheme("127.0.0.1:5000") == "http"
     assert client._scheme("localhost:5000") == "http"
     assert client._scheme("registry.example.org") == "https"
-    assert RegistryClient(RegistryOptions(plain_http=frozenset({"reg.lan:5000"})))._scheme("reg.lan:5000") == "http"
+    assert (
+        RegistryClient(RegistryOptions(plain_http=frozenset({"reg.lan:5000"})))._scheme(
+            "reg.lan:5000"
+        )
+        == "http"
+    )

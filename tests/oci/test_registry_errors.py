@@ -96,7 +96,11 @@ def client_for(tmp_path: Path, config: dict[str, Any] | None = None) -> Registry
 
     path = tmp_path / "docker.json"
     path.write_text(json.dumps(config or {}))
-    return RegistryClient(RegistryOptions(timeout=5), cache=BlobCache(tmp_path / "cache"), credentials=DockerConfig.load(path))
+    return RegistryClient(
+        RegistryOptions(timeout=5),
+        cache=BlobCache(tmp_path / "cache"),
+        credentials=DockerConfig.load(path),
+    )
 
 
 BLOB = b"layer bytes " * 1000
@@ -121,9 +125,12 @@ def test_401_without_a_challenge_or_credentials(server: Server, tmp_path: Path) 
         client_for(tmp_path).get_manifest(parse_reference(f"{server.host}/team/app:v1"))
 
 
-def test_bearer_realm_over_plain_http_elsewhere_gets_no_credentials(server: Server, tmp_path: Path) -> None:
+def test_bearer_realm_over_plain_http_elsewhere_gets_no_credentials(
+    server: Server, tmp_path: Path
+) -> None:
     server.routes["GET /v2/team/app/manifests/v1"] = reply(
-        401, headers={"WWW-Authenticate": 'Bearer realm="http://tokens.example.org/token",service="x"'}
+        401,
+        headers={"WWW-Authenticate": 'Bearer realm="http://tokens.example.org/token",service="x"'},
     )
     config = {"auths": {server.host: {"username": "u", "password": "p"}}}
     with pytest.raises(AuthError, match="plain HTTP; refusing to send credentials"):
@@ -131,7 +138,9 @@ def test_bearer_realm_over_plain_http_elsewhere_gets_no_credentials(server: Serv
 
 
 def test_manifest_over_the_size_cap_is_refused(server: Server, tmp_path: Path) -> None:
-    server.routes["GET /v2/team/app/manifests/big"] = reply(200, b"{" + b" " * (5 * 1024 * 1024) + b"}")
+    server.routes["GET /v2/team/app/manifests/big"] = reply(
+        200, b"{" + b" " * (5 * 1024 * 1024) + b"}"
+    )
     with pytest.raises(ManifestError, match="over the 4194304-byte cap"):
         client_for(tmp_path).get_manifest(parse_reference(f"{server.host}/team/app:big"))
 
@@ -143,7 +152,9 @@ def test_unknown_media_type_is_named(server: Server, tmp_path: Path) -> None:
     server.routes["GET /v2/team/app/manifests/odd"] = reply(
         200, body, {"Content-Type": "application/vnd.acme.thing+json"}
     )
-    with pytest.raises(ManifestError, match="unknown manifest media type 'application/vnd.acme.thing"):
+    with pytest.raises(
+        ManifestError, match=r"unknown manifest media type 'application/vnd\.acme\.thing"
+    ):
         open_registry_image(client_for(tmp_path), parse_reference(f"{server.host}/team/app:odd"))
 
 
@@ -209,11 +220,15 @@ def test_blob_with_wrong_content_is_not_cached(server: Server, tmp_path: Path) -
     server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, evil)
     client = client_for(tmp_path)
     with pytest.raises(DigestMismatchError, match="not cached"):
-        client.fetch_blob(parse_reference(f"{server.host}/team/app:v1"), Descriptor("x", DIGEST, len(BLOB)))
+        client.fetch_blob(
+            parse_reference(f"{server.host}/team/app:v1"), Descriptor("x", DIGEST, len(BLOB))
+        )
     assert BlobCache(tmp_path / "cache").get(DIGEST) is None
 
 
-def test_blob_longer_than_declared_stops_at_the_declared_size(server: Server, tmp_path: Path) -> None:
+def test_blob_longer_than_declared_stops_at_the_declared_size(
+    server: Server, tmp_path: Path
+) -> None:
     server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, BLOB + b"endless data" * 1000)
     with pytest.raises(DigestMismatchError, match="longer than its declared"):
         client_for(tmp_path).fetch_blob(
@@ -240,7 +255,9 @@ def test_blob_redirect_to_another_host_drops_credentials(server: Server, tmp_pat
             if "Authorization" not in request.headers:
                 reply(401, headers={"WWW-Authenticate": 'Basic realm="r"'})(request)
             else:
-                reply(307, headers={"Location": f"http://{storage.host}/bucket/blob?sig=1"})(request)
+                reply(307, headers={"Location": f"http://{storage.host}/bucket/blob?sig=1"})(
+                    request
+                )
 
         server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = protected
         path = client.fetch_blob(ref, Descriptor("x", DIGEST, len(BLOB)))
@@ -264,7 +281,7 @@ def test_unreachable_registry_is_a_clear_error(tmp_path: Path) -> None:
     from tests._registry import free_port
 
     ref = parse_reference(f"127.0.0.1:{free_port()}/team/app:v1")
-    with pytest.raises(RegistryClientError, match="cannot reach 127.0.0.1"):
+    with pytest.raises(RegistryClientError, match=r"cannot reach 127\.0\.0\.1"):
         client_for(tmp_path).get_manifest(ref)
 
 

@@ -48,7 +48,12 @@ def _describe(image: Any) -> dict[str, Any]:
         "env": list(config.env),
         "labels": dict(config.labels),
         "layers": [
-            {"digest": layer.digest, "diff_id": diff_id, "size": layer.size, "media_type": layer.media_type}
+            {
+                "digest": layer.digest,
+                "diff_id": diff_id,
+                "size": layer.size,
+                "media_type": layer.media_type,
+            }
             for layer, diff_id in zip(image.layers, config.diff_ids, strict=True)
         ],
         "history": [
@@ -61,7 +66,7 @@ def _describe(image: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from skanse.errors import UsageError
 
-    spec, image = open_target(args, args.target)
+    _spec, image = open_target(args, args.target)
     if image is None:
         raise UsageError(f"{args.target} is a directory, not an image (use skanse sbom for it)")
     try:

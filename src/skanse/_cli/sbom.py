@@ -49,7 +49,9 @@ def _outputs(values: list[str]) -> list[tuple[str, str | None]]:
     for value in values or ["table"]:
         name, sep, path = value.partition("=")
         if name not in FORMAT_NAMES:
-            raise UsageError(f"unknown SBOM format {name!r} (choose from {', '.join(FORMAT_NAMES)})")
+            raise UsageError(
+                f"unknown SBOM format {name!r} (choose from {', '.join(FORMAT_NAMES)})"
+            )
         if sep and not path:
             raise UsageError(f"-o {value}: empty file name")
         outputs.append((name, path or None))

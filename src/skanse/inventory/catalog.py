@@ -28,7 +28,7 @@ from skanse.inventory.model import Inventory, Package, Subject
 from skanse.oci.image import Image, read_directory, read_view
 from skanse.oci.vfs import Capture, Captured, FileInfo, FileView, ViewLimits
 
-__all__ = ["default_catalogers", "catalog_directory", "catalog_image", "catalog_view"]
+__all__ = ["catalog_directory", "catalog_image", "catalog_view", "default_catalogers"]
 
 # language packages that are the same software as the OS package owning their evidence file
 _DEDUP_TYPES = frozenset({"python", "npm", "java-archive"})
@@ -122,11 +122,19 @@ def _deduplicate(packages: list[Package]) -> list[Package]:
     kept: list[Package] = []
     seen: set[tuple[str, str, str, str, str]] = set()
     for package in packages:
-        if package.type in _DEDUP_TYPES and package.locations and all(
-            location.path.split(":", 1)[0] in owned for location in package.locations
+        if (
+            package.type in _DEDUP_TYPES
+            and package.locations
+            and all(location.path.split(":", 1)[0] in owned for location in package.locations)
         ):
             continue
-        key = (package.type, package.name, package.version, package.purl, package.locations[0].path if package.locations else "")
+        key = (
+            package.type,
+            package.name,
+            package.version,
+            package.purl,
+            package.locations[0].path if package.locations else "",
+        )
         if key in seen:
             continue
         seen.add(key)

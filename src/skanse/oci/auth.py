@@ -73,7 +73,9 @@ class DockerConfig:
         except FileNotFoundError:
             return cls(path=str(path))
         except OSError as exc:
-            raise ConfigError(f"cannot read docker config: {exc.strerror}", path=str(path)) from None
+            raise ConfigError(
+                f"cannot read docker config: {exc.strerror}", path=str(path)
+            ) from None
         if len(raw) > _MAX_CONFIG_BYTES:
             raise ConfigError("docker config is larger than 1 MiB", path=str(path))
         try:
@@ -100,7 +102,10 @@ class DockerConfig:
         for alias in aliases:
             helper = self.helpers.get(alias)
             if helper:
-                return _run_helper(helper, DOCKER_HUB_CONFIG_KEY if DOCKER_HUB in aliases and len(aliases) > 1 else alias)
+                return _run_helper(
+                    helper,
+                    DOCKER_HUB_CONFIG_KEY if DOCKER_HUB in aliases and len(aliases) > 1 else alias,
+                )
         for alias in aliases:
             if alias in self.auths:
                 return self.auths[alias]
@@ -116,14 +121,16 @@ def _entry_credentials(entry: dict[str, object], key: str, path: str) -> Credent
         try:
             decoded = base64.b64decode(auth, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise ConfigError(f"auths[{key!r}].auth is not base64 of user:password", path=path) from None
+            raise ConfigError(
+                f"auths[{key!r}].auth is not base64 of user:password", path=path
+            ) from None
         user, sep, password = decoded.partition(":")
         if not sep:
             raise ConfigError(f"auths[{key!r}].auth is not base64 of user:password", path=path)
         return Credentials(user, password)
-    user, password = entry.get("username"), entry.get("password")
-    if isinstance(user, str) and isinstance(password, str) and user:
-        return Credentials(user, password)
+    name, secret = entry.get("username"), entry.get("password")
+    if isinstance(name, str) and isinstance(secret, str) and name:
+        return Credentials(name, secret)
     return None
 
 
@@ -157,8 +164,8 @@ class Challenge:
     params: Mapping[str, str]
 
 
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*,?')
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PARAM = re.compile(rf'\s*({_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|{_TCHARS})\s*,?')
 
 
 def parse_challenges(header: str) -> list[Challenge]:
@@ -166,7 +173,7 @@ def parse_challenges(header: str) -> list[Challenge]:
     challenges: list[Challenge] = []
     rest = header.strip()
     while rest:
-        match = re.match(rf"({_TOKEN})\s*", rest)
+        match = re.match(rf"({_TCHARS})\s*", rest)
         if match is None:
             break
         scheme = match.group(1).lower()

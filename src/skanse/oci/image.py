@@ -5,7 +5,7 @@ each layer. `read_view(image, wants)` streams the layers in order into a `FileVi
 file system directory has no layers; `read_directory` walks it without following symlinks.
 
 Spec forms (as Syft and skopeo spell them):
-    registry:REF | REF                  a registry reference (`alpine:3.19`, `host:5000/a/b@sha256:...`)
+    registry:REF | REF                  a registry reference (`alpine:3.19`, `host:5000/a/b`)
     oci:DIR[:TAG] | oci-dir:DIR[:TAG]   an OCI image layout
     docker-archive:FILE                 a `docker save` (or `skopeo copy docker-archive:`) tar
     dir:DIR                             a plain root file system
@@ -123,12 +123,12 @@ def parse_spec(text: str) -> ImageSpec:
                 path, tag = _split_layout_tag(rest)
                 return ImageSpec(kind, path, tag)
             return ImageSpec(kind, rest)
-    path = Path(text)
-    if path.is_dir():
-        if (path / "oci-layout").is_file():
+    candidate = Path(text)
+    if candidate.is_dir():
+        if (candidate / "oci-layout").is_file():
             return ImageSpec("oci-layout", text)
         return ImageSpec("dir", text)
-    if path.is_file():
+    if candidate.is_file():
         return ImageSpec("docker-archive", text)
     return ImageSpec("registry", text)
 
@@ -203,7 +203,7 @@ def open_registry_image(
     parsed = parse_manifest_or_index(data, media_type, reference=name)
 
     def fetch(entry: Descriptor) -> bytes:
-        body, _type, got = client.get_manifest(ref, entry.digest)
+        body, _type, _digest = client.get_manifest(ref, entry.digest)
         return body
 
     manifest, chosen, manifest_digest, index_digest = _choose(parsed, digest, platform, fetch, name)
@@ -290,7 +290,9 @@ def open_layout_image(
     if not isinstance(version, str):
         raise LayoutError("oci-layout file has no imageLayoutVersion", reference=name)
     index_bytes = _read_small(root / "index.json", MAX_MANIFEST_BYTES, name, "index.json")
-    top = parse_manifest_or_index(index_bytes, "application/vnd.oci.image.index.v1+json", reference=name)
+    top = parse_manifest_or_index(
+        index_bytes, "application/vnd.oci.image.index.v1+json", reference=name
+    )
     if not isinstance(top, Index):
         raise LayoutError("index.json is not an image index", reference=name)
     entries = list(top.manifests)
@@ -319,7 +321,10 @@ def open_layout_image(
 
     def fetch(descriptor: Descriptor) -> bytes:
         data = _read_small(
-            _layout_blob(root, descriptor.digest, name), MAX_MANIFEST_BYTES, name, f"blob {descriptor.digest}"
+            _layout_blob(root, descriptor.digest, name),
+            MAX_MANIFEST_BYTES,
+            name,
+            f"blob {descriptor.digest}",
         )
         verify_digest(data, descriptor.digest, what="manifest", reference=name)
         return data
@@ -365,11 +370,11 @@ def open_docker_archive(path: Path) -> Image:
     """A `docker save` tar: manifest.json names the config and the layer tars."""
     name = f"docker-archive:{path}"
     try:
-        archive = tarfile.open(path, mode="r:")  # noqa: SIM115 - closed by Image.close
+        archive = tarfile.open(path, mode="r:")
     except (OSError, tarfile.TarError) as exc:
         raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
     try:
-        members = {}
+        members: dict[str, tarfile.TarInfo] = {}
         for member in archive:
             normalised = os.path.normpath(member.name).lstrip("/")
             if normalised.startswith(".."):
@@ -410,14 +415,16 @@ def open_docker_archive(path: Path) -> Image:
         layers = []
         by_digest: dict[str, tarfile.TarInfo] = {}
         for layer_name, diff_id in zip(layer_names, config.diff_ids, strict=True):
-            member = members.get(os.path.normpath(str(layer_name)).lstrip("/"))
-            if member is None or not member.isreg():
+            layer_member = members.get(os.path.normpath(str(layer_name)).lstrip("/"))
+            if layer_member is None or not layer_member.isreg():
                 raise LayoutError(f"layer {layer_name} is missing from the archive", reference=name)
             # a docker archive stores layers uncompressed, so a layer's identity is its diff_id
             layers.append(
-                Descriptor("application/vnd.docker.image.rootfs.diff.tar", diff_id, member.size)
+                Descriptor(
+                    "application/vnd.docker.image.rootfs.diff.tar", diff_id, layer_member.size
+                )
             )
-            by_digest[diff_id] = member
+            by_digest[diff_id] = layer_member
     except (ValueError, tarfile.TarError) as exc:
         archive.close()
         raise LayoutError(f"malformed archive: {exc}", reference=name) from None

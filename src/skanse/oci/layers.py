@@ -20,9 +20,8 @@ import hashlib
 import io
 import tarfile
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, cast
 
 from skanse.errors import DigestMismatchError, LayerError
 from skanse.oci.vfs import (
@@ -47,7 +46,7 @@ _OPAQUE = ".wh..wh..opq"
 
 
 def sniff_compression(head: bytes) -> str:
-    """"gzip", "zstd" or "" (plain tar), from the first bytes of a blob."""
+    """ "gzip", "zstd" or "" (plain tar), from the first bytes of a blob."""
     if head.startswith(_GZIP_MAGIC):
         return "gzip"
     if head.startswith(_ZSTD_MAGIC):
@@ -107,7 +106,7 @@ class LayerStream(io.RawIOBase):
             import zstandard
 
             self._zstd = zstandard.ZstdDecompressor().stream_reader(
-                _RawSide(self), read_size=_CHUNK, read_across_frames=True
+                cast(IO[bytes], _RawSide(self)), read_size=_CHUNK, read_across_frames=True
             )
         self._buffer = b""
         self._eof = False
@@ -185,8 +184,7 @@ class LayerStream(io.RawIOBase):
             actual = "sha256:" + self._blob_hash.hexdigest()
             if self.digest.startswith("sha256:") and actual != self.digest:
                 raise DigestMismatchError(
-                    f"{self._where}: blob digest is {actual}, expected {self.digest}; "
-                    "layer refused"
+                    f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
                 )
         if self.diff_id is not None:
             actual = "sha256:" + self._tar_hash.hexdigest()
@@ -243,7 +241,7 @@ def apply_layer(
     problems: list[str] = []
     seen: dict[str, FileInfo] = {}
     try:
-        archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")  # noqa: SIM115
+        archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: not a tar archive ({exc})") from None
     try:
@@ -251,11 +249,15 @@ def apply_layer(
             if len(view.nodes) + len(pending) > limits.max_entries:
                 raise LayerError(f"{where}: more than {limits.max_entries} entries")
             if len(member.name) > limits.max_path_length:
-                problems.append(f"{where}: skipped an entry with a path over {limits.max_path_length} bytes")
+                problems.append(
+                    f"{where}: skipped an entry with a path over {limits.max_path_length} bytes"
+                )
                 continue
             path = normalise_member_path(member.name)
             if path is None:
-                problems.append(f"{where}: skipped {member.name!r}: its path climbs out of the image (..)")
+                problems.append(
+                    f"{where}: skipped {member.name!r}: its path climbs out of the image (..)"
+                )
                 continue
             if path == "/":
                 continue
@@ -265,7 +267,9 @@ def apply_layer(
                 if name == _OPAQUE:
                     pending.append(_Pending(None, parent, opaque=True))
                 else:
-                    pending.append(_Pending(None, parent.rstrip("/") + "/" + name[len(_WHITEOUT) :]))
+                    pending.append(
+                        _Pending(None, parent.rstrip("/") + "/" + name[len(_WHITEOUT) :])
+                    )
                 continue
             info = _member_info(member, path, index, view, seen, problems, where)
             if info is None:
@@ -286,7 +290,8 @@ def apply_layer(
                         item.value, item.captured = captured.value, True
                     elif target is not None:
                         problems.append(
-                            f"{where}: {path} is a hardlink to {info.link}, whose content was not kept"
+                            f"{where}: {path} is a hardlink to {info.link}, "
+                            "whose content was not kept"
                         )
                 info = FileInfo(path, NodeKind.FILE, info.size, info.mode, index)
                 item.info = info
@@ -349,12 +354,16 @@ def _member_info(
     if member.islnk():
         target = normalise_member_path(member.linkname)
         if target is None:
-            problems.append(f"{where}: skipped hardlink {path} -> {member.linkname!r}: it climbs out of the image")
+            problems.append(
+                f"{where}: skipped hardlink {path} -> {member.linkname!r}: "
+                "it climbs out of the image"
+            )
             return None
         existing = seen.get(target) or view.get(target)
         if existing is None or existing.kind is not NodeKind.FILE:
             problems.append(
-                f"{where}: skipped hardlink {path} -> {member.linkname!r}: no such file in the image"
+                f"{where}: skipped hardlink {path} -> {member.linkname!r}: "
+                "no such file in the image"
             )
             return None
         return FileInfo(path, NodeKind.FILE, existing.size, mode, index, target)
@@ -381,7 +390,11 @@ def _merge(view: FileView, pending: list[_Pending]) -> None:
         if info is None:
             continue
         previous = view.nodes.get(info.path)
-        if previous is not None and previous.kind is NodeKind.DIRECTORY and info.kind is not NodeKind.DIRECTORY:
+        if (
+            previous is not None
+            and previous.kind is NodeKind.DIRECTORY
+            and info.kind is not NodeKind.DIRECTORY
+        ):
             view.remove(info.path)  # a file replacing a directory hides its contents
         view.nodes[info.path] = info
         if item.captured:

@@ -76,11 +76,11 @@ def compute_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def validate_digest(digest: str) -> str:
+def validate_digest(digest: object) -> str:
     """Return `digest` if it is a well-formed sha256/sha512 digest; raise otherwise."""
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise ManifestError(f"malformed digest {digest!r}")
-    return digest
+    if isinstance(digest, str) and _DIGEST.fullmatch(digest):
+        return digest
+    raise ManifestError(f"malformed digest {digest!r}")
 
 
 def verify_digest(data: bytes, digest: str, *, what: str, reference: str | None = None) -> None:
@@ -209,7 +209,9 @@ class ImageConfig:
 
 def _load_json(data: bytes, cap: int, what: str, reference: str | None) -> dict[str, Any]:
     if len(data) > cap:
-        raise ManifestError(f"{what} is {len(data)} bytes, over the {cap}-byte cap", reference=reference)
+        raise ManifestError(
+            f"{what} is {len(data)} bytes, over the {cap}-byte cap", reference=reference
+        )
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -282,7 +284,9 @@ def parse_manifest_or_index(
     raise ManifestError(f"unknown manifest media type {media_type!r}", reference=reference)
 
 
-def parse_manifest(data: bytes, declared: str | None = None, *, reference: str | None = None) -> Manifest:
+def parse_manifest(
+    data: bytes, declared: str | None = None, *, reference: str | None = None
+) -> Manifest:
     parsed = parse_manifest_or_index(data, declared, reference=reference)
     if not isinstance(parsed, Manifest):
         raise ManifestError("expected an image manifest, got an index", reference=reference)
@@ -354,17 +358,16 @@ def parse_config(data: bytes, *, reference: str | None = None) -> ImageConfig:
     diff_ids = tuple(validate_digest(d) for d in rootfs["diff_ids"])
     runtime = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     assert isinstance(runtime, dict)
-    history = []
-    for item in doc.get("history") or []:
-        if isinstance(item, dict):
-            history.append(
-                HistoryEntry(
-                    item.get("created"),
-                    item.get("created_by"),
-                    bool(item.get("empty_layer", False)),
-                    item.get("comment"),
-                )
-            )
+    history = [
+        HistoryEntry(
+            item.get("created"),
+            item.get("created_by"),
+            bool(item.get("empty_layer", False)),
+            item.get("comment"),
+        )
+        for item in doc.get("history") or []
+        if isinstance(item, dict)
+    ]
     labels = runtime.get("Labels") or {}
     return ImageConfig(
         platform=Platform(

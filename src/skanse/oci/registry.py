@@ -118,7 +118,9 @@ class RegistryClient:
             num_pools=8,
             ca_certs=self.options.ca_certs,
             retries=False,
-            timeout=urllib3.Timeout(connect=min(10.0, self.options.timeout), read=self.options.timeout),
+            timeout=urllib3.Timeout(
+                connect=min(10.0, self.options.timeout), read=self.options.timeout
+            ),
             headers={"User-Agent": self.options.user_agent},
         )
 
@@ -163,7 +165,9 @@ class RegistryClient:
             basic = next((c for c in challenges if c.scheme == "basic"), None)
             if basic is None:
                 raise AuthError(
-                    f"unsupported auth scheme {challenges[0].scheme!r}", reference=str(ref), status=401
+                    f"unsupported auth scheme {challenges[0].scheme!r}",
+                    reference=str(ref),
+                    status=401,
                 )
             if self._credentials(ref.domain) is None:
                 raise AuthError(
@@ -265,7 +269,9 @@ class RegistryClient:
                 send["Authorization"] = auth
             response = self._send(method, url, send, body=body, cap=cap, reference=ref)
             if response.status == 401 and attempt == 0:
-                self._authenticate(ref, scope, response.headers.get("www-authenticate", ""), response)
+                self._authenticate(
+                    ref, scope, response.headers.get("www-authenticate", ""), response
+                )
                 continue
             break
         self._raise_for_status(response, ref, what)
@@ -392,7 +398,8 @@ class RegistryClient:
                 )
             except urllib3.exceptions.HTTPError as exc:
                 raise RegistryClientError(
-                    f"blob {descriptor.digest}: cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}",
+                    f"blob {descriptor.digest}: cannot reach "
+                    f"{urllib.parse.urlsplit(url).netloc}: {exc}",
                     reference=str(ref),
                 ) from None
             try:
@@ -410,7 +417,8 @@ class RegistryClient:
                     location = raw.headers.get("Location")
                     if not location:
                         raise RegistryClientError(
-                            f"blob {descriptor.digest}: redirect without a Location", reference=str(ref)
+                            f"blob {descriptor.digest}: redirect without a Location",
+                            reference=str(ref),
                         )
                     target = urllib.parse.urljoin(url, location)
                     if url.startswith("https:") and not target.startswith("https:"):
@@ -420,7 +428,8 @@ class RegistryClient:
                         )
                     if not target.startswith(("https:", "http:")):
                         raise RegistryClientError(
-                            f"blob {descriptor.digest}: redirect to an unsupported URL", reference=str(ref)
+                            f"blob {descriptor.digest}: redirect to an unsupported URL",
+                            reference=str(ref),
                         )
                     url = target
                     continue
@@ -476,7 +485,8 @@ class RegistryClient:
         """A small blob (a config) read into memory, verified, not cached."""
         if descriptor.size > cap:
             raise ManifestError(
-                f"blob {descriptor.digest} declares {descriptor.size} bytes, over the {cap}-byte cap",
+                f"blob {descriptor.digest} declares {descriptor.size} bytes, "
+                f"over the {cap}-byte cap",
                 reference=str(ref),
             )
         if self.cache is not None and (cached := self.cache.get(descriptor.digest)) is not None:
@@ -507,7 +517,9 @@ class RegistryClient:
             try:
                 page = json.loads(response.body).get("tags") or []
             except (ValueError, AttributeError):
-                raise RegistryClientError("tag list is not valid JSON", reference=str(ref)) from None
+                raise RegistryClientError(
+                    "tag list is not valid JSON", reference=str(ref)
+                ) from None
             tags.extend(str(t) for t in page)
             url = _next_link(response.headers.get("link"), url)
         return tags[:limit]
@@ -529,7 +541,9 @@ class RegistryClient:
             )
         except NotFoundError:
             return None
-        return parse_index(response.body, "application/vnd.oci.image.index.v1+json", reference=str(ref))
+        return parse_index(
+            response.body, "application/vnd.oci.image.index.v1+json", reference=str(ref)
+        )
 
     # --- pushing --------------------------------------------------------------------
 

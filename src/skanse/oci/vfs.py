@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "MAX_SYMLINK_HOPS",
-    "Captured",
     "Capture",
+    "Captured",
     "FileInfo",
     "FileView",
     "LayerInfo",

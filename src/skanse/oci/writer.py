@@ -48,6 +48,7 @@ __all__ = [
 _GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 _ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 _TAR_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class LayerBuilder:
 
     def __init__(self) -> None:
         self._buffer = io.BytesIO()
-        self._tar = tarfile.open(fileobj=self._buffer, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        self._tar = tarfile.open(fileobj=self._buffer, mode="w", format=tarfile.PAX_FORMAT)
         self._dirs: set[str] = set()
 
     def _parents(self, path: str) -> None:
@@ -189,7 +190,7 @@ class BuiltImage:
 def build_image(
     layers: Sequence[BuiltLayer],
     *,
-    platform: Platform = Platform("linux", "amd64"),
+    platform: Platform = DEFAULT_PLATFORM,
     cmd: Sequence[str] = (),
     env: Sequence[str] = (),
     user: str | None = None,
@@ -215,9 +216,7 @@ def build_image(
         "created": "1970-01-01T00:00:00Z",
         "config": runtime,
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-        "history": [
-            {"created": "1970-01-01T00:00:00Z", "created_by": step} for step in steps
-        ],
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": step} for step in steps],
     }
     if platform.variant:
         config_doc["variant"] = platform.variant
@@ -303,7 +302,9 @@ def _write_blob(directory: Path, digest: str, data: bytes) -> None:
         write_atomic(path, data)
 
 
-def write_docker_archive(image: BuiltImage, path: str | Path, *, repo_tag: str | None = None) -> None:
+def write_docker_archive(
+    image: BuiltImage, path: str | Path, *, repo_tag: str | None = None
+) -> None:
     """Write `image` the way `docker save` does (layers uncompressed, manifest.json)."""
     import zlib
 
@@ -332,7 +333,11 @@ def write_docker_archive(image: BuiltImage, path: str | Path, *, repo_tag: str |
         config_name = f"{image.config_digest.split(':', 1)[1]}.json"
         add(config_name, image.config)
         manifest = [
-            {"Config": config_name, "RepoTags": [repo_tag] if repo_tag else [], "Layers": layer_names}
+            {
+                "Config": config_name,
+                "RepoTags": [repo_tag] if repo_tag else [],
+                "Layers": layer_names,
+            }
         ]
         add("manifest.json", json.dumps(manifest).encode())
     write_atomic(path, buffer.getvalue())
@@ -350,5 +355,7 @@ def push_image(client: object, ref: Reference, image: BuiltImage | Sequence[Buil
     if len(images) == 1:
         return client.push_manifest(ref, images[0].manifest, images[0].manifest_media_type)
     for built in images:
-        client.push_manifest(ref.with_digest(built.digest), built.manifest, built.manifest_media_type)
+        client.push_manifest(
+            ref.with_digest(built.digest), built.manifest, built.manifest_media_type
+        )
     return client.push_manifest(ref, build_index(images), OCI_INDEX)

@@ -59,7 +59,9 @@ def make_purl(
     """A purl as Syft writes it: empty qualifiers dropped, keys sorted, values escaped."""
     kept = {k: v for k, v in (qualifiers or {}).items() if v}
     return PackageURL(
-        type=type_, namespace=namespace or None, name=name, version=version or None,
+        type=type_,
+        namespace=namespace or None,
+        name=name,
+        version=version or None,
         qualifiers=kept or None,
     ).to_string()
-

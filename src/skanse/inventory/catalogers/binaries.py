@@ -146,32 +146,34 @@ class GoBinaryCataloger:
         return parse_go_buildinfo if _executable(info) else None
 
     def catalog(self, found: Sequence[Captured], env: Environment) -> list[Package]:
-        packages = []
+        packages: list[Package] = []
         for captured in found:
             info = captured.value
             if not isinstance(info, GoBuildInfo):
                 continue
             location = (env.location(captured.info),)
             modules = ([info.main] if info.main else []) + list(info.deps)
-            for module in modules:
-                packages.append(
-                    Package(
-                        name=module.path,
-                        version=module.version,
-                        type="go-module",
-                        purl=_go_purl(module.path, module.version),
-                        cataloger=self.name,
-                        locations=location,
-                        metadata={"goVersion": info.go_version, "h1Digest": module.checksum},
-                    )
+            packages.extend(
+                Package(
+                    name=module.path,
+                    version=module.version,
+                    type="go-module",
+                    purl=_go_purl(module.path, module.version),
+                    cataloger=self.name,
+                    locations=location,
+                    metadata={"goVersion": info.go_version, "h1Digest": module.checksum},
                 )
+                for module in modules
+            )
             if info.go_version.startswith("go"):
                 packages.append(
                     Package(
                         name="stdlib",
                         version=info.go_version,
                         type="go-module",
-                        purl=make_purl("golang", None, "stdlib", info.go_version.removeprefix("go")),
+                        purl=make_purl(
+                            "golang", None, "stdlib", info.go_version.removeprefix("go")
+                        ),
                         cataloger=self.name,
                         locations=location,
                     )

@@ -39,8 +39,11 @@ class CargoLockCataloger:
             return []
         return [
             Package(
-                name=name, version=version, type="rust-crate",
-                purl=make_purl("cargo", None, name, version), cataloger=self.name,
+                name=name,
+                version=version,
+                type="rust-crate",
+                purl=make_purl("cargo", None, name, version),
+                cataloger=self.name,
                 locations=(env.location(captured.info),),
             )
             for captured in found

@@ -54,7 +54,7 @@ def parse_dpkg_status(text: str) -> list[DpkgRecord]:
         fields.clear()
         key = None
 
-    for line_no, line in enumerate(text.split("\n"), start=1):  # noqa: B007
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             flush()
             continue
@@ -86,8 +86,12 @@ def _record(fields: dict[str, str]) -> DpkgRecord | None:
     if match is not None and match["version"]:
         source, source_version = match["name"], match["version"]
     return DpkgRecord(
-        package, fields.get("Version", ""), fields.get("Architecture", ""),
-        source, source_version, status,
+        package,
+        fields.get("Version", ""),
+        fields.get("Architecture", ""),
+        source,
+        source_version,
+        status,
     )
 
 
@@ -159,8 +163,11 @@ class DpkgCataloger:
                         distro.id,
                         record.package,
                         record.version,
-                        {"arch": record.architecture, "upstream": upstream,
-                         "distro": distro.purl_qualifier},
+                        {
+                            "arch": record.architecture,
+                            "upstream": upstream,
+                            "distro": distro.purl_qualifier,
+                        },
                     )
                 packages.append(
                     Package(

@@ -21,7 +21,19 @@ from skanse.oci.vfs import Capture, Captured, FileInfo
 
 __all__ = ["JavaArchive", "JavaCataloger", "parse_java_archive"]
 
-_EXTENSIONS = (".jar", ".war", ".ear", ".par", ".sar", ".nar", ".jpi", ".hpi", ".kar", ".far", ".lpkg")
+_EXTENSIONS = (
+    ".jar",
+    ".war",
+    ".ear",
+    ".par",
+    ".sar",
+    ".nar",
+    ".jpi",
+    ".hpi",
+    ".kar",
+    ".far",
+    ".lpkg",
+)
 _MAX_DEPTH = 4
 _MAX_ENTRIES = 100_000
 _MAX_MEMBER = 64 * 1024 * 1024
@@ -76,7 +88,9 @@ class _Budget:
             raise ValueError("java archive expands past the read cap (zip bomb?)")
 
 
-def parse_java_archive(data: bytes, name: str = "", depth: int = 0, budget: _Budget | None = None) -> list[JavaArchive]:
+def parse_java_archive(
+    data: bytes, name: str = "", depth: int = 0, budget: _Budget | None = None
+) -> list[JavaArchive]:
     budget = budget or _Budget()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -95,7 +109,9 @@ def parse_java_archive(data: bytes, name: str = "", depth: int = 0, budget: _Bud
                 props = _properties(archive.read(info).decode("utf-8", errors="replace"))
                 if props.get("artifactId") and props.get("version"):
                     found.append(
-                        JavaArchive(props.get("groupId", ""), props["artifactId"], props["version"], name)
+                        JavaArchive(
+                            props.get("groupId", ""), props["artifactId"], props["version"], name
+                        )
                     )
             elif member.upper() == "META-INF/MANIFEST.MF":
                 budget.take(info.file_size)
@@ -105,7 +121,10 @@ def parse_java_archive(data: bytes, name: str = "", depth: int = 0, budget: _Bud
                 inner = f"{name}:{member}" if name else member
                 found.extend(parse_java_archive(archive.read(info), inner, depth + 1, budget))
         if not any(f.inner == name for f in found):
-            artifact = manifest.get("Implementation-Title") or manifest.get("Bundle-SymbolicName", "").split(";")[0]
+            artifact = (
+                manifest.get("Implementation-Title")
+                or manifest.get("Bundle-SymbolicName", "").split(";")[0]
+            )
             version = manifest.get("Implementation-Version") or manifest.get("Bundle-Version", "")
             if not (artifact and version):
                 stem = (name.rsplit(":", 1)[-1] or "").rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -137,7 +156,12 @@ class JavaCataloger:
                         name=archive.artifact,
                         version=archive.version,
                         type="java-archive",
-                        purl=make_purl("maven", archive.group or archive.artifact, archive.artifact, archive.version),
+                        purl=make_purl(
+                            "maven",
+                            archive.group or archive.artifact,
+                            archive.artifact,
+                            archive.version,
+                        ),
                         cataloger=self.name,
                         locations=(env.location(captured.info, path),),
                         licenses=archive.licenses,

@@ -75,11 +75,7 @@ class PythonCataloger:
         path = info.path
         if info.size > _MAX_METADATA:
             return None
-        if (
-            path.endswith(".dist-info/METADATA")
-            or path.endswith(".egg-info/PKG-INFO")
-            or path.endswith(".egg-info")
-        ):
+        if path.endswith((".dist-info/METADATA", ".egg-info/PKG-INFO", ".egg-info")):
             return lambda data: parse_metadata(read_text(data))
         if path.endswith("/Pipfile.lock"):
             return parse_pipfile_lock
@@ -94,7 +90,9 @@ class PythonCataloger:
                 for name, version in captured.value:  # type: ignore[attr-defined]
                     packages.append(
                         Package(
-                            name=name, version=version, type="python",
+                            name=name,
+                            version=version,
+                            type="python",
                             purl=make_purl("pypi", None, name, version),
                             cataloger="python-package-cataloger",
                             locations=(env.location(captured.info),),

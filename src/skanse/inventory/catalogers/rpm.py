@@ -26,7 +26,15 @@ __all__ = ["RpmCataloger", "RpmHeader", "parse_header_blob", "read_bdb_values", 
 _DB_PATH = re.compile(r".*/(?:var/lib|usr/share|usr/lib/sysimage)/rpm/(Packages|rpmdb\.sqlite)$")
 
 # header tags and types (rpm's rpmtag.h)
-_NAME, _VERSION, _RELEASE, _EPOCH, _LICENSE, _ARCH, _SOURCERPM = 1000, 1001, 1002, 1003, 1014, 1022, 1044
+_NAME, _VERSION, _RELEASE, _EPOCH, _LICENSE, _ARCH, _SOURCERPM = (
+    1000,
+    1001,
+    1002,
+    1003,
+    1014,
+    1022,
+    1044,
+)
 _DIRINDEXES, _BASENAMES, _DIRNAMES, _MODULARITY = 1116, 1117, 1118, 5096
 _INT32, _STRING, _STRING_ARRAY, _I18NSTRING = 4, 6, 8, 9
 _MAX_INDEX = 1_000_000
@@ -96,8 +104,15 @@ def parse_header_blob(blob: bytes) -> RpmHeader:
         if 0 <= d < len(dirnames)
     )
     return RpmHeader(
-        one(_NAME), one(_VERSION), one(_RELEASE), epochs[0] if epochs else None, one(_ARCH),
-        one(_SOURCERPM), one(_LICENSE), one(_MODULARITY), files,
+        one(_NAME),
+        one(_VERSION),
+        one(_RELEASE),
+        epochs[0] if epochs else None,
+        one(_ARCH),
+        one(_SOURCERPM),
+        one(_LICENSE),
+        one(_MODULARITY),
+        files,
     )
 
 
@@ -152,7 +167,9 @@ def read_bdb_values(data: bytes) -> Iterator[bytes]:
             yield _overflow_chain(data, order, page_size, pages, first, total)
 
 
-def _overflow_chain(data: bytes, order: str, page_size: int, pages: int, first: int, total: int) -> bytes:
+def _overflow_chain(
+    data: bytes, order: str, page_size: int, pages: int, first: int, total: int
+) -> bytes:
     chunks: list[bytes] = []
     seen: set[int] = set()
     current = first
@@ -241,7 +258,9 @@ class RpmCataloger:
                         locations=(env.location(captured.info),),
                         licenses=(h.license,) if h.license else (),
                         source_name=source_name,
-                        source_version=el_version(h.epoch, h.version, h.release) if source_name else None,
+                        source_version=el_version(h.epoch, h.version, h.release)
+                        if source_name
+                        else None,
                         arch=h.arch or None,
                         files=h.files,
                     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 try:  # the factory moved in cyclonedx-python-lib 11.x; the old path warns
     from cyclonedx.contrib.license.factories import LicenseFactory
 except ImportError:  # pragma: no cover - older cyclonedx-python-lib
-    from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef]
+    from cyclonedx.factory.license import LicenseFactory
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType

@@ -16,26 +16,25 @@ SCHEMA_VERSION = 1
 
 
 def to_dict(inventory: Inventory) -> dict[str, Any]:
-    packages = []
-    for p in sorted_packages(inventory):
-        packages.append(
-            {
-                "id": p.id,
-                "name": p.name,
-                "version": p.version,
-                "type": p.type,
-                "purl": p.purl,
-                "licenses": list(p.licenses),
-                "source_name": p.source_name,
-                "source_version": p.source_version,
-                "arch": p.arch,
-                "found_by": p.cataloger,
-                "locations": [
-                    {"path": loc.path, "layer": loc.layer, "layer_digest": loc.layer_digest}
-                    for loc in p.locations
-                ],
-            }
-        )
+    packages = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "version": p.version,
+            "type": p.type,
+            "purl": p.purl,
+            "licenses": list(p.licenses),
+            "source_name": p.source_name,
+            "source_version": p.source_version,
+            "arch": p.arch,
+            "found_by": p.cataloger,
+            "locations": [
+                {"path": loc.path, "layer": loc.layer, "layer_digest": loc.layer_digest}
+                for loc in p.locations
+            ],
+        }
+        for p in sorted_packages(inventory)
+    ]
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "skanse", "version": __version__},

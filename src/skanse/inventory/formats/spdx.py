@@ -13,21 +13,19 @@ import datetime as dt
 import io
 import re
 import uuid
+from typing import Any
 
 from license_expression import ExpressionError, get_spdx_licensing
-from spdx_tools.spdx.model import (
-    Actor,
-    ActorType,
-    CreationInfo,
-    Document,
+from spdx_tools.spdx.model.actor import Actor, ActorType
+from spdx_tools.spdx.model.document import CreationInfo, Document
+from spdx_tools.spdx.model.package import (
     ExternalPackageRef,
     ExternalPackageRefCategory,
     Package,
     PackagePurpose,
-    Relationship,
-    RelationshipType,
-    SpdxNoAssertion,
 )
+from spdx_tools.spdx.model.relationship import Relationship, RelationshipType
+from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
 from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 from skanse import __version__
@@ -43,7 +41,7 @@ def _spdx_id(kind: str, text: str) -> str:
     return f"SPDXRef-{kind}-" + _ID_UNSAFE.sub("-", text).strip("-")[:120]
 
 
-def _license(texts: tuple[str, ...]) -> tuple[object, str | None]:
+def _license(texts: tuple[str, ...]) -> tuple[Any, str | None]:
     if not texts:
         return SpdxNoAssertion(), None
     licensing = get_spdx_licensing()
@@ -97,7 +95,7 @@ def to_document(inventory: Inventory) -> Document:
                 version=package.version or None,
                 files_analyzed=False,
                 license_concluded=SpdxNoAssertion(),
-                license_declared=declared,  # type: ignore[arg-type]
+                license_declared=declared,
                 license_comment=comment,
                 copyright_text=SpdxNoAssertion(),
                 source_info=f"found by {package.cataloger} at "
