@@ -135,6 +135,28 @@ class LayerBuilder:
             self.add_file(path, files[path])
         return self
 
+    def add_host_directory(self, directory: str | Path) -> LayerBuilder:
+        """Add a root file system from the host (a debootstrap tree), owners kept as numbers.
+
+        Symlinks are stored as symlinks and never followed; devices and sockets are skipped.
+        """
+        root = Path(directory)
+
+        def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            if (
+                info.ischr()
+                or info.isblk()
+                or not (info.isfile() or info.isdir() or info.issym() or info.islnk())
+            ):
+                return None
+            info.mtime = 0
+            info.uname = info.gname = ""
+            return info
+
+        for child in sorted(root.iterdir()):
+            self._tar.add(child, arcname=child.name, recursive=True, filter=normalise)
+        return self
+
     def tar_bytes(self) -> bytes:
         self._tar.close()
         return self._buffer.getvalue()
