@@ -86,7 +86,9 @@ def syft_packages(path: Path) -> set[tuple[str, str, str]]:
     return {(a["name"], a["version"], a["type"]) for a in doc["artifacts"]}
 
 
-def explain(only_syft: set[tuple[str, ...]], only_skanse: set[tuple[str, ...]]) -> list[str]:
+def explain(
+    only_syft: set[tuple[str, str, str]], only_skanse: set[tuple[str, str, str]]
+) -> list[str]:
     notes = []
     for name, version, kind in sorted(only_syft):
         if kind == "binary":
