@@ -119,11 +119,23 @@ def main() -> int:
     )
     parser.add_argument("--debian-rootfs", type=Path, default=None, help="debootstrap minbase tree")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--build-into", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_into is not None:
+        # image building holds layers in memory; it runs in its own process so that the
+        # measured children are not forked from a large parent (ru_maxrss counts that)
+        build_tiny(args.build_into)
+        if args.debian_rootfs:
+            build_debian(args.build_into, args.debian_rootfs)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="skanse-bench-sbom-"))
-    images = {"tiny": build_tiny(work)}
+    build = [sys.executable, __file__, "--build-into", str(work)]
     if args.debian_rootfs:
-        images["debian"] = build_debian(work, args.debian_rootfs)
+        build += ["--debian-rootfs", str(args.debian_rootfs)]
+    subprocess.run(build, check=True)
+    images = {"tiny": work / "tiny"}
+    if args.debian_rootfs:
+        images["debian"] = work / "debian"
     env = dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false")
     rows: list[dict[str, Any]] = []
     notes: list[str] = []

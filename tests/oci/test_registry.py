@@ -193,3 +193,15 @@ def test_plain_http_is_only_for_loopback_by_default() -> None:
         )
         == "http"
     )
+
+
+def test_blob_exists_for_a_blob_larger_than_any_body_cap(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    # HEAD answers carry the blob's size as Content-Length; that must not trip a body cap
+    client = registry.client(tmp_path / "cache")
+    ref = registry.ref("skanse/large:v1")
+    big = bytes(3 * 1024 * 1024)
+    digest = client.push_blob(ref, big)
+    assert client.blob_exists(ref, digest)
+    assert client.push_blob(ref, big) == digest

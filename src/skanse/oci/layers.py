@@ -379,12 +379,10 @@ def _member_info(
 def _merge(view: FileView, pending: list[_Pending]) -> None:
     # Whiteouts and opaque markers hide lower layers only, so apply them first (OCI spec,
     # "Whiteouts": entries in the same layer as the whiteout are not hidden by it).
-    for item in pending:
-        if item.info is None:
-            if item.opaque:
-                view.clear_children(item.path)
-            else:
-                view.remove(item.path)
+    removed = {item.path for item in pending if item.info is None and not item.opaque}
+    opaque = {item.path for item in pending if item.info is None and item.opaque}
+    if removed or opaque:
+        view.hide(removed, opaque)
     for item in pending:
         info = item.info
         if info is None:

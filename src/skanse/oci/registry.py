@@ -244,7 +244,8 @@ class RegistryClient:
                 f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}", reference=str(reference)
             ) from None
         try:
-            data = _read_capped(raw, cap, url, reference)
+            # a HEAD answer carries the blob's Content-Length but no body
+            data = b"" if method == "HEAD" else _read_capped(raw, cap, url, reference)
         finally:
             raw.release_conn()
         return _Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, data, url)

@@ -141,6 +141,25 @@ class FileView:
     def values(self) -> Iterator[Captured]:
         return iter(self.captured.values())
 
+    def hide(self, removed: set[str], opaque: set[str]) -> None:
+        """Apply one layer's whiteouts in a single pass: `removed` paths and everything
+        under them, and everything under the `opaque` directories (which stay)."""
+        doomed = []
+        for key in self.nodes:
+            if key in removed:
+                doomed.append(key)
+                continue
+            parent = key.rsplit("/", 1)[0] or "/"
+            while True:
+                if parent in removed or parent in opaque:
+                    doomed.append(key)
+                    break
+                if parent == "/":
+                    break
+                parent = parent.rsplit("/", 1)[0] or "/"
+        for key in doomed:
+            self._drop(key)
+
     def remove(self, path: str) -> None:
         """Delete `path` and everything under it (a whiteout)."""
         self._drop(path)
