@@ -22,7 +22,9 @@ from skanse.oci.manifest import (
 DIGEST = "sha256:" + "ab" * 32
 
 
-def descriptor(media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip") -> dict[str, object]:
+def descriptor(
+    media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip",
+) -> dict[str, object]:
     return {"mediaType": media_type, "digest": DIGEST, "size": 10}
 
 
