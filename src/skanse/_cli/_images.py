@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["add_image_options", "open_target"]
+__all__ = ["add_image_options", "image_target"]
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +46,9 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_target(args: argparse.Namespace, target: str) -> tuple[Any, Any]:
-    """(ImageSpec, Image or None for a directory); the caller closes the image."""
+@contextlib.contextmanager
+def image_target(args: argparse.Namespace, target: str) -> Iterator[tuple[Any, Any]]:
+    """(ImageSpec, Image or None for a directory); closed, temporary cache removed, after."""
     from skanse.oci.cache import BlobCache, default_cache_dir
     from skanse.oci.image import open_image, parse_spec
     from skanse.oci.manifest import parse_platform
@@ -52,12 +56,14 @@ def open_target(args: argparse.Namespace, target: str) -> tuple[Any, Any]:
 
     spec = parse_spec(target)
     if spec.kind == "dir":
-        return spec, None
+        yield spec, None
+        return
     platform = parse_platform(args.platform) if args.platform else None
     client = None
+    temporary = None
     if spec.kind == "registry":
         if args.no_cache:
-            cache_root = tempfile.mkdtemp(prefix="skanse-cache-")
+            cache_root = temporary = tempfile.mkdtemp(prefix="skanse-cache-")
         else:
             cache_root = args.cache_dir or str(default_cache_dir())
         os.makedirs(cache_root, exist_ok=True, mode=0o700)
@@ -69,4 +75,12 @@ def open_target(args: argparse.Namespace, target: str) -> tuple[Any, Any]:
             ),
             cache=BlobCache(cache_root),
         )
-    return spec, open_image(spec, platform=platform, client=client)
+    try:
+        image = open_image(spec, platform=platform, client=client)
+        try:
+            yield spec, image
+        finally:
+            image.close()
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from skanse._cli._images import add_image_options, open_target
+from skanse._cli._images import add_image_options, image_target
 
 __all__ = ["add_arguments", "run"]
 
@@ -66,13 +66,10 @@ def _describe(image: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from skanse.errors import UsageError
 
-    _spec, image = open_target(args, args.target)
-    if image is None:
-        raise UsageError(f"{args.target} is a directory, not an image (use skanse sbom for it)")
-    try:
+    with image_target(args, args.target) as (_spec, image):
+        if image is None:
+            raise UsageError(f"{args.target} is a directory, not an image (use skanse sbom)")
         info = _describe(image)
-    finally:
-        image.close()
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return 0

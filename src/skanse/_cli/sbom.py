@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skanse._cli._images import add_image_options, open_target
+from skanse._cli._images import add_image_options, image_target
 
 __all__ = ["add_arguments", "run"]
 
@@ -67,14 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from skanse.inventory.formats import render
 
     outputs = _outputs(args.output)
-    spec, image = open_target(args, args.target)
-    if image is None:
-        inventory = catalog_directory(spec.location)
-    else:
-        try:
+    with image_target(args, args.target) as (spec, image):
+        if image is None:
+            inventory = catalog_directory(spec.location)
+        else:
             inventory = catalog_image(image)
-        finally:
-            image.close()
     for problem in inventory.problems:
         print(f"skanse: warning: {problem}", file=sys.stderr)
     for name, path in outputs:
