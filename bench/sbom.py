@@ -169,18 +169,28 @@ def main() -> int:
         "--registry", action="store_true", help="also read from a local docker-registry"
     )
     parser.add_argument("--build-into", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--push-to", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_into is not None:
-        # image building holds layers in memory; it runs in its own process so that the
+        # building and pushing hold layers in memory; they run in their own process so the
         # measured children are not forked from a large parent (ru_maxrss counts that)
-        build_tiny(args.build_into)
+        built = {"tiny": build_tiny(args.build_into)}
         if args.debian_rootfs:
-            build_debian(args.build_into, args.debian_rootfs)
+            built["debian"] = build_debian(args.build_into, args.debian_rootfs)
+        if args.push_to:
+            for name, layout in built.items():
+                push_layout(layout, f"{args.push_to}/bench/{name}:latest")
         return 0
     work = Path(tempfile.mkdtemp(prefix="skanse-bench-sbom-"))
+    registry = None
+    host = ""
+    if args.registry:
+        registry, host = start_registry(work)
     build = [sys.executable, __file__, "--build-into", str(work)]
     if args.debian_rootfs:
         build += ["--debian-rootfs", str(args.debian_rootfs)]
+    if host:
+        build += ["--push-to", host]
     subprocess.run(build, check=True)
     images = {"tiny": work / "tiny"}
     if args.debian_rootfs:
@@ -189,14 +199,9 @@ def main() -> int:
         os.environ, SYFT_CHECK_FOR_APP_UPDATE="false", SYFT_REGISTRY_INSECURE_USE_HTTP="true"
     )
     sources: list[tuple[str, str, Path]] = []  # (image, source kind, layout)
-    registry = None
-    host = ""
-    if args.registry:
-        registry, host = start_registry(work)
     for name, layout in images.items():
         sources.append((name, "oci-dir", layout))
         if registry is not None:
-            push_layout(layout, f"{host}/bench/{name}:latest")
             sources.append((name, "registry", layout))
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
