@@ -225,3 +225,19 @@ def test_layout_blob_with_wrong_content_is_refused(tmp_path: Path) -> None:
     opened = open_layout_image(tmp_path / "layout", tag="v1")
     with pytest.raises(DigestMismatchError, match="blob digest"):
         read_view(opened, lambda info: None)
+
+
+def test_writing_through_a_symlink_of_a_lower_layer_stays_in_the_view(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    # the classic extraction escape: layer 0 makes `out` a link to a host directory,
+    # layer 1 writes `out/pwned`; a reader that extracts would write onto the host
+    host_dir = tmp_path / "host-target"
+    host_dir.mkdir()
+    lower = LayerBuilder().add_raw(entry("out", tarfile.SYMTYPE, link=str(host_dir)))
+    upper = LayerBuilder().add_raw(entry("out/pwned", size=5), b"owned")
+    view = read_all(registry, tmp_path, "through-symlink", [lower.build(), upper.build()])
+    assert view.nodes["/out"].kind is NodeKind.SYMLINK
+    assert view.captured["/out/pwned"].value == b"owned"  # kept as data, in the view only
+    assert view.resolve("/out/pwned") is None  # the link's target is not in the image
+    assert list(host_dir.iterdir()) == []
