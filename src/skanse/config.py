@@ -87,6 +87,9 @@ class ConfigFile(BaseModel):
     exit_zero: bool | None = Field(default=None, alias="exit-zero")
     strict: bool | None = None
     namespace: str | None = None
+    type: str | None = None
+    enable: list[str] | str | None = None
+    disable: list[str] | str | None = None
     max_file_size: int | None = Field(default=None, alias="max-file-size", gt=0)
     suppressions: list[SuppressionEntry] = Field(default_factory=list)
 
@@ -196,9 +199,7 @@ def load_config(path: Path) -> LoadedConfig:
                 origin=f"{path}:{line}",
                 expires=entry.expires,
                 base_dir=base,
-                paths=pathspec.PathSpec.from_lines("gitwildmatch", entry.paths)
-                if entry.paths
-                else None,
+                paths=pathspec.GitIgnoreSpec.from_lines(entry.paths) if entry.paths else None,
                 kind=entry.resource.kind if entry.resource else None,
                 namespace=entry.resource.namespace if entry.resource else None,
                 name=entry.resource.name if entry.resource else None,

@@ -115,6 +115,8 @@ class CheckMeta:
     pss_control: str | None = None
     pss_level: str | None = None
     fixable: bool = False
+    # Opt-in checks run only when enabled by name (--enable ID or `enable:` in .skanse.yaml).
+    opt_in: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The scan pipeline for Kubernetes manifests: sources -> checks -> raw findings.
+"""The scan pipeline: sources -> checks -> raw findings, for manifests and Dockerfiles.
 
 Suppressions, severity filters and the exit decision are applied afterwards by
 `skanse.results`, so that the same raw result can be rendered, filtered and compared.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from skanse.checks._all import REGISTRY
-from skanse.checks._registry import Check, Registry
+from skanse.checks._registry import Check, Registry, Violation
+from skanse.checks.dockerfile.base import DockerfileContext
 from skanse.checks.kubernetes.base import CheckContext
 from skanse.checks.kubernetes.cluster import build_cluster_index
 from skanse.checks.kubernetes.pss_policy import LATEST_MINOR, RESTRICTED, PSSPolicy
@@ -23,12 +24,18 @@ from skanse.model import (
     Evaluation,
     Finding,
     InputProblem,
+    Layer,
+    Location,
     ProblemKind,
+    ResourceRef,
     ScanResult,
     SkippedDocument,
     Suppression,
     SuppressionSource,
 )
+from skanse.sources.dockerfile import DockerfileInput, read_dockerfile, read_dockerfile_bytes
+from skanse.sources.files import STDIN, InputType, discover
+from skanse.sources.ignores import InlineIgnore
 from skanse.sources.kubernetes import (
     BUILTIN_KINDS,
     POD_TEMPLATE_PATHS,
@@ -36,18 +43,12 @@ from skanse.sources.kubernetes import (
     as_dict,
     pod_spec,
 )
-from skanse.sources.manifests import (
-    STDIN,
-    ManifestFile,
-    ReadLimits,
-    discover,
-    read_bytes,
-    read_path,
-)
+from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_path
 
-__all__ = ["ANNOTATION_PREFIX", "ScanOptions", "scan_manifests"]
+__all__ = ["ANNOTATION_PREFIX", "ScanOptions", "scan", "scan_manifests"]
 
 ANNOTATION_PREFIX = "ignore.skanse.io/"
+STDIN_NAME = "<stdin>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +58,113 @@ class ScanOptions:
     # The namespace of objects that name none (where `kubectl apply` would put them).
     namespace: str = "default"
     limits: ReadLimits = ReadLimits()
+    input_type: InputType = InputType.AUTO
+    enable: frozenset[str] = field(default_factory=frozenset)  # opt-in checks, by id or alias
+    disable: frozenset[str] = field(default_factory=frozenset)
 
 
-def scan_manifests(
+def _stdin_type(data: bytes) -> InputType:
+    """A Dockerfile on standard input starts (after comments) with FROM or ARG."""
+    for raw in data[:65536].decode("utf-8", errors="replace").splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            keyword = line.split(None, 1)[0].upper()
+            return InputType.DOCKERFILE if keyword in ("FROM", "ARG") else InputType.KUBERNETES
+    return InputType.KUBERNETES
+
+
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    """Suppressions declared next to one subject: its annotations and its file's comments."""
+
+    annotations: tuple[tuple[frozenset[CheckID], Suppression], ...] = ()
+    inline: tuple[tuple[frozenset[CheckID], Suppression, InlineIgnore], ...] = ()
+
+    def applying_to(self, check_id: CheckID, location: Location) -> list[Suppression]:
+        found = [s for ids, s in self.annotations if check_id in ids]
+        return found + [
+            s
+            for ids, s, ignore in self.inline
+            if check_id in ids and ignore.covers(location.document, location.pointer)
+        ]
+
+
+@dataclass(slots=True)
+class _Collector:
+    """What the scan accumulates while it walks the inputs."""
+
+    registry: Registry
+    findings: list[Finding] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+    problems: list[InputProblem] = field(default_factory=list)
+    skipped: list[SkippedDocument] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def run(
+        self,
+        subject: Any,
+        checks: Iterable[Check[Any, Any]],
+        ctx: Any,
+        resource: ResourceRef,
+        where: Location,
+        locate: Callable[[str], Location],
+        declared: _Declared,
+    ) -> None:
+        """Run `checks` on one subject; a check that crashes is an internal problem, not a pass."""
+        ran: list[CheckID] = []
+        for check in checks:
+            try:
+                violations: list[Violation] = list(check.run(subject, ctx))
+            except Exception as exc:  # a bug in a check must not pass the subject silently
+                self.problems.append(
+                    InputProblem(
+                        where.file,
+                        ProblemKind.INTERNAL,
+                        f"check {check.id} failed on {resource}: {type(exc).__name__}: {exc}",
+                        line=where.line,
+                        document=where.document,
+                    )
+                )
+                continue
+            ran.append(check.id)
+            for violation in violations:
+                location = locate(violation.pointer)
+                self.findings.append(
+                    Finding(
+                        check_id=check.id,
+                        severity=violation.severity or check.meta.severity,
+                        title=check.meta.title,
+                        message=violation.message,
+                        location=location,
+                        resource=resource,
+                        declared_suppressions=tuple(declared.applying_to(check.id, location)),
+                    )
+                )
+        self.evaluations.append(Evaluation(resource, where, tuple(ran)))
+
+    def resolve(self, names: Iterable[str], where: str) -> frozenset[CheckID]:
+        ids: set[CheckID] = set()
+        for name in names:
+            resolved = self.registry.resolve(name)
+            if not resolved:
+                self.warnings.append(f"{where}: unknown check id {name} in a suppression")
+            ids.update(resolved)
+        return frozenset(ids)
+
+    def inline(
+        self, path: str, ignores: Iterable[InlineIgnore]
+    ) -> tuple[tuple[frozenset[CheckID], Suppression, InlineIgnore], ...]:
+        resolved = []
+        for ignore in ignores:
+            where = f"{path}:{ignore.line}"
+            suppression = Suppression(
+                SuppressionSource.INLINE, ignore.reason, where, ignore.expires
+            )
+            resolved.append((self.resolve(ignore.ids, where), suppression, ignore))
+        return tuple(resolved)
+
+
+def scan(
     targets: Sequence[str],
     options: ScanOptions = ScanOptions(),
     *,
@@ -67,51 +172,104 @@ def scan_manifests(
     registry: Registry = REGISTRY,
     on_file: Callable[[str], None] | None = None,
 ) -> ScanResult:
-    """Scan files, directories and `-` (standard input, given as `stdin`) for findings.
+    """Scan files, directories and `-` (standard input, given as `stdin`).
 
     Nothing here raises for a bad input; problems are part of the result.
     """
     started = dt.datetime.now(dt.UTC)
-    problems: list[InputProblem] = []
-    parsed: list[ManifestFile] = []
-    for item in discover(targets):
+    out = _Collector(registry)
+    manifests: list[ManifestFile] = []
+    dockerfiles: list[DockerfileInput] = []
+    limit = options.limits.max_file_bytes
+    files = 0
+    for item in discover(targets, options.input_type):
         if isinstance(item, InputProblem):
-            problems.append(item)
+            out.problems.append(item)
             continue
-        if item == STDIN:
-            parsed.append(read_bytes("<stdin>", stdin or b"", options.limits))
+        files += 1
+        kind = item.type
+        if item.path == STDIN:
+            data = stdin or b""
+            kind = kind if kind is not InputType.AUTO else _stdin_type(data)
+            if kind is InputType.DOCKERFILE:
+                dockerfiles.append(read_dockerfile_bytes(STDIN_NAME, data, limit))
+            else:
+                manifests.append(read_bytes(STDIN_NAME, data, options.limits))
+        elif kind is InputType.DOCKERFILE:
+            dockerfiles.append(read_dockerfile(item.path, limit))
         else:
-            parsed.append(read_path(item, options.limits))
+            manifests.append(read_path(item.path, options.limits))
         if on_file is not None:
-            on_file(item)
+            on_file(item.path)
 
-    objects = [obj for mf in parsed for obj in mf.objects]
-    cluster = build_cluster_index(objects, options.namespace)
-    ctx = CheckContext(pss=options.pss, cluster=cluster)
-    checks = select_checks(registry, options.profile, options.pss)
+    checks = [
+        c
+        for c in select_checks(registry, options.profile, options.pss)
+        if _wanted(c, options, registry)
+    ]
+    objects = _scan_manifests(out, manifests, checks, options)
+    _scan_dockerfiles(out, dockerfiles, checks)
+    unknown = Counter(
+        f"{o.api_version} {o.kind}"
+        for mf in manifests
+        for o in mf.objects
+        if o.kind not in BUILTIN_KINDS
+    )
+    return ScanResult(
+        findings=tuple(out.findings),
+        checks=tuple(c.meta for c in checks),
+        evaluations=tuple(out.evaluations),
+        problems=tuple(out.problems),
+        skipped=tuple(out.skipped),
+        targets=tuple(targets),
+        files_scanned=files,
+        objects_scanned=objects + sum(1 for d in dockerfiles if d.dockerfile is not None),
+        unknown_kinds=dict(sorted(unknown.items())),
+        profile=options.profile.value,
+        pss=str(options.pss),
+        warnings=tuple(out.warnings),
+        started=started,
+        finished=dt.datetime.now(dt.UTC),
+    )
+
+
+# Kept for callers that scan manifests only; `scan` decides by file name.
+scan_manifests = scan
+
+
+def _wanted(check: Check[Any, Any], options: ScanOptions, registry: Registry) -> bool:
+    def named(names: frozenset[str]) -> bool:
+        return any(check.id in registry.resolve(n) for n in names)
+
+    if named(options.disable):
+        return False
+    return not check.meta.opt_in or named(options.enable)
+
+
+def _scan_manifests(
+    out: _Collector,
+    manifests: list[ManifestFile],
+    checks: list[Check[Any, Any]],
+    options: ScanOptions,
+) -> int:
+    objects = [obj for mf in manifests for obj in mf.objects]
+    k8s_checks = [c for c in checks if c.meta.layer is Layer.KUBERNETES]
+    ctx = CheckContext(pss=options.pss, cluster=build_cluster_index(objects, options.namespace))
     for_kind: dict[str, list[Check[Any, Any]]] = {}
-    for_all = [c for c in checks if c.kinds is None]
-    for check in checks:
+    for_all = [c for c in k8s_checks if c.kinds is None]
+    for check in k8s_checks:
         for kind in check.kinds or ():
             for_kind.setdefault(kind, []).append(check)
-
-    findings: list[Finding] = []
-    evaluations: list[Evaluation] = []
-    skipped: list[SkippedDocument] = []
-    warnings: list[str] = []
-    unknown: Counter[str] = Counter()
-    for mf in parsed:
-        problems.extend(mf.problems)
-        skipped.extend(mf.skipped)
-        warnings.extend(mf.warnings)
-        ignores = _resolve_inline(mf, registry, warnings)
+    for mf in manifests:
+        out.problems.extend(mf.problems)
+        out.skipped.extend(mf.skipped)
+        out.warnings.extend(mf.warnings)
+        ignores = out.inline(mf.path, mf.ignores)
         for obj in mf.objects:
-            if obj.kind not in BUILTIN_KINDS:
-                unknown[f"{obj.api_version} {obj.kind}"] += 1
             if obj.kind in POD_TEMPLATE_PATHS and pod_spec(obj) is None:
                 # A kustomize patch or another partial object: nothing to check until it is
                 # merged, and saying so beats passing it.
-                skipped.append(
+                out.skipped.append(
                     SkippedDocument(
                         obj.file,
                         obj.document.index,
@@ -121,90 +279,38 @@ def scan_manifests(
                     )
                 )
                 continue
-            declared = _annotation_suppressions(obj, registry, warnings)
-            ran: list[CheckID] = []
-            for check in [*for_kind.get(obj.kind, ()), *for_all]:
-                try:
-                    violations = list(check.run(obj, ctx))
-                except Exception as exc:  # a bug in a check must not pass the object silently
-                    problems.append(
-                        InputProblem(
-                            obj.file,
-                            ProblemKind.INTERNAL,
-                            f"check {check.id} failed on {obj.resource}: "
-                            f"{type(exc).__name__}: {exc}",
-                            line=obj.location().line,
-                            document=obj.document.index,
-                        )
-                    )
-                    continue
-                ran.append(check.id)
-                for violation in violations:
-                    location = obj.location(violation.pointer)
-                    candidates = [s for ids, s in declared if check.id in ids]
-                    candidates += [
-                        s
-                        for ids, s, ignore in ignores
-                        if check.id in ids and ignore.covers(location.document, location.pointer)
-                    ]
-                    findings.append(
-                        Finding(
-                            check_id=check.id,
-                            severity=violation.severity or check.meta.severity,
-                            title=check.meta.title,
-                            message=violation.message,
-                            location=location,
-                            resource=obj.resource,
-                            declared_suppressions=tuple(candidates),
-                        )
-                    )
-            evaluations.append(Evaluation(obj.resource, obj.location(), tuple(ran)))
-
-    return ScanResult(
-        findings=tuple(findings),
-        checks=tuple(c.meta for c in checks),
-        evaluations=tuple(evaluations),
-        problems=tuple(problems),
-        skipped=tuple(skipped),
-        targets=tuple(targets),
-        files_scanned=len(parsed),
-        objects_scanned=len(objects),
-        unknown_kinds=dict(sorted(unknown.items())),
-        profile=options.profile.value,
-        pss=str(options.pss),
-        warnings=tuple(warnings),
-        started=started,
-        finished=dt.datetime.now(dt.UTC),
-    )
+            declared = _Declared(_annotation_suppressions(obj, out), ignores)
+            out.run(
+                obj,
+                [*for_kind.get(obj.kind, ()), *for_all],
+                ctx,
+                obj.resource,
+                obj.location(),
+                obj.location,
+                declared,
+            )
+    return len(objects)
 
 
-def _resolve_ids(
-    names: Sequence[str], registry: Registry, where: str, warnings: list[str]
-) -> frozenset[CheckID]:
-    ids: set[CheckID] = set()
-    for name in names:
-        resolved = registry.resolve(name)
-        if not resolved:
-            warnings.append(f"{where}: unknown check id {name} in a suppression")
-        ids.update(resolved)
-    return frozenset(ids)
-
-
-def _resolve_inline(
-    mf: ManifestFile, registry: Registry, warnings: list[str]
-) -> list[tuple[frozenset[CheckID], Suppression, Any]]:
-    resolved = []
-    for ignore in mf.ignores:
-        where = f"{mf.path}:{ignore.line}"
-        ids = _resolve_ids(ignore.ids, registry, where, warnings)
-        suppression = Suppression(SuppressionSource.INLINE, ignore.reason, where, ignore.expires)
-        resolved.append((ids, suppression, ignore))
-    return resolved
+def _scan_dockerfiles(
+    out: _Collector, dockerfiles: list[DockerfileInput], checks: list[Check[Any, Any]]
+) -> None:
+    df_checks = [c for c in checks if c.meta.layer is Layer.DOCKERFILE]
+    ctx = DockerfileContext()
+    for item in dockerfiles:
+        out.problems.extend(item.problems)
+        out.skipped.extend(item.skipped)
+        out.warnings.extend(item.warnings)
+        df = item.dockerfile
+        if df is None:
+            continue
+        declared = _Declared(inline=out.inline(item.path, item.ignores))
+        out.run(df, df_checks, ctx, df.resource, df.location(), df.location, declared)
 
 
 def _annotation_suppressions(
-    obj: K8sObject, registry: Registry, warnings: list[str]
-) -> list[tuple[frozenset[CheckID], Suppression]]:
+    obj: K8sObject, out: _Collector
+) -> tuple[tuple[frozenset[CheckID], Suppression], ...]:
     """`ignore.skanse.io/<ID>: "<reason>"` on the object or on its pod template."""
     found = []
     sources = [obj.annotations]
@@ -219,10 +325,10 @@ def _annotation_suppressions(
             where = f"{obj.file}: {obj.resource} annotation {key}"
             reason = value.strip() if isinstance(value, str) else ""
             if not reason:
-                warnings.append(f"{where} has no reason and is not applied")
+                out.warnings.append(f"{where} has no reason and is not applied")
                 continue
-            ids = _resolve_ids([name], registry, where, warnings)
+            ids = out.resolve([name], where)
             found.append(
                 (ids, Suppression(SuppressionSource.ANNOTATION, reason, f"annotation {key}"))
             )
-    return found
+    return tuple(found)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     from skanse.checks._all import REGISTRY
     from skanse.checks.kubernetes.pss_policy import parse_policy
-    from skanse.checks.profiles import Profile, default_pss_level, select_checks
+    from skanse.checks.profiles import Profile, default_pss_level, profiles_of, select_checks
     from skanse.errors import UsageError
 
     console = Console(highlight=False)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                     "id": c.id,
                     "title": c.meta.title,
                     "severity": c.meta.severity.value,
-                    "profiles": sorted(_profiles(c.meta)),
+                    "profiles": sorted(profiles_of(c.meta)),
                     "pss_control": c.meta.pss_control,
                     "aliases": list(c.meta.aliases),
                 }
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 c.id,
                 c.meta.severity.value,
                 c.meta.title,
-                ", ".join(sorted(_profiles(c.meta))),
+                ", ".join(sorted(profiles_of(c.meta))),
                 ", ".join(c.meta.aliases),
             )
         console.print(table)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(
                 f"Pod Security {meta.pss_level} control: {meta.pss_control}", markup=False
             )
-        console.print(f"profiles: {', '.join(sorted(_profiles(meta)))}", markup=False)
+        console.print(f"profiles: {', '.join(sorted(profiles_of(meta)))}", markup=False)
         if meta.aliases:
             console.print(f"aliases: {', '.join(meta.aliases)}", markup=False)
         console.print()
@@ -92,14 +92,3 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"\n[bold]Example that {label}:[/bold]")
                 console.print(text.rstrip(), markup=False)
     return 0
-
-
-def _profiles(meta: object) -> set[str]:
-    from skanse.model import CheckMeta
-
-    assert isinstance(meta, CheckMeta)
-    if meta.pss_level == "baseline":
-        return {"pss-baseline", "pss-restricted", "zero-trust"}
-    if meta.pss_level == "restricted":
-        return {"pss-restricted", "zero-trust"}
-    return set(meta.profiles)

@@ -18,8 +18,8 @@ FORMATS = ("text", "json", "sarif", "junit")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Check Kubernetes manifests (files, directories, or - for standard input) against the\n"
-        "Pod Security Standards and skanse's zero-trust profile.\n\n"
+        "Check Kubernetes manifests and Dockerfiles (files, directories, or - for standard\n"
+        "input) against the Pod Security Standards and skanse's zero-trust standard.\n\n"
         "  skanse scan deploy/\n"
         "  helm template chart/ | skanse scan - --format sarif -o skanse.sarif\n"
         "  skanse scan --pss baseline@v1.29 k8s/        # PSS baseline at policy v1.29\n\n"
@@ -81,6 +81,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=None,
         help="write the report to FILE (atomically) instead of standard output",
+    )
+    parser.add_argument(
+        "--type",
+        choices=("auto", "kubernetes", "dockerfile"),
+        default=None,
+        help="what the inputs are (default: auto, by file name: Dockerfile, Dockerfile.*, "
+        "*.Dockerfile and Containerfile are Dockerfiles)",
+    )
+    parser.add_argument(
+        "--enable",
+        metavar="ID[,ID]",
+        action="append",
+        default=None,
+        help="also run these opt-in checks (ids or peers' aliases)",
+    )
+    parser.add_argument(
+        "--disable",
+        metavar="ID[,ID]",
+        action="append",
+        default=None,
+        help="never run these checks",
     )
     parser.add_argument(
         "--namespace",
@@ -186,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     from skanse.report import Format, ReportInfo, render
     from skanse.report._info import find_repo_root
     from skanse.results import apply_suppressions, decide, filter_severities
-    from skanse.scan import ScanOptions, scan_manifests
+    from skanse.scan import ScanOptions, scan
+    from skanse.sources.files import InputType
     from skanse.sources.manifests import ReadLimits
 
     paths: list[str] = args.paths or ["."]
@@ -216,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
     output = settings.get("output", str, None)
     namespace = settings.get("namespace", str, "default")
     max_mib = settings.get("max-file-size", int, 32)
+    input_type = settings.get("type", InputType, InputType.AUTO)
+    no_names: frozenset[str] = frozenset()
+    enable = settings.get("enable", _names, no_names)
+    disable = settings.get("disable", _names, no_names)
 
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     stdin = None
@@ -226,7 +252,15 @@ def run(args: argparse.Namespace) -> int:
     show_progress = (
         sys.stderr.isatty() and not args.no_progress and not args.quiet and not os.environ.get("CI")
     )
-    options = ScanOptions(profile=profile, pss=pss, namespace=namespace, limits=limits)
+    options = ScanOptions(
+        profile=profile,
+        pss=pss,
+        namespace=namespace,
+        limits=limits,
+        input_type=input_type,
+        enable=enable,
+        disable=disable,
+    )
     if show_progress:
         with err.status("scanning") as status:
             counter = [0]
@@ -235,9 +269,9 @@ def run(args: argparse.Namespace) -> int:
                 counter[0] += 1
                 status.update(f"scanning [{counter[0]}] {path}")
 
-            raw = scan_manifests(paths, options, stdin=stdin, on_file=on_file)
+            raw = scan(paths, options, stdin=stdin, on_file=on_file)
     else:
-        raw = scan_manifests(paths, options, stdin=stdin)
+        raw = scan(paths, options, stdin=stdin)
 
     suppressed = apply_suppressions(raw, loaded.suppressions, REGISTRY.resolve, dt.date.today())
     reported = filter_severities(suppressed, severities)
@@ -274,6 +308,12 @@ def run(args: argparse.Namespace) -> int:
         if outcome.exit_code == 2:
             err.print(f"error: {outcome.reason}", markup=False, style="red")
     return outcome.exit_code
+
+
+def _names(value: Any) -> frozenset[str]:
+    """Check ids from flags (repeatable, comma lists), the environment or a config list."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return frozenset(n.strip() for item in items for n in str(item).split(",") if n.strip())
 
 
 def _bool(value: Any) -> bool:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from skanse.checks._registry import Registry
+from skanse.checks.dockerfile.rules import DOCKERFILE_CHECKS
 from skanse.checks.kubernetes.pss import PSS_CHECKS
 from skanse.checks.kubernetes.zerotrust import ZERO_TRUST_CHECKS
 
 __all__ = ["REGISTRY"]
 
-REGISTRY = Registry(PSS_CHECKS, ZERO_TRUST_CHECKS)
+REGISTRY = Registry(PSS_CHECKS, ZERO_TRUST_CHECKS, DOCKERFILE_CHECKS)

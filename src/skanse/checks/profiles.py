@@ -14,8 +14,9 @@ from skanse.checks._registry import Check, Registry
 from skanse.checks.kubernetes.base import PROFILE_PSS_BASELINE, PROFILE_PSS_RESTRICTED, ZERO_TRUST
 from skanse.checks.kubernetes.pss import controls_for
 from skanse.checks.kubernetes.pss_policy import BASELINE, RESTRICTED, PSSPolicy
+from skanse.model import CheckMeta
 
-__all__ = ["Profile", "default_pss_level", "select_checks"]
+__all__ = ["Profile", "default_pss_level", "profiles_of", "select_checks"]
 
 
 class Profile(enum.StrEnum):
@@ -47,3 +48,12 @@ def select_checks(registry: Registry, profile: Profile, pss: PSSPolicy) -> list[
         elif profile.value in meta.profiles:
             selected.append(check)
     return selected
+
+
+def profiles_of(meta: CheckMeta) -> set[str]:
+    """The profiles that run a check (PSS controls: every profile at or above their level)."""
+    if meta.pss_level == BASELINE:
+        return {p.value for p in Profile}
+    if meta.pss_level == RESTRICTED:
+        return {Profile.PSS_RESTRICTED.value, Profile.ZERO_TRUST.value}
+    return set(meta.profiles)

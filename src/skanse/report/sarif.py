@@ -41,7 +41,8 @@ _LEVEL = {
 
 def _rule_name(title: str) -> str:
     """A PascalCase name from a title: 'Container runs privileged' -> ContainerRunsPrivileged."""
-    return "".join(w[:1].upper() + w[1:] for w in re.split(r"[^A-Za-z0-9]+", title) if w)
+    words = re.split(r"[^A-Za-z0-9]+", title.replace("'", ""))
+    return "".join(w[:1].upper() + w[1:] for w in words if w)
 
 
 def _rule(meta: CheckMeta) -> dict[str, Any]:

@@ -23,6 +23,13 @@ _STYLE = {
 }
 
 
+def _resource(f: Finding) -> str:
+    """The resource column; a Dockerfile is already named by the location column."""
+    if f.resource.name == f.location.file:
+        return f.resource.kind
+    return str(f.resource)
+
+
 def _where(f: Finding) -> str:
     return f"{f.location.file}:{f.location.line}"
 
@@ -56,7 +63,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
             table.add_row(
                 Text(f.severity.value, style=_STYLE[f.severity]),
                 f.check_id,
-                str(f.resource),
+                _resource(f),
                 _where(f),
                 f.message,
             )
@@ -73,6 +80,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
                 f"  {f.check_id} {f.resource} {_where(f)}: {s.reason} "
                 f"({s.source.value} {s.origin}{expiry})",
                 markup=False,
+                soft_wrap=True,
             )
         console.print()
 
@@ -80,7 +88,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         console.print(Text(f"Could not check ({len(result.problems)}):", style="bold red"))
         for p in result.problems:
             where = f"{p.file}:{p.line}" if p.line else p.file
-            console.print(f"  {where}: {p.kind.value}: {p.message}", markup=False)
+            console.print(f"  {where}: {p.kind.value}: {p.message}", markup=False, soft_wrap=True)
         console.print()
 
     if result.skipped and info.verbose:
@@ -88,7 +96,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
             Text(f"Not Kubernetes objects, skipped ({len(result.skipped)}):", style="bold")
         )
         for doc in result.skipped:
-            console.print(f"  {doc.file}:{doc.line}: {doc.reason}", markup=False)
+            console.print(f"  {doc.file}:{doc.line}: {doc.reason}", markup=False, soft_wrap=True)
         console.print()
 
     if result.unknown_kinds and info.verbose:
@@ -116,4 +124,5 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         parts.append(f"{sum(result.unknown_kinds.values())} custom resources not checked")
     console.print(Text(" · ".join(parts), style="bold"), markup=False)
     console.print(f"profile {result.profile}, Pod Security {result.pss}", markup=False, style="dim")
-    return out.getvalue()
+    # rich pads table cells to the column width; trailing blanks only get in the way
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"

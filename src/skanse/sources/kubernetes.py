@@ -205,23 +205,31 @@ class PodSpecView:
         return join_pointer(self.spec_pointer, *tokens)
 
 
+# kind -> (template path, spec pointer, metadata pointer), computed once
+_TEMPLATE_POINTERS = {
+    kind: (path, join_pointer("", *path, "spec"), join_pointer("", *path, "metadata"))
+    for kind, path in POD_TEMPLATE_PATHS.items()
+}
+
+
 def pod_spec(obj: K8sObject) -> PodSpecView | None:
     """The pod spec of a workload object, or None if the kind has none (or it is malformed)."""
-    path = POD_TEMPLATE_PATHS.get(obj.kind)
-    if path is None:
+    found = _TEMPLATE_POINTERS.get(obj.kind)
+    if found is None:
         return None
+    path, spec_pointer, metadata_pointer = found
     node: object = obj.data
     for token in path:
-        node = as_dict(node).get(token)
-    template = as_dict(node)
-    spec = template.get("spec")
+        node = node.get(token) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return None
+    spec = node.get("spec")
     if not isinstance(spec, dict):
         return None
-    base = join_pointer("", *path)
     return PodSpecView(
         obj=obj,
         spec=spec,
-        metadata=as_dict(template.get("metadata")),
-        spec_pointer=join_pointer(base, "spec"),
-        metadata_pointer=join_pointer(base, "metadata"),
+        metadata=as_dict(node.get("metadata")),
+        spec_pointer=spec_pointer,
+        metadata_pointer=metadata_pointer,
     )

@@ -99,6 +99,13 @@ def join_pointer(base: str, *tokens: str | int) -> str:
     return base + "".join("/" + escape_token(t) for t in tokens)
 
 
+def _child(base: str, key: str) -> str:
+    """join_pointer for one key, on the parser's hot path (most keys need no escaping)."""
+    if "~" in key or "/" in key:
+        key = key.replace("~", "~0").replace("/", "~1")
+    return base + "/" + key
+
+
 class _Frame:
     """A mapping or sequence under construction."""
 
@@ -253,14 +260,14 @@ class _Builder:
             top.merges.append((value, top.key_mark))
             return
         if key in container:
-            first = self.positions.get(join_pointer(top.pointer, key), top.key_mark)[0]
+            first = self.positions.get(_child(top.pointer, key), top.key_mark)[0]
             raise YamlError(
                 f"duplicate key {key!r} (first defined on line {first})",
                 line=top.key_mark[0],
                 column=top.key_mark[1],
             )
         container[key] = value
-        self.positions[join_pointer(top.pointer, key)] = top.key_mark
+        self.positions[_child(top.pointer, key)] = top.key_mark
 
     def open_collection(self, event: Any) -> None:
         mark = event.start_mark
@@ -280,7 +287,7 @@ class _Builder:
                     "mapping key must be a scalar", line=mark.line + 1, column=mark.column + 1
                 )
             elif top.key is not _MERGE_TOKEN:
-                pointer = join_pointer(top.pointer, top.key)
+                pointer = _child(top.pointer, top.key)
             else:  # a merge source: its own positions must not shadow the target's keys
                 pointer = top.pointer + "/\x00merge"
         container: dict[str, object] | list[object] = (
@@ -395,4 +402,4 @@ def _apply_merges(
             for key, item in source.items():
                 if key not in target:
                     target[key] = item
-                    positions[join_pointer(frame.pointer, key)] = mark
+                    positions[_child(frame.pointer, key)] = mark

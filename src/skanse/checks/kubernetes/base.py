@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skanse.checks._registry import Check, CheckSet, Violation
-from skanse.checks.kubernetes.pss_policy import BASELINE, LATEST_MINOR, RESTRICTED, PSSPolicy
+from skanse.checks.kubernetes.pss_policy import LATEST_MINOR, RESTRICTED, PSSPolicy
 from skanse.model import CheckID, CheckMeta, Layer, Severity
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, PodSpecView, pod_spec
 
@@ -118,7 +118,3 @@ def _meta(meta: dict[str, Any], fn: Callable[..., object]) -> CheckMeta:
         aliases=tuple(meta.pop("aliases", ())),
         **meta,
     )
-
-
-# Keep the level names importable from here for callers that only deal in checks.
-LEVELS = (BASELINE, RESTRICTED)

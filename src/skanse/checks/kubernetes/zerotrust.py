@@ -188,11 +188,8 @@ def service_account_token(pod: PodSpecView, ctx: CheckContext) -> Iterator[Viola
     """A pod gets an API token only when it asks for one: `automountServiceAccountToken` is
     false on the pod or on its ServiceAccount (when that is part of the scan). An explicit
     `true` on the pod declares that the workload needs the API and passes."""
-    if pod.spec.get("automountServiceAccountToken") is not None:
-        if pod.spec["automountServiceAccountToken"] is False:
-            return
-        if pod.spec["automountServiceAccountToken"] is True:
-            return
+    if isinstance(pod.spec.get("automountServiceAccountToken"), bool):
+        return  # false, or true declared on purpose
     account = pod.spec.get("serviceAccountName") or pod.spec.get("serviceAccount") or "default"
     namespace = ctx.cluster.namespace_of(pod.obj)
     if ctx.cluster.service_accounts.get((namespace, str(account))) is False:

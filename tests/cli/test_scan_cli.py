@@ -1,0 +1,182 @@
+"""`skanse scan` end to end, in-process: exit codes, streams, settings and their precedence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+INSECURE = str(ROOT / "examples" / "insecure" / "legacy-app.yaml")
+HARDENED = str(ROOT / "examples" / "hardened")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("SKANSE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no .skanse.yaml found by accident
+
+
+def test_findings_exit_one_and_clean_input_exits_zero(cli) -> None:
+    assert cli("scan", INSECURE).code == 1
+    clean = cli("scan", HARDENED)
+    assert clean.code == 0, clean.stdout
+    assert "0 findings" in clean.stdout
+
+
+def test_missing_path_alone_exits_two_and_says_why(cli) -> None:
+    run = cli("scan", "does/not/exist.yaml")
+    assert run.code == 2
+    assert "does/not/exist.yaml: missing: no such file or directory" in run.stdout
+    assert "nothing could be scanned" in run.stderr
+
+
+def test_a_bad_file_does_not_stop_the_others_unless_strict(cli, tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
+    (tmp_path / "ok.yaml").write_text(Path(INSECURE).read_text())
+    run = cli("scan", str(tmp_path), "-f", "json")
+    assert run.code == 1
+    document = json.loads(run.stdout)
+    assert document["summary"]["objects"] == 1
+    assert [p["kind"] for p in document["problems"]] == ["parse"]
+    assert cli("scan", str(tmp_path), "--strict").code == 2
+
+
+def test_exit_zero_fail_on_and_severity_in_any_case(cli) -> None:
+    assert cli("scan", INSECURE, "--exit-zero").code == 0
+    assert cli("scan", INSECURE, "--fail-on", "Critical").code == 1
+    only_low = cli("scan", INSECURE, "--severity", "low,INFO", "-f", "json")
+    severities = {f["severity"] for f in json.loads(only_low.stdout)["findings"]}
+    assert severities == {"LOW"}
+    hidden = cli("scan", INSECURE, "--severity", "low,info", "--fail-on", "high")
+    assert hidden.code == 1
+    assert "below --severity fail the run" in hidden.stderr
+
+
+def test_invalid_values_are_usage_errors(cli) -> None:
+    run = cli("scan", INSECURE, "--fail-on", "hgh")
+    assert run.code == 2 and "--fail-on: unknown severity 'hgh'" in run.stderr
+    run = cli("scan", INSECURE, "--pss", "restricted@v2.0")
+    assert run.code == 2 and "invalid Pod Security version" in run.stderr
+
+
+def test_stdin_is_scanned(cli) -> None:
+    run = cli("scan", "-", "-f", "json", stdin=Path(INSECURE).read_bytes())
+    document = json.loads(run.stdout)
+    assert run.code == 1
+    assert {f["location"]["file"] for f in document["findings"]} == {"<stdin>"}
+
+
+def test_output_file_is_written_and_stdout_stays_empty(cli, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.sarif"
+    target.parent.mkdir()
+    run = cli("scan", INSECURE, "-f", "sarif", "-o", str(target))
+    assert run.stdout == ""
+    assert json.loads(target.read_text())["version"] == "2.1.0"
+    assert [p.name for p in target.parent.iterdir()] == ["report.sarif"]  # no temp files left
+
+
+def test_pss_alone_selects_that_level_and_version(cli) -> None:
+    run = cli("scan", INSECURE, "--pss", "baseline@v1.29", "-f", "json")
+    document = json.loads(run.stdout)
+    assert document["scan"]["profile"] == "pss-baseline"
+    assert document["scan"]["pss"] == "baseline@v1.29"
+    assert {f["check_id"] for f in document["findings"]} == {
+        "SKN-K8S-001",
+        "SKN-K8S-002",
+        "SKN-K8S-004",
+    }
+
+
+def test_flags_beat_environment_beat_config_file(cli, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / ".skanse.yaml").write_text("fail-on: critical\nseverity: high\n")
+    target = tmp_path / "app.yaml"
+    target.write_text(Path(INSECURE).read_text())
+    from_file = json.loads(cli("scan", str(target), "-f", "json").stdout)
+    assert {f["severity"] for f in from_file["findings"]} == {"CRITICAL", "HIGH"}
+    monkeypatch.setenv("SKANSE_SEVERITY", "critical")
+    from_env = json.loads(cli("scan", str(target), "-f", "json").stdout)
+    assert {f["severity"] for f in from_env["findings"]} == {"CRITICAL"}
+    from_flag = json.loads(cli("scan", str(target), "-f", "json", "--severity", "medium").stdout)
+    assert {f["severity"] for f in from_flag["findings"]} == {"CRITICAL", "HIGH", "MEDIUM"}
+    monkeypatch.setenv("SKANSE_FAIL_ON", "bogus")
+    bad = cli("scan", str(target))
+    assert bad.code == 2 and "SKANSE_FAIL_ON: unknown severity 'bogus'" in bad.stderr
+
+
+def test_config_suppression_with_expiry(cli, tmp_path: Path) -> None:
+    target = tmp_path / "app.yaml"
+    target.write_text(Path(INSECURE).read_text())
+    (tmp_path / ".skanse.yaml").write_text(
+        "suppressions:\n"
+        "  - {id: SKN-K8S-026, paths: ['*.yaml'], reason: 'mirrored tag', expires: 2099-01-01}\n"
+        "  - {id: KSV-0017, reason: 'expired exception', expires: 2020-01-01}\n"
+    )
+    run = cli("scan", str(target), "-f", "json")
+    findings = json.loads(run.stdout)["findings"]
+    by_id = {f["check_id"]: f for f in findings}
+    assert (
+        by_id["SKN-K8S-026"]["suppressed"]
+        and by_id["SKN-K8S-026"]["suppression"]["source"] == "config"
+    )
+    assert not by_id["SKN-K8S-002"]["suppressed"]
+    assert "expired on 2020-01-01" in run.stderr
+
+
+def test_annotation_suppression_needs_a_reason(cli, tmp_path: Path) -> None:
+    text = (
+        Path(INSECURE)
+        .read_text()
+        .replace(
+            "  namespace: billing\n",
+            "  namespace: billing\n  annotations:\n"
+            '    ignore.skanse.io/SKN-K8S-001: "node-local DNS cache needs the host network"\n'
+            '    ignore.skanse.io/SKN-K8S-002: ""\n',
+        )
+    )
+    target = tmp_path / "app.yaml"
+    target.write_text(text)
+    run = cli("scan", str(target), "-f", "json")
+    by_id = {f["check_id"]: f for f in json.loads(run.stdout)["findings"]}
+    assert by_id["SKN-K8S-001"]["suppression"]["source"] == "annotation"
+    assert not by_id["SKN-K8S-002"]["suppressed"]
+    assert "ignore.skanse.io/SKN-K8S-002 has no reason and is not applied" in run.stderr
+
+
+def test_checks_list_and_show(cli) -> None:
+    listing = cli("checks", "list", "-f", "json")
+    rows = json.loads(listing.stdout)
+    assert len(rows) == 46 and rows[0]["id"] == "SKN-K8S-001"
+    assert {r["id"] for r in rows if r["id"].startswith("SKN-DF-")} == {
+        f"SKN-DF-{n:03d}" for n in range(1, 17)
+    }
+    baseline = json.loads(cli("checks", "list", "--profile", "pss-baseline", "-f", "json").stdout)
+    assert {r["pss_control"] for r in baseline} == {
+        "hostNamespaces", "privileged", "capabilities_baseline", "hostPathVolumes", "hostPorts",
+        "appArmorProfile", "seLinuxOptions", "procMount", "seccompProfile_baseline", "sysctls",
+        "windowsHostProcess", "hostProbesAndHostLifecycle",
+    }  # fmt: skip
+    shown = cli("checks", "show", "ksv-0017")
+    assert (
+        shown.code == 0 and "SKN-K8S-002" in shown.stdout and "Example that fails" in shown.stdout
+    )
+    assert cli("checks", "show", "NOPE").code == 2
+
+
+def test_config_schema_is_json_schema(cli) -> None:
+    schema = json.loads(cli("config", "schema").stdout)
+    assert "suppressions" in schema["properties"] and "fail-on" in schema["properties"]
+
+
+def test_python_dash_m_and_version() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "skanse", "--version"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0 and run.stdout.startswith("skanse ")

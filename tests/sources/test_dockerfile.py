@@ -1,0 +1,152 @@
+"""Dockerfiles parsed as BuildKit reads them, with line ranges and without giving up."""
+
+from __future__ import annotations
+
+from skanse.sources.dockerfile import parse_dockerfile, read_dockerfile_bytes, substitute
+
+
+def test_directives_continuations_comments_and_line_ranges() -> None:
+    text = (
+        "# syntax=docker/dockerfile:1.7\n"
+        "# escape=`\n"
+        "\n"
+        "FROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
+        "RUN echo one `\n"
+        "    # a comment inside the continuation is dropped\n"
+        "\n"
+        "    two\n"
+        "USER ContainerUser\n"
+    )
+    df = parse_dockerfile("Dockerfile", text)
+    assert df.problems == ()
+    assert df.directives == {"syntax": "docker/dockerfile:1.7", "escape": "`"}
+    run = df.instructions[1]
+    assert (run.keyword, run.args, run.start_line, run.end_line) == ("RUN", "echo one two", 5, 8)
+    assert df.location("/stages/0/instructions/1").line == 9
+
+
+def test_a_comment_ends_the_directives() -> None:
+    df = parse_dockerfile("Dockerfile", "# hello\n# escape=`\nFROM alpine:3.20\nRUN a \\\n b\n")
+    assert df.directives == {}
+    assert df.instructions[1].args == "a b"
+
+
+def test_heredocs_several_on_a_line_with_dash_and_quotes() -> None:
+    text = (
+        "FROM alpine:3.20\n"
+        "RUN <<EOF\n"
+        "set -e\n"
+        "echo $HOME\n"
+        "EOF\n"
+        "COPY <<-'ONE' /one <<TWO /two\n"
+        "\tindented\n"
+        "\tONE\n"
+        "second\n"
+        "TWO\n"
+        "USER 10001\n"
+    )
+    df = parse_dockerfile("Dockerfile", text)
+    assert df.problems == ()
+    run, copy, user = df.instructions[1:]
+    assert run.heredocs[0].body == "set -e\necho $HOME\n"
+    assert run.shell == "set -e\necho $HOME\n"
+    assert [(h.word, h.body, h.strip_tabs, h.quoted) for h in copy.heredocs] == [
+        ("ONE", "indented\n", True, True),
+        ("TWO", "second\n", False, False),
+    ]
+    assert (user.keyword, user.start_line) == ("USER", 11)
+
+
+def test_unterminated_heredoc_is_a_problem_not_a_hang() -> None:
+    df = parse_dockerfile("Dockerfile", "FROM alpine:3.20\nRUN <<EOF\necho never closed\n")
+    assert [p.message for p in df.problems] == ["heredoc <<EOF is never terminated"]
+
+
+def test_flags_json_form_and_onbuild() -> None:
+    text = (
+        "FROM --platform=$BUILDPLATFORM golang:1.23 AS Build\n"
+        'RUN --mount=type=cache,target=/root/.cache --mount=type=secret,id=npm ["go", "build"]\n'
+        "COPY --from=build --chown=10001:10001 /out /app\n"
+        "ONBUILD RUN make\n"
+    )
+    df = parse_dockerfile("Dockerfile", text)
+    from_, run, copy, onbuild = df.instructions
+    assert from_.flags == {"platform": "$BUILDPLATFORM"}
+    assert df.stages[0].name == "build"
+    assert run.flags["mount"] == "type=cache,target=/root/.cache\ntype=secret,id=npm"
+    assert run.json_args == ("go", "build")
+    assert copy.flags == {"from": "build", "chown": "10001:10001"}
+    assert onbuild.onbuild is not None and onbuild.onbuild.keyword == "RUN"
+
+
+def test_stages_global_args_and_from_stage() -> None:
+    text = (
+        "ARG REGISTRY=docker.io/library\n"
+        "ARG TAG\n"
+        "FROM ${REGISTRY}/node:${NODE:-22} AS base\n"
+        "FROM base AS test\n"
+        "FROM $REGISTRY/nginx:$TAG\n"
+    )
+    df = parse_dockerfile("Dockerfile", text)
+    base, test, final = df.stages
+    assert base.base == "docker.io/library/node:22" and not base.unresolved
+    assert test.base_stage == 0
+    assert final.base == "docker.io/library/nginx:" and final.unresolved
+
+
+def test_substitute_forms() -> None:
+    values = {"A": "x", "E": ""}
+    assert substitute("$A ${A} ${B:-d} ${A:+alt} ${E:-e} ${B:+no}", values) == (
+        "x x d alt e ",
+        False,
+    )
+    assert substitute("$MISSING", values) == ("", True)
+
+
+def test_bad_lines_are_reported_and_the_rest_is_parsed() -> None:
+    df = parse_dockerfile("Dockerfile", "FROM alpine:3.20\n~\nFOO bar\nUSER 10001\n")
+    assert [(p.line, p.message) for p in df.problems] == [
+        (2, "unknown instruction '~'; line skipped"),
+        (3, "unknown instruction 'FOO'; line skipped"),
+    ]
+    assert [i.keyword for i in df.instructions] == ["FROM", "USER"]
+
+
+def test_instructions_before_from_and_no_from() -> None:
+    assert [p.message for p in parse_dockerfile("D", "RUN x\nFROM a:1\n").problems] == [
+        "RUN before the first FROM"
+    ]
+    assert [p.message for p in parse_dockerfile("D", "# nothing\n").problems] == [
+        "no FROM instruction: not a Dockerfile"
+    ]
+
+
+def test_templates_are_skipped_and_binaries_refused() -> None:
+    template = read_dockerfile_bytes(
+        "Dockerfile.template", b"{{ if x }}\nFROM a:{{ .v }}\n", 1 << 20
+    )
+    assert template.dockerfile is None and "template" in template.skipped[0].reason
+    binary = read_dockerfile_bytes("Dockerfile", b"\x7fELF\x00\x00", 1 << 20)
+    assert [p.kind.value for p in binary.problems] == ["binary"]
+
+
+def test_inline_ignores_bind_to_the_next_instruction_or_the_stage() -> None:
+    text = (
+        '# skanse:ignore=SKN-DF-002 reason="base is pinned by the build system"\n'
+        "FROM node:latest\n"
+        "RUN <<EOF\n"
+        '# skanse:ignore=SKN-DF-007 reason="inside a heredoc: not a comment"\n'
+        "EOF\n"
+        '# skanse:ignore=SKN-DF-011 reason="scratch dir" expires=2030-01-01\n'
+        "RUN chmod 777 /scratch\n"
+        "# skanse:ignore=SKN-DF-010\n"
+        "RUN sudo true\n"
+    )
+    read = read_dockerfile_bytes("Dockerfile", text.encode(), 1 << 20)
+    assert [(i.ids, i.scope) for i in read.ignores] == [
+        (("SKN-DF-002",), "/stages/0"),
+        (("SKN-DF-011",), "/stages/0/instructions/1"),
+    ]
+    assert read.ignores[0].covers(0, "/stages/0/instructions/1")  # the whole stage
+    assert not read.ignores[1].covers(0, "/stages/0/instructions/2")
+    assert len(read.warnings) == 1 and "without reason" in read.warnings[0]

@@ -1,0 +1,207 @@
+"""Finding and reading manifests: every input either yields objects or says why not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from skanse.model import InputProblem, ProblemKind
+from skanse.sources.files import Input, InputType, discover
+from skanse.sources.manifests import ReadLimits, read_bytes, read_path
+
+LIMITS = ReadLimits()
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a}]\n"
+
+
+def test_discover_walks_directories_in_order_and_skips_what_is_not_a_manifest(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "b" / "z.yml").write_text(POD)
+    (tmp_path / "a.yaml").write_text(POD)
+    (tmp_path / "c.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".git" / "x.yaml").write_text(POD)
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "env" / "x.yaml").write_text(POD)
+    (tmp_path / ".skanse.yaml").write_text("profile: zero-trust\n")
+    explicit = tmp_path / "manifest.txt"
+    explicit.write_text(POD)
+    (tmp_path / "b" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "api.Dockerfile").write_text("FROM scratch\n")
+    found = list(discover([str(tmp_path), str(explicit), str(tmp_path / "missing")]))
+    names = [
+        (Path(p.path).relative_to(tmp_path).as_posix(), p.type.value)
+        for p in found
+        if isinstance(p, Input)
+    ]
+    assert names == [
+        ("a.yaml", "kubernetes"),
+        ("api.Dockerfile", "dockerfile"),
+        ("c.json", "kubernetes"),
+        ("b/Dockerfile", "dockerfile"),
+        ("b/z.yml", "kubernetes"),
+        ("manifest.txt", "kubernetes"),
+    ]
+    only = [p.path for p in discover([str(tmp_path)], InputType.DOCKERFILE) if isinstance(p, Input)]
+    assert [Path(p).name for p in only] == ["api.Dockerfile", "Dockerfile"]
+    (problem,) = [p for p in found if isinstance(p, InputProblem)]
+    assert problem.kind is ProblemKind.MISSING
+
+
+def test_list_items_become_objects_with_pointers_into_the_list() -> None:
+    text = (
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: v1\n  kind: Pod\n  metadata: {name: one}\n"
+        "- apiVersion: apps/v1\n  kind: Deployment\n  metadata: {name: two, namespace: x}\n"
+        "- just-a-string\n"
+    )
+    result = read_bytes("list.yaml", text.encode(), LIMITS)
+    assert [str(o.resource) for o in result.objects] == ["Pod/one", "Deployment/x/two"]
+    location = result.objects[1].location("/metadata/name")
+    assert (location.pointer, location.line) == ("/items/1/metadata/name", 9)
+    assert [s.reason for s in result.skipped] == ["item 2 of the List has no kind"]
+
+
+def test_kubectl_style_typed_lists_are_expanded() -> None:
+    text = '{"apiVersion": "v1", "kind": "PodList", "items": [' + (
+        '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}]}'
+    )
+    result = read_bytes("pods.json", text.encode(), LIMITS)
+    assert [o.name for o in result.objects] == ["a"]
+
+
+def test_documents_that_are_not_kubernetes_objects_are_reported_as_skipped() -> None:
+    text = "replicaCount: 2\n---\n- a\n- b\n---\n" + POD
+    result = read_bytes("values.yaml", text.encode(), LIMITS)
+    assert len(result.objects) == 1
+    assert [s.reason for s in result.skipped] == [
+        "no apiVersion and kind: not a Kubernetes object",
+        "document is a list, not an object",
+    ]
+    assert result.problems == []
+
+
+def test_a_helm_template_is_skipped_with_a_hint() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {{ x }}: y\n"
+    )
+    result = read_bytes("templates/pod.yaml", text.encode(), LIMITS)
+    assert result.problems == []
+    (skipped,) = result.skipped
+    assert "helm template" in skipped.reason
+
+
+def test_malformed_yaml_is_a_problem_with_line_and_column() -> None:
+    result = read_bytes("bad.yaml", b"kind: Pod\nspec: [a, b\nx: 1\n", LIMITS)
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.PARSE
+    assert problem.line is not None and problem.column is not None
+
+
+def test_binary_files_are_refused() -> None:
+    result = read_bytes("image.yaml", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", LIMITS)
+    assert [p.kind for p in result.problems] == [ProblemKind.BINARY]
+
+
+def test_utf16_with_bom_is_read() -> None:
+    result = read_bytes("w.yaml", POD.encode("utf-16"), LIMITS)
+    assert [o.name for o in result.objects] == ["p"]
+
+
+def test_oversized_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as handle:  # sparse: 100 MiB on paper, nothing on disk
+        handle.truncate(100 * 1024 * 1024)
+    result = read_path(str(big), LIMITS)
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.TOO_LARGE
+    assert "100.0 MiB, over the 32 MiB limit" in problem.message
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    result = read_path(str(fifo), LIMITS)
+    assert [p.message for p in result.problems] == ["not a regular file"]
+
+
+def test_read_error_is_reported_not_raised() -> None:
+    """/proc/self/mem is a regular file whose first page cannot be read (EIO), even by root."""
+    result = read_path("/proc/self/mem", LIMITS)
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.UNREADABLE
+    assert "Input/output error" in problem.message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "secret.yaml"
+    path.write_text(POD)
+    path.chmod(0)
+    result = read_path(str(path), LIMITS)
+    assert [p.kind for p in result.problems] == [ProblemKind.UNREADABLE]
+
+
+def _ignores(text: str):
+    return read_bytes("x.yaml", text.encode(), LIMITS)
+
+
+def test_inline_ignore_above_a_node_covers_that_subtree() -> None:
+    result = _ignores(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "    - name: a\n"
+        '      # skanse:ignore=SKN-K8S-002,ksv-0017 reason="debug image" expires=2030-01-31\n'
+        "      securityContext: {privileged: true}\n"
+    )
+    (ignore,) = result.ignores
+    assert ignore.ids == ("SKN-K8S-002", "KSV-0017")
+    assert ignore.reason == "debug image"
+    assert str(ignore.expires) == "2030-01-31"
+    assert ignore.scope == "/spec/containers/0/securityContext"
+    assert ignore.covers(0, "/spec/containers/0/securityContext/privileged")
+    assert not ignore.covers(0, "/spec/containers/0/image")
+
+
+def test_inline_ignore_at_the_top_covers_the_whole_document() -> None:
+    result = _ignores(
+        '---\n# skanse:ignore=SKN-K8S-030 reason="policies live in another repo"\n' + POD
+    )
+    (ignore,) = result.ignores
+    assert ignore.scope == "" and ignore.covers(0, "/anything/at/all")
+    assert not ignore.covers(1, "")
+
+
+def test_trailing_inline_ignore_covers_its_own_line() -> None:
+    result = _ignores(
+        "apiVersion: v1\nkind: Pod\nspec:\n"
+        "  hostNetwork: true  # skanse:ignore=SKN-K8S-001 reason='node exporter'\n"
+    )
+    (ignore,) = result.ignores
+    assert ignore.scope == "/spec/hostNetwork" and ignore.reason == "node exporter"
+
+
+def test_ignore_text_inside_a_string_is_not_a_comment() -> None:
+    result = _ignores(
+        "apiVersion: v1\nkind: ConfigMap\ndata:\n  manifest: |\n"
+        '    # skanse:ignore=SKN-K8S-002 reason="not mine"\n    kind: Pod\n'
+    )
+    assert result.ignores == [] and result.warnings == []
+
+
+def test_ignores_without_reason_or_with_a_bad_date_are_not_applied_and_say_so() -> None:
+    result = _ignores(
+        "# skanse:ignore=SKN-K8S-001\n"
+        + POD
+        + '---\n# skanse:ignore=SKN-K8S-001 reason="x" expires=tomorrow\n'
+        + POD
+    )
+    assert result.ignores == []
+    assert len(result.warnings) == 2
+    assert "without reason" in result.warnings[0]
+    assert "invalid expires=tomorrow" in result.warnings[1]

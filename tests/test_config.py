@@ -1,0 +1,106 @@
+"""`.skanse.yaml`: discovery, validation with line numbers, and suppression matching."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from skanse.checks._all import REGISTRY
+from skanse.config import find_config, load_config, parse_severities
+from skanse.errors import ConfigError
+from skanse.model import CheckID, Finding, Location, ResourceRef, Severity
+
+
+def test_found_upward_but_not_beyond_the_repository_root(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    deep = repo / "deploy" / "prod"
+    deep.mkdir(parents=True)
+    (repo / ".git").mkdir()
+    (tmp_path / ".skanse.yaml").write_text("profile: pss-baseline\n")  # outside the repo
+    assert find_config(deep) is None
+    (repo / ".skanse.yml").write_text("profile: zero-trust\n")
+    assert find_config(deep / "app.yaml") == repo / ".skanse.yml"
+
+
+def test_invalid_settings_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / ".skanse.yaml"
+    path.write_text(
+        "profile: zero-trust\nsuppressions:\n  - id: SKN-K8S-002\n    paths: [a]\n"
+        "  - id: SKN-K8S-001\n    reason: ok\n    expire: 2027-01-01\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = raised.value.diagnostics()
+    assert str(path) in text
+    assert "line 3: suppressions.0.reason: Field required" in text
+    assert "line 7: suppressions.1.expire: Extra inputs are not permitted" in text
+
+
+def test_blank_reason_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / ".skanse.yaml"
+    path.write_text("suppressions:\n  - {id: SKN-K8S-001, reason: '   '}\n")
+    with pytest.raises(ConfigError, match="reason must say why"):
+        load_config(path)
+
+
+def test_hostile_config_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / ".skanse.yaml"
+    path.write_text(
+        "a: &a [1,1,1,1,1,1,1,1,1,1]\n"
+        + "".join(
+            f"{c}: &{c} [" + ",".join([f"*{p}"] * 10) + "]\n"
+            for p, c in zip("abcdef", "bcdefg", strict=True)
+        )
+    )
+    with pytest.raises(ConfigError, match="alias expansion bomb"):
+        load_config(path)
+
+
+def _finding(file: str, check: str = "SKN-K8S-027", name: str = "api") -> Finding:
+    return Finding(
+        check_id=CheckID(check),
+        severity=Severity.LOW,
+        title="t",
+        message="m",
+        location=Location(file=file, line=3),
+        resource=ResourceRef("Deployment", name, "web"),
+    )
+
+
+def test_suppression_matches_id_alias_paths_and_resource(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".skanse.yaml").write_text(
+        "suppressions:\n"
+        "  - id: CKV_K8S_43\n    paths: ['legacy/**']\n"
+        "    resource: {kind: Deployment, name: api}\n"
+        "    reason: pinned by the pipeline\n    expires: 2027-03-31\n"
+    )
+    (entry,) = load_config(tmp_path / ".skanse.yaml").suppressions
+    assert entry.origin.endswith(".skanse.yaml:2")
+    assert entry.expires == dt.date(2027, 3, 31)
+    resolve = REGISTRY.resolve
+    assert entry.matches(_finding("legacy/app/deploy.yaml"), resolve)
+    assert not entry.matches(_finding("current/deploy.yaml"), resolve)
+    assert not entry.matches(_finding("legacy/deploy.yaml", name="other"), resolve)
+    assert not entry.matches(_finding("legacy/deploy.yaml", check="SKN-K8S-026"), resolve)
+    assert not entry.matches(_finding("<stdin>"), resolve)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("high", {Severity.CRITICAL, Severity.HIGH}),
+        ("Medium", {Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM}),
+        ("critical,LOW", {Severity.CRITICAL, Severity.LOW}),
+        ("info", set(Severity)),
+    ],
+)
+def test_severities_in_any_case(text: str, expected: set[Severity]) -> None:
+    assert parse_severities(text) == expected
+
+
+def test_unknown_severity_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown severity 'hgh'.*critical, high"):
+        parse_severities("hgh")
