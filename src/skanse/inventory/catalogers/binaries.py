@@ -107,7 +107,12 @@ def parse_go_buildinfo(data: bytes) -> GoBuildInfo | None:
     else:
         if ptr_size not in (4, 8):
             return None
-        version, modinfo = _read_pointer_strings(data, start, ptr_size, bool(flags & 0x1))
+        from elftools.common.exceptions import ELFError
+
+        try:
+            version, modinfo = _read_pointer_strings(data, start, ptr_size, bool(flags & 0x1))
+        except (ELFError, struct.error, ValueError):
+            return None  # the magic string without a usable build-info blob: not a Go binary
     if len(modinfo) >= 33 and modinfo[-17] == "\n":
         modinfo = modinfo[16:-16]  # sentinels around the module information
     main: GoModule | None = None
