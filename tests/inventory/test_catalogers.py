@@ -425,3 +425,50 @@ def test_java_zip_bomb_is_capped() -> None:
 
 def test_java_not_a_zip_is_ignored() -> None:
     assert parse_java_archive(b"not a zip at all") == []
+
+
+def ndb_file(blobs: list[bytes]) -> bytes:
+    """An NDB Packages.db laid out as rpm's ndb backend writes it (one slot page)."""
+    header = struct.pack("<IIII", int.from_bytes(b"RpmP", "little"), 0, 1, 1) + bytes(16)
+    slots = b""
+    area = b""
+    base_block = 4096 // 16  # blobs start after the slot page, in 16-byte blocks
+    for index, blob in enumerate(blobs, start=1):
+        block = base_block + len(area) // 16
+        record = struct.pack("<IIII", int.from_bytes(b"BlbS", "little"), index, 0, len(blob)) + blob
+        record += bytes(-len(record) % 16)
+        area += record
+        slots += struct.pack(
+            "<IIII", int.from_bytes(b"Slot", "little"), index, block, len(record) // 16
+        )
+    free = struct.pack("<IIII", int.from_bytes(b"Slot", "little"), 0, 0, 0)
+    slots += free * (4096 // 16 - 2 - len(blobs))
+    return header + slots + area
+
+
+def test_rpm_ndb_database(tmp_path: Path) -> None:
+    data = ndb_file(
+        [
+            rpm_header("libzypp", "17.31.8", "150400.3.3.1"),
+            rpm_header("bash", "4.4", "150400.27.3.2"),
+        ]
+    )
+    write(tmp_path, "/usr/lib/sysimage/rpm/Packages.db", data)
+    write(tmp_path, "/etc/os-release", 'ID="sles"\nVERSION_ID="15.4"\n')
+    got = {(p.name, p.version, p.purl) for p in catalog_directory(tmp_path).packages}
+    assert (
+        "bash",
+        "4.4-150400.27.3.2",
+        "pkg:rpm/sles/bash@4.4-150400.27.3.2?arch=x86_64&distro=sles-15.4"
+        "&upstream=bash-4.4-150400.27.3.2.src.rpm",
+    ) in got
+    assert len(got) == 2
+
+
+@pytest.mark.parametrize("cut", [10, 40, 4096 + 20])
+def test_rpm_ndb_truncated_is_an_error(cut: int) -> None:
+    from skanse.inventory.catalogers.rpm import read_ndb_values
+
+    data = ndb_file([rpm_header("a", "1", "1")])
+    with pytest.raises(SourceError):
+        list(read_ndb_values(data[:cut]))

@@ -150,3 +150,15 @@ def test_manifests_and_configs(doc: object) -> None:
 @given(st.text(max_size=300))
 def test_challenges_never_raise(text: str) -> None:
     parse_challenges(text)
+
+
+@FAST
+@given(st.binary(max_size=6000))
+def test_rpm_ndb(data: bytes) -> None:
+    from skanse.inventory.catalogers.rpm import read_ndb_values
+
+    header = struct.pack("<IIII", int.from_bytes(b"RpmP", "little"), 0, 1, 1)
+    try:
+        list(read_ndb_values(header + data))
+    except SourceError:
+        pass

@@ -1,8 +1,11 @@
-"""RPM databases: SQLite (`rpmdb.sqlite`, RHEL 9+, Fedora 33+) and Berkeley DB (`Packages`).
+"""RPM databases: SQLite (`rpmdb.sqlite`, RHEL 9+, Fedora 33+), Berkeley DB (`Packages`,
+older RHEL/CentOS/Amazon Linux) and NDB (`Packages.db`, SUSE).
 
-Both store one header blob per package. The Berkeley DB hash file is walked page by page:
-values of hash pages that point to overflow pages (HOFFPAGE) are the header blobs, read by
-following the overflow chain (with a loop guard). NDB (`Packages.db`, SUSE) is not read yet.
+All three store one header blob per package. The Berkeley DB hash file is walked page by
+page: values of hash pages that point to overflow pages (HOFFPAGE) are the header blobs,
+read by following the overflow chain (with a loop guard). NDB (rpm's `lib/backend/ndb`) is
+a 32-byte header, slot pages of 16-byte slots ("Slot", package index, block offset, block
+count) and blobs at block offset x 16 ("BlbS", package index, checksum, length).
 Header blobs are parsed with every offset bounds-checked. Versions and purls as Syft:
 `[epoch:]version-release`, `pkg:rpm/<distro>/<name>@<version>-<release>?arch=..&epoch=..
 &upstream=<source rpm>&distro=..` (the namespace `redhat` for RHEL).
@@ -21,9 +24,18 @@ from skanse.inventory.catalogers._base import Environment, make_purl
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
 
-__all__ = ["RpmCataloger", "RpmHeader", "parse_header_blob", "read_bdb_values", "read_sqlite_blobs"]
+__all__ = [
+    "RpmCataloger",
+    "RpmHeader",
+    "parse_header_blob",
+    "read_bdb_values",
+    "read_ndb_values",
+    "read_sqlite_blobs",
+]
 
-_DB_PATH = re.compile(r".*/(?:var/lib|usr/share|usr/lib/sysimage)/rpm/(Packages|rpmdb\.sqlite)$")
+_DB_PATH = re.compile(
+    r".*/(?:var/lib|usr/share|usr/lib/sysimage)/rpm/(Packages|Packages\.db|rpmdb\.sqlite)$"
+)
 
 # header tags and types (rpm's rpmtag.h)
 _NAME, _VERSION, _RELEASE, _EPOCH, _LICENSE, _ARCH, _SOURCERPM = (
@@ -167,6 +179,42 @@ def read_bdb_values(data: bytes) -> Iterator[bytes]:
             yield _overflow_chain(data, order, page_size, pages, first, total)
 
 
+_NDB_MAGIC, _NDB_SLOT, _NDB_BLOB = (
+    int.from_bytes(tag, "little") for tag in (b"RpmP", b"Slot", b"BlbS")
+)
+_NDB_MAX_SLOT_PAGES = 2048
+_NDB_SLOTS_PER_PAGE = 4096 // 16
+
+
+def read_ndb_values(data: bytes) -> Iterator[bytes]:
+    """Header blobs of an NDB `Packages.db`."""
+    if len(data) < 32:
+        raise SourceError("NDB file is shorter than its header")
+    magic, version, _generation, slot_pages = struct.unpack_from("<IIII", data, 0)
+    if magic != _NDB_MAGIC or version != 0 or slot_pages == 0:
+        raise SourceError("not an rpm NDB database (bad magic or version)")
+    if slot_pages > _NDB_MAX_SLOT_PAGES:
+        raise SourceError(f"NDB declares {slot_pages} slot pages, over {_NDB_MAX_SLOT_PAGES}")
+    slots = slot_pages * _NDB_SLOTS_PER_PAGE - 2  # the header takes the first two slots
+    if 32 + 16 * slots > len(data):
+        raise SourceError("NDB slot pages run past the end of the file")
+    for i in range(slots):
+        slot_magic, package, block, _count = struct.unpack_from("<IIII", data, 32 + 16 * i)
+        if slot_magic != _NDB_SLOT:
+            raise SourceError(f"NDB slot {i}: bad magic")
+        if package == 0:
+            continue  # a free slot
+        start = block * 16
+        if start + 16 > len(data):
+            raise SourceError(f"NDB slot {i}: blob offset past the end of the file")
+        blob_magic, blob_package, _checksum, length = struct.unpack_from("<IIII", data, start)
+        if blob_magic != _NDB_BLOB or blob_package != package:
+            raise SourceError(f"NDB package {package}: no blob at its offset")
+        if start + 16 + length > len(data):
+            raise SourceError(f"NDB package {package}: blob runs past the end of the file")
+        yield data[start + 16 : start + 16 + length]
+
+
 def _overflow_chain(
     data: bytes, order: str, page_size: int, pages: int, first: int, total: int
 ) -> bytes:
@@ -193,7 +241,12 @@ def _overflow_chain(
 
 def _parse_db(path: str) -> Capture:
     def parse(data: bytes) -> list[RpmHeader]:
-        blobs = read_sqlite_blobs(data) if path.endswith(".sqlite") else read_bdb_values(data)
+        if path.endswith(".sqlite"):
+            blobs = read_sqlite_blobs(data)
+        elif path.endswith(".db"):
+            blobs = read_ndb_values(data)
+        else:
+            blobs = read_bdb_values(data)
         headers = []
         for blob in blobs:
             try:
