@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
-APT_PACKAGES ?= docker-registry skopeo
+# sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
+# docker-registry, skopeo: the real registry and an independent image copier for tests/oci.
+APT_PACKAGES ?= sysdig docker-registry skopeo
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench
 
@@ -54,7 +56,8 @@ unit: install-test system-deps
 test: lint types imports unit
 
 bench: install
-	$(BIN)/python bench/scan_manifests.py
+	$(BIN)/python -m bench.scan_manifests
+	$(BIN)/python -m bench.scan_dockerfiles
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,6 +1,6 @@
 """Whole-process wall time and peak RSS of scanning the manifest corpus, next to the peers.
 
-    python bench/scan_manifests.py [--runs 3] [--corpus ../shared/corpora/manifests]
+    python -m bench.scan_manifests [--runs 3] [--corpus ../shared/corpora/manifests]
 
 skanse runs from this checkout's interpreter; checkov and Trivy run from .bench-peers/ when
 `bench/install_peers.sh` has installed them there (both offline: `checkov --skip-download`,

@@ -15,6 +15,11 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + RegistryError          the check catalogue is inconsistent (duplicate id, no examples)
       + SourceError            an input could not be parsed (raised inside sources/, turned
         - YamlError              into an InputProblem before it reaches a caller)
+      + NetpolError            skanse netpol could not do what was asked
+        - GraphError             a declared service graph is invalid or names unknown workloads
+        - ProofError             generated policies do not allow exactly what was declared
+      + RulesError             runtime rules: a rules-test file or rule set cannot be used
+        - RuleTestError          a `skanse rules test` file is unreadable or malformed
       + ImageError             images (skanse.oci): the reference and what failed
         - ImageReferenceError    an image reference that the container tools would reject
         - RegistryClientError    a registry answered with an error, or not at all
@@ -34,6 +39,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "DigestMismatchError",
+    "GraphError",
     "ImageError",
     "ImageReferenceError",
     "InputError",
@@ -41,9 +47,13 @@ __all__ = [
     "LayerError",
     "LayoutError",
     "ManifestError",
+    "NetpolError",
     "NotFoundError",
+    "ProofError",
     "RegistryClientError",
     "RegistryError",
+    "RuleTestError",
+    "RulesError",
     "SkanseError",
     "SourceError",
     "UsageError",
@@ -105,7 +115,45 @@ class YamlError(SourceError):
     """YAML that is malformed, hostile (alias bomb, too deep, too large) or not JSON-like."""
 
 
-# --- images and SBOMs (skanse.oci, skanse.inventory) -------------------------------------
+# -- network policies (skanse.netpol) ---------------------------------------------------------
+
+
+class NetpolError(SkanseError):
+    """skanse netpol could not do what was asked."""
+
+
+class GraphError(NetpolError):
+    """A declared service graph is invalid, or names workloads the manifests do not have."""
+
+
+class ProofError(NetpolError):
+    """Generated policies do not allow exactly the declared connections; nothing is written."""
+
+    def __init__(self, message: str, differences: list[str]) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+    def diagnostics(self) -> str:
+        shown = "\n  ".join(self.differences[:20])
+        more = (
+            f"\n  ... and {len(self.differences) - 20} more" if len(self.differences) > 20 else ""
+        )
+        return f"{self}\n  {shown}{more}"
+
+
+# -- runtime rules (skanse.rules) ------------------------------------------------------------
+# A rules file with errors is not raised: its diagnostics are a LoadResult, listed in full.
+
+
+class RulesError(SkanseError):
+    """The runtime rules layer could not do what was asked."""
+
+
+class RuleTestError(RulesError):
+    """A `skanse rules test` file that cannot be read or is not in the expected shape."""
+
+
+# -- images and SBOMs (skanse.oci, skanse.inventory) ----------------------------------------
 
 
 class ImageError(SkanseError):

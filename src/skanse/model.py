@@ -95,6 +95,7 @@ class Layer(enum.StrEnum):
     NETWORK = "network"
     HOST = "host"
     IMAGE = "image"
+    RUNTIME = "runtime"  # Falco-compatible rules over syscall and Kubernetes audit events
 
 
 @dataclass(frozen=True, slots=True)

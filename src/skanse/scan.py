@@ -48,6 +48,8 @@ from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_
 __all__ = ["ANNOTATION_PREFIX", "ScanOptions", "scan", "scan_manifests"]
 
 ANNOTATION_PREFIX = "ignore.skanse.io/"
+# Layers whose checks look at Kubernetes objects read from manifests.
+_MANIFEST_LAYERS = frozenset({Layer.KUBERNETES, Layer.NETWORK})
 STDIN_NAME = "<stdin>"
 
 
@@ -253,7 +255,7 @@ def _scan_manifests(
     options: ScanOptions,
 ) -> int:
     objects = [obj for mf in manifests for obj in mf.objects]
-    k8s_checks = [c for c in checks if c.meta.layer is Layer.KUBERNETES]
+    k8s_checks = [c for c in checks if c.meta.layer in _MANIFEST_LAYERS]
     ctx = CheckContext(pss=options.pss, cluster=build_cluster_index(objects, options.namespace))
     for_kind: dict[str, list[Check[Any, Any]]] = {}
     for_all = [c for c in k8s_checks if c.kinds is None]

@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("scan", "check Kubernetes manifests against Pod Security and the zero-trust standard"),
     "checks": ("checks", "list the checks or show one with its examples"),
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
+    "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
+    "rules": ("rules", "validate and test Falco-compatible runtime rules"),
+    "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
     "image": ("image", "inspect a container image: digest, config, layers, history"),
     "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),
 }

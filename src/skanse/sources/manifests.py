@@ -122,8 +122,12 @@ def _collect_objects(result: ManifestFile, doc: YamlDocument) -> None:
         )
         return
     if kind == "List" or (kind.endswith("List") and isinstance(data.get("items"), list)):
+        # The API's typed lists (PodList from GET /api/v1/pods) leave the kind out of items.
+        item_kind = kind[: -len("List")] if kind != "List" else ""
         for i, item in enumerate(as_list(data.get("items"))):
             pointer = join_pointer("/items", i)
+            if item_kind and isinstance(item, dict) and "kind" not in item:
+                item = {"apiVersion": api_version, "kind": item_kind, **item}
             if isinstance(item, dict) and isinstance(item.get("kind"), str):
                 result.objects.append(K8sObject(item, result.path, doc, pointer))
             else:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skanse.checks._registry import Check, CheckSet, Violation
 from skanse.checks.kubernetes.pss_policy import LATEST_MINOR, RESTRICTED, PSSPolicy
 from skanse.model import CheckID, CheckMeta, Layer, Severity
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, PodSpecView, pod_spec
+
+if TYPE_CHECKING:
+    from skanse.netpol.facts import LazyNetwork
 
 __all__ = [
     "PROFILE_PSS_BASELINE",
@@ -41,6 +44,8 @@ class ClusterIndex:
     policy_namespaces: frozenset[str] = frozenset()
     # (namespace, service account) -> its automountServiceAccountToken, when scanned
     service_accounts: Mapping[tuple[str, str], bool | None] = field(default_factory=dict)
+    # the network model of the scan (namespaces, workloads, policies), built on first use
+    network: LazyNetwork | None = None
 
     def namespace_of(self, obj: K8sObject) -> str:
         return obj.namespace or self.default_namespace

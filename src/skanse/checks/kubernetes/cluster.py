@@ -44,6 +44,9 @@ def default_deny_directions(policy: dict[str, object]) -> frozenset[str]:
 
 
 def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) -> ClusterIndex:
+    from skanse.netpol.facts import LazyNetwork
+
+    objects = list(objects)
     deny: dict[str, set[str]] = {}
     with_policies: set[str] = set()
     accounts: dict[tuple[str, str], bool | None] = {}
@@ -60,4 +63,5 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
         default_deny={ns: frozenset(d) for ns, d in deny.items()},
         policy_namespaces=frozenset(with_policies),
         service_accounts=accounts,
+        network=LazyNetwork(objects, default_namespace),
     )

@@ -1,0 +1,328 @@
+"""Why one connection is allowed or denied: the policies and rules on each side.
+
+This is a direct evaluator of the v1 semantics for one pair of peers, written independently
+of the class-based engine (the tests compare the two on random clusters). Egress is decided
+by the policies of the source's namespace that select the source, ingress by those of the
+destination's namespace that select the destination; a side that no policy isolates allows
+everything, and an external address is not policed on its own side.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from skanse.errors import UsageError
+from skanse.netpol.addresses import IpRange, atoms
+from skanse.netpol.engine import Endpoint
+from skanse.netpol.model import (
+    Direction,
+    IpBlockPeer,
+    NetworkModel,
+    Peer,
+    Pod,
+    Policy,
+    Rule,
+    SelectorPeer,
+    Workload,
+)
+from skanse.netpol.ports import ALL, EMPTY, ConnSet, Protocol
+
+__all__ = [
+    "Explanation",
+    "PortQuery",
+    "RuleMatch",
+    "SideVerdict",
+    "Target",
+    "explain",
+    "parse_target",
+    "peer_matches",
+    "side_verdict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """A rule of a selecting policy whose peers match, and what it allows for this pair."""
+
+    policy: Policy
+    rule: Rule
+    conns: ConnSet
+
+
+@dataclass(frozen=True, slots=True)
+class SideVerdict:
+    direction: Direction
+    selecting: tuple[Policy, ...]  # policies that isolate the subject in this direction
+    matches: tuple[RuleMatch, ...]
+    allowed: ConnSet
+
+    @property
+    def isolated(self) -> bool:
+        return bool(self.selecting)
+
+
+@dataclass(frozen=True, slots=True)
+class PortQuery:
+    protocol: Protocol
+    port: int | str  # a name resolves on the destination pod
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    src: Endpoint
+    dst: Endpoint
+    egress: SideVerdict | None  # None: the source is outside the cluster (or a node)
+    ingress: SideVerdict | None  # None: the destination is outside the cluster
+    allowed: ConnSet
+    notes: tuple[str, ...] = ()
+    query: PortQuery | None = None
+    port: int | None = None  # the query's port, resolved
+
+    @property
+    def verdict(self) -> bool | None:
+        """For a port query: allowed or not; None without a query or an unresolved name."""
+        if self.query is None or self.port is None:
+            return None
+        return self.allowed.contains(self.query.protocol, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A peer named on the command line: a workload, external addresses, or a node."""
+
+    workload: Workload | None = None
+    addresses: IpRange | None = None
+    node: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.workload is not None:
+            return self.workload.ident
+        if self.addresses is not None:
+            return f"{self.addresses}[External]"
+        return "node"
+
+
+_PORT = re.compile(r"^(?P<target>.+?):(?P<port>[0-9]+|[a-z][-a-z0-9]*)(?:/(?P<proto>[A-Za-z]+))?$")
+
+
+def parse_target(
+    model: NetworkModel, text: str, *, allow_port: bool = False
+) -> tuple[Target, PortQuery | None]:
+    """`ns/name[Kind]`, `name`, an address or CIDR (`[v6]:port` for IPv6), or `node`."""
+    query = None
+    raw = text.strip()
+    if allow_port:
+        bracket = re.match(r"^\[(?P<addr>[^\]]+)\](?::(?P<rest>.+))?$", raw)
+        if bracket:
+            raw = bracket.group("addr")
+            if bracket.group("rest"):
+                query = _port_query(bracket.group("rest"))
+        else:
+            match = _PORT.match(raw)
+            if match and not _is_address(raw):
+                raw = match.group("target")
+                rest = match.group("port") + (
+                    f"/{match.group('proto')}" if match.group("proto") else ""
+                )
+                query = _port_query(rest)
+    if raw == "node":
+        return Target(node=True), query
+    if _is_address(raw):
+        network = ipaddress.ip_network(raw, strict=False)
+        return Target(addresses=IpRange.of(network)), query
+    found = model.find_workload(raw)
+    if not found:
+        raise UsageError(f"no workload {raw!r} in the inputs (use ns/name or ns/name[Kind])")
+    if len(found) > 1:
+        names = ", ".join(w.ident for w in found)
+        raise UsageError(f"{raw!r} names several workloads ({names}): use ns/name[Kind]")
+    return Target(workload=found[0]), query
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _port_query(text: str) -> PortQuery:
+    port_text, _, proto_text = text.partition("/")
+    try:
+        protocol = Protocol(proto_text.upper()) if proto_text else Protocol.TCP
+    except ValueError:
+        raise UsageError(f"unknown protocol {proto_text!r} (TCP, UDP or SCTP)") from None
+    if port_text.isdigit():
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise UsageError(f"port {port} is out of range (1-65535)")
+        return PortQuery(protocol, port)
+    return PortQuery(protocol, port_text)
+
+
+def peer_matches(
+    model: NetworkModel, peer: Peer, policy_namespace: str, other: Pod | IpRange
+) -> bool:
+    """Whether one peer of a rule of a policy in `policy_namespace` matches `other`."""
+    if isinstance(peer, IpBlockPeer):
+        if isinstance(other, IpRange):
+            return any(r.contains(other) for r in peer.ranges)
+        return any(peer.contains(version, value) for version, value in other.ips)
+    assert isinstance(peer, SelectorPeer)
+    if isinstance(other, IpRange):
+        return False
+    if peer.namespace_selector is None:
+        if other.namespace != policy_namespace:
+            return False
+    elif not peer.namespace_selector.matches(model.namespace_labels(other.namespace)):
+        return False
+    return peer.pod_selector is None or peer.pod_selector.matches(other.labels)
+
+
+def side_verdict(
+    model: NetworkModel,
+    direction: Direction,
+    subject: Pod,
+    other: Pod | IpRange,
+    destination: Pod | None,
+) -> SideVerdict:
+    """What the policies selecting `subject` allow in `direction` with `other`.
+
+    `destination` is the pod named ports resolve on (None when it is an external address).
+    """
+    selecting = []
+    matches = []
+    allowed = EMPTY
+    for policy in model.policies_in(subject.namespace):
+        if direction not in policy.types or not policy.pod_selector.matches(subject.labels):
+            continue
+        selecting.append(policy)
+        for rule in policy.rules(direction):
+            if rule.peers is not None and not any(
+                peer_matches(model, p, policy.namespace, other) for p in rule.peers
+            ):
+                continue
+            conns = rule.conns(destination)
+            matches.append(RuleMatch(policy, rule, conns))
+            allowed = allowed | conns
+    return SideVerdict(direction, tuple(selecting), tuple(matches), allowed if selecting else ALL)
+
+
+def explain(
+    model: NetworkModel, src: Target, dst: Target, query: PortQuery | None = None
+) -> list[Explanation]:
+    """One explanation per part of the pair that policies treat alike (usually one).
+
+    External addresses are split where ipBlocks cut them, so each part is decided alike.
+    """
+    if dst.node:
+        raise UsageError("a node can only be a source (traffic from a pod's node)")
+    if src.addresses is not None and dst.addresses is not None:
+        raise UsageError(
+            "one side must be a workload: traffic between two external addresses "
+            "never crosses a NetworkPolicy"
+        )
+    notes: list[str] = []
+    if src.node:
+        assert dst.workload is not None
+        return [
+            Explanation(
+                Endpoint("node"),
+                Endpoint.of_workload(dst.workload),
+                None,
+                None,
+                ALL,
+                (
+                    "traffic from a pod's own node is always allowed (kubelet probes); from other "
+                    "nodes it is treated like any address outside the cluster",
+                ),
+                query,
+                _resolve_port(query, dst.workload.pods[0]) if query else None,
+            )
+        ]
+    if src.workload is not None and src.workload is dst.workload:
+        notes.append(
+            "a pod can always reach itself; other replicas of the workload are "
+            "subject to the policies below"
+        )
+    notes.extend(
+        f"the pods of {t.workload.ident} differ in labels or ports; "
+        f"explained for pod {t.workload.pods[0].name}"
+        for t in (src, dst)
+        if t.workload is not None and len({_pod_key(p) for p in t.workload.pods}) > 1
+    )
+    out = []
+    for src_part, dst_part in _parts(model, src, dst):
+        src_end = _endpoint(src, src_part)
+        dst_end = _endpoint(dst, dst_part)
+        egress = ingress = None
+        dst_pod = dst_part if isinstance(dst_part, Pod) else None
+        if isinstance(src_part, Pod):
+            egress = side_verdict(model, Direction.EGRESS, src_part, dst_part, dst_pod)
+        if isinstance(dst_part, Pod):
+            ingress = side_verdict(model, Direction.INGRESS, dst_part, src_part, dst_part)
+        allowed = (egress.allowed if egress else ALL) & (ingress.allowed if ingress else ALL)
+        port = _resolve_port(query, dst_pod) if query else None
+        part_notes = list(notes)
+        if query is not None and isinstance(query.port, str) and port is None:
+            part_notes.append(
+                f"port name {query.port!r} is not a {query.protocol} port of the destination"
+            )
+        out.append(
+            Explanation(src_end, dst_end, egress, ingress, allowed, tuple(part_notes), query, port)
+        )
+    return out
+
+
+def _pod_key(pod: Pod) -> tuple[object, ...]:
+    return (tuple(sorted(pod.labels.items())), tuple(sorted(pod.named_ports.items())), pod.ips)
+
+
+def _resolve_port(query: PortQuery | None, destination: Pod | None) -> int | None:
+    if query is None:
+        return None
+    if isinstance(query.port, int):
+        return query.port
+    if destination is None:
+        return None
+    found = destination.named_ports.get(query.port)
+    if found is None or found[0] != query.protocol:
+        return None
+    return found[1]
+
+
+def _endpoint(target: Target, part: Pod | IpRange) -> Endpoint:
+    if target.workload is not None:
+        return Endpoint.of_workload(target.workload)
+    assert isinstance(part, IpRange)
+    return Endpoint.of_range(part)
+
+
+def _parts(
+    model: NetworkModel, src: Target, dst: Target
+) -> list[tuple[Pod | IpRange, Pod | IpRange]]:
+    def split(t: Target) -> list[Pod | IpRange]:
+        if t.workload is not None:
+            return [t.workload.pods[0]]
+        assert t.addresses is not None
+        r = t.addresses
+        blocks = [
+            b
+            for p in model.policies
+            for rule in (*p.ingress, *p.egress)
+            for peer in rule.peers or ()
+            if isinstance(peer, IpBlockPeer)
+            for b in peer.ranges
+        ]
+        pieces: list[Pod | IpRange] = []
+        for atom in atoms(blocks):
+            if atom.version != r.version or atom.hi < r.lo or atom.lo > r.hi:
+                continue
+            pieces.append(IpRange(r.version, max(atom.lo, r.lo), min(atom.hi, r.hi)))
+        return pieces
+
+    return [(s, d) for s in split(src) for d in split(dst)]

@@ -1,0 +1,295 @@
+"""The network model: namespaces, workloads and their pods, services and NetworkPolicies.
+
+Everything here is plain frozen data with a reference to the Kubernetes object it was read
+from, so any part of it (a policy, one rule, one peer) resolves to a file and line. The
+semantics of networking.k8s.io/v1 live in the types: a rule with `peers=None` allows every
+peer, `ports=None` every port; `Policy.types` is already defaulted (Ingress always, Egress
+when egress rules exist).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from skanse.model import Location, ResourceRef
+from skanse.netpol.addresses import IpNetwork, IpRange
+from skanse.netpol.ports import ALL, ConnSet, Protocol
+from skanse.netpol.selectors import LabelSelector
+from skanse.sources.kubernetes import K8sObject
+
+__all__ = [
+    "METADATA_NAME",
+    "Direction",
+    "IpBlockPeer",
+    "Namespace",
+    "NetworkModel",
+    "Peer",
+    "Pod",
+    "Policy",
+    "PolicyProblem",
+    "PortSpec",
+    "Rule",
+    "SelectorPeer",
+    "Service",
+    "ServicePort",
+    "Workload",
+]
+
+# The immutable label the control plane puts on every namespace (Kubernetes >= 1.21).
+METADATA_NAME = "kubernetes.io/metadata.name"
+
+
+class Direction(enum.StrEnum):
+    INGRESS = "Ingress"
+    EGRESS = "Egress"
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str]
+    obj: K8sObject | None = None  # None when only referenced, never declared
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    """One pod, or the pod template of a workload standing for all its replicas."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    # container port name -> (protocol, number), for named ports in policies
+    named_ports: Mapping[str, tuple[Protocol, int]]
+    # (4 or 6, integer address) for each known pod IP (status.podIPs of a live pod)
+    ips: tuple[tuple[int, int], ...] = ()
+    host_network: bool = False
+    container_ports: tuple[tuple[Protocol, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What the outputs name: a Deployment, a bare Pod, or the owner of live pods."""
+
+    namespace: str
+    name: str
+    kind: str
+    pods: tuple[Pod, ...]
+    obj: K8sObject
+    # JSON pointer of the pod template (or "" for a Pod) inside `obj`
+    template_pointer: str = ""
+
+    @property
+    def ident(self) -> str:
+        return f"{self.namespace}/{self.name}[{self.kind}]"
+
+    @property
+    def location(self) -> Location:
+        return self.obj.location()
+
+    @property
+    def resource(self) -> ResourceRef:
+        return ResourceRef(self.kind, self.name, self.namespace)
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """One `ports` entry: protocol plus a number, a range, a name, or every port."""
+
+    protocol: Protocol
+    port: int | str | None = None
+    end_port: int | None = None
+
+    def numeric(self) -> ConnSet | None:
+        """The ports this entry allows without looking at a pod; None for a named port."""
+        if isinstance(self.port, str):
+            return None
+        if self.port is None:
+            return ConnSet.ports(self.protocol)
+        return ConnSet.ports(self.protocol, self.port, self.end_port or self.port)
+
+    def resolve(self, pod: Pod) -> ConnSet:
+        """The ports of this entry on a destination pod (named ports resolve there)."""
+        numeric = self.numeric()
+        if numeric is not None:
+            return numeric
+        assert isinstance(self.port, str)
+        found = pod.named_ports.get(self.port)
+        if found is None or found[0] != self.protocol:
+            return ConnSet()
+        return ConnSet.ports(self.protocol, found[1], found[1])
+
+    def __str__(self) -> str:
+        if self.port is None:
+            return f"{self.protocol.value} (all ports)"
+        if self.end_port is not None:
+            return f"{self.protocol.value} {self.port}-{self.end_port}"
+        return f"{self.protocol.value} {self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorPeer:
+    """`podSelector` and/or `namespaceSelector` in one peer: both must match (AND).
+
+    `namespace_selector` None means the policy's own namespace.
+    """
+
+    pod_selector: LabelSelector | None
+    namespace_selector: LabelSelector | None
+    pointer: str
+
+    def __str__(self) -> str:
+        parts = []
+        if self.namespace_selector is not None:
+            parts.append(f"namespaceSelector {self.namespace_selector}")
+        if self.pod_selector is not None:
+            parts.append(f"podSelector {self.pod_selector}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class IpBlockPeer:
+    cidr: IpNetwork
+    excepts: tuple[IpNetwork, ...]
+    ranges: tuple[IpRange, ...]  # cidr minus excepts
+    pointer: str
+
+    def contains(self, version: int, value: int) -> bool:
+        return any(r.contains_address(version, value) for r in self.ranges)
+
+    def __str__(self) -> str:
+        if self.excepts:
+            return f"ipBlock {self.cidr} except {', '.join(str(e) for e in self.excepts)}"
+        return f"ipBlock {self.cidr}"
+
+
+Peer = SelectorPeer | IpBlockPeer
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ingress or egress rule: traffic matching any peer AND any port entry."""
+
+    direction: Direction
+    index: int
+    peers: tuple[Peer, ...] | None  # None: every source/destination, external included
+    ports: tuple[PortSpec, ...] | None  # None: every port of every protocol
+    pointer: str
+
+    def conns(self, destination: Pod | None) -> ConnSet:
+        """The ports this rule allows towards `destination` (None: an external address)."""
+        if self.ports is None:
+            return ALL
+        total = ConnSet()
+        for spec in self.ports:
+            numeric = spec.numeric()
+            if numeric is not None:
+                total = total | numeric
+            elif destination is not None:
+                total = total | spec.resolve(destination)
+        return total
+
+    @property
+    def named_ports(self) -> bool:
+        return self.ports is not None and any(isinstance(p.port, str) for p in self.ports)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    namespace: str
+    name: str
+    pod_selector: LabelSelector
+    types: frozenset[Direction]
+    ingress: tuple[Rule, ...]
+    egress: tuple[Rule, ...]
+    obj: K8sObject
+    types_explicit: bool = True
+
+    @property
+    def ident(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def rules(self, direction: Direction) -> tuple[Rule, ...]:
+        return self.ingress if direction is Direction.INGRESS else self.egress
+
+    def location(self, pointer: str = "") -> Location:
+        return self.obj.location(pointer)
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: int | str
+    protocol: Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    selector: Mapping[str, str] | None  # None: no selector (endpoints managed by hand)
+    ports: tuple[ServicePort, ...]
+    obj: K8sObject
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """Something the API server would reject or that cannot be analysed, with its place."""
+
+    message: str
+    obj: K8sObject
+    pointer: str = ""
+
+    @property
+    def location(self) -> Location:
+        return self.obj.location(self.pointer)
+
+    def __str__(self) -> str:
+        where = self.location
+        return f"{where.file}:{where.line}: {self.obj.resource}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkModel:
+    namespaces: Mapping[str, Namespace]
+    workloads: tuple[Workload, ...]
+    policies: tuple[Policy, ...]
+    services: tuple[Service, ...] = ()
+    problems: tuple[PolicyProblem, ...] = ()
+    default_namespace: str = "default"
+    # problems of reading the inputs (missing file, malformed YAML), as skanse.model records
+    input_problems: tuple[object, ...] = ()
+    warnings: tuple[str, ...] = ()
+    _by_namespace: dict[str, tuple[Policy, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def policies_in(self, namespace: str) -> tuple[Policy, ...]:
+        if not self._by_namespace and self.policies:
+            index: dict[str, list[Policy]] = {}
+            for p in self.policies:
+                index.setdefault(p.namespace, []).append(p)
+            self._by_namespace.update({k: tuple(v) for k, v in index.items()})
+        return self._by_namespace.get(namespace, ())
+
+    def namespace_labels(self, name: str) -> Mapping[str, str]:
+        ns = self.namespaces.get(name)
+        return ns.labels if ns is not None else {METADATA_NAME: name}
+
+    def find_workload(self, text: str) -> list[Workload]:
+        """Workloads named `ns/name`, `ns/name[Kind]` or `name` (any namespace)."""
+        text = text.strip()
+        kind = None
+        if text.endswith("]") and "[" in text:
+            text, _, kind = text[:-1].partition("[")
+        namespace, slash, name = text.rpartition("/")
+        found = []
+        for w in self.workloads:
+            if w.name != name or (slash and w.namespace != namespace):
+                continue
+            if kind is not None and w.kind.lower() != kind.lower():
+                continue
+            found.append(w)
+        return found

@@ -1,0 +1,91 @@
+"""Country address lists from RIR "delegated" statistics files, and plain CIDR lists.
+
+The five RIRs publish `registry|cc|type|start|value|date|status[|extensions]` lines: for
+`ipv4` the value is a count of addresses (not always a power of two), for `ipv6` a prefix
+length. Header (`2|...`), summary (`...|*|ipv4|*|count|summary`) and comment lines are
+skipped; only `allocated` and `assigned` records count. Selected ranges are aggregated into
+the fewest CIDRs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from skanse.netpol.addresses import IpNetwork, IpRange, aggregate
+
+__all__ = ["DelegatedRecord", "RirError", "country_cidrs", "parse_cidr_list", "parse_delegated"]
+
+_STATUSES = frozenset({"allocated", "assigned"})
+
+
+class RirError(ValueError):
+    """A line of an address file that cannot be read; carries the line number."""
+
+    def __init__(self, source: str, line: int, message: str) -> None:
+        super().__init__(f"{source}:{line}: {message}")
+        self.source, self.line = source, line
+
+
+@dataclass(frozen=True, slots=True)
+class DelegatedRecord:
+    registry: str
+    country: str
+    addresses: IpRange
+
+
+def parse_delegated(text: str, source: str = "<delegated>") -> list[DelegatedRecord]:
+    """The allocated and assigned IPv4 and IPv6 records of a delegated file."""
+    records = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("|")
+        if len(fields) < 6 or fields[0].isdigit() or fields[1] == "*" or fields[-1] == "summary":
+            continue  # the version header and summary lines
+        if len(fields) < 7:
+            raise RirError(source, number, "expected registry|cc|type|start|value|date|status")
+        registry, cc, kind, start, value, _date, status = fields[:7]
+        if kind not in ("ipv4", "ipv6") or status.lower() not in _STATUSES:
+            continue
+        try:
+            first = ipaddress.ip_address(start)
+            size = int(value)
+        except ValueError as exc:
+            raise RirError(source, number, str(exc)) from None
+        if kind == "ipv4":
+            if first.version != 4 or size < 1 or int(first) + size - 1 > 0xFFFFFFFF:
+                raise RirError(source, number, f"bad ipv4 range {start} + {value}")
+            r = IpRange(4, int(first), int(first) + size - 1)
+        else:
+            if first.version != 6 or not 0 <= size <= 128:
+                raise RirError(source, number, f"bad ipv6 prefix {start}/{value}")
+            try:
+                net = ipaddress.IPv6Network(f"{start}/{size}")
+            except ValueError as exc:
+                raise RirError(source, number, str(exc)) from None
+            r = IpRange.of(net)
+        records.append(DelegatedRecord(registry, cc.upper(), r))
+    return records
+
+
+def country_cidrs(records: Iterable[DelegatedRecord], countries: Iterable[str]) -> list[IpNetwork]:
+    """The fewest CIDRs covering every range of the given countries (IPv4 then IPv6)."""
+    wanted = {c.strip().upper() for c in countries if c.strip()}
+    return aggregate(r.addresses for r in records if r.country in wanted)
+
+
+def parse_cidr_list(text: str, source: str = "<cidrs>") -> list[IpNetwork]:
+    """A file of CIDRs or addresses, one a line, `#` comments: aggregated."""
+    networks: list[IpNetwork] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(line, strict=False))
+        except ValueError as exc:
+            raise RirError(source, number, str(exc)) from None
+    return aggregate(networks)

@@ -1,0 +1,298 @@
+"""The engine: events in, alerts out.
+
+    engine = Engine(ruleset)                # syscall rules, rule_matching=first
+    for event in events:
+        for alert in engine.process(event):
+            ...
+
+Rules are indexed by event type once (the sets the compiler computed), so an event only
+meets the rules that can match it, in load order. `rule_matching="first"` stops at the first
+matching rule (Falco's default), `"all"` reports every matching rule. The sensor keeps
+`engine.table` (a `ProcessTable`) current; an event that carries `proc`/`container` objects
+updates it first. A rule whose evaluation raises (an event with a value of the wrong type)
+counts as not matching, and the event is counted in `stats.eval_errors`.
+
+With `strict_missing=True`, a match that holds only because a field was missing (a negated
+comparison on a field the event lacks, Falco issue #3734) is not reported as an alert but in
+`stats.missing_hits`, with the fields that were missing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from skanse.rules.compiler import Kleene
+from skanse.rules.events import EMPTY_PROCESS, Process, ProcessTable
+from skanse.rules.loader import Priority, Rule, Ruleset
+
+__all__ = ["Alert", "Engine", "EngineStats", "MissingHit", "RuleMatching"]
+
+
+class RuleMatching(enum.StrEnum):
+    FIRST = "first"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One rule match, in the shape of Falco's JSON output."""
+
+    time_ns: int | None
+    rule: str
+    priority: Priority
+    source: str
+    hostname: str
+    output: str  # the formatted output, without the time and priority prefix
+    output_fields: Mapping[str, Any]
+    tags: tuple[str, ...]
+
+    @property
+    def time_iso(self) -> str:
+        ns = self.time_ns if self.time_ns is not None else 0
+        seconds, nanos = divmod(ns, 1_000_000_000)
+        when = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
+        return f"{when:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+    @property
+    def time_text(self) -> str:
+        ns = self.time_ns if self.time_ns is not None else 0
+        seconds, nanos = divmod(ns, 1_000_000_000)
+        when = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
+        return f"{when:%H:%M:%S}.{nanos:09d}"
+
+    def line(self) -> str:
+        """Falco's text line: `HH:MM:SS.nnnnnnnnn: Priority output`."""
+        return f"{self.time_text}: {self.priority.label} {self.output}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Falco's JSON alert: time, rule, priority, source, hostname, output, fields, tags."""
+        return {
+            "time": self.time_iso,
+            "rule": self.rule,
+            "priority": self.priority.label,
+            "source": self.source,
+            "hostname": self.hostname,
+            "output": self.line(),
+            "output_fields": dict(self.output_fields),
+            "tags": list(self.tags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MissingHit:
+    """A rule that matched only because fields were missing (reported under strict-missing)."""
+
+    rule: str
+    fields: tuple[str, ...]
+    event_num: int
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0
+    matches: int = 0
+    eval_errors: int = 0
+    missing_hits: list[MissingHit] = field(default_factory=list)
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+
+_Entry = tuple[Rule, Any]
+
+
+class Engine:
+    """Evaluates the enabled rules of one source against events."""
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        *,
+        source: str = "syscall",
+        rule_matching: RuleMatching | str = RuleMatching.FIRST,
+        table: ProcessTable | None = None,
+        hostname: str | None = None,
+        strict_missing: bool = False,
+        rules: Iterable[Rule] | None = None,
+    ) -> None:
+        self.source = source
+        self.matching = RuleMatching(rule_matching)
+        self.table = table if table is not None else ProcessTable()
+        self.hostname = hostname if hostname is not None else socket.gethostname()
+        self.strict_missing = strict_missing
+        self.stats = EngineStats()
+        selected = tuple(rules) if rules is not None else ruleset.enabled(source)
+        self.rules = tuple(r for r in selected if r.source == source)
+        self._kleene: dict[str, Kleene] = {}
+        catchall: list[_Entry] = []
+        by_type: dict[str, list[_Entry]] = {}
+        for rule in self.rules:
+            entry = (rule, rule.fn)
+            if rule.evttypes is None:
+                catchall.append(entry)
+                for bucket in by_type.values():
+                    bucket.append(entry)
+            else:
+                for name in rule.evttypes:
+                    if name not in by_type:
+                        by_type[name] = list(catchall)
+                    by_type[name].append(entry)
+        # buckets keep load order: a type first seen late got the earlier catch-alls copied in
+        self._by_type: dict[str, tuple[_Entry, ...]] = {
+            name: tuple(sorted(bucket, key=lambda en: en[0].index))
+            for name, bucket in by_type.items()
+        }
+        self._catchall: tuple[_Entry, ...] = tuple(catchall)
+        self._first = self.matching is RuleMatching.FIRST
+        # one compiled function per event type, built on first use (see _bucket_function)
+        self._bucket_fns: dict[str | None, tuple[Any, tuple[Rule, ...]]] = {}
+
+    def candidates(self, event_type: str | None) -> tuple[Rule, ...]:
+        """The rules an event of this type meets, in load order."""
+        bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
+        return tuple(rule for rule, _ in bucket)
+
+    def process(self, event: Mapping[str, Any]) -> list[Alert]:
+        """Evaluate one event; the alerts of the rules it matches (at most one with `first`)."""
+        stats = self.stats
+        stats.events += 1
+        table = self.table
+        if self.source == "syscall":
+            if "proc" in event or "container" in event:
+                process = self._record_state(event)
+            else:
+                pid = event.get("pid")
+                process = (
+                    table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
+                )
+            event_type = event.get("type")
+            if event_type.__class__ is not str or event_type not in self._by_type:
+                event_type = None
+        else:
+            process = EMPTY_PROCESS
+            event_type = None
+        if not self.strict_missing:
+            compiled = self._bucket_fns.get(event_type)
+            if compiled is None:
+                compiled = self._bucket_function(event_type)
+            function, rules = compiled
+            try:
+                found = function(event, process, table)
+            except Exception:  # fall back to one rule at a time below
+                found = None
+            if found is not None:
+                if self._first:
+                    if found < 0:
+                        return []
+                    return [self._alert(rules[found], event, process)]
+                return [self._alert(rules[i], event, process) for i in found]
+        bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
+        alerts: list[Alert] = []
+        for rule, fn in bucket:
+            try:
+                matched = fn(event, process, table)
+            except Exception:
+                stats.eval_errors += 1
+                continue
+            if not matched:
+                continue
+            if self.strict_missing and not self._definitely(rule, event, process):
+                continue
+            alerts.append(self._alert(rule, event, process))
+            if self._first:
+                break
+        return alerts
+
+    def _bucket_function(self, event_type: str | None) -> tuple[Any, tuple[Rule, ...]]:
+        from skanse.rules.compiler import ModuleBuilder
+
+        bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
+        rules = tuple(rule for rule, _ in bucket)
+        builder = ModuleBuilder(self.source)
+        builder.add_bucket("bucket", [rule.ast for rule in rules], first=self._first)
+        compiled = (builder.build(filename=f"<bucket:{event_type}>")["bucket"], rules)
+        self._bucket_fns[event_type] = compiled
+        return compiled
+
+    def _record_state(self, event: Mapping[str, Any]) -> Process:
+        table = self.table
+        container = event.get("container")
+        if isinstance(container, Mapping):
+            table.upsert_container(container)
+        proc = event.get("proc")
+        if isinstance(proc, Mapping):
+            data = dict(proc)
+            data.setdefault("pid", event.get("pid"))
+            if isinstance(container, Mapping) and "container_id" not in data:
+                data["container_id"] = container.get("id")
+            return table.upsert(data)
+        pid = event.get("pid")
+        return table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
+
+    def _definitely(self, rule: Rule, event: Mapping[str, Any], process: Process) -> bool:
+        checker = self._kleene.get(rule.name)
+        if checker is None:
+            checker = self._kleene[rule.name] = rule.kleene()
+        if checker.evaluate(event, process, self.table) is True:
+            return True
+        missing = tuple(
+            name
+            for name, value in rule.output.fields(event, process, self.table).items()
+            if value is None
+        )
+        read = rule.read_fields()
+        self.stats.missing_hits.append(
+            MissingHit(
+                rule.name,
+                _missing(rule, event, process, self.table, read) or missing,
+                self.stats.events,
+            )
+        )
+        return False
+
+    def _alert(self, rule: Rule, event: Mapping[str, Any], process: Process) -> Alert:
+        stats = self.stats
+        stats.matches += 1
+        stats.by_rule[rule.name] = stats.by_rule.get(rule.name, 0) + 1
+        ts = event.get("ts")
+        if self.source == "k8s_audit":
+            from skanse.rules.fields import _jevt_rawtime
+
+            ts = _jevt_rawtime(event)
+        return Alert(
+            time_ns=ts if isinstance(ts, int) else None,
+            rule=rule.name,
+            priority=rule.priority,
+            source=rule.source,
+            hostname=self.hostname,
+            output=rule.output.render(event, process, self.table),
+            output_fields=rule.output.fields(event, process, self.table),
+            tags=rule.tags,
+        )
+
+
+def _missing(
+    rule: Rule,
+    event: Mapping[str, Any],
+    process: Process,
+    table: ProcessTable,
+    read: tuple[str, ...],
+) -> tuple[str, ...]:
+    """Which of the fields the rule reads have no value in this event."""
+    from skanse.rules.fields import UnknownFieldError, resolve_field
+    from skanse.rules.output import _getter
+
+    out = []
+    for text in read:
+        name, _, rest = text.partition("[")
+        arg = rest[:-1] if rest else None
+        try:
+            acc = resolve_field(name, arg, rule.source)
+        except UnknownFieldError:
+            continue
+        if _getter(acc.expr)(event, process, table) is None:
+            out.append(text)
+    return tuple(out)

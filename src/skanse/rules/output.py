@@ -1,0 +1,162 @@
+"""Rule outputs: `%field`, `%field[arg]`, `%transformer(field)`, `%Nfield`; `<NA>` when missing.
+
+A format is parsed once into literal text and field tokens; each token is compiled with the
+same field accessors as conditions. Field names are resolved by longest prefix, as libsinsp's
+formatter does, so `%proc.name)` and `%evt.arg.flags` work. A format may not end with `%`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from skanse.rules.compiler import RUNTIME, _xf
+from skanse.rules.fields import UnknownFieldError, resolve_field
+from skanse.rules.parser import TRANSFORMERS
+
+__all__ = ["OutputError", "OutputFormat", "compile_output", "render_value"]
+
+_FIELD = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_]+)*(?:\[[^\]]*\])?")
+_TRANSFORMER_NAMES = tuple(t[:-1] for t in TRANSFORMERS)
+
+
+class OutputError(ValueError):
+    """An output format that names an unknown field; Falco's wording."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    key: str  # the field as written, the key in output_fields
+    getter: Any  # (e, p, st) -> value
+    width: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """A compiled output: render to text and to Falco's `output_fields`."""
+
+    text: str
+    parts: tuple[str | _Token, ...]
+
+    def fields(self, e: Mapping[str, Any], p: Any, st: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for part in self.parts:
+            if isinstance(part, _Token) and part.key not in out:
+                out[part.key] = _json_value(part.getter(e, p, st))
+        return out
+
+    def render(self, e: Mapping[str, Any], p: Any, st: Any) -> str:
+        chunks: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                chunks.append(part)
+                continue
+            text = render_value(part.getter(e, p, st))
+            if part.width is not None:
+                text = text[: part.width].ljust(part.width)
+            chunks.append(text)
+        return "".join(chunks)
+
+
+def render_value(value: Any) -> str:
+    """How libsinsp prints a value: <NA> if missing, lists as (a,b), bools as true/false."""
+    if value is None:
+        return "<NA>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(render_value(v) for v in value) + ")"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _getter(expr: str) -> Any:
+    namespace = dict(RUNTIME)
+    exec(f"def get(e, p, st):\n    return {expr}\n", namespace)  # noqa: S102 - generated from registry
+    return namespace["get"]
+
+
+def _resolve_longest(text: str, source: str) -> tuple[str, str, int]:
+    """(key, expression, length consumed) for the longest field at the start of `text`."""
+    match = _FIELD.match(text)
+    if match is None:
+        raise OutputError(f"invalid formatting token {text.split()[0] if text.split() else ''}")
+    candidate = match.group(0)
+    while candidate:
+        name, _, rest = candidate.partition("[")
+        arg = rest[:-1] if rest.endswith("]") else None
+        if rest and arg is None:
+            name = candidate
+        try:
+            acc = resolve_field(name, arg, source)
+            return acc.field, acc.expr, len(candidate)
+        except UnknownFieldError:
+            pass
+        if "[" in candidate:
+            candidate = candidate[: candidate.index("[")]
+            continue
+        if "." not in candidate:
+            break
+        candidate = candidate[: candidate.rindex(".")]
+    raise OutputError(f"invalid formatting token {match.group(0)}")
+
+
+def compile_output(text: str, source: str) -> OutputFormat:
+    """Parse and compile an output format, or raise OutputError."""
+    parts: list[str | _Token] = []
+    literal: list[str] = []
+    i = 0
+    if text.startswith("*"):  # "print even if values are missing": we always print
+        i = 1
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c != "%":
+            literal.append(c)
+            i += 1
+            continue
+        i += 1
+        if i >= n:
+            raise OutputError("invalid formatting token: output cannot end with '%'")
+        width_text = ""
+        while i < n and text[i].isdigit():
+            width_text += text[i]
+            i += 1
+        width = int(width_text) if width_text else None
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        rest = text[i:]
+        transformer = next((t for t in _TRANSFORMER_NAMES if rest.startswith(t + "(")), None)
+        if transformer is not None:
+            inner_start = len(transformer) + 1
+            key, expr, length = _resolve_longest(rest[inner_start:], source)
+            close = inner_start + length
+            if close >= len(rest) or rest[close] != ")":
+                raise OutputError(f"invalid formatting token {rest.split()[0]}")
+            getter = _transformed(transformer, _getter(expr))
+            parts.append(_Token(f"{transformer}({key})", getter, width))
+            i += close + 1
+            continue
+        key, expr, length = _resolve_longest(rest, source)
+        parts.append(_Token(key, _getter(expr), width))
+        i += length
+    if literal:
+        parts.append("".join(literal))
+    return OutputFormat(text, tuple(parts))
+
+
+def _transformed(name: str, getter: Any) -> Any:
+    def get(e: Mapping[str, Any], p: Any, st: Any) -> Any:
+        return _xf(name, (getter(e, p, st),))
+
+    return get

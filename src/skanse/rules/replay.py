@@ -1,0 +1,199 @@
+"""Replay recorded events through an engine: JSON lines in, alerts and a summary out.
+
+Input is one JSON object per line: syscall events in the schema of docs/runtime-events.md,
+or Kubernetes audit events (`audit.k8s.io` Event objects, as the API server's log backend
+writes them; an `EventList` line is expanded to its items). Reading is bounded: a line longer
+than `max_line_bytes` is skipped without being held in memory, and every line that is not a
+JSON object is reported with its number and skipped; the summary counts them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from skanse.model import (
+    CheckID,
+    CheckMeta,
+    Finding,
+    InputProblem,
+    Layer,
+    Location,
+    ProblemKind,
+    ResourceRef,
+    ScanResult,
+)
+from skanse.rules.engine import Alert, Engine
+from skanse.rules.loader import Ruleset
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "LineProblem",
+    "ReplayAlert",
+    "ReplaySummary",
+    "alerts_to_result",
+    "iter_events",
+    "replay",
+]
+
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAlert:
+    alert: Alert
+    line: int  # the line of the event in the input
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    lines: int = 0
+    events: int = 0
+    alerts: int = 0
+    problems: list[LineProblem] = field(default_factory=list)
+    eval_errors: int = 0
+
+
+def iter_events(
+    stream: IO[bytes], *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, dict[str, Any] | LineProblem]]:
+    """(line number, event or problem) for each non-blank line of a JSON-lines stream."""
+    number = 0
+    while True:
+        raw = stream.readline(max_line_bytes + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+            size = len(raw)
+            while True:  # drop the rest of the line, a chunk at a time
+                rest = stream.readline(_CHUNK)
+                size += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield (
+                number,
+                LineProblem(
+                    number, f"line longer than {max_line_bytes:,} bytes ({size:,} bytes); skipped"
+                ),
+            )
+            continue
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            yield number, LineProblem(number, f"invalid JSON: {_short(exc)}")
+            continue
+        if not isinstance(value, dict):
+            yield number, LineProblem(number, "not a JSON object")
+            continue
+        if value.get("kind") == "EventList" and isinstance(value.get("items"), list):
+            for item in value["items"]:
+                if isinstance(item, dict):
+                    yield number, item
+                else:
+                    yield number, LineProblem(number, "EventList item is not a JSON object")
+            continue
+        yield number, value
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200]
+
+
+def replay(
+    engine: Engine,
+    stream: IO[bytes],
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> tuple[list[ReplayAlert], ReplaySummary]:
+    """Feed every event of `stream` to `engine`; the alerts in order and a summary."""
+    summary = ReplaySummary()
+    alerts: list[ReplayAlert] = []
+    process = engine.process
+    for number, item in iter_events(stream, max_line_bytes=max_line_bytes):
+        summary.lines = number
+        if isinstance(item, LineProblem):
+            summary.problems.append(item)
+            continue
+        summary.events += 1
+        alerts.extend(ReplayAlert(alert, number) for alert in process(item))
+    summary.alerts = len(alerts)
+    summary.eval_errors = engine.stats.eval_errors
+    return alerts, summary
+
+
+def alerts_to_result(
+    alerts: list[ReplayAlert], summary: ReplaySummary, ruleset: Ruleset, input_name: str
+) -> ScanResult:
+    """Alerts as findings (one check per rule), for the text/json/sarif/junit renderers."""
+    metas: dict[str, CheckMeta] = {}
+    for rule in ruleset.rules:
+        metas.setdefault(
+            rule.name,
+            CheckMeta(
+                id=CheckID(rule.name),
+                title=rule.name,
+                severity=rule.priority.severity,
+                layer=Layer.RUNTIME,
+                description=rule.description.strip(),
+                remediation="Investigate the process and container named in the alert.",
+                references=(),
+                aliases=tuple(t for t in rule.tags if t.startswith("T") and t[1:].isdigit()),
+            ),
+        )
+    findings = []
+    for item in alerts:
+        alert = item.alert
+        fields = alert.output_fields
+        if alert.source == "k8s_audit":
+            resource = ResourceRef(
+                "AuditEvent",
+                str(fields.get("ka.target.name") or fields.get("ka.uri") or "-"),
+                namespace=_str_or_none(fields.get("ka.target.namespace")),
+            )
+        else:
+            cid = fields.get("container.id")
+            resource = (
+                ResourceRef("Container", str(cid))
+                if cid and cid != "host"
+                else ResourceRef("Process", str(fields.get("proc.name") or "-"))
+            )
+        findings.append(
+            Finding(
+                check_id=CheckID(alert.rule),
+                severity=alert.priority.severity,
+                title=alert.rule,
+                message=alert.output,
+                location=Location(file=input_name, line=item.line, column=1, pointer=""),
+                resource=resource,
+            )
+        )
+    problems = tuple(
+        InputProblem(input_name, ProblemKind.PARSE, p.message, line=p.line)
+        for p in summary.problems
+    )
+    used = {f.check_id for f in findings}
+    return ScanResult(
+        findings=tuple(findings),
+        checks=tuple(m for m in metas.values() if m.id in used),
+        problems=problems,
+        targets=(input_name,),
+        files_scanned=1,
+        objects_scanned=summary.events,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

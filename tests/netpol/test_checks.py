@@ -1,0 +1,118 @@
+"""SKN-NET-* checks: every check's good and bad examples, and `skanse scan` running them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skanse.checks._all import REGISTRY
+from skanse.checks._registry import Check, Registry
+from skanse.checks.kubernetes.base import CheckContext
+from skanse.checks.kubernetes.cluster import build_cluster_index
+from skanse.model import Layer
+from skanse.sources.manifests import ReadLimits, read_bytes
+
+NETWORK = [c for c in REGISTRY.all() if c.meta.layer is Layer.NETWORK]
+
+
+def _violations(check: Check[Any, Any], text: str) -> list[str]:
+    mf = read_bytes("example.yaml", text.encode(), ReadLimits())
+    assert not mf.problems, mf.problems
+    ctx = CheckContext(cluster=build_cluster_index(mf.objects, "default"))
+    found = []
+    for obj in mf.objects:
+        if check.kinds is None or obj.kind in check.kinds:
+            found += [v.message for v in check.run(obj, ctx)]
+    return found
+
+
+def test_there_are_network_checks_and_they_are_numbered() -> None:
+    assert [c.id for c in NETWORK] == [f"SKN-NET-00{i}" for i in range(1, 7)]
+    assert "SKN-K8S-030" in REGISTRY  # the default-deny item is the zero-trust check
+
+
+@pytest.mark.parametrize("check", NETWORK, ids=lambda c: c.id)
+def test_good_examples_pass_and_bad_examples_fail(check: Check[Any, Any]) -> None:
+    examples = Registry.examples(check)
+    for text in examples.good:
+        assert _violations(check, text) == [], text
+    for text in examples.bad:
+        assert _violations(check, text), text
+
+
+SHOP = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-ingress, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from:
+    - ipBlock: {cidr: 0.0.0.0/0}
+    ports: [{port: 5432}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: shop}
+spec:
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: pg, image: postgres:16, ports: [{containerPort: 5432}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: broken, namespace: shop}
+spec:
+  podSelector: {}
+  egress:
+  - to: [{ipBlock: {cidr: 10.0.0.0/33}}]
+"""
+
+
+def test_scan_reports_network_findings_with_file_and_line(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text(SHOP)
+    result = cli("scan", str(path), "--format", "json", "--no-config")
+    assert result.code == 1, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    net = {
+        (f["check_id"], f["location"]["line"])
+        for f in findings
+        if f["check_id"].startswith("SKN-NET")
+    }
+    assert ("SKN-NET-002", 14) in net  # the rule admitting 0.0.0.0/0 to 5432
+    assert ("SKN-NET-003", 15) in net  # the ipBlock itself
+    assert ("SKN-NET-004", 24) in net  # db is ingress-isolated only (template labels line)
+    assert ("SKN-NET-006", 34) in net  # the invalid CIDR (flow style: same line as `to`)
+    assert any(f["check_id"] == "SKN-K8S-030" for f in findings)
+
+
+def test_network_model_is_built_once_per_scan(monkeypatch: Any, tmp_path: Path) -> None:
+    import skanse.netpol.load as load
+    from skanse.scan import scan_manifests
+
+    calls = []
+    original = load.build_model
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(load, "build_model", counting)
+    path = tmp_path / "shop.yaml"
+    path.write_text(SHOP)
+    result = scan_manifests([str(path)])
+    assert any(f.check_id.startswith("SKN-NET") for f in result.findings)
+    assert len(calls) == 1

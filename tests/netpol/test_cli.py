@@ -1,0 +1,104 @@
+"""`skanse netpol` end to end: formats, focus, explain, diff exit codes, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CORPORA
+
+BOUTIQUE = CORPORA / "netpol" / "np-guard-netpol-analyzer" / "tests" / "onlineboutique_workloads"
+pytestmark = pytest.mark.corpus
+
+
+@pytest.fixture
+def boutique() -> str:
+    if not BOUTIQUE.exists():
+        pytest.skip("corpus absent")
+    return str(BOUTIQUE)
+
+
+def test_list_formats_agree(cli: Any, boutique: str) -> None:
+    txt = cli("netpol", "list", boutique, "-f", "txt")
+    assert txt.code == 0
+    lines = txt.stdout.splitlines()
+    assert "default/frontend[Deployment] => default/cartservice[Deployment] : TCP 7070" in lines
+    doc = json.loads(cli("netpol", "list", boutique, "-f", "json").stdout)
+    assert doc["schema_version"] == 1
+    assert [f"{c['src']} => {c['dst']} : {c['conn']}" for c in doc["connections"]] == lines
+    rows = list(csv.reader(io.StringIO(cli("netpol", "list", boutique, "-f", "csv").stdout)))
+    assert rows[0] == ["src", "dst", "conn"] and len(rows) == len(lines) + 1
+    dot = cli("netpol", "list", boutique, "-f", "dot").stdout
+    assert dot.startswith("digraph {") and dot.count(" -> ") == len(lines)
+    svg = ET.fromstring(cli("netpol", "list", boutique, "-f", "svg").stdout)  # noqa: S314 - our own output
+    edges = [g for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "edge"]
+    assert len(edges) == len(lines)
+    table = cli("netpol", "list", boutique).stdout.splitlines()
+    assert (
+        table[0].split() == ["SOURCE", "DESTINATION", "CONNECTIONS"]
+        and len(table) == len(lines) + 1
+    )
+
+
+def test_focus_limits_to_one_workload(cli: Any, boutique: str) -> None:
+    out = cli("netpol", "list", boutique, "-f", "txt", "--focus", "default/emailservice").stdout
+    lines = out.splitlines()
+    assert lines and all("default/emailservice[Deployment]" in line for line in lines)
+    assert cli("netpol", "list", boutique, "--focus", "nope").code == 2
+
+
+def test_explain_names_the_rules_with_file_and_line(cli: Any, boutique: str) -> None:
+    result = cli(
+        "netpol", "explain", boutique, "default/checkoutservice", "default/paymentservice:50051/TCP"
+    )
+    assert result.code == 0
+    assert "TCP 50051: ALLOWED" in result.stdout
+    assert "netpols.yaml:" in result.stdout
+    denied = cli("netpol", "explain", boutique, "default/frontend", "default/paymentservice:50051")
+    assert "DENIED by egress and ingress" in denied.stdout
+    data = json.loads(
+        cli(
+            "netpol", "explain", boutique, "--json", "default/frontend", "default/adservice:9555"
+        ).stdout
+    )
+    assert data["explanations"][0]["verdict"] is True
+    assert data["explanations"][0]["ingress"]["rules"][0]["line"] > 1
+
+
+def test_explain_external_and_node(cli: Any, boutique: str) -> None:
+    out = cli("netpol", "explain", boutique, "203.0.113.9", "default/redis-cart:6379").stdout
+    assert "ALLOWED" in out and "outside the cluster" in out
+    node = cli("netpol", "explain", boutique, "node", "default/adservice:9555").stdout
+    assert "always allowed" in node
+    assert cli("netpol", "explain", boutique, "nobody", "default/adservice").code == 2
+
+
+def test_diff_exit_codes(cli: Any, boutique: str, tmp_path: Path) -> None:
+    assert cli("netpol", "diff", boutique, boutique).code == 0
+    changed = BOUTIQUE.parent / "onlineboutique_workloads_changed_netpols"
+    result = cli("netpol", "diff", boutique, str(changed))
+    assert result.code == 1 and result.stdout.startswith("Connectivity diff:")
+
+
+def test_invalid_policies_are_reported_on_stderr_and_strict_fails(cli: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x, namespace: a}\n"
+        "spec:\n  podSelector: {}\n  ingress:\n  - ports: [{port: 0}]\n"
+    )
+    result = cli("netpol", "list", str(bad))
+    assert result.code == 0 and f"{bad}:7:" in result.stderr and "out of range" in result.stderr
+    assert cli("netpol", "list", str(bad), "--strict").code == 2
+    assert cli("netpol", "list", str(tmp_path / "missing")).code == 2
+
+
+def test_output_file_is_written(cli: Any, boutique: str, tmp_path: Path) -> None:
+    out = tmp_path / "graph.svg"
+    assert cli("netpol", "list", boutique, "-f", "svg", "-o", str(out)).code == 0
+    assert ET.parse(out).getroot().tag.endswith("svg")  # noqa: S314

@@ -1,0 +1,200 @@
+"""The commands: rules validate, rules test, runtime replay (exit codes, outputs, bad input)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CORPORA, corpus_path
+
+HERE = Path(__file__).resolve().parent
+STABLE_TESTS = HERE / "stable_rules_tests.yaml"
+
+RULES = """- rule: shadow read
+  desc: reads of /etc/shadow
+  condition: evt.type in (open, openat) and fd.name = /etc/shadow
+  output: "shadow read by %proc.name (file=%fd.name)"
+  priority: WARNING
+  tags: [filesystem]
+"""
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES)
+    return path
+
+
+def _event(name: str = "/etc/shadow", pid: int = 5) -> str:
+    return json.dumps(
+        {
+            "type": "openat",
+            "ts": 1_700_000_000_000_000_000,
+            "pid": pid,
+            "res": 3,
+            "fd": {"num": 3, "type": "file", "name": name},
+            "proc": {"pid": pid, "ppid": 1, "name": "cat"},
+        }
+    )
+
+
+def test_validate_ok_and_broken(cli, rules_file: Path, tmp_path: Path) -> None:
+    ok = cli("rules", "validate", str(rules_file))
+    assert ok.code == 0
+    assert "ok: 1 rules" in ok.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(RULES.replace("fd.name = /etc/shadow", "fd.nam = /etc/shadow"))
+    bad = cli("rules", "validate", str(rules_file), str(broken))
+    assert bad.code == 1
+    assert f"{broken}:3:" in bad.stdout
+    assert "nonexistent field fd.nam" in bad.stdout
+    as_json = json.loads(cli("rules", "validate", "-f", "json", str(broken)).stdout)
+    assert as_json["ok"] is False
+    (error,) = as_json["errors"]
+    assert error["code"] == "LOAD_ERR_COMPILE_CONDITION"
+    assert (error["line"], error["column"]) == (3, 45)  # where fd.nam starts
+    missing = cli("rules", "validate", str(tmp_path / "nope.yaml"))
+    assert missing.code == 2
+
+
+@pytest.mark.corpus
+def test_validate_the_upstream_rulesets(cli) -> None:
+    falco = corpus_path("falco")
+    files = [str(falco / n) for n in ("falco_rules.yaml", "falco-incubating_rules.yaml")]
+    result = cli("rules", "validate", *files)
+    assert result.code == 0, result.stdout
+    assert "ok: 56 rules (56 enabled)" in result.stderr
+
+
+@pytest.mark.corpus
+def test_rule_tests_cover_the_stable_ruleset(cli) -> None:
+    rules = corpus_path("falco", "falco_rules.yaml")
+    result = cli("rules", "test", str(STABLE_TESTS), "--rules", str(rules))
+    assert result.code == 0, result.stdout
+    assert ", 0 failed" in result.stdout
+    from skanse.rules.testing import run_tests
+
+    outcomes, loaded = run_tests(STABLE_TESTS, extra_rules=[rules])
+    assert loaded is not None and loaded.ruleset is not None
+    import yaml
+
+    tests = yaml.safe_load(STABLE_TESTS.read_text())["tests"]
+    positive = {t["rule"] for t in tests if t.get("expectedOutcome") not in (None, "none")}
+    negative = {t["rule"] for t in tests if t.get("expectedOutcome") in (None, "none")}
+    stable = {r.name for r in loaded.ruleset.rules}
+    assert len(positive & negative & stable) >= 20
+    assert "Terminal shell in container" in positive & negative
+    assert all(o.passed for o in outcomes)
+
+
+def test_a_failing_rule_test_exits_1(cli, rules_file: Path, tmp_path: Path) -> None:
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(
+        f"rules: [{rules_file.name}]\n"
+        "tests:\n"
+        "  - name: fires\n"
+        "    rule: shadow read\n"
+        "    context: {processes: [{name: cat}]}\n"
+        "    steps: [{syscall: openat, args: {pathname: /etc/shadow}}]\n"
+        "    expectedOutcome: {priority: warning, outputFields: {proc.name: cat}}\n"
+        "  - name: wrong expectation\n"
+        "    rule: shadow read\n"
+        "    context: {processes: [{name: cat}]}\n"
+        "    steps: [{syscall: openat, args: {pathname: /etc/hosts}}]\n"
+        "    expectedOutcome: {priority: warning}\n"
+    )
+    result = cli("rules", "test", str(tests))
+    assert result.code == 1
+    assert "FAIL wrong expectation: expected an alert, got none" in result.stdout
+    assert "1 passed, 1 failed" in result.stdout
+
+
+def test_replay_text_jsonl_and_reports(cli, rules_file: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(_event() + "\n" + _event("/etc/hosts", 6) + "\n")
+    text = cli("runtime", "replay", str(events), "--rules", str(rules_file))
+    assert text.code == 0
+    assert text.stdout == ("22:13:20.000000000: Warning shadow read by cat (file=/etc/shadow)\n")
+    jsonl = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "jsonl")
+    (alert,) = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert alert["rule"] == "shadow read"
+    assert alert["output_fields"] == {"proc.name": "cat", "fd.name": "/etc/shadow"}
+    sarif = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "sarif")
+    doc = json.loads(sarif.stdout)
+    (result,) = doc["runs"][0]["results"]
+    assert result["ruleId"] == "shadow read"
+    assert result["level"] == "warning"  # WARNING -> MEDIUM -> warning
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    junit = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "junit")
+    assert "<testsuite" in junit.stdout
+    out = tmp_path / "alerts.jsonl"
+    written = cli(
+        "runtime", "replay", str(events), "--rules", str(rules_file), "-o", str(out), "-f", "jsonl"
+    )
+    assert written.stdout == "" and json.loads(out.read_text())["rule"] == "shadow read"
+    failing = cli(
+        "runtime", "replay", str(events), "--rules", str(rules_file), "--fail-on", "medium"
+    )
+    assert failing.code == 1
+
+
+def test_replay_reports_and_skips_bad_lines(cli, rules_file: Path, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([_event(), "{not json", "[1, 2]", "", _event()]) + "\n")
+    result = cli("runtime", "replay", str(events), "--rules", str(rules_file))
+    assert result.code == 0
+    assert result.stdout.count("shadow read by cat") == 2
+    assert "replayed 2 event(s) from 5 line(s): 2 alert(s), 2 line(s) skipped" in result.stderr
+    assert f"{events}:2: invalid JSON" in result.stderr
+    assert f"{events}:3: not a JSON object" in result.stderr
+    strict = cli("runtime", "replay", str(events), "--rules", str(rules_file), "--strict")
+    assert strict.code == 2
+
+
+def test_replay_skips_a_100_mb_line_without_holding_it(rules_file: Path, tmp_path: Path) -> None:
+    from skanse.rules.engine import Engine
+    from skanse.rules.loader import RulesFile, load_rules
+    from skanse.rules.replay import replay
+
+    events = tmp_path / "huge.jsonl"
+    with events.open("wb") as handle:
+        handle.write(_event().encode() + b"\n")
+        handle.write(b'{"type": "openat", "pad": "')
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(100):
+            handle.write(chunk)
+        handle.write(b'"}\n')
+        handle.write(_event().encode() + b"\n")
+    ruleset = load_rules([RulesFile("r", rules_file.read_bytes())]).ruleset
+    assert ruleset is not None
+    with events.open("rb") as stream:
+        alerts, summary = replay(Engine(ruleset), stream, max_line_bytes=16 * 1024 * 1024)
+    assert [a.line for a in alerts] == [1, 3]
+    (problem,) = summary.problems
+    assert problem.line == 2
+    assert "longer than 16,777,216 bytes" in problem.message
+
+
+def test_replay_with_rules_that_do_not_load_exits_2(cli, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- rule: x\n  desc: d\n")
+    events = tmp_path / "e.jsonl"
+    events.write_text(_event() + "\n")
+    result = cli("runtime", "replay", str(events), "--rules", str(broken))
+    assert result.code == 2
+    assert "Item has no mapping for key 'condition'" in result.stderr
+
+
+def test_fields_lists_both_sources(cli) -> None:
+    syscall = cli("rules", "fields").stdout
+    assert "proc.aname[ARG?]" in syscall and "fd.name" in syscall
+    audit = cli("rules", "fields", "--source", "k8s_audit").stdout
+    assert "jevt.value[ARG]" in audit and "ka.verb" in audit
+
+
+def test_corpora_root_is_relative_to_the_repository() -> None:
+    # the fixtures are found beside the clone, never through a machine-specific path
+    assert CORPORA.name == "corpora" and CORPORA.parent.name == "shared"

@@ -1,0 +1,243 @@
+"""Loader semantics: overrides, appends, exceptions, lists and macros, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from skanse.rules.loader import (
+    ERROR_NO_PREVIOUS_MACRO,
+    ERROR_NO_PREVIOUS_RULE_REPLACE,
+    ERROR_OVERRIDE_APPEND,
+    WARNING_APPEND,
+    LoadResult,
+    RulesFile,
+    load_rules,
+)
+
+BASE = """
+- list: shells
+  items: [bash, sh]
+- macro: spawned
+  condition: evt.type = execve
+- rule: shell
+  desc: a shell
+  condition: spawned and proc.name in (shells)
+  output: "shell %proc.name"
+  priority: WARNING
+  tags: [a]
+"""
+
+
+def _load(*texts: str) -> LoadResult:
+    return load_rules([RulesFile(f"f{i}.yaml", t) for i, t in enumerate(texts)])
+
+
+def _messages(result: LoadResult, level: str = "error") -> list[str]:
+    return [d.message for d in result.diagnostics if d.level == level]
+
+
+def test_override_append_and_replace_across_files() -> None:
+    result = _load(
+        BASE,
+        """
+- list: shells
+  items: [zsh]
+  override: {items: append}
+- macro: spawned
+  condition: or evt.type = execveat
+  override: {condition: append}
+- rule: shell
+  condition: and proc.tty != 0
+  output: "(tty %proc.tty)"
+  priority: critical
+  tags: [b]
+  override: {condition: append, output: append, priority: replace, tags: replace}
+""",
+    )
+    assert result.errors == ()
+    assert result.ruleset is not None
+    (rule,) = result.ruleset.rules
+    assert rule.condition == "spawned and proc.name in (shells) and proc.tty != 0"
+    assert rule.output.text == "shell %proc.name (tty %proc.tty)"
+    assert rule.priority.name == "CRITICAL"
+    assert rule.tags == ("b",)
+    assert rule.evttypes == frozenset({"execve", "execveat"})
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            "- rule: shell\n  priority: INFO\n  override: {priority: append}\n",
+            "Key 'priority' cannot be appended to, use 'replace' instead",
+        ),
+        (
+            "- rule: shell\n  condition: x\n  priority: INFO\n  override: {condition: append}\n",
+            "Unexpected key 'priority': no corresponding entry under 'override' is defined.",
+        ),
+        (
+            "- rule: shell\n  condition: x\n  append: true\n  override: {condition: append}\n",
+            ERROR_OVERRIDE_APPEND,
+        ),
+        (
+            "- rule: nope\n  enabled: false\n  override: {enabled: replace}\n",
+            ERROR_NO_PREVIOUS_RULE_REPLACE,
+        ),
+        (
+            "- macro: nope\n  condition: x\n  override: {condition: append}\n",
+            ERROR_NO_PREVIOUS_MACRO,
+        ),
+        (
+            "- rule: shell\n  condition: x\n  override: {condition: merge}\n",
+            "Invalid override operation for key 'condition': 'merge'. Allowed values are: "
+            "append replace ",
+        ),
+        (
+            "- rule: r2\n  desc: d\n  condition: evt.type=open\n  output: o\n  priority: LOUD\n",
+            "Invalid priority",
+        ),
+    ],
+)
+def test_override_errors_use_falco_wording(item: str, message: str) -> None:
+    result = _load(BASE, item)
+    assert message in _messages(result)
+    assert result.ruleset is None  # never half-loaded
+
+
+def test_deprecated_append_and_enabled_still_work_with_warnings() -> None:
+    result = _load(
+        BASE,
+        "- rule: shell\n  condition: and proc.tty != 0\n  append: true\n"
+        "- rule: shell\n  enabled: false\n",
+    )
+    assert result.errors == ()
+    assert WARNING_APPEND in _messages(result, "warning")
+    assert any("standalone 'enabled'" in m for m in _messages(result, "warning"))
+    assert result.ruleset is not None
+    assert result.ruleset.enabled() == ()
+
+
+def test_exceptions_compile_to_and_not() -> None:
+    result = _load(
+        BASE
+        + """
+- rule: cat
+  desc: d
+  condition: evt.type = open and proc.name = cat
+  output: o
+  priority: INFO
+  exceptions:
+    - name: tuple
+      fields: [proc.name, proc.cmdline]
+      comps: [=, contains]
+      values: [[cat, "curl 127.0.0.1"]]
+    - name: single
+      fields: proc.pname
+      values: [bash, sh]
+"""
+    )
+    assert result.errors == ()
+    assert result.ruleset is not None
+    cat = next(r for r in result.ruleset.rules if r.name == "cat")
+    assert cat.condition == (
+        "(evt.type = open and proc.name = cat)"
+        ' and not ((proc.name = cat and proc.cmdline contains "curl 127.0.0.1"))'
+        " and not (proc.pname in (bash, sh))"
+    )
+
+
+def test_list_items_naming_earlier_lists_expand_and_unused_items_warn() -> None:
+    result = _load(
+        BASE
+        + """
+- list: more_shells
+  items: [shells, zsh]
+- list: unused
+  items: [x]
+- macro: unused_macro
+  condition: proc.name in (more_shells)
+"""
+    )
+    warnings = [(d.item_name, d.message) for d in result.warnings]
+    assert ("unused", "List not referred to by any other rule/macro") in warnings
+    assert ("unused_macro", "Macro not referred to by any other rule/macro") in warnings
+    assert ("shells", "List not referred to by any other rule/macro") not in warnings
+
+
+def test_every_error_is_listed_with_its_position() -> None:
+    result = _load(
+        """- rule: one
+  desc: d
+  condition: evt.type = open and
+  output: o
+  priority: INFO
+- rule: two
+  desc: d
+  condition: evt.type = open and proc.nobody = 1
+  output: o
+  priority: INFO
+- rule: three
+  desc: d
+  condition: evt.type = open
+  output: o %not.a.field
+  priority: INFO
+- macro: loop_a
+  condition: loop_b
+- macro: loop_b
+  condition: loop_a
+- rule: four
+  desc: d
+  condition: evt.type = open and undefined_macro
+  output: o
+  priority: INFO
+"""
+    )
+    assert result.ruleset is None
+    found = {(d.item_name, d.code, d.line) for d in result.errors}
+    assert ("one", "LOAD_ERR_COMPILE_CONDITION", 3) in found
+    assert ("two", "LOAD_ERR_COMPILE_CONDITION", 8) in found
+    assert ("three", "LOAD_ERR_COMPILE_OUTPUT", 14) in found
+    assert ("four", "LOAD_ERR_VALIDATE", 22) in found
+    assert any("reference loop in macro" in d.message for d in result.errors)
+    two = next(d for d in result.errors if d.item_name == "two")
+    assert two.message == "filter_check called with nonexistent field proc.nobody"
+    assert two.column == 34  # the column of proc.nobody in the file
+
+
+def test_skip_if_unknown_filter_turns_the_error_into_a_warning() -> None:
+    rule = (
+        "- rule: r\n  desc: d\n  condition: evt.type = open and proc.nobody = 1\n"
+        "  output: o\n  priority: INFO\n  skip-if-unknown-filter: true\n"
+    )
+    result = _load(rule)
+    assert result.errors == ()
+    assert [d.code for d in result.warnings] == ["LOAD_UNKNOWN_FILTER"]
+    assert result.ruleset is not None and result.ruleset.rules == ()
+
+
+def test_hostile_conditions_and_files_fail_cleanly() -> None:
+    deep = "(" * 150 + "evt.type = open" + ")" * 150
+    result = _load(
+        f"- rule: deep\n  desc: d\n  condition: '{deep}'\n  output: o\n  priority: INFO\n"
+    )
+    assert any("exceeded max depth limit of 100" in m for m in _messages(result))
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)},"
+        f" *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(9)
+    )
+    assert _load(bomb).ruleset is None  # an alias bomb is refused, not expanded
+    assert _messages(_load("- rule: [unclosed\n"))  # a YAML syntax error is an error
+    dup = "- rule: r\n  rule: s\n  desc: d\n  condition: evt.type=open\n  output: o\n"
+    assert any("duplicate key" in m for m in _messages(_load(dup)))
+    huge = "#" * (64 * 1024 * 1024 + 1)
+    assert any("larger than" in m for m in _messages(_load(huge)))
+
+
+def test_required_versions() -> None:
+    assert _load("- required_engine_version: 0.57.0\n").errors == ()
+    assert _load("- required_engine_version: 15\n").errors == ()
+    too_new = _load("- required_engine_version: 1.0.0\n")
+    assert too_new.errors and "Rules require engine version 1.0.0" in too_new.errors[0].message
+    plugins = "- required_plugin_versions:\n  - name: container\n    version: 0.4.0\n"
+    assert _load(plugins).errors == ()
