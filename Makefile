@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
-APT_PACKAGES ?= sysdig
+# docker-registry, skopeo: the real registry and an independent image copier for tests/oci.
+APT_PACKAGES ?= sysdig docker-registry skopeo
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench
 

@@ -20,16 +20,37 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - ProofError             generated policies do not allow exactly what was declared
       + RulesError             runtime rules: a rules-test file or rule set cannot be used
         - RuleTestError          a `skanse rules test` file is unreadable or malformed
+      + ImageError             images (skanse.oci): the reference and what failed
+        - ImageReferenceError    an image reference that the container tools would reject
+        - RegistryClientError    a registry answered with an error, or not at all
+          · AuthError              401/403: credentials missing, wrong or refused
+          · NotFoundError          404: no such repository, tag, manifest or blob
+        - DigestMismatchError    content whose sha256 differs from its digest (never cached)
+        - ManifestError          a manifest, index or config that is malformed, too large or
+                                 of an unknown media type; no matching platform
+        - LayoutError            an OCI layout or docker archive that is incomplete or hostile
+        - LayerError             a layer that cannot be read safely (bomb, bad compression)
+      + InventoryError         skanse.inventory: an SBOM could not be produced or written
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ConfigError",
+    "DigestMismatchError",
     "GraphError",
+    "ImageError",
+    "ImageReferenceError",
     "InputError",
+    "InventoryError",
+    "LayerError",
+    "LayoutError",
+    "ManifestError",
     "NetpolError",
+    "NotFoundError",
     "ProofError",
+    "RegistryClientError",
     "RegistryError",
     "RuleTestError",
     "RulesError",
@@ -130,3 +151,62 @@ class RulesError(SkanseError):
 
 class RuleTestError(RulesError):
     """A `skanse rules test` file that cannot be read or is not in the expected shape."""
+
+
+# -- images and SBOMs (skanse.oci, skanse.inventory) ----------------------------------------
+
+
+class ImageError(SkanseError):
+    """Something about a container image failed; names the image and the failing step."""
+
+    def __init__(self, message: str, *, reference: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reference = reference
+
+    def diagnostics(self) -> str:
+        if self.reference:
+            return f"{self.reference}: {self.message}"
+        return self.message
+
+
+class ImageReferenceError(ImageError):
+    """An image reference the container tools would reject (bad name, tag or digest)."""
+
+
+class RegistryClientError(ImageError):
+    """A registry answered with an error status or could not be reached."""
+
+    def __init__(
+        self, message: str, *, reference: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, reference=reference)
+        self.status = status
+
+
+class AuthError(RegistryClientError):
+    """401 or 403: credentials are missing, wrong, or not enough for the scope."""
+
+
+class NotFoundError(RegistryClientError):
+    """404: the repository, tag, manifest or blob does not exist."""
+
+
+class DigestMismatchError(ImageError):
+    """Content whose sha256 is not the digest it was asked for; it is never cached."""
+
+
+class ManifestError(ImageError):
+    """A manifest, index or config that is malformed, too large or of an unknown media type."""
+
+
+class LayoutError(ImageError):
+    """An OCI layout directory or docker archive that is incomplete or hostile."""
+
+
+class LayerError(ImageError):
+    """A layer that cannot be read safely: a decompression bomb, bad compression, a bad tar."""
+
+
+class InventoryError(SkanseError):
+    """An SBOM could not be produced or written."""

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
     "rules": ("rules", "validate and test Falco-compatible runtime rules"),
     "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
+    "image": ("image", "inspect a container image: digest, config, layers, history"),
+    "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),
 }
 
 
