@@ -15,12 +15,20 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + RegistryError          the check catalogue is inconsistent (duplicate id, no examples)
       + SourceError            an input could not be parsed (raised inside sources/, turned
         - YamlError              into an InputProblem before it reaches a caller)
+      + HostError              a host audit cannot start (the root is not a directory)
+      + HostFactError          a fact a host check needs could not be established; the audit
+        - FactUnavailable        turns it into "could not check" (unreadable, malformed input)
+        - FactNotApplicable      or "not applicable" (the kernel lacks the feature)
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "FactNotApplicable",
+    "FactUnavailable",
+    "HostError",
+    "HostFactError",
     "InputError",
     "RegistryError",
     "SkanseError",
@@ -82,3 +90,38 @@ class SourceError(SkanseError):
 
 class YamlError(SourceError):
     """YAML that is malformed, hostile (alias bomb, too deep, too large) or not JSON-like."""
+
+
+# --- host audit (skanse.host) ---------------------------------------------------------------
+
+
+class HostError(SkanseError):
+    """The host audit cannot start at all: the root path is missing or not a directory."""
+
+
+class HostFactError(SkanseError):
+    """A fact a host check needs could not be established; never turned into a pass.
+
+    `path` is the file (as seen inside the audited root, "/proc/sys/...") the fact comes from.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class FactUnavailable(HostFactError):
+    """Unreadable, malformed or missing input: the check reports "could not check"."""
+
+    def __init__(self, message: str, *, path: str = "", kind: str = "unreadable") -> None:
+        super().__init__(message, path=path)
+        # a skanse.model.ProblemKind value: missing, unreadable, too-large, parse
+        self.kind = kind
+
+
+class FactNotApplicable(HostFactError):
+    """The thing a check looks at does not exist here (a sysctl the kernel lacks)."""

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("scan", "check Kubernetes manifests against Pod Security and the zero-trust standard"),
     "checks": ("checks", "list the checks or show one with its examples"),
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
+    "host": ("host", "audit a host: sysctls, kubelet, container runtime, kernel isolation"),
 }
 
 
