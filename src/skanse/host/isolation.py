@@ -98,20 +98,39 @@ class Isolation:
 
     def summary(self) -> str:
         if self.container:
-            layer = f"{self.container} container (shared kernel)"
-            if self.vm:
-                return f"{layer} inside a {self.vm_name()} VM"
-            return layer
+            name = _CONTAINER_NAMES.get(self.container, self.container)
+            layer = f"a {name} container (shared kernel)"
+            return f"{layer} inside a {self.vm_name()} VM" if self.vm else layer
         if self.vm:
-            return f"{self.vm_name()} virtual machine (dedicated kernel)"
+            return f"a {self.vm_name()} virtual machine (dedicated kernel)"
         if self.kernel == "dedicated":
             return "bare metal (dedicated kernel, no hypervisor found)"
-        return "unknown (signals unreadable)"
+        return "unknown (the signals that tell could not be read)"
 
     def vm_name(self) -> str:
         assert self.vm
-        name = self.vm.upper() if self.vm in ("kvm", "qemu") else self.vm
+        name = _VM_NAMES.get(self.vm, self.vm)
         return f"{name}/{self.vmm}" if self.vmm else name
+
+
+_CONTAINER_NAMES = {
+    "lxc": "LXC",
+    "lxc-libvirt": "LXC (libvirt)",
+    "openvz": "OpenVZ/Virtuozzo",
+    "docker": "Docker",
+    "podman": "Podman",
+    "wsl": "WSL",
+    "container-other": "unidentified",
+}
+_VM_NAMES = {
+    "kvm": "KVM",
+    "qemu": "QEMU",
+    "xen": "Xen",
+    "vmware": "VMware",
+    "microsoft": "Hyper-V",
+    "oracle": "VirtualBox",
+    "vm-other": "unidentified hypervisor's",
+}
 
 
 def _read(root: HostRoot, path: str, unreadable: list[str]) -> str | None:

@@ -108,7 +108,8 @@ class Setting:
 
     field: Field
     value: Any
-    source: str  # "flag", "config" or "default"
+    # "flag", "config", "file-default" (a config file is used) or "flag-default" (none is)
+    source: str
     file: str  # /proc/<pid>/cmdline, the config file, or where the default applies
     line: int = 1
 
@@ -118,8 +119,10 @@ class Setting:
             return f"flag {self.field.flag} on the kubelet command line"
         if self.source == "config":
             return f"{self.field.name} in {self.file}:{self.line}"
-        where = "config-file default" if self.file != "<flags>" else "command-line default"
-        return f"not set ({where})"
+        if self.source == "file-default":
+            return f"{self.field.name} not set: the config-file default"
+        return f"{self.field.flag or self.field.name} not set and no config file: the "\
+            "command-line default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,23 +267,12 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def _kubelet_processes(root: HostRoot) -> list[tuple[int, list[str]]]:
     found = []
-    for name in root.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            raw = root.read_bytes(f"/proc/{name}/cmdline", limit=1024 * 1024)
-        except (FileNotFoundError, FactUnavailable):
-            continue  # exited meanwhile, or hidden (hidepid): not ours to judge
-        argv = raw.decode("utf-8", errors="replace").split("\0")
-        while argv and argv[-1] == "":
-            argv.pop()
-        if not argv:
-            continue
+    for pid, argv in root.processes():
         program = posixpath.basename(argv[0])
         if program == "kubelet":
-            found.append((int(name), argv[1:]))
+            found.append((pid, list(argv[1:])))
         elif program == "hyperkube" and len(argv) > 1 and argv[1] == "kubelet":
-            found.append((int(name), argv[2:]))
+            found.append((pid, list(argv[2:])))
     return found
 
 
@@ -370,8 +362,10 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
             file, line = positions.get(fld.pointer, (config_path or "", 1))
             settings[name] = Setting(fld, _config_value(fld, value, file), "config", file, line)
             continue
-        default = fld.file_default if uses_file else fld.flag_default
-        settings[name] = Setting(fld, default, "default", config_path or cmdline)
+        if uses_file:
+            settings[name] = Setting(fld, fld.file_default, "file-default", config_path or "")
+        else:
+            settings[name] = Setting(fld, fld.flag_default, "flag-default", cmdline)
     return KubeletConfig(
         pid=pid,
         flags=flags,

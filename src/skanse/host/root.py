@@ -49,6 +49,7 @@ class HostRoot:
         self.path = path
         self.is_live = path == Path("/")
         self.files_read = 0
+        self._processes: list[tuple[int, tuple[str, ...]]] | None = None
 
     def __repr__(self) -> str:
         return f"HostRoot({str(self.path)!r})"
@@ -168,6 +169,29 @@ class HostRoot:
             return self.read_text(inner, limit)
         except FileNotFoundError:
             return None
+
+    def processes(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(pid, argv) of every process in /proc whose command line can be read; read once.
+
+        Processes that exit meanwhile or are hidden (hidepid) are left out: their absence is
+        not ours to judge. Kernel threads have an empty command line and are left out too.
+        """
+        if self._processes is None:
+            table = []
+            for name in self.listdir("/proc"):
+                if not name.isdigit():
+                    continue
+                try:
+                    raw = self.read_bytes(f"/proc/{name}/cmdline", limit=1024 * 1024)
+                except (FileNotFoundError, FactUnavailable):
+                    continue
+                argv = raw.decode("utf-8", errors="replace").split("\0")
+                while argv and argv[-1] == "":
+                    argv.pop()
+                if argv:
+                    table.append((int(name), tuple(argv)))
+            self._processes = table
+        return self._processes
 
     def listdir(self, inner: str) -> list[str]:
         """Names in a directory, sorted; [] when it does not exist."""

@@ -47,18 +47,10 @@ class Process:
 def processes_named(root: HostRoot, *names: str) -> list[Process]:
     """Processes whose program (argv[0] basename) is one of `names`."""
     found = []
-    for entry in root.listdir("/proc"):
-        if not entry.isdigit():
+    for pid, argv in root.processes():
+        if posixpath.basename(argv[0]) not in names:
             continue
-        try:
-            raw = root.read_bytes(f"/proc/{entry}/cmdline", limit=1024 * 1024)
-        except (FileNotFoundError, FactUnavailable):
-            continue
-        argv = [a for a in raw.decode("utf-8", errors="replace").split("\0")]
-        while argv and argv[-1] == "":
-            argv.pop()
-        if not argv or posixpath.basename(argv[0]) not in names:
-            continue
+        entry = str(pid)
         uid = None
         ppid = ""
         try:
@@ -77,7 +69,7 @@ def processes_named(root: HostRoot, *names: str) -> list[Process]:
                 parent = posixpath.basename(praw.split(b"\0")[0].decode("utf-8", "replace"))
             except (FileNotFoundError, FactUnavailable):
                 pass
-        found.append(Process(int(entry), tuple(argv), uid, parent))
+        found.append(Process(pid, argv, uid, parent))
     return found
 
 

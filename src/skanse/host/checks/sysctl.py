@@ -105,7 +105,7 @@ def _rule(
 
 
 _H, _M, _L, _I = Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO
-_KUBELET_ONLY = "a value the kubelet requires with protectKernelDefaults (k8s-node profile)"
+_KUBELET_ONLY = "the kubelet requires this value when protectKernelDefaults is on"
 
 SYSCTL_RULES: tuple[SysctlRule, ...] = (
     _rule(1, "kernel.kptr_restrict", "kernel pointers in /proc are hidden, even from CAP_SYSLOG,"
@@ -245,11 +245,14 @@ def _make_check(rule: SysctlRule) -> None:
         at_boot = ""
         if configured is not None:
             at_boot = f"; set to {configured.value} at boot by {configured.file}:{configured.line}"
+        expected = expect.describe()
+        if expected != str(expect.recommended):
+            expected += f" (recommended {expect.recommended})"
+        why = ("because " if rule.kubelet else "so that ") + rule.why
         if not expect.accepts(running):
             hint = "" if configured is not None else "; no sysctl.d file sets it"
             yield HostViolation(
-                f"{rule.key} is {running}, expected {expect.describe()} "
-                f"(recommended {expect.recommended}): {rule.why}{at_boot}{hint}",
+                f"{rule.key} is {running}, expected {expected} {why}{at_boot}{hint}",
                 pointer=rule.key,
                 severity=severity,
                 file=key_path(rule.key),
@@ -265,7 +268,7 @@ def _make_check(rule: SysctlRule) -> None:
         if boot_value is None or not expect.accepts(boot_value):
             yield HostViolation(
                 f"{rule.key} is {running} now but {configured.file}:{configured.line} sets "
-                f"{configured.value} at boot, expected {expect.describe()}: {rule.why}",
+                f"{configured.value} at boot, expected {expected} {why}",
                 pointer=rule.key,
                 severity=severity,
                 file=configured.file,
