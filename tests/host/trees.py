@@ -9,6 +9,7 @@ A spec is the mapping the host check examples use (skanse/host/checks/examples/*
     uids: {"4242": 0}                      # Uid: line of /proc/<pid>/status (default 0)
     environ: {"1": [container=lxc]}        # /proc/<pid>/environ
     links: {/proc/1/ns/pid: "pid:[4026531836]"}
+    dirs: [/sys/bus/virtio/devices/virtio0]
     modes: {/run/docker.sock: "0660"}
 """
 
@@ -36,6 +37,8 @@ def materialize(spec: dict[str, Any] | str, root: Path) -> AuditContext:
         spec = yaml.safe_load(spec)
     assert isinstance(spec, dict)
     root.mkdir(parents=True, exist_ok=True)
+    for inner in spec.get("dirs") or ():
+        (root / inner.lstrip("/")).mkdir(parents=True, exist_ok=True)
     for inner, content in (spec.get("files") or {}).items():
         _place(root, inner).write_text(str(content), encoding="utf-8")
     uids = {str(k): int(v) for k, v in (spec.get("uids") or {}).items()}

@@ -99,18 +99,27 @@ class Isolation:
     def summary(self) -> str:
         if self.container:
             name = _CONTAINER_NAMES.get(self.container, self.container)
-            layer = f"a {name} container (shared kernel)"
-            return f"{layer} inside a {self.vm_name()} VM" if self.vm else layer
+            layer = f"{_article(name)} {name} container (shared kernel)"
+            return f"{layer} inside {self.vm_phrase()}" if self.vm else layer
         if self.vm:
-            return f"a {self.vm_name()} virtual machine (dedicated kernel)"
+            return f"{self.vm_phrase()} (dedicated kernel)"
         if self.kernel == "dedicated":
             return "bare metal (dedicated kernel, no hypervisor found)"
         return "unknown (the signals that tell could not be read)"
 
-    def vm_name(self) -> str:
+    def vm_phrase(self) -> str:
+        """'a KVM/Firecracker virtual machine', 'a virtual machine (hypervisor unidentified)'."""
         assert self.vm
+        if self.vm == "vm-other":
+            return "a virtual machine (hypervisor unidentified)"
         name = _VM_NAMES.get(self.vm, self.vm)
-        return f"{name}/{self.vmm}" if self.vmm else name
+        if self.vmm:
+            name = f"{name}/{self.vmm}"
+        return f"{_article(name)} {name} virtual machine"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIOU" or word.startswith(("LXC", "OpenVZ")) else "a"
 
 
 _CONTAINER_NAMES = {
@@ -120,7 +129,7 @@ _CONTAINER_NAMES = {
     "docker": "Docker",
     "podman": "Podman",
     "wsl": "WSL",
-    "container-other": "unidentified",
+    "container-other": "unidentified",  # namespaced, but no manager names itself
 }
 _VM_NAMES = {
     "kvm": "KVM",
@@ -129,7 +138,6 @@ _VM_NAMES = {
     "vmware": "VMware",
     "microsoft": "Hyper-V",
     "oracle": "VirtualBox",
-    "vm-other": "unidentified hypervisor's",
 }
 
 
