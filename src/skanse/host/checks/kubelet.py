@@ -162,8 +162,8 @@ def anonymous_auth(kc: KubeletConfig, ctx: AuditContext) -> Iterator[HostViolati
     Severity.CRITICAL,
     "AlwaysAllow lets any authenticated (or, with anonymous auth, any) client run commands "
     "in pods, read logs and secrets mounted on the node.",
-    "Set `authorization: mode: Webhook` (and `authentication: webhook: enabled: true`) in the "
-    "kubelet config, or `--authorization-mode=Webhook`.",
+    "Set `authorization: mode: Webhook` (with `authentication: webhook: enabled: true`) in "
+    "the kubelet config, or `--authorization-mode=Webhook`.",
     (_AUTH_DOC, _CONFIG_DOC),
 )
 def authorization_mode(kc: KubeletConfig, ctx: AuditContext) -> Iterator[HostViolation]:
@@ -176,18 +176,6 @@ def authorization_mode(kc: KubeletConfig, ctx: AuditContext) -> Iterator[HostVio
             s,
             f"authorization mode is {s.value}",
             KubeletFix(s.field.path, "Webhook"),
-        )
-        return
-    webhook = kc.get("authentication.webhook.enabled")
-    if "Webhook" in modes and webhook.value is not True:
-        yield _violation(
-            "SKN-HOST-051",
-            ctx,
-            webhook,
-            "authorization mode is Webhook but bearer-token authentication (the webhook) is "
-            "off, so only client certificates authenticate",
-            KubeletFix(webhook.field.path, True),
-            severity=Severity.LOW,
         )
 
 
