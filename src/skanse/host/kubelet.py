@@ -132,13 +132,17 @@ class KubeletConfig:
     pid: int | None
     flags: Mapping[str, str]
     config_file: str | None
-    settings: Mapping[str, Setting]
+    # a field whose value the kubelet would refuse holds the error, raised by get()
+    settings: Mapping[str, Setting | FactUnavailable]
     how_found: str
     drop_ins: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
     def get(self, name: str) -> Setting:
-        return self.settings[name]
+        setting = self.settings[name]
+        if isinstance(setting, FactUnavailable):
+            raise setting
+        return setting
 
     @property
     def cmdline_file(self) -> str:
@@ -347,25 +351,12 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
 
     uses_file = bool(config_path or drop_ins)
     cmdline = f"/proc/{pid}/cmdline" if pid is not None else "<flags>"
-    settings: dict[str, Setting] = {}
+    settings: dict[str, Setting | FactUnavailable] = {}
     for name, fld in FIELDS.items():
-        if fld.flag and fld.flag in flags:
-            value = _flag_value(fld, flags[fld.flag], cmdline)
-            if fld.kind is dict:  # feature gates: flags are merged over the file's map
-                found, file_value = _lookup(data, fld.path)
-                if found:
-                    value = {**_config_value(fld, file_value, config_path or ""), **value}
-            settings[name] = Setting(fld, value, "flag", cmdline)
-            continue
-        found, value = _lookup(data, fld.path)
-        if found and value is not None:
-            file, line = positions.get(fld.pointer, (config_path or "", 1))
-            settings[name] = Setting(fld, _config_value(fld, value, file), "config", file, line)
-            continue
-        if uses_file:
-            settings[name] = Setting(fld, fld.file_default, "file-default", config_path or "")
-        else:
-            settings[name] = Setting(fld, fld.flag_default, "flag-default", cmdline)
+        try:
+            settings[name] = _effective(fld, flags, data, positions, config_path, cmdline, uses_file)
+        except FactUnavailable as exc:
+            settings[name] = exc
     return KubeletConfig(
         pid=pid,
         flags=flags,
@@ -375,3 +366,29 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
         drop_ins=tuple(drop_ins),
         warnings=tuple(warnings),
     )
+
+
+def _effective(
+    fld: Field,
+    flags: Mapping[str, str],
+    data: Mapping[str, Any],
+    positions: Mapping[str, tuple[str, int]],
+    config_path: str | None,
+    cmdline: str,
+    uses_file: bool,
+) -> Setting:
+    """One field's value: the flag, else the config file, else the applicable default."""
+    if fld.flag and fld.flag in flags:
+        value = _flag_value(fld, flags[fld.flag], cmdline)
+        if fld.kind is dict:  # feature gates: flags are merged over the file's map
+            found, file_value = _lookup(data, fld.path)
+            if found:
+                value = {**_config_value(fld, file_value, config_path or ""), **value}
+        return Setting(fld, value, "flag", cmdline)
+    found, value = _lookup(data, fld.path)
+    if found and value is not None:
+        file, line = positions.get(fld.pointer, (config_path or "", 1))
+        return Setting(fld, _config_value(fld, value, file), "config", file, line)
+    if uses_file:
+        return Setting(fld, fld.file_default, "file-default", config_path or "")
+    return Setting(fld, fld.flag_default, "flag-default", cmdline)
