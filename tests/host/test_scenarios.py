@@ -38,7 +38,7 @@ def test_hardened_node_passes_every_check(tmp_path: Path) -> None:
     assert r.problems == ()
     # only Docker is absent from this node; everything else ran and passed
     assert {n.check_id for n in r.not_applicable} == {f"SKN-HOST-{n:03d}" for n in range(70, 78)}
-    ran = set(r.evaluations[0].check_ids)
+    ran = {c for e in r.evaluations for c in e.check_ids}
     assert {"SKN-HOST-001", "SKN-HOST-037", "SKN-HOST-050", "SKN-HOST-080", "SKN-HOST-090"} <= ran
     assert r.facts["isolation"] == "a QEMU virtual machine (dedicated kernel)"
     assert "running kubelet, PID 1490" in r.facts["kubelet"]
@@ -136,7 +136,7 @@ def test_kvm_vm_with_a_stale_dockerenv_is_not_docker(tmp_path: Path) -> None:
     report = audit("kvm-stale-dockerenv", tmp_path)
     iso = report.facts.isolation()
     assert (iso.vm, iso.vmm, iso.container, iso.kernel) == ("kvm", "Firecracker", None, "dedicated")
-    assert "SKN-HOST-090" in report.result.evaluations[0].check_ids  # it ran, and passed
+    assert "SKN-HOST-090" in report.result.evaluations[0].check_ids  # passed (at the root)
     assert not [f for f in report.result.findings if f.check_id == "SKN-HOST-090"]
     assert report.result.facts["isolation"] == (
         "a KVM/Firecracker virtual machine (dedicated kernel)"

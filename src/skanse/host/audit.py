@@ -101,6 +101,24 @@ def _describe_facts(facts: HostFacts, ctx: AuditContext) -> dict[str, str]:
     return described
 
 
+def _evaluations(
+    host: ResourceRef, root: HostRoot, ran: list[CheckID], findings: list[Finding]
+) -> tuple[Evaluation, ...]:
+    """Checks that ran, grouped by the file their findings point at (JUnit matches on it);
+    the checks that passed are evaluated at the root."""
+    by_file: dict[str, list[CheckID]] = {}
+    failed: set[CheckID] = set()
+    for finding in findings:
+        ids = by_file.setdefault(finding.location.file, [])
+        if finding.check_id not in ids:
+            ids.append(finding.check_id)
+        failed.add(finding.check_id)
+    passed = tuple(c for c in ran if c not in failed)
+    evaluations = [Evaluation(host, Location(file=str(root.path)), passed)]
+    evaluations += [Evaluation(host, Location(file=f), tuple(ids)) for f, ids in by_file.items()]
+    return tuple(evaluations)
+
+
 def audit_host(
     root: HostRoot,
     ctx: AuditContext = AuditContext(),
@@ -161,7 +179,7 @@ def audit_host(
     result = ScanResult(
         findings=tuple(findings),
         checks=tuple(c.meta for c in registry.all()),
-        evaluations=(Evaluation(host, Location(file=str(root.path)), tuple(ran)),),
+        evaluations=_evaluations(host, root, ran, findings),
         problems=tuple(problems),
         targets=(str(root.path),),
         files_scanned=root.files_read,
