@@ -29,9 +29,9 @@ def _limits() -> None:
 
 
 def host_audit(root: Path, *extra: str) -> tuple[int, dict]:
+    command = [sys.executable, "-m", "skanse", "host", "audit", "--no-config", "-f", "json"]
     run = subprocess.run(
-        [sys.executable, "-m", "skanse", "host", "audit", "--no-config", "-f", "json"]
-        + ["--root", str(root), *extra],
+        [*command, "--root", str(root), *extra],
         capture_output=True,
         timeout=TIME_CAP,
         preexec_fn=_limits,
@@ -205,7 +205,10 @@ def test_symlinks_cannot_leave_the_root(tmp_path: Path) -> None:
 
 
 def test_symlink_loop_is_could_not_check(tmp_path: Path) -> None:
-    spec = {**KUBELET, "links": {"/etc/kubelet.yaml": "/etc/loop", "/etc/loop": "/etc/kubelet.yaml"}}
+    spec = {
+        **KUBELET,
+        "links": {"/etc/kubelet.yaml": "/etc/loop", "/etc/loop": "/etc/kubelet.yaml"},
+    }
     _code, doc = host_audit(_tree(tmp_path, spec))
     kubelet = [p for p in doc["problems"] if p["file"] == "/etc/kubelet.yaml"]
     assert len(kubelet) == 11 and "symbolic links" in kubelet[0]["message"]

@@ -28,7 +28,7 @@ def audit(name: str, tmp_path: Path, profile: HostProfile | None = None) -> Audi
 
 
 def failing(report: AuditReport) -> dict[str, Severity]:
-    return {f.check_id: f.severity for f in report.result.findings}
+    return {str(f.check_id): f.severity for f in report.result.findings}
 
 
 def test_hardened_node_passes_every_check(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_hardened_node_in_the_generic_profile_flags_what_only_a_node_needs(
     report = audit("hardened-node", tmp_path, HostProfile.GENERIC)
     # forwarding and unprivileged user namespaces are node necessities, not generic hardening
     assert failing(report) == {"SKN-HOST-017": Severity.LOW, "SKN-HOST-036": Severity.LOW}
-    not_applicable = {n.check_id: n.reason for n in report.result.not_applicable}
+    not_applicable = {str(n.check_id): n.reason for n in report.result.not_applicable}
     assert "k8s-node profile only" in not_applicable["SKN-HOST-038"]
 
 
@@ -61,7 +61,7 @@ def test_misconfigured_kubelet_of_the_story(tmp_path: Path) -> None:
     assert found["SKN-HOST-050"] is Severity.CRITICAL  # anonymous auth on
     assert found["SKN-HOST-051"] is Severity.CRITICAL  # AlwaysAllow
     assert found["SKN-HOST-053"] is Severity.HIGH  # read-only port open
-    by_id = {f.check_id: f for f in report.result.findings}
+    by_id = {str(f.check_id): f for f in report.result.findings}
     # the flags of the running process are the source, not the stale config on disk
     assert by_id["SKN-HOST-050"].location.file == "/proc/2210/cmdline"
     assert "flag --anonymous-auth" in by_id["SKN-HOST-050"].message
@@ -87,7 +87,7 @@ def test_kubelet_with_a_config_at_a_nonstandard_path(tmp_path: Path) -> None:
     }
     ctx = materialize(spec, tmp_path)
     report = audit_host(HostRoot(tmp_path), ctx)
-    by_id = {f.check_id: f for f in report.result.findings}
+    by_id = {str(f.check_id): f for f in report.result.findings}
     assert (by_id["SKN-HOST-053"].location.file, by_id["SKN-HOST-053"].location.line) == (
         "/opt/k8s/kubelet.json",
         3,

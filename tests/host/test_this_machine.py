@@ -29,9 +29,7 @@ def _audit(*extra: str, as_nobody: bool = False) -> tuple[int, dict, str]:
             pytest.skip("setpriv (util-linux) is not installed")
         drop = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all"]
         command = [setpriv, *drop, *command]
-    run = subprocess.run(
-        [*command, *extra], capture_output=True, timeout=60, check=False, cwd="/"
-    )
+    run = subprocess.run([*command, *extra], capture_output=True, timeout=60, check=False, cwd="/")
     assert run.stdout, run.stderr.decode()
     return run.returncode, json.loads(run.stdout), run.stderr.decode()
 

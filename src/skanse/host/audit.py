@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from skanse.checks._registry import Check, Registry
+from skanse.checks._registry import Check, Registry, Violation
 from skanse.errors import FactNotApplicable, FactUnavailable, HostFactError
 from skanse.host.checks._all import HOST_REGISTRY
 from skanse.host.checks.base import DockerFix, HostViolation, KubeletFix, SysctlFix
@@ -47,6 +47,9 @@ class AuditReport:
     facts: HostFacts
 
 
+_DEFAULT_CONTEXT = AuditContext()
+
+
 def _hostname(root: HostRoot) -> str:
     for path in ("/proc/sys/kernel/hostname", "/etc/hostname"):
         try:
@@ -56,6 +59,13 @@ def _hostname(root: HostRoot) -> str:
         if text:
             return text.splitlines()[0]
     return str(root.path)
+
+
+def _host_violation(v: Violation) -> HostViolation:
+    """Host checks yield HostViolations; a plain one still counts, pointing at the root."""
+    if isinstance(v, HostViolation):
+        return v
+    return HostViolation(v.message, pointer=v.pointer, severity=v.severity)
 
 
 def _problem(check: Check[Any, Any], exc: FactUnavailable) -> InputProblem:
@@ -121,7 +131,7 @@ def _evaluations(
 
 def audit_host(
     root: HostRoot,
-    ctx: AuditContext = AuditContext(),
+    ctx: AuditContext = _DEFAULT_CONTEXT,
     *,
     registry: Registry = HOST_REGISTRY,
 ) -> AuditReport:
@@ -136,7 +146,7 @@ def audit_host(
     ran: list[CheckID] = []
     for check in registry.all():
         try:
-            violations: list[HostViolation] = list(check.run(facts, ctx))
+            violations = [_host_violation(v) for v in check.run(facts, ctx)]
         except FactNotApplicable as exc:
             not_applicable.append(NotApplicable(check.id, exc.message, exc.path))
             continue

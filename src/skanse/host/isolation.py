@@ -197,7 +197,9 @@ def _vm_signals(root: HostRoot, ev: list[Evidence], unreadable: list[str]) -> li
     found: list[str] = []
     cpuinfo = _read(root, "/proc/cpuinfo", unreadable)
     if cpuinfo is not None:
-        flags = next((ln for ln in cpuinfo.splitlines() if ln.startswith(("flags", "Features"))), "")
+        flags = next(
+            (ln for ln in cpuinfo.splitlines() if ln.startswith(("flags", "Features"))), ""
+        )
         has_flag = "hypervisor" in flags.split(":", 1)[-1].split()
         ev.append(
             Evidence(
@@ -290,7 +292,9 @@ def _container_signals(
     osrelease = _read(root, "/proc/sys/kernel/osrelease", unreadable) or ""
     if "microsoft" in osrelease.lower() or "wsl" in osrelease.lower():
         ev.append(
-            Evidence("kernel release", "/proc/sys/kernel/osrelease", osrelease.strip(), "container:wsl")
+            Evidence(
+                "kernel release", "/proc/sys/kernel/osrelease", osrelease.strip(), "container:wsl"
+            )
         )
         strong.append("wsl")
     for path in ("/run/host/container-manager", "/run/systemd/container"):
@@ -300,15 +304,22 @@ def _container_signals(
             strong.append(value)
     environ = _read(root, "/proc/1/environ", unreadable)
     if environ is not None:
-        variables = dict(
-            item.split("=", 1) for item in environ.split("\0") if "=" in item
-        )
+        variables = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
         value = variables.get("container", "")
         if value and value != "oci":
-            ev.append(Evidence("PID 1 environment", "/proc/1/environ", f"container={value}", f"container:{value}"))
+            ev.append(
+                Evidence(
+                    "PID 1 environment",
+                    "/proc/1/environ",
+                    f"container={value}",
+                    f"container:{value}",
+                )
+            )
             strong.append(value)
         else:
-            ev.append(Evidence("PID 1 environment", "/proc/1/environ", "no container=", "no container"))
+            ev.append(
+                Evidence("PID 1 environment", "/proc/1/environ", "no container=", "no container")
+            )
     if root.exists("/run/.containerenv"):
         ev.append(Evidence("Podman marker", "/run/.containerenv", "present", "container:podman"))
         strong.append("podman")
@@ -358,7 +369,9 @@ def _container_signals(
     if cgroup is not None:
         for needle, hint in _CGROUP_HINTS:
             if needle in cgroup:
-                ev.append(Evidence("cgroup path", "/proc/1/cgroup", needle.strip("/-"), f"hint:{hint}"))
+                ev.append(
+                    Evidence("cgroup path", "/proc/1/cgroup", needle.strip("/-"), f"hint:{hint}")
+                )
                 hints.append(hint)
                 break
     mountinfo = _read(root, "/proc/1/mountinfo", unreadable)

@@ -121,8 +121,10 @@ class Setting:
             return f"{self.field.name} in {self.file}:{self.line}"
         if self.source == "file-default":
             return f"{self.field.name} not set: the config-file default"
-        return f"{self.field.flag or self.field.name} not set and no config file: the "\
+        return (
+            f"{self.field.flag or self.field.name} not set and no config file: the "
             "command-line default"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +200,7 @@ def _flag_value(fld: Field, text: str, where: str) -> Any:
             return gates
         return text
     except ValueError as exc:
-        raise FactUnavailable(
-            f"kubelet flag {fld.flag}: {exc}", path=where, kind="parse"
-        ) from None
+        raise FactUnavailable(f"kubelet flag {fld.flag}: {exc}", path=where, kind="parse") from None
 
 
 def _config_value(fld: Field, value: Any, where: str) -> Any:
@@ -235,7 +235,7 @@ def _load_config(root: HostRoot, path: str) -> YamlDocument:
     """A KubeletConfiguration file (YAML or JSON) with positions; problems raise."""
     raw = root.read_bytes(path)
     try:
-        docs = [d for d in load_documents(raw)]
+        docs = list(load_documents(raw))
     except YamlError as exc:
         raise FactUnavailable(
             f"not valid YAML or JSON: {exc.diagnostics()}", path=path, kind="parse"
@@ -247,9 +247,7 @@ def _load_config(root: HostRoot, path: str) -> YamlDocument:
             f"not a valid config: {errors[0].diagnostics()}", path=path, kind="parse"
         )
     if len(docs_ok) != 1 or not isinstance(docs_ok[0].data, dict):
-        raise FactUnavailable(
-            "expected one KubeletConfiguration mapping", path=path, kind="parse"
-        )
+        raise FactUnavailable("expected one KubeletConfiguration mapping", path=path, kind="parse")
     kind = docs_ok[0].data.get("kind")
     if kind is not None and kind != "KubeletConfiguration":
         raise FactUnavailable(
@@ -354,7 +352,9 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
     settings: dict[str, Setting | FactUnavailable] = {}
     for name, fld in FIELDS.items():
         try:
-            settings[name] = _effective(fld, flags, data, positions, config_path, cmdline, uses_file)
+            settings[name] = _effective(
+                fld, flags, data, positions, config_path, cmdline, uses_file
+            )
         except FactUnavailable as exc:
             settings[name] = exc
     return KubeletConfig(

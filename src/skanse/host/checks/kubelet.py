@@ -91,7 +91,7 @@ def _violation(
 ) -> HostViolation:
     return HostViolation(
         f"{_cis(check_id, ctx)} {message} ({setting.origin})",
-        pointer=setting.field.flag if setting.source == "flag" else setting.field.pointer,
+        pointer=(setting.field.flag or "") if setting.source == "flag" else setting.field.pointer,
         severity=severity,
         file=setting.file,
         line=setting.line,
@@ -291,9 +291,7 @@ def cipher_suites(kc: KubeletConfig, ctx: AuditContext) -> Iterator[HostViolatio
     s = kc.get("tlsCipherSuites")
     suites: list[Any] = list(s.value)
     # TLS 1.3 names are accepted in the list but mean nothing there: the fix omits them
-    fix = KubeletFix(
-        s.field.path, sorted(c for c in STRONG_CIPHERS if c.startswith("TLS_ECDHE_"))
-    )
+    fix = KubeletFix(s.field.path, sorted(c for c in STRONG_CIPHERS if c.startswith("TLS_ECDHE_")))
     if not suites:
         yield _violation(
             "SKN-HOST-056",

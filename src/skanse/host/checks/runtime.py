@@ -51,7 +51,7 @@ def _socket_problems(info: FileInfo, daemon_uid: int = 0) -> list[str]:
     severity=Severity.MEDIUM,
     description="A rootful daemon without userns-remap maps container root to host root: "
     "any container escape is a root shell on the host.",
-    remediation='Run Docker rootless (dockerd-rootless-setuptool.sh install), or set '
+    remediation="Run Docker rootless (dockerd-rootless-setuptool.sh install), or set "
     '`"userns-remap": "default"` in /etc/docker/daemon.json.',
     references=(_ROOTLESS, _USERNS, _DOCKER_BENCH),
     aliases=("docker-bench-2.9", "docker-bench-2.1"),
@@ -219,7 +219,7 @@ def docker_tcp_tls(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolatio
 )
 def docker_log_limits(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation]:
     d = facts.docker()
-    driver, file, line = d.setting("log-driver", "--log-driver")
+    driver, _file, _line = d.setting("log-driver", "--log-driver")
     if driver not in (None, "json-file"):
         return  # local rotates by default; journald/syslog/remote drivers are bounded elsewhere
     opts = d.daemon_json.get("log-opts")
@@ -408,7 +408,7 @@ def containerd_insecure(facts: HostFacts, ctx: AuditContext) -> Iterator[HostVio
                 yield HostViolation(
                     "skip_verify = true: TLS is not verified", file=path, line=number
                 )
-            elif line.startswith('[host."http://') or line.startswith("[host.'http://"):
+            elif line.startswith(('[host."http://', "[host.'http://")):
                 yield HostViolation(f"plain-HTTP host {raw.strip()}", file=path, line=number)
 
 
@@ -439,7 +439,9 @@ def containerd_socket(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViola
     description="containerd's gRPC API has no authentication: on TCP, whoever reaches the "
     "port controls every container on the node.",
     remediation="Remove `tcp_address` from the `[grpc]` section of config.toml.",
-    references=("https://github.com/containerd/containerd/blob/main/docs/man/containerd-config.toml.5.md",),
+    references=(
+        "https://github.com/containerd/containerd/blob/main/docs/man/containerd-config.toml.5.md",
+    ),
 )
 def containerd_tcp(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation]:
     c = facts.containerd()

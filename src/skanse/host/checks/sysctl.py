@@ -85,7 +85,7 @@ def _rule(
     why: str,
     severity: Severity,
     generic: Expect | None,
-    k8s: Expect | None | str = "same",
+    k8s: Expect | str | None = "same",
     *,
     lynis: bool = False,
     kubelet: bool = False,
