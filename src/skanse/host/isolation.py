@@ -101,6 +101,8 @@ class Isolation:
             name = _CONTAINER_NAMES.get(self.container, self.container)
             layer = f"{_article(name)} {name} container (shared kernel)"
             return f"{layer} inside {self.vm_phrase()}" if self.vm else layer
+        if self.vm and self.kernel == "unknown":
+            return f"{self.vm_phrase()}; whether a container runs inside it is unknown"
         if self.vm:
             return f"{self.vm_phrase()} (dedicated kernel)"
         if self.kernel == "dedicated":
