@@ -129,7 +129,9 @@ def test_sysctl_boot_order_follows_systemd(tmp_path: Path) -> None:
         {
             "files": {
                 "/proc/sys/kernel/sysrq": "0",
-                "/usr/lib/sysctl.d/50-default.conf": "kernel.sysrq = 16\nnet.ipv4.conf.*.rp_filter = 2\n",
+                "/usr/lib/sysctl.d/50-default.conf": (
+                    "kernel.sysrq = 16\nnet.ipv4.conf.*.rp_filter = 2\n"
+                ),
                 "/etc/sysctl.d/50-default.conf": "kernel.sysrq = 1\n",  # masks the /usr/lib one
                 "/run/sysctl.d/60-x.conf": "kernel.sysrq = 176\n",
                 "/etc/sysctl.conf": "kernel.kptr_restrict = 2\n",

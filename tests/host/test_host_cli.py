@@ -222,3 +222,17 @@ def test_apply_on_the_real_kernel_inside_a_network_namespace(tmp_path: Path) -> 
     assert Path("/proc/sys/net/ipv4/conf/all/log_martians").read_text() == host_before
     [backup] = list(tmp_path.glob("skanse-sysctl-backup-*.conf"))
     assert "net.ipv4.conf.all.log_martians = " in backup.read_text()
+
+
+def test_fix_file_follows_the_reported_severities(cli, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    materialize(
+        {"files": {"/proc/sys/kernel/kptr_restrict": "0", "/proc/sys/kernel/sysrq": "1"}}, root
+    )
+    fix = tmp_path / "fix.conf"
+    base = ("host", "audit", "--no-config", "--root", str(root), "--fix-file", str(fix))
+    assert cli(*base, "--severity", "medium").code == 1
+    assert "kernel.kptr_restrict = 2" in fix.read_text()  # MEDIUM: reported and fixed
+    assert "kernel.sysrq" not in fix.read_text()  # LOW: not reported, not fixed
+    cli(*base)
+    assert "kernel.sysrq = 0" in fix.read_text()

@@ -185,7 +185,8 @@ def _audit(args: argparse.Namespace) -> int:
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     code = outcome.exit_code
     if args.fix_file:
-        live = {f.check_id for f in suppressed.findings if not f.suppressed}
+        # fix what the report shows: unsuppressed findings within --severity
+        live = {f.check_id for f in reported.findings if not f.suppressed}
         fixes = [p for p in report.fixes if p.check_id in live]
         try:
             docker_config = dict(report.facts.docker().daemon_json)
