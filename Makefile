@@ -55,6 +55,7 @@ test: lint types imports unit
 
 bench: install
 	$(BIN)/python bench/scan_manifests.py
+	$(BIN)/python bench/host_audit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

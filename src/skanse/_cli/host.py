@@ -112,14 +112,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     audit.add_argument(
         "-q", "--quiet", action="store_true", help="no warnings or notes on standard error"
     )
+    listing = sub.add_parser("checks", help="list the host checks with severity and aliases")
+    listing.add_argument("-f", "--format", choices=("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "host_command", None) != "audit":
+    command = getattr(args, "host_command", None)
+    if command == "checks":
+        return _checks(args)
+    if command != "audit":
         from skanse.errors import UsageError
 
-        raise UsageError("usage: skanse host audit [options]; see skanse host audit --help")
+        raise UsageError("usage: skanse host {audit,checks} [options]; see skanse host --help")
     return _audit(args)
+
+
+def _checks(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from skanse.host.checks._all import HOST_REGISTRY
+
+    checks = HOST_REGISTRY.all()
+    if args.format == "json":
+        rows = [
+            {
+                "id": c.id,
+                "title": c.meta.title,
+                "severity": c.meta.severity.value,
+                "aliases": list(c.meta.aliases),
+                "fixable": c.meta.fixable,
+            }
+            for c in checks
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ID", "SEVERITY", "TITLE", "ALIASES"):
+        table.add_column(column, overflow="fold")
+    for c in checks:
+        table.add_row(c.id, c.meta.severity.value, c.meta.title, ", ".join(c.meta.aliases))
+    Console(highlight=False).print(table)
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -90,10 +90,6 @@ class HostRoot:
             parts = [p for p in target.split("/") if p] + parts
         return self.path.joinpath(*resolved)
 
-    def display(self, inner: str) -> str:
-        """How a path is shown in findings: as seen inside the audited system."""
-        return inner
-
     # --- reading ------------------------------------------------------------------------
 
     def exists(self, inner: str) -> bool:
