@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -252,3 +254,46 @@ def test_root_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert b"no such directory" in run.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+def test_unreadable_files_for_an_unprivileged_user(tmp_path: Path) -> None:
+    """Files only root may read: each check that needs one could not check, and says why."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    base = Path(tempfile.mkdtemp(prefix="skanse-host-"))  # pytest's tmp_path is root-only
+    try:
+        os.chmod(base, 0o755)  # noqa: S103 - nobody must traverse the tree
+        spec = {
+            "processes": {**KUBELET["processes"], "60": ["/usr/bin/dockerd"]},
+            "files": {
+                "/etc/kubelet.yaml": "kind: KubeletConfiguration\n",
+                "/etc/docker/daemon.json": "{}\n",
+                "/proc/sys/kernel/kptr_restrict": "2",
+            },
+            "modes": {"/etc/kubelet.yaml": "0600", "/etc/docker/daemon.json": "0600"},
+        }
+        root = _tree(base / "root", spec)
+        for directory in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+            os.chmod(directory, 0o755)  # noqa: S103 - as above
+        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        command += [sys.executable, "-m", "skanse", "host", "audit", "--no-config", "-f", "json"]
+        run = subprocess.run(
+            [*command, "--root", str(root)],
+            capture_output=True,
+            timeout=TIME_CAP,
+            check=False,
+            cwd="/",
+        )
+        assert run.stdout, run.stderr.decode()
+        doc = json.loads(run.stdout)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    kubelet = [p for p in doc["problems"] if p["file"] == "/etc/kubelet.yaml"]
+    docker = [p for p in doc["problems"] if p["file"] == "/etc/docker/daemon.json"]
+    assert len(kubelet) == 11 and len(docker) == 8
+    assert all("permission denied (run as root" in p["message"] for p in kubelet + docker)
+    assert not [f for f in doc["findings"] if f["check_id"][:11] in ("SKN-HOST-05", "SKN-HOST-07")]
+    assert "SKN-HOST-001" not in {n["check_id"] for n in doc["not_applicable"]}
+    _still_checked(doc)

@@ -242,3 +242,74 @@ def test_links_resolve_inside_the_root(tmp_path: Path) -> None:
 def test_isolation_signals(spec: dict, summary: str, tmp_path: Path) -> None:
     materialize(spec, tmp_path)
     assert detect_isolation(HostRoot(tmp_path)).summary() == summary
+
+
+KUBEADM_DROP_IN = """\
+# Note: This dropin only works with kubeadm and kubelet v1.11+
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap.conf \\
+ --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS \\
+  $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+"""
+
+
+def test_stopped_kubelet_is_read_from_its_systemd_unit(tmp_path: Path) -> None:
+    """A mounted node image: no process, but kubeadm's unit says what would run."""
+    materialize(
+        {
+            "files": {
+                "/usr/lib/systemd/system/kubelet.service": (
+                    "[Service]\nExecStart=/usr/bin/kubelet --read-only-port=0\n"
+                ),
+                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf": KUBEADM_DROP_IN,
+                "/var/lib/kubelet/kubeadm-flags.env": (
+                    'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/'
+                    'containerd/containerd.sock --pod-infra-container-image=pause:3.9"\n'
+                ),
+                "/etc/default/kubelet": "# extra\nKUBELET_EXTRA_ARGS=--read-only-port=10255\n",
+                "/var/lib/kubelet/config.yaml": KC + "podPidsLimit: 100\n",
+            }
+        },
+        tmp_path,
+    )
+    kc = find_kubelet(HostRoot(tmp_path))
+    assert kc.pid is None
+    assert kc.how_found == (
+        "no kubelet running; command line from /usr/lib/systemd/system/kubelet.service"
+    )
+    assert kc.config_file == "/var/lib/kubelet/config.yaml"  # from KUBELET_CONFIG_ARGS
+    port = kc.get("readOnlyPort")  # the reset ExecStart's --read-only-port=0 is gone
+    assert (port.value, port.source, port.file, port.line) == (
+        10255,
+        "flag",
+        "/etc/default/kubelet",
+        2,
+    )
+    assert kc.flags["--kubeconfig"] == "/etc/kubernetes/kubelet.conf"  # continuation line
+    assert kc.get("podPidsLimit").value == 100
+
+
+def test_unit_without_config_flag_gets_the_legacy_defaults(tmp_path: Path) -> None:
+    materialize(
+        {
+            "files": {
+                "/etc/systemd/system/kubelet.service": (
+                    "[Service]\nExecStart=/usr/local/bin/kubelet --kubeconfig=/k.conf \\\n"
+                    "  --anonymous-auth=false\n"
+                ),
+                "/var/lib/kubelet/config.yaml": KC + "readOnlyPort: 0\n",  # not used by it
+            }
+        },
+        tmp_path,
+    )
+    kc = find_kubelet(HostRoot(tmp_path))
+    assert kc.config_file is None
+    assert kc.get("readOnlyPort").value == 10255
+    assert kc.get("readOnlyPort").file == "/etc/systemd/system/kubelet.service"
+    anonymous = kc.get("authentication.anonymous.enabled")
+    assert (anonymous.value, anonymous.line) == (False, 2)

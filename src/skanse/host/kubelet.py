@@ -23,6 +23,7 @@ from typing import Any
 
 from skanse.errors import FactNotApplicable, FactUnavailable, YamlError
 from skanse.host.root import HostRoot
+from skanse.host.systemd import unit_command
 from skanse.sources.yamlpos import YamlDocument, escape_token, load_documents
 
 __all__ = [
@@ -116,7 +117,8 @@ class Setting:
     @property
     def origin(self) -> str:
         if self.source == "flag":
-            return f"flag {self.field.flag} on the kubelet command line"
+            where = "the kubelet command line" if self.file.startswith("/proc/") else self.file
+            return f"flag {self.field.flag} in {where}"
         if self.source == "config":
             return f"{self.field.name} in {self.file}:{self.line}"
         if self.source == "file-default":
@@ -145,10 +147,6 @@ class KubeletConfig:
         if isinstance(setting, FactUnavailable):
             raise setting
         return setting
-
-    @property
-    def cmdline_file(self) -> str:
-        return f"/proc/{self.pid}/cmdline" if self.pid is not None else "<flags>"
 
 
 def parse_flags(argv: Sequence[str]) -> dict[str, str]:
@@ -267,6 +265,17 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _flag_origins(
+    argv: Sequence[str], origins: Sequence[tuple[str, int]]
+) -> dict[str, tuple[str, int]]:
+    """Where each flag was written (the last occurrence wins, as its value does)."""
+    found: dict[str, tuple[str, int]] = {}
+    for token, origin in zip(argv, origins, strict=True):
+        if token.startswith("-") and token not in ("-", "--"):
+            found[token.partition("=")[0]] = origin
+    return found
+
+
 def _kubelet_processes(root: HostRoot) -> list[tuple[int, list[str]]]:
     found = []
     for pid, argv in root.processes():
@@ -288,6 +297,8 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
     warnings: list[str] = []
     pid: int | None = None
     flags: dict[str, str] = {}
+    flag_origins: dict[str, tuple[str, int]] = {}
+    source_file = "<flags>"  # where the command line comes from
     config_path: str | None = None
     drop_in_dir: str | None = None
     if processes:
@@ -296,6 +307,7 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
             others = ", ".join(str(p) for p, _ in processes[1:])
             warnings.append(f"several kubelet processes; audited PID {pid} (also: {others})")
         flags = parse_flags(argv)
+        source_file = f"/proc/{pid}/cmdline"
         config_path = flags.get("--config")
         drop_in_dir = flags.get("--config-dir")
         how = f"running kubelet, PID {pid}"
@@ -310,14 +322,24 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
                 else:
                     drop_in_dir = value
     else:
-        config_path = next((p for p in USUAL_CONFIG_PATHS if root.exists(p)), None)
-        if config_path is None:
-            raise FactNotApplicable(
-                "no kubelet runs here (none in /proc/*/cmdline) and no kubelet config is at "
-                "the usual paths",
-                path="/proc",
-            )
-        how = f"no kubelet running; config found at {config_path}"
+        unit = unit_command(root, "kubelet.service")
+        if unit is not None and unit.argv and posixpath.basename(unit.argv[0]) == "kubelet":
+            # not running (stopped, or a mounted image): what systemd would start
+            flags = parse_flags(unit.argv[1:])
+            flag_origins = _flag_origins(unit.argv[1:], unit.origins[1:])
+            source_file = unit.unit_file
+            config_path = flags.get("--config")
+            drop_in_dir = flags.get("--config-dir")
+            how = f"no kubelet running; command line from {unit.unit_file}"
+        else:
+            config_path = next((p for p in USUAL_CONFIG_PATHS if root.exists(p)), None)
+            if config_path is None:
+                raise FactNotApplicable(
+                    "no kubelet runs here (none in /proc/*/cmdline), no kubelet.service unit "
+                    "and no kubelet config at the usual paths",
+                    path="/proc",
+                )
+            how = f"no kubelet running and no unit; config found at {config_path}"
 
     data: dict[str, Any] = {}
     positions: dict[str, tuple[str, int]] = {}  # pointer -> (file, line)
@@ -348,13 +370,11 @@ def find_kubelet(root: HostRoot) -> KubeletConfig:
             drop_ins.append(path)
 
     uses_file = bool(config_path or drop_ins)
-    cmdline = f"/proc/{pid}/cmdline" if pid is not None else "<flags>"
     settings: dict[str, Setting | FactUnavailable] = {}
     for name, fld in FIELDS.items():
+        origin = flag_origins.get(fld.flag or "", (source_file, 1))
         try:
-            settings[name] = _effective(
-                fld, flags, data, positions, config_path, cmdline, uses_file
-            )
+            settings[name] = _effective(fld, flags, data, positions, config_path, origin, uses_file)
         except FactUnavailable as exc:
             settings[name] = exc
     return KubeletConfig(
@@ -374,21 +394,21 @@ def _effective(
     data: Mapping[str, Any],
     positions: Mapping[str, tuple[str, int]],
     config_path: str | None,
-    cmdline: str,
+    origin: tuple[str, int],
     uses_file: bool,
 ) -> Setting:
     """One field's value: the flag, else the config file, else the applicable default."""
     if fld.flag and fld.flag in flags:
-        value = _flag_value(fld, flags[fld.flag], cmdline)
+        value = _flag_value(fld, flags[fld.flag], origin[0])
         if fld.kind is dict:  # feature gates: flags are merged over the file's map
             found, file_value = _lookup(data, fld.path)
             if found:
                 value = {**_config_value(fld, file_value, config_path or ""), **value}
-        return Setting(fld, value, "flag", cmdline)
+        return Setting(fld, value, "flag", origin[0], origin[1])
     found, value = _lookup(data, fld.path)
     if found and value is not None:
         file, line = positions.get(fld.pointer, (config_path or "", 1))
         return Setting(fld, _config_value(fld, value, file), "config", file, line)
     if uses_file:
         return Setting(fld, fld.file_default, "file-default", config_path or "")
-    return Setting(fld, fld.flag_default, "flag-default", cmdline)
+    return Setting(fld, fld.flag_default, "flag-default", origin[0], origin[1])
