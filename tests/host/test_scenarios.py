@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from skanse.host.audit import AuditReport, audit_host
 from skanse.host.facts import HostProfile
@@ -162,3 +163,19 @@ def test_shared_kernel_is_high_for_system_containers_in_both_profiles(
     for profile in HostProfile:
         report = audit(name, tmp_path / profile.value, profile)
         assert failing(report)["SKN-HOST-090"] is Severity.HIGH
+
+
+@pytest.mark.parametrize(("protect", "severity"), [(True, Severity.MEDIUM), (False, Severity.LOW)])
+def test_kubelet_kernel_values_matter_more_when_the_kubelet_protects_them(
+    protect: bool, severity: Severity, tmp_path: Path
+) -> None:
+    spec = yaml.safe_load((FIXTURES / "hardened-node.yaml").read_text())
+    spec["files"]["/proc/sys/vm/overcommit_memory"] = "0"
+    config = spec["files"]["/var/lib/kubelet/config.yaml"]
+    spec["files"]["/var/lib/kubelet/config.yaml"] = config.replace(
+        "protectKernelDefaults: true", f"protectKernelDefaults: {str(protect).lower()}"
+    )
+    ctx = materialize(spec, tmp_path)
+    found = failing(audit_host(HostRoot(tmp_path), ctx))
+    assert found["SKN-HOST-038"] is severity
+    assert ("SKN-HOST-059" in found) is not protect

@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,12 +40,13 @@ def _check_report(code: int, doc: dict, stderr: str) -> None:
     assert doc["summary"]["objects"] == 1
     assert not [p for p in doc["problems"] if p["kind"] == "internal"], doc["problems"]
     for problem in doc["problems"]:
-        assert "could not check: " in problem["message"] and problem["file"], problem
+        assert "could not" in problem["message"] and problem["file"], problem
     for na in doc["not_applicable"]:
         assert na["reason"], na
     if FIRECRACKER_HERE:
         assert doc["facts"]["isolation"] == "a KVM/Firecracker virtual machine (dedicated kernel)"
-        assert "leftover" in doc["facts"]["isolation notes"]  # the stale /.dockerenv
+        if Path("/.dockerenv").exists():
+            assert "leftover" in doc["facts"]["isolation notes"]  # the stale marker
         assert not [f for f in doc["findings"] if f["check_id"] == "SKN-HOST-090"]
 
 

@@ -177,7 +177,11 @@ def audit_host(
             if v.fix is not None:
                 fixes.append(PlannedFix(check.id, v.message, v.fix))
     problems.extend(
-        InputProblem(exc.path, ProblemKind.UNREADABLE, f"sysctl configuration: {exc.message}")
+        InputProblem(
+            exc.path,
+            ProblemKind.UNREADABLE,
+            f"boot-time sysctl settings could not be read: {exc.message}",
+        )
         for exc in facts.sysctls.config_problems()
     )
     warnings: list[str] = []
