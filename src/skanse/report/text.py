@@ -142,6 +142,20 @@ def render(result: ScanResult, info: ReportInfo) -> str:
             console.print(f"  {count:>5}  {kind}", markup=False)
         console.print()
 
+    if result.not_applicable and info.verbose:
+        console.print(Text(f"Not applicable ({len(result.not_applicable)}):", style="bold"))
+        for na in result.not_applicable:
+            console.print(f"  {na.check_id}: {na.reason}", markup=False, soft_wrap=True)
+        console.print()
+
+    for name, value in result.facts.items():
+        first, *rest = value.splitlines() or [""]
+        console.print(f"{name}: {first}", markup=False, soft_wrap=True)
+        for line in rest:
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+    if result.facts:
+        console.print()
+
     counts = summary_counts(result.findings)
     by_severity = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n)
     parts = [
@@ -158,7 +172,10 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         parts.append(f"{len(result.skipped)} documents skipped")
     if result.unknown_kinds:
         parts.append(f"{sum(result.unknown_kinds.values())} custom resources not checked")
+    if result.not_applicable:
+        parts.append(f"{len(result.not_applicable)} not applicable")
     console.print(Text(" · ".join(parts), style="bold"), markup=False)
-    console.print(f"profile {result.profile}, Pod Security {result.pss}", markup=False, style="dim")
+    setting = f"profile {result.profile}" + (f", Pod Security {result.pss}" if result.pss else "")
+    console.print(setting, markup=False, style="dim")
     # rich pads table cells to the column width; trailing blanks only get in the way
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
