@@ -149,10 +149,10 @@ def _render(data: bytes, plans: list[ObjectPlan], objects: Sequence[K8sObject]) 
     crlf = "\r\n" in text
     text = text.replace("\r\n", "\n")
     expected = _expected_data(data, objects)
-    if text.lstrip().startswith(("{", "[")) and len(expected) == 1:
+    if text.lstrip().startswith(("{", "[")) and list(expected) == [0]:
         base, edited = _json_dumps(text, plans)
     else:
-        base, edited = _ruamel_dumps(text, plans, len(expected))
+        base, edited = _ruamel_dumps(text, plans)
     original_lines = text.split("\n")
     base_lines, edited_lines = base.split("\n"), edited.split("\n")
     comments = _comment_lines(text)
@@ -175,26 +175,26 @@ def _render(data: bytes, plans: list[ObjectPlan], objects: Sequence[K8sObject]) 
     )
 
 
-def _expected_data(data: bytes, objects: Sequence[K8sObject]) -> list[object]:
-    """Every document's data as it must read after the fix (planning changed the objects'
-    documents in place; the others are read again as they are)."""
+def _expected_data(data: bytes, objects: Sequence[K8sObject]) -> dict[int, object]:
+    """Every non-empty document's data by index, as it must read after the fix (planning
+    changed the objects' documents in place; the others are read again as they are)."""
     fixed: dict[int, YamlDocument] = {o.document.index: o.document for o in objects}
-    expected: list[object] = []
-    for index, doc in enumerate(load_documents(data)):
+    expected: dict[int, object] = {}
+    for doc in load_documents(data):
         if isinstance(doc, YamlError):
             raise _Unfixable(f"cannot be parsed ({doc.diagnostics()})")
-        expected.append(fixed[index].data if index in fixed else doc.data)
+        expected[doc.index] = fixed[doc.index].data if doc.index in fixed else doc.data
     return expected
 
 
-def _verified(candidate: str, expected: list[object], comments: Counter[str]) -> bool:
+def _verified(candidate: str, expected: dict[int, object], comments: Counter[str]) -> bool:
     try:
         documents = list(load_documents(candidate.encode("utf-8")))
     except YamlError:
         return False
     if any(isinstance(d, YamlError) for d in documents):
         return False
-    if [d.data for d in documents if isinstance(d, YamlDocument)] != expected:
+    if {d.index: d.data for d in documents if isinstance(d, YamlDocument)} != expected:
         return False
     return not (comments - _comment_lines(candidate))
 
@@ -221,7 +221,26 @@ def _json_dumps(text: str, plans: list[ObjectPlan]) -> tuple[str, str]:
     return base + ending, edited + ending
 
 
-def _ruamel_dumps(text: str, plans: list[ObjectPlan], count: int) -> tuple[str, str]:
+def _split_head(text: str) -> tuple[str, str]:
+    """(comments and blank lines up to and including a first bare `---`, the rest).
+
+    ruamel.yaml drops comments that precede the first document's `---`; they are kept
+    aside and put back in front of both dumps."""
+    lines = text.split("\n")
+    marker = re.compile(r"^(---|\.\.\.)\s*(#.*)?$")
+    content = [i for i, line in enumerate(lines) if not _blank_or_comment(line)]
+    if len(content) >= 2 and re.match(r"^---\s*(#.*)?$", lines[content[0]]):
+        if not marker.match(lines[content[1]]):  # not an empty first document
+            cut = content[0] + 1
+            return "\n".join(lines[:cut]) + "\n", "\n".join(lines[cut:])
+    return "", text
+
+
+def _blank_or_comment(line: str) -> bool:
+    return not line.strip() or is_comment_line(line)
+
+
+def _ruamel_dumps(text: str, plans: list[ObjectPlan]) -> tuple[str, str]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -230,24 +249,29 @@ def _ruamel_dumps(text: str, plans: list[ObjectPlan], count: int) -> tuple[str, 
     yaml.width = 1 << 30  # never re-wrap long strings
     mapping, offset = guess_indent(text)
     yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
-    first = next((ln for ln in text.split("\n") if ln.strip() and not is_comment_line(ln)), "")
-    yaml.explicit_start = first.startswith("---")
+    head, body = _split_head(text)
     try:
-        documents = list(yaml.load_all(text))
-        base = _dump(yaml, documents)
+        try:
+            documents = list(yaml.load_all(body))
+        except YAMLError:
+            # ruamel's scanner rejects a tab after a plain scalar, which libyaml and the API
+            # server accept; the merge only takes changed lines from ruamel's output anyway.
+            documents = list(yaml.load_all(re.sub(r"[ \t]+$", "", body, flags=re.MULTILINE)))
+        base = head + _dump(yaml, documents)
     except (YAMLError, ValueError, TypeError) as exc:
         raise _Unfixable(f"ruamel.yaml cannot round-trip it ({type(exc).__name__})") from None
-    if len(documents) != count:
-        raise _Unfixable("ruamel.yaml and the scanner disagree on its documents")
     make = _ruamel_containers()
     try:
         for plan in plans:
-            root = documents[plan.obj.document.index]
+            index = plan.obj.document.index
+            if index >= len(documents) or not isinstance(documents[index], dict):
+                raise _Unfixable("ruamel.yaml and the scanner disagree on its documents")
+            root = documents[index]
             for op in plan.ops:
                 apply_op(root, _prefixed(op, plan.obj.base), make)
     except OpConflict as exc:
         raise _Unfixable(f"cannot edit: {exc}") from None
-    return base, _dump(yaml, documents)
+    return base, head + _dump(yaml, documents)
 
 
 def _dump(yaml: Any, documents: list[Any]) -> str:
