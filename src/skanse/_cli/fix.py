@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "  skanse fix deploy/ --check        # exit 1 if anything would change (CI)\n"
         "  skanse fix deploy/ Dockerfile --network-policies\n\n"
         "exit codes: 0 done (or nothing to do), 1 with --check: something would change,\n"
-        "2 usage or configuration error, or a file that needed fixing could not be fixed."
+        "2 usage or configuration error, an input that could not be read or parsed, or a\n"
+        "file that needed fixing and could not be fixed (such files are left untouched)."
     )
     parser.add_argument(
         "paths",
@@ -59,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="checks whose findings are fixed (default: zero-trust)",
     )
-    parser.add_argument(
-        "--pss", metavar="LEVEL[@VERSION]", default=None, help="as for skanse scan"
-    )
+    parser.add_argument("--pss", metavar="LEVEL[@VERSION]", default=None, help="as for skanse scan")
     parser.add_argument(
         "--type",
         choices=("auto", "kubernetes", "dockerfile"),
@@ -84,9 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", default=None, help="read settings and suppressions from FILE"
     )
     config.add_argument("--no-config", action="store_true", help="ignore .skanse.yaml")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="only errors on standard error"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on standard error")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
@@ -127,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 on_file=on_file,
             )  # fmt: skip
     else:
-        report = plan_fixes(
-            paths, options, suppressions=loaded.suppressions, today=dt.date.today()
-        )
+        report = plan_fixes(paths, options, suppressions=loaded.suppressions, today=dt.date.today())
 
     out = sys.stdout
     changed = report.changed
@@ -164,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         err.print(_summary(report, changed, failed, args), markup=False)
     for item in failed:
         err.print(f"error: {item.path} {item.problem}", markup=False, style="red")
-    if failed:
+    if failed or report.problems:
         return 2
     if args.check and changed:
         return 1
@@ -195,6 +190,5 @@ def _diff(item: FileFix) -> str:
     source = "/dev/null" if item.created else f"a/{item.path}"
     lines = list(difflib.unified_diff(before, after, source, f"b/{item.path}"))
     return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-        for line in lines
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )

@@ -16,6 +16,7 @@ a byte order mark included). The fixes:
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ class DockerfileFix:
     plan: Callable[[Dockerfile, list[str], Finding], LineEdit | str]  # str: declined
 
 
-class BaseFamily:
+class BaseFamily(enum.StrEnum):
+    """How a base image creates users."""
+
     ALPINE = "alpine"
     DEBIAN = "debian"
     RHEL = "rhel"
@@ -72,7 +75,7 @@ _RHEL_IMAGES = frozenset(
 )  # fmt: skip
 
 
-def base_family(image: str) -> str:
+def base_family(image: str) -> BaseFamily:
     """The family of a base image reference, by name and tag."""
     reference = image.lower()
     name, _, _digest = reference.partition("@")
@@ -226,7 +229,7 @@ DOCKERFILE_FIXES: tuple[DockerfileFix, ...] = (
     DockerfileFix(CheckID("SKN-DF-005"), True, _plan_add_to_copy),
     DockerfileFix(CheckID("SKN-DF-006"), True, _plan_chown),
 )
-_BY_CHECK = {f.check_id: f for f in DOCKERFILE_FIXES}
+_BY_CHECK: dict[str, DockerfileFix] = {f.check_id: f for f in DOCKERFILE_FIXES}
 
 _DESCRIPTIONS = {
     "SKN-DF-001": "run the final stage as a non-root user: {lines}",
@@ -240,9 +243,7 @@ def _describe(check_id: str, edit: LineEdit) -> str:
     return _DESCRIPTIONS[check_id].format(lines=shown)
 
 
-def fix_dockerfile(
-    path: str, write_path: str, data: bytes, findings: Sequence[Finding]
-) -> FileFix:
+def fix_dockerfile(path: str, write_path: str, data: bytes, findings: Sequence[Finding]) -> FileFix:
     """Plan and render the fixes for one Dockerfile (nothing is written here)."""
     try:
         text = data.decode("utf-8")

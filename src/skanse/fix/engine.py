@@ -29,7 +29,7 @@ from skanse.fix import netpol
 from skanse.fix.dockerfile import fix_dockerfile
 from skanse.fix.manifests import fix_manifest
 from skanse.fix.model import FileFix, FixReport
-from skanse.model import Finding, InputProblem, Layer, ProblemKind
+from skanse.model import Finding, InputProblem, Layer
 from skanse.results import apply_suppressions
 from skanse.scan import ScanOptions, scan
 from skanse.sources.files import STDIN, read_file
@@ -46,9 +46,7 @@ class FixOptions:
 
 def has_fix(check_id: str) -> bool:
     """skanse fix has a fix for this check (complete or partial)."""
-    return (
-        k8s_fixes.has_fix(check_id) or df_fixes.has_fix(check_id) or check_id == netpol.CHECK_ID
-    )
+    return k8s_fixes.has_fix(check_id) or df_fixes.has_fix(check_id) or check_id == netpol.CHECK_ID
 
 
 def is_complete(check_id: str) -> bool:

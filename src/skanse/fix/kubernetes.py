@@ -32,7 +32,14 @@ from skanse.fix.ops import (
     get_pointer,
 )
 from skanse.model import CheckID, Finding
-from skanse.sources.kubernetes import ContainerView, K8sObject, PodSpecView, as_dict, as_list, pod_spec
+from skanse.sources.kubernetes import (
+    ContainerView,
+    K8sObject,
+    PodSpecView,
+    as_dict,
+    as_list,
+    pod_spec,
+)
 from skanse.sources.yamlpos import join_pointer
 
 __all__ = ["K8S_FIXES", "NON_ROOT_ID", "K8sFix", "ObjectPlan", "plan_object"]
@@ -99,7 +106,9 @@ def _who(c: ContainerView | None) -> str:
 
 
 def _sc(target: Target, c: ContainerView | None) -> str:
-    return f"{c.pointer}/securityContext" if c is not None else target.pod.pointer("securityContext")
+    return (
+        f"{c.pointer}/securityContext" if c is not None else target.pod.pointer("securityContext")
+    )
 
 
 def _set(target: Target, c: ContainerView | None, name: str, value: object, shown: str) -> Edit:
@@ -203,7 +212,9 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
     annotations = join_pointer(target.pod.metadata_pointer, "annotations") + "/"
     if pointer.startswith(annotations):
         key = pointer[len(annotations) :].replace("~1", "/").replace("~0", "~")
-        yield Edit((SetValue(pointer, "runtime/default"),), f"set annotation {key}: runtime/default")
+        yield Edit(
+            (SetValue(pointer, "runtime/default"),), f"set annotation {key}: runtime/default"
+        )
         return
     c = target.container()
     if pointer.endswith("/seccompProfile/type"):
