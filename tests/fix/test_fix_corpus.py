@@ -110,7 +110,7 @@ def test_partly_fixable_checks_only_keep_values_set_by_the_user(manifests: Run) 
 def _identity(doc: object) -> object:
     if not isinstance(doc, dict):
         return doc
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    meta = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
     items = doc.get("items")
     return (
         doc.get("apiVersion"),

@@ -187,8 +187,9 @@ def _diff(item: FileFix) -> str:
 
     before = (item.before or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
     after = (item.after or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
-    source = "/dev/null" if item.created else f"a/{item.path}"
-    lines = list(difflib.unified_diff(before, after, source, f"b/{item.path}"))
+    name = item.path.lstrip("/")
+    source = "/dev/null" if item.created else f"a/{name}"
+    lines = list(difflib.unified_diff(before, after, source, f"b/{name}"))
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )

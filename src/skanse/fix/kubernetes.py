@@ -247,8 +247,9 @@ def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
     """allowPrivilegeEscalation: false on every container.
 
     The API server rejects that value on a container that stays privileged or adds
-    SYS_ADMIN; that only happens when the user suppressed the finding about those (a fix
-    never overrides a suppression), and the finding is then declined with the reason."""
+    SYS_ADMIN; that only happens when the finding about those is suppressed or its check
+    disabled (a fix never overrides either), and the finding is then declined with the
+    reason."""
     c = target.container()
     if c is None:
         return
@@ -256,13 +257,13 @@ def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
     caps = {str(x) for x in as_list(as_dict(sc.get("capabilities")).get("add"))}
     if sc.get("privileged") not in (None, False):
         yield Decline(
-            f'container "{c.name}" stays privileged (suppressed): the API server rejects '
-            "allowPrivilegeEscalation=false on a privileged container"
+            f'container "{c.name}" stays privileged (SKN-K8S-002 is suppressed or not run): '
+            "the API server rejects allowPrivilegeEscalation=false on a privileged container"
         )
     elif caps & _SYS_ADMIN:
         yield Decline(
-            f'container "{c.name}" keeps SYS_ADMIN (suppressed): the API server rejects '
-            "allowPrivilegeEscalation=false with it"
+            f'container "{c.name}" keeps SYS_ADMIN (its capability findings are suppressed or '
+            "not run): the API server rejects allowPrivilegeEscalation=false with it"
         )
     elif sc.get("allowPrivilegeEscalation") is not False:
         yield _set(target, c, "allowPrivilegeEscalation", False, "false")
