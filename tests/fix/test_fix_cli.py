@@ -145,3 +145,20 @@ def test_standard_input_is_a_usage_error(cli) -> None:
     run = cli("fix", "-", "--no-config", stdin=POD.encode())
     assert run.code == 2
     assert "cannot read standard input" in run.stderr
+
+
+def test_diff_with_check_shows_the_diff_and_exits_1(cli, insecure: Path) -> None:
+    before = _tree(insecure)
+    run = cli("fix", str(insecure), "--diff", "--check", "--no-config")
+    assert run.code == 1
+    assert "+USER 10001:10001\n" in run.stdout
+    assert _tree(insecure) == before
+
+
+def test_fix_is_a_listed_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from skanse._cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fix", "--help"])
+    assert exit_info.value.code == 0
+    assert "--network-policies [FILE]" in capsys.readouterr().out
