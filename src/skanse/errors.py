@@ -15,12 +15,15 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + RegistryError          the check catalogue is inconsistent (duplicate id, no examples)
       + SourceError            an input could not be parsed (raised inside sources/, turned
         - YamlError              into an InputProblem before it reaches a caller)
+      + EditConflict           skanse fix: a planned edit does not fit the document (a
+                               scalar where a mapping must be); the finding is declined
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "EditConflict",
     "InputError",
     "RegistryError",
     "SkanseError",
@@ -82,3 +85,11 @@ class SourceError(SkanseError):
 
 class YamlError(SourceError):
     """YAML that is malformed, hostile (alias bomb, too deep, too large) or not JSON-like."""
+
+
+# ---------------------------------------------------------------------------------------------
+# skanse fix
+
+
+class EditConflict(SkanseError):
+    """A planned edit does not fit the document's shape (a scalar where a mapping must be)."""

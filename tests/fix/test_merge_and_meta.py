@@ -7,7 +7,7 @@ import pytest
 from skanse.checks._all import REGISTRY
 from skanse.fix import has_fix, is_complete
 from skanse.fix.merge import merge_lines
-from skanse.fix.ops import AppendValue, OpConflict, RemoveValues, SetValue, apply_op
+from skanse.fix.ops import AppendValue, EditConflict, RemoveValues, SetValue, apply_op
 
 
 def test_untouched_lines_keep_the_original_bytes() -> None:
@@ -56,7 +56,7 @@ def test_operations_create_what_is_missing_and_refuse_wrong_shapes() -> None:
     assert doc == {
         "spec": {"securityContext": {"runAsNonRoot": True}, "volumes": [{"name": "tmp"}]}
     }
-    with pytest.raises(OpConflict):
+    with pytest.raises(EditConflict):
         apply_op({"spec": "text"}, SetValue("/spec/securityContext/x", 1))
 
 

@@ -23,8 +23,8 @@ from skanse.checks.kubernetes.zerotrust import MIN_ID
 from skanse.fix.model import Change, Declined
 from skanse.fix.ops import (
     AppendValue,
+    EditConflict,
     Op,
-    OpConflict,
     RemoveKey,
     RemoveValues,
     SetValue,
@@ -328,7 +328,7 @@ def _tmp_volume(pod: PodSpecView) -> tuple[str, bool]:
     for candidate in ("tmp", "skanse-tmp", *(f"skanse-tmp-{i}" for i in range(1, 100))):
         if candidate not in volumes:
             return candidate, False
-    raise OpConflict("no free volume name for /tmp")
+    raise EditConflict("no free volume name for /tmp")
 
 
 def _fix_read_only_root(target: Target) -> Iterator[Step]:
@@ -415,7 +415,7 @@ def plan_object(
             target = Target(obj, pod, _relative(obj, finding), tuple(hidden.get(fix.check_id, ())))
             try:
                 steps = list(fix.plan(target))
-            except OpConflict as exc:
+            except EditConflict as exc:
                 steps = [Decline(str(exc))]
             for step in steps:
                 if isinstance(step, Decline):
@@ -426,7 +426,7 @@ def plan_object(
                 try:
                     for op in step.ops:
                         apply_op(obj.data, op)
-                except OpConflict as exc:
+                except EditConflict as exc:
                     plan.declined.append(
                         Declined(
                             fix.check_id,

@@ -23,7 +23,7 @@ from skanse.errors import YamlError
 from skanse.fix.kubernetes import ObjectPlan, plan_object
 from skanse.fix.merge import is_comment_line, merge_lines
 from skanse.fix.model import Change, Declined, FileFix
-from skanse.fix.ops import Containers, Op, OpConflict, apply_op
+from skanse.fix.ops import Containers, EditConflict, Op, apply_op
 from skanse.model import Finding
 from skanse.sources.kubernetes import K8sObject
 from skanse.sources.manifests import ReadLimits, read_bytes
@@ -214,7 +214,7 @@ def _json_dumps(text: str, plans: list[ObjectPlan]) -> tuple[str, str]:
         for plan in plans:
             for op in plan.ops:
                 apply_op(document, _prefixed(op, plan.obj.base))
-    except OpConflict as exc:
+    except EditConflict as exc:
         raise _Unfixable(f"cannot edit: {exc}") from None
     edited = json.dumps(document, indent=indent, ensure_ascii=False)
     ending = "\n" if text.endswith("\n") else ""
@@ -269,7 +269,7 @@ def _ruamel_dumps(text: str, plans: list[ObjectPlan]) -> tuple[str, str]:
             root = documents[index]
             for op in plan.ops:
                 apply_op(root, _prefixed(op, plan.obj.base), make)
-    except OpConflict as exc:
+    except EditConflict as exc:
         raise _Unfixable(f"cannot edit: {exc}") from None
     return base, head + _dump(yaml, documents)
 

@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skanse.errors import SkanseError
+from skanse.errors import EditConflict
 
 __all__ = [
     "AppendValue",
     "Containers",
+    "EditConflict",
     "Op",
-    "OpConflict",
     "RemoveKey",
     "RemoveValues",
     "SetValue",
@@ -25,10 +25,6 @@ __all__ = [
     "get_pointer",
     "split_pointer",
 ]
-
-
-class OpConflict(SkanseError):
-    """The tree does not have the shape an operation needs (a scalar where a mapping must be)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +127,7 @@ def _parent(root: object, tokens: Sequence[str], make: Containers, create: bool)
     for token in tokens[:-1]:
         if isinstance(node, list):
             if not token.isdigit() or int(token) >= len(node):
-                raise OpConflict(f"list index {token} does not exist")
+                raise EditConflict(f"list index {token} does not exist")
             child = node[int(token)]
             if child is None:
                 if not create:
@@ -146,18 +142,18 @@ def _parent(root: object, tokens: Sequence[str], make: Containers, create: bool)
                 child = make.mapping()
                 node[token] = child
         else:
-            raise OpConflict(f"cannot descend into a {type(node).__name__} at {token!r}")
+            raise EditConflict(f"cannot descend into a {type(node).__name__} at {token!r}")
         node = child
     if not isinstance(node, dict | list):
-        raise OpConflict(f"{tokens[-2] if len(tokens) > 1 else 'the root'} is not a mapping")
+        raise EditConflict(f"{tokens[-2] if len(tokens) > 1 else 'the root'} is not a mapping")
     return node
 
 
 def apply_op(root: object, op: Op, make: Containers = PLAIN) -> None:
-    """Apply one operation to `root` (mutated in place); OpConflict if the shape is wrong."""
+    """Apply one operation to `root` (mutated in place); EditConflict if the shape is wrong."""
     tokens = split_pointer(op.pointer)
     if not tokens:
-        raise OpConflict("an operation needs a key")
+        raise EditConflict("an operation needs a key")
     last = tokens[-1]
     create = not isinstance(op, RemoveKey | RemoveValues)
     parent = _parent(root, tokens, make, create)
@@ -165,7 +161,7 @@ def apply_op(root: object, op: Op, make: Containers = PLAIN) -> None:
         return
     if isinstance(parent, list):
         if not last.isdigit() or int(last) >= len(parent):
-            raise OpConflict(f"list index {last} does not exist")
+            raise EditConflict(f"list index {last} does not exist")
         index: int | str = int(last)
         current = parent[int(last)]
     else:
@@ -182,7 +178,7 @@ def apply_op(root: object, op: Op, make: Containers = PLAIN) -> None:
                 current = make.sequence()
                 parent[index] = current  # type: ignore[index]
             if not isinstance(current, list):
-                raise OpConflict(f"{last} is not a list")
+                raise EditConflict(f"{last} is not a list")
             make.grow(current)
             current.append(make.build(value))
         case RemoveValues(values=values):
