@@ -35,6 +35,8 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + HostFactError          a fact a host check needs could not be established; the audit
         - FactUnavailable        turns it into "could not check" (unreadable, malformed input)
         - FactNotApplicable      or "not applicable" (the kernel lacks the feature)
+      + EditConflict           skanse fix: a planned edit does not fit the document (a
+                               scalar where a mapping must be); the finding is declined
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "DigestMismatchError",
+    "EditConflict",
     "FactNotApplicable",
     "FactUnavailable",
     "GraphError",
@@ -253,3 +256,11 @@ class FactUnavailable(HostFactError):
 
 class FactNotApplicable(HostFactError):
     """The thing a check looks at does not exist here (a sysctl the kernel lacks)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# skanse fix
+
+
+class EditConflict(SkanseError):
+    """A planned edit does not fit the document's shape (a scalar where a mapping must be)."""

@@ -20,6 +20,7 @@ __all__ = ["main"]
 # command -> (module under skanse._cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("scan", "check Kubernetes manifests against Pod Security and the zero-trust standard"),
+    "fix": ("fix", "rewrite manifests and Dockerfiles into the zero-trust standard"),
     "checks": ("checks", "list the checks or show one with its examples"),
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
