@@ -50,7 +50,7 @@ def _float(value: float) -> str:
         digits = exponent.lstrip("+-").lstrip("0") or "0"
         return f"{mantissa.removesuffix('.0')}e{sign}{digits.zfill(2)}"
     if value == int(value) and magnitude < 1e21:
-        return str(int(value))
+        return ("-" if math.copysign(1.0, value) < 0 and value == 0 else "") + str(int(value))
     text = repr(value)
     if "e" in text:  # repr uses an exponent from 1e16 on; Go does not below 1e21
         return format(value, "f").rstrip("0").rstrip(".")
