@@ -130,14 +130,25 @@ def test_malformed_encrypted_keys_are_refused_with_the_reason(mutate, fragment: 
     [
         (b"", "no PEM block"),
         (b"just text", "no PEM block"),
-        (b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n@@@@\n"
-         b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n", "not valid base64"),
-        (b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nW10=\n"
-         b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n", "not a JSON object"),
-        (b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90IGpzb24=\n"
-         b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n", "not JSON"),
-        (b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
-         "unsupported PEM block 'EC PRIVATE KEY'"),
+        (
+            b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n@@@@\n"
+            b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+            "not valid base64",
+        ),
+        (
+            b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nW10=\n"
+            b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+            "not a JSON object",
+        ),
+        (
+            b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90IGpzb24=\n"
+            b"-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+            "not JSON",
+        ),
+        (
+            b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+            "unsupported PEM block 'EC PRIVATE KEY'",
+        ),
         (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" * 2, "2 PEM blocks"),
         (b"-----BEGIN X-----\n" + b"A" * 70000 + b"\n-----END X-----\n", "over 65536 bytes"),
     ],

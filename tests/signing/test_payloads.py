@@ -58,7 +58,7 @@ def test_docker_reference_is_written_as_cosign_writes_it() -> None:
         ("<a & b>", '"\\u003ca \\u0026 b\\u003e"'),
         ("line\nbreak\ttab\r", '"line\\nbreak\\ttab\\r"'),
         ("\b\f\x01\x1f", '"\\b\\f\\u0001\\u001f"'),
-        ("quote\" back\\slash", '"quote\\" back\\\\slash"'),
+        ('quote" back\\slash', '"quote\\" back\\\\slash"'),
         ("\u2028\u2029", '"\\u2028\\u2029"'),
         ("grüße €", '"grüße €"'),  # non-ASCII raw, as Go writes it
         ("\ud800", '"\ufffd"'),  # invalid UTF-8 becomes U+FFFD
