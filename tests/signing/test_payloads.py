@@ -143,3 +143,39 @@ def test_docker_hub_reference_spellings_name_the_same_repository() -> None:
 def test_hostile_and_malformed_payloads_are_rejected(data: bytes, fragment: str) -> None:
     with pytest.raises(Rejected, match=fragment):
         simplesigning.parse_payload(data)
+
+
+@pytest.mark.corpus
+def test_the_legacy_signature_made_elsewhere_verifies() -> None:
+    import base64
+
+    from skanse.oci.manifest import compute_digest
+    from skanse.signing.attach import SIGNATURE_ANNOTATION, Attached
+    from skanse.signing.keys import read_public_key
+    from skanse.signing.verify import check_attached
+    from tests.signing.helpers import new_key, public
+
+    manifest = json.loads(vectors("made-here", "legacy-sig-manifest.json").read_text())
+    config = vectors("made-here", "legacy-sig-config.json").read_bytes()
+    payload = vectors("made-here", "legacy-simplesigning-payload.json").read_bytes()
+    subject = compute_digest(vectors("made-here", "subject-image-manifest.json").read_bytes())
+    (layer,) = manifest["layers"]
+    # the layout: the payload is the layer, the config lists it, the signature is annotated
+    assert layer["mediaType"] == simplesigning.MEDIA_TYPE
+    assert (layer["digest"], layer["size"]) == (compute_digest(payload), len(payload))
+    assert manifest["config"]["digest"] == compute_digest(config)
+    assert json.loads(config)["rootfs"]["diff_ids"] == [layer["digest"]]
+    item = Attached(
+        "simple-signing",
+        "vector",
+        payload,
+        base64.b64decode(layer["annotations"][SIGNATURE_ANNOTATION]),
+    )
+    key = read_public_key(vectors("keys", "pemsigstorekey.pub"))
+    repo = parse_reference("127.0.0.1:5000/skanse/tiny:v1")
+    check = check_attached(item, subject, [key], repository=repo)
+    assert check.verified, check.reason
+    assert not check_attached(item, subject, [public(new_key(), "other")]).verified
+    assert not check_attached(item, "sha256:" + "0" * 64, [key]).verified
+    moved = parse_reference("127.0.0.1:5000/skanse/copy:v1")
+    assert not check_attached(item, subject, [key], repository=moved).verified

@@ -62,7 +62,7 @@ def test_round_trip_sign_verify_repush_fail_sign_again(client, repo) -> None:
     result = verify_signatures(client, repo, [pub])
     assert not result.verified
     assert result.digest == second
-    assert "no signatures found" in result.reason
+    assert "no signature found for" in result.reason
 
     # signing again signs the new digest; a second signer appends a second layer
     sign_image(client, repo, key)

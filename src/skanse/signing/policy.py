@@ -27,7 +27,8 @@ segment, `**` any run across segments, `?` one character other than `/`.
 an image, a registry or a signature can do: every failure is a denying `Decision` with the
 reason. Decisions are cached by (rule, repository, digest) in the policy's bounded LRU cache:
 allowed ones for `ttl` seconds, denied ones for `negativeTtl` (so a signature added a moment
-later is seen soon), and "could not check" ones (registry unreachable) not at all. A tag is
+later is seen soon), and "could not check" ones (registry unreachable, a signature store that
+could not be read) not at all. A tag is
 resolved to its digest on every call (one manifest request); a digest reference needs no
 network at all on a cache hit.
 """
@@ -192,6 +193,8 @@ class Decision:
     rule: str | None = None  # the glob that decided; None for the default
     verified_keys: tuple[str, ...] = ()
     cached: bool = False
+    # False when a signature store could not be read: such a denial is not cached
+    final: bool = True
 
 
 class DecisionCache:
@@ -303,7 +306,8 @@ def verify_image(
         return Decision(
             False, f"could not check: internal error {type(exc).__name__}: {exc}", text, digest
         )
-    policy.cache.put(key, decision)
+    if decision.final:
+        policy.cache.put(key, decision)
     return replace(decision, image=text)
 
 
@@ -320,7 +324,9 @@ def _decide(
         digest=digest,
     )
     if not signatures.verified:
-        return Decision(False, signatures.reason, str(ref), digest, rule.glob)
+        return Decision(
+            False, signatures.reason, str(ref), digest, rule.glob, final=signatures.complete
+        )
     for required in rule.attestations:
         attested = verify_attestations(
             client,
@@ -333,7 +339,13 @@ def _decide(
         )
         if not attested.verified:
             return Decision(
-                False, attested.reason, str(ref), digest, rule.glob, signatures.verified_keys
+                False,
+                attested.reason,
+                str(ref),
+                digest,
+                rule.glob,
+                signatures.verified_keys,
+                final=attested.complete,
             )
     reason = signatures.reason
     if rule.attestations:

@@ -67,6 +67,11 @@ class Verification:
         return tuple(k for k in self.keys if k in seen)
 
     @property
+    def complete(self) -> bool:
+        """False when a place could not be read: a denial then may not be the final word."""
+        return not self.problems
+
+    @property
     def verified(self) -> bool:
         return self.threshold >= 1 and len(self.verified_keys) >= self.threshold
 
@@ -78,8 +83,10 @@ class Verification:
                 ", ".join(keys)
             )
         parts = []
+        if not self.checks and self.problems:
+            return "not verified: could not check: " + "; ".join(self.problems)
         if not self.checks:
-            parts.append(f"no {self.what.split(' ')[0]}s found for {self.digest}")
+            parts.append(f"no {self.what} found for {self.digest}")
         elif keys:
             parts.append(
                 f"only {len(keys)} of the {self.threshold} required keys verified a "
