@@ -9,7 +9,7 @@ import pytest
 
 from skanse.signing import bundle
 from skanse.signing._common import OtherPredicate, Rejected
-from skanse.signing.keys import read_public_key
+from skanse.signing.keys import PublicKey, read_public_key
 from tests.signing.helpers import b64, new_key, public, vectors
 
 pytestmark = pytest.mark.corpus
@@ -67,7 +67,7 @@ def test_the_dsse_bundle_made_elsewhere_verifies_for_its_subject() -> None:
         bundle.verify_image_bundle(data, "sha256:" + "0" * 64, [key], bundle.SIGN_PREDICATE_TYPE)
 
 
-def _made(statement: bytes, key=None) -> tuple[bytes, object]:
+def _made(statement: bytes, key=None) -> tuple[bytes, PublicKey]:
     key = key or new_key()
     return bundle.build_bundle(key, statement), public(key, "k")
 
