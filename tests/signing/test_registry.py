@@ -348,7 +348,21 @@ def test_attest_an_sbom_of_the_image_and_verify_it(client, repo) -> None:
     # CVE-2022-35929: asking for a type that is not there fails, whatever else is there
     missing = verify_attestations(client, repo, [pub], PREDICATE_TYPES["vuln"])
     assert not missing.verified
-    assert "but the predicate type is 'https://cyclonedx.org/bom'" in missing.reason
+    assert "no attestation https://cosign.sigstore.dev/attestation/vuln/v1 found" in missing.reason
+    # ... also when the index does not label the bundle's predicate type (read, then refused)
+    digest = missing.digest
+    index = json.loads(client.get_manifest(repo, fallback_tag(digest))[0])
+    for entry in index["manifests"]:
+        entry.pop("annotations", None)
+    client.push_manifest(
+        repo.with_tag(fallback_tag(digest)),
+        json.dumps(index).encode(),
+        "application/vnd.oci.image.index.v1+json",
+    )
+    unlabelled = verify_attestations(client, repo, [pub], PREDICATE_TYPES["vuln"])
+    assert not unlabelled.verified
+    assert "but the predicate type is 'https://cyclonedx.org/bom'" in unlabelled.reason
+    assert verify_attestations(client, repo, [pub], PREDICATE_TYPES["cyclonedx"]).verified
     # another key's attestation of the right type does not count either
     assert not verify_attestations(
         client, repo, [public(new_key(), "x")], PREDICATE_TYPES["cyclonedx"]

@@ -176,9 +176,19 @@ def _referrers(client: RegistryClient, ref: Reference, digest: str) -> tuple[Ind
 
 
 def find_bundles(
-    client: RegistryClient, ref: Reference, digest: str, limits: Limits
+    client: RegistryClient,
+    ref: Reference,
+    digest: str,
+    limits: Limits,
+    *,
+    predicate_type: str | None = None,
 ) -> tuple[list[Attached], list[str]]:
-    """Sigstore bundles that refer to `digest`: (bundles, problems of the place)."""
+    """Sigstore bundles that refer to `digest`: (bundles, problems of the place).
+
+    With `predicate_type`, entries whose index annotation names another predicate type are
+    skipped unread (a wrong label can only hide a bundle, never admit one: what is read is
+    checked in full).
+    """
     try:
         index, source = _referrers(client, ref, digest)
     except ImageError as exc:
@@ -194,6 +204,9 @@ def find_bundles(
     for entry in index.manifests:
         if entry.artifact_type and not entry.artifact_type.startswith(BUNDLE_PREFIX):
             continue  # an SBOM or another artifact; a bundle mislabelled here is only missed
+        labelled = entry.annotations.get(PREDICATE_ANNOTATION)
+        if predicate_type and labelled and labelled != predicate_type:
+            continue
         where = f"referrer {entry.digest} ({source})"
         found.append(_bundle_manifest(client, ref, digest, entry, where, limits))
     return found, []

@@ -173,7 +173,9 @@ def verify_signatures(
     """Verify the image's signatures. Raises only when the image itself cannot be resolved."""
     limits = limits or Limits()
     digest = digest or ref.digest or resolve(client, ref).digest
-    bundles, bundle_problems = find_bundles(client, ref, digest, limits)
+    bundles, bundle_problems = find_bundles(
+        client, ref, digest, limits, predicate_type=SIGN_PREDICATE_TYPE
+    )
     legacy, legacy_problems = find_legacy_signatures(client, ref, digest, limits)
     # a bundle made by `skanse attest` is an attestation, not a signature: left out here
     checks = [
@@ -214,7 +216,7 @@ def verify_attestations(
     """
     limits = limits or Limits()
     digest = digest or ref.digest or resolve(client, ref).digest
-    bundles, problems = find_bundles(client, ref, digest, limits)
+    bundles, problems = find_bundles(client, ref, digest, limits, predicate_type=predicate_type)
     checks = tuple(
         check_attached(item, digest, keys, predicate_type=predicate_type) for item in bundles
     )
