@@ -79,8 +79,9 @@ class Verification:
     def reason(self) -> str:
         keys = self.verified_keys
         if self.verified:
-            return f"{self.what} verified by {len(keys)} of {self.threshold} required key(s): " + (
-                ", ".join(keys)
+            return (
+                f"{self.what} verified by {len(keys)} key(s), threshold {self.threshold}: "
+                + ", ".join(keys)
             )
         parts = []
         if not self.checks and self.problems:
