@@ -58,6 +58,7 @@ test: lint types imports unit
 bench: install
 	$(BIN)/python -m bench.scan_manifests
 	$(BIN)/python -m bench.scan_dockerfiles
+	$(BIN)/python -m bench.host_audit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

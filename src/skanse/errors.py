@@ -31,6 +31,10 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - LayoutError            an OCI layout or docker archive that is incomplete or hostile
         - LayerError             a layer that cannot be read safely (bomb, bad compression)
       + InventoryError         skanse.inventory: an SBOM could not be produced or written
+      + HostError              a host audit cannot start (the root is not a directory)
+      + HostFactError          a fact a host check needs could not be established; the audit
+        - FactUnavailable        turns it into "could not check" (unreadable, malformed input)
+        - FactNotApplicable      or "not applicable" (the kernel lacks the feature)
       + SigningError           skanse.signing: signing or attaching could not be done
         - KeyFileError           a key file that is unreadable, malformed, of an unsupported
                                  type, or whose password is wrong
@@ -45,7 +49,11 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "DigestMismatchError",
+    "FactNotApplicable",
+    "FactUnavailable",
     "GraphError",
+    "HostError",
+    "HostFactError",
     "ImageError",
     "ImageReferenceError",
     "InputError",
@@ -219,6 +227,41 @@ class LayerError(ImageError):
 
 class InventoryError(SkanseError):
     """An SBOM could not be produced or written."""
+
+
+# --- host audit (skanse.host) ---------------------------------------------------------------
+
+
+class HostError(SkanseError):
+    """The host audit cannot start at all: the root path is missing or not a directory."""
+
+
+class HostFactError(SkanseError):
+    """A fact a host check needs could not be established; never turned into a pass.
+
+    `path` is the file (as seen inside the audited root, "/proc/sys/...") the fact comes from.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class FactUnavailable(HostFactError):
+    """Unreadable, malformed or missing input: the check reports "could not check"."""
+
+    def __init__(self, message: str, *, path: str = "", kind: str = "unreadable") -> None:
+        super().__init__(message, path=path)
+        # a skanse.model.ProblemKind value: missing, unreadable, too-large, parse
+        self.kind = kind
+
+
+class FactNotApplicable(HostFactError):
+    """The thing a check looks at does not exist here (a sysctl the kernel lacks)."""
 
 
 # -- signing (skanse.signing) ---------------------------------------------------------------
