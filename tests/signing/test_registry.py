@@ -394,3 +394,33 @@ def test_signing_refuses_to_overwrite_a_foreign_sig_tag(client, repo) -> None:
     with pytest.raises(SigningError, match="not a signature manifest"):
         sign_image(client, repo, new_key())
     assert client.get_manifest(repo, signature_tag(digest))[0] == index
+
+
+def test_bundle_claims_annotations_and_reference(client, registry, repo) -> None:
+    key = new_key()
+    pub = public(key, "k")
+    push_test_image(client, repo)
+    sign_image(client, repo, key, bundle=True, annotations={"env": "prod"})
+    assert verify_signatures(client, repo, [pub], annotations={"env": "prod"}).verified
+    wrong = verify_signatures(client, repo, [pub], annotations={"env": "dev"})
+    assert not wrong.verified
+    assert "annotation env=dev is not in the signed statement" in wrong.reason
+    strict = verify_signatures(client, repo, [pub], require_reference=True)
+    assert strict.verified, strict.reason
+    assert strict.checks[0].docker_reference == repo.repository
+
+
+def test_require_reference_refuses_a_bundle_that_names_no_repository(client, repo) -> None:
+    from skanse.signing.attach import resolve, write_referrer
+    from skanse.signing.bundle import build_bundle, build_statement
+
+    key = new_key()
+    push_test_image(client, repo)
+    subject = resolve(client, repo)
+    # as Cosign v3 writes it: the statement subject has a digest and no name
+    statement = build_statement(subject.digest, SIGN_PREDICATE_TYPE, {})
+    write_referrer(client, repo, subject, build_bundle(key, statement), SIGN_PREDICATE_TYPE)
+    assert verify_signatures(client, repo, [public(key, "k")]).verified
+    strict = verify_signatures(client, repo, [public(key, "k")], require_reference=True)
+    assert not strict.verified
+    assert "names no repository" in strict.reason

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sign-container-identity",
         metavar="REPOSITORY",
         default=None,
-        help="the docker-reference to put in the payload instead of the image's repository",
+        help="the repository to name in the signature (docker-reference, or the bundle's "
+        "subject name) instead of the image's",
     )
     parser.add_argument(
         "--output-key-prefix",
@@ -90,8 +91,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.key:
         raise UsageError("--key PRIVATE_KEY is required to sign")
-    if args.bundle and args.sign_container_identity:
-        raise UsageError("--sign-container-identity applies to the legacy format, not --bundle")
     ref = parse_reference(args.target)
     key = read_private_key(args.key, read_password())
     client = registry_client(args)

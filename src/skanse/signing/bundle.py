@@ -24,7 +24,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from skanse.signing._common import OtherPredicate, Rejected, b64decode, strict_json
@@ -35,6 +35,7 @@ __all__ = [
     "INTOTO_PAYLOAD_TYPE",
     "SIGN_PREDICATE_TYPE",
     "Statement",
+    "Subject",
     "build_bundle",
     "build_statement",
     "pae",
@@ -108,17 +109,29 @@ def build_bundle(key: SigningKey, statement: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class Subject:
+    """One statement subject: its digests, and the name and annotations it may carry."""
+
+    digest: Mapping[str, str]
+    name: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
     """The parts of an in-toto statement that verification and policies look at."""
 
     type: str
-    subject_digests: tuple[Mapping[str, str], ...]
+    subjects: tuple[Subject, ...]
     predicate_type: str
     predicate: Any
 
-    def names_digest(self, digest: str) -> bool:
+    def subjects_for(self, digest: str) -> list[Subject]:
         algorithm, _, hexpart = digest.partition(":")
-        return any(d.get(algorithm) == hexpart for d in self.subject_digests)
+        return [s for s in self.subjects if s.digest.get(algorithm) == hexpart]
+
+    def names_digest(self, digest: str) -> bool:
+        return bool(self.subjects_for(digest))
 
 
 def parse_statement(payload: bytes) -> Statement:
@@ -131,15 +144,25 @@ def parse_statement(payload: bytes) -> Statement:
         raise Rejected("statement has no subject")
     if len(subjects) > _MAX_SUBJECTS:
         raise Rejected(f"statement has {len(subjects)} subjects, over the cap of {_MAX_SUBJECTS}")
-    digests = []
+    parsed = []
     for i, subject in enumerate(subjects):
         if not isinstance(subject, dict) or not isinstance(subject.get("digest"), dict):
             raise Rejected(f"statement subject {i} is not an object with a digest")
-        digests.append({str(k): v for k, v in subject["digest"].items() if isinstance(v, str)})
+        name = subject.get("name")
+        annotations = subject.get("annotations")
+        parsed.append(
+            Subject(
+                {str(k): v for k, v in subject["digest"].items() if isinstance(v, str)},
+                name if isinstance(name, str) else None,
+                {str(k): str(v) for k, v in annotations.items()}
+                if isinstance(annotations, dict)
+                else {},
+            )
+        )
     predicate_type = doc.get("predicateType")
     if not isinstance(predicate_type, str) or not predicate_type:
         raise Rejected("statement has no predicateType")
-    return Statement(str(kind), tuple(digests), predicate_type, doc.get("predicate"))
+    return Statement(str(kind), tuple(parsed), predicate_type, doc.get("predicate"))
 
 
 def _parse_bundle(data: bytes) -> dict[str, Any]:

@@ -78,7 +78,14 @@ def sign_image(
     digest = subject.digest
     pinned = ref.with_digest(digest)
     if bundle:
-        statement = build_statement(digest, SIGN_PREDICATE_TYPE, {}, annotations=annotations)
+        # Cosign leaves the subject unnamed; the name lets --require-reference check bundles
+        statement = build_statement(
+            digest,
+            SIGN_PREDICATE_TYPE,
+            {},
+            name=identity or simplesigning.docker_reference(ref),
+            annotations=annotations,
+        )
         manifest_digest, listed = write_referrer(
             client, ref, subject, build_bundle(key, statement), SIGN_PREDICATE_TYPE
         )

@@ -23,8 +23,9 @@ from skanse.oci.registry import RegistryClient
 from skanse.signing import simplesigning
 from skanse.signing._common import OtherPredicate, Rejected
 from skanse.signing.attach import Attached, Limits, find_bundles, find_legacy_signatures, resolve
-from skanse.signing.bundle import SIGN_PREDICATE_TYPE, verify_image_bundle
+from skanse.signing.bundle import SIGN_PREDICATE_TYPE, Statement, verify_image_bundle
 from skanse.signing.keys import PublicKey
+from skanse.signing.simplesigning import same_repository
 
 __all__ = [
     "SignatureCheck",
@@ -121,6 +122,13 @@ def check_attached(
             )
         except Rejected as exc:
             return SignatureCheck(item.where, item.format, False, str(exc))
+        try:
+            _check_subject(statement, digest, repository, annotations)
+        except Rejected as exc:
+            return SignatureCheck(
+                item.where, item.format, False, f"signed by {key.name}, but {exc}", key.name
+            )
+        subject = statement.subjects_for(digest)[0]
         return SignatureCheck(
             item.where,
             item.format,
@@ -128,6 +136,7 @@ def check_attached(
             f"valid, signed by {key.name}",
             key.name,
             statement.predicate_type,
+            subject.name,
         )
     signer = next((k for k in keys if k.verify(item.signature, item.payload)), None)
     if signer is None:
@@ -150,6 +159,30 @@ def check_attached(
         signer.name,
         docker_reference=payload.docker_reference,
     )
+
+
+def _check_subject(
+    statement: Statement,
+    digest: str,
+    repository: Reference | None,
+    annotations: Mapping[str, str] | None,
+) -> None:
+    """The simple-signing claims, for a bundle: a subject of `digest` that names the
+    repository (when asked) and carries the annotations. A bundle without a subject name
+    cannot show its repository, so --require-reference refuses it."""
+    subjects = statement.subjects_for(digest)
+    if repository is not None:
+        named = [s for s in subjects if s.name and same_repository(s.name, repository)]
+        if not named:
+            names = sorted({s.name for s in subjects if s.name})
+            raise Rejected(
+                f"the statement names {', '.join(map(repr, names)) or 'no repository'}, not "
+                f"{repository.repository!r} (--require-reference)"
+            )
+        subjects = named
+    for key, value in (annotations or {}).items():
+        if not any(s.annotations.get(key) == value for s in subjects):
+            raise Rejected(f"annotation {key}={value} is not in the signed statement")
 
 
 def _names(keys: Sequence[PublicKey]) -> tuple[str, ...]:
