@@ -37,6 +37,12 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - FactNotApplicable      or "not applicable" (the kernel lacks the feature)
       + EditConflict           skanse fix: a planned edit does not fit the document (a
                                scalar where a mapping must be); the finding is declined
+      + SigningError           skanse.signing: signing or attaching could not be done
+        - KeyFileError           a key file that is unreadable, malformed, of an unsupported
+                                 type, or whose password is wrong
+        - SignaturePolicyError   an image policy file that is malformed or names unknown keys
+      (A signature that does not verify is not an error: it is a result, "not verified",
+      with the reason.)
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ __all__ = [
     "ImageReferenceError",
     "InputError",
     "InventoryError",
+    "KeyFileError",
     "LayerError",
     "LayoutError",
     "ManifestError",
@@ -65,6 +72,8 @@ __all__ = [
     "RegistryError",
     "RuleTestError",
     "RulesError",
+    "SignaturePolicyError",
+    "SigningError",
     "SkanseError",
     "SourceError",
     "UsageError",
@@ -264,3 +273,35 @@ class FactNotApplicable(HostFactError):
 
 class EditConflict(SkanseError):
     """A planned edit does not fit the document's shape (a scalar where a mapping must be)."""
+
+
+# -- signing (skanse.signing) ---------------------------------------------------------------
+# Verification never raises for a bad signature: it returns "not verified" with the reason.
+
+
+class SigningError(SkanseError):
+    """Signing, attaching or reading signatures could not be done (not: "did not verify")."""
+
+
+class KeyFileError(SigningError):
+    """A key that is unreadable, malformed, of an unsupported type, or whose password is wrong."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SignaturePolicyError(SigningError):
+    """An image policy that is malformed, or names keys it does not define."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message

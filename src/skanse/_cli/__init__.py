@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("image", "inspect a container image: digest, config, layers, history"),
     "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),
     "host": ("host", "audit a host: sysctls, kubelet, container runtime, kernel isolation"),
+    "sign": ("sign", "sign an image with a Cosign key (or generate-key-pair)"),
+    "verify": ("verify", "verify an image's Cosign signatures with one or more keys"),
+    "attest": ("attest", "attach a signed in-toto attestation (an SBOM) to an image"),
+    "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
 }
 
 
