@@ -20,15 +20,21 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - ProofError             generated policies do not allow exactly what was declared
       + RulesError             runtime rules: a rules-test file or rule set cannot be used
         - RuleTestError          a `skanse rules test` file is unreadable or malformed
+      + AdmissionError         skanse admission could not do what was asked
+        - PolicyError            the admission policy file is missing, malformed or invalid
+        - CertificateError       TLS material cannot be read, loaded or generated
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AdmissionError",
+    "CertificateError",
     "ConfigError",
     "GraphError",
     "InputError",
     "NetpolError",
+    "PolicyError",
     "ProofError",
     "RegistryError",
     "RuleTestError",
@@ -130,3 +136,28 @@ class RulesError(SkanseError):
 
 class RuleTestError(RulesError):
     """A `skanse rules test` file that cannot be read or is not in the expected shape."""
+
+
+# -- admission webhook (skanse.admission) -----------------------------------------------------
+# A bad AdmissionReview is never raised to the caller: the webhook answers it (4xx, or a
+# well-formed denial). These are for what the operator sets up: policy files and certificates.
+
+
+class AdmissionError(SkanseError):
+    """skanse admission could not do what was asked."""
+
+
+class PolicyError(AdmissionError):
+    """The admission policy file is missing, malformed or invalid."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def diagnostics(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}{self}"
+
+
+class CertificateError(AdmissionError):
+    """TLS material (certificate, key, CA) cannot be read, loaded or generated."""
