@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
     "rules": ("rules", "validate and test Falco-compatible runtime rules"),
     "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
+    "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
 }
 
 
