@@ -77,10 +77,11 @@ def test_audit_says_what_the_webhook_would_deny() -> None:
     evaluator = Evaluator(policy())
     result = audit("cluster.json", _dump(bad, good, system, deployment, service), evaluator)
     decisions = {o.resource.name: o.decision for o in result.objects}
-    assert decisions == {"bad": "deny", "good": "allow", "proxy": "exempt",
-                         "nginx": "deny"}
+    assert decisions == {"bad": "deny", "good": "allow", "proxy": "exempt", "nginx": "deny"}
     assert {f.check_id for f in result.result.findings if f.resource.name == "bad"} == {
-        "SKN-K8S-002", "SKN-K8S-014"}
+        "SKN-K8S-002",
+        "SKN-K8S-014",
+    }
     # the same verdict as the webhook's for the same object
     from skanse.admission.handler import Webhook
     from tests.admission.conftest import pod_request, review
@@ -100,15 +101,20 @@ def test_policy_reports_are_wgpolicyk8s_v1alpha2() -> None:
     assert report["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and report["kind"] == "PolicyReport"
     assert report["metadata"]["namespace"] == "shop"
     checks = len(evaluator.checks_for("Pod"))
-    assert report["summary"] == {"pass": 2 * checks - 2, "fail": 2, "warn": 0, "error": 0,
-                                 "skip": 0}
+    assert report["summary"] == {
+        "pass": 2 * checks - 2,
+        "fail": 2,
+        "warn": 0,
+        "error": 0,
+        "skip": 0,
+    }
     for result in report["results"]:
         assert result["result"] in ("pass", "fail", "warn", "error", "skip")
         assert result["severity"] in ("critical", "high", "medium", "low", "info")
         assert result["source"] == "skanse" and result["policy"] == "skanse-zero-trust"
         assert result["resources"] == [
-            {"apiVersion": "v1", "kind": "Pod", "name": "bad", "namespace": "shop",
-             "uid": "1234"}]
+            {"apiVersion": "v1", "kind": "Pod", "name": "bad", "namespace": "shop", "uid": "1234"}
+        ]
         assert set(result["timestamp"]) == {"seconds", "nanos"}
     assert {r["rule"] for r in report["results"]} == {"SKN-K8S-002", "SKN-K8S-014"}
 
@@ -118,7 +124,8 @@ def test_audit_cli_exit_codes_and_formats(tmp_path: Path, cli) -> None:
     dump.write_bytes(_dump(privileged(hardened_pod(name="bad"))))
     result = cli("admission", "audit", str(dump))
     assert result.code == 1 and "would deny Pod/shop/bad: SKN-K8S-002, SKN-K8S-014" in (
-        result.stderr)
+        result.stderr
+    )
     result = cli("admission", "audit", str(dump), "--format", "policyreport")
     assert json.loads(result.stdout)["items"][0]["summary"]["fail"] == 2
     sarif = cli("admission", "audit", str(dump), "--format", "sarif")
@@ -139,15 +146,14 @@ def test_audit_cli_exit_codes_and_formats(tmp_path: Path, cli) -> None:
 
 
 def _documents() -> list[dict[str, Any]]:
-    docs = []
+    docs: list[dict[str, Any]] = []
     for path in sorted(DEPLOY.glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d and "kind" in d)
     return docs
 
 
 def test_deployment_passes_zero_trust_with_no_findings(cli) -> None:
-    result = cli("scan", "--profile", "zero-trust", "--format", "json",
-                 str(repo_root() / "deploy"))
+    result = cli("scan", "--profile", "zero-trust", "--format", "json", str(repo_root() / "deploy"))
     assert result.code == 0, result.stdout
     report = json.loads(result.stdout)
     assert report["findings"] == []
@@ -162,8 +168,14 @@ def test_rendered_kustomization_passes_zero_trust(cli, tmp_path: Path) -> None:
     result = cli("scan", "--profile", "zero-trust", "-", stdin=rendered.encode())
     assert result.code == 0, result.stdout
     kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
-    assert {"Deployment", "ConfigMap", "ValidatingWebhookConfiguration",
-            "MutatingWebhookConfiguration", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {
+        "Deployment",
+        "ConfigMap",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    } <= kinds
     # the webhook admits itself too (its namespace is exempt, but it would pass anyway)
     dump = tmp_path / "rendered.yaml"
     dump.write_text(rendered)
@@ -173,8 +185,10 @@ def test_rendered_kustomization_passes_zero_trust(cli, tmp_path: Path) -> None:
 def test_webhook_configurations() -> None:
     docs = _documents()
     configs = [d for d in docs if d["kind"].endswith("WebhookConfiguration")]
-    assert {c["kind"] for c in configs} == {"ValidatingWebhookConfiguration",
-                                            "MutatingWebhookConfiguration"}
+    assert {c["kind"] for c in configs} == {
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    }
     for config in configs:
         for hook in config["webhooks"]:
             assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 5
@@ -184,8 +198,15 @@ def test_webhook_configurations() -> None:
             assert expression["operator"] == "NotIn"
             assert set(expression["values"]) == {"kube-system", "skanse-system"}
             resources = {r for rule in hook["rules"] for r in rule["resources"]}
-            assert {"pods", "deployments", "statefulsets", "daemonsets", "jobs",
-                    "cronjobs", "replicasets"} <= resources
+            assert {
+                "pods",
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "jobs",
+                "cronjobs",
+                "replicasets",
+            } <= resources
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]

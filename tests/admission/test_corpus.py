@@ -57,33 +57,49 @@ CASES = [
     # privileged: every container kind, every workload kind
     ("pod-privileged-policy/test_data/privileged_container.json", False, {"SKN-K8S-002"}),
     ("pod-privileged-policy/test_data/privileged_init_container.json", False, {"SKN-K8S-002"}),
-    ("pod-privileged-policy/test_data/privileged_ephemeral_container.json", False,
-     {"SKN-K8S-002"}),
-    ("pod-privileged-policy/test_data/deployment_with_privileged_containers.json", False,
-     {"SKN-K8S-002"}),
-    ("pod-privileged-policy/test_data/statefulset_with_privileged_container.json", False,
-     {"SKN-K8S-002"}),
+    ("pod-privileged-policy/test_data/privileged_ephemeral_container.json", False, {"SKN-K8S-002"}),
+    (
+        "pod-privileged-policy/test_data/deployment_with_privileged_containers.json",
+        False,
+        {"SKN-K8S-002"},
+    ),
+    (
+        "pod-privileged-policy/test_data/statefulset_with_privileged_container.json",
+        False,
+        {"SKN-K8S-002"},
+    ),
     ("pod-privileged-policy/test_data/no_privileged_containers.json", True, set()),
     # host namespaces (hostNetwork, hostPID, hostIPC; the recorded pods also bind host ports)
     ("host-namespaces-psp-policy/test_data/pod_request.json", False, {"SKN-K8S-001"}),
     ("host-namespaces-psp-policy/test_data/deployment_request.json", False, {"SKN-K8S-001"}),
     # capabilities beyond the runtime's default set are denied at baseline; CHOWN and KILL
     # are in the default set (PSA's capabilities_baseline allow-list)
-    ("capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_reject.json", False,
-     {"SKN-K8S-003"}),
-    ("capabilities-psp-policy/test_data/req_pod_with_container_with_capabilities_added.json",
-     False, {"SKN-K8S-003"}),
-    ("capabilities-psp-policy/test_data/"
-     "req_pod_with_container_with_capabilities_added_for_deployment.json", False,
-     {"SKN-K8S-003"}),
-    ("capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_accept.json", True,
-     set()),
+    (
+        "capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_reject.json",
+        False,
+        {"SKN-K8S-003"},
+    ),
+    (
+        "capabilities-psp-policy/test_data/req_pod_with_container_with_capabilities_added.json",
+        False,
+        {"SKN-K8S-003"},
+    ),
+    (
+        "capabilities-psp-policy/test_data/"
+        "req_pod_with_container_with_capabilities_added_for_deployment.json",
+        False,
+        {"SKN-K8S-003"},
+    ),
+    (
+        "capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_accept.json",
+        True,
+        set(),
+    ),
     ("capabilities-psp-policy/test_data/req_pod_with_mutate_capabilities.json", True, set()),
     ("capabilities-psp-policy/test_data/req_pod_without_security_context.json", True, set()),
     # volumes: hostPath is denied, the projected token volume is fine
     ("hostpaths-psp-policy/test_data/request-pod-hostpaths.json", False, {"SKN-K8S-004"}),
-    ("hostpaths-psp-policy/test_data/request-pod-multiple-containers.json", False,
-     {"SKN-K8S-004"}),
+    ("hostpaths-psp-policy/test_data/request-pod-multiple-containers.json", False, {"SKN-K8S-004"}),
     ("hostpaths-psp-policy/test_data/request-pod-no-hostpaths.json", True, set()),
     ("volumes-psp-policy/test_data/request-pod-volumes.json", False, {"SKN-K8S-004"}),
     ("volumes-psp-policy/test_data/request-pod-no-volumes.json", True, set()),
@@ -107,25 +123,34 @@ def test_baseline_verdict_matches_the_file_name(name: str, allowed: bool, failin
 
 def test_restricted_denies_flexvolume_and_capabilities_outside_drop_all() -> None:
     webhook = Webhook(policy("pss-restricted"))
-    flex = webhook.validate(review(recorded(
-        "flexvolume-drivers-psp-policy/test_data/pod_with_flexvolume.json")))
+    flex = webhook.validate(
+        review(recorded("flexvolume-drivers-psp-policy/test_data/pod_with_flexvolume.json"))
+    )
     assert "SKN-K8S-013" in flex.failed  # flexVolume is outside the restricted volume types
-    kill = webhook.validate(review(recorded(
-        "capabilities-psp-policy/test_data/req_pod_with_mutate_capabilities.json")))
+    kill = webhook.validate(
+        review(recorded("capabilities-psp-policy/test_data/req_pod_with_mutate_capabilities.json"))
+    )
     assert "SKN-K8S-018" in kill.failed  # restricted allows adding NET_BIND_SERVICE only
 
 
 def test_zero_trust_denies_any_added_capability() -> None:
-    outcome = Webhook(policy("zero-trust")).validate(review(recorded(
-        "capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_accept.json")))
+    outcome = Webhook(policy("zero-trust")).validate(
+        review(
+            recorded(
+                "capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_accept.json"
+            )
+        )
+    )
     assert "SKN-K8S-024" in outcome.failed and "SKN-K8S-003" not in outcome.failed
 
 
 GOLDEN = [
     ("pod-privileged-policy/test_data/privileged_ephemeral_container.json", "pss-baseline"),
     ("host-namespaces-psp-policy/test_data/deployment_request.json", "pss-baseline"),
-    ("capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_reject.json",
-     "pss-restricted"),
+    (
+        "capabilities-psp-policy/test_data/req_pod_with_allowed_capabilities_reject.json",
+        "pss-restricted",
+    ),
     ("hostpaths-psp-policy/test_data/request-pod-hostpaths.json", "zero-trust"),
     ("apparmor-psp-policy/test_data/pod_invalid.json", "pss-baseline"),
     ("echo/test_data/delete_accept.json", "zero-trust"),

@@ -13,19 +13,38 @@ from tests.admission.conftest import hardened_pod, pod_request, policy
 
 WEBHOOK = Webhook(policy())
 
-_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(
-    max_size=20
+_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
 )
 _json = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
     max_leaves=30,
 )
 _keys = st.sampled_from(
-    ["securityContext", "containers", "initContainers", "volumes", "capabilities", "add",
-     "drop", "privileged", "runAsUser", "hostPath", "image", "seccompProfile", "type",
-     "metadata", "annotations", "spec", "template", "hostNetwork", "name"]
+    [
+        "securityContext",
+        "containers",
+        "initContainers",
+        "volumes",
+        "capabilities",
+        "add",
+        "drop",
+        "privileged",
+        "runAsUser",
+        "hostPath",
+        "image",
+        "seccompProfile",
+        "type",
+        "metadata",
+        "annotations",
+        "spec",
+        "template",
+        "hostNetwork",
+        "name",
+    ]
 )
 # objects shaped like pods, with wrong types in the right places
 _podlike = st.recursive(
@@ -71,8 +90,7 @@ def test_pod_shaped_garbage(spec: Any, kind: str, operation: str, old: Any) -> N
     request["kind"]["kind"] = kind
     request["kind"]["group"] = "" if kind == "Pod" else "apps"
     request["operation"] = operation
-    request["object"] = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "f"},
-                         "spec": spec}
+    request["object"] = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "f"}, "spec": spec}
     request["oldObject"] = {"kind": kind, "spec": old} if operation != "CREATE" else None
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
     _check(json.dumps(review).encode())

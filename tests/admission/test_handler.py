@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from skanse.admission.evaluate import Evaluator
+from skanse.admission.evaluate import Evaluator, admission_object
 from skanse.admission.handler import Webhook
 from skanse.admission.images import ImageOutcome, ImageRule, ImageVerdict
 from skanse.admission.policy import Mode, Policy, UnmatchedImages
@@ -26,7 +26,6 @@ from tests.admission.conftest import (
     privileged,
     review,
 )
-from skanse.admission.evaluate import admission_object
 
 
 def validate(webhook: Webhook, request: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -57,7 +56,9 @@ def test_enforce_denies_with_the_check_ids_and_psa_message(zero_trust: Webhook) 
     assert status["code"] == 403 and status["reason"] == "Forbidden"
     assert "SKN-K8S-002" in status["message"] and "SKN-K8S-014" in status["message"]
     # Pod Security Admission's own words, so the denial can be diffed against PSA
-    psa = evaluate(pod_spec(admission_object(pod, "x", "v1", "Pod")), parse_policy("restricted"))
+    view = pod_spec(admission_object(pod, "x", "v1", "Pod"))
+    assert view is not None
+    psa = evaluate(view, parse_policy("restricted"))
     assert psa.message in status["message"]
     assert response["auditAnnotations"]["failed"] == "SKN-K8S-002,SKN-K8S-014"
 
@@ -124,8 +125,9 @@ def test_ephemeral_containers_subresource_is_checked(zero_trust: Webhook) -> Non
     debug["name"] = "debugger"
     debug["securityContext"]["privileged"] = True
     pod["spec"]["ephemeralContainers"] = [debug]
-    request = pod_request(pod, operation="UPDATE", old=hardened_pod(),
-                          subResource="ephemeralcontainers")
+    request = pod_request(
+        pod, operation="UPDATE", old=hardened_pod(), subResource="ephemeralcontainers"
+    )
     _, response = validate(zero_trust, request)
     assert response["allowed"] is False and "SKN-K8S-002" in response["status"]["message"]
 
@@ -177,8 +179,11 @@ def test_annotation_with_reason_suppresses_and_is_audited(zero_trust: Webhook) -
     assert response["allowed"] is True
     suppressed = json.loads(response["auditAnnotations"]["suppressed"])
     assert suppressed == [
-        {"check": "SKN-K8S-027", "reason": "pinned by the pipeline",
-         "origin": "annotation ignore.skanse.io/SKN-K8S-027"}
+        {
+            "check": "SKN-K8S-027",
+            "reason": "pinned by the pipeline",
+            "origin": "annotation ignore.skanse.io/SKN-K8S-027",
+        }
     ]
     assert ("SKN-K8S-027", "suppressed") in outcome.results
 
@@ -206,8 +211,9 @@ def test_config_suppression_expires(tmp_path: Path) -> None:
     pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
 
     def webhook(today: dt.date) -> Webhook:
-        return Webhook(policy(), Evaluator(policy(), suppressions=suppressions,
-                                           today=lambda: today))
+        return Webhook(
+            policy(), Evaluator(policy(), suppressions=suppressions, today=lambda: today)
+        )
 
     _, before = validate(webhook(dt.date(2026, 6, 30)), pod_request(pod))
     assert before["allowed"] is True
@@ -259,10 +265,14 @@ def test_dry_run_is_answered_like_the_real_request(zero_trust: Webhook) -> None:
         (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "apiVersion"),
         (b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}', "kind is 'Pod'"),
         (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "no request"),
-        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
-         "uid is missing"),
-        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "kind": "X"}',
-         "duplicate key"),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
+            "uid is missing",
+        ),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "kind": "X"}',
+            "duplicate key",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         (b'{"a": NaN}', "not valid JSON"),
     ],
@@ -281,8 +291,10 @@ def test_bodies_that_are_not_reviews_get_400(body: bytes, phrase: str, zero_trus
         ({"object": None}, "object is missing"),
         ({"object": [1]}, "not a JSON object"),
         ({"dryRun": "yes"}, "dryRun"),
-        ({"object": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {}}},
-         "but the object is a Deployment"),
+        (
+            {"object": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {}}},
+            "but the object is a Deployment",
+        ),
     ],
 )
 def test_malformed_requests_with_a_uid_get_a_well_formed_denial(change, phrase, zero_trust):
@@ -301,7 +313,7 @@ def test_a_pod_without_spec_cannot_be_checked_and_is_denied_in_enforce(zero_trus
 
 
 class _Exploding(Evaluator):
-    def evaluate(self, obj, namespace):  # type: ignore[override]
+    def evaluate(self, obj, namespace):
         raise RuntimeError("boom")
 
 

@@ -39,9 +39,12 @@ def bare_pod(run_as_user: int | None = 1000) -> dict[str, Any]:
         context["runAsUser"] = run_as_user
     pod["spec"]["containers"][0]["securityContext"] = {"readOnlyRootFilesystem": True}
     pod["spec"]["initContainers"] = [
-        {"name": "init", "image": pod["spec"]["containers"][0]["image"],
-         "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
-         "securityContext": {"readOnlyRootFilesystem": True}}
+        {
+            "name": "init",
+            "image": pod["spec"]["containers"][0]["image"],
+            "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
+            "securityContext": {"readOnlyRootFilesystem": True},
+        }
     ]
     return pod
 
@@ -86,11 +89,17 @@ def test_explicit_values_are_never_overridden() -> None:
     pod = bare_pod()
     container = pod["spec"]["containers"][0]
     container["securityContext"].update(
-        {"allowPrivilegeEscalation": True, "capabilities": {"drop": ["NET_RAW"]},
-         "seccompProfile": {"type": "Unconfined"}, "runAsNonRoot": False}
+        {
+            "allowPrivilegeEscalation": True,
+            "capabilities": {"drop": ["NET_RAW"]},
+            "seccompProfile": {"type": "Unconfined"},
+            "runAsNonRoot": False,
+        }
     )
-    pod["spec"]["securityContext"]["seccompProfile"] = {"type": "Localhost",
-                                                       "localhostProfile": "p.json"}
+    pod["spec"]["securityContext"]["seccompProfile"] = {
+        "type": "Localhost",
+        "localhostProfile": "p.json",
+    }
     patched, patch = mutated(Webhook(policy()), pod_request(pod))
     out = patched["spec"]["containers"][0]["securityContext"]
     assert out["allowPrivilegeEscalation"] is True
@@ -108,8 +117,9 @@ def test_privileged_container_gets_no_escalation_default() -> None:
     pod["spec"]["initContainers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
     patched, _ = mutated(Webhook(policy()), pod_request(pod))
     assert "allowPrivilegeEscalation" not in patched["spec"]["containers"][0]["securityContext"]
-    assert "allowPrivilegeEscalation" not in (
-        patched["spec"]["initContainers"][0]["securityContext"])
+    assert (
+        "allowPrivilegeEscalation" not in (patched["spec"]["initContainers"][0]["securityContext"])
+    )
 
 
 def test_missing_security_contexts_are_added_whole() -> None:
@@ -121,7 +131,8 @@ def test_missing_security_contexts_are_added_whole() -> None:
     paths = [op["path"] for op in patch]
     assert "/spec/securityContext" in paths and "/spec/containers/0/securityContext" in paths
     assert patched["spec"]["initContainers"][0]["securityContext"]["capabilities"] == {
-        "drop": ["ALL"]}
+        "drop": ["ALL"]
+    }
 
 
 def test_windows_pods_get_nothing() -> None:

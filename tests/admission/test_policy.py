@@ -18,7 +18,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_full_policy(tmp_path: Path) -> None:
-    policy = load_policy(write(tmp_path, """
+    policy = load_policy(
+        write(
+            tmp_path,
+            """
 profile: pss-baseline
 mode: warn
 fail-on: high
@@ -36,7 +39,9 @@ unmatched-images: deny
 mutation:
   modes: [enforce, warn]
   set-user: true
-"""))
+""",
+        )
+    )
     assert policy.profile.value == "pss-baseline" and str(policy.pss) == "baseline@latest"
     assert policy.mode_for("prod") is Mode.ENFORCE
     assert policy.mode_for("sandbox-3") is Mode.AUDIT
@@ -99,8 +104,10 @@ def test_missing_and_huge_policy_files(tmp_path: Path) -> None:
         ("index.docker.io/library/nginx", "docker.io/library/nginx"),
         ("localhost:5000/app:1", "localhost:5000/app:1"),
         ("ghcr.io/org/app@sha256:" + "a" * 64, "ghcr.io/org/app@sha256:" + "a" * 64),
-        ("registry.example.com:443/a/b:2@sha256:" + "c" * 64,
-         "registry.example.com:443/a/b:2@sha256:" + "c" * 64),
+        (
+            "registry.example.com:443/a/b:2@sha256:" + "c" * 64,
+            "registry.example.com:443/a/b:2@sha256:" + "c" * 64,
+        ),
     ],
 )
 def test_image_normalisation(image: str, normalized: str) -> None:
