@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
-APT_PACKAGES ?= sysdig
+APT_PACKAGES ?= sysdig wrk
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench
 
@@ -54,7 +54,7 @@ unit: install-test system-deps
 ## test: install what the tests need, then lint, types, import contracts and the whole suite
 test: lint types imports unit
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench.scan_manifests
 	$(BIN)/python -m bench.scan_dockerfiles
 
