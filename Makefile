@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
 APT_PACKAGES ?= sysdig wrk
 
-.PHONY: run test lint types imports unit install install-test system-deps clean bench
+.PHONY: run test lint types imports unit install install-test system-deps clean bench bench-admission
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ test: lint types imports unit
 bench: install system-deps
 	$(BIN)/python -m bench.scan_manifests
 	$(BIN)/python -m bench.scan_dockerfiles
+
+## bench-admission: load the webhook over HTTPS (wrk closed loop, open loop at 500/s)
+bench-admission: install system-deps
+	$(BIN)/python -m bench.admission_load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

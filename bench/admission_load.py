@@ -86,7 +86,7 @@ def realistic_pod(index: int, *, violating: bool = False) -> dict[str, Any]:
                 "capabilities": {"drop": ["ALL"]},
             },
             "volumeMounts": [
-                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - inside the container
                 {"name": "config", "mountPath": "/etc/checkout", "readOnly": True},
                 {"name": "tls", "mountPath": "/etc/tls", "readOnly": True},
             ],
