@@ -411,3 +411,26 @@ def test_policy_defaults_are_zero_trust_enforce() -> None:
     default = Policy()
     assert default.profile.value == "zero-trust" and default.default_mode is Mode.ENFORCE
     assert "kube-system" in default.exempt_namespaces
+
+
+def test_policy_can_limit_which_checks_annotations_suppress(tmp_path: Path) -> None:
+    from skanse.admission.policy import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("annotation-suppressions: [CKV_K8S_43]\n")  # alias of SKN-K8S-027
+    limited = load_policy(path)
+    pod = privileged(hardened_pod())
+    pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
+    pod["metadata"]["annotations"] = {
+        "ignore.skanse.io/SKN-K8S-027": "pinned by the pipeline",
+        "ignore.skanse.io/SKN-K8S-002": "we really need it",
+    }
+    _, response = validate(Webhook(limited), pod_request(pod))
+    assert response["allowed"] is False
+    assert response["auditAnnotations"]["failed"] == "SKN-K8S-002,SKN-K8S-014"
+    assert any("ignore.skanse.io/SKN-K8S-002 is not honoured" in w for w in response["warnings"])
+    path.write_text("annotation-suppressions: none\n")
+    _, none = validate(Webhook(load_policy(path)), pod_request(pod))
+    assert "SKN-K8S-027" in none["auditAnnotations"]["failed"]
+    _, everything = validate(Webhook(policy()), pod_request(pod))
+    assert everything["auditAnnotations"]["failed"] == "SKN-K8S-014"  # as the CLI

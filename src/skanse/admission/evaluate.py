@@ -15,6 +15,7 @@ decide is left out rather than guessed, and said so in `NOT_DECIDED`:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from skanse.checks._all import REGISTRY
 from skanse.checks._registry import Check, Registry
 from skanse.checks.kubernetes.base import CheckContext, ClusterIndex
 from skanse.config import ConfigSuppression
-from skanse.model import CheckID, Finding, Layer, ScanResult, Severity
+from skanse.model import CheckID, Finding, Layer, ScanResult, Severity, SuppressionSource
 from skanse.results import apply_suppressions
 from skanse.scan import ScanOptions, check_object, selected_checks
 from skanse.sources.kubernetes import (
@@ -140,6 +141,35 @@ class Evaluator:
                 if (c.kinds is None or kind in c.kinds) and (kind == "Pod" or c.id not in POD_ONLY)
             )
         self._contexts: dict[tuple[str, tuple[tuple[str, str], ...]], CheckContext] = {}
+        self._annotation_ids: frozenset[str] | None = None
+        if policy.annotation_suppressions is not None:
+            self._annotation_ids = frozenset(
+                check for name in policy.annotation_suppressions for check in registry.resolve(name)
+            )
+
+    def _without_refused_annotations(
+        self, findings: tuple[Finding, ...]
+    ) -> tuple[tuple[Finding, ...], list[str]]:
+        """Drop annotation suppressions of checks the policy does not let annotations
+        suppress; each refusal is a warning naming the annotation."""
+        allowed = self._annotation_ids or frozenset()
+        kept: list[Finding] = []
+        refused: list[str] = []
+        for f in findings:
+            declared = f.declared_suppressions
+            if f.check_id not in allowed and any(
+                s.source is SuppressionSource.ANNOTATION for s in declared
+            ):
+                refused.append(
+                    f"annotation ignore.skanse.io/{f.check_id} is not honoured: the admission "
+                    "policy does not let annotations suppress this check"
+                )
+                declared = tuple(
+                    s for s in declared if s.source is not SuppressionSource.ANNOTATION
+                )
+                f = dataclasses.replace(f, declared_suppressions=declared)
+            kept.append(f)
+        return tuple(kept), list(dict.fromkeys(refused))
 
     def checks_for(self, kind: str) -> tuple[Check[Any, Any], ...]:
         return self._for_kind.get(kind, ())
@@ -169,6 +199,9 @@ class Evaluator:
         )
         findings = checked.findings
         warnings = list(checked.warnings)
+        if self._annotation_ids is not None:
+            findings, refused = self._without_refused_annotations(findings)
+            warnings.extend(refused)
         if findings:
             applied = apply_suppressions(
                 ScanResult(findings=findings, checks=()),

@@ -24,6 +24,8 @@
     mutation:
       modes: [enforce]               # namespaces in these modes get secure defaults
       set-user: false                # also set runAsUser/runAsGroup 10001 where unset
+    annotation-suppressions: all     # which checks ignore.skanse.io/<ID> may suppress:
+                                     # all (as the CLI), none, or a list of ids and aliases
 
 Suppressions (`ignore.skanse.io/<ID>` annotations and `.skanse.yaml` entries with expiry)
 are honoured exactly as the CLI honours them; the `.skanse.yaml` is given with --config.
@@ -35,6 +37,7 @@ import enum
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -122,6 +125,9 @@ class PolicyFile(BaseModel):
         default=UnmatchedImages.ALLOW, alias="unmatched-images"
     )
     mutation: _Mutation = Field(default_factory=_Mutation)
+    annotation_suppressions: Literal["all", "none"] | list[str] = Field(
+        default="all", alias="annotation-suppressions"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +155,10 @@ class Policy:
     unmatched_images: UnmatchedImages = UnmatchedImages.ALLOW
     mutation: MutationSettings = MutationSettings()
     own_namespace: str | None = None
+    # Check ids an `ignore.skanse.io/<ID>` annotation may suppress (None: every check). Whoever
+    # may create a Pod may annotate it, so a cluster can keep the annotation for low-stakes
+    # checks and require `.skanse.yaml` entries (owned by the platform team) for the rest.
+    annotation_suppressions: frozenset[str] | None = None
     source: str = "built-in defaults"
 
     def mode_for(self, namespace: str) -> Mode:
@@ -203,6 +213,10 @@ def policy_from_file(parsed: PolicyFile, source: str) -> Policy:
         fail_on = Severity.parse(parsed.fail_on) if parsed.fail_on else None
     except ValueError as exc:
         raise ValueError(f"fail-on: {exc}") from None
+    allowed = parsed.annotation_suppressions
+    annotation_ids: frozenset[str] | None = (
+        None if allowed == "all" else frozenset() if allowed == "none" else frozenset(allowed)
+    )
     users = set(parsed.exempt.users)
     for account in parsed.exempt.service_accounts:
         namespace, _, name = account.partition("/")
@@ -221,6 +235,7 @@ def policy_from_file(parsed: PolicyFile, source: str) -> Policy:
         images=tuple(ImageRule(r.image, tuple(r.keys)) for r in parsed.images),
         unmatched_images=parsed.unmatched_images,
         mutation=MutationSettings(frozenset(parsed.mutation.modes), parsed.mutation.set_user),
+        annotation_suppressions=annotation_ids,
         source=source,
     )
 

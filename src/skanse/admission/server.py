@@ -142,23 +142,34 @@ class _GuardedHttp(HttpToolsProtocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        # One read can hold the end of the headers and the start of the body: parse first,
+        # and refuse only if the headers are still incomplete after that much data.
         if self._in_headers:
             self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
-                self._refuse(b"431 Request Header Fields Too Large")
-                return
         super().data_received(data)
+        if (
+            self._in_headers
+            and self._header_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse(b"431 Request Header Fields Too Large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_headers = True
-        self._header_bytes = 0
+        self._in_headers = True  # the count runs on from the read that began the message
         self._arm()
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._header_bytes = 0
         self._disarm()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # whatever arrives from now on belongs to the next request's headers
+        self._in_headers = True
+        self._header_bytes = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
