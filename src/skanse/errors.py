@@ -43,12 +43,17 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - SignaturePolicyError   an image policy file that is malformed or names unknown keys
       (A signature that does not verify is not an error: it is a result, "not verified",
       with the reason.)
+      + AdmissionError         skanse admission could not do what was asked
+        - PolicyError            the admission policy file is missing, malformed or invalid
+        - CertificateError       TLS material cannot be read, loaded or generated
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AdmissionError",
     "AuthError",
+    "CertificateError",
     "ConfigError",
     "DigestMismatchError",
     "EditConflict",
@@ -67,6 +72,7 @@ __all__ = [
     "ManifestError",
     "NetpolError",
     "NotFoundError",
+    "PolicyError",
     "ProofError",
     "RegistryClientError",
     "RegistryError",
@@ -305,3 +311,28 @@ class SignaturePolicyError(SigningError):
 
     def diagnostics(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
+
+
+# -- admission webhook (skanse.admission) -----------------------------------------------------
+# A bad AdmissionReview is never raised to the caller: the webhook answers it (4xx, or a
+# well-formed denial). These are for what the operator sets up: policy files and certificates.
+
+
+class AdmissionError(SkanseError):
+    """skanse admission could not do what was asked."""
+
+
+class PolicyError(AdmissionError):
+    """The admission policy file is missing, malformed or invalid."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def diagnostics(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}{self}"
+
+
+class CertificateError(AdmissionError):
+    """TLS material (certificate, key, CA) cannot be read, loaded or generated."""

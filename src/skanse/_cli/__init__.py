@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "verify an image's Cosign signatures with one or more keys"),
     "attest": ("attest", "attach a signed in-toto attestation (an SBOM) to an image"),
     "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
+    "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
 }
 
 
