@@ -12,11 +12,12 @@ import pytest
 
 from skanse.admission.evaluate import Evaluator, admission_object
 from skanse.admission.handler import Webhook
-from skanse.admission.images import ImageOutcome, ImageRule, ImageVerdict
-from skanse.admission.policy import Mode, Policy, UnmatchedImages
+from skanse.admission.images import ImageOutcome, ImageVerdict, SigningVerifier
+from skanse.admission.policy import Mode, Policy
 from skanse.checks.kubernetes.pss import evaluate
 from skanse.checks.kubernetes.pss_policy import parse_policy
 from skanse.config import load_config
+from skanse.signing.sign import sign_image
 from skanse.sources.kubernetes import pod_spec
 from tests.admission.conftest import (
     answer,
@@ -26,6 +27,7 @@ from tests.admission.conftest import (
     privileged,
     review,
 )
+from tests.signing.helpers import new_key, push_test_image
 
 
 def validate(webhook: Webhook, request: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -343,68 +345,122 @@ def test_a_crashing_check_is_could_not_check_never_a_pass(monkeypatch) -> None:
     assert ("internal", "error") in outcome.results
 
 
-# -- image signatures (through the verifier interface; the signing layer provides it) ----------
+# -- image signatures: the signing layer's image policy, against a real registry -------------
 
 
-class _Double:
-    """Signed images are those whose repository ends in -signed."""
+class _Recorder:
+    """Wraps a real verifier and records which images it was asked about."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+    def __init__(self, inner: SigningVerifier) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
 
-    def verify(self, image: str, rule: ImageRule) -> ImageVerdict:
-        self.calls.append((image, rule.pattern))
-        signed = image.split("@")[0].split(":")[0].endswith("-signed")
-        outcome = ImageOutcome.VERIFIED if signed else ImageOutcome.REJECTED
-        return ImageVerdict(image, outcome, "signed" if signed else "no signature", rule.pattern)
+    def verify(self, image: str) -> ImageVerdict:
+        self.calls.append(image)
+        return self.inner.verify(image)
 
 
 def _image_pod(image: str) -> dict[str, Any]:
     pod = hardened_pod()
-    pod["spec"]["containers"][0]["image"] = image + "@sha256:" + "b" * 64
+    pod["spec"]["containers"][0]["image"] = image
     return pod
 
 
-def test_unsigned_image_is_denied_and_signed_admitted() -> None:
-    rules = (ImageRule("registry.example.com/**", ("release.pub",)),)
-    verifier = _Double()
-    webhook = Webhook(policy(images=rules), verifier=verifier)
-    _, signed = validate(webhook, pod_request(_image_pod("registry.example.com/a/web-signed:1")))
-    assert signed["allowed"] is True
-    _, unsigned = validate(webhook, pod_request(_image_pod("registry.example.com/a/web:1")))
-    assert unsigned["allowed"] is False
-    assert "image-signature" in unsigned["status"]["message"]
-    assert "no signature" in unsigned["status"]["message"]
-    # images no rule selects are allowed by default and never sent to the verifier
-    _, other = validate(webhook, pod_request(_image_pod("docker.io/library/nginx:1")))
+@pytest.fixture
+def signed_world(registry, tmp_path: Path):
+    """A signed and an unsigned image in the registry fixture, and an image policy file
+    requiring the key for that registry's `signed/**` and `unsigned/**` repositories."""
+    client = registry.client(tmp_path / "cache")
+    key = new_key()
+    (tmp_path / "release.pub").write_bytes(key.public_key().pem())
+    signed, unsigned = registry.ref("signed/web:1.0"), registry.ref("unsigned/web:1.0")
+    signed_digest = push_test_image(client, signed, b"signed")
+    unsigned_digest = push_test_image(client, unsigned, b"unsigned")
+    sign_image(client, signed, key)
+    (tmp_path / "images.yaml").write_text(
+        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\n"
+        "keys: {release: release.pub}\n"
+        f'images:\n  - glob: "{registry.host}/*/web"\n    keys: [release]\n'
+        "default: allow\n"
+    )
+    (tmp_path / "admission.yaml").write_text("image-policy: images.yaml\n")
+    # pods reference images by digest, as the zero-trust profile requires
+    return client, f"{signed}@{signed_digest}", f"{unsigned}@{unsigned_digest}", tmp_path
+
+
+@pytest.mark.registry
+def test_unsigned_image_is_denied_and_signed_admitted(signed_world) -> None:
+    from skanse.admission.policy import load_policy
+
+    client, signed, unsigned, directory = signed_world
+    loaded = load_policy(directory / "admission.yaml")
+    assert loaded.image_policy is not None
+    verifier = _Recorder(SigningVerifier(loaded.image_policy, client))
+    webhook = Webhook(loaded, verifier=verifier)
+    _, admitted = validate(webhook, pod_request(_image_pod(signed)))
+    assert admitted["allowed"] is True, admitted
+    _, denied = validate(webhook, pod_request(_image_pod(unsigned)))
+    assert denied["allowed"] is False
+    message = denied["status"]["message"]
+    assert "image-signature" in message and unsigned in message
+    # images no glob selects follow the policy's default (allow here)
+    nginx = "docker.io/library/nginx:1.27@sha256:" + "0" * 64
+    _, other = validate(webhook, pod_request(_image_pod(nginx)))
     assert other["allowed"] is True
-    assert all(pattern == "registry.example.com/**" for _, pattern in verifier.calls)
+    assert verifier.calls == [signed, unsigned, nginx]
 
 
-def test_without_the_signing_layer_selected_images_cannot_be_checked_and_deny() -> None:
-    rules = (ImageRule("registry.example.com/**", ("release.pub",)),)
-    webhook = Webhook(policy(images=rules))  # default: UnavailableVerifier
-    _, response = validate(webhook, pod_request(_image_pod("registry.example.com/a/web:1")))
+@pytest.mark.registry
+def test_an_unreachable_registry_is_could_not_check_and_denies(signed_world) -> None:
+    from skanse.admission.policy import load_policy
+
+    _, signed, _, directory = signed_world
+    loaded = load_policy(directory / "admission.yaml")
+    assert loaded.image_policy is not None
+    host = signed.split("/")[0]
+    unreachable = signed.replace(host, "127.0.0.1:9")  # nothing listens on the discard port
+    (directory / "images.yaml").write_text(
+        (directory / "images.yaml").read_text().replace(host, "127.0.0.1:9")
+    )
+    loaded = load_policy(directory / "admission.yaml")
+    webhook = Webhook(loaded)  # the server's own verifier, built from the policy
+    _, response = validate(webhook, pod_request(_image_pod(unreachable)))
     assert response["allowed"] is False
-    assert "could-not-check" in response["status"]["message"]
+    assert "could not check" in response["status"]["message"]
 
 
-def test_unmatched_images_can_be_denied() -> None:
-    webhook = Webhook(policy(unmatched_images=UnmatchedImages.DENY), verifier=_Double())
-    _, response = validate(webhook, pod_request(_image_pod("docker.io/library/nginx:1")))
+def test_a_verifier_that_raises_denies() -> None:
+    class Broken:
+        def verify(self, image: str) -> ImageVerdict:
+            raise RuntimeError("boom")
+
+    webhook = Webhook(policy(), verifier=Broken())
+    image = "registry.example.com/a/web:1@sha256:" + "1" * 64
+    _, response = validate(webhook, pod_request(_image_pod(image)))
     assert response["allowed"] is False
-    assert "no image rule selects this image" in response["status"]["message"]
+    assert "the verifier failed: RuntimeError: boom" in response["status"]["message"]
 
 
 def test_update_verifies_only_new_images() -> None:
-    rules = (ImageRule("**", ("k",)),)
-    verifier = _Double()
-    webhook = Webhook(policy(images=rules), verifier=verifier)
+    class Counting:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def verify(self, image: str) -> ImageVerdict:
+            self.calls.append(image)
+            return ImageVerdict(image, ImageOutcome.VERIFIED, "ok")
+
+    verifier = Counting()
+    webhook = Webhook(policy(), verifier=verifier)
     old = _image_pod("registry.example.com/a/web-signed:1")
     new = copy.deepcopy(old)
     new["metadata"]["labels"]["x"] = "y"
     validate(webhook, pod_request(new, operation="UPDATE", old=old))
     assert verifier.calls == []
+    changed = copy.deepcopy(old)
+    changed["spec"]["containers"][0]["image"] = "registry.example.com/a/web-signed:2"
+    validate(webhook, pod_request(changed, operation="UPDATE", old=old))
+    assert verifier.calls == ["registry.example.com/a/web-signed:2"]
 
 
 def test_policy_defaults_are_zero_trust_enforce() -> None:

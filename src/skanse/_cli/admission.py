@@ -182,12 +182,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from skanse.admission.app import AppSettings, create_app
     from skanse.admission.handler import Webhook
-    from skanse.admission.images import default_verifier
     from skanse.admission.metrics import Metrics
     from skanse.admission.server import ServeOptions, run
 
     policy = _policy(args).with_own_namespace(args.namespace or os.environ.get("POD_NAMESPACE"))
-    webhook = Webhook(policy, _evaluator(args, policy), default_verifier())
+    webhook = Webhook(policy, _evaluator(args, policy))
     metrics = Metrics()
     settings = AppSettings(
         max_body_bytes=int(args.max_body * 1024 * 1024), body_timeout=args.timeout

@@ -68,7 +68,7 @@ def create_app(
     settings: AppSettings = AppSettings(),
     ready: Callable[[], bool] = lambda: True,
 ) -> Starlette:
-    offload = bool(webhook.policy.images)
+    offload = webhook.verifier is not None
 
     async def review(request: Request, endpoint: str) -> Response:
         content_type = request.headers.get("content-type", "")

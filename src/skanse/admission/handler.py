@@ -27,15 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skanse.admission.evaluate import Evaluator, ObjectVerdict, admission_object, new_findings
-from skanse.admission.images import (
-    ImageOutcome,
-    ImageVerdict,
-    ImageVerifier,
-    UnavailableVerifier,
-    verify_images,
-)
+from skanse.admission.images import ImageVerdict, ImageVerifier, SigningVerifier, verify_images
 from skanse.admission.mutate import defaults_patch
-from skanse.admission.policy import Mode, Policy, UnmatchedImages
+from skanse.admission.policy import Mode, Policy
 from skanse.admission.review import (
     BadReview,
     MalformedRequest,
@@ -133,7 +127,11 @@ class Webhook:
     ) -> None:
         self.policy = policy
         self.evaluator = evaluator or Evaluator(policy)
-        self.verifier = verifier or UnavailableVerifier()
+        # An explicit verifier (tests, special registries) wins; otherwise the policy's image
+        # policy, if it has one, through the signing layer.
+        if verifier is None and policy.image_policy is not None:
+            verifier = SigningVerifier(policy.image_policy)
+        self.verifier: ImageVerifier | None = verifier
 
     # -- validate --------------------------------------------------------------------------
 
@@ -228,9 +226,7 @@ class Webhook:
 
     def _images(self, obj: K8sObject, request: Request) -> list[ImageVerdict]:
         pod = pod_spec(obj)
-        if pod is None or (
-            not self.policy.images and self.policy.unmatched_images is UnmatchedImages.ALLOW
-        ):
+        if pod is None or self.verifier is None:
             return []
         images = [c.data.get("image") for c in pod.containers()]
         wanted = [i for i in images if isinstance(i, str) and i.strip()]
@@ -239,15 +235,7 @@ class Webhook:
             old_pod = pod_spec(self._object(request, request.old_object))
             old = {c.data.get("image") for c in old_pod.containers()} if old_pod else set()
             wanted = [i for i in wanted if i not in old]
-        verdicts = list(verify_images(wanted, self.policy.images, self.verifier))
-        if self.policy.unmatched_images is UnmatchedImages.DENY:
-            selected = {v.image for v in verdicts}
-            verdicts.extend(
-                ImageVerdict(i, ImageOutcome.REJECTED, "no image rule selects this image")
-                for i in dict.fromkeys(wanted)
-                if i not in selected
-            )
-        return verdicts
+        return list(verify_images(wanted, self.verifier))
 
     def _no_worse(self, request: Request, namespace: str, found: _Findings) -> bool:
         if request.old_object is None or found.image_failures:

@@ -17,10 +17,9 @@
       groups: []
     enable: [SKN-K8S-099]            # opt-in checks, as in `skanse scan`
     disable: []
-    images:                          # signature rules (verified by the signing layer)
-      - image: "registry.example.com/**"
-        keys: [/etc/skanse/keys/release.pub]
-    unmatched-images: allow          # images no rule selects: allow or deny
+    image-policy: image-policy.yaml  # image signatures: skanse.signing's ImagePolicy file
+                                     # (globs -> keys, thresholds, attestations, default);
+                                     # a path relative to this file
     mutation:
       modes: [enforce]               # namespaces in these modes get secure defaults
       set-user: false                # also set runAsUser/runAsGroup 10001 where unset
@@ -41,12 +40,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from skanse.admission.images import ImageRule
 from skanse.checks.kubernetes.pss_policy import PSSPolicy, parse_policy
 from skanse.checks.profiles import Profile, default_pss_level
 from skanse.config import _explain
-from skanse.errors import PolicyError, YamlError
+from skanse.errors import PolicyError, SkanseError, YamlError
 from skanse.model import Severity
+from skanse.signing.policy import Policy as ImagePolicy
+from skanse.signing.policy import load_policy as load_image_policy
 from skanse.sources.yamlpos import Limits, YamlDocument, load_documents
 
 __all__ = [
@@ -70,11 +70,6 @@ class Mode(enum.StrEnum):
     AUDIT = "audit"  # allow, with audit annotations in the API server's audit log
 
 
-class UnmatchedImages(enum.StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
-
-
 class _Exempt(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -91,13 +86,6 @@ class _Exempt(BaseModel):
             if not (slash and namespace and name) or "/" in name:
                 raise ValueError(f"{item!r} is not namespace/name")
         return value
-
-
-class _ImageRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    image: str = Field(min_length=1, description="glob over the normalised repository")
-    keys: list[str] = Field(min_length=1, description="public keys, one of which must sign")
 
 
 class _Mutation(BaseModel):
@@ -120,10 +108,7 @@ class PolicyFile(BaseModel):
     exempt: _Exempt = Field(default_factory=_Exempt)
     enable: list[str] = Field(default_factory=list)
     disable: list[str] = Field(default_factory=list)
-    images: list[_ImageRule] = Field(default_factory=list)
-    unmatched_images: UnmatchedImages = Field(
-        default=UnmatchedImages.ALLOW, alias="unmatched-images"
-    )
+    image_policy: str | None = Field(default=None, alias="image-policy")
     mutation: _Mutation = Field(default_factory=_Mutation)
     annotation_suppressions: Literal["all", "none"] | list[str] = Field(
         default="all", alias="annotation-suppressions"
@@ -151,8 +136,8 @@ class Policy:
     exempt_namespaces: frozenset[str] = ALWAYS_EXEMPT
     exempt_users: frozenset[str] = frozenset()
     exempt_groups: frozenset[str] = frozenset()
-    images: tuple[ImageRule, ...] = ()
-    unmatched_images: UnmatchedImages = UnmatchedImages.ALLOW
+    # image signature rules (None: images are not verified)
+    image_policy: ImagePolicy | None = None
     mutation: MutationSettings = MutationSettings()
     own_namespace: str | None = None
     # Check ids an `ignore.skanse.io/<ID>` annotation may suppress (None: every check). Whoever
@@ -202,7 +187,7 @@ def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
 
-def policy_from_file(parsed: PolicyFile, source: str) -> Policy:
+def policy_from_file(parsed: PolicyFile, source: str, base_dir: Path | None = None) -> Policy:
     """Turn the validated file into a Policy; raises ValueError naming the bad setting."""
     pss_text = parsed.pss or default_pss_level(parsed.profile)
     try:
@@ -232,12 +217,20 @@ def policy_from_file(parsed: PolicyFile, source: str) -> Policy:
         exempt_namespaces=ALWAYS_EXEMPT | frozenset(parsed.exempt.namespaces),
         exempt_users=frozenset(users),
         exempt_groups=frozenset(parsed.exempt.groups),
-        images=tuple(ImageRule(r.image, tuple(r.keys)) for r in parsed.images),
-        unmatched_images=parsed.unmatched_images,
+        image_policy=_image_policy(parsed.image_policy, base_dir or Path.cwd()),
         mutation=MutationSettings(frozenset(parsed.mutation.modes), parsed.mutation.set_user),
         annotation_suppressions=annotation_ids,
         source=source,
     )
+
+
+def _image_policy(name: str | None, base_dir: Path) -> ImagePolicy | None:
+    if name is None:
+        return None
+    try:
+        return load_image_policy(base_dir / name)
+    except SkanseError as exc:
+        raise ValueError(f"image-policy: {exc.diagnostics()}") from None
 
 
 def load_policy(path: Path) -> Policy:
@@ -273,6 +266,6 @@ def load_policy(path: Path) -> Policy:
     except ValidationError as exc:
         raise PolicyError(_explain(exc, doc), path=str(path)) from None
     try:
-        return policy_from_file(parsed, str(path))
+        return policy_from_file(parsed, str(path), path.parent)
     except ValueError as exc:
         raise PolicyError(str(exc), path=str(path)) from None
