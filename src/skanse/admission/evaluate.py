@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skanse.admission.defaults import SERVICE_ACCOUNT_MOUNT_PATH
 from skanse.admission.policy import Policy
 from skanse.checks._all import REGISTRY
 from skanse.checks._registry import Check, Registry
 from skanse.checks.kubernetes.base import CheckContext, ClusterIndex
+from skanse.checks.kubernetes.defaults import SERVICE_ACCOUNT_MOUNT_PATH
 from skanse.config import ConfigSuppression
 from skanse.model import CheckID, Finding, Layer, ScanResult, Severity, SuppressionSource
 from skanse.results import apply_suppressions

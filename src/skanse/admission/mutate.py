@@ -1,6 +1,6 @@
 """RFC 6902 JSON Patches that add secure defaults to a Pod or a workload's pod template.
 
-Only what is unset is added (values in `skanse.admission.defaults`): seccomp RuntimeDefault
+Only what is unset is added (values in `skanse.checks.kubernetes.defaults`): seccomp RuntimeDefault
 at pod level, `capabilities.drop: [ALL]`, `allowPrivilegeEscalation: false`, and
 `runAsNonRoot: true` where a non-root user is known (runAsUser > 0). With `set-user` the pod
 also gets runAsUser, runAsGroup and fsGroup 10001 where unset. Windows pods get nothing:
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from skanse.admission.defaults import (
+from skanse.admission.policy import MutationSettings
+from skanse.checks.kubernetes.defaults import (
     ALLOW_PRIVILEGE_ESCALATION,
     DROP_CAPABILITIES,
     NON_ROOT_ID,
     RUN_AS_NON_ROOT,
     SECCOMP_PROFILE_TYPE,
 )
-from skanse.admission.policy import MutationSettings
 from skanse.sources.kubernetes import (
     ContainerView,
     K8sObject,

@@ -21,13 +21,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from skanse.checks.kubernetes.defaults import NON_ROOT_ID
 from skanse.fix.model import Change, Declined, FileFix
 from skanse.model import CheckID, Finding
 from skanse.sources.dockerfile import Dockerfile, Instruction, Stage, parse_dockerfile
 
 __all__ = ["DOCKERFILE_FIXES", "BaseFamily", "base_family", "fix_dockerfile"]
 
-NON_ROOT_ID = 10001
 USER_NAME = "app"
 
 

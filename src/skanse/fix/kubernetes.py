@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from skanse.checks.kubernetes.defaults import DROP_CAPABILITIES, NON_ROOT_ID, SECCOMP_PROFILE_TYPE
 from skanse.checks.kubernetes.zerotrust import MIN_ID
 from skanse.fix.model import Change, Declined
 from skanse.fix.ops import (
@@ -44,8 +45,6 @@ from skanse.sources.yamlpos import join_pointer
 
 __all__ = ["K8S_FIXES", "NON_ROOT_ID", "K8sFix", "ObjectPlan", "plan_object"]
 
-# The UID and GID the fixes give workloads (>= 10000: no clash with host system accounts).
-NON_ROOT_ID = 10001
 TMP = "/tmp"  # noqa: S108 - the mount point a read-only root filesystem needs, not a temp file
 
 
@@ -219,7 +218,7 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
     c = target.container()
     if pointer.endswith("/seccompProfile/type"):
         yield Edit(
-            (SetValue(pointer, "RuntimeDefault"),),
+            (SetValue(pointer, SECCOMP_PROFILE_TYPE),),
             f"{_who(c)}: set securityContext.seccompProfile.type: RuntimeDefault",
         )
         return
@@ -228,7 +227,7 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
         return  # an earlier finding's fix already covers this container
     level = c if c is not None and target.siblings_suppressed() else None
     yield Edit(
-        (SetValue(f"{_sc(target, level)}/seccompProfile", {"type": "RuntimeDefault"}),),
+        (SetValue(f"{_sc(target, level)}/seccompProfile", {"type": SECCOMP_PROFILE_TYPE}),),
         f"{_who(level)}: set securityContext.seccompProfile.type: RuntimeDefault",
     )
 
@@ -294,7 +293,7 @@ def _fix_drop_all(target: Target) -> Iterator[Step]:
             )
     else:
         yield Edit(
-            (SetValue(f"{base}/drop", ["ALL"]),),
+            (SetValue(f"{base}/drop", list(DROP_CAPABILITIES)),),
             f'container "{c.name}": set securityContext.capabilities.drop: [ALL]',
         )
 

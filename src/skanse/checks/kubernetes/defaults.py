@@ -1,7 +1,7 @@
-"""The values the mutating webhook adds (and `skanse fix` writes), named in one place.
-
-Only fields the object leaves unset are added; an explicit value, even a bad one, is never
-overridden (the validating webhook reports it instead).
+"""The values the zero-trust standard gives a workload, named once for every writer of them:
+`skanse fix` (file edits), the mutating admission webhook (JSON patches) and the Dockerfile
+fixes (`USER 10001:10001`). The checks in `zerotrust.py` accept any UID/GID >= 10000; this is
+the one value the writers choose.
 """
 
 from __future__ import annotations
