@@ -31,6 +31,12 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - LayoutError            an OCI layout or docker archive that is incomplete or hostile
         - LayerError             a layer that cannot be read safely (bomb, bad compression)
       + InventoryError         skanse.inventory: an SBOM could not be produced or written
+      + VulnError              skanse.vuln: vulnerability data or matching
+        - DatabaseError          the advisory database is missing, unreadable or not SQLite
+          · DatabaseSchemaError    built by another skanse schema version: rebuild it
+          · TransferError          an exported database whose manifest or digest does not hold
+        - SbomError              a file that is not a valid CycloneDX or SPDX JSON SBOM
+        - VexError               a VEX document that is not valid OpenVEX or CycloneDX VEX
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "ConfigError",
+    "DatabaseError",
+    "DatabaseSchemaError",
     "DigestMismatchError",
     "GraphError",
     "ImageError",
@@ -54,9 +62,13 @@ __all__ = [
     "RegistryError",
     "RuleTestError",
     "RulesError",
+    "SbomError",
     "SkanseError",
     "SourceError",
+    "TransferError",
     "UsageError",
+    "VexError",
+    "VulnError",
     "YamlError",
 ]
 
@@ -210,3 +222,39 @@ class LayerError(ImageError):
 
 class InventoryError(SkanseError):
     """An SBOM could not be produced or written."""
+
+
+# -- vulnerability scanning (skanse.vuln) -----------------------------------------------------
+# A malformed advisory file is not raised: the import skips it and counts it, with its name
+# and the reason, in the build summary.
+
+
+class VulnError(SkanseError):
+    """Vulnerability data or matching could not do what was asked."""
+
+
+class DatabaseError(VulnError):
+    """The advisory database is missing, unreadable, or not a skanse database."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self}" if self.path else str(self)
+
+
+class DatabaseSchemaError(DatabaseError):
+    """A database written by another skanse schema version; it must be rebuilt."""
+
+
+class TransferError(DatabaseError):
+    """An exported database whose manifest is missing or malformed, or whose digest differs."""
+
+
+class SbomError(VulnError):
+    """A file given as an SBOM that is not valid CycloneDX or SPDX JSON."""
+
+
+class VexError(VulnError):
+    """A VEX document that is not valid OpenVEX or CycloneDX VEX."""
