@@ -61,6 +61,9 @@ class LookupKey:
 class NotChecked:
     package: Package
     reason: str
+    # True when the package could have advisories but cannot be looked up (an OS package
+    # of an unknown release, no version): "could not check", not just "nothing to check"
+    problem: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +257,8 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
     for package in inventory.packages:
         keys = lookup_keys(package, inventory.distro)
         if isinstance(keys, str):
-            not_checked.append(NotChecked(package, keys))
+            problem = not keys.startswith("no advisory data")
+            not_checked.append(NotChecked(package, keys, problem))
             continue
         checked += 1
         found: list[Match] = []

@@ -24,8 +24,10 @@ from skanse.model import (
     CheckMeta,
     Evaluation,
     Finding,
+    InputProblem,
     Layer,
     Location,
+    ProblemKind,
     ResourceRef,
     ScanResult,
     Severity,
@@ -154,15 +156,23 @@ def scan_inventory(
         Evaluation(ResourceRef("package", ref), Location(file=path), tuple(ids))
         for (ref, path), ids in by_package.items()
     )
-    problems_text = list(report.problems)
+    problems = [InputProblem(target, ProblemKind.UNREADABLE, p) for p in inventory.problems]
+    problems += [
+        InputProblem(
+            _where(n.package).file, ProblemKind.PARSE, f"{package_ref(n.package)}: {n.reason}"
+        )
+        for n in report.not_checked
+        if n.problem
+    ]
+    problems += [InputProblem(target, ProblemKind.PARSE, p) for p in report.problems]
     result = ScanResult(
         findings=tuple(findings),
         checks=checks,
         evaluations=evaluations,
+        problems=tuple(problems),
         targets=(target,),
         objects_scanned=report.packages,
         profile="vuln",
-        warnings=tuple(problems_text),
         started=started,
         finished=dt.datetime.now(dt.UTC),
     )
