@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_arguments", "run"]
 
@@ -58,7 +59,7 @@ def _db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else default_database_path()
 
 
-def _sources(values: list[str]) -> list[object]:
+def _sources(values: list[str]) -> list[Any]:
     from skanse.errors import UsageError
     from skanse.vuln.db import Source
     from skanse.vuln.importers import KINDS
@@ -94,7 +95,7 @@ def _build(args: argparse.Namespace) -> int:
     err = sys.stderr
     result = build_database(
         dest,
-        sources,  # type: ignore[arg-type]
+        sources,
         on_source=lambda p: print(f"importing {p}", file=err) if err.isatty() else None,
     )
     rejected = 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from skanse._cli._images import add_image_options
 
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from skanse._cli.scan import _bool, _load_config, _Settings
     from skanse.config import parse_severities
     from skanse.files import write_atomic
-    from skanse.model import Severity
+    from skanse.model import CheckID, Severity
     from skanse.report import Format, ReportInfo, render
     from skanse.report._info import find_repo_root
     from skanse.results import apply_suppressions, decide
@@ -150,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             db, inventory, target=target, vex=vex, only_fixed=only_fixed, started=started
         )
         today = dt.date.today()
-        suppressed = apply_suppressions(raw, loaded.suppressions, db.resolve, today)
+        resolve = cast(Callable[[str], list[CheckID]], db.resolve)  # advisory ids are check ids
+        suppressed = apply_suppressions(raw, loaded.suppressions, resolve, today)
         meta = db.meta()
     final, reported = with_final_suppressions(matches, suppressed, severities)
     outcome = decide(

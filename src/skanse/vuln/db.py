@@ -226,7 +226,11 @@ class _Writer:
 
     def _delete(self, row: int) -> None:
         self.flush()
-        for table, column in (("advisories", "id"), ("aliases", "advisory"), ("affected", "advisory")):
+        for table, column in (
+            ("advisories", "id"),
+            ("aliases", "advisory"),
+            ("affected", "advisory"),
+        ):
             self.conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (row,))  # noqa: S608
 
     def flush(self) -> None:

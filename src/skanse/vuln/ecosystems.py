@@ -249,6 +249,4 @@ def scheme_for(ecosystem: str) -> Scheme:
 
 def is_distro(ecosystem: str) -> bool:
     family = ecosystem.split(":", 1)[0]
-    return family in _DEB_FAMILIES | _APK_FAMILIES | _RPM_FAMILIES or ecosystem in (
-        "archlinux",
-    )
+    return family in _DEB_FAMILIES | _APK_FAMILIES | _RPM_FAMILIES or ecosystem in ("archlinux",)

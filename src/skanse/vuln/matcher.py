@@ -181,7 +181,11 @@ def _in_range(scheme: Scheme, version: Version, events: Sequence[Event]) -> tupl
     """OSV's rule: sort the events, sweep; affected after `introduced` until `fixed`
     (exclusive) or past `last_affected`; nothing at or above `limit`. Also the fix that
     closes the interval holding `version`, if any."""
-    ordered = sorted(events, key=functools.cmp_to_key(lambda a, b: _event_cmp(scheme, a, b)))
+
+    def order(a: Event, b: Event) -> int:
+        return _event_cmp(scheme, a, b)
+
+    ordered = sorted(events, key=functools.cmp_to_key(order))
     affected = False
     for event in ordered:
         if event.kind == "introduced" and event.version == "0":

@@ -214,9 +214,7 @@ def render_json(scan: VulnScan, *, tool_version: str, exit_code: int | None) -> 
             "not_checked": len(scan.report.not_checked),
             "vulnerabilities": len(live),
             "suppressed": len(scan.matches) - len(live),
-            "by_severity": {
-                s: counts.get(s, 0) for s in [*(v.value for v in Severity), "UNKNOWN"]
-            },
+            "by_severity": {s: counts.get(s, 0) for s in [*(v.value for v in Severity), "UNKNOWN"]},
             "exit_code": exit_code,
         },
         "matches": [_match_document(m) for m in _order(scan.matches)],
@@ -237,11 +235,10 @@ def render_cyclonedx(scan: VulnScan) -> str:
     """The inventory as CycloneDX 1.6 (as `skanse sbom` writes it) plus `vulnerabilities`:
     ratings with CVSS vectors, the fix as a recommendation, aliases as references, the
     affected component by bom-ref, and suppressed matches as an `analysis` with the reason."""
-    from cyclonedx.model.impact_analysis import ImpactAnalysisState
+    from cyclonedx.model.impact_analysis import ImpactAnalysisAffectedStatus, ImpactAnalysisState
     from cyclonedx.model.vulnerability import (
         BomTarget,
         BomTargetVersionRange,
-        ImpactAnalysisAffectedStatus,
         Vulnerability,
         VulnerabilityAnalysis,
         VulnerabilityRating,

@@ -332,8 +332,10 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
     for rel in document.relationships:
         if rel.type == "DESCRIBES":
             described.add(rel.related)
-        elif rel.type == "OTHER" and (rel.comment or "").startswith("evident-by") and (
-            rel.related in files
+        elif (
+            rel.type == "OTHER"
+            and (rel.comment or "").startswith("evident-by")
+            and (rel.related in files)
         ):
             evident.setdefault(rel.element, []).append(files[rel.related])
     packages = []

@@ -12,7 +12,7 @@ import functools
 from skanse.model import Severity
 from skanse.vuln.model import Rating
 
-__all__ = ["from_score", "from_word", "rate_vector", "best_rating"]
+__all__ = ["best_rating", "from_score", "from_word", "rate_vector"]
 
 _WORDS = {
     "critical": Severity.CRITICAL,

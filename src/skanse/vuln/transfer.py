@@ -105,7 +105,7 @@ def import_database(archive: Path, dest: Path) -> dict[str, Any]:
     import zstandard
 
     try:
-        raw = open(archive, "rb")  # noqa: SIM115 - closed below, streamed through zstd
+        raw = open(archive, "rb")
     except OSError as exc:
         raise TransferError(f"cannot read: {exc.strerror or exc}", path=str(archive)) from None
     directory = dest.parent if str(dest.parent) else Path(".")
@@ -126,7 +126,9 @@ def import_database(archive: Path, dest: Path) -> dict[str, Any]:
         try:
             Database.open(tmp).close()
         except DatabaseError as exc:
-            raise TransferError(f"the database inside does not open: {exc}", path=str(archive))
+            raise TransferError(
+                f"the database inside does not open: {exc}", path=str(archive)
+            ) from None
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     except BaseException:
@@ -186,4 +188,3 @@ def _unpack(reader: Any, out: Any, where: str) -> dict[str, Any]:
         if next(members, None) is not None:
             raise TransferError("unexpected members after the database", path=where)
     return dict(manifest)
-

@@ -66,9 +66,7 @@ class Version:
 
     __slots__ = ("_cmp", "key", "scheme", "text")
 
-    def __init__(
-        self, scheme: Scheme, text: str, key: Any, cmp: Callable[[Any, Any], int]
-    ) -> None:
+    def __init__(self, scheme: Scheme, text: str, key: Any, cmp: Callable[[Any, Any], int]) -> None:
         self.scheme = scheme
         self.text = text
         self.key = key

@@ -148,9 +148,7 @@ def _openvex(document: Mapping[str, Any], path: Path) -> list[VexStatement]:
             raise VexError(f"{where}: status {status!r} is not an OpenVEX status")
         justification = _text(raw.get("justification"))
         if status == "not_affected" and not justification and not raw.get("impact_statement"):
-            raise VexError(
-                f"{where}: not_affected needs a justification or an impact_statement"
-            )
+            raise VexError(f"{where}: not_affected needs a justification or an impact_statement")
         found.append(
             VexStatement(
                 vulnerabilities=frozenset(names),

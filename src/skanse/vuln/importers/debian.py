@@ -44,9 +44,7 @@ def looks_like_debian_tracker(data: object) -> bool:
     return True
 
 
-def tracker_advisories(
-    data: object, origin: str
-) -> Iterator[Advisory | Rejected | Skipped]:
+def tracker_advisories(data: object, origin: str) -> Iterator[Advisory | Rejected | Skipped]:
     tracker = as_mapping(data, "tracker")
     issues: dict[str, tuple[str, list[Affected]]] = {}
     for package, raw_issues in tracker.items():

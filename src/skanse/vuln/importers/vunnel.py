@@ -28,9 +28,8 @@ _FORMATS = {"dpkg": Scheme.DEB, "deb": Scheme.DEB, "apk": Scheme.APK, "rpm": Sch
 def _record(item: object) -> Mapping[str, Any] | None:
     if not isinstance(item, Mapping):
         return None
-    if isinstance(item.get("item"), Mapping):
-        item = item["item"]
-    vulnerability = item.get("Vulnerability")
+    body: Mapping[str, Any] = item["item"] if isinstance(item.get("item"), Mapping) else item
+    vulnerability = body.get("Vulnerability")
     return vulnerability if isinstance(vulnerability, Mapping) else None
 
 
@@ -71,9 +70,11 @@ def _advisory(record: Mapping[str, Any]) -> Advisory:
                 rating = sev.rate_vector(vector)
                 if rating is not None:
                     ratings.append(rating)
-        for cve in as_list(metadata.get("CVE"), "Metadata.CVE"):
-            if isinstance(cve, Mapping) and isinstance(cve.get("Name"), str):
-                aliases.append(cve["Name"])
+        aliases.extend(
+            cve["Name"]
+            for cve in as_list(metadata.get("CVE"), "Metadata.CVE")
+            if isinstance(cve, Mapping) and isinstance(cve.get("Name"), str)
+        )
     word = record.get("Severity")
     if isinstance(word, str) and sev.from_word(word) is not None:
         ratings.append(Rating(sev.from_word(word), None, None, "vendor"))
