@@ -69,16 +69,16 @@ def test_corrupt_truncated_and_malformed_files_are_named_and_skipped(tmp_path: P
     ]
     write_json(src / "two-kinds-in-one-event.json", bad_event)
     (src / "float.yaml").write_text(
-        "id: PYSEC-TEST-3\nmodified: '2024-01-01'\naffected:\n- package: {name: x, ecosystem: PyPI}\n"
+        "id: PYSEC-TEST-3\nmodified: '2024-01-01'\naffected:\n"
+        "- package: {name: x, ecosystem: PyPI}\n"
         "  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: '0'\n    - fixed: 1.10\n"
     )
-    (src / "alias-bomb.yaml").write_text(
-        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
-        + "".join(
-            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
-            for i in range(8)
-        )
-    )
+    # a billion laughs: ten aliases of ten aliases ... nine levels deep
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(8):
+        previous, name = chr(97 + i), chr(98 + i)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    (src / "alias-bomb.yaml").write_text("\n".join(lines) + "\n")
     (src / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     result = build_database(tmp_path / "v.db", [Source(src)])
     [summary] = result.sources
@@ -130,7 +130,7 @@ def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, mo
     build_database(dest, [Source(src.parent)])
     before = dest.read_bytes()
 
-    real = dbmod.read_source
+    real = dbmod.read_source  # type: ignore[attr-defined]
 
     def interrupted(path, kind=None):
         yield from real(path, kind)
@@ -198,7 +198,9 @@ def _rewrite(archive: Path, out: Path, change) -> None:
     members = []
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         for member in tar.getmembers():
-            members.append((member.name, tar.extractfile(member).read()))
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            members.append((member.name, extracted.read()))
     members = change(members)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:

@@ -4,14 +4,14 @@ and small records written here: affected, fixed, withdrawn, not affected, VEX, i
 from __future__ import annotations
 
 import datetime as dt
-import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from skanse.config import load_config
 from skanse.inventory.model import Distro
-from skanse.model import Severity, SuppressionSource
+from skanse.model import CheckID, Severity, SuppressionSource
 from skanse.results import apply_suppressions
 from skanse.vuln.db import Database
 from skanse.vuln.matcher import lookup_keys, match_inventory
@@ -27,7 +27,7 @@ DEBIAN_12 = Distro("debian", "12", version_codename="bookworm")
 
 
 @pytest.fixture(scope="module")
-def corpus_db(tmp_path_factory) -> Database:
+def corpus_db(tmp_path_factory) -> Iterator[Database]:
     root = corpus_path("vulndb")
     tmp = tmp_path_factory.mktemp("corpus-db")
     db = build(
@@ -322,9 +322,9 @@ def test_openvex_not_affected_suppresses_with_its_justification(corpus_db, tmp_p
             impact_statement="we never follow redirects",
         )
     )
-    _, matches, result = scan_inventory(corpus_db, inventory(old), target="t", vex=vex)
-    final = apply_suppressions(result, [], lambda i: [i], dt.date(2026, 1, 1))
-    by_id = {f.check_id: f for f in final.findings}
+    _, _, result = scan_inventory(corpus_db, inventory(old), target="t", vex=vex)
+    final = apply_suppressions(result, [], lambda i: [CheckID(i)], dt.date(2026, 1, 1))
+    by_id = {str(f.check_id): f for f in final.findings}
     suppression = by_id["PYSEC-2018-28"].suppression  # matched through its alias
     assert suppression is not None and suppression.source is SuppressionSource.VEX
     assert suppression.reason == (
@@ -406,7 +406,7 @@ def test_config_ignores_by_alias_and_purl_with_reason_and_expiry(corpus_db, tmp_
     old = package("requests", "2.19.0", "python", "pkg:pypi/requests@2.19.0")
     _, _, result = scan_inventory(corpus_db, inventory(old), target="t")
     final = apply_suppressions(result, loaded.suppressions, corpus_db.resolve, dt.date(2026, 6, 1))
-    by_id = {f.check_id: f for f in final.findings}
+    by_id = {str(f.check_id): f for f in final.findings}
     kept = by_id["PYSEC-2018-28"].suppression
     assert kept is not None and kept.reason == "no credentials are sent across redirects here"
     assert kept.expires == dt.date(2027, 1, 31)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from skanse.model import Severity
@@ -271,7 +272,7 @@ def render_cyclonedx(scan: VulnScan) -> str:
             severity=severity_map[m.rating.severity]
             if m.rating.severity
             else VulnerabilitySeverity.UNKNOWN,
-            score=m.rating.score,  # type: ignore[arg-type]
+            score=Decimal(str(m.rating.score)) if m.rating.score is not None else None,
             method=methods.get(m.rating.method, VulnerabilityScoreSource.OTHER),
             vector=m.rating.vector,
         )
