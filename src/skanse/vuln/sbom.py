@@ -233,14 +233,23 @@ def _source_from_purl(purl: PackageURL | None) -> tuple[str | None, str | None]:
     return name or None, version or None
 
 
-def _walk_components(raw: list[dict[str, Any]], depth: int = 0) -> Iterator[_CdxComponent]:
+def _walk_components(
+    raw: list[dict[str, Any]], depth: int = 0, where: str = "components"
+) -> Iterator[_CdxComponent]:
     if depth > _MAX_NESTING:
         raise SbomError(f"components nested deeper than {_MAX_NESTING} levels")
-    for item in raw:
-        component = _CdxComponent.model_validate(item)
+    for i, item in enumerate(raw):
+        try:
+            component = _CdxComponent.model_validate(item)
+        except ValidationError as exc:
+            details = "\n  ".join(
+                f"{where}[{i}].{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()[:10]
+            )
+            raise SbomError(f"not a valid CycloneDX SBOM:\n  {details}") from None
         yield component
         if component.components:
-            yield from _walk_components(component.components, depth + 1)
+            yield from _walk_components(component.components, depth + 1, f"{where}[{i}].components")
 
 
 def _from_cyclonedx(bom: _CycloneDX, path: Path) -> Inventory:
@@ -326,7 +335,8 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
         raise SbomError(f"{path}: spdxVersion {document.spdx_version!r} is not SPDX 2.x")
     if len(document.packages) > _MAX_COMPONENTS:
         raise SbomError(f"{path}: more than {_MAX_COMPONENTS:,} packages")
-    files = {f.spdx_id: f.name for f in document.files}
+    # SPDX file names are relative (`./bin/busybox`, Syft writes `bin/busybox`): root them
+    files = {f.spdx_id: "/" + f.name.removeprefix("./").lstrip("/") for f in document.files}
     evident: dict[str, list[str]] = {}
     described = set()
     for rel in document.relationships:
