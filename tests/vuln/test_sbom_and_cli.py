@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from skanse.errors import SbomError
+from skanse.inventory.model import Inventory
 from skanse.vuln.sbom import read_sbom
 from tests.conftest import corpus_path
 from tests.vuln.helpers import osv, write_json
@@ -20,7 +21,7 @@ def test_syft_cyclonedx_spdx_and_json_give_the_same_packages() -> None:
     spdx = read_sbom(fixtures / "tiny.spdx.json")
     syft = read_sbom(fixtures / "tiny.syft.json")
 
-    def facts(inv):
+    def facts(inv: Inventory) -> set[tuple[str, str, str, str]]:
         return {
             (p.name, p.version, p.purl, p.locations[0].path if p.locations else "")
             for p in inv.packages
