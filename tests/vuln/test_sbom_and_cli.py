@@ -147,9 +147,9 @@ def test_cli_missing_database_and_bad_inputs_exit_2(cli, tmp_path: Path, demo_db
     run = cli("vuln", str(bad), "--db", str(demo_db), "--no-config")
     assert run.code == 2 and "not a valid CycloneDX SBOM" in run.stderr
     vex = tmp_path / "vex.json"
-    vex.write_text(
-        '{"@context": "https://openvex.dev/ns/v0.2.0", "statements": [{"vulnerability": "CVE-1", "products": ["pkg:pypi/demo"], "status": "not_affected"}]}'
-    )
+    statement = {"vulnerability": "CVE-1", "products": ["pkg:pypi/demo"], "status": "not_affected"}
+    document = {"@context": "https://openvex.dev/ns/v0.2.0", "statements": [statement]}
+    vex.write_text(json.dumps(document))
     run = cli("vuln", str(root), "--db", str(demo_db), "--no-config", "--vex", str(vex))
     assert run.code == 2 and "needs a justification" in run.stderr
 
