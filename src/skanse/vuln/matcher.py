@@ -185,7 +185,10 @@ def _in_range(scheme: Scheme, version: Version, events: Sequence[Event]) -> tupl
     def order(a: Event, b: Event) -> int:
         return _event_cmp(scheme, a, b)
 
-    ordered = sorted(events, key=functools.cmp_to_key(order))
+    # data is nearly always written in order: check that (n-1 comparisons) before sorting
+    ordered: Sequence[Event] = events
+    if any(order(a, b) > 0 for a, b in zip(events, events[1:], strict=False)):
+        ordered = sorted(events, key=functools.cmp_to_key(order))
     affected = False
     for event in ordered:
         if event.kind == "introduced" and event.version == "0":
@@ -236,10 +239,10 @@ def _evaluate(entry: Affected, version_text: str) -> tuple[bool, str | None]:
 
 def _module_applies(entry: Affected, package: Package) -> bool:
     """An rpm module stream entry applies only to packages from that stream."""
-    purl = _purl(package)
-    stream = str((purl.qualifiers or {}).get("rpmmod", "")) if purl else ""
     if not entry.module:
         return True
+    purl = _purl(package)
+    stream = str((purl.qualifiers or {}).get("rpmmod", "")) if purl else ""
     if not stream:
         return False
     return stream.split(":")[:2] == entry.module.split(":")[:2]

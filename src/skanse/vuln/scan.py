@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,15 +55,20 @@ class VulnScan:
 
 def package_ref(package: Package) -> str:
     """The purl without qualifiers (`pkg:pypi/requests@2.19.0`), else `name@version`."""
-    if package.purl:
-        try:
-            purl = PackageURL.from_string(package.purl)
-            return PackageURL(
-                type=purl.type, namespace=purl.namespace, name=purl.name, version=purl.version
-            ).to_string()
-        except ValueError:
-            pass
-    return f"{package.name}@{package.version}"
+    return _short_purl(package.purl) or f"{package.name}@{package.version}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _short_purl(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        purl = PackageURL.from_string(text)
+    except ValueError:
+        return None
+    return PackageURL(
+        type=purl.type, namespace=purl.namespace, name=purl.name, version=purl.version
+    ).to_string()
 
 
 def _where(package: Package) -> Location:
