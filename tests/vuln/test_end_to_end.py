@@ -187,3 +187,39 @@ def test_every_output_format_of_a_registry_scan(
 
     only = cli("vuln", str(ref), *common, "--fail-on", "critical")
     assert only.code == 0  # nothing here is rated critical by this data
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("kind", ["oci", "docker-archive", "dir"])
+def test_layouts_archives_and_root_file_systems_agree(
+    cli, corpus_db: Path, tmp_path: Path, kind
+) -> None:
+    from skanse.oci.writer import write_docker_archive, write_layout
+
+    image = vulnerable_image()
+    if kind == "oci":
+        write_layout(image, tmp_path / "layout", tag="v1")
+        target = f"oci:{tmp_path / 'layout'}:v1"
+    elif kind == "docker-archive":
+        write_docker_archive(image, tmp_path / "image.tar", repo_tag="skanse/vulnerable:v1")
+        target = f"docker-archive:{tmp_path / 'image.tar'}"
+    else:  # the same files, unpacked
+        root = tmp_path / "rootfs"
+        (root / "etc").mkdir(parents=True)
+        (root / "etc/os-release").write_bytes(OS_RELEASE)
+        (root / "lib/apk/db").mkdir(parents=True)
+        (root / "lib/apk/db/installed").write_bytes(APK_DB)
+        for name, version in (("requests", "2.19.0"), ("urllib3", "1.24.1"), ("idna", "3.7")):
+            meta = root / SITE.lstrip("/") / f"{name}-{version}.dist-info" / "METADATA"
+            meta.parent.mkdir(parents=True)
+            meta.write_bytes(_metadata(name, version))
+        target = f"dir:{root}"
+    run = cli("vuln", target, "-f", "json", "--db", str(corpus_db), "--no-config")
+    assert run.code == 1, run.stderr
+    found = {(m["id"], m["package"]["name"]) for m in json.loads(run.stdout)["matches"]}
+    assert {
+        ("PYSEC-2018-28", "requests"),
+        ("PYSEC-2019-133", "urllib3"),
+        ("CVE-2019-1551", "libcrypto1.1"),
+        ("CVE-2019-14697", "musl"),
+    } <= found
