@@ -170,3 +170,18 @@ def test_cli_db_info_export_import(cli, demo_db: Path, tmp_path: Path) -> None:
     (tmp_path / "junk.tar.zst").write_bytes(b"junk")
     assert cli("db", "import", str(tmp_path / "junk.tar.zst"), "--db", str(target)).code == 2
     assert target.read_bytes() == demo_db.read_bytes()
+
+
+def test_cli_strict_fails_when_os_packages_cannot_be_checked(cli, demo_db: Path, tmp_path) -> None:
+    root = tmp_path / "no-os-release"
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nArchitecture: amd64\n"
+    )
+    relaxed = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config", "-f", "json")
+    assert relaxed.code == 0
+    [problem] = json.loads(relaxed.stdout)["problems"]
+    assert "bash" in problem["message"] and "release is unknown" in problem["message"]
+    strict = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config", "--strict")
+    assert strict.code == 2 and "could not be checked" in strict.stderr
+    assert "Could not check (1)" in strict.stdout
