@@ -19,6 +19,7 @@ same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -187,7 +188,7 @@ def _in_range(scheme: Scheme, version: Version, events: Sequence[Event]) -> tupl
 
     # data is nearly always written in order: check that (n-1 comparisons) before sorting
     ordered: Sequence[Event] = events
-    if any(order(a, b) > 0 for a, b in zip(events, events[1:], strict=False)):
+    if any(order(a, b) > 0 for a, b in itertools.pairwise(events)):
         ordered = sorted(events, key=functools.cmp_to_key(order))
     affected = False
     for event in ordered:
