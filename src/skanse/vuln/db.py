@@ -363,6 +363,7 @@ class Database:
         self.path = path
         self.conn = conn
         self._advisories: dict[int, Advisory] = {}
+        self._resolved: dict[str, list[str]] = {}
 
     @classmethod
     def open(cls, path: Path) -> Database:
@@ -501,6 +502,9 @@ class Database:
 
     def resolve(self, identifier: str) -> list[str]:
         """Advisory ids that are `identifier` or list it as an alias (CVE -> GHSA, PYSEC)."""
+        cached = self._resolved.get(identifier)
+        if cached is not None:
+            return cached
         found = {
             str(r[0])
             for r in self.conn.execute(
@@ -510,4 +514,5 @@ class Database:
             )
         }
         found.add(identifier)
-        return sorted(found)
+        self._resolved[identifier] = sorted(found)
+        return self._resolved[identifier]
