@@ -6,9 +6,10 @@ BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
 # docker-registry, skopeo: the real registry and an independent image copier for tests/oci.
-APT_PACKAGES ?= sysdig docker-registry skopeo
+# wrk: the admission webhook's load benchmark.
+APT_PACKAGES ?= sysdig docker-registry skopeo wrk
 
-.PHONY: run test lint types imports unit install install-test system-deps clean bench
+.PHONY: run test lint types imports unit install install-test system-deps clean bench bench-admission
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +56,14 @@ unit: install-test system-deps
 ## test: install what the tests need, then lint, types, import contracts and the whole suite
 test: lint types imports unit
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench.scan_manifests
 	$(BIN)/python -m bench.scan_dockerfiles
+	$(BIN)/python -m bench.host_audit
+
+## bench-admission: load the webhook over HTTPS (wrk closed loop, open loop at 500/s)
+bench-admission: install system-deps
+	$(BIN)/python -m bench.admission_load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

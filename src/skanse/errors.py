@@ -31,6 +31,21 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - LayoutError            an OCI layout or docker archive that is incomplete or hostile
         - LayerError             a layer that cannot be read safely (bomb, bad compression)
       + InventoryError         skanse.inventory: an SBOM could not be produced or written
+      + HostError              a host audit cannot start (the root is not a directory)
+      + HostFactError          a fact a host check needs could not be established; the audit
+        - FactUnavailable        turns it into "could not check" (unreadable, malformed input)
+        - FactNotApplicable      or "not applicable" (the kernel lacks the feature)
+      + EditConflict           skanse fix: a planned edit does not fit the document (a
+                               scalar where a mapping must be); the finding is declined
+      + SigningError           skanse.signing: signing or attaching could not be done
+        - KeyFileError           a key file that is unreadable, malformed, of an unsupported
+                                 type, or whose password is wrong
+        - SignaturePolicyError   an image policy file that is malformed or names unknown keys
+      (A signature that does not verify is not an error: it is a result, "not verified",
+      with the reason.)
+      + AdmissionError         skanse admission could not do what was asked
+        - PolicyError            the admission policy file is missing, malformed or invalid
+        - CertificateError       TLS material cannot be read, loaded or generated
       + VulnError              skanse.vuln: vulnerability data or matching
         - DatabaseError          the advisory database is missing, unreadable or not SQLite
           · DatabaseSchemaError    built by another skanse schema version: rebuild it
@@ -42,27 +57,38 @@ scan result, so the other files are still scanned (see `skanse.model`).
 from __future__ import annotations
 
 __all__ = [
+    "AdmissionError",
     "AuthError",
+    "CertificateError",
     "ConfigError",
     "DatabaseError",
     "DatabaseSchemaError",
     "DigestMismatchError",
+    "EditConflict",
+    "FactNotApplicable",
+    "FactUnavailable",
     "GraphError",
+    "HostError",
+    "HostFactError",
     "ImageError",
     "ImageReferenceError",
     "InputError",
     "InventoryError",
+    "KeyFileError",
     "LayerError",
     "LayoutError",
     "ManifestError",
     "NetpolError",
     "NotFoundError",
+    "PolicyError",
     "ProofError",
     "RegistryClientError",
     "RegistryError",
     "RuleTestError",
     "RulesError",
     "SbomError",
+    "SignaturePolicyError",
+    "SigningError",
     "SkanseError",
     "SourceError",
     "TransferError",
@@ -222,6 +248,106 @@ class LayerError(ImageError):
 
 class InventoryError(SkanseError):
     """An SBOM could not be produced or written."""
+
+
+# --- host audit (skanse.host) ---------------------------------------------------------------
+
+
+class HostError(SkanseError):
+    """The host audit cannot start at all: the root path is missing or not a directory."""
+
+
+class HostFactError(SkanseError):
+    """A fact a host check needs could not be established; never turned into a pass.
+
+    `path` is the file (as seen inside the audited root, "/proc/sys/...") the fact comes from.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class FactUnavailable(HostFactError):
+    """Unreadable, malformed or missing input: the check reports "could not check"."""
+
+    def __init__(self, message: str, *, path: str = "", kind: str = "unreadable") -> None:
+        super().__init__(message, path=path)
+        # a skanse.model.ProblemKind value: missing, unreadable, too-large, parse
+        self.kind = kind
+
+
+class FactNotApplicable(HostFactError):
+    """The thing a check looks at does not exist here (a sysctl the kernel lacks)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# skanse fix
+
+
+class EditConflict(SkanseError):
+    """A planned edit does not fit the document's shape (a scalar where a mapping must be)."""
+
+
+# -- signing (skanse.signing) ---------------------------------------------------------------
+# Verification never raises for a bad signature: it returns "not verified" with the reason.
+
+
+class SigningError(SkanseError):
+    """Signing, attaching or reading signatures could not be done (not: "did not verify")."""
+
+
+class KeyFileError(SigningError):
+    """A key that is unreadable, malformed, of an unsupported type, or whose password is wrong."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SignaturePolicyError(SigningError):
+    """An image policy that is malformed, or names keys it does not define."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+# -- admission webhook (skanse.admission) -----------------------------------------------------
+# A bad AdmissionReview is never raised to the caller: the webhook answers it (4xx, or a
+# well-formed denial). These are for what the operator sets up: policy files and certificates.
+
+
+class AdmissionError(SkanseError):
+    """skanse admission could not do what was asked."""
+
+
+class PolicyError(AdmissionError):
+    """The admission policy file is missing, malformed or invalid."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def diagnostics(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}{self}"
+
+
+class CertificateError(AdmissionError):
+    """TLS material (certificate, key, CA) cannot be read, loaded or generated."""
 
 
 # -- vulnerability scanning (skanse.vuln) -----------------------------------------------------

@@ -163,7 +163,8 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
                 **({"exitCode": info.exit_code} if info.exit_code is not None else {}),
             }
         ],
-        "properties": {"profile": result.profile, "pss": result.pss},
+        "properties": {"profile": result.profile, "pss": result.pss}
+        | ({"facts": dict(result.facts)} if result.facts else {}),
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
