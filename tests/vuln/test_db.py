@@ -264,3 +264,17 @@ def test_import_of_something_else_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TransferError, match="not a database exported"):
         import_database(tmp_path / "x.tar.zst", tmp_path / "vuln.db")
     assert not (tmp_path / "vuln.db").exists()
+
+
+@pytest.mark.corpus
+def test_secdb_json_as_published_today_reads_like_the_yaml(tmp_path: Path) -> None:
+    # secdb.alpinelinux.org publishes the same structure as JSON (v3.x/main.json)
+    from skanse.sources.yamlpos import load_documents
+
+    source = corpus_path("vulndb", "alpine-secdb", "v3.11", "main.yaml")
+    [document] = list(load_documents(source.read_bytes()))
+    as_json = write_json(tmp_path / "json" / "main.json", document.data)  # type: ignore[union-attr]
+    from_yaml = build_database(tmp_path / "y.db", [Source(source)]).sources[0]
+    from_json = build_database(tmp_path / "j.db", [Source(as_json)]).sources[0]
+    assert from_json.advisories == from_yaml.advisories > 0
+    assert from_json.rejected == from_yaml.rejected == []
