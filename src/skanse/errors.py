@@ -46,6 +46,12 @@ scan result, so the other files are still scanned (see `skanse.model`).
       + AdmissionError         skanse admission could not do what was asked
         - PolicyError            the admission policy file is missing, malformed or invalid
         - CertificateError       TLS material cannot be read, loaded or generated
+      + VulnError              skanse.vuln: vulnerability data or matching
+        - DatabaseError          the advisory database is missing, unreadable or not SQLite
+          · DatabaseSchemaError    built by another skanse schema version: rebuild it
+          · TransferError          an exported database whose manifest or digest does not hold
+        - SbomError              a file that is not a valid CycloneDX or SPDX JSON SBOM
+        - VexError               a VEX document that is not valid OpenVEX or CycloneDX VEX
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ __all__ = [
     "AuthError",
     "CertificateError",
     "ConfigError",
+    "DatabaseError",
+    "DatabaseSchemaError",
     "DigestMismatchError",
     "EditConflict",
     "FactNotApplicable",
@@ -78,11 +86,15 @@ __all__ = [
     "RegistryError",
     "RuleTestError",
     "RulesError",
+    "SbomError",
     "SignaturePolicyError",
     "SigningError",
     "SkanseError",
     "SourceError",
+    "TransferError",
     "UsageError",
+    "VexError",
+    "VulnError",
     "YamlError",
 ]
 
@@ -336,3 +348,39 @@ class PolicyError(AdmissionError):
 
 class CertificateError(AdmissionError):
     """TLS material (certificate, key, CA) cannot be read, loaded or generated."""
+
+
+# -- vulnerability scanning (skanse.vuln) -----------------------------------------------------
+# A malformed advisory file is not raised: the import skips it and counts it, with its name
+# and the reason, in the build summary.
+
+
+class VulnError(SkanseError):
+    """Vulnerability data or matching could not do what was asked."""
+
+
+class DatabaseError(VulnError):
+    """The advisory database is missing, unreadable, or not a skanse database."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def diagnostics(self) -> str:
+        return f"{self.path}: {self}" if self.path else str(self)
+
+
+class DatabaseSchemaError(DatabaseError):
+    """A database written by another skanse schema version; it must be rebuilt."""
+
+
+class TransferError(DatabaseError):
+    """An exported database whose manifest is missing or malformed, or whose digest differs."""
+
+
+class SbomError(VulnError):
+    """A file given as an SBOM that is not valid CycloneDX or SPDX JSON."""
+
+
+class VexError(VulnError):
+    """A VEX document that is not valid OpenVEX or CycloneDX VEX."""

@@ -156,6 +156,8 @@ class SuppressionSource(enum.StrEnum):
     CONFIG = "config"  # a .skanse.yaml entry
     ANNOTATION = "annotation"  # ignore.skanse.io/<ID> on the object
     INLINE = "inline"  # a `# skanse:ignore=<ID> reason="..."` comment
+    VEX = "vex"  # an OpenVEX or CycloneDX VEX statement (not_affected, fixed...)
+    DISTRO = "distro"  # the distribution's own data says the package is not affected
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
     "image": ("image", "inspect a container image: digest, config, layers, history"),
     "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),
+    "vuln": ("vuln", "find known vulnerabilities in an image, a root file system or an SBOM"),
+    "db": ("db", "the offline vulnerability database: build, info, export, import"),
     "host": ("host", "audit a host: sysctls, kubelet, container runtime, kernel isolation"),
     "sign": ("sign", "sign an image with a Cosign key (or generate-key-pair)"),
     "verify": ("verify", "verify an image's Cosign signatures with one or more keys"),

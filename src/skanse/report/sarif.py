@@ -108,7 +108,8 @@ def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, 
         "properties": {"jsonPointer": f.location.pointer, "document": f.location.document},
     }
     if f.suppression is not None:
-        kind = "external" if f.suppression.source is SuppressionSource.CONFIG else "inSource"
+        in_source = (SuppressionSource.INLINE, SuppressionSource.ANNOTATION)
+        kind = "inSource" if f.suppression.source in in_source else "external"
         justification = f.suppression.reason
         if f.suppression.expires:
             justification += f" (expires {f.suppression.expires.isoformat()})"

@@ -23,10 +23,16 @@ from skanse import __version__
 from skanse.inventory.formats._common import sorted_packages, subject_version
 from skanse.inventory.model import Inventory
 
-__all__ = ["render"]
+__all__ = ["build_bom", "render"]
 
 
 def render(inventory: Inventory) -> str:
+    bom, _ = build_bom(inventory)
+    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+
+
+def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
+    """The BOM and each package's component by `Package.id` (for a vulnerabilities section)."""
     subject = inventory.subject
     licenses = LicenseFactory()
     root = Component(
@@ -40,6 +46,7 @@ def render(inventory: Inventory) -> str:
     bom.metadata.tools.components.add(tool)
     distro = inventory.distro
     components = []
+    by_package: dict[str, Component] = {}
     if distro is not None:
         os_component = Component(
             name=distro.id,
@@ -78,5 +85,6 @@ def render(inventory: Inventory) -> str:
         )
         bom.components.add(component)
         components.append(component)
+        by_package[package.id] = component
     bom.register_dependency(root, components)
-    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+    return bom, by_package
