@@ -17,8 +17,10 @@ from typing import NewType
 __all__ = [
     "CheckID",
     "CheckMeta",
+    "ControlRef",
     "Evaluation",
     "Finding",
+    "Framework",
     "InputProblem",
     "Layer",
     "Location",
@@ -30,6 +32,7 @@ __all__ = [
     "SkippedDocument",
     "Suppression",
     "SuppressionSource",
+    "WorkloadInfo",
 ]
 
 CheckID = NewType("CheckID", str)
@@ -99,6 +102,26 @@ class Layer(enum.StrEnum):
     RUNTIME = "runtime"  # Falco-compatible rules over syscall and Kubernetes audit events
 
 
+class Framework(enum.StrEnum):
+    """A catalogue of controls that checks give evidence for (titles in skanse.controls)."""
+
+    CIS_KUBERNETES = "cis-kubernetes"  # CIS Kubernetes Benchmark v1.10.0 ids (5.2.2, 4.2.1)
+    PSS = "pss"  # Pod Security Standards controls, by the names of the standard's tables
+    NSA_CISA = "nsa-cisa"  # NSA/CISA Kubernetes Hardening Guide v1.2, by section title
+    GDPR = "gdpr"  # GDPR Article 32 "security of processing", by paragraph and point
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRef:
+    """One control a check gives evidence for; `approximate` when the check covers only part
+    of the control or goes beyond it (`note` says how)."""
+
+    framework: Framework
+    control: str
+    approximate: bool = False
+    note: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckMeta:
     """What a check is, independent of any input: drives SARIF rules, docs and `checks list`."""
@@ -119,6 +142,8 @@ class CheckMeta:
     fixable: bool = False
     # Opt-in checks run only when enabled by name (--enable ID or `enable:` in .skanse.yaml).
     opt_in: bool = False
+    # The compliance controls a pass of this check evidences and a finding contradicts.
+    controls: tuple[ControlRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +254,8 @@ class InputProblem:
     line: int | None = None
     column: int | None = None
     document: int | None = None
+    # The check that could not run because of this problem, when it is one check (host audits).
+    check_id: CheckID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +290,17 @@ class Evaluation:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadInfo:
+    """What a scanned workload runs and exposes, so that other layers' results join to it
+    (images to vulnerabilities and signatures, ports to network reachability)."""
+
+    resource: ResourceRef
+    images: tuple[str, ...]  # every container's image, init and ephemeral included
+    ports: tuple[tuple[str, int], ...] = ()  # (protocol, containerPort)
+    host_network: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     """Everything one scan found, before or after suppressions and filters are applied."""
 
@@ -285,3 +323,5 @@ class ScanResult:
     facts: Mapping[str, str] = field(default_factory=dict)
     started: _dt.datetime | None = None
     finished: _dt.datetime | None = None
+    # The workloads of a manifest scan, with their images and ports (posture report joins).
+    workloads: tuple[WorkloadInfo, ...] = ()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from skanse.controls import GDPR_SECURITY, NSA_THREAT_DETECTION, nsa
 from skanse.model import (
     CheckID,
     CheckMeta,
@@ -30,6 +31,7 @@ from skanse.rules.loader import Ruleset
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
+    "RUNTIME_CONTROLS",
     "LineProblem",
     "ReplayAlert",
     "ReplaySummary",
@@ -134,6 +136,11 @@ def replay(
     return alerts, summary
 
 
+# A runtime rule is a detection, whatever it detects: evidence of the guide's threat detection
+# (and of monitoring towards GDPR 32(1)(b)); what each rule detects is not mapped further.
+RUNTIME_CONTROLS = (nsa(NSA_THREAT_DETECTION), GDPR_SECURITY)
+
+
 def alerts_to_result(
     alerts: list[ReplayAlert], summary: ReplaySummary, ruleset: Ruleset, input_name: str
 ) -> ScanResult:
@@ -151,6 +158,7 @@ def alerts_to_result(
                 remediation="Investigate the process and container named in the alert.",
                 references=(),
                 aliases=tuple(t for t in rule.tags if t.startswith("T") and t[1:].isdigit()),
+                controls=RUNTIME_CONTROLS,
             ),
         )
     findings = []

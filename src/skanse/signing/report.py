@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from skanse.controls import GDPR_SECURITY, NSA_IMAGES, cis, nsa
 from skanse.model import (
     CheckID,
     CheckMeta,
@@ -35,6 +36,13 @@ SIGNATURE_CHECK = CheckMeta(
     remediation="Sign the image by digest with the required key(s) (skanse sign --key ...), "
     "or deploy the image that was signed.",
     references=("https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md",),
+    controls=(
+        cis(
+            "5.5.1", approximate=True, note="signature verification rather than ImagePolicyWebhook"
+        ),
+        nsa(NSA_IMAGES, approximate=True, note="images from trusted sources"),
+        GDPR_SECURITY,
+    ),
 )
 ATTESTATION_CHECK = CheckMeta(
     id=CheckID("SKN-SIG-002"),
@@ -45,6 +53,11 @@ ATTESTATION_CHECK = CheckMeta(
     "required keys verify for its digest.",
     remediation="Attest the image (skanse attest --key ... --predicate ... --type ...).",
     references=("https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md",),
+    controls=(
+        cis("5.5.1", approximate=True, note="provenance attested, not ImagePolicyWebhook"),
+        nsa(NSA_IMAGES, approximate=True),
+        GDPR_SECURITY,
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from packageurl import PackageURL
 
+from skanse.controls import GDPR_SECURITY, NSA_IMAGES, NSA_UPGRADING, nsa
 from skanse.inventory.model import Inventory, Package
 from skanse.model import (
     CheckID,
@@ -93,6 +94,14 @@ def _message(match: Match) -> str:
     return text
 
 
+# A known vulnerability in an image: the guide asks to scan images and to patch promptly.
+_VULN_CONTROLS = (
+    nsa(NSA_IMAGES, note="scan images for vulnerabilities"),
+    nsa(NSA_UPGRADING),
+    GDPR_SECURITY,
+)
+
+
 def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
     first = group[0]
     severities = [m.rating.severity or Severity.INFO for m in group]
@@ -112,6 +121,7 @@ def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
         remediation=remediation,
         references=first.references,
         aliases=tuple(dict.fromkeys((*first.aliases, *first.related))),
+        controls=_VULN_CONTROLS,
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from skanse.checks._registry import Violation
 from skanse.checks.dockerfile.base import DockerfileCheckSet, DockerfileContext
 from skanse.checks.dockerfile.shell import Command, pipelines
+from skanse.controls import GDPR_SECURITY, NSA_IMAGES, NSA_NON_ROOT, NSA_SECRETS, cis, gdpr, nsa
 from skanse.model import Severity
 from skanse.sources.dockerfile import Dockerfile, Instruction, Stage
 
@@ -59,6 +60,11 @@ def effective_user(df: Dockerfile, stage: Stage) -> tuple[str | None, str]:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-001",
+    controls=(
+        nsa(NSA_NON_ROOT),
+        cis("5.2.7", approximate=True, note="the image default; a pod may still override it"),
+        GDPR_SECURITY,
+    ),
     title="Final stage runs as root",
     severity=Severity.HIGH,
     remediation="Create a non-root user with a UID of 10000 or above and end the final stage "
@@ -115,6 +121,10 @@ def _external_bases(df: Dockerfile) -> Iterator[Stage]:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-002",
+    controls=(
+        nsa(NSA_IMAGES, approximate=True, note="a moving base defeats image review"),
+        GDPR_SECURITY,
+    ),
     title="Base image uses the latest tag or no tag",
     severity=Severity.HIGH,
     remediation="Name a version tag and, better, the digest: "
@@ -143,6 +153,7 @@ def base_image_tagged(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violat
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-003",
+    controls=(nsa(NSA_IMAGES, approximate=True), GDPR_SECURITY),
     title="Base image is not pinned by digest",
     severity=Severity.LOW,
     remediation="Append the digest to the FROM image (docker buildx imagetools inspect prints it) "
@@ -182,6 +193,7 @@ def _instructions(df: Dockerfile, *keywords: str) -> Iterator[tuple[Stage, str, 
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-004",
+    controls=(nsa(NSA_IMAGES), GDPR_SECURITY),
     title="ADD downloads from a URL",
     severity=Severity.MEDIUM,
     remediation="Download with curl or wget in a RUN that verifies a checksum or signature, or "
@@ -202,6 +214,7 @@ def add_url(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-005",
+    controls=(nsa(NSA_IMAGES, approximate=True),),
     title="ADD used where COPY serves",
     severity=Severity.LOW,
     remediation="Use COPY for local files and directories; keep ADD for local tar archives that "
@@ -226,6 +239,7 @@ _HOME = re.compile(r"^/home/[^/]+")
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-006",
+    controls=(nsa(NSA_NON_ROOT, approximate=True, note="files the non-root user cannot own"),),
     title="COPY into the user's home without --chown",
     severity=Severity.LOW,
     remediation="Add --chown=<user>:<group> to COPY and ADD into the home of the non-root user "
@@ -301,6 +315,7 @@ _PROCESS_SUBSTITUTION = re.compile(r"\b(ba|z|k|da|a)?sh\s+<\(\s*(curl|wget)\b")
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-007",
+    controls=(nsa(NSA_IMAGES), GDPR_SECURITY),
     title="Remote script piped into a shell",
     severity=Severity.HIGH,
     remediation="Download the script to a file, verify its checksum or signature, read it, then "
@@ -363,6 +378,7 @@ def _saves(cmd: Command) -> bool:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-008",
+    controls=(nsa(NSA_IMAGES), GDPR_SECURITY),
     title="Download without checksum or signature verification",
     severity=Severity.MEDIUM,
     remediation='Verify what you download in the same RUN: `echo "<sha256>  file" | sha256sum '
@@ -439,6 +455,11 @@ def _assignments(ins: Instruction) -> list[tuple[str, str | None]]:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-009",
+    controls=(
+        nsa(NSA_SECRETS),
+        cis("5.4.1", approximate=True, note="in the image, not the pod spec"),
+        GDPR_SECURITY,
+    ),
     title="Secret in ENV or ARG",
     severity=Severity.HIGH,
     remediation="Pass secrets at build time with RUN --mount=type=secret and at run time from a "
@@ -480,6 +501,7 @@ def secret_in_env(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-010",
+    controls=(nsa(NSA_NON_ROOT, approximate=True), GDPR_SECURITY),
     title="sudo in RUN",
     severity=Severity.MEDIUM,
     remediation="RUN already runs as root until a USER switches away; reorder the instructions "
@@ -506,6 +528,7 @@ _WORLD_WRITABLE = re.compile(r"^(0?[02-7]?[0-7][0-7][2367]|[ugoa]*[ao][ugoa]*[+=
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-011",
+    controls=(nsa(NSA_IMAGES), GDPR_SECURITY),
     title="World-writable permissions",
     severity=Severity.MEDIUM,
     remediation="Give the files to the runtime user with chown (or COPY --chown) and keep the "
@@ -531,6 +554,7 @@ def world_writable(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-012",
+    controls=(nsa(NSA_IMAGES), GDPR_SECURITY),
     title="RUN with --security=insecure",
     severity=Severity.HIGH,
     remediation="Remove --security=insecure; a build step that needs privileged mode should run "
@@ -551,6 +575,7 @@ def insecure_run(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-013",
+    controls=(nsa(NSA_IMAGES, approximate=True, note="minimal images"),),
     title="apt-get install without --no-install-recommends",
     severity=Severity.LOW,
     remediation="Use apt-get install -y --no-install-recommends <packages>.",
@@ -580,6 +605,7 @@ def _cache_mounted(ins: Instruction, path: str) -> bool:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-014",
+    controls=(nsa(NSA_IMAGES, approximate=True, note="minimal images"),),
     title="Package manager cache left in the image",
     severity=Severity.LOW,
     remediation="Clean up in the same RUN (rm -rf /var/lib/apt/lists/*, apk add --no-cache, "
@@ -619,6 +645,7 @@ def package_cache(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-015",
+    controls=(gdpr("32(1)(b)", note="availability: the runtime can tell a hung process"),),
     title="No HEALTHCHECK",
     severity=Severity.INFO,
     remediation="Add HEALTHCHECK CMD <probe> (Kubernetes ignores it and uses probes instead).",
@@ -638,6 +665,7 @@ def healthcheck(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-016",
+    controls=(nsa(NSA_IMAGES), GDPR_SECURITY),
     title="SSH server in the image",
     severity=Severity.MEDIUM,
     remediation="Remove sshd and EXPOSE 22; use kubectl exec or a debug container to get in.",

@@ -26,7 +26,8 @@ from skanse.checks.kubernetes.pss_policy import (
     PSSLevel,
     PSSPolicy,
 )
-from skanse.model import Severity
+from skanse.controls import GDPR_SECURITY, NSA_NON_ROOT, NSA_POD_SECURITY, cis, nsa, pss
+from skanse.model import ControlRef, Severity
 from skanse.sources.kubernetes import PodSpecView, as_dict, as_list
 from skanse.sources.yamlpos import join_pointer
 
@@ -1070,6 +1071,44 @@ _META: tuple[tuple[str, _ControlMeta], ...] = (
 )  # fmt: skip
 
 
+# The compliance controls each PSA control evidences (skanse.controls cites the editions).
+# Every PSS control is what the NSA/CISA guide's "Pod security enforcement" asks to enforce.
+_CONTROL_REFS: dict[str, tuple[ControlRef, ...]] = {
+    "hostNamespaces": (pss("Host Namespaces"), cis("5.2.3"), cis("5.2.4"), cis("5.2.5")),
+    "privileged": (pss("Privileged Containers"), cis("5.2.2")),
+    "capabilities_baseline": (
+        pss("Capabilities"),
+        cis("5.2.9", approximate=True, note="baseline still allows the runtime's default set"),
+    ),
+    "hostPathVolumes": (pss("HostPath Volumes"), cis("5.2.12")),
+    "hostPorts": (pss("Host Ports"), cis("5.2.13")),
+    "appArmorProfile": (pss("AppArmor"), cis("5.7.3", approximate=True)),
+    "seLinuxOptions": (pss("SELinux"), cis("5.7.3", approximate=True)),
+    "procMount": (pss("/proc Mount Type"), cis("5.7.3", approximate=True)),
+    "seccompProfile_baseline": (
+        pss("Seccomp"),
+        cis("5.7.2", approximate=True, note="baseline only forbids Unconfined"),
+    ),
+    "sysctls": (pss("Sysctls"), cis("5.7.3", approximate=True)),
+    "windowsHostProcess": (pss("HostProcess"), cis("5.2.11")),
+    "hostProbesAndHostLifecycle": (pss("Host Probes / Lifecycle Hooks"),),
+    "restrictedVolumes": (
+        pss("Volume Types"),
+        cis("5.2.12", approximate=True, note="hostPath is one of the volume types refused"),
+    ),
+    "allowPrivilegeEscalation": (pss("Privilege Escalation"), cis("5.2.6")),
+    "runAsNonRoot": (pss("Running as Non-root"), cis("5.2.7"), nsa(NSA_NON_ROOT)),
+    "runAsUser": (pss("Running as Non-root user"), cis("5.2.7"), nsa(NSA_NON_ROOT)),
+    "seccompProfile_restricted": (pss("Seccomp"), cis("5.7.2")),
+    "capabilities_restricted": (
+        pss("Capabilities (restricted)"),
+        cis("5.2.10"),
+        cis("5.2.8", note="dropping ALL removes NET_RAW"),
+    ),
+    "procMount_restricted": (pss("/proc Mount Type"),),
+}
+
+
 # Controls whose every finding `skanse fix` resolves (skanse.fix.kubernetes has the fixes).
 _FIXABLE = frozenset(
     {"privileged", "seccompProfile_baseline", "allowPrivilegeEscalation", "runAsNonRoot",
@@ -1092,6 +1131,7 @@ def _register(control: Control, meta: _ControlMeta) -> None:
         pss_control=control.id,
         pss_level=control.level,
         fixable=control.id in _FIXABLE,
+        controls=(*_CONTROL_REFS[control.id], nsa(NSA_POD_SECURITY), GDPR_SECURITY),
     )
     def run(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
         impl = control.impl_for(ctx.pss.minor)

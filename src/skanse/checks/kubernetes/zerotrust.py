@@ -15,6 +15,19 @@ from collections.abc import Iterator
 
 from skanse.checks._registry import Violation
 from skanse.checks.kubernetes.base import ZERO_TRUST, CheckContext, K8sCheckSet
+from skanse.controls import (
+    GDPR_SECURITY,
+    NSA_FILESYSTEM,
+    NSA_IMAGES,
+    NSA_NETWORK_POLICIES,
+    NSA_NON_ROOT,
+    NSA_POD_SECURITY,
+    NSA_RESOURCES,
+    NSA_TOKENS,
+    cis,
+    gdpr,
+    nsa,
+)
 from skanse.model import Severity
 from skanse.sources.kubernetes import (
     POD_TEMPLATE_PATHS,
@@ -69,6 +82,11 @@ def _id_check(pod: PodSpecView, field: str, what: str, short: str) -> Iterator[V
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-020",
+    controls=(
+        nsa(NSA_NON_ROOT, approximate=True, note="skanse also requires UID >= 10000"),
+        cis("5.2.7", approximate=True),
+        GDPR_SECURITY,
+    ),
     title="Container UID is unset or below 10000",
     severity=Severity.MEDIUM,
     remediation="Set securityContext.runAsUser to 10000 or above (the pod level covers all "
@@ -85,6 +103,10 @@ def run_as_user_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-021",
+    controls=(
+        nsa(NSA_NON_ROOT, approximate=True, note="the guide warns against root group membership"),
+        GDPR_SECURITY,
+    ),
     title="Container GID is unset or below 10000",
     severity=Severity.MEDIUM,
     remediation="Set securityContext.runAsGroup to 10000 or above at pod level.",
@@ -100,6 +122,7 @@ def run_as_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-022",
+    controls=(cis("5.7.3", approximate=True), GDPR_SECURITY),
     title="Pod fsGroup is unset or below 10000",
     severity=Severity.LOW,
     remediation="Set spec.securityContext.fsGroup to 10000 or above so volumes are owned by a "
@@ -123,6 +146,7 @@ def fs_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-023",
+    controls=(nsa(NSA_FILESYSTEM), cis("5.7.3", approximate=True), GDPR_SECURITY),
     title="Container root filesystem is writable",
     severity=Severity.MEDIUM,
     remediation="Set securityContext.readOnlyRootFilesystem: true and mount an emptyDir at the "
@@ -150,6 +174,7 @@ def read_only_root_filesystem(pod: PodSpecView, ctx: CheckContext) -> Iterator[V
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-024",
+    controls=(cis("5.2.9"), nsa(NSA_POD_SECURITY, approximate=True), GDPR_SECURITY),
     title="Container adds capabilities",
     severity=Severity.MEDIUM,
     remediation="Remove securityContext.capabilities.add; with a UID of 10000 or above even "
@@ -176,6 +201,7 @@ def no_added_capabilities(pod: PodSpecView, ctx: CheckContext) -> Iterator[Viola
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-025",
+    controls=(cis("5.1.6"), nsa(NSA_TOKENS), GDPR_SECURITY),
     title="Service account token is mounted by default",
     severity=Severity.MEDIUM,
     remediation="Set spec.automountServiceAccountToken: false (or on the ServiceAccount); set "
@@ -224,6 +250,10 @@ def _images(pod: PodSpecView) -> Iterator[tuple[ContainerView, str]]:
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-026",
+    controls=(
+        nsa(NSA_IMAGES, approximate=True, note="a moving tag defeats image review"),
+        GDPR_SECURITY,
+    ),
     title="Image uses the latest tag or no tag",
     severity=Severity.HIGH,
     remediation="Reference images by digest (name@sha256:...) or at least by a fixed version "
@@ -244,6 +274,11 @@ def image_not_latest(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-027",
+    controls=(
+        nsa(NSA_IMAGES, approximate=True),
+        cis("5.5.1", approximate=True, note="pinning by digest, not an admission webhook"),
+        GDPR_SECURITY,
+    ),
     title="Image is not pinned by digest",
     severity=Severity.LOW,
     remediation="Append the image digest: name:tag@sha256:<digest> (crane digest or "
@@ -276,6 +311,7 @@ def _limit_check(pod: PodSpecView, resource: str) -> Iterator[Violation]:
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-028",
+    controls=(nsa(NSA_RESOURCES), gdpr("32(1)(b)", note="availability and resilience")),
     title="Container has no CPU limit",
     severity=Severity.LOW,
     remediation="Set resources.limits.cpu on every container (and a LimitRange per namespace "
@@ -292,6 +328,7 @@ def cpu_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
 
 @ZERO_TRUST_CHECKS.pod_check(
     id="SKN-K8S-029",
+    controls=(nsa(NSA_RESOURCES), gdpr("32(1)(b)", note="availability and resilience")),
     title="Container has no memory limit",
     severity=Severity.MEDIUM,
     remediation="Set resources.limits.memory on every container.",
@@ -307,6 +344,12 @@ def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
 
 @ZERO_TRUST_CHECKS.object_check(
     id="SKN-K8S-030",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES),
+        cis("5.3.2"),
+        GDPR_SECURITY,
+        gdpr("32(2)", note="limits who can reach personal data"),
+    ),
     title="Namespace has no default-deny NetworkPolicy",
     severity=Severity.HIGH,
     kinds=POD_TEMPLATE_PATHS,

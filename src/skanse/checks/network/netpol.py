@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from skanse.checks._registry import Check, CheckSet, Violation
 from skanse.checks.kubernetes.base import ZERO_TRUST, CheckContext
-from skanse.model import CheckID, CheckMeta, Layer, Severity
+from skanse.controls import GDPR_SECURITY, NSA_NETWORK_POLICIES, cis, gdpr, nsa
+from skanse.model import CheckID, CheckMeta, ControlRef, Layer, Severity
 from skanse.netpol.addresses import IpRange, parse_range
 from skanse.netpol.explain import side_verdict
 from skanse.netpol.model import (
@@ -75,6 +76,7 @@ def _check(
     remediation: str,
     references: tuple[str, ...] = (),
     aliases: tuple[str, ...] = (),
+    controls: tuple[ControlRef, ...] = (),
 ) -> Callable[[Run], NetCheck]:
     """Register a network check (layer NETWORK, zero-trust profile)."""
 
@@ -89,6 +91,7 @@ def _check(
             references=references,
             aliases=aliases,
             profiles=frozenset({ZERO_TRUST}),
+            controls=controls,
         )
         check: NetCheck = Check(
             meta=meta, run=fn, kinds=frozenset(kinds), package=NETWORK_CHECKS.package
@@ -129,6 +132,11 @@ def _selected_pods(model: NetworkModel, policy: Policy) -> list[Pod]:
 
 @_check(
     id="SKN-NET-001",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES),
+        cis("5.3.2", approximate=True, note="per workload, not per namespace"),
+        GDPR_SECURITY,
+    ),
     title="Workload is selected by no NetworkPolicy",
     severity=Severity.MEDIUM,
     kinds=_WORKLOAD_KINDS,
@@ -176,6 +184,11 @@ def _broad_peer(rule: Rule) -> str | None:
 
 @_check(
     id="SKN-NET-002",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES),
+        GDPR_SECURITY,
+        gdpr("32(2)", note="who can reach the data store"),
+    ),
     title="Database port reachable from more than named workloads",
     severity=Severity.HIGH,
     kinds=(*_WORKLOAD_KINDS, "NetworkPolicy"),
@@ -237,6 +250,11 @@ def database_ingress(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
 
 @_check(
     id="SKN-NET-003",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES),
+        GDPR_SECURITY,
+        gdpr("32(2)", note="exposure to unauthorised access"),
+    ),
     title="Ingress allowed from the whole internet",
     severity=Severity.HIGH,
     kinds=("NetworkPolicy",),
@@ -267,6 +285,7 @@ def ingress_from_anywhere(obj: K8sObject, ctx: CheckContext) -> Iterator[Violati
 
 @_check(
     id="SKN-NET-004",
+    controls=(nsa(NSA_NETWORK_POLICIES), GDPR_SECURITY),
     title="Egress is unrestricted",
     severity=Severity.MEDIUM,
     kinds=(*_WORKLOAD_KINDS, "NetworkPolicy"),
@@ -332,6 +351,10 @@ def _kube_dns_pods(model: NetworkModel) -> list[Pod]:
 
 @_check(
     id="SKN-NET-005",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES, approximate=True, note="a policy that breaks the workload"),
+        gdpr("32(1)(b)", note="availability"),
+    ),
     title="Egress is denied without allowing DNS",
     severity=Severity.HIGH,
     kinds=_WORKLOAD_KINDS,
@@ -382,6 +405,10 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
 
 @_check(
     id="SKN-NET-006",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES),
+        cis("5.3.2", approximate=True, note="an invalid policy is not a policy"),
+    ),
     title="NetworkPolicy is invalid",
     severity=Severity.HIGH,
     kinds=("NetworkPolicy",),

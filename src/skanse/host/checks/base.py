@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from skanse.checks._registry import Check, CheckSet, Violation
 from skanse.host.facts import AuditContext, HostFacts
-from skanse.model import CheckID, CheckMeta, Layer, Severity
+from skanse.model import CheckID, CheckMeta, ControlRef, Layer, Severity
 
 __all__ = [
     "DockerFix",
@@ -60,6 +60,7 @@ def host_check(
     references: tuple[str, ...],
     aliases: tuple[str, ...] = (),
     fixable: bool = False,
+    controls: tuple[ControlRef, ...] = (),
 ) -> Callable[[HostCheckFn], HostCheckFn]:
     """Register the decorated function as a host check in `checks`."""
 
@@ -74,6 +75,7 @@ def host_check(
             references=references,
             aliases=aliases,
             fixable=fixable,
+            controls=controls,
         )
         checks.add(Check(meta=meta, run=fn, kinds=None, package=checks.package))
         return fn

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from skanse.checks._registry import CheckSet
+from skanse.controls import GDPR_SECURITY, NSA_HARDENING, nsa
 from skanse.errors import FactUnavailable
 from skanse.host.checks.base import HostViolation, host_check
 from skanse.host.facts import AuditContext, HostFacts, HostProfile
@@ -20,6 +21,7 @@ _SYSTEM_CONTAINERS = ("lxc", "lxc-libvirt", "openvz", "systemd-nspawn", "contain
 @host_check(
     ISOLATION_CHECKS,
     id="SKN-HOST-090",
+    controls=(nsa(NSA_HARDENING, note="hypervisor-backed isolation"), GDPR_SECURITY),
     title="Host shares its kernel with other tenants (container, not VM)",
     severity=Severity.HIGH,
     description="A system container (LXC, OpenVZ/Virtuozzo, nspawn) or application container "

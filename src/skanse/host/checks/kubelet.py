@@ -11,12 +11,22 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from skanse.checks._registry import CheckSet
+from skanse.controls import (
+    GDPR_SECURITY,
+    NSA_AUTH,
+    NSA_ENCRYPTION,
+    NSA_HARDENING,
+    NSA_NETWORK_POLICIES,
+    NSA_RESOURCES,
+    cis,
+    nsa,
+)
 from skanse.errors import FactNotApplicable, FactUnavailable
 from skanse.host.checks.base import HostViolation, KubeletFix, host_check
 from skanse.host.cis import STRONG_CIPHERS
 from skanse.host.facts import AuditContext, HostFacts, HostProfile
 from skanse.host.kubelet import KubeletConfig, Setting
-from skanse.model import Severity
+from skanse.model import ControlRef, Severity
 
 __all__ = ["CIS_IDS", "KUBELET_CHECKS"]
 
@@ -54,6 +64,34 @@ _CIS_URL = "https://www.cisecurity.org/benchmark/kubernetes"
 _AUTH_DOC = "https://kubernetes.io/docs/reference/access-authn-authz/kubelet-authn-authz/"
 _CONFIG_DOC = "https://kubernetes.io/docs/reference/config-api/kubelet-config.v1beta1/"
 _TLS_DOC = "https://kubernetes.io/docs/reference/access-authn-authz/kubelet-tls-bootstrapping/"
+
+
+# NSA/CISA guide sections each kubelet check gives evidence for (all approximate: the guide
+# discusses the API server's authentication and TLS; the kubelet's is the same concern).
+_NSA_SECTIONS: dict[str, str] = {
+    "SKN-HOST-050": NSA_AUTH,
+    "SKN-HOST-051": NSA_AUTH,
+    "SKN-HOST-052": NSA_AUTH,
+    "SKN-HOST-053": NSA_AUTH,
+    "SKN-HOST-054": NSA_ENCRYPTION,
+    "SKN-HOST-055": NSA_ENCRYPTION,
+    "SKN-HOST-056": NSA_ENCRYPTION,
+    "SKN-HOST-057": NSA_RESOURCES,
+    "SKN-HOST-058": NSA_HARDENING,
+    "SKN-HOST-059": NSA_HARDENING,
+    "SKN-HOST-060": NSA_NETWORK_POLICIES,
+}
+
+
+def _controls(check_id: str) -> tuple[ControlRef, ...]:
+    """CIS v1.10.0 where the benchmark has the check, the guide's section, GDPR 32(1)(b)."""
+    refs = []
+    cis_id = CIS_IDS[check_id].get("cis-1.10")
+    if cis_id:
+        refs.append(cis(cis_id))
+    refs.append(nsa(_NSA_SECTIONS[check_id], approximate=True))
+    refs.append(GDPR_SECURITY)
+    return tuple(refs)
 
 
 def _aliases(check_id: str) -> tuple[str, ...]:
@@ -128,6 +166,7 @@ def _kubelet_check(
             references=(*references, _CIS_URL),
             aliases=_aliases(id),
             fixable=True,
+            controls=_controls(id),
         )(run)
         return run
 

@@ -10,6 +10,19 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from skanse.checks._registry import CheckSet
+from skanse.controls import (
+    GDPR_SECURITY,
+    NSA_AUTH,
+    NSA_HARDENING,
+    NSA_IMAGES,
+    NSA_LOGGING,
+    NSA_NETWORK_POLICIES,
+    NSA_NON_ROOT,
+    NSA_POD_SECURITY,
+    cis,
+    gdpr,
+    nsa,
+)
 from skanse.errors import HostFactError
 from skanse.host.checks.base import DockerFix, HostViolation, host_check
 from skanse.host.facts import AuditContext, HostFacts
@@ -47,6 +60,7 @@ def _socket_problems(info: FileInfo, daemon_uid: int = 0) -> list[str]:
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-070",
+    controls=(nsa(NSA_NON_ROOT), GDPR_SECURITY),
     title="Docker daemon runs as root without user namespaces",
     severity=Severity.MEDIUM,
     description="A rootful daemon without userns-remap maps container root to host root: "
@@ -77,6 +91,10 @@ def docker_userns(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-071",
+    controls=(
+        nsa(NSA_POD_SECURITY, approximate=True, note="no-new-privileges for every container"),
+        GDPR_SECURITY,
+    ),
     title="Docker containers may gain new privileges",
     severity=Severity.MEDIUM,
     description="Without no-new-privileges, setuid binaries inside a container can raise "
@@ -102,6 +120,10 @@ def docker_no_new_privileges(facts: HostFacts, ctx: AuditContext) -> Iterator[Ho
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-072",
+    controls=(
+        nsa(NSA_NETWORK_POLICIES, approximate=True, note="Docker's default bridge"),
+        GDPR_SECURITY,
+    ),
     title="Containers on the default bridge can talk to each other",
     severity=Severity.LOW,
     description="With icc on, every container on docker0 reaches every other one on any port.",
@@ -126,6 +148,7 @@ def docker_icc(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation]:
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-073",
+    controls=(gdpr("32(1)(b)", note="availability: containers survive a daemon restart"),),
     title="Docker live restore is off",
     severity=Severity.LOW,
     description="Without live-restore, restarting or upgrading dockerd stops every container.",
@@ -150,6 +173,7 @@ def docker_live_restore(facts: HostFacts, ctx: AuditContext) -> Iterator[HostVio
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-074",
+    controls=(nsa(NSA_IMAGES, approximate=True, note="images pulled without TLS"), GDPR_SECURITY),
     title="Docker trusts insecure registries",
     severity=Severity.HIGH,
     description="Images from an insecure registry are pulled over plain HTTP or unverified "
@@ -177,6 +201,10 @@ def docker_insecure_registries(facts: HostFacts, ctx: AuditContext) -> Iterator[
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-075",
+    controls=(
+        nsa(NSA_AUTH, approximate=True, note="the Docker API, not the Kubernetes API"),
+        GDPR_SECURITY,
+    ),
     title="Docker API listens on TCP without client certificate verification",
     severity=Severity.CRITICAL,
     description="The Docker API is root on the host; on TCP without tlsverify anyone who "
@@ -208,6 +236,10 @@ def docker_tcp_tls(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolatio
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-076",
+    controls=(
+        nsa(NSA_LOGGING, approximate=True),
+        gdpr("32(1)(b)", note="availability: the disk fills"),
+    ),
     title="Container logs grow without limit",
     severity=Severity.LOW,
     description="The default json-file log driver never rotates: one chatty container fills "
@@ -237,6 +269,7 @@ def docker_log_limits(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViola
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-077",
+    controls=(nsa(NSA_AUTH, approximate=True, note="the Docker socket"), GDPR_SECURITY),
     title="Docker socket is open to other users",
     severity=Severity.HIGH,
     description="Access to the Docker socket is root on the host.",
@@ -260,6 +293,11 @@ def docker_socket(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-080",
+    controls=(
+        cis("5.7.2", approximate=True, note="the runtime default instead of the pod spec"),
+        nsa(NSA_HARDENING),
+        GDPR_SECURITY,
+    ),
     title="Pods without a seccomp profile run unconfined",
     severity=Severity.MEDIUM,
     description="containerd gives pods that name no seccomp profile no filter at all unless "
@@ -289,6 +327,7 @@ def containerd_seccomp(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViol
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-081",
+    controls=(nsa(NSA_HARDENING), GDPR_SECURITY),
     title="containerd disables AppArmor for containers",
     severity=Severity.MEDIUM,
     description="With disable_apparmor, containers run without the runtime's AppArmor "
@@ -310,6 +349,10 @@ def containerd_apparmor(facts: HostFacts, ctx: AuditContext) -> Iterator[HostVio
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-082",
+    controls=(
+        cis("4.2.5", approximate=True, note="containerd's setting, the kubelet's in CIS"),
+        GDPR_SECURITY,
+    ),
     title="CRI streaming connections never time out",
     severity=Severity.LOW,
     description="exec/attach/port-forward streams stay open forever when stream_idle_timeout "
@@ -333,6 +376,7 @@ def containerd_stream_timeout(facts: HostFacts, ctx: AuditContext) -> Iterator[H
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-083",
+    controls=(nsa(NSA_HARDENING, approximate=True), GDPR_SECURITY),
     title="Pods may bind privileged ports and send ICMP without capabilities",
     severity=Severity.INFO,
     description="enable_unprivileged_ports/icmp set net.ipv4.ip_unprivileged_port_start=0 "
@@ -366,6 +410,7 @@ def containerd_unprivileged(facts: HostFacts, ctx: AuditContext) -> Iterator[Hos
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-084",
+    controls=(nsa(NSA_IMAGES, approximate=True, note="images pulled without TLS"), GDPR_SECURITY),
     title="containerd pulls from insecure registries",
     severity=Severity.HIGH,
     description="Plain-HTTP endpoints and skip_verify let anyone on the path substitute images.",
@@ -415,6 +460,7 @@ def containerd_insecure(facts: HostFacts, ctx: AuditContext) -> Iterator[HostVio
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-085",
+    controls=(nsa(NSA_AUTH, approximate=True, note="the containerd socket"), GDPR_SECURITY),
     title="containerd socket is open to other users",
     severity=Severity.HIGH,
     description="Access to the containerd socket is root on the host (it can start "
@@ -434,6 +480,7 @@ def containerd_socket(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViola
 @host_check(
     RUNTIME_CHECKS,
     id="SKN-HOST-086",
+    controls=(nsa(NSA_AUTH, approximate=True, note="the containerd API"), GDPR_SECURITY),
     title="containerd API listens on TCP",
     severity=Severity.CRITICAL,
     description="containerd's gRPC API has no authentication: on TCP, whoever reaches the "

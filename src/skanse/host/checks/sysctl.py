@@ -17,11 +17,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from skanse.checks._registry import CheckSet
+from skanse.controls import GDPR_SECURITY, NSA_HARDENING, nsa
 from skanse.errors import FactNotApplicable, HostFactError
 from skanse.host.checks.base import HostViolation, SysctlFix, host_check
 from skanse.host.facts import AuditContext, HostFacts, HostProfile
 from skanse.host.sysctl import key_path
 from skanse.model import Severity
+
+# Kernel hardening of the node that runs the containers: the guide's "hardening container
+# environments" is about isolating containers from the host kernel, hence approximate.
+_SYSCTL_CONTROLS = (
+    nsa(NSA_HARDENING, approximate=True, note="kernel parameters of the node"),
+    GDPR_SECURITY,
+)
 
 __all__ = ["SYSCTL_CHECKS", "SYSCTL_RULES", "Expect", "SysctlRule"]
 
@@ -227,6 +235,7 @@ def _make_check(rule: SysctlRule) -> None:
         references=tuple(references),
         aliases=("KRNL-6000",) if rule.lynis else (),
         fixable=True,
+        controls=_SYSCTL_CONTROLS,
     )
     def check(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation]:
         expect = rule.expect(ctx.profile)
