@@ -32,6 +32,7 @@ from skanse.model import (
     SkippedDocument,
     Suppression,
     SuppressionSource,
+    WorkloadInfo,
 )
 from skanse.sources.dockerfile import DockerfileInput, read_dockerfile, read_dockerfile_bytes
 from skanse.sources.files import STDIN, InputType, discover
@@ -41,6 +42,7 @@ from skanse.sources.kubernetes import (
     POD_TEMPLATE_PATHS,
     K8sObject,
     as_dict,
+    as_list,
     pod_spec,
 )
 from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_path
@@ -53,6 +55,7 @@ __all__ = [
     "scan",
     "scan_manifests",
     "selected_checks",
+    "workload_info",
 ]
 
 ANNOTATION_PREFIX = "ignore.skanse.io/"
@@ -218,6 +221,12 @@ def scan(
         if _wanted(c, options, registry)
     ]
     objects = _scan_manifests(out, manifests, checks, options)
+    workloads = tuple(
+        info
+        for mf in manifests
+        for obj in mf.objects
+        if (info := workload_info(obj, options.namespace)) is not None
+    )
     _scan_dockerfiles(out, dockerfiles, checks)
     unknown = Counter(
         f"{o.api_version} {o.kind}"
@@ -240,6 +249,31 @@ def scan(
         warnings=tuple(out.warnings),
         started=started,
         finished=dt.datetime.now(dt.UTC),
+        workloads=workloads,
+    )
+
+
+def workload_info(obj: K8sObject, default_namespace: str = "default") -> WorkloadInfo | None:
+    """The images and container ports of a workload (None for objects without a pod spec)."""
+    pod = pod_spec(obj)
+    if pod is None:
+        return None
+    images: list[str] = []
+    ports: list[tuple[str, int]] = []
+    for container in pod.containers():
+        image = container.data.get("image")
+        if isinstance(image, str) and image and image not in images:
+            images.append(image)
+        for port in as_list(container.data.get("ports")):
+            entry = as_dict(port)
+            number = entry.get("containerPort")
+            if isinstance(number, int) and not isinstance(number, bool):
+                protocol = entry.get("protocol")
+                ports.append((protocol if isinstance(protocol, str) else "TCP", number))
+    ref = obj.resource
+    resource = ResourceRef(ref.kind, ref.name, ref.namespace or default_namespace, ref.api_version)
+    return WorkloadInfo(
+        resource, tuple(images), tuple(ports), host_network=pod.spec.get("hostNetwork") is True
     )
 
 

@@ -127,7 +127,10 @@ def render_verifications(results: list[Any], args: argparse.Namespace) -> int:
 
     code = 0 if all(r.verified for r in results) else 1
     if args.format == "json":
-        text = json.dumps(to_document(results), indent=2) + "\n"
+        import datetime as dt
+
+        document = to_document(results, tool_version=__version__, checked=dt.datetime.now(dt.UTC))
+        text = json.dumps(document, indent=2) + "\n"
     elif args.format == "text":
         lines = []
         for r in results:

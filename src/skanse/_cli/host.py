@@ -210,6 +210,7 @@ def _audit(args: argparse.Namespace) -> int:
         color=to_terminal and not os.environ.get("NO_COLOR"),
         width=max(100, Console().width) if to_terminal else 160,
         verbose=args.verbose,
+        kind="skanse.host-audit",
     )
     document = render(fmt, reported, info)
     if output:

@@ -204,7 +204,17 @@ def _run_list(args: argparse.Namespace) -> int:
             raise UsageError(f"--focus: no workload {args.focus!r} in the inputs")
         labels = {w.ident for w in found}
         connections = [c for c in connections if c.src.label in labels or c.dst.label in labels]
-    _emit(render_connections(ListFormat(args.format), connections, model), args.output)
+    import datetime as dt
+
+    from skanse import __version__
+
+    provenance = {
+        "tool": {"name": "skanse", "version": __version__},
+        "targets": list(args.paths),
+        "generated": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    text = render_connections(ListFormat(args.format), connections, model, provenance=provenance)
+    _emit(text, args.output)
     return 2 if troubles and args.strict else 0
 
 

@@ -128,7 +128,11 @@ def _replay(args: argparse.Namespace) -> int:
             out.write(json.dumps(item.alert.to_json(), ensure_ascii=False) + "\n")
     else:
         scan = alerts_to_result(alerts, summary, result.ruleset, args.input)
-        info = ReportInfo(tool_version=__version__, source_root=find_repo_root(Path.cwd()))
+        info = ReportInfo(
+            tool_version=__version__,
+            source_root=find_repo_root(Path.cwd()),
+            kind="skanse.runtime-replay",
+        )
         out.write(render(Format(args.format), scan, info))
     if args.output:
         write_atomic(args.output, out.getvalue())

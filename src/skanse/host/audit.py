@@ -74,7 +74,10 @@ def _problem(check: Check[Any, Any], exc: FactUnavailable) -> InputProblem:
     except ValueError:
         kind = ProblemKind.UNREADABLE
     return InputProblem(
-        exc.path or "/", kind, f"{check.id} ({check.meta.title}) could not check: {exc.message}"
+        exc.path or "/",
+        kind,
+        f"{check.id} ({check.meta.title}) could not check: {exc.message}",
+        check_id=check.id,
     )
 
 
@@ -159,6 +162,7 @@ def audit_host(
                     str(root.path),
                     ProblemKind.INTERNAL,
                     f"check {check.id} failed: {type(exc).__name__}: {exc}",
+                    check_id=check.id,
                 )
             )
             continue

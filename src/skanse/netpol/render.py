@@ -13,7 +13,7 @@ import enum
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import assert_never
 from xml.sax.saxutils import escape
 
@@ -74,8 +74,13 @@ def _problems_json(problems: Sequence[PolicyProblem]) -> list[dict[str, object]]
 
 
 def render_connections(
-    fmt: ListFormat, connections: Sequence[Connection], model: NetworkModel | None = None
+    fmt: ListFormat,
+    connections: Sequence[Connection],
+    model: NetworkModel | None = None,
+    *,
+    provenance: Mapping[str, object] | None = None,
 ) -> str:
+    """`provenance` (tool, targets, generated) goes into the JSON document as it is."""
     match fmt:
         case ListFormat.TXT:
             return "".join(f"{c}\n" for c in connections)
@@ -87,6 +92,8 @@ def render_connections(
         case ListFormat.JSON:
             document = {
                 "schema_version": SCHEMA_VERSION,
+                "kind": "skanse.netpol-list",
+                **(provenance or {}),
                 "connections": [
                     {
                         "src": c.src.label,

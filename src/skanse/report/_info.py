@@ -21,6 +21,8 @@ class ReportInfo:
     color: bool = False
     width: int = 120
     verbose: bool = False
+    # What produced the result, for JSON readers that combine several (skanse report).
+    kind: str = "skanse.scan"
 
 
 def find_repo_root(start: Path) -> Path:

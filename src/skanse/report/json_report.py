@@ -6,12 +6,21 @@ The schema is published in `docs/schemas/scan-result-v1.schema.json`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from skanse.model import Finding, InputProblem, Location, ResourceRef, ScanResult, SkippedDocument
+from skanse.model import (
+    ControlRef,
+    Finding,
+    InputProblem,
+    Location,
+    ResourceRef,
+    ScanResult,
+    SkippedDocument,
+)
 from skanse.report._info import ReportInfo, summary_counts
 
-__all__ = ["SCHEMA_VERSION", "render", "to_document"]
+__all__ = ["SCHEMA_VERSION", "control_documents", "render", "to_document"]
 
 SCHEMA_VERSION = 1
 
@@ -66,7 +75,20 @@ def _problem(p: InputProblem) -> dict[str, Any]:
         "line": p.line,
         "column": p.column,
         "document": p.document,
+        "check_id": p.check_id,
     }
+
+
+def control_documents(refs: Iterable[ControlRef]) -> list[dict[str, Any]]:
+    return [
+        {
+            "framework": r.framework.value,
+            "control": r.control,
+            "approximate": r.approximate,
+            "note": r.note,
+        }
+        for r in refs
+    ]
 
 
 def _skipped(s: SkippedDocument) -> dict[str, Any]:
@@ -80,6 +102,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
     )
     return {
         "schema_version": SCHEMA_VERSION,
+        "kind": info.kind,
         "tool": {"name": "skanse", "version": info.tool_version},
         "scan": {
             "targets": list(result.targets),
@@ -106,6 +129,8 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
                 "severity": c.severity.value,
                 "aliases": list(c.aliases),
                 "pss_control": c.pss_control,
+                "layer": c.layer.value,
+                "controls": control_documents(c.controls),
             }
             for c in result.checks
         ],
@@ -119,6 +144,24 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
             for n in result.not_applicable
         ],
         "facts": dict(result.facts),
+        "evaluations": [
+            {
+                "resource": _resource(e.resource),
+                "file": e.location.file,
+                "line": e.location.line,
+                "checks": list(e.check_ids),
+            }
+            for e in result.evaluations
+        ],
+        "workloads": [
+            {
+                "resource": _resource(w.resource),
+                "images": list(w.images),
+                "ports": [{"protocol": proto, "port": port} for proto, port in w.ports],
+                "host_network": w.host_network,
+            }
+            for w in result.workloads
+        ],
     }
 
 

@@ -7,6 +7,7 @@ The JSON document keeps every signature looked at and which key verified it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,11 +91,18 @@ def to_scan_result(results: Sequence[Verification]) -> ScanResult:
     )
 
 
-def to_document(results: Sequence[Verification]) -> dict[str, Any]:
+def to_document(
+    results: Sequence[Verification],
+    *,
+    tool_version: str | None = None,
+    checked: dt.datetime | None = None,
+) -> dict[str, Any]:
     """`skanse verify -f json`: one entry per image, every signature with its outcome."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "skanse.verification",
+        "tool": {"name": "skanse", "version": tool_version} if tool_version else None,
+        "checked": checked.isoformat() if checked else None,
         "verified": all(r.verified for r in results),
         "images": [
             {

@@ -197,9 +197,16 @@ def render_json(scan: VulnScan, *, tool_version: str, exit_code: int | None) -> 
     counts = Counter(_severity_name(m) for m in live)
     subject = scan.inventory.subject
     distro = scan.inventory.distro
+    by_type = Counter(p.type for p in scan.inventory.packages)
+    started, finished = scan.result.started, scan.result.finished
     document = {
         "schema_version": JSON_SCHEMA_VERSION,
+        "kind": "skanse.vuln",
         "tool": {"name": "skanse", "version": tool_version},
+        "scan": {
+            "started": started.isoformat() if started else None,
+            "finished": finished.isoformat() if finished else None,
+        },
         "target": scan.target,
         "subject": {
             "kind": subject.kind,
@@ -216,6 +223,8 @@ def render_json(scan: VulnScan, *, tool_version: str, exit_code: int | None) -> 
             "vulnerabilities": len(live),
             "suppressed": len(scan.matches) - len(live),
             "by_severity": {s: counts.get(s, 0) for s in [*(v.value for v in Severity), "UNKNOWN"]},
+            "fixable": sum(1 for m in live if m.fixed_version),
+            "packages_by_type": dict(sorted(by_type.items())),
             "exit_code": exit_code,
         },
         "matches": [_match_document(m) for m in _order(scan.matches)],
