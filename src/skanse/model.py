@@ -213,6 +213,8 @@ class Finding:
     # Candidate suppressions found next to the finding (annotation, inline); results.py
     # decides which one applies, because only it knows today's date.
     declared_suppressions: tuple[Suppression, ...] = ()
+    # Suppressions that matched but had expired (set by results.py), so reports can show them.
+    expired_suppressions: tuple[Suppression, ...] = ()
 
     @property
     def suppressed(self) -> bool:

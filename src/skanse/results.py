@@ -48,8 +48,10 @@ def apply_suppressions(
         candidates: list[Suppression] = list(finding.declared_suppressions)
         candidates += [c.suppression() for c in config if c.matches(finding, resolve)]
         chosen = None
+        expired: list[Suppression] = []
         for candidate in candidates:
             if candidate.expired(today):
+                expired.append(candidate)
                 if candidate.origin not in warned:
                     warned.add(candidate.origin)
                     warnings.append(
@@ -60,7 +62,9 @@ def apply_suppressions(
                 continue
             chosen = candidate
             break
-        findings.append(dataclasses.replace(finding, suppression=chosen))
+        findings.append(
+            dataclasses.replace(finding, suppression=chosen, expired_suppressions=tuple(expired))
+        )
     return dataclasses.replace(result, findings=tuple(findings), warnings=tuple(warnings))
 
 

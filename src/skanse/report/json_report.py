@@ -17,10 +17,17 @@ from skanse.model import (
     ResourceRef,
     ScanResult,
     SkippedDocument,
+    Suppression,
 )
 from skanse.report._info import ReportInfo, summary_counts
 
-__all__ = ["SCHEMA_VERSION", "control_documents", "render", "to_document"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "control_documents",
+    "render",
+    "suppression_document",
+    "to_document",
+]
 
 SCHEMA_VERSION = 1
 
@@ -44,16 +51,17 @@ def _resource(ref: ResourceRef) -> dict[str, Any]:
     }
 
 
+def suppression_document(s: Suppression) -> dict[str, Any]:
+    return {
+        "source": s.source.value,
+        "reason": s.reason,
+        "origin": s.origin,
+        "expires": s.expires.isoformat() if s.expires else None,
+    }
+
+
 def _finding(f: Finding) -> dict[str, Any]:
-    suppression = None
-    if f.suppression is not None:
-        s = f.suppression
-        suppression = {
-            "source": s.source.value,
-            "reason": s.reason,
-            "origin": s.origin,
-            "expires": s.expires.isoformat() if s.expires else None,
-        }
+    suppression = suppression_document(f.suppression) if f.suppression is not None else None
     return {
         "check_id": f.check_id,
         "severity": f.severity.value,
@@ -64,6 +72,7 @@ def _finding(f: Finding) -> dict[str, Any]:
         "fingerprint": f.fingerprint,
         "suppressed": f.suppressed,
         "suppression": suppression,
+        "expired_suppressions": [suppression_document(s) for s in f.expired_suppressions],
     }
 
 
