@@ -52,6 +52,10 @@ scan result, so the other files are still scanned (see `skanse.model`).
           · TransferError          an exported database whose manifest or digest does not hold
         - SbomError              a file that is not a valid CycloneDX or SPDX JSON SBOM
         - VexError               a VEX document that is not valid OpenVEX or CycloneDX VEX
+      + ReportError            skanse report: the posture report could not be made
+        - ReportInputError       a results file that is unreadable, not a skanse result, or of
+                                 an incompatible schema version
+        - PdfError               the PDF could not be rendered (WeasyPrint missing or failing)
 """
 
 from __future__ import annotations
@@ -80,10 +84,13 @@ __all__ = [
     "ManifestError",
     "NetpolError",
     "NotFoundError",
+    "PdfError",
     "PolicyError",
     "ProofError",
     "RegistryClientError",
     "RegistryError",
+    "ReportError",
+    "ReportInputError",
     "RuleTestError",
     "RulesError",
     "SbomError",
@@ -384,3 +391,20 @@ class SbomError(VulnError):
 
 class VexError(VulnError):
     """A VEX document that is not valid OpenVEX or CycloneDX VEX."""
+
+
+# -- posture report (skanse.report.posture) -----------------------------------------------------
+# A layer that was not given is not an error: it is reported as "not assessed".
+
+
+class ReportError(SkanseError):
+    """skanse report could not make the posture report."""
+
+
+class ReportInputError(ReportError):
+    """A results file that cannot be used: unreadable, not a skanse result, or of a schema
+    version this skanse does not read."""
+
+
+class PdfError(ReportError):
+    """The PDF could not be rendered from the HTML."""

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attest": ("attest", "attach a signed in-toto attestation (an SBOM) to an image"),
     "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
     "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
+    "report": ("report", "one posture report across every layer: HTML, JSON and PDF"),
 }
 
 

@@ -1,0 +1,219 @@
+# ruff: noqa: E501  (argparse help texts)
+"""`skanse report`: one posture report across every layer (HTML, JSON, PDF)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_arguments", "run"]
+
+FORMATS = ("html", "json", "pdf")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Gather every layer into one posture report: run the layers here, or combine the\n"
+        "JSON results that other jobs saved (skanse scan/host audit/vuln/verify/netpol list\n"
+        "-f json, runtime alerts as JSON lines). A layer that is not given is shown as\n"
+        "'not assessed', never as passing.\n\n"
+        "  skanse report --manifests deploy/ --dockerfiles . --host -o posture.html\n"
+        "  skanse report --image reg/app:1.0 --db vuln.db --key cosign.pub --alerts alerts.jsonl\n"
+        "  skanse report results/*.json -f pdf -o posture.pdf --baseline last-month.json\n\n"
+        "Exit status: 0 the report was written; 2 an input could not be used."
+    )
+    parser.add_argument(
+        "results",
+        nargs="*",
+        metavar="RESULT",
+        help="saved layer results (-f json outputs, runtime alert JSON lines)",
+    )
+    run = parser.add_argument_group("layers to run here")
+    run.add_argument(
+        "--manifests",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="Kubernetes manifests: skanse scan (repeatable)",
+    )
+    run.add_argument(
+        "--dockerfiles",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="Dockerfiles or directories: skanse scan (repeatable)",
+    )
+    run.add_argument(
+        "--netpol",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="manifests with NetworkPolicies: skanse netpol list (default: the --manifests paths)",
+    )
+    run.add_argument(
+        "--image",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="an image: its SBOM, vulnerabilities (--db) and signatures (--key); repeatable",
+    )
+    run.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="vulnerability database for --image (default: $SKANSE_DB or the cache; none: no matching)",
+    )
+    run.add_argument(
+        "--key",
+        metavar="PUB",
+        action="append",
+        default=[],
+        help="public key that must have signed each --image (repeatable)",
+    )
+    run.add_argument("--host", action="store_true", help="audit this host (skanse host audit)")
+    run.add_argument(
+        "--host-root", metavar="DIR", default="/", help="the root --host audits (default: /)"
+    )
+    run.add_argument("--host-profile", choices=("generic", "k8s-node"), default="generic")
+    run.add_argument(
+        "--rules",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="runtime rules to replay --events with",
+    )
+    run.add_argument(
+        "--events", metavar="FILE", default=None, help="recorded events to replay against --rules"
+    )
+    run.add_argument(
+        "--alerts",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="runtime alerts, Falco JSON lines (skanse runtime replay -f jsonl, the sensor, Falco)",
+    )
+    parser.add_argument(
+        "-f", "--format", choices=FORMATS, default="html", help="output format (default: html)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write here (atomically); required for pdf",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REPORT",
+        default=None,
+        help="a previous skanse report -f json, for trends",
+    )
+    parser.add_argument("--title", default="Security posture", help="the report's title")
+    parser.add_argument(
+        "--plain-http",
+        metavar="HOST[:PORT]",
+        action="append",
+        default=[],
+        help="registry over plain HTTP (loopback always is)",
+    )
+    parser.add_argument("--cache-dir", metavar="DIR", default=None, help="image blob cache")
+    config = parser.add_mutually_exclusive_group()
+    config.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="suppressions and settings (default: .skanse.yaml found upward)",
+    )
+    config.add_argument("--no-config", action="store_true", help="ignore .skanse.yaml")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no notes on standard error")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import os
+    from pathlib import Path
+
+    from skanse import __version__
+    from skanse._cli.scan import _load_config
+    from skanse.errors import ReportInputError, UsageError
+    from skanse.files import write_atomic
+    from skanse.report.posture import collect
+    from skanse.report.posture.build import build_posture
+    from skanse.report.posture.documents import load_result_file
+
+    if args.format == "pdf" and not args.output:
+        raise UsageError("-f pdf needs -o FILE (a PDF is not written to a terminal)")
+    if args.events and not args.rules:
+        raise UsageError("--events needs --rules FILE")
+    inputs = list(dict.fromkeys([*args.manifests, *args.dockerfiles]))
+    loaded = _load_config(args, inputs or ["."])
+
+    documents = [load_result_file(Path(p)) for p in args.results]
+    documents += [load_result_file(Path(p)) for p in args.alerts]
+    baseline = None
+    if args.baseline:
+        base = load_result_file(Path(args.baseline))
+        if base.kind != "skanse.posture":
+            raise ReportInputError(
+                f"{args.baseline}: a baseline must be a skanse report -f json, not {base.kind}"
+            )
+        baseline = base.data
+    for doc in documents:
+        if doc.kind == "skanse.posture":
+            raise ReportInputError(
+                f"{doc.origin}: a posture report is not a layer result (use --baseline)"
+            )
+    if inputs:
+        documents.append(collect.run_scan(inputs, loaded))
+    netpol_paths = args.netpol or args.manifests
+    if netpol_paths:
+        documents.append(collect.run_netpol(netpol_paths))
+    if args.image:
+        db = Path(args.db) if args.db else None
+        if db is None and os.environ.get("SKANSE_DB"):
+            db = Path(os.environ["SKANSE_DB"])
+        options = collect.ImageOptions(
+            database=db,
+            keys=tuple(args.key),
+            plain_http=frozenset(args.plain_http),
+            cache_dir=args.cache_dir,
+        )
+        documents += collect.run_images(args.image, options, loaded)
+    if args.host:
+        documents.append(collect.run_host(args.host_root, loaded, profile=args.host_profile))
+    if args.events:
+        documents.append(collect.run_replay(args.events, args.rules))
+    if not documents:
+        raise UsageError("nothing to report: give results files or layers to run (see --help)")
+
+    posture = build_posture(
+        documents, tool_version=__version__, title=args.title, baseline=baseline
+    )
+    if args.format == "json":
+        payload: str | bytes = json.dumps(posture, indent=2, ensure_ascii=False) + "\n"
+    else:
+        from skanse.report.posture.html import render_html
+
+        html = render_html(posture)
+        if args.format == "pdf":
+            from skanse.report.posture.pdf import render_pdf
+
+            payload = render_pdf(html)
+        else:
+            payload = html
+    if args.output:
+        write_atomic(args.output, payload)
+    elif isinstance(payload, str):
+        sys.stdout.write(payload)
+        sys.stdout.flush()
+    if not args.quiet:
+        summary = posture["summary"]
+        missing = summary["layers_not_assessed"]
+        sys.stderr.write(
+            f"posture: {summary['findings']} finding(s) across {len(summary['layers_assessed'])} "
+            f"layer(s)" + (f"; not assessed: {', '.join(missing)}" if missing else "") + "\n"
+        )
+        for problems in (layer["problems"] for layer in posture["layers"].values()):
+            for problem in problems[:10]:
+                sys.stderr.write(f"  could not check: {problem}\n")
+    return 0
