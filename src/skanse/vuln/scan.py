@@ -39,7 +39,7 @@ from skanse.vuln.matcher import MatchReport, match_inventory
 from skanse.vuln.model import FixState, Match
 from skanse.vuln.vex import VexStatement, apply_vex
 
-__all__ = ["VulnScan", "package_ref", "scan_inventory", "with_final_suppressions"]
+__all__ = ["VULN_CONTROLS", "VulnScan", "package_ref", "scan_inventory", "with_final_suppressions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def _message(match: Match) -> str:
 
 
 # A known vulnerability in an image: the guide asks to scan images and to patch promptly.
-_VULN_CONTROLS = (
+VULN_CONTROLS = (
     nsa(NSA_IMAGES, note="scan images for vulnerabilities"),
     nsa(NSA_UPGRADING),
     GDPR_SECURITY,
@@ -121,7 +121,7 @@ def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
         remediation=remediation,
         references=first.references,
         aliases=tuple(dict.fromkeys((*first.aliases, *first.related))),
-        controls=_VULN_CONTROLS,
+        controls=VULN_CONTROLS,
     )
 
 

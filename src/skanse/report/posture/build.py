@@ -287,6 +287,7 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
                 "sbom": None,
                 "vulnerabilities": None,
                 "signature": {"status": "not-checked", "reason": "no signature verification"},
+                "attestation": {"status": "not-checked", "what": None, "reason": None},
                 "workloads": [],
             }
         if digest and not found["digest"]:
@@ -315,7 +316,7 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
                     "severity": m.get("severity"),
                     "package": f"{m['package']['name']} {m['package']['version']}",
                     "fixed_version": m.get("fixed_version"),
-                    "aliases": m.get("aliases", []),
+                    "aliases": [*m.get("aliases", []), *m.get("related", [])],
                 }
                 for m in live[:10]
             ],
@@ -323,6 +324,13 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
         e["_matches"] = live
     for ver in estate.verifications:
         e = entry(str(ver.get("image")), ver.get("digest"))
+        if ver.get("what") != "signature":  # an SBOM (or other) attestation
+            e["attestation"] = {
+                "status": "verified" if ver.get("verified") else "not-verified",
+                "what": ver.get("what"),
+                "reason": ver.get("reason"),
+            }
+            continue
         e["signature"] = {
             "status": "verified" if ver.get("verified") else "not-verified",
             "reason": ver.get("reason"),
@@ -606,10 +614,16 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
     for f in estate.findings:
         (suppressed_by_check if f.get("suppressed") else live_by_check)[f["check_id"]] += 1
     ran = {cid for ids in estate.ran.values() for cid in ids}
+    checks = dict(estate.checks)
+    for cid, meta in _known_checks().items():
+        checks.setdefault(cid, meta)
+    layer_evidence = _layer_evidence(estate, layers)
     controls: dict[tuple[str, str], dict[str, Any]] = {}
-    for check in estate.checks.values():
+    for check in checks.values():
         cid = str(check["id"])
-        if live_by_check[cid]:
+        if cid in layer_evidence:
+            status, live_by_check[cid], suppressed_by_check[cid] = layer_evidence[cid]
+        elif live_by_check[cid]:
             status = "not-met"
         elif cid in ran:
             status = "met-with-exceptions" if suppressed_by_check[cid] else "met"
@@ -656,6 +670,84 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
             _natural(c["control"]),
         ),
     )
+
+
+# Evidence that is a whole layer's result rather than one registered check's.
+_VULN_EVIDENCE = "vulnerability matching"
+_RUNTIME_EVIDENCE = "runtime detection"
+
+
+def _known_checks() -> dict[str, dict[str, Any]]:
+    """Every check skanse has, so a control whose checks did not run shows "not assessed"."""
+    from skanse.checks._all import REGISTRY
+    from skanse.host.checks._all import HOST_REGISTRY
+    from skanse.report.json_report import control_documents
+    from skanse.rules.replay import RUNTIME_CONTROLS
+    from skanse.signing.report import ATTESTATION_CHECK, SIGNATURE_CHECK
+    from skanse.vuln.scan import VULN_CONTROLS
+
+    metas = [c.meta for c in (*REGISTRY.all(), *HOST_REGISTRY.all())]
+    metas += [SIGNATURE_CHECK, ATTESTATION_CHECK]
+    known = {
+        str(m.id): {
+            "id": str(m.id),
+            "title": m.title,
+            "layer": _CHECK_LAYER[m.layer.value],
+            "controls": control_documents(m.controls),
+        }
+        for m in metas
+    }
+    known[_VULN_EVIDENCE] = {
+        "id": _VULN_EVIDENCE,
+        "title": "known vulnerabilities in the images",
+        "layer": "images",
+        "controls": control_documents(VULN_CONTROLS),
+    }
+    known[_RUNTIME_EVIDENCE] = {
+        "id": _RUNTIME_EVIDENCE,
+        "title": "runtime rules raised no alert",
+        "layer": "runtime",
+        "controls": control_documents(RUNTIME_CONTROLS),
+    }
+    return known
+
+
+def _layer_evidence(
+    estate: _Estate, layers: Mapping[str, Mapping[str, Any]]
+) -> dict[str, tuple[str, int, int]]:
+    """(status, findings, suppressed) of the evidence that whole layers give."""
+    out: dict[str, tuple[str, int, int]] = {}
+    if estate.vulns:
+        live = sum(1 for v in estate.vulns for m in v.get("matches", []) if not m.get("suppressed"))
+        muted = sum(1 for v in estate.vulns for m in v.get("matches", []) if m.get("suppressed"))
+        status = "not-met" if live else ("met-with-exceptions" if muted else "met")
+        out[_VULN_EVIDENCE] = (status, live, muted)
+    else:
+        out[_VULN_EVIDENCE] = ("not-assessed", 0, 0)
+    signatures = [v for v in estate.verifications if v.get("what") == "signature"]
+    failed = sum(1 for v in signatures if not v.get("verified"))
+    out["SKN-SIG-001"] = (
+        ("not-met" if failed else "met") if signatures else "not-assessed",
+        failed,
+        0,
+    )
+    attestations = [v for v in estate.verifications if v.get("what") != "signature"]
+    failed = sum(1 for v in attestations if not v.get("verified"))
+    out["SKN-SIG-002"] = (
+        ("not-met" if failed else "met") if attestations else "not-assessed",
+        failed,
+        0,
+    )
+    runtime = layers["runtime"]
+    if runtime["status"] == "not-assessed":
+        out[_RUNTIME_EVIDENCE] = ("not-assessed", 0, 0)
+    else:
+        out[_RUNTIME_EVIDENCE] = (
+            "not-met" if runtime["findings"] else "met",
+            runtime["findings"],
+            0,
+        )
+    return out
 
 
 def _natural(text: str) -> tuple[Any, ...]:

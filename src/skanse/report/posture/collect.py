@@ -117,7 +117,8 @@ def run_images(
     from skanse.results import apply_suppressions
     from skanse.signing.keys import read_public_key
     from skanse.signing.report import to_document
-    from skanse.signing.verify import verify_signatures
+    from skanse.signing.sign import predicate_type_for
+    from skanse.signing.verify import verify_attestations, verify_signatures
     from skanse.vuln.db import Database
     from skanse.vuln.render import render_json
     from skanse.vuln.scan import VulnScan, scan_inventory, with_final_suppressions
@@ -167,7 +168,11 @@ def run_images(
                     ResultDocument("skanse.vuln", f"run: skanse vuln {reference}", json.loads(text))
                 )
             if keys and spec.kind == "registry":
-                verifications.append(verify_signatures(client, parse_reference(reference), keys))
+                ref = parse_reference(reference)
+                verifications.append(verify_signatures(client, ref, keys))
+                # the SBOM attestation (skanse attest --type cyclonedx), if the image has one
+                sbom_type = predicate_type_for("cyclonedx")
+                verifications.append(verify_attestations(client, ref, keys, sbom_type))
     finally:
         if db is not None:
             db.close()
