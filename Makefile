@@ -7,7 +7,11 @@ BIN    := $(VENV)/bin
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
 # docker-registry, skopeo: the real registry and an independent image copier for tests/oci.
 # wrk: the admission webhook's load benchmark.
-APT_PACKAGES ?= sysdig docker-registry skopeo wrk
+# chromium: opens the posture report in tests/report_posture (console errors, screenshot);
+# libpango-1.0-0, libpangoft2-1.0-0, fonts-dejavu-core: WeasyPrint's runtime for the PDF;
+# poppler-utils: pdftotext reads the PDF back in the end-to-end test.
+APT_PACKAGES ?= sysdig docker-registry skopeo wrk chromium libpango-1.0-0 libpangoft2-1.0-0 \
+	fonts-dejavu-core poppler-utils
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench bench-admission
 
