@@ -68,10 +68,22 @@ def _event(image: str) -> str:
             "ts": 1_764_300_000_000_000_000,
             "pid": 4242,
             "res": 0,
-            "proc": {"pid": 4242, "ppid": 1, "name": "bash", "exepath": "/usr/bin/bash",
-                     "tty": 34816, "uid": 0, "user": "root", "container_id": "0123456789ab"},
-            "container": {"id": "0123456789ab", "name": "api", "image": image,
-                          "k8s": {"ns": "payments", "pod": "api-5d8f7c9b-x2x4z"}},
+            "proc": {
+                "pid": 4242,
+                "ppid": 1,
+                "name": "bash",
+                "exepath": "/usr/bin/bash",
+                "tty": 34816,
+                "uid": 0,
+                "user": "root",
+                "container_id": "0123456789ab",
+            },
+            "container": {
+                "id": "0123456789ab",
+                "name": "api",
+                "image": image,
+                "k8s": {"ns": "payments", "pod": "api-5d8f7c9b-x2x4z"},
+            },
         }
     )
 
@@ -93,8 +105,10 @@ def estate(registry, tmp_path_factory) -> dict:
     from skanse._cli import main
 
     sbom = tmp / "api.cdx.json"
-    assert main(["sbom", str(ref), "-o", f"cyclonedx-json={sbom}",
-                 "--cache-dir", str(tmp / "cache")]) == 0
+    assert (
+        main(["sbom", str(ref), "-o", f"cyclonedx-json={sbom}", "--cache-dir", str(tmp / "cache")])
+        == 0
+    )
     attest_image(client, ref, key, predicate_type_for("cyclonedx"), json.loads(sbom.read_text()))
     client.close()
 
@@ -125,21 +139,58 @@ def estate(registry, tmp_path_factory) -> dict:
     events = tmp / "events.jsonl"
     events.write_text(_event(str(ref)) + "\n")
     alerts = tmp / "alerts.jsonl"
-    assert main(["runtime", "replay", str(events), "--rules", str(rules), "-f", "jsonl",
-                 "-o", str(alerts), "-q"]) == 0
-    return {"tmp": tmp, "ref": str(ref), "db": db, "manifests": manifests, "alerts": alerts,
-            "key": tmp / "cosign.pub"}
+    assert (
+        main(
+            [
+                "runtime",
+                "replay",
+                str(events),
+                "--rules",
+                str(rules),
+                "-f",
+                "jsonl",
+                "-o",
+                str(alerts),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    return {
+        "tmp": tmp,
+        "ref": str(ref),
+        "db": db,
+        "manifests": manifests,
+        "alerts": alerts,
+        "key": tmp / "cosign.pub",
+    }
 
 
 def _report(cli, estate: dict, fmt: str, output: Path) -> None:
     result = cli(
         "report",
-        "--manifests", str(ROOT / "examples"), "--manifests", str(estate["manifests"]),
-        "--dockerfiles", str(ROOT / "examples"),
-        "--image", estate["ref"], "--db", str(estate["db"]), "--key", str(estate["key"]),
-        "--cache-dir", str(estate["tmp"] / "cache"),
-        "--host", "--alerts", str(estate["alerts"]),
-        "--no-config", "-f", fmt, "-o", str(output),
+        "--manifests",
+        str(ROOT / "examples"),
+        "--manifests",
+        str(estate["manifests"]),
+        "--dockerfiles",
+        str(ROOT / "examples"),
+        "--image",
+        estate["ref"],
+        "--db",
+        str(estate["db"]),
+        "--key",
+        str(estate["key"]),
+        "--cache-dir",
+        str(estate["tmp"] / "cache"),
+        "--host",
+        "--alerts",
+        str(estate["alerts"]),
+        "--no-config",
+        "-f",
+        fmt,
+        "-o",
+        str(output),
     )
     assert result.code == 0, result.stderr
 
@@ -169,7 +220,7 @@ def test_the_key_numbers(posture) -> None:
     doc, _ = posture
     layers = doc["layers"]
     assert doc["summary"]["layers_not_assessed"] == []
-    assert {n: l["status"] for n, l in layers.items()} == {
+    assert {n: layer["status"] for n, layer in layers.items()} == {
         "kubernetes": "assessed", "dockerfile": "assessed", "network": "assessed",
         "images": "assessed", "runtime": "assessed",
         "host": layers["host"]["status"],  # partial when not run as root
@@ -215,7 +266,10 @@ def test_the_key_numbers(posture) -> None:
     # the control view: CIS 5.2.2 not met (privileged), image provenance evidenced
     by_id = {(c["framework"], c["control"]): c for c in doc["controls"]}
     assert by_id[("cis-kubernetes", "5.2.2")]["status"] == "not-met"
-    assert by_id[("nsa-cisa", "Audit logging and threat detection: threat detection")]["status"] == "not-met"
+    assert (
+        by_id[("nsa-cisa", "Audit logging and threat detection: threat detection")]["status"]
+        == "not-met"
+    )
     kinds = [i["kind"] for i in doc["inputs"]]
     assert sorted(set(kinds)) == [
         "skanse.host-audit", "skanse.netpol-list", "skanse.runtime-alerts", "skanse.scan",
@@ -242,5 +296,7 @@ def test_html_and_pdf(cli, estate, posture) -> None:
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-") and len(data) > 10_000
     if shutil.which("pdftotext"):
-        words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        words = subprocess.run(
+            ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout
         assert "Top risks" in words and "Control view" in words

@@ -53,8 +53,9 @@ def test_an_older_file_without_kind_is_recognised(scan_json: Path, tmp_path: Pat
     posture = build_posture([doc], tool_version="test")
     assert posture["layers"]["kubernetes"]["status"] == "assessed"
     assert posture["layers"]["kubernetes"]["findings"] == data["summary"]["findings"] - sum(
-        1 for f in data["findings"] if f["check_id"].startswith(("SKN-DF", "SKN-NET"))
-        and not f["suppressed"]
+        1
+        for f in data["findings"]
+        if f["check_id"].startswith(("SKN-DF", "SKN-NET")) and not f["suppressed"]
     )
 
 
@@ -82,7 +83,9 @@ def test_an_incompatible_schema_version_is_refused_by_name(scan_json: Path, tmp_
         (b"[" * 100_000 + b"]" * 100_000, "JSON"),
     ],
 )
-def test_files_that_are_not_results_are_refused(tmp_path: Path, content: bytes, expected: str) -> None:
+def test_files_that_are_not_results_are_refused(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     with pytest.raises(ReportInputError, match=expected):

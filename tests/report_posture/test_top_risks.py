@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from skanse.config import LoadedConfig
 from skanse.model import Severity
 from skanse.report.posture.build import build_posture
 from skanse.report.posture.collect import run_netpol, run_scan
 from skanse.report.posture.documents import ResultDocument
-from skanse.config import LoadedConfig
 
 # `admin` is privileged (CRITICAL) but isolated by a default-deny policy and runs an image
 # nobody scanned. `shop` only misses runAsNonRoot and friends (HIGH at worst), but runs an

@@ -71,7 +71,8 @@ def _counts(items: Iterable[str]) -> dict[str, int]:
 
 
 def image_key(reference: str) -> tuple[str, str]:
-    """(repository, tag or digest) with Docker's defaults, so `nginx` = `docker.io/library/nginx:latest`."""
+    """(repository, tag or digest) with Docker's defaults: `nginx` is
+    `docker.io/library/nginx:latest`."""
     from skanse.oci.reference import parse_reference
 
     try:
@@ -91,8 +92,8 @@ def _resource_key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
 
 def _provenance(doc: ResultDocument) -> dict[str, Any]:
     data = doc.data
-    tool = data.get("tool") if isinstance(data.get("tool"), Mapping) else {}
-    scan = data.get("scan") if isinstance(data.get("scan"), Mapping) else {}
+    tool: Mapping[str, Any] = data["tool"] if isinstance(data.get("tool"), Mapping) else {}
+    scan: Mapping[str, Any] = data["scan"] if isinstance(data.get("scan"), Mapping) else {}
     policy: dict[str, Any] = {}
     targets: list[str] = []
     started = finished = None
@@ -120,7 +121,7 @@ def _provenance(doc: ResultDocument) -> dict[str, Any]:
     return {
         "kind": doc.kind,
         "origin": doc.origin,
-        "tool_version": tool.get("version") if isinstance(tool, Mapping) else None,
+        "tool_version": tool.get("version"),
         "schema_version": data.get("schema_version"),
         "targets": targets,
         "started": started,
@@ -231,7 +232,7 @@ def _problem_layer(problem: Mapping[str, Any]) -> str:
 # -- the network: who reaches what ------------------------------------------------------------
 
 
-def _ports_of(connection: Mapping[str, Any]) -> dict[str, list[list[int]]]:
+def _ports_of(connection: Mapping[str, Any]) -> Mapping[str, list[list[int]]]:
     ports = connection.get("ports")
     return ports if isinstance(ports, Mapping) else {}
 
@@ -751,10 +752,8 @@ def _layer_evidence(
 
 
 def _natural(text: str) -> tuple[Any, ...]:
-    parts = []
-    for chunk in text.replace("(", ".").replace(")", ".").split("."):
-        parts.append((0, int(chunk), "") if chunk.isdigit() else (1, 0, chunk))
-    return tuple(parts)
+    chunks = text.replace("(", ".").replace(")", ".").split(".")
+    return tuple((0, int(c), "") if c.isdigit() else (1, 0, c) for c in chunks)
 
 
 def _trend(
@@ -828,9 +827,13 @@ def build_posture(
         "inputs": [_provenance(d) for d in documents],
         "notes": list(inputs_note),
         "summary": {
-            "layers_assessed": [n for n, l in layers.items() if l["status"] != "not-assessed"],
-            "layers_not_assessed": [n for n, l in layers.items() if l["status"] == "not-assessed"],
-            "findings": sum(l["findings"] for l in layers.values()),
+            "layers_assessed": [
+                n for n, layer in layers.items() if layer["status"] != "not-assessed"
+            ],
+            "layers_not_assessed": [
+                n for n, layer in layers.items() if layer["status"] == "not-assessed"
+            ],
+            "findings": sum(layer["findings"] for layer in layers.values()),
             "by_severity": summary,
         },
         "layers": layers,

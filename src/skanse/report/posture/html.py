@@ -248,7 +248,7 @@ def _graph(doc: Mapping[str, Any]) -> str:
     pos: dict[str, tuple[float, float]] = {}
     frames = []
     for i, group in enumerate(order):
-        x = 20 + i * (width_col + 60)
+        x = 20.0 + i * (width_col + 60)
         frames.append(
             f'<text x="{x}" y="22" font-weight="bold" fill="#33415c">{_e("outside the cluster" if group == "external" else "namespace " + group)}</text>'
         )
@@ -259,10 +259,10 @@ def _graph(doc: Mapping[str, Any]) -> str:
     parts = []
     for src, dst, conn in sorted(edges):
         (sx, sy), (dx, dy) = pos[src], pos[dst]
-        x1 = sx + width_col if dx > sx else sx
-        x2 = dx if dx > sx else dx + width_col
+        x1 = float(sx + width_col if dx > sx else sx)
+        x2 = float(dx if dx > sx else dx + width_col)
         if abs(sx - dx) < 1:
-            x1 = x2 = sx + width_col
+            x1 = x2 = sx + float(width_col)
             bend = x1 + 30
             path = f"M{x1},{sy + node_h / 2} C{bend},{sy + node_h / 2} {bend},{dy + node_h / 2} {x2},{dy + node_h / 2}"
         else:
