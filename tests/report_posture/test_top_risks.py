@@ -111,3 +111,19 @@ def test_without_a_network_result_reach_is_not_assessed_and_not_multiplied(tmp_p
     assert shop["score"] == 50 and shop["reach"] == ["network reach not assessed"]
     assert posture["layers"]["network"]["status"] == "assessed"  # SKN-NET checks still ran
     assert posture["network"]["status"] == "not-assessed"
+
+
+def test_the_document_follows_its_published_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "estate.yaml").write_text(MANIFESTS)
+    docs = [
+        run_scan([str(tmp_path)], LoadedConfig.empty()),
+        run_netpol([str(tmp_path)]),
+        ResultDocument("skanse.vuln", "vuln.json", VULN),
+    ]
+    posture = build_posture(docs, tool_version="test")
+    schema = json.loads((ROOT / "docs/schemas/posture-report-v1.schema.json").read_text())
+    jsonschema.validate(json.loads(json.dumps(posture)), schema)
