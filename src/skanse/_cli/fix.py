@@ -102,12 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from skanse._cli.scan import _load_config, _Settings, scan_options
+    from skanse._cli._common import Settings, load_config_for
+    from skanse._cli.scan import scan_options
     from skanse.fix import FixOptions, plan_fixes, write_fixes
 
     paths: list[str] = args.paths or ["."]
-    loaded = _load_config(args, paths)
-    settings = _Settings(args, os.environ, loaded.file, str(loaded.path))
+    loaded = load_config_for(args, paths)
+    settings = Settings(args, os.environ, loaded.file, str(loaded.path))
     options = FixOptions(scan=scan_options(settings), network_policies=_policy_path(args, paths))
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     show_progress = (

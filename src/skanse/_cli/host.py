@@ -6,6 +6,17 @@ import argparse
 import os
 import sys
 
+from skanse._cli._common import (
+    Settings,
+    add_result_arguments,
+    conclude,
+    emit,
+    load_config_for,
+    print_notes,
+    report_info,
+    result_settings,
+)
+
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("text", "json", "sarif", "junit")
@@ -63,54 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the current values next to FILE; needs --fix-file",
     )
     audit.add_argument(
-        "--severity",
-        metavar="SEVERITY",
-        default=None,
-        help="report findings at or above this severity, or exactly a comma list "
-        "(critical,high); any case (default: info)",
-    )
-    audit.add_argument(
-        "--fail-on",
-        metavar="SEVERITY",
-        default=None,
-        help="exit 1 only for unsuppressed findings at or above this severity "
-        "(default: any reported finding)",
-    )
-    audit.add_argument(
-        "--exit-zero",
-        action="store_true",
-        default=None,
-        help="exit 0 even when findings fail the run (errors still exit 2)",
-    )
-    audit.add_argument(
-        "--strict",
-        action="store_true",
-        default=None,
-        help="exit 2 if any check could not be run",
-    )
-    audit.add_argument(
-        "-f", "--format", choices=FORMATS, default=None, help="output format (default: text)"
-    )
-    audit.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        default=None,
-        help="write the report to FILE (atomically) instead of standard output",
-    )
-    config = audit.add_mutually_exclusive_group()
-    config.add_argument(
-        "--config",
-        metavar="FILE",
-        default=None,
-        help="read suppressions and settings from FILE (default: .skanse.yaml found upward)",
-    )
-    config.add_argument("--no-config", action="store_true", help="ignore .skanse.yaml")
-    audit.add_argument(
         "-v", "--verbose", action="store_true", help="also list the checks that do not apply"
     )
-    audit.add_argument(
-        "-q", "--quiet", action="store_true", help="no warnings or notes on standard error"
+    add_result_arguments(
+        audit,
+        formats=FORMATS,
+        strict_help="exit 2 if any check could not be run",
+        config_help="read suppressions and settings from FILE (default: .skanse.yaml found upward)",
     )
     listing = sub.add_parser("checks", help="list the host checks with severity and aliases")
     listing.add_argument("-f", "--format", choices=("text", "json"), default="text")
@@ -159,65 +129,35 @@ def _checks(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import datetime as dt
-    from pathlib import Path
-
     from rich.console import Console
 
-    from skanse import __version__
-    from skanse._cli.scan import _bool, _load_config, _Settings
-    from skanse.config import parse_severities
     from skanse.errors import HostFactError, UsageError
-    from skanse.files import write_atomic
     from skanse.host.audit import audit_host
     from skanse.host.checks._all import HOST_REGISTRY
     from skanse.host.cis import DEFAULT_BENCHMARK, parse_benchmark
     from skanse.host.facts import AuditContext, HostProfile
     from skanse.host.remediation import apply_sysctls, write_fix_files
     from skanse.host.root import HostRoot
-    from skanse.model import Severity
-    from skanse.report import Format, ReportInfo, render
-    from skanse.report._info import find_repo_root
-    from skanse.results import EXIT_ERROR, apply_suppressions, decide, filter_severities
+    from skanse.report import Format, render
+    from skanse.results import EXIT_ERROR
 
     if args.apply and not args.fix_file:
         raise UsageError("--apply needs --fix-file FILE (the sysctl file it applies)")
-    loaded = _load_config(args, ["."])
-    settings = _Settings(args, os.environ, loaded.file, str(loaded.path))
-    severities = settings.get("severity", parse_severities, frozenset(Severity))
-    fail_on = settings.get("fail-on", Severity.parse, None)
-    exit_zero = settings.get("exit-zero", _bool, False)
-    strict = settings.get("strict", _bool, False)
+    loaded = load_config_for(args, ["."])
+    settings = Settings(args, os.environ, loaded.file, str(loaded.path))
+    results = result_settings(settings)
     fmt = settings.get("format", Format, Format.TEXT)
-    output = settings.get("output", str, None)
     benchmark = parse_benchmark(args.cis) if args.cis else DEFAULT_BENCHMARK
 
     root = HostRoot(args.root)
     ctx = AuditContext(profile=HostProfile(args.profile), benchmark=benchmark)
     report = audit_host(root, ctx)
-    suppressed = apply_suppressions(
-        report.result, loaded.suppressions, HOST_REGISTRY.resolve, dt.date.today()
+    conclusion = conclude(report.result, loaded, HOST_REGISTRY.resolve, results)
+    reported, outcome = conclusion.reported, conclusion.outcome
+    info = report_info(
+        outcome.exit_code, results.output, verbose=args.verbose, kind="skanse.host-audit"
     )
-    reported = filter_severities(suppressed, severities)
-    outcome = decide(
-        suppressed, severities=severities, fail_on=fail_on, exit_zero=exit_zero, strict=strict
-    )
-    to_terminal = output is None and sys.stdout.isatty()
-    info = ReportInfo(
-        tool_version=__version__,
-        source_root=find_repo_root(Path.cwd()),
-        exit_code=outcome.exit_code,
-        color=to_terminal and not os.environ.get("NO_COLOR"),
-        width=max(100, Console().width) if to_terminal else 160,
-        verbose=args.verbose,
-        kind="skanse.host-audit",
-    )
-    document = render(fmt, reported, info)
-    if output:
-        write_atomic(output, document)
-    else:
-        sys.stdout.write(document)
-        sys.stdout.flush()
+    emit(render(fmt, reported, info), results.output)
 
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     code = outcome.exit_code
@@ -255,15 +195,5 @@ def _audit(args: argparse.Namespace) -> int:
                     err.print(f"error: could not set {key}: {reason}", markup=False, style="red")
                 if applied.failed:
                     code = EXIT_ERROR
-    if not args.quiet:
-        for warning in suppressed.warnings:
-            err.print(f"warning: {warning}", markup=False, style="yellow")
-        if outcome.hidden_failing:
-            err.print(
-                f"note: {outcome.hidden_failing} finding(s) below --severity fail the run "
-                "through --fail-on",
-                markup=False,
-            )
-        if outcome.exit_code == EXIT_ERROR:
-            err.print(f"error: {outcome.reason}", markup=False, style="red")
+    print_notes(conclusion, quiet=args.quiet)
     return code

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from skanse import __version__
-    from skanse._cli.scan import _load_config
+    from skanse._cli._common import load_config_for
     from skanse.errors import ReportInputError, UsageError
     from skanse.files import write_atomic
     from skanse.report.posture import collect
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.events and not args.rules:
         raise UsageError("--events needs --rules FILE")
     inputs = list(dict.fromkeys([*args.manifests, *args.dockerfiles]))
-    loaded = _load_config(args, inputs or ["."])
+    loaded = load_config_for(args, inputs or ["."])
 
     documents = [load_result_file(Path(p)) for p in args.results]
     documents += [load_result_file(Path(p)) for p in args.alerts]

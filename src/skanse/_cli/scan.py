@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
+
+from skanse._cli._common import (
+    Settings,
+    add_result_arguments,
+    conclude,
+    emit,
+    load_config_for,
+    names,
+    print_notes,
+    report_info,
+    result_settings,
+)
 
 if TYPE_CHECKING:
     from skanse.scan import ScanOptions
 
 __all__ = ["add_arguments", "run", "scan_options"]
-
-T = TypeVar("T")
 
 PROFILES = ("pss-baseline", "pss-restricted", "zero-trust")
 FORMATS = ("text", "json", "sarif", "junit")
@@ -50,42 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "@v1.0 ... @v1.37 or @latest (default: restricted@latest)",
     )
     parser.add_argument(
-        "--severity",
-        metavar="SEVERITY",
-        default=None,
-        help="report findings at or above this severity, or exactly a comma "
-        "list (critical,high); any case (default: info)",
-    )
-    parser.add_argument(
-        "--fail-on",
-        metavar="SEVERITY",
-        default=None,
-        help="exit 1 only for unsuppressed findings at or above this severity "
-        "(default: any reported finding)",
-    )
-    parser.add_argument(
-        "--exit-zero",
-        action="store_true",
-        default=None,
-        help="exit 0 even when findings fail the run (errors still exit 2)",
-    )
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        default=None,
-        help="exit 2 if any input could not be checked",
-    )
-    parser.add_argument(
-        "-f", "--format", choices=FORMATS, default=None, help="output format (default: text)"
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        default=None,
-        help="write the report to FILE (atomically) instead of standard output",
-    )
-    parser.add_argument(
         "--type",
         choices=("auto", "kubernetes", "dockerfile"),
         default=None,
@@ -119,22 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="skip files larger than this many MiB, as a problem (default: 32)",
     )
-    config = parser.add_mutually_exclusive_group()
-    config.add_argument(
-        "--config",
-        metavar="FILE",
-        default=None,
-        help="read settings from FILE (default: .skanse.yaml found upward)",
-    )
-    config.add_argument("--no-config", action="store_true", help="ignore .skanse.yaml")
     parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
         help="also list skipped documents and custom resources",
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no warnings or notes on standard error"
+    add_result_arguments(
+        parser, formats=FORMATS, strict_help="exit 2 if any input could not be checked"
     )
     parser.add_argument(
         "--no-progress",
@@ -143,58 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _truthy(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-class _Settings:
-    """Resolves each setting from flag, then SKANSE_* environment, then the config file."""
-
-    def __init__(self, args: argparse.Namespace, env: Mapping[str, str], file: Any, path: str):
-        self.args, self.env, self.file, self.path = args, env, file, path
-
-    def get(self, name: str, parse: Callable[[Any], T], default: T) -> T:
-        from skanse.errors import ConfigError, SkanseError, UsageError
-
-        attr = name.replace("-", "_")
-        flag = getattr(self.args, attr, None)
-        env_name = "SKANSE_" + attr.upper()
-        error: type[SkanseError] = ConfigError
-        if flag is not None:
-            raw, source, error = flag, f"--{name}", UsageError
-        elif env_name in self.env:
-            raw, source = self.env[env_name], env_name
-        elif getattr(self.file, attr, None) is not None:
-            raw, source = getattr(self.file, attr), f"{self.path}: {name}"
-        else:
-            return default
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            raise error(f"{source}: {exc}") from None
-
-
-def _load_config(args: argparse.Namespace, paths: list[str]) -> Any:
-    from skanse.config import LoadedConfig, find_config, load_config
-
-    if args.no_config:
-        return LoadedConfig.empty()
-    explicit = args.config or os.environ.get("SKANSE_CONFIG")
-    if explicit:
-        from pathlib import Path
-
-        return load_config(Path(explicit))
-    start = next((p for p in paths if p != "-"), ".")
-    found = find_config(start if os.path.exists(start) else ".")
-    return load_config(found) if found else LoadedConfig.empty()
-
-
-def scan_options(settings: _Settings) -> ScanOptions:
+def scan_options(settings: Settings) -> ScanOptions:
     """What to scan and how, from flags, environment and config (shared with `fix`)."""
     from skanse.checks.kubernetes.pss_policy import parse_policy
     from skanse.checks.profiles import Profile, default_pss_level
@@ -225,49 +139,33 @@ def scan_options(settings: _Settings) -> ScanOptions:
         namespace=settings.get("namespace", str, "default"),
         limits=ReadLimits(max_file_bytes=max_mib * 1024 * 1024),
         input_type=settings.get("type", InputType, InputType.AUTO),
-        enable=settings.get("enable", _names, no_names),
-        disable=settings.get("disable", _names, no_names),
+        enable=settings.get("enable", names, no_names),
+        disable=settings.get("disable", names, no_names),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    import datetime as dt
-    from pathlib import Path
-
     from rich.console import Console
 
-    from skanse import __version__
     from skanse.checks._all import REGISTRY
-    from skanse.config import parse_severities
-    from skanse.files import write_atomic
-    from skanse.model import Severity
-    from skanse.report import Format, ReportInfo, render
-    from skanse.report._info import find_repo_root
-    from skanse.results import apply_suppressions, decide, filter_severities
+    from skanse.report import Format, render
     from skanse.scan import scan
 
     paths: list[str] = args.paths or ["."]
-    loaded = _load_config(args, paths)
-    settings = _Settings(args, os.environ, loaded.file, str(loaded.path))
-
+    loaded = load_config_for(args, paths)
+    settings = Settings(args, os.environ, loaded.file, str(loaded.path))
     options = scan_options(settings)
-    severities = settings.get("severity", parse_severities, frozenset(Severity))
-    fail_on = settings.get("fail-on", Severity.parse, None)
-    exit_zero = settings.get("exit-zero", _bool, False)
-    strict = settings.get("strict", _bool, False)
+    results = result_settings(settings)
     fmt = settings.get("format", Format, Format.TEXT)
-    output = settings.get("output", str, None)
 
-    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     stdin = None
-    limits = options.limits
     if "-" in paths:
-        stdin = sys.stdin.buffer.read(limits.max_file_bytes + 1)
-
+        stdin = sys.stdin.buffer.read(options.limits.max_file_bytes + 1)
     show_progress = (
         sys.stderr.isatty() and not args.no_progress and not args.quiet and not os.environ.get("CI")
     )
     if show_progress:
+        err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
         with err.status("scanning") as status:
             counter = [0]
 
@@ -279,48 +177,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         raw = scan(paths, options, stdin=stdin)
 
-    suppressed = apply_suppressions(raw, loaded.suppressions, REGISTRY.resolve, dt.date.today())
-    reported = filter_severities(suppressed, severities)
-    outcome = decide(
-        suppressed, severities=severities, fail_on=fail_on, exit_zero=exit_zero, strict=strict
-    )
-    to_terminal = output is None and sys.stdout.isatty()
-    info = ReportInfo(
-        tool_version=__version__,
-        source_root=find_repo_root(Path.cwd()),
-        exit_code=outcome.exit_code,
-        color=to_terminal and not os.environ.get("NO_COLOR"),
-        width=max(100, Console().width) if to_terminal else 160,
-        verbose=args.verbose,
-    )
-    document = render(fmt, reported, info)
-    if output:
-        write_atomic(output, document)
-    else:
-        sys.stdout.write(document)
-        sys.stdout.flush()
-
-    if not args.quiet:
-        for warning in suppressed.warnings:
-            err.print(f"warning: {warning}", markup=False, style="yellow")
-        if raw.objects_scanned == 0 and not raw.problems:
-            err.print("warning: no Kubernetes objects found in " + ", ".join(paths), markup=False)
-        if outcome.hidden_failing:
-            err.print(
-                f"note: {outcome.hidden_failing} finding(s) below --severity fail the run "
-                "through --fail-on",
-                markup=False,
-            )
-        if outcome.exit_code == 2:
-            err.print(f"error: {outcome.reason}", markup=False, style="red")
-    return outcome.exit_code
-
-
-def _names(value: Any) -> frozenset[str]:
-    """Check ids from flags (repeatable, comma lists), the environment or a config list."""
-    items = value if isinstance(value, list | tuple) else [value]
-    return frozenset(n.strip() for item in items for n in str(item).split(",") if n.strip())
-
-
-def _bool(value: Any) -> bool:
-    return value if isinstance(value, bool) else _truthy(str(value))
+    conclusion = conclude(raw, loaded, REGISTRY.resolve, results)
+    info = report_info(conclusion.outcome.exit_code, results.output, verbose=args.verbose)
+    emit(render(fmt, conclusion.reported, info), results.output)
+    if not args.quiet and raw.objects_scanned == 0 and not raw.problems:
+        where = ", ".join(paths)
+        print(f"warning: no Kubernetes objects or Dockerfiles found in {where}", file=sys.stderr)
+    print_notes(conclusion, quiet=args.quiet)
+    return conclusion.outcome.exit_code

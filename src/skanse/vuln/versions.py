@@ -258,9 +258,13 @@ def _univers(class_name: str) -> Callable[[str], Any]:
 
         cls = getattr(versions, class_name)
         try:
-            return cls(text.strip())
+            parsed = cls(text.strip())
+            # univers accepts some strings it cannot order (NugetVersion("v")): refuse them
+            # here, where the text is known, rather than fail in a comparison later
+            _ = parsed < cls("0")
         except Exception as exc:  # univers raises InvalidVersion, ValueError or TypeError
             raise InvalidVersion(f"{text!r} is not a {cls.__name__}: {exc}") from None
+        return parsed
 
     return parse
 

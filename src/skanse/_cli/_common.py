@@ -1,0 +1,255 @@
+"""What every command that reports findings shares: settings, result flags, the finish.
+
+`Settings` resolves a setting from its flag, then `SKANSE_<NAME>`, then `.skanse.yaml`.
+`add_result_arguments` declares the flags of the common vocabulary (`--severity`, `--fail-on`,
+`--exit-zero`, `--strict`, `--format`, `--output`, `--config`, `--quiet`), and `conclude`
+applies suppressions, the severity filter and the exit decision the same way everywhere.
+Imports stay inside functions: start-up time matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from skanse.config import LoadedConfig
+    from skanse.model import CheckID, ScanResult, Severity
+    from skanse.report import ReportInfo
+    from skanse.results import Outcome
+
+__all__ = [
+    "Conclusion",
+    "ResultSettings",
+    "Settings",
+    "add_result_arguments",
+    "as_bool",
+    "conclude",
+    "emit",
+    "load_config_for",
+    "names",
+    "print_notes",
+    "report_info",
+    "result_settings",
+]
+
+T = TypeVar("T")
+
+
+def _truthy(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def as_bool(value: Any) -> bool:
+    """A boolean setting from a flag, an environment string or a config value."""
+    return value if isinstance(value, bool) else _truthy(str(value))
+
+
+def names(value: Any) -> frozenset[str]:
+    """Check ids from flags (repeatable, comma lists), the environment or a config list."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return frozenset(n.strip() for item in items for n in str(item).split(",") if n.strip())
+
+
+class Settings:
+    """Resolves each setting from flag, then SKANSE_* environment, then the config file."""
+
+    def __init__(self, args: argparse.Namespace, env: Mapping[str, str], file: Any, path: str):
+        self.args, self.env, self.file, self.path = args, env, file, path
+
+    def get(self, name: str, parse: Callable[[Any], T], default: T) -> T:
+        from skanse.errors import ConfigError, SkanseError, UsageError
+
+        attr = name.replace("-", "_")
+        flag = getattr(self.args, attr, None)
+        env_name = "SKANSE_" + attr.upper()
+        error: type[SkanseError] = ConfigError
+        if flag is not None:
+            raw, source, error = flag, f"--{name}", UsageError
+        elif env_name in self.env:
+            raw, source = self.env[env_name], env_name
+        elif getattr(self.file, attr, None) is not None:
+            raw, source = getattr(self.file, attr), f"{self.path}: {name}"
+        else:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise error(f"{source}: {exc}") from None
+
+
+def load_config_for(args: argparse.Namespace, paths: Sequence[str]) -> LoadedConfig:
+    """--config, else $SKANSE_CONFIG, else .skanse.yaml found upward from the first path."""
+    from pathlib import Path
+
+    from skanse.config import LoadedConfig, find_config, load_config
+
+    if args.no_config:
+        return LoadedConfig.empty()
+    explicit = args.config or os.environ.get("SKANSE_CONFIG")
+    if explicit:
+        return load_config(Path(explicit))
+    start = next((p for p in paths if p != "-"), ".")
+    found = find_config(start if os.path.exists(start) else ".")
+    return load_config(found) if found else LoadedConfig.empty()
+
+
+def add_result_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    formats: Sequence[str],
+    strict_help: str,
+    severity_help: str = "report findings at or above this severity, or exactly a comma list "
+    "(critical,high); any case (default: info)",
+    config_help: str = "read settings from FILE (default: .skanse.yaml found upward)",
+) -> None:
+    parser.add_argument("--severity", metavar="SEVERITY", default=None, help=severity_help)
+    parser.add_argument(
+        "--fail-on",
+        metavar="SEVERITY",
+        default=None,
+        help="exit 1 only for unsuppressed findings at or above this severity "
+        "(default: any reported finding)",
+    )
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        default=None,
+        help="exit 0 even when findings fail the run (errors still exit 2)",
+    )
+    parser.add_argument("--strict", action="store_true", default=None, help=strict_help)
+    parser.add_argument(
+        "-f",
+        "--format",
+        choices=tuple(formats),
+        default=None,
+        help="output format (default: text)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write the report to FILE (atomically) instead of standard output",
+    )
+    config = parser.add_mutually_exclusive_group()
+    config.add_argument("--config", metavar="FILE", default=None, help=config_help)
+    config.add_argument("--no-config", action="store_true", help="ignore .skanse.yaml")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no warnings or notes on standard error"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSettings:
+    severities: frozenset[Severity]
+    fail_on: Severity | None
+    exit_zero: bool
+    strict: bool
+    output: str | None
+
+
+def result_settings(settings: Settings) -> ResultSettings:
+    from skanse.config import parse_severities
+    from skanse.model import Severity
+
+    return ResultSettings(
+        severities=settings.get("severity", parse_severities, frozenset(Severity)),
+        fail_on=settings.get("fail-on", Severity.parse, None),
+        exit_zero=settings.get("exit-zero", as_bool, False),
+        strict=settings.get("strict", as_bool, False),
+        output=settings.get("output", str, None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Conclusion:
+    suppressed: ScanResult  # every finding, suppressions applied
+    reported: ScanResult  # what --severity shows
+    outcome: Outcome
+
+
+def conclude(
+    raw: ScanResult,
+    loaded: LoadedConfig,
+    resolve: Callable[[str], list[CheckID]],
+    rs: ResultSettings,
+) -> Conclusion:
+    """Suppressions (today's date decides expiry), the severity filter, the exit decision."""
+    import datetime as dt
+
+    from skanse.results import apply_suppressions, decide, filter_severities
+
+    suppressed = apply_suppressions(raw, loaded.suppressions, resolve, dt.date.today())
+    outcome = decide(
+        suppressed,
+        severities=rs.severities,
+        fail_on=rs.fail_on,
+        exit_zero=rs.exit_zero,
+        strict=rs.strict,
+    )
+    return Conclusion(suppressed, filter_severities(suppressed, rs.severities), outcome)
+
+
+def report_info(
+    exit_code: int, output: str | None, *, verbose: bool = False, kind: str = "skanse.scan"
+) -> ReportInfo:
+    """Renderer settings: colour and width only when writing to a terminal."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from skanse import __version__
+    from skanse.report import ReportInfo
+    from skanse.report._info import find_repo_root
+
+    to_terminal = output is None and sys.stdout.isatty()
+    return ReportInfo(
+        tool_version=__version__,
+        source_root=find_repo_root(Path.cwd()),
+        exit_code=exit_code,
+        color=to_terminal and not os.environ.get("NO_COLOR"),
+        width=max(100, Console().width) if to_terminal else 160,
+        verbose=verbose,
+        kind=kind,
+    )
+
+
+def emit(document: str, output: str | None) -> None:
+    """Write the report to `output` atomically, or to standard output."""
+    if output:
+        from skanse.files import write_atomic
+
+        write_atomic(output, document)
+    else:
+        sys.stdout.write(document)
+        sys.stdout.flush()
+
+
+def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
+    """Warnings (expired suppressions...), hidden failures and the reason for exit 2."""
+    if quiet:
+        return
+    from rich.console import Console
+
+    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    for warning in conclusion.suppressed.warnings:
+        err.print(f"warning: {warning}", markup=False, style="yellow")
+    outcome = conclusion.outcome
+    if outcome.hidden_failing:
+        err.print(
+            f"note: {outcome.hidden_failing} finding(s) below --severity fail the run "
+            "through --fail-on",
+            markup=False,
+        )
+    if outcome.exit_code == 2:
+        err.print(f"error: {outcome.reason}", markup=False, style="red")
