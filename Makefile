@@ -5,9 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
-APT_PACKAGES ?= sysdig
+# clang, llvm, bpftool, libbpf-dev: build the runtime sensor's CO-RE BPF object (`make bpf`);
+# libbpf1: loads it at run time; iproute2, nftables, util-linux, bsdutils: the runtime
+# tests' network namespaces, veth pairs, isolation tables, unshare and `script`;
+# openssl: certificates for the webhook output's HTTPS test.
+APT_PACKAGES ?= sysdig clang llvm bpftool libbpf-dev libbpf1 iproute2 nftables util-linux \
+	bsdutils openssl
 
-.PHONY: run test lint types imports unit install install-test system-deps clean bench
+.PHONY: run test lint types imports unit install install-test system-deps clean bench bpf
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +29,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ## run: install skanse into .venv and scan the bundled examples (exit 1 = findings, as designed)
-run: install
+run: install bpf
 	@echo '$$ skanse scan examples/'
 	@$(BIN)/skanse scan examples/; status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi; \
@@ -38,6 +43,30 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
+# The runtime sensor's kernel program: compiled against the vmlinux.h of the build machine's
+# kernel (generated here, never committed); CO-RE relocations make the object load on other
+# kernels with BTF. Without BTF at build time there is nothing to compile against: the
+# sensor then reports the object as missing and its tests skip with that reason.
+BPF_DIR   := src/skanse/runtime/bpf
+BPF_OBJ   := $(BPF_DIR)/sensor.bpf.o
+BPF_BUILD := build/bpf
+BTF       ?= /sys/kernel/btf/vmlinux
+BPF_ARCH  := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+$(BPF_BUILD)/vmlinux.h:
+	@mkdir -p $(BPF_BUILD)
+	bpftool btf dump file $(BTF) format c > $@.tmp
+	mv $@.tmp $@
+
+$(BPF_OBJ): $(BPF_DIR)/sensor.bpf.c $(BPF_BUILD)/vmlinux.h
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_BUILD) -c $< -o $@.tmp
+	llvm-strip -g $@.tmp
+	mv $@.tmp $@
+
+bpf: system-deps
+	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(BPF_OBJ); \
+	else echo "warning: $(BTF) is missing: the eBPF sensor is not built (its tests skip)"; fi
+
 lint: install-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -48,7 +77,7 @@ types: install-test
 imports: install-test
 	$(BIN)/lint-imports
 
-unit: install-test system-deps
+unit: install-test system-deps bpf
 	$(BIN)/pytest -q
 
 ## test: install what the tests need, then lint, types, import contracts and the whole suite
@@ -59,4 +88,4 @@ bench: install
 	$(BIN)/python -m bench.scan_dockerfiles
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(BPF_BUILD) $(BPF_OBJ)

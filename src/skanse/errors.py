@@ -20,6 +20,10 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - ProofError             generated policies do not allow exactly what was declared
       + RulesError             runtime rules: a rules-test file or rule set cannot be used
         - RuleTestError          a `skanse rules test` file is unreadable or malformed
+      + SensorError            the runtime sensor failed while loading, running or stopping
+        - SensorUnavailableError   this machine cannot run the sensor; names what is missing
+      + ResponseError          a response action (kill, freeze, isolate, quarantine,
+                               release) could not be carried out
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ __all__ = [
     "NetpolError",
     "ProofError",
     "RegistryError",
+    "ResponseError",
     "RuleTestError",
     "RulesError",
+    "SensorError",
+    "SensorUnavailableError",
     "SkanseError",
     "SourceError",
     "UsageError",
@@ -130,3 +137,29 @@ class RulesError(SkanseError):
 
 class RuleTestError(RulesError):
     """A `skanse rules test` file that cannot be read or is not in the expected shape."""
+
+
+# -- runtime sensor (skanse.runtime) ---------------------------------------------------------
+
+
+class SensorError(SkanseError):
+    """The runtime sensor failed while loading, running or stopping."""
+
+
+class SensorUnavailableError(SensorError):
+    """This machine cannot run the requested sensor; `requirement` names what is missing."""
+
+    def __init__(self, message: str, *, requirement: str, alternative: str | None = None):
+        super().__init__(message)
+        self.requirement = requirement
+        self.alternative = alternative
+
+    def diagnostics(self) -> str:
+        text = f"{self}\n  missing requirement: {self.requirement}"
+        if self.alternative:
+            text += f"\n  alternative: {self.alternative}"
+        return text
+
+
+class ResponseError(SkanseError):
+    """A response action (kill, freeze, isolate, quarantine, release) could not be done."""
