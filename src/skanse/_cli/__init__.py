@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
     "rules": ("rules", "validate and test Falco-compatible runtime rules"),
-    "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
+    "runtime": ("runtime", "runtime detection: the eBPF sensor, responses, event replay"),
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.events import Process
+from skanse.rules.output import OutputFormat
 from skanse.runtime.outputs import Output
 from skanse.runtime.records import Kind, Record
 from skanse.runtime.state import ProcessState
@@ -75,6 +76,7 @@ class Agent:
         responder: AlertSink | None = None,
         on_alert: Callable[[Alert, Mapping[str, Any]], None] | None = None,
         proc_root: str = "/proc",
+        append_output: OutputFormat | None = None,
     ) -> None:
         self.engine = engine
         self.sensor = sensor
@@ -83,6 +85,7 @@ class Agent:
         self.responder = responder
         self.on_alert = on_alert
         self.proc_root = proc_root
+        self.append_output = append_output
         self.stats = AgentStats()
         self._num = 0
         self._offset = state.boot_offset_ns
@@ -212,7 +215,7 @@ class Agent:
         stats.alerts += 1
         key = (alert.rule, alert.priority.label)
         stats.matches[key] = stats.matches.get(key, 0) + 1
-        document = alert.to_json()
+        document = self.document(alert, event)
         for output in self.outputs:
             output.emit(document)
         context = self.context(event)
@@ -224,16 +227,32 @@ class Agent:
             except Exception:  # a failed response must not stop detection; it is logged
                 stats.response_errors += 1
 
+    def document(self, alert: Alert, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Falco's JSON alert, with the `append_output` fields (Falco's append_output)."""
+        document = alert.to_json()
+        extra = self.append_output
+        if extra is not None:
+            table = self.engine.table
+            process = table.get(event.get("pid"))
+            document["output"] += " " + extra.render(event, process, table)
+            fields = extra.fields(event, process, table)
+            document["output_fields"].update(fields)
+        return document
+
     def context(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """What a response needs to act on the process and its container."""
         pid = event.get("pid")
         record = self.state.records.get(pid) if isinstance(pid, int) else None
         record = record or {}
+        container_id = record.get("container_id")
+        container = self.engine.table.containers.get(container_id) if container_id else None
         return {
             "pid": pid,
-            "container_id": record.get("container_id"),
+            "container_id": container_id,
             "cgroup_id": record.get("cgroup_id"),
             "netns": record.get("netns"),
+            "k8s_ns": container.k8s_ns if container is not None else None,
+            "k8s_pod": container.k8s_pod if container is not None else None,
             "event_type": event.get("type"),
         }
 

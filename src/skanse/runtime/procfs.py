@@ -76,6 +76,11 @@ def _ns_inode(proc: str, name: str) -> int | None:
         return None
 
 
+def read_cgroup(pid: int, proc_root: str = "/proc") -> str | None:
+    data = _read(f"{proc_root}/{pid}/cgroup", 16384)
+    return data.decode("utf-8", "replace") if data is not None else None
+
+
 def iter_pids(proc_root: str = "/proc") -> Iterator[int]:
     try:
         entries = os.listdir(proc_root)

@@ -43,6 +43,7 @@ class ProcessState:
         boot_offset_ns: int,
         exit_grace_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        proc_root: str = "/proc",
     ) -> None:
         self.table = table
         self.users = users
@@ -56,21 +57,33 @@ class ProcessState:
         self._cgroup_container: dict[int, str | None] = {}
         self.seeded = 0
         self._missing: set[int] = set()
+        self._root_ids: set[int] = set()
+        self.proc_root = proc_root
 
     # -- containers --------------------------------------------------------------------
-    def _container_for_cgroup_id(self, cgroup_id: int) -> str | None:
+    def _container_for_cgroup_id(self, cgroup_id: int, pid: int) -> str | None:
+        """The container of a cgroup v2 id; /proc/<pid>/cgroup when v2 cannot tell.
+
+        A v2 id of 0 (the audit sensor) or of the root (a host whose runtime only uses
+        cgroup v1 hierarchies) says nothing, so the process's own cgroup file is read.
+        """
         if cgroup_id in self._cgroup_container:
-            return self._cgroup_container[cgroup_id]
-        path = self.cgroups.path(cgroup_id) if cgroup_id else None
-        ref = container_from_cgroup(path) if path else None
+            cid = self._cgroup_container[cgroup_id]
+            if cid is not None or cgroup_id not in self._root_ids:
+                return cid
+        path = self.cgroups.path(cgroup_id) if cgroup_id > 1 else "/"
+        if path in (None, "/"):
+            if path == "/":
+                self._root_ids.add(cgroup_id)
+            return self._container_for_proc(procfs.read_cgroup(pid, self.proc_root))
+        ref = container_from_cgroup(path)
         cid = None
         if ref is not None:
             cid = ref.id
             self.table.upsert_container(self.metadata.lookup(ref))
         if len(self._cgroup_container) > 65536:
             self._cgroup_container.clear()
-        if path is not None:  # an unresolvable id may resolve later (a new cgroup)
-            self._cgroup_container[cgroup_id] = cid
+        self._cgroup_container[cgroup_id] = cid
         return cid
 
     def _container_for_proc(self, cgroup_text: str | None) -> str | None:
@@ -135,9 +148,13 @@ class ProcessState:
         return len(gone)
 
     # -- kernel records ----------------------------------------------------------------
-    def _task_data(self, rec: Record) -> dict[str, Any]:
+    def _task_data(self, rec: Record, previous: dict[str, Any] | None) -> dict[str, Any]:
         task = rec.task
         assert task is not None
+        if previous is not None and previous.get("cgroup_id") == task.cgroup_id and task.cgroup_id:
+            container_id = previous.get("container_id")  # same cgroup as before: same container
+        else:
+            container_id = self._container_for_cgroup_id(task.cgroup_id, rec.tgid)
         loginuid = -1 if task.loginuid == _LOGINUID_UNSET else task.loginuid
         return {
             "pid": rec.tgid,
@@ -160,14 +177,14 @@ class ProcessState:
             "pidns": task.pidns,
             "netns": task.netns,
             "cgroup_id": task.cgroup_id,
-            "container_id": self._container_for_cgroup_id(task.cgroup_id),
+            "container_id": container_id,
         }
 
     def fork(self, rec: Record) -> Process:
         """A new process: its parent's image and state, its own ids."""
         parent = self.records.get(rec.task.ppid) if rec.task else None
         data = dict(parent) if parent is not None else {}
-        fresh = self._task_data(rec)
+        fresh = self._task_data(rec, parent)
         if parent is not None:
             for key in ("name",):  # comm right after fork is the parent's anyway
                 fresh.pop(key, None)
@@ -179,7 +196,7 @@ class ProcessState:
     def exec(self, rec: Record) -> Process:
         """A new image in an existing (or unknown) process."""
         items = rec.items or {}
-        data = self._task_data(rec)
+        data = self._task_data(rec, self.records.get(rec.tgid))
         argv_raw = items.get(Item.ARGV, b"")
         argv = [a.decode("utf-8", "replace") for a in argv_raw.split(b"\0")]
         if argv and argv[-1] == "":
