@@ -62,6 +62,7 @@ class AgentStats:
     adopted: int = 0  # processes first seen in a syscall, read from /proc then
     unknown_syscalls: int = 0
     response_errors: int = 0
+    errors: int = 0  # records whose handling raised (a bug: counted in metrics and summary)
     started: float = field(default_factory=time.time)
 
 
@@ -113,7 +114,10 @@ class Agent:
             if record is None:
                 self.stats.malformed += 1
                 continue
-            self.handle(record)
+            try:
+                self.handle(record)
+            except Exception:  # one bad record must not stop detection; counted, shown
+                self.stats.errors += 1
         self.stats.records += count
         return count
 

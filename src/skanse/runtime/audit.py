@@ -5,7 +5,8 @@ one audit rule (`-a always,exit -F arch=b64 -S execve,execveat -k skanse`) throu
 netlink socket, listens on the audit multicast group (read-only, so it coexists with
 auditd), joins each event's SYSCALL, EXECVE and CWD records by their serial, and removes
 its rule when it stops. Only execve/execveat events exist here: file, network and ptrace
-rules cannot fire, and the sensor says so at start. There is no container id in audit
+rules cannot fire, and the sensor says so at start. If auditing is off it is switched on
+for the sensor's lifetime and off again at stop. There is no container id in audit
 records; it is read from /proc/<pid>/cgroup when the event arrives (a process that has
 already exited is reported without one). Needs CAP_AUDIT_CONTROL (the rule) and
 CAP_AUDIT_READ (the multicast group). Without auditd, the kernel also logs the records to
@@ -31,6 +32,8 @@ __all__ = ["AuditSensor", "audit_rule", "parse_audit_fields"]
 
 NETLINK_AUDIT = 9
 AUDIT_GET = 1000
+AUDIT_SET = 1001
+AUDIT_STATUS_ENABLED = 1
 AUDIT_ADD_RULE = 1011
 AUDIT_DEL_RULE = 1012
 AUDIT_SYSCALL = 1300
@@ -83,16 +86,22 @@ def parse_audit_fields(text: bytes) -> tuple[tuple[int, int, int] | None, dict[s
         text = text[head.end() :]
     fields: dict[str, str] = {}
     for key, value in _FIELD.findall(text):
-        fields[key.decode()] = _audit_value(value)
+        name = key.decode()
+        fields[name] = _audit_value(value, hex_allowed=name in _STRING_FIELDS or _ARG.fullmatch(name) is not None)
     return stamp, fields
 
 
-def _audit_value(raw: bytes) -> str:
-    """A quoted string as is; an unquoted all-hex value is how audit escapes odd bytes."""
+# fields the kernel logs with audit_log_untrustedstring: quoted, or hex when odd bytes occur
+_STRING_FIELDS = frozenset({"comm", "exe", "cwd", "name", "proctitle", "key"})
+_ARG = re.compile(r"a\d+")
+
+
+def _audit_value(raw: bytes, *, hex_allowed: bool) -> str:
+    """A quoted string as is; an unquoted hex string field is how audit escapes odd bytes."""
     if raw.startswith(b'"') and raw.endswith(b'"'):
         return raw[1:-1].decode("utf-8", "replace")
     text = raw.decode("utf-8", "replace")
-    if len(text) % 2 == 0 and len(text) >= 2 and re.fullmatch(r"[0-9A-F]+", text):
+    if hex_allowed and len(text) % 2 == 0 and len(text) >= 2 and re.fullmatch(r"[0-9A-F]+", text):
         try:
             return bytes.fromhex(text).decode("utf-8", "replace")
         except ValueError:
@@ -135,6 +144,7 @@ class AuditSensor:
         self.delivered = 0
         self.lost = 0
         self._rule_added = False
+        self._enabled_by_us = False
 
     def start(self) -> None:
         if os.geteuid() != 0:
@@ -155,9 +165,36 @@ class AuditSensor:
             ) from None
         self._control = control
         self._sock = listen
+        enabled = self._status()[1]
+        if enabled == 2:
+            pass  # locked (auditctl -e 2): rules cannot change, but auditing is on
+        elif enabled == 0:  # auditing is off: switch it on, and back off at stop
+            self._request(AUDIT_SET, struct.pack("=10I", AUDIT_STATUS_ENABLED, 1, *([0] * 8)))
+            self._enabled_by_us = True
         self._request(AUDIT_DEL_RULE, audit_rule(), ignore_errors=True)  # a leftover of a crash
         self._request(AUDIT_ADD_RULE, audit_rule())
         self._rule_added = True
+
+    def _status(self) -> tuple[int, ...]:
+        """struct audit_status as AUDIT_GET returns it (mask, enabled, failure, pid, ...)."""
+        assert self._control is not None
+        self._control.send(_NLMSG.pack(_NLMSG.size, AUDIT_GET, NLM_F_REQUEST, 2, 0))
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self._control], [], [], 0.5)
+            if not ready:
+                continue
+            data = self._control.recv(65536)
+            _length, mtype, *_ = _NLMSG.unpack_from(data, 0)
+            if mtype == AUDIT_GET and len(data) >= _NLMSG.size + 40:
+                return struct.unpack_from("=10I", data, _NLMSG.size)
+            if mtype == NLMSG_ERROR:
+                code = struct.unpack_from("=i", data, _NLMSG.size)[0]
+                raise SensorUnavailableError(
+                    f"cannot read the audit status: {os.strerror(-code)}",
+                    requirement="CAP_AUDIT_CONTROL",
+                )
+        raise SensorError("no answer from the audit netlink")
 
     def _request(self, kind: int, payload: bytes, *, ignore_errors: bool = False) -> None:
         assert self._control is not None
@@ -282,6 +319,11 @@ class AuditSensor:
                 self._request(AUDIT_DEL_RULE, audit_rule(), ignore_errors=True)
             finally:
                 self._rule_added = False
+        if self._enabled_by_us:
+            self._enabled_by_us = False
+            self._request(
+                AUDIT_SET, struct.pack("=10I", AUDIT_STATUS_ENABLED, 0, *([0] * 8)), ignore_errors=True
+            )
 
     def close(self) -> None:
         self.stop()

@@ -297,6 +297,8 @@ class SensorService:
                 "events_evaluated": agent.stats.events if agent else 0,
                 "alerts": agent.stats.alerts if agent else 0,
                 "malformed_records": agent.stats.malformed if agent else 0,
+                "record_errors": agent.stats.errors if agent else 0,
+                "events_by_type": dict(sorted(agent.stats.by_kind.items())) if agent else {},
             }
             with self._lock:
                 self.sensor.close()

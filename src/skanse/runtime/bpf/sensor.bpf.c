@@ -326,7 +326,8 @@ static long walk_step(__u32 index, void *unused)
 		return 1;
 	}
 	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	if (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent) {
+	int pseudo = dentry == parent && dentry != BPF_CORE_READ(vfsmnt, mnt_root);
+	if (!pseudo && (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent)) {
 		struct mount *mnt =
 			(struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
@@ -349,6 +350,10 @@ static long walk_step(__u32 index, void *unused)
 		return 1;
 	walk->off = off + (__u32)n;
 	walk->dentry = (__u64)parent;
+	if (pseudo) { /* a dentry of no directory (a memfd, a pipe): its name is the path */
+		walk->flags |= SKN_WALK_COMPLETE;
+		return 1;
+	}
 	return 0;
 }
 
