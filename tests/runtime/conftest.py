@@ -148,11 +148,13 @@ class FakeContainer:
     def command(self, argv: list[str]) -> list[str]:
         """argv run as the init of a new pid namespace inside the container's cgroup."""
         quoted = " ".join(_shell_quote(a) for a in argv)
-        inner = f"echo $$ > {self.cgroup}/cgroup.procs && exec unshare --pid --mount --fork --mount-proc {quoted}"
-        outer = ["sh", "-c", inner]
-        if self.netns:
-            outer = ["ip", "netns", "exec", self.netns, *outer]
-        return outer
+        # nsenter, not `ip netns exec`: that one remounts /sys and hides the cgroup tree
+        enter = f"nsenter --net=/run/netns/{self.netns} " if self.netns else ""
+        inner = (
+            f"echo $$ > {self.cgroup}/cgroup.procs && "
+            f"exec {enter}unshare --pid --mount --fork --mount-proc {quoted}"
+        )
+        return ["sh", "-c", inner]
 
     def run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         kwargs.setdefault("timeout", 30)

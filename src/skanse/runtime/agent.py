@@ -250,10 +250,12 @@ class Agent:
         record = record or {}
         container_id = record.get("container_id")
         container = self.engine.table.containers.get(container_id) if container_id else None
+        cgroup_id = record.get("cgroup_id")
         return {
             "pid": pid,
             "container_id": container_id,
-            "cgroup_id": record.get("cgroup_id"),
+            "cgroup_id": cgroup_id,
+            "cgroup_path": self.state.cgroups.path(cgroup_id) if isinstance(cgroup_id, int) and cgroup_id > 1 else None,
             "netns": record.get("netns"),
             "k8s_ns": container.k8s_ns if container is not None else None,
             "k8s_pod": container.k8s_pod if container is not None else None,

@@ -238,6 +238,26 @@ def _netns_inode(pid: int, proc_root: str) -> int | None:
         return None
 
 
+def _protected_netns(proc_root: str) -> set[int]:
+    """Network namespaces never to isolate: the host's and the sensor's own.
+
+    kthreadd (pid 2) always lives in the initial namespaces, and is readable where pid 1
+    may not be (a VM's init can deny it).
+    """
+    found = {_netns_inode(pid, proc_root) for pid in (1, 2)}
+    try:
+        found.add(os.stat("/proc/self/ns/net").st_ino)
+    except OSError:
+        pass
+    found.discard(None)
+    return {n for n in found if n is not None}
+
+
+def _own_cgroups(proc_root: str) -> set[str]:
+    pid = os.getpid()
+    return {p for p in (_v2_path(pid, proc_root), _freezer_path(pid, proc_root)) if p}
+
+
 def _processes_in(path: str, version: int, targets: ResponseTargets) -> list[int]:
     if version == 2 and targets.cgroup2_mount:
         procs = Path(targets.cgroup2_mount + path, "cgroup.procs")
@@ -314,6 +334,8 @@ class Responder:
                 return None  # the container is contained already; one journal entry is enough
         if action is Action.KILL and not in_container and not self.policy.allow_host:
             return self._entry(action, alert, context, "skipped", "host process (allow_host is off)")
+        if action is Action.KILL and (pid <= 1 or pid == os.getpid()):
+            return self._entry(action, alert, context, "skipped", f"refusing to kill pid {pid}")
         if self.dry_run:
             return self._entry(action, alert, context, "skipped", "dry run: would " + action.value)
         try:
@@ -331,30 +353,44 @@ class Responder:
         self._done.add((str(container), action.value))
         return entry
 
-    def _freeze(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
+    def _cgroup(self, pid: int, context: Mapping[str, Any]) -> tuple[str, int]:
+        """The container's cgroup (v2 if it can be frozen there, else the v1 freezer)."""
         targets = self.targets
-        path = _v2_path(pid, targets.proc_root) if targets.cgroup2_mount else None
-        version = 2
-        if path is None or path == "/" or not Path(targets.cgroup2_mount or "", path.lstrip("/"), "cgroup.freeze").exists():
-            path = _freezer_path(pid, targets.proc_root)
-            version = 1
-            if path is None or path == "/" or targets.cgroup1_freezer is None:
-                raise ResponseError(f"no freezable cgroup for process {pid}")
-        freeze_cgroup(path, version, targets, frozen=True)
+        path = _v2_path(pid, targets.proc_root) or context.get("cgroup_path")
+        if path and path != "/" and targets.cgroup2_mount and Path(targets.cgroup2_mount + path, "cgroup.freeze").exists():
+            return path, 2
+        path = _freezer_path(pid, targets.proc_root)
+        if path and path != "/" and targets.cgroup1_freezer:
+            return path, 1
+        raise ResponseError(f"no freezable cgroup for process {pid}")
+
+    def _freeze(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
+        path, version = self._cgroup(pid, context)
+        if path in _own_cgroups(self.targets.proc_root):
+            raise ResponseError(f"the sensor itself is in cgroup {path}: refusing to freeze it")
+        freeze_cgroup(path, version, self.targets, frozen=True)
         return self._entry(Action.FREEZE, alert, context, "done", f"froze cgroup v{version} {path}", cgroup=path, cgroup_version=version)
 
     def _isolate(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         targets = self.targets
         netns = _netns_inode(pid, targets.proc_root)
-        host = _netns_inode(1, targets.proc_root)
-        if netns is None:
-            raise ResponseError(f"process {pid} is gone: its network namespace cannot be entered")
-        if netns == host:
-            raise ResponseError("the container shares the host's network namespace: isolating it would cut off the node")
-        path = _v2_path(pid, targets.proc_root)
-        version = 2
-        if path is None or path == "/":
-            path, version = _freezer_path(pid, targets.proc_root), 1
+        path, version = self._cgroup(pid, context)
+        if netns is None:  # the process is gone: any process of the container in its netns
+            wanted = context.get("netns")
+            for other in _processes_in(path, version, targets):
+                if _netns_inode(other, targets.proc_root) == wanted:
+                    pid, netns = other, wanted
+                    break
+            else:
+                raise ResponseError(f"process {pid} is gone and no process of its container is left in its network namespace")
+        protected = _protected_netns(targets.proc_root)
+        if not protected:
+            raise ResponseError("cannot tell the host's network namespace: refusing to isolate")
+        if netns in protected:
+            raise ResponseError(
+                "the process is in the host's (or the sensor's) network namespace: "
+                "isolating it would cut off the node"
+            )
         _run_in_netns(pid, [targets.nft, "-f", "-"], targets, stdin=_isolate_ruleset())
         return self._entry(
             Action.ISOLATE, alert, context, "done",
