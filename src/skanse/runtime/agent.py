@@ -28,6 +28,29 @@ from skanse.runtime.syscalls import decode_syscall, info_for
 __all__ = ["Agent", "AgentStats", "Sensor"]
 
 
+_SYSCALL = int(Kind.SYSCALL)
+_EXEC = int(Kind.EXEC)
+_FORK = int(Kind.FORK)
+_EXIT = int(Kind.EXIT)
+
+
+class _DecodeContext:
+    """Answers a decoder's questions about the process of the record being decoded."""
+
+    __slots__ = ("pid", "state")
+
+    def __init__(self, state: ProcessState) -> None:
+        self.state = state
+        self.pid = 0
+
+    def cwd(self) -> str | None:
+        return self.state.cwd(self.pid)
+
+    def username(self, uid: int) -> str:
+        state = self.state
+        return state.users.user(uid, mntns=state.mntns(self.pid), pid=self.pid) or str(uid)
+
+
 class Sensor(Protocol):
     """A source of kernel records (the eBPF sensor, the audit fallback)."""
 
@@ -91,6 +114,8 @@ class Agent:
         self._num = 0
         self._offset = state.boot_offset_ns
         self._last_sweep = time.monotonic()
+        self._processes = engine.table.processes
+        self._decode = _DecodeContext(state)
         self.stopped = threading.Event()
 
     # -- the loop ------------------------------------------------------------------------
@@ -140,38 +165,26 @@ class Agent:
     def handle(self, rec: Record) -> list[Alert]:
         kind = rec.kind
         state = self.state
-        if kind is Kind.SYSCALL:
-            info = info_for(rec.nr)
-            if info is None:
-                self.stats.unknown_syscalls += 1
-                return []
+        if kind == _SYSCALL:
             pid = rec.tgid
-            process = self.engine.table.processes.get(pid)
+            process = self._processes.get(pid)
             if process is None:
                 process = self._adopt(pid)
             elif process.uid != rec.uid or process.gid != rec.gid:
                 state.sync_uid(pid, rec.uid, rec.gid)
-            mntns = state.mntns(pid)
-            users = state.users
-
-            def username(uid: int) -> str:
-                return users.user(uid, mntns=mntns, pid=pid) or str(uid)
-
-            decoded = decode_syscall(rec, state.cwd(pid), username)
+            self._decode.pid = pid
+            decoded = decode_syscall(rec, self._decode)
             if decoded is None:
                 self.stats.unknown_syscalls += 1
                 return []
-            name, parts = decoded
-            event: dict[str, Any] = {
-                "type": name,
-                "ts": rec.ts + self._offset,
-                "pid": pid,
-                "tid": rec.tid,
-                "res": rec.ret,
-            }
-            event.update(parts)
+            name, event = decoded
+            event["type"] = name
+            event["ts"] = rec.ts + self._offset
+            event["pid"] = pid
+            event["tid"] = rec.tid
+            event["res"] = rec.ret
             return self._evaluate(event, name)
-        if kind is Kind.EXEC:
+        if kind == _EXEC:
             process = state.exec(rec)
             info = info_for(rec.nr)
             name = info.name if info is not None else "execve"
@@ -184,11 +197,11 @@ class Agent:
                 "args": state.exec_args(rec, process),
             }
             return self._evaluate(event, name)
-        if kind is Kind.FORK:
+        if kind == _FORK:
             state.fork(rec)
             self._count("fork")
             return []
-        if kind is Kind.EXIT:
+        if kind == _EXIT:
             state.exit(rec)
             self._count("exit")
             return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "Item",
@@ -91,8 +91,7 @@ TASK_RECORD_SIZE = HEADER.size + TASK.size  # 144
 assert SYSCALL_SIZE == 88 and TASK_RECORD_SIZE == 144 and SOCK.size == 40
 
 
-@dataclass(frozen=True, slots=True)
-class TaskFacts:
+class TaskFacts(NamedTuple):
     """What the kernel reported about a task at exec or fork."""
 
     ppid: int
@@ -117,9 +116,10 @@ class TaskFacts:
     comm: str
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    kind: Kind
+class Record(NamedTuple):
+    """One kernel record (a tuple: records are made at ring-buffer speed)."""
+
+    kind: int  # Kind
     nr: int
     ts: int  # ns since boot
     tgid: int
@@ -146,32 +146,40 @@ def parse_items(data: bytes | memoryview, offset: int, end: int) -> dict[int, by
     return items
 
 
+_SYSCALL = int(Kind.SYSCALL)
+_EXEC = int(Kind.EXEC)
+_FORK = int(Kind.FORK)
+_EXIT = int(Kind.EXIT)
+_HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack_from
+_unpack_syscall = SYSCALL_FIXED.unpack_from
+
+
 def parse_record(data: bytes | memoryview, offset: int, length: int) -> Record | None:
     """One record of `length` bytes at `offset`; None when it is malformed."""
-    if length < HEADER.size:
+    if length < _HEADER_SIZE:
         return None
-    kind, nr, _size, ts, tgid, tid, ret = HEADER.unpack_from(data, offset)
-    end = offset + length
-    if kind == Kind.SYSCALL:
+    kind, nr, _size, ts, tgid, tid, ret = _unpack_header(data, offset)
+    if kind == _SYSCALL:
         if length < SYSCALL_SIZE:
             return None
-        uid, gid, *args = SYSCALL_FIXED.unpack_from(data, offset + HEADER.size)
-        items = parse_items(data, offset + SYSCALL_SIZE, end) if length > SYSCALL_SIZE else None
-        return Record(Kind.SYSCALL, nr, ts, tgid, tid, ret, uid, gid, tuple(args), None, items)
-    if kind in (Kind.EXEC, Kind.FORK):
+        fixed = _unpack_syscall(data, offset + _HEADER_SIZE)
+        items = parse_items(data, offset + SYSCALL_SIZE, offset + length) if length > SYSCALL_SIZE else None
+        return Record(kind, nr, ts, tgid, tid, ret, fixed[0], fixed[1], fixed[2:], None, items)
+    if kind == _EXEC or kind == _FORK:
         if length < TASK_RECORD_SIZE:
             return None
-        fields = TASK.unpack_from(data, offset + HEADER.size)
+        fields = TASK.unpack_from(data, offset + _HEADER_SIZE)
         comm = fields[-1].split(b"\0", 1)[0].decode("utf-8", "replace")
         task = TaskFacts(*fields[:-1], comm)
         items = (
-            parse_items(data, offset + TASK_RECORD_SIZE, end)
+            parse_items(data, offset + TASK_RECORD_SIZE, offset + length)
             if length > TASK_RECORD_SIZE
             else None
         )
-        return Record(Kind(kind), nr, ts, tgid, tid, ret, task.uid, task.gid, (), task, items)
-    if kind == Kind.EXIT:
-        return Record(Kind.EXIT, nr, ts, tgid, tid, ret)
+        return Record(kind, nr, ts, tgid, tid, ret, task.uid, task.gid, (), task, items)
+    if kind == _EXIT:
+        return Record(kind, nr, ts, tgid, tid, ret)
     return None
 
 

@@ -16,7 +16,7 @@ import socket
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from skanse.runtime.records import (
     SOCK,
@@ -27,9 +27,17 @@ from skanse.runtime.records import (
     path_from_components,
 )
 
-__all__ = ["SYSCALLS", "SyscallInfo", "decode_syscall", "syscall_names"]
+__all__ = ["SYSCALLS", "DecodeContext", "SyscallInfo", "decode_syscall", "syscall_names"]
 
 C = SyscallClass
+
+
+class DecodeContext(Protocol):
+    """What a decoder may ask about the calling process (computed only when needed)."""
+
+    def cwd(self) -> str | None: ...
+
+    def username(self, uid: int) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,13 +286,15 @@ def _s64(value: int) -> int:
 
 
 # -- paths ------------------------------------------------------------------------------
-def _resolve(raw: str, base_item: bytes | None, cwd: str | None) -> str:
+def _resolve(raw: str, base_item: bytes | None, ctx: DecodeContext) -> str:
     """fd.name as libsinsp builds it: the raw path joined to its directory, normalised."""
     if not raw:
         return raw
-    if raw.startswith("/"):
-        return posixpath.normpath(raw)
-    base = path_from_components(base_item)[0] if base_item else (cwd or "")
+    if raw[0] == "/":
+        if "/." in raw or "//" in raw or (raw[-1] == "/" and len(raw) > 1):
+            return posixpath.normpath(raw)
+        return raw  # already normal: the common case, without normpath's cost
+    base = path_from_components(base_item)[0] if base_item else (ctx.cwd() or "")
     if not base:
         return raw
     return posixpath.normpath(posixpath.join(base, raw))
@@ -379,7 +389,7 @@ def _socket_fd(
 
 
 # -- the decoders -----------------------------------------------------------------------
-_Decoder = Callable[[Record, Mapping[int, bytes], str | None, Callable[[int], str]], dict[str, Any]]
+_Decoder = Callable[[Record, Mapping[int, bytes], str, DecodeContext], dict[str, Any]]
 
 
 def _path_item(items: Mapping[int, bytes], tag: int) -> str | None:
@@ -387,11 +397,13 @@ def _path_item(items: Mapping[int, bytes], tag: int) -> str | None:
     return c_string(data) if data is not None else None
 
 
-def _open_event(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: Any) -> dict[str, Any]:
-    raw = _path_item(items, Item.PATH) or ""
-    name = _resolve(raw, items.get(Item.BASE), cwd)
-    info = info_for(rec.nr)
-    kind = info.name if info else "open"
+_FLAGS_TEXT: dict[int, str] = {}
+
+
+def _open_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+    data = items.get(Item.PATH)
+    raw = data.partition(b"\0")[0].decode("utf-8", "replace") if data else ""
+    name = _resolve(raw, items.get(Item.BASE), ctx)
     if kind == "openat2":
         how = items.get(Item.OPEN_HOW)
         flags, mode, resolve = struct.unpack_from("<3Q", how) if how and len(how) >= 24 else (0, 0, 0)
@@ -401,7 +413,12 @@ def _open_event(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: An
         flags, mode, resolve = os.O_CREAT | os.O_WRONLY | os.O_TRUNC, rec.args[1], None
     else:
         flags, mode, resolve = rec.args[1], rec.args[2], None
-    args: dict[str, Any] = {"fd": rec.ret, "name": name, "flags": open_flags_text(flags),
+    flags_text = _FLAGS_TEXT.get(flags)
+    if flags_text is None:
+        flags_text = open_flags_text(flags)
+        if len(_FLAGS_TEXT) < 4096:
+            _FLAGS_TEXT[flags] = flags_text
+    args: dict[str, Any] = {"fd": rec.ret, "name": name, "flags": flags_text,
                             "mode": _mode_octal(mode)}
     if kind in ("openat", "openat2"):
         args["dirfd"] = _s32(rec.args[0])
@@ -413,7 +430,7 @@ def _open_event(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: An
     return {"args": args, "rawargs": {"flags": flags, "mode": mode}, "fd": fd}
 
 
-def _connect_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+def _connect_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     sock = _sock(items)
     peer = _sockaddr(items.get(Item.SOCKADDR))
     fd = _socket_fd(_s32(rec.args[0]), sock, peer)
@@ -423,65 +440,62 @@ def _connect_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) ->
     return {"args": args, "fd": fd}
 
 
-def _accept_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+def _accept_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     fd = _socket_fd(rec.ret if rec.ret >= 0 else -1, _sock(items), None, server=True)
     args: dict[str, Any] = {"fd": rec.ret}
-    info = info_for(rec.nr)
-    if info and info.name == "accept4":
+    if kind == "accept4":
         args["flags"] = rec.args[3]
     return {"args": args, "fd": fd}
 
 
-def _dup_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
-    info = info_for(rec.nr)
+def _dup_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     args: dict[str, Any] = {"res": rec.ret, "oldfd": _s32(rec.args[0])}
-    if info and info.name in ("dup2", "dup3"):
+    if kind in ("dup2", "dup3"):
         args["newfd"] = _s32(rec.args[1])
-    if info and info.name == "dup3":
+    if kind == "dup3":
         args["flags"] = "O_CLOEXEC" if rec.args[2] & os.O_CLOEXEC else "0"
     sock = _sock(items)
     fd = _socket_fd(rec.ret, sock, None) if sock else {"num": rec.ret}
     return {"args": args, "fd": fd}
 
 
-def _send_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+def _send_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     sock = _sock(items)
     peer = _sockaddr(items.get(Item.SOCKADDR))
     fd = _socket_fd(_s32(rec.args[0]), sock, peer)
     if "type" in fd:
         fd["name_changed"] = peer is not None
-    info = info_for(rec.nr)
-    size = rec.args[2] if info and info.name == "sendto" else None
+    size = rec.args[2] if kind == "sendto" else None
     args: dict[str, Any] = {"res": rec.ret, "fd": _s32(rec.args[0])}
     if size is not None:
         args["size"] = size
     return {"args": args, "fd": fd}
 
 
-def _listen_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+def _listen_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     fd = _socket_fd(_s32(rec.args[0]), _sock(items), None, server=True)
     return {"args": {"res": rec.ret, "fd": _s32(rec.args[0]), "backlog": _s32(rec.args[1])},
             "fd": fd}
 
 
-def _socket_event(rec: Record, _i: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
-    domain, kind, proto = rec.args[0] & 0xFFFF, _s32(rec.args[1]), _s32(rec.args[2])
+def _socket_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+    domain, sock_type, proto = rec.args[0] & 0xFFFF, _s32(rec.args[1]), _s32(rec.args[2])
     fd: dict[str, Any] = {"num": rec.ret if rec.ret >= 0 else -1}
     fd_type = _fd_type(domain)
     if fd_type:
         fd["type"] = fd_type
-    l4 = _L4.get(kind & 0xF)
+    l4 = _L4.get(sock_type & 0xF)
     if l4 and fd_type in ("ipv4", "ipv6"):
         fd["l4proto"] = l4
     return {
-        "args": {"fd": rec.ret, "domain": _family_name(domain), "type": _sock_type_text(kind),
+        "args": {"fd": rec.ret, "domain": _family_name(domain), "type": _sock_type_text(sock_type),
                  "proto": proto},
-        "rawargs": {"domain": domain, "type": kind, "proto": proto},
+        "rawargs": {"domain": domain, "type": sock_type, "proto": proto},
         "fd": fd,
     }
 
 
-def _ptrace_event(rec: Record, _i: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+def _ptrace_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     request = rec.args[0] & 0xFFFFFFFF
     return {
         "args": {"res": rec.ret, "request": _PTRACE.get(request, str(request)),
@@ -490,7 +504,7 @@ def _ptrace_event(rec: Record, _i: Mapping[int, bytes], _c: Any, _u: Any) -> dic
     }
 
 
-def _memfd_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+def _memfd_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     name = _path_item(items, Item.STR) or ""
     fd = {"num": rec.ret if rec.ret >= 0 else -1, "type": "memfd", "name": f"memfd:{name}"}
     return {"args": {"fd": rec.ret, "name": name,
@@ -498,7 +512,7 @@ def _memfd_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> d
 
 
 def _id_event(names: tuple[str, ...], *, user: bool) -> _Decoder:
-    def decode(rec: Record, _i: Mapping[int, bytes], _c: Any, username: Callable[[int], str]) -> dict[str, Any]:
+    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
         args: dict[str, Any] = {"res": rec.ret}
         raw: dict[str, Any] = {}
         for index, name in enumerate(names):
@@ -507,7 +521,7 @@ def _id_event(names: tuple[str, ...], *, user: bool) -> _Decoder:
             if value == 0xFFFFFFFF:
                 args[name] = "-1"
             elif user:
-                args[name] = username(value)
+                args[name] = ctx.username(value)
             else:
                 args[name] = str(value)
         return {"args": args, "rawargs": raw}
@@ -516,9 +530,9 @@ def _id_event(names: tuple[str, ...], *, user: bool) -> _Decoder:
 
 
 def _path_event(arg: str, *, dirfd: bool = False, extra: Callable[[Record], dict[str, Any]] | None = None) -> _Decoder:
-    def decode(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: Any) -> dict[str, Any]:
+    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
         raw = _path_item(items, Item.PATH) or ""
-        name = _resolve(raw, items.get(Item.BASE), cwd)
+        name = _resolve(raw, items.get(Item.BASE), ctx)
         args: dict[str, Any] = {"res": rec.ret}
         if dirfd:
             args["dirfd"] = _s32(rec.args[0])
@@ -532,43 +546,41 @@ def _path_event(arg: str, *, dirfd: bool = False, extra: Callable[[Record], dict
 
 def _two_path_event(first: str, second: str, *, dirfds: tuple[str, str] | None = None,
                     resolve_first: bool = True) -> _Decoder:
-    def decode(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: Any) -> dict[str, Any]:
+    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
         raw1 = _path_item(items, Item.PATH) or ""
         raw2 = _path_item(items, Item.PATH2) or ""
         args: dict[str, Any] = {"res": rec.ret}
         if dirfds:
             args[dirfds[0]] = _s32(rec.args[0])
             args[dirfds[1]] = _s32(rec.args[2])
-        args[first] = _resolve(raw1, items.get(Item.BASE), cwd) if resolve_first else raw1
-        args[second] = _resolve(raw2, items.get(Item.BASE2), cwd)
-        info = info_for(rec.nr)
-        if info and info.name in ("renameat2",):
+        args[first] = _resolve(raw1, items.get(Item.BASE), ctx) if resolve_first else raw1
+        args[second] = _resolve(raw2, items.get(Item.BASE2), ctx)
+        if kind == "renameat2":
             args["flags"] = _flag_text(rec.args[4], _RENAME_FLAGS, "0")
-        if info and info.name == "linkat":
+        if kind == "linkat":
             args["flags"] = _flag_text(rec.args[4], _AT_FLAGS, "0")
         return {"args": args}
 
     return decode
 
 
-def _symlinkat_event(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: Any) -> dict[str, Any]:
+def _symlinkat_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     target = _path_item(items, Item.PATH) or ""
     raw = _path_item(items, Item.PATH2) or ""
     return {"args": {"res": rec.ret, "target": target, "linkdirfd": _s32(rec.args[1]),
-                     "linkpath": _resolve(raw, items.get(Item.BASE2), cwd)}}
+                     "linkpath": _resolve(raw, items.get(Item.BASE2), ctx)}}
 
 
-def _mount_event(rec: Record, items: Mapping[int, bytes], cwd: str | None, _u: Any) -> dict[str, Any]:
-    directory = _resolve(_path_item(items, Item.PATH) or "", items.get(Item.BASE), cwd)
+def _mount_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+    directory = _resolve(_path_item(items, Item.PATH) or "", items.get(Item.BASE), ctx)
     return {"args": {"res": rec.ret, "dev": _path_item(items, Item.STR) or "",
                      "dir": directory, "type": _path_item(items, Item.STR3) or "",
                      "flags": _flag_text(rec.args[3], _MOUNT_FLAGS, "0")}}
 
 
-def _module_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
-    info = info_for(rec.nr)
+def _module_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
     args: dict[str, Any] = {"res": rec.ret, "uargs": _path_item(items, Item.STR) or ""}
-    if info and info.name == "finit_module":
+    if kind == "finit_module":
         args["fd"] = _s32(rec.args[0])
         args["flags"] = rec.args[2]
     else:
@@ -578,7 +590,7 @@ def _module_event(rec: Record, items: Mapping[int, bytes], _c: Any, _u: Any) -> 
 
 def _plain(*names: str, render: Mapping[str, Callable[[int], Any]] | None = None,
            signed: frozenset[str] = frozenset()) -> _Decoder:
-    def decode(rec: Record, _i: Mapping[int, bytes], _c: Any, _u: Any) -> dict[str, Any]:
+    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
         args: dict[str, Any] = {"res": rec.ret}
         raw: dict[str, Any] = {}
         for index, name in enumerate(names):
@@ -659,18 +671,16 @@ _DECODERS: dict[str, _Decoder] = {
 assert set(_DECODERS) | STATE_SYSCALLS == set(SYSCALLS), "every syscall needs a decoder"
 
 
-def decode_syscall(
-    rec: Record, cwd: str | None, username: Callable[[int], str]
-) -> tuple[str, dict[str, Any]] | None:
+def decode_syscall(rec: Record, ctx: DecodeContext) -> tuple[str, dict[str, Any]] | None:
     """(event type, the event's args/rawargs/fd) of a syscall record; None if unknown."""
-    info = _BY_NR.get(rec.nr)
-    if info is None:
+    entry = _DECODE_BY_NR.get(rec.nr)
+    if entry is None:
         return None
-    decoder = _DECODERS.get(info.name)
-    if decoder is None:
-        return None
-    return info.name, decoder(rec, rec.items or {}, cwd, username)
+    name, decoder = entry
+    return name, decoder(rec, rec.items or _NO_ITEMS, name, ctx)
 
 
-def ret_value(raw: int) -> int:
-    return _s64(raw) if raw >= 1 << 63 else raw
+_NO_ITEMS: Mapping[int, bytes] = {}
+_DECODE_BY_NR: dict[int, tuple[str, _Decoder]] = {
+    info.nr: (info.name, _DECODERS[info.name]) for info in SYSCALLS.values() if info.name in _DECODERS
+}
