@@ -25,7 +25,6 @@ import ctypes.util
 import json
 import os
 import re
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,11 +367,7 @@ def _json_file(path: Path, limit: int = 8 * 1024 * 1024) -> dict[str, Any] | Non
         return None
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting
         return None
     return value if isinstance(value, dict) else None
 
-
-def pack_handle(cgroup_id: int) -> bytes:
-    """The kernfs file handle of a cgroup id (for tests and tools)."""
-    return struct.pack("<IiQ", 8, _FILEID_KERNFS, cgroup_id)

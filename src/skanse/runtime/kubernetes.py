@@ -143,7 +143,7 @@ class HttpKubernetesApi:
             raise ResponseError(f"{method} {path}: {exc}") from None
         try:
             value = json.loads(payload or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ResponseError(f"{method} {path}: the API answered with something that is not JSON") from None
         if not isinstance(value, dict):
             raise ResponseError(f"{method} {path}: unexpected answer")
@@ -184,7 +184,7 @@ def _q(part: str) -> str:
 def _status_message(text: str) -> str:
     try:
         status = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text[:200]
     if isinstance(status, dict) and isinstance(status.get("message"), str):
         return status["message"]

@@ -191,14 +191,19 @@ class SyslogOutput:
     def _connect(self) -> socket.socket:
         if self._sock is not None:
             return self._sock
-        if self.kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.connect(self.target)
-        elif self.kind == "udp":
-            sock = socket.socket(socket.AF_INET6 if ":" in self.target[0] else socket.AF_INET, socket.SOCK_DGRAM)
-            sock.connect(self.target)
-        else:
+        if self.kind == "tcp":
             sock = socket.create_connection(self.target, timeout=5.0)
+        else:
+            if self.kind == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            else:
+                family = socket.AF_INET6 if ":" in self.target[0] else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.connect(self.target)
+            except OSError:
+                sock.close()
+                raise
         self._sock = sock
         return sock
 

@@ -125,7 +125,7 @@ class ResponseJournal:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return []
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ResponseError(f"{self.path}: the response journal is unreadable: {exc}") from None
         entries = data.get("responses") if isinstance(data, dict) else None
         if not isinstance(entries, list):
@@ -374,15 +374,19 @@ class Responder:
     def _isolate(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         targets = self.targets
         netns = _netns_inode(pid, targets.proc_root)
-        path, version = self._cgroup(pid, context)
+        path: str | None = None
+        version: int | None = None
         if netns is None:  # the process is gone: any process of the container in its netns
+            path, version = self._cgroup(pid, context)
             wanted = context.get("netns")
             for other in _processes_in(path, version, targets):
                 if _netns_inode(other, targets.proc_root) == wanted:
                     pid, netns = other, wanted
                     break
             else:
-                raise ResponseError(f"process {pid} is gone and no process of its container is left in its network namespace")
+                raise ResponseError(
+                    f"process {pid} is gone and no process of its container is left in its network namespace"
+                )
         protected = _protected_netns(targets.proc_root)
         if not protected:
             raise ResponseError("cannot tell the host's network namespace: refusing to isolate")
@@ -391,6 +395,11 @@ class Responder:
                 "the process is in the host's (or the sensor's) network namespace: "
                 "isolating it would cut off the node"
             )
+        if path is None:
+            try:
+                path, version = self._cgroup(pid, context)
+            except ResponseError:
+                path = version = None  # release will say it cannot find the namespace again
         _run_in_netns(pid, [targets.nft, "-f", "-"], targets, stdin=_isolate_ruleset())
         return self._entry(
             Action.ISOLATE, alert, context, "done",
