@@ -76,7 +76,9 @@ class SensorProcess:
         self._offset += complete
         return self._seen
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any] | None:
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         while True:
             for alert in self.alerts():
@@ -115,18 +117,31 @@ def start_sensor(tmp: Path, *args: str, timeout: float = 60.0) -> SensorProcess:
     alerts = tmp / "alerts.jsonl"
     stderr = tmp / "sensor.log"
     command = [
-        sys.executable, "-m", "skanse", "runtime", "run", "--no-stdout",
-        "-o", str(alerts), "--state-dir", str(tmp / "state"), *args,
+        sys.executable,
+        "-m",
+        "skanse",
+        "runtime",
+        "run",
+        "--no-stdout",
+        "-o",
+        str(alerts),
+        "--state-dir",
+        str(tmp / "state"),
+        *args,
     ]
     with stderr.open("w") as err:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=tmp)
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=tmp
+        )
     sensor = SensorProcess(process, alerts, stderr)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(r.get("msg") == "sensor started" for r in sensor.logs()):
             return sensor
         if process.poll() is not None:
-            raise AssertionError(f"the sensor exited with {process.returncode}:\n{stderr.read_text()}")
+            raise AssertionError(
+                f"the sensor exited with {process.returncode}:\n{stderr.read_text()}"
+            )
         time.sleep(0.05)
     process.kill()
     raise AssertionError(f"the sensor did not start within {timeout}s:\n{stderr.read_text()}")

@@ -27,8 +27,14 @@ ID = "3f2a9c1b7d4e" + "5" * 52
     [
         (f"/system.slice/docker-{ID}.scope", "docker"),
         (f"/docker/{ID}", "docker"),
-        (f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b_3c4d.slice/cri-containerd-{ID}.scope", "containerd"),
-        (f"/system.slice/containerd.service/kubepods-burstable-pod0f1e.slice:cri-containerd:{ID}", "containerd"),
+        (
+            f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b_3c4d.slice/cri-containerd-{ID}.scope",
+            "containerd",
+        ),
+        (
+            f"/system.slice/containerd.service/kubepods-burstable-pod0f1e.slice:cri-containerd:{ID}",
+            "containerd",
+        ),
         (f"/kubepods.slice/kubepods-pod0f1e.slice/crio-{ID}.scope", "cri-o"),
         (f"/machine.slice/libpod-{ID}.scope/container", "podman"),
         (f"/kubepods/besteffort/pod0f1e2d3c-aaaa-bbbb-cccc-000000000000/{ID}", "cri"),
@@ -64,14 +70,25 @@ def test_proc_cgroup_file_any_hierarchy() -> None:
 def test_docker_metadata_from_its_state_files(tmp_path: Path) -> None:
     base = tmp_path / "var/lib/docker/containers" / ID
     base.mkdir(parents=True)
-    (base / "config.v2.json").write_text(json.dumps({
-        "ID": ID,
-        "Name": "/web",
-        "Image": "sha256:" + "ab" * 32,
-        "Config": {"Image": "nginx:1.27", "Labels": {
-            "io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.name": "web-0"}},
-        "MountPoints": {"/data": {"Source": "/srv/data", "Destination": "/data", "RW": True}},
-    }))
+    (base / "config.v2.json").write_text(
+        json.dumps(
+            {
+                "ID": ID,
+                "Name": "/web",
+                "Image": "sha256:" + "ab" * 32,
+                "Config": {
+                    "Image": "nginx:1.27",
+                    "Labels": {
+                        "io.kubernetes.pod.namespace": "shop",
+                        "io.kubernetes.pod.name": "web-0",
+                    },
+                },
+                "MountPoints": {
+                    "/data": {"Source": "/srv/data", "Destination": "/data", "RW": True}
+                },
+            }
+        )
+    )
     (base / "hostconfig.json").write_text(json.dumps({"Privileged": True}))
     ref = container_from_cgroup(f"/docker/{ID}")
     assert ref is not None
@@ -85,18 +102,28 @@ def test_docker_metadata_from_its_state_files(tmp_path: Path) -> None:
 def test_containerd_cri_metadata_from_the_oci_spec(tmp_path: Path) -> None:
     spec_dir = tmp_path / "run/containerd/io.containerd.runtime.v2.task/k8s.io" / ID
     spec_dir.mkdir(parents=True)
-    (spec_dir / "config.json").write_text(json.dumps({
-        "ociVersion": "1.1.0",
-        "annotations": {
-            "io.kubernetes.cri.container-type": "container",
-            "io.kubernetes.cri.container-name": "api",
-            "io.kubernetes.cri.image-name": "registry.example/api:2.0",
-            "io.kubernetes.cri.sandbox-namespace": "payments",
-            "io.kubernetes.cri.sandbox-name": "api-7d9f",
-            "io.kubernetes.cri.sandbox-uid": "0f1e2d3c",
-        },
-        "mounts": [{"destination": "/etc/hosts", "source": "/var/lib/x/hosts", "options": ["rbind", "ro"]}],
-    }))
+    (spec_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.1.0",
+                "annotations": {
+                    "io.kubernetes.cri.container-type": "container",
+                    "io.kubernetes.cri.container-name": "api",
+                    "io.kubernetes.cri.image-name": "registry.example/api:2.0",
+                    "io.kubernetes.cri.sandbox-namespace": "payments",
+                    "io.kubernetes.cri.sandbox-name": "api-7d9f",
+                    "io.kubernetes.cri.sandbox-uid": "0f1e2d3c",
+                },
+                "mounts": [
+                    {
+                        "destination": "/etc/hosts",
+                        "source": "/var/lib/x/hosts",
+                        "options": ["rbind", "ro"],
+                    }
+                ],
+            }
+        )
+    )
     ref = container_from_cgroup(f"/kubepods.slice/cri-containerd-{ID}.scope")
     assert ref is not None
     record = ContainerMetadata(RuntimeRoots.under(str(tmp_path))).lookup(ref)
@@ -152,7 +179,9 @@ def test_a_vanished_process_is_none_not_an_error() -> None:
 
 def test_user_names_come_from_the_host_root(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\nsvc:x:1234:1234::/srv:/bin/false\n")
+    (tmp_path / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\nsvc:x:1234:1234::/srv:/bin/false\n"
+    )
     (tmp_path / "etc/group").write_text("svc:x:1234:\n")
     names = procfs.UserNames(str(tmp_path))
     assert names.user(1234) == "svc"

@@ -13,7 +13,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "sensor"
 
 
 def _docs() -> list[dict]:
-    docs = []
+    docs: list[dict] = []
     for path in sorted(DEPLOY.glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return docs
@@ -39,7 +39,13 @@ def test_capabilities_are_exactly_the_documented_set() -> None:
     security = container["securityContext"]
     assert security["capabilities"]["drop"] == ["ALL"]
     assert set(security["capabilities"]["add"]) == {
-        "BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "KILL", "SYS_ADMIN", "NET_ADMIN"
+        "BPF",
+        "PERFMON",
+        "SYS_PTRACE",
+        "DAC_READ_SEARCH",
+        "KILL",
+        "SYS_ADMIN",
+        "NET_ADMIN",
     }
     assert security["privileged"] is False
     assert security["readOnlyRootFilesystem"] is True
@@ -55,8 +61,13 @@ def test_host_access_is_hostpid_and_named_mounts_only() -> None:
     assert writable == {"/sys/fs/cgroup", "/var/lib/skanse", "/tmp"}  # freeze, journal, scratch
     host = {v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     assert host == {
-        "/sys/kernel/btf", "/sys/fs/cgroup", "/etc", "/var/lib/docker/containers",
-        "/run/containerd", "/run/containers/storage", "/var/lib/skanse",
+        "/sys/kernel/btf",
+        "/sys/fs/cgroup",
+        "/etc",
+        "/var/lib/docker/containers",
+        "/run/containerd",
+        "/run/containers/storage",
+        "/var/lib/skanse",
     }
 
 
@@ -72,5 +83,7 @@ def test_the_shipped_configuration_is_valid() -> None:
 def test_rbac_grants_only_what_quarantine_uses() -> None:
     (role,) = [d for d in _docs() if d["kind"] == "ClusterRole"]
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
-    assert rules == {(("",), ("pods",)): {"get", "patch"},
-                     (("networking.k8s.io",), ("networkpolicies",)): {"get", "create"}}
+    assert rules == {
+        (("",), ("pods",)): {"get", "patch"},
+        (("networking.k8s.io",), ("networkpolicies",)): {"get", "create"},
+    }

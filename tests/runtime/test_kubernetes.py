@@ -17,15 +17,27 @@ from typing import Any
 
 import pytest
 import yaml
-
-from skanse.errors import ResponseError
-from skanse.runtime.kubernetes import LABEL, POLICY_NAME, HttpKubernetesApi, Quarantine, quarantine_policy
 from tests.conftest import corpus_path
 from tests.runtime.tlsserver import Request, https_server
 
+from skanse.errors import ResponseError
+from skanse.runtime.kubernetes import (
+    LABEL,
+    POLICY_NAME,
+    HttpKubernetesApi,
+    Quarantine,
+    quarantine_policy,
+)
+
 
 def _recorded_pod() -> dict[str, Any]:
-    path = corpus_path("admission", "kubewarden", "pod-privileged-policy", "test_data", "no_privileged_containers.json")
+    path = corpus_path(
+        "admission",
+        "kubewarden",
+        "pod-privileged-policy",
+        "test_data",
+        "no_privileged_containers.json",
+    )
     request = json.loads(path.read_text())
     pod = request["object"]
     assert pod["kind"] == "Pod"
@@ -64,15 +76,29 @@ class FakeApi:
             body = request.json()
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             if key in self.policies:
-                return 409, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists",
-                             "message": f'networkpolicies.networking.k8s.io "{key[1]}" already exists', "code": 409}
+                return 409, {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "AlreadyExists",
+                    "message": f'networkpolicies.networking.k8s.io "{key[1]}" already exists',
+                    "code": 409,
+                }
             self.policies[key] = body
             return 201, body
         if request.path.startswith(policies) and request.method == "GET":
-            ns_part, _, rest = request.path[len(policies):].partition("/networkpolicies/")
+            ns_part, _, rest = request.path[len(policies) :].partition("/networkpolicies/")
             found = self.policies.get((ns_part, rest))
-            return (200, found) if found else (404, {"kind": "Status", "code": 404, "message": "not found"})
-        return 404, {"kind": "Status", "code": 404, "message": f"no route {request.method} {request.path}"}
+            return (
+                (200, found)
+                if found
+                else (404, {"kind": "Status", "code": 404, "message": "not found"})
+            )
+        return 404, {
+            "kind": "Status",
+            "code": 404,
+            "message": f"no route {request.method} {request.path}",
+        }
 
 
 def test_quarantine_labels_the_pod_and_applies_a_deny_all_policy(tmp_path: Path) -> None:
@@ -80,7 +106,8 @@ def test_quarantine_labels_the_pod_and_applies_a_deny_all_policy(tmp_path: Path)
     fake = FakeApi(pod)
     ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     with https_server(tmp_path, fake) as server:
-        api = HttpKubernetesApi(server.url, token="sekret", ca_file=server.ca_file)
+        token = "sekret"  # noqa: S105 - a test token
+        api = HttpKubernetesApi(server.url, token=token, ca_file=server.ca_file)
         detail = Quarantine(api).quarantine(ns, name)
         again = Quarantine(api).quarantine(ns, name)  # the policy exists already: fine
         released = Quarantine(api).release(ns, name)
@@ -96,10 +123,14 @@ def test_quarantine_labels_the_pod_and_applies_a_deny_all_policy(tmp_path: Path)
     # the recorded pod kept its own labels throughout, and lost only ours at release
     assert fake.pod["metadata"]["labels"] == pod["metadata"]["labels"]
     assert "removed the label" in released
-    assert fake.policies[(ns, POLICY_NAME)]["spec"]["podSelector"] == {"matchLabels": {LABEL: "true"}}
+    assert fake.policies[(ns, POLICY_NAME)]["spec"]["podSelector"] == {
+        "matchLabels": {LABEL: "true"}
+    }
 
 
-def test_the_quarantine_policy_denies_everything_to_and_from_the_labelled_pod(tmp_path: Path, cli) -> None:
+def test_the_quarantine_policy_denies_everything_to_and_from_the_labelled_pod(
+    tmp_path: Path, cli
+) -> None:
     pod = _recorded_pod()
     ns = pod["metadata"]["namespace"]
     quarantined = copy.deepcopy(pod)
@@ -109,23 +140,37 @@ def test_the_quarantine_policy_denies_everything_to_and_from_the_labelled_pod(tm
     docs = [quarantined, other, quarantine_policy(ns)]
     (tmp_path / "objects.yaml").write_text(yaml.safe_dump_all(docs))
     name = pod["metadata"]["name"]
-    for source, destination in ((f"{ns}/neighbour", f"{ns}/{name}:80"), (f"{ns}/{name}", f"{ns}/neighbour:80"),
-                                (f"{ns}/{name}", "8.8.8.8:53/UDP")):
+    for source, destination in (
+        (f"{ns}/neighbour", f"{ns}/{name}:80"),
+        (f"{ns}/{name}", f"{ns}/neighbour:80"),
+        (f"{ns}/{name}", "8.8.8.8:53/UDP"),
+    ):
         result = cli("netpol", "explain", str(tmp_path), source, destination, "--json", "-q")
         explanation = json.loads(result.stdout)["explanations"][0]
         assert explanation["verdict"] is False, (source, destination, explanation)
-        assert any(p["name"] == f"{ns}/{POLICY_NAME}" for side in ("egress", "ingress")
-                   for p in explanation[side]["policies"])
-    result = cli("netpol", "explain", str(tmp_path), f"{ns}/neighbour", "8.8.8.8:53/UDP", "--json", "-q")
-    assert json.loads(result.stdout)["explanations"][0]["verdict"] is True  # unlabelled pods: untouched
+        assert any(
+            p["name"] == f"{ns}/{POLICY_NAME}"
+            for side in ("egress", "ingress")
+            for p in explanation[side]["policies"]
+        )
+    result = cli(
+        "netpol", "explain", str(tmp_path), f"{ns}/neighbour", "8.8.8.8:53/UDP", "--json", "-q"
+    )
+    assert (
+        json.loads(result.stdout)["explanations"][0]["verdict"] is True
+    )  # unlabelled pods: untouched
 
 
 def test_api_errors_are_response_errors_with_the_api_message(tmp_path: Path) -> None:
     def forbidden(request: Request) -> tuple[int, Any]:
-        return 403, {"kind": "Status", "code": 403, "message": 'pods "web" is forbidden: User cannot patch'}
+        return 403, {
+            "kind": "Status",
+            "code": 403,
+            "message": 'pods "web" is forbidden: User cannot patch',
+        }
 
     with https_server(tmp_path, forbidden) as server:
-        api = HttpKubernetesApi(server.url, token="t", ca_file=server.ca_file)
+        api = HttpKubernetesApi(server.url, ca_file=server.ca_file)
         with pytest.raises(ResponseError, match="forbidden: User cannot patch"):
             Quarantine(api).quarantine("default", "web")
 

@@ -23,8 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.runtime.conftest import SensorProcess, live, live_requirements, stable_rules, start_sensor
+from tests.runtime.conftest import (
+    SensorProcess,
+    live,
+    live_requirements,
+    stable_rules,
+    start_sensor,
+)
 
 pytestmark = live
 
@@ -46,7 +51,9 @@ def sensor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SensorProcess]:
 
 
 def _epoch(alert: dict[str, Any]) -> float:
-    return dt.datetime.fromisoformat(alert["time"].replace("Z", "+00:00")[:26] + "+00:00").timestamp()
+    return dt.datetime.fromisoformat(
+        alert["time"].replace("Z", "+00:00")[:26] + "+00:00"
+    ).timestamp()
 
 
 def _by_pid(rule: str, pid: int):
@@ -60,7 +67,10 @@ def test_terminal_shell_in_container_fires_with_container_and_process_facts(
     runc = tmp_path / "runc"  # the shell's parent is the runtime, as under `docker exec -it`
     runc.symlink_to(shutil.which("script") or "/usr/bin/script")
     facts = tmp_path / "facts"
-    inner = f"echo $$ > {facts}.vpid; stat -Lc '%t %T' /proc/self/fd/0 > {facts}.tty; readlink /proc/self/ns/pid > {facts}.ns"
+    inner = (
+        f"echo $$ > {facts}.vpid; stat -Lc '%t %T' /proc/self/fd/0 > {facts}.tty; "
+        f"readlink /proc/self/ns/pid > {facts}.ns"
+    )
     env = dict(os.environ, SHELL="/bin/bash")
     done = container.run([str(runc), "-qec", inner, "/dev/null"], env=env, capture_output=True)
     assert done.returncode == 0, done.stderr
@@ -70,8 +80,10 @@ def test_terminal_shell_in_container_fires_with_container_and_process_facts(
     assert Path(f"{facts}.ns").read_text().strip() != os.readlink("/proc/self/ns/pid")
 
     alert = sensor.wait_for(
-        lambda a: a["rule"] == "Terminal shell in container"
-        and a["output_fields"].get("container.id") == container.id,
+        lambda a: (
+            a["rule"] == "Terminal shell in container"
+            and a["output_fields"].get("container.id") == container.id
+        ),
         timeout=5,
     )
     seen = time.time()
@@ -95,19 +107,30 @@ def test_the_same_terminal_shell_outside_a_container_does_not_fire(
     # sensor saw this shell's process tree while the container rule stayed silent
     inner = f"echo $$ > {pidfile}; cat /etc/shadow > /dev/null"
     env = dict(os.environ, SHELL="/bin/bash")
-    done = subprocess.run([str(runc), "-qec", inner, "/dev/null"], env=env, capture_output=True, timeout=30, check=False)
+    done = subprocess.run(
+        [str(runc), "-qec", inner, "/dev/null"],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     shell_pid = int(pidfile.read_text())
     read = sensor.wait_for(
-        lambda a: a["rule"] == "Read sensitive file untrusted" and a["output_fields"].get("proc.pname") == "bash"
-        and a["output_fields"].get("proc.aname[2]") == "runc",
+        lambda a: (
+            a["rule"] == "Read sensitive file untrusted"
+            and a["output_fields"].get("proc.pname") == "bash"
+            and a["output_fields"].get("proc.aname[2]") == "runc"
+        ),
         timeout=5,
     )
     assert read is not None, "the sensor did not see the shell's child read /etc/shadow"
     time.sleep(0.5)
     assert not [
-        a for a in sensor.alerts()
-        if a["rule"] == "Terminal shell in container" and a["output_fields"].get("proc.pid") == shell_pid
+        a
+        for a in sensor.alerts()
+        if a["rule"] == "Terminal shell in container"
+        and a["output_fields"].get("proc.pid") == shell_pid
     ]
     assert read["output_fields"]["container.id"] == "host"
 
@@ -124,13 +147,18 @@ def test_reading_etc_shadow_fires(sensor: SensorProcess) -> None:
 
 def test_packet_socket_in_container_fires(sensor: SensorProcess, make_container) -> None:
     container = make_container()
-    code = "import socket, os; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0); print(os.getpid())"
+    code = (
+        "import socket, os; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0); "
+        "print(os.getpid())"
+    )
     done = container.run([sys.executable, "-c", code], capture_output=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == b"1"  # the init of its own pid namespace
     alert = sensor.wait_for(
-        lambda a: a["rule"] == "Packet socket created in container"
-        and a["output_fields"].get("container.id") == container.id,
+        lambda a: (
+            a["rule"] == "Packet socket created in container"
+            and a["output_fields"].get("container.id") == container.id
+        ),
         timeout=5,
     )
     assert alert is not None
@@ -197,13 +225,16 @@ def test_ssh_connection_to_a_disallowed_port_fires(sensor: SensorProcess, tmp_pa
     # /usr/bin/ssh (proc.exe) connecting to port 4444 (bash's /dev/tcp makes the connect)
     script = (
         f"ip link set lo up && ip addr add {address}/32 dev lo || exit 1\n"
-        f"{sys.executable} -c \"$0\" & listener=$!\n"
+        f'{sys.executable} -c "$0" & listener=$!\n'
         f"for i in $(seq 50); do ss -ltn | grep -q ':4444' && break; sleep 0.05; done\n"
         f"(exec -a /usr/bin/ssh bash -c 'echo $$ > {pidfile}; exec 3<>/dev/tcp/{address}/4444')\n"
         "status=$?; kill $listener; exit $status\n"
     )
     done = subprocess.run(
-        ["unshare", "--net", "bash", "-c", script, listener], capture_output=True, timeout=30, check=False
+        ["unshare", "--net", "bash", "-c", script, listener],
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     pid = int(pidfile.read_text())

@@ -19,8 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.runtime.conftest import FakeContainer, Netns, SensorProcess, live, live_requirements, start_sensor
+from tests.runtime.conftest import (
+    FakeContainer,
+    Netns,
+    SensorProcess,
+    live,
+    live_requirements,
+    start_sensor,
+)
 
 pytestmark = live
 
@@ -33,17 +39,23 @@ RULES = """
   condition: (container.id != host)
 - rule: skanse test kill
   desc: the kill response test
-  condition: spawned_process and container and proc.vpid = 1 and proc.cmdline contains "respond-kill-"
+  condition: >
+    spawned_process and container and proc.vpid = 1
+    and proc.cmdline contains "respond-kill-"
   output: kill requested (command=%proc.cmdline)
   priority: WARNING
 - rule: skanse test freeze
   desc: the freeze response test
-  condition: spawned_process and container and proc.vpid = 1 and proc.cmdline contains "respond-freeze-"
+  condition: >
+    spawned_process and container and proc.vpid = 1
+    and proc.cmdline contains "respond-freeze-"
   output: freeze requested (command=%proc.cmdline)
   priority: WARNING
 - rule: skanse test isolate
   desc: the network isolation response test
-  condition: spawned_process and container and proc.vpid = 1 and proc.cmdline contains "respond-isolate-"
+  condition: >
+    spawned_process and container and proc.vpid = 1
+    and proc.cmdline contains "respond-isolate-"
   output: isolation requested (command=%proc.cmdline)
   priority: CRITICAL
 """
@@ -58,10 +70,14 @@ def responder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SensorProces
     rules.write_text(RULES)
     running = start_sensor(
         tmp,
-        "--rules", str(rules),
-        "--respond-rule", "skanse test kill=kill",
-        "--respond-rule", "skanse test freeze=freeze",
-        "--respond-rule", "skanse test isolate=isolate",
+        "--rules",
+        str(rules),
+        "--respond-rule",
+        "skanse test kill=kill",
+        "--respond-rule",
+        "skanse test freeze=freeze",
+        "--respond-rule",
+        "skanse test isolate=isolate",
     )
     yield running
     running.stop()
@@ -75,21 +91,37 @@ def _journal(sensor: SensorProcess) -> list[dict]:
         return []
 
 
-def _wait_journal(sensor: SensorProcess, action: str, container: FakeContainer, timeout: float = 5) -> dict:
+def _wait_journal(
+    sensor: SensorProcess, action: str, container: FakeContainer, timeout: float = 5
+) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for entry in _journal(sensor):
             if entry["action"] == action and entry["container_id"] == container.id:
                 return entry
         time.sleep(0.02)
-    raise AssertionError(f"no {action} response for {container.id}: {_journal(sensor)}\n{sensor.logs()[-5:]}")
+    raise AssertionError(
+        f"no {action} response for {container.id}: {_journal(sensor)}\n{sensor.logs()[-5:]}"
+    )
 
 
 def _release(sensor: SensorProcess, container: FakeContainer) -> subprocess.CompletedProcess[str]:
     state = sensor.alerts_file.parent / "state"
     return subprocess.run(
-        [sys.executable, "-m", "skanse", "runtime", "release", container.id, "--state-dir", str(state)],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            sys.executable,
+            "-m",
+            "skanse",
+            "runtime",
+            "release",
+            container.id,
+            "--state-dir",
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -185,7 +217,9 @@ def test_isolate_response_cuts_the_network_and_release_restores_it(
     assert entry["status"] == "done", entry
     assert not _reachable(netns.inner_ip, 8080), "the host still reaches the isolated container"
     # the rules are inside the container's namespace, not on the host
-    host_tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    host_tables = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=False
+    ).stdout
     assert "skanse_isolate" not in host_tables
 
     done = _release(responder, container)

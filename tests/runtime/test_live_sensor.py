@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from tests.runtime.conftest import ROOT, live, stable_rules, start_sensor
 
 BURST = r"""
@@ -35,7 +34,9 @@ int main(int argc, char **argv) {
 
 
 def _bpftool(kind: str) -> list[dict]:
-    done = subprocess.run(["bpftool", "-j", kind, "show"], capture_output=True, text=True, timeout=30, check=True)
+    done = subprocess.run(
+        ["bpftool", "-j", kind, "show"], capture_output=True, text=True, timeout=30, check=True
+    )
     return json.loads(done.stdout or "[]")
 
 
@@ -86,7 +87,9 @@ def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(tmp_path: 
     assert summary["records_dropped"] == 0
     assert summary["events_by_type"]["openat"] >= 300_000
     assert summary["record_errors"] == 0 and summary["malformed_records"] == 0
-    print(f"300,000 open+close in {burst_seconds:.2f}s with the sensor; {produced} records, 0 dropped")
+    print(
+        f"300,000 open+close in {burst_seconds:.2f}s with the sensor; {produced} records, 0 dropped"
+    )
 
 
 @live
@@ -113,7 +116,9 @@ def test_metrics_endpoint_counts_events_and_rule_matches(tmp_path: Path) -> None
     assert values['skanse_sensor_events_dropped_total{reason="ringbuf_full"}'] == 0
     produced = values['skanse_sensor_events_produced_total{source="ebpf"}']
     assert produced >= values['skanse_sensor_events_total{source="ebpf"}'] > 0
-    key = 'skanse_sensor_rule_matches_total{priority="Warning",rule="Read sensitive file untrusted"}'
+    key = (
+        'skanse_sensor_rule_matches_total{priority="Warning",rule="Read sensitive file untrusted"}'
+    )
     assert values[key] >= 1
     assert any(k.startswith("skanse_build_info{") for k in values)
 
@@ -137,7 +142,13 @@ def test_not_root_gets_a_clear_error_naming_the_requirement(tmp_path: Path) -> N
     if os.geteuid() != 0:
         command_prefix: list[str] = []
     else:
-        command_prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+        command_prefix = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ]
         if shutil.which("setpriv") is None:
             pytest.skip("setpriv (util-linux) is not installed")
     import tempfile
@@ -149,9 +160,24 @@ def test_not_root_gets_a_clear_error_naming_the_requirement(tmp_path: Path) -> N
     rules.chmod(0o644)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(
-        [*command_prefix, sys.executable, "-m", "skanse", "runtime", "run", "--rules", str(rules),
-         "--state-dir", str(tmp_path / "state")],
-        capture_output=True, text=True, timeout=60, check=False, env=env, cwd=readable,
+        [
+            *command_prefix,
+            sys.executable,
+            "-m",
+            "skanse",
+            "runtime",
+            "run",
+            "--rules",
+            str(rules),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=readable,
     )
     shutil.rmtree(readable)
     assert done.returncode == 2, done.stderr
@@ -220,4 +246,3 @@ def _audit_rules() -> bytes | None:
             data += chunk
             if struct.unpack_from("=H", chunk, 4)[0] in (2, 3):  # error or done
                 return data
-

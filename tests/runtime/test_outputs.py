@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.runtime.tlsserver import https_server
 
 from skanse.errors import UsageError
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime.outputs import JsonLinesOutput, SyslogOutput, WebhookOutput
-from tests.runtime.tlsserver import https_server
 
 
 def _alert(rule: str = "Terminal shell in container", priority: Priority = Priority.NOTICE) -> dict:
@@ -30,7 +30,16 @@ def _alert(rule: str = "Terminal shell in container", priority: Priority = Prior
 
 
 # The fields Falcosidekick reads from Falco's JSON output (falcosidekick types.FalcoPayload)
-FALCOSIDEKICK_KEYS = {"output", "priority", "rule", "time", "output_fields", "source", "tags", "hostname"}
+FALCOSIDEKICK_KEYS = {
+    "output",
+    "priority",
+    "rule",
+    "time",
+    "output_fields",
+    "source",
+    "tags",
+    "hostname",
+}
 
 
 def test_json_lines_file_gets_one_falco_alert_per_line(tmp_path: Path) -> None:
@@ -40,7 +49,10 @@ def test_json_lines_file_gets_one_falco_alert_per_line(tmp_path: Path) -> None:
     output.emit(_alert("Read sensitive file untrusted", Priority.WARNING))
     output.close()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["rule"] for line in lines] == ["Terminal shell in container", "Read sensitive file untrusted"]
+    assert [line["rule"] for line in lines] == [
+        "Terminal shell in container",
+        "Read sensitive file untrusted",
+    ]
     assert set(lines[0]) == FALCOSIDEKICK_KEYS
     assert lines[0]["time"] == "2023-11-14T22:13:20.123456789Z"
     assert lines[1]["priority"] == "Warning"
@@ -110,7 +122,9 @@ def test_syslog_over_udp_uses_the_falco_priority_as_severity() -> None:
     receiver.close()
     assert message.startswith("<10>")  # facility user (1) * 8 + critical (2)
     assert " node-1 skanse[" in message
-    assert message.endswith("A shell was spawned in a container with an attached terminal | process=bash")
+    assert message.endswith(
+        "A shell was spawned in a container with an attached terminal | process=bash"
+    )
 
 
 def test_syslog_to_a_unix_socket(tmp_path: Path) -> None:

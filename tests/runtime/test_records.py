@@ -47,7 +47,9 @@ def _item(tag: int, data: bytes) -> bytes:
     return ITEM.pack(tag, len(data)) + data
 
 
-def _syscall(name: str, args: tuple[int, ...], ret: int = 0, items: bytes = b"", tgid: int = 42) -> bytes:
+def _syscall(
+    name: str, args: tuple[int, ...], ret: int = 0, items: bytes = b"", tgid: int = 42
+) -> bytes:
     nr = SYSCALLS[name].nr
     body = SYSCALL_FIXED.pack(0, 0, *(list(args) + [0] * (6 - len(args)))) + items
     size = HEADER.size + len(body)
@@ -67,11 +69,24 @@ def _decode(raw: bytes, cwd: str | None = "/work"):
 
 def test_openat_decodes_like_falco_prints_it() -> None:
     flags = os.O_RDONLY | os.O_CLOEXEC
-    raw = _syscall("openat", (0xFFFFFF9C, 0, flags, 0), ret=3, items=_item(Item.PATH, b"/etc/shadow\0"))
+    raw = _syscall(
+        "openat", (0xFFFFFF9C, 0, flags, 0), ret=3, items=_item(Item.PATH, b"/etc/shadow\0")
+    )
     name, event = _decode(raw)
     assert name == "openat"
-    assert event["args"] == {"fd": 3, "dirfd": -100, "name": "/etc/shadow", "flags": "O_RDONLY|O_CLOEXEC", "mode": "00"}
-    assert event["fd"] == {"num": 3, "type": "file", "name": "/etc/shadow", "nameraw": "/etc/shadow"}
+    assert event["args"] == {
+        "fd": 3,
+        "dirfd": -100,
+        "name": "/etc/shadow",
+        "flags": "O_RDONLY|O_CLOEXEC",
+        "mode": "00",
+    }
+    assert event["fd"] == {
+        "num": 3,
+        "type": "file",
+        "name": "/etc/shadow",
+        "nameraw": "/etc/shadow",
+    }
 
 
 def test_relative_paths_join_the_directory_the_kernel_walked_and_normalise() -> None:
@@ -82,20 +97,41 @@ def test_relative_paths_join_the_directory_the_kernel_walked_and_normalise() -> 
 
 
 def test_a_relative_path_without_a_walk_uses_the_recorded_cwd() -> None:
-    _, event = _decode(_syscall("open", (0, 0, 0), ret=3, items=_item(Item.PATH, b"x.txt\0")), cwd="/srv")
+    _, event = _decode(
+        _syscall("open", (0, 0, 0), ret=3, items=_item(Item.PATH, b"x.txt\0")), cwd="/srv"
+    )
     assert event["fd"]["name"] == "/srv/x.txt"
 
 
 def test_failed_open_has_fd_num_minus_one_and_the_errno_as_result() -> None:
-    _, event = _decode(_syscall("openat", (0xFFFFFF9C, 0, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), ret=-13, items=_item(Item.PATH, b"/etc/x\0")))
+    _, event = _decode(
+        _syscall(
+            "openat",
+            (0xFFFFFF9C, 0, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            ret=-13,
+            items=_item(Item.PATH, b"/etc/x\0"),
+        )
+    )
     assert event["fd"]["num"] == -1
     assert event["args"]["flags"] == "O_WRONLY|O_CREAT|O_TRUNC"
     assert event["args"]["mode"] == "0644"
 
 
 def test_connect_builds_the_connection_tuple_from_socket_and_sockaddr() -> None:
-    sock = SOCK.pack(socket.AF_INET, socket.SOCK_STREAM, 51000, 0, socket.inet_aton("10.1.0.7") + bytes(12), bytes(16))
-    addr = struct.pack("<H", socket.AF_INET) + struct.pack(">H", 443) + socket.inet_aton("10.96.0.1") + bytes(8)
+    sock = SOCK.pack(
+        socket.AF_INET,
+        socket.SOCK_STREAM,
+        51000,
+        0,
+        socket.inet_aton("10.1.0.7") + bytes(12),
+        bytes(16),
+    )
+    addr = (
+        struct.pack("<H", socket.AF_INET)
+        + struct.pack(">H", 443)
+        + socket.inet_aton("10.96.0.1")
+        + bytes(8)
+    )
     items = _item(Item.SOCK, sock) + _item(Item.SOCKADDR, addr)
     _, event = _decode(_syscall("connect", (3, 0, 16), ret=-115, items=items))  # EINPROGRESS
     fd = event["fd"]
@@ -105,7 +141,13 @@ def test_connect_builds_the_connection_tuple_from_socket_and_sockaddr() -> None:
 
 
 def test_ipv6_and_unix_socket_addresses() -> None:
-    addr6 = struct.pack("<H", socket.AF_INET6) + struct.pack(">H", 22) + bytes(4) + socket.inet_pton(socket.AF_INET6, "2001:db8::1") + bytes(4)
+    addr6 = (
+        struct.pack("<H", socket.AF_INET6)
+        + struct.pack(">H", 22)
+        + bytes(4)
+        + socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+        + bytes(4)
+    )
     _, event = _decode(_syscall("connect", (3, 0, 28), items=_item(Item.SOCKADDR, addr6)))
     assert event["fd"]["sip"] == "2001:db8::1" and event["fd"]["type"] == "ipv6"
     unix = struct.pack("<H", socket.AF_UNIX) + b"/run/docker.sock\0"
@@ -114,7 +156,9 @@ def test_ipv6_and_unix_socket_addresses() -> None:
 
 
 def test_socket_ptrace_memfd_and_setuid_arguments_are_named() -> None:
-    _, event = _decode(_syscall("socket", (socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0), ret=3))
+    _, event = _decode(
+        _syscall("socket", (socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0), ret=3)
+    )
     assert event["args"]["domain"] == "AF_PACKET"
     assert event["args"]["type"] == "SOCK_RAW|SOCK_CLOEXEC"
     _, event = _decode(_syscall("ptrace", (16, 777)))
@@ -141,13 +185,39 @@ def test_open_flags_text_matches_libsinsp_names() -> None:
 
 
 def test_exec_record_carries_the_task_facts() -> None:
-    task = TASK.pack(1, 2, 2, 1, 2, 0, 0, 1000, 0xFFFFFFFF, 34816, 1 << 21, 1 << 21, 0, 77, 1, 2, 3, 1, 5, b"bash" + bytes(12))
+    task = TASK.pack(
+        1,
+        2,
+        2,
+        1,
+        2,
+        0,
+        0,
+        1000,
+        0xFFFFFFFF,
+        34816,
+        1 << 21,
+        1 << 21,
+        0,
+        77,
+        1,
+        2,
+        3,
+        1,
+        5,
+        b"bash" + bytes(12),
+    )
     items = _item(Item.ARGV, b"bash\0-i\0") + _item(Item.EXEPATH, _components("/usr/bin/bash"))
     body = task + items
     raw = HEADER.pack(Kind.EXEC, 59, HEADER.size + len(body), 9, 100, 100, 0) + body
     rec = parse_record(raw, 0, len(raw))
-    assert rec is not None and rec.task is not None
-    assert (rec.task.comm, rec.task.vpid, rec.task.tty, rec.task.cgroup_id) == ("bash", 2, 34816, 77)
+    assert rec is not None and rec.task is not None and rec.items is not None
+    assert (rec.task.comm, rec.task.vpid, rec.task.tty, rec.task.cgroup_id) == (
+        "bash",
+        2,
+        34816,
+        77,
+    )
     assert path_from_components(rec.items[Item.EXEPATH]) == ("/usr/bin/bash", True)
 
 
@@ -193,5 +263,7 @@ def test_every_syscall_number_matches_the_kernel_headers() -> None:
     if not os.path.exists(header):
         pytest.skip(f"{header} is not installed")
     text = Path(header).read_text(encoding="ascii")
-    wrong = [name for name, info in SYSCALLS.items() if f"#define __NR_{name} {info.nr}\n" not in text]
+    wrong = [
+        name for name, info in SYSCALLS.items() if f"#define __NR_{name} {info.nr}\n" not in text
+    ]
     assert wrong == []

@@ -49,9 +49,16 @@ def test_unknown_actions_are_refused() -> None:
 
 def test_journal_round_trip_is_atomic_and_private(tmp_path: Path) -> None:
     journal = ResponseJournal(tmp_path / "state")
-    entry = journal.append(JournalEntry(0, "t", "freeze", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "froze", "/x", 2))
+    entry = journal.append(
+        JournalEntry(0, "t", "freeze", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "froze", "/x", 2)
+    )
     assert entry.id == 1
-    assert journal.append(JournalEntry(0, "t", "kill", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "killed")).id == 2
+    assert (
+        journal.append(
+            JournalEntry(0, "t", "kill", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "killed")
+        ).id
+        == 2
+    )
     assert [e.action for e in journal.load()] == ["freeze", "kill"]
     assert journal.path.stat().st_mode & 0o777 == 0o600
     assert json.loads(journal.path.read_text())["schema_version"] == 1
@@ -68,7 +75,21 @@ def test_release_thaws_a_frozen_cgroup_from_the_journal(tmp_path: Path) -> None:
     cgroup.mkdir(parents=True)
     (cgroup / "cgroup.freeze").write_text("1")
     journal = ResponseJournal(tmp_path / "state")
-    journal.append(JournalEntry(0, "t", "freeze", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "froze", "/docker-x.scope", 2))
+    journal.append(
+        JournalEntry(
+            0,
+            "t",
+            "freeze",
+            "r",
+            "Critical",
+            "3f2a9c1b7d4e",
+            7,
+            "done",
+            "froze",
+            "/docker-x.scope",
+            2,
+        )
+    )
     targets = ResponseTargets(cgroup2_mount=str(tmp_path / "cg"))
     results = release("3f2a9c1b7d4e", journal, targets=targets)
     assert [r.ok for r in results] == [True]
@@ -79,7 +100,11 @@ def test_release_thaws_a_frozen_cgroup_from_the_journal(tmp_path: Path) -> None:
 
 def test_release_of_a_quarantine_without_an_api_fails_clearly(tmp_path: Path) -> None:
     journal = ResponseJournal(tmp_path)
-    journal.append(JournalEntry(0, "t", "quarantine", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "x", pod="shop/web"))
+    journal.append(
+        JournalEntry(
+            0, "t", "quarantine", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "x", pod="shop/web"
+        )
+    )
     (result,) = release("3f2a9c1b7d4e", journal)
     assert not result.ok and "needs the Kubernetes API" in result.message
     assert journal.load()[0].status == "release-failed"
@@ -90,11 +115,17 @@ def _responder(tmp_path: Path, policy: Policy, **kwargs) -> Responder:
 
 
 def test_host_processes_are_never_frozen_or_isolated(tmp_path: Path) -> None:
-    policy = Policy(by_priority=((Priority.CRITICAL, frozenset({Action.FREEZE, Action.ISOLATE, Action.KILL})),))
+    policy = Policy(
+        by_priority=((Priority.CRITICAL, frozenset({Action.FREEZE, Action.ISOLATE, Action.KILL})),)
+    )
     entries = _responder(tmp_path, policy).handle(
         _alert("r", Priority.CRITICAL), {"pid": os.getpid(), "container_id": "host"}
     )
-    assert [(e.action, e.status) for e in entries] == [("freeze", "skipped"), ("isolate", "skipped"), ("kill", "skipped")]
+    assert [(e.action, e.status) for e in entries] == [
+        ("freeze", "skipped"),
+        ("isolate", "skipped"),
+        ("kill", "skipped"),
+    ]
     assert os.getpid()  # still alive
 
 
@@ -114,7 +145,9 @@ def test_a_container_in_the_host_network_namespace_is_not_isolated(tmp_path: Pat
         sleeper.wait()
     assert entry.status == "failed"
     assert "would cut off the node" in entry.detail
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    tables = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=False
+    ).stdout
     assert "skanse_isolate" not in tables
 
 
@@ -152,7 +185,10 @@ def test_configuration_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("responses: [{rule: x, priority: critical, actions: [kill]}]\n", "either a rule or a priority"),
+        (
+            "responses: [{rule: x, priority: critical, actions: [kill]}]\n",
+            "either a rule or a priority",
+        ),
         ("responses: [{priority: loud, actions: [kill]}]\n", "unknown priority"),
         ("responses: [{rule: x, actions: [explode]}]\n", "unknown action"),
         ("ring_buffer_mib: 48\n", "power of two"),

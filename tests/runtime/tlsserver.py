@@ -47,9 +47,27 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
         pytest.skip("openssl is not installed (make test installs it)")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -62,7 +80,9 @@ def https_server(directory: Path, handler: Handler) -> Iterator[Server]:
     class _Handler(http.server.BaseHTTPRequestHandler):
         def _any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            request = Request(self.command, self.path, dict(self.headers.items()), self.rfile.read(length))
+            request = Request(
+                self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+            )
             server_info.requests.append(request)
             status, body = handler(request)
             data = json.dumps(body).encode() if not isinstance(body, bytes) else body

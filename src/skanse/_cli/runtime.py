@@ -167,7 +167,7 @@ def _run_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="run the eBPF sensor: kernel events against rules, alerts, responses",
         description=(
             "Watch this machine's processes with the eBPF sensor (or the audit fallback),\n"
-            "evaluate the events with Falco-compatible rules and write Falco-shaped JSON alerts.\n\n"
+            "evaluate the events with Falco-compatible rules, write Falco-shaped JSON alerts.\n\n"
             "  skanse runtime run --rules falco_rules.yaml\n"
             "  skanse runtime run --config /etc/skanse/sensor.yaml --metrics-port 9376\n"
             "  skanse runtime run --rules falco_rules.yaml --dry-run\n\n"
@@ -178,33 +178,63 @@ def _run_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--rules", nargs="+", metavar="FILE", help="rules files, loaded in order")
-    run.add_argument("--config", metavar="FILE", help="sensor configuration (YAML); flags override it")
+    run.add_argument(
+        "--config", metavar="FILE", help="sensor configuration (YAML); flags override it"
+    )
     run.add_argument("--sensor", choices=("ebpf", "audit"), help="event source (default: ebpf)")
     run.add_argument("--dry-run", action="store_true", help="print what would be loaded and exit")
     run.add_argument("-f", "--format", choices=("jsonl", "text"), help="standard output format")
-    run.add_argument("--no-stdout", action="store_true", help="do not write alerts to standard output")
+    run.add_argument(
+        "--no-stdout", action="store_true", help="do not write alerts to standard output"
+    )
     run.add_argument("-o", "--output", metavar="FILE", help="also append JSON alerts to FILE")
     run.add_argument("--webhook", metavar="URL", help="POST each alert (Falcosidekick-compatible)")
     run.add_argument("--webhook-ca", metavar="FILE", help="CA bundle for an https webhook")
-    run.add_argument("--webhook-insecure", action="store_true", help="do not verify the webhook's TLS certificate")
-    run.add_argument("--syslog", metavar="ADDRESS", help="/dev/log, udp://HOST:PORT or tcp://HOST:PORT")
-    run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port")
-    run.add_argument("--metrics-address", metavar="ADDR", help="metrics address (default 127.0.0.1)")
     run.add_argument(
-        "--respond-rule", action="append", default=[], metavar="RULE=ACTIONS",
+        "--webhook-insecure",
+        action="store_true",
+        help="do not verify the webhook's TLS certificate",
+    )
+    run.add_argument(
+        "--syslog", metavar="ADDRESS", help="/dev/log, udp://HOST:PORT or tcp://HOST:PORT"
+    )
+    run.add_argument(
+        "--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port"
+    )
+    run.add_argument(
+        "--metrics-address", metavar="ADDR", help="metrics address (default 127.0.0.1)"
+    )
+    run.add_argument(
+        "--respond-rule",
+        action="append",
+        default=[],
+        metavar="RULE=ACTIONS",
         help="act when RULE fires: kill, freeze, isolate, quarantine (comma-separated)",
     )
     run.add_argument(
-        "--respond-priority", action="append", default=[], metavar="PRIORITY=ACTIONS",
+        "--respond-priority",
+        action="append",
+        default=[],
+        metavar="PRIORITY=ACTIONS",
         help="act on alerts of PRIORITY or more severe",
     )
-    run.add_argument("--allow-host-kill", action="store_true", help="let `kill` act on host processes too")
-    run.add_argument("--respond-dry-run", action="store_true", help="journal the responses without acting")
-    run.add_argument("--kube-api", metavar="URL", help="Kubernetes API for quarantine (or 'in-cluster')")
+    run.add_argument(
+        "--allow-host-kill", action="store_true", help="let `kill` act on host processes too"
+    )
+    run.add_argument(
+        "--respond-dry-run", action="store_true", help="journal the responses without acting"
+    )
+    run.add_argument(
+        "--kube-api", metavar="URL", help="Kubernetes API for quarantine (or 'in-cluster')"
+    )
     run.add_argument("--kube-token-file", metavar="FILE")
     run.add_argument("--kube-ca", metavar="FILE")
-    run.add_argument("--state-dir", metavar="DIR", help="response journal directory (default /var/lib/skanse)")
-    run.add_argument("--ring-buffer-mib", type=int, metavar="N", help="kernel ring buffer size (default 64)")
+    run.add_argument(
+        "--state-dir", metavar="DIR", help="response journal directory (default /var/lib/skanse)"
+    )
+    run.add_argument(
+        "--ring-buffer-mib", type=int, metavar="N", help="kernel ring buffer size (default 64)"
+    )
     run.add_argument("--rule-matching", choices=("first", "all"))
     run.add_argument("--append-output", metavar="FORMAT", help="fields appended to every alert")
     run.add_argument("--host-root", metavar="DIR", help="the host's root (in a container: /host)")
@@ -271,9 +301,16 @@ def _sensor_config(args: argparse.Namespace) -> Any:
             api=args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca
         )
     try:
-        return SensorConfig.model_validate({**config.model_dump(), **{
-            k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in updates.items()
-        }, "responses": [r.model_dump() for r in responses]})
+        return SensorConfig.model_validate(
+            {
+                **config.model_dump(),
+                **{
+                    k: (v.model_dump() if hasattr(v, "model_dump") else v)
+                    for k, v in updates.items()
+                },
+                "responses": [r.model_dump() for r in responses],
+            }
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -285,8 +322,11 @@ def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
     def log(record: dict[str, Any]) -> None:
         if quiet and record.get("level") not in ("warning", "error"):
             return
-        line = {"ts": dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds"),
-                "level": record.get("level", "info"), "logger": "skanse.runtime"}
+        line = {
+            "ts": dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.get("level", "info"),
+            "logger": "skanse.runtime",
+        }
         line.update(record)
         sys.stderr.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
         sys.stderr.flush()
@@ -323,8 +363,8 @@ def _run(args: argparse.Namespace) -> int:
 
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, _stop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, _stop)
     timer = None
     try:
         service.start()
@@ -337,8 +377,8 @@ def _run(args: argparse.Namespace) -> int:
         if timer is not None:
             timer.cancel()
         summary = service.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         if summary:
             log({"level": "info", "msg": "sensor stopped", **summary})
     return 0
@@ -376,8 +416,13 @@ def _release(args: argparse.Namespace) -> int:
         raise UsageError(f"a container id is 12 to 64 hex characters, not {args.container!r}")
     kubernetes = None
     if args.kube_api:
-        kubernetes = build_kubernetes(SensorConfig(kubernetes=KubernetesConfig(
-            api=args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca)))
+        kubernetes = build_kubernetes(
+            SensorConfig(
+                kubernetes=KubernetesConfig(
+                    api=args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca
+                )
+            )
+        )
     results = release(
         args.container,
         ResponseJournal(args.state_dir),
@@ -390,7 +435,9 @@ def _release(args: argparse.Namespace) -> int:
     failed = 0
     for result in results:
         mark = "released" if result.ok else "FAILED"
-        sys.stdout.write(f"{mark}: {result.entry.action} (response {result.entry.id}): {result.message}\n")
+        sys.stdout.write(
+            f"{mark}: {result.entry.action} (response {result.entry.id}): {result.message}\n"
+        )
         failed += not result.ok
     return 2 if failed else 0
 

@@ -71,7 +71,7 @@ class Sensor(Protocol):
 
 
 class AlertSink(Protocol):
-    def handle(self, alert: Alert, context: Mapping[str, Any]) -> None: ...
+    def handle(self, alert: Alert, context: Mapping[str, Any]) -> object: ...
 
 
 @dataclass(slots=True)
@@ -268,7 +268,9 @@ class Agent:
             "pid": pid,
             "container_id": container_id,
             "cgroup_id": cgroup_id,
-            "cgroup_path": self.state.cgroups.path(cgroup_id) if isinstance(cgroup_id, int) and cgroup_id > 1 else None,
+            "cgroup_path": self.state.cgroups.path(cgroup_id)
+            if isinstance(cgroup_id, int) and cgroup_id > 1
+            else None,
             "netns": record.get("netns"),
             "k8s_ns": container.k8s_ns if container is not None else None,
             "k8s_pod": container.k8s_pod if container is not None else None,
@@ -279,4 +281,3 @@ class Agent:
         self.sensor.close()
         for output in self.outputs if outputs is None else outputs:
             output.close()
-

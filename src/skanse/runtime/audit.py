@@ -87,7 +87,9 @@ def parse_audit_fields(text: bytes) -> tuple[tuple[int, int, int] | None, dict[s
     fields: dict[str, str] = {}
     for key, value in _FIELD.findall(text):
         name = key.decode()
-        fields[name] = _audit_value(value, hex_allowed=name in _STRING_FIELDS or _ARG.fullmatch(name) is not None)
+        fields[name] = _audit_value(
+            value, hex_allowed=name in _STRING_FIELDS or _ARG.fullmatch(name) is not None
+        )
     return stamp, fields
 
 
@@ -161,7 +163,7 @@ class AuditSensor:
         except OSError as exc:
             raise SensorUnavailableError(
                 f"cannot open the audit netlink: {exc.strerror or exc}",
-                requirement="a kernel with CONFIG_AUDIT and the audit multicast group (CAP_AUDIT_READ)",
+                requirement="a kernel with CONFIG_AUDIT; CAP_AUDIT_READ for its multicast group",
             ) from None
         self._control = control
         self._sock = listen
@@ -198,7 +200,9 @@ class AuditSensor:
 
     def _request(self, kind: int, payload: bytes, *, ignore_errors: bool = False) -> None:
         assert self._control is not None
-        message = _NLMSG.pack(_NLMSG.size + len(payload), kind, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + payload
+        message = (
+            _NLMSG.pack(_NLMSG.size + len(payload), kind, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + payload
+        )
         self._control.send(message)
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
@@ -212,7 +216,9 @@ class AuditSensor:
                 if mtype == NLMSG_ERROR:
                     code = struct.unpack_from("=i", data, offset + _NLMSG.size)[0]
                     if code != 0 and not ignore_errors:
-                        raise SensorError(f"the kernel refused the audit rule: {os.strerror(-code)}")
+                        raise SensorError(
+                            f"the kernel refused the audit rule: {os.strerror(-code)}"
+                        )
                     return
                 offset += max((length + 3) & ~3, _NLMSG.size)
         if not ignore_errors:
@@ -260,9 +266,15 @@ class AuditSensor:
                 self._pending.pop(next(iter(self._pending)))
             self._pending.setdefault(serial, {})[mtype] = fields
 
-    def _event(self, stamp: tuple[int, int, int], parts: dict[int, dict[str, str]]) -> Record | None:
+    def _event(
+        self, stamp: tuple[int, int, int], parts: dict[int, dict[str, str]]
+    ) -> Record | None:
         syscall = parts.get(AUDIT_SYSCALL)
-        if syscall is None or syscall.get("key") != RULE_KEY.decode() or syscall.get("success") != "yes":
+        if (
+            syscall is None
+            or syscall.get("key") != RULE_KEY.decode()
+            or syscall.get("success") != "yes"
+        ):
             return None
         nr = int(syscall.get("syscall", _EXECVE))
         pid = int(syscall.get("pid", 0))
@@ -295,7 +307,7 @@ class AuditSensor:
             start_ts=ts_epoch - self._offset,
             comm=comm,
         )
-        items = {
+        items: dict[int, bytes] = {
             Item.ARGV: b"\0".join(a.encode("utf-8", "replace") for a in argv) + b"\0",
             Item.CWD: _components(cwd),
         }
@@ -303,7 +315,9 @@ class AuditSensor:
         if exe:
             items[Item.EXEPATH] = _components(exe)
         self.delivered += 1
-        return Record(Kind.EXEC, nr, ts_epoch - self._offset, pid, pid, 0, task.uid, task.gid, (), task, items)
+        return Record(
+            Kind.EXEC, nr, ts_epoch - self._offset, pid, pid, 0, task.uid, task.gid, (), task, items
+        )
 
     def records(self, max_bytes: int = 0) -> Iterator[Record | None]:
         self._receive()
@@ -322,7 +336,9 @@ class AuditSensor:
         if self._enabled_by_us:
             self._enabled_by_us = False
             self._request(
-                AUDIT_SET, struct.pack("=10I", AUDIT_STATUS_ENABLED, 0, *([0] * 8)), ignore_errors=True
+                AUDIT_SET,
+                struct.pack("=10I", AUDIT_STATUS_ENABLED, 0, *([0] * 8)),
+                ignore_errors=True,
             )
 
     def close(self) -> None:

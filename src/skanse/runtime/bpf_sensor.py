@@ -110,7 +110,7 @@ def preflight(options: BpfSensorOptions) -> Path:
     if not os.path.exists(options.btf_path):
         raise SensorUnavailableError(
             f"{options.btf_path} does not exist: the kernel has no BTF type information",
-            requirement="a kernel built with CONFIG_DEBUG_INFO_BTF=y (BTF at /sys/kernel/btf/vmlinux)",
+            requirement="a kernel built with CONFIG_DEBUG_INFO_BTF=y (/sys/kernel/btf/vmlinux)",
             alternative=_AUDIT_HINT,
         )
     caps = _effective_caps()
@@ -153,7 +153,9 @@ class BpfSensor:
 
     def __init__(self, options: BpfSensorOptions) -> None:
         if options.ring_bytes < 4096 or options.ring_bytes & (options.ring_bytes - 1):
-            raise SensorError(f"ring buffer size {options.ring_bytes} must be a power of two >= 4096")
+            raise SensorError(
+                f"ring buffer size {options.ring_bytes} must be a power of two >= 4096"
+            )
         self.options = options
         self.plan, self.unsupported = syscall_plan(options.event_types)
         self._object: BpfObject | None = None

@@ -145,6 +145,7 @@ def load_sensor_config(path: str | Path) -> SensorConfig:
         return SensorConfig.model_validate(docs[0].data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigError(problems, path=str(path)) from None

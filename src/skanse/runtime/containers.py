@@ -35,9 +35,9 @@ __all__ = [
     "ContainerMetadata",
     "ContainerRef",
     "RuntimeRoots",
+    "cgroup2_mount",
     "container_from_cgroup",
     "container_from_proc_cgroup",
-    "cgroup2_mount",
 ]
 
 _HEX64 = "[0-9a-f]{64}"
@@ -49,7 +49,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"/crio-({_HEX64})(?:\.scope)?(?:/|$)"), "cri-o"),
     (re.compile(rf"/libpod-({_HEX64})\.scope(?:/container)?(?:/|$)"), "podman"),
     (re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+/({_HEX64})(?:/|$)"), "cri"),
-    (re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+\.slice/[a-z-]*?({_HEX64})\.scope"), "cri"),
+    (
+        re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+\.slice/[a-z-]*?({_HEX64})\.scope"),
+        "cri",
+    ),
 )
 
 
@@ -224,9 +227,7 @@ class ContainerMetadata:
             return cached
         record: dict[str, Any] = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
         found = (
-            self._docker(ref.full_id)
-            or self._containerd(ref.full_id)
-            or self._crio(ref.full_id)
+            self._docker(ref.full_id) or self._containerd(ref.full_id) or self._crio(ref.full_id)
         )
         if found:
             record.update(found)
@@ -247,15 +248,16 @@ class ContainerMetadata:
         name = config.get("Name")
         if isinstance(name, str):
             record["name"] = name.lstrip("/")
-        conf = config.get("Config") if isinstance(config.get("Config"), Mapping) else {}
+        raw_conf = config.get("Config")
+        conf: Mapping[str, Any] = raw_conf if isinstance(raw_conf, Mapping) else {}
         image = conf.get("Image")
         if isinstance(image, str):
             record["image"] = image
         image_id = config.get("Image")
         if isinstance(image_id, str):
             record["image_id"] = image_id.removeprefix("sha256:")[:12]
-        labels = conf.get("Labels") if isinstance(conf.get("Labels"), Mapping) else {}
-        k8s = _k8s_from_labels(labels)
+        raw_labels = conf.get("Labels")
+        k8s = _k8s_from_labels(raw_labels if isinstance(raw_labels, Mapping) else {})
         if k8s:
             record["k8s"] = k8s
         host = _json_file(base / "hostconfig.json")
@@ -292,7 +294,13 @@ class ContainerMetadata:
 
     def _crio(self, full_id: str) -> dict[str, Any] | None:
         spec = _json_file(
-            Path(self.roots.containers_storage, "overlay-containers", full_id, "userdata", "config.json")
+            Path(
+                self.roots.containers_storage,
+                "overlay-containers",
+                full_id,
+                "userdata",
+                "config.json",
+            )
         )
         if spec is None:
             return None
@@ -304,14 +312,18 @@ def _from_oci_spec(spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
     notes: Mapping[str, Any] = annotations if isinstance(annotations, Mapping) else {}
     record: dict[str, Any] = {"type": kind}
     # containerd's CRI plugin
-    name = notes.get("io.kubernetes.cri.container-name") or notes.get("io.kubernetes.container.name")
+    name = notes.get("io.kubernetes.cri.container-name") or notes.get(
+        "io.kubernetes.container.name"
+    )
     if isinstance(name, str):
         record["name"] = name
     image = notes.get("io.kubernetes.cri.image-name") or notes.get("io.kubernetes.cri-o.ImageName")
     if isinstance(image, str):
         record["image"] = image
     k8s: dict[str, Any] = {}
-    ns = notes.get("io.kubernetes.cri.sandbox-namespace") or notes.get("io.kubernetes.pod.namespace")
+    ns = notes.get("io.kubernetes.cri.sandbox-namespace") or notes.get(
+        "io.kubernetes.pod.namespace"
+    )
     pod = notes.get("io.kubernetes.cri.sandbox-name") or notes.get("io.kubernetes.pod.name")
     uid = notes.get("io.kubernetes.cri.sandbox-uid") or notes.get("io.kubernetes.pod.uid")
     if isinstance(ns, str):
@@ -334,7 +346,11 @@ def _from_oci_spec(spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
                 "mode": ",".join(m.get("options") or []),
                 "rw": "ro" not in (m.get("options") or []),
                 "propagation": next(
-                    (o for o in (m.get("options") or []) if "private" in o or "shared" in o or "slave" in o),
+                    (
+                        o
+                        for o in (m.get("options") or [])
+                        if "private" in o or "shared" in o or "slave" in o
+                    ),
                     "",
                 ),
             }
@@ -370,4 +386,3 @@ def _json_file(path: Path, limit: int = 8 * 1024 * 1024) -> dict[str, Any] | Non
     except (ValueError, RecursionError):  # RecursionError: hostile nesting
         return None
     return value if isinstance(value, dict) else None
-

@@ -45,7 +45,9 @@ class KubernetesApi(Protocol):
         self, namespace: str, name: str, labels: Mapping[str, str | None]
     ) -> Mapping[str, Any]: ...
 
-    def apply_network_policy(self, namespace: str, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
+    def apply_network_policy(
+        self, namespace: str, body: Mapping[str, Any]
+    ) -> Mapping[str, Any]: ...
 
 
 def quarantine_policy(namespace: str) -> dict[str, Any]:
@@ -75,7 +77,10 @@ class Quarantine:
         labels = (patched.get("metadata") or {}).get("labels") or {}
         if labels.get(LABEL) != "true":
             raise ResponseError(f"pod {namespace}/{pod} did not keep the label {LABEL}")
-        return f"labelled pod {namespace}/{pod} {LABEL}=true; NetworkPolicy {namespace}/{POLICY_NAME} denies all its traffic"
+        return (
+            f"labelled pod {namespace}/{pod} {LABEL}=true; "
+            f"NetworkPolicy {namespace}/{POLICY_NAME} denies all its traffic"
+        )
 
     def release(self, namespace: str, pod: str) -> str:
         patched = self.api.patch_pod_labels(namespace, pod, {LABEL: None})
@@ -102,7 +107,9 @@ class HttpKubernetesApi:
         self.server = server.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self.context = ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+        self.context = (
+            ssl.create_default_context(cafile=ca_file) if parts.scheme == "https" else None
+        )
 
     @classmethod
     def in_cluster(cls, server: str | None = None) -> HttpKubernetesApi:
@@ -114,7 +121,9 @@ class HttpKubernetesApi:
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if server is None:
             if not host:
-                raise ResponseError("not in a cluster: KUBERNETES_SERVICE_HOST is not set; give --kube-api")
+                raise ResponseError(
+                    "not in a cluster: KUBERNETES_SERVICE_HOST is not set; give --kube-api"
+                )
             server = f"https://{host}:{port}"
         try:
             token = (base / "token").read_text(encoding="utf-8").strip()
@@ -122,7 +131,9 @@ class HttpKubernetesApi:
             raise ResponseError(f"cannot read the service account token: {exc}") from None
         return cls(server, token=token, ca_file=str(base / "ca.crt"))
 
-    def _request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -134,17 +145,23 @@ class HttpKubernetesApi:
             self.server + path, data=data, headers=headers, method=method
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310 - scheme checked in __init__
+                request, timeout=self.timeout, context=self.context
+            ) as response:
                 payload = response.read(16 * 1024 * 1024)
         except urllib.error.HTTPError as exc:
             detail = exc.read(4096).decode("utf-8", "replace")
-            raise _ApiError(exc.code, f"{method} {path}: HTTP {exc.code}: {_status_message(detail)}") from None
+            raise _ApiError(
+                exc.code, f"{method} {path}: HTTP {exc.code}: {_status_message(detail)}"
+            ) from None
         except (OSError, urllib.error.URLError) as exc:
             raise ResponseError(f"{method} {path}: {exc}") from None
         try:
             value = json.loads(payload or b"{}")
         except (ValueError, RecursionError):
-            raise ResponseError(f"{method} {path}: the API answered with something that is not JSON") from None
+            raise ResponseError(
+                f"{method} {path}: the API answered with something that is not JSON"
+            ) from None
         if not isinstance(value, dict):
             raise ResponseError(f"{method} {path}: unexpected answer")
         return value
@@ -152,7 +169,9 @@ class HttpKubernetesApi:
     def get_pod(self, namespace: str, name: str) -> Mapping[str, Any]:
         return self._request("GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}")
 
-    def patch_pod_labels(self, namespace: str, name: str, labels: Mapping[str, str | None]) -> Mapping[str, Any]:
+    def patch_pod_labels(
+        self, namespace: str, name: str, labels: Mapping[str, str | None]
+    ) -> Mapping[str, Any]:
         return self._request(
             "PATCH",
             f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
@@ -187,5 +206,5 @@ def _status_message(text: str) -> str:
     except (ValueError, RecursionError):
         return text[:200]
     if isinstance(status, dict) and isinstance(status.get("message"), str):
-        return status["message"]
+        return str(status["message"])
     return text[:200]

@@ -236,8 +236,7 @@ class BpfObject:
         if not link:
             err = ctypes.get_errno() or errno.EINVAL
             raise SensorError(
-                f"cannot attach {program}: {os.strerror(err)}"
-                + _log_tail(self._libbpf.take_log())
+                f"cannot attach {program}: {os.strerror(err)}" + _log_tail(self._libbpf.take_log())
             )
         self._links.append(int(link))
 

@@ -47,17 +47,23 @@ class SensorCollector(Collector):
         stats = self.agent.stats
         produced, dropped = self.drops() if self.drops is not None else (0, 0)
         events = CounterMetricFamily(
-            "skanse_sensor_events", "Kernel records the sensor delivered to userspace", labels=["source"]
+            "skanse_sensor_events",
+            "Kernel records the sensor delivered to userspace",
+            labels=["source"],
         )
         events.add_metric([self.source], float(self.agent.sensor.delivered))
         yield events
         made = CounterMetricFamily(
-            "skanse_sensor_events_produced", "Kernel records produced (delivered + dropped)", labels=["source"]
+            "skanse_sensor_events_produced",
+            "Kernel records produced (delivered + dropped)",
+            labels=["source"],
         )
         made.add_metric([self.source], float(produced))
         yield made
         lost = CounterMetricFamily(
-            "skanse_sensor_events_dropped", "Kernel records lost because the ring buffer was full", labels=["reason"]
+            "skanse_sensor_events_dropped",
+            "Kernel records lost because the ring buffer was full",
+            labels=["reason"],
         )
         lost.add_metric(["ringbuf_full"], float(dropped))
         yield lost
@@ -68,7 +74,9 @@ class SensorCollector(Collector):
             matches.add_metric([rule, priority], float(count))
         yield matches
         failures = CounterMetricFamily(
-            "skanse_sensor_output_failures", "Alerts an output failed to deliver or dropped", labels=["output"]
+            "skanse_sensor_output_failures",
+            "Alerts an output failed to deliver or dropped",
+            labels=["output"],
         )
         for output in self.outputs:
             failures.add_metric([output.name], float(output.stats.failed + output.stats.dropped))
@@ -76,12 +84,16 @@ class SensorCollector(Collector):
         processes = GaugeMetricFamily("skanse_sensor_processes", "Processes in the sensor's table")
         processes.add_metric([], float(len(self.agent.engine.table.processes)))
         yield processes
-        info = GaugeMetricFamily("skanse_build_info", "skanse build information", labels=["version"])
+        info = GaugeMetricFamily(
+            "skanse_build_info", "skanse build information", labels=["version"]
+        )
         info.add_metric([__version__], 1.0)
         yield info
 
 
-def serve_metrics(collector: SensorCollector, port: int, address: str = "127.0.0.1") -> tuple[Any, Any]:
+def serve_metrics(
+    collector: SensorCollector, port: int, address: str = "127.0.0.1"
+) -> tuple[Any, Any]:
     """Start the HTTP endpoint (a daemon thread); returns (server, thread) for shutdown."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)

@@ -60,7 +60,7 @@ class JsonLinesOutput:
         if isinstance(target, str):
             self.name = f"jsonl:{target}"
             # a log stream, not a document: appended line by line (not write_atomic)
-            self._stream: IO[str] = open(target, "a", encoding="utf-8")  # noqa: SIM115
+            self._stream: IO[str] = open(target, "a", encoding="utf-8")
             self._owned = True
         else:
             self.name = "jsonl:stdout"
@@ -170,7 +170,9 @@ def parse_syslog_address(address: str) -> tuple[str, Any]:
     parts = urllib.parse.urlsplit(address)
     if parts.scheme in ("udp", "tcp") and parts.hostname:
         return parts.scheme, (parts.hostname, parts.port or 514)
-    raise UsageError(f"syslog address must be a socket path, udp://HOST:PORT or tcp://HOST:PORT: {address!r}")
+    raise UsageError(
+        f"syslog address must be a socket path, udp://HOST:PORT or tcp://HOST:PORT: {address!r}"
+    )
 
 
 class SyslogOutput:
@@ -180,7 +182,9 @@ class SyslogOutput:
     `user` unless configured.
     """
 
-    def __init__(self, address: str = "/dev/log", *, facility: int = 1, hostname: str | None = None) -> None:
+    def __init__(
+        self, address: str = "/dev/log", *, facility: int = 1, hostname: str | None = None
+    ) -> None:
         self.kind, self.target = parse_syslog_address(address)
         self.name = f"syslog:{address}"
         self.stats = OutputStats()
@@ -215,7 +219,9 @@ class SyslogOutput:
         now = _dt.datetime.now()
         stamp = f"{_MONTHS[now.month - 1]} {now.day:2d} {now:%H:%M:%S}"
         line = str(alert.get("output", ""))
-        text = f"<{self.facility * 8 + severity}>{stamp} {self.hostname} skanse[{os.getpid()}]: {line}"
+        text = (
+            f"<{self.facility * 8 + severity}>{stamp} {self.hostname} skanse[{os.getpid()}]: {line}"
+        )
         data = text.encode("utf-8", "replace")
         if self.kind == "tcp":
             data += b"\n"

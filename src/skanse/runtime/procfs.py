@@ -40,9 +40,7 @@ def cap_names(mask: int) -> str:
     text = _CAP_CACHE.get(mask)
     if text is None:
         text = " ".join(
-            _CAPS[bit] if bit < len(_CAPS) else f"CAP_{bit}"
-            for bit in range(64)
-            if mask >> bit & 1
+            _CAPS[bit] if bit < len(_CAPS) else f"CAP_{bit}" for bit in range(64) if mask >> bit & 1
         )
         if len(_CAP_CACHE) < 1024:
             _CAP_CACHE[mask] = text
@@ -172,8 +170,8 @@ def read_process(
         data["cwd"] = cwd
     loginuid = _read(f"{base}/loginuid", 32)
     if loginuid:
-        value = int(loginuid.strip() or b"-1")
-        data["loginuid"] = -1 if value == 0xFFFFFFFF else value
+        auid = int(loginuid.strip() or b"-1")
+        data["loginuid"] = -1 if auid == 0xFFFFFFFF else auid
     cgroup = _read(f"{base}/cgroup", 16384)
     if cgroup is not None:
         data["cgroup"] = cgroup.decode("utf-8", "replace")
@@ -224,13 +222,17 @@ class UserNames:
         self._groups[mntns] = groups
         self._homes[mntns] = homes
 
-    def user(self, uid: int | None, *, mntns: int | None = None, pid: int | None = None) -> str | None:
+    def user(
+        self, uid: int | None, *, mntns: int | None = None, pid: int | None = None
+    ) -> str | None:
         if uid is None:
             return None
         self._load(mntns, pid)
         return self._users.get(mntns, {}).get(uid) or self._fallback(self._users, uid)
 
-    def group(self, gid: int | None, *, mntns: int | None = None, pid: int | None = None) -> str | None:
+    def group(
+        self, gid: int | None, *, mntns: int | None = None, pid: int | None = None
+    ) -> str | None:
         if gid is None:
             return None
         self._load(mntns, pid)
@@ -261,4 +263,6 @@ def _lines(path: Path) -> list[str]:
             data = handle.read(4 * 1024 * 1024)  # bounded: a passwd file is small
     except OSError:
         return []
-    return [line for line in data.decode("utf-8", "replace").splitlines() if line and line[0] != "#"]
+    return [
+        line for line in data.decode("utf-8", "replace").splitlines() if line and line[0] != "#"
+    ]

@@ -164,14 +164,18 @@ def parse_record(data: bytes | memoryview, offset: int, length: int) -> Record |
         if length < SYSCALL_SIZE:
             return None
         fixed = _unpack_syscall(data, offset + _HEADER_SIZE)
-        items = parse_items(data, offset + SYSCALL_SIZE, offset + length) if length > SYSCALL_SIZE else None
+        items = (
+            parse_items(data, offset + SYSCALL_SIZE, offset + length)
+            if length > SYSCALL_SIZE
+            else None
+        )
         return Record(kind, nr, ts, tgid, tid, ret, fixed[0], fixed[1], fixed[2:], None, items)
     if kind == _EXEC or kind == _FORK:
         if length < TASK_RECORD_SIZE:
             return None
         fields = TASK.unpack_from(data, offset + _HEADER_SIZE)
         comm = fields[-1].split(b"\0", 1)[0].decode("utf-8", "replace")
-        task = TaskFacts(*fields[:-1], comm)
+        task = TaskFacts._make((*fields[:-1], comm))
         items = (
             parse_items(data, offset + TASK_RECORD_SIZE, offset + length)
             if length > TASK_RECORD_SIZE

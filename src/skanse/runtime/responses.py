@@ -131,7 +131,11 @@ class ResponseJournal:
         if not isinstance(entries, list):
             raise ResponseError(f"{self.path}: not a response journal")
         known = set(JournalEntry.__dataclass_fields__)
-        return [JournalEntry(**{k: v for k, v in e.items() if k in known}) for e in entries if isinstance(e, dict)]
+        return [
+            JournalEntry(**{k: v for k, v in e.items() if k in known})
+            for e in entries
+            if isinstance(e, dict)
+        ]
 
     def save(self, entries: Sequence[JournalEntry]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +215,11 @@ def _isolate_ruleset() -> str:
     # loopback stays open so the container's own processes keep talking to each other;
     # everything else in every direction is dropped, early (priority -300, before conntrack)
     chains = []
-    for name, hook, iface in (("input", "input", "iif"), ("output", "output", "oif"), ("forward", "forward", None)):
+    for name, hook, iface in (
+        ("input", "input", "iif"),
+        ("output", "output", "oif"),
+        ("forward", "forward", None),
+    ):
         loopback = f"{iface} lo accept; " if iface else ""
         chains.append(
             f"  chain {name} {{ type filter hook {hook} priority -300; policy drop; {loopback}}}"
@@ -219,7 +227,9 @@ def _isolate_ruleset() -> str:
     return f"table inet {NFT_TABLE} {{\n" + "\n".join(chains) + "\n}\n"
 
 
-def _run_in_netns(pid: int, argv: list[str], targets: ResponseTargets, stdin: str | None = None) -> None:
+def _run_in_netns(
+    pid: int, argv: list[str], targets: ResponseTargets, stdin: str | None = None
+) -> None:
     command = [targets.nsenter, f"--net={targets.proc_root}/{pid}/ns/net", *argv]
     try:
         done = subprocess.run(  # noqa: S603 - fixed argv, no shell
@@ -228,7 +238,9 @@ def _run_in_netns(pid: int, argv: list[str], targets: ResponseTargets, stdin: st
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ResponseError(f"{' '.join(command)}: {exc}") from None
     if done.returncode != 0:
-        raise ResponseError(f"{' '.join(argv)} in the network namespace of {pid} failed: {done.stderr.strip()}")
+        raise ResponseError(
+            f"{' '.join(argv)} in the network namespace of {pid} failed: {done.stderr.strip()}"
+        )
 
 
 def _netns_inode(pid: int, proc_root: str) -> int | None:
@@ -301,7 +313,15 @@ class Responder:
                 entries.append(entry)
         return entries
 
-    def _entry(self, action: Action, alert: Alert, context: Mapping[str, Any], status: str, detail: str, **extra: Any) -> JournalEntry:
+    def _entry(
+        self,
+        action: Action,
+        alert: Alert,
+        context: Mapping[str, Any],
+        status: str,
+        detail: str,
+        **extra: Any,
+    ) -> JournalEntry:
         entry = JournalEntry(
             id=0,
             time=_now(),
@@ -328,12 +348,16 @@ class Responder:
             return self._entry(action, alert, context, "skipped", "no process id")
         if action in (Action.FREEZE, Action.ISOLATE, Action.QUARANTINE):
             if not in_container:
-                return self._entry(action, alert, context, "skipped", "the process is not in a container")
+                return self._entry(
+                    action, alert, context, "skipped", "the process is not in a container"
+                )
             key = (str(container), action.value)
             if key in self._done:
                 return None  # the container is contained already; one journal entry is enough
         if action is Action.KILL and not in_container and not self.policy.allow_host:
-            return self._entry(action, alert, context, "skipped", "host process (allow_host is off)")
+            return self._entry(
+                action, alert, context, "skipped", "host process (allow_host is off)"
+            )
         if action is Action.KILL and (pid <= 1 or pid == os.getpid()):
             return self._entry(action, alert, context, "skipped", f"refusing to kill pid {pid}")
         if self.dry_run:
@@ -356,8 +380,15 @@ class Responder:
     def _cgroup(self, pid: int, context: Mapping[str, Any]) -> tuple[str, int]:
         """The container's cgroup (v2 if it can be frozen there, else the v1 freezer)."""
         targets = self.targets
-        path = _v2_path(pid, targets.proc_root) or context.get("cgroup_path")
-        if path and path != "/" and targets.cgroup2_mount and Path(targets.cgroup2_mount + path, "cgroup.freeze").exists():
+        # the path from the cgroup id is the host's view; /proc/<pid>/cgroup is relative to
+        # the sensor's cgroup namespace when it runs in a container
+        path = context.get("cgroup_path") or _v2_path(pid, targets.proc_root)
+        if (
+            path
+            and path != "/"
+            and targets.cgroup2_mount
+            and Path(targets.cgroup2_mount + path, "cgroup.freeze").exists()
+        ):
             return path, 2
         path = _freezer_path(pid, targets.proc_root)
         if path and path != "/" and targets.cgroup1_freezer:
@@ -369,7 +400,15 @@ class Responder:
         if path in _own_cgroups(self.targets.proc_root):
             raise ResponseError(f"the sensor itself is in cgroup {path}: refusing to freeze it")
         freeze_cgroup(path, version, self.targets, frozen=True)
-        return self._entry(Action.FREEZE, alert, context, "done", f"froze cgroup v{version} {path}", cgroup=path, cgroup_version=version)
+        return self._entry(
+            Action.FREEZE,
+            alert,
+            context,
+            "done",
+            f"froze cgroup v{version} {path}",
+            cgroup=path,
+            cgroup_version=version,
+        )
 
     def _isolate(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         targets = self.targets
@@ -385,7 +424,8 @@ class Responder:
                     break
             else:
                 raise ResponseError(
-                    f"process {pid} is gone and no process of its container is left in its network namespace"
+                    f"process {pid} is gone and no process of its container is left "
+                    "in its network namespace"
                 )
         protected = _protected_netns(targets.proc_root)
         if not protected:
@@ -402,9 +442,14 @@ class Responder:
                 path = version = None  # release will say it cannot find the namespace again
         _run_in_netns(pid, [targets.nft, "-f", "-"], targets, stdin=_isolate_ruleset())
         return self._entry(
-            Action.ISOLATE, alert, context, "done",
+            Action.ISOLATE,
+            alert,
+            context,
+            "done",
             f"installed nftables table inet {NFT_TABLE} (drop all but loopback) in netns {netns}",
-            netns=netns, cgroup=path, cgroup_version=version,
+            netns=netns,
+            cgroup=path,
+            cgroup_version=version,
         )
 
     def _quarantine(self, alert: Alert, context: Mapping[str, Any]) -> JournalEntry:
@@ -415,7 +460,9 @@ class Responder:
         if not namespace or not pod:
             raise ResponseError("the container's pod is unknown (no Kubernetes metadata)")
         detail = self.kubernetes.quarantine(namespace, pod)
-        return self._entry(Action.QUARANTINE, alert, context, "done", detail, pod=f"{namespace}/{pod}")
+        return self._entry(
+            Action.QUARANTINE, alert, context, "done", detail, pod=f"{namespace}/{pod}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,8 +484,11 @@ def release(
     entries = journal.load()
     wanted = container.lower()
     matching = [
-        e for e in entries
-        if e.container_id and e.container_id.startswith(wanted[:12]) and e.status == "done"
+        e
+        for e in entries
+        if e.container_id
+        and e.container_id.startswith(wanted[:12])
+        and e.status == "done"
         and e.action in (Action.FREEZE, Action.ISOLATE, Action.QUARANTINE)
     ]
     results = []

@@ -124,7 +124,8 @@ class SensorService:
             from skanse.runtime.audit import AuditSensor
 
             return AuditSensor(boot_offset_ns=procfs.boot_epoch_offset_ns())
-        from skanse.runtime.bpf_sensor import SYSCALLS, BpfSensor, BpfSensorOptions
+        from skanse.runtime.bpf_sensor import BpfSensor, BpfSensorOptions
+        from skanse.runtime.syscalls import SYSCALLS
 
         types = engine.event_types()
         wanted = frozenset(SYSCALLS) if types is None else types
@@ -141,14 +142,21 @@ class SensorService:
         out = self.config.outputs
         outputs: list[Output] = []
         if out.stdout:
-            outputs.append(TextOutput(self.stdout) if out.format == "text" else JsonLinesOutput(self.stdout))
+            outputs.append(
+                TextOutput(self.stdout) if out.format == "text" else JsonLinesOutput(self.stdout)
+            )
         if out.file:
             outputs.append(JsonLinesOutput(out.file))
         if out.webhook:
             hook = out.webhook
             outputs.append(
-                WebhookOutput(hook.url, ca_file=hook.ca_file, insecure=hook.insecure,
-                              timeout=hook.timeout, headers=hook.headers)
+                WebhookOutput(
+                    hook.url,
+                    ca_file=hook.ca_file,
+                    insecure=hook.insecure,
+                    timeout=hook.timeout,
+                    headers=hook.headers,
+                )
             )
         if out.syslog:
             outputs.append(SyslogOutput(out.syslog.address, facility=out.syslog.facility))
@@ -164,8 +172,13 @@ class SensorService:
         )
 
         def log(entry: JournalEntry) -> None:
-            self.log({"level": "warning" if entry.status == "failed" else "info",
-                      "msg": f"response {entry.action}: {entry.status}", "response": _entry_dict(entry)})
+            self.log(
+                {
+                    "level": "warning" if entry.status == "failed" else "info",
+                    "msg": f"response {entry.action}: {entry.status}",
+                    "response": _entry_dict(entry),
+                }
+            )
 
         return Responder(
             policy,
@@ -183,27 +196,43 @@ class SensorService:
         sensor = self._sensor(engine)
         types = engine.event_types()
         description = sensor.describe()
-        rules_cannot_fire = []
+        rules_cannot_fire: list[str] = []
         unsupported = set(description.get("unsupported_event_types", []))
         if self.config.sensor == "audit":
             unsupported = set(types or ()) - {"execve", "execveat"}
-        for rule in engine.rules:
-            if rule.evttypes is not None and rule.evttypes and rule.evttypes <= unsupported:
-                rules_cannot_fire.append(rule.name)
+        rules_cannot_fire.extend(
+            rule.name
+            for rule in engine.rules
+            if rule.evttypes is not None and rule.evttypes and rule.evttypes <= unsupported
+        )
         policy = self.config.policy()
         return {
-            "rules": {"files": list(self.config.rules), "enabled": len(engine.rules),
-                      "event_types": sorted(types) if types is not None else "all"},
+            "rules": {
+                "files": list(self.config.rules),
+                "enabled": len(engine.rules),
+                "event_types": sorted(types) if types is not None else "all",
+            },
             "sensor": description,
             "rules_that_cannot_fire": rules_cannot_fire,
-            "outputs": [o for o in (
-                "stdout" if self.config.outputs.stdout else None,
-                f"file:{self.config.outputs.file}" if self.config.outputs.file else None,
-                f"webhook:{self.config.outputs.webhook.url}" if self.config.outputs.webhook else None,
-                f"syslog:{self.config.outputs.syslog.address}" if self.config.outputs.syslog else None,
-            ) if o],
-            "metrics": (f"http://{self.config.metrics.address}:{self.config.metrics.port}/metrics"
-                        if self.config.metrics else None),
+            "outputs": [
+                o
+                for o in (
+                    "stdout" if self.config.outputs.stdout else None,
+                    f"file:{self.config.outputs.file}" if self.config.outputs.file else None,
+                    f"webhook:{self.config.outputs.webhook.url}"
+                    if self.config.outputs.webhook
+                    else None,
+                    f"syslog:{self.config.outputs.syslog.address}"
+                    if self.config.outputs.syslog
+                    else None,
+                )
+                if o
+            ],
+            "metrics": (
+                f"http://{self.config.metrics.address}:{self.config.metrics.port}/metrics"
+                if self.config.metrics
+                else None
+            ),
             "responses": {
                 "by_rule": {k: sorted(a.value for a in v) for k, v in policy.by_rule.items()},
                 "by_priority": {p.label: sorted(a.value for a in v) for p, v in policy.by_priority},
@@ -231,9 +260,19 @@ class SensorService:
             seeded = state.seed()
             self.outputs = self._outputs()
             responder = self._responder()
-            extra = compile_output(self.config.append_output, "syscall") if self.config.append_output else None
-            agent = Agent(engine, sensor, state, outputs=self.outputs, responder=responder,
-                          append_output=extra)
+            extra = (
+                compile_output(self.config.append_output, "syscall")
+                if self.config.append_output
+                else None
+            )
+            agent = Agent(
+                engine,
+                sensor,
+                state,
+                outputs=self.outputs,
+                responder=responder,
+                append_output=extra,
+            )
         except BaseException:
             sensor.close()
             raise
@@ -244,24 +283,29 @@ class SensorService:
 
             collector = SensorCollector(agent, self.config.sensor, self.outputs, drops=self._drops)
             try:
-                self._metrics = serve_metrics(collector, self.config.metrics.port, self.config.metrics.address)
+                self._metrics = serve_metrics(
+                    collector, self.config.metrics.port, self.config.metrics.address
+                )
             except OSError as exc:
                 self.close()
                 raise SensorError(
-                    f"cannot serve metrics on {self.config.metrics.address}:{self.config.metrics.port}: "
+                    "cannot serve metrics on "
+                    f"{self.config.metrics.address}:{self.config.metrics.port}: "
                     f"{exc.strerror or exc}"
                 ) from None
         types = engine.event_types()
-        self.log({
-            "level": "info",
-            "msg": "sensor started",
-            "sensor": self.config.sensor,
-            "rules": len(engine.rules),
-            "event_types": sorted(types) if types is not None else "all",
-            "processes_seeded": seeded,
-            "start_seconds": round(time.monotonic() - started, 3),
-            "unsupported_event_types": sorted(getattr(sensor, "unsupported", ())),
-        })
+        self.log(
+            {
+                "level": "info",
+                "msg": "sensor started",
+                "sensor": self.config.sensor,
+                "rules": len(engine.rules),
+                "event_types": sorted(types) if types is not None else "all",
+                "processes_seeded": seeded,
+                "start_seconds": round(time.monotonic() - started, 3),
+                "unsupported_event_types": sorted(getattr(sensor, "unsupported", ())),
+            }
+        )
 
     def _drops(self) -> tuple[int, int]:
         with self._lock:

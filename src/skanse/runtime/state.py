@@ -23,7 +23,14 @@ from skanse.runtime.containers import (
     container_from_cgroup,
     container_from_proc_cgroup,
 )
-from skanse.runtime.records import EXE_FROM_MEMFD, EXE_UPPER_LAYER, Item, Record, c_string, path_from_components
+from skanse.runtime.records import (
+    EXE_FROM_MEMFD,
+    EXE_UPPER_LAYER,
+    Item,
+    Record,
+    c_string,
+    path_from_components,
+)
 
 __all__ = ["ProcessState"]
 

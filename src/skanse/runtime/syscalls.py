@@ -104,9 +104,7 @@ _TABLE: tuple[tuple[str, int, SyscallClass], ...] = (
     ("pivot_root", 155, C.PATH0_PATH1),
 )
 
-SYSCALLS: Mapping[str, SyscallInfo] = {
-    name: SyscallInfo(name, nr, cls) for name, nr, cls in _TABLE
-}
+SYSCALLS: Mapping[str, SyscallInfo] = {name: SyscallInfo(name, nr, cls) for name, nr, cls in _TABLE}
 _BY_NR: dict[int, SyscallInfo] = {info.nr: info for info in SYSCALLS.values()}
 
 # always traced: the process table needs every exec (the fork and exit tracepoints are
@@ -245,7 +243,12 @@ _MOUNT_FLAGS = tuple(
     )
     if name != "_"
 )
-_AT_FLAGS = ((0x100, "AT_SYMLINK_NOFOLLOW"), (0x200, "AT_REMOVEDIR"), (0x400, "AT_SYMLINK_FOLLOW"), (0x1000, "AT_EMPTY_PATH"))
+_AT_FLAGS = (
+    (0x100, "AT_SYMLINK_NOFOLLOW"),
+    (0x200, "AT_REMOVEDIR"),
+    (0x400, "AT_SYMLINK_FOLLOW"),
+    (0x1000, "AT_EMPTY_PATH"),
+)
 _RENAME_FLAGS = ((1, "RENAME_NOREPLACE"), (2, "RENAME_EXCHANGE"), (4, "RENAME_WHITEOUT"))
 _CLONE_NS_FLAGS = (
     (0x00020000, "CLONE_NEWNS"),
@@ -348,13 +351,23 @@ def _sockaddr(data: bytes | None) -> tuple[int, str | None, int | None] | None:
     return family, None, None
 
 
+_FD_TYPES: dict[int, str] = {
+    int(socket.AF_INET): "ipv4",
+    int(socket.AF_INET6): "ipv6",
+    int(socket.AF_UNIX): "unix",
+    int(socket.AF_NETLINK): "netlink",
+}
+
+
 def _fd_type(family: int) -> str | None:
-    return {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
-            socket.AF_NETLINK: "netlink"}.get(family)
+    return _FD_TYPES.get(family)
 
 
 def _socket_fd(
-    num: int, sock: _Sock | None, peer: tuple[int, str | None, int | None] | None, *,
+    num: int,
+    sock: _Sock | None,
+    peer: tuple[int, str | None, int | None] | None,
+    *,
     server: bool = False,
 ) -> dict[str, Any]:
     """The fd object of a socket: client side local unless this is the server's socket."""
@@ -400,13 +413,17 @@ def _path_item(items: Mapping[int, bytes], tag: int) -> str | None:
 _FLAGS_TEXT: dict[int, str] = {}
 
 
-def _open_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _open_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     data = items.get(Item.PATH)
     raw = data.partition(b"\0")[0].decode("utf-8", "replace") if data else ""
     name = _resolve(raw, items.get(Item.BASE), ctx)
     if kind == "openat2":
         how = items.get(Item.OPEN_HOW)
-        flags, mode, resolve = struct.unpack_from("<3Q", how) if how and len(how) >= 24 else (0, 0, 0)
+        flags, mode, resolve = (
+            struct.unpack_from("<3Q", how) if how and len(how) >= 24 else (0, 0, 0)
+        )
     elif kind == "openat":
         flags, mode, resolve = rec.args[2], rec.args[3], None
     elif kind == "creat":
@@ -418,19 +435,29 @@ def _open_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeC
         flags_text = open_flags_text(flags)
         if len(_FLAGS_TEXT) < 4096:
             _FLAGS_TEXT[flags] = flags_text
-    args: dict[str, Any] = {"fd": rec.ret, "name": name, "flags": flags_text,
-                            "mode": _mode_octal(mode)}
+    args: dict[str, Any] = {
+        "fd": rec.ret,
+        "name": name,
+        "flags": flags_text,
+        "mode": _mode_octal(mode),
+    }
     if kind in ("openat", "openat2"):
         args["dirfd"] = _s32(rec.args[0])
     if resolve is not None:
         args["resolve"] = resolve
     fd_num = rec.ret if rec.ret >= 0 else -1
-    fd = {"num": fd_num, "type": "directory" if flags & os.O_DIRECTORY else "file",
-          "name": name, "nameraw": raw}
+    fd = {
+        "num": fd_num,
+        "type": "directory" if flags & os.O_DIRECTORY else "file",
+        "name": name,
+        "nameraw": raw,
+    }
     return {"args": args, "rawargs": {"flags": flags, "mode": mode}, "fd": fd}
 
 
-def _connect_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _connect_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     sock = _sock(items)
     peer = _sockaddr(items.get(Item.SOCKADDR))
     fd = _socket_fd(_s32(rec.args[0]), sock, peer)
@@ -440,7 +467,9 @@ def _connect_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: Deco
     return {"args": args, "fd": fd}
 
 
-def _accept_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _accept_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     fd = _socket_fd(rec.ret if rec.ret >= 0 else -1, _sock(items), None, server=True)
     args: dict[str, Any] = {"fd": rec.ret}
     if kind == "accept4":
@@ -448,7 +477,9 @@ def _accept_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: Decod
     return {"args": args, "fd": fd}
 
 
-def _dup_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _dup_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     args: dict[str, Any] = {"res": rec.ret, "oldfd": _s32(rec.args[0])}
     if kind in ("dup2", "dup3"):
         args["newfd"] = _s32(rec.args[1])
@@ -459,7 +490,9 @@ def _dup_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeCo
     return {"args": args, "fd": fd}
 
 
-def _send_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _send_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     sock = _sock(items)
     peer = _sockaddr(items.get(Item.SOCKADDR))
     fd = _socket_fd(_s32(rec.args[0]), sock, peer)
@@ -472,13 +505,19 @@ def _send_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeC
     return {"args": args, "fd": fd}
 
 
-def _listen_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _listen_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     fd = _socket_fd(_s32(rec.args[0]), _sock(items), None, server=True)
-    return {"args": {"res": rec.ret, "fd": _s32(rec.args[0]), "backlog": _s32(rec.args[1])},
-            "fd": fd}
+    return {
+        "args": {"res": rec.ret, "fd": _s32(rec.args[0]), "backlog": _s32(rec.args[1])},
+        "fd": fd,
+    }
 
 
-def _socket_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _socket_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     domain, sock_type, proto = rec.args[0] & 0xFFFF, _s32(rec.args[1]), _s32(rec.args[2])
     fd: dict[str, Any] = {"num": rec.ret if rec.ret >= 0 else -1}
     fd_type = _fd_type(domain)
@@ -488,31 +527,48 @@ def _socket_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: Decod
     if l4 and fd_type in ("ipv4", "ipv6"):
         fd["l4proto"] = l4
     return {
-        "args": {"fd": rec.ret, "domain": _family_name(domain), "type": _sock_type_text(sock_type),
-                 "proto": proto},
+        "args": {
+            "fd": rec.ret,
+            "domain": _family_name(domain),
+            "type": _sock_type_text(sock_type),
+            "proto": proto,
+        },
         "rawargs": {"domain": domain, "type": sock_type, "proto": proto},
         "fd": fd,
     }
 
 
-def _ptrace_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _ptrace_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     request = rec.args[0] & 0xFFFFFFFF
     return {
-        "args": {"res": rec.ret, "request": _PTRACE.get(request, str(request)),
-                 "pid": _s32(rec.args[1]), "addr": rec.args[2], "data": rec.args[3]},
+        "args": {
+            "res": rec.ret,
+            "request": _PTRACE.get(request, str(request)),
+            "pid": _s32(rec.args[1]),
+            "addr": rec.args[2],
+            "data": rec.args[3],
+        },
         "rawargs": {"request": request},
     }
 
 
-def _memfd_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _memfd_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     name = _path_item(items, Item.STR) or ""
     fd = {"num": rec.ret if rec.ret >= 0 else -1, "type": "memfd", "name": f"memfd:{name}"}
-    return {"args": {"fd": rec.ret, "name": name,
-                     "flags": _flag_text(rec.args[1], _MEMFD_FLAGS, "0")}, "fd": fd}
+    return {
+        "args": {"fd": rec.ret, "name": name, "flags": _flag_text(rec.args[1], _MEMFD_FLAGS, "0")},
+        "fd": fd,
+    }
 
 
 def _id_event(names: tuple[str, ...], *, user: bool) -> _Decoder:
-    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+    def decode(
+        rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+    ) -> dict[str, Any]:
         args: dict[str, Any] = {"res": rec.ret}
         raw: dict[str, Any] = {}
         for index, name in enumerate(names):
@@ -529,8 +585,12 @@ def _id_event(names: tuple[str, ...], *, user: bool) -> _Decoder:
     return decode
 
 
-def _path_event(arg: str, *, dirfd: bool = False, extra: Callable[[Record], dict[str, Any]] | None = None) -> _Decoder:
-    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _path_event(
+    arg: str, *, dirfd: bool = False, extra: Callable[[Record], dict[str, Any]] | None = None
+) -> _Decoder:
+    def decode(
+        rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+    ) -> dict[str, Any]:
         raw = _path_item(items, Item.PATH) or ""
         name = _resolve(raw, items.get(Item.BASE), ctx)
         args: dict[str, Any] = {"res": rec.ret}
@@ -544,9 +604,12 @@ def _path_event(arg: str, *, dirfd: bool = False, extra: Callable[[Record], dict
     return decode
 
 
-def _two_path_event(first: str, second: str, *, dirfds: tuple[str, str] | None = None,
-                    resolve_first: bool = True) -> _Decoder:
-    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _two_path_event(
+    first: str, second: str, *, dirfds: tuple[str, str] | None = None, resolve_first: bool = True
+) -> _Decoder:
+    def decode(
+        rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+    ) -> dict[str, Any]:
         raw1 = _path_item(items, Item.PATH) or ""
         raw2 = _path_item(items, Item.PATH2) or ""
         args: dict[str, Any] = {"res": rec.ret}
@@ -564,21 +627,39 @@ def _two_path_event(first: str, second: str, *, dirfds: tuple[str, str] | None =
     return decode
 
 
-def _symlinkat_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _symlinkat_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     target = _path_item(items, Item.PATH) or ""
     raw = _path_item(items, Item.PATH2) or ""
-    return {"args": {"res": rec.ret, "target": target, "linkdirfd": _s32(rec.args[1]),
-                     "linkpath": _resolve(raw, items.get(Item.BASE2), ctx)}}
+    return {
+        "args": {
+            "res": rec.ret,
+            "target": target,
+            "linkdirfd": _s32(rec.args[1]),
+            "linkpath": _resolve(raw, items.get(Item.BASE2), ctx),
+        }
+    }
 
 
-def _mount_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _mount_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     directory = _resolve(_path_item(items, Item.PATH) or "", items.get(Item.BASE), ctx)
-    return {"args": {"res": rec.ret, "dev": _path_item(items, Item.STR) or "",
-                     "dir": directory, "type": _path_item(items, Item.STR3) or "",
-                     "flags": _flag_text(rec.args[3], _MOUNT_FLAGS, "0")}}
+    return {
+        "args": {
+            "res": rec.ret,
+            "dev": _path_item(items, Item.STR) or "",
+            "dir": directory,
+            "type": _path_item(items, Item.STR3) or "",
+            "flags": _flag_text(rec.args[3], _MOUNT_FLAGS, "0"),
+        }
+    }
 
 
-def _module_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _module_event(
+    rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+) -> dict[str, Any]:
     args: dict[str, Any] = {"res": rec.ret, "uargs": _path_item(items, Item.STR) or ""}
     if kind == "finit_module":
         args["fd"] = _s32(rec.args[0])
@@ -588,9 +669,14 @@ def _module_event(rec: Record, items: Mapping[int, bytes], kind: str, ctx: Decod
     return {"args": args}
 
 
-def _plain(*names: str, render: Mapping[str, Callable[[int], Any]] | None = None,
-           signed: frozenset[str] = frozenset()) -> _Decoder:
-    def decode(rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext) -> dict[str, Any]:
+def _plain(
+    *names: str,
+    render: Mapping[str, Callable[[int], Any]] | None = None,
+    signed: frozenset[str] = frozenset(),
+) -> _Decoder:
+    def decode(
+        rec: Record, items: Mapping[int, bytes], kind: str, ctx: DecodeContext
+    ) -> dict[str, Any]:
         args: dict[str, Any] = {"res": rec.ret}
         raw: dict[str, Any] = {}
         for index, name in enumerate(names):
@@ -633,8 +719,9 @@ _DECODERS: dict[str, _Decoder] = {
     "setresuid": _id_event(("ruid", "euid", "suid"), user=True),
     "setresgid": _id_event(("rgid", "egid", "sgid"), user=False),
     "unlink": _path_event("path"),
-    "unlinkat": _path_event("name", dirfd=True,
-                            extra=lambda r: {"flags": _flag_text(r.args[2], _AT_FLAGS, "0")}),
+    "unlinkat": _path_event(
+        "name", dirfd=True, extra=lambda r: {"flags": _flag_text(r.args[2], _AT_FLAGS, "0")}
+    ),
     "rename": _two_path_event("oldpath", "newpath"),
     "renameat": _two_path_event("oldpath", "newpath", dirfds=("olddirfd", "newdirfd")),
     "renameat2": _two_path_event("oldpath", "newpath", dirfds=("olddirfd", "newdirfd")),
@@ -645,18 +732,29 @@ _DECODERS: dict[str, _Decoder] = {
     "mkdir": _path_event("path", extra=lambda r: {"mode": _mode_octal(r.args[1])}),
     "mkdirat": _path_event("path", dirfd=True, extra=lambda r: {"mode": _mode_octal(r.args[2])}),
     "rmdir": _path_event("path"),
-    "chmod": _path_event("filename", extra=lambda r: {"mode": _flag_text(r.args[1], _MODE_FLAGS, "0")}),
-    "fchmodat": _path_event("filename", dirfd=True,
-                            extra=lambda r: {"mode": _flag_text(r.args[2], _MODE_FLAGS, "0")}),
-    "fchmod": _plain("fd", "mode", render={"mode": lambda v: _flag_text(v, _MODE_FLAGS, "0")},
-                     signed=frozenset({"fd"})),
+    "chmod": _path_event(
+        "filename", extra=lambda r: {"mode": _flag_text(r.args[1], _MODE_FLAGS, "0")}
+    ),
+    "fchmodat": _path_event(
+        "filename", dirfd=True, extra=lambda r: {"mode": _flag_text(r.args[2], _MODE_FLAGS, "0")}
+    ),
+    "fchmod": _plain(
+        "fd",
+        "mode",
+        render={"mode": lambda v: _flag_text(v, _MODE_FLAGS, "0")},
+        signed=frozenset({"fd"}),
+    ),
     "mount": _mount_event,
     "umount2": _path_event("name", extra=lambda r: {"flags": r.args[1]}),
     "init_module": _module_event,
     "finit_module": _module_event,
     "bpf": _plain("cmd", render={"cmd": _bpf_cmd}),
-    "setns": _plain("fd", "nstype", render={"nstype": lambda v: _flag_text(v, _CLONE_NS_FLAGS, "0")},
-                    signed=frozenset({"fd"})),
+    "setns": _plain(
+        "fd",
+        "nstype",
+        render={"nstype": lambda v: _flag_text(v, _CLONE_NS_FLAGS, "0")},
+        signed=frozenset({"fd"}),
+    ),
     "unshare": _plain("flags", render={"flags": lambda v: _flag_text(v, _CLONE_NS_FLAGS, "0")}),
     "userfaultfd": _plain("flags"),
     "chdir": _path_event("path"),
@@ -682,5 +780,7 @@ def decode_syscall(rec: Record, ctx: DecodeContext) -> tuple[str, dict[str, Any]
 
 _NO_ITEMS: Mapping[int, bytes] = {}
 _DECODE_BY_NR: dict[int, tuple[str, _Decoder]] = {
-    info.nr: (info.name, _DECODERS[info.name]) for info in SYSCALLS.values() if info.name in _DECODERS
+    info.nr: (info.name, _DECODERS[info.name])
+    for info in SYSCALLS.values()
+    if info.name in _DECODERS
 }
