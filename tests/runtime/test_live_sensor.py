@@ -45,14 +45,18 @@ def _ours(kind: str) -> set[int]:
 
 
 @live
-def test_sigterm_detaches_every_program_and_map(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ending", ["sigterm", "duration"])
+def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str) -> None:
     if shutil.which("bpftool") is None:
         pytest.skip("bpftool is not installed")
     before_progs, before_maps = _ours("prog"), _ours("map")
-    sensor = start_sensor(tmp_path, "--rules", str(stable_rules()))
+    extra = ["--duration", "2"] if ending == "duration" else []
+    sensor = start_sensor(tmp_path, "--rules", str(stable_rules()), *extra)
     progs, maps = _ours("prog") - before_progs, _ours("map") - before_maps
     assert len(progs) == 3, "sys_exit, sched_process_fork and sched_process_exit"
     assert len(maps) == 5
+    if ending == "duration":
+        sensor.process.wait(30)
     summary = sensor.stop(signal.SIGTERM)
     assert sensor.process.returncode == 0
     assert summary["records_produced"] == summary["records_delivered"] + summary["records_dropped"]

@@ -188,7 +188,9 @@ class UserNames:
     def __init__(self, host_root: str = "/", *, proc_root: str = "/proc") -> None:
         self.host_root = host_root
         self.proc_root = proc_root
-        self._host_mntns = _ns_inode(f"{proc_root}/1", "mnt")
+        # kthreadd (pid 2) is always in the initial namespaces and readable where init may
+        # not be
+        self._host_mntns = _ns_inode(f"{proc_root}/1", "mnt") or _ns_inode(f"{proc_root}/2", "mnt")
         self._users: dict[int | None, dict[int, str]] = {}
         self._groups: dict[int | None, dict[int, str]] = {}
         self._homes: dict[int | None, dict[int, tuple[str, str]]] = {}
@@ -197,7 +199,7 @@ class UserNames:
         if mntns in self._users:
             return
         root = self.host_root
-        if mntns is not None and mntns != self._host_mntns and pid is not None:
+        if mntns and mntns != self._host_mntns and pid is not None:  # 0/None: unknown, host
             root = f"{self.proc_root}/{pid}/root"
         users: dict[int, str] = {}
         homes: dict[int, tuple[str, str]] = {}
