@@ -119,7 +119,7 @@ class Agent:
         self.stopped = threading.Event()
 
     # -- the loop ------------------------------------------------------------------------
-    def run(self, stop: threading.Event, *, poll_interval: float = 0.1) -> None:
+    def run(self, stop: threading.Event, *, poll_interval: float = 0.02) -> None:
         """Process records until `stop` is set; then detach and drain the buffer."""
         try:
             while not stop.is_set():

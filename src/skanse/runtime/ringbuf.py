@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import mmap
 import platform
-import select
 import struct
+import time
 
 from skanse.errors import SensorError, SensorUnavailableError
 
@@ -58,18 +58,21 @@ class RingBuffer:
         except OSError as exc:
             raise SensorError(f"cannot map the ring buffer: {exc.strerror or exc}") from None
         self._page = page
-        self._epoll = select.epoll()
-        self._epoll.register(map_fd, select.EPOLLIN)
 
     def pending(self) -> int:
         """Bytes written by the kernel and not yet consumed."""
         return int(_U64.unpack_from(self._producer, 0)[0] - _U64.unpack_from(self._consumer, 0)[0])
 
     def wait(self, timeout: float) -> bool:
-        """Block until the kernel signals data (or the timeout passes)."""
+        """True when records are pending; otherwise sleep `timeout` and look again.
+
+        The kernel program writes without waking the reader (see sensor.bpf.c: a wakeup
+        costs a self-IPI per record), so the reader polls; `timeout` is the added latency.
+        """
         if self.pending():
             return True
-        return bool(self._epoll.poll(timeout))
+        time.sleep(timeout)
+        return self.pending() > 0
 
     def read(self, max_bytes: int = 16 * 1024 * 1024) -> tuple[bytes, list[tuple[int, int]]]:
         """Copy the committed records (at most about `max_bytes`) and release their space.
@@ -105,6 +108,5 @@ class RingBuffer:
         return chunk, spans
 
     def close(self) -> None:
-        self._epoll.close()
         self._consumer.close()
         self._producer.close()
