@@ -15,7 +15,8 @@ deployed, and measures against the same workloads without it:
   (d) 50,000 openat events per second for 60 seconds: dropped events (kernel counter)
 
 Each timed workload runs three times (the build five) with and without the sensor,
-alternating, and the median is reported. Needs root, clang, make and the built BPF object (`make bpf`).
+alternating, and the median is reported. Needs root, clang, make and the built BPF
+object (`make bpf`).
 Falco cannot be installed here (not packaged for Debian or PyPI), so there is no peer run.
 """
 

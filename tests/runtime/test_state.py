@@ -76,7 +76,7 @@ def _fork(pid: int, ppid: int, comm: str) -> Record:
 
 
 def _exec(pid: int, ppid: int, argv: list[str], uid: int = 0) -> Record:
-    items = {
+    items: dict[int, bytes] = {
         Item.ARGV: b"\0".join(a.encode() for a in argv) + b"\0",
         Item.EXEPATH: b"\x01" + argv[0].encode() + b"\0bin\0",
     }
@@ -199,10 +199,10 @@ def test_a_record_that_breaks_handling_is_counted_and_the_rest_goes_on(tmp_path:
 def test_engine_reports_the_event_types_its_rules_index_on() -> None:
     result = load_rules([RulesFile("rules.yaml", RULES.encode())])
     assert result.ruleset is not None
-    assert Engine(result.ruleset).event_types() == {"execve", "openat"}
-    catch_all = (
-        RULES
-        + "\n- rule: any\n  desc: t\n  condition: proc.name = x\n  output: x\n  priority: INFO\n  warn_evttypes: false\n"
+    assert Engine(result.ruleset).event_types() == frozenset({"execve", "openat"})
+    catch_all = RULES + (
+        "\n- rule: any\n  desc: t\n  condition: proc.name = x\n  output: x\n"
+        "  priority: INFO\n  warn_evttypes: false\n"
     )
     result = load_rules([RulesFile("rules.yaml", catch_all.encode())])
     assert result.ruleset is not None
