@@ -28,13 +28,14 @@ from skanse.runtime.records import (
     EXE_UPPER_LAYER,
     Item,
     Record,
-    c_string,
     path_from_components,
 )
 
 __all__ = ["ProcessState"]
 
 _LOGINUID_UNSET = 0xFFFFFFFF
+# execve's `flags` argument, as Falco names the bits it can report here
+_EXE_FLAGS = ((EXE_UPPER_LAYER, "EXE_UPPER_LAYER"), (EXE_FROM_MEMFD, "EXE_FROM_MEMFD"))
 
 
 class ProcessState:
@@ -270,12 +271,13 @@ class ProcessState:
 
     def exec_args(self, rec: Record, process: Process) -> dict[str, Any]:
         """The arguments of an execve/execveat exit event, as Falco names them."""
-        items = rec.items or {}
-        argv = items.get(Item.ARGV, b"")
+        flags = rec.task.exe_flags if rec.task is not None else 0
+        names = [name for bit, name in _EXE_FLAGS if flags & bit]
         return {
             "res": 0,
             "exe": process.exe,
-            "args": c_string(argv.replace(b"\0", b" ")) if argv else "",
+            "flags": "|".join(names) if names else "0",
+            "args": " ".join(process.args or ()),
             "tid": rec.tid,
             "pid": rec.tgid,
             "ptid": process.ppid,
