@@ -180,3 +180,31 @@ def test_hostile_api_answers_do_not_crash(tmp_path: Path) -> None:
         api = HttpKubernetesApi(server.url, ca_file=server.ca_file)
         with pytest.raises(ResponseError):
             api.get_pod("default", "web")
+
+
+def test_the_responder_quarantines_the_alerting_pod_and_release_undoes_it(tmp_path: Path) -> None:
+    from skanse.rules.engine import Alert
+    from skanse.rules.loader import Priority
+    from skanse.runtime.responses import Action, Policy, Responder, ResponseJournal, release
+
+    pod = _recorded_pod()
+    fake = FakeApi(pod)
+    ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    journal = ResponseJournal(tmp_path / "state")
+    alert = Alert(1, "Terminal shell in container", Priority.NOTICE, "syscall", "node", "x", {}, ())
+    with https_server(tmp_path, fake) as server:
+        quarantine = Quarantine(HttpKubernetesApi(server.url, ca_file=server.ca_file))
+        responder = Responder(
+            Policy({"Terminal shell in container": frozenset({Action.QUARANTINE})}),
+            journal,
+            kubernetes=quarantine,
+        )
+        context = {"pid": 4242, "container_id": "3f2a9c1b7d4e", "k8s_ns": ns, "k8s_pod": name}
+        (entry,) = responder.handle(alert, context)
+        assert entry.status == "done", entry.detail
+        assert entry.pod == f"{ns}/{name}"
+        assert fake.pod["metadata"]["labels"][LABEL] == "true"
+        (result,) = release("3f2a9c1b7d4e", journal, kubernetes=quarantine)
+    assert result.ok, result.message
+    assert LABEL not in fake.pod["metadata"]["labels"]
+    assert journal.load()[0].status == "released"

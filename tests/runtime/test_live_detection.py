@@ -242,3 +242,28 @@ def test_ssh_connection_to_a_disallowed_port_fires(sensor: SensorProcess, tmp_pa
     assert alert is not None
     assert alert["output_fields"]["fd.name"].endswith(f"->{address}:4444")
     assert alert["output_fields"]["proc.exe"] == "/usr/bin/ssh"
+
+
+def test_user_name_comes_from_the_containers_own_passwd(
+    sensor: SensorProcess, tmp_path: Path
+) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("inside-root:x:0:0:root in the container:/root:/bin/sh\n")
+    marker = f"/nonexistent-{secrets.token_hex(4)}"  # makes this cat's command line unique
+    # a private mount namespace whose /etc/passwd names uid 0 differently from the host's
+    script = (
+        f"mount --bind {passwd} /etc/passwd && "
+        f"exec sh -c 'cat /etc/shadow {marker} > /dev/null 2>&1; sleep 1'"
+    )
+    subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], capture_output=True, timeout=30, check=False
+    )
+    alert = sensor.wait_for(
+        lambda a: (
+            a["rule"] == "Read sensitive file untrusted"
+            and marker in a["output_fields"].get("proc.cmdline", "")
+        ),
+        timeout=5,
+    )
+    assert alert is not None
+    assert alert["output_fields"]["user.name"] == "inside-root"
