@@ -203,3 +203,22 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path, text: str, message: 
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_sensor_config(path)
+
+
+def test_a_released_container_is_contained_again_when_it_alerts_again(tmp_path: Path) -> None:
+    cgroup = tmp_path / "cg" / "docker-x.scope"
+    cgroup.mkdir(parents=True)
+    (cgroup / "cgroup.freeze").write_text("0")
+    journal = ResponseJournal(tmp_path / "state")
+    targets = ResponseTargets(cgroup2_mount=str(tmp_path / "cg"), cgroup1_freezer=None)
+    policy = Policy({"r": frozenset({Action.FREEZE})})
+    responder = Responder(policy, journal, targets=targets)
+    context = {"pid": 999_999_999, "container_id": "3f2a9c1b7d4e", "cgroup_path": "/docker-x.scope"}
+    alert = _alert("r", Priority.WARNING)
+    assert [e.status for e in responder.handle(alert, context)] == ["done"]
+    assert responder.handle(alert, context) == []  # frozen already: nothing new
+    assert (cgroup / "cgroup.freeze").read_text() == "1"
+    release("3f2a9c1b7d4e", journal, targets=targets)
+    assert (cgroup / "cgroup.freeze").read_text() == "0"
+    assert [e.status for e in responder.handle(alert, context)] == ["done"]
+    assert (cgroup / "cgroup.freeze").read_text() == "1"

@@ -302,7 +302,7 @@ class Responder:
         self.kubernetes = kubernetes
         self.dry_run = dry_run
         self.log = log
-        self._done: set[tuple[str, str]] = set()  # (container, action) already contained
+        self._active_cache: tuple[int, set[tuple[str, str]]] | None = None
 
     def handle(self, alert: Alert, context: Mapping[str, Any]) -> list[JournalEntry]:
         actions = self.policy.actions(alert)
@@ -312,6 +312,22 @@ class Responder:
             if entry is not None:
                 entries.append(entry)
         return entries
+
+    def _active(self) -> set[tuple[str, str]]:
+        """(container, action) pairs in force: done and not released (by anyone: the
+        journal is re-read whenever `skanse runtime release` has changed it)."""
+        try:
+            stamp = self.journal.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return set()
+        if self._active_cache is None or self._active_cache[0] != stamp:
+            active = {
+                (str(e.container_id), e.action)
+                for e in self.journal.load()
+                if e.status == "done" and e.action != Action.KILL
+            }
+            self._active_cache = (stamp, active)
+        return self._active_cache[1]
 
     def _entry(
         self,
@@ -351,9 +367,8 @@ class Responder:
                 return self._entry(
                     action, alert, context, "skipped", "the process is not in a container"
                 )
-            key = (str(container), action.value)
-            if key in self._done:
-                return None  # the container is contained already; one journal entry is enough
+            if (str(container), action.value) in self._active():
+                return None  # contained already (and not released): one journal entry
         if action is Action.KILL and not in_container and not self.policy.allow_host:
             return self._entry(
                 action, alert, context, "skipped", "host process (allow_host is off)"
@@ -374,7 +389,6 @@ class Responder:
                 entry = self._quarantine(alert, context)
         except (ResponseError, OSError) as exc:
             return self._entry(action, alert, context, "failed", str(exc))
-        self._done.add((str(container), action.value))
         return entry
 
     def _cgroup(self, pid: int, context: Mapping[str, Any]) -> tuple[str, int]:
