@@ -239,14 +239,14 @@ def test_audit_fallback_reports_exec_events_and_removes_its_rule(tmp_path: Path)
     )
     sensor = start_sensor(tmp_path, "--sensor", "audit", "--rules", str(rules))
     try:
-        child = subprocess.Popen(["sh", "-c", f": {marker}"], cwd="/tmp")
+        child = subprocess.Popen(["sh", "-c", f": {marker}"], cwd=tmp_path)
         child.wait(10)
         alert = sensor.wait_for(lambda a: a["rule"] == "audit marker", timeout=5)
     finally:
         sensor.stop()
     assert alert is not None
     assert alert["output_fields"]["proc.cmdline"] == f"sh -c : {marker}"
-    assert alert["output_fields"]["proc.cwd"] == "/tmp"
+    assert alert["output_fields"]["proc.cwd"] == str(tmp_path)
     listing = _audit_rules()
     assert listing is None or b"skanse" not in listing
 

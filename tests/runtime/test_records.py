@@ -33,7 +33,7 @@ from skanse.runtime.syscalls import SYSCALLS, decode_syscall, open_flags_text
 
 
 class Ctx:
-    def __init__(self, cwd: str | None = "/work") -> None:
+    def __init__(self, cwd: str | None = "/srv/app") -> None:
         self._cwd = cwd
 
     def cwd(self) -> str | None:
@@ -61,7 +61,7 @@ def _components(path: str, flags: int = 1) -> bytes:
     return bytes([flags]) + b"".join(p.encode() + b"\0" for p in parts)
 
 
-def _decode(raw: bytes, cwd: str | None = "/work"):
+def _decode(raw: bytes, cwd: str | None = "/srv/app"):
     rec = parse_record(raw, 0, len(raw))
     assert rec is not None
     return decode_syscall(rec, Ctx(cwd))
@@ -90,9 +90,9 @@ def test_openat_decodes_like_falco_prints_it() -> None:
 
 
 def test_relative_paths_join_the_directory_the_kernel_walked_and_normalise() -> None:
-    items = _item(Item.PATH, b"../etc/./passwd\0") + _item(Item.BASE, _components("/root/work"))
+    items = _item(Item.PATH, b"../etc/./passwd\0") + _item(Item.BASE, _components("/home/dev/app"))
     _, event = _decode(_syscall("openat", (0xFFFFFF9C, 0, 0, 0), ret=4, items=items))
-    assert event["fd"]["name"] == "/root/etc/passwd"
+    assert event["fd"]["name"] == "/home/dev/etc/passwd"
     assert event["fd"]["nameraw"] == "../etc/./passwd"  # what directory_traversal looks at
 
 
