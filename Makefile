@@ -5,14 +5,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages that tests start for real (registry, BPF toolchain, ...).
 # sysdig: decodes the legacy Falco .scap captures and is the libsinsp oracle in tests/rules.
+# docker-registry, skopeo: the real registry and an independent image copier for tests/oci.
+# wrk: the admission webhook's load benchmark.
 # clang, llvm, bpftool, libbpf-dev: build the runtime sensor's CO-RE BPF object (`make bpf`);
 # libbpf1: loads it at run time; iproute2, nftables, util-linux, bsdutils: the runtime
 # tests' network namespaces, veth pairs, isolation tables, unshare and `script`;
 # openssl: certificates for the webhook output's HTTPS test.
-APT_PACKAGES ?= sysdig clang llvm bpftool libbpf-dev libbpf1 iproute2 nftables util-linux \
-	bsdutils openssl
+APT_PACKAGES ?= sysdig docker-registry skopeo wrk clang llvm bpftool libbpf-dev libbpf1 \
+	iproute2 nftables util-linux bsdutils openssl
 
-.PHONY: run test lint types imports unit install install-test system-deps clean bench bpf
+.PHONY: run test lint types imports unit install install-test system-deps clean bench \
+	bench-admission bench-sensor bpf
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,9 +86,18 @@ unit: install-test system-deps bpf
 ## test: install what the tests need, then lint, types, import contracts and the whole suite
 test: lint types imports unit
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench.scan_manifests
 	$(BIN)/python -m bench.scan_dockerfiles
+	$(BIN)/python -m bench.host_audit
+
+## bench-admission: load the webhook over HTTPS (wrk closed loop, open loop at 500/s)
+bench-admission: install system-deps
+	$(BIN)/python -m bench.admission_load
+
+## bench-sensor: what the eBPF sensor costs the machine it watches (root; several minutes)
+bench-sensor: install system-deps bpf
+	$(BIN)/python -m bench.sensor
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(BPF_BUILD) $(BPF_OBJ)

@@ -76,3 +76,7 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
         assert text == path.read_text(encoding="utf-8"), f"output differs from {path}"
 
     return check
+
+
+# Real registries (Debian's docker-registry on 127.0.0.1), shared by every layer's tests.
+from tests._registry import basic_registry, registry, token_registry  # noqa: E402, F401

@@ -15,6 +15,9 @@ explicitly and `--no-config` ignores it.
         paths: ["legacy/**"]        # gitignore-style patterns relative to this file
         resource: {kind: Deployment, namespace: web, name: api}
         reason: "pinned by the deploy pipeline, not in the manifest"
+      - id: CVE-2023-32681          # vulnerabilities: an advisory id or any of its aliases
+        purl: pkg:pypi/requests     # only this package (any version unless one is given)
+        reason: "we never send Proxy-Authorization"
         expires: 2027-03-31         # stops applying after that day, with a warning
 """
 
@@ -62,6 +65,10 @@ class SuppressionEntry(BaseModel):
     id: str | list[str] = Field(description="Check id(s) or peer aliases; '*' for every check")
     paths: list[str] = Field(default_factory=list, description="gitignore-style patterns")
     resource: ResourceSelector | None = None
+    purl: str | None = Field(
+        default=None,
+        description="vulnerabilities: only this package (a purl; without a version, any version)",
+    )
     reason: str = Field(min_length=1, description="Why this is accepted; required")
     expires: dt.date | None = Field(default=None, description="Last day it applies")
 
@@ -107,6 +114,7 @@ class ConfigSuppression:
     kind: str | None
     namespace: str | None
     name: str | None
+    purl: str | None = None
 
     def suppression(self) -> Suppression:
         return Suppression(SuppressionSource.CONFIG, self.reason, self.origin, self.expires)
@@ -122,6 +130,10 @@ class ConfigSuppression:
         ):
             if wanted is not None and wanted != actual:
                 return False
+        if self.purl is not None and not (
+            resource.kind == "package" and _purl_covers(self.purl, resource.name)
+        ):
+            return False
         if self.paths is None:
             return True
         if finding.location.file.startswith("<"):  # standard input has no path
@@ -203,9 +215,27 @@ def load_config(path: Path) -> LoadedConfig:
                 kind=entry.resource.kind if entry.resource else None,
                 namespace=entry.resource.namespace if entry.resource else None,
                 name=entry.resource.name if entry.resource else None,
+                purl=entry.purl,
             )
         )
     return LoadedConfig(path, parsed, tuple(suppressions))
+
+
+def _purl_covers(pattern: str, purl: str) -> bool:
+    """`pkg:pypi/requests` covers every version of it; qualifiers never count; names are
+    compared case-insensitively with `-`, `_` and `.` alike (PEP 503 and friends)."""
+    from packageurl import PackageURL
+
+    try:
+        want, have = PackageURL.from_string(pattern), PackageURL.from_string(purl)
+    except ValueError:
+        return False
+
+    def name(p: PackageURL) -> tuple[str, str, str]:
+        fold = p.name.lower().replace("_", "-").replace(".", "-")
+        return (p.type.lower(), (p.namespace or "").lower(), fold)
+
+    return name(want) == name(have) and want.version in (None, have.version)
 
 
 def _explain(exc: ValidationError, doc: YamlDocument | None) -> str:

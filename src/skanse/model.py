@@ -22,6 +22,7 @@ __all__ = [
     "InputProblem",
     "Layer",
     "Location",
+    "NotApplicable",
     "ProblemKind",
     "ResourceRef",
     "ScanResult",
@@ -155,6 +156,8 @@ class SuppressionSource(enum.StrEnum):
     CONFIG = "config"  # a .skanse.yaml entry
     ANNOTATION = "annotation"  # ignore.skanse.io/<ID> on the object
     INLINE = "inline"  # a `# skanse:ignore=<ID> reason="..."` comment
+    VEX = "vex"  # an OpenVEX or CycloneDX VEX statement (not_affected, fixed...)
+    DISTRO = "distro"  # the distribution's own data says the package is not affected
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +242,18 @@ class SkippedDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class NotApplicable:
+    """A check that does not apply here (a sysctl the kernel lacks), with the reason.
+
+    Neither a pass nor a failure: renderers list it so that a missing result is explained.
+    """
+
+    check_id: CheckID
+    reason: str
+    file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """The checks that ran to completion on one resource (passes included, for JUnit)."""
 
@@ -263,5 +278,10 @@ class ScanResult:
     profile: str = ""
     pss: str = ""
     warnings: tuple[str, ...] = ()
+    # Checks that do not apply to this input (host audits: features the kernel lacks).
+    not_applicable: tuple[NotApplicable, ...] = ()
+    # What the scan established about its target besides findings, in display order
+    # (host audits: virtualization, kernel isolation, the kubelet config in use).
+    facts: Mapping[str, str] = field(default_factory=dict)
     started: _dt.datetime | None = None
     finished: _dt.datetime | None = None

@@ -45,7 +45,15 @@ from skanse.sources.kubernetes import (
 )
 from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_path
 
-__all__ = ["ANNOTATION_PREFIX", "ScanOptions", "scan", "scan_manifests"]
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "ObjectChecked",
+    "ScanOptions",
+    "check_object",
+    "scan",
+    "scan_manifests",
+    "selected_checks",
+]
 
 ANNOTATION_PREFIX = "ignore.skanse.io/"
 # Layers whose checks look at Kubernetes objects read from manifests.
@@ -334,3 +342,44 @@ def _annotation_suppressions(
                 (ids, Suppression(SuppressionSource.ANNOTATION, reason, f"annotation {key}"))
             )
     return tuple(found)
+
+
+# -- one object at a time, for callers that are not scans (the admission webhook) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectChecked:
+    """What `check_object` found: findings before config suppressions, and what went wrong."""
+
+    findings: tuple[Finding, ...]
+    problems: tuple[InputProblem, ...]  # checks that crashed: "could not check", never a pass
+    warnings: tuple[str, ...]  # annotation suppressions without a reason or naming no check
+    ran: tuple[CheckID, ...]
+
+
+def selected_checks(options: ScanOptions, registry: Registry = REGISTRY) -> list[Check[Any, Any]]:
+    """The checks a scan with `options` runs: profile, PSS level and version, enable, disable."""
+    return [
+        c
+        for c in select_checks(registry, options.profile, options.pss)
+        if _wanted(c, options, registry)
+    ]
+
+
+def check_object(
+    obj: K8sObject,
+    checks: Sequence[Check[Any, Any]],
+    ctx: CheckContext,
+    registry: Registry = REGISTRY,
+) -> ObjectChecked:
+    """Run `checks` on one object exactly as `scan` does for each object of a file.
+
+    `ignore.skanse.io/<ID>` annotations become declared suppressions of the findings (apply
+    `.skanse.yaml` entries and expiry with `skanse.results.apply_suppressions`), and a check
+    that raises is an internal problem rather than a pass.
+    """
+    out = _Collector(registry)
+    declared = _Declared(_annotation_suppressions(obj, out))
+    out.run(obj, checks, ctx, obj.resource, obj.location(), obj.location, declared)
+    ran = out.evaluations[0].check_ids if out.evaluations else ()
+    return ObjectChecked(tuple(out.findings), tuple(out.problems), tuple(out.warnings), ran)

@@ -20,11 +20,22 @@ __all__ = ["main"]
 # command -> (module under skanse._cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("scan", "check Kubernetes manifests against Pod Security and the zero-trust standard"),
+    "fix": ("fix", "rewrite manifests and Dockerfiles into the zero-trust standard"),
     "checks": ("checks", "list the checks or show one with its examples"),
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
     "rules": ("rules", "validate and test Falco-compatible runtime rules"),
     "runtime": ("runtime", "runtime detection: the eBPF sensor, responses, event replay"),
+    "image": ("image", "inspect a container image: digest, config, layers, history"),
+    "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),
+    "vuln": ("vuln", "find known vulnerabilities in an image, a root file system or an SBOM"),
+    "db": ("db", "the offline vulnerability database: build, info, export, import"),
+    "host": ("host", "audit a host: sysctls, kubelet, container runtime, kernel isolation"),
+    "sign": ("sign", "sign an image with a Cosign key (or generate-key-pair)"),
+    "verify": ("verify", "verify an image's Cosign signatures with one or more keys"),
+    "attest": ("attest", "attach a signed in-toto attestation (an SBOM) to an image"),
+    "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
+    "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
 }
 
 

@@ -6,9 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["add_arguments", "run"]
+if TYPE_CHECKING:
+    from skanse.scan import ScanOptions
+
+__all__ = ["add_arguments", "run", "scan_options"]
 
 T = TypeVar("T")
 
@@ -191,29 +194,13 @@ def _load_config(args: argparse.Namespace, paths: list[str]) -> Any:
     return load_config(found) if found else LoadedConfig.empty()
 
 
-def run(args: argparse.Namespace) -> int:
-    import datetime as dt
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from skanse import __version__
-    from skanse.checks._all import REGISTRY
+def scan_options(settings: _Settings) -> ScanOptions:
+    """What to scan and how, from flags, environment and config (shared with `fix`)."""
     from skanse.checks.kubernetes.pss_policy import parse_policy
     from skanse.checks.profiles import Profile, default_pss_level
-    from skanse.config import parse_severities
-    from skanse.files import write_atomic
-    from skanse.model import Severity
-    from skanse.report import Format, ReportInfo, render
-    from skanse.report._info import find_repo_root
-    from skanse.results import apply_suppressions, decide, filter_severities
-    from skanse.scan import ScanOptions, scan
+    from skanse.scan import ScanOptions
     from skanse.sources.files import InputType
     from skanse.sources.manifests import ReadLimits
-
-    paths: list[str] = args.paths or ["."]
-    loaded = _load_config(args, paths)
-    settings = _Settings(args, os.environ, loaded.file, str(loaded.path))
 
     pss_text = settings.get("pss", str, "")
     profile: Profile | None = settings.get("profile", Profile, None)
@@ -230,36 +217,55 @@ def run(args: argparse.Namespace) -> int:
         from skanse.errors import UsageError
 
         raise UsageError(f"--pss: {exc}") from None
+    no_names: frozenset[str] = frozenset()
+    max_mib = settings.get("max-file-size", int, 32)
+    return ScanOptions(
+        profile=profile,
+        pss=pss,
+        namespace=settings.get("namespace", str, "default"),
+        limits=ReadLimits(max_file_bytes=max_mib * 1024 * 1024),
+        input_type=settings.get("type", InputType, InputType.AUTO),
+        enable=settings.get("enable", _names, no_names),
+        disable=settings.get("disable", _names, no_names),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from skanse import __version__
+    from skanse.checks._all import REGISTRY
+    from skanse.config import parse_severities
+    from skanse.files import write_atomic
+    from skanse.model import Severity
+    from skanse.report import Format, ReportInfo, render
+    from skanse.report._info import find_repo_root
+    from skanse.results import apply_suppressions, decide, filter_severities
+    from skanse.scan import scan
+
+    paths: list[str] = args.paths or ["."]
+    loaded = _load_config(args, paths)
+    settings = _Settings(args, os.environ, loaded.file, str(loaded.path))
+
+    options = scan_options(settings)
     severities = settings.get("severity", parse_severities, frozenset(Severity))
     fail_on = settings.get("fail-on", Severity.parse, None)
     exit_zero = settings.get("exit-zero", _bool, False)
     strict = settings.get("strict", _bool, False)
     fmt = settings.get("format", Format, Format.TEXT)
     output = settings.get("output", str, None)
-    namespace = settings.get("namespace", str, "default")
-    max_mib = settings.get("max-file-size", int, 32)
-    input_type = settings.get("type", InputType, InputType.AUTO)
-    no_names: frozenset[str] = frozenset()
-    enable = settings.get("enable", _names, no_names)
-    disable = settings.get("disable", _names, no_names)
 
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     stdin = None
-    limits = ReadLimits(max_file_bytes=max_mib * 1024 * 1024)
+    limits = options.limits
     if "-" in paths:
         stdin = sys.stdin.buffer.read(limits.max_file_bytes + 1)
 
     show_progress = (
         sys.stderr.isatty() and not args.no_progress and not args.quiet and not os.environ.get("CI")
-    )
-    options = ScanOptions(
-        profile=profile,
-        pss=pss,
-        namespace=namespace,
-        limits=limits,
-        input_type=input_type,
-        enable=enable,
-        disable=disable,
     )
     if show_progress:
         with err.status("scanning") as status:

@@ -96,6 +96,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
             "by_severity": summary_counts(result.findings),
             "problems": len(result.problems),
             "skipped": len(result.skipped),
+            "not_applicable": len(result.not_applicable),
             "exit_code": info.exit_code,
         },
         "checks": [
@@ -113,6 +114,11 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
         "skipped": [_skipped(s) for s in result.skipped],
         "unknown_kinds": dict(result.unknown_kinds),
         "warnings": list(result.warnings),
+        "not_applicable": [
+            {"check_id": n.check_id, "reason": n.reason, "file": n.file}
+            for n in result.not_applicable
+        ],
+        "facts": dict(result.facts),
     }
 
 

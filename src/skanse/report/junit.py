@@ -67,6 +67,19 @@ def render(result: ScanResult, info: ReportInfo) -> str:
                 skipped += 1
                 reasons = sorted({f.suppression.reason for f in found if f.suppression})
                 ET.SubElement(case, "skipped", message="suppressed: " + "; ".join(reasons))
+    for na in result.not_applicable:
+        meta = metas.get(na.check_id)
+        if meta is None:  # filtered out by --severity
+            continue
+        tests += 1
+        skipped += 1
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            name=f"[{meta.severity.value}][{meta.id}] {meta.title}",
+            classname=na.file or "-",
+        )
+        ET.SubElement(case, "skipped", message=f"not applicable: {na.reason}")
     for problem in result.problems:
         tests += 1
         errors += 1

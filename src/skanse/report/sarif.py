@@ -108,7 +108,8 @@ def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, 
         "properties": {"jsonPointer": f.location.pointer, "document": f.location.document},
     }
     if f.suppression is not None:
-        kind = "external" if f.suppression.source is SuppressionSource.CONFIG else "inSource"
+        in_source = (SuppressionSource.INLINE, SuppressionSource.ANNOTATION)
+        kind = "inSource" if f.suppression.source in in_source else "external"
         justification = f.suppression.reason
         if f.suppression.expires:
             justification += f" (expires {f.suppression.expires.isoformat()})"
@@ -162,7 +163,8 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
                 **({"exitCode": info.exit_code} if info.exit_code is not None else {}),
             }
         ],
-        "properties": {"profile": result.profile, "pss": result.pss},
+        "properties": {"profile": result.profile, "pss": result.pss}
+        | ({"facts": dict(result.facts)} if result.facts else {}),
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 

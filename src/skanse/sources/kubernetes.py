@@ -9,7 +9,7 @@ layer (checks, fix, netpol, admission) uses it instead of knowing the workload s
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from skanse.model import Location, ResourceRef
@@ -91,6 +91,8 @@ class K8sObject:
     file: str
     document: YamlDocument
     base: str = ""
+    # Views derived from `data` (the pod spec), computed once: every pod check asks for them.
+    _derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def kind(self) -> str:
@@ -170,6 +172,7 @@ class PodSpecView:
     metadata: dict[str, object]
     spec_pointer: str
     metadata_pointer: str
+    _containers: tuple[ContainerView, ...] = ()
 
     @property
     def security_context(self) -> dict[str, object]:
@@ -190,15 +193,7 @@ class PodSpecView:
 
     def containers(self) -> Iterator[ContainerView]:
         """Init, regular, then ephemeral containers: the order Pod Security Admission visits."""
-        for kind in ("initContainers", "containers", "ephemeralContainers"):
-            for index, item in enumerate(as_list(self.spec.get(kind))):
-                if isinstance(item, dict):
-                    yield ContainerView(
-                        data=item,
-                        pointer=join_pointer(self.spec_pointer, kind, index),
-                        kind=kind,
-                        index=index,
-                    )
+        return iter(self._containers)
 
     def pointer(self, *tokens: str | int) -> str:
         """A pointer under the pod spec: view.pointer('securityContext', 'runAsUser')."""
@@ -212,8 +207,31 @@ _TEMPLATE_POINTERS = {
 }
 
 
+def _containers(spec: dict[str, object], spec_pointer: str) -> tuple[ContainerView, ...]:
+    views = []
+    kind: ContainerKind
+    for kind in ("initContainers", "containers", "ephemeralContainers"):
+        for index, item in enumerate(as_list(spec.get(kind))):
+            if isinstance(item, dict):
+                views.append(ContainerView(item, f"{spec_pointer}/{kind}/{index}", kind, index))
+    return tuple(views)
+
+
 def pod_spec(obj: K8sObject) -> PodSpecView | None:
-    """The pod spec of a workload object, or None if the kind has none (or it is malformed)."""
+    """The pod spec of a workload object, or None if the kind has none (or it is malformed).
+
+    Computed once per object (checks, fixes and the webhook all ask for it): the view is
+    cached on the object, which is why the object's data must not be mutated afterwards.
+    """
+    if "pod" in obj._derived:
+        cached = obj._derived["pod"]
+        return cached if isinstance(cached, PodSpecView) else None
+    view = _pod_spec(obj)
+    obj._derived["pod"] = view
+    return view
+
+
+def _pod_spec(obj: K8sObject) -> PodSpecView | None:
     found = _TEMPLATE_POINTERS.get(obj.kind)
     if found is None:
         return None
@@ -232,4 +250,5 @@ def pod_spec(obj: K8sObject) -> PodSpecView | None:
         metadata=as_dict(node.get("metadata")),
         spec_pointer=spec_pointer,
         metadata_pointer=metadata_pointer,
+        _containers=_containers(spec, spec_pointer),
     )

@@ -65,6 +65,7 @@ def effective_user(df: Dockerfile, stage: Stage) -> tuple[str | None, str]:
     "with `USER 10001` (skanse fix adds both, matched to the base image family).",
     references=(f"{_REFERENCE}#user", f"{_BEST_PRACTICES}#user"),
     aliases=("DS-0002", "DL3002", "CKV_DOCKER_3", "CKV_DOCKER_8"),
+    fixable=True,
 )
 def final_user_not_root(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     """The image that ships (the last stage) runs as a non-root user: a USER that is not root
@@ -207,6 +208,7 @@ def add_url(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     "must be extracted.",
     references=(f"{_BEST_PRACTICES}#add-or-copy",),
     aliases=("DL3020",),
+    fixable=True,
 )
 def add_local_file(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     """ADD also extracts archives and fetches URLs; for a plain local file that magic is a
@@ -229,6 +231,7 @@ _HOME = re.compile(r"^/home/[^/]+")
     remediation="Add --chown=<user>:<group> to COPY and ADD into the home of the non-root user "
     "the stage runs as, or copy to a root-owned path the program only reads.",
     references=(f"{_REFERENCE}#copy---chown---chmod",),
+    fixable=True,
 )
 def copy_chown_home(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     """Once a stage switches to a non-root USER, files it COPYs into that user's home are

@@ -1070,6 +1070,13 @@ _META: tuple[tuple[str, _ControlMeta], ...] = (
 )  # fmt: skip
 
 
+# Controls whose every finding `skanse fix` resolves (skanse.fix.kubernetes has the fixes).
+_FIXABLE = frozenset(
+    {"privileged", "seccompProfile_baseline", "allowPrivilegeEscalation", "runAsNonRoot",
+     "runAsUser", "seccompProfile_restricted", "capabilities_restricted"}
+)  # fmt: skip
+
+
 def _register(control: Control, meta: _ControlMeta) -> None:
     @PSS_CHECKS.pod_check(
         id=meta.id,
@@ -1084,6 +1091,7 @@ def _register(control: Control, meta: _ControlMeta) -> None:
         aliases=meta.aliases,
         pss_control=control.id,
         pss_level=control.level,
+        fixable=control.id in _FIXABLE,
     )
     def run(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
         impl = control.impl_for(ctx.pss.minor)

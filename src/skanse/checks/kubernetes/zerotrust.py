@@ -133,6 +133,7 @@ def fs_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     ),
     aliases=("KSV-0014", "CKV_K8S_22"),
     profiles=(ZERO_TRUST,),
+    fixable=True,
 )
 def read_only_root_filesystem(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     """Every container mounts its root filesystem read-only, so an intruder cannot replace
@@ -156,6 +157,7 @@ def read_only_root_filesystem(pod: PodSpecView, ctx: CheckContext) -> Iterator[V
     references=("https://man7.org/linux/man-pages/man7/capabilities.7.html",),
     aliases=("KSV-0022", "CKV_K8S_25"),
     profiles=(ZERO_TRUST,),
+    fixable=True,
 )
 def no_added_capabilities(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     """Containers drop every capability and add none back (restricted still allows
@@ -183,6 +185,7 @@ def no_added_capabilities(pod: PodSpecView, ctx: CheckContext) -> Iterator[Viola
     ),
     aliases=("CKV_K8S_38",),
     profiles=(ZERO_TRUST,),
+    fixable=True,
 )
 def service_account_token(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     """A pod gets an API token only when it asks for one: `automountServiceAccountToken` is
@@ -316,6 +319,7 @@ def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     ),
     aliases=("CKV2_K8S_6",),
     profiles=(ZERO_TRUST,),
+    fixable=True,
 )
 def namespace_default_deny(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
     """Every namespace that runs workloads denies all ingress and egress by default: a

@@ -1,0 +1,151 @@
+"""Options and helpers shared by `sign`, `verify`, `attest` and `verify-attestation`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+__all__ = [
+    "add_registry_options",
+    "load_public_keys",
+    "parse_annotations",
+    "read_password",
+    "registry_client",
+]
+
+PASSWORD_VARIABLES = ("SKANSE_PASSWORD", "COSIGN_PASSWORD")
+
+
+def add_registry_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("registry access")
+    group.add_argument(
+        "--plain-http",
+        metavar="HOST[:PORT]",
+        action="append",
+        default=[],
+        help="talk to this registry over plain HTTP (loopback registries always are); repeatable",
+    )
+    group.add_argument("--ca-certs", metavar="PEM", default=None, help="CA bundle for registry TLS")
+    group.add_argument(
+        "--docker-config",
+        metavar="FILE",
+        default=None,
+        help="registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)",
+    )
+
+
+def registry_client(args: argparse.Namespace) -> Any:
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+
+    return RegistryClient(
+        RegistryOptions(
+            plain_http=frozenset(args.plain_http),
+            ca_certs=args.ca_certs,
+            docker_config=args.docker_config,
+        )
+    )
+
+
+def parse_annotations(values: list[str]) -> dict[str, str]:
+    from skanse.errors import UsageError
+
+    annotations = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-a {value!r}: expected key=value")
+        annotations[key] = text
+    return annotations
+
+
+def read_password(*, confirm: bool = False) -> bytes:
+    """$SKANSE_PASSWORD, else $COSIGN_PASSWORD (empty is allowed), else a terminal prompt."""
+    for name in PASSWORD_VARIABLES:
+        if name in os.environ:
+            return os.environ[name].encode()
+    from skanse.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no password: set SKANSE_PASSWORD or COSIGN_PASSWORD (an empty value is allowed), "
+            "or run on a terminal to be asked"
+        )
+    import getpass
+
+    password = getpass.getpass("Enter password for private key: ")
+    if confirm and getpass.getpass("Enter password for private key again: ") != password:
+        raise UsageError("the passwords do not match")
+    return password.encode()
+
+
+def load_public_keys(paths: list[str]) -> list[Any]:
+    from skanse.errors import UsageError
+    from skanse.signing.keys import read_public_key
+
+    if not paths:
+        raise UsageError("give at least one --key PUBLIC_KEY")
+    return [read_public_key(path) for path in paths]
+
+
+def check_threshold(threshold: int, keys: int) -> None:
+    from skanse.errors import UsageError
+
+    if threshold < 1:
+        raise UsageError("--threshold must be at least 1")
+    if threshold > keys:
+        raise UsageError(f"--threshold {threshold} is more than the {keys} key(s) given")
+
+
+FORMATS = ("text", "json", "sarif", "junit")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default), json (every signature and its key), sarif or junit",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", default=None, help="write the report here (atomically)"
+    )
+
+
+def render_verifications(results: list[Any], args: argparse.Namespace) -> int:
+    """Write the report; exit 0 when every image verified, else 1."""
+    import json
+    from pathlib import Path
+
+    from skanse import __version__
+    from skanse.files import write_atomic
+    from skanse.report import Format, ReportInfo, render
+    from skanse.report._info import find_repo_root
+    from skanse.signing.report import to_document, to_scan_result
+
+    code = 0 if all(r.verified for r in results) else 1
+    if args.format == "json":
+        text = json.dumps(to_document(results), indent=2) + "\n"
+    elif args.format == "text":
+        lines = []
+        for r in results:
+            mark = "VERIFIED" if r.verified else "NOT VERIFIED"
+            lines.append(f"{mark}  {r.image.split('@')[0]}@{r.digest}")
+            lines.append(f"  {r.reason}")
+            for c in r.checks:
+                status = "ok  " if c.verified else "fail"
+                lines.append(f"  [{status}] {c.format:<14} {c.where}: {c.reason}")
+            lines.extend(f"  [warn] {p}" for p in r.problems)
+        text = "\n".join(lines) + "\n"
+    else:
+        info = ReportInfo(
+            tool_version=__version__, source_root=find_repo_root(Path.cwd()), exit_code=code
+        )
+        text = render(Format(args.format), to_scan_result(results), info)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return code

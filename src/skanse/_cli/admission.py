@@ -1,0 +1,303 @@
+"""`skanse admission serve | audit | certs`: the webhook, its audit of what runs, its TLS."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+FORMATS = ("text", "json", "sarif", "junit", "policyreport")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "The admission webhook: the checks of `skanse scan` at the API server's front door.\n\n"
+        "  skanse admission certs --namespace skanse-system --out tls/\n"
+        "  skanse admission serve --policy policy.yaml --cert tls/tls.crt --key tls/tls.key\n"
+        "  kubectl get pods,deployments -A -o json | skanse admission audit -"
+    )
+    sub = parser.add_subparsers(dest="admission_command", metavar="SUBCOMMAND", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the validating and mutating webhook over HTTPS",
+        description="Serve /validate, /mutate, /healthz, /readyz and /metrics over HTTPS "
+        "(TLS 1.2+). The certificate and key are reloaded when they change on disk. Logs are "
+        "JSON lines on standard error.",
+    )
+    _policy_flags(serve)
+    serve.add_argument(
+        "--cert",
+        metavar="FILE",
+        default="/etc/skanse/tls/tls.crt",
+        help="serving certificate (PEM; default: %(default)s)",
+    )
+    serve.add_argument(
+        "--key",
+        metavar="FILE",
+        default="/etc/skanse/tls/tls.key",
+        help="its private key (PEM; default: %(default)s)",
+    )
+    serve.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - reached via its Service
+        help="address to listen on (default: %(default)s)",
+    )
+    serve.add_argument("--port", type=int, default=8443, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--namespace",
+        metavar="NS",
+        default=None,
+        help="the webhook's own namespace, always exempt (default: $POD_NAMESPACE)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="allowed and skipped requests log at debug",
+    )
+    serve.add_argument(
+        "--max-body",
+        metavar="MIB",
+        type=float,
+        default=3.0,
+        help="largest AdmissionReview accepted, in MiB (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="time a client has for the TLS handshake, each request's "
+        "headers, and its body (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--reload-interval",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="how often the certificate files are checked for changes",
+    )
+
+    audit = sub.add_parser(
+        "audit",
+        help="what the webhook would deny among objects that already run",
+        description="Evaluate `kubectl get pods,deployments,... -A -o json` output (or YAML) "
+        "as the webhook would with the same policy. Exit 1 if any object would be denied.",
+    )
+    audit.add_argument("file", metavar="FILE", help="the kubectl output; - reads standard input")
+    _policy_flags(audit)
+    audit.add_argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="report format; policyreport prints wgpolicyk8s.io/v1alpha2 "
+        "PolicyReports as a List (default: text)",
+    )
+    audit.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write the report to FILE (atomically) instead of standard output",
+    )
+
+    certs = sub.add_parser(
+        "certs",
+        help="generate a CA and a serving certificate, print the caBundle",
+        description="Write ca.crt, ca.key, tls.crt and tls.key for the webhook Service "
+        "into DIR (keys mode 0600; an existing CA there is reused) and print the base64 "
+        "caBundle for the webhook configurations on standard output.",
+    )
+    certs.add_argument(
+        "--service",
+        default="skanse-admission",
+        help="the webhook Service's name (default: %(default)s)",
+    )
+    certs.add_argument(
+        "--namespace", default="skanse-system", help="its namespace (default: %(default)s)"
+    )
+    certs.add_argument("--out", metavar="DIR", default="tls", help="output directory")
+    certs.add_argument("--days", type=int, default=365, help="serving certificate lifetime")
+    certs.add_argument("--ca-days", type=int, default=3650, help="CA lifetime (new CA only)")
+    certs.add_argument(
+        "--name",
+        metavar="DNS_OR_IP",
+        action="append",
+        default=[],
+        help="another name for the certificate (repeatable): 127.0.0.1 for "
+        "a webhook run outside the cluster",
+    )
+
+
+def _policy_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        default=None,
+        help="admission policy file (default: zero-trust, enforce everywhere)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=".skanse.yaml whose suppressions (with expiry) apply",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    command: str = args.admission_command
+    if command == "serve":
+        return _serve(args)
+    if command == "audit":
+        return _audit(args)
+    return _certs(args)
+
+
+def _policy(args: argparse.Namespace) -> Any:
+    from skanse.admission.policy import Policy, load_policy
+
+    policy = load_policy(Path(args.policy)) if args.policy else Policy()
+    return policy
+
+
+def _evaluator(args: argparse.Namespace, policy: Any) -> Any:
+    from skanse.admission.evaluate import Evaluator
+    from skanse.config import load_config
+
+    suppressions = load_config(Path(args.config)).suppressions if args.config else ()
+    return Evaluator(policy, suppressions=suppressions)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from skanse.admission import logs
+
+    logs.configure(args.log_level)
+    import logging
+
+    from skanse.admission.app import AppSettings, create_app
+    from skanse.admission.handler import Webhook
+    from skanse.admission.metrics import Metrics
+    from skanse.admission.server import ServeOptions, run
+
+    policy = _policy(args).with_own_namespace(args.namespace or os.environ.get("POD_NAMESPACE"))
+    webhook = Webhook(policy, _evaluator(args, policy))
+    metrics = Metrics()
+    settings = AppSettings(
+        max_body_bytes=int(args.max_body * 1024 * 1024), body_timeout=args.timeout
+    )
+    options = ServeOptions(
+        cert_file=Path(args.cert),
+        key_file=Path(args.key),
+        host=args.host,
+        port=args.port,
+        reload_interval=args.reload_interval,
+        handshake_timeout=args.timeout,
+        header_timeout=args.timeout,
+    )
+    logging.getLogger("skanse.admission").info(
+        "policy loaded",
+        extra={
+            logs.FIELDS_KEY: {
+                "policy": policy.source,
+                "profile": policy.profile.value,
+                "pss": str(policy.pss),
+                "mode": policy.default_mode.value,
+                "checks": len(webhook.evaluator.checks),
+                "exempt_namespaces": sorted(policy.exempt_namespaces),
+            }
+        },
+    )
+    run(lambda ready: create_app(webhook, metrics, settings=settings, ready=ready), options)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from skanse import __version__
+    from skanse.admission.audit import audit, policy_reports, summary_line
+    from skanse.errors import InputError
+    from skanse.files import write_atomic
+    from skanse.report import Format, ReportInfo, render
+    from skanse.report._info import find_repo_root
+    from skanse.sources.manifests import ReadLimits
+
+    limits = ReadLimits()
+    if args.file == "-":
+        data = sys.stdin.buffer.read(limits.max_file_bytes + 1)
+        name = "<stdin>"
+    else:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        name = args.file
+    policy = _policy(args)
+    evaluator = _evaluator(args, policy)
+    audited = audit(name, data, evaluator, limits=limits)
+    result = audited.result
+    exit_code = 1 if audited.count("deny") else 0
+    if result.problems and result.objects_scanned == 0:
+        exit_code = 2
+    if args.format == "policyreport":
+        import json
+
+        document = json.dumps(policy_reports(audited, evaluator), indent=2) + "\n"
+    else:
+        to_terminal = args.output is None and sys.stdout.isatty()
+        info = ReportInfo(
+            tool_version=__version__,
+            source_root=find_repo_root(Path.cwd()),
+            exit_code=exit_code,
+            color=to_terminal and not os.environ.get("NO_COLOR"),
+            width=max(100, Console().width) if to_terminal else 160,
+        )
+        document = render(Format(args.format), result, info)
+    if args.output:
+        write_atomic(args.output, document)
+    else:
+        sys.stdout.write(document)
+        sys.stdout.flush()
+    err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, style="yellow")
+    err.print(summary_line(audited), markup=False)
+    for item in audited.objects:
+        if item.decision == "deny":
+            ids = (
+                sorted({f.check_id for f in item.verdict.failing(policy.fail_on)})
+                if (item.verdict)
+                else []
+            )
+            err.print(f"would deny {item.resource}: {', '.join(ids) or item.reason}", markup=False)
+    if exit_code == 2:
+        err.print("error: nothing could be checked", markup=False, style="red")
+    return exit_code
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from skanse.admission.certs import issue
+
+    issued = issue(
+        Path(args.out),
+        service=args.service,
+        namespace=args.namespace,
+        days=args.days,
+        ca_days=args.ca_days,
+        extra_names=tuple(args.name),
+    )
+    print(issued.ca_bundle)
+    ca = "reused the CA in" if issued.reused_ca else "wrote a new CA to"
+    print(
+        f"{ca} {issued.ca_cert}; serving certificate {issued.tls_cert} (key {issued.tls_key}) "
+        f"valid until {issued.not_after:%Y-%m-%d}. Put the line above into caBundle of both "
+        "webhook configurations.",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,93 @@
+"""Image signatures at admission: the signing layer's image policy decides.
+
+The webhook's policy names an image policy file (`image-policy:`, the format of
+`skanse.signing.policy`: image globs -> keys, thresholds, required attestations, exemptions,
+a default for images no glob matches). `SigningVerifier` asks `verify_image()` about every
+image of the object and turns its `Decision` into a verdict; `verify_image` never raises and
+caches decisions by digest, so this stays cheap on the webhook's hot path.
+
+"Could not check" (a registry that cannot be reached, a signature store that cannot be read)
+is its own outcome, and it denies in enforce mode like a rejection: an unchecked image is
+never a pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from skanse.oci.registry import RegistryClient
+from skanse.signing.policy import Policy as ImagePolicy
+from skanse.signing.policy import verify_image
+
+__all__ = [
+    "ImageOutcome",
+    "ImageVerdict",
+    "ImageVerifier",
+    "SigningVerifier",
+    "verify_images",
+]
+
+_COULD_NOT_CHECK = "could not check"
+
+
+class ImageOutcome(enum.StrEnum):
+    VERIFIED = "verified"  # admitted by the image policy (signed as required, or exempt)
+    REJECTED = "rejected"  # no valid signature as the policy requires, or denied by default
+    COULD_NOT_CHECK = "could-not-check"  # registry unreachable, signatures unreadable, ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImageVerdict:
+    image: str
+    outcome: ImageOutcome
+    reason: str
+    rule: str = ""  # the glob of the rule that decided ("" for the policy's default)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is ImageOutcome.VERIFIED
+
+
+class ImageVerifier(Protocol):
+    """Decides whether `image` may run. Called off the event loop (it may reach a registry);
+    must not raise for a bad image or an unreachable registry: that is a verdict."""
+
+    def verify(self, image: str) -> ImageVerdict: ...
+
+
+class SigningVerifier:
+    """The verifier the server uses: `skanse.signing.policy.verify_image` over an image policy.
+
+    `client` is for tests and special registries; by default the policy keeps one registry
+    client per thread (credentials from the Docker config).
+    """
+
+    def __init__(self, policy: ImagePolicy, client: RegistryClient | None = None) -> None:
+        self.policy = policy
+        self.client = client
+
+    def verify(self, image: str) -> ImageVerdict:
+        decision = verify_image(image, self.policy, client=self.client)
+        if decision.allowed:
+            outcome = ImageOutcome.VERIFIED
+        elif decision.reason.startswith(_COULD_NOT_CHECK):
+            outcome = ImageOutcome.COULD_NOT_CHECK
+        else:
+            outcome = ImageOutcome.REJECTED
+        return ImageVerdict(image, outcome, decision.reason, decision.rule or "")
+
+
+def verify_images(images: Iterable[str], verifier: ImageVerifier) -> Iterator[ImageVerdict]:
+    """One verdict per distinct image; a verifier that raises yields "could not check"."""
+    for image in dict.fromkeys(images):
+        try:
+            yield verifier.verify(image)
+        except Exception as exc:  # a verifier bug must not admit the image
+            yield ImageVerdict(
+                image,
+                ImageOutcome.COULD_NOT_CHECK,
+                f"the verifier failed: {type(exc).__name__}: {exc}",
+            )

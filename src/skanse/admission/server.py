@@ -1,0 +1,404 @@
+"""HTTPS only: the webhook's listener, TLS, certificate reload and slow-client limits.
+
+uvicorn parses HTTP (its httptools protocol) and runs the ASGI app; this module owns the
+socket so that it can do what a stock uvicorn server does not:
+
+* A connection whose first byte is not a TLS handshake record gets a plain-text
+  `400 ... this port speaks HTTPS only` and is closed; nothing is served in clear text.
+* TLS 1.2 or newer, forward-secret AEAD suites only, HTTP/1.1 via ALPN.
+* The certificate and key are re-read when their files change (a Secret volume swaps
+  them atomically); new connections get the new certificate, and a pair that does not load
+  (half-written, mismatched) is reported and the old one kept.
+* Slow clients are cut off: a connection has `handshake_timeout` to send its first byte
+  and finish the TLS handshake, `header_timeout` to send each request's headers, and at most
+  `max_header_bytes` of them (431 past it); the body deadline and size cap are the app's.
+* SIGTERM: readiness turns false, the listener closes, requests in flight finish (up to
+  `shutdown_grace`), then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from skanse.errors import CertificateError
+
+__all__ = ["CertificateReloader", "ServeOptions", "Server", "tls_context"]
+
+_log = logging.getLogger("skanse.admission.server")
+
+_TLS_HANDSHAKE = 0x16  # first byte of a TLS record carrying a ClientHello
+_PLAIN_HTTP_BODY = b"This port speaks HTTPS only: use https:// (the webhook never serves HTTP).\n"
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: " + str(len(_PLAIN_HTTP_BODY)).encode() + b"\r\n"
+    b"connection: close\r\n\r\n" + _PLAIN_HTTP_BODY
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    cert_file: Path
+    key_file: Path
+    host: str = "0.0.0.0"  # noqa: S104 - the webhook is reached through its Service
+    port: int = 8443
+    reload_interval: float = 10.0
+    handshake_timeout: float = 10.0
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    # The API server keeps connections open between reviews; reuse saves a TLS handshake.
+    keep_alive: int = 75
+    limit_concurrency: int = 2000
+    shutdown_grace: float = 15.0
+    backlog: int = 1024
+
+
+def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A server context: TLS 1.2+, ECDHE with AES-GCM or ChaCha20 (1.2), HTTP/1.1."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.set_alpn_protocols(["http/1.1"])
+    _load_pair(context, cert_file, key_file)
+    return context
+
+
+def _load_pair(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except FileNotFoundError as exc:
+        raise CertificateError(f"cannot read {exc.filename}: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise CertificateError(
+            f"cannot load the certificate {cert_file} with the key {key_file}: {exc}"
+        ) from None
+
+
+def _fingerprint(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"\0missing")
+    return digest.hexdigest()
+
+
+class CertificateReloader:
+    """Keeps one SSLContext serving the newest certificate and key found on disk."""
+
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
+        self.cert_file, self.key_file = cert_file, key_file
+        self._seen = _fingerprint(cert_file, key_file)
+        self.context = tls_context(cert_file, key_file)
+        self.loaded = self._seen
+        self.reloads = 0
+
+    def check(self) -> bool:
+        """Reload if the files changed since they were last seen; True if reloaded."""
+        current = _fingerprint(self.cert_file, self.key_file)
+        if current == self._seen:
+            return False
+        self._seen = current
+        try:
+            # replaces the pair in the live context: handshakes from now on use it
+            _load_pair(self.context, self.cert_file, self.key_file)
+        except CertificateError as exc:
+            _log.warning("certificate not reloaded, the previous one stays: %s", exc)
+            return False
+        self.loaded = current
+        self.reloads += 1
+        _log.info("certificate reloaded from %s", self.cert_file)
+        return True
+
+
+class _GuardedHttp(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline and a size cap on each request's headers."""
+
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._in_headers = True
+        self._header_bytes = 0
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        # One read can hold the end of the headers and the start of the body: parse first,
+        # and refuse only if the headers are still incomplete after that much data.
+        if self._in_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._in_headers
+            and self._header_bytes > self.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse(b"431 Request Header Fields Too Large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True  # the count runs on from the read that began the message
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # whatever arrives from now on belongs to the next request's headers
+        self._in_headers = True
+        self._header_bytes = 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        self._refuse(b"408 Request Timeout")
+
+    def _refuse(self, status: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.close()
+        self._disarm()
+
+
+def _guarded(header_timeout: float, max_header_bytes: int) -> type[_GuardedHttp]:
+    return type(
+        "GuardedHttp",
+        (_GuardedHttp,),
+        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+    )
+
+
+class Server:
+    """Serves an ASGI app over HTTPS on one listening socket until stopped."""
+
+    def __init__(
+        self, make_app: Callable[[Callable[[], bool]], Any], options: ServeOptions
+    ) -> None:
+        """`make_app(ready)` builds the ASGI app; `ready()` is this server's readiness."""
+        self.options = options
+        self.ready = False
+        self.reloader = CertificateReloader(options.cert_file, options.key_file)
+        self.config = uvicorn.Config(
+            make_app(self.is_ready),
+            http=_guarded(options.header_timeout, options.max_header_bytes),
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=options.keep_alive,
+            limit_concurrency=options.limit_concurrency,
+        )
+        self.config.load()
+        self.state = ServerState()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.bound_port: int | None = None
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    def _protocol(self) -> asyncio.Protocol:
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.state, app_state={}
+        )
+
+    def listen(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.options.host else socket.AF_INET
+        try:
+            sock = socket.create_server(
+                (self.options.host, self.options.port),
+                family=family,
+                backlog=self.options.backlog,
+                reuse_port=False,
+            )
+        except OSError as exc:
+            from skanse.errors import AdmissionError
+
+            raise AdmissionError(
+                f"cannot listen on {self.options.host}:{self.options.port}: {exc.strerror or exc}"
+            ) from None
+        sock.setblocking(False)
+        self.bound_port = sock.getsockname()[1]
+        return sock
+
+    async def serve(
+        self, sock: socket.socket, *, on_ready: Callable[[], None] | None = None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)
+        accept = loop.create_task(self._accept(sock))
+        reload = loop.create_task(self._reload_certificates())
+        self.ready = True
+        _log.info("serving https on %s:%s", self.options.host, self.bound_port or self.options.port)
+        if on_ready is not None:
+            on_ready()
+        await stop.wait()
+        _log.info("stopping: readiness off, no new connections, finishing requests in flight")
+        self.ready = False
+        accept.cancel()
+        reload.cancel()
+        sock.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for connection in list(self.state.connections):
+            connection.shutdown()
+        deadline = loop.time() + self.options.shutdown_grace
+        while (self.state.connections or self.state.tasks) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
+        _log.info("stopped")
+
+    async def _reload_certificates(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.reload_interval)
+            try:
+                await asyncio.to_thread(self.reloader.check)
+            except Exception:  # keep serving with the certificate already loaded
+                _log.exception("certificate reload failed")
+
+    async def _accept(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                _log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._start(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            first = await self._peek(conn)
+            if first is None:
+                conn.close()
+                return
+            if first != _TLS_HANDSHAKE:
+                await self._refuse_plain(conn)
+                return
+            await loop.connect_accepted_socket(
+                functools.partial(self._protocol),
+                sock=conn,
+                ssl=self.reloader.context,
+                ssl_handshake_timeout=self.options.handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            _log.debug("connection dropped before HTTP: %s", exc)
+            conn.close()
+
+    async def _peek(self, conn: socket.socket) -> int | None:
+        """The first byte the client sent, without consuming it (None: nothing in time)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.handshake_timeout
+        while True:
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(conn.fileno(), _resolve, readable)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await readable
+            except TimeoutError:
+                return None
+            finally:
+                loop.remove_reader(conn.fileno())
+            try:
+                data = conn.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return None
+            return data[0] if data else None
+
+    async def _refuse_plain(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        _log.info("plain HTTP refused on the HTTPS port")
+        try:
+            await asyncio.wait_for(loop.sock_sendall(conn, _PLAIN_HTTP_ANSWER), 5)
+            conn.shutdown(socket.SHUT_WR)
+            # read what the client still sends, so closing does not reset the connection
+            # before it has read the answer
+            async with asyncio.timeout(2):
+                while await loop.sock_recv(conn, 65536):
+                    pass
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            conn.close()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def run(
+    make_app: Callable[[Callable[[], bool]], Any],
+    options: ServeOptions,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, on uvloop when it is installed."""
+    server = Server(make_app, options)
+    sock = server.listen()
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(server.serve(sock, on_ready=on_ready))

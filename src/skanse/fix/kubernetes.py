@@ -1,0 +1,455 @@
+"""Fixes for Kubernetes workloads: the pod and container securityContext of the standard.
+
+Each fix is attached to the check it resolves and is planned from the finding's JSON
+pointer and the object's current data. Plans are simulated on the plain data as they are
+made, so a later fix sees what an earlier one did (allowPrivilegeEscalation is decided
+after `privileged` is fixed) and two findings never produce the same edit twice.
+
+What the fixes write: runAsNonRoot true; runAsUser, runAsGroup and fsGroup 10001 where
+unset or root; seccompProfile RuntimeDefault; privileged and allowPrivilegeEscalation false;
+readOnlyRootFilesystem true with an emptyDir at /tmp; capabilities drop ALL and no added
+capabilities; automountServiceAccountToken false. Values the user set that are compliant
+are never touched (a fix only runs for a finding), and pod-level settings are written per
+container instead when a sibling container's finding of the same check is suppressed, so a
+suppression keeps its container exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from skanse.checks.kubernetes.defaults import DROP_CAPABILITIES, NON_ROOT_ID, SECCOMP_PROFILE_TYPE
+from skanse.checks.kubernetes.zerotrust import MIN_ID
+from skanse.fix.model import Change, Declined
+from skanse.fix.ops import (
+    AppendValue,
+    EditConflict,
+    Op,
+    RemoveKey,
+    RemoveValues,
+    SetValue,
+    apply_op,
+    get_pointer,
+)
+from skanse.model import CheckID, Finding
+from skanse.sources.kubernetes import (
+    ContainerView,
+    K8sObject,
+    PodSpecView,
+    as_dict,
+    as_list,
+    pod_spec,
+)
+from skanse.sources.yamlpos import join_pointer
+
+__all__ = ["K8S_FIXES", "NON_ROOT_ID", "K8sFix", "ObjectPlan", "plan_object"]
+
+TMP = "/tmp"  # noqa: S108 - the mount point a read-only root filesystem needs, not a temp file
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Operations (relative to the object) and what they do, in words."""
+
+    ops: tuple[Op, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    reason: str
+
+
+Step = Edit | Decline
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a fix is given: the object (data as fixed so far), its pod and the finding."""
+
+    obj: K8sObject
+    pod: PodSpecView
+    pointer: str  # the finding's pointer relative to the object
+    # pointers (relative) of suppressed findings of the same check in this object
+    suppressed: tuple[str, ...] = ()
+
+    def container(self) -> ContainerView | None:
+        """The container the pointer is in, or None for a pod-level pointer."""
+        for c in self.pod.containers():
+            if self.pointer == c.pointer or self.pointer.startswith(c.pointer + "/"):
+                return c
+        return None
+
+    def value(self) -> object:
+        return get_pointer(self.obj.data, self.pointer)
+
+    def siblings_suppressed(self) -> bool:
+        """A finding of this check in another container is suppressed: pod-level settings
+        would change that container, so the fix goes on each container instead."""
+        return bool(self.suppressed)
+
+
+@dataclass(frozen=True, slots=True)
+class K8sFix:
+    """A fix for one check. `complete`: it resolves every finding of the check, which is
+    what `CheckMeta.fixable` says (a test keeps the two in step)."""
+
+    check_id: CheckID
+    complete: bool
+    plan: Callable[[Target], Iterator[Step]]
+
+
+def _who(c: ContainerView | None) -> str:
+    return "pod" if c is None else f'container "{c.name}"'
+
+
+def _sc(target: Target, c: ContainerView | None) -> str:
+    return (
+        f"{c.pointer}/securityContext" if c is not None else target.pod.pointer("securityContext")
+    )
+
+
+def _set(target: Target, c: ContainerView | None, name: str, value: object, shown: str) -> Edit:
+    return Edit(
+        (SetValue(f"{_sc(target, c)}/{name}", value),),
+        f"{_who(c)}: set securityContext.{name}: {shown}",
+    )
+
+
+def _pod_or_each(target: Target, name: str, value: object, shown: str) -> Iterator[Step]:
+    """Set a field at pod level, or on the finding's container when a sibling's finding is
+    suppressed (the pod level would reach that container too)."""
+    c = target.container()
+    if c is not None and target.siblings_suppressed():
+        yield _set(target, c, name, value, shown)
+    elif target.pod.security_context.get(name) != value:
+        yield _set(target, None, name, value, shown)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fixes, in the order they run.
+
+
+def _fix_run_as_non_root(target: Target) -> Iterator[Step]:
+    """runAsNonRoot: true at pod level; an explicit false on a container becomes true."""
+    c = target.container()
+    if c is not None and c.security_context.get("runAsNonRoot") not in (None, True):
+        yield _set(target, c, "runAsNonRoot", True, "true")
+    elif c is None:
+        if target.pod.security_context.get("runAsNonRoot") is not True:
+            yield _set(target, None, "runAsNonRoot", True, "true")
+    else:
+        yield from _pod_or_each(target, "runAsNonRoot", True, "true")
+
+
+def _fix_run_as_user_zero(target: Target) -> Iterator[Step]:
+    """runAsUser 0 (explicit root) becomes 10001 where it is set."""
+    if target.value() == 0 and _is_int(target.value()):
+        c = target.container()
+        yield _set(target, c, "runAsUser", NON_ROOT_ID, str(NON_ROOT_ID))
+
+
+def _id_fix(name: str, what: str) -> Callable[[Target], Iterator[Step]]:
+    def fix(target: Target) -> Iterator[Step]:
+        value = target.value()
+        c = target.container()
+        level = None if target.pointer.rsplit("/", 2)[0] == target.pod.spec_pointer else c
+        if value is None:
+            yield from _pod_or_each(target, name, NON_ROOT_ID, str(NON_ROOT_ID))
+        elif _is_int(value) and value == 0:
+            yield _set(target, level, name, NON_ROOT_ID, str(NON_ROOT_ID))
+        elif _is_int(value) and isinstance(value, int) and value >= MIN_ID:
+            return  # an earlier fix (runAsUser 0 -> 10001) resolved it
+        elif _is_int(value) and isinstance(value, int) and value > 0:
+            yield Decline(
+                f"{_who(level)} keeps {name}={value}: a non-root {what} set in the manifest "
+                f"(skanse fix does not renumber it; raise it to 10000 or above by hand)"
+            )
+        else:
+            yield Decline(f"{_who(level)} sets {name} to {value!r}, which is not a {what} number")
+
+    fix.__doc__ = (
+        f"{name} 10001 where it is unset (at pod level) or 0.\n\n"
+        f"Partly fixable, so the check is not marked `fixable`: a {what} that the manifest "
+        f"sets to a non-root value below 10000 (1000, say) is kept, because renumbering it "
+        "can break file ownership inside the image or on volumes; the finding stays for a "
+        "person to decide."
+    )
+    return fix
+
+
+def _fix_fs_group(target: Target) -> Iterator[Step]:
+    """fsGroup 10001 where it is unset or 0.
+
+    Partly fixable, so SKN-K8S-022 is not marked `fixable`: an fsGroup the manifest sets to a
+    non-root value below 10000 is kept (volumes may already be owned by it)."""
+    value = target.value()
+    if value is None:
+        yield _set(target, None, "fsGroup", NON_ROOT_ID, str(NON_ROOT_ID))
+    elif _is_int(value) and value == 0:
+        yield _set(target, None, "fsGroup", NON_ROOT_ID, str(NON_ROOT_ID))
+    elif _is_int(value) and isinstance(value, int) and value >= MIN_ID:
+        return
+    elif _is_int(value) and isinstance(value, int) and value > 0:
+        yield Decline(
+            f"pod keeps fsGroup={value}: a non-root group set in the manifest (raise it to "
+            "10000 or above by hand)"
+        )
+    else:
+        yield Decline(f"pod sets fsGroup to {value!r}, which is not a group number")
+
+
+def _fix_seccomp(target: Target) -> Iterator[Step]:
+    """seccompProfile type RuntimeDefault: where a bad type is set, else at pod level (the
+    legacy annotations of policy versions before v1.19 become runtime/default)."""
+    pointer = target.pointer
+    annotations = join_pointer(target.pod.metadata_pointer, "annotations") + "/"
+    if pointer.startswith(annotations):
+        key = pointer[len(annotations) :].replace("~1", "/").replace("~0", "~")
+        yield Edit(
+            (SetValue(pointer, "runtime/default"),), f"set annotation {key}: runtime/default"
+        )
+        return
+    c = target.container()
+    if pointer.endswith("/seccompProfile/type"):
+        yield Edit(
+            (SetValue(pointer, SECCOMP_PROFILE_TYPE),),
+            f"{_who(c)}: set securityContext.seccompProfile.type: RuntimeDefault",
+        )
+        return
+    profile = as_dict(target.pod.security_context.get("seccompProfile"))
+    if profile.get("type") in ("RuntimeDefault", "Localhost"):
+        return  # an earlier finding's fix already covers this container
+    level = c if c is not None and target.siblings_suppressed() else None
+    yield Edit(
+        (SetValue(f"{_sc(target, level)}/seccompProfile", {"type": SECCOMP_PROFILE_TYPE}),),
+        f"{_who(level)}: set securityContext.seccompProfile.type: RuntimeDefault",
+    )
+
+
+def _fix_privileged(target: Target) -> Iterator[Step]:
+    """privileged: false where it is set to anything else."""
+    c = target.container()
+    if c is not None and c.security_context.get("privileged") not in (None, False):
+        yield _set(target, c, "privileged", False, "false")
+
+
+_SYS_ADMIN = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
+
+
+def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
+    """allowPrivilegeEscalation: false on every container.
+
+    The API server rejects that value on a container that stays privileged or adds
+    SYS_ADMIN; that only happens when the finding about those is suppressed or its check
+    disabled (a fix never overrides either), and the finding is then declined with the
+    reason."""
+    c = target.container()
+    if c is None:
+        return
+    sc = c.security_context
+    caps = {str(x) for x in as_list(as_dict(sc.get("capabilities")).get("add"))}
+    if sc.get("privileged") not in (None, False):
+        yield Decline(
+            f'container "{c.name}" stays privileged (SKN-K8S-002 is suppressed or not run): '
+            "the API server rejects allowPrivilegeEscalation=false on a privileged container"
+        )
+    elif caps & _SYS_ADMIN:
+        yield Decline(
+            f'container "{c.name}" keeps SYS_ADMIN (its capability findings are suppressed or '
+            "not run): the API server rejects allowPrivilegeEscalation=false with it"
+        )
+    elif sc.get("allowPrivilegeEscalation") is not False:
+        yield _set(target, c, "allowPrivilegeEscalation", False, "false")
+
+
+def _fix_drop_all(target: Target) -> Iterator[Step]:
+    """capabilities.drop contains ALL; added capabilities other than NET_BIND_SERVICE go."""
+    c = target.container()
+    if c is None:
+        return
+    caps = c.security_context.get("capabilities")
+    base = f"{c.pointer}/securityContext/capabilities"
+    if target.pointer.startswith(f"{base}/add"):
+        bad = tuple(x for x in as_list(as_dict(caps).get("add")) if x != "NET_BIND_SERVICE")
+        if bad:
+            names = ", ".join(str(x) for x in bad)
+            yield Edit(
+                (RemoveValues(f"{base}/add", bad),),
+                f'container "{c.name}": remove {names} from securityContext.capabilities.add',
+            )
+        return
+    drop = as_dict(caps).get("drop")
+    if isinstance(drop, list):
+        if "ALL" not in drop:
+            yield Edit(
+                (AppendValue(f"{base}/drop", "ALL"),),
+                f'container "{c.name}": add ALL to securityContext.capabilities.drop',
+            )
+    else:
+        yield Edit(
+            (SetValue(f"{base}/drop", list(DROP_CAPABILITIES)),),
+            f'container "{c.name}": set securityContext.capabilities.drop: [ALL]',
+        )
+
+
+def _fix_no_added_capabilities(target: Target) -> Iterator[Step]:
+    """No capabilities.add at all (the zero-trust standard allows none)."""
+    c = target.container()
+    if c is None:
+        return
+    added = as_dict(c.security_context.get("capabilities")).get("add")
+    if added is not None:
+        yield Edit(
+            (RemoveKey(f"{c.pointer}/securityContext/capabilities/add"),),
+            f'container "{c.name}": remove securityContext.capabilities.add',
+        )
+
+
+def _mounts_tmp(c: ContainerView) -> bool:
+    return any(
+        str(as_dict(m).get("mountPath", "")).rstrip("/") == TMP
+        for m in as_list(c.data.get("volumeMounts"))
+    )
+
+
+def _tmp_volume(pod: PodSpecView) -> tuple[str, bool]:
+    """(name, exists): an emptyDir volume named tmp to reuse, or a free name for a new one."""
+    volumes = {str(as_dict(v).get("name")): as_dict(v) for v in as_list(pod.spec.get("volumes"))}
+    existing = volumes.get("tmp")
+    if existing is not None and set(existing) == {"name", "emptyDir"}:
+        return "tmp", True
+    for candidate in ("tmp", "skanse-tmp", *(f"skanse-tmp-{i}" for i in range(1, 100))):
+        if candidate not in volumes:
+            return candidate, False
+    raise EditConflict("no free volume name for /tmp")
+
+
+def _fix_read_only_root(target: Target) -> Iterator[Step]:
+    """readOnlyRootFilesystem: true, and an emptyDir mounted at /tmp (unless something is
+    mounted there already) so programs that write temporary files keep working."""
+    c = target.container()
+    if c is None or c.security_context.get("readOnlyRootFilesystem") is True:
+        return
+    yield _set(target, c, "readOnlyRootFilesystem", True, "true")
+    if _mounts_tmp(c):
+        return
+    name, exists = _tmp_volume(target.pod)
+    mount = AppendValue(f"{c.pointer}/volumeMounts", {"name": name, "mountPath": TMP})
+    if exists:
+        yield Edit((mount,), f'container "{c.name}": mount the emptyDir volume "{name}" at /tmp')
+    else:
+        volume = AppendValue(target.pod.pointer("volumes"), {"name": name, "emptyDir": {}})
+        yield Edit(
+            (volume, mount),
+            f'container "{c.name}": mount a new emptyDir volume "{name}" at /tmp',
+        )
+
+
+def _fix_service_account_token(target: Target) -> Iterator[Step]:
+    """automountServiceAccountToken: false on the pod (an explicit true is never a finding)."""
+    if not isinstance(target.pod.spec.get("automountServiceAccountToken"), bool):
+        yield Edit(
+            (SetValue(target.pod.pointer("automountServiceAccountToken"), False),),
+            "pod: set automountServiceAccountToken: false",
+        )
+
+
+def _fix(check: str, complete: bool, plan: Callable[[Target], Iterator[Step]]) -> K8sFix:
+    return K8sFix(CheckID(check), complete, plan)
+
+
+# Order matters: identity first, then privileged and capabilities before
+# allowPrivilegeEscalation (which depends on them), then the filesystem and the token.
+K8S_FIXES: tuple[K8sFix, ...] = (
+    _fix("SKN-K8S-015", True, _fix_run_as_non_root),
+    _fix("SKN-K8S-016", True, _fix_run_as_user_zero),
+    _fix("SKN-K8S-020", False, _id_fix("runAsUser", "UID")),
+    _fix("SKN-K8S-021", False, _id_fix("runAsGroup", "GID")),
+    _fix("SKN-K8S-022", False, _fix_fs_group),
+    _fix("SKN-K8S-017", True, _fix_seccomp),
+    _fix("SKN-K8S-009", True, _fix_seccomp),
+    _fix("SKN-K8S-002", True, _fix_privileged),
+    _fix("SKN-K8S-018", True, _fix_drop_all),
+    _fix("SKN-K8S-024", True, _fix_no_added_capabilities),
+    _fix("SKN-K8S-014", True, _fix_privilege_escalation),
+    _fix("SKN-K8S-023", True, _fix_read_only_root),
+    _fix("SKN-K8S-025", True, _fix_service_account_token),
+)
+_BY_CHECK: Mapping[str, K8sFix] = {f.check_id: f for f in K8S_FIXES}
+
+
+@dataclass(slots=True)
+class ObjectPlan:
+    """The operations for one object (pointers relative to it) and what they resolve."""
+
+    obj: K8sObject
+    ops: list[Op] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    declined: list[Declined] = field(default_factory=list)
+
+
+def plan_object(
+    obj: K8sObject, findings: Sequence[Finding], suppressed: Sequence[Finding] = ()
+) -> ObjectPlan:
+    """Plan the fixes for an object's unsuppressed findings, simulating them on `obj.data`
+    (which is changed in place: it becomes the expected result)."""
+    plan = ObjectPlan(obj)
+    by_check: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_check.setdefault(finding.check_id, []).append(finding)
+    hidden: dict[str, list[str]] = {}
+    for finding in suppressed:
+        hidden.setdefault(finding.check_id, []).append(_relative(obj, finding))
+    for fix in K8S_FIXES:
+        for finding in by_check.get(fix.check_id, ()):
+            pod = pod_spec(obj)
+            if pod is None:
+                continue
+            target = Target(obj, pod, _relative(obj, finding), tuple(hidden.get(fix.check_id, ())))
+            try:
+                steps = list(fix.plan(target))
+            except EditConflict as exc:
+                steps = [Decline(str(exc))]
+            for step in steps:
+                if isinstance(step, Decline):
+                    plan.declined.append(
+                        Declined(fix.check_id, finding.resource, finding.location.line, step.reason)
+                    )
+                    continue
+                try:
+                    for op in step.ops:
+                        apply_op(obj.data, op)
+                except EditConflict as exc:
+                    plan.declined.append(
+                        Declined(
+                            fix.check_id,
+                            finding.resource,
+                            finding.location.line,
+                            f"cannot edit: {exc}",
+                        )
+                    )
+                    continue
+                plan.ops.extend(step.ops)
+                plan.changes.append(
+                    Change(fix.check_id, finding.resource, finding.location.line, step.description)
+                )
+    return plan
+
+
+def _relative(obj: K8sObject, finding: Finding) -> str:
+    pointer = finding.location.pointer
+    return pointer[len(obj.base) :] if obj.base and pointer.startswith(obj.base) else pointer
+
+
+def has_fix(check_id: str) -> bool:
+    return check_id in _BY_CHECK
+
+
+def fix_is_complete(check_id: str) -> bool:
+    return _BY_CHECK[check_id].complete

@@ -1,0 +1,171 @@
+"""Carry a serializer's edits back onto the original text, leaving every other line as it was.
+
+ruamel.yaml keeps comments, key order and quoting, but not every byte: trailing spaces,
+the indentation of a sequence that differs from the rest of the file, spaces inside flow
+brackets. So a fixed file is dumped twice, before (`base`) and after (`edited`) the edits,
+and only the lines that differ between those two dumps are transplanted onto the original:
+a three-way merge with the serializer's own output as the common ancestor.
+
+Inserted blocks are placed after the original line that matches the line before them, and
+re-indented to the original's local style: each top-level line of the block takes the
+indentation of its nearest sibling above it (same depth, both list items or both keys) as
+that sibling is indented in the original, and nested lines follow their parent. Whatever
+comes out is only a candidate: callers parse it and compare it with the planned data.
+"""
+
+from __future__ import annotations
+
+from difflib import SequenceMatcher
+
+__all__ = ["is_comment_line", "merge_lines"]
+
+
+def is_comment_line(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+def _blank_or_comment(line: str) -> bool:
+    return not line.strip() or is_comment_line(line)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_item(line: str) -> bool:
+    stripped = line.lstrip(" ")
+    return stripped == "-" or stripped.startswith("- ")
+
+
+def _mapping(a: list[str], b: list[str]) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for i, j, size in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+        for k in range(size):
+            found[i + k] = j + k
+    return found
+
+
+class _Context:
+    """The base lines, the original lines, and how base lines map onto original ones."""
+
+    def __init__(self, original: list[str], base: list[str]) -> None:
+        self.original = original
+        self.base = base
+        self.exact = _mapping(base, original)
+        self.loose = _mapping([ln.strip() for ln in base], [ln.strip() for ln in original])
+
+    def sibling_shift(self, before: int, line: str, replaced: range = range(0)) -> int:
+        """How much more (or less) the original indents the nearest sibling of `line` than
+        the base does: among the base lines it replaces, else above base line `before` (0
+        when there is none to go by)."""
+        depth, item = _indent(line), _is_item(line)
+        for index in reversed(replaced):
+            candidate = self.base[index]
+            if (
+                not _blank_or_comment(candidate)
+                and _indent(candidate) == depth
+                and _is_item(candidate) == item
+                and index in self.loose
+            ):
+                return _indent(self.original[self.loose[index]]) - depth
+        for index in range(before - 1, -1, -1):
+            candidate = self.base[index]
+            if _blank_or_comment(candidate):
+                continue
+            level = _indent(candidate)
+            same_kind = level == depth and _is_item(candidate) == item
+            # `- name: x` holds the first key of its item at the column after the dash
+            first_key = _is_item(candidate) and not item and level + 2 == depth
+            if same_kind or first_key:
+                if index in self.loose:
+                    return _indent(self.original[self.loose[index]]) - level
+                if first_key:
+                    break
+                continue
+            if level < depth:
+                break  # reached the parent: no sibling above
+        return 0
+
+    def reindent(self, before: int, block: list[str], replaced: range = range(0)) -> list[str]:
+        out: list[str] = []
+        placed: list[tuple[str, int]] = []  # (base line, shift) of the block so far
+        for line in block:
+            if not line.strip():
+                out.append(line)
+                continue
+            shift = None
+            for previous, previous_shift in reversed(placed):
+                depth = _indent(previous)
+                if depth < _indent(line) or (
+                    depth == _indent(line) and _is_item(line) and previous.rstrip().endswith(":")
+                ):
+                    shift = previous_shift
+                    break
+            if shift is None:
+                shift = self.sibling_shift(before, line, replaced)
+            placed.append((line, shift))
+            out.append(" " * max(0, _indent(line) + shift) + line.lstrip(" "))
+        return out
+
+
+def _place(mapping: dict[int, int], i1: int, i2: int) -> tuple[int, int] | None:
+    """The original lines [start, end) that base lines [i1, i2) are, if contiguous."""
+    if any(k not in mapping for k in range(i1, i2)):
+        return None
+    start, end = mapping[i1], mapping[i2 - 1] + 1
+    return (start, end) if end - start == i2 - i1 else None
+
+
+def merge_lines(
+    original: list[str], base: list[str], edited: list[str], *, hoist: bool = True
+) -> list[str] | None:
+    """`original` with the changes from `base` to `edited` applied (lines without endings),
+    or None when a change cannot be placed.
+
+    With `hoist`, a block inserted right after comment or blank lines is placed above them:
+    a comment that trails the end of a mapping describes what follows it, and a new key
+    appended to that mapping should not come between the two.
+    """
+    ctx = _Context(original, base)
+    out: list[str] = []
+    position = 0
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, base, edited, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        replacement = edited[j1:j2]
+        if i1 < i2:
+            placed = _place(ctx.exact, i1, i2) or _place(ctx.loose, i1, i2)
+            if placed is None:
+                return None
+            start, end = placed
+            replacement = ctx.reindent(i1, replacement, range(i1, i2))
+        else:
+            anchor = i1
+            if hoist:
+                while anchor > 0 and _blank_or_comment(base[anchor - 1]):
+                    anchor -= 1
+            if anchor == 0:
+                start = 0
+            elif anchor - 1 in ctx.exact:
+                start = ctx.exact[anchor - 1] + 1
+            elif anchor - 1 in ctx.loose:
+                start = ctx.loose[anchor - 1] + 1
+            elif anchor in ctx.exact:  # the line before is not in the original as it is
+                start = ctx.exact[anchor]
+            elif anchor in ctx.loose:
+                start = ctx.loose[anchor]
+            else:
+                return None
+            end = start
+            replacement = ctx.reindent(anchor, replacement)
+        if start < position:
+            return None
+        out.extend(original[position:start])
+        out.extend(replacement)
+        # Comment lines never disappear with the value they followed (ruamel attaches them
+        # to the item before them, so deleting the item would drop them).
+        kept = set(replacement)
+        out.extend(ln for ln in original[start:end] if is_comment_line(ln) and ln not in kept)
+        position = end
+    out.extend(original[position:])
+    return out

@@ -1,0 +1,406 @@
+"""Safe layer reading: decompress, verify, and apply tar layers to a `FileView`.
+
+Nothing is written to the host. Each layer is streamed once: the compressed bytes are hashed
+against the blob digest, the uncompressed bytes against the config's diff_id, and both are
+checked at the end of the stream before the layer's entries are merged into the view, so a
+layer whose digest does not match changes nothing. Hostile content is neutralised and
+recorded in `FileView.problems`:
+
+- a member path with `..` is skipped; an absolute path is taken relative to the image root;
+- symlinks are kept as data and resolved inside the view only (see `FileView.resolve`);
+- a hardlink to a path the image does not contain (or that climbs out) is skipped;
+- device files and FIFOs are recorded as such and never read;
+- the uncompressed size is capped per image, and so is the expansion ratio (a gzip or zstd
+  bomb stops with `LayerError` as soon as it crosses either cap).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zlib
+from dataclasses import dataclass
+from typing import IO, cast
+
+from skanse.errors import DigestMismatchError, LayerError
+from skanse.oci.vfs import (
+    Captured,
+    FileInfo,
+    FileView,
+    LayerInfo,
+    NodeKind,
+    ViewLimits,
+    Wants,
+    normalise_member_path,
+    parent_of,
+)
+
+__all__ = ["LayerStream", "apply_layer", "sniff_compression"]
+
+_CHUNK = 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+
+
+def sniff_compression(head: bytes) -> str:
+    """ "gzip", "zstd" or "" (plain tar), from the first bytes of a blob."""
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return ""
+
+
+class _Budget:
+    """Counts expanded bytes across the layers of one image and enforces the caps."""
+
+    def __init__(self, limits: ViewLimits) -> None:
+        self.limits = limits
+        self.expanded = 0
+
+    def check(self, compressed: int, expanded: int, where: str) -> None:
+        limits = self.limits
+        if self.expanded + expanded > limits.max_expanded_bytes:
+            raise LayerError(
+                f"{where}: expands past {limits.max_expanded_bytes} bytes "
+                "(decompression bomb or an image too large to read)"
+            )
+        if expanded > limits.ratio_grace and expanded > limits.max_ratio * max(compressed, 1):
+            raise LayerError(
+                f"{where}: expands more than {limits.max_ratio}x "
+                f"({compressed} -> {expanded}+ bytes; a decompression bomb)"
+            )
+
+
+class LayerStream(io.RawIOBase):
+    """A readable tar stream over a (compressed) blob that hashes both sides as it goes."""
+
+    def __init__(
+        self,
+        blob: IO[bytes],
+        *,
+        budget: _Budget,
+        where: str,
+        digest: str | None,
+        diff_id: str | None,
+    ) -> None:
+        super().__init__()
+        self._blob = blob
+        self._budget = budget
+        self._where = where
+        self.digest = digest
+        self.diff_id = diff_id
+        self._blob_hash = hashlib.sha256()
+        self._tar_hash = hashlib.sha256()
+        self.compressed = 0
+        self.expanded = 0
+        head = blob.read(4)
+        self._pending_raw = head
+        self.compression = sniff_compression(head)
+        self._gz = zlib.decompressobj(wbits=47)
+        self._zstd: IO[bytes] | None = None
+        if self.compression == "zstd":
+            import zstandard
+
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(
+                cast(IO[bytes], _RawSide(self)), read_size=_CHUNK, read_across_frames=True
+            )
+        self._buffer = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _raw_chunk(self) -> bytes:
+        if self._pending_raw:
+            data, self._pending_raw = self._pending_raw, b""
+        else:
+            data = self._blob.read(_CHUNK)
+        if data:
+            self.compressed += len(data)
+            self._blob_hash.update(data)
+        return data
+
+    def _fill(self) -> None:
+        while not self._buffer and not self._eof:
+            out = self._next_gzip() if self.compression == "gzip" else self._next_other()
+            if out:
+                self.expanded += len(out)
+                self._budget.check(self.compressed, self.expanded, self._where)
+                self._tar_hash.update(out)
+                self._buffer = out
+
+    def _next_other(self) -> bytes:
+        out = self._zstd.read(_CHUNK * 4) if self._zstd is not None else self._raw_chunk()
+        if not out:
+            self._eof = True
+        return out
+
+    def _next_gzip(self) -> bytes:
+        gz = self._gz
+        if gz.unconsumed_tail:  # bounded output per call: feed the rest back first
+            return gz.decompress(gz.unconsumed_tail, _CHUNK * 4)
+        if gz.eof and gz.unused_data.strip(b"\0"):
+            rest = gz.unused_data  # a second gzip member follows (legal, if rare)
+            self._gz = zlib.decompressobj(wbits=47)
+            return self._gz.decompress(rest, _CHUNK * 4)
+        raw = self._raw_chunk()
+        if not raw:
+            self._eof = True
+            if not gz.eof:
+                raise LayerError(f"{self._where}: truncated gzip stream")
+            return b""
+        if gz.eof:
+            if raw.strip(b"\0"):
+                self._gz = zlib.decompressobj(wbits=47)
+                return self._gz.decompress(gz.unused_data + raw, _CHUNK * 4)
+            return b""  # zero padding after the member
+        return gz.decompress(raw, _CHUNK * 4)
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            self._fill()
+        except zlib.error as exc:
+            raise LayerError(f"{self._where}: corrupt gzip data ({exc})") from None
+        except Exception as exc:
+            if type(exc).__name__ == "ZstdError":
+                raise LayerError(f"{self._where}: corrupt zstd data ({exc})") from None
+            raise
+        if not self._buffer:
+            return 0
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+    def finish(self) -> None:
+        """Read to the end of the blob and check both digests; raise on a mismatch."""
+        while self.read(_CHUNK):
+            pass
+        if self.digest is not None:
+            actual = "sha256:" + self._blob_hash.hexdigest()
+            if self.digest.startswith("sha256:") and actual != self.digest:
+                raise DigestMismatchError(
+                    f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
+                )
+        if self.diff_id is not None:
+            actual = "sha256:" + self._tar_hash.hexdigest()
+            if self.diff_id.startswith("sha256:") and actual != self.diff_id:
+                raise DigestMismatchError(
+                    f"{self._where}: uncompressed digest is {actual}, expected diff_id "
+                    f"{self.diff_id}; layer refused"
+                )
+
+
+class _RawSide(io.RawIOBase):
+    """The compressed side of a `LayerStream`, for decompressors that pull their input."""
+
+    def __init__(self, owner: LayerStream) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._owner._raw_chunk()
+
+
+@dataclass
+class _Pending:
+    """One layer's entries, held until the layer verified, then merged in order."""
+
+    info: FileInfo | None  # None: a whiteout
+    path: str
+    value: object = None
+    captured: bool = False
+    opaque: bool = False
+
+
+def apply_layer(
+    view: FileView,
+    blob: IO[bytes],
+    *,
+    index: int,
+    wants: Wants,
+    limits: ViewLimits,
+    budget: _Budget | None = None,
+    digest: str | None = None,
+    diff_id: str | None = None,
+    media_type: str = "",
+    where: str | None = None,
+) -> None:
+    """Read one layer blob and merge it into `view` (only if it verifies)."""
+    where = where or f"layer {index}" + (f" ({digest})" if digest else "")
+    budget = budget or _Budget(limits)
+    stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+    pending: list[_Pending] = []
+    problems: list[str] = []
+    seen: dict[str, FileInfo] = {}
+    try:
+        archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")
+    except tarfile.TarError as exc:
+        raise LayerError(f"{where}: not a tar archive ({exc})") from None
+    try:
+        for member in archive:
+            if len(view.nodes) + len(pending) > limits.max_entries:
+                raise LayerError(f"{where}: more than {limits.max_entries} entries")
+            if len(member.name) > limits.max_path_length:
+                problems.append(
+                    f"{where}: skipped an entry with a path over {limits.max_path_length} bytes"
+                )
+                continue
+            path = normalise_member_path(member.name)
+            if path is None:
+                problems.append(
+                    f"{where}: skipped {member.name!r}: its path climbs out of the image (..)"
+                )
+                continue
+            if path == "/":
+                continue
+            name = path.rsplit("/", 1)[1]
+            if name.startswith(_WHITEOUT):
+                parent = parent_of(path)
+                if name == _OPAQUE:
+                    pending.append(_Pending(None, parent, opaque=True))
+                else:
+                    pending.append(
+                        _Pending(None, parent.rstrip("/") + "/" + name[len(_WHITEOUT) :])
+                    )
+                continue
+            info = _member_info(member, path, index, view, seen, problems, where)
+            if info is None:
+                continue
+            item = _Pending(info, path)
+            if member.islnk():
+                target = seen.get(info.link or "") or view.get(info.link or "")
+                source = None
+                for entry in reversed(pending):
+                    if entry.path == info.link and entry.captured:
+                        source = entry
+                        break
+                capture = wants(info)
+                if capture is not None:
+                    if source is not None:
+                        item.value, item.captured = source.value, True
+                    elif (captured := view.captured.get(info.link or "")) is not None:
+                        item.value, item.captured = captured.value, True
+                    elif target is not None:
+                        problems.append(
+                            f"{where}: {path} is a hardlink to {info.link}, "
+                            "whose content was not kept"
+                        )
+                info = FileInfo(path, NodeKind.FILE, info.size, info.mode, index)
+                item.info = info
+            elif info.kind is NodeKind.FILE:
+                capture = wants(info)
+                if capture is not None:
+                    if member.size > limits.max_capture_bytes:
+                        problems.append(
+                            f"{where}: {path} is {member.size} bytes, over the "
+                            f"{limits.max_capture_bytes}-byte read cap; not read"
+                        )
+                    else:
+                        handle = archive.extractfile(member)
+                        data = handle.read() if handle is not None else b""
+                        try:
+                            item.value, item.captured = capture(data), True
+                        except Exception as exc:  # a cataloger's parser must not stop the scan
+                            problems.append(f"{where}: {path}: could not be read: {exc}")
+            seen[path] = info
+            pending.append(item)
+        stream.finish()
+        budget.expanded += stream.expanded
+    except tarfile.TarError as exc:
+        raise LayerError(f"{where}: malformed tar ({exc})") from None
+    except EOFError:
+        raise LayerError(f"{where}: truncated (unexpected end of data)") from None
+    finally:
+        archive.close()
+    _merge(view, pending)
+    view.problems.extend(problems)
+    view.layers.append(
+        LayerInfo(
+            index=index,
+            digest=digest,
+            diff_id=diff_id or "sha256:" + stream._tar_hash.hexdigest(),
+            size=stream.compressed,
+            expanded=stream.expanded,
+            entries=sum(1 for p in pending if p.info is not None),
+            media_type=media_type,
+        )
+    )
+
+
+def _member_info(
+    member: tarfile.TarInfo,
+    path: str,
+    index: int,
+    view: FileView,
+    seen: dict[str, FileInfo],
+    problems: list[str],
+    where: str,
+) -> FileInfo | None:
+    mode = member.mode & 0o7777
+    if member.isreg():
+        return FileInfo(path, NodeKind.FILE, member.size, mode, index)
+    if member.isdir():
+        return FileInfo(path, NodeKind.DIRECTORY, 0, mode, index)
+    if member.issym():
+        return FileInfo(path, NodeKind.SYMLINK, 0, mode, index, member.linkname)
+    if member.islnk():
+        target = normalise_member_path(member.linkname)
+        if target is None:
+            problems.append(
+                f"{where}: skipped hardlink {path} -> {member.linkname!r}: "
+                "it climbs out of the image"
+            )
+            return None
+        existing = seen.get(target) or view.get(target)
+        if existing is None or existing.kind is not NodeKind.FILE:
+            problems.append(
+                f"{where}: skipped hardlink {path} -> {member.linkname!r}: "
+                "no such file in the image"
+            )
+            return None
+        return FileInfo(path, NodeKind.FILE, existing.size, mode, index, target)
+    if member.ischr() or member.isblk():
+        problems.append(f"{where}: device file {path} recorded, not read")
+        return FileInfo(path, NodeKind.DEVICE, 0, mode, index)
+    if member.isfifo():
+        return FileInfo(path, NodeKind.FIFO, 0, mode, index)
+    problems.append(f"{where}: skipped {path}: unsupported tar entry type {member.type!r}")
+    return None
+
+
+def _merge(view: FileView, pending: list[_Pending]) -> None:
+    # Whiteouts and opaque markers hide lower layers only, so apply them first (OCI spec,
+    # "Whiteouts": entries in the same layer as the whiteout are not hidden by it).
+    removed = {item.path for item in pending if item.info is None and not item.opaque}
+    opaque = {item.path for item in pending if item.info is None and item.opaque}
+    if removed or opaque:
+        view.hide(removed, opaque)
+    for item in pending:
+        info = item.info
+        if info is None:
+            continue
+        previous = view.nodes.get(info.path)
+        if (
+            previous is not None
+            and previous.kind is NodeKind.DIRECTORY
+            and info.kind is not NodeKind.DIRECTORY
+        ):
+            view.remove(info.path)  # a file replacing a directory hides its contents
+        view.nodes[info.path] = info
+        if item.captured:
+            view.captured[info.path] = Captured(info, item.value)
+        else:
+            view.captured.pop(info.path, None)
+
+
+def new_budget(limits: ViewLimits) -> _Budget:
+    """One budget for all layers of one image (the expanded-size cap is per image)."""
+    return _Budget(limits)

@@ -1,0 +1,690 @@
+"""A client for the OCI distribution API v2: pull, push, tags and referrers.
+
+    client = RegistryClient()
+    ref = parse_reference("127.0.0.1:5000/team/app:1.0")
+    data, media_type, digest = client.get_manifest(ref)
+    path = client.fetch_blob(ref, layer)                  # verified, cached, resumable
+    client.push_blob(ref, blob_bytes)                     # monolithic upload, skipped if present
+    client.push_manifest(ref.with_tag("1.1"), data, media_type)
+    client.list_tags(ref)
+
+Authentication: anonymous first; on a 401 the `WWW-Authenticate` challenge decides: Basic
+sends the credentials from docker's config.json, Bearer fetches a token from the realm (with
+those credentials if there are any) for the repository scope and caches it. Redirects are
+followed only for blob downloads, and the Authorization header is dropped as soon as a
+redirect leaves the registry's scheme, host and port; an https -> http redirect is refused.
+Every body read is capped (manifests at 4 MiB, blobs at their descriptor size), and a blob is
+cached only after its digest matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+from skanse.errors import (
+    AuthError,
+    DigestMismatchError,
+    ManifestError,
+    NotFoundError,
+    RegistryClientError,
+)
+from skanse.oci.auth import Challenge, Credentials, DockerConfig, parse_challenges
+from skanse.oci.cache import BlobCache
+from skanse.oci.manifest import (
+    ACCEPT,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    Index,
+    compute_digest,
+    parse_index,
+    validate_digest,
+)
+from skanse.oci.reference import Reference
+
+__all__ = ["RegistryClient", "RegistryOptions"]
+
+_CHUNK = 1024 * 1024
+_MAX_REDIRECTS = 5
+_MAX_RESUMES = 3
+_MAX_SMALL_BODY = 1024 * 1024  # token responses, error bodies, tag pages
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOptions:
+    """How to reach registries: TLS, plain-HTTP hosts, caps, credentials, cache."""
+
+    # Hosts spoken to over plain HTTP. Loopback hosts are by default, as docker treats
+    # 127.0.0.0/8 as an insecure registry out of the box.
+    plain_http: frozenset[str] = frozenset()
+    plain_http_loopback: bool = True
+    ca_certs: str | None = None
+    timeout: float = 60.0
+    max_blob_bytes: int = 16 * 1024**3
+    docker_config: str | None = None  # None: docker's default location
+    user_agent: str = "skanse"
+
+
+@dataclass
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _TokenCache:
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
+    # the auth scheme each host asked for last ("basic" or "bearer")
+    schemes: dict[str, Challenge] = field(default_factory=dict)
+
+
+class RegistryClient:
+    """Talks to distribution-API registries. Thread-compatible, not thread-safe."""
+
+    def __init__(
+        self,
+        options: RegistryOptions | None = None,
+        *,
+        cache: BlobCache | None = None,
+        credentials: DockerConfig | None = None,
+    ) -> None:
+        self.options = options or RegistryOptions()
+        self.cache = cache
+        self._config = credentials
+        self._tokens = _TokenCache()
+        self._http = urllib3.PoolManager(
+            num_pools=8,
+            ca_certs=self.options.ca_certs,
+            retries=False,
+            timeout=urllib3.Timeout(
+                connect=min(10.0, self.options.timeout), read=self.options.timeout
+            ),
+            headers={"User-Agent": self.options.user_agent},
+        )
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _scheme(self, host: str) -> str:
+        if host in self.options.plain_http or (
+            self.options.plain_http_loopback and _is_loopback(host)
+        ):
+            return "http"
+        return "https"
+
+    def _url(self, ref: Reference, path: str) -> str:
+        host = ref.api_host
+        return f"{self._scheme(host)}://{host}/v2/{ref.path}/{path}"
+
+    def _credentials(self, host: str) -> Credentials | None:
+        if self._config is None:
+            self._config = DockerConfig.load(self.options.docker_config)
+        return self._config.credentials_for(host)
+
+    def _auth_header(self, ref: Reference, scope: str) -> str | None:
+        challenge = self._tokens.schemes.get(ref.api_host)
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            creds = self._credentials(ref.domain)
+            return creds.basic_header() if creds else None
+        token = self._tokens.tokens.get((ref.api_host, scope))
+        return f"Bearer {token}" if token else None
+
+    def _authenticate(self, ref: Reference, scope: str, header: str, response: _Response) -> None:
+        challenges = parse_challenges(header)
+        if not challenges:
+            raise AuthError(
+                f"registry answered 401 without a usable challenge at {response.url}",
+                reference=str(ref),
+                status=401,
+            )
+        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
+        if bearer is None:
+            basic = next((c for c in challenges if c.scheme == "basic"), None)
+            if basic is None:
+                raise AuthError(
+                    f"unsupported auth scheme {challenges[0].scheme!r}",
+                    reference=str(ref),
+                    status=401,
+                )
+            if self._credentials(ref.domain) is None:
+                raise AuthError(
+                    f"authentication required by {ref.domain} and no credentials for it "
+                    "(docker login, or auths in ~/.docker/config.json)",
+                    reference=str(ref),
+                    status=401,
+                )
+            self._tokens.schemes[ref.api_host] = basic
+            return
+        self._tokens.schemes[ref.api_host] = bearer
+        self._tokens.tokens[(ref.api_host, scope)] = self._fetch_token(ref, scope, bearer)
+
+    def _fetch_token(self, ref: Reference, scope: str, challenge: Challenge) -> str:
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise AuthError("bearer challenge without a realm", reference=str(ref), status=401)
+        parsed = urllib.parse.urlsplit(realm)
+        if parsed.scheme not in ("https", "http") or not parsed.netloc:
+            raise AuthError(f"invalid token realm {realm!r}", reference=str(ref), status=401)
+        if parsed.scheme == "http" and not _is_loopback(parsed.netloc):
+            raise AuthError(
+                f"token realm {realm} is plain HTTP; refusing to send credentials to it",
+                reference=str(ref),
+                status=401,
+            )
+        query = {"scope": scope}
+        if challenge.params.get("service"):
+            query["service"] = challenge.params["service"]
+        url = realm + ("&" if parsed.query else "?") + urllib.parse.urlencode(query)
+        headers = {}
+        creds = self._credentials(ref.domain)
+        if creds is not None:
+            headers["Authorization"] = creds.basic_header()
+        response = self._send("GET", url, headers, cap=_MAX_SMALL_BODY, reference=ref)
+        if response.status in (401, 403):
+            raise AuthError(
+                f"token server {parsed.netloc} refused the credentials for {scope} "
+                f"({response.status})",
+                reference=str(ref),
+                status=response.status,
+            )
+        if response.status != 200:
+            raise AuthError(
+                f"token server {parsed.netloc} answered {response.status}",
+                reference=str(ref),
+                status=response.status,
+            )
+        try:
+            doc = json.loads(response.body)
+            token = doc.get("token") or doc.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"token server {parsed.netloc} sent no token", reference=str(ref))
+        return token
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        body: bytes | None = None,
+        cap: int,
+        reference: Reference,
+    ) -> _Response:
+        try:
+            raw = self._http.request(
+                method, url, headers=dict(headers), body=body, redirect=False, preload_content=False
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise RegistryClientError(
+                f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}", reference=str(reference)
+            ) from None
+        try:
+            # a HEAD answer carries the blob's Content-Length but no body
+            data = b"" if method == "HEAD" else _read_capped(raw, cap, url, reference)
+        finally:
+            raw.release_conn()
+        return _Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, data, url)
+
+    def _request(
+        self,
+        method: str,
+        ref: Reference,
+        url: str,
+        *,
+        scope: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        cap: int = _MAX_SMALL_BODY,
+        what: str,
+    ) -> _Response:
+        """A request with auth handled (one retry after a 401) and errors mapped."""
+        for attempt in range(2):
+            send = dict(headers or {})
+            auth = self._auth_header(ref, scope)
+            if auth:
+                send["Authorization"] = auth
+            response = self._send(method, url, send, body=body, cap=cap, reference=ref)
+            if response.status == 401 and attempt == 0:
+                self._authenticate(
+                    ref, scope, response.headers.get("www-authenticate", ""), response
+                )
+                continue
+            break
+        self._raise_for_status(response, ref, what)
+        return response
+
+    def _raise_for_status(self, response: _Response, ref: Reference, what: str) -> None:
+        status = response.status
+        if status < 300:
+            return
+        detail = _error_detail(response.body)
+        if status in (401, 403):
+            raise AuthError(
+                f"{what}: access denied ({status}){detail}", reference=str(ref), status=status
+            )
+        if status == 404:
+            raise NotFoundError(f"{what}: not found (404){detail}", reference=str(ref), status=404)
+        if 300 <= status < 400:
+            raise RegistryClientError(
+                f"{what}: unexpected redirect ({status}) to {response.headers.get('location')}; "
+                "only blob downloads follow redirects",
+                reference=str(ref),
+                status=status,
+            )
+        raise RegistryClientError(
+            f"{what}: registry answered {status}{detail}", reference=str(ref), status=status
+        )
+
+    # --- pulling --------------------------------------------------------------------
+
+    def get_manifest(self, ref: Reference, identifier: str | None = None) -> tuple[bytes, str, str]:
+        """(bytes, media type, digest) of the manifest or index at `ref` (or `identifier`).
+
+        The digest is computed from the bytes and must equal the requested digest and the
+        registry's `Docker-Content-Digest` header when either is present.
+        """
+        target = identifier or ref.identifier
+        response = self._request(
+            "GET",
+            ref,
+            self._url(ref, f"manifests/{target}"),
+            scope=f"repository:{ref.path}:pull",
+            headers={"Accept": ACCEPT},
+            cap=MAX_MANIFEST_BYTES,
+            what=f"manifest {target}",
+        )
+        digest = compute_digest(response.body)
+        if target.startswith("sha") and ":" in target and digest != target:
+            raise DigestMismatchError(
+                f"manifest {target} has the wrong content (its sha256 is {digest})",
+                reference=str(ref),
+            )
+        header = response.headers.get("docker-content-digest")
+        if header and header.startswith("sha256:") and header != digest:
+            raise DigestMismatchError(
+                f"registry says the manifest is {header} but its content hashes to {digest}",
+                reference=str(ref),
+            )
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return response.body, media_type, digest
+
+    def fetch_blob(self, ref: Reference, descriptor: Descriptor) -> Path:
+        """Download a blob into the cache (resuming a partial download), verified; its path."""
+        if self.cache is None:
+            raise RegistryClientError("fetch_blob needs a blob cache", reference=str(ref))
+        digest = validate_digest(descriptor.digest)
+        cached = self.cache.get(digest)
+        if cached is not None:
+            return cached
+        if descriptor.size > self.options.max_blob_bytes:
+            raise RegistryClientError(
+                f"blob {digest} declares {descriptor.size} bytes, over the "
+                f"{self.options.max_blob_bytes}-byte cap",
+                reference=str(ref),
+            )
+        partial = self.cache.partial(digest)
+        for _attempt in range(_MAX_RESUMES + 1):
+            done = self._download(ref, descriptor, partial)
+            if done:
+                break
+        else:
+            partial.unlink(missing_ok=True)
+            raise RegistryClientError(
+                f"blob {digest}: connection kept closing before the end "
+                f"({_MAX_RESUMES} resumes); truncated download discarded",
+                reference=str(ref),
+            )
+        algorithm, _, expected = digest.partition(":")
+        hasher = hashlib.new(algorithm)
+        with partial.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+        if hasher.hexdigest() != expected:
+            partial.unlink(missing_ok=True)
+            raise DigestMismatchError(
+                f"blob {digest} has the wrong content (its {algorithm} is {hasher.hexdigest()}); "
+                "not cached",
+                reference=str(ref),
+            )
+        return self.cache.commit(digest, partial)
+
+    def _download(self, ref: Reference, descriptor: Descriptor, partial: Path) -> bool:
+        """Append the rest of the blob to `partial`; True when all declared bytes are there."""
+        have = partial.stat().st_size if partial.exists() else 0
+        size = descriptor.size
+        if have > size:
+            partial.unlink()
+            have = 0
+        if have == size and size > 0:
+            return True
+        scope = f"repository:{ref.path}:pull"
+        url = self._url(ref, f"blobs/{descriptor.digest}")
+        origin = _origin(url)
+        headers: dict[str, str] = {}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        auth = self._auth_header(ref, scope)
+        for _hop in range(_MAX_REDIRECTS + 1):
+            send = dict(headers)
+            if auth and _origin(url) == origin:
+                send["Authorization"] = auth  # never to another host (S3, a CDN, an attacker)
+            try:
+                raw = self._http.request(
+                    "GET", url, headers=send, redirect=False, preload_content=False
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                raise RegistryClientError(
+                    f"blob {descriptor.digest}: cannot reach "
+                    f"{urllib.parse.urlsplit(url).netloc}: {exc}",
+                    reference=str(ref),
+                ) from None
+            try:
+                if raw.status == 401 and _origin(url) == origin and auth is None:
+                    body = _read_capped(raw, _MAX_SMALL_BODY, url, ref)
+                    self._authenticate(
+                        ref,
+                        scope,
+                        raw.headers.get("WWW-Authenticate", ""),
+                        _Response(401, {}, body, url),
+                    )
+                    auth = self._auth_header(ref, scope)
+                    continue
+                if raw.status in (301, 302, 303, 307, 308):
+                    location = raw.headers.get("Location")
+                    if not location:
+                        raise RegistryClientError(
+                            f"blob {descriptor.digest}: redirect without a Location",
+                            reference=str(ref),
+                        )
+                    target = urllib.parse.urljoin(url, location)
+                    if url.startswith("https:") and not target.startswith("https:"):
+                        raise RegistryClientError(
+                            f"blob {descriptor.digest}: refusing a redirect from https to {target}",
+                            reference=str(ref),
+                        )
+                    if not target.startswith(("https:", "http:")):
+                        raise RegistryClientError(
+                            f"blob {descriptor.digest}: redirect to an unsupported URL",
+                            reference=str(ref),
+                        )
+                    url = target
+                    continue
+                if raw.status == 416 and have:
+                    partial.unlink()  # our partial is longer than or unknown to the server
+                    return False
+                if raw.status not in (200, 206):
+                    body = _read_capped(raw, _MAX_SMALL_BODY, url, ref)
+                    self._raise_for_status(
+                        _Response(raw.status, {}, body, url), ref, f"blob {descriptor.digest}"
+                    )
+                append = raw.status == 206 and have > 0
+                if append:
+                    start = _range_start(raw.headers.get("Content-Range", ""))
+                    if start != have:
+                        append = False
+                return self._stream_to(raw, partial, append, descriptor, ref)
+            finally:
+                raw.release_conn()
+        raise RegistryClientError(
+            f"blob {descriptor.digest}: more than {_MAX_REDIRECTS} redirects", reference=str(ref)
+        )
+
+    def _stream_to(
+        self, raw: Any, partial: Path, append: bool, descriptor: Descriptor, ref: Reference
+    ) -> bool:
+        size = descriptor.size
+        written = partial.stat().st_size if append and partial.exists() else 0
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        fd = os.open(partial, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            try:
+                for chunk in raw.stream(_CHUNK, decode_content=False):
+                    written += len(chunk)
+                    if written > size:
+                        handle.close()
+                        partial.unlink(missing_ok=True)
+                        raise DigestMismatchError(
+                            f"blob {descriptor.digest} is longer than its declared {size} bytes; "
+                            "not cached",
+                            reference=str(ref),
+                        )
+                    handle.write(chunk)
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
+                return False  # connection dropped: the caller resumes with a Range request
+        return written == size
+
+    def open_blob(self, ref: Reference, descriptor: Descriptor) -> Any:
+        """A binary file object over a verified, cached blob."""
+        return self.fetch_blob(ref, descriptor).open("rb")
+
+    def get_blob_bytes(self, ref: Reference, descriptor: Descriptor, *, cap: int) -> bytes:
+        """A small blob (a config) read into memory, verified, not cached."""
+        if descriptor.size > cap:
+            raise ManifestError(
+                f"blob {descriptor.digest} declares {descriptor.size} bytes, "
+                f"over the {cap}-byte cap",
+                reference=str(ref),
+            )
+        if self.cache is not None and (cached := self.cache.get(descriptor.digest)) is not None:
+            data = cached.read_bytes()
+        else:
+            response = self._request(
+                "GET",
+                ref,
+                self._url(ref, f"blobs/{descriptor.digest}"),
+                scope=f"repository:{ref.path}:pull",
+                cap=cap,
+                what=f"blob {descriptor.digest}",
+            )
+            data = response.body
+        from skanse.oci.manifest import verify_digest
+
+        verify_digest(data, descriptor.digest, what="blob", reference=str(ref))
+        return data
+
+    def list_tags(self, ref: Reference, *, limit: int = 100_000) -> list[str]:
+        """Every tag of the repository, following `Link` pagination (capped at `limit`)."""
+        tags: list[str] = []
+        url: str | None = self._url(ref, "tags/list")
+        while url and len(tags) < limit:
+            response = self._request(
+                "GET", ref, url, scope=f"repository:{ref.path}:pull", what="tag list"
+            )
+            try:
+                page = json.loads(response.body).get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryClientError(
+                    "tag list is not valid JSON", reference=str(ref)
+                ) from None
+            tags.extend(str(t) for t in page)
+            url = _next_link(response.headers.get("link"), url)
+        return tags[:limit]
+
+    def get_referrers(
+        self, ref: Reference, digest: str, *, artifact_type: str | None = None
+    ) -> Index | None:
+        """The OCI 1.1 referrers index for `digest`, or None when the API is missing (404)."""
+        query = f"?artifactType={urllib.parse.quote(artifact_type)}" if artifact_type else ""
+        try:
+            response = self._request(
+                "GET",
+                ref,
+                self._url(ref, f"referrers/{validate_digest(digest)}{query}"),
+                scope=f"repository:{ref.path}:pull",
+                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+                cap=MAX_MANIFEST_BYTES,
+                what=f"referrers of {digest}",
+            )
+        except NotFoundError:
+            return None
+        return parse_index(
+            response.body, "application/vnd.oci.image.index.v1+json", reference=str(ref)
+        )
+
+    # --- pushing --------------------------------------------------------------------
+
+    def blob_exists(self, ref: Reference, digest: str) -> bool:
+        try:
+            self._request(
+                "HEAD",
+                ref,
+                self._url(ref, f"blobs/{validate_digest(digest)}"),
+                scope=f"repository:{ref.path}:pull,push",
+                what=f"blob {digest}",
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    def push_blob(self, ref: Reference, data: bytes, digest: str | None = None) -> str:
+        """Upload `data` (monolithic POST + PUT) unless the registry has it; its digest."""
+        digest = digest or compute_digest(data)
+        if self.blob_exists(ref, digest):
+            return digest
+        scope = f"repository:{ref.path}:pull,push"
+        started = self._request(
+            "POST",
+            ref,
+            self._url(ref, "blobs/uploads/"),
+            scope=scope,
+            headers={"Content-Length": "0"},
+            body=b"",
+            what="blob upload",
+        )
+        location = started.headers.get("location")
+        if not location:
+            raise RegistryClientError("blob upload: no Location in the answer", reference=str(ref))
+        upload = urllib.parse.urljoin(started.url, location)
+        if _origin(upload) != _origin(started.url):
+            raise RegistryClientError(
+                f"blob upload: registry sent the upload to another host ({upload})",
+                reference=str(ref),
+            )
+        upload += ("&" if "?" in upload else "?") + urllib.parse.urlencode({"digest": digest})
+        self._request(
+            "PUT",
+            ref,
+            upload,
+            scope=scope,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+            body=data,
+            what=f"blob {digest} upload",
+        )
+        return digest
+
+    def push_manifest(self, ref: Reference, data: bytes, media_type: str) -> str:
+        """PUT a manifest or index at `ref`'s tag (or its digest); returns its digest."""
+        digest = compute_digest(data)
+        target = ref.tag if ref.tag and not ref.digest else digest
+        if ref.digest and ref.digest != digest:
+            raise DigestMismatchError(
+                f"manifest content hashes to {digest}, not {ref.digest}", reference=str(ref)
+            )
+        response = self._request(
+            "PUT",
+            ref,
+            self._url(ref, f"manifests/{target}"),
+            scope=f"repository:{ref.path}:pull,push",
+            headers={"Content-Type": media_type},
+            body=data,
+            what=f"manifest {target} upload",
+        )
+        header = response.headers.get("docker-content-digest")
+        if header and header != digest:
+            raise DigestMismatchError(
+                f"registry stored the manifest as {header}, expected {digest}", reference=str(ref)
+            )
+        return digest
+
+    def close(self) -> None:
+        self._http.clear()
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.lower()
+    if ":" not in netloc.rsplit("]", 1)[-1]:
+        netloc += ":443" if parts.scheme == "https" else ":80"
+    return parts.scheme, netloc
+
+
+def _read_capped(raw: Any, cap: int, url: str, reference: Reference) -> bytes:
+    declared = raw.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise ManifestError(
+            f"{urllib.parse.urlsplit(url).path}: response of {declared} bytes is over the "
+            f"{cap}-byte cap",
+            reference=str(reference),
+        )
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        for chunk in raw.stream(64 * 1024):
+            total += len(chunk)
+            if total > cap:
+                raise ManifestError(
+                    f"{urllib.parse.urlsplit(url).path}: response is over the {cap}-byte cap",
+                    reference=str(reference),
+                )
+            chunks.append(chunk)
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
+        raise RegistryClientError(
+            f"{urllib.parse.urlsplit(url).path}: connection broke while reading ({exc})",
+            reference=str(reference),
+        ) from None
+    return b"".join(chunks)
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        doc = json.loads(body[:65536])
+        errors = doc.get("errors") or []
+        messages = [f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3]]
+        return " (" + "; ".join(messages) + ")" if messages else ""
+    except (ValueError, AttributeError, TypeError):
+        return ""
+
+
+def _range_start(header: str) -> int | None:
+    match = re.match(r"bytes (\d+)-", header)
+    return int(match.group(1)) if match else None
+
+
+def _next_link(header: str | None, current: str) -> str | None:
+    if not header:
+        return None
+    match = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", header)
+    if match is None:
+        return None
+    target = urllib.parse.urljoin(current, match.group(1))
+    return target if _origin(target) == _origin(current) else None
+
+
+def iter_chunks(data: bytes, size: int = _CHUNK) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]

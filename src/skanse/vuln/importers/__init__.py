@@ -1,0 +1,179 @@
+"""Advisory sources in their published formats -> `Advisory` records, bad files named.
+
+    for item in read_source(Path("osv-pypi/vulns")):   # or all.zip, secdb, tracker JSON
+        ...  # Advisory, Rejected (file and reason) or Skipped (a reason)
+
+A source is a file, a directory (walked, `.json`/`.yaml`/`.yml`, hidden directories
+skipped) or an OSV `all.zip` (read member by member in memory, never extracted). Each file
+is recognised by its shape: an OSV record, an Alpine secdb, the Debian security tracker
+JSON, or Grype's vunnel OS records; a file of none of these is not advisory data and is
+ignored (counted); a file that does not parse, or a record in the wrong shape, is rejected
+with its name and the reason. Nothing is trusted: sizes are capped, JSON nesting is bounded
+by the parser, YAML goes through `skanse.sources.yamlpos` (no aliases bombs, no tags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from skanse.errors import YamlError
+from skanse.sources.yamlpos import Limits, YamlDocument, load_documents
+from skanse.vuln.importers._common import RecordError
+from skanse.vuln.importers.alpine import looks_like_secdb, secdb_advisories
+from skanse.vuln.importers.debian import Skipped, looks_like_debian_tracker, tracker_advisories
+from skanse.vuln.importers.osv import looks_like_osv, osv_advisory
+from skanse.vuln.importers.vunnel import looks_like_vunnel, vunnel_advisories
+from skanse.vuln.model import Advisory, Rejected
+
+__all__ = ["KINDS", "Ignored", "Skipped", "read_source"]
+
+KINDS = ("osv", "alpine-secdb", "debian-tracker", "vunnel")
+_SUFFIXES = (".json", ".yaml", ".yml")
+MAX_FILE_BYTES = 1024 * 1024 * 1024  # the Debian tracker JSON is ~ 80 MB today
+MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one OSV record in a zip
+MAX_MEMBERS = 5_000_000
+_YAML_LIMITS = Limits(max_depth=64, max_nodes=2_000_000, max_documents=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A file that parsed but is not advisory data (a README in JSON, a metadata file)."""
+
+    origin: str
+
+
+Item = Advisory | Rejected | Skipped | Ignored
+
+
+def read_source(path: Path, kind: str | None = None) -> Iterator[Item]:
+    """Every record under `path`; `kind` forces one format instead of recognising each file."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown source kind {kind!r} (one of {', '.join(KINDS)})")
+    if path.is_dir():
+        for file in _walk(path):
+            yield from _read_file(file, str(file), kind)
+    elif path.is_file() and path.suffix.lower() == ".zip":
+        yield from _read_zip(path, kind)
+    elif path.is_file():
+        yield from _read_file(path, str(path), kind)
+    else:
+        yield Rejected(str(path), "no such file or directory")
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.lower().endswith(_SUFFIXES) and not name.startswith("."):
+                yield Path(directory) / name
+
+
+def _read_file(path: Path, origin: str, kind: str | None) -> Iterator[Item]:
+    try:
+        if path.is_symlink() or not path.is_file():
+            yield Rejected(origin, "not a regular file")
+            return
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            yield Rejected(origin, f"{size:,} bytes is over the {MAX_FILE_BYTES:,} byte limit")
+            return
+        data = path.read_bytes()
+    except OSError as exc:
+        yield Rejected(origin, f"cannot read: {exc.strerror or exc}")
+        return
+    yield from _records(data, origin, kind)
+
+
+def _read_zip(path: Path, kind: str | None) -> Iterator[Item]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        yield Rejected(str(path), f"not a readable zip archive: {exc}")
+        return
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > MAX_MEMBERS:
+            yield Rejected(str(path), f"{len(members):,} members is over the limit")
+            return
+        for member in members:
+            origin = f"{path}:{member.filename}"
+            if not member.filename.lower().endswith(_SUFFIXES):
+                continue
+            if member.file_size > MAX_MEMBER_BYTES:
+                yield Rejected(origin, f"{member.file_size:,} bytes is over the limit")
+                continue
+            try:
+                with archive.open(member) as handle:
+                    # the header's size may lie: never read more than the cap
+                    data = handle.read(MAX_MEMBER_BYTES + 1)
+            except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+                yield Rejected(origin, f"cannot be read from the archive: {exc}")
+                continue
+            if len(data) > MAX_MEMBER_BYTES:
+                yield Rejected(origin, "larger than its header says, and over the limit")
+                continue
+            yield from _records(data, origin, kind or "osv")
+
+
+def _parse(data: bytes, origin: str) -> object:
+    if origin.lower().endswith(".json"):
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise RecordError(f"not valid JSON: {str(exc)[:200]}") from None
+    try:
+        documents = list(load_documents(data, limits=_YAML_LIMITS))
+    except YamlError as exc:
+        raise RecordError(f"not valid YAML: {exc.diagnostics()}") from None
+    for document in documents:
+        if isinstance(document, YamlError):
+            raise RecordError(f"not valid YAML: {document.diagnostics()}")
+    found = [d for d in documents if isinstance(d, YamlDocument)]
+    return found[0].data if found else None
+
+
+def _records(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
+    try:
+        parsed = _parse(data, origin)
+    except RecordError as exc:
+        yield Rejected(origin, str(exc))
+        return
+    detected = kind or _recognise(parsed)
+    if detected is None:
+        yield Ignored(origin)
+        return
+    try:
+        if detected == "osv":
+            if isinstance(parsed, list):  # some exports put several records in one file
+                for i, record in enumerate(parsed):
+                    try:
+                        yield osv_advisory(record)
+                    except RecordError as exc:
+                        yield Rejected(f"{origin}[{i}]", str(exc))
+            else:
+                yield osv_advisory(parsed)
+        elif detected == "alpine-secdb":
+            yield from secdb_advisories(parsed, origin)
+        elif detected == "debian-tracker":
+            yield from tracker_advisories(parsed, origin)
+        else:
+            yield from vunnel_advisories(parsed, origin)
+    except RecordError as exc:
+        yield Rejected(origin, str(exc))
+
+
+def _recognise(data: object) -> str | None:
+    if looks_like_osv(data):
+        return "osv"
+    if looks_like_secdb(data):
+        return "alpine-secdb"
+    if looks_like_vunnel(data):
+        return "vunnel"
+    if looks_like_debian_tracker(data):
+        return "debian-tracker"
+    return None

@@ -1,0 +1,369 @@
+"""Installed packages x advisory database -> matches, with distro facts applied.
+
+How each package is looked up (`lookup_keys`):
+- OS packages (deb, apk, rpm) by their distribution release and SOURCE package (dpkg
+  `Source:`, apk origin, the source RPM; or the purl's `upstream=` qualifier), never by
+  CPE. An rpm is also looked up by its own name (Red Hat data names binary packages).
+  The release comes from the purl's `distro=` qualifier, else the image's os-release; an OS
+  package whose release is unknown is *not checked*, and said so.
+- Language packages by purl type -> ecosystem and the ecosystem's name rules.
+
+Then, per advisory entry: withdrawn advisories never match; a version is affected when it
+is in an OSV range (events swept in version order, as the OSV schema specifies), listed in
+`versions`, or meets a Grype-style constraint. A distribution's "not affected" entry (an
+Alpine NAK, a Debian tracker `0`, a vunnel `0`) for the same package and the same issue
+(by id or alias) turns a match into a suppressed one, with that reason. Matches for the
+same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from packageurl import PackageURL
+
+from skanse.inventory.model import Distro, Inventory, Package
+from skanse.model import Suppression, SuppressionSource
+from skanse.vuln.db import Candidate, Database
+from skanse.vuln.ecosystems import (
+    distro_key,
+    ecosystem_of_purl_type,
+    family_of,
+    normalise_name,
+)
+from skanse.vuln.model import Affected, Event, FixState, Match
+from skanse.vuln.versions import InvalidVersion, Scheme, Version, parse, satisfies
+
+__all__ = ["LookupKey", "MatchReport", "NotChecked", "lookup_keys", "match_inventory"]
+
+# skanse/Syft package types -> purl types, for packages that carry no purl
+_TYPE_TO_PURL = {
+    "python": "pypi",
+    "npm": "npm",
+    "go-module": "golang",
+    "java-archive": "maven",
+    "rust-crate": "cargo",
+    "gem": "gem",
+}
+_OS_TYPES = frozenset({"deb", "apk", "rpm"})
+
+
+@dataclass(frozen=True, slots=True)
+class LookupKey:
+    ecosystem: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotChecked:
+    package: Package
+    reason: str
+    # True when the package could have advisories but cannot be looked up (an OS package
+    # of an unknown release, no version): "could not check", not just "nothing to check"
+    problem: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MatchReport:
+    matches: tuple[Match, ...]
+    packages: int  # packages in the inventory
+    checked: int  # packages looked up in the database
+    not_checked: tuple[NotChecked, ...] = ()
+    withdrawn: int = 0  # affected entries skipped because their advisory was withdrawn
+    problems: tuple[str, ...] = ()  # comparisons that could not be made
+
+
+def _purl(package: Package) -> PackageURL | None:
+    if not package.purl:
+        return None
+    try:
+        return PackageURL.from_string(package.purl)
+    except ValueError:
+        return None
+
+
+def _distro_from_qualifier(value: str) -> tuple[str, str] | None:
+    """`debian-12` -> (debian, 12); `opensuse-leap-15.5` -> (opensuse-leap, 15.5)."""
+    head, sep, tail = value.rpartition("-")
+    if not sep or not head or not tail[:1].isdigit():
+        return (value, "") if value else None
+    return head, tail
+
+
+def _source_rpm(value: str) -> str | None:
+    """`openssl-3.0.7-24.el9.src.rpm` -> `openssl`."""
+    if not value.endswith(".rpm"):
+        return value or None
+    stem = value.removesuffix(".rpm").removesuffix(".src").removesuffix(".nosrc")
+    parts = stem.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else None
+
+
+def lookup_keys(package: Package, distro: Distro | None) -> list[LookupKey] | str:
+    """Where to look the package up; a string says why it cannot be looked up."""
+    purl = _purl(package)
+    purl_type = purl.type if purl else _TYPE_TO_PURL.get(package.type, package.type)
+    version = (purl.version if purl and purl.version else None) or package.version
+    if not version:
+        return "no version"
+    if package.type in _OS_TYPES or purl_type in _OS_TYPES:
+        return _os_keys(package, purl, purl_type, version, distro)
+    ecosystem = ecosystem_of_purl_type(purl_type)
+    if ecosystem is None:
+        return f"no advisory data for {purl_type or package.type} packages"
+    name = package.name
+    if purl is not None:
+        name = purl.name
+        if purl.namespace:
+            separator = ":" if ecosystem == "maven" else "/"
+            name = f"{purl.namespace}{separator}{purl.name}"
+    elif ecosystem == "maven" and package.metadata.get("group"):
+        name = f"{package.metadata['group']}:{package.name}"
+    return [LookupKey(ecosystem, normalise_name(ecosystem, name), version)]
+
+
+def _os_keys(
+    package: Package,
+    purl: PackageURL | None,
+    purl_type: str,
+    version: str,
+    distro: Distro | None,
+) -> list[LookupKey] | str:
+    qualifiers = dict(purl.qualifiers or {}) if purl else {}
+    release: tuple[str, str] | None = None
+    if qualifiers.get("distro"):
+        release = _distro_from_qualifier(str(qualifiers["distro"]))
+    if (release is None or not release[1]) and distro is not None:
+        release = (distro.id, distro.version_id or distro.version_codename)
+    if release is None or not release[1]:
+        family = family_of(release[0]) if release else (purl.namespace if purl else "")
+        if family not in ("wolfi", "chainguard", "minimos", "archlinux"):
+            return "the distribution release is unknown (no os-release, no distro= in the purl)"
+        release = (family or "", "")
+    ecosystem = distro_key(release[0], release[1])
+    upstream = str(qualifiers.get("upstream", ""))
+    source_name = package.source_name
+    source_version = package.source_version
+    if not source_name and upstream:
+        if purl_type == "rpm":
+            source_name = _source_rpm(upstream)
+        else:
+            source_name, _, upstream_version = upstream.partition("@")
+            source_version = source_version or upstream_version or None
+    if purl_type == "rpm":
+        epoch = qualifiers.get("epoch")
+        if epoch and ":" not in version:
+            version = f"{epoch}:{version}"
+        names = [n for n in (source_name, package.name) if n]
+        return [LookupKey(ecosystem, n, version) for n in dict.fromkeys(names)]
+    if purl_type == "deb" and source_version:
+        version = source_version  # binNMUs (+b1) do not change what the source fixed
+    return [LookupKey(ecosystem, source_name or package.name, version)]
+
+
+# -- version evaluation -------------------------------------------------------------------
+
+
+def _event_cmp(scheme: Scheme, a: Event, b: Event) -> int:
+    if a.version == b.version:
+        return 0
+    if a.kind == "introduced" and a.version == "0":
+        return -1
+    if b.kind == "introduced" and b.version == "0":
+        return 1
+    return parse(scheme, a.version).compare(parse(scheme, b.version))
+
+
+def _in_range(scheme: Scheme, version: Version, events: Sequence[Event]) -> tuple[bool, str | None]:
+    """OSV's rule: sort the events, sweep; affected after `introduced` until `fixed`
+    (exclusive) or past `last_affected`; nothing at or above `limit`. Also the fix that
+    closes the interval holding `version`, if any."""
+
+    def order(a: Event, b: Event) -> int:
+        return _event_cmp(scheme, a, b)
+
+    # data is nearly always written in order: check that (n-1 comparisons) before sorting
+    ordered: Sequence[Event] = events
+    if any(order(a, b) > 0 for a, b in itertools.pairwise(events)):
+        ordered = sorted(events, key=functools.cmp_to_key(order))
+    affected = False
+    for event in ordered:
+        if event.kind == "introduced" and event.version == "0":
+            affected = True
+            continue
+        bound = version.compare(parse(scheme, event.version))
+        if event.kind == "introduced" and bound >= 0:
+            affected = True
+        elif event.kind == "fixed" and bound >= 0:
+            affected = False
+        elif event.kind == "last_affected" and bound > 0:
+            affected = False
+        elif event.kind == "limit" and bound >= 0:
+            return False, None
+    if not affected:
+        return False, None
+    for event in ordered:
+        if event.kind == "fixed" and version.compare(parse(scheme, event.version)) < 0:
+            return True, event.version
+        if event.kind in ("last_affected", "introduced") and event.version != "0":
+            if version.compare(parse(scheme, event.version)) < 0:
+                break  # the interval ends without a fix before the next one starts
+    return True, None
+
+
+def _evaluate(entry: Affected, version_text: str) -> tuple[bool, str | None]:
+    """(affected, fixed version) for one entry; raises InvalidVersion if it cannot tell."""
+    version = parse(entry.scheme, version_text)
+    for events in entry.ranges:
+        hit, fixed = _in_range(entry.scheme, version, events)
+        if hit:
+            return True, fixed
+    for listed in entry.versions:
+        if listed == version_text:
+            return True, None
+    for constraint in entry.constraints:
+        if satisfies(entry.scheme, version_text, constraint):
+            return True, entry.fixed or None
+    if entry.versions:
+        for listed in entry.versions:
+            try:
+                if version.compare(parse(entry.scheme, listed)) == 0:
+                    return True, None
+            except InvalidVersion:
+                continue
+    return False, None
+
+
+def _module_applies(entry: Affected, package: Package) -> bool:
+    """An rpm module stream entry applies only to packages from that stream."""
+    if not entry.module:
+        return True
+    purl = _purl(package)
+    stream = str((purl.qualifiers or {}).get("rpmmod", "")) if purl else ""
+    if not stream:
+        return False
+    return stream.split(":")[:2] == entry.module.split(":")[:2]
+
+
+@dataclass(slots=True)
+class _Found:
+    match: Match
+    ids: set[str] = field(default_factory=set)
+
+
+def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
+    """Look every package up and keep what applies (see the module docstring)."""
+    matches: list[Match] = []
+    not_checked: list[NotChecked] = []
+    problems: list[str] = []
+    withdrawn = 0
+    checked = 0
+    for package in inventory.packages:
+        keys = lookup_keys(package, inventory.distro)
+        if isinstance(keys, str):
+            problem = not keys.startswith("no advisory data")
+            not_checked.append(NotChecked(package, keys, problem))
+            continue
+        checked += 1
+        found: list[Match] = []
+        not_affected: dict[str, Candidate] = {}
+        for key in keys:
+            for candidate in db.candidates(key.ecosystem, key.name):
+                advisory, entry = candidate.advisory, candidate.entry
+                if advisory.withdrawn:
+                    withdrawn += 1
+                    continue
+                if entry.fix_state is FixState.NOT_AFFECTED:
+                    for identifier in (advisory.id, *advisory.aliases):
+                        not_affected.setdefault(identifier, candidate)
+                    continue
+                if not _module_applies(entry, package):
+                    continue
+                try:
+                    hit, fixed = _evaluate(entry, key.version)
+                except InvalidVersion as exc:
+                    problems.append(
+                        f"{package.name} {key.version}: could not compare with {advisory.id} "
+                        f"({entry.scheme.value}): {exc}"
+                    )
+                    continue
+                if not hit:
+                    continue
+                state = entry.fix_state or (FixState.FIXED if fixed else FixState.NOT_FIXED)
+                rating = advisory.rating
+                if entry.severity is not None:  # the distribution's own rating wins
+                    rating = replace(rating, severity=entry.severity, method=advisory.source)
+                found.append(
+                    Match(
+                        package=package,
+                        advisory_id=advisory.id,
+                        aliases=advisory.aliases,
+                        summary=advisory.summary,
+                        rating=rating,
+                        fix_state=state,
+                        fixed_version=fixed,
+                        ecosystem=key.ecosystem,
+                        matched_name=key.name,
+                        matched_version=key.version,
+                        source=advisory.source,
+                        references=advisory.references,
+                    )
+                )
+        matches.extend(_merge(found, not_affected))
+    return MatchReport(
+        matches=tuple(matches),
+        packages=len(inventory.packages),
+        checked=checked,
+        not_checked=tuple(not_checked),
+        withdrawn=withdrawn,
+        problems=tuple(dict.fromkeys(problems)),
+    )
+
+
+def _preference(match: Match) -> tuple[bool, bool, str]:
+    return (match.rating.severity is None, match.fixed_version is None, match.advisory_id)
+
+
+def _merge(found: Iterable[Match], not_affected: dict[str, Candidate]) -> list[Match]:
+    """One match per issue: matches whose ids overlap are folded into the best-described."""
+    groups: list[_Found] = []
+    for match in found:
+        ids = {match.advisory_id, *match.aliases}
+        joined = [g for g in groups if g.ids & ids]
+        if not joined:
+            groups.append(_Found(match, ids))
+            continue
+        head = joined[0]
+        for other in joined[1:]:
+            head.ids |= other.ids
+            if _preference(other.match) < _preference(head.match):
+                head.match = other.match
+            groups.remove(other)
+        head.ids |= ids
+        if _preference(match) < _preference(head.match):
+            head.match = match
+    merged = []
+    for group in groups:
+        primary = group.match
+        related = tuple(sorted(group.ids - {primary.advisory_id, *primary.aliases}))
+        primary = replace(primary, related=related)
+        if primary.fixed_version is None and primary.fix_state is FixState.FIXED:
+            primary = replace(primary, fix_state=FixState.NOT_FIXED)
+        nak = next((not_affected[i] for i in sorted(group.ids) if i in not_affected), None)
+        if nak is not None:
+            note = nak.entry.note or "not affected"
+            primary = replace(
+                primary,
+                suppression=Suppression(
+                    SuppressionSource.DISTRO,
+                    f"{nak.entry.ecosystem} {nak.entry.name}: {note} "
+                    f"({nak.advisory.id}, {nak.advisory.source})",
+                    f"{nak.advisory.source}:{nak.advisory.id}",
+                ),
+            )
+        merged.append(primary)
+    return merged

@@ -1,0 +1,118 @@
+"""Advisories as the importers read them, and matches as the matcher reports them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from skanse.inventory.model import Package
+from skanse.model import Severity, Suppression
+from skanse.vuln.versions import Scheme
+
+__all__ = [
+    "Advisory",
+    "Affected",
+    "Event",
+    "FixState",
+    "Match",
+    "Rating",
+    "Rejected",
+]
+
+
+class FixState(enum.StrEnum):
+    """What the data says about a fix for the matched package (Grype's vocabulary)."""
+
+    FIXED = "fixed"  # a fixed version exists
+    NOT_FIXED = "not-fixed"  # affected, no fix yet
+    WONT_FIX = "wont-fix"  # the distribution will not fix it (Debian no-dsa, end of life)
+    NOT_AFFECTED = "not-affected"  # the distribution says the package is not affected
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An OSV range event: `introduced`, `fixed`, `last_affected` or `limit`, and a version."""
+
+    kind: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """The versions of one package in one ecosystem that an advisory covers.
+
+    A version is affected when it is listed in `versions`, lies in one of `ranges` (OSV event
+    lists), or meets one of `constraints` (Grype's grammar: `> 1.0, < 1.2`). An entry whose
+    `fix_state` is NOT_AFFECTED says the opposite: this package is not affected at all.
+    """
+
+    ecosystem: str  # our key: pypi, debian:12, alpine:3.18 (see skanse.vuln.ecosystems)
+    name: str  # normalised for the ecosystem; the SOURCE package for distributions
+    scheme: Scheme
+    ranges: tuple[tuple[Event, ...], ...] = ()
+    versions: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    fix_state: FixState | None = None  # None: FIXED or NOT_FIXED, decided by the range hit
+    note: str = ""  # why: "no-dsa: ignored", "end-of-life", "NAK"
+    severity: Severity | None = None  # the distribution's own rating for this package
+    module: str = ""  # rpm modularity stream (`postgresql:10`), if any
+    fixed: str = ""  # the fixed version of a `constraints` entry (ranges carry their own)
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """How bad an advisory is, and where that came from (CVSS vector or a vendor's word)."""
+
+    severity: Severity | None = None  # None: the data gives no severity at all
+    score: float | None = None
+    vector: str | None = None
+    method: str = ""  # CVSSv2, CVSSv3, CVSSv4, or the vendor (debian, ghsa, alpine...)
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    id: str
+    source: str  # osv | alpine-secdb | debian-tracker | vunnel
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+    details: str = ""
+    published: str | None = None
+    modified: str | None = None
+    withdrawn: str | None = None
+    rating: Rating = Rating()
+    references: tuple[str, ...] = ()
+    affected: tuple[Affected, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record or file an import could not use, and why; it is counted and named."""
+
+    origin: str  # file (and member or record) name
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One advisory that applies to one installed package."""
+
+    package: Package
+    advisory_id: str
+    aliases: tuple[str, ...]
+    summary: str
+    rating: Rating
+    fix_state: FixState
+    fixed_version: str | None
+    ecosystem: str  # where it matched: debian:12, pypi
+    matched_name: str  # the name looked up: the source package for distributions
+    matched_version: str
+    source: str  # the data source that said so (osv, debian-tracker...)
+    references: tuple[str, ...] = ()
+    suppression: Suppression | None = None
+    # every advisory id that was folded into this match (the same issue from several sources)
+    related: tuple[str, ...] = field(default=())
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset((self.advisory_id, *self.aliases, *self.related))

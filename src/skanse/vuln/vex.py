@@ -1,0 +1,269 @@
+"""VEX: statements that a product is not affected by (or fixed for) a vulnerability.
+
+Two formats, both JSON:
+- OpenVEX (v0.0.1 to v0.2.x): `statements[]` with `vulnerability` (`{name, aliases}` or a
+  string), `products` (`{@id, subcomponents[]}` or purl strings), `status`,
+  `justification`, `impact_statement`.
+- CycloneDX VEX: `vulnerabilities[]` with `id`, `analysis.{state, justification,
+  detail}` and `affects[].ref` (a purl, a bom-ref of a component in the document, or a
+  BOM-Link `urn:cdx:...#ref`).
+
+A statement applies to a match when one of its vulnerability names is the advisory id or an
+alias, and one of its products is the package (purl type, namespace, name, and version when
+the statement gives one; qualifiers ignored) or the scanned image itself (`pkg:oci/...`,
+every package, or only its `subcomponents`). `not_affected` and `fixed` (CycloneDX:
+`not_affected`, `false_positive`, `resolved`, `resolved_with_pedigree`) suppress the
+match, with the status and justification as the reason; `affected` and
+`under_investigation` do not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packageurl import PackageURL
+
+from skanse.errors import VexError
+from skanse.model import Suppression, SuppressionSource
+from skanse.vuln.ecosystems import ecosystem_of_purl_type, normalise_name
+from skanse.vuln.model import Match
+
+__all__ = ["VexStatement", "apply_vex", "read_vex"]
+
+MAX_VEX_BYTES = 64 * 1024 * 1024
+_SUPPRESSING_OPENVEX = frozenset({"not_affected", "fixed"})
+_SUPPRESSING_CDX = frozenset(
+    {"not_affected", "false_positive", "resolved", "resolved_with_pedigree"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VexStatement:
+    vulnerabilities: frozenset[str]
+    products: tuple[str, ...]  # purls; an image purl (pkg:oci) applies to its packages
+    subcomponents: tuple[str, ...]  # when given, only these packages of the products
+    status: str
+    justification: str
+    statement: str  # impact statement / detail
+    origin: str  # file and statement index
+    suppresses: bool
+
+
+def _key(purl_text: str) -> tuple[str, str, str, str | None] | None:
+    """(type, namespace, name, version) with names normalised as their ecosystem does."""
+    try:
+        purl = PackageURL.from_string(purl_text)
+    except ValueError:
+        return None
+    ecosystem = ecosystem_of_purl_type(purl.type) or purl.type
+    return (
+        purl.type,
+        (purl.namespace or "").lower(),
+        normalise_name(ecosystem, purl.name),
+        purl.version,
+    )
+
+
+def _covers(pattern: str, purl: str) -> bool:
+    want, have = _key(pattern), _key(purl)
+    if want is None or have is None:
+        return False
+    if want[:3] != have[:3]:
+        return False
+    return want[3] is None or want[3] == have[3]
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def read_vex(path: Path) -> list[VexStatement]:
+    """Every statement of an OpenVEX or CycloneDX VEX document; `VexError` if neither."""
+    try:
+        if path.stat().st_size > MAX_VEX_BYTES:
+            raise VexError(f"{path}: larger than {MAX_VEX_BYTES:,} bytes")
+        document = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise VexError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise VexError(f"{path}: not JSON: {str(exc)[:120]}") from None
+    if not isinstance(document, Mapping):
+        raise VexError(f"{path}: a VEX document is a JSON object")
+    context = str(document.get("@context", ""))
+    if "openvex" in context or isinstance(document.get("statements"), list):
+        return _openvex(document, path)
+    if document.get("bomFormat") == "CycloneDX":
+        return _cyclonedx(document, path)
+    raise VexError(f"{path}: neither OpenVEX (@context openvex) nor CycloneDX VEX (bomFormat)")
+
+
+def _openvex(document: Mapping[str, Any], path: Path) -> list[VexStatement]:
+    statements = document.get("statements")
+    if not isinstance(statements, list):
+        raise VexError(f"{path}: OpenVEX without a `statements` list")
+    found = []
+    for i, raw in enumerate(statements):
+        where = f"{path}: statements[{i}]"
+        if not isinstance(raw, Mapping):
+            raise VexError(f"{where} is not an object")
+        vulnerability = raw.get("vulnerability")
+        names: set[str] = set()
+        if isinstance(vulnerability, str):
+            names.add(vulnerability)
+        elif isinstance(vulnerability, Mapping):
+            for key in ("name", "@id"):
+                if isinstance(vulnerability.get(key), str):
+                    names.add(vulnerability[key])
+            aliases = vulnerability.get("aliases")
+            if isinstance(aliases, list):
+                names.update(a for a in aliases if isinstance(a, str))
+        if not names:
+            raise VexError(f"{where}: no vulnerability name")
+        products: list[str] = []
+        subcomponents: list[str] = []
+        raw_products = raw.get("products")
+        if not isinstance(raw_products, list) or not raw_products:
+            raise VexError(f"{where}: no products")
+        for product in raw_products:
+            if isinstance(product, str):
+                products.append(product)
+            elif isinstance(product, Mapping):
+                ident = product.get("@id")
+                identifiers = product.get("identifiers")
+                if isinstance(identifiers, Mapping) and isinstance(identifiers.get("purl"), str):
+                    ident = identifiers["purl"]
+                if isinstance(ident, str):
+                    products.append(ident)
+                for sub in product.get("subcomponents") or []:
+                    if isinstance(sub, str):
+                        subcomponents.append(sub)
+                    elif isinstance(sub, Mapping) and isinstance(sub.get("@id"), str):
+                        subcomponents.append(sub["@id"])
+        status = _text(raw.get("status"))
+        if status not in ("not_affected", "affected", "fixed", "under_investigation"):
+            raise VexError(f"{where}: status {status!r} is not an OpenVEX status")
+        justification = _text(raw.get("justification"))
+        if status == "not_affected" and not justification and not raw.get("impact_statement"):
+            raise VexError(f"{where}: not_affected needs a justification or an impact_statement")
+        found.append(
+            VexStatement(
+                vulnerabilities=frozenset(names),
+                products=tuple(products),
+                subcomponents=tuple(subcomponents),
+                status=status,
+                justification=justification,
+                statement=_text(raw.get("impact_statement")),
+                origin=where,
+                suppresses=status in _SUPPRESSING_OPENVEX,
+            )
+        )
+    return found
+
+
+def _cyclonedx(document: Mapping[str, Any], path: Path) -> list[VexStatement]:
+    refs: dict[str, str] = {}
+    stack = list(document.get("components") or [])
+    metadata = document.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("component"), Mapping):
+        stack.append(metadata["component"])
+    while stack:
+        component = stack.pop()
+        if not isinstance(component, Mapping):
+            continue
+        if isinstance(component.get("bom-ref"), str) and isinstance(component.get("purl"), str):
+            refs[component["bom-ref"]] = component["purl"]
+        stack.extend(component.get("components") or [])
+    vulnerabilities = document.get("vulnerabilities")
+    if not isinstance(vulnerabilities, list):
+        raise VexError(f"{path}: CycloneDX without a `vulnerabilities` list")
+    found = []
+    for i, raw in enumerate(vulnerabilities):
+        where = f"{path}: vulnerabilities[{i}]"
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+            raise VexError(f"{where}: no id")
+        names = {raw["id"]}
+        for ref in raw.get("references") or []:
+            if isinstance(ref, Mapping) and isinstance(ref.get("id"), str):
+                names.add(ref["id"])
+        analysis = raw.get("analysis")
+        if not isinstance(analysis, Mapping) or not isinstance(analysis.get("state"), str):
+            continue  # a vulnerability without analysis says nothing about exploitability
+        products = []
+        for affect in raw.get("affects") or []:
+            ref = affect.get("ref") if isinstance(affect, Mapping) else None
+            if not isinstance(ref, str):
+                continue
+            fragment = ref.split("#", 1)[1] if ref.startswith("urn:cdx:") and "#" in ref else ref
+            purl = fragment if fragment.startswith("pkg:") else refs.get(fragment)
+            if purl:
+                products.append(purl)
+        if not products:
+            raise VexError(f"{where}: no `affects` entry names a purl or a component with one")
+        state = analysis["state"]
+        found.append(
+            VexStatement(
+                vulnerabilities=frozenset(names),
+                products=tuple(products),
+                subcomponents=(),
+                status=state,
+                justification=_text(analysis.get("justification")),
+                statement=_text(analysis.get("detail")),
+                origin=where,
+                suppresses=state in _SUPPRESSING_CDX,
+            )
+        )
+    return found
+
+
+def _applies(statement: VexStatement, match: Match, image_purls: tuple[str, ...]) -> bool:
+    if not statement.vulnerabilities & match.ids:
+        return False
+    purl = match.package.purl
+    for product in statement.products:
+        if purl and _covers(product, purl):
+            return True
+        if product.startswith(("pkg:oci/", "pkg:docker/")) and _image_is(product, image_purls):
+            if not statement.subcomponents:
+                return True
+            return bool(purl) and any(_covers(s, purl) for s in statement.subcomponents)
+    return False
+
+
+def _image_is(product: str, image_purls: tuple[str, ...]) -> bool:
+    want = _key(product)
+    if want is None:
+        return False
+    for candidate in image_purls:
+        have = _key(candidate)
+        if have is not None and want[2] == have[2] and want[3] in (None, have[3]):
+            return True
+    return False
+
+
+def apply_vex(
+    matches: list[Match], statements: list[VexStatement], image_purls: tuple[str, ...] = ()
+) -> list[Suppression | None]:
+    """The VEX suppression for each match (None: no suppressing statement applies).
+
+    When statements disagree, the last one in the documents wins, as OpenVEX orders them.
+    """
+    result: list[Suppression | None] = []
+    for match in matches:
+        chosen: VexStatement | None = None
+        for statement in statements:
+            if _applies(statement, match, image_purls):
+                chosen = statement
+        if chosen is None or not chosen.suppresses:
+            result.append(None)
+            continue
+        reason = chosen.status
+        if chosen.justification:
+            reason += f": {chosen.justification}"
+        if chosen.statement:
+            reason += f" ({chosen.statement})"
+        result.append(Suppression(SuppressionSource.VEX, reason, chosen.origin))
+    return result

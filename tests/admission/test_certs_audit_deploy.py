@@ -1,0 +1,216 @@
+"""`skanse admission certs`, `skanse admission audit`, and the deployment manifests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import ssl
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from skanse.admission.audit import audit, policy_reports
+from skanse.admission.certs import dns_names, issue
+from skanse.admission.evaluate import Evaluator
+from tests.admission.conftest import hardened_pod, policy, privileged, recorded, repo_root
+
+DEPLOY = repo_root() / "deploy" / "admission"
+
+
+# -- certs -------------------------------------------------------------------------------------
+
+
+def test_certs_chain_names_and_permissions(tmp_path: Path) -> None:
+    issued = issue(tmp_path, service="hook", namespace="sec")
+    cert = x509.load_pem_x509_certificate(issued.tls_cert.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == dns_names("hook", "sec")
+    ca = x509.load_pem_x509_certificate(issued.ca_cert.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert base64.b64decode(issued.ca_bundle) == issued.ca_cert.read_bytes()
+    for key in (issued.tls_key, issued.ca_key):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    # a TLS server context accepts the pair and a client trusting the bundle verifies it
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(issued.tls_cert, issued.tls_key)
+    client = ssl.create_default_context(cadata=issued.ca_cert.read_text())
+    assert client.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_certs_reuse_the_ca_so_the_bundle_stays(tmp_path: Path) -> None:
+    first = issue(tmp_path, service="hook", namespace="sec")
+    old_cert = first.tls_cert.read_bytes()
+    second = issue(tmp_path, service="hook", namespace="sec")
+    assert second.reused_ca and second.ca_bundle == first.ca_bundle
+    assert second.tls_cert.read_bytes() != old_cert
+
+
+def test_certs_cli_prints_the_bundle(tmp_path: Path, cli) -> None:
+    result = cli("admission", "certs", "--out", str(tmp_path), "--name", "127.0.0.1")
+    assert result.code == 0
+    bundle = result.stdout.strip()
+    assert base64.b64decode(bundle) == (tmp_path / "ca.crt").read_bytes()
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in alt.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+def _dump(*objects: dict[str, Any]) -> bytes:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}).encode()
+
+
+def test_audit_says_what_the_webhook_would_deny() -> None:
+    bad = privileged(hardened_pod(name="bad"))
+    good = hardened_pod(name="good")
+    system = privileged(hardened_pod(name="proxy", namespace="kube-system"))
+    deployment = recorded("user-group-psp-policy/test_data/deployment_root_user.json")["object"]
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}}
+    evaluator = Evaluator(policy())
+    result = audit("cluster.json", _dump(bad, good, system, deployment, service), evaluator)
+    decisions = {o.resource.name: o.decision for o in result.objects}
+    assert decisions == {"bad": "deny", "good": "allow", "proxy": "exempt", "nginx": "deny"}
+    assert {f.check_id for f in result.result.findings if f.resource.name == "bad"} == {
+        "SKN-K8S-002",
+        "SKN-K8S-014",
+    }
+    # the same verdict as the webhook's for the same object
+    from skanse.admission.handler import Webhook
+    from tests.admission.conftest import pod_request, review
+
+    outcome = Webhook(policy()).validate(review(pod_request(bad)))
+    assert set(outcome.failed) == {"SKN-K8S-002", "SKN-K8S-014"}
+    assert any("not check this kind" in s.reason for s in result.result.skipped)
+
+
+def test_policy_reports_are_wgpolicyk8s_v1alpha2() -> None:
+    bad = privileged(hardened_pod(name="bad"))
+    bad["metadata"]["uid"] = "1234"
+    evaluator = Evaluator(policy())
+    reports = policy_reports(audit("c.json", _dump(bad, hardened_pod()), evaluator), evaluator)
+    assert reports["kind"] == "List"
+    (report,) = reports["items"]
+    assert report["apiVersion"] == "wgpolicyk8s.io/v1alpha2" and report["kind"] == "PolicyReport"
+    assert report["metadata"]["namespace"] == "shop"
+    checks = len(evaluator.checks_for("Pod"))
+    assert report["summary"] == {
+        "pass": 2 * checks - 2,
+        "fail": 2,
+        "warn": 0,
+        "error": 0,
+        "skip": 0,
+    }
+    for result in report["results"]:
+        assert result["result"] in ("pass", "fail", "warn", "error", "skip")
+        assert result["severity"] in ("critical", "high", "medium", "low", "info")
+        assert result["source"] == "skanse" and result["policy"] == "skanse-zero-trust"
+        assert result["resources"] == [
+            {"apiVersion": "v1", "kind": "Pod", "name": "bad", "namespace": "shop", "uid": "1234"}
+        ]
+        assert set(result["timestamp"]) == {"seconds", "nanos"}
+    assert {r["rule"] for r in report["results"]} == {"SKN-K8S-002", "SKN-K8S-014"}
+
+
+def test_audit_cli_exit_codes_and_formats(tmp_path: Path, cli) -> None:
+    dump = tmp_path / "pods.json"
+    dump.write_bytes(_dump(privileged(hardened_pod(name="bad"))))
+    result = cli("admission", "audit", str(dump))
+    assert result.code == 1 and "would deny Pod/shop/bad: SKN-K8S-002, SKN-K8S-014" in (
+        result.stderr
+    )
+    result = cli("admission", "audit", str(dump), "--format", "policyreport")
+    assert json.loads(result.stdout)["items"][0]["summary"]["fail"] == 2
+    sarif = cli("admission", "audit", str(dump), "--format", "sarif")
+    assert json.loads(sarif.stdout)["version"] == "2.1.0"
+    clean = tmp_path / "clean.json"
+    clean.write_bytes(_dump(hardened_pod()))
+    assert cli("admission", "audit", str(clean)).code == 0
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("namespaces:\n  shop: warn\n")
+    warned = cli("admission", "audit", str(dump), "--policy", str(policy_file))
+    assert warned.code == 0 and "1 allowed with warnings" in warned.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert cli("admission", "audit", str(broken)).code == 2
+
+
+# -- deployment --------------------------------------------------------------------------------
+
+
+def _documents() -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted(DEPLOY.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d and "kind" in d)
+    return docs
+
+
+def test_deployment_passes_zero_trust_with_no_findings(cli) -> None:
+    result = cli("scan", "--profile", "zero-trust", "--format", "json", str(repo_root() / "deploy"))
+    assert result.code == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert report["findings"] == []
+    assert report["summary"]["objects"] >= 11 and report["problems"] == []
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) absent")
+def test_rendered_kustomization_passes_zero_trust(cli, tmp_path: Path) -> None:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(DEPLOY)], capture_output=True, check=True, text=True
+    ).stdout
+    result = cli("scan", "--profile", "zero-trust", "-", stdin=rendered.encode())
+    assert result.code == 0, result.stdout
+    kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
+    assert {
+        "Deployment",
+        "ConfigMap",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    } <= kinds
+    # the webhook admits itself too (its namespace is exempt, but it would pass anyway)
+    dump = tmp_path / "rendered.yaml"
+    dump.write_text(rendered)
+    assert cli("admission", "audit", str(dump)).code == 0
+
+
+def test_webhook_configurations() -> None:
+    docs = _documents()
+    configs = [d for d in docs if d["kind"].endswith("WebhookConfiguration")]
+    assert {c["kind"] for c in configs} == {
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    }
+    for config in configs:
+        for hook in config["webhooks"]:
+            assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 5
+            assert hook["sideEffects"] == "None" and hook["matchPolicy"] == "Equivalent"
+            assert hook["admissionReviewVersions"] == ["v1"]
+            (expression,) = hook["namespaceSelector"]["matchExpressions"]
+            assert expression["operator"] == "NotIn"
+            assert set(expression["values"]) == {"kube-system", "skanse-system"}
+            resources = {r for rule in hook["rules"] for r in rule["resources"]}
+            assert {
+                "pods",
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "jobs",
+                "cronjobs",
+                "replicasets",
+            } <= resources
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    policies = {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies == {"default-deny", "allow-dns", "allow-apiserver"}

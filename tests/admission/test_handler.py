@@ -1,0 +1,492 @@
+"""The webhook's decisions: modes, exemptions, suppressions, updates, bad input, images."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skanse.admission.evaluate import Evaluator, admission_object
+from skanse.admission.handler import Webhook
+from skanse.admission.images import ImageOutcome, ImageVerdict, SigningVerifier
+from skanse.admission.policy import Mode, Policy
+from skanse.checks.kubernetes.pss import evaluate
+from skanse.checks.kubernetes.pss_policy import parse_policy
+from skanse.config import load_config
+from skanse.signing.sign import sign_image
+from skanse.sources.kubernetes import pod_spec
+from tests.admission.conftest import (
+    answer,
+    hardened_pod,
+    pod_request,
+    policy,
+    privileged,
+    review,
+)
+from tests.signing.helpers import new_key, push_test_image
+
+
+def validate(webhook: Webhook, request: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    outcome = webhook.validate(review(request))
+    assert outcome.status == 200
+    response = answer(outcome.body)
+    assert response["uid"] == request["uid"]
+    return outcome, response
+
+
+# -- modes ------------------------------------------------------------------------------------
+
+
+def test_hardened_pod_is_allowed_without_warnings(zero_trust: Webhook) -> None:
+    outcome, response = validate(zero_trust, pod_request(hardened_pod()))
+    assert response["allowed"] is True
+    assert "warnings" not in response
+    assert outcome.decision == "allow"
+    assert all(result == "pass" for _, result in outcome.results)
+    assert len(outcome.results) == len(zero_trust.evaluator.checks_for("Pod"))
+
+
+def test_enforce_denies_with_the_check_ids_and_psa_message(zero_trust: Webhook) -> None:
+    pod = privileged(hardened_pod())
+    _, response = validate(zero_trust, pod_request(pod))
+    assert response["allowed"] is False
+    status = response["status"]
+    assert status["code"] == 403 and status["reason"] == "Forbidden"
+    assert "SKN-K8S-002" in status["message"] and "SKN-K8S-014" in status["message"]
+    # Pod Security Admission's own words, so the denial can be diffed against PSA
+    view = pod_spec(admission_object(pod, "x", "v1", "Pod"))
+    assert view is not None
+    psa = evaluate(view, parse_policy("restricted"))
+    assert psa.message in status["message"]
+    assert response["auditAnnotations"]["failed"] == "SKN-K8S-002,SKN-K8S-014"
+
+
+def test_warn_mode_allows_with_warnings_naming_the_checks() -> None:
+    webhook = Webhook(policy(namespace_modes=(("legacy", Mode.WARN),)))
+    pod = privileged(hardened_pod(namespace="legacy"))
+    outcome, response = validate(webhook, pod_request(pod))
+    assert response["allowed"] is True and outcome.decision == "warn"
+    assert any(w.startswith("SKN-K8S-002 ") for w in response["warnings"])
+    assert response["auditAnnotations"]["decision"] == "warn"
+
+
+def test_audit_mode_allows_silently_with_audit_annotations() -> None:
+    webhook = Webhook(policy(namespace_modes=(("sandbox-*", Mode.AUDIT),)))
+    pod = privileged(hardened_pod(namespace="sandbox-7"))
+    outcome, response = validate(webhook, pod_request(pod))
+    assert response["allowed"] is True and outcome.decision == "audit"
+    assert "warnings" not in response
+    findings = json.loads(response["auditAnnotations"]["findings"])
+    assert {f["check"] for f in findings} == {"SKN-K8S-002", "SKN-K8S-014"}
+
+
+def test_fail_on_turns_lower_findings_into_warnings() -> None:
+    from skanse.model import Severity
+
+    pod = hardened_pod()
+    pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"  # LOW 027
+    strict = Webhook(policy())
+    _, denied = validate(strict, pod_request(pod))
+    assert denied["allowed"] is False and "SKN-K8S-027" in denied["status"]["message"]
+    lenient = Webhook(policy(fail_on=Severity.MEDIUM))
+    _, allowed = validate(lenient, pod_request(pod))
+    assert allowed["allowed"] is True
+    assert any(w.startswith("SKN-K8S-027") for w in allowed["warnings"])
+
+
+# -- what is not checked ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"operation": "DELETE", "object": None}, "operation DELETE"),
+        ({"operation": "CONNECT"}, "operation CONNECT"),
+        ({"subResource": "status"}, "subresource status"),
+        ({"subResource": "exec"}, "subresource exec"),
+        ({"kind": {"group": "", "version": "v1", "kind": "ConfigMap"}}, "kind ConfigMap"),
+    ],
+)
+def test_not_checked_is_an_explicit_allow_with_a_reason(change, reason, zero_trust) -> None:
+    request = pod_request(privileged(hardened_pod()))
+    request.update(change)
+    if change.get("kind", {}).get("kind") == "ConfigMap":
+        request["object"] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    outcome, response = validate(zero_trust, request)
+    assert response["allowed"] is True and outcome.decision == "skip"
+    assert reason in response["auditAnnotations"]["reason"]
+
+
+def test_ephemeral_containers_subresource_is_checked(zero_trust: Webhook) -> None:
+    pod = hardened_pod()
+    debug = copy.deepcopy(pod["spec"]["containers"][0])
+    debug["name"] = "debugger"
+    debug["securityContext"]["privileged"] = True
+    pod["spec"]["ephemeralContainers"] = [debug]
+    request = pod_request(
+        pod, operation="UPDATE", old=hardened_pod(), subResource="ephemeralcontainers"
+    )
+    _, response = validate(zero_trust, request)
+    assert response["allowed"] is False and "SKN-K8S-002" in response["status"]["message"]
+
+
+# -- exemptions --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("namespace", "user", "exempt"),
+    [
+        ("kube-system", "alice", True),  # always
+        ("skanse-system", "alice", True),  # the webhook's own namespace
+        ("monitoring", "alice", True),  # configured
+        ("shop", "system:serviceaccount:ci:deployer", True),  # a service account
+        ("shop", "admin", True),  # a user
+        ("shop", "alice", False),
+    ],
+)
+def test_exemptions(namespace: str, user: str, exempt: bool) -> None:
+    base = policy(
+        exempt_namespaces=frozenset({"kube-system", "monitoring"}),
+        exempt_users=frozenset({"admin", "system:serviceaccount:ci:deployer"}),
+    ).with_own_namespace("skanse-system")
+    pod = privileged(hardened_pod(namespace=namespace))
+    outcome, response = validate(Webhook(base), pod_request(pod, user=user))
+    assert response["allowed"] is exempt
+    assert (outcome.decision == "exempt") is exempt
+
+
+def test_service_account_exemption_from_the_policy_file(tmp_path: Path) -> None:
+    from skanse.admission.policy import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("exempt:\n  service-accounts: [ci/deployer]\n")
+    loaded = load_policy(path)
+    assert loaded.exemption("shop", "system:serviceaccount:ci:deployer", ()) is not None
+    assert loaded.exemption("kube-system", "x", ()) is not None
+    assert loaded.exemption("shop", "system:serviceaccount:ci:other", ()) is None
+
+
+# -- suppressions, exactly as the CLI -----------------------------------------------------------
+
+
+def test_annotation_with_reason_suppresses_and_is_audited(zero_trust: Webhook) -> None:
+    pod = hardened_pod()
+    pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
+    pod["metadata"]["annotations"] = {"ignore.skanse.io/SKN-K8S-027": "pinned by the pipeline"}
+    outcome, response = validate(zero_trust, pod_request(pod))
+    assert response["allowed"] is True
+    suppressed = json.loads(response["auditAnnotations"]["suppressed"])
+    assert suppressed == [
+        {
+            "check": "SKN-K8S-027",
+            "reason": "pinned by the pipeline",
+            "origin": "annotation ignore.skanse.io/SKN-K8S-027",
+        }
+    ]
+    assert ("SKN-K8S-027", "suppressed") in outcome.results
+
+
+def test_annotation_without_reason_does_not_suppress(zero_trust: Webhook) -> None:
+    pod = hardened_pod()
+    pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
+    pod["metadata"]["annotations"] = {"ignore.skanse.io/SKN-K8S-027": " "}
+    _, response = validate(zero_trust, pod_request(pod))
+    assert response["allowed"] is False
+    assert any("has no reason and is not applied" in w for w in response["warnings"])
+
+
+def test_config_suppression_expires(tmp_path: Path) -> None:
+    config = tmp_path / ".skanse.yaml"
+    config.write_text(
+        "suppressions:\n"
+        "  - id: SKN-K8S-027\n"
+        "    resource: {namespace: shop}\n"
+        "    reason: digests come with the next release\n"
+        "    expires: 2026-06-30\n"
+    )
+    suppressions = load_config(config).suppressions
+    pod = hardened_pod()
+    pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
+
+    def webhook(today: dt.date) -> Webhook:
+        return Webhook(
+            policy(), Evaluator(policy(), suppressions=suppressions, today=lambda: today)
+        )
+
+    _, before = validate(webhook(dt.date(2026, 6, 30)), pod_request(pod))
+    assert before["allowed"] is True
+    _, after = validate(webhook(dt.date(2026, 7, 1)), pod_request(pod))
+    assert after["allowed"] is False
+    assert any("expired on 2026-06-30" in w for w in after["warnings"])
+
+
+# -- UPDATE ------------------------------------------------------------------------------------
+
+
+def test_update_that_adds_nothing_new_is_allowed_with_warnings(zero_trust: Webhook) -> None:
+    old = hardened_pod()
+    old["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.1"
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"]["tier"] = "front"
+    outcome, response = validate(zero_trust, pod_request(new, operation="UPDATE", old=old))
+    assert response["allowed"] is True and outcome.decision == "warn"
+    assert "adds no finding" in response["warnings"][0]
+    assert any(w.startswith("SKN-K8S-027") for w in response["warnings"])
+
+
+def test_update_that_makes_things_worse_is_denied(zero_trust: Webhook) -> None:
+    old = hardened_pod()
+    old["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.1"
+    new = privileged(old)
+    _, response = validate(zero_trust, pod_request(new, operation="UPDATE", old=old))
+    assert response["allowed"] is False
+    assert "SKN-K8S-002" in response["status"]["message"]
+
+
+def test_dry_run_is_answered_like_the_real_request(zero_trust: Webhook) -> None:
+    pod = privileged(hardened_pod())
+    real = zero_trust.validate(review(pod_request(pod)))
+    dry = zero_trust.validate(review(pod_request(pod, dryRun=True)))
+    assert dry.body == real.body and dry.dry_run is True
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "phrase"),
+    [
+        (b"", "empty body"),
+        (b"not json", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "apiVersion"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}', "kind is 'Pod'"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "no request"),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
+            "uid is missing",
+        ),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "kind": "X"}',
+            "duplicate key",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"a": NaN}', "not valid JSON"),
+    ],
+)
+def test_bodies_that_are_not_reviews_get_400(body: bytes, phrase: str, zero_trust) -> None:
+    for outcome in (zero_trust.validate(body), zero_trust.mutate(body)):
+        assert outcome.status == 400 and outcome.decision == "invalid"
+        assert phrase in json.loads(outcome.body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "phrase"),
+    [
+        ({"operation": "PATCH"}, "operation"),
+        ({"kind": "Pod"}, "request.kind"),
+        ({"object": None}, "object is missing"),
+        ({"object": [1]}, "not a JSON object"),
+        ({"dryRun": "yes"}, "dryRun"),
+        (
+            {"object": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {}}},
+            "but the object is a Deployment",
+        ),
+    ],
+)
+def test_malformed_requests_with_a_uid_get_a_well_formed_denial(change, phrase, zero_trust):
+    request = pod_request(hardened_pod())
+    request.update(change)
+    outcome, response = validate(zero_trust, request)
+    assert response["allowed"] is False and response["status"]["code"] == 400
+    assert phrase in response["status"]["message"] and outcome.decision == "invalid"
+
+
+def test_a_pod_without_spec_cannot_be_checked_and_is_denied_in_enforce(zero_trust) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "x"}}
+    outcome, response = validate(zero_trust, pod_request(pod))
+    assert response["allowed"] is False and outcome.decision == "error"
+    assert "could not check" in response["status"]["message"]
+
+
+class _Exploding(Evaluator):
+    def evaluate(self, obj, namespace):
+        raise RuntimeError("boom")
+
+
+def test_internal_error_denies_in_enforce_and_warns_otherwise() -> None:
+    enforce = policy(namespace_modes=(("legacy", Mode.WARN),))
+    webhook = Webhook(enforce, _Exploding(enforce))
+    outcome, response = validate(webhook, pod_request(hardened_pod()))
+    assert response["allowed"] is False and outcome.decision == "error"
+    assert "internal error: RuntimeError: boom" in response["status"]["message"]
+    assert "denied because mode is enforce" in response["status"]["message"]
+    _, warned = validate(webhook, pod_request(hardened_pod(namespace="legacy")))
+    assert warned["allowed"] is True and "internal error" in warned["warnings"][0]
+
+
+def test_a_crashing_check_is_could_not_check_never_a_pass(monkeypatch) -> None:
+    webhook = Webhook(policy())
+    check = webhook.evaluator.checks_for("Pod")[0]
+
+    def crash(obj, ctx):
+        raise ValueError("bad shape")
+
+    broken = type(check)(meta=check.meta, run=crash, kinds=check.kinds, package=check.package)
+    webhook.evaluator._for_kind["Pod"] = (broken, *webhook.evaluator.checks_for("Pod")[1:])
+    outcome, response = validate(webhook, pod_request(hardened_pod()))
+    assert response["allowed"] is False
+    assert f"check {check.id} failed" in response["status"]["message"]
+    assert ("internal", "error") in outcome.results
+
+
+# -- image signatures: the signing layer's image policy, against a real registry -------------
+
+
+class _Recorder:
+    """Wraps a real verifier and records which images it was asked about."""
+
+    def __init__(self, inner: SigningVerifier) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def verify(self, image: str) -> ImageVerdict:
+        self.calls.append(image)
+        return self.inner.verify(image)
+
+
+def _image_pod(image: str) -> dict[str, Any]:
+    pod = hardened_pod()
+    pod["spec"]["containers"][0]["image"] = image
+    return pod
+
+
+@pytest.fixture
+def signed_world(registry, tmp_path: Path):
+    """A signed and an unsigned image in the registry fixture, and an image policy file
+    requiring the key for that registry's `signed/**` and `unsigned/**` repositories."""
+    client = registry.client(tmp_path / "cache")
+    key = new_key()
+    (tmp_path / "release.pub").write_bytes(key.public_key().pem())
+    signed, unsigned = registry.ref("signed/web:1.0"), registry.ref("unsigned/web:1.0")
+    signed_digest = push_test_image(client, signed, b"signed")
+    unsigned_digest = push_test_image(client, unsigned, b"unsigned")
+    sign_image(client, signed, key)
+    (tmp_path / "images.yaml").write_text(
+        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\n"
+        "keys: {release: release.pub}\n"
+        f'images:\n  - glob: "{registry.host}/*/web"\n    keys: [release]\n'
+        "default: allow\n"
+    )
+    (tmp_path / "admission.yaml").write_text("image-policy: images.yaml\n")
+    # pods reference images by digest, as the zero-trust profile requires
+    return client, f"{signed}@{signed_digest}", f"{unsigned}@{unsigned_digest}", tmp_path
+
+
+@pytest.mark.registry
+def test_unsigned_image_is_denied_and_signed_admitted(signed_world) -> None:
+    from skanse.admission.policy import load_policy
+
+    client, signed, unsigned, directory = signed_world
+    loaded = load_policy(directory / "admission.yaml")
+    assert loaded.image_policy is not None
+    verifier = _Recorder(SigningVerifier(loaded.image_policy, client))
+    webhook = Webhook(loaded, verifier=verifier)
+    _, admitted = validate(webhook, pod_request(_image_pod(signed)))
+    assert admitted["allowed"] is True, admitted
+    _, denied = validate(webhook, pod_request(_image_pod(unsigned)))
+    assert denied["allowed"] is False
+    message = denied["status"]["message"]
+    assert "image-signature" in message and unsigned in message
+    # images no glob selects follow the policy's default (allow here)
+    nginx = "docker.io/library/nginx:1.27@sha256:" + "0" * 64
+    _, other = validate(webhook, pod_request(_image_pod(nginx)))
+    assert other["allowed"] is True
+    assert verifier.calls == [signed, unsigned, nginx]
+
+
+@pytest.mark.registry
+def test_an_unreachable_registry_is_could_not_check_and_denies(signed_world) -> None:
+    from skanse.admission.policy import load_policy
+
+    _, signed, _, directory = signed_world
+    loaded = load_policy(directory / "admission.yaml")
+    assert loaded.image_policy is not None
+    host = signed.split("/")[0]
+    unreachable = signed.replace(host, "127.0.0.1:9")  # nothing listens on the discard port
+    (directory / "images.yaml").write_text(
+        (directory / "images.yaml").read_text().replace(host, "127.0.0.1:9")
+    )
+    loaded = load_policy(directory / "admission.yaml")
+    webhook = Webhook(loaded)  # the server's own verifier, built from the policy
+    _, response = validate(webhook, pod_request(_image_pod(unreachable)))
+    assert response["allowed"] is False
+    assert "could not check" in response["status"]["message"]
+
+
+def test_a_verifier_that_raises_denies() -> None:
+    class Broken:
+        def verify(self, image: str) -> ImageVerdict:
+            raise RuntimeError("boom")
+
+    webhook = Webhook(policy(), verifier=Broken())
+    image = "registry.example.com/a/web:1@sha256:" + "1" * 64
+    _, response = validate(webhook, pod_request(_image_pod(image)))
+    assert response["allowed"] is False
+    assert "the verifier failed: RuntimeError: boom" in response["status"]["message"]
+
+
+def test_update_verifies_only_new_images() -> None:
+    class Counting:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def verify(self, image: str) -> ImageVerdict:
+            self.calls.append(image)
+            return ImageVerdict(image, ImageOutcome.VERIFIED, "ok")
+
+    verifier = Counting()
+    webhook = Webhook(policy(), verifier=verifier)
+    old = _image_pod("registry.example.com/a/web-signed:1")
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"]["x"] = "y"
+    validate(webhook, pod_request(new, operation="UPDATE", old=old))
+    assert verifier.calls == []
+    changed = copy.deepcopy(old)
+    changed["spec"]["containers"][0]["image"] = "registry.example.com/a/web-signed:2"
+    validate(webhook, pod_request(changed, operation="UPDATE", old=old))
+    assert verifier.calls == ["registry.example.com/a/web-signed:2"]
+
+
+def test_policy_defaults_are_zero_trust_enforce() -> None:
+    default = Policy()
+    assert default.profile.value == "zero-trust" and default.default_mode is Mode.ENFORCE
+    assert "kube-system" in default.exempt_namespaces
+
+
+def test_policy_can_limit_which_checks_annotations_suppress(tmp_path: Path) -> None:
+    from skanse.admission.policy import load_policy
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("annotation-suppressions: [CKV_K8S_43]\n")  # alias of SKN-K8S-027
+    limited = load_policy(path)
+    pod = privileged(hardened_pod())
+    pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
+    pod["metadata"]["annotations"] = {
+        "ignore.skanse.io/SKN-K8S-027": "pinned by the pipeline",
+        "ignore.skanse.io/SKN-K8S-002": "we really need it",
+    }
+    _, response = validate(Webhook(limited), pod_request(pod))
+    assert response["allowed"] is False
+    assert response["auditAnnotations"]["failed"] == "SKN-K8S-002,SKN-K8S-014"
+    assert any("ignore.skanse.io/SKN-K8S-002 is not honoured" in w for w in response["warnings"])
+    path.write_text("annotation-suppressions: none\n")
+    _, none = validate(Webhook(load_policy(path)), pod_request(pod))
+    assert "SKN-K8S-027" in none["auditAnnotations"]["failed"]
+    _, everything = validate(Webhook(policy()), pod_request(pod))
+    assert everything["auditAnnotations"]["failed"] == "SKN-K8S-014"  # as the CLI

@@ -1,0 +1,433 @@
+"""End to end over real HTTPS on 127.0.0.1: `skanse admission serve` in a subprocess."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonpatch
+import pytest
+
+from skanse.admission.certs import issue
+from skanse.admission.server import tls_context
+from tests.admission.conftest import hardened_pod, pod_request, privileged, repo_root, review
+
+TIMEOUT = 1.0  # the server's handshake, header and body deadline in these tests
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    port: int
+    tls_dir: Path
+    log: Path
+    ca: ssl.SSLContext
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.ca, timeout=10)
+
+    def post(self, path: str, body: bytes, **headers: str) -> httpx.Response:
+        with self.client() as client:
+            return client.post(
+                path, content=body, headers={"content-type": "application/json", **headers}
+            )
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+
+
+def _client_context(ca_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    work = tmp_path_factory.mktemp("webhook")
+    tls = work / "tls"
+    issue(tls, service="skanse-admission", namespace="skanse-system", extra_names=("127.0.0.1",))
+    policy = work / "policy.yaml"
+    policy.write_text("mode: enforce\nnamespaces:\n  legacy: warn\n")
+    log = work / "server.log"
+    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src")}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "skanse",
+                "admission",
+                "serve",
+                "--policy",
+                str(policy),
+                "--cert",
+                str(tls / "tls.crt"),
+                "--key",
+                str(tls / "tls.key"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--timeout",
+                str(TIMEOUT),
+                "--reload-interval",
+                "0.2",
+                "--namespace",
+                "skanse-system",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            env=env,
+        )
+    port = None
+    deadline = time.monotonic() + 30
+    while port is None and time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited: {log.read_text()}")
+        found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
+        port = int(found.group(1)) if found else None
+        time.sleep(0.05)
+    assert port, log.read_text()
+    running = Running(process, port, tls, log, _client_context(tls / "ca.crt"))
+    yield running
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _alive(server: Running) -> None:
+    with server.client() as client:
+        assert client.get("/healthz").text == "ok\n"
+
+
+def test_health_and_readiness(server: Running) -> None:
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").text == "ready\n"
+        assert client.get("/validate").status_code == 405
+
+
+def test_enforce_denies_a_pod_violating_restricted_with_check_ids(server: Running) -> None:
+    request = pod_request(privileged(hardened_pod()))
+    response = server.post("/validate", review(request))
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["apiVersion"] == "admission.k8s.io/v1"
+    assert answer["response"]["uid"] == request["uid"]
+    assert answer["response"]["allowed"] is False
+    message = answer["response"]["status"]["message"]
+    assert "SKN-K8S-002" in message and "SKN-K8S-014" in message
+    assert 'violates PodSecurity "restricted:latest"' in message
+
+
+def test_warn_mode_allows_with_warnings(server: Running) -> None:
+    request = pod_request(privileged(hardened_pod(namespace="legacy")))
+    answer = server.post("/validate", review(request)).json()["response"]
+    assert answer["allowed"] is True
+    assert any(w.startswith("SKN-K8S-002") for w in answer["warnings"])
+
+
+def test_mutation_patch_applied_yields_an_object_that_passes(server: Running) -> None:
+    pod = hardened_pod()
+    del pod["spec"]["securityContext"]["seccompProfile"]
+    del pod["spec"]["securityContext"]["runAsNonRoot"]
+    pod["spec"]["containers"][0]["securityContext"] = {"readOnlyRootFilesystem": True}
+    request = pod_request(pod)
+    assert server.post("/validate", review(request)).json()["response"]["allowed"] is False
+    answer = server.post("/mutate", review(request)).json()["response"]
+    assert answer["patchType"] == "JSONPatch"
+    patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(answer["patch"])))
+    again = server.post("/validate", review(pod_request(patched))).json()["response"]
+    assert again["allowed"] is True, again.get("status")
+
+
+def test_plain_http_gets_a_clear_400(server: Running) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"speaks HTTPS only" in data
+    _alive(server)
+
+
+def test_tls_1_2_works_and_older_is_not_offered(server: Running) -> None:
+    context = _client_context(server.tls_dir / "ca.crt")
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.version() == "TLSv1.2"
+            assert tls.selected_alpn_protocol() in (None, "http/1.1")
+    server_side = tls_context(server.tls_dir / "tls.crt", server.tls_dir / "tls.key")
+    assert server_side.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "phrase"),
+    [
+        (b"this is not json", 400, "not valid JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, 400, "nested too deeply"),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"operation": "CREATE"},
+                }
+            ).encode(),
+            400,
+            "uid is missing",
+        ),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}
+            ).encode(),
+            400,
+            "apiVersion",
+        ),
+    ],
+)
+def test_bad_bodies_get_400(server: Running, body: bytes, status: int, phrase: str) -> None:
+    response = server.post("/validate", body)
+    assert response.status_code == status and phrase in response.json()["error"]
+    _alive(server)
+
+
+def test_wrong_content_type_gets_415(server: Running) -> None:
+    with server.client() as client:
+        response = client.post("/validate", content=b"{}", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+
+
+def test_huge_objects_get_413_and_memory_stays_bounded(server: Running) -> None:
+    pod = hardened_pod()
+    pod["metadata"]["annotations"] = {"blob": "x" * (3 * 1024 * 1024)}
+    body = review(pod_request(pod))
+    before = server.rss_kib()
+    for _ in range(10):
+        response = server.post("/validate", body)
+        assert response.status_code == 413
+
+    # without Content-Length (chunked), the cap applies while reading
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):
+            yield b"x" * (64 * 1024)
+
+    with server.client() as client:
+        chunked = client.post(
+            "/validate", content=chunks(), headers={"content-type": "application/json"}
+        )
+    assert chunked.status_code == 413
+    assert server.rss_kib() - before < 64 * 1024  # KiB: no 3 MB body is ever kept around
+    _alive(server)
+
+
+def _tls_socket(server: Running) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return _client_context(server.tls_dir / "ca.crt").wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _read_until_closed(sock: ssl.SSLSocket | socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return data
+
+
+def test_slowloris_headers_are_cut_off(server: Running) -> None:
+    import select
+
+    with _tls_socket(server) as sock:
+        sock.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        data = b""
+        for _ in range(20):  # a header line every half second never completes the request
+            readable, _, _ = select.select([sock], [], [], 0.5)
+            if readable:
+                data = _read_until_closed(sock)
+                break
+            sock.sendall(b"X-Slow: 1\r\n")
+        elapsed = time.monotonic() - start
+    assert elapsed < TIMEOUT + 3, elapsed
+    assert data.startswith(b"HTTP/1.1 408")
+    _alive(server)
+
+
+def test_slow_body_gets_408(server: Running) -> None:
+    with _tls_socket(server) as sock:
+        sock.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        start = time.monotonic()
+        data = _read_until_closed(sock)
+    assert time.monotonic() - start < TIMEOUT + 3
+    assert data.startswith(b"HTTP/1.1 408")
+
+
+def test_silent_connections_are_closed(server: Running) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        start = time.monotonic()
+        assert _read_until_closed(sock) == b""
+    assert time.monotonic() - start < TIMEOUT + 3
+
+
+def test_oversized_headers_get_431(server: Running) -> None:
+    with _tls_socket(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for _ in range(100):
+                sock.sendall(b"X-Fill: " + b"a" * 1000 + b"\r\n")
+        except OSError:
+            pass
+        data = _read_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 431")
+    _alive(server)
+
+
+def test_metrics_are_exported(server: Running) -> None:
+    server.post("/validate", review(pod_request(privileged(hardened_pod()))))
+    with server.client() as client:
+        text = client.get("/metrics").text
+    assert re.search(
+        r'skanse_webhook_requests_total\{decision="deny",kind="Pod",operation="CREATE"\} \d', text
+    )
+    assert 'skanse_webhook_request_duration_seconds_bucket{endpoint="validate",le="0.005"}' in text
+    assert 'skanse_policy_results_total{check_id="SKN-K8S-002",result="fail"}' in text
+    assert 'skanse_policy_results_total{check_id="SKN-K8S-020",result="pass"}' in text
+    assert 'skanse_webhook_requests_total{decision="invalid",kind="",operation="invalid"}' in text
+
+
+def test_logs_are_json_and_never_hold_the_body(server: Running) -> None:
+    pod = privileged(hardened_pod(name="leaky"))
+    secret = "s3cr3t-Value-that-must-not-be-logged"  # noqa: S105 - a marker, not a secret
+    pod["spec"]["containers"][0]["env"] = [{"name": "PASSWORD", "value": secret}]
+    request = pod_request(pod, uid="aaaaaaaa-0000-4000-8000-00000000beef")
+    server.post("/validate", review(request))
+    time.sleep(0.2)
+    text = server.log.read_text()
+    assert secret not in text
+    lines = server.log_lines()
+    (line,) = [x for x in lines if x.get("uid") == request["uid"]]
+    assert line["decision"] == "deny" and line["level"] == "info" and line["name"] == "leaky"
+    assert "SKN-K8S-002" in line["checks"] and line["duration_ms"] > 0
+
+
+def test_certificate_is_reloaded_when_it_changes(server: Running) -> None:
+    def serial() -> int:
+        with _tls_socket(server) as sock:
+            der = sock.getpeercert(binary_form=True)
+        assert der is not None
+        from cryptography import x509
+
+        return x509.load_der_x509_certificate(der).serial_number
+
+    before = serial()
+    issue(
+        server.tls_dir,
+        service="skanse-admission",
+        namespace="skanse-system",
+        extra_names=("127.0.0.1",),
+    )
+    deadline = time.monotonic() + 10
+    while serial() == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert serial() != before
+    assert any(x["msg"].startswith("certificate reloaded") for x in server.log_lines())
+
+
+def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
+    tls = tmp_path / "tls"
+    issue(tls, service="s", namespace="n", extra_names=("127.0.0.1",))
+    log = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src")}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "skanse",
+                "admission",
+                "serve",
+                "--cert",
+                str(tls / "tls.crt"),
+                "--key",
+                str(tls / "tls.key"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ],
+            stderr=sink,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "serving https" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    messages = [json.loads(x)["msg"] for x in log.read_text().splitlines()]
+    assert messages[-1] == "stopped"
+
+
+def test_bad_certificate_is_a_clear_error(tmp_path: Path, cli) -> None:
+    (tmp_path / "tls.crt").write_text("not a certificate")
+    (tmp_path / "tls.key").write_text("not a key")
+    result = cli(
+        "admission",
+        "serve",
+        "--cert",
+        str(tmp_path / "tls.crt"),
+        "--key",
+        str(tmp_path / "tls.key"),
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+    )
+    assert result.code == 2 and "cannot load the certificate" in result.stderr
+    missing = cli(
+        "admission",
+        "serve",
+        "--cert",
+        str(tmp_path / "no.crt"),
+        "--key",
+        str(tmp_path / "no.key"),
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+    )
+    assert missing.code == 2 and "no such file" in missing.stderr

@@ -1,0 +1,31 @@
+"""skanse's own Dockerfile follows the standard it enforces (CI runs this)."""
+
+from __future__ import annotations
+
+import re
+
+from skanse.scan import ScanOptions, scan
+from skanse.sources.dockerfile import parse_dockerfile
+from tests.conftest import ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def test_skanse_scan_finds_nothing_in_skanses_own_dockerfile() -> None:
+    result = scan([str(DOCKERFILE)], ScanOptions())
+    assert result.problems == ()
+    assert result.objects_scanned == 1
+    assert result.findings == ()
+
+
+def test_own_image_is_pinned_non_root_and_read_only_friendly() -> None:
+    df = parse_dockerfile(str(DOCKERFILE), DOCKERFILE.read_text(encoding="utf-8"))
+    assert df.problems == ()
+    for stage in df.stages:
+        assert re.search(r":[\w.-]+@sha256:[0-9a-f]{64}$", stage.base), stage.base
+    final = [ins for _, ins in df.stage_instructions(df.stages[-1])]
+    users = [ins.args for ins in final if ins.keyword == "USER"]
+    assert users == ["10001:10001"]
+    env = " ".join(ins.args for ins in final if ins.keyword == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+    assert not [ins for ins in final if ins.keyword in ("RUN", "VOLUME")]  # nothing to write

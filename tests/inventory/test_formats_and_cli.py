@@ -1,0 +1,188 @@
+"""SBOM documents (validated against their schemas) and the `sbom` / `image` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from skanse.inventory.catalog import catalog_image
+from skanse.inventory.formats import render
+from skanse.oci.image import open_image, parse_spec
+from skanse.oci.writer import BuiltImage, LayerBuilder, build_image, push_image, write_layout
+from tests.conftest import corpus_path
+
+
+def syft_like_tiny_image() -> BuiltImage:
+    """The tiny image of sbom-fixtures/tiny-image-sboms, without busybox (see SOURCES.md)."""
+    fixtures = corpus_path("sbom-fixtures", "tiny-image-sboms")
+    layer = LayerBuilder()
+    layer.add_file(
+        "/etc/os-release",
+        b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.16.2\nPRETTY_NAME="Alpine Linux v3.16"\n',
+    )
+    layer.add_file("/var/lib/dpkg/status", (fixtures / "input-dpkg-status").read_bytes())
+    layer.add_file("/lib/apk/db/installed", (fixtures / "input-apk-installed").read_bytes())
+    layer.add_file(
+        "/usr/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA",
+        b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n",
+    )
+    layer.add_file(
+        "/app/node_modules/lodash/package.json",
+        b'{"name": "lodash", "version": "4.17.20", "license": "MIT"}',
+    )
+    return build_image([layer.build()])
+
+
+@pytest.fixture
+def tiny_inventory(tmp_path: Path):
+    write_layout(syft_like_tiny_image(), tmp_path / "layout", tag="tiny")
+    return catalog_image(open_image(parse_spec(f"oci:{tmp_path}/layout:tiny")))
+
+
+@pytest.mark.corpus
+def test_tiny_image_agrees_with_syft(tiny_inventory) -> None:
+    syft = json.loads(
+        corpus_path("sbom-fixtures", "tiny-image-sboms", "tiny.syft.json").read_text()
+    )
+    expected = {
+        (
+            a["name"],
+            a["version"],
+            a["type"],
+            a["purl"],
+            a["locations"][0]["path"],
+            tuple(lic["value"] for lic in a["licenses"]),
+        )
+        for a in syft["artifacts"]
+        if a["type"] != "binary"  # Syft's busybox binary classifier has no skanse counterpart
+    }
+    got = {
+        (p.name, p.version, p.type, p.purl, p.locations[0].path, p.licenses)
+        for p in tiny_inventory.packages
+    }
+    assert got == expected
+    assert tiny_inventory.distro is not None
+    assert (tiny_inventory.distro.id, tiny_inventory.distro.version_id) == ("alpine", "3.16.2")
+
+
+@pytest.mark.corpus
+def test_cyclonedx_output_validates_and_carries_every_package(tiny_inventory) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    text = render("cyclonedx-json", tiny_inventory)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    doc = json.loads(text)
+    assert doc["specVersion"] == "1.6"
+    libraries = [c for c in doc["components"] if c["type"] == "library"]
+    assert sorted(c.get("purl", "") for c in libraries) == sorted(
+        p.purl for p in tiny_inventory.packages
+    )
+    assert doc["metadata"]["component"]["type"] == "container"
+    assert doc["metadata"]["component"]["version"] == tiny_inventory.subject.manifest_digest
+    os_component = next(c for c in doc["components"] if c["type"] == "operating-system")
+    assert (os_component["name"], os_component["version"]) == ("alpine", "3.16.2")
+    root = doc["metadata"]["component"]["bom-ref"]
+    [dependency] = [d for d in doc["dependencies"] if d["ref"] == root]
+    assert len(dependency["dependsOn"]) == len(libraries) + 1
+
+
+@pytest.mark.corpus
+def test_spdx_output_validates(tiny_inventory, tmp_path: Path) -> None:
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    path = tmp_path / "tiny.spdx.json"
+    path.write_text(render("spdx-json", tiny_inventory))
+    document = parse_file(str(path))
+    assert validate_full_spdx_document(document) == []
+    assert document.creation_info.spdx_version == "SPDX-2.3"
+    purls = sorted(
+        ref.locator
+        for p in document.packages
+        for ref in p.external_references
+        if ref.reference_type == "purl"
+    )
+    assert purls == sorted(p.purl for p in tiny_inventory.packages if p.purl)
+    lodash = next(p for p in document.packages if p.name == "lodash")
+    assert str(lodash.license_declared) == "MIT"
+    requests = next(p for p in document.packages if p.name == "requests")
+    assert "Apache 2.0" in (requests.license_comment or "")  # not an SPDX id: kept as text
+
+
+def test_cli_sbom_writes_both_documents_atomically(cli, tmp_path: Path) -> None:
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text("ID=alpine\nVERSION_ID=3.20.0\n")
+    (root / "lib/apk/db").mkdir(parents=True)
+    (root / "lib/apk/db/installed").write_text("P:musl\nV:1.2.5-r0\nA:x86_64\no:musl\nL:MIT\n")
+    cdx, spdx = tmp_path / "out.json", tmp_path / "out.spdx.json"
+    result = cli(
+        "sbom",
+        f"dir:{root}",
+        "-o",
+        f"cyclonedx-json={cdx}",
+        "-o",
+        f"spdx-json={spdx}",
+        "-o",
+        "table",
+    )
+    assert result.code == 0, result.stderr
+    assert "musl" in result.stdout and "1.2.5-r0" in result.stdout
+    purls = [c.get("purl") for c in json.loads(cdx.read_text())["components"]]
+    assert "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.0" in purls
+    assert json.loads(spdx.read_text())["spdxVersion"] == "SPDX-2.3"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_sbom_usage_errors(cli, tmp_path: Path) -> None:
+    result = cli("sbom", f"dir:{tmp_path}", "-o", "xml")
+    assert result.code == 2 and "unknown SBOM format 'xml'" in result.stderr
+    result = cli("sbom", f"dir:{tmp_path}", "-o", "json", "-o", "table")
+    assert result.code == 2 and "only one -o format can go to standard output" in result.stderr
+    result = cli("sbom", "Not/A/Valid:Ref:x")
+    assert result.code == 2 and "Not/A/Valid:Ref:x" in result.stderr
+
+
+def test_cli_strict_fails_on_neutralised_entries(cli, tmp_path: Path) -> None:
+    import tarfile
+
+    layer = LayerBuilder()
+    evil = tarfile.TarInfo("../../escape")
+    evil.size = 1
+    layer.add_raw(evil, b"x")
+    write_layout(build_image([layer.build()]), tmp_path / "layout")
+    relaxed = cli("sbom", str(tmp_path / "layout"))
+    assert relaxed.code == 0 and "climbs out of the image" in relaxed.stderr
+    strict = cli("sbom", str(tmp_path / "layout"), "--strict")
+    assert strict.code == 2
+
+
+@pytest.mark.registry
+def test_cli_image_inspect_reports_the_registry_digest(cli, registry, tmp_path: Path) -> None:
+    image = build_image(
+        [LayerBuilder().add_file("/etc/os-release", b"ID=alpine\n").build()],
+        cmd=["/bin/sh"],
+        history=["ADD rootfs /"],
+    )
+    ref = registry.ref("cli/inspect:v1")
+    push_image(registry.client(tmp_path / "cache"), ref, image)
+    result = cli(
+        "image", "inspect", str(ref), "--format", "json", "--cache-dir", str(tmp_path / "cli-cache")
+    )
+    assert result.code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["manifest_digest"] == image.digest
+    assert info["config_digest"] == image.config_digest
+    assert info["cmd"] == ["/bin/sh"]
+    assert [h["created_by"] for h in info["history"]] == ["ADD rootfs /"]
+    text = cli("image", "inspect", str(ref), "--cache-dir", str(tmp_path / "cli-cache"))
+    assert f"Digest:    {image.digest}" in text.stdout
+    missing = cli("image", "inspect", f"{registry.host}/cli/none:v1", "--no-cache")
+    assert (
+        missing.code == 2
+        and "not found (404)" in missing.stderr
+        and "cli/none:v1" in missing.stderr
+    )

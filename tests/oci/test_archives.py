@@ -1,0 +1,130 @@
+"""docker-save archives and raw layer streams: malformed, truncated and hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from skanse.errors import LayerError, LayoutError, ManifestError
+from skanse.oci.image import open_docker_archive, read_view
+from skanse.oci.layers import apply_layer
+from skanse.oci.vfs import FileView, ViewLimits
+from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive
+
+
+def archive(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_writer_archive_round_trip(tmp_path: Path) -> None:
+    image = build_image([LayerBuilder().add_file("/etc/motd", b"hi").build("zstd")])
+    write_docker_archive(image, tmp_path / "a.tar", repo_tag="demo:1")
+    opened = open_docker_archive(tmp_path / "a.tar")
+    try:
+        view = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    assert opened.config_digest == image.config_digest
+    assert view.captured["/etc/motd"].value == b"hi"
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({}, "manifest.json is missing"),
+        ({"manifest.json": b"[]"}, "lists no images"),
+        ({"manifest.json": b"{not json"}, "malformed archive"),
+        ({"manifest.json": json.dumps([{"Config": "c.json"}]).encode()}, "no Config or Layers"),
+        (
+            {"manifest.json": json.dumps([{"Config": "c.json", "Layers": []}] * 2).encode()},
+            "holds 2 images",
+        ),
+        (
+            {
+                "manifest.json": json.dumps([{"Config": "c.json", "Layers": ["l.tar"]}]).encode(),
+                "c.json": json.dumps({"rootfs": {"diff_ids": ["sha256:" + "0" * 64]}}).encode(),
+            },
+            "layer l.tar is missing",
+        ),
+        (
+            {
+                "manifest.json": json.dumps(
+                    [{"Config": "../../etc/passwd", "Layers": []}]
+                ).encode(),
+            },
+            "is missing from the archive",
+        ),
+    ],
+)
+def test_malformed_archives_are_clear_errors(
+    tmp_path: Path, members: dict[str, bytes], message: str
+) -> None:
+    path = archive(tmp_path / "bad.tar", members)
+    with pytest.raises((LayoutError, ManifestError), match=message) as caught:
+        open_docker_archive(path)
+    assert str(path) in caught.value.diagnostics()
+
+
+def test_not_a_tar_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "x.tar"
+    path.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(LayoutError, match=r"not a readable tar archive|manifest\.json is missing"):
+        open_docker_archive(path)
+
+
+def test_truncated_layer_is_refused_and_changes_nothing() -> None:
+    tar = LayerBuilder().add_file("/a", b"x" * 100_000).add_file("/b", b"y").tar_bytes()
+    view = FileView()
+    with pytest.raises(LayerError, match=r"truncated|malformed tar"):
+        apply_layer(
+            view, io.BytesIO(tar[:60_000]), index=0, wants=lambda info: None, limits=ViewLimits()
+        )
+    assert view.nodes == {} and view.layers == []
+
+
+def test_garbage_layer_is_refused() -> None:
+    with pytest.raises(LayerError):
+        apply_layer(
+            FileView(),
+            io.BytesIO(b"\x1f\x8b" + b"junk" * 100),
+            index=0,
+            wants=lambda info: None,
+            limits=ViewLimits(),
+        )
+
+
+def test_entry_count_cap() -> None:
+    layer = LayerBuilder()
+    for i in range(50):
+        layer.add_file(f"/f{i}", b"")
+    with pytest.raises(LayerError, match="more than 20 entries"):
+        apply_layer(
+            FileView(),
+            io.BytesIO(layer.tar_bytes()),
+            index=0,
+            wants=lambda info: None,
+            limits=ViewLimits(max_entries=20),
+        )
+
+
+def test_file_over_the_read_cap_is_reported_not_read() -> None:
+    tar = LayerBuilder().add_file("/var/lib/dpkg/status", b"P" * 5000).tar_bytes()
+    view = FileView()
+    apply_layer(
+        view,
+        io.BytesIO(tar),
+        index=0,
+        wants=lambda info: lambda data: data,
+        limits=ViewLimits(max_capture_bytes=1000),
+    )
+    assert "/var/lib/dpkg/status" in view.nodes and view.captured == {}
+    assert any("over the 1000-byte read cap" in p for p in view.problems)

@@ -1,0 +1,192 @@
+"""The signing commands end to end: exit codes, outputs, passwords, against the registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from skanse.signing.keys import read_private_key
+from tests.conftest import SCHEMAS
+from tests.signing.helpers import push_test_image
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
+    monkeypatch.setenv("SKANSE_PASSWORD", "correct horse")
+    return tmp_path
+
+
+def test_generate_key_pair_writes_cosign_files(cli, workdir: Path) -> None:
+    run = cli("sign", "generate-key-pair")
+    assert run.code == 0, run.stderr
+    assert "Private key written to cosign.key" in run.stderr
+    assert stat.S_IMODE(os.stat(workdir / "cosign.key").st_mode) == 0o600
+    key = read_private_key(workdir / "cosign.key", b"correct horse")
+    assert (workdir / "cosign.pub").read_bytes() == key.public_key().pem()
+    again = cli("sign", "generate-key-pair")
+    assert again.code == 2 and "cosign.key exists" in again.stderr
+    assert cli("sign", "generate-key-pair", "--force", "--output-key-prefix", "ci").code == 0
+    assert (workdir / "ci.key").exists() and (workdir / "ci.pub").exists()
+
+
+def test_without_a_password_and_a_terminal_the_error_says_what_to_set(
+    cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SKANSE_PASSWORD")
+    run = cli("sign", "generate-key-pair", stdin=b"")
+    assert run.code == 2
+    assert "set SKANSE_PASSWORD or COSIGN_PASSWORD" in run.stderr
+
+
+@pytest.mark.registry
+def test_sign_and_verify_on_the_command_line(cli, workdir: Path, registry) -> None:
+    client = registry.client(workdir / "cache")
+    ref = registry.ref("cli/app:1.0")
+    digest = push_test_image(client, ref, b"cli")
+    client.close()
+    assert cli("sign", "generate-key-pair").code == 0
+    assert cli("sign", "generate-key-pair", "--output-key-prefix", "other").code == 0
+
+    signed = cli("sign", "--key", "cosign.key", "-a", "ci=42", str(ref))
+    assert signed.code == 0, signed.stderr
+    assert f"Signed {ref}@{digest}" in signed.stdout
+    assert "(1 signature(s))" in signed.stdout
+
+    ok = cli("verify", "--key", "cosign.pub", str(ref))
+    assert ok.code == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith(f"VERIFIED  {registry.host}/cli/app:1.0@{digest}")
+    assert "[ok  ] simple-signing" in ok.stdout
+
+    wrong = cli("verify", "--key", "other.pub", str(ref))
+    assert wrong.code == 1
+    assert wrong.stdout.startswith("NOT VERIFIED")
+    assert "does not verify with the key other.pub" in wrong.stdout
+
+    # two keys, one signature each, threshold 2; with JSON saying which key verified which
+    assert cli("sign", "--key", "other.key", "--bundle", str(ref)).code == 0
+    both = cli(
+        "verify",
+        "--key",
+        "cosign.pub",
+        "--key",
+        "other.pub",
+        "--threshold",
+        "2",
+        "-f",
+        "json",
+        str(ref),
+    )
+    assert both.code == 0, both.stdout
+    doc = json.loads(both.stdout)
+    assert doc["schema_version"] == 1 and doc["verified"]
+    (image,) = doc["images"]
+    assert image["digest"] == digest and image["verified_keys"] == ["cosign.pub", "other.pub"]
+    assert {(s["format"], s["key"]) for s in image["signatures"]} == {
+        ("bundle", "other.pub"),
+        ("simple-signing", "cosign.pub"),
+    }
+
+    annotated = cli("verify", "--key", "cosign.pub", "-a", "ci=43", str(ref))
+    assert annotated.code == 1 and "annotation ci=43" in annotated.stdout
+
+    too_many = cli("verify", "--key", "cosign.pub", "--threshold", "2", str(ref))
+    assert too_many.code == 2 and "more than the 1 key(s)" in too_many.stderr
+
+
+@pytest.mark.registry
+def test_verify_reports_in_sarif_and_junit(cli, workdir: Path, registry) -> None:
+    client = registry.client(workdir / "cache")
+    signed, unsigned = registry.ref("cli/signed:1"), registry.ref("cli/unsigned:1")
+    push_test_image(client, signed, b"s")
+    push_test_image(client, unsigned, b"u")
+    client.close()
+    assert cli("sign", "generate-key-pair").code == 0
+    assert cli("sign", "--key", "cosign.key", str(signed)).code == 0
+
+    sarif = cli("verify", "--key", "cosign.pub", "-f", "sarif", str(signed), str(unsigned))
+    assert sarif.code == 1
+    document = json.loads(sarif.stdout)
+    schema = SCHEMAS / "sarif-schema-2.1.0.json"
+    if schema.exists():  # ../shared/schemas is there in CI; the rest holds without it
+        jsonschema.validate(document, json.loads(schema.read_text()))
+    (result,) = document["runs"][0]["results"]
+    assert result["ruleId"] == "SKN-SIG-001"
+    assert "no signature found" in result["message"]["text"]
+    assert "cli/unsigned" in result["message"]["text"]
+
+    junit = cli(
+        "verify", "--key", "cosign.pub", "-f", "junit", "-o", "out.xml", str(signed), str(unsigned)
+    )
+    assert junit.code == 1 and junit.stdout == ""
+    suite = ET.parse(workdir / "out.xml").getroot()  # noqa: S314 - our own output
+    cases = suite.findall(".//testcase")
+    assert len(cases) == 2
+    assert sum(1 for c in cases if c.find("failure") is not None) == 1
+
+
+@pytest.mark.registry
+def test_wrong_password_is_a_clear_error_without_traceback(
+    cli, workdir: Path, registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = registry.client(workdir / "cache")
+    ref = registry.ref("cli/pw:1")
+    push_test_image(client, ref)
+    client.close()
+    assert cli("sign", "generate-key-pair").code == 0
+    monkeypatch.setenv("SKANSE_PASSWORD", "wrong")
+    run = cli("sign", "--key", "cosign.key", str(ref))
+    assert run.code == 2
+    assert "cosign.key: wrong password" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    # COSIGN_PASSWORD is read when SKANSE_PASSWORD is not set
+    monkeypatch.delenv("SKANSE_PASSWORD")
+    monkeypatch.setenv("COSIGN_PASSWORD", "correct horse")
+    assert cli("sign", "--key", "cosign.key", str(ref)).code == 0
+
+
+@pytest.mark.registry
+def test_attest_an_sbom_from_the_image_and_verify_it(cli, workdir: Path, registry) -> None:
+    from skanse.oci.writer import LayerBuilder, build_image, push_image
+
+    client = registry.client(workdir / "cache")
+    ref = registry.ref("cli/sbom:1")
+    layer = (
+        LayerBuilder()
+        .add_file("/etc/os-release", b"ID=alpine\nVERSION_ID=3.19.1\n")
+        .add_file("/lib/apk/db/installed", b"P:musl\nV:1.2.4-r2\nA:x86_64\no:musl\n\n")
+        .build()
+    )
+    push_image(client, ref, build_image([layer]))
+    client.close()
+    assert cli("sign", "generate-key-pair").code == 0
+    sbom = cli("sbom", str(ref), "-o", "cyclonedx-json=sbom.cdx.json", "--no-cache")
+    assert sbom.code == 0, sbom.stderr
+    attested = cli(
+        "attest",
+        "--key",
+        "cosign.key",
+        "--predicate",
+        "sbom.cdx.json",
+        "--type",
+        "cyclonedx",
+        str(ref),
+    )
+    assert attested.code == 0, attested.stderr
+    assert "https://cyclonedx.org/bom" in attested.stdout
+    ok = cli("verify-attestation", "--key", "cosign.pub", "--type", "cyclonedx", str(ref))
+    assert ok.code == 0, ok.stdout
+    other = cli("verify-attestation", "--key", "cosign.pub", "--type", "spdxjson", str(ref))
+    assert other.code == 1 and "https://spdx.dev/Document" in other.stdout
+    bad_type = cli("verify-attestation", "--key", "cosign.pub", "--type", "nope", str(ref))
+    assert bad_type.code == 2 and "unknown attestation type" in bad_type.stderr
+    (workdir / "bad.json").write_text("{not json")
+    bad = cli("attest", "--key", "cosign.key", "--predicate", "bad.json", str(ref))
+    assert bad.code == 2 and "bad.json: not valid JSON" in bad.stderr

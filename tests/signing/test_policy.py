@@ -1,0 +1,254 @@
+"""The admission policy: file format, globs, `verify_image` decisions and the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skanse.errors import SignaturePolicyError
+from skanse.oci.reference import parse_reference
+from skanse.oci.registry import RegistryClient
+from skanse.signing.policy import (
+    Decision,
+    DecisionCache,
+    glob_pattern,
+    load_policy,
+    parse_policy,
+    verify_image,
+)
+from skanse.signing.sign import PREDICATE_TYPES, attest_image, sign_image
+from tests.signing.helpers import new_key, push_test_image
+
+
+def _write_keys(tmp_path: Path, **keys) -> None:
+    for name, key in keys.items():
+        (tmp_path / f"{name}.pub").write_bytes(key.public_key().pem())
+
+
+def _policy(tmp_path: Path, text: str):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("glob", "repository", "matches"),
+    [
+        ("registry.example.com/team/*", "registry.example.com/team/app", True),
+        ("registry.example.com/team/*", "registry.example.com/team/a/b", False),
+        ("registry.example.com/**", "registry.example.com/team/a/b", True),
+        ("registry.example.com/**", "registry.example.com.evil.io/x", False),
+        ("docker.io/library/nginx", "docker.io/library/nginx", True),
+        ("*/library/nginx", "docker.io/library/nginx", True),
+        ("127.0.0.1:5000/app?", "127.0.0.1:5000/app1", True),
+        ("127.0.0.1:5000/app?", "127.0.0.1:5000/app/", False),
+        ("a.io/x.y", "a.io/xzy", False),  # dots are literal
+    ],
+)
+def test_globs(glob: str, repository: str, matches: bool) -> None:
+    assert (glob_pattern(glob).fullmatch(repository) is not None) is matches
+
+
+def test_policy_file_is_read_with_keys_rules_and_cache_settings(tmp_path: Path) -> None:
+    a, b = new_key(), new_key()
+    _write_keys(tmp_path, a=a)
+    pem = b.public_key().pem().decode().replace("\n", "\n      ")
+    policy = _policy(
+        tmp_path,
+        f"""\
+apiVersion: skanse.io/v1alpha1
+kind: ImagePolicy
+keys:
+  ci: a.pub
+  release:
+    pem: |
+      {pem}
+images:
+  - glob: "registry.example.com/payments/**"
+    keys: [ci, release]
+    threshold: 2
+    requireReference: true
+    attestations:
+      - type: cyclonedx
+        keys: [ci]
+  - glob: "registry.k8s.io/**"
+    allow: true
+default: allow
+cache: {{size: 7, ttl: 60, negativeTtl: 1}}
+""",
+    )
+    first, second = policy.rules
+    assert [k.name for k in first.keys] == ["ci", "release"]
+    assert first.threshold == 2 and first.require_reference
+    assert first.attestations[0].predicate_type == "https://cyclonedx.org/bom"
+    assert [k.name for k in first.attestations[0].keys] == ["ci"]
+    assert second.allow and policy.default_allow
+    assert (policy.cache.size, policy.cache.ttl, policy.cache.negative_ttl) == (7, 60, 1)
+    assert policy.rule_for(parse_reference("registry.k8s.io/pause:3.9")) is second
+    assert policy.rule_for(parse_reference("nginx")) is None
+
+
+HEADER = "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("keys: {ci: a.pub}\nimages: [{glob: x, keys: [nope]}]\n", "undefined key(s) nope"),
+        ("keys: {ci: a.pub}\nimages: [{glob: x, keys: [ci], threshold: 2}]\n", "threshold 2"),
+        ("keys: {ci: a.pub}\nimages: [{glob: x, keys: [ci], allow: true}]\n", "takes no keys"),
+        ("images: [{glob: x}]\n", "a rule needs keys"),
+        ("keys: {ci: a.pub}\nimages: [{glob: x, keys: [ci], colour: red}]\n", "line 4"),
+        (
+            "keys: {ci: a.pub}\nimages: [{glob: x, keys: [ci], attestations: [{type: nope}]}]\n",
+            "unknown attestation type 'nope'",
+        ),
+        ("keys: {ci: missing.pub}\nimages: [{glob: x, keys: [ci]}]\n", "missing.pub"),
+        ("keys: {ci: {path: a.pub, pem: x}}\nimages: []\n", "exactly one of path and pem"),
+        ("keys: {ci: {pem: nonsense}}\nimages: []\n", "no PEM block"),
+        ("images: [\n", "invalid YAML"),
+        ("images: []\nimages: []\n", "duplicate"),
+        ("images: []\ndefault: maybe\n", "default"),
+    ],
+)
+def test_bad_policy_files_name_the_problem(tmp_path: Path, body: str, fragment: str) -> None:
+    _write_keys(tmp_path, a=new_key())
+    with pytest.raises(SignaturePolicyError) as info:
+        _policy(tmp_path, HEADER + body)
+    assert fragment in info.value.diagnostics()
+    assert "policy.yaml" in info.value.diagnostics()
+
+
+def test_wrong_api_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SignaturePolicyError, match="apiVersion"):
+        parse_policy(b"apiVersion: v2\nkind: ImagePolicy\nimages: []\n", base_dir=tmp_path)
+
+
+def test_decision_cache_is_bounded_and_expires() -> None:
+    now = [0.0]
+    cache = DecisionCache(2, ttl=10, negative_ttl=1, clock=lambda: now[0])
+    allow, deny = Decision(True, "ok", "i"), Decision(False, "no", "i")
+    cache.put(("r", "a", "1"), allow)
+    cache.put(("r", "a", "2"), allow)
+    assert cache.get(("r", "a", "1")) is allow  # now the most recently used
+    cache.put(("r", "a", "3"), deny)
+    assert len(cache) == 2
+    assert cache.get(("r", "a", "2")) is None  # the least recently used went
+    now[0] = 1.5
+    assert cache.get(("r", "a", "3")) is None  # denials expire sooner
+    assert cache.get(("r", "a", "1")) is allow
+    now[0] = 10.0
+    assert cache.get(("r", "a", "1")) is None
+    assert DecisionCache(0).get(("r", "a", "1")) is None
+
+
+class _NoNetwork(RegistryClient):
+    """A client that fails the test if it is used at all."""
+
+    def _send(self, *args, **kwargs):
+        raise AssertionError("the network was used")
+
+
+@pytest.mark.registry
+def test_verify_image_decisions_and_cache(registry, tmp_path: Path) -> None:
+    key, other = new_key(), new_key()
+    _write_keys(tmp_path, ci=key, other=other)
+    client = registry.client(tmp_path / "cache")
+    signed = registry.ref("policy/signed:1.0")
+    unsigned = registry.ref("policy/unsigned:1.0")
+    digest = push_test_image(client, signed, b"signed")
+    push_test_image(client, unsigned, b"unsigned")
+    sign_image(client, signed, key)
+    policy = _policy(
+        tmp_path,
+        HEADER
+        + f"""\
+keys: {{ci: ci.pub, other: other.pub}}
+images:
+  - glob: "{registry.host}/policy/signed"
+    keys: [ci]
+  - glob: "{registry.host}/policy/two"
+    keys: [ci, other]
+    threshold: 2
+  - glob: "{registry.host}/exempt/**"
+    allow: true
+  - glob: "{registry.host}/policy/**"
+    keys: [ci]
+""",
+    )
+    decision = verify_image(str(signed), policy, client=client)
+    assert decision.allowed and not decision.cached
+    assert decision.digest == digest and decision.verified_keys == ("ci",)
+    assert decision.rule == f"{registry.host}/policy/signed"
+    # by digest: a cache hit needs no network at all
+    pinned = str(signed.with_digest(digest))
+    hit = verify_image(pinned, policy, client=_NoNetwork())
+    assert hit.allowed and hit.cached and hit.image == pinned
+
+    denied = verify_image(str(unsigned), policy, client=client)
+    assert not denied.allowed and "no signature found" in denied.reason
+
+    # k-of-n in the policy
+    two = registry.ref("policy/two:1.0")
+    push_test_image(client, two, b"two")
+    sign_image(client, two, key)
+    assert "only 1 of the 2" in verify_image(str(two), policy, client=client).reason
+    sign_image(client, two, other)
+    policy.cache.clear()
+    assert verify_image(str(two), policy, client=client).allowed
+
+    exempt = verify_image(f"{registry.host}/exempt/anything:1", policy, client=_NoNetwork())
+    assert exempt.allowed and "not verified" in exempt.reason
+    nomatch = verify_image("docker.io/library/nginx:1.27", policy, client=_NoNetwork())
+    assert not nomatch.allowed and "denied by default" in nomatch.reason
+    bad = verify_image("Not A Reference", policy, client=_NoNetwork())
+    assert not bad.allowed and bad.reason.startswith("invalid image reference")
+    client.close()
+
+
+@pytest.mark.registry
+def test_verify_image_required_attestation(registry, tmp_path: Path) -> None:
+    key = new_key()
+    _write_keys(tmp_path, ci=key)
+    client = registry.client(tmp_path / "cache")
+    ref = registry.ref("policy/attested:1.0")
+    push_test_image(client, ref, b"attested")
+    sign_image(client, ref, key)
+    policy = _policy(
+        tmp_path,
+        HEADER
+        + f"""\
+keys: {{ci: ci.pub}}
+images:
+  - glob: "{registry.host}/policy/attested"
+    keys: [ci]
+    attestations: [{{type: cyclonedx}}]
+""",
+    )
+    first = verify_image(str(ref), policy, client=client)
+    assert not first.allowed and "attestation https://cyclonedx.org/bom" in first.reason
+    attest_image(client, ref, key, PREDICATE_TYPES["cyclonedx"], {"bomFormat": "CycloneDX"})
+    policy.cache.clear()
+    second = verify_image(str(ref), policy, client=client)
+    assert second.allowed, second.reason
+    client.close()
+
+
+def test_an_unreachable_registry_denies_and_is_not_cached(tmp_path: Path) -> None:
+    from skanse.oci.registry import RegistryOptions
+    from tests._registry import free_port
+
+    key = new_key()
+    _write_keys(tmp_path, ci=key)
+    policy = _policy(tmp_path, HEADER + "keys: {ci: ci.pub}\nimages: [{glob: '**', keys: [ci]}]\n")
+    client = RegistryClient(RegistryOptions(timeout=2))
+    ref = f"127.0.0.1:{free_port()}/app@sha256:" + "ab" * 32
+    decision = verify_image(ref, policy, client=client)
+    assert not decision.allowed
+    assert decision.reason.startswith("not verified: could not check: referrers of")
+    assert "cannot reach" in decision.reason
+    assert not decision.final and len(policy.cache) == 0
+    # a tag cannot even be resolved: denied as well, never an exception
+    tag = verify_image(ref.split("@")[0] + ":1.0", policy, client=client)
+    assert not tag.allowed and tag.reason.startswith("could not check: ")

@@ -1,0 +1,280 @@
+"""The database: building from the corpus, bad and hostile input, atomic replacement,
+schema versions, export and import across an air gap."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from skanse.errors import DatabaseError, DatabaseSchemaError, TransferError
+from skanse.vuln import db as dbmod
+from skanse.vuln.db import Database, Source, build_database
+from skanse.vuln.transfer import export_database, import_database
+from tests.conftest import corpus_path
+from tests.vuln.helpers import osv, write_json
+
+
+@pytest.mark.corpus
+def test_build_from_the_corpus_counts_every_record(tmp_path: Path) -> None:
+    root = corpus_path("vulndb")
+    result = build_database(
+        tmp_path / "vuln.db",
+        [Source(root / "osv-pypi"), Source(root / "osv-rustsec"), Source(root / "alpine-secdb")],
+    )
+    pypi, rustsec, secdb = result.sources
+    assert (pypi.kinds["osv"], pypi.withdrawn, pypi.rejected) == (2661, 10, [])
+    assert (rustsec.kinds["osv"], rustsec.withdrawn, rustsec.rejected) == (1206, 13, [])
+    assert secdb.kinds["alpine-secdb"] > 0 and secdb.rejected == []
+    with Database.open(tmp_path / "vuln.db") as db:
+        info = db.info()
+        assert info.advisories == result.advisories
+        assert info.withdrawn == 23
+        ecosystems = dict(info.ecosystems)
+        assert {"pypi", "crates.io", "alpine:3.10", "alpine:3.11"} <= set(ecosystems)
+        assert db.resolve("CVE-2018-18074") == ["CVE-2018-18074", "PYSEC-2018-28"]
+
+
+@pytest.mark.corpus
+def test_grype_fixtures_import_with_unsupported_formats_named(tmp_path: Path) -> None:
+    result = build_database(tmp_path / "v.db", [Source(corpus_path("vulndb", "grype-fixtures"))])
+    [summary] = result.sources
+    assert summary.kinds["vunnel"] == 19 and summary.kinds["osv"] == 20
+    [rejected] = summary.rejected
+    assert rejected.origin.endswith("archlinux.json[0]")
+    assert "pacman" in rejected.reason
+    assert any(name.endswith("db.yaml") for name in summary.ignored)  # not advisory data
+
+
+def test_corrupt_truncated_and_malformed_files_are_named_and_skipped(tmp_path: Path) -> None:
+    good = osv("PYSEC-TEST-1", "PyPI", "demo", [{"introduced": "0"}, {"fixed": "2.0"}])
+    src = tmp_path / "src"
+    write_json(src / "good.json", good)
+    text = json.dumps(good)
+    (src / "truncated.json").write_text(text[: len(text) // 2])
+    (src / "binary.json").write_bytes(b"\x00\xff\xfe garbage")
+    bad_event = dict(good, id="PYSEC-TEST-2")
+    bad_event["affected"] = [
+        {
+            "package": {"ecosystem": "PyPI", "name": "x"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0", "fixed": "1"}]}],
+        }
+    ]
+    write_json(src / "two-kinds-in-one-event.json", bad_event)
+    (src / "float.yaml").write_text(
+        "id: PYSEC-TEST-3\nmodified: '2024-01-01'\naffected:\n"
+        "- package: {name: x, ecosystem: PyPI}\n"
+        "  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: '0'\n    - fixed: 1.10\n"
+    )
+    # a billion laughs: ten aliases of ten aliases ... nine levels deep
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(8):
+        previous, name = chr(97 + i), chr(98 + i)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    (src / "alias-bomb.yaml").write_text("\n".join(lines) + "\n")
+    (src / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    result = build_database(tmp_path / "v.db", [Source(src)])
+    [summary] = result.sources
+    assert summary.advisories == 1
+    reasons = {Path(r.origin).name: r.reason for r in summary.rejected}
+    assert set(reasons) == {
+        "truncated.json",
+        "binary.json",
+        "two-kinds-in-one-event.json",
+        "float.yaml",
+        "alias-bomb.yaml",
+        "deep.json",
+    }
+    assert reasons["truncated.json"].startswith("not valid JSON")
+    assert "exactly one of" in reasons["two-kinds-in-one-event.json"]
+    assert "YAML number 1.1" in reasons["float.yaml"]
+    assert "nodes" in reasons["alias-bomb.yaml"]
+
+
+def test_osv_all_zip_is_read_in_memory_with_caps(tmp_path: Path, monkeypatch) -> None:
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(3):
+            zf.writestr(
+                f"PYSEC-Z-{i}.json",
+                json.dumps(osv(f"PYSEC-Z-{i}", "PyPI", "demo", [{"introduced": "0"}])),
+            )
+        zf.writestr(
+            "../../escape.json", json.dumps(osv("PYSEC-Z-9", "PyPI", "demo", [{"introduced": "0"}]))
+        )
+        zf.writestr("big.json", b" " * 4096 + b"{}")
+        zf.writestr("README.txt", "not a record")
+    monkeypatch.setattr("skanse.vuln.importers.MAX_MEMBER_BYTES", 2048)
+    result = build_database(tmp_path / "v.db", [Source(archive)])
+    [summary] = result.sources
+    assert summary.advisories == 4  # the odd name is read, never used as a path
+    assert [r.origin.rsplit(":", 1)[1] for r in summary.rejected] == ["big.json"]
+    assert not (tmp_path.parent / "escape.json").exists()
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    [broken] = build_database(tmp_path / "w.db", [Source(tmp_path / "broken.zip")]).sources
+    assert "not a readable zip" in broken.rejected[0].reason
+
+
+def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, monkeypatch) -> None:
+    src = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "db" / "vuln.db"
+    build_database(dest, [Source(src.parent)])
+    before = dest.read_bytes()
+
+    real = dbmod.read_source  # type: ignore[attr-defined]
+
+    def interrupted(path, kind=None):
+        yield from real(path, kind)
+        raise KeyboardInterrupt  # the user pressed ^C half-way
+
+    monkeypatch.setattr(dbmod, "read_source", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_database(dest, [Source(src.parent)])
+    assert dest.read_bytes() == before
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["vuln.db"]  # no temp left
+
+
+def test_another_schema_version_is_refused_with_rebuild_advice(tmp_path: Path) -> None:
+    src = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "vuln.db"
+    build_database(dest, [Source(src.parent)])
+    with sqlite3.connect(dest) as conn:
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(DatabaseSchemaError) as caught:
+        Database.open(dest)
+    message = caught.value.diagnostics()
+    assert "schema 999" in message and "skanse db build" in message and str(dest) in message
+
+
+def test_missing_and_non_sqlite_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="skanse db build"):
+        Database.open(tmp_path / "nothing.db")
+    (tmp_path / "text.db").write_text("hello")
+    with pytest.raises(DatabaseError, match="not SQLite"):
+        Database.open(tmp_path / "text.db")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(DatabaseError, match="not a skanse vulnerability database"):
+        Database.open(other)
+
+
+@pytest.fixture
+def small_db(tmp_path: Path) -> Path:
+    src = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "vuln.db"
+    build_database(dest, [Source(src.parent)])
+    return dest
+
+
+def test_export_then_import_gives_the_same_database(small_db: Path, tmp_path: Path) -> None:
+    exported = export_database(small_db, tmp_path / "out.tar.zst")
+    assert exported.manifest["database"]["size"] == small_db.stat().st_size
+    target = tmp_path / "airgap" / "vuln.db"
+    manifest = import_database(exported.path, target)
+    assert target.read_bytes() == small_db.read_bytes()
+    assert manifest["database"]["sha256"] == exported.manifest["database"]["sha256"]
+    with Database.open(target) as db:
+        assert [c.advisory.id for c in db.candidates("pypi", "demo")] == ["PYSEC-T-1"]
+
+
+def _rewrite(archive: Path, out: Path, change) -> None:
+    """Decompress, let `change` alter the (manifest, database) members, recompress."""
+    with archive.open("rb") as handle:
+        raw = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    members = []
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        for member in tar.getmembers():
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            members.append((member.name, extracted.read()))
+    members = change(members)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out.write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        (
+            "flipped-byte",
+            lambda m: [m[0], (m[1][0], m[1][1][:100] + bytes([m[1][1][100] ^ 1]) + m[1][1][101:])],
+            "does not match the manifest",
+        ),
+        ("no-manifest", lambda m: [m[1]], "first member must be manifest.json"),
+        ("extra-member", lambda m: [*m, ("../../etc/x", b"boo")], "unexpected members"),
+        (
+            "wrong-size",
+            lambda m: [m[0], (m[1][0], m[1][1] + b"x")],
+            "the manifest says",
+        ),
+        (
+            "bad-manifest",
+            lambda m: [("manifest.json", b"{not json"), m[1]],
+            "malformed manifest",
+        ),
+        (
+            "old-schema",
+            lambda m: [
+                (
+                    "manifest.json",
+                    json.dumps({**json.loads(m[0][1]), "schema_version": 0}).encode(),
+                ),
+                m[1],
+            ],
+            "schema 0",
+        ),
+    ],
+)
+def test_import_refuses_a_damaged_export_and_keeps_the_old_database(
+    small_db: Path, tmp_path: Path, name, change, message
+) -> None:
+    exported = export_database(small_db, tmp_path / "out.tar.zst")
+    damaged = tmp_path / f"{name}.tar.zst"
+    _rewrite(exported.path, damaged, change)
+    target = tmp_path / "airgap" / "vuln.db"
+    target.parent.mkdir()
+    target.write_bytes(b"previous")
+    with pytest.raises(TransferError, match=message):
+        import_database(damaged, target)
+    assert target.read_bytes() == b"previous"
+    assert sorted(os.listdir(target.parent)) == ["vuln.db"]
+
+
+def test_import_of_something_else_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "x.tar.zst").write_bytes(b"hello, not zstd")
+    with pytest.raises(TransferError, match="not a database exported"):
+        import_database(tmp_path / "x.tar.zst", tmp_path / "vuln.db")
+    assert not (tmp_path / "vuln.db").exists()
+
+
+@pytest.mark.corpus
+def test_secdb_json_as_published_today_reads_like_the_yaml(tmp_path: Path) -> None:
+    # secdb.alpinelinux.org publishes the same structure as JSON (v3.x/main.json)
+    from skanse.sources.yamlpos import load_documents
+
+    source = corpus_path("vulndb", "alpine-secdb", "v3.11", "main.yaml")
+    [document] = list(load_documents(source.read_bytes()))
+    as_json = write_json(tmp_path / "json" / "main.json", document.data)  # type: ignore[union-attr]
+    from_yaml = build_database(tmp_path / "y.db", [Source(source)]).sources[0]
+    from_json = build_database(tmp_path / "j.db", [Source(as_json)]).sources[0]
+    assert from_json.advisories == from_yaml.advisories > 0
+    assert from_json.rejected == from_yaml.rejected == []

@@ -1,0 +1,187 @@
+"""SBOMs as input (Syft's and skanse's; invalid ones), and the `vuln` / `db` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from skanse.errors import SbomError
+from skanse.inventory.model import Inventory
+from skanse.vuln.sbom import read_sbom
+from tests.conftest import corpus_path
+from tests.vuln.helpers import osv, write_json
+
+
+@pytest.mark.corpus
+def test_syft_cyclonedx_spdx_and_json_give_the_same_packages() -> None:
+    fixtures = corpus_path("sbom-fixtures", "tiny-image-sboms")
+    cdx = read_sbom(fixtures / "tiny.cdx.json")
+    spdx = read_sbom(fixtures / "tiny.spdx.json")
+    syft = read_sbom(fixtures / "tiny.syft.json")
+
+    def facts(inv: Inventory) -> set[tuple[str, str, str, str]]:
+        return {
+            (p.name, p.version, p.purl, p.locations[0].path if p.locations else "")
+            for p in inv.packages
+        }
+
+    assert facts(cdx) == facts(spdx) == facts(syft)
+    names = {p.name for p in cdx.packages}
+    assert {"musl", "zlib", "requests", "lodash", "busybox-static"} <= names
+    assert cdx.distro is not None and (cdx.distro.id, cdx.distro.version_id) == ("alpine", "3.16.2")
+    assert syft.distro is not None and syft.distro.version_id == "3.16.2"
+    assert cdx.subject.manifest_digest and cdx.subject.manifest_digest.startswith("sha256:")
+    musl = next(p for p in cdx.packages if p.name == "musl")
+    assert musl.locations[0].layer_digest and musl.locations[0].layer_digest.startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<?xml version='1.0'?><bom xmlns='http://cyclonedx.org/schema/bom/1.6'/>", "not JSON"),
+        (b"[1, 2, 3]", "is a JSON object"),
+        (b'{"hello": "world"}', "not an SBOM"),
+        (b'{"bomFormat": "SomethingElse", "specVersion": "1.6"}', "bomFormat"),
+        (
+            b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"name": 1}]}',
+            r"not a valid CycloneDX SBOM:\n  components\[0\]\.type: Field required",
+        ),
+        (b'{"spdxVersion": "SPDX-2.3", "packages": [{"name": "x"}]}', "not a valid SPDX SBOM"),
+        (b'{"spdxVersion": "SPDX-3.0", "packages": []}', "not SPDX 2.x"),
+        (b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"ty', "not JSON"),
+    ],
+)
+def test_invalid_sboms_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(SbomError, match=message) as caught:
+        read_sbom(path)
+    assert str(path) in caught.value.diagnostics()
+
+
+def test_deeply_nested_cyclonedx_components_are_bounded(tmp_path: Path) -> None:
+    component: dict = {"type": "library", "name": "leaf", "version": "1"}
+    for i in range(40):
+        component = {"type": "library", "name": f"n{i}", "version": "1", "components": [component]}
+    path = write_json(
+        tmp_path / "deep.json",
+        {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [component]},
+    )
+    with pytest.raises(SbomError, match="nested deeper"):
+        read_sbom(path)
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path, cli) -> Path:
+    record = osv(
+        "PYSEC-DEMO-1",
+        "PyPI",
+        "demo",
+        [{"introduced": "0"}, {"fixed": "2.0"}],
+        aliases=["CVE-2099-42"],
+        severity="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    )
+    source = write_json(tmp_path / "advisories" / "PYSEC-DEMO-1.json", record)
+    (tmp_path / "advisories" / "broken.json").write_text('{"id": "PYSEC-X", "modified": ')
+    db = tmp_path / "db" / "vuln.db"
+    run = cli("db", "build", f"osv:{source.parent}", "--db", str(db))
+    assert run.code == 0, run.stderr
+    assert "1 advisories (1 osv)" in run.stdout and "1 rejected" in run.stdout
+    assert "broken.json: not valid JSON" in run.stderr
+    return db
+
+
+def _rootfs(tmp_path: Path, version: str) -> Path:
+    root = tmp_path / f"rootfs-{version}"
+    meta = root / "usr/lib/python3.12/site-packages" / f"demo-{version}.dist-info" / "METADATA"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(f"Metadata-Version: 2.1\nName: demo\nVersion: {version}\n")
+    return root
+
+
+def test_cli_vuln_exit_codes_and_fail_on(cli, demo_db: Path, tmp_path: Path) -> None:
+    vulnerable, fixed = _rootfs(tmp_path, "1.5"), _rootfs(tmp_path, "2.0")
+    run = cli("vuln", f"dir:{vulnerable}", "--db", str(demo_db), "--no-config")
+    assert run.code == 1
+    assert "PYSEC-DEMO-1" in run.stdout and "CRITICAL" in run.stdout and "CVE-2099-42" in run.stdout
+    assert cli("vuln", f"dir:{fixed}", "--db", str(demo_db), "--no-config").code == 0
+    exit_zero = cli("vuln", f"dir:{vulnerable}", "--db", str(demo_db), "--no-config", "--exit-zero")
+    assert exit_zero.code == 0
+    below = cli(
+        "vuln",
+        str(vulnerable),
+        "--db",
+        str(demo_db),
+        "--no-config",
+        "--severity",
+        "low",
+        "--fail-on",
+        "critical",
+    )
+    assert below.code == 1
+
+
+def test_cli_config_suppression_needs_a_reason(cli, demo_db: Path, tmp_path: Path) -> None:
+    root = _rootfs(tmp_path, "1.5")
+    config = tmp_path / "skanse.yaml"
+    config.write_text("suppressions:\n  - id: CVE-2099-42\n    purl: pkg:pypi/demo\n")
+    run = cli("vuln", str(root), "--db", str(demo_db), "--config", str(config))
+    assert run.code == 2 and "reason" in run.stderr
+    config.write_text(
+        "suppressions:\n  - id: CVE-2099-42\n    purl: pkg:pypi/demo\n    reason: sandboxed\n"
+    )
+    run = cli("vuln", str(root), "--db", str(demo_db), "--config", str(config), "-f", "json")
+    assert run.code == 0
+    [match] = json.loads(run.stdout)["matches"]
+    assert match["suppressed"] and match["suppression"]["reason"] == "sandboxed"
+
+
+def test_cli_missing_database_and_bad_inputs_exit_2(cli, tmp_path: Path, demo_db: Path) -> None:
+    root = _rootfs(tmp_path, "1.5")
+    missing = cli("vuln", str(root), "--db", str(tmp_path / "none.db"), "--no-config")
+    assert missing.code == 2 and "skanse db build" in missing.stderr
+    bad = tmp_path / "bad.cdx.json"
+    bad.write_text('{"bomFormat": "CycloneDX"}')
+    run = cli("vuln", str(bad), "--db", str(demo_db), "--no-config")
+    assert run.code == 2 and "not a valid CycloneDX SBOM" in run.stderr
+    vex = tmp_path / "vex.json"
+    statement = {"vulnerability": "CVE-1", "products": ["pkg:pypi/demo"], "status": "not_affected"}
+    document = {"@context": "https://openvex.dev/ns/v0.2.0", "statements": [statement]}
+    vex.write_text(json.dumps(document))
+    run = cli("vuln", str(root), "--db", str(demo_db), "--no-config", "--vex", str(vex))
+    assert run.code == 2 and "needs a justification" in run.stderr
+
+
+def test_cli_db_info_export_import(cli, demo_db: Path, tmp_path: Path) -> None:
+    info = cli("db", "info", "--db", str(demo_db))
+    assert info.code == 0
+    assert "1 advisories (0 withdrawn)" in info.stdout and "pypi" in info.stdout
+    as_json = json.loads(cli("db", "info", "--db", str(demo_db), "--json").stdout)
+    assert as_json["schema_version"] == 1 and as_json["ecosystems"] == {"pypi": 1}
+    archive = tmp_path / "vuln-db.tar.zst"
+    exported = cli("db", "export", str(archive), "--db", str(demo_db))
+    assert exported.code == 0 and "sha256" in exported.stdout
+    target = tmp_path / "elsewhere" / "vuln.db"
+    imported = cli("db", "import", str(archive), "--db", str(target))
+    assert imported.code == 0 and "verified" in imported.stdout
+    assert target.read_bytes() == demo_db.read_bytes()
+    (tmp_path / "junk.tar.zst").write_bytes(b"junk")
+    assert cli("db", "import", str(tmp_path / "junk.tar.zst"), "--db", str(target)).code == 2
+    assert target.read_bytes() == demo_db.read_bytes()
+
+
+def test_cli_strict_fails_when_os_packages_cannot_be_checked(cli, demo_db: Path, tmp_path) -> None:
+    root = tmp_path / "no-os-release"
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nArchitecture: amd64\n"
+    )
+    relaxed = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config", "-f", "json")
+    assert relaxed.code == 0
+    [problem] = json.loads(relaxed.stdout)["problems"]
+    assert "bash" in problem["message"] and "release is unknown" in problem["message"]
+    strict = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config", "--strict")
+    assert strict.code == 2 and "could not be checked" in strict.stderr
+    assert "Could not check (1)" in strict.stdout
