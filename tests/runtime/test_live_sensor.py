@@ -40,6 +40,16 @@ def _bpftool(kind: str) -> list[dict]:
     return json.loads(done.stdout or "[]")
 
 
+def _possible_cpus() -> int:
+    """What libbpf_num_possible_cpus counts: /sys/devices/system/cpu/possible ("0-3,8")."""
+    text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    count = 0
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
 def _ours(kind: str) -> set[int]:
     return {item["id"] for item in _bpftool(kind) if str(item.get("name", "")).startswith("skn_")}
 
@@ -54,7 +64,8 @@ def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str) ->
     sensor = start_sensor(tmp_path, "--rules", str(stable_rules()), *extra)
     progs, maps = _ours("prog") - before_progs, _ours("map") - before_maps
     assert len(progs) == 3, "sys_exit, sched_process_fork and sched_process_exit"
-    assert len(maps) == 5
+    cpus = _possible_cpus()
+    assert len(maps) == 5 + cpus, "syscalls, counters, config, scratch, rings + a ring per CPU"
     if ending == "duration":
         sensor.process.wait(30)
     summary = sensor.stop(signal.SIGTERM)
@@ -115,6 +126,7 @@ def test_drops_are_counted_exactly_when_the_buffer_overflows(tmp_path: Path) -> 
         sensor.process.send_signal(signal.SIGCONT)
     summary = sensor.stop()
     assert summary["records_dropped"] > 50_000  # 1 MiB holds about 8,000 open records
+    assert summary["records_dropped_with_room_left"] == 0  # all of them for want of room
     assert summary["records_produced"] == summary["records_delivered"] + summary["records_dropped"]
     assert summary["records_produced"] >= 100_000
 
@@ -141,6 +153,7 @@ def test_metrics_endpoint_counts_events_and_rule_matches(tmp_path: Path) -> None
             values[name] = float(value)
     assert values['skanse_sensor_events_total{source="ebpf"}'] > 0
     assert values['skanse_sensor_events_dropped_total{reason="ringbuf_full"}'] == 0
+    assert values['skanse_sensor_events_dropped_total{reason="ringbuf_busy"}'] == 0
     produced = values['skanse_sensor_events_produced_total{source="ebpf"}']
     assert produced >= values['skanse_sensor_events_total{source="ebpf"}'] > 0
     key = (

@@ -233,7 +233,10 @@ def _run_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--state-dir", metavar="DIR", help="response journal directory (default /var/lib/skanse)"
     )
     run.add_argument(
-        "--ring-buffer-mib", type=int, metavar="N", help="kernel ring buffer size (default 64)"
+        "--ring-buffer-mib",
+        type=int,
+        metavar="N",
+        help="kernel ring buffer per CPU, MiB (default 16)",
     )
     run.add_argument("--rule-matching", choices=("first", "all"))
     run.add_argument("--append-output", metavar="FORMAT", help="fields appended to every alert")

@@ -61,7 +61,7 @@ class Sensor(Protocol):
 
     def wait(self, timeout: float) -> bool: ...
 
-    def records(self, max_bytes: int = ...) -> Iterator[Record | None]: ...
+    def records(self, max_records: int = ...) -> Iterator[Record | None]: ...
 
     def stop(self) -> None: ...
 
@@ -86,6 +86,7 @@ class AgentStats:
     unknown_syscalls: int = 0
     response_errors: int = 0
     errors: int = 0  # records whose handling raised (a bug: counted in metrics and summary)
+    max_backlog_bytes: int = 0  # the most the kernel buffer held when the consumer looked
     started: float = field(default_factory=time.time)
 
 
@@ -131,10 +132,15 @@ class Agent:
             self.drain()
             self.stopped.set()
 
-    def pump(self, max_bytes: int = 4 * 1024 * 1024) -> int:
+    def pump(self, max_records: int = 20_000) -> int:
         """Handle the records buffered now; returns how many."""
+        pending = getattr(self.sensor, "pending_bytes", None)
+        if pending is not None:
+            backlog = pending()
+            if backlog > self.stats.max_backlog_bytes:
+                self.stats.max_backlog_bytes = backlog
         count = 0
-        for record in self.sensor.records(max_bytes):
+        for record in self.sensor.records(max_records):
             count += 1
             if record is None:
                 self.stats.malformed += 1

@@ -319,7 +319,7 @@ class AuditSensor:
             Kind.EXEC, nr, ts_epoch - self._offset, pid, pid, 0, task.uid, task.gid, (), task, items
         )
 
-    def records(self, max_bytes: int = 0) -> Iterator[Record | None]:
+    def records(self, max_records: int = 0) -> Iterator[Record | None]:
         self._receive()
         while self._ready:
             yield self._ready.popleft()

@@ -18,6 +18,7 @@ import importlib.resources
 import os
 import platform
 import struct
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from skanse.errors import SensorError, SensorUnavailableError
 from skanse.runtime.libbpf import BpfObject, load_libbpf
 from skanse.runtime.records import Record, SyscallClass, parse_record
-from skanse.runtime.ringbuf import RingBuffer
+from skanse.runtime.ringbuf import MergedRings, RingBuffer
 from skanse.runtime.syscalls import STATE_SYSCALLS, SYSCALLS
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
     "preflight",
 ]
 
-DEFAULT_RING_BYTES = 64 * 1024 * 1024
+DEFAULT_RING_BYTES = 16 * 1024 * 1024  # per CPU
 PROGRAMS = ("skn_sys_exit", "skn_fork", "skn_exit")
 MIN_KERNEL = (5, 17)  # tp_btf, ring buffers, bpf_loop
 _CAP_PERFMON = 38
@@ -67,6 +68,7 @@ class BpfSensorOptions:
 class Counters:
     produced: int
     dropped: int
+    dropped_busy: int = 0  # of the dropped: the buffer had room, its lock was not taken
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
@@ -159,22 +161,29 @@ class BpfSensor:
         self.options = options
         self.plan, self.unsupported = syscall_plan(options.event_types)
         self._object: BpfObject | None = None
-        self._ring: RingBuffer | None = None
+        self._rings: MergedRings | None = None
+        self._ring_fds: list[int] = []
         self._cpus = 1
+        self._draining = False
         self.delivered = 0
 
     @property
     def running(self) -> bool:
-        return self._ring is not None
+        return self._rings is not None
 
     def start(self) -> None:
         path = preflight(self.options)
         libbpf = load_libbpf()
         self._cpus = libbpf.num_possible_cpus()
+        size = self.options.ring_bytes
         obj = BpfObject(libbpf, str(path))
+        rings: list[RingBuffer] = []
         try:
             obj.set_max_entries("skn_scratch", self._cpus)
-            obj.set_max_entries("skn_events", self.options.ring_bytes)
+            obj.set_max_entries("skn_rings", self._cpus)
+            for cpu in range(self._cpus):
+                self._ring_fds.append(obj.create_ringbuf(f"skn_ring_{cpu}", size))
+            obj.set_inner_map("skn_rings", self._ring_fds[0])
             obj.load()
             config = obj.map("skn_config")
             self_tgid = os.getpid() if self.options.ignore_self else 0
@@ -182,32 +191,43 @@ class BpfSensor:
             syscalls = obj.map("skn_syscalls")
             for nr, cls in sorted(self.plan.items()):
                 obj.update(syscalls, struct.pack("<I", nr), bytes([int(cls)]))
-            events = obj.map("skn_events")
-            ring = RingBuffer(events.fd, self.options.ring_bytes)
+            outer = obj.map("skn_rings")
+            for cpu, fd in enumerate(self._ring_fds):
+                obj.update(outer, struct.pack("<I", cpu), struct.pack("<I", fd))
+                rings.append(RingBuffer(fd, size))
             for program in PROGRAMS:
                 obj.attach(program)
         except BaseException:
+            for ring in rings:
+                ring.close()
+            self._close_fds()
             obj.close()
             raise
         self._object = obj
-        self._ring = ring
+        self._rings = MergedRings(rings)
+
+    def _close_fds(self) -> None:
+        while self._ring_fds:
+            os.close(self._ring_fds.pop())
 
     def wait(self, timeout: float) -> bool:
-        if self._ring is None:
-            raise SensorError("the sensor is not running")
-        return self._ring.wait(timeout)
+        """True when records can be taken; otherwise sleep `timeout` (no wakeups: polled)."""
+        rings = self._require_rings()
+        if rings.ready():
+            return True
+        time.sleep(timeout)
+        return rings.ready()
 
-    def read(self, max_bytes: int = 16 * 1024 * 1024) -> tuple[bytes, list[tuple[int, int]]]:
-        if self._ring is None:
+    def _require_rings(self) -> MergedRings:
+        if self._rings is None:
             raise SensorError("the sensor is not running")
-        chunk, spans = self._ring.read(max_bytes)
-        self.delivered += len(spans)
-        return chunk, spans
+        return self._rings
 
-    def records(self, max_bytes: int = 16 * 1024 * 1024) -> Iterator[Record | None]:
-        """The records buffered now, parsed (None for a malformed one)."""
-        chunk, spans = self.read(max_bytes)
-        for offset, length in spans:
+    def records(self, max_records: int = 65536) -> Iterator[Record | None]:
+        """The records ready now, oldest first across CPUs (None for a malformed one)."""
+        rings = self._require_rings()
+        for chunk, offset, length in rings.take(max_records, drain=self._draining):
+            self.delivered += 1
             yield parse_record(chunk, offset, length)
 
     def drops(self) -> tuple[int, int]:
@@ -216,29 +236,32 @@ class BpfSensor:
         return counters.produced, counters.dropped
 
     def pending_bytes(self) -> int:
-        return self._ring.pending() if self._ring is not None else 0
+        return self._rings.pending() if self._rings is not None else 0
 
     def counters(self) -> Counters:
         if self._object is None:
             return Counters(0, 0)
         handle = self._object.map("skn_counters")
         values = []
-        for index in (0, 1):
+        for index in (0, 1, 2):
             raw = self._object.lookup(handle, struct.pack("<I", index), 8 * self._cpus)
             values.append(sum(struct.unpack(f"<{self._cpus}Q", raw)))
-        return Counters(values[0], values[1])
+        return Counters(values[0], values[1], values[2])
 
     def stop(self) -> None:
-        """Detach the programs (no new records); what is buffered can still be read."""
+        """Detach the programs (no new records); what is buffered can still be read, all
+        of it: nothing older can arrive any more, so nothing is held back."""
         if self._object is not None:
             self._object.detach()
+        self._draining = True
 
     def close(self) -> None:
-        """Detach, release the ring buffer mapping and free the object. Idempotent."""
-        ring, self._ring = self._ring, None
+        """Detach, release the ring buffer mappings and free the object. Idempotent."""
+        rings, self._rings = self._rings, None
         obj, self._object = self._object, None
-        if ring is not None:
-            ring.close()
+        if rings is not None:
+            rings.close()
+        self._close_fds()
         if obj is not None:
             obj.close()
 
@@ -255,9 +278,9 @@ class BpfSensor:
                 "skn_exit": "tp_btf/sched_process_exit",
             },
             "maps": {
-                "skn_events": f"ringbuf, {self.options.ring_bytes} bytes",
+                "skn_rings": f"array of one ringbuf per CPU, {self.options.ring_bytes} bytes each",
                 "skn_syscalls": "array[512] of u8: the in-kernel syscall filter",
-                "skn_counters": "percpu_array[2]: produced, dropped",
+                "skn_counters": "percpu_array[3]: produced, dropped, dropped with room left",
                 "skn_config": "array[1]: the sensor's own pid (not traced)",
                 "skn_scratch": "array[CPUs] of 64 KiB: record assembly",
             },

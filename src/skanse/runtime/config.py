@@ -100,7 +100,7 @@ class SensorConfig(_Model):
     allow_host_kill: bool = False
     kubernetes: KubernetesConfig | None = None
     state_dir: str = "/var/lib/skanse"
-    ring_buffer_mib: int = Field(default=64, ge=1, le=4096)
+    ring_buffer_mib: int = Field(default=16, ge=1, le=1024)  # per CPU
     host_root: str = "/"
 
     @field_validator("ring_buffer_mib")

@@ -26,6 +26,8 @@ __all__ = ["BpfObject", "Libbpf", "MapHandle", "load_libbpf"]
 
 _LIB_NAMES = ("libbpf.so.1", "libbpf.so")
 
+_BPF_MAP_TYPE_RINGBUF = 27
+
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 
@@ -51,6 +53,12 @@ class Libbpf:
         self._fn("bpf_map__name", ctypes.c_char_p, [vp])
         self._fn("bpf_map__max_entries", ctypes.c_uint32, [vp])
         self._fn("bpf_map__set_max_entries", ctypes.c_int, [vp, ctypes.c_uint32])
+        self._fn("bpf_map__set_inner_map_fd", ctypes.c_int, [vp, ctypes.c_int])
+        self._fn(
+            "bpf_map_create",
+            ctypes.c_int,
+            [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, vp],
+        )
         self._fn("bpf_map_update_elem", ctypes.c_int, [ctypes.c_int, vp, vp, ctypes.c_uint64])
         self._fn("bpf_map_lookup_elem", ctypes.c_int, [ctypes.c_int, vp, vp])
         self._fn("libbpf_num_possible_cpus", ctypes.c_int, [])
@@ -203,6 +211,26 @@ class BpfObject:
         rc = self._lib.bpf_map__set_max_entries(self._map(name), entries)
         if rc != 0:
             raise SensorError(f"map {name}: cannot set {entries} entries: {os.strerror(-rc)}")
+
+    def set_inner_map(self, name: str, fd: int) -> None:
+        """Use the map `fd` as the inner-map template of a map-in-map (before loading).
+
+        (Sizing libbpf's own template with bpf_map__set_max_entries crashes libbpf 1.1:
+        its inner map has no object.)"""
+        rc = self._lib.bpf_map__set_inner_map_fd(self._map(name), fd)
+        if rc != 0:
+            raise SensorError(f"map {name}: cannot set its inner map: {os.strerror(-rc)}")
+
+    def create_ringbuf(self, name: str, size: int) -> int:
+        """A new BPF ring buffer map of `size` bytes; its fd (the caller closes it)."""
+        ctypes.set_errno(0)
+        fd = int(self._lib.bpf_map_create(_BPF_MAP_TYPE_RINGBUF, name.encode(), 0, 0, size, None))
+        if fd < 0:
+            err = ctypes.get_errno() or -fd
+            raise SensorError(
+                f"cannot create ring buffer {name} of {size} bytes: {os.strerror(err)}"
+            )
+        return fd
 
     def load(self) -> None:
         self._libbpf.take_log()

@@ -1,7 +1,9 @@
 """Prometheus metrics of the sensor, served by prometheus-client on a local port.
 
     skanse_sensor_events_total{source}                 records the sensor delivered
-    skanse_sensor_events_dropped_total{reason}         records the kernel could not queue
+    skanse_sensor_events_dropped_total{reason}         records the kernel could not queue:
+                                                       ringbuf_full, or ringbuf_busy (room
+                                                       left, the ring's lock timed out)
     skanse_sensor_events_produced_total{source}        records the kernel produced
     skanse_sensor_rule_matches_total{rule,priority}    alerts per rule
     skanse_sensor_output_failures_total{output}        alerts an output could not deliver
@@ -36,12 +38,14 @@ class SensorCollector(Collector):
         outputs: Sequence[Any] = (),
         lock: threading.Lock | None = None,
         drops: Callable[[], tuple[int, int]] | None = None,
+        busy: Callable[[], int] | None = None,
     ) -> None:
         self.agent = agent
         self.source = source
         self.outputs = outputs
         self.lock = lock
         self.drops = drops
+        self.busy = busy
 
     def collect(self) -> Iterator[Metric]:
         stats = self.agent.stats
@@ -62,10 +66,12 @@ class SensorCollector(Collector):
         yield made
         lost = CounterMetricFamily(
             "skanse_sensor_events_dropped",
-            "Kernel records lost because the ring buffer was full",
+            "Kernel records lost: the ring buffer was full, or its lock was not taken in time",
             labels=["reason"],
         )
-        lost.add_metric(["ringbuf_full"], float(dropped))
+        busy = self.busy() if self.busy is not None else 0
+        lost.add_metric(["ringbuf_full"], float(dropped - busy))
+        lost.add_metric(["ringbuf_busy"], float(busy))
         yield lost
         matches = CounterMetricFamily(
             "skanse_sensor_rule_matches", "Alerts by rule and priority", labels=["rule", "priority"]

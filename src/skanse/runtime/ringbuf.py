@@ -18,14 +18,17 @@ records are copied, before they are decoded.
 
 from __future__ import annotations
 
+import collections
+import heapq
 import mmap
 import platform
 import struct
 import time
+from collections.abc import Callable, Iterator
 
 from skanse.errors import SensorError, SensorUnavailableError
 
-__all__ = ["RingBuffer"]
+__all__ = ["MergedRings", "RingBuffer"]
 
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
@@ -110,3 +113,103 @@ class RingBuffer:
     def close(self) -> None:
         self._consumer.close()
         self._producer.close()
+
+
+_TS = struct.Struct("<Q")  # a record's timestamp, 8 bytes into its header (records.HEADER)
+_TS_OFFSET = 8
+
+
+class MergedRings:
+    """Per-CPU ring buffers read as one stream, in timestamp order.
+
+    `fill()` copies whatever every ring holds into per-ring queues (handing the space back
+    to the kernel at once); `take()` yields records oldest first across rings. A record
+    younger than `hold_ns` is held back until the next round: a CPU may still be writing
+    an older one, and a fork must be seen before its child's exec. The queues hold at
+    most `max_backlog` bytes; beyond that, rings are not read and the kernel counts what
+    it cannot store as dropped.
+    """
+
+    def __init__(
+        self,
+        rings: list[RingBuffer],
+        *,
+        hold_ns: int = 5_000_000,
+        max_backlog: int = 256 * 1024 * 1024,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.rings = rings
+        self.hold_ns = hold_ns
+        self.max_backlog = max_backlog
+        self.backlog = 0
+        self.max_seen_backlog = 0
+        self._queues: list[collections.deque[tuple[int, bytes, int, int]]] = [
+            collections.deque() for _ in rings
+        ]
+        self._clock = clock or (lambda: time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+
+    def fill(self) -> int:
+        """Copy every ring's committed records into the queues; returns how many."""
+        count = 0
+        unpack = _TS.unpack_from
+        for ring, queue in zip(self.rings, self._queues, strict=True):
+            if self.backlog >= self.max_backlog:
+                break
+            chunk, spans = ring.read(min(16 * 1024 * 1024, self.max_backlog - self.backlog))
+            if not spans:
+                continue
+            append = queue.append
+            for offset, length in spans:
+                ts = unpack(chunk, offset + _TS_OFFSET)[0] if length >= 16 else 0
+                append((ts, chunk, offset, length))
+            count += len(spans)
+            self.backlog += len(chunk)
+        if self.backlog > self.max_seen_backlog:
+            self.max_seen_backlog = self.backlog
+        return count
+
+    def pending(self) -> int:
+        """Bytes waiting: in the kernel rings plus in the queues."""
+        return sum(ring.pending() for ring in self.rings) + self.backlog
+
+    def ready(self) -> bool:
+        """Is there a record old enough to take, or one in a kernel ring?"""
+        if any(ring.pending() for ring in self.rings):
+            return True
+        horizon = self._clock() - self.hold_ns
+        return any(queue and queue[0][0] <= horizon for queue in self._queues)
+
+    def take(self, max_records: int, *, drain: bool = False) -> Iterator[tuple[bytes, int, int]]:
+        """Up to `max_records` records, oldest first; refills the queues as it goes."""
+        self.fill()
+        horizon = (1 << 64) if drain else self._clock() - self.hold_ns
+        queues = self._queues
+        heap = [(queue[0][0], index) for index, queue in enumerate(queues) if queue]
+        heapq.heapify(heap)
+        taken = 0
+        while heap and taken < max_records:
+            ts, index = heap[0]
+            if ts > horizon:
+                break
+            queue = queues[index]
+            _, chunk, offset, length = queue.popleft()
+            self.backlog -= length + 8
+            if queue:
+                heapq.heapreplace(heap, (queue[0][0], index))
+            else:
+                heapq.heappop(heap)
+            taken += 1
+            yield chunk, offset, length
+            if taken % 4096 == 0:  # keep the kernel rings empty while a backlog is worked off
+                if self.fill():
+                    heap = [(q[0][0], i) for i, q in enumerate(queues) if q]
+                    heapq.heapify(heap)
+        if not any(queues):
+            self.backlog = 0  # chunk padding and headers are not counted record by record
+
+    def close(self) -> None:
+        for ring in self.rings:
+            ring.close()
+        for queue in self._queues:
+            queue.clear()
+        self.backlog = 0

@@ -281,7 +281,9 @@ class SensorService:
         if self.config.metrics is not None:
             from skanse.runtime.metrics import SensorCollector, serve_metrics
 
-            collector = SensorCollector(agent, self.config.sensor, self.outputs, drops=self._drops)
+            collector = SensorCollector(
+                agent, self.config.sensor, self.outputs, drops=self._drops, busy=self._busy
+            )
             try:
                 self._metrics = serve_metrics(
                     collector, self.config.metrics.port, self.config.metrics.address
@@ -317,6 +319,16 @@ class SensorService:
                 return (0, 0)
             return result
 
+    def _busy(self) -> int:
+        with self._lock:
+            counters = getattr(self.sensor, "counters", None)
+            if counters is None:
+                return 0
+            try:
+                return int(counters().dropped_busy)
+            except SensorError:
+                return 0
+
     def run(self, stop: threading.Event) -> None:
         if self.agent is None:
             raise SensorError("the sensor was not started")
@@ -336,12 +348,14 @@ class SensorService:
             agent = self.agent
             summary = {
                 "records_produced": produced,
+                "records_dropped_with_room_left": self._busy(),
                 "records_delivered": self.sensor.delivered,
                 "records_dropped": dropped,
                 "events_evaluated": agent.stats.events if agent else 0,
                 "alerts": agent.stats.alerts if agent else 0,
                 "malformed_records": agent.stats.malformed if agent else 0,
                 "record_errors": agent.stats.errors if agent else 0,
+                "max_backlog_bytes": agent.stats.max_backlog_bytes if agent else 0,
                 "events_by_type": dict(sorted(agent.stats.by_kind.items())) if agent else {},
             }
             with self._lock:

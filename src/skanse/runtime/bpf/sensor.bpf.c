@@ -9,8 +9,8 @@
  *   sched_process_fork    a new process (threads are skipped): keeps the process table
  *   sched_process_exit    the last thread of a process exited
  * Everything else is filtered here, in the kernel: a syscall that is not in the table costs
- * one array lookup. Records are built in a per-CPU scratch buffer and copied into one BPF
- * ring buffer with their exact size, so a short path costs a short record. Every record
+ * one array lookup. Records are built in a per-CPU scratch buffer and copied into that
+ * CPU's BPF ring buffer with their exact size, so a short path costs a short record. Every record
  * that passed the filter is counted as produced; a record the ring buffer had no room for
  * is counted as dropped (both per CPU in `skn_counters`), so userspace can prove
  * produced == delivered + dropped.
@@ -103,8 +103,9 @@ enum skn_exe {
 
 enum skn_counter {
 	SKN_PRODUCED = 0,
-	SKN_DROPPED = 1,
-	SKN_COUNTERS = 2,
+	SKN_DROPPED = 1,      /* every record the ring buffer did not take */
+	SKN_DROPPED_BUSY = 2, /* of those: the buffer had room (its lock was not taken in time) */
+	SKN_COUNTERS = 3,
 };
 
 struct skn_hdr {
@@ -175,10 +176,25 @@ struct skn_config {
 	__u32 flags;
 };
 
-struct {
+/*
+ * One ring buffer per CPU (userspace creates them and sets their size). A single shared
+ * ring takes a lock that every CPU contends for; on this kernel it is a resilient spinlock
+ * that gives up after a timeout, and in a VM whose vCPUs the hypervisor preempts it did:
+ * records were lost with the buffer nearly empty. A per-CPU ring is only ever written by
+ * its own CPU, with preemption off, so its lock is never contended. Userspace merges the
+ * rings by timestamp.
+ */
+struct skn_ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024 * 1024); /* userspace sets the size before loading */
-} skn_events SEC(".maps");
+	__uint(max_entries, 16 * 1024 * 1024);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* userspace sets the number of CPUs */
+	__type(key, __u32);
+	__array(values, struct skn_ring);
+} skn_rings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -257,8 +273,19 @@ static __always_inline void emit(char *buf, __u32 size)
 {
 	count(SKN_PRODUCED);
 	((struct skn_hdr *)buf)->size = size;
-	if (bpf_ringbuf_output(&skn_events, buf, size & MASK, BPF_RB_NO_WAKEUP) != 0)
+	__u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&skn_rings, &cpu);
+	if (!ring) {
 		count(SKN_DROPPED);
+		return;
+	}
+	if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) != 0) {
+		count(SKN_DROPPED);
+		__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+		__u64 total = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
+		if (used + size + 64 < total)
+			count(SKN_DROPPED_BUSY);
+	}
 }
 
 /* -- items ---------------------------------------------------------------------------- */
