@@ -69,6 +69,7 @@ class Counters:
     produced: int
     dropped: int
     dropped_busy: int = 0  # of the dropped: the buffer had room, its lock was not taken
+    retried: int = 0  # reservations that failed with room left and were retried once
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
@@ -243,10 +244,10 @@ class BpfSensor:
             return Counters(0, 0)
         handle = self._object.map("skn_counters")
         values = []
-        for index in (0, 1, 2):
+        for index in (0, 1, 2, 3):
             raw = self._object.lookup(handle, struct.pack("<I", index), 8 * self._cpus)
             values.append(sum(struct.unpack(f"<{self._cpus}Q", raw)))
-        return Counters(values[0], values[1], values[2])
+        return Counters(*values)
 
     def stop(self) -> None:
         """Detach the programs (no new records); what is buffered can still be read, all
@@ -280,7 +281,7 @@ class BpfSensor:
             "maps": {
                 "skn_rings": f"array of one ringbuf per CPU, {self.options.ring_bytes} bytes each",
                 "skn_syscalls": "array[512] of u8: the in-kernel syscall filter",
-                "skn_counters": "percpu_array[3]: produced, dropped, dropped with room left",
+                "skn_counters": "percpu_array[4]: produced, dropped, dropped with room, retried",
                 "skn_config": "array[1]: the sensor's own pid (not traced)",
                 "skn_scratch": "array[CPUs] of 64 KiB: record assembly",
             },

@@ -320,12 +320,15 @@ class SensorService:
             return result
 
     def _busy(self) -> int:
+        return self._counter("dropped_busy")
+
+    def _counter(self, name: str) -> int:
         with self._lock:
             counters = getattr(self.sensor, "counters", None)
             if counters is None:
                 return 0
             try:
-                return int(counters().dropped_busy)
+                return int(getattr(counters(), name))
             except SensorError:
                 return 0
 
@@ -349,6 +352,7 @@ class SensorService:
             summary = {
                 "records_produced": produced,
                 "records_dropped_with_room_left": self._busy(),
+                "reservations_retried": self._counter("retried"),
                 "records_delivered": self.sensor.delivered,
                 "records_dropped": dropped,
                 "events_evaluated": agent.stats.events if agent else 0,

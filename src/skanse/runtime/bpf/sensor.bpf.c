@@ -105,7 +105,8 @@ enum skn_counter {
 	SKN_PRODUCED = 0,
 	SKN_DROPPED = 1,      /* every record the ring buffer did not take */
 	SKN_DROPPED_BUSY = 2, /* of those: the buffer had room (its lock was not taken in time) */
-	SKN_COUNTERS = 3,
+	SKN_RETRIED = 3,      /* reservations retried because the buffer had room */
+	SKN_COUNTERS = 4,
 };
 
 struct skn_hdr {
@@ -279,13 +280,20 @@ static __always_inline void emit(char *buf, __u32 size)
 		count(SKN_DROPPED);
 		return;
 	}
-	if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) != 0) {
-		count(SKN_DROPPED);
-		__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-		__u64 total = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
-		if (used + size + 64 < total)
-			count(SKN_DROPPED_BUSY);
+	if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) == 0)
+		return;
+	__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 total = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
+	if (used + size + 64 < total) {
+		/* room, but the reservation failed (the lock): try twice more before a loss */
+		count(SKN_RETRIED);
+		if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) == 0)
+			return;
+		if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) == 0)
+			return;
+		count(SKN_DROPPED_BUSY);
 	}
+	count(SKN_DROPPED);
 }
 
 /* -- items ---------------------------------------------------------------------------- */
