@@ -372,7 +372,8 @@ def main() -> int:
                 f"{int(done):,} opens",
                 f"{summary.get('records_dropped', '?')} dropped",
                 f"produced {summary.get('records_produced', 0):,} = "
-                f"delivered {summary.get('records_delivered', 0):,} + dropped",
+                f"delivered {summary.get('records_delivered', 0):,} + dropped; "
+                f"{summary.get('reservations_retried', 0)} reservations retried",
             )
         )
 
