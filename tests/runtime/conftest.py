@@ -147,6 +147,27 @@ def start_sensor(tmp: Path, *args: str, timeout: float = 60.0) -> SensorProcess:
     raise AssertionError(f"the sensor did not start within {timeout}s:\n{stderr.read_text()}")
 
 
+@pytest.fixture
+def sensors() -> Iterator[Callable[..., SensorProcess]]:
+    """start_sensor for one test; whatever the test's outcome, no sensor outlives it."""
+    started: list[SensorProcess] = []
+
+    def start(tmp: Path, *args: str) -> SensorProcess:
+        sensor = start_sensor(tmp, *args)
+        started.append(sensor)
+        return sensor
+
+    yield start
+    for sensor in started:
+        if sensor.process.poll() is None:  # the test failed before stopping it
+            sensor.process.send_signal(signal.SIGTERM)  # lets the audit sensor remove its rule
+            try:
+                sensor.process.wait(20)
+            except subprocess.TimeoutExpired:
+                sensor.process.kill()
+                sensor.process.wait(30)
+
+
 @dataclass
 class FakeContainer:
     """A cgroup docker-<id>.scope; processes started in it get their own pid namespace."""

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.runtime.conftest import ROOT, live, stable_rules, start_sensor
+from tests.runtime.conftest import ROOT, live, stable_rules
 
 BURST = r"""
 #include <fcntl.h>
@@ -56,12 +56,12 @@ def _ours(kind: str) -> set[int]:
 
 @live
 @pytest.mark.parametrize("ending", ["sigterm", "duration"])
-def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str) -> None:
+def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str, sensors) -> None:
     if shutil.which("bpftool") is None:
         pytest.skip("bpftool is not installed")
     before_progs, before_maps = _ours("prog"), _ours("map")
     extra = ["--duration", "2"] if ending == "duration" else []
-    sensor = start_sensor(tmp_path, "--rules", str(stable_rules()), *extra)
+    sensor = sensors(tmp_path, "--rules", str(stable_rules()), *extra)
     progs, maps = _ours("prog") - before_progs, _ours("map") - before_maps
     assert len(progs) == 3, "sys_exit, sched_process_fork and sched_process_exit"
     cpus = _possible_cpus()
@@ -79,7 +79,9 @@ def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str) ->
 
 
 @live
-def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(tmp_path: Path) -> None:
+def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(
+    tmp_path: Path, sensors
+) -> None:
     if shutil.which("clang") is None:
         pytest.skip("clang is not installed (make test installs it)")
     source = tmp_path / "burst.c"
@@ -88,7 +90,7 @@ def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(tmp_path: 
     subprocess.run(["clang", "-O2", "-o", str(binary), str(source)], check=True, timeout=60)
     target = tmp_path / "target"
     target.write_text("x")
-    sensor = start_sensor(tmp_path, "--rules", str(stable_rules()))  # default ring buffer size
+    sensor = sensors(tmp_path, "--rules", str(stable_rules()))  # default ring buffer size
     try:
         started = time.monotonic()
         done = subprocess.run([str(binary), str(target), "300000"], timeout=120, check=False)
@@ -108,7 +110,7 @@ def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(tmp_path: 
 
 
 @live
-def test_drops_are_counted_exactly_when_the_buffer_overflows(tmp_path: Path) -> None:
+def test_drops_are_counted_exactly_when_the_buffer_overflows(tmp_path: Path, sensors) -> None:
     """A 1 MiB ring buffer and a stopped consumer: records must be lost, and counted."""
     if shutil.which("clang") is None:
         pytest.skip("clang is not installed (make test installs it)")
@@ -118,7 +120,7 @@ def test_drops_are_counted_exactly_when_the_buffer_overflows(tmp_path: Path) -> 
     subprocess.run(["clang", "-O2", "-o", str(binary), str(source)], check=True, timeout=60)
     target = tmp_path / "target"
     target.write_text("x")
-    sensor = start_sensor(tmp_path, "--rules", str(stable_rules()), "--ring-buffer-mib", "1")
+    sensor = sensors(tmp_path, "--rules", str(stable_rules()), "--ring-buffer-mib", "1")
     sensor.process.send_signal(signal.SIGSTOP)
     try:
         subprocess.run([str(binary), str(target), "100000"], timeout=120, check=True)
@@ -132,13 +134,13 @@ def test_drops_are_counted_exactly_when_the_buffer_overflows(tmp_path: Path) -> 
 
 
 @live
-def test_metrics_endpoint_counts_events_and_rule_matches(tmp_path: Path) -> None:
+def test_metrics_endpoint_counts_events_and_rule_matches(tmp_path: Path, sensors) -> None:
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sensor = start_sensor(tmp_path, "--rules", str(stable_rules()), "--metrics-port", str(port))
+    sensor = sensors(tmp_path, "--rules", str(stable_rules()), "--metrics-port", str(port))
     try:
         subprocess.run(["cat", "/etc/shadow"], stdout=subprocess.DEVNULL, check=True)
         assert sensor.wait_for(lambda a: a["rule"] == "Read sensitive file untrusted", timeout=5)
@@ -240,7 +242,7 @@ def test_missing_btf_and_missing_object_are_named(tmp_path: Path) -> None:
 
 
 @live
-def test_audit_fallback_reports_exec_events_and_removes_its_rule(tmp_path: Path) -> None:
+def test_audit_fallback_reports_exec_events_and_removes_its_rule(tmp_path: Path, sensors) -> None:
     marker = f"skanse-audit-{secrets.token_hex(4)}"
     rules = tmp_path / "rules.yaml"
     rules.write_text(
@@ -250,7 +252,7 @@ def test_audit_fallback_reports_exec_events_and_removes_its_rule(tmp_path: Path)
         "  output: seen %proc.cmdline (parent=%proc.pname cwd=%proc.cwd)\n"
         "  priority: NOTICE\n"
     )
-    sensor = start_sensor(tmp_path, "--sensor", "audit", "--rules", str(rules))
+    sensor = sensors(tmp_path, "--sensor", "audit", "--rules", str(rules))
     try:
         child = subprocess.Popen(["sh", "-c", f": {marker}"], cwd=tmp_path)
         child.wait(10)
