@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import corpus_path
-from tests.runtime.tlsserver import Request, https_server
 
 from skanse.errors import ResponseError
 from skanse.runtime.kubernetes import (
@@ -28,6 +26,8 @@ from skanse.runtime.kubernetes import (
     Quarantine,
     quarantine_policy,
 )
+from tests.conftest import corpus_path
+from tests.runtime.tlsserver import Request, https_server
 
 
 def _recorded_pod() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.runtime.conftest import (
     SensorProcess,
     live,

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.runtime.conftest import (
     FakeContainer,
     Netns,

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from tests.runtime.conftest import ROOT, live, stable_rules
 
 BURST = r"""

@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.runtime.tlsserver import https_server
 
 from skanse.errors import UsageError
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime.outputs import JsonLinesOutput, SyslogOutput, WebhookOutput
+from tests.runtime.tlsserver import https_server
 
 
 def _alert(rule: str = "Terminal shell in container", priority: Priority = Priority.NOTICE) -> dict:
