@@ -10,10 +10,18 @@ BIN    := $(VENV)/bin
 # chromium: opens the posture report in tests/report_posture (console errors, screenshot);
 # libpango-1.0-0, libpangoft2-1.0-0, fonts-dejavu-core: WeasyPrint's runtime for the PDF;
 # poppler-utils: pdftotext reads the PDF back in the end-to-end test.
+# iproute2, nftables, util-linux, bsdutils: the runtime tests' network namespaces, veth
+# pairs, isolation tables, unshare and `script`; openssl: certificates for the webhook
+# output's HTTPS test.
 APT_PACKAGES ?= sysdig docker-registry skopeo wrk chromium libpango-1.0-0 libpangoft2-1.0-0 \
-	fonts-dejavu-core poppler-utils
+	fonts-dejavu-core poppler-utils iproute2 nftables util-linux bsdutils openssl \
+	$(BPF_PACKAGES)
+# clang, llvm, bpftool, libbpf-dev: build the runtime sensor's CO-RE BPF object (`make bpf`);
+# libbpf1: loads it at run time. `make run` needs only these.
+BPF_PACKAGES ?= clang llvm bpftool libbpf-dev libbpf1
 
-.PHONY: run test lint types imports unit install install-test system-deps clean bench bench-admission
+.PHONY: run test lint types imports unit install install-test system-deps clean bench \
+	bench-admission bench-sensor bpf bpf-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,19 +38,51 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ## run: install skanse into .venv and scan the bundled examples (exit 1 = findings, as designed)
-run: install
+run: install bpf
 	@echo '$$ skanse scan examples/'
 	@$(BIN)/skanse scan examples/; status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi; \
 	  echo "(exit status $$status: 0 = clean, 1 = findings at or above --fail-on, 2 = error)"
 
-system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+# Installs the Debian packages named in $(1) that are missing (as root, with apt-get).
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+bpf-deps:
+	$(call apt_install,$(BPF_PACKAGES))
+
+# The runtime sensor's kernel program: compiled against the vmlinux.h of the build machine's
+# kernel (generated here, never committed); CO-RE relocations make the object load on other
+# kernels with BTF. Without BTF at build time there is nothing to compile against: the
+# sensor then reports the object as missing and its tests skip with that reason.
+BPF_DIR   := src/skanse/runtime/bpf
+BPF_OBJ   := $(BPF_DIR)/sensor.bpf.o
+BPF_BUILD := build/bpf
+BTF       ?= /sys/kernel/btf/vmlinux
+BPF_ARCH  := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+$(BPF_BUILD)/vmlinux.h:
+	@mkdir -p $(BPF_BUILD)
+	bpftool btf dump file $(BTF) format c > $@.tmp
+	mv $@.tmp $@
+
+$(BPF_OBJ): $(BPF_DIR)/sensor.bpf.c $(BPF_BUILD)/vmlinux.h
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_BUILD) -c $< -o $@.tmp
+	llvm-strip -g $@.tmp
+	mv $@.tmp $@
+
+bpf: bpf-deps
+	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(BPF_OBJ); \
+	else echo "warning: $(BTF) is missing: the eBPF sensor is not built (its tests skip)"; fi
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
@@ -54,7 +94,7 @@ types: install-test
 imports: install-test
 	$(BIN)/lint-imports
 
-unit: install-test system-deps
+unit: install-test system-deps bpf
 	$(BIN)/pytest -q
 
 ## test: install what the tests need, then lint, types, import contracts and the whole suite
@@ -69,5 +109,9 @@ bench: install system-deps
 bench-admission: install system-deps
 	$(BIN)/python -m bench.admission_load
 
+## bench-sensor: what the eBPF sensor costs the machine it watches (root; several minutes)
+bench-sensor: install system-deps bpf
+	$(BIN)/python -m bench.sensor
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(BPF_BUILD) $(BPF_OBJ)

@@ -56,6 +56,10 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - ReportInputError       a results file that is unreadable, not a skanse result, or of
                                  an incompatible schema version
         - PdfError               the PDF could not be rendered (WeasyPrint missing or failing)
+      + SensorError            the runtime sensor failed while loading, running or stopping
+        - SensorUnavailableError   this machine cannot run the sensor; names what is missing
+      + ResponseError          a response action (kill, freeze, isolate, quarantine,
+                               release) could not be carried out
 """
 
 from __future__ import annotations
@@ -91,9 +95,12 @@ __all__ = [
     "RegistryError",
     "ReportError",
     "ReportInputError",
+    "ResponseError",
     "RuleTestError",
     "RulesError",
     "SbomError",
+    "SensorError",
+    "SensorUnavailableError",
     "SignaturePolicyError",
     "SigningError",
     "SkanseError",
@@ -408,3 +415,29 @@ class ReportInputError(ReportError):
 
 class PdfError(ReportError):
     """The PDF could not be rendered from the HTML."""
+
+
+# -- runtime sensor (skanse.runtime) ---------------------------------------------------------
+
+
+class SensorError(SkanseError):
+    """The runtime sensor failed while loading, running or stopping."""
+
+
+class SensorUnavailableError(SensorError):
+    """This machine cannot run the requested sensor; `requirement` names what is missing."""
+
+    def __init__(self, message: str, *, requirement: str, alternative: str | None = None):
+        super().__init__(message)
+        self.requirement = requirement
+        self.alternative = alternative
+
+    def diagnostics(self) -> str:
+        text = f"{self}\n  missing requirement: {self.requirement}"
+        if self.alternative:
+            text += f"\n  alternative: {self.alternative}"
+        return text
+
+
+class ResponseError(SkanseError):
+    """A response action (kill, freeze, isolate, quarantine, release) could not be done."""

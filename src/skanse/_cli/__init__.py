@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
     "rules": ("rules", "validate and test Falco-compatible runtime rules"),
-    "runtime": ("runtime", "runtime detection: replay recorded events against rules"),
+    "runtime": ("runtime", "runtime detection: the eBPF sensor, responses, event replay"),
     "image": ("image", "inspect a container image: digest, config, layers, history"),
     "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),
     "vuln": ("vuln", "find known vulnerabilities in an image, a root file system or an SBOM"),

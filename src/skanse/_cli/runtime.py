@@ -1,7 +1,8 @@
-"""`skanse runtime ...`: runtime detection. `replay` evaluates recorded events offline.
+"""`skanse runtime ...`: runtime detection.
 
-Each action is one entry of `ACTIONS` (`add_arguments(sub)` and `run(args)`), so the live
-sensor (`skanse runtime run`) is added as another entry without touching `replay`.
+`run` is the live sensor (eBPF, or the audit fallback), `release` undoes the responses it
+took against a container, `replay` evaluates recorded events offline. Each action is one
+entry of `ACTIONS` (`add_arguments(sub)` and `run(args)`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["ACTIONS", "add_arguments", "run"]
 
@@ -163,7 +165,293 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run the eBPF sensor: kernel events against rules, alerts, responses",
+        description=(
+            "Watch this machine's processes with the eBPF sensor (or the audit fallback),\n"
+            "evaluate the events with Falco-compatible rules, write Falco-shaped JSON alerts.\n\n"
+            "  skanse runtime run --rules falco_rules.yaml\n"
+            "  skanse runtime run --config /etc/skanse/sensor.yaml --metrics-port 9376\n"
+            "  skanse runtime run --rules falco_rules.yaml --dry-run\n\n"
+            "Needs root (or CAP_BPF, CAP_PERFMON) and a kernel >= 5.17 with BTF; without them it\n"
+            "names what is missing. Stops on SIGTERM or SIGINT, detaching everything it loaded.\n"
+            "Logs are JSON lines on standard error; alerts go to standard output by default."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--rules", nargs="+", metavar="FILE", help="rules files, loaded in order")
+    run.add_argument(
+        "--config", metavar="FILE", help="sensor configuration (YAML); flags override it"
+    )
+    run.add_argument("--sensor", choices=("ebpf", "audit"), help="event source (default: ebpf)")
+    run.add_argument("--dry-run", action="store_true", help="print what would be loaded and exit")
+    run.add_argument("-f", "--format", choices=("jsonl", "text"), help="standard output format")
+    run.add_argument(
+        "--no-stdout", action="store_true", help="do not write alerts to standard output"
+    )
+    run.add_argument("-o", "--output", metavar="FILE", help="also append JSON alerts to FILE")
+    run.add_argument("--webhook", metavar="URL", help="POST each alert (Falcosidekick-compatible)")
+    run.add_argument("--webhook-ca", metavar="FILE", help="CA bundle for an https webhook")
+    run.add_argument(
+        "--webhook-insecure",
+        action="store_true",
+        help="do not verify the webhook's TLS certificate",
+    )
+    run.add_argument(
+        "--syslog", metavar="ADDRESS", help="/dev/log, udp://HOST:PORT or tcp://HOST:PORT"
+    )
+    run.add_argument(
+        "--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port"
+    )
+    run.add_argument(
+        "--metrics-address", metavar="ADDR", help="metrics address (default 127.0.0.1)"
+    )
+    run.add_argument(
+        "--respond-rule",
+        action="append",
+        default=[],
+        metavar="RULE=ACTIONS",
+        help="act when RULE fires: kill, freeze, isolate, quarantine (comma-separated)",
+    )
+    run.add_argument(
+        "--respond-priority",
+        action="append",
+        default=[],
+        metavar="PRIORITY=ACTIONS",
+        help="act on alerts of PRIORITY or more severe",
+    )
+    run.add_argument(
+        "--allow-host-kill", action="store_true", help="let `kill` act on host processes too"
+    )
+    run.add_argument(
+        "--respond-dry-run", action="store_true", help="journal the responses without acting"
+    )
+    run.add_argument(
+        "--kube-api", metavar="URL", help="Kubernetes API for quarantine (or 'in-cluster')"
+    )
+    run.add_argument("--kube-token-file", metavar="FILE")
+    run.add_argument("--kube-ca", metavar="FILE")
+    run.add_argument(
+        "--state-dir", metavar="DIR", help="response journal directory (default /var/lib/skanse)"
+    )
+    run.add_argument(
+        "--ring-buffer-mib",
+        type=int,
+        metavar="N",
+        help="kernel ring buffer per CPU, MiB (default 16)",
+    )
+    run.add_argument("--rule-matching", choices=("first", "all"))
+    run.add_argument("--append-output", metavar="FORMAT", help="fields appended to every alert")
+    run.add_argument("--host-root", metavar="DIR", help="the host's root (in a container: /host)")
+    run.add_argument("--bpf-object", metavar="FILE", help="use this compiled BPF object")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    run.add_argument("-q", "--quiet", action="store_true", help="no log lines on standard error")
+
+
+def _sensor_config(args: argparse.Namespace) -> Any:
+    from skanse.errors import UsageError
+    from skanse.runtime.config import (
+        KubernetesConfig,
+        MetricsConfig,
+        ResponseRule,
+        SensorConfig,
+        SyslogConfig,
+        WebhookConfig,
+        load_sensor_config,
+    )
+
+    config = load_sensor_config(args.config) if args.config else SensorConfig()
+    updates: dict[str, Any] = {}
+    if args.rules:
+        updates["rules"] = list(args.rules)
+    for key in ("sensor", "rule_matching", "append_output", "state_dir", "host_root"):
+        value = getattr(args, key)
+        if value is not None:
+            updates[key] = value
+    if args.ring_buffer_mib is not None:
+        updates["ring_buffer_mib"] = args.ring_buffer_mib
+    outputs = config.outputs.model_dump()
+    if args.format:
+        outputs["format"] = args.format
+    if args.no_stdout:
+        outputs["stdout"] = False
+    if args.output:
+        outputs["file"] = args.output
+    if args.webhook:
+        outputs["webhook"] = WebhookConfig(
+            url=args.webhook, ca_file=args.webhook_ca, insecure=args.webhook_insecure
+        ).model_dump()
+    if args.syslog:
+        outputs["syslog"] = SyslogConfig(address=args.syslog).model_dump()
+    updates["outputs"] = outputs
+    if args.metrics_port is not None:
+        updates["metrics"] = MetricsConfig(
+            port=args.metrics_port, address=args.metrics_address or "127.0.0.1"
+        )
+    responses = list(config.responses)
+    for spec, key in [(s, "rule") for s in args.respond_rule] + [
+        (s, "priority") for s in args.respond_priority
+    ]:
+        selector, sep, actions = spec.rpartition("=")
+        if not sep or not selector.strip() or not actions.strip():
+            raise UsageError(f"--respond-{key} expects {key.upper()}=ACTIONS, not {spec!r}")
+        responses.append(
+            ResponseRule(**{key: selector.strip()}, actions=[a.strip() for a in actions.split(",")])
+        )
+    updates["responses"] = responses
+    if args.allow_host_kill:
+        updates["allow_host_kill"] = True
+    if args.kube_api:
+        updates["kubernetes"] = KubernetesConfig(
+            api=args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca
+        )
+    try:
+        return SensorConfig.model_validate(
+            {
+                **config.model_dump(),
+                **{
+                    k: (v.model_dump() if hasattr(v, "model_dump") else v)
+                    for k, v in updates.items()
+                },
+                "responses": [r.model_dump() for r in responses],
+            }
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
+    import datetime as dt
+    import json
+
+    def log(record: dict[str, Any]) -> None:
+        if quiet and record.get("level") not in ("warning", "error"):
+            return
+        line = {
+            "ts": dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.get("level", "info"),
+            "logger": "skanse.runtime",
+        }
+        line.update(record)
+        sys.stderr.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        sys.stderr.flush()
+
+    return log
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    import signal
+    import threading
+    from pathlib import Path
+
+    from skanse.runtime.service import SensorService
+
+    config = _sensor_config(args)
+    log = _log_writer(args.quiet)
+    service = SensorService(
+        config,
+        stdout=sys.stdout,
+        log=log,
+        object_path=Path(args.bpf_object) if args.bpf_object else None,
+        dry_run_responses=args.respond_dry_run,
+    )
+    if args.dry_run:
+        sys.stdout.write(json.dumps(service.plan(), indent=2) + "\n")
+        return 0
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def _stop(signum: int, _frame: object) -> None:
+        log({"level": "info", "msg": f"received {signal.Signals(signum).name}: stopping"})
+        stop.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, _stop)
+    timer = None
+    try:
+        service.start()
+        if args.duration is not None:
+            timer = threading.Timer(args.duration, stop.set)
+            timer.daemon = True
+            timer.start()
+        service.run(stop)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        summary = service.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if summary:
+            log({"level": "info", "msg": "sensor stopped", **summary})
+    return 0
+
+
+def _release_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    release = sub.add_parser(
+        "release",
+        help="undo the responses taken against a container (thaw, remove isolation, unlabel)",
+        description=(
+            "Undo what `skanse runtime run` did to a container: thaw its frozen cgroup,\n"
+            "delete the nftables isolation table in its network namespace, remove the\n"
+            "quarantine label from its pod. A killed process stays dead.\n\n"
+            "  skanse runtime release 3f2a9c1b7d4e"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    release.add_argument("container", metavar="CONTAINER", help="container id (12 hex or more)")
+    release.add_argument("--state-dir", default="/var/lib/skanse", metavar="DIR")
+    release.add_argument("--kube-api", metavar="URL", help="Kubernetes API (or 'in-cluster')")
+    release.add_argument("--kube-token-file", metavar="FILE")
+    release.add_argument("--kube-ca", metavar="FILE")
+
+
+def _release(args: argparse.Namespace) -> int:
+    import re
+
+    from skanse.errors import UsageError
+    from skanse.runtime.config import KubernetesConfig, SensorConfig
+    from skanse.runtime.containers import cgroup2_mount
+    from skanse.runtime.responses import ResponseJournal, ResponseTargets, release
+    from skanse.runtime.service import _freezer_mount, build_kubernetes
+
+    if not re.fullmatch(r"[0-9a-f]{12,64}", args.container.lower()):
+        raise UsageError(f"a container id is 12 to 64 hex characters, not {args.container!r}")
+    kubernetes = None
+    if args.kube_api:
+        kubernetes = build_kubernetes(
+            SensorConfig(
+                kubernetes=KubernetesConfig(
+                    api=args.kube_api, token_file=args.kube_token_file, ca_file=args.kube_ca
+                )
+            )
+        )
+    results = release(
+        args.container,
+        ResponseJournal(args.state_dir),
+        targets=ResponseTargets(cgroup2_mount=cgroup2_mount(), cgroup1_freezer=_freezer_mount()),
+        kubernetes=kubernetes,
+    )
+    if not results:
+        sys.stdout.write(f"nothing to release for container {args.container[:12]}\n")
+        return 0
+    failed = 0
+    for result in results:
+        mark = "released" if result.ok else "FAILED"
+        sys.stdout.write(
+            f"{mark}: {result.entry.action} (response {result.entry.id}): {result.message}\n"
+        )
+        failed += not result.ok
+    return 2 if failed else 0
+
+
 ACTIONS: dict[str, tuple[Callable[..., None], Callable[[argparse.Namespace], int]]] = {
+    "run": (_run_arguments, _run),
+    "release": (_release_arguments, _release),
     "replay": (_replay_arguments, _replay),
 }
 

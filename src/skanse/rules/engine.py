@@ -150,6 +150,16 @@ class Engine:
         # one compiled function per event type, built on first use (see _bucket_function)
         self._bucket_fns: dict[str | None, tuple[Any, tuple[Rule, ...]]] = {}
 
+    def event_types(self) -> frozenset[str] | None:
+        """The event types the loaded rules index on; None if a rule can match any type.
+
+        A sensor programs its kernel-side filter from this, so events no rule can match
+        never reach userspace.
+        """
+        if self._catchall:
+            return None
+        return frozenset(self._by_type)
+
     def candidates(self, event_type: str | None) -> tuple[Rule, ...]:
         """The rules an event of this type meets, in load order."""
         bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall

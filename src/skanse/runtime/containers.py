@@ -1,0 +1,388 @@
+"""Container context: which container a process is in, and what is known about it.
+
+The container id comes from the cgroup path, as Falco's container plugin reads it: a
+64-hex id in one of the runtimes' layouts (`docker-<id>.scope`, `/docker/<id>`,
+`cri-containerd-<id>.scope`, `:cri-containerd:<id>`, `crio-<id>`, `libpod-<id>.scope`,
+kubepods' `pod<uid>/<id>`), reported as its first 12 hex characters. The BPF records carry
+the cgroup v2 id (the inode of the cgroup directory); `CgroupPaths` maps it back to a path
+by a file handle (open_by_handle_at, O(1)) or, failing that, a scan of the hierarchy.
+
+Metadata (name, image, Kubernetes namespace and pod, privileged, mounts) is read from the
+runtimes' state files where they exist, without talking to any socket:
+  docker      <docker root>/containers/<id>/config.v2.json and hostconfig.json
+  containerd  <containerd state>/io.containerd.runtime.v2.task/<namespace>/<id>/config.json
+              (the OCI spec; CRI writes io.kubernetes.cri.* annotations)
+  CRI-O       <containers storage>/overlay-containers/<id>/userdata/config.json
+              (io.kubernetes.pod.*, io.kubernetes.cri-o.* annotations)
+Whatever is not found stays missing (`<NA>` in outputs), as in Falco while metadata is not
+yet resolved. The CRI socket (gRPC) is not used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CgroupPaths",
+    "ContainerMetadata",
+    "ContainerRef",
+    "RuntimeRoots",
+    "cgroup2_mount",
+    "container_from_cgroup",
+    "container_from_proc_cgroup",
+]
+
+_HEX64 = "[0-9a-f]{64}"
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"/docker-({_HEX64})\.scope(?:/|$)"), "docker"),
+    (re.compile(rf"/docker/({_HEX64})(?:/|$)"), "docker"),
+    (re.compile(rf"/cri-containerd-({_HEX64})\.scope(?:/|$)"), "containerd"),
+    (re.compile(rf":cri-containerd:({_HEX64})(?:/|$)"), "containerd"),
+    (re.compile(rf"/crio-({_HEX64})(?:\.scope)?(?:/|$)"), "cri-o"),
+    (re.compile(rf"/libpod-({_HEX64})\.scope(?:/container)?(?:/|$)"), "podman"),
+    (re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+/({_HEX64})(?:/|$)"), "cri"),
+    (
+        re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+\.slice/[a-z-]*?({_HEX64})\.scope"),
+        "cri",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRef:
+    """A container found in a cgroup path."""
+
+    full_id: str  # 64 hex
+    type: str  # docker, containerd, cri-o, podman, cri
+    cgroup: str  # the cgroup path it was found in
+
+    @property
+    def id(self) -> str:
+        return self.full_id[:12]
+
+
+def container_from_cgroup(path: str) -> ContainerRef | None:
+    """The container of a cgroup path, or None for a host process."""
+    for pattern, kind in _PATTERNS:
+        match = pattern.search(path)
+        if match:
+            return ContainerRef(match.group(1), kind, path)
+    return None
+
+
+def container_from_proc_cgroup(text: str) -> ContainerRef | None:
+    """The container of a process from /proc/<pid>/cgroup (any hierarchy)."""
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        found = container_from_cgroup(path)
+        if found:
+            return found
+    return None
+
+
+def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid)."""
+    try:
+        text = Path(mountinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split(" ", 1)[0] == "cgroup2":
+            parts = left.split()
+            if len(parts) >= 5:
+                return parts[4].replace("\\040", " ")
+    return None
+
+
+class _FileHandle(ctypes.Structure):
+    _fields_ = [
+        ("handle_bytes", ctypes.c_uint),
+        ("handle_type", ctypes.c_int),
+        ("f_handle", ctypes.c_uint64),
+    ]
+
+
+_FILEID_KERNFS = 0xFE
+
+
+class CgroupPaths:
+    """cgroup v2 id -> path under the hierarchy (e.g. /system.slice/docker-<id>.scope)."""
+
+    def __init__(self, mount: str | None) -> None:
+        self.mount = mount
+        self._cache: dict[int, str | None] = {}
+        self._mount_fd: int | None = None
+        self._open_by_handle: Any = None
+        if mount is not None:
+            try:
+                self._mount_fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+                fn = libc.open_by_handle_at
+                fn.restype = ctypes.c_int
+                fn.argtypes = [ctypes.c_int, ctypes.POINTER(_FileHandle), ctypes.c_int]
+                self._open_by_handle = fn
+            except (OSError, AttributeError):
+                self._open_by_handle = None
+
+    def close(self) -> None:
+        if self._mount_fd is not None:
+            os.close(self._mount_fd)
+            self._mount_fd = None
+
+    def path(self, cgroup_id: int) -> str | None:
+        if cgroup_id in self._cache:
+            return self._cache[cgroup_id]
+        found = self._by_handle(cgroup_id)
+        if found is None:
+            found = self._scan(cgroup_id)
+        if len(self._cache) > 65536:  # bounded: cgroups come and go
+            self._cache.clear()
+        if found is not None:
+            self._cache[cgroup_id] = found
+        return found
+
+    def _by_handle(self, cgroup_id: int) -> str | None:
+        if self._open_by_handle is None or self._mount_fd is None:
+            return None
+        handle = _FileHandle(8, _FILEID_KERNFS, cgroup_id)
+        fd = self._open_by_handle(self._mount_fd, ctypes.byref(handle), os.O_RDONLY | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if self.mount and target.startswith(self.mount):
+            return target[len(self.mount) :] or "/"
+        return None
+
+    def _scan(self, cgroup_id: int) -> str | None:
+        if self.mount is None:
+            return None
+        found: str | None = None
+        stack = [self.mount]
+        visited = 0
+        while stack and visited < 200_000:  # bounded walk of the hierarchy
+            current = stack.pop()
+            visited += 1
+            try:
+                entries = list(os.scandir(current))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if not entry.is_dir(follow_symlinks=False):
+                        continue
+                    inode = entry.inode()
+                except OSError:
+                    continue
+                rel = entry.path[len(self.mount) :]
+                if len(self._cache) < 65536:
+                    self._cache.setdefault(inode, rel)
+                if inode == cgroup_id:
+                    found = rel
+                stack.append(entry.path)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRoots:
+    """Where the container runtimes keep their state (under a host root in a DaemonSet)."""
+
+    docker: str = "/var/lib/docker"
+    containerd: str = "/run/containerd"
+    containers_storage: str = "/run/containers/storage"
+
+    @classmethod
+    def under(cls, host_root: str) -> RuntimeRoots:
+        root = Path(host_root)
+        return cls(
+            docker=str(root / "var/lib/docker"),
+            containerd=str(root / "run/containerd"),
+            containers_storage=str(root / "run/containers/storage"),
+        )
+
+
+@dataclass(slots=True)
+class ContainerMetadata:
+    """Reads and caches container records (the `container` object of the event schema)."""
+
+    roots: RuntimeRoots = field(default_factory=RuntimeRoots)
+    _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def lookup(self, ref: ContainerRef) -> dict[str, Any]:
+        cached = self._cache.get(ref.full_id)
+        if cached is not None:
+            return cached
+        record: dict[str, Any] = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
+        found = (
+            self._docker(ref.full_id) or self._containerd(ref.full_id) or self._crio(ref.full_id)
+        )
+        if found:
+            record.update(found)
+            if len(self._cache) > 16384:
+                self._cache.clear()
+            self._cache[ref.full_id] = record  # complete: no need to look again
+        return record
+
+    def forget(self, full_id: str) -> None:
+        self._cache.pop(full_id, None)
+
+    def _docker(self, full_id: str) -> dict[str, Any] | None:
+        base = Path(self.roots.docker, "containers", full_id)
+        config = _json_file(base / "config.v2.json")
+        if config is None:
+            return None
+        record: dict[str, Any] = {"type": "docker"}
+        name = config.get("Name")
+        if isinstance(name, str):
+            record["name"] = name.lstrip("/")
+        raw_conf = config.get("Config")
+        conf: Mapping[str, Any] = raw_conf if isinstance(raw_conf, Mapping) else {}
+        image = conf.get("Image")
+        if isinstance(image, str):
+            record["image"] = image
+        image_id = config.get("Image")
+        if isinstance(image_id, str):
+            record["image_id"] = image_id.removeprefix("sha256:")[:12]
+        raw_labels = conf.get("Labels")
+        k8s = _k8s_from_labels(raw_labels if isinstance(raw_labels, Mapping) else {})
+        if k8s:
+            record["k8s"] = k8s
+        host = _json_file(base / "hostconfig.json")
+        if host is not None and isinstance(host.get("Privileged"), bool):
+            record["privileged"] = host["Privileged"]
+        mounts = config.get("MountPoints")
+        if isinstance(mounts, Mapping):
+            record["mounts"] = [
+                {
+                    "source": m.get("Source"),
+                    "dest": m.get("Destination"),
+                    "mode": m.get("Mode", ""),
+                    "rw": bool(m.get("RW")),
+                    "propagation": m.get("Propagation", ""),
+                }
+                for m in mounts.values()
+                if isinstance(m, Mapping)
+            ]
+        return record
+
+    def _containerd(self, full_id: str) -> dict[str, Any] | None:
+        tasks = Path(self.roots.containerd, "io.containerd.runtime.v2.task")
+        try:
+            namespaces = [p for p in tasks.iterdir() if p.is_dir()]
+        except OSError:
+            return None
+        for namespace in namespaces:
+            spec = _json_file(namespace / full_id / "config.json")
+            if spec is not None:
+                record = _from_oci_spec(spec, "containerd")
+                record.setdefault("type", "containerd")
+                return record
+        return None
+
+    def _crio(self, full_id: str) -> dict[str, Any] | None:
+        spec = _json_file(
+            Path(
+                self.roots.containers_storage,
+                "overlay-containers",
+                full_id,
+                "userdata",
+                "config.json",
+            )
+        )
+        if spec is None:
+            return None
+        return _from_oci_spec(spec, "cri-o")
+
+
+def _from_oci_spec(spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    annotations = spec.get("annotations")
+    notes: Mapping[str, Any] = annotations if isinstance(annotations, Mapping) else {}
+    record: dict[str, Any] = {"type": kind}
+    # containerd's CRI plugin
+    name = notes.get("io.kubernetes.cri.container-name") or notes.get(
+        "io.kubernetes.container.name"
+    )
+    if isinstance(name, str):
+        record["name"] = name
+    image = notes.get("io.kubernetes.cri.image-name") or notes.get("io.kubernetes.cri-o.ImageName")
+    if isinstance(image, str):
+        record["image"] = image
+    k8s: dict[str, Any] = {}
+    ns = notes.get("io.kubernetes.cri.sandbox-namespace") or notes.get(
+        "io.kubernetes.pod.namespace"
+    )
+    pod = notes.get("io.kubernetes.cri.sandbox-name") or notes.get("io.kubernetes.pod.name")
+    uid = notes.get("io.kubernetes.cri.sandbox-uid") or notes.get("io.kubernetes.pod.uid")
+    if isinstance(ns, str):
+        k8s["ns"] = ns
+    if isinstance(pod, str):
+        k8s["pod"] = pod
+    if isinstance(uid, str):
+        k8s["pod_uid"] = uid
+    if k8s:
+        record["k8s"] = k8s
+    privileged = notes.get("io.kubernetes.cri-o.PrivilegedRuntime")
+    if isinstance(privileged, str):
+        record["privileged"] = privileged == "true"
+    mounts = spec.get("mounts")
+    if isinstance(mounts, list):
+        record["mounts"] = [
+            {
+                "source": m.get("source"),
+                "dest": m.get("destination"),
+                "mode": ",".join(m.get("options") or []),
+                "rw": "ro" not in (m.get("options") or []),
+                "propagation": next(
+                    (
+                        o
+                        for o in (m.get("options") or [])
+                        if "private" in o or "shared" in o or "slave" in o
+                    ),
+                    "",
+                ),
+            }
+            for m in mounts
+            if isinstance(m, Mapping)
+        ]
+    return record
+
+
+def _k8s_from_labels(labels: Mapping[str, Any]) -> dict[str, Any]:
+    k8s: dict[str, Any] = {}
+    for key, target in (
+        ("io.kubernetes.pod.namespace", "ns"),
+        ("io.kubernetes.pod.name", "pod"),
+        ("io.kubernetes.pod.uid", "pod_uid"),
+    ):
+        value = labels.get(key)
+        if isinstance(value, str):
+            k8s[target] = value
+    return k8s
+
+
+def _json_file(path: Path, limit: int = 8 * 1024 * 1024) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError:
+        return None
+    if len(data) > limit:
+        return None
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,548 @@
+"""Responses: what the sensor does when a rule fires, opt-in per rule or priority.
+
+    kill        SIGKILL the process that triggered the rule
+    freeze      freeze the container's cgroup (cgroup v2 `cgroup.freeze`, v1 freezer)
+    isolate     install a drop-all nftables table inside the container's network namespace
+    quarantine  with a Kubernetes API: label the pod and apply a deny-all NetworkPolicy
+                selecting that label (see skanse.runtime.kubernetes)
+
+Every response is written to a journal (a JSON file in the state directory, replaced
+atomically) with what it did, so `skanse runtime release CONTAINER` can undo it: thaw the
+cgroup, delete the nftables table, remove the pod label. A kill cannot be undone; it is
+journaled all the same. Host processes (not in a container) are never frozen or isolated
+(that would freeze or cut off the node), and are killed only with `allow_host`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skanse.errors import ResponseError
+from skanse.files import write_atomic
+from skanse.rules.engine import Alert
+from skanse.rules.loader import Priority
+
+__all__ = [
+    "Action",
+    "JournalEntry",
+    "Policy",
+    "Responder",
+    "ResponseJournal",
+    "ResponseTargets",
+    "release",
+]
+
+NFT_TABLE = "skanse_isolate"
+QUARANTINE_LABEL = "skanse.io/quarantine"
+
+
+class Action(enum.StrEnum):
+    KILL = "kill"
+    FREEZE = "freeze"
+    ISOLATE = "isolate"
+    QUARANTINE = "quarantine"
+
+
+# the order actions run in: contain first, then kill (a killed process cannot be followed
+# into its namespace any more)
+_ORDER = (Action.FREEZE, Action.ISOLATE, Action.QUARANTINE, Action.KILL)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Which alerts trigger which actions: by rule name, or by priority and above."""
+
+    by_rule: Mapping[str, frozenset[Action]] = field(default_factory=dict)
+    by_priority: tuple[tuple[Priority, frozenset[Action]], ...] = ()
+    allow_host: bool = False
+
+    def actions(self, alert: Alert) -> list[Action]:
+        chosen: set[Action] = set(self.by_rule.get(alert.rule, ()))
+        for threshold, actions in self.by_priority:
+            if alert.priority <= threshold:  # lower value = more severe
+                chosen |= actions
+        return [a for a in _ORDER if a in chosen]
+
+    @property
+    def empty(self) -> bool:
+        return not self.by_rule and not self.by_priority
+
+
+def parse_actions(text: str) -> frozenset[Action]:
+    actions = set()
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        try:
+            actions.add(Action(name))
+        except ValueError:
+            raise ResponseError(
+                f"unknown response action {name!r} (expected: kill, freeze, isolate, quarantine)"
+            ) from None
+    if not actions:
+        raise ResponseError(f"no response action in {text!r}")
+    return frozenset(actions)
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    id: int
+    time: str
+    action: str
+    rule: str
+    priority: str
+    container_id: str | None
+    pid: int | None
+    status: str  # done, failed, skipped, released, release-failed
+    detail: str
+    cgroup: str | None = None  # v2 path under the mount, or v1 freezer path
+    cgroup_version: int | None = None
+    netns: int | None = None
+    pod: str | None = None  # namespace/name
+    released: str | None = None
+
+
+class ResponseJournal:
+    """The journal file: every response taken, and whether it was released."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir) / "responses.json"
+        self._lock = threading.Lock()
+
+    def load(self) -> list[JournalEntry]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ResponseError(f"{self.path}: the response journal is unreadable: {exc}") from None
+        entries = data.get("responses") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ResponseError(f"{self.path}: not a response journal")
+        known = set(JournalEntry.__dataclass_fields__)
+        return [
+            JournalEntry(**{k: v for k, v in e.items() if k in known})
+            for e in entries
+            if isinstance(e, dict)
+        ]
+
+    def save(self, entries: Sequence[JournalEntry]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        body = {"schema_version": 1, "responses": [asdict(e) for e in entries]}
+        write_atomic(self.path, json.dumps(body, indent=2) + "\n", mode=0o600)
+
+    def append(self, entry: JournalEntry) -> JournalEntry:
+        with self._lock:
+            entries = self.load()
+            entry.id = max((e.id for e in entries), default=0) + 1
+            entries.append(entry)
+            self.save(entries)
+        return entry
+
+    def update(self, changed: Sequence[JournalEntry]) -> None:
+        with self._lock:
+            entries = {e.id: e for e in self.load()}
+            for entry in changed:
+                entries[entry.id] = entry
+            self.save(sorted(entries.values(), key=lambda e: e.id))
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTargets:
+    """Where the cgroup hierarchies are and how to run nft (overridable for a host root)."""
+
+    cgroup2_mount: str | None = "/sys/fs/cgroup"
+    cgroup1_freezer: str | None = "/sys/fs/cgroup/freezer"
+    proc_root: str = "/proc"
+    nft: str = "nft"
+    nsenter: str = "nsenter"
+
+
+def _now() -> str:
+    return _dt.datetime.now(tz=_dt.UTC).isoformat(timespec="seconds")
+
+
+def _freezer_path(pid: int, proc_root: str) -> str | None:
+    try:
+        text = Path(proc_root, str(pid), "cgroup").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "freezer" in parts[1].split(","):
+            return parts[2]
+    return None
+
+
+def _v2_path(pid: int, proc_root: str) -> str | None:
+    try:
+        text = Path(proc_root, str(pid), "cgroup").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return None
+
+
+def freeze_cgroup(path: str, version: int, targets: ResponseTargets, *, frozen: bool) -> None:
+    if version == 2:
+        assert targets.cgroup2_mount is not None
+        control = Path(targets.cgroup2_mount + path, "cgroup.freeze")
+        value = "1" if frozen else "0"
+    else:
+        assert targets.cgroup1_freezer is not None
+        control = Path(targets.cgroup1_freezer + path, "freezer.state")
+        value = "FROZEN" if frozen else "THAWED"
+    try:
+        control.write_text(value, encoding="ascii")
+    except OSError as exc:
+        raise ResponseError(f"cannot write {value} to {control}: {exc.strerror or exc}") from None
+
+
+def _isolate_ruleset() -> str:
+    # loopback stays open so the container's own processes keep talking to each other;
+    # everything else in every direction is dropped, early (priority -300, before conntrack)
+    chains = []
+    for name, hook, iface in (
+        ("input", "input", "iif"),
+        ("output", "output", "oif"),
+        ("forward", "forward", None),
+    ):
+        loopback = f"{iface} lo accept; " if iface else ""
+        chains.append(
+            f"  chain {name} {{ type filter hook {hook} priority -300; policy drop; {loopback}}}"
+        )
+    return f"table inet {NFT_TABLE} {{\n" + "\n".join(chains) + "\n}\n"
+
+
+def _run_in_netns(
+    pid: int, argv: list[str], targets: ResponseTargets, stdin: str | None = None
+) -> None:
+    command = [targets.nsenter, f"--net={targets.proc_root}/{pid}/ns/net", *argv]
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            command, input=stdin, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ResponseError(f"{' '.join(command)}: {exc}") from None
+    if done.returncode != 0:
+        raise ResponseError(
+            f"{' '.join(argv)} in the network namespace of {pid} failed: {done.stderr.strip()}"
+        )
+
+
+def _netns_inode(pid: int, proc_root: str) -> int | None:
+    try:
+        return os.stat(f"{proc_root}/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _protected_netns(proc_root: str) -> set[int]:
+    """Network namespaces never to isolate: the host's and the sensor's own.
+
+    kthreadd (pid 2) always lives in the initial namespaces, and is readable where pid 1
+    may not be (a VM's init can deny it).
+    """
+    found = {_netns_inode(pid, proc_root) for pid in (1, 2)}
+    try:
+        found.add(os.stat("/proc/self/ns/net").st_ino)
+    except OSError:
+        pass
+    found.discard(None)
+    return {n for n in found if n is not None}
+
+
+def _own_cgroups(proc_root: str) -> set[str]:
+    pid = os.getpid()
+    return {p for p in (_v2_path(pid, proc_root), _freezer_path(pid, proc_root)) if p}
+
+
+def _processes_in(path: str, version: int, targets: ResponseTargets) -> list[int]:
+    if version == 2 and targets.cgroup2_mount:
+        procs = Path(targets.cgroup2_mount + path, "cgroup.procs")
+    elif targets.cgroup1_freezer:
+        procs = Path(targets.cgroup1_freezer + path, "cgroup.procs")
+    else:
+        return []
+    try:
+        return [int(x) for x in procs.read_text(encoding="ascii").split()]
+    except (OSError, ValueError):
+        return []
+
+
+class Responder:
+    """Runs the policy's actions for each alert and journals them."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        journal: ResponseJournal,
+        *,
+        targets: ResponseTargets | None = None,
+        kubernetes: Any = None,  # skanse.runtime.kubernetes.Quarantine
+        dry_run: bool = False,
+        log: Callable[[JournalEntry], None] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.journal = journal
+        self.targets = targets or ResponseTargets()
+        self.kubernetes = kubernetes
+        self.dry_run = dry_run
+        self.log = log
+        self._active_cache: tuple[int, set[tuple[str, str]]] | None = None
+
+    def handle(self, alert: Alert, context: Mapping[str, Any]) -> list[JournalEntry]:
+        actions = self.policy.actions(alert)
+        entries = []
+        for action in actions:
+            entry = self._act(action, alert, context)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _active(self) -> set[tuple[str, str]]:
+        """(container, action) pairs in force: done and not released (by anyone: the
+        journal is re-read whenever `skanse runtime release` has changed it)."""
+        try:
+            stamp = self.journal.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return set()
+        if self._active_cache is None or self._active_cache[0] != stamp:
+            active = {
+                (str(e.container_id), e.action)
+                for e in self.journal.load()
+                if e.status == "done" and e.action != Action.KILL
+            }
+            self._active_cache = (stamp, active)
+        return self._active_cache[1]
+
+    def _entry(
+        self,
+        action: Action,
+        alert: Alert,
+        context: Mapping[str, Any],
+        status: str,
+        detail: str,
+        **extra: Any,
+    ) -> JournalEntry:
+        entry = JournalEntry(
+            id=0,
+            time=_now(),
+            action=action.value,
+            rule=alert.rule,
+            priority=alert.priority.label,
+            container_id=context.get("container_id"),
+            pid=context.get("pid"),
+            status=status,
+            detail=detail,
+            **extra,
+        )
+        if status != "skipped" or not self.dry_run:
+            entry = self.journal.append(entry)
+        if self.log is not None:
+            self.log(entry)
+        return entry
+
+    def _act(self, action: Action, alert: Alert, context: Mapping[str, Any]) -> JournalEntry | None:
+        pid = context.get("pid")
+        container = context.get("container_id")
+        in_container = bool(container) and container != "host"
+        if not isinstance(pid, int):
+            return self._entry(action, alert, context, "skipped", "no process id")
+        if action in (Action.FREEZE, Action.ISOLATE, Action.QUARANTINE):
+            if not in_container:
+                return self._entry(
+                    action, alert, context, "skipped", "the process is not in a container"
+                )
+            if (str(container), action.value) in self._active():
+                return None  # contained already (and not released): one journal entry
+        if action is Action.KILL and not in_container and not self.policy.allow_host:
+            return self._entry(
+                action, alert, context, "skipped", "host process (allow_host is off)"
+            )
+        if action is Action.KILL and (pid <= 1 or pid == os.getpid()):
+            return self._entry(action, alert, context, "skipped", f"refusing to kill pid {pid}")
+        if self.dry_run:
+            return self._entry(action, alert, context, "skipped", "dry run: would " + action.value)
+        try:
+            if action is Action.KILL:
+                os.kill(pid, signal.SIGKILL)
+                return self._entry(action, alert, context, "done", f"sent SIGKILL to {pid}")
+            if action is Action.FREEZE:
+                entry = self._freeze(alert, context, pid)
+            elif action is Action.ISOLATE:
+                entry = self._isolate(alert, context, pid)
+            else:
+                entry = self._quarantine(alert, context)
+        except (ResponseError, OSError) as exc:
+            return self._entry(action, alert, context, "failed", str(exc))
+        return entry
+
+    def _cgroup(self, pid: int, context: Mapping[str, Any]) -> tuple[str, int]:
+        """The container's cgroup (v2 if it can be frozen there, else the v1 freezer)."""
+        targets = self.targets
+        # the path from the cgroup id is the host's view; /proc/<pid>/cgroup is relative to
+        # the sensor's cgroup namespace when it runs in a container
+        path = context.get("cgroup_path") or _v2_path(pid, targets.proc_root)
+        if (
+            path
+            and path != "/"
+            and targets.cgroup2_mount
+            and Path(targets.cgroup2_mount + path, "cgroup.freeze").exists()
+        ):
+            return path, 2
+        path = _freezer_path(pid, targets.proc_root)
+        if path and path != "/" and targets.cgroup1_freezer:
+            return path, 1
+        raise ResponseError(f"no freezable cgroup for process {pid}")
+
+    def _freeze(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
+        path, version = self._cgroup(pid, context)
+        if path in _own_cgroups(self.targets.proc_root):
+            raise ResponseError(f"the sensor itself is in cgroup {path}: refusing to freeze it")
+        freeze_cgroup(path, version, self.targets, frozen=True)
+        return self._entry(
+            Action.FREEZE,
+            alert,
+            context,
+            "done",
+            f"froze cgroup v{version} {path}",
+            cgroup=path,
+            cgroup_version=version,
+        )
+
+    def _isolate(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
+        targets = self.targets
+        netns = _netns_inode(pid, targets.proc_root)
+        path: str | None = None
+        version: int | None = None
+        if netns is None:  # the process is gone: any process of the container in its netns
+            path, version = self._cgroup(pid, context)
+            wanted = context.get("netns")
+            for other in _processes_in(path, version, targets):
+                if _netns_inode(other, targets.proc_root) == wanted:
+                    pid, netns = other, wanted
+                    break
+            else:
+                raise ResponseError(
+                    f"process {pid} is gone and no process of its container is left "
+                    "in its network namespace"
+                )
+        protected = _protected_netns(targets.proc_root)
+        if not protected:
+            raise ResponseError("cannot tell the host's network namespace: refusing to isolate")
+        if netns in protected:
+            raise ResponseError(
+                "the process is in the host's (or the sensor's) network namespace: "
+                "isolating it would cut off the node"
+            )
+        if path is None:
+            try:
+                path, version = self._cgroup(pid, context)
+            except ResponseError:
+                path = version = None  # release will say it cannot find the namespace again
+        _run_in_netns(pid, [targets.nft, "-f", "-"], targets, stdin=_isolate_ruleset())
+        return self._entry(
+            Action.ISOLATE,
+            alert,
+            context,
+            "done",
+            f"installed nftables table inet {NFT_TABLE} (drop all but loopback) in netns {netns}",
+            netns=netns,
+            cgroup=path,
+            cgroup_version=version,
+        )
+
+    def _quarantine(self, alert: Alert, context: Mapping[str, Any]) -> JournalEntry:
+        if self.kubernetes is None:
+            raise ResponseError("quarantine needs a Kubernetes API (--kube-api)")
+        namespace = context.get("k8s_ns")
+        pod = context.get("k8s_pod")
+        if not namespace or not pod:
+            raise ResponseError("the container's pod is unknown (no Kubernetes metadata)")
+        detail = self.kubernetes.quarantine(namespace, pod)
+        return self._entry(
+            Action.QUARANTINE, alert, context, "done", detail, pod=f"{namespace}/{pod}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    entry: JournalEntry
+    ok: bool
+    message: str
+
+
+def release(
+    container: str,
+    journal: ResponseJournal,
+    *,
+    targets: ResponseTargets | None = None,
+    kubernetes: Any = None,
+) -> list[ReleaseResult]:
+    """Undo every response still in force for a container (id: 12 hex, or a prefix)."""
+    targets = targets or ResponseTargets()
+    entries = journal.load()
+    wanted = container.lower()
+    matching = [
+        e
+        for e in entries
+        if e.container_id
+        and e.container_id.startswith(wanted[:12])
+        and e.status == "done"
+        and e.action in (Action.FREEZE, Action.ISOLATE, Action.QUARANTINE)
+    ]
+    results = []
+    for entry in matching:
+        try:
+            message = _undo(entry, targets, kubernetes)
+        except ResponseError as exc:
+            entry.status = "release-failed"
+            results.append(ReleaseResult(entry, False, str(exc)))
+            continue
+        entry.status = "released"
+        entry.released = _now()
+        results.append(ReleaseResult(entry, True, message))
+    if results:
+        journal.update([r.entry for r in results])
+    return results
+
+
+def _undo(entry: JournalEntry, targets: ResponseTargets, kubernetes: Any) -> str:
+    if entry.action == Action.FREEZE:
+        if entry.cgroup is None or entry.cgroup_version is None:
+            raise ResponseError(f"journal entry {entry.id} has no cgroup")
+        freeze_cgroup(entry.cgroup, entry.cgroup_version, targets, frozen=False)
+        return f"thawed cgroup v{entry.cgroup_version} {entry.cgroup}"
+    if entry.action == Action.ISOLATE:
+        if entry.cgroup is None or entry.cgroup_version is None:
+            raise ResponseError(f"journal entry {entry.id} has no cgroup")
+        for pid in _processes_in(entry.cgroup, entry.cgroup_version, targets):
+            if _netns_inode(pid, targets.proc_root) == entry.netns:
+                _run_in_netns(pid, [targets.nft, "delete", "table", "inet", NFT_TABLE], targets)
+                return f"deleted nftables table inet {NFT_TABLE} in netns {entry.netns}"
+        raise ResponseError(
+            f"no process of the container is left in network namespace {entry.netns}: "
+            "nothing to undo there (the namespace is gone with its rules)"
+        )
+    if entry.action == Action.QUARANTINE:
+        if kubernetes is None:
+            raise ResponseError("releasing a quarantine needs the Kubernetes API (--kube-api)")
+        if not entry.pod or "/" not in entry.pod:
+            raise ResponseError(f"journal entry {entry.id} has no pod")
+        namespace, name = entry.pod.split("/", 1)
+        return str(kubernetes.release(namespace, name))
+    raise ResponseError(f"{entry.action} cannot be undone")

@@ -1,0 +1,403 @@
+"""Assemble a running sensor from its configuration: rules, sensor, state, outputs, responses.
+
+    service = SensorService(config, stdout=sys.stdout, log=write_json_line)
+    service.plan()          # what would be loaded (--dry-run); loads nothing into the kernel
+    service.start()         # rules compiled, sensor attached, /proc seeded, metrics served
+    service.run(stop)       # until stop is set (SIGTERM, SIGINT, --duration)
+    summary = service.close()
+
+The library never prints: alerts go to the configured outputs, and log records (start,
+responses, stop) go to the `log` callable as dicts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from skanse.errors import InputError, SensorError, UsageError
+from skanse.rules.engine import Alert, Engine
+from skanse.rules.loader import RulesFile, load_rules
+from skanse.rules.output import compile_output
+from skanse.runtime import procfs
+from skanse.runtime.agent import Agent
+from skanse.runtime.config import SensorConfig
+from skanse.runtime.containers import CgroupPaths, ContainerMetadata, RuntimeRoots, cgroup2_mount
+from skanse.runtime.outputs import JsonLinesOutput, Output, SyslogOutput, WebhookOutput
+from skanse.runtime.responses import JournalEntry, Responder, ResponseJournal, ResponseTargets
+from skanse.runtime.state import ProcessState
+
+__all__ = ["SensorService", "TextOutput", "build_kubernetes"]
+
+LogFn = Callable[[dict[str, Any]], None]
+
+
+class TextOutput:
+    """Falco's text line per alert on a stream (`--format text`)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        from skanse.runtime.outputs import OutputStats
+
+        self.name = "text:stdout"
+        self.stats = OutputStats()
+        self._stream = stream
+
+    def emit(self, alert: Mapping[str, Any]) -> None:
+        try:
+            self._stream.write(str(alert.get("output", "")) + "\n")
+            self._stream.flush()
+            self.stats.sent += 1
+        except (OSError, ValueError):
+            self.stats.failed += 1
+
+    def close(self) -> None:
+        return None
+
+
+def build_kubernetes(config: SensorConfig) -> Any:
+    """The quarantine client of the configuration, or None."""
+    if config.kubernetes is None:
+        return None
+    from skanse.runtime.kubernetes import HttpKubernetesApi, Quarantine
+
+    k8s = config.kubernetes
+    if k8s.api == "in-cluster":
+        return Quarantine(HttpKubernetesApi.in_cluster())
+    token = None
+    if k8s.token_file:
+        try:
+            token = Path(k8s.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"{k8s.token_file}: {exc.strerror or exc}") from None
+    return Quarantine(HttpKubernetesApi(k8s.api, token=token, ca_file=k8s.ca_file))
+
+
+class SensorService:
+    def __init__(
+        self,
+        config: SensorConfig,
+        *,
+        stdout: IO[str],
+        log: LogFn,
+        object_path: Path | None = None,
+        btf_path: str = "/sys/kernel/btf/vmlinux",
+        dry_run_responses: bool = False,
+    ) -> None:
+        self.config = config
+        self.stdout = stdout
+        self.log = log
+        self.object_path = object_path
+        self.btf_path = btf_path
+        self.dry_run_responses = dry_run_responses
+        self.engine: Engine | None = None
+        self.sensor: Any = None
+        self.agent: Agent | None = None
+        self.outputs: list[Output] = []
+        self._metrics: Any = None
+        self._cgroups: CgroupPaths | None = None
+        self._lock = threading.Lock()
+
+    # -- building blocks -------------------------------------------------------------
+    def _engine(self) -> Engine:
+        if not self.config.rules:
+            raise UsageError("no rules: give --rules FILE... or `rules:` in the configuration")
+        files = []
+        for name in self.config.rules:
+            try:
+                files.append(RulesFile(name, Path(name).read_bytes()))
+            except OSError as exc:
+                raise InputError(f"{name}: {exc.strerror or exc}") from None
+        result = load_rules(files)
+        if result.ruleset is None:
+            shown = "\n  ".join(str(d) for d in result.errors[:20])
+            raise InputError(f"the rules did not load: {len(result.errors)} error(s)\n  {shown}")
+        engine = Engine(result.ruleset, rule_matching=self.config.rule_matching)
+        if not engine.rules:
+            raise InputError("the rules files have no enabled syscall rules")
+        return engine
+
+    def _sensor(self, engine: Engine) -> Any:
+        if self.config.sensor == "audit":
+            from skanse.runtime.audit import AuditSensor
+
+            return AuditSensor(boot_offset_ns=procfs.boot_epoch_offset_ns())
+        from skanse.runtime.bpf_sensor import BpfSensor, BpfSensorOptions
+        from skanse.runtime.syscalls import SYSCALLS
+
+        types = engine.event_types()
+        wanted = frozenset(SYSCALLS) if types is None else types
+        return BpfSensor(
+            BpfSensorOptions(
+                event_types=wanted,
+                ring_bytes=self.config.ring_buffer_mib * 1024 * 1024,
+                object_path=self.object_path,
+                btf_path=self.btf_path,
+            )
+        )
+
+    def _outputs(self) -> list[Output]:
+        out = self.config.outputs
+        outputs: list[Output] = []
+        if out.stdout:
+            outputs.append(
+                TextOutput(self.stdout) if out.format == "text" else JsonLinesOutput(self.stdout)
+            )
+        if out.file:
+            outputs.append(JsonLinesOutput(out.file))
+        if out.webhook:
+            hook = out.webhook
+            outputs.append(
+                WebhookOutput(
+                    hook.url,
+                    ca_file=hook.ca_file,
+                    insecure=hook.insecure,
+                    timeout=hook.timeout,
+                    headers=hook.headers,
+                )
+            )
+        if out.syslog:
+            outputs.append(SyslogOutput(out.syslog.address, facility=out.syslog.facility))
+        return outputs
+
+    def _responder(self) -> Responder | None:
+        policy = self.config.policy()
+        if policy.empty:
+            return None
+        targets = ResponseTargets(
+            cgroup2_mount=self._cgroups.mount if self._cgroups else cgroup2_mount(),
+            cgroup1_freezer=_freezer_mount(),
+        )
+
+        def log(entry: JournalEntry) -> None:
+            self.log(
+                {
+                    "level": "warning" if entry.status == "failed" else "info",
+                    "msg": f"response {entry.action}: {entry.status}",
+                    "response": _entry_dict(entry),
+                }
+            )
+
+        return Responder(
+            policy,
+            ResponseJournal(self.config.state_dir),
+            targets=targets,
+            kubernetes=build_kubernetes(self.config),
+            dry_run=self.dry_run_responses,
+            log=log,
+        )
+
+    # -- dry run -----------------------------------------------------------------------
+    def plan(self) -> dict[str, Any]:
+        """What the sensor would load and do; nothing is loaded into the kernel."""
+        engine = self._engine()
+        sensor = self._sensor(engine)
+        types = engine.event_types()
+        description = sensor.describe()
+        rules_cannot_fire: list[str] = []
+        unsupported = set(description.get("unsupported_event_types", []))
+        if self.config.sensor == "audit":
+            unsupported = set(types or ()) - {"execve", "execveat"}
+        rules_cannot_fire.extend(
+            rule.name
+            for rule in engine.rules
+            if rule.evttypes is not None and rule.evttypes and rule.evttypes <= unsupported
+        )
+        policy = self.config.policy()
+        return {
+            "rules": {
+                "files": list(self.config.rules),
+                "enabled": len(engine.rules),
+                "event_types": sorted(types) if types is not None else "all",
+            },
+            "sensor": description,
+            "rules_that_cannot_fire": rules_cannot_fire,
+            "outputs": [
+                o
+                for o in (
+                    "stdout" if self.config.outputs.stdout else None,
+                    f"file:{self.config.outputs.file}" if self.config.outputs.file else None,
+                    f"webhook:{self.config.outputs.webhook.url}"
+                    if self.config.outputs.webhook
+                    else None,
+                    f"syslog:{self.config.outputs.syslog.address}"
+                    if self.config.outputs.syslog
+                    else None,
+                )
+                if o
+            ],
+            "metrics": (
+                f"http://{self.config.metrics.address}:{self.config.metrics.port}/metrics"
+                if self.config.metrics
+                else None
+            ),
+            "responses": {
+                "by_rule": {k: sorted(a.value for a in v) for k, v in policy.by_rule.items()},
+                "by_priority": {p.label: sorted(a.value for a in v) for p, v in policy.by_priority},
+                "journal": str(Path(self.config.state_dir) / "responses.json"),
+            },
+        }
+
+    # -- running -----------------------------------------------------------------------
+    def start(self) -> None:
+        engine = self._engine()
+        started = time.monotonic()
+        sensor = self._sensor(engine)
+        sensor.start()
+        self.sensor = sensor
+        try:
+            offset = procfs.boot_epoch_offset_ns()
+            self._cgroups = CgroupPaths(cgroup2_mount())
+            state = ProcessState(
+                engine.table,
+                users=procfs.UserNames(self.config.host_root),
+                cgroups=self._cgroups,
+                metadata=ContainerMetadata(RuntimeRoots.under(self.config.host_root)),
+                boot_offset_ns=offset,
+            )
+            seeded = state.seed()
+            self.outputs = self._outputs()
+            responder = self._responder()
+            extra = (
+                compile_output(self.config.append_output, "syscall")
+                if self.config.append_output
+                else None
+            )
+            agent = Agent(
+                engine,
+                sensor,
+                state,
+                outputs=self.outputs,
+                responder=responder,
+                append_output=extra,
+            )
+        except BaseException:
+            sensor.close()
+            raise
+        self.engine = engine
+        self.agent = agent
+        if self.config.metrics is not None:
+            from skanse.runtime.metrics import SensorCollector, serve_metrics
+
+            collector = SensorCollector(
+                agent, self.config.sensor, self.outputs, drops=self._drops, busy=self._busy
+            )
+            try:
+                self._metrics = serve_metrics(
+                    collector, self.config.metrics.port, self.config.metrics.address
+                )
+            except OSError as exc:
+                self.close()
+                raise SensorError(
+                    "cannot serve metrics on "
+                    f"{self.config.metrics.address}:{self.config.metrics.port}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+        types = engine.event_types()
+        self.log(
+            {
+                "level": "info",
+                "msg": "sensor started",
+                "sensor": self.config.sensor,
+                "rules": len(engine.rules),
+                "event_types": sorted(types) if types is not None else "all",
+                "processes_seeded": seeded,
+                "start_seconds": round(time.monotonic() - started, 3),
+                "unsupported_event_types": sorted(getattr(sensor, "unsupported", ())),
+            }
+        )
+
+    def _drops(self) -> tuple[int, int]:
+        with self._lock:
+            if self.sensor is None:
+                return (0, 0)
+            try:
+                result: tuple[int, int] = self.sensor.drops()
+            except SensorError:
+                return (0, 0)
+            return result
+
+    def _busy(self) -> int:
+        return self._counter("dropped_busy")
+
+    def _counter(self, name: str) -> int:
+        with self._lock:
+            counters = getattr(self.sensor, "counters", None)
+            if counters is None:
+                return 0
+            try:
+                return int(getattr(counters(), name))
+            except SensorError:
+                return 0
+
+    def run(self, stop: threading.Event) -> None:
+        if self.agent is None:
+            raise SensorError("the sensor was not started")
+        self.agent.run(stop)
+
+    def close(self) -> dict[str, Any]:
+        """Stop everything; the summary (events, alerts, produced/delivered/dropped)."""
+        summary: dict[str, Any] = {}
+        if self._metrics is not None:
+            server, thread = self._metrics
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            self._metrics = None
+        if self.sensor is not None:
+            produced, dropped = self._drops()
+            agent = self.agent
+            summary = {
+                "records_produced": produced,
+                "records_dropped_with_room_left": self._busy(),
+                "reservations_retried": self._counter("retried"),
+                "records_delivered": self.sensor.delivered,
+                "records_dropped": dropped,
+                "events_evaluated": agent.stats.events if agent else 0,
+                "alerts": agent.stats.alerts if agent else 0,
+                "malformed_records": agent.stats.malformed if agent else 0,
+                "record_errors": agent.stats.errors if agent else 0,
+                "max_backlog_bytes": agent.stats.max_backlog_bytes if agent else 0,
+                "events_by_type": dict(sorted(agent.stats.by_kind.items())) if agent else {},
+            }
+            with self._lock:
+                self.sensor.close()
+                self.sensor = None
+        for output in self.outputs:
+            output.close()
+            if output.stats.failed or output.stats.dropped:
+                summary.setdefault("output_failures", {})[output.name] = (
+                    output.stats.failed + output.stats.dropped
+                )
+        self.outputs = []
+        if self._cgroups is not None:
+            self._cgroups.close()
+            self._cgroups = None
+        return summary
+
+    def on_alert(self, callback: Callable[[Alert, Mapping[str, Any]], None]) -> None:
+        if self.agent is not None:
+            self.agent.on_alert = callback
+
+
+def _freezer_mount() -> str | None:
+    try:
+        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = right.split()
+        if fields and fields[0] == "cgroup" and "freezer" in fields[-1].split(","):
+            parts = left.split()
+            if len(parts) >= 5:
+                return parts[4]
+    return None
+
+
+def _entry_dict(entry: JournalEntry) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(entry).items() if v is not None}

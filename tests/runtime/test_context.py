@@ -1,0 +1,194 @@
+"""Container context and /proc: container ids from cgroup paths, runtime metadata, users."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from skanse.runtime import procfs
+from skanse.runtime.containers import (
+    CgroupPaths,
+    ContainerMetadata,
+    RuntimeRoots,
+    cgroup2_mount,
+    container_from_cgroup,
+    container_from_proc_cgroup,
+)
+
+ID = "3f2a9c1b7d4e" + "5" * 52
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        (f"/system.slice/docker-{ID}.scope", "docker"),
+        (f"/docker/{ID}", "docker"),
+        (
+            f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b_3c4d.slice/cri-containerd-{ID}.scope",
+            "containerd",
+        ),
+        (
+            f"/system.slice/containerd.service/kubepods-burstable-pod0f1e.slice:cri-containerd:{ID}",
+            "containerd",
+        ),
+        (f"/kubepods.slice/kubepods-pod0f1e.slice/crio-{ID}.scope", "cri-o"),
+        (f"/machine.slice/libpod-{ID}.scope/container", "podman"),
+        (f"/kubepods/besteffort/pod0f1e2d3c-aaaa-bbbb-cccc-000000000000/{ID}", "cri"),
+    ],
+)
+def test_container_id_is_the_first_12_hex_of_each_runtime_layout(path: str, kind: str) -> None:
+    found = container_from_cgroup(path)
+    assert found is not None
+    assert (found.id, found.full_id, found.type) == ("3f2a9c1b7d4e", ID, kind)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/user.slice/user-0.slice/session-1.scope",
+        f"/system.slice/docker-{ID[:40]}.scope",  # too short
+        f"/machine.slice/libpod-conmon-{ID}.scope",  # conmon, not the container
+        f"/system.slice/crio-conmon-{ID}.scope",
+    ],
+)
+def test_host_cgroups_are_not_containers(path: str) -> None:
+    assert container_from_cgroup(path) is None
+
+
+def test_proc_cgroup_file_any_hierarchy() -> None:
+    text = f"12:freezer:/docker/{ID}\n11:memory:/docker/{ID}\n0::/\n"
+    found = container_from_proc_cgroup(text)
+    assert found is not None and found.id == ID[:12]
+    assert container_from_proc_cgroup("0::/init.scope\n") is None
+
+
+def test_docker_metadata_from_its_state_files(tmp_path: Path) -> None:
+    base = tmp_path / "var/lib/docker/containers" / ID
+    base.mkdir(parents=True)
+    (base / "config.v2.json").write_text(
+        json.dumps(
+            {
+                "ID": ID,
+                "Name": "/web",
+                "Image": "sha256:" + "ab" * 32,
+                "Config": {
+                    "Image": "nginx:1.27",
+                    "Labels": {
+                        "io.kubernetes.pod.namespace": "shop",
+                        "io.kubernetes.pod.name": "web-0",
+                    },
+                },
+                "MountPoints": {
+                    "/data": {"Source": "/srv/data", "Destination": "/data", "RW": True}
+                },
+            }
+        )
+    )
+    (base / "hostconfig.json").write_text(json.dumps({"Privileged": True}))
+    ref = container_from_cgroup(f"/docker/{ID}")
+    assert ref is not None
+    record = ContainerMetadata(RuntimeRoots.under(str(tmp_path))).lookup(ref)
+    assert record["name"] == "web" and record["image"] == "nginx:1.27"
+    assert record["privileged"] is True
+    assert record["k8s"] == {"ns": "shop", "pod": "web-0"}
+    assert record["mounts"][0]["dest"] == "/data"
+
+
+def test_containerd_cri_metadata_from_the_oci_spec(tmp_path: Path) -> None:
+    spec_dir = tmp_path / "run/containerd/io.containerd.runtime.v2.task/k8s.io" / ID
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "ociVersion": "1.1.0",
+                "annotations": {
+                    "io.kubernetes.cri.container-type": "container",
+                    "io.kubernetes.cri.container-name": "api",
+                    "io.kubernetes.cri.image-name": "registry.example/api:2.0",
+                    "io.kubernetes.cri.sandbox-namespace": "payments",
+                    "io.kubernetes.cri.sandbox-name": "api-7d9f",
+                    "io.kubernetes.cri.sandbox-uid": "0f1e2d3c",
+                },
+                "mounts": [
+                    {
+                        "destination": "/etc/hosts",
+                        "source": "/var/lib/x/hosts",
+                        "options": ["rbind", "ro"],
+                    }
+                ],
+            }
+        )
+    )
+    ref = container_from_cgroup(f"/kubepods.slice/cri-containerd-{ID}.scope")
+    assert ref is not None
+    record = ContainerMetadata(RuntimeRoots.under(str(tmp_path))).lookup(ref)
+    assert (record["name"], record["image"]) == ("api", "registry.example/api:2.0")
+    assert record["k8s"] == {"ns": "payments", "pod": "api-7d9f", "pod_uid": "0f1e2d3c"}
+    assert record["mounts"][0]["rw"] is False
+
+
+def test_unknown_containers_keep_their_id_and_miss_the_rest(tmp_path: Path) -> None:
+    ref = container_from_cgroup(f"/docker/{ID}")
+    assert ref is not None
+    record = ContainerMetadata(RuntimeRoots.under(str(tmp_path))).lookup(ref)
+    assert record == {"id": ID[:12], "type": "docker", "full_id": ID}
+
+
+def test_hostile_state_files_are_ignored(tmp_path: Path) -> None:
+    base = tmp_path / "var/lib/docker/containers" / ID
+    base.mkdir(parents=True)
+    (base / "config.v2.json").write_text("[" * 100_000)  # deep nonsense: not JSON we accept
+    ref = container_from_cgroup(f"/docker/{ID}")
+    assert ref is not None
+    assert "name" not in ContainerMetadata(RuntimeRoots.under(str(tmp_path))).lookup(ref)
+
+
+def test_cgroup_id_resolves_to_its_path() -> None:
+    mount = cgroup2_mount()
+    if mount is None or os.geteuid() != 0:
+        pytest.skip("needs root and a cgroup v2 hierarchy")
+    path = Path(mount) / f"skanse-test-{secrets.token_hex(4)}"
+    path.mkdir()
+    try:
+        paths = CgroupPaths(mount)
+        assert paths.path(path.stat().st_ino) == "/" + path.name
+        assert paths._scan(path.stat().st_ino) == "/" + path.name  # the fallback agrees
+        paths.close()
+    finally:
+        path.rmdir()
+
+
+def test_read_process_of_this_process_matches_the_kernel() -> None:
+    data = procfs.read_process(os.getpid(), boot_offset_ns=procfs.boot_epoch_offset_ns())
+    assert data is not None
+    assert data["pid"] == os.getpid() and data["ppid"] == os.getppid()
+    assert data["uid"] == os.geteuid()
+    assert data["exepath"] == os.path.realpath(f"/proc/{os.getpid()}/exe")
+    assert data["cwd"] == os.getcwd()
+    assert data["mntns"] == os.stat("/proc/self/ns/mnt").st_ino
+
+
+def test_a_vanished_process_is_none_not_an_error() -> None:
+    assert procfs.read_process(2**22 + 12345) is None
+
+
+def test_user_names_come_from_the_host_root(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\nsvc:x:1234:1234::/srv:/bin/false\n"
+    )
+    (tmp_path / "etc/group").write_text("svc:x:1234:\n")
+    names = procfs.UserNames(str(tmp_path))
+    assert names.user(1234) == "svc"
+    assert names.group(1234) == "svc"
+    assert names.user(99999) is None
+
+
+def test_capability_names() -> None:
+    assert procfs.cap_names((1 << 21) | (1 << 0)) == "CAP_CHOWN CAP_SYS_ADMIN"
+    assert procfs.cap_names(0) == ""

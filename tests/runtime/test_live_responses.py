@@ -1,0 +1,230 @@
+"""Responses on this kernel, verified from outside the container, then released.
+
+A sensor runs with three test rules, each answered by one response. Each test builds a
+container (a docker-<id>.scope cgroup + its own pid namespace), makes the rule fire inside
+it, checks the effect from the host (the process is gone; the cgroup is frozen; the host end
+of a veth pair can no longer reach the container), then runs `skanse runtime release` and
+checks the effect is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.conftest import (
+    FakeContainer,
+    Netns,
+    SensorProcess,
+    live,
+    live_requirements,
+    start_sensor,
+)
+
+pytestmark = live
+
+# `proc.vpid = 1`: the container's own first process, not the host-side wrappers (sh,
+# nsenter, unshare) whose command lines carry the marker too before the new pid namespace
+RULES = """
+- macro: spawned_process
+  condition: (evt.type in (execve, execveat))
+- macro: container
+  condition: (container.id != host)
+- rule: skanse test kill
+  desc: the kill response test
+  condition: >
+    spawned_process and container and proc.vpid = 1
+    and proc.cmdline contains "respond-kill-"
+  output: kill requested (command=%proc.cmdline)
+  priority: WARNING
+- rule: skanse test freeze
+  desc: the freeze response test
+  condition: >
+    spawned_process and container and proc.vpid = 1
+    and proc.cmdline contains "respond-freeze-"
+  output: freeze requested (command=%proc.cmdline)
+  priority: WARNING
+- rule: skanse test isolate
+  desc: the network isolation response test
+  condition: >
+    spawned_process and container and proc.vpid = 1
+    and proc.cmdline contains "respond-isolate-"
+  output: isolation requested (command=%proc.cmdline)
+  priority: CRITICAL
+"""
+
+
+@pytest.fixture(scope="module")
+def responder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SensorProcess]:
+    if live_requirements() is not None:
+        pytest.skip(live_requirements() or "")
+    tmp = tmp_path_factory.mktemp("responder")
+    rules = tmp / "rules.yaml"
+    rules.write_text(RULES)
+    running = start_sensor(
+        tmp,
+        "--rules",
+        str(rules),
+        "--respond-rule",
+        "skanse test kill=kill",
+        "--respond-rule",
+        "skanse test freeze=freeze",
+        "--respond-rule",
+        "skanse test isolate=isolate",
+    )
+    yield running
+    running.stop()
+
+
+def _journal(sensor: SensorProcess) -> list[dict]:
+    path = sensor.alerts_file.parent / "state" / "responses.json"
+    try:
+        return json.loads(path.read_text())["responses"]
+    except FileNotFoundError:
+        return []
+
+
+def _wait_journal(
+    sensor: SensorProcess, action: str, container: FakeContainer, timeout: float = 5
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in _journal(sensor):
+            if entry["action"] == action and entry["container_id"] == container.id:
+                return entry
+        time.sleep(0.02)
+    raise AssertionError(
+        f"no {action} response for {container.id}: {_journal(sensor)}\n{sensor.logs()[-5:]}"
+    )
+
+
+def _release(sensor: SensorProcess, container: FakeContainer) -> subprocess.CompletedProcess[str]:
+    state = sensor.alerts_file.parent / "state"
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skanse",
+            "runtime",
+            "release",
+            container.id,
+            "--state-dir",
+            str(state),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def _frozen(container: FakeContainer) -> bool:
+    events = (container.cgroup / "cgroup.events").read_text()
+    return "frozen 1" in events.splitlines()
+
+
+def test_kill_response_ends_the_process(responder: SensorProcess, make_container) -> None:
+    container = make_container()
+    marker = f"respond-kill-{secrets.token_hex(4)}"
+    started = time.monotonic()
+    child = container.spawn(["sh", "-c", f"sleep 30; : {marker}"])
+    try:
+        code = child.wait(10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the process was not killed") from None
+    assert time.monotonic() - started < 5, "the process lived on (it sleeps for 30 s)"
+    assert code != 0
+    entry = _wait_journal(responder, "kill", container)
+    assert entry["status"] == "done", entry
+    assert entry["rule"] == "skanse test kill"
+    assert not Path(f"/proc/{entry['pid']}").exists()
+    assert not container.pids()
+    # a kill cannot be undone: release has nothing to do for this container
+    done = _release(responder, container)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to release" in done.stdout
+
+
+def test_freeze_response_freezes_the_cgroup_and_release_thaws_it(
+    responder: SensorProcess, make_container, tmp_path: Path
+) -> None:
+    container = make_container()
+    ticks = tmp_path / "ticks"
+    loop = container.spawn(["sh", "-c", f"while :; do echo . >> {ticks}; sleep 0.02; done"])
+    deadline = time.monotonic() + 5
+    while not ticks.exists() or ticks.stat().st_size < 3:
+        assert time.monotonic() < deadline, "the workload did not start"
+        time.sleep(0.02)
+    marker = f"respond-freeze-{secrets.token_hex(4)}"
+    trigger = container.spawn(["sh", "-c", f"sleep 0.5; : {marker}"])
+    entry = _wait_journal(responder, "freeze", container)
+    assert entry["status"] == "done", entry
+    deadline = time.monotonic() + 5
+    while not _frozen(container):
+        assert time.monotonic() < deadline, "cgroup.events never said frozen 1"
+        time.sleep(0.02)
+    size = ticks.stat().st_size
+    time.sleep(0.4)
+    assert ticks.stat().st_size == size, "a frozen workload kept running"
+    assert loop.poll() is None
+
+    done = _release(responder, container)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "released: freeze" in done.stdout
+    assert not _frozen(container)
+    deadline = time.monotonic() + 5
+    while ticks.stat().st_size == size:
+        assert time.monotonic() < deadline, "the workload did not resume after release"
+        time.sleep(0.02)
+    trigger.wait(10)
+    # released entries stay in the journal, marked as such
+    assert [e["status"] for e in _journal(responder) if e["id"] == entry["id"]] == ["released"]
+
+
+def _reachable(address: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def test_isolate_response_cuts_the_network_and_release_restores_it(
+    responder: SensorProcess, make_container, netns: Netns
+) -> None:
+    container = make_container(netns=netns.name)
+    server = (
+        "import socket\n"
+        "s = socket.create_server(('0.0.0.0', 8080))\n"
+        "while True:\n"
+        "    c, _ = s.accept(); c.close()\n"
+    )
+    container.spawn([sys.executable, "-c", server])
+    deadline = time.monotonic() + 10
+    while not _reachable(netns.inner_ip, 8080, 0.5):
+        assert time.monotonic() < deadline, "the container's server never came up"
+        time.sleep(0.05)
+    marker = f"respond-isolate-{secrets.token_hex(4)}"
+    trigger = container.spawn(["sh", "-c", f"sleep 1; : {marker}"])
+    entry = _wait_journal(responder, "isolate", container)
+    assert entry["status"] == "done", entry
+    assert not _reachable(netns.inner_ip, 8080), "the host still reaches the isolated container"
+    # the rules are inside the container's namespace, not on the host
+    host_tables = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=False
+    ).stdout
+    assert "skanse_isolate" not in host_tables
+
+    done = _release(responder, container)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "released: isolate" in done.stdout
+    assert _reachable(netns.inner_ip, 8080), "the container is still cut off after release"
+    trigger.wait(10)

@@ -1,0 +1,150 @@
+"""Alert outputs: JSON lines, a Falcosidekick-compatible HTTPS webhook, syslog."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from skanse.errors import UsageError
+from skanse.rules.engine import Alert
+from skanse.rules.loader import Priority
+from skanse.runtime.outputs import JsonLinesOutput, SyslogOutput, WebhookOutput
+from tests.runtime.tlsserver import https_server
+
+
+def _alert(rule: str = "Terminal shell in container", priority: Priority = Priority.NOTICE) -> dict:
+    return Alert(
+        time_ns=1_700_000_000_123_456_789,
+        rule=rule,
+        priority=priority,
+        source="syscall",
+        hostname="node-1",
+        output="A shell was spawned in a container with an attached terminal | process=bash",
+        output_fields={"proc.name": "bash", "container.id": "3f2a9c1b7d4e", "proc.tty": 34816},
+        tags=("container", "shell"),
+    ).to_json()
+
+
+# The fields Falcosidekick reads from Falco's JSON output (falcosidekick types.FalcoPayload)
+FALCOSIDEKICK_KEYS = {
+    "output",
+    "priority",
+    "rule",
+    "time",
+    "output_fields",
+    "source",
+    "tags",
+    "hostname",
+}
+
+
+def test_json_lines_file_gets_one_falco_alert_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    output = JsonLinesOutput(str(path))
+    output.emit(_alert())
+    output.emit(_alert("Read sensitive file untrusted", Priority.WARNING))
+    output.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["rule"] for line in lines] == [
+        "Terminal shell in container",
+        "Read sensitive file untrusted",
+    ]
+    assert set(lines[0]) == FALCOSIDEKICK_KEYS
+    assert lines[0]["time"] == "2023-11-14T22:13:20.123456789Z"
+    assert lines[1]["priority"] == "Warning"
+
+
+def test_webhook_posts_falcosidekick_json_over_verified_https(tmp_path: Path) -> None:
+    with https_server(tmp_path, lambda request: (200, {})) as server:
+        hook = WebhookOutput(server.url + "/", ca_file=server.ca_file)
+        hook.emit(_alert())
+        hook.close()
+    assert hook.stats.sent == 1 and hook.stats.failed == 0
+    request = server.requests[0]
+    assert (request.method, request.path) == ("POST", "/")
+    assert request.headers["Content-Type"] == "application/json"
+    body = request.json()
+    assert set(body) == FALCOSIDEKICK_KEYS
+    assert body["output_fields"]["container.id"] == "3f2a9c1b7d4e"
+
+
+def test_webhook_refuses_an_unverified_certificate_and_counts_it(tmp_path: Path) -> None:
+    with https_server(tmp_path, lambda request: (200, {})) as server:
+        hook = WebhookOutput(server.url + "/")  # the system CAs do not know this certificate
+        hook.emit(_alert())
+        hook.close()
+    assert hook.stats.failed == 1 and hook.stats.sent == 0
+    assert "CERTIFICATE_VERIFY_FAILED" in (hook.last_error or "")
+    assert server.requests == []
+
+
+def test_webhook_http_errors_are_counted_not_raised(tmp_path: Path) -> None:
+    with https_server(tmp_path, lambda request: (503, {"error": "busy"})) as server:
+        hook = WebhookOutput(server.url + "/", ca_file=server.ca_file)
+        for _ in range(3):
+            hook.emit(_alert())
+        hook.close()
+    assert hook.stats.failed == 3
+
+
+def test_webhook_never_blocks_the_sensor_when_the_queue_is_full() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection and never answers
+    port = listener.getsockname()[1]
+    hook = WebhookOutput(f"http://127.0.0.1:{port}/", timeout=2, queue_size=5)
+    started = time.monotonic()
+    for _ in range(50):
+        hook.emit(_alert())
+    assert time.monotonic() - started < 0.5
+    assert hook.stats.dropped >= 40
+    listener.close()
+
+
+def test_webhook_url_must_be_http() -> None:
+    with pytest.raises(UsageError):
+        WebhookOutput("file:///etc/passwd")
+
+
+def test_syslog_over_udp_uses_the_falco_priority_as_severity() -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    port = receiver.getsockname()[1]
+    output = SyslogOutput(f"udp://127.0.0.1:{port}", hostname="node-1")
+    output.emit(_alert(priority=Priority.CRITICAL))
+    output.close()
+    message = receiver.recv(65536).decode()
+    receiver.close()
+    assert message.startswith("<10>")  # facility user (1) * 8 + critical (2)
+    assert " node-1 skanse[" in message
+    assert message.endswith(
+        "A shell was spawned in a container with an attached terminal | process=bash"
+    )
+
+
+def test_syslog_to_a_unix_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "log")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    receiver.settimeout(5)
+    output = SyslogOutput(path)
+    output.emit(_alert(priority=Priority.WARNING))
+    output.close()
+    assert receiver.recv(65536).startswith(b"<12>")
+    receiver.close()
+
+
+def test_syslog_failure_is_counted(tmp_path: Path) -> None:
+    output = SyslogOutput(str(tmp_path / "nobody-listens"))
+    output.emit(_alert())
+    assert output.stats.failed == 1
+
+
+def test_syslog_address_forms() -> None:
+    with pytest.raises(UsageError):
+        SyslogOutput("syslog.example:514")

@@ -1,0 +1,224 @@
+"""Response policy, journal, safety limits, and the sensor configuration file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from skanse.errors import ConfigError, ResponseError
+from skanse.rules.engine import Alert
+from skanse.rules.loader import Priority
+from skanse.runtime.config import load_sensor_config
+from skanse.runtime.responses import (
+    Action,
+    JournalEntry,
+    Policy,
+    Responder,
+    ResponseJournal,
+    ResponseTargets,
+    parse_actions,
+    release,
+)
+
+
+def _alert(rule: str, priority: Priority) -> Alert:
+    return Alert(1, rule, priority, "syscall", "node", "text", {}, ())
+
+
+def test_policy_selects_by_rule_and_by_priority_threshold_in_a_safe_order() -> None:
+    policy = Policy(
+        {"Terminal shell in container": frozenset({Action.KILL})},
+        ((Priority.CRITICAL, frozenset({Action.ISOLATE, Action.FREEZE})),),
+    )
+    assert policy.actions(_alert("Terminal shell in container", Priority.NOTICE)) == [Action.KILL]
+    assert policy.actions(_alert("Other", Priority.WARNING)) == []
+    assert policy.actions(_alert("Other", Priority.EMERGENCY)) == [Action.FREEZE, Action.ISOLATE]
+    # contain before killing: a killed process cannot be followed into its namespace
+    both = policy.actions(_alert("Terminal shell in container", Priority.CRITICAL))
+    assert both == [Action.FREEZE, Action.ISOLATE, Action.KILL]
+
+
+def test_unknown_actions_are_refused() -> None:
+    with pytest.raises(ResponseError, match="unknown response action 'nuke'"):
+        parse_actions("kill,nuke")
+
+
+def test_journal_round_trip_is_atomic_and_private(tmp_path: Path) -> None:
+    journal = ResponseJournal(tmp_path / "state")
+    entry = journal.append(
+        JournalEntry(0, "t", "freeze", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "froze", "/x", 2)
+    )
+    assert entry.id == 1
+    assert (
+        journal.append(
+            JournalEntry(0, "t", "kill", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "killed")
+        ).id
+        == 2
+    )
+    assert [e.action for e in journal.load()] == ["freeze", "kill"]
+    assert journal.path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(journal.path.read_text())["schema_version"] == 1
+
+
+def test_a_corrupt_journal_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "responses.json").write_text("{not json")
+    with pytest.raises(ResponseError, match="unreadable"):
+        ResponseJournal(tmp_path).load()
+
+
+def test_release_thaws_a_frozen_cgroup_from_the_journal(tmp_path: Path) -> None:
+    cgroup = tmp_path / "cg" / "docker-x.scope"
+    cgroup.mkdir(parents=True)
+    (cgroup / "cgroup.freeze").write_text("1")
+    journal = ResponseJournal(tmp_path / "state")
+    journal.append(
+        JournalEntry(
+            0,
+            "t",
+            "freeze",
+            "r",
+            "Critical",
+            "3f2a9c1b7d4e",
+            7,
+            "done",
+            "froze",
+            "/docker-x.scope",
+            2,
+        )
+    )
+    targets = ResponseTargets(cgroup2_mount=str(tmp_path / "cg"))
+    results = release("3f2a9c1b7d4e", journal, targets=targets)
+    assert [r.ok for r in results] == [True]
+    assert (cgroup / "cgroup.freeze").read_text() == "0"
+    assert journal.load()[0].status == "released"
+    assert release("3f2a9c1b7d4e", journal, targets=targets) == []  # once is enough
+
+
+def test_release_of_a_quarantine_without_an_api_fails_clearly(tmp_path: Path) -> None:
+    journal = ResponseJournal(tmp_path)
+    journal.append(
+        JournalEntry(
+            0, "t", "quarantine", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "x", pod="shop/web"
+        )
+    )
+    (result,) = release("3f2a9c1b7d4e", journal)
+    assert not result.ok and "needs the Kubernetes API" in result.message
+    assert journal.load()[0].status == "release-failed"
+
+
+def _responder(tmp_path: Path, policy: Policy, **kwargs) -> Responder:
+    return Responder(policy, ResponseJournal(tmp_path), **kwargs)
+
+
+def test_host_processes_are_never_frozen_or_isolated(tmp_path: Path) -> None:
+    policy = Policy(
+        by_priority=((Priority.CRITICAL, frozenset({Action.FREEZE, Action.ISOLATE, Action.KILL})),)
+    )
+    entries = _responder(tmp_path, policy).handle(
+        _alert("r", Priority.CRITICAL), {"pid": os.getpid(), "container_id": "host"}
+    )
+    assert [(e.action, e.status) for e in entries] == [
+        ("freeze", "skipped"),
+        ("isolate", "skipped"),
+        ("kill", "skipped"),
+    ]
+    assert os.getpid()  # still alive
+
+
+def test_a_container_in_the_host_network_namespace_is_not_isolated(tmp_path: Path) -> None:
+    """Safety: a container with host networking must not get a drop-all table (the node)."""
+    if os.geteuid() != 0:
+        pytest.skip("reading other processes' namespaces needs root")
+    sleeper = subprocess.Popen(["sleep", "30"])  # on the host network, like hostNetwork: true
+    try:
+        policy = Policy(by_priority=((Priority.CRITICAL, frozenset({Action.ISOLATE})),))
+        (entry,) = _responder(tmp_path, policy).handle(
+            _alert("r", Priority.CRITICAL),
+            {"pid": sleeper.pid, "container_id": "3f2a9c1b7d4e", "cgroup_path": "/"},
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert entry.status == "failed"
+    assert "would cut off the node" in entry.detail
+    tables = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=False
+    ).stdout
+    assert "skanse_isolate" not in tables
+
+
+def test_dry_run_journals_nothing_done(tmp_path: Path) -> None:
+    policy = Policy({"r": frozenset({Action.KILL})})
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (entry,) = _responder(tmp_path, policy, dry_run=True).handle(
+            _alert("r", Priority.NOTICE), {"pid": sleeper.pid, "container_id": "3f2a9c1b7d4e"}
+        )
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (entry.status, entry.detail) == ("skipped", "dry run: would kill")
+
+
+def test_configuration_file(tmp_path: Path) -> None:
+    path = tmp_path / "sensor.yaml"
+    path.write_text(
+        "rules: [a.yaml]\n"
+        "outputs: {stdout: false, file: /var/log/alerts.jsonl, syslog: {address: 'udp://10.0.0.1:514'}}\n"
+        "metrics: {port: 9376}\n"
+        "responses:\n"
+        "  - {rule: Terminal shell in container, actions: [kill]}\n"
+        "  - {priority: critical, actions: [freeze, isolate]}\n"
+    )
+    config = load_sensor_config(path)
+    assert config.metrics is not None and config.metrics.address == "127.0.0.1"
+    policy = config.policy()
+    assert policy.by_rule == {"Terminal shell in container": frozenset({Action.KILL})}
+    assert policy.by_priority == ((Priority.CRITICAL, frozenset({Action.FREEZE, Action.ISOLATE})),)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "responses: [{rule: x, priority: critical, actions: [kill]}]\n",
+            "either a rule or a priority",
+        ),
+        ("responses: [{priority: loud, actions: [kill]}]\n", "unknown priority"),
+        ("responses: [{rule: x, actions: [explode]}]\n", "unknown action"),
+        ("ring_buffer_mib: 48\n", "power of two"),
+        ("metrics: {port: 70000}\n", "metrics.port"),
+        ("surprise: 1\n", "surprise"),
+        ("- a\n- b\n", "one YAML mapping"),
+        ("a: &x [*x]\n", "YAML"),
+    ],
+)
+def test_bad_configuration_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "sensor.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_sensor_config(path)
+
+
+def test_a_released_container_is_contained_again_when_it_alerts_again(tmp_path: Path) -> None:
+    cgroup = tmp_path / "cg" / "docker-x.scope"
+    cgroup.mkdir(parents=True)
+    (cgroup / "cgroup.freeze").write_text("0")
+    journal = ResponseJournal(tmp_path / "state")
+    targets = ResponseTargets(cgroup2_mount=str(tmp_path / "cg"), cgroup1_freezer=None)
+    policy = Policy({"r": frozenset({Action.FREEZE})})
+    responder = Responder(policy, journal, targets=targets)
+    context = {"pid": 999_999_999, "container_id": "3f2a9c1b7d4e", "cgroup_path": "/docker-x.scope"}
+    alert = _alert("r", Priority.WARNING)
+    assert [e.status for e in responder.handle(alert, context)] == ["done"]
+    assert responder.handle(alert, context) == []  # frozen already: nothing new
+    assert (cgroup / "cgroup.freeze").read_text() == "1"
+    release("3f2a9c1b7d4e", journal, targets=targets)
+    assert (cgroup / "cgroup.freeze").read_text() == "0"
+    assert [e.status for e in responder.handle(alert, context)] == ["done"]
+    assert (cgroup / "cgroup.freeze").read_text() == "1"
