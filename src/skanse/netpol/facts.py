@@ -6,12 +6,15 @@ check to ask builds the model, every later check and object reuses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar, cast
 
 from skanse.netpol.model import NetworkModel, Policy, PolicyProblem, Workload
 from skanse.sources.kubernetes import K8sObject
 
 __all__ = ["LazyNetwork"]
+
+T = TypeVar("T")
 
 
 class LazyNetwork:
@@ -24,6 +27,7 @@ class LazyNetwork:
         self._workloads: dict[int, Workload] = {}
         self._policies: dict[int, Policy] = {}
         self._problems: dict[int, list[PolicyProblem]] = {}
+        self._memo: dict[str, object] = {}
 
     @property
     def model(self) -> NetworkModel:
@@ -38,6 +42,12 @@ class LazyNetwork:
             for problem in self._model.problems:
                 self._problems.setdefault(id(problem.obj.data), []).append(problem)
         return self._model
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """A fact about the whole model, computed once (checks ask for it per workload)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(T, self._memo[key])
 
     def workload(self, obj: K8sObject) -> Workload | None:
         """The workload an object declares (None for a template represented by live pods)."""

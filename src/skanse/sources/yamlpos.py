@@ -33,6 +33,9 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
 _RESOLVER = yaml.resolver.Resolver()
+# First characters of YAML 1.1's implicit types (bool, int, float, null, timestamp, merge...):
+# most keys and values start with another one, and skip the resolver's regular expressions.
+_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 _STR = "tag:yaml.org,2002:str"
@@ -133,10 +136,11 @@ def _scalar_value(event: Any) -> object:
     tag = event.tag
     value: str = event.value
     if tag is None or tag == "!":
-        if event.implicit[0]:
-            tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-        else:
+        if not event.implicit[0]:
             return value
+        if value and value[0] not in _IMPLICIT_FIRST:
+            return value  # no implicit type starts with this character: a string
+        tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
     if tag == _STR:
         return value
     if tag == _NULL:

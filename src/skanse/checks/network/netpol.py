@@ -381,11 +381,11 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
     if not _selecting(model, pod, Direction.EGRESS):
         return
     allowed = ConnSet()
-    for dns in _kube_dns_pods(model):
+    for dns in network.memo("kube-dns-pods", lambda: _kube_dns_pods(model)):
         allowed = allowed | side_verdict(model, Direction.EGRESS, pod, dns, dns).allowed
     dns_protocols = (Protocol.UDP, Protocol.TCP)
     missing = [f"{p} 53 to kube-dns" for p in dns_protocols if not allowed.contains(p, 53)]
-    if _node_local_dns(model):
+    if network.memo("node-local-dns", lambda: _node_local_dns(model)):
         local: IpRange = parse_range(NODE_LOCAL_DNS)
         to_local = side_verdict(model, Direction.EGRESS, pod, local, None).allowed
         missing.extend(
