@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import os
 import re
@@ -431,3 +432,65 @@ def test_bad_certificate_is_a_clear_error(tmp_path: Path, cli) -> None:
         "127.0.0.1",
     )
     assert missing.code == 2 and "no such file" in missing.stderr
+
+
+def test_worker_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None:
+    """--workers 2: two processes accept on one port, /metrics sums both whichever answers,
+    and SIGTERM stops every process and removes the shared metrics directory."""
+    tls = tmp_path / "tls"
+    issue(tls, service="s", namespace="n", extra_names=("127.0.0.1",))
+    log = tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src"), "TMPDIR": str(tmp_path)}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "skanse", "admission", "serve",
+                "--cert", str(tls / "tls.crt"), "--key", str(tls / "tls.key"),
+                "--host", "127.0.0.1", "--port", "0", "--workers", "2",
+            ],
+            stderr=sink,
+            env=env,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("serving https") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
+        assert found, log.read_text()
+        running = Running(process, int(found.group(1)), tls, log, _client_context(tls / "ca.crt"))
+        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(workers) == 2
+        body = review(pod_request(privileged(hardened_pod())))
+
+        def deny(_: int) -> bool:  # a new connection each time
+            return running.post("/validate", body).json()["response"]["allowed"] is False
+
+        def workers_that_answered() -> set[int]:
+            lines = running.log_lines()
+            return {line["pid"] for line in lines if line.get("msg") == "validate deny"}
+
+        # concurrent clients, as an API server's are: a busy worker leaves the next
+        # connection to the other one; go on until both have answered (bounded)
+        sent = 0
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            while len(workers_that_answered()) < 2 and sent < 300:
+                assert all(pool.map(deny, range(10)))
+                sent += 10
+        assert len(workers_that_answered()) == 2, "both workers answered reviews"
+        totals = set()
+        for _ in range(6):
+            with running.client() as client:
+                text = client.get("/metrics").text
+            counts = re.findall(
+                r'skanse_webhook_requests_total\{[^}]*decision="deny"[^}]*\} (\S+)', text
+            )
+            totals.add(sum(float(c) for c in counts))
+        assert totals == {float(sent)}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+        assert not list(tmp_path.glob("skanse-metrics-*")), "the metrics directory is removed"
+    finally:
+        if process.poll() is None:
+            process.kill()

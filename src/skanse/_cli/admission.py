@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "headers, and its body (default: %(default)s)",
     )
     serve.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="worker processes sharing the port; one uses one CPU core (default: %(default)s)",
+    )
+    serve.add_argument(
         "--reload-interval",
         metavar="SECONDS",
         type=float,
@@ -175,6 +182,26 @@ def _evaluator(args: argparse.Namespace, policy: Any) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from skanse.errors import UsageError
+
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    metrics_dir = None
+    if args.workers > 1:
+        # before prometheus-client is imported: it picks its value store at import time
+        metrics_dir = tempfile.mkdtemp(prefix="skanse-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        return _serve_with(args, metrics_dir)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_with(args: argparse.Namespace, metrics_dir: str | None) -> int:
     from skanse.admission import logs
 
     logs.configure(args.log_level)
@@ -199,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         handshake_timeout=args.timeout,
         header_timeout=args.timeout,
+        workers=args.workers,
     )
     logging.getLogger("skanse.admission").info(
         "policy loaded",
@@ -213,7 +241,18 @@ def _serve(args: argparse.Namespace) -> int:
             }
         },
     )
-    run(lambda ready: create_app(webhook, metrics, settings=settings, ready=ready), options)
+    on_worker_exit = None
+    if metrics_dir is not None:
+        from prometheus_client import multiprocess
+
+        def on_worker_exit(pid: int) -> None:
+            multiprocess.mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]
+
+    run(
+        lambda ready: create_app(webhook, metrics, settings=settings, ready=ready),
+        options,
+        on_worker_exit=on_worker_exit,
+    )
     return 0
 
 

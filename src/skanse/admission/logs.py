@@ -1,6 +1,7 @@
 """JSON lines for the server's logs: one object per line on standard error.
 
-Fields: `ts`, `level`, `logger`, `msg`, and per request `uid`, `operation`, `kind`,
+Fields: `ts`, `level`, `logger`, `msg`, `pid` (which worker process), and per request
+`uid`, `operation`, `kind`,
 `namespace`, `name`, `decision`, `mode`, `checks`, `dry_run`, `duration_ms`. Request bodies
 are never logged, at any level: they can hold secrets (environment values, tokens).
 """
@@ -27,6 +28,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,
         }
         fields = getattr(record, FIELDS_KEY, None)
         if isinstance(fields, dict):

@@ -1,5 +1,9 @@
 """Prometheus metrics of the webhook (one registry per server, so tests start from zero).
 
+With several worker processes (`--workers`), prometheus-client's multiprocess mode keeps the
+values in files under $PROMETHEUS_MULTIPROC_DIR (set by `skanse admission serve` before this
+module is imported) and `/metrics` sums them, whichever worker answers the scrape.
+
     skanse_webhook_requests_total{operation,kind,decision}
     skanse_webhook_request_duration_seconds{endpoint}        histogram
     skanse_policy_results_total{check_id,result}            pass | fail | suppressed | error
@@ -12,6 +16,7 @@ series; there are no pod, image or user labels.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST as _CONTENT_TYPE
@@ -60,7 +65,11 @@ class Metrics:
             registry=self.registry,
         )
         info = Gauge(
-            "skanse_build_info", "The skanse version serving.", ["version"], registry=self.registry
+            "skanse_build_info",
+            "The skanse version serving.",
+            ["version"],
+            registry=self.registry,
+            multiprocess_mode="max",  # one series, not one per worker
         )
         info.labels(__version__).set(1)
         # labels() takes a lock and hashes its arguments: keep the children
@@ -95,4 +104,11 @@ class Metrics:
             counter.inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
