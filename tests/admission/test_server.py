@@ -434,9 +434,8 @@ def test_bad_certificate_is_a_clear_error(tmp_path: Path, cli) -> None:
     assert missing.code == 2 and "no such file" in missing.stderr
 
 
-def test_worker_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None:
-    """--workers 2: two processes accept on one port, /metrics sums both whichever answers,
-    and SIGTERM stops every process and removes the shared metrics directory."""
+def _start_workers(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """`skanse admission serve --workers N` as its own process; returns once all N serve."""
     tls = tmp_path / "tls"
     issue(tls, service="s", namespace="n", extra_names=("127.0.0.1",))
     log = tmp_path / "log"
@@ -446,19 +445,49 @@ def test_worker_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None
             [
                 sys.executable, "-m", "skanse", "admission", "serve",
                 "--cert", str(tls / "tls.crt"), "--key", str(tls / "tls.key"),
-                "--host", "127.0.0.1", "--port", "0", "--workers", "2",
+                "--host", "127.0.0.1", "--port", "0", "--workers", str(workers),
             ],
             stderr=sink,
             env=env,
         )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while log.read_text().count("serving https") < workers and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    return process, tls, log
+
+
+def _worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie of a dead parent is reaped by init soon after)."""
     try:
-        deadline = time.monotonic() + 30
-        while log.read_text().count("serving https") < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _wait_gone(pids: list[int], seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return all(_gone(pid) for pid in pids)
+
+
+def test_worker_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None:
+    """--workers 2: two processes accept on one port, /metrics sums both whichever answers,
+    and SIGTERM stops every process and removes the shared metrics directory."""
+    process, tls, log = _start_workers(tmp_path)
+    workers: list[int] = []
+    try:
+        workers = _worker_pids(process)
         found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
         assert found, log.read_text()
         running = Running(process, int(found.group(1)), tls, log, _client_context(tls / "ca.crt"))
-        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         assert len(workers) == 2
         body = review(pod_request(privileged(hardened_pod())))
 
@@ -488,9 +517,38 @@ def test_worker_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None
         assert totals == {float(sent)}
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-        for pid in workers:
-            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+        assert _wait_gone(workers)
         assert not list(tmp_path.glob("skanse-metrics-*")), "the metrics directory is removed"
     finally:
         if process.poll() is None:
             process.kill()
+        _wait_gone(workers)
+
+
+def test_a_worker_that_dies_stops_the_server(tmp_path: Path) -> None:
+    """A pod serving with one of two workers dead would answer slower unnoticed: the
+    supervisor stops the other worker and exits with an error, so Kubernetes restarts it."""
+    process, _, log = _start_workers(tmp_path)
+    workers: list[int] = []
+    try:
+        workers = _worker_pids(process)
+        assert len(workers) == 2, log.read_text()
+        os.kill(workers[0], signal.SIGKILL)
+        assert process.wait(30) == 2
+        assert _wait_gone(workers), "the other worker is stopped too"
+        assert f"worker {workers[0]} exited unexpectedly" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _wait_gone(workers)
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, kill -9) gives the supervisor no chance to pass anything on;
+    the workers must not keep the port, orphaned and unsupervised."""
+    process, _, log = _start_workers(tmp_path)
+    workers = _worker_pids(process)
+    assert len(workers) == 2, log.read_text()
+    process.kill()
+    process.wait(30)
+    assert _wait_gone(workers), "no worker outlives its supervisor"

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import hashlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -402,6 +404,17 @@ def _serve_in_this_process(
         runner.run(server.serve(sock, on_ready=on_ready))
 
 
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies, even by SIGKILL:
+    an orphaned worker would otherwise keep answering on the port, unsupervised."""
+    pr_set_pdeathsig = 1  # <linux/prctl.h>; the stdlib has no prctl binding
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the supervisor died before the prctl took effect
+        os._exit(0)
+
+
 def run(
     make_app: Callable[[Callable[[], bool]], Any],
     options: ServeOptions,
@@ -422,14 +435,14 @@ def run(
     if options.workers <= 1:
         _serve_in_this_process(server, sock, on_ready)
         return
-    import os
-
     children: set[int] = set()
+    supervisor = os.getpid()
     for _ in range(options.workers):
         pid = os.fork()
         if pid == 0:  # a worker: serve, then leave without running the parent's cleanup
             code = 0
             try:
+                _stop_with_parent(supervisor)
                 _serve_in_this_process(server, sock, on_ready)
             except BaseException:
                 _log.exception("worker failed")
