@@ -14,6 +14,11 @@ are not reordered with other loads) a record seen committed is read complete. Ot
 architectures need acquire loads that Python cannot express; `RingBuffer` refuses them.
 The space is handed back to the kernel (consumer position advanced) as soon as the
 records are copied, before they are decoded.
+
+The two positions are read and written through a native `Q` memoryview: one aligned 8-byte
+load or store, which x86-64 performs atomically. `struct.pack_into` writes a u64 byte by
+byte; the kernel, reading the consumer position mid-write, saw a torn value (0 once) and
+refused records as if the buffer were full: 1 or 2 spurious drops in 300,000 records.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ _BUSY = 1 << 31
 _DISCARD = 1 << 30
 _HDR = 8
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 
 
 class RingBuffer:
@@ -61,10 +65,13 @@ class RingBuffer:
         except OSError as exc:
             raise SensorError(f"cannot map the ring buffer: {exc.strerror or exc}") from None
         self._page = page
+        # one aligned 8-byte access each (see the module docstring)
+        self._consumer_pos = memoryview(self._consumer)[:8].cast("Q")
+        self._producer_pos = memoryview(self._producer)[:8].cast("Q")
 
     def pending(self) -> int:
         """Bytes written by the kernel and not yet consumed."""
-        return int(_U64.unpack_from(self._producer, 0)[0] - _U64.unpack_from(self._consumer, 0)[0])
+        return int(self._producer_pos[0] - self._consumer_pos[0])
 
     def wait(self, timeout: float) -> bool:
         """True when records are pending; otherwise sleep `timeout` and look again.
@@ -83,8 +90,8 @@ class RingBuffer:
         Returns the copied bytes and the (offset, length) of each record in them (discarded
         records are skipped).
         """
-        consumer = _U64.unpack_from(self._consumer, 0)[0]
-        producer = _U64.unpack_from(self._producer, 0)[0]
+        consumer = self._consumer_pos[0]
+        producer = self._producer_pos[0]
         if producer == consumer:
             return b"", []
         data_base = self._page
@@ -107,10 +114,12 @@ class RingBuffer:
             return b"", []
         start = data_base + (consumer & mask)
         chunk = data[start : start + (position - consumer)]  # contiguous: data is mapped twice
-        _U64.pack_into(self._consumer, 0, position)
+        self._consumer_pos[0] = position
         return chunk, spans
 
     def close(self) -> None:
+        self._consumer_pos.release()  # an mmap with live views cannot be closed
+        self._producer_pos.release()
         self._consumer.close()
         self._producer.close()
 
