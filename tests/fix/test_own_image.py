@@ -29,3 +29,22 @@ def test_own_image_is_pinned_non_root_and_read_only_friendly() -> None:
     env = " ".join(ins.args for ins in final if ins.keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env
     assert not [ins for ins in final if ins.keyword in ("RUN", "VOLUME")]  # nothing to write
+
+
+def test_the_sensor_image_has_what_the_sensor_calls_and_runs_non_root_by_default() -> None:
+    """`--target sensor`: libbpf1 loads the kernel program, nft isolates; the DaemonSet runs
+    it as root explicitly (deploy/sensor), the image itself does not."""
+    df = parse_dockerfile(str(DOCKERFILE), DOCKERFILE.read_text(encoding="utf-8"))
+    (sensor,) = [stage for stage in df.stages if stage.name == "sensor"]
+    instructions = [ins for _, ins in df.stage_instructions(sensor)]
+    runs = " ".join(ins.args for ins in instructions if ins.keyword == "RUN")
+    assert "libbpf1" in runs and "nftables" in runs
+    assert [ins.args for ins in instructions if ins.keyword == "USER"] == ["10001:10001"]
+    daemonset = (ROOT / "deploy" / "sensor" / "daemonset.yaml").read_text(encoding="utf-8")
+    assert "image: ghcr.io/skanse/skanse-sensor:" in daemonset
+    # the build stage compiles the kernel program when src/ does not carry one
+    (build,) = [stage for stage in df.stages if stage.name == "build"]
+    build_runs = " ".join(
+        ins.args for _, ins in df.stage_instructions(build) if ins.keyword == "RUN"
+    )
+    assert "-target bpf" in build_runs and "sensor.bpf.c" in build_runs
