@@ -14,6 +14,13 @@ are not reordered with other loads) a record seen committed is read complete. Ot
 architectures need acquire loads that Python cannot express; `RingBuffer` refuses them.
 The space is handed back to the kernel (consumer position advanced) as soon as the
 records are copied, before they are decoded.
+
+The two positions are read and written as single 8-byte accesses (items of a native
+"Q" memoryview), never with `struct`: `Struct.pack_into` zeroes its destination before it
+writes the value, and a producer that read the consumer position in between saw 0, took
+a ring that had wrapped for a full one and dropped the record (that was the cause of the
+rare "ring buffer full" and "room left" failures seen at 50,000 records/s); a
+little-endian `Struct` also reads byte by byte, which a moving producer position can tear.
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ _BUSY = 1 << 31
 _DISCARD = 1 << 30
 _HDR = 8
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 
 
 class RingBuffer:
@@ -61,10 +67,12 @@ class RingBuffer:
         except OSError as exc:
             raise SensorError(f"cannot map the ring buffer: {exc.strerror or exc}") from None
         self._page = page
+        self._consumer_pos = memoryview(self._consumer).cast("Q")
+        self._producer_pos = memoryview(self._producer)[:8].cast("Q")
 
     def pending(self) -> int:
         """Bytes written by the kernel and not yet consumed."""
-        return int(_U64.unpack_from(self._producer, 0)[0] - _U64.unpack_from(self._consumer, 0)[0])
+        return int(self._producer_pos[0] - self._consumer_pos[0])
 
     def wait(self, timeout: float) -> bool:
         """True when records are pending; otherwise sleep `timeout` and look again.
@@ -83,8 +91,8 @@ class RingBuffer:
         Returns the copied bytes and the (offset, length) of each record in them (discarded
         records are skipped).
         """
-        consumer = _U64.unpack_from(self._consumer, 0)[0]
-        producer = _U64.unpack_from(self._producer, 0)[0]
+        consumer = self._consumer_pos[0]
+        producer = self._producer_pos[0]
         if producer == consumer:
             return b"", []
         data_base = self._page
@@ -107,10 +115,12 @@ class RingBuffer:
             return b"", []
         start = data_base + (consumer & mask)
         chunk = data[start : start + (position - consumer)]  # contiguous: data is mapped twice
-        _U64.pack_into(self._consumer, 0, position)
+        self._consumer_pos[0] = position  # one 8-byte store: never a torn or zeroed value
         return chunk, spans
 
     def close(self) -> None:
+        self._consumer_pos.release()  # a mapping cannot close while a view exports it
+        self._producer_pos.release()
         self._consumer.close()
         self._producer.close()
 
