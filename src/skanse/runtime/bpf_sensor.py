@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_RING_BYTES = 16 * 1024 * 1024  # per CPU
-PROGRAMS = ("skn_sys_exit", "skn_fork", "skn_exit")
+PROGRAMS = ("skn_sys_exit", "skn_exec", "skn_fork", "skn_exit")
 MIN_KERNEL = (5, 17)  # tp_btf, ring buffers, bpf_loop
 _CAP_PERFMON = 38
 _CAP_BPF = 39
@@ -275,6 +275,7 @@ class BpfSensor:
             "object": str(path),
             "programs": {
                 "skn_sys_exit": "tp_btf/sys_exit",
+                "skn_exec": "tp_btf/sched_process_exec",
                 "skn_fork": "tp_btf/sched_process_fork",
                 "skn_exit": "tp_btf/sched_process_exit",
             },
