@@ -227,3 +227,25 @@ def test_exec_from_an_overlay_upper_layer_is_flagged(tmp_path: Path, sensor: Bpf
         if r.kind == Kind.EXEC and r.tgid in pids and r.task is not None
     }
     assert flags == {"from-lower": 0, "from-upper": EXE_UPPER_LAYER}
+
+
+@live
+def test_the_first_record_after_a_quiet_spell_wakes_the_reader(sensor: BpfSensor) -> None:
+    """The kernel wakes a reader blocked on the rings when its CPU has not for a while, so
+    an isolated event is seen at once rather than when the reader's wait runs out."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # drain, then let every CPU's last wakeup age
+        list(sensor.records())
+        if not sensor.wait(0.3):
+            break
+    import threading
+
+    true = shutil.which("true") or "/bin/true"
+    later = threading.Timer(0.5, subprocess.run, args=([true],))
+    started = time.monotonic()
+    later.start()
+    try:
+        assert sensor.wait(10.0)  # blocked in epoll until the exec's record wakes it
+    finally:
+        later.join()
+    assert time.monotonic() - started < 2.0

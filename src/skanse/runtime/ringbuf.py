@@ -77,8 +77,8 @@ class RingBuffer:
     def wait(self, timeout: float) -> bool:
         """True when records are pending; otherwise sleep `timeout` and look again.
 
-        The kernel program writes without waking the reader (see sensor.bpf.c: a wakeup
-        costs a self-IPI per record), so the reader polls; `timeout` is the added latency.
+        The kernel program wakes a reader sleeping on the map's fd only now and then (see
+        sensor.bpf.c emit: a wakeup costs a self-IPI); this plain poll needs no fd.
         """
         if self.pending():
             return True
@@ -188,6 +188,10 @@ class MergedRings:
             return True
         horizon = self._clock() - self.hold_ns
         return any(queue and queue[0][0] <= horizon for queue in self._queues)
+
+    def holding(self) -> bool:
+        """Are records held back in the queues (too young to be taken yet)?"""
+        return any(self._queues)
 
     def take(self, max_records: int, *, drain: bool = False) -> Iterator[tuple[bytes, int, int]]:
         """Up to `max_records` records, oldest first; refills the queues as it goes."""
