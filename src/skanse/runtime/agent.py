@@ -236,8 +236,10 @@ class Agent:
     def _evaluate(self, event: dict[str, Any], name: str) -> list[Alert]:
         self._num += 1
         event["num"] = self._num
-        self.stats.events += 1
-        self._count(name)
+        stats = self.stats
+        stats.events += 1
+        by_kind = stats.by_kind
+        by_kind[name] = by_kind.get(name, 0) + 1
         alerts = self.engine.process(event)
         if alerts:
             for alert in alerts:
