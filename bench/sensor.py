@@ -5,18 +5,27 @@
 Runs `skanse runtime run` with the stable Falco rules as a separate process, exactly as
 deployed, and measures against the same workloads without it:
 
-  (a) per-syscall cost: a tight open+close loop and a fork+exec loop (small C programs
-      compiled here with clang), microseconds per iteration without the sensor, with it,
-      and with it but its consumer paused (the kernel side alone: on a small machine the
-      consumer competes with the workload for CPUs); plus each kernel program's own time
-      per call from the kernel's BPF statistics (kernel.bpf_stats_enabled)
+  (a) per-syscall cost, from small C programs compiled here with clang, in microseconds
+      per iteration without the sensor and with it, and the kernel side alone (the
+      programs detached and attached in turn in one loaded sensor, no consumer running:
+      on a small machine the consumer competes with the workload for CPUs):
+        - a tight open+close loop
+        - exec: a static binary that execs itself with its arguments, again and again (no
+          fork, no exit, no dynamic loader): the cost of one exec and its record
+        - fork+exec+exit of /bin/true: a whole short-lived process, with the loader's
+          own opens and every syscall exit of the new process
+        - a syscall no rule needs (getppid): what the sys_exit tracepoint costs every
+          syscall once the sensor is attached
+      plus each kernel program's own time per call and calls per iteration, from the
+      kernel's BPF statistics (kernel.bpf_stats_enabled; they count every process)
   (b) a realistic mixed workload: building a generated C project with `make -j2`
   (c) the sensor process's own CPU time per 10,000 events
   (d) 50,000 openat events per second for 60 seconds: dropped events (kernel counter)
 
-Each timed workload runs three times (the build five) with and without the sensor,
-alternating, and the median is reported. Needs root, clang, make and the built BPF
-object (`make bpf`).
+Without and with the sensor process alternate, five times for (a) and nine for the
+build, and medians are reported ((a): the median of the paired differences); the kernel
+side alone is the median of 20 interleaved pairs of shorter runs. Needs root, clang
+(and a static libc, Debian's libc6-dev), make and the built BPF object (`make bpf`).
 Falco cannot be installed here (not packaged for Debian or PyPI), so there is no peer run.
 """
 
@@ -76,6 +85,48 @@ int main(int argc, char **argv) {
         int status;
         waitpid(pid, &status, 0);
     }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("%.4f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / n);
+    return 0;
+}
+"""
+
+EXEC_CHAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+/* argv: left, start ns, total, then two arguments carried along; execs itself until left
+ * is 0, then prints microseconds per exec */
+int main(int argc, char **argv) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long now = t.tv_sec * 1000000000L + t.tv_nsec;
+    long left = atol(argv[1]);
+    long start = argc > 2 ? atol(argv[2]) : now;
+    long total = argc > 3 ? atol(argv[3]) : left;
+    if (left <= 0) { printf("%.4f\n", (now - start) / 1e3 / total); return 0; }
+    char l[24], s[24], n[24];
+    snprintf(l, sizeof l, "%ld", left - 1);
+    snprintf(s, sizeof s, "%ld", start);
+    snprintf(n, sizeof n, "%ld", total);
+    char *next[] = {argv[0], l, s, n, "--an-argument", "another-argument", NULL};
+    execv("/proc/self/exe", next);
+    return 127;
+}
+"""
+
+SYSCALL_LOOP = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < n; i++) syscall(SYS_getppid);
     clock_gettime(CLOCK_MONOTONIC, &b);
     printf("%.4f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / n);
     return 0;
@@ -153,11 +204,11 @@ class Sensor:
         return {}
 
 
-def _compile(source: str, name: str, workdir: Path) -> Path:
+def _compile(source: str, name: str, workdir: Path, *flags: str) -> Path:
     path = workdir / f"{name}.c"
     path.write_text(source)
     binary = workdir / name
-    subprocess.run(["clang", "-O2", "-o", str(binary), str(path)], check=True)
+    subprocess.run(["clang", "-O2", *flags, "-o", str(binary), str(path)], check=True)
     return binary
 
 
@@ -189,47 +240,106 @@ def _median(values: list[float]) -> float:
 
 def _alternate(
     measure: Callable[[], float], rules: Path, workdir: Path, runs: int
-) -> tuple[float, float, dict]:
-    """Median of `runs` measurements without and with the sensor, alternating."""
+) -> tuple[float, float, float]:
+    """Medians of `runs` measurements without and with the sensor process, alternating,
+    and the median of the paired differences (with - without)."""
     without, with_sensor = [], []
-    summary: dict = {}
     for _ in range(runs):
         without.append(measure())
         sensor = Sensor(rules, workdir)
         try:
             with_sensor.append(measure())
         finally:
-            summary = sensor.stop()
-    return _median(without), _median(with_sensor), summary
-
-
-PROGRAMS = ("skn_sys_exit", "skn_fork", "skn_exit")
-
-
-def _kernel_only(measure: Callable[[], float], rules: Path, workdir: Path, runs: int) -> float:
-    """The workload with the sensor loaded but its consumer stopped (SIGSTOP): the cost of
-    the kernel programs alone, without the consumer competing for the CPUs. The runs must
-    fit in the ring buffer (they do: a few hundred thousand records)."""
-    values = []
-    for _ in range(runs):
-        sensor = Sensor(rules, workdir)
-        try:
-            sensor.process.send_signal(signal.SIGSTOP)
-            values.append(measure())
-        finally:
-            sensor.process.send_signal(signal.SIGCONT)
             sensor.stop()
-    return _median(values)
+    diffs = [w - b for b, w in zip(without, with_sensor, strict=True)]
+    return _median(without), _median(with_sensor), _median(diffs)
 
 
-def _bpf_stats(program: str) -> tuple[int, int]:
+def _event_types(rules: Path) -> frozenset[str]:
+    """The event types the sensor process filters on for these rules (as it logs them)."""
+    from skanse.rules.engine import Engine
+    from skanse.rules.loader import RulesFile, load_rules
+
+    result = load_rules([RulesFile(str(rules), rules.read_bytes())])
+    assert result.ruleset is not None, result.errors
+    types = Engine(result.ruleset).event_types()
+    assert types is not None
+    return types
+
+
+def _interleaved(measure: Callable[[], float], event_types: frozenset[str], rounds: int) -> float:
+    """The kernel side alone, finely interleaved: one sensor loaded in this process (no
+    consumer runs during a measurement), its programs detached and attached in turn for
+    `rounds` pairs of runs; the median of the paired differences. Runs of a few hundred
+    microseconds per iteration vary by more than the effect from one run to the next on
+    this VM; many short pairs cancel most of that."""
+    from skanse.runtime.bpf_sensor import BpfSensor, BpfSensorOptions
+
+    sensor = BpfSensor(BpfSensorOptions(event_types=event_types))
+    sensor.start()
+    diffs = []
+    try:
+        for _ in range(rounds):
+            sensor.stop()
+            for _record in sensor.records(1 << 30):  # empty the rings between runs
+                pass
+            off = measure()
+            sensor.attach()
+            diffs.append(measure() - off)
+    finally:
+        sensor.close()
+    return _median(diffs)
+
+
+PROGRAMS = ("skn_exec", "skn_fork", "skn_exit", "skn_sys_exit")
+
+
+def _programs() -> dict[int, tuple[str, int, int]]:
+    """{id: (name, run_time_ns, run_cnt)} of the loaded programs whose names are ours."""
     done = subprocess.run(
         ["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True
     )
-    for item in json.loads(done.stdout or "[]"):
-        if item.get("name") == program:
-            return int(item.get("run_time_ns", 0)), int(item.get("run_cnt", 0))
-    return 0, 0
+    return {
+        int(item["id"]): (
+            item["name"],
+            int(item.get("run_time_ns", 0)),
+            int(item.get("run_cnt", 0)),
+        )
+        for item in json.loads(done.stdout or "[]")
+        if item.get("name") in PROGRAMS
+    }
+
+
+def _kernel_stats(
+    rules: Path, workdir: Path, workloads: dict[str, tuple[Callable[[], float], int]]
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per workload: {program: (calls per iteration, ns per call)} from the kernel's BPF
+    statistics, for the programs of one sensor started here (another sensor loaded at the
+    same time, a test's, has programs of the same names: they are told apart by id)."""
+    stats_file = Path("/proc/sys/kernel/bpf_stats_enabled")
+    previous = stats_file.read_text().strip()
+    before_start = set(_programs())
+    stats_file.write_text("1")
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    try:
+        sensor = Sensor(rules, workdir)
+        try:
+            ours = set(_programs()) - before_start
+            for label, (measure, iterations) in workloads.items():
+                before = _programs()
+                measure()
+                after = _programs()
+                results[label] = {}
+                for prog_id in ours:
+                    name, spent, calls = after[prog_id]
+                    spent -= before[prog_id][1]
+                    calls -= before[prog_id][2]
+                    results[label][name] = (calls / iterations, spent / max(calls, 1))
+        finally:
+            sensor.stop()
+    finally:
+        stats_file.write_text(previous)
+    return results
 
 
 def main() -> int:
@@ -246,75 +356,85 @@ def main() -> int:
     for tool in ("clang", "make", "cc", "bpftool"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed")
-    runs = 1 if args.quick else 3
+    runs = 1 if args.quick else 5
+    build_runs = 1 if args.quick else 9
+    rounds = 3 if args.quick else 20
     open_n, exec_n = (100_000, 1_000) if args.quick else (300_000, 5_000)
+    syscall_n = 1_000_000 if args.quick else 3_000_000
     paced_seconds = 5 if args.quick else 60
     rows: list[tuple[str, str, str, str]] = []
+    event_types = _event_types(args.rules)
 
     with tempfile.TemporaryDirectory(prefix="skanse-bench-") as tmp:
         workdir = Path(tmp)
         open_loop = _compile(OPEN_LOOP, "open_loop", workdir)
         exec_loop = _compile(EXEC_LOOP, "exec_loop", workdir)
+        exec_chain = _compile(EXEC_CHAIN, "exec_chain", workdir, "-static")
+        syscall_loop = _compile(SYSCALL_LOOP, "syscall_loop", workdir)
         paced = _compile(PACED, "paced", workdir)
         target = workdir / "target"
         target.write_text("x")
         true = shutil.which("true") or "/bin/true"
 
-        def open_us() -> float:
-            out = subprocess.run(
-                [str(open_loop), str(target), str(open_n)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+        def timed(*command: str) -> float:
+            out = subprocess.run(list(command), capture_output=True, text=True, check=True)
             return float(out.stdout)
 
-        def exec_us() -> float:
-            out = subprocess.run(
-                [str(exec_loop), true, str(exec_n)], capture_output=True, text=True, check=True
-            )
-            return float(out.stdout)
+        def open_us(n: int = open_n) -> float:
+            return timed(str(open_loop), str(target), str(n))
 
-        for label, measure, unit in (
-            ("open+close", open_us, "us"),
-            ("fork+exec+exit", exec_us, "us"),
+        def exec_us(n: int = exec_n) -> float:
+            return timed(str(exec_chain), str(n))
+
+        def fork_exec_exit_us(n: int = exec_n) -> float:
+            return timed(str(exec_loop), true, str(n))
+
+        def syscall_us(n: int = syscall_n) -> float:
+            return timed(str(syscall_loop), str(n))
+
+        # (label, measure, a shorter run of it for the interleaved kernel-side pairs)
+        for label, measure, short in (
+            ("open+close", open_us, lambda: open_us(open_n // 3)),
+            ("exec (static binary execs itself, with argv)", exec_us, lambda: exec_us(1000)),
+            ("fork+exec+exit of /bin/true", fork_exec_exit_us, lambda: fork_exec_exit_us(500)),
+            ("getppid (no rule needs it)", syscall_us, lambda: syscall_us(syscall_n // 3)),
         ):
-            base, with_sensor, _ = _alternate(measure, args.rules, workdir, runs)
-            paused = _kernel_only(measure, args.rules, workdir, runs)
+            base, with_sensor, cost = _alternate(measure, args.rules, workdir, runs)
+            kernel = _interleaved(short, event_types, rounds)
+            unit, scale = ("ns", 1000.0) if measure is syscall_us else ("us", 1.0)
             rows.append(
                 (
                     f"(a) {label}",
-                    f"{base:.2f} {unit}",
-                    f"{with_sensor:.2f} {unit}",
-                    f"+{with_sensor - base:.2f} {unit}/op; kernel side only "
-                    f"(consumer paused): {paused:.2f} {unit}, +{paused - base:.2f}",
+                    f"{base * scale:.2f} {unit}",
+                    f"{with_sensor * scale:.2f} {unit}",
+                    f"{cost * scale:+.2f} {unit}/op (median of {runs} pairs); kernel side "
+                    f"alone: {kernel * scale:+.2f} (median of {rounds} interleaved pairs)",
                 )
             )
 
-        # the kernel programs' own time per call, from the kernel's BPF statistics
-        stats_file = Path("/proc/sys/kernel/bpf_stats_enabled")
-        previous = stats_file.read_text().strip()
-        stats_file.write_text("1")
-        try:
-            sensor = Sensor(args.rules, workdir)
-            try:
-                before = {p: _bpf_stats(p) for p in PROGRAMS}
-                open_us()
-                exec_us()
-                after = {p: _bpf_stats(p) for p in PROGRAMS}
-            finally:
-                sensor.stop()
-        finally:
-            stats_file.write_text(previous)
-        for program in PROGRAMS:
-            calls = max(after[program][1] - before[program][1], 1)
-            spent = after[program][0] - before[program][0]
+        # the kernel programs' own time per call, and calls per iteration, by workload
+        stats = _kernel_stats(
+            args.rules,
+            workdir,
+            {
+                "open+close": (open_us, open_n),
+                "exec": (exec_us, exec_n),
+                "fork+exec+exit": (fork_exec_exit_us, exec_n),
+            },
+        )
+        for label, programs in stats.items():
+            parts = [
+                f"{name.removeprefix('skn_')} {calls:.2f} x {ns:,.0f} ns"
+                for name, (calls, ns) in sorted(programs.items())
+                if calls >= 0.005
+            ]
+            total_us = sum(calls * ns for calls, ns in programs.values()) / 1000
             rows.append(
                 (
-                    f"(a) kernel program {program}",
+                    f"(a) kernel programs per {label}",
                     "-",
-                    f"{spent / calls:.0f} ns/call",
-                    f"{calls:,} calls",
+                    f"{total_us:.2f} us",
+                    "calls x time per call: " + ", ".join(parts),
                 )
             )
 
@@ -327,13 +447,13 @@ def main() -> int:
             return time.monotonic() - started
 
         build_seconds()  # warm the page cache
-        base, with_sensor, _build_summary = _alternate(build_seconds, args.rules, workdir, runs)
+        base, with_sensor, _ = _alternate(build_seconds, args.rules, workdir, build_runs)
         rows.append(
             (
                 "(b) make -j2 of a 49-file C project",
                 f"{base:.2f} s",
                 f"{with_sensor:.2f} s",
-                f"{(with_sensor / base - 1) * 100:+.1f}%",
+                f"{(with_sensor / base - 1) * 100:+.1f}% (medians of {build_runs} runs each)",
             )
         )
 

@@ -288,3 +288,24 @@ def test_the_bucket_function_and_the_rule_by_rule_path_agree() -> None:
     everything = Engine(ruleset, rule_matching="all")
     assert [a.rule for a in everything.process(events[2])] == ["open etc", "any open"]
     assert everything.stats.eval_errors == 1
+
+
+def test_prepare_compiles_every_event_type_up_front_and_changes_no_result(monkeypatch) -> None:
+    from skanse.rules import compiler
+
+    ruleset = _ruleset(RULES)
+    events = [
+        {"type": "openat", "pid": 1, "fd": {"type": "file", "name": "/etc/x", "num": 3}},
+        {"type": "execve", "pid": 1},
+        {"type": "read", "pid": 1},
+    ]
+    lazy = Engine(ruleset, rule_matching="all")
+    expected = [[a.rule for a in lazy.process(event)] for event in events]
+    prepared = Engine(ruleset, rule_matching="all")
+    prepared.prepare()
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled at an event, after prepare()")
+
+    monkeypatch.setattr(compiler.ModuleBuilder, "build", no_compiling)
+    assert [[a.rule for a in prepared.process(event)] for event in events] == expected

@@ -207,3 +207,34 @@ def test_engine_reports_the_event_types_its_rules_index_on() -> None:
     result = load_rules([RulesFile("rules.yaml", catch_all.encode())])
     assert result.ruleset is not None
     assert Engine(result.ruleset).event_types() is None  # the kernel must then send everything
+
+
+class ScriptedSensor(ListSensor):
+    """Delivers one batch of records at the waits listed in `batches_at`; stops the agent
+    after `waits` waits; remembers every timeout it was given."""
+
+    def __init__(self, batches_at: set[int], waits: int, stop: object) -> None:
+        super().__init__([])
+        self.batches_at = batches_at
+        self.waits = waits
+        self._stop_event = stop
+        self.timeouts: list[float] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.timeouts.append(timeout)
+        if len(self.timeouts) >= self.waits:
+            self._stop_event.set()  # type: ignore[attr-defined]
+        if len(self.timeouts) in self.batches_at:
+            self._records = [_exit(1)]
+        return bool(self._records)
+
+
+def test_the_agent_looks_again_soon_after_records_and_seldom_while_idle(tmp_path: Path) -> None:
+    import threading
+
+    agent, _, _ = _agent(tmp_path, [])
+    stop = threading.Event()
+    sensor = ScriptedSensor({1, 7}, waits=9, stop=stop)
+    agent.sensor = sensor
+    agent.run(stop, poll_interval=0.05, idle_wait=0.25)
+    assert sensor.timeouts == [0.05, 0.05, 0.1, 0.2, 0.25, 0.25, 0.25, 0.05, 0.1]

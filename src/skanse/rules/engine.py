@@ -160,6 +160,16 @@ class Engine:
             return None
         return frozenset(self._by_type)
 
+    def prepare(self) -> None:
+        """Compile the rules of every event type now instead of at its first event: a
+        sensor does this before it starts, so no event waits for a compilation (the
+        stable rules take about 12 ms)."""
+        if self.strict_missing:
+            return
+        for event_type in [*self._by_type, None]:
+            if event_type not in self._bucket_fns:
+                self._bucket_function(event_type)
+
     def candidates(self, event_type: str | None) -> tuple[Rule, ...]:
         """The rules an event of this type meets, in load order."""
         bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall

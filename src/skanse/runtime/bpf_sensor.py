@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib.resources
 import os
 import platform
+import select
 import struct
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from skanse.runtime.syscalls import STATE_SYSCALLS, SYSCALLS
 __all__ = [
     "DEFAULT_RING_BYTES",
     "PROGRAMS",
+    "WAKEUP_SECONDS",
     "BpfSensor",
     "BpfSensorOptions",
     "Counters",
@@ -40,7 +41,11 @@ __all__ = [
 ]
 
 DEFAULT_RING_BYTES = 16 * 1024 * 1024  # per CPU
-PROGRAMS = ("skn_sys_exit", "skn_fork", "skn_exit")
+# a record wakes the reader only if its CPU's last wakeup is this old (sensor.bpf.c emit):
+# the first record after a quiet spell is read at once, and a reader that found records
+# must look again within this time itself (Agent.run)
+WAKEUP_SECONDS = 0.05
+PROGRAMS = ("skn_sys_exit", "skn_exec", "skn_fork", "skn_exit")
 MIN_KERNEL = (5, 17)  # tp_btf, ring buffers, bpf_loop
 _CAP_PERFMON = 38
 _CAP_BPF = 39
@@ -166,6 +171,7 @@ class BpfSensor:
         self._ring_fds: list[int] = []
         self._cpus = 1
         self._draining = False
+        self._epoll: select.epoll | None = None
         self.delivered = 0
 
     @property
@@ -188,7 +194,8 @@ class BpfSensor:
             obj.load()
             config = obj.map("skn_config")
             self_tgid = os.getpid() if self.options.ignore_self else 0
-            obj.update(config, struct.pack("<I", 0), struct.pack("<II", self_tgid, 0))
+            wakeup_ns = int(WAKEUP_SECONDS * 1e9)
+            obj.update(config, struct.pack("<I", 0), struct.pack("<IIQ", self_tgid, 0, wakeup_ns))
             syscalls = obj.map("skn_syscalls")
             for nr, cls in sorted(self.plan.items()):
                 obj.update(syscalls, struct.pack("<I", nr), bytes([int(cls)]))
@@ -196,11 +203,16 @@ class BpfSensor:
             for cpu, fd in enumerate(self._ring_fds):
                 obj.update(outer, struct.pack("<I", cpu), struct.pack("<I", fd))
                 rings.append(RingBuffer(fd, size))
+            epoll = select.epoll()
+            for fd in self._ring_fds:
+                epoll.register(fd, select.EPOLLIN)  # readable when its ring holds records
+            self._epoll = epoll
             for program in PROGRAMS:
                 obj.attach(program)
         except BaseException:
             for ring in rings:
                 ring.close()
+            self._close_epoll()
             self._close_fds()
             obj.close()
             raise
@@ -211,12 +223,24 @@ class BpfSensor:
         while self._ring_fds:
             os.close(self._ring_fds.pop())
 
+    def _close_epoll(self) -> None:
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+
     def wait(self, timeout: float) -> bool:
-        """True when records can be taken; otherwise sleep `timeout` (no wakeups: polled)."""
+        """True when records can be taken; otherwise block until the kernel wakes the
+        reader (see WAKEUP_SECONDS) or `timeout`, and no longer than WAKEUP_SECONDS while
+        records are held back (too young to be merged). Not sooner: under a steady load
+        there always is a young record, and chasing each would wake the reader every few
+        milliseconds."""
         rings = self._require_rings()
         if rings.ready():
             return True
-        time.sleep(timeout)
+        if rings.holding():
+            timeout = min(timeout, WAKEUP_SECONDS)
+        if self._epoll is not None:
+            self._epoll.poll(max(timeout, 0.0))
         return rings.ready()
 
     def _require_rings(self) -> MergedRings:
@@ -249,6 +273,15 @@ class BpfSensor:
             values.append(sum(struct.unpack(f"<{self._cpus}Q", raw)))
         return Counters(*values)
 
+    def attach(self) -> None:
+        """Attach the programs again after stop(): records flow from now on. (The bench
+        alternates runs with and without them in one loaded sensor.)"""
+        if self._object is None:
+            raise SensorError("the sensor is not running")
+        for program in PROGRAMS:
+            self._object.attach(program)
+        self._draining = False
+
     def stop(self) -> None:
         """Detach the programs (no new records); what is buffered can still be read, all
         of it: nothing older can arrive any more, so nothing is held back."""
@@ -262,6 +295,7 @@ class BpfSensor:
         obj, self._object = self._object, None
         if rings is not None:
             rings.close()
+        self._close_epoll()
         self._close_fds()
         if obj is not None:
             obj.close()
@@ -275,6 +309,7 @@ class BpfSensor:
             "object": str(path),
             "programs": {
                 "skn_sys_exit": "tp_btf/sys_exit",
+                "skn_exec": "tp_btf/sched_process_exec",
                 "skn_fork": "tp_btf/sched_process_fork",
                 "skn_exit": "tp_btf/sched_process_exit",
             },
@@ -282,7 +317,8 @@ class BpfSensor:
                 "skn_rings": f"array of one ringbuf per CPU, {self.options.ring_bytes} bytes each",
                 "skn_syscalls": "array[512] of u8: the in-kernel syscall filter",
                 "skn_counters": "percpu_array[4]: produced, dropped, dropped with room, retried",
-                "skn_config": "array[1]: the sensor's own pid (not traced)",
+                "skn_config": "array[1]: the sensor's own pid (not traced), wakeup interval",
+                "skn_wakeup": "percpu_array[1]: when each CPU last woke the reader",
                 "skn_scratch": "array[CPUs] of 64 KiB: record assembly",
             },
             "syscalls": {

@@ -152,24 +152,29 @@ _FORK = int(Kind.FORK)
 _EXIT = int(Kind.EXIT)
 _HEADER_SIZE = HEADER.size
 _unpack_header = HEADER.unpack_from
-_unpack_syscall = SYSCALL_FIXED.unpack_from
+# a syscall record's header and fixed part in one call: most records are syscalls
+_unpack_syscall_record = struct.Struct(HEADER.format + SYSCALL_FIXED.format[1:]).unpack_from
+_new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__
 
 
 def parse_record(data: bytes | memoryview, offset: int, length: int) -> Record | None:
     """One record of `length` bytes at `offset`; None when it is malformed."""
     if length < _HEADER_SIZE:
         return None
-    kind, nr, _size, ts, tgid, tid, ret = _unpack_header(data, offset)
-    if kind == _SYSCALL:
+    if data[offset] == _SYSCALL and data[offset + 1] == 0:
         if length < SYSCALL_SIZE:
             return None
-        fixed = _unpack_syscall(data, offset + _HEADER_SIZE)
+        v = _unpack_syscall_record(data, offset)
         items = (
             parse_items(data, offset + SYSCALL_SIZE, offset + length)
             if length > SYSCALL_SIZE
             else None
         )
-        return Record(kind, nr, ts, tgid, tid, ret, fixed[0], fixed[1], fixed[2:], None, items)
+        # kind, nr, ts, tgid, tid, ret, uid, gid, args, task, items
+        return _new_tuple(
+            Record, (_SYSCALL, v[1], v[3], v[4], v[5], v[6], v[7], v[8], v[9:], None, items)
+        )
+    kind, nr, _size, ts, tgid, tid, ret = _unpack_header(data, offset)
     if kind == _EXEC or kind == _FORK:
         if length < TASK_RECORD_SIZE:
             return None

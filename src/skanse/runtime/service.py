@@ -244,6 +244,7 @@ class SensorService:
     def start(self) -> None:
         engine = self._engine()
         started = time.monotonic()
+        engine.prepare()
         sensor = self._sensor(engine)
         sensor.start()
         self.sensor = sensor

@@ -410,7 +410,8 @@ def _path_item(items: Mapping[int, bytes], tag: int) -> str | None:
     return c_string(data) if data is not None else None
 
 
-_FLAGS_TEXT: dict[int, str] = {}
+_FLAGS_TEXT: dict[int, str] = {}  # open flags, mode: as Falco renders them, memoised
+_MODE_TEXT: dict[int, str] = {}
 
 
 def _open_event(
@@ -435,13 +436,18 @@ def _open_event(
         flags_text = open_flags_text(flags)
         if len(_FLAGS_TEXT) < 4096:
             _FLAGS_TEXT[flags] = flags_text
+    mode_text = _MODE_TEXT.get(mode)
+    if mode_text is None:
+        mode_text = _mode_octal(mode)
+        if len(_MODE_TEXT) < 4096:  # bounded: modes are few, hostile input is not
+            _MODE_TEXT[mode] = mode_text
     args: dict[str, Any] = {
         "fd": rec.ret,
         "name": name,
         "flags": flags_text,
-        "mode": _mode_octal(mode),
+        "mode": mode_text,
     }
-    if kind in ("openat", "openat2"):
+    if kind == "openat" or kind == "openat2":
         args["dirfd"] = _s32(rec.args[0])
     if resolve is not None:
         args["resolve"] = resolve

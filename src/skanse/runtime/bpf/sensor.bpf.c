@@ -5,7 +5,9 @@
  * Four tp_btf programs (no kprobes, no fentry: the sensor must work on kernels that are
  * locked down or built without CONFIG_KPROBES):
  *   sys_exit              the syscalls userspace enabled in `skn_syscalls`, with their
- *                         arguments, return value, and for execve/execveat the new image
+ *                         arguments and return value
+ *   sched_process_exec    a successful execve/execveat: the new image (its own program, so
+ *                         the kernel's BPF statistics show what an exec costs)
  *   sched_process_fork    a new process (threads are skipped): keeps the process table
  *   sched_process_exit    the last thread of a process exited
  * Everything else is filtered here, in the kernel: a syscall that is not in the table costs
@@ -14,6 +16,15 @@
  * that passed the filter is counted as produced; a record the ring buffer had no room for
  * is counted as dropped (both per CPU in `skn_counters`), so userspace can prove
  * produced == delivered + dropped.
+ *
+ * Kernel structures are read by plain loads through the typed (BTF) pointers tp_btf
+ * programs receive: the verifier turns them into loads that cannot fault, at the cost of a
+ * load. bpf_probe_read_kernel is a helper call, and calls are dear in this VM (return
+ * thunks and retpolines): a fork record made some forty of them and took 1.7 us, with
+ * loads it takes about 0.4 us. Helpers are left where a pointer has no type: one found in
+ * memory by index (a pid's upid below the host level, a file at an fd), one computed with
+ * container_of (struct mount, the overlay inode), and the path walks, whose state lives
+ * in a map.
  *
  * The record layout is mirrored in src/skanse/runtime/records.py; tests compare the two
  * through the BTF of the compiled object.
@@ -175,15 +186,16 @@ struct skn_sock {
 struct skn_config {
 	__u32 self_tgid; /* the sensor's own events are not traced (no feedback loop) */
 	__u32 flags;
+	__u64 wakeup_ns; /* wake the reader at most this often per CPU (see emit) */
 };
 
 /*
  * One ring buffer per CPU (userspace creates them and sets their size). A single shared
  * ring takes a lock that every CPU contends for; on this kernel it is a resilient spinlock
- * that gives up after a timeout, and in a VM whose vCPUs the hypervisor preempts it did:
- * records were lost with the buffer nearly empty. A per-CPU ring is only ever written by
- * its own CPU, with preemption off, so its lock is never contended. Userspace merges the
- * rings by timestamp.
+ * that gives up after a timeout. (Records lost with the buffer nearly empty were first
+ * blamed on that lock; the cause found later was the reader's torn consumer position, see
+ * ringbuf.py.) A per-CPU ring is only ever written by its own CPU, with preemption off,
+ * so its lock is never contended. Userspace merges the rings by timestamp.
  */
 struct skn_ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -218,10 +230,19 @@ struct {
 	__type(value, struct skn_config);
 } skn_config SEC(".maps");
 
+/* per CPU: the timestamp of the last record that woke the reader */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} skn_wakeup SEC(".maps");
+
 /* the state of a path walk (see put_path), kept after the record area of the scratch */
 struct skn_walk_state {
 	__u64 dentry;
 	__u64 vfsmnt;
+	__u64 mnt_root; /* vfsmnt->mnt_root, read once per mount rather than per step */
 	__u64 root_dentry;
 	__u64 root_mnt;
 	__u32 off;
@@ -265,31 +286,44 @@ static __always_inline int is_self(__u32 tgid)
 }
 
 /*
- * Copy the record to the ring buffer; a full buffer is a counted drop. No wakeup: the
- * consumer polls on a short timer instead. A wakeup is an irq_work, a self-IPI, which in a
- * VM is an exit to the hypervisor; measured here it cost 7-10 us per record when the
- * consumer was idle (each fork, exec and exit paid it).
+ * Copy the record to the ring buffer; a full buffer is a counted drop. A wakeup is an
+ * irq_work, a self-IPI, which in a VM is an exit to the hypervisor: measured here it cost
+ * 7-10 us per record when every record woke an idle reader. So a record wakes the reader
+ * only if this CPU's last wakeup is `wakeup_ns` old (50 ms): the first record after a
+ * quiet spell is seen at once, and under load the reader, which never sleeps longer than
+ * that after it found records, is woken at most 20 times a second per CPU.
  */
 static __always_inline void emit(char *buf, __u32 size)
 {
+	__u32 zero = 0;
 	count(SKN_PRODUCED);
 	((struct skn_hdr *)buf)->size = size;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 ts = ((struct skn_hdr *)buf)->ts;
+	__u64 *last = bpf_map_lookup_elem(&skn_wakeup, &zero);
+	struct skn_config *config = bpf_map_lookup_elem(&skn_config, &zero);
+	/* signed: a fork record's time (the child's start) can precede the last one's */
+	if (last && config && (__s64)(ts - *last) >= (__s64)config->wakeup_ns) {
+		flags = BPF_RB_FORCE_WAKEUP;
+		*last = ts;
+	}
 	__u32 cpu = bpf_get_smp_processor_id();
 	void *ring = bpf_map_lookup_elem(&skn_rings, &cpu);
 	if (!ring) {
 		count(SKN_DROPPED);
 		return;
 	}
-	if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) == 0)
+	if (bpf_ringbuf_output(ring, buf, size & MASK, flags) == 0)
 		return;
 	__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	__u64 total = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
 	if (used + size + 64 < total) {
-		/* room, but the reservation failed (the lock): try twice more before a loss */
+		/* room, but the reservation failed: a moment's view of the consumer position
+		 * (a torn one did this, see ringbuf.py) or the lock; twice more before a loss */
 		count(SKN_RETRIED);
-		if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) == 0)
+		if (bpf_ringbuf_output(ring, buf, size & MASK, flags) == 0)
 			return;
-		if (bpf_ringbuf_output(ring, buf, size & MASK, BPF_RB_NO_WAKEUP) == 0)
+		if (bpf_ringbuf_output(ring, buf, size & MASK, flags) == 0)
 			return;
 		count(SKN_DROPPED_BUSY);
 	}
@@ -333,16 +367,32 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	struct fdtable *fdt = task->files->fdt;
+	if (!fdt || (unsigned long)fd >= fdt->max_fds)
 		return NULL;
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned long)fd >= max)
-		return NULL;
-	struct file **array = BPF_CORE_READ(fdt, fd);
+	struct file **array = fdt->fd;
 	struct file *file = NULL;
-	bpf_probe_read_kernel(&file, sizeof(file), &array[fd]);
+	bpf_probe_read_kernel(&file, sizeof(file), &array[fd]); /* by index: no typed load */
 	return file;
+}
+
+/* dentry->d_parent and dentry->d_name.name, adjacent in every layout seen (d_name is a
+ * qstr: hash_len, then name), so one read instead of two */
+struct skn_dentry_head {
+	__u64 parent;
+	__u64 hash_len;
+	__u64 name;
+};
+
+static __always_inline int read_dentry_head(struct skn_dentry_head *head, __u64 dentry)
+{
+	__u32 parent_at = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 name_at = bpf_core_field_offset(struct dentry, d_name.name);
+	if (name_at == parent_at + 16)
+		return bpf_probe_read_kernel(head, sizeof(*head), (void *)(dentry + parent_at));
+	head->parent = (__u64)BPF_CORE_READ((struct dentry *)dentry, d_parent);
+	head->name = (__u64)BPF_CORE_READ((struct dentry *)dentry, d_name.name);
+	return 0;
 }
 
 /*
@@ -352,6 +402,9 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
  * is a bpf_loop callback whose state lives in the scratch map value, not on the stack:
  * values loaded from a map are not tracked precisely, so the verifier sees every
  * iteration as the same state and checks the step once instead of 32 times per call site.
+ * The price is that the pointers are plain numbers there, read with helpers: two per
+ * component (the dentry's parent and name pointer together, then the name), two more per
+ * mount point crossed.
  */
 static long walk_step(__u32 index, void *unused)
 {
@@ -359,24 +412,26 @@ static long walk_step(__u32 index, void *unused)
 	if (!buf)
 		return 1;
 	struct skn_walk_state *walk = (struct skn_walk_state *)(buf + WALK_STATE);
-	struct dentry *dentry = (struct dentry *)walk->dentry;
-	struct vfsmount *vfsmnt = (struct vfsmount *)walk->vfsmnt;
-	if (walk->dentry == walk->root_dentry && walk->vfsmnt == walk->root_mnt) {
+	__u64 dentry = walk->dentry;
+	if (dentry == walk->root_dentry && walk->vfsmnt == walk->root_mnt) {
 		walk->flags |= SKN_WALK_COMPLETE;
 		return 1;
 	}
-	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-	int pseudo = dentry == parent && dentry != BPF_CORE_READ(vfsmnt, mnt_root);
-	if (!pseudo && (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent)) {
-		struct mount *mnt =
-			(struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+	struct skn_dentry_head head = {};
+	if (read_dentry_head(&head, dentry) != 0)
+		return 1;
+	int pseudo = dentry == head.parent && dentry != walk->mnt_root;
+	if (!pseudo && (dentry == walk->mnt_root || dentry == head.parent)) {
+		struct mount *mnt = (struct mount *)(walk->vfsmnt -
+						     bpf_core_field_offset(struct mount, mnt));
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 		if (up == mnt || !up) {
 			walk->flags |= SKN_WALK_COMPLETE;
 			return 1;
 		}
 		walk->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
-		walk->vfsmnt = (__u64)((void *)up + bpf_core_field_offset(struct mount, mnt));
+		walk->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
+		walk->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
 		return 0;
 	}
 	__u32 off = walk->off;
@@ -384,12 +439,11 @@ static long walk_step(__u32 index, void *unused)
 		walk->flags |= SKN_WALK_TRUNCATED;
 		return 1;
 	}
-	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-	long n = bpf_probe_read_kernel_str(buf + (off & MASK), MAX_NAME, name);
+	long n = bpf_probe_read_kernel_str(buf + (off & MASK), MAX_NAME, (void *)head.name);
 	if (n <= 0)
 		return 1;
 	walk->off = off + (__u32)n;
-	walk->dentry = (__u64)parent;
+	walk->dentry = head.parent;
 	if (pseudo) { /* a dentry of no directory (a memfd, a pipe): its name is the path */
 		walk->flags |= SKN_WALK_COMPLETE;
 		return 1;
@@ -397,16 +451,19 @@ static long walk_step(__u32 index, void *unused)
 	return 0;
 }
 
+/* `root` is the task's fs->root, read once by the caller for both of an event's walks */
 static __always_inline __u32 put_path(char *buf, __u32 off, __u16 tag, struct dentry *dentry,
-				      struct vfsmount *vfsmnt, struct task_struct *task)
+				      struct vfsmount *vfsmnt, struct dentry *mnt_root,
+				      struct path *root)
 {
 	if (!dentry || !vfsmnt || off > HALF - ITEM_ROOM * 2)
 		return off;
 	struct skn_walk_state *walk = (struct skn_walk_state *)(buf + WALK_STATE);
 	walk->dentry = (__u64)dentry;
 	walk->vfsmnt = (__u64)vfsmnt;
-	walk->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
-	walk->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+	walk->mnt_root = (__u64)mnt_root;
+	walk->root_dentry = (__u64)root->dentry;
+	walk->root_mnt = (__u64)root->mnt;
 	walk->off = off + 5; /* item header + flags */
 	walk->limit = off + ITEM_ROOM * 2 - MAX_NAME;
 	walk->flags = 0;
@@ -423,30 +480,31 @@ static __always_inline __u32 put_path(char *buf, __u32 off, __u16 tag, struct de
 	return end;
 }
 
-static __always_inline __u32 put_cwd(char *buf, __u32 off, __u16 tag, struct task_struct *task)
+static __always_inline __u32 put_cwd(char *buf, __u32 off, __u16 tag, struct fs_struct *fs)
 {
-	struct dentry *dentry = BPF_CORE_READ(task, fs, pwd.dentry);
-	struct vfsmount *mnt = BPF_CORE_READ(task, fs, pwd.mnt);
-	return put_path(buf, off, tag, dentry, mnt, task);
+	struct vfsmount *mnt = fs->pwd.mnt;
+	return put_path(buf, off, tag, fs->pwd.dentry, mnt, mnt->mnt_root, &fs->root);
 }
 
-/* the directory a relative path is resolved against: the cwd or the file at dirfd */
+/* the directory a relative path is resolved against: the cwd or the file at dirfd;
+ * `first` is the path's first byte, already copied into the record */
 static __always_inline __u32 put_base(char *buf, __u32 off, __u16 tag, struct task_struct *task,
-				      long dirfd, const char *user_path)
+				      long dirfd, char first)
 {
-	char first = '/';
-	if (!user_path || bpf_probe_read_user(&first, 1, user_path) != 0 || first == '/')
+	if (first == '/' || first == 0)
 		return off;
+	struct fs_struct *fs = task->fs;
 	if ((int)dirfd == AT_FDCWD)
-		return put_cwd(buf, off, tag, task);
+		return put_cwd(buf, off, tag, fs);
 	struct file *file = fd_file(task, (int)dirfd);
 	if (!file)
 		return off;
-	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
-	return put_path(buf, off, tag, dentry, mnt, task);
+	struct path path = {};
+	if (BPF_CORE_READ_INTO(&path, file, f_path) != 0)
+		return off;
+	return put_path(buf, off, tag, path.dentry, path.mnt, BPF_CORE_READ(path.mnt, mnt_root),
+			&fs->root);
 }
-
 static __always_inline __u32 put_sock(char *buf, __u32 off, struct task_struct *task, long fd)
 {
 	if (off > HALF - ITEM_ROOM)
@@ -490,70 +548,88 @@ static __always_inline __u32 encode_dev(__u32 major, __u32 minor)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
-static __always_inline __u32 task_tty(struct task_struct *task)
+static __always_inline __u32 task_tty(struct signal_struct *signal)
 {
-	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+	struct tty_struct *tty = signal->tty;
 	if (!tty)
 		return 0;
-	int index = BPF_CORE_READ(tty, index);
-	int major = BPF_CORE_READ(tty, driver, major);
-	int minor = BPF_CORE_READ(tty, driver, minor_start);
-	return encode_dev(major, minor + index);
+	struct tty_driver *driver = tty->driver;
+	return encode_dev(driver->major, driver->minor_start + tty->index);
 }
 
-/* the pid as the task's own (active) pid namespace sees it */
-static __always_inline __u32 pid_vnr(struct pid *pid)
+/*
+ * Pids by namespace level: numbers[level] holds the pid as the namespace at that level sees
+ * it. numbers[0] (the host) is a constant index, a plain load; a deeper level indexes a
+ * flexible array, which only a helper can read.
+ */
+static __always_inline void read_upid(struct pid *pid, __u32 level, __u32 *nr, __u64 *ns)
 {
-	if (!pid)
-		return 0;
-	unsigned int level = BPF_CORE_READ(pid, level);
+	if (level == 0) {
+		*nr = pid->numbers[0].nr;
+		*ns = (__u64)pid->numbers[0].ns;
+		return;
+	}
 	struct upid upid = {};
-	bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
-	return upid.nr;
+	bpf_probe_read_kernel(&upid, sizeof(upid), (void *)((__u64)pid +
+		bpf_core_field_offset(struct pid, numbers) + (level & 31) * sizeof(upid)));
+	*nr = upid.nr;
+	*ns = (__u64)upid.ns;
 }
 
-static __always_inline __u32 pid_ns_inum(struct pid *pid)
+/* a pid as the namespace (`ns`, at `level`) sees it; 0 when it cannot, as /proc shows it */
+static __always_inline __u32 pid_in(struct pid *pid, __u32 level, __u64 ns)
 {
-	if (!pid)
+	if (!pid || level > pid->level)
 		return 0;
-	unsigned int level = BPF_CORE_READ(pid, level);
-	struct upid upid = {};
-	bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
-	return BPF_CORE_READ(upid.ns, ns.inum);
+	__u32 nr = 0;
+	__u64 at = 0;
+	read_upid(pid, level, &nr, &at);
+	return at == ns ? nr : 0;
 }
 
-static __always_inline __u32 pid_nr(struct pid *pid)
+static __always_inline __u64 read_cap(const kernel_cap_t *cap)
 {
-	if (!pid)
-		return 0;
-	return BPF_CORE_READ(pid, numbers[0].nr);
+	if (bpf_core_field_exists(cap->val)) /* a u64 since 6.3 */
+		return cap->val;
+	__u64 value = 0; /* two u32 before: the same 8 bytes */
+	bpf_probe_read_kernel(&value, sizeof(value), cap);
+	return value;
 }
 
 static __always_inline void fill_task(struct skn_task *out, struct task_struct *task)
 {
-	const struct cred *cred = BPF_CORE_READ(task, cred);
-	struct signal_struct *signal = BPF_CORE_READ(task, signal);
-	struct pid *tgid_pid = BPF_CORE_READ(signal, pids[PIDTYPE_TGID]);
-	struct pid *thread_pid = BPF_CORE_READ(task, thread_pid);
+	const struct cred *cred = task->cred;
+	struct signal_struct *signal = task->signal;
+	struct nsproxy *nsproxy = task->nsproxy;
 
-	out->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	out->vpid = pid_vnr(tgid_pid);
-	out->vtid = pid_vnr(thread_pid);
-	out->sid = pid_nr(BPF_CORE_READ(signal, pids[PIDTYPE_SID]));
-	out->vpgid = pid_vnr(BPF_CORE_READ(signal, pids[PIDTYPE_PGID]));
-	out->uid = BPF_CORE_READ(cred, euid.val);
-	out->gid = BPF_CORE_READ(cred, egid.val);
-	out->ruid = BPF_CORE_READ(cred, uid.val);
-	out->loginuid = BPF_CORE_READ(task, loginuid.val);
-	out->tty = task_tty(task);
-	BPF_CORE_READ_INTO(&out->cap_effective, cred, cap_effective);
-	BPF_CORE_READ_INTO(&out->cap_permitted, cred, cap_permitted);
-	BPF_CORE_READ_INTO(&out->cap_inheritable, cred, cap_inheritable);
-	out->pidns = pid_ns_inum(thread_pid);
-	out->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	out->netns = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
-	out->start_ts = BPF_CORE_READ(task, group_leader, start_boottime);
-	BPF_CORE_READ_STR_INTO(&out->comm, task, comm);
+	out->ppid = task->real_parent->tgid;
+	/* a fork record is a new process and an exec leaves one thread, so the thread's pid
+	 * is the process's (vtid == vpid); the task's own (active) pid namespace is the
+	 * deepest level of that pid */
+	struct pid *pid = task->thread_pid;
+	__u32 level = pid->level;
+	__u64 own_ns = 0;
+	read_upid(pid, level, &out->vpid, &own_ns);
+	out->pidns = level == 0 ? pid->numbers[0].ns->ns.inum
+				: BPF_CORE_READ((struct pid_namespace *)own_ns, ns.inum);
+	out->vtid = out->vpid;
+	struct pid *session = signal->pids[PIDTYPE_SID];
+	out->sid = session ? session->numbers[0].nr : 0;
+	/* as that namespace sees the group: 0 when the group's leader is outside it */
+	out->vpgid = pid_in(signal->pids[PIDTYPE_PGID], level, own_ns);
+	out->uid = cred->euid.val;
+	out->gid = cred->egid.val;
+	out->ruid = cred->uid.val;
+	out->loginuid = task->loginuid.val;
+	out->tty = task_tty(signal);
+	out->cap_effective = read_cap(&cred->cap_effective);
+	out->cap_permitted = read_cap(&cred->cap_permitted);
+	out->cap_inheritable = read_cap(&cred->cap_inheritable);
+	out->mntns = nsproxy ? nsproxy->mnt_ns->ns.inum : 0;
+	out->netns = nsproxy ? nsproxy->net_ns->ns.inum : 0;
+	out->start_ts = task->group_leader->start_boottime;
+	/* both callers' tasks have the current task's name: the child at fork, or current */
+	bpf_get_current_comm(out->comm, sizeof(out->comm));
 }
 
 /* is the executable a memfd, or a file written in the container's upper (writable) layer */
@@ -562,16 +638,16 @@ static __always_inline __u32 exe_flags(struct file *exe)
 	__u32 flags = 0;
 	if (!exe)
 		return 0;
-	const unsigned char *name = BPF_CORE_READ(exe, f_path.dentry, d_name.name);
+	const unsigned char *name = exe->f_path.dentry->d_name.name;
 	char prefix[6] = {};
 	bpf_probe_read_kernel(prefix, sizeof(prefix), name);
 	if (prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
 	    prefix[4] == 'd' && prefix[5] == ':')
 		flags |= SKN_EXE_FROM_MEMFD;
-	struct inode *inode = BPF_CORE_READ(exe, f_inode);
-	if (inode && BPF_CORE_READ(inode, i_sb, s_magic) == OVERLAYFS_SUPER_MAGIC &&
+	struct inode *inode = exe->f_inode;
+	if (inode && inode->i_sb->s_magic == OVERLAYFS_SUPER_MAGIC &&
 	    bpf_core_type_exists(struct ovl_inode)) {
-		struct ovl_inode *ovl = (struct ovl_inode *)((void *)inode -
+		struct ovl_inode *ovl = (struct ovl_inode *)((__u64)inode -
 						bpf_core_field_offset(struct ovl_inode, vfs_inode));
 		if (BPF_CORE_READ(ovl, __upperdentry))
 			flags |= SKN_EXE_UPPER_LAYER;
@@ -579,8 +655,7 @@ static __always_inline __u32 exe_flags(struct file *exe)
 	return flags;
 }
 
-static __always_inline void emit_exec(struct task_struct *task, struct pt_regs *regs, long nr,
-				      long ret)
+static __always_inline void emit_exec(struct task_struct *task, long nr)
 {
 	char *buf = scratch();
 	if (!buf)
@@ -592,16 +667,16 @@ static __always_inline void emit_exec(struct task_struct *task, struct pt_regs *
 	rec->hdr.ts = bpf_ktime_get_boot_ns();
 	rec->hdr.tgid = id >> 32;
 	rec->hdr.tid = (__u32)id;
-	rec->hdr.ret = ret;
+	rec->hdr.ret = 0;
 	fill_task(&rec->task, task);
-	struct mm_struct *mm = BPF_CORE_READ(task, mm);
-	struct file *exe = BPF_CORE_READ(mm, exe_file);
+	struct mm_struct *mm = task->mm;
+	struct file *exe = mm->exe_file;
 	rec->task.exe_flags = exe_flags(exe);
 	rec->task.cgroup_id = bpf_get_current_cgroup_id();
 
 	__u32 off = sizeof(*rec);
-	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
-	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	unsigned long arg_start = mm->arg_start;
+	unsigned long arg_end = mm->arg_end;
 	__u32 len = 0;
 	if (arg_end > arg_start)
 		len = arg_end - arg_start > MAX_ARGV ? MAX_ARGV : (__u32)(arg_end - arg_start);
@@ -612,16 +687,25 @@ static __always_inline void emit_exec(struct task_struct *task, struct pt_regs *
 		*(__u16 *)(buf + (off & MASK) + 2) = (__u16)len;
 		off += 4 + len;
 	}
+	struct fs_struct *fs = task->fs;
 	if (exe) {
-		struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
-		struct vfsmount *mnt = BPF_CORE_READ(exe, f_path.mnt);
-		off = put_path(buf, off, SKN_ITEM_EXEPATH, dentry, mnt, task);
+		struct vfsmount *mnt = exe->f_path.mnt;
+		off = put_path(buf, off, SKN_ITEM_EXEPATH, exe->f_path.dentry, mnt, mnt->mnt_root,
+			       &fs->root);
 	}
-	off = put_cwd(buf, off, SKN_ITEM_CWD, task);
+	off = put_cwd(buf, off, SKN_ITEM_CWD, fs);
 	emit(buf, off);
 }
 
 /* -- programs ------------------------------------------------------------------------- */
+
+/* the first byte of the string item that starts at `item` (0 when none was written) */
+static __always_inline char item_first(char *buf, __u32 item, __u32 end)
+{
+	if (end <= item + 4)
+		return 0;
+	return buf[(item & MASK) + 4];
+}
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
@@ -633,6 +717,8 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	if (!class_p || *class_p == SKN_CLASS_OFF)
 		return 0;
 	__u8 class = *class_p;
+	if (class == SKN_CLASS_EXEC) /* recorded by skn_exec, on success only */
+		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 #ifdef __TARGET_ARCH_x86
 	if (task->thread_info.status & TS_COMPAT) /* 32-bit syscall numbers differ */
@@ -641,11 +727,6 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	if (is_self(id >> 32))
 		return 0;
-	if (class == SKN_CLASS_EXEC) {
-		if (ret == 0) /* a failed exec starts no process */
-			emit_exec(task, regs, nr, ret);
-		return 0;
-	}
 	char *buf = scratch();
 	if (!buf)
 		return 0;
@@ -666,6 +747,8 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	rec->args[4] = regs->r8;
 	rec->args[5] = regs->r9;
 	__u32 off = sizeof(*rec);
+	__u32 at, at2;
+	char first, first2;
 	const char *p0 = (const char *)rec->args[0];
 	const char *p1 = (const char *)rec->args[1];
 	const char *p2 = (const char *)rec->args[2];
@@ -673,34 +756,49 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 
 	switch (class) {
 	case SKN_CLASS_PATH0:
+		at = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p0, MAX_PATH);
-		off = put_base(buf, off, SKN_ITEM_BASE, task, AT_FDCWD, p0);
+		off = put_base(buf, off, SKN_ITEM_BASE, task, AT_FDCWD, item_first(buf, at, off));
 		break;
 	case SKN_CLASS_DIRFD_PATH1:
+		at = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p1, MAX_PATH);
-		off = put_base(buf, off, SKN_ITEM_BASE, task, (long)rec->args[0], p1);
+		off = put_base(buf, off, SKN_ITEM_BASE, task, (long)rec->args[0],
+			       item_first(buf, at, off));
 		break;
 	case SKN_CLASS_OPENAT2:
+		at = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p1, MAX_PATH);
-		off = put_base(buf, off, SKN_ITEM_BASE, task, (long)rec->args[0], p1);
+		off = put_base(buf, off, SKN_ITEM_BASE, task, (long)rec->args[0],
+			       item_first(buf, at, off));
 		off = put_user_bytes(buf, off, SKN_ITEM_OPEN_HOW, p2, sizeof(struct open_how));
 		break;
 	case SKN_CLASS_PATH0_PATH1:
+		at = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p0, MAX_PATH);
+		first = item_first(buf, at, off);
+		at2 = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH2, p1, MAX_PATH);
-		off = put_base(buf, off, SKN_ITEM_BASE, task, AT_FDCWD, p0);
-		off = put_base(buf, off, SKN_ITEM_BASE2, task, AT_FDCWD, p1);
+		first2 = item_first(buf, at2, off);
+		off = put_base(buf, off, SKN_ITEM_BASE, task, AT_FDCWD, first);
+		off = put_base(buf, off, SKN_ITEM_BASE2, task, AT_FDCWD, first2);
 		break;
 	case SKN_CLASS_RENAMEAT:
+		at = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p1, MAX_PATH);
+		first = item_first(buf, at, off);
+		at2 = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH2, p3, MAX_PATH);
-		off = put_base(buf, off, SKN_ITEM_BASE, task, (long)rec->args[0], p1);
-		off = put_base(buf, off, SKN_ITEM_BASE2, task, (long)rec->args[2], p3);
+		first2 = item_first(buf, at2, off);
+		off = put_base(buf, off, SKN_ITEM_BASE, task, (long)rec->args[0], first);
+		off = put_base(buf, off, SKN_ITEM_BASE2, task, (long)rec->args[2], first2);
 		break;
 	case SKN_CLASS_SYMLINKAT:
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p0, MAX_PATH);
+		at2 = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH2, p2, MAX_PATH);
-		off = put_base(buf, off, SKN_ITEM_BASE2, task, (long)rec->args[1], p2);
+		off = put_base(buf, off, SKN_ITEM_BASE2, task, (long)rec->args[1],
+			       item_first(buf, at2, off));
 		break;
 	case SKN_CLASS_CONNECT:
 		off = put_sock(buf, off, task, (long)rec->args[0]);
@@ -736,9 +834,11 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case SKN_CLASS_MOUNT:
 		off = put_user_str(buf, off, SKN_ITEM_STR, p0, MAX_PATH);
+		at = off;
 		off = put_user_str(buf, off, SKN_ITEM_PATH, p1, MAX_PATH);
+		first = item_first(buf, at, off);
 		off = put_user_str(buf, off, SKN_ITEM_STR3, p2, MAX_NAME);
-		off = put_base(buf, off, SKN_ITEM_BASE, task, AT_FDCWD, p1);
+		off = put_base(buf, off, SKN_ITEM_BASE, task, AT_FDCWD, first);
 		break;
 	default:
 		break;
@@ -747,14 +847,36 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/*
+ * A successful execve/execveat, once the new image is in place (credentials committed,
+ * comm, mm and exe_file set): the same moment sys_exit would see, minus the failures,
+ * which never reach this tracepoint. The syscall still runs, so its number and the
+ * compat flag are those of the exec call.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(skn_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+#ifdef __TARGET_ARCH_x86
+	if (task->thread_info.status & TS_COMPAT) /* a 32-bit exec, skipped as at sys_exit */
+		return 0;
+#endif
+	if (is_self(task->tgid))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	emit_exec(task, regs->orig_ax);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(skn_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 child_tgid = BPF_CORE_READ(child, tgid);
-	__u32 child_pid = BPF_CORE_READ(child, pid);
+	__u32 child_tgid = child->tgid;
+	__u32 child_pid = child->pid;
 	if (child_tgid != child_pid) /* a new thread, not a new process */
 		return 0;
-	if (is_self(BPF_CORE_READ(parent, tgid)))
+	__u32 parent_tgid = parent->tgid;
+	if (is_self(parent_tgid))
 		return 0;
 	char *buf = scratch();
 	if (!buf)
@@ -762,12 +884,14 @@ int BPF_PROG(skn_fork, struct task_struct *parent, struct task_struct *child)
 	struct skn_fork *rec = (struct skn_fork *)buf;
 	rec->hdr.kind = SKN_KIND_FORK;
 	rec->hdr.nr = 0;
-	rec->hdr.ts = bpf_ktime_get_boot_ns();
+	/* copy_process stamped the child moments ago with the same clock (boot time); a
+	 * clock read costs a helper call through the clocksource, 120 ns in this VM */
+	rec->hdr.ts = child->start_boottime;
 	rec->hdr.tgid = child_tgid;
 	rec->hdr.tid = child_pid;
 	rec->hdr.ret = 0;
 	fill_task(&rec->task, child);
-	rec->task.ppid = BPF_CORE_READ(parent, tgid); /* the forking process, before reparenting */
+	rec->task.ppid = parent_tgid; /* the forking process, before reparenting */
 	rec->task.exe_flags = 0;
 	rec->task.cgroup_id = bpf_get_current_cgroup_id(); /* the child starts in its parent's */
 	emit(buf, sizeof(*rec));
@@ -778,9 +902,9 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(skn_exit, struct task_struct *task)
 {
 	/* only once the whole thread group is gone */
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+	if (task->signal->live.counter != 0)
 		return 0;
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = task->tgid;
 	if (is_self(tgid))
 		return 0;
 	char *buf = scratch();
@@ -791,8 +915,8 @@ int BPF_PROG(skn_exit, struct task_struct *task)
 	rec->hdr.nr = 0;
 	rec->hdr.ts = bpf_ktime_get_boot_ns();
 	rec->hdr.tgid = tgid;
-	rec->hdr.tid = BPF_CORE_READ(task, pid);
-	rec->hdr.ret = BPF_CORE_READ(task, exit_code);
+	rec->hdr.tid = task->pid;
+	rec->hdr.ret = task->exit_code;
 	emit(buf, sizeof(*rec));
 	return 0;
 }
