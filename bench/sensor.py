@@ -6,9 +6,15 @@ Runs `skanse runtime run` with the stable Falco rules as a separate process, exa
 deployed, and measures against the same workloads without it:
 
   (a) per-syscall cost, from small C programs compiled here with clang, in microseconds
-      per iteration without the sensor and with it, and the kernel side alone (the
-      programs detached and attached in turn in one loaded sensor, no consumer running:
-      on a small machine the consumer competes with the workload for CPUs):
+      per iteration, three ways:
+        - without and with the sensor process: the deployment as is, but a few pairs
+          of whole runs, and runs minutes apart vary by more than the effect here;
+        - the whole sensor, finely interleaved: the same service (rules, process table,
+          outputs, consumer loop) in a thread of the bench, its programs detached and
+          attached in turn; with the consumer's own CPU per iteration;
+        - the kernel side alone: the same, with no consumer running (on a small machine
+          the consumer competes with the workload for CPUs);
+      for these workloads:
         - a tight open+close loop
         - exec: a static binary that execs itself with its arguments, again and again (no
           fork, no exit, no dynamic loader): the cost of one exec and its record
@@ -23,8 +29,8 @@ deployed, and measures against the same workloads without it:
   (d) 50,000 openat events per second for 60 seconds: dropped events (kernel counter)
 
 Without and with the sensor process alternate, five times for (a) and nine for the
-build, and medians are reported ((a): the median of the paired differences); the kernel
-side alone is the median of 20 interleaved pairs of shorter runs. Needs root, clang
+build, and medians are reported ((a): the median of the paired differences); the
+interleaved measures are medians of 20 pairs of shorter runs. Needs root, clang
 (and a static libc, Debian's libc6-dev), make and the built BPF object (`make bpf`).
 Falco cannot be installed here (not packaged for Debian or PyPI), so there is no peer run.
 """
@@ -291,6 +297,60 @@ def _interleaved(measure: Callable[[], float], event_types: frozenset[str], roun
     return _median(diffs)
 
 
+def _interleaved_with_consumer(
+    measure: Callable[[], float], iterations: int, rules: Path, workdir: Path, rounds: int
+) -> tuple[float, float]:
+    """The whole sensor, finely interleaved: the deployed service (rules, process table,
+    outputs, the consumer loop) runs in a thread of this process, and its programs are
+    detached and attached in turn for `rounds` pairs of runs, so the consumer's work
+    competes with the workload as it does in `skanse runtime run`. Returns the median of
+    the paired differences and the consumer's CPU per iteration (this process's CPU time
+    while attached, less while detached; the main thread only waits for the workload)."""
+    import resource
+    import threading
+
+    from skanse.runtime.config import OutputsConfig, SensorConfig
+    from skanse.runtime.service import SensorService
+
+    config = SensorConfig(
+        rules=[str(rules)],
+        outputs=OutputsConfig(stdout=False, file=os.devnull),
+        state_dir=str(workdir / "state"),
+    )
+    service = SensorService(config, stdout=sys.stdout, log=lambda _record: None)
+    service.start()
+    stop = threading.Event()
+    consumer = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    consumer.start()
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    diffs: list[float] = []
+    cpu_diffs: list[float] = []
+    sensor = service.sensor
+    try:
+        for _ in range(rounds):
+            sensor.stop()
+            time.sleep(0.1)  # the consumer takes what is left, then idles
+            before = cpu()
+            off = measure()
+            off_cpu = cpu() - before
+            sensor.attach()
+            before = cpu()
+            on = measure()
+            time.sleep(0.1)  # the consumer's last records of the run
+            on_cpu = cpu() - before
+            diffs.append(on - off)
+            cpu_diffs.append((on_cpu - off_cpu) * 1e6 / iterations)
+    finally:
+        stop.set()
+        consumer.join(30)
+        service.close()
+    return _median(diffs), _median(cpu_diffs)  # us per iteration
+
+
 PROGRAMS = ("skn_exec", "skn_fork", "skn_exit", "skn_sys_exit")
 
 
@@ -392,14 +452,21 @@ def main() -> int:
         def syscall_us(n: int = syscall_n) -> float:
             return timed(str(syscall_loop), str(n))
 
-        # (label, measure, a shorter run of it for the interleaved kernel-side pairs)
-        for label, measure, short in (
-            ("open+close", open_us, lambda: open_us(open_n // 3)),
-            ("exec (static binary execs itself, with argv)", exec_us, lambda: exec_us(1000)),
-            ("fork+exec+exit of /bin/true", fork_exec_exit_us, lambda: fork_exec_exit_us(500)),
-            ("getppid (no rule needs it)", syscall_us, lambda: syscall_us(syscall_n // 3)),
+        # (label, measure, the iterations of a shorter run for the interleaved pairs)
+        for label, measure, short_n in (
+            ("open+close", open_us, open_n // 3),
+            ("exec (static binary execs itself, with argv)", exec_us, 1000),
+            ("fork+exec+exit of /bin/true", fork_exec_exit_us, 500),
+            ("getppid (no rule needs it)", syscall_us, syscall_n // 3),
         ):
+
+            def short(measure: Callable[[int], float] = measure, n: int = short_n) -> float:
+                return measure(n)
+
             base, with_sensor, cost = _alternate(measure, args.rules, workdir, runs)
+            whole, consumer_cpu = _interleaved_with_consumer(
+                short, short_n, args.rules, workdir, rounds
+            )
             kernel = _interleaved(short, event_types, rounds)
             unit, scale = ("ns", 1000.0) if measure is syscall_us else ("us", 1.0)
             rows.append(
@@ -407,8 +474,10 @@ def main() -> int:
                     f"(a) {label}",
                     f"{base * scale:.2f} {unit}",
                     f"{with_sensor * scale:.2f} {unit}",
-                    f"{cost * scale:+.2f} {unit}/op (median of {runs} pairs); kernel side "
-                    f"alone: {kernel * scale:+.2f} (median of {rounds} interleaved pairs)",
+                    f"{cost * scale:+.2f} {unit}/op (median of {runs} process pairs); "
+                    f"whole sensor interleaved: {whole * scale:+.2f}, its consumer's CPU "
+                    f"{consumer_cpu * scale:.2f}; kernel side alone: {kernel * scale:+.2f} "
+                    f"(medians of {rounds} interleaved pairs)",
                 )
             )
 

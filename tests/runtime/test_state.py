@@ -238,3 +238,28 @@ def test_the_agent_looks_again_soon_after_records_and_seldom_while_idle(tmp_path
     agent.sensor = sensor
     agent.run(stop, poll_interval=0.05, idle_wait=0.25)
     assert sensor.timeouts == [0.05, 0.05, 0.1, 0.2, 0.25, 0.25, 0.25, 0.05, 0.1]
+
+
+def test_the_typed_fast_path_builds_the_same_process_as_the_checked_one(tmp_path: Path) -> None:
+    # the sensor builds its processes with Process.from_typed (no coercion); every record
+    # it keeps, from /proc and from kernel records, must give what Process(data) gives
+    from skanse.rules.events import Process
+
+    agent, state, _ = _agent(
+        tmp_path,
+        [
+            _fork(10, 1, "init"),
+            _exec(10, 1, ["nginx", "-g", "daemon off;"]),
+            _fork(11, 10, "nginx"),
+            _exec(11, 10, ["sh"]),
+            _exec(12, 11, ["sh", "-c", "caf\xe9 \u2603"], uid=33),
+        ],
+    )
+    agent.drain()
+    assert state.seed("/proc") > 0
+    assert len(state.records) > 3
+    for pid, data in state.records.items():
+        typed, checked = Process.from_typed(data), Process(data)
+        for slot in Process.__slots__:
+            assert getattr(typed, slot) == getattr(checked, slot), (pid, slot)
+        assert state.table.processes[pid].cmdline == checked.cmdline

@@ -219,6 +219,63 @@ class Process:
         self.container_id: str | None = _text(data.get("container_id"))
         self.container: Container = HOST
 
+    @classmethod
+    def from_typed(cls, data: Mapping[str, Any]) -> Process:
+        """As `Process(data)`, for data whose values already have the schema's types (the
+        sensor's own records: ints, strs, a list of argument strings, no env). Nothing is
+        coerced, which makes it about three times faster; the sensor builds one per exec
+        and fork."""
+        process = object.__new__(cls)
+        get = data.get
+        pid = get("pid")
+        process.pid = pid
+        process.tid = get("tid", pid)
+        process.ppid = get("ppid")
+        vpid = get("vpid")
+        process.vpid = vpid
+        process.vtid = get("vtid", vpid)
+        process.vpgid = get("vpgid")
+        process.sid = get("sid")
+        name = get("name")
+        process.name = name
+        raw_args = get("args")
+        args = tuple(raw_args) if raw_args is not None else None
+        process.args = args
+        args_text = " ".join(args) if args is not None else None
+        process.args_text = args_text
+        exe = get("exe")
+        process.exe = exe if exe is not None else name
+        process.exepath = get("exepath")
+        if name is None:
+            process.cmdline = None
+        elif args_text:
+            process.cmdline = f"{name} {args_text}"
+        else:
+            process.cmdline = name
+        process.cwd = get("cwd")
+        process.tty = get("tty")
+        process.uid = get("uid")
+        process.gid = get("gid")
+        process.user = get("user")
+        process.group = get("group")
+        process.user_homedir = get("user_homedir")
+        process.user_shell = get("user_shell")
+        process.loginuid = get("loginuid")
+        process.loginname = get("loginname")
+        process.env = None
+        process.cap_effective = get("cap_effective")
+        process.cap_permitted = get("cap_permitted")
+        process.cap_inheritable = get("cap_inheritable")
+        process.start_ts = get("start_ts")
+        process.is_exe_upper_layer = get("is_exe_upper_layer")
+        process.is_exe_from_memfd = get("is_exe_from_memfd")
+        process.is_exe_writable = get("is_exe_writable")
+        process.exe_ino_ctime = get("exe_ino_ctime")
+        process.exe_ino_mtime = get("exe_ino_mtime")
+        process.container_id = get("container_id")
+        process.container = HOST
+        return process
+
 
 def _caps(value: object) -> str | None:
     """Capabilities render as libsinsp does: space-separated names (`CAP_CHOWN CAP_KILL`)."""
@@ -252,6 +309,15 @@ class ProcessTable:
             self.upsert_container(container)
             if process.container_id is None:
                 process.container_id = _text(container.get("id"))
+        self.attach_container(process)
+        if process.pid is not None:
+            self.processes[process.pid] = process
+        return process
+
+    def upsert_typed(self, data: Mapping[str, Any]) -> Process:
+        """`upsert` for data already in the schema's types, without a container mapping
+        (see `Process.from_typed`)."""
+        process = Process.from_typed(data)
         self.attach_container(process)
         if process.pid is not None:
             self.processes[process.pid] = process

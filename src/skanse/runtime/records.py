@@ -76,6 +76,10 @@ class Walk(enum.IntFlag):
     TRUNCATED = 2
 
 
+# plain ints for the hot path: IntFlag operators cost a Python call each
+_WALK_DONE = Walk.COMPLETE.value | Walk.TRUNCATED.value
+_WALK_COMPLETE = Walk.COMPLETE.value
+
 EXE_FROM_MEMFD = 1
 EXE_UPPER_LAYER = 2
 
@@ -216,7 +220,8 @@ def path_from_components(data: bytes) -> tuple[str, bool]:
     if not data:
         return "", False
     flags = data[0]
-    parts = [p.decode("utf-8", "replace") for p in data[1:].split(b"\0") if p]
+    # decoded once, then split: a NUL is never part of a multi-byte sequence
+    parts = [p for p in data[1:].decode("utf-8", "replace").split("\0") if p]
     parts.reverse()
     path = "/" + "/".join(parts)
-    return path, bool(flags & Walk.COMPLETE) and not flags & Walk.TRUNCATED
+    return path, flags & _WALK_DONE == _WALK_COMPLETE

@@ -117,7 +117,7 @@ class ProcessState:
     def _store(self, data: dict[str, Any]) -> Process:
         pid = data["pid"]
         self.records[pid] = data
-        return self.table.upsert(data)
+        return self.table.upsert_typed(data)
 
     # -- seeding -----------------------------------------------------------------------
     def seed(self, proc_root: str = "/proc", skip: frozenset[int] = frozenset()) -> int:
@@ -204,9 +204,10 @@ class ProcessState:
     def exec(self, rec: Record) -> Process:
         """A new image in an existing (or unknown) process."""
         items = rec.items or {}
-        data = self._task_data(rec, self.records.get(rec.tgid))
-        argv_raw = items.get(Item.ARGV, b"")
-        argv = [a.decode("utf-8", "replace") for a in argv_raw.split(b"\0")]
+        old = self.records.get(rec.tgid)
+        data = self._task_data(rec, old)
+        # decoded once, then split: a NUL is never part of a multi-byte sequence
+        argv = items.get(Item.ARGV, b"").decode("utf-8", "replace").split("\0")
         if argv and argv[-1] == "":
             argv.pop()
         task = rec.task
@@ -225,7 +226,6 @@ class ProcessState:
             data["cwd"] = path_from_components(cwd_item)[0]
         data["is_exe_from_memfd"] = memfd
         data["is_exe_upper_layer"] = bool(task.exe_flags & EXE_UPPER_LAYER)
-        old = self.records.get(rec.tgid)
         if old is not None and "start_ts" in old:
             data["start_ts"] = old["start_ts"]
         self._names(data, rec.tgid)
