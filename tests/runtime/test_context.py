@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,45 @@ def test_user_names_come_from_the_host_root(tmp_path: Path) -> None:
 def test_capability_names() -> None:
     assert procfs.cap_names((1 << 21) | (1 << 0)) == "CAP_CHOWN CAP_SYS_ADMIN"
     assert procfs.cap_names(0) == ""
+
+
+def _passwd(root: Path, text: str) -> None:
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc/passwd").write_text(text)
+
+
+def test_user_names_follow_a_containers_files_as_they_change(tmp_path: Path) -> None:
+    # mount namespace 7: process 100 execs before its passwd is bind mounted over, then
+    # again after; process 101, which ran cat and is gone when its exec is handled, must be
+    # named from the files as they are now (the live test of the same is in
+    # test_live_detection.py)
+    proc = tmp_path / "proc"
+    _passwd(proc / "100/root", "root:x:0:0::/root:/bin/sh\n")
+    names = procfs.UserNames(str(tmp_path / "host"), proc_root=str(proc))
+    names.refresh(7, 100)
+    assert names.user(0, mntns=7, pid=100) == "root"
+    _passwd(proc / "100/root", "inside-root:x:0:0::/root:/bin/sh\n")
+    assert names.user(0, mntns=7, pid=100) == "root"  # cached until the next exec
+    names.refresh(7, 100)
+    assert names.user(0, mntns=7, pid=100) == "inside-root"
+    _passwd(proc / "100/root", "renamed:x:0:0::/root:/bin/sh\n")
+    names.refresh(7, 101)  # 101 is gone: its namespace's files seen through 100
+    assert names.user(0, mntns=7, pid=101) == "renamed"
+    # every process of the namespace gone: the names read while they ran stay
+    shutil.rmtree(proc / "100")
+    names.refresh(7, 101)
+    assert names.user(0, mntns=7, pid=101) == "renamed"
+
+
+def test_host_user_names_are_read_again_when_the_files_change(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    _passwd(host, "svc:x:1234:1234::/srv:/bin/false\n")
+    now = [0.0]
+    names = procfs.UserNames(str(host), proc_root=str(tmp_path / "proc"), clock=lambda: now[0])
+    assert names.user(1234) == "svc"
+    _passwd(host, "svc:x:1234:1234::/srv:/bin/false\nnew:x:2345:2345::/:/bin/sh\n")
+    names.refresh(None, 1)
+    assert names.user(2345) is None  # the host's files are checked at most once a second
+    now[0] += 1.5
+    names.refresh(None, 1)
+    assert names.user(2345) == "new"

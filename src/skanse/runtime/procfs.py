@@ -182,25 +182,89 @@ def read_process(
     return data
 
 
-class UserNames:
-    """uid/gid -> name from the host's files or a container's own, cached per mount ns."""
+_FileStamp = tuple[int, int, int, int] | None  # st_dev, st_ino, st_mtime_ns, st_size
 
-    def __init__(self, host_root: str = "/", *, proc_root: str = "/proc") -> None:
+
+def _stamp(path: str) -> _FileStamp:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class UserNames:
+    """uid/gid -> name from the host's files or a container's own, cached per mount ns.
+
+    `refresh(mntns, pid)`, called once per exec, reads a container's files again when they
+    changed (their stat differs from when they were read): a container's passwd can be
+    bind mounted or edited after the namespace's first exec was seen, and a name must come
+    from the files as they are now. A process already gone is looked at through another
+    live process of its namespace. The host's files are checked at most once a second.
+    """
+
+    HOST_RECHECK_SECONDS = 1.0
+
+    def __init__(
+        self,
+        host_root: str = "/",
+        *,
+        proc_root: str = "/proc",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.host_root = host_root
         self.proc_root = proc_root
+        self._clock = clock
         # kthreadd (pid 2) is always in the initial namespaces and readable where init may
         # not be
         self._host_mntns = _ns_inode(f"{proc_root}/1", "mnt") or _ns_inode(f"{proc_root}/2", "mnt")
         self._users: dict[int | None, dict[int, str]] = {}
         self._groups: dict[int | None, dict[int, str]] = {}
         self._homes: dict[int | None, dict[int, tuple[str, str]]] = {}
+        # per namespace: the files' stamps when read, and a process they were read through
+        self._stamps: dict[int | None, tuple[_FileStamp, _FileStamp]] = {}
+        self._readers: dict[int | None, int | None] = {}
+        self._host_checked = clock()
+
+    def _root(self, mntns: int | None, pid: int | None) -> str:
+        if mntns and mntns != self._host_mntns and pid is not None:  # 0/None: unknown, host
+            return f"{self.proc_root}/{pid}/root"
+        return self.host_root
+
+    def _stamps_under(self, root: str) -> tuple[_FileStamp, _FileStamp]:
+        return (_stamp(f"{root}/etc/passwd"), _stamp(f"{root}/etc/group"))
+
+    def refresh(self, mntns: int | None, pid: int | None) -> None:
+        """Forget the names of `mntns` if its files changed since they were read."""
+        if mntns not in self._users:
+            return  # read at the first lookup
+        root = self._root(mntns, pid)
+        if root == self.host_root:
+            now = self._clock()
+            if now - self._host_checked < self.HOST_RECHECK_SECONDS:
+                return
+            self._host_checked = now
+        stamps = self._stamps_under(root)
+        through = pid
+        if stamps == (None, None) and root != self.host_root:
+            through = self._readers.get(mntns)  # the process is gone: ask another one
+            if through is None or through == pid:
+                return
+            stamps = self._stamps_under(self._root(mntns, through))
+            if stamps == (None, None):
+                return
+        if stamps != self._stamps.get(mntns):
+            for table in (self._users, self._groups, self._homes, self._stamps):
+                table.pop(mntns, None)
+            self._load(mntns, through)
+        elif root != self.host_root and through == pid:
+            self._readers[mntns] = pid
 
     def _load(self, mntns: int | None, pid: int | None) -> None:
         if mntns in self._users:
             return
-        root = self.host_root
-        if mntns and mntns != self._host_mntns and pid is not None:  # 0/None: unknown, host
-            root = f"{self.proc_root}/{pid}/root"
+        root = self._root(mntns, pid)
+        stamps = self._stamps_under(root)
         users: dict[int, str] = {}
         homes: dict[int, tuple[str, str]] = {}
         for line in _lines(Path(root, "etc/passwd")):
@@ -220,9 +284,14 @@ class UserNames:
             self._users.clear()
             self._groups.clear()
             self._homes.clear()
+            self._stamps.clear()
+            self._readers.clear()
         self._users[mntns] = users
         self._groups[mntns] = groups
         self._homes[mntns] = homes
+        self._stamps[mntns] = stamps
+        if root != self.host_root:
+            self._readers[mntns] = pid
 
     def user(
         self, uid: int | None, *, mntns: int | None = None, pid: int | None = None

@@ -105,6 +105,7 @@ class ProcessState:
 
     def _names(self, data: dict[str, Any], pid: int) -> None:
         mntns = data.get("mntns")
+        self.users.refresh(mntns, pid)
         data["user"] = self.users.user(data.get("uid"), mntns=mntns, pid=pid)
         data["group"] = self.users.group(data.get("gid"), mntns=mntns, pid=pid)
         home = self.users.home(data.get("uid"), mntns=mntns)
