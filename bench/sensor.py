@@ -330,17 +330,29 @@ def _interleaved_with_consumer(
     diffs: list[float] = []
     cpu_diffs: list[float] = []
     sensor = service.sensor
+    agent = service.agent
+    assert agent is not None
+
+    def caught_up() -> None:
+        """Wait until the consumer has handled every record (a burst of opens outruns it):
+        its work must count for the run that caused it, not slow down the next one."""
+        handled = -1
+        while sensor.pending_bytes() or agent.stats.records != handled:
+            handled = agent.stats.records
+            time.sleep(0.05)
+
     try:
+        sensor.stop()
         for _ in range(rounds):
-            sensor.stop()
-            time.sleep(0.1)  # the consumer takes what is left, then idles
+            caught_up()
             before = cpu()
             off = measure()
             off_cpu = cpu() - before
             sensor.attach()
             before = cpu()
             on = measure()
-            time.sleep(0.1)  # the consumer's last records of the run
+            sensor.stop()
+            caught_up()
             on_cpu = cpu() - before
             diffs.append(on - off)
             cpu_diffs.append((on_cpu - off_cpu) * 1e6 / iterations)
