@@ -124,6 +124,36 @@ def _owner(obj: K8sObject) -> tuple[str, str] | None:
     return (kind if isinstance(kind, str) else "", name)
 
 
+def _protocol(port: dict[str, object]) -> Protocol | None:
+    """The protocol a port entry names (TCP when it names none); None for an unknown one."""
+    try:
+        return Protocol(str(port.get("protocol") or "TCP").upper())
+    except ValueError:
+        return None
+
+
+def _add_ports(
+    ports: object,
+    number_key: str,
+    named: dict[str, tuple[Protocol, int]],
+    exposed: list[tuple[Protocol, int]],
+) -> None:
+    """Add the ports of a container (`containerPort`) or a VM interface (`port`) to `exposed`
+    and the named ones to `named` (the first port of a name wins)."""
+    for entry in as_list(ports):
+        port = as_dict(entry)
+        number = port.get(number_key)
+        if isinstance(number, bool) or not isinstance(number, int):
+            continue
+        protocol = _protocol(port)
+        if protocol is None:
+            continue
+        exposed.append((protocol, number))
+        name = port.get("name")
+        if isinstance(name, str):
+            named.setdefault(name, (protocol, number))
+
+
 def _pod_from_spec(
     namespace: str, name: str, metadata: dict[str, object], spec: dict[str, object], obj: K8sObject
 ) -> Pod:
@@ -131,19 +161,7 @@ def _pod_from_spec(
     exposed: list[tuple[Protocol, int]] = []
     for kind in ("initContainers", "containers"):
         for container in as_list(spec.get(kind)):
-            for port in as_list(as_dict(container).get("ports")):
-                port = as_dict(port)
-                number = port.get("containerPort")
-                if isinstance(number, bool) or not isinstance(number, int):
-                    continue
-                try:
-                    protocol = Protocol(str(port.get("protocol") or "TCP").upper())
-                except ValueError:
-                    continue
-                exposed.append((protocol, number))
-                port_name = port.get("name")
-                if isinstance(port_name, str) and port_name not in named:
-                    named[port_name] = (protocol, number)
+            _add_ports(as_dict(container).get("ports"), "containerPort", named, exposed)
     ips: list[tuple[int, int]] = []
     status = as_dict(obj.data.get("status")) if obj.kind == "Pod" else {}
     addresses = [as_dict(i).get("ip") for i in as_list(status.get("podIPs"))]
@@ -281,25 +299,13 @@ def _virtual_machine(obj: K8sObject, namespace: str) -> Workload:
     exposed: list[tuple[Protocol, int]] = []
     devices = as_dict(as_dict(as_dict(template.get("spec")).get("domain")).get("devices"))
     for interface in as_list(devices.get("interfaces")):
-        for port in as_list(as_dict(interface).get("ports")):
-            port = as_dict(port)
-            number = port.get("port")
-            if isinstance(number, bool) or not isinstance(number, int):
-                continue
-            try:
-                protocol = Protocol(str(port.get("protocol") or "TCP").upper())
-            except ValueError:
-                continue
-            exposed.append((protocol, number))
-            name = port.get("name")
-            if isinstance(name, str):
-                named.setdefault(name, (protocol, number))
+        _add_ports(as_dict(interface).get("ports"), "port", named, exposed)
     pod = Pod(
         namespace,
         obj.name,
         _labels(metadata.get("labels")),
         named,
-        container_ports=tuple(exposed),
+        container_ports=tuple(dict.fromkeys(exposed)),
     )
     return Workload(namespace, obj.name, obj.kind, (pod,), obj, "/spec/template/metadata")
 
@@ -316,9 +322,8 @@ def _parse_service(obj: K8sObject, namespace: str) -> Service | None:
         target = item.get("targetPort", port)
         if not isinstance(target, (int, str)) or isinstance(target, bool):
             target = port
-        try:
-            protocol = Protocol(str(item.get("protocol") or "TCP").upper())
-        except ValueError:
+        protocol = _protocol(item)
+        if protocol is None:
             continue
         name = item.get("name")
         ports.append(ServicePort(name if isinstance(name, str) else "", port, target, protocol))
