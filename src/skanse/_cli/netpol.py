@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from skanse._cli._common import emit
+
 if TYPE_CHECKING:
     from skanse.netpol.model import NetworkModel
 
@@ -164,16 +166,6 @@ def _report(model: NetworkModel, args: argparse.Namespace, label: str = "") -> b
     return troubles
 
 
-def _emit(text: str, output: str | None) -> None:
-    if output:
-        from skanse.files import write_atomic
-
-        write_atomic(output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-
 def _nothing_read(model: NetworkModel) -> bool:
     return not model.workloads and not model.policies and bool(model.input_problems)
 
@@ -214,7 +206,7 @@ def _run_list(args: argparse.Namespace) -> int:
         "generated": dt.datetime.now(dt.UTC).isoformat(),
     }
     text = render_connections(ListFormat(args.format), connections, model, provenance=provenance)
-    _emit(text, args.output)
+    emit(text, args.output)
     return 2 if troubles and args.strict else 0
 
 
@@ -253,7 +245,7 @@ def _run_diff(args: argparse.Namespace) -> int:
         [w.ident for w in old.workloads],
         [w.ident for w in new.workloads],
     )
-    _emit(render_changes(changes, ListFormat(args.format)), args.output)
+    emit(render_changes(changes, ListFormat(args.format)), args.output)
     if troubles and args.strict:
         return 2
     return 1 if changes else 0
@@ -318,7 +310,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         read_cidr_file=cidr_file,
         node_local_dns=args.node_local_dns,
     )
-    _emit(result.text, args.output)
+    emit(result.text, args.output)
     if not args.quiet:
         print(
             f"skanse: {result.policies} policies for namespace(s) {', '.join(result.namespaces)}; "
