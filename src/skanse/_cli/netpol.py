@@ -150,12 +150,8 @@ def _report(model: NetworkModel, args: argparse.Namespace, label: str = "") -> b
     for problem in model.input_problems:
         troubles = True
         if not args.quiet:
-            file = getattr(problem, "file", "?")
-            line = getattr(problem, "line", None)
-            where = f"{file}:{line}" if line else str(file)
-            print(
-                f"skanse: {prefix}{where}: {getattr(problem, 'message', problem)}", file=sys.stderr
-            )
+            where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+            print(f"skanse: {prefix}{where}: {problem.message}", file=sys.stderr)
     for policy_problem in model.problems:
         troubles = True
         if not args.quiet:

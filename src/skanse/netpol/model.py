@@ -13,7 +13,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from skanse.model import Location, ResourceRef
+from skanse.model import InputProblem, Location, ResourceRef
 from skanse.netpol.addresses import IpNetwork, IpRange
 from skanse.netpol.ports import ALL, ConnSet, Protocol
 from skanse.netpol.selectors import LabelSelector
@@ -260,7 +260,7 @@ class NetworkModel:
     problems: tuple[PolicyProblem, ...] = ()
     default_namespace: str = "default"
     # problems of reading the inputs (missing file, malformed YAML), as skanse.model records
-    input_problems: tuple[object, ...] = ()
+    input_problems: tuple[InputProblem, ...] = ()
     warnings: tuple[str, ...] = ()
     _by_namespace: dict[str, tuple[Policy, ...]] = field(
         default_factory=dict, compare=False, repr=False
