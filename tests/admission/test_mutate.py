@@ -190,3 +190,26 @@ def test_warn_and_audit_namespaces_are_observed_not_mutated() -> None:
     response = answer(webhook.mutate(review(pod_request(pod))).body)
     assert "patch" not in response
     assert "mode warn is not mutated" in response["auditAnnotations"]["reason"]
+
+
+def test_a_crash_while_mutating_denies_in_enforce_and_warns_otherwise(monkeypatch) -> None:
+    def explode(obj, settings):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("skanse.admission.handler.defaults_patch", explode)
+    webhook = Webhook(
+        policy(
+            namespace_modes=(("legacy", Mode.WARN),),
+            mutation=MutationSettings(frozenset({Mode.ENFORCE, Mode.WARN})),
+        )
+    )
+    outcome = webhook.mutate(review(pod_request(bare_pod())))
+    response = answer(outcome.body)
+    assert response["allowed"] is False and "patch" not in response
+    assert outcome.decision == "error"
+    assert "internal error: RuntimeError: boom" in response["status"]["message"]
+    pod = bare_pod()
+    pod["metadata"]["namespace"] = "legacy"
+    warned = answer(webhook.mutate(review(pod_request(pod))).body)
+    assert warned["allowed"] is True and "patch" not in warned
+    assert "internal error" in warned["warnings"][0]

@@ -22,7 +22,7 @@ exactly like the real one.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +136,10 @@ class Webhook:
     # -- validate --------------------------------------------------------------------------
 
     def validate(self, body: bytes) -> Outcome:
+        return self._review(body, self._validate)
+
+    def _review(self, body: bytes, decide: Callable[[Request], Outcome]) -> Outcome:
+        """Parse the AdmissionReview and `decide` on its request, failing closed on a bug."""
         try:
             request = parse_review(body)
         except BadReview as exc:
@@ -143,7 +147,7 @@ class Webhook:
         except MalformedRequest as exc:
             return self._malformed(exc)
         try:
-            return self._validate(request)
+            return decide(request)
         except Exception as exc:  # a bug must never admit what enforce mode would deny
             return self._internal_error(request, exc)
 
@@ -460,16 +464,7 @@ class Webhook:
     # -- mutate ----------------------------------------------------------------------------
 
     def mutate(self, body: bytes) -> Outcome:
-        try:
-            request = parse_review(body)
-        except BadReview as exc:
-            return _bad_review(exc)
-        except MalformedRequest as exc:
-            return self._malformed(exc)
-        try:
-            return self._mutate(request)
-        except Exception as exc:
-            return self._internal_error(request, exc)
+        return self._review(body, self._mutate)
 
     def _mutate(self, request: Request) -> Outcome:
         skip = self._not_checked(request)
