@@ -62,53 +62,54 @@ def _client_context(ca_file: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    work = tmp_path_factory.mktemp("webhook")
+def _serve(work: Path, *args: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """`skanse admission serve` on 127.0.0.1 (any port) as its own process, with a new
+    certificate in work/tls and its log in work/log; returns once `workers` processes serve,
+    the server has exited, or 30 s have passed."""
     tls = work / "tls"
     issue(tls, service="skanse-admission", namespace="skanse-system", extra_names=("127.0.0.1",))
-    policy = work / "policy.yaml"
-    policy.write_text("mode: enforce\nnamespaces:\n  legacy: warn\n")
-    log = work / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src")}
+    log = work / "log"
+    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src"), "TMPDIR": str(work)}
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "skanse",
-                "admission",
-                "serve",
-                "--policy",
-                str(policy),
-                "--cert",
-                str(tls / "tls.crt"),
-                "--key",
-                str(tls / "tls.key"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--timeout",
-                str(TIMEOUT),
-                "--reload-interval",
-                "0.2",
-                "--namespace",
-                "skanse-system",
+                sys.executable, "-m", "skanse", "admission", "serve",
+                "--cert", str(tls / "tls.crt"), "--key", str(tls / "tls.key"),
+                "--host", "127.0.0.1", "--port", "0", *args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=sink,
             env=env,
-        )
-    port = None
+        )  # fmt: skip
     deadline = time.monotonic() + 30
-    while port is None and time.monotonic() < deadline:
+    while log.read_text().count("serving https") < workers and time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text()}")
-        found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
-        port = int(found.group(1)) if found else None
+            break
         time.sleep(0.05)
-    assert port, log.read_text()
+    return process, tls, log
+
+
+def _port(log: Path) -> int:
+    found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
+    assert found, log.read_text()
+    return int(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    work = tmp_path_factory.mktemp("webhook")
+    policy = work / "policy.yaml"
+    policy.write_text("mode: enforce\nnamespaces:\n  legacy: warn\n")
+    process, tls, log = _serve(
+        work,
+        "--policy", str(policy),
+        "--timeout", str(TIMEOUT),
+        "--reload-interval", "0.2",
+        "--namespace", "skanse-system",
+    )  # fmt: skip
+    if process.poll() is not None:
+        pytest.fail(f"server exited: {log.read_text()}")
+    port = _port(log)
     running = Running(process, port, tls, log, _client_context(tls / "ca.crt"))
     yield running
     if process.poll() is None:
@@ -366,34 +367,9 @@ def test_certificate_is_reloaded_when_it_changes(server: Running) -> None:
 
 
 def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
-    tls = tmp_path / "tls"
-    issue(tls, service="s", namespace="n", extra_names=("127.0.0.1",))
-    log = tmp_path / "log"
-    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src")}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "skanse",
-                "admission",
-                "serve",
-                "--cert",
-                str(tls / "tls.crt"),
-                "--key",
-                str(tls / "tls.key"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-            ],
-            stderr=sink,
-            env=env,
-        )
+    process, _, log = _serve(tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while "serving https" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert "serving https" in log.read_text(), log.read_text()
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     finally:
@@ -435,27 +411,8 @@ def test_bad_certificate_is_a_clear_error(tmp_path: Path, cli) -> None:
 
 
 def _start_workers(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """`skanse admission serve --workers N` as its own process; returns once all N serve."""
-    tls = tmp_path / "tls"
-    issue(tls, service="s", namespace="n", extra_names=("127.0.0.1",))
-    log = tmp_path / "log"
-    env = {**os.environ, "PYTHONPATH": str(repo_root() / "src"), "TMPDIR": str(tmp_path)}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "skanse", "admission", "serve",
-                "--cert", str(tls / "tls.crt"), "--key", str(tls / "tls.key"),
-                "--host", "127.0.0.1", "--port", "0", "--workers", str(workers),
-            ],
-            stderr=sink,
-            env=env,
-        )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while log.read_text().count("serving https") < workers and time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    return process, tls, log
+    """`skanse admission serve --workers N`; returns once all N serve."""
+    return _serve(tmp_path, "--workers", str(workers), workers=workers)
 
 
 def _worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
@@ -485,9 +442,7 @@ def test_worker_processes_share_the_port_and_the_metrics(tmp_path: Path) -> None
     workers: list[int] = []
     try:
         workers = _worker_pids(process)
-        found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
-        assert found, log.read_text()
-        running = Running(process, int(found.group(1)), tls, log, _client_context(tls / "ca.crt"))
+        running = Running(process, _port(log), tls, log, _client_context(tls / "ca.crt"))
         assert len(workers) == 2
         body = review(pod_request(privileged(hardened_pod())))
 
