@@ -14,7 +14,9 @@ from skanse.admission.handler import Webhook
 from skanse.admission.policy import Policy
 from skanse.checks.kubernetes.pss_policy import parse_policy
 from skanse.checks.profiles import Profile
+from skanse.signing.sign import sign_image
 from tests.conftest import corpus_path
+from tests.signing.helpers import new_key, push_test_image
 
 API = "admission.k8s.io/v1"
 
@@ -110,6 +112,34 @@ def pod_request(
     }
     request.update(extra)
     return request
+
+
+def image_pod(image: str) -> dict[str, Any]:
+    pod = hardened_pod()
+    pod["spec"]["containers"][0]["image"] = image
+    return pod
+
+
+@pytest.fixture
+def signed_world(registry, tmp_path: Path):
+    """A signed and an unsigned image in the registry fixture, and an image policy file
+    requiring the key for that registry's `signed/**` and `unsigned/**` repositories."""
+    client = registry.client(tmp_path / "cache")
+    key = new_key()
+    (tmp_path / "release.pub").write_bytes(key.public_key().pem())
+    signed, unsigned = registry.ref("signed/web:1.0"), registry.ref("unsigned/web:1.0")
+    signed_digest = push_test_image(client, signed, b"signed")
+    unsigned_digest = push_test_image(client, unsigned, b"unsigned")
+    sign_image(client, signed, key)
+    (tmp_path / "images.yaml").write_text(
+        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\n"
+        "keys: {release: release.pub}\n"
+        f'images:\n  - glob: "{registry.host}/*/web"\n    keys: [release]\n'
+        "default: allow\n"
+    )
+    (tmp_path / "admission.yaml").write_text("image-policy: images.yaml\n")
+    # pods reference images by digest, as the zero-trust profile requires
+    return client, f"{signed}@{signed_digest}", f"{unsigned}@{unsigned_digest}", tmp_path
 
 
 def privileged(pod: dict[str, Any]) -> dict[str, Any]:

@@ -17,17 +17,16 @@ from skanse.admission.policy import Mode, Policy
 from skanse.checks.kubernetes.pss import evaluate
 from skanse.checks.kubernetes.pss_policy import parse_policy
 from skanse.config import load_config
-from skanse.signing.sign import sign_image
 from skanse.sources.kubernetes import pod_spec
 from tests.admission.conftest import (
     answer,
     hardened_pod,
+    image_pod,
     pod_request,
     policy,
     privileged,
     review,
 )
-from tests.signing.helpers import new_key, push_test_image
 
 
 def validate(webhook: Webhook, request: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -360,34 +359,6 @@ class _Recorder:
         return self.inner.verify(image)
 
 
-def _image_pod(image: str) -> dict[str, Any]:
-    pod = hardened_pod()
-    pod["spec"]["containers"][0]["image"] = image
-    return pod
-
-
-@pytest.fixture
-def signed_world(registry, tmp_path: Path):
-    """A signed and an unsigned image in the registry fixture, and an image policy file
-    requiring the key for that registry's `signed/**` and `unsigned/**` repositories."""
-    client = registry.client(tmp_path / "cache")
-    key = new_key()
-    (tmp_path / "release.pub").write_bytes(key.public_key().pem())
-    signed, unsigned = registry.ref("signed/web:1.0"), registry.ref("unsigned/web:1.0")
-    signed_digest = push_test_image(client, signed, b"signed")
-    unsigned_digest = push_test_image(client, unsigned, b"unsigned")
-    sign_image(client, signed, key)
-    (tmp_path / "images.yaml").write_text(
-        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\n"
-        "keys: {release: release.pub}\n"
-        f'images:\n  - glob: "{registry.host}/*/web"\n    keys: [release]\n'
-        "default: allow\n"
-    )
-    (tmp_path / "admission.yaml").write_text("image-policy: images.yaml\n")
-    # pods reference images by digest, as the zero-trust profile requires
-    return client, f"{signed}@{signed_digest}", f"{unsigned}@{unsigned_digest}", tmp_path
-
-
 @pytest.mark.registry
 def test_unsigned_image_is_denied_and_signed_admitted(signed_world) -> None:
     from skanse.admission.policy import load_policy
@@ -397,15 +368,15 @@ def test_unsigned_image_is_denied_and_signed_admitted(signed_world) -> None:
     assert loaded.image_policy is not None
     verifier = _Recorder(SigningVerifier(loaded.image_policy, client))
     webhook = Webhook(loaded, verifier=verifier)
-    _, admitted = validate(webhook, pod_request(_image_pod(signed)))
+    _, admitted = validate(webhook, pod_request(image_pod(signed)))
     assert admitted["allowed"] is True, admitted
-    _, denied = validate(webhook, pod_request(_image_pod(unsigned)))
+    _, denied = validate(webhook, pod_request(image_pod(unsigned)))
     assert denied["allowed"] is False
     message = denied["status"]["message"]
     assert "image-signature" in message and unsigned in message
     # images no glob selects follow the policy's default (allow here)
     nginx = "docker.io/library/nginx:1.27@sha256:" + "0" * 64
-    _, other = validate(webhook, pod_request(_image_pod(nginx)))
+    _, other = validate(webhook, pod_request(image_pod(nginx)))
     assert other["allowed"] is True
     assert verifier.calls == [signed, unsigned, nginx]
 
@@ -424,7 +395,7 @@ def test_an_unreachable_registry_is_could_not_check_and_denies(signed_world) -> 
     )
     loaded = load_policy(directory / "admission.yaml")
     webhook = Webhook(loaded)  # the server's own verifier, built from the policy
-    _, response = validate(webhook, pod_request(_image_pod(unreachable)))
+    _, response = validate(webhook, pod_request(image_pod(unreachable)))
     assert response["allowed"] is False
     assert "could not check" in response["status"]["message"]
 
@@ -436,7 +407,7 @@ def test_a_verifier_that_raises_denies() -> None:
 
     webhook = Webhook(policy(), verifier=Broken())
     image = "registry.example.com/a/web:1@sha256:" + "1" * 64
-    _, response = validate(webhook, pod_request(_image_pod(image)))
+    _, response = validate(webhook, pod_request(image_pod(image)))
     assert response["allowed"] is False
     assert "the verifier failed: RuntimeError: boom" in response["status"]["message"]
 
@@ -452,7 +423,7 @@ def test_update_verifies_only_new_images() -> None:
 
     verifier = Counting()
     webhook = Webhook(policy(), verifier=verifier)
-    old = _image_pod("registry.example.com/a/web-signed:1")
+    old = image_pod("registry.example.com/a/web-signed:1")
     new = copy.deepcopy(old)
     new["metadata"]["labels"]["x"] = "y"
     validate(webhook, pod_request(new, operation="UPDATE", old=old))

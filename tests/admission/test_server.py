@@ -24,7 +24,14 @@ import pytest
 
 from skanse.admission.certs import issue
 from skanse.admission.server import tls_context
-from tests.admission.conftest import hardened_pod, pod_request, privileged, repo_root, review
+from tests.admission.conftest import (
+    hardened_pod,
+    image_pod,
+    pod_request,
+    privileged,
+    repo_root,
+    review,
+)
 
 TIMEOUT = 1.0  # the server's handshake, header and body deadline in these tests
 
@@ -165,6 +172,32 @@ def test_mutation_patch_applied_yields_an_object_that_passes(server: Running) ->
     patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(answer["patch"])))
     again = server.post("/validate", review(pod_request(patched))).json()["response"]
     assert again["allowed"] is True, again.get("status")
+
+
+@pytest.mark.registry
+def test_unsigned_image_is_denied_and_signed_admitted(signed_world, tmp_path: Path) -> None:
+    """The server's own verifier, built from the policy's image-policy, against a real
+    registry: the signed image is admitted, the unsigned one denied."""
+    _, signed, unsigned, directory = signed_world
+    work = tmp_path / "server"
+    work.mkdir()
+    process, tls, log = _serve(work, "--policy", str(directory / "admission.yaml"))
+    try:
+        running = Running(process, _port(log), tls, log, _client_context(tls / "ca.crt"))
+        admitted = running.post("/validate", review(pod_request(image_pod(signed))))
+        assert admitted.json()["response"]["allowed"] is True, admitted.text
+        denied = running.post("/validate", review(pod_request(image_pod(unsigned))))
+        response = denied.json()["response"]
+        assert response["allowed"] is False
+        assert "image-signature" in response["status"]["message"]
+        assert unsigned in response["status"]["message"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def test_plain_http_gets_a_clear_400(server: Running) -> None:
