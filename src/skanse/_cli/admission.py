@@ -259,12 +259,10 @@ def _serve_with(args: argparse.Namespace, metrics_dir: str | None) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from skanse import __version__
+    from skanse._cli._common import emit, report_info
     from skanse.admission.audit import audit, policy_reports, summary_line
     from skanse.errors import InputError
-    from skanse.files import write_atomic
-    from skanse.report import Format, ReportInfo, render
-    from skanse.report._info import find_repo_root
+    from skanse.report import Format, render
     from skanse.sources.manifests import ReadLimits
 
     limits = ReadLimits()
@@ -289,20 +287,8 @@ def _audit(args: argparse.Namespace) -> int:
 
         document = json.dumps(policy_reports(audited, evaluator), indent=2) + "\n"
     else:
-        to_terminal = args.output is None and sys.stdout.isatty()
-        info = ReportInfo(
-            tool_version=__version__,
-            source_root=find_repo_root(Path.cwd()),
-            exit_code=exit_code,
-            color=to_terminal and not os.environ.get("NO_COLOR"),
-            width=max(100, Console().width) if to_terminal else 160,
-        )
-        document = render(Format(args.format), result, info)
-    if args.output:
-        write_atomic(args.output, document)
-    else:
-        sys.stdout.write(document)
-        sys.stdout.flush()
+        document = render(Format(args.format), result, report_info(exit_code, args.output))
+    emit(document, args.output)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, style="yellow")
