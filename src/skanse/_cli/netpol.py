@@ -122,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--node-local-dns",
         action="store_true",
-        help=f"also allow NodeLocal DNSCache ({'169.254.20.10'}) on UDP and TCP 53",
+        help="also allow NodeLocal DNSCache (169.254.20.10) on UDP and TCP 53",
     )
     _output(p)
     _common(p)

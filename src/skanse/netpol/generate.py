@@ -32,7 +32,7 @@ from skanse.errors import GraphError, ProofError
 from skanse.netpol.addresses import IpNetwork, IpRange, aggregate, merge_segments
 from skanse.netpol.engine import Connection, analyse
 from skanse.netpol.load import build_model
-from skanse.netpol.model import METADATA_NAME, Workload
+from skanse.netpol.model import METADATA_NAME, NODE_LOCAL_DNS, Workload
 from skanse.netpol.ports import ALL, ConnSet, Protocol
 from skanse.sources.kubernetes import K8sObject
 from skanse.sources.manifests import ReadLimits, read_bytes
@@ -40,7 +40,7 @@ from skanse.sources.yamlpos import load_documents
 
 __all__ = ["Generated", "ServiceGraph", "generate", "parse_graph"]
 
-NODE_LOCAL_DNS = "169.254.20.10/32"
+_NODE_LOCAL_DNS_CIDR = f"{NODE_LOCAL_DNS}/32"
 # Labels that differ between replicas or revisions: never part of a generated selector.
 _VOLATILE = frozenset(
     {
@@ -280,7 +280,9 @@ def generate(
         ]
         dns_rules: list[dict[str, object]] = [{"to": dns_peers, "ports": dns_ports}]
         if local_dns:
-            dns_rules.append({"to": [{"ipBlock": {"cidr": NODE_LOCAL_DNS}}], "ports": dns_ports})
+            dns_rules.append(
+                {"to": [{"ipBlock": {"cidr": _NODE_LOCAL_DNS_CIDR}}], "ports": dns_ports}
+            )
         docs.append(
             _doc(
                 ns, "allow-dns", {"podSelector": {}, "policyTypes": ["Egress"], "egress": dns_rules}
@@ -385,7 +387,7 @@ def _prove(
             add_ext(("in", ident), nets, conns)
     if local_dns:
         for ident in managed:
-            add_ext(("out", ident), [ipaddress.ip_network(NODE_LOCAL_DNS)], dns)
+            add_ext(("out", ident), [ipaddress.ip_network(_NODE_LOCAL_DNS_CIDR)], dns)
 
     actual_pairs: dict[tuple[str, str], ConnSet] = {}
     actual_ext: dict[tuple[str, str], list[tuple[IpRange, ConnSet]]] = {}

@@ -21,6 +21,7 @@ from skanse.sources.kubernetes import K8sObject
 
 __all__ = [
     "METADATA_NAME",
+    "NODE_LOCAL_DNS",
     "Direction",
     "IpBlockPeer",
     "Namespace",
@@ -39,6 +40,8 @@ __all__ = [
 
 # The immutable label the control plane puts on every namespace (Kubernetes >= 1.21).
 METADATA_NAME = "kubernetes.io/metadata.name"
+# The link-local address NodeLocal DNSCache listens on in every node.
+NODE_LOCAL_DNS = "169.254.20.10"
 
 
 class Direction(enum.StrEnum):

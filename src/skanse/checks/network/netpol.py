@@ -18,6 +18,7 @@ from skanse.model import CheckID, CheckMeta, ControlRef, Layer, Severity
 from skanse.netpol.addresses import IpRange, parse_range
 from skanse.netpol.explain import side_verdict
 from skanse.netpol.model import (
+    NODE_LOCAL_DNS,
     Direction,
     IpBlockPeer,
     NetworkModel,
@@ -30,7 +31,7 @@ from skanse.netpol.model import (
 from skanse.netpol.ports import ConnSet, Protocol
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject
 
-__all__ = ["DATABASE_PORTS", "NETWORK_CHECKS", "NODE_LOCAL_DNS"]
+__all__ = ["DATABASE_PORTS", "NETWORK_CHECKS"]
 
 NETWORK_CHECKS = CheckSet(__name__)
 
@@ -52,7 +53,6 @@ DATABASE_PORTS: dict[int, str] = {
     26257: "CockroachDB",
     27017: "MongoDB",
 }
-NODE_LOCAL_DNS = "169.254.20.10"
 _WORKLOAD_KINDS = frozenset({*POD_TEMPLATE_PATHS, "VirtualMachine"}) - {"PodTemplate"}
 _KUBE_DNS = Pod(
     namespace="kube-system",
