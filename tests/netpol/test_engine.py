@@ -268,6 +268,58 @@ def test_named_ports_resolve_on_the_destination_pod_with_their_protocol() -> Non
     assert ("x/a[Pod]", "x/c[Pod]") not in got  # its "http" is UDP; the rule asks for TCP
 
 
+def test_a_kubevirt_vm_is_a_workload_whose_interface_ports_are_named_ports() -> None:
+    vm = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "legacy", "namespace": "x"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "vm"}},
+                "spec": {
+                    "domain": {
+                        "devices": {
+                            "interfaces": [
+                                {
+                                    "name": "default",
+                                    "ports": [
+                                        {"name": "http", "port": 8080},
+                                        {"name": "http", "port": 9090},  # first name wins
+                                        {"name": "dns", "port": 53, "protocol": "udp"},
+                                        {"port": 8080},  # declared twice: listed once
+                                        {"port": 22, "protocol": "ICMP"},  # unknown: left out
+                                    ],
+                                }
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    }
+    client = pod("x", "client", {"app": "client"})
+    named = policy(
+        "x",
+        "named",
+        {
+            "podSelector": {"matchLabels": {"app": "vm"}},
+            "ingress": [{"ports": [{"port": "http"}, {"port": "dns", "protocol": "UDP"}]}],
+        },
+    )
+    model = model_from([vm, client, named])
+    (workload,) = [w for w in model.workloads if w.kind == "VirtualMachine"]
+    (launcher,) = workload.pods
+    assert launcher.labels == {"app": "vm"}
+    assert launcher.named_ports == {"http": (Protocol.TCP, 8080), "dns": (Protocol.UDP, 53)}
+    assert launcher.container_ports == (
+        (Protocol.TCP, 8080),
+        (Protocol.TCP, 9090),
+        (Protocol.UDP, 53),
+    )
+    got = _conns([vm, client, named])
+    assert got[("x/client[Pod]", "x/legacy[VirtualMachine]")] == "TCP 8080,UDP 53"
+
+
 def test_allow_all_rule_admits_external_addresses_and_cannot_be_narrowed() -> None:
     deny = policy("shop", "deny", {"podSelector": {}, "policyTypes": ["Ingress"]})
     allow = policy("shop", "all", {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{}]})
