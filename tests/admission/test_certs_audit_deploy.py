@@ -216,3 +216,20 @@ def test_webhook_configurations() -> None:
     assert pdb["spec"]["minAvailable"] == 1
     policies = {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"}
     assert policies == {"default-deny", "allow-dns", "allow-apiserver"}
+
+
+def test_the_shipped_policy_loads_and_is_what_the_deployment_serves() -> None:
+    """The ConfigMap's policy.yaml must load, or every replica exits at start."""
+    from skanse.admission.policy import Mode, load_policy
+    from skanse.checks.profiles import Profile
+
+    shipped = load_policy(DEPLOY / "policy.yaml")
+    assert shipped.profile is Profile.ZERO_TRUST and shipped.default_mode is Mode.ENFORCE
+    assert shipped.mutation.modes == frozenset({Mode.ENFORCE})
+    deployment = next(d for d in _documents() if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--policy=/etc/skanse/policy/policy.yaml" in container["args"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["policy"] == "/etc/skanse/policy"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["policy"]["configMap"]["name"] == "skanse-admission-policy"
