@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from skanse._cli._signing import add_registry_options
+
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("html", "json", "pdf")
@@ -109,13 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a previous skanse report -f json, for trends",
     )
     parser.add_argument("--title", default="Security posture", help="the report's title")
-    parser.add_argument(
-        "--plain-http",
-        metavar="HOST[:PORT]",
-        action="append",
-        default=[],
-        help="registry over plain HTTP (loopback always is)",
-    )
+    add_registry_options(parser)
     parser.add_argument("--cache-dir", metavar="DIR", default=None, help="image blob cache")
     config = parser.add_mutually_exclusive_group()
     config.add_argument(
@@ -176,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
             database=db,
             keys=tuple(args.key),
             plain_http=frozenset(args.plain_http),
+            ca_certs=args.ca_certs,
+            docker_config=args.docker_config,
             cache_dir=args.cache_dir,
         )
         documents += collect.run_images(args.image, options, loaded)
