@@ -165,11 +165,14 @@ def run(args: argparse.Namespace) -> int:
     if netpol_paths:
         documents.append(collect.run_netpol(netpol_paths))
     if args.image:
-        db = Path(args.db) if args.db else None
-        if db is None and os.environ.get("SKANSE_DB"):
-            db = Path(os.environ["SKANSE_DB"])
+        from skanse.vuln.db import default_database_path
+
+        named = args.db or os.environ.get("SKANSE_DB")
+        db = Path(args.db) if args.db else default_database_path()
+        # none named and none in the cache: the SBOM and signatures, no vulnerability matching
+        database = db if named or db.exists() else None
         options = collect.ImageOptions(
-            database=db,
+            database=database,
             keys=tuple(args.key),
             plain_http=frozenset(args.plain_http),
             ca_certs=args.ca_certs,
