@@ -1,6 +1,6 @@
 """Wall time and peak RSS of `skanse fix` on copies of the manifest and Dockerfile corpora.
 
-    python bench/fix_corpus.py [--runs 3] [--corpora ../shared/corpora]
+    python -m bench.fix_corpus [--runs 3] [--corpora ../shared/corpora]
 
 Each run copies a corpus to a temporary directory and runs `skanse fix DIR` there as a fresh
 process (the first run writes the fixes, then `skanse fix --check` on the fixed copy shows the
@@ -13,29 +13,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from bench.measure import measure_once
+
 ROOT = Path(__file__).resolve().parent.parent
 SKANSE = [sys.executable, "-m", "skanse"]
-
-_MEASURE = (
-    "import resource, subprocess, sys, time\n"
-    "start = time.perf_counter()\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-    "stderr=subprocess.DEVNULL).returncode\n"
-    "elapsed = time.perf_counter() - start\n"
-    "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
-)
-
-
-def measure(command: list[str]) -> tuple[float, int, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True
-    ).stdout.split()
-    return float(out[0]), int(out[1]), int(out[2])
 
 
 def main() -> int:
@@ -54,10 +39,12 @@ def main() -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 copy = Path(tmp) / kind
                 shutil.copytree(source, copy, symlinks=True)
-                elapsed, peak, _ = measure([*SKANSE, "fix", str(copy), "--no-config"])
+                elapsed, peak, _ = measure_once([*SKANSE, "fix", str(copy), "--no-config"])
                 first.append(elapsed)
                 rss = max(rss, peak)
-                elapsed, peak, code = measure([*SKANSE, "fix", str(copy), "--check", "--no-config"])
+                elapsed, peak, code = measure_once(
+                    [*SKANSE, "fix", str(copy), "--check", "--no-config"]
+                )
                 assert code in (0, 2), code  # 2: the corpus keeps unparseable files
                 again.append(elapsed)
                 rss = max(rss, peak)

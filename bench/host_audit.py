@@ -1,6 +1,6 @@
 """Wall time and peak RSS of `skanse host audit` on this machine, next to the peers.
 
-    python bench/host_audit.py [--runs 5]
+    python -m bench.host_audit [--runs 5]
 
 Rows: the whole `skanse host audit` process (generic and k8s-node profiles, as root and, when
 run as root, unprivileged through setpriv), the audit alone inside one process (library call,
@@ -21,39 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-# Runs a command and reports its wall time and peak RSS (KiB) from a fresh parent process,
-# so RUSAGE_CHILDREN covers exactly that one command.
-_MEASURE = (
-    "import resource, subprocess, sys, time\n"
-    "start = time.perf_counter()\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-    "stderr=subprocess.DEVNULL).returncode\n"
-    "elapsed = time.perf_counter() - start\n"
-    "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
-)
-
-
-@dataclass
-class Measurement:
-    tool: str
-    seconds: list[float]
-    peak_kib: int
-    exit_codes: set[int]
-
-
-def measure(tool: str, command: list[str], runs: int) -> Measurement:
-    seconds, peaks, codes = [], [], set()
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True
-        ).stdout.split()
-        seconds.append(float(out[0]))
-        peaks.append(int(out[1]))
-        codes.add(int(out[2]))
-    return Measurement(tool, seconds, max(peaks), codes)
+from bench.measure import Measurement, measure
 
 
 def in_process(runs: int) -> Measurement:

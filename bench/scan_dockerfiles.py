@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.scan_manifests import PEERS, Measurement, measure
+from bench.measure import Measurement, measure
+from bench.scan_manifests import PEERS
 
 ROOT = Path(__file__).resolve().parent.parent
 

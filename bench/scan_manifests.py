@@ -15,45 +15,14 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from bench.measure import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / ".bench-peers" / "bin"
-
-# Runs a command and reports its wall time and peak RSS (KiB) from a fresh parent process,
-# so RUSAGE_CHILDREN covers exactly that one command.
-_MEASURE = (
-    "import resource, subprocess, sys, time\n"
-    "start = time.perf_counter()\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-    "stderr=subprocess.DEVNULL).returncode\n"
-    "elapsed = time.perf_counter() - start\n"
-    "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
-)
-
-
-@dataclass
-class Measurement:
-    tool: str
-    seconds: list[float]
-    peak_kib: int
-    exit_codes: set[int]
-
-
-def measure(tool: str, command: list[str], runs: int) -> Measurement:
-    seconds, peaks, codes = [], [], set()
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True
-        ).stdout.split()
-        seconds.append(float(out[0]))
-        peaks.append(int(out[1]))
-        codes.add(int(out[2]))
-    return Measurement(tool, seconds, max(peaks), codes)
 
 
 def main() -> int:

@@ -313,3 +313,27 @@ def test_unit_without_config_flag_gets_the_legacy_defaults(tmp_path: Path) -> No
     assert kc.get("readOnlyPort").file == "/etc/systemd/system/kubelet.service"
     anonymous = kc.get("authentication.anonymous.enabled")
     assert (anonymous.value, anonymous.line) == (False, 2)
+
+
+@pytest.mark.parametrize(
+    ("init", "uid", "rootless"),
+    [
+        ("/usr/bin/rootlesskit", 0, True),  # root in rootlesskit's user namespace
+        ("/sbin/init", 1000, True),  # a user's own daemon
+        ("/sbin/init", 0, False),
+    ],
+)
+def test_rootless_docker_is_told_by_its_user_or_its_parent(
+    init: str, uid: int, rootless: bool, tmp_path: Path
+) -> None:
+    from skanse.host.runtime import find_docker
+
+    spec = {
+        "processes": {"1": [init, "--flag"], "40": ["/usr/bin/dockerd", "-H", "fd://"]},
+        "uids": {"40": uid},
+    }
+    materialize(spec, tmp_path)
+    docker = find_docker(HostRoot(tmp_path))
+    assert docker.process is not None and docker.process.pid == 40
+    assert docker.process.parent == init.rsplit("/", 1)[1]
+    assert docker.rootless is rootless

@@ -10,7 +10,7 @@ import pytest
 
 from skanse.errors import ReportInputError
 from skanse.report.posture.build import build_posture
-from skanse.report.posture.documents import load_result_file
+from skanse.report.posture.documents import alerts_document, load_result_file
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -115,6 +115,27 @@ def test_alert_lines_keep_good_alerts_and_name_bad_lines(tmp_path: Path) -> None
     posture = build_posture([doc], tool_version="test")
     assert posture["layers"]["runtime"]["status"] == "partial"
     assert posture["runtime"]["rules"][0]["severity"] == "MEDIUM"  # Warning -> MEDIUM
+
+
+@pytest.mark.parametrize(
+    ("priority", "severity"),
+    [
+        ("Emergency", "CRITICAL"),  # Falco's most severe priority, the enum's zero
+        ("Critical", "CRITICAL"),
+        ("Error", "HIGH"),
+        ("Notice", "LOW"),
+        ("info", "INFO"),  # Falco's alias, any case
+        ("Debug", "INFO"),
+        ("Bogus", "INFO"),  # not a Falco priority: ranks lowest
+    ],
+)
+def test_alert_priorities_map_to_severities_as_the_rules_engine_maps_them(
+    priority: str, severity: str
+) -> None:
+    alert = {"time": "2026-01-01T00:00:00Z", "rule": "r", "priority": priority, "output": "x"}
+    doc = alerts_document([json.dumps(alert)], "alerts.jsonl")
+    rule = build_posture([doc], tool_version="test")["runtime"]["rules"][0]
+    assert rule["priority"] == priority and rule["severity"] == severity
 
 
 def test_a_baseline_gives_trends(cli, scan_json: Path, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from skanse._cli._signing import add_registry_options
+
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("html", "json", "pdf")
@@ -109,13 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a previous skanse report -f json, for trends",
     )
     parser.add_argument("--title", default="Security posture", help="the report's title")
-    parser.add_argument(
-        "--plain-http",
-        metavar="HOST[:PORT]",
-        action="append",
-        default=[],
-        help="registry over plain HTTP (loopback always is)",
-    )
+    add_registry_options(parser)
     parser.add_argument("--cache-dir", metavar="DIR", default=None, help="image blob cache")
     config = parser.add_mutually_exclusive_group()
     config.add_argument(
@@ -169,13 +165,18 @@ def run(args: argparse.Namespace) -> int:
     if netpol_paths:
         documents.append(collect.run_netpol(netpol_paths))
     if args.image:
-        db = Path(args.db) if args.db else None
-        if db is None and os.environ.get("SKANSE_DB"):
-            db = Path(os.environ["SKANSE_DB"])
+        from skanse.vuln.db import default_database_path
+
+        named = args.db or os.environ.get("SKANSE_DB")
+        db = Path(args.db) if args.db else default_database_path()
+        # none named and none in the cache: the SBOM and signatures, no vulnerability matching
+        database = db if named or db.exists() else None
         options = collect.ImageOptions(
-            database=db,
+            database=database,
             keys=tuple(args.key),
             plain_http=frozenset(args.plain_http),
+            ca_certs=args.ca_certs,
+            docker_config=args.docker_config,
             cache_dir=args.cache_dir,
         )
         documents += collect.run_images(args.image, options, loaded)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from skanse.errors import HostFactError
+from skanse.host.cis import DEFAULT_BENCHMARK
 from skanse.host.isolation import Isolation, detect_isolation
 from skanse.host.kubelet import KubeletConfig, find_kubelet
 from skanse.host.root import HostRoot
@@ -34,7 +35,7 @@ class HostProfile(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class AuditContext:
     profile: HostProfile = HostProfile.GENERIC
-    benchmark: str = "cis-1.12"  # the CIS Kubernetes Benchmark whose ids findings name
+    benchmark: str = DEFAULT_BENCHMARK  # the CIS Kubernetes Benchmark whose ids findings name
 
 
 class HostFacts:

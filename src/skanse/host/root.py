@@ -37,6 +37,13 @@ class FileInfo:
     is_socket: bool
 
 
+def _unavailable(exc: OSError, inner: str) -> FactUnavailable:
+    """What an OSError other than "not found" means for the audit: could not check, and why."""
+    if isinstance(exc, PermissionError):
+        return FactUnavailable("permission denied (run as root to check this)", path=inner)
+    return FactUnavailable(exc.strerror or str(exc), path=inner)
+
+
 class HostRoot:
     """The audited system's file tree, read-only, through `root`."""
 
@@ -118,14 +125,10 @@ class HostRoot:
             fd = os.open(real, flags if self.is_live else flags | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise
-        except PermissionError:
-            raise FactUnavailable(
-                "permission denied (run as root to check this)", path=inner
-            ) from None
         except OSError as exc:
             if exc.errno == errno.ENOTDIR:
                 raise FileNotFoundError(errno.ENOENT, "not found", inner) from None
-            raise FactUnavailable(exc.strerror or str(exc), path=inner) from None
+            raise _unavailable(exc, inner) from None
         try:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
@@ -144,12 +147,8 @@ class HostRoot:
                     raise FactUnavailable(
                         f"larger than {limit} bytes; not read", path=inner, kind="too-large"
                     )
-        except PermissionError:
-            raise FactUnavailable(
-                "permission denied (run as root to check this)", path=inner
-            ) from None
         except OSError as exc:
-            raise FactUnavailable(exc.strerror or str(exc), path=inner) from None
+            raise _unavailable(exc, inner) from None
         finally:
             os.close(fd)
         self.files_read += 1
@@ -195,12 +194,8 @@ class HostRoot:
             return sorted(os.listdir(self.resolve(inner)))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        except PermissionError:
-            raise FactUnavailable(
-                "permission denied (run as root to check this)", path=inner
-            ) from None
         except OSError as exc:
-            raise FactUnavailable(exc.strerror or str(exc), path=inner) from None
+            raise _unavailable(exc, inner) from None
 
     def readlink(self, inner: str) -> str:
         """The target of a symbolic link itself (namespace links in /proc/<pid>/ns)."""
@@ -209,12 +204,8 @@ class HostRoot:
             return os.readlink(self.resolve(parent or "/") / name)
         except FileNotFoundError:
             raise
-        except PermissionError:
-            raise FactUnavailable(
-                "permission denied (run as root to check this)", path=inner
-            ) from None
         except OSError as exc:
-            raise FactUnavailable(exc.strerror or str(exc), path=inner) from None
+            raise _unavailable(exc, inner) from None
 
     def stat(self, inner: str) -> FileInfo:
         """Owner and mode of a file (not following a final link); FileNotFoundError if absent."""
@@ -222,12 +213,8 @@ class HostRoot:
             info = os.lstat(self.resolve(inner))
         except FileNotFoundError:
             raise
-        except PermissionError:
-            raise FactUnavailable(
-                "permission denied (run as root to check this)", path=inner
-            ) from None
         except OSError as exc:
-            raise FactUnavailable(exc.strerror or str(exc), path=inner) from None
+            raise _unavailable(exc, inner) from None
         return FileInfo(
             path=inner,
             mode=stat.S_IMODE(info.st_mode),

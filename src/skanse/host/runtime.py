@@ -47,7 +47,8 @@ class Process:
 def processes_named(root: HostRoot, *names: str) -> list[Process]:
     """Processes whose program (argv[0] basename) is one of `names`."""
     found = []
-    for pid, argv in root.processes():
+    table = dict(root.processes())
+    for pid, argv in table.items():
         if posixpath.basename(argv[0]) not in names:
             continue
         entry = str(pid)
@@ -62,13 +63,8 @@ def processes_named(root: HostRoot, *names: str) -> list[Process]:
                     ppid = line.split()[1]
         except (FileNotFoundError, FactUnavailable, ValueError, IndexError):
             pass
-        parent = ""
-        if ppid and ppid != "0":
-            try:
-                praw = root.read_bytes(f"/proc/{ppid}/cmdline", limit=65536)
-                parent = posixpath.basename(praw.split(b"\0")[0].decode("utf-8", "replace"))
-            except (FileNotFoundError, FactUnavailable):
-                pass
+        parent_argv = table.get(int(ppid)) if ppid.isdigit() else None
+        parent = posixpath.basename(parent_argv[0]) if parent_argv else ""
         found.append(Process(pid, argv, uid, parent))
     return found
 

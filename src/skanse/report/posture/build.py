@@ -43,17 +43,6 @@ _CHECK_LAYER = {
     "runtime": "runtime",
 }
 _SEVERITIES = [s.value for s in Severity]
-_FALCO_SEVERITY = {
-    "emergency": Severity.CRITICAL,
-    "alert": Severity.CRITICAL,
-    "critical": Severity.CRITICAL,
-    "error": Severity.HIGH,
-    "warning": Severity.MEDIUM,
-    "notice": Severity.LOW,
-    "informational": Severity.INFO,
-    "info": Severity.INFO,
-    "debug": Severity.INFO,
-}
 
 
 def _severity(value: object) -> Severity:
@@ -366,6 +355,8 @@ def _alert_workload(alert: Mapping[str, Any], estate: _Estate) -> str | None:
 
 
 def _runtime(estate: _Estate) -> dict[str, Any]:
+    from skanse.rules.loader import Priority
+
     if not estate.runtime_assessed:
         return {"status": "not-assessed"}
     by_rule: dict[str, dict[str, Any]] = {}
@@ -373,12 +364,13 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
     for alert in estate.alerts:
         rule, priority = str(alert.get("rule")), str(alert.get("priority"))
         by_priority[priority] += 1
+        parsed = Priority.parse(priority)
         item = by_rule.setdefault(
             rule,
             {
                 "rule": rule,
                 "priority": priority,
-                "severity": _FALCO_SEVERITY.get(priority.lower(), Severity.INFO).value,
+                "severity": (parsed.severity if parsed is not None else Severity.INFO).value,
                 "count": 0,
                 "workloads": [],
                 "first": None,

@@ -211,10 +211,6 @@ def run_replay(events: str, rules: Sequence[str]) -> ResultDocument:
         raise InputError(f"{events}: {exc.strerror or exc}") from None
     lines = [json.dumps(a.alert.to_json(), ensure_ascii=False) for a in alerts]
     origin = f"run: skanse runtime replay {events} --rules {' '.join(rules)}"
-    if not lines:
-        data = {"schema_version": 1, "kind": "skanse.runtime-alerts", "alerts": []}
-        problems = tuple(f"{events}:{p.line}: {p.message}" for p in summary.problems)
-        return ResultDocument("skanse.runtime-alerts", origin, data, problems)
-    doc = alerts_document(lines, origin)
+    doc = alerts_document(lines, origin)  # no lines: an empty alert list, no problems
     problems = tuple(f"{events}:{p.line}: {p.message}" for p in summary.problems)
     return ResultDocument(doc.kind, doc.origin, doc.data, doc.problems + problems)

@@ -98,10 +98,6 @@ def _bar(counts: Mapping[str, int], width: int = 260, height: int = 14) -> str:
     return f'<svg width="{width}" height="{height}" role="img" aria-label="{_e(label)}">{"".join(parts)}</svg>'
 
 
-def _counts_text(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{counts[s]} {s.lower()}" for s in _SEVERITIES if counts.get(s)) or "none"
-
-
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = ()) -> str:
     th = "".join(
         f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
