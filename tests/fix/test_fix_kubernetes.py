@@ -253,6 +253,9 @@ def test_seccomp_unconfined_and_legacy_annotations(tmp_path: Path) -> None:
     old = ScanOptions(profile=Profile.PSS_BASELINE, pss=parse_policy("baseline@v1.18"))
     item, _ = fix_text(tmp_path, source, "SKN-K8S-009", scan=old)
     assert "seccomp.security.alpha.kubernetes.io/pod: runtime/default\n" in after(item)
+    assert [c.description for c in item.changes] == [  # type: ignore[union-attr]
+        "set annotation seccomp.security.alpha.kubernetes.io/pod: runtime/default"
+    ]
     new = ScanOptions(profile=Profile.PSS_BASELINE, pss=parse_policy("baseline@v1.30"))
     item, _ = fix_text(tmp_path, source, "SKN-K8S-009", scan=new)
     assert "        type: RuntimeDefault\n" in after(item)

@@ -32,6 +32,7 @@ from skanse.fix.ops import (
     SetValue,
     apply_op,
     get_pointer,
+    split_pointer,
 )
 from skanse.model import CheckID, Finding
 from skanse.sources.kubernetes import (
@@ -190,7 +191,7 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
     pointer = target.pointer
     annotations = join_pointer(target.pod.metadata_pointer, "annotations") + "/"
     if pointer.startswith(annotations):
-        key = pointer[len(annotations) :].replace("~1", "/").replace("~0", "~")
+        key = split_pointer(pointer)[-1]
         yield Edit(
             (SetValue(pointer, "runtime/default"),), f"set annotation {key}: runtime/default"
         )
