@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 
@@ -367,7 +366,7 @@ def remote_code_piped(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violat
 _VERIFIERS = re.compile(
     r"\b(sha(1|224|256|384|512)sum|shasum|md5sum|b2sum|cksum)\b|\bgpg2?\b[^|;&]*--verify|"
     r"\bcosign\s+verify|\bminisign\b[^|;&]*-V|\bopenssl\s+dgst|\bsignify\b[^|;&]*-V|"
-    r"\bgpgv\b|--checksum|\bsha256sum\b",
+    r"\bgpgv\b|--checksum",
 )
 _KEY_IMPORT = re.compile(
     r"gpg2?\b[^|;&]*--dearmou?r|apt-key\b[^|;&]*\badd\b|gpg2?\b[^|;&]*--import"
@@ -439,11 +438,6 @@ _TOKEN_FORMATS = re.compile(
     r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}|://[^/\s:@]+:[^/\s@]+@"
 )
 _FINGERPRINT = re.compile(r"^(0x)?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{16})([ ,][0-9A-Fa-f ]{16,})*$")
-
-
-def _entropy(text: str) -> float:
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 def _assignments(ins: Instruction) -> list[tuple[str, str | None]]:
