@@ -45,7 +45,7 @@ from skanse.sources.kubernetes import (
 )
 from skanse.sources.yamlpos import join_pointer
 
-__all__ = ["K8S_FIXES", "NON_ROOT_ID", "K8sFix", "ObjectPlan", "plan_object"]
+__all__ = ["K8S_FIXES", "K8sFix", "ObjectPlan", "plan_object"]
 
 TMP = "/tmp"  # noqa: S108 - the mount point a read-only root filesystem needs, not a temp file
 
