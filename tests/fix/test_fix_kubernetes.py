@@ -194,6 +194,18 @@ def test_a_non_root_uid_below_10000_is_kept_and_said_so(tmp_path: Path) -> None:
     assert "keeps runAsUser=1000" in declined.reason
 
 
+def test_fs_group_zero_is_raised_and_a_non_root_one_is_kept(tmp_path: Path) -> None:
+    root = POD.replace("spec:\n", "spec:\n  securityContext: {fsGroup: 0}\n", 1)
+    item, _ = fix_text(tmp_path, root, "SKN-K8S-022")
+    assert "  securityContext: {fsGroup: 10001}\n" in after(item)
+    kept = POD.replace("spec:\n", "spec:\n  securityContext: {fsGroup: 1000}\n", 1)
+    item, _ = fix_text(tmp_path, kept, "SKN-K8S-022")
+    assert item is not None and item.after is None
+    (declined,) = item.declined
+    assert declined.check_id == "SKN-K8S-022"
+    assert declined.reason.startswith("pod keeps fsGroup=1000: a non-root GID")
+
+
 def test_annotation_suppression_keeps_the_finding_unfixed(tmp_path: Path) -> None:
     source = POD.replace(
         "  name: p\n",
@@ -241,6 +253,9 @@ def test_seccomp_unconfined_and_legacy_annotations(tmp_path: Path) -> None:
     old = ScanOptions(profile=Profile.PSS_BASELINE, pss=parse_policy("baseline@v1.18"))
     item, _ = fix_text(tmp_path, source, "SKN-K8S-009", scan=old)
     assert "seccomp.security.alpha.kubernetes.io/pod: runtime/default\n" in after(item)
+    assert [c.description for c in item.changes] == [  # type: ignore[union-attr]
+        "set annotation seccomp.security.alpha.kubernetes.io/pod: runtime/default"
+    ]
     new = ScanOptions(profile=Profile.PSS_BASELINE, pss=parse_policy("baseline@v1.30"))
     item, _ = fix_text(tmp_path, source, "SKN-K8S-009", scan=new)
     assert "        type: RuntimeDefault\n" in after(item)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from skanse.checks.kubernetes.defaults import DROP_CAPABILITIES, NON_ROOT_ID, SECCOMP_PROFILE_TYPE
 from skanse.checks.kubernetes.zerotrust import MIN_ID
@@ -31,6 +32,7 @@ from skanse.fix.ops import (
     SetValue,
     apply_op,
     get_pointer,
+    split_pointer,
 )
 from skanse.model import CheckID, Finding
 from skanse.sources.kubernetes import (
@@ -43,7 +45,7 @@ from skanse.sources.kubernetes import (
 )
 from skanse.sources.yamlpos import join_pointer
 
-__all__ = ["K8S_FIXES", "NON_ROOT_ID", "K8sFix", "ObjectPlan", "plan_object"]
+__all__ = ["K8S_FIXES", "K8sFix", "ObjectPlan", "plan_object"]
 
 TMP = "/tmp"  # noqa: S108 - the mount point a read-only root filesystem needs, not a temp file
 
@@ -127,7 +129,7 @@ def _pod_or_each(target: Target, name: str, value: object, shown: str) -> Iterat
         yield _set(target, None, name, value, shown)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -149,9 +151,9 @@ def _fix_run_as_non_root(target: Target) -> Iterator[Step]:
 
 def _fix_run_as_user_zero(target: Target) -> Iterator[Step]:
     """runAsUser 0 (explicit root) becomes 10001 where it is set."""
-    if target.value() == 0 and _is_int(target.value()):
-        c = target.container()
-        yield _set(target, c, "runAsUser", NON_ROOT_ID, str(NON_ROOT_ID))
+    value = target.value()
+    if _is_int(value) and value == 0:
+        yield _set(target, target.container(), "runAsUser", NON_ROOT_ID, str(NON_ROOT_ID))
 
 
 def _id_fix(name: str, what: str) -> Callable[[Target], Iterator[Step]]:
@@ -163,9 +165,9 @@ def _id_fix(name: str, what: str) -> Callable[[Target], Iterator[Step]]:
             yield from _pod_or_each(target, name, NON_ROOT_ID, str(NON_ROOT_ID))
         elif _is_int(value) and value == 0:
             yield _set(target, level, name, NON_ROOT_ID, str(NON_ROOT_ID))
-        elif _is_int(value) and isinstance(value, int) and value >= MIN_ID:
+        elif _is_int(value) and value >= MIN_ID:
             return  # an earlier fix (runAsUser 0 -> 10001) resolved it
-        elif _is_int(value) and isinstance(value, int) and value > 0:
+        elif _is_int(value) and value > 0:
             yield Decline(
                 f"{_who(level)} keeps {name}={value}: a non-root {what} set in the manifest "
                 f"(skanse fix does not renumber it; raise it to 10000 or above by hand)"
@@ -177,31 +179,10 @@ def _id_fix(name: str, what: str) -> Callable[[Target], Iterator[Step]]:
         f"{name} 10001 where it is unset (at pod level) or 0.\n\n"
         f"Partly fixable, so the check is not marked `fixable`: a {what} that the manifest "
         f"sets to a non-root value below 10000 (1000, say) is kept, because renumbering it "
-        "can break file ownership inside the image or on volumes; the finding stays for a "
-        "person to decide."
+        "can break file ownership inside the image or on volumes (an fsGroup: volumes may "
+        "already be owned by it); the finding stays for a person to decide."
     )
     return fix
-
-
-def _fix_fs_group(target: Target) -> Iterator[Step]:
-    """fsGroup 10001 where it is unset or 0.
-
-    Partly fixable, so SKN-K8S-022 is not marked `fixable`: an fsGroup the manifest sets to a
-    non-root value below 10000 is kept (volumes may already be owned by it)."""
-    value = target.value()
-    if value is None:
-        yield _set(target, None, "fsGroup", NON_ROOT_ID, str(NON_ROOT_ID))
-    elif _is_int(value) and value == 0:
-        yield _set(target, None, "fsGroup", NON_ROOT_ID, str(NON_ROOT_ID))
-    elif _is_int(value) and isinstance(value, int) and value >= MIN_ID:
-        return
-    elif _is_int(value) and isinstance(value, int) and value > 0:
-        yield Decline(
-            f"pod keeps fsGroup={value}: a non-root group set in the manifest (raise it to "
-            "10000 or above by hand)"
-        )
-    else:
-        yield Decline(f"pod sets fsGroup to {value!r}, which is not a group number")
 
 
 def _fix_seccomp(target: Target) -> Iterator[Step]:
@@ -210,7 +191,7 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
     pointer = target.pointer
     annotations = join_pointer(target.pod.metadata_pointer, "annotations") + "/"
     if pointer.startswith(annotations):
-        key = pointer[len(annotations) :].replace("~1", "/").replace("~0", "~")
+        key = split_pointer(pointer)[-1]
         yield Edit(
             (SetValue(pointer, "runtime/default"),), f"set annotation {key}: runtime/default"
         )
@@ -371,7 +352,7 @@ K8S_FIXES: tuple[K8sFix, ...] = (
     _fix("SKN-K8S-016", True, _fix_run_as_user_zero),
     _fix("SKN-K8S-020", False, _id_fix("runAsUser", "UID")),
     _fix("SKN-K8S-021", False, _id_fix("runAsGroup", "GID")),
-    _fix("SKN-K8S-022", False, _fix_fs_group),
+    _fix("SKN-K8S-022", False, _id_fix("fsGroup", "GID")),
     _fix("SKN-K8S-017", True, _fix_seccomp),
     _fix("SKN-K8S-009", True, _fix_seccomp),
     _fix("SKN-K8S-002", True, _fix_privileged),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 
@@ -21,13 +20,32 @@ _BEST_PRACTICES = "https://docs.docker.com/build/building/best-practices/"
 _REFERENCE = "https://docs.docker.com/reference/dockerfile/"
 
 
-def _runs(df: Dockerfile) -> Iterator[tuple[str, Instruction]]:
-    """(pointer, instruction) for every RUN, in stages."""
+def _instructions(df: Dockerfile, *keywords: str) -> Iterator[tuple[Stage, str, Instruction]]:
+    """(stage, pointer, instruction) for every instruction with one of `keywords`, in stages."""
     for stage in df.stages:
         for position, index in enumerate(stage.instructions):
             ins = df.instructions[index]
-            if ins.keyword == "RUN":
-                yield f"/stages/{stage.index}/instructions/{position}", ins
+            if ins.keyword in keywords:
+                yield stage, f"/stages/{stage.index}/instructions/{position}", ins
+
+
+def _runs(df: Dockerfile) -> Iterator[tuple[str, Instruction]]:
+    """(pointer, instruction) for every RUN, in stages."""
+    for _, pointer, ins in _instructions(df, "RUN"):
+        yield pointer, ins
+
+
+def _commands(df: Dockerfile) -> Iterator[tuple[str, Instruction, Command]]:
+    """(pointer, RUN instruction, simple command) for every command of every RUN."""
+    for pointer, ins in _runs(df):
+        for pipeline in pipelines(ins.shell):
+            for cmd in pipeline:
+                yield pointer, ins, cmd
+
+
+def _words(ins: Instruction) -> list[str]:
+    """The arguments of an instruction as words: the exec-form array or the shell-form split."""
+    return list(ins.json_args) if ins.json_args is not None else ins.args.split()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,16 +197,7 @@ _ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz|tar\.zst|g
 
 
 def _sources(ins: Instruction) -> list[str]:
-    words = list(ins.json_args) if ins.json_args is not None else ins.args.split()
-    return words[:-1]
-
-
-def _instructions(df: Dockerfile, *keywords: str) -> Iterator[tuple[Stage, str, Instruction]]:
-    for stage in df.stages:
-        for position, index in enumerate(stage.instructions):
-            ins = df.instructions[index]
-            if ins.keyword in keywords:
-                yield stage, f"/stages/{stage.index}/instructions/{position}", ins
+    return _words(ins)[:-1]
 
 
 @DOCKERFILE_CHECKS.check(
@@ -264,7 +273,7 @@ def copy_chown_home(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violatio
             elif ins.keyword in ("COPY", "ADD") and user and not _is_root(user):
                 if ins.flags.get("chown"):
                     continue
-                words = list(ins.json_args) if ins.json_args is not None else ins.args.split()
+                words = _words(ins)
                 if not words:
                     continue
                 destination = words[-1]
@@ -357,7 +366,7 @@ def remote_code_piped(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violat
 _VERIFIERS = re.compile(
     r"\b(sha(1|224|256|384|512)sum|shasum|md5sum|b2sum|cksum)\b|\bgpg2?\b[^|;&]*--verify|"
     r"\bcosign\s+verify|\bminisign\b[^|;&]*-V|\bopenssl\s+dgst|\bsignify\b[^|;&]*-V|"
-    r"\bgpgv\b|--checksum|\bsha256sum\b",
+    r"\bgpgv\b|--checksum",
 )
 _KEY_IMPORT = re.compile(
     r"gpg2?\b[^|;&]*--dearmou?r|apt-key\b[^|;&]*\badd\b|gpg2?\b[^|;&]*--import"
@@ -429,11 +438,6 @@ _TOKEN_FORMATS = re.compile(
     r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}|://[^/\s:@]+:[^/\s@]+@"
 )
 _FINGERPRINT = re.compile(r"^(0x)?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{16})([ ,][0-9A-Fa-f ]{16,})*$")
-
-
-def _entropy(text: str) -> float:
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 def _assignments(ins: Instruction) -> list[tuple[str, str | None]]:
@@ -538,14 +542,12 @@ _WORLD_WRITABLE = re.compile(r"^(0?[02-7]?[0-7][0-7][2367]|[ugoa]*[ao][ugoa]*[+=
 def world_writable(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     """`chmod 777` (or o+w, a+w) lets any process in the container, including one that broke
     in, rewrite the files: a common shortcut once a non-root user cannot write."""
-    for pointer, ins in _runs(df):
-        for pipeline in pipelines(ins.shell):
-            for cmd in pipeline:
-                if cmd.program != "chmod":
-                    continue
-                modes = [w for w in cmd.words[1:] if not w.startswith("-")]
-                if modes and _WORLD_WRITABLE.match(modes[0]):
-                    yield Violation(f"chmod {modes[0]} makes files world-writable", pointer)
+    for pointer, _, cmd in _commands(df):
+        if cmd.program != "chmod":
+            continue
+        modes = [w for w in cmd.words[1:] if not w.startswith("-")]
+        if modes and _WORLD_WRITABLE.match(modes[0]):
+            yield Violation(f"chmod {modes[0]} makes files world-writable", pointer)
     for _, pointer, ins in _instructions(df, "COPY", "ADD"):
         mode = ins.flags.get("chmod")
         if mode and _WORLD_WRITABLE.match(mode):
@@ -585,18 +587,14 @@ def insecure_run(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 def apt_recommends(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     """Recommended packages bring software nobody asked for: more attack surface and more
     vulnerabilities to patch."""
-    for pointer, ins in _runs(df):
-        for pipeline in pipelines(ins.shell):
-            for cmd in pipeline:
-                if (
-                    cmd.program in ("apt-get", "apt")
-                    and "install" in cmd.words
-                    and not cmd.has_option("--no-install-recommends")
-                    and "APT::Install-Recommends" not in ins.shell
-                ):
-                    yield Violation(
-                        f"{cmd.program} install without --no-install-recommends", pointer
-                    )
+    for pointer, ins, cmd in _commands(df):
+        if (
+            cmd.program in ("apt-get", "apt")
+            and "install" in cmd.words
+            and not cmd.has_option("--no-install-recommends")
+            and "APT::Install-Recommends" not in ins.shell
+        ):
+            yield Violation(f"{cmd.program} install without --no-install-recommends", pointer)
 
 
 def _cache_mounted(ins: Instruction, path: str) -> bool:
@@ -679,7 +677,7 @@ def ssh_server(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
         ports = [p.split("/")[0] for p in ins.args.split()]
         if "22" in ports:
             yield Violation("EXPOSE 22 publishes an SSH port", pointer)
-    for _, pointer, ins in _instructions(df, "RUN"):
+    for pointer, ins in _runs(df):
         if re.search(r"\bopenssh-server\b|\bdropbear\b", ins.shell):
             yield Violation("RUN installs an SSH server", pointer)
     for _, pointer, ins in _instructions(df, "CMD", "ENTRYPOINT"):
