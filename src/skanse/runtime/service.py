@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from skanse.errors import InputError, SensorError, UsageError
 from skanse.rules.engine import Alert, Engine
-from skanse.rules.loader import RulesFile, load_rules
+from skanse.rules.loader import load_rules, read_rules_files
 from skanse.rules.output import compile_output
 from skanse.runtime import procfs
 from skanse.runtime.agent import Agent
@@ -104,13 +104,7 @@ class SensorService:
     def _engine(self) -> Engine:
         if not self.config.rules:
             raise UsageError("no rules: give --rules FILE... or `rules:` in the configuration")
-        files = []
-        for name in self.config.rules:
-            try:
-                files.append(RulesFile(name, Path(name).read_bytes()))
-            except OSError as exc:
-                raise InputError(f"{name}: {exc.strerror or exc}") from None
-        result = load_rules(files)
+        result = load_rules(read_rules_files(self.config.rules))
         if result.ruleset is None:
             shown = "\n  ".join(str(d) for d in result.errors[:20])
             raise InputError(f"the rules did not load: {len(result.errors)} error(s)\n  {shown}")
