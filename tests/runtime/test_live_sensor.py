@@ -261,13 +261,16 @@ def test_audit_fallback_reports_exec_events_and_removes_its_rule(tmp_path: Path,
         child = subprocess.Popen(["sh", "-c", f": {marker}"], cwd=tmp_path)
         child.wait(10)
         alert = sensor.wait_for(lambda a: a["rule"] == "audit marker", timeout=5)
+        while_running = _audit_rules()
     finally:
         sensor.stop()
     assert alert is not None
     assert alert["output_fields"]["proc.cmdline"] == f"sh -c : {marker}"
     assert alert["output_fields"]["proc.cwd"] == str(tmp_path)
+    # the listing shows the sensor's rule (key "skanse") while it runs, and not after
+    assert while_running is not None and b"skanse" in while_running
     listing = _audit_rules()
-    assert listing is None or b"skanse" not in listing
+    assert listing is not None and b"skanse" not in listing
 
 
 def _audit_rules() -> bytes | None:
