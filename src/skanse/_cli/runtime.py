@@ -409,9 +409,9 @@ def _release(args: argparse.Namespace) -> int:
 
     from skanse.errors import UsageError
     from skanse.runtime.config import KubernetesConfig, SensorConfig
-    from skanse.runtime.containers import cgroup2_mount
+    from skanse.runtime.containers import cgroup1_freezer_mount, cgroup2_mount
     from skanse.runtime.responses import ResponseJournal, ResponseTargets, release
-    from skanse.runtime.service import _freezer_mount, build_kubernetes
+    from skanse.runtime.service import build_kubernetes
 
     if not re.fullmatch(r"[0-9a-f]{12,64}", args.container.lower()):
         raise UsageError(f"a container id is 12 to 64 hex characters, not {args.container!r}")
@@ -427,7 +427,9 @@ def _release(args: argparse.Namespace) -> int:
     results = release(
         args.container,
         ResponseJournal(args.state_dir),
-        targets=ResponseTargets(cgroup2_mount=cgroup2_mount(), cgroup1_freezer=_freezer_mount()),
+        targets=ResponseTargets(
+            cgroup2_mount=cgroup2_mount(), cgroup1_freezer=cgroup1_freezer_mount()
+        ),
         kubernetes=kubernetes,
     )
     if not results:

@@ -25,7 +25,13 @@ from skanse.rules.output import compile_output
 from skanse.runtime import procfs
 from skanse.runtime.agent import Agent
 from skanse.runtime.config import SensorConfig
-from skanse.runtime.containers import CgroupPaths, ContainerMetadata, RuntimeRoots, cgroup2_mount
+from skanse.runtime.containers import (
+    CgroupPaths,
+    ContainerMetadata,
+    RuntimeRoots,
+    cgroup1_freezer_mount,
+    cgroup2_mount,
+)
 from skanse.runtime.outputs import JsonLinesOutput, Output, SyslogOutput, WebhookOutput
 from skanse.runtime.responses import JournalEntry, Responder, ResponseJournal, ResponseTargets
 from skanse.runtime.state import ProcessState
@@ -162,7 +168,7 @@ class SensorService:
             return None
         targets = ResponseTargets(
             cgroup2_mount=self._cgroups.mount if self._cgroups else cgroup2_mount(),
-            cgroup1_freezer=_freezer_mount(),
+            cgroup1_freezer=cgroup1_freezer_mount(),
         )
 
         def log(entry: JournalEntry) -> None:
@@ -375,21 +381,6 @@ class SensorService:
     def on_alert(self, callback: Callable[[Alert, Mapping[str, Any]], None]) -> None:
         if self.agent is not None:
             self.agent.on_alert = callback
-
-
-def _freezer_mount() -> str | None:
-    try:
-        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = right.split()
-        if fields and fields[0] == "cgroup" and "freezer" in fields[-1].split(","):
-            parts = left.split()
-            if len(parts) >= 5:
-                return parts[4]
-    return None
 
 
 def _entry_dict(entry: JournalEntry) -> dict[str, Any]:
