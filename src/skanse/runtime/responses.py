@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 NFT_TABLE = "skanse_isolate"
-QUARANTINE_LABEL = "skanse.io/quarantine"
 
 
 class Action(enum.StrEnum):
