@@ -32,35 +32,19 @@ from skanse.runtime.containers import (
     cgroup1_freezer_mount,
     cgroup2_mount,
 )
-from skanse.runtime.outputs import JsonLinesOutput, Output, SyslogOutput, WebhookOutput
+from skanse.runtime.outputs import (
+    JsonLinesOutput,
+    Output,
+    SyslogOutput,
+    TextOutput,
+    WebhookOutput,
+)
 from skanse.runtime.responses import JournalEntry, Responder, ResponseJournal, ResponseTargets
 from skanse.runtime.state import ProcessState
 
-__all__ = ["SensorService", "TextOutput", "build_kubernetes"]
+__all__ = ["SensorService", "build_kubernetes"]
 
 LogFn = Callable[[dict[str, Any]], None]
-
-
-class TextOutput:
-    """Falco's text line per alert on a stream (`--format text`)."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        from skanse.runtime.outputs import OutputStats
-
-        self.name = "text:stdout"
-        self.stats = OutputStats()
-        self._stream = stream
-
-    def emit(self, alert: Mapping[str, Any]) -> None:
-        try:
-            self._stream.write(str(alert.get("output", "")) + "\n")
-            self._stream.flush()
-            self.stats.sent += 1
-        except (OSError, ValueError):
-            self.stats.failed += 1
-
-    def close(self) -> None:
-        return None
 
 
 def build_kubernetes(config: SensorConfig) -> Any:
