@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
+from skanse.errors import InputError
 from skanse.rules.loader import (
     ERROR_NO_PREVIOUS_MACRO,
     ERROR_NO_PREVIOUS_RULE_REPLACE,
     ERROR_OVERRIDE_APPEND,
+    MAX_RULES_FILE_BYTES,
     WARNING_APPEND,
     LoadResult,
     RulesFile,
     load_rules,
+    read_rules_files,
 )
 
 BASE = """
@@ -241,3 +247,23 @@ def test_required_versions() -> None:
     assert too_new.errors and "Rules require engine version 1.0.0" in too_new.errors[0].message
     plugins = "- required_plugin_versions:\n  - name: container\n    version: 0.4.0\n"
     assert _load(plugins).errors == ()
+
+
+def test_read_rules_files_reads_in_order_and_names_what_cannot_be_read(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(BASE)
+    second.write_text("- list: shells\n  items: [zsh]\n  append: true\n")
+    files = read_rules_files([str(first), str(second)])
+    assert [(f.name, f.content) for f in files] == [
+        (str(first), BASE.encode()),
+        (str(second), second.read_bytes()),
+    ]
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(InputError, match=f"{missing}: No such file"):
+        read_rules_files([str(first), str(missing)])
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:  # sparse: the size is checked before anything is read
+        handle.truncate(MAX_RULES_FILE_BYTES + 1)
+    assert os.stat(huge).st_size > MAX_RULES_FILE_BYTES
+    with pytest.raises(InputError, match=f"{huge}: larger than 64 MiB"):
+        read_rules_files([str(huge)])

@@ -15,6 +15,7 @@ from skanse.runtime.containers import (
     CgroupPaths,
     ContainerMetadata,
     RuntimeRoots,
+    cgroup1_freezer_mount,
     cgroup2_mount,
     container_from_cgroup,
     container_from_proc_cgroup,
@@ -235,3 +236,20 @@ def test_host_user_names_are_read_again_when_the_files_change(tmp_path: Path) ->
     now[0] += 1.5
     names.refresh(None, 1)
     assert names.user(2345) == "new"
+
+
+def test_cgroup_mount_points_are_read_from_mountinfo(tmp_path: Path) -> None:
+    hybrid = tmp_path / "hybrid"
+    hybrid.write_text(
+        "25 20 0:22 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755\n"
+        "26 25 0:23 / /sys/fs/cgroup/un\\040ified rw shared:10 - cgroup2 cgroup2 rw\n"
+        "27 25 0:24 / /sys/fs/cgroup/cpu,cpuacct rw shared:11 - cgroup cgroup rw,cpu,cpuacct\n"
+        "28 25 0:25 / /sys/fs/cgroup/freezer rw shared:12 - cgroup cgroup rw,freezer\n"
+    )
+    assert cgroup2_mount(str(hybrid)) == "/sys/fs/cgroup/un ified"
+    assert cgroup1_freezer_mount(str(hybrid)) == "/sys/fs/cgroup/freezer"
+    unified = tmp_path / "unified"
+    unified.write_text("30 20 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n")
+    assert cgroup2_mount(str(unified)) == "/sys/fs/cgroup"
+    assert cgroup1_freezer_mount(str(unified)) is None
+    assert cgroup2_mount(str(tmp_path / "missing")) is None

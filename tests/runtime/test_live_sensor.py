@@ -79,18 +79,26 @@ def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str, se
     assert not _ours("map") & maps, "a BPF map of the sensor is still loaded"
 
 
-@live
-def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(
-    tmp_path: Path, sensors
-) -> None:
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a program that opens and closes its first argument N times, a file for it to open)."""
     if shutil.which("clang") is None:
         pytest.skip("clang is not installed (make test installs it)")
-    source = tmp_path / "burst.c"
+    tmp = tmp_path_factory.mktemp("burst")
+    source = tmp / "burst.c"
     source.write_text(BURST)
-    binary = tmp_path / "burst"
+    binary = tmp / "burst"
     subprocess.run(["clang", "-O2", "-o", str(binary), str(source)], check=True, timeout=60)
-    target = tmp_path / "target"
+    target = tmp / "target"
     target.write_text("x")
+    return binary, target
+
+
+@live
+def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(
+    tmp_path: Path, sensors, burst: tuple[Path, Path]
+) -> None:
+    binary, target = burst
     sensor = sensors(tmp_path, "--rules", str(stable_rules()))  # default ring buffer size
     try:
         started = time.monotonic()
@@ -114,16 +122,11 @@ def test_openat_burst_drop_accounting_is_exact_and_nothing_is_dropped(
 
 
 @live
-def test_drops_are_counted_exactly_when_the_buffer_overflows(tmp_path: Path, sensors) -> None:
+def test_drops_are_counted_exactly_when_the_buffer_overflows(
+    tmp_path: Path, sensors, burst: tuple[Path, Path]
+) -> None:
     """A 1 MiB ring buffer and a stopped consumer: records must be lost, and counted."""
-    if shutil.which("clang") is None:
-        pytest.skip("clang is not installed (make test installs it)")
-    source = tmp_path / "burst.c"
-    source.write_text(BURST)
-    binary = tmp_path / "burst"
-    subprocess.run(["clang", "-O2", "-o", str(binary), str(source)], check=True, timeout=60)
-    target = tmp_path / "target"
-    target.write_text("x")
+    binary, target = burst
     sensor = sensors(tmp_path, "--rules", str(stable_rules()), "--ring-buffer-mib", "1")
     sensor.process.send_signal(signal.SIGSTOP)
     try:
@@ -261,13 +264,16 @@ def test_audit_fallback_reports_exec_events_and_removes_its_rule(tmp_path: Path,
         child = subprocess.Popen(["sh", "-c", f": {marker}"], cwd=tmp_path)
         child.wait(10)
         alert = sensor.wait_for(lambda a: a["rule"] == "audit marker", timeout=5)
+        while_running = _audit_rules()
     finally:
         sensor.stop()
     assert alert is not None
     assert alert["output_fields"]["proc.cmdline"] == f"sh -c : {marker}"
     assert alert["output_fields"]["proc.cwd"] == str(tmp_path)
+    # the listing shows the sensor's rule (key "skanse") while it runs, and not after
+    assert while_running is not None and b"skanse" in while_running
     listing = _audit_rules()
-    assert listing is None or b"skanse" not in listing
+    assert listing is not None and b"skanse" not in listing
 
 
 def _audit_rules() -> bytes | None:

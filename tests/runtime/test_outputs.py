@@ -12,7 +12,7 @@ import pytest
 from skanse.errors import UsageError
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
-from skanse.runtime.outputs import JsonLinesOutput, SyslogOutput, WebhookOutput
+from skanse.runtime.outputs import JsonLinesOutput, SyslogOutput, TextOutput, WebhookOutput
 from tests.runtime.tlsserver import https_server
 
 
@@ -148,3 +148,18 @@ def test_syslog_failure_is_counted(tmp_path: Path) -> None:
 def test_syslog_address_forms() -> None:
     with pytest.raises(UsageError):
         SyslogOutput("syslog.example:514")
+
+
+def test_text_output_writes_the_alert_line_and_counts_a_closed_stream_as_failed() -> None:
+    import io
+
+    stream = io.StringIO()
+    output = TextOutput(stream)
+    output.emit(_alert())
+    assert stream.getvalue() == (
+        "22:13:20.123456789: Notice A shell was spawned in a container with an attached "
+        "terminal | process=bash\n"
+    )
+    stream.close()
+    output.emit(_alert())  # a closed stdout must not stop the sensor
+    assert (output.stats.sent, output.stats.failed) == (1, 1)

@@ -222,3 +222,29 @@ def test_a_released_container_is_contained_again_when_it_alerts_again(tmp_path: 
     assert (cgroup / "cgroup.freeze").read_text() == "0"
     assert [e.status for e in responder.handle(alert, context)] == ["done"]
     assert (cgroup / "cgroup.freeze").read_text() == "1"
+
+
+def test_freeze_falls_back_to_the_v1_freezer_named_in_proc_cgroup(tmp_path: Path) -> None:
+    """No v2 path to freeze: the freezer line of /proc/<pid>/cgroup names the v1 cgroup."""
+    pid = 4242
+    proc = tmp_path / "proc" / str(pid)
+    proc.mkdir(parents=True)
+    (proc / "cgroup").write_text(
+        "12:cpu,cpuacct:/docker/abc\n"
+        "5:freezer:/docker/abc\n"
+        "0::/system.slice/docker-abc.scope\n"  # in v2 too, but no cgroup.freeze there
+    )
+    freezer = tmp_path / "freezer"
+    (freezer / "docker" / "abc").mkdir(parents=True)
+    (freezer / "docker" / "abc" / "freezer.state").write_text("THAWED")
+    targets = ResponseTargets(
+        cgroup2_mount=str(tmp_path / "cg"),
+        cgroup1_freezer=str(freezer),
+        proc_root=str(tmp_path / "proc"),
+    )
+    journal = ResponseJournal(tmp_path / "state")
+    responder = Responder(Policy({"r": frozenset({Action.FREEZE})}), journal, targets=targets)
+    context = {"pid": pid, "container_id": "3f2a9c1b7d4e"}
+    (entry,) = responder.handle(_alert("r", Priority.WARNING), context)
+    assert (entry.status, entry.cgroup) == ("done", "/docker/abc"), entry
+    assert (freezer / "docker" / "abc" / "freezer.state").read_text() == "FROZEN"

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from skanse.rules.loader import RulesFile
 
 __all__ = ["add_arguments", "run"]
 
@@ -57,28 +53,10 @@ def run(args: argparse.Namespace) -> int:
     return _fields(args)
 
 
-def _read(paths: list[str]) -> list[RulesFile]:
-    from pathlib import Path
-
-    from skanse.errors import InputError
-    from skanse.rules.loader import MAX_RULES_FILE_BYTES, RulesFile
-
-    files = []
-    for name in paths:
-        path = Path(name)
-        try:
-            if path.stat().st_size > MAX_RULES_FILE_BYTES:
-                raise InputError(f"{name}: larger than {MAX_RULES_FILE_BYTES // 2**20} MiB")
-            files.append(RulesFile(name, path.read_bytes()))
-        except OSError as exc:
-            raise InputError(f"{name}: {exc.strerror or exc}") from None
-    return files
-
-
 def _validate(args: argparse.Namespace) -> int:
-    from skanse.rules.loader import load_rules
+    from skanse.rules.loader import load_rules, read_rules_files
 
-    files = _read(args.files)
+    files = read_rules_files(args.files)
     result = load_rules(files)
     shown = result.errors if args.quiet else result.diagnostics
     if args.format == "json":

@@ -81,7 +81,7 @@ def _replay(args: argparse.Namespace) -> int:
     from skanse.report import Format, ReportInfo, render
     from skanse.report._info import find_repo_root
     from skanse.rules.engine import Engine
-    from skanse.rules.loader import RulesFile, load_rules
+    from skanse.rules.loader import load_rules, read_rules_files
     from skanse.rules.replay import alerts_to_result, replay
 
     fail_on = None
@@ -90,13 +90,7 @@ def _replay(args: argparse.Namespace) -> int:
             fail_on = Severity.parse(args.fail_on)
         except ValueError as exc:
             raise UsageError(f"--fail-on: {exc}") from None
-    files = []
-    for name in args.rules:
-        try:
-            files.append(RulesFile(name, Path(name).read_bytes()))
-        except OSError as exc:
-            raise InputError(f"{name}: {exc.strerror or exc}") from None
-    result = load_rules(files)
+    result = load_rules(read_rules_files(args.rules))
     if result.ruleset is None:
         for diag in result.errors:
             sys.stderr.write(f"{diag}\n")
@@ -415,9 +409,9 @@ def _release(args: argparse.Namespace) -> int:
 
     from skanse.errors import UsageError
     from skanse.runtime.config import KubernetesConfig, SensorConfig
-    from skanse.runtime.containers import cgroup2_mount
+    from skanse.runtime.containers import cgroup1_freezer_mount, cgroup2_mount
     from skanse.runtime.responses import ResponseJournal, ResponseTargets, release
-    from skanse.runtime.service import _freezer_mount, build_kubernetes
+    from skanse.runtime.service import build_kubernetes
 
     if not re.fullmatch(r"[0-9a-f]{12,64}", args.container.lower()):
         raise UsageError(f"a container id is 12 to 64 hex characters, not {args.container!r}")
@@ -433,7 +427,9 @@ def _release(args: argparse.Namespace) -> int:
     results = release(
         args.container,
         ResponseJournal(args.state_dir),
-        targets=ResponseTargets(cgroup2_mount=cgroup2_mount(), cgroup1_freezer=_freezer_mount()),
+        targets=ResponseTargets(
+            cgroup2_mount=cgroup2_mount(), cgroup1_freezer=cgroup1_freezer_mount()
+        ),
         kubernetes=kubernetes,
     )
     if not results:

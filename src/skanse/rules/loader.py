@@ -25,9 +25,10 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from skanse.errors import YamlError
+from skanse.errors import InputError, YamlError
 from skanse.model import Severity
 from skanse.rules.compiler import (
     CompileError,
@@ -62,6 +63,7 @@ __all__ = [
     "RulesFile",
     "Ruleset",
     "load_rules",
+    "read_rules_files",
 ]
 
 ENGINE_VERSION = (0, 63, 0)  # the Falco rules-engine version whose semantics we implement
@@ -1469,6 +1471,23 @@ def _compatible(engine: tuple[int, int, int], required: tuple[int, int, int]) ->
 
 def _vtext(version: tuple[int, int, int]) -> str:
     return ".".join(str(v) for v in version)
+
+
+def read_rules_files(names: Iterable[str]) -> list[RulesFile]:
+    """Read rules files from disk, in order; InputError names the first that cannot be read.
+
+    A file over MAX_RULES_FILE_BYTES is refused before it is read into memory.
+    """
+    files = []
+    for name in names:
+        path = Path(name)
+        try:
+            if path.stat().st_size > MAX_RULES_FILE_BYTES:
+                raise InputError(f"{name}: larger than {MAX_RULES_FILE_BYTES // 2**20} MiB")
+            files.append(RulesFile(name, path.read_bytes()))
+        except OSError as exc:
+            raise InputError(f"{name}: {exc.strerror or exc}") from None
+    return files
 
 
 def load_rules(files: Sequence[RulesFile]) -> LoadResult:

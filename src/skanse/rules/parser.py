@@ -67,7 +67,6 @@ LIST_OPS = ("intersects", "in", "pmatch")
 TRANSFORMERS = ("tolower(", "toupper(", "b64(", "basename(", "len(", "join(", "concat(", "getopt(")
 ALL_OPERATORS = tuple(op.strip() for op in (*UNARY_OPS, *NUM_OPS, *STR_OPS, *LIST_OPS))
 
-_SPACE = " \t\n\r\f\v"
 _BLANKS = frozenset(" \t\b\r\n")
 _RX_NOT_BLANK = re.compile(r"not[ \t\n\r\f\v]+")
 _RX_IDENTIFIER = re.compile(r"[a-zA-Z]+[a-zA-Z0-9_]*")

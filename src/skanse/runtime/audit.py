@@ -23,7 +23,6 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from skanse.errors import SensorError, SensorUnavailableError
 from skanse.runtime.records import Item, Kind, Record, TaskFacts, Walk
@@ -361,10 +360,3 @@ def _ns(pid: int, name: str) -> int:
         return os.stat(f"/proc/{pid}/ns/{name}").st_ino
     except OSError:
         return 0
-
-
-def container_cgroup_text(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/cgroup").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None

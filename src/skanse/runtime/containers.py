@@ -25,7 +25,7 @@ import ctypes.util
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "ContainerMetadata",
     "ContainerRef",
     "RuntimeRoots",
+    "cgroup1_freezer_mount",
     "cgroup2_mount",
     "container_from_cgroup",
     "container_from_proc_cgroup",
@@ -88,19 +89,32 @@ def container_from_proc_cgroup(text: str) -> ContainerRef | None:
     return None
 
 
-def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
-    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid)."""
+def _mount_point(mountinfo: str, wanted: Callable[[str, list[str]], bool]) -> str | None:
+    """The first mount point in a mountinfo file whose (fstype, super options) are wanted."""
     try:
         text = Path(mountinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     for line in text.splitlines():
         left, _, right = line.partition(" - ")
-        if right.split(" ", 1)[0] == "cgroup2":
+        fields = right.split()
+        if fields and wanted(fields[0], fields[-1].split(",")):
             parts = left.split()
             if len(parts) >= 5:
                 return parts[4].replace("\\040", " ")
     return None
+
+
+def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid)."""
+    return _mount_point(mountinfo, lambda fstype, _options: fstype == "cgroup2")
+
+
+def cgroup1_freezer_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """Where the cgroup v1 freezer hierarchy is mounted, if it is."""
+    return _mount_point(
+        mountinfo, lambda fstype, options: fstype == "cgroup" and "freezer" in options
+    )
 
 
 class _FileHandle(ctypes.Structure):

@@ -44,13 +44,11 @@ class Libbpf:
         self._fn("bpf_object__find_map_by_name", vp, [vp, ctypes.c_char_p])
         self._fn("bpf_object__find_program_by_name", vp, [vp, ctypes.c_char_p])
         self._fn("bpf_object__next_program", vp, [vp, vp])
-        self._fn("bpf_object__next_map", vp, [vp, vp])
         self._fn("bpf_program__name", ctypes.c_char_p, [vp])
         self._fn("bpf_program__section_name", ctypes.c_char_p, [vp])
         self._fn("bpf_program__attach", vp, [vp])
         self._fn("bpf_link__destroy", ctypes.c_int, [vp])
         self._fn("bpf_map__fd", ctypes.c_int, [vp])
-        self._fn("bpf_map__name", ctypes.c_char_p, [vp])
         self._fn("bpf_map__max_entries", ctypes.c_uint32, [vp])
         self._fn("bpf_map__set_max_entries", ctypes.c_int, [vp, ctypes.c_uint32])
         self._fn("bpf_map__set_inner_map_fd", ctypes.c_int, [vp, ctypes.c_int])
@@ -190,16 +188,6 @@ class BpfObject:
             section = (self._lib.bpf_program__section_name(prog) or b"").decode()
             yield ProgramInfo(name, section)
             prog = self._lib.bpf_object__next_program(obj, prog)
-
-    def map_names(self) -> Iterator[tuple[str, int]]:
-        obj = self._require()
-        item = self._lib.bpf_object__next_map(obj, None)
-        while item:
-            yield (
-                (self._lib.bpf_map__name(item) or b"").decode(),
-                int(self._lib.bpf_map__max_entries(item)),
-            )
-            item = self._lib.bpf_object__next_map(obj, item)
 
     def _map(self, name: str) -> int:
         item = self._lib.bpf_object__find_map_by_name(self._require(), name.encode())

@@ -1,4 +1,5 @@
-"""Where alerts go: JSON lines, an HTTP(S) webhook, syslog. Each is an `Output`.
+"""Where alerts go: JSON lines, Falco's text lines, an HTTP(S) webhook, syslog. Each is an
+`Output`.
 
 Every output receives Falco's JSON alert (`time, rule, priority, source, hostname, output,
 output_fields, tags`), so a Falcosidekick endpoint accepts the webhook's body as it is.
@@ -31,6 +32,7 @@ __all__ = [
     "Output",
     "OutputStats",
     "SyslogOutput",
+    "TextOutput",
     "WebhookOutput",
     "parse_syslog_address",
 ]
@@ -78,6 +80,26 @@ class JsonLinesOutput:
     def close(self) -> None:
         if self._owned:
             self._stream.close()
+
+
+class TextOutput:
+    """Falco's text line per alert on a stream (`--format text`)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.name = "text:stdout"
+        self.stats = OutputStats()
+        self._stream = stream
+
+    def emit(self, alert: Mapping[str, Any]) -> None:
+        try:
+            self._stream.write(str(alert.get("output", "")) + "\n")
+            self._stream.flush()
+            self.stats.sent += 1
+        except (OSError, ValueError):
+            self.stats.failed += 1
+
+    def close(self) -> None:
+        return None
 
 
 class WebhookOutput:

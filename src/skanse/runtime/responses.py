@@ -31,6 +31,7 @@ from skanse.errors import ResponseError
 from skanse.files import write_atomic
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
+from skanse.runtime import procfs
 
 __all__ = [
     "Action",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 NFT_TABLE = "skanse_isolate"
-QUARANTINE_LABEL = "skanse.io/quarantine"
 
 
 class Action(enum.StrEnum):
@@ -173,27 +173,18 @@ def _now() -> str:
     return _dt.datetime.now(tz=_dt.UTC).isoformat(timespec="seconds")
 
 
-def _freezer_path(pid: int, proc_root: str) -> str | None:
-    try:
-        text = Path(proc_root, str(pid), "cgroup").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
+def _cgroup_paths(pid: int, proc_root: str) -> tuple[str | None, str | None]:
+    """(cgroup v2 path, cgroup v1 freezer path) of a process, from /proc/<pid>/cgroup."""
+    v2 = freezer = None
+    for line in (procfs.read_cgroup(pid, proc_root) or "").splitlines():
         parts = line.split(":", 2)
-        if len(parts) == 3 and "freezer" in parts[1].split(","):
-            return parts[2]
-    return None
-
-
-def _v2_path(pid: int, proc_root: str) -> str | None:
-    try:
-        text = Path(proc_root, str(pid), "cgroup").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("0::"):
-            return line[3:]
-    return None
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and not parts[1]:
+            v2 = parts[2]
+        elif "freezer" in parts[1].split(","):
+            freezer = parts[2]
+    return v2, freezer
 
 
 def freeze_cgroup(path: str, version: int, targets: ResponseTargets, *, frozen: bool) -> None:
@@ -266,8 +257,7 @@ def _protected_netns(proc_root: str) -> set[int]:
 
 
 def _own_cgroups(proc_root: str) -> set[str]:
-    pid = os.getpid()
-    return {p for p in (_v2_path(pid, proc_root), _freezer_path(pid, proc_root)) if p}
+    return {p for p in _cgroup_paths(os.getpid(), proc_root) if p}
 
 
 def _processes_in(path: str, version: int, targets: ResponseTargets) -> list[int]:
@@ -396,7 +386,8 @@ class Responder:
         targets = self.targets
         # the path from the cgroup id is the host's view; /proc/<pid>/cgroup is relative to
         # the sensor's cgroup namespace when it runs in a container
-        path = context.get("cgroup_path") or _v2_path(pid, targets.proc_root)
+        v2, freezer = _cgroup_paths(pid, targets.proc_root)
+        path = context.get("cgroup_path") or v2
         if (
             path
             and path != "/"
@@ -404,9 +395,8 @@ class Responder:
             and Path(targets.cgroup2_mount + path, "cgroup.freeze").exists()
         ):
             return path, 2
-        path = _freezer_path(pid, targets.proc_root)
-        if path and path != "/" and targets.cgroup1_freezer:
-            return path, 1
+        if freezer and freezer != "/" and targets.cgroup1_freezer:
+            return freezer, 1
         raise ResponseError(f"no freezable cgroup for process {pid}")
 
     def _freeze(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:

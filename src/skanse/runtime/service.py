@@ -20,41 +20,31 @@ from typing import IO, Any
 
 from skanse.errors import InputError, SensorError, UsageError
 from skanse.rules.engine import Alert, Engine
-from skanse.rules.loader import RulesFile, load_rules
+from skanse.rules.loader import load_rules, read_rules_files
 from skanse.rules.output import compile_output
 from skanse.runtime import procfs
 from skanse.runtime.agent import Agent
 from skanse.runtime.config import SensorConfig
-from skanse.runtime.containers import CgroupPaths, ContainerMetadata, RuntimeRoots, cgroup2_mount
-from skanse.runtime.outputs import JsonLinesOutput, Output, SyslogOutput, WebhookOutput
+from skanse.runtime.containers import (
+    CgroupPaths,
+    ContainerMetadata,
+    RuntimeRoots,
+    cgroup1_freezer_mount,
+    cgroup2_mount,
+)
+from skanse.runtime.outputs import (
+    JsonLinesOutput,
+    Output,
+    SyslogOutput,
+    TextOutput,
+    WebhookOutput,
+)
 from skanse.runtime.responses import JournalEntry, Responder, ResponseJournal, ResponseTargets
 from skanse.runtime.state import ProcessState
 
-__all__ = ["SensorService", "TextOutput", "build_kubernetes"]
+__all__ = ["SensorService", "build_kubernetes"]
 
 LogFn = Callable[[dict[str, Any]], None]
-
-
-class TextOutput:
-    """Falco's text line per alert on a stream (`--format text`)."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        from skanse.runtime.outputs import OutputStats
-
-        self.name = "text:stdout"
-        self.stats = OutputStats()
-        self._stream = stream
-
-    def emit(self, alert: Mapping[str, Any]) -> None:
-        try:
-            self._stream.write(str(alert.get("output", "")) + "\n")
-            self._stream.flush()
-            self.stats.sent += 1
-        except (OSError, ValueError):
-            self.stats.failed += 1
-
-    def close(self) -> None:
-        return None
 
 
 def build_kubernetes(config: SensorConfig) -> Any:
@@ -104,13 +94,7 @@ class SensorService:
     def _engine(self) -> Engine:
         if not self.config.rules:
             raise UsageError("no rules: give --rules FILE... or `rules:` in the configuration")
-        files = []
-        for name in self.config.rules:
-            try:
-                files.append(RulesFile(name, Path(name).read_bytes()))
-            except OSError as exc:
-                raise InputError(f"{name}: {exc.strerror or exc}") from None
-        result = load_rules(files)
+        result = load_rules(read_rules_files(self.config.rules))
         if result.ruleset is None:
             shown = "\n  ".join(str(d) for d in result.errors[:20])
             raise InputError(f"the rules did not load: {len(result.errors)} error(s)\n  {shown}")
@@ -168,7 +152,7 @@ class SensorService:
             return None
         targets = ResponseTargets(
             cgroup2_mount=self._cgroups.mount if self._cgroups else cgroup2_mount(),
-            cgroup1_freezer=_freezer_mount(),
+            cgroup1_freezer=cgroup1_freezer_mount(),
         )
 
         def log(entry: JournalEntry) -> None:
@@ -381,21 +365,6 @@ class SensorService:
     def on_alert(self, callback: Callable[[Alert, Mapping[str, Any]], None]) -> None:
         if self.agent is not None:
             self.agent.on_alert = callback
-
-
-def _freezer_mount() -> str | None:
-    try:
-        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = right.split()
-        if fields and fields[0] == "cgroup" and "freezer" in fields[-1].split(","):
-            parts = left.split()
-            if len(parts) >= 5:
-                return parts[4]
-    return None
 
 
 def _entry_dict(entry: JournalEntry) -> dict[str, Any]:

@@ -284,10 +284,6 @@ def _s32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def _s64(value: int) -> int:
-    return value - (1 << 64) if value & (1 << 63) else value
-
-
 # -- paths ------------------------------------------------------------------------------
 def _resolve(raw: str, base_item: bytes | None, ctx: DecodeContext) -> str:
     """fd.name as libsinsp builds it: the raw path joined to its directory, normalised."""
