@@ -14,14 +14,6 @@ from skanse.report._info import ReportInfo, summary_counts
 
 __all__ = ["render"]
 
-_STYLE = {
-    Severity.CRITICAL: "bold white on red",
-    Severity.HIGH: "bold red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
-}
-
 
 def _resource(f: Finding) -> str:
     """The resource column; a Dockerfile is already named by the location column."""
