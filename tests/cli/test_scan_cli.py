@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.conftest import ROOT
+from tests.report.test_outputs import sarif_schema
 
 INSECURE = str(ROOT / "examples" / "insecure" / "legacy-app.yaml")
 HARDENED = str(ROOT / "examples" / "hardened")
@@ -79,7 +81,9 @@ def test_output_file_is_written_and_stdout_stays_empty(cli, tmp_path: Path) -> N
     target.parent.mkdir()
     run = cli("scan", INSECURE, "-f", "sarif", "-o", str(target))
     assert run.stdout == ""
-    assert json.loads(target.read_text())["version"] == "2.1.0"
+    document = json.loads(target.read_text())
+    assert document["version"] == "2.1.0"
+    jsonschema.validate(document, sarif_schema())
     assert [p.name for p in target.parent.iterdir()] == ["report.sarif"]  # no temp files left
 
 
