@@ -51,6 +51,29 @@ def test_a_bad_file_does_not_stop_the_others_unless_strict(cli, tmp_path: Path) 
     assert cli("scan", str(tmp_path), "--strict").code == 2
 
 
+def _check_ids(run) -> set[str]:
+    return {f["check_id"] for f in json.loads(run.stdout)["findings"]}
+
+
+def test_enable_and_disable_take_ids_or_aliases_and_disable_wins(cli, tmp_path: Path) -> None:
+    everything = _check_ids(cli("scan", INSECURE, "-f", "json"))
+    assert {"SKN-K8S-002", "SKN-K8S-001"} <= everything
+    # KSV-0017 is Trivy's id for SKN-K8S-002; names are matched in any case, comma lists too
+    by_alias = cli("scan", INSECURE, "-f", "json", "--disable", "ksv-0017")
+    assert _check_ids(by_alias) == everything - {"SKN-K8S-002"}
+    listed = cli("scan", INSECURE, "-f", "json", "--disable", "SKN-K8S-002,SKN-K8S-001")
+    assert _check_ids(listed) == everything - {"SKN-K8S-002", "SKN-K8S-001"}
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM alpine:3.19@sha256:" + "a" * 64 + "\nUSER 10001\n")
+    opt_in = "SKN-DF-015"  # no HEALTHCHECK: opt-in, alias CKV_DOCKER_2
+    assert opt_in not in _check_ids(cli("scan", str(dockerfile), "-f", "json"))
+    enabled = cli("scan", str(dockerfile), "-f", "json", "--enable", "ckv_docker_2")
+    assert opt_in in _check_ids(enabled)
+    both = cli("scan", str(dockerfile), "-f", "json", "--enable", opt_in, "--disable", opt_in)
+    assert opt_in not in _check_ids(both)
+
+
 def test_exit_zero_fail_on_and_severity_in_any_case(cli) -> None:
     assert cli("scan", INSECURE, "--exit-zero").code == 0
     assert cli("scan", INSECURE, "--fail-on", "Critical").code == 1
