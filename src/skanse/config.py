@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,12 +259,3 @@ def parse_severities(value: str | Sequence[str]) -> frozenset[Severity]:
     if len(severities) == 1 and isinstance(value, str) and "," not in value:
         return frozenset(s for s in Severity if s >= severities[0])
     return frozenset(severities)
-
-
-def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """SKANSE_* variables by setting name (SKANSE_FAIL_ON -> fail-on)."""
-    found = {}
-    for key, value in environ.items():
-        if key.startswith("SKANSE_") and key not in ("SKANSE_CONFIG", "SKANSE_PASSWORD"):
-            found[key[len("SKANSE_") :].lower().replace("_", "-")] = value
-    return found
