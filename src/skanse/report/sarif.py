@@ -86,10 +86,6 @@ def _uri(path: str, root: Path) -> tuple[str, bool]:
 
 
 def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, Any]:
-    uri, relative = _uri(f.location.file, root)
-    artifact: dict[str, Any] = {"uri": uri}
-    if relative:
-        artifact["uriBaseId"] = "%SRCROOT%"
     result: dict[str, Any] = {
         "ruleId": f.check_id,
         "ruleIndex": rule_index[f.check_id],
@@ -98,7 +94,7 @@ def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, 
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": artifact,
+                    "artifactLocation": _artifact(f.location.file, root),
                     "region": {"startLine": f.location.line, "startColumn": f.location.column},
                 },
                 "logicalLocations": [{"fullyQualifiedName": str(f.resource), "kind": "resource"}],
