@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skanse.model import CheckMeta, Finding, ScanResult, Severity, SuppressionSource
-from skanse.report._info import ReportInfo
+from skanse.report._info import ReportInfo, in_report_order
 
 __all__ = ["SARIF_SCHEMA", "render", "to_document"]
 
@@ -121,10 +121,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
     metas = {c.id: c for c in result.checks}
     rules = [_rule(m) for m in metas.values()]
     index: dict[str, int] = {m: i for i, m in enumerate(metas)}
-    findings = sorted(
-        result.findings,
-        key=lambda f: (f.location.file, f.location.document, f.location.line, f.check_id),
-    )
+    findings = in_report_order(result.findings)
     notifications = [
         {
             "level": "error",
