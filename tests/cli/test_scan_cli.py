@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from skanse.model import CheckID
 from tests.conftest import ROOT
 from tests.report.test_outputs import sarif_schema
 
@@ -195,6 +196,23 @@ def test_checks_list_and_show(cli) -> None:
         shown.code == 0 and "SKN-K8S-002" in shown.stdout and "Example that fails" in shown.stdout
     )
     assert cli("checks", "show", "NOPE").code == 2
+
+
+def test_checks_show_prints_check_text_as_it_is(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from skanse.checks._all import REGISTRY
+
+    check = REGISTRY.get(CheckID("SKN-NET-004"))
+    meta = dataclasses.replace(
+        check.meta, title="Egress [open] to all", remediation="Set policyTypes: [egress]."
+    )
+    monkeypatch.setitem(REGISTRY._by_id, check.id, dataclasses.replace(check, meta=meta))
+    shown = cli("checks", "show", "SKN-NET-004")
+    assert shown.code == 0
+    assert "Egress [open] to all" in shown.stdout  # not read as rich markup
+    assert "Set policyTypes: [egress]." in shown.stdout
+    assert "[open]" in cli("checks", "list").stdout
 
 
 def test_config_schema_is_json_schema(cli) -> None:

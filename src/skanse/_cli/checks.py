@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from skanse.checks._all import REGISTRY
     from skanse.checks.kubernetes.pss_policy import parse_policy
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(
                 c.id,
                 c.meta.severity.value,
-                c.meta.title,
+                Text(c.meta.title),
                 ", ".join(sorted(profiles_of(c.meta))),
                 ", ".join(c.meta.aliases),
             )
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     for check_id in ids:
         check = REGISTRY.get(check_id)
         meta = check.meta
-        console.print(f"[bold]{meta.id}[/bold]  {meta.title}  ({meta.severity.value})")
+        # check text is printed as it is: rich markup would eat "[egress]"-like words
+        console.print(Text.assemble((meta.id, "bold"), f"  {meta.title}  ({meta.severity.value})"))
         if meta.pss_control:
             console.print(
                 f"Pod Security {meta.pss_level} control: {meta.pss_control}", markup=False
@@ -83,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
         console.print()
         console.print(meta.description, markup=False)
         console.print()
-        console.print(f"[bold]Fix:[/bold] {meta.remediation}")
+        console.print(Text.assemble(("Fix:", "bold"), f" {meta.remediation}"))
         for ref in meta.references:
             console.print(f"  {ref}", markup=False)
         examples = REGISTRY.examples(check)
         for label, texts in (("passes", examples.good), ("fails", examples.bad)):
             for text in texts:
-                console.print(f"\n[bold]Example that {label}:[/bold]")
+                console.print(Text(f"\nExample that {label}:", style="bold"))
                 console.print(text.rstrip(), markup=False)
     return 0
