@@ -35,10 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skanse.errors import ConfigError, YamlError
 from skanse.model import CheckID, Finding, Severity, Suppression, SuppressionSource
+from skanse.sources.files import CONFIG_FILE_NAMES
 from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
 
 __all__ = [
-    "CONFIG_NAMES",
     "ConfigFile",
     "ConfigSuppression",
     "LoadedConfig",
@@ -47,7 +47,6 @@ __all__ = [
     "parse_severities",
 ]
 
-CONFIG_NAMES = (".skanse.yaml", ".skanse.yml")
 _MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -162,7 +161,7 @@ def find_config(start: str | Path) -> Path | None:
     if not here.is_dir():
         here = here.parent
     for directory in (here, *here.parents):
-        for name in CONFIG_NAMES:
+        for name in CONFIG_FILE_NAMES:
             candidate = directory / name
             if candidate.is_file():
                 return candidate
