@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from skanse._cli.scan import PROFILES
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--profile",
         default=None,
-        choices=("pss-baseline", "pss-restricted", "zero-trust"),
+        choices=PROFILES,
         help="only the checks this profile runs (PSS at latest)",
     )
     listing.add_argument("-f", "--format", choices=("text", "json"), default="text")
