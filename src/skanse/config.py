@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skanse.errors import ConfigError, YamlError
 from skanse.model import CheckID, Finding, Severity, Suppression, SuppressionSource
+from skanse.sources.files import CONFIG_FILE_NAMES
 from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
 
 __all__ = [
-    "CONFIG_NAMES",
     "ConfigFile",
     "ConfigSuppression",
     "LoadedConfig",
@@ -47,7 +47,6 @@ __all__ = [
     "parse_severities",
 ]
 
-CONFIG_NAMES = (".skanse.yaml", ".skanse.yml")
 _MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -162,7 +161,7 @@ def find_config(start: str | Path) -> Path | None:
     if not here.is_dir():
         here = here.parent
     for directory in (here, *here.parents):
-        for name in CONFIG_NAMES:
+        for name in CONFIG_FILE_NAMES:
             candidate = directory / name
             if candidate.is_file():
                 return candidate
@@ -259,12 +258,3 @@ def parse_severities(value: str | Sequence[str]) -> frozenset[Severity]:
     if len(severities) == 1 and isinstance(value, str) and "," not in value:
         return frozenset(s for s in Severity if s >= severities[0])
     return frozenset(severities)
-
-
-def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """SKANSE_* variables by setting name (SKANSE_FAIL_ON -> fail-on)."""
-    found = {}
-    for key, value in environ.items():
-        if key.startswith("SKANSE_") and key not in ("SKANSE_CONFIG", "SKANSE_PASSWORD"):
-            found[key[len("SKANSE_") :].lower().replace("_", "-")] = value
-    return found

@@ -44,7 +44,6 @@ __all__ = [
     "NSA_UPGRADING",
     "FrameworkInfo",
     "cis",
-    "control_title",
     "gdpr",
     "nsa",
     "pss",
@@ -163,10 +162,6 @@ CONTROL_TITLES: dict[tuple[Framework, str], str] = {
     (Framework.GDPR, "32(1)(d)"): "a process for regularly testing, assessing and evaluating the effectiveness of the measures",
     (Framework.GDPR, "32(2)"): "account for the risks of unauthorised disclosure of, or access to, personal data",
 }  # fmt: skip
-
-
-def control_title(framework: Framework, control: str) -> str:
-    return CONTROL_TITLES.get((framework, control), "")
 
 
 def _ref(framework: Framework, control: str, approximate: bool, note: str) -> ControlRef:

@@ -125,16 +125,20 @@ class UsageError(SkanseError):
     """A command-line flag, argument or value that cannot be honoured."""
 
 
-class ConfigError(SkanseError):
-    """The configuration file or a SKANSE_* environment variable is invalid."""
+class _FileError(SkanseError):
+    """An error about one file: `diagnostics()` names the file first, when it is known."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
+        self.message = message
         self.path = path
 
     def diagnostics(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"{where}{self}"
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(_FileError):
+    """The configuration file or a SKANSE_* environment variable is invalid."""
 
 
 class InputError(SkanseError):
@@ -315,28 +319,12 @@ class SigningError(SkanseError):
     """Signing, attaching or reading signatures could not be done (not: "did not verify")."""
 
 
-class KeyFileError(SigningError):
+class KeyFileError(SigningError, _FileError):
     """A key that is unreadable, malformed, of an unsupported type, or whose password is wrong."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
 
-    def diagnostics(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class SignaturePolicyError(SigningError):
+class SignaturePolicyError(SigningError, _FileError):
     """An image policy that is malformed, or names keys it does not define."""
-
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-
-    def diagnostics(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 # -- admission webhook (skanse.admission) -----------------------------------------------------
@@ -348,16 +336,8 @@ class AdmissionError(SkanseError):
     """skanse admission could not do what was asked."""
 
 
-class PolicyError(AdmissionError):
+class PolicyError(AdmissionError, _FileError):
     """The admission policy file is missing, malformed or invalid."""
-
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-    def diagnostics(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        return f"{where}{self}"
 
 
 class CertificateError(AdmissionError):
@@ -373,15 +353,8 @@ class VulnError(SkanseError):
     """Vulnerability data or matching could not do what was asked."""
 
 
-class DatabaseError(VulnError):
+class DatabaseError(VulnError, _FileError):
     """The advisory database is missing, unreadable, or not a skanse database."""
-
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
-    def diagnostics(self) -> str:
-        return f"{self.path}: {self}" if self.path else str(self)
 
 
 class DatabaseSchemaError(DatabaseError):

@@ -215,11 +215,7 @@ def scan(
         if on_file is not None:
             on_file(item.path)
 
-    checks = [
-        c
-        for c in select_checks(registry, options.profile, options.pss)
-        if _wanted(c, options, registry)
-    ]
+    checks = selected_checks(options, registry)
     objects = _scan_manifests(out, manifests, checks, options)
     workloads = tuple(
         info
@@ -279,15 +275,6 @@ def workload_info(obj: K8sObject, default_namespace: str = "default") -> Workloa
 
 # Kept for callers that scan manifests only; `scan` decides by file name.
 scan_manifests = scan
-
-
-def _wanted(check: Check[Any, Any], options: ScanOptions, registry: Registry) -> bool:
-    def named(names: frozenset[str]) -> bool:
-        return any(check.id in registry.resolve(n) for n in names)
-
-    if named(options.disable):
-        return False
-    return not check.meta.opt_in or named(options.enable)
 
 
 def _scan_manifests(
@@ -393,10 +380,12 @@ class ObjectChecked:
 
 def selected_checks(options: ScanOptions, registry: Registry = REGISTRY) -> list[Check[Any, Any]]:
     """The checks a scan with `options` runs: profile, PSS level and version, enable, disable."""
+    disabled = {i for name in options.disable for i in registry.resolve(name)}
+    enabled = {i for name in options.enable for i in registry.resolve(name)}
     return [
         c
         for c in select_checks(registry, options.profile, options.pss)
-        if _wanted(c, options, registry)
+        if c.id not in disabled and (not c.meta.opt_in or c.id in enabled)
     ]
 
 

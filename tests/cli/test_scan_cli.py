@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from skanse.model import CheckID
 from tests.conftest import ROOT
+from tests.report.test_outputs import sarif_schema
 
 INSECURE = str(ROOT / "examples" / "insecure" / "legacy-app.yaml")
 HARDENED = str(ROOT / "examples" / "hardened")
@@ -49,6 +52,29 @@ def test_a_bad_file_does_not_stop_the_others_unless_strict(cli, tmp_path: Path) 
     assert cli("scan", str(tmp_path), "--strict").code == 2
 
 
+def _check_ids(run) -> set[str]:
+    return {f["check_id"] for f in json.loads(run.stdout)["findings"]}
+
+
+def test_enable_and_disable_take_ids_or_aliases_and_disable_wins(cli, tmp_path: Path) -> None:
+    everything = _check_ids(cli("scan", INSECURE, "-f", "json"))
+    assert {"SKN-K8S-002", "SKN-K8S-001"} <= everything
+    # KSV-0017 is Trivy's id for SKN-K8S-002; names are matched in any case, comma lists too
+    by_alias = cli("scan", INSECURE, "-f", "json", "--disable", "ksv-0017")
+    assert _check_ids(by_alias) == everything - {"SKN-K8S-002"}
+    listed = cli("scan", INSECURE, "-f", "json", "--disable", "SKN-K8S-002,SKN-K8S-001")
+    assert _check_ids(listed) == everything - {"SKN-K8S-002", "SKN-K8S-001"}
+
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM alpine:3.19@sha256:" + "a" * 64 + "\nUSER 10001\n")
+    opt_in = "SKN-DF-015"  # no HEALTHCHECK: opt-in, alias CKV_DOCKER_2
+    assert opt_in not in _check_ids(cli("scan", str(dockerfile), "-f", "json"))
+    enabled = cli("scan", str(dockerfile), "-f", "json", "--enable", "ckv_docker_2")
+    assert opt_in in _check_ids(enabled)
+    both = cli("scan", str(dockerfile), "-f", "json", "--enable", opt_in, "--disable", opt_in)
+    assert opt_in not in _check_ids(both)
+
+
 def test_exit_zero_fail_on_and_severity_in_any_case(cli) -> None:
     assert cli("scan", INSECURE, "--exit-zero").code == 0
     assert cli("scan", INSECURE, "--fail-on", "Critical").code == 1
@@ -79,7 +105,9 @@ def test_output_file_is_written_and_stdout_stays_empty(cli, tmp_path: Path) -> N
     target.parent.mkdir()
     run = cli("scan", INSECURE, "-f", "sarif", "-o", str(target))
     assert run.stdout == ""
-    assert json.loads(target.read_text())["version"] == "2.1.0"
+    document = json.loads(target.read_text())
+    assert document["version"] == "2.1.0"
+    jsonschema.validate(document, sarif_schema())
     assert [p.name for p in target.parent.iterdir()] == ["report.sarif"]  # no temp files left
 
 
@@ -168,6 +196,23 @@ def test_checks_list_and_show(cli) -> None:
         shown.code == 0 and "SKN-K8S-002" in shown.stdout and "Example that fails" in shown.stdout
     )
     assert cli("checks", "show", "NOPE").code == 2
+
+
+def test_checks_show_prints_check_text_as_it_is(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from skanse.checks._all import REGISTRY
+
+    check = REGISTRY.get(CheckID("SKN-NET-004"))
+    meta = dataclasses.replace(
+        check.meta, title="Egress [open] to all", remediation="Set policyTypes: [egress]."
+    )
+    monkeypatch.setitem(REGISTRY._by_id, check.id, dataclasses.replace(check, meta=meta))
+    shown = cli("checks", "show", "SKN-NET-004")
+    assert shown.code == 0
+    assert "Egress [open] to all" in shown.stdout  # not read as rich markup
+    assert "Set policyTypes: [egress]." in shown.stdout
+    assert "[open]" in cli("checks", "list").stdout
 
 
 def test_config_schema_is_json_schema(cli) -> None:

@@ -28,7 +28,8 @@ def _normalise(text: str) -> str:
     return re.sub(r'"(version|semanticVersion)": "\d+\.\d+\.\d+[^"]*"', r'"\1": "<version>"', text)
 
 
-def _sarif_schema() -> dict:
+def sarif_schema() -> dict:
+    """The SARIF 2.1.0 schema that every SARIF document the tests write must satisfy."""
     path = SCHEMAS / "sarif-schema-2.1.0.json"
     if not path.exists():
         pytest.skip(f"{path} is not present (CI always has ../shared/schemas)")
@@ -39,7 +40,7 @@ def test_sarif_golden_and_valid(cli, golden) -> None:
     run = cli("scan", "examples", "--format", "sarif", "--no-config")
     assert run.code == 1
     document = json.loads(run.stdout)
-    jsonschema.validate(document, _sarif_schema())
+    jsonschema.validate(document, sarif_schema())
     golden("examples.sarif", _normalise(run.stdout))
     (sarif_run,) = document["runs"]
     rules = {r["id"]: r for r in sarif_run["tool"]["driver"]["rules"]}
@@ -69,6 +70,8 @@ def test_sarif_fingerprints_survive_line_shifts(cli, tmp_path: Path) -> None:
     before = json.loads(cli("scan", str(target), "-f", "sarif", "--no-config").stdout)
     target.write_text("# a new comment line\n\n" + source)
     after = json.loads(cli("scan", str(target), "-f", "sarif", "--no-config").stdout)
+    for document in (before, after):  # a file outside the source root: an absolute URI
+        jsonschema.validate(document, sarif_schema())
 
     def prints(doc: dict) -> list[tuple[str, int]]:
         return [

@@ -139,6 +139,16 @@ def test_read_error_is_reported_not_raised() -> None:
     assert "Input/output error" in problem.message
 
 
+def test_permission_denied_is_reported_for_root_too() -> None:
+    """A write-only sysctl refuses reading even to root: the EACCES path runs in CI as well,
+    where the test below is skipped."""
+    result = read_path("/proc/sys/vm/drop_caches", LIMITS)
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.UNREADABLE
+    assert problem.message == "Permission denied"
+    assert result.objects == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file(tmp_path: Path) -> None:
     path = tmp_path / "secret.yaml"

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from skanse._cli.scan import PROFILES
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--profile",
         default=None,
-        choices=("pss-baseline", "pss-restricted", "zero-trust"),
+        choices=PROFILES,
         help="only the checks this profile runs (PSS at latest)",
     )
     listing.add_argument("-f", "--format", choices=("text", "json"), default="text")
@@ -26,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from skanse.checks._all import REGISTRY
     from skanse.checks.kubernetes.pss_policy import parse_policy
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(
                 c.id,
                 c.meta.severity.value,
-                c.meta.title,
+                Text(c.meta.title),
                 ", ".join(sorted(profiles_of(c.meta))),
                 ", ".join(c.meta.aliases),
             )
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     for check_id in ids:
         check = REGISTRY.get(check_id)
         meta = check.meta
-        console.print(f"[bold]{meta.id}[/bold]  {meta.title}  ({meta.severity.value})")
+        # check text is printed as it is: rich markup would eat "[egress]"-like words
+        console.print(Text.assemble((meta.id, "bold"), f"  {meta.title}  ({meta.severity.value})"))
         if meta.pss_control:
             console.print(
                 f"Pod Security {meta.pss_level} control: {meta.pss_control}", markup=False
@@ -83,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
         console.print()
         console.print(meta.description, markup=False)
         console.print()
-        console.print(f"[bold]Fix:[/bold] {meta.remediation}")
+        console.print(Text.assemble(("Fix:", "bold"), f" {meta.remediation}"))
         for ref in meta.references:
             console.print(f"  {ref}", markup=False)
         examples = REGISTRY.examples(check)
         for label, texts in (("passes", examples.good), ("fails", examples.bad)):
             for text in texts:
-                console.print(f"\n[bold]Example that {label}:[/bold]")
+                console.print(Text(f"\nExample that {label}:", style="bold"))
                 console.print(text.rstrip(), markup=False)
     return 0

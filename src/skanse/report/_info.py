@@ -9,7 +9,7 @@ from pathlib import Path
 
 from skanse.model import Finding, Severity
 
-__all__ = ["ReportInfo", "find_repo_root", "summary_counts"]
+__all__ = ["ReportInfo", "find_repo_root", "in_report_order", "summary_counts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +41,11 @@ def summary_counts(findings: Iterable[Finding]) -> dict[str, int]:
         if not f.suppressed:
             counts[f.severity.value] += 1
     return counts
+
+
+def in_report_order(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings by file, document, line and check id: the order every format lists them in."""
+    return sorted(
+        findings,
+        key=lambda f: (f.location.file, f.location.document, f.location.line, f.check_id),
+    )

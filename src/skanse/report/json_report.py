@@ -19,7 +19,7 @@ from skanse.model import (
     SkippedDocument,
     Suppression,
 )
-from skanse.report._info import ReportInfo, summary_counts
+from skanse.report._info import ReportInfo, in_report_order, summary_counts
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -105,10 +105,7 @@ def _skipped(s: SkippedDocument) -> dict[str, Any]:
 
 
 def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
-    findings = sorted(
-        result.findings,
-        key=lambda f: (f.location.file, f.location.document, f.location.line, f.check_id),
-    )
+    findings = in_report_order(result.findings)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": info.kind,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from skanse.model import CheckMeta, Finding, ScanResult, Severity, SuppressionSource
-from skanse.report._info import ReportInfo
+from skanse.report._info import ReportInfo, in_report_order
 
 __all__ = ["SARIF_SCHEMA", "render", "to_document"]
 
@@ -86,10 +86,6 @@ def _uri(path: str, root: Path) -> tuple[str, bool]:
 
 
 def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, Any]:
-    uri, relative = _uri(f.location.file, root)
-    artifact: dict[str, Any] = {"uri": uri}
-    if relative:
-        artifact["uriBaseId"] = "%SRCROOT%"
     result: dict[str, Any] = {
         "ruleId": f.check_id,
         "ruleIndex": rule_index[f.check_id],
@@ -98,7 +94,7 @@ def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, 
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": artifact,
+                    "artifactLocation": _artifact(f.location.file, root),
                     "region": {"startLine": f.location.line, "startColumn": f.location.column},
                 },
                 "logicalLocations": [{"fullyQualifiedName": str(f.resource), "kind": "resource"}],
@@ -125,10 +121,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
     metas = {c.id: c for c in result.checks}
     rules = [_rule(m) for m in metas.values()]
     index: dict[str, int] = {m: i for i, m in enumerate(metas)}
-    findings = sorted(
-        result.findings,
-        key=lambda f: (f.location.file, f.location.document, f.location.line, f.check_id),
-    )
+    findings = in_report_order(result.findings)
     notifications = [
         {
             "level": "error",

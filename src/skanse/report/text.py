@@ -10,17 +10,9 @@ from rich.console import Console
 from rich.text import Text
 
 from skanse.model import Finding, ScanResult, Severity
-from skanse.report._info import ReportInfo, summary_counts
+from skanse.report._info import ReportInfo, in_report_order, summary_counts
 
 __all__ = ["render"]
-
-_STYLE = {
-    Severity.CRITICAL: "bold white on red",
-    Severity.HIGH: "bold red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
-}
 
 
 def _resource(f: Finding) -> str:
@@ -91,10 +83,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         emoji=False,
         soft_wrap=False,
     )
-    order = sorted(
-        result.findings,
-        key=lambda f: (f.location.file, f.location.document, f.location.line, f.check_id),
-    )
+    order = in_report_order(result.findings)
     live = [f for f in order if not f.suppressed]
     suppressed = [f for f in order if f.suppressed]
 

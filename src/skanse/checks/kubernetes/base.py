@@ -40,8 +40,6 @@ class ClusterIndex:
     default_namespace: str = "default"
     # namespace -> directions ("Ingress", "Egress") covered by a default-deny NetworkPolicy
     default_deny: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    # namespaces that have at least one NetworkPolicy of any kind
-    policy_namespaces: frozenset[str] = frozenset()
     # (namespace, service account) -> its automountServiceAccountToken, when scanned
     service_accounts: Mapping[tuple[str, str], bool | None] = field(default_factory=dict)
     # the network model of the scan (namespaces, workloads, policies), built on first use

@@ -7,10 +7,7 @@ from collections.abc import Iterable
 from skanse.checks.kubernetes.base import ClusterIndex
 from skanse.sources.kubernetes import K8sObject, as_dict, as_list
 
-__all__ = ["CONTEXT_KINDS", "build_cluster_index", "default_deny_directions"]
-
-# Kinds whose objects feed the index; a scan reads these before it checks anything else.
-CONTEXT_KINDS = frozenset({"NetworkPolicy", "ServiceAccount"})
+__all__ = ["build_cluster_index", "default_deny_directions"]
 
 
 def _selects_everything(selector: object) -> bool:
@@ -48,12 +45,10 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
 
     objects = list(objects)
     deny: dict[str, set[str]] = {}
-    with_policies: set[str] = set()
     accounts: dict[tuple[str, str], bool | None] = {}
     for obj in objects:
         namespace = obj.namespace or default_namespace
         if obj.kind == "NetworkPolicy":
-            with_policies.add(namespace)
             deny.setdefault(namespace, set()).update(default_deny_directions(obj.data))
         elif obj.kind == "ServiceAccount":
             value = obj.data.get("automountServiceAccountToken")
@@ -61,7 +56,6 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
     return ClusterIndex(
         default_namespace=default_namespace,
         default_deny={ns: frozenset(d) for ns, d in deny.items()},
-        policy_namespaces=frozenset(with_policies),
         service_accounts=accounts,
         network=LazyNetwork(objects, default_namespace),
     )
