@@ -190,16 +190,10 @@ def run_images(
 def run_replay(events: str, rules: Sequence[str]) -> ResultDocument:
     """`skanse runtime replay EVENTS --rules FILE... -f jsonl`: recorded events to alerts."""
     from skanse.rules.engine import Engine
-    from skanse.rules.loader import RulesFile, load_rules
+    from skanse.rules.loader import load_rules, read_rules_files
     from skanse.rules.replay import replay
 
-    files = []
-    for name in rules:
-        try:
-            files.append(RulesFile(name, Path(name).read_bytes()))
-        except OSError as exc:
-            raise InputError(f"{name}: {exc.strerror or exc}") from None
-    loaded = load_rules(files)
+    loaded = load_rules(read_rules_files(rules))
     if loaded.ruleset is None:
         first = loaded.errors[0] if loaded.errors else "unknown error"
         raise InputError(f"the rules did not load: {len(loaded.errors)} error(s), first: {first}")
