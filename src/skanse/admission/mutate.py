@@ -16,6 +16,7 @@ from skanse.admission.policy import MutationSettings
 from skanse.checks.kubernetes.defaults import (
     ALLOW_PRIVILEGE_ESCALATION,
     DROP_CAPABILITIES,
+    ESCALATING_CAPABILITIES,
     NON_ROOT_ID,
     RUN_AS_NON_ROOT,
     SECCOMP_PROFILE_TYPE,
@@ -33,9 +34,6 @@ from skanse.sources.yamlpos import join_pointer
 __all__ = ["JsonPatch", "defaults_patch"]
 
 JsonPatch = list[dict[str, Any]]
-
-# allowPrivilegeEscalation: false is invalid next to these (API validation rejects the pod).
-_ESCALATING_CAPABILITIES = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
 
 
 def _positive_int(value: object) -> bool:
@@ -86,7 +84,7 @@ def _container_patch(
     if (
         context.get("allowPrivilegeEscalation") is None
         and context.get("privileged") is not True
-        and not added & _ESCALATING_CAPABILITIES
+        and not added & ESCALATING_CAPABILITIES
     ):
         adds["allowPrivilegeEscalation"] = ALLOW_PRIVILEGE_ESCALATION
     if _positive_int(context.get("runAsUser")) and context.get("runAsNonRoot") is None:

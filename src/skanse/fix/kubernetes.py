@@ -20,7 +20,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
-from skanse.checks.kubernetes.defaults import DROP_CAPABILITIES, NON_ROOT_ID, SECCOMP_PROFILE_TYPE
+from skanse.checks.kubernetes.defaults import (
+    DROP_CAPABILITIES,
+    ESCALATING_CAPABILITIES,
+    NON_ROOT_ID,
+    SECCOMP_PROFILE_TYPE,
+)
 from skanse.checks.kubernetes.zerotrust import MIN_ID
 from skanse.fix.model import Change, Declined
 from skanse.fix.ops import (
@@ -220,9 +225,6 @@ def _fix_privileged(target: Target) -> Iterator[Step]:
         yield _set(target, c, "privileged", False, "false")
 
 
-_SYS_ADMIN = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
-
-
 def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
     """allowPrivilegeEscalation: false on every container.
 
@@ -240,7 +242,7 @@ def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
             f'container "{c.name}" stays privileged (SKN-K8S-002 is suppressed or not run): '
             "the API server rejects allowPrivilegeEscalation=false on a privileged container"
         )
-    elif caps & _SYS_ADMIN:
+    elif caps & ESCALATING_CAPABILITIES:
         yield Decline(
             f'container "{c.name}" keeps SYS_ADMIN (its capability findings are suppressed or '
             "not run): the API server rejects allowPrivilegeEscalation=false with it"

@@ -11,6 +11,7 @@ from typing import Final
 __all__ = [
     "ALLOW_PRIVILEGE_ESCALATION",
     "DROP_CAPABILITIES",
+    "ESCALATING_CAPABILITIES",
     "NON_ROOT_ID",
     "RUN_AS_NON_ROOT",
     "SECCOMP_PROFILE_TYPE",
@@ -28,3 +29,6 @@ ALLOW_PRIVILEGE_ESCALATION: Final = False
 RUN_AS_NON_ROOT: Final = True
 # Where the ServiceAccount admission plugin mounts the API token into every container.
 SERVICE_ACCOUNT_MOUNT_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
+# allowPrivilegeEscalation: false is invalid next to these: API validation rejects the pod,
+# so neither writer sets it on a container that adds one.
+ESCALATING_CAPABILITIES: Final = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
