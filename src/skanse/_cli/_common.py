@@ -224,13 +224,15 @@ def report_info(
     )
 
 
-def emit(document: str, output: str | None) -> None:
-    """Write the report to `output` atomically, or to standard output."""
+def emit(document: str | bytes, output: str | None) -> None:
+    """Write the report to `output` atomically, or to standard output (text only: a
+    binary report, a PDF, is refused without -o before it is rendered)."""
     if output:
         from skanse.files import write_atomic
 
         write_atomic(output, document)
     else:
+        assert isinstance(document, str), "a binary report needs an output file"
         sys.stdout.write(document)
         sys.stdout.flush()
 

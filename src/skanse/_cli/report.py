@@ -130,9 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from skanse import __version__
-    from skanse._cli._common import load_config_for
+    from skanse._cli._common import emit, load_config_for
     from skanse.errors import ReportInputError, UsageError
-    from skanse.files import write_atomic
     from skanse.report.posture import collect
     from skanse.report.posture.build import build_posture
     from skanse.report.posture.documents import load_result_file
@@ -202,11 +201,7 @@ def run(args: argparse.Namespace) -> int:
             payload = render_pdf(html)
         else:
             payload = html
-    if args.output:
-        write_atomic(args.output, payload)
-    elif isinstance(payload, str):
-        sys.stdout.write(payload)
-        sys.stdout.flush()
+    emit(payload, args.output)  # a PDF always has -o (checked above)
     if not args.quiet:
         summary = posture["summary"]
         missing = summary["layers_not_assessed"]

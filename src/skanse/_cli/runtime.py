@@ -75,8 +75,8 @@ def _replay(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from skanse import __version__
+    from skanse._cli._common import emit
     from skanse.errors import InputError, UsageError
-    from skanse.files import write_atomic
     from skanse.model import Severity
     from skanse.report import Format, ReportInfo, render
     from skanse.report._info import find_repo_root
@@ -130,11 +130,7 @@ def _replay(args: argparse.Namespace) -> int:
             kind="skanse.runtime-replay",
         )
         out.write(render(Format(args.format), scan, info))
-    if args.output:
-        write_atomic(args.output, out.getvalue())
-    else:
-        sys.stdout.write(out.getvalue())
-        sys.stdout.flush()
+    emit(out.getvalue(), args.output)
 
     if not args.quiet:
         sys.stderr.write(
