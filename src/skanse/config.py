@@ -28,12 +28,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pathspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from skanse.errors import ConfigError, YamlError
+from skanse.errors import ConfigError, SkanseError, YamlError
 from skanse.model import CheckID, Finding, Severity, Suppression, SuppressionSource
 from skanse.sources.files import CONFIG_FILE_NAMES
 from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
@@ -45,9 +45,50 @@ __all__ = [
     "find_config",
     "load_config",
     "parse_severities",
+    "read_settings_file",
 ]
 
-_MAX_CONFIG_BYTES = 1024 * 1024
+_MAX_SETTINGS_BYTES = 1024 * 1024
+_SETTINGS_LIMITS = Limits(max_depth=20, max_nodes=100_000)
+_Settings = TypeVar("_Settings", bound=BaseModel)
+
+
+def read_settings_file(
+    path: Path,
+    model: type[_Settings],
+    *,
+    what: str,
+    error: Callable[..., SkanseError] = ConfigError,
+) -> tuple[_Settings, YamlDocument | None]:
+    """One small YAML settings file (`what`: "config file", "policy file"...) validated by
+    `model`, with the document for line numbers. Size (1 MiB), depth and node count are
+    bounded; an empty file is an empty mapping. Every problem raises `error(message,
+    path=...)`, a bad value with its line."""
+    try:
+        size = path.stat().st_size
+        if size > _MAX_SETTINGS_BYTES:
+            raise error(f"{what} is {size} bytes; the limit is 1 MiB", path=str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror or exc}", path=str(path)) from None
+    try:
+        documents = list(load_documents(data, limits=_SETTINGS_LIMITS))
+    except YamlError as exc:
+        raise error(f"invalid YAML: {exc.diagnostics()}", path=str(path)) from None
+    for item in documents:
+        if isinstance(item, YamlError):
+            raise error(f"invalid YAML: {item.diagnostics()}", path=str(path))
+    docs = [d for d in documents if isinstance(d, YamlDocument)]
+    if len(docs) > 1:
+        raise error("expected one YAML document", path=str(path))
+    doc = docs[0] if docs else None
+    raw: object = doc.data if doc is not None and doc.data is not None else {}
+    if not isinstance(raw, dict):
+        raise error("the top level must be a mapping of settings", path=str(path))
+    try:
+        return model.model_validate(raw), doc
+    except ValidationError as exc:
+        raise error(_explain(exc, doc), path=str(path)) from None
 
 
 class ResourceSelector(BaseModel):
@@ -172,36 +213,11 @@ def find_config(start: str | Path) -> Path | None:
 
 def load_config(path: Path) -> LoadedConfig:
     """Read and validate a config file; any problem is a ConfigError naming file and line."""
-    try:
-        size = path.stat().st_size
-        if size > _MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file is {size} bytes; the limit is 1 MiB", path=str(path))
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read config file: {exc.strerror or exc}", path=str(path)
-        ) from None
-    try:
-        documents = list(load_documents(data, limits=Limits(max_depth=20, max_nodes=100_000)))
-    except YamlError as exc:
-        raise ConfigError(f"invalid YAML: {exc.diagnostics()}", path=str(path)) from None
-    for item in documents:
-        if isinstance(item, YamlError):
-            raise ConfigError(f"invalid YAML: {item.diagnostics()}", path=str(path))
-    docs = [d for d in documents if isinstance(d, YamlDocument)]
-    if len(docs) > 1:
-        raise ConfigError("expected one YAML document", path=str(path))
-    raw: object = docs[0].data if docs else {}
-    if not isinstance(raw, dict):
-        raise ConfigError("the top level must be a mapping of settings", path=str(path))
-    try:
-        parsed = ConfigFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, docs[0] if docs else None), path=str(path)) from None
+    parsed, doc = read_settings_file(path, ConfigFile, what="config file")
     base = path.parent.resolve()
     suppressions = []
     for index, entry in enumerate(parsed.suppressions):
-        line = docs[0].position(join_pointer("/suppressions", index))[0] if docs else 1
+        line = doc.position(join_pointer("/suppressions", index))[0] if doc is not None else 1
         ids = (entry.id,) if isinstance(entry.id, str) else tuple(entry.id)
         suppressions.append(
             ConfigSuppression(

@@ -194,7 +194,7 @@ def test_configuration_file(tmp_path: Path) -> None:
         ("ring_buffer_mib: 48\n", "power of two"),
         ("metrics: {port: 70000}\n", "metrics.port"),
         ("surprise: 1\n", "surprise"),
-        ("- a\n- b\n", "one YAML mapping"),
+        ("- a\n- b\n", "top level must be a mapping"),
         ("a: &x [*x]\n", "YAML"),
     ],
 )

@@ -38,16 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from skanse.checks.kubernetes.pss_policy import PSSPolicy, parse_policy
 from skanse.checks.profiles import Profile, default_pss_level
-from skanse.config import _explain
-from skanse.errors import PolicyError, SkanseError, YamlError
+from skanse.config import read_settings_file
+from skanse.errors import PolicyError, SkanseError
 from skanse.model import Severity
 from skanse.signing.policy import Policy as ImagePolicy
 from skanse.signing.policy import load_policy as load_image_policy
-from skanse.sources.yamlpos import Limits, YamlDocument, load_documents
 
 __all__ = [
     "ALWAYS_EXEMPT",
@@ -61,7 +60,6 @@ __all__ = [
 # Namespaces the webhook never checks: the control plane's, and (added at load) its own, so a
 # broken policy can never lock out the components that would repair it.
 ALWAYS_EXEMPT = frozenset({"kube-system"})
-_MAX_POLICY_BYTES = 1024 * 1024
 
 
 class Mode(enum.StrEnum):
@@ -235,36 +233,7 @@ def _image_policy(name: str | None, base_dir: Path) -> ImagePolicy | None:
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; any problem is a PolicyError naming file and line."""
-    try:
-        size = path.stat().st_size
-        if size > _MAX_POLICY_BYTES:
-            raise PolicyError(f"policy file is {size} bytes; the limit is 1 MiB", path=str(path))
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PolicyError(
-            f"cannot read policy file: {exc.strerror or exc}", path=str(path)
-        ) from None
-    try:
-        items = list(load_documents(data, limits=Limits(max_depth=20, max_nodes=100_000)))
-    except YamlError as exc:
-        raise PolicyError(f"invalid YAML: {exc.diagnostics()}", path=str(path)) from None
-    docs = []
-    for item in items:
-        if isinstance(item, YamlError):
-            raise PolicyError(f"invalid YAML: {item.diagnostics()}", path=str(path))
-        docs.append(item)
-    if len(docs) > 1:
-        raise PolicyError("expected one YAML document", path=str(path))
-    doc: YamlDocument | None = docs[0] if docs else None
-    raw: object = doc.data if doc is not None else {}
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise PolicyError("the top level must be a mapping of settings", path=str(path))
-    try:
-        parsed = PolicyFile.model_validate(raw)
-    except ValidationError as exc:
-        raise PolicyError(_explain(exc, doc), path=str(path)) from None
+    parsed, _ = read_settings_file(path, PolicyFile, what="policy file", error=PolicyError)
     try:
         return policy_from_file(parsed, str(path), path.parent)
     except ValueError as exc:

@@ -24,12 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from skanse.errors import ConfigError, YamlError
+from skanse.config import read_settings_file
 from skanse.rules.loader import Priority
 from skanse.runtime.responses import Action, Policy, parse_actions
-from skanse.sources.yamlpos import load_documents
 
 __all__ = ["SensorConfig", "load_sensor_config"]
 
@@ -126,26 +125,7 @@ class SensorConfig(_Model):
 
 
 def load_sensor_config(path: str | Path) -> SensorConfig:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
-    docs = []
-    try:
-        for item in load_documents(data):
-            if isinstance(item, YamlError):
-                raise item
-            if item.data is not None:
-                docs.append(item)
-    except YamlError as exc:
-        raise ConfigError(f"not valid YAML: {exc.diagnostics()}", path=str(path)) from None
-    if len(docs) != 1 or not isinstance(docs[0].data, dict):
-        raise ConfigError("a sensor configuration is one YAML mapping", path=str(path))
-    try:
-        return SensorConfig.model_validate(docs[0].data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(problems, path=str(path)) from None
+    """Read and validate a sensor configuration; any problem is a ConfigError naming the
+    file and, for a bad value, its line."""
+    config, _ = read_settings_file(Path(path), SensorConfig, what="sensor configuration")
+    return config
