@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import resource
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +23,29 @@ settings.load_profile("ci")
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
+
+
+# what a hostile input may cost a real skanse process in the bad-input tests
+MEMORY_CAP = 1024 * 1024 * 1024
+TIME_CAP = 20
+
+
+def _memory_cap() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+
+def run_capped_json(*args: str) -> tuple[int, dict]:
+    """`skanse ARGS -f json` as its own process within TIME_CAP seconds and MEMORY_CAP bytes
+    of address space: (exit status, the JSON document it printed)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "skanse", *args, "-f", "json"],
+        capture_output=True,
+        timeout=TIME_CAP,
+        preexec_fn=_memory_cap,
+        check=False,
+    )
+    assert run.stdout, run.stderr.decode()
+    return run.returncode, json.loads(run.stdout)
 
 
 def corpus_path(*parts: str) -> Path:

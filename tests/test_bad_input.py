@@ -6,36 +6,18 @@ valid one is still scanned, and the process stays within 20 s and 1 GiB of addre
 
 from __future__ import annotations
 
-import json
-import resource
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_capped_json
 
 VALID = (ROOT / "examples" / "insecure" / "legacy-app.yaml").read_text()
-MEMORY_CAP = 1024 * 1024 * 1024
-TIME_CAP = 20
-
-
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
 def scan(*paths: Path) -> tuple[int, dict]:
-    run = subprocess.run(
-        [sys.executable, "-m", "skanse", "scan", "--no-config", "-f", "json", *map(str, paths)],
-        capture_output=True,
-        timeout=TIME_CAP,
-        preexec_fn=_limits,
-        check=False,
-    )
-    assert run.stdout, run.stderr.decode()
-    return run.returncode, json.loads(run.stdout)
+    return run_capped_json("scan", "--no-config", *map(str, paths))
 
 
 def _billion_laughs(path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -19,28 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TIME_CAP, run_capped_json
+
 from .trees import materialize
 
-MEMORY_CAP = 1024 * 1024 * 1024
-TIME_CAP = 20
 KUBELET = {"processes": {"50": ["/usr/bin/kubelet", "--config=/etc/kubelet.yaml"]}}
 
 
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-
-
 def host_audit(root: Path, *extra: str) -> tuple[int, dict]:
-    command = [sys.executable, "-m", "skanse", "host", "audit", "--no-config", "-f", "json"]
-    run = subprocess.run(
-        [*command, "--root", str(root), *extra],
-        capture_output=True,
-        timeout=TIME_CAP,
-        preexec_fn=_limits,
-        check=False,
-    )
-    assert run.stdout, run.stderr.decode()
-    return run.returncode, json.loads(run.stdout)
+    return run_capped_json("host", "audit", "--no-config", "--root", str(root), *extra)
 
 
 def _tree(tmp_path: Path, spec: dict, extra: Callable[[Path], None] | None = None) -> Path:
