@@ -9,12 +9,16 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: str | Path, data: str | bytes, *, mode: int | None = None) -> None:
+def write_atomic(
+    path: str | Path, data: str | bytes, *, mode: int | None = None, exclusive: bool = False
+) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half.
 
     The temporary file lives in the same directory (rename is atomic only within a file
     system); it is fsynced before the rename and removed if anything fails. An existing
-    file keeps its permission bits unless `mode` is given.
+    file keeps its permission bits unless `mode` is given. With `exclusive`, the file must
+    not exist: it is linked into place, and FileExistsError is raised if something took the
+    name meanwhile (nothing is replaced).
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -27,11 +31,15 @@ def write_atomic(path: str | Path, data: str | bytes, *, mode: int | None = None
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
-        elif target.exists():
+        elif not exclusive and target.exists():
             os.chmod(tmp, target.stat().st_mode & 0o7777)
         else:
             os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        if exclusive:
+            os.link(tmp, target)  # fails if the name exists
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -233,15 +232,5 @@ def _still_as_planned(item: FileFix) -> str | None:
 
 def _create(path: str, data: bytes) -> None:
     """A new file, complete or absent, never replacing something that appeared meanwhile."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.link(tmp, path)  # fails if the name exists
-    finally:
-        os.unlink(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, data, exclusive=True)
