@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
 import subprocess
@@ -225,3 +227,38 @@ def test_python_dash_m_and_version() -> None:
         [sys.executable, "-m", "skanse", "--version"], capture_output=True, text=True, check=False
     )
     assert run.returncode == 0 and run.stdout.startswith("skanse ")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("no_progress", "quiet", "ci", "tty", "shown"),
+    [
+        (False, False, None, True, True),
+        (True, False, None, True, False),
+        (False, True, None, True, False),
+        (False, False, "true", True, False),
+        (False, False, None, False, False),
+    ],
+)
+def test_the_progress_line_appears_only_on_a_terminal_and_shows_paths_as_they_are(
+    monkeypatch: pytest.MonkeyPatch, no_progress: bool, quiet: bool, ci: str | None, tty: bool,
+    shown: bool,
+) -> None:  # fmt: skip
+    from skanse._cli._common import progress_line
+
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    err = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    args = argparse.Namespace(no_progress=no_progress, quiet=quiet)
+    with progress_line(args, "scanning") as show:
+        assert (show is not None) == shown
+        if show is not None:
+            show("scanning [egress] deploy/[prod].yaml")  # brackets are not markup
+    assert ("scanning [egress] deploy/[prod].yaml" in err.getvalue()) == shown

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -222,6 +223,23 @@ def report_info(
         verbose=verbose,
         kind=kind,
     )
+
+
+@contextmanager
+def progress_line(args: argparse.Namespace, first: str) -> Iterator[Callable[[str], None] | None]:
+    """A status line on standard error while a command works, starting with `first`: yields
+    the function that replaces its text, or None where no line is wanted (--no-progress,
+    --quiet, $CI, or standard error is not a terminal). Texts are shown as given, never as
+    rich markup (a path may hold brackets)."""
+    if args.no_progress or args.quiet or os.environ.get("CI") or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    with console.status(Text(first)) as status:
+        yield lambda text: status.update(Text(text))
 
 
 def emit(document: str | bytes, output: str | None) -> None:

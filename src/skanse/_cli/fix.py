@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from skanse._cli._common import Settings, load_config_for
+    from skanse._cli._common import Settings, load_config_for, progress_line
     from skanse._cli.scan import scan_options
     from skanse.fix import FixOptions, plan_fixes, write_fixes
 
@@ -111,21 +111,15 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(args, os.environ, loaded.file, str(loaded.path))
     options = FixOptions(scan=scan_options(settings), network_policies=_policy_path(args, paths))
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-    show_progress = (
-        sys.stderr.isatty() and not args.no_progress and not args.quiet and not os.environ.get("CI")
-    )
-    if show_progress:
-        with err.status("scanning") as status:
-
-            def on_file(path: str) -> None:
-                status.update(f"fixing {path}")
-
-            report = plan_fixes(
-                paths, options, suppressions=loaded.suppressions, today=dt.date.today(),
-                on_file=on_file,
-            )  # fmt: skip
-    else:
-        report = plan_fixes(paths, options, suppressions=loaded.suppressions, today=dt.date.today())
+    with progress_line(args, "scanning") as show:
+        report = plan_fixes(
+            paths,
+            options,
+            suppressions=loaded.suppressions,
+            today=dt.date.today(),
+            on_scan=None if show is None else lambda path: show(f"scanning {path}"),
+            on_file=None if show is None else lambda path: show(f"fixing {path}"),
+        )
 
     out = sys.stdout
     changed = report.changed

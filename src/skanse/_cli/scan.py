@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from skanse._cli._common import (
     load_config_for,
     names,
     print_notes,
+    progress_line,
     report_info,
     result_settings,
 )
@@ -145,8 +147,6 @@ def scan_options(settings: Settings) -> ScanOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from skanse.checks._all import REGISTRY
     from skanse.report import Format, render
     from skanse.scan import scan
@@ -161,21 +161,15 @@ def run(args: argparse.Namespace) -> int:
     stdin = None
     if "-" in paths:
         stdin = sys.stdin.buffer.read(options.limits.max_file_bytes + 1)
-    show_progress = (
-        sys.stderr.isatty() and not args.no_progress and not args.quiet and not os.environ.get("CI")
-    )
-    if show_progress:
-        err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
-        with err.status("scanning") as status:
-            counter = [0]
+    with progress_line(args, "scanning") as show:
+        on_file = None
+        if show is not None:
+            files = itertools.count(1)
 
             def on_file(path: str) -> None:
-                counter[0] += 1
-                status.update(f"scanning [{counter[0]}] {path}")
+                show(f"scanning [{next(files)}] {path}")
 
-            raw = scan(paths, options, stdin=stdin, on_file=on_file)
-    else:
-        raw = scan(paths, options, stdin=stdin)
+        raw = scan(paths, options, stdin=stdin, on_file=on_file)
 
     conclusion = conclude(raw, loaded, REGISTRY.resolve, results)
     info = report_info(conclusion.outcome.exit_code, results.output, verbose=args.verbose)

@@ -99,14 +99,16 @@ def plan_fixes(
     suppressions: Sequence[ConfigSuppression] = (),
     today: dt.date | None = None,
     registry: Registry = REGISTRY,
+    on_scan: Callable[[str], None] | None = None,
     on_file: Callable[[str], None] | None = None,
 ) -> FixReport:
-    """Scan `targets` and plan the fixes for every unsuppressed finding that has one."""
+    """Scan `targets` and plan the fixes for every unsuppressed finding that has one.
+    `on_scan` is called with each file as it is scanned, `on_file` as its fixes are planned."""
     if STDIN in targets:
         from skanse.errors import UsageError
 
         raise UsageError("fix edits files in place; it cannot read standard input (-)")
-    raw = scan(targets, options.scan, registry=registry, on_file=on_file)
+    raw = scan(targets, options.scan, registry=registry, on_file=on_scan)
     result = apply_suppressions(raw, suppressions, registry.resolve, today or dt.date.today())
     live: dict[str, list[Finding]] = {}
     hidden: dict[str, list[Finding]] = {}
