@@ -61,7 +61,12 @@ K8sCheck = Check[K8sObject, CheckContext]
 
 
 class K8sCheckSet(CheckSet):
-    """Decorators that turn small functions into Kubernetes checks."""
+    """Decorators that turn small functions into checks of Kubernetes objects, reported in
+    `layer` (the network checks read the same objects and report as NETWORK)."""
+
+    def __init__(self, module: str, *, layer: Layer = Layer.KUBERNETES) -> None:
+        super().__init__(module)
+        self.layer = layer
 
     def object_check(
         self,
@@ -73,7 +78,7 @@ class K8sCheckSet(CheckSet):
 
         def register(fn: Callable[[K8sObject, CheckContext], Iterable[Violation]]) -> K8sCheck:
             check: K8sCheck = Check(
-                meta=_meta(meta, fn),
+                meta=_meta(meta, fn, self.layer),
                 run=fn,
                 kinds=frozenset(kinds) if kinds is not None else None,
                 package=self.package,
@@ -94,7 +99,7 @@ class K8sCheckSet(CheckSet):
                 return () if pod is None else fn(pod, ctx)
 
             check: K8sCheck = Check(
-                meta=_meta(meta, fn),
+                meta=_meta(meta, fn, self.layer),
                 run=run,
                 kinds=frozenset(POD_TEMPLATE_PATHS),
                 package=self.package,
@@ -105,7 +110,7 @@ class K8sCheckSet(CheckSet):
         return register
 
 
-def _meta(meta: dict[str, Any], fn: Callable[..., object]) -> CheckMeta:
+def _meta(meta: dict[str, Any], fn: Callable[..., object], layer: Layer) -> CheckMeta:
     description = meta.pop("description", None) or (fn.__doc__ or "").strip()
     if not description:
         raise TypeError(f"check {meta.get('id')} needs a description or a docstring")
@@ -114,7 +119,7 @@ def _meta(meta: dict[str, Any], fn: Callable[..., object]) -> CheckMeta:
     return CheckMeta(
         id=CheckID(meta.pop("id")),
         severity=severity if isinstance(severity, Severity) else Severity.parse(severity),
-        layer=Layer.KUBERNETES,
+        layer=layer,
         description=description,
         profiles=frozenset(profiles),
         references=tuple(meta.pop("references", ())),

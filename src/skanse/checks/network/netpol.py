@@ -9,12 +9,12 @@ repeated here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 
-from skanse.checks._registry import Check, CheckSet, Violation
-from skanse.checks.kubernetes.base import ZERO_TRUST, CheckContext
+from skanse.checks._registry import Violation
+from skanse.checks.kubernetes.base import ZERO_TRUST, CheckContext, K8sCheckSet
 from skanse.controls import GDPR_SECURITY, NSA_NETWORK_POLICIES, cis, gdpr, nsa
-from skanse.model import CheckID, CheckMeta, ControlRef, Layer, Severity
+from skanse.model import Layer, Severity
 from skanse.netpol.addresses import IpRange, parse_range
 from skanse.netpol.explain import side_verdict
 from skanse.netpol.model import (
@@ -33,7 +33,7 @@ from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject
 
 __all__ = ["DATABASE_PORTS", "NETWORK_CHECKS"]
 
-NETWORK_CHECKS = CheckSet(__name__)
+NETWORK_CHECKS = K8sCheckSet(__name__, layer=Layer.NETWORK)
 
 # Well-known database and data-store ports; ingress to them should come from named workloads.
 DATABASE_PORTS: dict[int, str] = {
@@ -60,46 +60,6 @@ _KUBE_DNS = Pod(
     labels={"k8s-app": "kube-dns"},
     named_ports={"dns": (Protocol.UDP, 53), "dns-tcp": (Protocol.TCP, 53)},
 )
-
-Run = Callable[[K8sObject, CheckContext], Iterable[Violation]]
-
-
-NetCheck = Check[K8sObject, CheckContext]
-
-
-def _check(
-    *,
-    id: str,
-    title: str,
-    severity: Severity,
-    kinds: Iterable[str],
-    remediation: str,
-    references: tuple[str, ...] = (),
-    aliases: tuple[str, ...] = (),
-    controls: tuple[ControlRef, ...] = (),
-) -> Callable[[Run], NetCheck]:
-    """Register a network check (layer NETWORK, zero-trust profile)."""
-
-    def register(fn: Run) -> NetCheck:
-        meta = CheckMeta(
-            id=CheckID(id),
-            title=title,
-            severity=severity,
-            layer=Layer.NETWORK,
-            description=(fn.__doc__ or "").strip(),
-            remediation=remediation,
-            references=references,
-            aliases=aliases,
-            profiles=frozenset({ZERO_TRUST}),
-            controls=controls,
-        )
-        check: NetCheck = Check(
-            meta=meta, run=fn, kinds=frozenset(kinds), package=NETWORK_CHECKS.package
-        )
-        NETWORK_CHECKS.add(check)
-        return check
-
-    return register
 
 
 def _network(ctx: CheckContext) -> NetworkModel | None:
@@ -130,7 +90,8 @@ def _selected_pods(model: NetworkModel, policy: Policy) -> list[Pod]:
     ]
 
 
-@_check(
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
     id="SKN-NET-001",
     controls=(
         nsa(NSA_NETWORK_POLICIES),
@@ -182,7 +143,8 @@ def _broad_peer(rule: Rule) -> str | None:
     return None
 
 
-@_check(
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
     id="SKN-NET-002",
     controls=(
         nsa(NSA_NETWORK_POLICIES),
@@ -248,7 +210,8 @@ def database_ingress(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
             return
 
 
-@_check(
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
     id="SKN-NET-003",
     controls=(
         nsa(NSA_NETWORK_POLICIES),
@@ -283,7 +246,8 @@ def ingress_from_anywhere(obj: K8sObject, ctx: CheckContext) -> Iterator[Violati
                 yield Violation(f"ingress rule admits {peer}: the whole internet", peer.pointer)
 
 
-@_check(
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
     id="SKN-NET-004",
     controls=(nsa(NSA_NETWORK_POLICIES), GDPR_SECURITY),
     title="Egress is unrestricted",
@@ -349,7 +313,8 @@ def _kube_dns_pods(model: NetworkModel) -> list[Pod]:
     return found or [_KUBE_DNS]
 
 
-@_check(
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
     id="SKN-NET-005",
     controls=(
         nsa(NSA_NETWORK_POLICIES, approximate=True, note="a policy that breaks the workload"),
@@ -403,7 +368,8 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
         )
 
 
-@_check(
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
     id="SKN-NET-006",
     controls=(
         nsa(NSA_NETWORK_POLICIES),
