@@ -167,12 +167,6 @@ class FileView:
         for key in [k for k in self.nodes if k.startswith(prefix)]:
             self._drop(key)
 
-    def clear_children(self, path: str) -> None:
-        """Delete everything under `path` but keep `path` (an opaque directory)."""
-        prefix = path.rstrip("/") + "/"
-        for key in [k for k in self.nodes if k.startswith(prefix)]:
-            self._drop(key)
-
     def _drop(self, path: str) -> None:
         self.nodes.pop(path, None)
         self.captured.pop(path, None)
