@@ -240,6 +240,8 @@ def apply_layer(
     pending: list[_Pending] = []
     problems: list[str] = []
     seen: dict[str, FileInfo] = {}
+    # the latest entry of this layer at each path whose content was captured, for hard links
+    captured_here: dict[str, _Pending] = {}
     try:
         archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")
     except tarfile.TarError as exc:
@@ -277,14 +279,9 @@ def apply_layer(
             item = _Pending(info, path)
             if member.islnk():
                 target = seen.get(info.link or "") or view.get(info.link or "")
-                source = None
-                for entry in reversed(pending):
-                    if entry.path == info.link and entry.captured:
-                        source = entry
-                        break
                 capture = wants(info)
                 if capture is not None:
-                    if source is not None:
+                    if (source := captured_here.get(info.link or "")) is not None:
                         item.value, item.captured = source.value, True
                     elif (captured := view.captured.get(info.link or "")) is not None:
                         item.value, item.captured = captured.value, True
@@ -312,6 +309,8 @@ def apply_layer(
                             problems.append(f"{where}: {path}: could not be read: {exc}")
             seen[path] = info
             pending.append(item)
+            if item.captured:
+                captured_here[path] = item
         stream.finish()
         budget.expanded += stream.expanded
     except tarfile.TarError as exc:
