@@ -382,7 +382,13 @@ def _merge(view: FileView, pending: list[_Pending]) -> None:
     opaque = {item.path for item in pending if item.info is None and item.opaque}
     if removed or opaque:
         view.hide(removed, opaque)
-    for item in pending:
+    # A non-directory replacing a directory hides everything under it that is there at that
+    # moment: lower layers' entries and this layer's earlier ones. Rather than scanning the
+    # view at each replacement, remember when each path was replaced and written (position
+    # in the layer; -1 for lower layers) and drop what is hidden in one pass at the end.
+    replaced: dict[str, int] = {}
+    written: dict[str, int] = {}
+    for position, item in enumerate(pending):
         info = item.info
         if info is None:
             continue
@@ -391,13 +397,29 @@ def _merge(view: FileView, pending: list[_Pending]) -> None:
             previous is not None
             and previous.kind is NodeKind.DIRECTORY
             and info.kind is not NodeKind.DIRECTORY
+            and not _replaced_since(info.path, written.get(info.path, -1), replaced)
         ):
-            view.remove(info.path)  # a file replacing a directory hides its contents
+            replaced[info.path] = position
         view.nodes[info.path] = info
+        written[info.path] = position
         if item.captured:
             view.captured[info.path] = Captured(info, item.value)
         else:
             view.captured.pop(info.path, None)
+    if replaced:
+        for key in [k for k in view.nodes if _replaced_since(k, written.get(k, -1), replaced)]:
+            view.drop(key)
+
+
+def _replaced_since(path: str, position: int, replaced: dict[str, int]) -> bool:
+    """True when a directory above `path` was replaced by a non-directory after `path` was
+    written at `position`."""
+    parent = path
+    while parent != "/":
+        parent = parent_of(parent)
+        if replaced.get(parent, -1) > position:
+            return True
+    return False
 
 
 def new_budget(limits: ViewLimits) -> _Budget:
