@@ -58,7 +58,7 @@ def main() -> None:
 
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from skanse.oci.reference import parse_reference
+    from skanse.oci.reference import Reference, parse_reference
     from skanse.oci.registry import RegistryClient
     from skanse.oci.writer import LayerBuilder, build_image, push_image
     from skanse.signing.keys import SigningKey
@@ -109,9 +109,9 @@ def main() -> None:
 
             return call
 
-        def verify(ref: object) -> Callable[[], object]:
+        def verify(ref: Reference) -> Callable[[], object]:
             def call() -> object:
-                result = verify_signatures(client, ref, [pub])  # type: ignore[arg-type]
+                result = verify_signatures(client, ref, [pub])
                 assert result.verified, result.reason
                 return result
 

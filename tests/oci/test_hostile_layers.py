@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import tarfile
+import time
 import zlib
 from pathlib import Path
 
@@ -102,6 +103,70 @@ def test_hardlinks_to_outside_are_dropped(registry: LocalRegistry, tmp_path: Pat
     assert "/etc/outside" not in view.nodes and "/etc/missing" not in view.nodes
     assert any("climbs out" in p for p in view.problems)
     assert any("no such file in the image" in p for p in view.problems)
+
+
+def test_many_hardlinks_are_read_in_linear_time(registry: LocalRegistry, tmp_path: Path) -> None:
+    # each hard link finds its captured target by path, not by scanning the layer so far
+    count = 40_000
+    layer = LayerBuilder()
+    for i in range(count):
+        layer.add_raw(entry(f"usr/lib/f{i}", size=len(str(i))), str(i).encode())
+    for i in range(count):
+        layer.add_raw(entry(f"usr/lib/h{i}", tarfile.LNKTYPE, link=f"usr/lib/f{i}"))
+    client = registry.client(tmp_path / "cache")
+    ref = registry.ref("hostile/many-hardlinks:v1")
+    push_image(client, ref, build_image([layer.build()]))
+    image = open_registry_image(client, ref)
+    started = time.process_time()
+    view = read_view(image, lambda info: lambda data: data)
+    elapsed = time.process_time() - started
+    # about 2.5 s of CPU here; scanning the layer for each link took over 20 s
+    assert elapsed < 10, f"{elapsed:.1f} s of CPU for {count} hard links"
+    assert len(view.captured) == 2 * count
+    assert view.captured["/usr/lib/h0"].value == b"0"
+    assert view.captured[f"/usr/lib/h{count - 1}"].value == str(count - 1).encode()
+
+
+def test_a_file_replacing_a_directory_hides_what_was_under_it(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    lower = LayerBuilder().add_file("/opt/app/bin/run", b"1").add_file("/opt/keep", b"2")
+    upper = LayerBuilder()
+    upper.add_raw(entry("srv/site", tarfile.DIRTYPE))
+    upper.add_raw(entry("srv/site/index", size=1), b"3")  # same layer, before the file
+    upper.add_raw(entry("srv/site", size=1), b"4")
+    upper.add_raw(entry("opt/app", size=1), b"5")
+    upper.add_raw(entry("opt/new", tarfile.DIRTYPE))
+    upper.add_raw(entry("opt/new/conf", size=1), b"6")
+    view = read_all(registry, tmp_path, "file-over-dir", [lower.build(), upper.build()])
+    files = {p for p, n in view.nodes.items() if n.kind is NodeKind.FILE}
+    assert files == {"/opt/app", "/opt/keep", "/srv/site", "/opt/new/conf"}
+    assert view.captured["/opt/app"].value == b"5"
+    assert "/opt/app/bin" not in view.nodes and "/opt/app/bin/run" not in view.captured
+
+
+def test_many_directories_replaced_by_files_take_linear_time(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    count = 20_000
+    lower = LayerBuilder()
+    for i in range(count):
+        lower.add_raw(entry(f"d{i}", tarfile.DIRTYPE))
+        lower.add_raw(entry(f"d{i}/f", size=1), b"x")
+    upper = LayerBuilder()
+    for i in range(count):
+        upper.add_raw(entry(f"d{i}", size=1), b"y")
+    client = registry.client(tmp_path / "cache")
+    ref = registry.ref("hostile/files-over-dirs:v1")
+    push_image(client, ref, build_image([lower.build(), upper.build()]))
+    image = open_registry_image(client, ref)
+    started = time.process_time()
+    view = read_view(image, lambda info: None)
+    elapsed = time.process_time() - started
+    # about 1 s of CPU here; scanning the view at each replacement took over 30 s
+    assert elapsed < 10, f"{elapsed:.1f} s of CPU for {count} replaced directories"
+    assert len(view.nodes) == count
+    assert all(node.kind is NodeKind.FILE for node in view.nodes.values())
 
 
 def test_device_files_are_recorded_never_read(registry: LocalRegistry, tmp_path: Path) -> None:

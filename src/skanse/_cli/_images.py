@@ -1,4 +1,5 @@
-"""Options shared by the image commands (`image inspect`, `sbom`) and opening a target."""
+"""Options shared by the image commands (`image inspect`, `sbom`, `vuln`) and opening a target;
+registry access, shared with the signing commands too."""
 
 from __future__ import annotations
 
@@ -10,17 +11,11 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["add_image_options", "image_target"]
+__all__ = ["add_image_options", "add_registry_arguments", "image_target", "registry_client"]
 
 
-def add_image_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("image access")
-    group.add_argument(
-        "--platform",
-        metavar="OS/ARCH[/VARIANT]",
-        default=None,
-        help="which image of a multi-arch index (default: linux/amd64)",
-    )
+def add_registry_arguments(group: argparse._ArgumentGroup) -> None:
+    """--plain-http, --ca-certs and --docker-config: how to reach a registry."""
     group.add_argument(
         "--plain-http",
         metavar="HOST[:PORT]",
@@ -35,6 +30,31 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)",
     )
+
+
+def registry_client(args: argparse.Namespace, cache: Any = None) -> Any:
+    """A `RegistryClient` for the options `add_registry_arguments` added."""
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+
+    return RegistryClient(
+        RegistryOptions(
+            plain_http=frozenset(args.plain_http),
+            ca_certs=args.ca_certs,
+            docker_config=args.docker_config,
+        ),
+        cache=cache,
+    )
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("image access")
+    group.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        default=None,
+        help="which image of a multi-arch index (default: linux/amd64)",
+    )
+    add_registry_arguments(group)
     group.add_argument(
         "--cache-dir",
         metavar="DIR",
@@ -52,7 +72,6 @@ def image_target(args: argparse.Namespace, target: str) -> Iterator[tuple[Any, A
     from skanse.oci.cache import BlobCache, default_cache_dir
     from skanse.oci.image import open_image, parse_spec
     from skanse.oci.manifest import parse_platform
-    from skanse.oci.registry import RegistryClient, RegistryOptions
 
     spec = parse_spec(target)
     if spec.kind == "dir":
@@ -67,14 +86,7 @@ def image_target(args: argparse.Namespace, target: str) -> Iterator[tuple[Any, A
         else:
             cache_root = args.cache_dir or str(default_cache_dir())
         os.makedirs(cache_root, exist_ok=True, mode=0o700)
-        client = RegistryClient(
-            RegistryOptions(
-                plain_http=frozenset(args.plain_http),
-                ca_certs=args.ca_certs,
-                docker_config=args.docker_config,
-            ),
-            cache=BlobCache(cache_root),
-        )
+        client = registry_client(args, cache=BlobCache(cache_root))
     try:
         image = open_image(spec, platform=platform, client=client)
         try:

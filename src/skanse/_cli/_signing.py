@@ -7,45 +7,20 @@ import os
 import sys
 from typing import Any
 
+from skanse._cli._images import add_registry_arguments
+
 __all__ = [
     "add_registry_options",
     "load_public_keys",
     "parse_annotations",
     "read_password",
-    "registry_client",
 ]
 
 PASSWORD_VARIABLES = ("SKANSE_PASSWORD", "COSIGN_PASSWORD")
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("registry access")
-    group.add_argument(
-        "--plain-http",
-        metavar="HOST[:PORT]",
-        action="append",
-        default=[],
-        help="talk to this registry over plain HTTP (loopback registries always are); repeatable",
-    )
-    group.add_argument("--ca-certs", metavar="PEM", default=None, help="CA bundle for registry TLS")
-    group.add_argument(
-        "--docker-config",
-        metavar="FILE",
-        default=None,
-        help="registry credentials (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)",
-    )
-
-
-def registry_client(args: argparse.Namespace) -> Any:
-    from skanse.oci.registry import RegistryClient, RegistryOptions
-
-    return RegistryClient(
-        RegistryOptions(
-            plain_http=frozenset(args.plain_http),
-            ca_certs=args.ca_certs,
-            docker_config=args.docker_config,
-        )
-    )
+    add_registry_arguments(parser.add_argument_group("registry access"))
 
 
 def parse_annotations(values: list[str]) -> dict[str, str]:

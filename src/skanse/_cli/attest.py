@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from skanse._cli._signing import read_password, registry_client
+    from skanse._cli._images import registry_client
+    from skanse._cli._signing import read_password
     from skanse.errors import InputError, UsageError
     from skanse.oci.reference import parse_reference
     from skanse.signing.keys import read_private_key

@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from skanse._cli._images import add_image_options, image_target
+from skanse.inventory.formats import FORMATS
 
 __all__ = ["add_arguments", "run"]
 
-FORMAT_NAMES = ("table", "json", "cyclonedx-json", "spdx-json")
+FORMAT_NAMES = tuple(FORMATS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -83,7 +83,7 @@ def _generate(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.target == GENERATE:
         return _generate(args)
-    from skanse._cli._signing import registry_client
+    from skanse._cli._images import registry_client
     from skanse.errors import UsageError
     from skanse.oci.reference import parse_reference
     from skanse.signing.keys import read_private_key

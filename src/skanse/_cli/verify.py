@@ -56,11 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from skanse._cli._images import registry_client
     from skanse._cli._signing import (
         check_threshold,
         load_public_keys,
         parse_annotations,
-        registry_client,
         render_verifications,
     )
     from skanse.oci.reference import parse_reference

@@ -53,15 +53,14 @@ class _Combined:
     """One `wants` for the reader: asks every cataloger, keeps each one's value apart."""
 
     def __init__(self, catalogers: Sequence[Cataloger], detector: DistroDetector) -> None:
-        self.parties: list[tuple[str, object]] = [(detector.name, detector)]
-        self.parties += [(c.name, c) for c in catalogers]
+        self.parties: list[Cataloger | DistroDetector] = [detector, *catalogers]
 
     def __call__(self, info: FileInfo) -> Capture | None:
         captures = []
-        for name, party in self.parties:
-            capture = party.wants(info)  # type: ignore[attr-defined]
+        for party in self.parties:
+            capture = party.wants(info)
             if capture is not None:
-                captures.append((name, capture))
+                captures.append((party.name, capture))
         if not captures:
             return None
 

@@ -23,7 +23,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from skanse.errors import LayoutError, ManifestError
 from skanse.oci.layers import apply_layer, new_budget
@@ -45,6 +45,9 @@ from skanse.oci.manifest import (
 )
 from skanse.oci.reference import Reference, parse_reference
 from skanse.oci.vfs import Captured, FileInfo, FileView, NodeKind, ViewLimits, Wants
+
+if TYPE_CHECKING:  # imported lazily at run time: urllib3 is not needed for local images
+    from skanse.oci.registry import RegistryClient
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -146,18 +149,16 @@ def open_image(
     spec: ImageSpec,
     *,
     platform: Platform | None = None,
-    client: object | None = None,
+    client: RegistryClient | None = None,
 ) -> Image:
     """Resolve `spec` (not a `dir:`) to an `Image`; the registry client is made if needed."""
     if spec.kind == "registry":
-        from skanse.oci.registry import RegistryClient
-
-        registry = client if isinstance(client, RegistryClient) else None
-        if registry is None:
+        if client is None:
             from skanse.oci.cache import BlobCache, default_cache_dir
+            from skanse.oci.registry import RegistryClient
 
-            registry = RegistryClient(cache=BlobCache(default_cache_dir()))
-        return open_registry_image(registry, parse_reference(spec.location), platform=platform)
+            client = RegistryClient(cache=BlobCache(default_cache_dir()))
+        return open_registry_image(client, parse_reference(spec.location), platform=platform)
     if spec.kind == "oci-layout":
         return open_layout_image(Path(spec.location), tag=spec.tag, platform=platform)
     if spec.kind == "docker-archive":
@@ -193,11 +194,8 @@ def _choose(
 
 
 def open_registry_image(
-    client: object, ref: Reference, *, platform: Platform | None = None
+    client: RegistryClient, ref: Reference, *, platform: Platform | None = None
 ) -> Image:
-    from skanse.oci.registry import RegistryClient
-
-    assert isinstance(client, RegistryClient)
     name = str(ref)
     data, media_type, digest = client.get_manifest(ref)
     parsed = parse_manifest_or_index(data, media_type, reference=name)

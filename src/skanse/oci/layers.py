@@ -240,6 +240,8 @@ def apply_layer(
     pending: list[_Pending] = []
     problems: list[str] = []
     seen: dict[str, FileInfo] = {}
+    # the latest entry of this layer at each path whose content was captured, for hard links
+    captured_here: dict[str, _Pending] = {}
     try:
         archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")
     except tarfile.TarError as exc:
@@ -277,14 +279,9 @@ def apply_layer(
             item = _Pending(info, path)
             if member.islnk():
                 target = seen.get(info.link or "") or view.get(info.link or "")
-                source = None
-                for entry in reversed(pending):
-                    if entry.path == info.link and entry.captured:
-                        source = entry
-                        break
                 capture = wants(info)
                 if capture is not None:
-                    if source is not None:
+                    if (source := captured_here.get(info.link or "")) is not None:
                         item.value, item.captured = source.value, True
                     elif (captured := view.captured.get(info.link or "")) is not None:
                         item.value, item.captured = captured.value, True
@@ -312,6 +309,8 @@ def apply_layer(
                             problems.append(f"{where}: {path}: could not be read: {exc}")
             seen[path] = info
             pending.append(item)
+            if item.captured:
+                captured_here[path] = item
         stream.finish()
         budget.expanded += stream.expanded
     except tarfile.TarError as exc:
@@ -383,7 +382,13 @@ def _merge(view: FileView, pending: list[_Pending]) -> None:
     opaque = {item.path for item in pending if item.info is None and item.opaque}
     if removed or opaque:
         view.hide(removed, opaque)
-    for item in pending:
+    # A non-directory replacing a directory hides everything under it that is there at that
+    # moment: lower layers' entries and this layer's earlier ones. Rather than scanning the
+    # view at each replacement, remember when each path was replaced and written (position
+    # in the layer; -1 for lower layers) and drop what is hidden in one pass at the end.
+    replaced: dict[str, int] = {}
+    written: dict[str, int] = {}
+    for position, item in enumerate(pending):
         info = item.info
         if info is None:
             continue
@@ -392,13 +397,29 @@ def _merge(view: FileView, pending: list[_Pending]) -> None:
             previous is not None
             and previous.kind is NodeKind.DIRECTORY
             and info.kind is not NodeKind.DIRECTORY
+            and not _replaced_since(info.path, written.get(info.path, -1), replaced)
         ):
-            view.remove(info.path)  # a file replacing a directory hides its contents
+            replaced[info.path] = position
         view.nodes[info.path] = info
+        written[info.path] = position
         if item.captured:
             view.captured[info.path] = Captured(info, item.value)
         else:
             view.captured.pop(info.path, None)
+    if replaced:
+        for key in [k for k in view.nodes if _replaced_since(k, written.get(k, -1), replaced)]:
+            view.drop(key)
+
+
+def _replaced_since(path: str, position: int, replaced: dict[str, int]) -> bool:
+    """True when a directory above `path` was replaced by a non-directory after `path` was
+    written at `position`."""
+    parent = path
+    while parent != "/":
+        parent = parent_of(parent)
+        if replaced.get(parent, -1) > position:
+            return True
+    return False
 
 
 def new_budget(limits: ViewLimits) -> _Budget:

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -683,8 +683,3 @@ def _next_link(header: str | None, current: str) -> str | None:
         return None
     target = urllib.parse.urljoin(current, match.group(1))
     return target if _origin(target) == _origin(current) else None
-
-
-def iter_chunks(data: bytes, size: int = _CHUNK) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]

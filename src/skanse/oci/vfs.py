@@ -158,22 +158,10 @@ class FileView:
                     break
                 parent = parent.rsplit("/", 1)[0] or "/"
         for key in doomed:
-            self._drop(key)
+            self.drop(key)
 
-    def remove(self, path: str) -> None:
-        """Delete `path` and everything under it (a whiteout)."""
-        self._drop(path)
-        prefix = path.rstrip("/") + "/"
-        for key in [k for k in self.nodes if k.startswith(prefix)]:
-            self._drop(key)
-
-    def clear_children(self, path: str) -> None:
-        """Delete everything under `path` but keep `path` (an opaque directory)."""
-        prefix = path.rstrip("/") + "/"
-        for key in [k for k in self.nodes if k.startswith(prefix)]:
-            self._drop(key)
-
-    def _drop(self, path: str) -> None:
+    def drop(self, path: str) -> None:
+        """Delete `path` alone (its node and captured value), not what is under it."""
         self.nodes.pop(path, None)
         self.captured.pop(path, None)
 

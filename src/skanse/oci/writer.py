@@ -109,13 +109,6 @@ class LayerBuilder:
         self._tar.addfile(info)
         return self
 
-    def add_hardlink(self, path: str, target: str) -> LayerBuilder:
-        self._parents(path)
-        info = self._info(path, tarfile.LNKTYPE, 0o644)
-        info.linkname = target
-        self._tar.addfile(info)
-        return self
-
     def add_whiteout(self, path: str) -> LayerBuilder:
         """Hide `path` of a lower layer (`.wh.<name>`)."""
         directory, _, name = path.strip("/").rpartition("/")
@@ -128,11 +121,6 @@ class LayerBuilder:
     def add_raw(self, info: tarfile.TarInfo, data: bytes | None = None) -> LayerBuilder:
         """Add an entry exactly as given: no normalisation, no parent directories."""
         self._tar.addfile(info, io.BytesIO(data) if data is not None else None)
-        return self
-
-    def add_tree(self, files: Mapping[str, bytes]) -> LayerBuilder:
-        for path in sorted(files):
-            self.add_file(path, files[path])
         return self
 
     def add_host_directory(self, directory: str | Path) -> LayerBuilder:

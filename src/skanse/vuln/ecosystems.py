@@ -245,8 +245,3 @@ def scheme_for(ecosystem: str) -> Scheme:
     if family in _RPM_FAMILIES:
         return Scheme.RPM
     return Scheme.SEMVER
-
-
-def is_distro(ecosystem: str) -> bool:
-    family = ecosystem.split(":", 1)[0]
-    return family in _DEB_FAMILIES | _APK_FAMILIES | _RPM_FAMILIES or ecosystem in ("archlinux",)

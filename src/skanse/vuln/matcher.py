@@ -253,6 +253,8 @@ def _module_applies(entry: Affected, package: Package) -> bool:
 class _Found:
     match: Match
     ids: set[str] = field(default_factory=set)
+    order: int = 0  # position of creation
+    folded: bool = False  # merged into an earlier group
 
 
 def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
@@ -330,24 +332,34 @@ def _preference(match: Match) -> tuple[bool, bool, str]:
 
 def _merge(found: Iterable[Match], not_affected: dict[str, Candidate]) -> list[Match]:
     """One match per issue: matches whose ids overlap are folded into the best-described."""
-    groups: list[_Found] = []
+    groups: list[_Found] = []  # in order of creation; a group folded into another is dropped
+    by_id: dict[str, _Found] = {}  # each id of a live group -> that group
     for match in found:
         ids = {match.advisory_id, *match.aliases}
-        joined = [g for g in groups if g.ids & ids]
+        joined = sorted(
+            {id(g): g for i in ids if (g := by_id.get(i)) is not None}.values(),
+            key=lambda g: g.order,
+        )
         if not joined:
-            groups.append(_Found(match, ids))
+            group = _Found(match, ids, len(groups))
+            groups.append(group)
+            by_id.update(dict.fromkeys(ids, group))
             continue
         head = joined[0]
         for other in joined[1:]:
             head.ids |= other.ids
+            by_id.update(dict.fromkeys(other.ids, head))
             if _preference(other.match) < _preference(head.match):
                 head.match = other.match
-            groups.remove(other)
+            other.folded = True
         head.ids |= ids
+        by_id.update(dict.fromkeys(ids, head))
         if _preference(match) < _preference(head.match):
             head.match = match
     merged = []
     for group in groups:
+        if group.folded:
+            continue
         primary = group.match
         related = tuple(sorted(group.ids - {primary.advisory_id, *primary.aliases}))
         primary = replace(primary, related=related)

@@ -251,12 +251,18 @@ def apply_vex(
 
     When statements disagree, the last one in the documents wins, as OpenVEX orders them.
     """
+    # statements by vulnerability id, so each match looks only at those naming one of its ids
+    by_id: dict[str, list[int]] = {}
+    for position, statement in enumerate(statements):
+        for name in statement.vulnerabilities:
+            by_id.setdefault(name, []).append(position)
     result: list[Suppression | None] = []
     for match in matches:
-        chosen: VexStatement | None = None
-        for statement in statements:
-            if _applies(statement, match, image_purls):
-                chosen = statement
+        candidates = sorted({p for i in match.ids for p in by_id.get(i, ())}, reverse=True)
+        chosen = next(
+            (statements[p] for p in candidates if _applies(statements[p], match, image_purls)),
+            None,
+        )
         if chosen is None or not chosen.suppresses:
             result.append(None)
             continue

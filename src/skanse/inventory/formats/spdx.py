@@ -15,7 +15,8 @@ import re
 import uuid
 from typing import Any
 
-from license_expression import ExpressionError, get_spdx_licensing
+from license_expression import ExpressionError
+from spdx_tools.common.spdx_licensing import spdx_licensing  # type: ignore[import-untyped]
 from spdx_tools.spdx.model.actor import Actor, ActorType
 from spdx_tools.spdx.model.document import CreationInfo, Document
 from spdx_tools.spdx.model.package import (
@@ -44,7 +45,7 @@ def _spdx_id(kind: str, text: str) -> str:
 def _license(texts: tuple[str, ...]) -> tuple[Any, str | None]:
     if not texts:
         return SpdxNoAssertion(), None
-    licensing = get_spdx_licensing()
+    licensing = spdx_licensing  # get_spdx_licensing() would rebuild it: 16 ms a call
     joined = " AND ".join(f"({t})" if " " in t else t for t in texts)
     try:
         if not licensing.validate(joined).errors:
