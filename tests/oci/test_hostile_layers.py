@@ -120,8 +120,10 @@ def test_many_hardlinks_are_read_in_linear_time(registry: LocalRegistry, tmp_pat
     started = time.process_time()
     view = read_view(image, lambda info: lambda data: data)
     elapsed = time.process_time() - started
-    # about 2.5 s of CPU here; scanning the layer for each link took over 20 s
-    assert elapsed < 10, f"{elapsed:.1f} s of CPU for {count} hard links"
+    # about 2.5 s of CPU here; scanning the layer for each link took 48 s. The bound is a
+    # hostile-input bound (linear, not quadratic) with room for a slower machine, not a
+    # speed target.
+    assert elapsed < 20, f"{elapsed:.1f} s of CPU for {count} hard links"
     assert len(view.captured) == 2 * count
     assert view.captured["/usr/lib/h0"].value == b"0"
     assert view.captured[f"/usr/lib/h{count - 1}"].value == str(count - 1).encode()
