@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skanse.errors import ImageReferenceError
-from skanse.oci.reference import parse_reference
+from skanse.oci.reference import parse_reference, split_reference
 
 HEX = "a" * 64
 
@@ -84,3 +84,21 @@ def test_api_host_for_docker_hub_and_identifier() -> None:
     pinned = ref.with_digest(f"sha256:{HEX}")
     assert pinned.identifier == f"sha256:{HEX}"
     assert parse_reference("x", default_tag=None).tag is None
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("nginx", ("nginx", None, None)),
+        ("nginx:1.27", ("nginx", "1.27", None)),
+        ("registry:5000/team/app", ("registry:5000/team/app", None, None)),  # a port, no tag
+        ("registry:5000/team/app:v2", ("registry:5000/team/app", "v2", None)),
+        ("app@sha256:abc", ("app", None, "sha256:abc")),
+        ("app:v1@sha256:abc", ("app", "v1", "sha256:abc")),
+        ("${REGISTRY}/app:${TAG}", ("${REGISTRY}/app", "${TAG}", None)),  # not validated
+    ],
+)
+def test_split_reference_takes_a_reference_apart_as_written(
+    text: str, parts: tuple[str, str | None, str | None]
+) -> None:
+    assert split_reference(text) == parts

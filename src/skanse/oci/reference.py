@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from skanse.errors import ImageReferenceError
 
-__all__ = ["DOCKER_HUB", "DOCKER_HUB_API", "Reference", "parse_reference"]
+__all__ = ["DOCKER_HUB", "DOCKER_HUB_API", "Reference", "parse_reference", "split_reference"]
 
 DOCKER_HUB = "docker.io"
 # Where Docker Hub's registry API actually lives, and its key in ~/.docker/config.json.
@@ -93,6 +93,18 @@ class Reference:
         if self.digest:
             name += f"@{self.digest}"
         return name
+
+
+def split_reference(text: str) -> tuple[str, str | None, str | None]:
+    """(name, tag, digest) of a reference as written, without validation or normalisation:
+    what the checks need of an image field that may hold anything (`${REGISTRY}/app`). A
+    port in the registry host is not a tag; tag and digest are None when absent."""
+    name, _, digest = text.partition("@")
+    colon = name.rfind(":")
+    tag = None
+    if colon > name.rfind("/"):
+        name, tag = name[:colon], name[colon + 1 :]
+    return name, tag, digest or None
 
 
 def parse_reference(text: str, *, default_tag: str | None = "latest") -> Reference:

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from skanse.oci.reference import split_reference
+
 __all__ = ["Container", "Process", "ProcessTable"]
 
 _MAX_ANCESTRY = 64  # a ppid loop in recorded state must not hang the engine
@@ -54,7 +56,7 @@ class Container:
         repository = _text(data.get("image_repository"))
         tag = _text(data.get("image_tag"))
         if image and repository is None:
-            repository, tag_from_image = _split_image(image)
+            repository, tag_from_image, _ = split_reference(image)
             tag = tag if tag is not None else tag_from_image
         self.image = image
         self.image_repository = repository
@@ -77,16 +79,6 @@ class Container:
         self.k8s_pod_uid: str | None = _text(k8s.get("pod_uid"))
         labels = k8s.get("labels")
         self.k8s_labels: Mapping[str, Any] | None = labels if isinstance(labels, Mapping) else None
-
-
-def _split_image(image: str) -> tuple[str, str | None]:
-    """`repo[:tag][@digest]` -> (repo, tag); a port in the registry host is not a tag."""
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1 :]
-    return name, None
 
 
 def _text(value: object) -> str | None:

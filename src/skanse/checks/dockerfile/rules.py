@@ -10,9 +10,10 @@ from skanse.checks.dockerfile.base import DockerfileCheckSet, DockerfileContext
 from skanse.checks.dockerfile.shell import Command, pipelines
 from skanse.controls import GDPR_SECURITY, NSA_IMAGES, NSA_NON_ROOT, NSA_SECRETS, cis, gdpr, nsa
 from skanse.model import Severity
+from skanse.oci.reference import split_reference
 from skanse.sources.dockerfile import Dockerfile, Instruction, Stage
 
-__all__ = ["DOCKERFILE_CHECKS", "effective_user", "image_pin"]
+__all__ = ["DOCKERFILE_CHECKS", "effective_user"]
 
 DOCKERFILE_CHECKS = DockerfileCheckSet(__name__)
 
@@ -121,16 +122,6 @@ def final_user_not_root(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Viol
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
-def image_pin(image: str) -> tuple[str | None, str | None]:
-    """(tag, digest) of an image reference; a registry port is not a tag."""
-    name, _, digest = image.partition("@")
-    tag = None
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        tag = last.rsplit(":", 1)[1]
-    return tag, ("@" + digest) if digest else None
-
-
 def _external_bases(df: Dockerfile) -> Iterator[Stage]:
     for stage in df.stages:
         if stage.base_stage is None and stage.base.lower() != "scratch":
@@ -163,7 +154,7 @@ def base_image_tagged(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violat
                 Severity.MEDIUM,
             )
             continue
-        tag, digest = image_pin(stage.base)
+        _, tag, digest = split_reference(stage.base)
         if digest is None and (tag is None or tag == "latest"):
             what = "the latest tag" if tag else "no tag (implicitly latest)"
             yield Violation(f"FROM {stage.base} uses {what}", pointer)
@@ -184,7 +175,7 @@ def base_image_digest(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violat
     for stage in _external_bases(df):
         if stage.unresolved:
             continue  # SKN-DF-002 says it cannot be verified
-        tag, digest = image_pin(stage.base)
+        _, tag, digest = split_reference(stage.base)
         if digest is None and tag not in (None, "latest"):
             yield Violation(f"FROM {stage.base} is not pinned by digest", f"/stages/{stage.index}")
 

@@ -29,6 +29,7 @@ from skanse.controls import (
     nsa,
 )
 from skanse.model import Severity
+from skanse.oci.reference import split_reference
 from skanse.sources.kubernetes import (
     POD_TEMPLATE_PATHS,
     ContainerView,
@@ -38,7 +39,7 @@ from skanse.sources.kubernetes import (
     as_list,
 )
 
-__all__ = ["MIN_ID", "ZERO_TRUST_CHECKS", "split_image"]
+__all__ = ["MIN_ID", "ZERO_TRUST_CHECKS"]
 
 ZERO_TRUST_CHECKS = K8sCheckSet(__name__)
 
@@ -230,17 +231,6 @@ def service_account_token(pod: PodSpecView, ctx: CheckContext) -> Iterator[Viola
     )
 
 
-def split_image(image: str) -> tuple[str, str | None, str | None]:
-    """(repository, tag, digest) of an image reference; tag and digest may be None."""
-    name, _, digest = image.partition("@")
-    last_slash = name.rfind("/")
-    colon = name.rfind(":")
-    tag = None
-    if colon > last_slash:
-        name, tag = name[:colon], name[colon + 1 :]
-    return name, tag, digest or None
-
-
 def _images(pod: PodSpecView) -> Iterator[tuple[ContainerView, str]]:
     for c in pod.containers():
         image = c.data.get("image")
@@ -266,7 +256,7 @@ def image_not_latest(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]
     """An image without a tag or with `:latest` changes under the workload at every pull; what
     runs is not what was reviewed. A digest pins the image whatever the tag says."""
     for c, image in _images(pod):
-        _, tag, digest = split_image(image)
+        _, tag, digest = split_reference(image)
         if digest is None and (tag is None or tag == "latest"):
             what = "the latest tag" if tag else "no tag (implicitly latest)"
             yield Violation(f'container "{c.name}" image {image} uses {what}', f"{c.pointer}/image")
@@ -291,7 +281,7 @@ def image_digest(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     """Images are referenced by digest, so the bytes that run are the bytes that were built,
     scanned and signed."""
     for c, image in _images(pod):
-        if split_image(image)[2] is None:
+        if split_reference(image)[2] is None:
             yield Violation(
                 f'container "{c.name}" image {image} is not pinned by digest', f"{c.pointer}/image"
             )
