@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from license_expression import ExpressionError
-from spdx_tools.common.spdx_licensing import spdx_licensing  # type: ignore[import-untyped]
+from spdx_tools.common.spdx_licensing import spdx_licensing
 from spdx_tools.spdx.model.actor import Actor, ActorType
 from spdx_tools.spdx.model.document import CreationInfo, Document
 from spdx_tools.spdx.model.package import (
