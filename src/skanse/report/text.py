@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import io
 import textwrap
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.text import Text
 
-from skanse.model import Finding, ScanResult, Severity
+from skanse.model import Finding, ScanResult, Severity, Suppression
 from skanse.report._info import ReportInfo, in_report_order, summary_counts
 
-__all__ = ["render"]
+__all__ = ["print_could_not_check", "print_suppressed", "render"]
 
 
 def _resource(f: Finding) -> str:
@@ -72,6 +73,38 @@ def _table(rows: list[tuple[Severity, str, str, str, str, str]], width: int, col
     return "\n".join(lines) + "\n"
 
 
+def print_suppressed(console: Console, entries: Sequence[tuple[str, Suppression | None]]) -> None:
+    """The "Suppressed (n):" block of a text report: each subject, then why, declared where
+    and until when. Nothing when there are none."""
+    if not entries:
+        return
+    console.print(Text(f"Suppressed ({len(entries)}):", style="bold"))
+    for subject, s in entries:
+        assert s is not None
+        expiry = f", expires {s.expires.isoformat()}" if s.expires else ""
+        console.print(
+            f"  {subject}: {s.reason} ({s.source.value} {s.origin}{expiry})",
+            markup=False,
+            soft_wrap=True,
+        )
+    console.print()
+
+
+def print_could_not_check(
+    console: Console, lines: Sequence[str], *, most: int | None = None
+) -> None:
+    """The "Could not check (n):" block: what was not checked and why (the first `most`,
+    then how many more). Nothing when everything was checked."""
+    if not lines:
+        return
+    console.print(Text(f"Could not check ({len(lines)}):", style="bold red"))
+    for line in lines[:most]:
+        console.print(f"  {line}", markup=False, soft_wrap=True)
+    if most is not None and len(lines) > most:
+        console.print(f"  ... and {len(lines) - most} more (-f json lists them)", markup=False)
+    console.print()
+
+
 def render(result: ScanResult, info: ReportInfo) -> str:
     out = io.StringIO()
     console = Console(
@@ -95,26 +128,17 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         out.write(_table(rows, info.width, info.color))
         out.write("\n")
 
-    if suppressed:
-        console.print(Text(f"Suppressed ({len(suppressed)}):", style="bold"))
-        for f in suppressed:
-            assert f.suppression is not None
-            s = f.suppression
-            expiry = f", expires {s.expires.isoformat()}" if s.expires else ""
-            console.print(
-                f"  {f.check_id} {f.resource} {_where(f)}: {s.reason} "
-                f"({s.source.value} {s.origin}{expiry})",
-                markup=False,
-                soft_wrap=True,
-            )
-        console.print()
-
-    if result.problems:
-        console.print(Text(f"Could not check ({len(result.problems)}):", style="bold red"))
-        for p in result.problems:
-            where = f"{p.file}:{p.line}" if p.line else p.file
-            console.print(f"  {where}: {p.kind.value}: {p.message}", markup=False, soft_wrap=True)
-        console.print()
+    print_suppressed(
+        console,
+        [(f"{f.check_id} {f.resource} {_where(f)}", f.suppression) for f in suppressed],
+    )
+    print_could_not_check(
+        console,
+        [
+            f"{f'{p.file}:{p.line}' if p.line else p.file}: {p.kind.value}: {p.message}"
+            for p in result.problems
+        ],
+    )
 
     if result.skipped and info.verbose:
         console.print(

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from skanse.model import Severity
+from skanse.report.text import print_could_not_check, print_suppressed
 from skanse.vuln.model import Match
 from skanse.vuln.scan import VulnScan, package_ref
 
@@ -96,28 +97,17 @@ def render_text(scan: VulnScan, *, color: bool = False, width: int = 160) -> str
             )
         console.print(table)
         console.print()
-    if suppressed:
-        console.print(Text(f"Suppressed ({len(suppressed)}):", style="bold"))
-        for m in suppressed:
-            assert m.suppression is not None
-            s = m.suppression
-            expiry = f", expires {s.expires.isoformat()}" if s.expires else ""
-            console.print(
-                f"  {m.advisory_id} {m.package.name} {m.package.version}: {s.reason} "
-                f"({s.source.value} {s.origin}{expiry})",
-                markup=False,
-                soft_wrap=True,
-            )
-        console.print()
+    print_suppressed(
+        console,
+        [
+            (f"{m.advisory_id} {m.package.name} {m.package.version}", m.suppression)
+            for m in suppressed
+        ],
+    )
     report = scan.report
-    problems = scan.result.problems
-    if problems:
-        console.print(Text(f"Could not check ({len(problems)}):", style="bold red"))
-        for problem in problems[:30]:
-            console.print(f"  {problem.file}: {problem.message}", markup=False, soft_wrap=True)
-        if len(problems) > 30:
-            console.print(f"  ... and {len(problems) - 30} more (-f json lists them)")
-        console.print()
+    print_could_not_check(
+        console, [f"{p.file}: {p.message}" for p in scan.result.problems], most=30
+    )
     quiet = [n for n in report.not_checked if not n.problem]
     if quiet:
         reasons = Counter(n.reason for n in quiet)
