@@ -301,15 +301,10 @@ class ProcessTable:
             self.upsert_container(container)
             if process.container_id is None:
                 process.container_id = _text(container.get("id"))
-        self.attach_container(process)
-        if process.pid is not None:
-            self.processes[process.pid] = process
-        return process
+        return self.add(process)
 
-    def upsert_typed(self, data: Mapping[str, Any]) -> Process:
-        """`upsert` for data already in the schema's types, without a container mapping
-        (see `Process.from_typed`)."""
-        process = Process.from_typed(data)
+    def add(self, process: Process) -> Process:
+        """Record a process built already (the sensor's, see `Process.from_typed`)."""
         self.attach_container(process)
         if process.pid is not None:
             self.processes[process.pid] = process

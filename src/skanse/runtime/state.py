@@ -118,7 +118,7 @@ class ProcessState:
     def _store(self, data: dict[str, Any]) -> Process:
         pid = data["pid"]
         self.records[pid] = data
-        return self.table.upsert_typed(data)
+        return self.table.add(Process.from_typed(data))
 
     # -- seeding -----------------------------------------------------------------------
     def seed(self, proc_root: str = "/proc", skip: frozenset[int] = frozenset()) -> int:
