@@ -102,3 +102,41 @@ def test_output_file_is_written(cli: Any, boutique: str, tmp_path: Path) -> None
     out = tmp_path / "graph.svg"
     assert cli("netpol", "list", boutique, "-f", "svg", "-o", str(out)).code == 0
     assert ET.parse(out).getroot().tag.endswith("svg")  # noqa: S314
+
+
+EGRESS_EXCEPT_PRIVATE = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: shop}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec: {containers: [{name: app, image: app:1}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+  egress:
+    - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]
+"""
+
+
+def test_svg_nodes_name_external_ranges_by_cidr_and_keep_the_range_in_the_tooltip(
+    cli: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "shop.yaml").write_text(EGRESS_EXCEPT_PRIVATE)
+    svg = ET.fromstring(cli("netpol", "list", str(tmp_path), "-f", "svg").stdout)  # noqa: S314
+    ns = "{http://www.w3.org/2000/svg}"
+    nodes = {
+        g.findtext(f"{ns}title"): g.findtext(f"{ns}text")
+        for g in svg.iter(f"{ns}g")
+        if g.get("class") == "node"
+    }
+    # 0.0.0.0-9.255.255.255 is 0.0.0.0/5 and 8.0.0.0/7; 11.0.0.0-255.255.255.255 is six CIDRs
+    assert nodes["0.0.0.0-9.255.255.255[External]"] == "0.0.0.0/5 +1 more"
+    assert nodes["11.0.0.0-255.255.255.255[External]"] == "11.0.0.0/8 +5 more"
+    assert nodes["shop/app[Deployment]"] == "app[Deployment]"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from skanse.report.posture.html import _graph, _node_text
+from skanse.netpol.addresses import graph_label
+from skanse.report.posture.html import _graph
 
 
 def test_an_external_peer_shows_its_first_range_as_cidrs_and_how_many_more() -> None:
@@ -10,17 +11,17 @@ def test_an_external_peer_shows_its_first_range_as_cidrs_and_how_many_more() -> 
     label = "0.0.0.0-9.255.255.255,11.0.0.0-255.255.255.255[External]"
     # 0.0.0.0-9.255.255.255 is 0.0.0.0/5 and 8.0.0.0/7; 11.0.0.0-255.255.255.255 is 11/8,
     # 12/6, 16/4, 32/3, 64/2 and 128/1: eight CIDRs in all
-    assert _node_text(label, "") == "0.0.0.0/5 +7 more"
-    assert _node_text("198.51.100.0-198.51.100.255[External]", "") == "198.51.100.0/24"
-    assert _node_text("2001:db8::/32[External]", "") == "2001:db8::/32"
+    assert graph_label(label, "") == "0.0.0.0/5 +7 more"
+    assert graph_label("198.51.100.0-198.51.100.255[External]", "") == "198.51.100.0/24"
+    assert graph_label("2001:db8::/32[External]", "") == "2001:db8::/32"
 
 
 def test_a_long_name_ends_in_an_ellipsis_within_the_limit() -> None:
     label = "payments/a-very-long-deployment-name-indeed[Deployment]"
-    text = _node_text(label, " (database)")
+    text = graph_label(label, " (database)", limit=30)
     assert len(text) == 30 and text.endswith("\u2026")
     assert text.startswith("a-very-long-deployment-name")
-    assert _node_text("shop/db[StatefulSet]", " (database)") == "db[StatefulSet] (database)"
+    assert graph_label("shop/db[StatefulSet]", " (database)") == "db[StatefulSet] (database)"
 
 
 def test_the_graph_keeps_the_full_label_in_the_tooltip() -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "aggregate",
     "atoms",
     "block_ranges",
+    "graph_label",
     "merge_segments",
     "parse_range",
     "range_cidrs",
@@ -171,3 +172,24 @@ def aggregate(networks: Iterable[IpNetwork | IpRange]) -> list[IpNetwork]:
             else:
                 v6.append(net)
     return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+
+
+_EXTERNAL = "[External]"
+
+
+def graph_label(label: str, suffix: str = "", *, limit: int = 34) -> str:
+    """What a graph node shows of an endpoint label (the full label goes in its tooltip): a
+    workload `ns/name[Kind]` without its namespace; an external peer, `a-b[,c-d...][External]`,
+    as its first CIDR and how many more there are. `suffix` is appended; text longer than
+    `limit` ends in an ellipsis."""
+    if label.endswith(_EXTERNAL):
+        ranges = label.removesuffix(_EXTERNAL).split(",")
+        try:
+            cidrs = [str(c) for r in ranges for c in parse_range(r).cidrs()]
+        except ValueError:  # not ranges after all: shown as given
+            cidrs = ranges
+        text = cidrs[0] + (f" +{len(cidrs) - 1} more" if len(cidrs) > 1 else "")
+    else:
+        text = label.split("/", 1)[1] if "/" in label else label
+    text += suffix
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import assert_never
 from xml.sax.saxutils import escape
 
+from skanse.netpol.addresses import graph_label
 from skanse.netpol.diff import Change
 from skanse.netpol.engine import Connection, Endpoint
 from skanse.netpol.explain import Explanation, SideVerdict
@@ -224,11 +225,11 @@ def _svg(connections: Sequence[Connection]) -> str:
     nodes = []
     for e, (x, top_y) in position.items():
         color = "#b3261e" if e.is_external else "#1a4fa0"
-        text = e.label.removesuffix("[External]") if e.is_external else e.label.split("/", 1)[1]
+        text = escape(graph_label(e.label))
         nodes.append(
             f'<g class="node"><title>{escape(e.label)}</title><rect x="{x}" y="{top_y}" '
             f'width="{_NODE_W}" height="{_NODE_H}" rx="4" fill="#ffffff" stroke="{color}"/>'
-            f'<text x="{x + 8}" y="{top_y + 17}" fill="{color}">{escape(_fit(text))}</text></g>'
+            f'<text x="{x + 8}" y="{top_y + 17}" fill="{color}">{text}</text></g>'
         )
     edges = []
     for c in connections:
@@ -264,10 +265,6 @@ def _svg(connections: Sequence[Connection]) -> str:
         + "\n".join(frames + nodes + edges)
         + "\n</svg>\n"
     )
-
-
-def _fit(text: str, limit: int = 34) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- explanations ----------------------------------------------------------------------------

@@ -213,29 +213,9 @@ def _risks(doc: Mapping[str, Any]) -> str:
     )
 
 
-_EXTERNAL = "[External]"
-
-
-def _node_text(label: str, tag: str, limit: int = 30) -> str:
-    """What a node of the graph shows (its full label is in its tooltip). An external peer,
-    a list of address ranges, shows its first range as CIDRs and how many more there are;
-    anything longer than `limit` ends in an ellipsis rather than being cut mid-word."""
-    if label.endswith(_EXTERNAL):
-        from skanse.netpol.addresses import parse_range
-
-        ranges = label.removesuffix(_EXTERNAL).split(",")
-        try:
-            cidrs = [str(c) for r in ranges for c in parse_range(r).cidrs()]
-        except ValueError:  # not ranges after all: shown as given
-            cidrs = ranges
-        text = cidrs[0] + (f" +{len(cidrs) - 1} more" if len(cidrs) > 1 else "")
-    else:
-        text = label.split("/", 1)[1] if "/" in label else label
-    text += tag
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
 def _graph(doc: Mapping[str, Any]) -> str:
+    from skanse.netpol.addresses import graph_label
+
     net = doc["network"]
     if net["status"] == "not-assessed":
         return (
@@ -303,7 +283,7 @@ def _graph(doc: Mapping[str, Any]) -> str:
         )
         parts.append(
             f'<g><title>{_e(label)}: {count} finding(s){_e(tag)}</title><rect x="{x}" y="{y}" width="{width_col}" height="{node_h}" rx="5" fill="#fff" stroke="{color}" stroke-width="2"/>'
-            f'<text x="{x + 8}" y="{y + 21}" fill="#1d2433">{_e(_node_text(label, tag))}</text>{badge}</g>'
+            f'<text x="{x + 8}" y="{y + 21}" fill="#1d2433">{_e(graph_label(label, tag, limit=30))}</text>{badge}</g>'
         )
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, sans-serif" font-size="12" role="img" aria-label="network reachability">'
