@@ -96,6 +96,17 @@ def _serve(work: Path, *args: str, workers: int = 1) -> tuple[subprocess.Popen[b
     return process, tls, log
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 20 s: a test never leaves a server behind."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _port(log: Path) -> int:
     found = re.search(r"serving https on 127\.0\.0\.1:(\d+)", log.read_text())
     assert found, log.read_text()
@@ -119,13 +130,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     port = _port(log)
     running = Running(process, port, tls, log, _client_context(tls / "ca.crt"))
     yield running
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    _stop(process)
 
 
 def _alive(server: Running) -> None:
@@ -192,12 +197,7 @@ def test_unsigned_image_is_denied_and_signed_admitted(signed_world, tmp_path: Pa
         assert "image-signature" in response["status"]["message"]
         assert unsigned in response["status"]["message"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 def test_plain_http_gets_a_clear_400(server: Running) -> None:
