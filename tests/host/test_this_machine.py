@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -59,32 +57,6 @@ def _ran(doc: dict) -> set[str]:
     skipped = {p["message"].split()[0] for p in doc["problems"]}
     skipped |= {n["check_id"] for n in doc["not_applicable"]}
     return listed - skipped
-
-
-def test_the_whole_audit_runs_in_under_a_second() -> None:
-    """The audit of this machine, every check of both profiles, takes less than 1 s.
-
-    The library call is timed by the wall clock (it takes milliseconds). The whole command is
-    timed by its CPU time, interpreter start-up and imports included: other work sharing the
-    cores stretches wall time but not the CPU the audit itself needs.
-    """
-    from skanse.host.audit import audit_host
-    from skanse.host.facts import AuditContext, HostProfile
-    from skanse.host.root import HostRoot
-
-    for profile in HostProfile:
-        root = HostRoot("/")
-        start = time.perf_counter()
-        report = audit_host(root, AuditContext(profile=profile))
-        elapsed = time.perf_counter() - start
-        assert report.result.checks and root.files_read > 0
-        assert elapsed < 1.0, f"{profile}: {elapsed:.3f} s"
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    _audit("--profile", "k8s-node")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert 0 < cpu < 1.0, f"skanse host audit used {cpu:.3f} s of CPU"
 
 
 def test_audit_as_the_current_user() -> None:
