@@ -122,11 +122,14 @@ def test_spdx_licenses_of_many_packages_do_not_rebuild_the_license_index(
     import skanse.inventory.formats.spdx  # noqa: F401 - builds spdx-tools' index, once
     from skanse.inventory.model import Inventory, Package, Subject
 
-    reads = []
+    reads: list[object] = []
     real = license_expression.get_license_index
-    monkeypatch.setattr(
-        license_expression, "get_license_index", lambda *a, **k: reads.append(1) or real(*a, **k)
-    )
+
+    def counted(*args: object, **kwargs: object) -> object:
+        reads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(license_expression, "get_license_index", counted)
     packages = tuple(
         Package(
             f"p{i}",
