@@ -13,8 +13,15 @@ BIN    := $(VENV)/bin
 # iproute2, nftables, util-linux, bsdutils: the runtime tests' network namespaces, veth
 # pairs, isolation tables, unshare and `script`; openssl: certificates for the webhook
 # output's HTTPS test.
+# debootstrap: a real Debian minbase root file system for the SBOM and image tests (cached
+# under /var/cache/skanse-tests by tests/_debian.py).
+# podman, buildah, containerd, runc, umoci, uidmap, conmon, catatonit: real containers and
+# image builds in the runtime and end-to-end tests (crun refuses this machine's hybrid cgroups:
+# the tests pass --runtime runc). postgresql: the report's history store against a real server.
 APT_PACKAGES ?= sysdig docker-registry skopeo wrk chromium libpango-1.0-0 libpangoft2-1.0-0 \
 	fonts-dejavu-core poppler-utils iproute2 nftables util-linux bsdutils openssl \
+	debootstrap podman buildah containerd runc umoci uidmap conmon catatonit \
+	containernetworking-plugins slirp4netns postgresql \
 	$(BPF_PACKAGES)
 # clang, llvm, bpftool, libbpf-dev: build the runtime sensor's CO-RE BPF object (`make bpf`);
 # libbpf1: loads it at run time. `make run` needs only these.

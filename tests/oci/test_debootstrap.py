@@ -1,15 +1,15 @@
-"""Opt-in (marker `slow`, run with SKANSE_SLOW=1): a real Debian minbase image, end to end.
+"""A real Debian minbase image, end to end.
 
-debootstrap builds bookworm minbase from the Debian mirror (about 40 s and 200 MB), the
-writer packs it into one layer and pushes it to the local docker-registry, and the SBOM read
+debootstrap builds bookworm minbase from the Debian mirror (about 40 s and 200 MB, cached
+between runs by tests/_debian.py), the writer packs it into one layer and pushes it to the
+local docker-registry, and the SBOM read
 back from the registry must list exactly the packages `dpkg-query` (Debian's own tool)
-reports for that root file system, each with a debian-12 purl. Not part of `make test`:
-it needs the mirror and about a minute; SKANSE_DEBOOTSTRAP_ROOTFS=DIR reuses a tree.
+reports for that root file system, each with a debian-12 purl. SKANSE_DEBOOTSTRAP_ROOTFS=DIR
+reuses a tree made elsewhere.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,29 +19,15 @@ import pytest
 from skanse.inventory.catalog import catalog_directory, catalog_image
 from skanse.oci.image import open_registry_image
 from skanse.oci.writer import LayerBuilder, build_image, push_image
+from tests._debian import debian_rootfs as cached_debian_rootfs
 from tests._registry import LocalRegistry
 
-pytestmark = [pytest.mark.slow, pytest.mark.registry]
+pytestmark = [pytest.mark.registry]
 
 
 @pytest.fixture(scope="module")
-def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("SKANSE_SLOW") != "1":
-        pytest.skip("opt-in: set SKANSE_SLOW=1 (needs debootstrap and the Debian mirror)")
-    reuse = os.environ.get("SKANSE_DEBOOTSTRAP_ROOTFS")
-    if reuse:
-        return Path(reuse)
-    debootstrap = shutil.which("debootstrap")
-    if debootstrap is None:
-        pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
-    target = tmp_path_factory.mktemp("debian") / "rootfs"
-    subprocess.run(
-        [debootstrap, "--variant=minbase", "bookworm", str(target), "http://deb.debian.org/debian"],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return target
+def debian_rootfs() -> Path:
+    return cached_debian_rootfs()
 
 
 def dpkg_query(rootfs: Path) -> set[tuple[str, str]]:
