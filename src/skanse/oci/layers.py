@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO, cast
 
 from skanse.errors import DigestMismatchError, LayerError
+from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
     Captured,
     FileInfo,
@@ -93,8 +94,10 @@ class LayerStream(io.RawIOBase):
         self._where = where
         self.digest = digest
         self.diff_id = diff_id
-        self._blob_hash = hashlib.sha256()
-        self._tar_hash = hashlib.sha256()
+        # each side is hashed with its own digest's algorithm (sha256, sha384 or sha512);
+        # validate_digest refuses any other, so no digest goes unchecked
+        self._blob_hash = hashlib.new(digest_algorithm(digest) if digest else "sha256")
+        self._tar_hash = hashlib.new(digest_algorithm(diff_id) if diff_id else "sha256")
         self.compressed = 0
         self.expanded = 0
         head = blob.read(4)
@@ -181,14 +184,14 @@ class LayerStream(io.RawIOBase):
         while self.read(_CHUNK):
             pass
         if self.digest is not None:
-            actual = "sha256:" + self._blob_hash.hexdigest()
-            if self.digest.startswith("sha256:") and actual != self.digest:
+            actual = f"{self._blob_hash.name}:{self._blob_hash.hexdigest()}"
+            if actual != self.digest:
                 raise DigestMismatchError(
                     f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
                 )
         if self.diff_id is not None:
-            actual = "sha256:" + self._tar_hash.hexdigest()
-            if self.diff_id.startswith("sha256:") and actual != self.diff_id:
+            actual = f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
+            if actual != self.diff_id:
                 raise DigestMismatchError(
                     f"{self._where}: uncompressed digest is {actual}, expected diff_id "
                     f"{self.diff_id}; layer refused"
@@ -325,7 +328,7 @@ def apply_layer(
         LayerInfo(
             index=index,
             digest=digest,
-            diff_id=diff_id or "sha256:" + stream._tar_hash.hexdigest(),
+            diff_id=diff_id or f"{stream._tar_hash.name}:{stream._tar_hash.hexdigest()}",
             size=stream.compressed,
             expanded=stream.expanded,
             entries=sum(1 for p in pending if p.info is not None),
@@ -367,7 +370,8 @@ def _member_info(
             return None
         return FileInfo(path, NodeKind.FILE, existing.size, mode, index, target)
     if member.ischr() or member.isblk():
-        problems.append(f"{where}: device file {path} recorded, not read")
+        # /dev/null and friends are ordinary in images (debootstrap makes them): inventory,
+        # recorded with their mode and never read, not a file that "could not be checked"
         return FileInfo(path, NodeKind.DEVICE, 0, mode, index)
     if member.isfifo():
         return FileInfo(path, NodeKind.FIFO, 0, mode, index)
