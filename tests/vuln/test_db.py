@@ -118,8 +118,9 @@ def test_osv_all_zip_is_read_in_memory_with_caps(tmp_path: Path, monkeypatch) ->
     assert [r.origin.rsplit(":", 1)[1] for r in summary.rejected] == ["big.json"]
     assert not (tmp_path.parent / "escape.json").exists()
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
-    [broken] = build_database(tmp_path / "w.db", [Source(tmp_path / "broken.zip")]).sources
-    assert "not a readable zip" in broken.rejected[0].reason
+    with pytest.raises(DatabaseError, match="not a readable zip"):
+        build_database(tmp_path / "w.db", [Source(tmp_path / "broken.zip")])
+    assert not (tmp_path / "w.db").exists()
 
 
 def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, monkeypatch) -> None:
@@ -141,6 +142,50 @@ def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, mo
         build_database(dest, [Source(src.parent)])
     assert dest.read_bytes() == before
     assert sorted(p.name for p in dest.parent.iterdir()) == ["vuln.db"]  # no temp left
+
+
+@pytest.mark.parametrize("allow_partial", [False, True])
+def test_a_source_rejected_whole_fails_the_build_and_keeps_the_database(
+    tmp_path: Path, allow_partial: bool
+) -> None:
+    good = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "db" / "vuln.db"
+    build_database(dest, [Source(good.parent)])
+    before = dest.read_bytes()
+    typo = tmp_path / "srcc"  # the path the user meant was src
+    with pytest.raises(DatabaseError, match="no such file"):
+        build_database(dest, [Source(typo)], allow_partial=allow_partial)  # nothing at all
+    assert dest.read_bytes() == before
+    other = write_json(tmp_path / "other" / "readme.json", {"not": "advisories"})
+    if allow_partial:
+        result = build_database(
+            dest, [Source(good.parent), Source(other.parent)], allow_partial=True
+        )
+        assert result.advisories == 1
+    else:
+        with pytest.raises(DatabaseError, match="allow-partial"):
+            build_database(dest, [Source(good.parent), Source(other.parent)])
+        assert dest.read_bytes() == before
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["vuln.db"]
+
+
+def test_cli_db_build_with_a_typo_exits_2_and_vuln_still_has_its_data(cli, tmp_path: Path) -> None:
+    good = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    db = str(tmp_path / "vuln.db")
+    assert cli("db", "build", "--db", db, str(good.parent)).code == 0
+    failed = cli("db", "build", "--db", db, f"osv:{tmp_path}/srcc")
+    assert failed.code == 2
+    assert "previous one is kept" in failed.stderr
+    with Database.open(Path(db)) as database:
+        assert database.info().advisories == 1
+    partial = cli(
+        "db", "build", "--db", db, "--allow-partial", str(good.parent), f"osv:{tmp_path}/x"
+    )
+    assert partial.code == 0
 
 
 def test_another_schema_version_is_refused_with_rebuild_advice(tmp_path: Path) -> None:

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument(
         "-v", "--verbose", action="store_true", help="list every rejected and ignored file"
     )
+    build.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="build even when a source gives no records at all (a typo, a file rejected "
+        "whole); by default such a build fails and the previous database is kept",
+    )
     _add_db_option(build)
     info = sub.add_parser("info", help="sources, record counts and build time")
     info.add_argument("--json", action="store_true", help="machine-readable output")
@@ -97,6 +103,7 @@ def _build(args: argparse.Namespace) -> int:
         dest,
         sources,
         on_source=lambda p: print(f"importing {p}", file=err) if err.isatty() else None,
+        allow_partial=args.allow_partial,
     )
     rejected = 0
     for summary in result.sources:

@@ -119,6 +119,7 @@ class SourceSummary:
     advisories: int = 0
     withdrawn: int = 0
     replaced: int = 0  # an OSV id seen before: the newer `modified` is kept
+    enrichments: int = 0  # CVE ratings, EPSS scores, KEV entries (not advisories themselves)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: collections.Counter[str] = field(default_factory=collections.Counter)
     ignored: list[str] = field(default_factory=list)
@@ -242,13 +243,36 @@ class _Writer:
         self.advisories, self.aliases, self.affected = [], [], []
 
 
+def _failed_sources(summaries: Sequence[SourceSummary]) -> list[SourceSummary]:
+    """Sources that gave nothing usable: a typo, an empty directory, a file of another kind."""
+    return [s for s in summaries if s.advisories == 0 and s.enrichments == 0]
+
+
+def _describe_failure(summary: SourceSummary) -> str:
+    if summary.rejected:
+        first = summary.rejected[0]
+        more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""
+        return (
+            f"{summary.location}: nothing imported; rejected {first.origin}: {first.reason}{more}"
+        )
+    if summary.ignored:
+        return f"{summary.location}: nothing imported; {len(summary.ignored)} files are not advisory data"
+    return f"{summary.location}: nothing imported; no advisory files found"
+
+
 def build_database(
     dest: Path,
     sources: Sequence[Source],
     *,
     on_source: Callable[[str], None] | None = None,
+    allow_partial: bool = False,
 ) -> BuildResult:
-    """Import `sources` into a new database at `dest`, replacing it only on success."""
+    """Import `sources` into a new database at `dest`, replacing it only on success.
+
+    A source that gives no record at all (a path typo, a directory of something else, a file
+    rejected whole) fails the build and the previous database stays, unless `allow_partial`;
+    a build that would hold no advisories at all always fails.
+    """
     started = time.monotonic()
     directory = dest.parent if str(dest.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
@@ -296,6 +320,20 @@ def build_database(
                     ),
                 )
                 summaries.append(summary)
+            failed = _failed_sources(summaries)
+            total = sum(s.advisories for s in summaries)
+            if (failed and not allow_partial) or total == 0:
+                reasons = "; ".join(_describe_failure(s) for s in failed[:5])
+                advice = (
+                    "no advisories in any source"
+                    if total == 0
+                    else "--allow-partial builds from the other sources"
+                )
+                raise DatabaseError(
+                    f"database not built, the previous one is kept: {reasons or 'no sources'} "
+                    f"({advice})",
+                    path=str(dest),
+                )
             built = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             conn.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
