@@ -159,7 +159,7 @@ def test_cli_db_info_export_import(cli, demo_db: Path, tmp_path: Path) -> None:
     assert info.code == 0
     assert "1 advisories (0 withdrawn)" in info.stdout and "pypi" in info.stdout
     as_json = json.loads(cli("db", "info", "--db", str(demo_db), "--json").stdout)
-    assert as_json["schema_version"] == 1 and as_json["ecosystems"] == {"pypi": 1}
+    assert as_json["schema_version"] == 2 and as_json["ecosystems"] == {"pypi": 1}
     archive = tmp_path / "vuln-db.tar.zst"
     exported = cli("db", "export", str(archive), "--db", str(demo_db))
     assert exported.code == 0 and "sha256" in exported.stdout

@@ -39,7 +39,14 @@ from skanse.vuln.matcher import MatchReport, match_inventory
 from skanse.vuln.model import FixState, Match
 from skanse.vuln.vex import VexStatement, apply_vex
 
-__all__ = ["VULN_CONTROLS", "VulnScan", "package_ref", "scan_inventory", "with_final_suppressions"]
+__all__ = [
+    "VULN_CONTROLS",
+    "VulnScan",
+    "database_age",
+    "package_ref",
+    "scan_inventory",
+    "with_final_suppressions",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +111,7 @@ VULN_CONTROLS = (
 
 def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
     first = group[0]
-    severities = [m.rating.severity or Severity.INFO for m in group]
+    severities = [m.gate_severity or Severity.INFO for m in group]
     fixes = sorted({f"{m.package.name} {m.fixed_version}" for m in group if m.fixed_version})
     remediation = (
         "Upgrade to a fixed version: " + ", ".join(fixes)
@@ -133,8 +140,13 @@ def scan_inventory(
     vex: Sequence[VexStatement] = (),
     only_fixed: bool = False,
     started: dt.datetime | None = None,
+    max_db_age: dt.timedelta | None = None,
 ) -> tuple[MatchReport, list[Match], ScanResult]:
-    """Match, apply --only-fixed, attach VEX and distro suppressions; findings in match order."""
+    """Match, apply --only-fixed, attach VEX and distro suppressions; findings in match order.
+
+    A database with no data for an ecosystem the packages need, or older than `max_db_age`,
+    is an input that could not (fully) be checked: a problem, so `--strict` fails on it.
+    """
     report = match_inventory(db, inventory)
     matches = list(report.matches)
     if only_fixed:
@@ -151,7 +163,7 @@ def scan_inventory(
         findings.append(
             Finding(
                 check_id=CheckID(match.advisory_id),
-                severity=match.rating.severity or Severity.INFO,
+                severity=match.gate_severity or Severity.INFO,
                 title=match.summary or match.advisory_id,
                 message=_message(match),
                 location=_where(match.package),
@@ -181,6 +193,27 @@ def scan_inventory(
         if n.problem
     ]
     problems += [InputProblem(target, ProblemKind.PARSE, p) for p in report.problems]
+    database = str(db.path)
+    problems += [
+        InputProblem(
+            database,
+            ProblemKind.MISSING,
+            f"no advisory data for {ecosystem} ({count} package{'s' if count != 1 else ''} "
+            "not checked); add a source for it to `skanse db build`",
+        )
+        for ecosystem, count in report.uncovered
+    ]
+    age = database_age(db, started or dt.datetime.now(dt.UTC))
+    if max_db_age is not None and (age is None or age > max_db_age):
+        built = db.meta().get("built", "?")
+        problems.append(
+            InputProblem(
+                database,
+                ProblemKind.MISSING,
+                f"the database was built {built}, more than {_days(max_db_age)} ago "
+                "(--max-db-age); rebuild or import a newer one",
+            )
+        )
     result = ScanResult(
         findings=tuple(findings),
         checks=checks,
@@ -193,6 +226,22 @@ def scan_inventory(
         finished=dt.datetime.now(dt.UTC),
     )
     return report, matches, result
+
+
+def database_age(db: Database, now: dt.datetime) -> dt.timedelta | None:
+    """How old the database is, by its recorded build time; None if that is unreadable."""
+    try:
+        built = dt.datetime.fromisoformat(db.meta().get("built", ""))
+    except ValueError:
+        return None
+    if built.tzinfo is None:
+        built = built.replace(tzinfo=dt.UTC)
+    return now - built
+
+
+def _days(age: dt.timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 24 else f"{hours:g} hours"
 
 
 def with_final_suppressions(
