@@ -216,3 +216,36 @@ def test_cli_db_build_with_kinds(cli, tmp_path: Path) -> None:
     )
     assert result.code == 0, result.stderr
     assert "3 nvd" in result.stdout and "3 epss" in result.stdout and "1 kev" in result.stdout
+
+
+def test_no_data_for_the_distribution_warns_and_fails_strict(cli, tmp_path: Path) -> None:
+    # a database with PyPI advisories only says nothing about Debian: not "0 vulnerabilities"
+    db = tmp_path / "pypi-only.db"
+    build_database(db, [Source(SCORES / "ghsa", "ghsa")])
+    root = _debian_rootfs(tmp_path)
+    plain = cli("vuln", f"dir:{root}", "--db", str(db))
+    assert plain.code == 0
+    assert "no advisory data for debian:12" in plain.stdout + plain.stderr
+    strict = cli("vuln", f"dir:{root}", "--db", str(db), "--strict")
+    assert strict.code == 2
+
+
+def test_an_old_database_warns_and_fails_strict(cli, scored_db: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    root = _debian_rootfs(tmp_path)
+    fresh = cli("vuln", f"dir:{root}", "--db", str(scored_db), "--strict")
+    assert fresh.code == 1, fresh.stderr  # the KEV match; the database is new
+    conn = sqlite3.connect(scored_db)
+    conn.execute("UPDATE meta SET value = '2026-01-01T00:00:00+00:00' WHERE key = 'built'")
+    conn.commit()
+    conn.close()
+    old = cli("vuln", f"dir:{root}", "--db", str(scored_db), "-f", "json")
+    problems = json.loads(old.stdout)["problems"]
+    assert any("--max-db-age" in p["message"] for p in problems)
+    assert cli("vuln", f"dir:{root}", "--db", str(scored_db), "--strict").code == 2
+    unlimited = cli("vuln", f"dir:{root}", "--db", str(scored_db), "--strict", "--max-db-age", "0")
+    assert unlimited.code == 1  # the KEV match, no longer an input error
+    with pytest.raises(SystemExit) as usage:
+        cli("vuln", f"dir:{root}", "--db", str(scored_db), "--max-db-age", "soon")
+    assert usage.value.code == 2
