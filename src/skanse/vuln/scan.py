@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from packageurl import PackageURL
 
 from skanse.controls import GDPR_SECURITY, NSA_IMAGES, NSA_UPGRADING, nsa
-from skanse.inventory.model import Inventory, Package
+from skanse.inventory.model import Inventory, Package, Subject
 from skanse.model import (
     CheckID,
     CheckMeta,
@@ -37,12 +37,13 @@ from skanse.model import (
 from skanse.vuln.db import Database
 from skanse.vuln.matcher import MatchReport, match_inventory
 from skanse.vuln.model import FixState, Match
-from skanse.vuln.vex import VexStatement, apply_vex
+from skanse.vuln.vex import VexStatement, apply_vex, normalise_repository
 
 __all__ = [
     "VULN_CONTROLS",
     "VulnScan",
     "database_age",
+    "image_purls",
     "package_ref",
     "scan_inventory",
     "with_final_suppressions",
@@ -132,6 +133,26 @@ def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
     )
 
 
+def image_purls(subject: Subject) -> tuple[str, ...]:
+    """The scanned image as a purl: `pkg:oci/<name>@<digest>`, with `repository_url` when
+    the image came from a registry (a layout or an archive has no repository)."""
+    if not subject.manifest_digest:
+        return ()
+    reference = subject.name.split("@", 1)[0]
+    rest = reference.partition("/")[2]
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:  # drop the tag; a port is in the host part, not the last segment
+        reference = reference[: len(reference) - len(last)] + last.split(":", 1)[0]
+    name = reference.rsplit("/", 1)[-1] or "image"
+    qualifiers = {}
+    if subject.source == "registry" and rest:
+        qualifiers["repository_url"] = normalise_repository(reference)
+    purl = PackageURL(
+        type="oci", name=name.lower(), version=subject.manifest_digest, qualifiers=qualifiers
+    )
+    return (purl.to_string(),)
+
+
 def scan_inventory(
     db: Database,
     inventory: Inventory,
@@ -151,12 +172,7 @@ def scan_inventory(
     matches = list(report.matches)
     if only_fixed:
         matches = [m for m in matches if m.fix_state is FixState.FIXED]
-    subject = inventory.subject
-    image_purls: tuple[str, ...] = ()
-    if subject.manifest_digest:
-        name = subject.name.rsplit("/", 1)[-1].split(":")[0].split("@")[0] or "image"
-        image_purls = (f"pkg:oci/{name}@{subject.manifest_digest.replace(':', '%3A')}",)
-    vex_suppressions = apply_vex(matches, list(vex), image_purls)
+    vex_suppressions = apply_vex(matches, list(vex), image_purls(inventory.subject))
     findings = []
     for match, vex_suppression in zip(matches, vex_suppressions, strict=True):
         declared = tuple(s for s in (match.suppression, vex_suppression) if s is not None)
