@@ -249,3 +249,23 @@ def test_an_old_database_warns_and_fails_strict(cli, scored_db: Path, tmp_path: 
     with pytest.raises(SystemExit) as usage:
         cli("vuln", f"dir:{root}", "--db", str(scored_db), "--max-db-age", "soon")
     assert usage.value.code == 2
+
+
+def test_cyclonedx_vulnerabilities_carry_kev_epss_and_the_rating_source(
+    cli, scored_db: Path, tmp_path: Path
+) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    root = _debian_rootfs(tmp_path)
+    run = cli("vuln", f"dir:{root}", "--db", str(scored_db), "-f", "cyclonedx")
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(run.stdout) is None
+    [vulnerability] = json.loads(run.stdout)["vulnerabilities"]
+    properties = {p["name"]: p["value"] for p in vulnerability["properties"]}
+    assert properties == {
+        "skanse:kev": "true",
+        "skanse:epss:score": "0.75012",
+        "skanse:epss:percentile": "0.98847",
+    }
+    [rating] = vulnerability["ratings"]
+    assert rating["source"]["name"] == "nvd" and rating["score"] == 7.8

@@ -241,6 +241,17 @@ def render_json(scan: VulnScan, *, tool_version: str, exit_code: int | None) -> 
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def _exploitation_properties(m: Match) -> list[Any]:
+    """KEV and EPSS, which CycloneDX has no field for, as `skanse:` properties."""
+    from cyclonedx.model import Property
+
+    properties = [Property(name="skanse:kev", value="true" if m.kev else "false")]
+    if m.epss is not None:
+        properties.append(Property(name="skanse:epss:score", value=f"{m.epss[0]:g}"))
+        properties.append(Property(name="skanse:epss:percentile", value=f"{m.epss[1]:g}"))
+    return properties
+
+
 def render_cyclonedx(scan: VulnScan) -> str:
     """The inventory as CycloneDX 1.6 (as `skanse sbom` writes it) plus `vulnerabilities`:
     ratings with CVSS vectors, the fix as a recommendation, aliases as references, the
@@ -326,6 +337,7 @@ def render_cyclonedx(scan: VulnScan) -> str:
                     for alias in dict.fromkeys((*m.aliases, *m.related))
                 ],
                 ratings=[rating],
+                properties=_exploitation_properties(m),
                 description=m.summary or None,
                 recommendation=recommendation,
                 analysis=analysis,
