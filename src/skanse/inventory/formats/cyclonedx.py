@@ -35,18 +35,27 @@ def render(inventory: Inventory) -> str:
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
-def _licenses(factory: LicenseFactory, texts: tuple[str, ...]) -> list[License]:
-    made = [factory.make_from_string(text) for text in texts]
-    if all(isinstance(m, DisjunctiveLicense) for m in made):
-        return made
-    combined = combine(as_expression(text) for text in texts)
-    return [LicenseExpression(combined)] if combined else []
+def _licenses(
+    factory: LicenseFactory, texts: tuple[str, ...], made: dict[tuple[str, ...], list[License]]
+) -> list[License]:
+    """The component's licences; the same declared texts (most of an image's packages
+    share a few) are parsed once per document."""
+    cached = made.get(texts)
+    if cached is not None:
+        return list(cached)
+    licenses = [factory.make_from_string(text) for text in texts]
+    if not all(isinstance(m, DisjunctiveLicense) for m in licenses):
+        combined = combine(as_expression(text) for text in texts)
+        licenses = [LicenseExpression(combined)] if combined else []
+    made[texts] = licenses
+    return list(licenses)
 
 
 def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
     """The BOM and each package's component by `Package.id` (for a vulnerabilities section)."""
     subject = inventory.subject
     licenses = LicenseFactory()
+    made: dict[tuple[str, ...], list[License]] = {}
     root = Component(
         name=subject.name,
         version=subject_version(inventory),
@@ -91,7 +100,7 @@ def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
             version=package.version or None,
             type=ComponentType.LIBRARY,
             purl=PackageURL.from_string(package.purl) if package.purl else None,
-            licenses=_licenses(licenses, package.licenses),
+            licenses=_licenses(licenses, package.licenses, made),
             properties=properties,
             bom_ref=f"pkg:{package.id}",
         )

@@ -11,6 +11,7 @@ comment, so the document always validates.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import uuid
@@ -45,6 +46,12 @@ def _spdx_id(kind: str, text: str) -> str:
     return f"SPDXRef-{kind}-" + _ID_UNSAFE.sub("-", text).strip("-")[:120]
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse(expression: str) -> Any:
+    """An expression we built, parsed once (the parsed objects are immutable)."""
+    return spdx_licensing.parse(expression)
+
+
 def _license(texts: tuple[str, ...], refs: dict[str, str]) -> tuple[Any, str | None]:
     """The declared licence (and a comment quoting free text); records `LicenseRef-`s used."""
     if not texts:
@@ -54,7 +61,7 @@ def _license(texts: tuple[str, ...], refs: dict[str, str]) -> tuple[Any, str | N
     if combined is None:
         return SpdxNoAssertion(), None
     try:
-        parsed = spdx_licensing.parse(combined)
+        parsed = _parse(combined)
     except Exception:  # license-expression raises several types; our own text is at fault
         return SpdxNoAssertion(), "declared: " + "; ".join(texts)
     for text, expression in zip(texts, expressions, strict=True):
