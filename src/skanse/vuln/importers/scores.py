@@ -118,7 +118,11 @@ def _best_metric(metrics: Mapping[str, Any]) -> Rating | None:
 
 def nvd_ratings(data: Mapping[str, Any], origin: str) -> Iterator[CveRating | Rejected]:
     """One `CveRating` per CVE of an NVD CVE API 2.0 document that has a usable metric."""
-    for index, item in enumerate(data.get("vulnerabilities") or []):
+    items = data.get("vulnerabilities")
+    if not isinstance(items, list):
+        yield Rejected(origin, "no vulnerabilities list")
+        return
+    for index, item in enumerate(items):
         cve = item.get("cve") if isinstance(item, Mapping) else None
         if not isinstance(cve, Mapping) or not isinstance(cve.get("id"), str):
             yield Rejected(f"{origin}[{index}]", "no cve.id")
@@ -165,7 +169,11 @@ def epss_scores(text: str, origin: str) -> Iterator[EpssScore | Rejected]:
 
 
 def kev_entries(data: Mapping[str, Any], origin: str) -> Iterator[KevEntry | Rejected]:
-    for index, item in enumerate(data.get("vulnerabilities") or []):
+    items = data.get("vulnerabilities")
+    if not isinstance(items, list):
+        yield Rejected(origin, "no vulnerabilities list")
+        return
+    for index, item in enumerate(items):
         cve = item.get("cveID") if isinstance(item, Mapping) else None
         if not isinstance(cve, str) or not CVE_ID.fullmatch(cve):
             yield Rejected(f"{origin}[{index}]", "no valid cveID")
