@@ -139,8 +139,8 @@ def test_severity_importers_only_yield_records_or_rejections(items, metrics) -> 
     for document in (nvd, nested):
         for item in nvd_ratings(document, "fuzz"):
             assert isinstance(item, CveRating | Rejected)
-    for item in kev_entries({"catalogVersion": "1", "vulnerabilities": items}, "fuzz"):
-        assert isinstance(item, KevEntry | Rejected)
+    for entry in kev_entries({"catalogVersion": "1", "vulnerabilities": items}, "fuzz"):
+        assert isinstance(entry, KevEntry | Rejected)
 
 
 @settings(max_examples=200, deadline=None)
