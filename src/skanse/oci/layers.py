@@ -96,13 +96,21 @@ class LayerStream(io.RawIOBase):
         self.diff_id = diff_id
         # each side is hashed with its own digest's algorithm (sha256, sha384 or sha512);
         # validate_digest refuses any other, so no digest goes unchecked
-        self._blob_hash = hashlib.new(digest_algorithm(digest) if digest else "sha256")
-        self._tar_hash = hashlib.new(digest_algorithm(diff_id) if diff_id else "sha256")
+        tar_algorithm = digest_algorithm(diff_id) if diff_id else "sha256"
+        self._tar_hash = hashlib.new(tar_algorithm)
+        # no blob digest to check (a docker-archive layer): the compressed side is not hashed
+        self._blob_hash = hashlib.new(digest_algorithm(digest)) if digest else None
         self.compressed = 0
         self.expanded = 0
         head = blob.read(4)
         self._pending_raw = head
         self.compression = sniff_compression(head)
+        # an uncompressed layer is its own tar: one hash serves both digests of one algorithm
+        self._shared_hash = (
+            self.compression == ""
+            and self._blob_hash is not None
+            and self._blob_hash.name == tar_algorithm
+        )
         self._gz = zlib.decompressobj(wbits=47)
         self._zstd: IO[bytes] | None = None
         if self.compression == "zstd":
@@ -124,7 +132,8 @@ class LayerStream(io.RawIOBase):
             data = self._blob.read(_CHUNK)
         if data:
             self.compressed += len(data)
-            self._blob_hash.update(data)
+            if self._blob_hash is not None:
+                self._blob_hash.update(data)
         return data
 
     def _fill(self) -> None:
@@ -133,7 +142,8 @@ class LayerStream(io.RawIOBase):
             if out:
                 self.expanded += len(out)
                 self._budget.check(self.compressed, self.expanded, self._where)
-                self._tar_hash.update(out)
+                if not self._shared_hash:
+                    self._tar_hash.update(out)
                 self._buffer = out
 
     def _next_other(self) -> bytes:
@@ -183,7 +193,10 @@ class LayerStream(io.RawIOBase):
         """Read to the end of the blob and check both digests; raise on a mismatch."""
         while self.read(_CHUNK):
             pass
-        if self.digest is not None:
+        if self._shared_hash:
+            assert self._blob_hash is not None
+            self._tar_hash = self._blob_hash.copy()
+        if self.digest is not None and self._blob_hash is not None:
             actual = f"{self._blob_hash.name}:{self._blob_hash.hexdigest()}"
             if actual != self.digest:
                 raise DigestMismatchError(
