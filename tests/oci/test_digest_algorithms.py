@@ -21,7 +21,9 @@ from skanse.oci.manifest import compute_digest, validate_digest, verify_digest
 from skanse.oci.writer import LayerBuilder, build_image, write_layout
 
 
-def _layout_with_layer_digest(tmp_path: Path, algorithm: str, swap: bool) -> Path:
+def _layout_with_layer_digest(
+    tmp_path: Path, algorithm: str, swap: bool, compressed: bool = True
+) -> Path:
     """A one-layer layout whose manifest names the layer by `algorithm`, maybe swapped."""
     genuine = LayerBuilder()
     genuine.add_file("/etc/os-release", b"ID=alpine\nVERSION_ID=3.20.0\n")
@@ -35,12 +37,17 @@ def _layout_with_layer_digest(tmp_path: Path, algorithm: str, swap: bool) -> Pat
     layer = manifest["layers"][0]
     data = (root / "blobs" / "sha256" / layer["digest"][7:]).read_bytes()
     tar = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    if not compressed:  # an uncompressed layer: the blob is the tar, one hash for both
+        data = tar
+        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
     new_digest = f"{algorithm}:" + hashlib.new(algorithm, data).hexdigest()
     if swap:  # a different, well-formed layer at the path the genuine digest names
         hostile = LayerBuilder()
         hostile.add_file("/etc/os-release", b"ID=alpine\nVERSION_ID=3.20.0\n")
         hostile.add_file("/lib/apk/db/installed", b"P:evil\nV:6.6.6-r0\nA:x86_64\no:evil\n\n")
         data = hostile.build().blob
+        if not compressed:
+            data = gzip.decompress(data)
     blob_dir = root / "blobs" / algorithm
     blob_dir.mkdir(exist_ok=True)
     (blob_dir / new_digest.split(":", 1)[1]).write_bytes(data)
@@ -62,16 +69,22 @@ def _layout_with_layer_digest(tmp_path: Path, algorithm: str, swap: bool) -> Pat
     return root
 
 
+@pytest.mark.parametrize("compressed", [True, False])
 @pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
-def test_a_genuine_layer_reads_under_every_algorithm(tmp_path: Path, algorithm: str) -> None:
-    root = _layout_with_layer_digest(tmp_path, algorithm, swap=False)
+def test_a_genuine_layer_reads_under_every_algorithm(
+    tmp_path: Path, algorithm: str, compressed: bool
+) -> None:
+    root = _layout_with_layer_digest(tmp_path, algorithm, swap=False, compressed=compressed)
     inventory = catalog_image(open_image(parse_spec(f"oci:{root}:t")))
     assert [p.name for p in inventory.packages] == ["musl"]
 
 
+@pytest.mark.parametrize("compressed", [True, False])
 @pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
-def test_a_swapped_layer_is_refused_under_every_algorithm(tmp_path: Path, algorithm: str) -> None:
-    root = _layout_with_layer_digest(tmp_path, algorithm, swap=True)
+def test_a_swapped_layer_is_refused_under_every_algorithm(
+    tmp_path: Path, algorithm: str, compressed: bool
+) -> None:
+    root = _layout_with_layer_digest(tmp_path, algorithm, swap=True, compressed=compressed)
     with pytest.raises(DigestMismatchError):
         catalog_image(open_image(parse_spec(f"oci:{root}:t")))
 
