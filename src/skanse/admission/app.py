@@ -5,6 +5,15 @@ and a deadline (408 for a client that sends the body too slowly), so memory and 
 request stay bounded whatever the client does. Decisions are made by `Webhook`; when the
 policy has image rules the decision runs in a worker thread, because the verifier may wait
 on a registry and must not stall the event loop.
+
+Memory is bounded by design: the bytes of all reviews being read or decided at once are at
+most `max_inflight_bytes`. A request reserves its Content-Length (the body cap when it sends
+none) before reading, and keeps the reservation until its answer is made, parsed object
+included; one that cannot get its share within the body deadline is answered 503. A parsed
+review takes several times its size in Python objects, so the Deployment's memory limit is
+set from this budget (docs/admission.md has the figures).
+
+A client that goes away mid-body is one INFO line, not an error: nothing was decided.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -24,7 +33,7 @@ from skanse.admission.handler import Decision, Outcome, Webhook
 from skanse.admission.logs import FIELDS_KEY
 from skanse.admission.metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["AppSettings", "create_app"]
+__all__ = ["AppSettings", "InflightBudget", "create_app"]
 
 _log = logging.getLogger("skanse.admission")
 
@@ -40,10 +49,40 @@ class AppSettings:
     # up to 1.5 MiB, so 3 MiB fits any real review of a Pod or workload.
     max_body_bytes: int = 3 * 1024 * 1024
     body_timeout: float = 10.0
+    # Bytes of reviews read or decided at once (see the module docstring): two of the
+    # largest, or hundreds of ordinary ones (a few KiB each). A parsed review of small
+    # objects takes about 12 times its size, so 8 MiB keeps a worker near 140 MB at peak.
+    max_inflight_bytes: int = 8 * 1024 * 1024
 
 
 class _TooLarge(Exception):
     pass
+
+
+class InflightBudget:
+    """A byte budget shared by the requests of one event loop; waiters are served in order."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, size: int, timeout: float) -> bool:
+        """Reserve `size` bytes within `timeout` seconds; False if they did not free up."""
+        size = min(size, self.capacity)
+        async with self._changed:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait_for(lambda: self.used + size <= self.capacity)
+            except TimeoutError:
+                return False
+            self.used += size
+            return True
+
+    async def release(self, size: int) -> None:
+        async with self._changed:
+            self.used -= min(size, self.capacity)
+            self._changed.notify_all()
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -69,6 +108,7 @@ def create_app(
     ready: Callable[[], bool] = lambda: True,
 ) -> Starlette:
     offload = webhook.verifier is not None
+    budget = InflightBudget(settings.max_inflight_bytes)
 
     async def review(request: Request, endpoint: str) -> Response:
         content_type = request.headers.get("content-type", "")
@@ -77,15 +117,42 @@ def create_app(
             return PlainTextResponse(
                 "an AdmissionReview is sent as application/json\n", status_code=415
             )
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.max_body_bytes:
+            return _too_large(endpoint)
+        share = int(length) if length.isdigit() else settings.max_body_bytes
+        if not await budget.acquire(share, settings.body_timeout):
+            metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
+            return PlainTextResponse(
+                "too many large reviews at once; retry\n",
+                status_code=503,
+                headers={"retry-after": "1"},
+            )
+        try:
+            return await decide_within_budget(request, endpoint)
+        finally:
+            await budget.release(share)
+
+    def _too_large(endpoint: str) -> Response:
+        metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
+        return PlainTextResponse(
+            f"the body is larger than {settings.max_body_bytes} bytes\n",
+            status_code=413,
+            headers={"connection": "close"},
+        )
+
+    async def decide_within_budget(request: Request, endpoint: str) -> Response:
         try:
             body = await _read_body(request, settings.max_body_bytes, settings.body_timeout)
         except _TooLarge:
-            metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
-            return PlainTextResponse(
-                f"the body is larger than {settings.max_body_bytes} bytes\n",
-                status_code=413,
-                headers={"connection": "close"},
+            return _too_large(endpoint)
+        except ClientDisconnect:
+            # nothing to answer and nothing decided: one line, no traceback
+            _log.info(
+                f"{endpoint}: the client disconnected before sending the whole body",
+                extra={FIELDS_KEY: {"endpoint": endpoint, "decision": "disconnected"}},
             )
+            return Response(status_code=499)
         except TimeoutError:
             metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
             return PlainTextResponse(
