@@ -273,6 +273,14 @@ class Webhook:
             for v in images
             if not v.passed
         ]
+        if self.policy.require_digests:
+            image_failures += [
+                f"{IMAGE_SIGNATURE}: image {v.image} is signed but not pinned: the policy "
+                f"requires a digest, since the tag can be re-pushed; use {v.pinned_image} "
+                "(the mutating webhook pins it)"
+                for v in images
+                if v.pinned_image is not None
+            ]
         problems = [f"could not check: {p}" for p in verdict.problems]
         return _Findings(failing, below, verdict, images, image_failures, problems)
 
@@ -534,14 +542,39 @@ class Webhook:
         if too_big is not None:
             return self._could_not_check(request, mode, too_big)
         patch = defaults_patch(obj, self.policy.mutation)
-        if not patch:
+        pins = self._digest_pins(obj)
+        if not patch and not pins:
             return self._allow(request, Decision.ALLOW, "no defaults to add")
         fields = sorted({op["path"].rsplit("/", 1)[-1] for op in patch} - {"-"})
         audit = {"decision": Decision.PATCH, "added": ",".join(fields)}
+        if pins:
+            audit["pinned"] = ",".join(dict.fromkeys(op["value"] for op in pins))
+            patch = [*patch, *pins]
         body = render_response(request.uid, True, audit=audit, patch=patch)
         return Outcome(
             200, body, "application/json", **self._base(request, Decision.PATCH, mode.value, "")
         )
+
+    def _digest_pins(self, obj: K8sObject) -> list[dict[str, Any]]:
+        """Replace ops that pin each image whose tag a signature rule verified to the digest
+        verified. An image that fails verification is left alone: /validate denies it."""
+        pod = pod_spec(obj)
+        if self.verifier is None or not self.policy.pin_digests or pod is None:
+            return []
+        tagged = [
+            (c, image)
+            for c in pod.containers()
+            if isinstance(image := c.data.get("image"), str) and image.strip() and "@" not in image
+        ]
+        if not tagged:
+            return []
+        verdicts = {v.image: v for v in verify_images((i for _, i in tagged), self.verifier)}
+        pins: list[dict[str, Any]] = []
+        for c, image in tagged:
+            pinned = verdicts[image].pinned_image
+            if pinned is not None:
+                pins.append({"op": "replace", "path": f"{c.pointer}/image", "value": pinned})
+        return pins
 
     def _update_not_mutated(self, request: Request) -> str | None:
         """Pods cannot change their security context after creation, and a workload gets

@@ -20,6 +20,10 @@
     image-policy: image-policy.yaml  # image signatures: skanse.signing's ImagePolicy file
                                      # (globs -> keys, thresholds, attestations, default);
                                      # a path relative to this file
+    pin-digests: true                # /mutate rewrites an image whose tag a signature rule
+                                     # verified to tag@digest, the digest verified
+    require-digests: true            # /validate denies such an image left as a tag: the
+                                     # tag can be re-pushed after the check
     mutation:
       modes: [enforce]               # namespaces in these modes get secure defaults
       set-user: false                # also set runAsUser/runAsGroup 10001 where unset
@@ -154,6 +158,8 @@ class PolicyFile(BaseModel):
     enable: list[str] = Field(default_factory=list)
     disable: list[str] = Field(default_factory=list)
     image_policy: str | None = Field(default=None, alias="image-policy")
+    pin_digests: bool = Field(default=True, alias="pin-digests")
+    require_digests: bool = Field(default=True, alias="require-digests")
     mutation: _Mutation = Field(default_factory=_Mutation)
     annotation_suppressions: Literal["none"] | list[str] = Field(
         default="none", alias="annotation-suppressions"
@@ -214,6 +220,10 @@ class Policy:
     exempt_groups: frozenset[str] = frozenset()
     # image signature rules (None: images are not verified)
     image_policy: ImagePolicy | None = None
+    # Kyverno's mutateDigest and verifyDigest: a signature verified for a tag holds for the
+    # digest the tag named then, not for what is pushed to it later
+    pin_digests: bool = True
+    require_digests: bool = True
     mutation: MutationSettings = MutationSettings()
     own_namespace: str | None = None
     # Check ids an `ignore.skanse.io/<ID>` annotation may suppress (None: every check, as the
@@ -317,6 +327,8 @@ def policy_from_file(parsed: PolicyFile, source: str, base_dir: Path | None = No
         exempt_users=frozenset(users),
         exempt_groups=frozenset(parsed.exempt.groups),
         image_policy=_image_policy(parsed.image_policy, base_dir or Path.cwd()),
+        pin_digests=parsed.pin_digests,
+        require_digests=parsed.require_digests,
         mutation=MutationSettings(frozenset(parsed.mutation.modes), parsed.mutation.set_user),
         annotation_suppressions=annotation_ids,
         exceptions=exceptions,
