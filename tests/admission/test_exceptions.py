@@ -19,13 +19,13 @@ from tests.admission.conftest import answer, hardened_pod, pod_request, repo_roo
 SHIPPED = repo_root() / "deploy" / "admission" / "policy.yaml"
 
 
-def host_pod(namespace: str = "shop", name: str = "db-0") -> dict[str, Any]:
+def host_pod(namespace: str = "shop", name: str = "db-0", path: str = "/") -> dict[str, Any]:
     """The reported pod: privileged, hostPID, hostNetwork and the host's / mounted."""
     pod = hardened_pod(name=name, namespace=namespace)
     spec = pod["spec"]
     spec["hostPID"] = True
     spec["hostNetwork"] = True
-    spec["volumes"] = [{"name": "root", "hostPath": {"path": "/"}}]
+    spec["volumes"] = [{"name": "root", "hostPath": {"path": path}}]
     container = spec["containers"][0]
     container["securityContext"]["privileged"] = True
     del container["securityContext"]["allowPrivilegeEscalation"]
@@ -85,31 +85,38 @@ def _webhook(policy: Policy, today: dt.date) -> Webhook:
     return Webhook(policy, Evaluator(policy, today=lambda: today))
 
 
+def db_pod(namespace: str = "legacy", name: str = "db-0") -> dict[str, Any]:
+    return host_pod(namespace, name, path="/srv/db")
+
+
 def test_an_exception_admits_only_its_scope_until_it_expires(tmp_path: Path) -> None:
     policy = _policy_with(tmp_path, EXCEPTION)
     before = _webhook(policy, dt.date(2027, 1, 31))
-    admitted = _validate(before, host_pod("legacy"))
+    admitted = _validate(before, db_pod())
     assert admitted["allowed"] is True, admitted
     suppressed = json.loads(admitted["auditAnnotations"]["suppressed"])
     assert {s["origin"] for s in suppressed} == {"admission policy exception db-needs-the-host"}
     assert all(s["expires"] == "2027-01-31" for s in suppressed)
     # another namespace, another workload: not covered
-    assert _validate(before, host_pod("shop"))["allowed"] is False
-    assert _validate(before, host_pod("legacy", name="web-0"))["allowed"] is False
-    # a check the exception does not name still denies
-    tagged = host_pod("legacy")
+    assert _validate(before, db_pod("shop"))["allowed"] is False
+    assert _validate(before, db_pod(name="web-0"))["allowed"] is False
+    # a check the exception does not name still denies: the host's / holds the runtime
+    # socket (SKN-K8S-033), which an exception for hostPath volumes does not cover
+    socket = _validate(before, host_pod("legacy"))
+    assert socket["allowed"] is False and socket["auditAnnotations"]["failed"] == "SKN-K8S-033"
+    tagged = db_pod()
     tagged["spec"]["containers"][0]["image"] = "registry.example.com/db:latest"
     still = _validate(before, tagged)
     assert still["allowed"] is False and "SKN-K8S-026" in still["auditAnnotations"]["failed"]
     # the day after the expiry it stops applying, and says so
-    after = _validate(_webhook(policy, dt.date(2027, 2, 1)), host_pod("legacy"))
+    after = _validate(_webhook(policy, dt.date(2027, 2, 1)), db_pod())
     assert after["allowed"] is False
     assert any("expired on 2027-01-31" in w for w in after["warnings"])
 
 
 def test_a_workload_template_is_matched_by_its_kind_and_name(tmp_path: Path) -> None:
     policy = _policy_with(tmp_path, EXCEPTION)
-    pod = host_pod("legacy")
+    pod = db_pod()
     statefulset: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
