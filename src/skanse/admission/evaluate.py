@@ -174,6 +174,8 @@ class Evaluator:
     ) -> tuple[Finding, ...]:
         """Declare the policy's exceptions whose scope holds `obj` on the findings they cover;
         `apply_suppressions` then honours them until they expire, like any suppression."""
+        if not self._exceptions:
+            return findings
         name = obj.name or ""
         scoped = [
             (ids, suppression)
@@ -246,7 +248,9 @@ class Evaluator:
             findings, refused = self._without_refused_annotations(findings)
             warnings.extend(refused)
         findings = self._with_exceptions(obj, namespace, findings)
-        if findings:
+        # with nothing declared and no .skanse.yaml entries there is nothing to apply (and
+        # rebuilding every finding was a fifth of the cost of a pod with many findings)
+        if findings and (self.suppressions or any(f.declared_suppressions for f in findings)):
             applied = apply_suppressions(
                 ScanResult(findings=findings, checks=()),
                 self.suppressions,
