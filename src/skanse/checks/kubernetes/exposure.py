@@ -36,6 +36,7 @@ _SOCKETS = (
     "/run/crun/crun.sock",
 )
 RUNTIME_SOCKETS = frozenset(_SOCKETS) | frozenset("/var" + s for s in _SOCKETS)
+_SORTED_SOCKETS = tuple(sorted(RUNTIME_SOCKETS))
 
 
 @EXPOSURE_CHECKS.pod_check(
@@ -88,10 +89,14 @@ def secret_in_env_value(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violati
     is one. A value taken from a Secret (`valueFrom`), a `$(VAR)` reference, a path and a GPG
     key fingerprint are not. The message never repeats the value."""
     for c in pod.containers():
-        for index, item in enumerate(as_list(c.data.get("env"))):
-            entry = as_dict(item)
-            name, value = entry.get("name"), entry.get("value")
-            if not isinstance(name, str) or not isinstance(value, str) or not value:
+        env = c.data.get("env")
+        if not isinstance(env, list):
+            continue
+        for index, entry in enumerate(env):
+            # most entries have no literal value (valueFrom) or a harmless one: skip fast
+            value = entry.get("value") if isinstance(entry, dict) else None
+            name = entry.get("name") if value else None
+            if not isinstance(value, str) or not isinstance(name, str):
                 continue
             verdict = _literal_secret(name, value)
             if verdict is not None:
@@ -118,7 +123,7 @@ def _literal_secret(name: str, value: str) -> str | None:
 def _exposes_socket(path: str) -> str | None:
     """The runtime socket that a hostPath of `path` makes reachable, or None."""
     normal = posixpath.normpath("/" + path.strip()).replace("//", "/")
-    for socket_path in sorted(RUNTIME_SOCKETS):
+    for socket_path in _SORTED_SOCKETS:
         if normal == socket_path or socket_path.startswith(normal.rstrip("/") + "/"):
             return socket_path
     return None
