@@ -475,8 +475,10 @@ async def _open_loop(
 
     async def one(i: int, due: float) -> None:
         nonlocal errors
-        connection = await pool.get() if not pool.empty() else await connect()
         try:
+            # a new connection when all are busy; past the server's connection cap it is
+            # refused, which counts as an error like any failed review
+            connection = await pool.get() if not pool.empty() else await connect()
             status = await connection.review(requests[i % len(requests)])
             if status != 200:
                 errors += 1

@@ -96,11 +96,16 @@ class _Exempt(BaseModel):
     @field_validator("service_accounts")
     @classmethod
     def _namespace_slash_name(cls, value: list[str]) -> list[str]:
-        for item in value:
-            namespace, slash, name = item.partition("/")
-            if not (slash and namespace and name) or "/" in name:
-                raise ValueError(f"{item!r} is not namespace/name")
-        return value
+        return _pairs(value, "namespace/name")
+
+
+def _pairs(value: list[str], form: str) -> list[str]:
+    """`value` if every item is two non-empty parts around one slash; else a ValueError."""
+    for item in value:
+        first, slash, second = item.partition("/")
+        if not (slash and first and second) or "/" in second:
+            raise ValueError(f"{item!r} is not {form}")
+    return value
 
 
 class _Mutation(BaseModel):
@@ -137,11 +142,7 @@ class _Exception(BaseModel):
     @field_validator("workloads")
     @classmethod
     def _kind_slash_name(cls, value: list[str]) -> list[str]:
-        for item in value:
-            kind, slash, name = item.partition("/")
-            if not (slash and kind and name) or "/" in name:
-                raise ValueError(f"{item!r} is not Kind/name (a name glob is allowed)")
-        return value
+        return _pairs(value, "Kind/name (a name glob is allowed)")
 
 
 class PolicyFile(BaseModel):
