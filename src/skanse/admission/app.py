@@ -23,6 +23,7 @@ A client that goes away mid-body is one INFO line, not an error: nothing was dec
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import time
@@ -68,29 +69,51 @@ class _TooLarge(Exception):
 
 
 class InflightBudget:
-    """A byte budget shared by the requests of one event loop; waiters are served in order."""
+    """A byte budget shared by the requests of one event loop; waiters are served in order.
+
+    The common case (room left, nobody waiting) takes no lock and awaits nothing.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
-        self._changed = asyncio.Condition()
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
     async def acquire(self, size: int, timeout: float) -> bool:
         """Reserve `size` bytes within `timeout` seconds; False if they did not free up."""
         size = min(size, self.capacity)
-        async with self._changed:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._changed.wait_for(lambda: self.used + size <= self.capacity)
-            except TimeoutError:
-                return False
+        if not self._waiters and self.used + size <= self.capacity:
             self.used += size
             return True
+        entry = (size, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await entry[1]
+        except TimeoutError:
+            if entry[1].done() and not entry[1].cancelled():
+                return True  # granted just as the deadline passed
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            self._wake()  # a large waiter leaving may let smaller ones in
+            return False
+        return True
 
-    async def release(self, size: int) -> None:
-        async with self._changed:
-            self.used -= min(size, self.capacity)
-            self._changed.notify_all()
+    def release(self, size: int) -> None:
+        self.used -= min(size, self.capacity)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            size, future = self._waiters[0]
+            if future.done():  # given up
+                self._waiters.popleft()
+                continue
+            if self.used + size > self.capacity:
+                return
+            self._waiters.popleft()
+            self.used += size
+            future.set_result(None)
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -144,7 +167,7 @@ def create_app(
         try:
             return await decide_within_budget(request, endpoint)
         finally:
-            await budget.release(share)
+            budget.release(share)
 
     def _too_large(endpoint: str) -> Response:
         metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
