@@ -69,7 +69,8 @@ _MAX_MESSAGE_CHARS = 8192
 @dataclass(frozen=True, slots=True)
 class ReviewLimits:
     """Hard caps on one review. Past them the answer is "could not check" (a denial in
-    enforce mode), given before any per-finding work, never a timeout."""
+    enforce mode), never a timeout: containers are counted before any check runs, findings
+    before any line of the answer is built."""
 
     # Containers of all kinds (init, regular, ephemeral) in one pod spec. The API server sets
     # no limit; 1,000 is far past any real pod and still answered in milliseconds.
