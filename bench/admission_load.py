@@ -262,7 +262,7 @@ def review_body(index: int, *, violating: bool = False) -> bytes:
 
 
 class Server:
-    def __init__(self, work: Path, workers: int = 1) -> None:
+    def __init__(self, work: Path, workers: int = 1, extra: tuple[str, ...] = ()) -> None:
         from skanse.admission.certs import issue
 
         self.tls = work / "tls"
@@ -292,6 +292,7 @@ class Server:
                     "0",
                     "--workers",
                     str(workers),
+                    *extra,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=sink,
