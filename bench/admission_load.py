@@ -2,6 +2,7 @@
 
     python -m bench.admission_load                 # both runs, 30 s each
     python -m bench.admission_load --duration 10   # shorter
+    python -m bench.admission_load --workers 1 --duration 10   # the echo ratio's setting
 
 The server runs in its own process (zero-trust profile, enforce, info logs) on 127.0.0.1 with
 a fresh CA. The AdmissionReviews carry realistic Pods: two init containers, three containers
@@ -16,6 +17,14 @@ with probes, env and resources, six volumes, labels, annotations and managedFiel
 Both print throughput and p50/p99/max latency next to Kyverno's published figures. The load
 generator shares the machine with the server: on 2 cores both compete for CPU, so the
 numbers are a floor, not the server's ceiling.
+
+In the same run, so that both meet the same machine load:
+(c) the HTTPS ceiling: `bench.echo_app` (uvicorn + TLS + a JSON parse, same certificate, one
+    process) under the closed loop of (a); the skanse/echo throughput ratio is printed.
+(d) in-process CPU per review (`Webhook.validate` on the allowed and the denied pods, no
+    HTTP), and the time to answer pods of 10, 100 and 1,000 containers (allowed: hardened
+    copies of the bench's container; violating: `{"name": "cN", "image": "a"}`, the shape of
+    the reported quadratic case), with the 1,000/100 ratio (10 means linear).
 """
 
 from __future__ import annotations
@@ -253,7 +262,7 @@ def review_body(index: int, *, violating: bool = False) -> bytes:
 
 
 class Server:
-    def __init__(self, work: Path, workers: int = 1) -> None:
+    def __init__(self, work: Path, workers: int = 1, extra: tuple[str, ...] = ()) -> None:
         from skanse.admission.certs import issue
 
         self.tls = work / "tls"
@@ -283,6 +292,7 @@ class Server:
                     "0",
                     "--workers",
                     str(workers),
+                    *extra,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=sink,
@@ -298,14 +308,55 @@ class Server:
             raise SystemExit(f"the server did not start:\n{self.log.read_text()}")
 
     def cpu_seconds(self) -> float:
-        """CPU time of the server and its worker processes, so far."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        total = 0
-        for each in (str(pid), *children):
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (worker processes), so far."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for each in (str(pid), *children):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class EchoServer:
+    """`bench.echo_app` on the skanse server's certificate: the stack without skanse."""
+
+    def __init__(self, work: Path, tls: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.tls = tls
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
+        self.log = work / "echo.log"
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "bench.echo_app",
+                    "--cert", str(tls / "tls.crt"), "--key", str(tls / "tls.key"),
+                    "--port", str(self.port),
+                ],
+                stdout=subprocess.DEVNULL, stderr=sink, env=env, cwd=ROOT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"the echo app did not start:\n{self.log.read_text()}")
+
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -338,7 +389,7 @@ end
 
 
 def closed_loop(
-    server: Server, work: Path, duration: int, connections: int, violating: bool
+    server: Server | EchoServer, work: Path, duration: int, connections: int, violating: bool
 ) -> dict[str, Any]:
     bodies = work / ("bodies-bad.jsonl" if violating else "bodies.jsonl")
     with bodies.open("wb") as out:
@@ -425,8 +476,10 @@ async def _open_loop(
 
     async def one(i: int, due: float) -> None:
         nonlocal errors
-        connection = await pool.get() if not pool.empty() else await connect()
         try:
+            # a new connection when all are busy; past the server's connection cap it is
+            # refused, which counts as an error like any failed review
+            connection = await pool.get() if not pool.empty() else await connect()
             status = await connection.review(requests[i % len(requests)])
             if status != 200:
                 errors += 1
@@ -471,6 +524,87 @@ def open_loop(server: Server, rate: float, duration: int) -> dict[str, Any]:
     return result
 
 
+# -- (d) in process: CPU per review, and growth with the number of containers ----------------
+
+
+def _hardened_containers(count: int) -> dict[str, Any]:
+    pod = realistic_pod(0)
+    template = pod["spec"]["containers"][0]
+    pod["spec"]["initContainers"] = []
+    pod["spec"]["containers"] = [{**template, "name": f"c{i}"} for i in range(count)]
+    return pod
+
+
+def _bare_containers(count: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "many", "namespace": "shop"},
+        "spec": {"containers": [{"name": f"c{i}", "image": "a"} for i in range(count)]},
+    }
+
+
+def _review_of(pod: dict[str, Any]) -> bytes:
+    request = {
+        "uid": str(uuid.uuid4()),
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": pod["metadata"]["name"],
+        "namespace": "shop",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice"},
+        "object": pod,
+        "dryRun": True,
+    }
+    return json.dumps(
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    ).encode()
+
+
+def _batch_seconds(webhook: Any, bodies: list[bytes]) -> float:
+    start = time.process_time()
+    for body in bodies:
+        webhook.validate(body)
+    return time.process_time() - start
+
+
+def in_process() -> list[str]:
+    """CPU per review on the bench's pods, and answer times by number of containers."""
+    from skanse.admission.handler import ReviewLimits, Webhook
+    from skanse.admission.policy import Policy
+
+    webhook = Webhook(Policy())
+    lines = []
+    for violating in (False, True):
+        bodies = [review_body(i, violating=violating) for i in range(100)]
+        for body in bodies:
+            webhook.validate(body)
+        # the best of 15 batches: on a shared machine the other batches measure the queue
+        per = min(_batch_seconds(webhook, bodies) for _ in range(15)) / len(bodies) * 1000
+        decision = webhook.validate(bodies[0]).decision
+        lines.append(
+            f"| CPU per review, {'denied' if violating else 'allowed'} pod (best of 15 x 100) | "
+            f"{per:.3f} ms | decision {decision} |"
+        )
+    # the caps allow 1,000 containers and 5,000 findings; the violating pod of 1,000 has
+    # about 11,000 findings, so it is timed with a findings cap raised to list them all
+    listed = Webhook(Policy(), limits=ReviewLimits(findings=20_000))
+    for name, make in (("hardened", _hardened_containers), ("violating", _bare_containers)):
+        times = {}
+        for count in (10, 100, 1000):
+            body = _review_of(make(count))
+            listed.validate(body)
+            decision = listed.validate(body).decision
+            times[count] = min(_batch_seconds(listed, [body]) for _ in range(7)) * 1000
+        lines.append(
+            f"| {name} pod, 10 / 100 / 1,000 containers (best of 7) | "
+            f"{times[10]:.2f} / {times[100]:.1f} / "
+            f"{times[1000]:.0f} ms | 1,000/100 = {times[1000] / times[100]:.1f} (10 is linear); "
+            f"decision {decision} |"
+        )
+    return lines
+
+
 def _row(name: str, r: dict[str, Any]) -> str:
     return (
         f"| {name} | {r['throughput']:,.0f}/s | {r['mean_ms']:.2f} ms | {r['p50_ms']:.2f} ms "
@@ -494,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="server worker processes (default: 2, one a core)"
+    )
+    parser.add_argument(
+        "--no-echo", action="store_true", help="skip the echo app (the HTTPS ceiling) run"
     )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -525,6 +662,20 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(_row(f"(b) open loop, {args.rate:.0f} reviews/s, allowed pods", opened))
         finally:
             server.stop()
+        ratio = ""
+        if not args.no_echo and args.only != "open":
+            echo = EchoServer(work, server.tls)
+            try:
+                ceiling = closed_loop(echo, work, args.duration, args.connections, False)
+            finally:
+                echo.stop()
+            rows.append(_row(f"(c) echo app, 1 process, {args.connections} connections", ceiling))
+            ratio = (
+                f"skanse/echo throughput at {args.connections} connections: "
+                f"{closed['throughput'] / ceiling['throughput']:.2f} "
+                f"(skanse with {args.workers} worker(s), echo with 1 process)"
+            )
+    load = os.getloadavg()
     print()
     print("| run | throughput | mean | p50 | p99 | max | errors | server CPU |")
     print("|---|---|---|---|---|---|---|---|")
@@ -532,6 +683,16 @@ def main(argv: list[str] | None = None) -> int:
         print(row)
     for name, avg, worst in KYVERNO:
         print(f"| {name} (published) | | {avg} | | | {worst} | | |")
+    if ratio:
+        print()
+        print(ratio)
+    print()
+    print("| (d) in process | time | notes |")
+    print("|---|---|---|")
+    for line in in_process():
+        print(line)
+    print()
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     return 0
 
 

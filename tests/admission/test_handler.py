@@ -172,11 +172,12 @@ def test_service_account_exemption_from_the_policy_file(tmp_path: Path) -> None:
 # -- suppressions, exactly as the CLI -----------------------------------------------------------
 
 
-def test_annotation_with_reason_suppresses_and_is_audited(zero_trust: Webhook) -> None:
+def test_annotation_with_reason_suppresses_and_is_audited() -> None:
     pod = hardened_pod()
     pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
     pod["metadata"]["annotations"] = {"ignore.skanse.io/SKN-K8S-027": "pinned by the pipeline"}
-    outcome, response = validate(zero_trust, pod_request(pod))
+    opted_in = Webhook(policy(annotation_suppressions=frozenset({"SKN-K8S-027"})))
+    outcome, response = validate(opted_in, pod_request(pod))
     assert response["allowed"] is True
     suppressed = json.loads(response["auditAnnotations"]["suppressed"])
     assert suppressed == [
@@ -189,11 +190,12 @@ def test_annotation_with_reason_suppresses_and_is_audited(zero_trust: Webhook) -
     assert ("SKN-K8S-027", "suppressed") in outcome.results
 
 
-def test_annotation_without_reason_does_not_suppress(zero_trust: Webhook) -> None:
+def test_annotation_without_reason_does_not_suppress() -> None:
     pod = hardened_pod()
     pod["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.2"
     pod["metadata"]["annotations"] = {"ignore.skanse.io/SKN-K8S-027": " "}
-    _, response = validate(zero_trust, pod_request(pod))
+    opted_in = Webhook(policy(annotation_suppressions=frozenset({"SKN-K8S-027"})))
+    _, response = validate(opted_in, pod_request(pod))
     assert response["allowed"] is False
     assert any("has no reason and is not applied" in w for w in response["warnings"])
 
@@ -459,5 +461,7 @@ def test_policy_can_limit_which_checks_annotations_suppress(tmp_path: Path) -> N
     path.write_text("annotation-suppressions: none\n")
     _, none = validate(Webhook(load_policy(path)), pod_request(pod))
     assert "SKN-K8S-027" in none["auditAnnotations"]["failed"]
-    _, everything = validate(Webhook(policy()), pod_request(pod))
+    _, default = validate(Webhook(policy()), pod_request(pod))
+    assert "SKN-K8S-027" in default["auditAnnotations"]["failed"]  # none by default
+    _, everything = validate(Webhook(policy(annotation_suppressions=None)), pod_request(pod))
     assert everything["auditAnnotations"]["failed"] == "SKN-K8S-014"  # as the CLI

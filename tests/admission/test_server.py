@@ -69,10 +69,13 @@ def _client_context(ca_file: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
-def _serve(work: Path, *args: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], Path, Path]:
+def _serve(
+    work: Path, *args: str, workers: int = 1, drain: float = 0
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
     """`skanse admission serve` on 127.0.0.1 (any port) as its own process, with a new
     certificate in work/tls and its log in work/log; returns once `workers` processes serve,
-    the server has exited, or 30 s have passed."""
+    the server has exited, or 30 s have passed. No drain period unless asked (tests stop
+    servers often)."""
     tls = work / "tls"
     issue(tls, service="skanse-admission", namespace="skanse-system", extra_names=("127.0.0.1",))
     log = work / "log"
@@ -82,7 +85,7 @@ def _serve(work: Path, *args: str, workers: int = 1) -> tuple[subprocess.Popen[b
             [
                 sys.executable, "-m", "skanse", "admission", "serve",
                 "--cert", str(tls / "tls.crt"), "--key", str(tls / "tls.key"),
-                "--host", "127.0.0.1", "--port", "0", *args,
+                "--host", "127.0.0.1", "--port", "0", "--drain", str(drain), *args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=sink,
@@ -540,3 +543,167 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     process.kill()
     process.wait(30)
     assert _wait_gone(workers), "no worker outlives its supervisor"
+
+
+# -- hostile load: idle connections, disconnects, memory, shutdown ----------------------------
+
+
+def _started(work: Path, *args: str, drain: float = 0) -> Running:
+    process, tls, log = _serve(work, *args, drain=drain)
+    if process.poll() is not None:
+        pytest.fail(f"server exited: {log.read_text()}")
+    return Running(process, _port(log), tls, log, _client_context(tls / "ca.crt"))
+
+
+def _request(sock: ssl.SSLSocket, method: str, path: str, body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request on a kept-alive connection; the response head and body."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+    sock.sendall(head.encode() + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    header, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", header, re.I).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return header + b"\r\n\r\n" + rest
+
+
+def _closed_by_server(sock: ssl.SSLSocket, wait: float = 0.0) -> bool:
+    import select
+
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, ssl.SSLError, OSError):
+        return True
+
+
+def test_idle_connections_never_push_out_a_review(tmp_path: Path) -> None:
+    """Reported: 2,000 TLS connections that sent one GET /healthz and idled made every review
+    get 503. Here the cap is 30: the 31st connection, a review, evicts the longest idle one
+    that never sent a review, and the API server's own idle connection stays."""
+    running = _started(tmp_path, "--max-connections", "30", "--idle-timeout", "60")
+    sockets: list[ssl.SSLSocket] = []
+    body = review(pod_request(privileged(hardened_pod())))
+    try:
+        apiserver = _tls_socket(running)
+        sockets.append(apiserver)
+        assert b'"allowed":false' in _request(apiserver, "POST", "/validate", body)
+        for _ in range(29):
+            sock = _tls_socket(running)
+            sockets.append(sock)
+            assert _request(sock, "GET", "/healthz").startswith(b"HTTP/1.1 200")
+        for _ in range(3):  # the first evicts; each client closes its connection after
+            response = running.post("/validate", body)
+            assert response.status_code == 200
+            assert response.json()["response"]["allowed"] is False
+        time.sleep(0.3)
+        closed = [s for s in sockets if _closed_by_server(s)]
+        assert closed == [sockets[1]]  # the longest idle that never sent a review
+        # the connection that sent a review was older than all, yet it still answers
+        assert b'"allowed":false' in _request(apiserver, "POST", "/validate", body)
+    finally:
+        for sock in sockets:
+            sock.close()
+        _stop(running.process)
+
+
+def test_connections_without_a_review_get_a_short_keep_alive(tmp_path: Path) -> None:
+    running = _started(tmp_path, "--idle-timeout", "0.5", "--keep-alive", "60")
+    body = review(pod_request(hardened_pod()))
+    try:
+        with _tls_socket(running) as prober, _tls_socket(running) as apiserver:
+            assert _request(prober, "GET", "/healthz").startswith(b"HTTP/1.1 200")
+            assert b'"allowed":true' in _request(apiserver, "POST", "/validate", body)
+            assert _closed_by_server(prober, wait=5)
+            assert not _closed_by_server(apiserver)
+            assert b'"allowed":true' in _request(apiserver, "POST", "/validate", body)
+    finally:
+        _stop(running.process)
+
+
+def test_a_client_that_disconnects_mid_body_is_one_info_line(server: Running) -> None:
+    """Reported: an ERROR with a full traceback per disconnect (315 KB for 100)."""
+    for _ in range(5):
+        with _tls_socket(server) as sock:
+            sock.sendall(
+                b"POST /validate HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: 100000\r\n\r\n" + b"{" * 1000
+            )
+            time.sleep(0.05)
+    _alive(server)
+    time.sleep(0.3)
+    lines = server.log_lines()
+    gone = [x for x in lines if "disconnected before sending the whole body" in x["msg"]]
+    assert len(gone) == 5 and {x["level"] for x in gone} == {"info"}
+    assert not [x for x in lines if x["level"] == "error" or "error" in x]
+
+
+def _big_review(containers: int = 30, env: int = 2100, value: int = 8) -> bytes:
+    """About 2.9 MB: a pod whose containers carry many small environment variables, the
+    shape that takes the most memory once parsed."""
+    pod = hardened_pod()
+    template = pod["spec"]["containers"][0]
+    pod["spec"]["containers"] = [
+        {
+            **template,
+            "name": f"c{i}",
+            "env": [{"name": f"SETTING_{j}", "value": "v" * value} for j in range(env)],
+        }
+        for i in range(containers)
+    ]
+    return review(pod_request(pod))
+
+
+def test_concurrent_big_reviews_stay_inside_the_memory_budget(tmp_path: Path) -> None:
+    """Reported: 20 concurrent 2.9 MB reviews took the server to 389 MB RSS against the
+    Deployment's 256 MiB limit. The in-flight budget (--max-inflight, 8 MiB by default)
+    bounds what is read and decided at once; every review is still answered. An image
+    policy makes decisions run in worker threads, several at once: the worst case."""
+    (tmp_path / "images.yaml").write_text(
+        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\nimages: []\ndefault: allow\n"
+    )
+    (tmp_path / "policy.yaml").write_text("image-policy: images.yaml\n")
+    running = _started(tmp_path, "--policy", str(tmp_path / "policy.yaml"))
+    body = _big_review()
+    assert 2_500_000 < len(body) < 3 * 1024 * 1024
+    try:
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            responses = list(pool.map(lambda _: running.post("/validate", body), range(20)))
+        assert {r.status_code for r in responses} == {200}
+        peak = int(
+            re.search(  # type: ignore[union-attr]
+                r"VmHWM:\s+(\d+)", Path(f"/proc/{running.process.pid}/status").read_text()
+            ).group(1)
+        )
+        # measured here: 196-290 MB before the budget, about 112 MB with it (limit 256 MiB)
+        assert peak < 160 * 1024, f"peak RSS {peak} KiB"
+    finally:
+        _stop(running.process)
+
+
+def test_sigterm_drains_before_stopping(tmp_path: Path) -> None:
+    """Reported: on SIGTERM the listener closed at once, so reviews routed to a terminating
+    pod during a rollout failed. Readiness turns false, reviews are still answered on new
+    connections for the drain period, then the server stops cleanly."""
+    running = _started(tmp_path, drain=3)
+    body = review(pod_request(hardened_pod()))
+    try:
+        running.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with running.client() as client:
+            assert client.get("/readyz").status_code == 503
+        answered = running.post("/validate", body)
+        assert answered.status_code == 200 and answered.json()["response"]["allowed"] is True
+        assert answered.headers.get("connection") in (None, "close", "keep-alive")
+        assert running.process.wait(20) == 0
+    finally:
+        _stop(running.process)
+    messages = [x["msg"] for x in running.log_lines()]
+    assert any("drain period" in m for m in messages) and messages[-1] == "stopped"

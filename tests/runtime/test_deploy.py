@@ -65,7 +65,7 @@ def test_host_access_is_hostpid_and_named_mounts_only() -> None:
         "/sys/fs/cgroup",
         "/etc",
         "/var/lib/docker/containers",
-        "/run/containerd",
+        "/run/containerd/io.containerd.runtime.v2.task",  # not containerd.sock
         "/run/containers/storage",
         "/var/lib/skanse",
     }

@@ -83,6 +83,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="worker processes sharing the port; one uses one CPU core (default: %(default)s)",
     )
     serve.add_argument(
+        "--max-inflight",
+        metavar="MIB",
+        type=float,
+        default=8.0,
+        help="bytes of reviews read or decided at once, in MiB; set the memory limit from "
+        "it (docs/admission.md) (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=int,
+        default=2000,
+        help="open connections per worker; past it the longest idle one is closed, so idle "
+        "connections never push out a review (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="keep-alive of a connection that has sent no review; the API server's "
+        "connections keep --keep-alive (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--keep-alive",
+        metavar="SECONDS",
+        type=int,
+        default=75,
+        help="keep-alive of a connection once it has sent a review (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--drain",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="after SIGTERM, keep answering this long with readiness off, while the API "
+        "server stops routing here; a second signal stops at once (default: %(default)s)",
+    )
+    serve.add_argument(
         "--reload-interval",
         metavar="SECONDS",
         type=float,
@@ -189,6 +228,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
+    if args.max_connections < 1 or args.max_inflight < args.max_body:
+        raise UsageError(
+            "--max-connections must be 1 or more, and --max-inflight at least --max-body"
+        )
     metrics_dir = None
     if args.workers > 1:
         # before prometheus-client is imported: it picks its value store at import time
@@ -216,7 +259,9 @@ def _serve_with(args: argparse.Namespace, metrics_dir: str | None) -> int:
     webhook = Webhook(policy, _evaluator(args, policy))
     metrics = Metrics()
     settings = AppSettings(
-        max_body_bytes=int(args.max_body * 1024 * 1024), body_timeout=args.timeout
+        max_body_bytes=int(args.max_body * 1024 * 1024),
+        body_timeout=args.timeout,
+        max_inflight_bytes=int(args.max_inflight * 1024 * 1024),
     )
     options = ServeOptions(
         cert_file=Path(args.cert),
@@ -227,6 +272,10 @@ def _serve_with(args: argparse.Namespace, metrics_dir: str | None) -> int:
         handshake_timeout=args.timeout,
         header_timeout=args.timeout,
         workers=args.workers,
+        keep_alive=args.keep_alive,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        drain=args.drain,
     )
     logging.getLogger("skanse.admission").info(
         "policy loaded",

@@ -5,18 +5,33 @@ and a deadline (408 for a client that sends the body too slowly), so memory and 
 request stay bounded whatever the client does. Decisions are made by `Webhook`; when the
 policy has image rules the decision runs in a worker thread, because the verifier may wait
 on a registry and must not stall the event loop.
+
+Memory is bounded by design: the bytes of all reviews being read or decided at once are at
+most `max_inflight_bytes`. A request reserves its Content-Length (the body cap when it sends
+none) before reading, and keeps the reservation until its answer is made, parsed object
+included; one that cannot get its share within the body deadline is answered 503. A parsed
+review takes several times its size in Python objects, so the Deployment's memory limit is
+set from this budget (docs/admission.md has the figures). Offloaded decisions of large
+reviews run on one thread of their own: memory a thread's allocator has used stays with
+that thread, so spreading large reviews over many threads multiplied the peak (measured:
+260 MB with the default executor against 112 MB with one thread for 20 concurrent
+2.9 MB reviews); small reviews share a pool, so a slow registry does not queue them.
+
+A client that goes away mid-body is one INFO line, not an error: nothing was decided.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -24,7 +39,7 @@ from skanse.admission.handler import Decision, Outcome, Webhook
 from skanse.admission.logs import FIELDS_KEY
 from skanse.admission.metrics import CONTENT_TYPE, Metrics
 
-__all__ = ["AppSettings", "create_app"]
+__all__ = ["AppSettings", "InflightBudget", "create_app"]
 
 _log = logging.getLogger("skanse.admission")
 
@@ -40,10 +55,65 @@ class AppSettings:
     # up to 1.5 MiB, so 3 MiB fits any real review of a Pod or workload.
     max_body_bytes: int = 3 * 1024 * 1024
     body_timeout: float = 10.0
+    # Bytes of reviews read or decided at once (see the module docstring): two of the
+    # largest, or hundreds of ordinary ones (a few KiB each). A parsed review of small
+    # objects takes about 12 times its size, so 8 MiB keeps a worker near 140 MB at peak.
+    max_inflight_bytes: int = 8 * 1024 * 1024
+    # Reviews larger than this are decided on the single large-review thread.
+    large_review_bytes: int = 256 * 1024
+    decision_threads: int = 8
 
 
 class _TooLarge(Exception):
     pass
+
+
+class InflightBudget:
+    """A byte budget shared by the requests of one event loop; waiters are served in order.
+
+    The common case (room left, nobody waiting) takes no lock and awaits nothing.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+
+    async def acquire(self, size: int, timeout: float) -> bool:
+        """Reserve `size` bytes within `timeout` seconds; False if they did not free up."""
+        size = min(size, self.capacity)
+        if not self._waiters and self.used + size <= self.capacity:
+            self.used += size
+            return True
+        entry = (size, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await entry[1]
+        except TimeoutError:
+            if entry[1].done() and not entry[1].cancelled():
+                return True  # granted just as the deadline passed
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            self._wake()  # a large waiter leaving may let smaller ones in
+            return False
+        return True
+
+    def release(self, size: int) -> None:
+        self.used -= min(size, self.capacity)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            size, future = self._waiters[0]
+            if future.done():  # given up
+                self._waiters.popleft()
+                continue
+            if self.used + size > self.capacity:
+                return
+            self._waiters.popleft()
+            self.used += size
+            future.set_result(None)
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -69,6 +139,12 @@ def create_app(
     ready: Callable[[], bool] = lambda: True,
 ) -> Starlette:
     offload = webhook.verifier is not None
+    budget = InflightBudget(settings.max_inflight_bytes)
+    # threads start on first use, after any fork of worker processes
+    small_pool = concurrent.futures.ThreadPoolExecutor(
+        settings.decision_threads, thread_name_prefix="skanse-decide"
+    )
+    large_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="skanse-large")
 
     async def review(request: Request, endpoint: str) -> Response:
         content_type = request.headers.get("content-type", "")
@@ -77,15 +153,42 @@ def create_app(
             return PlainTextResponse(
                 "an AdmissionReview is sent as application/json\n", status_code=415
             )
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > settings.max_body_bytes:
+            return _too_large(endpoint)
+        share = int(length) if length.isdigit() else settings.max_body_bytes
+        if not await budget.acquire(share, settings.body_timeout):
+            metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
+            return PlainTextResponse(
+                "too many large reviews at once; retry\n",
+                status_code=503,
+                headers={"retry-after": "1"},
+            )
+        try:
+            return await decide_within_budget(request, endpoint)
+        finally:
+            budget.release(share)
+
+    def _too_large(endpoint: str) -> Response:
+        metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
+        return PlainTextResponse(
+            f"the body is larger than {settings.max_body_bytes} bytes\n",
+            status_code=413,
+            headers={"connection": "close"},
+        )
+
+    async def decide_within_budget(request: Request, endpoint: str) -> Response:
         try:
             body = await _read_body(request, settings.max_body_bytes, settings.body_timeout)
         except _TooLarge:
-            metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
-            return PlainTextResponse(
-                f"the body is larger than {settings.max_body_bytes} bytes\n",
-                status_code=413,
-                headers={"connection": "close"},
+            return _too_large(endpoint)
+        except ClientDisconnect:
+            # nothing to answer and nothing decided: one line, no traceback
+            _log.info(
+                f"{endpoint}: the client disconnected before sending the whole body",
+                extra={FIELDS_KEY: {"endpoint": endpoint, "decision": "disconnected"}},
             )
+            return Response(status_code=499)
         except TimeoutError:
             metrics.observe(endpoint, "", "", Decision.INVALID, 0.0)
             return PlainTextResponse(
@@ -96,7 +199,8 @@ def create_app(
         start = time.perf_counter()
         decide = webhook.validate if endpoint == "validate" else webhook.mutate
         if offload:
-            outcome = await asyncio.to_thread(decide, body)
+            pool = large_pool if len(body) > settings.large_review_bytes else small_pool
+            outcome = await asyncio.get_running_loop().run_in_executor(pool, decide, body)
         else:
             outcome = decide(body)
         seconds = time.perf_counter() - start

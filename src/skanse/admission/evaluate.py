@@ -21,13 +21,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skanse.admission.policy import Policy
+from skanse.admission.policy import Policy, PolicyException
 from skanse.checks._all import REGISTRY
 from skanse.checks._registry import Check, Registry
 from skanse.checks.kubernetes.base import CheckContext, ClusterIndex
 from skanse.checks.kubernetes.defaults import SERVICE_ACCOUNT_MOUNT_PATH
 from skanse.config import ConfigSuppression
-from skanse.model import CheckID, Finding, Layer, ScanResult, Severity, SuppressionSource
+from skanse.model import (
+    CheckID,
+    Finding,
+    Layer,
+    ScanResult,
+    Severity,
+    Suppression,
+    SuppressionSource,
+)
 from skanse.results import apply_suppressions
 from skanse.scan import ScanOptions, check_object, selected_checks
 from skanse.sources.kubernetes import (
@@ -146,6 +154,43 @@ class Evaluator:
             self._annotation_ids = frozenset(
                 check for name in policy.annotation_suppressions for check in registry.resolve(name)
             )
+        # each exception with the check ids it covers (aliases resolved once)
+        self._exceptions: tuple[tuple[PolicyException, frozenset[str], Suppression], ...] = tuple(
+            (
+                e,
+                frozenset(c for name in e.checks for c in registry.resolve(name)),
+                Suppression(
+                    SuppressionSource.CONFIG,
+                    e.reason,
+                    f"admission policy exception {e.name}",
+                    e.expires,
+                ),
+            )
+            for e in policy.exceptions
+        )
+
+    def _with_exceptions(
+        self, obj: K8sObject, namespace: str, findings: tuple[Finding, ...]
+    ) -> tuple[Finding, ...]:
+        """Declare the policy's exceptions whose scope holds `obj` on the findings they cover;
+        `apply_suppressions` then honours them until they expire, like any suppression."""
+        if not self._exceptions:
+            return findings
+        name = obj.name or ""
+        scoped = [
+            (ids, suppression)
+            for e, ids, suppression in self._exceptions
+            if e.covers(namespace, obj.kind, name)
+        ]
+        if not scoped:
+            return findings
+        out: list[Finding] = []
+        for f in findings:
+            extra = tuple(s for ids, s in scoped if f.check_id in ids)
+            if extra:
+                f = dataclasses.replace(f, declared_suppressions=(*f.declared_suppressions, *extra))
+            out.append(f)
+        return tuple(out)
 
     def _without_refused_annotations(
         self, findings: tuple[Finding, ...]
@@ -202,7 +247,10 @@ class Evaluator:
         if self._annotation_ids is not None:
             findings, refused = self._without_refused_annotations(findings)
             warnings.extend(refused)
-        if findings:
+        findings = self._with_exceptions(obj, namespace, findings)
+        # with nothing declared and no .skanse.yaml entries there is nothing to apply (and
+        # rebuilding every finding was a fifth of the cost of a pod with many findings)
+        if findings and (self.suppressions or any(f.declared_suppressions for f in findings)):
             applied = apply_suppressions(
                 ScanResult(findings=findings, checks=()),
                 self.suppressions,

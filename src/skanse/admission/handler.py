@@ -14,6 +14,11 @@
   be scaled and relabelled while they are brought into line.
 * A check that could not run, or an internal error, denies in enforce mode (the reason says
   so) and warns otherwise: never a silent pass.
+* Cost is linear in the object and bounded: an object with more containers than
+  `ReviewLimits.containers`, or more findings than `ReviewLimits.findings`, is not listed
+  finding by finding but answered at once as "could not check" (a denial in enforce mode);
+  the denial message and every annotation have a byte cap. Dry-run, warn and audit requests
+  take the same path, so none of them can cost more than an enforce request.
 
 There are no side effects (nothing is written anywhere), so a dryRun request is answered
 exactly like the real one.
@@ -46,6 +51,7 @@ __all__ = [
     "IMAGE_SIGNATURE",
     "Decision",
     "Outcome",
+    "ReviewLimits",
     "Webhook",
 ]
 
@@ -58,6 +64,19 @@ IGNORED_SUBRESOURCES = frozenset(
 IMAGE_SIGNATURE = "image-signature"
 # Bounds on the denial message (kubectl prints all of it).
 _MAX_MESSAGE_CHARS = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewLimits:
+    """Hard caps on one review. Past them the answer is "could not check" (a denial in
+    enforce mode), never a timeout: containers are counted before any check runs, findings
+    before any line of the answer is built."""
+
+    # Containers of all kinds (init, regular, ephemeral) in one pod spec. The API server sets
+    # no limit; 1,000 is far past any real pod and still answered in milliseconds.
+    containers: int = 1000
+    # Findings on one object: each becomes a line of the answer, so the cap bounds its work.
+    findings: int = 5000
 
 
 class Decision:
@@ -124,8 +143,10 @@ class Webhook:
         policy: Policy,
         evaluator: Evaluator | None = None,
         verifier: ImageVerifier | None = None,
+        limits: ReviewLimits = ReviewLimits(),
     ) -> None:
         self.policy = policy
+        self.limits = limits
         self.evaluator = evaluator or Evaluator(policy)
         # An explicit verifier (tests, special registries) wins; otherwise the policy's image
         # policy, if it has one, through the signing layer.
@@ -164,7 +185,16 @@ class Webhook:
         if pod_spec(obj) is None:
             reason = f"{request.kind} has no pod spec where one is expected: could not check it"
             return self._could_not_check(request, mode, reason)
+        too_big = self._over_limits(request, obj)
+        if too_big is not None:
+            return self._could_not_check(request, mode, too_big)
         found = self._findings(obj, namespace, request)
+        if len(found.verdict.findings) > self.limits.findings:
+            reason = (
+                f"{len(found.verdict.findings)} findings, more than the {self.limits.findings} "
+                "one answer lists: could not check it finding by finding"
+            )
+            return self._could_not_check(request, mode, reason)
         results = self._results(found)
         if not found.denies:
             return self._checked_ok(request, mode, found, results)
@@ -182,6 +212,22 @@ class Webhook:
             return self._deny(request, mode, obj, found, results)
         decision = Decision.WARN if mode is Mode.WARN else Decision.AUDIT
         return self._allowed_with_findings(request, mode, found, results, decision, "")
+
+    def _over_limits(self, request: Request, obj: K8sObject) -> str | None:
+        """Why the object (or the old one of an UPDATE) is too big to check, or None."""
+        objects = [obj]
+        if request.old_object is not None:
+            objects.append(self._object(request, request.old_object))
+        for item in objects:
+            pod = pod_spec(item)
+            count = sum(1 for _ in pod.containers()) if pod is not None else 0
+            if count > self.limits.containers:
+                which = "the old object" if item is not obj else "the pod spec"
+                return (
+                    f"{which} has {count} containers, more than the {self.limits.containers} "
+                    "skanse checks in one review: could not check it"
+                )
+        return None
 
     def _not_checked(self, request: Request) -> str | None:
         if request.operation not in ("CREATE", "UPDATE"):
@@ -217,14 +263,25 @@ class Webhook:
     def _findings(self, obj: K8sObject, namespace: str, request: Request) -> _Findings:
         verdict = self.evaluator.evaluate(obj, namespace)
         fail_on = self.policy.fail_on
-        failing = list(verdict.failing(fail_on))
-        below = [f for f in verdict.unsuppressed if f not in failing]
+        # one pass: membership tests against a list made this quadratic in the findings
+        failing: list[Finding] = []
+        below: list[Finding] = []
+        for f in verdict.unsuppressed:
+            (failing if fail_on is None or f.severity >= fail_on else below).append(f)
         images = self._images(obj, request)
         image_failures = [
             f"{IMAGE_SIGNATURE}: image {v.image} ({v.outcome}): {v.reason}"
             for v in images
             if not v.passed
         ]
+        if self.policy.require_digests:
+            image_failures += [
+                f"{IMAGE_SIGNATURE}: image {v.image} is signed but not pinned: the policy "
+                f"requires a digest, since the tag can be re-pushed; use {v.pinned_image} "
+                "(the mutating webhook pins it)"
+                for v in images
+                if v.pinned_image is not None
+            ]
         problems = [f"could not check: {p}" for p in verdict.problems]
         return _Findings(failing, below, verdict, images, image_failures, problems)
 
@@ -482,15 +539,43 @@ class Webhook:
         if mode not in self.policy.mutation.modes:
             return self._allow(request, Decision.SKIP, f"namespace mode {mode} is not mutated")
         obj = self._object(request, request.object)
+        too_big = self._over_limits(request, obj)
+        if too_big is not None:
+            return self._could_not_check(request, mode, too_big)
         patch = defaults_patch(obj, self.policy.mutation)
-        if not patch:
+        pins = self._digest_pins(obj)
+        if not patch and not pins:
             return self._allow(request, Decision.ALLOW, "no defaults to add")
         fields = sorted({op["path"].rsplit("/", 1)[-1] for op in patch} - {"-"})
         audit = {"decision": Decision.PATCH, "added": ",".join(fields)}
+        if pins:
+            audit["pinned"] = ",".join(dict.fromkeys(op["value"] for op in pins))
+            patch = [*patch, *pins]
         body = render_response(request.uid, True, audit=audit, patch=patch)
         return Outcome(
             200, body, "application/json", **self._base(request, Decision.PATCH, mode.value, "")
         )
+
+    def _digest_pins(self, obj: K8sObject) -> list[dict[str, Any]]:
+        """Replace ops that pin each image whose tag a signature rule verified to the digest
+        verified. An image that fails verification is left alone: /validate denies it."""
+        pod = pod_spec(obj)
+        if self.verifier is None or not self.policy.pin_digests or pod is None:
+            return []
+        tagged = [
+            (c, image)
+            for c in pod.containers()
+            if isinstance(image := c.data.get("image"), str) and image.strip() and "@" not in image
+        ]
+        if not tagged:
+            return []
+        verdicts = {v.image: v for v in verify_images((i for _, i in tagged), self.verifier)}
+        pins: list[dict[str, Any]] = []
+        for c, image in tagged:
+            pinned = verdicts[image].pinned_image
+            if pinned is not None:
+                pins.append({"op": "replace", "path": f"{c.pointer}/image", "value": pinned})
+        return pins
 
     def _update_not_mutated(self, request: Request) -> str | None:
         """Pods cannot change their security context after creation, and a workload gets
@@ -553,11 +638,20 @@ def _suppressed_annotation(findings: Sequence[Finding]) -> str:
 
 
 def _bounded_json(items: list[dict[str, str]], limit: int = 4000) -> str:
-    """A JSON list that fits an annotation value: items that do not fit are counted."""
-    text = json.dumps(items, separators=(",", ":"), ensure_ascii=False)
-    kept = len(items)
-    while len(text) > limit and kept:
-        kept -= 1
-        shown = [*items[:kept], {"more": str(len(items) - kept)}]
-        text = json.dumps(shown, separators=(",", ":"), ensure_ascii=False)
-    return text
+    """A JSON list that fits an annotation value: items that do not fit are counted.
+
+    Each item is encoded once and the list is cut where the running size passes the limit
+    (less room for the `{"more": "N"}` marker), so the cost is linear in what is kept.
+    """
+    reserve = len('{"more":""}') + len(str(len(items))) + 1
+    parts: list[str] = []
+    size = 2  # the brackets
+    for index, item in enumerate(items):
+        encoded = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+        room = limit - reserve if index + 1 < len(items) else limit
+        if size + len(encoded) + (1 if parts else 0) > room:
+            parts.append(json.dumps({"more": str(len(items) - index)}, separators=(",", ":")))
+            break
+        parts.append(encoded)
+        size += len(encoded) + (1 if len(parts) > 1 else 0)
+    return "[" + ",".join(parts) + "]"

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from skanse.oci.reference import split_reference
 from skanse.oci.registry import RegistryClient
 from skanse.signing.policy import Policy as ImagePolicy
 from skanse.signing.policy import verify_image
@@ -45,10 +46,24 @@ class ImageVerdict:
     outcome: ImageOutcome
     reason: str
     rule: str = ""  # the glob of the rule that decided ("" for the policy's default)
+    digest: str | None = None  # what was verified (a tag resolved at that moment)
+    signed: bool = False  # a signature rule verified it (not an exemption or the default)
 
     @property
     def passed(self) -> bool:
         return self.outcome is ImageOutcome.VERIFIED
+
+    @property
+    def pinned(self) -> bool:
+        """The reference names a digest, so what runs is what was verified."""
+        return split_reference(self.image)[2] is not None
+
+    @property
+    def pinned_image(self) -> str | None:
+        """`image@digest` for a signed tag (Kyverno's mutateDigest), or None."""
+        if not (self.passed and self.signed and self.digest) or self.pinned:
+            return None
+        return f"{self.image}@{self.digest}"
 
 
 class ImageVerifier(Protocol):
@@ -77,7 +92,14 @@ class SigningVerifier:
             outcome = ImageOutcome.COULD_NOT_CHECK
         else:
             outcome = ImageOutcome.REJECTED
-        return ImageVerdict(image, outcome, decision.reason, decision.rule or "")
+        return ImageVerdict(
+            image,
+            outcome,
+            decision.reason,
+            decision.rule or "",
+            decision.digest,
+            signed=bool(decision.verified_keys),
+        )
 
 
 def verify_images(images: Iterable[str], verifier: ImageVerifier) -> Iterator[ImageVerdict]:

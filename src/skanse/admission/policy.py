@@ -20,18 +20,34 @@
     image-policy: image-policy.yaml  # image signatures: skanse.signing's ImagePolicy file
                                      # (globs -> keys, thresholds, attestations, default);
                                      # a path relative to this file
+    pin-digests: true                # /mutate rewrites an image whose tag a signature rule
+                                     # verified to tag@digest, the digest verified
+    require-digests: true            # /validate denies such an image left as a tag: the
+                                     # tag can be re-pushed after the check
     mutation:
       modes: [enforce]               # namespaces in these modes get secure defaults
       set-user: false                # also set runAsUser/runAsGroup 10001 where unset
-    annotation-suppressions: all     # which checks ignore.skanse.io/<ID> may suppress:
-                                     # all (as the CLI), none, or a list of ids and aliases
+    annotation-suppressions: none    # which checks an ignore.skanse.io/<ID> annotation
+                                     # may suppress: none (the default) or a list of ids
+                                     # and aliases; never every check
+    exceptions:                      # owned by whoever owns this file (the ConfigMap),
+      - name: legacy-db-hostpath     # never by pod authors
+        reason: "the 2019 database reads the host's disk; moved by TICKET-123"
+        checks: [SKN-K8S-005]        # ids or aliases; at least one
+        namespaces: [legacy]         # names or globs; "*" must be said explicitly
+        workloads: [StatefulSet/db, "Pod/db-*"]   # optional: Kind/name (name globs)
+        expires: 2027-01-31          # required; from the day after it no longer applies
 
-Suppressions (`ignore.skanse.io/<ID>` annotations and `.skanse.yaml` entries with expiry)
-are honoured exactly as the CLI honours them; the `.skanse.yaml` is given with --config.
+Who may create a Pod may annotate it, so annotations decide nothing unless the policy lists
+the checks they may suppress. Exceptions live in the policy instead, with a reason, a
+scope and an expiry, like Kyverno's PolicyException; an expired exception stops applying and
+every answer it would have covered says so. `.skanse.yaml` suppressions (given with
+--config) apply too, as in the CLI.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import fnmatch
 from dataclasses import dataclass, field
@@ -53,6 +69,7 @@ __all__ = [
     "Mode",
     "MutationSettings",
     "Policy",
+    "PolicyException",
     "PolicyFile",
     "load_policy",
 ]
@@ -79,11 +96,16 @@ class _Exempt(BaseModel):
     @field_validator("service_accounts")
     @classmethod
     def _namespace_slash_name(cls, value: list[str]) -> list[str]:
-        for item in value:
-            namespace, slash, name = item.partition("/")
-            if not (slash and namespace and name) or "/" in name:
-                raise ValueError(f"{item!r} is not namespace/name")
-        return value
+        return _pairs(value, "namespace/name")
+
+
+def _pairs(value: list[str], form: str) -> list[str]:
+    """`value` if every item is two non-empty parts around one slash; else a ValueError."""
+    for item in value:
+        first, slash, second = item.partition("/")
+        if not (slash and first and second) or "/" in second:
+            raise ValueError(f"{item!r} is not {form}")
+    return value
 
 
 class _Mutation(BaseModel):
@@ -91,6 +113,36 @@ class _Mutation(BaseModel):
 
     modes: list[Mode] = Field(default_factory=lambda: [Mode.ENFORCE])
     set_user: bool = Field(default=False, alias="set-user")
+
+
+class _Exception(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    name: str = Field(min_length=1, max_length=253)
+    reason: str = Field(min_length=1)
+    checks: list[str] = Field(min_length=1)
+    namespaces: list[str] = Field(min_length=1)
+    workloads: list[str] = Field(default_factory=list)
+    expires: dt.date
+
+    @field_validator("reason")
+    @classmethod
+    def _says_something(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an exception needs a reason")
+        return value.strip()
+
+    @field_validator("checks")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if any(v.strip() in ("*", "all") for v in value):
+            raise ValueError("name the checks an exception covers; a wildcard is not accepted")
+        return [v.strip() for v in value]
+
+    @field_validator("workloads")
+    @classmethod
+    def _kind_slash_name(cls, value: list[str]) -> list[str]:
+        return _pairs(value, "Kind/name (a name glob is allowed)")
 
 
 class PolicyFile(BaseModel):
@@ -107,10 +159,43 @@ class PolicyFile(BaseModel):
     enable: list[str] = Field(default_factory=list)
     disable: list[str] = Field(default_factory=list)
     image_policy: str | None = Field(default=None, alias="image-policy")
+    pin_digests: bool = Field(default=True, alias="pin-digests")
+    require_digests: bool = Field(default=True, alias="require-digests")
     mutation: _Mutation = Field(default_factory=_Mutation)
-    annotation_suppressions: Literal["all", "none"] | list[str] = Field(
-        default="all", alias="annotation-suppressions"
+    annotation_suppressions: Literal["none"] | list[str] = Field(
+        default="none", alias="annotation-suppressions"
     )
+    exceptions: list[_Exception] = Field(default_factory=list)
+
+    @field_validator("annotation_suppressions", mode="before")
+    @classmethod
+    def _not_all(cls, value: object) -> object:
+        if value == "all":
+            raise ValueError(
+                "'all' would let every pod author exempt their pod from every check with an "
+                "annotation; list the check ids annotations may suppress, or use exceptions"
+            )
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyException:
+    """Findings of `checks` on matching objects are accepted, for `reason`, until `expires`."""
+
+    name: str
+    reason: str
+    checks: frozenset[str]  # ids and aliases as written; resolved by the evaluator
+    namespaces: tuple[str, ...]
+    workloads: tuple[tuple[str, str], ...] = ()  # (kind, name glob); empty: every object
+    expires: dt.date | None = None
+
+    def covers(self, namespace: str, kind: str, name: str) -> bool:
+        """Whether the exception's scope holds the object `kind/name` in `namespace`."""
+        if not any(_matches(p, namespace) for p in self.namespaces):
+            return False
+        if not self.workloads:
+            return True
+        return any(k == kind and _matches(n, name) for k, n in self.workloads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +221,18 @@ class Policy:
     exempt_groups: frozenset[str] = frozenset()
     # image signature rules (None: images are not verified)
     image_policy: ImagePolicy | None = None
+    # Kyverno's mutateDigest and verifyDigest: a signature verified for a tag holds for the
+    # digest the tag named then, not for what is pushed to it later
+    pin_digests: bool = True
+    require_digests: bool = True
     mutation: MutationSettings = MutationSettings()
     own_namespace: str | None = None
-    # Check ids an `ignore.skanse.io/<ID>` annotation may suppress (None: every check). Whoever
-    # may create a Pod may annotate it, so a cluster can keep the annotation for low-stakes
-    # checks and require `.skanse.yaml` entries (owned by the platform team) for the rest.
-    annotation_suppressions: frozenset[str] | None = None
+    # Check ids an `ignore.skanse.io/<ID>` annotation may suppress (None: every check, as the
+    # CLI; only for programmatic use). Whoever may create a Pod may annotate it, so by default
+    # none: a cluster keeps the annotation for low-stakes checks at most, and puts the rest
+    # in `exceptions`, which only the policy's owner can write.
+    annotation_suppressions: frozenset[str] | None = frozenset()
+    exceptions: tuple[PolicyException, ...] = ()
     source: str = "built-in defaults"
 
     def mode_for(self, namespace: str) -> Mode:
@@ -185,6 +276,10 @@ def _is_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
 
+def _matches(pattern: str, value: str) -> bool:
+    return pattern == value or (_is_glob(pattern) and fnmatch.fnmatchcase(value, pattern))
+
+
 def policy_from_file(parsed: PolicyFile, source: str, base_dir: Path | None = None) -> Policy:
     """Turn the validated file into a Policy; raises ValueError naming the bad setting."""
     pss_text = parsed.pss or default_pss_level(parsed.profile)
@@ -197,8 +292,25 @@ def policy_from_file(parsed: PolicyFile, source: str, base_dir: Path | None = No
     except ValueError as exc:
         raise ValueError(f"fail-on: {exc}") from None
     allowed = parsed.annotation_suppressions
-    annotation_ids: frozenset[str] | None = (
-        None if allowed == "all" else frozenset() if allowed == "none" else frozenset(allowed)
+    annotation_ids = frozenset() if allowed == "none" else frozenset(allowed)
+    from skanse.checks._all import REGISTRY
+
+    for entry in parsed.exceptions:
+        unknown = [c for c in entry.checks if not REGISTRY.resolve(c)]
+        if unknown:
+            raise ValueError(f"exception {entry.name!r}: unknown check {', '.join(unknown)}")
+    exceptions = tuple(
+        PolicyException(
+            name=e.name,
+            reason=e.reason,
+            checks=frozenset(e.checks),
+            namespaces=tuple(e.namespaces),
+            workloads=tuple(
+                (kind, name) for kind, _, name in (w.partition("/") for w in e.workloads)
+            ),
+            expires=e.expires,
+        )
+        for e in parsed.exceptions
     )
     users = set(parsed.exempt.users)
     for account in parsed.exempt.service_accounts:
@@ -216,8 +328,11 @@ def policy_from_file(parsed: PolicyFile, source: str, base_dir: Path | None = No
         exempt_users=frozenset(users),
         exempt_groups=frozenset(parsed.exempt.groups),
         image_policy=_image_policy(parsed.image_policy, base_dir or Path.cwd()),
+        pin_digests=parsed.pin_digests,
+        require_digests=parsed.require_digests,
         mutation=MutationSettings(frozenset(parsed.mutation.modes), parsed.mutation.set_user),
         annotation_suppressions=annotation_ids,
+        exceptions=exceptions,
         source=source,
     )
 

@@ -12,8 +12,17 @@ socket so that it can do what a stock uvicorn server does not:
 * Slow clients are cut off: a connection has `handshake_timeout` to send its first byte
   and finish the TLS handshake, `header_timeout` to send each request's headers, and at most
   `max_header_bytes` of them (431 past it); the body deadline and size cap are the app's.
-* SIGTERM: readiness turns false, the listener closes, requests in flight finish (up to
-  `shutdown_grace`), then the process exits.
+* Idle connections cannot starve reviews. A connection that has sent no review
+  (`/validate`, `/mutate`) is closed after `idle_timeout` without a request; one that has
+  (the API server's) keeps `keep_alive`, which saves it a TLS handshake per review. At
+  `max_connections`, a new connection evicts the connection idle longest, those that never
+  sent a review first; only when every connection is busy with a request is the new one
+  refused. So a flood of idle connections costs the API server nothing but a reconnect.
+* SIGTERM: readiness turns false at once, but the webhook keeps accepting and answering for
+  `drain` seconds, because the API server learns of a terminating endpoint only after a
+  delay; idle connections are closed and each connection closes after its next answer, so
+  clients move to another replica. Then the listener closes, requests in flight finish (up
+  to `shutdown_grace`) and the process exits. A second signal ends the drain early.
 """
 
 from __future__ import annotations
@@ -65,7 +74,13 @@ class ServeOptions:
     max_header_bytes: int = 64 * 1024
     # The API server keeps connections open between reviews; reuse saves a TLS handshake.
     keep_alive: int = 75
-    limit_concurrency: int = 2000
+    # Idle time allowed to a connection that has not sent a review (probes, scrapers, and
+    # anyone else who can reach the port).
+    idle_timeout: float = 5.0
+    # Open connections (TLS handshakes included); past it the longest idle one is evicted.
+    max_connections: int = 2000
+    # After SIGTERM: keep serving this long with readiness off (see the module docstring).
+    drain: float = 10.0
     shutdown_grace: float = 15.0
     backlog: int = 1024
     # Worker processes sharing the listening socket (the kernel spreads connections among
@@ -134,18 +149,51 @@ class CertificateReloader:
         return True
 
 
+class _Draining:
+    """Shared by a server and its connections: set once SIGTERM has started the drain."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+
+_REVIEW_PATHS = frozenset({b"/validate", b"/mutate"})
+
+
 class _GuardedHttp(HttpToolsProtocol):
-    """uvicorn's HTTP protocol with a deadline and a size cap on each request's headers."""
+    """uvicorn's HTTP protocol with a deadline and a size cap on each request's headers,
+    a short keep-alive until the connection sends a review, and the state eviction needs."""
 
     header_timeout: float = 10.0
     max_header_bytes: int = 64 * 1024
+    idle_timeout: float = 5.0
+    review_keep_alive: float = 75.0
+    draining: _Draining = _Draining()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_headers = True
         self._header_bytes = 0
+        self.timeout_keep_alive = self.idle_timeout  # type: ignore[assignment]
+        self.reviewer = False  # has sent a review: the API server, most likely
+        self.idle_since = self.loop.time()
         self._arm()
+
+    def is_idle(self) -> bool:
+        """No request in progress (nothing half-received, nothing being answered)."""
+        cycle: Any = self.cycle  # uvicorn types it as set, but it is None before a request
+        return (
+            (cycle is None or cycle.response_complete)
+            and not self.pipeline
+            and self._header_bytes == 0
+            and not self.transport.is_closing()
+        )
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.idle_since = self.loop.time()
+        if self.draining.on and not self.pipeline and not self.transport.is_closing():
+            self.transport.close()  # after the answer: the client reconnects elsewhere
 
     def data_received(self, data: bytes) -> None:
         # One read can hold the end of the headers and the start of the body: parse first,
@@ -169,6 +217,9 @@ class _GuardedHttp(HttpToolsProtocol):
         self._in_headers = False
         self._header_bytes = 0
         self._disarm()
+        if not self.reviewer and self.url.split(b"?", 1)[0] in _REVIEW_PATHS:
+            self.reviewer = True
+            self.timeout_keep_alive = self.review_keep_alive  # type: ignore[assignment]
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -205,11 +256,17 @@ class _GuardedHttp(HttpToolsProtocol):
         self._disarm()
 
 
-def _guarded(header_timeout: float, max_header_bytes: int) -> type[_GuardedHttp]:
+def _guarded(options: ServeOptions, draining: _Draining) -> type[_GuardedHttp]:
     return type(
         "GuardedHttp",
         (_GuardedHttp,),
-        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+        {
+            "header_timeout": options.header_timeout,
+            "max_header_bytes": options.max_header_bytes,
+            "idle_timeout": options.idle_timeout,
+            "review_keep_alive": float(options.keep_alive),
+            "draining": draining,
+        },
     )
 
 
@@ -222,10 +279,13 @@ class Server:
         """`make_app(ready)` builds the ASGI app; `ready()` is this server's readiness."""
         self.options = options
         self.ready = False
+        self.draining = _Draining()
+        self.evicted = 0  # idle connections closed to make room
+        self.refused = 0  # connections refused because every open one was busy
         self.reloader = CertificateReloader(options.cert_file, options.key_file)
         self.config = uvicorn.Config(
             make_app(self.is_ready),
-            http=_guarded(options.header_timeout, options.max_header_bytes),
+            http=_guarded(options, self.draining),
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -233,11 +293,14 @@ class Server:
             server_header=False,
             date_header=False,
             timeout_keep_alive=options.keep_alive,
-            limit_concurrency=options.limit_concurrency,
+            # the connection cap is enforced at accept time by eviction (`_make_room`);
+            # uvicorn's would answer 503 to reviews once idle connections fill it
+            limit_concurrency=None,
         )
         self.config.load()
         self.state = ServerState()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # connections still in their first byte or TLS handshake, oldest first
+        self._tasks: dict[asyncio.Task[None], None] = {}
         self.bound_port: int | None = None
 
     def is_ready(self) -> bool:
@@ -282,8 +345,21 @@ class Server:
         if on_ready is not None:
             on_ready()
         await stop.wait()
-        _log.info("stopping: readiness off, no new connections, finishing requests in flight")
         self.ready = False
+        if self.options.drain > 0:
+            _log.info(
+                "stopping: readiness off, still serving for the %g s drain period",
+                self.options.drain,
+            )
+            self.draining.on = True
+            for connection in list(self.state.connections):
+                if isinstance(connection, _GuardedHttp) and connection.is_idle():
+                    connection.transport.close()
+            stop.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.drain):
+                    await stop.wait()  # a second signal ends the drain early
+        _log.info("stopping: no new connections, finishing requests in flight")
         accept.cancel()
         reload.cancel()
         sock.close()
@@ -317,12 +393,48 @@ class Server:
                 _log.warning("accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
+            if not self._make_room():
+                self.refused += 1
+                _log.debug("connection refused: %d open, all busy", self.options.max_connections)
+                conn.close()
+                continue
             conn.setblocking(False)
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(self._start(conn))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = None
+            task.add_done_callback(self._forget)
+
+    def _make_room(self) -> bool:
+        """Whether a new connection may open, evicting the longest idle one at the cap:
+        connections that never sent a review go first, then the API server's own."""
+        limit = self.options.max_connections
+        if len(self.state.connections) + len(self._tasks) < limit:
+            return True  # the common case, without a walk over the connections
+        connections = [
+            c
+            for c in self.state.connections
+            if getattr(c, "transport", None) is None or not c.transport.is_closing()
+        ]
+        if len(connections) + len(self._tasks) < limit:
+            return True
+        idle = [c for c in connections if isinstance(c, _GuardedHttp) and c.is_idle()]
+        if idle:
+            victim = min(idle, key=lambda c: (c.reviewer, c.idle_since))
+            victim.transport.close()
+        elif self._tasks:
+            # silent or slow handshakes: a real client finishes one in milliseconds
+            oldest = next(iter(self._tasks))
+            del self._tasks[oldest]  # counted no more, whenever its cancellation lands
+            oldest.cancel()
+        else:
+            return False
+        self.evicted += 1
+        _log.debug("evicted an idle connection to make room")
+        return True
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     async def _start(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from skanse.checks._registry import Violation
 from skanse.checks.dockerfile.base import DockerfileCheckSet, DockerfileContext
 from skanse.checks.dockerfile.shell import Command, pipelines
+from skanse.checks.secrets import GPG_FINGERPRINT, SECRET_NAME, TOKEN_FORMATS
 from skanse.controls import GDPR_SECURITY, NSA_IMAGES, NSA_NON_ROOT, NSA_SECRETS, cis, gdpr, nsa
 from skanse.model import Severity
 from skanse.oci.reference import split_reference
@@ -417,18 +418,9 @@ def unverified_download(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Viol
 # ---------------------------------------------------------------------------------------------
 # Secrets
 
-_SECRET_NAME = re.compile(
-    r"(PASS(WORD|WD)?|SECRET|TOKEN|(API|ACCESS|PRIVATE|SECRET|AUTH|CLIENT)_?KEY|CREDENTIALS?|"
-    r"AUTH)$|^(AWS_SECRET|GITHUB_TOKEN|NPM_TOKEN|PYPI_TOKEN)",
-    re.IGNORECASE,
-)
-_TOKEN_FORMATS = re.compile(
-    r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|"
-    r"glpat-[A-Za-z0-9_\-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk_live_[A-Za-z0-9]{20,}|"
-    r"AIza[0-9A-Za-z\-_]{35}|-----BEGIN [A-Z ]*PRIVATE KEY-----|npm_[A-Za-z0-9]{36}|"
-    r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}|://[^/\s:@]+:[^/\s@]+@"
-)
-_FINGERPRINT = re.compile(r"^(0x)?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{16})([ ,][0-9A-Fa-f ]{16,})*$")
+_SECRET_NAME = SECRET_NAME
+_TOKEN_FORMATS = TOKEN_FORMATS
+_FINGERPRINT = GPG_FINGERPRINT
 
 
 def _assignments(ins: Instruction) -> list[tuple[str, str | None]]:
