@@ -37,6 +37,7 @@ from skanse.admission.review import (
     parse_review,
     render_response,
 )
+from skanse.admission.vap import PolicyEnforcer
 from skanse.checks.kubernetes.pss import Denial, controls_for
 from skanse.model import Finding
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, as_dict, pod_spec
@@ -124,8 +125,11 @@ class Webhook:
         policy: Policy,
         evaluator: Evaluator | None = None,
         verifier: ImageVerifier | None = None,
+        policies: PolicyEnforcer | None = None,
     ) -> None:
         self.policy = policy
+        # ValidatingAdmissionPolicies (skanse.admission.vap), evaluated before the checks.
+        self.policies = policies
         self.evaluator = evaluator or Evaluator(policy)
         # An explicit verifier (tests, special registries) wins; otherwise the policy's image
         # policy, if it has one, through the signing layer.
@@ -136,7 +140,14 @@ class Webhook:
     # -- validate --------------------------------------------------------------------------
 
     def validate(self, body: bytes) -> Outcome:
-        return self._review(body, self._validate)
+        return self._review(body, self._validate_with_policies)
+
+    def _validate_with_policies(self, request: Request) -> Outcome:
+        if self.policies is None:
+            return self._validate(request)
+        exempt = self.policy.exemption(self._namespace(request), request.username, request.groups)
+        outcome: Outcome = self.policies.decide(request, self._validate, exempt)
+        return outcome
 
     def _review(self, body: bytes, decide: Callable[[Request], Outcome]) -> Outcome:
         """Parse the AdmissionReview and `decide` on its request, failing closed on a bug."""

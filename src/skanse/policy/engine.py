@@ -148,7 +148,8 @@ class Decision:
 class PolicyResult:
     decisions: list[Decision] = field(default_factory=list)
     audit_annotations: dict[str, str] = field(default_factory=dict)
-    matched: list[tuple[str, str]] = field(default_factory=list)  # (policy, binding)
+    # (policy, binding) pairs that matched the request and whose matchConditions held
+    matched: list[tuple[str, str]] = field(default_factory=list)
 
     def denials(self) -> list[Decision]:
         return [d for d in self.decisions if "Deny" in d.actions]
@@ -346,10 +347,12 @@ def _evaluate_binding(
     for name, cond in policy.conditions:
         value, error = _run(cond, data, budget)
         if error is not None:
+            out.matched.append((policy.name, binding.name))
             failed(None, f"matchCondition {name!r} ({_located(cond)}) failed: {error}", cond)
             return
         if value is not True:
             return
+    out.matched.append((policy.name, binding.name))
     variables: dict[str, Any] = {}
     data["variables"] = variables
     for name, var in policy.variables:
@@ -420,12 +423,12 @@ def evaluate(ps: PolicySet, a: Attributes, sizes: InputSizes | None = None) -> P
     if sizes is None:
         sizes = input_sizes([a.object, a.old_object, namespace_object])
     for policy, binding in pairs:
-        out.matched.append((policy.name, binding.name))
         params_list = _params(policy, binding, a, ps)
         budget = _Budget(sizes)
         if not params_list:
             ref = binding.spec.param_ref
             if ref is not None and ref.parameter_not_found_action == "Deny":
+                out.matched.append((policy.name, binding.name))
                 out.decisions.append(
                     Decision(
                         policy.name,
