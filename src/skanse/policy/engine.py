@@ -57,6 +57,7 @@ CLUSTER_KINDS = frozenset(
     }
 )
 _IRREGULAR = {"Endpoints": "endpoints"}
+NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def resource_of(kind: str) -> str:
@@ -100,6 +101,10 @@ class Attributes:
         kind = str(data.get("kind") or "")
         meta = as_dict(data.get("metadata"))
         namespace = "" if kind in CLUSTER_KINDS else str(meta.get("namespace") or default_namespace)
+        if kind == "Namespace" and not group and meta.get("name"):
+            # The API server labels every namespace with its name before admission.
+            labels = {**as_dict(meta.get("labels")), NAME_LABEL: str(meta["name"])}
+            data = {**data, "metadata": {**meta, "labels": labels}}
         return cls(
             object=data,
             operation=operation,
@@ -220,7 +225,7 @@ def _rule_matches(rule: ResourceRule, a: Attributes, exact: bool) -> bool:
 def _namespace_labels(a: Attributes, known: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     obj = a.namespace_object or known.get(a.namespace)
     labels = as_labels(obj)
-    labels.setdefault("kubernetes.io/metadata.name", a.namespace)
+    labels.setdefault(NAME_LABEL, a.namespace)
     return labels
 
 

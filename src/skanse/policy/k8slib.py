@@ -163,9 +163,15 @@ _SUFFIXES: dict[str, Fraction] = {
 _MAX_QUANTITY_TEXT = 64
 
 
+# The API server's first, looser test; what passes it but not `_QUANTITY` has a bad suffix.
+_QUANTITY_LOOSE = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
 def _parse_quantity(text: str) -> Fraction:
     match = _QUANTITY.match(text) if len(text) <= _MAX_QUANTITY_TEXT else None
     if match is None:
+        if len(text) <= _MAX_QUANTITY_TEXT and _QUANTITY_LOOSE.match(text):
+            raise ValueError(f"unable to parse quantity's suffix: {text!r}")
         raise ValueError(f"quantities must match the regular expression: {text!r}")
     number, suffix = match.group(1), match.group(2) or ""
     if suffix[:1] in ("e", "E"):
@@ -177,11 +183,7 @@ def _parse_quantity(text: str) -> Fraction:
         scale = _SUFFIXES[suffix]
     value = Fraction(number) * scale
     # resource.Quantity keeps nano precision: smaller parts round up (away from zero).
-    nanos = value * 10**9
-    if nanos.denominator != 1:
-        rounded = -((-abs(nanos)) // 1)
-        nanos = Fraction(rounded if value > 0 else -rounded)
-    return nanos / 10**9
+    return _round_nanos(value)
 
 
 def _q(value: Fraction) -> dict[str, str]:
@@ -235,6 +237,31 @@ def q_sub(value: dict[str, Any], other: dict[str, Any] | int) -> dict[str, str]:
     return _q(_qvalue(value) - right)
 
 
+def q_mul(value: dict[str, Any], factor: int) -> dict[str, str]:
+    return _q(_round_nanos(_qvalue(value) * factor))
+
+
+def q_div(value: dict[str, Any], divisor: int) -> dict[str, str]:
+    if divisor == 0:
+        raise ValueError("division by zero")
+    return _q(_round_nanos(_qvalue(value) / divisor))
+
+
+def q_div_int(value: dict[str, Any], divisor: int) -> dict[str, str]:
+    if divisor == 0:
+        raise ValueError("division by zero")
+    quotient = _qvalue(value) / divisor
+    return _q(Fraction(int(quotient)))  # truncated toward zero, as Go's integer division
+
+
+def _round_nanos(value: Fraction) -> Fraction:
+    nanos = value * 10**9
+    if nanos.denominator == 1:
+        return value
+    rounded = -((-abs(nanos)) // 1)
+    return Fraction(rounded if value > 0 else -rounded) / 10**9
+
+
 # -- semver -------------------------------------------------------------------------------
 
 _SEMVER = re.compile(
@@ -249,13 +276,12 @@ def _parse_semver(text: str, normalize: bool = False) -> tuple[int, int, int, st
         text = text.removeprefix("v")
         core, sep, rest = _split_core(text)
         parts = core.split(".")
-        while len(parts) < 3:
-            parts.append("0")
-        parts = [p.lstrip("0") or "0" for p in parts]
-        text = ".".join(parts) + sep + rest
+        if all(p.isdigit() and p.isascii() for p in parts) and len(parts) <= 3:
+            parts += ["0"] * (3 - len(parts))
+            text = ".".join(p.lstrip("0") or "0" for p in parts) + sep + rest
     match = _SEMVER.match(text) if len(text) <= 256 else None
     if match is None:
-        raise ValueError(f"invalid semver: {text!r}")
+        raise ValueError(f"No Major.Minor.Patch elements found: {text!r}")
     return int(match.group(1)), int(match.group(2)), int(match.group(3)), match.group(4) or ""
 
 
@@ -408,7 +434,7 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        raise ValueError(f"IP Address {text!r} parse error during conversion from string") from None
+        raise ValueError(f'IP Address "{text}" parse error during conversion from string') from None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         raise ValueError(f"IPv4-mapped IPv6 address is not allowed: {text!r}")
     return address

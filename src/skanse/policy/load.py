@@ -19,7 +19,7 @@ from skanse.errors import PolicyLoadError
 from skanse.model import Location, Severity
 from skanse.policy.celenv import CelCompileError, CompiledExpression, new_env
 from skanse.policy.cost import LOAD_LIST_SIZE, LOAD_STRING_SIZE, PER_CALL_LIMIT, CostShape, shape_of
-from skanse.policy.model import API_GROUP, BindingSpec, PolicySpec
+from skanse.policy.model import API_GROUP, BindingSpec, MatchResources, PolicySpec
 from skanse.sources.kubernetes import K8sObject, as_dict
 from skanse.sources.manifests import ReadLimits, read_path
 
@@ -168,6 +168,25 @@ def _spec(obj: K8sObject, model: type[Any], problems: list[str]) -> Any:
         return None
 
 
+def _rules_need_operations(
+    obj: K8sObject, pointer: str, match: MatchResources | None, problems: list[str]
+) -> None:
+    """The API server rejects a rule without operations (ValidateRuleWithOperations)."""
+    if match is None:
+        return
+    for name, rules in (
+        ("resourceRules", match.resource_rules),
+        ("excludeResourceRules", match.exclude_resource_rules),
+    ):
+        for i, rule in enumerate(rules):
+            if not rule.operations:
+                at = f"{pointer}/{name}/{i}"
+                problems.append(
+                    f"{_at(obj, at)}: {obj.resource}: {at[1:].replace('/', '.')}.operations: "
+                    "Required value (the API server rejects a rule without operations)"
+                )
+
+
 def _severity(obj: K8sObject, problems: list[str]) -> Severity | None:
     value = obj.annotations.get(SEVERITY_ANNOTATION)
     if value is None:
@@ -192,6 +211,7 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
             f"{_at(obj, '/spec')}: {obj.resource}: spec.matchConstraints.resourceRules is "
             "required (a policy without it matches nothing)"
         )
+    _rules_need_operations(obj, "/spec/matchConstraints", spec.match_constraints, problems)
     if not spec.validations and not spec.audit_annotations:
         problems.append(
             f"{_at(obj, '/spec')}: {obj.resource}: a policy needs validations or auditAnnotations"
@@ -281,6 +301,10 @@ def policy_set(objects: Iterable[K8sObject], problems: list[str]) -> PolicySet:
         elif _is(obj, BINDING_KIND):
             spec = _spec(obj, BindingSpec, problems)
             if spec is not None:
+                before = len(problems)
+                _rules_need_operations(obj, "/spec/matchResources", spec.match_resources, problems)
+                if len(problems) > before:
+                    continue
                 actions = set(spec.validation_actions)
                 if {"Deny", "Warn"} <= actions:
                     problems.append(

@@ -16,12 +16,16 @@ policy on each resource:
         validation: 0                         # optional: only this validation's outcome
         message: "images must come from..."   # optional: the exact message expected
         operation: CREATE                     # optional: CREATE (default), UPDATE, DELETE
+    user: {username: alice, groups: [dev]}    # optional: request.userInfo
 
-Every resource is judged as the CREATE request `kubectl apply` would make.
+UPDATE judges the resource against itself as the old object; DELETE has only the old object.
+
+Every resource is judged as the request `kubectl apply` would make (CREATE by default).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -52,6 +56,13 @@ class _Expected(BaseModel):
     operation: Literal["CREATE", "UPDATE", "DELETE"] = "CREATE"
 
 
+class _User(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = ""
+    groups: list[str] = Field(default_factory=list)
+
+
 class _TestFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -61,6 +72,7 @@ class _TestFile(BaseModel):
     policies: list[str] = Field(min_length=1)
     resources: list[str] = Field(min_length=1)
     results: list[_Expected] = Field(min_length=1)
+    user: _User = _User()  # request.userInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,17 +174,15 @@ def run_test_file(path: str) -> TestFileOutcome:
             obj = matches[0]
             key = (id(obj), expected.operation)
             if key not in cache:
-                attrs = Attributes.for_object(obj.data, operation=expected.operation)
+                attrs = dataclasses.replace(
+                    Attributes.for_object(obj.data, operation=expected.operation),
+                    username=test.user.username,
+                    groups=tuple(test.user.groups),
+                )
                 if expected.operation == "DELETE":
-                    attrs = Attributes(
-                        None, obj.data, "DELETE", attrs.group, attrs.version, attrs.kind,
-                        attrs.resource, "", attrs.name, attrs.namespace,
-                    )  # fmt: skip
+                    attrs = dataclasses.replace(attrs, object=None, old_object=obj.data)
                 elif expected.operation == "UPDATE":
-                    attrs = Attributes(
-                        obj.data, obj.data, "UPDATE", attrs.group, attrs.version, attrs.kind,
-                        attrs.resource, "", attrs.name, attrs.namespace,
-                    )  # fmt: skip
+                    attrs = dataclasses.replace(attrs, old_object=obj.data)
                 cache[key] = evaluate(policies, attrs)
             actual, messages = _actual(cache[key], expected.policy, expected.validation)
             cases.append(
