@@ -383,8 +383,16 @@ def _evaluate_binding(
         message = v.message or f"failed expression: {v.expression.source.strip()}"
         if v.message_expression is not None:
             text, error = _run(v.message_expression, data, budget)
-            if error is None and isinstance(text, str) and text.strip() and "\n" not in text:
-                message = text[:_MAX_MESSAGE]
+            # As the API server: an error, a non-string, a blank, multi-line or too long
+            # result falls back to the static message.
+            if (
+                error is None
+                and isinstance(text, str)
+                and text.strip()
+                and "\n" not in text
+                and len(text.encode("utf-8")) <= _MAX_MESSAGE
+            ):
+                message = text
         out.decisions.append(
             Decision(
                 policy.name,
