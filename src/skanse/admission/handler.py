@@ -140,14 +140,19 @@ class Webhook:
     # -- validate --------------------------------------------------------------------------
 
     def validate(self, body: bytes) -> Outcome:
-        return self._review(body, self._validate_with_policies)
+        policies = self.policies
+        if policies is None:
+            return self._review(body, self._validate)
 
-    def _validate_with_policies(self, request: Request) -> Outcome:
-        if self.policies is None:
-            return self._validate(request)
-        exempt = self.policy.exemption(self._namespace(request), request.username, request.groups)
-        outcome: Outcome = self.policies.decide(request, self._validate, exempt)
-        return outcome
+        def with_policies(request: Request) -> Outcome:
+            exempt = self.policy.exemption(
+                self._namespace(request), request.username, request.groups
+            )
+            # the body's length bounds every list and string of the objects it carries
+            outcome: Outcome = policies.decide(request, self._validate, exempt, len(body))
+            return outcome
+
+        return self._review(body, with_policies)
 
     def _review(self, body: bytes, decide: Callable[[Request], Outcome]) -> Outcome:
         """Parse the AdmissionReview and `decide` on its request, failing closed on a bug."""

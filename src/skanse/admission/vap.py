@@ -98,20 +98,22 @@ class PolicyEnforcer:
     def __init__(self, policies: PolicySet) -> None:
         self.policies = policies
 
-    def review(self, request: Request) -> PolicyResult:
-        return evaluate(self.policies, attributes(request))
+    def review(self, request: Request, size: int | None = None) -> PolicyResult:
+        """`size`: the request body's length, an upper bound on its lists and strings."""
+        return evaluate(self.policies, attributes(request), size_hint=size)
 
     def decide(
         self,
         request: Request,
         rest: Callable[[Request], Any],
         exempt: str | None,
+        size: int | None = None,
     ) -> Any:
         """The policies' denial, or `rest(request)`'s answer with their warnings and audit
         annotations added. `Any` is the webhook's Outcome (imported there, not here)."""
         if exempt is not None:
             return rest(request)
-        result = self.review(request)
+        result = self.review(request, size)
         denials = result.denials()
         warnings = [_warned(d) for d in result.warnings()]
         audit = _audit(result)

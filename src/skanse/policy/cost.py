@@ -38,6 +38,7 @@ __all__ = [
     "CostShape",
     "InputSizes",
     "input_sizes",
+    "safe_size",
     "shape_of",
 ]
 
@@ -146,6 +147,28 @@ def shape_of(source: str) -> CostShape:
     return CostShape(outside, inside, nesting, str_out, str_in)
 
 
+def safe_size(policies: Iterable[Iterable[CostShape]]) -> int:
+    """The largest input size S (longest list and longest string both at most S) for which no
+    expression can pass the per-call limit nor a policy the binding budget: inputs known to be
+    no larger (a request body of S bytes) need no walk to be judged safe."""
+
+    def fits(size: int) -> bool:
+        for shapes in policies:
+            bounds = [shape.bound(size, size) for shape in shapes]
+            if any(b > PER_CALL_LIMIT for b in bounds) or sum(bounds) > BINDING_BUDGET:
+                return False
+        return True
+
+    low, high = 0, 1 << 24
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 @dataclass(frozen=True, slots=True)
 class InputSizes:
     """The longest list or map and the longest string among an evaluation's inputs."""
@@ -157,16 +180,26 @@ class InputSizes:
 def input_sizes(values: Iterable[Any]) -> InputSizes:
     """Walk the inputs once (iteratively: hostile nesting must not exhaust the stack)."""
     longest_list = longest_string = 0
-    pending = list(values)
+    pending: list[Any] = [v for v in values if type(v) in (dict, list)]
+    for value in values:
+        if type(value) is str and len(value) > longest_string:
+            longest_string = len(value)
     while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            longest_string = max(longest_string, len(value))
-        elif isinstance(value, dict):
-            longest_list = max(longest_list, len(value))
-            pending.extend(value.values())
-            pending.extend(k for k in value if isinstance(k, str))
-        elif isinstance(value, list):
-            longest_list = max(longest_list, len(value))
-            pending.extend(value)
+        container = pending.pop()
+        if len(container) > longest_list:
+            longest_list = len(container)
+        if type(container) is dict:
+            for key in container:
+                if type(key) is str and len(key) > longest_string:
+                    longest_string = len(key)
+            items = container.values()
+        else:
+            items = container
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if len(item) > longest_string:
+                    longest_string = len(item)
+            elif kind is dict or kind is list:
+                pending.append(item)
     return InputSizes(longest_list, longest_string)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skanse.model import Location
+from skanse.policy.celenv import new_env
 from skanse.policy.cost import BINDING_BUDGET, PER_CALL_LIMIT, InputSizes, input_sizes
-from skanse.policy.load import Binding, CompiledPolicy, Expr, PolicySet, as_labels
+from skanse.policy.load import WITH_VARIABLES, Binding, CompiledPolicy, Expr, PolicySet, as_labels
 from skanse.policy.model import LabelSelector, MatchResources, ResourceRule
 from skanse.sources.kubernetes import as_dict
 
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 _MAX_MESSAGE = 5 * 1024  # MaxEvaluatedMessageExpressionSizeBytes
+_ENV = new_env(WITH_VARIABLES)
 # Kinds whose objects have no namespace (the common built-ins; others go by the request).
 CLUSTER_KINDS = frozenset(
     {
@@ -304,17 +306,21 @@ class _Budget:
         return None
 
 
-def _run(expr: Expr, data: dict[str, Any], budget: _Budget) -> tuple[Any, str | None]:
+def _run(
+    expr: Expr, activation: Any, budget: _Budget, *, plain: bool = False
+) -> tuple[Any, str | None]:
+    """The value (plain Python values when `plain`: variables are fed back to the runtime)
+    or the error of one expression."""
     refused = budget.charge(expr)
     if refused is not None:
         return None, refused
     try:
-        value = expr.compiled.program.eval(data=data)
+        value = expr.compiled.program.eval(activation)
     except RuntimeError as exc:  # the runtime's iteration budget, an internal failure
         return None, str(exc)
     if value.type().name() == "ERROR":
         return None, str(value.value())
-    return value.plain_value(), None
+    return (value.plain_value() if plain else value.value()), None
 
 
 def _located(expr: Expr) -> str:
@@ -332,7 +338,10 @@ def _evaluate_binding(
 ) -> None:
     actions = tuple(binding.spec.validation_actions)
     fail = policy.spec.failure_policy == "Fail"
-    data = {**base, "params": params}
+    # One activation serves every expression (the runtime reads the Python values in place:
+    # building it per expression would convert the object again each time).
+    data = {**base, "params": params, "variables": {}}
+    activation = _ENV.activation(data)
 
     def failed(index: int | None, message: str, expr: Expr | None) -> None:
         if fail:
@@ -350,7 +359,7 @@ def _evaluate_binding(
             )
 
     for name, cond in policy.conditions:
-        value, error = _run(cond, data, budget)
+        value, error = _run(cond, activation, budget)
         if error is not None:
             out.matched.append((policy.name, binding.name))
             failed(None, f"matchCondition {name!r} ({_located(cond)}) failed: {error}", cond)
@@ -359,15 +368,15 @@ def _evaluate_binding(
             return
     out.matched.append((policy.name, binding.name))
     variables: dict[str, Any] = {}
-    data["variables"] = variables
     for name, var in policy.variables:
-        value, error = _run(var, data, budget)
+        value, error = _run(var, activation, budget, plain=True)
         # A variable that fails is left out: an expression reading it fails in turn (the
         # API server evaluates variables lazily, with the same outcome).
         if error is None:
             variables[name] = value
+            activation = _ENV.activation({**data, "variables": dict(variables)})
     for index, v in enumerate(policy.validations):
-        value, error = _run(v.expression, data, budget)
+        value, error = _run(v.expression, activation, budget)
         if error is not None:
             failed(
                 index,
@@ -382,7 +391,7 @@ def _evaluate_binding(
             continue
         message = v.message or f"failed expression: {v.expression.source.strip()}"
         if v.message_expression is not None:
-            text, error = _run(v.message_expression, data, budget)
+            text, error = _run(v.message_expression, activation, budget, plain=True)
             # As the API server: an error, a non-string, a blank, multi-line or too long
             # result falls back to the static message.
             if (
@@ -406,7 +415,7 @@ def _evaluate_binding(
             )
         )
     for key, expr in policy.audit:
-        value, error = _run(expr, data, budget)
+        value, error = _run(expr, activation, budget, plain=True)
         if error is None and isinstance(value, str):
             out.audit_annotations[f"{policy.name}/{key}"] = value
 
@@ -420,8 +429,15 @@ def _pairs(ps: PolicySet, a: Attributes) -> Iterator[tuple[CompiledPolicy, Bindi
                 yield policy, binding
 
 
-def evaluate(ps: PolicySet, a: Attributes, sizes: InputSizes | None = None) -> PolicyResult:
-    """Every decision of every matching policy and binding on one request."""
+def evaluate(
+    ps: PolicySet, a: Attributes, sizes: InputSizes | None = None, size_hint: int | None = None
+) -> PolicyResult:
+    """Every decision of every matching policy and binding on one request.
+
+    `size_hint` is an upper bound on the length of any list or string of the object and old
+    object (the request body's length in bytes): when the policies cannot pass a cost limit
+    on inputs that small, the inputs are not walked to measure them.
+    """
     out = PolicyResult()
     pairs = list(_pairs(ps, a))
     if not pairs:
@@ -433,6 +449,9 @@ def evaluate(ps: PolicySet, a: Attributes, sizes: InputSizes | None = None) -> P
         "request": a.request(),
         "namespaceObject": namespace_object,
     }
+    if sizes is None and size_hint is not None and size_hint <= ps.safe_size:
+        extra = input_sizes([namespace_object])
+        sizes = InputSizes(max(size_hint, extra.longest_list), max(size_hint, extra.longest_string))
     if sizes is None:
         sizes = input_sizes([a.object, a.old_object, namespace_object])
     for policy, binding in pairs:

@@ -18,17 +18,26 @@ from pydantic import ValidationError
 from skanse.errors import PolicyLoadError
 from skanse.model import Location, Severity
 from skanse.policy.celenv import CelCompileError, CompiledExpression, new_env
-from skanse.policy.cost import LOAD_LIST_SIZE, LOAD_STRING_SIZE, PER_CALL_LIMIT, CostShape, shape_of
+from skanse.policy.cost import (
+    LOAD_LIST_SIZE,
+    LOAD_STRING_SIZE,
+    PER_CALL_LIMIT,
+    CostShape,
+    safe_size,
+    shape_of,
+)
 from skanse.policy.model import API_GROUP, BindingSpec, MatchResources, PolicySpec
 from skanse.sources.kubernetes import K8sObject, as_dict
 from skanse.sources.manifests import ReadLimits, read_path
 
 __all__ = [
     "SEVERITY_ANNOTATION",
+    "WITH_VARIABLES",
     "Binding",
     "CompiledPolicy",
     "Expr",
     "PolicySet",
+    "expressions_of",
     "load_objects",
     "load_policies",
     "policy_set",
@@ -40,7 +49,7 @@ BINDING_KIND = "ValidatingAdmissionPolicyBinding"
 _YAML_SUFFIXES = (".yaml", ".yml", ".json")
 # The variables each kind of expression may read (matchConditions see no `variables`).
 _BASE = ("object", "oldObject", "request", "params", "namespaceObject")
-_WITH_VARIABLES = (*_BASE, "variables")
+WITH_VARIABLES = (*_BASE, "variables")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,8 @@ class PolicySet:
     params: tuple[K8sObject, ...] = ()
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # Inputs no larger than this cannot pass a cost limit (skanse.policy.cost.safe_size).
+    safe_size: int = 0
 
     def bindings_of(self, policy: str) -> tuple[Binding, ...]:
         return tuple(b for b in self.bindings if b.spec.policy_name == policy)
@@ -226,14 +237,14 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
     variables = []
     for i, var in enumerate(spec.variables):
         expr = _compile(
-            obj, f"spec.variables[{i}].expression", var.expression, _WITH_VARIABLES, problems
+            obj, f"spec.variables[{i}].expression", var.expression, WITH_VARIABLES, problems
         )
         if expr is not None:
             variables.append((var.name, expr))
     validations = []
     for i, v in enumerate(spec.validations):
         expr = _compile(
-            obj, f"spec.validations[{i}].expression", v.expression, _WITH_VARIABLES, problems
+            obj, f"spec.validations[{i}].expression", v.expression, WITH_VARIABLES, problems
         )
         message_expr = None
         if v.message_expression:
@@ -241,7 +252,7 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
                 obj,
                 f"spec.validations[{i}].messageExpression",
                 v.message_expression,
-                _WITH_VARIABLES,
+                WITH_VARIABLES,
                 problems,
             )
         if expr is not None:
@@ -252,7 +263,7 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
             obj,
             f"spec.auditAnnotations[{i}].valueExpression",
             a.value_expression,
-            _WITH_VARIABLES,
+            WITH_VARIABLES,
             problems,
         )
         if expr is not None:
@@ -343,7 +354,19 @@ def policy_set(objects: Iterable[K8sObject], problems: list[str]) -> PolicySet:
                         f"{where}: binding {b.name}: policy {policy.name} has a paramKind, so "
                         "its binding needs a paramRef"
                     )
-    return PolicySet(tuple(policies), tuple(bindings), tuple(others), namespaces, tuple(warnings))
+    safe = safe_size([[e.shape for e in expressions_of(p)] for p in policies])
+    return PolicySet(
+        tuple(policies), tuple(bindings), tuple(others), namespaces, tuple(warnings), safe
+    )
+
+
+def expressions_of(policy: CompiledPolicy) -> list[Expr]:
+    found = [e for _, e in policy.conditions] + [e for _, e in policy.variables]
+    for v in policy.validations:
+        found.append(v.expression)
+        if v.message_expression is not None:
+            found.append(v.message_expression)
+    return found + [e for _, e in policy.audit]
 
 
 def load_policies(paths: Sequence[str | Path]) -> PolicySet:

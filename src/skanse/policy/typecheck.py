@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from skanse.policy.load import CompiledPolicy, Expr
+from skanse.policy.load import CompiledPolicy, expressions_of
 
 __all__ = ["FieldProblem", "check_policy", "matched_kinds"]
 
@@ -99,16 +99,6 @@ def _position(source: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-def _expressions(policy: CompiledPolicy) -> list[Expr]:
-    exprs = [e for _, e in policy.conditions] + [e for _, e in policy.variables]
-    for v in policy.validations:
-        exprs.append(v.expression)
-        if v.message_expression is not None:
-            exprs.append(v.message_expression)
-    exprs.extend(e for _, e in policy.audit)
-    return exprs
-
-
 def check_policy(policy: CompiledPolicy) -> tuple[list[FieldProblem], list[str]]:
     """Field paths that exist in none of the matched kinds, and notes on what was not checked."""
     kinds, unknown = matched_kinds(policy)
@@ -116,7 +106,7 @@ def check_policy(policy: CompiledPolicy) -> tuple[list[FieldProblem], list[str]]
     problems: list[FieldProblem] = []
     if not kinds:
         return problems, notes
-    for expr in _expressions(policy):
+    for expr in expressions_of(policy):
         source = expr.source
         masked = _STRING.sub(lambda m: " " * len(m.group()), source)
         for match in _PATH.finditer(masked):

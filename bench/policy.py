@@ -1,0 +1,138 @@
+"""What a ValidatingAdmissionPolicy of five validations adds to `skanse scan` and the webhook.
+
+    python -m bench.policy [--runs 3] [--reviews 2000]
+
+scan: the manifest corpus with and without `--policy bench/policy_five.yaml`, fresh processes,
+runs alternated so that load on the machine falls on both alike; the median wall times and
+their ratio. webhook: CPU time (process_time) per review of the same Deployment, in one
+process, with and without the policy; the difference is what the policy costs per review.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.measure import measure_once
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "bench" / "policy_five.yaml"
+
+
+def _scan(corpus: Path, runs: int) -> None:
+    out = Path(tempfile.mkdtemp(prefix="skanse-bench-"))
+    base = [sys.executable, "-m", "skanse", "scan", str(corpus), "--no-config", "-f", "json"]
+    commands = {
+        "skanse scan": [*base, "-o", str(out / "plain.json")],
+        "skanse scan --policy (5 validations)": [
+            *base, "--policy", str(POLICY), "-o", str(out / "policy.json"),
+        ],
+    }  # fmt: skip
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            elapsed, _, code = measure_once(command)
+            if code not in (0, 1):
+                raise SystemExit(f"{name} exited {code}")
+            seconds[name].append(elapsed)
+    medians = {name: statistics.median(s) for name, s in seconds.items()}
+    plain, with_policy = medians.values()
+    print(f"corpus: {corpus}, {runs} alternated runs each (median wall time)\n")
+    print("| command | wall time | runs |")
+    print("|---|---|---|")
+    for name, s in seconds.items():
+        print(f"| {name} | {medians[name]:.2f} s | {', '.join(f'{x:.2f}' for x in s)} |")
+    print(
+        f"\npolicy / plain: {with_policy / plain:.2f} (+{(with_policy / plain - 1) * 100:.0f}%)\n"
+    )
+
+
+def _webhook(reviews: int) -> None:
+    import json
+
+    from skanse.admission.handler import Webhook
+    from skanse.admission.policy import Policy
+    from skanse.admission.vap import PolicyEnforcer
+    from skanse.policy.load import load_policies
+
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web"},
+        },
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {"name": f"c{i}", "image": "registry.example.com/shop/web:1.4.2",
+                         "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}}}
+                        for i in range(3)
+                    ],
+                },
+            },
+        },
+    }  # fmt: skip
+    body = json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "namespace": "shop",
+                "operation": "CREATE",
+                "userInfo": {"username": "alice"},
+                "object": deployment,
+            },
+        }
+    ).encode()
+    webhooks = {
+        "webhook": Webhook(Policy()),
+        "webhook + policy (5 validations)": Webhook(
+            Policy(), policies=PolicyEnforcer(load_policies([POLICY]))
+        ),
+    }
+    per_review: dict[str, float] = {}
+    for _ in range(3):  # alternate rounds; keep each side's best round
+        for name, webhook in webhooks.items():
+            for _ in range(50):
+                webhook.validate(body)
+            start = time.process_time()
+            for _ in range(reviews):
+                webhook.validate(body)
+            spent = (time.process_time() - start) / reviews * 1000
+            per_review[name] = min(per_review.get(name, spent), spent)
+    print(f"webhook: CPU per review of one Deployment (3 containers), best of 3 x {reviews}\n")
+    print("| webhook | CPU per review |")
+    print("|---|---|")
+    for name, ms in per_review.items():
+        print(f"| {name} | {ms:.3f} ms |")
+    plain, with_policy = per_review.values()
+    print(f"\nadded by the policy: {with_policy - plain:.3f} ms per review")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reviews", type=int, default=2000)
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpora/manifests")
+    parser.add_argument("--only", choices=("scan", "webhook"), default=None)
+    args = parser.parse_args()
+    if args.only != "webhook":
+        _scan(args.corpus, args.runs)
+    if args.only != "scan":
+        _webhook(args.reviews)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
