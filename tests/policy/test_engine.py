@@ -236,3 +236,33 @@ def test_scan_honours_an_annotation_suppression_naming_the_policy(cli: Any, tmp_
     [finding] = [f for f in json.loads(result.stdout)["findings"] if f["check_id"] == "VAP:p/0"]
     assert finding["suppression"]["reason"] == "the web pod predates the rule"
     assert finding["location"]["file"].endswith("pods.yaml") and finding["location"]["line"] == 1
+
+
+@pytest.mark.parametrize(
+    ("expression", "refusal"),
+    [
+        ("(" * 2000 + "true" + ")" * 2000, "recursion limit"),
+        ("'" + "a" * 120_000 + "' != ''", "codepoint limit"),
+    ],
+    ids=["deep nesting", "huge expression"],
+)
+def test_hostile_expressions_are_refused_at_load_with_their_place(
+    tmp_path: Path, expression: str, refusal: str
+) -> None:
+    path = write_policy(tmp_path, f'    - expression: "{expression}"\n')
+    with pytest.raises(PolicyLoadError) as caught:
+        load_policies([path])
+    assert f"{path}:13:7" in caught.value.diagnostics()
+    assert refusal in caught.value.diagnostics()
+
+
+def test_a_deeply_nested_object_is_measured_without_recursion(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, '    - expression: "has(object.data)"\n')
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(50_000):
+        node["n"] = {}
+        node = node["n"]
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": deep}
+    [decision] = evaluate(load_policies([path]), Attributes.for_object(config)).decisions
+    assert decision.error and "nests 50,002 levels deep" in decision.message

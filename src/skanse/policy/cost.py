@@ -34,6 +34,7 @@ __all__ = [
     "BINDING_BUDGET",
     "ITERATION_CAP",
     "LOAD_LIST_SIZE",
+    "MAX_DEPTH",
     "PER_CALL_LIMIT",
     "CostShape",
     "InputSizes",
@@ -175,17 +176,25 @@ class InputSizes:
 
     longest_list: int = 0
     longest_string: int = 0
+    depth: int = 0  # of the deepest nested list or map
+
+
+# The runtime converts nested values recursively and crashes (stack overflow) somewhere
+# between 5,000 and 10,000 levels; no Kubernetes object comes near this.
+MAX_DEPTH = 2_000
 
 
 def input_sizes(values: Iterable[Any]) -> InputSizes:
     """Walk the inputs once (iteratively: hostile nesting must not exhaust the stack)."""
-    longest_list = longest_string = 0
-    pending: list[Any] = [v for v in values if type(v) in (dict, list)]
+    longest_list = longest_string = deepest = 0
+    pending: list[tuple[Any, int]] = [(v, 1) for v in values if type(v) in (dict, list)]
     for value in values:
         if type(value) is str and len(value) > longest_string:
             longest_string = len(value)
     while pending:
-        container = pending.pop()
+        container, depth = pending.pop()
+        if depth > deepest:
+            deepest = depth
         if len(container) > longest_list:
             longest_list = len(container)
         if type(container) is dict:
@@ -201,5 +210,5 @@ def input_sizes(values: Iterable[Any]) -> InputSizes:
                 if len(item) > longest_string:
                     longest_string = len(item)
             elif kind is dict or kind is list:
-                pending.append(item)
-    return InputSizes(longest_list, longest_string)
+                pending.append((item, depth + 1))
+    return InputSizes(longest_list, longest_string, deepest)

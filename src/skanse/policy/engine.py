@@ -15,7 +15,13 @@ from typing import Any
 
 from skanse.model import Location
 from skanse.policy.celenv import new_env
-from skanse.policy.cost import BINDING_BUDGET, PER_CALL_LIMIT, InputSizes, input_sizes
+from skanse.policy.cost import (
+    BINDING_BUDGET,
+    MAX_DEPTH,
+    PER_CALL_LIMIT,
+    InputSizes,
+    input_sizes,
+)
 from skanse.policy.load import WITH_VARIABLES, Binding, CompiledPolicy, Expr, PolicySet, as_labels
 from skanse.policy.model import LabelSelector, MatchResources, ResourceRule
 from skanse.sources.kubernetes import as_dict
@@ -449,11 +455,34 @@ def evaluate(
         "request": a.request(),
         "namespaceObject": namespace_object,
     }
-    if sizes is None and size_hint is not None and size_hint <= ps.safe_size:
+    # A JSON text of n bytes nests at most n / 2 levels deep, holds no longer list or string.
+    if sizes is None and size_hint is not None and size_hint <= min(ps.safe_size, 2 * MAX_DEPTH):
         extra = input_sizes([namespace_object])
-        sizes = InputSizes(max(size_hint, extra.longest_list), max(size_hint, extra.longest_string))
+        sizes = InputSizes(
+            max(size_hint, extra.longest_list),
+            max(size_hint, extra.longest_string),
+            max(size_hint // 2, extra.depth),
+        )
     if sizes is None:
         sizes = input_sizes([a.object, a.old_object, namespace_object])
+    if sizes.depth > MAX_DEPTH:
+        for policy, binding in pairs:
+            out.matched.append((policy.name, binding.name))
+            if policy.spec.failure_policy == "Fail":
+                out.decisions.append(
+                    Decision(
+                        policy.name,
+                        binding.name,
+                        None,
+                        tuple(binding.spec.validation_actions),
+                        f"not evaluated: the input nests {sizes.depth:,} levels deep, more than "
+                        f"the {MAX_DEPTH:,} the CEL runtime is given",
+                        "Invalid",
+                        True,
+                        None,
+                    )
+                )
+        return out
     for policy, binding in pairs:
         params_list = _params(policy, binding, a, ps)
         budget = _Budget(sizes)
