@@ -19,6 +19,7 @@ from skanse.policy.cost import (
     BINDING_BUDGET,
     MAX_DEPTH,
     PER_CALL_LIMIT,
+    CostShape,
     InputSizes,
     input_sizes,
 )
@@ -292,12 +293,19 @@ def _params(
 
 
 class _Budget:
-    def __init__(self, sizes: InputSizes) -> None:
+    """The cost bounds of one binding's evaluation on inputs of `sizes`."""
+
+    def __init__(self, sizes: InputSizes, safe_size: int) -> None:
         self.sizes = sizes
         self.spent = 0
+        # Inputs within the policy set's safe size cannot pass a limit: nothing to count.
+        self.unlimited = max(sizes.longest_list, sizes.longest_string) <= safe_size
 
-    def charge(self, expr: Expr) -> str | None:
-        estimate = expr.shape.bound(self.sizes.longest_list, self.sizes.longest_string)
+    def charge(self, expr: Expr, shape: CostShape | None = None) -> str | None:
+        if self.unlimited:
+            return None
+        shape = shape or expr.shape
+        estimate = shape.bound(self.sizes.longest_list, self.sizes.longest_string)
         if estimate > PER_CALL_LIMIT:
             return (
                 f"operation cancelled: estimated cost {estimate:,} of {expr.field} exceeds "
@@ -313,15 +321,16 @@ class _Budget:
 
 
 def _run(
-    expr: Expr, activation: Any, budget: _Budget, *, plain: bool = False
+    expr: Expr, activation: Any, budget: _Budget, *, plain: bool = False, inlined: bool = False
 ) -> tuple[Any, str | None]:
     """The value (plain Python values when `plain`: variables are fed back to the runtime)
-    or the error of one expression."""
-    refused = budget.charge(expr)
+    or the error of one expression (its `inlined` form: with its variables bound inside)."""
+    compiled = expr.inlined if inlined and expr.inlined is not None else expr.compiled
+    refused = budget.charge(expr, expr.inlined_shape if inlined else None)
     if refused is not None:
         return None, refused
     try:
-        value = expr.compiled.program.eval(activation)
+        value = compiled.program.eval(activation)
     except RuntimeError as exc:  # the runtime's iteration budget, an internal failure
         return None, str(exc)
     if value.type().name() == "ERROR":
@@ -373,16 +382,34 @@ def _evaluate_binding(
         if value is not True:
             return
     out.matched.append((policy.name, binding.name))
-    variables: dict[str, Any] = {}
-    for name, var in policy.variables:
-        value, error = _run(var, activation, budget, plain=True)
-        # A variable that fails is left out: an expression reading it fails in turn (the
-        # API server evaluates variables lazily, with the same outcome).
-        if error is None:
-            variables[name] = value
-            activation = _ENV.activation({**data, "variables": dict(variables)})
+    exact: list[Any] = []  # the activation with every variable, made when first needed
+
+    def with_variables() -> Any:
+        if not exact:
+            variables: dict[str, Any] = {}
+            current = activation
+            for name, var in policy.variables:
+                value, error = _run(var, current, budget, plain=True)
+                # A variable that fails is left out: an expression reading it fails in
+                # turn (the API server evaluates variables lazily, with the same outcome).
+                if error is None:
+                    variables[name] = value
+                    current = _ENV.activation({**data, "variables": dict(variables)})
+            exact.append(current)
+        return exact[0]
+
+    def run(expr: Expr, plain: bool = False) -> tuple[Any, str | None]:
+        if not expr.reads_variables:
+            return _run(expr, activation, budget, plain=plain)
+        if expr.inlined is not None:
+            value, error = _run(expr, activation, budget, plain=plain, inlined=True)
+            if error is None:
+                return value, None
+        # No inlined form, or it failed: evaluate exactly as the API server does.
+        return _run(expr, with_variables(), budget, plain=plain)
+
     for index, v in enumerate(policy.validations):
-        value, error = _run(v.expression, activation, budget)
+        value, error = run(v.expression)
         if error is not None:
             failed(
                 index,
@@ -397,7 +424,7 @@ def _evaluate_binding(
             continue
         message = v.message or f"failed expression: {v.expression.source.strip()}"
         if v.message_expression is not None:
-            text, error = _run(v.message_expression, activation, budget, plain=True)
+            text, error = run(v.message_expression, plain=True)
             # As the API server: an error, a non-string, a blank, multi-line or too long
             # result falls back to the static message.
             if (
@@ -421,7 +448,7 @@ def _evaluate_binding(
             )
         )
     for key, expr in policy.audit:
-        value, error = _run(expr, activation, budget, plain=True)
+        value, error = run(expr, plain=True)
         if error is None and isinstance(value, str):
             out.audit_annotations[f"{policy.name}/{key}"] = value
 
@@ -485,7 +512,6 @@ def evaluate(
         return out
     for policy, binding in pairs:
         params_list = _params(policy, binding, a, ps)
-        budget = _Budget(sizes)
         if not params_list:
             ref = binding.spec.param_ref
             if ref is not None and ref.parameter_not_found_action == "Deny":
@@ -505,12 +531,14 @@ def evaluate(
                 )
             continue
         for params in params_list:
+            with_params = sizes
             if params is not None:
-                budget = _Budget(
-                    InputSizes(
-                        max(sizes.longest_list, input_sizes([params]).longest_list),
-                        max(sizes.longest_string, input_sizes([params]).longest_string),
-                    )
+                own = input_sizes([params])
+                with_params = InputSizes(
+                    max(sizes.longest_list, own.longest_list),
+                    max(sizes.longest_string, own.longest_string),
+                    max(sizes.depth, own.depth),
                 )
+            budget = _Budget(with_params, ps.safe_size)
             _evaluate_binding(policy, binding, params, base, budget, out)
     return out

@@ -7,6 +7,7 @@ its file, line and column. Everything wrong is collected and raised once, locate
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from skanse.policy.cost import (
     safe_size,
     shape_of,
 )
+from skanse.policy.inline import closure, compose, variables_read
 from skanse.policy.model import API_GROUP, BindingSpec, MatchResources, PolicySpec
 from skanse.sources.kubernetes import K8sObject, as_dict
 from skanse.sources.manifests import ReadLimits, read_path
@@ -60,6 +62,11 @@ class Expr:
     shape: CostShape
     where: Location  # the YAML field holding the expression
     field: str  # e.g. spec.validations[1].expression
+    reads_variables: bool = True  # False: it never names `variables`
+    # The expression with the variables it reads bound inside it (skanse.policy.inline),
+    # and the cost shape of that whole text; None where it could not be built.
+    inlined: CompiledExpression | None = None
+    inlined_shape: CostShape | None = None
 
     @property
     def source(self) -> str:
@@ -271,16 +278,51 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
     severity = _severity(obj, problems)
     if len(problems) > before:
         return None
+    reads = {name: variables_read(e.source) for name, e in variables}
+    order = [name for name, _ in variables]
+    sources = {name: e.source for name, e in variables}
+
+    def fast(expr: Expr) -> Expr:
+        return _inlined(expr, reads, order, sources)
+
     return CompiledPolicy(
         name=obj.metadata.get("name") or "",  # type: ignore[arg-type]
         obj=obj,
         spec=spec,
         conditions=tuple(conditions),
         variables=tuple(variables),
-        validations=tuple(validations),
-        audit=tuple(audit),
+        validations=tuple(
+            CompiledValidation(
+                fast(v.expression),
+                v.message,
+                fast(v.message_expression) if v.message_expression else None,
+                v.reason,
+            )
+            for v in validations
+        ),
+        audit=tuple((key, fast(e)) for key, e in audit),
         severity=severity,
     )
+
+
+def _inlined(
+    expr: Expr,
+    reads: dict[str, frozenset[str] | None],
+    order: list[str],
+    sources: dict[str, str],
+) -> Expr:
+    wanted = variables_read(expr.source)
+    if wanted is not None and not wanted:
+        return dataclasses.replace(expr, reads_variables=False)
+    chain = closure(wanted, reads, order) if wanted is not None else None
+    if chain is None:
+        return expr
+    text = compose(expr.source, [(name, sources[name]) for name in chain])
+    try:
+        compiled = new_env(WITH_VARIABLES).compile(text)
+    except CelCompileError:
+        return expr  # e.g. past the runtime's nesting limit: the exact evaluation remains
+    return dataclasses.replace(expr, inlined=compiled, inlined_shape=shape_of(text))
 
 
 def _is(obj: K8sObject, kind: str) -> bool:
@@ -354,7 +396,12 @@ def policy_set(objects: Iterable[K8sObject], problems: list[str]) -> PolicySet:
                         f"{where}: binding {b.name}: policy {policy.name} has a paramKind, so "
                         "its binding needs a paramRef"
                     )
-    safe = safe_size([[e.shape for e in expressions_of(p)] for p in policies])
+    safe = safe_size(
+        [
+            [s for e in expressions_of(p) for s in (e.shape, e.inlined_shape) if s is not None]
+            for p in policies
+        ]
+    )
     return PolicySet(
         tuple(policies), tuple(bindings), tuple(others), namespaces, tuple(warnings), safe
     )
