@@ -45,11 +45,8 @@ def test_a_failing_variable_that_is_not_read_does_not_fail_the_validation(
     policies = load_policies([path])
     assert policies.policies[0].validations[0].expression.inlined is not None
     decisions = evaluate(policies, Attributes.for_object(pod())).decisions
-    assert [(d.index, d.error, d.message) for d in decisions][0] == (
-        0,
-        False,
-        "no pod may be called web",
-    )
+    first = decisions[0]
+    assert (first.index, first.error, first.message) == (0, False, "no pod may be called web")
     assert decisions[1].index == 1 and decisions[1].error
 
 
