@@ -266,3 +266,23 @@ def test_a_deeply_nested_object_is_measured_without_recursion(tmp_path: Path) ->
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": deep}
     [decision] = evaluate(load_policies([path]), Attributes.for_object(config)).decisions
     assert decision.error and "nests 50,002 levels deep" in decision.message
+
+
+def test_scan_reads_namespace_labels_from_the_scanned_namespaces(cli: Any, tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        "    - expression: \"object.metadata.name != 'web'\"\n",
+        binding="  validationActions: [Deny]\n"
+        "  matchResources:\n    namespaceSelector: {matchLabels: {tier: strict}}\n",
+    )
+    namespaces = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
+        for n, labels in (("shop", {"tier": "strict"}), ("lab", {}))
+    ]
+    pods = [pod(), {**pod(), "metadata": {"name": "web", "namespace": "lab"}}]
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "all.yaml").write_text(yaml.safe_dump_all(namespaces + pods), encoding="utf-8")
+    result = cli("scan", "--no-config", "--policy", str(path), "-f", "json", str(manifests))
+    found = [f for f in json.loads(result.stdout)["findings"] if f["check_id"] == "VAP:p/0"]
+    assert [f["resource"]["namespace"] for f in found] == ["shop"]

@@ -9,6 +9,7 @@ failurePolicy Fail is raised, which the scan reports as "could not check", never
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +59,12 @@ class _Shared:
 
     def decisions_for(self, obj: K8sObject, ctx: CheckContext) -> tuple[Decision, ...]:
         if obj is not self.last:
-            namespace = ctx.cluster.default_namespace
-            result = evaluate(self.policies, Attributes.for_object(obj.data, namespace))
+            attributes = Attributes.for_object(obj.data, ctx.cluster.default_namespace)
+            scanned = ctx.cluster.namespaces.get(attributes.namespace)
+            if scanned is not None and attributes.namespace not in self.policies.namespaces:
+                # a Namespace among the scanned manifests (those given with the policies win)
+                attributes = dataclasses.replace(attributes, namespace_object=dict(scanned))
+            result = evaluate(self.policies, attributes)
             self.last, self.decisions = obj, tuple(result.decisions)
         return self.decisions
 
