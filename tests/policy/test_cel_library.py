@@ -51,3 +51,36 @@ def test_upstream_vector(case: dict[str, Any]) -> None:
     else:
         assert kind != "ERROR", value
         assert value == case["value"] and type(value) is type(case["value"])
+
+
+# The examples of the Kubernetes CEL reference (kubernetes.io, "Common Expression Language in
+# Kubernetes": lists, regex and URL libraries), with the results printed there.
+DOCUMENTED = [
+    ("[1, 2, 3].isSorted()", True),
+    ("[3, 1].isSorted()", False),
+    ("[1, 2, 3].sum() == 6", True),
+    ("[1, 2, 3].max() == 3", True),
+    ("['b', 'a'].min() == 'a'", True),
+    ("'abc 123'.find('[0-9]+') == '123'", True),
+    ("'123 abc 456'.findAll('[0-9]+') == ['123', '456']", True),
+    ("'123 abc 456'.findAll('[0-9]+', 1) == ['123']", True),
+    ("'abc'.find('[0-9]+') == ''", True),
+    ("isURL('https://example.com/path')", True),
+    ("isURL('../relative-path')", False),
+    ("url('https://example.com:80/').getHost() == 'example.com:80'", True),
+    ("url('https://[::1]:80/').getHostname() == '::1'", True),
+    ("url('https://example.com:80/').getPort() == '80'", True),
+    ("url('https://example.com/').getPort() == ''", True),
+    ("url('/absolute-path').getScheme() == ''", True),
+    ("url('https://example.com/path').getEscapedPath() == '/path'", True),
+    (
+        "url('https://example.com/path?k1=a&k2=b&k2=c').getQuery() == "
+        "{'k1': ['a'], 'k2': ['b', 'c']}",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("expr", "value"), DOCUMENTED, ids=[e for e, _ in DOCUMENTED])
+def test_documented_example(expr: str, value: bool) -> None:
+    assert _run(expr) == ("BOOL", value)
