@@ -59,3 +59,20 @@ def test_a_failing_policy_test_shows_what_was_expected_and_what_came(
 def test_ready_policies_validate_and_pass_their_tests(cli: Any) -> None:
     assert cli("policy", "validate", str(ROOT / "policies")).code == 0
     assert cli("policy", "test", str(ROOT / "policies")).code == 0
+
+
+def test_validate_reports_a_variable_read_before_it_is_declared(cli: Any, tmp_path: Path) -> None:
+    write_policy(
+        tmp_path,
+        '    - expression: "variables.first && variables.secnd"\n',
+        extra="  variables:\n"
+        '    - {name: first, expression: "variables.second"}\n'
+        '    - {name: second, expression: "true"}\n',
+    )
+    result = cli("policy", "validate", str(tmp_path))
+    assert result.code == 1
+    assert (
+        "spec.variables[0].expression (expression 1:1): no variable 'second' is declared "
+        "before this expression" in result.stdout
+    )
+    assert "spec.validations[0].expression (expression 1:20): no variable 'secnd'" in result.stdout

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["compose", "variables_read"]
+__all__ = ["compose", "variable_references", "variables_read"]
 
 _STRING = re.compile(
     r"""[rRbB]{0,2}('''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
@@ -29,6 +29,11 @@ _VARIABLES = re.compile(r"(?<![\w.])variables\b")
 _READ = re.compile(
     r"""(?<![\w.])variables(?:\s*\.\??\s*([A-Za-z_]\w*)|\s*\[\??\s*(['"])([A-Za-z_]\w*)\2\s*\])"""
 )
+
+
+def variable_references(source: str) -> list[tuple[str, int]]:
+    """Each `variables.NAME` / `variables[?'NAME']` of `source`: the name and its offset."""
+    return [(m.group(1) or m.group(3), m.start()) for m in _READ.finditer(source)]
 
 
 def variables_read(source: str) -> frozenset[str] | None:

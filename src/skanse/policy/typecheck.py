@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from skanse.policy.inline import variable_references
 from skanse.policy.load import CompiledPolicy, expressions_of
 
 __all__ = ["FieldProblem", "check_policy", "matched_kinds"]
@@ -99,11 +100,40 @@ def _position(source: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
+def _undeclared_variables(policy: CompiledPolicy) -> list[FieldProblem]:
+    """`variables.x` where the policy declares no x (or declares it later: variables may
+    only read those declared before them)."""
+    problems: list[FieldProblem] = []
+    declared = [name for name, _ in policy.variables]
+    for expr in expressions_of(policy):
+        if expr.field.startswith("spec.matchConditions"):
+            continue  # matchConditions cannot read variables; the compiler says so
+        visible = set(declared)
+        if expr.field.startswith("spec.variables["):
+            index = int(expr.field.split("[", 1)[1].split("]", 1)[0])
+            visible = set(declared[:index])
+        for name, offset in variable_references(expr.source):
+            if name in visible:
+                continue
+            line, column = _position(expr.source, offset)
+            w = expr.where
+            problems.append(
+                FieldProblem(
+                    f"{w.file}:{w.line}:{w.column}",
+                    expr.field,
+                    line,
+                    column,
+                    f"no variable {name!r} is declared before this expression",
+                )
+            )
+    return problems
+
+
 def check_policy(policy: CompiledPolicy) -> tuple[list[FieldProblem], list[str]]:
     """Field paths that exist in none of the matched kinds, and notes on what was not checked."""
     kinds, unknown = matched_kinds(policy)
     notes = [f"policy {policy.name}: no schema for {r}: its paths are not checked" for r in unknown]
-    problems: list[FieldProblem] = []
+    problems = _undeclared_variables(policy)
     if not kinds:
         return problems, notes
     for expr in expressions_of(policy):
