@@ -10,7 +10,7 @@ failurePolicy Fail is raised, which the scan reports as "could not check", never
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,13 +69,12 @@ class _Shared:
         return self.decisions
 
 
-def _pointer(obj: K8sObject) -> str:
-    return ""  # a policy judges the whole object; its findings point at the object
-
-
 def _run_for(
     shared: _Shared, policy: CompiledPolicy, index: int
-) -> Any:  # Callable[[K8sObject, CheckContext], Iterable[Violation]]
+) -> Callable[[K8sObject, CheckContext], Iterator[Violation]]:
+    """The check of one validation: its share of the policy's decisions on the object (the
+    decisions that belong to no validation, such as missing params, go to validation 0)."""
+
     def run(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
         for d in shared.decisions_for(obj, ctx):
             if d.policy != policy.name:
@@ -89,9 +88,10 @@ def _run_for(
                     f"policy {d.policy}, binding {d.binding}: {d.message}{where}"
                 )
             actions = ", ".join(d.actions)
+            # a policy judges the whole object: the finding points at the object
             yield Violation(
                 f"{d.message} [{d.reason}; binding {d.binding}: {actions}]",
-                _pointer(obj),
+                "",
                 severity_of(policy, d.actions),
             )
 
