@@ -286,3 +286,14 @@ def test_scan_reads_namespace_labels_from_the_scanned_namespaces(cli: Any, tmp_p
     result = cli("scan", "--no-config", "--policy", str(path), "-f", "json", str(manifests))
     found = [f for f in json.loads(result.stdout)["findings"] if f["check_id"] == "VAP:p/0"]
     assert [f["resource"]["namespace"] for f in found] == ["shop"]
+
+
+def test_a_configmap_volume_is_read_once(tmp_path: Path) -> None:
+    """The layout the kubelet gives a mounted ConfigMap: visible symlinks into ..data."""
+    volume = tmp_path / "vap"
+    stamped = volume / "..2026_12_07_06_00_00.000000001"
+    stamped.mkdir(parents=True)
+    write_policy(stamped, '    - expression: "true"\n')
+    (volume / "..data").symlink_to(stamped.name)
+    (volume / "p.yaml").symlink_to("..data/p.yaml")
+    assert [p.name for p in load_policies([volume]).policies] == ["p"]

@@ -119,9 +119,13 @@ def _files(paths: Sequence[str]) -> list[str]:
     for path in paths:
         if os.path.isdir(path):
             for root, dirs, names in os.walk(path):
-                dirs.sort()
+                # Hidden entries are skipped: a ConfigMap volume keeps each file twice, in
+                # `..data/` and a `..<timestamp>/` directory, behind the visible symlinks.
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(
-                    os.path.join(root, n) for n in sorted(names) if n.endswith(_YAML_SUFFIXES)
+                    os.path.join(root, n)
+                    for n in sorted(names)
+                    if n.endswith(_YAML_SUFFIXES) and not n.startswith(".")
                 )
         else:
             found.append(path)
