@@ -186,7 +186,10 @@ def _spec(obj: K8sObject, model: type[Any], problems: list[str]) -> Any:
     except ValidationError as exc:
         for error in exc.errors():
             path = "/spec/" + "/".join(str(p) for p in error["loc"])
-            problems.append(f"{_at(obj, path)}: {obj.resource}: {path[1:]}: {error['msg']}")
+            dotted = "spec" + "".join(
+                f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]
+            )
+            problems.append(f"{_at(obj, path)}: {obj.resource}: {dotted}: {error['msg']}")
         return None
 
 
@@ -203,8 +206,9 @@ def _rules_need_operations(
         for i, rule in enumerate(rules):
             if not rule.operations:
                 at = f"{pointer}/{name}/{i}"
+                dotted = f"{pointer[1:].replace('/', '.')}.{name}[{i}]"
                 problems.append(
-                    f"{_at(obj, at)}: {obj.resource}: {at[1:].replace('/', '.')}.operations: "
+                    f"{_at(obj, at)}: {obj.resource}: {dotted}.operations: "
                     "Required value (the API server rejects a rule without operations)"
                 )
 
