@@ -283,4 +283,7 @@ def load_policy_dirs(paths: list[str] | None) -> PolicySet | None:
         return None
     from skanse.policy.load import load_policies
 
-    return load_policies(paths)
+    policies = load_policies(paths)
+    for warning in policies.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return policies
