@@ -3,9 +3,11 @@
     python -m bench.policy [--runs 3] [--reviews 2000]
 
 scan: the manifest corpus with and without `--policy bench/policy_five.yaml`, fresh processes,
-runs alternated so that load on the machine falls on both alike; the median wall times and
-their ratio. webhook: CPU time (process_time) per review of the same Deployment, in one
-process, with and without the policy; the difference is what the policy costs per review.
+runs alternated so that load on the machine falls on both alike; the median CPU time (user +
+system, which other jobs on a shared machine disturb far less than wall time), the median
+wall time, and the ratios. webhook: CPU time (process_time) per review of the same
+Deployment, in one process, with and without the policy (the difference is what the policy
+costs per review), and the policy's evaluation alone.
 """
 
 from __future__ import annotations
@@ -13,13 +15,32 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.measure import measure_once
+# Like bench.measure, but the child's CPU time (user + system) as well as its wall time.
+_MEASURE_CPU = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.DEVNULL).returncode\n"
+    "elapsed = time.perf_counter() - start\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(elapsed, usage.ru_utime + usage.ru_stime, code)\n"
+)
+
+
+def _measure_cpu(command: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, exit code) of one fresh run of `command`."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE_CPU, *command], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), float(out[1]), int(out[2])
+
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "bench" / "policy_five.yaml"
@@ -34,23 +55,28 @@ def _scan(corpus: Path, runs: int) -> None:
             *base, "--policy", str(POLICY), "-o", str(out / "policy.json"),
         ],
     }  # fmt: skip
-    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
-            elapsed, _, code = measure_once(command)
+            elapsed, spent, code = _measure_cpu(command)
             if code not in (0, 1):
                 raise SystemExit(f"{name} exited {code}")
-            seconds[name].append(elapsed)
-    medians = {name: statistics.median(s) for name, s in seconds.items()}
-    plain, with_policy = medians.values()
-    print(f"corpus: {corpus}, {runs} alternated runs each (median wall time)\n")
-    print("| command | wall time | runs |")
-    print("|---|---|---|")
-    for name, s in seconds.items():
-        print(f"| {name} | {medians[name]:.2f} s | {', '.join(f'{x:.2f}' for x in s)} |")
-    print(
-        f"\npolicy / plain: {with_policy / plain:.2f} (+{(with_policy / plain - 1) * 100:.0f}%)\n"
-    )
+            wall[name].append(elapsed)
+            cpu[name].append(spent)
+    print(f"corpus: {corpus}, {runs} alternated runs each (medians)\n")
+    print("| command | CPU time | wall time | CPU of each run |")
+    print("|---|---|---|---|")
+    for name in commands:
+        runs_text = ", ".join(f"{x:.2f}" for x in cpu[name])
+        print(
+            f"| {name} | {statistics.median(cpu[name]):.2f} s "
+            f"| {statistics.median(wall[name]):.2f} s | {runs_text} |"
+        )
+    for label, table in (("CPU", cpu), ("wall", wall)):
+        plain, with_policy = (statistics.median(v) for v in table.values())
+        print(f"\npolicy / plain ({label}): {with_policy / plain:.2f}", end="")
+    print("\n")
 
 
 def _webhook(reviews: int) -> None:
