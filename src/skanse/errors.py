@@ -56,6 +56,9 @@ scan result, so the other files are still scanned (see `skanse.model`).
         - ReportInputError       a results file that is unreadable, not a skanse result, or of
                                  an incompatible schema version
         - PdfError               the PDF could not be rendered (WeasyPrint missing or failing)
+      + PolicyLoadError        ValidatingAdmissionPolicy files that cannot be loaded (every
+                               problem, located: file:line:column and expression position)
+      + PolicyTestError        a `skanse policy test` file is unreadable or malformed
       + SensorError            the runtime sensor failed while loading, running or stopping
         - SensorUnavailableError   this machine cannot run the sensor; names what is missing
       + ResponseError          a response action (kill, freeze, isolate, quarantine,
@@ -414,3 +417,18 @@ class SensorUnavailableError(SensorError):
 
 class ResponseError(SkanseError):
     """A response action (kill, freeze, isolate, quarantine, release) could not be done."""
+
+
+class PolicyLoadError(SkanseError):
+    """ValidatingAdmissionPolicy files that cannot be loaded: every problem, located."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0] if problems else "policies could not be loaded")
+        self.problems = tuple(problems)
+
+    def diagnostics(self) -> str:
+        return "\n".join(self.problems)
+
+
+class PolicyTestError(SkanseError):
+    """A `skanse policy test` file that cannot be read or names what does not exist."""

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("config", "print the JSON Schema of .skanse.yaml"),
     "netpol": ("netpol", "what NetworkPolicies allow: list, explain, diff, generate"),
     "rules": ("rules", "validate and test Falco-compatible runtime rules"),
+    "policy": ("policy", "validate and test ValidatingAdmissionPolicies (CEL)"),
     "runtime": ("runtime", "runtime detection: the eBPF sensor, responses, event replay"),
     "image": ("image", "inspect a container image: digest, config, layers, history"),
     "sbom": ("sbom", "list the packages of an image or directory; write CycloneDX/SPDX SBOMs"),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from skanse.config import LoadedConfig
     from skanse.model import CheckID, ScanResult, Severity
+    from skanse.policy.load import PolicySet
     from skanse.report import ReportInfo
     from skanse.results import Outcome
 
@@ -32,6 +33,7 @@ __all__ = [
     "conclude",
     "emit",
     "load_config_for",
+    "load_policy_dirs",
     "names",
     "print_notes",
     "report_info",
@@ -273,3 +275,15 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
         )
     if outcome.exit_code == 2:
         err.print(f"error: {outcome.reason}", markup=False, style="red")
+
+
+def load_policy_dirs(paths: list[str] | None) -> PolicySet | None:
+    """ValidatingAdmissionPolicies from --policy paths (None when none were given)."""
+    if not paths:
+        return None
+    from skanse.policy.load import load_policies
+
+    policies = load_policies(paths)
+    for warning in policies.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return policies

@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _policy_flags(serve)
     serve.add_argument(
+        "--vap",
+        metavar="DIR",
+        action="append",
+        default=None,
+        help="also enforce these ValidatingAdmissionPolicies with their bindings' "
+        "validationActions (files or directories; repeatable); see docs/policies.md",
+    )
+    serve.add_argument(
         "--cert",
         metavar="FILE",
         default="/etc/skanse/tls/tls.crt",
@@ -212,6 +220,18 @@ def _policy(args: argparse.Namespace) -> Any:
     return policy
 
 
+def _vap(args: argparse.Namespace) -> Any:
+    """The ValidatingAdmissionPolicies of --vap, enforced with their bindings' actions."""
+    from skanse._cli._common import load_policy_dirs
+
+    policies = load_policy_dirs(getattr(args, "vap", None))
+    if policies is None:
+        return None
+    from skanse.admission.vap import PolicyEnforcer
+
+    return PolicyEnforcer(policies)
+
+
 def _evaluator(args: argparse.Namespace, policy: Any) -> Any:
     from skanse.admission.evaluate import Evaluator
     from skanse.config import load_config
@@ -256,7 +276,7 @@ def _serve_with(args: argparse.Namespace, metrics_dir: str | None) -> int:
     from skanse.admission.server import ServeOptions, run
 
     policy = _policy(args).with_own_namespace(args.namespace or os.environ.get("POD_NAMESPACE"))
-    webhook = Webhook(policy, _evaluator(args, policy))
+    webhook = Webhook(policy, _evaluator(args, policy), policies=_vap(args))
     metrics = Metrics()
     settings = AppSettings(
         max_body_bytes=int(args.max_body * 1024 * 1024),

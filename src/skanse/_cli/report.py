@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from skanse._cli._common import load_policy_dirs
 from skanse._cli._signing import add_registry_options
 
 __all__ = ["add_arguments", "run"]
@@ -37,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="Kubernetes manifests: skanse scan (repeatable)",
+    )
+    run.add_argument(
+        "--policy",
+        metavar="DIR",
+        action="append",
+        default=None,
+        help="ValidatingAdmissionPolicies to check the manifests against, beside the "
+        "built-in checks (repeatable)",
     )
     run.add_argument(
         "--dockerfiles",
@@ -159,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{doc.origin}: a posture report is not a layer result (use --baseline)"
             )
     if inputs:
-        documents.append(collect.run_scan(inputs, loaded))
+        documents.append(collect.run_scan(inputs, loaded, load_policy_dirs(args.policy)))
     netpol_paths = args.netpol or args.manifests
     if netpol_paths:
         documents.append(collect.run_netpol(netpol_paths))

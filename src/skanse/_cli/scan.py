@@ -14,6 +14,7 @@ from skanse._cli._common import (
     conclude,
     emit,
     load_config_for,
+    load_policy_dirs,
     names,
     print_notes,
     progress_line,
@@ -82,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="never run these checks",
     )
     parser.add_argument(
+        "--policy",
+        metavar="DIR",
+        action="append",
+        default=None,
+        help="also check ValidatingAdmissionPolicies (and their bindings and params) from "
+        "this file or directory; findings are VAP:<policy>/<index> (repeatable)",
+    )
+    parser.add_argument(
         "--namespace",
         metavar="NS",
         default=None,
@@ -148,6 +157,7 @@ def scan_options(settings: Settings) -> ScanOptions:
 
 def run(args: argparse.Namespace) -> int:
     from skanse.checks._all import REGISTRY
+    from skanse.policy.checks import with_policies
     from skanse.report import Format, render
     from skanse.scan import scan
 
@@ -157,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     options = scan_options(settings)
     results = result_settings(settings)
     fmt = settings.get("format", Format, Format.TEXT)
+    registry = with_policies(REGISTRY, load_policy_dirs(args.policy))
 
     stdin = None
     if "-" in paths:
@@ -169,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
             def on_file(path: str) -> None:
                 show(f"scanning [{next(files)}] {path}")
 
-        raw = scan(paths, options, stdin=stdin, on_file=on_file)
+        raw = scan(paths, options, stdin=stdin, registry=registry, on_file=on_file)
 
-    conclusion = conclude(raw, loaded, REGISTRY.resolve, results)
+    conclusion = conclude(raw, loaded, registry.resolve, results)
     info = report_info(conclusion.outcome.exit_code, results.output, verbose=args.verbose)
     emit(render(fmt, conclusion.reported, info), results.output)
     if not args.quiet and raw.objects_scanned == 0 and not raw.problems:

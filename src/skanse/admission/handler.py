@@ -42,6 +42,7 @@ from skanse.admission.review import (
     parse_review,
     render_response,
 )
+from skanse.admission.vap import PolicyEnforcer
 from skanse.checks.kubernetes.pss import Denial, controls_for
 from skanse.model import Finding
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, as_dict, pod_spec
@@ -144,9 +145,12 @@ class Webhook:
         evaluator: Evaluator | None = None,
         verifier: ImageVerifier | None = None,
         limits: ReviewLimits = ReviewLimits(),
+        policies: PolicyEnforcer | None = None,
     ) -> None:
         self.policy = policy
         self.limits = limits
+        # ValidatingAdmissionPolicies (skanse.admission.vap), evaluated before the checks.
+        self.policies = policies
         self.evaluator = evaluator or Evaluator(policy)
         # An explicit verifier (tests, special registries) wins; otherwise the policy's image
         # policy, if it has one, through the signing layer.
@@ -157,7 +161,19 @@ class Webhook:
     # -- validate --------------------------------------------------------------------------
 
     def validate(self, body: bytes) -> Outcome:
-        return self._review(body, self._validate)
+        policies = self.policies
+        if policies is None:
+            return self._review(body, self._validate)
+
+        def with_policies(request: Request) -> Outcome:
+            exempt = self.policy.exemption(
+                self._namespace(request), request.username, request.groups
+            )
+            # the body's length bounds every list and string of the objects it carries
+            outcome: Outcome = policies.decide(request, self._validate, exempt, len(body))
+            return outcome
+
+        return self._review(body, with_policies)
 
     def _review(self, body: bytes, decide: Callable[[Request], Outcome]) -> Outcome:
         """Parse the AdmissionReview and `decide` on its request, failing closed on a bug."""

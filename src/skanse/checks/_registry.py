@@ -82,9 +82,10 @@ class Registry:
         self._aliases: dict[str, list[str]] = {}
         for group in sets:
             for check in group:
-                if check.id in self._by_id:
+                key = check.id.upper()  # ids are looked up in any case
+                if key in self._by_id:
                     raise RegistryError(f"check id {check.id} is registered twice")
-                self._by_id[check.id] = check
+                self._by_id[key] = check
         for check in self._by_id.values():
             for alias in check.meta.aliases:
                 if alias.upper() in self._by_id:

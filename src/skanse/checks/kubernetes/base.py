@@ -44,6 +44,8 @@ class ClusterIndex:
     service_accounts: Mapping[tuple[str, str], bool | None] = field(default_factory=dict)
     # the network model of the scan (namespaces, workloads, policies), built on first use
     network: LazyNetwork | None = None
+    # Namespace objects of the scan by name (their labels decide namespaceSelectors)
+    namespaces: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     def namespace_of(self, obj: K8sObject) -> str:
         return obj.namespace or self.default_namespace

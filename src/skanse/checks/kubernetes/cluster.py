@@ -46,9 +46,12 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
     objects = list(objects)
     deny: dict[str, set[str]] = {}
     accounts: dict[tuple[str, str], bool | None] = {}
+    namespaces: dict[str, dict[str, object]] = {}
     for obj in objects:
         namespace = obj.namespace or default_namespace
-        if obj.kind == "NetworkPolicy":
+        if obj.kind == "Namespace" and obj.api_version == "v1":
+            namespaces[obj.name] = obj.data
+        elif obj.kind == "NetworkPolicy":
             deny.setdefault(namespace, set()).update(default_deny_directions(obj.data))
         elif obj.kind == "ServiceAccount":
             value = obj.data.get("automountServiceAccountToken")
@@ -58,4 +61,5 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
         default_deny={ns: frozenset(d) for ns, d in deny.items()},
         service_accounts=accounts,
         network=LazyNetwork(objects, default_namespace),
+        namespaces=namespaces,
     )

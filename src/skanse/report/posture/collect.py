@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skanse import __version__
 from skanse.config import LoadedConfig
@@ -19,6 +20,9 @@ from skanse.errors import InputError, ReportInputError
 from skanse.model import CheckID, ScanResult, Severity
 from skanse.report._info import ReportInfo
 from skanse.report.posture.documents import ResultDocument, alerts_document
+
+if TYPE_CHECKING:
+    from skanse.policy.load import PolicySet
 
 __all__ = [
     "ImageOptions",
@@ -45,15 +49,21 @@ def _document(
     return ResultDocument(kind, origin, json_report.to_document(suppressed, info))
 
 
-def run_scan(paths: Sequence[str], config: LoadedConfig) -> ResultDocument:
-    """`skanse scan -f json` on manifests and Dockerfiles (zero-trust profile)."""
+def run_scan(
+    paths: Sequence[str], config: LoadedConfig, policies: PolicySet | None = None
+) -> ResultDocument:
+    """`skanse scan -f json` on manifests and Dockerfiles (zero-trust profile), with the
+    ValidatingAdmissionPolicies of `policies` as checks among the built-in ones."""
     from skanse.checks._all import REGISTRY
+    from skanse.policy.checks import with_policies
     from skanse.scan import scan
 
-    result = scan(list(paths))
-    return _document(
-        "skanse.scan", result, "run: skanse scan " + " ".join(paths), config, REGISTRY.resolve
-    )
+    registry = with_policies(REGISTRY, policies)
+    result = scan(list(paths), registry=registry)
+    command = "run: skanse scan " + " ".join(paths)
+    if policies is not None:
+        command += " --policy " + " ".join(sorted({p.obj.file for p in policies.policies}))
+    return _document("skanse.scan", result, command, config, registry.resolve)
 
 
 def run_host(root: str, config: LoadedConfig, *, profile: str = "generic") -> ResultDocument:

@@ -1,0 +1,299 @@
+"""Evaluation, cost bounds, located errors, actions and params, on real policy files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from skanse.admission.handler import Webhook
+from skanse.admission.vap import PolicyEnforcer
+from skanse.errors import PolicyLoadError
+from skanse.policy.engine import Attributes, evaluate
+from skanse.policy.load import load_policies
+from tests.admission.conftest import answer, hardened_pod, policy, review
+
+RULES = """\
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: ["v1"]
+        operations: ["CREATE", "UPDATE"]
+        resources: ["pods", "configmaps"]
+"""
+
+
+def write_policy(
+    tmp_path: Path, validations: str, *, extra: str = "", binding: str = "", name: str = "p"
+) -> Path:
+    text = f"""\
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {name}
+spec:
+{extra}  matchConstraints:
+{RULES}  validations:
+{validations}"""
+    if binding:
+        text += f"""---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {name}-binding
+spec:
+  policyName: {name}
+{binding}"""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def pod(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}], **spec},
+    }
+
+
+def test_a_compile_error_names_file_line_column_and_position_in_the_expression(
+    tmp_path: Path,
+) -> None:
+    path = write_policy(
+        tmp_path, '    - expression: "object.spec.containers.all(c, c.image.startsWith(1))"\n'
+    )
+    with pytest.raises(PolicyLoadError) as caught:
+        load_policies([path])
+    text = caught.value.diagnostics()
+    assert f"{path}:13:7:" in text
+    assert "spec.validations[0].expression (expression 1:49)" in text
+    assert "found no matching overload for 'startsWith'" in text
+
+
+def test_an_expression_whose_bound_is_over_the_limit_is_refused_at_load(tmp_path: Path) -> None:
+    body = " && ".join(f"c.name != 'n{i}'" for i in range(40))
+    containers = "object.spec.containers"
+    expr = f"{containers}.all(a, {containers}.all(b, {containers}.all(c, {body})))"
+    path = write_policy(tmp_path, f'    - expression: "{expr}"\n')
+    with pytest.raises(
+        PolicyLoadError, match=r"p\.yaml:13:7:.*estimated cost .* exceeds the per-expression limit"
+    ):
+        load_policies([path])
+
+
+def test_an_expression_too_costly_for_this_input_is_stopped_with_a_located_error(
+    tmp_path: Path,
+) -> None:
+    path = write_policy(
+        tmp_path, "    - expression: \"object.data.all(k, v, v.matches('^a+$'))\"\n"
+    )
+    policies = load_policies([path])
+    small = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c"},
+        "data": {"a": "aa"},
+    }
+    assert evaluate(policies, Attributes.for_object(small)).decisions == []
+    huge = {**small, "data": {f"k{i}": "a" * 20_000 for i in range(1_000)}}
+    [decision] = evaluate(policies, Attributes.for_object(huge)).decisions
+    assert decision.error
+    assert (
+        "estimated cost" in decision.message
+        and "spec.validations[0].expression" in decision.message
+    )
+    assert decision.where is not None and decision.where.line == 13
+
+
+def test_the_runtime_stops_a_comprehension_past_its_iteration_budget(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path, '    - expression: "object.data.all(a, v, object.data.all(b, w, true))"\n'
+    )
+    policies = load_policies([path])
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    config["data"] = {f"k{i}": "v" for i in range(200)}  # 40,000 iterations
+    [decision] = evaluate(policies, Attributes.for_object(config)).decisions
+    assert decision.error and "budget" in decision.message.lower()
+
+
+def test_a_message_expression_longer_than_5_kib_falls_back_to_the_message(tmp_path: Path) -> None:
+    long_text = "x" * (5 * 1024 + 1)
+    path = write_policy(
+        tmp_path,
+        '    - expression: "false"\n      message: short\n'
+        f"      messageExpression: \"'{long_text}'\"\n",
+    )
+    [decision] = evaluate(load_policies([path]), Attributes.for_object(pod())).decisions
+    assert decision.message == "short"
+
+
+def test_params_not_found_deny_the_request(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        '    - expression: "object.metadata.name != params.data.forbidden"\n',
+        extra="  paramKind: {apiVersion: v1, kind: ConfigMap}\n",
+        binding="  validationActions: [Deny]\n"
+        "  paramRef: {name: missing, parameterNotFoundAction: Deny}\n",
+    )
+    [decision] = evaluate(load_policies([path]), Attributes.for_object(pod())).decisions
+    assert (
+        "no params found for policy binding with `Deny` parameterNotFoundAction" in decision.message
+    )
+
+
+def test_params_selected_by_label_each_judge_the_object(tmp_path: Path) -> None:
+    write_policy(
+        tmp_path,
+        '    - expression: "object.metadata.name != params.data.forbidden"\n'
+        "      messageExpression: \"'name ' + params.data.forbidden + ' is taken'\"\n",
+        extra="  paramKind: {apiVersion: v1, kind: ConfigMap}\n",
+        binding="  validationActions: [Deny]\n"
+        "  paramRef: {selector: {matchLabels: {kind: names}}, namespace: cfg}\n",
+    )
+    params = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": n, "namespace": "cfg", "labels": {"kind": "names"}},
+            "data": {"forbidden": v},
+        }
+        for n, v in (("a", "web"), ("b", "api"))
+    ]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump_all(params), encoding="utf-8")
+    result = evaluate(load_policies([tmp_path]), Attributes.for_object(pod()))
+    assert [d.message for d in result.decisions] == ["name web is taken"]
+
+
+def test_the_webhook_warns_and_audits_as_the_binding_says(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        "    - expression: \"object.metadata.?labels[?'team'].hasValue()\"\n"
+        "      message: pods must name their team\n",
+        binding="  validationActions: [Warn, Audit]\n",
+    )
+    webhook = Webhook(policy(), policies=PolicyEnforcer(load_policies([path])))
+    request = {
+        "uid": "u-2",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": "shop",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice"},
+        "object": hardened_pod(),
+    }
+    response = answer(webhook.validate(review(request)).body)
+    assert response["allowed"] is True
+    assert (
+        "Validation failed for ValidatingAdmissionPolicy 'p' with binding 'p-binding': "
+        "pods must name their team"
+    ) in response["warnings"]
+    [failure] = json.loads(response["auditAnnotations"]["validation_failure"])
+    assert failure == {
+        "message": "pods must name their team",
+        "policy": "p",
+        "binding": "p-binding",
+        "expressionIndex": 0,
+        "validationActions": ["Warn", "Audit"],
+    }
+
+
+def test_the_webhook_denies_with_the_validation_reason_and_its_code(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        "    - expression: \"object.metadata.name != 'forbidden'\"\n      reason: Forbidden\n",
+        binding="  validationActions: [Deny]\n",
+    )
+    webhook = Webhook(policy(), policies=PolicyEnforcer(load_policies([path])))
+    request = {
+        "uid": "u-3",
+        "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+        "namespace": "shop",
+        "operation": "CREATE",
+        "userInfo": {"username": "alice"},
+        "object": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "forbidden"}},
+    }
+    status = answer(webhook.validate(review(request)).body)["status"]
+    assert status["code"] == 403 and status["reason"] == "Forbidden"
+    assert status["message"] == (
+        "ValidatingAdmissionPolicy 'p' with binding 'p-binding' denied request: "
+        "failed expression: object.metadata.name != 'forbidden'"
+    )
+
+
+def test_scan_honours_an_annotation_suppression_naming_the_policy(cli: Any, tmp_path: Path) -> None:
+    path = write_policy(tmp_path, "    - expression: \"object.metadata.name != 'web'\"\n")
+    suppressed = pod()
+    suppressed["metadata"]["annotations"] = {"ignore.skanse.io/p": "the web pod predates the rule"}
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "pods.yaml").write_text(yaml.safe_dump_all([suppressed]), encoding="utf-8")
+    result = cli("scan", "--no-config", "--policy", str(path), "-f", "json", str(manifests))
+    [finding] = [f for f in json.loads(result.stdout)["findings"] if f["check_id"] == "VAP:p/0"]
+    assert finding["suppression"]["reason"] == "the web pod predates the rule"
+    assert finding["location"]["file"].endswith("pods.yaml") and finding["location"]["line"] == 1
+
+
+@pytest.mark.parametrize(
+    ("expression", "refusal"),
+    [
+        ("(" * 2000 + "true" + ")" * 2000, "recursion limit"),
+        ("'" + "a" * 120_000 + "' != ''", "codepoint limit"),
+    ],
+    ids=["deep nesting", "huge expression"],
+)
+def test_hostile_expressions_are_refused_at_load_with_their_place(
+    tmp_path: Path, expression: str, refusal: str
+) -> None:
+    path = write_policy(tmp_path, f'    - expression: "{expression}"\n')
+    with pytest.raises(PolicyLoadError) as caught:
+        load_policies([path])
+    assert f"{path}:13:7" in caught.value.diagnostics()
+    assert refusal in caught.value.diagnostics()
+
+
+def test_a_deeply_nested_object_is_measured_without_recursion(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, '    - expression: "has(object.data)"\n')
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(50_000):
+        node["n"] = {}
+        node = node["n"]
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": deep}
+    [decision] = evaluate(load_policies([path]), Attributes.for_object(config)).decisions
+    assert decision.error and "nests 50,002 levels deep" in decision.message
+
+
+def test_scan_reads_namespace_labels_from_the_scanned_namespaces(cli: Any, tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        "    - expression: \"object.metadata.name != 'web'\"\n",
+        binding="  validationActions: [Deny]\n"
+        "  matchResources:\n    namespaceSelector: {matchLabels: {tier: strict}}\n",
+    )
+    namespaces = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
+        for n, labels in (("shop", {"tier": "strict"}), ("lab", {}))
+    ]
+    pods = [pod(), {**pod(), "metadata": {"name": "web", "namespace": "lab"}}]
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "all.yaml").write_text(yaml.safe_dump_all(namespaces + pods), encoding="utf-8")
+    result = cli("scan", "--no-config", "--policy", str(path), "-f", "json", str(manifests))
+    found = [f for f in json.loads(result.stdout)["findings"] if f["check_id"] == "VAP:p/0"]
+    assert [f["resource"]["namespace"] for f in found] == ["shop"]
+
+
+def test_a_configmap_volume_is_read_once(tmp_path: Path) -> None:
+    """The layout the kubelet gives a mounted ConfigMap: visible symlinks into ..data."""
+    volume = tmp_path / "vap"
+    stamped = volume / "..2026_12_07_06_00_00.000000001"
+    stamped.mkdir(parents=True)
+    write_policy(stamped, '    - expression: "true"\n')
+    (volume / "..data").symlink_to(stamped.name)
+    (volume / "p.yaml").symlink_to("..data/p.yaml")
+    assert [p.name for p in load_policies([volume]).policies] == ["p"]
