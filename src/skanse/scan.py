@@ -35,7 +35,7 @@ from skanse.model import (
     WorkloadInfo,
 )
 from skanse.sources.dockerfile import DockerfileInput, read_dockerfile, read_dockerfile_bytes
-from skanse.sources.files import STDIN, InputType, discover
+from skanse.sources.files import STDIN, Input, InputType, discover
 from skanse.sources.ignores import InlineIgnore
 from skanse.sources.kubernetes import (
     BUILTIN_KINDS,
@@ -45,6 +45,7 @@ from skanse.sources.kubernetes import (
     as_list,
     pod_spec,
 )
+from skanse.sources.kustomize import kustomize_roles
 from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_path
 
 __all__ = [
@@ -195,11 +196,18 @@ def scan(
     dockerfiles: list[DockerfileInput] = []
     limit = options.limits.max_file_bytes
     files = 0
-    for item in discover(targets, options.input_type):
+    items = list(discover(targets, options.input_type))
+    roles = kustomize_roles(
+        i.path for i in items if isinstance(i, Input) and i.type is InputType.KUBERNETES
+    )
+    for item in items:
         if isinstance(item, InputProblem):
             out.problems.append(item)
             continue
         files += 1
+        if item.path in roles and item.type is InputType.KUBERNETES:
+            out.skipped.append(SkippedDocument(item.path, 0, roles[item.path]))
+            continue
         kind = item.type
         if item.path == STDIN:
             data = stdin or b""

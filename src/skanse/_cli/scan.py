@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--type",
         choices=("auto", "kubernetes", "dockerfile"),
         default=None,
-        help="what the inputs are (default: auto, by file name: Dockerfile, Dockerfile.*, "
+        help="what the inputs are (default: auto, by file name: Dockerfile, Dockerfile.<variant>, "
         "*.Dockerfile and Containerfile are Dockerfiles)",
     )
     parser.add_argument(

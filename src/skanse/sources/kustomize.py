@@ -1,0 +1,75 @@
+"""Kustomize directories: which files are overlays' raw material rather than objects.
+
+A directory with a `kustomization.yaml` is not a set of manifests to apply as they are: the
+kustomization itself is build configuration, and its patches (strategic-merge or JSON 6902)
+are fragments of objects that only mean something once merged. Scanning them as objects
+gives findings on a "second Deployment" that never exists; they are skipped with the reason,
+and `kustomize build` (or `kubectl kustomize`, `skanse scan --render`) gives the real objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import yaml
+
+__all__ = ["KUSTOMIZATION_NAMES", "kustomization_in", "kustomize_roles"]
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+_MAX_BYTES = 1 << 20  # a kustomization larger than this is not read for its patch list
+_RENDER_HINT = "scan the rendered objects: kubectl kustomize DIR | skanse scan -, or --render"
+
+
+def kustomization_in(directory: str) -> str | None:
+    """The kustomization file of `directory`, if it has one."""
+    for name in KUSTOMIZATION_NAMES:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _patch_paths(data: object) -> Iterable[str]:
+    if not isinstance(data, dict):
+        return
+    for entry in data.get("patchesStrategicMerge") or ():
+        if isinstance(entry, str) and "\n" not in entry:  # an inline patch is a YAML string
+            yield entry
+    for key in ("patches", "patchesJson6902", "replacements"):
+        for entry in data.get(key) or ():
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                yield entry["path"]
+
+
+def _roles_of(kustomization: str) -> tuple[tuple[str, str], ...]:
+    directory = os.path.dirname(kustomization)
+    itself = f"a kustomization (build configuration, not an object); {_RENDER_HINT}"
+    roles = [(os.path.realpath(kustomization), itself)]
+    try:
+        with open(kustomization, "rb") as handle:
+            text = handle.read(_MAX_BYTES)
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError, RecursionError):
+        return tuple(roles)
+    patch = (
+        f"a kustomize patch listed in {kustomization} (a fragment merged into another "
+        f"object); {_RENDER_HINT}"
+    )
+    roles += [(os.path.realpath(os.path.join(directory, p)), patch) for p in _patch_paths(data)]
+    return tuple(roles)
+
+
+def kustomize_roles(found: Iterable[str]) -> Mapping[str, str]:
+    """For files among `paths` that are kustomizations or their patches: why they are not
+    scanned as objects. Kustomizations are looked for next to each file and among `paths`."""
+    paths = list(found)
+    kustomizations = {p for p in paths if os.path.basename(p) in KUSTOMIZATION_NAMES}
+    for directory in {os.path.dirname(os.path.abspath(p)) for p in paths}:
+        found = kustomization_in(directory)
+        if found is not None:
+            kustomizations.add(found)
+    roles: dict[str, str] = {}
+    for kustomization in sorted(kustomizations):
+        roles.update(_roles_of(os.path.abspath(kustomization)))
+    return {p: roles[real] for p in paths if (real := os.path.realpath(p)) in roles}
