@@ -60,10 +60,10 @@ def _roles_of(kustomization: str) -> tuple[tuple[str, str], ...]:
     return tuple(roles)
 
 
-def kustomize_roles(found: Iterable[str]) -> Mapping[str, str]:
-    """For files among `paths` that are kustomizations or their patches: why they are not
-    scanned as objects. Kustomizations are looked for next to each file and among `paths`."""
-    paths = list(found)
+def kustomize_roles(inputs: Iterable[str]) -> Mapping[str, str]:
+    """For files among `inputs` that are kustomizations or their patches: why they are not
+    scanned as objects. Kustomizations are looked for next to each file and among them."""
+    paths = list(inputs)
     kustomizations = {p for p in paths if os.path.basename(p) in KUSTOMIZATION_NAMES}
     for directory in {os.path.dirname(os.path.abspath(p)) for p in paths}:
         found = kustomization_in(directory)
