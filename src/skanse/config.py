@@ -133,6 +133,7 @@ class ConfigFile(BaseModel):
     output: str | None = None
     exit_zero: bool | None = Field(default=None, alias="exit-zero")
     strict: bool | None = None
+    allow_unchecked: bool | None = Field(default=None, alias="allow-unchecked")
     namespace: str | None = None
     type: str | None = None
     enable: list[str] | str | None = None

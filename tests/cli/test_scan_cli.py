@@ -43,15 +43,20 @@ def test_missing_path_alone_exits_two_and_says_why(cli) -> None:
     assert "nothing could be scanned" in run.stderr
 
 
-def test_a_bad_file_does_not_stop_the_others_unless_strict(cli, tmp_path: Path) -> None:
+def test_a_bad_file_fails_closed_unless_allowed_and_the_others_are_scanned(
+    cli, tmp_path: Path
+) -> None:
     (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
     (tmp_path / "ok.yaml").write_text(Path(INSECURE).read_text())
     run = cli("scan", str(tmp_path), "-f", "json")
-    assert run.code == 1
+    assert run.code == 2
+    assert "1 input(s) could not be checked" in run.stderr
     document = json.loads(run.stdout)
     assert document["summary"]["objects"] == 1
     assert [p["kind"] for p in document["problems"]] == ["parse"]
-    assert cli("scan", str(tmp_path), "--strict").code == 2
+    allowed = cli("scan", str(tmp_path), "--allow-unchecked")
+    assert allowed.code == 1
+    assert "could not be checked" in allowed.stderr  # said, not hidden
 
 
 def _check_ids(run) -> set[str]:
@@ -262,3 +267,41 @@ def test_the_progress_line_appears_only_on_a_terminal_and_shows_paths_as_they_ar
         if show is not None:
             show("scanning [egress] deploy/[prod].yaml")  # brackets are not markup
     assert ("scanning [egress] deploy/[prod].yaml" in err.getvalue()) == shown
+
+
+def test_strict_fails_when_nothing_was_checked(cli) -> None:
+    """`false | skanse scan - --strict` exited 0."""
+    assert cli("scan", "-", "--no-config", "--strict", stdin=b"").code == 2
+    assert cli("scan", "-", "--no-config", stdin=b"").code == 0  # without --strict: a warning
+
+
+def test_an_unrendered_helm_chart_is_named_with_the_recipe_and_fails_closed(
+    cli, tmp_path: Path
+) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: web\nversion: 1.0.0\n")
+    (chart / "values.yaml").write_text("replicas: 1\n")
+    (chart / "templates" / "deploy.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+    )
+    for extra in ((), ("--strict",)):
+        run = cli("scan", str(chart), "--no-config", *extra)
+        assert run.code == 2, extra
+        assert f"helm template {chart} | skanse scan -" in run.stdout
+    clean = tmp_path / "Dockerfile"
+    clean.write_text("FROM scratch\nCOPY app /app\nUSER 10001\n")
+    allowed = cli("scan", str(chart), str(clean), "--no-config", "--allow-unchecked", "-f", "json")
+    assert allowed.code == 0, allowed.stdout
+    assert [p["kind"] for p in json.loads(allowed.stdout)["problems"]] == ["unrendered"]
+
+
+def test_a_duplicate_key_fails_closed_and_names_both_lines(cli, tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+        "  - name: a\n    image: a@sha256:" + "0" * 64 + "\n    securityContext:\n"
+        "      privileged: false\n      privileged: true\n"
+    )
+    run = cli("scan", str(tmp_path), "--no-config")
+    assert run.code == 2
+    assert "pod.yaml:11" in run.stdout and "first defined on line 10" in run.stdout

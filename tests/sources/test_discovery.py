@@ -15,7 +15,8 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     "name",
     ["Dockerfile", "dockerfile", "Containerfile", "Dockerfile.prod", "Dockerfile.run.basic",
-     "Dockerfile.template", "prod.dockerfile", "api.Dockerfile", "Containerfile.arm64"],
+     "Dockerfile.template", "prod.dockerfile", "api.Dockerfile", "Containerfile.arm64",
+     ".Dockerfile"],
 )  # fmt: skip
 def test_dockerfile_names(name: str) -> None:
     assert is_dockerfile_name(name)
@@ -24,7 +25,7 @@ def test_dockerfile_names(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     ["dockerfile.py", "Dockerfile.md", "Dockerfile.dockerignore", "api.Dockerfile.dockerignore",
-     "Dockerfile.yaml", "Dockerfile.sh", "Dockerfilebuild", "buildDockerfile", ".dockerfile",
+     "Dockerfile.yaml", "Dockerfile.sh", "Dockerfilebuild", "buildDockerfile",
      "dockerfile_test.go"],
 )  # fmt: skip
 def test_names_that_are_not_dockerfiles(name: str) -> None:

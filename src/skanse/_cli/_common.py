@@ -112,7 +112,10 @@ def add_result_arguments(
     severity_help: str = "report findings at or above this severity, or exactly a comma list "
     "(critical,high); any case (default: info)",
     config_help: str = "read settings from FILE (default: .skanse.yaml found upward)",
+    fail_closed: bool = False,
 ) -> None:
+    """The common result flags. With `fail_closed`, an input that could not be checked
+    exits 2 unless --allow-unchecked (scan); otherwise only under --strict."""
     parser.add_argument("--severity", metavar="SEVERITY", default=None, help=severity_help)
     parser.add_argument(
         "--fail-on",
@@ -128,6 +131,14 @@ def add_result_arguments(
         help="exit 0 even when findings fail the run (errors still exit 2)",
     )
     parser.add_argument("--strict", action="store_true", default=None, help=strict_help)
+    if fail_closed:
+        parser.add_argument(
+            "--allow-unchecked",
+            action="store_true",
+            default=None,
+            help="an input that could not be checked (unparsable, a duplicate key, "
+            "unrendered) is a warning instead of exit 2",
+        )
     parser.add_argument(
         "-f",
         "--format",
@@ -156,6 +167,7 @@ class ResultSettings:
     fail_on: Severity | None
     exit_zero: bool
     strict: bool
+    allow_unchecked: bool
     output: str | None
 
 
@@ -168,6 +180,10 @@ def result_settings(settings: Settings) -> ResultSettings:
         fail_on=settings.get("fail-on", Severity.parse, None),
         exit_zero=settings.get("exit-zero", as_bool, False),
         strict=settings.get("strict", as_bool, False),
+        # only commands that declare --allow-unchecked fail closed by default
+        allow_unchecked=settings.get("allow-unchecked", as_bool, False)
+        if hasattr(settings.args, "allow_unchecked")
+        else True,
         output=settings.get("output", str, None),
     )
 
@@ -197,6 +213,7 @@ def conclude(
         fail_on=rs.fail_on,
         exit_zero=rs.exit_zero,
         strict=rs.strict,
+        allow_unchecked=rs.allow_unchecked,
     )
     return Conclusion(suppressed, filter_severities(suppressed, rs.severities), outcome)
 
@@ -271,5 +288,13 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
             "through --fail-on",
             markup=False,
         )
+    problems = conclusion.suppressed.problems
     if outcome.exit_code == 2:
         err.print(f"error: {outcome.reason}", markup=False, style="red")
+    elif problems:
+        err.print(
+            f"warning: {len(problems)} input(s) could not be checked (allowed by "
+            "--allow-unchecked); the report lists them",
+            markup=False,
+            style="yellow",
+        )

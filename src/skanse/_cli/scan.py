@@ -101,7 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also list skipped documents and custom resources",
     )
     add_result_arguments(
-        parser, formats=FORMATS, strict_help="exit 2 if any input could not be checked"
+        parser,
+        formats=FORMATS,
+        strict_help="also exit 2 when nothing was found to check",
+        fail_closed=True,
     )
     parser.add_argument(
         "--no-progress",

@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 STDIN = "-"
+HELM_CHART_FILE = "Chart.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 CONFIG_FILE_NAMES = (".skanse.yaml", ".skanse.yml")
 _BINARY_SNIFF = 8192
@@ -69,8 +70,8 @@ def is_dockerfile_name(name: str) -> bool:
         return True
     if lower.rsplit(".", 1)[-1] in _NOT_DOCKERFILE_EXTENSIONS:
         return False
-    return lower.startswith(("dockerfile.", "containerfile.")) or (
-        lower.endswith((".dockerfile", ".containerfile")) and not lower.startswith(".")
+    return lower.startswith(("dockerfile.", "containerfile.")) or lower.endswith(
+        (".dockerfile", ".containerfile")
     )
 
 
@@ -112,6 +113,15 @@ def discover(
                 yield Input(target, _name_type(os.path.basename(target)) or InputType.KUBERNETES)
             continue
         for root, dirs, files in os.walk(target):
+            if HELM_CHART_FILE in files:
+                dirs[:] = []  # templates/ and charts/ are not YAML until rendered
+                yield InputProblem(
+                    root,
+                    ProblemKind.UNRENDERED,
+                    f"an unrendered Helm chart ({HELM_CHART_FILE}); render it and scan the "
+                    f"output: helm template {root} | skanse scan -",
+                )
+                continue
             dirs[:] = sorted(
                 d
                 for d in dirs
