@@ -305,3 +305,13 @@ def test_a_duplicate_key_fails_closed_and_names_both_lines(cli, tmp_path: Path) 
     run = cli("scan", str(tmp_path), "--no-config")
     assert run.code == 2
     assert "pod.yaml:11" in run.stdout and "first defined on line 10" in run.stdout
+
+
+def test_output_through_a_symlink_out_of_the_working_tree_is_refused(cli, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    link = tmp_path / "report.json"
+    link.symlink_to(victim)
+    run = cli("scan", str(INSECURE), "--no-config", "-f", "json", "-o", str(link))
+    assert run.code == 2 and "refused" in run.stderr
+    assert victim.read_text() == "keep me"

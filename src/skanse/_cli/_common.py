@@ -260,12 +260,17 @@ def progress_line(args: argparse.Namespace, first: str) -> Iterator[Callable[[st
 
 
 def emit(document: str | bytes, output: str | None) -> None:
-    """Write the report to `output` atomically, or to standard output (text only: a
+    """Write the report to `output` (atomically, or through a device or FIFO; never through
+    a symlink out of the working directory), or to standard output (text only: a
     binary report, a PDF, is refused without -o before it is rendered)."""
     if output:
-        from skanse.files import write_atomic
+        from skanse.errors import UsageError
+        from skanse.files import OutputRefused, write_output
 
-        write_atomic(output, document)
+        try:
+            write_output(output, document)
+        except OutputRefused as exc:
+            raise UsageError(f"--output: {exc}") from None
     else:
         assert isinstance(document, str), "a binary report needs an output file"
         sys.stdout.write(document)
