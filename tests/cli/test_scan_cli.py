@@ -307,10 +307,15 @@ def test_a_duplicate_key_fails_closed_and_names_both_lines(cli, tmp_path: Path) 
     assert "pod.yaml:11" in run.stdout and "first defined on line 10" in run.stdout
 
 
-def test_output_through_a_symlink_out_of_the_working_tree_is_refused(cli, tmp_path: Path) -> None:
+def test_output_through_a_symlink_out_of_the_working_tree_is_refused(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep me")
-    link = tmp_path / "report.json"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    link = work / "report.json"
     link.symlink_to(victim)
     run = cli("scan", str(INSECURE), "--no-config", "-f", "json", "-o", str(link))
     assert run.code == 2 and "refused" in run.stderr
