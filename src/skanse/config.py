@@ -39,9 +39,11 @@ from skanse.sources.files import CONFIG_FILE_NAMES
 from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
 
 __all__ = [
+    "ConfigDiscovery",
     "ConfigFile",
     "ConfigSuppression",
     "LoadedConfig",
+    "discover_config",
     "find_config",
     "load_config",
     "parse_severities",
@@ -197,19 +199,45 @@ class LoadedConfig:
         return cls(None, ConfigFile(), ())
 
 
-def find_config(start: str | Path) -> Path | None:
-    """The nearest .skanse.yaml at or above `start`, stopping at the repository root."""
+@dataclass(frozen=True, slots=True)
+class ConfigDiscovery:
+    path: Path | None  # the config file to use
+    ignored: tuple[Path, ...] = ()  # files passed over: owned by another user
+
+
+def _trusted(path: Path) -> bool:
+    """Owned by the user running skanse or by root, as git's safe.directory asks of a
+    repository: anyone else could plant suppressions for a tree they do not own."""
+    try:
+        owner = path.stat().st_uid
+    except OSError:
+        return False
+    return owner in (0, os.geteuid())
+
+
+def discover_config(start: str | Path) -> ConfigDiscovery:
+    """The nearest .skanse.yaml at or above `start`, stopping at the repository root (the
+    directory holding .git); files owned by another user than the caller or root are passed
+    over and named in `ignored`."""
     here = Path(os.path.abspath(start))
     if not here.is_dir():
         here = here.parent
+    ignored: list[Path] = []
     for directory in (here, *here.parents):
         for name in CONFIG_FILE_NAMES:
             candidate = directory / name
             if candidate.is_file():
-                return candidate
+                if _trusted(candidate):
+                    return ConfigDiscovery(candidate, tuple(ignored))
+                ignored.append(candidate)
         if (directory / ".git").exists():
-            return None
-    return None
+            break
+    return ConfigDiscovery(None, tuple(ignored))
+
+
+def find_config(start: str | Path) -> Path | None:
+    """The nearest trusted .skanse.yaml at or above `start` (see `discover_config`)."""
+    return discover_config(start).path
 
 
 def load_config(path: Path) -> LoadedConfig:

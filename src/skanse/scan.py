@@ -7,6 +7,7 @@ Suppressions, severity filters and the exit decision are applied afterwards by
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from skanse.model import (
     WorkloadInfo,
 )
 from skanse.sources.dockerfile import DockerfileInput, read_dockerfile, read_dockerfile_bytes
-from skanse.sources.files import STDIN, Input, InputType, discover
+from skanse.sources.files import STDIN, Input, InputType, discover, is_dockerfile_name
 from skanse.sources.ignores import InlineIgnore
 from skanse.sources.kubernetes import (
     BUILTIN_KINDS,
@@ -185,8 +186,10 @@ def scan(
     stdin: bytes | None = None,
     registry: Registry = REGISTRY,
     on_file: Callable[[str], None] | None = None,
+    stdin_name: str = STDIN_NAME,
 ) -> ScanResult:
-    """Scan files, directories and `-` (standard input, given as `stdin`).
+    """Scan files, directories and `-` (standard input, given as `stdin`, reported under
+    `stdin_name`; its name also decides its type when it names a Dockerfile).
 
     Nothing here raises for a bad input; problems are part of the result.
     """
@@ -211,11 +214,14 @@ def scan(
         kind = item.type
         if item.path == STDIN:
             data = stdin or b""
+            if kind is InputType.AUTO and stdin_name != STDIN_NAME:
+                named = os.path.basename(stdin_name)
+                kind = InputType.DOCKERFILE if is_dockerfile_name(named) else InputType.AUTO
             kind = kind if kind is not InputType.AUTO else _stdin_type(data)
             if kind is InputType.DOCKERFILE:
-                dockerfiles.append(read_dockerfile_bytes(STDIN_NAME, data, limit))
+                dockerfiles.append(read_dockerfile_bytes(stdin_name, data, limit))
             else:
-                manifests.append(read_bytes(STDIN_NAME, data, options.limits))
+                manifests.append(read_bytes(stdin_name, data, options.limits))
         elif kind is InputType.DOCKERFILE:
             dockerfiles.append(read_dockerfile(item.path, limit))
         else:

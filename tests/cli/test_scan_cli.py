@@ -320,3 +320,26 @@ def test_output_through_a_symlink_out_of_the_working_tree_is_refused(
     run = cli("scan", str(INSECURE), "--no-config", "-f", "json", "-o", str(link))
     assert run.code == 2 and "refused" in run.stderr
     assert victim.read_text() == "keep me"
+
+
+def test_pss_typos_and_unknown_versions_are_usage_errors(cli) -> None:
+    typo = cli("scan", HARDENED, "--no-config", "--pss", "restriced@v1.29")
+    assert typo.code == 2 and "unknown Pod Security level 'restriced'" in typo.stderr
+    assert "bug in skanse" not in typo.stderr
+    future = cli("scan", HARDENED, "--no-config", "--pss", "restricted@v1.99")
+    assert future.code == 2 and "unknown Pod Security version v1.99" in future.stderr
+
+
+def test_reading_a_terminal_says_so(tmp_path: Path) -> None:
+    """`skanse scan -` at a terminal waited silently; it now says what it waits for."""
+    script = subprocess.run(
+        ["script", "-qec", f"{sys.executable} -m skanse scan - --no-config", "/dev/null"],
+        input=b"\x04",
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    if script.returncode == 127 or b"script:" in script.stderr[:20]:
+        pytest.skip("util-linux script(1) is needed for a terminal")
+    assert b"reading manifests or a Dockerfile from standard input (a terminal)" in script.stdout

@@ -92,7 +92,7 @@ def load_config_for(args: argparse.Namespace, paths: Sequence[str]) -> LoadedCon
     """--config, else $SKANSE_CONFIG, else .skanse.yaml found upward from the first path."""
     from pathlib import Path
 
-    from skanse.config import LoadedConfig, find_config, load_config
+    from skanse.config import LoadedConfig, discover_config, load_config
 
     if args.no_config:
         return LoadedConfig.empty()
@@ -100,8 +100,17 @@ def load_config_for(args: argparse.Namespace, paths: Sequence[str]) -> LoadedCon
     if explicit:
         return load_config(Path(explicit))
     start = next((p for p in paths if p != "-"), ".")
-    found = find_config(start if os.path.exists(start) else ".")
-    return load_config(found) if found else LoadedConfig.empty()
+    found = discover_config(start if os.path.exists(start) else ".")
+    if not getattr(args, "quiet", False):
+        from skanse.printable import printable
+
+        for path in found.ignored:
+            print(
+                f"warning: {printable(str(path))} is owned by another user; not used "
+                "(pass it with --config to trust it)",
+                file=sys.stderr,
+            )
+    return load_config(found.path) if found.path else LoadedConfig.empty()
 
 
 def add_result_arguments(
@@ -219,9 +228,16 @@ def conclude(
 
 
 def report_info(
-    exit_code: int, output: str | None, *, verbose: bool = False, kind: str = "skanse.scan"
+    exit_code: int,
+    output: str | None,
+    *,
+    verbose: bool = False,
+    kind: str = "skanse.scan",
+    targets: Sequence[str] = (),
 ) -> ReportInfo:
-    """Renderer settings: colour and width only when writing to a terminal."""
+    """Renderer settings: colour, width and wrapping only when writing to a terminal; report
+    paths relative to the repository (git top level) of the first target, whatever the
+    current directory."""
     from pathlib import Path
 
     from rich.console import Console
@@ -231,12 +247,19 @@ def report_info(
     from skanse.report._info import find_repo_root
 
     to_terminal = output is None and sys.stdout.isatty()
+    first = next((t for t in targets if t != "-" and os.path.exists(t)), None)
+    start = (
+        Path.cwd()
+        if first is None
+        else Path(first if os.path.isdir(first) else os.path.dirname(os.path.abspath(first)))
+    )
     return ReportInfo(
         tool_version=__version__,
-        source_root=find_repo_root(Path.cwd()),
+        source_root=find_repo_root(start),
         exit_code=exit_code,
         color=to_terminal and not os.environ.get("NO_COLOR"),
         width=max(100, Console().width) if to_terminal else 160,
+        wrap=to_terminal,
         verbose=verbose,
         kind=kind,
     )
@@ -284,8 +307,10 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
     from rich.console import Console
 
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    from skanse.printable import printable
+
     for warning in conclusion.suppressed.warnings:
-        err.print(f"warning: {warning}", markup=False, style="yellow")
+        err.print(f"warning: {printable(warning)}", markup=False, style="yellow")
     outcome = conclusion.outcome
     if outcome.hidden_failing:
         err.print(

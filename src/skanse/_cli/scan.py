@@ -107,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         fail_closed=True,
     )
     parser.add_argument(
+        "--stdin-filename",
+        metavar="PATH",
+        default=None,
+        help="the file standard input holds, for reports (SARIF URIs, locations) and to tell "
+        "a Dockerfile by its name (default: <stdin>)",
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress display (it only appears on a terminal anyway)",
@@ -117,11 +124,17 @@ def scan_options(settings: Settings) -> ScanOptions:
     """What to scan and how, from flags, environment and config (shared with `fix`)."""
     from skanse.checks.kubernetes.pss_policy import parse_policy
     from skanse.checks.profiles import Profile, default_pss_level
+    from skanse.errors import UsageError
     from skanse.scan import ScanOptions
     from skanse.sources.files import InputType
     from skanse.sources.manifests import ReadLimits
 
     pss_text = settings.get("pss", str, "")
+    if pss_text:
+        try:
+            parse_policy(pss_text)
+        except ValueError as exc:
+            raise UsageError(f"--pss: {exc}") from None
     profile: Profile | None = settings.get("profile", Profile, None)
     if profile is None:
         # `--pss baseline` alone means "check PSS baseline"; otherwise the default profile.
@@ -133,8 +146,6 @@ def scan_options(settings: Settings) -> ScanOptions:
     try:
         pss = parse_policy(pss_text)
     except ValueError as exc:
-        from skanse.errors import UsageError
-
         raise UsageError(f"--pss: {exc}") from None
     no_names: frozenset[str] = frozenset()
     max_mib = settings.get("max-file-size", int, 32)
@@ -152,7 +163,7 @@ def scan_options(settings: Settings) -> ScanOptions:
 def run(args: argparse.Namespace) -> int:
     from skanse.checks._all import REGISTRY
     from skanse.report import Format, render
-    from skanse.scan import scan
+    from skanse.scan import STDIN_NAME, scan
 
     paths: list[str] = args.paths or ["."]
     loaded = load_config_for(args, paths)
@@ -163,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
 
     stdin = None
     if "-" in paths:
+        if sys.stdin.isatty() and not args.quiet:
+            print(
+                "skanse: reading manifests or a Dockerfile from standard input (a terminal); "
+                "end with Ctrl-D, or pipe them in: helm template CHART | skanse scan -",
+                file=sys.stderr,
+            )
         stdin = sys.stdin.buffer.read(options.limits.max_file_bytes + 1)
     with progress_line(args, "scanning") as show:
         on_file = None
@@ -172,10 +189,18 @@ def run(args: argparse.Namespace) -> int:
             def on_file(path: str) -> None:
                 show(f"scanning [{next(files)}] {path}")
 
-        raw = scan(paths, options, stdin=stdin, on_file=on_file)
+        raw = scan(
+            paths,
+            options,
+            stdin=stdin,
+            on_file=on_file,
+            stdin_name=args.stdin_filename or STDIN_NAME,
+        )
 
     conclusion = conclude(raw, loaded, REGISTRY.resolve, results)
-    info = report_info(conclusion.outcome.exit_code, results.output, verbose=args.verbose)
+    info = report_info(
+        conclusion.outcome.exit_code, results.output, verbose=args.verbose, targets=paths
+    )
     emit(render(fmt, conclusion.reported, info), results.output)
     if not args.quiet and raw.objects_scanned == 0 and not raw.problems:
         where = ", ".join(paths)
