@@ -166,6 +166,46 @@ def test_fixed_manifests_hold_the_same_objects_and_keep_every_comment(manifests:
         assert not missing, (fixed, missing)
 
 
+def _containers(data: object) -> list[dict]:
+    """Every container of a workload document (pod, template or cron job template)."""
+    found: list[dict] = []
+    if isinstance(data, dict):
+        for key in ("containers", "initContainers"):
+            found += (
+                [c for c in data.get(key) or () if isinstance(c, dict)]
+                if isinstance(data.get(key), list)
+                else []
+            )
+        for value in data.values():
+            found += _containers(value)
+    elif isinstance(data, list):
+        for value in data:
+            found += _containers(value)
+    return found
+
+
+def test_every_declared_port_below_1024_keeps_working(manifests: Run) -> None:
+    """No fix takes NET_BIND_SERVICE from a container that declares a port below 1024 and
+    drops ALL capabilities: it is kept where the author added it and added where a fix
+    drops ALL."""
+    checked = 0
+    for _, fixed in manifests.changed():
+        for doc in load_documents(fixed.read_text(encoding="utf-8")):
+            if not isinstance(doc, YamlDocument):
+                continue
+            for c in _containers(doc.data):
+                ports = [
+                    p.get("containerPort") for p in c.get("ports") or () if isinstance(p, dict)
+                ]
+                if not any(isinstance(p, int) and 0 < p < 1024 for p in ports):
+                    continue
+                caps = (c.get("securityContext") or {}).get("capabilities") or {}
+                if "ALL" in (caps.get("drop") or ()):
+                    checked += 1
+                    assert "NET_BIND_SERVICE" in (caps.get("add") or ()), (fixed, c.get("name"))
+    assert checked >= 10, checked
+
+
 def test_untouched_manifests_are_byte_for_byte_the_same(manifests: Run) -> None:
     changed = {fixed for _, fixed in manifests.changed()}
     for path in manifests.root.rglob("*"):
