@@ -136,6 +136,7 @@ class ConfigFile(BaseModel):
     exit_zero: bool | None = Field(default=None, alias="exit-zero")
     strict: bool | None = None
     allow_unchecked: bool | None = Field(default=None, alias="allow-unchecked")
+    render: bool | None = None
     namespace: str | None = None
     type: str | None = None
     enable: list[str] | str | None = None

@@ -46,7 +46,7 @@ from skanse.sources.kubernetes import (
     as_list,
     pod_spec,
 )
-from skanse.sources.kustomize import kustomize_roles
+from skanse.sources.kustomize import kustomize_roles, plan_render, render
 from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_path
 
 __all__ = [
@@ -76,6 +76,8 @@ class ScanOptions:
     input_type: InputType = InputType.AUTO
     enable: frozenset[str] = field(default_factory=frozenset)  # opt-in checks, by id or alias
     disable: frozenset[str] = field(default_factory=frozenset)
+    # build kustomize directories with `kubectl kustomize` and scan what they build
+    render: bool = False
 
 
 def _stdin_type(data: bytes) -> InputType:
@@ -200,9 +202,10 @@ def scan(
     limit = options.limits.max_file_bytes
     files = 0
     items = list(discover(targets, options.input_type))
-    roles = kustomize_roles(
-        i.path for i in items if isinstance(i, Input) and i.type is InputType.KUBERNETES
-    )
+    k8s_paths = [i.path for i in items if isinstance(i, Input) and i.type is InputType.KUBERNETES]
+    roles = dict(kustomize_roles(k8s_paths))
+    if options.render:
+        roles.update(_render_kustomize(k8s_paths, options, manifests, out))
     for item in items:
         if isinstance(item, InputProblem):
             out.problems.append(item)
@@ -261,6 +264,28 @@ def scan(
         finished=dt.datetime.now(dt.UTC),
         workloads=workloads,
     )
+
+
+def _render_kustomize(
+    paths: list[str], options: ScanOptions, manifests: list[ManifestFile], out: _Collector
+) -> dict[str, str]:
+    """Build each top kustomization with `kubectl kustomize` and read what it builds; the
+    files of its tree are then covered (skipped with the reason)."""
+    plan = plan_render(paths)
+    names: dict[str, str] = {}
+    for root in plan.roots:
+        shown = os.path.relpath(root) if not os.path.relpath(root).startswith("..") else root
+        built = render(root)
+        if isinstance(built, str):
+            out.problems.append(InputProblem(root, ProblemKind.UNRENDERED, built))
+            continue
+        names[root] = f"<kubectl kustomize {shown}>"
+        manifests.append(read_bytes(names[root], built, options.limits))
+    return {
+        path: f"built by kubectl kustomize {os.path.relpath(root)}; scanned from what it builds"
+        for path, root in plan.covered.items()
+        if root in names
+    }
 
 
 def workload_info(obj: K8sObject, default_namespace: str = "default") -> WorkloadInfo | None:

@@ -91,3 +91,32 @@ def test_kustomize_patches_and_the_kustomization_are_skipped_with_the_reason(
     # named alone, a patch is still known as one by the kustomization next to it
     alone = scan([str(tmp_path / "patch.yaml")])
     assert alone.findings == () and [Path(s.file).name for s in alone.skipped] == ["patch.yaml"]
+
+
+def test_render_builds_the_overlay_with_kubectl_and_covers_its_files(tmp_path: Path) -> None:
+    import shutil
+
+    from skanse.scan import ScanOptions
+
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not on PATH (--render needs it)")
+    base, overlay = tmp_path / "base", tmp_path / "overlay"
+    base.mkdir()
+    overlay.mkdir()
+    (base / "deploy.yaml").write_text(DEPLOYMENT)
+    (base / "kustomization.yaml").write_text("resources:\n- deploy.yaml\n")
+    (overlay / "kustomization.yaml").write_text(
+        "resources:\n- ../base\npatches:\n- path: patch.yaml\n"
+    )
+    (overlay / "patch.yaml").write_text(PATCH)
+    result = scan([str(tmp_path)], ScanOptions(render=True))
+    rendered = {f.location.file for f in result.findings}
+    assert rendered == {f"<kubectl kustomize {overlay}>"} or all(
+        name.startswith("<kubectl kustomize") for name in rendered
+    )
+    # the patch is merged: the one Deployment that exists is privileged
+    assert [f.resource.name for f in result.findings if f.check_id == "SKN-K8S-002"] == ["app"]
+    assert result.objects_scanned == 1
+    assert len(result.skipped) == 4 and all(
+        "built by kubectl kustomize" in s.reason for s in result.skipped
+    )

@@ -107,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         fail_closed=True,
     )
     parser.add_argument(
+        "--render",
+        action="store_true",
+        default=None,
+        help="build kustomize directories (kustomization.yaml) with kubectl kustomize, which "
+        "must be on PATH, and scan the objects they build instead of their files",
+    )
+    parser.add_argument(
         "--stdin-filename",
         metavar="PATH",
         default=None,
@@ -157,7 +164,24 @@ def scan_options(settings: Settings) -> ScanOptions:
         input_type=settings.get("type", InputType, InputType.AUTO),
         enable=settings.get("enable", names, no_names),
         disable=settings.get("disable", names, no_names),
+        render=_render_setting(settings),
     )
+
+
+def _render_setting(settings: Settings) -> bool:
+    from skanse._cli._common import as_bool
+
+    wanted = settings.get("render", as_bool, False)
+    if wanted:
+        import shutil
+
+        from skanse.errors import UsageError
+
+        if shutil.which("kubectl") is None:
+            raise UsageError(
+                "--render needs kubectl on PATH (or: kustomize build DIR | skanse scan -)"
+            )
+    return wanted
 
 
 def run(args: argparse.Namespace) -> int:
