@@ -129,3 +129,42 @@ def test_sarif_paths_are_relative_to_the_repository_wherever_skanse_runs(
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
         for r in doc["runs"][0]["results"]
     } == {"k8s/pod.yaml"}
+
+
+def test_scan_writes_policy_reports_per_namespace(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.yaml").write_text(
+        MANIFEST.replace(json.dumps(HOSTILE_NAME), "web").replace(
+            "name: p\n", "name: p\n  namespace: shop\n", 1
+        )
+        + "---\n"
+        + MANIFEST.replace(json.dumps(HOSTILE_NAME), "web").replace(
+            "name: p\n",
+            "name: q\n  namespace: shop\n  annotations:\n"
+            '    ignore.skanse.io/SKN-K8S-027: "pinned by the pipeline"\n',
+            1,
+        )
+    )
+    (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
+    run = cli("scan", ".", "--no-config", "-f", "policyreport")
+    assert run.code == 2  # the unparsable file: fails closed, and is in the report
+    doc = json.loads(run.stdout)
+    assert doc["kind"] == "List"
+    kinds = {(r["kind"], r["metadata"].get("namespace")) for r in doc["items"]}
+    assert kinds == {("PolicyReport", "shop"), ("ClusterPolicyReport", None)}
+    shop = next(r for r in doc["items"] if r["kind"] == "PolicyReport")
+    assert shop["apiVersion"] == "wgpolicyk8s.io/v1alpha2"
+    results = shop["results"]
+    assert {r["result"] for r in results} == {"fail", "skip"}
+    skipped = [r for r in results if r["result"] == "skip"]
+    assert skipped[0]["rule"] == "SKN-K8S-027"
+    assert skipped[0]["properties"]["suppressed"] == "pinned by the pipeline"
+    assert skipped[0]["resources"][0] == {
+        "apiVersion": "v1", "kind": "Pod", "name": "q", "namespace": "shop"
+    }  # fmt: skip
+    summary = shop["summary"]
+    assert summary["fail"] == sum(1 for r in results if r["result"] == "fail")
+    assert summary["pass"] > 0
+    cluster = next(r for r in doc["items"] if r["kind"] == "ClusterPolicyReport")
+    (error,) = cluster["results"]
+    assert error["result"] == "error" and error["properties"]["file"].startswith("./bad.yaml")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["add_arguments", "run", "scan_options"]
 
 PROFILES = ("pss-baseline", "pss-restricted", "zero-trust")
-FORMATS = ("text", "json", "sarif", "junit")
+FORMATS = ("text", "json", "sarif", "junit", "policyreport")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
