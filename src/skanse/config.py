@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,9 +33,15 @@ from typing import Any, TypeVar
 import pathspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skanse.configbase import (
+    ConfigDiscovery,
+    LoadedConfig,
+    discover_config,
+    find_config,
+    parse_severities,
+)
 from skanse.errors import ConfigError, SkanseError, YamlError
-from skanse.model import CheckID, Finding, Severity, Suppression, SuppressionSource
-from skanse.sources.files import CONFIG_FILE_NAMES
+from skanse.model import CheckID, Finding, Suppression, SuppressionSource
 from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
 
 __all__ = [
@@ -189,58 +195,6 @@ class ConfigSuppression:
         return self.paths.match_file(relative.as_posix())
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedConfig:
-    path: Path | None
-    file: ConfigFile
-    suppressions: tuple[ConfigSuppression, ...]
-
-    @classmethod
-    def empty(cls) -> LoadedConfig:
-        return cls(None, ConfigFile(), ())
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigDiscovery:
-    path: Path | None  # the config file to use
-    ignored: tuple[Path, ...] = ()  # files passed over: owned by another user
-
-
-def _trusted(path: Path) -> bool:
-    """Owned by the user running skanse or by root, as git's safe.directory asks of a
-    repository: anyone else could plant suppressions for a tree they do not own."""
-    try:
-        owner = path.stat().st_uid
-    except OSError:
-        return False
-    return owner in (0, os.geteuid())
-
-
-def discover_config(start: str | Path) -> ConfigDiscovery:
-    """The nearest .skanse.yaml at or above `start`, stopping at the repository root (the
-    directory holding .git); files owned by another user than the caller or root are passed
-    over and named in `ignored`."""
-    here = Path(os.path.abspath(start))
-    if not here.is_dir():
-        here = here.parent
-    ignored: list[Path] = []
-    for directory in (here, *here.parents):
-        for name in CONFIG_FILE_NAMES:
-            candidate = directory / name
-            if candidate.is_file():
-                if _trusted(candidate):
-                    return ConfigDiscovery(candidate, tuple(ignored))
-                ignored.append(candidate)
-        if (directory / ".git").exists():
-            break
-    return ConfigDiscovery(None, tuple(ignored))
-
-
-def find_config(start: str | Path) -> Path | None:
-    """The nearest trusted .skanse.yaml at or above `start` (see `discover_config`)."""
-    return discover_config(start).path
-
-
 def load_config(path: Path) -> LoadedConfig:
     """Read and validate a config file; any problem is a ConfigError naming file and line."""
     parsed, doc = read_settings_file(path, ConfigFile, what="config file")
@@ -292,15 +246,3 @@ def _explain(exc: ValidationError, doc: YamlDocument | None) -> str:
         line = f"line {doc.position(pointer)[0]}: " if doc is not None else ""
         lines.append(f"{line}{where}: {error['msg']}")
     return "invalid settings\n  " + "\n  ".join(lines)
-
-
-def parse_severities(value: str | Sequence[str]) -> frozenset[Severity]:
-    """`low` means LOW and above; `critical,high` (or a list) means exactly those."""
-    names = [value] if isinstance(value, str) else list(value)
-    parts = [p.strip() for name in names for p in name.split(",") if p.strip()]
-    if not parts:
-        raise ValueError("no severity given")
-    severities = [Severity.parse(p) for p in parts]
-    if len(severities) == 1 and isinstance(value, str) and "," not in value:
-        return frozenset(s for s in Severity if s >= severities[0])
-    return frozenset(severities)

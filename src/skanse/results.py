@@ -16,9 +16,12 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from skanse.config import ConfigSuppression
 from skanse.model import CheckID, ProblemKind, ScanResult, Severity, Suppression
+
+if TYPE_CHECKING:
+    from skanse.config import ConfigSuppression
 
 __all__ = [
     "EXIT_ERROR",

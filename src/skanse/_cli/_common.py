@@ -92,12 +92,14 @@ def load_config_for(args: argparse.Namespace, paths: Sequence[str]) -> LoadedCon
     """--config, else $SKANSE_CONFIG, else .skanse.yaml found upward from the first path."""
     from pathlib import Path
 
-    from skanse.config import LoadedConfig, discover_config, load_config
+    from skanse.configbase import LoadedConfig, discover_config
 
     if args.no_config:
         return LoadedConfig.empty()
     explicit = args.config or os.environ.get("SKANSE_CONFIG")
     if explicit:
+        from skanse.config import load_config
+
         return load_config(Path(explicit))
     start = next((p for p in paths if p != "-"), ".")
     found = discover_config(start if os.path.exists(start) else ".")
@@ -110,7 +112,11 @@ def load_config_for(args: argparse.Namespace, paths: Sequence[str]) -> LoadedCon
                 "(pass it with --config to trust it)",
                 file=sys.stderr,
             )
-    return load_config(found.path) if found.path else LoadedConfig.empty()
+    if found.path is None:
+        return LoadedConfig.empty()
+    from skanse.config import load_config
+
+    return load_config(found.path)
 
 
 def add_result_arguments(
@@ -181,7 +187,7 @@ class ResultSettings:
 
 
 def result_settings(settings: Settings) -> ResultSettings:
-    from skanse.config import parse_severities
+    from skanse.configbase import parse_severities
     from skanse.model import Severity
 
     return ResultSettings(

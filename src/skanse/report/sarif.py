@@ -8,7 +8,6 @@ with their justification; inputs that could not be checked are tool notification
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import urllib.parse
@@ -18,6 +17,7 @@ from typing import Any
 
 from skanse.model import CheckMeta, Finding, ScanResult, Severity, SuppressionSource
 from skanse.report._info import ReportInfo, in_report_order
+from skanse.report._json import dumps
 
 __all__ = ["SARIF_SCHEMA", "render", "to_document"]
 
@@ -168,4 +168,4 @@ def _artifact(path: str, root: Path) -> dict[str, Any]:
 
 
 def render(result: ScanResult, info: ReportInfo) -> str:
-    return json.dumps(to_document(result, info), indent=2, ensure_ascii=False) + "\n"
+    return dumps(to_document(result, info))
