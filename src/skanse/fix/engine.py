@@ -13,6 +13,7 @@ a file that cannot be parsed is left byte-for-byte untouched and reported.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -155,11 +156,10 @@ def plan_fixes(
             files.append(FileFix(path, write_path, None, None, problem=data.message))
             continue
 
-        planned = [
-            _plan_file(path, write_path, data, findings, hidden.get(path, ()), layers, options, u)
-            for u in (False, True)
-        ]
-        files.append(_with_pending(planned[0], planned[1], options.unsafe_fixes))
+        plan = functools.partial(
+            _plan_file, path, write_path, data, findings, hidden.get(path, ()), layers, options
+        )
+        files.append(_with_pending(plan, options.unsafe_fixes))
     if policy_findings:
         if options.network_policies is None:
             not_fixable += len(policy_findings)
@@ -201,13 +201,15 @@ def _chosen(options: FixOptions, registry: Registry) -> Callable[[str], bool]:
     return lambda check_id: (not select or check_id in select) and check_id not in ignore
 
 
-def _with_pending(safe: FileFix, full: FileFix, unsafe_fixes: bool) -> FileFix:
-    """The plan to apply, carrying the unsafe fixes it leaves out (and the bytes with them)."""
-    if unsafe_fixes or full.problem is not None:
-        return full
+def _with_pending(plan: Callable[[bool], FileFix], unsafe_fixes: bool) -> FileFix:
+    """The plan to apply, carrying the unsafe fixes it leaves out (and the bytes with them).
+    The full plan is made first; the safe-only one only when the full plan holds unsafe
+    fixes that are not to be applied (otherwise the two are the same)."""
+    full = plan(True)
     pending = tuple(c for c in full.changes if not c.safe)
-    if not pending:
-        return safe
+    if unsafe_fixes or full.problem is not None or not pending:
+        return full
+    safe = plan(False)
     declined = tuple(d for d in full.declined if d not in safe.declined)
     return replace(
         safe,
