@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from skanse._cli._common import Settings, as_bool, load_config_for, progress_line
     from skanse._cli.scan import scan_options
     from skanse.fix import FixOptions, plan_fixes, write_fixes
+    from skanse.printable import printable
 
     paths: list[str] = args.paths or ["."]
     loaded = load_config_for(args, paths)
@@ -170,33 +171,36 @@ def run(args: argparse.Namespace) -> int:
         verb = "would fix" if args.check else "fixed"
         for item in changed:
             verb_here = ("would write" if args.check else "wrote") if item.created else verb
-            out.write(f"{verb_here} {item.path}\n")
+            out.write(printable(f"{verb_here} {item.path}") + "\n")
             for change in item.changes:
                 mark = "" if change.safe else "  (unsafe)"
-                out.write(f"  {change.check_id}  {change.resource}  {change.description}{mark}\n")
+                line = f"  {change.check_id}  {change.resource}  {change.description}{mark}"
+                out.write(printable(line) + "\n")
     out.flush()
 
     if not args.quiet:
         for warning in report.warnings:
-            err.print(f"warning: {warning}", markup=False, style="yellow")
+            err.print(printable(f"warning: {warning}"), markup=False, style="yellow")
         for problem in report.problems:
             where = f":{problem.line}" if problem.line else ""
-            err.print(f"problem: {problem.file}{where}: {problem.message}", markup=False)
+            err.print(printable(f"problem: {problem.file}{where}: {problem.message}"), markup=False)
         for declined in report.declined:
             err.print(
-                f"not fixed: {declined.check_id} {declined.resource}: {declined.reason}",
+                printable(f"not fixed: {declined.check_id} {declined.resource}: {declined.reason}"),
                 markup=False,
             )
         pending = [(item, c) for item in report.files for c in item.pending]
         for item, change in pending:
             err.print(
-                f"unsafe fix not applied: {item.path}: {change.check_id} {change.resource}: "
-                f"{change.description}",
+                printable(
+                    f"unsafe fix not applied: {item.path}: {change.check_id} {change.resource}: "
+                    f"{change.description}"
+                ),
                 markup=False,
             )
         err.print(_summary(report, changed, failed, args, len(pending)), markup=False)
     for item in failed:
-        err.print(f"error: {item.path} {item.problem}", markup=False, style="red")
+        err.print(printable(f"error: {item.path} {item.problem}"), markup=False, style="red")
     if failed or report.problems:
         return 2
     if args.check and changed:
