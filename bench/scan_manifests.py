@@ -1,12 +1,14 @@
 """Whole-process wall time and peak RSS of scanning the manifest corpus, next to the peers.
 
     python -m bench.scan_manifests [--runs 3] [--corpus ../shared/corpora/manifests]
+                                   [--baseline HEAD~1]
 
 skanse runs from this checkout's interpreter; checkov and Trivy run from .bench-peers/ when
 `bench/install_peers.sh` has installed them there (both offline: `checkov --skip-download`,
 `trivy config --skip-check-update`). Every tool writes JSON to a file, as the peers' figures in
 the notes were measured. Each run is a fresh process; the table shows the median of the runs
-and the largest peak RSS.
+and the largest peak RSS. `--baseline REV` also runs skanse as it was at REV (its src/ from
+git, with this interpreter) in the same run: an A/B of a change, quoted as a ratio.
 """
 
 from __future__ import annotations
@@ -29,17 +31,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpora/manifests")
+    parser.add_argument("--baseline", metavar="REV", help="also run skanse at this git revision")
     args = parser.parse_args()
     if not args.corpus.is_dir():
         print(f"corpus {args.corpus} not found", file=sys.stderr)
         return 2
     out = Path(tempfile.mkdtemp(prefix="skanse-bench-"))
     skanse = [sys.executable, "-m", "skanse"]
+    small = ROOT / "examples" / "hardened" / "web.yaml"
+    # the corpus holds deliberately malformed files: they are reported, not a failed run
+    scan = ["scan", str(args.corpus), "--no-config", "--allow-unchecked"]
     commands = {
-        "skanse scan": [*skanse, "scan", str(args.corpus), "--no-config", "-f", "json",
-                        "-o", str(out / "skanse.json")],
+        "skanse scan": [*skanse, *scan, "-f", "json", "-o", str(out / "skanse.json")],
+        "skanse scan sarif": [*skanse, *scan, "-f", "sarif", "-o", str(out / "skanse.sarif")],
+        "skanse one file": [*skanse, "scan", str(small), "--no-config"],
         "skanse --version": [*skanse, "--version"],
     }  # fmt: skip
+    if args.baseline:
+        old = _checkout_src(args.baseline, out / "baseline")
+        # the baseline may predate --allow-unchecked: its exit code is not compared
+        before = ["env", f"PYTHONPATH={old}", *skanse, "scan", str(args.corpus), "--no-config"]
+        commands[f"{args.baseline} scan"] = [*before, "-f", "json", "-o", str(out / "b.json")]
+        commands[f"{args.baseline} sarif"] = [*before, "-f", "sarif", "-o", str(out / "b.sarif")]
+        commands[f"{args.baseline} one file"] = [
+            "env", f"PYTHONPATH={old}", *skanse, "scan", str(small), "--no-config"
+        ]  # fmt: skip
     if (PEERS / "checkov").exists():
         commands["checkov"] = [
             str(PEERS / "checkov"), "-d", str(args.corpus), "--framework", "kubernetes",
@@ -63,14 +79,35 @@ def main() -> int:
             f"| {m.tool:<18} | {statistics.median(m.seconds):>8.2f} s | "
             f"{m.peak_kib / 1024:>6.0f} MB | {codes:>4} |"
         )
-    base = next(m for m in results if m.tool == "skanse scan")
-    for m in results:
-        if m.tool not in ("skanse scan", "skanse --version"):
-            ratio = statistics.median(m.seconds) / statistics.median(base.seconds)
-            print(f"\nskanse is {ratio:.1f}x faster than {m.tool}", end="")
+    median = {m.tool: statistics.median(m.seconds) for m in results}
     print()
+    for peer in ("checkov", "trivy config"):
+        for mine in ("skanse scan", "skanse scan sarif"):
+            if peer in median:
+                print(f"{mine}: {median[peer] / median[mine]:.1f}x faster than {peer}")
+    if args.baseline:
+        pairs = {"scan": "skanse scan", "sarif": "skanse scan sarif", "one file": "skanse one file"}
+        for what, mine in pairs.items():
+            ratio = median[f"{args.baseline} {what}"] / median[mine]
+            print(f"{what}: {ratio:.2f}x the speed of {args.baseline}")
     shutil.rmtree(out, ignore_errors=True)
     return 0
+
+
+def _checkout_src(revision: str, target: Path) -> Path:
+    """src/ of `revision`, extracted from git into `target` (nothing in the checkout moves)."""
+    import subprocess
+    import tarfile
+
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "src"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target / "src"
 
 
 if __name__ == "__main__":

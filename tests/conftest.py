@@ -7,12 +7,14 @@ import json
 import resource
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests._nobody import NobodyPython, nobody_python
 
 # Property tests run the same examples on every CI run (a red build always means a change, not
 # luck); explore new examples locally with --hypothesis-profile=explore.
@@ -21,6 +23,18 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def nobody() -> Iterator[NobodyPython]:
+    """A Python that uid 65534 can run with skanse importable, even from a checkout below a
+    0700 directory (tests/_nobody.py); skips with the reason when there is none."""
+    try:
+        yield from nobody_python()
+    except LookupError as exc:
+        pytest.skip(str(exc))
+
+
 CORPORA = ROOT.parent / "shared" / "corpora"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 

@@ -65,7 +65,9 @@ def test_bad_file_is_reported_and_the_rest_is_scanned(case: str, tmp_path: Path)
     good = tmp_path / "good.yaml"
     good.write_text(VALID)
     code, document = scan(bad, good)
-    assert code == 1, document  # the valid manifest's findings, not an error
+    assert code == 2, document  # an input that could not be checked fails closed
+    allowed, _ = run_capped_json("scan", "--no-config", "--allow-unchecked", str(bad), str(good))
+    assert allowed == 1  # with --allow-unchecked: the valid manifest's findings decide
     (problem,) = document["problems"]
     assert problem["file"] == str(bad)
     assert problem["kind"] == kind
@@ -115,7 +117,7 @@ def test_bad_dockerfile_is_reported_and_the_rest_is_scanned(case: str, tmp_path:
     good = tmp_path / "good.yaml"
     good.write_text(VALID)
     code, document = scan(bad, good)
-    assert code == 1
+    assert code == 2  # fails closed
     (problem,) = document["problems"]
     assert problem["file"] == str(bad)
     assert problem["kind"] == kind

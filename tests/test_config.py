@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,27 @@ def test_severities_in_any_case(text: str, expected: set[Severity]) -> None:
 def test_unknown_severity_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown severity 'hgh'.*critical, high"):
         parse_severities("hgh")
+
+
+def test_a_config_owned_by_another_user_is_not_trusted(cli, tmp_path: Path, monkeypatch) -> None:
+    """A .skanse.yaml planted above the scanned path by another user suppressed findings."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    planted = tmp_path / ".skanse.yaml"
+    planted.write_text("suppressions:\n  - id: SKN-K8S-002\n    reason: planted\n")
+    os.chown(planted, 65534, 65534)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "  - name: a\n    image: a:1\n    securityContext: {privileged: true}\n"
+    )
+    monkeypatch.chdir(work)
+    run = cli("scan", str(work), "-f", "json")
+    findings = json.loads(run.stdout)["findings"]
+    privileged = [f for f in findings if f["check_id"] == "SKN-K8S-002"]
+    assert privileged and privileged[0]["suppression"] is None
+    assert f"warning: {planted} is owned by another user; not used" in run.stderr
+    os.chown(planted, 0, 0)
+    trusted = json.loads(cli("scan", str(work), "-f", "json").stdout)["findings"]
+    assert next(f for f in trusted if f["check_id"] == "SKN-K8S-002")["suppression"]

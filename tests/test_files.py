@@ -53,3 +53,62 @@ def test_a_fifo_or_device_is_written_into_never_replaced(tmp_path: Path) -> None
     assert received == [b"document\n"]
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fifo"]
+
+
+def _null_device(tmp_path: Path) -> Path:
+    """A character device node like /dev/null (1,3) in a temporary directory."""
+    import stat
+
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD (run as root)")
+    return node
+
+
+def test_a_device_is_written_through_never_replaced(tmp_path: Path) -> None:
+    """`-o /dev/null` as root turned the system's /dev/null into a regular file."""
+    import stat
+
+    from skanse.files import write_output
+
+    node = _null_device(tmp_path)
+    write_atomic(node, "report")
+    write_output(node, "report", tree=tmp_path)
+    assert stat.S_ISCHR(os.lstat(node).st_mode)
+    assert os.listdir(tmp_path) == ["null"]  # no temporary file left either
+
+
+def test_a_fifo_is_written_through(tmp_path: Path) -> None:
+    import threading
+
+    from skanse.files import write_output
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_output(fifo, "through the pipe\n", tree=tmp_path)
+    reader.join(timeout=10)
+    assert received == [b"through the pipe\n"]
+
+
+def test_a_symlink_out_of_the_tree_is_refused_and_one_inside_is_followed(
+    tmp_path: Path,
+) -> None:
+    from skanse.files import OutputRefused, write_output
+
+    tree = tmp_path / "work"
+    tree.mkdir()
+    outside = tmp_path / "victim"
+    outside.write_text("keep me")
+    (tree / "report.json").symlink_to(outside)
+    with pytest.raises(OutputRefused, match="outside"):
+        write_output(tree / "report.json", "{}", tree=tree)
+    assert outside.read_text() == "keep me"
+    (tree / "real.json").write_text("old")
+    (tree / "link.json").symlink_to(tree / "real.json")
+    write_output(tree / "link.json", "new", tree=tree)
+    assert (tree / "link.json").is_symlink() and (tree / "real.json").read_text() == "new"

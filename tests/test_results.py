@@ -109,15 +109,24 @@ def test_suppressed_findings_never_fail() -> None:
     )
 
 
-def test_problems_exit_two_only_when_nothing_was_scanned_or_strict() -> None:
+def test_problems_exit_two_unless_allowed_and_strict_needs_something_checked() -> None:
     problem = (InputProblem("x.yaml", ProblemKind.PARSE, "bad"),)
     partial = result(problems=problem, objects=3)
     assert (
         decide(partial, severities=ALL, fail_on=None, exit_zero=False, strict=False).exit_code
+        == EXIT_ERROR
+    )
+    allowed = decide(
+        partial, severities=ALL, fail_on=None, exit_zero=False, strict=False, allow_unchecked=True
+    )
+    assert allowed.exit_code == EXIT_OK
+    empty = result(objects=0)
+    assert (
+        decide(empty, severities=ALL, fail_on=None, exit_zero=False, strict=False).exit_code
         == EXIT_OK
     )
     assert (
-        decide(partial, severities=ALL, fail_on=None, exit_zero=False, strict=True).exit_code
+        decide(empty, severities=ALL, fail_on=None, exit_zero=True, strict=True).exit_code
         == EXIT_ERROR
     )
     nothing = result(problems=problem, objects=0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,15 +33,23 @@ from typing import Any, TypeVar
 import pathspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skanse.configbase import (
+    ConfigDiscovery,
+    LoadedConfig,
+    discover_config,
+    find_config,
+    parse_severities,
+)
 from skanse.errors import ConfigError, SkanseError, YamlError
-from skanse.model import CheckID, Finding, Severity, Suppression, SuppressionSource
-from skanse.sources.files import CONFIG_FILE_NAMES
+from skanse.model import CheckID, Finding, Suppression, SuppressionSource
 from skanse.sources.yamlpos import Limits, YamlDocument, join_pointer, load_documents
 
 __all__ = [
+    "ConfigDiscovery",
     "ConfigFile",
     "ConfigSuppression",
     "LoadedConfig",
+    "discover_config",
     "find_config",
     "load_config",
     "parse_severities",
@@ -133,6 +141,8 @@ class ConfigFile(BaseModel):
     output: str | None = None
     exit_zero: bool | None = Field(default=None, alias="exit-zero")
     strict: bool | None = None
+    allow_unchecked: bool | None = Field(default=None, alias="allow-unchecked")
+    render: bool | None = None
     namespace: str | None = None
     type: str | None = None
     enable: list[str] | str | None = None
@@ -183,32 +193,6 @@ class ConfigSuppression:
         except ValueError:
             return False
         return self.paths.match_file(relative.as_posix())
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedConfig:
-    path: Path | None
-    file: ConfigFile
-    suppressions: tuple[ConfigSuppression, ...]
-
-    @classmethod
-    def empty(cls) -> LoadedConfig:
-        return cls(None, ConfigFile(), ())
-
-
-def find_config(start: str | Path) -> Path | None:
-    """The nearest .skanse.yaml at or above `start`, stopping at the repository root."""
-    here = Path(os.path.abspath(start))
-    if not here.is_dir():
-        here = here.parent
-    for directory in (here, *here.parents):
-        for name in CONFIG_FILE_NAMES:
-            candidate = directory / name
-            if candidate.is_file():
-                return candidate
-        if (directory / ".git").exists():
-            return None
-    return None
 
 
 def load_config(path: Path) -> LoadedConfig:
@@ -262,15 +246,3 @@ def _explain(exc: ValidationError, doc: YamlDocument | None) -> str:
         line = f"line {doc.position(pointer)[0]}: " if doc is not None else ""
         lines.append(f"{line}{where}: {error['msg']}")
     return "invalid settings\n  " + "\n  ".join(lines)
-
-
-def parse_severities(value: str | Sequence[str]) -> frozenset[Severity]:
-    """`low` means LOW and above; `critical,high` (or a list) means exactly those."""
-    names = [value] if isinstance(value, str) else list(value)
-    parts = [p.strip() for name in names for p in name.split(",") if p.strip()]
-    if not parts:
-        raise ValueError("no severity given")
-    severities = [Severity.parse(p) for p in parts]
-    if len(severities) == 1 and isinstance(value, str) and "," not in value:
-        return frozenset(s for s in Severity if s >= severities[0])
-    return frozenset(severities)

@@ -7,16 +7,52 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+__all__ = ["OutputRefused", "write_atomic", "write_output"]
 
 
-def _is_special(target: Path) -> bool:
-    """An existing device, FIFO or socket (after symlinks): something to write into."""
+class OutputRefused(OSError):
+    """An output path that skanse will not write through (a symlink out of the tree)."""
+
+
+def _write_through(path: Path, payload: bytes) -> None:
+    """Write into an existing file that is not a regular one (a device, a FIFO, a terminal)
+    as it is: never replaced, never truncated."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOCTTY)
     try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        return False
-    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".") -> None:
+    """Write a report to `path` (-o): through to whatever is not a regular file (/dev/null,
+    /dev/stdout, a FIFO), atomically into a regular file, and through a symlink only when
+    its target lies inside `tree` (the working directory): a planted link cannot make skanse
+    overwrite a file elsewhere. OutputRefused says why not."""
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        _write_through(target, payload)
+        return
+    if target.is_symlink():
+        real = os.path.realpath(target)
+        root = os.path.realpath(tree)
+        if not _inside(real, root):
+            raise OutputRefused(
+                f"{path} is a symlink to {real}, outside {root}; refused (name the file itself)"
+            )
+        target = Path(real)
+    write_atomic(target, payload)
 
 
 def write_atomic(
@@ -28,16 +64,19 @@ def write_atomic(
     system); it is fsynced before the rename and removed if anything fails. An existing
     file keeps its permission bits unless `mode` is given. With `exclusive`, the file must
     not exist: it is linked into place, and FileExistsError is raised if something took the
-    name meanwhile (nothing is replaced).
+    name meanwhile (nothing is replaced). An existing target that is not a regular file (a
+    device such as /dev/null, a FIFO) is written through, never replaced.
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    if not exclusive and _is_special(target):
-        # `-o json=/dev/null`, `-o sbom.json=/dev/stdout`, a FIFO: write into it. Renaming
-        # a new file over it would replace the device node itself (as root, for everyone).
-        with open(target, "wb") as handle:
-            handle.write(payload)
-        return
+    if not exclusive:
+        try:
+            info = os.stat(target)
+        except FileNotFoundError:
+            info = None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            _write_through(target, payload)  # a device or FIFO is never replaced by a file
+            return
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

@@ -243,6 +243,7 @@ class ProblemKind(enum.StrEnum):
     TOO_LARGE = "too-large"
     BINARY = "binary"
     PARSE = "parse"  # malformed, hostile or over a limit
+    UNRENDERED = "unrendered"  # a template (a Helm chart) that must be rendered first
     INTERNAL = "internal"  # a bug in skanse; reported, never silently passed
 
 

@@ -5,8 +5,9 @@ suppressions (inline, annotation and config; expired ones stop applying and are 
 warning), the severity filter (`--severity`: what is shown) and the exit decision
 (`--fail-on`: what fails; by default any reported finding; `--exit-zero`; `--strict`).
 
-Exit codes: 0 nothing fails; 1 findings fail; 2 nothing could be scanned, an internal error,
-or `--strict` with an input that could not be checked.
+Exit codes: 0 nothing fails; 1 findings fail; 2 an internal error, nothing could be scanned,
+an input that was meant to be checked and could not be (a gate fails closed; with
+`--allow-unchecked` that is a warning), or nothing found to check under `--strict`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from skanse.config import ConfigSuppression
 from skanse.model import CheckID, ProblemKind, ScanResult, Severity, Suppression
+
+if TYPE_CHECKING:
+    from skanse.config import ConfigSuppression
 
 __all__ = [
     "EXIT_ERROR",
@@ -92,6 +96,7 @@ def decide(
     fail_on: Severity | None,
     exit_zero: bool,
     strict: bool,
+    allow_unchecked: bool = False,
 ) -> Outcome:
     """The exit code for a result whose suppressions are applied (all severities kept)."""
     internal = [p for p in result.problems if p.kind is ProblemKind.INTERNAL]
@@ -101,9 +106,19 @@ def decide(
         )
     if result.problems and result.objects_scanned == 0:
         return Outcome(EXIT_ERROR, "nothing could be scanned", 0, 0)
+    if strict and result.objects_scanned == 0:
+        return Outcome(EXIT_ERROR, "--strict: nothing was found to check", 0, 0)
     if strict and result.problems:
         return Outcome(
             EXIT_ERROR, f"--strict: {len(result.problems)} input(s) could not be checked", 0, 0
+        )
+    if result.problems and not allow_unchecked:
+        return Outcome(
+            EXIT_ERROR,
+            f"{len(result.problems)} input(s) could not be checked "
+            "(--allow-unchecked reports them as a warning instead)",
+            0,
+            0,
         )
     live = [
         f

@@ -7,6 +7,7 @@ Suppressions, severity filters and the exit decision are applied afterwards by
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from skanse.model import (
     WorkloadInfo,
 )
 from skanse.sources.dockerfile import DockerfileInput, read_dockerfile, read_dockerfile_bytes
-from skanse.sources.files import STDIN, InputType, discover
+from skanse.sources.files import STDIN, Input, InputType, discover, is_dockerfile_name
 from skanse.sources.ignores import InlineIgnore
 from skanse.sources.kubernetes import (
     BUILTIN_KINDS,
@@ -45,6 +46,7 @@ from skanse.sources.kubernetes import (
     as_list,
     pod_spec,
 )
+from skanse.sources.kustomize import kustomize_roles, plan_render, render
 from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes, read_path
 
 __all__ = [
@@ -74,6 +76,8 @@ class ScanOptions:
     input_type: InputType = InputType.AUTO
     enable: frozenset[str] = field(default_factory=frozenset)  # opt-in checks, by id or alias
     disable: frozenset[str] = field(default_factory=frozenset)
+    # build kustomize directories with `kubectl kustomize` and scan what they build
+    render: bool = False
 
 
 def _stdin_type(data: bytes) -> InputType:
@@ -184,8 +188,10 @@ def scan(
     stdin: bytes | None = None,
     registry: Registry = REGISTRY,
     on_file: Callable[[str], None] | None = None,
+    stdin_name: str = STDIN_NAME,
 ) -> ScanResult:
-    """Scan files, directories and `-` (standard input, given as `stdin`).
+    """Scan files, directories and `-` (standard input, given as `stdin`, reported under
+    `stdin_name`; its name also decides its type when it names a Dockerfile).
 
     Nothing here raises for a bad input; problems are part of the result.
     """
@@ -195,19 +201,30 @@ def scan(
     dockerfiles: list[DockerfileInput] = []
     limit = options.limits.max_file_bytes
     files = 0
-    for item in discover(targets, options.input_type):
+    items = list(discover(targets, options.input_type))
+    k8s_paths = [i.path for i in items if isinstance(i, Input) and i.type is InputType.KUBERNETES]
+    roles = dict(kustomize_roles(k8s_paths))
+    if options.render:
+        roles.update(_render_kustomize(k8s_paths, options, manifests, out))
+    for item in items:
         if isinstance(item, InputProblem):
             out.problems.append(item)
             continue
         files += 1
+        if item.path in roles and item.type is InputType.KUBERNETES:
+            out.skipped.append(SkippedDocument(item.path, 0, roles[item.path]))
+            continue
         kind = item.type
         if item.path == STDIN:
             data = stdin or b""
+            if kind is InputType.AUTO and stdin_name != STDIN_NAME:
+                named = os.path.basename(stdin_name)
+                kind = InputType.DOCKERFILE if is_dockerfile_name(named) else InputType.AUTO
             kind = kind if kind is not InputType.AUTO else _stdin_type(data)
             if kind is InputType.DOCKERFILE:
-                dockerfiles.append(read_dockerfile_bytes(STDIN_NAME, data, limit))
+                dockerfiles.append(read_dockerfile_bytes(stdin_name, data, limit))
             else:
-                manifests.append(read_bytes(STDIN_NAME, data, options.limits))
+                manifests.append(read_bytes(stdin_name, data, options.limits))
         elif kind is InputType.DOCKERFILE:
             dockerfiles.append(read_dockerfile(item.path, limit))
         else:
@@ -247,6 +264,28 @@ def scan(
         finished=dt.datetime.now(dt.UTC),
         workloads=workloads,
     )
+
+
+def _render_kustomize(
+    paths: list[str], options: ScanOptions, manifests: list[ManifestFile], out: _Collector
+) -> dict[str, str]:
+    """Build each top kustomization with `kubectl kustomize` and read what it builds; the
+    files of its tree are then covered (skipped with the reason)."""
+    plan = plan_render(paths)
+    names: dict[str, str] = {}
+    for root in plan.roots:
+        shown = os.path.relpath(root) if not os.path.relpath(root).startswith("..") else root
+        built = render(root)
+        if isinstance(built, str):
+            out.problems.append(InputProblem(root, ProblemKind.UNRENDERED, built))
+            continue
+        names[root] = f"<kubectl kustomize {shown}>"
+        manifests.append(read_bytes(names[root], built, options.limits))
+    return {
+        path: f"built by kubectl kustomize {os.path.relpath(root)}; scanned from what it builds"
+        for path, root in plan.covered.items()
+        if root in names
+    }
 
 
 def workload_info(obj: K8sObject, default_namespace: str = "default") -> WorkloadInfo | None:

@@ -43,15 +43,20 @@ def test_missing_path_alone_exits_two_and_says_why(cli) -> None:
     assert "nothing could be scanned" in run.stderr
 
 
-def test_a_bad_file_does_not_stop_the_others_unless_strict(cli, tmp_path: Path) -> None:
+def test_a_bad_file_fails_closed_unless_allowed_and_the_others_are_scanned(
+    cli, tmp_path: Path
+) -> None:
     (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
     (tmp_path / "ok.yaml").write_text(Path(INSECURE).read_text())
     run = cli("scan", str(tmp_path), "-f", "json")
-    assert run.code == 1
+    assert run.code == 2
+    assert "1 input(s) could not be checked" in run.stderr
     document = json.loads(run.stdout)
     assert document["summary"]["objects"] == 1
     assert [p["kind"] for p in document["problems"]] == ["parse"]
-    assert cli("scan", str(tmp_path), "--strict").code == 2
+    allowed = cli("scan", str(tmp_path), "--allow-unchecked")
+    assert allowed.code == 1
+    assert "could not be checked" in allowed.stderr  # said, not hidden
 
 
 def _check_ids(run) -> set[str]:
@@ -262,3 +267,79 @@ def test_the_progress_line_appears_only_on_a_terminal_and_shows_paths_as_they_ar
         if show is not None:
             show("scanning [egress] deploy/[prod].yaml")  # brackets are not markup
     assert ("scanning [egress] deploy/[prod].yaml" in err.getvalue()) == shown
+
+
+def test_strict_fails_when_nothing_was_checked(cli) -> None:
+    """`false | skanse scan - --strict` exited 0."""
+    assert cli("scan", "-", "--no-config", "--strict", stdin=b"").code == 2
+    assert cli("scan", "-", "--no-config", stdin=b"").code == 0  # without --strict: a warning
+
+
+def test_an_unrendered_helm_chart_is_named_with_the_recipe_and_fails_closed(
+    cli, tmp_path: Path
+) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: web\nversion: 1.0.0\n")
+    (chart / "values.yaml").write_text("replicas: 1\n")
+    (chart / "templates" / "deploy.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"
+    )
+    for extra in ((), ("--strict",)):
+        run = cli("scan", str(chart), "--no-config", *extra)
+        assert run.code == 2, extra
+        assert f"helm template {chart} | skanse scan -" in run.stdout
+    clean = tmp_path / "Dockerfile"
+    clean.write_text("FROM scratch\nCOPY app /app\nUSER 10001\n")
+    allowed = cli("scan", str(chart), str(clean), "--no-config", "--allow-unchecked", "-f", "json")
+    assert allowed.code == 0, allowed.stdout
+    assert [p["kind"] for p in json.loads(allowed.stdout)["problems"]] == ["unrendered"]
+
+
+def test_a_duplicate_key_fails_closed_and_names_both_lines(cli, tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+        "  - name: a\n    image: a@sha256:" + "0" * 64 + "\n    securityContext:\n"
+        "      privileged: false\n      privileged: true\n"
+    )
+    run = cli("scan", str(tmp_path), "--no-config")
+    assert run.code == 2
+    assert "pod.yaml:11" in run.stdout and "first defined on line 10" in run.stdout
+
+
+def test_output_through_a_symlink_out_of_the_working_tree_is_refused(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    link = work / "report.json"
+    link.symlink_to(victim)
+    run = cli("scan", str(INSECURE), "--no-config", "-f", "json", "-o", str(link))
+    assert run.code == 2 and "refused" in run.stderr
+    assert victim.read_text() == "keep me"
+
+
+def test_pss_typos_and_unknown_versions_are_usage_errors(cli) -> None:
+    typo = cli("scan", HARDENED, "--no-config", "--pss", "restriced@v1.29")
+    assert typo.code == 2 and "unknown Pod Security level 'restriced'" in typo.stderr
+    assert "bug in skanse" not in typo.stderr
+    future = cli("scan", HARDENED, "--no-config", "--pss", "restricted@v1.99")
+    assert future.code == 2 and "unknown Pod Security version v1.99" in future.stderr
+
+
+def test_reading_a_terminal_says_so(tmp_path: Path) -> None:
+    """`skanse scan -` at a terminal waited silently; it now says what it waits for."""
+    script = subprocess.run(
+        ["script", "-qec", f"{sys.executable} -m skanse scan - --no-config", "/dev/null"],
+        input=b"\x04",
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    if script.returncode == 127 or b"script:" in script.stderr[:20]:
+        pytest.skip("util-linux script(1) is needed for a terminal")
+    assert b"reading manifests or a Dockerfile from standard input (a terminal)" in script.stdout

@@ -17,8 +17,10 @@ def fix_text(
     name: str = "app.yaml",
     config: str | None = None,
     scan: ScanOptions | None = None,
+    unsafe: bool = True,
 ) -> tuple[FileFix | None, FixReport]:
-    """The plan for one file; `only` limits the checks that run (and so the fixes)."""
+    """The plan for one file; `only` limits the checks that run (and so the fixes); unsafe
+    fixes are applied too unless `unsafe` is false."""
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     suppressions: tuple[ConfigSuppression, ...] = ()
@@ -34,7 +36,9 @@ def fix_text(
             disable=disable,
             input_type=options.input_type,
         )
-    report = plan_fixes([str(path)], FixOptions(scan=options), suppressions=suppressions)
+    report = plan_fixes(
+        [str(path)], FixOptions(scan=options, unsafe_fixes=unsafe), suppressions=suppressions
+    )
     mine = [f for f in report.files if f.path == str(path)]
     return (mine[0] if mine else None), report
 

@@ -32,44 +32,51 @@ def _tree(path: Path) -> dict[str, bytes]:
 
 def test_diff_prints_a_unified_diff_and_writes_nothing(cli, insecure: Path) -> None:
     before = _tree(insecure)
-    run = cli("fix", str(insecure), "--diff", "--no-config")
+    run = cli("fix", str(insecure), "--unsafe-fixes", "--diff", "--no-config")
     assert run.code == 0
     assert _tree(insecure) == before
     name = str(insecure).lstrip("/")
     assert f"--- a/{name}/legacy-app.yaml\n+++ b/{name}/legacy-app.yaml\n" in run.stdout
     assert "\n-            runAsUser: 0\n" in run.stdout
     assert "\n+            runAsUser: 10001\n" in run.stdout
-    assert "+USER 10001:10001\n" in run.stdout
+    assert "+USER node\n" in run.stdout
     assert "would change 2 file(s)" in run.stderr
 
 
 def test_check_exits_1_when_something_would_change_and_0_once_fixed(cli, insecure: Path) -> None:
     before = _tree(insecure)
-    check = cli("fix", str(insecure), "--check", "--no-config")
+    check = cli("fix", str(insecure), "--unsafe-fixes", "--check", "--no-config")
     assert check.code == 1
     assert _tree(insecure) == before
     assert f"would fix {insecure}/Dockerfile\n" in check.stdout
-    fixed = cli("fix", str(insecure), "--no-config")
+    fixed = cli("fix", str(insecure), "--unsafe-fixes", "--no-config")
     assert fixed.code == 0
     assert f"fixed {insecure}/legacy-app.yaml\n" in fixed.stdout
     assert "  SKN-DF-001  Dockerfile/" in fixed.stdout
-    again = cli("fix", str(insecure), "--check", "--no-config")
+    again = cli("fix", str(insecure), "--unsafe-fixes", "--check", "--no-config")
     assert again.code == 0
     assert again.stdout == ""
 
 
 def test_network_policies_go_to_a_new_file_and_never_overwrite(cli, insecure: Path) -> None:
-    run = cli("fix", str(insecure), "--network-policies", "--no-config")
+    run = cli("fix", str(insecure), "--unsafe-fixes", "--network-policies", "--no-config")
     assert run.code == 0
     policy = insecure / "default-deny-networkpolicies.yaml"
     text = policy.read_text()
     assert "kind: NetworkPolicy\n" in text and "  namespace: billing\n" in text
     assert "  policyTypes:\n  - Ingress\n  - Egress\n" in text
-    assert cli("fix", str(insecure), "--network-policies", "--check", "--no-config").code == 0
+    assert (
+        cli(
+            "fix", str(insecure), "--unsafe-fixes", "--network-policies", "--check", "--no-config"
+        ).code
+        == 0
+    )
     other = insecure.parent / "elsewhere.yaml"
     other.write_text("# mine\n")
     policy.unlink()
-    clash = cli("fix", str(insecure), "--network-policies", str(other), "--no-config")
+    clash = cli(
+        "fix", str(insecure), "--unsafe-fixes", "--network-policies", str(other), "--no-config"
+    )
     assert clash.code == 2
     assert "already exists" in clash.stderr
     assert other.read_text() == "# mine\n"
@@ -81,7 +88,7 @@ def test_a_symlink_out_of_the_tree_is_refused(cli, tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "pod.yaml").symlink_to(outside)
-    run = cli("fix", str(tree), "--no-config")
+    run = cli("fix", str(tree), "--unsafe-fixes", "--no-config")
     assert run.code == 2
     assert "outside the scanned tree" in run.stderr
     assert outside.read_text() == POD
@@ -92,7 +99,7 @@ def test_a_symlink_inside_the_tree_is_fixed_through_its_target(cli, tmp_path: Pa
     (tree / "real").mkdir(parents=True)
     (tree / "real" / "pod.yaml").write_text(POD)
     (tree / "link.yaml").symlink_to(tree / "real" / "pod.yaml")
-    run = cli("fix", str(tree), "--no-config")
+    run = cli("fix", str(tree), "--unsafe-fixes", "--no-config")
     assert run.code == 0, run.stderr
     assert (tree / "link.yaml").is_symlink()
     assert "runAsNonRoot: true" in (tree / "real" / "pod.yaml").read_text()
@@ -101,7 +108,7 @@ def test_a_symlink_inside_the_tree_is_fixed_through_its_target(cli, tmp_path: Pa
 def test_a_fifo_is_reported_and_nothing_blocks(cli, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.yaml")
     (tmp_path / "pod.yaml").write_text(POD)
-    run = cli("fix", str(tmp_path), "--no-config")
+    run = cli("fix", str(tmp_path), "--unsafe-fixes", "--no-config")
     assert run.code == 2
     assert "not a regular file" in run.stderr
     assert "runAsNonRoot" in (tmp_path / "pod.yaml").read_text()
@@ -110,7 +117,7 @@ def test_a_fifo_is_reported_and_nothing_blocks(cli, tmp_path: Path) -> None:
 def test_unparseable_yaml_is_untouched_and_reported(cli, tmp_path: Path) -> None:
     broken = POD + "  volumes: [\n"
     (tmp_path / "broken.yaml").write_text(broken)
-    run = cli("fix", str(tmp_path), "--no-config")
+    run = cli("fix", str(tmp_path), "--unsafe-fixes", "--no-config")
     assert run.code == 2
     assert "broken.yaml" in run.stderr
     assert (tmp_path / "broken.yaml").read_text() == broken
@@ -133,7 +140,7 @@ def test_config_suppressions_are_honoured(cli, tmp_path: Path) -> None:
     (tmp_path / ".skanse.yaml").write_text(
         "suppressions:\n  - id: SKN-K8S-025\n    reason: the operator calls the API\n"
     )
-    run = cli("fix", str(tmp_path))
+    run = cli("fix", str(tmp_path), "--unsafe-fixes")
     assert run.code == 0
     text = (tmp_path / "pod.yaml").read_text()
     assert "automountServiceAccountToken" not in text
@@ -149,9 +156,9 @@ def test_standard_input_is_a_usage_error(cli) -> None:
 
 def test_diff_with_check_shows_the_diff_and_exits_1(cli, insecure: Path) -> None:
     before = _tree(insecure)
-    run = cli("fix", str(insecure), "--diff", "--check", "--no-config")
+    run = cli("fix", str(insecure), "--unsafe-fixes", "--diff", "--check", "--no-config")
     assert run.code == 1
-    assert "+USER 10001:10001\n" in run.stdout
+    assert "+USER node\n" in run.stdout
     assert _tree(insecure) == before
 
 

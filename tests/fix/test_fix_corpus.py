@@ -52,7 +52,10 @@ def _run(kind: str, tmp: Path, network_policies: bool) -> Run:
     source = corpus_path(kind)
     root = tmp / kind
     shutil.copytree(source, root, symlinks=True)
-    options = FixOptions(network_policies=str(root / POLICY_FILE) if network_policies else None)
+    options = FixOptions(
+        network_policies=str(root / POLICY_FILE) if network_policies else None,
+        unsafe_fixes=True,
+    )
     first = plan_fixes([str(root)], options)
     outcome = write_fixes(first)
     assert outcome.failed == ()
@@ -163,6 +166,46 @@ def test_fixed_manifests_hold_the_same_objects_and_keep_every_comment(manifests:
         assert not missing, (fixed, missing)
 
 
+def _containers(data: object) -> list[dict]:
+    """Every container of a workload document (pod, template or cron job template)."""
+    found: list[dict] = []
+    if isinstance(data, dict):
+        for key in ("containers", "initContainers"):
+            found += (
+                [c for c in data.get(key) or () if isinstance(c, dict)]
+                if isinstance(data.get(key), list)
+                else []
+            )
+        for value in data.values():
+            found += _containers(value)
+    elif isinstance(data, list):
+        for value in data:
+            found += _containers(value)
+    return found
+
+
+def test_every_declared_port_below_1024_keeps_working(manifests: Run) -> None:
+    """No fix takes NET_BIND_SERVICE from a container that declares a port below 1024 and
+    drops ALL capabilities: it is kept where the author added it and added where a fix
+    drops ALL."""
+    checked = 0
+    for _, fixed in manifests.changed():
+        for doc in load_documents(fixed.read_text(encoding="utf-8")):
+            if not isinstance(doc, YamlDocument):
+                continue
+            for c in _containers(doc.data):
+                ports = [
+                    p.get("containerPort") for p in c.get("ports") or () if isinstance(p, dict)
+                ]
+                if not any(isinstance(p, int) and 0 < p < 1024 for p in ports):
+                    continue
+                caps = (c.get("securityContext") or {}).get("capabilities") or {}
+                if "ALL" in (caps.get("drop") or ()):
+                    checked += 1
+                    assert "NET_BIND_SERVICE" in (caps.get("add") or ()), (fixed, c.get("name"))
+    assert checked >= 10, checked
+
+
 def test_untouched_manifests_are_byte_for_byte_the_same(manifests: Run) -> None:
     changed = {fixed for _, fixed in manifests.changed()}
     for path in manifests.root.rglob("*"):
@@ -202,6 +245,16 @@ _ADDED = (
 )
 
 
+def _added(line: str) -> bool:
+    """A line the user fix adds: one of its own, or a USER naming the file's or the base
+    image's user (not root)."""
+    return line in _ADDED or (re.fullmatch(r"USER \S+", line) is not None and not _user_root(line))
+
+
+def _user_root(line: str) -> bool:
+    return re.fullmatch(r"\s*USER\s+(root|0)(:\S+)?\s*", line, re.IGNORECASE) is not None
+
+
 def test_dockerfiles_are_fixed_by_inserting_lines_and_editing_only_add_and_copy(
     dockerfiles: Run,
 ) -> None:
@@ -217,7 +270,10 @@ def test_dockerfiles_are_fixed_by_inserting_lines_and_editing_only_add_and_copy(
             old, new = before[i1:i2], after[j1:j2]
             inserted = [ln.rstrip("\r\n") for ln in new]
             if tag == "insert":
-                assert all(ln in _ADDED for ln in inserted), (fixed, inserted)
+                assert all(_added(ln) for ln in inserted), (fixed, inserted)
+                continue
+            if all(_user_root(ln) for ln in old):  # a trailing USER root corrected or dropped
+                assert tag == "delete" or all(_added(ln) for ln in inserted), (fixed, new)
                 continue
             assert tag == "replace", (fixed, tag)
             assert len(new) >= len(old), (fixed, old, new)
@@ -226,7 +282,7 @@ def test_dockerfiles_are_fixed_by_inserting_lines_and_editing_only_add_and_copy(
                 assert was.endswith("\n") or was == before[-1], (fixed, was)
                 now = re.sub(r" --chown=\S+", "", now.rstrip("\r\n"), count=1)
                 assert was.rstrip("\r\n") in (now, now.replace("COPY", "ADD", 1)), (was, now)
-            assert all(ln in _ADDED for ln in inserted[len(old) :]), (fixed, inserted)
+            assert all(_added(ln) for ln in inserted[len(old) :]), (fixed, inserted)
 
 
 def test_fixed_dockerfiles_parse_to_the_same_stages_and_keep_comments(dockerfiles: Run) -> None:

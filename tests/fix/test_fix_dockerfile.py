@@ -82,10 +82,21 @@ def test_only_the_final_stage_gets_a_user_matched_to_its_root_base(tmp_path: Pat
     )
 
 
-def test_distroless_scratch_and_unknown_bases_get_a_numeric_user_only(tmp_path: Path) -> None:
-    for base in ("gcr.io/distroless/static-debian12", "scratch", "${BASE}"):
+def test_scratch_and_unknown_bases_get_a_numeric_user_only(tmp_path: Path) -> None:
+    for base in ("scratch", "${BASE}", "example.com/team/base:1"):
         source = f"FROM {base}\nCOPY app /app\n"
         assert _fix(tmp_path, source) == source + USER
+
+
+def test_bases_that_ship_a_user_get_that_user(tmp_path: Path) -> None:
+    for base, user in (
+        ("gcr.io/distroless/static-debian12", "nonroot"),
+        ("node:22-alpine", "node"),
+        ("mcr.microsoft.com/dotnet/aspnet:8.0", "$APP_UID"),
+        ("postgres:17", "postgres"),
+    ):
+        source = f"FROM {base}\nCOPY app /app\n"
+        assert _fix(tmp_path, source) == source + f"USER {user}\n", base
 
 
 def test_windows_images_switch_to_container_user(tmp_path: Path) -> None:
@@ -98,9 +109,9 @@ def test_user_root_at_the_end_is_followed_by_the_new_user(tmp_path: Path) -> Non
     assert _fix(tmp_path, source) == source + DEBIAN_USER + USER
 
 
-def test_an_image_that_already_creates_uid_10001_only_switches_to_it(tmp_path: Path) -> None:
+def test_an_image_that_already_creates_a_user_only_switches_to_it(tmp_path: Path) -> None:
     source = 'FROM debian:12\nRUN useradd -u 10001 svc\nCMD ["run"]\n'
-    assert _fix(tmp_path, source) == source.replace('CMD ["run"]\n', USER + 'CMD ["run"]\n')
+    assert _fix(tmp_path, source) == source.replace('CMD ["run"]\n', 'USER svc\nCMD ["run"]\n')
 
 
 def test_user_goes_after_a_heredoc_body(tmp_path: Path) -> None:

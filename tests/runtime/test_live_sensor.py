@@ -187,10 +187,16 @@ def test_dry_run_prints_the_plan_and_loads_nothing(cli, capsys) -> None:
     assert _ours("prog") == before
 
 
-def test_not_root_gets_a_clear_error_naming_the_requirement(tmp_path: Path) -> None:
+def test_not_root_gets_a_clear_error_naming_the_requirement(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    python: tuple[str, ...] = (sys.executable,)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     if os.geteuid() != 0:
         command_prefix: list[str] = []
     else:
+        nobody = request.getfixturevalue("nobody")  # reachable from a 0700 parent too
+        python, env = nobody.argv, nobody.env
         command_prefix = [
             "setpriv",
             "--reuid=65534",
@@ -207,11 +213,10 @@ def test_not_root_gets_a_clear_error_naming_the_requirement(tmp_path: Path) -> N
     rules = readable / "rules.yaml"
     rules.write_text(Path(stable_rules()).read_text())
     rules.chmod(0o644)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(
         [
             *command_prefix,
-            sys.executable,
+            *python,
             "-m",
             "skanse",
             "runtime",

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
     "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
     "report": ("report", "one posture report across every layer: HTML, JSON and PDF"),
+    "completion": ("completion", "print a completion script for bash, zsh or fish"),
 }
 
 
@@ -47,7 +48,10 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32, width=100)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only` the arguments of that one command (the others
+    are listed without their arguments): importing every command module costs start-up time
+    that a run of one command does not need."""
     parser = argparse.ArgumentParser(
         prog="skanse",
         description="Zero-trust container security, from the Dockerfile to the kernel.",
@@ -63,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=summary, description=summary, formatter_class=_HelpFormatter
         )
         command.set_defaults(_module=module)
-        _module(module).add_arguments(command)
+        if only is None or only == name:
+            _module(module).add_arguments(command)
     return parser
 
 
@@ -82,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list in (["--version"], ["-V"]):  # answer without building every sub-parser
         print(f"skanse {__version__}")
         return 0
-    parser = build_parser()
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(first if first in COMMANDS else None)
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help(sys.stderr)

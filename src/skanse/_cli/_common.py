@@ -94,16 +94,31 @@ def load_config_for(args: argparse.Namespace, paths: Sequence[str]) -> LoadedCon
     """--config, else $SKANSE_CONFIG, else .skanse.yaml found upward from the first path."""
     from pathlib import Path
 
-    from skanse.config import LoadedConfig, find_config, load_config
+    from skanse.configbase import LoadedConfig, discover_config
 
     if args.no_config:
         return LoadedConfig.empty()
     explicit = args.config or os.environ.get("SKANSE_CONFIG")
     if explicit:
+        from skanse.config import load_config
+
         return load_config(Path(explicit))
     start = next((p for p in paths if p != "-"), ".")
-    found = find_config(start if os.path.exists(start) else ".")
-    return load_config(found) if found else LoadedConfig.empty()
+    found = discover_config(start if os.path.exists(start) else ".")
+    if not getattr(args, "quiet", False):
+        from skanse.printable import printable
+
+        for path in found.ignored:
+            print(
+                f"warning: {printable(str(path))} is owned by another user; not used "
+                "(pass it with --config to trust it)",
+                file=sys.stderr,
+            )
+    if found.path is None:
+        return LoadedConfig.empty()
+    from skanse.config import load_config
+
+    return load_config(found.path)
 
 
 def add_result_arguments(
@@ -114,7 +129,10 @@ def add_result_arguments(
     severity_help: str = "report findings at or above this severity, or exactly a comma list "
     "(critical,high); any case (default: info)",
     config_help: str = "read settings from FILE (default: .skanse.yaml found upward)",
+    fail_closed: bool = False,
 ) -> None:
+    """The common result flags. With `fail_closed`, an input that could not be checked
+    exits 2 unless --allow-unchecked (scan); otherwise only under --strict."""
     parser.add_argument("--severity", metavar="SEVERITY", default=None, help=severity_help)
     parser.add_argument(
         "--fail-on",
@@ -130,6 +148,14 @@ def add_result_arguments(
         help="exit 0 even when findings fail the run (errors still exit 2)",
     )
     parser.add_argument("--strict", action="store_true", default=None, help=strict_help)
+    if fail_closed:
+        parser.add_argument(
+            "--allow-unchecked",
+            action="store_true",
+            default=None,
+            help="an input that could not be checked (unparsable, a duplicate key, "
+            "unrendered) is a warning instead of exit 2",
+        )
     parser.add_argument(
         "-f",
         "--format",
@@ -158,11 +184,12 @@ class ResultSettings:
     fail_on: Severity | None
     exit_zero: bool
     strict: bool
+    allow_unchecked: bool
     output: str | None
 
 
 def result_settings(settings: Settings) -> ResultSettings:
-    from skanse.config import parse_severities
+    from skanse.configbase import parse_severities
     from skanse.model import Severity
 
     return ResultSettings(
@@ -170,6 +197,10 @@ def result_settings(settings: Settings) -> ResultSettings:
         fail_on=settings.get("fail-on", Severity.parse, None),
         exit_zero=settings.get("exit-zero", as_bool, False),
         strict=settings.get("strict", as_bool, False),
+        # only commands that declare --allow-unchecked fail closed by default
+        allow_unchecked=settings.get("allow-unchecked", as_bool, False)
+        if hasattr(settings.args, "allow_unchecked")
+        else True,
         output=settings.get("output", str, None),
     )
 
@@ -199,14 +230,22 @@ def conclude(
         fail_on=rs.fail_on,
         exit_zero=rs.exit_zero,
         strict=rs.strict,
+        allow_unchecked=rs.allow_unchecked,
     )
     return Conclusion(suppressed, filter_severities(suppressed, rs.severities), outcome)
 
 
 def report_info(
-    exit_code: int, output: str | None, *, verbose: bool = False, kind: str = "skanse.scan"
+    exit_code: int,
+    output: str | None,
+    *,
+    verbose: bool = False,
+    kind: str = "skanse.scan",
+    targets: Sequence[str] = (),
 ) -> ReportInfo:
-    """Renderer settings: colour and width only when writing to a terminal."""
+    """Renderer settings: colour, width and wrapping only when writing to a terminal; report
+    paths relative to the repository (git top level) of the first target, whatever the
+    current directory."""
     from pathlib import Path
 
     from rich.console import Console
@@ -216,12 +255,19 @@ def report_info(
     from skanse.report._info import find_repo_root
 
     to_terminal = output is None and sys.stdout.isatty()
+    first = next((t for t in targets if t != "-" and os.path.exists(t)), None)
+    start = (
+        Path.cwd()
+        if first is None
+        else Path(first if os.path.isdir(first) else os.path.dirname(os.path.abspath(first)))
+    )
     return ReportInfo(
         tool_version=__version__,
-        source_root=find_repo_root(Path.cwd()),
+        source_root=find_repo_root(start),
         exit_code=exit_code,
         color=to_terminal and not os.environ.get("NO_COLOR"),
         width=max(100, Console().width) if to_terminal else 160,
+        wrap=to_terminal,
         verbose=verbose,
         kind=kind,
     )
@@ -245,12 +291,17 @@ def progress_line(args: argparse.Namespace, first: str) -> Iterator[Callable[[st
 
 
 def emit(document: str | bytes, output: str | None) -> None:
-    """Write the report to `output` atomically, or to standard output (text only: a
+    """Write the report to `output` (atomically, or through a device or FIFO; never through
+    a symlink out of the working directory), or to standard output (text only: a
     binary report, a PDF, is refused without -o before it is rendered)."""
     if output:
-        from skanse.files import write_atomic
+        from skanse.errors import UsageError
+        from skanse.files import OutputRefused, write_output
 
-        write_atomic(output, document)
+        try:
+            write_output(output, document)
+        except OutputRefused as exc:
+            raise UsageError(f"--output: {exc}") from None
     else:
         assert isinstance(document, str), "a binary report needs an output file"
         sys.stdout.write(document)
@@ -264,8 +315,10 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
     from rich.console import Console
 
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    from skanse.printable import printable
+
     for warning in conclusion.suppressed.warnings:
-        err.print(f"warning: {warning}", markup=False, style="yellow")
+        err.print(f"warning: {printable(warning)}", markup=False, style="yellow")
     outcome = conclusion.outcome
     if outcome.hidden_failing:
         err.print(
@@ -273,8 +326,16 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
             "through --fail-on",
             markup=False,
         )
+    problems = conclusion.suppressed.problems
     if outcome.exit_code == 2:
         err.print(f"error: {outcome.reason}", markup=False, style="red")
+    elif problems:
+        err.print(
+            f"warning: {len(problems)} input(s) could not be checked (allowed by "
+            "--allow-unchecked); the report lists them",
+            markup=False,
+            style="yellow",
+        )
 
 
 def load_policy_dirs(paths: list[str] | None) -> PolicySet | None:

@@ -115,8 +115,10 @@ def _replay(args: argparse.Namespace) -> int:
 
     out = io.StringIO()
     if args.format == "text":
-        for item in alerts:
-            out.write(item.alert.line() + "\n")
+        from skanse.printable import printable
+
+        for item in alerts:  # one line per alert: a field holding a newline cannot forge one
+            out.write(printable(item.alert.line()) + "\n")
     elif args.format == "jsonl":
         import json
 

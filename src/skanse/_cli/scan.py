@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["add_arguments", "run", "scan_options"]
 
 PROFILES = ("pss-baseline", "pss-restricted", "zero-trust")
-FORMATS = ("text", "json", "sarif", "junit")
+FORMATS = ("text", "json", "sarif", "junit", "policyreport")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--type",
         choices=("auto", "kubernetes", "dockerfile"),
         default=None,
-        help="what the inputs are (default: auto, by file name: Dockerfile, Dockerfile.*, "
+        help="what the inputs are (default: auto, by file name: Dockerfile, Dockerfile.<variant>, "
         "*.Dockerfile and Containerfile are Dockerfiles)",
     )
     parser.add_argument(
@@ -110,7 +110,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also list skipped documents and custom resources",
     )
     add_result_arguments(
-        parser, formats=FORMATS, strict_help="exit 2 if any input could not be checked"
+        parser,
+        formats=FORMATS,
+        strict_help="also exit 2 when nothing was found to check",
+        fail_closed=True,
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        default=None,
+        help="build kustomize directories (kustomization.yaml) with kubectl kustomize, which "
+        "must be on PATH, and scan the objects they build instead of their files",
+    )
+    parser.add_argument(
+        "--stdin-filename",
+        metavar="PATH",
+        default=None,
+        help="the file standard input holds, for reports (SARIF URIs, locations) and to tell "
+        "a Dockerfile by its name (default: <stdin>)",
     )
     parser.add_argument(
         "--no-progress",
@@ -123,11 +140,17 @@ def scan_options(settings: Settings) -> ScanOptions:
     """What to scan and how, from flags, environment and config (shared with `fix`)."""
     from skanse.checks.kubernetes.pss_policy import parse_policy
     from skanse.checks.profiles import Profile, default_pss_level
+    from skanse.errors import UsageError
     from skanse.scan import ScanOptions
     from skanse.sources.files import InputType
     from skanse.sources.manifests import ReadLimits
 
     pss_text = settings.get("pss", str, "")
+    if pss_text:
+        try:
+            parse_policy(pss_text)
+        except ValueError as exc:
+            raise UsageError(f"--pss: {exc}") from None
     profile: Profile | None = settings.get("profile", Profile, None)
     if profile is None:
         # `--pss baseline` alone means "check PSS baseline"; otherwise the default profile.
@@ -139,8 +162,6 @@ def scan_options(settings: Settings) -> ScanOptions:
     try:
         pss = parse_policy(pss_text)
     except ValueError as exc:
-        from skanse.errors import UsageError
-
         raise UsageError(f"--pss: {exc}") from None
     no_names: frozenset[str] = frozenset()
     max_mib = settings.get("max-file-size", int, 32)
@@ -152,14 +173,31 @@ def scan_options(settings: Settings) -> ScanOptions:
         input_type=settings.get("type", InputType, InputType.AUTO),
         enable=settings.get("enable", names, no_names),
         disable=settings.get("disable", names, no_names),
+        render=_render_setting(settings),
     )
+
+
+def _render_setting(settings: Settings) -> bool:
+    from skanse._cli._common import as_bool
+
+    wanted = settings.get("render", as_bool, False)
+    if wanted:
+        import shutil
+
+        from skanse.errors import UsageError
+
+        if shutil.which("kubectl") is None:
+            raise UsageError(
+                "--render needs kubectl on PATH (or: kustomize build DIR | skanse scan -)"
+            )
+    return wanted
 
 
 def run(args: argparse.Namespace) -> int:
     from skanse.checks._all import REGISTRY
     from skanse.policy.checks import with_policies
     from skanse.report import Format, render
-    from skanse.scan import scan
+    from skanse.scan import STDIN_NAME, scan
 
     paths: list[str] = args.paths or ["."]
     loaded = load_config_for(args, paths)
@@ -171,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
 
     stdin = None
     if "-" in paths:
+        if sys.stdin.isatty() and not args.quiet:
+            print(
+                "skanse: reading manifests or a Dockerfile from standard input (a terminal); "
+                "end with Ctrl-D, or pipe them in: helm template CHART | skanse scan -",
+                file=sys.stderr,
+            )
         stdin = sys.stdin.buffer.read(options.limits.max_file_bytes + 1)
     with progress_line(args, "scanning") as show:
         on_file = None
@@ -180,10 +224,19 @@ def run(args: argparse.Namespace) -> int:
             def on_file(path: str) -> None:
                 show(f"scanning [{next(files)}] {path}")
 
-        raw = scan(paths, options, stdin=stdin, registry=registry, on_file=on_file)
+        raw = scan(
+            paths,
+            options,
+            stdin=stdin,
+            registry=registry,
+            on_file=on_file,
+            stdin_name=args.stdin_filename or STDIN_NAME,
+        )
 
     conclusion = conclude(raw, loaded, registry.resolve, results)
-    info = report_info(conclusion.outcome.exit_code, results.output, verbose=args.verbose)
+    info = report_info(
+        conclusion.outcome.exit_code, results.output, verbose=args.verbose, targets=paths
+    )
     emit(render(fmt, conclusion.reported, info), results.output)
     if not args.quiet and raw.objects_scanned == 0 and not raw.problems:
         where = ", ".join(paths)

@@ -25,13 +25,11 @@ from skanse.model import (
     ScanResult,
     SkippedDocument,
 )
+from skanse.report.policyreport import new_report, result_entry
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, pod_spec
 from skanse.sources.manifests import ManifestFile, ReadLimits, read_bytes
 
 __all__ = ["AuditResult", "ObjectAudit", "audit", "policy_reports", "summary_line"]
-
-POLICY_REPORT_API = "wgpolicyk8s.io/v1alpha2"
-SOURCE = "skanse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +177,15 @@ def policy_reports(
             continue
         report = reports.get(item.namespace)
         if report is None:
-            report = reports[item.namespace] = _new_report(item.namespace)
+            report = reports[item.namespace] = new_report(item.namespace, "skanse-admission-audit")
         summary, results = report["summary"], report["results"]
         ref = _reference(item)
         if item.verdict is None:
             summary["error"] += 1
             results.append(
-                _result(policy_name, "pod-spec", "error", None, item.reason, ref, timestamp, "")
+                result_entry(
+                    policy_name, "pod-spec", "error", None, item.reason, ref, timestamp, ""
+                )
             )
             continue
         by_check: dict[str, list[Finding]] = {}
@@ -214,7 +214,7 @@ def policy_reports(
                 properties["suppressed_by"] = suppressions[0].origin
             check = meta.get(check_id)
             results.append(
-                _result(
+                result_entry(
                     policy_name,
                     check_id,
                     result,
@@ -229,55 +229,9 @@ def policy_reports(
         for problem in item.verdict.problems:
             summary["error"] += 1
             results.append(
-                _result(policy_name, "internal", "error", None, problem, ref, timestamp, "")
+                result_entry(policy_name, "internal", "error", None, problem, ref, timestamp, "")
             )
     return {"apiVersion": "v1", "kind": "List", "items": list(reports.values())}
-
-
-def _new_report(namespace: str) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "apiVersion": POLICY_REPORT_API,
-        "kind": "PolicyReport" if namespace else "ClusterPolicyReport",
-        "metadata": {
-            "name": "skanse-admission-audit",
-            "labels": {"app.kubernetes.io/managed-by": SOURCE},
-        },
-        "summary": {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0},
-        "results": [],
-    }
-    if namespace:
-        report["metadata"]["namespace"] = namespace
-    return report
-
-
-def _result(
-    policy: str,
-    rule: str,
-    result: str,
-    severity: str | None,
-    message: str,
-    ref: dict[str, str],
-    timestamp: dict[str, int],
-    category: str,
-    properties: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "source": SOURCE,
-        "policy": policy,
-        "rule": rule,
-        "result": result,
-        "scored": True,
-        "timestamp": timestamp,
-        "resources": [ref],
-        "message": message,
-    }
-    if category:
-        entry["category"] = category
-    if severity:
-        entry["severity"] = severity
-    if properties:
-        entry["properties"] = properties
-    return entry
 
 
 def summary_line(audited: AuditResult) -> str:

@@ -3,22 +3,27 @@
 Only the lines a fix is about change; every other byte stays as it was (line endings and
 a byte order mark included). The fixes:
 
-* SKN-DF-001: a non-root user and `USER 10001:10001` at the end of the final stage's build
-  steps (after its last RUN, COPY or ADD, before CMD/ENTRYPOINT/EXPOSE...), created the way
-  the base image family does it: `addgroup -S`/`adduser -S` on Alpine and BusyBox,
-  `groupadd -r`/`useradd -r` on Debian, Ubuntu and RHEL-like images; on distroless,
-  scratch and anything skanse does not recognise, the numeric `USER 10001:10001` alone (it
-  needs no passwd entry); on Windows images `USER ContainerUser`, the built-in
-  unprivileged account. The USER is numeric so Kubernetes can verify runAsNonRoot.
-* SKN-DF-005: `ADD` of plain local files becomes `COPY` (flags kept; COPY takes them all).
-* SKN-DF-006: `--chown=<the stage's user>` on a COPY or ADD into that user's home.
+* SKN-DF-001 (unsafe: the image runs as another user): the file is corrected before
+  anything is added. The user is, in this order, a non-root USER the stage chain already
+  switches to, the user a RUN creates (useradd/adduser), the owner of its `COPY --chown`,
+  the base image's own user (`$APP_UID` on .NET, `node` on node, `nonroot` on distroless,
+  `postgres`, `redis`... on those images); a trailing `USER root` with no build step after
+  it is replaced by (or, when a non-root USER is already in effect, dropped for) that user,
+  and one with build steps after it is followed by `USER <user>` after the last of them.
+  Only when there is no such user is one created the way the base image family does it
+  (`addgroup -S`/`adduser -S` on Alpine and BusyBox, `groupadd -r`/`useradd -r` on Debian,
+  Ubuntu and RHEL-like images) with `USER 10001:10001`; on scratch and unknown bases the
+  numeric `USER 10001:10001` alone; on Windows `USER ContainerUser`.
+* SKN-DF-005 (safe): `ADD` of plain local files becomes `COPY` (flags kept).
+* SKN-DF-006 (unsafe: files change owner): `--chown=<the stage's user>` on a COPY or ADD
+  into that user's home.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from skanse.checks.kubernetes.defaults import NON_ROOT_ID
@@ -45,6 +50,7 @@ class DockerfileFix:
     check_id: CheckID
     complete: bool  # resolves every finding: what CheckMeta.fixable says
     plan: Callable[[Dockerfile, list[str], Finding], LineEdit | str]  # str: declined
+    safe: bool  # see Change.safe
 
 
 class BaseFamily(enum.StrEnum):
@@ -119,11 +125,78 @@ _RUNTIME = frozenset(
 )
 
 
+_ROOT_USERS = frozenset({"root", "0"})
+# The unprivileged user an official base image ships, by the last part of its repository.
+_BASE_USERS: Mapping[str, str] = {
+    "node": "node",
+    "postgres": "postgres",
+    "redis": "redis",
+    "mongo": "mongodb",
+    "rabbitmq": "rabbitmq",
+    "memcached": "memcache",
+    "elasticsearch": "elasticsearch",
+    "jenkins": "jenkins",
+    "sonarqube": "sonarqube",
+}
+# useradd/adduser, its options (a value never starts with "-"), then the new user's name
+_CREATES_USER = re.compile(
+    r"\b(?:useradd|adduser)\b"
+    r"((?:\s+(?:-{1,2}[\w-]+(?:[= ](?!-)[^\s;&|]+)?|\\))*)"
+    r"\s+([A-Za-z_][\w.-]*)"
+)
+
+
+def _user_name(args: str) -> str:
+    """The user part of a USER argument (`app:app` -> `app`)."""
+    return args.split()[0].split(":", 1)[0] if args.split() else ""
+
+
+def _is_root(args: str) -> bool:
+    return _user_name(args).lower() in _ROOT_USERS
+
+
+def _base_user(base: str) -> str | None:
+    """The non-root user the base image's documentation tells you to use."""
+    reference = base.lower().split("@", 1)[0]
+    repository = reference.rsplit(":", 1)[0] if ":" in reference.rsplit("/", 1)[-1] else reference
+    if "/dotnet/" in repository or repository.startswith("dotnet/"):
+        return "$APP_UID"  # .NET 8+ images set APP_UID to their non-root "app" user
+    if "distroless" in repository or repository.startswith("cgr.dev/"):
+        return "nonroot"
+    return _BASE_USERS.get(repository.rsplit("/", 1)[-1])
+
+
+def _existing_user(df: Dockerfile, chain: list[Stage]) -> str | None:
+    """A non-root user the file already uses: a USER it switches to, one a RUN creates, the
+    owner of a COPY --chown (in the final stage first)."""
+    for stage in chain:
+        steps = [df.instructions[i] for i in stage.instructions]
+        for ins in reversed(steps):
+            if ins.keyword == "USER" and ins.args.split() and not _is_root(ins.args):
+                return ins.args.split()[0]
+        for ins in reversed(steps):
+            if ins.keyword == "RUN":
+                created = _CREATES_USER.findall(ins.shell)
+                if created and created[-1][1] not in _ROOT_USERS:
+                    return str(created[-1][1])
+        for ins in reversed(steps):
+            owner = ins.flags.get("chown") if ins.keyword in ("COPY", "ADD") else None
+            if owner and _user_name(owner) and not _is_root(owner):
+                return owner
+    return None
+
+
 def _user_lines(df: Dockerfile, stage: Stage) -> tuple[str, ...]:
     base, chain = _root_base(df, stage)
     family = base_family(base) if not chain[-1].unresolved else BaseFamily.NUMERIC
     if family == BaseFamily.WINDOWS:
         return ("USER ContainerUser",)
+    existing = _existing_user(df, chain)
+    if existing is not None:
+        return (f"USER {existing}",)
+    known = _base_user(base) if not chain[-1].unresolved else None
+    if known is not None:
+        return (f"USER {known}",)
     user = f"USER {NON_ROOT_ID}:{NON_ROOT_ID}"
     built = "\n".join(
         df.instructions[i].shell
@@ -159,8 +232,24 @@ def _plan_user(df: Dockerfile, lines: list[str], finding: Finding) -> LineEdit |
         if ins.keyword not in _RUNTIME:
             anchor = ins
             break
+    wanted = _user_lines(df, stage)
+    users = [ins for _, ins in instructions if ins.keyword == "USER"]
+    last_user = users[-1] if users else None
+    if last_user is not None and _is_root(last_user.args):
+        if last_user.start_line >= anchor.start_line:
+            # a trailing USER root with no build step after it: it becomes the right user,
+            # or goes when a non-root USER before it is already in effect
+            start, end = last_user.start_line - 1, _last_line(last_user)
+            earlier = users[-2] if len(users) > 1 else None
+            if (
+                earlier is not None
+                and not _is_root(earlier.args)
+                and wanted == (f"USER {earlier.args.split()[0]}",)
+            ):
+                return LineEdit(start, end, ())
+            return LineEdit(start, end, wanted)
     at = _last_line(anchor)
-    return LineEdit(at, at, _user_lines(df, stage))
+    return LineEdit(at, at, wanted)
 
 
 def _keyword_span(line: str, keyword: str) -> tuple[int, int] | None:
@@ -225,9 +314,9 @@ def _plan_chown(df: Dockerfile, lines: list[str], finding: Finding) -> LineEdit 
 
 
 DOCKERFILE_FIXES: tuple[DockerfileFix, ...] = (
-    DockerfileFix(CheckID("SKN-DF-001"), True, _plan_user),
-    DockerfileFix(CheckID("SKN-DF-005"), True, _plan_add_to_copy),
-    DockerfileFix(CheckID("SKN-DF-006"), True, _plan_chown),
+    DockerfileFix(CheckID("SKN-DF-001"), True, _plan_user, safe=False),
+    DockerfileFix(CheckID("SKN-DF-005"), True, _plan_add_to_copy, safe=True),
+    DockerfileFix(CheckID("SKN-DF-006"), True, _plan_chown, safe=False),
 )
 _BY_CHECK: dict[str, DockerfileFix] = {f.check_id: f for f in DOCKERFILE_FIXES}
 
@@ -239,12 +328,15 @@ _DESCRIPTIONS = {
 
 
 def _describe(check_id: str, edit: LineEdit) -> str:
-    shown = " / ".join(edit.lines)
+    shown = " / ".join(edit.lines) or "drop the trailing USER root"
     return _DESCRIPTIONS[check_id].format(lines=shown)
 
 
-def fix_dockerfile(path: str, write_path: str, data: bytes, findings: Sequence[Finding]) -> FileFix:
-    """Plan and render the fixes for one Dockerfile (nothing is written here)."""
+def fix_dockerfile(
+    path: str, write_path: str, data: bytes, findings: Sequence[Finding], *, unsafe: bool = False
+) -> FileFix:
+    """Plan and render the fixes for one Dockerfile (nothing is written here); unsafe fixes
+    only with `unsafe`."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -261,9 +353,12 @@ def fix_dockerfile(path: str, write_path: str, data: bytes, findings: Sequence[F
     lines = [line.rstrip("\r\n") for line in raw_lines]
     newline = "\r\n" if endings.count("\r\n") > len(endings) / 2 else "\n"
     inserts: dict[int, list[str]] = {}
+    replaced: dict[int, tuple[int, tuple[str, ...]]] = {}  # start -> (end, lines)
     changes: list[Change] = []
     declined: list[Declined] = []
     for fix in DOCKERFILE_FIXES:  # in this order: ADD becomes COPY before --chown is added
+        if not fix.safe and not unsafe:
+            continue
         for finding in (f for f in findings if f.check_id == fix.check_id):
             planned = fix.plan(df, lines, finding)
             if isinstance(planned, str):
@@ -275,25 +370,37 @@ def fix_dockerfile(path: str, write_path: str, data: bytes, findings: Sequence[F
                 if inserts.get(planned.start) == list(planned.lines):
                     continue
                 inserts.setdefault(planned.start, []).extend(planned.lines)
-            else:  # one line replaced: later fixes see the new text
-                lines[planned.start] = planned.lines[0]
+            elif planned.end - planned.start == 1 and len(planned.lines) == 1:
+                lines[planned.start] = planned.lines[0]  # later fixes see the new text
+            else:  # an instruction replaced or dropped (a trailing USER root)
+                if planned.start in replaced:
+                    continue
+                replaced[planned.start] = (planned.end, planned.lines)
             changes.append(
                 Change(
                     fix.check_id,
                     finding.resource,
                     finding.location.line,
                     _describe(fix.check_id, planned),
+                    fix.safe,
                 )
             )
     if not changes:
         return FileFix(path, write_path, data, None, (), tuple(declined))
     out: list[str] = []
+    skip_to = 0
     for index in range(len(lines) + 1):
         if index in inserts:
             if out and not out[-1].endswith(("\n", "\r")):
                 out[-1] += newline  # the last line had no ending; lines now follow it
             out.extend(line + newline for line in inserts[index])
-        if index < len(lines):
+        if index in replaced:
+            end, new_lines = replaced[index]
+            ending = endings[end - 1] if end - 1 < len(endings) else newline
+            out.extend(line + (ending or newline) for line in new_lines[:-1])
+            out.extend(line + ending for line in new_lines[-1:])
+            skip_to = end
+        if skip_to <= index < len(lines):
             out.append(lines[index] + endings[index])
     after = (("\ufeff" if bom else "") + "".join(out)).encode("utf-8")
     return FileFix(path, write_path, data, after, tuple(changes), tuple(declined))

@@ -13,6 +13,7 @@ a file that cannot be parsed is left byte-for-byte untouched and reported.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from skanse.fix import netpol
 from skanse.fix.dockerfile import fix_dockerfile
 from skanse.fix.manifests import fix_manifest
 from skanse.fix.model import FileFix, FixReport
-from skanse.model import Finding, InputProblem, Layer
+from skanse.model import CheckID, Finding, InputProblem, Layer
 from skanse.results import apply_suppressions
 from skanse.scan import ScanOptions, scan
 from skanse.sources.files import STDIN, read_file
@@ -41,6 +42,11 @@ class FixOptions:
     scan: ScanOptions = ScanOptions()
     # where to write default-deny NetworkPolicies (None: not written; SKN-K8S-030 is left)
     network_policies: str | None = None
+    # apply unsafe fixes too (otherwise they are planned and shown, not applied)
+    unsafe_fixes: bool = False
+    # fix only findings of these checks (ids or aliases; empty: all), never of `ignore`
+    select: frozenset[str] = frozenset()
+    ignore: frozenset[str] = frozenset()
 
 
 def has_fix(check_id: str) -> bool:
@@ -125,6 +131,14 @@ def plan_fixes(
         else:
             not_fixable += 1
     layers = {c.id: c.layer for c in result.checks}
+    chosen = _chosen(options, registry)
+    for path in list(live):
+        kept = [f for f in live[path] if chosen(f.check_id)]
+        not_fixable += len(live[path]) - len(kept)
+        if kept:
+            live[path] = kept
+        else:
+            del live[path]
     files: list[FileFix] = []
     seen: set[str] = set()
     for path, findings in live.items():
@@ -141,14 +155,11 @@ def plan_fixes(
         if isinstance(data, InputProblem):
             files.append(FileFix(path, write_path, None, None, problem=data.message))
             continue
-        if layers.get(findings[0].check_id) is Layer.DOCKERFILE:
-            files.append(fix_dockerfile(path, write_path, data, findings))
-        else:
-            files.append(
-                fix_manifest(
-                    path, write_path, data, findings, hidden.get(path, ()), options.scan.limits
-                )
-            )
+
+        plan = functools.partial(
+            _plan_file, path, write_path, data, findings, hidden.get(path, ()), layers, options
+        )
+        files.append(_with_pending(plan, options.unsafe_fixes))
     if policy_findings:
         if options.network_policies is None:
             not_fixable += len(policy_findings)
@@ -160,6 +171,51 @@ def plan_fixes(
         not_fixable=not_fixable,
         suppressed=suppressed,
         warnings=result.warnings,
+    )
+
+
+def _plan_file(
+    path: str,
+    write_path: str,
+    data: bytes,
+    findings: list[Finding],
+    suppressed: Sequence[Finding],
+    layers: dict[CheckID, Layer],
+    options: FixOptions,
+    unsafe: bool,
+) -> FileFix:
+    if layers.get(findings[0].check_id) is Layer.DOCKERFILE:
+        return fix_dockerfile(path, write_path, data, findings, unsafe=unsafe)
+    return fix_manifest(
+        path, write_path, data, findings, suppressed, options.scan.limits, unsafe=unsafe
+    )
+
+
+def _chosen(options: FixOptions, registry: Registry) -> Callable[[str], bool]:
+    """Whether --select/--ignore let a check's findings be fixed."""
+
+    def resolve(names: frozenset[str]) -> frozenset[str]:
+        return frozenset(str(i) for name in names for i in registry.resolve(name))
+
+    select, ignore = resolve(options.select), resolve(options.ignore)
+    return lambda check_id: (not select or check_id in select) and check_id not in ignore
+
+
+def _with_pending(plan: Callable[[bool], FileFix], unsafe_fixes: bool) -> FileFix:
+    """The plan to apply, carrying the unsafe fixes it leaves out (and the bytes with them).
+    The full plan is made first; the safe-only one only when the full plan holds unsafe
+    fixes that are not to be applied (otherwise the two are the same)."""
+    full = plan(True)
+    pending = tuple(c for c in full.changes if not c.safe)
+    if unsafe_fixes or full.problem is not None or not pending:
+        return full
+    safe = plan(False)
+    declined = tuple(d for d in full.declined if d not in safe.declined)
+    return replace(
+        safe,
+        declined=safe.declined + declined,
+        pending=pending,
+        pending_after=full.after,
     )
 
 

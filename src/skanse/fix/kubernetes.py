@@ -61,6 +61,7 @@ class Edit:
 
     ops: tuple[Op, ...]
     description: str
+    safe: bool = True  # see Change.safe
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +118,76 @@ def _sc(target: Target, c: ContainerView | None) -> str:
     )
 
 
-def _set(target: Target, c: ContainerView | None, name: str, value: object, shown: str) -> Edit:
+def _set(
+    target: Target,
+    c: ContainerView | None,
+    name: str,
+    value: object,
+    shown: str,
+    *,
+    safe: bool = True,
+) -> Edit:
     return Edit(
         (SetValue(f"{_sc(target, c)}/{name}", value),),
         f"{_who(c)}: set securityContext.{name}: {shown}",
+        safe,
     )
 
 
-def _pod_or_each(target: Target, name: str, value: object, shown: str) -> Iterator[Step]:
+def _pod_or_each(
+    target: Target, name: str, value: object, shown: str, *, safe: bool = True
+) -> Iterator[Step]:
     """Set a field at pod level, or on the finding's container when a sibling's finding is
     suppressed (the pod level would reach that container too)."""
     c = target.container()
     if c is not None and target.siblings_suppressed():
-        yield _set(target, c, name, value, shown)
+        yield _set(target, c, name, value, shown, safe=safe)
     elif target.pod.security_context.get(name) != value:
-        yield _set(target, None, name, value, shown)
+        yield _set(target, None, name, value, shown, safe=safe)
+
+
+def _runs_as_non_root(pod: PodSpecView, c: ContainerView | None) -> bool:
+    """The manifest itself says the container's user is not root (a UID above 0, or
+    runAsNonRoot: true), so its processes hold no capability by default."""
+    for sc in ((c.security_context,) if c is not None else ()) + (pod.security_context,):
+        user = sc.get("runAsUser")
+        if _is_int(user):
+            return user > 0
+        if sc.get("runAsNonRoot") is True:
+            return True
+    return False
+
+
+# Capabilities well-known workloads need to do their job (a fix never removes them). The
+# key is the last part of the image repository.
+KNOWN_WORKLOAD_CAPABILITIES: Mapping[str, frozenset[str]] = {
+    "node-exporter": frozenset({"SYS_TIME"}),  # the timex collector reads the clock state
+    "controller": frozenset({"NET_BIND_SERVICE"}),  # ingress-nginx binds 80/443 as UID 101
+    "kube-proxy": frozenset({"NET_ADMIN", "SYS_MODULE"}),
+    "node-problem-detector": frozenset({"SYSLOG"}),
+}
+PRIVILEGED_PORT_LIMIT = 1024
+
+
+def _image_repository(image: object) -> str:
+    reference = str(image or "").split("@", 1)[0]
+    last = reference.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0].lower()
+
+
+def needed_capabilities(c: ContainerView) -> dict[str, str]:
+    """Capabilities the container needs, with why: NET_BIND_SERVICE for a declared port
+    below 1024, and what a known workload image needs."""
+    needed: dict[str, str] = {}
+    for port in as_list(c.data.get("ports")):
+        number = as_dict(port).get("containerPort")
+        if _is_int(number) and 0 < number < PRIVILEGED_PORT_LIMIT:
+            needed["NET_BIND_SERVICE"] = f"it declares port {number}, below 1024"
+            break
+    repository = _image_repository(c.data.get("image"))
+    for cap in sorted(KNOWN_WORKLOAD_CAPABILITIES.get(repository, ())):
+        needed.setdefault(cap, f"{repository} needs it")
+    return needed
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -143,22 +199,30 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _fix_run_as_non_root(target: Target) -> Iterator[Step]:
-    """runAsNonRoot: true at pod level; an explicit false on a container becomes true."""
+    """runAsNonRoot: true at pod level; an explicit false on a container becomes true.
+
+    Unsafe unless the manifest already runs the containers as a UID above 0: an image whose
+    user is root would no longer start."""
     c = target.container()
+    containers = [c] if c is not None else list(target.pod.containers())
+    safe = bool(containers) and all(_runs_as_non_root(target.pod, x) for x in containers)
     if c is not None and c.security_context.get("runAsNonRoot") not in (None, True):
-        yield _set(target, c, "runAsNonRoot", True, "true")
+        yield _set(target, c, "runAsNonRoot", True, "true", safe=False)
     elif c is None:
         if target.pod.security_context.get("runAsNonRoot") is not True:
-            yield _set(target, None, "runAsNonRoot", True, "true")
+            yield _set(target, None, "runAsNonRoot", True, "true", safe=safe)
     else:
-        yield from _pod_or_each(target, "runAsNonRoot", True, "true")
+        yield from _pod_or_each(target, "runAsNonRoot", True, "true", safe=safe)
 
 
 def _fix_run_as_user_zero(target: Target) -> Iterator[Step]:
-    """runAsUser 0 (explicit root) becomes 10001 where it is set."""
+    """runAsUser 0 (explicit root) becomes 10001 where it is set (unsafe: the author chose
+    root, and files in the image or on volumes may belong to it)."""
     value = target.value()
     if _is_int(value) and value == 0:
-        yield _set(target, target.container(), "runAsUser", NON_ROOT_ID, str(NON_ROOT_ID))
+        yield _set(
+            target, target.container(), "runAsUser", NON_ROOT_ID, str(NON_ROOT_ID), safe=False
+        )
 
 
 def _id_fix(name: str, what: str) -> Callable[[Target], Iterator[Step]]:
@@ -166,10 +230,11 @@ def _id_fix(name: str, what: str) -> Callable[[Target], Iterator[Step]]:
         value = target.value()
         c = target.container()
         level = None if target.pointer.rsplit("/", 2)[0] == target.pod.spec_pointer else c
+        # unsafe: a new UID or GID can lose access to files owned by the image's user
         if value is None:
-            yield from _pod_or_each(target, name, NON_ROOT_ID, str(NON_ROOT_ID))
+            yield from _pod_or_each(target, name, NON_ROOT_ID, str(NON_ROOT_ID), safe=False)
         elif _is_int(value) and value == 0:
-            yield _set(target, level, name, NON_ROOT_ID, str(NON_ROOT_ID))
+            yield _set(target, level, name, NON_ROOT_ID, str(NON_ROOT_ID), safe=False)
         elif _is_int(value) and value >= MIN_ID:
             return  # an earlier fix (runAsUser 0 -> 10001) resolved it
         elif _is_int(value) and value > 0:
@@ -198,7 +263,9 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
     if pointer.startswith(annotations):
         key = split_pointer(pointer)[-1]
         yield Edit(
-            (SetValue(pointer, "runtime/default"),), f"set annotation {key}: runtime/default"
+            (SetValue(pointer, "runtime/default"),),
+            f"set annotation {key}: runtime/default",
+            safe=False,  # the author chose another profile
         )
         return
     c = target.container()
@@ -206,6 +273,7 @@ def _fix_seccomp(target: Target) -> Iterator[Step]:
         yield Edit(
             (SetValue(pointer, SECCOMP_PROFILE_TYPE),),
             f"{_who(c)}: set securityContext.seccompProfile.type: RuntimeDefault",
+            safe=False,  # the author chose another profile (Unconfined)
         )
         return
     profile = as_dict(target.pod.security_context.get("seccompProfile"))
@@ -222,7 +290,7 @@ def _fix_privileged(target: Target) -> Iterator[Step]:
     """privileged: false where it is set to anything else."""
     c = target.container()
     if c is not None and c.security_context.get("privileged") not in (None, False):
-        yield _set(target, c, "privileged", False, "false")
+        yield _set(target, c, "privileged", False, "false", safe=False)
 
 
 def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
@@ -248,50 +316,90 @@ def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
             "not run): the API server rejects allowPrivilegeEscalation=false with it"
         )
     elif sc.get("allowPrivilegeEscalation") is not False:
-        yield _set(target, c, "allowPrivilegeEscalation", False, "false")
+        explicit = sc.get("allowPrivilegeEscalation") is not None
+        yield _set(target, c, "allowPrivilegeEscalation", False, "false", safe=not explicit)
+
+
+def _remove_added(
+    c: ContainerView, keep: frozenset[str], what: str = "securityContext.capabilities.add"
+) -> Iterator[Step]:
+    """Remove added capabilities (unsafe: the author added them) except those in `keep` and
+    those the container needs, which are kept and reported."""
+    base = f"{c.pointer}/securityContext/capabilities"
+    added = as_list(as_dict(c.security_context.get("capabilities")).get("add"))
+    needed = needed_capabilities(c)
+    for cap in added:
+        if str(cap) in needed and str(cap) not in keep:
+            yield Decline(f'container "{c.name}" keeps {cap}: {needed[str(cap)]}')
+    bad = tuple(x for x in added if str(x) not in keep and str(x) not in needed)
+    if not bad:
+        return
+    names = ", ".join(str(x) for x in bad)
+    if len(bad) == len(added):
+        yield Edit(
+            (RemoveKey(f"{base}/add"),),
+            f'container "{c.name}": remove {what}',
+            safe=False,
+        )
+    else:
+        yield Edit(
+            (RemoveValues(f"{base}/add", bad),),
+            f'container "{c.name}": remove {names} from {what}',
+            safe=False,
+        )
 
 
 def _fix_drop_all(target: Target) -> Iterator[Step]:
-    """capabilities.drop contains ALL; added capabilities other than NET_BIND_SERVICE go."""
+    """capabilities.drop contains ALL; added capabilities other than NET_BIND_SERVICE go
+    (unsafe), except those the container needs.
+
+    Dropping ALL is safe for a container the manifest runs as non-root (it holds no
+    capability anyway), keeping NET_BIND_SERVICE when it declares a port below 1024 (the
+    binary may carry it as a file capability); for a root container it is unsafe (its
+    entrypoint may chown or switch users)."""
     c = target.container()
     if c is None:
         return
     caps = c.security_context.get("capabilities")
     base = f"{c.pointer}/securityContext/capabilities"
     if target.pointer.startswith(f"{base}/add"):
-        bad = tuple(x for x in as_list(as_dict(caps).get("add")) if x != "NET_BIND_SERVICE")
-        if bad:
-            names = ", ".join(str(x) for x in bad)
-            yield Edit(
-                (RemoveValues(f"{base}/add", bad),),
-                f'container "{c.name}": remove {names} from securityContext.capabilities.add',
-            )
+        yield from _remove_added(c, frozenset({"NET_BIND_SERVICE"}))
         return
+    safe = _runs_as_non_root(target.pod, c)
     drop = as_dict(caps).get("drop")
     if isinstance(drop, list):
         if "ALL" not in drop:
             yield Edit(
                 (AppendValue(f"{base}/drop", "ALL"),),
                 f'container "{c.name}": add ALL to securityContext.capabilities.drop',
+                safe,
             )
     else:
         yield Edit(
             (SetValue(f"{base}/drop", list(DROP_CAPABILITIES)),),
             f'container "{c.name}": set securityContext.capabilities.drop: [ALL]',
+            safe,
         )
+    added = {str(x) for x in as_list(as_dict(caps).get("add"))}
+    for cap, why in needed_capabilities(c).items():
+        if cap in added:
+            continue
+        add = as_dict(caps).get("add")
+        op: Op = (
+            AppendValue(f"{base}/add", cap)
+            if isinstance(add, list)
+            else SetValue(f"{base}/add", [cap])
+        )
+        yield Edit((op,), f'container "{c.name}": keep {cap} ({why})', safe)
 
 
 def _fix_no_added_capabilities(target: Target) -> Iterator[Step]:
-    """No capabilities.add at all (the zero-trust standard allows none)."""
+    """No capabilities.add at all (the zero-trust standard allows none); unsafe, and the
+    capabilities the container needs are kept and reported."""
     c = target.container()
     if c is None:
         return
-    added = as_dict(c.security_context.get("capabilities")).get("add")
-    if added is not None:
-        yield Edit(
-            (RemoveKey(f"{c.pointer}/securityContext/capabilities/add"),),
-            f'container "{c.name}": remove securityContext.capabilities.add',
-        )
+    yield from _remove_added(c, frozenset())
 
 
 def _mounts_tmp(c: ContainerView) -> bool:
@@ -315,31 +423,45 @@ def _tmp_volume(pod: PodSpecView) -> tuple[str, bool]:
 
 def _fix_read_only_root(target: Target) -> Iterator[Step]:
     """readOnlyRootFilesystem: true, and an emptyDir mounted at /tmp (unless something is
-    mounted there already) so programs that write temporary files keep working."""
+    mounted there already) so programs that write temporary files keep working.
+
+    Always unsafe: a program may write elsewhere than /tmp, and an explicit false says the
+    author knows it does."""
     c = target.container()
     if c is None or c.security_context.get("readOnlyRootFilesystem") is True:
         return
-    yield _set(target, c, "readOnlyRootFilesystem", True, "true")
+    yield _set(target, c, "readOnlyRootFilesystem", True, "true", safe=False)
     if _mounts_tmp(c):
         return
     name, exists = _tmp_volume(target.pod)
     mount = AppendValue(f"{c.pointer}/volumeMounts", {"name": name, "mountPath": TMP})
     if exists:
-        yield Edit((mount,), f'container "{c.name}": mount the emptyDir volume "{name}" at /tmp')
+        yield Edit(
+            (mount,),
+            f'container "{c.name}": mount the emptyDir volume "{name}" at /tmp',
+            safe=False,
+        )
     else:
         volume = AppendValue(target.pod.pointer("volumes"), {"name": name, "emptyDir": {}})
         yield Edit(
             (volume, mount),
             f'container "{c.name}": mount a new emptyDir volume "{name}" at /tmp',
+            safe=False,
         )
 
 
 def _fix_service_account_token(target: Target) -> Iterator[Step]:
-    """automountServiceAccountToken: false on the pod (an explicit true is never a finding)."""
-    if not isinstance(target.pod.spec.get("automountServiceAccountToken"), bool):
+    """automountServiceAccountToken: false on the pod (an explicit true is never a finding).
+
+    Safe for a pod on the default service account; unsafe for one that names its own (it
+    was probably given one to talk to the API server)."""
+    spec = target.pod.spec
+    if not isinstance(spec.get("automountServiceAccountToken"), bool):
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         yield Edit(
             (SetValue(target.pod.pointer("automountServiceAccountToken"), False),),
             "pod: set automountServiceAccountToken: false",
+            safe=account == "default",
         )
 
 
@@ -358,8 +480,8 @@ K8S_FIXES: tuple[K8sFix, ...] = (
     _fix("SKN-K8S-017", True, _fix_seccomp),
     _fix("SKN-K8S-009", True, _fix_seccomp),
     _fix("SKN-K8S-002", True, _fix_privileged),
-    _fix("SKN-K8S-018", True, _fix_drop_all),
-    _fix("SKN-K8S-024", True, _fix_no_added_capabilities),
+    _fix("SKN-K8S-018", False, _fix_drop_all),
+    _fix("SKN-K8S-024", False, _fix_no_added_capabilities),
     _fix("SKN-K8S-014", True, _fix_privilege_escalation),
     _fix("SKN-K8S-023", True, _fix_read_only_root),
     _fix("SKN-K8S-025", True, _fix_service_account_token),
@@ -378,10 +500,15 @@ class ObjectPlan:
 
 
 def plan_object(
-    obj: K8sObject, findings: Sequence[Finding], suppressed: Sequence[Finding] = ()
+    obj: K8sObject,
+    findings: Sequence[Finding],
+    suppressed: Sequence[Finding] = (),
+    *,
+    unsafe: bool = False,
 ) -> ObjectPlan:
     """Plan the fixes for an object's unsuppressed findings, simulating them on `obj.data`
-    (which is changed in place: it becomes the expected result)."""
+    (which is changed in place: it becomes the expected result). Unsafe edits are planned
+    only with `unsafe`."""
     plan = ObjectPlan(obj)
     by_check: dict[str, list[Finding]] = {}
     for finding in findings:
@@ -405,6 +532,8 @@ def plan_object(
                         Declined(fix.check_id, finding.resource, finding.location.line, step.reason)
                     )
                     continue
+                if not step.safe and not unsafe:
+                    continue
                 try:
                     for op in step.ops:
                         apply_op(obj.data, op)
@@ -420,7 +549,13 @@ def plan_object(
                     continue
                 plan.ops.extend(step.ops)
                 plan.changes.append(
-                    Change(fix.check_id, finding.resource, finding.location.line, step.description)
+                    Change(
+                        fix.check_id,
+                        finding.resource,
+                        finding.location.line,
+                        step.description,
+                        step.safe,
+                    )
                 )
     return plan
 

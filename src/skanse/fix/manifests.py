@@ -84,8 +84,11 @@ def fix_manifest(
     findings: Sequence[Finding],
     suppressed: Sequence[Finding],
     limits: ReadLimits,
+    *,
+    unsafe: bool = False,
 ) -> FileFix:
-    """Plan and render the fixes for one manifest file (nothing is written here)."""
+    """Plan and render the fixes for one manifest file (nothing is written here); unsafe
+    fixes only with `unsafe`."""
     manifest = read_bytes(path, data, limits)
     if manifest.problems:
         problem = manifest.problems[0]
@@ -97,7 +100,7 @@ def fix_manifest(
     try:
         for obj, own in _assign(manifest.objects, findings):
             mine = [s for s in suppressed if _belongs(obj, s)]
-            plans.append(plan_object(obj, own, mine))
+            plans.append(plan_object(obj, own, mine, unsafe=unsafe))
     except _Unfixable as exc:
         return FileFix(path, write_path, data, None, problem=str(exc))
     changes: list[Change] = [c for p in plans for c in p.changes]

@@ -17,6 +17,9 @@ class Change:
     resource: ResourceRef
     line: int  # the finding's line in the original file
     description: str
+    # safe: cannot take away anything the workload may do at run time beyond the finding
+    # (no value the author wrote is overturned); unsafe fixes run only with --unsafe-fixes
+    safe: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,10 @@ class FileFix:
     declined: tuple[Declined, ...] = ()
     problem: str | None = None
     created: bool = False  # a new file (the default-deny NetworkPolicies)
+    # unsafe fixes that were planned but not applied (no --unsafe-fixes), and the bytes the
+    # file would hold with them too (None: there are none)
+    pending: tuple[Change, ...] = ()
+    pending_after: bytes | None = None
 
     @property
     def changed(self) -> bool:

@@ -20,6 +20,7 @@ class Format(enum.StrEnum):
     JSON = "json"
     SARIF = "sarif"
     JUNIT = "junit"
+    POLICYREPORT = "policyreport"
 
 
 def render(fmt: Format, result: ScanResult, info: ReportInfo) -> str:
@@ -41,5 +42,9 @@ def render(fmt: Format, result: ScanResult, info: ReportInfo) -> str:
             from skanse.report import junit
 
             return junit.render(result, info)
+        case Format.POLICYREPORT:
+            from skanse.report import policyreport
+
+            return policyreport.render(result, info)
         case _:
             assert_never(fmt)

@@ -20,6 +20,8 @@ class ReportInfo:
     exit_code: int | None = None
     color: bool = False
     width: int = 120
+    # fold long cells to `width` (on a terminal); piped text keeps every line whole
+    wrap: bool = True
     verbose: bool = False
     # What produced the result, for JSON readers that combine several (skanse report).
     kind: str = "skanse.scan"

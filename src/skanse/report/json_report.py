@@ -5,7 +5,6 @@ The schema is published in `docs/schemas/scan-result-v1.schema.json`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +19,7 @@ from skanse.model import (
     Suppression,
 )
 from skanse.report._info import ReportInfo, in_report_order, summary_counts
+from skanse.report._json import dumps
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -172,4 +172,4 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
 
 
 def render(result: ScanResult, info: ReportInfo) -> str:
-    return json.dumps(to_document(result, info), indent=2, ensure_ascii=False) + "\n"
+    return dumps(to_document(result, info))

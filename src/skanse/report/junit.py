@@ -2,7 +2,10 @@
 
 A testcase fails when the check found something unsuppressed on the resource, is skipped
 when everything it found is suppressed (the reasons are the skip message), and passes
-otherwise. Inputs that could not be checked are testcases with an error.
+otherwise. Inputs that could not be checked are testcases with an error. Findings no
+evaluation covers (runtime alerts replayed into a report) are failed testcases of their own.
+Every text and attribute passes through `printable`: XML 1.0 cannot carry most control
+characters even escaped, and a container name may hold any of them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from skanse.model import CheckID, Finding, ResourceRef, ScanResult
+from skanse.printable import printable
 from skanse.report._info import ReportInfo
 
 __all__ = ["render"]
@@ -27,6 +31,7 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         name=f"skanse scan ({result.profile}, {result.pss})",
     )
     tests = failures = skipped = errors = 0
+    covered: set[tuple[CheckID, str, int, ResourceRef]] = set()
     for evaluation in result.evaluations:
         for check_id in evaluation.check_ids:
             meta = metas.get(check_id)
@@ -41,15 +46,14 @@ def render(result: ScanResult, info: ReportInfo) -> str:
                 file=evaluation.location.file,
                 line=str(evaluation.location.line),
             )
-            found = by_case.get(
-                (
-                    check_id,
-                    evaluation.location.file,
-                    evaluation.location.document,
-                    evaluation.resource,
-                ),
-                [],
+            key = (
+                check_id,
+                evaluation.location.file,
+                evaluation.location.document,
+                evaluation.resource,
             )
+            covered.add(key)
+            found = by_case.get(key, [])
             live = [f for f in found if not f.suppressed]
             if live:
                 failures += 1
@@ -67,6 +71,24 @@ def render(result: ScanResult, info: ReportInfo) -> str:
                 skipped += 1
                 reasons = sorted({f.suppression.reason for f in found if f.suppression})
                 ET.SubElement(case, "skipped", message="suppressed: " + "; ".join(reasons))
+    for key, found in by_case.items():
+        live = [f for f in found if not f.suppressed]
+        if key in covered or key[0] not in metas or not live:
+            continue
+        meta = metas[key[0]]
+        tests += 1
+        failures += 1
+        first = live[0]
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            name=f"[{meta.severity.value}][{meta.id}] {meta.title}",
+            classname=f"{first.location.file}.{first.resource}",
+            file=first.location.file,
+            line=str(first.location.line),
+        )
+        failure = ET.SubElement(case, "failure", message=first.message, type=meta.severity.value)
+        failure.text = "\n".join(f"{f.location.file}:{f.location.line}: {f.message}" for f in live)
     for na in result.not_applicable:
         meta = metas.get(na.check_id)
         if meta is None:  # filtered out by --severity
@@ -102,5 +124,9 @@ def render(result: ScanResult, info: ReportInfo) -> str:
         skipped=str(skipped),
     )
     root.append(suite)
+    for element in root.iter():
+        element.text = printable(element.text, keep_newlines=True) if element.text else None
+        for name, value in element.attrib.items():
+            element.set(name, printable(value))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

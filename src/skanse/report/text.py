@@ -1,9 +1,12 @@
 """A table of findings for people, followed by what was suppressed, what could not be
-checked, and a one-line summary."""
+checked, and a one-line summary. Every value that comes from an input (paths, names,
+messages, reasons) is shown through `printable`: no raw control character reaches a
+terminal or a log."""
 
 from __future__ import annotations
 
 import io
+import sys
 import textwrap
 from collections.abc import Sequence
 
@@ -11,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from skanse.model import Finding, ScanResult, Severity, Suppression
+from skanse.printable import printable
 from skanse.report._info import ReportInfo, in_report_order, summary_counts
 
 __all__ = ["print_could_not_check", "print_suppressed", "render"]
@@ -19,12 +23,12 @@ __all__ = ["print_could_not_check", "print_suppressed", "render"]
 def _resource(f: Finding) -> str:
     """The resource column; a Dockerfile is already named by the location column."""
     if f.resource.name == f.location.file:
-        return f.resource.kind
-    return str(f.resource)
+        return printable(f.resource.kind)
+    return printable(str(f.resource))
 
 
 def _where(f: Finding) -> str:
-    return f"{f.location.file}:{f.location.line}"
+    return f"{printable(f.location.file)}:{f.location.line}"
 
 
 _ANSI = {
@@ -42,16 +46,20 @@ def _fold(text: str, width: int) -> list[str]:
     return [text[i : i + width] for i in range(0, len(text), width)] or [""]
 
 
-def _table(rows: list[tuple[Severity, str, str, str, str, str]], width: int, color: bool) -> str:
+def _table(
+    rows: list[tuple[Severity, str, str, str, str, str]], width: int, color: bool, wrap: bool
+) -> str:
     """The findings table. Laid out here rather than with rich.Table, which needs about 10 s
-    for the 13,000 findings of a large repository; this takes a fraction of a second."""
+    for the 13,000 findings of a large repository; this takes a fraction of a second. Without
+    `wrap` (not a terminal) no cell is folded: `file:line` stays whole for grep and editors."""
+    cap = (36, 40) if wrap else (sys.maxsize, sys.maxsize)
     widths = [
         max(len(_HEADER[0]), *(len(r[1]) for r in rows)),
         max(len(_HEADER[1]), *(len(r[2]) for r in rows)),
-        min(36, max(len(_HEADER[2]), *(len(r[3]) for r in rows))),
-        min(40, max(len(_HEADER[3]), *(len(r[4]) for r in rows))),
+        min(cap[0], max(len(_HEADER[2]), *(len(r[3]) for r in rows))),
+        min(cap[1], max(len(_HEADER[3]), *(len(r[4]) for r in rows))),
     ]
-    message_width = max(30, width - sum(widths) - 2 * len(widths))
+    message_width = max(30, width - sum(widths) - 2 * len(widths)) if wrap else sys.maxsize
     lines = []
     header = "  ".join(h.ljust(w) for h, w in zip(_HEADER, widths, strict=False)) + "  MESSAGE"
     lines.append(f"{_BOLD}{header}{_RESET}" if color else header)
@@ -61,7 +69,8 @@ def _table(rows: list[tuple[Severity, str, str, str, str, str]], width: int, col
             [check],
             _fold(resource, widths[2]),
             _fold(where, widths[3]),
-            textwrap.wrap(message, message_width, break_on_hyphens=False) or [""],
+            (textwrap.wrap(message, message_width, break_on_hyphens=False) if wrap else [message])
+            or [""],
         ]
         for i in range(max(len(c) for c in columns)):
             cells = [c[i] if i < len(c) else "" for c in columns]
@@ -83,7 +92,7 @@ def print_suppressed(console: Console, entries: Sequence[tuple[str, Suppression 
         assert s is not None
         expiry = f", expires {s.expires.isoformat()}" if s.expires else ""
         console.print(
-            f"  {subject}: {s.reason} ({s.source.value} {s.origin}{expiry})",
+            printable(f"  {subject}: {s.reason} ({s.source.value} {s.origin}{expiry})"),
             markup=False,
             soft_wrap=True,
         )
@@ -99,7 +108,7 @@ def print_could_not_check(
         return
     console.print(Text(f"Could not check ({len(lines)}):", style="bold red"))
     for line in lines[:most]:
-        console.print(f"  {line}", markup=False, soft_wrap=True)
+        console.print(f"  {printable(line)}", markup=False, soft_wrap=True)
     if most is not None and len(lines) > most:
         console.print(f"  ... and {len(lines) - most} more (-f json lists them)", markup=False)
     console.print()
@@ -122,10 +131,17 @@ def render(result: ScanResult, info: ReportInfo) -> str:
 
     if live:
         rows = [
-            (f.severity, f.severity.value, str(f.check_id), _resource(f), _where(f), f.message)
+            (
+                f.severity,
+                f.severity.value,
+                printable(str(f.check_id)),
+                _resource(f),
+                _where(f),
+                printable(f.message),
+            )
             for f in live
         ]
-        out.write(_table(rows, info.width, info.color))
+        out.write(_table(rows, info.width, info.color, info.wrap))
         out.write("\n")
 
     print_suppressed(
@@ -145,27 +161,29 @@ def render(result: ScanResult, info: ReportInfo) -> str:
             Text(f"Not Kubernetes objects, skipped ({len(result.skipped)}):", style="bold")
         )
         for doc in result.skipped:
-            console.print(f"  {doc.file}:{doc.line}: {doc.reason}", markup=False, soft_wrap=True)
+            console.print(
+                printable(f"  {doc.file}:{doc.line}: {doc.reason}"), markup=False, soft_wrap=True
+            )
         console.print()
 
     if result.unknown_kinds and info.verbose:
         total = sum(result.unknown_kinds.values())
         console.print(Text(f"Custom resources, not checked ({total}):", style="bold"))
         for kind, count in result.unknown_kinds.items():
-            console.print(f"  {count:>5}  {kind}", markup=False)
+            console.print(f"  {count:>5}  {printable(kind)}", markup=False)
         console.print()
 
     if result.not_applicable and info.verbose:
         console.print(Text(f"Not applicable ({len(result.not_applicable)}):", style="bold"))
         for na in result.not_applicable:
-            console.print(f"  {na.check_id}: {na.reason}", markup=False, soft_wrap=True)
+            console.print(printable(f"  {na.check_id}: {na.reason}"), markup=False, soft_wrap=True)
         console.print()
 
     for name, value in result.facts.items():
         first, *rest = value.splitlines() or [""]
-        console.print(f"{name}: {first}", markup=False, soft_wrap=True)
+        console.print(printable(f"{name}: {first}"), markup=False, soft_wrap=True)
         for line in rest:
-            console.print(f"  {line}", markup=False, soft_wrap=True)
+            console.print(printable(f"  {line}"), markup=False, soft_wrap=True)
     if result.facts:
         console.print()
 

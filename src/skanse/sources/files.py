@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 STDIN = "-"
+HELM_CHART_FILE = "Chart.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 CONFIG_FILE_NAMES = (".skanse.yaml", ".skanse.yml")
 _BINARY_SNIFF = 8192
@@ -48,13 +49,29 @@ class Input:
     type: InputType  # never AUTO once discovered, except for standard input
 
 
+# Extensions that say a file named Dockerfile.<ext> is something else: documentation,
+# source code, data, BuildKit's per-Dockerfile ignore file (Dockerfile.dockerignore), backups.
+_NOT_DOCKERFILE_EXTENSIONS = frozenset(
+    {"md", "markdown", "rst", "txt", "adoc", "html", "htm", "pdf", "py", "pyc", "pyi", "sh",
+     "bash", "zsh", "fish", "ps1", "bat", "cmd", "js", "mjs", "cjs", "ts", "go", "rs", "java",
+     "kt", "rb", "php", "pl", "c", "h", "cc", "cpp", "hpp", "cs", "json", "yaml", "yml", "toml",
+     "ini", "xml", "lock", "dockerignore", "orig", "rej", "bak", "swp", "patch", "diff",
+     "sig", "asc", "sha256", "gz", "tgz", "zip", "tar", "png", "jpg", "svg"}
+)  # fmt: skip
+
+
 def is_dockerfile_name(name: str) -> bool:
-    """Dockerfile, Dockerfile.*, *.Dockerfile (any case) and Containerfile(.*)."""
+    """Dockerfile and Containerfile (any case) as BuildKit and Trivy name them: the bare
+    names, `Dockerfile.<variant>` (Dockerfile.prod) and `<name>.Dockerfile`; not a file whose
+    last extension says it is something else (Dockerfile.md, dockerfile.py,
+    Dockerfile.dockerignore)."""
     lower = name.lower()
-    return (
-        lower in ("dockerfile", "containerfile")
-        or lower.startswith(("dockerfile.", "containerfile."))
-        or lower.endswith(".dockerfile")
+    if lower in ("dockerfile", "containerfile"):
+        return True
+    if lower.rsplit(".", 1)[-1] in _NOT_DOCKERFILE_EXTENSIONS:
+        return False
+    return lower.startswith(("dockerfile.", "containerfile.")) or lower.endswith(
+        (".dockerfile", ".containerfile")
     )
 
 
@@ -96,6 +113,15 @@ def discover(
                 yield Input(target, _name_type(os.path.basename(target)) or InputType.KUBERNETES)
             continue
         for root, dirs, files in os.walk(target):
+            if HELM_CHART_FILE in files:
+                dirs[:] = []  # templates/ and charts/ are not YAML until rendered
+                yield InputProblem(
+                    root,
+                    ProblemKind.UNRENDERED,
+                    f"an unrendered Helm chart ({HELM_CHART_FILE}); render it and scan the "
+                    f"output: helm template {root} | skanse scan -",
+                )
+                continue
             dirs[:] = sorted(
                 d
                 for d in dirs

@@ -78,6 +78,17 @@ def effective_user(df: Dockerfile, stage: Stage) -> tuple[str | None, str]:
     return None, f"/stages/{stage.index}"
 
 
+def _dotnet_app_uid(df: Dockerfile, stage: Stage, user: str) -> bool:
+    """`USER $APP_UID` on a .NET base: the image sets APP_UID to its non-root user."""
+    if user.split(":", 1)[0] not in ("$APP_UID", "${APP_UID}"):
+        return False
+    seen = set()
+    while stage.base_stage is not None and stage.base_stage not in seen:
+        seen.add(stage.base_stage)
+        stage = df.stages[stage.base_stage]
+    return "/dotnet/" in stage.base.lower()
+
+
 @DOCKERFILE_CHECKS.check(
     id="SKN-DF-001",
     controls=(
@@ -109,7 +120,7 @@ def final_user_not_root(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Viol
             "user, which is root unless the image says otherwise",
             pointer,
         )
-    elif user.startswith("$"):
+    elif user.startswith("$") and not _dotnet_app_uid(df, final, user):
         yield Violation(
             f"USER {user} comes from a variable; skanse cannot tell it is not root", pointer
         )

@@ -1112,8 +1112,10 @@ _CONTROL_REFS: dict[str, tuple[ControlRef, ...]] = {
 # Controls whose every finding `skanse fix` resolves (skanse.fix.kubernetes has the fixes).
 _FIXABLE = frozenset(
     {"privileged", "seccompProfile_baseline", "allowPrivilegeEscalation", "runAsNonRoot",
-     "runAsUser", "seccompProfile_restricted", "capabilities_restricted"}
+     "runAsUser", "seccompProfile_restricted"}
 )  # fmt: skip
+# capabilities_restricted is partly fixable: a capability the container needs (a port below
+# 1024, a known workload) is kept and reported.
 
 
 def _register(control: Control, meta: _ControlMeta) -> None:

@@ -46,4 +46,9 @@ def parse_policy(text: str) -> PSSPolicy:
     if match is None:
         raise ValueError(f"invalid Pod Security version {version!r} (expected v1.N or latest)")
     minor = int(match.group(1))
-    return PSSPolicy(level, min(minor, LATEST_MINOR), f"v1.{minor}")
+    if minor > LATEST_MINOR:
+        raise ValueError(
+            f"unknown Pod Security version v1.{minor} (this skanse knows v1.0 to "
+            f"v1.{LATEST_MINOR}; use latest for the newest it knows)"
+        )
+    return PSSPolicy(level, minor, f"v1.{minor}")

@@ -183,7 +183,7 @@ def read_only_root_filesystem(pod: PodSpecView, ctx: CheckContext) -> Iterator[V
     references=("https://man7.org/linux/man-pages/man7/capabilities.7.html",),
     aliases=("KSV-0022", "CKV_K8S_25"),
     profiles=(ZERO_TRUST,),
-    fixable=True,
+    fixable=False,  # a capability the container needs is kept
 )
 def no_added_capabilities(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     """Containers drop every capability and add none back (restricted still allows
