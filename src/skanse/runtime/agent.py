@@ -19,13 +19,25 @@ from typing import Any, Protocol
 
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.events import Process
-from skanse.rules.output import OutputFormat
+from skanse.rules.output import OutputFormat, compile_output
 from skanse.runtime.outputs import Output
 from skanse.runtime.records import Kind, Record
 from skanse.runtime.state import ProcessState
 from skanse.runtime.syscalls import decode_syscall, info_for
 
-__all__ = ["Agent", "AgentStats", "Sensor"]
+__all__ = ["APPENDED_FIELDS", "Agent", "AgentStats", "Sensor"]
+
+# added to every alert's output_fields, as Falco's append_output adds them (null if unknown)
+APPENDED_FIELDS = (
+    "container.id",
+    "container.name",
+    "container.image.repository",
+    "container.image.tag",
+    "container.image.digest",
+    "k8s.ns.name",
+    "k8s.pod.name",
+)
+_APPENDED = compile_output(" ".join("%" + name for name in APPENDED_FIELDS), "syscall")
 
 
 _SYSCALL = int(Kind.SYSCALL)
@@ -264,15 +276,25 @@ class Agent:
                 stats.response_errors += 1
 
     def document(self, alert: Alert, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Falco's JSON alert, with the `append_output` fields (Falco's append_output)."""
+        """Falco's JSON alert, with `evt.time` and the workload fields on every alert.
+
+        As Falco's JSON output, `output_fields["evt.time"]` is the event time in integer
+        nanoseconds since the epoch; the container and Kubernetes fields of
+        `APPENDED_FIELDS` are added to every alert as Falco's `append_output` adds them
+        (null where not known), so reports can join alerts to workloads. A configured
+        `append_output` format adds its text to the output line and its fields.
+        """
         document = alert.to_json()
+        fields = document["output_fields"]
+        table = self.engine.table
+        process = table.get(event.get("pid"))
         extra = self.append_output
         if extra is not None:
-            table = self.engine.table
-            process = table.get(event.get("pid"))
             document["output"] += " " + extra.render(event, process, table)
-            fields = extra.fields(event, process, table)
-            document["output_fields"].update(fields)
+            fields.update(extra.fields(event, process, table))
+        fields.update(_APPENDED.fields(event, process, table))
+        ts = event.get("ts")
+        fields["evt.time"] = ts if isinstance(ts, int) else None
         return document
 
     def context(self, event: Mapping[str, Any]) -> dict[str, Any]:
