@@ -130,6 +130,9 @@ class Agent:
         self._processes = engine.table.processes
         self._decode = _DecodeContext(state)
         self.stopped = threading.Event()
+        # called between batches, in the loop's thread (a rules reload swaps the engine
+        # there, so no event is ever evaluated half by one ruleset and half by another)
+        self.between_batches: Callable[[], None] | None = None
 
     # -- the loop ------------------------------------------------------------------------
     def run(
@@ -184,6 +187,8 @@ class Agent:
                 return total
 
     def _housekeeping(self) -> None:
+        if self.between_batches is not None:
+            self.between_batches()
         self.state.expire()
         now = time.monotonic()
         if now - self._last_sweep > 30.0:

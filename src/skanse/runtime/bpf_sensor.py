@@ -219,6 +219,18 @@ class BpfSensor:
         self._object = obj
         self._rings = MergedRings(rings)
 
+    def set_event_types(self, event_types: Iterable[str]) -> None:
+        """Reprogram the in-kernel syscall filter (a rules reload): one map write per change."""
+        plan, unsupported = syscall_plan(event_types)
+        if self._object is not None:
+            obj = self._object
+            syscalls = obj.map("skn_syscalls")
+            for nr in sorted(set(self.plan) | set(plan)):
+                if self.plan.get(nr) != plan.get(nr):
+                    value = int(plan[nr]) if nr in plan else 0
+                    obj.update(syscalls, struct.pack("<I", nr), bytes([value]))
+        self.plan, self.unsupported = plan, unsupported
+
     def _close_fds(self) -> None:
         while self._ring_fds:
             os.close(self._ring_fds.pop())

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from skanse.errors import InputError, SensorError, UsageError
+from skanse.errors import InputError, SensorError, SkanseError, UsageError
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.loader import load_rules, read_rules_files
 from skanse.rules.output import compile_output
@@ -75,8 +75,11 @@ class SensorService:
         object_path: Path | None = None,
         btf_path: str = "/sys/kernel/btf/vmlinux",
         dry_run_responses: bool = False,
+        config_loader: Callable[[], SensorConfig] | None = None,
     ) -> None:
         self.config = config
+        self.config_loader = config_loader
+        self._reload_requested = threading.Event()
         self.stdout = stdout
         self.log = log
         self.object_path = object_path
@@ -91,14 +94,15 @@ class SensorService:
         self._lock = threading.Lock()
 
     # -- building blocks -------------------------------------------------------------
-    def _engine(self) -> Engine:
-        if not self.config.rules:
+    def _engine(self, config: SensorConfig | None = None, table: Any = None) -> Engine:
+        config = config or self.config
+        if not config.rules:
             raise UsageError("no rules: give --rules FILE... or `rules:` in the configuration")
-        result = load_rules(read_rules_files(self.config.rules))
+        result = load_rules(read_rules_files(config.rules))
         if result.ruleset is None:
             shown = "\n  ".join(str(d) for d in result.errors[:20])
             raise InputError(f"the rules did not load: {len(result.errors)} error(s)\n  {shown}")
-        engine = Engine(result.ruleset, rule_matching=self.config.rule_matching)
+        engine = Engine(result.ruleset, rule_matching=config.rule_matching, table=table)
         if not engine.rules:
             raise InputError("the rules files have no enabled syscall rules")
         return engine
@@ -146,8 +150,9 @@ class SensorService:
             outputs.append(SyslogOutput(out.syslog.address, facility=out.syslog.facility))
         return outputs
 
-    def _responder(self) -> Responder | None:
-        policy = self.config.policy()
+    def _responder(self, config: SensorConfig | None = None) -> Responder | None:
+        config = config or self.config
+        policy = config.policy()
         if policy.empty:
             return None
         targets = ResponseTargets(
@@ -166,9 +171,9 @@ class SensorService:
 
         return Responder(
             policy,
-            ResponseJournal(self.config.state_dir),
+            ResponseJournal(config.state_dir),
             targets=targets,
-            kubernetes=build_kubernetes(self.config),
+            kubernetes=build_kubernetes(config),
             dry_run=self.dry_run_responses,
             log=log,
         )
@@ -320,7 +325,74 @@ class SensorService:
     def run(self, stop: threading.Event) -> None:
         if self.agent is None:
             raise SensorError("the sensor was not started")
+        self.agent.between_batches = self._reload_if_requested
         self.agent.run(stop)
+
+    # -- reload (SIGHUP) ---------------------------------------------------------------
+    def request_reload(self) -> None:
+        """Reload rules and configuration at the loop's next turn (safe in a signal handler)."""
+        self._reload_requested.set()
+
+    def _reload_if_requested(self) -> None:
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self.reload()
+
+    def reload(self) -> bool:
+        """Rules and configuration read again and swapped in whole, or not at all.
+
+        Everything new is built first (configuration, rules compiled, responses, the
+        append_output format); only then is it swapped in, between two batches, and the
+        kernel's syscall filter reprogrammed for the new rules' event types. A file that
+        does not load leaves the running ruleset and configuration as they were, and the
+        error, located in its file, is logged. Outputs, metrics and the sensor kind are
+        fixed at start: a change to them is logged as needing a restart.
+        """
+        agent = self.agent
+        if agent is None or self.engine is None:
+            return False
+        try:
+            config = self.config_loader() if self.config_loader is not None else self.config
+            engine = self._engine(config, table=self.engine.table)
+            engine.prepare()
+            responder = self._responder(config)
+            extra = (
+                compile_output(config.append_output, "syscall") if config.append_output else None
+            )
+        except SkanseError as exc:
+            self.log(
+                {
+                    "level": "error",
+                    "msg": "reload failed: the rules and configuration loaded before stay",
+                    "error": str(exc),
+                }
+            )
+            return False
+        fixed = [
+            key
+            for key in ("sensor", "outputs", "metrics", "ring_buffer_mib", "host_root")
+            if getattr(config, key) != getattr(self.config, key)
+        ]
+        types = engine.event_types()
+        if self.config.sensor != "audit" and hasattr(self.sensor, "set_event_types"):
+            from skanse.runtime.syscalls import SYSCALLS
+
+            self.sensor.set_event_types(frozenset(SYSCALLS) if types is None else types)
+        agent.engine = engine
+        agent.responder = responder
+        agent.append_output = extra
+        self.engine = engine
+        self.config = config
+        record: dict[str, Any] = {
+            "level": "info",
+            "msg": "rules reloaded",
+            "rules": len(engine.rules),
+            "event_types": sorted(types) if types is not None else "all",
+        }
+        if fixed:
+            record["needs_restart"] = fixed
+        self.log(record)
+        return True
 
     def close(self) -> dict[str, Any]:
         """Stop everything; the summary (events, alerts, produced/delivered/dropped)."""
