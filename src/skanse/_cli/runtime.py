@@ -319,7 +319,7 @@ def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
     import json
 
     def log(record: dict[str, Any]) -> None:
-        if quiet and record.get("level") not in ("warning", "error"):
+        if quiet and record.get("level") not in ("warning", "error", "critical"):
             return
         line = {
             "ts": dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds"),

@@ -97,6 +97,7 @@ class AgentStats:
     adopted: int = 0  # processes first seen in a syscall, read from /proc then
     unknown_syscalls: int = 0
     response_errors: int = 0
+    drop_alerts: int = 0  # "syscall event drop" alerts sent (skanse.runtime.drops)
     errors: int = 0  # records whose handling raised (a bug: counted in metrics and summary)
     max_backlog_bytes: int = 0  # the most the kernel buffer held when the consumer looked
     started: float = field(default_factory=time.time)
@@ -301,6 +302,20 @@ class Agent:
         ts = event.get("ts")
         fields["evt.time"] = ts if isinstance(ts, int) else None
         return document
+
+    def internal_alert(self, alert: Alert) -> None:
+        """An alert about the sensor itself (drops): on every output, with evt.time and
+        the appended fields as every alert has them (the host's, as Falco shows it)."""
+        document = alert.to_json()
+        fields = document["output_fields"]
+        fields.update(dict.fromkeys(APPENDED_FIELDS))
+        fields["container.id"] = fields["container.name"] = "host"
+        fields["evt.time"] = alert.time_ns
+        self.stats.alerts += 1
+        key = (alert.rule, alert.priority.label)
+        self.stats.matches[key] = self.stats.matches.get(key, 0) + 1
+        for output in self.outputs:
+            output.emit(document)
 
     def context(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """What a response needs to act on the process and its container."""

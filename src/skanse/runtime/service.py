@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from skanse.errors import InputError, SensorError, SkanseError, UsageError
 from skanse.rules.engine import Alert, Engine
-from skanse.rules.loader import load_rules, read_rules_files
+from skanse.rules.loader import Priority, load_rules, read_rules_files
 from skanse.rules.output import compile_output
 from skanse.runtime import procfs
 from skanse.runtime.agent import Agent
@@ -32,6 +32,7 @@ from skanse.runtime.containers import (
     cgroup1_freezer_mount,
     cgroup2_mount,
 )
+from skanse.runtime.drops import DROP_RULE, DropAction, DropMonitor, DropPolicy, DropReport
 from skanse.runtime.outputs import (
     JsonLinesOutput,
     Output,
@@ -80,6 +81,10 @@ class SensorService:
         self.config = config
         self.config_loader = config_loader
         self._reload_requested = threading.Event()
+        self._stop: threading.Event | None = None
+        self._drop_monitor: DropMonitor | None = None
+        self._next_drop_check = 0.0
+        self.exit_reason: str | None = None  # why the sensor stopped itself (drops: exit)
         self.stdout = stdout
         self.log = log
         self.object_path = object_path
@@ -325,8 +330,53 @@ class SensorService:
     def run(self, stop: threading.Event) -> None:
         if self.agent is None:
             raise SensorError("the sensor was not started")
-        self.agent.between_batches = self._reload_if_requested
+        self._stop = stop
+        self._drop_monitor = DropMonitor(_drop_policy(self.config))
+        self.agent.between_batches = self._between_batches
         self.agent.run(stop)
+        if self.exit_reason is not None:
+            raise SensorError(self.exit_reason)
+
+    def _between_batches(self) -> None:
+        self._reload_if_requested()
+        now = time.monotonic()
+        if self._drop_monitor is not None and now >= self._next_drop_check:
+            self._next_drop_check = now + 0.25
+            produced, dropped = self._drops()
+            report = self._drop_monitor.check(now, produced, dropped)
+            if report is not None:
+                self._on_drops(report)
+
+    def _on_drops(self, report: DropReport) -> None:
+        agent = self.agent
+        counts = {
+            "n_drops": report.n_drops,
+            "n_evts": report.n_evts,
+            "n_drops_total": report.n_drops_total,
+            "n_evts_total": report.n_evts_total,
+        }
+        if DropAction.LOG in report.actions:
+            self.log({"level": "critical", "msg": report.message(), **counts})
+        if DropAction.ALERT in report.actions and agent is not None:
+            agent.stats.drop_alerts += 1
+            agent.internal_alert(
+                Alert(
+                    time_ns=time.time_ns(),
+                    rule=DROP_RULE,
+                    priority=Priority.CRITICAL,
+                    source="syscall",
+                    hostname=agent.engine.hostname,
+                    output=report.message(),
+                    output_fields={**counts, "ebpf_enabled": self.config.sensor == "ebpf"},
+                    tags=(),
+                )
+            )
+        if DropAction.EXIT in report.actions and self._stop is not None:
+            self.exit_reason = (
+                f"{report.n_drops} of {report.n_evts} kernel records dropped in the last "
+                "second (syscall_event_drops: exit)"
+            )
+            self._stop.set()
 
     # -- reload (SIGHUP) ---------------------------------------------------------------
     def request_reload(self) -> None:
@@ -336,7 +386,8 @@ class SensorService:
     def _reload_if_requested(self) -> None:
         if self._reload_requested.is_set():
             self._reload_requested.clear()
-            self.reload()
+            if self.reload() and self._drop_monitor is not None:
+                self._drop_monitor.policy = _drop_policy(self.config)
 
     def reload(self) -> bool:
         """Rules and configuration read again and swapped in whole, or not at all.
@@ -437,6 +488,11 @@ class SensorService:
     def on_alert(self, callback: Callable[[Alert, Mapping[str, Any]], None]) -> None:
         if self.agent is not None:
             self.agent.on_alert = callback
+
+
+def _drop_policy(config: SensorConfig) -> DropPolicy:
+    drops = config.syscall_event_drops
+    return DropPolicy.parse(drops.threshold, drops.actions, drops.rate, drops.max_burst)
 
 
 def _entry_dict(entry: JournalEntry) -> dict[str, Any]:
