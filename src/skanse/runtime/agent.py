@@ -21,7 +21,7 @@ from skanse.rules.engine import Alert, Engine
 from skanse.rules.events import Process
 from skanse.rules.output import OutputFormat, compile_output
 from skanse.runtime.outputs import Output
-from skanse.runtime.records import Kind, Record
+from skanse.runtime.records import Item, Kind, Record
 from skanse.runtime.state import ProcessState
 from skanse.runtime.syscalls import decode_syscall, info_for
 
@@ -44,6 +44,7 @@ _SYSCALL = int(Kind.SYSCALL)
 _EXEC = int(Kind.EXEC)
 _FORK = int(Kind.FORK)
 _EXIT = int(Kind.EXIT)
+_KILLED = int(Item.KILLED)
 
 
 class _DecodeContext:
@@ -213,6 +214,8 @@ class Agent:
                 self.stats.unknown_syscalls += 1
                 return []
             name, event = decoded
+            if rec.items is not None and _KILLED in rec.items:
+                event["killed_in_kernel"] = True
             event["type"] = name
             event["ts"] = rec.ts + self._offset
             event["pid"] = pid
@@ -231,6 +234,8 @@ class Agent:
                 "res": 0,
                 "args": state.exec_args(rec, process),
             }
+            if rec.items is not None and _KILLED in rec.items:
+                event["killed_in_kernel"] = True
             return self._evaluate(event, name)
         if kind == _FORK:
             state.fork(rec)
@@ -325,8 +330,15 @@ class Agent:
         container_id = record.get("container_id")
         container = self.engine.table.containers.get(container_id) if container_id else None
         cgroup_id = record.get("cgroup_id")
+        start_ts = record.get("start_ts")
         return {
             "pid": pid,
+            # the process's start time, ns since boot (as /proc/<pid>/stat counts it): a
+            # kill checks it, so a pid reused by another process is never killed
+            "start_boot_ns": start_ts - self.state.boot_offset_ns
+            if isinstance(start_ts, int)
+            else None,
+            "killed_in_kernel": bool(event.get("killed_in_kernel")),
             "container_id": container_id,
             "cgroup_id": cgroup_id,
             "cgroup_path": self.state.cgroups.path(cgroup_id)

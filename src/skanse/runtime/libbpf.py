@@ -58,6 +58,7 @@ class Libbpf:
             [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, vp],
         )
         self._fn("bpf_map_update_elem", ctypes.c_int, [ctypes.c_int, vp, vp, ctypes.c_uint64])
+        self._fn("bpf_map_delete_elem", ctypes.c_int, [ctypes.c_int, vp])
         self._fn("bpf_map_lookup_elem", ctypes.c_int, [ctypes.c_int, vp, vp])
         self._fn("libbpf_num_possible_cpus", ctypes.c_int, [])
         self._fn("libbpf_set_print", vp, [_PRINT_FN])
@@ -276,6 +277,14 @@ class BpfObject:
         if rc != 0:
             err = ctypes.get_errno() or -rc
             raise SensorError(f"map {handle.name}: update failed: {os.strerror(err)}")
+
+    def delete(self, handle: MapHandle, key: bytes) -> None:
+        k = ctypes.create_string_buffer(key, len(key))
+        rc = self._lib.bpf_map_delete_elem(handle.fd, k)
+        if rc != 0:
+            err = ctypes.get_errno() or -rc
+            if err != errno.ENOENT:
+                raise SensorError(f"map {handle.name}: delete failed: {os.strerror(err)}")
 
     def lookup(self, handle: MapHandle, key: bytes, value_size: int) -> bytes:
         k = ctypes.create_string_buffer(key, len(key))

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 NFT_TABLE = "skanse_isolate"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Action(enum.StrEnum):
@@ -67,9 +68,12 @@ class Policy:
     allow_host: bool = False
 
     def actions(self, alert: Alert) -> list[Action]:
-        chosen: set[Action] = set(self.by_rule.get(alert.rule, ()))
+        return self.rule_actions(alert.rule, alert.priority)
+
+    def rule_actions(self, rule: str, priority: Priority) -> list[Action]:
+        chosen: set[Action] = set(self.by_rule.get(rule, ()))
         for threshold, actions in self.by_priority:
-            if alert.priority <= threshold:  # lower value = more severe
+            if priority <= threshold:  # lower value = more severe
                 chosen |= actions
         return [a for a in _ORDER if a in chosen]
 
@@ -185,6 +189,52 @@ def _cgroup_paths(pid: int, proc_root: str) -> tuple[str | None, str | None]:
         elif "freezer" in parts[1].split(","):
             freezer = parts[2]
     return v2, freezer
+
+
+def _start_ticks(pid: int, proc_root: str) -> int | None:
+    """starttime (clock ticks since boot) from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        with open(f"{proc_root}/{pid}/stat", "rb") as handle:
+            text = handle.read(4096)
+    except OSError:
+        return None
+    fields = text.rpartition(b")")[2].split()
+    try:
+        return int(fields[19])  # field 22; fields[0] is field 3 (state)
+    except (IndexError, ValueError):
+        return None
+
+
+def kill_process(pid: int, start_boot_ns: int | None, proc_root: str = "/proc") -> str:
+    """SIGKILL through a pidfd, after checking the process is the one that started then.
+
+    The pidfd is opened first: from then on it names that process and no other, even if
+    the pid is reused. Its start time is then compared with the one recorded for the
+    event, so a pid reused before the pidfd was opened is refused, not killed.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise ResponseError(f"process {pid} exited before it could be killed") from None
+    try:
+        if start_boot_ns is not None:
+            ticks = _start_ticks(pid, proc_root)
+            if ticks is None:
+                raise ResponseError(f"process {pid} exited before it could be killed")
+            expected = start_boot_ns * _CLK_TCK // 1_000_000_000
+            if abs(ticks - expected) > 1:
+                raise ResponseError(
+                    f"pid {pid} now belongs to another process (it started at tick {ticks}, "
+                    f"the alert's at {expected}): not killed"
+                )
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            raise ResponseError(f"process {pid} exited before it could be killed") from None
+    finally:
+        os.close(pidfd)
+    checked = " (start time checked)" if start_boot_ns is not None else ""
+    return f"sent SIGKILL to {pid} through a pidfd{checked}"
 
 
 def freeze_cgroup(path: str, version: int, targets: ResponseTargets, *, frozen: bool) -> None:
@@ -367,10 +417,19 @@ class Responder:
             return self._entry(action, alert, context, "skipped", f"refusing to kill pid {pid}")
         if self.dry_run:
             return self._entry(action, alert, context, "skipped", "dry run: would " + action.value)
+        if action is Action.KILL and context.get("killed_in_kernel"):
+            return self._entry(
+                action,
+                alert,
+                context,
+                "done",
+                f"the kernel program sent SIGKILL to {pid} before the syscall returned "
+                "(bpf_send_signal)",
+            )
         try:
             if action is Action.KILL:
-                os.kill(pid, signal.SIGKILL)
-                return self._entry(action, alert, context, "done", f"sent SIGKILL to {pid}")
+                detail = kill_process(pid, context.get("start_boot_ns"), self.targets.proc_root)
+                return self._entry(action, alert, context, "done", detail)
             if action is Action.FREEZE:
                 entry = self._freeze(alert, context, pid)
             elif action is Action.ISOLATE:

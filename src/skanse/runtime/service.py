@@ -33,6 +33,7 @@ from skanse.runtime.containers import (
     cgroup2_mount,
 )
 from skanse.runtime.drops import DROP_RULE, DropAction, DropMonitor, DropPolicy, DropReport
+from skanse.runtime.enforce import KernelKillPlan, plan_kernel_kills
 from skanse.runtime.outputs import (
     JsonLinesOutput,
     Output,
@@ -40,7 +41,13 @@ from skanse.runtime.outputs import (
     TextOutput,
     WebhookOutput,
 )
-from skanse.runtime.responses import JournalEntry, Responder, ResponseJournal, ResponseTargets
+from skanse.runtime.responses import (
+    Action,
+    JournalEntry,
+    Responder,
+    ResponseJournal,
+    ResponseTargets,
+)
 from skanse.runtime.state import ProcessState
 
 __all__ = ["SensorService", "build_kubernetes"]
@@ -252,6 +259,10 @@ class SensorService:
                 metadata=ContainerMetadata(RuntimeRoots.under(self.config.host_root)),
                 boot_offset_ns=offset,
             )
+            kill_plan = self._kill_plan(engine, self.config)
+            if kill_plan is not None:
+                sensor.set_kill_plan(kill_plan)
+                state.on_container_cgroup = sensor.add_container_cgroup
             seeded = state.seed()
             self.outputs = self._outputs()
             responder = self._responder()
@@ -301,8 +312,22 @@ class SensorService:
                 "processes_seeded": seeded,
                 "start_seconds": round(time.monotonic() - started, 3),
                 "unsupported_event_types": sorted(getattr(sensor, "unsupported", ())),
+                "kernel_kills": kill_plan.describe() if kill_plan is not None else None,
             }
         )
+
+    def _kill_plan(self, engine: Engine, config: SensorConfig) -> KernelKillPlan | None:
+        """The kills the kernel program makes itself (eBPF sensor, kill-marked rules)."""
+        if config.sensor != "ebpf" or self.dry_run_responses:
+            return None
+        policy = config.policy()
+        kill_rules = [
+            rule.name
+            for rule in engine.rules
+            if Action.KILL in policy.rule_actions(rule.name, rule.priority)
+        ]
+        plan, _userspace = plan_kernel_kills(engine.rules, kill_rules, allow_host=policy.allow_host)
+        return plan
 
     def _drops(self) -> tuple[int, int]:
         with self._lock:
@@ -425,10 +450,14 @@ class SensorService:
             if getattr(config, key) != getattr(self.config, key)
         ]
         types = engine.event_types()
+        kill_plan = self._kill_plan(engine, config)
         if self.config.sensor != "audit" and hasattr(self.sensor, "set_event_types"):
             from skanse.runtime.syscalls import SYSCALLS
 
             self.sensor.set_event_types(frozenset(SYSCALLS) if types is None else types)
+            if kill_plan is not None:
+                self.sensor.set_kill_plan(kill_plan)
+                agent.state.on_container_cgroup = self.sensor.add_container_cgroup
         agent.engine = engine
         agent.responder = responder
         agent.append_output = extra
