@@ -32,6 +32,7 @@ from skanse.files import write_atomic
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime import procfs
+from skanse.runtime.isolation import isolate_cgroup, release_cgroup
 
 __all__ = [
     "Action",
@@ -115,6 +116,7 @@ class JournalEntry:
     netns: int | None = None
     pod: str | None = None  # namespace/name
     released: str | None = None
+    pins: str | None = None  # bpffs directory of the isolation programs' pinned links
 
 
 class ResponseJournal:
@@ -171,6 +173,7 @@ class ResponseTargets:
     proc_root: str = "/proc"
     nft: str = "nft"
     nsenter: str = "nsenter"
+    bpf_pins: str = "/sys/fs/bpf/skanse"  # isolation links are pinned under it
 
 
 def _now() -> str:
@@ -474,6 +477,45 @@ class Responder:
         )
 
     def _isolate(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
+        """cgroup BPF programs on the container's cgroup v2 (no live process needed);
+        nftables in the process's network namespace when that cannot be done."""
+        targets = self.targets
+        path = context.get("cgroup_path")
+        container = str(context.get("container_id"))
+        fallback = ""
+        if isinstance(path, str) and path not in ("", "/") and targets.cgroup2_mount:
+            if path in _own_cgroups(targets.proc_root):
+                raise ResponseError(
+                    f"the sensor itself is in cgroup {path}: refusing to isolate it"
+                )
+            pin_dir = os.path.join(targets.bpf_pins, f"isolate-{container}")
+            try:
+                isolate_cgroup(targets.cgroup2_mount + path, pin_dir)
+            except ResponseError as exc:
+                fallback = f" (cgroup BPF failed: {exc})"
+            else:
+                return self._entry(
+                    Action.ISOLATE,
+                    alert,
+                    context,
+                    "done",
+                    f"attached cgroup BPF programs (cgroup_skb ingress/egress, connect4/6: "
+                    f"drop all but loopback) to cgroup v2 {path}, pinned in {pin_dir}",
+                    cgroup=path,
+                    cgroup_version=2,
+                    netns=context.get("netns"),
+                    pins=pin_dir,
+                )
+        else:
+            fallback = " (no cgroup v2 path known for the container)"
+        try:
+            entry = self._isolate_nft(alert, context, pid)
+        except ResponseError as exc:
+            raise ResponseError(f"{exc}{fallback}") from None
+        entry.detail += fallback
+        return entry
+
+    def _isolate_nft(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         targets = self.targets
         netns = _netns_inode(pid, targets.proc_root)
         path: str | None = None
@@ -576,6 +618,11 @@ def _undo(entry: JournalEntry, targets: ResponseTargets, kubernetes: Any) -> str
             raise ResponseError(f"journal entry {entry.id} has no cgroup")
         freeze_cgroup(entry.cgroup, entry.cgroup_version, targets, frozen=False)
         return f"thawed cgroup v{entry.cgroup_version} {entry.cgroup}"
+    if entry.action == Action.ISOLATE and entry.pins:
+        released = release_cgroup(entry.pins)
+        return (
+            f"detached the cgroup BPF isolation of {entry.cgroup} ({len(released)} links unpinned)"
+        )
     if entry.action == Action.ISOLATE:
         if entry.cgroup is None or entry.cgroup_version is None:
             raise ResponseError(f"journal entry {entry.id} has no cgroup")
