@@ -128,8 +128,10 @@ def _remove_cgroup(path: str) -> None:
         while parts:
             try:
                 (hierarchy / "/".join(parts)).rmdir()
+            except FileNotFoundError:
+                pass  # the runtime removed it itself
             except OSError:
-                break
+                break  # not empty: another container's, or still in use
             parts.pop()
 
 
