@@ -20,12 +20,16 @@ FORMATS = ("text", "jsonl", "json", "sarif", "junit")
 def _replay_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = sub.add_parser(
         "replay",
-        help="evaluate recorded events (JSON lines) or a Kubernetes audit log against rules",
+        help="evaluate recorded events (JSON lines, a .scap capture) or a Kubernetes audit "
+        "log against rules",
         description=(
             "Replay recorded events through the rules engine and print the alerts.\n\n"
             "  skanse runtime replay events.jsonl --rules falco_rules.yaml\n"
+            "  skanse runtime replay incident.scap --rules falco_rules.yaml\n"
             "  skanse runtime replay --source k8s_audit audit.log --rules k8s_audit_rules.yaml\n\n"
-            "Syscall events follow docs/runtime-events.md; audit logs are the API server's\n"
+            "Syscall events follow docs/runtime-events.md; a .scap capture (Falco's or\n"
+            "sysdig's, gzipped or not) is decoded by sysdig, libsinsp's reader, and its\n"
+            "exit events replayed; audit logs are the API server's\n"
             "JSON lines (one audit.k8s.io Event per line). Invalid lines are reported with\n"
             "their number and skipped. Formats: text (Falco's alert lines), jsonl (Falco's\n"
             "JSON alerts, one per line), json, sarif, junit (skanse reports)."
@@ -103,8 +107,12 @@ def _replay(args: argparse.Namespace) -> int:
     )
     if not engine.rules:
         sys.stderr.write(f"warning: no enabled {args.source} rules in the rules files\n")
+    from skanse.rules.scap import is_scap, replay_scap
+
     if args.input == "-":
         alerts, summary = replay(engine, sys.stdin.buffer, max_line_bytes=args.max_line_bytes)
+    elif args.source == "syscall" and is_scap(args.input):
+        alerts, summary = replay_scap(engine, args.input)
     else:
         try:
             stream = open(args.input, "rb")
