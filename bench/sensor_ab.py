@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.sensor import OPEN_LOOP, _compile
+from bench.sensor import OPEN_LOOP, Sensor, _compile
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = ROOT.parent / "shared" / "corpora" / "falco" / "falco_rules.yaml"
@@ -106,45 +105,6 @@ def _base_tree(commit: str, workdir: Path) -> Path:
     return tree
 
 
-class Run:
-    def __init__(self, src: Path, workdir: Path, rules: Path, *extra: str) -> None:
-        self.log = workdir / f"sensor-{time.monotonic_ns()}.log"
-        env = dict(os.environ, PYTHONPATH=str(src))
-        env.pop("SKANSE_BPF_OBJECT", None)
-        command = [
-            sys.executable,
-            "-m",
-            "skanse",
-            "runtime",
-            "run",
-            "--rules",
-            str(rules),
-            "--no-stdout",
-            "-o",
-            os.devnull,
-            "--state-dir",
-            str(workdir / "state"),
-            *extra,
-        ]
-        with self.log.open("w") as err:
-            self.process = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=workdir
-            )
-        deadline = time.monotonic() + 60
-        while "sensor started" not in self.log.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the sensor did not start:\n{self.log.read_text()}")
-            time.sleep(0.05)
-
-    def cpu(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(120)
-
-
 def _programs(pid_filter: set[int] | None = None) -> dict[int, tuple[int, int]]:
     done = subprocess.run(
         ["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True
@@ -156,14 +116,14 @@ def _programs(pid_filter: set[int] | None = None) -> dict[int, tuple[int, int]]:
     }
 
 
-def _settle(run: Run | None) -> None:
+def _settle(run: Sensor | None) -> None:
     """Wait until the sensor's CPU stops moving: its consumer caught up."""
     if run is None:
         return
-    last = run.cpu()
+    last = run.cpu_seconds()
     for _ in range(100):
         time.sleep(0.2)
-        now = run.cpu()
+        now = run.cpu_seconds()
         if now == last:
             return
         last = now
@@ -201,8 +161,9 @@ def main() -> int:
             "this": (ROOT / "src", ()),
             "this+kill": (
                 ROOT / "src",
-                (
+                (  # the last --rules wins: the stable rules plus the kill rules
                     "--rules",
+                    str(args.rules),
                     str(kill_rules),
                     "--respond-rule",
                     "Kill shadow readers (bench)=kill",
@@ -218,17 +179,17 @@ def main() -> int:
         try:
             for _round in range(args.rounds):
                 for name, spec in variants.items():
-                    run = None
+                    run: Sensor | None = None
                     ours: set[int] | None = None
                     if spec is not None:
                         before = set(_programs())
-                        run = Run(spec[0], work, args.rules, *spec[1])
+                        run = Sensor(args.rules, work, *spec[1], src=spec[0])
                         ours = set(_programs()) - before
                     try:
                         for label, (argv, n) in workloads.items():
                             _settle(run)
                             k0 = _programs(ours) if ours else {}
-                            c0 = run.cpu() if run else 0.0
+                            c0 = run.cpu_seconds() if run else 0.0
                             out = subprocess.run(argv, capture_output=True, text=True, check=True)
                             _settle(run)
                             wall.setdefault((name, label), []).append(float(out.stdout))
@@ -237,7 +198,7 @@ def main() -> int:
                                 ns = sum(k1[i][0] - k0[i][0] for i in ours)
                                 kernel.setdefault((name, label), []).append(ns / n / 1000)
                                 consumer.setdefault((name, label), []).append(
-                                    (run.cpu() - c0) / n * 1e6
+                                    (run.cpu_seconds() - c0) / n * 1e6
                                 )
                     finally:
                         if run is not None:

@@ -273,13 +273,18 @@ struct {
 	__type(value, __u64);
 } skn_wakeup SEC(".maps");
 
-/* the state of a path walk (see put_path), kept after the record area of the scratch */
-struct skn_walk_state {
+/* where a walk up the dentry tree stands (see walk_up) */
+struct skn_walk_pos {
 	__u64 dentry;
 	__u64 vfsmnt;
 	__u64 mnt_root; /* vfsmnt->mnt_root, read once per mount rather than per step */
 	__u64 root_dentry;
 	__u64 root_mnt;
+};
+
+/* the state of a path walk (see put_path), kept after the record area of the scratch */
+struct skn_walk_state {
+	struct skn_walk_pos pos;
 	__u32 off;
 	__u32 limit;
 	__u32 flags;
@@ -290,11 +295,7 @@ struct skn_walk_state {
 
 /* the state of a hashing walk (see hash_step) */
 struct skn_hash_state {
-	__u64 dentry;
-	__u64 vfsmnt;
-	__u64 mnt_root;
-	__u64 root_dentry;
-	__u64 root_mnt;
+	struct skn_walk_pos pos;
 	__u64 hash;
 	__u32 flags;
 	__u32 pad;
@@ -456,34 +457,54 @@ static __always_inline int read_dentry_head(struct skn_dentry_head *head, __u64 
  * component (the dentry's parent and name pointer together, then the name), two more per
  * mount point crossed.
  */
+enum skn_step {
+	SKN_STEP_NAME = 0,  /* head.name is the next component; then go to head.parent */
+	SKN_STEP_MOUNT = 1, /* crossed to the parent mount: walk on */
+	SKN_STEP_ROOT = 2,  /* reached the root */
+	SKN_STEP_PSEUDO = 3, /* a dentry of no directory (memfd, pipe): head.name is the path */
+	SKN_STEP_FAIL = 4,
+};
+
+/* one step up from pos->dentry, shared by the path walk and the hashing walk */
+static __always_inline int walk_up(struct skn_walk_pos *pos, struct skn_dentry_head *head)
+{
+	__u64 dentry = pos->dentry;
+	if (dentry == pos->root_dentry && pos->vfsmnt == pos->root_mnt)
+		return SKN_STEP_ROOT;
+	if (read_dentry_head(head, dentry) != 0)
+		return SKN_STEP_FAIL;
+	if (dentry == head->parent && dentry != pos->mnt_root)
+		return SKN_STEP_PSEUDO;
+	if (dentry == pos->mnt_root || dentry == head->parent) {
+		struct mount *mnt = (struct mount *)(pos->vfsmnt -
+						     bpf_core_field_offset(struct mount, mnt));
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt || !up)
+			return SKN_STEP_ROOT;
+		pos->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		pos->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
+		pos->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+		return SKN_STEP_MOUNT;
+	}
+	return SKN_STEP_NAME;
+}
+
 static long walk_step(__u32 index, void *unused)
 {
 	char *buf = scratch();
 	if (!buf)
 		return 1;
 	struct skn_walk_state *walk = (struct skn_walk_state *)(buf + WALK_STATE);
-	__u64 dentry = walk->dentry;
-	if (dentry == walk->root_dentry && walk->vfsmnt == walk->root_mnt) {
+	struct skn_dentry_head head = {};
+	int step = walk_up(&walk->pos, &head);
+	if (step == SKN_STEP_ROOT) {
 		walk->flags |= SKN_WALK_COMPLETE;
 		return 1;
 	}
-	struct skn_dentry_head head = {};
-	if (read_dentry_head(&head, dentry) != 0)
+	if (step == SKN_STEP_FAIL)
 		return 1;
-	int pseudo = dentry == head.parent && dentry != walk->mnt_root;
-	if (!pseudo && (dentry == walk->mnt_root || dentry == head.parent)) {
-		struct mount *mnt = (struct mount *)(walk->vfsmnt -
-						     bpf_core_field_offset(struct mount, mnt));
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-		if (up == mnt || !up) {
-			walk->flags |= SKN_WALK_COMPLETE;
-			return 1;
-		}
-		walk->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
-		walk->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
-		walk->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+	if (step == SKN_STEP_MOUNT)
 		return 0;
-	}
 	__u32 off = walk->off;
 	if (off > walk->limit || off > HALF - MAX_NAME) {
 		walk->flags |= SKN_WALK_TRUNCATED;
@@ -493,8 +514,8 @@ static long walk_step(__u32 index, void *unused)
 	if (n <= 0)
 		return 1;
 	walk->off = off + (__u32)n;
-	walk->dentry = head.parent;
-	if (pseudo) { /* a dentry of no directory (a memfd, a pipe): its name is the path */
+	walk->pos.dentry = head.parent;
+	if (step == SKN_STEP_PSEUDO) { /* its name is the path */
 		walk->flags |= SKN_WALK_COMPLETE;
 		return 1;
 	}
@@ -509,11 +530,11 @@ static __always_inline __u32 put_path(char *buf, __u32 off, __u16 tag, struct de
 	if (!dentry || !vfsmnt || off > HALF - ITEM_ROOM * 2)
 		return off;
 	struct skn_walk_state *walk = (struct skn_walk_state *)(buf + WALK_STATE);
-	walk->dentry = (__u64)dentry;
-	walk->vfsmnt = (__u64)vfsmnt;
-	walk->mnt_root = (__u64)mnt_root;
-	walk->root_dentry = (__u64)root->dentry;
-	walk->root_mnt = (__u64)root->mnt;
+	walk->pos.dentry = (__u64)dentry;
+	walk->pos.vfsmnt = (__u64)vfsmnt;
+	walk->pos.mnt_root = (__u64)mnt_root;
+	walk->pos.root_dentry = (__u64)root->dentry;
+	walk->pos.root_mnt = (__u64)root->mnt;
 	walk->off = off + 5; /* item header + flags */
 	walk->limit = off + ITEM_ROOM * 2 - MAX_NAME;
 	walk->flags = 0;
@@ -553,29 +574,16 @@ static long hash_step(__u32 index, void *unused)
 	if (!buf)
 		return 1;
 	struct skn_hash_state *st = &((struct skn_buf *)buf)->hash;
-	__u64 dentry = st->dentry;
-	if (dentry == st->root_dentry && st->vfsmnt == st->root_mnt) {
+	struct skn_dentry_head head = {};
+	int step = walk_up(&st->pos, &head);
+	if (step == SKN_STEP_ROOT) {
 		st->flags |= SKN_WALK_COMPLETE;
 		return 1;
 	}
-	struct skn_dentry_head head = {};
-	if (read_dentry_head(&head, dentry) != 0)
-		return 1;
-	if (dentry == head.parent && dentry != st->mnt_root)
-		return 1; /* a pseudo file (memfd, pipe): never a kill path */
-	if (dentry == st->mnt_root || dentry == head.parent) {
-		struct mount *mnt = (struct mount *)(st->vfsmnt -
-						     bpf_core_field_offset(struct mount, mnt));
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-		if (up == mnt || !up) {
-			st->flags |= SKN_WALK_COMPLETE;
-			return 1;
-		}
-		st->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
-		st->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
-		st->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+	if (step == SKN_STEP_MOUNT)
 		return 0;
-	}
+	if (step != SKN_STEP_NAME)
+		return 1; /* a pseudo file (memfd, pipe) is never a kill path */
 	long n = bpf_probe_read_kernel_str(st->name, HASH_NAME, (void *)head.name);
 	if (n <= 1 || n >= HASH_NAME)
 		return 1;
@@ -587,7 +595,7 @@ static long hash_step(__u32 index, void *unused)
 		h *= FNV_PRIME;
 	}
 	st->hash = (st->hash ^ h) * FNV_PRIME;
-	st->dentry = head.parent;
+	st->pos.dentry = head.parent;
 	return 0;
 }
 
@@ -628,11 +636,11 @@ static __always_inline __u32 kill_on_open(char *buf, __u32 off, struct task_stru
 		return off;
 	struct skn_hash_state *st = &((struct skn_buf *)buf)->hash;
 	struct fs_struct *fs = task->fs;
-	st->dentry = (__u64)path.dentry;
-	st->vfsmnt = (__u64)path.mnt;
-	st->mnt_root = (__u64)BPF_CORE_READ(path.mnt, mnt_root);
-	st->root_dentry = (__u64)fs->root.dentry;
-	st->root_mnt = (__u64)fs->root.mnt;
+	st->pos.dentry = (__u64)path.dentry;
+	st->pos.vfsmnt = (__u64)path.mnt;
+	st->pos.mnt_root = (__u64)BPF_CORE_READ(path.mnt, mnt_root);
+	st->pos.root_dentry = (__u64)fs->root.dentry;
+	st->pos.root_mnt = (__u64)fs->root.mnt;
 	st->hash = FNV_OFFSET;
 	st->flags = 0;
 	bpf_loop(MAX_DEPTH, hash_step, NULL, 0);
