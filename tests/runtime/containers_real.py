@@ -113,12 +113,17 @@ def podman_api(tmp: Path) -> Iterator[Path]:
             time.sleep(0.05)
         yield sock
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _terminate(process, 10)
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a daemon the test started, then SIGKILL if it has not gone in `timeout`."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _remove_cgroup(path: str) -> None:
@@ -215,12 +220,7 @@ def containerd(tmp: Path) -> Iterator[Containerd]:
         yield daemon
     finally:
         daemon.cleanup()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _terminate(process, 20)
         log.close()
 
 
