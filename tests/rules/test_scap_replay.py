@@ -49,6 +49,12 @@ def test_a_legacy_falco_capture_replays_with_libsinsps_count() -> None:
     rule = "Open From Cat ($\\.*+?()[]{}|^)"
     assert alerts and {a["rule"] for a in alerts} == {rule}
     assert all("cat" in a["output"] for a in alerts)
+    # runtime alerts of every origin carry evt.time and the appended workload fields
+    for alert in alerts:
+        fields = alert["output_fields"]
+        assert isinstance(fields["evt.time"], int) and fields["evt.time"] > 10**18
+        assert fields["container.id"] == "host"
+        assert "k8s.pod.name" in fields and fields["k8s.pod.name"] is None
     # libsinsp's own count on the same capture, exit events (Falco >= 0.42 drops enter events)
     loaded = load_rules([RulesFile(RULES.name, RULES.read_bytes())])
     assert loaded.ruleset is not None

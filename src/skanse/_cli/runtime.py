@@ -129,7 +129,9 @@ def _replay(args: argparse.Namespace) -> int:
         import json
 
         for item in alerts:
-            out.write(json.dumps(item.alert.to_json(), ensure_ascii=False) + "\n")
+            document = item.alert.to_json()
+            document["output_fields"].update(item.workload)
+            out.write(json.dumps(document, ensure_ascii=False) + "\n")
     else:
         scan = alerts_to_result(alerts, summary, result.ruleset, args.input)
         info = ReportInfo(

@@ -22,7 +22,7 @@ from typing import Any
 
 from skanse.errors import InputError
 from skanse.rules.engine import Engine
-from skanse.rules.replay import LineProblem, ReplayAlert, ReplaySummary
+from skanse.rules.replay import LineProblem, ReplayAlert, ReplaySummary, replay_alerts
 
 __all__ = ["SCAP_FIELDS", "is_scap", "replay_scap", "scap_events"]
 
@@ -152,7 +152,7 @@ def replay_scap(engine: Engine, path: str | Path) -> tuple[list[ReplayAlert], Re
         if not isinstance(event.get("type"), str):
             summary.problems.append(LineProblem(summary.lines, "an event without a type"))
             continue
-        alerts.extend(ReplayAlert(alert, summary.lines) for alert in engine.process(event))
+        alerts.extend(replay_alerts(engine, event, summary.lines))
     summary.alerts = len(alerts)
     summary.eval_errors = engine.stats.eval_errors
     return alerts, summary

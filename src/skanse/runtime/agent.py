@@ -19,25 +19,13 @@ from typing import Any, Protocol
 
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.events import Process
-from skanse.rules.output import OutputFormat, compile_output
+from skanse.rules.output import APPENDED_FIELDS, OutputFormat, workload_fields
 from skanse.runtime.outputs import Output
 from skanse.runtime.records import Item, Kind, Record
 from skanse.runtime.state import ProcessState
 from skanse.runtime.syscalls import decode_syscall, info_for
 
-__all__ = ["APPENDED_FIELDS", "Agent", "AgentStats", "Sensor"]
-
-# added to every alert's output_fields, as Falco's append_output adds them (null if unknown)
-APPENDED_FIELDS = (
-    "container.id",
-    "container.name",
-    "container.image.repository",
-    "container.image.tag",
-    "container.image.digest",
-    "k8s.ns.name",
-    "k8s.pod.name",
-)
-_APPENDED = compile_output(" ".join("%" + name for name in APPENDED_FIELDS), "syscall")
+__all__ = ["Agent", "AgentStats", "Sensor"]
 
 
 _SYSCALL = int(Kind.SYSCALL)
@@ -303,9 +291,7 @@ class Agent:
         if extra is not None:
             document["output"] += " " + extra.render(event, process, table)
             fields.update(extra.fields(event, process, table))
-        fields.update(_APPENDED.fields(event, process, table))
-        ts = event.get("ts")
-        fields["evt.time"] = ts if isinstance(ts, int) else None
+        fields.update(workload_fields(event, process, table))
         return document
 
     def internal_alert(self, alert: Alert) -> None:
