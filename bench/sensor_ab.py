@@ -12,9 +12,10 @@ same vmlinux.h) and runs, interleaved round by round on the same machine:
                 /etc/gshadow; upper-layer exec): the cost of enforcement in the kernel
 
 For two workloads (C programs compiled here): an open+close loop and fork+exec+exit of
-/bin/true. Reported per iteration: wall time (median over rounds), the kernel programs'
-own time (kernel.bpf_stats_enabled), and the sensor process's CPU (its consumer). The
-machine's absolute speed varies, so compare the columns of one run, as ratios.
+/bin/true. The order of the variants rotates from round to round. Reported per
+iteration: wall time (median over rounds), the kernel programs' own time
+(kernel.bpf_stats_enabled), and the sensor process's CPU (its consumer). The machine's
+absolute speed varies, so compare the columns of one run, as ratios.
 """
 
 from __future__ import annotations
@@ -177,8 +178,12 @@ def main() -> int:
         consumer: dict[tuple[str, str], list[float]] = {}
         stats.write_text("1")
         try:
-            for _round in range(args.rounds):
-                for name, spec in variants.items():
+            names = list(variants)
+            for round_number in range(args.rounds):
+                # each round starts with another variant: no variant always follows another
+                shift = round_number % len(names)
+                for name in names[shift:] + names[:shift]:
+                    spec = variants[name]
                     run: Sensor | None = None
                     ours: set[int] | None = None
                     if spec is not None:
