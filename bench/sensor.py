@@ -171,8 +171,9 @@ int main(int argc, char **argv) {
 class Sensor:
     """`skanse runtime run` in a child process."""
 
-    def __init__(self, rules: Path, workdir: Path) -> None:
-        self.log = workdir / "sensor.log"
+    def __init__(self, rules: Path, workdir: Path, *extra: str, src: Path | None = None) -> None:
+        """`extra`: more `runtime run` arguments; `src`: another tree's skanse to run."""
+        self.log = workdir / f"sensor-{time.monotonic_ns()}.log"
         self.workdir = workdir
         command = [
             sys.executable,
@@ -187,9 +188,13 @@ class Sensor:
             os.devnull,
             "--state-dir",
             str(workdir / "state"),
+            *extra,
         ]
+        env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else None
         with self.log.open("w") as err:
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=workdir
+            )
         deadline = time.monotonic() + 60
         while "sensor started" not in self.log.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:

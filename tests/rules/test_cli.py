@@ -121,7 +121,22 @@ def test_replay_text_jsonl_and_reports(cli, rules_file: Path, tmp_path: Path) ->
     jsonl = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "jsonl")
     (alert,) = [json.loads(line) for line in jsonl.stdout.splitlines()]
     assert alert["rule"] == "shadow read"
-    assert alert["output_fields"] == {"proc.name": "cat", "fd.name": "/etc/shadow"}
+    fields = alert["output_fields"]
+    assert {k: fields.pop(k) for k in ("proc.name", "fd.name")} == {
+        "proc.name": "cat",
+        "fd.name": "/etc/shadow",
+    }
+    # evt.time (ns since the epoch) and the appended workload fields, null when unknown
+    assert fields.pop("evt.time") == 1_700_000_000_000_000_000
+    assert fields.pop("container.id") == fields.pop("container.name") == "host"
+    assert set(fields) == {
+        "container.image.repository",
+        "container.image.tag",
+        "container.image.digest",
+        "k8s.ns.name",
+        "k8s.pod.name",
+    }
+    assert set(fields.values()) == {None}
     sarif = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "sarif")
     doc = json.loads(sarif.stdout)
     (result,) = doc["runs"][0]["results"]

@@ -253,3 +253,53 @@ def test_cgroup_mount_points_are_read_from_mountinfo(tmp_path: Path) -> None:
     assert cgroup2_mount(str(unified)) == "/sys/fs/cgroup"
     assert cgroup1_freezer_mount(str(unified)) is None
     assert cgroup2_mount(str(tmp_path / "missing")) is None
+
+
+def test_cri_o_metadata_from_containers_storage(tmp_path: Path) -> None:
+    # CRI-O (no runtime of it on the test machine): its state as it writes it, the OCI spec
+    # with io.kubernetes.* annotations under containers-storage's graph root
+    userdata = tmp_path / "var/lib/containers/storage/overlay-containers" / ID / "userdata"
+    userdata.mkdir(parents=True)
+    (userdata / "config.json").write_text(
+        json.dumps(
+            {
+                "annotations": {
+                    "io.kubernetes.container.name": "web",
+                    "io.kubernetes.cri-o.ImageName": "quay.example/web:1.4",
+                    "io.kubernetes.pod.namespace": "shop",
+                    "io.kubernetes.pod.name": "web-0",
+                    "io.kubernetes.cri-o.PrivilegedRuntime": "true",
+                }
+            }
+        )
+    )
+    ref = container_from_cgroup(f"/kubepods.slice/kubepods-pod0f1e.slice/crio-{ID}.scope")
+    assert ref is not None
+    record = ContainerMetadata(RuntimeRoots.under(str(tmp_path))).lookup(ref)
+    assert (record["type"], record["name"], record["image"]) == (
+        "cri-o",
+        "web",
+        "quay.example/web:1.4",
+    )
+    assert record["k8s"] == {"ns": "shop", "pod": "web-0"}
+    assert record["privileged"] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        (f"/libpod_parent/libpod-{ID}", "podman"),
+        (f"/machine.slice/libpod-{ID}.scope/container", "podman"),
+        (f"/default/{ID}", "containerd"),
+        (f"/k8s.io/{ID}", "containerd"),
+        (f"/{ID}", "runc"),
+    ],
+)
+def test_the_layouts_real_runtimes_write(path: str, kind: str) -> None:
+    ref = container_from_cgroup(path)
+    assert ref is not None and (ref.full_id, ref.type) == (ID, kind)
+
+
+def test_conmon_and_pod_parents_are_not_containers() -> None:
+    assert container_from_cgroup(f"/libpod_parent/libpod-conmon-{ID}") is None
+    assert container_from_cgroup("/libpod_parent") is None

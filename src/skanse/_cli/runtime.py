@@ -20,12 +20,16 @@ FORMATS = ("text", "jsonl", "json", "sarif", "junit")
 def _replay_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = sub.add_parser(
         "replay",
-        help="evaluate recorded events (JSON lines) or a Kubernetes audit log against rules",
+        help="evaluate recorded events (JSON lines, a .scap capture) or a Kubernetes audit "
+        "log against rules",
         description=(
             "Replay recorded events through the rules engine and print the alerts.\n\n"
             "  skanse runtime replay events.jsonl --rules falco_rules.yaml\n"
+            "  skanse runtime replay incident.scap --rules falco_rules.yaml\n"
             "  skanse runtime replay --source k8s_audit audit.log --rules k8s_audit_rules.yaml\n\n"
-            "Syscall events follow docs/runtime-events.md; audit logs are the API server's\n"
+            "Syscall events follow docs/runtime-events.md; a .scap capture (Falco's or\n"
+            "sysdig's, gzipped or not) is decoded by sysdig, libsinsp's reader, and its\n"
+            "exit events replayed; audit logs are the API server's\n"
             "JSON lines (one audit.k8s.io Event per line). Invalid lines are reported with\n"
             "their number and skipped. Formats: text (Falco's alert lines), jsonl (Falco's\n"
             "JSON alerts, one per line), json, sarif, junit (skanse reports)."
@@ -103,8 +107,12 @@ def _replay(args: argparse.Namespace) -> int:
     )
     if not engine.rules:
         sys.stderr.write(f"warning: no enabled {args.source} rules in the rules files\n")
+    from skanse.rules.scap import is_scap, replay_scap
+
     if args.input == "-":
         alerts, summary = replay(engine, sys.stdin.buffer, max_line_bytes=args.max_line_bytes)
+    elif args.source == "syscall" and is_scap(args.input):
+        alerts, summary = replay_scap(engine, args.input)
     else:
         try:
             stream = open(args.input, "rb")
@@ -123,7 +131,9 @@ def _replay(args: argparse.Namespace) -> int:
         import json
 
         for item in alerts:
-            out.write(json.dumps(item.alert.to_json(), ensure_ascii=False) + "\n")
+            document = item.alert.to_json()
+            document["output_fields"].update(item.workload)
+            out.write(json.dumps(document, ensure_ascii=False) + "\n")
     else:
         scan = alerts_to_result(alerts, summary, result.ruleset, args.input)
         info = ReportInfo(
@@ -169,6 +179,8 @@ def _run_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
             "  skanse runtime run --rules falco_rules.yaml --dry-run\n\n"
             "Needs root (or CAP_BPF, CAP_PERFMON) and a kernel >= 5.17 with BTF; without them it\n"
             "names what is missing. Stops on SIGTERM or SIGINT, detaching everything it loaded.\n"
+            "SIGHUP reloads the rules and configuration; a file that does not load keeps\n"
+            "the running ones and logs the error with its location.\n"
             "Logs are JSON lines on standard error; alerts go to standard output by default."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -319,7 +331,7 @@ def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
     import json
 
     def log(record: dict[str, Any]) -> None:
-        if quiet and record.get("level") not in ("warning", "error"):
+        if quiet and record.get("level") not in ("warning", "error", "critical"):
             return
         line = {
             "ts": dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds"),
@@ -349,6 +361,7 @@ def _run(args: argparse.Namespace) -> int:
         log=log,
         object_path=Path(args.bpf_object) if args.bpf_object else None,
         dry_run_responses=args.respond_dry_run,
+        config_loader=lambda: _sensor_config(args),
     )
     if args.dry_run:
         sys.stdout.write(json.dumps(service.plan(), indent=2) + "\n")
@@ -360,10 +373,15 @@ def _run(args: argparse.Namespace) -> int:
         log({"level": "info", "msg": f"received {signal.Signals(signum).name}: stopping"})
         stop.set()
 
+    def _reload(signum: int, _frame: object) -> None:
+        log({"level": "info", "msg": "received SIGHUP: reloading rules and configuration"})
+        service.request_reload()
+
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _stop)
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _reload)
     timer = None
     try:
         service.start()

@@ -7,6 +7,7 @@ formatter does, so `%proc.name)` and `%evt.arg.flags` work. A format may not end
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,3 +161,29 @@ def _transformed(name: str, getter: Any) -> Any:
         return _xf(name, (getter(e, p, st),))
 
     return get
+
+
+# Added to every runtime alert's output_fields, as Falco's append_output adds them (null when
+# not known), with evt.time as Falco's JSON output has it: integer ns since the epoch.
+APPENDED_FIELDS = (
+    "container.id",
+    "container.name",
+    "container.image.repository",
+    "container.image.tag",
+    "container.image.digest",
+    "k8s.ns.name",
+    "k8s.pod.name",
+)
+
+
+@functools.cache
+def _appended() -> OutputFormat:
+    return compile_output(" ".join("%" + name for name in APPENDED_FIELDS), "syscall")
+
+
+def workload_fields(e: Mapping[str, Any], p: Any, st: Any) -> dict[str, Any]:
+    """`evt.time` and the APPENDED_FIELDS of an event, for an alert's output_fields."""
+    fields = _appended().fields(e, p, st)
+    ts = e.get("ts")
+    fields["evt.time"] = ts if isinstance(ts, int) else None
+    return fields

@@ -10,7 +10,7 @@ JSON object is reported with its number and skipped; the summary counts them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -28,6 +28,7 @@ from skanse.model import (
 )
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.loader import Ruleset
+from skanse.rules.output import workload_fields
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -38,6 +39,7 @@ __all__ = [
     "alerts_to_result",
     "iter_events",
     "replay",
+    "replay_alerts",
 ]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -54,6 +56,8 @@ class LineProblem:
 class ReplayAlert:
     alert: Alert
     line: int  # the line of the event in the input
+    # syscall alerts: evt.time and the appended workload fields (skanse.rules.output)
+    workload: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -123,17 +127,26 @@ def replay(
     """Feed every event of `stream` to `engine`; the alerts in order and a summary."""
     summary = ReplaySummary()
     alerts: list[ReplayAlert] = []
-    process = engine.process
     for number, item in iter_events(stream, max_line_bytes=max_line_bytes):
         summary.lines = number
         if isinstance(item, LineProblem):
             summary.problems.append(item)
             continue
         summary.events += 1
-        alerts.extend(ReplayAlert(alert, number) for alert in process(item))
+        alerts.extend(replay_alerts(engine, item, number))
     summary.alerts = len(alerts)
     summary.eval_errors = engine.stats.eval_errors
     return alerts, summary
+
+
+def replay_alerts(engine: Engine, event: dict[str, Any], line: int) -> list[ReplayAlert]:
+    """The alerts of one event, each with its workload fields (syscall events)."""
+    found = engine.process(event)
+    if not found or engine.source != "syscall":
+        return [ReplayAlert(alert, line) for alert in found]
+    table = engine.table
+    workload = workload_fields(event, table.get(event.get("pid")), table)
+    return [ReplayAlert(alert, line, workload) for alert in found]
 
 
 # A runtime rule is a detection, whatever it detects: evidence of the guide's threat detection

@@ -98,6 +98,16 @@ enum skn_item {
 	SKN_ITEM_STR2 = 11,
 	SKN_ITEM_STR3 = 12,
 	SKN_ITEM_OPEN_HOW = 13, /* struct open_how */
+	SKN_ITEM_KILLED = 14,   /* u32: the kill rule the kernel acted on (bpf_send_signal) */
+};
+
+/* skn_syscalls[nr] bit: after this open, look the opened file up in skn_kill_paths */
+#define SKN_CHECK_KILL 0x80
+
+/* skn_config.flags */
+enum skn_config_flag {
+	SKN_KILL_HOST = 1,       /* in-kernel kills reach host processes too (allow_host) */
+	SKN_KILL_UPPER_EXEC = 2, /* kill an exec of a file in the overlay's upper layer */
 };
 
 /* flags of a component list */
@@ -117,7 +127,8 @@ enum skn_counter {
 	SKN_DROPPED = 1,      /* every record the ring buffer did not take */
 	SKN_DROPPED_BUSY = 2, /* of those: the buffer had room (its lock was not taken in time) */
 	SKN_RETRIED = 3,      /* reservations retried because the buffer had room */
-	SKN_COUNTERS = 4,
+	SKN_KILLED = 4,       /* processes sent SIGKILL by the kernel program */
+	SKN_COUNTERS = 5,
 };
 
 struct skn_hdr {
@@ -185,8 +196,17 @@ struct skn_sock {
 
 struct skn_config {
 	__u32 self_tgid; /* the sensor's own events are not traced (no feedback loop) */
-	__u32 flags;
+	__u32 flags;     /* enum skn_config_flag */
 	__u64 wakeup_ns; /* wake the reader at most this often per CPU (see emit) */
+	__u32 upper_exec_rule; /* the kill rule of SKN_KILL_UPPER_EXEC, reported back */
+	__u32 reserved;
+};
+
+/* a path whose opening kills the opener: the hash of its components (see hash_step) ->
+ * the file modes (FMODE_READ 1, FMODE_WRITE 2) the open must have, and the rule */
+struct skn_kill_path {
+	__u32 fmode;
+	__u32 rule;
 };
 
 /*
@@ -230,6 +250,21 @@ struct {
 	__type(value, struct skn_config);
 } skn_config SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct skn_kill_path);
+} skn_kill_paths SEC(".maps");
+
+/* cgroup v2 ids of containers: in-kernel kills act only there (unless SKN_KILL_HOST) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} skn_kill_cgroups SEC(".maps");
+
 /* per CPU: the timestamp of the last record that woke the reader */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -238,24 +273,40 @@ struct {
 	__type(value, __u64);
 } skn_wakeup SEC(".maps");
 
-/* the state of a path walk (see put_path), kept after the record area of the scratch */
-struct skn_walk_state {
+/* where a walk up the dentry tree stands (see walk_up) */
+struct skn_walk_pos {
 	__u64 dentry;
 	__u64 vfsmnt;
 	__u64 mnt_root; /* vfsmnt->mnt_root, read once per mount rather than per step */
 	__u64 root_dentry;
 	__u64 root_mnt;
+};
+
+/* the state of a path walk (see put_path), kept after the record area of the scratch */
+struct skn_walk_state {
+	struct skn_walk_pos pos;
 	__u32 off;
 	__u32 limit;
 	__u32 flags;
 };
 
 #define WALK_STATE SCRATCH_SIZE
+#define HASH_NAME 64 /* longest component a kill path may have, plus its NUL */
+
+/* the state of a hashing walk (see hash_step) */
+struct skn_hash_state {
+	struct skn_walk_pos pos;
+	__u64 hash;
+	__u32 flags;
+	__u32 pad;
+	char name[HASH_NAME];
+};
 
 /* one scratch buffer per CPU (userspace sets max_entries to the number of CPUs) */
 struct skn_buf {
 	char data[SCRATCH_SIZE];
 	struct skn_walk_state walk;
+	struct skn_hash_state hash;
 };
 
 struct {
@@ -406,34 +457,54 @@ static __always_inline int read_dentry_head(struct skn_dentry_head *head, __u64 
  * component (the dentry's parent and name pointer together, then the name), two more per
  * mount point crossed.
  */
+enum skn_step {
+	SKN_STEP_NAME = 0,  /* head.name is the next component; then go to head.parent */
+	SKN_STEP_MOUNT = 1, /* crossed to the parent mount: walk on */
+	SKN_STEP_ROOT = 2,  /* reached the root */
+	SKN_STEP_PSEUDO = 3, /* a dentry of no directory (memfd, pipe): head.name is the path */
+	SKN_STEP_FAIL = 4,
+};
+
+/* one step up from pos->dentry, shared by the path walk and the hashing walk */
+static __always_inline int walk_up(struct skn_walk_pos *pos, struct skn_dentry_head *head)
+{
+	__u64 dentry = pos->dentry;
+	if (dentry == pos->root_dentry && pos->vfsmnt == pos->root_mnt)
+		return SKN_STEP_ROOT;
+	if (read_dentry_head(head, dentry) != 0)
+		return SKN_STEP_FAIL;
+	if (dentry == head->parent && dentry != pos->mnt_root)
+		return SKN_STEP_PSEUDO;
+	if (dentry == pos->mnt_root || dentry == head->parent) {
+		struct mount *mnt = (struct mount *)(pos->vfsmnt -
+						     bpf_core_field_offset(struct mount, mnt));
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt || !up)
+			return SKN_STEP_ROOT;
+		pos->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		pos->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
+		pos->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+		return SKN_STEP_MOUNT;
+	}
+	return SKN_STEP_NAME;
+}
+
 static long walk_step(__u32 index, void *unused)
 {
 	char *buf = scratch();
 	if (!buf)
 		return 1;
 	struct skn_walk_state *walk = (struct skn_walk_state *)(buf + WALK_STATE);
-	__u64 dentry = walk->dentry;
-	if (dentry == walk->root_dentry && walk->vfsmnt == walk->root_mnt) {
+	struct skn_dentry_head head = {};
+	int step = walk_up(&walk->pos, &head);
+	if (step == SKN_STEP_ROOT) {
 		walk->flags |= SKN_WALK_COMPLETE;
 		return 1;
 	}
-	struct skn_dentry_head head = {};
-	if (read_dentry_head(&head, dentry) != 0)
+	if (step == SKN_STEP_FAIL)
 		return 1;
-	int pseudo = dentry == head.parent && dentry != walk->mnt_root;
-	if (!pseudo && (dentry == walk->mnt_root || dentry == head.parent)) {
-		struct mount *mnt = (struct mount *)(walk->vfsmnt -
-						     bpf_core_field_offset(struct mount, mnt));
-		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
-		if (up == mnt || !up) {
-			walk->flags |= SKN_WALK_COMPLETE;
-			return 1;
-		}
-		walk->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
-		walk->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
-		walk->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+	if (step == SKN_STEP_MOUNT)
 		return 0;
-	}
 	__u32 off = walk->off;
 	if (off > walk->limit || off > HALF - MAX_NAME) {
 		walk->flags |= SKN_WALK_TRUNCATED;
@@ -443,8 +514,8 @@ static long walk_step(__u32 index, void *unused)
 	if (n <= 0)
 		return 1;
 	walk->off = off + (__u32)n;
-	walk->dentry = head.parent;
-	if (pseudo) { /* a dentry of no directory (a memfd, a pipe): its name is the path */
+	walk->pos.dentry = head.parent;
+	if (step == SKN_STEP_PSEUDO) { /* its name is the path */
 		walk->flags |= SKN_WALK_COMPLETE;
 		return 1;
 	}
@@ -459,11 +530,11 @@ static __always_inline __u32 put_path(char *buf, __u32 off, __u16 tag, struct de
 	if (!dentry || !vfsmnt || off > HALF - ITEM_ROOM * 2)
 		return off;
 	struct skn_walk_state *walk = (struct skn_walk_state *)(buf + WALK_STATE);
-	walk->dentry = (__u64)dentry;
-	walk->vfsmnt = (__u64)vfsmnt;
-	walk->mnt_root = (__u64)mnt_root;
-	walk->root_dentry = (__u64)root->dentry;
-	walk->root_mnt = (__u64)root->mnt;
+	walk->pos.dentry = (__u64)dentry;
+	walk->pos.vfsmnt = (__u64)vfsmnt;
+	walk->pos.mnt_root = (__u64)mnt_root;
+	walk->pos.root_dentry = (__u64)root->dentry;
+	walk->pos.root_mnt = (__u64)root->mnt;
 	walk->off = off + 5; /* item header + flags */
 	walk->limit = off + ITEM_ROOM * 2 - MAX_NAME;
 	walk->flags = 0;
@@ -484,6 +555,107 @@ static __always_inline __u32 put_cwd(char *buf, __u32 off, __u16 tag, struct fs_
 {
 	struct vfsmount *mnt = fs->pwd.mnt;
 	return put_path(buf, off, tag, fs->pwd.dentry, mnt, mnt->mnt_root, &fs->root);
+}
+
+/*
+ * In-kernel kills. The opened file's path, as the kernel resolved it (symbolic links,
+ * `//`, `..` and bind mounts already followed), is walked up to the task's root like
+ * walk_step does and hashed rather than copied: each component's FNV-1a 64 hash, folded
+ * leaf first as H = (H ^ h(component)) * FNV_PRIME from the FNV offset. Userspace folds
+ * the kill paths' components the same way (skanse.runtime.enforce.path_hash). A component
+ * of HASH_NAME bytes or more cannot be in a kill path and ends the walk without a match.
+ */
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME 1099511628211ULL
+
+static long hash_step(__u32 index, void *unused)
+{
+	char *buf = scratch();
+	if (!buf)
+		return 1;
+	struct skn_hash_state *st = &((struct skn_buf *)buf)->hash;
+	struct skn_dentry_head head = {};
+	int step = walk_up(&st->pos, &head);
+	if (step == SKN_STEP_ROOT) {
+		st->flags |= SKN_WALK_COMPLETE;
+		return 1;
+	}
+	if (step == SKN_STEP_MOUNT)
+		return 0;
+	if (step != SKN_STEP_NAME)
+		return 1; /* a pseudo file (memfd, pipe) is never a kill path */
+	long n = bpf_probe_read_kernel_str(st->name, HASH_NAME, (void *)head.name);
+	if (n <= 1 || n >= HASH_NAME)
+		return 1;
+	__u64 h = FNV_OFFSET;
+	for (int i = 0; i < HASH_NAME - 1; i++) {
+		if (i >= n - 1)
+			break;
+		h ^= (__u8)st->name[i];
+		h *= FNV_PRIME;
+	}
+	st->hash = (st->hash ^ h) * FNV_PRIME;
+	st->pos.dentry = head.parent;
+	return 0;
+}
+
+/* whether in-kernel kills may act on the current task */
+static __always_inline int kill_in_scope(struct skn_config *config, __u32 tgid)
+{
+	if (tgid <= 1)
+		return 0;
+	if (config->flags & SKN_KILL_HOST)
+		return 1;
+	__u64 cgroup = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&skn_kill_cgroups, &cgroup) != NULL;
+}
+
+static __always_inline __u32 put_killed(char *buf, __u32 off, __u32 rule)
+{
+	if (off > HALF - 8)
+		return off;
+	*(__u16 *)(buf + (off & MASK)) = SKN_ITEM_KILLED;
+	*(__u16 *)(buf + (off & MASK) + 2) = 4;
+	*(__u32 *)(buf + (off & MASK) + 4) = rule;
+	return off + 8;
+}
+
+/* after a successful open: SIGKILL before the syscall returns if the file is a kill path */
+static __always_inline __u32 kill_on_open(char *buf, __u32 off, struct task_struct *task,
+					  long fd, __u32 tgid)
+{
+	__u32 zero = 0;
+	struct skn_config *config = bpf_map_lookup_elem(&skn_config, &zero);
+	if (!config || !kill_in_scope(config, tgid))
+		return off;
+	struct file *file = fd_file(task, fd);
+	if (!file)
+		return off;
+	struct path path = {};
+	if (BPF_CORE_READ_INTO(&path, file, f_path) != 0)
+		return off;
+	struct skn_hash_state *st = &((struct skn_buf *)buf)->hash;
+	struct fs_struct *fs = task->fs;
+	st->pos.dentry = (__u64)path.dentry;
+	st->pos.vfsmnt = (__u64)path.mnt;
+	st->pos.mnt_root = (__u64)BPF_CORE_READ(path.mnt, mnt_root);
+	st->pos.root_dentry = (__u64)fs->root.dentry;
+	st->pos.root_mnt = (__u64)fs->root.mnt;
+	st->hash = FNV_OFFSET;
+	st->flags = 0;
+	bpf_loop(MAX_DEPTH, hash_step, NULL, 0);
+	if (!(st->flags & SKN_WALK_COMPLETE))
+		return off;
+	__u64 key = st->hash;
+	struct skn_kill_path *target = bpf_map_lookup_elem(&skn_kill_paths, &key);
+	if (!target)
+		return off;
+	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	if ((fmode & target->fmode) != target->fmode)
+		return off;
+	bpf_send_signal(9); /* SIGKILL, delivered before the return to user space */
+	count(SKN_KILLED);
+	return put_killed(buf, off, target->rule);
 }
 
 /* the directory a relative path is resolved against: the cwd or the file at dirfd;
@@ -673,6 +845,15 @@ static __always_inline void emit_exec(struct task_struct *task, long nr)
 	struct file *exe = mm->exe_file;
 	rec->task.exe_flags = exe_flags(exe);
 	rec->task.cgroup_id = bpf_get_current_cgroup_id();
+	__u32 zero = 0;
+	struct skn_config *config = bpf_map_lookup_elem(&skn_config, &zero);
+	int killed = 0;
+	if (config && (config->flags & SKN_KILL_UPPER_EXEC) &&
+	    (rec->task.exe_flags & SKN_EXE_UPPER_LAYER) && kill_in_scope(config, rec->hdr.tgid)) {
+		bpf_send_signal(9); /* the new image never runs an instruction */
+		count(SKN_KILLED);
+		killed = 1;
+	}
 
 	__u32 off = sizeof(*rec);
 	unsigned long arg_start = mm->arg_start;
@@ -694,6 +875,8 @@ static __always_inline void emit_exec(struct task_struct *task, long nr)
 			       &fs->root);
 	}
 	off = put_cwd(buf, off, SKN_ITEM_CWD, fs);
+	if (killed && config)
+		off = put_killed(buf, off, config->upper_exec_rule);
 	emit(buf, off);
 }
 
@@ -716,7 +899,8 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	__u8 *class_p = bpf_map_lookup_elem(&skn_syscalls, &nr);
 	if (!class_p || *class_p == SKN_CLASS_OFF)
 		return 0;
-	__u8 class = *class_p;
+	__u8 class = *class_p & ~SKN_CHECK_KILL;
+	__u8 check_kill = *class_p & SKN_CHECK_KILL;
 	if (class == SKN_CLASS_EXEC) /* recorded by skn_exec, on success only */
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -843,6 +1027,8 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		break;
 	}
+	if (check_kill && ret >= 0)
+		off = kill_on_open(buf, off, task, ret, id >> 32);
 	emit(buf, off);
 	return 0;
 }

@@ -1,0 +1,71 @@
+"""`skanse runtime replay CAPTURE.scap`: incidents recorded with Falco or sysdig re-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skanse.rules.loader import RulesFile, load_rules
+from skanse.rules.scap import is_scap
+from tests.conftest import CORPORA
+from tests.rules.scap import SYSDIG, matching, unparse
+
+LEGACY = CORPORA / "falco" / "legacy_tests"
+CAT_WRITE = LEGACY / "trace_files" / "cat_write.scap"
+RULES = LEGACY / "rules" / "rule_names_with_regex_chars.yaml"
+
+pytestmark = pytest.mark.corpus
+
+
+def _replay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "skanse", "runtime", "replay", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+
+def test_captures_are_recognised_by_their_header(tmp_path: Path) -> None:
+    assert is_scap(CAT_WRITE)  # gzipped, as Falco's fixtures are
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "open"}\n')
+    assert not is_scap(events)
+    assert not is_scap(tmp_path / "missing.scap")
+
+
+@pytest.mark.skipif(SYSDIG is None, reason="sysdig (Debian package) is not installed")
+def test_a_legacy_falco_capture_replays_with_libsinsps_count() -> None:
+    done = _replay(str(CAT_WRITE), "--rules", str(RULES), "-f", "jsonl")
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(line) for line in done.stdout.splitlines()]
+    rule = "Open From Cat ($\\.*+?()[]{}|^)"
+    assert alerts and {a["rule"] for a in alerts} == {rule}
+    assert all("cat" in a["output"] for a in alerts)
+    # runtime alerts of every origin carry evt.time and the appended workload fields
+    for alert in alerts:
+        fields = alert["output_fields"]
+        assert isinstance(fields["evt.time"], int) and fields["evt.time"] > 10**18
+        assert fields["container.id"] == "host"
+        assert "k8s.pod.name" in fields and fields["k8s.pod.name"] is None
+    # libsinsp's own count on the same capture, exit events (Falco >= 0.42 drops enter events)
+    loaded = load_rules([RulesFile(RULES.name, RULES.read_bytes())])
+    assert loaded.ruleset is not None
+    (compiled,) = [r for r in loaded.ruleset.enabled("syscall") if r.name == rule]
+    expected = matching(CAT_WRITE, f"({unparse(compiled.ast)}) and evt.dir='<'")
+    assert len(alerts) == len(expected) == 4  # the fixture's 8 counted enter events too
+    assert "replayed" in done.stderr
+
+
+def test_without_sysdig_the_error_says_what_is_needed(tmp_path: Path) -> None:
+    env = dict(os.environ, PATH=str(tmp_path))  # no sysdig on this PATH
+    done = _replay(str(CAT_WRITE), "--rules", str(RULES), env=env)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "sysdig" in done.stderr
