@@ -92,8 +92,8 @@ bpf: bpf-deps
 	else echo "warning: $(BTF) is missing: the eBPF sensor is not built (its tests skip)"; fi
 
 lint: install-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools setup.py
+	$(BIN)/ruff format --check src tests bench tools setup.py
 
 types: install-test
 	$(BIN)/mypy

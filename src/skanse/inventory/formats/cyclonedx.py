@@ -4,7 +4,9 @@ The image is the BOM's metadata component (type container, version = manifest di
 each package is a library (an OS package: type `operating-system` is for the distro only)
 with its purl, licences, and Syft-compatible location properties, and the image depends on
 every package. Licences that parse as SPDX ids or expressions are written as such, other
-text as a named licence.
+text as a named licence. CycloneDX allows either one expression or a list of licences, not
+both: a package with several licences (Debian's copyright files often list an expression
+beside plain ids) gets its expressions as named licences, the text unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ except ImportError:  # pragma: no cover - older cyclonedx-python-lib
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.license import DisjunctiveLicense, License, LicenseExpression
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
@@ -29,6 +32,16 @@ __all__ = ["build_bom", "render"]
 def render(inventory: Inventory) -> str:
     bom, _ = build_bom(inventory)
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+
+
+def _component_licenses(factory: LicenseFactory, texts: tuple[str, ...]) -> list[License]:
+    made = [factory.make_from_string(text) for text in texts]
+    if len(made) < 2:
+        return made
+    return [
+        DisjunctiveLicense(name=text) if isinstance(license, LicenseExpression) else license
+        for text, license in zip(texts, made, strict=True)
+    ]
 
 
 def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
@@ -79,7 +92,7 @@ def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
             version=package.version or None,
             type=ComponentType.LIBRARY,
             purl=PackageURL.from_string(package.purl) if package.purl else None,
-            licenses=[licenses.make_from_string(text) for text in package.licenses],
+            licenses=_component_licenses(licenses, package.licenses),
             properties=properties,
             bom_ref=f"pkg:{package.id}",
         )

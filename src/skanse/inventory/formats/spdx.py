@@ -50,7 +50,9 @@ def _license(texts: tuple[str, ...]) -> tuple[Any, str | None]:
     try:
         if not licensing.validate(joined).errors:
             return licensing.parse(joined), None
-    except ExpressionError:
+    except (ExpressionError, AttributeError):
+        # license_expression's validate() fails with AttributeError on some text Debian's
+        # copyright files hold (`MIT/X11`): not an expression either way
         pass
     return SpdxNoAssertion(), "declared: " + "; ".join(texts)
 
