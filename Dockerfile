@@ -22,31 +22,31 @@ FROM ${BASE} AS build
 ARG SOURCE_DATE_EPOCH
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY src/ src/
-# The runtime sensor's kernel program, as the Makefile's `bpf` target builds it: CO-RE, so
-# compiled once against the build machine's BTF it loads on any kernel with BTF. A build
-# machine without BTF gives an image without the sensor (`skanse runtime run` says so);
-# a prebuilt sensor.bpf.o in src/ (from `make bpf`) is used as it is, and then the BPF
-# toolchain is not installed at all.
-RUN obj=src/skanse/runtime/bpf/sensor.bpf.o; \
-    if [ ! -e "$obj" ] && [ -e /sys/kernel/btf/vmlinux ]; then \
-      apt-get update \
-      && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
-      && rm -rf /var/lib/apt/lists/* \
-      && arch="$(uname -m | sed -e s/x86_64/x86/ -e s/aarch64/arm64/)" \
-      && bpftool btf dump file /sys/kernel/btf/vmlinux format c > /tmp/vmlinux.h \
-      && clang -g -O2 -Wall -target bpf "-D__TARGET_ARCH_$arch" -I/tmp \
-           -c src/skanse/runtime/bpf/sensor.bpf.c -o "$obj" \
-      && llvm-strip -g "$obj"; \
-    fi
-# pip's download cache is kept between builds (not in the image): a rebuild with --no-cache
-# fetches nothing it fetched before. A build behind a TLS-inspecting proxy passes the CA
-# bundle that trusts it as the secret `pip-ca` (`--secret id=pip-ca,src=...`); like the
+# The dependencies first, in their own layer: a change to skanse's sources reinstalls skanse
+# only. pip's download cache is kept between builds (not in the image): a rebuild with
+# --no-cache fetches nothing it fetched before. A build behind a TLS-inspecting proxy passes
+# the CA bundle that trusts it as the secret `pip-ca` (`--secret id=pip-ca,src=...`); like the
 # cache, a secret is never part of a layer.
+COPY pyproject.toml ./
 RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
-    && python3 -m venv /opt/skanse && /opt/skanse/bin/pip install /src
+    && python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/requirements.txt \
+    && python3 -m venv /opt/skanse && /opt/skanse/bin/pip install -r /tmp/requirements.txt
+COPY README.md MANIFEST.in setup.py ./
+COPY src/ src/
+# The runtime sensor's kernel program goes into the install as setup.py builds it: a prebuilt
+# sensor.bpf.o in src/ (from `make bpf`) as it is, and then no BPF toolchain is installed;
+# else compiled here with clang against the build machine's BTF (CO-RE: it then loads on any
+# kernel with BTF). A build machine without BTF gives an image without the sensor
+# (`skanse runtime run` says so).
+RUN if [ ! -e src/skanse/runtime/bpf/sensor.bpf.o ] && [ -e /sys/kernel/btf/vmlinux ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && /opt/skanse/bin/pip install --no-deps /src && /opt/skanse/bin/pip check
 
 # The runtime sensor's image (`docker build --target sensor`; deploy/sensor/ runs it): the
 # same install plus what the sensor calls at run time, libbpf to load its kernel program

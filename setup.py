@@ -77,7 +77,8 @@ class BuildPyWithBpf(build_py):
         super().run()
         target = Path(self.build_lib) / BPF_OBJECT
         wanted = os.environ.get("SKANSE_BPF", "auto")
-        if target.exists() or wanted == "0":
+        # an editable install runs from src/, where `make bpf` puts the object
+        if target.exists() or wanted == "0" or getattr(self, "editable_mode", False):
             return
         try:
             compile_bpf(target)

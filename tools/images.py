@@ -122,11 +122,14 @@ def main() -> int:
     parser.add_argument("--base", help="base image (default: the local Debian base)")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     parser.add_argument(
-        "targets", nargs="*", default=["cli", "sensor"], choices=sorted(REPOSITORIES)
+        "targets", nargs="*", metavar="TARGET", help="cli and/or sensor (default: both)"
     )
     args = parser.parse_args()
+    unknown = set(args.targets) - set(REPOSITORIES)
+    if unknown:
+        parser.error(f"unknown target {sorted(unknown)[0]!r} (cli, sensor)")
     try:
-        for target in args.targets:
+        for target in args.targets or sorted(REPOSITORIES):
             built = build(target, base=args.base, no_cache=args.no_cache)
             print(f"{built.name} {built.image_id}")
     except Unavailable as error:
