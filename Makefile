@@ -73,7 +73,7 @@ bpf-deps:
 # kernels with BTF. Without BTF at build time there is nothing to compile against: the
 # sensor then reports the object as missing and its tests skip with that reason.
 BPF_DIR   := src/skanse/runtime/bpf
-BPF_OBJ   := $(BPF_DIR)/sensor.bpf.o
+BPF_OBJ   := $(BPF_DIR)/sensor.bpf.o $(BPF_DIR)/isolate.bpf.o
 BPF_BUILD := build/bpf
 BTF       ?= /sys/kernel/btf/vmlinux
 BPF_ARCH  := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -83,7 +83,7 @@ $(BPF_BUILD)/vmlinux.h:
 	bpftool btf dump file $(BTF) format c > $@.tmp
 	mv $@.tmp $@
 
-$(BPF_OBJ): $(BPF_DIR)/sensor.bpf.c $(BPF_BUILD)/vmlinux.h
+$(BPF_DIR)/%.bpf.o: $(BPF_DIR)/%.bpf.c $(BPF_BUILD)/vmlinux.h
 	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_BUILD) -c $< -o $@.tmp
 	llvm-strip -g $@.tmp
 	mv $@.tmp $@

@@ -230,6 +230,12 @@ class FakeContainer:
                 child.wait(5)
             except subprocess.TimeoutExpired:
                 child.kill()
+        # isolation links a failed test did not release (pinned: they outlive the sensor)
+        pins = Path("/sys/fs/bpf/skanse", f"isolate-{self.id}")
+        if pins.is_dir():
+            for pin in pins.iterdir():
+                pin.unlink()
+            pins.rmdir()
         for _ in range(100):
             try:
                 self.cgroup.rmdir()

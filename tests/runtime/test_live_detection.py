@@ -146,6 +146,20 @@ def test_reading_etc_shadow_fires(sensor: SensorProcess) -> None:
     assert alert["output_fields"]["evt.type"] == "openat"
 
 
+@pytest.mark.parametrize(
+    "path", ["//etc/shadow", "///etc/shadow", "/etc/./shadow", "/tmp/../etc/shadow"]
+)
+def test_reading_etc_shadow_by_an_unnormal_path_fires_with_the_normal_path(
+    sensor: SensorProcess, path: str
+) -> None:
+    # posixpath.normpath keeps two leading slashes: `cat //etc/shadow` evaded fd.name rules
+    process = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL)
+    process.wait(10)
+    alert = sensor.wait_for(_by_pid("Read sensitive file untrusted", process.pid), timeout=5)
+    assert alert is not None, f"cat {path} raised no alert"
+    assert alert["output_fields"]["fd.name"] == "/etc/shadow"
+
+
 def test_packet_socket_in_container_fires(sensor: SensorProcess, make_container) -> None:
     container = make_container()
     code = (

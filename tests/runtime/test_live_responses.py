@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -228,3 +229,60 @@ def test_isolate_response_cuts_the_network_and_release_restores_it(
     assert "released: isolate" in done.stdout
     assert _reachable(netns.inner_ip, 8080), "the container is still cut off after release"
     trigger.wait(10)
+
+
+def test_isolation_needs_no_live_process_and_outlives_the_sensor(
+    tmp_path: Path, sensors, make_container, netns: Netns
+) -> None:
+    """The offender exits before the response; the isolation still lands, on the cgroup.
+
+    Before, isolation entered the offender's network namespace through /proc/PID/ns/net:
+    with the offender gone and no other process left in the container, it failed and the
+    container stayed reachable (3 of 16 triggers in a test run).
+    """
+    rules = tmp_path / "rules.yaml"
+    # its own marker: the module's responder sensor must not act on this container too
+    rules.write_text(RULES.replace("respond-isolate-", "respond-cut-"))
+    sensor = sensors(
+        tmp_path, "--rules", str(rules), "--respond-rule", "skanse test isolate=isolate"
+    )
+    container = make_container(netns=netns.name)
+    marker = f"respond-cut-{secrets.token_hex(4)}"
+    sensor.process.send_signal(signal.SIGSTOP)  # the offender is gone before the sensor looks
+    try:
+        done = container.run(["sh", "-c", f": {marker}"])
+        assert done.returncode == 0
+        assert container.pids() == []
+    finally:
+        sensor.process.send_signal(signal.SIGCONT)
+    entry = _wait_journal(sensor, "isolate", container, timeout=10)
+    assert entry["status"] == "done", entry
+    assert "cgroup BPF" in entry["detail"]
+    # a process that starts in the container afterwards is isolated too, both ways
+    server = (
+        "import socket, sys\n"
+        "s = socket.create_server(('0.0.0.0', 8080))\n"
+        "try:\n"
+        f"    socket.create_connection(('{netns.host_ip}', 9), timeout=2)\n"
+        "except PermissionError:\n"
+        "    print('connect refused', flush=True)\n"
+        "except OSError as e:\n"
+        "    print('connect failed', e, flush=True)\n"
+        "while True:\n"
+        "    c, _ = s.accept(); c.close()\n"
+    )
+    workload = container.spawn([sys.executable, "-c", server], stdout=subprocess.PIPE)
+    assert workload.stdout is not None
+    assert workload.stdout.readline().decode().strip() == "connect refused"
+    assert not _reachable(netns.inner_ip, 8080)
+    sensor.stop()
+    assert not _reachable(netns.inner_ip, 8080), "isolation ended with the sensor"
+    done = _release(sensor, container)
+    assert done.returncode == 0, done.stdout + done.stderr
+    deadline = time.monotonic() + 5
+    while not _reachable(netns.inner_ip, 8080, 0.5):
+        assert time.monotonic() < deadline, (
+            f"the container is still cut off after release: {done.stdout}"
+        )
+        time.sleep(0.05)
+    workload.stdout.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.conftest import ROOT, live, stable_rules
+from tests.runtime.conftest import ROOT, SensorProcess, live, stable_rules
 
 BURST = r"""
 #include <fcntl.h>
@@ -138,6 +138,54 @@ def test_drops_are_counted_exactly_when_the_buffer_overflows(
     assert summary["records_dropped_with_room_left"] == 0  # all of them for want of room
     assert summary["records_produced"] == summary["records_delivered"] + summary["records_dropped"]
     assert summary["records_produced"] >= 100_000
+
+
+def _flood_while_stopped(sensor: SensorProcess, burst: tuple[Path, Path], count: int) -> None:
+    binary, target = burst
+    sensor.process.send_signal(signal.SIGSTOP)
+    try:
+        subprocess.run([str(binary), str(target), str(count)], timeout=120, check=True)
+    finally:
+        sensor.process.send_signal(signal.SIGCONT)
+
+
+@live
+def test_drops_raise_an_alert_and_a_critical_log_line(
+    tmp_path: Path, sensors, burst: tuple[Path, Path]
+) -> None:
+    """An attacker who floods events to blind the sensor is seen: the flood is an alert."""
+    sensor = sensors(tmp_path, "--rules", str(stable_rules()), "--ring-buffer-mib", "1")
+    time.sleep(1.2)  # the drop monitor's first interval starts
+    _flood_while_stopped(sensor, burst, 100_000)
+    alert = sensor.wait_for(lambda a: a["rule"] == "Falco internal: syscall event drop", 15)
+    summary = sensor.stop()
+    assert alert is not None, "records were dropped and no alert said so"
+    assert alert["priority"] == "Critical"
+    fields = alert["output_fields"]
+    assert fields["n_drops"] > 50_000
+    assert fields["n_evts"] >= fields["n_drops"]
+    assert isinstance(fields["evt.time"], int) and fields["container.id"] == "host"
+    assert f"{fields['n_drops']} system calls dropped" in alert["output"]
+    logged = [r for r in sensor.logs() if r.get("level") == "critical"]
+    assert logged and logged[0]["n_drops"] == fields["n_drops"]
+    assert summary["records_dropped"] >= fields["n_drops"]
+
+
+@live
+def test_drops_with_the_exit_action_stop_the_sensor_with_an_error(
+    tmp_path: Path, sensors, burst: tuple[Path, Path]
+) -> None:
+    config = tmp_path / "sensor.yaml"
+    config.write_text("syscall_event_drops:\n  threshold: 0.05\n  actions: [log, exit]\n")
+    sensor = sensors(
+        tmp_path, "--config", str(config), "--rules", str(stable_rules()), "--ring-buffer-mib", "1"
+    )
+    time.sleep(1.2)
+    _flood_while_stopped(sensor, burst, 100_000)
+    sensor.process.wait(30)
+    assert sensor.process.returncode not in (0, None)
+    assert any("syscall_event_drops: exit" in str(r) for r in sensor.logs())
+    assert not sensor.alerts()  # log and exit, no alert: only the configured actions run
 
 
 @live

@@ -167,6 +167,8 @@ def _run_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
             "  skanse runtime run --rules falco_rules.yaml --dry-run\n\n"
             "Needs root (or CAP_BPF, CAP_PERFMON) and a kernel >= 5.17 with BTF; without them it\n"
             "names what is missing. Stops on SIGTERM or SIGINT, detaching everything it loaded.\n"
+            "SIGHUP reloads the rules and configuration; a file that does not load keeps\n"
+            "the running ones and logs the error with its location.\n"
             "Logs are JSON lines on standard error; alerts go to standard output by default."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -317,7 +319,7 @@ def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
     import json
 
     def log(record: dict[str, Any]) -> None:
-        if quiet and record.get("level") not in ("warning", "error"):
+        if quiet and record.get("level") not in ("warning", "error", "critical"):
             return
         line = {
             "ts": dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds"),
@@ -347,6 +349,7 @@ def _run(args: argparse.Namespace) -> int:
         log=log,
         object_path=Path(args.bpf_object) if args.bpf_object else None,
         dry_run_responses=args.respond_dry_run,
+        config_loader=lambda: _sensor_config(args),
     )
     if args.dry_run:
         sys.stdout.write(json.dumps(service.plan(), indent=2) + "\n")
@@ -358,10 +361,15 @@ def _run(args: argparse.Namespace) -> int:
         log({"level": "info", "msg": f"received {signal.Signals(signum).name}: stopping"})
         stop.set()
 
+    def _reload(signum: int, _frame: object) -> None:
+        log({"level": "info", "msg": "received SIGHUP: reloading rules and configuration"})
+        service.request_reload()
+
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, _stop)
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, _reload)
     timer = None
     try:
         service.start()

@@ -19,19 +19,32 @@ from typing import Any, Protocol
 
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.events import Process
-from skanse.rules.output import OutputFormat
+from skanse.rules.output import OutputFormat, compile_output
 from skanse.runtime.outputs import Output
-from skanse.runtime.records import Kind, Record
+from skanse.runtime.records import Item, Kind, Record
 from skanse.runtime.state import ProcessState
 from skanse.runtime.syscalls import decode_syscall, info_for
 
-__all__ = ["Agent", "AgentStats", "Sensor"]
+__all__ = ["APPENDED_FIELDS", "Agent", "AgentStats", "Sensor"]
+
+# added to every alert's output_fields, as Falco's append_output adds them (null if unknown)
+APPENDED_FIELDS = (
+    "container.id",
+    "container.name",
+    "container.image.repository",
+    "container.image.tag",
+    "container.image.digest",
+    "k8s.ns.name",
+    "k8s.pod.name",
+)
+_APPENDED = compile_output(" ".join("%" + name for name in APPENDED_FIELDS), "syscall")
 
 
 _SYSCALL = int(Kind.SYSCALL)
 _EXEC = int(Kind.EXEC)
 _FORK = int(Kind.FORK)
 _EXIT = int(Kind.EXIT)
+_KILLED = int(Item.KILLED)
 
 
 class _DecodeContext:
@@ -85,6 +98,7 @@ class AgentStats:
     adopted: int = 0  # processes first seen in a syscall, read from /proc then
     unknown_syscalls: int = 0
     response_errors: int = 0
+    drop_alerts: int = 0  # "syscall event drop" alerts sent (skanse.runtime.drops)
     errors: int = 0  # records whose handling raised (a bug: counted in metrics and summary)
     max_backlog_bytes: int = 0  # the most the kernel buffer held when the consumer looked
     started: float = field(default_factory=time.time)
@@ -118,6 +132,9 @@ class Agent:
         self._processes = engine.table.processes
         self._decode = _DecodeContext(state)
         self.stopped = threading.Event()
+        # called between batches, in the loop's thread (a rules reload swaps the engine
+        # there, so no event is ever evaluated half by one ruleset and half by another)
+        self.between_batches: Callable[[], None] | None = None
 
     # -- the loop ------------------------------------------------------------------------
     def run(
@@ -172,6 +189,8 @@ class Agent:
                 return total
 
     def _housekeeping(self) -> None:
+        if self.between_batches is not None:
+            self.between_batches()
         self.state.expire()
         now = time.monotonic()
         if now - self._last_sweep > 30.0:
@@ -195,6 +214,8 @@ class Agent:
                 self.stats.unknown_syscalls += 1
                 return []
             name, event = decoded
+            if rec.items is not None and _KILLED in rec.items:
+                event["killed_in_kernel"] = True
             event["type"] = name
             event["ts"] = rec.ts + self._offset
             event["pid"] = pid
@@ -213,6 +234,8 @@ class Agent:
                 "res": 0,
                 "args": state.exec_args(rec, process),
             }
+            if rec.items is not None and _KILLED in rec.items:
+                event["killed_in_kernel"] = True
             return self._evaluate(event, name)
         if kind == _FORK:
             state.fork(rec)
@@ -264,16 +287,40 @@ class Agent:
                 stats.response_errors += 1
 
     def document(self, alert: Alert, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Falco's JSON alert, with the `append_output` fields (Falco's append_output)."""
+        """Falco's JSON alert, with `evt.time` and the workload fields on every alert.
+
+        As Falco's JSON output, `output_fields["evt.time"]` is the event time in integer
+        nanoseconds since the epoch; the container and Kubernetes fields of
+        `APPENDED_FIELDS` are added to every alert as Falco's `append_output` adds them
+        (null where not known), so reports can join alerts to workloads. A configured
+        `append_output` format adds its text to the output line and its fields.
+        """
         document = alert.to_json()
+        fields = document["output_fields"]
+        table = self.engine.table
+        process = table.get(event.get("pid"))
         extra = self.append_output
         if extra is not None:
-            table = self.engine.table
-            process = table.get(event.get("pid"))
             document["output"] += " " + extra.render(event, process, table)
-            fields = extra.fields(event, process, table)
-            document["output_fields"].update(fields)
+            fields.update(extra.fields(event, process, table))
+        fields.update(_APPENDED.fields(event, process, table))
+        ts = event.get("ts")
+        fields["evt.time"] = ts if isinstance(ts, int) else None
         return document
+
+    def internal_alert(self, alert: Alert) -> None:
+        """An alert about the sensor itself (drops): on every output, with evt.time and
+        the appended fields as every alert has them (the host's, as Falco shows it)."""
+        document = alert.to_json()
+        fields = document["output_fields"]
+        fields.update(dict.fromkeys(APPENDED_FIELDS))
+        fields["container.id"] = fields["container.name"] = "host"
+        fields["evt.time"] = alert.time_ns
+        self.stats.alerts += 1
+        key = (alert.rule, alert.priority.label)
+        self.stats.matches[key] = self.stats.matches.get(key, 0) + 1
+        for output in self.outputs:
+            output.emit(document)
 
     def context(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """What a response needs to act on the process and its container."""
@@ -283,8 +330,15 @@ class Agent:
         container_id = record.get("container_id")
         container = self.engine.table.containers.get(container_id) if container_id else None
         cgroup_id = record.get("cgroup_id")
+        start_ts = record.get("start_ts")
         return {
             "pid": pid,
+            # the process's start time, ns since boot (as /proc/<pid>/stat counts it): a
+            # kill checks it, so a pid reused by another process is never killed
+            "start_boot_ns": start_ts - self.state.boot_offset_ns
+            if isinstance(start_ts, int)
+            else None,
+            "killed_in_kernel": bool(event.get("killed_in_kernel")),
             "container_id": container_id,
             "cgroup_id": cgroup_id,
             "cgroup_path": self.state.cgroups.path(cgroup_id)

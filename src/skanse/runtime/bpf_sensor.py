@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skanse.errors import SensorError, SensorUnavailableError
+from skanse.runtime.enforce import KernelKillPlan, path_hash
 from skanse.runtime.libbpf import BpfObject, load_libbpf
 from skanse.runtime.records import Record, SyscallClass, parse_record
 from skanse.runtime.ringbuf import MergedRings, RingBuffer
@@ -47,6 +48,12 @@ DEFAULT_RING_BYTES = 16 * 1024 * 1024  # per CPU
 WAKEUP_SECONDS = 0.05
 PROGRAMS = ("skn_sys_exit", "skn_exec", "skn_fork", "skn_exit")
 MIN_KERNEL = (5, 17)  # tp_btf, ring buffers, bpf_loop
+CHECK_KILL = 0x80  # skn_syscalls value bit: look the opened file up in skn_kill_paths
+KILL_HOST = 1  # skn_config.flags
+KILL_UPPER_EXEC = 2
+_OPEN_NRS = frozenset(
+    SYSCALLS[name].nr for name in ("open", "openat", "openat2", "creat") if name in SYSCALLS
+)
 _CAP_PERFMON = 38
 _CAP_BPF = 39
 _AUDIT_HINT = "`skanse runtime run --sensor audit` (exec events only, from the audit netlink)"
@@ -75,6 +82,7 @@ class Counters:
     dropped: int
     dropped_busy: int = 0  # of the dropped: the buffer had room, its lock was not taken
     retried: int = 0  # reservations that failed with room left and were retried once
+    killed: int = 0  # processes the kernel program sent SIGKILL
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
@@ -173,6 +181,10 @@ class BpfSensor:
         self._draining = False
         self._epoll: select.epoll | None = None
         self.delivered = 0
+        self.kill_plan = KernelKillPlan()
+        self._kill_hashes: set[int] = set()
+        self._kill_cgroups: set[int] = set()
+        self._config = (0, 0)
 
     @property
     def running(self) -> bool:
@@ -195,10 +207,12 @@ class BpfSensor:
             config = obj.map("skn_config")
             self_tgid = os.getpid() if self.options.ignore_self else 0
             wakeup_ns = int(WAKEUP_SECONDS * 1e9)
-            obj.update(config, struct.pack("<I", 0), struct.pack("<IIQ", self_tgid, 0, wakeup_ns))
+            self._config = (self_tgid, wakeup_ns)
+            obj.update(config, struct.pack("<I", 0), self._config_value())
             syscalls = obj.map("skn_syscalls")
             for nr, cls in sorted(self.plan.items()):
-                obj.update(syscalls, struct.pack("<I", nr), bytes([int(cls)]))
+                obj.update(syscalls, struct.pack("<I", nr), bytes([self._class_value(nr, cls)]))
+            self._write_kill_plan(obj)
             outer = obj.map("skn_rings")
             for cpu, fd in enumerate(self._ring_fds):
                 obj.update(outer, struct.pack("<I", cpu), struct.pack("<I", fd))
@@ -218,6 +232,66 @@ class BpfSensor:
             raise
         self._object = obj
         self._rings = MergedRings(rings)
+
+    def set_event_types(self, event_types: Iterable[str]) -> None:
+        """Reprogram the in-kernel syscall filter (a rules reload): one map write per change."""
+        plan, unsupported = syscall_plan(event_types)
+        if self._object is not None:
+            obj = self._object
+            syscalls = obj.map("skn_syscalls")
+            for nr in sorted(set(self.plan) | set(plan)):
+                if self.plan.get(nr) != plan.get(nr):
+                    value = self._class_value(nr, plan[nr]) if nr in plan else 0
+                    obj.update(syscalls, struct.pack("<I", nr), bytes([value]))
+        self.plan, self.unsupported = plan, unsupported
+
+    # -- in-kernel kills (skanse.runtime.enforce) -------------------------------------
+    def _class_value(self, nr: int, cls: SyscallClass) -> int:
+        value = int(cls)
+        if self.kill_plan.paths and nr in _OPEN_NRS:
+            value |= CHECK_KILL
+        return value
+
+    def _config_value(self) -> bytes:
+        self_tgid, wakeup_ns = self._config
+        plan = self.kill_plan
+        flags = (KILL_HOST if plan.allow_host else 0) | (
+            KILL_UPPER_EXEC if plan.upper_exec_rule is not None else 0
+        )
+        rule = plan.upper_exec_rule if plan.upper_exec_rule is not None else 0
+        return struct.pack("<IIQII", self_tgid, flags, wakeup_ns, rule, 0)
+
+    def _write_kill_plan(self, obj: BpfObject) -> None:
+        paths = obj.map("skn_kill_paths")
+        wanted = {path_hash(path): target for path, target in self.kill_plan.paths.items()}
+        for stale in self._kill_hashes - set(wanted):
+            obj.delete(paths, struct.pack("<Q", stale))
+        for key, (fmode, rule) in wanted.items():
+            obj.update(paths, struct.pack("<Q", key), struct.pack("<II", fmode, rule))
+        self._kill_hashes = set(wanted)
+
+    def set_kill_plan(self, plan: KernelKillPlan) -> None:
+        """What the kernel program kills by itself (a kill plan replaces the previous one)."""
+        self.kill_plan = plan
+        obj = self._object
+        if obj is None:
+            return
+        self._write_kill_plan(obj)
+        obj.update(obj.map("skn_config"), struct.pack("<I", 0), self._config_value())
+        syscalls = obj.map("skn_syscalls")
+        for nr, cls in sorted(self.plan.items()):
+            if nr in _OPEN_NRS:
+                obj.update(syscalls, struct.pack("<I", nr), bytes([self._class_value(nr, cls)]))
+
+    def add_container_cgroup(self, cgroup_id: int) -> None:
+        """In-kernel kills may act in this cgroup (a container's, as userspace found it)."""
+        if self._object is None or cgroup_id in self._kill_cgroups:
+            return
+        if len(self._kill_cgroups) >= 65536:
+            return
+        obj = self._object
+        obj.update(obj.map("skn_kill_cgroups"), struct.pack("<Q", cgroup_id), b"\x01")
+        self._kill_cgroups.add(cgroup_id)
 
     def _close_fds(self) -> None:
         while self._ring_fds:
@@ -268,7 +342,7 @@ class BpfSensor:
             return Counters(0, 0)
         handle = self._object.map("skn_counters")
         values = []
-        for index in (0, 1, 2, 3):
+        for index in (0, 1, 2, 3, 4):
             raw = self._object.lookup(handle, struct.pack("<I", index), 8 * self._cpus)
             values.append(sum(struct.unpack(f"<{self._cpus}Q", raw)))
         return Counters(*values)

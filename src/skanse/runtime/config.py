@@ -88,6 +88,22 @@ class KubernetesConfig(_Model):
     ca_file: str | None = None
 
 
+DropActionName = Literal["ignore", "log", "alert", "exit"]
+
+
+def _default_drop_actions() -> list[DropActionName]:
+    return ["log", "alert"]
+
+
+class DropsConfig(_Model):
+    """Falco's `syscall_event_drops`: when lost records are an alert (skanse.runtime.drops)."""
+
+    threshold: float = Field(default=0.1, ge=0.0, le=1.0)
+    actions: list[DropActionName] = Field(default_factory=_default_drop_actions)
+    rate: float = Field(default=0.03333, gt=0.0)
+    max_burst: int = Field(default=1, ge=1)
+
+
 class SensorConfig(_Model):
     rules: list[str] = Field(default_factory=list)
     sensor: Literal["ebpf", "audit"] = "ebpf"
@@ -101,6 +117,7 @@ class SensorConfig(_Model):
     state_dir: str = "/var/lib/skanse"
     ring_buffer_mib: int = Field(default=16, ge=1, le=1024)  # per CPU
     host_root: str = "/"
+    syscall_event_drops: DropsConfig = Field(default_factory=DropsConfig)
 
     @field_validator("ring_buffer_mib")
     @classmethod

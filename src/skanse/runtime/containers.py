@@ -1,21 +1,26 @@
 """Container context: which container a process is in, and what is known about it.
 
 The container id comes from the cgroup path, as Falco's container plugin reads it: a
-64-hex id in one of the runtimes' layouts (`docker-<id>.scope`, `/docker/<id>`,
-`cri-containerd-<id>.scope`, `:cri-containerd:<id>`, `crio-<id>`, `libpod-<id>.scope`,
-kubepods' `pod<uid>/<id>`), reported as its first 12 hex characters. The BPF records carry
-the cgroup v2 id (the inode of the cgroup directory); `CgroupPaths` maps it back to a path
-by a file handle (open_by_handle_at, O(1)) or, failing that, a scan of the hierarchy.
+64-hex id in one of the runtimes' layouts, checked against the cgroups real runtimes write
+(`docker-<id>.scope`, `/docker/<id>`, `cri-containerd-<id>.scope`, `:cri-containerd:<id>`,
+`crio-<id>`, podman's `libpod-<id>.scope` (systemd manager) and `/libpod_parent/libpod-<id>`
+(cgroupfs manager), kubepods' `pod<uid>/<id>`, containerd's `ctr run` `/<namespace>/<id>`,
+plain runc's `/<id>`), reported as its first 12 hex characters. The BPF records carry the
+cgroup v2 id (the inode of the cgroup directory); `CgroupPaths` maps it back to a path by a
+file handle (open_by_handle_at, O(1)) or, failing that, a scan of the hierarchy.
 
-Metadata (name, image, Kubernetes namespace and pod, privileged, mounts) is read from the
-runtimes' state files where they exist, without talking to any socket:
+Metadata (name, image, digest, Kubernetes namespace and pod, privileged, mounts) is read
+from each runtime's own state:
   docker      <docker root>/containers/<id>/config.v2.json and hostconfig.json
   containerd  <containerd state>/io.containerd.runtime.v2.task/<namespace>/<id>/config.json
               (the OCI spec; CRI writes io.kubernetes.cri.* annotations)
-  CRI-O       <containers storage>/overlay-containers/<id>/userdata/config.json
-              (io.kubernetes.pod.*, io.kubernetes.cri-o.* annotations)
-Whatever is not found stays missing (`<NA>` in outputs), as in Falco while metadata is not
-yet resolved. The CRI socket (gRPC) is not used.
+  podman,     containers-storage's overlay-containers/containers.json (name, image),
+  CRI-O       overlay-images/images.json (digest), overlay-containers/<id>/userdata/
+              config.json (io.kubernetes.pod.*, io.kubernetes.cri-o.*, io.podman.*
+              annotations); podman's labels from its REST API socket when it listens
+  runc        <runc root>/<id>/state.json
+Whatever is not found stays missing (`<NA>` in outputs, null in JSON), as in Falco while
+metadata is not yet resolved. The CRI socket (gRPC) is not used.
 """
 
 from __future__ import annotations
@@ -48,12 +53,18 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"/cri-containerd-({_HEX64})\.scope(?:/|$)"), "containerd"),
     (re.compile(rf":cri-containerd:({_HEX64})(?:/|$)"), "containerd"),
     (re.compile(rf"/crio-({_HEX64})(?:\.scope)?(?:/|$)"), "cri-o"),
-    (re.compile(rf"/libpod-({_HEX64})\.scope(?:/container)?(?:/|$)"), "podman"),
+    # podman: systemd manager `machine.slice/libpod-<id>.scope[/container]`, cgroupfs
+    # manager `/libpod_parent/libpod-<id>` (never `libpod-conmon-<id>`: that is conmon's)
+    (re.compile(rf"/libpod-({_HEX64})(?:\.scope)?(?:/container)?(?:/|$)"), "podman"),
     (re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+/({_HEX64})(?:/|$)"), "cri"),
     (
         re.compile(rf"/kubepods[^/]*/(?:[^/]+/)?pod[0-9a-f_-]+\.slice/[a-z-]*?({_HEX64})\.scope"),
         "cri",
     ),
+    # containerd's `ctr run` (cgroupfs): /<namespace>/<id>, with the ids Kubernetes uses
+    (re.compile(rf"^/[a-z0-9][a-z0-9._-]*/({_HEX64})(?:/|$)"), "containerd"),
+    # plain `runc run <id>` (cgroupfs, no cgroupsPath in the spec): /<id>
+    (re.compile(rf"^/({_HEX64})(?:/|$)"), "runc"),
 )
 
 
@@ -216,7 +227,10 @@ class RuntimeRoots:
 
     docker: str = "/var/lib/docker"
     containerd: str = "/run/containerd"
-    containers_storage: str = "/run/containers/storage"
+    containers_storage: str = "/run/containers/storage"  # run root (CRI-O, podman)
+    containers_graph: str = "/var/lib/containers/storage"  # graph root (CRI-O, podman)
+    podman_socket: str = "/run/podman/podman.sock"
+    runc: str = "/run/runc"
 
     @classmethod
     def under(cls, host_root: str) -> RuntimeRoots:
@@ -225,24 +239,46 @@ class RuntimeRoots:
             docker=str(root / "var/lib/docker"),
             containerd=str(root / "run/containerd"),
             containers_storage=str(root / "run/containers/storage"),
+            containers_graph=str(root / "var/lib/containers/storage"),
+            podman_socket=str(root / "run/podman/podman.sock"),
+            runc=str(root / "run/runc"),
         )
 
 
 @dataclass(slots=True)
 class ContainerMetadata:
-    """Reads and caches container records (the `container` object of the event schema)."""
+    """Reads and caches container records (the `container` object of the event schema).
+
+    Each runtime's own state is read, as Falco's container plugin reads it: docker's
+    config.v2.json, containerd's task spec, containers-storage's containers.json and
+    images.json plus the OCI spec (podman, CRI-O), runc's state.json; podman's labels
+    (the Kubernetes pod and namespace of `podman kube play` and of `--label`) live only
+    in its database, so they are asked of its API socket when that is listening.
+    """
 
     roots: RuntimeRoots = field(default_factory=RuntimeRoots)
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _storage: dict[str, tuple[int, dict[str, Mapping[str, Any]]]] = field(default_factory=dict)
 
     def lookup(self, ref: ContainerRef) -> dict[str, Any]:
         cached = self._cache.get(ref.full_id)
         if cached is not None:
             return cached
         record: dict[str, Any] = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
-        found = (
-            self._docker(ref.full_id) or self._containerd(ref.full_id) or self._crio(ref.full_id)
+        full_id = ref.full_id
+        readers: tuple[Callable[[str], dict[str, Any] | None], ...] = (
+            self._docker,
+            self._containerd,
+            self._containers_storage,
+            self._runc,
         )
+        if ref.type == "podman":
+            readers = (self._containers_storage, *readers)
+        found = None
+        for reader in readers:
+            found = reader(full_id)
+            if found:
+                break
         if found:
             record.update(found)
             if len(self._cache) > 16384:
@@ -306,19 +342,119 @@ class ContainerMetadata:
                 return record
         return None
 
-    def _crio(self, full_id: str) -> dict[str, Any] | None:
-        spec = _json_file(
-            Path(
-                self.roots.containers_storage,
-                "overlay-containers",
-                full_id,
-                "userdata",
-                "config.json",
-            )
-        )
-        if spec is None:
+    def _storage_index(self, name: str) -> dict[str, Mapping[str, Any]]:
+        """containers-storage's containers.json or images.json by id, re-read on change."""
+        path = Path(self.roots.containers_graph, name)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return {}
+        cached = self._storage.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        entries = _json_value(path, limit=64 * 1024 * 1024)
+        index = {
+            str(e["id"]): e
+            for e in (entries if isinstance(entries, list) else [])
+            if isinstance(e, Mapping) and isinstance(e.get("id"), str)
+        }
+        self._storage[name] = (stamp, index)
+        return index
+
+    def _containers_storage(self, full_id: str) -> dict[str, Any] | None:
+        """podman and CRI-O: containers-storage's records plus the container's OCI spec."""
+        spec = None
+        for root in (self.roots.containers_graph, self.roots.containers_storage):
+            spec = _json_file(Path(root, "overlay-containers", full_id, "userdata", "config.json"))
+            if spec is not None:
+                break
+        entry = self._storage_index("overlay-containers/containers.json").get(full_id)
+        if spec is None and entry is None:
             return None
-        return _from_oci_spec(spec, "cri-o")
+        notes = spec.get("annotations") if spec is not None else None
+        podman = isinstance(notes, Mapping) and notes.get("io.container.manager") == "libpod"
+        record = _from_oci_spec(spec or {}, "podman" if podman else "cri-o")
+        if entry is not None:
+            names = entry.get("names")
+            if "name" not in record and isinstance(names, list) and names:
+                record["name"] = str(names[0])
+            meta = _json_text(entry.get("metadata"))
+            image_name = meta.get("image-name") if meta else None
+            if "image" not in record and isinstance(image_name, str):
+                record["image"] = image_name
+            image_id = entry.get("image")
+            if isinstance(image_id, str):
+                record["image_id"] = image_id[:12]
+                image = self._storage_index("overlay-images/images.json").get(image_id)
+                digest = image.get("digest") if image else None
+                if isinstance(digest, str):
+                    record["image_digest"] = digest
+        if podman:
+            if isinstance(notes, Mapping):
+                flag = notes.get("io.podman.annotations.privileged")
+                if isinstance(flag, str):
+                    record["privileged"] = flag.upper() == "TRUE"
+            labels = _podman_labels(self.roots.podman_socket, full_id)
+            k8s = _k8s_from_labels(labels)
+            if k8s:
+                record["k8s"] = k8s
+        return record
+
+    def _runc(self, full_id: str) -> dict[str, Any] | None:
+        state = _json_file(Path(self.roots.runc, full_id, "state.json"))
+        if state is None:
+            return None
+        record: dict[str, Any] = {"type": "runc", "name": full_id[:12]}
+        config = state.get("config")
+        labels = config.get("labels") if isinstance(config, Mapping) else None
+        if isinstance(labels, list):
+            pairs = dict(str(x).split("=", 1) for x in labels if "=" in str(x))
+            k8s = _k8s_from_labels(pairs)
+            if k8s:
+                record["k8s"] = k8s
+        return record
+
+
+def _podman_labels(socket_path: str, full_id: str, timeout: float = 2.0) -> Mapping[str, Any]:
+    """A container's labels from podman's REST API on its unix socket ({} if not there)."""
+    import http.client
+    import socket
+
+    if not os.path.exists(socket_path):
+        return {}
+
+    class _UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(socket_path)
+            self.sock = sock
+
+    connection = _UnixConnection("localhost", timeout=timeout)
+    try:
+        connection.request("GET", f"/v4.0.0/libpod/containers/{full_id}/json")
+        response = connection.getresponse()
+        body = response.read(8 * 1024 * 1024 + 1)
+        if response.status != 200 or len(body) > 8 * 1024 * 1024:
+            return {}
+        data = json.loads(body)
+    except (OSError, http.client.HTTPException, ValueError, RecursionError):
+        return {}
+    finally:
+        connection.close()
+    config = data.get("Config") if isinstance(data, dict) else None
+    labels = config.get("Labels") if isinstance(config, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _json_text(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _from_oci_spec(spec: Mapping[str, Any], kind: str) -> dict[str, Any]:
@@ -387,7 +523,7 @@ def _k8s_from_labels(labels: Mapping[str, Any]) -> dict[str, Any]:
     return k8s
 
 
-def _json_file(path: Path, limit: int = 8 * 1024 * 1024) -> dict[str, Any] | None:
+def _json_value(path: Path, limit: int = 8 * 1024 * 1024) -> Any:
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
@@ -396,7 +532,11 @@ def _json_file(path: Path, limit: int = 8 * 1024 * 1024) -> dict[str, Any] | Non
     if len(data) > limit:
         return None
     try:
-        value = json.loads(data)
+        return json.loads(data)
     except (ValueError, RecursionError):  # RecursionError: hostile nesting
         return None
+
+
+def _json_file(path: Path, limit: int = 8 * 1024 * 1024) -> dict[str, Any] | None:
+    value = _json_value(path, limit)
     return value if isinstance(value, dict) else None

@@ -48,6 +48,8 @@ class Libbpf:
         self._fn("bpf_program__section_name", ctypes.c_char_p, [vp])
         self._fn("bpf_program__attach", vp, [vp])
         self._fn("bpf_link__destroy", ctypes.c_int, [vp])
+        self._fn("bpf_program__attach_cgroup", vp, [vp, ctypes.c_int])
+        self._fn("bpf_link__pin", ctypes.c_int, [vp, ctypes.c_char_p])
         self._fn("bpf_map__fd", ctypes.c_int, [vp])
         self._fn("bpf_map__max_entries", ctypes.c_uint32, [vp])
         self._fn("bpf_map__set_max_entries", ctypes.c_int, [vp, ctypes.c_uint32])
@@ -58,6 +60,7 @@ class Libbpf:
             [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, vp],
         )
         self._fn("bpf_map_update_elem", ctypes.c_int, [ctypes.c_int, vp, vp, ctypes.c_uint64])
+        self._fn("bpf_map_delete_elem", ctypes.c_int, [ctypes.c_int, vp])
         self._fn("bpf_map_lookup_elem", ctypes.c_int, [ctypes.c_int, vp, vp])
         self._fn("libbpf_num_possible_cpus", ctypes.c_int, [])
         self._fn("libbpf_set_print", vp, [_PRINT_FN])
@@ -256,6 +259,31 @@ class BpfObject:
             )
         self._links.append(int(link))
 
+    def attach_cgroup_pinned(self, program: str, cgroup_fd: int, pin: str) -> None:
+        """Attach a cgroup program to the cgroup of `cgroup_fd` and pin its link at `pin`.
+
+        The pinned link outlives this object and this process; removing the pin file
+        detaches the program."""
+        prog = self._lib.bpf_object__find_program_by_name(self._require(), program.encode())
+        if not prog:
+            raise SensorError(f"{self.path}: no program named {program}")
+        self._libbpf.take_log()
+        ctypes.set_errno(0)
+        link = self._lib.bpf_program__attach_cgroup(prog, cgroup_fd)
+        if not link:
+            err = ctypes.get_errno() or errno.EINVAL
+            raise SensorError(
+                f"cannot attach {program} to the cgroup: {os.strerror(err)}"
+                + _log_tail(self._libbpf.take_log())
+            )
+        rc = self._lib.bpf_link__pin(link, os.fsencode(pin))
+        if rc != 0:
+            self._lib.bpf_link__destroy(link)  # not pinned: destroying it detaches it
+            raise SensorError(f"cannot pin {program} at {pin}: {os.strerror(-rc)}")
+        # closes our descriptor only: the pin holds the link (disconnecting it first would
+        # leak the descriptor, and the link would outlive its pin)
+        self._lib.bpf_link__destroy(link)
+
     def detach(self) -> None:
         """Destroy every link: the programs stop running (the object stays loaded)."""
         while self._links:
@@ -276,6 +304,14 @@ class BpfObject:
         if rc != 0:
             err = ctypes.get_errno() or -rc
             raise SensorError(f"map {handle.name}: update failed: {os.strerror(err)}")
+
+    def delete(self, handle: MapHandle, key: bytes) -> None:
+        k = ctypes.create_string_buffer(key, len(key))
+        rc = self._lib.bpf_map_delete_elem(handle.fd, k)
+        if rc != 0:
+            err = ctypes.get_errno() or -rc
+            if err != errno.ENOENT:
+                raise SensorError(f"map {handle.name}: delete failed: {os.strerror(err)}")
 
     def lookup(self, handle: MapHandle, key: bytes, value_size: int) -> bytes:
         k = ctypes.create_string_buffer(key, len(key))

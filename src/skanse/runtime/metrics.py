@@ -73,6 +73,12 @@ class SensorCollector(Collector):
         lost.add_metric(["ringbuf_full"], float(dropped - busy))
         lost.add_metric(["ringbuf_busy"], float(busy))
         yield lost
+        drop_alerts = CounterMetricFamily(
+            "skanse_sensor_drop_alerts",
+            "Syscall event drop alerts sent (drops over the syscall_event_drops threshold)",
+        )
+        drop_alerts.add_metric([], float(stats.drop_alerts))
+        yield drop_alerts
         matches = CounterMetricFamily(
             "skanse_sensor_rule_matches", "Alerts by rule and priority", labels=["rule", "priority"]
         )

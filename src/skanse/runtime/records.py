@@ -69,6 +69,7 @@ class Item(enum.IntEnum):
     STR2 = 11
     STR3 = 12
     OPEN_HOW = 13
+    KILLED = 14  # u32: the kill rule the kernel program acted on (skanse.runtime.enforce)
 
 
 class Walk(enum.IntFlag):

@@ -32,6 +32,7 @@ from skanse.files import write_atomic
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime import procfs
+from skanse.runtime.isolation import isolate_cgroup, release_cgroup
 
 __all__ = [
     "Action",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 NFT_TABLE = "skanse_isolate"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Action(enum.StrEnum):
@@ -67,9 +69,12 @@ class Policy:
     allow_host: bool = False
 
     def actions(self, alert: Alert) -> list[Action]:
-        chosen: set[Action] = set(self.by_rule.get(alert.rule, ()))
+        return self.rule_actions(alert.rule, alert.priority)
+
+    def rule_actions(self, rule: str, priority: Priority) -> list[Action]:
+        chosen: set[Action] = set(self.by_rule.get(rule, ()))
         for threshold, actions in self.by_priority:
-            if alert.priority <= threshold:  # lower value = more severe
+            if priority <= threshold:  # lower value = more severe
                 chosen |= actions
         return [a for a in _ORDER if a in chosen]
 
@@ -111,6 +116,7 @@ class JournalEntry:
     netns: int | None = None
     pod: str | None = None  # namespace/name
     released: str | None = None
+    pins: str | None = None  # bpffs directory of the isolation programs' pinned links
 
 
 class ResponseJournal:
@@ -167,6 +173,7 @@ class ResponseTargets:
     proc_root: str = "/proc"
     nft: str = "nft"
     nsenter: str = "nsenter"
+    bpf_pins: str = "/sys/fs/bpf/skanse"  # isolation links are pinned under it
 
 
 def _now() -> str:
@@ -185,6 +192,52 @@ def _cgroup_paths(pid: int, proc_root: str) -> tuple[str | None, str | None]:
         elif "freezer" in parts[1].split(","):
             freezer = parts[2]
     return v2, freezer
+
+
+def _start_ticks(pid: int, proc_root: str) -> int | None:
+    """starttime (clock ticks since boot) from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        with open(f"{proc_root}/{pid}/stat", "rb") as handle:
+            text = handle.read(4096)
+    except OSError:
+        return None
+    fields = text.rpartition(b")")[2].split()
+    try:
+        return int(fields[19])  # field 22; fields[0] is field 3 (state)
+    except (IndexError, ValueError):
+        return None
+
+
+def kill_process(pid: int, start_boot_ns: int | None, proc_root: str = "/proc") -> str:
+    """SIGKILL through a pidfd, after checking the process is the one that started then.
+
+    The pidfd is opened first: from then on it names that process and no other, even if
+    the pid is reused. Its start time is then compared with the one recorded for the
+    event, so a pid reused before the pidfd was opened is refused, not killed.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise ResponseError(f"process {pid} exited before it could be killed") from None
+    try:
+        if start_boot_ns is not None:
+            ticks = _start_ticks(pid, proc_root)
+            if ticks is None:
+                raise ResponseError(f"process {pid} exited before it could be killed")
+            expected = start_boot_ns * _CLK_TCK // 1_000_000_000
+            if abs(ticks - expected) > 1:
+                raise ResponseError(
+                    f"pid {pid} now belongs to another process (it started at tick {ticks}, "
+                    f"the alert's at {expected}): not killed"
+                )
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            raise ResponseError(f"process {pid} exited before it could be killed") from None
+    finally:
+        os.close(pidfd)
+    checked = " (start time checked)" if start_boot_ns is not None else ""
+    return f"sent SIGKILL to {pid} through a pidfd{checked}"
 
 
 def freeze_cgroup(path: str, version: int, targets: ResponseTargets, *, frozen: bool) -> None:
@@ -367,10 +420,19 @@ class Responder:
             return self._entry(action, alert, context, "skipped", f"refusing to kill pid {pid}")
         if self.dry_run:
             return self._entry(action, alert, context, "skipped", "dry run: would " + action.value)
+        if action is Action.KILL and context.get("killed_in_kernel"):
+            return self._entry(
+                action,
+                alert,
+                context,
+                "done",
+                f"the kernel program sent SIGKILL to {pid} before the syscall returned "
+                "(bpf_send_signal)",
+            )
         try:
             if action is Action.KILL:
-                os.kill(pid, signal.SIGKILL)
-                return self._entry(action, alert, context, "done", f"sent SIGKILL to {pid}")
+                detail = kill_process(pid, context.get("start_boot_ns"), self.targets.proc_root)
+                return self._entry(action, alert, context, "done", detail)
             if action is Action.FREEZE:
                 entry = self._freeze(alert, context, pid)
             elif action is Action.ISOLATE:
@@ -415,6 +477,45 @@ class Responder:
         )
 
     def _isolate(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
+        """cgroup BPF programs on the container's cgroup v2 (no live process needed);
+        nftables in the process's network namespace when that cannot be done."""
+        targets = self.targets
+        path = context.get("cgroup_path")
+        container = str(context.get("container_id"))
+        fallback = ""
+        if isinstance(path, str) and path not in ("", "/") and targets.cgroup2_mount:
+            if path in _own_cgroups(targets.proc_root):
+                raise ResponseError(
+                    f"the sensor itself is in cgroup {path}: refusing to isolate it"
+                )
+            pin_dir = os.path.join(targets.bpf_pins, f"isolate-{container}")
+            try:
+                isolate_cgroup(targets.cgroup2_mount + path, pin_dir)
+            except ResponseError as exc:
+                fallback = f" (cgroup BPF failed: {exc})"
+            else:
+                return self._entry(
+                    Action.ISOLATE,
+                    alert,
+                    context,
+                    "done",
+                    f"attached cgroup BPF programs (cgroup_skb ingress/egress, connect4/6: "
+                    f"drop all but loopback) to cgroup v2 {path}, pinned in {pin_dir}",
+                    cgroup=path,
+                    cgroup_version=2,
+                    netns=context.get("netns"),
+                    pins=pin_dir,
+                )
+        else:
+            fallback = " (no cgroup v2 path known for the container)"
+        try:
+            entry = self._isolate_nft(alert, context, pid)
+        except ResponseError as exc:
+            raise ResponseError(f"{exc}{fallback}") from None
+        entry.detail += fallback
+        return entry
+
+    def _isolate_nft(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         targets = self.targets
         netns = _netns_inode(pid, targets.proc_root)
         path: str | None = None
@@ -517,6 +618,11 @@ def _undo(entry: JournalEntry, targets: ResponseTargets, kubernetes: Any) -> str
             raise ResponseError(f"journal entry {entry.id} has no cgroup")
         freeze_cgroup(entry.cgroup, entry.cgroup_version, targets, frozen=False)
         return f"thawed cgroup v{entry.cgroup_version} {entry.cgroup}"
+    if entry.action == Action.ISOLATE and entry.pins:
+        released = release_cgroup(entry.pins)
+        return (
+            f"detached the cgroup BPF isolation of {entry.cgroup} ({len(released)} links unpinned)"
+        )
     if entry.action == Action.ISOLATE:
         if entry.cgroup is None or entry.cgroup_version is None:
             raise ResponseError(f"journal entry {entry.id} has no cgroup")

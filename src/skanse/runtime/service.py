@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from skanse.errors import InputError, SensorError, UsageError
+from skanse.errors import InputError, SensorError, SkanseError, UsageError
 from skanse.rules.engine import Alert, Engine
-from skanse.rules.loader import load_rules, read_rules_files
+from skanse.rules.loader import Priority, load_rules, read_rules_files
 from skanse.rules.output import compile_output
 from skanse.runtime import procfs
 from skanse.runtime.agent import Agent
@@ -32,6 +32,8 @@ from skanse.runtime.containers import (
     cgroup1_freezer_mount,
     cgroup2_mount,
 )
+from skanse.runtime.drops import DROP_RULE, DropAction, DropMonitor, DropPolicy, DropReport
+from skanse.runtime.enforce import KernelKillPlan, plan_kernel_kills
 from skanse.runtime.outputs import (
     JsonLinesOutput,
     Output,
@@ -39,7 +41,13 @@ from skanse.runtime.outputs import (
     TextOutput,
     WebhookOutput,
 )
-from skanse.runtime.responses import JournalEntry, Responder, ResponseJournal, ResponseTargets
+from skanse.runtime.responses import (
+    Action,
+    JournalEntry,
+    Responder,
+    ResponseJournal,
+    ResponseTargets,
+)
 from skanse.runtime.state import ProcessState
 
 __all__ = ["SensorService", "build_kubernetes"]
@@ -75,8 +83,15 @@ class SensorService:
         object_path: Path | None = None,
         btf_path: str = "/sys/kernel/btf/vmlinux",
         dry_run_responses: bool = False,
+        config_loader: Callable[[], SensorConfig] | None = None,
     ) -> None:
         self.config = config
+        self.config_loader = config_loader
+        self._reload_requested = threading.Event()
+        self._stop: threading.Event | None = None
+        self._drop_monitor: DropMonitor | None = None
+        self._next_drop_check = 0.0
+        self.exit_reason: str | None = None  # why the sensor stopped itself (drops: exit)
         self.stdout = stdout
         self.log = log
         self.object_path = object_path
@@ -91,14 +106,15 @@ class SensorService:
         self._lock = threading.Lock()
 
     # -- building blocks -------------------------------------------------------------
-    def _engine(self) -> Engine:
-        if not self.config.rules:
+    def _engine(self, config: SensorConfig | None = None, table: Any = None) -> Engine:
+        config = config or self.config
+        if not config.rules:
             raise UsageError("no rules: give --rules FILE... or `rules:` in the configuration")
-        result = load_rules(read_rules_files(self.config.rules))
+        result = load_rules(read_rules_files(config.rules))
         if result.ruleset is None:
             shown = "\n  ".join(str(d) for d in result.errors[:20])
             raise InputError(f"the rules did not load: {len(result.errors)} error(s)\n  {shown}")
-        engine = Engine(result.ruleset, rule_matching=self.config.rule_matching)
+        engine = Engine(result.ruleset, rule_matching=config.rule_matching, table=table)
         if not engine.rules:
             raise InputError("the rules files have no enabled syscall rules")
         return engine
@@ -146,8 +162,9 @@ class SensorService:
             outputs.append(SyslogOutput(out.syslog.address, facility=out.syslog.facility))
         return outputs
 
-    def _responder(self) -> Responder | None:
-        policy = self.config.policy()
+    def _responder(self, config: SensorConfig | None = None) -> Responder | None:
+        config = config or self.config
+        policy = config.policy()
         if policy.empty:
             return None
         targets = ResponseTargets(
@@ -166,9 +183,9 @@ class SensorService:
 
         return Responder(
             policy,
-            ResponseJournal(self.config.state_dir),
+            ResponseJournal(config.state_dir),
             targets=targets,
-            kubernetes=build_kubernetes(self.config),
+            kubernetes=build_kubernetes(config),
             dry_run=self.dry_run_responses,
             log=log,
         )
@@ -242,6 +259,10 @@ class SensorService:
                 metadata=ContainerMetadata(RuntimeRoots.under(self.config.host_root)),
                 boot_offset_ns=offset,
             )
+            kill_plan = self._kill_plan(engine, self.config)
+            if kill_plan is not None:
+                sensor.set_kill_plan(kill_plan)
+                state.on_container_cgroup = sensor.add_container_cgroup
             seeded = state.seed()
             self.outputs = self._outputs()
             responder = self._responder()
@@ -291,8 +312,22 @@ class SensorService:
                 "processes_seeded": seeded,
                 "start_seconds": round(time.monotonic() - started, 3),
                 "unsupported_event_types": sorted(getattr(sensor, "unsupported", ())),
+                "kernel_kills": kill_plan.describe() if kill_plan is not None else None,
             }
         )
+
+    def _kill_plan(self, engine: Engine, config: SensorConfig) -> KernelKillPlan | None:
+        """The kills the kernel program makes itself (eBPF sensor, kill-marked rules)."""
+        if config.sensor != "ebpf" or self.dry_run_responses:
+            return None
+        policy = config.policy()
+        kill_rules = [
+            rule.name
+            for rule in engine.rules
+            if Action.KILL in policy.rule_actions(rule.name, rule.priority)
+        ]
+        plan, _userspace = plan_kernel_kills(engine.rules, kill_rules, allow_host=policy.allow_host)
+        return plan
 
     def _drops(self) -> tuple[int, int]:
         with self._lock:
@@ -320,7 +355,124 @@ class SensorService:
     def run(self, stop: threading.Event) -> None:
         if self.agent is None:
             raise SensorError("the sensor was not started")
+        self._stop = stop
+        self._drop_monitor = DropMonitor(_drop_policy(self.config))
+        self.agent.between_batches = self._between_batches
         self.agent.run(stop)
+        if self.exit_reason is not None:
+            raise SensorError(self.exit_reason)
+
+    def _between_batches(self) -> None:
+        self._reload_if_requested()
+        now = time.monotonic()
+        if self._drop_monitor is not None and now >= self._next_drop_check:
+            self._next_drop_check = now + 0.25
+            produced, dropped = self._drops()
+            report = self._drop_monitor.check(now, produced, dropped)
+            if report is not None:
+                self._on_drops(report)
+
+    def _on_drops(self, report: DropReport) -> None:
+        agent = self.agent
+        counts = {
+            "n_drops": report.n_drops,
+            "n_evts": report.n_evts,
+            "n_drops_total": report.n_drops_total,
+            "n_evts_total": report.n_evts_total,
+        }
+        if DropAction.LOG in report.actions:
+            self.log({"level": "critical", "msg": report.message(), **counts})
+        if DropAction.ALERT in report.actions and agent is not None:
+            agent.stats.drop_alerts += 1
+            agent.internal_alert(
+                Alert(
+                    time_ns=time.time_ns(),
+                    rule=DROP_RULE,
+                    priority=Priority.CRITICAL,
+                    source="syscall",
+                    hostname=agent.engine.hostname,
+                    output=report.message(),
+                    output_fields={**counts, "ebpf_enabled": self.config.sensor == "ebpf"},
+                    tags=(),
+                )
+            )
+        if DropAction.EXIT in report.actions and self._stop is not None:
+            self.exit_reason = (
+                f"{report.n_drops} of {report.n_evts} kernel records dropped in the last "
+                "second (syscall_event_drops: exit)"
+            )
+            self._stop.set()
+
+    # -- reload (SIGHUP) ---------------------------------------------------------------
+    def request_reload(self) -> None:
+        """Reload rules and configuration at the loop's next turn (safe in a signal handler)."""
+        self._reload_requested.set()
+
+    def _reload_if_requested(self) -> None:
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            if self.reload() and self._drop_monitor is not None:
+                self._drop_monitor.policy = _drop_policy(self.config)
+
+    def reload(self) -> bool:
+        """Rules and configuration read again and swapped in whole, or not at all.
+
+        Everything new is built first (configuration, rules compiled, responses, the
+        append_output format); only then is it swapped in, between two batches, and the
+        kernel's syscall filter reprogrammed for the new rules' event types. A file that
+        does not load leaves the running ruleset and configuration as they were, and the
+        error, located in its file, is logged. Outputs, metrics and the sensor kind are
+        fixed at start: a change to them is logged as needing a restart.
+        """
+        agent = self.agent
+        if agent is None or self.engine is None:
+            return False
+        try:
+            config = self.config_loader() if self.config_loader is not None else self.config
+            engine = self._engine(config, table=self.engine.table)
+            engine.prepare()
+            responder = self._responder(config)
+            extra = (
+                compile_output(config.append_output, "syscall") if config.append_output else None
+            )
+        except SkanseError as exc:
+            self.log(
+                {
+                    "level": "error",
+                    "msg": "reload failed: the rules and configuration loaded before stay",
+                    "error": str(exc),
+                }
+            )
+            return False
+        fixed = [
+            key
+            for key in ("sensor", "outputs", "metrics", "ring_buffer_mib", "host_root")
+            if getattr(config, key) != getattr(self.config, key)
+        ]
+        types = engine.event_types()
+        kill_plan = self._kill_plan(engine, config)
+        if self.config.sensor != "audit" and hasattr(self.sensor, "set_event_types"):
+            from skanse.runtime.syscalls import SYSCALLS
+
+            self.sensor.set_event_types(frozenset(SYSCALLS) if types is None else types)
+            if kill_plan is not None:
+                self.sensor.set_kill_plan(kill_plan)
+                agent.state.on_container_cgroup = self.sensor.add_container_cgroup
+        agent.engine = engine
+        agent.responder = responder
+        agent.append_output = extra
+        self.engine = engine
+        self.config = config
+        record: dict[str, Any] = {
+            "level": "info",
+            "msg": "rules reloaded",
+            "rules": len(engine.rules),
+            "event_types": sorted(types) if types is not None else "all",
+        }
+        if fixed:
+            record["needs_restart"] = fixed
+        self.log(record)
+        return True
 
     def close(self) -> dict[str, Any]:
         """Stop everything; the summary (events, alerts, produced/delivered/dropped)."""
@@ -365,6 +517,11 @@ class SensorService:
     def on_alert(self, callback: Callable[[Alert, Mapping[str, Any]], None]) -> None:
         if self.agent is not None:
             self.agent.on_alert = callback
+
+
+def _drop_policy(config: SensorConfig) -> DropPolicy:
+    drops = config.syscall_event_drops
+    return DropPolicy.parse(drops.threshold, drops.actions, drops.rate, drops.max_burst)
 
 
 def _entry_dict(entry: JournalEntry) -> dict[str, Any]:

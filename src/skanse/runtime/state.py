@@ -67,6 +67,9 @@ class ProcessState:
         self._missing: set[int] = set()
         self._root_ids: set[int] = set()
         self.proc_root = proc_root
+        # told every cgroup v2 id found to be a container's (the kernel program's kill
+        # scope: skn_kill_cgroups)
+        self.on_container_cgroup: Callable[[int], None] | None = None
 
     # -- containers --------------------------------------------------------------------
     def _container_for_cgroup_id(self, cgroup_id: int, pid: int) -> str | None:
@@ -89,6 +92,8 @@ class ProcessState:
         if ref is not None:
             cid = ref.id
             self.table.upsert_container(self.metadata.lookup(ref))
+            if self.on_container_cgroup is not None:
+                self.on_container_cgroup(cgroup_id)
         if len(self._cgroup_container) > 65536:
             self._cgroup_container.clear()
         self._cgroup_container[cgroup_id] = cid
@@ -101,7 +106,24 @@ class ProcessState:
         if ref is None:
             return None
         self.table.upsert_container(self.metadata.lookup(ref))
+        if self.on_container_cgroup is not None:
+            cgroup_id = self._v2_cgroup_id(cgroup_text)
+            if cgroup_id is not None:
+                self.on_container_cgroup(cgroup_id)
         return ref.id
+
+    def _v2_cgroup_id(self, cgroup_text: str) -> int | None:
+        """The cgroup v2 id (its directory's inode) of a /proc/<pid>/cgroup text."""
+        mount = self.cgroups.mount
+        if mount is None:
+            return None
+        for line in cgroup_text.splitlines():
+            if line.startswith("0::/") and line != "0::/":
+                try:
+                    return os.stat(mount + line[3:]).st_ino
+                except OSError:
+                    return None
+        return None
 
     def _names(self, data: dict[str, Any], pid: int) -> None:
         mntns = data.get("mntns")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import posixpath
 import socket
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from skanse.rules.paths import concatenate_paths, normalize_path
 from skanse.runtime.records import (
     SOCK,
     Item,
@@ -290,13 +290,9 @@ def _resolve(raw: str, base_item: bytes | None, ctx: DecodeContext) -> str:
     if not raw:
         return raw
     if raw[0] == "/":
-        if "/." in raw or "//" in raw or (raw[-1] == "/" and len(raw) > 1):
-            return posixpath.normpath(raw)
-        return raw  # already normal: the common case, without normpath's cost
-    base = path_from_components(base_item)[0] if base_item else (ctx.cwd() or "")
-    if not base:
-        return raw
-    return posixpath.normpath(posixpath.join(base, raw))
+        return normalize_path(raw)
+    base = path_from_components(base_item)[0] if base_item else ctx.cwd()
+    return concatenate_paths(base, raw)
 
 
 # -- sockets ----------------------------------------------------------------------------

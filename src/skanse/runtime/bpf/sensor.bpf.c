@@ -98,6 +98,16 @@ enum skn_item {
 	SKN_ITEM_STR2 = 11,
 	SKN_ITEM_STR3 = 12,
 	SKN_ITEM_OPEN_HOW = 13, /* struct open_how */
+	SKN_ITEM_KILLED = 14,   /* u32: the kill rule the kernel acted on (bpf_send_signal) */
+};
+
+/* skn_syscalls[nr] bit: after this open, look the opened file up in skn_kill_paths */
+#define SKN_CHECK_KILL 0x80
+
+/* skn_config.flags */
+enum skn_config_flag {
+	SKN_KILL_HOST = 1,       /* in-kernel kills reach host processes too (allow_host) */
+	SKN_KILL_UPPER_EXEC = 2, /* kill an exec of a file in the overlay's upper layer */
 };
 
 /* flags of a component list */
@@ -117,7 +127,8 @@ enum skn_counter {
 	SKN_DROPPED = 1,      /* every record the ring buffer did not take */
 	SKN_DROPPED_BUSY = 2, /* of those: the buffer had room (its lock was not taken in time) */
 	SKN_RETRIED = 3,      /* reservations retried because the buffer had room */
-	SKN_COUNTERS = 4,
+	SKN_KILLED = 4,       /* processes sent SIGKILL by the kernel program */
+	SKN_COUNTERS = 5,
 };
 
 struct skn_hdr {
@@ -185,8 +196,17 @@ struct skn_sock {
 
 struct skn_config {
 	__u32 self_tgid; /* the sensor's own events are not traced (no feedback loop) */
-	__u32 flags;
+	__u32 flags;     /* enum skn_config_flag */
 	__u64 wakeup_ns; /* wake the reader at most this often per CPU (see emit) */
+	__u32 upper_exec_rule; /* the kill rule of SKN_KILL_UPPER_EXEC, reported back */
+	__u32 reserved;
+};
+
+/* a path whose opening kills the opener: the hash of its components (see hash_step) ->
+ * the file modes (FMODE_READ 1, FMODE_WRITE 2) the open must have, and the rule */
+struct skn_kill_path {
+	__u32 fmode;
+	__u32 rule;
 };
 
 /*
@@ -230,6 +250,21 @@ struct {
 	__type(value, struct skn_config);
 } skn_config SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct skn_kill_path);
+} skn_kill_paths SEC(".maps");
+
+/* cgroup v2 ids of containers: in-kernel kills act only there (unless SKN_KILL_HOST) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} skn_kill_cgroups SEC(".maps");
+
 /* per CPU: the timestamp of the last record that woke the reader */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -251,11 +286,26 @@ struct skn_walk_state {
 };
 
 #define WALK_STATE SCRATCH_SIZE
+#define HASH_NAME 64 /* longest component a kill path may have, plus its NUL */
+
+/* the state of a hashing walk (see hash_step) */
+struct skn_hash_state {
+	__u64 dentry;
+	__u64 vfsmnt;
+	__u64 mnt_root;
+	__u64 root_dentry;
+	__u64 root_mnt;
+	__u64 hash;
+	__u32 flags;
+	__u32 pad;
+	char name[HASH_NAME];
+};
 
 /* one scratch buffer per CPU (userspace sets max_entries to the number of CPUs) */
 struct skn_buf {
 	char data[SCRATCH_SIZE];
 	struct skn_walk_state walk;
+	struct skn_hash_state hash;
 };
 
 struct {
@@ -486,6 +536,120 @@ static __always_inline __u32 put_cwd(char *buf, __u32 off, __u16 tag, struct fs_
 	return put_path(buf, off, tag, fs->pwd.dentry, mnt, mnt->mnt_root, &fs->root);
 }
 
+/*
+ * In-kernel kills. The opened file's path, as the kernel resolved it (symbolic links,
+ * `//`, `..` and bind mounts already followed), is walked up to the task's root like
+ * walk_step does and hashed rather than copied: each component's FNV-1a 64 hash, folded
+ * leaf first as H = (H ^ h(component)) * FNV_PRIME from the FNV offset. Userspace folds
+ * the kill paths' components the same way (skanse.runtime.enforce.path_hash). A component
+ * of HASH_NAME bytes or more cannot be in a kill path and ends the walk without a match.
+ */
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME 1099511628211ULL
+
+static long hash_step(__u32 index, void *unused)
+{
+	char *buf = scratch();
+	if (!buf)
+		return 1;
+	struct skn_hash_state *st = &((struct skn_buf *)buf)->hash;
+	__u64 dentry = st->dentry;
+	if (dentry == st->root_dentry && st->vfsmnt == st->root_mnt) {
+		st->flags |= SKN_WALK_COMPLETE;
+		return 1;
+	}
+	struct skn_dentry_head head = {};
+	if (read_dentry_head(&head, dentry) != 0)
+		return 1;
+	if (dentry == head.parent && dentry != st->mnt_root)
+		return 1; /* a pseudo file (memfd, pipe): never a kill path */
+	if (dentry == st->mnt_root || dentry == head.parent) {
+		struct mount *mnt = (struct mount *)(st->vfsmnt -
+						     bpf_core_field_offset(struct mount, mnt));
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt || !up) {
+			st->flags |= SKN_WALK_COMPLETE;
+			return 1;
+		}
+		st->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		st->vfsmnt = (__u64)up + bpf_core_field_offset(struct mount, mnt);
+		st->mnt_root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+		return 0;
+	}
+	long n = bpf_probe_read_kernel_str(st->name, HASH_NAME, (void *)head.name);
+	if (n <= 1 || n >= HASH_NAME)
+		return 1;
+	__u64 h = FNV_OFFSET;
+	for (int i = 0; i < HASH_NAME - 1; i++) {
+		if (i >= n - 1)
+			break;
+		h ^= (__u8)st->name[i];
+		h *= FNV_PRIME;
+	}
+	st->hash = (st->hash ^ h) * FNV_PRIME;
+	st->dentry = head.parent;
+	return 0;
+}
+
+/* whether in-kernel kills may act on the current task */
+static __always_inline int kill_in_scope(struct skn_config *config, __u32 tgid)
+{
+	if (tgid <= 1)
+		return 0;
+	if (config->flags & SKN_KILL_HOST)
+		return 1;
+	__u64 cgroup = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&skn_kill_cgroups, &cgroup) != NULL;
+}
+
+static __always_inline __u32 put_killed(char *buf, __u32 off, __u32 rule)
+{
+	if (off > HALF - 8)
+		return off;
+	*(__u16 *)(buf + (off & MASK)) = SKN_ITEM_KILLED;
+	*(__u16 *)(buf + (off & MASK) + 2) = 4;
+	*(__u32 *)(buf + (off & MASK) + 4) = rule;
+	return off + 8;
+}
+
+/* after a successful open: SIGKILL before the syscall returns if the file is a kill path */
+static __always_inline __u32 kill_on_open(char *buf, __u32 off, struct task_struct *task,
+					  long fd, __u32 tgid)
+{
+	__u32 zero = 0;
+	struct skn_config *config = bpf_map_lookup_elem(&skn_config, &zero);
+	if (!config || !kill_in_scope(config, tgid))
+		return off;
+	struct file *file = fd_file(task, fd);
+	if (!file)
+		return off;
+	struct path path = {};
+	if (BPF_CORE_READ_INTO(&path, file, f_path) != 0)
+		return off;
+	struct skn_hash_state *st = &((struct skn_buf *)buf)->hash;
+	struct fs_struct *fs = task->fs;
+	st->dentry = (__u64)path.dentry;
+	st->vfsmnt = (__u64)path.mnt;
+	st->mnt_root = (__u64)BPF_CORE_READ(path.mnt, mnt_root);
+	st->root_dentry = (__u64)fs->root.dentry;
+	st->root_mnt = (__u64)fs->root.mnt;
+	st->hash = FNV_OFFSET;
+	st->flags = 0;
+	bpf_loop(MAX_DEPTH, hash_step, NULL, 0);
+	if (!(st->flags & SKN_WALK_COMPLETE))
+		return off;
+	__u64 key = st->hash;
+	struct skn_kill_path *target = bpf_map_lookup_elem(&skn_kill_paths, &key);
+	if (!target)
+		return off;
+	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	if ((fmode & target->fmode) != target->fmode)
+		return off;
+	bpf_send_signal(9); /* SIGKILL, delivered before the return to user space */
+	count(SKN_KILLED);
+	return put_killed(buf, off, target->rule);
+}
+
 /* the directory a relative path is resolved against: the cwd or the file at dirfd;
  * `first` is the path's first byte, already copied into the record */
 static __always_inline __u32 put_base(char *buf, __u32 off, __u16 tag, struct task_struct *task,
@@ -673,6 +837,15 @@ static __always_inline void emit_exec(struct task_struct *task, long nr)
 	struct file *exe = mm->exe_file;
 	rec->task.exe_flags = exe_flags(exe);
 	rec->task.cgroup_id = bpf_get_current_cgroup_id();
+	__u32 zero = 0;
+	struct skn_config *config = bpf_map_lookup_elem(&skn_config, &zero);
+	int killed = 0;
+	if (config && (config->flags & SKN_KILL_UPPER_EXEC) &&
+	    (rec->task.exe_flags & SKN_EXE_UPPER_LAYER) && kill_in_scope(config, rec->hdr.tgid)) {
+		bpf_send_signal(9); /* the new image never runs an instruction */
+		count(SKN_KILLED);
+		killed = 1;
+	}
 
 	__u32 off = sizeof(*rec);
 	unsigned long arg_start = mm->arg_start;
@@ -694,6 +867,8 @@ static __always_inline void emit_exec(struct task_struct *task, long nr)
 			       &fs->root);
 	}
 	off = put_cwd(buf, off, SKN_ITEM_CWD, fs);
+	if (killed && config)
+		off = put_killed(buf, off, config->upper_exec_rule);
 	emit(buf, off);
 }
 
@@ -716,7 +891,8 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	__u8 *class_p = bpf_map_lookup_elem(&skn_syscalls, &nr);
 	if (!class_p || *class_p == SKN_CLASS_OFF)
 		return 0;
-	__u8 class = *class_p;
+	__u8 class = *class_p & ~SKN_CHECK_KILL;
+	__u8 check_kill = *class_p & SKN_CHECK_KILL;
 	if (class == SKN_CLASS_EXEC) /* recorded by skn_exec, on success only */
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -843,6 +1019,8 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		break;
 	}
+	if (check_kill && ret >= 0)
+		off = kill_on_open(buf, off, task, ret, id >> 32);
 	emit(buf, off);
 	return 0;
 }

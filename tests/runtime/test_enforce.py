@@ -1,0 +1,130 @@
+"""Which kill-marked rules the kernel can decide alone, and the pidfd kill for the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from skanse.errors import ResponseError
+from skanse.rules.loader import RulesFile, load_rules
+from skanse.runtime.enforce import FMODE_READ, path_hash, plan_kernel_kills
+from skanse.runtime.responses import kill_process
+from tests.conftest import corpus_path
+
+SIMPLE = """\
+- macro: open_read
+  condition: >-
+    (evt.type in (open,openat,openat2) and evt.is_open_read=true
+    and fd.typechar='f' and fd.num>=0)
+- list: shadow_files
+  items: [/etc/shadow, /etc/gshadow]
+- rule: Open shadow
+  desc: d
+  condition: open_read and fd.name in (shadow_files)
+  output: o
+  priority: CRITICAL
+- rule: Open shadow unless passwd
+  desc: d
+  condition: open_read and fd.name = /etc/shadow and not proc.name = passwd
+  output: o
+  priority: CRITICAL
+- rule: Open by glob
+  desc: d
+  condition: open_read and fd.name glob /etc/sha*
+  output: o
+  priority: CRITICAL
+- rule: Open an unnormal path
+  desc: d
+  condition: open_read and fd.name = //etc/shadow
+  output: o
+  priority: CRITICAL
+- rule: Upper exec
+  desc: d
+  condition: >-
+    evt.type in (execve, execveat) and container.id != host
+    and proc.is_exe_upper_layer=true
+  output: o
+  priority: CRITICAL
+- rule: Exec or open
+  desc: d
+  condition: (evt.type = execve or fd.name = /etc/shadow)
+  output: o
+  priority: CRITICAL
+"""
+
+
+def _rules(text: str):
+    result = load_rules([RulesFile("r.yaml", text.encode())])
+    assert result.ruleset is not None, result.errors
+    return result.ruleset.enabled("syscall")
+
+
+def test_only_the_simple_shapes_go_to_the_kernel() -> None:
+    rules = _rules(SIMPLE)
+    plan, userspace = plan_kernel_kills(rules, [r.name for r in rules], allow_host=True)
+    assert plan.rules == ("Open shadow", "Upper exec")
+    assert dict(plan.paths) == {"/etc/shadow": (FMODE_READ, 0), "/etc/gshadow": (FMODE_READ, 0)}
+    assert plan.upper_exec_rule == 1
+    # an exception, a glob, an unnormal literal, an `or`: the kernel could kill a process
+    # the rule would not match, so those kills stay in userspace
+    assert userspace == [
+        "Open shadow unless passwd",
+        "Open by glob",
+        "Open an unnormal path",
+        "Exec or open",
+    ]
+    assert plan.allow_host is False  # one kernel rule asks for a container
+
+
+def test_rules_not_marked_for_kill_are_not_planned() -> None:
+    rules = _rules(SIMPLE)
+    plan, userspace = plan_kernel_kills(rules, [], allow_host=False)
+    assert not plan.paths and plan.upper_exec_rule is None and not userspace
+
+
+def test_the_stable_rules_with_their_exceptions_stay_in_userspace() -> None:
+    text = corpus_path("falco", "falco_rules.yaml").read_text()
+    rules = _rules(text)
+    plan, userspace = plan_kernel_kills(rules, [r.name for r in rules], allow_host=False)
+    assert not plan.paths  # every sensitive-file rule carries exceptions
+    assert "Read sensitive file untrusted" in userspace
+
+
+def test_path_hash_is_of_the_normal_path() -> None:
+    assert path_hash("//etc/shadow") == path_hash("/etc/shadow")
+    assert path_hash("/etc/shadow") != path_hash("/shadow/etc")
+    assert path_hash("/etc/shadow") != path_hash("/etc/gshadow")
+
+
+def _start_boot_ns(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return int(fields[19]) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def test_a_pidfd_kill_checks_the_start_time_first() -> None:
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        started = _start_boot_ns(victim.pid)
+        # the alert's process started 10 s earlier: the pid now names another process
+        with pytest.raises(ResponseError, match="another process"):
+            kill_process(victim.pid, started - 10_000_000_000)
+        assert victim.poll() is None  # not killed
+        assert "pidfd" in kill_process(victim.pid, started)
+        assert victim.wait(10) == -signal.SIGKILL
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+
+
+def test_a_process_that_exited_is_reported_not_an_error_elsewhere() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    time.sleep(0.05)
+    with pytest.raises(ResponseError, match="exited before"):
+        kill_process(gone.pid, None)
