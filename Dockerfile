@@ -34,12 +34,13 @@ RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
     && python3 -m venv /opt/skanse && /opt/skanse/bin/pip install -r /tmp/requirements.txt
 COPY README.md MANIFEST.in setup.py ./
 COPY src/ src/
-# The runtime sensor's kernel program goes into the install as setup.py builds it: a prebuilt
-# sensor.bpf.o in src/ (from `make bpf`) as it is, and then no BPF toolchain is installed;
+# The runtime sensor's kernel programs go into the install as setup.py builds them: prebuilt
+# *.bpf.o in src/ (from `make bpf`) as they are, and then no BPF toolchain is installed;
 # else compiled here with clang against the build machine's BTF (CO-RE: it then loads on any
 # kernel with BTF). A build machine without BTF gives an image without the sensor
 # (`skanse runtime run` says so).
-RUN if [ ! -e src/skanse/runtime/bpf/sensor.bpf.o ] && [ -e /sys/kernel/btf/vmlinux ]; then \
+RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || need=1; done; \
+    if [ -n "$need" ] && [ -e /sys/kernel/btf/vmlinux ]; then \
       apt-get update \
       && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
       && rm -rf /var/lib/apt/lists/*; \

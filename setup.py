@@ -1,7 +1,8 @@
-"""Build hooks (everything else is in pyproject.toml): the runtime sensor's kernel program.
+"""Build hooks (everything else is in pyproject.toml): the runtime sensor's kernel programs.
 
-`build_py` puts the CO-RE BPF object, skanse/runtime/bpf/sensor.bpf.o, into the build: the
-one `make bpf` left in src/ if there is one, else compiled here from sensor.bpf.c with clang
+`build_py` puts the CO-RE BPF objects, skanse/runtime/bpf/*.bpf.o (the sensor, isolation),
+into the build: each one `make bpf` left in src/ if there is one and it is not older than its
+source, else compiled here from its .bpf.c with clang
 against the build machine's BTF (bpftool writes vmlinux.h; $SKANSE_BTF names another BTF
 file). CO-RE relocations make the object load on any kernel with BTF, so `pip install` of
 the wheel gives a working sensor on machines without clang; only libbpf1 is needed there.
@@ -26,8 +27,6 @@ from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
 
 BPF_DIR = Path("skanse", "runtime", "bpf")
-BPF_SOURCE = Path("src") / BPF_DIR / "sensor.bpf.c"
-BPF_OBJECT = BPF_DIR / "sensor.bpf.o"
 # uname -m -> (clang's __TARGET_ARCH_ name, the wheel platform tag's machine)
 ARCHES = {
     "x86_64": ("x86", "x86_64"),
@@ -47,7 +46,7 @@ def _tool(name: str) -> str:
     return found
 
 
-def compile_bpf(out: Path) -> None:
+def compile_bpf(sources: list[Path], out_dir: Path) -> None:
     machine = platform.machine()
     if machine not in ARCHES:
         raise BpfUnavailable(f"no BPF target for this machine ({machine})")
@@ -55,39 +54,56 @@ def compile_bpf(out: Path) -> None:
     if not btf.is_file():
         raise BpfUnavailable(f"{btf} is missing: there is no BTF to compile against")
     clang, bpftool, strip = _tool("clang"), _tool("bpftool"), _tool("llvm-strip")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="skanse-bpf-") as tmp:
         header = Path(tmp, "vmlinux.h")
         with header.open("wb") as sink:
             subprocess.run(
                 [bpftool, "btf", "dump", "file", str(btf), "format", "c"], stdout=sink, check=True
             )
-        partial = Path(tmp, "sensor.bpf.o")
-        subprocess.run(
-            [clang, "-g", "-O2", "-Wall", "-target", "bpf", f"-D__TARGET_ARCH_{ARCHES[machine][0]}",
-             f"-I{tmp}", "-c", str(BPF_SOURCE), "-o", str(partial)],
-            check=True,
-        )  # fmt: skip
-        subprocess.run([strip, "-g", str(partial)], check=True)
-        shutil.copyfile(partial, out)
+        for source in sources:
+            partial = Path(tmp, source.name.removesuffix(".c") + ".o")
+            subprocess.run(
+                [clang, "-g", "-O2", "-Wall", "-target", "bpf",
+                 f"-D__TARGET_ARCH_{ARCHES[machine][0]}", f"-I{tmp}", "-c", str(source),
+                 "-o", str(partial)],
+                check=True,
+            )  # fmt: skip
+            subprocess.run([strip, "-g", str(partial)], check=True)
+            shutil.copyfile(partial, out_dir / partial.name)
+
+
+def _objects(build_lib: Path) -> list[Path]:
+    return sorted((build_lib / BPF_DIR).glob("*.bpf.o"))
 
 
 class BuildPyWithBpf(build_py):
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / BPF_OBJECT
+        out_dir = Path(self.build_lib) / BPF_DIR
         wanted = os.environ.get("SKANSE_BPF", "auto")
-        # an editable install runs from src/, where `make bpf` puts the object
-        if target.exists() or wanted == "0" or getattr(self, "editable_mode", False):
+        # an editable install runs from src/, where `make bpf` puts the objects
+        if wanted == "0" or getattr(self, "editable_mode", False):
+            return
+        missing = []
+        for source in sorted((Path("src") / BPF_DIR).glob("*.bpf.c")):
+            built = out_dir / (source.name.removesuffix(".c") + ".o")
+            if built.exists() and built.stat().st_mtime < source.stat().st_mtime:
+                built.unlink()  # stale: it would not match the sensor's code
+            if not built.exists():
+                missing.append(source)
+        if not missing:
             return
         try:
-            compile_bpf(target)
+            compile_bpf(missing, out_dir)
         except (BpfUnavailable, subprocess.CalledProcessError) as error:
             if wanted == "require":
-                raise SystemExit(
-                    f"skanse: the sensor's BPF object cannot be built: {error}"
-                ) from None
-            self.warn(f"the runtime sensor's BPF object is not built ({error}): pure wheel")
+                raise SystemExit(f"skanse: the BPF objects cannot be built: {error}") from None
+            for source in missing:  # all or none: a half-built sensor is worse than none
+                (out_dir / (source.name.removesuffix(".c") + ".o")).unlink(missing_ok=True)
+            for stale in _objects(Path(self.build_lib)):
+                stale.unlink()
+            self.warn(f"the runtime sensor's BPF objects are not built ({error}): pure wheel")
 
 
 class PlatformWheelWithBpf(bdist_wheel):
@@ -96,7 +112,7 @@ class PlatformWheelWithBpf(bdist_wheel):
     def run(self) -> None:
         self.run_command("build")  # once: the base class's own run_command("build") is a no-op
         build_lib = Path(self.get_finalized_command("build_py").build_lib)
-        self.root_is_pure = not (build_lib / BPF_OBJECT).exists()
+        self.root_is_pure = not _objects(build_lib)
         super().run()
 
     def get_tag(self) -> tuple[str, str, str]:

@@ -72,6 +72,11 @@ def build(
     epoch: int | None = None,
 ) -> BuiltImage:
     """Build one of the Dockerfile's targets; the image id is the config's digest."""
+    for source in sorted((PROJECT / "src" / "skanse" / "runtime" / "bpf").glob("*.bpf.c")):
+        built = source.with_name(source.name.removesuffix(".c") + ".o")
+        if built.exists() and built.stat().st_mtime < source.stat().st_mtime:
+            # the image would carry a kernel program that does not match the sensor's code
+            raise Unavailable(f"{built} is older than {source.name}: run `make bpf` first")
     base = base or os.environ.get("SKANSE_IMAGE_BASE") or base_image()
     epoch = source_date_epoch() if epoch is None else epoch
     name = tag or f"{REPOSITORIES[target]}:{version()}"

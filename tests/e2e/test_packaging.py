@@ -19,7 +19,6 @@ from tests.e2e.conftest import PROJECT, Images, podman_run
 
 pytestmark = pytest.mark.slow
 
-OBJECT = "skanse/runtime/bpf/sensor.bpf.o"
 EM_BPF = 247  # ELF e_machine of eBPF objects
 
 
@@ -37,9 +36,9 @@ def _pip_wheel(source: Path | str, out: Path, **env: str) -> Path:
     return wheel
 
 
-def _bpf_object(wheel: Path) -> bytes:
+def _bpf_object(wheel: Path, path: str) -> bytes:
     with zipfile.ZipFile(wheel) as archive:
-        [name] = [n for n in archive.namelist() if n.endswith(OBJECT)]
+        [name] = [n for n in archive.namelist() if n.endswith(path)]
         return archive.read(name)
 
 
@@ -88,9 +87,10 @@ def test_wheel_from_the_sdist_is_a_manylinux_wheel_with_the_compiled_object(
     assert wheel.name == (
         f"skanse-0.1.0-py3-none-manylinux_2_17_{machine}.manylinux2014_{machine}.whl"
     )
-    obj = _bpf_object(wheel)
-    assert obj[:4] == b"\x7fELF"
-    assert int.from_bytes(obj[18:20], "little") == EM_BPF
+    for name in ("sensor", "isolate"):
+        obj = _bpf_object(wheel, f"skanse/runtime/bpf/{name}.bpf.o")
+        assert obj[:4] == b"\x7fELF"
+        assert int.from_bytes(obj[18:20], "little") == EM_BPF
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read("skanse-0.1.0.dist-info/WHEEL").decode()
     assert "Root-Is-Purelib: false" in metadata
