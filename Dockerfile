@@ -3,49 +3,71 @@
 # Read-only friendly: byte code is compiled at build time and never written at run time,
 # so `docker run --read-only` and readOnlyRootFilesystem: true work.
 #
-# The base is pinned by tag and digest. The digest is the one Renovate recorded for
+# BASE is pinned by tag and digest. The digest is the one Renovate recorded for
 # python:3.12.3-slim-bookworm in the public GitHub repository nalabelle/build, file
 # images/digests.Dockerfile, commit b709b6a5c2136a0cf8e8a348b370817ec6152d21 (2024-04-12);
 # at least one other public Dockerfile pins the same digest for that tag. Update tag and
 # digest together (`docker buildx imagetools inspect python:3.12-slim-bookworm` prints the
-# current digest).
-FROM python:3.12.3-slim-bookworm@sha256:541d45d3d675fb8197f534525a671e2f8d66c882b89491f9dda271f4f94dcd06 AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN apt-get update \
- && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
- && rm -rf /var/lib/apt/lists/*
+# current digest). Without a registry, `make image` passes a Debian base made locally
+# (tools/debian_base.py: debootstrap, python3 and python3-venv from Debian's packages):
+#   podman build --build-arg BASE=localhost/skanse-base:bookworm ...
+#
+# Reproducible: built with SOURCE_DATE_EPOCH (the last commit's time) and `--timestamp` of
+# the same value (buildah/podman; BuildKit: SOURCE_DATE_EPOCH with rewrite-timestamp), the
+# same sources, base and packages give the same image id. Byte code is compiled with hash
+# checks (py_compile does so when SOURCE_DATE_EPOCH is set), not source mtimes.
+ARG BASE=python:3.12.3-slim-bookworm@sha256:541d45d3d675fb8197f534525a671e2f8d66c882b89491f9dda271f4f94dcd06
+FROM ${BASE} AS build
+# Given by `make image` (the last commit's time): byte code with hash checks, no build times.
+ARG SOURCE_DATE_EPOCH
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The dependencies first, in their own layer: a change to skanse's sources reinstalls skanse
+# only. pip's download cache is kept between builds (not in the image): a rebuild with
+# --no-cache fetches nothing it fetched before. A build behind a TLS-inspecting proxy passes
+# the CA bundle that trusts it as the secret `pip-ca` (`--secret id=pip-ca,src=...`); like the
+# cache, a secret is never part of a layer.
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/requirements.txt \
+    && python3 -m venv /opt/skanse && /opt/skanse/bin/pip install -r /tmp/requirements.txt
+COPY README.md MANIFEST.in setup.py ./
 COPY src/ src/
-# The runtime sensor's kernel program, as the Makefile's `bpf` target builds it: CO-RE, so
-# compiled once against the build machine's BTF it loads on any kernel with BTF. A build
-# machine without BTF gives an image without the sensor (`skanse runtime run` says so);
-# a prebuilt sensor.bpf.o in src/ (from `make bpf`) is used as it is.
-RUN obj=src/skanse/runtime/bpf/sensor.bpf.o; \
-    if [ ! -e "$obj" ] && [ -e /sys/kernel/btf/vmlinux ]; then \
-      arch="$(uname -m | sed -e s/x86_64/x86/ -e s/aarch64/arm64/)" \
-      && bpftool btf dump file /sys/kernel/btf/vmlinux format c > /tmp/vmlinux.h \
-      && clang -g -O2 -Wall -target bpf "-D__TARGET_ARCH_$arch" -I/tmp \
-           -c src/skanse/runtime/bpf/sensor.bpf.c -o "$obj" \
-      && llvm-strip -g "$obj"; \
+# The runtime sensor's kernel programs go into the install as setup.py builds them: prebuilt
+# *.bpf.o in src/ (from `make bpf`) as they are, and then no BPF toolchain is installed;
+# else compiled here with clang against the build machine's BTF (CO-RE: it then loads on any
+# kernel with BTF). A build machine without BTF gives an image without the sensor
+# (`skanse runtime run` says so).
+RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || need=1; done; \
+    if [ -n "$need" ] && [ -e /sys/kernel/btf/vmlinux ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
+      && rm -rf /var/lib/apt/lists/*; \
     fi
-RUN python -m venv /opt/skanse && /opt/skanse/bin/pip install .
+RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && /opt/skanse/bin/pip install --no-deps /src && /opt/skanse/bin/pip check
 
 # The runtime sensor's image (`docker build --target sensor`; deploy/sensor/ runs it): the
 # same install plus what the sensor calls at run time, libbpf to load its kernel program
 # and nft to isolate a container. The default image below, for the CLI and the admission
 # webhook, goes without them.
-FROM python:3.12.3-slim-bookworm@sha256:541d45d3d675fb8197f534525a671e2f8d66c882b89491f9dda271f4f94dcd06 AS sensor
+FROM ${BASE} AS sensor
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/skanse/bin:$PATH
+# apt's logs, lists and caches are removed: they hold times and would change the layer.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libbpf1 nftables \
- && rm -rf /var/lib/apt/lists/*
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libbpf1 nftables \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \
+      /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
 COPY --from=build /opt/skanse /opt/skanse
 USER 10001:10001
 ENTRYPOINT ["skanse"]
 CMD ["runtime", "run", "--help"]
 
-FROM python:3.12.3-slim-bookworm@sha256:541d45d3d675fb8197f534525a671e2f8d66c882b89491f9dda271f4f94dcd06
+# The default image: the CLI and the admission webhook (deploy/admission/ runs it).
+FROM ${BASE} AS cli
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/skanse/bin:$PATH
 COPY --from=build /opt/skanse /opt/skanse
 WORKDIR /scan

@@ -28,7 +28,7 @@ APT_PACKAGES ?= sysdig docker-registry skopeo wrk chromium libpango-1.0-0 libpan
 BPF_PACKAGES ?= clang llvm bpftool libbpf-dev libbpf1
 
 .PHONY: run test lint types imports unit install install-test system-deps clean bench \
-	bench-admission bench-sensor bpf bpf-deps
+	bench-admission bench-sensor bpf bpf-deps image wheel sdist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ## run: install skanse into .venv and scan the bundled examples (exit 1 = findings, as designed)
-run: install bpf
+# (no BPF toolchain: scanning YAML does not need the sensor; `make bpf` builds it)
+run: install
 	@echo '$$ skanse scan examples/'
 	@$(BIN)/skanse scan examples/; status=$$?; \
 	  if [ $$status -gt 1 ]; then exit $$status; fi; \
@@ -91,9 +92,24 @@ bpf: bpf-deps
 	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(BPF_OBJ); \
 	else echo "warning: $(BTF) is missing: the eBPF sensor is not built (its tests skip)"; fi
 
+## image: build localhost/skanse:VERSION (CLI, webhook) and localhost/skanse-sensor:VERSION with
+## podman, reproducibly, on a Debian base made here (IMAGE_BASE=ref builds on another base)
+IMAGE_BASE ?=
+image: bpf
+	@command -v podman >/dev/null || $(MAKE) --no-print-directory system-deps
+	SKANSE_IMAGE_BASE=$(IMAGE_BASE) $(PYTHON) tools/images.py
+
+## wheel: dist/skanse-VERSION-py3-none-manylinux_2_17_<arch>.whl with the sensor's BPF object
+wheel: bpf | $(BIN)/python
+	SKANSE_BPF=require $(BIN)/pip wheel --no-deps --quiet -w dist .
+
+## sdist: dist/skanse-VERSION.tar.gz (the BPF source; a build from it compiles the object)
+sdist: install-test
+	$(BIN)/python -m build --sdist --outdir dist .
+
 lint: install-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools setup.py
+	$(BIN)/ruff format --check src tests bench tools setup.py
 
 types: install-test
 	$(BIN)/mypy

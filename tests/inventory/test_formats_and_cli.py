@@ -89,6 +89,46 @@ def test_cyclonedx_output_validates_and_carries_every_package(tiny_inventory) ->
     assert len(dependency["dependsOn"]) == len(libraries) + 1
 
 
+def test_cyclonedx_package_with_an_expression_beside_other_licences_validates() -> None:
+    """Debian's e2fsprogs lists `GPL-2.0 or LGPL-2.1` beside plain ids: CycloneDX takes one
+    expression or a list of licences, never both, so all of them become one expression."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from skanse.inventory.model import Inventory, Package, PackageLocation, Subject
+
+    texts = ("GPL-2.0 or LGPL-2.1", "MIT", "public-domain")
+    package = Package(
+        name="e2fsprogs",
+        version="1.47.0-2+b2",
+        type="deb",
+        purl="pkg:deb/debian/e2fsprogs@1.47.0-2%2Bb2?arch=amd64",
+        cataloger="dpkg-db-cataloger",
+        locations=(PackageLocation("/var/lib/dpkg/status"),),
+        licenses=texts,
+    )
+    inventory = Inventory(Subject("directory", "/rootfs", "dir"), (package,))
+    text = render("cyclonedx-json", inventory)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    [component] = [c for c in json.loads(text)["components"] if c["name"] == "e2fsprogs"]
+    assert component["licenses"] == [
+        {"expression": "(GPL-2.0-only OR LGPL-2.1-only) AND LicenseRef-public-domain AND MIT"}
+    ]
+
+
+def test_spdx_licence_text_the_expression_parser_chokes_on_is_read() -> None:
+    """Debian's ncurses lists `MIT/X11`, on which license_expression's validate() raised
+    AttributeError: the SBOM failed as an internal error. It reads as MIT, and the comment
+    quotes what was declared."""
+    from skanse.inventory.formats.spdx import _license
+
+    refs: dict[str, str] = {}
+    declared, comment = _license(("BSD-3-clause", "MIT/X11", "X11"), refs)
+    assert str(declared) == "BSD-3-Clause AND MIT AND X11"
+    assert comment == "declared: BSD-3-clause; MIT/X11; X11"
+    assert refs == {}
+
+
 @pytest.mark.corpus
 def test_spdx_output_validates(tiny_inventory, tmp_path: Path) -> None:
     from spdx_tools.spdx.parser.parse_anything import parse_file

@@ -67,6 +67,8 @@ def test_host_access_is_hostpid_and_named_mounts_only() -> None:
         "/var/lib/docker/containers",
         "/run/containerd/io.containerd.runtime.v2.task",  # not containerd.sock
         "/run/containers/storage",
+        "/var/lib/containers/storage/overlay-containers",
+        "/var/lib/containers/storage/overlay-images",
         "/var/lib/skanse",
     }
 

@@ -111,6 +111,13 @@ def _describe_facts(facts: HostFacts, ctx: AuditContext) -> dict[str, str]:
         running = f"running, PID {process.pid}" if process else "installed, not running"
         path = getattr(runtime, "daemon_json_path", None) or getattr(runtime, "config_path", "")
         described[name] = f"{running}; config: {path}"
+    try:
+        conf = facts.containers_conf()
+        storage = conf.storage.path if conf.storage else "none (built-in defaults)"
+        files = ", ".join(conf.sources) or "none (built-in defaults)"
+        described["podman/CRI-O"] = f"containers.conf: {files}; storage.conf: {storage}"
+    except HostFactError as exc:
+        described["podman/CRI-O"] = exc.message
     return described
 
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from skanse.errors import HostFactError
 from skanse.host.cis import DEFAULT_BENCHMARK
+from skanse.host.containers_conf import ContainersConf, find_containers_conf
 from skanse.host.isolation import Isolation, detect_isolation
 from skanse.host.kubelet import KubeletConfig, find_kubelet
 from skanse.host.root import HostRoot
@@ -63,6 +64,9 @@ class HostFacts:
 
     def containerd(self) -> ContainerdFacts:
         return self._once("containerd", lambda: find_containerd(self.root))
+
+    def containers_conf(self) -> ContainersConf:
+        return self._once("containers_conf", lambda: find_containers_conf(self.root))
 
     def isolation(self) -> Isolation:
         return self._once("isolation", lambda: detect_isolation(self.root))

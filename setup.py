@@ -1,0 +1,125 @@
+"""Build hooks (everything else is in pyproject.toml): the runtime sensor's kernel programs.
+
+`build_py` puts the CO-RE BPF objects, skanse/runtime/bpf/*.bpf.o (the sensor, isolation),
+into the build: each one `make bpf` left in src/ if there is one and it is not older than its
+source, else compiled here from its .bpf.c with clang
+against the build machine's BTF (bpftool writes vmlinux.h; $SKANSE_BTF names another BTF
+file). CO-RE relocations make the object load on any kernel with BTF, so `pip install` of
+the wheel gives a working sensor on machines without clang; only libbpf1 is needed there.
+
+A wheel that carries the object is a platform wheel (py3-none-manylinux_2_17_<arch>): the
+program is compiled for one architecture's syscall registers. Without clang, bpftool or BTF
+the build goes on without the object (a pure wheel, the sensor then says it is missing)
+unless SKANSE_BPF=require, which makes that an error; SKANSE_BPF=0 never builds it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
+from setuptools.command.build_py import build_py
+
+BPF_DIR = Path("skanse", "runtime", "bpf")
+# uname -m -> (clang's __TARGET_ARCH_ name, the wheel platform tag's machine)
+ARCHES = {
+    "x86_64": ("x86", "x86_64"),
+    "aarch64": ("arm64", "aarch64"),
+    "arm64": ("arm64", "aarch64"),
+}
+
+
+class BpfUnavailable(Exception):
+    pass
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        raise BpfUnavailable(f"{name} is not installed (Debian: clang llvm bpftool libbpf-dev)")
+    return found
+
+
+def compile_bpf(sources: list[Path], out_dir: Path) -> None:
+    machine = platform.machine()
+    if machine not in ARCHES:
+        raise BpfUnavailable(f"no BPF target for this machine ({machine})")
+    btf = Path(os.environ.get("SKANSE_BTF", "/sys/kernel/btf/vmlinux"))
+    if not btf.is_file():
+        raise BpfUnavailable(f"{btf} is missing: there is no BTF to compile against")
+    clang, bpftool, strip = _tool("clang"), _tool("bpftool"), _tool("llvm-strip")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="skanse-bpf-") as tmp:
+        header = Path(tmp, "vmlinux.h")
+        with header.open("wb") as sink:
+            subprocess.run(
+                [bpftool, "btf", "dump", "file", str(btf), "format", "c"], stdout=sink, check=True
+            )
+        for source in sources:
+            partial = Path(tmp, source.name.removesuffix(".c") + ".o")
+            subprocess.run(
+                [clang, "-g", "-O2", "-Wall", "-target", "bpf",
+                 f"-D__TARGET_ARCH_{ARCHES[machine][0]}", f"-I{tmp}", "-c", str(source),
+                 "-o", str(partial)],
+                check=True,
+            )  # fmt: skip
+            subprocess.run([strip, "-g", str(partial)], check=True)
+            shutil.copyfile(partial, out_dir / partial.name)
+
+
+def _objects(build_lib: Path) -> list[Path]:
+    return sorted((build_lib / BPF_DIR).glob("*.bpf.o"))
+
+
+class BuildPyWithBpf(build_py):
+    def run(self) -> None:
+        super().run()
+        out_dir = Path(self.build_lib) / BPF_DIR
+        wanted = os.environ.get("SKANSE_BPF", "auto")
+        # an editable install runs from src/, where `make bpf` puts the objects
+        if wanted == "0" or getattr(self, "editable_mode", False):
+            return
+        missing = []
+        for source in sorted((Path("src") / BPF_DIR).glob("*.bpf.c")):
+            built = out_dir / (source.name.removesuffix(".c") + ".o")
+            if built.exists() and built.stat().st_mtime < source.stat().st_mtime:
+                built.unlink()  # stale: it would not match the sensor's code
+            if not built.exists():
+                missing.append(source)
+        if not missing:
+            return
+        try:
+            compile_bpf(missing, out_dir)
+        except (BpfUnavailable, subprocess.CalledProcessError) as error:
+            if wanted == "require":
+                raise SystemExit(f"skanse: the BPF objects cannot be built: {error}") from None
+            for source in missing:  # all or none: a half-built sensor is worse than none
+                (out_dir / (source.name.removesuffix(".c") + ".o")).unlink(missing_ok=True)
+            for stale in _objects(Path(self.build_lib)):
+                stale.unlink()
+            self.warn(f"the runtime sensor's BPF objects are not built ({error}): pure wheel")
+
+
+class PlatformWheelWithBpf(bdist_wheel):
+    """A platform wheel when the build holds the BPF object, a pure one otherwise."""
+
+    def run(self) -> None:
+        self.run_command("build")  # once: the base class's own run_command("build") is a no-op
+        build_lib = Path(self.get_finalized_command("build_py").build_lib)
+        self.root_is_pure = not _objects(build_lib)
+        super().run()
+
+    def get_tag(self) -> tuple[str, str, str]:
+        if self.root_is_pure:
+            return "py3", "none", "any"
+        machine = ARCHES[platform.machine()][1]
+        return "py3", "none", f"manylinux_2_17_{machine}.manylinux2014_{machine}"
+
+
+setup(cmdclass={"build_py": BuildPyWithBpf, "bdist_wheel": PlatformWheelWithBpf})

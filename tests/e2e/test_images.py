@@ -1,0 +1,56 @@
+"""`make image`: both images build from the project's Dockerfile on the local Debian base, run
+as UID 10001, and rebuild to the same image id (reproducible layers and configuration)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tools.images import build
+
+from tests.e2e.conftest import Images, podman, podman_run
+
+pytestmark = pytest.mark.slow
+
+
+def test_cli_image_runs_as_non_root_on_a_read_only_root(images: Images) -> None:
+    run = podman_run(
+        "--rm", "--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges",
+        images.cli.name, "--version",
+    )  # fmt: skip
+    assert run.stdout.strip() == "skanse 0.1.0", run.stdout
+    who = podman_run("--rm", "--entrypoint", "id", images.cli.name)
+    assert who.stdout.startswith("uid=10001(") and " gid=10001(" in who.stdout, who.stdout
+    config = json.loads(podman("image", "inspect", images.cli.name).stdout)[0]["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["skanse"]
+
+
+def test_sensor_image_carries_the_bpf_object_and_libbpf(images: Images) -> None:
+    probe = (
+        "import ctypes.util, importlib.resources as r;"
+        "p = r.files('skanse.runtime').joinpath('bpf/sensor.bpf.o');"
+        "print(p.is_file(), p.read_bytes()[:4] == b'\\x7fELF', ctypes.util.find_library('bpf'))"
+    )
+    run = podman_run(
+        "--rm", "--entrypoint", "/opt/skanse/bin/python", images.sensor.name, "-c", probe
+    )
+    assert run.stdout.split()[:2] == ["True", "True"], run.stdout
+    assert run.stdout.split()[2].startswith("libbpf.so"), run.stdout
+    nft = podman_run("--rm", "--entrypoint", "nft", images.sensor.name, "--version")
+    assert nft.stdout.startswith("nftables"), nft.stdout
+    # the CLI image goes without them
+    bare = podman_run(
+        "--rm", "--entrypoint", "sh", images.cli.name, "-c", "command -v nft", check=False
+    )
+    assert bare.returncode != 0
+
+
+def test_rebuild_without_cache_gives_the_same_image_id(images: Images) -> None:
+    """Every layer built again (pip install from PyPI, byte code, COPY) and the configuration:
+    the same sources, base and packages give the same id, i.e. the same config and layers."""
+    again = build("cli", tag="localhost/skanse-rebuild:check", no_cache=True)
+    try:
+        assert again.image_id == images.cli.image_id
+    finally:
+        podman("rmi", "localhost/skanse-rebuild:check", check=False)

@@ -1,0 +1,204 @@
+"""The sensor image run as deploy/sensor/daemonset.yaml runs it: host PID namespace, UID 0,
+read-only root, every capability dropped but the seven it names, the host's BTF, cgroup tree,
+/etc and the runtimes' state mounted. A `podman exec -it` in a second, ordinary container
+raises "Terminal shell in container" naming that container; kill and freeze act on real
+containers and `skanse runtime release` undoes the freeze."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import corpus_path
+from tests.e2e.conftest import PROJECT, Images, podman, podman_run
+from tests.runtime.containers_real import IMAGE, PodmanContainer, podman_container
+
+pytestmark = pytest.mark.slow
+
+MARKER_RULES = """
+- rule: skanse e2e freeze marker
+  desc: a process naming the freeze marker in a container
+  condition: >
+    evt.type in (execve, execveat) and evt.dir=< and container.id != host
+    and proc.cmdline contains "skanse-e2e-freeze-7c1d"
+  output: "freeze marker (container=%container.id)"
+  priority: WARNING
+- rule: skanse e2e kill marker
+  desc: a process naming the kill marker in a container
+  condition: >
+    evt.type in (execve, execveat) and evt.dir=< and container.id != host
+    and proc.cmdline contains "skanse-e2e-kill-7c1d"
+  output: "kill marker (container=%container.id)"
+  priority: WARNING
+"""
+CONFIG = """
+rules:
+  - /etc/skanse/rules/falco_rules.yaml
+  - /etc/skanse/rules/markers.yaml
+host_root: /host
+state_dir: /var/lib/skanse
+outputs:
+  stdout: true
+responses:
+  - {rule: "skanse e2e freeze marker", actions: [freeze]}
+  - {rule: "skanse e2e kill marker", actions: [kill]}
+"""
+DAEMONSET = PROJECT / "deploy" / "sensor" / "daemonset.yaml"
+
+
+def daemonset_options(config: Path, state: Path) -> list[str]:
+    """`podman run` options for what deploy/sensor/daemonset.yaml declares: its user, read-only
+    root, capabilities, host PID namespace and every hostPath volume at its mount path (the
+    ConfigMap and the response journal come from the test's own directories)."""
+    pod = yaml.safe_load(DAEMONSET.read_text())["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    context = container["securityContext"]
+    assert pod["hostPID"] is True and context["readOnlyRootFilesystem"] is True
+    options = ["--pid", "host", "--user", f"{context['runAsUser']}:{context['runAsGroup']}"]
+    options += ["--read-only", "--cap-drop", "ALL"]
+    options += ["--cap-add", ",".join(context["capabilities"]["add"])]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        volume = volumes[mount["name"]]
+        mode = "ro" if mount.get("readOnly") else "rw"
+        if "hostPath" in volume and mount["mountPath"] != "/var/lib/skanse":
+            host = Path(volume["hostPath"]["path"])
+            if volume["hostPath"].get("type") == "DirectoryOrCreate":
+                host.mkdir(parents=True, exist_ok=True)
+            options += ["-v", f"{host}:{mount['mountPath']}:{mode}"]
+        elif "hostPath" in volume:
+            options += ["-v", f"{state}:{mount['mountPath']}:{mode}"]
+        elif "configMap" in volume:
+            options += ["-v", f"{config}:{mount['mountPath']}:ro"]
+        elif "emptyDir" in volume:
+            options += ["--tmpfs", mount["mountPath"]]
+    return options
+
+
+@dataclass
+class SensorContainer:
+    name: str
+
+    def alerts(self) -> list[dict[str, Any]]:
+        out = podman("logs", self.name, check=False).stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 15) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for alert in self.alerts():
+                if match(alert):
+                    return alert
+            time.sleep(0.3)
+        return None
+
+
+@pytest.fixture(scope="module")
+def sensor(images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SensorContainer]:
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("this kernel has no BTF: the sensor cannot load")
+    work = tmp_path_factory.mktemp("sensor-container")
+    config, state = work / "etc", work / "state"
+    (config / "rules").mkdir(parents=True)
+    state.mkdir()
+    (config / "sensor.yaml").write_text(CONFIG)
+    shutil.copy(corpus_path("falco", "falco_rules.yaml"), config / "rules" / "falco_rules.yaml")
+    (config / "rules" / "markers.yaml").write_text(MARKER_RULES)
+    name = f"skanse-sensor-{secrets.token_hex(4)}"
+    podman_run(
+        "-d", "--name", name, "--network", "none", *daemonset_options(config, state),
+        images.sensor.name, "runtime", "run", "--config", "/etc/skanse/sensor.yaml",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "sensor started" not in podman("logs", name, check=False).stderr:
+            running = podman("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+            if running != "true" or time.monotonic() > deadline:
+                logs = podman("logs", name, check=False)
+                pytest.fail(f"the sensor container did not start: {logs.stderr[-3000:]}")
+            time.sleep(0.3)
+        yield SensorContainer(name)
+    finally:
+        podman("rm", "-f", "-t", "5", name, check=False)
+
+
+def _tty_exec(container: PodmanContainer, command: str) -> subprocess.CompletedProcess[str]:
+    """`podman exec -it` with a terminal (script(1) gives it one)."""
+    return subprocess.run(
+        ["script", "-qec", f"podman exec -it {container.name} sh -c '{command}'", "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_terminal_shell_in_a_podman_container_names_it(sensor: SensorContainer) -> None:
+    with podman_container() as target:
+        done = _tty_exec(target, "echo tty-probe-51e2")
+        assert "tty-probe-51e2" in done.stdout, done.stdout + done.stderr
+        alert = sensor.wait_for(
+            lambda a: (
+                a["rule"] == "Terminal shell in container"
+                and a["output_fields"].get("container.id") == target.id
+            )
+        )
+    assert alert is not None, [a["rule"] for a in sensor.alerts()]
+    fields = alert["output_fields"]
+    assert fields["container.name"] == target.name
+    assert fields["container.image.repository"] == IMAGE.rsplit(":", 1)[0]
+    assert fields["container.image.tag"] == "bookworm"
+    assert fields["proc.tty"] != 0
+
+
+def _frozen(container: PodmanContainer) -> bool:
+    """The kernel's word: cgroup v2 `cgroup.events` says frozen 1, or the v1 freezer FROZEN."""
+    for line in Path(f"/proc/{container.pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        events = Path(f"/sys/fs/cgroup/unified{path}/cgroup.events")
+        if controllers == "" and events.exists() and "frozen 1" in events.read_text():
+            return True
+        state = Path(f"/sys/fs/cgroup/freezer{path}/freezer.state")
+        if "freezer" in controllers.split(",") and state.read_text().strip() == "FROZEN":
+            return True
+    return False
+
+
+def test_freeze_acts_on_the_real_container_and_release_thaws_it(sensor: SensorContainer) -> None:
+    with podman_container() as target:
+        assert not _frozen(target)
+        target.exec("sh", "-c", "true skanse-e2e-freeze-7c1d")
+        alert = sensor.wait_for(
+            lambda a: (
+                a["rule"] == "skanse e2e freeze marker"
+                and a["output_fields"].get("container.id") == target.id
+            )
+        )
+        assert alert is not None
+        deadline = time.monotonic() + 10
+        while not _frozen(target) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _frozen(target)
+        released = podman("exec", sensor.name, "skanse", "runtime", "release", target.id)
+        assert target.id in released.stdout + released.stderr
+        assert not _frozen(target)
+        assert target.exec("true").returncode == 0
+
+
+def test_kill_acts_on_the_process_in_the_real_container(sensor: SensorContainer) -> None:
+    with podman_container() as target:
+        started = time.monotonic()
+        done = target.exec("sh", "-c", "sleep 30; echo skanse-e2e-kill-7c1d")
+        assert done.returncode == 137, (done.returncode, done.stdout, done.stderr)
+        assert time.monotonic() - started < 25
+        assert target.exec("true").returncode == 0  # the container itself lives on
