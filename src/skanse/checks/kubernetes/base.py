@@ -44,6 +44,9 @@ class ClusterIndex:
     service_accounts: Mapping[tuple[str, str], bool | None] = field(default_factory=dict)
     # the network model of the scan (namespaces, workloads, policies), built on first use
     network: LazyNetwork | None = None
+    # namespace -> the workload objects of the scan in it, in the order read: a finding about
+    # the namespace as a whole is reported once, on the first of them
+    workloads_by_namespace: Mapping[str, tuple[K8sObject, ...]] = field(default_factory=dict)
 
     def namespace_of(self, obj: K8sObject) -> str:
         return obj.namespace or self.default_namespace
