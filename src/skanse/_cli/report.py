@@ -76,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--host-root", metavar="DIR", default="/", help="the root --host audits (default: /)"
     )
-    run.add_argument("--host-profile", choices=("generic", "k8s-node"), default="generic")
+    run.add_argument(
+        "--host-profile", choices=("generic", "k8s-node", "container-node"), default="generic"
+    )
     run.add_argument(
         "--rules",
         metavar="FILE",
