@@ -300,6 +300,9 @@ class WorkloadInfo:
     images: tuple[str, ...]  # every container's image, init and ephemeral included
     ports: tuple[tuple[str, int], ...] = ()  # (protocol, containerPort)
     host_network: bool = False
+    # short (12 hex) ids of the running containers of a live Pod (status.containerStatuses),
+    # the id runtime alerts carry in container.id
+    container_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ one whose inputs could not all be checked is "partial".
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -50,6 +51,58 @@ def _severity(value: object) -> Severity:
         return Severity.parse(str(value))
     except ValueError:
         return Severity.INFO  # UNKNOWN (vulnerabilities without a rating) ranks lowest
+
+
+# EPSS: the estimated probability of exploitation in the next 30 days (FIRST.org). At 10% or
+# more a vulnerability is ranked at least HIGH, whatever its base severity.
+EPSS_HIGH = 0.1
+SEVERITY_UNKNOWN = "severity unknown"
+
+
+def vulnerability_rating(match: Mapping[str, Any]) -> tuple[Severity, tuple[str, ...]]:
+    """The severity a vulnerability match is ranked at, and why when it is not its own.
+
+    CISA KEV listing ranks CRITICAL (exploited in the wild); an EPSS score of 10% or more
+    ranks at least HIGH; a match without a usable severity takes its CVSS base score when
+    it has one, else ranks MEDIUM and says "severity unknown": an unrated vulnerability is
+    not a harmless one.
+    """
+    notes: list[str] = []
+    try:
+        rated: Severity | None = Severity.parse(str(match.get("severity")))
+    except ValueError:
+        rated = None
+    cvss = match.get("cvss")
+    score = cvss.get("score") if isinstance(cvss, Mapping) else None
+    if rated is None and isinstance(score, (int, float)) and not isinstance(score, bool):
+        rated = _cvss_severity(float(score))
+        notes.append(f"severity from CVSS {score}")
+    if rated is None:
+        rated = Severity.MEDIUM
+        notes.append(SEVERITY_UNKNOWN)
+    epss = match.get("epss")
+    probability = epss.get("score") if isinstance(epss, Mapping) else None
+    if isinstance(probability, (int, float)) and not isinstance(probability, bool):
+        if probability >= EPSS_HIGH and rated < Severity.HIGH:
+            rated = Severity.HIGH
+            notes.append(f"EPSS {probability:.2f}")
+    if match.get("kev") is True:
+        rated = Severity.CRITICAL
+        notes.append("CISA KEV: exploited in the wild")
+    return rated, tuple(notes)
+
+
+def _cvss_severity(score: float) -> Severity | None:
+    """CVSS v3/v4 qualitative rating of a base score (0 is None)."""
+    if score >= 9.0:
+        return Severity.CRITICAL
+    if score >= 7.0:
+        return Severity.HIGH
+    if score >= 4.0:
+        return Severity.MEDIUM
+    if score > 0:
+        return Severity.LOW
+    return None
 
 
 def _counts(items: Iterable[str]) -> dict[str, int]:
@@ -300,15 +353,22 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
             "total": len(live),
             "fixable": sum(1 for m in live if m.get("fixed_version")),
             "suppressed": summary.get("suppressed", 0),
+            "severity_unknown": sum(
+                1 for m in live if SEVERITY_UNKNOWN in vulnerability_rating(m)[1]
+            ),
             "top": [
                 {
                     "id": m.get("id"),
                     "severity": m.get("severity"),
+                    "ranked_as": vulnerability_rating(m)[0].value,
+                    "rating_notes": list(vulnerability_rating(m)[1]),
+                    "kev": m.get("kev") is True,
+                    "epss": m.get("epss"),
                     "package": f"{m['package']['name']} {m['package']['version']}",
                     "fixed_version": m.get("fixed_version"),
                     "aliases": [*m.get("aliases", []), *m.get("related", [])],
                 }
-                for m in live[:10]
+                for m in sorted(live, key=lambda m: -vulnerability_rating(m)[0].rank)[:10]
             ],
         }
         e["_matches"] = live
@@ -337,21 +397,93 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
 # -- runtime ----------------------------------------------------------------------------------
 
 
-def _alert_workload(alert: Mapping[str, Any], estate: _Estate) -> str | None:
-    """The workload an alert came from: by its pod's namespace and name (a pod is named after
-    its workload plus a suffix), else by the container image's repository."""
-    fields = alert.get("output_fields") or {}
-    namespace, pod = fields.get("k8s.ns.name"), fields.get("k8s.pod.name")
-    if namespace and pod:
-        for (_, ns, name), w in estate.workloads.items():
-            if ns == namespace and (pod == name or str(pod).startswith(f"{name}-")):
-                return _workload_label(w["resource"])
-    repository = fields.get("container.image.repository")
-    if repository:
-        for w in estate.workloads.values():
-            if any(image_key(i)[0] == image_key(str(repository))[0] for i in w.get("images", [])):
-                return _workload_label(w["resource"])
-    return None
+# How a pod is named after its controller: Deployment `name-<hash>-<5>`, StatefulSet
+# `name-<ordinal>`, DaemonSet and Job `name-<5>`, CronJob `name-<minute>-<5>`.
+_CONTROLLERS = frozenset(
+    {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
+)
+
+
+def _alert_field(fields: Mapping[str, Any], name: str) -> str | None:
+    """A field of an alert's output_fields; None when absent, null or Falco's `<NA>`."""
+    value = fields.get(name)
+    if value is None or value == "<NA>" or value == "":
+        return None
+    return str(value)
+
+
+class _AlertJoin:
+    """Which workload an alert came from, in order of certainty:
+
+    1. `container.id` (Falco's 12-hex short id) among the container ids of scanned live Pods;
+    2. `k8s.ns.name` and `k8s.pod.name` (appended to every alert): the pod itself when it was
+       scanned, else the workload of that namespace whose name the pod's name continues
+       (the longest such name, so `api-gateway-...` is not taken for `api`);
+    3. the image (`container.image.repository` with its tag or digest): the one workload
+       that runs it, in the alert's namespace when that is known.
+
+    An alert that none of these settles (a host process, an image several workloads run)
+    is attached to nothing and counted as such: a guess would put its score on the wrong
+    workload.
+    """
+
+    def __init__(self, workloads: Iterable[Mapping[str, Any]]) -> None:
+        self.by_container: dict[str, str] = {}
+        self.by_namespace: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        self.images: list[tuple[str, tuple[str, str], str | None]] = []  # (label, key, ns)
+        for w in workloads:
+            resource = w.get("resource") or {}
+            label = _workload_label(resource)
+            namespace = str(resource.get("namespace") or "default")
+            for cid in w.get("container_ids") or ():
+                self.by_container[str(cid)[:12]] = label
+            if resource.get("kind") in _CONTROLLERS:
+                self.by_namespace[namespace].append(
+                    (str(resource.get("name")), str(resource.get("kind")), label)
+                )
+            for image in w.get("images") or ():
+                self.images.append((label, image_key(str(image)), namespace))
+
+    def __call__(self, alert: Mapping[str, Any]) -> tuple[str | None, str]:
+        fields = alert.get("output_fields")
+        fields = fields if isinstance(fields, Mapping) else {}
+        container = _alert_field(fields, "container.id")
+        if container == "host":
+            return None, "host"
+        if container and container[:12] in self.by_container:
+            return self.by_container[container[:12]], "container id"
+        namespace = _alert_field(fields, "k8s.ns.name")
+        pod = _alert_field(fields, "k8s.pod.name")
+        if namespace and pod:
+            candidates = self.by_namespace.get(namespace, [])
+            exact = [label for name, kind, label in candidates if kind == "Pod" and name == pod]
+            if exact:
+                return exact[0], "pod name"
+            owners = [
+                (name, label)
+                for name, kind, label in candidates
+                if kind != "Pod" and pod.startswith(f"{name}-")
+            ]
+            if owners:
+                return max(owners, key=lambda o: len(o[0]))[1], "pod name"
+        repository = _alert_field(fields, "container.image.repository")
+        if repository:
+            tag = _alert_field(fields, "container.image.tag")
+            digest = _alert_field(fields, "container.image.digest")
+            reference = repository + (f"@{digest}" if digest else f":{tag}" if tag else "")
+            wanted = image_key(reference)
+            matches = {
+                label
+                for label, key, ns in self.images
+                if key[0] == wanted[0]
+                and (not (tag or digest) or key[1] == wanted[1])
+                and (namespace is None or ns == namespace)
+            }
+            if len(matches) == 1:
+                return matches.pop(), "image"
+            if matches:
+                return None, "image run by several workloads"
+        return None, "no workload"
 
 
 def _runtime(estate: _Estate) -> dict[str, Any]:
@@ -361,6 +493,8 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         return {"status": "not-assessed"}
     by_rule: dict[str, dict[str, Any]] = {}
     by_priority: Counter[str] = Counter()
+    join = _AlertJoin(estate.workloads.values())
+    joined: Counter[str] = Counter()
     for alert in estate.alerts:
         rule, priority = str(alert.get("rule")), str(alert.get("priority"))
         by_priority[priority] += 1
@@ -379,10 +513,11 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
             },
         )
         item["count"] += 1
-        workload = _alert_workload(alert, estate)
+        workload, how = join(alert)
+        joined[how] += 1
         if workload and workload not in item["workloads"]:
             item["workloads"].append(workload)
-        when = alert.get("time")
+        when = alert.get("time") or _alert_time(alert)
         if when:
             item["first"] = min(item["first"] or when, when)
             item["last"] = max(item["last"] or when, when)
@@ -393,7 +528,21 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         "by_priority": dict(by_priority.most_common()),
         "by_severity": _counts(r["severity"] for r in rules for _ in range(r["count"])),
         "rules": rules,
+        "joined_by": dict(joined.most_common()),
     }
+
+
+def _alert_time(alert: Mapping[str, Any]) -> str | None:
+    """`evt.time` (integer nanoseconds, as Falco's JSON output) as an ISO 8601 time."""
+    fields = alert.get("output_fields")
+    value = fields.get("evt.time") if isinstance(fields, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        when = dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return when.isoformat().replace("+00:00", "Z")
 
 
 # -- risks ------------------------------------------------------------------------------------
@@ -429,12 +578,14 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
             if image is None:
                 continue
             for m in image.get("_matches", []):
+                rated, notes = vulnerability_rating(m)
                 evidence.append(
                     Evidence(
                         EvidenceKind.VULNERABILITY,
-                        _severity(m.get("severity")),
+                        rated,
                         f"{m.get('id')} in {m['package']['name']} {m['package']['version']}"
-                        + (f", fixed in {m['fixed_version']}" if m.get("fixed_version") else ""),
+                        + (f", fixed in {m['fixed_version']}" if m.get("fixed_version") else "")
+                        + (f" ({'; '.join(notes)})" if notes else ""),
                         fixable=bool(m.get("fixed_version")),
                     )
                 )
@@ -500,9 +651,9 @@ def _layer_summary(estate: _Estate, layer: str, images: list[dict[str, Any]]) ->
         assessed = any(i["vulnerabilities"] is not None for i in images) or any(
             i["signature"]["status"] != "not-checked" for i in images
         )
-        live_severities = [m.get("severity") for i in images for m in i.get("_matches", [])] + [
-            "HIGH" for i in images if i["signature"]["status"] == "not-verified"
-        ]
+        live_severities = [
+            vulnerability_rating(m)[0].value for i in images for m in i.get("_matches", [])
+        ] + ["HIGH" for i in images if i["signature"]["status"] == "not-verified"]
         return {
             "name": LAYERS[layer],
             "status": "assessed" if assessed else "not-assessed",
@@ -612,10 +763,14 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
         checks.setdefault(cid, meta)
     layer_evidence = _layer_evidence(estate, layers)
     controls: dict[tuple[str, str], dict[str, Any]] = {}
+    shadowed = _shadowed_evidence(estate, ran)
     for check in checks.values():
         cid = str(check["id"])
+        note_through = ""
         if cid in layer_evidence:
             status, live_by_check[cid], suppressed_by_check[cid] = layer_evidence[cid]
+        elif cid in shadowed:
+            status, live_by_check[cid], suppressed_by_check[cid], note_through = shadowed[cid]
         elif live_by_check[cid]:
             status = "not-met"
         elif cid in ran:
@@ -644,7 +799,7 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
                     "findings": live_by_check[cid],
                     "suppressed": suppressed_by_check[cid],
                     "approximate": bool(ref.get("approximate")),
-                    "note": ref.get("note") or "",
+                    "note": "; ".join(n for n in (ref.get("note") or "", note_through) if n),
                 }
             )
     for entry in controls.values():
@@ -663,6 +818,49 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
             _natural(c["control"]),
         ),
     )
+
+
+def _hostpath_site(finding: Mapping[str, Any]) -> bool:
+    pointer = str((finding.get("location") or {}).get("pointer") or "")
+    return pointer.endswith("/hostPath")
+
+
+def _added_beyond_baseline(finding: Mapping[str, Any]) -> bool:
+    from skanse.checks.kubernetes.pss import BASELINE_CAPABILITIES
+
+    pointer = str((finding.get("location") or {}).get("pointer") or "")
+    if "/capabilities/add/" not in pointer:
+        return False
+    _, _, named = str(finding.get("message") or "").partition("must not include")
+    names = re.findall(r'"([A-Za-z_]+)"', named.partition("in securityContext")[0])
+    return any(n not in BASELINE_CAPABILITIES for n in names)
+
+
+# Baseline Pod Security checks that the restricted level does not run, because a stricter
+# restricted check replaces them (as Pod Security Admission does): the restricted check's
+# findings say whether the baseline control holds. Its sites are data (the JSON pointer of
+# each volume or added capability), so the baseline verdict is exact: a hostPath volume
+# refused by "Volume Types" is a HostPath finding; an added SYS_ADMIN is a baseline
+# Capabilities finding, an added CHOWN is not.
+_SHADOWED: dict[str, tuple[str, Any]] = {
+    "SKN-K8S-004": ("SKN-K8S-013", _hostpath_site),
+    "SKN-K8S-003": ("SKN-K8S-018", _added_beyond_baseline),
+}
+
+
+def _shadowed_evidence(estate: _Estate, ran: set[str]) -> dict[str, tuple[str, int, int, str]]:
+    """(status, findings, suppressed, note) of baseline checks assessed through restricted."""
+    out: dict[str, tuple[str, int, int, str]] = {}
+    for baseline, (restricted, counts) in _SHADOWED.items():
+        if baseline in ran or restricted not in ran:
+            continue
+        relevant = [f for f in estate.findings if f["check_id"] == restricted and counts(f)]
+        live = sum(1 for f in relevant if not f.get("suppressed"))
+        muted = len(relevant) - live
+        status = "not-met" if live else ("met-with-exceptions" if muted else "met")
+        note = f"assessed through {restricted}, which the restricted level runs in its place"
+        out[baseline] = (status, live, muted, note)
+    return out
 
 
 # Evidence that is a whole layer's result rather than one registered check's.
