@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -1029,6 +1030,7 @@ def build_posture(
         "layers": layers,
         "trend": _trend(layers, baseline),
         "top_risks": [_risk_document(i, r) for i, r in enumerate(risks, start=1)],
+        "findings": _findings(estate),
         "network": {
             "status": "assessed" if estate.network_assessed else "not-assessed",
             "connections": [
@@ -1069,6 +1071,67 @@ def build_posture(
         },
         "warnings": estate.warnings,
     }
+
+
+def _check_metas() -> dict[str, Any]:
+    from skanse.checks._all import REGISTRY
+    from skanse.host.checks._all import HOST_REGISTRY
+
+    return {str(c.meta.id): c.meta for c in (*REGISTRY.all(), *HOST_REGISTRY.all())}
+
+
+def _fix_command(finding: Mapping[str, Any], fixable: bool) -> str | None:
+    """The command that fixes a finding, when skanse has one (its remediation says the rest)."""
+    if not fixable:
+        return None
+    file = str((finding.get("location") or {}).get("file") or "")
+    quoted = shlex.quote(file) if file else "."
+    if finding["layer"] == "host":
+        return "skanse host audit --fix-file /etc/sysctl.d/99-skanse.conf --apply"
+    if finding["check_id"] == "SKN-K8S-030":
+        return f"skanse fix --network-policies -- {quoted}"
+    if finding["layer"] in ("kubernetes", "dockerfile"):
+        return f"skanse fix -- {quoted}"
+    return None
+
+
+def _findings(estate: _Estate) -> list[dict[str, Any]]:
+    """Every finding of every layer with where it is and how to fix it (suppressed ones too,
+    marked): the list an engineer works through, file by file."""
+    metas = _check_metas()
+    out = []
+    for f in estate.findings:
+        meta = metas.get(str(f["check_id"]))
+        location = f.get("location") or {}
+        out.append(
+            {
+                "layer": f["layer"],
+                "check_id": f["check_id"],
+                "severity": _severity(f["severity"]).value,
+                "title": f.get("title") or (meta.title if meta is not None else ""),
+                "message": f.get("message"),
+                "file": location.get("file"),
+                "line": location.get("line"),
+                "pointer": location.get("pointer"),
+                "resource": f.get("resource"),
+                "fix": _fix_command(f, bool(meta is not None and meta.fixable)),
+                "remediation": meta.remediation if meta is not None else None,
+                "suppressed": bool(f.get("suppressed")),
+                "origin": f.get("origin"),
+            }
+        )
+    layer_order = list(LAYERS)
+    out.sort(
+        key=lambda f: (
+            f["suppressed"],
+            layer_order.index(f["layer"]) if f["layer"] in layer_order else 99,
+            -_severity(f["severity"]).rank,
+            str(f["file"] or ""),
+            int(f["line"] or 0),
+            f["check_id"],
+        )
+    )
+    return out
 
 
 def _host_group(estate: _Estate, member: Any) -> dict[str, Any]:
