@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
     "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
     "report": ("report", "one posture report across every layer: HTML, JSON and PDF"),
+    "history": ("history", "the posture reports kept over time: list and prune runs"),
 }
 
 

@@ -1118,6 +1118,7 @@ def _findings(estate: _Estate) -> list[dict[str, Any]]:
                 "remediation": meta.remediation if meta is not None else None,
                 "suppressed": bool(f.get("suppressed")),
                 "origin": f.get("origin"),
+                "fingerprint": f.get("fingerprint"),
             }
         )
     layer_order = list(LAYERS)

@@ -291,6 +291,84 @@ def _findings(doc: Mapping[str, Any]) -> str:
     )
 
 
+def _history_chart(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Stacked bars of unsuppressed findings by severity, one per run, oldest left."""
+    width, height, pad = 640, 180, 30
+    top = max((sum(r["by_severity"].get(s, 0) for s in _SEVERITIES) for r in runs), default=0)
+    top = max(top, 1)
+    step = (width - 2 * pad) / max(len(runs), 1)
+    bar = max(step * 0.6, 4)
+    parts = [
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#9aa4b5"/>',
+        f'<text x="{pad - 4}" y="{pad}" text-anchor="end" font-size="10">{top}</text>',
+        f'<text x="{pad - 4}" y="{height - pad}" text-anchor="end" font-size="10">0</text>',
+    ]
+    for i, r in enumerate(runs):
+        x = pad + i * step + (step - bar) / 2
+        y = float(height - pad)
+        for severity in reversed(_SEVERITIES):
+            n = r["by_severity"].get(severity, 0)
+            if not n:
+                continue
+            h = (height - 2 * pad) * n / top
+            y -= h
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{_COLORS[severity]}"><title>{_e(r["generated"])}: {n} {severity.lower()}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x + bar / 2:.1f}" y="{height - pad + 14}" text-anchor="middle" font-size="9">{_e(str(r["generated"])[:10])}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="DejaVu Sans, sans-serif" role="img" aria-label="findings per run">'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
+def _history(doc: Mapping[str, Any]) -> str:
+    history = doc.get("history")
+    if not history:
+        return ""
+    runs = history["runs"]
+
+    def listing(title: str, items: Sequence[Mapping[str, Any]]) -> str:
+        rows = [
+            [
+                _sev(f["severity"]),
+                f"<code>{_e(f['check_id'])}</code>",
+                f"<code>{_e(f.get('file') or '?')}"
+                + (f":{_e(f['line'])}" if f.get("line") else "")
+                + "</code>",
+                _e(f.get("message")),
+            ]
+            for f in items
+        ]
+        table = (
+            _table(["Severity", "Check", "File:line", "Finding"], rows, widths=(12, 14, 30, 44))
+            if rows
+            else "<p>None.</p>"
+        )
+        return f"<details><summary>{_e(title)}: {len(items)}</summary>{table}</details>"
+
+    compared = history.get("compared_with")
+    note = (
+        f"Compared with run {compared['id']} of {_e(compared['generated'])}."
+        if compared
+        else "The first recorded run: every finding is new."
+    )
+    return (
+        "<section><h2>Over time</h2>"
+        f'<p class="muted">The last {len(runs)} run(s) of cluster <code>{_e(history["cluster"])}</code> '
+        f"in <code>{_e(history['store'])}</code>: unsuppressed findings by severity. {note}</p>"
+        f'<div class="graph">{_history_chart(runs)}</div>'
+        + listing("New since the previous run", history["new"])
+        + listing("Fixed since the previous run", history["fixed"])
+        + listing("Still open", history["still_open"])
+        + "</section>"
+    )
+
+
 def _graph(doc: Mapping[str, Any]) -> str:
     from skanse.netpol.addresses import graph_label
 
@@ -645,6 +723,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
             head,
             _summary(doc),
             _risks(doc),
+            _history(doc),
             _findings(doc),
             _graph(doc),
             _images(doc),
