@@ -109,6 +109,8 @@ class Framework(enum.StrEnum):
     PSS = "pss"  # Pod Security Standards controls, by the names of the standard's tables
     NSA_CISA = "nsa-cisa"  # NSA/CISA Kubernetes Hardening Guide v1.2, by section title
     GDPR = "gdpr"  # GDPR Article 32 "security of processing", by paragraph and point
+    ISO_27001 = "iso-27001"  # ISO/IEC 27001:2022 Annex A, by control number (A.8.9)
+    NSM = "nsm"  # NSM Grunnprinsipper for IKT-sikkerhet, by principle number (2.3)
 
 
 @dataclass(frozen=True, slots=True)

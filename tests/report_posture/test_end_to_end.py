@@ -268,7 +268,7 @@ def test_the_key_numbers(posture) -> None:
     by_id = {(c["framework"], c["control"]): c for c in doc["controls"]}
     assert by_id[("cis-kubernetes", "5.2.2")]["status"] == "not-met"
     assert (
-        by_id[("nsa-cisa", "Audit logging and threat detection: threat detection")]["status"]
+        by_id[("nsa-cisa", "Audit logging and threat detection > Threat detection")]["status"]
         == "not-met"
     )
     kinds = [i["kind"] for i in doc["inputs"]]

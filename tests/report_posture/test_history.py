@@ -190,6 +190,15 @@ def test_report_history_cli_records_lists_and_prunes(cli: Any, store: str, tmp_p
     doc = json.loads(cli(*args, *history, "-f", "json").stdout)
     assert len(doc["history"]["runs"]) == 3
     assert doc["history"]["new"] == [] and doc["history"]["fixed"] == []
+    # the recorded runs are the evidence of "regularly testing" (GDPR Art. 32(1)(d))
+    article = next(
+        c for c in doc["controls"] if c["framework"] == "gdpr" and c["control"] == "32(1)(d)"
+    )
+    history_evidence = next(e for e in article["evidence"] if e["check_id"] == "report history")
+    assert history_evidence["status"] == "met" and "3 recorded run(s)" in history_evidence["note"]
+    # and the NSA/CISA sections carry the ISO/IEC 27001 and NSM controls
+    frameworks = {c["framework"] for c in doc["controls"]}
+    assert {"iso-27001", "nsm"} <= frameworks
 
     listed = cli("history", "list", "--store", store, "--json")
     assert listed.code == 0 and len(json.loads(listed.stdout)) == 3

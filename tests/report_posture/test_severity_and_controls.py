@@ -168,3 +168,37 @@ def test_restricted_findings_that_the_baseline_allows_leave_it_met(tmp_path: Pat
     assert _control(posture, "Capabilities")["status"] == "met"
     assert _control(posture, "Volume Types")["status"] == "not-met"
     json.dumps(posture)
+
+
+def test_every_mapping_cites_a_section_id_as_its_source_writes_it() -> None:
+    import re
+
+    from skanse.controls import CONTROL_TITLES, CROSSWALK, NSA_UNVERIFIED, NSM_VERIFIED
+    from skanse.model import Framework
+
+    chapters = (
+        "Kubernetes Pod security",
+        "Network separation and hardening",
+        "Authentication and authorization",
+        "Audit logging and threat detection",
+        "Upgrading and application security practices",
+    )
+    patterns = {
+        Framework.CIS_KUBERNETES: r"\d+\.\d+(\.\d+)?",
+        Framework.GDPR: r"32\((1|2)\)(\([a-d]\))?",
+        Framework.ISO_27001: r"A\.[5-8]\.\d{1,2}",
+        Framework.NSM: r"[1-4]\.\d{1,2}",
+    }
+    for (framework, control), title in CONTROL_TITLES.items():
+        assert title, (framework, control)
+        if framework in patterns:
+            assert re.fullmatch(patterns[framework], control), (framework, control)
+        if framework is Framework.NSA_CISA:
+            assert control.startswith(chapters), control
+    for section, targets in CROSSWALK.items():
+        assert (Framework.NSA_CISA, section) in CONTROL_TITLES
+        for target in targets:
+            assert target in CONTROL_TITLES, target
+    assert NSA_UNVERIFIED and NSM_VERIFIED <= {c for f, c in CONTROL_TITLES if f is Framework.NSM}
+    # GDPR Art. 32(1)(a)-(d) are all in the catalogue
+    assert {f"32(1)({p})" for p in "abcd"} <= {c for f, c in CONTROL_TITLES if f is Framework.GDPR}

@@ -220,9 +220,11 @@ def run(args: argparse.Namespace) -> int:
 
         if args.history < 2:
             raise UsageError("--history N needs at least 2 runs to compare")
+        from skanse.report.posture.build import attach_history
+
         with open_history(args.history_store) as store:
             store.record(posture, args.cluster)
-            posture["history"] = trend(store, args.cluster, args.history)
+            attach_history(posture, trend(store, args.cluster, args.history))
     if args.format == "json":
         payload: str | bytes = json.dumps(posture, indent=2, ensure_ascii=False) + "\n"
     else:

@@ -19,12 +19,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from skanse.checks.network.netpol import DATABASE_PORTS
-from skanse.controls import CONTROL_TITLES, FRAMEWORKS
+from skanse.controls import CONTROL_TITLES, CROSSWALK, FRAMEWORKS
 from skanse.model import Framework, Severity
 from skanse.report.posture.documents import ResultDocument
 from skanse.report.posture.risk import Evidence, EvidenceKind, Risk, RiskSubject, rank, score
 
-__all__ = ["LAYERS", "SCHEMA_VERSION", "build_posture", "image_key"]
+__all__ = [
+    "LAYERS",
+    "SCHEMA_VERSION",
+    "attach_history",
+    "build_posture",
+    "image_key",
+    "vulnerability_rating",
+]
 
 SCHEMA_VERSION = 1
 LAYERS: dict[str, str] = {
@@ -778,7 +785,7 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
             status = "met-with-exceptions" if suppressed_by_check[cid] else "met"
         else:
             status = "not-assessed"
-        for ref in check.get("controls", []):
+        for ref in _with_crosswalk(check.get("controls", [])):
             key = (str(ref["framework"]), str(ref["control"]))
             entry = controls.setdefault(
                 key,
@@ -819,6 +826,29 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
             _natural(c["control"]),
         ),
     )
+
+
+def _with_crosswalk(refs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A check's controls plus the ISO/IEC 27001, NSM and GDPR controls its NSA/CISA sections
+    stand for (skanse.controls.CROSSWALK); results written before the crosswalk get it too."""
+    out = list(refs)
+    seen = {(str(r.get("framework")), str(r.get("control"))) for r in out}
+    for ref in list(out):
+        if ref.get("framework") != Framework.NSA_CISA.value:
+            continue
+        for framework, control in CROSSWALK.get(str(ref.get("control")), ()):
+            if (framework.value, control) in seen:
+                continue
+            seen.add((framework.value, control))
+            out.append(
+                {
+                    "framework": framework.value,
+                    "control": control,
+                    "approximate": True,
+                    "note": f"through NSA/CISA {ref.get('control')}",
+                }
+            )
+    return out
 
 
 def _hostpath_site(finding: Mapping[str, Any]) -> bool:
@@ -1133,6 +1163,54 @@ def _findings(estate: _Estate) -> list[dict[str, Any]]:
         )
     )
     return out
+
+
+HISTORY_EVIDENCE = "report history"
+
+
+def attach_history(posture: dict[str, Any], history: Mapping[str, Any]) -> None:
+    """Add the trend (skanse.report.history.trend) to a posture document, and the runs as
+    evidence for GDPR Art. 32(1)(d): a process of regularly testing and evaluating is met
+    when this report is one of at least two recorded runs."""
+    posture["history"] = dict(history)
+    runs = history.get("runs") or []
+    status = "met" if len(runs) >= 2 else "not-assessed"
+    evidence = {
+        "check_id": HISTORY_EVIDENCE,
+        "title": "posture reports recorded over time",
+        "status": status,
+        "findings": 0,
+        "suppressed": 0,
+        "approximate": True,
+        "note": (
+            f"{len(runs)} recorded run(s) of cluster {history.get('cluster')}"
+            + (f", the first on {runs[0]['generated']}" if runs else "")
+        ),
+    }
+    controls = posture.setdefault("controls", [])
+    entry = next(
+        (
+            c
+            for c in controls
+            if c["framework"] == Framework.GDPR.value and c["control"] == "32(1)(d)"
+        ),
+        None,
+    )
+    if entry is None:
+        entry = {
+            "framework": Framework.GDPR.value,
+            "control": "32(1)(d)",
+            "title": CONTROL_TITLES.get((Framework.GDPR, "32(1)(d)"), ""),
+            "status": "not-assessed",
+            "evidence": [],
+            "approximate_only": True,
+        }
+        controls.append(entry)
+    entry["evidence"].append(evidence)
+    statuses = {e["status"] for e in entry["evidence"]}
+    entry["status"] = next(
+        (c for c in ("not-met", "met-with-exceptions", "met") if c in statuses), "not-assessed"
+    )
 
 
 def _host_group(estate: _Estate, member: Any) -> dict[str, Any]:
