@@ -251,7 +251,7 @@ class History:
                     str(row[3]),
                     str(row[4]),
                     int(row[5]),
-                    summary.get("by_severity") or {},
+                    {s: int((summary.get("by_severity") or {}).get(s, 0)) for s in _SEVERITIES},
                 )
             )
         return out
