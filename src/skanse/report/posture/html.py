@@ -61,6 +61,7 @@ overflow:auto}code{font-size:12px}.small{font-size:11px}
 @media print{main{max-width:none;padding:0}h2,h3,summary{break-after:avoid;
 page-break-after:avoid}tr,svg,.card{break-inside:avoid}thead{display:table-header-group}
 .graph{overflow:visible;border:none}.graph svg{max-width:100%;height:auto}
+details::details-content{content-visibility:visible;display:block}
 section{break-before:auto}.pagebreak{break-before:page}a{color:inherit;text-decoration:none}}
 @page{size:A4;margin:14mm 12mm;@bottom-right{content:"page " counter(page) " of " counter(pages);
 font-size:9px;color:#5b6475}}
