@@ -202,3 +202,23 @@ def test_every_mapping_cites_a_section_id_as_its_source_writes_it() -> None:
     assert NSA_UNVERIFIED and NSM_VERIFIED <= {c for f, c in CONTROL_TITLES if f is Framework.NSM}
     # GDPR Art. 32(1)(a)-(d) are all in the catalogue
     assert {f"32(1)({p})" for p in "abcd"} <= {c for f, c in CONTROL_TITLES if f is Framework.GDPR}
+
+
+def test_vulnerabilities_are_listed_where_to_fix_with_the_version_that_fixes_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "shop.yaml").write_text(SHOP)
+    docs = [
+        run_scan([str(tmp_path)], LoadedConfig.empty()),
+        _vuln([_match("DSA-1", "UNKNOWN"), _match("CVE-2", "HIGH", fixed_version=None)]),
+    ]
+    posture = build_posture(docs, tool_version="test")
+    vulns = {f["check_id"]: f for f in posture["findings"] if f["layer"] == "images"}
+    assert vulns["DSA-1"]["remediation"] == "upgrade lib to 1.2.4 or later"
+    assert (
+        vulns["DSA-1"]["severity"] == "MEDIUM" and "severity unknown" in vulns["DSA-1"]["message"]
+    )
+    assert vulns["DSA-1"]["file"] == "reg.example/web/shop:2"
+    assert vulns["CVE-2"]["remediation"].startswith("no fixed version yet")
+    # the same advisory in the same package of another tag of the image is the same finding
+    assert vulns["DSA-1"]["fingerprint"] != vulns["CVE-2"]["fingerprint"]

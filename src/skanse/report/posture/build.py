@@ -12,6 +12,7 @@ one whose inputs could not all be checked is "partial".
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import shlex
 from collections import Counter, defaultdict
@@ -1125,6 +1126,50 @@ def _fix_command(finding: Mapping[str, Any], fixable: bool) -> str | None:
     return None
 
 
+def _vulnerability_findings(estate: _Estate) -> list[dict[str, Any]]:
+    """Each vulnerability match as a finding of the images layer: the image is where it is,
+    the fix is the package version that has none of it."""
+    out = []
+    for v in estate.vulns:
+        image = str(v.get("target"))
+        for m in v.get("matches", []):
+            package = m.get("package") or {}
+            rated, notes = vulnerability_rating(m)
+            fixed = m.get("fixed_version")
+            name = f"{package.get('name')} {package.get('version')}"
+            out.append(
+                {
+                    "layer": "images",
+                    "check_id": str(m.get("id")),
+                    "severity": rated.value,
+                    "title": "known vulnerability",
+                    "message": f"{m.get('id')} in {name}"
+                    + (f" ({'; '.join(notes)})" if notes else ""),
+                    "file": image,
+                    "line": None,
+                    "pointer": None,
+                    "resource": {"kind": "Image", "namespace": None, "name": image},
+                    "fix": None,
+                    "remediation": (
+                        f"upgrade {package.get('name')} to {fixed} or later"
+                        if fixed
+                        else "no fixed version yet: remove the package, or accept the risk "
+                        "with a suppression that says why"
+                    ),
+                    "suppressed": bool(m.get("suppressed")),
+                    "origin": None,
+                    # the same advisory in the same package of the same repository, whatever
+                    # the tag: fixed when an upgrade removes it
+                    "fingerprint": hashlib.sha256(
+                        "\x1f".join(
+                            (image_key(image)[0], str(m.get("id")), str(package.get("name")))
+                        ).encode()
+                    ).hexdigest()[:32],
+                }
+            )
+    return out
+
+
 def _findings(estate: _Estate) -> list[dict[str, Any]]:
     """Every finding of every layer with where it is and how to fix it (suppressed ones too,
     marked): the list an engineer works through, file by file."""
@@ -1151,6 +1196,7 @@ def _findings(estate: _Estate) -> list[dict[str, Any]]:
                 "fingerprint": f.get("fingerprint"),
             }
         )
+    out.extend(_vulnerability_findings(estate))
     layer_order = list(LAYERS)
     out.sort(
         key=lambda f: (
