@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from skanse.config import LoadedConfig
 from skanse.report.history import HistoryError, open_history, redact, trend
 from skanse.report.posture.build import build_posture
 from skanse.report.posture.collect import run_scan
+from tests.conftest import ROOT
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -188,6 +190,8 @@ def test_report_history_cli_records_lists_and_prunes(cli: Any, store: str, tmp_p
     assert "<h2>Over time</h2>" in html and 'aria-label="findings per run"' in html
     assert "Fixed since the previous run: " in html and "web.yaml" in html
     doc = json.loads(cli(*args, *history, "-f", "json").stdout)
+    schema = json.loads((ROOT / "docs/schemas/posture-report-v1.schema.json").read_text())
+    jsonschema.validate(doc, schema)
     assert len(doc["history"]["runs"]) == 3
     assert doc["history"]["new"] == [] and doc["history"]["fixed"] == []
     # the recorded runs are the evidence of "regularly testing" (GDPR Art. 32(1)(d))
