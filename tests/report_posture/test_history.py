@@ -213,6 +213,13 @@ def test_report_history_cli_records_lists_and_prunes(cli: Any, store: str, tmp_p
     assert cli("history", "prune", "--store", store).code == 2  # says what to prune by
 
 
+def test_listing_a_history_that_does_not_exist_creates_nothing(cli: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.sqlite"
+    result = cli("history", "list", "--store", str(missing))
+    assert result.code == 2 and "no history store here" in result.stderr
+    assert not missing.exists()
+
+
 def test_an_unreachable_postgresql_is_a_clear_error_without_the_password() -> None:
     url = "postgresql://skanse:hunter2@127.0.0.1:1/skanse?connect_timeout=2"
     with pytest.raises(HistoryError) as caught:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"--before {args.before!r} is not a date") from None
             if before.tzinfo is None:
                 before = before.replace(tzinfo=dt.UTC)
-        with open_history(args.store) as store:
+        with open_history(args.store, create=False) as store:
             deleted = store.prune(keep=args.keep, before=before, cluster=args.cluster)
             print(
                 f"skanse: deleted {deleted} run(s) from {redact(store.location)}", file=sys.stderr
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.last is not None and args.last < 1:
         raise UsageError("--last must be at least 1")
-    with open_history(args.store) as store:
+    with open_history(args.store, create=False) as store:
         runs = store.runs(args.cluster, args.last) if args.cluster else store.runs(None)
         if args.last is not None and not args.cluster:
             runs = runs[-args.last :]

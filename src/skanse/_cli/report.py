@@ -223,8 +223,15 @@ def run(args: argparse.Namespace) -> int:
         from skanse.report.posture.build import attach_history
 
         with open_history(args.history_store) as store:
-            store.record(posture, args.cluster)
+            run = store.record(posture, args.cluster)
             attach_history(posture, trend(store, args.cluster, args.history))
+        if not args.quiet:
+            seen = posture["history"]
+            sys.stderr.write(
+                f"history: run {run.id} of cluster {args.cluster} in {seen['store']}; "
+                f"{len(seen['new'])} new, {len(seen['fixed'])} fixed, "
+                f"{len(seen['still_open'])} still open since the previous run\n"
+            )
     if args.format == "json":
         payload: str | bytes = json.dumps(posture, indent=2, ensure_ascii=False) + "\n"
     else:

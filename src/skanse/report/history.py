@@ -319,14 +319,20 @@ def _parse_time(text: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def open_history(location: str | None = None) -> History:
-    """Open (and create) the store at `location`: a PostgreSQL URL or an SQLite file."""
+def open_history(location: str | None = None, *, create: bool = True) -> History:
+    """Open the store at `location` (a PostgreSQL URL or an SQLite file), creating its
+    tables; `create=False` refuses an SQLite file that does not exist yet (listing or
+    pruning a history should not leave an empty one behind)."""
     location = location or default_location()
     scheme = urlsplit(location).scheme.lower()
     if scheme in ("postgresql", "postgres"):
         history = History(_connect_postgres(location), location, postgres=True)
     else:
         path = location.removeprefix("sqlite://") if scheme == "sqlite" else location
+        if not create and not Path(path).is_file():
+            raise HistoryError(
+                f"{path}: no history store here (skanse report --history creates it)"
+            )
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, timeout=30)
