@@ -191,3 +191,35 @@ def test_no_page_ends_with_a_heading(
         if content and content[-1] in headings:
             stranded.append((number, content[-1]))
     assert stranded == []
+
+
+def test_the_html_page_stays_inside_a_narrow_window(
+    posture: dict[str, Any], tmp_path: Path
+) -> None:
+    """In a 1000-pixel window nothing is drawn in the page's right margin: tables wrap long
+    image names, digests and reasons instead of running past the edge."""
+    from PIL import Image
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    page = tmp_path / "posture.html"
+    page.write_text(render_html(posture), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+         f"--screenshot={shot}", "--window-size=1000,6000", page.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if not shot.exists():
+        pytest.skip("chromium took no screenshot")
+    with Image.open(shot) as image:
+        rgb = image.convert("RGB")
+        width, height = rgb.size
+        # main has 32 px of padding on each side: its right 24 px must stay background
+        margin = rgb.crop((width - 24, 0, width, height))
+        colours = margin.getcolors(maxcolors=1 << 16) or []
+    drawn = sum(count for count, colour in colours if colour != (255, 255, 255))
+    assert drawn == 0, f"{drawn} pixels drawn in the right margin"
