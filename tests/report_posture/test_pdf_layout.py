@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,50 @@ def _flat(text: str) -> str:
     return "".join(text.split()).replace("-", "")
 
 
+class _LastCells(HTMLParser):
+    """The text of the last cell of every row of every table of a page, per table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[str]] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._skip = 0  # inside an <svg> (its text is drawn, not a table cell's)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self._skip += 1
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._skip -= 1
+        elif tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row and self.tables:
+                self.tables[-1].append(self._row[-1])
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None and not self._skip:
+            self._cell.append(data)
+
+
+def _every_table(posture: dict[str, Any]) -> dict[str, list[str]]:
+    parser = _LastCells()
+    parser.feed(render_html(posture))
+    return {f"table {i + 1}": cells for i, cells in enumerate(parser.tables)}
+
+
 def _last_columns(posture: dict[str, Any]) -> dict[str, list[str]]:
     """The text of the last column of every table, per table."""
     why = []
@@ -161,7 +206,7 @@ def test_every_tables_last_column_is_inside_the_a4_page(
     text = _flat(_pdf_text(posture, tmp_path, layout=False, renderer=renderer))
     missing = {
         table: [cell for cell in cells if cell and _flat(_tail(cell)) not in text]
-        for table, cells in _last_columns(posture).items()
+        for table, cells in {**_last_columns(posture), **_every_table(posture)}.items()
     }
     assert {table: cells for table, cells in missing.items() if cells} == {}
 
