@@ -281,7 +281,7 @@ class Analysis:
     def _atom_at(self, version: int, value: int) -> int:
         return bisect.bisect_right(self._atom_keys, (version, value)) - 1
 
-    def _atoms_within(self, ranges: Sequence[IpRange]) -> range | list[int]:
+    def _atoms_within(self, ranges: Sequence[IpRange]) -> list[int]:
         """The indices of the atoms inside `ranges`, found by bisection: atoms are sorted and
         never straddle a block boundary, so each range is one run of consecutive atoms (the
         cost is the number of atoms found, not the number that exist)."""

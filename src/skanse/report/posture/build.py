@@ -12,9 +12,7 @@ one whose inputs could not all be checked is "partial".
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
-import shlex
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -22,8 +20,21 @@ from typing import Any
 from skanse.checks.network.netpol import DATABASE_PORTS
 from skanse.controls import CONTROL_TITLES, CROSSWALK, FRAMEWORKS
 from skanse.model import Framework, Severity
+from skanse.report.posture.alerts import AlertJoin, alert_time
 from skanse.report.posture.documents import ResultDocument
-from skanse.report.posture.risk import Evidence, EvidenceKind, Risk, RiskSubject, rank, score
+from skanse.report.posture.findings import all_findings
+from skanse.report.posture.names import LAYERS, image_key, workload_label
+from skanse.report.posture.risk import (
+    SEVERITY_UNKNOWN,
+    Evidence,
+    EvidenceKind,
+    Risk,
+    RiskSubject,
+    rank,
+    score,
+    severity_of,
+    vulnerability_rating,
+)
 
 __all__ = [
     "LAYERS",
@@ -35,14 +46,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-LAYERS: dict[str, str] = {
-    "kubernetes": "Kubernetes manifests",
-    "dockerfile": "Dockerfiles",
-    "network": "Network policies",
-    "images": "Images: SBOM, vulnerabilities, signatures",
-    "runtime": "Runtime alerts",
-    "host": "Host and kernel",
-}
 # check layer (CheckMeta.layer) -> report layer
 _CHECK_LAYER = {
     "kubernetes": "kubernetes",
@@ -55,82 +58,11 @@ _CHECK_LAYER = {
 _SEVERITIES = [s.value for s in Severity]
 
 
-def _severity(value: object) -> Severity:
-    try:
-        return Severity.parse(str(value))
-    except ValueError:
-        return Severity.INFO  # UNKNOWN (vulnerabilities without a rating) ranks lowest
-
-
-# EPSS: the estimated probability of exploitation in the next 30 days (FIRST.org). At 10% or
-# more a vulnerability is ranked at least HIGH, whatever its base severity.
-EPSS_HIGH = 0.1
-SEVERITY_UNKNOWN = "severity unknown"
-
-
-def vulnerability_rating(match: Mapping[str, Any]) -> tuple[Severity, tuple[str, ...]]:
-    """The severity a vulnerability match is ranked at, and why when it is not its own.
-
-    CISA KEV listing ranks CRITICAL (exploited in the wild); an EPSS score of 10% or more
-    ranks at least HIGH; a match without a usable severity takes its CVSS base score when
-    it has one, else ranks MEDIUM and says "severity unknown": an unrated vulnerability is
-    not a harmless one.
-    """
-    notes: list[str] = []
-    try:
-        rated: Severity | None = Severity.parse(str(match.get("severity")))
-    except ValueError:
-        rated = None
-    cvss = match.get("cvss")
-    score = cvss.get("score") if isinstance(cvss, Mapping) else None
-    if rated is None and isinstance(score, (int, float)) and not isinstance(score, bool):
-        rated = _cvss_severity(float(score))
-        notes.append(f"severity from CVSS {score}")
-    if rated is None:
-        rated = Severity.MEDIUM
-        notes.append(SEVERITY_UNKNOWN)
-    epss = match.get("epss")
-    probability = epss.get("score") if isinstance(epss, Mapping) else None
-    if isinstance(probability, (int, float)) and not isinstance(probability, bool):
-        if probability >= EPSS_HIGH and rated < Severity.HIGH:
-            rated = Severity.HIGH
-            notes.append(f"EPSS {probability:.2f}")
-    if match.get("kev") is True:
-        rated = Severity.CRITICAL
-        notes.append("CISA KEV: exploited in the wild")
-    return rated, tuple(notes)
-
-
-def _cvss_severity(score: float) -> Severity | None:
-    """CVSS v3/v4 qualitative rating of a base score (0 is None)."""
-    if score >= 9.0:
-        return Severity.CRITICAL
-    if score >= 7.0:
-        return Severity.HIGH
-    if score >= 4.0:
-        return Severity.MEDIUM
-    if score > 0:
-        return Severity.LOW
-    return None
-
-
 def _counts(items: Iterable[str]) -> dict[str, int]:
     counts = dict.fromkeys(_SEVERITIES, 0)
     for s in items:
-        counts[_severity(s).value] += 1
+        counts[severity_of(s).value] += 1
     return counts
-
-
-def image_key(reference: str) -> tuple[str, str]:
-    """(repository, tag or digest) with Docker's defaults: `nginx` is
-    `docker.io/library/nginx:latest`."""
-    from skanse.oci.reference import parse_reference
-
-    try:
-        ref = parse_reference(reference)
-    except Exception:  # a malformed image name in a manifest is compared as written
-        return (reference, "")
-    return (ref.repository, ref.digest or ref.tag or "latest")
 
 
 def _resource_key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -292,12 +224,6 @@ def _allows(connection: Mapping[str, Any], protocol: str, port: int) -> bool:
     return any(lo <= port <= hi for lo, hi in _ports_of(connection).get(protocol, []))
 
 
-def _workload_label(resource: Mapping[str, Any]) -> str:
-    """netpol's name for a workload: ns/name[Kind]."""
-    namespace = resource.get("namespace") or "default"
-    return f"{namespace}/{resource.get('name')}[{resource.get('kind')}]"
-
-
 def _reach(estate: _Estate) -> tuple[dict[str, bool], dict[str, bool], set[str]]:
     """(label -> reaches a database port, label -> accepts outside connections, databases)."""
     databases: dict[str, list[int]] = {}
@@ -308,7 +234,7 @@ def _reach(estate: _Estate) -> tuple[dict[str, bool], dict[str, bool], set[str]]
             if p.get("protocol", "TCP") == "TCP" and p.get("port") in DATABASE_PORTS
         ]
         if ports:
-            databases[_workload_label(w["resource"])] = ports
+            databases[workload_label(w["resource"])] = ports
     to_db: dict[str, bool] = {}
     outside: dict[str, bool] = {}
     for c in estate.connections:
@@ -399,100 +325,11 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
         for image in w.get("images", []):
             key = image_key(image)
             if key in by_key:
-                by_key[key]["workloads"].append(_workload_label(w["resource"]))
+                by_key[key]["workloads"].append(workload_label(w["resource"]))
     return list(by_key.values())
 
 
 # -- runtime ----------------------------------------------------------------------------------
-
-
-# How a pod is named after its controller: Deployment `name-<hash>-<5>`, StatefulSet
-# `name-<ordinal>`, DaemonSet and Job `name-<5>`, CronJob `name-<minute>-<5>`.
-_CONTROLLERS = frozenset(
-    {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
-)
-
-
-def _alert_field(fields: Mapping[str, Any], name: str) -> str | None:
-    """A field of an alert's output_fields; None when absent, null or Falco's `<NA>`."""
-    value = fields.get(name)
-    if value is None or value == "<NA>" or value == "":
-        return None
-    return str(value)
-
-
-class _AlertJoin:
-    """Which workload an alert came from, in order of certainty:
-
-    1. `container.id` (Falco's 12-hex short id) among the container ids of scanned live Pods;
-    2. `k8s.ns.name` and `k8s.pod.name` (appended to every alert): the pod itself when it was
-       scanned, else the workload of that namespace whose name the pod's name continues
-       (the longest such name, so `api-gateway-...` is not taken for `api`);
-    3. the image (`container.image.repository` with its tag or digest): the one workload
-       that runs it, in the alert's namespace when that is known.
-
-    An alert that none of these settles (a host process, an image several workloads run)
-    is attached to nothing and counted as such: a guess would put its score on the wrong
-    workload.
-    """
-
-    def __init__(self, workloads: Iterable[Mapping[str, Any]]) -> None:
-        self.by_container: dict[str, str] = {}
-        self.by_namespace: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        self.images: list[tuple[str, tuple[str, str], str | None]] = []  # (label, key, ns)
-        for w in workloads:
-            resource = w.get("resource") or {}
-            label = _workload_label(resource)
-            namespace = str(resource.get("namespace") or "default")
-            for cid in w.get("container_ids") or ():
-                self.by_container[str(cid)[:12]] = label
-            if resource.get("kind") in _CONTROLLERS:
-                self.by_namespace[namespace].append(
-                    (str(resource.get("name")), str(resource.get("kind")), label)
-                )
-            for image in w.get("images") or ():
-                self.images.append((label, image_key(str(image)), namespace))
-
-    def __call__(self, alert: Mapping[str, Any]) -> tuple[str | None, str]:
-        fields = alert.get("output_fields")
-        fields = fields if isinstance(fields, Mapping) else {}
-        container = _alert_field(fields, "container.id")
-        if container == "host":
-            return None, "host"
-        if container and container[:12] in self.by_container:
-            return self.by_container[container[:12]], "container id"
-        namespace = _alert_field(fields, "k8s.ns.name")
-        pod = _alert_field(fields, "k8s.pod.name")
-        if namespace and pod:
-            candidates = self.by_namespace.get(namespace, [])
-            exact = [label for name, kind, label in candidates if kind == "Pod" and name == pod]
-            if exact:
-                return exact[0], "pod name"
-            owners = [
-                (name, label)
-                for name, kind, label in candidates
-                if kind != "Pod" and pod.startswith(f"{name}-")
-            ]
-            if owners:
-                return max(owners, key=lambda o: len(o[0]))[1], "pod name"
-        repository = _alert_field(fields, "container.image.repository")
-        if repository:
-            tag = _alert_field(fields, "container.image.tag")
-            digest = _alert_field(fields, "container.image.digest")
-            reference = repository + (f"@{digest}" if digest else f":{tag}" if tag else "")
-            wanted = image_key(reference)
-            matches = {
-                label
-                for label, key, ns in self.images
-                if key[0] == wanted[0]
-                and (not (tag or digest) or key[1] == wanted[1])
-                and (namespace is None or ns == namespace)
-            }
-            if len(matches) == 1:
-                return matches.pop(), "image"
-            if matches:
-                return None, "image run by several workloads"
-        return None, "no workload"
 
 
 def _runtime(estate: _Estate) -> dict[str, Any]:
@@ -502,7 +339,7 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         return {"status": "not-assessed"}
     by_rule: dict[str, dict[str, Any]] = {}
     by_priority: Counter[str] = Counter()
-    join = _AlertJoin(estate.workloads.values())
+    join = AlertJoin(estate.workloads.values())
     joined: Counter[str] = Counter()
     for alert in estate.alerts:
         rule, priority = str(alert.get("rule")), str(alert.get("priority"))
@@ -526,7 +363,7 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         joined[how] += 1
         if workload and workload not in item["workloads"]:
             item["workloads"].append(workload)
-        when = alert.get("time") or _alert_time(alert)
+        when = alert.get("time") or alert_time(alert)
         if when:
             item["first"] = min(item["first"] or when, when)
             item["last"] = max(item["last"] or when, when)
@@ -541,19 +378,6 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
     }
 
 
-def _alert_time(alert: Mapping[str, Any]) -> str | None:
-    """`evt.time` (integer nanoseconds, as Falco's JSON output) as an ISO 8601 time."""
-    fields = alert.get("output_fields")
-    value = fields.get("evt.time") if isinstance(fields, Mapping) else None
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    try:
-        when = dt.datetime.fromtimestamp(value / 1e9, dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return when.isoformat().replace("+00:00", "Z")
-
-
 # -- risks ------------------------------------------------------------------------------------
 
 
@@ -563,9 +387,9 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
     for f in estate.findings:
         if f.get("suppressed") or f["layer"] not in ("kubernetes", "network"):
             continue
-        label = _workload_label(f["resource"])
+        label = workload_label(f["resource"])
         text = f"{f['check_id']}: {f['message']}"
-        by_label[label].append(Evidence(EvidenceKind.CONFIG, _severity(f["severity"]), text))
+        by_label[label].append(Evidence(EvidenceKind.CONFIG, severity_of(f["severity"]), text))
     image_by_key = {image_key(i["image"]): i for i in images}
     runtime = _runtime(estate)
     alert_evidence: dict[str, list[Evidence]] = defaultdict(list)
@@ -580,7 +404,7 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
             )
     risks: list[Risk | None] = []
     for w in estate.workloads.values():
-        label = _workload_label(w["resource"])
+        label = workload_label(w["resource"])
         evidence = list(by_label.get(label, [])) + alert_evidence.get(label, [])
         for reference in w.get("images", []):
             image = image_by_key.get(image_key(reference))
@@ -624,7 +448,7 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
             if f["layer"] == layer and not f.get("suppressed"):
                 text = f"{f['check_id']}: {f['message']}"
                 subjects[_resource_key(f["resource"])].append(
-                    Evidence(EvidenceKind.CONFIG, _severity(f["severity"]), text)
+                    Evidence(EvidenceKind.CONFIG, severity_of(f["severity"]), text)
                 )
         for (kind, _, name), evidence in subjects.items():
             risks.append(score(RiskSubject(kind, name), evidence))
@@ -1029,9 +853,9 @@ def build_posture(
     for f in estate.findings:
         if f.get("suppressed") or f["layer"] not in ("kubernetes", "network"):
             continue
-        label = _workload_label(f["resource"])
+        label = workload_label(f["resource"])
         checks_by_label[label].append(f["check_id"])
-        if label not in worst_by_label or _severity(f["severity"]) > _severity(
+        if label not in worst_by_label or severity_of(f["severity"]) > severity_of(
             worst_by_label[label]
         ):
             worst_by_label[label] = f["severity"]
@@ -1061,7 +885,7 @@ def build_posture(
         "layers": layers,
         "trend": _trend(layers, baseline),
         "top_risks": [_risk_document(i, r) for i, r in enumerate(risks, start=1)],
-        "findings": _findings(estate),
+        "findings": all_findings(estate.findings, estate.vulns),
         "network": {
             "status": "assessed" if estate.network_assessed else "not-assessed",
             "connections": [
@@ -1102,113 +926,6 @@ def build_posture(
         },
         "warnings": estate.warnings,
     }
-
-
-def _check_metas() -> dict[str, Any]:
-    from skanse.checks._all import REGISTRY
-    from skanse.host.checks._all import HOST_REGISTRY
-
-    return {str(c.meta.id): c.meta for c in (*REGISTRY.all(), *HOST_REGISTRY.all())}
-
-
-def _fix_command(finding: Mapping[str, Any], fixable: bool) -> str | None:
-    """The command that fixes a finding, when skanse has one (its remediation says the rest)."""
-    if not fixable:
-        return None
-    file = str((finding.get("location") or {}).get("file") or "")
-    quoted = shlex.quote(file) if file else "."
-    if finding["layer"] == "host":
-        return "skanse host audit --fix-file /etc/sysctl.d/99-skanse.conf --apply"
-    if finding["check_id"] == "SKN-K8S-030":
-        return f"skanse fix --network-policies -- {quoted}"
-    if finding["layer"] in ("kubernetes", "dockerfile"):
-        return f"skanse fix -- {quoted}"
-    return None
-
-
-def _vulnerability_findings(estate: _Estate) -> list[dict[str, Any]]:
-    """Each vulnerability match as a finding of the images layer: the image is where it is,
-    the fix is the package version that has none of it."""
-    out = []
-    for v in estate.vulns:
-        image = str(v.get("target"))
-        for m in v.get("matches", []):
-            package = m.get("package") or {}
-            rated, notes = vulnerability_rating(m)
-            fixed = m.get("fixed_version")
-            name = f"{package.get('name')} {package.get('version')}"
-            out.append(
-                {
-                    "layer": "images",
-                    "check_id": str(m.get("id")),
-                    "severity": rated.value,
-                    "title": "known vulnerability",
-                    "message": f"{m.get('id')} in {name}"
-                    + (f" ({'; '.join(notes)})" if notes else ""),
-                    "file": image,
-                    "line": None,
-                    "pointer": None,
-                    "resource": {"kind": "Image", "namespace": None, "name": image},
-                    "fix": None,
-                    "remediation": (
-                        f"upgrade {package.get('name')} to {fixed} or later"
-                        if fixed
-                        else "no fixed version yet: remove the package, or accept the risk "
-                        "with a suppression that says why"
-                    ),
-                    "suppressed": bool(m.get("suppressed")),
-                    "origin": None,
-                    # the same advisory in the same package of the same repository, whatever
-                    # the tag: fixed when an upgrade removes it
-                    "fingerprint": hashlib.sha256(
-                        "\x1f".join(
-                            (image_key(image)[0], str(m.get("id")), str(package.get("name")))
-                        ).encode()
-                    ).hexdigest()[:32],
-                }
-            )
-    return out
-
-
-def _findings(estate: _Estate) -> list[dict[str, Any]]:
-    """Every finding of every layer with where it is and how to fix it (suppressed ones too,
-    marked): the list an engineer works through, file by file."""
-    metas = _check_metas()
-    out = []
-    for f in estate.findings:
-        meta = metas.get(str(f["check_id"]))
-        location = f.get("location") or {}
-        out.append(
-            {
-                "layer": f["layer"],
-                "check_id": f["check_id"],
-                "severity": _severity(f["severity"]).value,
-                "title": f.get("title") or (meta.title if meta is not None else ""),
-                "message": f.get("message"),
-                "file": location.get("file"),
-                "line": location.get("line"),
-                "pointer": location.get("pointer"),
-                "resource": f.get("resource"),
-                "fix": _fix_command(f, bool(meta is not None and meta.fixable)),
-                "remediation": meta.remediation if meta is not None else None,
-                "suppressed": bool(f.get("suppressed")),
-                "origin": f.get("origin"),
-                "fingerprint": f.get("fingerprint"),
-            }
-        )
-    out.extend(_vulnerability_findings(estate))
-    layer_order = list(LAYERS)
-    out.sort(
-        key=lambda f: (
-            f["suppressed"],
-            layer_order.index(f["layer"]) if f["layer"] in layer_order else 99,
-            -_severity(f["severity"]).rank,
-            str(f["file"] or ""),
-            int(f["line"] or 0),
-            f["check_id"],
-        )
-    )
-    return out
 
 
 HISTORY_EVIDENCE = "report history"
@@ -1278,6 +995,8 @@ def _host_group(estate: _Estate, member: Any) -> dict[str, Any]:
                 "title": f["title"],
                 "message": f["message"],
             }
-            for f in sorted(findings, key=lambda f: (-_severity(f["severity"]).rank, f["check_id"]))
+            for f in sorted(
+                findings, key=lambda f: (-severity_of(f["severity"]).rank, f["check_id"])
+            )
         ],
     }
