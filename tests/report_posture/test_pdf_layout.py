@@ -106,18 +106,24 @@ def _render(html: str, renderer: str, tmp_path: Path) -> Path:
     return path
 
 
-def _pdf_text(
-    posture: dict[str, Any], tmp_path: Path, *, layout: bool = True, renderer: str = "weasyprint"
-) -> str:
+@pytest.fixture(scope="module", params=["weasyprint", "chromium"])
+def printed(
+    request: pytest.FixtureRequest,
+    posture: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The report printed once per renderer, read back as text in reading order ("raw") and
+    in page layout ("layout")."""
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
-    path = _render(render_html(posture), renderer, tmp_path)
-    return subprocess.run(
-        ["pdftotext", *(["-layout"] if layout else []), str(path), "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    path = _render(render_html(posture), request.param, tmp_path_factory.mktemp("pdf"))
+
+    def text(*options: str) -> str:
+        return subprocess.run(
+            ["pdftotext", *options, str(path), "-"], capture_output=True, text=True, check=True
+        ).stdout
+
+    return {"raw": text(), "layout": text("-layout")}
 
 
 def _flat(text: str) -> str:
@@ -198,12 +204,11 @@ def _tail(cell: str) -> str:
     return word[-16:]
 
 
-@pytest.mark.parametrize("renderer", ["weasyprint", "chromium"])
 def test_every_tables_last_column_is_inside_the_a4_page(
-    posture: dict[str, Any], tmp_path: Path, renderer: str
+    posture: dict[str, Any], printed: dict[str, str]
 ) -> None:
     # reading order (not -layout), so a cell's wrapped lines follow each other
-    text = _flat(_pdf_text(posture, tmp_path, layout=False, renderer=renderer))
+    text = _flat(printed["raw"])
     missing = {
         table: [cell for cell in cells if cell and _flat(_tail(cell)) not in text]
         for table, cells in {**_last_columns(posture), **_every_table(posture)}.items()
@@ -211,10 +216,7 @@ def test_every_tables_last_column_is_inside_the_a4_page(
     assert {table: cells for table, cells in missing.items() if cells} == {}
 
 
-@pytest.mark.parametrize("renderer", ["weasyprint", "chromium"])
-def test_no_page_ends_with_a_heading(
-    posture: dict[str, Any], tmp_path: Path, renderer: str
-) -> None:
+def test_no_page_ends_with_a_heading(printed: dict[str, str]) -> None:
     headings = {
         "Posture by layer",
         "Top risks",
@@ -227,7 +229,7 @@ def test_no_page_ends_with_a_heading(
         "Control view",
         "Provenance",
     }
-    pages = _pdf_text(posture, tmp_path, renderer=renderer).split("\f")
+    pages = printed["layout"].split("\f")
     stranded = []
     for number, page in enumerate(pages, start=1):
         lines = [line.strip() for line in page.splitlines() if line.strip()]
