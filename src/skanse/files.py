@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 __all__ = ["write_atomic"]
+
+
+def _is_special(target: Path) -> bool:
+    """An existing device, FIFO or socket (after symlinks): something to write into."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def write_atomic(
@@ -22,6 +32,12 @@ def write_atomic(
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if not exclusive and _is_special(target):
+        # `-o json=/dev/null`, `-o sbom.json=/dev/stdout`, a FIFO: write into it. Renaming
+        # a new file over it would replace the device node itself (as root, for everyone).
+        with open(target, "wb") as handle:
+            handle.write(payload)
+        return
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

@@ -75,7 +75,7 @@ def test_dpkg_copyright_licenses() -> None:
         "Files: *\nLicense: GPL-3+\n\nFiles: lib/*\nLicense: LGPL-2.1\n"
         " see /usr/share/common-licenses/LGPL-2.1.\n"
     )
-    assert parse_copyright(text) == ("GPL-3+", "LGPL-2.1")
+    assert parse_copyright(text) == ("GPL-3.0-or-later", "LGPL-2.1-only")
 
 
 def test_dpkg_image_with_file_lists_and_a_python_package_it_owns(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_dpkg_image_with_file_lists_and_a_python_package_it_owns(tmp_path: Path)
         idna.purl
         == "pkg:deb/debian/python3-idna@3.3-1?arch=all&distro=debian-12&upstream=python-idna"
     )
-    assert idna.licenses == ("BSD-3-clause",)
+    assert idna.licenses == ("BSD-3-Clause",)
     assert meta in idna.files
 
 

@@ -3,6 +3,7 @@ schema versions, export and import across an air gap."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -118,8 +119,9 @@ def test_osv_all_zip_is_read_in_memory_with_caps(tmp_path: Path, monkeypatch) ->
     assert [r.origin.rsplit(":", 1)[1] for r in summary.rejected] == ["big.json"]
     assert not (tmp_path.parent / "escape.json").exists()
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
-    [broken] = build_database(tmp_path / "w.db", [Source(tmp_path / "broken.zip")]).sources
-    assert "not a readable zip" in broken.rejected[0].reason
+    with pytest.raises(DatabaseError, match="not a readable zip"):
+        build_database(tmp_path / "w.db", [Source(tmp_path / "broken.zip")])
+    assert not (tmp_path / "w.db").exists()
 
 
 def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, monkeypatch) -> None:
@@ -141,6 +143,50 @@ def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, mo
         build_database(dest, [Source(src.parent)])
     assert dest.read_bytes() == before
     assert sorted(p.name for p in dest.parent.iterdir()) == ["vuln.db"]  # no temp left
+
+
+@pytest.mark.parametrize("allow_partial", [False, True])
+def test_a_source_rejected_whole_fails_the_build_and_keeps_the_database(
+    tmp_path: Path, allow_partial: bool
+) -> None:
+    good = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "db" / "vuln.db"
+    build_database(dest, [Source(good.parent)])
+    before = dest.read_bytes()
+    typo = tmp_path / "srcc"  # the path the user meant was src
+    with pytest.raises(DatabaseError, match="no such file"):
+        build_database(dest, [Source(typo)], allow_partial=allow_partial)  # nothing at all
+    assert dest.read_bytes() == before
+    other = write_json(tmp_path / "other" / "readme.json", {"not": "advisories"})
+    if allow_partial:
+        result = build_database(
+            dest, [Source(good.parent), Source(other.parent)], allow_partial=True
+        )
+        assert result.advisories == 1
+    else:
+        with pytest.raises(DatabaseError, match="allow-partial"):
+            build_database(dest, [Source(good.parent), Source(other.parent)])
+        assert dest.read_bytes() == before
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["vuln.db"]
+
+
+def test_cli_db_build_with_a_typo_exits_2_and_vuln_still_has_its_data(cli, tmp_path: Path) -> None:
+    good = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    db = str(tmp_path / "vuln.db")
+    assert cli("db", "build", "--db", db, str(good.parent)).code == 0
+    failed = cli("db", "build", "--db", db, f"osv:{tmp_path}/srcc")
+    assert failed.code == 2
+    assert "previous one is kept" in failed.stderr
+    with Database.open(Path(db)) as database:
+        assert database.info().advisories == 1
+    partial = cli(
+        "db", "build", "--db", db, "--allow-partial", str(good.parent), f"osv:{tmp_path}/x"
+    )
+    assert partial.code == 0
 
 
 def test_another_schema_version_is_refused_with_rebuild_advice(tmp_path: Path) -> None:
@@ -184,7 +230,7 @@ def test_export_then_import_gives_the_same_database(small_db: Path, tmp_path: Pa
     exported = export_database(small_db, tmp_path / "out.tar.zst")
     assert exported.manifest["database"]["size"] == small_db.stat().st_size
     target = tmp_path / "airgap" / "vuln.db"
-    manifest = import_database(exported.path, target)
+    manifest = import_database(exported.path, target, insecure_unsigned=True)
     assert target.read_bytes() == small_db.read_bytes()
     assert manifest["database"]["sha256"] == exported.manifest["database"]["sha256"]
     with Database.open(target) as db:
@@ -254,15 +300,79 @@ def test_import_refuses_a_damaged_export_and_keeps_the_old_database(
     target.parent.mkdir()
     target.write_bytes(b"previous")
     with pytest.raises(TransferError, match=message):
-        import_database(damaged, target)
+        import_database(damaged, target, insecure_unsigned=True)
     assert target.read_bytes() == b"previous"
     assert sorted(os.listdir(target.parent)) == ["vuln.db"]
+
+
+def _forged(exported: Path, out: Path) -> None:
+    """What an attacker on the path does: delete the advisories, write a matching manifest."""
+
+    def change(members: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        (manifest_name, manifest_bytes), (db_name, db_bytes) = members
+        scratch = out.parent / "scratch.db"
+        scratch.write_bytes(db_bytes)
+        with sqlite3.connect(scratch) as conn:
+            conn.execute("DELETE FROM affected")
+        forged_db = scratch.read_bytes()
+        manifest = json.loads(manifest_bytes)
+        manifest["database"] = {
+            "name": db_name,
+            "sha256": hashlib.sha256(forged_db).hexdigest(),
+            "size": len(forged_db),
+        }
+        return [(manifest_name, json.dumps(manifest).encode()), (db_name, forged_db)]
+
+    _rewrite(exported, out, change)
+
+
+def test_a_regenerated_manifest_is_caught_by_the_signature(small_db: Path, tmp_path: Path) -> None:
+    from tests.signing.helpers import new_key, public
+
+    key = new_key()
+    exported = export_database(small_db, tmp_path / "out.tar.zst", key)
+    assert exported.bundle == tmp_path / "out.tar.zst.sigstore.json"
+    target = tmp_path / "airgap" / "vuln.db"
+    import_database(exported.path, target, [public(key, "cosign.pub")])
+    assert target.read_bytes() == small_db.read_bytes()
+    forged = tmp_path / "forged.tar.zst"
+    _forged(exported.path, forged)
+    (tmp_path / "forged.tar.zst.sigstore.json").write_bytes(exported.bundle.read_bytes())
+    # the manifest is self-consistent, so only the signature can tell
+    import_database(forged, tmp_path / "unsigned.db", insecure_unsigned=True)
+    with pytest.raises(TransferError, match="not the one that was signed"):
+        import_database(forged, target, [public(key, "cosign.pub")])
+    assert target.read_bytes() == small_db.read_bytes()
+    with pytest.raises(TransferError, match="signature not verified"):
+        import_database(exported.path, target, [public(new_key(), "other.pub")])
+    with pytest.raises(TransferError, match="refusing an import"):
+        import_database(exported.path, target)
+    exported.bundle.unlink()
+    with pytest.raises(TransferError, match="no signature bundle"):
+        import_database(exported.path, target, [public(key, "cosign.pub")])
+
+
+def test_export_bundle_verifies_as_cosign_verify_blob_would(small_db: Path, tmp_path: Path) -> None:
+    # the bundle is a messageSignature over the archive: skanse's blob verifier (checked
+    # against sigstore-conformance's managed-key bundles in tests/signing) accepts it
+    from skanse.signing.bundle import verify_blob_bundle
+    from tests.signing.helpers import new_key, public
+
+    key = new_key()
+    exported = export_database(small_db, tmp_path / "out.tar.zst", key)
+    assert exported.bundle is not None
+    signer = public(key, "cosign.pub")
+    archive = exported.path.read_bytes()
+    assert verify_blob_bundle(exported.bundle.read_bytes(), archive, [signer]) is signer
+    # exporting again unsigned removes the signature that no longer covers the file
+    export_database(small_db, exported.path)
+    assert not exported.bundle.exists()
 
 
 def test_import_of_something_else_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "x.tar.zst").write_bytes(b"hello, not zstd")
     with pytest.raises(TransferError, match="not a database exported"):
-        import_database(tmp_path / "x.tar.zst", tmp_path / "vuln.db")
+        import_database(tmp_path / "x.tar.zst", tmp_path / "vuln.db", insecure_unsigned=True)
     assert not (tmp_path / "vuln.db").exists()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from skanse.config import load_config
-from skanse.inventory.model import Distro
+from skanse.inventory.model import Distro, Inventory, Subject
 from skanse.model import CheckID, Severity, SuppressionSource
 from skanse.results import apply_suppressions
 from skanse.vuln.db import Database
@@ -465,3 +465,73 @@ def test_an_unparseable_version_is_reported_not_passed(tmp_path: Path) -> None:
         )
     assert report.matches == ()
     assert any("could not compare" in p for p in report.problems)
+
+
+def _image_vex(tmp: Path, product: str) -> list:
+    return read_vex(
+        write_json(
+            tmp / "image.openvex.json",
+            {
+                "@context": "https://openvex.dev/ns/v0.2.0",
+                "@id": "https://example.com/vex/image",
+                "author": "platform team",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "version": 1,
+                "statements": [
+                    {
+                        "vulnerability": {"name": "PYSEC-T-9"},
+                        "products": [{"@id": product}],
+                        "status": "not_affected",
+                        "justification": "vulnerable_code_not_present",
+                    }
+                ],
+            },
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("image_name", "source", "product", "suppressed"),
+    [
+        # the statement names another registry's debian: it says nothing about this one
+        (
+            "registry.example.com/library/debian:12",
+            "registry",
+            "pkg:oci/debian?repository_url=other.example.com/library/debian",
+            False,
+        ),
+        (
+            "registry.example.com/library/debian:12",
+            "registry",
+            "pkg:oci/debian?repository_url=registry.example.com/library/debian",
+            True,
+        ),
+        (
+            "docker.io/library/debian:12",
+            "registry",
+            "pkg:oci/debian?repository_url=index.docker.io/library/debian",
+            True,
+        ),
+        # no repository in the statement: the name (and digest, when given) decide
+        ("registry.example.com/library/debian:12", "registry", "pkg:oci/debian", True),
+        # an image from a layout has no repository: a statement that names one does not apply
+        (
+            "oci:/srv/layout:12",
+            "oci-layout",
+            "pkg:oci/layout?repository_url=registry.example.com/library/layout",
+            False,
+        ),
+    ],
+)
+def test_vex_image_identity_compares_the_repository(
+    tmp_path: Path, image_name: str, source: str, product: str, suppressed: bool
+) -> None:
+    record = osv("PYSEC-T-9", "PyPI", "demo", [{"introduced": "0"}])
+    with build(tmp_path, write_json(tmp_path / "osv" / "a.json", record)) as db:
+        subject = Subject("image", image_name, source, manifest_digest="sha256:" + "b" * 64)
+        scanned = Inventory(subject, (package("demo", "1.0", "python", "pkg:pypi/demo@1.0"),))
+        _, _, result = scan_inventory(
+            db, scanned, target=image_name, vex=_image_vex(tmp_path, product)
+        )
+    [finding] = result.findings
+    assert bool(finding.declared_suppressions) is suppressed

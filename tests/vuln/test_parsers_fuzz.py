@@ -14,6 +14,7 @@ from skanse.vuln.importers.alpine import secdb_advisories
 from skanse.vuln.importers.debian import tracker_advisories
 from skanse.vuln.importers.osv import osv_advisory
 from skanse.vuln.importers.vunnel import vunnel_advisories
+from skanse.vuln.model import Rejected
 from skanse.vuln.sbom import read_sbom
 from skanse.vuln.versions import InvalidVersion, Scheme, compare, satisfies
 from skanse.vuln.vex import read_vex
@@ -99,7 +100,10 @@ def test_other_importers_yield_rejections_or_raise_record_errors(data) -> None:
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(json_values, st.sampled_from(["bomFormat", "spdxVersion", "artifacts", "statements"]))
+@given(
+    json_values,
+    st.sampled_from(["bomFormat", "spdxVersion", "artifacts", "statements", "packages"]),
+)
 def test_sbom_and_vex_readers_raise_only_their_errors(tmp_path: Path, data, key) -> None:
     path = tmp_path / "doc.json"
     document = (
@@ -109,6 +113,8 @@ def test_sbom_and_vex_readers_raise_only_their_errors(tmp_path: Path, data, key)
     )
     if key == "artifacts":
         document["schema"] = {}
+    if key == "packages":  # skanse's own SBOM JSON
+        document.update(tool={"name": "skanse"}, schema_version=1, subject={"name": "x"})
     path.write_text(json.dumps(document))
     try:
         read_sbom(path)
@@ -118,3 +124,29 @@ def test_sbom_and_vex_readers_raise_only_their_errors(tmp_path: Path, data, key)
         read_vex(path)
     except VexError:
         pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values, json_values)
+def test_severity_importers_only_yield_records_or_rejections(items, metrics) -> None:
+    from skanse.vuln.importers.scores import CveRating, KevEntry, kev_entries, nvd_ratings
+
+    nvd = {"format": "NVD_CVE", "vulnerabilities": items}
+    nested = {
+        "format": "NVD_CVE",
+        "vulnerabilities": [{"cve": {"id": "CVE-2024-0001", "metrics": metrics}}],
+    }
+    for document in (nvd, nested):
+        for item in nvd_ratings(document, "fuzz"):
+            assert isinstance(item, CveRating | Rejected)
+    for entry in kev_entries({"catalogVersion": "1", "vulnerabilities": items}, "fuzz"):
+        assert isinstance(entry, KevEntry | Rejected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_epss_csv_only_yields_scores_or_rejections(text: str) -> None:
+    from skanse.vuln.importers.scores import EpssScore, epss_scores
+
+    for item in epss_scores("cve,epss,percentile\n" + text, "fuzz"):
+        assert isinstance(item, EpssScore | Rejected)

@@ -159,16 +159,40 @@ def test_cli_db_info_export_import(cli, demo_db: Path, tmp_path: Path) -> None:
     assert info.code == 0
     assert "1 advisories (0 withdrawn)" in info.stdout and "pypi" in info.stdout
     as_json = json.loads(cli("db", "info", "--db", str(demo_db), "--json").stdout)
-    assert as_json["schema_version"] == 1 and as_json["ecosystems"] == {"pypi": 1}
+    assert as_json["schema_version"] == 2 and as_json["ecosystems"] == {"pypi": 1}
     archive = tmp_path / "vuln-db.tar.zst"
     exported = cli("db", "export", str(archive), "--db", str(demo_db))
     assert exported.code == 0 and "sha256" in exported.stdout
     target = tmp_path / "elsewhere" / "vuln.db"
-    imported = cli("db", "import", str(archive), "--db", str(target))
-    assert imported.code == 0 and "verified" in imported.stdout
+    refused = cli("db", "import", str(archive), "--db", str(target))
+    assert refused.code == 2 and "--insecure-unsigned" in refused.stderr
+    assert not target.exists()
+    imported = cli("db", "import", str(archive), "--db", str(target), "--insecure-unsigned")
+    assert imported.code == 0 and "UNSIGNED" in imported.stdout
     assert target.read_bytes() == demo_db.read_bytes()
     (tmp_path / "junk.tar.zst").write_bytes(b"junk")
-    assert cli("db", "import", str(tmp_path / "junk.tar.zst"), "--db", str(target)).code == 2
+    junk = cli(
+        "db", "import", str(tmp_path / "junk.tar.zst"), "--db", str(target), "--insecure-unsigned"
+    )
+    assert junk.code == 2
+    assert target.read_bytes() == demo_db.read_bytes()
+
+
+def test_cli_signed_export_and_import(cli, demo_db: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SKANSE_PASSWORD", "pw")
+    assert (
+        cli("sign", "generate-key-pair", "--output-key-prefix", str(tmp_path / "cosign")).code == 0
+    )
+    archive = tmp_path / "vuln-db.tar.zst"
+    exported = cli(
+        "db", "export", str(archive), "--db", str(demo_db), "--key", str(tmp_path / "cosign.key")
+    )
+    assert exported.code == 0, exported.stderr
+    assert (tmp_path / "vuln-db.tar.zst.sigstore.json").is_file()
+    target = tmp_path / "elsewhere" / "vuln.db"
+    pub = str(tmp_path / "cosign.pub")
+    imported = cli("db", "import", str(archive), "--db", str(target), "--key", pub)
+    assert imported.code == 0 and "signature verified" in imported.stdout, imported.stderr
     assert target.read_bytes() == demo_db.read_bytes()
 
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "host": ("host", "audit a host: sysctls, kubelet, container runtime, kernel isolation"),
     "sign": ("sign", "sign an image with a Cosign key (or generate-key-pair)"),
     "verify": ("verify", "verify an image's Cosign signatures with one or more keys"),
+    "verify-blob": ("verify_blob", "verify a Sigstore bundle over a file: a key, or keyless"),
     "attest": ("attest", "attach a signed in-toto attestation (an SBOM) to an image"),
     "verify-attestation": ("verify_attestation", "verify an image's in-toto attestations"),
     "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),

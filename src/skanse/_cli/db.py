@@ -24,32 +24,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Build, inspect and move skanse's vulnerability database (one SQLite file).\n\n"
         "  skanse db build osv-all.zip alpine-secdb/ debian-tracker.json\n"
         "  skanse db build osv:advisories/ alpine-secdb:v3.19/main.json\n"
+        "  skanse db build debian-tracker.json nvd:nvd/ epss:epss_scores.csv.gz kev:kev.json\n"
         "  skanse db info\n"
-        "  skanse db export vuln-db.tar.zst      # carry one file into the air gap\n"
-        "  skanse db import vuln-db.tar.zst      # checks its SHA-256 manifest first"
+        "  skanse db export vuln-db.tar.zst --key cosign.key   # + vuln-db.tar.zst.sigstore.json\n"
+        "  skanse db import vuln-db.tar.zst --key cosign.pub   # signature, then SHA-256s"
     )
     sub = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     build = sub.add_parser(
         "build",
         help="import advisory sources into a new database (replaced only on success)",
         description="Sources: OSV JSON/YAML (a directory, a file, or osv.dev's all.zip), "
-        "Alpine secdb JSON/YAML, the Debian security tracker JSON, Grype's vunnel OS "
-        "records. Each file is recognised by its shape; prefix KIND: to force one "
-        "(osv, alpine-secdb, debian-tracker, vunnel).",
+        "GitHub's advisory database (OSV), Alpine secdb JSON/YAML, the Debian security "
+        "tracker JSON, Grype's vunnel OS records; and severity data: NVD CVE API 2.0 JSON "
+        "(CVSS v4.0/v3.1), FIRST's EPSS CSV (.csv or .csv.gz), CISA's KEV catalogue JSON. "
+        "Each file is recognised by its shape; prefix KIND: to force one (osv, ghsa, "
+        "alpine-secdb, debian-tracker, vunnel, nvd, epss, kev). A source that gives no "
+        "records at all fails the build and keeps the previous database.",
     )
     build.add_argument("sources", nargs="+", metavar="[KIND:]PATH")
     build.add_argument(
         "-v", "--verbose", action="store_true", help="list every rejected and ignored file"
     )
+    build.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="build even when a source gives no records at all (a typo, a file rejected "
+        "whole); by default such a build fails and the previous database is kept",
+    )
     _add_db_option(build)
     info = sub.add_parser("info", help="sources, record counts and build time")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     _add_db_option(info)
-    export = sub.add_parser("export", help="write the database and its SHA-256 manifest to FILE")
+    export = sub.add_parser(
+        "export",
+        help="write the database and its SHA-256 manifest to FILE (signed with --key)",
+        description="Write FILE (zstd tar: manifest.json, vuln.db). With --key, also "
+        "FILE.sigstore.json: a Sigstore bundle over FILE's SHA-256, signed with a Cosign key "
+        "(password from SKANSE_PASSWORD or COSIGN_PASSWORD, else asked).",
+    )
     export.add_argument("file", metavar="FILE")
+    export.add_argument("--key", metavar="PRIVATE_KEY", help="Cosign private key to sign with")
     _add_db_option(export)
-    imp = sub.add_parser("import", help="check an exported FILE and install its database")
+    imp = sub.add_parser(
+        "import",
+        help="check an exported FILE's signature and digests, then install its database",
+        description="Verify FILE.sigstore.json (or --bundle) with --key, then that FILE hashes "
+        "to what was signed and the database to its manifest; install it only then. An "
+        "unsigned FILE is refused unless --insecure-unsigned.",
+    )
     imp.add_argument("file", metavar="FILE")
+    imp.add_argument(
+        "--key",
+        metavar="PUBLIC_KEY",
+        action="append",
+        default=[],
+        help="Cosign public key the export must be signed with; repeatable (any one)",
+    )
+    imp.add_argument("--bundle", metavar="PATH", help="the signature (default: FILE.sigstore.json)")
+    imp.add_argument(
+        "--insecure-unsigned",
+        action="store_true",
+        help="import without checking who made FILE (its manifest still catches damage)",
+    )
     _add_db_option(imp)
 
 
@@ -97,6 +133,7 @@ def _build(args: argparse.Namespace) -> int:
         dest,
         sources,
         on_source=lambda p: print(f"importing {p}", file=err) if err.isatty() else None,
+        allow_partial=args.allow_partial,
     )
     rejected = 0
     for summary in result.sources:
@@ -172,13 +209,21 @@ def _info(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from skanse.vuln.transfer import export_database
 
-    exported = export_database(_db_path(args), Path(args.file))
+    key = None
+    if args.key:
+        from skanse._cli._signing import read_password
+        from skanse.signing.keys import read_private_key
+
+        key = read_private_key(args.key, read_password())
+    exported = export_database(_db_path(args), Path(args.file), key)
     manifest = exported.manifest
     print(
         f"exported {exported.path}: {manifest['advisories']} advisories, built "
         f"{manifest['built']}, database sha256 {manifest['database']['sha256']}"
     )
     print(f"sha256 of {exported.path.name}: {exported.sha256}  (compare it after the transfer)")
+    if exported.bundle is not None:
+        print(f"signed: {exported.bundle} (carry it with the file)")
     return 0
 
 
@@ -186,9 +231,26 @@ def _import(args: argparse.Namespace) -> int:
     from skanse.vuln.transfer import import_database
 
     dest = _db_path(args)
-    manifest = import_database(Path(args.file), dest)
+    keys = []
+    if args.key:
+        from skanse._cli._signing import load_public_keys
+
+        keys = load_public_keys(args.key)
+    manifest = import_database(
+        Path(args.file),
+        dest,
+        keys,
+        bundle=Path(args.bundle) if args.bundle else None,
+        insecure_unsigned=args.insecure_unsigned,
+    )
+    origin = (
+        f"signature verified with {', '.join(args.key)}"
+        if keys
+        else "UNSIGNED (--insecure-unsigned: origin not checked)"
+    )
     print(
         f"imported {dest}: {manifest.get('advisories', '?')} advisories, built "
-        f"{manifest.get('built', '?')}; sha256 {manifest['database']['sha256']} verified"
+        f"{manifest.get('built', '?')}; sha256 {manifest['database']['sha256']} matches its "
+        f"manifest; {origin}"
     )
     return 0

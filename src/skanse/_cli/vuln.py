@@ -66,6 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the same as --only-fixed (Trivy's name for it)",
     )
+    parser.add_argument(
+        "--max-db-age",
+        metavar="AGE",
+        default="5d",
+        type=_age,
+        help="a database built longer ago than this (e.g. 36h, 7d) is reported as not "
+        "fully checked, which fails --strict (default: 5d, as Grype; 0 turns it off)",
+    )
     add_result_arguments(
         parser,
         formats=FORMATS,
@@ -120,7 +128,13 @@ def run(args: argparse.Namespace) -> int:
     with Database.open(db_path) as db:
         inventory = _inventory(args, target)
         report, matches, raw = scan_inventory(
-            db, inventory, target=target, vex=vex, only_fixed=only_fixed, started=started
+            db,
+            inventory,
+            target=target,
+            vex=vex,
+            only_fixed=only_fixed,
+            started=started,
+            max_db_age=args.max_db_age,
         )
         resolve = cast(Callable[[str], list[CheckID]], db.resolve)  # advisory ids are check ids
         conclusion = conclude(raw, loaded, resolve, results)
@@ -146,6 +160,26 @@ def run(args: argparse.Namespace) -> int:
     emit(document, output)
     print_notes(conclusion, quiet=args.quiet)
     return outcome.exit_code
+
+
+def _age(value: str) -> Any:
+    """`36h`, `7d`, `90m` -> a timedelta; `0` -> None (no limit)."""
+    import datetime as dt
+
+    text = value.strip().lower()
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if text in ("0", "none", "off"):
+        return None
+    try:
+        amount = float(text[:-1])
+        unit = units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an age like 36h or 7d (m, h, d, w; 0 for no limit)"
+        ) from None
+    if amount <= 0:
+        return None
+    return dt.timedelta(**{unit: amount})
 
 
 def _format(value: Any) -> str:

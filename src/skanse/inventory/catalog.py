@@ -99,7 +99,9 @@ def catalog_view(
                 continue
             per_party.setdefault(name, []).append(Captured(captured.info, value))
     distro = detector.detect(per_party.get(detector.name, []))
-    env = Environment(distro, [layer.diff_id for layer in view.layers], directory_scan)
+    env = Environment(
+        distro, [layer.diff_id for layer in view.layers], directory_scan, view.resolve
+    )
     packages: list[Package] = []
     for cataloger in catalogers:
         found = sorted(per_party.get(cataloger.name, []), key=lambda c: c.info.path)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO, cast
 
 from skanse.errors import DigestMismatchError, LayerError
+from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
     Captured,
     FileInfo,
@@ -93,13 +94,23 @@ class LayerStream(io.RawIOBase):
         self._where = where
         self.digest = digest
         self.diff_id = diff_id
-        self._blob_hash = hashlib.sha256()
-        self._tar_hash = hashlib.sha256()
+        # each side is hashed with its own digest's algorithm (sha256, sha384 or sha512);
+        # validate_digest refuses any other, so no digest goes unchecked
+        tar_algorithm = digest_algorithm(diff_id) if diff_id else "sha256"
+        self._tar_hash = hashlib.new(tar_algorithm)
+        # no blob digest to check (a docker-archive layer): the compressed side is not hashed
+        self._blob_hash = hashlib.new(digest_algorithm(digest)) if digest else None
         self.compressed = 0
         self.expanded = 0
         head = blob.read(4)
         self._pending_raw = head
         self.compression = sniff_compression(head)
+        # an uncompressed layer is its own tar: one hash serves both digests of one algorithm
+        self._shared_hash = (
+            self.compression == ""
+            and self._blob_hash is not None
+            and self._blob_hash.name == tar_algorithm
+        )
         self._gz = zlib.decompressobj(wbits=47)
         self._zstd: IO[bytes] | None = None
         if self.compression == "zstd":
@@ -121,7 +132,8 @@ class LayerStream(io.RawIOBase):
             data = self._blob.read(_CHUNK)
         if data:
             self.compressed += len(data)
-            self._blob_hash.update(data)
+            if self._blob_hash is not None:
+                self._blob_hash.update(data)
         return data
 
     def _fill(self) -> None:
@@ -130,7 +142,8 @@ class LayerStream(io.RawIOBase):
             if out:
                 self.expanded += len(out)
                 self._budget.check(self.compressed, self.expanded, self._where)
-                self._tar_hash.update(out)
+                if not self._shared_hash:
+                    self._tar_hash.update(out)
                 self._buffer = out
 
     def _next_other(self) -> bytes:
@@ -180,15 +193,18 @@ class LayerStream(io.RawIOBase):
         """Read to the end of the blob and check both digests; raise on a mismatch."""
         while self.read(_CHUNK):
             pass
-        if self.digest is not None:
-            actual = "sha256:" + self._blob_hash.hexdigest()
-            if self.digest.startswith("sha256:") and actual != self.digest:
+        if self._shared_hash:
+            assert self._blob_hash is not None
+            self._tar_hash = self._blob_hash.copy()
+        if self.digest is not None and self._blob_hash is not None:
+            actual = f"{self._blob_hash.name}:{self._blob_hash.hexdigest()}"
+            if actual != self.digest:
                 raise DigestMismatchError(
                     f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
                 )
         if self.diff_id is not None:
-            actual = "sha256:" + self._tar_hash.hexdigest()
-            if self.diff_id.startswith("sha256:") and actual != self.diff_id:
+            actual = f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
+            if actual != self.diff_id:
                 raise DigestMismatchError(
                     f"{self._where}: uncompressed digest is {actual}, expected diff_id "
                     f"{self.diff_id}; layer refused"
@@ -325,7 +341,7 @@ def apply_layer(
         LayerInfo(
             index=index,
             digest=digest,
-            diff_id=diff_id or "sha256:" + stream._tar_hash.hexdigest(),
+            diff_id=diff_id or f"{stream._tar_hash.name}:{stream._tar_hash.hexdigest()}",
             size=stream.compressed,
             expanded=stream.expanded,
             entries=sum(1 for p in pending if p.info is not None),
@@ -367,7 +383,8 @@ def _member_info(
             return None
         return FileInfo(path, NodeKind.FILE, existing.size, mode, index, target)
     if member.ischr() or member.isblk():
-        problems.append(f"{where}: device file {path} recorded, not read")
+        # /dev/null and friends are ordinary in images (debootstrap makes them): inventory,
+        # recorded with their mode and never read, not a file that "could not be checked"
         return FileInfo(path, NodeKind.DEVICE, 0, mode, index)
     if member.isfifo():
         return FileInfo(path, NodeKind.FIFO, 0, mode, index)

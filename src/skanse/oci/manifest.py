@@ -68,16 +68,25 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # distribution's own limit for a manifest 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 MAX_DESCRIPTORS = 10_000  # layers in a manifest or manifests in an index
 
-_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+# every algorithm accepted here is verified wherever a digest is checked; others are refused
+DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128}")
 
 
-def compute_digest(data: bytes) -> str:
-    """`sha256:<hex>` of `data`."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    """`<algorithm>:<hex>` of `data` (sha256 unless told)."""
+    if algorithm not in DIGEST_ALGORITHMS:
+        raise ManifestError(f"unsupported digest algorithm {algorithm!r}")
+    return f"{algorithm}:" + hashlib.new(algorithm, data).hexdigest()
+
+
+def digest_algorithm(digest: str) -> str:
+    """The algorithm of a well-formed digest; `ManifestError` for any other."""
+    return validate_digest(digest).partition(":")[0]
 
 
 def validate_digest(digest: object) -> str:
-    """Return `digest` if it is a well-formed sha256/sha512 digest; raise otherwise."""
+    """Return `digest` if it is a well-formed sha256/sha384/sha512 digest; raise otherwise."""
     if isinstance(digest, str) and _DIGEST.fullmatch(digest):
         return digest
     raise ManifestError(f"malformed digest {digest!r}")

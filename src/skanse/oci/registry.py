@@ -47,6 +47,7 @@ from skanse.oci.manifest import (
     Descriptor,
     Index,
     compute_digest,
+    digest_algorithm,
     parse_index,
     validate_digest,
 )
@@ -319,13 +320,15 @@ class RegistryClient:
             what=f"manifest {target}",
         )
         digest = compute_digest(response.body)
-        if target.startswith("sha") and ":" in target and digest != target:
-            raise DigestMismatchError(
-                f"manifest {target} has the wrong content (its sha256 is {digest})",
-                reference=str(ref),
-            )
+        if ":" in target:  # by digest: whatever its algorithm, the content must hash to it
+            digest = compute_digest(response.body, digest_algorithm(target))
+            if digest != target:
+                raise DigestMismatchError(
+                    f"manifest {target} has the wrong content (it hashes to {digest})",
+                    reference=str(ref),
+                )
         header = response.headers.get("docker-content-digest")
-        if header and header.startswith("sha256:") and header != digest:
+        if header and compute_digest(response.body, digest_algorithm(header)) != header:
             raise DigestMismatchError(
                 f"registry says the manifest is {header} but its content hashes to {digest}",
                 reference=str(ref),

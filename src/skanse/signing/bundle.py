@@ -36,11 +36,13 @@ __all__ = [
     "SIGN_PREDICATE_TYPE",
     "Statement",
     "Subject",
+    "build_blob_bundle",
     "build_bundle",
     "build_statement",
     "pae",
     "parse_statement",
     "verify_blob_bundle",
+    "verify_blob_digest",
     "verify_image_bundle",
 ]
 
@@ -238,8 +240,37 @@ def verify_image_bundle(
     return key, statement
 
 
+def build_blob_bundle(key: SigningKey, sha256: bytes) -> bytes:
+    """A bundle v0.3 `messageSignature` over a file whose SHA-256 is `sha256`.
+
+    What `cosign sign-blob --key K --bundle B FILE` writes when no transparency log is used;
+    `cosign verify-blob --key cosign.pub --bundle B --insecure-ignore-tlog FILE` accepts it.
+    """
+    bundle = {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": key.public_key().hint},
+            "tlogEntries": [],
+            "timestampVerificationData": {},
+        },
+        "messageSignature": {
+            "messageDigest": {
+                "algorithm": "SHA2_256",
+                "digest": base64.b64encode(sha256).decode(),
+            },
+            "signature": base64.b64encode(key.sign_digest(sha256)).decode(),
+        },
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode()
+
+
 def verify_blob_bundle(data: bytes, artifact: bytes, keys: Sequence[PublicKey]) -> PublicKey:
     """Check a `messageSignature` bundle over `artifact`; the key, or `Rejected` with why."""
+    return verify_blob_digest(data, hashlib.sha256(artifact).digest(), keys)
+
+
+def verify_blob_digest(data: bytes, sha256: bytes, keys: Sequence[PublicKey]) -> PublicKey:
+    """`verify_blob_bundle` for a file known by its SHA-256 (hashed while it was read)."""
     doc = _parse_bundle(data)
     signed = doc.get("messageSignature")
     if not isinstance(signed, dict):
@@ -249,10 +280,10 @@ def verify_blob_bundle(data: bytes, artifact: bytes, keys: Sequence[PublicKey]) 
         if message_digest.get("algorithm") != "SHA2_256":
             raise Rejected(f"unsupported message digest {message_digest.get('algorithm')!r}")
         claimed = b64decode(message_digest.get("digest"), "message digest", cap=128)
-        if claimed != hashlib.sha256(artifact).digest():
+        if claimed != sha256:
             raise Rejected("the bundle's message digest is not the artifact's sha256")
     signature = b64decode(signed.get("signature"), "message signature", cap=8192)
     for key in keys:
-        if key.verify(signature, artifact):
+        if key.verify_digest(signature, sha256):
             return key
     raise Rejected(f"the message signature does not verify with {_keys_text(keys)}")

@@ -33,6 +33,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from skanse.errors import KeyFileError
 
@@ -87,6 +88,14 @@ class PublicKey:
             return False
         return True
 
+    def verify_digest(self, signature: bytes, sha256: bytes) -> bool:
+        """`verify` for data known by its SHA-256 only (a large file hashed as it streamed)."""
+        try:
+            self.key.verify(signature, sha256, ec.ECDSA(Prehashed(hashes.SHA256())))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
     def pem(self) -> bytes:
         return _pem_encode("PUBLIC KEY", self.spki_der)
 
@@ -100,6 +109,10 @@ class SigningKey:
     def sign(self, data: bytes) -> bytes:
         """ASN.1 DER ECDSA signature over SHA-256(`data`), as Cosign makes them."""
         return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def sign_digest(self, sha256: bytes) -> bytes:
+        """`sign` for data known by its SHA-256: the same signature, without the data."""
+        return self.key.sign(sha256, ec.ECDSA(Prehashed(hashes.SHA256())))
 
     def public_key(self, name: str = "cosign.pub") -> PublicKey:
         public = self.key.public_key()

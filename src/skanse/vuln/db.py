@@ -30,7 +30,7 @@ from typing import Any
 from skanse import __version__
 from skanse.errors import DatabaseError, DatabaseSchemaError
 from skanse.model import Severity
-from skanse.vuln.importers import Ignored, Skipped, read_source
+from skanse.vuln.importers import CveRating, EpssScore, Ignored, KevEntry, Skipped, read_source
 from skanse.vuln.model import Advisory, Affected, Event, FixState, Rating, Rejected
 from skanse.vuln.versions import Scheme
 
@@ -46,7 +46,7 @@ __all__ = [
     "default_database_path",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cve_ratings, epss and kev tables
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
@@ -86,12 +86,28 @@ CREATE TABLE affected (
     scheme TEXT NOT NULL,
     data TEXT NOT NULL
 );
+CREATE TABLE cve_ratings (
+    cve TEXT NOT NULL,
+    source TEXT NOT NULL,
+    severity TEXT,
+    score REAL,
+    vector TEXT,
+    method TEXT NOT NULL,
+    PRIMARY KEY (cve, source)
+) WITHOUT ROWID;
+CREATE TABLE epss (cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE kev (cve TEXT PRIMARY KEY, date_added TEXT NOT NULL, ransomware TEXT NOT NULL)
+    WITHOUT ROWID;
 """
 _INDEXES = """
 CREATE INDEX affected_lookup ON affected(ecosystem, name);
 CREATE INDEX aliases_lookup ON aliases(alias);
 CREATE INDEX advisories_name ON advisories(name);
 """
+
+
+_ENRICHMENT_KIND: dict[type, str] = {CveRating: "nvd", EpssScore: "epss", KevEntry: "kev"}
 
 
 def default_database_path() -> Path:
@@ -119,6 +135,7 @@ class SourceSummary:
     advisories: int = 0
     withdrawn: int = 0
     replaced: int = 0  # an OSV id seen before: the newer `modified` is kept
+    enrichments: int = 0  # CVE ratings, EPSS scores, KEV entries (not advisories themselves)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: collections.Counter[str] = field(default_factory=collections.Counter)
     ignored: list[str] = field(default_factory=list)
@@ -182,6 +199,24 @@ class _Writer:
         self.aliases: list[tuple[str, int]] = []
         self.affected: list[tuple[int, str, str, str, str]] = []
         self.total_affected = 0
+        self.ratings: list[tuple[Any, ...]] = []
+        self.epss: list[tuple[str, float, float]] = []
+        self.kev: list[tuple[str, str, str]] = []
+
+    def enrich(self, item: CveRating | EpssScore | KevEntry) -> None:
+        """Severity data about a CVE; a later source's value for the same CVE wins."""
+        if isinstance(item, CveRating):
+            rating = item.rating
+            severity = rating.severity.value if rating.severity else None
+            self.ratings.append(
+                (item.cve, item.source, severity, rating.score, rating.vector, rating.method)
+            )
+        elif isinstance(item, EpssScore):
+            self.epss.append((item.cve, item.score, item.percentile))
+        else:
+            self.kev.append((item.cve, item.date_added, item.ransomware))
+        if len(self.ratings) + len(self.epss) + len(self.kev) >= 20_000:
+            self.flush()
 
     def add(self, advisory: Advisory, source_id: int, summary: SourceSummary) -> None:
         if advisory.source == "osv":
@@ -240,6 +275,30 @@ class _Writer:
         self.conn.executemany("INSERT INTO aliases VALUES (?,?)", self.aliases)
         self.conn.executemany("INSERT INTO affected VALUES (?,?,?,?,?)", self.affected)
         self.advisories, self.aliases, self.affected = [], [], []
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO cve_ratings VALUES (?,?,?,?,?,?)", self.ratings
+        )
+        self.conn.executemany("INSERT OR REPLACE INTO epss VALUES (?,?,?)", self.epss)
+        self.conn.executemany("INSERT OR REPLACE INTO kev VALUES (?,?,?)", self.kev)
+        self.ratings, self.epss, self.kev = [], [], []
+
+
+def _failed_sources(summaries: Sequence[SourceSummary]) -> list[SourceSummary]:
+    """Sources that gave nothing usable: a typo, an empty directory, a file of another kind."""
+    return [s for s in summaries if s.advisories == 0 and s.enrichments == 0]
+
+
+def _describe_failure(summary: SourceSummary) -> str:
+    if summary.rejected:
+        first = summary.rejected[0]
+        more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""
+        return (
+            f"{summary.location}: nothing imported; rejected {first.origin}: {first.reason}{more}"
+        )
+    if summary.ignored:
+        count = len(summary.ignored)
+        return f"{summary.location}: nothing imported; {count} files are not advisory data"
+    return f"{summary.location}: nothing imported; no advisory files found"
 
 
 def build_database(
@@ -247,8 +306,14 @@ def build_database(
     sources: Sequence[Source],
     *,
     on_source: Callable[[str], None] | None = None,
+    allow_partial: bool = False,
 ) -> BuildResult:
-    """Import `sources` into a new database at `dest`, replacing it only on success."""
+    """Import `sources` into a new database at `dest`, replacing it only on success.
+
+    A source that gives no record at all (a path typo, a directory of something else, a file
+    rejected whole) fails the build and the previous database stays, unless `allow_partial`;
+    a build that would hold no advisories at all always fails.
+    """
     started = time.monotonic()
     directory = dest.parent if str(dest.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
@@ -281,6 +346,10 @@ def build_database(
                         summary.skipped[str(item)] += 1
                     elif isinstance(item, Ignored):
                         summary.ignored.append(item.origin)
+                    else:
+                        summary.enrichments += 1
+                        summary.kinds[_ENRICHMENT_KIND[type(item)]] += 1
+                        writer.enrich(item)
                 writer.flush()
                 conn.execute(
                     "INSERT INTO sources VALUES (?,?,?,?,?,?,?,?)",
@@ -296,6 +365,20 @@ def build_database(
                     ),
                 )
                 summaries.append(summary)
+            failed = _failed_sources(summaries)
+            total = sum(s.advisories for s in summaries)
+            if (failed and not allow_partial) or total == 0:
+                reasons = "; ".join(_describe_failure(s) for s in failed[:5])
+                advice = (
+                    "no advisories in any source"
+                    if total == 0
+                    else "--allow-partial builds from the other sources"
+                )
+                raise DatabaseError(
+                    f"database not built, the previous one is kept: {reasons or 'no sources'} "
+                    f"({advice})",
+                    path=str(dest),
+                )
             built = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
             conn.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
@@ -364,6 +447,7 @@ class Database:
         self.conn = conn
         self._advisories: dict[int, Advisory] = {}
         self._resolved: dict[str, list[str]] = {}
+        self._coverage: frozenset[str] | None = None
 
     @classmethod
     def open(cls, path: Path) -> Database:
@@ -450,6 +534,34 @@ class Database:
             sources=sources,
             ecosystems=ecosystems,
         )
+
+    def cve_ratings(self, cve: str) -> list[tuple[str, Rating]]:
+        """(source, rating) of a CVE by scoring authorities (NVD), from `cve_ratings`."""
+        rows = self.conn.execute(
+            "SELECT source, severity, score, vector, method FROM cve_ratings WHERE cve = ?",
+            (cve,),
+        ).fetchall()
+        return [
+            (str(source), Rating(Severity(severity) if severity else None, score, vector, method))
+            for source, severity, score, vector, method in rows
+        ]
+
+    def epss(self, cve: str) -> tuple[float, float] | None:
+        row = self.conn.execute(
+            "SELECT score, percentile FROM epss WHERE cve = ?", (cve,)
+        ).fetchone()
+        return (float(row[0]), float(row[1])) if row else None
+
+    def in_kev(self, cve: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM kev WHERE cve = ?", (cve,)).fetchone() is not None
+
+    def coverage(self) -> frozenset[str]:
+        """Every ecosystem the database has advisory data for (`debian:12`, `pypi`)."""
+        if self._coverage is None:
+            self._coverage = frozenset(
+                str(e) for (e,) in self.conn.execute("SELECT DISTINCT ecosystem FROM affected")
+            )
+        return self._coverage
 
     def candidates(self, ecosystem: str, name: str) -> Iterator[Candidate]:
         """Every affected entry for `name` in `ecosystem` (withdrawn advisories included)."""

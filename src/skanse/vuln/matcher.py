@@ -34,7 +34,7 @@ from skanse.vuln.ecosystems import (
     family_of,
     normalise_name,
 )
-from skanse.vuln.model import Affected, Event, FixState, Match
+from skanse.vuln.model import Affected, Event, FixState, Match, Rating
 from skanse.vuln.versions import InvalidVersion, Scheme, Version, parse, satisfies
 
 __all__ = ["LookupKey", "MatchReport", "NotChecked", "lookup_keys", "match_inventory"]
@@ -75,6 +75,9 @@ class MatchReport:
     not_checked: tuple[NotChecked, ...] = ()
     withdrawn: int = 0  # affected entries skipped because their advisory was withdrawn
     problems: tuple[str, ...] = ()  # comparisons that could not be made
+    # ecosystems looked up that the database has no advisory data for at all, with the
+    # number of packages each: "no vulnerabilities" there would mean "not checked"
+    uncovered: tuple[tuple[str, int], ...] = ()
 
 
 def _purl(package: Package) -> PackageURL | None:
@@ -264,6 +267,8 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
     problems: list[str] = []
     withdrawn = 0
     checked = 0
+    coverage = db.coverage()
+    uncovered: dict[str, int] = {}
     for package in inventory.packages:
         keys = lookup_keys(package, inventory.distro)
         if isinstance(keys, str):
@@ -271,7 +276,11 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
             not_checked.append(NotChecked(package, keys, problem))
             continue
         checked += 1
+        for key in keys:
+            if key.ecosystem not in coverage:
+                uncovered[key.ecosystem] = uncovered.get(key.ecosystem, 0) + 1
         found: list[Match] = []
+        advisory_rating: dict[str, Rating] = {}  # each matched advisory's own rating
         not_affected: dict[str, Candidate] = {}
         for key in keys:
             for candidate in db.candidates(key.ecosystem, key.name):
@@ -297,8 +306,9 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
                     continue
                 state = entry.fix_state or (FixState.FIXED if fixed else FixState.NOT_FIXED)
                 rating = advisory.rating
+                advisory_rating[advisory.id] = rating
                 if entry.severity is not None:  # the distribution's own rating wins
-                    rating = replace(rating, severity=entry.severity, method=advisory.source)
+                    rating = Rating(entry.severity, None, None, advisory.source)
                 found.append(
                     Match(
                         package=package,
@@ -315,7 +325,8 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
                         references=advisory.references,
                     )
                 )
-        matches.extend(_merge(found, not_affected))
+        rated = [_rate(db, m, advisory_rating) for m in found]
+        matches.extend(_exploitation(db, m) for m in _merge(rated, not_affected))
     return MatchReport(
         matches=tuple(matches),
         packages=len(inventory.packages),
@@ -323,7 +334,51 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
         not_checked=tuple(not_checked),
         withdrawn=withdrawn,
         problems=tuple(dict.fromkeys(problems)),
+        uncovered=tuple(sorted(uncovered.items())),
     )
+
+
+# advisory sources -> the publisher named as a match's severity source
+_PUBLISHERS = {"debian-tracker": "debian", "alpine-secdb": "alpine"}
+
+
+def _publisher(match: Match) -> str:
+    if match.source == "osv":
+        if match.advisory_id.startswith("GHSA-"):
+            return "ghsa"
+        return match.advisory_id.split("-", 1)[0].lower() or "osv"  # PYSEC, RUSTSEC, DSA...
+    if match.source == "vunnel":
+        return match.ecosystem.split(":", 1)[0]  # the distribution the record is about
+    return _PUBLISHERS.get(match.source, match.source)
+
+
+def _rate(db: Database, match: Match, advisory_rating: dict[str, Rating]) -> Match:
+    """Severity from the publisher first, then NVD (as Grype and Trivy); CVSS, EPSS, KEV.
+
+    The publisher is the distribution for OS packages (Debian urgency, Alpine, a vunnel
+    record's vendor) and the advisory's database for language packages (GHSA, PyPA). NVD's
+    rating of a CVE the match names is used only when the publisher gives no severity.
+    """
+    cves = sorted(i for i in (match.advisory_id, *match.aliases) if i.startswith("CVE-"))
+    nvd = next((r for cve in cves for source, r in db.cve_ratings(cve) if source == "nvd"), None)
+    rating, severity_source = match.rating, ""
+    if rating.severity is not None:
+        severity_source = _publisher(match)
+    elif nvd is not None and nvd.severity is not None:
+        rating, severity_source = nvd, "nvd"
+    own = advisory_rating.get(match.advisory_id)
+    cvss = next(
+        (r for r in (rating, own, nvd) if r is not None and r.vector and r.score is not None), None
+    )
+    return replace(match, rating=rating, severity_source=severity_source, cvss=cvss)
+
+
+def _exploitation(db: Database, match: Match) -> Match:
+    """EPSS (the highest of the CVEs the match names, folded ones included) and KEV."""
+    cves = sorted(i for i in match.ids if i.startswith("CVE-"))
+    epss = max((e for cve in cves if (e := db.epss(cve)) is not None), default=None)
+    kev = any(db.in_kev(cve) for cve in cves)
+    return replace(match, epss=epss, kev=kev)
 
 
 def _preference(match: Match) -> tuple[bool, bool, str]:

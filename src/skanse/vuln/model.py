@@ -112,7 +112,18 @@ class Match:
     suppression: Suppression | None = None
     # every advisory id that was folded into this match (the same issue from several sources)
     related: tuple[str, ...] = field(default=())
+    # where `rating.severity` came from: the distribution or the advisory's publisher first
+    # (debian, alpine, ghsa...), then a scoring authority (nvd); "" when nothing rates it
+    severity_source: str = ""
+    cvss: Rating | None = None  # the CVSS vector and score that best describe it, if any
+    epss: tuple[float, float] | None = None  # FIRST EPSS (score, percentile)
+    kev: bool = False  # listed in CISA's Known Exploited Vulnerabilities catalogue
 
     @property
     def ids(self) -> frozenset[str]:
         return frozenset((self.advisory_id, *self.aliases, *self.related))
+
+    @property
+    def gate_severity(self) -> Severity | None:
+        """The severity `--fail-on` and risk scores use: CRITICAL when known exploited."""
+        return Severity.CRITICAL if self.kev else self.rating.severity

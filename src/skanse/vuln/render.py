@@ -16,7 +16,7 @@ from typing import Any
 
 from skanse.model import Severity
 from skanse.report.text import print_could_not_check, print_suppressed
-from skanse.vuln.model import Match
+from skanse.vuln.model import Match, Rating
 from skanse.vuln.scan import VulnScan, package_ref
 
 __all__ = ["JSON_SCHEMA_VERSION", "render_cyclonedx", "render_json", "render_text"]
@@ -36,11 +36,19 @@ def _severity_name(match: Match) -> str:
     return match.rating.severity.value if match.rating.severity else "UNKNOWN"
 
 
+def _cvss_version(rating: Rating) -> str:
+    """`3.1` from `CVSS:3.1/...`; `2.0` for a v2 vector (which has no prefix)."""
+    vector = rating.vector or ""
+    if vector.startswith("CVSS:"):
+        return vector[5:].split("/", 1)[0]
+    return "2.0" if rating.method == "CVSSv2" else rating.method
+
+
 def _order(matches: tuple[Match, ...]) -> list[Match]:
     return sorted(
         matches,
         key=lambda m: (
-            -(m.rating.severity.rank if m.rating.severity else -1),
+            -(m.gate_severity.rank if m.gate_severity else -1),
             m.package.name,
             m.package.version,
             m.advisory_id,
@@ -84,9 +92,9 @@ def render_text(scan: VulnScan, *, color: bool = False, width: int = 160) -> str
         table.add_column("ALIASES", overflow="fold", max_width=30)
         table.add_column("LOCATION", overflow="fold", ratio=1)
         for m in live:
-            severity = m.rating.severity
+            label = _severity_name(m) + (" KEV" if m.kev else "")
             table.add_row(
-                Text(_severity_name(m), style=_STYLE[severity] if severity else "dim"),
+                Text(label, style=_STYLE[m.gate_severity] if m.gate_severity else "dim"),
                 m.advisory_id,
                 m.package.name,
                 m.package.version,
@@ -153,11 +161,13 @@ def _match_document(m: Match) -> dict[str, Any]:
         "summary": m.summary,
         "severity": _severity_name(m),
         "cvss": (
-            {"score": m.rating.score, "vector": m.rating.vector, "version": m.rating.method}
-            if m.rating.vector
+            {"score": m.cvss.score, "vector": m.cvss.vector, "version": _cvss_version(m.cvss)}
+            if m.cvss is not None
             else None
         ),
-        "severity_source": m.rating.method or None,
+        "severity_source": m.severity_source or None,
+        "epss": {"score": m.epss[0], "percentile": m.epss[1]} if m.epss else None,
+        "kev": m.kev,
         "fix_state": m.fix_state.value,
         "fixed_version": m.fixed_version,
         "package": {
@@ -231,6 +241,17 @@ def render_json(scan: VulnScan, *, tool_version: str, exit_code: int | None) -> 
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def _exploitation_properties(m: Match) -> list[Any]:
+    """KEV and EPSS, which CycloneDX has no field for, as `skanse:` properties."""
+    from cyclonedx.model import Property
+
+    properties = [Property(name="skanse:kev", value="true" if m.kev else "false")]
+    if m.epss is not None:
+        properties.append(Property(name="skanse:epss:score", value=f"{m.epss[0]:g}"))
+        properties.append(Property(name="skanse:epss:percentile", value=f"{m.epss[1]:g}"))
+    return properties
+
+
 def render_cyclonedx(scan: VulnScan) -> str:
     """The inventory as CycloneDX 1.6 (as `skanse sbom` writes it) plus `vulnerabilities`:
     ratings with CVSS vectors, the fix as a recommendation, aliases as references, the
@@ -274,6 +295,7 @@ def render_cyclonedx(scan: VulnScan) -> str:
             score=Decimal(str(m.rating.score)) if m.rating.score is not None else None,
             method=methods.get(m.rating.method, VulnerabilityScoreSource.OTHER),
             vector=m.rating.vector,
+            source=VulnerabilitySource(name=m.severity_source) if m.severity_source else None,
         )
         analysis = None
         if m.suppression is not None:
@@ -315,6 +337,7 @@ def render_cyclonedx(scan: VulnScan) -> str:
                     for alias in dict.fromkeys((*m.aliases, *m.related))
                 ],
                 ratings=[rating],
+                properties=_exploitation_properties(m),
                 description=m.summary or None,
                 recommendation=recommendation,
                 analysis=analysis,

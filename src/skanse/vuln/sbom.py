@@ -1,4 +1,4 @@
-"""SBOM documents back into an `Inventory`: CycloneDX JSON, SPDX 2.x JSON, Syft JSON.
+"""SBOM documents back into an `Inventory`: skanse JSON, CycloneDX JSON, SPDX 2.x JSON, Syft JSON.
 
 Whatever skanse or Syft wrote, the same facts come back: name, version, purl (its `distro=`
 and `upstream=` qualifiers are what distro matching needs), the package type, the source
@@ -6,7 +6,9 @@ package, and where the package was found (`syft:location:N:path` / `layerID` pro
 SPDX `evident-by` files or `sourceInfo`). The operating system comes from a CycloneDX
 `operating-system` component, Syft's `distro`, or else from each purl's `distro=`.
 
-Only JSON is read. A document that is not valid CycloneDX, SPDX or Syft JSON is an
+skanse's own JSON (`skanse sbom -o json`) holds the inventory as it was catalogued and comes
+back whole. Only JSON is read. A document that is not valid skanse, CycloneDX, SPDX or Syft
+JSON is an
 `SbomError` that says which and why; sizes and nesting are bounded.
 """
 
@@ -143,6 +145,59 @@ class _Syft(BaseModel):
     source: dict[str, Any] | None = None
 
 
+class _SkanseLocation(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    path: str
+    layer: int | None = None
+    layer_digest: str | None = None
+
+
+class _SkansePackage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    version: str = ""
+    type: str = ""
+    purl: str = ""
+    licenses: list[str] = Field(default_factory=list)
+    source_name: str | None = None
+    source_version: str | None = None
+    arch: str | None = None
+    found_by: str = ""
+    locations: list[_SkanseLocation] = Field(default_factory=list)
+
+
+class _SkanseSubject(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str = "image"
+    name: str = ""
+    source: str = ""
+    manifest_digest: str | None = None
+    config_digest: str | None = None
+    index_digest: str | None = None
+    platform: str | None = None
+    layers: list[str] = Field(default_factory=list)
+
+
+class _SkanseDistro(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    version_id: str = ""
+    name: str = ""
+    pretty_name: str = ""
+    id_like: list[str] = Field(default_factory=list)
+    version_codename: str = ""
+    build_id: str = ""
+
+
+class _SkanseJson(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    schema_version: int
+    subject: _SkanseSubject
+    distro: _SkanseDistro | None = None
+    packages: list[_SkansePackage]
+    problems: list[str] = Field(default_factory=list)
+
+
 # -- reading ----------------------------------------------------------------------------------
 
 
@@ -174,6 +229,12 @@ def read_sbom(path: Path) -> Inventory:
         ) from None
     if not isinstance(document, dict):
         raise SbomError(f"{path}: an SBOM is a JSON object, this is a {type(document).__name__}")
+    tool = document.get("tool")
+    if isinstance(tool, dict) and tool.get("name") == "skanse" and "packages" in document:
+        try:
+            return _from_skanse(_SkanseJson.model_validate(document), path)
+        except ValidationError as exc:
+            raise SbomError(f"{path}: not a valid skanse SBOM:\n  {_explain(exc)}") from None
     try:
         if "bomFormat" in document:
             if document.get("bomFormat") != "CycloneDX":
@@ -195,6 +256,60 @@ def read_sbom(path: Path) -> Inventory:
     raise SbomError(
         f"{path}: not an SBOM: no `bomFormat` (CycloneDX), `spdxVersion` (SPDX) or "
         "`artifacts` (Syft JSON)"
+    )
+
+
+def _from_skanse(document: _SkanseJson, path: Path) -> Inventory:
+    if document.schema_version != 1:
+        raise SbomError(
+            f"{path}: skanse SBOM schema {document.schema_version}; this skanse reads schema 1"
+        )
+    if len(document.packages) > _MAX_COMPONENTS:
+        raise SbomError(f"{path}: more than {_MAX_COMPONENTS} packages")
+    subject = document.subject
+    distro = document.distro
+    return Inventory(
+        subject=Subject(
+            kind=subject.kind,
+            name=subject.name or str(path),
+            source=subject.source or "sbom",
+            manifest_digest=subject.manifest_digest,
+            config_digest=subject.config_digest,
+            index_digest=subject.index_digest,
+            platform=subject.platform,
+            layers=tuple(subject.layers),
+        ),
+        packages=tuple(
+            Package(
+                name=p.name,
+                version=p.version,
+                type=p.type,
+                purl=p.purl,
+                cataloger=p.found_by or "sbom",
+                locations=tuple(
+                    PackageLocation(loc.path, loc.layer, loc.layer_digest) for loc in p.locations
+                ),
+                licenses=tuple(p.licenses),
+                source_name=p.source_name,
+                source_version=p.source_version,
+                arch=p.arch,
+            )
+            for p in document.packages
+        ),
+        distro=(
+            Distro(
+                id=distro.id,
+                version_id=distro.version_id,
+                name=distro.name,
+                pretty_name=distro.pretty_name,
+                id_like=tuple(distro.id_like),
+                version_codename=distro.version_codename,
+                build_id=distro.build_id,
+            )
+            if distro is not None
+            else None
+        ),
+        problems=tuple(document.problems),
     )
 
 

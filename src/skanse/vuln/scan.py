@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from packageurl import PackageURL
 
 from skanse.controls import GDPR_SECURITY, NSA_IMAGES, NSA_UPGRADING, nsa
-from skanse.inventory.model import Inventory, Package
+from skanse.inventory.model import Inventory, Package, Subject
 from skanse.model import (
     CheckID,
     CheckMeta,
@@ -37,9 +37,17 @@ from skanse.model import (
 from skanse.vuln.db import Database
 from skanse.vuln.matcher import MatchReport, match_inventory
 from skanse.vuln.model import FixState, Match
-from skanse.vuln.vex import VexStatement, apply_vex
+from skanse.vuln.vex import VexStatement, apply_vex, normalise_repository
 
-__all__ = ["VULN_CONTROLS", "VulnScan", "package_ref", "scan_inventory", "with_final_suppressions"]
+__all__ = [
+    "VULN_CONTROLS",
+    "VulnScan",
+    "database_age",
+    "image_purls",
+    "package_ref",
+    "scan_inventory",
+    "with_final_suppressions",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +112,7 @@ VULN_CONTROLS = (
 
 def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
     first = group[0]
-    severities = [m.rating.severity or Severity.INFO for m in group]
+    severities = [m.gate_severity or Severity.INFO for m in group]
     fixes = sorted({f"{m.package.name} {m.fixed_version}" for m in group if m.fixed_version})
     remediation = (
         "Upgrade to a fixed version: " + ", ".join(fixes)
@@ -125,6 +133,26 @@ def _meta(advisory_id: str, group: Sequence[Match], details: str) -> CheckMeta:
     )
 
 
+def image_purls(subject: Subject) -> tuple[str, ...]:
+    """The scanned image as a purl: `pkg:oci/<name>@<digest>`, with `repository_url` when
+    the image came from a registry (a layout or an archive has no repository)."""
+    if not subject.manifest_digest:
+        return ()
+    reference = subject.name.split("@", 1)[0]
+    rest = reference.partition("/")[2]
+    last = reference.rsplit("/", 1)[-1]
+    if ":" in last:  # drop the tag; a port is in the host part, not the last segment
+        reference = reference[: len(reference) - len(last)] + last.split(":", 1)[0]
+    name = reference.rsplit("/", 1)[-1] or "image"
+    qualifiers = {}
+    if subject.source == "registry" and rest:
+        qualifiers["repository_url"] = normalise_repository(reference)
+    purl = PackageURL(
+        type="oci", name=name.lower(), version=subject.manifest_digest, qualifiers=qualifiers
+    )
+    return (purl.to_string(),)
+
+
 def scan_inventory(
     db: Database,
     inventory: Inventory,
@@ -133,25 +161,25 @@ def scan_inventory(
     vex: Sequence[VexStatement] = (),
     only_fixed: bool = False,
     started: dt.datetime | None = None,
+    max_db_age: dt.timedelta | None = None,
 ) -> tuple[MatchReport, list[Match], ScanResult]:
-    """Match, apply --only-fixed, attach VEX and distro suppressions; findings in match order."""
+    """Match, apply --only-fixed, attach VEX and distro suppressions; findings in match order.
+
+    A database with no data for an ecosystem the packages need, or older than `max_db_age`,
+    is an input that could not (fully) be checked: a problem, so `--strict` fails on it.
+    """
     report = match_inventory(db, inventory)
     matches = list(report.matches)
     if only_fixed:
         matches = [m for m in matches if m.fix_state is FixState.FIXED]
-    subject = inventory.subject
-    image_purls: tuple[str, ...] = ()
-    if subject.manifest_digest:
-        name = subject.name.rsplit("/", 1)[-1].split(":")[0].split("@")[0] or "image"
-        image_purls = (f"pkg:oci/{name}@{subject.manifest_digest.replace(':', '%3A')}",)
-    vex_suppressions = apply_vex(matches, list(vex), image_purls)
+    vex_suppressions = apply_vex(matches, list(vex), image_purls(inventory.subject))
     findings = []
     for match, vex_suppression in zip(matches, vex_suppressions, strict=True):
         declared = tuple(s for s in (match.suppression, vex_suppression) if s is not None)
         findings.append(
             Finding(
                 check_id=CheckID(match.advisory_id),
-                severity=match.rating.severity or Severity.INFO,
+                severity=match.gate_severity or Severity.INFO,
                 title=match.summary or match.advisory_id,
                 message=_message(match),
                 location=_where(match.package),
@@ -181,6 +209,27 @@ def scan_inventory(
         if n.problem
     ]
     problems += [InputProblem(target, ProblemKind.PARSE, p) for p in report.problems]
+    database = str(db.path)
+    problems += [
+        InputProblem(
+            database,
+            ProblemKind.MISSING,
+            f"no advisory data for {ecosystem} ({count} package{'s' if count != 1 else ''} "
+            "not checked); add a source for it to `skanse db build`",
+        )
+        for ecosystem, count in report.uncovered
+    ]
+    age = database_age(db, started or dt.datetime.now(dt.UTC))
+    if max_db_age is not None and (age is None or age > max_db_age):
+        built = db.meta().get("built", "?")
+        problems.append(
+            InputProblem(
+                database,
+                ProblemKind.MISSING,
+                f"the database was built {built}, more than {_days(max_db_age)} ago "
+                "(--max-db-age); rebuild or import a newer one",
+            )
+        )
     result = ScanResult(
         findings=tuple(findings),
         checks=checks,
@@ -193,6 +242,22 @@ def scan_inventory(
         finished=dt.datetime.now(dt.UTC),
     )
     return report, matches, result
+
+
+def database_age(db: Database, now: dt.datetime) -> dt.timedelta | None:
+    """How old the database is, by its recorded build time; None if that is unreadable."""
+    try:
+        built = dt.datetime.fromisoformat(db.meta().get("built", ""))
+    except ValueError:
+        return None
+    if built.tzinfo is None:
+        built = built.replace(tzinfo=dt.UTC)
+    return now - built
+
+
+def _days(age: dt.timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 24 else f"{hours:g} hours"
 
 
 def with_final_suppressions(

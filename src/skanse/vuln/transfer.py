@@ -7,23 +7,45 @@ first and well formed, the database is written to a temporary file next to the
 destination while it is hashed, and it is renamed into place only if its SHA-256 and size
 are the manifest's and it opens as a database of this schema. Nothing else in the archive
 is accepted, and nothing is ever extracted by the name the archive gives.
+
+The manifest travels inside the archive, so it proves nothing about who made it: anyone can
+change the database and write a matching manifest. What does is a signature. `export_database`
+with a key writes `<FILE>.sigstore.json` beside the archive, a Sigstore bundle over the
+archive's SHA-256 made by skanse's Cosign-compatible signing (`cosign verify-blob --key
+cosign.pub --bundle FILE.sigstore.json --insecure-ignore-tlog FILE` accepts it).
+`import_database` with public keys checks the bundle first and then that the bytes it reads
+hash to what was signed; without keys it refuses, unless told `insecure_unsigned`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from skanse.errors import DatabaseError, TransferError
+from skanse.signing._common import Rejected
+from skanse.signing.bundle import MAX_BUNDLE_BYTES, build_blob_bundle, verify_blob_digest
+from skanse.signing.keys import PublicKey, SigningKey
 from skanse.vuln.db import SCHEMA_VERSION, Database
 
-__all__ = ["FORMAT", "Exported", "export_database", "import_database"]
+__all__ = [
+    "BUNDLE_SUFFIX",
+    "FORMAT",
+    "Exported",
+    "bundle_path",
+    "export_database",
+    "import_database",
+]
+
+BUNDLE_SUFFIX = ".sigstore.json"
 
 FORMAT = "skanse-vuln-db"
 _MANIFEST = "manifest.json"
@@ -38,6 +60,12 @@ class Exported:
     path: Path
     sha256: str  # of the exported file itself, to compare out of band
     manifest: dict[str, Any]
+    bundle: Path | None = None  # the signature bundle, when signed
+
+
+def bundle_path(archive: Path) -> Path:
+    """Where the signature of an exported archive is: `<archive>.sigstore.json`."""
+    return archive.with_name(archive.name + BUNDLE_SUFFIX)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
@@ -50,7 +78,8 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def export_database(db_path: Path, out: Path) -> Exported:
+def export_database(db_path: Path, out: Path, key: SigningKey | None = None) -> Exported:
+    """Write the archive; with `key`, also its signature bundle (see the module docstring)."""
     import zstandard
 
     with Database.open(db_path) as db:
@@ -83,7 +112,73 @@ def export_database(db_path: Path, out: Path) -> Exported:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return Exported(out, _hash_file(out)[0], manifest)
+    sha256 = _hash_file(out)[0]
+    if key is None:
+        bundle_path(out).unlink(missing_ok=True)  # an old signature would not cover this file
+        return Exported(out, sha256, manifest)
+    signed = bundle_path(out)
+    data = build_blob_bundle(key, bytes.fromhex(sha256))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{signed.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, signed)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return Exported(out, sha256, manifest, signed)
+
+
+class _HashingReader:
+    """The archive as read, hashed on the way: what was unpacked is what gets checked."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def finish(self) -> bytes:
+        while self.read(_CHUNK):
+            pass
+        return self.digest.digest()
+
+
+def _signed_digest(archive: Path, bundle: Path | None, keys: Sequence[PublicKey]) -> bytes:
+    """The SHA-256 the bundle signs, once a key verifies it; `TransferError` otherwise."""
+    signed = bundle or bundle_path(archive)
+    try:
+        with open(signed, "rb") as handle:
+            data = handle.read(MAX_BUNDLE_BYTES + 1)
+    except FileNotFoundError:
+        raise TransferError(
+            f"no signature bundle {signed.name} beside it: export with `skanse db export "
+            "--key`, or pass --bundle (--insecure-unsigned imports without checking who made it)",
+            path=str(archive),
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise TransferError(f"cannot read {signed}: {reason}", path=str(archive)) from None
+    try:
+        doc = json.loads(data)
+        digest = doc["messageSignature"]["messageDigest"]["digest"]
+        claimed = base64.b64decode(digest, validate=True)
+        verify_blob_digest(data, claimed, keys)
+    except Rejected as exc:
+        raise TransferError(f"signature not verified: {exc}", path=str(archive)) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        reason = f"malformed signature bundle {signed.name}: {exc}"
+        raise TransferError(reason, path=str(archive)) from None
+    return claimed
 
 
 def _bytes_reader(data: bytes) -> Any:
@@ -100,9 +195,33 @@ def _add(tar: tarfile.TarFile, name: str, size: int, handle: Any) -> None:
     tar.addfile(info, handle)
 
 
-def import_database(archive: Path, dest: Path) -> dict[str, Any]:
-    """Check and install an exported database at `dest`; returns its manifest."""
+def import_database(
+    archive: Path,
+    dest: Path,
+    keys: Sequence[PublicKey] = (),
+    *,
+    bundle: Path | None = None,
+    insecure_unsigned: bool = False,
+) -> dict[str, Any]:
+    """Check and install an exported database at `dest`; returns its manifest.
+
+    With `keys`, the archive's signature bundle must verify with one of them and the archive
+    read must hash to what it signs. Without keys the import is refused unless
+    `insecure_unsigned`: the manifest inside proves integrity in transit, not origin.
+    """
     import zstandard
+
+    if keys:
+        expected: bytes | None = _signed_digest(archive, bundle, keys)
+    elif insecure_unsigned:
+        expected = None
+    else:
+        raise TransferError(
+            "refusing an import that is not checked against a public key: give --key "
+            "cosign.pub (the export must be signed with `skanse db export --key`), or "
+            "--insecure-unsigned to trust the file as it is",
+            path=str(archive),
+        )
 
     try:
         raw = open(archive, "rb")
@@ -114,13 +233,19 @@ def import_database(archive: Path, dest: Path) -> dict[str, Any]:
     tmp = Path(tmp_name)
     try:
         with raw, os.fdopen(fd, "wb") as out:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            hashing = _HashingReader(raw)
+            reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], hashing))
             try:
                 manifest = _unpack(reader, out, str(archive))
             except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
                 raise TransferError(
                     f"not a database exported by `skanse db export`: {exc}", path=str(archive)
                 ) from None
+            if expected is not None and hashing.finish() != expected:
+                raise TransferError(
+                    "the archive is not the one that was signed (its SHA-256 differs)",
+                    path=str(archive),
+                )
             out.flush()
             os.fsync(out.fileno())
         try:

@@ -11,7 +11,8 @@ Two formats, both JSON:
 A statement applies to a match when one of its vulnerability names is the advisory id or an
 alias, and one of its products is the package (purl type, namespace, name, and version when
 the statement gives one; qualifiers ignored) or the scanned image itself (`pkg:oci/...`,
-every package, or only its `subcomponents`). `not_affected` and `fixed` (CycloneDX:
+every package, or only its `subcomponents`; when the image purl names a `repository_url`,
+the scanned image must come from that repository). `not_affected` and `fixed` (CycloneDX:
 `not_affected`, `false_positive`, `resolved`, `resolved_with_pedigree`) suppress the
 match, with the status and justification as the reason; `affected` and
 `under_investigation` do not.
@@ -32,7 +33,7 @@ from skanse.model import Suppression, SuppressionSource
 from skanse.vuln.ecosystems import ecosystem_of_purl_type, normalise_name
 from skanse.vuln.model import Match
 
-__all__ = ["VexStatement", "apply_vex", "read_vex"]
+__all__ = ["VexStatement", "apply_vex", "normalise_repository", "read_vex", "repository_of"]
 
 MAX_VEX_BYTES = 64 * 1024 * 1024
 _SUPPRESSING_OPENVEX = frozenset({"not_affected", "fixed"})
@@ -233,14 +234,55 @@ def _applies(statement: VexStatement, match: Match, image_purls: tuple[str, ...]
     return False
 
 
+def repository_of(purl_text: str) -> str | None:
+    """The `repository_url` qualifier of an image purl, normalised; None if it has none.
+
+    Normalised as registries name repositories: no scheme, host in lower case, Docker Hub's
+    aliases (`index.docker.io`, `registry-1.docker.io`) as `docker.io`, single names under
+    `library/`, no trailing slash, no tag or digest.
+    """
+    try:
+        purl = PackageURL.from_string(purl_text)
+    except ValueError:
+        return None
+    value = (purl.qualifiers or {}).get("repository_url")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return normalise_repository(value)
+
+
+def normalise_repository(value: str) -> str:
+    text = value.strip().split("://", 1)[-1].rstrip("/")
+    text = text.split("@", 1)[0]
+    host, _, path = text.partition("/")
+    if ":" in path.rsplit("/", 1)[-1]:  # a tag on the last segment
+        path = path.rsplit(":", 1)[0]
+    if not path or ("." not in host and ":" not in host and host != "localhost"):
+        host, path = "docker.io", text.split(":", 1)[0] if not path else f"{host}/{path}"
+    host = host.lower()
+    if host in ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"):
+        host = "docker.io"
+    if host == "docker.io" and "/" not in path:
+        path = f"library/{path}"
+    return f"{host}/{path}"
+
+
 def _image_is(product: str, image_purls: tuple[str, ...]) -> bool:
+    """The statement's image is the scanned one: same name, same digest when it gives one,
+    and same repository when it names one (a statement about other.example.com/x/debian
+    says nothing about registry.example.com/y/debian, nor about an image whose repository
+    is not known)."""
     want = _key(product)
     if want is None:
         return False
+    repository = repository_of(product)
     for candidate in image_purls:
         have = _key(candidate)
-        if have is not None and want[2] == have[2] and want[3] in (None, have[3]):
-            return True
+        if have is None or want[2] != have[2] or want[3] not in (None, have[3]):
+            continue
+        if repository is not None and repository != repository_of(candidate):
+            continue
+        return True
     return False
 
 

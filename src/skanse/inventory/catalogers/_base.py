@@ -8,7 +8,7 @@ deleted or replaced are dropped, so `catalog()` sees only what the final image c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +27,8 @@ class Environment:
     distro: Distro | None
     layer_digests: Sequence[str | None] = ()
     directory_scan: bool = False  # lock files count only when scanning a directory
+    # follows symlinks inside the image (`FileView.resolve`): a path's real path, or None
+    resolve: Callable[[str], str | None] | None = None
 
     def location(self, info: FileInfo, path: str | None = None) -> PackageLocation:
         if self.directory_scan or not self.layer_digests:

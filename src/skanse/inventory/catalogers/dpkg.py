@@ -4,7 +4,9 @@ A paragraph per package (RFC 822 style, continuation lines indented). Entries wh
 says `deinstall` are removed-but-not-purged packages and are skipped (Syft >= 1.37). The
 `Source:` field (`name` or `name (version)`) is kept: vulnerability data is keyed by source
 package. Files come from `info/<pkg>[:<arch>].list` and `status.d/<pkg>.md5sums`, licences
-from the DEP-5 `License:` lines of `/usr/share/doc/<pkg>/copyright`, as Syft reads them.
+from `/usr/share/doc/<pkg>/copyright` as SPDX expressions (`skanse.inventory.licenses`); a
+package whose doc directory is a symlink (`libgcc-s1 -> gcc-12-base`) has the licences of the
+directory it points to inside the image.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from dataclasses import dataclass
 
 from skanse.errors import SourceError
 from skanse.inventory.catalogers._base import Environment, make_purl, read_text
+from skanse.inventory.licenses import parse_debian_copyright
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
 
 __all__ = ["DpkgCataloger", "DpkgRecord", "parse_dpkg_status"]
 
 _SOURCE = re.compile(r"(?P<name>\S+)( \((?P<version>.*)\))?")
-_LICENSE_LINE = re.compile(r"^License:\s*(?P<license>\S+)", re.MULTILINE)
-_COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/(?P<license>[0-9A-Za-z_.+\-]+)")
+_DOC = "/usr/share/doc/"
 _MAX_PARAGRAPHS = 200_000
 
 
@@ -96,10 +98,8 @@ def _record(fields: dict[str, str]) -> DpkgRecord | None:
 
 
 def parse_copyright(text: str) -> tuple[str, ...]:
-    """Licences named in a copyright file: DEP-5 `License:` lines, common-licenses refs."""
-    found = {m["license"].rstrip(",.;") for m in _LICENSE_LINE.finditer(text)}
-    found.update(m["license"].rstrip(".,;") for m in _COMMON_LICENSE.finditer(text))
-    return tuple(sorted(f for f in found if f))
+    """SPDX expressions for the licences a Debian copyright file names."""
+    return parse_debian_copyright(text)
 
 
 def _file_list(data: bytes) -> frozenset[str]:
@@ -149,6 +149,15 @@ class DpkgCataloger:
                 databases.append(captured)
         distro = env.distro
         packages = []
+
+        def licenses_of(package: str) -> tuple[str, ...]:
+            found = licenses.get(package)
+            if found is None and env.resolve is not None:
+                target = env.resolve(_DOC + package)
+                if target is not None and target.startswith(_DOC):
+                    found = licenses.get(target[len(_DOC) :])
+            return found or ()
+
         for captured in databases:
             records = captured.value
             assert isinstance(records, list)
@@ -177,7 +186,7 @@ class DpkgCataloger:
                         purl=purl,
                         cataloger=self.name,
                         locations=(env.location(captured.info),),
-                        licenses=licenses.get(record.package, ()),
+                        licenses=licenses_of(record.package),
                         source_name=record.source or None,
                         source_version=record.source_version or None,
                         arch=record.architecture or None,

@@ -3,8 +3,10 @@
 The image is the BOM's metadata component (type container, version = manifest digest);
 each package is a library (an OS package: type `operating-system` is for the distro only)
 with its purl, licences, and Syft-compatible location properties, and the image depends on
-every package. Licences that parse as SPDX ids or expressions are written as such, other
-text as a named licence.
+every package. CycloneDX allows either licences (SPDX ids, or names for free text) or one
+expression per component, never both: a package whose licences are all single ids or names
+gets those; one with any compound expression (`GPL-2.0-or-later OR Artistic-1.0-Perl`) gets
+them all joined with AND as its one expression, free text as `LicenseRef-`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ except ImportError:  # pragma: no cover - older cyclonedx-python-lib
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.license import DisjunctiveLicense, License, LicenseExpression
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from skanse import __version__
 from skanse.inventory.formats._common import sorted_packages, subject_version
+from skanse.inventory.licenses import as_expression, combine
 from skanse.inventory.model import Inventory
 
 __all__ = ["build_bom", "render"]
@@ -31,10 +35,27 @@ def render(inventory: Inventory) -> str:
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
+def _licenses(
+    factory: LicenseFactory, texts: tuple[str, ...], made: dict[tuple[str, ...], list[License]]
+) -> list[License]:
+    """The component's licences; the same declared texts (most of an image's packages
+    share a few) are parsed once per document."""
+    cached = made.get(texts)
+    if cached is not None:
+        return list(cached)
+    licenses = [factory.make_from_string(text) for text in texts]
+    if not all(isinstance(m, DisjunctiveLicense) for m in licenses):
+        combined = combine(as_expression(text) for text in texts)
+        licenses = [LicenseExpression(combined)] if combined else []
+    made[texts] = licenses
+    return list(licenses)
+
+
 def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
     """The BOM and each package's component by `Package.id` (for a vulnerabilities section)."""
     subject = inventory.subject
     licenses = LicenseFactory()
+    made: dict[tuple[str, ...], list[License]] = {}
     root = Component(
         name=subject.name,
         version=subject_version(inventory),
@@ -79,7 +100,7 @@ def build_bom(inventory: Inventory) -> tuple[Bom, dict[str, Component]]:
             version=package.version or None,
             type=ComponentType.LIBRARY,
             purl=PackageURL.from_string(package.purl) if package.purl else None,
-            licenses=[licenses.make_from_string(text) for text in package.licenses],
+            licenses=_licenses(licenses, package.licenses, made),
             properties=properties,
             bom_ref=f"pkg:{package.id}",
         )

@@ -2,23 +2,25 @@
 
 One SPDX package for the subject (the image, its digest as version) that the document
 DESCRIBES and that CONTAINS one package per catalogued package, each with its purl as a
-PACKAGE-MANAGER external reference. Declared licences that are valid SPDX expressions are
-written as such; anything else becomes NOASSERTION with the text kept in the licence comment
-(so the document always validates).
+PACKAGE-MANAGER external reference. A package's declared licences are joined with AND into
+one SPDX expression; free text that is no expression becomes a `LicenseRef-` (declared in the
+document's extracted licensing information, as SPDX requires) and is quoted in the licence
+comment, so the document always validates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import re
 import uuid
 from typing import Any
 
-from license_expression import ExpressionError
 from spdx_tools.common.spdx_licensing import spdx_licensing
 from spdx_tools.spdx.model.actor import Actor, ActorType
 from spdx_tools.spdx.model.document import CreationInfo, Document
+from spdx_tools.spdx.model.extracted_licensing_info import ExtractedLicensingInfo
 from spdx_tools.spdx.model.package import (
     ExternalPackageRef,
     ExternalPackageRefCategory,
@@ -31,28 +33,44 @@ from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 from skanse import __version__
 from skanse.inventory.formats._common import sorted_packages, subject_version
+from skanse.inventory.licenses import as_expression, combine
 from skanse.inventory.model import Inventory
 
 __all__ = ["render", "to_document"]
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
+_LICENSE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.\-]+")
 
 
 def _spdx_id(kind: str, text: str) -> str:
     return f"SPDXRef-{kind}-" + _ID_UNSAFE.sub("-", text).strip("-")[:120]
 
 
-def _license(texts: tuple[str, ...]) -> tuple[Any, str | None]:
+@functools.lru_cache(maxsize=4096)
+def _parse(expression: str) -> Any:
+    """An expression we built, parsed once (the parsed objects are immutable)."""
+    return spdx_licensing.parse(expression)
+
+
+def _license(texts: tuple[str, ...], refs: dict[str, str]) -> tuple[Any, str | None]:
+    """The declared licence (and a comment quoting free text); records `LicenseRef-`s used."""
     if not texts:
         return SpdxNoAssertion(), None
-    licensing = spdx_licensing  # get_spdx_licensing() would rebuild it: 16 ms a call
-    joined = " AND ".join(f"({t})" if " " in t else t for t in texts)
+    expressions = [as_expression(text) for text in texts]
+    combined = combine(expressions)
+    if combined is None:
+        return SpdxNoAssertion(), None
     try:
-        if not licensing.validate(joined).errors:
-            return licensing.parse(joined), None
-    except ExpressionError:
-        pass
-    return SpdxNoAssertion(), "declared: " + "; ".join(texts)
+        parsed = _parse(combined)
+    except Exception:  # license-expression raises several types; our own text is at fault
+        return SpdxNoAssertion(), "declared: " + "; ".join(texts)
+    for text, expression in zip(texts, expressions, strict=True):
+        for ref in _LICENSE_REF.findall(expression):
+            refs.setdefault(ref, text)
+    comment = None
+    if any(text != expression for text, expression in zip(texts, expressions, strict=True)):
+        comment = "declared: " + "; ".join(texts)
+    return parsed, comment
 
 
 def to_document(inventory: Inventory) -> Document:
@@ -80,9 +98,10 @@ def to_document(inventory: Inventory) -> Document:
         )
     ]
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, root_id)]
+    license_refs: dict[str, str] = {}
     for package in sorted_packages(inventory):
         spdx_id = _spdx_id("Package", f"{package.type}-{package.name}-{package.id}")
-        declared, comment = _license(package.licenses)
+        declared, comment = _license(package.licenses, license_refs)
         refs = []
         if package.purl:
             refs.append(
@@ -105,7 +124,20 @@ def to_document(inventory: Inventory) -> Document:
             )
         )
         relationships.append(Relationship(root_id, RelationshipType.CONTAINS, spdx_id))
-    return Document(info, packages=packages, relationships=relationships)
+    extracted = [
+        ExtractedLicensingInfo(
+            license_id=ref,
+            extracted_text=f"The licence a package names as {text!r}; its text is not included.",
+            license_name=text[:200],
+        )
+        for ref, text in sorted(license_refs.items())
+    ]
+    return Document(
+        info,
+        packages=packages,
+        relationships=relationships,
+        extracted_licensing_info=extracted,
+    )
 
 
 def render(inventory: Inventory) -> str:

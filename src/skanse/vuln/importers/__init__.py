@@ -3,21 +3,25 @@
     for item in read_source(Path("osv-pypi/vulns")):   # or all.zip, secdb, tracker JSON
         ...  # Advisory, Rejected (file and reason) or Skipped (a reason)
 
-A source is a file, a directory (walked, `.json`/`.yaml`/`.yml`, hidden directories
-skipped) or an OSV `all.zip` (read member by member in memory, never extracted). Each file
-is recognised by its shape: an OSV record, an Alpine secdb, the Debian security tracker
-JSON, or Grype's vunnel OS records; a file of none of these is not advisory data and is
-ignored (counted); a file that does not parse, or a record in the wrong shape, is rejected
-with its name and the reason. Nothing is trusted: sizes are capped, JSON nesting is bounded
-by the parser, YAML goes through `skanse.sources.yamlpos` (no aliases bombs, no tags).
+A source is a file, a directory (walked, `.json`/`.yaml`/`.yml`/`.csv`/`.csv.gz`, hidden
+directories skipped) or an OSV `all.zip` (read member by member in memory, never extracted).
+Each file is recognised by its shape: an OSV record (GitHub's advisory database is OSV too),
+an Alpine secdb, the Debian security tracker JSON, Grype's vunnel OS records, or the
+severity data of `scores`: NVD CVE API 2.0 JSON, a CISA KEV catalogue, an EPSS CSV; a file
+of none of these is not advisory data and is ignored (counted); a file that does not parse,
+or a record in the wrong shape, is rejected with its name and the reason. Nothing is
+trusted: sizes are capped, JSON nesting is bounded by the parser, YAML goes through
+`skanse.sources.yamlpos` (no aliases bombs, no tags).
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +31,23 @@ from skanse.vuln.importers._common import RecordError
 from skanse.vuln.importers.alpine import looks_like_secdb, secdb_advisories
 from skanse.vuln.importers.debian import Skipped, looks_like_debian_tracker, tracker_advisories
 from skanse.vuln.importers.osv import looks_like_osv, osv_advisory
+from skanse.vuln.importers.scores import (
+    CveRating,
+    EpssScore,
+    KevEntry,
+    epss_scores,
+    kev_entries,
+    looks_like_kev,
+    looks_like_nvd,
+    nvd_ratings,
+)
 from skanse.vuln.importers.vunnel import looks_like_vunnel, vunnel_advisories
 from skanse.vuln.model import Advisory, Rejected
 
-__all__ = ["KINDS", "Ignored", "Skipped", "read_source"]
+__all__ = ["KINDS", "CveRating", "EpssScore", "Ignored", "KevEntry", "Skipped", "read_source"]
 
-KINDS = ("osv", "alpine-secdb", "debian-tracker", "vunnel")
-_SUFFIXES = (".json", ".yaml", ".yml")
+KINDS = ("osv", "ghsa", "alpine-secdb", "debian-tracker", "vunnel", "nvd", "epss", "kev")
+_SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".csv.gz")
 MAX_FILE_BYTES = 1024 * 1024 * 1024  # the Debian tracker JSON is ~ 80 MB today
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one OSV record in a zip
 MAX_MEMBERS = 5_000_000
@@ -47,13 +61,15 @@ class Ignored:
     origin: str
 
 
-Item = Advisory | Rejected | Skipped | Ignored
+Item = Advisory | Rejected | Skipped | Ignored | CveRating | EpssScore | KevEntry
 
 
 def read_source(path: Path, kind: str | None = None) -> Iterator[Item]:
     """Every record under `path`; `kind` forces one format instead of recognising each file."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown source kind {kind!r} (one of {', '.join(KINDS)})")
+    if kind == "ghsa":  # github/advisory-database publishes OSV records
+        kind = "osv"
     if path.is_dir():
         for file in _walk(path):
             yield from _read_file(file, str(file), kind)
@@ -85,6 +101,28 @@ def _read_file(path: Path, origin: str, kind: str | None) -> Iterator[Item]:
         data = path.read_bytes()
     except OSError as exc:
         yield Rejected(origin, f"cannot read: {exc.strerror or exc}")
+        return
+    lowered = origin.lower()
+    if lowered.endswith(".gz"):
+        try:  # EPSS is published gzipped; the expanded size is capped like a file's
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
+        except (OSError, EOFError) as exc:
+            yield Rejected(origin, f"not a readable gzip file: {exc}")
+            return
+        if len(data) > MAX_FILE_BYTES:
+            yield Rejected(origin, f"expands to over the {MAX_FILE_BYTES:,} byte limit")
+            return
+        lowered = lowered.removesuffix(".gz")
+    if lowered.endswith(".csv") or kind == "epss":
+        if kind not in (None, "epss"):
+            yield Rejected(origin, f"a CSV file is not {kind} data")
+            return
+        text = data.decode("utf-8", errors="replace")
+        if kind is None and "cve,epss,percentile" not in text[:4096]:
+            yield Ignored(origin)  # some other CSV in a directory of advisories
+            return
+        yield from epss_scores(text, origin)
         return
     yield from _records(data, origin, kind)
 
@@ -161,6 +199,15 @@ def _records(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
             yield from secdb_advisories(parsed, origin)
         elif detected == "debian-tracker":
             yield from tracker_advisories(parsed, origin)
+        elif detected in ("nvd", "kev"):
+            if not isinstance(parsed, Mapping) or not (
+                looks_like_nvd(parsed) if detected == "nvd" else looks_like_kev(parsed)
+            ):
+                yield Rejected(origin, f"not {detected} data")
+            elif detected == "nvd":
+                yield from nvd_ratings(parsed, origin)
+            else:
+                yield from kev_entries(parsed, origin)
         else:
             yield from vunnel_advisories(parsed, origin)
     except RecordError as exc:
@@ -168,6 +215,10 @@ def _records(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
 
 
 def _recognise(data: object) -> str | None:
+    if looks_like_nvd(data):
+        return "nvd"
+    if looks_like_kev(data):
+        return "kev"
     if looks_like_osv(data):
         return "osv"
     if looks_like_secdb(data):

@@ -1,0 +1,271 @@
+"""Severities users can gate on: NVD CVSS, GHSA, EPSS and KEV from the files users download.
+
+The samples in tests/vuln/data/scores are in the published formats (see SOURCES.md there). A
+Debian match whose tracker entry has no urgency takes NVD's severity; a publisher's own rating
+(GHSA, a Debian urgency) comes first; a KEV-listed match is CRITICAL for --fail-on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from skanse.inventory.model import Distro
+from skanse.model import Severity
+from skanse.vuln.db import Database, Source, build_database
+from skanse.vuln.importers import CveRating, EpssScore, KevEntry, read_source
+from skanse.vuln.matcher import match_inventory
+from skanse.vuln.model import Rejected
+from tests.vuln.helpers import inventory, package, write_json
+
+SCORES = Path(__file__).parent / "data" / "scores"
+DEBIAN_12 = Distro("debian", "12", version_codename="bookworm")
+
+
+def _tracker(tmp: Path) -> Path:
+    # security-tracker.debian.org/tracker/data/json: glibc and curl entries of bookworm whose
+    # urgency is "not yet assigned" (no severity from Debian), and one Debian rated low
+    data = {
+        "glibc": {
+            "CVE-2023-4911": {
+                "description": "buffer overflow in ld.so",
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "2.36-9+deb12u3",
+                        "urgency": "not yet assigned",
+                        "repositories": {"bookworm": "2.36-9+deb12u3"},
+                    }
+                },
+            }
+        },
+        "curl": {
+            "CVE-2023-38545": {
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "7.88.1-10+deb12u4",
+                        "urgency": "not yet assigned",
+                    }
+                },
+            }
+        },
+        "expat": {
+            "CVE-2024-45490": {
+                "releases": {
+                    "bookworm": {
+                        "status": "resolved",
+                        "fixed_version": "2.5.0-1+deb12u1",
+                        "urgency": "low",
+                    }
+                },
+            }
+        },
+    }
+    return write_json(tmp / "tracker" / "debian.json", data)
+
+
+@pytest.fixture
+def scored_db(tmp_path: Path) -> Path:
+    dest = tmp_path / "vuln.db"
+    build_database(
+        dest,
+        [
+            Source(_tracker(tmp_path)),
+            Source(SCORES / "ghsa", "ghsa"),
+            Source(SCORES / "nvd", "nvd"),
+            Source(SCORES / "epss_scores-2026-12-01.csv", "epss"),
+            Source(SCORES / "known_exploited_vulnerabilities.json", "kev"),
+        ],
+    )
+    return dest
+
+
+def test_the_published_formats_import() -> None:
+    nvd = list(read_source(SCORES / "nvd"))
+    ratings = {i.cve: i.rating for i in nvd if isinstance(i, CveRating)}
+    # NVD's own Primary v3.1 metric; the CNA's v4.0 one is kept only when NVD has none newer
+    assert ratings["CVE-2023-4911"].score == 7.8
+    assert ratings["CVE-2023-4911"].severity is Severity.HIGH
+    assert ratings["CVE-2023-38545"].severity is Severity.CRITICAL
+    assert ratings["CVE-2024-45490"].method == "CVSSv4"
+    assert ratings["CVE-2024-45490"].score == 8.7
+    assert "CVE-2023-99999" not in ratings  # a rejected CVE record
+    epss = [
+        i for i in read_source(SCORES / "epss_scores-2026-12-01.csv") if isinstance(i, EpssScore)
+    ]
+    assert {e.cve: (e.score, e.percentile) for e in epss}["CVE-2023-4911"] == (0.75012, 0.98847)
+    kev = list(read_source(SCORES / "known_exploited_vulnerabilities.json"))
+    assert kev == [KevEntry("CVE-2023-4911", "2023-11-21", "Unknown")]
+
+
+def test_epss_gzipped_as_published(tmp_path: Path) -> None:
+    packed = tmp_path / "epss_scores-2026-12-01.csv.gz"
+    packed.write_bytes(gzip.compress((SCORES / "epss_scores-2026-12-01.csv").read_bytes()))
+    assert sum(isinstance(i, EpssScore) for i in read_source(packed)) == 3
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(b"cve,epss,percentile\n" + b"CVE-2023-1,0.5,x\n" * 10))
+    items = list(read_source(broken))
+    assert items and all(isinstance(i, Rejected) for i in items)
+
+
+def test_malformed_score_files_are_rejected_by_name(tmp_path: Path) -> None:
+    bad_csv = tmp_path / "epss.csv"
+    bad_csv.write_text("cve,epss,percentile\nCVE-2023-1,2.5,0.1\nnot-a-cve,0.1,0.1\n")
+    reasons = [i.reason for i in read_source(bad_csv, "epss") if isinstance(i, Rejected)]
+    assert len(reasons) == 2
+    kev = write_json(tmp_path / "kev.json", {"catalogVersion": "x", "vulnerabilities": [{}]})
+    assert isinstance(next(iter(read_source(kev))), Rejected)
+    nvd = write_json(tmp_path / "n.json", {"format": "NVD_CVE", "vulnerabilities": [{"cve": 1}]})
+    assert isinstance(next(iter(read_source(nvd))), Rejected)
+    with pytest.raises(Exception, match="not nvd data"):
+        build_database(tmp_path / "v.db", [Source(kev, "nvd")])
+
+
+def test_debian_matches_without_urgency_take_nvd_severity_epss_and_kev(scored_db: Path) -> None:
+    libc6 = package(
+        "libc6",
+        "2.36-9+deb12u1",
+        "deb",
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u1?arch=amd64&distro=debian-12&upstream=glibc",
+        source="glibc",
+    )
+    libcurl = package("libcurl4", "7.88.1-10+deb12u1", "deb", source="curl")
+    libexpat = package("libexpat1", "2.5.0-1", "deb", source="expat")
+    with Database.open(scored_db) as db:
+        report = match_inventory(db, inventory(libc6, libcurl, libexpat, distro=DEBIAN_12))
+    by = {m.advisory_id: m for m in report.matches}
+    glibc = by["CVE-2023-4911"]
+    assert (glibc.rating.severity, glibc.severity_source) == (Severity.HIGH, "nvd")
+    assert (
+        glibc.cvss is not None
+        and glibc.cvss.vector == "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H"
+    )
+    assert glibc.epss == (0.75012, 0.98847)
+    assert glibc.kev is True and glibc.gate_severity is Severity.CRITICAL
+    curl = by["CVE-2023-38545"]
+    assert (curl.rating.severity, curl.severity_source, curl.kev) == (
+        Severity.CRITICAL,
+        "nvd",
+        False,
+    )
+    # Debian rated it low: the distribution comes first, NVD's 9.8 is still shown as CVSS
+    expat = by["CVE-2024-45490"]
+    assert (expat.rating.severity, expat.severity_source) == (Severity.LOW, "debian")
+    assert expat.cvss is not None and expat.cvss.score == 8.7
+
+
+def test_ghsa_rating_comes_before_nvd(scored_db: Path) -> None:
+    demo = package("demo-socks", "8.3.0", "python", "pkg:pypi/demo-socks@8.3.0")
+    with Database.open(scored_db) as db:
+        [match] = match_inventory(db, inventory(demo)).matches
+    assert (match.rating.severity, match.severity_source) == (Severity.HIGH, "ghsa")
+    assert match.cvss is not None and match.cvss.score == 9.8  # NVD's vector, shown as CVSS
+    assert match.epss == (0.23921, 0.95837) and match.kev is False
+
+
+def _debian_rootfs(tmp: Path) -> Path:
+    root = tmp / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: libc6\nStatus: install ok installed\nSource: glibc\nVersion: 2.36-9+deb12u1\n"
+        "Architecture: amd64\n"
+    )
+    return root
+
+
+def test_cli_json_contract_and_kev_fails_critical_gate(
+    cli, scored_db: Path, tmp_path: Path
+) -> None:
+    root = _debian_rootfs(tmp_path)
+    result = cli(
+        "vuln", f"dir:{root}", "--db", str(scored_db), "-f", "json", "--fail-on", "critical"
+    )
+    assert result.code == 1, result.stderr  # HIGH by NVD, but known exploited
+    [match] = json.loads(result.stdout)["matches"]
+    assert match["severity"] == "HIGH"
+    assert match["severity_source"] == "nvd"
+    assert match["cvss"] == {
+        "score": 7.8,
+        "vector": "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H",
+        "version": "3.1",
+    }
+    assert match["epss"] == {"score": 0.75012, "percentile": 0.98847}
+    assert match["kev"] is True
+    text = cli("vuln", f"dir:{root}", "--db", str(scored_db), "--fail-on", "critical")
+    assert text.code == 1 and "HIGH KEV" in text.stdout
+
+
+def test_cli_db_build_with_kinds(cli, tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    result = cli(
+        "db",
+        "build",
+        "--db",
+        db,
+        str(_tracker(tmp_path)),
+        f"nvd:{SCORES / 'nvd'}",
+        f"epss:{SCORES / 'epss_scores-2026-12-01.csv'}",
+        f"kev:{SCORES / 'known_exploited_vulnerabilities.json'}",
+        f"ghsa:{SCORES / 'ghsa'}",
+    )
+    assert result.code == 0, result.stderr
+    assert "3 nvd" in result.stdout and "3 epss" in result.stdout and "1 kev" in result.stdout
+
+
+def test_no_data_for_the_distribution_warns_and_fails_strict(cli, tmp_path: Path) -> None:
+    # a database with PyPI advisories only says nothing about Debian: not "0 vulnerabilities"
+    db = tmp_path / "pypi-only.db"
+    build_database(db, [Source(SCORES / "ghsa", "ghsa")])
+    root = _debian_rootfs(tmp_path)
+    plain = cli("vuln", f"dir:{root}", "--db", str(db))
+    assert plain.code == 0
+    assert "no advisory data for debian:12" in plain.stdout + plain.stderr
+    strict = cli("vuln", f"dir:{root}", "--db", str(db), "--strict")
+    assert strict.code == 2
+
+
+def test_an_old_database_warns_and_fails_strict(cli, scored_db: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    root = _debian_rootfs(tmp_path)
+    fresh = cli("vuln", f"dir:{root}", "--db", str(scored_db), "--strict")
+    assert fresh.code == 1, fresh.stderr  # the KEV match; the database is new
+    conn = sqlite3.connect(scored_db)
+    conn.execute("UPDATE meta SET value = '2026-01-01T00:00:00+00:00' WHERE key = 'built'")
+    conn.commit()
+    conn.close()
+    old = cli("vuln", f"dir:{root}", "--db", str(scored_db), "-f", "json")
+    problems = json.loads(old.stdout)["problems"]
+    assert any("--max-db-age" in p["message"] for p in problems)
+    assert cli("vuln", f"dir:{root}", "--db", str(scored_db), "--strict").code == 2
+    unlimited = cli("vuln", f"dir:{root}", "--db", str(scored_db), "--strict", "--max-db-age", "0")
+    assert unlimited.code == 1  # the KEV match, no longer an input error
+    with pytest.raises(SystemExit) as usage:
+        cli("vuln", f"dir:{root}", "--db", str(scored_db), "--max-db-age", "soon")
+    assert usage.value.code == 2
+
+
+def test_cyclonedx_vulnerabilities_carry_kev_epss_and_the_rating_source(
+    cli, scored_db: Path, tmp_path: Path
+) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    root = _debian_rootfs(tmp_path)
+    run = cli("vuln", f"dir:{root}", "--db", str(scored_db), "-f", "cyclonedx")
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(run.stdout) is None
+    [vulnerability] = json.loads(run.stdout)["vulnerabilities"]
+    properties = {p["name"]: p["value"] for p in vulnerability["properties"]}
+    assert properties == {
+        "skanse:kev": "true",
+        "skanse:epss:score": "0.75012",
+        "skanse:epss:percentile": "0.98847",
+    }
+    [rating] = vulnerability["ratings"]
+    assert rating["source"]["name"] == "nvd" and rating["score"] == 7.8
