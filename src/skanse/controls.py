@@ -26,6 +26,7 @@ from skanse.model import ControlRef, Framework
 
 __all__ = [
     "CONTROL_TITLES",
+    "CROSSWALK",
     "FRAMEWORKS",
     "GDPR_SECURITY",
     "NSA_AUTH",
@@ -41,11 +42,16 @@ __all__ = [
     "NSA_SECRETS",
     "NSA_THREAT_DETECTION",
     "NSA_TOKENS",
+    "NSA_UNVERIFIED",
     "NSA_UPGRADING",
+    "NSM_VERIFIED",
     "FrameworkInfo",
     "cis",
+    "crosswalk",
     "gdpr",
+    "iso",
     "nsa",
+    "nsm",
     "pss",
 ]
 
@@ -58,6 +64,16 @@ class FrameworkInfo:
 
 
 FRAMEWORKS: dict[Framework, FrameworkInfo] = {
+    Framework.ISO_27001: FrameworkInfo(
+        "ISO/IEC 27001 Annex A (information security controls)",
+        "2022",
+        "https://www.iso.org/standard/27001",
+    ),
+    Framework.NSM: FrameworkInfo(
+        "NSM Grunnprinsipper for IKT-sikkerhet",
+        "2.0 (April 2020)",
+        "https://nsm.no/regelverk-og-hjelp/rad-og-anbefalinger/grunnprinsipper-for-ikt-sikkerhet/",
+    ),
     Framework.CIS_KUBERNETES: FrameworkInfo(
         "CIS Kubernetes Benchmark", "v1.10.0", "https://www.cisecurity.org/benchmark/kubernetes"
     ),
@@ -78,21 +94,28 @@ FRAMEWORKS: dict[Framework, FrameworkInfo] = {
     ),
 }
 
-# NSA/CISA guide sections (the guide numbers pages, not controls).
-NSA_NON_ROOT = "Kubernetes Pod security: non-root containers and rootless container engines"
-NSA_FILESYSTEM = "Kubernetes Pod security: immutable container file systems"
-NSA_IMAGES = "Kubernetes Pod security: building secure container images"
-NSA_POD_SECURITY = "Kubernetes Pod security: Pod security enforcement"
-NSA_TOKENS = "Kubernetes Pod security: protecting Pod service account tokens"
-NSA_HARDENING = "Kubernetes Pod security: hardening container environments"
-NSA_NETWORK_POLICIES = "Network separation and hardening: network policies"
-NSA_RESOURCES = "Network separation and hardening: resource policies"
-NSA_ENCRYPTION = "Network separation and hardening: encryption"
-NSA_SECRETS = "Network separation and hardening: secrets"
+# NSA/CISA guide sections, cited as the guide writes them: "<chapter> > <section>" (the guide
+# numbers pages, not sections). Checked against a transcription of the guide's text: the
+# chapters and sections of v1.0 (August 2021) that v1.2 kept; the ones v1.1/v1.2 added or
+# renamed (marked) could not be checked against the published v1.2 PDF here.
+NSA_NON_ROOT = 'Kubernetes Pod security > "Non-root" containers and "rootless" container engines'
+NSA_FILESYSTEM = "Kubernetes Pod security > Immutable container file systems"
+NSA_IMAGES = "Kubernetes Pod security > Building secure container images"
+NSA_POD_SECURITY = "Kubernetes Pod security > Pod security enforcement"  # v1.2 (not checked)
+NSA_TOKENS = "Kubernetes Pod security > Protecting Pod service account tokens"
+NSA_HARDENING = "Kubernetes Pod security > Hardening container environments"  # v1.2 (not checked)
+NSA_NETWORK_POLICIES = "Network separation and hardening > Network policies"
+NSA_RESOURCES = "Network separation and hardening > Resource policies"
+NSA_ENCRYPTION = "Network separation and hardening > Encryption"
+NSA_SECRETS = "Network separation and hardening > Secrets"
 NSA_AUTH = "Authentication and authorization"
-NSA_LOGGING = "Audit logging and threat detection: logging"
-NSA_THREAT_DETECTION = "Audit logging and threat detection: threat detection"
+NSA_LOGGING = "Audit logging and threat detection > Logging"  # v1.1+ (not checked)
+NSA_THREAT_DETECTION = (
+    "Audit logging and threat detection > Threat detection"  # v1.1+ (not checked)
+)
 NSA_UPGRADING = "Upgrading and application security practices"
+# The sections above whose wording could not be checked against the published v1.2 text.
+NSA_UNVERIFIED = frozenset({NSA_POD_SECURITY, NSA_HARDENING, NSA_LOGGING, NSA_THREAT_DETECTION})
 
 CONTROL_TITLES: dict[tuple[Framework, str], str] = {
     # CIS Kubernetes Benchmark v1.10.0, section 4.2 (kubelet) and 5 (policies)
@@ -158,10 +181,38 @@ CONTROL_TITLES: dict[tuple[Framework, str], str] = {
     (Framework.NSA_CISA, NSA_THREAT_DETECTION): "alert on suspicious activity at run time",
     (Framework.NSA_CISA, NSA_UPGRADING): "apply security patches and updates promptly",
     # GDPR Article 32
+    (Framework.GDPR, "32(1)(a)"): "the pseudonymisation and encryption of personal data",
     (Framework.GDPR, "32(1)(b)"): "ongoing confidentiality, integrity, availability and resilience of processing systems and services",
+    (Framework.GDPR, "32(1)(c)"): "the ability to restore the availability and access to personal data in a timely manner in the event of a physical or technical incident",
     (Framework.GDPR, "32(1)(d)"): "a process for regularly testing, assessing and evaluating the effectiveness of the measures",
     (Framework.GDPR, "32(2)"): "account for the risks of unauthorised disclosure of, or access to, personal data",
+    # ISO/IEC 27001:2022 Annex A (control numbers and titles as the standard's Table A.1)
+    (Framework.ISO_27001, "A.5.15"): "Access control",
+    (Framework.ISO_27001, "A.8.2"): "Privileged access rights",
+    (Framework.ISO_27001, "A.8.5"): "Secure authentication",
+    (Framework.ISO_27001, "A.8.6"): "Capacity management",
+    (Framework.ISO_27001, "A.8.8"): "Management of technical vulnerabilities",
+    (Framework.ISO_27001, "A.8.9"): "Configuration management",
+    (Framework.ISO_27001, "A.8.15"): "Logging",
+    (Framework.ISO_27001, "A.8.16"): "Monitoring activities",
+    (Framework.ISO_27001, "A.8.20"): "Networks security",
+    (Framework.ISO_27001, "A.8.22"): "Segregation of networks",
+    (Framework.ISO_27001, "A.8.24"): "Use of cryptography",
+    (Framework.ISO_27001, "A.8.25"): "Secure development life cycle",
+    # NSM Grunnprinsipper for IKT-sikkerhet 2.0: principle numbers and titles (Norwegian)
+    (Framework.NSM, "2.1"): "Ivareta sikkerhet i anskaffelses- og utviklingsprosesser",
+    (Framework.NSM, "2.3"): "Ivareta en sikker konfigurasjon",
+    (Framework.NSM, "2.4"): "Beskytt virksomhetens nettverk",
+    (Framework.NSM, "2.5"): "Kontroller dataflyt",
+    (Framework.NSM, "2.6"): "Ha kontroll på identiteter og tilganger",
+    (Framework.NSM, "2.7"): "Beskytt data i ro og i transitt",
+    (Framework.NSM, "3.1"): "Oppdag og fjern kjente sårbarheter og trusler",
+    (Framework.NSM, "3.2"): "Etabler sikkerhetsovervåkning",
 }  # fmt: skip
+
+# Principle numbers of NSM's edition whose titles could be checked against its published
+# table of contents (the rest are cited from the web edition's menu, not checked here).
+NSM_VERIFIED = frozenset({"2.1", "2.3"})
 
 
 def _ref(framework: Framework, control: str, approximate: bool, note: str) -> ControlRef:
@@ -188,6 +239,63 @@ def nsa(section: str, *, approximate: bool = False, note: str = "") -> ControlRe
 def gdpr(point: str, *, note: str = "") -> ControlRef:
     """A point of GDPR Article 32; always approximate (a legal duty, not a technical test)."""
     return _ref(Framework.GDPR, point, True, note)
+
+
+def iso(control: str, *, approximate: bool = True, note: str = "") -> ControlRef:
+    """An ISO/IEC 27001:2022 Annex A control (`A.8.9`); approximate unless said otherwise (an
+    Annex A control is organisational as much as technical)."""
+    return _ref(Framework.ISO_27001, control, approximate, note)
+
+
+def nsm(principle: str, *, note: str = "") -> ControlRef:
+    """A principle of NSM's Grunnprinsipper for IKT-sikkerhet (`2.3`); always approximate."""
+    return _ref(Framework.NSM, principle, True, note)
+
+
+# What each NSA/CISA section gives evidence for in the other catalogues. A check that cites
+# a section cites these too (marked approximate, with the section as the reason), so the
+# ISO/IEC 27001, NSM and GDPR views follow from one reviewed table instead of 60 checks.
+CROSSWALK: dict[str, tuple[tuple[Framework, str], ...]] = {
+    NSA_NON_ROOT: ((Framework.ISO_27001, "A.8.2"), (Framework.NSM, "2.3")),
+    NSA_FILESYSTEM: ((Framework.ISO_27001, "A.8.9"), (Framework.NSM, "2.3")),
+    NSA_IMAGES: (
+        (Framework.ISO_27001, "A.8.8"),
+        (Framework.ISO_27001, "A.8.25"),
+        (Framework.NSM, "2.1"),
+        (Framework.NSM, "3.1"),
+    ),
+    NSA_POD_SECURITY: ((Framework.ISO_27001, "A.8.9"), (Framework.NSM, "2.3")),
+    NSA_TOKENS: ((Framework.ISO_27001, "A.8.2"), (Framework.ISO_27001, "A.8.5"), (Framework.NSM, "2.6")),
+    NSA_HARDENING: ((Framework.ISO_27001, "A.8.9"), (Framework.NSM, "2.3")),
+    NSA_NETWORK_POLICIES: (
+        (Framework.ISO_27001, "A.8.20"),
+        (Framework.ISO_27001, "A.8.22"),
+        (Framework.NSM, "2.4"),
+        (Framework.NSM, "2.5"),
+    ),
+    NSA_RESOURCES: ((Framework.ISO_27001, "A.8.6"), (Framework.NSM, "2.3")),
+    NSA_ENCRYPTION: ((Framework.ISO_27001, "A.8.24"), (Framework.NSM, "2.7"), (Framework.GDPR, "32(1)(a)")),
+    NSA_SECRETS: ((Framework.ISO_27001, "A.8.24"), (Framework.NSM, "2.7"), (Framework.GDPR, "32(1)(a)")),
+    NSA_AUTH: ((Framework.ISO_27001, "A.5.15"), (Framework.ISO_27001, "A.8.5"), (Framework.NSM, "2.6")),
+    NSA_LOGGING: ((Framework.ISO_27001, "A.8.15"), (Framework.NSM, "3.2")),
+    NSA_THREAT_DETECTION: ((Framework.ISO_27001, "A.8.16"), (Framework.NSM, "3.2")),
+    NSA_UPGRADING: ((Framework.ISO_27001, "A.8.8"), (Framework.NSM, "3.1")),
+}  # fmt: skip
+
+
+def crosswalk(refs: tuple[ControlRef, ...]) -> tuple[ControlRef, ...]:
+    """`refs` plus what their NSA/CISA sections give evidence for elsewhere (not repeated)."""
+    out = list(refs)
+    seen = {(r.framework, r.control) for r in refs}
+    for ref in refs:
+        if ref.framework is not Framework.NSA_CISA:
+            continue
+        for framework, control in CROSSWALK.get(ref.control, ()):
+            if (framework, control) in seen:
+                continue
+            seen.add((framework, control))
+            out.append(_ref(framework, control, True, f"through NSA/CISA {ref.control}"))
+    return tuple(out)
 
 
 # Most technical checks: evidence towards 32(1)(b), never proof of it.

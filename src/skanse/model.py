@@ -109,6 +109,8 @@ class Framework(enum.StrEnum):
     PSS = "pss"  # Pod Security Standards controls, by the names of the standard's tables
     NSA_CISA = "nsa-cisa"  # NSA/CISA Kubernetes Hardening Guide v1.2, by section title
     GDPR = "gdpr"  # GDPR Article 32 "security of processing", by paragraph and point
+    ISO_27001 = "iso-27001"  # ISO/IEC 27001:2022 Annex A, by control number (A.8.9)
+    NSM = "nsm"  # NSM Grunnprinsipper for IKT-sikkerhet, by principle number (2.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +303,9 @@ class WorkloadInfo:
     images: tuple[str, ...]  # every container's image, init and ephemeral included
     ports: tuple[tuple[str, int], ...] = ()  # (protocol, containerPort)
     host_network: bool = False
+    # short (12 hex) ids of the running containers of a live Pod (status.containerStatuses),
+    # the id runtime alerts carry in container.id
+    container_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,8 +308,29 @@ def workload_info(obj: K8sObject, default_namespace: str = "default") -> Workloa
     ref = obj.resource
     resource = ResourceRef(ref.kind, ref.name, ref.namespace or default_namespace, ref.api_version)
     return WorkloadInfo(
-        resource, tuple(images), tuple(ports), host_network=pod.spec.get("hostNetwork") is True
+        resource,
+        tuple(images),
+        tuple(ports),
+        host_network=pod.spec.get("hostNetwork") is True,
+        container_ids=_container_ids(obj),
     )
+
+
+def _container_ids(obj: K8sObject) -> tuple[str, ...]:
+    """`containerd://<64 hex>` of a live Pod's container statuses, as 12-hex short ids."""
+    if obj.kind != "Pod":
+        return ()
+    status = as_dict(obj.data.get("status"))
+    ids: list[str] = []
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for entry in as_list(status.get(key)):
+            raw = as_dict(entry).get("containerID")
+            if not isinstance(raw, str):
+                continue
+            hexid = raw.rpartition("://")[2].lower()
+            if len(hexid) >= 12 and all(c in "0123456789abcdef" for c in hexid):
+                ids.append(hexid[:12])
+    return tuple(dict.fromkeys(ids))
 
 
 # Kept for callers that scan manifests only; `scan` decides by file name.

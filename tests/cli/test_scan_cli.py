@@ -188,7 +188,7 @@ def test_annotation_suppression_needs_a_reason(cli, tmp_path: Path) -> None:
 def test_checks_list_and_show(cli) -> None:
     listing = cli("checks", "list", "-f", "json")
     rows = json.loads(listing.stdout)
-    assert len(rows) == 55 and rows[0]["id"] == "SKN-K8S-001"
+    assert len(rows) == 56 and rows[0]["id"] == "SKN-K8S-001"
     assert {r["id"] for r in rows if r["id"].startswith("SKN-DF-")} == {
         f"SKN-DF-{n:03d}" for n in range(1, 17)
     }

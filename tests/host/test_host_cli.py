@@ -58,7 +58,7 @@ def test_story_kubelet_fails_and_the_knobs_work(cli, tmp_path: Path) -> None:
 def test_host_checks_lists_the_host_registry(cli) -> None:
     r = cli("host", "checks", "-f", "json")
     rows = json.loads(r.stdout)
-    assert r.code == 0 and len(rows) == 73
+    assert r.code == 0 and len(rows) == 74
     anonymous = next(row for row in rows if row["id"] == "SKN-HOST-050")
     assert anonymous["severity"] == "CRITICAL" and "CIS-1.23-4.2.1" in anonymous["aliases"]
     assert "SKN-HOST-090" in cli("host", "checks").stdout

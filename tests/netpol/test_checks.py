@@ -14,7 +14,7 @@ NETWORK = [c for c in REGISTRY.all() if c.meta.layer is Layer.NETWORK]
 
 
 def test_there_are_network_checks_and_they_are_numbered() -> None:
-    assert [c.id for c in NETWORK] == [f"SKN-NET-00{i}" for i in range(1, 7)]
+    assert [c.id for c in NETWORK] == [f"SKN-NET-00{i}" for i in range(1, 8)]
     assert "SKN-K8S-030" in REGISTRY  # the default-deny item is the zero-trust check
 
 
@@ -91,3 +91,37 @@ def test_network_model_is_built_once_per_scan(monkeypatch: Any, tmp_path: Path) 
     result = scan_manifests([str(path)])
     assert any(f.check_id.startswith("SKN-NET") for f in result.findings)
     assert len(calls) == 1
+
+
+def test_a_namespace_without_default_deny_is_reported_once_not_per_workload(
+    cli: Any, tmp_path: Path
+) -> None:
+    from tests.netpol.helpers import deployment
+
+    docs = [deployment("shop", f"app{i}", {"app": f"app{i}"}) for i in range(5)]
+    docs.append(deployment("data", "db", {"app": "db"}))
+    path = tmp_path / "apps.yaml"
+    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    result = json.loads(cli("scan", str(path), "-f", "json", "--no-config").stdout)
+    found = [f for f in result["findings"] if f["check_id"] == "SKN-K8S-030"]
+    assert sorted((f["resource"]["namespace"], f["resource"]["name"]) for f in found) == [
+        ("data", "db"),
+        ("shop", "app0"),
+    ]
+    shop = next(f for f in found if f["resource"]["namespace"] == "shop")
+    assert "5 workloads" in shop["message"]
+
+
+def test_policy_types_lint_says_what_the_default_isolates(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: egress-only, namespace: shop}\n"
+        "spec:\n  podSelector: {}\n  egress:\n  - to: [{ipBlock: {cidr: 192.0.2.0/24}}]\n",
+        encoding="utf-8",
+    )
+    result = json.loads(cli("scan", str(path), "-f", "json", "--no-config").stdout)
+    (found,) = [f for f in result["findings"] if f["check_id"] == "SKN-NET-007"]
+    assert "[Egress, Ingress]" in found["message"]
+    assert "also denies all ingress" in found["message"]
+    assert found["location"]["line"] == 4

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admission": ("admission", "the admission webhook: serve it, audit what runs, make its TLS"),
     "report": ("report", "one posture report across every layer: HTML, JSON and PDF"),
     "completion": ("completion", "print a completion script for bash, zsh or fish"),
+    "history": ("history", "the posture reports kept over time: list and prune runs"),
 }
 
 

@@ -20,7 +20,7 @@ from skanse._cli._common import (
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("text", "json", "sarif", "junit")
-PROFILES = ("generic", "k8s-node")
+PROFILES = ("generic", "k8s-node", "container-node")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PROFILES,
         default="generic",
         help="generic: a hardened host; k8s-node: accept what a Kubernetes node needs and "
-        "check the kubelet's protectKernelDefaults values (default: generic)",
+        "check the kubelet's protectKernelDefaults values; container-node: a Docker or "
+        "Podman host, which keeps unprivileged user namespaces (rootless runtimes, "
+        "hostUsers: false) and IP forwarding (bridge networks) (default: generic)",
     )
     audit.add_argument(
         "--cis",

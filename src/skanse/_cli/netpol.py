@@ -88,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST[:PORT[/PROTO]]")
     p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.add_argument(
+        "--expect",
+        choices=("allow", "deny"),
+        default=None,
+        help="exit 1 unless the connection is allowed (allow) or denied (deny); without a "
+        "port, allowed means any port is open. For tests of policies in CI",
+    )
     _common(p)
 
     p = sub.add_parser("diff", help="connections added, removed and changed between versions")
@@ -123,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--node-local-dns",
         action="store_true",
         help="also allow NodeLocal DNSCache (169.254.20.10) on UDP and TCP 53",
+    )
+    p.add_argument(
+        "--max-ip-blocks",
+        metavar="N",
+        type=int,
+        default=None,
+        help="warn about a policy with more than N ipBlocks after aggregation (default: "
+        "1000); many CNIs slow down with thousands",
     )
     _output(p)
     _common(p)
@@ -217,8 +232,24 @@ def _run_explain(args: argparse.Namespace) -> int:
         raise InputError("no input could be read")
     src, _ = parse_target(model, args.src)
     dst, query = parse_target(model, args.dst, allow_port=True)
-    sys.stdout.write(render_explanations(explain(model, src, dst, query), as_json=args.json))
-    return 2 if troubles and args.strict else 0
+    explanations = explain(model, src, dst, query)
+    sys.stdout.write(render_explanations(explanations, as_json=args.json))
+    if troubles and args.strict:
+        return 2
+    if args.expect is not None:
+        allowed = [e.allows for e in explanations]
+        met = all(allowed) if args.expect == "allow" else not any(allowed)
+        if not met:
+            found = "allowed" if any(allowed) else "denied"
+            if any(allowed) and not all(allowed):
+                found = "allowed for some of the pods or addresses only"
+            print(
+                f"skanse: expected {args.src} -> {args.dst} to be "
+                f"{'allowed' if args.expect == 'allow' else 'denied'}; it is {found}",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
 
 
 def _run_diff(args: argparse.Namespace) -> int:
@@ -305,8 +336,12 @@ def _run_generate(args: argparse.Namespace) -> int:
         countries=countries,
         read_cidr_file=cidr_file,
         node_local_dns=args.node_local_dns,
+        **({} if args.max_ip_blocks is None else {"max_ip_blocks": args.max_ip_blocks}),
     )
     emit(result.text, args.output)
+    if not args.quiet:
+        for warning in result.warnings:
+            print(f"skanse: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print(
             f"skanse: {result.policies} policies for namespace(s) {', '.join(result.namespaces)}; "

@@ -85,7 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--host-root", metavar="DIR", default="/", help="the root --host audits (default: /)"
     )
-    run.add_argument("--host-profile", choices=("generic", "k8s-node"), default="generic")
+    run.add_argument(
+        "--host-profile", choices=("generic", "k8s-node", "container-node"), default="generic"
+    )
     run.add_argument(
         "--rules",
         metavar="FILE",
@@ -120,6 +122,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a previous skanse report -f json, for trends",
     )
     parser.add_argument("--title", default="Security posture", help="the report's title")
+    history = parser.add_argument_group("history (evidence over time, GDPR Art. 32(1)(d))")
+    history.add_argument(
+        "--history",
+        metavar="N",
+        nargs="?",
+        type=int,
+        const=10,
+        default=None,
+        help="record this run in the history store and show the trend over the last N runs "
+        "(default 10): new, fixed and still-open findings, and a chart in the HTML",
+    )
+    history.add_argument(
+        "--history-store",
+        metavar="URL",
+        default=None,
+        help="SQLite file or postgresql:// URL (default: $SKANSE_HISTORY, else "
+        "~/.local/share/skanse/history.sqlite)",
+    )
+    history.add_argument(
+        "--cluster",
+        metavar="NAME",
+        default="default",
+        help="whose runs these are, when several clusters report to one store (default: default)",
+    )
     add_registry_options(parser)
     parser.add_argument("--cache-dir", metavar="DIR", default=None, help="image blob cache")
     config = parser.add_mutually_exclusive_group()
@@ -198,6 +224,23 @@ def run(args: argparse.Namespace) -> int:
     posture = build_posture(
         documents, tool_version=__version__, title=args.title, baseline=baseline
     )
+    if args.history is not None:
+        from skanse.report.history import open_history, trend
+
+        if args.history < 2:
+            raise UsageError("--history N needs at least 2 runs to compare")
+        from skanse.report.posture.build import attach_history
+
+        with open_history(args.history_store) as store:
+            run = store.record(posture, args.cluster)
+            attach_history(posture, trend(store, args.cluster, args.history))
+        if not args.quiet:
+            seen = posture["history"]
+            sys.stderr.write(
+                f"history: run {run.id} of cluster {args.cluster} in {seen['store']}; "
+                f"{len(seen['new'])} new, {len(seen['fixed'])} fixed, "
+                f"{len(seen['still_open'])} still open since the previous run\n"
+            )
     if args.format == "json":
         payload: str | bytes = json.dumps(posture, indent=2, ensure_ascii=False) + "\n"
     else:

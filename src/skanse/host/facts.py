@@ -27,10 +27,16 @@ T = TypeVar("T")
 
 
 class HostProfile(enum.StrEnum):
-    """What the host is for: expectations differ where a Kubernetes node needs them to."""
+    """What the host is for: expectations differ where a container host needs them to.
+
+    `container-node` is a host that runs containers without Kubernetes (Docker, Podman,
+    containerd): it keeps unprivileged user namespaces (rootless runtimes, user-namespaced
+    containers) and IP forwarding (bridge networking), which the generic profile turns off.
+    """
 
     GENERIC = "generic"
     K8S_NODE = "k8s-node"
+    CONTAINER_NODE = "container-node"
 
 
 @dataclass(frozen=True, slots=True)

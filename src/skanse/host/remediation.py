@@ -52,6 +52,9 @@ def sysctl_conf(fixes: Sequence[PlannedFix], profile: str) -> str:
         seen.add(fix.key)
         reason = planned.message.replace("\n", " ")
         lines.append(f"# {planned.check_id}: {reason}")
+        if fix.breaks:
+            lines.append(f"# WARNING: {fix.breaks}. On a container host audit with")
+            lines.append("# --profile container-node (or k8s-node), which keeps it.")
         lines.append(f"{fix.key} = {fix.value}")
     return "\n".join(lines) + "\n"
 

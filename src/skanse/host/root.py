@@ -40,6 +40,14 @@ class FileInfo:
 def _unavailable(exc: OSError, inner: str) -> FactUnavailable:
     """What an OSError other than "not found" means for the audit: could not check, and why."""
     if isinstance(exc, PermissionError):
+        if os.geteuid() == 0:
+            # root was refused: asking to run as root would send the user in a circle
+            return FactUnavailable(
+                "permission denied even to root (/proc mounted with hidepid, a user "
+                "namespace without the host's root, or an LSM such as SELinux or AppArmor "
+                "restricts it)",
+                path=inner,
+            )
         return FactUnavailable("permission denied (run as root to check this)", path=inner)
     return FactUnavailable(exc.strerror or str(exc), path=inner)
 

@@ -19,6 +19,7 @@ __all__ = [
     "SYSCTL_DIRS",
     "SysctlSetting",
     "Sysctls",
+    "interface_key",
     "key_path",
     "normalize_key",
     "parse_sysctl_conf",
@@ -46,7 +47,9 @@ class SysctlSetting:
 
 
 def normalize_key(key: str) -> str:
-    """`net/ipv4/ip_forward` and `net.ipv4.ip_forward` name the same parameter."""
+    """`net/ipv4/ip_forward` and `net.ipv4.ip_forward` name the same parameter. A slash
+    form with dots (`net/ipv4/conf/eth0.100/rp_filter`: a VLAN interface) stays as it is,
+    as sysctl(8) reads it."""
     key = key.strip()
     if "/" in key and "." not in key:
         return key.replace("/", ".")
@@ -55,7 +58,17 @@ def normalize_key(key: str) -> str:
 
 def key_path(key: str) -> str:
     """Where a parameter lives: /proc/sys/net/ipv4/ip_forward."""
-    return "/proc/sys/" + normalize_key(key).replace(".", "/")
+    key = normalize_key(key)
+    if "/" in key:
+        return "/proc/sys/" + key.lstrip("/")
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def interface_key(family: int, interface: str, name: str) -> str:
+    """The key of an interface's parameter; the slash form when the name has a dot."""
+    if "." in interface:
+        return f"net/ipv{family}/conf/{interface}/{name}"
+    return f"net.ipv{family}.conf.{interface}.{name}"
 
 
 def parse_sysctl_conf(text: str, file: str) -> list[SysctlSetting]:

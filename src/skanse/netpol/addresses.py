@@ -9,9 +9,8 @@ the fewest CIDRs uses the standard library (`ipaddress.summarize_address_range` 
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -134,13 +133,6 @@ def atoms(blocks: Iterable[IpRange]) -> list[IpRange]:
             end = starts[i + 1] - 1 if i + 1 < len(starts) else _MAX[version]
             out.append(IpRange(version, start, end))
     return out
-
-
-def atom_index(atom_list: Sequence[IpRange], version: int, value: int) -> int:
-    """The index of the atom holding one address (atoms as returned by `atoms`)."""
-    keys = [(a.version, a.lo) for a in atom_list]
-    i = bisect.bisect_right(keys, (version, value)) - 1
-    return i
 
 
 def merge_segments(segments: Iterable[tuple[IpRange, T]]) -> list[tuple[IpRange, T]]:

@@ -17,11 +17,12 @@ pod always reaches itself and traffic from its node is always allowed: neither i
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skanse.netpol.addresses import IpRange, atom_index, atoms, merge_segments
+from skanse.netpol.addresses import IpRange, atoms, merge_segments
 from skanse.netpol.model import (
     Direction,
     IpBlockPeer,
@@ -166,6 +167,7 @@ class Analysis:
                     if isinstance(spec.port, str):
                         port_names.add(spec.port)
         self.atoms = atoms(blocks)
+        self._atom_keys = [(a.version, a.lo) for a in self.atoms]
         any_block = bool(blocks)
 
         # Classes of pods.
@@ -186,9 +188,7 @@ class Analysis:
                     sorted((n, pod.named_ports[n]) for n in port_names if n in pod.named_ports)
                 )
                 pod_atoms = (
-                    tuple(sorted({atom_index(self.atoms, v, a) for v, a in pod.ips}))
-                    if any_block
-                    else ()
+                    tuple(sorted({self._atom_at(v, a) for v, a in pod.ips})) if any_block else ()
                 )
                 class_key = (pod.namespace, labels, named, pod_atoms)
                 c = class_of.get(class_key)
@@ -278,6 +278,20 @@ class Analysis:
             found = self._in_ns[namespace] = self._class_ns == index
         return found
 
+    def _atom_at(self, version: int, value: int) -> int:
+        return bisect.bisect_right(self._atom_keys, (version, value)) - 1
+
+    def _atoms_within(self, ranges: Sequence[IpRange]) -> list[int]:
+        """The indices of the atoms inside `ranges`, found by bisection: atoms are sorted and
+        never straddle a block boundary, so each range is one run of consecutive atoms (the
+        cost is the number of atoms found, not the number that exist)."""
+        found: list[int] = []
+        for r in ranges:
+            first = bisect.bisect_left(self._atom_keys, (r.version, r.lo))
+            last = bisect.bisect_right(self._atom_keys, (r.version, r.hi))
+            found.extend(range(first, last))
+        return found
+
     def peers(self, rule: Rule, namespace: str) -> BoolArray:
         """Which classes and external atoms (in that order) a rule's peers match."""
         import numpy as np
@@ -290,6 +304,7 @@ class Analysis:
             return found
         result = np.zeros(self.n_peers, dtype=bool)
         n = self.n_classes
+        inside: list[int] = []  # external atoms inside any ipBlock of the rule
         for peer in rule.peers:
             if isinstance(peer, SelectorPeer):
                 part = (
@@ -301,14 +316,13 @@ class Analysis:
                     part = part & self._pods(peer.pod_selector)
                 result[:n] |= part
             else:
-                inside = [
-                    i for i, a in enumerate(self.atoms) if any(r.contains(a) for r in peer.ranges)
-                ]
-                result[n + np.array(inside, dtype=np.int64)] = True
-                members = set(inside)
-                for c, pod_atoms in enumerate(self._class_atoms):
-                    if any(a in members for a in pod_atoms):
-                        result[c] = True
+                inside.extend(self._atoms_within(peer.ranges))
+        if inside:
+            result[n + np.array(inside, dtype=np.int64)] = True
+            members = set(inside)
+            for c, pod_atoms in enumerate(self._class_atoms):
+                if any(a in members for a in pod_atoms):
+                    result[c] = True
         self._peer_cache[key] = result
         return result
 

@@ -87,6 +87,14 @@ class Explanation:
             return None
         return self.allowed.contains(self.query.protocol, self.port)
 
+    @property
+    def allows(self) -> bool:
+        """Whether the connection is allowed: the queried port (a name the destination does not
+        have allows nothing), or, without a port, anything at all."""
+        if self.query is not None:
+            return self.verdict is True
+        return bool(self.allowed)
+
 
 @dataclass(frozen=True, slots=True)
 class Target:

@@ -20,7 +20,7 @@ compares it with the declaration plus DNS; any difference is a `ProofError`.
 from __future__ import annotations
 
 import ipaddress
-import itertools
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,13 +34,20 @@ from skanse.netpol.engine import Connection, analyse
 from skanse.netpol.load import build_model
 from skanse.netpol.model import METADATA_NAME, NODE_LOCAL_DNS, Workload
 from skanse.netpol.ports import ALL, ConnSet, Protocol
-from skanse.sources.kubernetes import K8sObject
+from skanse.netpol.rir import strict_network
+from skanse.netpol.selectors import LabelSelector, Operator, Requirement, parse_selector
+from skanse.sources.kubernetes import K8sObject, as_dict, as_list
 from skanse.sources.manifests import ReadLimits, read_bytes
 from skanse.sources.yamlpos import load_documents
 
-__all__ = ["Generated", "ServiceGraph", "generate", "parse_graph"]
+__all__ = ["DEFAULT_MAX_IP_BLOCKS", "Generated", "ServiceGraph", "generate", "parse_graph"]
 
 _NODE_LOCAL_DNS_CIDR = f"{NODE_LOCAL_DNS}/32"
+# libyaml's emitter when present (the pure-Python one takes seconds for 20,000 ipBlocks);
+# both are the safe dumper.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Above this many ipBlock peers in one policy, generate warns (--max-ip-blocks).
+DEFAULT_MAX_IP_BLOCKS = 1000
 # Labels that differ between replicas or revisions: never part of a generated selector.
 _VOLATILE = frozenset(
     {
@@ -55,6 +62,11 @@ _VOLATILE = frozenset(
         "batch.kubernetes.io/job-name",
     }
 )
+# Kinds whose `spec.selector` is not a stable choice of the user's: a Job's is generated
+# from its uid (controller-uid), a Pod has none.
+_OWN_SELECTOR = frozenset({"Pod", "Job", "CronJob"})
+# Labels that a chart or a release pipeline changes on every upgrade.
+_REVISION_LABELS = frozenset({"app.kubernetes.io/version", "helm.sh/chart", "version"})
 
 
 class _External(BaseModel):
@@ -141,21 +153,51 @@ class Generated:
     policies: int
     namespaces: tuple[str, ...]
     connections: tuple[Connection, ...]
+    warnings: tuple[str, ...] = ()
 
 
-def _selector(workload: Workload, workloads: Sequence[Workload]) -> dict[str, str]:
-    labels = {k: v for k, v in workload.pods[0].labels.items() if k not in _VOLATILE}
-    if not labels:
-        raise GraphError(f"{workload.ident} has no pod labels to select it by")
+def _selector(workload: Workload, workloads: Sequence[Workload]) -> dict[str, object]:
+    """The podSelector of a workload's policies: its own `spec.selector` when it has one.
+
+    The controller's selector is immutable and matches every revision of the pods, so the
+    policies keep selecting them when a Helm upgrade bumps `app.kubernetes.io/version` or
+    `helm.sh/chart` in the template. A bare Pod (or a Job, whose selector the API server
+    makes up) is selected by its labels less those that change with every revision.
+    """
+    spec = as_dict(workload.obj.data.get("spec")) if workload.kind not in _OWN_SELECTOR else {}
+    raw = spec.get("selector")
+    selector: dict[str, object] = {}
+    matcher = LabelSelector()
+    if isinstance(raw, dict) and (raw.get("matchLabels") or raw.get("matchExpressions")):
+        parsed = parse_selector(raw, "/spec/selector", lambda _message, _pointer: None)
+        if parsed is not None and not parsed.is_everything:
+            labels = as_dict(raw.get("matchLabels"))
+            if labels:
+                selector["matchLabels"] = {str(k): str(v) for k, v in labels.items()}
+            if raw.get("matchExpressions"):
+                selector["matchExpressions"] = as_list(raw.get("matchExpressions"))
+            matcher = parsed
+    if not selector:
+        pod_labels = {
+            k: v
+            for k, v in workload.pods[0].labels.items()
+            if k not in _VOLATILE and k not in _REVISION_LABELS
+        }
+        if not pod_labels:
+            raise GraphError(f"{workload.ident} has no pod labels to select it by")
+        selector = {"matchLabels": pod_labels}
+        matcher = LabelSelector(
+            tuple(sorted(Requirement(k, Operator.IN, (v,)) for k, v in pod_labels.items()))
+        )
     for other in workloads:
         if other is workload or other.namespace != workload.namespace:
             continue
-        if any(all(p.labels.get(k) == v for k, v in labels.items()) for p in other.pods):
+        if any(matcher.matches(p.labels) for p in other.pods):
             raise GraphError(
-                f"the labels of {workload.ident} ({labels}) also select {other.ident}: add a "
-                "label that tells them apart"
+                f"the selector of {workload.ident} ({matcher}) also selects {other.ident}: "
+                "give them selectors that tell them apart"
             )
-    return labels
+    return selector
 
 
 def _port_entries(conns: ConnSet) -> list[dict[str, object]]:
@@ -200,6 +242,7 @@ def generate(
     countries: Callable[[Sequence[str]], list[IpNetwork]] | None = None,
     read_cidr_file: Callable[[str], list[IpNetwork]] | None = None,
     node_local_dns: bool = False,
+    max_ip_blocks: int = DEFAULT_MAX_IP_BLOCKS,
 ) -> Generated:
     """The policies for `graph` over the workloads of `objects`, proven by the engine."""
     model = build_model(objects, default_namespace)
@@ -217,7 +260,7 @@ def generate(
         nets: list[IpNetwork] = []
         for text in ext.cidrs:
             try:
-                nets.append(ipaddress.ip_network(text, strict=False))
+                nets.append(strict_network(text))
             except ValueError as exc:
                 raise GraphError(f"{where}: {exc}") from None
         if ext.countries is not None:
@@ -260,7 +303,7 @@ def generate(
 
     def peer(ident: str, from_namespace: str) -> dict[str, object]:
         w = managed[ident]
-        entry: dict[str, object] = {"podSelector": {"matchLabels": selectors[ident]}}
+        entry: dict[str, object] = {"podSelector": selectors[ident]}
         if w.namespace != from_namespace:
             entry["namespaceSelector"] = {"matchLabels": {METADATA_NAME: w.namespace}}
         return entry
@@ -301,7 +344,7 @@ def generate(
             ingress.append(_rule([{"ipBlock": {"cidr": str(n)}} for n in nets], conns, "from"))
         for nets, conns in plan.egress_ext.get(ident, []):
             egress.append(_rule([{"ipBlock": {"cidr": str(n)}} for n in nets], conns, "to"))
-        base = {"podSelector": {"matchLabels": selectors[ident]}}
+        base = {"podSelector": selectors[ident]}
         if ingress:
             docs.append(
                 _doc(
@@ -319,9 +362,34 @@ def generate(
                 )
             )
 
-    text = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+    text = yaml.dump_all(docs, Dumper=_DUMPER, sort_keys=False, default_flow_style=False)
     connections = _prove(graph, objects, text, default_namespace, plan, managed, local_dns)
-    return Generated(text, len(docs), tuple(namespaces), tuple(connections))
+    warnings = [_too_many_blocks(doc, max_ip_blocks) for doc in docs]
+    return Generated(
+        text, len(docs), tuple(namespaces), tuple(connections), tuple(w for w in warnings if w)
+    )
+
+
+def _too_many_blocks(doc: Mapping[str, Any], limit: int) -> str:
+    """A warning for a policy with more ipBlock peers than `limit` (after aggregation)."""
+    spec = doc["spec"]
+    count = sum(
+        1
+        for key, side in (("ingress", "from"), ("egress", "to"))
+        for rule in spec.get(key, [])
+        for peer in rule.get(side, [])
+        if "ipBlock" in peer
+    )
+    if count <= limit:
+        return ""
+    meta = doc["metadata"]
+    return (
+        f"{meta['namespace']}/{meta['name']} has {count} ipBlocks (more than {limit}, already "
+        "aggregated): many CNIs program one rule per block and slow down or refuse such a "
+        "policy. Alternatives: aggregate further (a shorter list of wider prefixes, e.g. the "
+        "country's allocations rounded up), a Cilium CiliumCIDRGroup referenced by "
+        "`cidrGroupRef`, or a Calico GlobalNetworkSet selected by labels"
+    )
 
 
 _DNS_WORKLOAD = {
@@ -423,21 +491,31 @@ def _prove(
 
 
 def _flatten(segments: Sequence[tuple[IpRange, ConnSet]]) -> list[tuple[IpRange, ConnSet]]:
-    """Overlapping declared ranges as disjoint ranges with the union of their ports."""
-    cuts: dict[int, set[int]] = {4: set(), 6: set()}
-    for r, _ in segments:
-        cuts[r.version].update((r.lo, r.hi + 1))
+    """Overlapping declared ranges as disjoint ranges with the union of their ports.
+
+    One sweep over the sorted range ends: the ports of each piece are the union of the
+    distinct port sets open there, so the cost grows with the number of ranges (times the
+    few distinct port sets a declaration has), not with its square.
+    """
+    events: list[tuple[int, int, int, ConnSet]] = []  # (version, address, +1/-1, ports)
+    for r, conns in segments:
+        events.append((r.version, r.lo, 1, conns))
+        events.append((r.version, r.hi + 1, -1, conns))
+    events.sort(key=lambda e: (e[0], e[1]))
     pieces: list[tuple[IpRange, ConnSet]] = []
-    for version, points in cuts.items():
-        ordered = sorted(points)
-        for lo, nxt in itertools.pairwise(ordered):
-            piece = IpRange(version, lo, nxt - 1)
-            conns = ConnSet()
-            for r, c in segments:
-                if r.contains(piece):
-                    conns = conns | c
-            if conns:
-                pieces.append((piece, conns))
+    open_sets: Counter[ConnSet] = Counter()
+    start: tuple[int, int] | None = None
+    for version, address, step, conns in events:
+        if start is not None and open_sets and (start[0], start[1]) < (version, address):
+            union = ConnSet()
+            for c in open_sets:
+                union = union | c
+            if union:
+                pieces.append((IpRange(start[0], start[1], address - 1), union))
+        open_sets[conns] += step
+        if open_sets[conns] == 0:
+            del open_sets[conns]
+        start = (version, address)
     return merge_segments(pieces)
 
 

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from skanse.netpol.addresses import IpNetwork, IpRange, aggregate
 
-__all__ = ["DelegatedRecord", "RirError", "country_cidrs", "parse_cidr_list", "parse_delegated"]
+__all__ = [
+    "DelegatedRecord",
+    "RirError",
+    "country_cidrs",
+    "parse_cidr_list",
+    "parse_delegated",
+    "strict_network",
+]
 
 _STATUSES = frozenset({"allocated", "assigned"})
 
@@ -85,7 +92,23 @@ def parse_cidr_list(text: str, source: str = "<cidrs>") -> list[IpNetwork]:
         if not line:
             continue
         try:
-            networks.append(ipaddress.ip_network(line, strict=False))
+            networks.append(strict_network(line))
         except ValueError as exc:
             raise RirError(source, number, str(exc)) from None
     return aggregate(networks)
+
+
+def strict_network(text: str) -> IpNetwork:
+    """A CIDR or an address as written: `10.20.30.40/24` (host bits set) is refused, not
+    silently widened to `10.20.30.0/24`, since either half of it may be the typo."""
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "host bits set" not in str(exc):
+            raise
+    network = ipaddress.ip_network(text, strict=False)
+    address = text.partition("/")[0]
+    raise ValueError(
+        f"{text} has host bits set: write {network} for the network or "
+        f"{address}/{network.max_prefixlen} for the one address"
+    )

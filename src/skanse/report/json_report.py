@@ -165,6 +165,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
                 "images": list(w.images),
                 "ports": [{"protocol": proto, "port": port} for proto, port in w.ports],
                 "host_network": w.host_network,
+                "container_ids": list(w.container_ids),
             }
             for w in result.workloads
         ],

@@ -46,6 +46,9 @@ class ClusterIndex:
     network: LazyNetwork | None = None
     # Namespace objects of the scan by name (their labels decide namespaceSelectors)
     namespaces: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    # namespace -> the workload objects of the scan in it, in the order read: a finding about
+    # the namespace as a whole is reported once, on the first of them
+    workloads_by_namespace: Mapping[str, tuple[K8sObject, ...]] = field(default_factory=dict)
 
     def namespace_of(self, obj: K8sObject) -> str:
         return obj.namespace or self.default_namespace

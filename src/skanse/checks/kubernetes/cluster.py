@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from skanse.checks.kubernetes.base import ClusterIndex
-from skanse.sources.kubernetes import K8sObject, as_dict, as_list
+from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, as_dict, as_list
 
 __all__ = ["build_cluster_index", "default_deny_directions"]
 
@@ -47,10 +47,13 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
     deny: dict[str, set[str]] = {}
     accounts: dict[tuple[str, str], bool | None] = {}
     namespaces: dict[str, dict[str, object]] = {}
+    workloads: dict[str, list[K8sObject]] = {}
     for obj in objects:
         namespace = obj.namespace or default_namespace
         if obj.kind == "Namespace" and obj.api_version == "v1":
             namespaces[obj.name] = obj.data
+        elif obj.kind in POD_TEMPLATE_PATHS:
+            workloads.setdefault(namespace, []).append(obj)
         elif obj.kind == "NetworkPolicy":
             deny.setdefault(namespace, set()).update(default_deny_directions(obj.data))
         elif obj.kind == "ServiceAccount":
@@ -62,4 +65,5 @@ def build_cluster_index(objects: Iterable[K8sObject], default_namespace: str) ->
         service_accounts=accounts,
         network=LazyNetwork(objects, default_namespace),
         namespaces=namespaces,
+        workloads_by_namespace={ns: tuple(objs) for ns, objs in workloads.items()},
     )

@@ -32,6 +32,7 @@ from skanse.sources.kubernetes import PodSpecView, as_dict, as_list
 from skanse.sources.yamlpos import join_pointer
 
 __all__ = [
+    "BASELINE_CAPABILITIES",
     "CONTROLS",
     "PSS_CHECKS",
     "Control",
@@ -163,7 +164,7 @@ def _privileged(pod: PodSpecView) -> ControlResult | None:
     return ControlResult("privileged", detail, tuple(sites))
 
 
-_CAPABILITIES_BASELINE = frozenset(
+BASELINE_CAPABILITIES = frozenset(
     {
         "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
         "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
@@ -182,7 +183,7 @@ def _capabilities_baseline(pod: PodSpecView) -> ControlResult | None:
         bad = [
             (i, _str(cap))
             for i, cap in enumerate(as_list(caps.get("add")))
-            if _str(cap) not in _CAPABILITIES_BASELINE
+            if _str(cap) not in BASELINE_CAPABILITIES
         ]
         if bad:
             names.append(c.name)

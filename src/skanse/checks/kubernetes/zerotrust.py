@@ -364,8 +364,20 @@ def namespace_default_deny(obj: K8sObject, ctx: CheckContext) -> Iterator[Violat
     ]
     if not missing:
         return
+    # A namespace lacks the policy once, however many workloads it runs: the finding goes on
+    # the first workload read (when the scan saw the namespace's other objects) and names
+    # how many are left open.
+    members = ctx.cluster.workloads_by_namespace.get(namespace, ())
+    if members and members[0].data is not obj.data:
+        return
     pointer = "/metadata/namespace" if obj.namespace else "/metadata"
+    affected = ""
+    if len(members) > 1:
+        affected = (
+            f" ({len(members)} workloads in it are open, this one and {len(members) - 1} more)"
+        )
     yield Violation(
-        f'namespace "{namespace}" has no default-deny NetworkPolicy for {" and ".join(missing)}',
+        f'namespace "{namespace}" has no default-deny NetworkPolicy for '
+        f"{' and '.join(missing)}{affected}",
         pointer,
     )

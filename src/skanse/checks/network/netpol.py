@@ -393,3 +393,42 @@ def invalid_policy(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
         return
     for problem in network.problems(obj):
         yield Violation(problem.message, problem.pointer)
+
+
+@NETWORK_CHECKS.object_check(
+    profiles=(ZERO_TRUST,),
+    id="SKN-NET-007",
+    controls=(nsa(NSA_NETWORK_POLICIES),),
+    title="NetworkPolicy does not set policyTypes",
+    severity=Severity.MEDIUM,
+    kinds=("NetworkPolicy",),
+    remediation="Write `policyTypes` out: [Ingress], [Egress] or [Ingress, Egress], as the "
+    "policy is meant.",
+    references=(
+        "https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/network-policy-v1/",
+    ),
+    aliases=("CheckSourceMissingPolicyTypes",),
+)
+def missing_policy_types(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
+    """Without `policyTypes` the API server isolates Ingress always and Egress only when the
+    policy has egress rules. An egress-only policy then also denies all ingress to its pods,
+    and an intended egress deny-all (no rules) becomes an ingress deny-all that leaves egress
+    open: say which directions the policy really isolates."""
+    network = ctx.cluster.network
+    if network is None:
+        return
+    policy = network.policy(obj)
+    if policy is None or policy.types_explicit:
+        return
+    types = sorted(d.value for d in policy.types)
+    consequence = ""
+    if Direction.EGRESS in policy.types and not policy.ingress:
+        consequence = (
+            "; it has egress rules only, so it also denies all ingress to the pods it selects"
+        )
+    elif not policy.ingress and not policy.egress:
+        consequence = "; with no rules it denies ingress only and leaves egress open"
+    yield Violation(
+        f"policyTypes is not set, so the API server makes it [{', '.join(types)}]{consequence}",
+        "/spec",
+    )

@@ -23,6 +23,7 @@ __all__ = [
 class SysctlFix:
     key: str
     value: str
+    breaks: str = ""  # what this value breaks on some hosts, said in the fix file
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,10 @@ drift in keys, order, recommended or accepted values fails the suite.
 Profiles: `generic` is a plain hardened host. `k8s-node` accepts what a Kubernetes node needs
 (forwarding, loose or no reverse-path filtering, unprivileged user namespaces), requires the
 bridge netfilter hook, and checks the six values the kubelet insists on when
-`protectKernelDefaults` is true (it refuses to start otherwise).
+`protectKernelDefaults` is true (it refuses to start otherwise). `container-node` is the
+generic profile less what container runtimes need: unprivileged user namespaces (rootless
+Docker and Podman, `hostUsers: false`, user-namespaced builds) and IP forwarding (bridge
+networking); the fix file of the generic profile warns before it turns them off.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from skanse.model import Severity
 
 # Kernel hardening of the node that runs the containers: the guide's "hardening container
 # environments" is about isolating containers from the host kernel, hence approximate.
-_SYSCTL_CONTROLS = (
+SYSCTL_CONTROLS = (
     nsa(NSA_HARDENING, approximate=True, note="kernel parameters of the node"),
     GDPR_SECURITY,
 )
 
-__all__ = ["SYSCTL_CHECKS", "SYSCTL_RULES", "Expect", "SysctlRule"]
+__all__ = ["SYSCTL_CHECKS", "SYSCTL_CONTROLS", "SYSCTL_RULES", "Expect", "SysctlRule"]
 
 SYSCTL_CHECKS = CheckSet(__name__)
 
@@ -82,9 +85,16 @@ class SysctlRule:
     lynis: bool = False  # part of Lynis' KRNL-6000 sysctl set
     kubelet: bool = False  # a value the kubelet requires with protectKernelDefaults
     absent: str = ""  # why the key may be missing (the feature is compiled out)
+    container: Expect | None = None  # container-node; None: as generic
+    # what the generic value breaks on a container host (said in the fix file)
+    breaks: str = ""
 
     def expect(self, profile: HostProfile) -> Expect | None:
-        return self.k8s if profile is HostProfile.K8S_NODE else self.generic
+        if profile is HostProfile.K8S_NODE:
+            return self.k8s
+        if profile is HostProfile.CONTAINER_NODE and self.container is not None:
+            return self.container
+        return self.generic
 
 
 def _rule(
@@ -98,6 +108,8 @@ def _rule(
     lynis: bool = False,
     kubelet: bool = False,
     absent: str = "",
+    container: Expect | None = None,
+    breaks: str = "",
 ) -> SysctlRule:
     return SysctlRule(
         id=f"SKN-HOST-{number:03d}",
@@ -109,6 +121,8 @@ def _rule(
         lynis=lynis,
         kubelet=kubelet,
         absent=absent,
+        container=container,
+        breaks=breaks,
     )
 
 
@@ -155,7 +169,9 @@ SYSCTL_RULES: tuple[SysctlRule, ...] = (
           "widen race windows", _M, _one_of(0)),
     _rule(17, "user.max_user_namespaces", "unprivileged user namespaces expose much kernel "
           "attack surface; container nodes need them (rootless runtimes, hostUsers: false)",
-          _L, _one_of(0), Expect(0, any=True)),
+          _L, _one_of(0), Expect(0, any=True), container=Expect(0, any=True),
+          breaks="0 breaks rootless Docker and Podman, user-namespaced pods (hostUsers: "
+          "false) and unprivileged builds (buildah, BuildKit rootless)"),
     _rule(18, "dev.tty.ldisc_autoload", "TTY line disciplines are not autoloaded for "
           "unprivileged users", _L, _one_of(0), lynis=True),
     _rule(19, "dev.tty.legacy_tiocsti", "TIOCSTI cannot inject input into another terminal",
@@ -194,7 +210,10 @@ SYSCTL_RULES: tuple[SysctlRule, ...] = (
     _rule(35, "net.ipv4.conf.all.log_martians", "packets with impossible addresses are "
           "logged", _I, _one_of(1), lynis=True),
     _rule(36, "net.ipv4.ip_forward", "a plain host does not route; a Kubernetes node must "
-          "(pod and bridge networking)", _L, _one_of(0), _one_of(1, severity=_M)),
+          "(pod and bridge networking)", _L, _one_of(0), _one_of(1, severity=_M),
+          container=_one_of(1, 0),
+          breaks="0 cuts bridge-networked containers (docker0, podman, CNI bridges) off "
+          "from everything outside the host"),
     _rule(37, "net.bridge.bridge-nf-call-iptables", "bridged pod traffic passes iptables, "
           "where kube-proxy and NetworkPolicy rules are", _M, None, _one_of(1),
           absent="br_netfilter is not loaded, so bridged traffic bypasses iptables "
@@ -235,7 +254,7 @@ def _make_check(rule: SysctlRule) -> None:
         references=tuple(references),
         aliases=("KRNL-6000",) if rule.lynis else (),
         fixable=True,
-        controls=_SYSCTL_CONTROLS,
+        controls=SYSCTL_CONTROLS,
     )
     def check(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation]:
         expect = rule.expect(ctx.profile)
@@ -249,7 +268,11 @@ def _make_check(rule: SysctlRule) -> None:
         severity = expect.severity or rule.severity
         if rule.kubelet:
             severity = _kubelet_severity(facts)
-        fix = SysctlFix(rule.key, str(expect.recommended))
+        fix = SysctlFix(
+            rule.key,
+            str(expect.recommended),
+            rule.breaks if ctx.profile is HostProfile.GENERIC else "",
+        )
         configured = facts.sysctls.configured(rule.key)
         at_boot = ""
         if configured is not None:

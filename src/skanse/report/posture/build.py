@@ -12,27 +12,40 @@ one whose inputs could not all be checked is "partial".
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from skanse.checks.network.netpol import DATABASE_PORTS
-from skanse.controls import CONTROL_TITLES, FRAMEWORKS
+from skanse.controls import CONTROL_TITLES, CROSSWALK, FRAMEWORKS
 from skanse.model import Framework, Severity
+from skanse.report.posture.alerts import AlertJoin, alert_time
 from skanse.report.posture.documents import ResultDocument
-from skanse.report.posture.risk import Evidence, EvidenceKind, Risk, RiskSubject, rank, score
+from skanse.report.posture.findings import all_findings
+from skanse.report.posture.names import LAYERS, image_key, workload_label
+from skanse.report.posture.risk import (
+    SEVERITY_UNKNOWN,
+    Evidence,
+    EvidenceKind,
+    Risk,
+    RiskSubject,
+    rank,
+    score,
+    severity_of,
+    vulnerability_rating,
+)
 
-__all__ = ["LAYERS", "SCHEMA_VERSION", "build_posture", "image_key"]
+__all__ = [
+    "LAYERS",
+    "SCHEMA_VERSION",
+    "attach_history",
+    "build_posture",
+    "image_key",
+    "vulnerability_rating",
+]
 
 SCHEMA_VERSION = 1
-LAYERS: dict[str, str] = {
-    "kubernetes": "Kubernetes manifests",
-    "dockerfile": "Dockerfiles",
-    "network": "Network policies",
-    "images": "Images: SBOM, vulnerabilities, signatures",
-    "runtime": "Runtime alerts",
-    "host": "Host and kernel",
-}
 # check layer (CheckMeta.layer) -> report layer
 _CHECK_LAYER = {
     "kubernetes": "kubernetes",
@@ -45,30 +58,11 @@ _CHECK_LAYER = {
 _SEVERITIES = [s.value for s in Severity]
 
 
-def _severity(value: object) -> Severity:
-    try:
-        return Severity.parse(str(value))
-    except ValueError:
-        return Severity.INFO  # UNKNOWN (vulnerabilities without a rating) ranks lowest
-
-
 def _counts(items: Iterable[str]) -> dict[str, int]:
     counts = dict.fromkeys(_SEVERITIES, 0)
     for s in items:
-        counts[_severity(s).value] += 1
+        counts[severity_of(s).value] += 1
     return counts
-
-
-def image_key(reference: str) -> tuple[str, str]:
-    """(repository, tag or digest) with Docker's defaults: `nginx` is
-    `docker.io/library/nginx:latest`."""
-    from skanse.oci.reference import parse_reference
-
-    try:
-        ref = parse_reference(reference)
-    except Exception:  # a malformed image name in a manifest is compared as written
-        return (reference, "")
-    return (ref.repository, ref.digest or ref.tag or "latest")
 
 
 def _resource_key(resource: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -230,12 +224,6 @@ def _allows(connection: Mapping[str, Any], protocol: str, port: int) -> bool:
     return any(lo <= port <= hi for lo, hi in _ports_of(connection).get(protocol, []))
 
 
-def _workload_label(resource: Mapping[str, Any]) -> str:
-    """netpol's name for a workload: ns/name[Kind]."""
-    namespace = resource.get("namespace") or "default"
-    return f"{namespace}/{resource.get('name')}[{resource.get('kind')}]"
-
-
 def _reach(estate: _Estate) -> tuple[dict[str, bool], dict[str, bool], set[str]]:
     """(label -> reaches a database port, label -> accepts outside connections, databases)."""
     databases: dict[str, list[int]] = {}
@@ -246,7 +234,7 @@ def _reach(estate: _Estate) -> tuple[dict[str, bool], dict[str, bool], set[str]]
             if p.get("protocol", "TCP") == "TCP" and p.get("port") in DATABASE_PORTS
         ]
         if ports:
-            databases[_workload_label(w["resource"])] = ports
+            databases[workload_label(w["resource"])] = ports
     to_db: dict[str, bool] = {}
     outside: dict[str, bool] = {}
     for c in estate.connections:
@@ -300,15 +288,22 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
             "total": len(live),
             "fixable": sum(1 for m in live if m.get("fixed_version")),
             "suppressed": summary.get("suppressed", 0),
+            "severity_unknown": sum(
+                1 for m in live if SEVERITY_UNKNOWN in vulnerability_rating(m)[1]
+            ),
             "top": [
                 {
                     "id": m.get("id"),
                     "severity": m.get("severity"),
+                    "ranked_as": vulnerability_rating(m)[0].value,
+                    "rating_notes": list(vulnerability_rating(m)[1]),
+                    "kev": m.get("kev") is True,
+                    "epss": m.get("epss"),
                     "package": f"{m['package']['name']} {m['package']['version']}",
                     "fixed_version": m.get("fixed_version"),
                     "aliases": [*m.get("aliases", []), *m.get("related", [])],
                 }
-                for m in live[:10]
+                for m in sorted(live, key=lambda m: -vulnerability_rating(m)[0].rank)[:10]
             ],
         }
         e["_matches"] = live
@@ -330,28 +325,11 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
         for image in w.get("images", []):
             key = image_key(image)
             if key in by_key:
-                by_key[key]["workloads"].append(_workload_label(w["resource"]))
+                by_key[key]["workloads"].append(workload_label(w["resource"]))
     return list(by_key.values())
 
 
 # -- runtime ----------------------------------------------------------------------------------
-
-
-def _alert_workload(alert: Mapping[str, Any], estate: _Estate) -> str | None:
-    """The workload an alert came from: by its pod's namespace and name (a pod is named after
-    its workload plus a suffix), else by the container image's repository."""
-    fields = alert.get("output_fields") or {}
-    namespace, pod = fields.get("k8s.ns.name"), fields.get("k8s.pod.name")
-    if namespace and pod:
-        for (_, ns, name), w in estate.workloads.items():
-            if ns == namespace and (pod == name or str(pod).startswith(f"{name}-")):
-                return _workload_label(w["resource"])
-    repository = fields.get("container.image.repository")
-    if repository:
-        for w in estate.workloads.values():
-            if any(image_key(i)[0] == image_key(str(repository))[0] for i in w.get("images", [])):
-                return _workload_label(w["resource"])
-    return None
 
 
 def _runtime(estate: _Estate) -> dict[str, Any]:
@@ -361,6 +339,8 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         return {"status": "not-assessed"}
     by_rule: dict[str, dict[str, Any]] = {}
     by_priority: Counter[str] = Counter()
+    join = AlertJoin(estate.workloads.values())
+    joined: Counter[str] = Counter()
     for alert in estate.alerts:
         rule, priority = str(alert.get("rule")), str(alert.get("priority"))
         by_priority[priority] += 1
@@ -379,10 +359,11 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
             },
         )
         item["count"] += 1
-        workload = _alert_workload(alert, estate)
+        workload, how = join(alert)
+        joined[how] += 1
         if workload and workload not in item["workloads"]:
             item["workloads"].append(workload)
-        when = alert.get("time")
+        when = alert.get("time") or alert_time(alert)
         if when:
             item["first"] = min(item["first"] or when, when)
             item["last"] = max(item["last"] or when, when)
@@ -393,6 +374,7 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         "by_priority": dict(by_priority.most_common()),
         "by_severity": _counts(r["severity"] for r in rules for _ in range(r["count"])),
         "rules": rules,
+        "joined_by": dict(joined.most_common()),
     }
 
 
@@ -405,9 +387,9 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
     for f in estate.findings:
         if f.get("suppressed") or f["layer"] not in ("kubernetes", "network"):
             continue
-        label = _workload_label(f["resource"])
+        label = workload_label(f["resource"])
         text = f"{f['check_id']}: {f['message']}"
-        by_label[label].append(Evidence(EvidenceKind.CONFIG, _severity(f["severity"]), text))
+        by_label[label].append(Evidence(EvidenceKind.CONFIG, severity_of(f["severity"]), text))
     image_by_key = {image_key(i["image"]): i for i in images}
     runtime = _runtime(estate)
     alert_evidence: dict[str, list[Evidence]] = defaultdict(list)
@@ -422,19 +404,21 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
             )
     risks: list[Risk | None] = []
     for w in estate.workloads.values():
-        label = _workload_label(w["resource"])
+        label = workload_label(w["resource"])
         evidence = list(by_label.get(label, [])) + alert_evidence.get(label, [])
         for reference in w.get("images", []):
             image = image_by_key.get(image_key(reference))
             if image is None:
                 continue
             for m in image.get("_matches", []):
+                rated, notes = vulnerability_rating(m)
                 evidence.append(
                     Evidence(
                         EvidenceKind.VULNERABILITY,
-                        _severity(m.get("severity")),
+                        rated,
                         f"{m.get('id')} in {m['package']['name']} {m['package']['version']}"
-                        + (f", fixed in {m['fixed_version']}" if m.get("fixed_version") else ""),
+                        + (f", fixed in {m['fixed_version']}" if m.get("fixed_version") else "")
+                        + (f" ({'; '.join(notes)})" if notes else ""),
                         fixable=bool(m.get("fixed_version")),
                     )
                 )
@@ -464,7 +448,7 @@ def _risks(estate: _Estate, images: list[dict[str, Any]]) -> list[Risk]:
             if f["layer"] == layer and not f.get("suppressed"):
                 text = f"{f['check_id']}: {f['message']}"
                 subjects[_resource_key(f["resource"])].append(
-                    Evidence(EvidenceKind.CONFIG, _severity(f["severity"]), text)
+                    Evidence(EvidenceKind.CONFIG, severity_of(f["severity"]), text)
                 )
         for (kind, _, name), evidence in subjects.items():
             risks.append(score(RiskSubject(kind, name), evidence))
@@ -500,9 +484,9 @@ def _layer_summary(estate: _Estate, layer: str, images: list[dict[str, Any]]) ->
         assessed = any(i["vulnerabilities"] is not None for i in images) or any(
             i["signature"]["status"] != "not-checked" for i in images
         )
-        live_severities = [m.get("severity") for i in images for m in i.get("_matches", [])] + [
-            "HIGH" for i in images if i["signature"]["status"] == "not-verified"
-        ]
+        live_severities = [
+            vulnerability_rating(m)[0].value for i in images for m in i.get("_matches", [])
+        ] + ["HIGH" for i in images if i["signature"]["status"] == "not-verified"]
         return {
             "name": LAYERS[layer],
             "status": "assessed" if assessed else "not-assessed",
@@ -612,17 +596,21 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
         checks.setdefault(cid, meta)
     layer_evidence = _layer_evidence(estate, layers)
     controls: dict[tuple[str, str], dict[str, Any]] = {}
+    shadowed = _shadowed_evidence(estate, ran)
     for check in checks.values():
         cid = str(check["id"])
+        note_through = ""
         if cid in layer_evidence:
             status, live_by_check[cid], suppressed_by_check[cid] = layer_evidence[cid]
+        elif cid in shadowed:
+            status, live_by_check[cid], suppressed_by_check[cid], note_through = shadowed[cid]
         elif live_by_check[cid]:
             status = "not-met"
         elif cid in ran:
             status = "met-with-exceptions" if suppressed_by_check[cid] else "met"
         else:
             status = "not-assessed"
-        for ref in check.get("controls", []):
+        for ref in _with_crosswalk(check.get("controls", [])):
             key = (str(ref["framework"]), str(ref["control"]))
             entry = controls.setdefault(
                 key,
@@ -644,7 +632,7 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
                     "findings": live_by_check[cid],
                     "suppressed": suppressed_by_check[cid],
                     "approximate": bool(ref.get("approximate")),
-                    "note": ref.get("note") or "",
+                    "note": "; ".join(n for n in (ref.get("note") or "", note_through) if n),
                 }
             )
     for entry in controls.values():
@@ -663,6 +651,72 @@ def _controls(estate: _Estate, layers: Mapping[str, Mapping[str, Any]]) -> list[
             _natural(c["control"]),
         ),
     )
+
+
+def _with_crosswalk(refs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A check's controls plus the ISO/IEC 27001, NSM and GDPR controls its NSA/CISA sections
+    stand for (skanse.controls.CROSSWALK); results written before the crosswalk get it too."""
+    out = list(refs)
+    seen = {(str(r.get("framework")), str(r.get("control"))) for r in out}
+    for ref in list(out):
+        if ref.get("framework") != Framework.NSA_CISA.value:
+            continue
+        for framework, control in CROSSWALK.get(str(ref.get("control")), ()):
+            if (framework.value, control) in seen:
+                continue
+            seen.add((framework.value, control))
+            out.append(
+                {
+                    "framework": framework.value,
+                    "control": control,
+                    "approximate": True,
+                    "note": f"through NSA/CISA {ref.get('control')}",
+                }
+            )
+    return out
+
+
+def _hostpath_site(finding: Mapping[str, Any]) -> bool:
+    pointer = str((finding.get("location") or {}).get("pointer") or "")
+    return pointer.endswith("/hostPath")
+
+
+def _added_beyond_baseline(finding: Mapping[str, Any]) -> bool:
+    from skanse.checks.kubernetes.pss import BASELINE_CAPABILITIES
+
+    pointer = str((finding.get("location") or {}).get("pointer") or "")
+    if "/capabilities/add/" not in pointer:
+        return False
+    _, _, named = str(finding.get("message") or "").partition("must not include")
+    names = re.findall(r'"([A-Za-z_]+)"', named.partition("in securityContext")[0])
+    return any(n not in BASELINE_CAPABILITIES for n in names)
+
+
+# Baseline Pod Security checks that the restricted level does not run, because a stricter
+# restricted check replaces them (as Pod Security Admission does): the restricted check's
+# findings say whether the baseline control holds. Its sites are data (the JSON pointer of
+# each volume or added capability), so the baseline verdict is exact: a hostPath volume
+# refused by "Volume Types" is a HostPath finding; an added SYS_ADMIN is a baseline
+# Capabilities finding, an added CHOWN is not.
+_SHADOWED: dict[str, tuple[str, Any]] = {
+    "SKN-K8S-004": ("SKN-K8S-013", _hostpath_site),
+    "SKN-K8S-003": ("SKN-K8S-018", _added_beyond_baseline),
+}
+
+
+def _shadowed_evidence(estate: _Estate, ran: set[str]) -> dict[str, tuple[str, int, int, str]]:
+    """(status, findings, suppressed, note) of baseline checks assessed through restricted."""
+    out: dict[str, tuple[str, int, int, str]] = {}
+    for baseline, (restricted, counts) in _SHADOWED.items():
+        if baseline in ran or restricted not in ran:
+            continue
+        relevant = [f for f in estate.findings if f["check_id"] == restricted and counts(f)]
+        live = sum(1 for f in relevant if not f.get("suppressed"))
+        muted = len(relevant) - live
+        status = "not-met" if live else ("met-with-exceptions" if muted else "met")
+        note = f"assessed through {restricted}, which the restricted level runs in its place"
+        out[baseline] = (status, live, muted, note)
+    return out
 
 
 # Evidence that is a whole layer's result rather than one registered check's.
@@ -799,9 +853,9 @@ def build_posture(
     for f in estate.findings:
         if f.get("suppressed") or f["layer"] not in ("kubernetes", "network"):
             continue
-        label = _workload_label(f["resource"])
+        label = workload_label(f["resource"])
         checks_by_label[label].append(f["check_id"])
-        if label not in worst_by_label or _severity(f["severity"]) > _severity(
+        if label not in worst_by_label or severity_of(f["severity"]) > severity_of(
             worst_by_label[label]
         ):
             worst_by_label[label] = f["severity"]
@@ -831,6 +885,7 @@ def build_posture(
         "layers": layers,
         "trend": _trend(layers, baseline),
         "top_risks": [_risk_document(i, r) for i, r in enumerate(risks, start=1)],
+        "findings": all_findings(estate.findings, estate.vulns),
         "network": {
             "status": "assessed" if estate.network_assessed else "not-assessed",
             "connections": [
@@ -873,6 +928,54 @@ def build_posture(
     }
 
 
+HISTORY_EVIDENCE = "report history"
+
+
+def attach_history(posture: dict[str, Any], history: Mapping[str, Any]) -> None:
+    """Add the trend (skanse.report.history.trend) to a posture document, and the runs as
+    evidence for GDPR Art. 32(1)(d): a process of regularly testing and evaluating is met
+    when this report is one of at least two recorded runs."""
+    posture["history"] = dict(history)
+    runs = history.get("runs") or []
+    status = "met" if len(runs) >= 2 else "not-assessed"
+    evidence = {
+        "check_id": HISTORY_EVIDENCE,
+        "title": "posture reports recorded over time",
+        "status": status,
+        "findings": 0,
+        "suppressed": 0,
+        "approximate": True,
+        "note": (
+            f"{len(runs)} recorded run(s) of cluster {history.get('cluster')}"
+            + (f", the first on {runs[0]['generated']}" if runs else "")
+        ),
+    }
+    controls = posture.setdefault("controls", [])
+    entry = next(
+        (
+            c
+            for c in controls
+            if c["framework"] == Framework.GDPR.value and c["control"] == "32(1)(d)"
+        ),
+        None,
+    )
+    if entry is None:
+        entry = {
+            "framework": Framework.GDPR.value,
+            "control": "32(1)(d)",
+            "title": CONTROL_TITLES.get((Framework.GDPR, "32(1)(d)"), ""),
+            "status": "not-assessed",
+            "evidence": [],
+            "approximate_only": True,
+        }
+        controls.append(entry)
+    entry["evidence"].append(evidence)
+    statuses = {e["status"] for e in entry["evidence"]}
+    entry["status"] = next(
+        (c for c in ("not-met", "met-with-exceptions", "met") if c in statuses), "not-assessed"
+    )
+
+
 def _host_group(estate: _Estate, member: Any) -> dict[str, Any]:
     ran = {c for c in estate.ran.get("host", set()) if member(c)}
     findings = [
@@ -892,6 +995,8 @@ def _host_group(estate: _Estate, member: Any) -> dict[str, Any]:
                 "title": f["title"],
                 "message": f["message"],
             }
-            for f in sorted(findings, key=lambda f: (-_severity(f["severity"]).rank, f["check_id"]))
+            for f in sorted(
+                findings, key=lambda f: (-severity_of(f["severity"]).rank, f["check_id"])
+            )
         ],
     }

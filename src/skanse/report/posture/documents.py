@@ -64,7 +64,11 @@ def kind_of(data: Mapping[str, Any]) -> str | None:
         return "skanse.vuln"
     if "findings" in data and isinstance(data.get("scan"), Mapping):
         profile = data["scan"].get("profile")
-        return "skanse.host-audit" if profile in ("generic", "k8s-node") else "skanse.scan"
+        return (
+            "skanse.host-audit"
+            if profile in ("generic", "k8s-node", "container-node")
+            else "skanse.scan"
+        )
     return None
 
 

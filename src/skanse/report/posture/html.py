@@ -44,8 +44,12 @@ font-size:13px;line-height:1.45;background:#fff}
 main{max-width:1100px;margin:0 auto;padding:28px 32px}
 h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:2px solid
 var(--ink);padding-bottom:4px}h3{font-size:14px;margin:16px 0 6px}
-.muted{color:var(--muted)}table{border-collapse:collapse;width:100%;margin:6px 0 12px}
-th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top}
+.muted{color:var(--muted)}table{border-collapse:collapse;width:100%;margin:6px 0 12px;
+table-layout:fixed}
+th,td{text-align:left;padding:4px 6px;border-bottom:1px solid var(--line);vertical-align:top;
+overflow-wrap:anywhere;word-break:break-word}code{overflow-wrap:anywhere;word-break:break-all}
+details{margin:4px 0 10px}summary{cursor:pointer;font-weight:600}
+td.fix code{white-space:pre-wrap}.graph svg{display:block}
 th{background:var(--bg);font-weight:600}td.num,th.num{text-align:right;white-space:nowrap}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:11px;font-weight:600;
 white-space:nowrap}.ok{background:#e3f4e6;color:#1e6b2f}.warn{background:#fff2cc;color:#7a5a00}
@@ -54,7 +58,10 @@ white-space:nowrap}.ok{background:#e3f4e6;color:#1e6b2f}.warn{background:#fff2cc
 .card{border:1px solid var(--line);border-radius:8px;padding:10px 12px;min-width:160px;flex:1}
 .card .n{font-size:22px;font-weight:700}.graph{border:1px solid var(--line);border-radius:8px;
 overflow:auto}code{font-size:12px}.small{font-size:11px}
-@media print{main{max-width:none;padding:0}h2{break-after:avoid}table,svg,.card{break-inside:avoid}
+@media print{main{max-width:none;padding:0}h2,h3,summary{break-after:avoid;
+page-break-after:avoid}tr,svg,.card{break-inside:avoid}thead{display:table-header-group}
+.graph{overflow:visible;border:none}.graph svg{max-width:100%;height:auto}
+details::details-content{content-visibility:visible;display:block}
 section{break-before:auto}.pagebreak{break-before:page}a{color:inherit;text-decoration:none}}
 @page{size:A4;margin:14mm 12mm;@bottom-right{content:"page " counter(page) " of " counter(pages);
 font-size:9px;color:#5b6475}}
@@ -98,9 +105,18 @@ def _bar(counts: Mapping[str, int], width: int = 260, height: int = 14) -> str:
     return f'<svg width="{width}" height="{height}" role="img" aria-label="{_e(label)}">{"".join(parts)}</svg>'
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[int] = ()) -> str:
+def _table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: Sequence[int] = (),
+    widths: Sequence[int] = (),
+) -> str:
+    """A table whose cells wrap (long image names, digests, reasons) instead of widening it
+    past the page; `widths` are column shares in percent (the rest share what is left)."""
     th = "".join(
-        f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
+        ('<th class="num"' if i in numeric else "<th")
+        + (f' style="width:{widths[i]}%"' if i < len(widths) and widths[i] else "")
+        + f">{_e(h)}</th>"
         for i, h in enumerate(head)
     )
     body = "".join(
@@ -199,7 +215,12 @@ def _risks(doc: Mapping[str, Any]) -> str:
             ]
         )
     body = (
-        _table(["#", "Subject", "Score", "Worst", "Why"], rows, numeric=(0, 2))
+        _table(
+            ["#", "Subject", "Score", "Worst", "Why"],
+            rows,
+            numeric=(0, 2),
+            widths=(5, 24, 8, 12, 0),
+        )
         if rows
         else "<p>No unsuppressed finding stands against any workload.</p>"
     )
@@ -210,6 +231,142 @@ def _risks(doc: Mapping[str, Any]) -> str:
         "&times; 1.5 if it accepts connections from outside the cluster. Points: critical 40, "
         "high 25, medium 10, low 3; unsigned 15; a vulnerability without a fix counts half."
         f"</p>{body}</section>"
+    )
+
+
+_GRAPH_COLUMNS = 3
+_FINDING_ROWS = 2000  # per layer in the HTML; the JSON document always has every one
+
+
+def _findings(doc: Mapping[str, Any]) -> str:
+    findings = doc.get("findings") or []
+    if not findings:
+        return "<section><h2>Where to fix</h2><p>No finding.</p></section>"
+    by_layer: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for f in findings:
+        by_layer[str(f["layer"])].append(f)
+    parts = []
+    for layer, items in by_layer.items():
+        live = [f for f in items if not f["suppressed"]]
+        name = (doc.get("layers") or {}).get(layer, {}).get("name", layer)
+        rows = []
+        for f in items[:_FINDING_ROWS]:
+            where = _e(f.get("file") or "?") + (f":{_e(f['line'])}" if f.get("line") else "")
+            fix = (
+                f"<code>{_e(f['fix'])}</code>"
+                if f.get("fix")
+                else _e(f.get("remediation") or "see the check's documentation")
+            )
+            rows.append(
+                [
+                    _sev(f["severity"])
+                    + ("<br>" + _badge("met-with-exceptions") if f["suppressed"] else ""),
+                    f"<code>{_e(f['check_id'])}</code>",
+                    f"<code>{where}</code>",
+                    _e(f.get("message")),
+                    fix,
+                ]
+            )
+        more = (
+            f'<p class="small muted">{len(items) - _FINDING_ROWS} more in the JSON report.</p>'
+            if len(items) > _FINDING_ROWS
+            else ""
+        )
+        parts.append(
+            f"<details><summary>{_e(name)}: {len(live)} finding(s)"
+            + (f", {len(items) - len(live)} suppressed" if len(items) > len(live) else "")
+            + "</summary>"
+            + _table(
+                ["Severity", "Check", "File:line", "Finding", "Fix"],
+                rows,
+                widths=(11, 12, 22, 30, 25),
+            )
+            + more
+            + "</details>"
+        )
+    return (
+        "<section><h2>Where to fix</h2>"
+        '<p class="muted">Every finding with its file and line, its check, and the command '
+        "that fixes it (or what to change where skanse has no fix). Open a layer to see its "
+        f"findings.</p>{''.join(parts)}</section>"
+    )
+
+
+def _history_chart(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Stacked bars of unsuppressed findings by severity, one per run, oldest left."""
+    width, height, pad = 640, 180, 30
+    top = max((sum(r["by_severity"].get(s, 0) for s in _SEVERITIES) for r in runs), default=0)
+    top = max(top, 1)
+    step = (width - 2 * pad) / max(len(runs), 1)
+    bar = max(step * 0.6, 4)
+    parts = [
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#9aa4b5"/>',
+        f'<text x="{pad - 4}" y="{pad}" text-anchor="end" font-size="10">{top}</text>',
+        f'<text x="{pad - 4}" y="{height - pad}" text-anchor="end" font-size="10">0</text>',
+    ]
+    for i, r in enumerate(runs):
+        x = pad + i * step + (step - bar) / 2
+        y = float(height - pad)
+        for severity in reversed(_SEVERITIES):
+            n = r["by_severity"].get(severity, 0)
+            if not n:
+                continue
+            h = (height - 2 * pad) * n / top
+            y -= h
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{_COLORS[severity]}"><title>{_e(r["generated"])}: {n} {severity.lower()}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x + bar / 2:.1f}" y="{height - pad + 14}" text-anchor="middle" font-size="9">{_e(str(r["generated"])[:10])}</text>'
+        )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="DejaVu Sans, sans-serif" role="img" aria-label="findings per run">'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
+def _history(doc: Mapping[str, Any]) -> str:
+    history = doc.get("history")
+    if not history:
+        return ""
+    runs = history["runs"]
+
+    def listing(title: str, items: Sequence[Mapping[str, Any]]) -> str:
+        rows = [
+            [
+                _sev(f["severity"]),
+                f"<code>{_e(f['check_id'])}</code>",
+                f"<code>{_e(f.get('file') or '?')}"
+                + (f":{_e(f['line'])}" if f.get("line") else "")
+                + "</code>",
+                _e(f.get("message")),
+            ]
+            for f in items
+        ]
+        table = (
+            _table(["Severity", "Check", "File:line", "Finding"], rows, widths=(12, 14, 30, 44))
+            if rows
+            else "<p>None.</p>"
+        )
+        return f"<details><summary>{_e(title)}: {len(items)}</summary>{table}</details>"
+
+    compared = history.get("compared_with")
+    note = (
+        f"Compared with run {compared['id']} of {_e(compared['generated'])}."
+        if compared
+        else "The first recorded run: every finding is new."
+    )
+    return (
+        "<section><h2>Over time</h2>"
+        f'<p class="muted">The last {len(runs)} run(s) of cluster <code>{_e(history["cluster"])}</code> '
+        f"in <code>{_e(history['store'])}</code>: unsuppressed findings by severity. {note}</p>"
+        f'<div class="graph">{_history_chart(runs)}</div>'
+        + listing("New since the previous run", history["new"])
+        + listing("Fixed since the previous run", history["fixed"])
+        + listing("Still open", history["still_open"])
+        + "</section>"
     )
 
 
@@ -245,15 +402,21 @@ def _graph(doc: Mapping[str, Any]) -> str:
     width_col, node_h, gap = 230, 34, 14
     pos: dict[str, tuple[float, float]] = {}
     frames = []
-    for i, group in enumerate(order):
-        x = 20.0 + i * (width_col + 60)
-        frames.append(
-            f'<text x="{x}" y="22" font-weight="bold" fill="#33415c">{_e("outside the cluster" if group == "external" else "namespace " + group)}</text>'
-        )
-        for j, label in enumerate(columns[group]):
-            pos[label] = (x, 36 + j * (node_h + gap))
-    width = 40 + len(order) * (width_col + 60)
-    height = 60 + max((len(v) for v in columns.values()), default=1) * (node_h + gap)
+    # Namespaces in bands of _GRAPH_COLUMNS columns, so the picture keeps its width (and
+    # its text size on an A4 page) however many namespaces there are.
+    top = 0.0
+    for start in range(0, len(order), _GRAPH_COLUMNS):
+        band = order[start : start + _GRAPH_COLUMNS]
+        for i, group in enumerate(band):
+            x = 20.0 + i * (width_col + 60)
+            frames.append(
+                f'<text x="{x}" y="{top + 22}" font-weight="bold" fill="#33415c">{_e("outside the cluster" if group == "external" else "namespace " + group)}</text>'
+            )
+            for j, label in enumerate(columns[group]):
+                pos[label] = (x, top + 36 + j * (node_h + gap))
+        top += 50 + max(len(columns[g]) for g in band) * (node_h + gap)
+    width = 40 + min(len(order), _GRAPH_COLUMNS) * (width_col + 60)
+    height = top + 10
     parts = []
     for src, dst, conn in sorted(edges):
         (sx, sy), (dx, dy) = pos[src], pos[dst]
@@ -347,7 +510,11 @@ def _images(doc: Mapping[str, Any]) -> str:
                     ["Severity", "Advisory", "Package", "Fixed in"],
                     [
                         [
-                            _sev(v["severity"]),
+                            _sev(v.get("ranked_as") or v["severity"])
+                            + "".join(
+                                f'<br><span class="small muted">{_e(n)}</span>'
+                                for n in v.get("rating_notes") or []
+                            ),
                             _e(v["id"])
                             + (
                                 f' <span class="small muted">{_e(", ".join(v["aliases"][:3]))}</span>'
@@ -363,7 +530,11 @@ def _images(doc: Mapping[str, Any]) -> str:
             )
     return (
         "<section><h2>Images: SBOM, vulnerabilities, signatures</h2>"
-        + _table(["Image", "Packages", "Vulnerabilities", "Signature", "Run by"], rows)
+        + _table(
+            ["Image", "Packages", "Vulnerabilities", "Signature", "Run by"],
+            rows,
+            widths=(28, 14, 20, 20, 18),
+        )
         + "".join(detail)
         + "</section>"
     )
@@ -531,7 +702,11 @@ def _provenance(doc: Mapping[str, Any]) -> str:
     return (
         '<section><h2>Provenance</h2><p class="muted">What this report was made from: each layer result, '
         "where it came from, which skanse wrote it, what it scanned, when, and with which policy.</p>"
-        + _table(["Result", "Source", "skanse", "Scanned", "When", "Policy"], rows)
+        + _table(
+            ["Result", "Source", "skanse", "Scanned", "When", "Policy"],
+            rows,
+            widths=(14, 18, 8, 22, 14, 24),
+        )
         + "".join(f'<p class="small muted">{_e(w)}</p>' for w in doc.get("warnings", []))
         + "</section>"
     )
@@ -549,6 +724,8 @@ def render_html(doc: Mapping[str, Any]) -> str:
             head,
             _summary(doc),
             _risks(doc),
+            _history(doc),
+            _findings(doc),
             _graph(doc),
             _images(doc),
             _host(doc),

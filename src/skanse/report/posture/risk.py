@@ -25,15 +25,19 @@ subjects score by their worst finding only (they have no network reach of their 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from skanse.model import Severity
+from skanse.vuln.severity import from_score
 
 __all__ = [
     "DATABASE_REACH",
+    "EPSS_HIGH",
     "EXTERNAL_REACH",
     "SEVERITY_POINTS",
+    "SEVERITY_UNKNOWN",
     "UNSIGNED_POINTS",
     "Evidence",
     "EvidenceKind",
@@ -41,6 +45,8 @@ __all__ = [
     "RiskSubject",
     "rank",
     "score",
+    "severity_of",
+    "vulnerability_rating",
 ]
 
 SEVERITY_POINTS: dict[Severity, float] = {
@@ -107,6 +113,53 @@ class Risk:
     contributions: tuple[tuple[EvidenceKind, float, str, int], ...]
     reach: tuple[str, ...]  # why the score was multiplied, or why it could not be
     images: tuple[str, ...] = field(default=())
+
+
+def severity_of(value: object) -> Severity:
+    """A severity from its name; anything else (UNKNOWN, null) is INFO."""
+    try:
+        return Severity.parse(str(value))
+    except ValueError:
+        return Severity.INFO  # UNKNOWN (vulnerabilities without a rating) ranks lowest
+
+
+# EPSS: the estimated probability of exploitation in the next 30 days (FIRST.org). At 10% or
+# more a vulnerability is ranked at least HIGH, whatever its base severity.
+EPSS_HIGH = 0.1
+SEVERITY_UNKNOWN = "severity unknown"
+
+
+def vulnerability_rating(match: Mapping[str, Any]) -> tuple[Severity, tuple[str, ...]]:
+    """The severity a vulnerability match is ranked at, and why when it is not its own.
+
+    CISA KEV listing ranks CRITICAL (exploited in the wild); an EPSS score of 10% or more
+    ranks at least HIGH; a match without a usable severity takes its CVSS base score when
+    it has one, else ranks MEDIUM and says "severity unknown": an unrated vulnerability is
+    not a harmless one.
+    """
+    notes: list[str] = []
+    try:
+        rated: Severity | None = Severity.parse(str(match.get("severity")))
+    except ValueError:
+        rated = None
+    cvss = match.get("cvss")
+    score = cvss.get("score") if isinstance(cvss, Mapping) else None
+    if rated is None and isinstance(score, (int, float)) and not isinstance(score, bool):
+        rated = from_score(float(score))
+        notes.append(f"severity from CVSS {score}")
+    if rated is None:
+        rated = Severity.MEDIUM
+        notes.append(SEVERITY_UNKNOWN)
+    epss = match.get("epss")
+    probability = epss.get("score") if isinstance(epss, Mapping) else None
+    if isinstance(probability, (int, float)) and not isinstance(probability, bool):
+        if probability >= EPSS_HIGH and rated < Severity.HIGH:
+            rated = Severity.HIGH
+            notes.append(f"EPSS {probability:.2f}")
+    if match.get("kev") is True:
+        rated = Severity.CRITICAL
+        notes.append("CISA KEV: exploited in the wild")
+    return rated, tuple(notes)
 
 
 def score(

@@ -1,0 +1,228 @@
+"""The history store, against SQLite and a real PostgreSQL (Debian's server, started here):
+runs recorded by `skanse report --history`, the trend of new, fixed and still-open findings,
+`skanse history list` and `prune`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from skanse.config import LoadedConfig
+from skanse.report.history import HistoryError, open_history, redact, trend
+from skanse.report.posture.build import build_posture
+from skanse.report.posture.collect import run_scan
+from tests.conftest import ROOT
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+APP = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: main
+          image: "reg.example/shop/{name}:1@sha256:{digest}"
+          securityContext: {{privileged: {privileged}}}
+"""
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL 15 server of Debian's packages on a unix socket in a temporary directory,
+    stopped (and its files removed) at the end."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"{PG_BIN}/initdb is absent (Debian's postgresql-15 is not installed)")
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server as")
+    base = Path(tempfile.mkdtemp(prefix="skanse-pg-"))
+    data, sockets = base / "data", base / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        for path in (base, sockets):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    started = False
+    try:
+        subprocess.run(
+            _as_postgres(
+                [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                 "--no-sync", "-E", "UTF8"]
+            ),
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        options = f"-k {sockets} -c listen_addresses='' -p 5432 -F"
+        subprocess.run(
+            _as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options,
+                 "-l", str(base / "server.log"), "-w", "-t", "60", "start"]
+            ),
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        started = True
+        yield f"postgresql://postgres@/postgres?host={sockets}&port=5432"
+    except subprocess.CalledProcessError as exc:
+        log = base / "server.log"
+        detail = log.read_text(errors="replace")[-800:] if log.exists() else ""
+        pytest.skip(f"PostgreSQL did not start: {exc.stderr!r} {detail}")
+    finally:
+        if started:
+            subprocess.run(
+                _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                check=False, capture_output=True, timeout=120,
+            )  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "history.sqlite")
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    with open_history(url) as history:  # each test starts from an empty store
+        history._execute("DELETE FROM skanse_run_findings")
+        history._execute("DELETE FROM skanse_runs")
+        history._db.commit()
+    yield url
+
+
+def _write(root: Path, apps: dict[str, bool]) -> None:
+    for old in root.glob("*.yaml"):
+        old.unlink()
+    for name, privileged in apps.items():
+        text = APP.format(name=name, digest="a" * 64, privileged="true" if privileged else "false")
+        (root / f"{name}.yaml").write_text(text)
+
+
+def _posture(root: Path) -> dict[str, Any]:
+    return build_posture([run_scan([str(root)], LoadedConfig.empty())], tool_version="test")
+
+
+def _keys(items: list[dict[str, Any]], check: str) -> list[str]:
+    return sorted(str(Path(f["file"]).name) for f in items if f["check_id"] == check)
+
+
+def test_runs_show_new_fixed_and_still_open_findings(store: str, tmp_path: Path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    with open_history(store) as history:
+        _write(manifests, {"web": True, "api": False})
+        history.record(_posture(manifests), "prod")
+        # web is fixed, api stays as it was, a privileged worker arrives
+        _write(manifests, {"web": False, "api": False, "worker": True})
+        history.record(_posture(manifests), "prod")
+        seen = trend(history, "prod", 10)
+    assert len(seen["runs"]) == 2 and seen["compared_with"]["id"] == seen["runs"][0]["id"]
+    assert _keys(seen["new"], "SKN-K8S-002") == ["worker.yaml"]
+    assert _keys(seen["fixed"], "SKN-K8S-002") == ["web.yaml"]
+    assert "api.yaml" in {Path(f["file"]).name for f in seen["still_open"]}
+    fixed = next(f for f in seen["fixed"] if f["check_id"] == "SKN-K8S-002")
+    assert fixed["line"] and fixed["severity"] == "CRITICAL" and fixed["message"]
+    assert seen["runs"][1]["by_severity"]["CRITICAL"] == 1
+
+
+def test_clusters_in_one_store_are_kept_apart(store: str, tmp_path: Path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    _write(manifests, {"web": True})
+    posture = _posture(manifests)
+    with open_history(store) as history:
+        for cluster in ("oslo", "bergen", "oslo"):
+            history.record(posture, cluster)
+        assert [r.cluster for r in history.runs()] == ["oslo", "bergen", "oslo"]
+        oslo = trend(history, "oslo", 10)
+        bergen = trend(history, "bergen", 10)
+    assert len(oslo["runs"]) == 2 and oslo["new"] == [] and oslo["fixed"] == []
+    assert len(bergen["runs"]) == 1 and bergen["compared_with"] is None
+    assert bergen["new"]  # the first run of a cluster: everything is new
+
+
+def test_prune_by_count_and_by_date(store: str, tmp_path: Path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    _write(manifests, {"web": True})
+    posture = _posture(manifests)
+    with open_history(store) as history:
+        for day in range(1, 6):
+            history.record({**posture, "generated": f"2026-0{day}-01T00:00:00+00:00"}, "prod")
+        assert history.prune(before=dt.datetime(2026, 3, 1, tzinfo=dt.UTC)) == 2
+        assert history.prune(keep=2) == 1
+        left = history.runs("prod")
+        assert [r.generated[:10] for r in left] == ["2026-04-01", "2026-05-01"]
+        assert history.findings(left[0].id)  # the kept runs keep their findings
+
+
+def test_report_history_cli_records_lists_and_prunes(cli: Any, store: str, tmp_path: Path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    args = ["report", "--manifests", str(manifests), "--no-config", "-q"]
+    history = ["--history", "5", "--history-store", store, "--cluster", "prod"]
+    _write(manifests, {"web": True})
+    first = cli(*args, *history, "-f", "json")
+    assert first.code == 0, first.stderr
+    _write(manifests, {"web": False, "worker": True})
+    page = tmp_path / "posture.html"
+    second = cli(*args, *history, "-o", str(page))
+    assert second.code == 0, second.stderr
+    html = page.read_text()
+    assert "<h2>Over time</h2>" in html and 'aria-label="findings per run"' in html
+    assert "Fixed since the previous run: " in html and "web.yaml" in html
+    doc = json.loads(cli(*args, *history, "-f", "json").stdout)
+    schema = json.loads((ROOT / "docs/schemas/posture-report-v1.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert len(doc["history"]["runs"]) == 3
+    assert doc["history"]["new"] == [] and doc["history"]["fixed"] == []
+    # the recorded runs are the evidence of "regularly testing" (GDPR Art. 32(1)(d))
+    article = next(
+        c for c in doc["controls"] if c["framework"] == "gdpr" and c["control"] == "32(1)(d)"
+    )
+    history_evidence = next(e for e in article["evidence"] if e["check_id"] == "report history")
+    assert history_evidence["status"] == "met" and "3 recorded run(s)" in history_evidence["note"]
+    # and the NSA/CISA sections carry the ISO/IEC 27001 and NSM controls
+    frameworks = {c["framework"] for c in doc["controls"]}
+    assert {"iso-27001", "nsm"} <= frameworks
+
+    listed = cli("history", "list", "--store", store, "--json")
+    assert listed.code == 0 and len(json.loads(listed.stdout)) == 3
+    assert "prod" in cli("history", "list", "--store", store).stdout
+    pruned = cli("history", "prune", "--store", store, "--keep", "1")
+    assert pruned.code == 0 and "deleted 2 run(s)" in pruned.stderr
+    assert len(json.loads(cli("history", "list", "--store", store, "--json").stdout)) == 1
+    assert cli("history", "prune", "--store", store).code == 2  # says what to prune by
+
+
+def test_listing_a_history_that_does_not_exist_creates_nothing(cli: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.sqlite"
+    result = cli("history", "list", "--store", str(missing))
+    assert result.code == 2 and "no history store here" in result.stderr
+    assert not missing.exists()
+
+
+def test_an_unreachable_postgresql_is_a_clear_error_without_the_password() -> None:
+    url = "postgresql://skanse:hunter2@127.0.0.1:1/skanse?connect_timeout=2"
+    with pytest.raises(HistoryError) as caught:
+        open_history(url)
+    assert "hunter2" not in caught.value.diagnostics() and "***" in caught.value.diagnostics()
+    assert redact(url).startswith("postgresql://skanse:***@127.0.0.1:1/")

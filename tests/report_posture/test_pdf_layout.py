@@ -1,0 +1,272 @@
+"""The PDF fits A4: read back with pdftotext, every table's last column is on the page (text
+past the right margin is outside the page and pdftotext drops it), and no section heading
+is the last line of a page."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skanse.config import LoadedConfig
+from skanse.report.posture.build import build_posture
+from skanse.report.posture.collect import run_netpol, run_scan
+from skanse.report.posture.documents import ResultDocument
+from skanse.report.posture.html import render_html
+
+NAMESPACES = ["billing-eu-west", "checkout-frontend", "customer-data", "ledger-core", "zz-ops"]
+IMAGES = [
+    "registry.example.internal:5000/platform/payments/checkout-service-with-a-long-name:1.27.3",
+    "registry.example.internal:5000/platform/data/customer-records-exporter:2024.11.05-rc1",
+]
+
+
+def _workload(ns: str, name: str, image: str, port: int) -> str:
+    return f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: main
+          image: "{image}"
+          ports: [{{containerPort: {port}}}]
+          securityContext: {{privileged: true}}
+"""
+
+
+def _verification(image: str, n: int) -> dict[str, Any]:
+    return {
+        "image": image,
+        "digest": "sha256:" + f"{n}" * 64,
+        "what": "signature",
+        "verified": False,
+        "reason": "no signature of the image verifies with any of the keys given "
+        "(/etc/skanse/keys/platform-release-signing-2024.pub) lastwordsig" + str(n),
+        "verified_keys": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def posture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("estate")
+    docs = []
+    for i, ns in enumerate(NAMESPACES):
+        text = "---\n".join(
+            _workload(ns, f"{ns}-worker-{j}", IMAGES[(i + j) % 2], 5432 if j == 0 else 8080)
+            for j in range(2)
+        )
+        (root / f"{ns}.yaml").write_text(text)
+    docs.append(run_scan([str(root)], LoadedConfig.empty()))
+    docs.append(run_netpol([str(root)]))
+    verification = {
+        "schema_version": 1,
+        "kind": "skanse.verification",
+        "tool": {"name": "skanse", "version": "test"},
+        "checked": "2026-12-07T06:00:00+00:00",
+        "images": [_verification(image, n) for n, image in enumerate(IMAGES)],
+    }
+    docs.append(ResultDocument("skanse.verification", "verify.json", verification))
+    return build_posture(docs, tool_version="test")
+
+
+def _render(html: str, renderer: str, tmp_path: Path) -> Path:
+    """The report printed to A4 by WeasyPrint (`-f pdf`) or by Chromium (a browser's print)."""
+    path = tmp_path / f"posture-{renderer}.pdf"
+    if renderer == "weasyprint":
+        try:
+            from skanse.report.posture.pdf import render_pdf
+
+            path.write_bytes(render_pdf(html))
+        except Exception as exc:  # PdfError without WeasyPrint or Pango
+            pytest.skip(f"no PDF renderer here: {exc}")
+        return path
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    page = tmp_path / "posture.html"
+    page.write_text(html, encoding="utf-8")
+    subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--no-pdf-header-footer",
+         f"--print-to-pdf={path}", page.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if not path.exists():
+        pytest.skip("chromium did not print the page")
+    return path
+
+
+@pytest.fixture(scope="module", params=["weasyprint", "chromium"])
+def printed(
+    request: pytest.FixtureRequest,
+    posture: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The report printed once per renderer, read back as text in reading order ("raw") and
+    in page layout ("layout")."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = _render(render_html(posture), request.param, tmp_path_factory.mktemp("pdf"))
+
+    def text(*options: str) -> str:
+        return subprocess.run(
+            ["pdftotext", *options, str(path), "-"], capture_output=True, text=True, check=True
+        ).stdout
+
+    return {"raw": text(), "layout": text("-layout")}
+
+
+def _flat(text: str) -> str:
+    """Without white space, and without hyphens (pdftotext joins a word broken after a
+    hyphen at a line end and drops the hyphen)."""
+    return "".join(text.split()).replace("-", "")
+
+
+class _LastCells(HTMLParser):
+    """The text of the last cell of every row of every table of a page, per table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[str]] = []
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._skip = 0  # inside an <svg> (its text is drawn, not a table cell's)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "svg":
+            self._skip += 1
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._skip -= 1
+        elif tag in ("td", "th") and self._row is not None and self._cell is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row and self.tables:
+                self.tables[-1].append(self._row[-1])
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None and not self._skip:
+            self._cell.append(data)
+
+
+def _every_table(posture: dict[str, Any]) -> dict[str, list[str]]:
+    parser = _LastCells()
+    parser.feed(render_html(posture))
+    return {f"table {i + 1}": cells for i, cells in enumerate(parser.tables)}
+
+
+def _last_columns(posture: dict[str, Any]) -> dict[str, list[str]]:
+    """The text of the last column of every table, per table."""
+    why = []
+    for risk in posture["top_risks"][:15]:
+        last = risk["contributions"][-1]
+        why.append(last["worst"])
+        if risk["reach"]:
+            why.append("; ".join(risk["reach"]))
+    return {
+        "top risks: why": why,
+        "images: run by": [", ".join(i["workloads"]) for i in posture["images"]],
+        "images: signature": [i["signature"]["reason"] for i in posture["images"]],
+        "where to fix: fix": sorted({f["fix"] or f["remediation"] for f in posture["findings"]}),
+        "provenance: policy": [
+            ", ".join(f"{k}={v}" for k, v in (i.get("policy") or {}).items())
+            for i in posture["inputs"]
+        ],
+        "network graph: last namespace": [f"namespace {NAMESPACES[-1]}"],
+    }
+
+
+def _tail(cell: str) -> str:
+    """The end of a cell's text: what a column cut at the right margin loses first (the last
+    word, or the last 16 characters of a long one, which may be wrapped anywhere)."""
+    word = cell.split()[-1]
+    return word[-16:]
+
+
+def test_every_tables_last_column_is_inside_the_a4_page(
+    posture: dict[str, Any], printed: dict[str, str]
+) -> None:
+    # reading order (not -layout), so a cell's wrapped lines follow each other
+    text = _flat(printed["raw"])
+    missing = {
+        table: [cell for cell in cells if cell and _flat(_tail(cell)) not in text]
+        for table, cells in {**_last_columns(posture), **_every_table(posture)}.items()
+    }
+    assert {table: cells for table, cells in missing.items() if cells} == {}
+
+
+def test_no_page_ends_with_a_heading(printed: dict[str, str]) -> None:
+    headings = {
+        "Posture by layer",
+        "Top risks",
+        "Where to fix",
+        "Network reachability",
+        "Images: SBOM, vulnerabilities, signatures",
+        "Host isolation and kernel hardening",
+        "Runtime alerts",
+        "Suppressions",
+        "Control view",
+        "Provenance",
+    }
+    pages = printed["layout"].split("\f")
+    stranded = []
+    for number, page in enumerate(pages, start=1):
+        lines = [line.strip() for line in page.splitlines() if line.strip()]
+        # the footer ("page N of M") is the last line; the one before it is the content's
+        content = [line for line in lines if not line.startswith("page ")]
+        if content and content[-1] in headings:
+            stranded.append((number, content[-1]))
+    assert stranded == []
+
+
+def test_the_html_page_stays_inside_a_narrow_window(
+    posture: dict[str, Any], tmp_path: Path
+) -> None:
+    """In a 1000-pixel window nothing is drawn in the page's right margin: tables wrap long
+    image names, digests and reasons instead of running past the edge."""
+    from PIL import Image
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    page = tmp_path / "posture.html"
+    page.write_text(render_html(posture), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+         f"--screenshot={shot}", "--window-size=1000,6000", page.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if not shot.exists():
+        pytest.skip("chromium took no screenshot")
+    with Image.open(shot) as image:
+        rgb = image.convert("RGB")
+        width, height = rgb.size
+        # main has 32 px of padding on each side: its right 24 px must stay background
+        margin = rgb.crop((width - 24, 0, width, height))
+        colours = margin.getcolors(maxcolors=1 << 16) or []
+    drawn = sum(count for count, colour in colours if colour != (255, 255, 255))
+    assert drawn == 0, f"{drawn} pixels drawn in the right margin"
