@@ -149,6 +149,8 @@ class Engine:
         self._first = self.matching is RuleMatching.FIRST
         # one compiled function per event type, built on first use (see _bucket_function)
         self._bucket_fns: dict[str | None, tuple[Any, tuple[Rule, ...]]] = {}
+        # the compiled buckets of the syscall event types some rule names, for process()
+        self._typed: dict[str, tuple[Any, tuple[Rule, ...]]] = {}
 
     def event_types(self) -> frozenset[str] | None:
         """The event types the loaded rules index on; None if a rule can match any type.
@@ -177,10 +179,15 @@ class Engine:
 
     def process(self, event: Mapping[str, Any]) -> list[Alert]:
         """Evaluate one event; the alerts of the rules it matches (at most one with `first`)."""
-        stats = self.stats
-        stats.events += 1
+        self.stats.events += 1
         table = self.table
-        if self.source == "syscall":
+        event_type = event.get("type")
+        compiled = self._typed.get(event_type) if event_type.__class__ is str else None
+        if compiled is not None and "proc" not in event and "container" not in event:
+            # the common case, kept short: a syscall event of a type some rule names
+            # no process has the pid None: an event without one gets EMPTY_PROCESS
+            process = table.processes.get(event.get("pid"), EMPTY_PROCESS)  # type: ignore[arg-type]
+        elif self.source == "syscall":
             if "proc" in event or "container" in event:
                 process = self._record_state(event)
             else:
@@ -188,16 +195,16 @@ class Engine:
                 process = (
                     table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
                 )
-            event_type = event.get("type")
             if event_type.__class__ is not str or event_type not in self._by_type:
                 event_type = None
         else:
             process = EMPTY_PROCESS
             event_type = None
         if not self.strict_missing:
-            compiled = self._bucket_fns.get(event_type)
             if compiled is None:
-                compiled = self._bucket_function(event_type)
+                compiled = self._bucket_fns.get(event_type)
+                if compiled is None:
+                    compiled = self._bucket_function(event_type)
             function, rules = compiled
             try:
                 found = function(event, process, table)
@@ -215,7 +222,7 @@ class Engine:
             try:
                 matched = fn(event, process, table)
             except Exception:
-                stats.eval_errors += 1
+                self.stats.eval_errors += 1
                 continue
             if not matched:
                 continue
@@ -232,9 +239,13 @@ class Engine:
         bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
         rules = tuple(rule for rule, _ in bucket)
         builder = ModuleBuilder(self.source)
-        builder.add_bucket("bucket", [rule.ast for rule in rules], first=self._first)
+        builder.add_bucket(
+            "bucket", [rule.ast for rule in rules], first=self._first, event_type=event_type
+        )
         compiled = (builder.build(filename=f"<bucket:{event_type}>")["bucket"], rules)
         self._bucket_fns[event_type] = compiled
+        if event_type is not None and self.source == "syscall" and not self.strict_missing:
+            self._typed[event_type] = compiled
         return compiled
 
     def _record_state(self, event: Mapping[str, Any]) -> Process:
@@ -282,14 +293,15 @@ class Engine:
             from skanse.rules.fields import _jevt_rawtime
 
             ts = _jevt_rawtime(event)
+        output, output_fields = rule.output.render_with_fields(event, process, self.table)
         return Alert(
             time_ns=ts if isinstance(ts, int) else None,
             rule=rule.name,
             priority=rule.priority,
             source=rule.source,
             hostname=self.hostname,
-            output=rule.output.render(event, process, self.table),
-            output_fields=rule.output.fields(event, process, self.table),
+            output=output,
+            output_fields=output_fields,
             tags=rule.tags,
         )
 

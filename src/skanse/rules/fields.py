@@ -145,6 +145,9 @@ def _fd_name(e: Mapping[str, Any]) -> str | None:
     return None
 
 
+_DIRECTORY_CACHE: dict[str, str | None] = {}
+
+
 def _fd_directory(e: Mapping[str, Any]) -> str | None:
     fd = e.get("fd")
     if fd.__class__ is not dict:
@@ -156,10 +159,16 @@ def _fd_directory(e: Mapping[str, Any]) -> str | None:
     if kind == "directory":
         return str(name)
     if kind is None or kind == "file" or kind == "memfd":
+        try:
+            return _DIRECTORY_CACHE[name]
+        except KeyError:
+            pass
         head, sep, _ = str(name).rpartition("/")
-        if not sep:
-            return None
-        return head.rstrip("/") or "/"
+        directory = (head.rstrip("/") or "/") if sep else None
+        if len(_DIRECTORY_CACHE) > 4096:  # bounded: an attacker chooses the names
+            _DIRECTORY_CACHE.clear()
+        _DIRECTORY_CACHE[name] = directory
+        return directory
     return None
 
 
@@ -258,14 +267,22 @@ def _flags(e: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def _is_open_read(e: Mapping[str, Any]) -> bool | None:
-    info = _flag_info(e)
+    args = e.get("args")
+    flags = args.get("flags") if args.__class__ is dict else None
+    info = _FLAG_CACHE.get(flags) if flags.__class__ is str else None
+    if info is None:
+        info = _flag_info(e)
     if info is None:
         return None
     return info[1] and e.get("type") in _OPEN_TYPES
 
 
 def _is_open_write(e: Mapping[str, Any]) -> bool | None:
-    info = _flag_info(e)
+    args = e.get("args")
+    flags = args.get("flags") if args.__class__ is dict else None
+    info = _FLAG_CACHE.get(flags) if flags.__class__ is str else None
+    if info is None:
+        info = _flag_info(e)
     if info is None:
         return None
     return info[2] and e.get("type") in _OPEN_TYPES
@@ -285,6 +302,8 @@ def _is_open_exec(e: Mapping[str, Any]) -> bool | None:
 
 
 def _arg_text(value: Any) -> str | None:
+    if value.__class__ is str:
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -295,7 +314,9 @@ def _arg_text(value: Any) -> str | None:
 
 
 def _evt_arg(e: Mapping[str, Any], name: str) -> str | None:
-    args = _args(e)
+    args = e.get("args")
+    if args.__class__ is not dict:
+        args = _args(e)
     if name.isdigit():
         keys = list(args)
         index = int(name)
