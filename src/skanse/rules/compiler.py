@@ -405,6 +405,10 @@ _COSTLY = (
 )
 
 
+_FD_READ = "(e.get('fd') or _E)"
+_FD_NAME = "(_fdn_ if (_fdn_ := _fd_.get('name')).__class__ is str else _fd_name(e))"
+
+
 def _cost(code: str) -> int:
     return sum(code.count(token) * weight for token, weight in _COSTLY)
 
@@ -815,6 +819,11 @@ class ModuleBuilder:
             self.functions.append(f"def {name}(e, p, st):\n    return {-1 if first else []}\n")
             return
         joined, prologue = self.share_accessors("\x01".join(bodies))
+        if joined.count(_FD_READ) + joined.count("_fd_name(e)") > 1:
+            # the fd's fields: one lookup of the fd per event, and its name (a string for
+            # files) read without a call
+            joined = joined.replace(_FD_READ, "_fd_").replace("_fd_name(e)", _FD_NAME)
+            prologue += f"    _fd_ = {_FD_READ}\n"
         tests = [(i, body) for i, body in enumerate(joined.split("\x01")) if body != "False"]
         lines = [f"def {name}(e, p, st):\n{prologue}"]
         if first:

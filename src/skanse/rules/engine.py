@@ -185,9 +185,17 @@ class Engine:
         compiled = self._typed.get(event_type) if event_type.__class__ is str else None
         if compiled is not None and "proc" not in event and "container" not in event:
             # the common case, kept short: a syscall event of a type some rule names
-            # no process has the pid None: an event without one gets EMPTY_PROCESS
+            # (no process has the pid None: an event without one gets EMPTY_PROCESS)
             process = table.processes.get(event.get("pid"), EMPTY_PROCESS)  # type: ignore[arg-type]
-        elif self.source == "syscall":
+            function, rules = compiled
+            try:
+                found = function(event, process, table)
+            except Exception:  # one rule at a time: one broken value hides no other match
+                return self._one_by_one(event, event_type, process)
+            if self._first:
+                return [] if found < 0 else [self._alert(rules[found], event, process)]
+            return [self._alert(rules[i], event, process) for i in found] if found else []
+        if self.source == "syscall":
             if "proc" in event or "container" in event:
                 process = self._record_state(event)
             else:
@@ -201,10 +209,9 @@ class Engine:
             process = EMPTY_PROCESS
             event_type = None
         if not self.strict_missing:
+            compiled = self._bucket_fns.get(event_type)
             if compiled is None:
-                compiled = self._bucket_fns.get(event_type)
-                if compiled is None:
-                    compiled = self._bucket_function(event_type)
+                compiled = self._bucket_function(event_type)
             function, rules = compiled
             try:
                 found = function(event, process, table)
@@ -216,6 +223,14 @@ class Engine:
                         return []
                     return [self._alert(rules[found], event, process)]
                 return [self._alert(rules[i], event, process) for i in found]
+        return self._one_by_one(event, event_type, process)
+
+    def _one_by_one(
+        self, event: Mapping[str, Any], event_type: str | None, process: Process
+    ) -> list[Alert]:
+        """Each rule of the bucket on its own: with strict_missing, or when the bucket's
+        function raised (a value of the wrong type), so one rule's error hides no other."""
+        table = self.table
         bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
         alerts: list[Alert] = []
         for rule, fn in bucket:

@@ -15,7 +15,6 @@ import datetime as _dt
 import enum
 import errno
 import json
-import os
 import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -173,11 +172,13 @@ def _fd_directory(e: Mapping[str, Any]) -> str | None:
 
 
 def _fd_filename(e: Mapping[str, Any]) -> str | None:
-    fd = _fd(e)
+    fd = e.get("fd")
+    if fd.__class__ is not dict:
+        fd = _fd(e)
     name = fd.get("name")
     if not isinstance(name, str) or fd.get("type") not in (None, "file", "memfd"):
         return None
-    return os.path.basename(name) or None
+    return name.rpartition("/")[2] or None
 
 
 def _fd_local_remote(e: Mapping[str, Any], local: bool, what: str) -> Any:
