@@ -171,3 +171,17 @@ def test_an_alert_renders_each_field_once_with_the_same_text_and_values() -> Non
         "evt.is_open_read": True,
         "proc.aname[9]": None,
     }
+
+
+def test_the_directory_memo_stays_bounded_and_right_for_many_distinct_paths() -> None:
+    from skanse.rules import fields
+
+    for i in range(20_000):
+        name = f"/var/lib/app/{i}/data" if i % 2 else f"//srv//{i}"
+        expected = f"/var/lib/app/{i}" if i % 2 else "//srv"
+        event = {"fd": {"type": "file", "name": name}}
+        assert fields._fd_directory(event) == expected
+        assert fields._fd_directory(event) == expected  # the memoised answer too
+        assert len(fields._DIRECTORY_CACHE) <= 4097
+    assert fields._fd_directory({"fd": {"type": "file", "name": "nodir"}}) is None
+    assert fields._fd_directory({"fd": {"type": "directory", "name": "/etc/x"}}) == "/etc/x"

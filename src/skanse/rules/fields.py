@@ -145,6 +145,7 @@ def _fd_name(e: Mapping[str, Any]) -> str | None:
 
 
 _DIRECTORY_CACHE: dict[str, str | None] = {}
+_UNKNOWN = object()
 
 
 def _fd_directory(e: Mapping[str, Any]) -> str | None:
@@ -158,10 +159,9 @@ def _fd_directory(e: Mapping[str, Any]) -> str | None:
     if kind == "directory":
         return str(name)
     if kind is None or kind == "file" or kind == "memfd":
-        try:
-            return _DIRECTORY_CACHE[name]
-        except KeyError:
-            pass
+        cached = _DIRECTORY_CACHE.get(name, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[return-value]
         head, sep, _ = str(name).rpartition("/")
         directory = (head.rstrip("/") or "/") if sep else None
         if len(_DIRECTORY_CACHE) > 4096:  # bounded: an attacker chooses the names
