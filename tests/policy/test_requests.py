@@ -115,9 +115,7 @@ def test_an_update_is_judged_against_the_old_object(
 
 
 @pytest.mark.parametrize(("protected", "allowed"), [("false", True), ("true", False)])
-def test_a_delete_sees_only_the_old_object(
-    tmp_path: Path, protected: str, allowed: bool
-) -> None:
+def test_a_delete_sees_only_the_old_object(tmp_path: Path, protected: str, allowed: bool) -> None:
     path = _write(
         tmp_path,
         POD_RULES,

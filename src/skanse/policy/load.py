@@ -27,7 +27,7 @@ from skanse.policy.cost import (
     safe_size,
     shape_of,
 )
-from skanse.policy.inline import closure, compose, variables_read
+from skanse.policy.inline import closure, compose, compose_all, variables_read
 from skanse.policy.model import API_GROUP, BindingSpec, MatchResources, PolicySpec
 from skanse.sources.kubernetes import K8sObject, as_dict
 from skanse.sources.manifests import ReadLimits, read_path
@@ -91,6 +91,9 @@ class CompiledPolicy:
     validations: tuple[CompiledValidation, ...]
     audit: tuple[tuple[str, Expr], ...]
     severity: Severity | None
+    # Every validation's expression in one list, with the variables they read bound once
+    # around it (skanse.policy.inline.compose_all); None where it could not be built.
+    all_validations: CompiledExpression | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +297,9 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
         return _inlined(expr, reads, order, sources)
 
     return CompiledPolicy(
+        all_validations=_all_validations(
+            [v.expression.source for v in validations], reads, order, sources
+        ),
         name=obj.metadata.get("name") or "",  # type: ignore[arg-type]
         obj=obj,
         spec=spec,
@@ -331,6 +337,32 @@ def _inlined(
     except CelCompileError:
         return expr  # e.g. past the runtime's nesting limit: the exact evaluation remains
     return dataclasses.replace(expr, inlined=compiled, inlined_shape=shape_of(text))
+
+
+def _all_validations(
+    expressions: list[str],
+    reads: dict[str, frozenset[str] | None],
+    order: list[str],
+    sources: dict[str, str],
+) -> CompiledExpression | None:
+    """The validations' expressions as one list expression with their variables bound around
+    it, so that one evaluation judges them all (None: fewer than two, or not expressible)."""
+    if len(expressions) < 2:
+        return None
+    wanted: set[str] = set()
+    for source in expressions:
+        names = variables_read(source)
+        if names is None:
+            return None
+        wanted |= names
+    chain = closure(frozenset(wanted), reads, order)
+    if chain is None:
+        return None
+    text = compose_all(expressions, [(name, sources[name]) for name in chain])
+    try:
+        return new_env(WITH_VARIABLES).compile(text)
+    except CelCompileError:
+        return None
 
 
 def _is(obj: K8sObject, kind: str) -> bool:
