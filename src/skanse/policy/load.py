@@ -112,9 +112,17 @@ class PolicySet:
     warnings: tuple[str, ...] = ()
     # Inputs no larger than this cannot pass a cost limit (skanse.policy.cost.safe_size).
     safe_size: int = 0
+    # The bindings of each policy, in order (looked up on every request).
+    _by_policy: dict[str, tuple[Binding, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_policy: dict[str, list[Binding]] = {}
+        for b in self.bindings:
+            by_policy.setdefault(b.spec.policy_name, []).append(b)
+        object.__setattr__(self, "_by_policy", {k: tuple(v) for k, v in by_policy.items()})
 
     def bindings_of(self, policy: str) -> tuple[Binding, ...]:
-        return tuple(b for b in self.bindings if b.spec.policy_name == policy)
+        return self._by_policy.get(policy, ())
 
 
 def _files(paths: Sequence[str]) -> list[str]:
