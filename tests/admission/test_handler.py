@@ -310,6 +310,8 @@ def test_dry_run_is_answered_like_the_real_request(zero_trust: Webhook) -> None:
         ),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         (b'{"a": NaN}', "not valid JSON"),
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b'{"a": "\\ud800"}', "not valid JSON"),  # a lone surrogate: Go's encoder never writes one
     ],
 )
 def test_bodies_that_are_not_reviews_get_400(body: bytes, phrase: str, zero_trust) -> None:
