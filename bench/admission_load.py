@@ -20,7 +20,8 @@ numbers are a floor, not the server's ceiling.
 
 In the same run, so that both meet the same machine load:
 (c) the HTTPS ceiling: `bench.echo_app` (uvicorn + TLS + a JSON parse, same certificate, one
-    process) under the closed loop of (a); the skanse/echo throughput ratio is printed.
+    process) under the closed loop of (a); the skanse/echo ratio is printed by throughput and by
+    server CPU per review (a column of every row), which a shared machine moves much less.
 (d) in-process CPU per review (`Webhook.validate` on the allowed and the denied pods, no
     HTTP), and the time to answer pods of 10, 100 and 1,000 containers (allowed: hardened
     copies of the bench's container; violating: `{"name": "cN", "image": "a"}`, the shape of
