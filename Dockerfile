@@ -12,13 +12,13 @@
 # (tools/debian_base.py: debootstrap, python3 and python3-venv from Debian's packages):
 #   podman build --build-arg BASE=localhost/skanse-base:bookworm ...
 #
-# Reproducible: built with SOURCE_DATE_EPOCH (the last commit's time) and `--timestamp` of
+# Reproducible: built with SOURCE_DATE_EPOCH (`make image`: a fixed date) and `--timestamp` of
 # the same value (buildah/podman; BuildKit: SOURCE_DATE_EPOCH with rewrite-timestamp), the
 # same sources, base and packages give the same image id. Byte code is compiled with hash
 # checks (py_compile does so when SOURCE_DATE_EPOCH is set), not source mtimes.
 ARG BASE=python:3.12.3-slim-bookworm@sha256:541d45d3d675fb8197f534525a671e2f8d66c882b89491f9dda271f4f94dcd06
 FROM ${BASE} AS build
-# Given by `make image` (the last commit's time): byte code with hash checks, no build times.
+# Given by `make image` (a fixed date): byte code with hash checks, no build times.
 ARG SOURCE_DATE_EPOCH
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src

@@ -71,8 +71,10 @@ bpf-deps:
 
 # The runtime sensor's kernel program: compiled against the vmlinux.h of the build machine's
 # kernel (generated here, never committed); CO-RE relocations make the object load on other
-# kernels with BTF. Without BTF at build time there is nothing to compile against: the
-# sensor then reports the object as missing and its tests skip with that reason.
+# kernels with BTF. BTF's line info names the source relative to the checkout
+# (-fdebug-prefix-map), so two checkouts build the same object. Without BTF at build time
+# there is nothing to compile against: the sensor then reports the object as missing and its
+# tests skip with that reason.
 BPF_DIR   := src/skanse/runtime/bpf
 BPF_OBJ   := $(BPF_DIR)/sensor.bpf.o $(BPF_DIR)/isolate.bpf.o
 BPF_BUILD := build/bpf
@@ -85,7 +87,8 @@ $(BPF_BUILD)/vmlinux.h:
 	mv $@.tmp $@
 
 $(BPF_DIR)/%.bpf.o: $(BPF_DIR)/%.bpf.c $(BPF_BUILD)/vmlinux.h
-	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_BUILD) -c $< -o $@.tmp
+	clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(BPF_BUILD) \
+	  -fdebug-prefix-map=$(CURDIR)=. -c $< -o $@.tmp
 	llvm-strip -g $@.tmp
 	mv $@.tmp $@
 

@@ -65,6 +65,8 @@ def compile_bpf(sources: list[Path], out_dir: Path) -> None:
             partial = Path(tmp, source.name.removesuffix(".c") + ".o")
             subprocess.run(
                 [clang, "-g", "-O2", "-Wall", "-target", "bpf",
+                 # BTF's line info names the source: not the build directory's path
+                 f"-fdebug-prefix-map={Path.cwd()}=.",
                  f"-D__TARGET_ARCH_{ARCHES[machine][0]}", f"-I{tmp}", "-c", str(source),
                  "-o", str(partial)],
                 check=True,

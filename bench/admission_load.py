@@ -20,7 +20,8 @@ numbers are a floor, not the server's ceiling.
 
 In the same run, so that both meet the same machine load:
 (c) the HTTPS ceiling: `bench.echo_app` (uvicorn + TLS + a JSON parse, same certificate, one
-    process) under the closed loop of (a); the skanse/echo throughput ratio is printed.
+    process) under the closed loop of (a); the skanse/echo ratio is printed by throughput and by
+    server CPU per review (a column of every row), which a shared machine moves much less.
 (d) in-process CPU per review (`Webhook.validate` on the allowed and the denied pods, no
     HTTP), and the time to answer pods of 10, 100 and 1,000 containers (allowed: hardened
     copies of the bench's container; violating: `{"name": "cN", "image": "a"}`, the shape of
@@ -609,8 +610,14 @@ def _row(name: str, r: dict[str, Any]) -> str:
     return (
         f"| {name} | {r['throughput']:,.0f}/s | {r['mean_ms']:.2f} ms | {r['p50_ms']:.2f} ms "
         f"| {r['p99_ms']:.2f} ms | {r['max_ms']:.1f} ms | {r['errors']} | "
-        f"{r['server_cpu'] * 100:.0f}% |"
+        f"{r['server_cpu'] * 100:.0f}% | {_cpu_per_review(r):.3f} ms |"
     )
+
+
+def _cpu_per_review(r: dict[str, Any]) -> float:
+    """Server CPU milliseconds per answered review: on a shared machine the share of CPU the
+    scheduler gives each server moves throughput, much less what one review costs."""
+    return float(r["server_cpu"] / r["throughput"] * 1000) if r["throughput"] else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -673,16 +680,18 @@ def main(argv: list[str] | None = None) -> int:
             ratio = (
                 f"skanse/echo throughput at {args.connections} connections: "
                 f"{closed['throughput'] / ceiling['throughput']:.2f} "
-                f"(skanse with {args.workers} worker(s), echo with 1 process)"
+                f"(skanse with {args.workers} worker(s), echo with 1 process); "
+                "by server CPU per review (echo/skanse): "
+                f"{_cpu_per_review(ceiling) / max(_cpu_per_review(closed), 1e-9):.2f}"
             )
     load = os.getloadavg()
     print()
-    print("| run | throughput | mean | p50 | p99 | max | errors | server CPU |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | throughput | mean | p50 | p99 | max | errors | server CPU | CPU per review |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(row)
     for name, avg, worst in KYVERNO:
-        print(f"| {name} (published) | | {avg} | | | {worst} | | |")
+        print(f"| {name} (published) | | {avg} | | | {worst} | | | |")
     if ratio:
         print()
         print(ratio)

@@ -1,12 +1,19 @@
 """Events per second through the rules engine with the whole stable Falco ruleset loaded.
 
-    python bench/rules_engine.py [--events 300000] [--rules PATH] [--matching first]
+    python bench/rules_engine.py [--events 300000] [--rules PATH] [--repeat 3]
+    python -m bench.rules_engine --base REV [--rounds 5]
+
 
 A realistic, seeded mix of exit events (60% open/openat/openat2, 30% execve, 7% connect,
 3% other syscalls) from a process table of a few hundred processes, some in containers, with
 ancestry chains (so proc.aname[n] walks real state). One process, one thread: the rate is
 per core. Each variant is run three times and the best run is reported (the machine is
 shared, so noise only ever slows a run down).
+
+With --base, the engine of another commit (its src/ extracted with git archive) and this
+tree's run the same events, `rule_matching: first`, in child processes taking turns round by
+round (the order rotates); each child reports its CPU time (the machine is shared: CPU time
+moves less than wall time under outside load), and the ratio of each round is printed.
 
 Peer tools: Falco is not packaged for Debian or PyPI, so it cannot be run side by side here;
 its own documentation calls more than ~3,000 kernel events/s per CPU hard to keep up with.
@@ -16,8 +23,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import random
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,19 +162,108 @@ def build_events(rng: random.Random, pids: list[int], n: int) -> list[dict[str, 
 
 
 def run(engine: Engine, events: list[dict[str, object]]) -> tuple[float, int]:
+    elapsed, _, alerts = run_timed(engine, events)
+    return elapsed, alerts
+
+
+def run_timed(engine: Engine, events: list[dict[str, object]]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds of this process, alerts."""
     process = engine.process
     gc.collect()
     gc.disable()
     try:
+        cpu = time.process_time()
         started = time.perf_counter()
         alerts = 0
         for event in events:
             if process(event):
                 alerts += 1
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         gc.enable()
-    return elapsed, alerts
+    return elapsed, cpu, alerts
+
+
+def _child(rules: Path, n_events: int, repeat: int) -> int:
+    """One side of the A/B run: whichever skanse is first on sys.path, best of `repeat`."""
+    import skanse
+
+    result = load_rules([RulesFile(rules.name, rules.read_bytes())])
+    assert result.ruleset is not None
+    rng = random.Random(42)  # noqa: S311 - reproducible benchmark data, not secrets
+    table, pids = build_world(rng)
+    events = build_events(rng, pids, n_events)
+    engine = Engine(result.ruleset, rule_matching="first", table=table)
+    run(engine, events[:20_000])  # warm-up: memo caches, compilation of the buckets
+    runs = [run_timed(engine, events) for _ in range(repeat)]
+    print(
+        json.dumps(
+            {
+                "skanse": str(Path(skanse.__file__).parent),
+                "wall": min(r[0] for r in runs),
+                "cpu": min(r[1] for r in runs),
+                "alerts": runs[0][2],
+            }
+        )
+    )
+    return 0
+
+
+def _ab(args: argparse.Namespace) -> int:
+    from bench.scan_manifests import _checkout_src
+
+    with tempfile.TemporaryDirectory(prefix="skanse-rules-ab-") as tmp:
+        sides = {args.base: _checkout_src(args.base, Path(tmp) / "base"), "this": ROOT / "src"}
+        cpu: dict[str, list[float]] = {name: [] for name in sides}
+        wall: dict[str, list[float]] = {name: [] for name in sides}
+        alerts: dict[str, set[int]] = {name: set() for name in sides}
+        names = list(sides)
+        for round_number in range(args.rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                env = dict(os.environ, PYTHONPATH=f"{sides[name]}{os.pathsep}{ROOT}")
+                done = subprocess.run(
+                    [
+                        *(sys.executable, "-m", "bench.rules_engine", "--child"),
+                        *("--events", str(args.events), "--repeat", str(args.repeat)),
+                        *("--rules", str(args.rules)),
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                out = json.loads(done.stdout.splitlines()[-1])
+                if Path(out["skanse"]).parent != sides[name]:
+                    raise SystemExit(f"{name} ran {out['skanse']}, not {sides[name]}")
+                cpu[name].append(out["cpu"])
+                wall[name].append(out["wall"])
+                alerts[name].add(out["alerts"])
+    base, this = names
+    n = args.events
+    print(
+        f"rules: {args.rules.name}; {n:,} events, rule_matching first; {args.rounds} rounds"
+        f" taking turns, best of {args.repeat} per child; {os.cpu_count()} CPUs, load"
+        f" average {os.getloadavg()[0]:.1f}; Python {sys.version.split()[0]}"
+    )
+    print()
+    print("| engine | events/s (CPU time) | us/event | events/s (wall) | alerts |")
+    print("|---|---:|---:|---:|---:|")
+    for name in names:
+        c = statistics.median(cpu[name])
+        w = statistics.median(wall[name])
+        found = ", ".join(str(a) for a in sorted(alerts[name]))
+        print(f"| {name} | {n / c:,.0f} | {c / n * 1e6:.2f} | {n / w:,.0f} | {found} |")
+    ratios = [b / t for b, t in zip(cpu[base], cpu[this], strict=True)]
+    print()
+    print(
+        f"this / {base}, CPU time per round: "
+        + ", ".join(f"{r:.2f}x" for r in ratios)
+        + f"; median {statistics.median(ratios):.2f}x"
+    )
+    return 0 if alerts[base] == alerts[this] else 1
 
 
 def main() -> int:
@@ -170,10 +271,17 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--base", help="A/B: also run this commit's engine, taking turns")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.rules.exists():
         print(f"rules file not found: {args.rules}", file=sys.stderr)
         return 2
+    if args.child:
+        return _child(args.rules, args.events, args.repeat)
+    if args.base:
+        return _ab(args)
 
     t0 = time.perf_counter()
     result = load_rules([RulesFile(args.rules.name, args.rules.read_bytes())])

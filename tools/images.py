@@ -5,8 +5,9 @@
 builds `cli` (the CLI and admission webhook) as localhost/skanse:VERSION and `sensor` as
 localhost/skanse-sensor:VERSION from the project's Dockerfile, and prints each name and image
 id. The base is the one tools/debian_base.py makes from Debian's packages unless --base (or
-$SKANSE_IMAGE_BASE) names another; SOURCE_DATE_EPOCH defaults to the last commit's time, so
-the same commit, base and packages give the same image ids. $SKANSE_BUILD_CA (else $PIP_CERT)
+$SKANSE_IMAGE_BASE) names another; SOURCE_DATE_EPOCH (file times, creation times) defaults
+to a fixed date, so the same sources, base and packages give the same image ids, from
+podman's layer cache or not. $SKANSE_BUILD_CA (else $PIP_CERT)
 names a CA bundle pip inside the build trusts, as the build secret `pip-ca` (for a
 TLS-inspecting proxy; it is not written into the image). Stdlib only.
 """
@@ -46,21 +47,14 @@ def version() -> str:
 
 
 def source_date_epoch() -> int:
-    """$SOURCE_DATE_EPOCH, else the last commit's time, else a fixed date (no git)."""
+    """$SOURCE_DATE_EPOCH, else a fixed date (EPOCH, that of the base).
+
+    Not the last commit's time: podman's layer cache does not key on --timestamp, so a step
+    cached under one commit (an ARG, the dependencies' layer) kept that commit's times in a
+    build of the next, and the image differed from a --no-cache build of the same sources.
+    """
     given = os.environ.get("SOURCE_DATE_EPOCH")
-    if given:
-        return int(given)
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(PROJECT), "log", "-1", "--format=%ct"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except OSError:
-        return EPOCH
-    return int(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else EPOCH
+    return int(given) if given else EPOCH
 
 
 def build(
@@ -88,6 +82,9 @@ def build(
         "host",
         "--timestamp",
         str(epoch),
+        # no history: a cached step's entry keeps the time and parent id of the build that
+        # made it, so with history a cached build differs from a --no-cache one
+        "--omit-history",
         "--build-arg",
         f"SOURCE_DATE_EPOCH={epoch}",
         "--build-arg",

@@ -129,6 +129,7 @@ class _Collector:
     ) -> None:
         """Run `checks` on one subject; a check that crashes is an internal problem, not a pass."""
         ran: list[CheckID] = []
+        any_declared = bool(declared.annotations or declared.inline)
         for check in checks:
             try:
                 violations: list[Violation] = list(check.run(subject, ctx))
@@ -154,7 +155,9 @@ class _Collector:
                         message=violation.message,
                         location=location,
                         resource=resource,
-                        declared_suppressions=tuple(declared.applying_to(check.id, location)),
+                        declared_suppressions=(
+                            tuple(declared.applying_to(check.id, location)) if any_declared else ()
+                        ),
                     )
                 )
         self.evaluations.append(Evaluation(resource, where, tuple(ran)))

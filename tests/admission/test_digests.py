@@ -42,12 +42,15 @@ def test_a_signed_tag_is_pinned_and_a_re_push_changes_nothing(signed_world) -> N
     pushed to :1.0 afterwards is what the kubelet pulled."""
     client, signed, _, directory = signed_world
     tag, signed_digest = signed.split("@")
-    webhook = _webhook(directory, client)
+    # as reported: a policy under which a tag is no finding that denies on its own (the
+    # profile's digest check, SKN-K8S-027, is LOW and only warns at fail-on: medium)
+    webhook = _webhook(directory, client, "fail-on: medium\n")
     pod = image_pod(tag)
 
     # /validate alone denies the tag: the signature holds for today's digest only
     denied = answer(webhook.validate(review(pod_request(pod))).body)
     assert denied["allowed"] is False
+    assert denied["auditAnnotations"]["failed"] == "image-signature"
     assert f"image {tag} is signed but not pinned" in denied["status"]["message"]
     assert f"{tag}@{signed_digest}" in denied["status"]["message"]
 

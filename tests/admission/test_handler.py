@@ -64,6 +64,38 @@ def test_enforce_denies_with_the_check_ids_and_psa_message(zero_trust: Webhook) 
     assert response["auditAnnotations"]["failed"] == "SKN-K8S-002,SKN-K8S-014"
 
 
+def _share_process_namespace(spec: dict[str, Any]) -> None:
+    spec["shareProcessNamespace"] = True
+
+
+def _literal_password(spec: dict[str, Any]) -> None:
+    spec["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": "hunter2-Xy7q"}]
+
+
+def _runtime_socket(spec: dict[str, Any]) -> None:
+    spec["volumes"] = [{"name": "run", "hostPath": {"path": "/run/containerd/"}}]
+
+
+@pytest.mark.parametrize(
+    ("change", "check_id"),
+    [
+        (_share_process_namespace, "SKN-K8S-031"),
+        (_literal_password, "SKN-K8S-032"),
+        (_runtime_socket, "SKN-K8S-033"),
+    ],
+)
+def test_peer_checks_deny_at_admission(change: Any, check_id: str, zero_trust: Webhook) -> None:
+    """Reported: nothing flagged shareProcessNamespace or a literal secret in env (the
+    pod was otherwise hardened and admitted); a runtime socket is the third such gap."""
+    pod = hardened_pod()
+    change(pod["spec"])
+    response = answer(zero_trust.validate(review(pod_request(pod))).body)
+    assert response["allowed"] is False
+    assert check_id in response["auditAnnotations"]["failed"].split(",")
+    assert check_id in response["status"]["message"]
+    assert "hunter2" not in json.dumps(response)  # the value is never repeated
+
+
 def test_warn_mode_allows_with_warnings_naming_the_checks() -> None:
     webhook = Webhook(policy(namespace_modes=(("legacy", Mode.WARN),)))
     pod = privileged(hardened_pod(namespace="legacy"))
@@ -278,6 +310,8 @@ def test_dry_run_is_answered_like_the_real_request(zero_trust: Webhook) -> None:
         ),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
         (b'{"a": NaN}', "not valid JSON"),
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b'{"a": "\\ud800"}', "not valid JSON"),  # a lone surrogate: Go's encoder never writes one
     ],
 )
 def test_bodies_that_are_not_reviews_get_400(body: bytes, phrase: str, zero_trust) -> None:

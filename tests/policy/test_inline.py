@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from skanse.policy.engine import Attributes, evaluate
 from skanse.policy.inline import variables_read
-from skanse.policy.load import load_policies
+from skanse.policy.load import PolicySet, load_objects, load_policies
+from tests.conftest import ROOT
 from tests.policy.test_engine import pod, write_policy
 
 
@@ -60,3 +63,62 @@ def test_a_chain_too_deep_to_inline_is_evaluated_exactly(tmp_path: Path) -> None
     assert policies.policies[0].validations[0].expression.inlined is None
     [decision] = evaluate(policies, Attributes.for_object(pod())).decisions
     assert decision.message == "failed expression: variables.v39 == 38"
+
+
+def _decisions(policies: PolicySet, obj: dict[str, Any]) -> list[tuple[Any, ...]]:
+    result = evaluate(policies, Attributes.for_object(obj))
+    return [(d.policy, d.binding, d.index, d.message, d.reason, d.error) for d in result.decisions]
+
+
+def _one_by_one(policies: PolicySet) -> PolicySet:
+    alone = tuple(dataclasses.replace(p, all_validations=None) for p in policies.policies)
+    return dataclasses.replace(policies, policies=alone)
+
+
+def test_validations_judged_in_one_evaluation_decide_as_each_alone(tmp_path: Path) -> None:
+    """The ready policies on their test resources, plus a policy with a failing validation
+    between passing and failing ones: the same decisions whichever way they are run."""
+    extra = '  variables:\n    - {name: name, expression: "object.metadata.name"}\n'
+    path = write_policy(
+        tmp_path,
+        "    - expression: \"variables.name != 'web'\"\n"
+        '    - expression: "1 / 0 == 1"\n'
+        '    - expression: "object.metadata.name"\n'  # not a bool
+        "    - expression: \"variables.name.startsWith('w')\"\n",
+        extra=extra,
+    )
+    ready = load_policies([ROOT / "policies"])
+    resources = [
+        o.data for o in load_objects([str(ROOT / "policies")], []) if o.kind != "Namespace"
+    ]
+    cases = [(ready, r) for r in resources] + [(load_policies([path]), pod())]
+    assert load_policies([path]).policies[0].all_validations is not None
+    assert any(p.all_validations is not None for p in ready.policies)
+    judged = 0
+    for policies, obj in cases:
+        together = _decisions(policies, obj)
+        assert together == _decisions(_one_by_one(policies), obj)
+        judged += bool(together)
+    assert judged >= 5
+
+
+def test_validations_that_together_pass_the_iteration_budget_are_judged_each_alone(
+    tmp_path: Path,
+) -> None:
+    # Each comprehension runs 6,000 iterations: within the runtime's 10,000 on its own, past
+    # it in one evaluation of both.
+    path = write_policy(
+        tmp_path,
+        '    - expression: "object.data.items.all(x, x >= 0)"\n'
+        '    - expression: "object.data.items.exists(x, x < 0)"\n',
+    )
+    policies = load_policies([path])
+    assert policies.policies[0].all_validations is not None
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big", "namespace": "shop"},
+        "data": {"items": list(range(6000))},
+    }
+    [decision] = evaluate(policies, Attributes.for_object(config)).decisions
+    assert (decision.index, decision.error) == (1, False)

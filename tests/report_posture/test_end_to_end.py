@@ -10,6 +10,7 @@ runtime alerts from `skanse runtime replay` of a shell started in the api contai
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -304,3 +305,74 @@ def test_html_and_pdf(cli, estate, posture) -> None:
             ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
         ).stdout
         assert "Top risks" in words and "Control view" in words
+
+
+@pytest.mark.registry
+@pytest.mark.corpus
+@pytest.mark.skipif(
+    not os.environ.get("SKANSE_DOCS_IMAGES"),
+    reason="SKANSE_DOCS_IMAGES is not set: the docs images are made on request",
+)
+def test_docs_images(estate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes docs/report-screenshot.png and docs/report-pdf-page.png from this estate, with a
+    history of two runs of cluster prod-oslo (the examples alone, then the whole estate), so
+    the images show the report as the code renders it now:
+
+        SKANSE_DOCS_IMAGES=docs .venv/bin/pytest tests/report_posture/test_end_to_end.py -k docs
+
+    Skipped unless SKANSE_DOCS_IMAGES names the directory to write them into."""
+    from skanse._cli import main
+    from skanse.report.posture.html import render_html
+    from skanse.report.posture.pdf import render_pdf
+
+    target = os.environ["SKANSE_DOCS_IMAGES"]
+    chromium, pdftoppm = shutil.which("chromium"), shutil.which("pdftoppm")
+    if chromium is None or pdftoppm is None:
+        pytest.skip("the docs images need Debian's chromium and poppler-utils' pdftoppm")
+    # relative paths, as a user in their repository would type them
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(estate["manifests"], tmp_path / "payments")
+    monkeypatch.chdir(tmp_path)
+    posture_json = tmp_path / "posture.json"
+    common = ["--history", "10", "--history-store", "history.sqlite", "--cluster", "prod-oslo"]
+    common += ["--cache-dir", str(estate["tmp"] / "cache"), "--no-config", "-q"]
+    first = ["report", "--manifests", "examples", *common, "-f", "json"]
+    assert main([*first, "-o", str(tmp_path / "first.json")]) == 0
+    second = [
+        "report",
+        "--manifests", "examples", "--manifests", "payments", "--dockerfiles", "examples",
+        "--image", estate["ref"], "--db", str(estate["db"]), "--key", str(estate["key"]),
+        "--host", "--alerts", str(estate["alerts"]),
+        *common, "--title", "Security posture: prod-oslo", "-f", "json", "-o", str(posture_json),
+    ]  # fmt: skip
+    assert main(second) == 0
+    doc = json.loads(posture_json.read_text())
+    # what the images are meant to show: all six layers, the joined top risk, the trend
+    assert doc["summary"]["layers_not_assessed"] == []
+    assert doc["top_risks"][0]["subject"]["name"] == "api"
+    assert doc["history"]["new"], "the second run's new findings are listed"
+    html = render_html(doc)
+    page = tmp_path / "posture.html"
+    page.write_text(html, encoding="utf-8")
+    out = Path(target)
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+         f"--screenshot={out / 'report-screenshot.png'}", "--window-size=1200,1900",
+         page.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pdf = tmp_path / "posture.pdf"
+    pdf.write_bytes(render_pdf(html))
+    pages = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout.split("\f")
+    # the page where the trend's finding tables begin: wrapped columns, badges, file:line
+    number = next(n for n, text in enumerate(pages, start=1) if "Still open" in text)
+    subprocess.run(
+        [pdftoppm, "-png", "-r", "70", "-singlefile", "-f", str(number), "-l", str(number),
+         str(pdf), str(out / "report-pdf-page")],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    print(f"wrote {out / 'report-screenshot.png'} and page {number} of {len(pages) - 1}")

@@ -1,6 +1,8 @@
 """The PDF fits A4: read back with pdftotext, every table's last column is on the page (text
 past the right margin is outside the page and pdftotext drops it), and no section heading
-is the last line of a page."""
+is the last line of a page. The estate fills every table the report has: 2 images with
+long names and vulnerabilities, 5 namespaces, a host with per-interface findings (a long
+VLAN name) and runtime alerts joined to workloads."""
 
 from __future__ import annotations
 
@@ -8,15 +10,19 @@ import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from skanse.config import LoadedConfig
 from skanse.report.posture.build import build_posture
-from skanse.report.posture.collect import run_netpol, run_scan
-from skanse.report.posture.documents import ResultDocument
+from skanse.report.posture.collect import run_host, run_netpol, run_scan
+from skanse.report.posture.documents import ResultDocument, alerts_document
 from skanse.report.posture.html import render_html
+from tests.host.test_interfaces_and_profiles import AFTER_ALL_ONLY
+from tests.host.trees import materialize
+from tests.report_posture.test_alert_join import falco_alert
+from tests.report_posture.test_severity_and_controls import _match
 
 NAMESPACES = ["billing-eu-west", "checkout-frontend", "customer-data", "ledger-core", "zz-ops"]
 IMAGES = [
@@ -75,7 +81,65 @@ def posture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "images": [_verification(image, n) for n, image in enumerate(IMAGES)],
     }
     docs.append(ResultDocument("skanse.verification", "verify.json", verification))
+    docs.extend(_vulnerabilities(n, image) for n, image in enumerate(IMAGES))
+    docs.append(run_host(str(_host(tmp_path_factory.mktemp("host"))), LoadedConfig.empty()))
+    alerts = [
+        falco_alert(
+            "Terminal shell in a container of a namespace that keeps personal data",
+            "CRITICAL",
+            {
+                "k8s.ns.name": ns,
+                "k8s.pod.name": f"{ns}-worker-0-7d9f8b6c5d-x2x4z",
+                "container.image.repository": IMAGES[0].rsplit(":", 1)[0],
+            },
+        )
+        for ns in NAMESPACES
+    ]
+    docs.append(alerts_document(alerts, "alerts.jsonl"))
     return build_posture(docs, tool_version="test")
+
+
+def _vulnerabilities(n: int, image: str) -> ResultDocument:
+    """Five matches per image, unknown, high and critical, KEV and EPSS, with long package
+    names and fixed versions."""
+    matches = [
+        _match(
+            f"GHSA-{n}x{k}v-xcm2-53pg",
+            [None, "HIGH", "CRITICAL"][k % 3],
+            aliases=[f"CVE-2024-{n}{k:04d}", f"PYSEC-2024-{k}"],
+            package={
+                "name": "org.apache.logging.log4j:log4j-core-with-a-long-artifact-name",
+                "version": "2.14.1-redhat-00001",
+            },
+            fixed_version=f"2.17.1-redhat-00002-with-a-long-suffix-lastwordfix{k}",
+            kev=k == 1,
+            epss={"score": 0.2, "percentile": 0.9} if k == 2 else None,
+        )
+        for k in range(5)
+    ]
+    return ResultDocument(
+        "skanse.vuln",
+        f"vuln-{n}.json",
+        {
+            "schema_version": 1,
+            "kind": "skanse.vuln",
+            "tool": {"name": "skanse", "version": "test"},
+            "target": image,
+            "subject": {"manifest_digest": None},
+            "summary": {"packages": 1, "checked": 1, "by_severity": {}, "suppressed": 0},
+            "matches": matches,
+        },
+    )
+
+
+def _host(root: Path) -> Path:
+    """A node whose interfaces kept the kernel's defaults, one of them a long VLAN name."""
+    files = dict(cast("dict[str, str]", AFTER_ALL_ONLY["files"]))
+    vlan = "/proc/sys/net/ipv6/conf/vlan-uplink-datacenter-oslo.1042"
+    files[f"{vlan}/accept_ra"] = "1"
+    files[f"{vlan}/forwarding"] = "0"
+    materialize({"dirs": AFTER_ALL_ONLY["dirs"], "files": files}, root)
+    return root
 
 
 def _render(html: str, renderer: str, tmp_path: Path) -> Path:
@@ -188,6 +252,11 @@ def _last_columns(posture: dict[str, Any]) -> dict[str, list[str]]:
         "top risks: why": why,
         "images: run by": [", ".join(i["workloads"]) for i in posture["images"]],
         "images: signature": [i["signature"]["reason"] for i in posture["images"]],
+        "images: fixed in": [
+            v.get("fixed_version") or "no fix"
+            for i in posture["images"]
+            for v in (i.get("vulnerabilities") or {}).get("top", [])
+        ],
         "where to fix: fix": sorted({f["fix"] or f["remediation"] for f in posture["findings"]}),
         "provenance: policy": [
             ", ".join(f"{k}={v}" for k, v in (i.get("policy") or {}).items())
@@ -207,6 +276,11 @@ def _tail(cell: str) -> str:
 def test_every_tables_last_column_is_inside_the_a4_page(
     posture: dict[str, Any], printed: dict[str, str]
 ) -> None:
+    # every layer but Dockerfiles has tables to print
+    assert {n for n, layer in posture["layers"].items() if layer["status"] == "not-assessed"} == {
+        "dockerfile"
+    }
+    assert posture["runtime"]["rules"][0]["workloads"]
     # reading order (not -layout), so a cell's wrapped lines follow each other
     text = _flat(printed["raw"])
     missing = {

@@ -65,6 +65,42 @@ def podman_image() -> str:
     return IMAGE
 
 
+TINY_IMAGE = "localhost/skanse-tiny-test:bookworm"
+
+
+def tiny_image() -> str:
+    """A few-megabyte image of the debootstrap tree's sh (dash), sleep and cat with libc, in
+    podman's store (made once): quick to save and import into containerd."""
+    podman_image()  # the same checks (root, podman) and the tree
+    if _run(["podman", "image", "exists", TINY_IMAGE]).returncode == 0:
+        return TINY_IMAGE
+    tree = debian_rootfs()
+    files = ["bin", "lib", "lib64", "usr", "usr/bin", "usr/bin/dash", "usr/bin/sh",
+             "usr/bin/sleep", "usr/bin/cat", "tmp"]  # fmt: skip
+    for pattern in ("usr/lib/*-linux-gnu/libc.so.6", "usr/lib*/ld-linux*.so.*",
+                    "usr/lib/*-linux-gnu/ld-linux*.so.*"):  # fmt: skip
+        for found in sorted(tree.glob(pattern)):
+            relative = found.relative_to(tree)
+            files += [str(parent) for parent in reversed(relative.parents) if str(parent) != "."]
+            files.append(str(relative))
+    files = list(dict.fromkeys(f for f in files if (tree / f).exists() or (tree / f).is_symlink()))
+    tar = subprocess.Popen(
+        ["tar", "-C", str(tree), "--no-recursion", "-c", *files], stdout=subprocess.PIPE
+    )
+    done = subprocess.run(
+        ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", TINY_IMAGE],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    tar.wait()
+    if done.returncode != 0:
+        pytest.skip(f"podman cannot import the small test image: {done.stderr.strip()[-300:]}")
+    return TINY_IMAGE
+
+
 @dataclass
 class PodmanContainer:
     full_id: str
@@ -175,6 +211,33 @@ class Containerd:
             if fields and fields[0] == full_id:
                 return int(fields[1])
         raise AssertionError(f"no task {full_id}")
+
+    def import_image(self, image: str, work: Path) -> None:
+        """`image` from podman's store into this containerd, as an OCI archive."""
+        archive = work / "image.oci.tar"
+        done = _run(["podman", "save", "--format", "oci-archive", "-o", str(archive), image])
+        if done.returncode != 0:
+            pytest.skip(f"podman save failed: {done.stderr.strip()[-300:]}")
+        done = self.ctr("image", "import", "--base-name", image.rsplit(":", 1)[0], str(archive))
+        if done.returncode != 0:
+            pytest.skip(f"ctr image import failed here: {done.stderr.strip()[-300:]}")
+
+    def run_image(self, full_id: str, image: str) -> int:
+        """`ctr run -d IMAGE ID sleep 600` (an imported image); the task's pid."""
+        done = self.ctr("run", "-d", image, full_id, "/bin/sleep", "600")
+        if done.returncode != 0:
+            pytest.skip(f"ctr run failed here: {done.stderr.strip()[-300:]}")
+        self.started.append((full_id, f"/default/{full_id}"))
+        for line in self.ctr("task", "ls").stdout.splitlines():
+            fields = line.split()
+            if fields and fields[0] == full_id:
+                return int(fields[1])
+        raise AssertionError(f"no task {full_id}")
+
+    @property
+    def metadata(self) -> Path:
+        """containerd's metadata database (bbolt) under this daemon's root."""
+        return self.state.parent / "root" / "io.containerd.metadata.v1.bolt" / "meta.db"
 
     def cleanup(self) -> None:
         for full_id, _cgroup in self.started:

@@ -66,6 +66,7 @@ def test_host_access_is_hostpid_and_named_mounts_only() -> None:
         "/etc",
         "/var/lib/docker/containers",
         "/run/containerd/io.containerd.runtime.v2.task",  # not containerd.sock
+        "/var/lib/containerd/io.containerd.metadata.v1.bolt",  # metadata, not the content
         "/run/containers/storage",
         "/var/lib/containers/storage/overlay-containers",
         "/var/lib/containers/storage/overlay-images",

@@ -22,6 +22,7 @@ from tests.runtime.containers_real import (
     podman_api,
     podman_container,
     runc_container,
+    tiny_image,
 )
 
 
@@ -116,6 +117,33 @@ def test_containerd_ctr_run_and_cri_shaped_cgroups_are_found(tmp_path: Path) -> 
     assert record["k8s"] == {"ns": "payments", "pod": "api-7d9f"}
     assert plain_record["type"] == "containerd"
     assert any(m["dest"] == "/proc" for m in plain_record["mounts"])
+
+
+def test_a_ctr_run_container_has_the_image_from_containerds_database(tmp_path: Path) -> None:
+    """`ctr run IMAGE ID` writes no annotations into the task's spec: the image (and its
+    digest) are only in containerd's metadata database, which the sensor reads."""
+    import secrets
+
+    image = tiny_image()
+    with containerd(tmp_path) as daemon:
+        daemon.import_image(image, tmp_path)
+        full_id = secrets.token_hex(32)
+        pid = daemon.run_image(full_id, image)
+        digest = daemon.ctr("image", "ls").stdout
+        ref = container_from_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
+        assert ref is not None and ref.full_id == full_id
+        roots = dataclasses.replace(
+            RuntimeRoots(), containerd=str(daemon.state), containerd_metadata=str(daemon.metadata)
+        )
+        record = ContainerMetadata(roots).lookup(ref)
+        without = ContainerMetadata(
+            dataclasses.replace(roots, containerd_metadata=str(tmp_path / "absent.db"))
+        ).lookup(ref)
+    assert record["image"] == image
+    assert record["name"] == full_id  # containerd's containers are named by their ids
+    assert record["image_digest"].startswith("sha256:") and record["image_digest"] in digest
+    assert "image" not in without and "name" not in without  # no database, no guess
+    assert without["type"] == "containerd"
 
 
 def test_a_plain_runc_container_is_found(tmp_path: Path) -> None:

@@ -66,7 +66,9 @@ def test_stopping_detaches_every_program_and_map(tmp_path: Path, ending: str, se
     progs, maps = _ours("prog") - before_progs, _ours("map") - before_maps
     assert len(progs) == 4, "sys_exit, sched_process_exec, _fork and _exit"
     cpus = _possible_cpus()
-    assert len(maps) == 6 + cpus, "syscalls, counters, config, wakeup, scratch, rings + a ring each"
+    assert len(maps) == 8 + cpus, (
+        "syscalls, counters, config, kill_paths, kill_cgroups, wakeup, scratch, rings + a ring each"
+    )
     if ending == "duration":
         sensor.process.wait(30)
     summary = sensor.stop(signal.SIGTERM)

@@ -202,8 +202,10 @@ class Evaluator:
         refused: list[str] = []
         for f in findings:
             declared = f.declared_suppressions
-            if f.check_id not in allowed and any(
-                s.source is SuppressionSource.ANNOTATION for s in declared
+            if (
+                declared
+                and f.check_id not in allowed
+                and any(s.source is SuppressionSource.ANNOTATION for s in declared)
             ):
                 refused.append(
                     f"annotation ignore.skanse.io/{f.check_id} is not honoured: the admission "

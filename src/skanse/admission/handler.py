@@ -26,8 +26,9 @@ exactly like the real one.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -467,11 +468,16 @@ class Webhook:
         if pss:
             parts.append(pss)
         by_check: dict[str, list[str]] = {}
+        sizes: dict[str, int] = {}
         for f in found.failing:
             meta = self.evaluator.registry.get(f.check_id).meta
             if pss and meta.pss_control is not None:
                 continue  # said in Pod Security Admission's own words above
+            # a check's text past the message cap would be cut anyway: stop collecting it
+            if sizes.get(f.check_id, 0) > _MAX_MESSAGE_CHARS:
+                continue
             by_check.setdefault(f.check_id, []).append(f.message)
+            sizes[f.check_id] = sizes.get(f.check_id, 0) + len(f.message) + 2
         for check_id, messages in by_check.items():
             parts.append(f"{check_id}: {'; '.join(messages)}")
         message = f"{head}. " + ". ".join(parts)
@@ -624,19 +630,23 @@ def _finding_line(f: Finding) -> str:
 
 
 def _findings_annotation(findings: Sequence[Finding], found: _Findings | None = None) -> str:
-    items: list[dict[str, str]] = [
-        {
-            "check": f.check_id,
-            "severity": f.severity.value,
-            "message": f.message,
-            "pointer": f.location.pointer,
-        }
-        for f in findings
-    ]
-    if found is not None:
-        items += [{"check": IMAGE_SIGNATURE, "message": m} for m in found.image_failures]
-        items += [{"check": "internal", "message": m} for m in found.problems]
-    return _bounded_json(items)
+    """The findings as a bounded JSON list; items past the limit are counted, not built."""
+    images = found.image_failures if found is not None else []
+    problems = found.problems if found is not None else []
+    items: Iterator[dict[str, str]] = itertools.chain(
+        (
+            {
+                "check": f.check_id,
+                "severity": f.severity.value,
+                "message": f.message,
+                "pointer": f.location.pointer,
+            }
+            for f in findings
+        ),
+        ({"check": IMAGE_SIGNATURE, "message": m} for m in images),
+        ({"check": "internal", "message": m} for m in problems),
+    )
+    return _bounded_json(items, len(findings) + len(images) + len(problems))
 
 
 def _suppressed_annotation(findings: Sequence[Finding]) -> str:
@@ -650,23 +660,25 @@ def _suppressed_annotation(findings: Sequence[Finding]) -> str:
         for f in findings
         if f.suppression is not None
     ]
-    return _bounded_json(items)
+    return _bounded_json(iter(items), len(items))
 
 
-def _bounded_json(items: list[dict[str, str]], limit: int = 4000) -> str:
-    """A JSON list that fits an annotation value: items that do not fit are counted.
+def _bounded_json(items: Iterator[dict[str, str]], count: int, limit: int = 4000) -> str:
+    """A JSON list of the `count` items that fits an annotation value: items that do not fit
+    are counted.
 
-    Each item is encoded once and the list is cut where the running size passes the limit
-    (less room for the `{"more": "N"}` marker), so the cost is linear in what is kept.
+    Each item is made and encoded once, and the list is cut where the running size passes the
+    limit (less room for the `{"more": "N"}` marker), so the cost is linear in what is kept:
+    the items past the cut are never made.
     """
-    reserve = len('{"more":""}') + len(str(len(items))) + 1
+    reserve = len('{"more":""}') + len(str(count)) + 1
     parts: list[str] = []
     size = 2  # the brackets
     for index, item in enumerate(items):
         encoded = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
-        room = limit - reserve if index + 1 < len(items) else limit
+        room = limit - reserve if index + 1 < count else limit
         if size + len(encoded) + (1 if parts else 0) > room:
-            parts.append(json.dumps({"more": str(len(items) - index)}, separators=(",", ":")))
+            parts.append(json.dumps({"more": str(count - index)}, separators=(",", ":")))
             break
         parts.append(encoded)
         size += len(encoded) + (1 if len(parts) > 1 else 0)

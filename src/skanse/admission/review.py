@@ -5,17 +5,24 @@ with `request`; the webhook answers HTTP 200 with an AdmissionReview of the same
 whose `response.uid` echoes `request.uid`. A body this module cannot read as such a review
 raises `BadReview` (the caller answers 4xx, since there is no uid to answer); a review with a
 uid whose request is malformed raises `MalformedRequest` (the caller answers a well-formed
-denial). JSON is parsed with duplicate keys, NaN and Infinity rejected: the API server never
-sends them, and a duplicate key could hide a value from the checks.
+denial).
+
+JSON is read and written with orjson's C parser and encoder (the standard library's took a
+third of a review's CPU). It is stricter than the standard library where the API server
+never strays: UTF-8 only (no BOM, no UTF-16), no NaN or Infinity, no lone surrogate in a
+string, nesting at most 1,024 deep. A duplicate key keeps its last value, as the API
+server's own decoder (Go's encoding/json) does, so the webhook judges exactly the object the
+cluster stores.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 __all__ = [
     "API_VERSION",
@@ -82,23 +89,18 @@ class Request:
         return f"{self.group}/{self.version}" if self.group else self.version
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _loads(body: bytes) -> Any:
     try:
-        # A duplicate key keeps its last value, as the API server's own decoder (Go's
-        # encoding/json) does, so the webhook judges exactly the object the cluster stores.
-        # (A pairs hook to refuse duplicates cost 30% of the server's CPU per review, and the
-        # API server re-encodes objects before it sends them, so it never sends duplicates.)
-        return json.loads(body, parse_constant=_no_constant)
-    except RecursionError:
-        raise BadReview("the JSON is nested too deeply") from None
-    except UnicodeDecodeError:
-        raise BadReview("the body is not UTF-8 JSON") from None
-    except ValueError as exc:  # JSONDecodeError is a ValueError
-        raise BadReview(f"the body is not valid JSON: {exc}") from None
+        # (A pairs hook to refuse duplicate keys cost 30% of the server's CPU per review, and
+        # the API server re-encodes objects before it sends them, so it never sends any.)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+        if reason.startswith("depth limit exceeded"):
+            raise BadReview("the JSON is nested too deeply") from None
+        if "UTF-8" in reason:
+            raise BadReview(f"the body is not UTF-8 JSON: {reason}") from None
+        raise BadReview(f"the body is not valid JSON: {reason}") from None
 
 
 def _text(value: Any) -> str:
@@ -225,8 +227,8 @@ def render_response(
     if audit:
         response["auditAnnotations"] = {k: fit_annotation(v) for k, v in audit.items()}
     if patch:
-        encoded = json.dumps(list(patch), separators=(",", ":")).encode("utf-8")
+        encoded = orjson.dumps(list(patch))
         response["patch"] = base64.b64encode(encoded).decode("ascii")
         response["patchType"] = "JSONPatch"
     review = {"apiVersion": API_VERSION, "kind": KIND, "response": response}
-    return json.dumps(review, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return orjson.dumps(review)

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import gc
 import hashlib
 import logging
 import os
@@ -544,6 +545,13 @@ def run(
     """
     server = Server(make_app, options)
     sock = server.listen()
+    # Everything made so far (modules, the check registry, the policy, the app) lives as long
+    # as the process: out of the collector's sight, collections during reviews stop walking it
+    # again and again (measured under 100 connections: GC time per review about halved), and
+    # forked workers keep sharing its memory pages instead of copying them as the collector
+    # touches each object's header.
+    gc.collect()
+    gc.freeze()
     if options.workers <= 1:
         _serve_in_this_process(server, sock, on_ready)
         return

@@ -338,6 +338,21 @@ def _run(
     return (value.plain_value() if plain else value.value()), None
 
 
+def _all_validations(policy: CompiledPolicy, activation: Any) -> list[Any] | None:
+    """Every validation's value from one evaluation, or None when one of them fails."""
+    combined = policy.all_validations
+    if combined is None:
+        return None
+    try:
+        value = combined.program.eval(activation)
+    except RuntimeError:  # the runtime's iteration budget, shared by all of them
+        return None
+    if value.type().name() == "ERROR":
+        return None
+    values: list[Any] = value.plain_value()
+    return values
+
+
 def _located(expr: Expr) -> str:
     w = expr.where
     return f"{w.file}:{w.line}"
@@ -408,8 +423,11 @@ def _evaluate_binding(
         # No inlined form, or it failed: evaluate exactly as the API server does.
         return _run(expr, with_variables(), budget, plain=plain)
 
+    # One evaluation for all validations where the budget needs no accounting per expression;
+    # if any of them fails, each is run on its own below, so errors stay the API server's.
+    values = _all_validations(policy, activation) if budget.unlimited else None
     for index, v in enumerate(policy.validations):
-        value, error = run(v.expression)
+        value, error = (values[index], None) if values is not None else run(v.expression)
         if error is not None:
             failed(
                 index,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["compose", "variable_references", "variables_read"]
+__all__ = ["compose", "compose_all", "variable_references", "variables_read"]
 
 _STRING = re.compile(
     r"""[rRbB]{0,2}('''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
@@ -61,6 +61,13 @@ def compose(source: str, chain: Sequence[tuple[str, str]]) -> str:
         mapping = ", ".join(f"'{name}': __skv{j}" for j, (name, _) in enumerate(chain[: i + 1]))
         text = f"cel.bind(__skv{i}, ({chain[i][1]}), cel.bind(variables, {{{mapping}}}, {text}))"
     return text
+
+
+def compose_all(sources: Sequence[str], chain: Sequence[tuple[str, str]]) -> str:
+    """The list of `sources`' values, with the variables of `chain` bound once around it: one
+    evaluation for a policy's validations, each variable computed at most once."""
+    # A line break before each closing parenthesis: a source may end in a // comment.
+    return compose("[" + ", ".join(f"({source}\n)" for source in sources) + "]", chain)
 
 
 def closure(

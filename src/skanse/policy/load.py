@@ -27,7 +27,7 @@ from skanse.policy.cost import (
     safe_size,
     shape_of,
 )
-from skanse.policy.inline import closure, compose, variables_read
+from skanse.policy.inline import closure, compose, compose_all, variables_read
 from skanse.policy.model import API_GROUP, BindingSpec, MatchResources, PolicySpec
 from skanse.sources.kubernetes import K8sObject, as_dict
 from skanse.sources.manifests import ReadLimits, read_path
@@ -91,6 +91,9 @@ class CompiledPolicy:
     validations: tuple[CompiledValidation, ...]
     audit: tuple[tuple[str, Expr], ...]
     severity: Severity | None
+    # Every validation's expression in one list, with the variables they read bound once
+    # around it (skanse.policy.inline.compose_all); None where it could not be built.
+    all_validations: CompiledExpression | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +112,17 @@ class PolicySet:
     warnings: tuple[str, ...] = ()
     # Inputs no larger than this cannot pass a cost limit (skanse.policy.cost.safe_size).
     safe_size: int = 0
+    # The bindings of each policy, in order (looked up on every request).
+    _by_policy: dict[str, tuple[Binding, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_policy: dict[str, list[Binding]] = {}
+        for b in self.bindings:
+            by_policy.setdefault(b.spec.policy_name, []).append(b)
+        object.__setattr__(self, "_by_policy", {k: tuple(v) for k, v in by_policy.items()})
 
     def bindings_of(self, policy: str) -> tuple[Binding, ...]:
-        return tuple(b for b in self.bindings if b.spec.policy_name == policy)
+        return self._by_policy.get(policy, ())
 
 
 def _files(paths: Sequence[str]) -> list[str]:
@@ -294,6 +305,9 @@ def _compile_policy(obj: K8sObject, problems: list[str]) -> CompiledPolicy | Non
         return _inlined(expr, reads, order, sources)
 
     return CompiledPolicy(
+        all_validations=_all_validations(
+            [v.expression.source for v in validations], reads, order, sources
+        ),
         name=obj.metadata.get("name") or "",  # type: ignore[arg-type]
         obj=obj,
         spec=spec,
@@ -331,6 +345,32 @@ def _inlined(
     except CelCompileError:
         return expr  # e.g. past the runtime's nesting limit: the exact evaluation remains
     return dataclasses.replace(expr, inlined=compiled, inlined_shape=shape_of(text))
+
+
+def _all_validations(
+    expressions: list[str],
+    reads: dict[str, frozenset[str] | None],
+    order: list[str],
+    sources: dict[str, str],
+) -> CompiledExpression | None:
+    """The validations' expressions as one list expression with their variables bound around
+    it, so that one evaluation judges them all (None: fewer than two, or not expressible)."""
+    if len(expressions) < 2:
+        return None
+    wanted: set[str] = set()
+    for source in expressions:
+        names = variables_read(source)
+        if names is None:
+            return None
+        wanted |= names
+    chain = closure(frozenset(wanted), reads, order)
+    if chain is None:
+        return None
+    text = compose_all(expressions, [(name, sources[name]) for name in chain])
+    try:
+        return new_env(WITH_VARIABLES).compile(text)
+    except CelCompileError:
+        return None
 
 
 def _is(obj: K8sObject, kind: str) -> bool:

@@ -389,6 +389,30 @@ _ALLOWED_MODIFIER_OPS = (
 )
 
 
+# What an operand of and/or costs to evaluate, roughly, from its generated code: helper
+# calls, regexes, walks over lists and ancestors cost more than a dict or slot read.
+_COSTLY = (
+    ("_ip_in_nets(", 8),
+    (".match(", 6),
+    ("any(", 6),
+    ("_ancestor", 4),
+    ("_parent(", 4),
+    ("_dyn_cmp(", 4),
+    (".lower()", 2),
+    ("(_", 2),
+    ("p.", 1),
+    ("e.get(", 1),
+)
+
+
+_FD_READ = "(e.get('fd') or _E)"
+_FD_NAME = "(_fdn_ if (_fdn_ := _fd_.get('name')).__class__ is str else _fd_name(e))"
+
+
+def _cost(code: str) -> int:
+    return sum(code.count(token) * weight for token, weight in _COSTLY)
+
+
 @dataclass(slots=True)
 class _Operand:
     """The left side of a check, resolved: code, type and how to compare."""
@@ -411,6 +435,8 @@ class ModuleBuilder:
     _const_keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
     _counter: int = 0
     _accessors: list[str] = field(default_factory=list)  # of the function being generated
+    # set while a bucket is generated: the one event type its events have
+    _event_type: str | None = None
 
     # -- constants -----------------------------------------------------------------------
     def const(self, key: tuple[Any, ...], value: Any) -> str:
@@ -692,15 +718,62 @@ class ModuleBuilder:
     # -- expressions -----------------------------------------------------------------------
     def expr(self, node: Expr) -> str:
         if isinstance(node, LogicalExpr):
-            joiner = f" {node.op} "
-            return "(" + joiner.join(self.expr(c) for c in node.children) + ")"
+            return self.logical(node)
         if isinstance(node, NotExpr):
-            return f"(not {self.expr(node.child)})"
+            child = self.expr(node.child)
+            if child in ("True", "False"):
+                return "False" if child == "True" else "True"
+            return f"(not {child})"
         if isinstance(node, Identifier):
             raise CompileError(f"Undefined macro '{node.name}' used in filter.", node.pos)
         if isinstance(node, BinaryCheck):
             self.check_evttype_values(node)
+            known = self.known_evttype(node)
+            if known is not None:
+                return str(known)
         return self.check(node)
+
+    def logical(self, node: LogicalExpr) -> str:
+        """`and`/`or` of the children; in a bucket, constants folded and cheap children first.
+
+        Conditions are pure (a missing field makes a comparison false, nothing is written), so
+        the order of the operands changes the cost, never the result; an operand that raises
+        sends the engine to its one-rule-at-a-time path, which keeps the written order.
+        """
+        children = [self.expr(c) for c in node.children]
+        if self._event_type is None:
+            return "(" + f" {node.op} ".join(children) + ")"
+        absorbing, neutral = ("False", "True") if node.op == "and" else ("True", "False")
+        if absorbing in children:
+            return absorbing
+        children = [c for c in children if c != neutral]
+        if not children:
+            return neutral
+        if len(children) == 1:
+            return children[0]
+        if node.op == "and":
+            # an `and not (...)` is most often an exception that holds: it rarely decides,
+            # so the requirements go first
+            children.sort(key=lambda code: (code.startswith("(not "), _cost(code)))
+        else:
+            children.sort(key=_cost)
+        return "(" + f" {node.op} ".join(children) + ")"
+
+    def known_evttype(self, node: BinaryCheck) -> bool | None:
+        """The value of an `evt.type` check with literal values in a bucket of one type."""
+        left, right, event_type = node.left, node.right, self._event_type
+        if event_type is None or not isinstance(left, FieldExpr) or left.name != "evt.type":
+            return None
+        if left.arg is not None or isinstance(right, TransformerExpr):
+            return None
+        if node.op in ("=", "=="):
+            return isinstance(right, ValueExpr) and right.value == event_type
+        if node.op == "!=":
+            return isinstance(right, ValueExpr) and right.value != event_type
+        if node.op == "in":
+            values = right.values if isinstance(right, ListExpr) else (right.value,)
+            return event_type in values
+        return None
 
     @staticmethod
     def check_evttype_values(node: BinaryCheck) -> None:
@@ -725,32 +798,40 @@ class ModuleBuilder:
         body, prologue = self.share_accessors(body)
         self.functions.append(f"def {name}(e, p, st):\n{prologue}    return {body}\n")
 
-    def add_bucket(self, name: str, nodes: list[Expr], *, first: bool) -> None:
+    def add_bucket(
+        self, name: str, nodes: list[Expr], *, first: bool, event_type: str | None = None
+    ) -> None:
         """One function for all rules an event type meets, sharing accessors across them.
 
         It returns the index of the first matching rule (-1 for none) when `first`, else the
         list of matching indexes. Any exception escapes: the engine then evaluates the rules
-        one by one, so one broken value cannot hide another rule's match.
+        one by one, so one broken value cannot hide another rule's match. With `event_type`
+        (every event the function sees has that `evt.type`), checks of `evt.type` against
+        literals are decided here, and the operands of `and`/`or` run cheapest first.
         """
         self._accessors = []
-        bodies = [self.expr(node) for node in nodes]
+        self._event_type = event_type
+        try:
+            bodies = [self.expr(node) for node in nodes]
+        finally:
+            self._event_type = None
         if not bodies:
             self.functions.append(f"def {name}(e, p, st):\n    return {-1 if first else []}\n")
             return
         joined, prologue = self.share_accessors("\x01".join(bodies))
+        if joined.count(_FD_READ) + joined.count("_fd_name(e)") > 1:
+            # the fd's fields: one lookup of the fd per event, and its name (a string for
+            # files) read without a call
+            joined = joined.replace(_FD_READ, "_fd_").replace("_fd_name(e)", _FD_NAME)
+            prologue += f"    _fd_ = {_FD_READ}\n"
+        tests = [(i, body) for i, body in enumerate(joined.split("\x01")) if body != "False"]
         lines = [f"def {name}(e, p, st):\n{prologue}"]
         if first:
-            lines.extend(
-                f"    if {body}:\n        return {i}\n"
-                for i, body in enumerate(joined.split("\x01"))
-            )
+            lines.extend(f"    if {body}:\n        return {i}\n" for i, body in tests)
             lines.append("    return -1\n")
         else:
             lines.append("    out = []\n")
-            lines.extend(
-                f"    if {body}:\n        out.append({i})\n"
-                for i, body in enumerate(joined.split("\x01"))
-            )
+            lines.extend(f"    if {body}:\n        out.append({i})\n" for i, body in tests)
             lines.append("    return out\n")
         self.functions.append("".join(lines))
 

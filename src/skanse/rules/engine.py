@@ -149,6 +149,8 @@ class Engine:
         self._first = self.matching is RuleMatching.FIRST
         # one compiled function per event type, built on first use (see _bucket_function)
         self._bucket_fns: dict[str | None, tuple[Any, tuple[Rule, ...]]] = {}
+        # the compiled buckets of the syscall event types some rule names, for process()
+        self._typed: dict[str, tuple[Any, tuple[Rule, ...]]] = {}
 
     def event_types(self) -> frozenset[str] | None:
         """The event types the loaded rules index on; None if a rule can match any type.
@@ -177,9 +179,22 @@ class Engine:
 
     def process(self, event: Mapping[str, Any]) -> list[Alert]:
         """Evaluate one event; the alerts of the rules it matches (at most one with `first`)."""
-        stats = self.stats
-        stats.events += 1
+        self.stats.events += 1
         table = self.table
+        event_type = event.get("type")
+        compiled = self._typed.get(event_type) if event_type.__class__ is str else None
+        if compiled is not None and "proc" not in event and "container" not in event:
+            # the common case, kept short: a syscall event of a type some rule names
+            # (no process has the pid None: an event without one gets EMPTY_PROCESS)
+            process = table.processes.get(event.get("pid"), EMPTY_PROCESS)  # type: ignore[arg-type]
+            function, rules = compiled
+            try:
+                found = function(event, process, table)
+            except Exception:  # one rule at a time: one broken value hides no other match
+                return self._one_by_one(event, event_type, process)
+            if self._first:
+                return [] if found < 0 else [self._alert(rules[found], event, process)]
+            return [self._alert(rules[i], event, process) for i in found] if found else []
         if self.source == "syscall":
             if "proc" in event or "container" in event:
                 process = self._record_state(event)
@@ -188,7 +203,6 @@ class Engine:
                 process = (
                     table.processes.get(pid, EMPTY_PROCESS) if pid is not None else EMPTY_PROCESS
                 )
-            event_type = event.get("type")
             if event_type.__class__ is not str or event_type not in self._by_type:
                 event_type = None
         else:
@@ -209,13 +223,21 @@ class Engine:
                         return []
                     return [self._alert(rules[found], event, process)]
                 return [self._alert(rules[i], event, process) for i in found]
+        return self._one_by_one(event, event_type, process)
+
+    def _one_by_one(
+        self, event: Mapping[str, Any], event_type: str | None, process: Process
+    ) -> list[Alert]:
+        """Each rule of the bucket on its own: with strict_missing, or when the bucket's
+        function raised (a value of the wrong type), so one rule's error hides no other."""
+        table = self.table
         bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
         alerts: list[Alert] = []
         for rule, fn in bucket:
             try:
                 matched = fn(event, process, table)
             except Exception:
-                stats.eval_errors += 1
+                self.stats.eval_errors += 1
                 continue
             if not matched:
                 continue
@@ -232,9 +254,13 @@ class Engine:
         bucket = self._by_type.get(event_type, self._catchall) if event_type else self._catchall
         rules = tuple(rule for rule, _ in bucket)
         builder = ModuleBuilder(self.source)
-        builder.add_bucket("bucket", [rule.ast for rule in rules], first=self._first)
+        builder.add_bucket(
+            "bucket", [rule.ast for rule in rules], first=self._first, event_type=event_type
+        )
         compiled = (builder.build(filename=f"<bucket:{event_type}>")["bucket"], rules)
         self._bucket_fns[event_type] = compiled
+        if event_type is not None and self.source == "syscall" and not self.strict_missing:
+            self._typed[event_type] = compiled
         return compiled
 
     def _record_state(self, event: Mapping[str, Any]) -> Process:
@@ -282,14 +308,15 @@ class Engine:
             from skanse.rules.fields import _jevt_rawtime
 
             ts = _jevt_rawtime(event)
+        output, output_fields = rule.output.render_with_fields(event, process, self.table)
         return Alert(
             time_ns=ts if isinstance(ts, int) else None,
             rule=rule.name,
             priority=rule.priority,
             source=rule.source,
             hostname=self.hostname,
-            output=rule.output.render(event, process, self.table),
-            output_fields=rule.output.fields(event, process, self.table),
+            output=output,
+            output_fields=output_fields,
             tags=rule.tags,
         )
 

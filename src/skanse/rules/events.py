@@ -352,10 +352,20 @@ class ProcessTable:
         """The n-th ancestor (1 = parent); n = 0 is the process itself."""
         if n == 0:
             return process
-        for depth, parent in enumerate(self.ancestors(process), start=1):
-            if depth == n:
-                return parent
-        return None
+        if n > _MAX_ANCESTRY:
+            return None
+        # the walk of ancestors() without a generator: rules ask for proc.aname[2..4] often
+        procs = self.processes
+        current = process
+        for _ in range(n):
+            ppid = current.ppid
+            if ppid is None or (current is not process and ppid == current.pid):
+                return None
+            parent = procs.get(ppid)
+            if parent is None or parent is process:
+                return None
+            current = parent
+        return current
 
     def session_leader(self, process: Process) -> Process | None:
         sid = process.sid

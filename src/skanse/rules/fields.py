@@ -15,7 +15,6 @@ import datetime as _dt
 import enum
 import errno
 import json
-import os
 import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -145,6 +144,10 @@ def _fd_name(e: Mapping[str, Any]) -> str | None:
     return None
 
 
+_DIRECTORY_CACHE: dict[str, str | None] = {}
+_UNKNOWN = object()
+
+
 def _fd_directory(e: Mapping[str, Any]) -> str | None:
     fd = e.get("fd")
     if fd.__class__ is not dict:
@@ -156,19 +159,26 @@ def _fd_directory(e: Mapping[str, Any]) -> str | None:
     if kind == "directory":
         return str(name)
     if kind is None or kind == "file" or kind == "memfd":
+        cached = _DIRECTORY_CACHE.get(name, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[return-value]
         head, sep, _ = str(name).rpartition("/")
-        if not sep:
-            return None
-        return head.rstrip("/") or "/"
+        directory = (head.rstrip("/") or "/") if sep else None
+        if len(_DIRECTORY_CACHE) > 4096:  # bounded: an attacker chooses the names
+            _DIRECTORY_CACHE.clear()
+        _DIRECTORY_CACHE[name] = directory
+        return directory
     return None
 
 
 def _fd_filename(e: Mapping[str, Any]) -> str | None:
-    fd = _fd(e)
+    fd = e.get("fd")
+    if fd.__class__ is not dict:
+        fd = _fd(e)
     name = fd.get("name")
     if not isinstance(name, str) or fd.get("type") not in (None, "file", "memfd"):
         return None
-    return os.path.basename(name) or None
+    return name.rpartition("/")[2] or None
 
 
 def _fd_local_remote(e: Mapping[str, Any], local: bool, what: str) -> Any:
@@ -258,14 +268,22 @@ def _flags(e: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def _is_open_read(e: Mapping[str, Any]) -> bool | None:
-    info = _flag_info(e)
+    args = e.get("args")
+    flags = args.get("flags") if args.__class__ is dict else None
+    info = _FLAG_CACHE.get(flags) if flags.__class__ is str else None
+    if info is None:
+        info = _flag_info(e)
     if info is None:
         return None
     return info[1] and e.get("type") in _OPEN_TYPES
 
 
 def _is_open_write(e: Mapping[str, Any]) -> bool | None:
-    info = _flag_info(e)
+    args = e.get("args")
+    flags = args.get("flags") if args.__class__ is dict else None
+    info = _FLAG_CACHE.get(flags) if flags.__class__ is str else None
+    if info is None:
+        info = _flag_info(e)
     if info is None:
         return None
     return info[2] and e.get("type") in _OPEN_TYPES
@@ -285,6 +303,8 @@ def _is_open_exec(e: Mapping[str, Any]) -> bool | None:
 
 
 def _arg_text(value: Any) -> str | None:
+    if value.__class__ is str:
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -295,7 +315,9 @@ def _arg_text(value: Any) -> str | None:
 
 
 def _evt_arg(e: Mapping[str, Any], name: str) -> str | None:
-    args = _args(e)
+    args = e.get("args")
+    if args.__class__ is not dict:
+        args = _args(e)
     if name.isdigit():
         keys = list(args)
         index = int(name)

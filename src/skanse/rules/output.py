@@ -49,16 +49,31 @@ class OutputFormat:
         return out
 
     def render(self, e: Mapping[str, Any], p: Any, st: Any) -> str:
+        return self.render_with_fields(e, p, st)[0]
+
+    def render_with_fields(
+        self, e: Mapping[str, Any], p: Any, st: Any
+    ) -> tuple[str, dict[str, Any]]:
+        """The text and `output_fields` of one alert, each field's value read once."""
         chunks: list[str] = []
+        out: dict[str, Any] = {}
         for part in self.parts:
             if isinstance(part, str):
                 chunks.append(part)
                 continue
-            text = render_value(part.getter(e, p, st))
+            value = part.getter(e, p, st)
+            if value.__class__ is str:  # most fields: the text is the value itself
+                text = value
+                if part.key not in out:
+                    out[part.key] = value
+            else:
+                text = render_value(value)
+                if part.key not in out:
+                    out[part.key] = _json_value(value)
             if part.width is not None:
                 text = text[: part.width].ljust(part.width)
             chunks.append(text)
-        return "".join(chunks)
+        return "".join(chunks), out
 
 
 def render_value(value: Any) -> str:

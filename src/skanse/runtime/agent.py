@@ -289,8 +289,9 @@ class Agent:
         process = table.get(event.get("pid"))
         extra = self.append_output
         if extra is not None:
-            document["output"] += " " + extra.render(event, process, table)
-            fields.update(extra.fields(event, process, table))
+            text, appended = extra.render_with_fields(event, process, table)
+            document["output"] += " " + text
+            fields.update(appended)
         fields.update(workload_fields(event, process, table))
         return document
 

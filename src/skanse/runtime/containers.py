@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skanse.runtime.bolt import BoltError, read_bucket
+
 __all__ = [
     "CgroupPaths",
     "ContainerMetadata",
@@ -227,6 +229,8 @@ class RuntimeRoots:
 
     docker: str = "/var/lib/docker"
     containerd: str = "/run/containerd"
+    # containerd's metadata database: the image and labels `ctr run` was given
+    containerd_metadata: str = "/var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db"
     containers_storage: str = "/run/containers/storage"  # run root (CRI-O, podman)
     containers_graph: str = "/var/lib/containers/storage"  # graph root (CRI-O, podman)
     podman_socket: str = "/run/podman/podman.sock"
@@ -238,6 +242,9 @@ class RuntimeRoots:
         return cls(
             docker=str(root / "var/lib/docker"),
             containerd=str(root / "run/containerd"),
+            containerd_metadata=str(
+                root / "var/lib/containerd/io.containerd.metadata.v1.bolt/meta.db"
+            ),
             containers_storage=str(root / "run/containers/storage"),
             containers_graph=str(root / "var/lib/containers/storage"),
             podman_socket=str(root / "run/podman/podman.sock"),
@@ -339,8 +346,41 @@ class ContainerMetadata:
             if spec is not None:
                 record = _from_oci_spec(spec, "containerd")
                 record.setdefault("type", "containerd")
+                if "image" not in record:  # not CRI: `ctr run`, nerdctl
+                    record.update(self._containerd_database(namespace.name, full_id))
                 return record
         return None
+
+    def _containerd_database(self, namespace: str, full_id: str) -> dict[str, Any]:
+        """Image, image digest and name of a containerd container from containerd's metadata
+        database. containerd has no container names apart from ids (`ctr run IMAGE ID`): the
+        name is nerdctl's `nerdctl/name` label when there is one, else the id."""
+        database = Path(self.roots.containerd_metadata)
+        container = (b"v1", namespace.encode(), b"containers", full_id.encode())
+        try:
+            fields = read_bucket(database, container)
+            labels = read_bucket(database, (*container, b"labels")) if fields else None
+        except BoltError:
+            return {}
+        if not fields:
+            return {}
+        record: dict[str, Any] = {"name": full_id}
+        name = (labels or {}).get(b"nerdctl/name")
+        if name:
+            record["name"] = name.decode("utf-8", "replace")
+        image = fields.get(b"image")
+        if image:
+            record["image"] = image.decode("utf-8", "replace")
+            try:
+                target = read_bucket(
+                    database, (b"v1", namespace.encode(), b"images", image, b"target")
+                )
+            except BoltError:
+                target = None
+            digest = (target or {}).get(b"digest", b"").decode("ascii", "replace")
+            if re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+                record["image_digest"] = digest
+        return record
 
     def _storage_index(self, name: str) -> dict[str, Mapping[str, Any]]:
         """containers-storage's containers.json or images.json by id, re-read on change."""

@@ -152,15 +152,13 @@ class ContainerView:
     pointer: str
     kind: ContainerKind
     index: int
+    # data's securityContext (empty if absent or not a mapping), read once: every check asks
+    security_context: dict[str, object]
 
     @property
     def name(self) -> str:
         name = self.data.get("name")
         return name if isinstance(name, str) else ""
-
-    @property
-    def security_context(self) -> dict[str, object]:
-        return as_dict(self.data.get("securityContext"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +170,9 @@ class PodSpecView:
     metadata: dict[str, object]
     spec_pointer: str
     metadata_pointer: str
+    # spec's securityContext (empty if absent or not a mapping), read once
+    security_context: dict[str, object]
     _containers: tuple[ContainerView, ...] = ()
-
-    @property
-    def security_context(self) -> dict[str, object]:
-        return as_dict(self.spec.get("securityContext"))
 
     @property
     def is_windows(self) -> bool:
@@ -213,7 +209,15 @@ def _containers(spec: dict[str, object], spec_pointer: str) -> tuple[ContainerVi
     for kind in ("initContainers", "containers", "ephemeralContainers"):
         for index, item in enumerate(as_list(spec.get(kind))):
             if isinstance(item, dict):
-                views.append(ContainerView(item, f"{spec_pointer}/{kind}/{index}", kind, index))
+                views.append(
+                    ContainerView(
+                        item,
+                        f"{spec_pointer}/{kind}/{index}",
+                        kind,
+                        index,
+                        as_dict(item.get("securityContext")),
+                    )
+                )
     return tuple(views)
 
 
@@ -250,5 +254,6 @@ def _pod_spec(obj: K8sObject) -> PodSpecView | None:
         metadata=as_dict(node.get("metadata")),
         spec_pointer=spec_pointer,
         metadata_pointer=metadata_pointer,
+        security_context=as_dict(spec.get("securityContext")),
         _containers=_containers(spec, spec_pointer),
     )

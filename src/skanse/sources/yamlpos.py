@@ -80,6 +80,8 @@ class YamlDocument:
 
     def position(self, pointer: str) -> tuple[int, int]:
         """Line and column of `pointer`, or of its nearest ancestor that exists."""
+        if not self.positions:  # JSON from the API server: no positions, nothing to walk
+            return (self.start_line, 1)
         p = pointer
         while True:
             pos = self.positions.get(p)

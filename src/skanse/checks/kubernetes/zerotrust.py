@@ -53,31 +53,38 @@ def _int_value(value: object) -> int | None:
     return value
 
 
-def _effective(pod: PodSpecView, c: ContainerView, field: str) -> tuple[object, str]:
-    """The container's value of a securityContext field, else the pod's, with its pointer."""
-    if field in c.security_context and c.security_context[field] is not None:
-        return c.security_context[field], f"{c.pointer}/securityContext/{field}"
-    if pod.security_context.get(field) is not None:
-        return pod.security_context[field], pod.pointer("securityContext", field)
-    return None, f"{c.pointer}/securityContext/{field}"
+def _effective(pod: PodSpecView, c: ContainerView, field: str) -> tuple[object, bool]:
+    """The container's value of a securityContext field, else the pod's; True when it is the
+    pod's."""
+    value = c.security_context.get(field)
+    if value is not None:
+        return value, False
+    value = pod.security_context.get(field)
+    return value, value is not None
+
+
+def _effective_pointer(pod: PodSpecView, c: ContainerView, field: str, from_pod: bool) -> str:
+    if from_pod:
+        return pod.pointer("securityContext", field)
+    return f"{c.pointer}/securityContext/{field}"
 
 
 def _id_check(pod: PodSpecView, field: str, what: str, short: str) -> Iterator[Violation]:
     if pod.is_windows:
         return
     for c in pod.containers():
-        value, pointer = _effective(pod, c, field)
+        value, from_pod = _effective(pod, c, field)
         number = _int_value(value)
         if value is None:
             yield Violation(
                 f'container "{c.name}" does not set {field}: the image decides the {what}, '
                 f"which may be root or a {short} below {MIN_ID}",
-                pointer,
+                _effective_pointer(pod, c, field, from_pod),
             )
         elif number is None or number < MIN_ID:
             yield Violation(
                 f'container "{c.name}" runs with {field}={value} (must be {MIN_ID} or above)',
-                pointer,
+                _effective_pointer(pod, c, field, from_pod),
             )
 
 
