@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from skanse.model import InputProblem, ProblemKind
-from skanse.sources.files import Input, InputType, discover
+from skanse.sources.files import Input, InputType, discover, read_file
 from skanse.sources.manifests import ReadLimits, read_bytes, read_path
 
 LIMITS = ReadLimits()
@@ -122,6 +122,21 @@ def test_oversized_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     (problem,) = result.problems
     assert problem.kind is ProblemKind.TOO_LARGE
     assert "100.0 MiB, over the 32 MiB limit" in problem.message
+
+
+def test_file_larger_than_its_stat_size_is_read_whole_and_still_limited() -> None:
+    # procfs files are regular files that say size 0 and hold text: what fstat says is
+    # where reading starts, never where it stops (a file growing meanwhile is the same case)
+    status = "/proc/self/status"
+    if not os.path.isfile(status) or os.stat(status).st_size != 0:
+        pytest.skip("needs a procfs file that reports size 0")
+    whole = read_file(status, 1024 * 1024)
+    assert isinstance(whole, bytes)
+    assert whole.startswith(b"Name:")
+    assert b"\nPid:" in whole
+    capped = read_file(status, 16)
+    assert isinstance(capped, InputProblem)
+    assert capped.kind is ProblemKind.TOO_LARGE
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

@@ -158,8 +158,13 @@ def read_file(path: str, limit: int) -> bytes | InputProblem:
             return InputProblem(path, ProblemKind.UNREADABLE, "not a regular file")
         if info.st_size > limit:
             return too_large(path, info.st_size, limit)
+        # Ask for the size fstat gave, not the limit: a read of `limit + 1` bytes allocates
+        # a buffer of that size (32 MiB) for every file, small or not.
+        want = info.st_size + 1
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(want)
+            if len(data) == want and want <= limit:  # it grew since fstat: on to the limit
+                data += handle.read(limit + 1 - want)
     except OSError as exc:
         return InputProblem(path, ProblemKind.UNREADABLE, exc.strerror or str(exc))
     finally:
