@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import IO, cast
@@ -37,7 +39,7 @@ from skanse.oci.vfs import (
     parent_of,
 )
 
-__all__ = ["LayerStream", "apply_layer", "sniff_compression"]
+__all__ = ["FileRegion", "LayerStream", "apply_layer", "sniff_compression"]
 
 _CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -189,6 +191,10 @@ class LayerStream(io.RawIOBase):
         self._buffer = self._buffer[n:]
         return n
 
+    def tar_digest(self) -> str:
+        """The digest of the uncompressed tar read so far (all of it after `finish`)."""
+        return f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
+
     def finish(self) -> None:
         """Read to the end of the blob and check both digests; raise on a mismatch."""
         while self.read(_CHUNK):
@@ -204,6 +210,122 @@ class LayerStream(io.RawIOBase):
                 )
         if self.diff_id is not None:
             actual = f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
+            if actual != self.diff_id:
+                raise DigestMismatchError(
+                    f"{self._where}: uncompressed digest is {actual}, expected diff_id "
+                    f"{self.diff_id}; layer refused"
+                )
+
+
+class FileRegion(io.RawIOBase):
+    """`size` bytes of an open file from `offset` (a layer inside a docker archive), read with
+    `os.preadv`: seekable, and a second reader (the digest thread) can read the same bytes at
+    the same time without moving this reader's position. The file descriptor is not owned."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._offset = offset
+        self.size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def read_at(self, target: bytearray | memoryview, at: int) -> int:
+        """Fill `target` from position `at` (no further than the region's end); bytes read."""
+        want = min(len(target), self.size - at)
+        if want <= 0:
+            return 0
+        return os.preadv(self._fd, [memoryview(target)[:want]], self._offset + at)
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self.read_at(target, self._position)
+        self._position += n
+        return n
+
+
+class _RegionDigests:
+    """Digests of an uncompressed layer held in a `FileRegion`, computed by a thread while
+    the tar is parsed (hashlib and preadv release the GIL); checked by `finish` as
+    `LayerStream.finish` does, before anything of the layer is merged."""
+
+    def __init__(
+        self,
+        region: FileRegion,
+        *,
+        budget: _Budget,
+        where: str,
+        digest: str | None,
+        diff_id: str | None,
+    ) -> None:
+        self._where = where
+        self.digest = digest
+        self.diff_id = diff_id
+        # nothing is decompressed: both sides are the region's bytes, whose size is known
+        budget.check(region.size, region.size, where)
+        self.compressed = self.expanded = region.size
+        self._tar_algorithm = digest_algorithm(diff_id) if diff_id else "sha256"
+        algorithms = {self._tar_algorithm}
+        if digest:
+            algorithms.add(digest_algorithm(digest))
+        self._hashes = {name: hashlib.new(name) for name in sorted(algorithms)}
+        self._region = region
+        self._stop = threading.Event()
+        self._short = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-digest", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = memoryview(bytearray(_CHUNK * 4))
+        position = 0
+        try:
+            while position < self._region.size and not self._stop.is_set():
+                n = self._region.read_at(buffer, position)
+                if n == 0:
+                    self._short = True  # the file shrank under us
+                    return
+                for digest in self._hashes.values():
+                    digest.update(buffer[:n])
+                position += n
+        except BaseException as exc:  # reported by finish(), in the reading thread
+            self._error = exc
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def tar_digest(self) -> str:
+        tar_hash = self._hashes[self._tar_algorithm]
+        return f"{tar_hash.name}:{tar_hash.hexdigest()}"
+
+    def finish(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise LayerError(f"{self._where}: could not be read ({self._error})")
+        if self._short:
+            raise LayerError(f"{self._where}: truncated (unexpected end of data)")
+        if self.digest is not None:
+            blob_hash = self._hashes[digest_algorithm(self.digest)]
+            actual = f"{blob_hash.name}:{blob_hash.hexdigest()}"
+            if actual != self.digest:
+                raise DigestMismatchError(
+                    f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
+                )
+        if self.diff_id is not None:
+            actual = self.tar_digest()
             if actual != self.diff_id:
                 raise DigestMismatchError(
                     f"{self._where}: uncompressed digest is {actual}, expected diff_id "
@@ -252,14 +374,65 @@ def apply_layer(
     """Read one layer blob and merge it into `view` (only if it verifies)."""
     where = where or f"layer {index}" + (f" ({digest})" if digest else "")
     budget = budget or _Budget(limits)
-    stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+    stream: LayerStream | _RegionDigests
+    if isinstance(blob, FileRegion) and not sniff_compression(_head(blob)):
+        # an uncompressed layer in a file: tarfile seeks over the content it does not need
+        # while a thread hashes every byte for the digests
+        stream = _RegionDigests(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+        reader: IO[bytes] = io.BufferedReader(blob, 64 * 1024)
+        seekable = True
+    else:
+        stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+        reader, seekable = io.BufferedReader(stream, _CHUNK), False
+    try:
+        pending, problems = _read_entries(
+            view, reader, seekable, stream, index, wants, limits, where
+        )
+    finally:
+        if isinstance(stream, _RegionDigests):
+            stream.stop()
+    budget.expanded += stream.expanded
+    _merge(view, pending)
+    view.problems.extend(problems)
+    view.layers.append(
+        LayerInfo(
+            index=index,
+            digest=digest,
+            diff_id=diff_id or stream.tar_digest(),
+            size=stream.compressed,
+            expanded=stream.expanded,
+            entries=sum(1 for p in pending if p.info is not None),
+            media_type=media_type,
+        )
+    )
+
+
+def _head(region: FileRegion) -> bytes:
+    head = bytearray(4)
+    return bytes(head[: region.read_at(head, 0)])
+
+
+def _read_entries(
+    view: FileView,
+    reader: IO[bytes],
+    seekable: bool,
+    stream: LayerStream | _RegionDigests,
+    index: int,
+    wants: Wants,
+    limits: ViewLimits,
+    where: str,
+) -> tuple[list[_Pending], list[str]]:
+    """This layer's entries and problems, returned only once its digests verified."""
     pending: list[_Pending] = []
     problems: list[str] = []
     seen: dict[str, FileInfo] = {}
     # the latest entry of this layer at each path whose content was captured, for hard links
     captured_here: dict[str, _Pending] = {}
     try:
-        archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")
+        if seekable:
+            archive = tarfile.open(fileobj=reader, mode="r:")
+        else:
+            archive = tarfile.open(fileobj=reader, mode="r|")
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: not a tar archive ({exc})") from None
     try:
@@ -328,26 +501,13 @@ def apply_layer(
             if item.captured:
                 captured_here[path] = item
         stream.finish()
-        budget.expanded += stream.expanded
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: malformed tar ({exc})") from None
     except EOFError:
         raise LayerError(f"{where}: truncated (unexpected end of data)") from None
     finally:
         archive.close()
-    _merge(view, pending)
-    view.problems.extend(problems)
-    view.layers.append(
-        LayerInfo(
-            index=index,
-            digest=digest,
-            diff_id=diff_id or f"{stream._tar_hash.name}:{stream._tar_hash.hexdigest()}",
-            size=stream.compressed,
-            expanded=stream.expanded,
-            entries=sum(1 for p in pending if p.info is not None),
-            media_type=media_type,
-        )
-    )
+    return pending, problems
 
 
 def _member_info(
