@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import IO, cast
 
 from skanse.errors import DigestMismatchError, LayerError
+from skanse.oci._tarheader import FastTarInfo
 from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
     Captured,
@@ -430,9 +431,9 @@ def _read_entries(
     captured_here: dict[str, _Pending] = {}
     try:
         if seekable:
-            archive = tarfile.open(fileobj=reader, mode="r:")
+            archive = tarfile.open(fileobj=reader, mode="r:", tarinfo=FastTarInfo)
         else:
-            archive = tarfile.open(fileobj=reader, mode="r|")
+            archive = tarfile.open(fileobj=reader, mode="r|", tarinfo=FastTarInfo)
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: not a tar archive ({exc})") from None
     try:
