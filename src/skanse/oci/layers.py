@@ -19,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import queue
 import tarfile
 import threading
-import zlib
 from dataclasses import dataclass
 from typing import IO, cast
+
+from zlib_ng import zlib_ng
 
 from skanse.errors import DigestMismatchError, LayerError
 from skanse.oci._tarheader import FastTarInfo
@@ -43,10 +45,13 @@ from skanse.oci.vfs import (
 __all__ = ["FileRegion", "LayerStream", "apply_layer", "sniff_compression"]
 
 _CHUNK = 1024 * 1024
+_AHEAD = 2  # chunks (up to 4 MB each) decompressed ahead of the tar parser
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
+# zlib-ng's error class (its stub declares it as an instance)
+_GZIP_ERROR = cast(type[Exception], zlib_ng.error)
 
 
 def sniff_compression(head: bytes) -> str:
@@ -114,7 +119,7 @@ class LayerStream(io.RawIOBase):
             and self._blob_hash is not None
             and self._blob_hash.name == tar_algorithm
         )
-        self._gz = zlib.decompressobj(wbits=47)
+        self._gz = zlib_ng.decompressobj(wbits=47)
         self._zstd: IO[bytes] | None = None
         if self.compression == "zstd":
             import zstandard
@@ -124,9 +129,49 @@ class LayerStream(io.RawIOBase):
             )
         self._buffer = b""
         self._eof = False
+        # reading, hashing and decompressing (C code that releases the GIL) run in a thread,
+        # a few chunks ahead of the tar parser that reads this stream
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_AHEAD)
+        self._ready = b""  # the reader's side: the chunk being read and where
+        self._offset = 0
+        self._done = False
+        self._stop = threading.Event()
+        self._producer: threading.Thread | None = None
 
     def readable(self) -> bool:
         return True
+
+    def _produce(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._fill()
+            except _GZIP_ERROR as exc:
+                self._hand_over(LayerError(f"{self._where}: corrupt gzip data ({exc})"))
+                return
+            except Exception as exc:
+                if type(exc).__name__ == "ZstdError":
+                    exc = LayerError(f"{self._where}: corrupt zstd data ({exc})")
+                self._hand_over(exc)
+                return
+            chunk, self._buffer = self._buffer, b""
+            if not self._hand_over(chunk) or not chunk:
+                return
+
+    def _hand_over(self, item: bytes | BaseException) -> bool:
+        """Queue one chunk (b"" at the end) or error; False once the reader stopped."""
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def stop(self) -> None:
+        """Stop the reading thread (the tar parser gave up, or the layer was read)."""
+        self._stop.set()
+        if self._producer is not None:
+            self._producer.join()
 
     def _raw_chunk(self) -> bytes:
         if self._pending_raw:
@@ -161,7 +206,7 @@ class LayerStream(io.RawIOBase):
             return gz.decompress(gz.unconsumed_tail, _CHUNK * 4)
         if gz.eof and gz.unused_data.strip(b"\0"):
             rest = gz.unused_data  # a second gzip member follows (legal, if rare)
-            self._gz = zlib.decompressobj(wbits=47)
+            self._gz = zlib_ng.decompressobj(wbits=47)
             return self._gz.decompress(rest, _CHUNK * 4)
         raw = self._raw_chunk()
         if not raw:
@@ -171,25 +216,30 @@ class LayerStream(io.RawIOBase):
             return b""
         if gz.eof:
             if raw.strip(b"\0"):
-                self._gz = zlib.decompressobj(wbits=47)
+                self._gz = zlib_ng.decompressobj(wbits=47)
                 return self._gz.decompress(gz.unused_data + raw, _CHUNK * 4)
             return b""  # zero padding after the member
         return gz.decompress(raw, _CHUNK * 4)
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        try:
-            self._fill()
-        except zlib.error as exc:
-            raise LayerError(f"{self._where}: corrupt gzip data ({exc})") from None
-        except Exception as exc:
-            if type(exc).__name__ == "ZstdError":
-                raise LayerError(f"{self._where}: corrupt zstd data ({exc})") from None
-            raise
-        if not self._buffer:
+        if self._producer is None:
+            self._producer = threading.Thread(target=self._produce, name="layer-read", daemon=True)
+            self._producer.start()
+        if not self._ready and not self._done:
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._ready, self._offset = item, 0
+            self._done = not item
+        available = len(self._ready) - self._offset
+        if available <= 0:
             return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
+        n = min(len(target), available)
+        target[:n] = memoryview(self._ready)[self._offset : self._offset + n]
+        self._offset += n
+        if self._offset == len(self._ready):
+            self._ready = b""
         return n
 
     def tar_digest(self) -> str:
@@ -390,8 +440,7 @@ def apply_layer(
             view, reader, seekable, stream, index, wants, limits, where
         )
     finally:
-        if isinstance(stream, _RegionDigests):
-            stream.stop()
+        stream.stop()
     budget.expanded += stream.expanded
     _merge(view, pending)
     view.problems.extend(problems)
