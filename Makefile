@@ -18,10 +18,11 @@ BIN    := $(VENV)/bin
 # podman, buildah, containerd, runc, umoci, uidmap, conmon, catatonit: real containers and
 # image builds in the runtime and end-to-end tests (crun refuses this machine's hybrid cgroups:
 # the tests pass --runtime runc). postgresql: the report's history store against a real server.
+# zsh, fish: `skanse completion zsh|fish` scripts are loaded by the real shells in a test.
 APT_PACKAGES ?= sysdig docker-registry skopeo wrk chromium libpango-1.0-0 libpangoft2-1.0-0 \
 	fonts-dejavu-core poppler-utils iproute2 nftables util-linux bsdutils openssl \
 	debootstrap podman buildah containerd runc umoci uidmap conmon catatonit \
-	containernetworking-plugins slirp4netns postgresql \
+	containernetworking-plugins slirp4netns postgresql zsh fish \
 	$(BPF_PACKAGES)
 # clang, llvm, bpftool, libbpf-dev: build the runtime sensor's CO-RE BPF object (`make bpf`);
 # libbpf1: loads it at run time. `make run` needs only these.

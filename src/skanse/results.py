@@ -51,6 +51,9 @@ def apply_suppressions(
     for finding in result.findings:
         candidates: list[Suppression] = list(finding.declared_suppressions)
         candidates += [c.suppression() for c in config if c.matches(finding, resolve)]
+        if not candidates and finding.suppression is None and not finding.expired_suppressions:
+            findings.append(finding)  # most findings: nothing to attach, no copy to make
+            continue
         chosen = None
         expired: list[Suppression] = []
         for candidate in candidates:

@@ -195,7 +195,6 @@ def _render_setting(settings: Settings) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from skanse.checks._all import REGISTRY
-    from skanse.policy.checks import with_policies
     from skanse.report import Format, render
     from skanse.scan import STDIN_NAME, scan
 
@@ -205,7 +204,12 @@ def run(args: argparse.Namespace) -> int:
     options = scan_options(settings)
     results = result_settings(settings)
     fmt = settings.get("format", Format, Format.TEXT)
-    registry = with_policies(REGISTRY, load_policy_dirs(args.policy))
+    registry = REGISTRY
+    policies = load_policy_dirs(args.policy)
+    if policies is not None:  # the CEL engine and its models cost 0.1 s of start-up: only here
+        from skanse.policy.checks import with_policies
+
+        registry = with_policies(REGISTRY, policies)
 
     stdin = None
     if "-" in paths:

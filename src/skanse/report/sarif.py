@@ -85,7 +85,9 @@ def _uri(path: str, root: Path) -> tuple[str, bool]:
     return urllib.parse.quote(absolute[len(prefix) :].replace(os.sep, "/")), True
 
 
-def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, Any]:
+def _result(
+    f: Finding, rule_index: Mapping[str, int], root: Path, uris: dict[str, tuple[str, bool]]
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": f.check_id,
         "ruleIndex": rule_index[f.check_id],
@@ -94,7 +96,7 @@ def _result(f: Finding, rule_index: Mapping[str, int], root: Path) -> dict[str, 
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": _artifact(f.location.file, root),
+                    "artifactLocation": _artifact(f.location.file, root, uris),
                     "region": {"startLine": f.location.line, "startColumn": f.location.column},
                 },
                 "logicalLocations": [{"fullyQualifiedName": str(f.resource), "kind": "resource"}],
@@ -122,6 +124,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
     rules = [_rule(m) for m in metas.values()]
     index: dict[str, int] = {m: i for i, m in enumerate(metas)}
     findings = in_report_order(result.findings)
+    uris: dict[str, tuple[str, bool]] = {}  # a file's URI, once per file, not per finding
     notifications = [
         {
             "level": "error",
@@ -129,7 +132,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": _artifact(p.file, root),
+                        "artifactLocation": _artifact(p.file, root, uris),
                         **({"region": {"startLine": p.line}} if p.line else {}),
                     }
                 }
@@ -148,7 +151,7 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
         },
         "automationDetails": {"id": f"skanse/scan/{result.profile}/"},
         "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri() + "/"}},
-        "results": [_result(f, index, root) for f in findings],
+        "results": [_result(f, index, root, uris) for f in findings],
         "invocations": [
             {
                 "executionSuccessful": not any(p.kind.value == "internal" for p in result.problems),
@@ -162,8 +165,11 @@ def to_document(result: ScanResult, info: ReportInfo) -> dict[str, Any]:
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
-def _artifact(path: str, root: Path) -> dict[str, Any]:
-    uri, relative = _uri(path, root)
+def _artifact(path: str, root: Path, uris: dict[str, tuple[str, bool]]) -> dict[str, Any]:
+    found = uris.get(path)
+    if found is None:
+        found = uris[path] = _uri(path, root)
+    uri, relative = found
     return {"uri": uri, "uriBaseId": "%SRCROOT%"} if relative else {"uri": uri}
 
 
