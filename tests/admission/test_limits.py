@@ -118,3 +118,29 @@ def test_annotations_stay_bounded_json() -> None:
     assert len(annotations["findings"]) <= 4000
     assert "more" in items[-1] and int(items[-1]["more"]) + len(items) - 1 >= 3000
     assert len(answer(outcome.body)["status"]["message"]) <= 8192
+
+
+@pytest.mark.parametrize("operation", ["CREATE", "UPDATE"])
+@pytest.mark.parametrize("endpoint", ["validate", "mutate"])
+def test_an_answered_review_leaves_no_garbage_cycles(operation: str, endpoint: str) -> None:
+    """Everything parsed for a review is freed by reference counting once it is answered:
+    a cycle (the pod view refers back to its object) left the whole parsed object for the
+    collector to walk and free, review after review."""
+    import gc
+
+    webhook = Webhook(policy())
+    old = hardened_pod() if operation == "UPDATE" else None
+    body = review(pod_request(bare_pod(3), operation=operation, old=old))
+    decide = webhook.validate if endpoint == "validate" else webhook.mutate
+    decide(body)  # first use fills caches that live as long as the webhook
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(5):
+            outcome = decide(body)
+        assert outcome.status == 200
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

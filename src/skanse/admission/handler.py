@@ -46,7 +46,13 @@ from skanse.admission.review import (
 from skanse.admission.vap import PolicyEnforcer
 from skanse.checks.kubernetes.pss import Denial, controls_for
 from skanse.model import Finding
-from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, as_dict, pod_spec
+from skanse.sources.kubernetes import (
+    POD_TEMPLATE_PATHS,
+    K8sObject,
+    as_dict,
+    forget_derived,
+    pod_spec,
+)
 
 __all__ = [
     "IGNORED_SUBRESOURCES",
@@ -188,6 +194,11 @@ class Webhook:
             return decide(request)
         except Exception as exc:  # a bug must never admit what enforce mode would deny
             return self._internal_error(request, exc)
+        finally:
+            # reference counting frees the parsed objects now, not a collector pass later
+            for obj in request.made.values():
+                forget_derived(obj)
+            request.made.clear()
 
     def _validate(self, request: Request) -> Outcome:
         skip = self._not_checked(request)
@@ -268,14 +279,19 @@ class Webhook:
     @staticmethod
     def _object(request: Request, data: dict[str, Any] | None) -> K8sObject:
         assert data is not None
+        made = request.made.get(id(data))
+        if made is not None:
+            return made
         stated = data.get("kind")
         if stated is not None and stated != request.kind:
             raise MalformedRequest(
                 request.uid, f"request.kind is {request.kind} but the object is a {stated}"
             )
-        return admission_object(
+        obj = admission_object(
             data, f"<admission {request.uid}>", request.api_version, request.kind
         )
+        request.made[id(data)] = obj
+        return obj
 
     def _findings(self, obj: K8sObject, namespace: str, request: Request) -> _Findings:
         verdict = self.evaluator.evaluate(obj, namespace)

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from skanse.sources.kubernetes import K8sObject
 
 __all__ = [
     "API_VERSION",
@@ -82,6 +85,9 @@ class Request:
     object: dict[str, Any] | None
     old_object: dict[str, Any] | None
     dry_run: bool
+    # K8sObjects made of `object` and `old_object` (by the id of the dict) while the request
+    # is decided, so each is made and viewed once; released when the answer is made.
+    made: dict[int, K8sObject] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def api_version(self) -> str:

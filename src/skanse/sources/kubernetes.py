@@ -23,6 +23,7 @@ __all__ = [
     "PodSpecView",
     "as_dict",
     "as_list",
+    "forget_derived",
     "pod_spec",
 ]
 
@@ -219,6 +220,14 @@ def _containers(spec: dict[str, object], spec_pointer: str) -> tuple[ContainerVi
                     )
                 )
     return tuple(views)
+
+
+def forget_derived(obj: K8sObject) -> None:
+    """Drop the views cached on `obj`. The pod view refers back to its object, a cycle that
+    only the garbage collector frees, walking the whole parsed object to find it; a caller
+    done with an object it made (the webhook, once a review is answered) lets reference
+    counting free it at once."""
+    obj._derived.clear()
 
 
 def pod_spec(obj: K8sObject) -> PodSpecView | None:

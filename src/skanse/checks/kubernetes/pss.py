@@ -14,7 +14,7 @@ PSA words it, which `evaluate()` joins into the admission denial message.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from skanse.checks._registry import Violation
@@ -1129,6 +1129,8 @@ _FIXABLE = frozenset(
 
 
 def _register(control: Control, meta: _ControlMeta) -> None:
+    impls: dict[int, VersionedImpl | None] = {}  # by PSS minor version
+
     @PSS_CHECKS.pod_check(
         id=meta.id,
         title=meta.title,
@@ -1145,15 +1147,23 @@ def _register(control: Control, meta: _ControlMeta) -> None:
         fixable=control.id in _FIXABLE,
         controls=(*_CONTROL_REFS[control.id], nsa(NSA_POD_SECURITY), GDPR_SECURITY),
     )
-    def run(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-        impl = control.impl_for(ctx.pss.minor)
+    def run(pod: PodSpecView, ctx: CheckContext) -> Iterable[Violation]:
+        # a plain function, not a generator: most controls pass, and the webhook runs
+        # fifteen of them per review
+        minor = ctx.pss.minor
+        if minor in impls:
+            impl = impls[minor]
+        else:
+            impl = impls[minor] = control.impl_for(minor)
         if impl is None:
-            return
+            return ()
         result = impl.fn(pod)
         if result is None:
-            return
-        for site in result.sites:
-            yield Violation(f"{result.reason} ({site.detail})", site.pointer, site.severity)
+            return ()
+        return [
+            Violation(f"{result.reason} ({site.detail})", site.pointer, site.severity)
+            for site in result.sites
+        ]
 
 
 for _control_id, _meta in _META:
