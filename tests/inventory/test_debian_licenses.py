@@ -178,3 +178,16 @@ def test_commas_set_precedence_as_dep5_says() -> None:
         to_spdx("GPL-1+ or Artistic, and MIT") == "(GPL-1.0-or-later OR Artistic-1.0-Perl) AND MIT"
     )
     assert to_spdx("MIT, or GPL-2 and BSD-3-clause") == "MIT OR (GPL-2.0-only AND BSD-3-Clause)"
+
+
+def test_licence_list_is_the_one_spdx_tools_parses_with() -> None:
+    # ids are read from license-expression's index without building spdx-tools' Licensing;
+    # they must be exactly the symbols that Licensing knows (licences and exceptions)
+    from spdx_tools.common.spdx_licensing import spdx_licensing
+
+    from skanse.inventory.licenses import _known
+
+    licences, exceptions = _known()
+    symbols = spdx_licensing.known_symbols
+    assert exceptions == {key for key, s in symbols.items() if s.is_exception}
+    assert licences == {key.lower(): key for key, s in symbols.items() if not s.is_exception}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from skanse.errors import LayerError, LayoutError, ManifestError
+from skanse.errors import DigestMismatchError, LayerError, LayoutError, ManifestError
 from skanse.oci.image import open_docker_archive, read_view
 from skanse.oci.layers import apply_layer
 from skanse.oci.vfs import FileView, ViewLimits
@@ -128,3 +129,47 @@ def test_file_over_the_read_cap_is_reported_not_read() -> None:
     )
     assert "/var/lib/dpkg/status" in view.nodes and view.captured == {}
     assert any("over the 1000-byte read cap" in p for p in view.problems)
+
+
+def test_docker_archive_layer_altered_in_unread_content_is_refused(tmp_path: Path) -> None:
+    # the layer is read in place and its unread file contents are skipped, not read: the
+    # diff_id must still cover every byte
+    image = build_image([LayerBuilder().add_file("/a", b"A" * 5000).add_file("/b", b"b").build()])
+    path = tmp_path / "a.tar"
+    write_docker_archive(image, path, repo_tag="demo:1")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"A" * 5000)
+    data[at + 2500] = ord("B")
+    path.write_bytes(bytes(data))
+    opened = open_docker_archive(path)
+    try:
+        with pytest.raises(DigestMismatchError, match="expected diff_id"):
+            read_view(opened, lambda info: None)
+    finally:
+        opened.close()
+
+
+def test_docker_archive_truncated_layer_is_refused(tmp_path: Path) -> None:
+    layer = LayerBuilder().add_file("/a", b"x" * 100_000).add_file("/b", b"y").tar_bytes()
+    cut = layer[:60_000]
+    diff_id = "sha256:" + hashlib.sha256(cut).hexdigest()
+    path = archive(
+        tmp_path / "cut.tar",
+        {
+            "manifest.json": json.dumps([{"Config": "c.json", "Layers": ["l.tar"]}]).encode(),
+            "c.json": json.dumps(
+                {
+                    "architecture": "amd64",
+                    "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                }
+            ).encode(),
+            "l.tar": cut,
+        },
+    )
+    opened = open_docker_archive(path)
+    try:
+        with pytest.raises(LayerError, match=r"truncated|malformed tar"):
+            read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()

@@ -103,13 +103,22 @@ _MAX_FIELDS = 2_000
 
 @functools.lru_cache(maxsize=1)
 def _known() -> tuple[dict[str, str], frozenset[str]]:
-    """Lower-case key -> SPDX id for licences, and the exception ids, from the licence list."""
-    from spdx_tools.common.spdx_licensing import spdx_licensing
+    """Lower-case key -> SPDX id for licences, and the exception ids, from the licence list.
+
+    Read straight from the licence index that license-expression ships, the one spdx-tools'
+    `spdx_licensing` is built from (same ids): building that `Licensing` object (symbols and
+    a search automaton) costs more than a whole scan of a small image and is only needed to
+    parse free-form expressions (`as_expression`).
+    """
+    from license_expression import get_license_index
 
     licences: dict[str, str] = {}
     exceptions: set[str] = set()
-    for key, symbol in spdx_licensing.known_symbols.items():
-        if getattr(symbol, "is_exception", False):
+    for entry in get_license_index():
+        key = entry.get("spdx_license_key")
+        if not key:
+            continue
+        if entry.get("is_exception", False):
             exceptions.add(key)
         else:
             licences[key.lower()] = key

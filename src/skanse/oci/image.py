@@ -23,10 +23,10 @@ import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from skanse.errors import LayoutError, ManifestError
-from skanse.oci.layers import apply_layer, new_budget
+from skanse.oci.layers import FileRegion, apply_layer, new_budget
 from skanse.oci.manifest import (
     CONFIG_TYPES,
     LAYER_TYPES,
@@ -431,9 +431,11 @@ def open_docker_archive(path: Path) -> Image:
         raise
 
     def opener(descriptor: Descriptor) -> IO[bytes]:
-        handle = archive.extractfile(by_digest[descriptor.digest])
-        assert handle is not None
-        return handle
+        # read in place with pread: seekable, so tarfile skips what it does not need, and a
+        # second reader hashes the layer alongside (the archive keeps the descriptor open)
+        member = by_digest[descriptor.digest]
+        fd = cast(IO[bytes], archive.fileobj).fileno()
+        return cast(IO[bytes], FileRegion(fd, member.offset_data, member.size))
 
     return Image(
         name=name,

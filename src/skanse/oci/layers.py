@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import queue
 import tarfile
-import zlib
+import threading
 from dataclasses import dataclass
 from typing import IO, cast
 
+from zlib_ng import zlib_ng
+
 from skanse.errors import DigestMismatchError, LayerError
+from skanse.oci._tarheader import FastTarInfo
 from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
     Captured,
@@ -37,13 +42,16 @@ from skanse.oci.vfs import (
     parent_of,
 )
 
-__all__ = ["LayerStream", "apply_layer", "sniff_compression"]
+__all__ = ["FileRegion", "LayerStream", "apply_layer", "sniff_compression"]
 
 _CHUNK = 1024 * 1024
+_AHEAD = 2  # chunks (up to 4 MB each) decompressed ahead of the tar parser
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
+# zlib-ng's error class (its stub declares it as an instance)
+_GZIP_ERROR = cast(type[Exception], zlib_ng.error)
 
 
 def sniff_compression(head: bytes) -> str:
@@ -111,7 +119,7 @@ class LayerStream(io.RawIOBase):
             and self._blob_hash is not None
             and self._blob_hash.name == tar_algorithm
         )
-        self._gz = zlib.decompressobj(wbits=47)
+        self._gz = zlib_ng.decompressobj(wbits=47)
         self._zstd: IO[bytes] | None = None
         if self.compression == "zstd":
             import zstandard
@@ -121,9 +129,49 @@ class LayerStream(io.RawIOBase):
             )
         self._buffer = b""
         self._eof = False
+        # reading, hashing and decompressing (C code that releases the GIL) run in a thread,
+        # a few chunks ahead of the tar parser that reads this stream
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_AHEAD)
+        self._ready = b""  # the reader's side: the chunk being read and where
+        self._offset = 0
+        self._done = False
+        self._stop = threading.Event()
+        self._producer: threading.Thread | None = None
 
     def readable(self) -> bool:
         return True
+
+    def _produce(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._fill()
+            except _GZIP_ERROR as exc:
+                self._hand_over(LayerError(f"{self._where}: corrupt gzip data ({exc})"))
+                return
+            except Exception as exc:
+                if type(exc).__name__ == "ZstdError":
+                    exc = LayerError(f"{self._where}: corrupt zstd data ({exc})")
+                self._hand_over(exc)
+                return
+            chunk, self._buffer = self._buffer, b""
+            if not self._hand_over(chunk) or not chunk:
+                return
+
+    def _hand_over(self, item: bytes | BaseException) -> bool:
+        """Queue one chunk (b"" at the end) or error; False once the reader stopped."""
+        while not self._stop.is_set():
+            try:
+                self._chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def stop(self) -> None:
+        """Stop the reading thread (the tar parser gave up, or the layer was read)."""
+        self._stop.set()
+        if self._producer is not None:
+            self._producer.join()
 
     def _raw_chunk(self) -> bytes:
         if self._pending_raw:
@@ -158,7 +206,7 @@ class LayerStream(io.RawIOBase):
             return gz.decompress(gz.unconsumed_tail, _CHUNK * 4)
         if gz.eof and gz.unused_data.strip(b"\0"):
             rest = gz.unused_data  # a second gzip member follows (legal, if rare)
-            self._gz = zlib.decompressobj(wbits=47)
+            self._gz = zlib_ng.decompressobj(wbits=47)
             return self._gz.decompress(rest, _CHUNK * 4)
         raw = self._raw_chunk()
         if not raw:
@@ -168,26 +216,35 @@ class LayerStream(io.RawIOBase):
             return b""
         if gz.eof:
             if raw.strip(b"\0"):
-                self._gz = zlib.decompressobj(wbits=47)
+                self._gz = zlib_ng.decompressobj(wbits=47)
                 return self._gz.decompress(gz.unused_data + raw, _CHUNK * 4)
             return b""  # zero padding after the member
         return gz.decompress(raw, _CHUNK * 4)
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        try:
-            self._fill()
-        except zlib.error as exc:
-            raise LayerError(f"{self._where}: corrupt gzip data ({exc})") from None
-        except Exception as exc:
-            if type(exc).__name__ == "ZstdError":
-                raise LayerError(f"{self._where}: corrupt zstd data ({exc})") from None
-            raise
-        if not self._buffer:
+        if self._producer is None:
+            self._producer = threading.Thread(target=self._produce, name="layer-read", daemon=True)
+            self._producer.start()
+        if not self._ready and not self._done:
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._ready, self._offset = item, 0
+            self._done = not item
+        available = len(self._ready) - self._offset
+        if available <= 0:
             return 0
-        n = min(len(target), len(self._buffer))
-        target[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
+        n = min(len(target), available)
+        target[:n] = memoryview(self._ready)[self._offset : self._offset + n]
+        self._offset += n
+        if self._offset == len(self._ready):
+            self._ready = b""
         return n
+
+    def tar_digest(self) -> str:
+        """The digest of the uncompressed tar read so far (all of it after `finish`)."""
+        return f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
 
     def finish(self) -> None:
         """Read to the end of the blob and check both digests; raise on a mismatch."""
@@ -204,6 +261,122 @@ class LayerStream(io.RawIOBase):
                 )
         if self.diff_id is not None:
             actual = f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
+            if actual != self.diff_id:
+                raise DigestMismatchError(
+                    f"{self._where}: uncompressed digest is {actual}, expected diff_id "
+                    f"{self.diff_id}; layer refused"
+                )
+
+
+class FileRegion(io.RawIOBase):
+    """`size` bytes of an open file from `offset` (a layer inside a docker archive), read with
+    `os.preadv`: seekable, and a second reader (the digest thread) can read the same bytes at
+    the same time without moving this reader's position. The file descriptor is not owned."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._offset = offset
+        self.size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def read_at(self, target: bytearray | memoryview, at: int) -> int:
+        """Fill `target` from position `at` (no further than the region's end); bytes read."""
+        want = min(len(target), self.size - at)
+        if want <= 0:
+            return 0
+        return os.preadv(self._fd, [memoryview(target)[:want]], self._offset + at)
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self.read_at(target, self._position)
+        self._position += n
+        return n
+
+
+class _RegionDigests:
+    """Digests of an uncompressed layer held in a `FileRegion`, computed by a thread while
+    the tar is parsed (hashlib and preadv release the GIL); checked by `finish` as
+    `LayerStream.finish` does, before anything of the layer is merged."""
+
+    def __init__(
+        self,
+        region: FileRegion,
+        *,
+        budget: _Budget,
+        where: str,
+        digest: str | None,
+        diff_id: str | None,
+    ) -> None:
+        self._where = where
+        self.digest = digest
+        self.diff_id = diff_id
+        # nothing is decompressed: both sides are the region's bytes, whose size is known
+        budget.check(region.size, region.size, where)
+        self.compressed = self.expanded = region.size
+        self._tar_algorithm = digest_algorithm(diff_id) if diff_id else "sha256"
+        algorithms = {self._tar_algorithm}
+        if digest:
+            algorithms.add(digest_algorithm(digest))
+        self._hashes = {name: hashlib.new(name) for name in sorted(algorithms)}
+        self._region = region
+        self._stop = threading.Event()
+        self._short = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-digest", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = memoryview(bytearray(_CHUNK * 4))
+        position = 0
+        try:
+            while position < self._region.size and not self._stop.is_set():
+                n = self._region.read_at(buffer, position)
+                if n == 0:
+                    self._short = True  # the file shrank under us
+                    return
+                for digest in self._hashes.values():
+                    digest.update(buffer[:n])
+                position += n
+        except BaseException as exc:  # reported by finish(), in the reading thread
+            self._error = exc
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def tar_digest(self) -> str:
+        tar_hash = self._hashes[self._tar_algorithm]
+        return f"{tar_hash.name}:{tar_hash.hexdigest()}"
+
+    def finish(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise LayerError(f"{self._where}: could not be read ({self._error})")
+        if self._short:
+            raise LayerError(f"{self._where}: truncated (unexpected end of data)")
+        if self.digest is not None:
+            blob_hash = self._hashes[digest_algorithm(self.digest)]
+            actual = f"{blob_hash.name}:{blob_hash.hexdigest()}"
+            if actual != self.digest:
+                raise DigestMismatchError(
+                    f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
+                )
+        if self.diff_id is not None:
+            actual = self.tar_digest()
             if actual != self.diff_id:
                 raise DigestMismatchError(
                     f"{self._where}: uncompressed digest is {actual}, expected diff_id "
@@ -252,14 +425,64 @@ def apply_layer(
     """Read one layer blob and merge it into `view` (only if it verifies)."""
     where = where or f"layer {index}" + (f" ({digest})" if digest else "")
     budget = budget or _Budget(limits)
-    stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+    stream: LayerStream | _RegionDigests
+    if isinstance(blob, FileRegion) and not sniff_compression(_head(blob)):
+        # an uncompressed layer in a file: tarfile seeks over the content it does not need
+        # while a thread hashes every byte for the digests
+        stream = _RegionDigests(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+        reader: IO[bytes] = io.BufferedReader(blob, 64 * 1024)
+        seekable = True
+    else:
+        stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
+        reader, seekable = io.BufferedReader(stream, _CHUNK), False
+    try:
+        pending, problems = _read_entries(
+            view, reader, seekable, stream, index, wants, limits, where
+        )
+    finally:
+        stream.stop()
+    budget.expanded += stream.expanded
+    _merge(view, pending)
+    view.problems.extend(problems)
+    view.layers.append(
+        LayerInfo(
+            index=index,
+            digest=digest,
+            diff_id=diff_id or stream.tar_digest(),
+            size=stream.compressed,
+            expanded=stream.expanded,
+            entries=sum(1 for p in pending if p.info is not None),
+            media_type=media_type,
+        )
+    )
+
+
+def _head(region: FileRegion) -> bytes:
+    head = bytearray(4)
+    return bytes(head[: region.read_at(head, 0)])
+
+
+def _read_entries(
+    view: FileView,
+    reader: IO[bytes],
+    seekable: bool,
+    stream: LayerStream | _RegionDigests,
+    index: int,
+    wants: Wants,
+    limits: ViewLimits,
+    where: str,
+) -> tuple[list[_Pending], list[str]]:
+    """This layer's entries and problems, returned only once its digests verified."""
     pending: list[_Pending] = []
     problems: list[str] = []
     seen: dict[str, FileInfo] = {}
     # the latest entry of this layer at each path whose content was captured, for hard links
     captured_here: dict[str, _Pending] = {}
     try:
-        archive = tarfile.open(fileobj=io.BufferedReader(stream, _CHUNK), mode="r|")
+        if seekable:
+            archive = tarfile.open(fileobj=reader, mode="r:", tarinfo=FastTarInfo)
+        else:
+            archive = tarfile.open(fileobj=reader, mode="r|", tarinfo=FastTarInfo)
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: not a tar archive ({exc})") from None
     try:
@@ -328,26 +551,13 @@ def apply_layer(
             if item.captured:
                 captured_here[path] = item
         stream.finish()
-        budget.expanded += stream.expanded
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: malformed tar ({exc})") from None
     except EOFError:
         raise LayerError(f"{where}: truncated (unexpected end of data)") from None
     finally:
         archive.close()
-    _merge(view, pending)
-    view.problems.extend(problems)
-    view.layers.append(
-        LayerInfo(
-            index=index,
-            digest=digest,
-            diff_id=diff_id or f"{stream._tar_hash.name}:{stream._tar_hash.hexdigest()}",
-            size=stream.compressed,
-            expanded=stream.expanded,
-            entries=sum(1 for p in pending if p.info is not None),
-            media_type=media_type,
-        )
-    )
+    return pending, problems
 
 
 def _member_info(

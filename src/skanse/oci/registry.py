@@ -101,6 +101,33 @@ class _TokenCache:
     schemes: dict[str, Challenge] = field(default_factory=dict)
 
 
+class _RunningHash:
+    """The digest of a blob hashed as it is written to its partial file, so a download is not
+    read back to be verified; unusable once a resume appends to bytes it did not see."""
+
+    def __init__(self, algorithm: str) -> None:
+        self._algorithm = algorithm
+        self._hasher: Any = None
+        self._length = 0
+
+    def start(self, written: int) -> None:
+        if written == 0:
+            self._hasher, self._length = hashlib.new(self._algorithm), 0
+        elif self._hasher is None or self._length != written:
+            self._hasher = None  # appending to bytes this run did not hash
+
+    def update(self, chunk: bytes) -> None:
+        if self._hasher is not None:
+            self._hasher.update(chunk)
+            self._length += len(chunk)
+
+    def of(self, partial: Path) -> Any:
+        """The hasher if it saw every byte of `partial`, else None."""
+        if self._hasher is None or partial.stat().st_size != self._length:
+            return None
+        return self._hasher
+
+
 class RegistryClient:
     """Talks to distribution-API registries. Thread-compatible, not thread-safe."""
 
@@ -351,8 +378,10 @@ class RegistryClient:
                 reference=str(ref),
             )
         partial = self.cache.partial(digest)
+        algorithm, _, expected = digest.partition(":")
+        hashed = _RunningHash(algorithm)
         for _attempt in range(_MAX_RESUMES + 1):
-            done = self._download(ref, descriptor, partial)
+            done = self._download(ref, descriptor, partial, hashed)
             if done:
                 break
         else:
@@ -362,11 +391,12 @@ class RegistryClient:
                 f"({_MAX_RESUMES} resumes); truncated download discarded",
                 reference=str(ref),
             )
-        algorithm, _, expected = digest.partition(":")
-        hasher = hashlib.new(algorithm)
-        with partial.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                hasher.update(chunk)
+        hasher = hashed.of(partial)
+        if hasher is None:  # resumed onto bytes of an earlier run: hash the whole file
+            hasher = hashlib.new(algorithm)
+            with partial.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    hasher.update(chunk)
         if hasher.hexdigest() != expected:
             partial.unlink(missing_ok=True)
             raise DigestMismatchError(
@@ -376,7 +406,9 @@ class RegistryClient:
             )
         return self.cache.commit(digest, partial)
 
-    def _download(self, ref: Reference, descriptor: Descriptor, partial: Path) -> bool:
+    def _download(
+        self, ref: Reference, descriptor: Descriptor, partial: Path, hashed: _RunningHash
+    ) -> bool:
         """Append the rest of the blob to `partial`; True when all declared bytes are there."""
         have = partial.stat().st_size if partial.exists() else 0
         size = descriptor.size
@@ -450,7 +482,7 @@ class RegistryClient:
                     start = _range_start(raw.headers.get("Content-Range", ""))
                     if start != have:
                         append = False
-                return self._stream_to(raw, partial, append, descriptor, ref)
+                return self._stream_to(raw, partial, append, descriptor, ref, hashed)
             finally:
                 raw.release_conn()
         raise RegistryClientError(
@@ -458,10 +490,17 @@ class RegistryClient:
         )
 
     def _stream_to(
-        self, raw: Any, partial: Path, append: bool, descriptor: Descriptor, ref: Reference
+        self,
+        raw: Any,
+        partial: Path,
+        append: bool,
+        descriptor: Descriptor,
+        ref: Reference,
+        hashed: _RunningHash,
     ) -> bool:
         size = descriptor.size
         written = partial.stat().st_size if append and partial.exists() else 0
+        hashed.start(written)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         fd = os.open(partial, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -477,6 +516,7 @@ class RegistryClient:
                             reference=str(ref),
                         )
                     handle.write(chunk)
+                    hashed.update(chunk)
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
                 return False  # connection dropped: the caller resumes with a Range request
         return written == size
