@@ -49,20 +49,32 @@ def podman_image() -> str:
         pytest.skip("podman or runc is not installed (make test installs them: APT_PACKAGES)")
     if _run(["podman", "image", "exists", IMAGE]).returncode == 0:
         return IMAGE
-    tree = debian_rootfs()
-    tar = subprocess.Popen(["tar", "-C", str(tree), "-c", "."], stdout=subprocess.PIPE)
-    done = subprocess.run(
-        ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", IMAGE],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    tar.wait()
-    if done.returncode != 0:
-        pytest.skip(f"podman cannot import the test image: {done.stderr.strip()[-300:]}")
+    _import_tree(debian_rootfs(), ["."], IMAGE, "the test image", timeout=300)
     return IMAGE
+
+
+def _import_tree(tree: Path, tar_args: list[str], image: str, what: str, timeout: float) -> None:
+    """Import `tar -c tar_args` of the tree into podman's store as image (CMD /bin/sh).
+
+    A tar that fails part way would leave an image missing files, kept for every later run:
+    the image is removed then, and the calling test fails.
+    """
+    tar = subprocess.Popen(["tar", "-C", str(tree), "-c", *tar_args], stdout=subprocess.PIPE)
+    assert tar.stdout is not None
+    with tar.stdout:  # closed here too: tar gets SIGPIPE if podman stops reading
+        done = subprocess.run(
+            ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", image],
+            stdin=tar.stdout,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    if tar.wait(timeout=60) != 0 and done.returncode == 0:
+        _run(["podman", "rmi", "--force", image])
+        pytest.fail(f"tar of {tree} failed (status {tar.returncode}): {what} is not imported")
+    if done.returncode != 0:
+        pytest.skip(f"podman cannot import {what}: {done.stderr.strip()[-300:]}")
 
 
 TINY_IMAGE = "localhost/skanse-tiny-test:bookworm"
@@ -84,20 +96,7 @@ def tiny_image() -> str:
             files += [str(parent) for parent in reversed(relative.parents) if str(parent) != "."]
             files.append(str(relative))
     files = list(dict.fromkeys(f for f in files if (tree / f).exists() or (tree / f).is_symlink()))
-    tar = subprocess.Popen(
-        ["tar", "-C", str(tree), "--no-recursion", "-c", *files], stdout=subprocess.PIPE
-    )
-    done = subprocess.run(
-        ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", TINY_IMAGE],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    tar.wait()
-    if done.returncode != 0:
-        pytest.skip(f"podman cannot import the small test image: {done.stderr.strip()[-300:]}")
+    _import_tree(tree, ["--no-recursion", *files], TINY_IMAGE, "the small test image", timeout=120)
     return TINY_IMAGE
 
 
