@@ -37,29 +37,30 @@ from tests.runtime.containers_real import (
 
 pytestmark = pytest.mark.slow
 
-MARKER_RULES = """
-- rule: skanse e2e freeze marker
-  desc: a process naming the freeze marker in a container
+# One rule per response action, each matching a process whose command line names its marker.
+ACTIONS = ("freeze", "kill", "isolate")
+
+
+def marker(action: str) -> str:
+    return f"skanse-e2e-{action}-7c1d"
+
+
+def marker_rule(action: str) -> str:
+    return f"skanse e2e {action} marker"
+
+
+MARKER_RULES = "".join(
+    f"""
+- rule: {marker_rule(action)}
+  desc: a process naming the {action} marker in a container
   condition: >
     evt.type in (execve, execveat) and evt.dir=< and container.id != host
-    and proc.cmdline contains "skanse-e2e-freeze-7c1d"
-  output: "freeze marker (container=%container.id)"
-  priority: WARNING
-- rule: skanse e2e kill marker
-  desc: a process naming the kill marker in a container
-  condition: >
-    evt.type in (execve, execveat) and evt.dir=< and container.id != host
-    and proc.cmdline contains "skanse-e2e-kill-7c1d"
-  output: "kill marker (container=%container.id)"
-  priority: WARNING
-- rule: skanse e2e isolate marker
-  desc: a process naming the isolate marker in a container
-  condition: >
-    evt.type in (execve, execveat) and evt.dir=< and container.id != host
-    and proc.cmdline contains "skanse-e2e-isolate-7c1d"
-  output: "isolate marker (container=%container.id)"
+    and proc.cmdline contains "{marker(action)}"
+  output: "{action} marker (container=%container.id)"
   priority: WARNING
 """
+    for action in ACTIONS
+)
 CONFIG = """
 rules:
   - /etc/skanse/rules/falco_rules.yaml
@@ -69,10 +70,7 @@ state_dir: /var/lib/skanse
 outputs:
   stdout: true
 responses:
-  - {rule: "skanse e2e freeze marker", actions: [freeze]}
-  - {rule: "skanse e2e kill marker", actions: [kill]}
-  - {rule: "skanse e2e isolate marker", actions: [isolate]}
-"""
+""" + "".join(f'  - {{rule: "{marker_rule(action)}", actions: [{action}]}}\n' for action in ACTIONS)
 DAEMONSET = PROJECT / "deploy" / "sensor" / "daemonset.yaml"
 
 
@@ -217,10 +215,10 @@ def _frozen(container: PodmanContainer) -> bool:
 def test_freeze_acts_on_the_real_container_and_release_thaws_it(sensor: SensorContainer) -> None:
     with podman_container() as target:
         assert not _frozen(target)
-        target.exec("sh", "-c", "true skanse-e2e-freeze-7c1d")
+        target.exec("sh", "-c", f"true {marker('freeze')}")
         alert = sensor.wait_for(
             lambda a: (
-                a["rule"] == "skanse e2e freeze marker"
+                a["rule"] == marker_rule("freeze")
                 and a["output_fields"].get("container.id") == target.id
             )
         )
@@ -238,7 +236,7 @@ def test_freeze_acts_on_the_real_container_and_release_thaws_it(sensor: SensorCo
 def test_kill_acts_on_the_process_in_the_real_container(sensor: SensorContainer) -> None:
     with podman_container() as target:
         started = time.monotonic()
-        done = target.exec("sh", "-c", "sleep 30; echo skanse-e2e-kill-7c1d")
+        done = target.exec("sh", "-c", f"sleep 30; echo {marker('kill')}")
         assert done.returncode == 137, (done.returncode, done.stdout, done.stderr)
         assert time.monotonic() - started < 25
         assert target.exec("true").returncode == 0  # the container itself lives on
@@ -319,10 +317,10 @@ def test_isolate_cuts_the_real_container_off_and_release_restores_it(
 ) -> None:
     with podman_container() as target, _listener(gateway := _gateway(target)) as port:
         assert _connects(target, gateway, port), "no connection to the host before isolation"
-        target.exec("sh", "-c", "true skanse-e2e-isolate-7c1d")
+        target.exec("sh", "-c", f"true {marker('isolate')}")
         alert = sensor.wait_for(
             lambda a: (
-                a["rule"] == "skanse e2e isolate marker"
+                a["rule"] == marker_rule("isolate")
                 and a["output_fields"].get("container.id") == target.id
             )
         )
