@@ -37,10 +37,12 @@ COPY src/ src/
 # The runtime sensor's kernel programs go into the install as setup.py builds them: prebuilt
 # *.bpf.o in src/ (from `make bpf`) as they are, and then no BPF toolchain is installed;
 # else compiled here with clang against the build machine's BTF (CO-RE: it then loads on any
-# kernel with BTF). A build machine without BTF gives an image without the sensor
-# (`skanse runtime run` says so).
+# kernel with BTF). A build machine without BTF, or --build-arg SKANSE_BPF=0 (setup.py then
+# compiles nothing), gives a `cli` image without them (it needs none); the `sensor` target
+# then fails its build (sensor-objects below).
+ARG SKANSE_BPF=auto
 RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || need=1; done; \
-    if [ -n "$need" ] && [ -e /sys/kernel/btf/vmlinux ]; then \
+    if [ -n "$need" ] && [ "$SKANSE_BPF" != 0 ] && [ -e /sys/kernel/btf/vmlinux ]; then \
       apt-get update \
       && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
       && rm -rf /var/lib/apt/lists/*; \
@@ -48,6 +50,15 @@ RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || nee
 RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
     && /opt/skanse/bin/pip install --no-deps /src && /opt/skanse/bin/pip check
+
+# The sensor's image must carry every kernel program whose source is installed: without them
+# it would start and only then report the sensor missing. This stage fails the build instead;
+# `cli` copies from `build` and never runs it.
+FROM build AS sensor-objects
+RUN cd /opt/skanse/lib/python3*/site-packages/skanse/runtime/bpf \
+    && for c in *.bpf.c; do [ -s "${c%.c}.o" ] || { \
+      echo "no ${c%.c}.o: the sensor image needs BTF on the build machine or \`make bpf\` first" >&2; \
+      exit 1; }; done
 
 # The runtime sensor's image (`docker build --target sensor`; deploy/sensor/ runs it): the
 # same install plus what the sensor calls at run time, libbpf to load its kernel program
@@ -61,7 +72,7 @@ RUN apt-get update \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \
       /var/cache/ldconfig/aux-cache /var/cache/debconf/*-old /var/lib/dpkg/*-old
-COPY --from=build /opt/skanse /opt/skanse
+COPY --from=sensor-objects /opt/skanse /opt/skanse
 USER 10001:10001
 ENTRYPOINT ["skanse"]
 CMD ["runtime", "run", "--help"]

@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,15 @@ def build(
     tag: str | None = None,
     no_cache: bool = False,
     epoch: int | None = None,
+    context: Path = PROJECT,
+    build_args: Mapping[str, str] | None = None,
 ) -> BuiltImage:
-    """Build one of the Dockerfile's targets; the image id is the config's digest."""
-    for source in sorted((PROJECT / "src" / "skanse" / "runtime" / "bpf").glob("*.bpf.c")):
+    """Build one of the Dockerfile's targets; the image id is the config's digest.
+
+    context is a directory with the project's Dockerfile and sources (default: this one);
+    build_args are more --build-arg values (SKANSE_BPF=0: compile no BPF object).
+    """
+    for source in sorted((context / "src" / "skanse" / "runtime" / "bpf").glob("*.bpf.c")):
         built = source.with_name(source.name.removesuffix(".c") + ".o")
         if built.exists() and built.stat().st_mtime < source.stat().st_mtime:
             # the image would carry a kernel program that does not match the sensor's code
@@ -94,14 +101,16 @@ def build(
         "-t",
         name,
         "-f",
-        str(PROJECT / "Dockerfile"),
+        str(context / "Dockerfile"),
     ]
+    for key, value in (build_args or {}).items():
+        argv += ["--build-arg", f"{key}={value}"]
     ca_bundle = os.environ.get("SKANSE_BUILD_CA") or os.environ.get("PIP_CERT")
     if ca_bundle and Path(ca_bundle).is_file():
         argv += ["--secret", f"id=pip-ca,src={ca_bundle}"]
     if no_cache:
         argv.append("--no-cache")
-    argv.append(str(PROJECT))
+    argv.append(str(context))
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
     except subprocess.TimeoutExpired:

@@ -4,11 +4,14 @@ as UID 10001, and rebuild to the same image id (reproducible layers and configur
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
+from tools.debian_base import Unavailable
 from tools.images import build
 
-from tests.e2e.conftest import Images, podman, podman_run
+from tests.e2e.conftest import PROJECT, Images, podman, podman_run
 
 pytestmark = pytest.mark.slow
 
@@ -54,3 +57,32 @@ def test_rebuild_without_cache_gives_the_same_image_id(images: Images) -> None:
         assert again.image_id == images.cli.image_id
     finally:
         podman("rmi", "localhost/skanse-rebuild:check", check=False)
+
+
+def test_sensor_image_without_the_bpf_objects_fails_its_build(
+    images: Images, tmp_path: Path
+) -> None:
+    """A build that compiles no kernel program (as on a machine without BTF) still gives the
+    CLI image, which needs none, but no sensor image: one would start and only then find the
+    sensor missing."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "MANIFEST.in",
+                 "setup.py"):  # fmt: skip
+        shutil.copy2(PROJECT / name, context / name)
+    shutil.copytree(
+        PROJECT / "src", context / "src", ignore=shutil.ignore_patterns("*.bpf.o", "__pycache__")
+    )
+    assert not list(context.glob("src/**/*.bpf.o"))
+    assert list(context.glob("src/skanse/runtime/bpf/*.bpf.c"))
+    without = {"SKANSE_BPF": "0"}
+    try:
+        with pytest.raises(Unavailable, match=r"no \w+\.bpf\.o: the sensor image needs BTF"):
+            build("sensor", tag="localhost/skanse-nobpf:sensor", context=context,
+                  build_args=without)  # fmt: skip
+        assert podman("image", "exists", "localhost/skanse-nobpf:sensor", check=False).returncode
+        cli = build("cli", tag="localhost/skanse-nobpf:cli", context=context, build_args=without)
+        version = podman_run("--rm", cli.name, "--version")
+        assert version.stdout.strip() == "skanse 0.1.0", version.stdout
+    finally:
+        podman("rmi", "localhost/skanse-nobpf:cli", check=False)
