@@ -223,3 +223,18 @@ def test_dockerfile_user_fixes_are_unsafe_and_add_to_copy_is_safe(tmp_path: Path
     item, _ = fix_text(tmp_path, source, name="Dockerfile", unsafe=False)
     assert after(item) == source.replace("ADD", "COPY")
     assert [c.check_id for c in item.pending if not c.safe] == ["SKN-DF-001"] if item else False
+
+
+def test_a_safe_fix_keeps_file_capabilities_of_a_non_root_port_80_container(
+    tmp_path: Path,
+) -> None:
+    """A non-root web server on port 80 may bind it through a file capability on its binary
+    (setcap cap_net_bind_service); allowPrivilegeEscalation: false (no_new_privs) makes exec
+    ignore file capabilities, so it is not a safe fix there."""
+    implicit = PORT_80.replace("          allowPrivilegeEscalation: false\n", "")
+    item, _ = fix_text(tmp_path, implicit, unsafe=False)
+    fixed = after(item) if item is not None and item.after is not None else implicit
+    assert "allowPrivilegeEscalation" not in fixed
+    assert item is not None
+    assert any(c.check_id == "SKN-K8S-014" and not c.safe for c in item.pending)
+    assert b"allowPrivilegeEscalation: false" in (item.pending_after or b"")
