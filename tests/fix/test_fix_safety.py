@@ -238,3 +238,15 @@ def test_a_safe_fix_keeps_file_capabilities_of_a_non_root_port_80_container(
     assert item is not None
     assert any(c.check_id == "SKN-K8S-014" and not c.safe for c in item.pending)
     assert b"allowPrivilegeEscalation: false" in (item.pending_after or b"")
+
+
+def test_add_with_a_wildcard_is_not_turned_into_copy(tmp_path: Path) -> None:
+    """ADD extracts every local tar archive its wildcard matches (dist/app.tar.gz); COPY
+    would copy the archive itself, so the workload would lose its files."""
+    source = "FROM alpine:3.20\nADD dist/* /opt/app/\nUSER 10001\n"
+    item, report = fix_text(tmp_path, source, "SKN-DF-005", name="Dockerfile", unsafe=False)
+    assert item is None or item.after is None or b"ADD dist/* /opt/app/" in item.after
+    assert any(
+        d.check_id == "SKN-DF-005" and "archive" in d.reason and "dist/*" in d.reason
+        for d in report.declined
+    )
