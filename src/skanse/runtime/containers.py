@@ -30,7 +30,7 @@ import ctypes.util
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,7 @@ __all__ = [
     "cgroup2_mount",
     "container_from_cgroup",
     "container_from_proc_cgroup",
+    "mounts",
 ]
 
 _HEX64 = "[0-9a-f]{64}"
@@ -103,19 +104,26 @@ def container_from_proc_cgroup(text: str) -> ContainerRef | None:
     return None
 
 
-def _mount_point(mountinfo: str, wanted: Callable[[str, list[str]], bool]) -> str | None:
-    """The first mount point in a mountinfo file whose (fstype, super options) are wanted."""
+def mounts(mountinfo: str = "/proc/self/mountinfo") -> Iterator[tuple[str, str, list[str]]]:
+    """(mount point, fstype, super options) of each line of a mountinfo file (none if it
+    cannot be read)."""
     try:
         text = Path(mountinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return None
+        return
     for line in text.splitlines():
         left, _, right = line.partition(" - ")
         fields = right.split()
-        if fields and wanted(fields[0], fields[-1].split(",")):
-            parts = left.split()
-            if len(parts) >= 5:
-                return parts[4].replace("\\040", " ")
+        parts = left.split()
+        if fields and len(parts) >= 5:
+            yield parts[4].replace("\\040", " "), fields[0], fields[-1].split(",")
+
+
+def _mount_point(mountinfo: str, wanted: Callable[[str, list[str]], bool]) -> str | None:
+    """The first mount point in a mountinfo file whose (fstype, super options) are wanted."""
+    for point, fstype, options in mounts(mountinfo):
+        if wanted(fstype, options):
+            return point
     return None
 
 
