@@ -252,7 +252,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 4096); /* enforce.py: KILL_PATHS */
 	__type(key, __u64);
 	__type(value, struct skn_kill_path);
 } skn_kill_paths SEC(".maps");
