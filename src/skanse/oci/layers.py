@@ -135,6 +135,7 @@ class LayerStream(io.RawIOBase):
         self._ready = b""  # the reader's side: the chunk being read and where
         self._offset = 0
         self._done = False
+        self._failure: BaseException | None = None  # what the reading thread met, kept
         self._stop = threading.Event()
         self._producer: threading.Thread | None = None
 
@@ -222,13 +223,15 @@ class LayerStream(io.RawIOBase):
         return gz.decompress(raw, _CHUNK * 4)
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._failure is not None:  # never a clean end after an error (finish reads on)
+            raise self._failure
         if self._producer is None:
             self._producer = threading.Thread(target=self._produce, name="layer-read", daemon=True)
             self._producer.start()
         if not self._ready and not self._done:
             item = self._chunks.get()
             if isinstance(item, BaseException):
-                self._done = True
+                self._failure = item
                 raise item
             self._ready, self._offset = item, 0
             self._done = not item
