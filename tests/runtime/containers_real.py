@@ -21,45 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tools.debian_base import PODMAN_RUN_OPTIONS
 
 from tests._debian import debian_rootfs
 
 IMAGE = "localhost/skanse-runtime-test:bookworm"
-PODMAN_RUN = [
-    "podman",
-    "run",
-    "--runtime",
-    "runc",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=4096:4096",
-]
+PODMAN_RUN = ["podman", "run", *PODMAN_RUN_OPTIONS]
 
 
 def _run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def podman_image() -> str:
-    """The test image in podman's store (imported from the debootstrap tree once)."""
-    if os.geteuid() != 0:
-        pytest.skip("real containers need root")
-    if shutil.which("podman") is None or shutil.which("runc") is None:
-        pytest.skip("podman or runc is not installed (make test installs them: APT_PACKAGES)")
-    if _run(["podman", "image", "exists", IMAGE]).returncode == 0:
-        return IMAGE
-    _import_tree(debian_rootfs(), ["."], IMAGE, "the test image", timeout=300)
-    return IMAGE
-
-
-def _import_tree(tree: Path, tar_args: list[str], image: str, what: str, timeout: float) -> None:
-    """Import `tar -c tar_args` of the tree into podman's store as image (CMD /bin/sh).
+def _podman_import(tar_argv: list[str], image: str, timeout: float) -> None:
+    """`tar_argv`'s archive imported into podman's store as `image`, or the test skipped.
 
     A tar that fails part way would leave an image missing files, kept for every later run:
     the image is removed then, and the calling test fails.
     """
-    tar = subprocess.Popen(["tar", "-C", str(tree), "-c", *tar_args], stdout=subprocess.PIPE)
+    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE)
     assert tar.stdout is not None
     with tar.stdout:  # closed here too: tar gets SIGPIPE if podman stops reading
         done = subprocess.run(
@@ -72,9 +52,21 @@ def _import_tree(tree: Path, tar_args: list[str], image: str, what: str, timeout
         )
     if tar.wait(timeout=60) != 0 and done.returncode == 0:
         _run(["podman", "rmi", "--force", image])
-        pytest.fail(f"tar of {tree} failed (status {tar.returncode}): {what} is not imported")
+        pytest.fail(f"{' '.join(tar_argv[:4])} failed (status {tar.returncode}): {image} removed")
     if done.returncode != 0:
-        pytest.skip(f"podman cannot import {what}: {done.stderr.strip()[-300:]}")
+        pytest.skip(f"podman cannot import {image}: {done.stderr.strip()[-300:]}")
+
+
+def podman_image() -> str:
+    """The test image in podman's store (imported from the debootstrap tree once)."""
+    if os.geteuid() != 0:
+        pytest.skip("real containers need root")
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        pytest.skip("podman or runc is not installed (make test installs them: APT_PACKAGES)")
+    if _run(["podman", "image", "exists", IMAGE]).returncode == 0:
+        return IMAGE
+    _podman_import(["tar", "-C", str(debian_rootfs()), "-c", "."], IMAGE, timeout=300)
+    return IMAGE
 
 
 TINY_IMAGE = "localhost/skanse-tiny-test:bookworm"
@@ -96,7 +88,9 @@ def tiny_image() -> str:
             files += [str(parent) for parent in reversed(relative.parents) if str(parent) != "."]
             files.append(str(relative))
     files = list(dict.fromkeys(f for f in files if (tree / f).exists() or (tree / f).is_symlink()))
-    _import_tree(tree, ["--no-recursion", *files], TINY_IMAGE, "the small test image", timeout=120)
+    _podman_import(
+        ["tar", "-C", str(tree), "--no-recursion", "-c", *files], TINY_IMAGE, timeout=120
+    )
     return TINY_IMAGE
 
 
