@@ -212,17 +212,21 @@ def _frozen(container: PodmanContainer) -> bool:
     return False
 
 
+def _trigger(sensor: SensorContainer, target: PodmanContainer, action: str) -> None:
+    """Run a process naming the action's marker in target; the sensor alerts on that container."""
+    target.exec("sh", "-c", f"true {marker(action)}")
+    alert = sensor.wait_for(
+        lambda a: (
+            a["rule"] == marker_rule(action) and a["output_fields"].get("container.id") == target.id
+        )
+    )
+    assert alert is not None, f"no {action} marker alert for {target.id}"
+
+
 def test_freeze_acts_on_the_real_container_and_release_thaws_it(sensor: SensorContainer) -> None:
     with podman_container() as target:
         assert not _frozen(target)
-        target.exec("sh", "-c", f"true {marker('freeze')}")
-        alert = sensor.wait_for(
-            lambda a: (
-                a["rule"] == marker_rule("freeze")
-                and a["output_fields"].get("container.id") == target.id
-            )
-        )
-        assert alert is not None
+        _trigger(sensor, target, "freeze")
         deadline = time.monotonic() + 10
         while not _frozen(target) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -317,14 +321,7 @@ def test_isolate_cuts_the_real_container_off_and_release_restores_it(
 ) -> None:
     with podman_container() as target, _listener(gateway := _gateway(target)) as port:
         assert _connects(target, gateway, port), "no connection to the host before isolation"
-        target.exec("sh", "-c", f"true {marker('isolate')}")
-        alert = sensor.wait_for(
-            lambda a: (
-                a["rule"] == marker_rule("isolate")
-                and a["output_fields"].get("container.id") == target.id
-            )
-        )
-        assert alert is not None
+        _trigger(sensor, target, "isolate")
         deadline = time.monotonic() + 10
         while _connects(target, gateway, port):
             assert time.monotonic() < deadline, "the isolated container still reaches the host"
