@@ -226,3 +226,13 @@ def test_an_unreachable_postgresql_is_a_clear_error_without_the_password() -> No
         open_history(url)
     assert "hunter2" not in caught.value.diagnostics() and "***" in caught.value.diagnostics()
     assert redact(url).startswith("postgresql://skanse:***@127.0.0.1:1/")
+
+
+def test_a_password_given_as_a_url_parameter_is_never_shown() -> None:
+    # libpq takes the password from the query string as readily as from the user info
+    url = "postgresql://skanse@127.0.0.1:1/skanse?password=hunter2&connect_timeout=2"
+    with pytest.raises(HistoryError) as caught:
+        open_history(url)
+    assert "hunter2" not in caught.value.diagnostics()
+    assert "hunter2" not in redact(url) and "password=***" in redact(url)
+    assert "connect_timeout=2" in redact(url)

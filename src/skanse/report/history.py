@@ -77,12 +77,19 @@ def default_location() -> str:
 
 
 def redact(location: str) -> str:
-    """A store location fit for messages: a URL without its password."""
+    """A store location fit for messages: a URL without its password, whether in the user
+    info or (as libpq also takes it) a `password=` parameter of the query."""
     parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join(
+        "password=***" if item.partition("=")[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return location  # nothing secret; urlunsplit would also drop an empty `//`
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def finding_key(finding: Mapping[str, Any]) -> str:
