@@ -50,6 +50,7 @@ __all__ = [
 DEFAULT_CLUSTER = "default"
 SCHEMA_VERSION = 1
 _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
+_PG_CREATE_LOCK = 0x736B616E7365  # "skanse": serialises table creation among writers
 
 
 class HistoryError(ReportError):
@@ -183,17 +184,19 @@ class History:
     def _create(self) -> None:
         serial, bigint = ("BIGSERIAL", "BIGINT") if self.postgres else ("INTEGER", "INTEGER")
         with self._transaction():
+            if self.postgres:  # concurrent CREATE TABLE IF NOT EXISTS can collide in pg_type
+                self._execute("SELECT pg_advisory_xact_lock(?)", (_PG_CREATE_LOCK,))
             for statement in _TABLES:
                 self._execute(statement.format(serial=serial, bigint=bigint))
+            self._execute(  # a writer that got here first has written it: keep theirs
+                "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                ("schema_version", str(SCHEMA_VERSION)),
+            )
             row = self._execute(
                 "SELECT value FROM skanse_history_meta WHERE name = ?", ("schema_version",)
             ).fetchone()
-            if row is None:
-                self._execute(
-                    "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?)",
-                    ("schema_version", str(SCHEMA_VERSION)),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
+            if int(row[0]) > SCHEMA_VERSION:
                 raise HistoryError(
                     f"{redact(self.location)}: history schema {row[0]} was written by a newer "
                     f"skanse (this one reads {SCHEMA_VERSION})"
