@@ -26,6 +26,14 @@ def _write_through(path: Path, payload: bytes) -> None:
         os.close(fd)
 
 
+def _is_special(path: Path) -> bool:
+    """An existing file that is not a regular one (following symlinks)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -37,11 +45,7 @@ def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".")
     overwrite a file elsewhere. OutputRefused says why not."""
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        info = os.stat(target)
-    except FileNotFoundError:
-        info = None
-    if info is not None and not stat.S_ISREG(info.st_mode):
+    if _is_special(target):  # before the symlink rule: /dev/stdout is a link out of the tree
         _write_through(target, payload)
         return
     if target.is_symlink():
@@ -69,14 +73,9 @@ def write_atomic(
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    if not exclusive:
-        try:
-            info = os.stat(target)
-        except FileNotFoundError:
-            info = None
-        if info is not None and not stat.S_ISREG(info.st_mode):
-            _write_through(target, payload)  # a device or FIFO is never replaced by a file
-            return
+    if not exclusive and _is_special(target):
+        _write_through(target, payload)  # a device or FIFO is never replaced by a file
+        return
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:

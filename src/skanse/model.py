@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import NewType
 
 __all__ = [
+    "ANNOTATION_PREFIX",
     "CheckID",
     "CheckMeta",
     "ControlRef",
@@ -177,6 +178,11 @@ class ResourceRef:
         if self.namespace:
             return f"{self.kind}/{self.namespace}/{self.name}"
         return f"{self.kind}/{self.name}"
+
+
+# `ignore.skanse.io/<ID or alias>: "<reason>"` on an object or its pod template suppresses
+# that check's findings on it (SuppressionSource.ANNOTATION).
+ANNOTATION_PREFIX = "ignore.skanse.io/"
 
 
 class SuppressionSource(enum.StrEnum):

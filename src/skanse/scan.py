@@ -21,6 +21,7 @@ from skanse.checks.kubernetes.cluster import build_cluster_index
 from skanse.checks.kubernetes.pss_policy import LATEST_MINOR, RESTRICTED, PSSPolicy
 from skanse.checks.profiles import Profile, select_checks
 from skanse.model import (
+    ANNOTATION_PREFIX,
     CheckID,
     Evaluation,
     Finding,
@@ -60,7 +61,6 @@ __all__ = [
     "workload_info",
 ]
 
-ANNOTATION_PREFIX = "ignore.skanse.io/"
 # Layers whose checks look at Kubernetes objects read from manifests.
 _MANIFEST_LAYERS = frozenset({Layer.KUBERNETES, Layer.NETWORK})
 STDIN_NAME = "<stdin>"

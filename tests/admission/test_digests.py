@@ -89,3 +89,19 @@ def test_images_no_signature_rule_covers_are_not_pinned(signed_world) -> None:
     other = "docker.io/library/nginx:1.27"
     patched, _ = _mutated(webhook, image_pod(other))
     assert patched["spec"]["containers"][0]["image"] == other
+
+
+def test_a_signed_tag_is_pinned_where_defaults_are_not_added(signed_world) -> None:
+    """`mutation.modes` says where secure defaults are added; pinning is `pin-digests`' own.
+    With no defaults wanted, an enforce namespace still gets the pin that /validate requires,
+    and nothing else."""
+    client, signed, _, directory = signed_world
+    tag, signed_digest = signed.split("@")
+    webhook = _webhook(directory, client, "fail-on: medium\nmutation:\n  modes: []\n")
+    pod = image_pod(tag)
+    patched, response = _mutated(webhook, pod)
+    assert patched["spec"]["containers"][0]["image"] == f"{tag}@{signed_digest}"
+    assert response["auditAnnotations"]["added"] == ""
+    expected = image_pod(f"{tag}@{signed_digest}")
+    assert patched == expected
+    assert answer(webhook.validate(review(pod_request(patched))).body)["allowed"] is True

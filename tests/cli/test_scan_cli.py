@@ -343,3 +343,53 @@ def test_reading_a_terminal_says_so(tmp_path: Path) -> None:
     if script.returncode == 127 or b"script:" in script.stderr[:20]:
         pytest.skip("util-linux script(1) is needed for a terminal")
     assert b"reading manifests or a Dockerfile from standard input (a terminal)" in script.stdout
+
+
+def _own_process(
+    *args: str, stdout: int | None = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """skanse as its own process: scan and fix end there with os._exit after the report."""
+    return subprocess.run(
+        [sys.executable, "-m", "skanse", *args, "--no-config"],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_scan_of_its_own_keeps_every_output_and_its_exit_code(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    written = _own_process("scan", INSECURE, "-f", "json", "-o", str(target))
+    assert written.returncode == 1 and written.stdout == ""
+    assert json.loads(target.read_text())["findings"]
+
+    missing = str(tmp_path / "gone.yaml")
+    piped = _own_process("scan", INSECURE, missing, "-f", "sarif", "--allow-unchecked")
+    assert piped.returncode == 1
+    jsonschema.validate(json.loads(piped.stdout), sarif_schema())  # complete, not cut short
+    assert "could not be checked" in piped.stderr
+
+    clean = _own_process("scan", HARDENED)
+    assert clean.returncode == 0, clean.stderr
+
+
+def test_a_report_that_cannot_be_flushed_at_exit_is_exit_two_not_a_traceback() -> None:
+    """What is still buffered when a scan's process ends is flushed first; a full disk then
+    fails the run (2) with a line that says so, never a pass."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    code = "import sys; from skanse._cli import _exit_now; sys.stdout.write('{}'); _exit_now(0)"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            env=buffered,
+        )
+    assert run.returncode == 2
+    assert "standard output: No space left on device" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -223,3 +223,30 @@ def test_dockerfile_user_fixes_are_unsafe_and_add_to_copy_is_safe(tmp_path: Path
     item, _ = fix_text(tmp_path, source, name="Dockerfile", unsafe=False)
     assert after(item) == source.replace("ADD", "COPY")
     assert [c.check_id for c in item.pending if not c.safe] == ["SKN-DF-001"] if item else False
+
+
+def test_a_safe_fix_keeps_file_capabilities_of_a_non_root_port_80_container(
+    tmp_path: Path,
+) -> None:
+    """A non-root web server on port 80 may bind it through a file capability on its binary
+    (setcap cap_net_bind_service); allowPrivilegeEscalation: false (no_new_privs) makes exec
+    ignore file capabilities, so it is not a safe fix there."""
+    implicit = PORT_80.replace("          allowPrivilegeEscalation: false\n", "")
+    item, _ = fix_text(tmp_path, implicit, unsafe=False)
+    fixed = after(item) if item is not None and item.after is not None else implicit
+    assert "allowPrivilegeEscalation" not in fixed
+    assert item is not None
+    assert any(c.check_id == "SKN-K8S-014" and not c.safe for c in item.pending)
+    assert b"allowPrivilegeEscalation: false" in (item.pending_after or b"")
+
+
+def test_add_with_a_wildcard_is_not_turned_into_copy(tmp_path: Path) -> None:
+    """ADD extracts every local tar archive its wildcard matches (dist/app.tar.gz); COPY
+    would copy the archive itself, so the workload would lose its files."""
+    source = "FROM alpine:3.20\nADD dist/* /opt/app/\nUSER 10001\n"
+    item, report = fix_text(tmp_path, source, "SKN-DF-005", name="Dockerfile", unsafe=False)
+    assert item is None or item.after is None or b"ADD dist/* /opt/app/" in item.after
+    assert any(
+        d.check_id == "SKN-DF-005" and "archive" in d.reason and "dist/*" in d.reason
+        for d in report.declined
+    )

@@ -173,3 +173,44 @@ def test_docker_archive_truncated_layer_is_refused(tmp_path: Path) -> None:
             read_view(opened, lambda info: lambda data: data)
     finally:
         opened.close()
+
+
+def test_docker_archive_sparse_layer_member_is_read_expanded(tmp_path: Path) -> None:
+    # a PAX 1.0 sparse member whose zero-filled file content is a hole: its stored bytes are
+    # not the layer, so reading them in place would refuse a genuine layer
+    layer = (
+        LayerBuilder().add_file("/zeros", bytes(4096)).add_file("/etc/motd", b"hello").tar_bytes()
+    )
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        hole = tar.getmember("zeros").offset_data
+    after = hole + 4096
+    sparse_map = f"2\n0\n{hole}\n{after}\n{len(layer) - after}\n".encode().ljust(512, b"\0")
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}
+    config["rootfs"]["diff_ids"] = [diff_id]  # type: ignore[index]
+    path = tmp_path / "sparse.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (
+            ("manifest.json", json.dumps([{"Config": "c.json", "Layers": ["l.tar"]}]).encode()),
+            ("c.json", json.dumps(config).encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("GNUSparseFile.0/l.tar")
+        info.pax_headers = {
+            "GNU.sparse.major": "1",
+            "GNU.sparse.minor": "0",
+            "GNU.sparse.name": "l.tar",
+            "GNU.sparse.realsize": str(len(layer)),
+        }
+        data = sparse_map + layer[:hole] + layer[after:]
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    opened = open_docker_archive(path)
+    try:
+        view = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    assert "/etc/motd" in view.nodes and "/zeros" in view.nodes
+    assert view.layers[0].diff_id == diff_id

@@ -167,6 +167,24 @@ def test_manifest_content_must_match_the_digest_header(server: Server, tmp_path:
         client_for(tmp_path).get_manifest(parse_reference(f"{server.host}/team/app:v1"))
 
 
+def test_a_sha512_digest_header_is_checked_and_named_in_its_own_algorithm(
+    server: Server, tmp_path: Path
+) -> None:
+    body = b'{"schemaVersion":2}'
+    genuine = "sha512:" + hashlib.sha512(body).hexdigest()
+    server.routes["GET /v2/team/app/manifests/good"] = reply(
+        200, body, {"Docker-Content-Digest": genuine}
+    )
+    client = client_for(tmp_path)
+    assert client.get_manifest(parse_reference(f"{server.host}/team/app:good"))[0] == body
+    server.routes["GET /v2/team/app/manifests/bad"] = reply(
+        200, body, {"Docker-Content-Digest": "sha512:" + "0" * 128}
+    )
+    # the error names what the content hashes to under the header's algorithm
+    with pytest.raises(DigestMismatchError, match=f"hashes to {genuine}"):
+        client.get_manifest(parse_reference(f"{server.host}/team/app:bad"))
+
+
 def _truncating(times: int) -> Handler:
     """Send half the blob and drop the connection `times` times, then honour Range."""
     calls = {"n": 0}

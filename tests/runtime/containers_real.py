@@ -21,24 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tools.debian_base import PODMAN_RUN_OPTIONS
 
 from tests._debian import debian_rootfs
 
 IMAGE = "localhost/skanse-runtime-test:bookworm"
-PODMAN_RUN = [
-    "podman",
-    "run",
-    "--runtime",
-    "runc",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=4096:4096",
-]
+PODMAN_RUN = ["podman", "run", *PODMAN_RUN_OPTIONS]
 
 
 def _run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _podman_import(tar_argv: list[str], image: str, timeout: float) -> None:
+    """`tar_argv`'s archive imported into podman's store as `image`, or the test skipped."""
+    tar = subprocess.Popen(tar_argv, stdout=subprocess.PIPE)
+    done = subprocess.run(
+        ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", image],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    tar.wait()
+    if done.returncode != 0:
+        pytest.skip(f"podman cannot import {image}: {done.stderr.strip()[-300:]}")
 
 
 def podman_image() -> str:
@@ -49,19 +57,7 @@ def podman_image() -> str:
         pytest.skip("podman or runc is not installed (make test installs them: APT_PACKAGES)")
     if _run(["podman", "image", "exists", IMAGE]).returncode == 0:
         return IMAGE
-    tree = debian_rootfs()
-    tar = subprocess.Popen(["tar", "-C", str(tree), "-c", "."], stdout=subprocess.PIPE)
-    done = subprocess.run(
-        ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", IMAGE],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    tar.wait()
-    if done.returncode != 0:
-        pytest.skip(f"podman cannot import the test image: {done.stderr.strip()[-300:]}")
+    _podman_import(["tar", "-C", str(debian_rootfs()), "-c", "."], IMAGE, timeout=300)
     return IMAGE
 
 
@@ -84,20 +80,9 @@ def tiny_image() -> str:
             files += [str(parent) for parent in reversed(relative.parents) if str(parent) != "."]
             files.append(str(relative))
     files = list(dict.fromkeys(f for f in files if (tree / f).exists() or (tree / f).is_symlink()))
-    tar = subprocess.Popen(
-        ["tar", "-C", str(tree), "--no-recursion", "-c", *files], stdout=subprocess.PIPE
+    _podman_import(
+        ["tar", "-C", str(tree), "--no-recursion", "-c", *files], TINY_IMAGE, timeout=120
     )
-    done = subprocess.run(
-        ["podman", "import", "--change", 'CMD ["/bin/sh"]', "-", TINY_IMAGE],
-        stdin=tar.stdout,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    tar.wait()
-    if done.returncode != 0:
-        pytest.skip(f"podman cannot import the small test image: {done.stderr.strip()[-300:]}")
     return TINY_IMAGE
 
 

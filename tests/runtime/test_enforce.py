@@ -128,3 +128,20 @@ def test_a_process_that_exited_is_reported_not_an_error_elsewhere() -> None:
     time.sleep(0.05)
     with pytest.raises(ResponseError, match="exited before"):
         kill_process(gone.pid, None)
+
+
+def test_more_kill_paths_than_the_kernel_map_holds_leave_the_rule_to_userspace() -> None:
+    """skn_kill_paths holds 4,096 paths: a rule past that is killed from userspace, whole,
+    rather than the sensor failing to start (or a reload failing half applied)."""
+    many = ", ".join(f"/srv/secret/{i}" for i in range(5_000))
+    text = (
+        "- rule: Few\n  desc: d\n  condition: evt.type = openat and fd.name = /etc/shadow\n"
+        "  output: o\n  priority: CRITICAL\n"
+        f"- rule: Many\n  desc: d\n  condition: evt.type = openat and fd.name in ({many})\n"
+        "  output: o\n  priority: CRITICAL\n"
+    )
+    rules = _rules(text)
+    plan, userspace = plan_kernel_kills(rules, ["Few", "Many"], allow_host=False)
+    assert set(plan.paths) == {"/etc/shadow"}
+    assert userspace == ["Many"]
+    assert plan.rules == ("Few",)

@@ -7,6 +7,7 @@ The first version killed with os.kill(pid) about 8 ms after the event: the victi
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -97,3 +98,22 @@ def test_an_executed_dropped_binary_never_runs(tmp_path: Path, sensors) -> None:
         alert = sensor.wait_for(lambda a: a["rule"] == "Kill drop and execute", timeout=10)
         assert alert is not None
     sensor.stop()
+
+
+def test_the_kernel_kill_scope_takes_new_containers_after_65536_have_come_and_gone() -> None:
+    """cgroup ids are never reused: a node that has run 65,536 containers since the sensor
+    started must still let the kernel kill in the next one."""
+    from skanse.runtime.bpf_sensor import BpfSensor, BpfSensorOptions
+
+    sensor = BpfSensor(BpfSensorOptions(event_types=frozenset({"openat"})))
+    sensor.start()
+    try:
+        gone = sensor._object.map("skn_kill_cgroups").max_entries  # type: ignore[union-attr]
+        for cgroup_id in range(1, gone + 1):  # containers that ran and exited
+            sensor.add_container_cgroup(cgroup_id)
+        newest = gone + 1
+        sensor.add_container_cgroup(newest)
+        handle = sensor._object.map("skn_kill_cgroups")  # type: ignore[union-attr]
+        assert sensor._object.lookup(handle, struct.pack("<Q", newest), 1) == b"\x01"  # type: ignore[union-attr]
+    finally:
+        sensor.close()

@@ -120,11 +120,15 @@ def _exit_now(code: int) -> NoReturn:
     """
     import os
 
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # a reader that went away: nothing more to say to it
-        pass
+    for stream in (sys.stdout, sys.stderr):  # each on its own: a closed pipe loses no stderr
+        try:
+            stream.flush()
+        except BrokenPipeError:  # a reader that went away: nothing more to say to it
+            pass
+        except OSError as exc:  # the report did not reach its reader (a full disk): not a pass
+            code = 2
+            if stream is sys.stdout:
+                print(f"skanse: error: standard output: {exc.strerror or exc}", file=sys.stderr)
     os._exit(code)
 
 

@@ -574,13 +574,18 @@ class Webhook:
         if exempt is not None:
             return self._allow(request, Decision.EXEMPT, exempt)
         mode = self.policy.mode_for(namespace)
-        if mode not in self.policy.mutation.modes:
+        defaults = mode in self.policy.mutation.modes
+        # `mutation.modes` says where defaults are added, not where signed tags are pinned:
+        # in enforce mode /validate denies a signed tag left unpinned, so the pin it asks for
+        # is made there whether or not defaults are wanted
+        pins_wanted = self.policy.pin_digests and self.verifier is not None
+        if not defaults and not (pins_wanted and mode is Mode.ENFORCE):
             return self._allow(request, Decision.SKIP, f"namespace mode {mode} is not mutated")
         obj = self._object(request, request.object)
         too_big = self._over_limits(request, obj)
         if too_big is not None:
             return self._could_not_check(request, mode, too_big)
-        patch = defaults_patch(obj, self.policy.mutation)
+        patch = defaults_patch(obj, self.policy.mutation) if defaults else []
         pins = self._digest_pins(obj)
         if not patch and not pins:
             return self._allow(request, Decision.ALLOW, "no defaults to add")

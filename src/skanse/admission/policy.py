@@ -21,7 +21,8 @@
                                      # (globs -> keys, thresholds, attestations, default);
                                      # a path relative to this file
     pin-digests: true                # /mutate rewrites an image whose tag a signature rule
-                                     # verified to tag@digest, the digest verified
+                                     # verified to tag@digest, the digest verified (in
+                                     # enforce namespaces and those mutation.modes lists)
     require-digests: true            # /validate denies such an image left as a tag: the
                                      # tag can be re-pushed after the check
     mutation:

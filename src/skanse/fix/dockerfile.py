@@ -268,6 +268,9 @@ def _instruction_at(df: Dockerfile, pointer: str) -> Instruction | None:
 _COPY_FLAGS = frozenset({"chown", "chmod", "link", "exclude", "parents"})
 
 
+_GLOB = re.compile(r"[*?\[]")  # a wildcard in a build-context path (Go filepath.Match)
+
+
 def _plan_add_to_copy(df: Dockerfile, lines: list[str], finding: Finding) -> LineEdit | str:
     ins = _instruction_at(df, finding.location.pointer)
     if ins is None or ins.keyword != "ADD":
@@ -275,6 +278,10 @@ def _plan_add_to_copy(df: Dockerfile, lines: list[str], finding: Finding) -> Lin
     extra = set(ins.flags) - _COPY_FLAGS
     if extra:
         return f"ADD --{sorted(extra)[0]} has no COPY equivalent"
+    sources = list(ins.json_args if ins.json_args is not None else ins.args.split())[:-1]
+    wildcard = next((s for s in sources if _GLOB.search(s)), None)
+    if wildcard is not None:
+        return f"ADD {wildcard} may match a local archive, which ADD extracts and COPY would not"
     index = ins.start_line - 1
     span = _keyword_span(lines[index], "ADD")
     if span is None:

@@ -316,8 +316,12 @@ def _fix_privilege_escalation(target: Target) -> Iterator[Step]:
             "not run): the API server rejects allowPrivilegeEscalation=false with it"
         )
     elif sc.get("allowPrivilegeEscalation") is not False:
+        # Unsafe when the author wrote a value, or when the container needs a capability
+        # (a port below 1024...) that a non-root binary may hold as a file capability:
+        # no_new_privs makes exec ignore file capabilities.
         explicit = sc.get("allowPrivilegeEscalation") is not None
-        yield _set(target, c, "allowPrivilegeEscalation", False, "false", safe=not explicit)
+        safe = not explicit and not needed_capabilities(c)
+        yield _set(target, c, "allowPrivilegeEscalation", False, "false", safe=safe)
 
 
 def _remove_added(

@@ -434,6 +434,10 @@ def open_docker_archive(path: Path) -> Image:
         # read in place with pread: seekable, so tarfile skips what it does not need, and a
         # second reader hashes the layer alongside (the archive keeps the descriptor open)
         member = by_digest[descriptor.digest]
+        if member.issparse():  # its stored bytes are not its content: tarfile expands them
+            handle = archive.extractfile(member)
+            assert handle is not None
+            return handle
         fd = cast(IO[bytes], archive.fileobj).fileno()
         return cast(IO[bytes], FileRegion(fd, member.offset_data, member.size))
 

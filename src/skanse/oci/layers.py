@@ -135,6 +135,7 @@ class LayerStream(io.RawIOBase):
         self._ready = b""  # the reader's side: the chunk being read and where
         self._offset = 0
         self._done = False
+        self._failure: BaseException | None = None  # what the reading thread met, kept
         self._stop = threading.Event()
         self._producer: threading.Thread | None = None
 
@@ -222,13 +223,15 @@ class LayerStream(io.RawIOBase):
         return gz.decompress(raw, _CHUNK * 4)
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._failure is not None:  # never a clean end after an error (finish reads on)
+            raise self._failure
         if self._producer is None:
             self._producer = threading.Thread(target=self._produce, name="layer-read", daemon=True)
             self._producer.start()
         if not self._ready and not self._done:
             item = self._chunks.get()
             if isinstance(item, BaseException):
-                self._done = True
+                self._failure = item
                 raise item
             self._ready, self._offset = item, 0
             self._done = not item
@@ -244,7 +247,7 @@ class LayerStream(io.RawIOBase):
 
     def tar_digest(self) -> str:
         """The digest of the uncompressed tar read so far (all of it after `finish`)."""
-        return f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
+        return _hex(self._tar_hash)
 
     def finish(self) -> None:
         """Read to the end of the blob and check both digests; raise on a mismatch."""
@@ -253,19 +256,33 @@ class LayerStream(io.RawIOBase):
         if self._shared_hash:
             assert self._blob_hash is not None
             self._tar_hash = self._blob_hash.copy()
-        if self.digest is not None and self._blob_hash is not None:
-            actual = f"{self._blob_hash.name}:{self._blob_hash.hexdigest()}"
-            if actual != self.digest:
-                raise DigestMismatchError(
-                    f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
-                )
-        if self.diff_id is not None:
-            actual = f"{self._tar_hash.name}:{self._tar_hash.hexdigest()}"
-            if actual != self.diff_id:
-                raise DigestMismatchError(
-                    f"{self._where}: uncompressed digest is {actual}, expected diff_id "
-                    f"{self.diff_id}; layer refused"
-                )
+        _check_digests(
+            self._where,
+            self.digest,
+            _hex(self._blob_hash) if self._blob_hash is not None else None,
+            self.diff_id,
+            self.tar_digest(),
+        )
+
+
+def _hex(digest: hashlib._Hash) -> str:
+    """`<algorithm>:<hex>` of a running hash."""
+    return f"{digest.name}:{digest.hexdigest()}"
+
+
+def _check_digests(
+    where: str, digest: str | None, blob_actual: str | None, diff_id: str | None, tar_actual: str
+) -> None:
+    """Raise `DigestMismatchError` unless the blob and tar hashes match what was declared."""
+    if digest is not None and blob_actual is not None and blob_actual != digest:
+        raise DigestMismatchError(
+            f"{where}: blob digest is {blob_actual}, expected {digest}; layer refused"
+        )
+    if diff_id is not None and tar_actual != diff_id:
+        raise DigestMismatchError(
+            f"{where}: uncompressed digest is {tar_actual}, expected diff_id {diff_id}; "
+            "layer refused"
+        )
 
 
 class FileRegion(io.RawIOBase):
@@ -359,8 +376,7 @@ class _RegionDigests:
         self._thread.join()
 
     def tar_digest(self) -> str:
-        tar_hash = self._hashes[self._tar_algorithm]
-        return f"{tar_hash.name}:{tar_hash.hexdigest()}"
+        return _hex(self._hashes[self._tar_algorithm])
 
     def finish(self) -> None:
         self._thread.join()
@@ -368,20 +384,10 @@ class _RegionDigests:
             raise LayerError(f"{self._where}: could not be read ({self._error})")
         if self._short:
             raise LayerError(f"{self._where}: truncated (unexpected end of data)")
-        if self.digest is not None:
-            blob_hash = self._hashes[digest_algorithm(self.digest)]
-            actual = f"{blob_hash.name}:{blob_hash.hexdigest()}"
-            if actual != self.digest:
-                raise DigestMismatchError(
-                    f"{self._where}: blob digest is {actual}, expected {self.digest}; layer refused"
-                )
-        if self.diff_id is not None:
-            actual = self.tar_digest()
-            if actual != self.diff_id:
-                raise DigestMismatchError(
-                    f"{self._where}: uncompressed digest is {actual}, expected diff_id "
-                    f"{self.diff_id}; layer refused"
-                )
+        blob_digest = (
+            _hex(self._hashes[digest_algorithm(self.digest)]) if self.digest is not None else None
+        )
+        _check_digests(self._where, self.digest, blob_digest, self.diff_id, self.tar_digest())
 
 
 class _RawSide(io.RawIOBase):

@@ -346,20 +346,28 @@ class RegistryClient:
             cap=MAX_MANIFEST_BYTES,
             what=f"manifest {target}",
         )
-        digest = compute_digest(response.body)
-        if ":" in target:  # by digest: whatever its algorithm, the content must hash to it
-            digest = compute_digest(response.body, digest_algorithm(target))
-            if digest != target:
-                raise DigestMismatchError(
-                    f"manifest {target} has the wrong content (it hashes to {digest})",
-                    reference=str(ref),
-                )
-        header = response.headers.get("docker-content-digest")
-        if header and compute_digest(response.body, digest_algorithm(header)) != header:
+        # by digest: whatever its algorithm, the content must hash to it
+        by_digest = ":" in target
+        algorithm = digest_algorithm(target) if by_digest else "sha256"
+        digest = compute_digest(response.body, algorithm)
+        if by_digest and digest != target:
             raise DigestMismatchError(
-                f"registry says the manifest is {header} but its content hashes to {digest}",
+                f"manifest {target} has the wrong content (it hashes to {digest})",
                 reference=str(ref),
             )
+        header = response.headers.get("docker-content-digest")
+        if header:
+            header_algorithm = digest_algorithm(header)
+            hashed = (
+                digest
+                if header_algorithm == algorithm
+                else compute_digest(response.body, header_algorithm)
+            )
+            if hashed != header:
+                raise DigestMismatchError(
+                    f"registry says the manifest is {header} but its content hashes to {hashed}",
+                    reference=str(ref),
+                )
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         return response.body, media_type, digest
 

@@ -12,21 +12,22 @@ containerd's gRPC API. The format is bbolt's (go.etcd.io/bbolt, version 2):
 - a leaf value flagged as a bucket starts with the bucket's root page and sequence; a root
   of 0 means the bucket is inline: its page follows in the value.
 
-The database is opened and read once per lookup, bounds-checked throughout, and a page
-tree deeper than MAX_DEPTH is refused (a well-formed tree of this size is far shallower),
-so a torn or hostile file gives BoltError, never an endless walk. containerd writes the file
-in place while it runs; a read that meets a half-written page fails with BoltError and the
-caller simply goes without the metadata.
+The database is opened once per lookup (open_database, for several buckets), bounds-checked
+throughout, and a page tree deeper than MAX_DEPTH is refused (a well-formed tree of this
+size is far shallower), so a torn or hostile file gives BoltError, never an endless walk.
+containerd writes the file in place while it runs; a read that meets a half-written page
+fails with BoltError and the caller simply goes without the metadata.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["BoltError", "read_bucket"]
+__all__ = ["BoltError", "Database", "open_database", "read_bucket"]
 
 _MAGIC = 0xED0CDAED
 _VERSION = 2
@@ -48,9 +49,17 @@ class BoltError(Exception):
 def read_bucket(path: Path, bucket: Sequence[bytes]) -> dict[bytes, bytes] | None:
     """The plain key/value pairs of the bucket at `bucket` (a path of nested bucket names),
     or None when a bucket on that path does not exist. Nested buckets are left out."""
+    with open_database(path) as database:
+        return database.bucket(bucket)
+
+
+@contextmanager
+def open_database(path: Path) -> Iterator[Database]:
+    """The database at `path`, opened and its meta pages checked once for several
+    `Database.bucket` reads."""
     try:
         with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ) as m:
-            return _Reader(m).bucket(bucket)
+            yield Database(m)
     except (OSError, ValueError) as error:  # ValueError: mmap of an empty file
         raise BoltError(f"{path}: {error}") from None
 
@@ -62,7 +71,9 @@ def _fnv1a64(data: bytes) -> int:
     return value
 
 
-class _Reader:
+class Database:
+    """An open bbolt database (see open_database)."""
+
     def __init__(self, data: mmap.mmap) -> None:
         self.data = data
         first = self._meta(0)
@@ -123,6 +134,28 @@ class _Reader:
         _id, flags, count, _overflow = _PAGE_HEADER.unpack_from(buffer, page)
         return flags, count
 
+    def _branch_children(
+        self, buffer: bytes | mmap.mmap, base: int, count: int
+    ) -> Iterator[tuple[int, int, int]]:
+        """(key position, key size, child page id) of each element of a branch page."""
+        for index in range(count):
+            at = base + index * _BRANCH_ELEMENT.size
+            position, ksize, page_id = _BRANCH_ELEMENT.unpack_from(
+                self._slice(buffer, at, _BRANCH_ELEMENT.size)
+            )
+            yield at + position, ksize, page_id
+
+    def _leaf_elements(
+        self, buffer: bytes | mmap.mmap, base: int, count: int
+    ) -> Iterator[tuple[int, bytes, int, int]]:
+        """(flags, key, value position, value size) of each element of a leaf page."""
+        for index in range(count):
+            at = base + index * _LEAF_ELEMENT.size
+            flags, position, ksize, vsize = _LEAF_ELEMENT.unpack_from(
+                self._slice(buffer, at, _LEAF_ELEMENT.size)
+            )
+            yield flags, self._slice(buffer, at + position, ksize), at + position + ksize, vsize
+
     def _find(self, buffer: bytes | mmap.mmap, page: int, key: bytes) -> tuple[int, bytes] | None:
         seen: set[int] = set()
         for _depth in range(MAX_DEPTH):
@@ -130,12 +163,9 @@ class _Reader:
             base = page + _PAGE_HEADER.size
             if flags & _BRANCH_PAGE:
                 child = None
-                for index in range(count):  # the last child whose first key <= key
-                    at = base + index * _BRANCH_ELEMENT.size
-                    position, ksize, page_id = _BRANCH_ELEMENT.unpack_from(
-                        self._slice(buffer, at, _BRANCH_ELEMENT.size)
-                    )
-                    if self._slice(buffer, at + position, ksize) > key and child is not None:
+                for key_at, ksize, page_id in self._branch_children(buffer, base, count):
+                    # the last child whose first key <= key
+                    if self._slice(buffer, key_at, ksize) > key and child is not None:
                         break
                     child = page_id
                 if child is None:
@@ -148,13 +178,9 @@ class _Reader:
                 continue
             if not flags & _LEAF_PAGE:
                 raise BoltError(f"page flags {flags:#x} are neither branch nor leaf")
-            for index in range(count):
-                at = base + index * _LEAF_ELEMENT.size
-                eflags, position, ksize, vsize = _LEAF_ELEMENT.unpack_from(
-                    self._slice(buffer, at, _LEAF_ELEMENT.size)
-                )
-                if self._slice(buffer, at + position, ksize) == key:
-                    return eflags, self._slice(buffer, at + position + ksize, vsize)
+            for eflags, element_key, value_at, vsize in self._leaf_elements(buffer, base, count):
+                if element_key == key:
+                    return eflags, self._slice(buffer, value_at, vsize)
             return None
         raise BoltError(f"the page tree is deeper than {MAX_DEPTH}")
 
@@ -170,11 +196,7 @@ class _Reader:
             base = page + _PAGE_HEADER.size
             if flags & _BRANCH_PAGE:
                 children = []
-                for index in range(count):
-                    at = base + index * _BRANCH_ELEMENT.size
-                    _position, _ksize, page_id = _BRANCH_ELEMENT.unpack_from(
-                        self._slice(buffer, at, _BRANCH_ELEMENT.size)
-                    )
+                for _key_at, _ksize, page_id in self._branch_children(buffer, base, count):
                     if page_id in seen:
                         raise BoltError(f"page {page_id} is referenced twice")
                     seen.add(page_id)
@@ -183,11 +205,6 @@ class _Reader:
                 continue
             if not flags & _LEAF_PAGE:
                 raise BoltError(f"page flags {flags:#x} are neither branch nor leaf")
-            for index in range(count):
-                at = base + index * _LEAF_ELEMENT.size
-                eflags, position, ksize, vsize = _LEAF_ELEMENT.unpack_from(
-                    self._slice(buffer, at, _LEAF_ELEMENT.size)
-                )
-                key = self._slice(buffer, at + position, ksize)
-                out.append((eflags, key, self._slice(buffer, at + position + ksize, vsize)))
+            for eflags, key, value_at, vsize in self._leaf_elements(buffer, base, count):
+                out.append((eflags, key, self._slice(buffer, value_at, vsize)))
         return out

@@ -287,9 +287,11 @@ class BpfSensor:
         """In-kernel kills may act in this cgroup (a container's, as userspace found it)."""
         if self._object is None or cgroup_id in self._kill_cgroups:
             return
-        if len(self._kill_cgroups) >= 65536:
-            return
         obj = self._object
+        if len(self._kill_cgroups) >= obj.map("skn_kill_cgroups").max_entries:
+            # the kernel's LRU map drops the cgroups of containers long gone; this memo of
+            # what was written only saves map writes, so it starts again
+            self._kill_cgroups.clear()
         obj.update(obj.map("skn_kill_cgroups"), struct.pack("<Q", cgroup_id), b"\x01")
         self._kill_cgroups.add(cgroup_id)
 

@@ -30,12 +30,13 @@ import ctypes.util
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skanse.runtime.bolt import BoltError, read_bucket
+from skanse.runtime.bolt import BoltError, open_database
 
 __all__ = [
     "CgroupPaths",
@@ -46,6 +47,7 @@ __all__ = [
     "cgroup2_mount",
     "container_from_cgroup",
     "container_from_proc_cgroup",
+    "mounts",
 ]
 
 _HEX64 = "[0-9a-f]{64}"
@@ -102,19 +104,26 @@ def container_from_proc_cgroup(text: str) -> ContainerRef | None:
     return None
 
 
-def _mount_point(mountinfo: str, wanted: Callable[[str, list[str]], bool]) -> str | None:
-    """The first mount point in a mountinfo file whose (fstype, super options) are wanted."""
+def mounts(mountinfo: str = "/proc/self/mountinfo") -> Iterator[tuple[str, str, list[str]]]:
+    """(mount point, fstype, super options) of each line of a mountinfo file (none if it
+    cannot be read)."""
     try:
         text = Path(mountinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return None
+        return
     for line in text.splitlines():
         left, _, right = line.partition(" - ")
         fields = right.split()
-        if fields and wanted(fields[0], fields[-1].split(",")):
-            parts = left.split()
-            if len(parts) >= 5:
-                return parts[4].replace("\\040", " ")
+        parts = left.split()
+        if fields and len(parts) >= 5:
+            yield parts[4].replace("\\040", " "), fields[0], fields[-1].split(",")
+
+
+def _mount_point(mountinfo: str, wanted: Callable[[str, list[str]], bool]) -> str | None:
+    """The first mount point in a mountinfo file whose (fstype, super options) are wanted."""
+    for point, fstype, options in mounts(mountinfo):
+        if wanted(fstype, options):
+            return point
     return None
 
 
@@ -355,28 +364,27 @@ class ContainerMetadata:
         """Image, image digest and name of a containerd container from containerd's metadata
         database. containerd has no container names apart from ids (`ctr run IMAGE ID`): the
         name is nerdctl's `nerdctl/name` label when there is one, else the id."""
-        database = Path(self.roots.containerd_metadata)
         container = (b"v1", namespace.encode(), b"containers", full_id.encode())
         try:
-            fields = read_bucket(database, container)
-            labels = read_bucket(database, (*container, b"labels")) if fields else None
+            with open_database(Path(self.roots.containerd_metadata)) as database:
+                fields = database.bucket(container)
+                if not fields:
+                    return {}
+                labels = database.bucket((*container, b"labels")) or {}
+                image = fields.get(b"image")
+                target = None
+                if image:
+                    images = (b"v1", namespace.encode(), b"images")
+                    with suppress(BoltError):  # the name without its digest
+                        target = database.bucket((*images, image, b"target"))
         except BoltError:
             return {}
-        if not fields:
-            return {}
         record: dict[str, Any] = {"name": full_id}
-        name = (labels or {}).get(b"nerdctl/name")
+        name = labels.get(b"nerdctl/name")
         if name:
             record["name"] = name.decode("utf-8", "replace")
-        image = fields.get(b"image")
         if image:
             record["image"] = image.decode("utf-8", "replace")
-            try:
-                target = read_bucket(
-                    database, (b"v1", namespace.encode(), b"images", image, b"target")
-                )
-            except BoltError:
-                target = None
             digest = (target or {}).get(b"digest", b"").decode("ascii", "replace")
             if re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
                 record["image_digest"] = digest

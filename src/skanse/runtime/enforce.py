@@ -16,7 +16,8 @@ Anything else in the condition (an `and not proc.name in (...)` exception, a glo
 `or`) makes the rule's kill a userspace one (a pidfd, after checking the start time),
 since the kernel could then kill a process the rule would not match. The kernel acts only
 in containers' cgroups (as userspace found them), and on host processes only when host
-kills are allowed and no kernel-killed rule asks for a container.
+kills are allowed and no kernel-killed rule asks for a container. A rule whose paths do
+not fit in the kernel's table (KILL_PATHS in all) is killed from userspace, whole.
 
 The opened file is matched by its path as the kernel resolved it, hashed component by
 component (`path_hash`, the same fold as sensor.bpf.c's hash_step): `//etc/shadow`,
@@ -38,6 +39,7 @@ _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
 _MASK = (1 << 64) - 1
 HASH_NAME = 64  # sensor.bpf.c: the longest component a kill path may have is 63 bytes
+KILL_PATHS = 4096  # sensor.bpf.c: skn_kill_paths' max_entries
 FMODE_READ = 1
 FMODE_WRITE = 2
 _OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat"})
@@ -191,7 +193,8 @@ def plan_kernel_kills(
         kind = None
         if shape is not None and shape.types:
             if shape.types <= _OPEN_TYPES and shape.paths and not shape.upper:
-                if all(_kernel_path(p) for p in shape.paths):
+                room = len(shape.paths - paths.keys()) <= KILL_PATHS - len(paths)
+                if room and all(_kernel_path(p) for p in shape.paths):
                     kind = "open"
             elif shape.types <= _EXEC_TYPES and shape.upper and shape.paths is None:
                 if not shape.fmode:

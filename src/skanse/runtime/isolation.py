@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from skanse.errors import ResponseError, SensorError
+from skanse.runtime.containers import mounts
 
 __all__ = ["BPFFS", "PROGRAMS", "isolate_cgroup", "isolation_object", "release_cgroup"]
 
@@ -40,20 +41,8 @@ def isolation_object() -> Path:
     return Path(str(importlib.resources.files("skanse.runtime").joinpath("bpf/isolate.bpf.o")))
 
 
-def _is_bpffs(path: str, mounts: str = "/proc/self/mounts") -> bool:
-    try:
-        text = Path(mounts).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[1] == path and fields[2] == "bpf":
-            return True
-    return False
-
-
 def _ensure_bpffs(root: str = BPFFS) -> None:
-    if _is_bpffs(root):
+    if any(point == root and fstype == "bpf" for point, fstype, _ in mounts()):
         return
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     if libc.mount(b"bpf", os.fsencode(root), b"bpf", 0, None) != 0:

@@ -16,10 +16,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UserNames", "boot_epoch_offset_ns", "cap_names", "iter_pids", "read_process"]
+__all__ = [
+    "CLK_TCK",
+    "UserNames",
+    "boot_epoch_offset_ns",
+    "cap_names",
+    "iter_pids",
+    "read_process",
+    "start_ticks",
+]
 
 _MAX_READ = 64 * 1024
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # capability numbers -> names (include/uapi/linux/capability.h)
 _CAPS = (
@@ -100,25 +108,40 @@ def exepath_text(link: str | None) -> tuple[str | None, bool]:
     return link, False
 
 
-def read_process(
-    pid: int, *, proc_root: str = "/proc", boot_offset_ns: int | None = None
-) -> dict[str, Any] | None:
-    """The process record of a running process, or None if it is gone or unreadable."""
-    base = f"{proc_root}/{pid}"
-    stat = _read(f"{base}/stat", 4096)
+def _stat(pid: int, proc_root: str) -> tuple[str, list[str]] | None:
+    """/proc/<pid>/stat as (comm, fields from field 3 (state) of proc(5) on), or None if
+    the process is gone or the file is not what proc(5) describes."""
+    stat = _read(f"{proc_root}/{pid}/stat", 4096)
     if not stat:
         return None
     text = stat.decode("utf-8", "replace")
     open_paren, close_paren = text.find("("), text.rfind(")")
     if open_paren < 0 or close_paren < 0:
         return None
-    comm = text[open_paren + 1 : close_paren]
     fields = text[close_paren + 2 :].split()
-    if len(fields) < 20:
+    if len(fields) < 20 or not fields[19].isdigit():
         return None
-    # fields[0] is field 3 (state) of proc(5)
+    return text[open_paren + 1 : close_paren], fields
+
+
+def start_ticks(pid: int, proc_root: str = "/proc") -> int | None:
+    """When the process started, in clock ticks (CLK_TCK a second) since boot; None if it
+    is gone."""
+    stat = _stat(pid, proc_root)
+    return int(stat[1][19]) if stat is not None else None
+
+
+def read_process(
+    pid: int, *, proc_root: str = "/proc", boot_offset_ns: int | None = None
+) -> dict[str, Any] | None:
+    """The process record of a running process, or None if it is gone or unreadable."""
+    base = f"{proc_root}/{pid}"
+    stat = _stat(pid, proc_root)
+    if stat is None:
+        return None
+    comm, fields = stat
     ppid, pgrp, session, tty_nr = (int(fields[i]) for i in (1, 2, 3, 4))
-    start_ticks = int(fields[19])
+    started = int(fields[19])
     data: dict[str, Any] = {
         "pid": pid,
         "tid": pid,
@@ -128,7 +151,7 @@ def read_process(
         "tty": tty_nr,
     }
     if boot_offset_ns is not None:
-        data["start_ts"] = boot_offset_ns + start_ticks * 1_000_000_000 // _CLK_TCK
+        data["start_ts"] = boot_offset_ns + started * 1_000_000_000 // CLK_TCK
     status = _read(f"{base}/status", 16384)
     if status:
         for line in status.decode("utf-8", "replace").splitlines():

@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 NFT_TABLE = "skanse_isolate"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Action(enum.StrEnum):
@@ -194,20 +193,6 @@ def _cgroup_paths(pid: int, proc_root: str) -> tuple[str | None, str | None]:
     return v2, freezer
 
 
-def _start_ticks(pid: int, proc_root: str) -> int | None:
-    """starttime (clock ticks since boot) from /proc/<pid>/stat, or None if it is gone."""
-    try:
-        with open(f"{proc_root}/{pid}/stat", "rb") as handle:
-            text = handle.read(4096)
-    except OSError:
-        return None
-    fields = text.rpartition(b")")[2].split()
-    try:
-        return int(fields[19])  # field 22; fields[0] is field 3 (state)
-    except (IndexError, ValueError):
-        return None
-
-
 def kill_process(pid: int, start_boot_ns: int | None, proc_root: str = "/proc") -> str:
     """SIGKILL through a pidfd, after checking the process is the one that started then.
 
@@ -221,10 +206,10 @@ def kill_process(pid: int, start_boot_ns: int | None, proc_root: str = "/proc") 
         raise ResponseError(f"process {pid} exited before it could be killed") from None
     try:
         if start_boot_ns is not None:
-            ticks = _start_ticks(pid, proc_root)
+            ticks = procfs.start_ticks(pid, proc_root)
             if ticks is None:
                 raise ResponseError(f"process {pid} exited before it could be killed")
-            expected = start_boot_ns * _CLK_TCK // 1_000_000_000
+            expected = start_boot_ns * procfs.CLK_TCK // 1_000_000_000
             if abs(ticks - expected) > 1:
                 raise ResponseError(
                     f"pid {pid} now belongs to another process (it started at tick {ticks}, "

@@ -92,9 +92,7 @@ def verify_keyless_blob(
 
     try:
         parsed = Bundle.from_json(bundle)
-    except (InvalidBundle, ValueError, KeyError, TypeError) as exc:
-        raise Rejected(f"not a usable Sigstore bundle: {exc}") from None
-    except SigstoreError as exc:
+    except (InvalidBundle, SigstoreError, ValueError, KeyError, TypeError) as exc:
         raise Rejected(f"not a usable Sigstore bundle: {exc}") from None
     policy = IdentityPolicy(identity=identity.identity, issuer=identity.issuer)
     try:

@@ -56,12 +56,7 @@ def _roles_of(kustomization: str) -> tuple[tuple[str, str], ...]:
     directory = os.path.dirname(kustomization)
     itself = f"a kustomization (build configuration, not an object); {_RENDER_HINT}"
     roles = [(os.path.realpath(kustomization), itself)]
-    try:
-        with open(kustomization, "rb") as handle:
-            text = handle.read(_MAX_BYTES)
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError, RecursionError):
-        return tuple(roles)
+    data = _load(kustomization)
     patch = (
         f"a kustomize patch listed in {kustomization} (a fragment merged into another "
         f"object); {_RENDER_HINT}"

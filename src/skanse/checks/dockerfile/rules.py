@@ -429,10 +429,6 @@ def unverified_download(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Viol
 # ---------------------------------------------------------------------------------------------
 # Secrets
 
-_SECRET_NAME = SECRET_NAME
-_TOKEN_FORMATS = TOKEN_FORMATS
-_FINGERPRINT = GPG_FINGERPRINT
-
 
 def _assignments(ins: Instruction) -> list[tuple[str, str | None]]:
     """(name, value) pairs of ENV and ARG, both syntaxes (`K=V ...` and legacy `K V`)."""
@@ -474,10 +470,10 @@ def secret_in_env(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]
     in the image history when a RUN uses it (LOW)."""
     for _, pointer, ins in _instructions(df, "ENV", "ARG"):
         for name, value in _assignments(ins):
-            if value and _TOKEN_FORMATS.search(value):
+            if value and TOKEN_FORMATS.search(value):
                 yield Violation(f"{ins.keyword} {name} holds a credential", pointer)
                 continue
-            if not _SECRET_NAME.search(name):
+            if not SECRET_NAME.search(name):
                 continue
             if value is None or value == "":
                 if ins.keyword == "ARG":
@@ -488,7 +484,7 @@ def secret_in_env(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]
                         Severity.LOW,
                     )
                 continue
-            if value.startswith(("$", "/")) or _FINGERPRINT.match(value):
+            if value.startswith(("$", "/")) or GPG_FINGERPRINT.match(value):
                 continue
             yield Violation(f"{ins.keyword} {name} sets a literal secret value", pointer)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from skanse.checks._registry import Check, CheckSet, Violation
 from skanse.checks.kubernetes.pss_policy import LATEST_MINOR, RESTRICTED, PSSPolicy
-from skanse.model import CheckID, CheckMeta, Layer, Severity
+from skanse.model import ANNOTATION_PREFIX, CheckID, CheckMeta, Layer, Severity
 from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, PodSpecView, pod_spec
 
 if TYPE_CHECKING:
@@ -47,11 +47,46 @@ class ClusterIndex:
     # Namespace objects of the scan by name (their labels decide namespaceSelectors)
     namespaces: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     # namespace -> the workload objects of the scan in it, in the order read: a finding about
-    # the namespace as a whole is reported once, on the first of them
+    # the namespace as a whole is reported once, on one of them (`namespace_carrier`)
     workloads_by_namespace: Mapping[str, tuple[K8sObject, ...]] = field(default_factory=dict)
+    # (namespace, check names) -> namespace_carrier's answer, found once per namespace
+    _carriers: dict[tuple[str, frozenset[str]], K8sObject] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def namespace_of(self, obj: K8sObject) -> str:
         return obj.namespace or self.default_namespace
+
+    def namespace_carrier(self, namespace: str, check_names: frozenset[str]) -> K8sObject | None:
+        """The workload of `namespace` that carries a finding about the namespace as a whole
+        for the check known by `check_names` (its id and aliases, upper case): the first read
+        whose ignore annotations do not name the check, so that one workload's annotation
+        does not suppress the finding for the others; the first read when all of them do;
+        None when the scan saw none of the namespace's workloads."""
+        members = self.workloads_by_namespace.get(namespace)
+        if not members:
+            return None
+        key = (namespace, check_names)
+        if key not in self._carriers:
+            self._carriers[key] = next(
+                (m for m in members if not _annotated_away(m, check_names)), members[0]
+            )
+        return self._carriers[key]
+
+
+def _annotated_away(obj: K8sObject, check_names: frozenset[str]) -> bool:
+    """Whether an `ignore.skanse.io/<name>` annotation with a reason, on the object or its pod
+    template, names one of `check_names` (as skanse.scan reads them)."""
+    pod = pod_spec(obj)
+    sources = [obj.annotations, pod.annotations if pod is not None else {}]
+    return any(
+        key.startswith(ANNOTATION_PREFIX)
+        and key[len(ANNOTATION_PREFIX) :].strip().upper() in check_names
+        and isinstance(value, str)
+        and value.strip()
+        for mapping in sources
+        for key, value in mapping.items()
+    )
 
 
 @dataclass(frozen=True, slots=True)

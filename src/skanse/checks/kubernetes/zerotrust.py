@@ -339,8 +339,14 @@ def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     return _limit_check(pod, "memory")
 
 
+_DEFAULT_DENY_ID = "SKN-K8S-030"
+_DEFAULT_DENY_ALIASES = ("CKV2_K8S_6",)
+# the names an ignore annotation may give it (upper case, as the registry resolves them)
+_DEFAULT_DENY_NAMES = frozenset({_DEFAULT_DENY_ID, *_DEFAULT_DENY_ALIASES})
+
+
 @ZERO_TRUST_CHECKS.object_check(
-    id="SKN-K8S-030",
+    id=_DEFAULT_DENY_ID,
     controls=(
         nsa(NSA_NETWORK_POLICIES),
         cis("5.3.2"),
@@ -357,7 +363,7 @@ def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
         "https://kubernetes.io/docs/concepts/services-networking/network-policies/"
         "#default-policies",
     ),
-    aliases=("CKV2_K8S_6",),
+    aliases=_DEFAULT_DENY_ALIASES,
     profiles=(ZERO_TRUST,),
     fixable=True,
 )
@@ -372,11 +378,12 @@ def namespace_default_deny(obj: K8sObject, ctx: CheckContext) -> Iterator[Violat
     if not missing:
         return
     # A namespace lacks the policy once, however many workloads it runs: the finding goes on
-    # the first workload read (when the scan saw the namespace's other objects) and names
-    # how many are left open.
-    members = ctx.cluster.workloads_by_namespace.get(namespace, ())
-    if members and members[0].data is not obj.data:
+    # one workload (when the scan saw the namespace's others; see namespace_carrier) and
+    # names how many are left open.
+    carrier = ctx.cluster.namespace_carrier(namespace, _DEFAULT_DENY_NAMES)
+    if carrier is not None and carrier.data is not obj.data:
         return
+    members = ctx.cluster.workloads_by_namespace.get(namespace, ())
     pointer = "/metadata/namespace" if obj.namespace else "/metadata"
     affected = ""
     if len(members) > 1:

@@ -252,14 +252,17 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 4096); /* enforce.py: KILL_PATHS */
 	__type(key, __u64);
 	__type(value, struct skn_kill_path);
 } skn_kill_paths SEC(".maps");
 
-/* cgroup v2 ids of containers: in-kernel kills act only there (unless SKN_KILL_HOST) */
+/* cgroup v2 ids of containers: in-kernel kills act only there (unless SKN_KILL_HOST).
+ * cgroup ids are never reused and nobody says when a container's cgroup goes: LRU, so the
+ * cgroups of containers long gone make room for new ones (the lookup below keeps a live
+ * container's entry recent). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u8);
