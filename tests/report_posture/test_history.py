@@ -226,3 +226,36 @@ def test_an_unreachable_postgresql_is_a_clear_error_without_the_password() -> No
         open_history(url)
     assert "hunter2" not in caught.value.diagnostics() and "***" in caught.value.diagnostics()
     assert redact(url).startswith("postgresql://skanse:***@127.0.0.1:1/")
+
+
+def test_a_password_given_as_a_url_parameter_is_never_shown() -> None:
+    # libpq takes the password from the query string as readily as from the user info
+    url = "postgresql://skanse@127.0.0.1:1/skanse?password=hunter2&connect_timeout=2"
+    with pytest.raises(HistoryError) as caught:
+        open_history(url)
+    assert "hunter2" not in caught.value.diagnostics()
+    assert "hunter2" not in redact(url) and "password=***" in redact(url)
+    assert "connect_timeout=2" in redact(url)
+
+
+def test_a_store_damaged_after_it_was_made_is_a_clear_error(cli: Any, tmp_path: Path) -> None:
+    manifests, store = tmp_path / "m", tmp_path / "history.sqlite"
+    manifests.mkdir()
+    _write(manifests, {"web": True})
+    with open_history(str(store)) as history:
+        history.record(_posture(manifests), "prod")
+        (page,) = history._execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'skanse_runs'"
+        ).fetchone()
+    with store.open("r+b") as raw:  # the runs table's page, overwritten (a bad disk, a bad copy)
+        raw.seek((page - 1) * 4096)
+        raw.write(b"\xff" * 4096)
+    listed = cli("history", "list", "--store", str(store))
+    assert listed.code == 2 and "internal error" not in listed.stderr
+    assert str(store) in listed.stderr
+    recorded = cli(
+        "report", "--manifests", str(manifests), "--no-config", "-q", "-f", "json",
+        "--history", "3", "--history-store", str(store), "--cluster", "prod",
+    )  # fmt: skip
+    assert recorded.code == 2 and "internal error" not in recorded.stderr
+    assert str(store) in recorded.stderr

@@ -50,6 +50,7 @@ __all__ = [
 DEFAULT_CLUSTER = "default"
 SCHEMA_VERSION = 1
 _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
+_PG_CREATE_LOCK = 0x736B616E7365  # "skanse": serialises table creation among writers
 
 
 class HistoryError(ReportError):
@@ -77,12 +78,19 @@ def default_location() -> str:
 
 
 def redact(location: str) -> str:
-    """A store location fit for messages: a URL without its password."""
+    """A store location fit for messages: a URL without its password, whether in the user
+    info or (as libpq also takes it) a `password=` parameter of the query."""
     parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join(
+        "password=***" if item.partition("=")[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return location  # nothing secret; urlunsplit would also drop an empty `//`
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def finding_key(finding: Mapping[str, Any]) -> str:
@@ -153,28 +161,42 @@ class History:
         return self._db.execute(self._sql(sql), params)
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _store_errors(self) -> Iterator[None]:
+        """A driver's error (sqlite3.Error, psycopg.Error) or a damaged row as a HistoryError
+        that names the store: a bad store is the user's to mend, not a bug in skanse."""
         try:
             yield
-        except BaseException:
-            self._db.rollback()
+        except HistoryError:
             raise
-        self._db.commit()
+        except Exception as exc:
+            raise HistoryError(f"{redact(self.location)}: {type(exc).__name__}: {exc}") from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._store_errors():
+            try:
+                yield
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
 
     def _create(self) -> None:
         serial, bigint = ("BIGSERIAL", "BIGINT") if self.postgres else ("INTEGER", "INTEGER")
         with self._transaction():
+            if self.postgres:  # concurrent CREATE TABLE IF NOT EXISTS can collide in pg_type
+                self._execute("SELECT pg_advisory_xact_lock(?)", (_PG_CREATE_LOCK,))
             for statement in _TABLES:
                 self._execute(statement.format(serial=serial, bigint=bigint))
+            self._execute(  # a writer that got here first has written it: keep theirs
+                "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                ("schema_version", str(SCHEMA_VERSION)),
+            )
             row = self._execute(
                 "SELECT value FROM skanse_history_meta WHERE name = ?", ("schema_version",)
             ).fetchone()
-            if row is None:
-                self._execute(
-                    "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?)",
-                    ("schema_version", str(SCHEMA_VERSION)),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
+            if int(row[0]) > SCHEMA_VERSION:
                 raise HistoryError(
                     f"{redact(self.location)}: history schema {row[0]} was written by a newer "
                     f"skanse (this one reads {SCHEMA_VERSION})"
@@ -235,28 +257,19 @@ class History:
         if last is not None:
             limit = " LIMIT ?"
             params.append(last)
-        rows = self._execute(  # where and limit are constants; the values are parameters
-            "SELECT id, cluster, generated, title, tool_version, findings, summary "  # noqa: S608
-            f"FROM skanse_runs {where} ORDER BY generated DESC, id DESC{limit}",
-            params,
-        ).fetchall()
-        out = []
-        for row in reversed(rows):
-            summary = json.loads(row[6])
-            out.append(
-                Run(
-                    int(row[0]),
-                    str(row[1]),
-                    str(row[2]),
-                    str(row[3]),
-                    str(row[4]),
-                    int(row[5]),
-                    {s: int((summary.get("by_severity") or {}).get(s, 0)) for s in _SEVERITIES},
-                )
-            )
-        return out
+        with self._store_errors():
+            rows = self._execute(  # where and limit are constants; the values are parameters
+                "SELECT id, cluster, generated, title, tool_version, findings, summary "  # noqa: S608
+                f"FROM skanse_runs {where} ORDER BY generated DESC, id DESC{limit}",
+                params,
+            ).fetchall()
+            return [_run(row) for row in reversed(rows)]
 
     def findings(self, run_id: int) -> dict[str, dict[str, Any]]:
+        with self._store_errors():
+            return self._findings(run_id)
+
+    def _findings(self, run_id: int) -> dict[str, dict[str, Any]]:
         rows = self._execute(
             "SELECT key, check_id, severity, layer, file, line, message, resource "
             "FROM skanse_run_findings WHERE run_id = ? ORDER BY key",
@@ -285,18 +298,19 @@ class History:
         """Delete runs older than `before` and/or all but the newest `keep` per cluster;
         how many were deleted."""
         doomed: set[int] = set()
-        clusters = (
-            [cluster]
-            if cluster is not None
-            else [str(r[0]) for r in self._execute("SELECT DISTINCT cluster FROM skanse_runs")]
-        )
-        for name in clusters:
-            runs = self.runs(name)
-            if keep is not None:
-                doomed.update(r.id for r in runs[: max(len(runs) - keep, 0)])
-            if before is not None:
-                cutoff = before.astimezone(dt.UTC)
-                doomed.update(r.id for r in runs if _parse_time(r.generated) < cutoff)
+        with self._store_errors():
+            clusters = (
+                [cluster]
+                if cluster is not None
+                else [str(r[0]) for r in self._execute("SELECT DISTINCT cluster FROM skanse_runs")]
+            )
+            for name in clusters:
+                runs = self.runs(name)
+                if keep is not None:
+                    doomed.update(r.id for r in runs[: max(len(runs) - keep, 0)])
+                if before is not None:
+                    cutoff = before.astimezone(dt.UTC)
+                    doomed.update(r.id for r in runs if _parse_time(r.generated) < cutoff)
         with self._transaction():
             for run_id in sorted(doomed):
                 # explicit, so SQLite without foreign keys enforcement cleans up too
@@ -312,6 +326,14 @@ class History:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _run(row: Sequence[Any]) -> Run:
+    summary = json.loads(row[6])
+    by_severity = {s: int((summary.get("by_severity") or {}).get(s, 0)) for s in _SEVERITIES}
+    return Run(
+        int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), by_severity
+    )
 
 
 def _parse_time(text: str) -> dt.datetime:
@@ -341,13 +363,10 @@ def open_history(location: str | None = None, *, create: bool = True) -> History
             raise HistoryError(f"{path}: cannot open the history store: {exc}") from None
         history = History(connection, path, postgres=False)
     try:
-        history._create()
+        history._create()  # a driver's error comes out as a HistoryError that says where
     except HistoryError:
         history.close()
         raise
-    except Exception as exc:  # sqlite3.Error, psycopg.Error: say where, never a traceback
-        history.close()
-        raise HistoryError(f"{redact(location)}: {type(exc).__name__}: {exc}") from None
     return history
 
 

@@ -112,13 +112,12 @@ def engine_userns(facts: HostFacts, ctx: AuditContext) -> Iterator[HostViolation
     for key in ("remap-user", "remap-uids", "remap-gids"):
         if conf.storage_option(key) is not None:
             return
-    where = userns if userns is not None else None
     how = f'userns = "{value}"' if userns is not None else "userns is not set"
     yield HostViolation(
         f"{how} and storage.conf remaps no ids: root in a container is root on the host",
         pointer="userns",
-        file=where.file if where else (conf.sources[-1] if conf.sources else ""),
-        line=where.line if where else 1,
+        file=userns.file if userns else (conf.sources[-1] if conf.sources else ""),
+        line=userns.line if userns else 1,
     )
 
 

@@ -42,21 +42,24 @@ class AlertJoin:
     """
 
     def __init__(self, workloads: Iterable[Mapping[str, Any]]) -> None:
+        # indexed so that each alert costs lookups, not a pass over every workload
         self.by_container: dict[str, str] = {}
-        self.by_namespace: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        self.images: list[tuple[str, tuple[str, str], str | None]] = []  # (label, key, ns)
-        for w in workloads:
+        self.pods: dict[tuple[str, str], str] = {}  # (namespace, pod name) -> label
+        self.controllers: dict[tuple[str, str], str] = {}  # (namespace, name) -> label
+        self.images: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        for w in workloads:  # images: repository -> (label, tag or digest, namespace)
             resource = w.get("resource") or {}
             label = workload_label(resource)
             namespace = str(resource.get("namespace") or "default")
             for cid in w.get("container_ids") or ():
                 self.by_container[str(cid)[:12]] = label
-            if resource.get("kind") in _CONTROLLERS:
-                self.by_namespace[namespace].append(
-                    (str(resource.get("name")), str(resource.get("kind")), label)
-                )
+            kind = resource.get("kind")
+            if kind in _CONTROLLERS:
+                named = self.pods if kind == "Pod" else self.controllers
+                named.setdefault((namespace, str(resource.get("name"))), label)
             for image in w.get("images") or ():
-                self.images.append((label, image_key(str(image)), namespace))
+                repository, version = image_key(str(image))
+                self.images[repository].append((label, version, namespace))
 
     def __call__(self, alert: Mapping[str, Any]) -> tuple[str | None, str]:
         fields = alert.get("output_fields")
@@ -69,28 +72,25 @@ class AlertJoin:
         namespace = _alert_field(fields, "k8s.ns.name")
         pod = _alert_field(fields, "k8s.pod.name")
         if namespace and pod:
-            candidates = self.by_namespace.get(namespace, [])
-            exact = [label for name, kind, label in candidates if kind == "Pod" and name == pod]
-            if exact:
-                return exact[0], "pod name"
-            owners = [
-                (name, label)
-                for name, kind, label in candidates
-                if kind != "Pod" and pod.startswith(f"{name}-")
-            ]
-            if owners:
-                return max(owners, key=lambda o: len(o[0]))[1], "pod name"
+            if (namespace, pod) in self.pods:
+                return self.pods[namespace, pod], "pod name"
+            # the owner is the longest `name` such that the pod is called `name-...`
+            end = pod.rfind("-")
+            while end > 0:
+                owner = self.controllers.get((namespace, pod[:end]))
+                if owner is not None:
+                    return owner, "pod name"
+                end = pod.rfind("-", 0, end)
         repository = _alert_field(fields, "container.image.repository")
         if repository:
             tag = _alert_field(fields, "container.image.tag")
             digest = _alert_field(fields, "container.image.digest")
             reference = repository + (f"@{digest}" if digest else f":{tag}" if tag else "")
-            wanted = image_key(reference)
+            wanted_repository, wanted_version = image_key(reference)
             matches = {
                 label
-                for label, key, ns in self.images
-                if key[0] == wanted[0]
-                and (not (tag or digest) or key[1] == wanted[1])
+                for label, version, ns in self.images.get(wanted_repository, ())
+                if (not (tag or digest) or version == wanted_version)
                 and (namespace is None or ns == namespace)
             }
             if len(matches) == 1:

@@ -341,6 +341,7 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
     by_priority: Counter[str] = Counter()
     join = AlertJoin(estate.workloads.values())
     joined: Counter[str] = Counter()
+    rule_workloads: defaultdict[str, set[str]] = defaultdict(set)  # membership, not a scan
     for alert in estate.alerts:
         rule, priority = str(alert.get("rule")), str(alert.get("priority"))
         by_priority[priority] += 1
@@ -361,7 +362,8 @@ def _runtime(estate: _Estate) -> dict[str, Any]:
         item["count"] += 1
         workload, how = join(alert)
         joined[how] += 1
-        if workload and workload not in item["workloads"]:
+        if workload and workload not in rule_workloads[rule]:
+            rule_workloads[rule].add(workload)
             item["workloads"].append(workload)
         when = alert.get("time") or alert_time(alert)
         if when:
