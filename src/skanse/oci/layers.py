@@ -23,11 +23,12 @@ import queue
 import tarfile
 import threading
 from dataclasses import dataclass
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from zlib_ng import zlib_ng
 
 from skanse.errors import DigestMismatchError, LayerError
+from skanse.oci._forward import ForwardReader
 from skanse.oci._tarheader import FastTarInfo
 from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
@@ -84,6 +85,36 @@ class _Budget:
             )
 
 
+class _Hasher:
+    """Runs `hash.update(data)` in a thread of its own, in the order fed.
+
+    hashlib releases the GIL on large updates, so hashing beside decompression uses the
+    second core instead of lengthening the decompressing thread, which the tar parser waits
+    for. `close` waits until everything fed is hashed."""
+
+    def __init__(self) -> None:
+        self._work: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(maxsize=_AHEAD * 4)
+        self._thread: threading.Thread | None = None  # started by the first feed
+
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            running, data = item
+            running.update(data)
+
+    def feed(self, running: Any, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="layer-hash", daemon=True)
+            self._thread.start()
+        self._work.put((running, data))
+
+    def close(self) -> None:
+        """Wait until everything fed is hashed (a no-op when nothing was, or after close)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._work.put(None)
+            self._thread.join()
+
+
 class LayerStream(io.RawIOBase):
     """A readable tar stream over a (compressed) blob that hashes both sides as it goes."""
 
@@ -138,6 +169,7 @@ class LayerStream(io.RawIOBase):
         self._failure: BaseException | None = None  # what the reading thread met, kept
         self._stop = threading.Event()
         self._producer: threading.Thread | None = None
+        self._hasher = _Hasher()
 
     def readable(self) -> bool:
         return True
@@ -173,6 +205,7 @@ class LayerStream(io.RawIOBase):
         self._stop.set()
         if self._producer is not None:
             self._producer.join()
+        self._hasher.close()
 
     def _raw_chunk(self) -> bytes:
         if self._pending_raw:
@@ -182,7 +215,7 @@ class LayerStream(io.RawIOBase):
         if data:
             self.compressed += len(data)
             if self._blob_hash is not None:
-                self._blob_hash.update(data)
+                self._hasher.feed(self._blob_hash, data)
         return data
 
     def _fill(self) -> None:
@@ -192,7 +225,7 @@ class LayerStream(io.RawIOBase):
                 self.expanded += len(out)
                 self._budget.check(self.compressed, self.expanded, self._where)
                 if not self._shared_hash:
-                    self._tar_hash.update(out)
+                    self._hasher.feed(self._tar_hash, out)
                 self._buffer = out
 
     def _next_other(self) -> bytes:
@@ -222,19 +255,25 @@ class LayerStream(io.RawIOBase):
             return b""  # zero padding after the member
         return gz.decompress(raw, _CHUNK * 4)
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+    def next_chunk(self) -> bytes:
+        """The next decompressed chunk from the reading thread (b"" at the end)."""
         if self._failure is not None:  # never a clean end after an error (finish reads on)
             raise self._failure
+        if self._done:
+            return b""
         if self._producer is None:
             self._producer = threading.Thread(target=self._produce, name="layer-read", daemon=True)
             self._producer.start()
-        if not self._ready and not self._done:
-            item = self._chunks.get()
-            if isinstance(item, BaseException):
-                self._failure = item
-                raise item
-            self._ready, self._offset = item, 0
-            self._done = not item
+        item = self._chunks.get()
+        if isinstance(item, BaseException):
+            self._failure = item
+            raise item
+        self._done = not item
+        return item
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._ready:
+            self._ready, self._offset = self.next_chunk(), 0
         available = len(self._ready) - self._offset
         if available <= 0:
             return 0
@@ -251,8 +290,9 @@ class LayerStream(io.RawIOBase):
 
     def finish(self) -> None:
         """Read to the end of the blob and check both digests; raise on a mismatch."""
-        while self.read(_CHUNK):
+        while self.next_chunk():
             pass
+        self._hasher.close()
         if self._shared_hash:
             assert self._blob_hash is not None
             self._tar_hash = self._blob_hash.copy()
@@ -440,7 +480,8 @@ def apply_layer(
         seekable = True
     else:
         stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
-        reader, seekable = io.BufferedReader(stream, _CHUNK), False
+        # tarfile's seekable mode over the decompressed chunks: skipped content is never copied
+        reader, seekable = cast(IO[bytes], ForwardReader(stream.next_chunk)), True
     try:
         pending, problems = _read_entries(
             view, reader, seekable, stream, index, wants, limits, where
