@@ -96,7 +96,6 @@ class _Hasher:
         self._work: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(maxsize=_AHEAD * 4)
         self._thread: threading.Thread | None = None  # started by the first feed
 
-
     def _run(self) -> None:
         while (item := self._work.get()) is not None:
             running, data = item
