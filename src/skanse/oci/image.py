@@ -470,8 +470,13 @@ def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> F
                 wants=wants,
                 limits=limits,
                 budget=budget,
-                # a docker archive's layer identity is its diff_id: verify it once, uncompressed
-                digest=None if image.source == "docker-archive" else layer.digest,
+                # a docker archive's layer identity is its diff_id: verify it once,
+                # uncompressed; a registry download verifies its own digest as it ends
+                digest=(
+                    None
+                    if image.source == "docker-archive" or getattr(blob, "verifies_digest", False)
+                    else layer.digest
+                ),
                 diff_id=diff_id,
                 media_type=layer.media_type,
                 where=f"{image.name}: layer {index} ({layer.digest[:19]})",

@@ -20,15 +20,18 @@ cached only after its digest matched.
 from __future__ import annotations
 
 import hashlib
+import io
 import ipaddress
 import json
 import os
+import queue
 import re
+import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import urllib3
 
@@ -53,11 +56,12 @@ from skanse.oci.manifest import (
 )
 from skanse.oci.reference import Reference
 
-__all__ = ["RegistryClient", "RegistryOptions"]
+__all__ = ["DownloadReader", "RegistryClient", "RegistryOptions"]
 
 _CHUNK = 1024 * 1024
 _MAX_REDIRECTS = 5
 _MAX_RESUMES = 3
+_AHEAD = 4  # chunks downloaded ahead of a DownloadReader's reader
 _MAX_SMALL_BODY = 1024 * 1024  # token responses, error bodies, tag pages
 
 
@@ -101,31 +105,28 @@ class _TokenCache:
     schemes: dict[str, Challenge] = field(default_factory=dict)
 
 
-class _RunningHash:
-    """The digest of a blob hashed as it is written to its partial file, so a download is not
-    read back to be verified; unusable once a resume appends to bytes it did not see."""
+class _Progress:
+    """Where a blob download stands: the bytes handed to the reader so far, in order, and
+    their hash; whether the partial file holds exactly those bytes (a restart from zero
+    rewrites bytes already handed over; the file is then hashed again at the end)."""
 
     def __init__(self, algorithm: str) -> None:
-        self._algorithm = algorithm
-        self._hasher: Any = None
-        self._length = 0
+        self.handed = hashlib.new(algorithm)
+        self.position = 0
+        self.file_is_handed = True
 
-    def start(self, written: int) -> None:
-        if written == 0:
-            self._hasher, self._length = hashlib.new(self._algorithm), 0
-        elif self._hasher is None or self._length != written:
-            self._hasher = None  # appending to bytes this run did not hash
-
-    def update(self, chunk: bytes) -> None:
-        if self._hasher is not None:
-            self._hasher.update(chunk)
-            self._length += len(chunk)
-
-    def of(self, partial: Path) -> Any:
-        """The hasher if it saw every byte of `partial`, else None."""
-        if self._hasher is None or partial.stat().st_size != self._length:
-            return None
-        return self._hasher
+    def take(self, chunk: bytes, at: int) -> bytes:
+        """The part of `chunk` (stream offset `at`) not handed over yet, hashed."""
+        end = at + len(chunk)
+        if end <= self.position:
+            self.file_is_handed = False
+            return b""
+        if at < self.position:
+            self.file_is_handed = False
+            chunk = chunk[self.position - at :]
+        self.handed.update(chunk)
+        self.position = end
+        return chunk
 
 
 class RegistryClient:
@@ -373,12 +374,37 @@ class RegistryClient:
 
     def fetch_blob(self, ref: Reference, descriptor: Descriptor) -> Path:
         """Download a blob into the cache (resuming a partial download), verified; its path."""
-        if self.cache is None:
-            raise RegistryClientError("fetch_blob needs a blob cache", reference=str(ref))
-        digest = validate_digest(descriptor.digest)
-        cached = self.cache.get(digest)
+        cached = self._cached(ref, descriptor)
         if cached is not None:
             return cached
+        download = self._download_chunks(ref, descriptor)
+        while True:
+            try:
+                next(download)
+            except StopIteration as done:
+                path: Path = done.value
+                return path
+
+    def open_blob(self, ref: Reference, descriptor: Descriptor) -> IO[bytes]:
+        """A binary file object over the blob: the cached file, or else the download itself,
+        read as it arrives (`DownloadReader`)."""
+        cached = self._cached(ref, descriptor)
+        if cached is not None:
+            return cached.open("rb")
+        return cast(IO[bytes], DownloadReader(self._download_chunks(ref, descriptor)))
+
+    def _cached(self, ref: Reference, descriptor: Descriptor) -> Path | None:
+        if self.cache is None:
+            raise RegistryClientError("fetching a blob needs a blob cache", reference=str(ref))
+        return self.cache.get(validate_digest(descriptor.digest))
+
+    def _download_chunks(
+        self, ref: Reference, descriptor: Descriptor
+    ) -> Generator[bytes, None, Path]:
+        """The blob's bytes in order as they arrive, written to the cache's partial file; after
+        the last one the blob is verified and committed (the generator returns its path)."""
+        assert self.cache is not None
+        digest = descriptor.digest
         if descriptor.size > self.options.max_blob_bytes:
             raise RegistryClientError(
                 f"blob {digest} declares {descriptor.size} bytes, over the "
@@ -387,9 +413,10 @@ class RegistryClient:
             )
         partial = self.cache.partial(digest)
         algorithm, _, expected = digest.partition(":")
-        hashed = _RunningHash(algorithm)
+        progress = _Progress(algorithm)
+        yield from _replay(partial, descriptor.size, progress)  # bytes of an earlier run
         for _attempt in range(_MAX_RESUMES + 1):
-            done = self._download(ref, descriptor, partial, hashed)
+            done = yield from self._download(ref, descriptor, partial, progress)
             if done:
                 break
         else:
@@ -399,25 +426,22 @@ class RegistryClient:
                 f"({_MAX_RESUMES} resumes); truncated download discarded",
                 reference=str(ref),
             )
-        hasher = hashed.of(partial)
-        if hasher is None:  # resumed onto bytes of an earlier run: hash the whole file
-            hasher = hashlib.new(algorithm)
-            with partial.open("rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    hasher.update(chunk)
-        if hasher.hexdigest() != expected:
+        actual = progress.handed.hexdigest()
+        if actual == expected and not progress.file_is_handed:
+            actual = _file_hash(partial, algorithm)  # the file was rewritten: check it too
+        if actual != expected:
             partial.unlink(missing_ok=True)
             raise DigestMismatchError(
-                f"blob {digest} has the wrong content (its {algorithm} is {hasher.hexdigest()}); "
-                "not cached",
+                f"blob {digest} has the wrong content (its {algorithm} is {actual}); not cached",
                 reference=str(ref),
             )
         return self.cache.commit(digest, partial)
 
     def _download(
-        self, ref: Reference, descriptor: Descriptor, partial: Path, hashed: _RunningHash
-    ) -> bool:
-        """Append the rest of the blob to `partial`; True when all declared bytes are there."""
+        self, ref: Reference, descriptor: Descriptor, partial: Path, progress: _Progress
+    ) -> Generator[bytes, None, bool]:
+        """Append the rest of the blob to `partial`, handing new bytes over as they arrive;
+        True when all declared bytes are there."""
         have = partial.stat().st_size if partial.exists() else 0
         size = descriptor.size
         if have > size:
@@ -446,6 +470,7 @@ class RegistryClient:
                     f"{urllib.parse.urlsplit(url).netloc}: {exc}",
                     reference=str(ref),
                 ) from None
+            complete = False
             try:
                 if raw.status == 401 and _origin(url) == origin and auth is None:
                     body = _read_capped(raw, _MAX_SMALL_BODY, url, ref)
@@ -490,8 +515,13 @@ class RegistryClient:
                     start = _range_start(raw.headers.get("Content-Range", ""))
                     if start != have:
                         append = False
-                return self._stream_to(raw, partial, append, descriptor, ref, hashed)
+                complete = yield from self._stream_to(
+                    raw, partial, append, descriptor, ref, progress
+                )
+                return complete
             finally:
+                if not complete:
+                    raw.close()  # bytes left unread: the connection cannot serve another request
                 raw.release_conn()
         raise RegistryClientError(
             f"blob {descriptor.digest}: more than {_MAX_REDIRECTS} redirects", reference=str(ref)
@@ -504,11 +534,10 @@ class RegistryClient:
         append: bool,
         descriptor: Descriptor,
         ref: Reference,
-        hashed: _RunningHash,
-    ) -> bool:
+        progress: _Progress,
+    ) -> Generator[bytes, None, bool]:
         size = descriptor.size
         written = partial.stat().st_size if append and partial.exists() else 0
-        hashed.start(written)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         fd = os.open(partial, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -524,14 +553,12 @@ class RegistryClient:
                             reference=str(ref),
                         )
                     handle.write(chunk)
-                    hashed.update(chunk)
+                    new = progress.take(chunk, written - len(chunk))
+                    if new:
+                        yield new
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
                 return False  # connection dropped: the caller resumes with a Range request
         return written == size
-
-    def open_blob(self, ref: Reference, descriptor: Descriptor) -> Any:
-        """A binary file object over a verified, cached blob."""
-        return self.fetch_blob(ref, descriptor).open("rb")
 
     def get_blob_bytes(self, ref: Reference, descriptor: Descriptor, *, cap: int) -> bytes:
         """A small blob (a config) read into memory, verified, not cached."""
@@ -734,3 +761,103 @@ def _next_link(header: str | None, current: str) -> str | None:
         return None
     target = urllib.parse.urljoin(current, match.group(1))
     return target if _origin(target) == _origin(current) else None
+
+
+def _replay(partial: Path, size: int, progress: _Progress) -> Iterator[bytes]:
+    """Hand over the bytes an earlier, interrupted download left in `partial` (the download
+    resumes after them)."""
+    try:
+        fd = os.open(partial, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return
+    with os.fdopen(fd, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size > size:
+            return  # longer than the blob: _download starts again
+        while chunk := handle.read(_CHUNK):
+            yield progress.take(chunk, progress.position)
+
+
+def _file_hash(path: Path, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class DownloadReader(io.RawIOBase):
+    """A file object over a blob download (`RegistryClient.open_blob`).
+
+    The download runs in a thread of its own, a few chunks ahead of the reader, so that
+    receiving and writing overlap with what the reader does with the bytes (decompressing a
+    layer). Its last read raises unless the whole blob arrived and matched its digest, so
+    whoever reads it to the end has read verified bytes; closing it early abandons the
+    download."""
+
+    verifies_digest = True
+
+    def __init__(self, chunks: Generator[bytes, None, Path]) -> None:
+        super().__init__()
+        self._source = chunks
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_AHEAD)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._chunk = b""
+        self._offset = 0
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._source:
+                if not self._put(chunk):
+                    self._source.close()  # the reader closed: abandon the download
+                    return
+            self._put(b"")
+        except BaseException as exc:  # handed to the reader, raised by its read
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._offset >= len(self._chunk):
+            if self._ended:
+                return b""
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="blob-get", daemon=True)
+                self._thread.start()
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            if not item:
+                self._ended = True
+                return b""
+            self._chunk, self._offset = item, 0
+        end = len(self._chunk) if size is None or size < 0 else self._offset + size
+        piece = self._chunk[self._offset : end]
+        self._offset += len(piece)
+        return piece
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+            else:
+                self._source.close()
+        super().close()

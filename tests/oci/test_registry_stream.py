@@ -1,0 +1,202 @@
+"""`RegistryClient.open_blob` reads a blob while it downloads: what the reader gets, and what
+is cached, when the connection drops, the server ignores Range, lies, or the reader stops."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from skanse.errors import DigestMismatchError, RegistryClientError
+from skanse.oci.cache import BlobCache
+from skanse.oci.layers import apply_layer
+from skanse.oci.manifest import Descriptor
+from skanse.oci.reference import parse_reference
+from skanse.oci.registry import DownloadReader
+from skanse.oci.vfs import FileView, ViewLimits
+from tests.oci.test_registry_errors import (
+    BLOB,
+    DIGEST,
+    Handler,
+    Server,
+    _truncating,
+    client_for,
+    reply,
+)
+
+LAYER = Descriptor("application/octet-stream", DIGEST, len(BLOB))
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    srv = Server()
+    yield srv
+    srv.close()
+
+
+def _read(reader: object) -> bytes:
+    assert isinstance(reader, io.RawIOBase)
+    out = b""
+    while chunk := reader.read(1000):
+        out += chunk
+    return out
+
+
+def _open(server: Server, tmp_path: Path) -> DownloadReader:
+    client = client_for(tmp_path)
+    reader = client.open_blob(parse_reference(f"{server.host}/team/app:v1"), LAYER)
+    assert isinstance(reader, DownloadReader)
+    return reader
+
+
+def _cached(tmp_path: Path) -> Path | None:
+    return BlobCache(tmp_path / "cache").get(DIGEST)
+
+
+def test_a_dropped_connection_resumes_and_the_reader_sees_each_byte_once(
+    server: Server, tmp_path: Path
+) -> None:
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _truncating(2)
+    with _open(server, tmp_path) as reader:
+        assert _read(reader) == BLOB
+    cached = _cached(tmp_path)
+    assert cached is not None and cached.read_bytes() == BLOB
+
+
+def _ignoring_range(first: bytes, again: bytes) -> Handler:
+    """Send half of `first` and drop; then answer every request 200 with all of `again`."""
+    calls = {"n": 0}
+
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        calls["n"] += 1
+        body = first if calls["n"] == 1 else again
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        if calls["n"] == 1:
+            request.wfile.write(body[: len(body) // 2])
+            request.wfile.flush()
+            request.close_connection = True
+            return
+        request.wfile.write(body)
+
+    return handler
+
+
+def test_a_server_that_ignores_range_restarts_from_zero_without_repeating_bytes(
+    server: Server, tmp_path: Path
+) -> None:
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _ignoring_range(BLOB, BLOB)
+    with _open(server, tmp_path) as reader:
+        assert _read(reader) == BLOB
+    ranges = [h.get("Range") for line, h in server.seen if "blobs" in line]
+    assert ranges[0] is None and ranges[1] == f"bytes={len(BLOB) // 2}-"
+    cached = _cached(tmp_path)
+    assert cached is not None and cached.read_bytes() == BLOB
+
+
+def test_bytes_rewritten_differently_on_a_restart_are_caught_in_the_file(
+    server: Server, tmp_path: Path
+) -> None:
+    """The reader got the genuine first half, but the restart rewrote the file's first half
+    with other bytes: the handed-over bytes hash right, the file does not, nothing is cached."""
+    forged = b"X" * (len(BLOB) // 2) + BLOB[len(BLOB) // 2 :]
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _ignoring_range(BLOB, forged)
+    with _open(server, tmp_path) as reader, pytest.raises(DigestMismatchError, match="not cached"):
+        _read(reader)
+    assert _cached(tmp_path) is None
+
+
+def test_wrong_content_raises_at_the_last_read_and_is_not_cached(
+    server: Server, tmp_path: Path
+) -> None:
+    evil = b"x" * len(BLOB)
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, evil)
+    reader = _open(server, tmp_path)
+    assert reader.read(100) == b"x" * 100  # bytes flow before the end...
+    with pytest.raises(DigestMismatchError, match="wrong content"):
+        _read(reader)  # ...but the reader never reaches a clean end
+    reader.close()
+    assert _cached(tmp_path) is None
+    assert not any((tmp_path / "cache" / "partial").iterdir())
+
+
+def test_longer_than_declared_raises_to_the_reader(server: Server, tmp_path: Path) -> None:
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, BLOB + b"more" * 1000)
+    with _open(server, tmp_path) as reader, pytest.raises(DigestMismatchError, match="longer"):
+        _read(reader)
+    assert _cached(tmp_path) is None
+
+
+def test_a_partial_download_of_an_earlier_run_is_read_back_then_resumed(
+    server: Server, tmp_path: Path
+) -> None:
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _truncating(0)
+    partial = BlobCache(tmp_path / "cache").partial(DIGEST)
+    partial.write_bytes(BLOB[:5000])
+    with _open(server, tmp_path) as reader:
+        assert _read(reader) == BLOB
+    assert [h.get("Range") for line, h in server.seen if "blobs" in line] == ["bytes=5000-"]
+    assert _cached(tmp_path) is not None
+
+
+def test_closing_early_stops_the_download_and_caches_nothing(
+    server: Server, tmp_path: Path
+) -> None:
+    big = BLOB * 200  # more than the chunks the download thread may run ahead
+    digest = "sha256:" + hashlib.sha256(big).hexdigest()
+    server.routes[f"GET /v2/team/app/blobs/{digest}"] = reply(200, big)
+    client = client_for(tmp_path)
+    reader = client.open_blob(
+        parse_reference(f"{server.host}/team/app:v1"), Descriptor("x", digest, len(big))
+    )
+    assert reader.read(10) == big[:10]
+    reader.close()
+    assert not [t for t in threading.enumerate() if t.name == "blob-get"]
+    assert BlobCache(tmp_path / "cache").get(digest) is None
+
+
+def test_an_unreachable_registry_raises_at_the_first_read(tmp_path: Path) -> None:
+    client = client_for(tmp_path)
+    reader = client.open_blob(parse_reference("127.0.0.1:9/team/app:v1"), LAYER)
+    with pytest.raises(RegistryClientError, match="cannot reach"):
+        reader.read(1)
+    reader.close()
+
+
+def test_a_forged_layer_from_the_registry_changes_nothing_in_the_view(
+    server: Server, tmp_path: Path
+) -> None:
+    """The layer reader leaves the blob digest to the download (the layer is not hashed
+    twice): a forged layer still fails the read and nothing of it is merged."""
+    genuine, forged = io.BytesIO(), io.BytesIO()
+    for out, text in ((genuine, b"genuine"), (forged, b"forged!")):
+        with tarfile.open(fileobj=out, mode="w") as archive:
+            info = tarfile.TarInfo("etc/motd")
+            info.size = len(text)
+            archive.addfile(info, io.BytesIO(text))
+    digest = "sha256:" + hashlib.sha256(genuine.getvalue()).hexdigest()
+    body = forged.getvalue()
+    server.routes[f"GET /v2/team/app/blobs/{digest}"] = reply(200, body)
+    client = client_for(tmp_path)
+    view = FileView()
+    blob = client.open_blob(
+        parse_reference(f"{server.host}/team/app:v1"), Descriptor("x", digest, len(body))
+    )
+    with blob, pytest.raises(DigestMismatchError):
+        apply_layer(
+            view,
+            blob,
+            index=0,
+            wants=lambda info: None,
+            limits=ViewLimits(),
+            digest=None,  # as read_view passes it for a download
+            diff_id=None,
+        )
+    assert view.nodes == {} and view.layers == []
