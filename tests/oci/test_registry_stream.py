@@ -146,20 +146,40 @@ def test_a_partial_download_of_an_earlier_run_is_read_back_then_resumed(
     assert _cached(tmp_path) is not None
 
 
-def test_closing_early_stops_the_download_and_caches_nothing(
+def test_closing_early_returns_at_once_and_the_abandoned_download_caches_nothing(
     server: Server, tmp_path: Path
 ) -> None:
-    big = BLOB * 200  # more than the chunks the download thread may run ahead
+    """The server sends a first part and stalls: closing does not wait for it, and when the
+    rest comes the download stops without caching the blob (the partial stays, resumable)."""
+    big = BLOB * 200  # 2.4 MB: the download hands over 1 MB chunks
     digest = "sha256:" + hashlib.sha256(big).hexdigest()
-    server.routes[f"GET /v2/team/app/blobs/{digest}"] = reply(200, big)
+    first = 1_500_000
+    release = threading.Event()
+
+    def stalling(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(big)))
+        request.end_headers()
+        request.wfile.write(big[:first])
+        request.wfile.flush()
+        release.wait(30)
+        request.wfile.write(big[first:])
+
+    server.routes[f"GET /v2/team/app/blobs/{digest}"] = stalling
     client = client_for(tmp_path)
     reader = client.open_blob(
         parse_reference(f"{server.host}/team/app:v1"), Descriptor("x", digest, len(big))
     )
     assert reader.read(10) == big[:10]
-    reader.close()
-    assert not [t for t in threading.enumerate() if t.name == "blob-get"]
-    assert BlobCache(tmp_path / "cache").get(digest) is None
+    reader.close()  # returns while the server stalls (else the test would hang here)
+    release.set()
+    for thread in [t for t in threading.enumerate() if t.name == "blob-get"]:
+        thread.join(30)
+        assert not thread.is_alive()
+    cache = BlobCache(tmp_path / "cache")
+    assert cache.get(digest) is None
+    kept = cache.partial(digest).read_bytes()
+    assert len(kept) >= 1024 * 1024 and big.startswith(kept)
 
 
 def test_an_unreachable_registry_raises_at_the_first_read(tmp_path: Path) -> None:

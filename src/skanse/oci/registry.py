@@ -855,9 +855,9 @@ class DownloadReader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            # the thread may be waiting on a stalled server: it is not waited for, it stops
+            # (abandoning the download, caching nothing) when its next chunk arrives
             self._stop.set()
-            if self._thread is not None:
-                self._thread.join()
-            else:
+            if self._thread is None:
                 self._source.close()
         super().close()
