@@ -223,6 +223,20 @@ def test_cli_sbom_usage_errors(cli, tmp_path: Path) -> None:
     assert result.code == 2 and "Not/A/Valid:Ref:x" in result.stderr
 
 
+@pytest.mark.parametrize("target", ["", " ", "oci:", "dir:", "docker-archive:", "registry:"])
+def test_cli_sbom_refuses_an_empty_target_instead_of_reading_the_working_directory(
+    cli, target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`skanse sbom "$IMAGE"` with IMAGE unset read the working directory and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text("Package: bash\nStatus: install ok installed\n")
+    result = cli("sbom", target, "-o", "json")
+    assert result.code == 2
+    assert "names nothing" in result.stderr or "empty target" in result.stderr
+    assert result.stdout == ""
+
+
 def test_cli_strict_fails_on_neutralised_entries(cli, tmp_path: Path) -> None:
     import tarfile
 

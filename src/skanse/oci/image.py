@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from skanse.errors import LayoutError, ManifestError
+from skanse.errors import ImageReferenceError, LayoutError, ManifestError
 from skanse.oci.layers import FileRegion, apply_layer, new_budget
 from skanse.oci.manifest import (
     CONFIG_TYPES,
@@ -109,7 +109,12 @@ class Image:
 
 
 def parse_spec(text: str) -> ImageSpec:
-    """Split `oci:DIR:TAG`, `docker-archive:FILE`, `dir:DIR`, `registry:REF` or guess."""
+    """Split `oci:DIR:TAG`, `docker-archive:FILE`, `dir:DIR`, `registry:REF` or guess.
+
+    An empty target (or prefix with nothing after it) is refused: Path("") is the working
+    directory, and `skanse sbom "$IMAGE"` with the variable unset must not report on it."""
+    if not text.strip():
+        raise ImageReferenceError("empty target: name an image, a layout, an archive or a dir:")
     for prefix, kind in (
         ("oci:", "oci-layout"),
         ("oci-dir:", "oci-layout"),
@@ -120,6 +125,8 @@ def parse_spec(text: str) -> ImageSpec:
     ):
         if text.startswith(prefix):
             rest = text[len(prefix) :]
+            if not rest.strip():
+                raise ImageReferenceError(f"'{prefix}' names nothing: give a location after it")
             if kind == "registry":
                 return ImageSpec(kind, rest.removeprefix("//"))
             if kind == "oci-layout":
