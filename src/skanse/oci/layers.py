@@ -46,7 +46,7 @@ from skanse.oci.vfs import (
 __all__ = ["FileRegion", "LayerStream", "apply_layer", "sniff_compression"]
 
 _CHUNK = 1024 * 1024
-_AHEAD = 2  # chunks (up to 4 MB each) decompressed ahead of the tar parser
+_AHEAD = 8  # chunks (up to 4 MB each) decompressed ahead of the tar parser
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
