@@ -22,6 +22,7 @@ import os
 import queue
 import tarfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -29,6 +30,7 @@ from zlib_ng import zlib_ng
 
 from skanse.errors import DigestMismatchError, LayerError
 from skanse.oci._forward import ForwardReader
+from skanse.oci._pump import ChunkPump
 from skanse.oci._tarheader import FastTarInfo
 from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
@@ -159,51 +161,35 @@ class LayerStream(io.RawIOBase):
             )
         self._buffer = b""
         self._eof = False
-        # reading, hashing and decompressing (C code that releases the GIL) run in a thread,
-        # a few chunks ahead of the tar parser that reads this stream
-        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_AHEAD)
+        # reading and decompressing (C code that releases the GIL) run in a thread, a few
+        # chunks ahead of the tar parser that reads this stream
+        self._pump = ChunkPump(self._produce(), ahead=_AHEAD, name="layer-read")
         self._ready = b""  # the reader's side: the chunk being read and where
         self._offset = 0
-        self._done = False
-        self._failure: BaseException | None = None  # what the reading thread met, kept
-        self._stop = threading.Event()
-        self._producer: threading.Thread | None = None
         self._hasher = _Hasher()
 
     def readable(self) -> bool:
         return True
 
-    def _produce(self) -> None:
-        while not self._stop.is_set():
+    def _produce(self) -> Iterator[bytes]:
+        """The decompressed chunks, made in the pump's thread."""
+        while True:
             try:
                 self._fill()
             except _GZIP_ERROR as exc:
-                self._hand_over(LayerError(f"{self._where}: corrupt gzip data ({exc})"))
-                return
+                raise LayerError(f"{self._where}: corrupt gzip data ({exc})") from None
             except Exception as exc:
                 if type(exc).__name__ == "ZstdError":
-                    exc = LayerError(f"{self._where}: corrupt zstd data ({exc})")
-                self._hand_over(exc)
-                return
+                    raise LayerError(f"{self._where}: corrupt zstd data ({exc})") from None
+                raise
             chunk, self._buffer = self._buffer, b""
-            if not self._hand_over(chunk) or not chunk:
+            if not chunk:
                 return
-
-    def _hand_over(self, item: bytes | BaseException) -> bool:
-        """Queue one chunk (b"" at the end) or error; False once the reader stopped."""
-        while not self._stop.is_set():
-            try:
-                self._chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+            yield chunk
 
     def stop(self) -> None:
         """Stop the reading thread (the tar parser gave up, or the layer was read)."""
-        self._stop.set()
-        if self._producer is not None:
-            self._producer.join()
+        self._pump.stop()
         self._hasher.close()
 
     def _raw_chunk(self) -> bytes:
@@ -256,19 +242,7 @@ class LayerStream(io.RawIOBase):
 
     def next_chunk(self) -> bytes:
         """The next decompressed chunk from the reading thread (b"" at the end)."""
-        if self._failure is not None:  # never a clean end after an error (finish reads on)
-            raise self._failure
-        if self._done:
-            return b""
-        if self._producer is None:
-            self._producer = threading.Thread(target=self._produce, name="layer-read", daemon=True)
-            self._producer.start()
-        item = self._chunks.get()
-        if isinstance(item, BaseException):
-            self._failure = item
-            raise item
-        self._done = not item
-        return item
+        return self._pump.next_chunk()
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         if not self._ready:

@@ -20,13 +20,10 @@ cached only after its digest matched.
 from __future__ import annotations
 
 import hashlib
-import io
 import ipaddress
 import json
 import os
-import queue
 import re
-import threading
 import urllib.parse
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +39,8 @@ from skanse.errors import (
     NotFoundError,
     RegistryClientError,
 )
+from skanse.oci._forward import ForwardReader
+from skanse.oci._pump import ChunkPump
 from skanse.oci.auth import Challenge, Credentials, DockerConfig, parse_challenges
 from skanse.oci.cache import BlobCache
 from skanse.oci.manifest import (
@@ -785,79 +784,22 @@ def _file_hash(path: Path, algorithm: str) -> str:
     return hasher.hexdigest()
 
 
-class DownloadReader(io.RawIOBase):
+class DownloadReader(ForwardReader):
     """A file object over a blob download (`RegistryClient.open_blob`).
 
     The download runs in a thread of its own, a few chunks ahead of the reader, so that
     receiving and writing overlap with what the reader does with the bytes (decompressing a
     layer). Its last read raises unless the whole blob arrived and matched its digest, so
     whoever reads it to the end has read verified bytes; closing it early abandons the
-    download."""
+    download, without waiting for a stalled server."""
 
     verifies_digest = True
 
     def __init__(self, chunks: Generator[bytes, None, Path]) -> None:
-        super().__init__()
-        self._source = chunks
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_AHEAD)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._chunk = b""
-        self._offset = 0
-        self._ended = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _run(self) -> None:
-        try:
-            for chunk in self._source:
-                if not self._put(chunk):
-                    self._source.close()  # the reader closed: abandon the download
-                    return
-            self._put(b"")
-        except BaseException as exc:  # handed to the reader, raised by its read
-            self._put(exc)
-
-    def _put(self, item: bytes | BaseException) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._offset >= len(self._chunk):
-            if self._ended:
-                return b""
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="blob-get", daemon=True)
-                self._thread.start()
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._ended = True
-                raise item
-            if not item:
-                self._ended = True
-                return b""
-            self._chunk, self._offset = item, 0
-        end = len(self._chunk) if size is None or size < 0 else self._offset + size
-        piece = self._chunk[self._offset : end]
-        self._offset += len(piece)
-        return piece
-
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(target))
-        target[: len(data)] = data
-        return len(data)
+        self._pump = ChunkPump(chunks, ahead=_AHEAD, name="blob-get")
+        super().__init__(self._pump.next_chunk)
 
     def close(self) -> None:
         if not self.closed:
-            # the thread may be waiting on a stalled server: it is not waited for, it stops
-            # (abandoning the download, caching nothing) when its next chunk arrives
-            self._stop.set()
-            if self._thread is None:
-                self._source.close()
+            self._pump.stop(wait=False)
         super().close()

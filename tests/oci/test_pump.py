@@ -1,0 +1,81 @@
+"""`ChunkPump`: chunks made in a thread, in order, bounded, errors kept, stoppable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from skanse.oci._pump import ChunkPump
+
+
+def test_chunks_arrive_in_order_then_the_end_again_and_again() -> None:
+    pump = ChunkPump(iter([b"a", b"", b"b", b"c"]), ahead=2, name="t")
+    got = [pump.next_chunk() for _ in range(3)]
+    assert got == [b"a", b"b", b"c"]  # an empty chunk is not mistaken for the end
+    assert pump.next_chunk() == b"" and pump.next_chunk() == b""
+
+
+def test_an_error_is_raised_to_the_reader_and_never_becomes_a_clean_end() -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"first"
+        raise ValueError("corrupt gzip data")
+
+    pump = ChunkPump(failing(), ahead=2, name="t")
+    assert pump.next_chunk() == b"first"
+    for _ in range(2):
+        with pytest.raises(ValueError, match="corrupt"):
+            pump.next_chunk()
+
+
+def test_the_thread_runs_at_most_ahead_chunks_before_the_reader() -> None:
+    made: list[int] = []
+    blocked = threading.Event()
+
+    def counting() -> Iterator[bytes]:
+        for n in range(100):
+            made.append(n)
+            if len(made) > 4:
+                blocked.set()
+            yield b"x"
+
+    pump = ChunkPump(counting(), ahead=3, name="t")
+    pump.next_chunk()
+    blocked.wait(5)
+    # one taken, three queued, one made and waiting for room
+    assert len(made) == 5
+    pump.stop()
+
+
+def test_stop_abandons_the_source_and_runs_its_clean_up() -> None:
+    cleaned = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"x"
+        finally:
+            cleaned.set()
+
+    pump = ChunkPump(endless(), ahead=2, name="pump-test")
+    pump.next_chunk()
+    pump.stop()
+    assert cleaned.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "pump-test"]
+
+
+def test_stop_before_any_read_closes_the_source_without_starting_a_thread() -> None:
+    cleaned = threading.Event()
+
+    def source() -> Iterator[bytes]:
+        try:
+            yield b"x"
+        finally:
+            cleaned.set()
+
+    chunks = source()
+    next(chunks)  # started, so closing it runs its finally
+    pump = ChunkPump(chunks, ahead=2, name="t")
+    pump.stop()
+    assert cleaned.is_set()
