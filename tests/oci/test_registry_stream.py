@@ -122,6 +122,8 @@ def test_wrong_content_raises_at_the_last_read_and_is_not_cached(
     assert reader.read(100) == b"x" * 100  # bytes flow before the end...
     with pytest.raises(DigestMismatchError, match="wrong content"):
         _read(reader)  # ...but the reader never reaches a clean end
+    with pytest.raises(DigestMismatchError):
+        reader.read(1)  # not even when it reads on after the error
     reader.close()
     assert _cached(tmp_path) is None
     assert not any((tmp_path / "cache" / "partial").iterdir())
