@@ -42,7 +42,7 @@ def test_the_thread_runs_at_most_ahead_chunks_before_the_reader() -> None:
 
     pump = ChunkPump(counting(), ahead=3, name="t")
     pump.next_chunk()
-    blocked.wait(5)
+    assert blocked.wait(30)
     # one taken, three queued, one made and waiting for room
     assert len(made) == 5
     pump.stop()
