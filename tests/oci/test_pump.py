@@ -79,3 +79,31 @@ def test_stop_before_any_read_closes_the_source_without_starting_a_thread() -> N
     pump = ChunkPump(chunks, ahead=2, name="t")
     pump.stop()
     assert cleaned.is_set()
+
+
+def test_a_read_blocked_when_the_pump_stops_ends_with_an_error_not_a_hang() -> None:
+    release = threading.Event()
+
+    def stalled() -> Iterator[bytes]:
+        yield b"first"
+        release.wait(30)  # a stalled server: nothing more for a while
+        yield b"late"
+
+    pump = ChunkPump(stalled(), ahead=2, name="t")
+    assert pump.next_chunk() == b"first"
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(pump.next_chunk())
+        except ValueError as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    pump.stop(wait=False)  # another thread gives up on the stream
+    reader.join(30)
+    release.set()
+    assert not reader.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], ValueError)
+    assert "read after stop" in str(outcome[0])

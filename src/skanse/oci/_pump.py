@@ -62,7 +62,14 @@ class ChunkPump:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
-        item = self._queue.get()
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                # once stopped the thread hands nothing more over: waiting would be forever
+                if self._stop.is_set() and self._queue.empty():
+                    raise ValueError(f"{self._name}: read after stop") from None
         if isinstance(item, BaseException):
             self._failure = item
             raise item

@@ -116,8 +116,9 @@ class _Hasher:
             self._thread.join()
 
 
-class LayerStream(io.RawIOBase):
-    """A readable tar stream over a (compressed) blob that hashes both sides as it goes."""
+class LayerStream:
+    """The tar stream of a (compressed) blob, handed over in chunks (`next_chunk`) by a thread
+    that reads, decompresses and, with another, hashes both sides as it goes."""
 
     def __init__(
         self,
@@ -128,7 +129,6 @@ class LayerStream(io.RawIOBase):
         digest: str | None,
         diff_id: str | None,
     ) -> None:
-        super().__init__()
         self._blob = blob
         self._budget = budget
         self._where = where
@@ -164,12 +164,7 @@ class LayerStream(io.RawIOBase):
         # reading and decompressing (C code that releases the GIL) run in a thread, a few
         # chunks ahead of the tar parser that reads this stream
         self._pump = ChunkPump(self._produce(), ahead=_AHEAD, name="layer-read")
-        self._ready = b""  # the reader's side: the chunk being read and where
-        self._offset = 0
         self._hasher = _Hasher()
-
-    def readable(self) -> bool:
-        return True
 
     def _produce(self) -> Iterator[bytes]:
         """The decompressed chunks, made in the pump's thread."""
@@ -243,19 +238,6 @@ class LayerStream(io.RawIOBase):
     def next_chunk(self) -> bytes:
         """The next decompressed chunk from the reading thread (b"" at the end)."""
         return self._pump.next_chunk()
-
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._ready:
-            self._ready, self._offset = self.next_chunk(), 0
-        available = len(self._ready) - self._offset
-        if available <= 0:
-            return 0
-        n = min(len(target), available)
-        target[:n] = memoryview(self._ready)[self._offset : self._offset + n]
-        self._offset += n
-        if self._offset == len(self._ready):
-            self._ready = b""
-        return n
 
     def tar_digest(self) -> str:
         """The digest of the uncompressed tar read so far (all of it after `finish`)."""
@@ -450,15 +432,12 @@ def apply_layer(
         # while a thread hashes every byte for the digests
         stream = _RegionDigests(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
         reader: IO[bytes] = io.BufferedReader(blob, 64 * 1024)
-        seekable = True
     else:
         stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
         # tarfile's seekable mode over the decompressed chunks: skipped content is never copied
-        reader, seekable = cast(IO[bytes], ForwardReader(stream.next_chunk)), True
+        reader = cast(IO[bytes], ForwardReader(stream.next_chunk))
     try:
-        pending, problems = _read_entries(
-            view, reader, seekable, stream, index, wants, limits, where
-        )
+        pending, problems = _read_entries(view, reader, stream, index, wants, limits, where)
     finally:
         stream.stop()
     budget.expanded += stream.expanded
@@ -485,7 +464,6 @@ def _head(region: FileRegion) -> bytes:
 def _read_entries(
     view: FileView,
     reader: IO[bytes],
-    seekable: bool,
     stream: LayerStream | _RegionDigests,
     index: int,
     wants: Wants,
@@ -499,10 +477,8 @@ def _read_entries(
     # the latest entry of this layer at each path whose content was captured, for hard links
     captured_here: dict[str, _Pending] = {}
     try:
-        if seekable:
-            archive = tarfile.open(fileobj=reader, mode="r:", tarinfo=FastTarInfo)
-        else:
-            archive = tarfile.open(fileobj=reader, mode="r|", tarinfo=FastTarInfo)
+        # seekable mode on both readers: tarfile seeks over content it does not read
+        archive = tarfile.open(fileobj=reader, mode="r:", tarinfo=FastTarInfo)
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: not a tar archive ({exc})") from None
     try:
