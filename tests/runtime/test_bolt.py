@@ -128,3 +128,37 @@ def test_a_branch_page_that_lists_itself_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(BoltError):
         read_bucket(wide, [])
+
+
+def _shared_key_page(page_id: int, count: int, size: int, overflow: int) -> bytes:
+    """A leaf page of `count` elements whose keys all name the same `size` bytes after
+    them: each element stays inside the page, together they claim count x size bytes."""
+    header = struct.pack("<QHHI", page_id, 0x02, count, overflow)
+    region = 16 + count * 16  # where the shared bytes start, from the page start
+    elements = b"".join(
+        struct.pack("<IIII", 0, region - (16 + index * 16), size, 0) for index in range(count)
+    )
+    return header + elements + b"k" * size
+
+
+@pytest.mark.parametrize("names", [[b"missing"], []])
+def test_elements_sharing_one_region_are_refused_not_copied_again_and_again(
+    tmp_path: Path, names: list[bytes]
+) -> None:
+    """200 elements naming the same 1 MB in an 1 MB page would have the reader copy 200 MB
+    (a 16 MB file of this shape: minutes and gigabytes); they claim more than the page
+    holds, which a bbolt page never does."""
+    size = 1 << 20
+    page = _shared_key_page(2, 200, size, overflow=size // PAGE + 1)
+    db = _database(tmp_path, page)
+    with pytest.raises(BoltError, match="claim more bytes"):
+        read_bucket(db, names)
+
+
+def test_elements_beyond_their_page_are_refused_even_inside_the_file(tmp_path: Path) -> None:
+    """A page without overflow pages is one page long: an element reaching into the next
+    page (still inside the file) is out of bounds."""
+    page = _shared_key_page(2, 1, 5000, overflow=0)
+    db = _database(tmp_path, page.ljust(3 * PAGE, b"\0"))
+    with pytest.raises(BoltError, match="outside its page"):
+        read_bucket(db, [])

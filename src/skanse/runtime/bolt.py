@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from skanse.runtime._fnv import fnv1a64
+
 __all__ = ["BoltError", "Database", "open_database", "read_bucket"]
 
 _MAGIC = 0xED0CDAED
@@ -58,17 +60,17 @@ def open_database(path: Path) -> Iterator[Database]:
     """The database at `path`, opened and its meta pages checked once for several
     `Database.bucket` reads."""
     try:
-        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ) as m:
-            yield Database(m)
-    except (OSError, ValueError) as error:  # ValueError: mmap of an empty file
+        handle = path.open("rb")
+    except OSError as error:
         raise BoltError(f"{path}: {error}") from None
-
-
-def _fnv1a64(data: bytes) -> int:
-    value = 0xCBF29CE484222325
-    for byte in data:
-        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return value
+    with handle:
+        try:
+            data = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
+        except (OSError, ValueError) as error:  # ValueError: mmap of an empty file
+            raise BoltError(f"{path}: {error}") from None
+        with data:
+            # only opening is translated: an error in the caller's block stays its own
+            yield Database(data)
 
 
 class Database:
@@ -95,7 +97,7 @@ class Database:
         (checksum,) = struct.unpack_from("<Q", self.data, end)
         if magic != _MAGIC or version != _VERSION or page_size < 512 or page_size > 1 << 20:
             return None
-        if _fnv1a64(self.data[start:end]) != checksum:
+        if fnv1a64(self.data[start:end]) != checksum:
             return None
         return page_size, root, txid
 
@@ -128,44 +130,54 @@ class Database:
             if not flags & _BUCKET_LEAF
         }
 
-    def _elements(self, buffer: bytes | mmap.mmap, page: int) -> tuple[int, int]:
+    def _elements(self, buffer: bytes | mmap.mmap, page: int) -> _Page:
         if page + _PAGE_HEADER.size > len(buffer):
             raise BoltError("a page header lies outside the file")
-        _id, flags, count, _overflow = _PAGE_HEADER.unpack_from(buffer, page)
-        return flags, count
+        _id, flags, count, overflow = _PAGE_HEADER.unpack_from(buffer, page)
+        # a page in the file spans itself and its overflow pages; an inline bucket's page
+        # is the rest of its value
+        extent = len(buffer) if buffer is not self.data else self.page_size * (overflow + 1)
+        return _Page(flags, count, page + _PAGE_HEADER.size, min(len(buffer), page + extent))
 
     def _branch_children(
-        self, buffer: bytes | mmap.mmap, base: int, count: int
-    ) -> Iterator[tuple[int, int, int]]:
-        """(key position, key size, child page id) of each element of a branch page."""
-        for index in range(count):
-            at = base + index * _BRANCH_ELEMENT.size
+        self, buffer: bytes | mmap.mmap, page: _Page
+    ) -> Iterator[tuple[bytes, int]]:
+        """(first key, child page id) of each element of a branch page."""
+        for index in range(page.count):
+            at = page.base + index * _BRANCH_ELEMENT.size
             position, ksize, page_id = _BRANCH_ELEMENT.unpack_from(
-                self._slice(buffer, at, _BRANCH_ELEMENT.size)
+                page.slice(buffer, at, _BRANCH_ELEMENT.size)
             )
-            yield at + position, ksize, page_id
+            yield page.slice(buffer, at + position, ksize, element=True), page_id
 
     def _leaf_elements(
-        self, buffer: bytes | mmap.mmap, base: int, count: int
-    ) -> Iterator[tuple[int, bytes, int, int]]:
-        """(flags, key, value position, value size) of each element of a leaf page."""
-        for index in range(count):
-            at = base + index * _LEAF_ELEMENT.size
+        self, buffer: bytes | mmap.mmap, page: _Page, key: bytes | None = None
+    ) -> Iterator[tuple[int, bytes, bytes]]:
+        """(flags, key, value) of each element of a leaf page; only the element whose key is
+        `key` when one is given (other keys and values are not copied)."""
+        for index in range(page.count):
+            at = page.base + index * _LEAF_ELEMENT.size
             flags, position, ksize, vsize = _LEAF_ELEMENT.unpack_from(
-                self._slice(buffer, at, _LEAF_ELEMENT.size)
+                page.slice(buffer, at, _LEAF_ELEMENT.size)
             )
-            yield flags, self._slice(buffer, at + position, ksize), at + position + ksize, vsize
+            key_at = at + position
+            page.charge(key_at, ksize + vsize)
+            if key is not None and ksize != len(key):
+                continue
+            element_key = page.slice(buffer, key_at, ksize)
+            if key is not None and element_key != key:
+                continue
+            yield flags, element_key, page.slice(buffer, key_at + ksize, vsize)
 
     def _find(self, buffer: bytes | mmap.mmap, page: int, key: bytes) -> tuple[int, bytes] | None:
         seen: set[int] = set()
         for _depth in range(MAX_DEPTH):
-            flags, count = self._elements(buffer, page)
-            base = page + _PAGE_HEADER.size
-            if flags & _BRANCH_PAGE:
+            elements = self._elements(buffer, page)
+            if elements.flags & _BRANCH_PAGE:
                 child = None
-                for key_at, ksize, page_id in self._branch_children(buffer, base, count):
+                for first_key, page_id in self._branch_children(buffer, elements):
                     # the last child whose first key <= key
-                    if self._slice(buffer, key_at, ksize) > key and child is not None:
+                    if first_key > key and child is not None:
                         break
                     child = page_id
                 if child is None:
@@ -176,11 +188,10 @@ class Database:
                 page = self._page(child)
                 buffer = self.data
                 continue
-            if not flags & _LEAF_PAGE:
-                raise BoltError(f"page flags {flags:#x} are neither branch nor leaf")
-            for eflags, element_key, value_at, vsize in self._leaf_elements(buffer, base, count):
-                if element_key == key:
-                    return eflags, self._slice(buffer, value_at, vsize)
+            if not elements.flags & _LEAF_PAGE:
+                raise BoltError(f"page flags {elements.flags:#x} are neither branch nor leaf")
+            for eflags, _key, value in self._leaf_elements(buffer, elements, key):
+                return eflags, value
             return None
         raise BoltError(f"the page tree is deeper than {MAX_DEPTH}")
 
@@ -192,19 +203,50 @@ class Database:
         seen: set[int] = set()
         while pending:
             buffer, page = pending.pop()
-            flags, count = self._elements(buffer, page)
-            base = page + _PAGE_HEADER.size
-            if flags & _BRANCH_PAGE:
+            elements = self._elements(buffer, page)
+            if elements.flags & _BRANCH_PAGE:
                 children = []
-                for _key_at, _ksize, page_id in self._branch_children(buffer, base, count):
+                for _first_key, page_id in self._branch_children(buffer, elements):
                     if page_id in seen:
                         raise BoltError(f"page {page_id} is referenced twice")
                     seen.add(page_id)
                     children.append((self.data, self._page(page_id)))
                 pending += reversed(children)  # in key order
                 continue
-            if not flags & _LEAF_PAGE:
-                raise BoltError(f"page flags {flags:#x} are neither branch nor leaf")
-            for eflags, key, value_at, vsize in self._leaf_elements(buffer, base, count):
-                out.append((eflags, key, self._slice(buffer, value_at, vsize)))
+            if not elements.flags & _LEAF_PAGE:
+                raise BoltError(f"page flags {elements.flags:#x} are neither branch nor leaf")
+            out.extend(self._leaf_elements(buffer, elements))
         return out
+
+
+class _Page:
+    """One page's elements: where they start, where the page ends, and how many of its
+    bytes the elements' keys and values have claimed. bbolt lays keys and values out one
+    after another inside their page; an element reaching outside it, or elements claiming
+    more bytes than the page holds (many elements naming the same large region, to make a
+    reader copy it again and again), is refused, so reading a page costs at most its size."""
+
+    __slots__ = ("base", "claimed", "count", "end", "flags")
+
+    def __init__(self, flags: int, count: int, base: int, end: int) -> None:
+        self.flags, self.count, self.base, self.end = flags, count, base, end
+        self.claimed = 0
+        element_size = _BRANCH_ELEMENT.size if flags & _BRANCH_PAGE else _LEAF_ELEMENT.size
+        if base + count * element_size > end:
+            raise BoltError(f"{count} elements do not fit in their page")
+
+    def slice(
+        self, buffer: bytes | mmap.mmap, start: int, size: int, *, element: bool = False
+    ) -> bytes:
+        if element:
+            self.charge(start, size)
+        if start < self.base or size < 0 or start + size > self.end:
+            raise BoltError("an element points outside its page")
+        return bytes(buffer[start : start + size])
+
+    def charge(self, start: int, size: int) -> None:
+        if start < self.base or size < 0 or start + size > self.end:
+            raise BoltError("an element points outside its page")
+        self.claimed += size
+        if self.claimed > self.end - self.base:
+            raise BoltError("the elements of a page claim more bytes than it holds")

@@ -32,12 +32,10 @@ from dataclasses import dataclass, field
 from skanse.rules.loader import Rule
 from skanse.rules.parser import BinaryCheck, Expr, FieldExpr, ListExpr, LogicalExpr, ValueExpr
 from skanse.rules.paths import normalize_path
+from skanse.runtime._fnv import FNV_OFFSET, FNV_PRIME, MASK64, fnv1a64
 
 __all__ = ["KernelKillPlan", "path_hash", "plan_kernel_kills"]
 
-_FNV_OFFSET = 14695981039346656037
-_FNV_PRIME = 1099511628211
-_MASK = (1 << 64) - 1
 HASH_NAME = 64  # sensor.bpf.c: the longest component a kill path may have is 63 bytes
 KILL_PATHS = 4096  # sensor.bpf.c: skn_kill_paths' max_entries
 FMODE_READ = 1
@@ -46,18 +44,11 @@ _OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat"})
 _EXEC_TYPES = frozenset({"execve", "execveat"})
 
 
-def _fnv1a(data: bytes) -> int:
-    value = _FNV_OFFSET
-    for byte in data:
-        value = ((value ^ byte) * _FNV_PRIME) & _MASK
-    return value
-
-
 def path_hash(path: str) -> int:
     """The kernel program's hash of an absolute path: components folded leaf first."""
-    value = _FNV_OFFSET
+    value = FNV_OFFSET
     for component in reversed([c for c in normalize_path(path).split("/") if c]):
-        value = ((value ^ _fnv1a(component.encode())) * _FNV_PRIME) & _MASK
+        value = ((value ^ fnv1a64(component.encode())) * FNV_PRIME) & MASK64
     return value
 
 
