@@ -303,3 +303,33 @@ def test_the_layouts_real_runtimes_write(path: str, kind: str) -> None:
 def test_conmon_and_pod_parents_are_not_containers() -> None:
     assert container_from_cgroup(f"/libpod_parent/libpod-conmon-{ID}") is None
     assert container_from_cgroup("/libpod_parent") is None
+
+
+def test_a_containerd_database_caught_mid_write_is_read_again_at_the_next_lookup(
+    tmp_path: Path,
+) -> None:
+    """containerd rewrites meta.db in place: a lookup that met a torn file must not keep the
+    container without its image for good."""
+    from tests.runtime.test_bolt import _bucket, _database, _leaf
+
+    spec_dir = tmp_path / "run/containerd/io.containerd.runtime.v2.task/default" / ID
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "config.json").write_text(json.dumps({"ociVersion": "1.1.0"}))
+    roots = RuntimeRoots.under(str(tmp_path))
+    meta = Path(roots.containerd_metadata)
+    meta.parent.mkdir(parents=True)
+    built = _database(
+        tmp_path,
+        _leaf(2, [(1, b"v1", _bucket(3))]),
+        _leaf(3, [(1, b"default", _bucket(4))]),
+        _leaf(4, [(1, b"containers", _bucket(5))]),
+        _leaf(5, [(1, ID.encode(), _bucket(6))]),
+        _leaf(6, [(0, b"image", b"docker.io/library/nginx:1.27")]),
+    ).read_bytes()
+    ref = container_from_cgroup(f"/default/{ID}")
+    assert ref is not None
+    metadata = ContainerMetadata(roots)
+    meta.write_bytes(built[: 2 * 4096 + 100])  # torn: the pages after the meta pages missing
+    assert "image" not in metadata.lookup(ref)
+    meta.write_bytes(built)
+    assert metadata.lookup(ref)["image"] == "docker.io/library/nginx:1.27"

@@ -148,6 +148,7 @@ class _FileHandle(ctypes.Structure):
 
 
 _FILEID_KERNFS = 0xFE
+_INCOMPLETE = "_incomplete"  # a reader's record key: a source could not be read, do not cache
 
 
 class CgroupPaths:
@@ -296,10 +297,14 @@ class ContainerMetadata:
             if found:
                 break
         if found:
+            # a source that could not be read this time (containerd's database caught
+            # mid-write) leaves the record incomplete: look again at the next event
+            incomplete = found.pop(_INCOMPLETE, False)
             record.update(found)
-            if len(self._cache) > 16384:
-                self._cache.clear()
-            self._cache[ref.full_id] = record  # complete: no need to look again
+            if not incomplete:
+                if len(self._cache) > 16384:
+                    self._cache.clear()
+                self._cache[ref.full_id] = record  # complete: no need to look again
         return record
 
     def forget(self, full_id: str) -> None:
@@ -356,14 +361,19 @@ class ContainerMetadata:
                 record = _from_oci_spec(spec, "containerd")
                 record.setdefault("type", "containerd")
                 if "image" not in record:  # not CRI: `ctr run`, nerdctl
-                    record.update(self._containerd_database(namespace.name, full_id))
+                    stored = self._containerd_database(namespace.name, full_id)
+                    if stored is None:
+                        record[_INCOMPLETE] = True
+                    else:
+                        record.update(stored)
                 return record
         return None
 
-    def _containerd_database(self, namespace: str, full_id: str) -> dict[str, Any]:
+    def _containerd_database(self, namespace: str, full_id: str) -> dict[str, Any] | None:
         """Image, image digest and name of a containerd container from containerd's metadata
         database. containerd has no container names apart from ids (`ctr run IMAGE ID`): the
-        name is nerdctl's `nerdctl/name` label when there is one, else the id."""
+        name is nerdctl's `nerdctl/name` label when there is one, else the id. None when the
+        database could not be read (containerd writes it in place: try again later)."""
         container = (b"v1", namespace.encode(), b"containers", full_id.encode())
         try:
             with open_database(Path(self.roots.containerd_metadata)) as database:
@@ -378,7 +388,7 @@ class ContainerMetadata:
                     with suppress(BoltError):  # the name without its digest
                         target = database.bucket((*images, image, b"target"))
         except BoltError:
-            return {}
+            return None
         record: dict[str, Any] = {"name": full_id}
         name = labels.get(b"nerdctl/name")
         if name:
