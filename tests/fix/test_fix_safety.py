@@ -250,3 +250,39 @@ def test_add_with_a_wildcard_is_not_turned_into_copy(tmp_path: Path) -> None:
         d.check_id == "SKN-DF-005" and "archive" in d.reason and "dist/*" in d.reason
         for d in report.declined
     )
+
+
+TWO_BARE_CONTAINERS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: a
+        image: example.com/a:1
+      - name: b
+        image: example.com/b:1
+"""
+
+
+def test_each_fix_sees_what_the_fixes_before_it_wrote(tmp_path: Path) -> None:
+    """Fixes are planned one after another on the same object: a pod-level setting the
+    first container's finding wrote is there for the second's (once, not twice), and the
+    safety of a later fix is judged on the object as the earlier ones left it."""
+    from skanse.checks.profiles import Profile
+    from skanse.scan import ScanOptions
+
+    options = ScanOptions(profile=Profile.PSS_RESTRICTED)
+    full_item, _ = fix_text(tmp_path, TWO_BARE_CONTAINERS, scan=options, unsafe=True)
+    assert full_item is not None
+    described = [(c.check_id, c.description) for c in full_item.changes]
+    pod_level = [d for d in described if d[0] == "SKN-K8S-015"]
+    assert pod_level == [("SKN-K8S-015", "pod: set securityContext.runAsNonRoot: true")]
+    fixed = yaml.safe_load(after(full_item))["spec"]["template"]["spec"]
+    assert fixed["securityContext"]["runAsNonRoot"] is True
+    for container in fixed["containers"]:
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]

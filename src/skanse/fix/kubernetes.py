@@ -46,6 +46,7 @@ from skanse.sources.kubernetes import (
     PodSpecView,
     as_dict,
     as_list,
+    forget_derived,
     pod_spec,
 )
 from skanse.sources.yamlpos import join_pointer
@@ -551,6 +552,10 @@ def plan_object(
                         )
                     )
                     continue
+                finally:
+                    # obj.data changed: the views cached on obj (pod_spec's securityContext
+                    # read once) describe the object before this step
+                    forget_derived(obj)
                 plan.ops.extend(step.ops)
                 plan.changes.append(
                     Change(
