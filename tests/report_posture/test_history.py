@@ -22,6 +22,7 @@ from skanse.config import LoadedConfig
 from skanse.report.history import HistoryError, open_history, redact, trend
 from skanse.report.posture.build import build_posture
 from skanse.report.posture.collect import run_scan
+from tests._nobody import NobodyPython, _setpriv
 from tests.conftest import ROOT
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -236,6 +237,61 @@ def test_a_password_given_as_a_url_parameter_is_never_shown() -> None:
     assert "hunter2" not in caught.value.diagnostics()
     assert "hunter2" not in redact(url) and "password=***" in redact(url)
     assert "connect_timeout=2" in redact(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # libpq percent-decodes parameter names as it does values
+        "postgresql://skanse@127.0.0.1:1/skanse?%70assword=hunter2&connect_timeout=2",
+        "postgresql://skanse@127.0.0.1:1/skanse?sslpassword=hunter2&connect_timeout=2",
+        # a bad escape libpq quotes back in its error message
+        "postgresql://skanse:hun%zzter2@127.0.0.1:1/skanse?connect_timeout=2",
+        "postgresql://skanse@127.0.0.1:1/skanse?password=hun%zzter2&connect_timeout=2",
+    ],
+)
+def test_no_spelling_of_a_password_reaches_the_message_or_the_report(url: str) -> None:
+    with pytest.raises(HistoryError) as caught:
+        open_history(url)
+    for shown in (caught.value.diagnostics(), redact(url)):
+        assert "hunter2" not in shown and "hun%zzter2" not in shown and "zzter2" not in shown
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to uid 65534 needs root")
+def test_a_store_its_reader_cannot_write_opens_for_reading(nobody: NobodyPython) -> None:
+    """`history list` on a store the user may only read (a shared copy, a read-only mount):
+    opening it writes nothing when it is already made."""
+    base = Path(tempfile.mkdtemp(prefix="skanse-history-ro-"))
+    try:
+        base.chmod(0o755)
+        store = base / "history.sqlite"
+        with open_history(str(store)) as history:
+            history.record({"generated": "2026-01-01T00:00:00+00:00", "summary": {}})
+        store.chmod(0o644)  # root's: uid 65534 reads it and cannot write it or its directory
+        code = (
+            "import sys; from skanse.report.history import open_history; "
+            "h = open_history(sys.argv[1]); print(len(h.runs()))"
+        )
+        run = subprocess.run(
+            [*_setpriv(), *nobody.argv, "-c", code, str(store)],
+            env=nobody.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd="/",
+        )
+        assert (run.returncode, run.stdout.strip()) == (0, "1"), run.stderr
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_finding_skanse_cannot_encode_is_not_blamed_on_the_store(tmp_path: Path) -> None:
+    with open_history(str(tmp_path / "history.sqlite")) as history:
+        posture = {"findings": [{"check_id": "X", "resource": {"name": {1, 2}}}]}
+        with pytest.raises(TypeError):
+            history.record(posture)
+        assert history.runs() == []  # nothing half-written
 
 
 def test_a_store_damaged_after_it_was_made_is_a_clear_error(cli: Any, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from skanse.errors import ReportError
 
@@ -77,20 +77,41 @@ def default_location() -> str:
     return str(Path(base) / "skanse" / "history.sqlite")
 
 
+_SECRET_KEYS = frozenset({"password", "sslpassword"})  # libpq's, in a URL's query
+
+
 def redact(location: str) -> str:
     """A store location fit for messages: a URL without its password, whether in the user
-    info or (as libpq also takes it) a `password=` parameter of the query."""
+    info or (as libpq also takes it) a `password=` or `sslpassword=` parameter of the query,
+    whose name libpq percent-decodes as it does the value."""
     parts = urlsplit(location)
     netloc = parts.netloc
     if parts.password is not None:
         netloc = netloc.replace(f":{parts.password}@", ":***@")
     query = "&".join(
-        "password=***" if item.partition("=")[0].lower() == "password" else item
+        f"{item.partition('=')[0]}=***" if _is_secret(item.partition("=")[0]) else item
         for item in parts.query.split("&")
     )
     if (netloc, query) == (parts.netloc, parts.query):
         return location  # nothing secret; urlunsplit would also drop an empty `//`
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _is_secret(key: str) -> bool:
+    return unquote(key).lower() in _SECRET_KEYS
+
+
+def _scrub(text: str, location: str) -> str:
+    """`text` (a driver's message, which may quote the URL or a bad escape in it) with every
+    secret of `location` replaced, as written and as decoded."""
+    parts = urlsplit(location)
+    secrets = [parts.password or ""]
+    secrets += [
+        v for k, _, v in (i.partition("=") for i in parts.query.split("&")) if _is_secret(k)
+    ]
+    for secret in sorted({x for s in secrets if s for x in (s, unquote(s))}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def finding_key(finding: Mapping[str, Any]) -> str:
@@ -169,7 +190,8 @@ class History:
         except HistoryError:
             raise
         except Exception as exc:
-            raise HistoryError(f"{redact(self.location)}: {type(exc).__name__}: {exc}") from None
+            message = _scrub(f"{type(exc).__name__}: {exc}", self.location)
+            raise HistoryError(f"{redact(self.location)}: {message}") from None
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -188,14 +210,15 @@ class History:
                 self._execute("SELECT pg_advisory_xact_lock(?)", (_PG_CREATE_LOCK,))
             for statement in _TABLES:
                 self._execute(statement.format(serial=serial, bigint=bigint))
-            self._execute(  # a writer that got here first has written it: keep theirs
-                "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?) "
-                "ON CONFLICT (name) DO NOTHING",
-                ("schema_version", str(SCHEMA_VERSION)),
-            )
-            row = self._execute(
-                "SELECT value FROM skanse_history_meta WHERE name = ?", ("schema_version",)
-            ).fetchone()
+            select = "SELECT value FROM skanse_history_meta WHERE name = ?"
+            row = self._execute(select, ("schema_version",)).fetchone()
+            if row is None:  # a new store (only then a write: a read-only store opens)
+                self._execute(  # a writer that got here first has written it: keep theirs
+                    "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    ("schema_version", str(SCHEMA_VERSION)),
+                )
+                row = self._execute(select, ("schema_version",)).fetchone()
             if int(row[0]) > SCHEMA_VERSION:
                 raise HistoryError(
                     f"{redact(self.location)}: history schema {row[0]} was written by a newer "
@@ -216,6 +239,20 @@ class History:
         title = str(posture.get("title") or "")
         version = str((posture.get("tool") or {}).get("version") or "")
         total = int(summary.get("findings") or 0)
+        # skanse's own work before the transaction: an error in it is not the store's
+        found = [
+            (
+                finding_key(f),
+                str(f.get("check_id")),
+                str(f.get("severity")),
+                str(f.get("layer")),
+                f.get("file"),
+                f.get("line") if isinstance(f.get("line"), int) else None,
+                str(f.get("message") or ""),
+                json.dumps(f.get("resource"), sort_keys=True),
+            )
+            for f in findings
+        ]
         with self._transaction():
             row = self._execute(
                 "INSERT INTO skanse_runs (cluster, generated, title, tool_version, findings, "
@@ -223,20 +260,7 @@ class History:
                 (cluster, generated, title, version, total, document),
             ).fetchone()
             run_id = int(row[0])
-            rows = [
-                (
-                    run_id,
-                    finding_key(f),
-                    str(f.get("check_id")),
-                    str(f.get("severity")),
-                    str(f.get("layer")),
-                    f.get("file"),
-                    f.get("line") if isinstance(f.get("line"), int) else None,
-                    str(f.get("message") or ""),
-                    json.dumps(f.get("resource"), sort_keys=True),
-                )
-                for f in findings
-            ]
+            rows = [(run_id, *item) for item in found]
             sql = self._sql(
                 "INSERT INTO skanse_run_findings (run_id, key, check_id, severity, layer, file, "
                 "line, message, resource) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -381,7 +405,7 @@ def _connect_postgres(url: str) -> _Connection:
         return psycopg.connect(url, connect_timeout=15)
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HistoryError(f"{redact(url)}: cannot connect: {message}") from None
+        raise HistoryError(f"{redact(url)}: cannot connect: {_scrub(message, url)}") from None
 
 
 def _listed(key: str, item: Mapping[str, Any]) -> dict[str, Any]:
