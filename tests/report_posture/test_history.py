@@ -315,3 +315,30 @@ def test_a_store_damaged_after_it_was_made_is_a_clear_error(cli: Any, tmp_path: 
     )  # fmt: skip
     assert recorded.code == 2 and "internal error" not in recorded.stderr
     assert str(store) in recorded.stderr
+
+
+def _open_and_close(url: str) -> str:
+    try:
+        open_history(url).close()
+    except HistoryError as exc:
+        return exc.diagnostics()
+    return ""
+
+
+def test_many_first_writers_make_one_postgresql_store_together(postgres_url: str) -> None:
+    """A dozen report jobs starting at once on a new database: each opens it (creating the
+    tables with IF NOT EXISTS collides inside PostgreSQL's catalogue without a lock)."""
+    import multiprocessing
+
+    import psycopg
+
+    for trial in range(3):
+        name = f"fresh_{os.getpid()}_{trial}"
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        url = postgres_url.replace("@/postgres?", f"@/{name}?")
+        with multiprocessing.get_context("fork").Pool(12) as pool:
+            failures = [m for m in pool.map(_open_and_close, [url] * 12) if m]
+        assert failures == []
+        with open_history(url) as history:
+            assert history.runs() == []
