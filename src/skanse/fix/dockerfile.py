@@ -278,7 +278,7 @@ def _plan_add_to_copy(df: Dockerfile, lines: list[str], finding: Finding) -> Lin
     extra = set(ins.flags) - _COPY_FLAGS
     if extra:
         return f"ADD --{sorted(extra)[0]} has no COPY equivalent"
-    sources = list(ins.json_args if ins.json_args is not None else ins.args.split())[:-1]
+    sources = ins.words[:-1]
     wildcard = next((s for s in sources if _GLOB.search(s)), None)
     if wildcard is not None:
         return f"ADD {wildcard} may match a local archive, which ADD extracts and COPY would not"

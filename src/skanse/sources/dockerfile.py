@@ -81,6 +81,11 @@ class Instruction:
     onbuild: Instruction | None = None
 
     @property
+    def words(self) -> list[str]:
+        """The arguments as words: the exec-form array or the shell-form split."""
+        return list(self.json_args) if self.json_args is not None else self.args.split()
+
+    @property
     def shell(self) -> str:
         """The command text a shell would run: shell form args, or heredoc bodies for `<<`."""
         if self.json_args is not None:

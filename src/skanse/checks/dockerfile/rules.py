@@ -45,11 +45,6 @@ def _commands(df: Dockerfile) -> Iterator[tuple[str, Instruction, Command]]:
                 yield pointer, ins, cmd
 
 
-def _words(ins: Instruction) -> list[str]:
-    """The arguments of an instruction as words: the exec-form array or the shell-form split."""
-    return list(ins.json_args) if ins.json_args is not None else ins.args.split()
-
-
 # ---------------------------------------------------------------------------------------------
 # USER
 
@@ -200,7 +195,7 @@ _ARCHIVE = re.compile(r"\.(tar|tar\.gz|tgz|tar\.bz2|tbz2?|tar\.xz|txz|tar\.zst|g
 
 
 def _sources(ins: Instruction) -> list[str]:
-    return _words(ins)[:-1]
+    return ins.words[:-1]
 
 
 @DOCKERFILE_CHECKS.check(
@@ -276,7 +271,7 @@ def copy_chown_home(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violatio
             elif ins.keyword in ("COPY", "ADD") and user and not _is_root(user):
                 if ins.flags.get("chown"):
                     continue
-                words = _words(ins)
+                words = ins.words
                 if not words:
                     continue
                 destination = words[-1]
