@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from skanse.policy import engine
 from skanse.policy.engine import Attributes, evaluate
 from skanse.policy.inline import variables_read
 from skanse.policy.load import PolicySet, load_objects, load_policies
@@ -75,31 +76,51 @@ def _one_by_one(policies: PolicySet) -> PolicySet:
     return dataclasses.replace(policies, policies=alone)
 
 
-def test_validations_judged_in_one_evaluation_decide_as_each_alone(tmp_path: Path) -> None:
-    """The ready policies on their test resources, plus a policy with a failing validation
-    between passing and failing ones: the same decisions whichever way they are run."""
+def test_validations_judged_in_one_evaluation_decide_as_each_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ready policies on their test resources, a policy whose validations pass and fail
+    without error (judged in one evaluation), and one with a failing validation between
+    passing and failing ones (judged one by one after the combined evaluation errs): the same
+    decisions whichever way they are run."""
     extra = '  variables:\n    - {name: name, expression: "object.metadata.name"}\n'
-    path = write_policy(
-        tmp_path,
+    checks = (
         "    - expression: \"variables.name != 'web'\"\n"
-        '    - expression: "1 / 0 == 1"\n'
-        '    - expression: "object.metadata.name"\n'  # not a bool
-        "    - expression: \"variables.name.startsWith('w')\"\n",
+        "    - expression: \"variables.name.startsWith('w')\"\n"
+        '    - expression: "size(variables.name) > 10"\n'
+    )
+    clean = write_policy(tmp_path, checks, extra=extra, name="clean")
+    broken = write_policy(
+        tmp_path,
+        checks + '    - expression: "1 / 0 == 1"\n'
+        '    - expression: "object.metadata.name"\n',  # not a bool
         extra=extra,
+        name="broken",
     )
     ready = load_policies([ROOT / "policies"])
     resources = [
         o.data for o in load_objects([str(ROOT / "policies")], []) if o.kind != "Namespace"
     ]
-    cases = [(ready, r) for r in resources] + [(load_policies([path]), pod())]
-    assert load_policies([path]).policies[0].all_validations is not None
-    assert any(p.all_validations is not None for p in ready.policies)
+    cases = [(ready, r) for r in resources]
+    cases += [(load_policies([p]), pod()) for p in (clean, broken)]
+    assert all(load_policies([p]).policies[0].all_validations is not None for p in (clean, broken))
+    combined: list[list[Any] | None] = []
+    real = engine._all_validations
+
+    def spy(policy: Any, activation: Any) -> list[Any] | None:
+        values = real(policy, activation)
+        combined.append(values)
+        return values
+
+    monkeypatch.setattr(engine, "_all_validations", spy)
     judged = 0
     for policies, obj in cases:
         together = _decisions(policies, obj)
         assert together == _decisions(_one_by_one(policies), obj)
         judged += bool(together)
     assert judged >= 5
+    # the combined evaluation did decide (else this compared the one-by-one path with itself)
+    assert any(values is not None for values in combined)
 
 
 def test_validations_that_together_pass_the_iteration_budget_are_judged_each_alone(
