@@ -45,6 +45,7 @@ from skanse.sources.kubernetes import (
     K8sObject,
     as_dict,
     as_list,
+    ignore_annotations,
     pod_spec,
 )
 from skanse.sources.kustomize import kustomize_roles, plan_render, render
@@ -407,24 +408,13 @@ def _annotation_suppressions(
 ) -> tuple[tuple[frozenset[CheckID], Suppression], ...]:
     """`ignore.skanse.io/<ID>: "<reason>"` on the object or on its pod template."""
     found = []
-    sources = [obj.annotations]
-    pod = pod_spec(obj)
-    if pod is not None and pod.metadata is not obj.metadata:
-        sources.append(as_dict(pod.metadata.get("annotations")))
-    for mapping in sources:
-        for key, value in mapping.items():
-            if not key.startswith(ANNOTATION_PREFIX):
-                continue
-            name = key[len(ANNOTATION_PREFIX) :]
-            where = f"{obj.file}: {obj.resource} annotation {key}"
-            reason = value.strip() if isinstance(value, str) else ""
-            if not reason:
-                out.warnings.append(f"{where} has no reason and is not applied")
-                continue
-            ids = out.resolve([name], where)
-            found.append(
-                (ids, Suppression(SuppressionSource.ANNOTATION, reason, f"annotation {key}"))
-            )
+    for key, name, reason in ignore_annotations(obj):
+        where = f"{obj.file}: {obj.resource} annotation {key}"
+        if not reason:
+            out.warnings.append(f"{where} has no reason and is not applied")
+            continue
+        ids = out.resolve([name], where)
+        found.append((ids, Suppression(SuppressionSource.ANNOTATION, reason, f"annotation {key}")))
     return tuple(found)
 
 

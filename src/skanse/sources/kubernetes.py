@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from skanse.model import Location, ResourceRef
+from skanse.model import ANNOTATION_PREFIX, Location, ResourceRef
 from skanse.sources.yamlpos import YamlDocument, join_pointer
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "as_dict",
     "as_list",
     "forget_derived",
+    "ignore_annotations",
     "pod_spec",
 ]
 
@@ -266,3 +267,17 @@ def _pod_spec(obj: K8sObject) -> PodSpecView | None:
         security_context=as_dict(spec.get("securityContext")),
         _containers=_containers(spec, spec_pointer),
     )
+
+
+def ignore_annotations(obj: K8sObject) -> Iterator[tuple[str, str, str]]:
+    """(key, check name, reason) of each `ignore.skanse.io/<check name>` annotation on the
+    object or its pod template; the reason stripped ("" when there is none)."""
+    sources = [obj.annotations]
+    pod = pod_spec(obj)
+    if pod is not None and pod.metadata is not obj.metadata:
+        sources.append(pod.annotations)
+    for mapping in sources:
+        for key, value in mapping.items():
+            if key.startswith(ANNOTATION_PREFIX):
+                reason = value.strip() if isinstance(value, str) else ""
+                yield key, key[len(ANNOTATION_PREFIX) :], reason

@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from skanse.checks._registry import Check, CheckSet, Violation
 from skanse.checks.kubernetes.pss_policy import LATEST_MINOR, RESTRICTED, PSSPolicy
-from skanse.model import ANNOTATION_PREFIX, CheckID, CheckMeta, Layer, Severity
-from skanse.sources.kubernetes import POD_TEMPLATE_PATHS, K8sObject, PodSpecView, pod_spec
+from skanse.model import CheckID, CheckMeta, Layer, Severity
+from skanse.sources.kubernetes import (
+    POD_TEMPLATE_PATHS,
+    K8sObject,
+    PodSpecView,
+    ignore_annotations,
+    pod_spec,
+)
 
 if TYPE_CHECKING:
     from skanse.netpol.facts import LazyNetwork
@@ -75,17 +81,10 @@ class ClusterIndex:
 
 
 def _annotated_away(obj: K8sObject, check_names: frozenset[str]) -> bool:
-    """Whether an `ignore.skanse.io/<name>` annotation with a reason, on the object or its pod
-    template, names one of `check_names` (as skanse.scan reads them)."""
-    pod = pod_spec(obj)
-    sources = [obj.annotations, pod.annotations if pod is not None else {}]
+    """Whether an ignore annotation with a reason names one of `check_names`."""
     return any(
-        key.startswith(ANNOTATION_PREFIX)
-        and key[len(ANNOTATION_PREFIX) :].strip().upper() in check_names
-        and isinstance(value, str)
-        and value.strip()
-        for mapping in sources
-        for key, value in mapping.items()
+        reason and name.strip().upper() in check_names
+        for _key, name, reason in ignore_annotations(obj)
     )
 
 
