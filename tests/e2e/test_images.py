@@ -85,4 +85,5 @@ def test_sensor_image_without_the_bpf_objects_fails_its_build(
         version = podman_run("--rm", cli.name, "--version")
         assert version.stdout.strip() == "skanse 0.1.0", version.stdout
     finally:
-        podman("rmi", "localhost/skanse-nobpf:cli", check=False)
+        for tag in ("cli", "sensor"):  # the sensor's only if it was wrongly built
+            podman("rmi", f"localhost/skanse-nobpf:{tag}", check=False)

@@ -77,7 +77,7 @@ def _uri(path: str, root: Path) -> tuple[str, bool]:
     """A URI for `path`: relative to `root` when inside it (True), else absolute (False)."""
     if path.startswith("<"):
         return urllib.parse.quote(path.strip("<>")), True
-    # string operations, not pathlib: this runs once per result (13,000 on a large tree)
+    # string operations, not pathlib: this runs once per file (a large tree has thousands)
     absolute = os.path.abspath(path)
     prefix = str(root).rstrip(os.sep) + os.sep
     if not absolute.startswith(prefix):

@@ -87,12 +87,12 @@ def verify_keyless_blob(
     verifier = _verifier(trusted_root)
     from sigstore.errors import Error as SigstoreError
     from sigstore.errors import VerificationError
-    from sigstore.models import Bundle, InvalidBundle
+    from sigstore.models import Bundle
     from sigstore.verify.policy import Identity as IdentityPolicy
 
     try:
         parsed = Bundle.from_json(bundle)
-    except (InvalidBundle, SigstoreError, ValueError, KeyError, TypeError) as exc:
+    except (SigstoreError, ValueError, KeyError, TypeError) as exc:  # InvalidBundle is one
         raise Rejected(f"not a usable Sigstore bundle: {exc}") from None
     policy = IdentityPolicy(identity=identity.identity, issuer=identity.issuer)
     try:
