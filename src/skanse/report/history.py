@@ -291,26 +291,23 @@ class History:
 
     def findings(self, run_id: int) -> dict[str, dict[str, Any]]:
         with self._store_errors():
-            return self._findings(run_id)
-
-    def _findings(self, run_id: int) -> dict[str, dict[str, Any]]:
-        rows = self._execute(
-            "SELECT key, check_id, severity, layer, file, line, message, resource "
-            "FROM skanse_run_findings WHERE run_id = ? ORDER BY key",
-            (run_id,),
-        ).fetchall()
-        return {
-            str(r[0]): {
-                "check_id": r[1],
-                "severity": r[2],
-                "layer": r[3],
-                "file": r[4],
-                "line": r[5],
-                "message": r[6],
-                "resource": json.loads(r[7]),
+            rows = self._execute(
+                "SELECT key, check_id, severity, layer, file, line, message, resource "
+                "FROM skanse_run_findings WHERE run_id = ? ORDER BY key",
+                (run_id,),
+            ).fetchall()
+            return {
+                str(r[0]): {
+                    "check_id": r[1],
+                    "severity": r[2],
+                    "layer": r[3],
+                    "file": r[4],
+                    "line": r[5],
+                    "message": r[6],
+                    "resource": json.loads(r[7]),
+                }
+                for r in rows
             }
-            for r in rows
-        }
 
     def prune(
         self,
