@@ -1129,8 +1129,6 @@ _FIXABLE = frozenset(
 
 
 def _register(control: Control, meta: _ControlMeta) -> None:
-    impls: dict[int, VersionedImpl | None] = {}  # by PSS minor version
-
     @PSS_CHECKS.pod_check(
         id=meta.id,
         title=meta.title,
@@ -1150,11 +1148,7 @@ def _register(control: Control, meta: _ControlMeta) -> None:
     def run(pod: PodSpecView, ctx: CheckContext) -> Iterable[Violation]:
         # a plain function, not a generator: most controls pass, and the webhook runs
         # fifteen of them per review
-        minor = ctx.pss.minor
-        if minor in impls:
-            impl = impls[minor]
-        else:
-            impl = impls[minor] = control.impl_for(minor)
+        impl = control.impl_for(ctx.pss.minor)  # one to three versions to look through
         if impl is None:
             return ()
         result = impl.fn(pod)
