@@ -145,3 +145,25 @@ def test_more_kill_paths_than_the_kernel_map_holds_leave_the_rule_to_userspace()
     assert set(plan.paths) == {"/etc/shadow"}
     assert userspace == ["Many"]
     assert plan.rules == ("Few",)
+
+
+def test_the_planner_sizes_match_the_kernel_program() -> None:
+    """KILL_PATHS is how many paths the planner gives the kernel: the kernel's table must
+    hold that many (a larger plan would fail to load it; a smaller table loses kills)."""
+    from skanse.errors import SensorError
+    from skanse.runtime.bpf_sensor import default_object_path
+    from skanse.runtime.enforce import KILL_PATHS
+    from skanse.runtime.libbpf import BpfObject, load_libbpf
+
+    path = default_object_path()
+    if not path.is_file():
+        pytest.skip(f"{path} is not built (make bpf)")
+    try:
+        libbpf = load_libbpf()
+    except SensorError as exc:
+        pytest.skip(f"libbpf is not available: {exc}")
+    obj = BpfObject(libbpf, str(path))
+    try:
+        assert obj.max_entries("skn_kill_paths") == KILL_PATHS
+    finally:
+        obj.close()

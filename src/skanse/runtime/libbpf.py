@@ -238,6 +238,10 @@ class BpfObject:
             )
         self.loaded = True
 
+    def max_entries(self, name: str) -> int:
+        """A map's size as the object declares it (or as set), loaded or not."""
+        return int(self._lib.bpf_map__max_entries(self._map(name)))
+
     def map(self, name: str) -> MapHandle:
         item = self._map(name)
         fd = int(self._lib.bpf_map__fd(item))
