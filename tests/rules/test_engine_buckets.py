@@ -91,8 +91,10 @@ def _event(rng: random.Random, pids: list[int], ts: int) -> dict[str, Any]:
         "res": rng.choice([0, 3, -2, -13]),
         "args": {"name": path, "flags": rng.choice(_FLAGS), "request": "PTRACE_ATTACH"},
     }
-    kind = rng.choice(["file", "ipv4", "unix", None])
-    if kind == "file":
+    kind = rng.choice(["file", "ipv4", "unix", None, "odd"])
+    if kind == "odd":  # what a damaged or foreign record may carry where the fd belongs
+        event["fd"] = rng.choice(["x", 7, [], {"name": 5}, {"type": "file"}, {"name": None}])
+    elif kind == "file":
         raw = rng.choice([path, "../../.." + path, path.replace("/", "//")])
         event["fd"] = {"num": rng.choice([3, -1]), "type": "file", "name": path, "nameraw": raw}
     elif kind == "ipv4":
