@@ -145,6 +145,10 @@ class CheckMeta:
     fixable: bool = False
     # Opt-in checks run only when enabled by name (--enable ID or `enable:` in .skanse.yaml).
     opt_in: bool = False
+    # A finding about a namespace as a whole: the check reports it on every workload of the
+    # namespace, and once suppressions are known one is kept, on the first workload whose
+    # finding is not suppressed (skanse.results.apply_suppressions).
+    per_namespace: bool = False
     # The compliance controls a pass of this check evidences and a finding contradicts.
     controls: tuple[ControlRef, ...] = ()
 

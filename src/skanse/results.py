@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from skanse.model import CheckID, ProblemKind, ScanResult, Severity, Suppression
+from skanse.model import CheckID, Finding, ProblemKind, ScanResult, Severity, Suppression
 
 if TYPE_CHECKING:
     from skanse.config import ConfigSuppression
@@ -72,7 +72,28 @@ def apply_suppressions(
         findings.append(
             dataclasses.replace(finding, suppression=chosen, expired_suppressions=tuple(expired))
         )
+    per_namespace = {check.id for check in result.checks if check.per_namespace}
+    if per_namespace:
+        findings = _one_per_namespace(findings, per_namespace)
     return dataclasses.replace(result, findings=tuple(findings), warnings=tuple(warnings))
+
+
+def _one_per_namespace(findings: list[Finding], checks: set[CheckID]) -> list[Finding]:
+    """Of the findings a namespace-wide check reported on each workload of a namespace (the
+    same message), the first not suppressed, else the first: a suppression scoped to one
+    workload (annotation, inline or .skanse.yaml) hides the finding for that one only."""
+    kept: dict[tuple[CheckID, str], int] = {}
+    for index, finding in enumerate(findings):
+        if finding.check_id not in checks:
+            continue
+        key = (finding.check_id, finding.message)
+        first = kept.get(key)
+        if first is None or (
+            findings[first].suppression is not None and finding.suppression is None
+        ):
+            kept[key] = index
+    chosen = set(kept.values())
+    return [f for i, f in enumerate(findings) if f.check_id not in checks or i in chosen]
 
 
 def filter_severities(result: ScanResult, severities: frozenset[Severity]) -> ScanResult:

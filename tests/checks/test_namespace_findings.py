@@ -1,5 +1,6 @@
 """A finding about a namespace as a whole (SKN-K8S-030) is reported once, on one workload:
-an ignore annotation on one workload must not hide it for the others."""
+a suppression of one workload (annotation, inline or .skanse.yaml) must not hide it for the
+others."""
 
 from __future__ import annotations
 
@@ -50,3 +51,42 @@ def test_the_annotation_on_every_workload_suppresses_it(cli: Any, tmp_path: Path
     note = {"ignore.skanse.io/SKN-K8S-030": "the mesh isolates shop"}
     found = _default_deny_findings(cli, tmp_path, [_deployment(f"app{i}", note) for i in range(3)])
     assert [(f["resource"]["name"], f["suppressed"]) for f in found] == [("app0", True)]
+
+
+def test_a_config_suppression_for_one_workload_does_not_hide_it_for_the_others(
+    cli: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "apps.yaml"
+    docs = [_deployment(f"app{i}") for i in range(3)]
+    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    config = tmp_path / "skanse.yaml"
+    config.write_text(
+        "suppressions:\n"
+        "  - id: SKN-K8S-030\n"
+        "    resource: {kind: Deployment, namespace: shop, name: app0}\n"
+        "    reason: app0 is fine\n",
+        encoding="utf-8",
+    )
+    result = json.loads(cli("scan", str(path), "-f", "json", "--config", str(config)).stdout)
+    found = [f for f in result["findings"] if f["check_id"] == "SKN-K8S-030"]
+    assert [(f["resource"]["name"], f["suppressed"]) for f in found] == [("app1", False)]
+
+
+def test_an_inline_ignore_on_one_workload_does_not_hide_it_for_the_others(
+    cli: Any, tmp_path: Path
+) -> None:
+    def deployment(name: str, ignore: bool) -> str:
+        comment = '    # skanse:ignore=SKN-K8S-030 reason="app0 is fine"\n' if ignore else ""
+        return (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+            f"  name: {name}\n{comment}  namespace: shop\nspec:\n"
+            f"  selector: {{matchLabels: {{app: {name}}}}}\n"
+            f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
+            f"    spec: {{containers: [{{name: c, image: x}}]}}\n"
+        )
+
+    path = tmp_path / "apps.yaml"
+    path.write_text("---\n".join(deployment(f"app{i}", i == 0) for i in range(3)), encoding="utf-8")
+    result = json.loads(cli("scan", str(path), "-f", "json", "--no-config").stdout)
+    found = [f for f in result["findings"] if f["check_id"] == "SKN-K8S-030"]
+    assert [(f["resource"]["name"], f["suppressed"]) for f in found] == [("app1", False)]

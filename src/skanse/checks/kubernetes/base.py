@@ -13,7 +13,6 @@ from skanse.sources.kubernetes import (
     POD_TEMPLATE_PATHS,
     K8sObject,
     PodSpecView,
-    ignore_annotations,
     pod_spec,
 )
 
@@ -52,40 +51,11 @@ class ClusterIndex:
     network: LazyNetwork | None = None
     # Namespace objects of the scan by name (their labels decide namespaceSelectors)
     namespaces: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
-    # namespace -> the workload objects of the scan in it, in the order read: a finding about
-    # the namespace as a whole is reported once, on one of them (`namespace_carrier`)
+    # namespace -> the workload objects of the scan in it, in the order read
     workloads_by_namespace: Mapping[str, tuple[K8sObject, ...]] = field(default_factory=dict)
-    # (namespace, check names) -> namespace_carrier's answer, found once per namespace
-    _carriers: dict[tuple[str, frozenset[str]], K8sObject] = field(
-        default_factory=dict, compare=False, repr=False
-    )
 
     def namespace_of(self, obj: K8sObject) -> str:
         return obj.namespace or self.default_namespace
-
-    def namespace_carrier(self, namespace: str, check_names: frozenset[str]) -> K8sObject | None:
-        """The workload of `namespace` that carries a finding about the namespace as a whole
-        for the check known by `check_names` (its id and aliases, upper case): the first read
-        whose ignore annotations do not name the check, so that one workload's annotation
-        does not suppress the finding for the others; the first read when all of them do;
-        None when the scan saw none of the namespace's workloads."""
-        members = self.workloads_by_namespace.get(namespace)
-        if not members:
-            return None
-        key = (namespace, check_names)
-        if key not in self._carriers:
-            self._carriers[key] = next(
-                (m for m in members if not _annotated_away(m, check_names)), members[0]
-            )
-        return self._carriers[key]
-
-
-def _annotated_away(obj: K8sObject, check_names: frozenset[str]) -> bool:
-    """Whether an ignore annotation with a reason names one of `check_names`."""
-    return any(
-        reason and name.strip().upper() in check_names
-        for _key, name, reason in ignore_annotations(obj)
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,14 +339,8 @@ def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     return _limit_check(pod, "memory")
 
 
-_DEFAULT_DENY_ID = "SKN-K8S-030"
-_DEFAULT_DENY_ALIASES = ("CKV2_K8S_6",)
-# the names an ignore annotation may give it (upper case, as the registry resolves them)
-_DEFAULT_DENY_NAMES = frozenset({_DEFAULT_DENY_ID, *_DEFAULT_DENY_ALIASES})
-
-
 @ZERO_TRUST_CHECKS.object_check(
-    id=_DEFAULT_DENY_ID,
+    id="SKN-K8S-030",
     controls=(
         nsa(NSA_NETWORK_POLICIES),
         cis("5.3.2"),
@@ -363,9 +357,10 @@ _DEFAULT_DENY_NAMES = frozenset({_DEFAULT_DENY_ID, *_DEFAULT_DENY_ALIASES})
         "https://kubernetes.io/docs/concepts/services-networking/network-policies/"
         "#default-policies",
     ),
-    aliases=_DEFAULT_DENY_ALIASES,
+    aliases=("CKV2_K8S_6",),
     profiles=(ZERO_TRUST,),
     fixable=True,
+    per_namespace=True,
 )
 def namespace_default_deny(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
     """Every namespace that runs workloads denies all ingress and egress by default: a
@@ -377,12 +372,9 @@ def namespace_default_deny(obj: K8sObject, ctx: CheckContext) -> Iterator[Violat
     ]
     if not missing:
         return
-    # A namespace lacks the policy once, however many workloads it runs: the finding goes on
-    # one workload (when the scan saw the namespace's others; see namespace_carrier) and
-    # names how many are left open.
-    carrier = ctx.cluster.namespace_carrier(namespace, _DEFAULT_DENY_NAMES)
-    if carrier is not None and carrier.data is not obj.data:
-        return
+    # A namespace lacks the policy once, however many workloads it runs: each workload
+    # reports it with the same message, naming how many are left open, and one is kept once
+    # suppressions are known (per_namespace).
     members = ctx.cluster.workloads_by_namespace.get(namespace, ())
     pointer = "/metadata/namespace" if obj.namespace else "/metadata"
     affected = ""
