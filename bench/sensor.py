@@ -202,15 +202,16 @@ class Sensor:
             time.sleep(0.05)
 
     def cpu_seconds(self) -> float:
-        """The sensor's CPU time, in nanoseconds from each thread's schedstat where the
-        kernel has it (clock ticks of 10 ms are too coarse for a few thousand processes)."""
+        """The sensor's CPU time, in nanoseconds from each thread's schedstat (clock ticks of
+        10 ms are too coarse for a few thousand processes). A thread that exits while the
+        threads are listed is skipped, not a reason to switch units: two samples of one
+        measurement must be in the same unit."""
         total_ns = 0
-        try:
-            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            try:
                 total_ns += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                continue  # the thread ended between listing and reading
         return total_ns / 1e9
 
     def stop(self) -> dict:
