@@ -129,7 +129,7 @@ def test_a_ctr_run_container_has_the_image_from_containerds_database(tmp_path: P
         daemon.import_image(image, tmp_path)
         full_id = secrets.token_hex(32)
         pid = daemon.run_image(full_id, image)
-        digest = daemon.ctr("image", "ls").stdout
+        images = daemon.ctr("image", "ls").stdout
         ref = container_from_proc_cgroup(Path(f"/proc/{pid}/cgroup").read_text())
         assert ref is not None and ref.full_id == full_id
         roots = dataclasses.replace(
@@ -141,7 +141,7 @@ def test_a_ctr_run_container_has_the_image_from_containerds_database(tmp_path: P
         ).lookup(ref)
     assert record["image"] == image
     assert record["name"] == full_id  # containerd's containers are named by their ids
-    assert record["image_digest"].startswith("sha256:") and record["image_digest"] in digest
+    assert record["image_digest"].startswith("sha256:") and record["image_digest"] in images
     assert "image" not in without and "name" not in without  # no database, no guess
     assert without["type"] == "containerd"
 
