@@ -10,9 +10,11 @@ or bad checksum, old GNU sparse entries, a field that does not parse) goes to ta
 
 from __future__ import annotations
 
+import re
 import struct
 import tarfile
 from typing import Self
+from zlib import adler32
 
 __all__ = ["FastTarInfo"]
 
@@ -25,6 +27,16 @@ _EMPTY = bytes(_BLOCK)
 _SPARSE = tarfile.GNUTYPE_SPARSE
 _GNU_TYPES = frozenset(tarfile.GNU_TYPES)
 _BASE256 = (0o200, 0o377)
+# mode, uid, gid, size, mtime and checksum as tarfile, Go's archive/tar and GNU tar write
+# them: octal digits filling each field, then a NUL (and a space after the checksum's); then
+# device numbers written the same way or left as NULs. Matched in one step, each group is
+# the text tarfile would give int().
+_NUMBERS = re.compile(
+    rb"([0-7]{7})\0([0-7]{7})\0([0-7]{7})\0([0-7]{11})\0([0-7]{11})\0([0-7]{6})\0 "
+)
+_DEVICES = re.compile(rb"(?:\0{8}|([0-7]{7})\0)(?:\0{8}|([0-7]{7})\0)")
+_NUMBERS_AT = (100, 156)
+_DEVICES_AT = (329, 345)
 
 
 class _Unusual(Exception):
@@ -40,9 +52,23 @@ def _number(field: bytes) -> int:
     return int(field.strip() or b"0", 8)
 
 
-def _text(field: bytes, encoding: str, errors: str) -> str:
-    end = field.find(0)
-    return (field if end == -1 else field[:end]).decode(encoding, errors)
+# octal fields seen and their values: most repeat from header to header (owners, modes,
+# times), and a lookup is a fifth of int(); bounded
+_OCTAL: dict[bytes, int] = {}
+_OCTAL_KEPT = 4096
+
+
+def _octal(text: bytes) -> int:
+    value = int(text, 8)
+    if len(_OCTAL) < _OCTAL_KEPT:
+        _OCTAL[text] = value
+    return value
+
+
+def _byte_sum(block: bytes | bytearray) -> int:
+    """sum(block) for a 512-byte block, in C: Adler-32's low half is 1 plus the byte sum
+    modulo 65521, exact for 256 bytes (at most 65280)."""
+    return (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
 
 
 class FastTarInfo(tarfile.TarInfo):
@@ -50,8 +76,15 @@ class FastTarInfo(tarfile.TarInfo):
 
     @classmethod
     def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        usual = cls.usual(buf, encoding, errors)
+        return usual if usual is not None else super().frombuf(buf, encoding, errors)
+
+    @classmethod
+    def usual(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self | None:
+        """The header in `buf`, parsed as tarfile's `frombuf` parses it, when it is a usual
+        one; None for anything else (an empty or short block included)."""
         if len(buf) != _BLOCK or buf == _EMPTY:
-            return super().frombuf(buf, encoding, errors)
+            return None
         try:
             (
                 name,
@@ -71,28 +104,40 @@ class FastTarInfo(tarfile.TarInfo):
                 devminor,
                 prefix_field,
             ) = _HEADER.unpack(buf)
-            chksum = _number(chksum_field)
+            numbers = _NUMBERS.fullmatch(buf, *_NUMBERS_AT)
+            devices = _DEVICES.fullmatch(buf, *_DEVICES_AT)
+            obj = cls()
+            if numbers is not None and devices is not None:
+                known = _OCTAL
+                obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, chksum = [
+                    known[text] if text in known else _octal(text) for text in numbers.groups()
+                ]
+                major, minor = devices.groups()
+                obj.devmajor = _octal(major) if major else 0
+                obj.devminor = _octal(minor) if minor else 0
+            else:
+                chksum = _number(chksum_field)
+                obj.mode = _number(mode)
+                obj.uid = _number(uid)
+                obj.gid = _number(gid)
+                obj.size = _number(size)
+                obj.mtime = _number(mtime)
+                obj.devmajor = _number(devmajor)
+                obj.devminor = _number(devminor)
             # the unsigned sum with the checksum field counted as eight spaces (tarfile also
             # accepts a signed sum: that rare case is left to it)
-            if chksum != sum(buf) - sum(chksum_field) + 256 or kind == _SPARSE:
+            if chksum != _byte_sum(buf) - sum(chksum_field) + 256 or kind == _SPARSE:
                 raise _Unusual
-            obj = cls()
-            obj.name = _text(name, encoding, errors)
-            obj.mode = _number(mode)
-            obj.uid = _number(uid)
-            obj.gid = _number(gid)
-            obj.size = _number(size)
-            obj.mtime = _number(mtime)
             obj.chksum = chksum
             obj.type = kind
-            obj.linkname = _text(linkname, encoding, errors)
-            obj.uname = _text(uname, encoding, errors)
-            obj.gname = _text(gname, encoding, errors)
-            obj.devmajor = _number(devmajor)
-            obj.devminor = _number(devminor)
-            prefix = _text(prefix_field, encoding, errors)
+            # as tarfile: each text ends at its first NUL
+            obj.name = name.partition(b"\0")[0].decode(encoding, errors)
+            obj.linkname = linkname.partition(b"\0")[0].decode(encoding, errors)
+            obj.uname = uname.partition(b"\0")[0].decode(encoding, errors)
+            obj.gname = gname.partition(b"\0")[0].decode(encoding, errors)
+            prefix = prefix_field.partition(b"\0")[0].decode(encoding, errors)
         except (_Unusual, ValueError):
-            return super().frombuf(buf, encoding, errors)
+            return None
         # as tarfile: a V7 directory is a regular file whose name ends in "/"; directory names
         # lose trailing slashes; a ustar prefix goes in front of the name
         if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
 import os
 import queue
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -32,6 +33,7 @@ from skanse.errors import DigestMismatchError, LayerError
 from skanse.oci._forward import ForwardReader
 from skanse.oci._pump import ChunkPump
 from skanse.oci._tarheader import FastTarInfo
+from skanse.oci._tarwalk import plain_members
 from skanse.oci.manifest import digest_algorithm
 from skanse.oci.vfs import (
     Captured,
@@ -48,6 +50,10 @@ from skanse.oci.vfs import (
 __all__ = ["FileRegion", "LayerStream", "apply_layer", "sniff_compression"]
 
 _CHUNK = 1024 * 1024
+# an uncompressed layer in a file is hashed through read-only maps of this many bytes: one
+# GIL-free hashlib call per piece, no copy; each piece is unmapped before the next, so that
+# the mapped pages count in the resident size only one piece at a time
+_MAP_PIECE = 8 * 1024 * 1024
 _AHEAD = 8  # chunks (up to 4 MB each) decompressed ahead of the tar parser
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -306,12 +312,45 @@ class FileRegion(io.RawIOBase):
         self._position = max(base + offset, 0)
         return self._position
 
+    def map_pieces(self, piece: int = _MAP_PIECE) -> Generator[memoryview, None, None]:
+        """The region's bytes as read-only maps of at most `piece` bytes, in order; each view
+        is released and unmapped when the next is asked for. Raises `OSError` or `ValueError`
+        when the file cannot be mapped (a pipe), `EOFError` when it is shorter than the region.
+
+        A file that another process truncates while a piece is being read ends the process
+        with SIGBUS (a mapped page past the end), which no result can come out of; the size is
+        checked before each piece so that only a truncation in that window can do this."""
+        granularity = mmap.ALLOCATIONGRANULARITY
+        piece -= piece % granularity
+        end = self._offset + self.size
+        start = self._offset - self._offset % granularity  # maps start at a page boundary
+        skip = self._offset - start
+        while start < end:
+            length = min(piece, end - start)
+            if os.fstat(self._fd).st_size < start + length:
+                raise EOFError
+            mapped = mmap.mmap(self._fd, length, prot=mmap.PROT_READ, offset=start)
+            try:
+                view = memoryview(mapped)[skip:]
+                try:
+                    yield view
+                finally:
+                    view.release()
+            finally:
+                mapped.close()
+            start += length
+            skip = 0
+
     def read_at(self, target: bytearray | memoryview, at: int) -> int:
         """Fill `target` from position `at` (no further than the region's end); bytes read."""
         want = min(len(target), self.size - at)
         if want <= 0:
             return 0
         return os.preadv(self._fd, [memoryview(target)[:want]], self._offset + at)
+
+    def read_bytes(self, size: int, at: int) -> bytes:
+        """Up to `size` bytes from position `at` (no further than the region's end)."""
+        return os.pread(self._fd, max(min(size, self.size - at), 0), self._offset + at)
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         n = self.read_at(target, self._position)
@@ -352,6 +391,15 @@ class _RegionDigests:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            if self._digest_mapped():
+                return
+        except EOFError:
+            self._short = True  # the file is shorter than the region: it shrank under us
+            return
+        except BaseException as exc:  # reported by finish(), in the reading thread
+            self._error = exc
+            return
         buffer = memoryview(bytearray(_CHUNK * 4))
         position = 0
         try:
@@ -365,6 +413,27 @@ class _RegionDigests:
                 position += n
         except BaseException as exc:  # reported by finish(), in the reading thread
             self._error = exc
+
+    def _digest_mapped(self) -> bool:
+        """Hash the region through maps: hashlib then runs without the GIL for a whole piece,
+        where reading into a buffer takes the GIL back twice per chunk from the thread that
+        parses the tar (measured: 0.13 s for a 204 MB layer, against 0.19-0.25 s copied in
+        4 MB chunks while the parser runs). False, nothing hashed, when the file cannot be
+        mapped."""
+        pieces = self._region.map_pieces()
+        try:
+            first = next(pieces, None)
+        except (OSError, ValueError):
+            return False
+        try:
+            piece = first
+            while piece is not None and not self._stop.is_set():
+                for digest in self._hashes.values():
+                    digest.update(piece)
+                piece = next(pieces, None)
+        finally:
+            pieces.close()
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -427,9 +496,12 @@ def apply_layer(
     where = where or f"layer {index}" + (f" ({digest})" if digest else "")
     budget = budget or _Budget(limits)
     stream: LayerStream | _RegionDigests
+    region = None
     if isinstance(blob, FileRegion) and not sniff_compression(_head(blob)):
-        # an uncompressed layer in a file: tarfile seeks over the content it does not need
-        # while a thread hashes every byte for the digests
+        region = blob
+        # an uncompressed layer in a file: its headers are read in place (by tarfile, seeking
+        # over the content it does not need, where plain_members gives up) while a thread
+        # hashes every byte for the digests
         stream = _RegionDigests(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
         reader: IO[bytes] = io.BufferedReader(blob, 64 * 1024)
     else:
@@ -437,7 +509,10 @@ def apply_layer(
         # tarfile's seekable mode over the decompressed chunks: skipped content is never copied
         reader = cast(IO[bytes], ForwardReader(stream.next_chunk))
     try:
-        pending, problems = _read_entries(view, reader, stream, index, wants, limits, where)
+        read = None
+        if region is not None and isinstance(stream, _RegionDigests):
+            read = _read_plain(view, region, reader, stream, index, wants, limits, where)
+        pending, problems = read or _read_entries(view, reader, stream, index, wants, limits, where)
     finally:
         stream.stop()
     budget.expanded += stream.expanded
@@ -461,6 +536,33 @@ def _head(region: FileRegion) -> bytes:
     return bytes(head[: region.read_at(head, 0)])
 
 
+def _read_plain(
+    view: FileView,
+    region: FileRegion,
+    reader: IO[bytes],
+    stream: _RegionDigests,
+    index: int,
+    wants: Wants,
+    limits: ViewLimits,
+    where: str,
+) -> tuple[list[_Pending], list[str]] | None:
+    """`_read_entries` for an uncompressed layer in a file whose headers `plain_members`
+    reads (most layers); None when tarfile has to read it."""
+    members = plain_members(region.read_bytes, region.size, reader, limit=limits.max_entries)
+    if members is None:
+        return None
+
+    def content(member: tarfile.TarInfo) -> bytes:
+        data = region.read_bytes(member.size, member.offset_data)
+        if len(data) != member.size:
+            raise LayerError(f"{where}: truncated (unexpected end of data)")
+        return data
+
+    pending, problems = _collect(view, members, content, index, wants, limits, where)
+    stream.finish()
+    return pending, problems
+
+
 def _read_entries(
     view: FileView,
     reader: IO[bytes],
@@ -470,82 +572,20 @@ def _read_entries(
     limits: ViewLimits,
     where: str,
 ) -> tuple[list[_Pending], list[str]]:
-    """This layer's entries and problems, returned only once its digests verified."""
-    pending: list[_Pending] = []
-    problems: list[str] = []
-    seen: dict[str, FileInfo] = {}
-    # the latest entry of this layer at each path whose content was captured, for hard links
-    captured_here: dict[str, _Pending] = {}
+    """This layer's entries and problems, read by tarfile, returned only once its digests
+    verified."""
     try:
         # seekable mode on both readers: tarfile seeks over content it does not read
         archive = tarfile.open(fileobj=reader, mode="r:", tarinfo=FastTarInfo)
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: not a tar archive ({exc})") from None
+
+    def content(member: tarfile.TarInfo) -> bytes:
+        handle = archive.extractfile(member)
+        return handle.read() if handle is not None else b""
+
     try:
-        for member in archive:
-            if len(view.nodes) + len(pending) > limits.max_entries:
-                raise LayerError(f"{where}: more than {limits.max_entries} entries")
-            if len(member.name) > limits.max_path_length:
-                problems.append(
-                    f"{where}: skipped an entry with a path over {limits.max_path_length} bytes"
-                )
-                continue
-            path = normalise_member_path(member.name)
-            if path is None:
-                problems.append(
-                    f"{where}: skipped {member.name!r}: its path climbs out of the image (..)"
-                )
-                continue
-            if path == "/":
-                continue
-            name = path.rsplit("/", 1)[1]
-            if name.startswith(_WHITEOUT):
-                parent = parent_of(path)
-                if name == _OPAQUE:
-                    pending.append(_Pending(None, parent, opaque=True))
-                else:
-                    pending.append(
-                        _Pending(None, parent.rstrip("/") + "/" + name[len(_WHITEOUT) :])
-                    )
-                continue
-            info = _member_info(member, path, index, view, seen, problems, where)
-            if info is None:
-                continue
-            item = _Pending(info, path)
-            if member.islnk():
-                target = seen.get(info.link or "") or view.get(info.link or "")
-                capture = wants(info)
-                if capture is not None:
-                    if (source := captured_here.get(info.link or "")) is not None:
-                        item.value, item.captured = source.value, True
-                    elif (captured := view.captured.get(info.link or "")) is not None:
-                        item.value, item.captured = captured.value, True
-                    elif target is not None:
-                        problems.append(
-                            f"{where}: {path} is a hardlink to {info.link}, "
-                            "whose content was not kept"
-                        )
-                info = FileInfo(path, NodeKind.FILE, info.size, info.mode, index)
-                item.info = info
-            elif info.kind is NodeKind.FILE:
-                capture = wants(info)
-                if capture is not None:
-                    if member.size > limits.max_capture_bytes:
-                        problems.append(
-                            f"{where}: {path} is {member.size} bytes, over the "
-                            f"{limits.max_capture_bytes}-byte read cap; not read"
-                        )
-                    else:
-                        handle = archive.extractfile(member)
-                        data = handle.read() if handle is not None else b""
-                        try:
-                            item.value, item.captured = capture(data), True
-                        except Exception as exc:  # a cataloger's parser must not stop the scan
-                            problems.append(f"{where}: {path}: could not be read: {exc}")
-            seen[path] = info
-            pending.append(item)
-            if item.captured:
-                captured_here[path] = item
+        pending, problems = _collect(view, archive, content, index, wants, limits, where)
         stream.finish()
     except tarfile.TarError as exc:
         raise LayerError(f"{where}: malformed tar ({exc})") from None
@@ -553,6 +593,85 @@ def _read_entries(
         raise LayerError(f"{where}: truncated (unexpected end of data)") from None
     finally:
         archive.close()
+    return pending, problems
+
+
+def _collect(
+    view: FileView,
+    members: Iterable[tarfile.TarInfo],
+    content: Callable[[tarfile.TarInfo], bytes],
+    index: int,
+    wants: Wants,
+    limits: ViewLimits,
+    where: str,
+) -> tuple[list[_Pending], list[str]]:
+    """The entries of one layer's `members` and the problems met; `content` reads a member's
+    bytes for the catalogers that want them."""
+    pending: list[_Pending] = []
+    problems: list[str] = []
+    seen: dict[str, FileInfo] = {}
+    # the latest entry of this layer at each path whose content was captured, for hard links
+    captured_here: dict[str, _Pending] = {}
+    for member in members:
+        if len(view.nodes) + len(pending) > limits.max_entries:
+            raise LayerError(f"{where}: more than {limits.max_entries} entries")
+        if len(member.name) > limits.max_path_length:
+            problems.append(
+                f"{where}: skipped an entry with a path over {limits.max_path_length} bytes"
+            )
+            continue
+        path = normalise_member_path(member.name)
+        if path is None:
+            problems.append(
+                f"{where}: skipped {member.name!r}: its path climbs out of the image (..)"
+            )
+            continue
+        if path == "/":
+            continue
+        name = path.rsplit("/", 1)[1]
+        if name.startswith(_WHITEOUT):
+            parent = parent_of(path)
+            if name == _OPAQUE:
+                pending.append(_Pending(None, parent, opaque=True))
+            else:
+                pending.append(_Pending(None, parent.rstrip("/") + "/" + name[len(_WHITEOUT) :]))
+            continue
+        info = _member_info(member, path, index, view, seen, problems, where)
+        if info is None:
+            continue
+        item = _Pending(info, path)
+        if member.islnk():
+            target = seen.get(info.link or "") or view.get(info.link or "")
+            capture = wants(info)
+            if capture is not None:
+                if (source := captured_here.get(info.link or "")) is not None:
+                    item.value, item.captured = source.value, True
+                elif (captured := view.captured.get(info.link or "")) is not None:
+                    item.value, item.captured = captured.value, True
+                elif target is not None:
+                    problems.append(
+                        f"{where}: {path} is a hardlink to {info.link}, whose content was not kept"
+                    )
+            info = FileInfo(path, NodeKind.FILE, info.size, info.mode, index)
+            item.info = info
+        elif info.kind is NodeKind.FILE:
+            capture = wants(info)
+            if capture is not None:
+                if member.size > limits.max_capture_bytes:
+                    problems.append(
+                        f"{where}: {path} is {member.size} bytes, over the "
+                        f"{limits.max_capture_bytes}-byte read cap; not read"
+                    )
+                else:
+                    data = content(member)
+                    try:
+                        item.value, item.captured = capture(data), True
+                    except Exception as exc:  # a cataloger's parser must not stop the scan
+                        problems.append(f"{where}: {path}: could not be read: {exc}")
+        seen[path] = info
+        pending.append(item)
+        if item.captured:
+            captured_here[path] = item
     return pending, problems
 
 
