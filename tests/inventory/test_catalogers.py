@@ -359,6 +359,34 @@ def test_cargo_auditable_section_in_a_real_elf(tmp_path: Path) -> None:
     }
 
 
+def test_section_names_are_the_table_pyelftools_reads(tmp_path: Path) -> None:
+    # the name table read from the ELF headers must be the one pyelftools names sections
+    # from, for 64- and 32-bit files (and big-endian ones where objcopy can convert); a
+    # header that leads nowhere gives None
+    from elftools.elf.elffile import ELFFile
+
+    from skanse.inventory.catalogers.binaries import _section_names
+
+    elves = [Path(TRUE).read_bytes()]
+    objcopy = shutil.which("objcopy")
+    if objcopy is not None:
+        for target in ("elf32-i386", "elf64-big", "elf32-big"):
+            out = tmp_path / target
+            done = subprocess.run(
+                [objcopy, "-O", target, TRUE, str(out)], capture_output=True, check=False
+            )
+            if done.returncode == 0:
+                elves.append(out.read_bytes())
+    for data in elves:
+        table = ELFFile(io.BytesIO(data)).get_section(ELFFile(io.BytesIO(data))["e_shstrndx"])
+        assert _section_names(data) == table.data()
+    not_elf = b"\x7fELF\x02\x01" + bytes(10)
+    assert _section_names(not_elf) is None
+    # a name present only in the contents, not as a section, is still no section
+    plain = Path(TRUE).read_bytes() + b".dep-v0"
+    assert parse_dep_v0(plain) is None
+
+
 def test_cargo_auditable_bomb_is_capped() -> None:
     objcopy = shutil.which("objcopy")
     if objcopy is None:

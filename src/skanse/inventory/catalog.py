@@ -53,14 +53,16 @@ class _Combined:
     """One `wants` for the reader: asks every cataloger, keeps each one's value apart."""
 
     def __init__(self, catalogers: Sequence[Cataloger], detector: DistroDetector) -> None:
-        self.parties: list[Cataloger | DistroDetector] = [detector, *catalogers]
+        parties: list[Cataloger | DistroDetector] = [detector, *catalogers]
+        # asked about every file of an image: the bound methods are looked up once
+        self._asks = [(party.name, party.wants) for party in parties]
 
     def __call__(self, info: FileInfo) -> Capture | None:
         captures = []
-        for party in self.parties:
-            capture = party.wants(info)
+        for name, wants in self._asks:
+            capture = wants(info)
             if capture is not None:
-                captures.append((party.name, capture))
+                captures.append((name, capture))
         if not captures:
             return None
 

@@ -186,9 +186,40 @@ class GoBinaryCataloger:
         return packages
 
 
+def _section_names(data: bytes) -> bytes | None:
+    """The section-name string table of an ELF file, None when its headers do not lead to
+    one plainly (an extended section count or index included). A section can only be named
+    what this table holds, which spares searching the whole file for a name."""
+    wide, big = data[4:5] == b"\x02", data[5:6] == b"\x02"
+    order = ">" if big else "<"
+    try:
+        if wide:
+            table, entry_size, count, names_index = struct.unpack_from(
+                order + "Q10xHHH", data, 0x28
+            )
+            names_at, names_size = struct.unpack_from(
+                order + "QQ", data, table + entry_size * names_index + 0x18
+            )
+        else:
+            table, entry_size, count, names_index = struct.unpack_from(
+                order + "I10xHHH", data, 0x20
+            )
+            names_at, names_size = struct.unpack_from(
+                order + "II", data, table + entry_size * names_index + 0x10
+            )
+    except struct.error:
+        return None
+    if count == 0 or names_index >= min(count, 0xFF00) or names_at + names_size > len(data):
+        return None
+    return data[names_at : names_at + names_size]
+
+
 def parse_dep_v0(data: bytes) -> list[dict[str, object]] | None:
     """cargo-auditable dependency list of an ELF binary, or None if it has none."""
-    if not data.startswith(_ELF) or b".dep-v0" not in data:
+    if not data.startswith(_ELF):
+        return None
+    names = _section_names(data)
+    if b".dep-v0" not in (data if names is None else names):
         return None
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 
 from skanse.errors import SourceError
@@ -14,6 +13,8 @@ __all__ = ["CargoLockCataloger", "parse_cargo_lock"]
 
 
 def parse_cargo_lock(data: bytes) -> list[tuple[str, str]]:
+    import tomllib  # here: most images hold no Cargo.lock, and the import costs 4 ms
+
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,6 +91,8 @@ def parse_java_archive(
     data: bytes, name: str = "", depth: int = 0, budget: _Budget | None = None
 ) -> list[JavaArchive]:
     budget = budget or _Budget()
+    import zipfile  # here: most images hold no Java archive, and the import costs 3 ms
+
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError):

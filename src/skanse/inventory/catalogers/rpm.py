@@ -14,7 +14,6 @@ Header blobs are parsed with every offset bounds-checked. Versions and purls as 
 from __future__ import annotations
 
 import re
-import sqlite3
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -130,6 +129,8 @@ def parse_header_blob(blob: bytes) -> RpmHeader:
 
 def read_sqlite_blobs(data: bytes) -> Iterator[bytes]:
     """Header blobs of an rpmdb.sqlite, read from memory (never written to disk)."""
+    import sqlite3  # here: only rpm images have this database
+
     connection = sqlite3.connect(":memory:")
     try:
         connection.deserialize(data)
