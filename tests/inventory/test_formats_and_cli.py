@@ -277,3 +277,36 @@ def test_cli_image_inspect_reports_the_registry_digest(cli, registry, tmp_path: 
         and "not found (404)" in missing.stderr
         and "cli/none:v1" in missing.stderr
     )
+
+
+def test_sbom_of_its_own_keeps_every_output_and_its_exit_code(tmp_path: Path) -> None:
+    # an sbom process ends with os._exit once its documents are out (scan's fast exit):
+    # a document written to a file and one piped on standard output arrive whole, and a
+    # --strict failure still exits 2
+    import subprocess
+    import sys
+
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text("ID=alpine\nVERSION_ID=3.20.0\n")
+    (root / "lib/apk/db").mkdir(parents=True)
+    (root / "lib/apk/db/installed").write_text("P:musl\nV:1.2.5-r0\nA:x86_64\no:musl\nL:MIT\n")
+    spdx = tmp_path / "out.spdx.json"
+
+    def own(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "skanse", "sbom", str(root), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    done = own("-o", "cyclonedx-json", "-o", f"spdx-json={spdx}")
+    assert done.returncode == 0, done.stderr
+    assert "musl" in [c["name"] for c in json.loads(done.stdout)["components"]]
+    assert "musl" in [p["name"] for p in json.loads(spdx.read_text())["packages"]]
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text("blabla\n\n")  # a problem: not a pass
+    refused = own("--strict")
+    assert refused.returncode == 2, refused.stderr
+    assert "could not be read" in refused.stderr

@@ -84,7 +84,7 @@ def _module(name: str) -> _Command:
     return cast(_Command, importlib.import_module(f"skanse._cli.{name}"))
 
 
-_BATCH_COMMANDS = frozenset({"scan", "fix"})
+_BATCH_COMMANDS = frozenset({"scan", "fix", "sbom"})
 # commands that read image layers: a thread decompresses and hashes in C while this one
 # parses tar headers in Python; each time the C work returns it waits for the interpreter
 # lock, by default up to 5 ms, which on a 200 MB layer added a fifth to the read
@@ -99,10 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     first = next((a for a in args_list if not a.startswith("-")), None)
     if argv is None and first in _BATCH_COMMANDS:
-        # A scan builds hundreds of thousands of small dicts and lists without cycles; the
-        # cycle collector's default pace (a pass every 700 allocations) costs about a tenth
-        # of the run. A process of its own (not a caller's, as tests are) collects cycles
-        # every 100,000 allocations instead.
+        # A scan builds hundreds of thousands of small dicts and lists without cycles (an
+        # SBOM, a tar header and a file entry per member); the cycle collector's default
+        # pace (a pass every 700 allocations) costs about a tenth of the run. A process of
+        # its own (not a caller's, as tests are) collects cycles every 100,000 allocations
+        # instead.
         gc.set_threshold(100_000, 50, 50)
     if argv is None and first in _IMAGE_COMMANDS:
         sys.setswitchinterval(_IMAGE_SWITCH_INTERVAL)
