@@ -131,6 +131,14 @@ def test_what_plain_members_leaves_to_tarfile() -> None:
         return out.getvalue()
 
     plain = LayerBuilder().add_file("/a", b"x").add_file("/b", b"y").tar_bytes()
+    # PAX headers on a few members are read through tarfile, on most the layer is tarfile's
+    few = pax({"path": "p" * 200})
+    assert walk(few) is not None and walk(few) == tarfile_reads(few)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for index in range(65):
+            tar.addfile(tarfile.TarInfo(f"{index:03}-" + "n" * 120))
+    assert walk(out.getvalue()) is None
     assert walk(plain) is not None
     assert walk(plain, limit=1) is None  # more members than allowed: tarfile raises the cap
     assert walk(pax({"comment": "all"}, global_header=True)) is None

@@ -2,14 +2,16 @@
 
 tarfile spends most of its time per member on machinery a layer of a docker archive rarely
 needs (a buffered read and a seek per header, the PAX and GNU dispatch, the checks for the
-previous member's data). `plain_members` reads each 512-byte header with one `pread` and
-parses it with `FastTarInfo.usual`; a PAX extended header or a GNU long name or long link is
-handed to tarfile for that one member. Anything else makes it give up and return None, and
-the caller reads the layer with tarfile, whose result, or error, is the reference: a global
-PAX header, a sparse file, an unknown entry type, a header that does not parse (a bad
-checksum included), content that runs past the end of the layer, a layer that does not end
-with a zero block, more members than the caller allows. `tests/oci/test_tarwalk.py` holds
-it to tarfile's members on written, real and corrupted archives.
+previous member's data). `plain_members` reads the headers in 64 KiB windows (a `pread`
+each) and parses them with `FastTarInfo.usual`; a PAX extended header or a GNU long name or
+long link is handed to tarfile for that one member. Anything else makes it give up and
+return None, and the caller reads the layer with tarfile, whose result, or error, is the
+reference: a global PAX header, a sparse file, an unknown entry type, a header that does
+not parse (a bad checksum included), content that runs past the end of the layer, a layer
+that does not end with a zero block, more members than the caller allows, more than 64
+members that need tarfile (a layer with PAX headers throughout reads faster in one tarfile
+pass). `tests/oci/test_tarwalk.py` holds it to tarfile's members on written, real and
+corrupted archives.
 
 Written by hand because no library reads tar headers faster than tarfile; it parses nothing
 itself that tarfile's own parser (through `FastTarInfo`) does not parse the same way.
@@ -40,6 +42,9 @@ _PLAIN = _WITH_DATA | {
 _EXTENDED = frozenset({tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK})
 _TYPE = slice(156, 157)
 _WINDOW = 64 * 1024
+# each member read by tarfile costs a tarfile opened and a buffer refilled: a layer where
+# these are common is read by tarfile whole (one pass, its buffer reused)
+_MOST_EXTENDED = 64
 
 
 def plain_members(
@@ -60,6 +65,7 @@ def plain_members(
     # headers are read in windows: the headers of small files share one read
     window, window_at = b"", 0
     position = 0
+    extended = 0
     while len(members) <= limit:
         if position + _BLOCK > size:
             # the end without a zero block, or content running past the end (tarfile raises
@@ -72,6 +78,9 @@ def plain_members(
                 return None  # the file is shorter than the layer
         header = window[start : start + _BLOCK]
         if header[_TYPE] in _EXTENDED:
+            extended += 1
+            if extended > _MOST_EXTENDED:
+                return None
             through = _through_tarfile(reader, position, encoding, errors)
             if through is None:
                 return None
