@@ -246,3 +246,52 @@ def test_docker_archive_layer_is_verified_whether_or_not_the_file_can_be_mapped(
             read_view(opened, lambda info: None)
     finally:
         opened.close()
+
+
+def two_layer_archive(tmp_path: Path, *, same: bool = False) -> Path:
+    first = LayerBuilder().add_file("/etc/os-release", b"ID=debian\n").add_file("/a", b"A" * 9000)
+    second = first if same else LayerBuilder().add_file("/b", b"B" * 9000)
+    path = tmp_path / "two.tar"
+    write_docker_archive(build_image([first.build(""), second.build("")]), path)
+    return path
+
+
+def read_all(path: Path, *, ahead: bool) -> object:
+    opened = open_docker_archive(path)
+    try:
+        if ahead:
+            opened.read_ahead()
+        view = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    return sorted(view.nodes.items()), sorted((k, c.value) for k, c in view.captured.items())
+
+
+@pytest.mark.parametrize("same", [False, True])
+def test_layers_hashed_ahead_read_as_layers_hashed_alongside(tmp_path: Path, same: bool) -> None:
+    path = two_layer_archive(tmp_path, same=same)  # same: one diff_id twice, one member
+    assert read_all(path, ahead=True) == read_all(path, ahead=False)
+
+
+def test_a_layer_hashed_ahead_is_still_verified(tmp_path: Path) -> None:
+    path = two_layer_archive(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"B" * 5000) + 10] = ord("C")
+    path.write_bytes(bytes(data))
+    opened = open_docker_archive(path)
+    try:
+        opened.read_ahead()
+        with pytest.raises(DigestMismatchError, match="expected diff_id"):
+            read_view(opened, lambda info: None)
+    finally:
+        opened.close()
+
+
+def test_closing_an_archive_ends_its_hashing_ahead(tmp_path: Path) -> None:
+    import threading
+
+    path = two_layer_archive(tmp_path)
+    opened = open_docker_archive(path)
+    opened.read_ahead()
+    opened.close()  # before any layer was read: the thread stops and is joined
+    assert not [t for t in threading.enumerate() if t.name == "layer-digests-ahead"]

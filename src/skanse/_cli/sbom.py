@@ -64,11 +64,14 @@ def _outputs(values: list[str]) -> list[tuple[str, str | None]]:
 def run(args: argparse.Namespace) -> int:
     from skanse.errors import InputError
     from skanse.files import write_atomic
-    from skanse.inventory.catalog import catalog_directory, catalog_image
-    from skanse.inventory.formats import render
 
     outputs = _outputs(args.output)
     with image_target(args, args.target) as (spec, image):
+        if image is not None:
+            image.read_ahead()  # a docker archive's layers are hashed while the rest loads
+        from skanse.inventory.catalog import catalog_directory, catalog_image
+        from skanse.inventory.formats import render
+
         if image is None:
             inventory = catalog_directory(spec.location)
         else:
