@@ -295,3 +295,33 @@ def test_closing_an_archive_ends_its_hashing_ahead(tmp_path: Path) -> None:
     opened.read_ahead()
     opened.close()  # before any layer was read: the thread stops and is joined
     assert not [t for t in threading.enumerate() if t.name == "layer-digests-ahead"]
+
+
+def test_a_layer_given_up_after_a_member_read_by_tarfile_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a long (PAX) name, read through tarfile, then an entry plain_members leaves to tarfile:
+    # the whole layer is tarfile's, from its first member
+    sparse = tarfile.TarInfo("var/sparse")
+    sparse.type = tarfile.GNUTYPE_SPARSE
+    layer = (
+        LayerBuilder()
+        .add_file("/etc/os-release", b"ID=debian\n")
+        .add_file("/usr/lib/" + "l" * 150, b"long")
+        .add_raw(sparse)
+        .add_file("/z", b"last")
+    )
+    path = docker_archive(tmp_path, layer)
+
+    def view() -> object:
+        opened = open_docker_archive(path)
+        try:
+            read = read_view(opened, lambda info: lambda data: data)
+        finally:
+            opened.close()
+        return sorted(read.nodes), sorted((k, c.value) for k, c in read.captured.items())
+
+    walked = view()
+    assert "/etc/os-release" in walked[0] and "/z" in walked[0]  # type: ignore[index]
+    monkeypatch.setattr(layers, "plain_members", lambda *args, **kwargs: None)
+    assert view() == walked

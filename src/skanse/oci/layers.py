@@ -601,6 +601,7 @@ def _read_plain(
     reads (most layers); None when tarfile has to read it."""
     members = plain_members(region.read_bytes, region.size, reader, limit=limits.max_entries)
     if members is None:
+        reader.seek(0)  # tarfile reads the layer from its start (plain_members moved it)
         return None
 
     def content(member: tarfile.TarInfo) -> bytes:
