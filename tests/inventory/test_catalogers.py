@@ -387,6 +387,14 @@ def test_section_names_are_the_table_pyelftools_reads(tmp_path: Path) -> None:
     assert parse_dep_v0(plain) is None
 
 
+def test_go_build_info_only_where_the_section_table_has_its_section() -> None:
+    # Go writes its build info in .go.buildinfo and reads it from there; an executable with a
+    # section table but no such section is not a Go binary, whatever bytes it carries
+    blob = b"\xff Go buildinf:" + bytes([8, 2]) + bytes(16) + b"\x08go1.22.1\x00"
+    assert parse_go_buildinfo(b"\x7fELF" + bytes(60) + blob) is not None  # no table: searched
+    assert parse_go_buildinfo(Path(TRUE).read_bytes() + blob) is None
+
+
 def test_cargo_auditable_bomb_is_capped() -> None:
     objcopy = shutil.which("objcopy")
     if objcopy is None:

@@ -325,3 +325,26 @@ def test_a_layer_given_up_after_a_member_read_by_tarfile_is_read_whole(
     assert "/etc/os-release" in walked[0] and "/z" in walked[0]  # type: ignore[index]
     monkeypatch.setattr(layers, "plain_members", lambda *args, **kwargs: None)
     assert view() == walked
+
+
+def test_member_paths_normalise_component_by_component() -> None:
+    # every name made of these pieces, up to five of them: empty and `.` components dropped,
+    # `..` refused, as a component-by-component reading of the name gives
+    from itertools import product
+
+    from skanse.oci.vfs import normalise_member_path
+
+    def by_components(name: str) -> str | None:
+        kept = []
+        for part in name.split("/"):
+            if part == "..":
+                return None
+            if part not in ("", "."):
+                kept.append(part)
+        return "/" + "/".join(kept)
+
+    pieces = ["a", "/", ".", "..", "//", "./", "../", ".wh.b", "x.y"]
+    for count in range(6):
+        for combination in product(pieces, repeat=count):
+            name = "".join(combination)
+            assert normalise_member_path(name) == by_components(name), name

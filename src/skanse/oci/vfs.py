@@ -168,6 +168,9 @@ class FileView:
 
 def normalise_member_path(name: str) -> str | None:
     """`./usr/bin/x`, `/usr/bin/x`, `usr//bin/./x` -> `/usr/bin/x`; None if it climbs (`..`)."""
+    if "//" not in name and "/." not in name and not name.startswith(".") and name[-1:] != "/":
+        # no empty, `.` or `..` component (nor any starting with a dot): already normal
+        return "/" + name.lstrip("/")
     parts = []
     for part in name.split("/"):
         if part in ("", "."):

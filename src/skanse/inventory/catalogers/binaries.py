@@ -90,9 +90,42 @@ def _read_pointer_strings(data: bytes, start: int, ptr_size: int, big: bool) -> 
     return go_string(version_ptr), go_string(mod_ptr)
 
 
+def _section_names(data: bytes) -> bytes | None:
+    """The section-name string table of an ELF file, None when its headers do not lead to
+    one plainly (an extended section count or index included). A section can only be named
+    what this table holds, which spares searching the whole file for a name."""
+    wide, big = data[4:5] == b"\x02", data[5:6] == b"\x02"
+    order = ">" if big else "<"
+    try:
+        if wide:
+            table, entry_size, count, names_index = struct.unpack_from(
+                order + "Q10xHHH", data, 0x28
+            )
+            names_at, names_size = struct.unpack_from(
+                order + "QQ", data, table + entry_size * names_index + 0x18
+            )
+        else:
+            table, entry_size, count, names_index = struct.unpack_from(
+                order + "I10xHHH", data, 0x20
+            )
+            names_at, names_size = struct.unpack_from(
+                order + "II", data, table + entry_size * names_index + 0x10
+            )
+    except struct.error:
+        return None
+    if count == 0 or names_index >= min(count, 0xFF00) or names_at + names_size > len(data):
+        return None
+    return data[names_at : names_at + names_size]
+
+
 def parse_go_buildinfo(data: bytes) -> GoBuildInfo | None:
     """The build info of a Go ELF binary, or None if it is not one."""
     if not data.startswith(_ELF):
+        return None
+    names = _section_names(data)
+    if names is not None and b".go.buildinfo" not in names:
+        # Go (1.13 on) writes its build info in that section, and Go's own reader looks
+        # there: an executable with a section table but without it is not searched
         return None
     start = data.find(_GO_MAGIC)
     if start < 0 or start + 32 > len(data):
@@ -184,34 +217,6 @@ class GoBinaryCataloger:
                     )
                 )
         return packages
-
-
-def _section_names(data: bytes) -> bytes | None:
-    """The section-name string table of an ELF file, None when its headers do not lead to
-    one plainly (an extended section count or index included). A section can only be named
-    what this table holds, which spares searching the whole file for a name."""
-    wide, big = data[4:5] == b"\x02", data[5:6] == b"\x02"
-    order = ">" if big else "<"
-    try:
-        if wide:
-            table, entry_size, count, names_index = struct.unpack_from(
-                order + "Q10xHHH", data, 0x28
-            )
-            names_at, names_size = struct.unpack_from(
-                order + "QQ", data, table + entry_size * names_index + 0x18
-            )
-        else:
-            table, entry_size, count, names_index = struct.unpack_from(
-                order + "I10xHHH", data, 0x20
-            )
-            names_at, names_size = struct.unpack_from(
-                order + "II", data, table + entry_size * names_index + 0x10
-            )
-    except struct.error:
-        return None
-    if count == 0 or names_index >= min(count, 0xFF00) or names_at + names_size > len(data):
-        return None
-    return data[names_at : names_at + names_size]
 
 
 def parse_dep_v0(data: bytes) -> list[dict[str, object]] | None:
