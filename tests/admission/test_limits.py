@@ -144,3 +144,30 @@ def test_an_answered_review_leaves_no_garbage_cycles(operation: str, endpoint: s
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_denied_pod_runs_each_pod_security_control_once() -> None:
+    """The PSA-worded denial needs the failing controls' results: it takes those their
+    checks computed, not a second run over every container (a fifth of the answer at 1,000
+    containers)."""
+    from skanse.checks.kubernetes import pss
+
+    runs: dict[str, int] = {}
+    originals = [(impl, impl.fn) for control in pss.CONTROLS for impl in control.versions]
+    for control in pss.CONTROLS:
+        for impl in control.versions:
+
+            def counted(pod: Any, fn: Any = impl.fn, control_id: str = control.id) -> Any:
+                runs[control_id] = runs.get(control_id, 0) + 1
+                return fn(pod)
+
+            object.__setattr__(impl, "fn", counted)  # frozen: patched and restored by hand
+    try:
+        outcome = Webhook(policy()).validate(review(pod_request(bare_pod(20))))
+    finally:
+        for impl, fn in originals:
+            object.__setattr__(impl, "fn", fn)
+    response = answer(outcome.body)
+    assert response["allowed"] is False
+    assert 'violates PodSecurity "restricted:latest"' in response["status"]["message"]
+    assert runs and max(runs.values()) == 1, runs

@@ -26,6 +26,8 @@ __all__ = [
     "forget_derived",
     "ignore_annotations",
     "pod_spec",
+    "recall",
+    "remember",
 ]
 
 # Where each workload kind keeps its pod (spec, metadata): JSON pointer tokens.
@@ -221,6 +223,18 @@ def _containers(spec: dict[str, object], spec_pointer: str) -> tuple[ContainerVi
                     )
                 )
     return tuple(views)
+
+
+def remember(obj: K8sObject, key: str, value: object) -> None:
+    """Keep `value` with `obj`'s views, for another reader of the same object to `recall`
+    (a failing Pod Security control's result, which the webhook's PSA-worded message needs
+    after its check has computed it). Dropped by `forget_derived`, as the views are."""
+    obj._derived[key] = value
+
+
+def recall(obj: K8sObject, key: str) -> object | None:
+    """What `remember` kept with `obj` under `key`, or None."""
+    return obj._derived.get(key)
 
 
 def forget_derived(obj: K8sObject) -> None:

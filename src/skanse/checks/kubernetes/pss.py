@@ -28,7 +28,7 @@ from skanse.checks.kubernetes.pss_policy import (
 )
 from skanse.controls import GDPR_SECURITY, NSA_NON_ROOT, NSA_POD_SECURITY, cis, nsa, pss
 from skanse.model import ControlRef, Severity
-from skanse.sources.kubernetes import PodSpecView, as_dict, as_list
+from skanse.sources.kubernetes import PodSpecView, as_dict, as_list, recall, remember
 from skanse.sources.yamlpos import join_pointer
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Control",
     "ControlResult",
     "Denial",
+    "control_result",
     "controls_for",
     "evaluate",
 ]
@@ -925,6 +926,19 @@ CONTROLS: tuple[Control, ...] = (
 _BY_ID = {c.id: c for c in CONTROLS}
 
 
+def control_result(pod: PodSpecView, control: Control, impl: VersionedImpl) -> ControlResult | None:
+    """`impl.fn(pod)`: the failing result the control's check kept for this pod, or else
+    computed. The webhook's PSA-worded denial needs the failing controls' results right after
+    their checks; on a pod of 1,000 containers running them again was a fifth of the answer.
+    Passing results are not kept: most reviews pass every control."""
+    kept = recall(pod.obj, _result_key(control, impl))
+    return kept if isinstance(kept, ControlResult) else impl.fn(pod)
+
+
+def _result_key(control: Control, impl: VersionedImpl) -> str:
+    return f"pss:{control.id}:{impl.minimum_minor}"
+
+
 def controls_for(policy: PSSPolicy) -> list[tuple[Control, VersionedImpl]]:
     """The controls PSA runs for a level and version, in PSA's order.
 
@@ -1154,6 +1168,7 @@ def _register(control: Control, meta: _ControlMeta) -> None:
         result = impl.fn(pod)
         if result is None:
             return ()
+        remember(pod.obj, _result_key(control, impl), result)  # for the PSA-worded denial
         return [
             Violation(f"{result.reason} ({site.detail})", site.pointer, site.severity)
             for site in result.sites
