@@ -148,7 +148,7 @@ def test_an_answered_review_leaves_no_garbage_cycles(operation: str, endpoint: s
 
 def test_a_denied_pod_runs_each_pod_security_control_once() -> None:
     """The PSA-worded denial needs the failing controls' results: it takes those their
-    checks computed, not a second run over every container (a fifth of the answer at 1,000
+    checks computed, not a second run over every container (a tenth of the answer at 1,000
     containers)."""
     from skanse.checks.kubernetes import pss
 

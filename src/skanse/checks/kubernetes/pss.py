@@ -929,7 +929,7 @@ _BY_ID = {c.id: c for c in CONTROLS}
 def control_result(pod: PodSpecView, control: Control, impl: VersionedImpl) -> ControlResult | None:
     """`impl.fn(pod)`: the failing result the control's check kept for this pod, or else
     computed. The webhook's PSA-worded denial needs the failing controls' results right after
-    their checks; on a pod of 1,000 containers running them again was a fifth of the answer.
+    their checks; on a pod of 1,000 containers running them again was a tenth of the answer.
     Passing results are not kept: most reviews pass every control."""
     kept = recall(pod.obj, _result_key(control, impl))
     return kept if isinstance(kept, ControlResult) else impl.fn(pod)
