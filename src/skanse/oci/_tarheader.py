@@ -52,19 +52,6 @@ def _number(field: bytes) -> int:
     return int(field.strip() or b"0", 8)
 
 
-# octal fields seen and their values: most repeat from header to header (owners, modes,
-# times), and a lookup is a fifth of int(); bounded
-_OCTAL: dict[bytes, int] = {}
-_OCTAL_KEPT = 4096
-
-
-def _octal(text: bytes) -> int:
-    value = int(text, 8)
-    if len(_OCTAL) < _OCTAL_KEPT:
-        _OCTAL[text] = value
-    return value
-
-
 def _byte_sum(block: bytes | bytearray) -> int:
     """sum(block) for a 512-byte block, in C: Adler-32's low half is 1 plus the byte sum
     modulo 65521, exact for 256 bytes (at most 65280)."""
@@ -108,13 +95,12 @@ class FastTarInfo(tarfile.TarInfo):
             devices = _DEVICES.fullmatch(buf, *_DEVICES_AT)
             obj = cls()
             if numbers is not None and devices is not None:
-                known = _OCTAL
                 obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, chksum = [
-                    known[text] if text in known else _octal(text) for text in numbers.groups()
+                    int(text, 8) for text in numbers.groups()
                 ]
                 major, minor = devices.groups()
-                obj.devmajor = _octal(major) if major else 0
-                obj.devminor = _octal(minor) if minor else 0
+                obj.devmajor = int(major, 8) if major else 0
+                obj.devminor = int(minor, 8) if minor else 0
             else:
                 chksum = _number(chksum_field)
                 obj.mode = _number(mode)
