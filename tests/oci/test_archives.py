@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import tarfile
 from pathlib import Path
 
@@ -131,12 +132,28 @@ def test_file_over_the_read_cap_is_reported_not_read() -> None:
     assert any("over the 1000-byte read cap" in p for p in view.problems)
 
 
-def test_docker_archive_layer_altered_in_unread_content_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mappable", [True, False])
+def test_docker_archive_layer_altered_in_unread_content_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mappable: bool
+) -> None:
     # the layer is read in place and its unread file contents are skipped, not read: the
-    # diff_id must still cover every byte
+    # diff_id must still cover every byte, hashed through maps or, where the file cannot be
+    # mapped, read into a buffer
+    if not mappable:
+
+        def refuse(*args: object, **kwargs: object) -> object:
+            raise OSError("no mmap here")
+
+        monkeypatch.setattr(mmap, "mmap", refuse)
     image = build_image([LayerBuilder().add_file("/a", b"A" * 5000).add_file("/b", b"b").build()])
     path = tmp_path / "a.tar"
     write_docker_archive(image, path, repo_tag="demo:1")
+    opened = open_docker_archive(path)
+    try:
+        intact = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    assert intact.captured["/a"].value == b"A" * 5000
     data = bytearray(path.read_bytes())
     at = data.index(b"A" * 5000)
     data[at + 2500] = ord("B")
