@@ -547,21 +547,20 @@ def apply_layer(
     where = where or f"layer {index}" + (f" ({digest})" if digest else "")
     budget = budget or _Budget(limits)
     stream: LayerStream | _RegionDigests
-    region = None
-    if isinstance(blob, FileRegion) and not sniff_compression(_head(blob)):
-        region = blob
+    region = blob if isinstance(blob, FileRegion) and not sniff_compression(_head(blob)) else None
+    if region is not None:
         # an uncompressed layer in a file: its headers are read in place (by tarfile, seeking
         # over the content it does not need, where plain_members gives up) while a thread
         # hashes every byte for the digests
-        stream = _RegionDigests(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
-        reader: IO[bytes] = io.BufferedReader(blob, 64 * 1024)
+        stream = _RegionDigests(region, budget=budget, where=where, digest=digest, diff_id=diff_id)
+        reader: IO[bytes] = io.BufferedReader(region, 64 * 1024)
     else:
         stream = LayerStream(blob, budget=budget, where=where, digest=digest, diff_id=diff_id)
         # tarfile's seekable mode over the decompressed chunks: skipped content is never copied
         reader = cast(IO[bytes], ForwardReader(stream.next_chunk))
     try:
         read = None
-        if region is not None and isinstance(stream, _RegionDigests):
+        if region is not None:
             read = _read_plain(view, region, reader, stream, index, wants, limits, where)
         pending, problems = read or _read_entries(view, reader, stream, index, wants, limits, where)
     finally:
@@ -591,7 +590,7 @@ def _read_plain(
     view: FileView,
     region: FileRegion,
     reader: IO[bytes],
-    stream: _RegionDigests,
+    stream: LayerStream | _RegionDigests,
     index: int,
     wants: Wants,
     limits: ViewLimits,
