@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import IO, cast
 
 import pytest
 
@@ -222,3 +223,36 @@ def test_a_forged_layer_from_the_registry_changes_nothing_in_the_view(
             diff_id=None,
         )
     assert view.nodes == {} and view.layers == []
+
+
+def test_a_malformed_layer_from_a_stalled_download_is_refused_at_once() -> None:
+    # the first two megabytes (more than one read of the layer's reading thread) are no tar;
+    # the server then stalls (as a socket read would, until its timeout of a minute) while
+    # that thread waits for the rest of its next read: the refusal must not wait for it
+    release = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        yield (b"\0" * 10 + b"garbage" * 300_000)[: 2 * 1024 * 1024]
+        release.wait(30)
+        yield b"x" * 100
+
+    blob = DownloadReader(chunks())  # type: ignore[arg-type]  # a source that stalls
+    started = threading.Event()
+    refused: list[BaseException] = []
+
+    def read() -> None:
+        started.set()
+        try:
+            layer = cast(IO[bytes], blob)
+            apply_layer(FileView(), layer, index=0, wants=lambda info: None, limits=ViewLimits())
+        except Exception as exc:  # the refusal is the expected outcome
+            refused.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(timeout=10)
+    stalled = reader.is_alive()
+    release.set()  # let the stalled source end either way
+    reader.join()
+    assert not stalled, "the refusal waited for the stalled download"
+    assert refused and "tar" in str(refused[0])

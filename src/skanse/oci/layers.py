@@ -196,7 +196,10 @@ class LayerStream:
             yield chunk
 
     def stop(self) -> None:
-        """Stop the reading thread (the tar parser gave up, or the layer was read)."""
+        """Stop the reading thread (the tar parser gave up, or the layer was read). The blob
+        is closed first: a thread waiting on it (a download from a stalled server) then gives
+        up at once, instead of the caller waiting out the server's timeouts."""
+        self._blob.close()
         self._pump.stop()
         self._hasher.close()
 
