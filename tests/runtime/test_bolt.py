@@ -162,3 +162,21 @@ def test_elements_beyond_their_page_are_refused_even_inside_the_file(tmp_path: P
     db = _database(tmp_path, page.ljust(3 * PAGE, b"\0"))
     with pytest.raises(BoltError, match="outside its page"):
         read_bucket(db, [])
+
+
+def test_pages_whose_overflow_runs_over_other_pages_are_refused(tmp_path: Path) -> None:
+    """A branch page lists 50 leaf pages, each claiming (through its overflow count) the rest
+    of the file for one value: read page by page that is 50 copies of most of the file (a
+    16 MB file of this shape: tens of gigabytes). bbolt's pages never overlap."""
+    children, tail = 50, 20
+    total = 3 + children + tail  # meta, meta, branch, leaves, pages the values run over
+    branch = _branch(2, [(b"a%03d" % index, 3 + index) for index in range(children)])
+    leaves = []
+    for page_id in range(3, 3 + children):
+        value_size = (total - page_id) * PAGE - 16 - 16 - 1  # to the end of the file
+        header = struct.pack("<QHHI", page_id, 0x02, 1, total - 1 - page_id)
+        element = struct.pack("<IIII", 0, 16, 1, value_size)
+        leaves.append((header + element + b"k").ljust(PAGE, b"\0"))
+    db = _database(tmp_path, branch, *leaves, b"v" * (tail * PAGE))
+    with pytest.raises(BoltError, match="overlaps a page already read"):
+        read_bucket(db, [])

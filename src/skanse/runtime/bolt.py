@@ -196,14 +196,23 @@ class Database:
         raise BoltError(f"the page tree is deeper than {MAX_DEPTH}")
 
     def _leaves(self, buffer: bytes | mmap.mmap, page: int) -> list[tuple[int, bytes, bytes]]:
-        """Every leaf element under `page`, each page visited once (a page listed twice, as
-        in a damaged or hostile file, is refused rather than walked again)."""
+        """Every leaf element under `page`, each page of the file read once: a page listed
+        twice, or one whose overflow pages run over another page's (as in a damaged or hostile
+        file: N pages each claiming the rest of the file would cost N times its size), is
+        refused rather than read again."""
         out: list[tuple[int, bytes, bytes]] = []
         pending: list[tuple[bytes | mmap.mmap, int]] = [(buffer, page)]
         seen: set[int] = set()
+        covered: set[int] = set()  # the file's pages read so far, overflow pages included
         while pending:
             buffer, page = pending.pop()
             elements = self._elements(buffer, page)
+            if buffer is self.data:
+                first = page // self.page_size
+                spans = range(first, max(first, (elements.end - 1) // self.page_size) + 1)
+                if not covered.isdisjoint(spans):
+                    raise BoltError(f"page {first} overlaps a page already read")
+                covered.update(spans)
             if elements.flags & _BRANCH_PAGE:
                 children = []
                 for _first_key, page_id in self._branch_children(buffer, elements):
