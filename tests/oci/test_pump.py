@@ -65,7 +65,7 @@ def test_stop_abandons_the_source_and_runs_its_clean_up() -> None:
     assert not [t for t in threading.enumerate() if t.name == "pump-test"]
 
 
-def test_stop_before_any_read_closes_the_source_without_starting_a_thread() -> None:
+def test_stop_before_any_read_closes_the_source() -> None:
     cleaned = threading.Event()
 
     def source() -> Iterator[bytes]:
@@ -107,3 +107,25 @@ def test_a_read_blocked_when_the_pump_stops_ends_with_an_error_not_a_hang() -> N
     assert not reader.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], ValueError)
     assert "read after stop" in str(outcome[0])
+
+
+def test_a_stopped_pump_ends_its_source_at_the_next_empty_chunk() -> None:
+    """A download between two requests yields an empty chunk: once the reader has stopped,
+    the source ends there instead of going on to its next request (a reader that closed
+    a stalled download left up to three more requests running, minutes each)."""
+    requests: list[int] = []
+    resume = threading.Event()
+
+    def download() -> Iterator[bytes]:
+        yield b"first"
+        for attempt in range(3):
+            resume.wait(5)
+            yield b""
+            requests.append(attempt)  # another request would go to the server here
+
+    pump = ChunkPump(download(), ahead=1, name="t")
+    assert pump.next_chunk() == b"first"
+    pump.stop(wait=False)
+    resume.set()
+    pump.stop()
+    assert requests == []

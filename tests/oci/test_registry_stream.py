@@ -256,3 +256,15 @@ def test_a_malformed_layer_from_a_stalled_download_is_refused_at_once() -> None:
     reader.join()
     assert not stalled, "the refusal waited for the stalled download"
     assert refused and "tar" in str(refused[0])
+
+
+def test_bytes_after_a_gap_are_refused_not_handed_on() -> None:
+    # a partial file and a resumed download that disagree on where the blob stands must not
+    # hand the reader a stream with bytes missing
+    from skanse.oci.registry import _Progress
+
+    progress = _Progress("sha256")
+    assert progress.take(b"abcd", 0) == b"abcd"
+    assert progress.take(b"cdef", 2) == b"ef"  # overlap: only the new bytes
+    with pytest.raises(ValueError, match="follow bytes that ended at 6"):
+        progress.take(b"xy", 9)

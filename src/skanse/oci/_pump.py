@@ -6,7 +6,8 @@ that releases the interpreter lock (sockets, zlib, hashing), so each runs in a t
 the next stage works. `ChunkPump` is that thread and the bounded queue behind it: the reader
 calls `next_chunk()`; an error the iterator raises is raised to the reader, at that call and
 every later one (never a clean end after an error); `stop()` makes the thread abandon the
-iterator, closing it, at the next chunk it would hand over.
+iterator, closing it, at the next chunk it yields (an empty chunk hands nothing over and is
+such a point: a download yields one before each new request).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class ChunkPump:
     def _run(self) -> None:
         try:
             for chunk in self._chunks:
-                if chunk and not self._put(chunk):
+                # an empty chunk hands nothing over: the iterator offers a point to stop at
+                if self._stop.is_set() or (chunk and not self._put(chunk)):
                     self._close_source()  # the reader stopped: abandon the iterator
                     return
             self._put(b"")

@@ -116,6 +116,8 @@ class _Progress:
 
     def take(self, chunk: bytes, at: int) -> bytes:
         """The part of `chunk` (stream offset `at`) not handed over yet, hashed."""
+        if at > self.position:  # bytes between would be missing from what the reader gets
+            raise ValueError(f"blob bytes from {at} follow bytes that ended at {self.position}")
         end = at + len(chunk)
         if end <= self.position:
             self.file_is_handed = False
@@ -415,6 +417,9 @@ class RegistryClient:
         progress = _Progress(algorithm)
         yield from _replay(partial, descriptor.size, progress)  # bytes of an earlier run
         for _attempt in range(_MAX_RESUMES + 1):
+            # an empty chunk is a point where a reader that stopped (a closed DownloadReader)
+            # ends the download, before another request to the server
+            yield b""
             done = yield from self._download(ref, descriptor, partial, progress)
             if done:
                 break
