@@ -782,11 +782,10 @@ def _replay(partial: Path, size: int, progress: _Progress) -> Iterator[bytes]:
 
 
 def _file_hash(path: Path, algorithm: str) -> str:
-    hasher = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+    # not through a symlink, as the partial file is written and replayed
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 class DownloadReader(ForwardReader):
