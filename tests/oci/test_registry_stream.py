@@ -102,14 +102,21 @@ def test_a_server_that_ignores_range_restarts_from_zero_without_repeating_bytes(
     assert cached is not None and cached.read_bytes() == BLOB
 
 
-def test_bytes_rewritten_differently_on_a_restart_are_caught_in_the_file(
-    server: Server, tmp_path: Path
+@pytest.mark.parametrize(
+    ("handler", "match"),
+    [
+        # the reader got the genuine first half, but the restart rewrote the file's first
+        # half with other bytes: the handed-over bytes hash right, the file does not
+        (_ignoring_range(BLOB, b"X" * (len(BLOB) // 2) + BLOB[len(BLOB) // 2 :]), "not cached"),
+        (reply(200, BLOB + b"more" * 1000), "longer"),
+    ],
+    ids=["rewritten-on-restart", "longer-than-declared"],
+)
+def test_a_blob_that_is_not_the_one_declared_raises_to_the_reader_and_is_not_cached(
+    server: Server, tmp_path: Path, handler: Handler, match: str
 ) -> None:
-    """The reader got the genuine first half, but the restart rewrote the file's first half
-    with other bytes: the handed-over bytes hash right, the file does not, nothing is cached."""
-    forged = b"X" * (len(BLOB) // 2) + BLOB[len(BLOB) // 2 :]
-    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _ignoring_range(BLOB, forged)
-    with _open(server, tmp_path) as reader, pytest.raises(DigestMismatchError, match="not cached"):
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = handler
+    with _open(server, tmp_path) as reader, pytest.raises(DigestMismatchError, match=match):
         _read(reader)
     assert _cached(tmp_path) is None
 
@@ -128,13 +135,6 @@ def test_wrong_content_raises_at_the_last_read_and_is_not_cached(
     reader.close()
     assert _cached(tmp_path) is None
     assert not any((tmp_path / "cache" / "partial").iterdir())
-
-
-def test_longer_than_declared_raises_to_the_reader(server: Server, tmp_path: Path) -> None:
-    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, BLOB + b"more" * 1000)
-    with _open(server, tmp_path) as reader, pytest.raises(DigestMismatchError, match="longer"):
-        _read(reader)
-    assert _cached(tmp_path) is None
 
 
 def test_a_partial_download_of_an_earlier_run_is_read_back_then_resumed(
