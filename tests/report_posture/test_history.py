@@ -342,3 +342,21 @@ def test_many_first_writers_make_one_postgresql_store_together(postgres_url: str
         assert failures == []
         with open_history(url) as history:
             assert history.runs() == []
+
+
+def test_a_postgresql_store_opens_in_a_read_only_transaction(postgres_url: str) -> None:
+    """A reader on a read-only replica or role: once the store is made, opening it creates
+    nothing and takes no lock (both are refused in a read-only transaction)."""
+    import psycopg
+
+    name = f"readonly_{os.getpid()}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    url = postgres_url.replace("@/postgres?", f"@/{name}?")
+    with open_history(url) as history:
+        history.record({"generated": "2026-01-01T00:00:00+00:00", "summary": {}})
+    read_only = url + "&options=-c%20default_transaction_read_only%3Don"
+    with open_history(read_only) as history:
+        assert len(history.runs()) == 1
+        with pytest.raises(HistoryError, match="read-only transaction"):
+            history.record({"generated": "2026-01-02T00:00:00+00:00", "summary": {}})

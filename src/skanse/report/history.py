@@ -203,16 +203,34 @@ class History:
                 raise
             self._db.commit()
 
+    def _schema_present(self) -> bool:
+        """Whether the store's tables exist, asked without touching them (in PostgreSQL a
+        failed statement would end the transaction)."""
+        if self.postgres:
+            found = self._execute("SELECT to_regclass('skanse_history_meta')").fetchone()
+        else:
+            found = self._execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+                ("skanse_history_meta",),
+            ).fetchone()
+        return found is not None and found[0] is not None
+
     def _create(self) -> None:
         serial, bigint = ("BIGSERIAL", "BIGINT") if self.postgres else ("INTEGER", "INTEGER")
+        select = "SELECT value FROM skanse_history_meta WHERE name = ?"
         with self._transaction():
-            if self.postgres:  # concurrent CREATE TABLE IF NOT EXISTS can collide in pg_type
-                self._execute("SELECT pg_advisory_xact_lock(?)", (_PG_CREATE_LOCK,))
-            for statement in _TABLES:
-                self._execute(statement.format(serial=serial, bigint=bigint))
-            select = "SELECT value FROM skanse_history_meta WHERE name = ?"
-            row = self._execute(select, ("schema_version",)).fetchone()
-            if row is None:  # a new store (only then a write: a read-only store opens)
+            # an existing store is only read: a read-only role, transaction or mount opens it
+            # (creating tables, even IF NOT EXISTS, and PostgreSQL's lock need more)
+            row = None
+            if self._schema_present():
+                row = self._execute(select, ("schema_version",)).fetchone()
+            if row is None:
+                if self.postgres:  # concurrent CREATE TABLE IF NOT EXISTS collide in pg_type
+                    self._execute("SELECT pg_advisory_xact_lock(?)", (_PG_CREATE_LOCK,))
+                for statement in _TABLES:
+                    self._execute(statement.format(serial=serial, bigint=bigint))
+                row = self._execute(select, ("schema_version",)).fetchone()
+            if row is None:  # a new store (only then a write)
                 self._execute(  # a writer that got here first has written it: keep theirs
                     "INSERT INTO skanse_history_meta (name, value) VALUES (?, ?) "
                     "ON CONFLICT (name) DO NOTHING",
