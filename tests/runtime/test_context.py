@@ -305,11 +305,9 @@ def test_conmon_and_pod_parents_are_not_containers() -> None:
     assert container_from_cgroup("/libpod_parent") is None
 
 
-def test_a_containerd_database_caught_mid_write_is_read_again_at_the_next_lookup(
-    tmp_path: Path,
-) -> None:
-    """containerd rewrites meta.db in place: a lookup that met a torn file must not keep the
-    container without its image for good."""
+def _containerd_container(tmp_path: Path) -> tuple[RuntimeRoots, Path, bytes]:
+    """A `ctr run` container's task spec, and containerd's database naming its image (the
+    bytes, not yet written: (roots, where meta.db goes, its bytes))."""
     from tests.runtime.test_bolt import _bucket, _database, _leaf
 
     spec_dir = tmp_path / "run/containerd/io.containerd.runtime.v2.task/default" / ID
@@ -326,10 +324,62 @@ def test_a_containerd_database_caught_mid_write_is_read_again_at_the_next_lookup
         _leaf(5, [(1, ID.encode(), _bucket(6))]),
         _leaf(6, [(0, b"image", b"docker.io/library/nginx:1.27")]),
     ).read_bytes()
+    return roots, meta, built
+
+
+def test_a_containerd_database_caught_mid_write_is_read_again_once_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """containerd rewrites meta.db in place: a lookup that met a torn file must not keep the
+    container without its image for good, nor read the database again at every event
+    while it stays the same."""
+    roots, meta, built = _containerd_container(tmp_path)
     ref = container_from_cgroup(f"/default/{ID}")
     assert ref is not None
     metadata = ContainerMetadata(roots)
+    reads: list[str] = []
+    real = ContainerMetadata._containerd_database
+
+    def counted(self: ContainerMetadata, namespace: str, full_id: str) -> object:
+        reads.append(full_id)
+        return real(self, namespace, full_id)
+
+    monkeypatch.setattr(ContainerMetadata, "_containerd_database", counted)
     meta.write_bytes(built[: 2 * 4096 + 100])  # torn: the pages after the meta pages missing
     assert "image" not in metadata.lookup(ref)
+    assert "image" not in metadata.lookup(ref)
+    assert len(reads) == 1  # unchanged: not read again
     meta.write_bytes(built)
     assert metadata.lookup(ref)["image"] == "docker.io/library/nginx:1.27"
+    assert metadata.lookup(ref)["image"] == "docker.io/library/nginx:1.27"
+    assert len(reads) == 2
+
+
+def test_a_cgroup_whose_container_was_incomplete_gets_its_record_when_the_source_changes(
+    tmp_path: Path,
+) -> None:
+    """On cgroup v2 a cgroup's container is looked up once; a record left incomplete by a
+    torn database is read again when the database changes."""
+    from skanse.rules.events import ProcessTable
+    from skanse.runtime.state import ProcessState
+
+    roots, meta, built = _containerd_container(tmp_path)
+
+    class OneCgroup(CgroupPaths):
+        def path(self, cgroup_id: int) -> str | None:
+            return f"/default/{ID}" if cgroup_id == 77 else None
+
+    table = ProcessTable()
+    state = ProcessState(
+        table,
+        users=procfs.UserNames(str(tmp_path), proc_root=str(tmp_path / "no-proc")),
+        cgroups=OneCgroup(None),
+        metadata=ContainerMetadata(roots),
+        boot_offset_ns=0,
+    )
+    meta.write_bytes(built[: 2 * 4096 + 100])
+    cid = state._container_for_cgroup_id(77, pid=1)
+    assert cid is not None and table.containers[cid].image is None
+    meta.write_bytes(built)
+    assert state._container_for_cgroup_id(77, pid=1) == cid
+    assert table.containers[cid].image == "docker.io/library/nginx:1.27"

@@ -276,10 +276,13 @@ class ContainerMetadata:
     roots: RuntimeRoots = field(default_factory=RuntimeRoots)
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     _storage: dict[str, tuple[int, dict[str, Mapping[str, Any]]]] = field(default_factory=dict)
+    # incomplete records (containerd's database could not be read): the database's stamp
+    # then; the record is looked up again only once the database has changed
+    _incomplete: dict[str, tuple[int, int] | None] = field(default_factory=dict)
 
     def lookup(self, ref: ContainerRef) -> dict[str, Any]:
         cached = self._cache.get(ref.full_id)
-        if cached is not None:
+        if cached is not None and not self.stale(ref.full_id):
             return cached
         record: dict[str, Any] = {"id": ref.id, "type": ref.type, "full_id": ref.full_id}
         full_id = ref.full_id
@@ -298,17 +301,38 @@ class ContainerMetadata:
                 break
         if found:
             # a source that could not be read this time (containerd's database caught
-            # mid-write) leaves the record incomplete: look again at the next event
-            incomplete = found.pop(_INCOMPLETE, False)
+            # mid-write, or unreadable) leaves the record incomplete: it is looked up again
+            # once the database has changed, not at every event
+            if found.pop(_INCOMPLETE, False):
+                self._incomplete[full_id] = self._containerd_stamp()
+            else:
+                self._incomplete.pop(full_id, None)
             record.update(found)
-            if not incomplete:
-                if len(self._cache) > 16384:
-                    self._cache.clear()
-                self._cache[ref.full_id] = record  # complete: no need to look again
+            if len(self._cache) > 16384:
+                self._cache.clear()
+                self._incomplete.clear()
+            self._cache[ref.full_id] = record
         return record
+
+    def incomplete(self, full_id: str) -> bool:
+        """Whether the record kept for `full_id` lacks what an unreadable source holds."""
+        return full_id in self._incomplete
+
+    def stale(self, full_id: str) -> bool:
+        """Whether the record kept for `full_id` is incomplete and its source has changed
+        since (a lookup would read it again)."""
+        return full_id in self._incomplete and self._incomplete[full_id] != self._containerd_stamp()
+
+    def _containerd_stamp(self) -> tuple[int, int] | None:
+        try:
+            status = os.stat(self.roots.containerd_metadata)
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size
 
     def forget(self, full_id: str) -> None:
         self._cache.pop(full_id, None)
+        self._incomplete.pop(full_id, None)
 
     def _docker(self, full_id: str) -> dict[str, Any] | None:
         base = Path(self.roots.docker, "containers", full_id)

@@ -20,6 +20,7 @@ from skanse.runtime import procfs
 from skanse.runtime.containers import (
     CgroupPaths,
     ContainerMetadata,
+    ContainerRef,
     container_from_cgroup,
     container_from_proc_cgroup,
 )
@@ -63,6 +64,8 @@ class ProcessState:
         self._grace = exit_grace_s
         self._clock = clock
         self._cgroup_container: dict[int, str | None] = {}
+        # cgroups whose container's record is incomplete, to read again when its source changes
+        self._cgroup_incomplete: dict[int, ContainerRef] = {}
         self.seeded = 0
         self._missing: set[int] = set()
         self._root_ids: set[int] = set()
@@ -81,6 +84,9 @@ class ProcessState:
         if cgroup_id in self._cgroup_container:
             cid = self._cgroup_container[cgroup_id]
             if cid is not None or cgroup_id not in self._root_ids:
+                stale = self._cgroup_incomplete.get(cgroup_id)
+                if stale is not None and self.metadata.stale(stale.full_id):
+                    self._upsert(cgroup_id, stale)  # its source changed: read it again
                 return cid
         path = self.cgroups.path(cgroup_id) if cgroup_id > 1 else "/"
         if path in (None, "/"):
@@ -91,13 +97,24 @@ class ProcessState:
         cid = None
         if ref is not None:
             cid = ref.id
-            self.table.upsert_container(self.metadata.lookup(ref))
+            self._upsert(cgroup_id, ref)
             if self.on_container_cgroup is not None:
                 self.on_container_cgroup(cgroup_id)
         if len(self._cgroup_container) > 65536:
             self._cgroup_container.clear()
+            self._cgroup_incomplete.clear()
         self._cgroup_container[cgroup_id] = cid
         return cid
+
+    def _upsert(self, cgroup_id: int, ref: ContainerRef) -> None:
+        """Put the container's record in the table; remember a record left incomplete, to
+        read it again when its source changes (the cgroup's container is not looked up again
+        otherwise)."""
+        self.table.upsert_container(self.metadata.lookup(ref))
+        if self.metadata.incomplete(ref.full_id):
+            self._cgroup_incomplete[cgroup_id] = ref
+        else:
+            self._cgroup_incomplete.pop(cgroup_id, None)
 
     def _container_for_proc(self, cgroup_text: str | None) -> str | None:
         if not cgroup_text:
