@@ -196,8 +196,9 @@ def test_an_unreachable_registry_raises_at_the_first_read(tmp_path: Path) -> Non
 def test_a_forged_layer_from_the_registry_changes_nothing_in_the_view(
     server: Server, tmp_path: Path
 ) -> None:
-    """The layer reader leaves the blob digest to the download (the layer is not hashed
-    twice): a forged layer still fails the read and nothing of it is merged."""
+    """The layer reader is given no blob digest for a download (read_view leaves it to the
+    download, which checks it at its last read): a forged layer still fails the read and
+    nothing of it is merged."""
     genuine, forged = io.BytesIO(), io.BytesIO()
     for out, text in ((genuine, b"genuine"), (forged, b"forged!")):
         with tarfile.open(fileobj=out, mode="w") as archive:
