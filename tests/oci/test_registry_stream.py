@@ -269,3 +269,50 @@ def test_bytes_after_a_gap_are_refused_not_handed_on() -> None:
     assert progress.take(b"cdef", 2) == b"ef"  # overlap: only the new bytes
     with pytest.raises(ValueError, match="follow bytes that ended at 6"):
         progress.take(b"xy", 9)
+
+
+def test_a_download_is_verified_only_once_read_to_its_matching_end(
+    server: Server, tmp_path: Path
+) -> None:
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, BLOB)
+    with _open(server, tmp_path) as reader:
+        assert reader.read(100) == BLOB[:100]
+        assert not reader.verified  # bytes handed over, digest not yet known
+        rest = _read(reader)
+        assert BLOB[:100] + rest == BLOB and reader.verified
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, b"x" * len(BLOB))
+    (tmp_path / "again").mkdir()
+    with _open(server, tmp_path / "again") as reader:
+        with pytest.raises(DigestMismatchError):
+            _read(reader)
+        assert not reader.verified
+
+
+class _ClaimsToVerify(io.BytesIO):
+    """A blob that says it checks its own digest, as a download does, but never did."""
+
+    verifies_digest = True
+    verified = False
+
+
+def test_read_view_refuses_a_self_verifying_blob_that_did_not_verify(tmp_path: Path) -> None:
+    # read_view leaves a download's blob digest to the download; if a blob that claims to
+    # check it ends unverified, its layer must be refused rather than taken as checked
+    from dataclasses import replace
+
+    from skanse.oci.image import open_image, parse_spec, read_view
+    from skanse.oci.writer import LayerBuilder, build_image, write_layout
+
+    layer = LayerBuilder()
+    layer.add_file("/etc/motd", b"genuine\n")
+    write_layout(build_image([layer.build()]), tmp_path / "layout", tag="t")
+    image = open_image(parse_spec(f"oci:{tmp_path / 'layout'}:t"))
+    genuine = image.opener
+
+    def claiming(descriptor: Descriptor) -> IO[bytes]:
+        with genuine(descriptor) as blob:
+            return _ClaimsToVerify(blob.read())
+
+    with pytest.raises(DigestMismatchError, match="not read to its end"):
+        read_view(replace(image, opener=claiming), wants=lambda info: None)
+    assert "/etc/motd" in read_view(image, wants=lambda info: None).nodes  # the genuine path

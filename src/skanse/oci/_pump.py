@@ -55,6 +55,12 @@ class ChunkPump:
         if close is not None:
             close()
 
+    @property
+    def finished(self) -> bool:
+        """Whether the reader was handed the end: the iterator ran to its end and raised
+        nothing (a stopped or failed pump never finishes)."""
+        return self._done
+
     def next_chunk(self) -> bytes:
         """The next chunk, b"" at the end; raises what the iterator raised."""
         if self._failure is not None:

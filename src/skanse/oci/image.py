@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
-from skanse.errors import ImageReferenceError, LayoutError, ManifestError
+from skanse.errors import DigestMismatchError, ImageReferenceError, LayoutError, ManifestError
 from skanse.oci.layers import (
     FileRegion,
     RegionHashes,
@@ -515,7 +515,10 @@ def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> F
     view = FileView()
     budget = new_budget(limits)
     for index, (layer, diff_id) in enumerate(zip(image.layers, image.config.diff_ids, strict=True)):
+        where = f"{image.name}: layer {index} ({layer.digest[:19]})"
         with contextlib.closing(image.opener(layer)) as blob:
+            # a registry download verifies its own digest as it ends (`verified` says it did)
+            self_verifying = getattr(blob, "verifies_digest", False) is True
             apply_layer(
                 view,
                 blob,
@@ -523,17 +526,21 @@ def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> F
                 wants=wants,
                 limits=limits,
                 budget=budget,
-                # a docker archive's layer identity is its diff_id: verify it once,
-                # uncompressed; a registry download verifies its own digest as it ends
+                # a docker archive's layer identity is its diff_id: verify it once, uncompressed
                 digest=(
-                    None
-                    if image.source == "docker-archive" or getattr(blob, "verifies_digest", False)
-                    else layer.digest
+                    None if image.source == "docker-archive" or self_verifying else layer.digest
                 ),
                 diff_id=diff_id,
                 media_type=layer.media_type,
-                where=f"{image.name}: layer {index} ({layer.digest[:19]})",
+                where=where,
             )
+            if self_verifying and getattr(blob, "verified", False) is not True:
+                # the blob digest was left to the download, which checks it only once read to
+                # its end: a layer read otherwise is refused, never taken as verified
+                raise DigestMismatchError(
+                    f"{where}: the download was not read to its end, so its digest was not "
+                    "checked; layer refused"
+                )
     return view
 
 

@@ -803,6 +803,12 @@ class DownloadReader(ForwardReader):
         self._pump = ChunkPump(chunks, ahead=_AHEAD, name="blob-get")
         super().__init__(self._pump.next_chunk)
 
+    @property
+    def verified(self) -> bool:
+        """Whether the reader has read to the end, where the digest matched (it raises
+        otherwise): until then nothing read is known to be the blob."""
+        return self._pump.finished
+
     def close(self) -> None:
         if not self.closed:
             self._pump.stop(wait=False)
