@@ -276,10 +276,11 @@ def test_a_download_is_verified_only_once_read_to_its_matching_end(
 ) -> None:
     server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, BLOB)
     with _open(server, tmp_path) as reader:
-        assert reader.read(100) == BLOB[:100]
-        assert not reader.verified  # bytes handed over, digest not yet known
+        head = reader.read(100)
+        states = [reader.verified]  # bytes handed over, digest not yet known
         rest = _read(reader)
-        assert BLOB[:100] + rest == BLOB and reader.verified
+        states.append(reader.verified)
+    assert head + rest == BLOB and states == [False, True]
     server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = reply(200, b"x" * len(BLOB))
     (tmp_path / "again").mkdir()
     with _open(server, tmp_path / "again") as reader:
