@@ -20,8 +20,11 @@ numbers are a floor, not the server's ceiling.
 
 In the same run, so that both meet the same machine load:
 (c) the HTTPS ceiling: `bench.echo_app` (uvicorn + TLS + a JSON parse, same certificate, one
-    process) under the closed loop of (a); the skanse/echo ratio is printed by throughput and by
-    server CPU per review (a column of every row), which a shared machine moves much less.
+    process) under the closed loop of (a). Both servers run throughout and the closed loops
+    take turns, skanse then echo, for `--rounds` rounds (3 by default), so that a shared
+    machine's drift weighs on both; the skanse/echo ratio is printed per round and as the
+    median, by throughput and by server CPU per review (a column of every row, which a shared
+    machine moves much less), and rows (a) and (c) are the median round's.
 (d) in-process CPU per review (`Webhook.validate` on the allowed and the denied pods, no
     HTTP), and the time to answer pods of 10, 100 and 1,000 containers (allowed: hardened
     copies of the bench's container; violating: `{"name": "cN", "image": "a"}`, the shape of
@@ -42,9 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -311,6 +315,25 @@ class Server:
     def cpu_seconds(self) -> float:
         return _cpu_seconds(self.process.pid)
 
+    def decision_seconds(self) -> tuple[float, int]:
+        """The server's own account of `/validate` so far: seconds from body read to answer
+        ready, summed, and the count (its duration histogram). With one worker and no image
+        rules the decision runs on the event loop: this is its CPU time in the server, plus
+        any time the kernel gave the core to another process meanwhile."""
+        context = ssl.create_default_context(cafile=str(self.tls / "ca.crt"))
+        url = f"https://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+            text = answer.read().decode()
+        total = count = 0.0
+        for line in text.splitlines():
+            if 'endpoint="validate"' not in line:
+                continue
+            if line.startswith("skanse_webhook_request_duration_seconds_sum"):
+                total = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("skanse_webhook_request_duration_seconds_count"):
+                count = float(line.rsplit(" ", 1)[1])
+        return total, int(count)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
@@ -399,6 +422,7 @@ def closed_loop(
     script = work / "review.lua"
     script.write_text(_WRK_SCRIPT % {"bodies": bodies})
     cpu = server.cpu_seconds()
+    decided = server.decision_seconds() if isinstance(server, Server) else None
     run = subprocess.run(
         [
             "wrk",
@@ -418,7 +442,7 @@ def closed_loop(
     line = next(x for x in run.stdout.splitlines() if x.startswith("WRK "))
     data = json.loads(line[4:])
     seconds = data["duration_us"] / 1e6
-    return {
+    result: dict[str, Any] = {
         "throughput": data["requests"] / seconds,
         "p50_ms": data["p50_us"] / 1000,
         "p99_ms": data["p99_us"] / 1000,
@@ -428,6 +452,11 @@ def closed_loop(
         "errors": data["errors"] + data["status_errors"],
         "server_cpu": (server.cpu_seconds() - cpu) / seconds,
     }
+    if decided is not None and isinstance(server, Server):
+        total, count = server.decision_seconds()
+        if count > decided[1]:
+            result["decision_ms"] = (total - decided[0]) / (count - decided[1]) * 1000
+    return result
 
 
 # -- (b) open loop: an asyncio HTTP/1.1 client ------------------------------------------------
@@ -620,6 +649,53 @@ def _cpu_per_review(r: dict[str, Any]) -> float:
     return float(r["server_cpu"] / r["throughput"] * 1000) if r["throughput"] else 0.0
 
 
+Round = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def _median_round(rounds: list[Round]) -> Round:
+    """The round whose skanse/echo CPU-per-review ratio is the median (the only round
+    without the echo app)."""
+    if rounds[0][1] is None:
+        return rounds[0]
+    ordered = sorted(rounds, key=lambda r: _cpu_ratio(r[0], cast(dict[str, Any], r[1])))
+    return ordered[len(ordered) // 2]
+
+
+def _cpu_ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
+    """echo/skanse server CPU per review: 1.0 would be skanse costing nothing on top."""
+    return _cpu_per_review(theirs) / max(_cpu_per_review(ours), 1e-9)
+
+
+def _ratio_line(rounds: list[Round], connections: int, workers: int) -> str:
+    pairs = [(ours, cast(dict[str, Any], theirs)) for ours, theirs in rounds]
+    by_throughput = [ours["throughput"] / theirs["throughput"] for ours, theirs in pairs]
+    by_cpu = [_cpu_ratio(ours, theirs) for ours, theirs in pairs]
+
+    def listed(values: list[float]) -> str:
+        each = ", ".join(f"{v:.2f}" for v in values)
+        return f"{statistics.median(values):.2f} (rounds: {each})"
+
+    line = (
+        f"skanse/echo at {connections} connections, median of {len(pairs)} alternating "
+        f"rounds (skanse with {workers} worker(s), echo with 1 process): by throughput "
+        f"{listed(by_throughput)}; by server CPU per review (echo/skanse) {listed(by_cpu)}"
+    )
+    if workers == 1 and all("decision_ms" in ours for ours, _ in pairs):
+        # what the server spends outside the decision, against the echo app's whole request
+        rest = [_cpu_per_review(ours) - ours["decision_ms"] for ours, _ in pairs]
+        line += (
+            "\nof skanse's CPU per review, the decision (parse, checks, answer; the server's "
+            "duration histogram) took "
+            + ", ".join(f"{ours['decision_ms']:.3f}" for ours, _ in pairs)
+            + " ms and the rest (TLS, HTTP, body, metrics) "
+            + ", ".join(f"{r:.3f}" for r in rest)
+            + " ms, against the echo app's whole request at "
+            + ", ".join(f"{_cpu_per_review(theirs):.3f}" for _, theirs in pairs)
+            + " ms"
+        )
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=30, help="seconds per run")
@@ -639,6 +715,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-echo", action="store_true", help="skip the echo app (the HTTPS ceiling) run"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="closed-loop rounds, skanse and the echo app taking turns (default: 3)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -652,13 +734,34 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="skanse-bench-") as tmp:
         work = Path(tmp)
         server = Server(work, args.workers)
+        echo = None
         try:
             rows = []
+            ratio = echo_row = ""
             if args.only != "open":
-                closed = closed_loop(server, work, args.duration, args.connections, False)
+                with_echo = not args.no_echo
+                if with_echo:
+                    echo = EchoServer(work, server.tls)
+                # skanse and the echo app take turns, round by round, so that a machine whose
+                # speed drifts (a shared VM) weighs on both alike; the median round is shown
+                rounds = []
+                for _ in range(args.rounds if with_echo else 1):
+                    ours = closed_loop(server, work, args.duration, args.connections, False)
+                    theirs = (
+                        closed_loop(echo, work, args.duration, args.connections, False)
+                        if echo is not None
+                        else None
+                    )
+                    rounds.append((ours, theirs))
+                closed, ceiling = _median_round(rounds)
                 rows.append(
                     _row(f"(a) closed loop, {args.connections} connections, allowed pods", closed)
                 )
+                if ceiling is not None:
+                    echo_row = _row(
+                        f"(c) echo app, 1 process, {args.connections} connections", ceiling
+                    )
+                    ratio = _ratio_line(rounds, args.connections, args.workers)
             if args.violating and args.only != "open":
                 denied = closed_loop(server, work, args.duration, args.connections, True)
                 rows.append(
@@ -667,23 +770,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.only != "closed":
                 opened = open_loop(server, args.rate, args.duration)
                 rows.append(_row(f"(b) open loop, {args.rate:.0f} reviews/s, allowed pods", opened))
+            if echo_row:
+                rows.append(echo_row)
         finally:
             server.stop()
-        ratio = ""
-        if not args.no_echo and args.only != "open":
-            echo = EchoServer(work, server.tls)
-            try:
-                ceiling = closed_loop(echo, work, args.duration, args.connections, False)
-            finally:
+            if echo is not None:
                 echo.stop()
-            rows.append(_row(f"(c) echo app, 1 process, {args.connections} connections", ceiling))
-            ratio = (
-                f"skanse/echo throughput at {args.connections} connections: "
-                f"{closed['throughput'] / ceiling['throughput']:.2f} "
-                f"(skanse with {args.workers} worker(s), echo with 1 process); "
-                "by server CPU per review (echo/skanse): "
-                f"{_cpu_per_review(ceiling) / max(_cpu_per_review(closed), 1e-9):.2f}"
-            )
     load = os.getloadavg()
     print()
     print("| run | throughput | mean | p50 | p99 | max | errors | server CPU | CPU per review |")
