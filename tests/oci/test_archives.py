@@ -231,3 +231,100 @@ def test_docker_archive_sparse_layer_member_is_read_expanded(tmp_path: Path) -> 
         opened.close()
     assert "/etc/motd" in view.nodes and "/zeros" in view.nodes
     assert view.layers[0].diff_id == diff_id
+
+
+def _linked_archive(path: Path, layer: bytes, links: dict[str, tuple[bytes, str]]) -> Path:
+    """A docker archive whose manifest lists `a/layer.tar` then each key of `links`, stored
+    as a link member (tarfile.SYMTYPE or LNKTYPE, target), all with the layer's diff_id."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    names = ["a/layer.tar", *links]
+    manifest = json.dumps([{"Config": "c.json", "Layers": names}]).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": [diff_id] * len(names)}}
+    ).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("manifest.json", manifest), ("c.json", config), (names[0], layer)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, (kind, target) in links.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        {"b/layer.tar": (tarfile.SYMTYPE, "../a/layer.tar")},  # what docker save writes
+        {"b/layer.tar": (tarfile.LNKTYPE, "a/layer.tar")},
+        {  # a chain of both kinds
+            "b/layer.tar": (tarfile.SYMTYPE, "../c/layer.tar"),
+            "c/layer.tar": (tarfile.LNKTYPE, "a/layer.tar"),
+        },
+    ],
+)
+def test_a_layer_docker_save_stored_as_a_link_to_the_same_layer_is_read(
+    tmp_path: Path, links: dict[str, tuple[bytes, str]]
+) -> None:
+    # `docker save` stores a layer once and links every later layer with the same diff_id
+    # to it (an image with two identical layers, such as two empty ones)
+    layer = LayerBuilder().add_file("/etc/motd", b"hi").tar_bytes()
+    opened = open_docker_archive(_linked_archive(tmp_path / "a.tar", layer, links))
+    try:
+        view = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    assert len(view.layers) == len(links) + 1
+    assert view.captured["/etc/motd"].value == b"hi"
+
+
+@pytest.mark.parametrize(
+    ("links", "message"),
+    [
+        ({"b/layer.tar": (tarfile.SYMTYPE, "/etc/passwd")}, "symlink to '/etc/passwd', outside"),
+        ({"b/layer.tar": (tarfile.SYMTYPE, "../../etc/passwd")}, "outside the archive"),
+        ({"b/layer.tar": (tarfile.LNKTYPE, "../x")}, "outside the archive"),
+        (
+            {
+                "b/layer.tar": (tarfile.SYMTYPE, "../c/layer.tar"),
+                "c/layer.tar": (tarfile.SYMTYPE, "../b/layer.tar"),
+            },
+            "loops",
+        ),
+        ({"b/layer.tar": (tarfile.SYMTYPE, "../nowhere.tar")}, "missing from the archive"),
+        ({"b/layer.tar": (tarfile.SYMTYPE, "../..")}, "outside the archive"),
+    ],
+)
+def test_a_layer_link_that_leaves_the_archive_loops_or_names_nothing_is_refused(
+    tmp_path: Path, links: dict[str, tuple[bytes, str]], message: str
+) -> None:
+    layer = LayerBuilder().add_file("/etc/motd", b"hi").tar_bytes()
+    with pytest.raises(LayoutError, match=message):
+        open_docker_archive(_linked_archive(tmp_path / "a.tar", layer, links))
+
+
+def test_a_layer_linked_to_a_layer_of_another_diff_id_is_refused(tmp_path: Path) -> None:
+    first = LayerBuilder().add_file("/etc/motd", b"first").tar_bytes()
+    second = LayerBuilder().add_file("/etc/motd", b"second").tar_bytes()
+    ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in (first, second)]
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, data in (
+            ("manifest.json", json.dumps([{"Config": "c.json", "Layers": ["a", "b"]}]).encode()),
+            ("c.json", json.dumps({"rootfs": {"diff_ids": ids}}).encode()),
+            ("a", first),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("b")
+        info.type, info.linkname = tarfile.SYMTYPE, "a"  # claims the second diff_id
+        tar.addfile(info)
+    opened = open_docker_archive(path)
+    try:
+        with pytest.raises(DigestMismatchError, match="expected diff_id"):
+            read_view(opened, lambda info: None)
+    finally:
+        opened.close()

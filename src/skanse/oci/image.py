@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import stat
 import tarfile
 import threading
@@ -53,7 +54,15 @@ from skanse.oci.manifest import (
     verify_digest,
 )
 from skanse.oci.reference import Reference, parse_reference
-from skanse.oci.vfs import Captured, FileInfo, FileView, NodeKind, ViewLimits, Wants
+from skanse.oci.vfs import (
+    MAX_SYMLINK_HOPS,
+    Captured,
+    FileInfo,
+    FileView,
+    NodeKind,
+    ViewLimits,
+    Wants,
+)
 
 if TYPE_CHECKING:  # imported lazily at run time: urllib3 is not needed for local images
     from skanse.oci.registry import RegistryClient
@@ -388,6 +397,42 @@ def open_layout_image(
 # --- docker save archives -------------------------------------------------------------
 
 
+def _archive_file(
+    members: dict[str, tarfile.TarInfo], member_name: str, name: str, what: str = ""
+) -> tarfile.TarInfo:
+    """The regular file `member_name` names in the archive, through the symlinks and hard
+    links `docker save` writes for a layer it already stored (same diff_id). A link is
+    followed only to another member: one that leaves the archive, loops or names nothing
+    is refused, and nothing outside the archive is ever read."""
+    key = os.path.normpath(member_name).lstrip("/")
+    for _hop in range(MAX_SYMLINK_HOPS + 1):
+        member = members.get(key)
+        if member is None:
+            break
+        if member.isreg():
+            return member
+        if member.issym():
+            target = member.linkname
+            if target.startswith("/"):
+                raise LayoutError(
+                    f"{what}{member_name} is a symlink to {target!r}, outside the archive",
+                    reference=name,
+                )
+            key = os.path.normpath(posixpath.join(posixpath.dirname(key), target))
+        elif member.islnk():
+            key = os.path.normpath(member.linkname).lstrip("/")
+        else:
+            break
+        if key == ".." or key.startswith("../"):
+            raise LayoutError(
+                f"{what}{member_name} is a link to {member.linkname!r}, outside the archive",
+                reference=name,
+            )
+    else:
+        raise LayoutError(f"{what}{member_name} is a link that loops", reference=name)
+    raise LayoutError(f"{what}{member_name} is missing from the archive", reference=name)
+
+
 def open_docker_archive(path: Path) -> Image:
     """A `docker save` tar: manifest.json names the config and the layer tars."""
     name = f"docker-archive:{path}"
@@ -406,9 +451,7 @@ def open_docker_archive(path: Path) -> Image:
             members[normalised] = member
 
         def read_member(member_name: str, cap: int) -> bytes:
-            member = members.get(os.path.normpath(member_name).lstrip("/"))
-            if member is None or not member.isreg():
-                raise LayoutError(f"{member_name} is missing from the archive", reference=name)
+            member = _archive_file(members, member_name, name)
             if member.size > cap:
                 raise LayoutError(f"{member_name} is over the {cap}-byte cap", reference=name)
             handle = archive.extractfile(member)
@@ -437,9 +480,7 @@ def open_docker_archive(path: Path) -> Image:
         layers = []
         by_digest: dict[str, tarfile.TarInfo] = {}
         for layer_name, diff_id in zip(layer_names, config.diff_ids, strict=True):
-            layer_member = members.get(os.path.normpath(str(layer_name)).lstrip("/"))
-            if layer_member is None or not layer_member.isreg():
-                raise LayoutError(f"layer {layer_name} is missing from the archive", reference=name)
+            layer_member = _archive_file(members, str(layer_name), name, what="layer ")
             # a docker archive stores layers uncompressed, so a layer's identity is its diff_id
             layers.append(
                 Descriptor(
