@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from skanse.errors import DigestMismatchError, LayerError, LayoutError, ManifestError
-from skanse.oci.image import open_docker_archive, read_view
+from skanse.oci.archives import open_docker_archive
+from skanse.oci.image import read_view
 from skanse.oci.layers import apply_layer
 from skanse.oci.vfs import FileView, ViewLimits
 from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive

@@ -18,7 +18,8 @@ import pytest
 from skanse.errors import DigestMismatchError, LayerError
 from skanse.oci import layers
 from skanse.oci._tarwalk import plain_members
-from skanse.oci.image import open_docker_archive, read_view
+from skanse.oci.archives import open_docker_archive
+from skanse.oci.image import read_view
 from skanse.oci.layers import FileRegion
 from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive
 from tests._debian import debian_rootfs

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inspect = sub.add_parser(
         "inspect",
         help="manifest digest, config, layers and history",
-        description="REF: a registry reference, oci:DIR[:TAG], docker-archive:FILE, or a path",
+        description="REF: a registry reference, oci:DIR[:TAG], docker-archive:FILE, "
+        "oci-archive:FILE[:TAG], or a path",
     )
     inspect.add_argument("target", metavar="REF")
     inspect.add_argument("-f", "--format", choices=("text", "json"), default="text")

@@ -19,13 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "  skanse sbom alpine:3.19\n"
         "  skanse sbom oci:build/layout:v1 -o cyclonedx-json=out.json -o spdx-json=out.spdx.json\n"
         "  skanse sbom docker-archive:app.tar -o json\n"
+        "  skanse sbom oci-archive:build/image.tar -o spdx-json=out.spdx.json\n"
         "  skanse sbom dir:/srv/rootfs\n\n"
         f"Formats: {', '.join(FORMAT_NAMES)}. Without =FILE a format goes to standard output."
     )
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="REF, oci:DIR[:TAG], docker-archive:FILE, dir:DIR, or a path (layout, archive, dir)",
+        help="REF, oci:DIR[:TAG], docker-archive:FILE, oci-archive:FILE[:TAG], dir:DIR, or a path "
+        "(layout, archive, dir)",
     )
     parser.add_argument(
         "-o",

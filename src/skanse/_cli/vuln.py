@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="REF, oci:DIR[:TAG], docker-archive:FILE, dir:DIR, sbom:FILE, or a path "
+        help="REF, oci:DIR[:TAG], docker-archive:FILE, oci-archive:FILE[:TAG], dir:DIR, sbom:FILE, "
+        "or a path "
         "(a layout, an archive, a directory, or a CycloneDX/SPDX/Syft JSON SBOM)",
     )
     parser.add_argument(

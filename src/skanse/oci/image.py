@@ -8,9 +8,11 @@ Spec forms (as Syft and skopeo spell them):
     registry:REF | REF                  a registry reference (`alpine:3.19`, `host:5000/a/b`)
     oci:DIR[:TAG] | oci-dir:DIR[:TAG]   an OCI image layout
     docker-archive:FILE                 a `docker save` (or `skopeo copy docker-archive:`) tar
+    oci-archive:FILE[:TAG]              an OCI image layout packed as a tar
     dir:DIR                             a plain root file system
 A bare path is recognised: a directory with an `oci-layout` file is a layout, another
-directory a root file system, a file a docker archive.
+directory a root file system, a file a docker archive or, without manifest.json, an OCI
+archive (`skanse.oci.archives`).
 """
 
 from __future__ import annotations
@@ -18,23 +20,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import posixpath
 import stat
-import tarfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Protocol
 
 from skanse.errors import DigestMismatchError, ImageReferenceError, LayoutError, ManifestError
 from skanse.oci.layers import (
-    FileRegion,
-    RegionHashes,
     apply_layer,
-    hash_ahead,
     new_budget,
-    sniff_compression,
 )
 from skanse.oci.manifest import (
     CONFIG_TYPES,
@@ -46,8 +41,6 @@ from skanse.oci.manifest import (
     Index,
     Manifest,
     Platform,
-    compute_digest,
-    digest_algorithm,
     parse_config,
     parse_manifest_or_index,
     validate_digest,
@@ -55,7 +48,6 @@ from skanse.oci.manifest import (
 )
 from skanse.oci.reference import Reference, parse_reference
 from skanse.oci.vfs import (
-    MAX_SYMLINK_HOPS,
     Captured,
     FileInfo,
     FileView,
@@ -87,7 +79,7 @@ BlobOpener = Callable[[Descriptor], IO[bytes]]
 class ImageSpec:
     """What the user asked for: a kind of source and its location."""
 
-    kind: str  # registry | oci-layout | docker-archive | dir
+    kind: str  # registry | oci-layout | docker-archive | oci-archive | dir
     location: str
     tag: str | None = None
 
@@ -103,7 +95,7 @@ class Image:
     """A resolved image: manifest, config and layer descriptors, plus how to open blobs."""
 
     name: str  # for messages and SBOM metadata
-    source: str  # registry | oci-layout | docker-archive
+    source: str  # registry | oci-layout | docker-archive | oci-archive
     config: ImageConfig
     config_bytes: bytes
     config_digest: str
@@ -135,7 +127,8 @@ class Image:
 
 
 def parse_spec(text: str) -> ImageSpec:
-    """Split `oci:DIR:TAG`, `docker-archive:FILE`, `dir:DIR`, `registry:REF` or guess.
+    """Split `oci:DIR:TAG`, `docker-archive:FILE`, `oci-archive:FILE:TAG`, `dir:DIR`,
+    `registry:REF`, or guess.
 
     An empty target (or prefix with nothing after it) is refused: Path("") is the working
     directory, and `skanse sbom "$IMAGE"` with the variable unset must not report on it."""
@@ -145,6 +138,7 @@ def parse_spec(text: str) -> ImageSpec:
         ("oci:", "oci-layout"),
         ("oci-dir:", "oci-layout"),
         ("docker-archive:", "docker-archive"),
+        ("oci-archive:", "oci-archive"),
         ("dir:", "dir"),
         ("registry:", "registry"),
         ("docker:", "registry"),
@@ -155,7 +149,7 @@ def parse_spec(text: str) -> ImageSpec:
                 raise ImageReferenceError(f"'{prefix}' names nothing: give a location after it")
             if kind == "registry":
                 return ImageSpec(kind, rest.removeprefix("//"))
-            if kind == "oci-layout":
+            if kind in ("oci-layout", "oci-archive"):
                 path, tag = _split_layout_tag(rest)
                 return ImageSpec(kind, path, tag)
             return ImageSpec(kind, rest)
@@ -194,8 +188,12 @@ def open_image(
         return open_registry_image(client, parse_reference(spec.location), platform=platform)
     if spec.kind == "oci-layout":
         return open_layout_image(Path(spec.location), tag=spec.tag, platform=platform)
-    if spec.kind == "docker-archive":
-        return open_docker_archive(Path(spec.location))
+    if spec.kind in ("docker-archive", "oci-archive"):
+        from skanse.oci.archives import open_archive, open_oci_archive
+
+        if spec.kind == "oci-archive":
+            return open_oci_archive(Path(spec.location), tag=spec.tag, platform=platform)
+        return open_archive(Path(spec.location), platform=platform)
     raise ManifestError(f"{spec} is a directory, not an image", reference=str(spec))
 
 
@@ -283,44 +281,87 @@ def _check_layers(manifest: Manifest, config: ImageConfig, name: str) -> None:
 # --- OCI image layout -----------------------------------------------------------------
 
 
-def _layout_blob(root: Path, digest: str, name: str) -> Path:
+class LayoutStore(Protocol):
+    """Where an OCI image layout's files are: a directory, or the members of a tar."""
+
+    def read(self, relpath: str, cap: int, what: str) -> bytes:
+        """The file at `relpath` (at most `cap` bytes); LayoutError if missing or over."""
+        ...
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        """The blob `digest` names, to read; LayoutError if it is missing."""
+        ...
+
+
+def blob_path(digest: str) -> str:
+    """`blobs/<algorithm>/<hex>`: where a layout keeps `digest` (validated first)."""
     algorithm, _, hexpart = validate_digest(digest).partition(":")
-    path = root / "blobs" / algorithm / hexpart
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        raise LayoutError(f"blob {digest} is missing from the layout", reference=name) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise LayoutError(f"blob {digest} is not a regular file (a symlink?)", reference=name)
-    return path
+    return f"blobs/{algorithm}/{hexpart}"
 
 
-def _read_small(path: Path, cap: int, name: str, what: str) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        raise LayoutError(f"{what} is missing", reference=name) from None
-    except OSError as exc:
-        raise LayoutError(f"{what}: {exc.strerror}", reference=name) from None
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(cap + 1)
-    if len(data) > cap:
-        raise LayoutError(f"{what} is over the {cap}-byte cap", reference=name)
-    return data
+class _LayoutDirectory:
+    """A layout in a directory: regular files only, read without following symlinks."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.name = root, name
+
+    def _file(self, relpath: str, what: str) -> Path:
+        path = self.root / relpath
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            where = " from the layout" if relpath.startswith("blobs/") else ""
+            raise LayoutError(f"{what} is missing{where}", reference=self.name) from None
+        except OSError as exc:
+            raise LayoutError(f"{what}: {exc.strerror}", reference=self.name) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise LayoutError(f"{what} is not a regular file (a symlink?)", reference=self.name)
+        return path
+
+    def _open(self, relpath: str, what: str) -> IO[bytes]:
+        try:
+            fd = os.open(self._file(relpath, what), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise LayoutError(f"{what}: {exc.strerror}", reference=self.name) from None
+        return os.fdopen(fd, "rb")
+
+    def read(self, relpath: str, cap: int, what: str) -> bytes:
+        with self._open(relpath, what) as handle:
+            data = handle.read(cap + 1)
+        if len(data) > cap:
+            raise LayoutError(f"{what} is over the {cap}-byte cap", reference=self.name)
+        return data
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        return self._open(blob_path(digest), f"blob {digest}")
 
 
 def open_layout_image(
     root: Path, *, tag: str | None = None, platform: Platform | None = None
 ) -> Image:
     name = f"oci:{root}" + (f":{tag}" if tag else "")
-    layout = _read_small(root / "oci-layout", 4096, name, "oci-layout file")
+    return open_layout(_LayoutDirectory(root, name), name, tag=tag, platform=platform)
+
+
+def open_layout(
+    store: LayoutStore,
+    name: str,
+    *,
+    tag: str | None = None,
+    platform: Platform | None = None,
+    source: str = "oci-layout",
+    closer: Callable[[], None] | None = None,
+) -> Image:
+    """The image of an OCI image layout held by `store`: the one tagged `tag`, or the only
+    one (or the one for `platform` when the index lists several)."""
+    layout = store.read("oci-layout", 4096, "oci-layout file")
     try:
         version = json.loads(layout).get("imageLayoutVersion")
     except (ValueError, AttributeError):
         version = None
     if not isinstance(version, str):
         raise LayoutError("oci-layout file has no imageLayoutVersion", reference=name)
-    index_bytes = _read_small(root / "index.json", MAX_MANIFEST_BYTES, name, "index.json")
+    index_bytes = store.read("index.json", MAX_MANIFEST_BYTES, "index.json")
     top = parse_manifest_or_index(
         index_bytes, "application/vnd.oci.image.index.v1+json", reference=name
     )
@@ -343,7 +384,7 @@ def open_layout_image(
         if len(matching) != 1:
             tags = sorted({e.annotations.get(_REF_NAME, "") for e in entries} - {""})
             raise LayoutError(
-                f"the layout holds {len(entries)} images; name one with oci:DIR:TAG "
+                f"the layout holds {len(entries)} images; name one with {source}:PATH:TAG "
                 f"(tags: {', '.join(tags) or 'none'})",
                 reference=name,
             )
@@ -351,11 +392,8 @@ def open_layout_image(
     entry = entries[0]
 
     def fetch(descriptor: Descriptor) -> bytes:
-        data = _read_small(
-            _layout_blob(root, descriptor.digest, name),
-            MAX_MANIFEST_BYTES,
-            name,
-            f"blob {descriptor.digest}",
+        data = store.read(
+            blob_path(descriptor.digest), MAX_MANIFEST_BYTES, f"blob {descriptor.digest}"
         )
         verify_digest(data, descriptor.digest, what="manifest", reference=name)
         return data
@@ -366,184 +404,26 @@ def open_layout_image(
         parsed, entry.digest, platform, fetch, name
     )
     _check_config_type(manifest, name)
-    config_path = _layout_blob(root, manifest.config.digest, name)
-    config_bytes = _read_small(config_path, MAX_CONFIG_BYTES, name, "image config")
+    config_bytes = store.read(blob_path(manifest.config.digest), MAX_CONFIG_BYTES, "image config")
     verify_digest(config_bytes, manifest.config.digest, what="config", reference=name)
     config = parse_config(config_bytes, reference=name)
     _check_layers(manifest, config, name)
     for layer in manifest.layers:
-        _layout_blob(root, layer.digest, name)  # a missing blob fails now, not mid-read
-
-    def opener(descriptor: Descriptor) -> IO[bytes]:
-        path = _layout_blob(root, descriptor.digest, name)
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        return os.fdopen(fd, "rb")
+        store.open_blob(layer.digest).close()  # a missing blob fails now, not mid-read
 
     return Image(
         name=name,
-        source="oci-layout",
+        source=source,
         config=config,
         config_bytes=config_bytes,
         config_digest=manifest.config.digest,
         layers=manifest.layers,
-        opener=opener,
+        opener=lambda descriptor: store.open_blob(descriptor.digest),
         manifest=manifest,
         manifest_bytes=chosen if chosen is not None else first,
         manifest_digest=manifest_digest,
         index_digest=index_digest,
-    )
-
-
-# --- docker save archives -------------------------------------------------------------
-
-
-def _archive_file(
-    members: dict[str, tarfile.TarInfo], member_name: str, name: str, what: str = ""
-) -> tarfile.TarInfo:
-    """The regular file `member_name` names in the archive, through the symlinks and hard
-    links `docker save` writes for a layer it already stored (same diff_id). A link is
-    followed only to another member: one that leaves the archive, loops or names nothing
-    is refused, and nothing outside the archive is ever read."""
-    key = os.path.normpath(member_name).lstrip("/")
-    for _hop in range(MAX_SYMLINK_HOPS + 1):
-        member = members.get(key)
-        if member is None:
-            break
-        if member.isreg():
-            return member
-        if member.issym():
-            target = member.linkname
-            if target.startswith("/"):
-                raise LayoutError(
-                    f"{what}{member_name} is a symlink to {target!r}, outside the archive",
-                    reference=name,
-                )
-            key = os.path.normpath(posixpath.join(posixpath.dirname(key), target))
-        elif member.islnk():
-            key = os.path.normpath(member.linkname).lstrip("/")
-        else:
-            break
-        if key == ".." or key.startswith("../"):
-            raise LayoutError(
-                f"{what}{member_name} is a link to {member.linkname!r}, outside the archive",
-                reference=name,
-            )
-    else:
-        raise LayoutError(f"{what}{member_name} is a link that loops", reference=name)
-    raise LayoutError(f"{what}{member_name} is missing from the archive", reference=name)
-
-
-def open_docker_archive(path: Path) -> Image:
-    """A `docker save` tar: manifest.json names the config and the layer tars."""
-    name = f"docker-archive:{path}"
-    try:
-        archive = tarfile.open(path, mode="r:")
-    except (OSError, tarfile.TarError) as exc:
-        raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
-    try:
-        members: dict[str, tarfile.TarInfo] = {}
-        for member in archive:
-            normalised = os.path.normpath(member.name).lstrip("/")
-            if normalised.startswith(".."):
-                continue  # never looked up, never followed
-            if len(members) > 100_000:
-                raise LayoutError("archive has more than 100000 members", reference=name)
-            members[normalised] = member
-
-        def read_member(member_name: str, cap: int) -> bytes:
-            member = _archive_file(members, member_name, name)
-            if member.size > cap:
-                raise LayoutError(f"{member_name} is over the {cap}-byte cap", reference=name)
-            handle = archive.extractfile(member)
-            assert handle is not None
-            return handle.read()
-
-        manifest_json = json.loads(read_member("manifest.json", MAX_MANIFEST_BYTES))
-        if not isinstance(manifest_json, list) or not manifest_json:
-            raise LayoutError("manifest.json lists no images", reference=name)
-        if len(manifest_json) > 1:
-            raise LayoutError(
-                f"the archive holds {len(manifest_json)} images; only one per archive is supported",
-                reference=name,
-            )
-        entry = manifest_json[0]
-        config_name, layer_names = entry.get("Config"), entry.get("Layers")
-        if not isinstance(config_name, str) or not isinstance(layer_names, list):
-            raise LayoutError("manifest.json entry has no Config or Layers", reference=name)
-        config_bytes = read_member(config_name, MAX_CONFIG_BYTES)
-        config = parse_config(config_bytes, reference=name)
-        if len(layer_names) != len(config.diff_ids):
-            raise LayoutError(
-                f"manifest.json lists {len(layer_names)} layers, the config {len(config.diff_ids)}",
-                reference=name,
-            )
-        layers = []
-        by_digest: dict[str, tarfile.TarInfo] = {}
-        for layer_name, diff_id in zip(layer_names, config.diff_ids, strict=True):
-            layer_member = _archive_file(members, str(layer_name), name, what="layer ")
-            # a docker archive stores layers uncompressed, so a layer's identity is its diff_id
-            layers.append(
-                Descriptor(
-                    "application/vnd.docker.image.rootfs.diff.tar", diff_id, layer_member.size
-                )
-            )
-            by_digest[diff_id] = layer_member
-    except (ValueError, tarfile.TarError) as exc:
-        archive.close()
-        raise LayoutError(f"malformed archive: {exc}", reference=name) from None
-    except BaseException:
-        archive.close()
-        raise
-
-    fd = cast(IO[bytes], archive.fileobj).fileno()
-    ahead: dict[int, RegionHashes] = {}  # by the layer's offset in the archive
-    threads: list[threading.Thread] = []
-
-    def opener(descriptor: Descriptor) -> IO[bytes]:
-        # read in place with pread: seekable, so tarfile skips what it does not need, and a
-        # second reader hashes the layer alongside (the archive keeps the descriptor open)
-        member = by_digest[descriptor.digest]
-        if member.issparse():  # its stored bytes are not its content: tarfile expands them
-            handle = archive.extractfile(member)
-            assert handle is not None
-            return handle
-        region = FileRegion(fd, member.offset_data, member.size)
-        region.ahead = ahead.get(member.offset_data)
-        return cast(IO[bytes], region)
-
-    def readahead() -> None:
-        if threads:
-            return
-        jobs = []
-        for descriptor in layers:
-            member = by_digest[descriptor.digest]
-            if member.issparse() or member.offset_data in ahead:
-                continue
-            region = FileRegion(fd, member.offset_data, member.size)
-            if sniff_compression(region.read_bytes(4, 0)):
-                continue  # hashed as it is decompressed, when it is read
-            job = RegionHashes(region, {digest_algorithm(descriptor.digest)})
-            ahead[member.offset_data] = job
-            jobs.append(job)
-        threads.append(hash_ahead(jobs))
-
-    def closer() -> None:
-        for job in ahead.values():
-            job.stop()
-        for thread in threads:
-            thread.join()  # before the descriptor it reads is closed
-        archive.close()
-
-    return Image(
-        name=name,
-        source="docker-archive",
-        config=config,
-        config_bytes=config_bytes,
-        config_digest=compute_digest(config_bytes),
-        layers=tuple(layers),
-        opener=opener,
         closer=closer,
-        readahead=readahead,
     )
 
 

@@ -1,0 +1,284 @@
+"""Images in a tar file: a `docker save` archive, or an OCI image layout packed as a tar.
+
+    docker-archive:FILE     `docker save`, `podman save`, `skopeo copy docker-archive:`:
+                            manifest.json naming a config and the layer tars
+    oci-archive:FILE[:TAG]  `podman save --format oci-archive`, `buildx --output
+                            type=oci,dest=FILE`, `skopeo copy oci-archive:`: an OCI layout
+A bare file (or `docker-archive:`) that has no manifest.json but an OCI layout's `oci-layout`
+and `index.json` is read as an OCI archive; Docker 25 and later write both, and are read as
+`docker save` archives.
+
+Nothing is extracted: members are found by name in the tar's index and read in place, layers
+through `FileRegion` (pread and read-only maps of the archive's own descriptor). A member
+`docker save` stored once and linked to again (a symlink for a repeated diff_id, or a hard
+link) is followed to the member it names, never out of the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tarfile
+import threading
+from pathlib import Path
+from typing import IO, cast
+
+from skanse.errors import LayoutError
+from skanse.oci.image import Image, blob_path, open_layout
+from skanse.oci.layers import FileRegion, RegionHashes, hash_ahead, sniff_compression
+from skanse.oci.manifest import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    Descriptor,
+    ImageConfig,
+    Platform,
+    compute_digest,
+    digest_algorithm,
+    parse_config,
+)
+from skanse.oci.vfs import MAX_SYMLINK_HOPS
+
+__all__ = ["open_archive", "open_docker_archive", "open_oci_archive"]
+
+_MAX_MEMBERS = 100_000
+
+
+class _TarIndex:
+    """The members of an open tar by normalised name (names leaving the archive left out)."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.name = name
+        try:
+            self.archive = tarfile.open(path, mode="r:")
+        except (OSError, tarfile.TarError) as exc:
+            raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        try:
+            for member in self.archive:
+                normalised = os.path.normpath(member.name).lstrip("/")
+                if normalised.startswith(".."):
+                    continue  # never looked up, never followed
+                if len(self.members) > _MAX_MEMBERS:
+                    raise LayoutError(
+                        f"archive has more than {_MAX_MEMBERS} members", reference=name
+                    )
+                self.members[normalised] = member
+        except tarfile.TarError as exc:
+            self.archive.close()
+            raise LayoutError(f"malformed archive: {exc}", reference=name) from None
+        except BaseException:
+            self.archive.close()
+            raise
+        self.fd = cast(IO[bytes], self.archive.fileobj).fileno()
+
+    def has(self, member_name: str) -> bool:
+        return os.path.normpath(member_name).lstrip("/") in self.members
+
+    def file(self, member_name: str, what: str = "") -> tarfile.TarInfo:
+        """The regular file `member_name` names, through the symlinks and hard links
+        `docker save` writes for a layer it already stored (same diff_id). A link is followed
+        only to another member: one that leaves the archive, loops or names nothing is
+        refused, and nothing outside the archive is ever read."""
+        key = os.path.normpath(member_name).lstrip("/")
+        for _hop in range(MAX_SYMLINK_HOPS + 1):
+            member = self.members.get(key)
+            if member is None:
+                break
+            if member.isreg():
+                return member
+            if member.issym():
+                target = member.linkname
+                if target.startswith("/"):
+                    raise LayoutError(
+                        f"{what}{member_name} is a symlink to {target!r}, outside the archive",
+                        reference=self.name,
+                    )
+                key = os.path.normpath(posixpath.join(posixpath.dirname(key), target))
+            elif member.islnk():
+                key = os.path.normpath(member.linkname).lstrip("/")
+            else:
+                break
+            if key == ".." or key.startswith("../"):
+                raise LayoutError(
+                    f"{what}{member_name} is a link to {member.linkname!r}, outside the archive",
+                    reference=self.name,
+                )
+        else:
+            raise LayoutError(f"{what}{member_name} is a link that loops", reference=self.name)
+        raise LayoutError(f"{what}{member_name} is missing from the archive", reference=self.name)
+
+    def read(self, member_name: str, cap: int, what: str = "") -> bytes:
+        member = self.file(member_name, what)
+        if member.size > cap:
+            raise LayoutError(
+                f"{what}{member_name} is over the {cap}-byte cap", reference=self.name
+            )
+        handle = self.archive.extractfile(member)
+        assert handle is not None
+        return handle.read()
+
+    def open(self, member: tarfile.TarInfo) -> IO[bytes]:
+        """The member's content, read in place: seekable, so that tarfile skips what it does
+        not need and a second reader can hash the same bytes alongside."""
+        if member.issparse():  # its stored bytes are not its content: tarfile expands them
+            handle = self.archive.extractfile(member)
+            assert handle is not None
+            return handle
+        return cast(IO[bytes], FileRegion(self.fd, member.offset_data, member.size))
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+def open_archive(path: Path, *, tag: str | None = None, platform: Platform | None = None) -> Image:
+    """The image in a tar file, whichever of the two kinds it is (see the module docstring)."""
+    index = _TarIndex(path, f"docker-archive:{path}")
+    try:
+        if not index.has("manifest.json") and index.has("oci-layout") and index.has("index.json"):
+            index.name = f"oci-archive:{path}" + (f":{tag}" if tag else "")
+            return _oci_archive(index, tag, platform)
+        if tag is not None:
+            raise LayoutError(
+                f"a tag ({tag}) names an image of an OCI archive; this is a docker archive",
+                reference=index.name,
+            )
+        return _docker_archive(index)
+    except BaseException:
+        index.close()
+        raise
+
+
+def open_docker_archive(path: Path) -> Image:
+    """A `docker save` tar: manifest.json names the config and the layer tars."""
+    index = _TarIndex(path, f"docker-archive:{path}")
+    try:
+        return _docker_archive(index)
+    except BaseException:
+        index.close()
+        raise
+
+
+def open_oci_archive(
+    path: Path, *, tag: str | None = None, platform: Platform | None = None
+) -> Image:
+    """An OCI image layout packed as a tar: the image tagged `tag`, or the only one."""
+    index = _TarIndex(path, f"oci-archive:{path}" + (f":{tag}" if tag else ""))
+    try:
+        return _oci_archive(index, tag, platform)
+    except BaseException:
+        index.close()
+        raise
+
+
+class _ArchiveLayout:
+    """An OCI layout's files as members of a tar (a `LayoutStore`)."""
+
+    def __init__(self, index: _TarIndex) -> None:
+        self.index = index
+
+    def read(self, relpath: str, cap: int, what: str) -> bytes:
+        return self.index.read(relpath, cap)
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        return self.index.open(self.index.file(blob_path(digest)))
+
+
+def _oci_archive(index: _TarIndex, tag: str | None, platform: Platform | None) -> Image:
+    return open_layout(
+        _ArchiveLayout(index),
+        index.name,
+        tag=tag,
+        platform=platform,
+        source="oci-archive",
+        closer=index.close,
+    )
+
+
+def _docker_manifest(
+    index: _TarIndex,
+) -> tuple[bytes, ImageConfig, list[Descriptor], dict[str, tarfile.TarInfo]]:
+    """manifest.json's one image: its config and a descriptor and member for each layer."""
+    name = index.name
+    manifest_json = json.loads(index.read("manifest.json", MAX_MANIFEST_BYTES))
+    if not isinstance(manifest_json, list) or not manifest_json:
+        raise LayoutError("manifest.json lists no images", reference=name)
+    if len(manifest_json) > 1:
+        raise LayoutError(
+            f"the archive holds {len(manifest_json)} images; only one per archive is supported",
+            reference=name,
+        )
+    entry = manifest_json[0]
+    config_name, layer_names = entry.get("Config"), entry.get("Layers")
+    if not isinstance(config_name, str) or not isinstance(layer_names, list):
+        raise LayoutError("manifest.json entry has no Config or Layers", reference=name)
+    config_bytes = index.read(config_name, MAX_CONFIG_BYTES)
+    config = parse_config(config_bytes, reference=name)
+    if len(layer_names) != len(config.diff_ids):
+        raise LayoutError(
+            f"manifest.json lists {len(layer_names)} layers, the config {len(config.diff_ids)}",
+            reference=name,
+        )
+    layers = []
+    by_digest: dict[str, tarfile.TarInfo] = {}
+    for layer_name, diff_id in zip(layer_names, config.diff_ids, strict=True):
+        member = index.file(str(layer_name), what="layer ")
+        # a docker archive stores layers uncompressed, so a layer's identity is its diff_id
+        layers.append(
+            Descriptor("application/vnd.docker.image.rootfs.diff.tar", diff_id, member.size)
+        )
+        by_digest[diff_id] = member
+    return config_bytes, config, layers, by_digest
+
+
+def _docker_archive(index: _TarIndex) -> Image:
+    name = index.name
+    try:
+        config_bytes, config, layers, by_digest = _docker_manifest(index)
+    except (ValueError, tarfile.TarError) as exc:
+        raise LayoutError(f"malformed archive: {exc}", reference=name) from None
+
+    ahead: dict[int, RegionHashes] = {}  # by the layer's offset in the archive
+    threads: list[threading.Thread] = []
+
+    def opener(descriptor: Descriptor) -> IO[bytes]:
+        member = by_digest[descriptor.digest]
+        blob = index.open(member)
+        if isinstance(blob, FileRegion):
+            blob.ahead = ahead.get(member.offset_data)
+        return blob
+
+    def readahead() -> None:
+        if threads:
+            return
+        jobs = []
+        for descriptor in layers:
+            member = by_digest[descriptor.digest]
+            if member.issparse() or member.offset_data in ahead:
+                continue
+            region = FileRegion(index.fd, member.offset_data, member.size)
+            if sniff_compression(region.read_bytes(4, 0)):
+                continue  # hashed as it is decompressed, when it is read
+            job = RegionHashes(region, {digest_algorithm(descriptor.digest)})
+            ahead[member.offset_data] = job
+            jobs.append(job)
+        threads.append(hash_ahead(jobs))
+
+    def closer() -> None:
+        for job in ahead.values():
+            job.stop()
+        for thread in threads:
+            thread.join()  # before the descriptor it reads is closed
+        index.close()
+
+    return Image(
+        name=name,
+        source="docker-archive",
+        config=config,
+        config_bytes=config_bytes,
+        config_digest=compute_digest(config_bytes),
+        layers=tuple(layers),
+        opener=opener,
+        closer=closer,
+        readahead=readahead,
+    )
