@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -13,7 +14,7 @@ import pytest
 
 from skanse.errors import DigestMismatchError, LayerError, LayoutError, ManifestError
 from skanse.oci.archives import open_docker_archive
-from skanse.oci.image import read_view
+from skanse.oci.image import open_image, parse_spec, read_view
 from skanse.oci.layers import apply_layer
 from skanse.oci.vfs import FileView, ViewLimits
 from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive
@@ -328,3 +329,46 @@ def _assert_diff_id_refused(path: Path) -> None:
             read_view(opened, lambda info: None)
     finally:
         opened.close()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_compressed_archive_reads_as_the_plain_one(tmp_path: Path, compression: str) -> None:
+    # `docker save app | gzip > app.tar.gz` is how archives are often kept
+    image = build_image([LayerBuilder().add_file("/etc/motd", b"packed").build()])
+    plain = tmp_path / "a.tar"
+    write_docker_archive(image, plain, repo_tag="demo:1")
+    if compression == "gzip":
+        packed = gzip.compress(plain.read_bytes())
+    else:
+        import zstandard
+
+        packed = zstandard.ZstdCompressor().compress(plain.read_bytes())
+    path = tmp_path / f"a.tar.{compression}"
+    path.write_bytes(packed)
+    opened = open_image(parse_spec(str(path)))
+    try:
+        view = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    assert opened.config_digest == image.config_digest
+    assert view.captured["/etc/motd"].value == b"packed"
+
+
+def test_a_compressed_archive_that_expands_past_the_caps_is_refused(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        chunk = bytes(1024 * 1024)
+        for _ in range(80):  # 80 MiB of zeros in about 80 KB: past 200 times, past 64 MiB
+            out.write(chunk)
+    with pytest.raises(LayoutError, match="expands to more than"):
+        open_image(parse_spec(f"docker-archive:{bomb}"))
+
+
+def test_a_truncated_compressed_archive_is_refused(tmp_path: Path) -> None:
+    image = build_image([LayerBuilder().add_file("/etc/motd", b"x" * 10_000).build()])
+    plain = tmp_path / "a.tar"
+    write_docker_archive(image, plain, repo_tag="demo:1")
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes())[:-100])
+    with pytest.raises(LayoutError, match="not a readable gzip-compressed archive"):
+        open_image(parse_spec(str(path)))

@@ -9,7 +9,9 @@ and `index.json` is read as an OCI archive; Docker 25 and later write both, and 
 `docker save` archives.
 
 Nothing is extracted: members are found by name in the tar's index and read in place, layers
-through `FileRegion` (pread and read-only maps of the archive's own descriptor). A member
+through `FileRegion` (pread and read-only maps of the archive's own descriptor). An archive
+compressed whole (`docker save app | gzip > app.tar.gz`, or zstd) is first inflated into an
+anonymous temporary file, within the caps a layer has (16 GiB, 200 times past 64 MiB). A member
 `docker save` stored once and linked to again (a symlink for a repeated diff_id, or a hard
 link) is followed to the member it names, never out of the archive.
 """
@@ -20,9 +22,12 @@ import json
 import os
 import posixpath
 import tarfile
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, cast
+
+from zlib_ng import gzip_ng, zlib_ng
 
 from skanse.errors import LayoutError
 from skanse.oci.image import Image, blob_path, open_layout
@@ -37,11 +42,13 @@ from skanse.oci.manifest import (
     digest_algorithm,
     parse_config,
 )
-from skanse.oci.vfs import MAX_SYMLINK_HOPS
+from skanse.oci.vfs import MAX_SYMLINK_HOPS, ViewLimits
 
 __all__ = ["open_archive", "open_docker_archive", "open_oci_archive"]
 
 _MAX_MEMBERS = 100_000
+_INFLATE_CHUNK = 4 * 1024 * 1024
+_GZIP_ERROR = cast(type[Exception], zlib_ng.error)
 
 
 class _TarIndex:
@@ -49,9 +56,11 @@ class _TarIndex:
 
     def __init__(self, path: Path, name: str) -> None:
         self.name = name
+        self.file_object = _plain_tar(path, name)
         try:
-            self.archive = tarfile.open(path, mode="r:")
+            self.archive = tarfile.open(fileobj=self.file_object, mode="r:")
         except (OSError, tarfile.TarError) as exc:
+            self.file_object.close()
             raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
         self.members: dict[str, tarfile.TarInfo] = {}
         try:
@@ -65,12 +74,12 @@ class _TarIndex:
                     )
                 self.members[normalised] = member
         except tarfile.TarError as exc:
-            self.archive.close()
+            self.close()
             raise LayoutError(f"malformed archive: {exc}", reference=name) from None
         except BaseException:
-            self.archive.close()
+            self.close()
             raise
-        self.fd = cast(IO[bytes], self.archive.fileobj).fileno()
+        self.fd = self.file_object.fileno()
 
     def has(self, member_name: str) -> bool:
         return os.path.normpath(member_name).lstrip("/") in self.members
@@ -129,6 +138,76 @@ class _TarIndex:
 
     def close(self) -> None:
         self.archive.close()
+        self.file_object.close()  # tarfile does not close a file object it was given
+
+
+def _plain_tar(path: Path, name: str) -> IO[bytes]:
+    """The archive as an uncompressed tar to read in place: the file itself, or, for a
+    gzip- or zstd-compressed one (`docker save | gzip`), its content inflated into an
+    anonymous temporary file (gone when closed), within the caps a layer has."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
+    try:
+        compression = sniff_compression(handle.read(4))
+        handle.seek(0)
+        if not compression:
+            return handle
+        with handle:
+            return _inflated(handle, compression, name)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _inflated(source: IO[bytes], compression: str, name: str) -> IO[bytes]:
+    limits = ViewLimits()
+    out = tempfile.TemporaryFile(prefix="skanse-archive-")
+    try:
+        if compression == "gzip":
+            reader: IO[bytes] = cast(
+                IO[bytes],
+                gzip_ng.GzipFile(fileobj=source, mode="rb"),  # type: ignore[no-untyped-call]
+            )
+        else:
+            import zstandard
+
+            reader = cast(
+                IO[bytes],
+                zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True),
+            )
+        written = 0
+        while chunk := reader.read(_INFLATE_CHUNK):
+            written += len(chunk)
+            consumed = max(source.tell(), 1)
+            if written > limits.max_expanded_bytes or (
+                written > limits.ratio_grace and written > consumed * limits.max_ratio
+            ):
+                raise LayoutError(
+                    f"the {compression} archive expands to more than {written} bytes "
+                    f"from {consumed} (caps: {limits.max_expanded_bytes} bytes, "
+                    f"{limits.max_ratio} times); not read",
+                    reference=name,
+                )
+            out.write(chunk)
+        out.seek(0)
+        return cast(IO[bytes], out)
+    except LayoutError:
+        out.close()
+        raise
+    except (OSError, EOFError, ValueError, _GZIP_ERROR) as exc:
+        out.close()
+        raise LayoutError(
+            f"not a readable {compression}-compressed archive: {exc}", reference=name
+        ) from None
+    except BaseException as exc:
+        out.close()
+        if type(exc).__name__ == "ZstdError":
+            raise LayoutError(
+                f"not a readable zstd-compressed archive: {exc}", reference=name
+            ) from None
+        raise
 
 
 def open_archive(path: Path, *, tag: str | None = None, platform: Platform | None = None) -> Image:
