@@ -22,12 +22,11 @@ import json
 import os
 import posixpath
 import tarfile
-import tempfile
 import threading
 from pathlib import Path
 from typing import IO, cast
 
-from zlib_ng import gzip_ng, zlib_ng
+from zlib_ng import zlib_ng
 
 from skanse.errors import LayoutError
 from skanse.oci.image import Image, blob_path, open_layout
@@ -162,6 +161,10 @@ def _plain_tar(path: Path, name: str) -> IO[bytes]:
 
 
 def _inflated(source: IO[bytes], compression: str, name: str) -> IO[bytes]:
+    import tempfile  # a compressed archive is rare: its modules are imported for it only
+
+    from zlib_ng import gzip_ng
+
     limits = ViewLimits()
     out = tempfile.TemporaryFile(prefix="skanse-archive-")
     try:
