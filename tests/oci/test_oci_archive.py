@@ -111,3 +111,18 @@ def test_a_tar_that_is_neither_kind_says_what_it_lacks(tmp_path: Path) -> None:
         tar.addfile(info)
     with pytest.raises(LayoutError, match=r"manifest\.json is missing"):
         open_image(parse_spec(str(path)))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_an_image_named_with_colons_and_slashes_is_chosen_by_that_name(
+    tmp_path: Path, packed: bool
+) -> None:
+    # podman and skopeo name the image of a layout `localhost/app:1`, not `1`
+    root = _layout(tmp_path / "layout", tag="localhost/app:1")
+    target = f"oci-archive:{_pack(root, tmp_path / 'image.tar')}" if packed else f"oci:{root}"
+    spec = parse_spec(f"{target}:localhost/app:1")
+    assert spec.tag == "localhost/app:1"
+    image = open_image(spec)
+    assert _read(image)["/etc/motd"] == b"packed\n"
+    with pytest.raises(LayoutError, match=r"tags: localhost/app:1"):
+        open_image(parse_spec(f"{target}:1"))

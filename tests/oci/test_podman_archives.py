@@ -52,6 +52,8 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
         "docker-archive:{out}/docker-archive.tar",
         "oci-archive:{out}/oci-archive.tar",
         "{out}/oci-archive.tar",
+        # podman names the image in the archive `localhost/...:1`: chosen by that name
+        "oci-archive:{out}/oci-archive.tar:" + IMAGE,
     ],
 )
 def test_podman_save_archives_read_as_podman_stores_the_image(

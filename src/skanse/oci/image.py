@@ -164,8 +164,16 @@ def parse_spec(text: str) -> ImageSpec:
 
 
 def _split_layout_tag(text: str) -> tuple[str, str | None]:
+    """`PATH[:REF]`: the first colon after which what precedes is an existing path splits, so
+    that a reference may hold colons and slashes (podman and skopeo name an image in a
+    layout `localhost/app:1`); with no such path, a last `:TAG` without a slash is the tag."""
     if Path(text).exists():
         return text, None
+    at = text.find(":")
+    while at > 0:
+        if Path(text[:at]).exists():
+            return text[:at], text[at + 1 :] or None
+        at = text.find(":", at + 1)
     path, sep, tag = text.rpartition(":")
     if sep and path and "/" not in tag:
         return path, tag
