@@ -140,6 +140,18 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
+def shown(message: str) -> str:
+    """A message for standard error, whatever input text it quotes (a member name, a path, a
+    registry's answer): control characters escaped, so that nothing repaints the terminal or
+    writes a line of its own; only a line break before two spaces, which continues a message
+    in the house style, stays a line break."""
+    import re
+
+    from skanse.printable import printable
+
+    return re.sub(r"\n(?!  )", r"\\n", printable(message, keep_newlines=True).replace("\t", "\\t"))
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from skanse.errors import SkanseError
 
@@ -147,7 +159,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         code: int = _module(args._module).run(args)
         return code
     except SkanseError as exc:
-        print(f"skanse: error: {exc.diagnostics()}", file=sys.stderr)
+        print(f"skanse: error: {shown(exc.diagnostics())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("skanse: interrupted", file=sys.stderr)
@@ -158,7 +170,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         print(
-            f"skanse: internal error: {type(exc).__name__}: {exc}\n"
+            f"skanse: internal error: {type(exc).__name__}: {shown(str(exc))}\n"
             "This is a bug in skanse; run again with --debug for the traceback.",
             file=sys.stderr,
         )

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from skanse._cli import shown
+
 if TYPE_CHECKING:
     from skanse.config import LoadedConfig
     from skanse.model import CheckID, ScanResult, Severity
@@ -328,7 +330,7 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
         )
     problems = conclusion.suppressed.problems
     if outcome.exit_code == 2:
-        err.print(f"error: {outcome.reason}", markup=False, style="red")
+        err.print(f"error: {shown(outcome.reason)}", markup=False, style="red")
     elif problems:
         err.print(
             f"warning: {len(problems)} input(s) could not be checked (allowed by "
@@ -346,5 +348,5 @@ def load_policy_dirs(paths: list[str] | None) -> PolicySet | None:
 
     policies = load_policies(paths)
     for warning in policies.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {shown(warning)}", file=sys.stderr)
     return policies

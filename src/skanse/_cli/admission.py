@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from skanse._cli import shown
+
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("text", "json", "sarif", "junit", "policyreport")
@@ -360,7 +362,7 @@ def _audit(args: argparse.Namespace) -> int:
     emit(document, args.output)
     err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
     for warning in result.warnings:
-        err.print(f"warning: {warning}", markup=False, style="yellow")
+        err.print(f"warning: {shown(warning)}", markup=False, style="yellow")
     err.print(summary_line(audited), markup=False)
     for item in audited.objects:
         if item.decision == "deny":

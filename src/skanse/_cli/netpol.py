@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from skanse._cli import shown
 from skanse._cli._common import emit
 
 if TYPE_CHECKING:
@@ -166,14 +167,14 @@ def _report(model: NetworkModel, args: argparse.Namespace, label: str = "") -> b
         troubles = True
         if not args.quiet:
             where = f"{problem.file}:{problem.line}" if problem.line else problem.file
-            print(f"skanse: {prefix}{where}: {problem.message}", file=sys.stderr)
+            print(f"skanse: {shown(f'{prefix}{where}: {problem.message}')}", file=sys.stderr)
     for policy_problem in model.problems:
         troubles = True
         if not args.quiet:
-            print(f"skanse: {prefix}{policy_problem}", file=sys.stderr)
+            print(f"skanse: {shown(f'{prefix}{policy_problem}')}", file=sys.stderr)
     if not args.quiet:
         for warning in model.warnings:
-            print(f"skanse: warning: {prefix}{warning}", file=sys.stderr)
+            print(f"skanse: warning: {shown(f'{prefix}{warning}')}", file=sys.stderr)
     return troubles
 
 
@@ -300,7 +301,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     read = read_objects(args.paths, stdin=_stdin(args.paths, args), limits=limits)
     if read.problems:
         for problem in read.problems:
-            print(f"skanse: {problem.file}: {problem.message}", file=sys.stderr)
+            print(f"skanse: {shown(f'{problem.file}: {problem.message}')}", file=sys.stderr)
         raise InputError("some manifests could not be read; nothing was generated")
     records = []
     for path in args.rir:
@@ -341,7 +342,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     emit(result.text, args.output)
     if not args.quiet:
         for warning in result.warnings:
-            print(f"skanse: warning: {warning}", file=sys.stderr)
+            print(f"skanse: warning: {shown(warning)}", file=sys.stderr)
     if not args.quiet:
         print(
             f"skanse: {result.policies} policies for namespace(s) {', '.join(result.namespaces)}; "

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from skanse._cli import shown
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -70,9 +72,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2))
     else:
         for line in problems:
-            print(f"error: {line}")
+            print(f"error: {shown(line)}")
         for line in notes:
-            print(f"note: {line}", file=sys.stderr)
+            print(f"note: {shown(line)}", file=sys.stderr)
         count = len(policies.policies)
         print(
             f"{count} {'policy' if count == 1 else 'policies'}, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from skanse._cli import shown
 from skanse._cli._common import load_policy_dirs
 from skanse._cli._signing import add_registry_options
 
@@ -263,5 +264,5 @@ def run(args: argparse.Namespace) -> int:
         )
         for problems in (layer["problems"] for layer in posture["layers"].values()):
             for problem in problems[:10]:
-                sys.stderr.write(f"  could not check: {problem}\n")
+                sys.stderr.write(f"  could not check: {shown(str(problem))}\n")
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from skanse._cli import shown
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -127,7 +129,7 @@ def _test(args: argparse.Namespace) -> int:
     )
     if result is not None and result.errors:
         for diag in result.errors:
-            sys.stderr.write(f"{diag}\n")
+            sys.stderr.write(f"{shown(str(diag))}\n")
     return 1 if failed else 0
 
 

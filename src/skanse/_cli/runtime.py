@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from skanse._cli import shown
+
 __all__ = ["ACTIONS", "add_arguments", "run"]
 
 FORMATS = ("text", "jsonl", "json", "sarif", "junit")
@@ -97,7 +99,7 @@ def _replay(args: argparse.Namespace) -> int:
     result = load_rules(read_rules_files(args.rules))
     if result.ruleset is None:
         for diag in result.errors:
-            sys.stderr.write(f"{diag}\n")
+            sys.stderr.write(f"{shown(str(diag))}\n")
         raise InputError(f"the rules did not load: {len(result.errors)} error(s)")
     engine = Engine(
         result.ruleset,
@@ -152,7 +154,7 @@ def _replay(args: argparse.Namespace) -> int:
             + "\n"
         )
         for problem in summary.problems[:20]:
-            sys.stderr.write(f"  {args.input}:{problem.line}: {problem.message}\n")
+            sys.stderr.write(f"  {shown(f'{args.input}:{problem.line}: {problem.message}')}\n")
         if len(summary.problems) > 20:
             sys.stderr.write(f"  ... and {len(summary.problems) - 20} more\n")
         for hit in engine.stats.missing_hits[:50]:

@@ -64,6 +64,7 @@ def _outputs(values: list[str]) -> list[tuple[str, str | None]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from skanse._cli import shown
     from skanse.errors import InputError
     from skanse.files import write_atomic
 
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             inventory = catalog_image(image)
     for problem in inventory.problems:
-        print(f"skanse: warning: {problem}", file=sys.stderr)
+        print(f"skanse: warning: {shown(problem)}", file=sys.stderr)
     for name, path in outputs:
         text = render(name, inventory)
         if path is None:
