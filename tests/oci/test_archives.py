@@ -372,3 +372,50 @@ def test_a_truncated_compressed_archive_is_refused(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(plain.read_bytes())[:-100])
     with pytest.raises(LayoutError, match="not a readable gzip-compressed archive"):
         open_image(parse_spec(str(path)))
+
+
+def _two_image_archive(tmp_path: Path) -> Path:
+    """`docker save demo:1 demo:2`: one archive, two images, each named in manifest.json."""
+    entries, members = [], {}
+    for number in (1, 2):
+        image = build_image([LayerBuilder().add_file("/etc/motd", f"{number}".encode()).build()])
+        single = tmp_path / f"{number}.tar"
+        write_docker_archive(image, single, repo_tag=f"demo:{number}")
+        with tarfile.open(single) as tar:
+            for member in tar.getmembers():
+                handle = tar.extractfile(member)
+                if member.name == "manifest.json" and handle is not None:
+                    entries += json.loads(handle.read())
+                elif handle is not None:
+                    members[member.name] = handle.read()
+    members["manifest.json"] = json.dumps(entries).encode()
+    return archive(tmp_path / "both.tar", members)
+
+
+@pytest.mark.parametrize(
+    ("tag", "motd"), [("demo:1", b"1"), ("demo:2", b"2"), ("docker.io/library/demo:2", b"2")]
+)
+def test_an_image_of_a_multi_image_archive_is_chosen_by_its_tag(
+    tmp_path: Path, tag: str, motd: bytes
+) -> None:
+    path = _two_image_archive(tmp_path)
+    spec = parse_spec(f"docker-archive:{path}:{tag}")
+    assert spec.tag == tag
+    opened = open_image(spec)
+    try:
+        view = read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+    assert view.captured["/etc/motd"].value == motd
+
+
+@pytest.mark.parametrize(
+    ("suffix", "message"),
+    [("", r"holds 2 images; name one .*tags: demo:1, demo:2"), (":demo:3", "no image tagged")],
+)
+def test_a_multi_image_archive_without_a_known_tag_names_its_tags(
+    tmp_path: Path, suffix: str, message: str
+) -> None:
+    path = _two_image_archive(tmp_path)
+    with pytest.raises(LayoutError, match=message):
+        open_image(parse_spec(f"docker-archive:{path}{suffix}"))

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inspect = sub.add_parser(
         "inspect",
         help="manifest digest, config, layers and history",
-        description="REF: a registry reference, oci:DIR[:TAG], docker-archive:FILE, "
+        description="REF: a registry reference, oci:DIR[:TAG], docker-archive:FILE[:TAG], "
         "oci-archive:FILE[:TAG], or a path",
     )
     inspect.add_argument("target", metavar="REF")

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="REF, oci:DIR[:TAG], docker-archive:FILE, oci-archive:FILE[:TAG], dir:DIR, sbom:FILE, "
+        help="REF, oci:DIR[:TAG], docker-archive:FILE[:TAG], oci-archive:FILE[:TAG], dir:DIR, sbom:FILE, "
         "or a path "
         "(a layout, an archive, a directory, or a CycloneDX/SPDX/Syft JSON SBOM)",
     )

@@ -1,7 +1,8 @@
 """Images in a tar file: a `docker save` archive, or an OCI image layout packed as a tar.
 
-    docker-archive:FILE     `docker save`, `podman save`, `skopeo copy docker-archive:`:
-                            manifest.json naming a config and the layer tars
+    docker-archive:FILE[:TAG]  `docker save`, `podman save`, `skopeo copy docker-archive:`:
+                            manifest.json naming a config and the layer tars of each image
+                            (TAG, one of its RepoTags, chooses where there are several)
     oci-archive:FILE[:TAG]  `podman save --format oci-archive`, `buildx --output
                             type=oci,dest=FILE`, `skopeo copy oci-archive:`: an OCI layout
 A bare file (or `docker-archive:`) that has no manifest.json but an OCI layout's `oci-layout`
@@ -24,11 +25,11 @@ import posixpath
 import tarfile
 import threading
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from zlib_ng import zlib_ng
 
-from skanse.errors import LayoutError
+from skanse.errors import ImageReferenceError, LayoutError
 from skanse.oci.image import Image, blob_path, open_layout
 from skanse.oci.layers import FileRegion, RegionHashes, hash_ahead, sniff_compression
 from skanse.oci.manifest import (
@@ -41,6 +42,7 @@ from skanse.oci.manifest import (
     digest_algorithm,
     parse_config,
 )
+from skanse.oci.reference import parse_reference
 from skanse.oci.vfs import MAX_SYMLINK_HOPS, ViewLimits
 
 __all__ = ["open_archive", "open_docker_archive", "open_oci_archive"]
@@ -220,22 +222,19 @@ def open_archive(path: Path, *, tag: str | None = None, platform: Platform | Non
         if not index.has("manifest.json") and index.has("oci-layout") and index.has("index.json"):
             index.name = f"oci-archive:{path}" + (f":{tag}" if tag else "")
             return _oci_archive(index, tag, platform)
-        if tag is not None:
-            raise LayoutError(
-                f"a tag ({tag}) names an image of an OCI archive; this is a docker archive",
-                reference=index.name,
-            )
-        return _docker_archive(index)
+        index.name += f":{tag}" if tag else ""
+        return _docker_archive(index, tag)
     except BaseException:
         index.close()
         raise
 
 
-def open_docker_archive(path: Path) -> Image:
-    """A `docker save` tar: manifest.json names the config and the layer tars."""
-    index = _TarIndex(path, f"docker-archive:{path}")
+def open_docker_archive(path: Path, *, tag: str | None = None) -> Image:
+    """A `docker save` tar: manifest.json names the config and the layer tars of each image;
+    `tag` (one of an image's RepoTags) chooses one where the archive holds several."""
+    index = _TarIndex(path, f"docker-archive:{path}" + (f":{tag}" if tag else ""))
     try:
-        return _docker_archive(index)
+        return _docker_archive(index, tag)
     except BaseException:
         index.close()
         raise
@@ -278,19 +277,17 @@ def _oci_archive(index: _TarIndex, tag: str | None, platform: Platform | None) -
 
 
 def _docker_manifest(
-    index: _TarIndex,
+    index: _TarIndex, tag: str | None
 ) -> tuple[bytes, ImageConfig, list[Descriptor], dict[str, tarfile.TarInfo]]:
-    """manifest.json's one image: its config and a descriptor and member for each layer."""
+    """The image of manifest.json tagged `tag` (or its only one): its config and a
+    descriptor and member for each layer."""
     name = index.name
     manifest_json = json.loads(index.read("manifest.json", MAX_MANIFEST_BYTES))
     if not isinstance(manifest_json, list) or not manifest_json:
         raise LayoutError("manifest.json lists no images", reference=name)
-    if len(manifest_json) > 1:
-        raise LayoutError(
-            f"the archive holds {len(manifest_json)} images; only one per archive is supported",
-            reference=name,
-        )
-    entry = manifest_json[0]
+    if not all(isinstance(entry, dict) for entry in manifest_json):
+        raise LayoutError("manifest.json entry has no Config or Layers", reference=name)
+    entry = _chosen_entry(manifest_json, tag, name)
     config_name, layer_names = entry.get("Config"), entry.get("Layers")
     if not isinstance(config_name, str) or not isinstance(layer_names, list):
         raise LayoutError("manifest.json entry has no Config or Layers", reference=name)
@@ -313,10 +310,44 @@ def _docker_manifest(
     return config_bytes, config, layers, by_digest
 
 
-def _docker_archive(index: _TarIndex) -> Image:
+def _repo_tags(entry: dict[str, Any]) -> list[str]:
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def _same_name(given: str, listed: str) -> bool:
+    """`alpine:3.19` names `docker.io/library/alpine:3.19` too, as docker reads it."""
+    if given == listed:
+        return True
+    try:
+        return str(parse_reference(given)) == str(parse_reference(listed))
+    except ImageReferenceError:
+        return False
+
+
+def _chosen_entry(entries: list[dict[str, Any]], tag: str | None, name: str) -> dict[str, Any]:
+    listed = sorted({t for entry in entries for t in _repo_tags(entry)})
+    known = ", ".join(listed) or "none"
+    if tag is not None:
+        chosen = [e for e in entries if any(_same_name(tag, t) for t in _repo_tags(e))]
+        if not chosen:
+            raise LayoutError(
+                f"no image tagged {tag!r} in the archive (tags: {known})", reference=name
+            )
+        return chosen[0]
+    if len(entries) > 1:
+        raise LayoutError(
+            f"the archive holds {len(entries)} images; name one with docker-archive:FILE:TAG "
+            f"(tags: {known})",
+            reference=name,
+        )
+    return entries[0]
+
+
+def _docker_archive(index: _TarIndex, tag: str | None) -> Image:
     name = index.name
     try:
-        config_bytes, config, layers, by_digest = _docker_manifest(index)
+        config_bytes, config, layers, by_digest = _docker_manifest(index, tag)
     except (ValueError, tarfile.TarError) as exc:
         raise LayoutError(f"malformed archive: {exc}", reference=name) from None
 

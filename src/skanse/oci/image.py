@@ -7,7 +7,7 @@ file system directory has no layers; `read_directory` walks it without following
 Spec forms (as Syft and skopeo spell them):
     registry:REF | REF                  a registry reference (`alpine:3.19`, `host:5000/a/b`)
     oci:DIR[:TAG] | oci-dir:DIR[:TAG]   an OCI image layout
-    docker-archive:FILE                 a `docker save` (or `skopeo copy docker-archive:`) tar
+    docker-archive:FILE[:TAG]           a `docker save` (or `skopeo copy docker-archive:`) tar
     oci-archive:FILE[:TAG]              an OCI image layout packed as a tar
     dir:DIR                             a plain root file system
 A bare path is recognised: a directory with an `oci-layout` file is a layout, another
@@ -149,7 +149,7 @@ def parse_spec(text: str) -> ImageSpec:
                 raise ImageReferenceError(f"'{prefix}' names nothing: give a location after it")
             if kind == "registry":
                 return ImageSpec(kind, rest.removeprefix("//"))
-            if kind in ("oci-layout", "oci-archive"):
+            if kind in ("oci-layout", "oci-archive", "docker-archive"):
                 path, tag = _split_layout_tag(rest)
                 return ImageSpec(kind, path, tag)
             return ImageSpec(kind, rest)
@@ -201,7 +201,7 @@ def open_image(
 
         if spec.kind == "oci-archive":
             return open_oci_archive(Path(spec.location), tag=spec.tag, platform=platform)
-        return open_archive(Path(spec.location), platform=platform)
+        return open_archive(Path(spec.location), tag=spec.tag, platform=platform)
     raise ManifestError(f"{spec} is a directory, not an image", reference=str(spec))
 
 
