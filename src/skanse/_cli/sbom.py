@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="REF, oci:DIR[:TAG], docker-archive:FILE[:TAG], oci-archive:FILE[:TAG], dir:DIR, or a path "
-        "(layout, archive, dir)",
+        help="REF, oci:DIR[:TAG], docker-archive:FILE[:TAG], oci-archive:FILE[:TAG], dir:DIR, "
+        "or a path (layout, archive, dir)",
     )
     parser.add_argument(
         "-o",

@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="REF, oci:DIR[:TAG], docker-archive:FILE[:TAG], oci-archive:FILE[:TAG], dir:DIR, sbom:FILE, "
-        "or a path "
-        "(a layout, an archive, a directory, or a CycloneDX/SPDX/Syft JSON SBOM)",
+        help="REF, oci:DIR[:TAG], docker-archive:FILE[:TAG], oci-archive:FILE[:TAG], dir:DIR, "
+        "sbom:FILE, or a path (a layout, an archive, a directory, or a CycloneDX/SPDX/Syft JSON "
+        "SBOM)",
     )
     parser.add_argument(
         "--db", metavar="PATH", default=None, help="the database (default: $SKANSE_DB or cache)"
