@@ -14,7 +14,7 @@ import pytest
 
 from skanse.errors import DigestMismatchError, LayerError, LayoutError, ManifestError
 from skanse.oci.archives import open_docker_archive
-from skanse.oci.image import open_image, parse_spec, read_view
+from skanse.oci.image import open_image, parse_spec, read_directory, read_view
 from skanse.oci.layers import apply_layer
 from skanse.oci.vfs import FileView, ViewLimits
 from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive
@@ -419,3 +419,27 @@ def test_a_multi_image_archive_without_a_known_tag_names_its_tags(
     path = _two_image_archive(tmp_path)
     with pytest.raises(LayoutError, match=message):
         open_image(parse_spec(f"docker-archive:{path}{suffix}"))
+
+
+def test_a_directory_holding_an_image_is_refused_not_read_as_an_empty_root(
+    tmp_path: Path,
+) -> None:
+    # walked as a root file system, an image's blobs hold no package: an empty SBOM and a
+    # clean vulnerability report for an image nobody looked into
+    image = build_image([LayerBuilder().add_file("/etc/motd", b"hi").build()])
+    write_docker_archive(image, tmp_path / "a.tar", repo_tag="demo:1")
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        tar.extractall(unpacked, filter="data")
+    skopeo = tmp_path / "skopeo"
+    skopeo.mkdir()
+    (skopeo / "version").write_text("Directory Transport Version: 1.1\n")
+    (skopeo / "manifest.json").write_text("{}")
+    for directory, message in ((unpacked, "unpacked docker save"), (skopeo, "skopeo's dir")):
+        with pytest.raises(LayoutError, match=message):
+            read_directory(directory, lambda info: None)
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "manifest.json").write_text('{"name": "an app file"}')
+    (rootfs / "version").write_text("1.0\n")
+    assert "/manifest.json" in read_directory(rootfs, lambda info: None).nodes

@@ -480,6 +480,15 @@ def read_directory(root: str | Path, wants: Wants, limits: ViewLimits | None = N
     base = Path(root)
     if not base.is_dir():
         raise LayoutError(f"{root} is not a directory", reference=f"dir:{root}")
+    image = _image_directory(base)
+    if image is not None:
+        # its files are an image's blobs, not a root file system: walking them would find
+        # no package and report an empty, clean result
+        kind, advice = image
+        raise LayoutError(
+            f"{root} holds a container image ({kind}), not a root file system; {advice}",
+            reference=f"dir:{root}",
+        )
     for rel, entry in _walk(base, view, limits):
         info = _dir_info(rel, entry)
         if info is None:
@@ -502,6 +511,31 @@ def read_directory(root: str | Path, wants: Wants, limits: ViewLimits | None = N
             except Exception as exc:  # a cataloger's parser must not stop the scan
                 view.problems.append(f"{rel}: could not be read: {exc}")
     return view
+
+
+def _image_directory(base: Path) -> tuple[str, str] | None:
+    """The image format `base` holds at its top, and how to read it, if it is one rather
+    than a root file system: skopeo's `dir:` transport (a `version` file naming it) or an
+    unpacked docker save (manifest.json listing Config and Layers)."""
+    try:
+        version = (base / "version").read_bytes()[:64] if (base / "version").is_file() else b""
+        if version.startswith(b"Directory Transport Version"):
+            return "skopeo's dir format", "`skopeo copy dir:DIR oci:LAYOUT`, then read oci:LAYOUT"
+        manifest = base / "manifest.json"
+        if manifest.is_file() and manifest.stat().st_size <= MAX_MANIFEST_BYTES:
+            entries = json.loads(manifest.read_bytes())
+            if (
+                isinstance(entries, list)
+                and entries
+                and all(isinstance(e, dict) and "Config" in e and "Layers" in e for e in entries)
+            ):
+                return (
+                    "an unpacked docker save archive",
+                    "`tar -cf image.tar -C DIR .`, then read docker-archive:image.tar",
+                )
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _walk(base: Path, view: FileView, limits: ViewLimits) -> Iterator[tuple[str, os.DirEntry[str]]]:
