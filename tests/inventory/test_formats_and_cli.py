@@ -310,3 +310,73 @@ def test_sbom_of_its_own_keeps_every_output_and_its_exit_code(tmp_path: Path) ->
     refused = own("--strict")
     assert refused.returncode == 2, refused.stderr
     assert "could not be read" in refused.stderr
+
+
+def _hostile_text_image(tmp_path: Path) -> Path:
+    """Names and contents that are not UTF-8, control bytes and Rich markup, all in places an
+    image author chooses: a directory name, package metadata and a licence."""
+    layer = LayerBuilder()
+    layer.add_file("/etc/os-release", b"ID=alpine\nVERSION_ID=3.20.0\n")
+    layer.add_file("/lib/apk/db/installed", b"P:mu\xffsl\nV:1.2.5-r0\nA:x86_64\nL:MIT\xfe\n\n")
+    site = "/usr/lib/python3.11/site-packages"
+    layer.add_file(  # a directory name with the byte 0xff, read as a lone surrogate
+        f"{site}/x\udcffy/foo-1.0.dist-info/METADATA",
+        b"Metadata-Version: 2.1\nName: fo\xffo\nVersion: 1.0\nLicense: MIT\n",
+    )
+    layer.add_file(
+        f"{site}/[/x]/bar-2.0.dist-info/METADATA",
+        b"Metadata-Version: 2.1\nName: [bold]bar\nVersion: 2.0\x1b[31m\n",
+    )
+    root = tmp_path / "layout"
+    write_layout(build_image([layer.build()]), root, tag="t")
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "cyclonedx-json", "spdx-json"])
+def test_every_format_is_written_for_an_image_of_hostile_text(
+    cli, tmp_path: Path, fmt: str
+) -> None:
+    # a lone surrogate made every format fail ("surrogates not allowed", an internal error),
+    # and the table wrote ESC sequences and parsed Rich markup found in the image
+    root = _hostile_text_image(tmp_path)
+    out = tmp_path / f"out.{fmt}"
+    run = cli("sbom", f"oci:{root}:t", "-o", f"{fmt}={out}")
+    assert run.code == 0, run.stderr
+    text = out.read_text(encoding="utf-8")  # valid UTF-8 throughout
+    assert "\udcff" not in text
+    assert "fo\ufffdo" in text or "fo\\ufffdo" in text
+    if fmt == "table":
+        assert "\x1b" not in text
+        assert "[bold]bar" in text and "[/x]" in text and "2.0\\x1b[31m" in text
+    else:
+        json.loads(text)
+
+
+def test_hostile_text_documents_still_validate(tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    root = _hostile_text_image(tmp_path)
+    inventory = catalog_image(open_image(parse_spec(f"oci:{root}:t")))
+    cdx = render("cyclonedx-json", inventory)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(cdx) is None
+    path = tmp_path / "out.spdx.json"
+    path.write_text(render("spdx-json", inventory), encoding="utf-8")
+    assert validate_full_spdx_document(parse_file(str(path))) == []
+
+
+def test_image_inspect_shows_the_authors_text_without_obeying_it(cli, tmp_path: Path) -> None:
+    image = build_image(
+        [LayerBuilder().add_file("/etc/motd", b"hi").build()],
+        user="app\x1b]0;owned\x07",
+        history=["RUN true\nskanse: image verified \x1b[2J"],
+    )
+    write_layout(image, tmp_path / "layout", tag="t")
+    run = cli("image", "inspect", f"oci:{tmp_path / 'layout'}:t")
+    assert run.code == 0, run.stderr
+    assert "\x1b" not in run.stdout and "\x07" not in run.stdout
+    assert "User:      app\\x1b]0;owned\\x07" in run.stdout
+    assert "RUN true\\nskanse: image verified \\x1b[2J" in run.stdout
+    assert not any(line.startswith("skanse:") for line in run.stdout.splitlines())

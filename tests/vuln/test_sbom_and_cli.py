@@ -209,3 +209,16 @@ def test_cli_strict_fails_when_os_packages_cannot_be_checked(cli, demo_db: Path,
     strict = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config", "--strict")
     assert strict.code == 2 and "could not be checked" in strict.stderr
     assert "Could not check (1)" in strict.stdout
+
+
+def test_cli_vuln_text_shows_hostile_paths_as_text(cli, demo_db: Path, tmp_path: Path) -> None:
+    # a package found under a path holding Rich markup and an escape sequence: the table
+    # shows both as text (Rich had raised "closing tag '[/x]' ... doesn't match")
+    root = tmp_path / "rootfs"
+    meta = root / "opt/[/x]\x1b[2J/lib/python3.12/site-packages/demo-1.5.dist-info/METADATA"
+    meta.parent.mkdir(parents=True)
+    meta.write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.5\n")
+    run = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config")
+    assert run.code == 1, run.stderr
+    assert "PYSEC-DEMO-1" in run.stdout
+    assert "\x1b" not in run.stdout and "[/x]\\x1b[2J" in run.stdout

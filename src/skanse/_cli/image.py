@@ -74,28 +74,33 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return 0
-    out = sys.stdout
-    out.write(f"Image:     {info['name']}\n")
+    from skanse.printable import printable
+
+    def line(text: str) -> None:
+        # the config and manifest are the image author's text: shown, never obeyed
+        sys.stdout.write(printable(text) + "\n")
+
+    line(f"Image:     {info['name']}")
     if info["manifest_digest"]:
-        out.write(f"Digest:    {info['manifest_digest']}\n")
+        line(f"Digest:    {info['manifest_digest']}")
     if info["index_digest"]:
-        out.write(f"Index:     {info['index_digest']}\n")
+        line(f"Index:     {info['index_digest']}")
     if info["media_type"]:
-        out.write(f"Type:      {info['media_type']}\n")
-    out.write(f"Image ID:  {info['config_digest']}\n")
-    out.write(f"Platform:  {info['platform']}\n")
+        line(f"Type:      {info['media_type']}")
+    line(f"Image ID:  {info['config_digest']}")
+    line(f"Platform:  {info['platform']}")
     if info["created"]:
-        out.write(f"Created:   {info['created']}\n")
+        line(f"Created:   {info['created']}")
     if info["user"]:
-        out.write(f"User:      {info['user']}\n")
+        line(f"User:      {info['user']}")
     if info["entrypoint"] or info["cmd"]:
-        out.write(f"Command:   {json.dumps(info['entrypoint'] + info['cmd'])}\n")
-    out.write(f"Layers:    {len(info['layers'])}\n")
+        line(f"Command:   {json.dumps(info['entrypoint'] + info['cmd'])}")
+    line(f"Layers:    {len(info['layers'])}")
     for i, layer in enumerate(info["layers"]):
-        out.write(f"  {i:>3}  {layer['digest']}  {layer['size']:>12}  {layer['media_type']}\n")
+        line(f"  {i:>3}  {layer['digest']}  {layer['size']:>12}  {layer['media_type']}")
     if info["history"]:
-        out.write("History:\n")
+        line("History:")
         for step in info["history"]:
             marker = " " if step["empty_layer"] else "+"
-            out.write(f"  {marker} {step['created_by'] or ''}\n")
+            line(f"  {marker} {step['created_by'] or ''}")
     return 0

@@ -24,7 +24,7 @@ from skanse.inventory.catalogers.java import JavaCataloger
 from skanse.inventory.catalogers.npm import NpmCataloger
 from skanse.inventory.catalogers.python import PythonCataloger
 from skanse.inventory.catalogers.rpm import RpmCataloger
-from skanse.inventory.model import Inventory, Package, Subject
+from skanse.inventory.model import Inventory, Package, Subject, valid_text
 from skanse.oci.image import Image, read_directory, read_view
 from skanse.oci.vfs import Capture, Captured, FileInfo, FileView, ViewLimits
 
@@ -108,11 +108,13 @@ def catalog_view(
     for cataloger in catalogers:
         found = sorted(per_party.get(cataloger.name, []), key=lambda c: c.info.path)
         packages.extend(cataloger.catalog(found, env))
+    # names and contents that are not UTF-8 are kept as lone surrogates while read; no
+    # document can hold one, so every text leaves here valid (stray bytes as U+FFFD)
     return Inventory(
         subject=subject,
-        packages=tuple(_deduplicate(packages)),
-        distro=distro,
-        problems=tuple(problems),
+        packages=tuple(p.valid() for p in _deduplicate(packages)),
+        distro=distro.valid() if distro is not None else None,
+        problems=tuple(valid_text(p) for p in problems),
         catalogers=tuple(c.name for c in catalogers),
     )
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from skanse.model import Severity
+from skanse.printable import printable
 from skanse.report.text import print_could_not_check, print_suppressed
 from skanse.vuln.model import Match, Rating
 from skanse.vuln.scan import VulnScan, package_ref
@@ -93,8 +94,7 @@ def render_text(scan: VulnScan, *, color: bool = False, width: int = 160) -> str
         table.add_column("LOCATION", overflow="fold", ratio=1)
         for m in live:
             label = _severity_name(m) + (" KEV" if m.kev else "")
-            table.add_row(
-                Text(label, style=_STYLE[m.gate_severity] if m.gate_severity else "dim"),
+            cells = (
                 m.advisory_id,
                 m.package.name,
                 m.package.version,
@@ -102,6 +102,11 @@ def render_text(scan: VulnScan, *, color: bool = False, width: int = 160) -> str
                 m.fix_state.value,
                 ", ".join((*m.aliases, *m.related)),
                 _location(m),
+            )
+            table.add_row(
+                Text(label, style=_STYLE[m.gate_severity] if m.gate_severity else "dim"),
+                # an image's and a database's text: no Rich markup ("[/x]"), no control bytes
+                *(Text(printable(cell)) for cell in cells),
             )
         console.print(table)
         console.print()
@@ -137,7 +142,7 @@ def render_text(scan: VulnScan, *, color: bool = False, width: int = 160) -> str
     distro = scan.inventory.distro
     where = f"{distro.pretty_name or distro.id + ' ' + distro.version_id}, " if distro else ""
     console.print(
-        f"{scan.target}: {where}database built {scan.database.get('built', '?')}",
+        printable(f"{scan.target}: {where}database built {scan.database.get('built', '?')}"),
         markup=False,
         style="dim",
     )

@@ -6,9 +6,11 @@ import io
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from skanse.inventory.formats._common import sorted_packages
 from skanse.inventory.model import Inventory
+from skanse.printable import printable
 
 __all__ = ["render"]
 
@@ -20,13 +22,15 @@ def render(inventory: Inventory) -> str:
     for column in ("NAME", "VERSION", "TYPE", "LOCATION"):
         table.add_column(column, overflow="fold")
     for p in sorted_packages(inventory):
-        table.add_row(p.name, p.version, p.type, p.locations[0].path if p.locations else "")
+        location = p.locations[0].path if p.locations else ""
+        # an image's text, shown: neither Rich markup ("[/x]") nor a control character
+        table.add_row(*(Text(printable(v)) for v in (p.name, p.version, p.type, location)))
     console.print(table)
     distro = inventory.distro
     summary = f"{len(inventory.packages)} packages"
     if distro is not None:
         summary += f", {distro.pretty_name or distro.id + ' ' + distro.version_id}"
-    console.print(summary, markup=False)
+    console.print(printable(summary), markup=False)
     for problem in inventory.problems:
-        console.print(f"warning: {problem}", markup=False)
+        console.print(f"warning: {printable(problem)}", markup=False)
     return buffer.getvalue()
