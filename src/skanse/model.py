@@ -244,7 +244,8 @@ class Finding:
                 self.location.pointer,
             )
         )
-        return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        # a file name that is not UTF-8 holds lone surrogates: encodable, never an error
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class ProblemKind(enum.StrEnum):

@@ -7,9 +7,15 @@ Every writer of text, XML and logs passes such values through `printable` first.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-__all__ = ["printable"]
+__all__ = ["printable", "valid_text", "valid_texts"]
+
+_T = TypeVar("_T")
 
 # C0 controls, DEL, C1 controls, and the bidirectional embeddings, overrides and isolates
 # (a "Trojan Source" reordering); XML 1.0 also forbids the non-characters U+FFFE/U+FFFF.
@@ -32,3 +38,54 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in "\n\t" else _escape(m), text)
     return _UNPRINTABLE.sub(_escape, text)
+
+
+def valid_text(value: str) -> str:
+    """`value` as valid Unicode. A file name or content that is not UTF-8 is read with its
+    stray bytes kept as lone surrogates (so that the file can still be opened), which no
+    UTF-8 document can hold: in what is shown or written, each becomes U+FFFD, as Go's
+    encoders write such bytes (Syft's and Trivy's documents)."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = value.encode("utf-8", "surrogateescape")  # the bytes that were read
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")  # a surrogate that came from elsewhere
+    return raw.decode("utf-8", "replace")
+
+
+def valid_texts(value: _T) -> _T:
+    """`value` with `valid_text` applied to every string in it, through dataclasses, tuples,
+    lists, frozensets and mappings; parts that need nothing are returned as they are."""
+    return _valid(value)  # type: ignore[no-any-return]
+
+
+def _valid(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if isinstance(value, enum.Enum) else valid_text(value)
+    if isinstance(value, tuple | list | frozenset):
+        items = [_valid(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return type(value)(items)
+    if isinstance(value, Mapping):
+        pairs = [(_valid(k), _valid(v)) for k, v in value.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for field in dataclasses.fields(value):
+            if not field.init:
+                continue
+            old = getattr(value, field.name)
+            new = _valid(old)
+            if new is not old:
+                changes[field.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value

@@ -393,3 +393,19 @@ def test_a_report_that_cannot_be_flushed_at_exit_is_exit_two_not_a_traceback() -
     assert run.returncode == 2
     assert "standard output: No space left on device" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif", "junit", "policyreport"])
+def test_a_file_name_that_is_not_utf8_is_reported_in_every_format(
+    cli, tmp_path: Path, fmt: str
+) -> None:
+    # the name holds the byte 0xff (a lone surrogate once decoded): json and sarif failed
+    # with an internal error ("surrogates not allowed"), which fails every gate run on the tree
+    name = os.path.join(os.fsencode(tmp_path), b"p\xffod.yaml")
+    with open(name, "w") as out:
+        out.write("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n")
+        out.write("  containers: [{name: c, image: nginx}]\n")
+    run = cli("scan", str(tmp_path), "-f", fmt)
+    assert run.code == 1, run.stderr
+    assert "p\ufffdod.yaml" in run.stdout or "p%EF%BF%BDod.yaml" in run.stdout
+    run.stdout.encode("utf-8")  # a document any reader can take

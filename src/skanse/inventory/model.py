@@ -6,25 +6,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from skanse.printable import valid_text
+
 __all__ = ["Distro", "Inventory", "Package", "PackageLocation", "Subject", "valid_text"]
-
-
-def valid_text(value: str) -> str:
-    """`value` as valid Unicode. A file name or file content that is not UTF-8 is read with
-    its stray bytes kept as lone surrogates, which no UTF-8 document can hold: each becomes
-    U+FFFD, as Go's encoders write such bytes (Syft's and Trivy's documents)."""
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        pass
-    try:
-        raw = value.encode("utf-8", "surrogateescape")  # the bytes that were read
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8", "surrogatepass")  # a surrogate that came from elsewhere
-    return raw.decode("utf-8", "replace")
 
 
 def _valid(values: tuple[str, ...]) -> tuple[str, ...]:

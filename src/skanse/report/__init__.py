@@ -10,9 +10,10 @@ import enum
 from typing import assert_never
 
 from skanse.model import ScanResult
+from skanse.printable import valid_text, valid_texts
 from skanse.report._info import ReportInfo
 
-__all__ = ["Format", "ReportInfo", "render"]
+__all__ = ["Format", "ReportInfo", "displayable", "render"]
 
 
 class Format(enum.StrEnum):
@@ -23,8 +24,23 @@ class Format(enum.StrEnum):
     POLICYREPORT = "policyreport"
 
 
+def displayable(result: ScanResult) -> ScanResult:
+    """`result` with every text a document can hold. The scan keeps a file's name as the file
+    system gave it (a name that is not UTF-8 holds lone surrogates) so that it can be opened
+    and fixed; shown or written, such a name has U+FFFD for each stray byte."""
+    texts = [*result.targets, *result.warnings]
+    texts += [f.location.file for f in result.findings]
+    texts += [e.location.file for e in result.evaluations]
+    texts += [p.file for p in result.problems] + [p.message for p in result.problems]
+    texts += [s.file for s in result.skipped] + [s.reason for s in result.skipped]
+    if all(valid_text(t) is t for t in texts):
+        return result  # the usual case: no walk over every finding
+    return valid_texts(result)
+
+
 def render(fmt: Format, result: ScanResult, info: ReportInfo) -> str:
     """The document for `fmt`; imports the renderer on first use (start-up time matters)."""
+    result = displayable(result)
     match fmt:
         case Format.TEXT:
             from skanse.report import text

@@ -41,12 +41,12 @@ def _document(
     config: LoadedConfig,
     resolve: Callable[[str], list[CheckID]],
 ) -> ResultDocument:
-    from skanse.report import json_report
+    from skanse.report import displayable, json_report
     from skanse.results import apply_suppressions
 
     suppressed = apply_suppressions(result, config.suppressions, resolve, dt.date.today())
     info = ReportInfo(tool_version=__version__, kind=kind)
-    return ResultDocument(kind, origin, json_report.to_document(suppressed, info))
+    return ResultDocument(kind, origin, json_report.to_document(displayable(suppressed), info))
 
 
 def run_scan(
