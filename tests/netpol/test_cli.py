@@ -140,3 +140,18 @@ def test_svg_nodes_name_external_ranges_by_cidr_and_keep_the_range_in_the_toolti
     assert nodes["0.0.0.0-9.255.255.255[External]"] == "0.0.0.0/5 +1 more"
     assert nodes["11.0.0.0-255.255.255.255[External]"] == "11.0.0.0/8 +5 more"
     assert nodes["shop/app[Deployment]"] == "app[Deployment]"
+
+
+@pytest.mark.parametrize("fmt", ["table", "txt", "md", "csv", "dot", "svg"])
+def test_names_from_manifests_are_shown_not_obeyed(cli, tmp_path: Path, fmt: str) -> None:
+    # a manifest in a repository can name a pod anything; the API server would refuse the
+    # name, but `netpol list` reads files, and its text went to the terminal raw
+    manifest = tmp_path / "hostile.yaml"
+    manifest.write_text(
+        'apiVersion: v1\nkind: Pod\nmetadata:\n  name: "web\\e[2J\\e]0;owned\\a"\n'
+        "  namespace: shop\nspec:\n  containers: [{name: c, image: nginx}]\n"
+    )
+    run = cli("netpol", "list", str(manifest), "-f", fmt)
+    assert run.code == 0, run.stderr
+    assert "\x1b" not in run.stdout and "\x07" not in run.stdout
+    assert "web\\x1b[2J" in run.stdout

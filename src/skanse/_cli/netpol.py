@@ -218,7 +218,7 @@ def _run_list(args: argparse.Namespace) -> int:
         "generated": dt.datetime.now(dt.UTC).isoformat(),
     }
     text = render_connections(ListFormat(args.format), connections, model, provenance=provenance)
-    emit(text, args.output)
+    emit(_shown_document(text), args.output)
     return 2 if troubles and args.strict else 0
 
 
@@ -234,7 +234,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     src, _ = parse_target(model, args.src)
     dst, query = parse_target(model, args.dst, allow_port=True)
     explanations = explain(model, src, dst, query)
-    sys.stdout.write(render_explanations(explanations, as_json=args.json))
+    sys.stdout.write(_shown_document(render_explanations(explanations, as_json=args.json)))
     if troubles and args.strict:
         return 2
     if args.expect is not None:
@@ -273,7 +273,7 @@ def _run_diff(args: argparse.Namespace) -> int:
         [w.ident for w in old.workloads],
         [w.ident for w in new.workloads],
     )
-    emit(render_changes(changes, ListFormat(args.format)), args.output)
+    emit(_shown_document(render_changes(changes, ListFormat(args.format))), args.output)
     if troubles and args.strict:
         return 2
     return 1 if changes else 0
@@ -351,3 +351,12 @@ def _run_generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _shown_document(text: str) -> str:
+    """A connection list, explanation or diff with the manifests' names in it shown, not
+    obeyed: control characters escaped (line breaks and tabs are the layout's). JSON escapes
+    them itself; names of real objects are DNS labels and never change."""
+    from skanse.printable import printable
+
+    return printable(text, keep_newlines=True)
