@@ -14,7 +14,7 @@ import pytest
 
 from skanse.errors import DigestMismatchError, LayerError, LayoutError, ManifestError
 from skanse.oci.archives import open_docker_archive
-from skanse.oci.image import open_image, parse_spec, read_directory, read_view
+from skanse.oci.image import Image, open_image, parse_spec, read_directory, read_view
 from skanse.oci.layers import apply_layer
 from skanse.oci.vfs import FileView, ViewLimits
 from skanse.oci.writer import LayerBuilder, build_image, write_docker_archive
@@ -29,14 +29,19 @@ def archive(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
+def _read_all(opened: Image) -> FileView:
+    """The image's view with every file captured, the image closed after."""
+    try:
+        return read_view(opened, lambda info: lambda data: data)
+    finally:
+        opened.close()
+
+
 def test_writer_archive_round_trip(tmp_path: Path) -> None:
     image = build_image([LayerBuilder().add_file("/etc/motd", b"hi").build("zstd")])
     write_docker_archive(image, tmp_path / "a.tar", repo_tag="demo:1")
     opened = open_docker_archive(tmp_path / "a.tar")
-    try:
-        view = read_view(opened, lambda info: lambda data: data)
-    finally:
-        opened.close()
+    view = _read_all(opened)
     assert opened.config_digest == image.config_digest
     assert view.captured["/etc/motd"].value == b"hi"
 
@@ -222,10 +227,7 @@ def test_docker_archive_sparse_layer_member_is_read_expanded(tmp_path: Path) -> 
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     opened = open_docker_archive(path)
-    try:
-        view = read_view(opened, lambda info: lambda data: data)
-    finally:
-        opened.close()
+    view = _read_all(opened)
     assert "/etc/motd" in view.nodes and "/zeros" in view.nodes
     assert view.layers[0].diff_id == diff_id
 
@@ -269,10 +271,7 @@ def test_a_layer_docker_save_stored_as_a_link_to_the_same_layer_is_read(
     # to it (an image with two identical layers, such as two empty ones)
     layer = LayerBuilder().add_file("/etc/motd", b"hi").tar_bytes()
     opened = open_docker_archive(_linked_archive(tmp_path / "a.tar", layer, links))
-    try:
-        view = read_view(opened, lambda info: lambda data: data)
-    finally:
-        opened.close()
+    view = _read_all(opened)
     assert len(view.layers) == len(links) + 1
     assert view.captured["/etc/motd"].value == b"hi"
 
@@ -346,10 +345,7 @@ def test_a_compressed_archive_reads_as_the_plain_one(tmp_path: Path, compression
     path = tmp_path / f"a.tar.{compression}"
     path.write_bytes(packed)
     opened = open_image(parse_spec(str(path)))
-    try:
-        view = read_view(opened, lambda info: lambda data: data)
-    finally:
-        opened.close()
+    view = _read_all(opened)
     assert opened.config_digest == image.config_digest
     assert view.captured["/etc/motd"].value == b"packed"
 
@@ -402,10 +398,7 @@ def test_an_image_of_a_multi_image_archive_is_chosen_by_its_tag(
     spec = parse_spec(f"docker-archive:{path}:{tag}")
     assert spec.tag == tag
     opened = open_image(spec)
-    try:
-        view = read_view(opened, lambda info: lambda data: data)
-    finally:
-        opened.close()
+    view = _read_all(opened)
     assert view.captured["/etc/motd"].value == motd
 
 
