@@ -222,3 +222,25 @@ def test_cli_vuln_text_shows_hostile_paths_as_text(cli, demo_db: Path, tmp_path:
     assert run.code == 1, run.stderr
     assert "PYSEC-DEMO-1" in run.stdout
     assert "\x1b" not in run.stdout and "[/x]\\x1b[2J" in run.stdout
+
+
+PEER_SBOMS = Path(__file__).parent / "data" / "peer-sboms"
+
+
+@pytest.mark.parametrize("name", ["trivy-0.76-debian12.cdx.json", "trivy-0.76-debian12.spdx.json"])
+def test_trivy_sboms_are_looked_up_by_debian_source_package_and_epoch(name: str) -> None:
+    # Trivy names the source in its own properties (CycloneDX) or sourceInfo (SPDX) and the
+    # epoch in a purl qualifier; looked up by binary name and without the epoch, libc6 and
+    # zlib1g found none of glibc's and zlib's advisories (see data/peer-sboms/SOURCES.md)
+    from skanse.vuln.matcher import LookupKey, lookup_keys
+
+    inventory = read_sbom(PEER_SBOMS / name)
+    assert inventory.distro is not None
+    assert (inventory.distro.id, inventory.distro.version_id) == ("debian", "12.15")
+    keys = {p.name: lookup_keys(p, inventory.distro) for p in inventory.packages}
+    assert keys == {
+        "libc6": [LookupKey("debian:12", "glibc", "2.36-9+deb12u14")],
+        "zlib1g": [LookupKey("debian:12", "zlib", "1:1.2.13.dfsg-1")],
+        "libsystemd0": [LookupKey("debian:12", "systemd", "252.39-1~deb12u2")],
+        "base-files": [LookupKey("debian:12", "base-files", "12.4+deb12u15")],
+    }

@@ -163,8 +163,12 @@ def _os_keys(
             version = f"{epoch}:{version}"
         names = [n for n in (source_name, package.name) if n]
         return [LookupKey(ecosystem, n, version) for n in dict.fromkeys(names)]
-    if purl_type == "deb" and source_version:
-        version = source_version  # binNMUs (+b1) do not change what the source fixed
+    if purl_type == "deb":
+        epoch = qualifiers.get("epoch")  # Trivy's deb purls carry the epoch as a qualifier
+        if epoch and ":" not in version:
+            version = f"{epoch}:{version}"
+        if source_version:
+            version = source_version  # binNMUs (+b1) do not change what the source fixed
     return [LookupKey(ecosystem, source_name or package.name, version)]
 
 

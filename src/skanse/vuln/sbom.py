@@ -413,8 +413,16 @@ def _from_cyclonedx(bom: _CycloneDX, path: Path) -> Inventory:
                     for _, loc in sorted(locations.items())
                     if loc.get("path")
                 ),
-                source_name=props.get("skanse:package:source") or source_name,
-                source_version=props.get("skanse:package:source-version") or source_version,
+                source_name=(
+                    props.get("skanse:package:source")
+                    or props.get("aquasecurity:trivy:SrcName")
+                    or source_name
+                ),
+                source_version=(
+                    props.get("skanse:package:source-version")
+                    or _trivy_source_version(props)
+                    or source_version
+                ),
             )
         )
     root = bom.metadata.component if bom.metadata else None
@@ -445,6 +453,23 @@ def _spdx_locations(package: _SpdxPackage, evident: Mapping[str, list[str]]) -> 
     return []
 
 
+def _trivy_source_version(props: Mapping[str, str]) -> str | None:
+    """Trivy's source package version from its CycloneDX properties: [epoch:]version[-release]
+    (a Debian or RPM version, as the distribution's advisories name it)."""
+    version = props.get("aquasecurity:trivy:SrcVersion")
+    if not version:
+        return None
+    epoch = props.get("aquasecurity:trivy:SrcEpoch")
+    release = props.get("aquasecurity:trivy:SrcRelease")
+    if epoch and epoch != "0":
+        version = f"{epoch}:{version}"
+    return f"{version}-{release}" if release else version
+
+
+# Trivy's SPDX: `sourceInfo: built package from: glibc 2.36-9+deb12u14`
+_TRIVY_SOURCE_INFO = re.compile(r"^built package from: (\S+) (\S+)$")
+
+
 def _from_spdx(document: _Spdx, path: Path) -> Inventory:
     if not document.spdx_version.startswith("SPDX-2."):
         raise SbomError(f"{path}: spdxVersion {document.spdx_version!r} is not SPDX 2.x")
@@ -464,6 +489,7 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
         ):
             evident.setdefault(rel.element, []).append(files[rel.related])
     packages = []
+    distro: Distro | None = None
     subject_name, digest = document.name or str(path), None
     for package in document.packages:
         purl_text = next(
@@ -482,8 +508,13 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
                 digest = package.version
             continue
         if package.purpose == "OPERATING-SYSTEM":
+            if package.name and distro is None:  # Trivy names the distribution here
+                distro = Distro(id=package.name.lower(), version_id=package.version or "")
             continue
         source_name, source_version = _source_from_purl(purl)
+        built = _TRIVY_SOURCE_INFO.match(package.source_info or "")
+        if built and not source_name:
+            source_name, source_version = built.group(1), built.group(2)
         packages.append(
             Package(
                 name=package.name,
@@ -499,7 +530,7 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
             )
         )
     subject = Subject(kind="sbom", name=subject_name, source="spdx", manifest_digest=digest)
-    return Inventory(subject, tuple(packages), distro=None, catalogers=("spdx",))
+    return Inventory(subject, tuple(packages), distro=distro, catalogers=("spdx",))
 
 
 def _from_syft(document: _Syft, path: Path) -> Inventory:
