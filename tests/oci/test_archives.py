@@ -436,3 +436,27 @@ def test_a_directory_holding_an_image_is_refused_not_read_as_an_empty_root(
     (rootfs / "manifest.json").write_text('{"name": "an app file"}')
     (rootfs / "version").write_text("1.0\n")
     assert "/manifest.json" in read_directory(rootfs, lambda info: None).nodes
+
+
+def test_a_docker_archive_listing_more_layers_than_a_manifest_may_is_refused(
+    tmp_path: Path,
+) -> None:
+    # a registry's or a layout's manifest is capped at 10,000 layers; manifest.json was not,
+    # and 110,000 entries naming one small layer fit the config's 8 MiB (about 35 s of work)
+    from skanse.oci.manifest import MAX_DESCRIPTORS
+
+    layer = LayerBuilder().add_file("/etc/motd", b"hi").tar_bytes()
+    count = MAX_DESCRIPTORS + 1
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    path = archive(
+        tmp_path / "many.tar",
+        {
+            "manifest.json": json.dumps(
+                [{"Config": "c.json", "Layers": ["l.tar"] * count}]
+            ).encode(),
+            "c.json": json.dumps({"rootfs": {"diff_ids": [diff_id] * count}}).encode(),
+            "l.tar": layer,
+        },
+    )
+    with pytest.raises(LayoutError, match="10001 layers, over the cap of 10000"):
+        open_docker_archive(path)

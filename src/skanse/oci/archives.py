@@ -34,6 +34,7 @@ from skanse.oci.image import Image, blob_path, open_layout
 from skanse.oci.layers import FileRegion, RegionHashes, hash_ahead, sniff_compression
 from skanse.oci.manifest import (
     MAX_CONFIG_BYTES,
+    MAX_DESCRIPTORS,
     MAX_MANIFEST_BYTES,
     Descriptor,
     ImageConfig,
@@ -291,6 +292,11 @@ def _docker_manifest(
     config_name, layer_names = entry.get("Config"), entry.get("Layers")
     if not isinstance(config_name, str) or not isinstance(layer_names, list):
         raise LayoutError("manifest.json entry has no Config or Layers", reference=name)
+    if len(layer_names) > MAX_DESCRIPTORS:  # the cap a registry's or a layout's manifest has
+        raise LayoutError(
+            f"manifest.json lists {len(layer_names)} layers, over the cap of {MAX_DESCRIPTORS}",
+            reference=name,
+        )
     config_bytes = index.read(config_name, MAX_CONFIG_BYTES)
     config = parse_config(config_bytes, reference=name)
     if len(layer_names) != len(config.diff_ids):
