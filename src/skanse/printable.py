@@ -72,7 +72,8 @@ def _valid(value: Any) -> Any:
         items = [_valid(v) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
-        return type(value)(items)
+        make = getattr(type(value), "_make", None)  # a named tuple takes its fields so
+        return make(items) if make is not None else type(value)(items)
     if isinstance(value, Mapping):
         pairs = [(_valid(k), _valid(v)) for k, v in value.items()]
         if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):

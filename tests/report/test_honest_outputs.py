@@ -5,6 +5,7 @@ wrapped, SARIF paths are relative to the repository whatever the current directo
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -168,3 +169,22 @@ def test_scan_writes_policy_reports_per_namespace(cli, tmp_path: Path, monkeypat
     cluster = next(r for r in doc["items"] if r["kind"] == "ClusterPolicyReport")
     (error,) = cluster["results"]
     assert error["result"] == "error" and error["properties"]["file"].startswith("./bad.yaml")
+
+
+def test_valid_text_writes_each_stray_byte_of_a_name_as_one_replacement_character() -> None:
+    from typing import NamedTuple
+
+    from skanse.printable import valid_text, valid_texts
+
+    name = os.fsdecode(b"caf\xc3\xa9-\xff\xfe.yaml")  # UTF-8 "é", then two stray bytes
+    assert valid_text(name) == "café-\ufffd\ufffd.yaml"
+    assert valid_text("café.yaml") == "café.yaml"
+    assert valid_text("\ud800") == "\ufffd\ufffd\ufffd"  # a lone surrogate from elsewhere
+
+    class Pair(NamedTuple):
+        path: str
+        count: int
+
+    same = ("plain", Pair("ok", 1))
+    assert valid_texts(same) is same  # nothing to mend: nothing rebuilt
+    assert valid_texts({"k": [Pair(name, 2)]}) == {"k": [Pair("café-\ufffd\ufffd.yaml", 2)]}

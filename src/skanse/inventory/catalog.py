@@ -24,9 +24,10 @@ from skanse.inventory.catalogers.java import JavaCataloger
 from skanse.inventory.catalogers.npm import NpmCataloger
 from skanse.inventory.catalogers.python import PythonCataloger
 from skanse.inventory.catalogers.rpm import RpmCataloger
-from skanse.inventory.model import Inventory, Package, Subject, valid_text
+from skanse.inventory.model import Inventory, Package, Subject
 from skanse.oci.image import Image, read_directory, read_view
 from skanse.oci.vfs import Capture, Captured, FileInfo, FileView, ViewLimits
+from skanse.printable import valid_text
 
 __all__ = ["catalog_directory", "catalog_image", "catalog_view", "default_catalogers"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from skanse.printable import valid_text
 
-__all__ = ["Distro", "Inventory", "Package", "PackageLocation", "Subject", "valid_text"]
+__all__ = ["Distro", "Inventory", "Package", "PackageLocation", "Subject"]
 
 
 def _valid(values: tuple[str, ...]) -> tuple[str, ...]:
