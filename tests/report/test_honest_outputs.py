@@ -183,7 +183,7 @@ def test_valid_text_writes_each_stray_byte_of_a_name_as_one_replacement_characte
 
     class Pair(NamedTuple):
         path: str
-        count: int
+        size: int
 
     same = ("plain", Pair("ok", 1))
     assert valid_texts(same) is same  # nothing to mend: nothing rebuilt
