@@ -244,3 +244,16 @@ def test_trivy_sboms_are_looked_up_by_debian_source_package_and_epoch(name: str)
         "libsystemd0": [LookupKey("debian:12", "systemd", "252.39-1~deb12u2")],
         "base-files": [LookupKey("debian:12", "base-files", "12.4+deb12u15")],
     }
+
+
+@pytest.mark.corpus
+def test_syft_cyclonedx_is_looked_up_as_syft_json_is() -> None:
+    # Syft makes no purl for a deb in an Alpine image and names its source only in the
+    # property syft:metadata:source; busybox-static was looked up under its own name
+    from skanse.vuln.matcher import lookup_keys
+
+    fixtures = corpus_path("sbom-fixtures", "tiny-image-sboms")
+    cdx, syft = read_sbom(fixtures / "tiny.cdx.json"), read_sbom(fixtures / "tiny.syft.json")
+    keys = {p.name: lookup_keys(p, cdx.distro) for p in cdx.packages}
+    assert keys == {p.name: lookup_keys(p, syft.distro) for p in syft.packages}
+    assert keys["busybox-static"][0].name == "busybox"  # type: ignore[union-attr]

@@ -417,11 +417,15 @@ def _from_cyclonedx(bom: _CycloneDX, path: Path) -> Inventory:
                     props.get("skanse:package:source")
                     or props.get("aquasecurity:trivy:SrcName")
                     or source_name
+                    or props.get("syft:metadata:source")  # Syft, where it made no purl
+                    or None
                 ),
                 source_version=(
                     props.get("skanse:package:source-version")
                     or _trivy_source_version(props)
                     or source_version
+                    or props.get("syft:metadata:sourceVersion")
+                    or None
                 ),
             )
         )
