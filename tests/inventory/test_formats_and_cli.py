@@ -380,3 +380,36 @@ def test_image_inspect_shows_the_authors_text_without_obeying_it(cli, tmp_path: 
     assert "User:      app\\x1b]0;owned\\x07" in run.stdout
     assert "RUN true\\nskanse: image verified \\x1b[2J" in run.stdout
     assert not any(line.startswith("skanse:") for line in run.stdout.splitlines())
+
+
+def test_spdx_names_the_distribution_as_an_operating_system_package(tiny_inventory) -> None:
+    # Trivy looks for the distribution there; without it `trivy sbom` took the OS for "none"
+    # and matched no distribution advisory (Syft's SPDX has the same gap)
+
+    doc = json.loads(render("spdx-json", tiny_inventory))
+    [os_package] = [
+        p for p in doc["packages"] if p.get("primaryPackagePurpose") == "OPERATING-SYSTEM"
+    ]
+    assert (os_package["name"], os_package["versionInfo"]) == ("alpine", "3.16.2")
+    root = next(p for p in doc["packages"] if p.get("primaryPackagePurpose") == "CONTAINER")
+    assert {
+        "spdxElementId": root["SPDXID"],
+        "relationshipType": "CONTAINS",
+        "relatedSpdxElement": os_package["SPDXID"],
+    } in doc["relationships"]
+    assert "OPERATING_SYSTEM" not in json.dumps(doc)  # the schema's spelling only
+
+
+def test_skanse_spdx_read_back_has_its_distribution_and_no_extra_package(
+    tiny_inventory, tmp_path: Path
+) -> None:
+    from skanse.vuln.sbom import read_sbom
+
+    path = tmp_path / "tiny.spdx.json"
+    path.write_text(render("spdx-json", tiny_inventory))
+    read = read_sbom(path)
+    assert read.distro is not None and (read.distro.id, read.distro.version_id) == (
+        "alpine",
+        "3.16.2",
+    )
+    assert len(read.packages) == len(tiny_inventory.packages)

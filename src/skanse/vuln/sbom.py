@@ -511,7 +511,7 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
             if package.version and package.version.startswith("sha256:"):
                 digest = package.version
             continue
-        if package.purpose == "OPERATING-SYSTEM":
+        if (package.purpose or "").replace("_", "-") == "OPERATING-SYSTEM":  # either spelling
             if package.name and distro is None:  # Trivy names the distribution here
                 distro = Distro(id=package.name.lower(), version_id=package.version or "")
             continue

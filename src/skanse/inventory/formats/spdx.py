@@ -2,7 +2,8 @@
 
 One SPDX package for the subject (the image, its digest as version) that the document
 DESCRIBES and that CONTAINS one package per catalogued package, each with its purl as a
-PACKAGE-MANAGER external reference. A package's declared licences are joined with AND into
+PACKAGE-MANAGER external reference, and the distribution as a package whose purpose is
+OPERATING-SYSTEM (where Trivy looks for it). A package's declared licences are joined with AND into
 one SPDX expression; free text that is no expression becomes a `LicenseRef-` (declared in the
 document's extracted licensing information, as SPDX requires) and is quoted in the licence
 comment, so the document always validates.
@@ -98,6 +99,22 @@ def to_document(inventory: Inventory) -> Document:
         )
     ]
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, root_id)]
+    distro = inventory.distro
+    if distro is not None:
+        # the distribution as its own package, as Trivy writes it and reads it back: without
+        # it Trivy takes the OS for "none" and matches no distribution advisory
+        os_id = _spdx_id("OperatingSystem", f"{distro.id}-{distro.version_id}")
+        packages.append(
+            Package(
+                spdx_id=os_id,
+                name=distro.id,
+                download_location=SpdxNoAssertion(),
+                version=distro.version_id or None,
+                files_analyzed=False,
+                primary_package_purpose=PackagePurpose.OPERATING_SYSTEM,
+            )
+        )
+        relationships.append(Relationship(root_id, RelationshipType.CONTAINS, os_id))
     license_refs: dict[str, str] = {}
     for package in sorted_packages(inventory):
         spdx_id = _spdx_id("Package", f"{package.type}-{package.name}-{package.id}")
@@ -143,4 +160,8 @@ def to_document(inventory: Inventory) -> Document:
 def render(inventory: Inventory) -> str:
     stream = io.StringIO()
     write_document_to_stream(to_document(inventory), stream, validate=False)
-    return stream.getvalue() + "\n"
+    # spdx-tools writes the enum's name; the SPDX 2.3 JSON schema spells it with a hyphen
+    text = stream.getvalue().replace(
+        '"primaryPackagePurpose": "OPERATING_SYSTEM"', '"primaryPackagePurpose": "OPERATING-SYSTEM"'
+    )
+    return text + "\n"
