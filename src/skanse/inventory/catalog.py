@@ -27,7 +27,7 @@ from skanse.inventory.catalogers.rpm import RpmCataloger
 from skanse.inventory.model import Inventory, Package, Subject
 from skanse.oci.image import Image, read_directory, read_view
 from skanse.oci.vfs import Capture, Captured, FileInfo, FileView, ViewLimits
-from skanse.printable import valid_text
+from skanse.printable import valid_texts
 
 __all__ = ["catalog_directory", "catalog_image", "catalog_view", "default_catalogers"]
 
@@ -111,12 +111,14 @@ def catalog_view(
         packages.extend(cataloger.catalog(found, env))
     # names and contents that are not UTF-8 are kept as lone surrogates while read; no
     # document can hold one, so every text leaves here valid (stray bytes as U+FFFD)
-    return Inventory(
-        subject=subject,
-        packages=tuple(p.valid() for p in _deduplicate(packages)),
-        distro=distro.valid() if distro is not None else None,
-        problems=tuple(valid_text(p) for p in problems),
-        catalogers=tuple(c.name for c in catalogers),
+    return valid_texts(
+        Inventory(
+            subject=subject,
+            packages=tuple(_deduplicate(packages)),
+            distro=distro,
+            problems=tuple(problems),
+            catalogers=tuple(c.name for c in catalogers),
+        )
     )
 
 

@@ -6,13 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from skanse.printable import valid_text
-
 __all__ = ["Distro", "Inventory", "Package", "PackageLocation", "Subject"]
-
-
-def _valid(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(valid_text(v) for v in values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +20,6 @@ class Distro:
     id_like: tuple[str, ...] = ()
     version_codename: str = ""
     build_id: str = ""
-
-    def valid(self) -> Distro:
-        """This distribution with every text valid Unicode (`valid_text`)."""
-        return Distro(
-            id=valid_text(self.id),
-            version_id=valid_text(self.version_id),
-            name=valid_text(self.name),
-            pretty_name=valid_text(self.pretty_name),
-            id_like=_valid(self.id_like),
-            version_codename=valid_text(self.version_codename),
-            build_id=valid_text(self.build_id),
-        )
 
     def is_like(self, family: str) -> bool:
         return self.id == family or family in self.id_like
@@ -76,36 +58,6 @@ class Package:
     # files this package installed (OS packages), for the ownership check
     files: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
     metadata: Mapping[str, str] = field(default_factory=dict, compare=False)
-
-    def valid(self) -> Package:
-        """This package with every text valid Unicode (`valid_text`); itself when it is."""
-        texts = (
-            self.name, self.version, self.type, self.purl, self.cataloger,
-            self.source_name or "", self.source_version or "", self.arch or "",
-            *self.licenses, *(loc.path for loc in self.locations),
-            *self.metadata.keys(), *self.metadata.values(),
-        )  # fmt: skip
-        if all(valid_text(t) is t for t in texts):
-            return self
-        return Package(
-            name=valid_text(self.name),
-            version=valid_text(self.version),
-            type=valid_text(self.type),
-            purl=valid_text(self.purl),
-            cataloger=valid_text(self.cataloger),
-            locations=tuple(
-                PackageLocation(valid_text(loc.path), loc.layer, loc.layer_digest)
-                for loc in self.locations
-            ),
-            licenses=_valid(self.licenses),
-            source_name=None if self.source_name is None else valid_text(self.source_name),
-            source_version=(
-                None if self.source_version is None else valid_text(self.source_version)
-            ),
-            arch=None if self.arch is None else valid_text(self.arch),
-            files=frozenset(valid_text(f) for f in self.files),
-            metadata={valid_text(k): valid_text(v) for k, v in self.metadata.items()},
-        )
 
     @property
     def id(self) -> str:
