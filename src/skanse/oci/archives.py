@@ -29,9 +29,15 @@ from typing import IO, Any, cast
 
 from zlib_ng import zlib_ng
 
-from skanse.errors import ImageReferenceError, LayoutError
+from skanse.errors import ImageReferenceError, LayerError, LayoutError
 from skanse.oci.image import Image, blob_path, open_layout
-from skanse.oci.layers import FileRegion, RegionHashes, hash_ahead, sniff_compression
+from skanse.oci.layers import (
+    FileRegion,
+    RegionHashes,
+    hash_ahead,
+    new_budget,
+    sniff_compression,
+)
 from skanse.oci.manifest import (
     MAX_CONFIG_BYTES,
     MAX_DESCRIPTORS,
@@ -168,7 +174,7 @@ def _inflated(source: IO[bytes], compression: str, name: str) -> IO[bytes]:
 
     from zlib_ng import gzip_ng
 
-    limits = ViewLimits()
+    budget = new_budget(ViewLimits())  # the caps a layer has, and its messages
     out = tempfile.TemporaryFile(prefix="skanse-archive-")
     try:
         if compression == "gzip":
@@ -186,16 +192,10 @@ def _inflated(source: IO[bytes], compression: str, name: str) -> IO[bytes]:
         written = 0
         while chunk := reader.read(_INFLATE_CHUNK):
             written += len(chunk)
-            consumed = max(source.tell(), 1)
-            if written > limits.max_expanded_bytes or (
-                written > limits.ratio_grace and written > consumed * limits.max_ratio
-            ):
-                raise LayoutError(
-                    f"the {compression} archive expands to more than {written} bytes "
-                    f"from {consumed} (caps: {limits.max_expanded_bytes} bytes, "
-                    f"{limits.max_ratio} times); not read",
-                    reference=name,
-                )
+            try:
+                budget.check(source.tell(), written, f"the {compression}-compressed archive")
+            except LayerError as exc:
+                raise LayoutError(f"{exc}; not read", reference=name) from None
             out.write(chunk)
         out.seek(0)
         return cast(IO[bytes], out)
