@@ -49,8 +49,8 @@ from skanse.sources.yamlpos import join_pointer
 __all__ = ["build_model", "load_model", "parse_policy", "read_objects"]
 
 POLICY_API = "networking.k8s.io/v1"
-_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 # Template kinds that describe pods which are not running workloads of their own.
 _NOT_WORKLOADS = frozenset({"PodTemplate"})
 _DEFAULT_LIMITS = ReadLimits()
@@ -355,7 +355,7 @@ def parse_policy(
     name = obj.metadata.get("name")
     if not isinstance(name, str) or not name:
         problems.append(PolicyProblem("a NetworkPolicy needs metadata.name", obj, "/metadata"))
-    elif len(name) > 253 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", name):
+    elif len(name) > 253 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z", name):
         problems.append(
             PolicyProblem(
                 f"name {name!r} is not a valid DNS subdomain (lower-case letters, digits, '-' "
