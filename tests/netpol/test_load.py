@@ -11,7 +11,7 @@ import pytest
 from skanse.netpol.engine import analyse
 from skanse.netpol.load import build_model, load_model
 from skanse.sources.manifests import ReadLimits, read_bytes
-from tests.netpol.helpers import deployment, model_from, policy
+from tests.netpol.helpers import deployment, model_from, namespace, policy
 
 BAD_POLICIES: list[tuple[dict[str, Any], str, str]] = [
     (
@@ -227,6 +227,13 @@ def test_name_or_namespace_with_a_final_newline_is_reported() -> None:
     model = model_from([policy("shop\n", "db\n", {"podSelector": {}})])
     messages = sorted(p.message.split(" ")[0] for p in model.problems)
     assert messages == ["name", "namespace"]
+
+
+def test_a_namespace_cannot_claim_another_namespaces_metadata_name_label() -> None:
+    # The API server sets kubernetes.io/metadata.name to the namespace's own name, whatever
+    # the manifest says, so `evil` is not selected by a selector for `kube-system`.
+    model = model_from([namespace("evil", {"kubernetes.io/metadata.name": "kube-system"})])
+    assert model.namespaces["evil"].labels["kubernetes.io/metadata.name"] == "evil"
 
 
 def test_wrong_api_version_is_reported() -> None:

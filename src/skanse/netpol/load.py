@@ -211,7 +211,9 @@ def build_model(objects: Iterable[K8sObject], default_namespace: str = "default"
         ns = obj.namespace or default_namespace
         if kind == "Namespace":
             labels = _labels(obj.metadata.get("labels"))
-            labels.setdefault(METADATA_NAME, obj.name)
+            # The API server overwrites this label with the namespace's name (namespace
+            # strategy Canonicalize): a manifest cannot claim another namespace's name.
+            labels[METADATA_NAME] = obj.name
             namespaces[obj.name] = Namespace(obj.name, labels, obj)
         elif kind == "NetworkPolicy":
             if obj.api_version != POLICY_API:
