@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from skanse.fix import FixOptions, plan_fixes
+from skanse.fix.netpol import NamespacePolicy, default_deny_yaml
 from tests.conftest import corpus_path
 from tests.fix.helpers import after, fix_text
 
@@ -286,3 +287,10 @@ def test_each_fix_sees_what_the_fixes_before_it_wrote(tmp_path: Path) -> None:
     assert fixed["securityContext"]["runAsNonRoot"] is True
     for container in fixed["containers"]:
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_default_deny_quotes_a_namespace_with_a_final_newline() -> None:
+    # A bare `shop\n` would be written unquoted and read back as namespace `shop`.
+    text = default_deny_yaml([NamespacePolicy("shop\n", "default-deny", ())])
+    (document,) = [d for d in yaml.safe_load_all(text) if d]
+    assert document["metadata"]["namespace"] == "shop\n"

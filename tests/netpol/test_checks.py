@@ -125,3 +125,40 @@ def test_policy_types_lint_says_what_the_default_isolates(cli: Any, tmp_path: Pa
     assert "[Egress, Ingress]" in found["message"]
     assert "also denies all ingress" in found["message"]
     assert found["location"]["line"] == 4
+
+
+def test_network_checks_look_policies_up_by_label_not_one_by_one(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    # 4,000 workloads with one policy each took minutes when every check tried every policy
+    # of the namespace on every pod: count the selector matches instead of timing them.
+    from skanse.netpol.selectors import LabelSelector
+    from skanse.scan import scan_manifests
+    from tests.netpol.helpers import deployment, policy
+
+    n = 200
+    docs: list[dict[str, Any]] = []
+    for i in range(n):
+        docs.append(deployment("shop", f"app{i}", {"app": f"app{i}"}, ports=[5432]))
+        rule = {"from": [{"podSelector": {"matchLabels": {"app": f"app{(i + 1) % n}"}}}]}
+        spec = {
+            "podSelector": {"matchLabels": {"app": f"app{i}"}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{**rule, "ports": [{"port": 5432}]}],
+            "egress": [{"to": rule["from"]}],
+        }
+        docs.append(policy("shop", f"p{i}", spec))
+    path = tmp_path / "apps.yaml"
+    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    calls = []
+    original = LabelSelector.matches
+
+    def counting(self: LabelSelector, labels: Any) -> bool:
+        calls.append(1)
+        return original(self, labels)
+
+    monkeypatch.setattr(LabelSelector, "matches", counting)
+    result = scan_manifests([str(path)])
+    found = {f.check_id for f in result.findings}
+    assert "SKN-NET-005" in found and "SKN-NET-001" not in found  # DNS is blocked, all selected
+    assert len(calls) < 20 * n  # n * n before: each of n pods against each of n policies

@@ -279,3 +279,60 @@ def test_aggregation_covers_exactly_the_union_with_the_fewest_cidrs(
         for lo, hi in runs
     )
     assert len(result) == fewest
+
+
+def _graph_with_cidr_file(tmp_path: Path, cidr_file: str) -> tuple[Path, Path]:
+    import json
+
+    manifests = tmp_path / "app.json"
+    manifests.write_text("\n---\n".join(json.dumps(d) for d in APP))
+    graph = tmp_path / "graph.yaml"
+    graph.write_text(
+        f"connections: [{{from: {{cidr-file: '{cidr_file}'}}, to: shop/frontend, ports: [80]}}]\n"
+    )
+    return graph, manifests
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside.txt", "link.txt"])
+def test_a_cidr_file_outside_the_graphs_directory_is_refused(
+    cli: Any, tmp_path: Path, target: str
+) -> None:
+    (tmp_path / "outside.txt").write_text("192.0.2.0/24\n")
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "link.txt").symlink_to(tmp_path / "outside.txt")
+    graph, manifests = _graph_with_cidr_file(tmp_path / "g", target)
+    out = tmp_path / "out.yaml"
+    result = cli("netpol", "generate", str(graph), str(manifests), "-o", str(out))
+    assert result.code == 2 and not out.exists()
+    assert "graph file's directory" in result.stderr
+
+
+def test_a_cidr_file_beside_the_graph_is_read(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "peers.txt").write_text("192.0.2.0/24\n")
+    graph, manifests = _graph_with_cidr_file(tmp_path, "peers.txt")
+    result = cli("netpol", "generate", str(graph), str(manifests))
+    assert result.code == 0, result.stderr
+    assert "192.0.2.0/24" in result.stdout
+
+
+def test_a_device_or_oversized_input_file_is_refused_not_read(cli: Any, tmp_path: Path) -> None:
+    graph, manifests = _graph_with_cidr_file(tmp_path, "big.txt")
+    (tmp_path / "big.txt").write_text("192.0.2.0/24\n" * 100_000)  # 1.3 MB
+    result = cli("netpol", "generate", str(graph), str(manifests), "--max-file-size", "1")
+    assert result.code == 2 and "over the 1 MiB limit" in result.stderr
+    result = cli("netpol", "generate", str(graph), str(manifests), "--rir", "/dev/zero")
+    assert result.code == 2 and "not a regular file" in result.stderr
+    result = cli("netpol", "generate", "/dev/zero", str(manifests))
+    assert result.code == 2 and "not a regular file" in result.stderr
+
+
+def test_a_bad_line_is_quoted_only_as_a_short_escaped_excerpt() -> None:
+    secret = "root:$6$saltsalt$" + "h" * 80 + ":19000:0:99999:7:::\x1b[2J"
+    with pytest.raises(RirError) as caught:
+        parse_cidr_list(f"10.0.0.0/8\n{secret}\n", "peers.txt")
+    message = str(caught.value)
+    assert message.startswith("peers.txt:2:") and "root:$6$" in message
+    assert "h" * 20 not in message and "\x1b" not in message
+    with pytest.raises(RirError) as caught:
+        parse_delegated(f"ripencc|NO|ipv4|{secret}|256|20000101|allocated\n")
+    assert "h" * 20 not in str(caught.value)

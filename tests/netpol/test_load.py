@@ -11,7 +11,7 @@ import pytest
 from skanse.netpol.engine import analyse
 from skanse.netpol.load import build_model, load_model
 from skanse.sources.manifests import ReadLimits, read_bytes
-from tests.netpol.helpers import deployment, model_from, policy
+from tests.netpol.helpers import deployment, model_from, namespace, policy
 
 BAD_POLICIES: list[tuple[dict[str, Any], str, str]] = [
     (
@@ -110,6 +110,31 @@ BAD_POLICIES: list[tuple[dict[str, Any], str, str]] = [
     ),
     ({"podSelector": {}, "policyTypes": ["Ingres"]}, "invalid policyType", "/spec/policyTypes/0"),
     ({"podSelector": {}, "ingress": "everything"}, "must be a list", "/spec/ingress"),
+    # Go's `$` never matches before a final newline: the API server refuses these names
+    (
+        {
+            "podSelector": {
+                "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x\n"]}]
+            }
+        },
+        "label value",
+        "/spec/podSelector/matchExpressions/0/values/0",
+    ),
+    (
+        {"podSelector": {"matchLabels": {"app\n": "x"}}},
+        "label key",
+        "/spec/podSelector/matchLabels/app\n",
+    ),
+    (
+        {"podSelector": {"matchLabels": {"example.com\n/app": "x"}}},
+        "invalid prefix",
+        "/spec/podSelector/matchLabels/example.com\n~1app",
+    ),
+    (
+        {"podSelector": {}, "ingress": [{"ports": [{"port": "http\n"}]}]},
+        "port name",
+        "/spec/ingress/0/ports/0/port",
+    ),
 ]
 
 
@@ -196,6 +221,19 @@ def test_invalid_name_is_reported_but_the_rules_still_count() -> None:
     model = model_from([policy("x", "Bad_Name", {"podSelector": {}})])
     assert len(model.policies) == 1
     assert "DNS subdomain" in model.problems[0].message
+
+
+def test_name_or_namespace_with_a_final_newline_is_reported() -> None:
+    model = model_from([policy("shop\n", "db\n", {"podSelector": {}})])
+    messages = sorted(p.message.split(" ")[0] for p in model.problems)
+    assert messages == ["name", "namespace"]
+
+
+def test_a_namespace_cannot_claim_another_namespaces_metadata_name_label() -> None:
+    # The API server sets kubernetes.io/metadata.name to the namespace's own name, whatever
+    # the manifest says, so `evil` is not selected by a selector for `kube-system`.
+    model = model_from([namespace("evil", {"kubernetes.io/metadata.name": "kube-system"})])
+    assert model.namespaces["evil"].labels["kubernetes.io/metadata.name"] == "evil"
 
 
 def test_wrong_api_version_is_reported() -> None:

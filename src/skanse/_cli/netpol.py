@@ -281,23 +281,31 @@ def _run_diff(args: argparse.Namespace) -> int:
 
 def _run_generate(args: argparse.Namespace) -> int:
     from collections.abc import Sequence
-    from pathlib import Path
 
     from skanse.errors import GraphError, InputError
+    from skanse.model import InputProblem
     from skanse.netpol.addresses import IpNetwork
     from skanse.netpol.generate import generate, parse_graph
     from skanse.netpol.load import read_objects
     from skanse.netpol.rir import RirError, country_cidrs, parse_cidr_list, parse_delegated
+    from skanse.sources.files import read_file
     from skanse.sources.manifests import ReadLimits
 
+    limit = args.max_file_size * 1024 * 1024
+
     def read_text(path: str) -> str:
+        # The reader of every other input: a regular file within --max-file-size only, so a
+        # device (/dev/zero) or a huge file is refused instead of read into memory.
+        data = read_file(path, limit)
+        if isinstance(data, InputProblem):
+            raise InputError(f"{path}: {data.message}")
         try:
-            return Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: {exc}") from None
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text") from None
 
     graph = parse_graph(read_text(args.graph), args.graph)
-    limits = ReadLimits(max_file_bytes=args.max_file_size * 1024 * 1024)
+    limits = ReadLimits(max_file_bytes=limit)
     read = read_objects(args.paths, stdin=_stdin(args.paths, args), limits=limits)
     if read.problems:
         for problem in read.problems:
@@ -323,8 +331,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         return found
 
     def cidr_file(path: str) -> list[IpNetwork]:
-        base = Path(args.graph).parent
-        full = path if Path(path).is_absolute() else str(base / path)
+        full = _beside(args.graph, path)
         try:
             return parse_cidr_list(read_text(full), full)
         except RirError as exc:
@@ -351,6 +358,28 @@ def _run_generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _beside(graph: str, path: str) -> str:
+    """A graph's `cidr-file` as a path inside the graph file's directory.
+
+    The graph may come from a repository under review: it names lists next to it, never
+    another file of the machine (an absolute path, `..`, or a symlink out of the directory).
+    """
+    from pathlib import Path
+
+    from skanse.errors import GraphError
+
+    base = Path(graph).parent.resolve()
+    relative = Path(path)
+    if not path or relative.is_absolute() or ".." in relative.parts:
+        raise GraphError(
+            f"cidr-file {path!r} must be a relative path inside the graph file's directory"
+        )
+    full = (base / relative).resolve()
+    if not full.is_relative_to(base):
+        raise GraphError(f"cidr-file {path!r} leads out of the graph file's directory")
+    return str(full)
 
 
 def _shown_document(text: str) -> str:

@@ -19,7 +19,7 @@ __all__ = ["CHECK_ID", "NamespacePolicy", "default_deny_yaml", "policies_for"]
 
 CHECK_ID = CheckID("SKN-K8S-030")
 POLICY_NAME = "default-deny"
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,9 +205,7 @@ def side_verdict(
     selecting = []
     matches = []
     allowed = EMPTY
-    for policy in model.policies_in(subject.namespace):
-        if direction not in policy.types or not policy.pod_selector.matches(subject.labels):
-            continue
+    for policy in model.policies_selecting(subject, direction):
         selecting.append(policy)
         for rule in policy.rules(direction):
             if rule.peers is not None and not any(

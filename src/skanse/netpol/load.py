@@ -49,8 +49,8 @@ from skanse.sources.yamlpos import join_pointer
 __all__ = ["build_model", "load_model", "parse_policy", "read_objects"]
 
 POLICY_API = "networking.k8s.io/v1"
-_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 # Template kinds that describe pods which are not running workloads of their own.
 _NOT_WORKLOADS = frozenset({"PodTemplate"})
 _DEFAULT_LIMITS = ReadLimits()
@@ -211,7 +211,9 @@ def build_model(objects: Iterable[K8sObject], default_namespace: str = "default"
         ns = obj.namespace or default_namespace
         if kind == "Namespace":
             labels = _labels(obj.metadata.get("labels"))
-            labels.setdefault(METADATA_NAME, obj.name)
+            # The API server overwrites this label with the namespace's name (namespace
+            # strategy Canonicalize): a manifest cannot claim another namespace's name.
+            labels[METADATA_NAME] = obj.name
             namespaces[obj.name] = Namespace(obj.name, labels, obj)
         elif kind == "NetworkPolicy":
             if obj.api_version != POLICY_API:
@@ -355,7 +357,7 @@ def parse_policy(
     name = obj.metadata.get("name")
     if not isinstance(name, str) or not name:
         problems.append(PolicyProblem("a NetworkPolicy needs metadata.name", obj, "/metadata"))
-    elif len(name) > 253 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", name):
+    elif len(name) > 253 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z", name):
         problems.append(
             PolicyProblem(
                 f"name {name!r} is not a valid DNS subdomain (lower-case letters, digits, '-' "

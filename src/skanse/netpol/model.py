@@ -10,13 +10,14 @@ when egress rules exist).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast
 
 from skanse.model import InputProblem, Location, ResourceRef
 from skanse.netpol.addresses import IpNetwork, IpRange
 from skanse.netpol.ports import ALL, ConnSet, Protocol
-from skanse.netpol.selectors import LabelSelector
+from skanse.netpol.selectors import LabelSelector, Operator
 from skanse.sources.kubernetes import K8sObject
 
 __all__ = [
@@ -268,6 +269,9 @@ class NetworkModel:
     _by_namespace: dict[str, tuple[Policy, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _indexes: dict[str, _LabelIndex[Policy] | _LabelIndex[Pod]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def policies_in(self, namespace: str) -> tuple[Policy, ...]:
         if not self._by_namespace and self.policies:
@@ -276,6 +280,33 @@ class NetworkModel:
                 index.setdefault(p.namespace, []).append(p)
             self._by_namespace.update({k: tuple(v) for k, v in index.items()})
         return self._by_namespace.get(namespace, ())
+
+    def policies_selecting(
+        self, pod: Pod, direction: Direction | None = None
+    ) -> tuple[Policy, ...]:
+        """The policies of the pod's namespace whose podSelector matches it (of one direction
+        when given), in the order of `policies_in`; looked up by label, not by trying each."""
+        index = self._indexes.get("policies")
+        if index is None:
+            index = _LabelIndex((p.namespace, p.pod_selector, p) for p in self.policies)
+            self._indexes["policies"] = index
+        found = cast("_LabelIndex[Policy]", index).candidates(pod.namespace, pod.labels)
+        return tuple(
+            p
+            for p in found
+            if (direction is None or direction in p.types) and p.pod_selector.matches(pod.labels)
+        )
+
+    def pods_selected_by(self, policy: Policy) -> list[Pod]:
+        """The pods (of every workload, in order) that a policy's podSelector matches."""
+        index = self._indexes.get("pods")
+        if index is None:
+            index = _LabelIndex(
+                (w.namespace, pod.labels, pod) for w in self.workloads for pod in w.pods
+            )
+            self._indexes["pods"] = index
+        found = cast("_LabelIndex[Pod]", index).matching(policy.namespace, policy.pod_selector)
+        return [pod for pod in found if policy.pod_selector.matches(pod.labels)]
 
     def namespace_labels(self, name: str) -> Mapping[str, str]:
         ns = self.namespaces.get(name)
@@ -296,3 +327,63 @@ class NetworkModel:
                 continue
             found.append(w)
         return found
+
+
+T = TypeVar("T")
+
+
+def _anchor(selector: LabelSelector) -> tuple[str, tuple[str, ...]] | None:
+    """A requirement every match must meet with one of a few exact values: the first `In`
+    (matchLabels are `In` with one value). None for a selector without one."""
+    for r in selector.requirements:
+        if r.operator is Operator.IN:
+            return r.key, r.values
+    return None
+
+
+class _LabelIndex(Generic[T]):
+    """Items of each namespace, by label: either selectors (policies), looked up with a
+    pod's labels, or labelled pods, looked up with a selector.
+
+    Only candidates come back, in their original order; the caller still matches each. A
+    policy is filed under the key and values of its anchor (`_anchor`), or kept aside when it
+    has none; a pod is filed under each of its labels. So the common case (a podSelector of
+    matchLabels) costs the pod's labels, not every policy of the namespace.
+    """
+
+    __slots__ = ("_all", "_by_label", "_loose")
+
+    def __init__(self, entries: Iterable[tuple[str, LabelSelector | Mapping[str, str], T]]) -> None:
+        self._all: dict[str, list[tuple[int, T]]] = {}
+        self._loose: dict[str, list[tuple[int, T]]] = {}
+        self._by_label: dict[tuple[str, str, str], list[tuple[int, T]]] = {}
+        for position, (namespace, labels, item) in enumerate(entries):
+            entry = (position, item)
+            self._all.setdefault(namespace, []).append(entry)
+            if isinstance(labels, LabelSelector):
+                anchor = _anchor(labels)
+                if anchor is None:
+                    self._loose.setdefault(namespace, []).append(entry)
+                    continue
+                key, values = anchor
+                pairs: Iterable[tuple[str, str]] = ((key, v) for v in values)
+            else:
+                pairs = labels.items()
+            for key, value in pairs:
+                self._by_label.setdefault((namespace, key, value), []).append(entry)
+
+    def candidates(self, namespace: str, labels: Mapping[str, str]) -> list[T]:
+        """Selectors that may match `labels`: a label has one value, so none comes twice."""
+        found = list(self._loose.get(namespace, ()))
+        for key, value in labels.items():
+            found += self._by_label.get((namespace, key, value), ())
+        return [item for _, item in sorted(found, key=lambda e: e[0])]
+
+    def matching(self, namespace: str, selector: LabelSelector) -> list[T]:
+        """Labelled items that may match `selector`: those with its anchor's key and values."""
+        anchor = _anchor(selector)
+        if anchor is None:
+            return [item for _, item in self._all.get(namespace, ())]
+        key, values = anchor
+        found = [e for v in values for e in self._by_label.get((namespace, key, v), ())]
+        return [item for _, item in sorted(found, key=lambda e: e[0])]

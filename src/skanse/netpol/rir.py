@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from skanse.netpol.addresses import IpNetwork, IpRange, aggregate
+from skanse.printable import printable
 
 __all__ = [
     "DelegatedRecord",
@@ -25,6 +26,15 @@ __all__ = [
 ]
 
 _STATUSES = frozenset({"allocated", "assigned"})
+# How much of a bad line an error quotes: enough to find it, too little to copy out a file
+# that was not meant to be read (a cidr-file of /etc/shadow).
+_EXCERPT = 24
+
+
+def _excerpt(line: str) -> str:
+    """The start of a line for an error message, quoted, control characters escaped."""
+    cut = line[:_EXCERPT]
+    return f"'{printable(cut)}'" + ("..." if len(line) > _EXCERPT else "")
 
 
 class RirError(ValueError):
@@ -53,26 +63,31 @@ def parse_delegated(text: str, source: str = "<delegated>") -> list[DelegatedRec
         if len(fields) < 6 or fields[0].isdigit() or fields[1] == "*" or fields[-1] == "summary":
             continue  # the version header and summary lines
         if len(fields) < 7:
-            raise RirError(source, number, "expected registry|cc|type|start|value|date|status")
+            raise RirError(
+                source,
+                number,
+                f"expected registry|cc|type|start|value|date|status, not {_excerpt(line)}",
+            )
         registry, cc, kind, start, value, _date, status = fields[:7]
         if kind not in ("ipv4", "ipv6") or status.lower() not in _STATUSES:
             continue
+        bad = f"bad {kind} record {_excerpt(line)}"
         try:
             first = ipaddress.ip_address(start)
             size = int(value)
-        except ValueError as exc:
-            raise RirError(source, number, str(exc)) from None
+        except ValueError:
+            raise RirError(source, number, bad) from None
         if kind == "ipv4":
             if first.version != 4 or size < 1 or int(first) + size - 1 > 0xFFFFFFFF:
-                raise RirError(source, number, f"bad ipv4 range {start} + {value}")
+                raise RirError(source, number, bad)
             r = IpRange(4, int(first), int(first) + size - 1)
         else:
             if first.version != 6 or not 0 <= size <= 128:
-                raise RirError(source, number, f"bad ipv6 prefix {start}/{value}")
+                raise RirError(source, number, bad)
             try:
                 net = ipaddress.IPv6Network(f"{start}/{size}")
-            except ValueError as exc:
-                raise RirError(source, number, str(exc)) from None
+            except ValueError:
+                raise RirError(source, number, bad) from None
             r = IpRange.of(net)
         records.append(DelegatedRecord(registry, cc.upper(), r))
     return records
@@ -94,7 +109,10 @@ def parse_cidr_list(text: str, source: str = "<cidrs>") -> list[IpNetwork]:
         try:
             networks.append(strict_network(line))
         except ValueError as exc:
-            raise RirError(source, number, str(exc)) from None
+            # strict_network's own advice only for what reads as an address; anything else
+            # could be any file's content and is quoted no further than an excerpt
+            reason = str(exc) if "host bits set" in str(exc) else "not a CIDR or an address"
+            raise RirError(source, number, f"{reason}: {_excerpt(line)}") from None
     return aggregate(networks)
 
 

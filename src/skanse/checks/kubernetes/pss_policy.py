@@ -14,7 +14,7 @@ PSSLevel = str  # BASELINE or RESTRICTED
 # Newest policy version with a registered check variant (v1.37 added two safe sysctls).
 LATEST_MINOR = 37
 
-_VERSION = re.compile(r"^v?1\.(\d+)$")
+_VERSION = re.compile(r"^v?1\.(\d+)\Z")
 
 
 @dataclass(frozen=True, slots=True)

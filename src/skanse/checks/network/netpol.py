@@ -73,21 +73,11 @@ def _labels_pointer(workload: Workload) -> str:
 
 
 def _selecting(model: NetworkModel, pod: Pod, direction: Direction | None = None) -> list[Policy]:
-    return [
-        p
-        for p in model.policies_in(pod.namespace)
-        if (direction is None or direction in p.types) and p.pod_selector.matches(pod.labels)
-    ]
+    return list(model.policies_selecting(pod, direction))
 
 
 def _selected_pods(model: NetworkModel, policy: Policy) -> list[Pod]:
-    return [
-        pod
-        for w in model.workloads
-        if w.namespace == policy.namespace
-        for pod in w.pods
-        if policy.pod_selector.matches(pod.labels)
-    ]
+    return model.pods_selected_by(policy)
 
 
 @NETWORK_CHECKS.object_check(
