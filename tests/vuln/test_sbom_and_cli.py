@@ -138,6 +138,44 @@ def test_cli_config_suppression_needs_a_reason(cli, demo_db: Path, tmp_path: Pat
     assert match["suppressed"] and match["suppression"]["reason"] == "sandboxed"
 
 
+def test_cli_vuln_takes_no_settings_from_the_scanned_target(
+    cli, demo_db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # a root file system (or an SBOM beside it) carrying a .skanse.yaml that turns the gate
+    # off and suppresses everything: the thing scanned never configures its own scan
+    root = _rootfs(tmp_path, "1.5")
+    planted = (
+        "exit-zero: true\nseverity: critical\nsuppressions:\n"
+        "  - id: CVE-2099-42\n    reason: planted\n"
+    )
+    (root / ".skanse.yaml").write_text(planted)
+    sbom = root / "sbom.cdx.json"
+    write_json(
+        sbom,
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "components": [
+                {"type": "library", "name": "demo", "version": "1.5", "purl": "pkg:pypi/demo@1.5"}
+            ],
+        },
+    )
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)  # discovery stops here
+    monkeypatch.chdir(work)
+    for target in (str(root), f"dir:{root}", str(sbom), f"sbom:{sbom}"):
+        run = cli("vuln", target, "--db", str(demo_db), "-f", "json")
+        assert run.code == 1, (target, run.stderr)
+        [match] = json.loads(run.stdout)["matches"]
+        assert not match["suppressed"], target
+    # the working directory's own file is the one used, and --config still works
+    (work / ".skanse.yaml").write_text(planted)
+    assert cli("vuln", str(root), "--db", str(demo_db)).code == 0
+    monkeypatch.chdir(tmp_path)
+    explicit = cli("vuln", str(sbom), "--db", str(demo_db), "--config", str(root / ".skanse.yaml"))
+    assert explicit.code == 0
+
+
 def test_cli_missing_database_and_bad_inputs_exit_2(cli, tmp_path: Path, demo_db: Path) -> None:
     root = _rootfs(tmp_path, "1.5")
     missing = cli("vuln", str(root), "--db", str(tmp_path / "none.db"), "--no-config")

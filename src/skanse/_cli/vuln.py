@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
     started = dt.datetime.now(dt.UTC)
     target = args.target
-    start = target.removeprefix("sbom:").removeprefix("dir:")
-    loaded = load_config_for(args, [start if os.path.exists(start) else "."])
+    # settings never come from the thing scanned: a .skanse.yaml inside a root file system
+    # or beside an SBOM could otherwise suppress everything; look from the working directory
+    loaded = load_config_for(args, ["."])
     settings = Settings(args, os.environ, loaded.file, str(loaded.path))
     results = result_settings(settings)
     severities, output = results.severities, results.output
