@@ -352,6 +352,45 @@ def test_a_regenerated_manifest_is_caught_by_the_signature(small_db: Path, tmp_p
         import_database(exported.path, target, [public(key, "cosign.pub")])
 
 
+def test_a_signed_import_checks_the_signature_before_decompressing(
+    small_db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # a decompression bomb beside a real bundle of another archive: refused on the archive's
+    # hash, without unpacking a byte (it had written the whole bomb to disk first)
+    from skanse.vuln import transfer
+    from tests.signing.helpers import new_key, public
+
+    key = new_key()
+    exported = export_database(small_db, tmp_path / "out.tar.zst", key)
+    assert exported.bundle is not None
+    manifest = {
+        "format": "skanse-vuln-db",
+        "schema_version": 2,
+        "database": {"name": "vuln.db", "sha256": "0" * 64, "size": 1 << 24},
+    }
+    bomb = tmp_path / "bomb.tar.zst"
+    with open(bomb, "wb") as handle:
+        with zstandard.ZstdCompressor().stream_writer(handle, closefd=False) as z:
+            with tarfile.open(fileobj=z, mode="w|") as tar:
+                for name, data in (
+                    ("manifest.json", json.dumps(manifest).encode()),
+                    ("vuln.db", bytes(1 << 24)),
+                ):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "bomb.tar.zst.sigstore.json").write_bytes(exported.bundle.read_bytes())
+
+    def unpack(*_: object) -> None:
+        raise AssertionError("decompressed before the signature was checked")
+
+    monkeypatch.setattr(transfer, "_unpack", unpack)
+    target = tmp_path / "airgap" / "vuln.db"
+    with pytest.raises(TransferError, match="not the one that was signed"):
+        import_database(bomb, target, [public(key, "cosign.pub")])
+    assert not target.parent.exists() or os.listdir(target.parent) == []
+
+
 def test_export_bundle_verifies_as_cosign_verify_blob_would(small_db: Path, tmp_path: Path) -> None:
     # the bundle is a messageSignature over the archive: skanse's blob verifier (checked
     # against sigstore-conformance's managed-key bundles in tests/signing) accepts it

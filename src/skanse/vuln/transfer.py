@@ -227,6 +227,8 @@ def import_database(
         raw = open(archive, "rb")
     except OSError as exc:
         raise TransferError(f"cannot read: {exc.strerror or exc}", path=str(archive)) from None
+    if expected is not None:
+        _check_signed(raw, expected, str(archive))
     directory = dest.parent if str(dest.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".importing", dir=directory)
@@ -241,6 +243,7 @@ def import_database(
                 raise TransferError(
                     f"not a database exported by `skanse db export`: {exc}", path=str(archive)
                 ) from None
+            # hashed again as unpacked: the file may have changed since it was checked
             if expected is not None and hashing.finish() != expected:
                 raise TransferError(
                     "the archive is not the one that was signed (its SHA-256 differs)",
@@ -260,6 +263,24 @@ def import_database(
         tmp.unlink(missing_ok=True)
         raise
     return manifest
+
+
+def _check_signed(raw: IO[bytes], expected: bytes, where: str) -> None:
+    """The archive is the one that was signed, before any of it is decompressed: an
+    unsigned archive never gets to write (a 65 KB zstd bomb had written 2 GB)."""
+    digest = hashlib.sha256()
+    try:
+        while chunk := raw.read(_CHUNK):
+            digest.update(chunk)
+        raw.seek(0)
+    except OSError as exc:
+        raw.close()
+        raise TransferError(f"cannot read: {exc.strerror or exc}", path=where) from None
+    if digest.digest() != expected:
+        raw.close()
+        raise TransferError(
+            "the archive is not the one that was signed (its SHA-256 differs)", path=where
+        )
 
 
 def _unpack(reader: Any, out: Any, where: str) -> dict[str, Any]:
