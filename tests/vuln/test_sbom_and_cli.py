@@ -249,6 +249,23 @@ def test_cli_strict_fails_when_os_packages_cannot_be_checked(cli, demo_db: Path,
     assert "Could not check (1)" in strict.stdout
 
 
+def test_cli_strict_fails_when_a_purl_cannot_be_read(cli, demo_db: Path, tmp_path) -> None:
+    # a purl that does not parse names no known ecosystem: the package was not checked,
+    # which is not the same as "no advisories" (it had passed --strict with 0 findings)
+    for purl in ("pkg:pypi/demo@1.5?a", "PKG:pypi/demo@1.5"):
+        sbom = write_json(
+            tmp_path / "bad-purl.cdx.json",
+            {
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.5",
+                "components": [{"type": "library", "name": "demo", "version": "1.5", "purl": purl}],
+            },
+        )
+        strict = cli("vuln", str(sbom), "--db", str(demo_db), "--no-config", "--strict")
+        assert strict.code == 2, purl
+        assert "not a valid package URL" in strict.stdout
+
+
 def test_cli_vuln_text_shows_hostile_paths_as_text(cli, demo_db: Path, tmp_path: Path) -> None:
     # a package found under a path holding Rich markup and an escape sequence: the table
     # shows both as text (Rich had raised "closing tag '[/x]' ... doesn't match")

@@ -109,6 +109,9 @@ def _source_rpm(value: str) -> str | None:
 def lookup_keys(package: Package, distro: Distro | None) -> list[LookupKey] | str:
     """Where to look the package up; a string says why it cannot be looked up."""
     purl = _purl(package)
+    if purl is None and package.purl:
+        # what it is cannot be told, so it was not checked: never "no advisories"
+        return "its purl is not a valid package URL"
     purl_type = purl.type if purl else _TYPE_TO_PURL.get(package.type, package.type)
     version = (purl.version if purl and purl.version else None) or package.version
     if not version:
