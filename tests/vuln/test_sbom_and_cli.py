@@ -37,6 +37,49 @@ def test_syft_cyclonedx_spdx_and_json_give_the_same_packages() -> None:
     assert musl.locations[0].layer_digest and musl.locations[0].layer_digest.startswith("sha256:")
 
 
+def test_a_library_an_spdx_document_describes_is_a_package(tmp_path: Path) -> None:
+    # an SBOM of one application DESCRIBES that application: it is checked, not dropped as
+    # if it were the image; a described package without a purl is still the subject
+    def spdx_package(ident: str, name: str, version: str, purl: str | None) -> dict:
+        refs = [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": purl,
+            }
+        ]
+        return {
+            "SPDXID": ident,
+            "name": name,
+            "versionInfo": version,
+            "downloadLocation": "NOASSERTION",
+            "externalRefs": refs if purl else [],
+        }
+
+    document = {
+        "spdxVersion": "SPDX-2.3",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "requests-sbom",
+        "dataLicense": "CC0-1.0",
+        "documentNamespace": "https://example.com/spdx/1",
+        "packages": [
+            spdx_package("SPDXRef-app", "requests", "2.19.0", "pkg:pypi/requests@2.19.0"),
+            spdx_package("SPDXRef-dir", "/srv/app", "", None),
+        ],
+        "relationships": [
+            {
+                "spdxElementId": "SPDXRef-DOCUMENT",
+                "relationshipType": "DESCRIBES",
+                "relatedSpdxElement": ident,
+            }
+            for ident in ("SPDXRef-app", "SPDXRef-dir")
+        ],
+    }
+    inventory = read_sbom(write_json(tmp_path / "app.spdx.json", document))
+    assert [(p.name, p.version) for p in inventory.packages] == [("requests", "2.19.0")]
+    assert inventory.subject.name == "/srv/app"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
