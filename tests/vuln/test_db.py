@@ -124,6 +124,36 @@ def test_osv_all_zip_is_read_in_memory_with_caps(tmp_path: Path, monkeypatch) ->
     assert not (tmp_path / "w.db").exists()
 
 
+def test_newer_duplicates_are_replaced_in_one_pass(tmp_path: Path, monkeypatch) -> None:
+    # a later source with newer copies of the same ids: the older rows go in one DELETE per
+    # table, not one table scan per duplicate (16,000 newer copies had taken 23 s)
+    n = 300
+    for name, modified in (("a", "2024-01-01T00:00:00Z"), ("b", "2024-06-01T00:00:00Z")):
+        for i in range(n):
+            record = osv(
+                f"GHSA-{i:04x}", "PyPI", f"pkg{i}", [{"introduced": "0"}], aliases=[f"CVE-2024-{i}"]
+            )
+            record["modified"] = modified
+            write_json(tmp_path / name / f"{i}.json", record)
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(dbmod.sqlite3, "connect", connect)
+    build_database(tmp_path / "vuln.db", [Source(tmp_path / "a"), Source(tmp_path / "b")])
+    monkeypatch.undo()
+    assert sum(s.lstrip().upper().startswith("DELETE") for s in statements) <= 3
+    with Database.open(tmp_path / "vuln.db") as db:
+        rows = db.conn.execute("SELECT count(*), min(modified) FROM advisories").fetchone()
+        assert rows == (n, "2024-06-01T00:00:00Z")
+        assert db.conn.execute("SELECT count(*) FROM affected").fetchone() == (n,)
+        assert db.conn.execute("SELECT count(*) FROM aliases").fetchone() == (n,)
+
+
 def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, monkeypatch) -> None:
     src = write_json(
         tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
