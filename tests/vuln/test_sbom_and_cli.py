@@ -309,6 +309,17 @@ def test_cli_strict_fails_when_a_purl_cannot_be_read(cli, demo_db: Path, tmp_pat
         assert "not a valid package URL" in strict.stdout
 
 
+@pytest.mark.parametrize("age", ["1e400d", "infd", "nanh", "99999999999d", "-3d"])
+def test_cli_max_db_age_out_of_range_is_a_usage_error(
+    cli, demo_db: Path, tmp_path: Path, age: str
+) -> None:
+    # a traceback (overflow) or, for a negative age, a check silently turned off
+    root = _rootfs(tmp_path, "2.0")
+    with pytest.raises(SystemExit) as exited:
+        cli("vuln", str(root), "--db", str(demo_db), "--no-config", f"--max-db-age={age}")
+    assert exited.value.code == 2
+
+
 def test_cli_vuln_text_shows_hostile_paths_as_text(cli, demo_db: Path, tmp_path: Path) -> None:
     # a package found under a path holding Rich markup and an escape sequence: the table
     # shows both as text (Rich had raised "closing tag '[/x]' ... doesn't match")
