@@ -421,6 +421,41 @@ def test_a_signed_import_checks_the_signature_before_decompressing(
     assert not target.parent.exists() or os.listdir(target.parent) == []
 
 
+def test_cli_db_build_and_import_show_hostile_texts_escaped(
+    cli, small_db: Path, tmp_path: Path
+) -> None:
+    # a rejected file's name and reason, and an imported manifest's fields, come from the
+    # data: an escape sequence in them had reached the terminal raw
+    evil = "\x1b]0;PWNED\x07\x1b[2J"
+    good = write_json(
+        tmp_path / "feed" / "a.json", osv("PYSEC-T-2", "PyPI", "x", [{"introduced": "0"}])
+    )
+    (good.parent / f"b{evil}.json").write_text("{not json" + evil)
+    built = cli("db", "build", f"osv:{good.parent}", "--db", str(tmp_path / "b.db"))
+    assert built.code == 0, built.stderr
+    assert "rejected" in built.stderr and "\\x1b" in built.stderr
+    assert "\x1b" not in built.stdout + built.stderr
+
+    def change(members: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        (manifest_name, manifest_bytes), database = members
+        manifest = json.loads(manifest_bytes)
+        manifest["built"] = manifest["advisories"] = evil
+        return [(manifest_name, json.dumps(manifest).encode()), database]
+
+    exported = export_database(small_db, tmp_path / "out.tar.zst")
+    _rewrite(exported.path, tmp_path / "evil.tar.zst", change)
+    imported = cli(
+        "db",
+        "import",
+        str(tmp_path / "evil.tar.zst"),
+        "--db",
+        str(tmp_path / "i.db"),
+        "--insecure-unsigned",
+    )
+    assert imported.code == 0, imported.stderr
+    assert "\x1b" not in imported.stdout and "\\x1b]0;PWNED" in imported.stdout
+
+
 def test_export_bundle_verifies_as_cosign_verify_blob_would(small_db: Path, tmp_path: Path) -> None:
     # the bundle is a messageSignature over the archive: skanse's blob verifier (checked
     # against sigstore-conformance's managed-key bundles in tests/signing) accepts it
