@@ -235,6 +235,39 @@ def test_cli_missing_database_and_bad_inputs_exit_2(cli, tmp_path: Path, demo_db
     assert run.code == 2 and "needs a justification" in run.stderr
 
 
+def test_cli_output_path_mistakes_are_input_errors(cli, demo_db: Path, tmp_path: Path) -> None:
+    # a directory named as the file, or a file in a directory that does not exist: said
+    # plainly with exit 2 (they had been "internal error: FileNotFoundError ...")
+    root = _rootfs(tmp_path, "1.5")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    missing = tmp_path / "nodir" / "x"
+    runs = {
+        "vuln -o dir": cli(
+            "vuln", str(root), "--db", str(demo_db), "--no-config", "-o", str(folder)
+        ),
+        "vuln -o missing": cli(
+            "vuln", str(root), "--db", str(demo_db), "--no-config", "-o", f"{missing}.json"
+        ),
+        "export dir": cli("db", "export", str(folder), "--db", str(demo_db)),
+        "export missing": cli("db", "export", f"{missing}.tar.zst", "--db", str(demo_db)),
+        "build --db dir": cli("db", "build", f"osv:{tmp_path / 'advisories'}", "--db", str(folder)),
+        "import --db dir": cli(
+            "db",
+            "import",
+            str(tmp_path / "none.tar.zst"),
+            "--db",
+            str(folder),
+            "--insecure-unsigned",
+        ),
+    }
+    for name, run in runs.items():
+        assert run.code == 2, name
+        assert "internal error" not in run.stderr, (name, run.stderr)
+        assert "is a directory" in run.stderr or "does not exist" in run.stderr, name
+    assert sorted(p.name for p in folder.iterdir()) == []
+
+
 def test_cli_db_info_export_import(cli, demo_db: Path, tmp_path: Path) -> None:
     info = cli("db", "info", "--db", str(demo_db))
     assert info.code == 0

@@ -203,8 +203,15 @@ def result_settings(settings: Settings) -> ResultSettings:
         allow_unchecked=settings.get("allow-unchecked", as_bool, False)
         if hasattr(settings.args, "allow_unchecked")
         else True,
-        output=settings.get("output", str, None),
+        # checked before the work: a missing directory or a directory named as the file
+        output=settings.get("output", _output_path, None),
     )
+
+
+def _output_path(value: Any) -> str:
+    from skanse.files import output_path
+
+    return output_path(str(value))
 
 
 @dataclass(frozen=True, slots=True)

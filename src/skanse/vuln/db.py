@@ -330,8 +330,14 @@ def build_database(
     a build that would hold no advisories at all always fails.
     """
     started = time.monotonic()
+    if dest.is_dir():  # said before the build, not as its result fails to move into place
+        raise DatabaseError("is a directory (name the database file)", path=str(dest))
     directory = dest.parent if str(dest.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create {directory}: {exc.strerror or exc}"
+        raise DatabaseError(reason, path=str(dest)) from None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".building", dir=directory)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from skanse.errors import DatabaseError, TransferError
+from skanse.files import output_problem
 from skanse.signing._common import Rejected
 from skanse.signing.bundle import MAX_BUNDLE_BYTES, build_blob_bundle, verify_blob_digest
 from skanse.signing.keys import PublicKey, SigningKey
@@ -82,6 +83,9 @@ def export_database(db_path: Path, out: Path, key: SigningKey | None = None) -> 
     """Write the archive; with `key`, also its signature bundle (see the module docstring)."""
     import zstandard
 
+    problem = output_problem(out)  # before the work, not as the rename fails
+    if problem is not None:
+        raise TransferError(problem)
     with Database.open(db_path) as db:
         info = db.info()
     sha256, size = _hash_file(db_path)
@@ -211,6 +215,8 @@ def import_database(
     """
     import zstandard
 
+    if dest.is_dir():
+        raise TransferError("is a directory (name the database file)", path=str(dest))
     if keys:
         expected: bytes | None = _signed_digest(archive, bundle, keys)
     elif insecure_unsigned:
@@ -230,7 +236,11 @@ def import_database(
     if expected is not None:
         _check_signed(raw, expected, str(archive))
     directory = dest.parent if str(dest.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create {directory}: {exc.strerror or exc}"
+        raise TransferError(reason, path=str(dest)) from None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".importing", dir=directory)
     tmp = Path(tmp_name)
     try:
