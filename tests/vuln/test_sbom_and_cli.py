@@ -353,6 +353,32 @@ def test_cli_max_db_age_out_of_range_is_a_usage_error(
     assert exited.value.code == 2
 
 
+def test_cli_summary_does_not_count_uncovered_packages_as_checked(
+    cli, demo_db: Path, tmp_path: Path
+) -> None:
+    # the database has no npm data: the package was not checked, and the hint names the
+    # flag vuln has (--strict), not scan's --allow-unchecked
+    sbom = write_json(
+        tmp_path / "npm.cdx.json",
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "components": [
+                {
+                    "type": "library",
+                    "name": "lodash",
+                    "version": "4.17.20",
+                    "purl": "pkg:npm/lodash@4.17.20",
+                }
+            ],
+        },
+    )
+    run = cli("vuln", str(sbom), "--db", str(demo_db), "--no-config")
+    assert run.code == 0
+    assert "0 of 1 packages checked" in run.stdout
+    assert "--allow-unchecked" not in run.stderr and "--strict" in run.stderr
+
+
 def test_cli_vuln_text_shows_hostile_paths_as_text(cli, demo_db: Path, tmp_path: Path) -> None:
     # a package found under a path holding Rich markup and an escape sequence: the table
     # shows both as text (Rich had raised "closing tag '[/x]' ... doesn't match")

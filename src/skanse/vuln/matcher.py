@@ -71,7 +71,7 @@ class NotChecked:
 class MatchReport:
     matches: tuple[Match, ...]
     packages: int  # packages in the inventory
-    checked: int  # packages looked up in the database
+    checked: int  # packages looked up in an ecosystem the database has data for
     not_checked: tuple[NotChecked, ...] = ()
     withdrawn: int = 0  # affected entries skipped because their advisory was withdrawn
     problems: tuple[str, ...] = ()  # comparisons that could not be made
@@ -274,10 +274,13 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
             problem = not keys.startswith("no advisory data")
             not_checked.append(NotChecked(package, keys, problem))
             continue
-        checked += 1
         for key in keys:
             if key.ecosystem not in coverage:
                 uncovered[key.ecosystem] = uncovered.get(key.ecosystem, 0) + 1
+        # looked up where the database has data: a package of an ecosystem it has no
+        # advisories for at all was not checked ("uncovered" says so), whatever the count
+        if any(key.ecosystem in coverage for key in keys):
+            checked += 1
         found: list[Match] = []
         advisory_rating: dict[str, Rating] = {}  # each matched advisory's own rating
         not_affected: dict[str, Candidate] = {}
