@@ -13,7 +13,9 @@ is in an OSV range (events swept in version order, as the OSV schema specifies),
 `versions`, or meets a Grype-style constraint. A distribution's "not affected" entry (an
 Alpine NAK, a Debian tracker `0`, a vunnel `0`) for the same package and the same issue
 (by id or alias) turns a match into a suppressed one, with that reason. Matches for the
-same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once.
+same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once, rated the
+highest of them; not-affected records suppress that match only when they cover every CVE
+folded into it (`Match.covered_by`).
 """
 
 from __future__ import annotations
