@@ -7,7 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["OutputRefused", "write_atomic", "write_output"]
+__all__ = ["OutputRefused", "output_path", "output_problem", "write_atomic", "write_output"]
 
 
 class OutputRefused(OSError):
@@ -38,6 +38,27 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def output_problem(path: str | Path) -> str | None:
+    """Why a file cannot be written at `path`, when that is plain before any work: the path
+    is a directory, or the directory it names does not exist (the usual -o mistakes)."""
+    target = Path(path)
+    if target.is_dir():
+        return f"{path} is a directory (name a file)"
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        reason = "is not a directory" if parent.exists() else "does not exist"
+        return f"cannot write {path}: {parent} {reason}"
+    return None
+
+
+def output_path(path: str) -> str:
+    """`path` as an output file, or ValueError saying why not (for settings parsers)."""
+    problem = output_problem(path)
+    if problem is not None:
+        raise ValueError(problem)
+    return path
+
+
 def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".") -> None:
     """Write a report to `path` (-o): through to whatever is not a regular file (/dev/null,
     /dev/stdout, a FIFO), atomically into a regular file, and through a symlink only when
@@ -56,7 +77,13 @@ def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".")
                 f"{path} is a symlink to {real}, outside {root}; refused (name the file itself)"
             )
         target = Path(real)
-    write_atomic(target, payload)
+    problem = output_problem(target)
+    if problem is not None:
+        raise OutputRefused(problem)
+    try:
+        write_atomic(target, payload)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        raise OutputRefused(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_atomic(

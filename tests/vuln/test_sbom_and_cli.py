@@ -37,6 +37,49 @@ def test_syft_cyclonedx_spdx_and_json_give_the_same_packages() -> None:
     assert musl.locations[0].layer_digest and musl.locations[0].layer_digest.startswith("sha256:")
 
 
+def test_a_library_an_spdx_document_describes_is_a_package(tmp_path: Path) -> None:
+    # an SBOM of one application DESCRIBES that application: it is checked, not dropped as
+    # if it were the image; a described package without a purl is still the subject
+    def spdx_package(ident: str, name: str, version: str, purl: str | None) -> dict:
+        refs = [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": purl,
+            }
+        ]
+        return {
+            "SPDXID": ident,
+            "name": name,
+            "versionInfo": version,
+            "downloadLocation": "NOASSERTION",
+            "externalRefs": refs if purl else [],
+        }
+
+    document = {
+        "spdxVersion": "SPDX-2.3",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "requests-sbom",
+        "dataLicense": "CC0-1.0",
+        "documentNamespace": "https://example.com/spdx/1",
+        "packages": [
+            spdx_package("SPDXRef-app", "requests", "2.19.0", "pkg:pypi/requests@2.19.0"),
+            spdx_package("SPDXRef-dir", "/srv/app", "", None),
+        ],
+        "relationships": [
+            {
+                "spdxElementId": "SPDXRef-DOCUMENT",
+                "relationshipType": "DESCRIBES",
+                "relatedSpdxElement": ident,
+            }
+            for ident in ("SPDXRef-app", "SPDXRef-dir")
+        ],
+    }
+    inventory = read_sbom(write_json(tmp_path / "app.spdx.json", document))
+    assert [(p.name, p.version) for p in inventory.packages] == [("requests", "2.19.0")]
+    assert inventory.subject.name == "/srv/app"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -138,6 +181,44 @@ def test_cli_config_suppression_needs_a_reason(cli, demo_db: Path, tmp_path: Pat
     assert match["suppressed"] and match["suppression"]["reason"] == "sandboxed"
 
 
+def test_cli_vuln_takes_no_settings_from_the_scanned_target(
+    cli, demo_db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # a root file system (or an SBOM beside it) carrying a .skanse.yaml that turns the gate
+    # off and suppresses everything: the thing scanned never configures its own scan
+    root = _rootfs(tmp_path, "1.5")
+    planted = (
+        "exit-zero: true\nseverity: critical\nsuppressions:\n"
+        "  - id: CVE-2099-42\n    reason: planted\n"
+    )
+    (root / ".skanse.yaml").write_text(planted)
+    sbom = root / "sbom.cdx.json"
+    write_json(
+        sbom,
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "components": [
+                {"type": "library", "name": "demo", "version": "1.5", "purl": "pkg:pypi/demo@1.5"}
+            ],
+        },
+    )
+    work = tmp_path / "work"
+    (work / ".git").mkdir(parents=True)  # discovery stops here
+    monkeypatch.chdir(work)
+    for target in (str(root), f"dir:{root}", str(sbom), f"sbom:{sbom}"):
+        run = cli("vuln", target, "--db", str(demo_db), "-f", "json")
+        assert run.code == 1, (target, run.stderr)
+        [match] = json.loads(run.stdout)["matches"]
+        assert not match["suppressed"], target
+    # the working directory's own file is the one used, and --config still works
+    (work / ".skanse.yaml").write_text(planted)
+    assert cli("vuln", str(root), "--db", str(demo_db)).code == 0
+    monkeypatch.chdir(tmp_path)
+    explicit = cli("vuln", str(sbom), "--db", str(demo_db), "--config", str(root / ".skanse.yaml"))
+    assert explicit.code == 0
+
+
 def test_cli_missing_database_and_bad_inputs_exit_2(cli, tmp_path: Path, demo_db: Path) -> None:
     root = _rootfs(tmp_path, "1.5")
     missing = cli("vuln", str(root), "--db", str(tmp_path / "none.db"), "--no-config")
@@ -152,6 +233,39 @@ def test_cli_missing_database_and_bad_inputs_exit_2(cli, tmp_path: Path, demo_db
     vex.write_text(json.dumps(document))
     run = cli("vuln", str(root), "--db", str(demo_db), "--no-config", "--vex", str(vex))
     assert run.code == 2 and "needs a justification" in run.stderr
+
+
+def test_cli_output_path_mistakes_are_input_errors(cli, demo_db: Path, tmp_path: Path) -> None:
+    # a directory named as the file, or a file in a directory that does not exist: said
+    # plainly with exit 2 (they had been "internal error: FileNotFoundError ...")
+    root = _rootfs(tmp_path, "1.5")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    missing = tmp_path / "nodir" / "x"
+    runs = {
+        "vuln -o dir": cli(
+            "vuln", str(root), "--db", str(demo_db), "--no-config", "-o", str(folder)
+        ),
+        "vuln -o missing": cli(
+            "vuln", str(root), "--db", str(demo_db), "--no-config", "-o", f"{missing}.json"
+        ),
+        "export dir": cli("db", "export", str(folder), "--db", str(demo_db)),
+        "export missing": cli("db", "export", f"{missing}.tar.zst", "--db", str(demo_db)),
+        "build --db dir": cli("db", "build", f"osv:{tmp_path / 'advisories'}", "--db", str(folder)),
+        "import --db dir": cli(
+            "db",
+            "import",
+            str(tmp_path / "none.tar.zst"),
+            "--db",
+            str(folder),
+            "--insecure-unsigned",
+        ),
+    }
+    for name, run in runs.items():
+        assert run.code == 2, name
+        assert "internal error" not in run.stderr, (name, run.stderr)
+        assert "is a directory" in run.stderr or "does not exist" in run.stderr, name
+    assert sorted(p.name for p in folder.iterdir()) == []
 
 
 def test_cli_db_info_export_import(cli, demo_db: Path, tmp_path: Path) -> None:
@@ -209,6 +323,60 @@ def test_cli_strict_fails_when_os_packages_cannot_be_checked(cli, demo_db: Path,
     strict = cli("vuln", f"dir:{root}", "--db", str(demo_db), "--no-config", "--strict")
     assert strict.code == 2 and "could not be checked" in strict.stderr
     assert "Could not check (1)" in strict.stdout
+
+
+def test_cli_strict_fails_when_a_purl_cannot_be_read(cli, demo_db: Path, tmp_path) -> None:
+    # a purl that does not parse names no known ecosystem: the package was not checked,
+    # which is not the same as "no advisories" (it had passed --strict with 0 findings)
+    for purl in ("pkg:pypi/demo@1.5?a", "PKG:pypi/demo@1.5"):
+        sbom = write_json(
+            tmp_path / "bad-purl.cdx.json",
+            {
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.5",
+                "components": [{"type": "library", "name": "demo", "version": "1.5", "purl": purl}],
+            },
+        )
+        strict = cli("vuln", str(sbom), "--db", str(demo_db), "--no-config", "--strict")
+        assert strict.code == 2, purl
+        assert "not a valid package URL" in strict.stdout
+
+
+@pytest.mark.parametrize("age", ["1e400d", "infd", "nanh", "99999999999d", "-3d"])
+def test_cli_max_db_age_out_of_range_is_a_usage_error(
+    cli, demo_db: Path, tmp_path: Path, age: str
+) -> None:
+    # a traceback (overflow) or, for a negative age, a check silently turned off
+    root = _rootfs(tmp_path, "2.0")
+    with pytest.raises(SystemExit) as exited:
+        cli("vuln", str(root), "--db", str(demo_db), "--no-config", f"--max-db-age={age}")
+    assert exited.value.code == 2
+
+
+def test_cli_summary_does_not_count_uncovered_packages_as_checked(
+    cli, demo_db: Path, tmp_path: Path
+) -> None:
+    # the database has no npm data: the package was not checked, and the hint names the
+    # flag vuln has (--strict), not scan's --allow-unchecked
+    sbom = write_json(
+        tmp_path / "npm.cdx.json",
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "components": [
+                {
+                    "type": "library",
+                    "name": "lodash",
+                    "version": "4.17.20",
+                    "purl": "pkg:npm/lodash@4.17.20",
+                }
+            ],
+        },
+    )
+    run = cli("vuln", str(sbom), "--db", str(demo_db), "--no-config")
+    assert run.code == 0
+    assert "0 of 1 packages checked" in run.stdout
+    assert "--allow-unchecked" not in run.stderr and "--strict" in run.stderr
 
 
 def test_cli_vuln_text_shows_hostile_paths_as_text(cli, demo_db: Path, tmp_path: Path) -> None:

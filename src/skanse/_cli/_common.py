@@ -188,23 +188,33 @@ class ResultSettings:
     strict: bool
     allow_unchecked: bool
     output: str | None
+    # the command fails closed on what it could not check unless --allow-unchecked (scan);
+    # otherwise (vuln, host) only --strict makes it fail
+    fail_closed: bool = False
 
 
 def result_settings(settings: Settings) -> ResultSettings:
     from skanse.configbase import parse_severities
     from skanse.model import Severity
 
+    fail_closed = hasattr(settings.args, "allow_unchecked")
     return ResultSettings(
         severities=settings.get("severity", parse_severities, frozenset(Severity)),
         fail_on=settings.get("fail-on", Severity.parse, None),
         exit_zero=settings.get("exit-zero", as_bool, False),
         strict=settings.get("strict", as_bool, False),
         # only commands that declare --allow-unchecked fail closed by default
-        allow_unchecked=settings.get("allow-unchecked", as_bool, False)
-        if hasattr(settings.args, "allow_unchecked")
-        else True,
-        output=settings.get("output", str, None),
+        allow_unchecked=settings.get("allow-unchecked", as_bool, False) if fail_closed else True,
+        # checked before the work: a missing directory or a directory named as the file
+        output=settings.get("output", _output_path, None),
+        fail_closed=fail_closed,
     )
+
+
+def _output_path(value: Any) -> str:
+    from skanse.files import output_path
+
+    return output_path(str(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +222,7 @@ class Conclusion:
     suppressed: ScanResult  # every finding, suppressions applied
     reported: ScanResult  # what --severity shows
     outcome: Outcome
+    fail_closed: bool = False  # see ResultSettings: which flag let unchecked inputs pass
 
 
 def conclude(
@@ -234,7 +245,8 @@ def conclude(
         strict=rs.strict,
         allow_unchecked=rs.allow_unchecked,
     )
-    return Conclusion(suppressed, filter_severities(suppressed, rs.severities), outcome)
+    reported = filter_severities(suppressed, rs.severities)
+    return Conclusion(suppressed, reported, outcome, rs.fail_closed)
 
 
 def report_info(
@@ -332,9 +344,11 @@ def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
     if outcome.exit_code == 2:
         err.print(f"error: {shown(outcome.reason)}", markup=False, style="red")
     elif problems:
+        # name the flag that let them pass, or the one that would fail on them
+        why = "allowed by --allow-unchecked" if conclusion.fail_closed else "--strict fails on them"
         err.print(
-            f"warning: {len(problems)} input(s) could not be checked (allowed by "
-            "--allow-unchecked); the report lists them",
+            f"warning: {len(problems)} input(s) could not be checked ({why}); "
+            "the report lists them",
             markup=False,
             style="yellow",
         )

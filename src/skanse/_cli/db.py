@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from skanse.printable import printable as p
     from skanse.vuln.db import build_database
 
     dest = _db_path(args)
@@ -132,13 +133,13 @@ def _build(args: argparse.Namespace) -> int:
     result = build_database(
         dest,
         sources,
-        on_source=lambda p: print(f"importing {p}", file=err) if err.isatty() else None,
+        on_source=lambda s: print(f"importing {p(s)}", file=err) if err.isatty() else None,
         allow_partial=args.allow_partial,
     )
     rejected = 0
     for summary in result.sources:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(summary.kinds.items())) or "none"
-        line = f"{summary.location}: {summary.advisories} advisories ({kinds})"
+        line = f"{p(summary.location)}: {summary.advisories} advisories ({kinds})"
         extras = []
         if summary.withdrawn:
             extras.append(f"{summary.withdrawn} withdrawn (kept, never matched)")
@@ -148,7 +149,7 @@ def _build(args: argparse.Namespace) -> int:
             extras.append(f"{len(summary.rejected)} rejected")
         if summary.skipped:
             extras.append(
-                ", ".join(f"{n} skipped: {why}" for why, n in summary.skipped.most_common())
+                ", ".join(f"{n} skipped: {p(why)}" for why, n in summary.skipped.most_common())
             )
         if summary.ignored:
             extras.append(f"{len(summary.ignored)} files are not advisory data")
@@ -156,7 +157,7 @@ def _build(args: argparse.Namespace) -> int:
         rejected += len(summary.rejected)
         shown = summary.rejected if args.verbose else summary.rejected[:20]
         for item in shown:
-            print(f"  rejected {item.origin}: {item.reason}", file=sys.stderr)
+            print(f"  rejected {p(item.origin)}: {p(item.reason)}", file=sys.stderr)
         if len(shown) < len(summary.rejected):
             print(
                 f"  ... and {len(summary.rejected) - len(shown)} more (-v lists them all)",
@@ -164,9 +165,9 @@ def _build(args: argparse.Namespace) -> int:
             )
         if args.verbose:
             for origin in summary.ignored:
-                print(f"  ignored {origin}: not advisory data", file=sys.stderr)
+                print(f"  ignored {p(origin)}: not advisory data", file=sys.stderr)
     print(
-        f"built {result.path}: {result.advisories} advisories, {result.affected} affected "
+        f"built {p(str(result.path))}: {result.advisories} advisories, {result.affected} affected "
         f"package entries, {rejected} rejected, in {result.seconds:.1f} s"
     )
     return 0
@@ -176,6 +177,7 @@ def _info(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from skanse.printable import printable as p
     from skanse.vuln.db import Database
 
     with Database.open(_db_path(args)) as db:
@@ -186,8 +188,11 @@ def _info(args: argparse.Namespace) -> int:
         document["ecosystems"] = dict(info.ecosystems)
         print(json.dumps(document, indent=2))
         return 0
-    print(f"Database:   {info.path} ({info.size / 1e6:.1f} MB, schema {info.schema_version})")
-    print(f"Built:      {info.built} by skanse {info.skanse_version}")
+    # the database may come from elsewhere (`db import`): its texts are shown escaped
+    print(
+        f"Database:   {p(str(info.path))} ({info.size / 1e6:.1f} MB, schema {info.schema_version})"
+    )
+    print(f"Built:      {p(str(info.built))} by skanse {p(str(info.skanse_version))}")
     print(
         f"Records:    {info.advisories} advisories ({info.withdrawn} withdrawn), "
         f"{info.affected} affected package entries"
@@ -195,18 +200,19 @@ def _info(args: argparse.Namespace) -> int:
     print("Sources:")
     for s in info.sources:
         print(
-            f"  {s.location}  [{s.kind}]  {s.advisories} advisories, {s.rejected} rejected, "
+            f"  {p(s.location)}  [{p(s.kind)}]  {s.advisories} advisories, {s.rejected} rejected, "
             f"{s.skipped} skipped, {s.ignored} ignored files"
         )
     print("Ecosystems (affected entries):")
     for name, count in info.ecosystems[:30]:
-        print(f"  {count:>8}  {name}")
+        print(f"  {count:>8}  {p(name)}")
     if len(info.ecosystems) > 30:
         print(f"  ... and {len(info.ecosystems) - 30} more")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from skanse.printable import printable as p
     from skanse.vuln.transfer import export_database
 
     key = None
@@ -218,16 +224,18 @@ def _export(args: argparse.Namespace) -> int:
     exported = export_database(_db_path(args), Path(args.file), key)
     manifest = exported.manifest
     print(
-        f"exported {exported.path}: {manifest['advisories']} advisories, built "
-        f"{manifest['built']}, database sha256 {manifest['database']['sha256']}"
+        f"exported {p(str(exported.path))}: {manifest['advisories']} advisories, built "
+        f"{p(str(manifest['built']))}, database sha256 {manifest['database']['sha256']}"
     )
-    print(f"sha256 of {exported.path.name}: {exported.sha256}  (compare it after the transfer)")
+    name = p(exported.path.name)
+    print(f"sha256 of {name}: {exported.sha256}  (compare it after the transfer)")
     if exported.bundle is not None:
-        print(f"signed: {exported.bundle} (carry it with the file)")
+        print(f"signed: {p(str(exported.bundle))} (carry it with the file)")
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
+    from skanse.printable import printable as p
     from skanse.vuln.transfer import import_database
 
     dest = _db_path(args)
@@ -248,9 +256,10 @@ def _import(args: argparse.Namespace) -> int:
         if keys
         else "UNSIGNED (--insecure-unsigned: origin not checked)"
     )
+    # the manifest's fields are the archive's word: shown escaped
+    advisories, built = manifest.get("advisories", "?"), manifest.get("built", "?")
     print(
-        f"imported {dest}: {manifest.get('advisories', '?')} advisories, built "
-        f"{manifest.get('built', '?')}; sha256 {manifest['database']['sha256']} matches its "
-        f"manifest; {origin}"
+        f"imported {p(str(dest))}: {p(str(advisories))} advisories, built {p(str(built))}; "
+        f"sha256 {p(str(manifest['database']['sha256']))} matches its manifest; {p(origin)}"
     )
     return 0

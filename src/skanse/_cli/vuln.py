@@ -116,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
     started = dt.datetime.now(dt.UTC)
     target = args.target
-    start = target.removeprefix("sbom:").removeprefix("dir:")
-    loaded = load_config_for(args, [start if os.path.exists(start) else "."])
+    # settings never come from the thing scanned: a .skanse.yaml inside a root file system
+    # or beside an SBOM could otherwise suppress everything; look from the working directory
+    loaded = load_config_for(args, ["."])
     settings = Settings(args, os.environ, loaded.file, str(loaded.path))
     results = result_settings(settings)
     severities, output = results.severities, results.output
@@ -163,24 +164,37 @@ def run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+_MAX_AGE_DAYS = 36_500  # a century; larger is a typo (and overflows date arithmetic)
+
+
 def _age(value: str) -> Any:
     """`36h`, `7d`, `90m` -> a timedelta; `0` -> None (no limit)."""
     import datetime as dt
+    import math
 
     text = value.strip().lower()
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     if text in ("0", "none", "off"):
         return None
+    problem = f"{value!r} is not an age like 36h or 7d (m, h, d, w; 0 for no limit)"
     try:
         amount = float(text[:-1])
         unit = units[text[-1]]
     except (ValueError, KeyError, IndexError):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an age like 36h or 7d (m, h, d, w; 0 for no limit)"
-        ) from None
-    if amount <= 0:
+        raise argparse.ArgumentTypeError(problem) from None
+    if not math.isfinite(amount) or amount < 0:
+        raise argparse.ArgumentTypeError(problem)
+    if amount == 0:
         return None
-    return dt.timedelta(**{unit: amount})
+    try:
+        age = dt.timedelta(**{unit: amount})
+    except OverflowError:
+        age = dt.timedelta.max
+    if age > dt.timedelta(days=_MAX_AGE_DAYS):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is more than {_MAX_AGE_DAYS:,} days (0 turns the age check off)"
+        )
+    return age
 
 
 def _format(value: Any) -> str:

@@ -202,6 +202,7 @@ class _Writer:
         self.ratings: list[tuple[Any, ...]] = []
         self.epss: list[tuple[str, float, float]] = []
         self.kev: list[tuple[str, str, str]] = []
+        self.replaced: list[int] = []  # rows of older OSV duplicates, deleted by `finish`
 
     def enrich(self, item: CveRating | EpssScore | KevEntry) -> None:
         """Severity data about a CVE; a later source's value for the same CVE wins."""
@@ -260,13 +261,27 @@ class _Writer:
             self.flush()
 
     def _delete(self, row: int) -> None:
+        self.replaced.append(row)
+
+    def finish(self) -> None:
+        """Write what is pending and delete the replaced rows, one pass over each table:
+        the tables have no index while they are built, so deleting as duplicates came
+        scanned them once per duplicate (16,000 newer copies: 23 s)."""
         self.flush()
+        if not self.replaced:
+            return
+        self.conn.execute("CREATE TEMP TABLE replaced (row INTEGER PRIMARY KEY)")
+        self.conn.executemany("INSERT INTO replaced VALUES (?)", ((r,) for r in self.replaced))
         for table, column in (
             ("advisories", "id"),
             ("aliases", "advisory"),
             ("affected", "advisory"),
         ):
-            self.conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (row,))  # noqa: S608
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE {column} IN (SELECT row FROM replaced)"  # noqa: S608
+            )
+        self.conn.execute("DROP TABLE replaced")
+        self.replaced = []
 
     def flush(self) -> None:
         self.conn.executemany(
@@ -315,8 +330,14 @@ def build_database(
     a build that would hold no advisories at all always fails.
     """
     started = time.monotonic()
+    if dest.is_dir():  # said before the build, not as its result fails to move into place
+        raise DatabaseError("is a directory (name the database file)", path=str(dest))
     directory = dest.parent if str(dest.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create {directory}: {exc.strerror or exc}"
+        raise DatabaseError(reason, path=str(dest)) from None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".building", dir=directory)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -365,6 +386,7 @@ def build_database(
                     ),
                 )
                 summaries.append(summary)
+            writer.finish()
             failed = _failed_sources(summaries)
             total = sum(s.advisories for s in summaries)
             if (failed and not allow_partial) or total == 0:

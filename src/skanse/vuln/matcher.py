@@ -13,7 +13,9 @@ is in an OSV range (events swept in version order, as the OSV schema specifies),
 `versions`, or meets a Grype-style constraint. A distribution's "not affected" entry (an
 Alpine NAK, a Debian tracker `0`, a vunnel `0`) for the same package and the same issue
 (by id or alias) turns a match into a suppressed one, with that reason. Matches for the
-same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once.
+same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once, rated the
+highest of them; not-affected records suppress that match only when they cover every CVE
+folded into it (`Match.covered_by`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from packageurl import PackageURL
 
@@ -71,7 +73,7 @@ class NotChecked:
 class MatchReport:
     matches: tuple[Match, ...]
     packages: int  # packages in the inventory
-    checked: int  # packages looked up in the database
+    checked: int  # packages looked up in an ecosystem the database has data for
     not_checked: tuple[NotChecked, ...] = ()
     withdrawn: int = 0  # affected entries skipped because their advisory was withdrawn
     problems: tuple[str, ...] = ()  # comparisons that could not be made
@@ -109,6 +111,9 @@ def _source_rpm(value: str) -> str | None:
 def lookup_keys(package: Package, distro: Distro | None) -> list[LookupKey] | str:
     """Where to look the package up; a string says why it cannot be looked up."""
     purl = _purl(package)
+    if purl is None and package.purl:
+        # what it is cannot be told, so it was not checked: never "no advisories"
+        return "its purl is not a valid package URL"
     purl_type = purl.type if purl else _TYPE_TO_PURL.get(package.type, package.type)
     version = (purl.version if purl and purl.version else None) or package.version
     if not version:
@@ -256,14 +261,6 @@ def _module_applies(entry: Affected, package: Package) -> bool:
     return stream.split(":")[:2] == entry.module.split(":")[:2]
 
 
-@dataclass(slots=True)
-class _Found:
-    match: Match
-    ids: set[str] = field(default_factory=set)
-    order: int = 0  # position of creation
-    folded: bool = False  # merged into an earlier group
-
-
 def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
     """Look every package up and keep what applies (see the module docstring)."""
     matches: list[Match] = []
@@ -279,10 +276,13 @@ def match_inventory(db: Database, inventory: Inventory) -> MatchReport:
             problem = not keys.startswith("no advisory data")
             not_checked.append(NotChecked(package, keys, problem))
             continue
-        checked += 1
         for key in keys:
             if key.ecosystem not in coverage:
                 uncovered[key.ecosystem] = uncovered.get(key.ecosystem, 0) + 1
+        # looked up where the database has data: a package of an ecosystem it has no
+        # advisories for at all was not checked ("uncovered" says so), whatever the count
+        if any(key.ecosystem in coverage for key in keys):
+            checked += 1
         found: list[Match] = []
         advisory_rating: dict[str, Rating] = {}  # each matched advisory's own rating
         not_affected: dict[str, Candidate] = {}
@@ -389,43 +389,63 @@ def _preference(match: Match) -> tuple[bool, bool, str]:
     return (match.rating.severity is None, match.fixed_version is None, match.advisory_id)
 
 
+def _severity_rank(match: Match) -> int:
+    return -1 if match.rating.severity is None else match.rating.severity.rank
+
+
+def _groups(found: Sequence[Match]) -> list[list[int]]:
+    """Positions of the matches whose ids overlap, transitively (union-find: linear, even
+    when aliases chain thousands of advisories), in order of each group's first match."""
+    parent = list(range(len(found)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for position, match in enumerate(found):
+        for identifier in (match.advisory_id, *match.aliases):
+            seen = first.setdefault(identifier, position)
+            a, b = root(seen), root(position)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
+    for position in range(len(found)):
+        groups.setdefault(root(position), []).append(position)
+    return list(groups.values())
+
+
 def _merge(found: Iterable[Match], not_affected: dict[str, Candidate]) -> list[Match]:
-    """One match per issue: matches whose ids overlap are folded into the best-described."""
-    groups: list[_Found] = []  # in order of creation; a group folded into another is dropped
-    by_id: dict[str, _Found] = {}  # each id of a live group -> that group
-    for match in found:
-        ids = {match.advisory_id, *match.aliases}
-        joined = sorted(
-            {id(g): g for i in ids if (g := by_id.get(i)) is not None}.values(),
-            key=lambda g: g.order,
-        )
-        if not joined:
-            group = _Found(match, ids, len(groups))
-            groups.append(group)
-            by_id.update(dict.fromkeys(ids, group))
-            continue
-        head = joined[0]
-        for other in joined[1:]:
-            head.ids |= other.ids
-            by_id.update(dict.fromkeys(other.ids, head))
-            if _preference(other.match) < _preference(head.match):
-                head.match = other.match
-            other.folded = True
-        head.ids |= ids
-        by_id.update(dict.fromkeys(ids, head))
-        if _preference(match) < _preference(head.match):
-            head.match = match
+    """One match per issue: matches whose ids overlap are folded into the best-described.
+
+    The folded match is never rated lower than any of its advisories (a source added to the
+    database must not lower a gate), and a distribution's not-affected records suppress it
+    only when they cover every vulnerability in it (`Match.covered_by`): a DSA that fixes
+    CVE-1 and CVE-2 is not "not affected" because CVE-1 is.
+    """
+    matches = list(found)
     merged = []
-    for group in groups:
-        if group.folded:
-            continue
-        primary = group.match
-        related = tuple(sorted(group.ids - {primary.advisory_id, *primary.aliases}))
-        primary = replace(primary, related=related)
+    for positions in _groups(matches):
+        members = [matches[p] for p in positions]
+        primary = min(members, key=_preference)
+        highest = max(members, key=_severity_rank)
+        if _severity_rank(highest) > _severity_rank(primary):
+            primary = replace(
+                primary,
+                rating=highest.rating,
+                severity_source=highest.severity_source,
+                cvss=highest.cvss or primary.cvss,
+            )
+        ids = {i for m in members for i in (m.advisory_id, *m.aliases)}
+        related = tuple(sorted(ids - {primary.advisory_id, *primary.aliases}))
+        owned = tuple(dict.fromkeys((m.advisory_id, *m.aliases) for m in members))
+        primary = replace(primary, related=related, members=owned if len(owned) > 1 else ())
         if primary.fixed_version is None and primary.fix_state is FixState.FIXED:
             primary = replace(primary, fix_state=FixState.NOT_FIXED)
-        nak = next((not_affected[i] for i in sorted(group.ids) if i in not_affected), None)
-        if nak is not None:
+        nak = next((not_affected[i] for i in sorted(ids) if i in not_affected), None)
+        if nak is not None and primary.covered_by(not_affected.keys()):
             note = nak.entry.note or "not affected"
             primary = replace(
                 primary,

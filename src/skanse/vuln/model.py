@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 from skanse.inventory.model import Package
@@ -112,6 +113,9 @@ class Match:
     suppression: Suppression | None = None
     # every advisory id that was folded into this match (the same issue from several sources)
     related: tuple[str, ...] = field(default=())
+    # the own ids (id and aliases) of each advisory folded into this match; () when none was
+    # folded: what `covered_by` needs to tell an alias from a second vulnerability
+    members: tuple[tuple[str, ...], ...] = field(default=())
     # where `rating.severity` came from: the distribution or the advisory's publisher first
     # (debian, alpine, ghsa...), then a scoring authority (nvd); "" when nothing rates it
     severity_source: str = ""
@@ -122,6 +126,25 @@ class Match:
     @property
     def ids(self) -> frozenset[str]:
         return frozenset((self.advisory_id, *self.aliases, *self.related))
+
+    def covered_by(self, names: Set[str]) -> bool:
+        """Whether statements about `names` (not-affected records, VEX) cover all of this
+        match, not just one of the vulnerabilities folded into it.
+
+        Every CVE the match names must be covered: named itself, or through the id of an
+        advisory that names only that CVE (GHSA-x about CVE-1 is CVE-1; DSA-y about CVE-1
+        and CVE-2 is both, so naming the DSA covers both, while naming CVE-1 leaves CVE-2).
+        A match without CVEs is covered when each of its advisories is named by some id.
+        """
+        members = self.members or ((self.advisory_id, *self.aliases),)
+        cves = {i for m in members for i in m if i.startswith("CVE-")}
+        if not cves:
+            return all(any(i in names for i in m) for m in members)
+        covered = cves & names
+        for member in members:
+            if any(i in names for i in member if not i.startswith("CVE-")):
+                covered.update(i for i in member if i.startswith("CVE-"))
+        return covered >= cves
 
     @property
     def gate_severity(self) -> Severity | None:

@@ -505,7 +505,12 @@ def _from_spdx(document: _Spdx, path: Path) -> Inventory:
             "",
         )
         purl = _parse_purl(purl_text)
-        is_subject = package.spdx_id in described or package.purpose == "CONTAINER"
+        # a described package is the image itself only when nothing says it is a library:
+        # an SBOM of one application describes that application, which is checked too
+        is_subject = package.purpose == "CONTAINER" or (
+            package.spdx_id in described
+            and (purl is None or not package.version or package.version.startswith("sha256:"))
+        )
         if is_subject or (purl is not None and purl.type in ("oci", "docker")):
             subject_name = package.name
             if package.version and package.version.startswith("sha256:"):

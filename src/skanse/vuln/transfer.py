@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from skanse.errors import DatabaseError, TransferError
+from skanse.files import output_problem
 from skanse.signing._common import Rejected
 from skanse.signing.bundle import MAX_BUNDLE_BYTES, build_blob_bundle, verify_blob_digest
 from skanse.signing.keys import PublicKey, SigningKey
@@ -82,6 +83,9 @@ def export_database(db_path: Path, out: Path, key: SigningKey | None = None) -> 
     """Write the archive; with `key`, also its signature bundle (see the module docstring)."""
     import zstandard
 
+    problem = output_problem(out)  # before the work, not as the rename fails
+    if problem is not None:
+        raise TransferError(problem)
     with Database.open(db_path) as db:
         info = db.info()
     sha256, size = _hash_file(db_path)
@@ -211,6 +215,8 @@ def import_database(
     """
     import zstandard
 
+    if dest.is_dir():
+        raise TransferError("is a directory (name the database file)", path=str(dest))
     if keys:
         expected: bytes | None = _signed_digest(archive, bundle, keys)
     elif insecure_unsigned:
@@ -227,8 +233,14 @@ def import_database(
         raw = open(archive, "rb")
     except OSError as exc:
         raise TransferError(f"cannot read: {exc.strerror or exc}", path=str(archive)) from None
+    if expected is not None:
+        _check_signed(raw, expected, str(archive))
     directory = dest.parent if str(dest.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create {directory}: {exc.strerror or exc}"
+        raise TransferError(reason, path=str(dest)) from None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".importing", dir=directory)
     tmp = Path(tmp_name)
     try:
@@ -241,6 +253,7 @@ def import_database(
                 raise TransferError(
                     f"not a database exported by `skanse db export`: {exc}", path=str(archive)
                 ) from None
+            # hashed again as unpacked: the file may have changed since it was checked
             if expected is not None and hashing.finish() != expected:
                 raise TransferError(
                     "the archive is not the one that was signed (its SHA-256 differs)",
@@ -260,6 +273,24 @@ def import_database(
         tmp.unlink(missing_ok=True)
         raise
     return manifest
+
+
+def _check_signed(raw: IO[bytes], expected: bytes, where: str) -> None:
+    """The archive is the one that was signed, before any of it is decompressed: an
+    unsigned archive never gets to write (a 65 KB zstd bomb had written 2 GB)."""
+    digest = hashlib.sha256()
+    try:
+        while chunk := raw.read(_CHUNK):
+            digest.update(chunk)
+        raw.seek(0)
+    except OSError as exc:
+        raw.close()
+        raise TransferError(f"cannot read: {exc.strerror or exc}", path=where) from None
+    if digest.digest() != expected:
+        raw.close()
+        raise TransferError(
+            "the archive is not the one that was signed (its SHA-256 differs)", path=where
+        )
 
 
 def _unpack(reader: Any, out: Any, where: str) -> dict[str, Any]:

@@ -15,7 +15,9 @@ every package, or only its `subcomponents`; when the image purl names a `reposit
 the scanned image must come from that repository). `not_affected` and `fixed` (CycloneDX:
 `not_affected`, `false_positive`, `resolved`, `resolved_with_pedigree`) suppress the
 match, with the status and justification as the reason; `affected` and
-`under_investigation` do not.
+`under_investigation` do not. A match that folds several vulnerabilities together (a DSA
+about CVE-1 and CVE-2) is suppressed only when suppressing statements cover all of them
+(`Match.covered_by`), and not when any of its ids is last said to be affected.
 """
 
 from __future__ import annotations
@@ -221,6 +223,7 @@ def _cyclonedx(document: Mapping[str, Any], path: Path) -> list[VexStatement]:
 
 
 def _applies(statement: VexStatement, match: Match, image_purls: tuple[str, ...]) -> bool:
+    """The statement names one of the match's ids and one of its products is the package."""
     if not statement.vulnerabilities & match.ids:
         return False
     purl = match.package.purl
@@ -300,14 +303,20 @@ def apply_vex(
             by_id.setdefault(name, []).append(position)
     result: list[Suppression | None] = []
     for match in matches:
-        candidates = sorted({p for i in match.ids for p in by_id.get(i, ())}, reverse=True)
-        chosen = next(
-            (statements[p] for p in candidates if _applies(statements[p], match, image_purls)),
-            None,
-        )
-        if chosen is None or not chosen.suppresses:
+        candidates = sorted({p for i in match.ids for p in by_id.get(i, ())})
+        applying = [
+            statements[p] for p in candidates if _applies(statements[p], match, image_purls)
+        ]
+        # each id's last word: a later `affected` about an id takes back an earlier
+        # `not_affected` about it, and any id left affected keeps the whole match
+        status: dict[str, bool] = {}
+        for statement in applying:
+            status.update(dict.fromkeys(statement.vulnerabilities, statement.suppresses))
+        named = {i for i, suppresses in status.items() if suppresses}
+        if any(not status.get(i, True) for i in match.ids) or not match.covered_by(named):
             result.append(None)
             continue
+        chosen = next(s for s in reversed(applying) if s.suppresses)
         reason = chosen.status
         if chosen.justification:
             reason += f": {chosen.justification}"
