@@ -13,9 +13,10 @@ is in an OSV range (events swept in version order, as the OSV schema specifies),
 `versions`, or meets a Grype-style constraint. A distribution's "not affected" entry (an
 Alpine NAK, a Debian tracker `0`, a vunnel `0`) for the same package and the same issue
 (by id or alias) turns a match into a suppressed one, with that reason. Matches for the
-same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once, rated the
-highest of them; not-affected records suppress that match only when they cover every CVE
-folded into it (`Match.covered_by`).
+same package whose ids overlap (PYSEC-x, GHSA-y and their CVE) are reported once, one CVE
+rated by its preferred source, a fold of several CVEs by the highest of them; not-affected
+records suppress that match only when they cover every CVE folded into it
+(`Match.covered_by`).
 """
 
 from __future__ import annotations
@@ -420,25 +421,29 @@ def _groups(found: Sequence[Match]) -> list[list[int]]:
 def _merge(found: Iterable[Match], not_affected: dict[str, Candidate]) -> list[Match]:
     """One match per issue: matches whose ids overlap are folded into the best-described.
 
-    The folded match is never rated lower than any of its advisories (a source added to the
-    database must not lower a gate), and a distribution's not-affected records suppress it
-    only when they cover every vulnerability in it (`Match.covered_by`): a DSA that fixes
-    CVE-1 and CVE-2 is not "not affected" because CVE-1 is.
+    A fold of several CVEs is never rated lower than any of its advisories (a source added to
+    the database must not lower a gate; one CVE keeps its preferred rating, vendor first),
+    and a distribution's not-affected records suppress it only when they cover every
+    vulnerability in it (`Match.covered_by`): a DSA that fixes CVE-1 and CVE-2 is not "not
+    affected" because CVE-1 is.
     """
     matches = list(found)
     merged = []
     for positions in _groups(matches):
         members = [matches[p] for p in positions]
         primary = min(members, key=_preference)
+        ids = {i for m in members for i in (m.advisory_id, *m.aliases)}
         highest = max(members, key=_severity_rank)
-        if _severity_rank(highest) > _severity_rank(primary):
+        # one vulnerability keeps its preferred source's rating (vendor first, NVD second);
+        # only a fold of several CVEs takes the highest, so none of them is rated down
+        several = sum(1 for i in ids if i.startswith("CVE-")) > 1
+        if several and _severity_rank(highest) > _severity_rank(primary):
             primary = replace(
                 primary,
                 rating=highest.rating,
                 severity_source=highest.severity_source,
                 cvss=highest.cvss or primary.cvss,
             )
-        ids = {i for m in members for i in (m.advisory_id, *m.aliases)}
         related = tuple(sorted(ids - {primary.advisory_id, *primary.aliases}))
         owned = tuple(dict.fromkeys((m.advisory_id, *m.aliases) for m in members))
         primary = replace(primary, related=related, members=owned if len(owned) > 1 else ())
