@@ -20,7 +20,6 @@ cached only after its digest matched.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -53,7 +52,7 @@ from skanse.oci.manifest import (
     parse_index,
     validate_digest,
 )
-from skanse.oci.reference import Reference
+from skanse.oci.reference import Reference, is_loopback_host
 
 __all__ = ["DownloadReader", "RegistryClient", "RegistryOptions"]
 
@@ -85,16 +84,6 @@ class _Response:
     headers: Mapping[str, str]
     body: bytes
     url: str
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -157,8 +146,9 @@ class RegistryClient:
     # --- plumbing -------------------------------------------------------------------
 
     def _scheme(self, host: str) -> str:
-        if host in self.options.plain_http or (
-            self.options.plain_http_loopback and _is_loopback(host)
+        # the reference lower-cased the host; the option's spelling may differ
+        if host in {name.lower() for name in self.options.plain_http} or (
+            self.options.plain_http_loopback and is_loopback_host(host)
         ):
             return "http"
         return "https"
@@ -218,7 +208,7 @@ class RegistryClient:
         parsed = urllib.parse.urlsplit(realm)
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
             raise AuthError(f"invalid token realm {realm!r}", reference=str(ref), status=401)
-        if parsed.scheme == "http" and not _is_loopback(parsed.netloc):
+        if parsed.scheme == "http" and not is_loopback_host(parsed.netloc):
             raise AuthError(
                 f"token realm {realm} is plain HTTP; refusing to send credentials to it",
                 reference=str(ref),
