@@ -51,7 +51,7 @@ def test_writer_archive_round_trip(tmp_path: Path) -> None:
     [
         ({}, "manifest.json is missing"),
         ({"manifest.json": b"[]"}, "lists no images"),
-        ({"manifest.json": b"{not json"}, "malformed archive"),
+        ({"manifest.json": b"{not json"}, "manifest.json is not valid JSON"),
         ({"manifest.json": json.dumps([{"Config": "c.json"}]).encode()}, "no Config or Layers"),
         (
             {"manifest.json": json.dumps([{"Config": "c.json", "Layers": []}] * 2).encode()},
@@ -72,6 +72,7 @@ def test_writer_archive_round_trip(tmp_path: Path) -> None:
             },
             "is missing from the archive",
         ),
+        ({"manifest.json": b"[" * 3000 + b"]" * 3000}, "manifest.json is nested too deeply"),
     ],
 )
 def test_malformed_archives_are_clear_errors(

@@ -117,6 +117,13 @@ def test_500_names_the_reference_and_the_status(server: Server, tmp_path: Path) 
     assert f"{server.host}/team/app:v1" in text and "500" in text and "storage down" in text
 
 
+def test_an_error_body_nested_too_deeply_is_only_not_shown(server: Server, tmp_path: Path) -> None:
+    body = b'{"errors": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    server.routes["GET /v2/team/app/manifests/v1"] = reply(500, body)
+    with pytest.raises(RegistryClientError, match=r"registry answered 500$"):
+        client_for(tmp_path).get_manifest(parse_reference(f"{server.host}/team/app:v1"))
+
+
 def test_401_without_a_challenge_or_credentials(server: Server, tmp_path: Path) -> None:
     server.routes["GET /v2/team/app/manifests/v1"] = reply(
         401, headers={"WWW-Authenticate": 'Basic realm="x"'}

@@ -18,7 +18,6 @@ archive (`skanse.oci.archives`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from skanse.oci.manifest import (
     Index,
     Manifest,
     Platform,
+    load_json,
     parse_config,
     parse_manifest_or_index,
     validate_digest,
@@ -364,9 +364,10 @@ def open_layout(
     one (or the one for `platform` when the index lists several)."""
     layout = store.read("oci-layout", 4096, "oci-layout file")
     try:
-        version = json.loads(layout).get("imageLayoutVersion")
-    except (ValueError, AttributeError):
-        version = None
+        doc = load_json(layout, "oci-layout file", reference=name, error=LayoutError)
+    except LayoutError:
+        doc = None  # said below, as for a file that is JSON but not a layout's
+    version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
     if not isinstance(version, str):
         raise LayoutError("oci-layout file has no imageLayoutVersion", reference=name)
     index_bytes = store.read("index.json", MAX_MANIFEST_BYTES, "index.json")
@@ -523,7 +524,9 @@ def _image_directory(base: Path) -> tuple[str, str] | None:
             return "skopeo's dir format", "`skopeo copy dir:DIR oci:LAYOUT`, then read oci:LAYOUT"
         manifest = base / "manifest.json"
         if manifest.is_file() and manifest.stat().st_size <= MAX_MANIFEST_BYTES:
-            entries = json.loads(manifest.read_bytes())
+            entries = load_json(
+                manifest.read_bytes(), "manifest.json", reference=None, error=LayoutError
+            )
             if (
                 isinstance(entries, list)
                 and entries
@@ -533,7 +536,7 @@ def _image_directory(base: Path) -> tuple[str, str] | None:
                     "an unpacked docker save archive",
                     "`tar -cf image.tar -C DIR .`, then read docker-archive:image.tar",
                 )
-    except (OSError, ValueError):
+    except (OSError, LayoutError):
         return None
     return None
 

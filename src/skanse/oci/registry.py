@@ -20,7 +20,6 @@ cached only after its digest matched.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import urllib.parse
@@ -49,6 +48,7 @@ from skanse.oci.manifest import (
     Index,
     compute_digest,
     digest_algorithm,
+    load_json,
     parse_index,
     validate_digest,
 )
@@ -238,9 +238,9 @@ class RegistryClient:
                 status=response.status,
             )
         try:
-            doc = json.loads(response.body)
+            doc = load_json(response.body, "token response", reference=str(ref))
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError):
+        except (ManifestError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:
             raise AuthError(f"token server {parsed.netloc} sent no token", reference=str(ref))
@@ -598,8 +598,8 @@ class RegistryClient:
                 "GET", ref, url, scope=f"repository:{ref.path}:pull", what="tag list"
             )
             try:
-                page = json.loads(response.body).get("tags") or []
-            except (ValueError, AttributeError):
+                page = load_json(response.body, "tag list", reference=str(ref)).get("tags") or []
+            except (ManifestError, AttributeError):
                 raise RegistryClientError(
                     "tag list is not valid JSON", reference=str(ref)
                 ) from None
@@ -759,11 +759,11 @@ def _read_capped(raw: Any, cap: int, url: str, reference: Reference) -> bytes:
 
 def _error_detail(body: bytes) -> str:
     try:
-        doc = json.loads(body[:65536])
+        doc = load_json(body[:65536], "error body", reference=None)
         errors = doc.get("errors") or []
         messages = [f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3]]
         return " (" + "; ".join(messages) + ")" if messages else ""
-    except (ValueError, AttributeError, TypeError):
+    except (ManifestError, AttributeError, TypeError):
         return ""
 
 
