@@ -84,6 +84,21 @@ def test_malformed_archives_are_clear_errors(
     assert str(path) in caught.value.diagnostics()
 
 
+@pytest.mark.parametrize("name", ["manifest.json", "../outside", "a/../../outside"])
+def test_the_member_cap_counts_every_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import skanse.oci.archives as archives
+
+    monkeypatch.setattr(archives, "_MAX_MEMBERS", 10)
+    path = tmp_path / "many.tar"
+    with tarfile.open(path, "w") as tar:
+        for _ in range(11):  # one name over and over, or names that are never kept
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    with pytest.raises(LayoutError, match="more than 10 members"):
+        open_docker_archive(path)
+
+
 def test_not_a_tar_at_all(tmp_path: Path) -> None:
     path = tmp_path / "x.tar"
     path.write_bytes(b"\x00garbage" * 10)

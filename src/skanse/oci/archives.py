@@ -72,14 +72,16 @@ class _TarIndex:
             raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
         self.members: dict[str, tarfile.TarInfo] = {}
         try:
-            for member in self.archive:
-                normalised = os.path.normpath(member.name).lstrip("/")
-                if normalised.startswith(".."):
-                    continue  # never looked up, never followed
-                if len(self.members) > _MAX_MEMBERS:
+            # every header counts (tarfile keeps each one), not just the names kept: repeated
+            # names and names leaving the archive must not get past the cap
+            for count, member in enumerate(self.archive, 1):
+                if count > _MAX_MEMBERS:
                     raise LayoutError(
                         f"archive has more than {_MAX_MEMBERS} members", reference=name
                     )
+                normalised = os.path.normpath(member.name).lstrip("/")
+                if normalised.startswith(".."):
+                    continue  # never looked up, never followed
                 self.members[normalised] = member
         except tarfile.TarError as exc:
             self.close()
