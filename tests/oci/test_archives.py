@@ -490,3 +490,27 @@ def test_a_docker_archive_listing_more_layers_than_a_manifest_may_is_refused(
     )
     with pytest.raises(LayoutError, match="10001 layers, over the cap of 10000"):
         open_docker_archive(path)
+
+
+def test_a_layer_listed_over_and_over_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    # a small archive listing its one layer many times would cost one read per listing:
+    # repeats may re-read as much as the distinct layers hold (64 MiB at least), not more
+    layer = LayerBuilder().add_file("/big", hashlib.sha256(b"x").digest() * 32768).build()
+    write_docker_archive(build_image([layer] * 70), tmp_path / "many.tar", repo_tag="a:1")
+    opened = open_docker_archive(tmp_path / "many.tar")
+    read = {"n": 0}
+    opener = opened.opener
+
+    def counting(descriptor):
+        read["n"] += 1
+        return opener(descriptor)
+
+    object.__setattr__(opened, "opener", counting)
+    with pytest.raises(ManifestError, match="70 layers, 1 of them distinct"):
+        read_view(opened, lambda info: None)
+    assert read["n"] == 0
+    opened.close()
+    # listed twice, it is read twice, as its place in the order asks
+    write_docker_archive(build_image([layer] * 2), tmp_path / "two.tar", repo_tag="a:1")
+    view = _read_all(open_docker_archive(tmp_path / "two.tar"))
+    assert view.nodes["/big"].size == 1 << 20

@@ -442,6 +442,7 @@ def open_layout(
 def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> FileView:
     """Apply every layer of `image` in order; the merged `FileView` with captured values."""
     limits = limits or ViewLimits()
+    _refuse_repeated_layers(image, limits)
     view = FileView()
     budget = new_budget(limits)
     for index, (layer, diff_id) in enumerate(zip(image.layers, image.config.diff_ids, strict=True)):
@@ -472,6 +473,28 @@ def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> F
                     "checked; layer refused"
                 )
     return view
+
+
+def _refuse_repeated_layers(image: Image, limits: ViewLimits) -> None:
+    """A layer listed again is read again (its place in the order matters), so a small image
+    that lists one layer a thousand times costs a thousand reads: the ratio cap, which ties
+    the work to the input's size, sees each read on its own. Repeats may re-read as many
+    bytes as the distinct layers hold, or the ratio cap's grace, not more."""
+    seen: set[str] = set()
+    distinct = repeated = 0
+    for layer in image.layers:
+        if layer.digest in seen:
+            repeated += layer.size
+        else:
+            seen.add(layer.digest)
+            distinct += layer.size
+    allowed = max(distinct, limits.ratio_grace)
+    if repeated > allowed:
+        raise ManifestError(
+            f"the image lists {len(image.layers)} layers, {len(seen)} of them distinct: "
+            f"reading the repeats would take {repeated:,} bytes, over the {allowed:,} allowed",
+            reference=image.name,
+        )
 
 
 def read_directory(root: str | Path, wants: Wants, limits: ViewLimits | None = None) -> FileView:
