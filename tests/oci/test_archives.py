@@ -51,7 +51,7 @@ def test_writer_archive_round_trip(tmp_path: Path) -> None:
     [
         ({}, "manifest.json is missing"),
         ({"manifest.json": b"[]"}, "lists no images"),
-        ({"manifest.json": b"{not json"}, "malformed archive"),
+        ({"manifest.json": b"{not json"}, "manifest.json is not valid JSON"),
         ({"manifest.json": json.dumps([{"Config": "c.json"}]).encode()}, "no Config or Layers"),
         (
             {"manifest.json": json.dumps([{"Config": "c.json", "Layers": []}] * 2).encode()},
@@ -72,6 +72,7 @@ def test_writer_archive_round_trip(tmp_path: Path) -> None:
             },
             "is missing from the archive",
         ),
+        ({"manifest.json": b"[" * 3000 + b"]" * 3000}, "manifest.json is nested too deeply"),
     ],
 )
 def test_malformed_archives_are_clear_errors(
@@ -81,6 +82,21 @@ def test_malformed_archives_are_clear_errors(
     with pytest.raises((LayoutError, ManifestError), match=message) as caught:
         open_docker_archive(path)
     assert str(path) in caught.value.diagnostics()
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "../outside", "a/../../outside"])
+def test_the_member_cap_counts_every_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import skanse.oci.archives as archives
+
+    monkeypatch.setattr(archives, "_MAX_MEMBERS", 10)
+    path = tmp_path / "many.tar"
+    with tarfile.open(path, "w") as tar:
+        for _ in range(11):  # one name over and over, or names that are never kept
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    with pytest.raises(LayoutError, match="more than 10 members"):
+        open_docker_archive(path)
 
 
 def test_not_a_tar_at_all(tmp_path: Path) -> None:
@@ -474,3 +490,27 @@ def test_a_docker_archive_listing_more_layers_than_a_manifest_may_is_refused(
     )
     with pytest.raises(LayoutError, match="10001 layers, over the cap of 10000"):
         open_docker_archive(path)
+
+
+def test_a_layer_listed_over_and_over_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    # a small archive listing its one layer many times would cost one read per listing:
+    # repeats may re-read as much as the distinct layers hold (64 MiB at least), not more
+    layer = LayerBuilder().add_file("/big", hashlib.sha256(b"x").digest() * 32768).build()
+    write_docker_archive(build_image([layer] * 70), tmp_path / "many.tar", repo_tag="a:1")
+    opened = open_docker_archive(tmp_path / "many.tar")
+    read = {"n": 0}
+    opener = opened.opener
+
+    def counting(descriptor):
+        read["n"] += 1
+        return opener(descriptor)
+
+    object.__setattr__(opened, "opener", counting)
+    with pytest.raises(ManifestError, match="70 layers, 1 of them distinct"):
+        read_view(opened, lambda info: None)
+    assert read["n"] == 0
+    opened.close()
+    # listed twice, it is read twice, as its place in the order asks
+    write_docker_archive(build_image([layer] * 2), tmp_path / "two.tar", repo_tag="a:1")
+    view = _read_all(open_docker_archive(tmp_path / "two.tar"))
+    assert view.nodes["/big"].size == 1 << 20

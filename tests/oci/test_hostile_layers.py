@@ -294,6 +294,23 @@ def test_layout_blob_with_wrong_content_is_refused(tmp_path: Path) -> None:
         read_view(opened, lambda info: None)
 
 
+def test_a_layout_whose_json_is_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    from skanse.errors import LayoutError, ManifestError
+    from skanse.oci.image import open_layout_image
+    from skanse.oci.writer import write_layout
+
+    image = build_image([LayerBuilder().add_file("/etc/motd", b"hi").build()])
+    write_layout(image, tmp_path / "layout", tag="v1")
+    deep = b"[" * 1500 + b"]" * 1500  # under the file's 4 KiB cap
+    (tmp_path / "layout" / "oci-layout").write_bytes(deep)
+    with pytest.raises(LayoutError, match="no imageLayoutVersion"):
+        open_layout_image(tmp_path / "layout", tag="v1")
+    (tmp_path / "layout" / "oci-layout").write_bytes(b'{"imageLayoutVersion": "1.0.0"}')
+    (tmp_path / "layout" / "index.json").write_bytes(b'{"x": ' + deep + b"}")
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        open_layout_image(tmp_path / "layout", tag="v1")
+
+
 def test_writing_through_a_symlink_of_a_lower_layer_stays_in_the_view(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:

@@ -83,11 +83,29 @@ def test_manifest_and_index_shapes() -> None:
             "over the cap of 10000",
         ),
         (b"{" + b" " * (4 * 1024 * 1024) + b"}", "over the 4194304-byte cap"),
+        # deeper than the parser's recursion: malformed input, not an internal error
+        (b'{"schemaVersion": 2, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
     ],
 )
 def test_malformed_hostile_and_huge_manifests(data: bytes, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         parse_manifest_or_index(data)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (b'"x": ' + b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+        # not JSON: a report that repeated them (image inspect -f json) would not be JSON
+        (b'"history": [{"created_by": NaN}]', "NaN is not a JSON number"),
+        (b'"history": [{"created_by": -Infinity}]', "-Infinity is not a JSON number"),
+        (b'"history": [{"created_by": 1e999}]', "1e999 is out of range"),
+    ],
+)
+def test_configs_that_are_not_json_are_refused(extra: bytes, message: str) -> None:
+    data = b'{"rootfs": {"type": "layers", "diff_ids": []}, ' + extra + b"}"
+    with pytest.raises(ManifestError, match=message):
+        parse_config(data)
 
 
 def test_config_needs_diff_ids() -> None:

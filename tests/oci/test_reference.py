@@ -42,8 +42,23 @@ HEX = "a" * 64
             None,
             "a__b/c--d.e_f:Tag_1.x-y",
         ),
-        # an upper-case first component is a host name, as in distribution
+        # an upper-case first component is a host name, as in distribution (kept as spelt:
+        # lower-cased it would be a Docker Hub namespace); other host names are
+        # case-insensitive, so they are lower-cased (an image policy's globs see one spelling)
         ("Foo/bar", "Foo", "bar", "latest", None, "Foo/bar:latest"),
+        (
+            "LOCALHOST:5000/app",
+            "localhost:5000",
+            "app",
+            "latest",
+            None,
+            "localhost:5000/app:latest",
+        ),
+        ("Docker.IO/alpine", "docker.io", "library/alpine", "latest", None, "alpine:latest"),
+        # https is the scheme of a non-loopback registry, so :443 is its port anyway;
+        # a loopback registry is spoken to over plain HTTP, where :443 is not the default
+        ("GHCR.io:443/org/tool", "ghcr.io", "org/tool", "latest", None, "ghcr.io/org/tool:latest"),
+        ("localhost:443/app", "localhost:443", "app", "latest", None, "localhost:443/app:latest"),
     ],
 )
 def test_normalisation(text, domain, path, tag, digest, familiar) -> None:

@@ -117,6 +117,13 @@ def test_500_names_the_reference_and_the_status(server: Server, tmp_path: Path) 
     assert f"{server.host}/team/app:v1" in text and "500" in text and "storage down" in text
 
 
+def test_an_error_body_nested_too_deeply_is_only_not_shown(server: Server, tmp_path: Path) -> None:
+    body = b'{"errors": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    server.routes["GET /v2/team/app/manifests/v1"] = reply(500, body)
+    with pytest.raises(RegistryClientError, match=r"registry answered 500$"):
+        client_for(tmp_path).get_manifest(parse_reference(f"{server.host}/team/app:v1"))
+
+
 def test_401_without_a_challenge_or_credentials(server: Server, tmp_path: Path) -> None:
     server.routes["GET /v2/team/app/manifests/v1"] = reply(
         401, headers={"WWW-Authenticate": 'Basic realm="x"'}
@@ -287,11 +294,53 @@ def test_blob_redirect_to_another_host_drops_credentials(server: Server, tmp_pat
         storage.close()
 
 
+def test_small_blob_reads_follow_redirects_without_credentials(
+    server: Server, tmp_path: Path
+) -> None:
+    # configs, signature payloads and bundles come through get_blob_bytes; Docker Hub, GHCR
+    # and ECR redirect those GETs to storage as they do layers
+    storage = Server()
+    try:
+        config = {"auths": {server.host: {"username": "u", "password": "p"}}}
+        client = client_for(tmp_path, config)
+        ref = parse_reference(f"{server.host}/team/app:v1")
+
+        def protected(request: BaseHTTPRequestHandler) -> None:
+            if "Authorization" not in request.headers:
+                reply(401, headers={"WWW-Authenticate": 'Basic realm="r"'})(request)
+            else:  # relative first, then off to another host
+                reply(307, headers={"Location": "/moved/blob"})(request)
+
+        server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = protected
+        server.routes["GET /moved/blob"] = reply(
+            302, headers={"Location": f"http://{storage.host}/bucket/blob?sig=1"}
+        )
+        storage.routes["GET /bucket/blob"] = reply(200, BLOB)
+        data = client.get_blob_bytes(ref, Descriptor("x", DIGEST, len(BLOB)), cap=1 << 20)
+        assert data == BLOB
+        moved = [h for line, h in server.seen if line == "GET /moved/blob"]
+        assert moved and moved[0].get("Authorization", "").startswith("Basic ")
+        assert storage.seen and all("Authorization" not in h for _, h in storage.seen)
+        # a redirect loop ends after the same number of hops as a download's
+        server.routes["GET /moved/blob"] = reply(307, headers={"Location": "/moved/blob"})
+        with pytest.raises(RegistryClientError, match="more than 5 redirects"):
+            client.get_blob_bytes(ref, Descriptor("x", DIGEST, len(BLOB)), cap=1 << 20)
+        # what a storage host answers is still checked against the digest
+        server.routes["GET /moved/blob"] = reply(
+            302, headers={"Location": f"http://{storage.host}/bucket/blob?sig=1"}
+        )
+        storage.routes["GET /bucket/blob"] = reply(200, BLOB[:-1] + b"!")
+        with pytest.raises(DigestMismatchError):
+            client.get_blob_bytes(ref, Descriptor("x", DIGEST, len(BLOB)), cap=1 << 20)
+    finally:
+        storage.close()
+
+
 def test_manifest_redirects_are_not_followed(server: Server, tmp_path: Path) -> None:
     server.routes["GET /v2/team/app/manifests/v1"] = reply(
         302, headers={"Location": "http://127.0.0.1:1/elsewhere"}
     )
-    with pytest.raises(RegistryClientError, match="only blob downloads follow redirects"):
+    with pytest.raises(RegistryClientError, match="only blob reads follow redirects"):
         client_for(tmp_path).get_manifest(parse_reference(f"{server.host}/team/app:v1"))
 
 

@@ -112,8 +112,24 @@ class PrivateSigstore:
 
     # -- trusted root --------------------------------------------------------------------
 
-    def trusted_root(self) -> bytes:
-        def log(key: ec.EllipticCurvePrivateKey, url: str) -> dict[str, object]:
+    def trusted_root(
+        self,
+        *,
+        ca_end: dt.datetime | None = None,
+        tlog_end: dt.datetime | None = None,
+        ctlog_end: dt.datetime | None = None,
+    ) -> bytes:
+        """The trusted root; an `*_end` ends that CA's or log key's validity period."""
+
+        def valid_for(end: dt.datetime | None) -> dict[str, str]:
+            period = {"start": "2025-01-01T00:00:00Z"}
+            if end is not None:
+                period["end"] = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return period
+
+        def log(
+            key: ec.EllipticCurvePrivateKey, url: str, end: dt.datetime | None
+        ) -> dict[str, object]:
             der = _spki(key)
             return {
                 "baseUrl": url,
@@ -121,14 +137,14 @@ class PrivateSigstore:
                 "publicKey": {
                     "rawBytes": _b64(der),
                     "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                    "validFor": {"start": "2025-01-01T00:00:00Z"},
+                    "validFor": valid_for(end),
                 },
                 "logId": {"keyId": _b64(hashlib.sha256(der).digest())},
             }
 
         root = {
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-            "tlogs": [log(self.rekor_key, "https://rekor.test")],
+            "tlogs": [log(self.rekor_key, "https://rekor.test", tlog_end)],
             "certificateAuthorities": [
                 {
                     "subject": {"organization": "skanse tests", "commonName": "test-fulcio"},
@@ -138,10 +154,10 @@ class PrivateSigstore:
                             {"rawBytes": _b64(self.ca.public_bytes(serialization.Encoding.DER))}
                         ]
                     },
-                    "validFor": {"start": "2025-01-01T00:00:00Z"},
+                    "validFor": valid_for(ca_end),
                 }
             ],
-            "ctlogs": [log(self.ct_key, "https://ctfe.test")],
+            "ctlogs": [log(self.ct_key, "https://ctfe.test", ctlog_end)],
             "timestampAuthorities": [],
         }
         return json.dumps(root).encode()

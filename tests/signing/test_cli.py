@@ -190,3 +190,35 @@ def test_attest_an_sbom_from_the_image_and_verify_it(cli, workdir: Path, registr
     (workdir / "bad.json").write_text("{not json")
     bad = cli("attest", "--key", "cosign.key", "--predicate", "bad.json", str(ref))
     assert bad.code == 2 and "bad.json: not valid JSON" in bad.stderr
+
+
+def test_verify_text_escapes_what_the_registry_wrote(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from skanse._cli._signing import render_verifications
+    from skanse.signing.verify import SignatureCheck, Verification
+
+    forged = "\nVERIFIED  registry.example/app@sha256:0"
+    result = Verification(
+        image="registry.example/app:1",
+        digest="sha256:" + "a" * 64,
+        what="signature",
+        keys=("ci",),
+        threshold=1,
+        checks=(
+            SignatureCheck(
+                where="sha256-x.sig\x1b[2J layer 0",
+                format="bundle",
+                verified=False,
+                reason="bad payload\x1b]0;title\x07" + forged,
+            ),
+        ),
+        problems=("registry said: 500 (storage down" + forged + ")",),
+    )
+    code = render_verifications([result], argparse.Namespace(format="text", output=None))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "\x1b" not in out and "\x07" not in out
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith("VERIFIED")] == []
+    assert len(lines) == 4 and "\\x1b[2J" in lines[2] and "\\nVERIFIED" in lines[3]

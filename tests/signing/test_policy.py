@@ -50,6 +50,37 @@ def test_globs(glob: str, repository: str, matches: bool) -> None:
     assert (glob_pattern(glob).fullmatch(repository) is not None) is matches
 
 
+def test_a_host_spelt_in_capitals_gets_the_rule_of_its_lower_case_name(tmp_path: Path) -> None:
+    # host names are case-insensitive: LOCALHOST:28517 is localhost:28517 and must not fall
+    # through to the weaker catch-all rule
+    a, b = new_key(), new_key()
+    _write_keys(tmp_path, a=a, b=b)
+    policy = _policy(
+        tmp_path,
+        HEADER
+        + """\
+keys: {a: a.pub, b: b.pub}
+images:
+  - glob: "localhost:28517/demo/**"
+    keys: [a, b]
+    threshold: 2
+  - glob: "REG.EXAMPLE/team/*"
+    keys: [a, b]
+    threshold: 2
+  - glob: "**"
+    keys: [a]
+""",
+    )
+    for text in (
+        "LOCALHOST:28517/demo/app:1",
+        "LocalHost:28517/demo/app@sha256:" + "0" * 64,
+        "reg.example/team/app",
+        "Reg.Example:443/team/app",
+    ):
+        rule = policy.rule_for(parse_reference(text))
+        assert rule is not None and rule.threshold == 2, text
+
+
 def test_policy_file_is_read_with_keys_rules_and_cache_settings(tmp_path: Path) -> None:
     a, b = new_key(), new_key()
     _write_keys(tmp_path, a=a)

@@ -265,6 +265,20 @@ def test_thousands_of_signature_layers_are_refused_without_reading_them(client, 
     assert small.verified
 
 
+def test_a_signature_manifest_nested_too_deeply_is_not_verified(client, repo) -> None:
+    key = new_key()
+    digest = push_test_image(client, repo)
+    sign_image(client, repo, key)
+    tag = repo.with_tag(signature_tag(digest))
+    data, media_type, _ = client.get_manifest(tag)
+    # an extra field 3000 arrays deep: more than Python's parser recurses, less than Go's cap
+    deep = data[:-1] + b', "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    client.push_manifest(tag, deep, media_type)
+    result = verify_signatures(client, repo, [public(key, "k")])
+    assert not result.verified
+    assert "nested too deeply" in result.reason + " ".join(result.problems)
+
+
 def test_a_declared_gigabyte_payload_is_not_downloaded(client, repo) -> None:
     key = new_key()
     digest = push_test_image(client, repo)

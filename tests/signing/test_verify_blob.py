@@ -156,6 +156,33 @@ def test_every_lie_in_a_keyless_bundle_is_not_verified(
     assert "Not verified" in result.stderr
 
 
+@pytest.mark.parametrize("retired", ["ca", "tlog", "ctlog"])
+def test_a_ca_or_log_key_retired_before_the_entry_was_logged_does_not_vouch_for_it(
+    cli, tmp_path: Path, private: PrivateSigstore, retired: str
+) -> None:
+    # signed and logged at START + 30 days (all of it valid); the trusted root ended the
+    # CA's or a log key's validity before that, as it does for a retired or leaked key
+    logged = START + dt.timedelta(days=30)
+    bundle = private.sign_blob(b"artifact", when=logged)
+    ended = private.trusted_root(**{f"{retired}_end": logged - dt.timedelta(seconds=1)})
+    result = _keyless(cli, tmp_path, private, bundle, b"artifact", root=ended)
+    assert result.code == 1, (retired, result.stdout, result.stderr)
+    assert "Not verified" in result.stderr and "valid at 2026-01-31T00:00:00Z" in result.stderr
+    # the end itself is still inside the period (validFor is closed)
+    until = private.trusted_root(**{f"{retired}_end": logged})
+    assert _keyless(cli, tmp_path, private, bundle, b"artifact", root=until).code == 0
+
+
+def test_an_integrated_time_past_any_date_is_not_verified(
+    cli, tmp_path: Path, private: PrivateSigstore
+) -> None:
+    doc = json.loads(private.sign_blob(b"artifact"))
+    doc["verificationMaterial"]["tlogEntries"][0]["integratedTime"] = "99999999999999999"
+    result = _keyless(cli, tmp_path, private, json.dumps(doc).encode(), b"artifact")
+    assert result.code == 1, (result.stdout, result.stderr)
+    assert "Not verified" in result.stderr and "out of range" in result.stderr
+
+
 def test_keyless_that_cannot_be_checked_is_an_error(
     cli, tmp_path: Path, private: PrivateSigstore
 ) -> None:

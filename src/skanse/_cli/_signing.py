@@ -107,15 +107,19 @@ def render_verifications(results: list[Any], args: argparse.Namespace) -> int:
         document = to_document(results, tool_version=__version__, checked=dt.datetime.now(dt.UTC))
         text = json.dumps(document, indent=2) + "\n"
     elif args.format == "text":
+        from skanse.printable import printable as p
+
+        # reasons, places and problems quote what the registry sent (tags, annotations,
+        # error bodies): escaped, so none repaints the terminal or forges a line of its own
         lines = []
         for r in results:
             mark = "VERIFIED" if r.verified else "NOT VERIFIED"
-            lines.append(f"{mark}  {r.image.split('@')[0]}@{r.digest}")
-            lines.append(f"  {r.reason}")
+            lines.append(f"{mark}  {p(r.image.split('@')[0])}@{p(r.digest)}")
+            lines.append(f"  {p(r.reason)}")
             for c in r.checks:
                 status = "ok  " if c.verified else "fail"
-                lines.append(f"  [{status}] {c.format:<14} {c.where}: {c.reason}")
-            lines.extend(f"  [warn] {p}" for p in r.problems)
+                lines.append(f"  [{status}] {p(c.format):<14} {p(c.where)}: {p(c.reason)}")
+            lines.extend(f"  [warn] {p(problem)}" for problem in r.problems)
         text = "\n".join(lines) + "\n"
     else:
         info = ReportInfo(

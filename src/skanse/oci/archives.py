@@ -19,7 +19,6 @@ link) is followed to the member it names, never out of the archive.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import tarfile
@@ -47,6 +46,7 @@ from skanse.oci.manifest import (
     Platform,
     compute_digest,
     digest_algorithm,
+    load_json,
     parse_config,
 )
 from skanse.oci.reference import parse_reference
@@ -72,14 +72,16 @@ class _TarIndex:
             raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
         self.members: dict[str, tarfile.TarInfo] = {}
         try:
-            for member in self.archive:
-                normalised = os.path.normpath(member.name).lstrip("/")
-                if normalised.startswith(".."):
-                    continue  # never looked up, never followed
-                if len(self.members) > _MAX_MEMBERS:
+            # every header counts (tarfile keeps each one), not just the names kept: repeated
+            # names and names leaving the archive must not get past the cap
+            for count, member in enumerate(self.archive, 1):
+                if count > _MAX_MEMBERS:
                     raise LayoutError(
                         f"archive has more than {_MAX_MEMBERS} members", reference=name
                     )
+                normalised = os.path.normpath(member.name).lstrip("/")
+                if normalised.startswith(".."):
+                    continue  # never looked up, never followed
                 self.members[normalised] = member
         except tarfile.TarError as exc:
             self.close()
@@ -283,7 +285,12 @@ def _docker_manifest(
     """The image of manifest.json tagged `tag` (or its only one): its config and a
     descriptor and member for each layer."""
     name = index.name
-    manifest_json = json.loads(index.read("manifest.json", MAX_MANIFEST_BYTES))
+    manifest_json = load_json(
+        index.read("manifest.json", MAX_MANIFEST_BYTES),
+        "manifest.json",
+        reference=name,
+        error=LayoutError,
+    )
     if not isinstance(manifest_json, list) or not manifest_json:
         raise LayoutError("manifest.json lists no images", reference=name)
     if not all(isinstance(entry, dict) for entry in manifest_json):

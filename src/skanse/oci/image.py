@@ -18,7 +18,6 @@ archive (`skanse.oci.archives`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from skanse.oci.manifest import (
     Index,
     Manifest,
     Platform,
+    load_json,
     parse_config,
     parse_manifest_or_index,
     validate_digest,
@@ -364,9 +364,10 @@ def open_layout(
     one (or the one for `platform` when the index lists several)."""
     layout = store.read("oci-layout", 4096, "oci-layout file")
     try:
-        version = json.loads(layout).get("imageLayoutVersion")
-    except (ValueError, AttributeError):
-        version = None
+        doc = load_json(layout, "oci-layout file", reference=name, error=LayoutError)
+    except LayoutError:
+        doc = None  # said below, as for a file that is JSON but not a layout's
+    version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
     if not isinstance(version, str):
         raise LayoutError("oci-layout file has no imageLayoutVersion", reference=name)
     index_bytes = store.read("index.json", MAX_MANIFEST_BYTES, "index.json")
@@ -441,6 +442,7 @@ def open_layout(
 def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> FileView:
     """Apply every layer of `image` in order; the merged `FileView` with captured values."""
     limits = limits or ViewLimits()
+    _refuse_repeated_layers(image, limits)
     view = FileView()
     budget = new_budget(limits)
     for index, (layer, diff_id) in enumerate(zip(image.layers, image.config.diff_ids, strict=True)):
@@ -471,6 +473,28 @@ def read_view(image: Image, wants: Wants, limits: ViewLimits | None = None) -> F
                     "checked; layer refused"
                 )
     return view
+
+
+def _refuse_repeated_layers(image: Image, limits: ViewLimits) -> None:
+    """A layer listed again is read again (its place in the order matters), so a small image
+    that lists one layer a thousand times costs a thousand reads: the ratio cap, which ties
+    the work to the input's size, sees each read on its own. Repeats may re-read as many
+    bytes as the distinct layers hold, or the ratio cap's grace, not more."""
+    seen: set[str] = set()
+    distinct = repeated = 0
+    for layer in image.layers:
+        if layer.digest in seen:
+            repeated += layer.size
+        else:
+            seen.add(layer.digest)
+            distinct += layer.size
+    allowed = max(distinct, limits.ratio_grace)
+    if repeated > allowed:
+        raise ManifestError(
+            f"the image lists {len(image.layers)} layers, {len(seen)} of them distinct: "
+            f"reading the repeats would take {repeated:,} bytes, over the {allowed:,} allowed",
+            reference=image.name,
+        )
 
 
 def read_directory(root: str | Path, wants: Wants, limits: ViewLimits | None = None) -> FileView:
@@ -523,7 +547,9 @@ def _image_directory(base: Path) -> tuple[str, str] | None:
             return "skopeo's dir format", "`skopeo copy dir:DIR oci:LAYOUT`, then read oci:LAYOUT"
         manifest = base / "manifest.json"
         if manifest.is_file() and manifest.stat().st_size <= MAX_MANIFEST_BYTES:
-            entries = json.loads(manifest.read_bytes())
+            entries = load_json(
+                manifest.read_bytes(), "manifest.json", reference=None, error=LayoutError
+            )
             if (
                 isinstance(entries, list)
                 and entries
@@ -533,7 +559,7 @@ def _image_directory(base: Path) -> tuple[str, str] | None:
                     "an unpacked docker save archive",
                     "`tar -cf image.tar -C DIR .`, then read docker-archive:image.tar",
                 )
-    except (OSError, ValueError):
+    except (OSError, LayoutError):
         return None
     return None
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from skanse.errors import DigestMismatchError, ManifestError
+from skanse.errors import DigestMismatchError, ImageError, ManifestError
 
 __all__ = [
     "CONFIG_TYPES",
@@ -30,6 +31,7 @@ __all__ = [
     "Manifest",
     "Platform",
     "compute_digest",
+    "load_json",
     "parse_config",
     "parse_index",
     "parse_manifest",
@@ -216,15 +218,41 @@ class ImageConfig:
     labels: Mapping[str, str]
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: Python would make it inf, which no JSON writer can write
+        raise _NotJson(f"{text[:40]} is out of range")
+    return value
+
+
+def load_json(
+    data: bytes, what: str, *, reference: str | None, error: type[ImageError] = ManifestError
+) -> Any:
+    """JSON from an image or a registry, refused with `error` (naming `what`) when it is not
+    JSON: invalid, NaN/Infinity or out-of-range numbers (a report written from them would not
+    be JSON either), or nested too deeply for the parser (RecursionError)."""
+    try:
+        return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise error(f"{what} is nested too deeply", reference=reference) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"{what} is not valid JSON: {exc}", reference=reference) from None
+
+
 def _load_json(data: bytes, cap: int, what: str, reference: str | None) -> dict[str, Any]:
     if len(data) > cap:
         raise ManifestError(
             f"{what} is {len(data)} bytes, over the {cap}-byte cap", reference=reference
         )
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{what} is not valid JSON: {exc}", reference=reference) from None
+    value = load_json(data, what, reference=reference)
     if not isinstance(value, dict):
         raise ManifestError(f"{what} is not a JSON object", reference=reference)
     return value

@@ -5,16 +5,30 @@ cosign share): `[domain/]path[:tag][@digest]`. Normalisation follows `ParseNorma
 a first component that has no `.` or `:`, is not `localhost` and is lower case is a Docker
 Hub path, so `alpine` means `docker.io/library/alpine`; `index.docker.io` means `docker.io`.
 A reference with neither tag nor digest means `:latest`.
+
+Beyond docker, the registry host is lower-cased (host names are case-insensitive, and an
+image policy's globs must not be sidestepped by `LOCALHOST:5000/...`; a one-label host such
+as `Foo` keeps its spelling, as `foo/bar` would mean Docker Hub), and an explicit
+`:443` is dropped from a host that is not loopback: such hosts are reached over https, where
+443 is the port anyway. A loopback host is reached over plain HTTP, so its `:443` stays.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
 from skanse.errors import ImageReferenceError
 
-__all__ = ["DOCKER_HUB", "DOCKER_HUB_API", "Reference", "parse_reference", "split_reference"]
+__all__ = [
+    "DOCKER_HUB",
+    "DOCKER_HUB_API",
+    "Reference",
+    "is_loopback_host",
+    "parse_reference",
+    "split_reference",
+]
 
 DOCKER_HUB = "docker.io"
 # Where Docker Hub's registry API actually lives, and its key in ~/.docker/config.json.
@@ -158,11 +172,28 @@ def _split_domain(text: str) -> tuple[str, str]:
         if not _DOMAIN_ONLY.fullmatch(first):
             raise ImageReferenceError(f"invalid registry host {first!r}", reference=text)
         domain, remainder = first, rest
+        # a one-label host without a port (`Foo`) keeps its spelling: lower-cased it would
+        # read back as a Docker Hub namespace (policy globs ignore case, so it still matches)
+        if any(c in first for c in ".:[") or first.lower() == "localhost":
+            domain = first.lower()
+        if domain.endswith(":443") and not is_loopback_host(domain):
+            domain = domain.removesuffix(":443")
     if domain == "index.docker.io":
         domain = DOCKER_HUB
     if domain == DOCKER_HUB and "/" not in remainder.split("@", 1)[0].split(":", 1)[0]:
         remainder = f"library/{remainder}"
     return domain, remainder
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether registry `host` (`name[:port]`, `[v6]:port`) is this machine."""
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _explain(remainder: str) -> str:

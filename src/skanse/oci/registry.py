@@ -11,7 +11,7 @@
 Authentication: anonymous first; on a 401 the `WWW-Authenticate` challenge decides: Basic
 sends the credentials from docker's config.json, Bearer fetches a token from the realm (with
 those credentials if there are any) for the repository scope and caches it. Redirects are
-followed only for blob downloads, and the Authorization header is dropped as soon as a
+followed only for blob reads, and the Authorization header is dropped as soon as a
 redirect leaves the registry's scheme, host and port; an https -> http redirect is refused.
 Every body read is capped (manifests at 4 MiB, blobs at their descriptor size), and a blob is
 cached only after its digest matched.
@@ -20,8 +20,6 @@ cached only after its digest matched.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import json
 import os
 import re
 import urllib.parse
@@ -50,15 +48,17 @@ from skanse.oci.manifest import (
     Index,
     compute_digest,
     digest_algorithm,
+    load_json,
     parse_index,
     validate_digest,
 )
-from skanse.oci.reference import Reference
+from skanse.oci.reference import Reference, is_loopback_host
 
 __all__ = ["DownloadReader", "RegistryClient", "RegistryOptions"]
 
 _CHUNK = 1024 * 1024
 _MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_RESUMES = 3
 _AHEAD = 4  # chunks downloaded ahead of a DownloadReader's reader
 _MAX_SMALL_BODY = 1024 * 1024  # token responses, error bodies, tag pages
@@ -85,16 +85,6 @@ class _Response:
     headers: Mapping[str, str]
     body: bytes
     url: str
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass
@@ -157,8 +147,9 @@ class RegistryClient:
     # --- plumbing -------------------------------------------------------------------
 
     def _scheme(self, host: str) -> str:
-        if host in self.options.plain_http or (
-            self.options.plain_http_loopback and _is_loopback(host)
+        # the reference lower-cased the host; the option's spelling may differ
+        if host in {name.lower() for name in self.options.plain_http} or (
+            self.options.plain_http_loopback and is_loopback_host(host)
         ):
             return "http"
         return "https"
@@ -218,7 +209,7 @@ class RegistryClient:
         parsed = urllib.parse.urlsplit(realm)
         if parsed.scheme not in ("https", "http") or not parsed.netloc:
             raise AuthError(f"invalid token realm {realm!r}", reference=str(ref), status=401)
-        if parsed.scheme == "http" and not _is_loopback(parsed.netloc):
+        if parsed.scheme == "http" and not is_loopback_host(parsed.netloc):
             raise AuthError(
                 f"token realm {realm} is plain HTTP; refusing to send credentials to it",
                 reference=str(ref),
@@ -247,9 +238,9 @@ class RegistryClient:
                 status=response.status,
             )
         try:
-            doc = json.loads(response.body)
+            doc = load_json(response.body, "token response", reference=str(ref))
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError):
+        except (ManifestError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:
             raise AuthError(f"token server {parsed.netloc} sent no token", reference=str(ref))
@@ -291,8 +282,10 @@ class RegistryClient:
         body: bytes | None = None,
         cap: int = _MAX_SMALL_BODY,
         what: str,
+        follow: bool = False,
     ) -> _Response:
-        """A request with auth handled (one retry after a 401) and errors mapped."""
+        """A request with auth handled (one retry after a 401) and errors mapped; with
+        `follow`, a redirect is returned for the caller to follow instead of refused."""
         for attempt in range(2):
             send = dict(headers or {})
             auth = self._auth_header(ref, scope)
@@ -305,7 +298,8 @@ class RegistryClient:
                 )
                 continue
             break
-        self._raise_for_status(response, ref, what)
+        if not (follow and response.status in _REDIRECTS):
+            self._raise_for_status(response, ref, what)
         return response
 
     def _raise_for_status(self, response: _Response, ref: Reference, what: str) -> None:
@@ -322,7 +316,7 @@ class RegistryClient:
         if 300 <= status < 400:
             raise RegistryClientError(
                 f"{what}: unexpected redirect ({status}) to {response.headers.get('location')}; "
-                "only blob downloads follow redirects",
+                "only blob reads follow redirects",
                 reference=str(ref),
                 status=status,
             )
@@ -486,25 +480,10 @@ class RegistryClient:
                     )
                     auth = self._auth_header(ref, scope)
                     continue
-                if raw.status in (301, 302, 303, 307, 308):
-                    location = raw.headers.get("Location")
-                    if not location:
-                        raise RegistryClientError(
-                            f"blob {descriptor.digest}: redirect without a Location",
-                            reference=str(ref),
-                        )
-                    target = urllib.parse.urljoin(url, location)
-                    if url.startswith("https:") and not target.startswith("https:"):
-                        raise RegistryClientError(
-                            f"blob {descriptor.digest}: refusing a redirect from https to {target}",
-                            reference=str(ref),
-                        )
-                    if not target.startswith(("https:", "http:")):
-                        raise RegistryClientError(
-                            f"blob {descriptor.digest}: redirect to an unsupported URL",
-                            reference=str(ref),
-                        )
-                    url = target
+                if raw.status in _REDIRECTS:
+                    url = _redirect_target(
+                        url, raw.headers.get("Location"), f"blob {descriptor.digest}", ref
+                    )
                     continue
                 if raw.status == 416 and have:
                     partial.unlink()  # our partial is longer than or unknown to the server
@@ -575,19 +554,40 @@ class RegistryClient:
         if self.cache is not None and (cached := self.cache.get(descriptor.digest)) is not None:
             data = cached.read_bytes()
         else:
-            response = self._request(
-                "GET",
-                ref,
-                self._url(ref, f"blobs/{descriptor.digest}"),
-                scope=f"repository:{ref.path}:pull",
-                cap=cap,
-                what=f"blob {descriptor.digest}",
-            )
-            data = response.body
+            data = self._get_small_blob(ref, descriptor.digest, cap)
         from skanse.oci.manifest import verify_digest
 
         verify_digest(data, descriptor.digest, what="blob", reference=str(ref))
         return data
+
+    def _get_small_blob(self, ref: Reference, digest: str, cap: int) -> bytes:
+        """The blob's bytes, following redirects as a download does (Docker Hub, GHCR and ECR
+        answer every blob GET with one): at most `_MAX_REDIRECTS`, never https -> http, and
+        the registry's credentials only on the registry's own origin."""
+        what = f"blob {digest}"
+        url = self._url(ref, f"blobs/{digest}")
+        origin = _origin(url)
+        for _hop in range(_MAX_REDIRECTS + 1):
+            if _origin(url) == origin:
+                response = self._request(
+                    "GET",
+                    ref,
+                    url,
+                    scope=f"repository:{ref.path}:pull",
+                    cap=cap,
+                    what=what,
+                    follow=True,
+                )
+            else:  # storage elsewhere (S3, a CDN): anonymous, the URL carries its own grant
+                response = self._send("GET", url, {}, cap=cap, reference=ref)
+            if response.status in _REDIRECTS:
+                url = _redirect_target(url, response.headers.get("location"), what, ref)
+                continue
+            self._raise_for_status(response, ref, what)
+            return response.body
+        raise RegistryClientError(
+            f"{what}: more than {_MAX_REDIRECTS} redirects", reference=str(ref)
+        )
 
     def list_tags(self, ref: Reference, *, limit: int = 100_000) -> list[str]:
         """Every tag of the repository, following `Link` pagination (capped at `limit`)."""
@@ -598,8 +598,8 @@ class RegistryClient:
                 "GET", ref, url, scope=f"repository:{ref.path}:pull", what="tag list"
             )
             try:
-                page = json.loads(response.body).get("tags") or []
-            except (ValueError, AttributeError):
+                page = load_json(response.body, "tag list", reference=str(ref)).get("tags") or []
+            except (ManifestError, AttributeError):
                 raise RegistryClientError(
                     "tag list is not valid JSON", reference=str(ref)
                 ) from None
@@ -715,6 +715,21 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, netloc
 
 
+def _redirect_target(url: str, location: str | None, what: str, ref: Reference) -> str:
+    """Where a redirect from `url` leads; refused without a Location, from https to
+    anything but https, and to a scheme other than http(s)."""
+    if not location:
+        raise RegistryClientError(f"{what}: redirect without a Location", reference=str(ref))
+    target = urllib.parse.urljoin(url, location)
+    if url.startswith("https:") and not target.startswith("https:"):
+        raise RegistryClientError(
+            f"{what}: refusing a redirect from https to {target}", reference=str(ref)
+        )
+    if not target.startswith(("https:", "http:")):
+        raise RegistryClientError(f"{what}: redirect to an unsupported URL", reference=str(ref))
+    return target
+
+
 def _read_capped(raw: Any, cap: int, url: str, reference: Reference) -> bytes:
     declared = raw.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > cap:
@@ -744,11 +759,11 @@ def _read_capped(raw: Any, cap: int, url: str, reference: Reference) -> bytes:
 
 def _error_detail(body: bytes) -> str:
     try:
-        doc = json.loads(body[:65536])
+        doc = load_json(body[:65536], "error body", reference=None)
         errors = doc.get("errors") or []
         messages = [f"{e.get('code', '')}: {e.get('message', '')}" for e in errors[:3]]
         return " (" + "; ".join(messages) + ")" if messages else ""
-    except (ValueError, AttributeError, TypeError):
+    except (ManifestError, AttributeError, TypeError):
         return ""
 
 

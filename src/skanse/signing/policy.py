@@ -142,7 +142,9 @@ class _PolicyFile(BaseModel):
 
 
 def glob_pattern(glob: str) -> re.Pattern[str]:
-    """`*` within a segment, `**` across segments, `?` one non-`/` character."""
+    """`*` within a segment, `**` across segments, `?` one non-`/` character. Matching
+    ignores case: references are all lower case (the host is lower-cased when parsed), so a
+    glob written `LOCALHOST:5000/app` must still match, not fall through to a weaker rule."""
     parts = []
     i = 0
     while i < len(glob):
@@ -158,7 +160,7 @@ def glob_pattern(glob: str) -> re.Pattern[str]:
         else:
             parts.append(re.escape(glob[i]))
             i += 1
-    return re.compile("".join(parts))
+    return re.compile("".join(parts), re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
