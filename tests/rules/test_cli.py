@@ -112,6 +112,37 @@ def test_a_failing_rule_test_exits_1(cli, rules_file: Path, tmp_path: Path) -> N
     assert "1 passed, 1 failed" in result.stdout
 
 
+def test_names_from_rules_and_tests_files_cannot_forge_lines(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    # a rule name with a colour escape and a line break, a broken condition to report it
+    forged = tmp_path / "forged.yaml"
+    forged.write_text(
+        '- rule: "r\\e[31mRED\\nforged.yaml:1: ok"\n  desc: d\n'
+        "  condition: evt.type = openat and fd.nmae = /x\n  output: o\n  priority: WARNING\n"
+    )
+    validate = cli("rules", "validate", str(forged))
+    assert validate.code == 1
+    assert "\x1b" not in validate.stdout
+    assert "rule 'r\\x1b[31mRED\\nforged.yaml:1: ok'" in validate.stdout
+    assert len(validate.stdout.splitlines()) == 1
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(
+        f"rules: [{rules_file.name}]\n"
+        "tests:\n"
+        '  - name: "x\\e[2J\\nPASS all good"\n'
+        "    rule: shadow read\n"
+        "    context: {processes: [{name: cat}]}\n"
+        "    steps: [{syscall: openat, args: {pathname: /etc/hosts}}]\n"
+        "    expectedOutcome: {priority: warning}\n"
+    )
+    result = cli("rules", "test", str(tests))
+    assert result.code == 1
+    assert "\x1b" not in result.stdout
+    assert not any(line.startswith("PASS") for line in result.stdout.splitlines())
+    assert "FAIL x\\x1b[2J\\nPASS all good: expected an alert, got none" in result.stdout
+
+
 def test_replay_text_jsonl_and_reports(cli, rules_file: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text(_event() + "\n" + _event("/etc/hosts", 6) + "\n")
