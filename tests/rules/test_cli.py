@@ -200,6 +200,23 @@ def test_replay_reports_and_skips_bad_lines(cli, rules_file: Path, tmp_path: Pat
     assert strict.code == 2
 
 
+def test_replay_shows_an_event_time_that_is_no_date_as_its_number(cli, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("(file=%fd.name)", "(at %evt.datetime %evt.time.iso8601)"))
+    events = tmp_path / "events.jsonl"
+    lines = [json.loads(_event()) for _ in range(3)]
+    lines[0]["ts"], lines[1]["ts"] = -(10**23), 10**23
+    events.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    text = cli("runtime", "replay", str(events), "--rules", str(rules))
+    assert text.code == 0, text.stderr  # before: internal error (ValueError), nothing shown
+    assert text.stdout.splitlines()[0].startswith("-100000000000000000000000: Warning shadow")
+    assert f"at {10**23} {10**23}" in text.stdout
+    assert "replayed 3 event(s) from 3 line(s): 3 alert(s)" in text.stderr
+    jsonl = cli("runtime", "replay", str(events), "--rules", str(rules), "-f", "jsonl")
+    times = [json.loads(line)["time"] for line in jsonl.stdout.splitlines()]
+    assert times == [str(-(10**23)), str(10**23), "2023-11-14T22:13:20.000000000Z"]
+
+
 def test_replay_skips_a_100_mb_line_without_holding_it(rules_file: Path, tmp_path: Path) -> None:
     from skanse.rules.engine import Engine
     from skanse.rules.loader import RulesFile, load_rules
