@@ -177,6 +177,31 @@ def test_links_resolve_inside_the_root(tmp_path: Path) -> None:
         HostRoot(tmp_path / "etc" / "real.conf")
 
 
+def test_a_directory_swapped_for_a_link_during_a_read_cannot_leave_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of a hostile tree, made deterministic: the link appears after the path was
+    resolved, just before the file is opened; what is read is still the file inside."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.yaml").write_text("TOP-SECRET\n")
+    materialize({"files": {"/var/lib/kubelet/config.yaml": "readOnlyPort: 0\n"}}, tmp_path)
+    kubelet = tmp_path / "var" / "lib" / "kubelet"
+    real_open = os.open
+
+    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if str(path).endswith("config.yaml") and kubelet.is_dir() and not kubelet.is_symlink():
+            kubelet.rename(kubelet.with_name("real"))
+            kubelet.symlink_to(outside)  # the directory is now a link out of the root
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    assert HostRoot(tmp_path).read_text("/var/lib/kubelet/config.yaml") == "readOnlyPort: 0\n"
+    assert kubelet.is_symlink()  # the swap did happen
+
+
 @pytest.mark.parametrize(
     ("spec", "summary"),
     [
