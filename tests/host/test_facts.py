@@ -202,6 +202,36 @@ def test_a_directory_swapped_for_a_link_during_a_read_cannot_leave_the_root(
     assert kubelet.is_symlink()  # the swap did happen
 
 
+def test_apply_writes_inside_the_root_even_if_a_directory_is_swapped_for_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from skanse.host.remediation import apply_sysctls
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kptr_restrict").write_text("outside\n")
+    root = tmp_path / "root"
+    materialize({"files": {"/proc/sys/kernel/kptr_restrict": "0"}}, root)
+    conf = tmp_path / "fix.conf"
+    conf.write_text("kernel.kptr_restrict = 2\n")
+    kernel = root / "proc" / "sys" / "kernel"
+    real_open = os.open
+
+    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if flags & os.O_WRONLY and str(path).endswith("kptr_restrict") and not kernel.is_symlink():
+            kernel.rename(kernel.with_name("kernel.real"))
+            kernel.symlink_to(outside)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    result = apply_sysctls(HostRoot(root), conf, backup_dir=tmp_path)
+    assert result.applied == ("kernel.kptr_restrict",)
+    assert (outside / "kptr_restrict").read_text() == "outside\n"  # untouched
+    assert (root / "proc/sys/kernel.real/kptr_restrict").read_text() == "2\n"
+
+
 @pytest.mark.parametrize(
     ("spec", "summary"),
     [

@@ -191,8 +191,9 @@ class HostRoot:
         finally:
             os.close(directory)
 
-    def _open(self, inner: str, flags: int) -> int:
-        """`inner` opened with `flags`, links followed inside the root (see `_at`)."""
+    def open(self, inner: str, flags: int) -> int:
+        """A descriptor of `inner` opened with `flags` (the caller closes it), links followed
+        inside the root (see `_at`)."""
         if self.is_live:
             return os.open(inner, flags)
         directory, name = self._at(inner, follow=True)
@@ -211,7 +212,7 @@ class HostRoot:
         try:
             # O_NONBLOCK: a FIFO planted in a mounted image must not hang the audit (it is
             # rejected below as not a regular file).
-            fd = self._open(inner, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = self.open(inner, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -280,7 +281,7 @@ class HostRoot:
     def listdir(self, inner: str) -> list[str]:
         """Names in a directory, sorted; [] when it does not exist."""
         try:
-            fd = self._open(inner, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = self.open(inner, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as exc:
