@@ -67,6 +67,10 @@ KUBELET_CASES = {
         "kind: KubeletConfiguration\nreadOnlyPort: '0'\n",
         "the kubelet expects int",
     ),
+    "wrong type of a parent": (  # before: "not set", so the secure defaults passed
+        "kind: KubeletConfiguration\nauthentication: x\nauthorization: [Webhook]\n",
+        "the kubelet expects a mapping",
+    ),
     "duplicate keys": (
         "kind: KubeletConfiguration\nreadOnlyPort: 0\nreadOnlyPort: 10255\n",
         "duplicate",
@@ -93,6 +97,14 @@ def test_bad_kubelet_config_is_could_not_check_for_every_kubelet_check(
     assert all(p["kind"] == "parse" for p in kubelet)
     if case == "wrong type":
         assert [p["message"][:12] for p in kubelet] == ["SKN-HOST-053"]
+        return
+    if case == "wrong type of a parent":  # the checks under them, none passed
+        ids = sorted({p["message"][:12] for p in kubelet})
+        assert ids and all(
+            f["check_id"] not in ids for f in doc["findings"] + doc.get("passed", [])
+        )
+        assert ids == ["SKN-HOST-050", "SKN-HOST-051", "SKN-HOST-052"]
+        assert "authentication has str value 'x'" in kubelet[0]["message"]
         return
     assert len(kubelet) == 11, doc["problems"]  # every kubelet check, none passed
     assert not [f for f in doc["findings"] if f["check_id"].startswith("SKN-HOST-05")]

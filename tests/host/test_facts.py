@@ -177,6 +177,61 @@ def test_links_resolve_inside_the_root(tmp_path: Path) -> None:
         HostRoot(tmp_path / "etc" / "real.conf")
 
 
+def test_a_directory_swapped_for_a_link_during_a_read_cannot_leave_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of a hostile tree, made deterministic: the link appears after the path was
+    resolved, just before the file is opened; what is read is still the file inside."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.yaml").write_text("TOP-SECRET\n")
+    materialize({"files": {"/var/lib/kubelet/config.yaml": "readOnlyPort: 0\n"}}, tmp_path)
+    kubelet = tmp_path / "var" / "lib" / "kubelet"
+    real_open = os.open
+
+    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if str(path).endswith("config.yaml") and kubelet.is_dir() and not kubelet.is_symlink():
+            kubelet.rename(kubelet.with_name("real"))
+            kubelet.symlink_to(outside)  # the directory is now a link out of the root
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    assert HostRoot(tmp_path).read_text("/var/lib/kubelet/config.yaml") == "readOnlyPort: 0\n"
+    assert kubelet.is_symlink()  # the swap did happen
+
+
+def test_apply_writes_inside_the_root_even_if_a_directory_is_swapped_for_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from skanse.host.remediation import apply_sysctls
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kptr_restrict").write_text("outside\n")
+    root = tmp_path / "root"
+    materialize({"files": {"/proc/sys/kernel/kptr_restrict": "0"}}, root)
+    conf = tmp_path / "fix.conf"
+    conf.write_text("kernel.kptr_restrict = 2\n")
+    kernel = root / "proc" / "sys" / "kernel"
+    real_open = os.open
+
+    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if flags & os.O_WRONLY and str(path).endswith("kptr_restrict") and not kernel.is_symlink():
+            kernel.rename(kernel.with_name("kernel.real"))
+            kernel.symlink_to(outside)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    result = apply_sysctls(HostRoot(root), conf, backup_dir=tmp_path)
+    assert result.applied == ("kernel.kptr_restrict",)
+    assert (outside / "kptr_restrict").read_text() == "outside\n"  # untouched
+    assert (root / "proc/sys/kernel.real/kptr_restrict").read_text() == "2\n"
+
+
 @pytest.mark.parametrize(
     ("spec", "summary"),
     [

@@ -112,6 +112,37 @@ def test_a_failing_rule_test_exits_1(cli, rules_file: Path, tmp_path: Path) -> N
     assert "1 passed, 1 failed" in result.stdout
 
 
+def test_names_from_rules_and_tests_files_cannot_forge_lines(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    # a rule name with a colour escape and a line break, a broken condition to report it
+    forged = tmp_path / "forged.yaml"
+    forged.write_text(
+        '- rule: "r\\e[31mRED\\nforged.yaml:1: ok"\n  desc: d\n'
+        "  condition: evt.type = openat and fd.nmae = /x\n  output: o\n  priority: WARNING\n"
+    )
+    validate = cli("rules", "validate", str(forged))
+    assert validate.code == 1
+    assert "\x1b" not in validate.stdout
+    assert "rule 'r\\x1b[31mRED\\nforged.yaml:1: ok'" in validate.stdout
+    assert len(validate.stdout.splitlines()) == 1
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(
+        f"rules: [{rules_file.name}]\n"
+        "tests:\n"
+        '  - name: "x\\e[2J\\nPASS all good"\n'
+        "    rule: shadow read\n"
+        "    context: {processes: [{name: cat}]}\n"
+        "    steps: [{syscall: openat, args: {pathname: /etc/hosts}}]\n"
+        "    expectedOutcome: {priority: warning}\n"
+    )
+    result = cli("rules", "test", str(tests))
+    assert result.code == 1
+    assert "\x1b" not in result.stdout
+    assert not any(line.startswith("PASS") for line in result.stdout.splitlines())
+    assert "FAIL x\\x1b[2J\\nPASS all good: expected an alert, got none" in result.stdout
+
+
 def test_replay_text_jsonl_and_reports(cli, rules_file: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text(_event() + "\n" + _event("/etc/hosts", 6) + "\n")
@@ -167,6 +198,23 @@ def test_replay_reports_and_skips_bad_lines(cli, rules_file: Path, tmp_path: Pat
     assert f"{events}:3: not a JSON object" in result.stderr
     strict = cli("runtime", "replay", str(events), "--rules", str(rules_file), "--strict")
     assert strict.code == 2
+
+
+def test_replay_shows_an_event_time_that_is_no_date_as_its_number(cli, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("(file=%fd.name)", "(at %evt.datetime %evt.time.iso8601)"))
+    events = tmp_path / "events.jsonl"
+    lines = [json.loads(_event()) for _ in range(3)]
+    lines[0]["ts"], lines[1]["ts"] = -(10**23), 10**23
+    events.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    text = cli("runtime", "replay", str(events), "--rules", str(rules))
+    assert text.code == 0, text.stderr  # before: internal error (ValueError), nothing shown
+    assert text.stdout.splitlines()[0].startswith("-100000000000000000000000: Warning shadow")
+    assert f"at {10**23} {10**23}" in text.stdout
+    assert "replayed 3 event(s) from 3 line(s): 3 alert(s)" in text.stderr
+    jsonl = cli("runtime", "replay", str(events), "--rules", str(rules), "-f", "jsonl")
+    times = [json.loads(line)["time"] for line in jsonl.stdout.splitlines()]
+    assert times == [str(-(10**23)), str(10**23), "2023-11-14T22:13:20.000000000Z"]
 
 
 def test_replay_skips_a_100_mb_line_without_holding_it(rules_file: Path, tmp_path: Path) -> None:

@@ -107,11 +107,33 @@ def test_in_on_a_list_field_is_a_subset_test() -> None:
         ("/opt/dir/subdir/file.txt", "(/opt/di[!r]/subdir)", False),
         ("/opt/a/b/subdir/file.txt", "(/opt/*/subdir)", False),  # * does not cross /
         ("/etc/shadow", "(/usr, /etc)", True),
+        ("/opt/[ab]/x", "('/opt/[ab]')", True),  # a glob part matches itself too
+        ("/opt/a/x", "('/opt/[ab]', /opt/c)", True),
+        ("/x/y", "(/)", True),
+        ("x/y", "(/)", False),
+        ("/var/a/d7/f", "(/var/*/d6/*, /var/*/d7/*, /var/a/d9)", True),
+        ("/var/a/d7", "(/var/*/d6/*, /var/*/d7/*, /var/a/d9)", False),
     ],
 )
 def test_pmatch_is_a_component_wise_prefix_match(path: str, patterns: str, expected: bool) -> None:
     event = {"type": "openat", "fd": {"type": "file", "name": path}}
     assert _fires(f"fd.name pmatch {patterns}", event) is expected
+
+
+def test_pmatch_with_a_long_list_costs_per_path_component_not_per_prefix() -> None:
+    # 20,000 prefixes, each with globs: 38 ms an event when every prefix was tried in turn
+    prefixes = ", ".join(f"/var/*/d{i}/*" for i in range(20_000))
+    engine = Engine(_ruleset(_rule(f"evt.type = openat and fd.name pmatch ({prefixes})")))
+    events = [
+        {"type": "openat", "pid": 1, "fd": {"type": "file", "name": f"/var/lib/x{i}/f"}}
+        for i in range(201)
+    ]
+    assert not engine.process(events[0])  # the first event of a type compiles its rules
+    started = time.perf_counter()
+    assert not any(engine.process(e) for e in events[1:])
+    assert time.perf_counter() - started < 2  # before: 40 s; now a few milliseconds
+    hit = {"type": "openat", "pid": 1, "fd": {"type": "file", "name": "/var/lib/d19999/x/y"}}
+    assert engine.process(hit)
 
 
 def test_regex_is_a_full_match_and_cannot_backtrack_catastrophically() -> None:

@@ -240,6 +240,61 @@ def test_hostile_conditions_and_files_fail_cleanly() -> None:
     assert any("larger than" in m for m in _messages(_load(huge)))
 
 
+def _macro_chain(count: int, body: str) -> str:
+    """Macros m0..m{count}: m0 a check, each next one `body` over the one before it."""
+    text = "- macro: m0\n  condition: proc.name = x\n"
+    for i in range(1, count + 1):
+        cond = body.format(prev=f"m{i - 1}", i=i)
+        text += f"- macro: m{i}\n  condition: {cond}\n"
+    return text + (
+        f"- rule: r1\n  desc: d\n  condition: evt.type = execve and m{count}\n"
+        "  output: o\n  priority: WARNING\n"
+    )
+
+
+def test_doubling_macros_are_refused_by_size_not_expanded() -> None:
+    # m22 expands to 8 million nodes (minutes and gigabytes before the cap): refused at once
+    result = _load(_macro_chain(22, "({prev} or {prev})"))
+    assert result.ruleset is None
+    rule = [d for d in result.errors if d.item_type == "rule"]
+    assert [(d.item_name, d.code) for d in rule] == [("r1", "LOAD_ERR_COMPILE_CONDITION")]
+    assert "max size limit of 100000 nodes" in rule[0].message
+    assert _load(_macro_chain(12, "({prev} or {prev})")).ok  # 8,191 nodes is fine
+
+
+def test_the_total_expanded_size_of_a_load_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # each rule is under the per-condition cap; together they are not
+    monkeypatch.setattr("skanse.rules.loader.MAX_EXPANDED_TOTAL", 20_000)
+    text = _macro_chain(12, "({prev} or {prev})")
+    text += "".join(
+        f"- rule: r{k}\n  desc: d\n  condition: evt.type = open and m12\n"
+        "  output: o\n  priority: WARNING\n"
+        for k in range(2, 5)
+    )
+    result = _load(text)
+    assert result.ruleset is None
+    assert {d.item_name for d in result.errors} == {"r3", "r4"}
+    assert all("max total size limit" in d.message for d in result.errors)
+
+
+def test_deep_macro_chains_are_a_load_error_not_a_crash() -> None:
+    # before: SyntaxError "too many nested parentheses" at 200, RecursionError at 1,000
+    for count in (200, 1000):
+        result = _load(_macro_chain(count, "({prev} and proc.pid = {i})"))
+        assert result.ruleset is None
+        rule = [d for d in result.errors if d.item_type == "rule"]
+        assert [(d.item_name, d.code) for d in rule] == [("r1", "LOAD_ERR_COMPILE_CONDITION")]
+        assert "max depth limit of 150" in rule[0].message
+    # aliases in reverse order (m0: m1, m1: m2, ...) nest without nesting and/or/not
+    aliases = "".join(f"- macro: m{i}\n  condition: m{i + 1}\n" for i in range(5000))
+    aliases += "- macro: m5000\n  condition: proc.name = x\n"
+    aliases += "- rule: r\n  desc: d\n  condition: evt.type = open and m0\n  output: o\n"
+    result = _load(aliases + "  priority: INFO\n")
+    assert result.ruleset is None
+    assert any("macros nest deeper than" in d.message for d in result.errors)
+    assert _load(_macro_chain(100, "({prev} and proc.pid = {i})")).ok
+
+
 def test_required_versions() -> None:
     assert _load("- required_engine_version: 0.57.0\n").errors == ()
     assert _load("- required_engine_version: 15\n").errors == ()

@@ -7,6 +7,7 @@ import json
 import sys
 
 from skanse._cli import shown
+from skanse.printable import printable
 
 __all__ = ["add_arguments", "run"]
 
@@ -60,7 +61,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     files = read_rules_files(args.files)
     result = load_rules(files)
-    shown = result.errors if args.quiet else result.diagnostics
+    listed = result.errors if args.quiet else result.diagnostics
     if args.format == "json":
         document = {
             "ok": result.ok,
@@ -77,8 +78,9 @@ def _validate(args: argparse.Namespace) -> int:
             }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        for diag in shown:
-            sys.stdout.write(f"{diag}\n")
+        for diag in listed:
+            # names and messages quote the rules file: one line each, nothing that paints
+            sys.stdout.write(f"{printable(str(diag))}\n")
         if result.ruleset is not None:
             rs = result.ruleset
             sys.stderr.write(
@@ -121,7 +123,8 @@ def _test(args: argparse.Namespace) -> int:
         label = f"{outcome.name} [{outcome.case}]" if outcome.case else outcome.name
         status = "PASS" if outcome.passed else "FAIL"
         detail = f": {outcome.message}" if outcome.message else ""
-        sys.stdout.write(f"{status} {label}{detail}\n")
+        # names and messages come from the tests and rules files: no forged lines or colours
+        sys.stdout.write(f"{status} {printable(label)}{printable(detail)}\n")
     names = {o.name for o in outcomes}
     sys.stdout.write(
         f"{len(outcomes) - len(failed)} passed, {len(failed)} failed "

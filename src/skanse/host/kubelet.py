@@ -220,10 +220,23 @@ def _config_value(fld: Field, value: Any, where: str) -> Any:
     return value
 
 
-def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
+def _lookup(data: Mapping[str, Any], path: tuple[str, ...], where: str) -> tuple[bool, Any]:
+    """(found, value) of a field; a parent that is null or absent leaves it unset, as the
+    kubelet's decoder does, but a parent of another type (`authentication: "x"`) is a file
+    the kubelet would refuse: could not check, never "not set" and so the default."""
     node: Any = data
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
+    for depth, key in enumerate(path):
+        if node is None:
+            return False, None
+        if not isinstance(node, Mapping):
+            parent = ".".join(path[:depth])
+            raise FactUnavailable(
+                f"{parent} has {type(node).__name__} value {node!r}; the kubelet expects a "
+                "mapping and would refuse this file",
+                path=where,
+                kind="parse",
+            )
+        if key not in node:
             return False, None
         node = node[key]
     return True, node
@@ -401,11 +414,11 @@ def _effective(
     if fld.flag and fld.flag in flags:
         value = _flag_value(fld, flags[fld.flag], origin[0])
         if fld.kind is dict:  # feature gates: flags are merged over the file's map
-            found, file_value = _lookup(data, fld.path)
+            found, file_value = _lookup(data, fld.path, config_path or "")
             if found:
                 value = {**_config_value(fld, file_value, config_path or ""), **value}
         return Setting(fld, value, "flag", origin[0], origin[1])
-    found, value = _lookup(data, fld.path)
+    found, value = _lookup(data, fld.path, config_path or "")
     if found and value is not None:
         file, line = positions.get(fld.pointer, (config_path or "", 1))
         return Setting(fld, _config_value(fld, value, file), "config", file, line)

@@ -183,9 +183,9 @@ def apply_sysctls(root: HostRoot, conf: str | os.PathLike[str], *, backup_dir: P
     failed: list[tuple[str, str]] = []
     for setting in settings:
         try:
-            real = root.resolve(key_path(setting.key))
-            # no O_CREAT: a key the kernel lacks must fail, not become a new file
-            fd = os.open(real, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            # no O_CREAT: a key the kernel lacks must fail, not become a new file; opened
+            # through the root's directories, so no link swapped in meanwhile is followed
+            fd = root.open(key_path(setting.key), os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
             try:
                 os.write(fd, setting.value.encode() + b"\n")
             finally:

@@ -5,9 +5,12 @@ Every path a host check names is absolute as seen *inside* the audited system ("
 kernel/kptr_restrict"); `HostRoot` maps it under the root and resolves symbolic links the way
 a chroot would (an absolute link target starts again at the root, `..` never climbs above it),
 so a hostile or merely absolute link in a mounted image cannot make the audit read the
-auditor's own files. Reads are bounded in size. Failures raise `FactUnavailable` (could not
-check) with the reason; a missing file raises `FileNotFoundError` so callers can decide
-whether absence is a finding, "not applicable" or a problem.
+auditor's own files. Reads walk the tree one directory at a time through open directory
+descriptors (`openat` with O_NOFOLLOW), so a directory swapped for a link while the audit
+reads cannot redirect it outside the root either. Reads are bounded in size. Failures raise
+`FactUnavailable` (could not check) with the reason; a missing file raises
+`FileNotFoundError` so callers can decide whether absence is a finding, "not applicable" or
+a problem.
 """
 
 from __future__ import annotations
@@ -105,19 +108,100 @@ class HostRoot:
             parts = [p for p in target.split("/") if p] + parts
         return self.path.joinpath(*resolved)
 
+    def _at(self, inner: str, *, follow: bool) -> tuple[int, str]:
+        """The open directory holding `inner`'s last component, and that component's name
+        ("." for the root itself); links resolved inside the root as `resolve` does.
+
+        Every step is an `openat` relative to the directory already open, never following a
+        link: a link is read and resolved here, so what is opened is what was resolved even
+        if the tree changes meanwhile. With `follow`, a last component that is a link is
+        resolved too. The caller closes the descriptor.
+        """
+        if not inner.startswith("/"):
+            raise ValueError(f"host paths are absolute inside the root: {inner!r}")
+        dir_flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        stack = [os.open(self.path, dir_flags)]  # the root, then the directories walked
+        parts = [p for p in inner.split("/") if p]
+        links = 0
+        try:
+            while parts:
+                part = parts.pop(0)
+                if part == ".":
+                    continue
+                if part == "..":
+                    if len(stack) > 1:
+                        os.close(stack.pop())
+                    continue
+                target: str | None = None
+                if parts:
+                    try:
+                        stack.append(os.open(part, dir_flags, dir_fd=stack[-1]))
+                        continue
+                    except OSError as exc:
+                        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                            raise
+                        target = _link_target(part, stack[-1])
+                        if target is None:
+                            raise
+                elif follow:
+                    target = _link_target(part, stack[-1])
+                if target is None:
+                    last = stack.pop()
+                    return last, part
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", inner)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                parts = [p for p in target.split("/") if p] + parts
+            return stack.pop(), "."
+        finally:
+            for fd in stack:
+                os.close(fd)
+
     # --- reading ------------------------------------------------------------------------
 
     def exists(self, inner: str) -> bool:
+        if self.is_live:
+            return os.path.lexists(inner)
         try:
-            return os.path.lexists(self.resolve(inner))
+            directory, name = self._at(inner, follow=False)
+        except (OSError, ValueError):
+            return False
+        try:
+            os.stat(name, dir_fd=directory, follow_symlinks=False)
+            return True
         except OSError:
             return False
+        finally:
+            os.close(directory)
 
     def is_dir(self, inner: str) -> bool:
+        if self.is_live:
+            return os.path.isdir(inner)
         try:
-            return self.resolve(inner).is_dir()
+            directory, name = self._at(inner, follow=True)
+        except (OSError, ValueError):
+            return False
+        try:
+            return stat.S_ISDIR(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)
         except OSError:
             return False
+        finally:
+            os.close(directory)
+
+    def open(self, inner: str, flags: int) -> int:
+        """A descriptor of `inner` opened with `flags` (the caller closes it), links followed
+        inside the root (see `_at`)."""
+        if self.is_live:
+            return os.open(inner, flags)
+        directory, name = self._at(inner, follow=True)
+        try:
+            # O_NOFOLLOW: a link that appeared since `_at` is refused (ELOOP), not followed
+            return os.open(name, flags | os.O_NOFOLLOW, dir_fd=directory)
+        finally:
+            os.close(directory)
 
     def read_bytes(self, inner: str, limit: int = MAX_FILE_BYTES) -> bytes:
         """At most `limit` bytes of a regular file (or a /proc or /sys entry).
@@ -126,11 +210,9 @@ class HostRoot:
         else that stops the read (permission, a directory, a device, too large).
         """
         try:
-            real = self.resolve(inner)
             # O_NONBLOCK: a FIFO planted in a mounted image must not hang the audit (it is
-            # rejected below as not a regular file). Links are resolved already under a root.
-            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-            fd = os.open(real, flags if self.is_live else flags | os.O_NOFOLLOW)
+            # rejected below as not a regular file).
+            fd = self.open(inner, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -199,17 +281,28 @@ class HostRoot:
     def listdir(self, inner: str) -> list[str]:
         """Names in a directory, sorted; [] when it does not exist."""
         try:
-            return sorted(os.listdir(self.resolve(inner)))
+            fd = self.open(inner, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as exc:
             raise _unavailable(exc, inner) from None
+        try:
+            return sorted(os.listdir(fd))
+        except OSError as exc:
+            raise _unavailable(exc, inner) from None
+        finally:
+            os.close(fd)
 
     def readlink(self, inner: str) -> str:
         """The target of a symbolic link itself (namespace links in /proc/<pid>/ns)."""
         try:
-            parent, _, name = inner.rpartition("/")
-            return os.readlink(self.resolve(parent or "/") / name)
+            if self.is_live:
+                return os.readlink(inner)
+            directory, name = self._at(inner, follow=False)
+            try:
+                return os.readlink(name, dir_fd=directory)
+            finally:
+                os.close(directory)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -218,7 +311,14 @@ class HostRoot:
     def stat(self, inner: str) -> FileInfo:
         """Owner and mode of a file (not following a final link); FileNotFoundError if absent."""
         try:
-            info = os.lstat(self.resolve(inner))
+            if self.is_live:
+                info = os.lstat(inner)
+            else:
+                directory, name = self._at(inner, follow=False)
+                try:
+                    info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                finally:
+                    os.close(directory)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -230,3 +330,13 @@ class HostRoot:
             gid=info.st_gid,
             is_socket=stat.S_ISSOCK(info.st_mode),
         )
+
+
+def _link_target(name: str, directory: int) -> str | None:
+    """The target of `name` in `directory` if it is a symbolic link, else None."""
+    try:
+        return os.readlink(name, dir_fd=directory)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+            return None  # not a link, or absent: the open that follows says so
+        raise

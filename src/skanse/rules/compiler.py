@@ -196,24 +196,62 @@ def _path_parts(path: str) -> list[str]:
     return path.split("/")
 
 
-def _pmatch(value: Any, patterns: tuple[tuple[str, ...], ...]) -> bool:
-    """Component-wise path prefix: /a/b matches /a/b and /a/b/c, not /a/bc; globs per part."""
-    if not isinstance(value, str):
-        return False
-    parts = _path_parts(value)
-    for pattern in patterns:
-        if pattern == ("", ""):  # "/" is a prefix of every absolute path
-            if value.startswith("/"):
-                return True
-            continue
-        if len(parts) < len(pattern):
-            continue
-        if all(
-            a == b or (_has_glob(b) and fnmatch.fnmatchcase(a, b))
-            for a, b in zip(parts, pattern, strict=False)
-        ):
+class _PathPrefixes:
+    """The patterns of a `pmatch` as a tree of path components, so that matching a path costs
+    a dict lookup per component (plus one regex per distinct glob met on the way) however
+    many patterns there are; a list of 20,000 prefixes was scanned whole for every event."""
+
+    __slots__ = ("any_absolute", "end", "globs", "names")
+
+    def __init__(self) -> None:
+        self.any_absolute = False  # "/" is a prefix of every absolute path
+        self.end = False  # a pattern ends here: every path below it matches
+        self.names: dict[str, _PathPrefixes] = {}
+        self.globs: dict[str, tuple[Callable[[str], Any], _PathPrefixes]] = {}
+
+    @classmethod
+    def of(cls, patterns: Iterable[tuple[str, ...]]) -> _PathPrefixes:
+        root = cls()
+        for pattern in patterns:
+            if pattern == ("", ""):
+                root.any_absolute = True
+                continue
+            node = root
+            for part in pattern:
+                child = node.names.get(part)
+                if child is None:
+                    child = node.names[part] = cls()
+                if part not in node.globs and _has_glob(part):
+                    # a glob part matches itself too (a == b), hence the same child for both
+                    node.globs[part] = (re.compile(fnmatch.translate(part)).match, child)
+                node = child
+            node.end = True
+        return root
+
+    def match(self, value: str) -> bool:
+        if self.any_absolute and value.startswith("/"):
             return True
-    return False
+        parts = _path_parts(value)
+        stack: list[tuple[_PathPrefixes, int]] = [(self, 0)]
+        while stack:
+            node, i = stack.pop()
+            if node.end:
+                return True
+            if i == len(parts):
+                continue
+            part = parts[i]
+            child = node.names.get(part)
+            if child is not None:
+                stack.append((child, i + 1))
+            for rx, other in node.globs.values():
+                if other is not child and rx(part) is not None:
+                    stack.append((other, i + 1))
+        return False
+
+
+def _pmatch(value: Any, prefixes: _PathPrefixes) -> bool:
+    """Component-wise path prefix: /a/b matches /a/b and /a/b/c, not /a/bc; globs per part."""
+    return isinstance(value, str) and prefixes.match(value)
 
 
 def _has_glob(part: str) -> bool:
@@ -316,7 +354,8 @@ def _dyn_cmp(op: str, left: Any, right: Any) -> bool:
         if op in ("in", "intersects"):
             return _text(left) in {_text(v) for v in right}
         if op == "pmatch":
-            return _pmatch(_text(left), tuple(tuple(_path_parts(_text(v))) for v in right))
+            patterns = _PathPrefixes.of(tuple(_path_parts(_text(v))) for v in right)
+            return _pmatch(_text(left), patterns)
         return False
     if op in ("=", "=="):
         return left == right or _text(left) == _text(right)
@@ -606,7 +645,7 @@ class ModuleBuilder:
     def list_check(self, op: str, left: _Operand, values: tuple[str, ...], pos: Pos, v: str) -> str:
         if op == "pmatch":
             patterns = tuple(tuple(_path_parts(val)) for val in values)
-            k = self.const(("pmatch", patterns), patterns)
+            k = self.const(("pmatch", patterns), _PathPrefixes.of(patterns))
             if left.is_list or left.either:
                 return f"(({v} := {left.code}) is not None and any(_pmatch(_x, {k}) for _x in {v}))"
             return f"_pmatch({left.code}, {k})"

@@ -19,7 +19,6 @@ comparison on a field the event lacks, Falco issue #3734) is not reported as an 
 
 from __future__ import annotations
 
-import datetime as _dt
 import enum
 import socket
 from collections.abc import Iterable, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 
 from skanse.rules.compiler import Kleene
 from skanse.rules.events import EMPTY_PROCESS, Process, ProcessTable
+from skanse.rules.fields import time_iso, time_text
 from skanse.rules.loader import Priority, Rule, Ruleset
 
 __all__ = ["Alert", "Engine", "EngineStats", "MissingHit", "RuleMatching"]
@@ -53,17 +53,13 @@ class Alert:
 
     @property
     def time_iso(self) -> str:
-        ns = self.time_ns if self.time_ns is not None else 0
-        seconds, nanos = divmod(ns, 1_000_000_000)
-        when = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
-        return f"{when:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+        """ISO 8601 UTC; an event time that is no date is shown as its number."""
+        return time_iso(self.time_ns if self.time_ns is not None else 0)
 
     @property
     def time_text(self) -> str:
-        ns = self.time_ns if self.time_ns is not None else 0
-        seconds, nanos = divmod(ns, 1_000_000_000)
-        when = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
-        return f"{when:%H:%M:%S}.{nanos:09d}"
+        """`HH:MM:SS.nnnnnnnnn` UTC; an event time that is no date is shown as its number."""
+        return time_text(self.time_ns if self.time_ns is not None else 0)
 
     def line(self) -> str:
         """Falco's text line: `HH:MM:SS.nnnnnnnnn: Priority output`."""

@@ -34,6 +34,9 @@ __all__ = [
     "field_names",
     "resolve_field",
     "spec_for",
+    "time_iso",
+    "time_text",
+    "utc_time",
 ]
 
 SOURCES = ("syscall", "k8s_audit")
@@ -350,20 +353,34 @@ def _evt_buffer(e: Mapping[str, Any]) -> str | None:
     return data if isinstance(data, str) else None
 
 
-def _time_text(ts: Any) -> str | None:
-    if not isinstance(ts, int):
+def utc_time(ns: int) -> tuple[_dt.datetime, int] | None:
+    """Nanoseconds since the epoch as a UTC time and its nanoseconds; None for a number that
+    is no date (before year 1 or after 9999: an event's `ts` is input, whatever its value)."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    try:
+        return _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC), nanos
+    except (ValueError, OverflowError, OSError):
         return None
-    seconds, nanos = divmod(ts, 1_000_000_000)
-    when = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
-    return f"{when:%H:%M:%S}.{nanos:09d}"
+
+
+def time_text(ns: int) -> str:
+    """`HH:MM:SS.nnnnnnnnn` (UTC), or the number itself when it is no date."""
+    when = utc_time(ns)
+    return str(ns) if when is None else f"{when[0]:%H:%M:%S}.{when[1]:09d}"
+
+
+def time_iso(ns: int, zone: str = "Z") -> str:
+    """ISO 8601 with nanoseconds (UTC, written as `zone`), or the number itself."""
+    when = utc_time(ns)
+    return str(ns) if when is None else f"{when[0]:%Y-%m-%dT%H:%M:%S}.{when[1]:09d}{zone}"
+
+
+def _time_text(ts: Any) -> str | None:
+    return time_text(ts) if isinstance(ts, int) else None
 
 
 def _time_iso(ts: Any) -> str | None:
-    if not isinstance(ts, int):
-        return None
-    seconds, nanos = divmod(ts, 1_000_000_000)
-    when = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
-    return f"{when:%Y-%m-%dT%H:%M:%S}.{nanos:09d}+0000"
+    return time_iso(ts, "+0000") if isinstance(ts, int) else None
 
 
 def _parent(st: ProcessTable, p: Process) -> Process:

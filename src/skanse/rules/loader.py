@@ -48,7 +48,10 @@ from skanse.rules.parser import (
     Identifier,
     LogicalExpr,
     NotExpr,
+    Operand,
     Pos,
+    TransformerExpr,
+    TransformerList,
     UnaryCheck,
     parse_condition,
 )
@@ -965,6 +968,15 @@ class _Loader:
         self.next_index()
 
     # -- compiling -------------------------------------------------------------------------
+    def visible_to(self, macro: _Macro) -> Callable[[str], bool]:
+        """Whether a macro of that name was defined before `macro` (which may refer to it)."""
+
+        def visible(name: str) -> bool:
+            other = self.macros.get(name)
+            return other is not None and other.index < macro.visibility
+
+        return visible
+
     def compile(self) -> Ruleset | None:
         lists = self.compile_lists()
         used_lists: set[str] = set(self.used_lists_in_lists)
@@ -977,24 +989,21 @@ class _Loader:
                 macro_asts[macro.name] = self.parse(text, macro.cond, macro.ctx, macro.cond_at)
             except _ItemError as exc:
                 self.error(exc.code, exc.message, exc.ctx)
-        resolved_macros: dict[str, Expr] = {}
+        expander = _Expander(macro_asts)
         for macro in self.macros.values():
             if macro.name not in macro_asts:
                 continue
-            visible = {
-                n: a for n, a in macro_asts.items() if self.macros[n].index < macro.visibility
-            }
             try:
-                resolved_macros[macro.name] = _expand(
-                    macro_asts[macro.name],
-                    visible,
+                expander.expand_macro(
+                    macro.name,
+                    self.visible_to(macro),
                     used_macros,
                     macro.ctx,
-                    (macro.name,),
                     self.locator(macro.ctx, macro.cond, macro.cond_at),
                 )
             except _ItemError as exc:
                 self.error(exc.code, exc.message, exc.ctx)
+        expanded_total = 0
         rules: list[Rule] = []
         builder_by_source: dict[str, ModuleBuilder] = {}
         pending: list[tuple[_Rule, str, Expr, OutputFormat, frozenset[str] | None, str]] = []
@@ -1012,7 +1021,16 @@ class _Loader:
                 used_lists |= used
                 ast = self.parse(text, condition, rule.ctx, rule.cond_at)
                 locate = self.locator(rule.ctx, text, rule.cond_at)
-                ast = _expand(ast, macro_asts, used_macros, rule.ctx, (), locate)
+                expanded = expander.expand(ast, used_macros, rule.ctx, locate)
+                expanded_total += expanded.size
+                if expanded_total > MAX_EXPANDED_TOTAL:
+                    raise _ItemError(
+                        _COMPILE_CONDITION,
+                        f"the rules' conditions with macros expanded exceed max total size "
+                        f"limit of {MAX_EXPANDED_TOTAL} nodes",
+                        rule.ctx,
+                    )
+                ast = expanded.node
                 builder = builder_by_source.setdefault(rule.source, ModuleBuilder(rule.source))
                 fn_name = f"rule_{n}"
                 try:
@@ -1432,35 +1450,163 @@ def _resolve_lists(condition: str, lists: Mapping[str, list[str]]) -> tuple[str,
     return condition, used
 
 
-def _expand(
-    node: Expr,
-    macros: Mapping[str, Expr],
-    used: set[str],
-    ctx: _Ctx,
-    stack: tuple[str, ...],
-    locate: Callable[[Pos], _Ctx] | None = None,
-) -> Expr:
-    """Replace macro identifiers by their (expanded) conditions; detect reference loops.
+# Nested and/or/not (and transformers) of a condition with its macros expanded: the code a
+# condition compiles to nests as deep, and Python's parser stops at 200 parentheses; a check
+# itself adds up to about ten. (The stable Falco rules reach 7.)
+MAX_EXPANDED_DEPTH = 150
+MAX_MACRO_NESTING = 100  # macros referring to macros referring to ...
+MAX_EXPANDED_NODES = 100_000  # nodes of one condition with its macros expanded
+MAX_EXPANDED_TOTAL = 500_000  # the same, summed over the rules of a load (upstream: 2,375)
 
-    `locate` maps a position in the top-level condition to the file; positions inside an
-    expanded macro belong to the macro's own text, so errors there point at the reference.
+
+@dataclass(frozen=True, slots=True)
+class _Expanded:
+    """A condition with its macros expanded; `size` counts a shared sub-tree at each use."""
+
+    node: Expr
+    size: int
+    depth: int
+
+
+class _PathError(_ItemError):
+    """An expansion error that depends on the path to a macro (a loop, nesting), not the
+    macro itself: never remembered as that macro's result."""
+
+
+class _Expander:
+    """Replace macro identifiers by their expanded conditions; detect reference loops.
+
+    Each macro is expanded once and every reference to it shares that one sub-tree, so the
+    work is linear in the text. The compiler still writes out a shared sub-tree at each use,
+    so `size` and `depth` count it at each use, and a condition over MAX_EXPANDED_NODES or
+    nested deeper than MAX_EXPANDED_DEPTH is refused before any code is generated (doubling
+    macros, `m1: (m0 or m0)`, `m2: (m1 or m1)`, ..., reach millions of nodes in a few lines;
+    a deep chain would overflow Python's parser). Recursion is bounded by MAX_EXPANDED_DEPTH
+    and MAX_MACRO_NESTING.
+
+    Errors met inside a macro point at the outermost reference, in the rule or macro being
+    compiled.
     """
-    if isinstance(node, Identifier):
-        where = locate(node.pos) if locate is not None else ctx
-        if node.name in stack:
-            raise _ItemError(_VALIDATE, f"reference loop in macro '{node.name}'", where)
-        body = macros.get(node.name)
+
+    def __init__(self, macros: Mapping[str, Expr]) -> None:
+        self.macros = macros
+        # a macro's expansion, or the error (code, message) that its expansion met
+        self.done: dict[str, _Expanded | tuple[str, str]] = {}
+        self.active: list[str] = []
+
+    def expand(
+        self, node: Expr, used: set[str], ctx: _Ctx, locate: Callable[[Pos], _Ctx] | None
+    ) -> _Expanded:
+        """A rule's condition expanded; `locate` maps its positions to the file."""
+        return self._limited(self._node(node, used, ctx, locate, None), ctx)
+
+    def expand_macro(
+        self,
+        name: str,
+        visible: Callable[[str], bool],
+        used: set[str],
+        ctx: _Ctx,
+        locate: Callable[[Pos], _Ctx] | None,
+    ) -> _Expanded:
+        """Macro `name` expanded, its own references limited to the macros `visible` to it."""
+        self.active.append(name)
+        try:
+            result = self._node(self.macros[name], used, ctx, locate, visible)
+        finally:
+            self.active.pop()
+        self.done[name] = result
+        return self._limited(result, ctx)
+
+    @staticmethod
+    def _limited(result: _Expanded, ctx: _Ctx) -> _Expanded:
+        if result.size > MAX_EXPANDED_NODES:
+            raise _ItemError(
+                _COMPILE_CONDITION,
+                f"condition with macros expanded exceeds max size limit of "
+                f"{MAX_EXPANDED_NODES} nodes",
+                ctx,
+            )
+        return result
+
+    def _node(
+        self,
+        node: Expr,
+        used: set[str],
+        ctx: _Ctx,
+        locate: Callable[[Pos], _Ctx] | None,
+        visible: Callable[[str], bool] | None,
+    ) -> _Expanded:
+        if isinstance(node, Identifier):
+            where = locate(node.pos) if locate is not None else ctx
+            if visible is not None and not visible(node.name) and node.name not in self.active:
+                raise _ItemError(_VALIDATE, f"Undefined macro '{node.name}' used in filter.", where)
+            return self._macro(node.name, used, where)
+        if isinstance(node, LogicalExpr):
+            parts = [self._node(c, used, ctx, locate, visible) for c in node.children]
+            expr = LogicalExpr(node.op, tuple(p.node for p in parts), node.pos)
+            return _checked(expr, parts, ctx)
+        if isinstance(node, NotExpr):
+            part = self._node(node.child, used, ctx, locate, visible)
+            return _checked(NotExpr(part.node, node.pos), [part], ctx)
+        assert isinstance(node, UnaryCheck | BinaryCheck)
+        right = node.right if isinstance(node, BinaryCheck) else None
+        return _Expanded(node, 1, max(_operand_depth(node.left), _operand_depth(right)))
+
+    def _macro(self, name: str, used: set[str], where: _Ctx) -> _Expanded:
+        """The expansion of macro `name`, referred to at `where`."""
+        if name in self.active:
+            raise _PathError(_VALIDATE, f"reference loop in macro '{name}'", where)
+        body = self.macros.get(name)
         if body is None:
-            raise _ItemError(_VALIDATE, f"Undefined macro '{node.name}' used in filter.", where)
-        used.add(node.name)
-        return _expand(body, macros, used, where, (*stack, node.name))
-    if isinstance(node, LogicalExpr):
-        children = tuple(_expand(c, macros, used, ctx, stack, locate) for c in node.children)
-        return LogicalExpr(node.op, children, node.pos)
-    if isinstance(node, NotExpr):
-        return NotExpr(_expand(node.child, macros, used, ctx, stack, locate), node.pos)
-    assert isinstance(node, UnaryCheck | BinaryCheck)
-    return node
+            raise _ItemError(_VALIDATE, f"Undefined macro '{name}' used in filter.", where)
+        used.add(name)
+        done = self.done.get(name)
+        if isinstance(done, _Expanded):
+            return done
+        if done is not None:
+            raise _ItemError(done[0], done[1], where)
+        if len(self.active) >= MAX_MACRO_NESTING:
+            raise _PathError(
+                _COMPILE_CONDITION,
+                f"macros nest deeper than the max depth limit of {MAX_MACRO_NESTING}",
+                where,
+            )
+        self.active.append(name)
+        try:
+            result = self._node(body, used, where, None, None)
+        except _PathError as exc:
+            raise _PathError(exc.code, exc.message, where) from None
+        except _ItemError as exc:
+            self.done[name] = (exc.code, exc.message)
+            raise _ItemError(exc.code, exc.message, where) from None
+        finally:
+            self.active.pop()
+        self.done[name] = result
+        return result
+
+
+def _operand_depth(node: Operand | None) -> int:
+    """How deep transformers nest in an operand, counted as the generated code nests them
+    (`_xf('tolower', (...,))` is two levels)."""
+    if isinstance(node, TransformerExpr):
+        return 2 + max((_operand_depth(a) for a in node.args), default=0)
+    if isinstance(node, TransformerList):
+        return 1 + max((_operand_depth(a) for a in node.items), default=0)
+    return 0
+
+
+def _checked(node: Expr, parts: Sequence[_Expanded], ctx: _Ctx) -> _Expanded:
+    """An and/or/not node over expanded parts; deeper than MAX_EXPANDED_DEPTH is an error."""
+    depth = 1 + max(p.depth for p in parts)
+    if depth > MAX_EXPANDED_DEPTH:
+        raise _ItemError(
+            _COMPILE_CONDITION,
+            f"condition with macros expanded exceeds max depth limit of {MAX_EXPANDED_DEPTH}",
+            ctx,
+        )
+    # sizes past the limits only need to stay past them (and not grow to huge integers)
+    size = min(1 + sum(p.size for p in parts), MAX_EXPANDED_TOTAL + 1)
+    return _Expanded(node, size, depth)
 
 
 def _compatible(engine: tuple[int, int, int], required: tuple[int, int, int]) -> bool:
