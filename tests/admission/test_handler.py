@@ -96,6 +96,18 @@ def test_peer_checks_deny_at_admission(change: Any, check_id: str, zero_trust: W
     assert "hunter2" not in json.dumps(response)  # the value is never repeated
 
 
+def test_a_secret_value_built_to_backtrack_is_judged_at_once(zero_trust: Webhook) -> None:
+    """Reported: the GPG fingerprint pattern split a run of spaces between its groups in
+    exponentially many ways; a 16-digit hex head and 150 spaces took seconds and froze the
+    webhook's event loop. With 5,000 spaces the old pattern would never finish."""
+    pod = hardened_pod()
+    value = "0123456789ABCDEF" + " " * 5_000 + "!"
+    pod["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": value}]
+    response = answer(zero_trust.validate(review(pod_request(pod))).body)
+    assert response["allowed"] is False
+    assert "SKN-K8S-032" in response["auditAnnotations"]["failed"].split(",")
+
+
 def test_warn_mode_allows_with_warnings_naming_the_checks() -> None:
     webhook = Webhook(policy(namespace_modes=(("legacy", Mode.WARN),)))
     pod = privileged(hardened_pod(namespace="legacy"))

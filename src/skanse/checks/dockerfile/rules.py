@@ -511,8 +511,14 @@ def sudo_in_run(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 
 
 # Octal modes with the "other" write bit, unless the sticky bit makes it a /tmp-like shared
-# directory (1777, 3777: the official images use these for runtime directories).
-_WORLD_WRITABLE = re.compile(r"^(0?[02-7]?[0-7][0-7][2367]|[ugoa]*[ao][ugoa]*[+=][rwxXst]*w)$")
+# directory (1777, 3777: the official images use these for runtime directories). The "who"
+# part is letters with an a or an o among them, matched up to its first a or o so that no
+# letter can go to two quantifiers (`[ugoa]*[ao][ugoa]*` tried every split, quadratic in a
+# long mode word of a hostile Dockerfile). The permissions hold a w anywhere: `a+rwx` is as
+# world-writable as `a+w`.
+_WORLD_WRITABLE = re.compile(
+    r"^(0?[02-7]?[0-7][0-7][2367]|[ug]*+[ao][ugoa]*+[+=][rxXst]*+w[rwxXst]*+)$"
+)
 
 
 @DOCKERFILE_CHECKS.check(
