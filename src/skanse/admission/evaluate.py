@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -269,20 +270,44 @@ class Evaluator:
         )
 
 
-def finding_key(finding: Finding) -> tuple[str, str]:
-    """What makes two findings the same across an UPDATE: the check and its message (which
-    names the container), not the pointer (which shifts when containers are reordered)."""
-    return (finding.check_id, finding.message)
+def finding_key(finding: Finding, data: object) -> tuple[str, str, str]:
+    """What makes two findings the same across an UPDATE: the check, its message (which
+    names the container) and what it is about: the value at its pointer in the object
+    `data` it was found in. Not the pointer itself, which shifts when containers are
+    reordered. The value matters because several messages name only the volume or the
+    container: "volume logs uses hostPath" said the same for /var/log and for /etc, so an
+    UPDATE that moved a hostPath to /proc/1/root passed as adding nothing new."""
+    subject = _value_at(data, finding.location.pointer)
+    shown = "" if subject is None else json.dumps(subject, sort_keys=True, default=str)
+    return (finding.check_id, finding.message, shown)
 
 
-def new_findings(now: Sequence[Finding], before: Sequence[Finding]) -> Iterator[Finding]:
-    """Findings of `now` that `before` did not have (as a multiset)."""
-    remaining: dict[tuple[str, str], int] = {}
+def _value_at(data: object, pointer: str) -> object:
+    """The value at a JSON pointer, or None when the path is missing. (skanse.fix.ops has
+    one too, but importing skanse.fix would bring its engine into the webhook.)"""
+    node = data
+    for token in pointer.split("/")[1:] if pointer else ():
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(token)
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
+
+
+def new_findings(
+    now: Sequence[Finding], before: Sequence[Finding], *, now_in: object, before_in: object
+) -> Iterator[Finding]:
+    """Findings of `now` (on the object `now_in`) that `before` (on `before_in`) did not
+    have, as a multiset."""
+    remaining: dict[tuple[str, str, str], int] = {}
     for f in before:
-        key = finding_key(f)
+        key = finding_key(f, before_in)
         remaining[key] = remaining.get(key, 0) + 1
     for f in now:
-        key = finding_key(f)
+        key = finding_key(f, now_in)
         if remaining.get(key, 0) > 0:
             remaining[key] -= 1
         else:

@@ -227,7 +227,7 @@ class Webhook:
         if not found.denies:
             return self._checked_ok(request, mode, found, results)
         if mode is Mode.ENFORCE and request.operation == "UPDATE" and not found.problems:
-            if self._no_worse(request, namespace, found):
+            if self._no_worse(request, namespace, obj, found):
                 return self._allowed_with_findings(
                     request,
                     mode,
@@ -331,14 +331,20 @@ class Webhook:
             wanted = [i for i in wanted if i not in old]
         return list(verify_images(wanted, self.verifier))
 
-    def _no_worse(self, request: Request, namespace: str, found: _Findings) -> bool:
+    def _no_worse(self, request: Request, namespace: str, obj: K8sObject, found: _Findings) -> bool:
         if request.old_object is None or found.image_failures:
             return False
         old = self._object(request, request.old_object)
         if pod_spec(old) is None:
             return False
         before = self.evaluator.evaluate(old, namespace)
-        return not any(new_findings(found.failing, before.failing(self.policy.fail_on)))
+        added = new_findings(
+            found.failing,
+            before.failing(self.policy.fail_on),
+            now_in=obj.data,
+            before_in=old.data,
+        )
+        return not any(added)
 
     @staticmethod
     def _results(found: _Findings) -> tuple[tuple[str, str], ...]:
