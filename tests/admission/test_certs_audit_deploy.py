@@ -17,7 +17,7 @@ from cryptography import x509
 
 from skanse.admission.audit import audit, policy_reports
 from skanse.admission.certs import dns_names, issue
-from skanse.admission.evaluate import Evaluator
+from skanse.admission.evaluate import Evaluator, ReviewLimits
 from tests.admission.conftest import hardened_pod, policy, privileged, recorded, repo_root
 
 DEPLOY = repo_root() / "deploy" / "admission"
@@ -140,6 +140,57 @@ def test_audit_cli_exit_codes_and_formats(tmp_path: Path, cli) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     assert cli("admission", "audit", str(broken)).code == 2
+
+
+def test_audit_applies_the_webhooks_caps() -> None:
+    """Reported: a hardened Pod with 1,001 containers was "pass" in the audit while the
+    webhook refuses to check it (and so denies it in enforce mode)."""
+    pod = hardened_pod(name="wide")
+    container = pod["spec"]["containers"][0]
+    pod["spec"]["containers"] = [dict(container, name=f"c{i}") for i in range(1001)]
+    evaluator = Evaluator(policy())
+    result = audit("c.json", _dump(pod, hardened_pod()), evaluator)
+    decisions = {o.resource.name: (o.decision, o.reason) for o in result.objects}
+    assert decisions["wide"][0] == "error" and "1001 containers" in decisions["wide"][1]
+    assert decisions["web"] == ("allow", "")
+    assert [p.kind.value for p in result.result.problems] == ["too-large"]
+    from skanse.admission.handler import Webhook
+    from tests.admission.conftest import pod_request, review
+
+    assert Webhook(policy()).validate(review(pod_request(pod))).decision == "error"
+    # the findings cap too
+    bad = privileged(hardened_pod(name="bad"))
+    capped = audit("c.json", _dump(bad), evaluator, review_limits=ReviewLimits(findings=1))
+    (item,) = capped.objects
+    assert item.decision == "error" and "more than the 1 one answer lists" in item.reason
+    assert capped.result.findings == ()
+
+
+def test_audit_cli_fails_closed_on_what_it_could_not_check(tmp_path: Path, cli) -> None:
+    """Reported: a Pod without spec was "could not be checked" but the audit exited 0."""
+    nospec = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nospec", "namespace": "x"}}
+    dump = tmp_path / "pods.json"
+    dump.write_bytes(_dump(nospec, hardened_pod()))
+    result = cli("admission", "audit", str(dump))
+    assert result.code == 2
+    assert "could not check Pod/x/nospec: no pod spec" in result.stderr
+    allowed = cli("admission", "audit", str(dump), "--allow-unchecked")
+    assert allowed.code == 0 and "allowed by --allow-unchecked" in allowed.stderr
+    wide = hardened_pod(name="wide")
+    container = wide["spec"]["containers"][0]
+    wide["spec"]["containers"] = [dict(container, name=f"c{i}") for i in range(1001)]
+    dump.write_bytes(_dump(wide))
+    assert cli("admission", "audit", str(dump)).code == 2
+
+
+def test_audit_cli_escapes_names_on_stderr(tmp_path: Path, cli) -> None:
+    bad = privileged(hardened_pod(name="evil\x1b[2J\nFAKE: all clear"))
+    dump = tmp_path / "pods.json"
+    dump.write_bytes(_dump(bad))
+    result = cli("admission", "audit", str(dump), "--format", "json")
+    assert result.code == 1
+    assert "\x1b" not in result.stderr and "\nFAKE" not in result.stderr
+    assert "would deny Pod/shop/evil\\x1b[2J\\nFAKE: all clear: SKN-K8S-002" in result.stderr
 
 
 # -- deployment --------------------------------------------------------------------------------

@@ -143,7 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "audit",
         help="what the webhook would deny among objects that already run",
         description="Evaluate `kubectl get pods,deployments,... -A -o json` output (or YAML) "
-        "as the webhook would with the same policy. Exit 1 if any object would be denied.",
+        "as the webhook would with the same policy. Exit 1 if any object would be denied; "
+        "exit 2 if an object could not be checked (no pod spec, past the webhook's caps, a "
+        "check that failed) unless --allow-unchecked.",
     )
     audit.add_argument("file", metavar="FILE", help="the kubectl output; - reads standard input")
     _policy_flags(audit)
@@ -161,6 +163,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=None,
         help="write the report to FILE (atomically) instead of standard output",
+    )
+    audit.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="an object that could not be checked is a warning instead of exit 2 (the "
+        "webhook would still deny it in enforce mode)",
     )
 
     certs = sub.add_parser(
@@ -333,6 +341,7 @@ def _audit(args: argparse.Namespace) -> int:
     from skanse._cli._common import emit, report_info
     from skanse.admission.audit import audit, policy_reports, summary_line
     from skanse.errors import InputError
+    from skanse.model import ProblemKind
     from skanse.report import Format, render
     from skanse.sources.manifests import ReadLimits
 
@@ -351,7 +360,10 @@ def _audit(args: argparse.Namespace) -> int:
     audited = audit(name, data, evaluator, limits=limits)
     result = audited.result
     exit_code = 1 if audited.count("deny") else 0
-    if result.problems and result.objects_scanned == 0:
+    # as `skanse scan`: what could not be checked fails closed; an internal error and an
+    # input with nothing checkable always do
+    internal = any(p.kind is ProblemKind.INTERNAL for p in result.problems)
+    if result.problems and (internal or result.objects_scanned == 0 or not args.allow_unchecked):
         exit_code = 2
     if args.format == "policyreport":
         import json
@@ -371,9 +383,28 @@ def _audit(args: argparse.Namespace) -> int:
                 if (item.verdict)
                 else []
             )
-            err.print(f"would deny {item.resource}: {', '.join(ids) or item.reason}", markup=False)
+            reason = ", ".join(ids) or item.reason
+            err.print(f"would deny {shown(str(item.resource))}: {shown(reason)}", markup=False)
+        elif item.decision == "error":
+            err.print(
+                f"could not check {shown(str(item.resource))}: {shown(item.reason)}",
+                markup=False,
+            )
     if exit_code == 2:
-        err.print("error: nothing could be checked", markup=False, style="red")
+        if result.objects_scanned == 0:
+            message = "nothing could be checked"
+        else:
+            message = f"{len(result.problems)} input(s) could not be checked" + (
+                "" if internal else " (--allow-unchecked reports them as a warning instead)"
+            )
+        err.print(f"error: {message}", markup=False, style="red")
+    elif result.problems:
+        err.print(
+            f"warning: {len(result.problems)} input(s) could not be checked (allowed by "
+            "--allow-unchecked); the report lists them",
+            markup=False,
+            style="yellow",
+        )
     return exit_code
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "POD_ONLY",
     "Evaluator",
     "ObjectVerdict",
+    "ReviewLimits",
     "admission_object",
     "finding_key",
     "new_findings",
@@ -113,6 +114,40 @@ class ObjectVerdict:
     def failing(self, fail_on: Severity | None) -> tuple[Finding, ...]:
         """Unsuppressed findings that deny: at or above `fail_on`, or all without it."""
         return tuple(f for f in self.unsuppressed if fail_on is None or f.severity >= fail_on)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewLimits:
+    """Hard caps on one review. Past them the answer is "could not check" (a denial in
+    enforce mode), never a timeout: containers are counted before any check runs, findings
+    before any line of the answer is built. The audit applies the same caps, so it never
+    passes an object the webhook would refuse to check."""
+
+    # Containers of all kinds (init, regular, ephemeral) in one pod spec. The API server sets
+    # no limit; 1,000 is far past any real pod and still answered in milliseconds.
+    containers: int = 1000
+    # Findings on one object: each becomes a line of the answer, so the cap bounds its work.
+    findings: int = 5000
+
+    def too_many_containers(self, obj: K8sObject, which: str = "the pod spec") -> str | None:
+        """Why `obj` has too many containers to check, or None."""
+        pod = pod_spec(obj)
+        count = sum(1 for _ in pod.containers()) if pod is not None else 0
+        if count > self.containers:
+            return (
+                f"{which} has {count} containers, more than the {self.containers} "
+                "skanse checks in one review: could not check it"
+            )
+        return None
+
+    def too_many_findings(self, verdict: ObjectVerdict) -> str | None:
+        """Why `verdict` has too many findings to answer one by one, or None."""
+        if len(verdict.findings) > self.findings:
+            return (
+                f"{len(verdict.findings)} findings, more than the {self.findings} "
+                "one answer lists: could not check it finding by finding"
+            )
+        return None
 
 
 class Evaluator:
