@@ -18,6 +18,7 @@ from cryptography import x509
 from skanse.admission.audit import audit, policy_reports
 from skanse.admission.certs import dns_names, issue
 from skanse.admission.evaluate import Evaluator, ReviewLimits
+from skanse.errors import CertificateError
 from tests.admission.conftest import hardened_pod, policy, privileged, recorded, repo_root
 
 DEPLOY = repo_root() / "deploy" / "admission"
@@ -59,6 +60,43 @@ def test_certs_cli_prints_the_bundle(tmp_path: Path, cli) -> None:
     cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
     alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in alt.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--days", "0"), "argument --days: '0' is not a whole number of days from 1 to 36500"),
+        (("--days", "-3"), "argument --days: '-3' is not"),
+        (("--days", "99999999999"), "argument --days: '99999999999' is not"),  # was internal
+        (("--ca-days", "0"), "argument --ca-days: '0' is not"),
+    ],
+)
+def test_certs_lifetimes_are_checked(
+    args: tuple[str, ...], message: str, tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        cli("admission", "certs", "--out", str(tmp_path / "tls"), *args)
+    assert usage.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "tls").exists()
+    # the library refuses them too
+    with pytest.raises(CertificateError, match="lifetimes are 1 to 36500 days"):
+        issue(tmp_path / "tls", service="hook", namespace="sec", days=0)
+    assert not (tmp_path / "tls").exists()
+
+
+def test_certs_refuse_half_a_ca_and_an_unwritable_directory(tmp_path: Path, cli) -> None:
+    """Reported: a directory with ca.crt but no ca.key got a new CA over the old one, which
+    silently changes the caBundle every cluster trusts; --out /proc/x was an internal error."""
+    (tmp_path / "ca.crt").write_text("the CA the clusters trust\n")
+    result = cli("admission", "certs", "--out", str(tmp_path))
+    assert result.code == 2 and "refusing to replace the CA" in result.stderr
+    assert (tmp_path / "ca.crt").read_text() == "the CA the clusters trust\n"
+    assert not (tmp_path / "tls.crt").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = cli("admission", "certs", "--out", str(blocked / "tls"))
+    assert result.code == 2 and "cannot create" in result.stderr
+    assert "internal error" not in result.stderr
 
 
 # -- audit -------------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,27 @@ from skanse._cli import shown
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("text", "json", "sarif", "junit", "policyreport")
+# Upper bounds of the numeric options: far past any sensible setting, low enough that no
+# date, timer or byte count computed from them overflows.
+_MAX_SECONDS = 86400.0
+_MAX_MIB = 4096.0
+_MAX_DAYS = 36500  # skanse.admission.certs.MAX_DAYS, without importing cryptography to parse
+
+
+def _number(low: float, high: float, what: str, *, integer: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a finite number from `low` to `high`, or a usage error naming the
+    range (nan, inf, 0 where it would busy-loop and 99999 as a port are refused here)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not (low <= value <= high):  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} from {low:g} to {high:g}")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="0.0.0.0",  # noqa: S104 - reached via its Service
         help="address to listen on (default: %(default)s)",
     )
-    serve.add_argument("--port", type=int, default=8443, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--port",
+        type=_number(0, 65535, "a port number", integer=True),
+        default=8443,
+        help="port; 0 picks a free one (default: %(default)s)",
+    )
     serve.add_argument(
         "--namespace",
         metavar="NS",
@@ -73,14 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--max-body",
         metavar="MIB",
-        type=float,
+        type=_number(0.001, _MAX_MIB, "a number of MiB"),
         default=3.0,
         help="largest AdmissionReview accepted, in MiB (default: %(default)s)",
     )
     serve.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=_number(0.001, _MAX_SECONDS, "a number of seconds"),
         default=10.0,
         help="time a client has for the TLS handshake, each request's "
         "headers, and its body (default: %(default)s)",
@@ -95,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--max-inflight",
         metavar="MIB",
-        type=float,
+        type=_number(0.001, _MAX_MIB, "a number of MiB"),
         default=8.0,
         help="bytes of reviews read or decided at once, in MiB; set the memory limit from "
         "it (docs/admission.md) (default: %(default)s)",
@@ -111,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--idle-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_number(0.001, _MAX_SECONDS, "a number of seconds"),
         default=5.0,
         help="keep-alive of a connection that has sent no review; the API server's "
         "connections keep --keep-alive (default: %(default)s)",
@@ -119,14 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--keep-alive",
         metavar="SECONDS",
-        type=int,
+        type=_number(0, _MAX_SECONDS, "a whole number of seconds", integer=True),
         default=75,
         help="keep-alive of a connection once it has sent a review (default: %(default)s)",
     )
     serve.add_argument(
         "--drain",
         metavar="SECONDS",
-        type=float,
+        type=_number(0, _MAX_SECONDS, "a number of seconds"),
         default=10.0,
         help="after SIGTERM, keep answering this long with readiness off, while the API "
         "server stops routing here; a second signal stops at once (default: %(default)s)",
@@ -134,9 +162,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--reload-interval",
         metavar="SECONDS",
-        type=float,
+        # a zero interval made the reload loop spin without yielding any time
+        type=_number(0.1, _MAX_SECONDS, "a number of seconds"),
         default=10.0,
-        help="how often the certificate files are checked for changes",
+        help="how often the certificate files are checked for changes (default: %(default)s)",
     )
 
     audit = sub.add_parser(
@@ -187,8 +216,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace", default="skanse-system", help="its namespace (default: %(default)s)"
     )
     certs.add_argument("--out", metavar="DIR", default="tls", help="output directory")
-    certs.add_argument("--days", type=int, default=365, help="serving certificate lifetime")
-    certs.add_argument("--ca-days", type=int, default=3650, help="CA lifetime (new CA only)")
+    certs.add_argument(
+        "--days",
+        type=_number(1, _MAX_DAYS, "a whole number of days", integer=True),
+        default=365,
+        help="serving certificate lifetime (default: %(default)s)",
+    )
+    certs.add_argument(
+        "--ca-days",
+        type=_number(1, _MAX_DAYS, "a whole number of days", integer=True),
+        default=3650,
+        help="CA lifetime, new CA only (default: %(default)s)",
+    )
     certs.add_argument(
         "--name",
         metavar="DNS_OR_IP",
