@@ -1,4 +1,4 @@
-"""What a literal secret looks like: the shared patterns, and hostile values end at once."""
+"""The checks' patterns: what they recognise, and that hostile text is judged at once."""
 
 from __future__ import annotations
 
@@ -58,3 +58,22 @@ def test_a_hostile_chmod_mode_is_judged_at_once(tmp_path: Path) -> None:
     result = scan([str(dockerfile)])
     flagged = [f.message for f in result.findings if f.check_id == "SKN-DF-011"]
     assert flagged == ["chmod ugo+rwx makes files world-writable"]
+
+
+def test_a_run_repeating_gpg_is_judged_at_once(tmp_path: Path) -> None:
+    """`gpg2?[^|;&]*--verify` restarted its scan at every "gpg" of a command: 100,000 of them
+    took minutes. A verification in the same command still counts, one after a | does not."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "FROM debian:12\n"
+        f"RUN curl -o /a https://example.com/a && {'gpg ' * 100_000}\n"
+        "RUN curl -o /b https://example.com/b && gpg --batch --verify /b.asc /b\n"
+        "RUN curl -o /c https://example.com/c && gpg --batch /c.asc | grep --verify\n"
+        "USER 1000\n"
+    )
+    result = scan([str(dockerfile)])
+    flagged = [f.message for f in result.findings if f.check_id == "SKN-DF-008"]
+    assert flagged == [
+        "downloads https://example.com/a without verifying a checksum or signature",
+        "downloads https://example.com/c without verifying a checksum or signature",
+    ]
