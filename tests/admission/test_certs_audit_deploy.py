@@ -17,7 +17,8 @@ from cryptography import x509
 
 from skanse.admission.audit import audit, policy_reports
 from skanse.admission.certs import dns_names, issue
-from skanse.admission.evaluate import Evaluator
+from skanse.admission.evaluate import Evaluator, ReviewLimits
+from skanse.errors import CertificateError
 from tests.admission.conftest import hardened_pod, policy, privileged, recorded, repo_root
 
 DEPLOY = repo_root() / "deploy" / "admission"
@@ -59,6 +60,43 @@ def test_certs_cli_prints_the_bundle(tmp_path: Path, cli) -> None:
     cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
     alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in alt.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--days", "0"), "argument --days: '0' is not a whole number of days from 1 to 36500"),
+        (("--days", "-3"), "argument --days: '-3' is not"),
+        (("--days", "99999999999"), "argument --days: '99999999999' is not"),  # was internal
+        (("--ca-days", "0"), "argument --ca-days: '0' is not"),
+    ],
+)
+def test_certs_lifetimes_are_checked(
+    args: tuple[str, ...], message: str, tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        cli("admission", "certs", "--out", str(tmp_path / "tls"), *args)
+    assert usage.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "tls").exists()
+    # the library refuses them too
+    with pytest.raises(CertificateError, match="lifetimes are 1 to 36500 days"):
+        issue(tmp_path / "tls", service="hook", namespace="sec", days=0)
+    assert not (tmp_path / "tls").exists()
+
+
+def test_certs_refuse_half_a_ca_and_an_unwritable_directory(tmp_path: Path, cli) -> None:
+    """Reported: a directory with ca.crt but no ca.key got a new CA over the old one, which
+    silently changes the caBundle every cluster trusts; --out /proc/x was an internal error."""
+    (tmp_path / "ca.crt").write_text("the CA the clusters trust\n")
+    result = cli("admission", "certs", "--out", str(tmp_path))
+    assert result.code == 2 and "refusing to replace the CA" in result.stderr
+    assert (tmp_path / "ca.crt").read_text() == "the CA the clusters trust\n"
+    assert not (tmp_path / "tls.crt").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = cli("admission", "certs", "--out", str(blocked / "tls"))
+    assert result.code == 2 and "cannot create" in result.stderr
+    assert "internal error" not in result.stderr
 
 
 # -- audit -------------------------------------------------------------------------------------
@@ -140,6 +178,57 @@ def test_audit_cli_exit_codes_and_formats(tmp_path: Path, cli) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     assert cli("admission", "audit", str(broken)).code == 2
+
+
+def test_audit_applies_the_webhooks_caps() -> None:
+    """Reported: a hardened Pod with 1,001 containers was "pass" in the audit while the
+    webhook refuses to check it (and so denies it in enforce mode)."""
+    pod = hardened_pod(name="wide")
+    container = pod["spec"]["containers"][0]
+    pod["spec"]["containers"] = [dict(container, name=f"c{i}") for i in range(1001)]
+    evaluator = Evaluator(policy())
+    result = audit("c.json", _dump(pod, hardened_pod()), evaluator)
+    decisions = {o.resource.name: (o.decision, o.reason) for o in result.objects}
+    assert decisions["wide"][0] == "error" and "1001 containers" in decisions["wide"][1]
+    assert decisions["web"] == ("allow", "")
+    assert [p.kind.value for p in result.result.problems] == ["too-large"]
+    from skanse.admission.handler import Webhook
+    from tests.admission.conftest import pod_request, review
+
+    assert Webhook(policy()).validate(review(pod_request(pod))).decision == "error"
+    # the findings cap too
+    bad = privileged(hardened_pod(name="bad"))
+    capped = audit("c.json", _dump(bad), evaluator, review_limits=ReviewLimits(findings=1))
+    (item,) = capped.objects
+    assert item.decision == "error" and "more than the 1 one answer lists" in item.reason
+    assert capped.result.findings == ()
+
+
+def test_audit_cli_fails_closed_on_what_it_could_not_check(tmp_path: Path, cli) -> None:
+    """Reported: a Pod without spec was "could not be checked" but the audit exited 0."""
+    nospec = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nospec", "namespace": "x"}}
+    dump = tmp_path / "pods.json"
+    dump.write_bytes(_dump(nospec, hardened_pod()))
+    result = cli("admission", "audit", str(dump))
+    assert result.code == 2
+    assert "could not check Pod/x/nospec: no pod spec" in result.stderr
+    allowed = cli("admission", "audit", str(dump), "--allow-unchecked")
+    assert allowed.code == 0 and "allowed by --allow-unchecked" in allowed.stderr
+    wide = hardened_pod(name="wide")
+    container = wide["spec"]["containers"][0]
+    wide["spec"]["containers"] = [dict(container, name=f"c{i}") for i in range(1001)]
+    dump.write_bytes(_dump(wide))
+    assert cli("admission", "audit", str(dump)).code == 2
+
+
+def test_audit_cli_escapes_names_on_stderr(tmp_path: Path, cli) -> None:
+    bad = privileged(hardened_pod(name="evil\x1b[2J\nFAKE: all clear"))
+    dump = tmp_path / "pods.json"
+    dump.write_bytes(_dump(bad))
+    result = cli("admission", "audit", str(dump), "--format", "json")
+    assert result.code == 1
+    assert "\x1b" not in result.stderr and "\nFAKE" not in result.stderr
+    assert "would deny Pod/shop/evil\\x1b[2J\\nFAKE: all clear: SKN-K8S-002" in result.stderr
 
 
 # -- deployment --------------------------------------------------------------------------------

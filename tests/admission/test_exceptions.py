@@ -114,6 +114,29 @@ def test_an_exception_admits_only_its_scope_until_it_expires(tmp_path: Path) -> 
     assert any("expired on 2027-01-31" in w for w in after["warnings"])
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/proc",
+        "/proc/1",
+        "/proc/1/root",
+        "/proc/1/root/run/containerd/containerd.sock",
+        "/proc/self/root/var/run/",
+        "/proc/1/task/1/root/run/crio",
+        "//proc/1/root/../../run/docker.sock",
+    ],
+)
+def test_an_exception_for_host_paths_never_admits_the_runtime_socket_through_proc(
+    path: str, tmp_path: Path
+) -> None:
+    """Reported: /proc/1/root is the node's root as pid 1 sees it, so these paths reach the
+    runtime socket, yet SKN-K8S-033 missed them and the hostPath exception admitted them."""
+    policy = _policy_with(tmp_path, EXCEPTION)
+    response = _validate(_webhook(policy, dt.date(2027, 1, 1)), host_pod("legacy", path=path))
+    assert response["allowed"] is False
+    assert response["auditAnnotations"]["failed"] == "SKN-K8S-033"
+
+
 def test_a_workload_template_is_matched_by_its_kind_and_name(tmp_path: Path) -> None:
     policy = _policy_with(tmp_path, EXCEPTION)
     pod = db_pod()

@@ -96,6 +96,18 @@ def test_peer_checks_deny_at_admission(change: Any, check_id: str, zero_trust: W
     assert "hunter2" not in json.dumps(response)  # the value is never repeated
 
 
+def test_a_secret_value_built_to_backtrack_is_judged_at_once(zero_trust: Webhook) -> None:
+    """Reported: the GPG fingerprint pattern split a run of spaces between its groups in
+    exponentially many ways; a 16-digit hex head and 150 spaces took seconds and froze the
+    webhook's event loop. With 5,000 spaces the old pattern would never finish."""
+    pod = hardened_pod()
+    value = "0123456789ABCDEF" + " " * 5_000 + "!"
+    pod["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": value}]
+    response = answer(zero_trust.validate(review(pod_request(pod))).body)
+    assert response["allowed"] is False
+    assert "SKN-K8S-032" in response["auditAnnotations"]["failed"].split(",")
+
+
 def test_warn_mode_allows_with_warnings_naming_the_checks() -> None:
     webhook = Webhook(policy(namespace_modes=(("legacy", Mode.WARN),)))
     pod = privileged(hardened_pod(namespace="legacy"))
@@ -278,6 +290,49 @@ def test_update_that_makes_things_worse_is_denied(zero_trust: Webhook) -> None:
     _, response = validate(zero_trust, pod_request(new, operation="UPDATE", old=old))
     assert response["allowed"] is False
     assert "SKN-K8S-002" in response["status"]["message"]
+
+
+def _daemonset(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "logs", "namespace": pod["metadata"]["namespace"]},
+        "spec": {"selector": {}, "template": {"metadata": {}, "spec": pod["spec"]}},
+    }
+
+
+def _with_host_path(pod: dict[str, Any], path: str, port: int) -> dict[str, Any]:
+    pod = copy.deepcopy(pod)
+    pod["spec"]["volumes"] = [{"name": "logs", "hostPath": {"path": path}}]
+    container = pod["spec"]["containers"][0]
+    container["volumeMounts"] = [{"name": "logs", "mountPath": "/host", "readOnly": True}]
+    container["ports"] = [{"containerPort": port, "hostPort": port}]
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("path", "port", "admitted"),
+    [
+        ("/var/log", 9100, True),  # nothing changed but a label
+        ("/etc", 9100, False),
+        ("/proc/1/root", 9100, False),
+        ("/var/log", 22, False),
+    ],
+)
+def test_update_that_changes_what_a_finding_is_about_is_new(
+    path: str, port: int, admitted: bool, zero_trust: Webhook
+) -> None:
+    """Reported: a finding was known by its check and message, and "volume logs uses
+    hostPath" does not say which path, so a DaemonSet that already had hostPath /var/log
+    was UPDATEd to /etc or /proc/1/root as "adding no finding it did not already have"."""
+    base = hardened_pod()
+    base["spec"]["containers"][0]["image"] = "registry.example.com/shop/web:1.4.1"
+    old = _daemonset(_with_host_path(base, "/var/log", 9100))
+    new = _daemonset(_with_host_path(base, path, port))
+    new["metadata"]["labels"] = {"tier": "node"}
+    outcome, response = validate(zero_trust, pod_request(new, operation="UPDATE", old=old))
+    assert response["allowed"] is admitted
+    assert outcome.decision == ("warn" if admitted else "deny")
 
 
 def test_dry_run_is_answered_like_the_real_request(zero_trust: Webhook) -> None:

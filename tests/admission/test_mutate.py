@@ -85,6 +85,33 @@ def test_set_user_adds_10001_where_unset() -> None:
     assert context["runAsNonRoot"] is True
 
 
+@pytest.mark.parametrize("set_user", [False, True])
+def test_a_root_container_gets_no_pod_level_run_as_non_root(set_user: bool) -> None:
+    """Reported: a pod-level runAsNonRoot: true next to a container's runAsUser: 0 makes the
+    kubelet refuse to start that container. The root container is left alone; the others,
+    which run as the pod's user, get runAsNonRoot one by one."""
+    pod = bare_pod(run_as_user=None if set_user else 1000)
+    pod["spec"]["containers"][0]["securityContext"]["runAsUser"] = 0
+    webhook = Webhook(policy("pss-baseline", mutation=MutationSettings(set_user=set_user)))
+    patched, _ = mutated(webhook, pod_request(pod))
+    spec = patched["spec"]
+    assert "runAsNonRoot" not in spec["securityContext"]
+    assert spec["securityContext"]["runAsUser"] == (10001 if set_user else 1000)
+    assert "runAsNonRoot" not in spec["containers"][0]["securityContext"]
+    assert spec["containers"][0]["securityContext"]["runAsUser"] == 0
+    assert spec["initContainers"][0]["securityContext"]["runAsNonRoot"] is True
+    after = answer(webhook.validate(review(pod_request(patched))).body)
+    assert after["allowed"] is True, after.get("status")
+
+
+def test_a_root_container_that_opts_out_itself_keeps_the_pod_default() -> None:
+    pod = bare_pod()
+    pod["spec"]["containers"][0]["securityContext"].update(runAsUser=0, runAsNonRoot=False)
+    patched, _ = mutated(Webhook(policy()), pod_request(pod))
+    assert patched["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert patched["spec"]["containers"][0]["securityContext"]["runAsNonRoot"] is False
+
+
 def test_explicit_values_are_never_overridden() -> None:
     pod = bare_pod()
     container = pod["spec"]["containers"][0]

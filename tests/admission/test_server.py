@@ -415,6 +415,29 @@ def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
     assert messages[-1] == "stopped"
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--reload-interval", "0"),  # reported: asyncio.sleep(0) in a loop, a busy CPU
+        ("--port", "99999"),  # reported: an internal error (OverflowError)
+        ("--port", "-1"),
+        ("--max-body", "nan"),  # reported: an internal error
+        ("--max-inflight", "inf"),
+        ("--timeout", "0"),
+        ("--drain", "-1"),
+        ("--keep-alive", "1e9"),
+    ],
+)
+def test_bad_serve_options_are_usage_errors(
+    option: str, value: str, tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = str(tmp_path / "no.crt"), str(tmp_path / "no.key")
+    with pytest.raises(SystemExit) as usage:
+        cli("admission", "serve", "--cert", cert, "--key", key, option, value)
+    assert usage.value.code == 2
+    assert f"argument {option}: {value!r} is not" in capsys.readouterr().err
+
+
 def test_bad_certificate_is_a_clear_error(tmp_path: Path, cli) -> None:
     (tmp_path / "tls.crt").write_text("not a certificate")
     (tmp_path / "tls.key").write_text("not a key")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,27 @@ from skanse._cli import shown
 __all__ = ["add_arguments", "run"]
 
 FORMATS = ("text", "json", "sarif", "junit", "policyreport")
+# Upper bounds of the numeric options: far past any sensible setting, low enough that no
+# date, timer or byte count computed from them overflows.
+_MAX_SECONDS = 86400.0
+_MAX_MIB = 4096.0
+_MAX_DAYS = 36500  # skanse.admission.certs.MAX_DAYS, without importing cryptography to parse
+
+
+def _number(low: float, high: float, what: str, *, integer: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a finite number from `low` to `high`, or a usage error naming the
+    range (nan, inf, 0 where it would busy-loop and 99999 as a port are refused here)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not (low <= value <= high):  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} from {low:g} to {high:g}")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="0.0.0.0",  # noqa: S104 - reached via its Service
         help="address to listen on (default: %(default)s)",
     )
-    serve.add_argument("--port", type=int, default=8443, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--port",
+        type=_number(0, 65535, "a port number", integer=True),
+        default=8443,
+        help="port; 0 picks a free one (default: %(default)s)",
+    )
     serve.add_argument(
         "--namespace",
         metavar="NS",
@@ -73,14 +101,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--max-body",
         metavar="MIB",
-        type=float,
+        type=_number(0.001, _MAX_MIB, "a number of MiB"),
         default=3.0,
         help="largest AdmissionReview accepted, in MiB (default: %(default)s)",
     )
     serve.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=float,
+        type=_number(0.001, _MAX_SECONDS, "a number of seconds"),
         default=10.0,
         help="time a client has for the TLS handshake, each request's "
         "headers, and its body (default: %(default)s)",
@@ -95,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--max-inflight",
         metavar="MIB",
-        type=float,
+        type=_number(0.001, _MAX_MIB, "a number of MiB"),
         default=8.0,
         help="bytes of reviews read or decided at once, in MiB; set the memory limit from "
         "it (docs/admission.md) (default: %(default)s)",
@@ -111,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--idle-timeout",
         metavar="SECONDS",
-        type=float,
+        type=_number(0.001, _MAX_SECONDS, "a number of seconds"),
         default=5.0,
         help="keep-alive of a connection that has sent no review; the API server's "
         "connections keep --keep-alive (default: %(default)s)",
@@ -119,14 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--keep-alive",
         metavar="SECONDS",
-        type=int,
+        type=_number(0, _MAX_SECONDS, "a whole number of seconds", integer=True),
         default=75,
         help="keep-alive of a connection once it has sent a review (default: %(default)s)",
     )
     serve.add_argument(
         "--drain",
         metavar="SECONDS",
-        type=float,
+        type=_number(0, _MAX_SECONDS, "a number of seconds"),
         default=10.0,
         help="after SIGTERM, keep answering this long with readiness off, while the API "
         "server stops routing here; a second signal stops at once (default: %(default)s)",
@@ -134,16 +162,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--reload-interval",
         metavar="SECONDS",
-        type=float,
+        # a zero interval made the reload loop spin without yielding any time
+        type=_number(0.1, _MAX_SECONDS, "a number of seconds"),
         default=10.0,
-        help="how often the certificate files are checked for changes",
+        help="how often the certificate files are checked for changes (default: %(default)s)",
     )
 
     audit = sub.add_parser(
         "audit",
         help="what the webhook would deny among objects that already run",
         description="Evaluate `kubectl get pods,deployments,... -A -o json` output (or YAML) "
-        "as the webhook would with the same policy. Exit 1 if any object would be denied.",
+        "as the webhook would with the same policy. Exit 1 if any object would be denied; "
+        "exit 2 if an object could not be checked (no pod spec, past the webhook's caps, a "
+        "check that failed) unless --allow-unchecked.",
     )
     audit.add_argument("file", metavar="FILE", help="the kubectl output; - reads standard input")
     _policy_flags(audit)
@@ -162,6 +193,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="write the report to FILE (atomically) instead of standard output",
     )
+    audit.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="an object that could not be checked is a warning instead of exit 2 (the "
+        "webhook would still deny it in enforce mode)",
+    )
 
     certs = sub.add_parser(
         "certs",
@@ -179,8 +216,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace", default="skanse-system", help="its namespace (default: %(default)s)"
     )
     certs.add_argument("--out", metavar="DIR", default="tls", help="output directory")
-    certs.add_argument("--days", type=int, default=365, help="serving certificate lifetime")
-    certs.add_argument("--ca-days", type=int, default=3650, help="CA lifetime (new CA only)")
+    certs.add_argument(
+        "--days",
+        type=_number(1, _MAX_DAYS, "a whole number of days", integer=True),
+        default=365,
+        help="serving certificate lifetime (default: %(default)s)",
+    )
+    certs.add_argument(
+        "--ca-days",
+        type=_number(1, _MAX_DAYS, "a whole number of days", integer=True),
+        default=3650,
+        help="CA lifetime, new CA only (default: %(default)s)",
+    )
     certs.add_argument(
         "--name",
         metavar="DNS_OR_IP",
@@ -333,6 +380,7 @@ def _audit(args: argparse.Namespace) -> int:
     from skanse._cli._common import emit, report_info
     from skanse.admission.audit import audit, policy_reports, summary_line
     from skanse.errors import InputError
+    from skanse.model import ProblemKind
     from skanse.report import Format, render
     from skanse.sources.manifests import ReadLimits
 
@@ -351,7 +399,10 @@ def _audit(args: argparse.Namespace) -> int:
     audited = audit(name, data, evaluator, limits=limits)
     result = audited.result
     exit_code = 1 if audited.count("deny") else 0
-    if result.problems and result.objects_scanned == 0:
+    # as `skanse scan`: what could not be checked fails closed; an internal error and an
+    # input with nothing checkable always do
+    internal = any(p.kind is ProblemKind.INTERNAL for p in result.problems)
+    if result.problems and (internal or result.objects_scanned == 0 or not args.allow_unchecked):
         exit_code = 2
     if args.format == "policyreport":
         import json
@@ -371,9 +422,28 @@ def _audit(args: argparse.Namespace) -> int:
                 if (item.verdict)
                 else []
             )
-            err.print(f"would deny {item.resource}: {', '.join(ids) or item.reason}", markup=False)
+            reason = ", ".join(ids) or item.reason
+            err.print(f"would deny {shown(str(item.resource))}: {shown(reason)}", markup=False)
+        elif item.decision == "error":
+            err.print(
+                f"could not check {shown(str(item.resource))}: {shown(item.reason)}",
+                markup=False,
+            )
     if exit_code == 2:
-        err.print("error: nothing could be checked", markup=False, style="red")
+        if result.objects_scanned == 0:
+            message = "nothing could be checked"
+        else:
+            message = f"{len(result.problems)} input(s) could not be checked" + (
+                "" if internal else " (--allow-unchecked reports them as a warning instead)"
+            )
+        err.print(f"error: {message}", markup=False, style="red")
+    elif result.problems:
+        err.print(
+            f"warning: {len(result.problems)} input(s) could not be checked (allowed by "
+            "--allow-unchecked); the report lists them",
+            markup=False,
+            style="yellow",
+        )
     return exit_code
 
 

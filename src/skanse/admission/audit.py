@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from skanse.admission.evaluate import Evaluator, ObjectVerdict
+from skanse.admission.evaluate import Evaluator, ObjectVerdict, ReviewLimits
 from skanse.admission.policy import Mode
 from skanse.model import (
     Evaluation,
@@ -53,10 +53,17 @@ class AuditResult:
 
 
 def audit(
-    path: str, data: bytes, evaluator: Evaluator, *, limits: ReadLimits | None = None
+    path: str,
+    data: bytes,
+    evaluator: Evaluator,
+    *,
+    limits: ReadLimits | None = None,
+    review_limits: ReviewLimits | None = None,
 ) -> AuditResult:
-    """Evaluate every Pod and workload in one kubectl dump as the webhook would."""
+    """Evaluate every Pod and workload in one kubectl dump as the webhook would, within the
+    webhook's caps (`ReviewLimits`): an object past them could not be checked, as there."""
     started = dt.datetime.now(dt.UTC)
+    caps = review_limits or ReviewLimits()
     manifest: ManifestFile = read_bytes(path, data, limits or ReadLimits())
     policy = evaluator.policy
     findings: list[Finding] = []
@@ -98,7 +105,17 @@ def audit(
                 ObjectAudit(obj.resource, namespace, mode, "error", None, "no pod spec", uid)
             )
             continue
+        too_big = caps.too_many_containers(obj)
+        if too_big is not None:
+            problems.append(_too_large(obj, too_big))
+            objects.append(ObjectAudit(obj.resource, namespace, mode, "error", None, too_big, uid))
+            continue
         verdict = evaluator.evaluate(obj, namespace)
+        too_big = caps.too_many_findings(verdict)
+        if too_big is not None:
+            problems.append(_too_large(obj, too_big))
+            objects.append(ObjectAudit(obj.resource, namespace, mode, "error", None, too_big, uid))
+            continue
         checked += 1
         findings.extend(verdict.findings)
         warnings.extend(verdict.warnings)
@@ -134,6 +151,16 @@ def audit(
         finished=dt.datetime.now(dt.UTC),
     )
     return AuditResult(result, tuple(objects))
+
+
+def _too_large(obj: K8sObject, reason: str) -> InputProblem:
+    return InputProblem(
+        obj.file,
+        ProblemKind.TOO_LARGE,
+        f"{obj.resource}: {reason}",
+        line=obj.location().line,
+        document=obj.document.index,
+    )
 
 
 def _decision(verdict: ObjectVerdict, mode: Mode, fail_on: Any) -> str:

@@ -23,7 +23,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from skanse.errors import CertificateError
 from skanse.files import write_atomic
 
-__all__ = ["IssuedCertificates", "dns_names", "issue"]
+__all__ = ["MAX_DAYS", "IssuedCertificates", "dns_names", "issue"]
+
+# Longest lifetime accepted: 100 years; far past any use, and no date overflows.
+MAX_DAYS = 36500
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +123,23 @@ def issue(
 ) -> IssuedCertificates:
     """Write ca.crt, ca.key, tls.crt and tls.key into `out_dir` (keys with mode 0600)."""
     now = now or dt.datetime.now(dt.UTC)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not 1 <= days <= MAX_DAYS or not 1 <= ca_days <= MAX_DAYS:
+        raise CertificateError(f"lifetimes are 1 to {MAX_DAYS} days, not {days} and {ca_days}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CertificateError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     ca_cert_path, ca_key_path = out_dir / "ca.crt", out_dir / "ca.key"
     reused = ca_cert_path.exists() and ca_key_path.exists()
+    if not reused and (ca_cert_path.exists() or ca_key_path.exists()):
+        # half a CA: replacing it would silently change the caBundle the clusters trust
+        lone, missing = (
+            (ca_cert_path, ca_key_path) if ca_cert_path.exists() else (ca_key_path, ca_cert_path)
+        )
+        raise CertificateError(
+            f"{lone} exists without {missing}: refusing to replace the CA; restore "
+            f"{missing.name}, or remove {lone.name} to make a new CA (and a new caBundle)"
+        )
     if reused:
         ca_cert, ca_key = _load_ca(ca_cert_path, ca_key_path)
     else:

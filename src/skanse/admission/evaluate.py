@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "POD_ONLY",
     "Evaluator",
     "ObjectVerdict",
+    "ReviewLimits",
     "admission_object",
     "finding_key",
     "new_findings",
@@ -112,6 +114,40 @@ class ObjectVerdict:
     def failing(self, fail_on: Severity | None) -> tuple[Finding, ...]:
         """Unsuppressed findings that deny: at or above `fail_on`, or all without it."""
         return tuple(f for f in self.unsuppressed if fail_on is None or f.severity >= fail_on)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewLimits:
+    """Hard caps on one review. Past them the answer is "could not check" (a denial in
+    enforce mode), never a timeout: containers are counted before any check runs, findings
+    before any line of the answer is built. The audit applies the same caps, so it never
+    passes an object the webhook would refuse to check."""
+
+    # Containers of all kinds (init, regular, ephemeral) in one pod spec. The API server sets
+    # no limit; 1,000 is far past any real pod and still answered in milliseconds.
+    containers: int = 1000
+    # Findings on one object: each becomes a line of the answer, so the cap bounds its work.
+    findings: int = 5000
+
+    def too_many_containers(self, obj: K8sObject, which: str = "the pod spec") -> str | None:
+        """Why `obj` has too many containers to check, or None."""
+        pod = pod_spec(obj)
+        count = sum(1 for _ in pod.containers()) if pod is not None else 0
+        if count > self.containers:
+            return (
+                f"{which} has {count} containers, more than the {self.containers} "
+                "skanse checks in one review: could not check it"
+            )
+        return None
+
+    def too_many_findings(self, verdict: ObjectVerdict) -> str | None:
+        """Why `verdict` has too many findings to answer one by one, or None."""
+        if len(verdict.findings) > self.findings:
+            return (
+                f"{len(verdict.findings)} findings, more than the {self.findings} "
+                "one answer lists: could not check it finding by finding"
+            )
+        return None
 
 
 class Evaluator:
@@ -269,20 +305,44 @@ class Evaluator:
         )
 
 
-def finding_key(finding: Finding) -> tuple[str, str]:
-    """What makes two findings the same across an UPDATE: the check and its message (which
-    names the container), not the pointer (which shifts when containers are reordered)."""
-    return (finding.check_id, finding.message)
+def finding_key(finding: Finding, data: object) -> tuple[str, str, str]:
+    """What makes two findings the same across an UPDATE: the check, its message (which
+    names the container) and what it is about: the value at its pointer in the object
+    `data` it was found in. Not the pointer itself, which shifts when containers are
+    reordered. The value matters because several messages name only the volume or the
+    container: "volume logs uses hostPath" said the same for /var/log and for /etc, so an
+    UPDATE that moved a hostPath to /proc/1/root passed as adding nothing new."""
+    subject = _value_at(data, finding.location.pointer)
+    shown = "" if subject is None else json.dumps(subject, sort_keys=True, default=str)
+    return (finding.check_id, finding.message, shown)
 
 
-def new_findings(now: Sequence[Finding], before: Sequence[Finding]) -> Iterator[Finding]:
-    """Findings of `now` that `before` did not have (as a multiset)."""
-    remaining: dict[tuple[str, str], int] = {}
+def _value_at(data: object, pointer: str) -> object:
+    """The value at a JSON pointer, or None when the path is missing. (skanse.fix.ops has
+    one too, but importing skanse.fix would bring its engine into the webhook.)"""
+    node = data
+    for token in pointer.split("/")[1:] if pointer else ():
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(token)
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
+
+
+def new_findings(
+    now: Sequence[Finding], before: Sequence[Finding], *, now_in: object, before_in: object
+) -> Iterator[Finding]:
+    """Findings of `now` (on the object `now_in`) that `before` (on `before_in`) did not
+    have, as a multiset."""
+    remaining: dict[tuple[str, str, str], int] = {}
     for f in before:
-        key = finding_key(f)
+        key = finding_key(f, before_in)
         remaining[key] = remaining.get(key, 0) + 1
     for f in now:
-        key = finding_key(f)
+        key = finding_key(f, now_in)
         if remaining.get(key, 0) > 0:
             remaining[key] -= 1
         else:

@@ -32,7 +32,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skanse.admission.evaluate import Evaluator, ObjectVerdict, admission_object, new_findings
+from skanse.admission.evaluate import (
+    Evaluator,
+    ObjectVerdict,
+    ReviewLimits,
+    admission_object,
+    new_findings,
+)
 from skanse.admission.images import ImageVerdict, ImageVerifier, SigningVerifier, verify_images
 from skanse.admission.mutate import defaults_patch
 from skanse.admission.policy import Mode, Policy
@@ -72,19 +78,6 @@ IGNORED_SUBRESOURCES = frozenset(
 IMAGE_SIGNATURE = "image-signature"
 # Bounds on the denial message (kubectl prints all of it).
 _MAX_MESSAGE_CHARS = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewLimits:
-    """Hard caps on one review. Past them the answer is "could not check" (a denial in
-    enforce mode), never a timeout: containers are counted before any check runs, findings
-    before any line of the answer is built."""
-
-    # Containers of all kinds (init, regular, ephemeral) in one pod spec. The API server sets
-    # no limit; 1,000 is far past any real pod and still answered in milliseconds.
-    containers: int = 1000
-    # Findings on one object: each becomes a line of the answer, so the cap bounds its work.
-    findings: int = 5000
 
 
 class Decision:
@@ -151,11 +144,11 @@ class Webhook:
         policy: Policy,
         evaluator: Evaluator | None = None,
         verifier: ImageVerifier | None = None,
-        limits: ReviewLimits = ReviewLimits(),
+        limits: ReviewLimits | None = None,
         policies: PolicyEnforcer | None = None,
     ) -> None:
         self.policy = policy
-        self.limits = limits
+        self.limits = limits or ReviewLimits()
         # ValidatingAdmissionPolicies (skanse.admission.vap), evaluated before the checks.
         self.policies = policies
         self.evaluator = evaluator or Evaluator(policy)
@@ -217,17 +210,14 @@ class Webhook:
         if too_big is not None:
             return self._could_not_check(request, mode, too_big)
         found = self._findings(obj, namespace, request)
-        if len(found.verdict.findings) > self.limits.findings:
-            reason = (
-                f"{len(found.verdict.findings)} findings, more than the {self.limits.findings} "
-                "one answer lists: could not check it finding by finding"
-            )
-            return self._could_not_check(request, mode, reason)
+        too_many = self.limits.too_many_findings(found.verdict)
+        if too_many is not None:
+            return self._could_not_check(request, mode, too_many)
         results = self._results(found)
         if not found.denies:
             return self._checked_ok(request, mode, found, results)
         if mode is Mode.ENFORCE and request.operation == "UPDATE" and not found.problems:
-            if self._no_worse(request, namespace, found):
+            if self._no_worse(request, namespace, obj, found):
                 return self._allowed_with_findings(
                     request,
                     mode,
@@ -247,14 +237,10 @@ class Webhook:
         if request.old_object is not None:
             objects.append(self._object(request, request.old_object))
         for item in objects:
-            pod = pod_spec(item)
-            count = sum(1 for _ in pod.containers()) if pod is not None else 0
-            if count > self.limits.containers:
-                which = "the old object" if item is not obj else "the pod spec"
-                return (
-                    f"{which} has {count} containers, more than the {self.limits.containers} "
-                    "skanse checks in one review: could not check it"
-                )
+            which = "the old object" if item is not obj else "the pod spec"
+            too_many = self.limits.too_many_containers(item, which)
+            if too_many is not None:
+                return too_many
         return None
 
     def _not_checked(self, request: Request) -> str | None:
@@ -331,14 +317,20 @@ class Webhook:
             wanted = [i for i in wanted if i not in old]
         return list(verify_images(wanted, self.verifier))
 
-    def _no_worse(self, request: Request, namespace: str, found: _Findings) -> bool:
+    def _no_worse(self, request: Request, namespace: str, obj: K8sObject, found: _Findings) -> bool:
         if request.old_object is None or found.image_failures:
             return False
         old = self._object(request, request.old_object)
         if pod_spec(old) is None:
             return False
         before = self.evaluator.evaluate(old, namespace)
-        return not any(new_findings(found.failing, before.failing(self.policy.fail_on)))
+        added = new_findings(
+            found.failing,
+            before.failing(self.policy.fail_on),
+            now_in=obj.data,
+            before_in=old.data,
+        )
+        return not any(added)
 
     @staticmethod
     def _results(found: _Findings) -> tuple[tuple[str, str], ...]:

@@ -2,8 +2,10 @@
 
 Only what is unset is added (values in `skanse.checks.kubernetes.defaults`): seccomp RuntimeDefault
 at pod level, `capabilities.drop: [ALL]`, `allowPrivilegeEscalation: false`, and
-`runAsNonRoot: true` where a non-root user is known (runAsUser > 0). With `set-user` the pod
-also gets runAsUser, runAsGroup and fsGroup 10001 where unset. Windows pods get nothing:
+`runAsNonRoot: true` where a non-root user is known (runAsUser > 0): at pod level unless a
+container runs as root (runAsUser: 0), since the kubelet would then refuse to start that
+container; the other containers then get it one by one. With `set-user` the pod also gets
+runAsUser, runAsGroup and fsGroup 10001 where unset. Windows pods get nothing:
 the API server rejects these Linux fields there. `add` needs an existing parent, so a
 missing securityContext is added whole rather than field by field.
 """
@@ -52,8 +54,19 @@ def _add_fields(patch: JsonPatch, parent: object, pointer: str, fields: dict[str
         patch.append({"op": "add", "path": pointer, "value": fields})
 
 
-def _pod_defaults(pod: PodSpecView, settings: MutationSettings) -> tuple[dict[str, Any], bool]:
-    """Fields to add to the pod securityContext, and whether the pod then runs as non-root."""
+def _runs_as_root(c: ContainerView) -> bool:
+    """The container sets a user that is not positive (0: root) and leaves runAsNonRoot to
+    the pod: a pod-level runAsNonRoot: true would stop it from starting."""
+    context = as_dict(c.data.get("securityContext"))
+    user = context.get("runAsUser")
+    return user is not None and not _positive_int(user) and context.get("runAsNonRoot") is None
+
+
+def _pod_defaults(
+    pod: PodSpecView, settings: MutationSettings
+) -> tuple[dict[str, Any], bool, object]:
+    """Fields to add to the pod securityContext, whether the pod then runs as non-root, and
+    the pod's user after them (which containers without their own inherit)."""
     context = pod.security_context
     adds: dict[str, Any] = {}
     if settings.set_user:
@@ -63,14 +76,22 @@ def _pod_defaults(pod: PodSpecView, settings: MutationSettings) -> tuple[dict[st
     if context.get("seccompProfile") is None:
         adds["seccompProfile"] = {"type": SECCOMP_PROFILE_TYPE}
     user = context.get("runAsUser", adds.get("runAsUser"))
-    if context.get("runAsNonRoot") is None and _positive_int(user):
+    if (
+        context.get("runAsNonRoot") is None
+        and _positive_int(user)
+        and not any(_runs_as_root(c) for c in pod.containers())
+    ):
         adds["runAsNonRoot"] = RUN_AS_NON_ROOT
     non_root = context.get("runAsNonRoot", adds.get("runAsNonRoot")) is True
-    return adds, non_root
+    return adds, non_root, user
 
 
 def _container_patch(
-    patch: JsonPatch, c: ContainerView, pod_non_root: bool, pod_non_root_false: bool
+    patch: JsonPatch,
+    c: ContainerView,
+    pod_non_root: bool,
+    pod_non_root_false: bool,
+    pod_user: object,
 ) -> None:
     raw = c.data.get("securityContext")
     if raw is not None and not isinstance(raw, dict):
@@ -87,7 +108,8 @@ def _container_patch(
         and not added & ESCALATING_CAPABILITIES
     ):
         adds["allowPrivilegeEscalation"] = ALLOW_PRIVILEGE_ESCALATION
-    if _positive_int(context.get("runAsUser")) and context.get("runAsNonRoot") is None:
+    user = context.get("runAsUser", pod_user)  # its own, or the pod's it inherits
+    if _positive_int(user) and context.get("runAsNonRoot") is None:
         if not pod_non_root and not pod_non_root_false:
             adds["runAsNonRoot"] = RUN_AS_NON_ROOT
     if capabilities_raw is None:
@@ -113,9 +135,9 @@ def defaults_patch(obj: K8sObject, settings: MutationSettings) -> JsonPatch:
     raw_context = pod.spec.get("securityContext")
     if raw_context is not None and not isinstance(raw_context, dict):
         return []
-    pod_adds, pod_non_root = _pod_defaults(pod, settings)
+    pod_adds, pod_non_root, pod_user = _pod_defaults(pod, settings)
     _add_fields(patch, raw_context, pod.pointer("securityContext"), pod_adds)
     pod_non_root_false = pod.security_context.get("runAsNonRoot") is False
     for c in pod.containers():
-        _container_patch(patch, c, pod_non_root, pod_non_root_false)
+        _container_patch(patch, c, pod_non_root, pod_non_root_false, pod_user)
     return patch

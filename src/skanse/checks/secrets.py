@@ -23,4 +23,13 @@ TOKEN_FORMATS = re.compile(
     r"AIza[0-9A-Za-z\-_]{35}|-----BEGIN [A-Z ]*PRIVATE KEY-----|npm_[A-Za-z0-9]{36}|"
     r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}|://[^/\s:@]+:[^/\s@]+@"
 )
-GPG_FINGERPRINT = re.compile(r"^(0x)?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{16})([ ,][0-9A-Fa-f ]{16,})*$")
+# One or more fingerprints: a 40- or 16-digit head, then groups of 16 or more hex digits and
+# spaces, each after a space or a comma. Written so that no character can be taken by two
+# quantifiers: `([ ,][0-9A-Fa-f ]{16,})*` let a run of spaces be split between separators
+# and groups in exponentially many ways, and a secret-named env value of "<16 hex digits>"
+# and a few hundred spaces then froze the webhook. A space-led group swallows every later
+# space, so at most one comes before the first comma; each comma starts the next group.
+# Possessive quantifiers keep a failed match from retrying shorter groups.
+GPG_FINGERPRINT = re.compile(
+    r"^(0x)?([0-9A-Fa-f]{40}|[0-9A-Fa-f]{16})( [0-9A-Fa-f ]{16,}+)?(,[0-9A-Fa-f ]{16,}+)*+$"
+)

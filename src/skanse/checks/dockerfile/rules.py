@@ -361,13 +361,31 @@ def remote_code_piped(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violat
             break
 
 
+def _in_one_command(program: str, then: str) -> str:
+    """A pattern for `program` followed by `then` within one command (no | ; & between).
+
+    Anchored at the command's start, with the first `program` in it held atomically: a
+    later one could match only where the first does too. `program[^|;&]*then` instead
+    restarted its scan at every occurrence, quadratic in a RUN that repeats the program
+    (a hostile Dockerfile of "gpg gpg gpg ..." took minutes)."""
+    return rf"(?:^|[|;&])(?>[^|;&]*?{program})[^|;&]*{then}"
+
+
 _VERIFIERS = re.compile(
-    r"\b(sha(1|224|256|384|512)sum|shasum|md5sum|b2sum|cksum)\b|\bgpg2?\b[^|;&]*--verify|"
-    r"\bcosign\s+verify|\bminisign\b[^|;&]*-V|\bopenssl\s+dgst|\bsignify\b[^|;&]*-V|"
-    r"\bgpgv\b|--checksum",
+    r"\b(sha(1|224|256|384|512)sum|shasum|md5sum|b2sum|cksum)\b|"
+    + _in_one_command(r"\bgpg2?\b", "--verify")
+    + r"|\bcosign\s+verify|"
+    + _in_one_command(r"\bminisign\b", "-V")
+    + r"|\bopenssl\s+dgst|"
+    + _in_one_command(r"\bsignify\b", "-V")
+    + r"|\bgpgv\b|--checksum",
 )
 _KEY_IMPORT = re.compile(
-    r"gpg2?\b[^|;&]*--dearmou?r|apt-key\b[^|;&]*\badd\b|gpg2?\b[^|;&]*--import"
+    _in_one_command(r"gpg2?\b", "--dearmou?r")
+    + "|"
+    + _in_one_command(r"apt-key\b", r"\badd\b")
+    + "|"
+    + _in_one_command(r"gpg2?\b", "--import")
 )
 # What a download piped into these ends up as: files on disk, unverified.
 _STORING = frozenset(
@@ -511,8 +529,14 @@ def sudo_in_run(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 
 
 # Octal modes with the "other" write bit, unless the sticky bit makes it a /tmp-like shared
-# directory (1777, 3777: the official images use these for runtime directories).
-_WORLD_WRITABLE = re.compile(r"^(0?[02-7]?[0-7][0-7][2367]|[ugoa]*[ao][ugoa]*[+=][rwxXst]*w)$")
+# directory (1777, 3777: the official images use these for runtime directories). The "who"
+# part is letters with an a or an o among them, matched up to its first a or o so that no
+# letter can go to two quantifiers (`[ugoa]*[ao][ugoa]*` tried every split, quadratic in a
+# long mode word of a hostile Dockerfile). The permissions hold a w anywhere: `a+rwx` is as
+# world-writable as `a+w`.
+_WORLD_WRITABLE = re.compile(
+    r"^(0?[02-7]?[0-7][0-7][2367]|[ug]*+[ao][ugoa]*+[+=][rxXst]*+w[rwxXst]*+)$"
+)
 
 
 @DOCKERFILE_CHECKS.check(

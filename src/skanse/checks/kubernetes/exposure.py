@@ -10,7 +10,6 @@ hostPath must never cover it.
 from __future__ import annotations
 
 import functools
-import posixpath
 from collections.abc import Iterator
 
 from skanse.checks._registry import Violation
@@ -120,12 +119,56 @@ def _literal_secret(name: str, value: str) -> str | None:
     return None
 
 
-def _exposes_socket(path: str) -> str | None:
-    """The runtime socket that a hostPath of `path` makes reachable, or None."""
-    normal = posixpath.normpath("/" + path.strip()).replace("//", "/")
+def _process(token: str) -> bool:
+    """A /proc entry that is a process: a pid, or the kubelet's own (self, thread-self)."""
+    return token.isdigit() or token in ("self", "thread-self")
+
+
+def _on_host(path: str) -> str:
+    """The host path that a hostPath of `path` reaches, normalised (`..`, `//`, trailing
+    slashes). /proc/<pid>/root and /proc/<pid>/task/<tid>/root are that process's view of
+    the root: pid 1's is the node's, so /proc/1/root/run/... is /run/..., and `..` there
+    stays at the root (resolved part by part, not as text). /proc itself, a process's
+    directory and its task directories hold such a root and count as "/"."""
+    parts: list[str] = []
+    for step in path.strip().split("/"):
+        if step in ("", "."):
+            continue
+        if step == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(step)
+        if _process_root(parts):
+            parts = []
+    if _holds_process_root(parts):
+        return "/"
+    return "/" + "/".join(parts)
+
+
+def _process_root(parts: list[str]) -> bool:
+    """`parts` name /proc/<pid>/root or /proc/<pid>/task/<tid>/root."""
+    if len(parts) < 3 or parts[0] != "proc" or not _process(parts[1]):
+        return False
+    return parts[2:] == ["root"] or (len(parts) == 5 and parts[2] == "task" and parts[4] == "root")
+
+
+def _holds_process_root(parts: list[str]) -> bool:
+    """`parts` name /proc, /proc/<pid>, /proc/<pid>/task or /proc/<pid>/task/<tid>."""
+    if parts[:1] != ["proc"]:
+        return False
+    if len(parts) == 1:
+        return True
+    return _process(parts[1]) and (len(parts) == 2 or (parts[2] == "task" and len(parts) <= 4))
+
+
+def _exposes_socket(path: str) -> tuple[str, bool] | None:
+    """The runtime socket that a hostPath of `path` makes reachable, and whether the path
+    is the socket itself (rather than a directory above it); None when it reaches none."""
+    normal = _on_host(path)
     for socket_path in _SORTED_SOCKETS:
         if normal == socket_path or socket_path.startswith(normal.rstrip("/") + "/"):
-            return socket_path
+            return socket_path, normal == socket_path
     return None
 
 
@@ -146,16 +189,18 @@ def _exposes_socket(path: str) -> str | None:
 )
 def runtime_socket(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     """A hostPath volume holding the Docker, containerd, CRI-O or Podman socket (the socket
-    itself or a directory above it, /var/run and /run alike) hands the pod the node: through
-    the socket it starts a privileged container with the host's root filesystem."""
+    itself or a directory above it, /var/run and /run alike, also reached through a process's
+    root under /proc, as /proc/1/root/run/containerd) hands the pod the node: through the
+    socket it starts a privileged container with the host's root filesystem."""
     for index, item in enumerate(as_list(pod.spec.get("volumes"))):
         volume = as_dict(item)
         path = as_dict(volume.get("hostPath")).get("path")
         if not isinstance(path, str):
             continue
-        socket_path = _exposes_socket(path)
-        if socket_path is not None:
-            what = "is" if posixpath.normpath(path) == socket_path else "holds"
+        exposed = _exposes_socket(path)
+        if exposed is not None:
+            socket_path, itself = exposed
+            what = "is" if itself else "holds"
             yield Violation(
                 f'volume "{volume.get("name", index)}" hostPath {path} {what} the container '
                 f"runtime socket {socket_path}",
