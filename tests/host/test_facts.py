@@ -191,7 +191,9 @@ def test_a_directory_swapped_for_a_link_during_a_read_cannot_leave_the_root(
     kubelet = tmp_path / "var" / "lib" / "kubelet"
     real_open = os.open
 
-    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+    def swapping_open(
+        path: str | os.PathLike[str], flags: int, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
         if str(path).endswith("config.yaml") and kubelet.is_dir() and not kubelet.is_symlink():
             kubelet.rename(kubelet.with_name("real"))
             kubelet.symlink_to(outside)  # the directory is now a link out of the root
@@ -219,7 +221,9 @@ def test_apply_writes_inside_the_root_even_if_a_directory_is_swapped_for_a_link(
     kernel = root / "proc" / "sys" / "kernel"
     real_open = os.open
 
-    def swapping_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+    def swapping_open(
+        path: str | os.PathLike[str], flags: int, mode: int = 0o777, *, dir_fd: int | None = None
+    ) -> int:
         if flags & os.O_WRONLY and str(path).endswith("kptr_restrict") and not kernel.is_symlink():
             kernel.rename(kernel.with_name("kernel.real"))
             kernel.symlink_to(outside)

@@ -143,7 +143,7 @@ def test_newer_duplicates_are_replaced_in_one_pass(tmp_path: Path, monkeypatch) 
         conn.set_trace_callback(statements.append)
         return conn
 
-    monkeypatch.setattr(dbmod.sqlite3, "connect", connect)
+    monkeypatch.setattr(sqlite3, "connect", connect)
     build_database(tmp_path / "vuln.db", [Source(tmp_path / "a"), Source(tmp_path / "b")])
     monkeypatch.undo()
     assert sum(s.lstrip().upper().startswith("DELETE") for s in statements) <= 3
