@@ -176,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-f pdf needs -o FILE (a PDF is not written to a terminal)")
     if args.events and not args.rules:
         raise UsageError("--events needs --rules FILE")
+    for option, value in (("--title", args.title), ("--cluster", args.cluster)):
+        try:  # bytes that are not UTF-8 come from argv as lone surrogates, which no page holds
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{option} must be UTF-8 text") from None
     inputs = list(dict.fromkeys([*args.manifests, *args.dockerfiles]))
     loaded = load_config_for(args, inputs or ["."])
 
@@ -243,7 +248,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(seen['still_open'])} still open since the previous run\n"
             )
     if args.format == "json":
-        payload: str | bytes = json.dumps(posture, indent=2, ensure_ascii=False) + "\n"
+        # no NaN or Infinity (not JSON): the input refuses them, this is the last guard
+        payload: str | bytes = (
+            json.dumps(posture, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        )
     else:
         from skanse.report.posture.html import render_html
 
