@@ -231,10 +231,10 @@ def run(args: argparse.Namespace) -> int:
         documents, tool_version=__version__, title=args.title, baseline=baseline
     )
     if args.history is not None:
-        from skanse.report.history import open_history, trend
+        from skanse.report.history import MAX_RUNS, open_history, trend
 
-        if args.history < 2:
-            raise UsageError("--history N needs at least 2 runs to compare")
+        if not 2 <= args.history <= MAX_RUNS:
+            raise UsageError(f"--history N needs at least 2 runs to compare, at most {MAX_RUNS}")
         from skanse.report.posture.build import attach_history
 
         with open_history(args.history_store) as store:
