@@ -16,7 +16,7 @@ import pytest
 from skanse.errors import ReportInputError
 from skanse.report.posture import documents
 from skanse.report.posture.build import build_posture
-from skanse.report.posture.documents import ResultDocument, load_result_file
+from skanse.report.posture.documents import ResultDocument, alerts_document, load_result_file
 from skanse.report.posture.html import render_html
 
 # The reviewer's payload: hide every section, claim a clean result, post wherever
@@ -203,3 +203,19 @@ def test_a_results_file_without_a_size_is_read_only_up_to_the_limit(
             load_result_file(fifo)
     finally:
         feeder.join(timeout=30)
+
+
+def test_the_runtime_table_is_capped_like_the_findings_and_says_how_many_more() -> None:
+    """Thousands of distinct rules (a noisy or hostile alert log) would make a page too long
+    to print; the worst are shown and the rest counted, as the findings are."""
+    lines = [
+        json.dumps({"rule": f"rule {n}", "priority": "Warning", "output": "o"}) for n in range(2500)
+    ]
+    lines.append(json.dumps({"rule": "worst", "priority": "Critical", "output": "o"}))
+    posture = build_posture([alerts_document(lines, "alerts.jsonl")], tool_version="test")
+    assert len(posture["runtime"]["rules"]) == 2501  # the JSON keeps every rule
+    html = render_html(posture)
+    section = html[html.index("<h2>Runtime alerts</h2>") :].split("</section>", 1)[0]
+    assert section.count("<tr>") == 1 + 2000  # the heading and the first 2,000 rules
+    assert "<td>worst</td>" in section  # worst first
+    assert "501 more rule(s) in the JSON report." in section

@@ -249,6 +249,7 @@ def _risks(doc: Mapping[str, Any]) -> str:
 
 _GRAPH_COLUMNS = 3
 _FINDING_ROWS = 2000  # per layer in the HTML; the JSON document always has every one
+_RULE_ROWS = 2000  # runtime rules in the HTML, worst first; the JSON has every one
 
 
 def _findings(doc: Mapping[str, Any]) -> str:
@@ -606,12 +607,18 @@ def _runtime(doc: Mapping[str, Any]) -> str:
             _e(r.get("first")),
             _e(r.get("last")),
         ]
-        for r in rt["rules"]
+        for r in rt["rules"][:_RULE_ROWS]
     ]
+    more = len(rt["rules"]) - _RULE_ROWS
     return (
         "<section><h2>Runtime alerts</h2>"
         f"<p>{_e(rt['alerts'])} alert(s) by priority: {_e(prio)}</p>"
         + _table(["Rule", "Priority", "Alerts", "Workloads", "First", "Last"], rows, numeric=(2,))
+        + (
+            f'<p class="small muted">{_e(more)} more rule(s) in the JSON report.</p>'
+            if more > 0
+            else ""
+        )
         + "</section>"
     )
 
