@@ -7,11 +7,42 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["OutputRefused", "output_path", "output_problem", "write_atomic", "write_output"]
+__all__ = [
+    "FileTooLarge",
+    "OutputRefused",
+    "output_path",
+    "output_problem",
+    "read_capped",
+    "write_atomic",
+    "write_output",
+]
 
 
 class OutputRefused(OSError):
     """An output path that skanse will not write through (a symlink out of the tree)."""
+
+
+class FileTooLarge(OSError):
+    """An input over its reader's limit; `size` is None when the file has no size to tell
+    (a device, a FIFO) and it was refused once more than the limit had been read."""
+
+    def __init__(self, path: str | Path, limit: int, size: int | None) -> None:
+        super().__init__(f"{path}: more than {limit:,} bytes")
+        self.limit, self.size = limit, size
+
+
+def read_capped(path: str | Path, limit: int) -> bytes:
+    """The bytes of `path`, at most `limit` of them (FileTooLarge past it). A regular file
+    is refused by its size before it is read; anything else (/dev/zero, a FIFO, a /proc
+    file, whose size says nothing) by reading one byte more than the limit, never more."""
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+            raise FileTooLarge(path, limit, info.st_size)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(path, limit, None)
+    return data
 
 
 def _write_through(path: Path, payload: bytes) -> None:

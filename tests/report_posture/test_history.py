@@ -360,3 +360,49 @@ def test_a_postgresql_store_opens_in_a_read_only_transaction(postgres_url: str) 
         assert len(history.runs()) == 1
         with pytest.raises(HistoryError, match="read-only transaction"):
             history.record({"generated": "2026-01-02T00:00:00+00:00", "summary": {}})
+
+
+def test_a_shared_stores_text_cannot_repaint_the_terminal_or_forge_rows(
+    cli: Any, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "history.sqlite")
+    forged = "prod\x1b[2J\n99999  admin            2026-01-01T00:00:00        0  -"
+    with open_history(store) as history:
+        history.record({"generated": "2026-01-01T00:00:00+00:00\x1b[31m"}, forged)
+    listed = cli("history", "list", "--store", store)
+    assert listed.code == 0, listed.stderr
+    assert "\x1b" not in listed.stdout
+    assert len(listed.stdout.splitlines()) == 2  # the heading and the one run
+    assert "prod\\x1b[2J\\n" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["prune", "--before", "0001-01-01T00:00+01:00"], "--before '0001-01-01T00:00+01:00'"),
+        (["prune", "--before", "9999-12-31T23:59-01:00"], "out of range in UTC"),
+        (["list", "--last", "99999999999999999999999"], "--last must be between 1 and"),
+        (["list", "--cluster", "prod", "--last", "99999999999999999999999"], "--last must be"),
+    ],
+)
+def test_out_of_range_numbers_and_dates_are_usage_errors_not_store_errors(
+    cli: Any, tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    store = str(tmp_path / "history.sqlite")
+    with open_history(store) as history:
+        history.record({"generated": "2026-01-01T00:00:00+00:00"}, "prod")
+    result = cli("history", *argv, "--store", store)
+    assert result.code == 2 and expected in result.stderr
+    assert store not in result.stderr  # the store is not to blame
+
+
+def test_report_history_with_too_many_runs_is_a_usage_error(cli: Any, tmp_path: Path) -> None:
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    _write(manifests, {"web": True})
+    store = str(tmp_path / "history.sqlite")
+    result = cli(
+        "report", "--manifests", str(manifests), "--no-config", "-q", "-f", "json",
+        "--history", "99999999999999999999999", "--history-store", store,
+    )  # fmt: skip
+    assert result.code == 2 and "--history N needs at least 2 runs" in result.stderr

@@ -344,3 +344,41 @@ def test_the_html_page_stays_inside_a_narrow_window(
         colours = margin.getcolors(maxcolors=1 << 16) or []
     drawn = sum(count for count, colour in colours if colour != (255, 255, 255))
     assert drawn == 0, f"{drawn} pixels drawn in the right margin"
+
+
+def test_a_page_that_asks_for_urls_still_prints_and_fetches_nothing(tmp_path: Path) -> None:
+    """The report is self-contained; a stray or injected `url()` or `src` is refused by the
+    fetcher (nothing is requested) and the PDF is written without it."""
+    import http.server
+    import threading
+
+    from skanse.report.posture.pdf import render_pdf
+
+    requested: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    secret = tmp_path / "secret.css"
+    secret.write_text("h1{color:red}")
+    html = (
+        f'<!DOCTYPE html><html><head><link rel="stylesheet" href="{base}/a.css">'
+        f'<link rel="stylesheet" href="{secret.as_uri()}">'
+        f"<style>body{{background:url({base}/b.png)}}</style></head>"
+        f'<body><h1>posture</h1><img src="{base}/c.png"></body></html>'
+    )
+    try:
+        pdf = render_pdf(html)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert pdf.startswith(b"%PDF")
+    assert requested == []

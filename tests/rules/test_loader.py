@@ -322,3 +322,31 @@ def test_read_rules_files_reads_in_order_and_names_what_cannot_be_read(tmp_path:
     assert os.stat(huge).st_size > MAX_RULES_FILE_BYTES
     with pytest.raises(InputError, match=f"{huge}: larger than 64 MiB"):
         read_rules_files([str(huge)])
+
+
+def test_a_rules_file_without_a_size_is_read_only_up_to_the_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A FIFO (or /dev/zero) has no size to check first: reading stops at the limit."""
+    import threading
+
+    import skanse.rules.loader
+
+    monkeypatch.setattr(skanse.rules.loader, "MAX_RULES_FILE_BYTES", 1024 * 1024)
+    fifo = tmp_path / "rules.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        try:
+            with open(fifo, "wb") as writer:
+                writer.write(b"#" * (4 * 1024 * 1024))
+        except BrokenPipeError:
+            pass  # the reader stopped at the limit
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        with pytest.raises(InputError, match=f"{fifo}: larger than 1 MiB"):
+            read_rules_files([str(fifo)])
+    finally:
+        feeder.join(timeout=30)

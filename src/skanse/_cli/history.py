@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from skanse.errors import UsageError
-    from skanse.report.history import open_history, redact
+    from skanse.printable import printable
+    from skanse.report.history import MAX_RUNS, open_history, redact
 
     if args.history_command == "prune":
         if args.keep is None and args.before is None:
@@ -63,14 +64,18 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"--before {args.before!r} is not a date") from None
             if before.tzinfo is None:
                 before = before.replace(tzinfo=dt.UTC)
+            try:  # in UTC now, so that a date at the end of the calendar is the user's error
+                before = before.astimezone(dt.UTC)
+            except OverflowError:
+                raise UsageError(f"--before {args.before!r} is out of range in UTC") from None
         with open_history(args.store, create=False) as store:
             deleted = store.prune(keep=args.keep, before=before, cluster=args.cluster)
             print(
                 f"skanse: deleted {deleted} run(s) from {redact(store.location)}", file=sys.stderr
             )
         return 0
-    if args.last is not None and args.last < 1:
-        raise UsageError("--last must be at least 1")
+    if args.last is not None and not 1 <= args.last <= MAX_RUNS:
+        raise UsageError(f"--last must be between 1 and {MAX_RUNS}")
     with open_history(args.store, create=False) as store:
         runs = store.runs(args.cluster, args.last) if args.cluster else store.runs(None)
         if args.last is not None and not args.cluster:
@@ -95,10 +100,14 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in runs:
             severities = " ".join(f"{k[0]}{v}" for k, v in r.by_severity.items() if v)
+            # a shared store is written by others: its text must not repaint the terminal or
+            # add rows of its own
+            cluster, generated = printable(r.cluster)[:16], printable(r.generated)[:26]
             sys.stdout.write(
-                f"{r.id:>5}  {r.cluster[:16]:<16} {r.generated[:26]:<26} {r.findings:>8}  "
-                f"{severities or '-'}\n"
+                f"{r.id:>5}  {cluster:<16} {generated:<26} {r.findings:>8}  {severities or '-'}\n"
             )
         if not runs:
-            print(f"skanse: no run recorded in {redact(store.location)}", file=sys.stderr)
+            print(
+                f"skanse: no run recorded in {printable(redact(store.location))}", file=sys.stderr
+            )
     return 0

@@ -176,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-f pdf needs -o FILE (a PDF is not written to a terminal)")
     if args.events and not args.rules:
         raise UsageError("--events needs --rules FILE")
+    for option, value in (("--title", args.title), ("--cluster", args.cluster)):
+        try:  # bytes that are not UTF-8 come from argv as lone surrogates, which no page holds
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{option} must be UTF-8 text") from None
     inputs = list(dict.fromkeys([*args.manifests, *args.dockerfiles]))
     loaded = load_config_for(args, inputs or ["."])
 
@@ -226,10 +231,10 @@ def run(args: argparse.Namespace) -> int:
         documents, tool_version=__version__, title=args.title, baseline=baseline
     )
     if args.history is not None:
-        from skanse.report.history import open_history, trend
+        from skanse.report.history import MAX_RUNS, open_history, trend
 
-        if args.history < 2:
-            raise UsageError("--history N needs at least 2 runs to compare")
+        if not 2 <= args.history <= MAX_RUNS:
+            raise UsageError(f"--history N needs at least 2 runs to compare, at most {MAX_RUNS}")
         from skanse.report.posture.build import attach_history
 
         with open_history(args.history_store) as store:
@@ -243,7 +248,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(seen['still_open'])} still open since the previous run\n"
             )
     if args.format == "json":
-        payload: str | bytes = json.dumps(posture, indent=2, ensure_ascii=False) + "\n"
+        # no NaN or Infinity (not JSON): the input refuses them, this is the last guard
+        payload: str | bytes = (
+            json.dumps(posture, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        )
     else:
         from skanse.report.posture.html import render_html
 

@@ -37,6 +37,7 @@ from skanse.errors import ReportError
 
 __all__ = [
     "DEFAULT_CLUSTER",
+    "MAX_RUNS",
     "History",
     "HistoryError",
     "Run",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_CLUSTER = "default"
+MAX_RUNS = 2**63 - 1  # the most a LIMIT takes (SQLite and PostgreSQL integers)
 SCHEMA_VERSION = 1
 _SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
 _PG_CREATE_LOCK = 0x736B616E7365  # "skanse": serialises table creation among writers

@@ -25,7 +25,6 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from skanse.errors import InputError, YamlError
@@ -1622,15 +1621,17 @@ def _vtext(version: tuple[int, int, int]) -> str:
 def read_rules_files(names: Iterable[str]) -> list[RulesFile]:
     """Read rules files from disk, in order; InputError names the first that cannot be read.
 
-    A file over MAX_RULES_FILE_BYTES is refused before it is read into memory.
+    A file over MAX_RULES_FILE_BYTES is refused, and never read past it (a device or a FIFO
+    has no size to check first).
     """
+    from skanse.files import FileTooLarge, read_capped
+
     files = []
     for name in names:
-        path = Path(name)
         try:
-            if path.stat().st_size > MAX_RULES_FILE_BYTES:
-                raise InputError(f"{name}: larger than {MAX_RULES_FILE_BYTES // 2**20} MiB")
-            files.append(RulesFile(name, path.read_bytes()))
+            files.append(RulesFile(name, read_capped(name, MAX_RULES_FILE_BYTES)))
+        except FileTooLarge:
+            raise InputError(f"{name}: larger than {MAX_RULES_FILE_BYTES // 2**20} MiB") from None
         except OSError as exc:
             raise InputError(f"{name}: {exc.strerror or exc}") from None
     return files

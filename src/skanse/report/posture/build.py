@@ -287,7 +287,7 @@ def _images(estate: _Estate) -> list[dict[str, Any]]:
             "by_severity": summary.get("by_severity") or {},
             "total": len(live),
             "fixable": sum(1 for m in live if m.get("fixed_version")),
-            "suppressed": summary.get("suppressed", 0),
+            "suppressed": summary.get("suppressed") or 0,
             "severity_unknown": sum(
                 1 for m in live if SEVERITY_UNKNOWN in vulnerability_rating(m)[1]
             ),

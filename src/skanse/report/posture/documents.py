@@ -3,7 +3,9 @@
 Whether a layer was run by `skanse report` itself or by another job that saved its `-f json`
 output, the report reads the same document, so both paths share one reader. Each document
 has a `kind` (older files without one are recognised by their shape) and a `schema_version`;
-a version this skanse does not read is refused with the file and both versions named.
+a version this skanse does not read is refused with the file and both versions named, and
+one whose fields the report reads have the wrong shape (see `shapes`), hold NaN or Infinity,
+or hold a string that is not text is refused with the file and the field named.
 
 Runtime alerts are Falco-shaped JSON lines (`skanse runtime replay -f jsonl`, the sensor,
 or Falco itself); they have no schema version, and a line that is not an alert is reported
@@ -13,12 +15,15 @@ with its number and skipped.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skanse.errors import ReportInputError
+from skanse.report.posture.shapes import check_shape
 
 __all__ = [
     "COMPATIBLE_VERSIONS",
@@ -91,17 +96,60 @@ def _check_version(kind: str, data: Mapping[str, Any], origin: str) -> None:
         )
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON has no infinity, and the report writes none
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _loads(text: str) -> Any:
+    """JSON as the standard reads it: NaN and Infinity (which Python's reader takes) are
+    refused, so that no result can carry them into the report's own JSON."""
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+
+
+# A lone UTF-16 surrogate comes only from an escape (the bytes are decoded with
+# replacement), so only a text with such an escape is searched for one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The JSON pointer of the first string (or key) that holds a lone surrogate."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "/"
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                name = f"{where}/{str(key).replace('~', '~0').replace('/', '~1')}"
+                stack.append((key, name))
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}/{i}") for i, child in enumerate(item))
+    return None
+
+
 def load_result_file(path: Path) -> ResultDocument:
     """A saved layer result: a JSON document, or Falco JSON alert lines."""
+    from skanse.files import FileTooLarge, read_capped
+
     origin = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_RESULT_BYTES:
-            raise ReportInputError(
-                f"{origin}: {size:,} bytes is more than a results file may be "
-                f"({MAX_RESULT_BYTES:,})"
-            )
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_RESULT_BYTES)
+    except FileTooLarge as exc:
+        size = f"{exc.size:,} bytes is" if exc.size is not None else "the file is"
+        raise ReportInputError(
+            f"{origin}: {size} more than a results file may be ({MAX_RESULT_BYTES:,} bytes)"
+        ) from None
     except OSError as exc:
         raise ReportInputError(f"{origin}: {exc.strerror or exc}") from None
     text = raw.decode("utf-8", errors="replace")
@@ -109,7 +157,7 @@ def load_result_file(path: Path) -> ResultDocument:
     if not stripped:
         raise ReportInputError(f"{origin}: the file is empty")
     try:
-        data = json.loads(text)
+        data = _loads(text)
     except RecursionError:
         raise ReportInputError(f"{origin}: JSON nested too deeply") from None
     except ValueError as exc:
@@ -128,12 +176,19 @@ def load_result_file(path: Path) -> ResultDocument:
             "scan, host audit, vuln, verify or netpol list, or runtime alert lines)"
         )
     _check_version(kind, data, origin)
+    if _SURROGATE_ESCAPE.search(text):
+        where = _lone_surrogate(data)
+        if where is not None:
+            raise ReportInputError(
+                f"{origin}: {where}: a string with a lone UTF-16 surrogate, which is not text"
+            )
+    check_shape(kind, data, origin)
     return ResultDocument(kind, origin, data)
 
 
 def _looks_like_alert(line: str) -> bool:
     try:
-        value = json.loads(line)
+        value = _loads(line)
     except (ValueError, RecursionError):
         return False
     return isinstance(value, dict) and _ALERT_KEYS <= value.keys()
@@ -145,14 +200,32 @@ def _alerts(lines: list[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
         if not text:
             continue
         try:
-            value = json.loads(text)
+            value = _loads(text)
         except (ValueError, RecursionError) as exc:
             yield number, f"line {number}: invalid JSON: {str(exc).splitlines()[0][:120]}"
             continue
         if not isinstance(value, dict) or not _ALERT_KEYS <= value.keys():
             yield number, f"line {number}: not a Falco alert (needs rule, priority and output)"
             continue
+        wrong = _alert_shape(value)
+        if wrong:
+            yield number, f"line {number}: not a Falco alert ({wrong})"
+            continue
         yield number, value
+
+
+def _alert_shape(alert: Mapping[str, Any]) -> str | None:
+    """What is wrong with the fields of an alert the report reads, if anything."""
+    for key in ("rule", "priority", "output"):
+        if not isinstance(alert[key], str):
+            return f"{key} must be a string"
+    if alert.get("time") is not None and not isinstance(alert["time"], str):
+        return "time must be a string (ISO 8601)"
+    if alert.get("output_fields") is not None and not isinstance(alert["output_fields"], dict):
+        return "output_fields must be an object"
+    if _lone_surrogate(alert) is not None:
+        return "a string with a lone UTF-16 surrogate"
+    return None
 
 
 def alerts_document(lines: list[str], origin: str) -> ResultDocument:

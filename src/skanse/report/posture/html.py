@@ -67,8 +67,17 @@ section{break-before:auto}.pagebreak{break-before:page}a{color:inherit;text-deco
 font-size:9px;color:#5b6475}}
 """
 
+# The page runs nothing and fetches nothing: styles are inline, charts are inline SVG. No
+# form may post and no <base> may re-point links, whatever text a hostile input slips in.
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "form-action 'none'; base-uri 'none'"
+)
+
 
 def _e(value: object) -> str:
+    """Every value from a document passes here before it reaches the page, text and
+    numbers alike: a count in a hostile result file can be markup."""
     return escape("" if value is None else str(value))
 
 
@@ -98,7 +107,7 @@ def _bar(counts: Mapping[str, int], width: int = 260, height: int = 14) -> str:
         w = width * n / total
         parts.append(
             f'<rect x="{x:.1f}" width="{w:.1f}" height="{height}" fill="{_COLORS[s]}">'
-            f"<title>{n} {s.lower()}</title></rect>"
+            f"<title>{_e(n)} {s.lower()}</title></rect>"
         )
         x += w
     label = ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in _SEVERITIES if counts.get(s))
@@ -136,9 +145,9 @@ def _summary(doc: Mapping[str, Any]) -> str:
     layers = doc["layers"]
     cards = [
         f'<div class="card"><div class="muted">Findings (unsuppressed)</div><div class="n">'
-        f"{s['findings']}</div>{_bar(s['by_severity'], 200)}</div>",
+        f"{_e(s['findings'])}</div>{_bar(s['by_severity'], 200)}</div>",
         f'<div class="card"><div class="muted">Layers assessed</div><div class="n">'
-        f"{len(s['layers_assessed'])} of {len(layers)}</div>"
+        f"{_e(len(s['layers_assessed']))} of {_e(len(layers))}</div>"
         + (
             f'<div class="small">not assessed: {_e(", ".join(s["layers_not_assessed"]))}</div>'
             if s["layers_not_assessed"]
@@ -150,9 +159,9 @@ def _summary(doc: Mapping[str, Any]) -> str:
     not_met = sum(1 for c in controls if c["status"] == "not-met")
     met = sum(1 for c in controls if c["status"] in ("met", "met-with-exceptions"))
     cards.append(
-        f'<div class="card"><div class="muted">Controls</div><div class="n">{met} met</div>'
-        f'<div class="small">{not_met} not met, '
-        f"{sum(1 for c in controls if c['status'] == 'not-assessed')} not assessed</div></div>"
+        f'<div class="card"><div class="muted">Controls</div><div class="n">{_e(met)} met</div>'
+        f'<div class="small">{_e(not_met)} not met, '
+        f"{_e(sum(1 for c in controls if c['status'] == 'not-assessed'))} not assessed</div></div>"
     )
     rows = []
     trend = (doc.get("trend") or {}).get("layers", {})
@@ -166,7 +175,7 @@ def _summary(doc: Mapping[str, Any]) -> str:
         else:
             trend_text = ""
         checks = (
-            f"{layer['checks_passed']} passed / {layer['checks_failed']} failed"
+            f"{_e(layer['checks_passed'])} passed / {_e(layer['checks_failed'])} failed"
             if layer["checks_run"] is not None
             else "-"
         )
@@ -175,9 +184,9 @@ def _summary(doc: Mapping[str, Any]) -> str:
                 _e(layer["name"]),
                 _badge(layer["status"]),
                 checks,
-                str(layer["findings"]) if layer["status"] != "not-assessed" else "-",
+                _e(layer["findings"]) if layer["status"] != "not-assessed" else "-",
                 _bar(layer["by_severity"], 160) if layer["status"] != "not-assessed" else "",
-                str(layer["suppressed"]),
+                _e(layer["suppressed"]),
                 _e(trend_text),
             ]
         )
@@ -199,17 +208,21 @@ def _risks(doc: Mapping[str, Any]) -> str:
             else f"{s['kind']}/{s['name']}"
         )
         why = "<br>".join(
-            f"<b>{_e(c['kind'])}</b> +{c['points']:g}: {_e(c['worst'])}"
-            + (f' <span class="muted">(and {c["count"] - 1} more)</span>' if c["count"] > 1 else "")
+            f"<b>{_e(c['kind'])}</b> +{_e(format(c['points'], 'g'))}: {_e(c['worst'])}"
+            + (
+                f' <span class="muted">(and {_e(c["count"] - 1)} more)</span>'
+                if c["count"] > 1
+                else ""
+            )
             for c in r["contributions"]
         )
         if r["reach"]:
             why += "<br><i>" + _e("; ".join(r["reach"])) + "</i>"
         rows.append(
             [
-                str(r["rank"]),
+                _e(r["rank"]),
                 f"<code>{_e(subject)}</code>",
-                f"{r['score']:g}",
+                _e(format(r["score"], "g")),
                 _sev(r["worst"]),
                 why,
             ]
@@ -236,6 +249,7 @@ def _risks(doc: Mapping[str, Any]) -> str:
 
 _GRAPH_COLUMNS = 3
 _FINDING_ROWS = 2000  # per layer in the HTML; the JSON document always has every one
+_RULE_ROWS = 2000  # runtime rules in the HTML, worst first; the JSON has every one
 
 
 def _findings(doc: Mapping[str, Any]) -> str:
@@ -268,13 +282,13 @@ def _findings(doc: Mapping[str, Any]) -> str:
                 ]
             )
         more = (
-            f'<p class="small muted">{len(items) - _FINDING_ROWS} more in the JSON report.</p>'
+            f'<p class="small muted">{_e(len(items) - _FINDING_ROWS)} more in the JSON report.</p>'
             if len(items) > _FINDING_ROWS
             else ""
         )
         parts.append(
-            f"<details><summary>{_e(name)}: {len(live)} finding(s)"
-            + (f", {len(items) - len(live)} suppressed" if len(items) > len(live) else "")
+            f"<details><summary>{_e(name)}: {_e(len(live))} finding(s)"
+            + (f", {_e(len(items) - len(live))} suppressed" if len(items) > len(live) else "")
             + "</summary>"
             + _table(
                 ["Severity", "Check", "File:line", "Finding", "Fix"],
@@ -301,7 +315,7 @@ def _history_chart(runs: Sequence[Mapping[str, Any]]) -> str:
     bar = max(step * 0.6, 4)
     parts = [
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#9aa4b5"/>',
-        f'<text x="{pad - 4}" y="{pad}" text-anchor="end" font-size="10">{top}</text>',
+        f'<text x="{pad - 4}" y="{pad}" text-anchor="end" font-size="10">{_e(top)}</text>',
         f'<text x="{pad - 4}" y="{height - pad}" text-anchor="end" font-size="10">0</text>',
     ]
     for i, r in enumerate(runs):
@@ -314,7 +328,7 @@ def _history_chart(runs: Sequence[Mapping[str, Any]]) -> str:
             h = (height - 2 * pad) * n / top
             y -= h
             parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{_COLORS[severity]}"><title>{_e(r["generated"])}: {n} {severity.lower()}</title></rect>'
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{_COLORS[severity]}"><title>{_e(r["generated"])}: {_e(n)} {severity.lower()}</title></rect>'
             )
         parts.append(
             f'<text x="{x + bar / 2:.1f}" y="{height - pad + 14}" text-anchor="middle" font-size="9">{_e(str(r["generated"])[:10])}</text>'
@@ -350,17 +364,17 @@ def _history(doc: Mapping[str, Any]) -> str:
             if rows
             else "<p>None.</p>"
         )
-        return f"<details><summary>{_e(title)}: {len(items)}</summary>{table}</details>"
+        return f"<details><summary>{_e(title)}: {_e(len(items))}</summary>{table}</details>"
 
     compared = history.get("compared_with")
     note = (
-        f"Compared with run {compared['id']} of {_e(compared['generated'])}."
+        f"Compared with run {_e(compared['id'])} of {_e(compared['generated'])}."
         if compared
         else "The first recorded run: every finding is new."
     )
     return (
         "<section><h2>Over time</h2>"
-        f'<p class="muted">The last {len(runs)} run(s) of cluster <code>{_e(history["cluster"])}</code> '
+        f'<p class="muted">The last {_e(len(runs))} run(s) of cluster <code>{_e(history["cluster"])}</code> '
         f"in <code>{_e(history['store'])}</code>: unsuppressed findings by severity. {note}</p>"
         f'<div class="graph">{_history_chart(runs)}</div>'
         + listing("New since the previous run", history["new"])
@@ -440,12 +454,12 @@ def _graph(doc: Mapping[str, Any]) -> str:
         tag = " (database)" if label in net.get("databases", []) else ""
         badge = (
             f'<circle cx="{x + width_col - 14}" cy="{y + node_h / 2}" r="10" fill="{color}"/>'
-            f'<text x="{x + width_col - 14}" y="{y + node_h / 2 + 4}" text-anchor="middle" fill="#fff" font-size="10">{count}</text>'
+            f'<text x="{x + width_col - 14}" y="{y + node_h / 2 + 4}" text-anchor="middle" fill="#fff" font-size="10">{_e(count)}</text>'
             if count
             else ""
         )
         parts.append(
-            f'<g><title>{_e(label)}: {count} finding(s){_e(tag)}</title><rect x="{x}" y="{y}" width="{width_col}" height="{node_h}" rx="5" fill="#fff" stroke="{color}" stroke-width="2"/>'
+            f'<g><title>{_e(label)}: {_e(count)} finding(s){_e(tag)}</title><rect x="{x}" y="{y}" width="{width_col}" height="{node_h}" rx="5" fill="#fff" stroke="{color}" stroke-width="2"/>'
             f'<text x="{x + 8}" y="{y + 21}" fill="#1d2433">{_e(graph_label(label, tag, limit=30))}</text>{badge}</g>'
         )
     svg = (
@@ -489,9 +503,9 @@ def _images(doc: Mapping[str, Any]) -> str:
         rows.append(
             [
                 f'<code>{_e(i["image"])}</code><br><span class="small muted">{_e(i.get("digest") or "")}</span>',
-                (f"{sbom.get('packages')} ({_e(by_type)})" if sbom else "-"),
+                (f"{_e(sbom.get('packages'))} ({_e(by_type)})" if sbom else "-"),
                 (
-                    f"{vulns['total']} ({vulns['fixable']} fixable)<br>{_bar(vulns['by_severity'], 140)}"
+                    f"{_e(vulns['total'])} ({_e(vulns['fixable'])} fixable)<br>{_bar(vulns['by_severity'], 140)}"
                     if vulns
                     else _badge("not-assessed")
                 ),
@@ -557,7 +571,7 @@ def _host(doc: Mapping[str, Any]) -> str:
         ("container_runtime", "Container runtime"),
     ):
         g = host[key]
-        groups.append([_e(title), str(g["checks_run"]), str(g["passed"]), str(g["failed"])])
+        groups.append([_e(title), _e(g["checks_run"]), _e(g["passed"]), _e(g["failed"])])
     findings = [
         f
         for key in ("isolation", "kernel", "kubelet", "container_runtime")
@@ -588,17 +602,23 @@ def _runtime(doc: Mapping[str, Any]) -> str:
         [
             _e(r["rule"]),
             _sev(r["severity"]) + f' <span class="small">{_e(r["priority"])}</span>',
-            str(r["count"]),
+            _e(r["count"]),
             _e(", ".join(r["workloads"]) or "-"),
             _e(r.get("first")),
             _e(r.get("last")),
         ]
-        for r in rt["rules"]
+        for r in rt["rules"][:_RULE_ROWS]
     ]
+    more = len(rt["rules"]) - _RULE_ROWS
     return (
         "<section><h2>Runtime alerts</h2>"
-        f"<p>{rt['alerts']} alert(s) by priority: {_e(prio)}</p>"
+        f"<p>{_e(rt['alerts'])} alert(s) by priority: {_e(prio)}</p>"
         + _table(["Rule", "Priority", "Alerts", "Workloads", "First", "Last"], rows, numeric=(2,))
+        + (
+            f'<p class="small muted">{_e(more)} more rule(s) in the JSON report.</p>'
+            if more > 0
+            else ""
+        )
         + "</section>"
     )
 
@@ -613,7 +633,7 @@ def _suppressions(doc: Mapping[str, Any]) -> str:
             expiry = f'<span class="badge bad">expired {_e(s["expires"])}</span>'
         elif s["expires"]:
             expiry = _e(s["expires"]) + (
-                f' <span class="small muted">({s["expires_in_days"]} days left)</span>'
+                f' <span class="small muted">({_e(s["expires_in_days"])} days left)</span>'
                 if s["expires_in_days"] is not None
                 else ""
             )
@@ -625,7 +645,7 @@ def _suppressions(doc: Mapping[str, Any]) -> str:
                 _e(s["reason"]),
                 _e(f"{s['source']}: {s['origin']}"),
                 expiry,
-                str(s["findings"]),
+                _e(s["findings"]),
             ]
         )
     table = _table(["Checks", "Reason", "Declared at", "Expires", "Findings"], rows, numeric=(4,))
@@ -662,19 +682,19 @@ def _controls(doc: Mapping[str, Any]) -> str:
         rows = []
         for c in controls:
             evidence = "; ".join(
-                f"{e['check_id']}{' &asymp;' if e['approximate'] else ''} "
+                f"{_e(e['check_id'])}{' &asymp;' if e['approximate'] else ''} "
                 + (
                     {
                         "met": "passed",
-                        "not-met": f"{e['findings']} finding(s)",
-                        "met-with-exceptions": f"{e['suppressed']} suppressed",
+                        "not-met": f"{_e(e['findings'])} finding(s)",
+                        "met-with-exceptions": f"{_e(e['suppressed'])} suppressed",
                         "not-assessed": "not run",
                     }[e["status"]]
                 )
                 for e in c["evidence"][:8]
             )
             if len(c["evidence"]) > 8:
-                evidence += f"; and {len(c['evidence']) - 8} more checks"
+                evidence += f"; and {_e(len(c['evidence']) - 8)} more checks"
             rows.append(
                 [
                     f'<b>{_e(c["control"])}</b><br><span class="small muted">{_e(c["title"])}</span>',
@@ -717,7 +737,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     title = _e(doc.get("title") or "Security posture")
     head = (
         f'<h1>{title}</h1><p class="muted">Generated {_e(doc["generated"])} by skanse '
-        f"{_e(doc['tool']['version'])} from {len(doc['inputs'])} layer result(s).</p>"
+        f"{_e(doc['tool']['version'])} from {_e(len(doc['inputs']))} layer result(s).</p>"
     )
     body = "".join(
         [
@@ -738,6 +758,6 @@ def render_html(doc: Mapping[str, Any]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{title}</title><style>{_CSS}</style></head><body><main>{body}</main></body></html>\n"
     )
