@@ -36,6 +36,7 @@ from skanse.model import (
     SuppressionSource,
     WorkloadInfo,
 )
+from skanse.sources.buildcontext import archive_sources
 from skanse.sources.dockerfile import DockerfileInput, read_dockerfile, read_dockerfile_bytes
 from skanse.sources.files import STDIN, Input, InputType, discover, is_dockerfile_name
 from skanse.sources.ignores import InlineIgnore
@@ -203,6 +204,7 @@ def scan(
     out = _Collector(registry)
     manifests: list[ManifestFile] = []
     dockerfiles: list[DockerfileInput] = []
+    contexts: dict[int, str] = {}  # id of a Dockerfile read from a file -> its build context
     limit = options.limits.max_file_bytes
     files = 0
     items = list(discover(targets, options.input_type))
@@ -231,6 +233,8 @@ def scan(
                 manifests.append(read_bytes(stdin_name, data, options.limits))
         elif kind is InputType.DOCKERFILE:
             dockerfiles.append(read_dockerfile(item.path, limit))
+            # the build context is taken to be the Dockerfile's directory (`docker build .`)
+            contexts[id(dockerfiles[-1])] = os.path.dirname(item.path) or "."
         else:
             manifests.append(read_path(item.path, options.limits))
         if on_file is not None:
@@ -244,7 +248,7 @@ def scan(
         for obj in mf.objects
         if (info := workload_info(obj, options.namespace)) is not None
     )
-    _scan_dockerfiles(out, dockerfiles, checks)
+    _scan_dockerfiles(out, dockerfiles, contexts, checks)
     unknown = Counter(
         f"{o.api_version} {o.kind}"
         for mf in manifests
@@ -388,10 +392,12 @@ def _scan_manifests(
 
 
 def _scan_dockerfiles(
-    out: _Collector, dockerfiles: list[DockerfileInput], checks: list[Check[Any, Any]]
+    out: _Collector,
+    dockerfiles: list[DockerfileInput],
+    contexts: dict[int, str],
+    checks: list[Check[Any, Any]],
 ) -> None:
     df_checks = [c for c in checks if c.meta.layer is Layer.DOCKERFILE]
-    ctx = DockerfileContext()
     for item in dockerfiles:
         out.problems.extend(item.problems)
         out.skipped.extend(item.skipped)
@@ -399,6 +405,9 @@ def _scan_dockerfiles(
         df = item.dockerfile
         if df is None:
             continue
+        context = contexts.get(id(item))
+        archives = archive_sources(df, context) if context is not None else frozenset()
+        ctx = DockerfileContext(archives)
         declared = _Declared(inline=out.inline(item.path, item.ignores))
         out.run(df, df_checks, ctx, df.resource, df.location(), df.location, declared)
 

@@ -296,6 +296,21 @@ def test_an_unrendered_helm_chart_is_named_with_the_recipe_and_fails_closed(
     assert [p["kind"] for p in json.loads(allowed.stdout)["problems"]] == ["unrendered"]
 
 
+def test_a_malformed_file_with_braces_in_a_comment_fails_closed(cli, tmp_path: Path) -> None:
+    """The `{{` in the comment made `scan --strict` call the file skipped and exit 0."""
+    (tmp_path / "deploy.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: priv\n  annotations:\n"
+        "    description: x   # see {{ docs }}\nspec:\n  template:\n    spec:\n"
+        "      containers:\n      - name: c\n        image: x\n        securityContext:\n"
+        "\t  privileged: true\n"
+    )
+    (tmp_path / "ok.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n")
+    for extra in ((), ("--strict",)):
+        run = cli("scan", str(tmp_path), "--no-config", *extra)
+        assert run.code == 2, (extra, run.stdout)
+        assert "could not be checked" in run.stdout and "skipped" not in run.stdout
+
+
 def test_a_duplicate_key_fails_closed_and_names_both_lines(cli, tmp_path: Path) -> None:
     (tmp_path / "pod.yaml").write_text(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"

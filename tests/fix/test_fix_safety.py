@@ -3,13 +3,21 @@ capabilities a workload needs kept, explicit values kept, Dockerfiles corrected 
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import shutil
+import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from skanse.fix import FixOptions, plan_fixes
+from skanse.fix.dockerfile import fix_dockerfile
 from skanse.fix.netpol import NamespacePolicy, default_deny_yaml
+from skanse.scan import scan
 from tests.conftest import corpus_path
 from tests.fix.helpers import after, fix_text
 
@@ -221,6 +229,7 @@ def test_database_images_keep_their_own_user(tmp_path: Path) -> None:
 
 def test_dockerfile_user_fixes_are_unsafe_and_add_to_copy_is_safe(tmp_path: Path) -> None:
     source = "FROM debian:12\nADD app.conf /etc/app.conf\n"
+    (tmp_path / "app.conf").write_text("listen 8080\n")  # a plain file in the build context
     item, _ = fix_text(tmp_path, source, name="Dockerfile", unsafe=False)
     assert after(item) == source.replace("ADD", "COPY")
     assert [c.check_id for c in item.pending if not c.safe] == ["SKN-DF-001"] if item else False
@@ -251,6 +260,87 @@ def test_add_with_a_wildcard_is_not_turned_into_copy(tmp_path: Path) -> None:
         d.check_id == "SKN-DF-005" and "archive" in d.reason and "dist/*" in d.reason
         for d in report.declined
     )
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+_PACKED = {
+    "tar": lambda data: data,
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+}
+
+
+@pytest.mark.parametrize("packing", sorted(_PACKED))
+def test_add_of_an_archive_known_by_its_content_is_not_turned_into_copy(
+    tmp_path: Path, packing: str
+) -> None:
+    """ADD extracts a local tar archive whatever its name: `archive` holding a tar became
+    COPY under safe fixes, which copied the archive instead of its files into the image."""
+    (tmp_path / "archive").write_bytes(_PACKED[packing](_tar({"bin/app": b"#!/bin/sh\n"})))
+    (tmp_path / "notes").write_text("plain text\n")
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "site.tar").write_bytes(_tar({"index.html": b"<p>"}))
+    source = "FROM alpine:3.20\nADD archive /opt/\nADD notes /etc/\nADD static /srv/\nUSER 10001\n"
+    item, _ = fix_text(tmp_path, source, "SKN-DF-005", name="Dockerfile", unsafe=False)
+    # the check does not say "use COPY" for the archive; the file and the directory are safe
+    assert after(item) == source.replace("ADD notes", "COPY notes").replace(
+        "ADD static", "COPY static"
+    )
+    assert item is not None
+    assert [(c.line, c.safe) for c in item.changes] == [(3, True), (4, True)]
+    findings = scan([str(tmp_path / "Dockerfile")]).findings
+    assert [f.location.line for f in findings if f.check_id == "SKN-DF-005"] == [3, 4]
+
+
+def test_a_fix_told_another_build_context_declines_an_archive_there(tmp_path: Path) -> None:
+    """The fix reads the sources itself: found as a plain file by the scan, an archive in the
+    build context the fix is given is still not turned into COPY."""
+    source = "FROM alpine:3.20\nADD bundle /opt/\nUSER 10001\n"
+    (tmp_path / "bundle").write_text("plain\n")
+    (tmp_path / "Dockerfile").write_text(source)
+    findings = [
+        f for f in scan([str(tmp_path / "Dockerfile")]).findings if f.check_id == "SKN-DF-005"
+    ]
+    assert len(findings) == 1
+    elsewhere = tmp_path / "context"
+    elsewhere.mkdir()
+    (elsewhere / "bundle").write_bytes(gzip.compress(_tar({"a": b"a"})))
+    path = str(tmp_path / "Dockerfile")
+    fixed = fix_dockerfile(path, path, source.encode(), findings, context=str(elsewhere))
+    assert fixed.after is None and fixed.changes == ()
+    (declined,) = fixed.declined
+    assert "tar archive by its content" in declined.reason
+
+
+def test_add_of_a_source_that_cannot_be_examined_is_an_unsafe_fix(tmp_path: Path) -> None:
+    """A missing source or a symlink out of the build context may be an archive: COPY only
+    with --unsafe-fixes, and the target outside the context is never read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.tar").write_bytes(_tar({"a": b"a"}))
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "link").symlink_to(outside / "secret.tar")
+    source = "FROM alpine:3.20\nADD missing.conf /etc/\nADD link /opt/\nUSER 10001\n"
+    item, _ = fix_text(context, source, "SKN-DF-005", name="Dockerfile", unsafe=False)
+    assert item is not None and item.changes == ()
+    assert item.after is None or item.after.decode() == source
+    assert [(c.line, c.safe) for c in item.pending] == [(2, False), (3, False)]
+    assert "missing.conf is not in the build context" in item.pending[0].description
+    assert "link leads out of the build context" in item.pending[1].description
+    assert item.pending_after == source.replace("ADD", "COPY").encode()
+    forced, _ = fix_text(context, source, "SKN-DF-005", name="Dockerfile", unsafe=True)
+    assert after(forced) == source.replace("ADD", "COPY")
 
 
 TWO_BARE_CONTAINERS = """\

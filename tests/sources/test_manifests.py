@@ -87,14 +87,39 @@ def test_documents_that_are_not_kubernetes_objects_are_reported_as_skipped() -> 
     assert result.problems == []
 
 
-def test_a_helm_template_is_skipped_with_a_hint() -> None:
+def test_a_helm_template_is_a_problem_with_a_hint() -> None:
+    """It was skipped: a template cannot be checked, so it is not a pass."""
     text = (
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n  labels: {{ x }}: y\n"
     )
-    result = read_bytes("templates/pod.yaml", text.encode(), LIMITS)
-    assert result.problems == []
-    (skipped,) = result.skipped
-    assert "helm template" in skipped.reason
+    for path in ("pod.yaml", "chart/templates/pod.yaml"):
+        result = read_bytes(path, text.encode(), LIMITS)
+        assert result.skipped == []
+        (problem,) = result.problems
+        assert problem.kind is ProblemKind.UNRENDERED and problem.line is not None
+        assert "helm template" in problem.message
+
+
+# A malformed privileged Deployment (the TAB) with a `{{` where YAML allows one.
+_TAB_PRIVILEGED = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: priv\n  annotations:\n"
+    "    description: {note}\nspec:\n  template:\n    spec:\n      containers:\n"
+    "      - name: c\n        image: x\n        securityContext:\n\t  privileged: true\n"
+)
+
+
+@pytest.mark.parametrize(
+    "note", ["x   # see {{ docs }}", '"alert on {{ $labels.pod }}"', "'{{ a }}'", "plain"]
+)
+def test_a_file_that_does_not_parse_is_never_skipped_for_a_brace_pair(note: str) -> None:
+    """`{{` anywhere in a file that failed to parse made it a silent skip (exit 0 under
+    --strict); a `{{` in a comment or a quoted string is not a template either."""
+    text = _TAB_PRIVILEGED.format(note=note)
+    result = read_bytes("deploy.yaml", text.encode(), LIMITS)
+    assert result.skipped == [] and result.objects == []
+    (problem,) = result.problems
+    assert problem.kind is ProblemKind.PARSE and problem.line == 14, problem
+    assert "helm" not in problem.message
 
 
 def test_malformed_yaml_is_a_problem_with_line_and_column() -> None:

@@ -14,7 +14,11 @@ a byte order mark included). The fixes:
   (`addgroup -S`/`adduser -S` on Alpine and BusyBox, `groupadd -r`/`useradd -r` on Debian,
   Ubuntu and RHEL-like images) with `USER 10001:10001`; on scratch and unknown bases the
   numeric `USER 10001:10001` alone; on Windows `USER ContainerUser`.
-* SKN-DF-005 (safe): `ADD` of plain local files becomes `COPY` (flags kept).
+* SKN-DF-005: `ADD` of local files becomes `COPY` (flags kept). Safe only when every source
+  was read in the build context (the Dockerfile's directory unless told otherwise) and is a
+  directory or a file that is not an archive by its content: ADD extracts a tar archive
+  whatever its name. A source that cannot be examined (missing, a wildcard, out of the
+  context) makes it unsafe; a source that is an archive declines it.
 * SKN-DF-006 (unsafe: files change owner): `--chown=<the stage's user>` on a COPY or ADD
   into that user's home.
 """
@@ -22,6 +26,7 @@ a byte order mark included). The fixes:
 from __future__ import annotations
 
 import enum
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from skanse.checks.kubernetes.defaults import NON_ROOT_ID
 from skanse.fix.model import Change, Declined, FileFix
 from skanse.model import CheckID, Finding
+from skanse.sources.buildcontext import SourceKind, examine_source
 from skanse.sources.dockerfile import Dockerfile, Instruction, Stage, parse_dockerfile
 
 __all__ = ["DOCKERFILE_FIXES", "BaseFamily", "base_family", "fix_dockerfile"]
@@ -43,13 +49,15 @@ class LineEdit:
     start: int
     end: int
     lines: tuple[str, ...]
+    unsafe_because: str = ""  # this edit is unsafe although its fix is safe by kind
 
 
 @dataclass(frozen=True, slots=True)
 class DockerfileFix:
     check_id: CheckID
     complete: bool  # resolves every finding: what CheckMeta.fixable says
-    plan: Callable[[Dockerfile, list[str], Finding], LineEdit | str]  # str: declined
+    # (parsed file, its lines, the finding, the build context directory) -> edit or why not
+    plan: Callable[[Dockerfile, list[str], Finding, str], LineEdit | str]
     safe: bool  # see Change.safe
 
 
@@ -224,7 +232,7 @@ def _user_lines(df: Dockerfile, stage: Stage) -> tuple[str, ...]:
     return (create, user)
 
 
-def _plan_user(df: Dockerfile, lines: list[str], finding: Finding) -> LineEdit | str:
+def _plan_user(df: Dockerfile, lines: list[str], finding: Finding, context: str) -> LineEdit | str:
     stage = df.stages[-1]
     instructions = df.stage_instructions(stage)
     anchor = df.instructions[stage.from_instruction]
@@ -271,7 +279,9 @@ _COPY_FLAGS = frozenset({"chown", "chmod", "link", "exclude", "parents"})
 _GLOB = re.compile(r"[*?\[]")  # a wildcard in a build-context path (Go filepath.Match)
 
 
-def _plan_add_to_copy(df: Dockerfile, lines: list[str], finding: Finding) -> LineEdit | str:
+def _plan_add_to_copy(
+    df: Dockerfile, lines: list[str], finding: Finding, context: str
+) -> LineEdit | str:
     ins = _instruction_at(df, finding.location.pointer)
     if ins is None or ins.keyword != "ADD":
         return "the ADD instruction was not found"
@@ -282,13 +292,20 @@ def _plan_add_to_copy(df: Dockerfile, lines: list[str], finding: Finding) -> Lin
     wildcard = next((s for s in sources if _GLOB.search(s)), None)
     if wildcard is not None:
         return f"ADD {wildcard} may match a local archive, which ADD extracts and COPY would not"
+    seen = [examine_source(context, s) for s in sources]
+    archive = next((s for s in seen if s.kind is SourceKind.ARCHIVE), None)
+    if archive is not None:
+        return f"ADD extracts it and COPY would not: {archive.reason}"
+    unknown = next((s for s in seen if s.kind is SourceKind.UNKNOWN), None)
+    because = f"{unknown.reason}, so it may be an archive ADD extracts" if unknown else ""
     index = ins.start_line - 1
     span = _keyword_span(lines[index], "ADD")
     if span is None:
         return "the ADD keyword is not at the start of its line"
     word = lines[index][span[0] : span[1]]
     copy = "COPY" if word.isupper() else "copy" if word.islower() else "Copy"
-    return LineEdit(index, index + 1, (lines[index][: span[0]] + copy + lines[index][span[1] :],))
+    edited = lines[index][: span[0]] + copy + lines[index][span[1] :]
+    return LineEdit(index, index + 1, (edited,), unsafe_because=because)
 
 
 def _stage_user_at(df: Dockerfile, pointer: str) -> str | None:
@@ -305,7 +322,7 @@ def _stage_user_at(df: Dockerfile, pointer: str) -> str | None:
     return user
 
 
-def _plan_chown(df: Dockerfile, lines: list[str], finding: Finding) -> LineEdit | str:
+def _plan_chown(df: Dockerfile, lines: list[str], finding: Finding, context: str) -> LineEdit | str:
     ins = _instruction_at(df, finding.location.pointer)
     if ins is None or ins.keyword not in ("COPY", "ADD"):
         return "the COPY instruction was not found"
@@ -336,14 +353,24 @@ _DESCRIPTIONS = {
 
 def _describe(check_id: str, edit: LineEdit) -> str:
     shown = " / ".join(edit.lines) or "drop the trailing USER root"
-    return _DESCRIPTIONS[check_id].format(lines=shown)
+    described = _DESCRIPTIONS[check_id].format(lines=shown)
+    return f"{described} (unsafe: {edit.unsafe_because})" if edit.unsafe_because else described
 
 
 def fix_dockerfile(
-    path: str, write_path: str, data: bytes, findings: Sequence[Finding], *, unsafe: bool = False
+    path: str,
+    write_path: str,
+    data: bytes,
+    findings: Sequence[Finding],
+    *,
+    unsafe: bool = False,
+    context: str | None = None,
 ) -> FileFix:
     """Plan and render the fixes for one Dockerfile (nothing is written here); unsafe fixes
-    only with `unsafe`."""
+    only with `unsafe`. `context` is the build context directory (default: the Dockerfile's
+    own directory, as `docker build .` has it)."""
+    if context is None:
+        context = os.path.dirname(path) or "."
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -367,12 +394,15 @@ def fix_dockerfile(
         if not fix.safe and not unsafe:
             continue
         for finding in (f for f in findings if f.check_id == fix.check_id):
-            planned = fix.plan(df, lines, finding)
+            planned = fix.plan(df, lines, finding, context)
             if isinstance(planned, str):
                 declined.append(
                     Declined(fix.check_id, finding.resource, finding.location.line, planned)
                 )
                 continue
+            safe = fix.safe and not planned.unsafe_because
+            if not safe and not unsafe:
+                continue  # planned again with `unsafe` and shown as pending
             if planned.start == planned.end:
                 if inserts.get(planned.start) == list(planned.lines):
                     continue
@@ -389,7 +419,7 @@ def fix_dockerfile(
                     finding.resource,
                     finding.location.line,
                     _describe(fix.check_id, planned),
-                    fix.safe,
+                    safe,
                 )
             )
     if not changes:

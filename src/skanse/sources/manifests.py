@@ -9,7 +9,9 @@ Inline `# skanse:ignore=<ID> reason="..."` comments are parsed here, where the t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from skanse.errors import YamlError
 from skanse.model import InputProblem, ProblemKind, SkippedDocument
@@ -71,14 +73,17 @@ def read_bytes(path: str, data: bytes, limits: ReadLimits) -> ManifestFile:
             documents.append(doc)
             _collect_objects(result, doc)
     except YamlError as exc:
-        if b"{{" in data:
-            result.skipped.append(
-                SkippedDocument(
+        # Never a skip: a file that does not parse was meant to be checked (a `{{` in a
+        # comment must not turn a malformed Deployment into a pass). A template gets the hint.
+        if _looks_like_template(path, data):
+            result.problems.append(
+                InputProblem(
                     path,
-                    len(documents),
-                    "a Helm or Go template, not YAML yet: render it first "
-                    "(helm template ... | skanse scan -)",
-                    exc.line or 1,
+                    ProblemKind.UNRENDERED,
+                    f"not YAML ({exc.message}): a Helm or Go template? render it first "
+                    "(helm template CHART | skanse scan -)",
+                    line=exc.line,
+                    column=exc.column,
                 )
             )
         else:
@@ -87,6 +92,21 @@ def read_bytes(path: str, data: bytes, limits: ReadLimits) -> ManifestFile:
         text = data.decode("utf-8", errors="replace")
         _collect_ignores(result, text, documents, spans or [])
     return result
+
+
+# Quoted scalars and comments, which may hold `{{` in plain YAML (an alert text, a note).
+_NOT_TEMPLATE_TEXT = re.compile(
+    rb'"(?:[^"\\\n]|\\.)*"' rb"|'(?:[^'\n]|'')*'" rb"|(?:^|(?<=[ \t]))#[^\n]*",
+    re.MULTILINE,
+)
+
+
+def _looks_like_template(path: str, data: bytes) -> bool:
+    """Whether a file that did not parse is a template: under a chart's `templates/`, or
+    with a `{{` outside comments and quoted strings (where it breaks the YAML)."""
+    if "templates" in PurePosixPath(path.replace("\\", "/")).parts[:-1]:
+        return True
+    return b"{{" in data and b"{{" in _NOT_TEMPLATE_TEXT.sub(b"", data)
 
 
 def _parse_problem(path: str, error: YamlError, document: int | None) -> InputProblem:

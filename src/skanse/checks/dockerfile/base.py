@@ -15,7 +15,11 @@ __all__ = ["DockerfileCheck", "DockerfileCheckSet", "DockerfileContext"]
 
 @dataclass(frozen=True, slots=True)
 class DockerfileContext:
-    """Nothing yet: Dockerfile checks see one file at a time."""
+    """What the scan learned about one Dockerfile outside its text."""
+
+    # ADD sources that are tar archives by their content in the build context (ADD extracts
+    # them whatever their name; skanse.sources.buildcontext)
+    archives: frozenset[str] = frozenset()
 
 
 DockerfileCheck = Check[Dockerfile, DockerfileContext]

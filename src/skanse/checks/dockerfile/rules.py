@@ -233,11 +233,14 @@ def add_url(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
 def add_local_file(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Violation]:
     """ADD also extracts archives and fetches URLs; for a plain local file that magic is a
     surprise waiting to happen. COPY does exactly one thing."""
+    # An archive is known by its name or, in the build context the scan read, its content.
     for _, pointer, ins in _instructions(df, "ADD"):
         if ins.heredocs:
             continue
         sources = _sources(ins)
-        if sources and not any(_URL.search(s) or _ARCHIVE.search(s) or "$" in s for s in sources):
+        if sources and not any(
+            _URL.search(s) or _ARCHIVE.search(s) or "$" in s or s in ctx.archives for s in sources
+        ):
             yield Violation(f"ADD {' '.join(sources)} copies local files: use COPY", pointer)
 
 
