@@ -68,7 +68,7 @@ def test_a_file_of_many_documents_is_aligned_a_document_at_a_time(
     pairs of lines the matchers are given: aligned as a whole, this input needs about
     3 x 11,000**2 = 360 million."""
     work = 0
-    real = merge.SequenceMatcher
+    real = SequenceMatcher
 
     def counting(junk: None, a: list[str], b: list[str], **kwargs: bool) -> SequenceMatcher[str]:
         nonlocal work
