@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import tarfile
 import zipfile
@@ -265,6 +266,33 @@ def test_export_then_import_gives_the_same_database(small_db: Path, tmp_path: Pa
     assert manifest["database"]["sha256"] == exported.manifest["database"]["sha256"]
     with Database.open(target) as db:
         assert [c.advisory.id for c in db.candidates("pypi", "demo")] == ["PYSEC-T-1"]
+
+
+def _with_built(db: Path, built: str) -> Path:
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'built'", (built,))
+    conn.close()
+    return db
+
+
+def test_an_older_database_is_not_installed_over_a_newer_one(
+    small_db: Path, tmp_path: Path
+) -> None:
+    # a genuine, signed export from last month would roll back every advisory since
+    target = tmp_path / "airgap" / "vuln.db"
+    target.parent.mkdir()
+    shutil.copy(small_db, target)
+    _with_built(target, "2026-12-01T00:00:00+00:00")
+    old = export_database(_with_built(small_db, "2026-11-01T00:00:00+00:00"), tmp_path / "o.zst")
+    before = target.read_bytes()
+    with pytest.raises(TransferError, match="before the installed database"):
+        import_database(old.path, target, insecure_unsigned=True)
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(target.parent)) == ["vuln.db"]
+    import_database(old.path, target, insecure_unsigned=True, allow_older=True)
+    with Database.open(target) as db:
+        assert db.info().built == "2026-11-01T00:00:00+00:00"
+    import_database(old.path, target, insecure_unsigned=True)  # the same build again
 
 
 def _rewrite(archive: Path, out: Path, change) -> None:

@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check an exported FILE's signature and digests, then install its database",
         description="Verify FILE.sigstore.json (or --bundle) with --key, then that FILE hashes "
         "to what was signed and the database to its manifest; install it only then. An "
-        "unsigned FILE is refused unless --insecure-unsigned.",
+        "unsigned FILE is refused unless --insecure-unsigned, and a database built before "
+        "the installed one unless --allow-older.",
     )
     imp.add_argument("file", metavar="FILE")
     imp.add_argument(
@@ -85,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--insecure-unsigned",
         action="store_true",
         help="import without checking who made FILE (its manifest still catches damage)",
+    )
+    imp.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="install FILE even if it was built before the installed database (a rollback)",
     )
     _add_db_option(imp)
 
@@ -250,6 +256,7 @@ def _import(args: argparse.Namespace) -> int:
         keys,
         bundle=Path(args.bundle) if args.bundle else None,
         insecure_unsigned=args.insecure_unsigned,
+        allow_older=args.allow_older,
     )
     origin = (
         f"signature verified with {', '.join(args.key)}"

@@ -20,6 +20,7 @@ hash to what was signed; without keys it refuses, unless told `insecure_unsigned
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from typing import IO, Any, cast
 
 from skanse.errors import DatabaseError, TransferError
 from skanse.files import output_problem
+from skanse.printable import printable
 from skanse.signing._common import Rejected
 from skanse.signing.bundle import MAX_BUNDLE_BYTES, build_blob_bundle, verify_blob_digest
 from skanse.signing.keys import PublicKey, SigningKey
@@ -206,12 +208,15 @@ def import_database(
     *,
     bundle: Path | None = None,
     insecure_unsigned: bool = False,
+    allow_older: bool = False,
 ) -> dict[str, Any]:
     """Check and install an exported database at `dest`; returns its manifest.
 
     With `keys`, the archive's signature bundle must verify with one of them and the archive
     read must hash to what it signs. Without keys the import is refused unless
-    `insecure_unsigned`: the manifest inside proves integrity in transit, not origin.
+    `insecure_unsigned`: the manifest inside proves integrity in transit, not origin. A
+    database built before the installed one is refused unless `allow_older`: a genuine,
+    signed but old export would otherwise roll back every advisory published since.
     """
     import zstandard
 
@@ -262,17 +267,49 @@ def import_database(
             out.flush()
             os.fsync(out.fileno())
         try:
-            Database.open(tmp).close()
+            with Database.open(tmp) as imported:
+                built = imported.info().built
         except DatabaseError as exc:
             raise TransferError(
                 f"the database inside does not open: {exc}", path=str(archive)
             ) from None
+        if not allow_older:
+            _refuse_rollback(built, dest, str(archive))
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return manifest
+
+
+def _built_time(text: str) -> dt.datetime | None:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def _refuse_rollback(built: str, dest: Path, where: str) -> None:
+    """The database to install was built no earlier than the installed one. An installed
+    database that does not open (damaged, another schema) is no reference: it is replaced."""
+    try:
+        with Database.open(dest) as installed:
+            current = installed.info().built
+    except (DatabaseError, OSError):
+        return
+    installed_at = _built_time(current)
+    if installed_at is None:
+        return
+    new_at = _built_time(built)
+    if new_at is None or new_at < installed_at:
+        raise TransferError(
+            f"it was built {printable(built)}, before the installed database "
+            f"({printable(current)}): importing it would roll back the advisories published "
+            "since; give --allow-older to install it anyway",
+            path=where,
+        )
 
 
 def _check_signed(raw: IO[bytes], expected: bytes, where: str) -> None:
