@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from skanse.sources.dockerfile import Stage, parse_dockerfile, read_dockerfile_bytes, substitute
+from skanse.scan import scan
+from skanse.sources.dockerfile import (
+    Instruction,
+    Stage,
+    parse_dockerfile,
+    read_dockerfile_bytes,
+    substitute,
+)
+from skanse.sources.ignores import InlineIgnore
 
 
 def test_directives_continuations_comments_and_line_ranges() -> None:
@@ -174,3 +183,60 @@ def test_inline_ignores_bind_to_the_next_instruction_or_the_stage() -> None:
     assert read.ignores[0].covers(0, "/stages/0/instructions/1")  # the whole stage
     assert not read.ignores[1].covers(0, "/stages/0/instructions/2")
     assert len(read.warnings) == 1 and "without reason" in read.warnings[0]
+
+
+def test_a_finding_is_not_tested_against_every_ignore_comment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan tested every finding against every ignore comment of its file: quadratic,
+    8,000 ignored COPY lines took 6 s. Count InlineIgnore.covers calls (that test) and check
+    each finding still gets its own comment and the stage-wide one, in file order."""
+    calls = 0
+    covers = InlineIgnore.covers
+
+    def counting(self: InlineIgnore, document: int, pointer: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return covers(self, document, pointer)
+
+    monkeypatch.setattr(InlineIgnore, "covers", counting)
+    copies = 2000
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        '# skanse:ignore=SKN-DF-006 reason="stage"\nFROM node:22-slim\nUSER node\n'
+        + '# skanse:ignore=SKN-DF-006 reason="one"\nCOPY a /home/node/\n' * copies
+    )
+    result = scan([str(path)])
+    found = [f for f in result.findings if f.check_id == "SKN-DF-006"]
+    assert len(found) == copies
+    assert all(
+        [s.reason for s in f.declared_suppressions] == ["stage", "one"]
+        and f.declared_suppressions[1].origin == f"{path}:{f.location.line - 1}"
+        for f in found
+    )
+    assert calls <= 2 * copies, calls
+
+
+def test_ignore_comments_are_bound_without_a_scan_per_comment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each ignore comment looked for its instruction from the top of the file: quadratic,
+    32,000 comment/RUN pairs took 25 s, which lets a Dockerfile stall a CI scan. Count the
+    reads of Instruction.end_line (what that search compares) while the file is read."""
+    reads = 0
+    slot = Instruction.__dict__["end_line"]
+
+    def get(self: Instruction) -> int:
+        nonlocal reads
+        reads += 1
+        value: int = slot.__get__(self, Instruction)
+        return value
+
+    monkeypatch.setattr(Instruction, "end_line", property(get, slot.__set__))
+    pairs = 3000
+    text = "FROM debian:12 AS one\n" + '# skanse:ignore=SKN-DF-004 reason="x"\nRUN a\n' * pairs
+    read = read_dockerfile_bytes("Dockerfile", (text + text).encode(), 1 << 24)
+    assert len(read.ignores) == 2 * pairs and not read.warnings
+    assert read.ignores[-1].line == 4 * pairs + 1
+    assert read.ignores[-1].scope == f"/stages/1/instructions/{pairs - 1}"
+    assert reads <= 10 * (2 * pairs + 2), reads

@@ -29,7 +29,7 @@ import enum
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from skanse.checks.kubernetes.defaults import NON_ROOT_ID
 from skanse.fix.model import Change, Declined, FileFix
@@ -52,12 +52,37 @@ class LineEdit:
     unsafe_because: str = ""  # this edit is unsafe although its fix is safe by kind
 
 
+@dataclass(slots=True)
+class _Subject:
+    """What the plans read: the parsed file, its lines (later fixes see earlier edits) and
+    the build context directory, plus what is worked out once per file rather than once
+    per finding (a per-finding walk of the stage was quadratic in its instructions)."""
+
+    df: Dockerfile
+    lines: list[str]
+    context: str
+    users: dict[int, list[str | None]] = field(default_factory=dict)  # see user_before
+
+    def user_before(self, stage: int, position: int) -> str | None:
+        """The USER in effect at instruction `position` of stage `stage`."""
+        if stage not in self.users:
+            user: str | None = None
+            before: list[str | None] = []
+            for index in self.df.stages[stage].instructions:
+                before.append(user)
+                ins = self.df.instructions[index]
+                if ins.keyword == "USER" and ins.args.split():
+                    user = ins.args.split()[0]
+            self.users[stage] = before
+        return self.users[stage][position]
+
+
 @dataclass(frozen=True, slots=True)
 class DockerfileFix:
     check_id: CheckID
     complete: bool  # resolves every finding: what CheckMeta.fixable says
-    # (parsed file, its lines, the finding, the build context directory) -> edit or why not
-    plan: Callable[[Dockerfile, list[str], Finding, str], LineEdit | str]
+    # (the file being fixed, the finding) -> edit or why not
+    plan: Callable[[_Subject, Finding], LineEdit | str]
     safe: bool  # see Change.safe
 
 
@@ -232,7 +257,8 @@ def _user_lines(df: Dockerfile, stage: Stage) -> tuple[str, ...]:
     return (create, user)
 
 
-def _plan_user(df: Dockerfile, lines: list[str], finding: Finding, context: str) -> LineEdit | str:
+def _plan_user(subject: _Subject, finding: Finding) -> LineEdit | str:
+    df = subject.df
     stage = df.stages[-1]
     instructions = df.stage_instructions(stage)
     anchor = df.instructions[stage.from_instruction]
@@ -279,10 +305,9 @@ _COPY_FLAGS = frozenset({"chown", "chmod", "link", "exclude", "parents"})
 _GLOB = re.compile(r"[*?\[]")  # a wildcard in a build-context path (Go filepath.Match)
 
 
-def _plan_add_to_copy(
-    df: Dockerfile, lines: list[str], finding: Finding, context: str
-) -> LineEdit | str:
-    ins = _instruction_at(df, finding.location.pointer)
+def _plan_add_to_copy(subject: _Subject, finding: Finding) -> LineEdit | str:
+    lines = subject.lines
+    ins = _instruction_at(subject.df, finding.location.pointer)
     if ins is None or ins.keyword != "ADD":
         return "the ADD instruction was not found"
     extra = set(ins.flags) - _COPY_FLAGS
@@ -292,7 +317,7 @@ def _plan_add_to_copy(
     wildcard = next((s for s in sources if _GLOB.search(s)), None)
     if wildcard is not None:
         return f"ADD {wildcard} may match a local archive, which ADD extracts and COPY would not"
-    seen = [examine_source(context, s) for s in sources]
+    seen = [examine_source(subject.context, s) for s in sources]
     archive = next((s for s in seen if s.kind is SourceKind.ARCHIVE), None)
     if archive is not None:
         return f"ADD extracts it and COPY would not: {archive.reason}"
@@ -308,25 +333,13 @@ def _plan_add_to_copy(
     return LineEdit(index, index + 1, (edited,), unsafe_because=because)
 
 
-def _stage_user_at(df: Dockerfile, pointer: str) -> str | None:
-    """The USER in effect at the instruction `pointer` names (within its stage)."""
-    parts = pointer.strip("/").split("/")
-    stage = df.stages[int(parts[1])]
-    user = None
-    for position, index in enumerate(stage.instructions):
-        if position == int(parts[3]):
-            break
-        ins = df.instructions[index]
-        if ins.keyword == "USER" and ins.args.split():
-            user = ins.args.split()[0]
-    return user
-
-
-def _plan_chown(df: Dockerfile, lines: list[str], finding: Finding, context: str) -> LineEdit | str:
-    ins = _instruction_at(df, finding.location.pointer)
+def _plan_chown(subject: _Subject, finding: Finding) -> LineEdit | str:
+    lines = subject.lines
+    ins = _instruction_at(subject.df, finding.location.pointer)
     if ins is None or ins.keyword not in ("COPY", "ADD"):
         return "the COPY instruction was not found"
-    user = _stage_user_at(df, finding.location.pointer)
+    parts = finding.location.pointer.strip("/").split("/")  # checked by _instruction_at
+    user = subject.user_before(int(parts[1]), int(parts[3]))
     if not user:
         return "no USER before it"
     index = ins.start_line - 1
@@ -390,11 +403,12 @@ def fix_dockerfile(
     replaced: dict[int, tuple[int, tuple[str, ...]]] = {}  # start -> (end, lines)
     changes: list[Change] = []
     declined: list[Declined] = []
+    subject = _Subject(df, lines, context)
     for fix in DOCKERFILE_FIXES:  # in this order: ADD becomes COPY before --chown is added
         if not fix.safe and not unsafe:
             continue
         for finding in (f for f in findings if f.check_id == fix.check_id):
-            planned = fix.plan(df, lines, finding, context)
+            planned = fix.plan(subject, finding)
             if isinstance(planned, str):
                 declined.append(
                     Declined(fix.check_id, finding.resource, finding.location.line, planned)
