@@ -438,3 +438,26 @@ def test_require_reference_refuses_a_bundle_that_names_no_repository(client, rep
     strict = verify_signatures(client, repo, [public(key, "k")], require_reference=True)
     assert not strict.verified
     assert "names no repository" in strict.reason
+
+
+def test_a_registry_dribbling_the_signature_manifest_is_could_not_check() -> None:
+    # a byte every 50 ms never trips the per-read timeout: only the request deadline ends it
+    from skanse.oci.reference import parse_reference
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests.oci.test_registry_errors import STATUS, Server, dribbling, padded_headers
+
+    digest = "sha256:" + "ab" * 32
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+    server = Server()
+    try:
+        server.routes[f"GET /v2/team/app/manifests/{signature_tag(digest)}"] = dribbling(
+            STATUS + padded_headers(len(manifest)), manifest
+        )
+        client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+        ref = parse_reference(f"{server.host}/team/app@{digest}")
+        result = verify_signatures(client, ref, [public(new_key(), "k")])
+    finally:
+        server.close()
+    assert not result.verified and not result.complete
+    assert result.reason.startswith("not verified: could not check")
+    assert "not complete within 0.5 s" in result.reason
