@@ -8,7 +8,9 @@ for another digest, thousands of layers, a 1 GB payload, a tampered payload blob
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import tracemalloc
 
 import pytest
 
@@ -18,9 +20,11 @@ from skanse.signing.attach import (
     SIGNATURE_ANNOTATION,
     Limits,
     fallback_tag,
+    resolve,
     signature_tag,
+    write_referrer,
 )
-from skanse.signing.bundle import SIGN_PREDICATE_TYPE
+from skanse.signing.bundle import BUNDLE_MEDIA_TYPE, SIGN_PREDICATE_TYPE
 from skanse.signing.sign import PREDICATE_TYPES, attest_image, sign_image
 from skanse.signing.verify import verify_attestations, verify_signatures
 from tests.signing.helpers import new_key, public, push_test_image
@@ -263,6 +267,31 @@ def test_thousands_of_signature_layers_are_refused_without_reading_them(client, 
     # and at the cap they are read (the cap is a limit, not an off-by-one)
     small = verify_signatures(client, repo, [public(key, "k")], limits=Limits(max_signatures=2000))
     assert small.verified
+
+
+def test_signatures_are_fetched_and_checked_one_at_a_time(client, repo) -> None:
+    # 16 payloads of 512 KiB and 6 bundles of 1 MiB: 14 MiB if they were all held at once
+    key = new_key()
+    digest = push_test_image(client, repo)
+    payload = b'{"critical": {}' + b" " * (512 * 1024) + b"}"
+    _push_sig_manifest(
+        client, repo, digest, [_layer(client, repo, payload, key.sign(payload))] * 16
+    )
+    bundle = b'{"mediaType": "%s"%s}' % (BUNDLE_MEDIA_TYPE.encode(), b" " * (1 << 20))
+    subject = resolve(client, repo)
+    for day in range(1, 7):
+        when = dt.datetime(2026, 1, day, tzinfo=dt.UTC)  # a distinct referrer each
+        write_referrer(client, repo, subject, bundle, SIGN_PREDICATE_TYPE, now=when)
+    tracemalloc.start()
+    try:
+        result = verify_signatures(client, repo, [public(key, "k")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # every signature is still listed with its outcome; only the payloads are gone
+    assert len(result.checks) == 22 and not result.verified
+    assert sum(c.key == "k" for c in result.checks) == 16
+    assert peak < 5 * 1024 * 1024, f"{peak} bytes at the peak"
 
 
 def test_a_signature_manifest_nested_too_deeply_is_not_verified(client, repo) -> None:
