@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -334,6 +336,96 @@ def test_small_blob_reads_follow_redirects_without_credentials(
             client.get_blob_bytes(ref, Descriptor("x", DIGEST, len(BLOB)), cap=1 << 20)
     finally:
         storage.close()
+
+
+def dribbling(sent: bytes, dribbled: bytes, *, for_seconds: float = 5.0) -> Handler:
+    """Send `sent` at once, then `dribbled` a byte every 50 ms: an answer that never stalls
+    long enough for the per-read timeout. Gives up after `for_seconds`."""
+
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        stop = time.monotonic() + for_seconds
+        request.wfile.write(sent)
+        for i in range(len(dribbled)):
+            if time.monotonic() > stop:
+                break
+            request.wfile.write(dribbled[i : i + 1])
+            request.wfile.flush()
+            time.sleep(0.05)
+        request.close_connection = True
+
+    return handler
+
+
+STATUS = b"HTTP/1.1 200 OK\r\n"
+
+
+def padded_headers(length: int) -> bytes:
+    return b"Content-Length: %d\r\nX-Padding: %s\r\n\r\n" % (length, b"p" * 400)
+
+
+MANIFEST = b'{"schemaVersion": 2,' + b" " * 400 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("sent", "dribbled", "error"),
+    [
+        (
+            STATUS + padded_headers(len(MANIFEST)),
+            MANIFEST,
+            "the answer was not complete within 0.5 s",
+        ),
+        (STATUS, padded_headers(len(MANIFEST)) + MANIFEST, "sent no complete answer within 0.5 s"),
+    ],
+    ids=["body", "headers"],
+)
+def test_a_dribbled_manifest_ends_at_the_request_deadline(
+    server: Server, sent: bytes, dribbled: bytes, error: str
+) -> None:
+    # each byte comes well within the 5 s per-read timeout; only the deadline ends the wait
+    server.routes["GET /v2/team/app/manifests/v1"] = dribbling(sent, dribbled)
+    client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+    with pytest.raises(RegistryClientError, match=re.escape(error)):
+        client.get_manifest(parse_reference(f"{server.host}/team/app:v1"))
+
+
+def test_dribbled_small_blobs_and_download_headers_end_at_the_deadline(
+    server: Server, tmp_path: Path
+) -> None:
+    route = f"GET /v2/team/app/blobs/{DIGEST}"
+    server.routes[route] = dribbling(STATUS + padded_headers(len(BLOB)), BLOB)
+    client = RegistryClient(
+        RegistryOptions(timeout=5, request_deadline=0.5), cache=BlobCache(tmp_path / "cache")
+    )
+    ref = parse_reference(f"{server.host}/team/app:v1")
+    descriptor = Descriptor("application/octet-stream", DIGEST, len(BLOB))
+    with pytest.raises(RegistryClientError, match=r"not complete within 0\.5 s"):
+        client.get_blob_bytes(ref, descriptor, cap=len(BLOB))  # a config, a signature
+    # a layer download's headers are a small read too (its body is not: see below)
+    server.routes[route] = dribbling(STATUS, padded_headers(len(BLOB)) + BLOB)
+    with pytest.raises(RegistryClientError, match=r"sent no complete answer within 0\.5 s"):
+        client.fetch_blob(ref, descriptor)
+
+
+def test_a_layer_body_may_take_longer_than_the_request_deadline(
+    server: Server, tmp_path: Path
+) -> None:
+    def steady(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(BLOB)))
+        request.end_headers()
+        quarter = len(BLOB) // 4 + 1
+        for start in range(0, len(BLOB), quarter):
+            request.wfile.write(BLOB[start : start + quarter])
+            request.wfile.flush()
+            time.sleep(0.2)
+
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = steady
+    client = RegistryClient(
+        RegistryOptions(timeout=5, request_deadline=0.3), cache=BlobCache(tmp_path / "cache")
+    )
+    ref = parse_reference(f"{server.host}/team/app:v1")
+    path = client.fetch_blob(ref, Descriptor("application/octet-stream", DIGEST, len(BLOB)))
+    assert path.read_bytes() == BLOB
 
 
 def test_manifest_redirects_are_not_followed(server: Server, tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ for another digest, thousands of layers, a 1 GB payload, a tampered payload blob
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import tracemalloc
 
 import pytest
 
@@ -18,9 +20,11 @@ from skanse.signing.attach import (
     SIGNATURE_ANNOTATION,
     Limits,
     fallback_tag,
+    resolve,
     signature_tag,
+    write_referrer,
 )
-from skanse.signing.bundle import SIGN_PREDICATE_TYPE
+from skanse.signing.bundle import BUNDLE_MEDIA_TYPE, SIGN_PREDICATE_TYPE
 from skanse.signing.sign import PREDICATE_TYPES, attest_image, sign_image
 from skanse.signing.verify import verify_attestations, verify_signatures
 from tests.signing.helpers import new_key, public, push_test_image
@@ -265,6 +269,31 @@ def test_thousands_of_signature_layers_are_refused_without_reading_them(client, 
     assert small.verified
 
 
+def test_signatures_are_fetched_and_checked_one_at_a_time(client, repo) -> None:
+    # 16 payloads of 512 KiB and 6 bundles of 1 MiB: 14 MiB if they were all held at once
+    key = new_key()
+    digest = push_test_image(client, repo)
+    payload = b'{"critical": {}' + b" " * (512 * 1024) + b"}"
+    _push_sig_manifest(
+        client, repo, digest, [_layer(client, repo, payload, key.sign(payload))] * 16
+    )
+    bundle = b'{"mediaType": "%s"%s}' % (BUNDLE_MEDIA_TYPE.encode(), b" " * (1 << 20))
+    subject = resolve(client, repo)
+    for day in range(1, 7):
+        when = dt.datetime(2026, 1, day, tzinfo=dt.UTC)  # a distinct referrer each
+        write_referrer(client, repo, subject, bundle, SIGN_PREDICATE_TYPE, now=when)
+    tracemalloc.start()
+    try:
+        result = verify_signatures(client, repo, [public(key, "k")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # every signature is still listed with its outcome; only the payloads are gone
+    assert len(result.checks) == 22 and not result.verified
+    assert sum(c.key == "k" for c in result.checks) == 16
+    assert peak < 5 * 1024 * 1024, f"{peak} bytes at the peak"
+
+
 def test_a_signature_manifest_nested_too_deeply_is_not_verified(client, repo) -> None:
     key = new_key()
     digest = push_test_image(client, repo)
@@ -438,3 +467,26 @@ def test_require_reference_refuses_a_bundle_that_names_no_repository(client, rep
     strict = verify_signatures(client, repo, [public(key, "k")], require_reference=True)
     assert not strict.verified
     assert "names no repository" in strict.reason
+
+
+def test_a_registry_dribbling_the_signature_manifest_is_could_not_check() -> None:
+    # a byte every 50 ms never trips the per-read timeout: only the request deadline ends it
+    from skanse.oci.reference import parse_reference
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests.oci.test_registry_errors import STATUS, Server, dribbling, padded_headers
+
+    digest = "sha256:" + "ab" * 32
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+    server = Server()
+    try:
+        server.routes[f"GET /v2/team/app/manifests/{signature_tag(digest)}"] = dribbling(
+            STATUS + padded_headers(len(manifest)), manifest
+        )
+        client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+        ref = parse_reference(f"{server.host}/team/app@{digest}")
+        result = verify_signatures(client, ref, [public(new_key(), "k")])
+    finally:
+        server.close()
+    assert not result.verified and not result.complete
+    assert result.reason.startswith("not verified: could not check")
+    assert "not complete within 0.5 s" in result.reason

@@ -15,13 +15,25 @@ followed only for blob reads, and the Authorization header is dropped as soon as
 redirect leaves the registry's scheme, host and port; an https -> http redirect is refused.
 Every body read is capped (manifests at 4 MiB, blobs at their descriptor size), and a blob is
 cached only after its digest matched.
+
+Time is bounded too. Each socket wait has `RegistryOptions.timeout`; on top of it, the whole
+answer to a small request (a manifest, a config, signature or bundle blob, a token, a tag page,
+the referrers, and the headers and error bodies of a blob download) must arrive within
+`RegistryOptions.request_deadline` seconds of sending it, so a registry that dribbles a byte
+at a time cannot keep a reader (`skanse verify`, the admission webhook) waiting for ever. Layer
+bodies are large and legitimately slow: they keep only the per-wait timeout.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import io
 import os
 import re
+import socket
+import threading
+import time
 import urllib.parse
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import urllib3
+import urllib3.connection
 
 from skanse.errors import (
     AuthError,
@@ -73,10 +86,112 @@ class RegistryOptions:
     plain_http: frozenset[str] = frozenset()
     plain_http_loopback: bool = True
     ca_certs: str | None = None
-    timeout: float = 60.0
+    timeout: float = 60.0  # each wait on a socket
+    # the whole answer to a small request (headers and body), counted from sending it
+    request_deadline: float = 60.0
     max_blob_bytes: int = 16 * 1024**3
     docker_config: str | None = None  # None: docker's default location
     user_agent: str = "skanse"
+
+
+class _Deadline:
+    """When the answer to one request must be in, counted from the first wait for it."""
+
+    __slots__ = ("at", "lifted", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at: float | None = None
+        self.lifted = False
+
+    def left(self) -> float:
+        """Seconds left; raises TimeoutError (a socket timeout to urllib3) once none are."""
+        if self.lifted:
+            return float("inf")
+        now = time.monotonic()
+        if self.at is None:
+            self.at = now + self.seconds
+        if now >= self.at:
+            raise TimeoutError(f"no complete answer within {self.seconds:g} s")
+        return self.at - now
+
+    def lift(self) -> None:
+        """No deadline from now on (a layer body, which may take as long as it takes)."""
+        self.lifted = True
+
+    def passed(self) -> bool:
+        return not self.lifted and self.at is not None and time.monotonic() >= self.at
+
+
+# The deadline of the request this thread is sending; the answer's reader takes it when
+# http.client builds the response (see _Answer).
+_sending = threading.local()
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket under one answer, each wait on it cut to the time its deadline leaves."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        self._sock = sock
+        # a SocketIO, as http.client's own makefile: it keeps the socket open until the answer
+        # is read even when the connection is closed before (Connection: close)
+        self._io = sock.makefile("rb", buffering=0)
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        per_wait = self._sock.gettimeout()
+        left = self._deadline.left()
+        self._sock.settimeout(left if per_wait is None else min(per_wait, left))
+        try:
+            return self._io.readinto(buffer)
+        finally:
+            self._sock.settimeout(per_wait)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._io.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What http.client builds a response on (it only calls `makefile`)."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+class _Answer(http.client.HTTPResponse):
+    """http.client's response, read under the deadline of the request that was just sent."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        deadline: _Deadline | None = getattr(_sending, "deadline", None)
+        if deadline is not None:
+            sock = cast(socket.socket, _DeadlineSocket(sock, deadline))
+        super().__init__(sock, *args, **kwargs)
+
+
+class _Connection(urllib3.connection.HTTPConnection):
+    response_class = _Answer
+
+
+class _TLSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _Answer
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
 
 
 @dataclass
@@ -143,6 +258,8 @@ class RegistryClient:
             ),
             headers={"User-Agent": self.options.user_agent},
         )
+        # connections whose answers are read under a request's deadline
+        self._http.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -256,20 +373,44 @@ class RegistryClient:
         cap: int,
         reference: Reference,
     ) -> _Response:
-        try:
-            raw = self._http.request(
-                method, url, headers=dict(headers), body=body, redirect=False, preload_content=False
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise RegistryClientError(
-                f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}", reference=str(reference)
-            ) from None
+        deadline = _Deadline(self.options.request_deadline)
+        raw = self._start(method, url, headers, body, deadline, reference)
         try:
             # a HEAD answer carries the blob's Content-Length but no body
-            data = b"" if method == "HEAD" else _read_capped(raw, cap, url, reference)
+            data = b"" if method == "HEAD" else _read_capped(raw, cap, url, reference, deadline)
         finally:
             raw.release_conn()
         return _Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, data, url)
+
+    def _start(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        deadline: _Deadline,
+        reference: Reference,
+        what: str = "",
+    ) -> Any:
+        """Send the request; the response once its headers are in, its body still unread
+        (read under `deadline`, as the headers were)."""
+        _sending.deadline = deadline
+        try:
+            return self._http.request(
+                method, url, headers=dict(headers), body=body, redirect=False, preload_content=False
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            where = urllib.parse.urlsplit(url).netloc
+            if deadline.passed():
+                raise RegistryClientError(
+                    f"{what}{where} sent no complete answer within {deadline.seconds:g} s",
+                    reference=str(reference),
+                ) from None
+            raise RegistryClientError(
+                f"{what}cannot reach {where}: {exc}", reference=str(reference)
+            ) from None
+        finally:
+            _sending.deadline = None
 
     def _request(
         self,
@@ -458,20 +599,15 @@ class RegistryClient:
             send = dict(headers)
             if auth and _origin(url) == origin:
                 send["Authorization"] = auth  # never to another host (S3, a CDN, an attacker)
-            try:
-                raw = self._http.request(
-                    "GET", url, headers=send, redirect=False, preload_content=False
-                )
-            except urllib3.exceptions.HTTPError as exc:
-                raise RegistryClientError(
-                    f"blob {descriptor.digest}: cannot reach "
-                    f"{urllib.parse.urlsplit(url).netloc}: {exc}",
-                    reference=str(ref),
-                ) from None
+            # the headers, a redirect and an error body are small reads; a layer body is not
+            deadline = _Deadline(self.options.request_deadline)
+            raw = self._start("GET", url, send, None, deadline, ref, f"blob {descriptor.digest}: ")
+            if raw.status in (200, 206):
+                deadline.lift()
             complete = False
             try:
                 if raw.status == 401 and _origin(url) == origin and auth is None:
-                    body = _read_capped(raw, _MAX_SMALL_BODY, url, ref)
+                    body = _read_capped(raw, _MAX_SMALL_BODY, url, ref, deadline)
                     self._authenticate(
                         ref,
                         scope,
@@ -489,7 +625,7 @@ class RegistryClient:
                     partial.unlink()  # our partial is longer than or unknown to the server
                     return False
                 if raw.status not in (200, 206):
-                    body = _read_capped(raw, _MAX_SMALL_BODY, url, ref)
+                    body = _read_capped(raw, _MAX_SMALL_BODY, url, ref, deadline)
                     self._raise_for_status(
                         _Response(raw.status, {}, body, url), ref, f"blob {descriptor.digest}"
                     )
@@ -730,7 +866,9 @@ def _redirect_target(url: str, location: str | None, what: str, ref: Reference) 
     return target
 
 
-def _read_capped(raw: Any, cap: int, url: str, reference: Reference) -> bytes:
+def _read_capped(
+    raw: Any, cap: int, url: str, reference: Reference, deadline: _Deadline | None = None
+) -> bytes:
     declared = raw.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise ManifestError(
@@ -750,9 +888,15 @@ def _read_capped(raw: Any, cap: int, url: str, reference: Reference) -> bytes:
                 )
             chunks.append(chunk)
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
+        path = urllib.parse.urlsplit(url).path
+        if deadline is not None and deadline.passed():
+            raise RegistryClientError(
+                f"{path}: the answer was not complete within {deadline.seconds:g} s "
+                "(the registry sends too slowly)",
+                reference=str(reference),
+            ) from None
         raise RegistryClientError(
-            f"{urllib.parse.urlsplit(url).path}: connection broke while reading ({exc})",
-            reference=str(reference),
+            f"{path}: connection broke while reading ({exc})", reference=str(reference)
         ) from None
     return b"".join(chunks)
 

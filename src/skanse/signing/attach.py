@@ -16,7 +16,10 @@ fallback tag) lists it, with `artifactType` and annotations on the descriptor.
 Reading is bounded: at most `Limits.max_signatures` layers or index entries (Cosign: 1000), a
 payload's or bundle's declared size is checked before anything is downloaded, bodies are read
 up to that size and must match their digest, and each referrer manifest is fetched and checked
-(its subject must be the image) rather than trusting the index's `artifactType`.
+(its subject must be the image) rather than trusting the index's `artifactType`. The place (the
+`.sig` manifest, the referrers index) is read at once; the signatures in it are fetched one at
+a time as the caller iterates, so a caller that drops each after checking it holds one payload
+at a time (1,000 payloads of 1 MiB, or bundles of 64 MiB, are not all in memory together).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from skanse.errors import ImageError, NotFoundError, SigningError
@@ -112,26 +115,34 @@ def resolve(client: RegistryClient, ref: Reference) -> Descriptor:
 
 def find_legacy_signatures(
     client: RegistryClient, ref: Reference, digest: str, limits: Limits
-) -> tuple[list[Attached], list[str]]:
-    """The layers of the `.sig` manifest of `digest`: (signatures, problems of the place)."""
+) -> tuple[Iterator[Attached], list[str]]:
+    """The layers of the `.sig` manifest of `digest`: (signatures, each payload fetched when
+    the iterator reaches it; problems of the place)."""
     tag = signature_tag(digest)
     try:
         data, media_type, _ = client.get_manifest(ref, tag)
         manifest = parse_manifest(data, media_type, reference=f"{ref.repository}:{tag}")
     except NotFoundError:
-        return [], []
+        return iter(()), []
     except ImageError as exc:
-        return [], [f"tag {tag}: {exc.message}"]
+        return iter(()), [f"tag {tag}: {exc.message}"]
     if len(manifest.layers) > limits.max_signatures:
-        return [], [
+        return iter(()), [
             f"tag {tag} has {len(manifest.layers)} signature layers, over the cap of "
             f"{limits.max_signatures}; none were read"
         ]
-    found = []
-    for i, layer in enumerate(manifest.layers):
-        where = f"tag {tag}, layer {i}"
-        found.append(_legacy_layer(client, ref, layer, where, limits))
-    return found, []
+    return _legacy_layers(client, ref, tag, manifest.layers, limits), []
+
+
+def _legacy_layers(
+    client: RegistryClient,
+    ref: Reference,
+    tag: str,
+    layers: Sequence[Descriptor],
+    limits: Limits,
+) -> Iterator[Attached]:
+    for i, layer in enumerate(layers):
+        yield _legacy_layer(client, ref, layer, f"tag {tag}, layer {i}", limits)
 
 
 def _legacy_layer(
@@ -182,8 +193,9 @@ def find_bundles(
     limits: Limits,
     *,
     predicate_type: str | None = None,
-) -> tuple[list[Attached], list[str]]:
-    """Sigstore bundles that refer to `digest`: (bundles, problems of the place).
+) -> tuple[Iterator[Attached], list[str]]:
+    """Sigstore bundles that refer to `digest`: (bundles, each manifest and bundle fetched when
+    the iterator reaches it; problems of the place).
 
     With `predicate_type`, entries whose index annotation names another predicate type are
     skipped unread (a wrong label can only hide a bundle, never admit one: what is read is
@@ -192,15 +204,26 @@ def find_bundles(
     try:
         index, source = _referrers(client, ref, digest)
     except ImageError as exc:
-        return [], [f"referrers of {digest}: {exc.message}"]
+        return iter(()), [f"referrers of {digest}: {exc.message}"]
     if index is None:
-        return [], []
+        return iter(()), []
     if len(index.manifests) > limits.max_signatures:
-        return [], [
+        return iter(()), [
             f"{source} lists {len(index.manifests)} referrers, over the cap of "
             f"{limits.max_signatures}; none were read"
         ]
-    found = []
+    return _bundles(client, ref, digest, index, source, limits, predicate_type), []
+
+
+def _bundles(
+    client: RegistryClient,
+    ref: Reference,
+    digest: str,
+    index: Index,
+    source: str,
+    limits: Limits,
+    predicate_type: str | None,
+) -> Iterator[Attached]:
     for entry in index.manifests:
         if entry.artifact_type and not entry.artifact_type.startswith(BUNDLE_PREFIX):
             continue  # an SBOM or another artifact; a bundle mislabelled here is only missed
@@ -208,8 +231,7 @@ def find_bundles(
         if predicate_type and labelled and labelled != predicate_type:
             continue
         where = f"referrer {entry.digest} ({source})"
-        found.append(_bundle_manifest(client, ref, digest, entry, where, limits))
-    return found, []
+        yield _bundle_manifest(client, ref, digest, entry, where, limits)
 
 
 def _bundle_manifest(

@@ -15,7 +15,8 @@ goes wrong is a pass: an unreadable place, a hostile manifest, a malformed paylo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from skanse.oci.reference import Reference
@@ -185,6 +186,18 @@ def _check_subject(
             raise Rejected(f"annotation {key}={value} is not in the signed statement")
 
 
+def _check_each(
+    items: Iterator[Attached], check: Callable[[Attached], SignatureCheck]
+) -> Iterator[SignatureCheck]:
+    """Check what was found one item at a time: each payload (up to 64 MiB for a bundle) is
+    dropped before the next is fetched, so memory holds one, not all of them. Every item is
+    checked, as the report lists each signature with its outcome."""
+    for item in items:
+        result = check(item)
+        del item  # before the loop fetches the next one
+        yield result
+
+
 def _names(keys: Sequence[PublicKey]) -> tuple[str, ...]:
     names: list[str] = []
     for key in keys:
@@ -211,18 +224,18 @@ def verify_signatures(
         client, ref, digest, limits, predicate_type=SIGN_PREDICATE_TYPE
     )
     legacy, legacy_problems = find_legacy_signatures(client, ref, digest, limits)
-    # a bundle made by `skanse attest` is an attestation, not a signature: left out here
-    checks = [
-        check_attached(
+    checked = _check_each(
+        itertools.chain(bundles, legacy),
+        lambda item: check_attached(
             item,
             digest,
             keys,
             repository=ref if require_reference else None,
             annotations=annotations,
-        )
-        for item in (*bundles, *legacy)
-    ]
-    checks = [c for c in checks if c.predicate_type in (None, SIGN_PREDICATE_TYPE)]
+        ),
+    )
+    # a bundle made by `skanse attest` is an attestation, not a signature: left out here
+    checks = [c for c in checked if c.predicate_type in (None, SIGN_PREDICATE_TYPE)]
     return Verification(
         str(ref),
         digest,
@@ -252,7 +265,9 @@ def verify_attestations(
     digest = digest or ref.digest or resolve(client, ref).digest
     bundles, problems = find_bundles(client, ref, digest, limits, predicate_type=predicate_type)
     checks = tuple(
-        check_attached(item, digest, keys, predicate_type=predicate_type) for item in bundles
+        _check_each(
+            bundles, lambda item: check_attached(item, digest, keys, predicate_type=predicate_type)
+        )
     )
     return Verification(
         str(ref),
