@@ -12,6 +12,7 @@ import yaml
 from skanse.admission.handler import Webhook
 from skanse.admission.vap import PolicyEnforcer
 from skanse.errors import PolicyLoadError
+from skanse.policy.cost import shape_of
 from skanse.policy.engine import Attributes, evaluate
 from skanse.policy.load import load_policies
 from tests.admission.conftest import answer, hardened_pod, policy, review
@@ -118,6 +119,80 @@ def test_the_runtime_stops_a_comprehension_past_its_iteration_budget(tmp_path: P
     config["data"] = {f"k{i}": "v" for i in range(200)}  # 40,000 iterations
     [decision] = evaluate(policies, Attributes.for_object(config)).decisions
     assert decision.error and "budget" in decision.message.lower()
+
+
+MOUNTS_DECLARED = """\
+    - expression: >-
+        object.spec.containers.all(c,
+          c.?volumeMounts.orValue([]).all(m, m.name in variables.names))
+      message: every volumeMount names a declared volume
+"""
+DECLARED_NAMES = """\
+  variables:
+    - name: names
+      expression: "object.spec.?volumes.orValue([]).map(v, v.name)"
+"""
+
+
+def mounts_pod(declared: int, mounted: int) -> dict[str, Any]:
+    volumes = [{"name": f"v{i:05d}", "emptyDir": {}} for i in range(declared)]
+    mounts = [{"name": f"v{i:05d}", "mountPath": f"/m{i}"} for i in range(mounted)]
+    return pod(volumes=volumes, containers=[{"name": "app", "image": "a", "volumeMounts": mounts}])
+
+
+def test_a_membership_test_in_nested_comprehensions_is_charged_by_the_list_it_walks(
+    tmp_path: Path,
+) -> None:
+    # `m.name in variables.names` walks a list for every mount: quadratic in the volumes
+    # (5 s at 8,000 when each test was charged one unit). Charged by the list's length,
+    # it is cancelled before it runs; the variable's map (the runtime copies its result on
+    # every iteration) too.
+    path = write_policy(tmp_path, MOUNTS_DECLARED, extra=DECLARED_NAMES)
+    policies = load_policies([path])
+    [decision] = evaluate(policies, Attributes.for_object(mounts_pod(1_000, 1_000))).decisions
+    assert decision.error
+    assert "estimated cost" in decision.message and "per-expression limit" in decision.message
+    assert decision.where is not None and decision.where.line == 16
+    # On small pods the policy runs and judges as the API server would.
+    assert evaluate(policies, Attributes.for_object(mounts_pod(5, 5))).decisions == []
+    [denied] = evaluate(policies, Attributes.for_object(mounts_pod(4, 5))).decisions
+    assert not denied.error and denied.message == "every volumeMount names a declared volume"
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "object.spec.containers.all(c, c.name in ['app', 'sidecar'])",
+        "'app' in object.metadata.labels && object.metadata.labels.app == 'web'",
+        "object.spec.containers.all(c, c.image + ':' == 'a:' && c.name != object.kind)",
+        "object.spec.containers.map(c, c.name).join(',') == 'app'",
+    ],
+)
+def test_cheap_expressions_with_linear_operations_load_and_run(
+    tmp_path: Path, expression: str
+) -> None:
+    path = write_policy(tmp_path, f'    - expression: "{expression}"\n')
+    subject = pod(containers=[{"name": "app", "image": "a"}])
+    subject["metadata"]["labels"] = {"app": "web"}
+    assert evaluate(load_policies([path]), Attributes.for_object(subject)).decisions == []
+
+
+def test_the_bound_of_linear_operations_grows_with_their_operands() -> None:
+    member = shape_of("object.metadata.name in params.names")
+    assert member.bound(10_000, 10) - member.bound(10, 10) >= 10_000 - 10
+    # Inside a comprehension, once per iteration.
+    nested = shape_of("object.spec.volumes.all(v, v.name in params.names)")
+    assert nested.bound(1_000, 10) >= 1_000 * 1_000
+    # Against a literal list, only the literal's elements.
+    assert shape_of("object.metadata.name in ['a', 'b']").bound(10_000, 10) < 100
+    # join reads every string of the list, not only the longest.
+    assert shape_of("params.names.join(',')").bound(1_000, 1_000) >= 1_000 * 100
+    compared = shape_of("object.spec.volumes == oldObject.spec.volumes")
+    assert compared.bound(100_000, 10) >= 100_000 // 10
+    joined = shape_of("object.metadata.name + oldObject.metadata.name")
+    assert joined.bound(0, 100_000) >= 2 * 100_000 // 10
+    # The runtime copies a map's result on every iteration.
+    assert shape_of("object.spec.volumes.map(v, v)").bound(1_000, 10) >= 1_000 * 1_000
 
 
 def test_a_message_expression_longer_than_5_kib_falls_back_to_the_message(tmp_path: Path) -> None:
