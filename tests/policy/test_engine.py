@@ -14,7 +14,8 @@ from skanse.admission.vap import PolicyEnforcer
 from skanse.errors import PolicyLoadError
 from skanse.policy.cost import shape_of
 from skanse.policy.engine import Attributes, evaluate
-from skanse.policy.load import load_policies
+from skanse.policy.load import load_policies, roots_of
+from skanse.policy.sizing import Bound, cost_of, parse
 from tests.admission.conftest import answer, hardened_pod, policy, review
 
 RULES = """\
@@ -159,6 +160,91 @@ def test_a_membership_test_in_nested_comprehensions_is_charged_by_the_list_it_wa
     assert not denied.error and denied.message == "every volumeMount names a declared volume"
 
 
+def test_the_quadratic_membership_test_is_cancelled_from_1_000_volumes_and_mounts(
+    tmp_path: Path,
+) -> None:
+    # The reviewer's case, through the webhook: 1,000 mounts each looked up in 1,000 names
+    # is priced by those two lists (the container's mounts and the variable built from the
+    # volumes), past the per-expression limit; 300 of each run and are judged.
+    path = write_policy(tmp_path, MOUNTS_DECLARED, extra=DECLARED_NAMES)
+    policies = load_policies([path])
+    [cancelled] = evaluate(policies, Attributes.for_object(mounts_pod(1_000, 1_000))).decisions
+    assert cancelled.error and "operation cancelled: estimated cost" in cancelled.message
+    assert "spec.validations[0].expression exceeds the per-expression limit" in cancelled.message
+    assert cancelled.where is not None and (cancelled.where.file, cancelled.where.line) == (
+        str(path),
+        16,
+    )
+    assert evaluate(policies, Attributes.for_object(mounts_pod(300, 300))).decisions == []
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "policies"
+
+
+def busy_pod(image: str, **extra: Any) -> dict[str, Any]:
+    """A large but ordinary pod: 300 env vars, 100 volumes and mounts, 100 ports."""
+    env = [{"name": f"VAR_{i}", "value": f"value-{i}"} for i in range(300)]
+    ports = [{"containerPort": 8000 + i, "name": f"p{i}"} for i in range(100)]
+    mounts = [{"name": f"v{i}", "mountPath": f"/data/{i}"} for i in range(100)]
+    subject = pod(
+        containers=[
+            {"name": "app", "image": image, "env": env, "ports": ports, "volumeMounts": mounts}
+        ],
+        volumes=[{"name": f"v{i}", "emptyDir": {}} for i in range(100)],
+        **extra,
+    )
+    subject["metadata"]["labels"] = {"data-classification": "personal"}
+    return subject
+
+
+def test_the_shipped_policies_judge_a_large_ordinary_pod_instead_of_cancelling() -> None:
+    # Priced at the longest list anywhere, v in variables.regions three comprehensions deep
+    # counted 300^3 walks of a 300-item list: every pod with 100 env vars was cancelled, so
+    # denied. Each operand is priced by its own size: the regions (4), the affinity terms.
+    policies = load_policies([SHIPPED])
+    region = {"topology.kubernetes.io/region": "eu-north-1"}
+    allowed = busy_pod("registry.example.com/app:1", nodeSelector=region)
+    assert evaluate(policies, Attributes.for_object(allowed)).decisions == []
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "topology.kubernetes.io/region",
+                                "operator": "In",
+                                "values": ["eu-north-1", "eu-central-1"],
+                            }
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    pinned = busy_pod("ghcr.io/example-org/app:1", affinity=affinity)
+    assert evaluate(policies, Attributes.for_object(pinned)).decisions == []
+    denied = busy_pod("docker.io/library/nginx")
+    decisions = evaluate(policies, Attributes.for_object(denied)).decisions
+    assert sorted(d.policy for d in decisions) == ["data-residency", "registry-allow-list"]
+    assert not any(d.error for d in decisions)
+    assert all(d.message.startswith(("workloads with personal", "images must")) for d in decisions)
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "shop",
+            "labels": {"owner": "team", "data-classification": "internal"}
+            | {f"example.com/l{i}": f"v{i}" for i in range(300)},
+            "annotations": {f"example.com/a{i}": "x" * 100 for i in range(300)},
+        },
+    }
+    assert evaluate(policies, Attributes.for_object(namespace)).decisions == []
+    namespace["metadata"]["labels"]["data-classification"] = "secret"  # type: ignore[index]
+    [wrong] = evaluate(policies, Attributes.for_object(namespace)).decisions
+    assert not wrong.error and "data-classification" in wrong.message
+
+
 @pytest.mark.parametrize(
     "expression",
     [
@@ -193,6 +279,36 @@ def test_the_bound_of_linear_operations_grows_with_their_operands() -> None:
     assert joined.bound(0, 100_000) >= 2 * 100_000 // 10
     # The runtime copies a map's result on every iteration.
     assert shape_of("object.spec.volumes.map(v, v)").bound(1_000, 10) >= 1_000 * 1_000
+
+
+def test_each_operation_is_priced_by_the_size_of_the_operands_it_touches() -> None:
+    def cost(source: str, volumes: int, names: int, env: int = 0) -> int:
+        subject = pod(volumes=[{"name": f"v{i}"} for i in range(volumes)])
+        subject["spec"]["containers"][0]["env"] = [{"name": "E"}] * env
+        roots = roots_of({"object": subject, "params": {"names": ["v"] * names}})
+        tree = parse(source)
+        assert tree is not None
+        found = cost_of(tree, roots, Bound(max(volumes, names, env), 10))
+        assert found is not None
+        return found
+
+    member = "object.spec.volumes.all(v, v.name in params.names)"
+    # Each of the 10 volumes walks the 1,000 names; an unrelated list changes nothing.
+    assert 10 * 1_000 <= cost(member, 10, 1_000) < 11 * 1_000
+    assert cost(member, 10, 1_000, env=50_000) == cost(member, 10, 1_000)
+    assert cost(member, 20, 1_000) >= 2 * cost(member, 10, 1_000) - 100
+    # A computed list is bounded from its inputs: a concatenation by both operands...
+    assert cost("'x' in object.spec.volumes + object.spec.volumes", 500, 0) >= 1_000
+    # ...a map by the list it ranges over, which it also copies on every iteration.
+    mapped = "object.spec.volumes.map(v, v.name, v.name in params.names)"
+    assert cost(mapped, 100, 100) >= 100 * 100 + 100 * 100
+    # Nested comprehensions: the inner range's real length, for each outer element.
+    nested = "object.spec.volumes.all(a, params.names.all(b, a.name != b))"
+    assert cost(nested, 30, 40) >= 30 * 40
+    # Past the runtime's 10,000 iterations nothing more runs.
+    assert cost(nested, 1_000, 1_000) < 10_000 * 10
+    # Text beyond the parser (message construction) has no tree: the coarse bound applies.
+    assert parse("google.protobuf.Value{string_value: 'a'} == object.spec") is None
 
 
 def test_a_message_expression_longer_than_5_kib_falls_back_to_the_message(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ The API server charges every expression at run time and stops it past 1,000,000 
 (`PerCallLimit`), and a binding past 10,000,000 (`RuntimeCELCostBudget`). cel-expr-python
 does not count cost, but cel-cpp stops any evaluation after 10,000 comprehension iterations
 in total (measured: `x.all(a, true)` runs on 9,999 elements and fails on 10,000). So the work
-of one evaluation is bounded by the sum, over comprehension depths d (0: outside any body),
-of the operations written at depth d, each priced by its kind, times min(10,000, L ** d):
+of one evaluation is bounded by the sum of its operations, each priced by its kind and
+counted as often as it can run. The coarse form, this module's `CostShape`, counts the
+operations written at each comprehension depth d (0: outside any body) min(10,000, L ** d)
+times and prices them at the longest list L and string S of the inputs:
 
 * a token (field, literal, operator, call): one unit;
 * an operation whose work is the size of its operands, priced as the API server's estimator
@@ -18,14 +20,22 @@ of the operations written at depth d, each priced by its kind, times min(10,000,
 * `map`, `filter` and the other macros that build a result: L more per iteration, since
   cel-cpp copies the accumulated result on each one (quadratic, measured).
 
-* At load time the expression's own shape is judged: the bound is taken with lists of 1,000
-  elements and short strings, operand-sized operations at one unit; an expression over the
-  per-call limit even then is refused, with its position. (Charged in full, `v in
-  variables.allowed` three comprehensions deep would be refused whatever the input.)
-* At run time the full bound is taken with the sizes of the actual inputs before the
-  expression runs; an expression over the limit is not run and is an error located at the
-  expression (the binding's failurePolicy decides what that means), and so is a binding
-  whose total passes the binding budget.
+This shape is judged at load: the bound is taken with lists of 1,000 elements and short
+strings, operand-sized operations at one unit; an expression over the per-call limit even
+then is refused, with its position. (Charged in full, `v in variables.allowed` three
+comprehensions deep would be refused whatever the input.)
+
+At run time, before an expression runs, `skanse.policy.sizing` prices it with the same unit
+prices but per operand: each operation at the size of the lists and strings it actually
+touches, found by following the expression's paths into the inputs (`m.name in
+variables.names` at the length of the names, bounded by the volumes they are mapped from;
+a comprehension at its own range's length), not at the longest list anywhere. An
+expression over the limit is not run and is an error located at the expression (the
+binding's failurePolicy decides what that means), and so is a binding whose total passes
+the binding budget. An expression the parser there does not know is priced by this shape,
+every list and string at the longest one's length. `safe_size` finds the input size below
+which no expression of a policy set can pass a limit (priced per operand, every input list
+and string at that size): such inputs are not priced at all.
 
 The bound over-estimates, never under-estimates: a refusal names the estimate so it can be
 told apart from a failing policy.
@@ -34,7 +44,7 @@ told apart from a failing policy.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,15 +270,15 @@ def shape_of(source: str) -> CostShape:
     return CostShape(tuple(Charges(**c) for c in counts))
 
 
-def safe_size(policies: Iterable[Iterable[CostShape]]) -> int:
+def safe_size(bounds: Callable[[int], Iterable[Sequence[int]]]) -> int:
     """The largest input size S (longest list and longest string both at most S) for which no
     expression can pass the per-call limit nor a policy the binding budget: inputs known to be
-    no larger (a request body of S bytes) need no walk to be judged safe."""
+    no larger (a request body of S bytes) need no pricing. `bounds(S)` gives, per policy, its
+    expressions' bounds on such inputs (they grow with S)."""
 
     def fits(size: int) -> bool:
-        for shapes in policies:
-            bounds = [shape.bound(size, size) for shape in shapes]
-            if any(b > PER_CALL_LIMIT for b in bounds) or sum(bounds) > BINDING_BUDGET:
+        for found in bounds(size):
+            if any(b > PER_CALL_LIMIT for b in found) or sum(found) > BINDING_BUDGET:
                 return False
         return True
 
