@@ -311,6 +311,20 @@ def test_each_operation_is_priced_by_the_size_of_the_operands_it_touches() -> No
     assert parse("google.protobuf.Value{string_value: 'a'} == object.spec") is None
 
 
+def test_a_call_that_builds_a_huge_string_is_charged_for_writing_it(tmp_path: Path) -> None:
+    # 70,000 characters, each replaced by the whole string: 4.9 billion characters to write
+    # (the scan of the inputs alone is 14,000 units; the runtime ran out of memory).
+    path = write_policy(
+        tmp_path, "    - expression: \"object.data.a.replace('a', object.data.a).size() > 0\"\n"
+    )
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+    config["data"] = {"a": "a" * 70_000}
+    [decision] = evaluate(load_policies([path]), Attributes.for_object(config)).decisions
+    assert decision.error and "estimated cost" in decision.message
+    config["data"] = {"a": "a" * 200}
+    assert evaluate(load_policies([path]), Attributes.for_object(config)).decisions == []
+
+
 def test_a_message_expression_longer_than_5_kib_falls_back_to_the_message(tmp_path: Path) -> None:
     long_text = "x" * (5 * 1024 + 1)
     path = write_policy(

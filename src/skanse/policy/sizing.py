@@ -46,6 +46,7 @@ __all__ = [
 
 ITERATION_CAP = 10_000  # cel-cpp's comprehension iterations per evaluation
 _UNKNOWN = 10**9  # a size the bound cannot tell (`lists.range(n)` of a computed n)
+_JOINED = 100_000  # concatenations of input values up to this length are made to be priced
 
 _TOKEN = re.compile(
     r"""(?P<str>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))"""
@@ -263,6 +264,12 @@ class Bound:
     n: int = 0
     s: int = 0
 
+    def __post_init__(self) -> None:
+        # Past this, touching the value is over any limit anyway; chains of computed values
+        # (`replace` squares the length) must not grow the numbers without end.
+        object.__setattr__(self, "n", min(self.n, _UNKNOWN))
+        object.__setattr__(self, "s", min(self.s, _UNKNOWN))
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -328,13 +335,25 @@ def _deep(value: Sized) -> Bound:
     return Bound(n, s)
 
 
+def _distinct(values: list[Any]) -> tuple[Any, ...]:
+    """The candidates, each object once: variables that choose between the same paths
+    (`c ? variables.a : variables.a`, over and over) must not double them each time."""
+    seen: set[int] = set()
+    found = []
+    for v in values:
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.append(v)
+    return tuple(found)
+
+
 def _union(values: list[Sized]) -> Sized:
     # A value of no size (a number, `.orValue(0)`) adds nothing to the others' sizes.
     values = [v for v in values if v != _SCALAR]
     if not values:
         return _SCALAR
     if all(isinstance(v, Concrete) for v in values):
-        return Concrete(tuple(x for v in values for x in v.values))  # type: ignore[union-attr]
+        return Concrete(_distinct([x for v in values for x in v.values]))  # type: ignore[union-attr]
     bounds = [_deep(v) for v in values]
     return Bound(max((b.n for b in bounds), default=0), max((b.s for b in bounds), default=0))
 
@@ -356,7 +375,7 @@ def _field(value: Sized, name: str | None) -> Sized:
                 found.append(v[name])
         elif type(v) is list and name is None:
             found.extend(v)
-    return Concrete(tuple(found))
+    return Concrete(_distinct(found))
 
 
 def _item(value: Sized, key: Node) -> Sized:
@@ -383,7 +402,7 @@ def _elements(value: Sized, keys: bool) -> tuple[Sized, Sized]:
         elif type(v) is dict:
             names.extend(v.keys())
             found.extend(v.values() if not keys else v.keys())
-    return (Concrete(tuple(names)), Concrete(tuple(found)))
+    return (Concrete(_distinct(names)), Concrete(_distinct(found)))
 
 
 # -- pricing ------------------------------------------------------------------------------
@@ -607,11 +626,11 @@ def _joined(left: Sized, right: Sized) -> Concrete | None:
     if len(left.values) != 1 or len(right.values) != 1:
         return None
     a, b = left.values[0], right.values[0]
-    if type(a) is list and type(b) is list:
-        return Concrete((a + b,))
-    if type(a) is str and type(b) is str:
-        return Concrete((a + b,))
-    return None
+    if type(a) is not type(b) or type(a) not in (list, str):
+        return None
+    if len(a) + len(b) > _JOINED:
+        return None  # chains of variables could double it each time: bounded instead
+    return Concrete((a + b,))
 
 
 def _namespace(target: Node | None) -> str | None:
@@ -706,11 +725,17 @@ def _call_price(
         return items * (s // 10 + 1), Bound(0, items * (s + separator))
     if name in ("split", "findAll"):
         return price, Bound(strings + 1, strings)
+    # A call that builds a longer string than it reads is charged for writing it too.
     if name == "replace":
-        return price, Bound(0, strings * (strings + 1))
+        # s.replace(old, new): at most one `new` per position of `s` (an empty `old`).
+        read = _strings(inputs[0]) if inputs else 0
+        new = _strings(inputs[2]) if len(inputs) >= 3 else strings
+        built = Bound(0, read + (read + 1) * new)
+        return price + built.s // 10, built
     if name == "format":
         b = deep()
-        return price, Bound(0, (strings + 1) * (b.n + 1) * (b.s + 1))
+        built = Bound(0, (strings + 1) * (b.n + 1) * (b.s + 1))
+        return price + built.s // 10, built
     if name in _STRING_CALLS:
         return price, Bound(0, strings)  # a string, or an object of its parts
     if name in _SORT_CALLS:
