@@ -305,6 +305,11 @@ def test_each_operation_is_priced_by_the_size_of_the_operands_it_touches() -> No
     # Nested comprehensions: the inner range's real length, for each outer element.
     nested = "object.spec.volumes.all(a, params.names.all(b, a.name != b))"
     assert cost(nested, 30, 40) >= 30 * 40
+    # sortBy copies its result on every iteration too (measured quadratic); flatten writes
+    # every element of the inner lists.
+    assert cost("object.spec.volumes.sortBy(v, v.name).size() > 0", 1_000, 0) >= 1_000**2
+    flat = "object.spec.volumes.all(v, [object.spec.volumes].flatten().size() > 0)"
+    assert cost(flat, 100, 0) >= 100 * 100
     # Past the runtime's 10,000 iterations nothing more runs.
     assert cost(nested, 1_000, 1_000) < 10_000 * 10
     # Text beyond the parser (message construction) has no tree: the coarse bound applies.

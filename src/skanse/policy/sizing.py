@@ -411,7 +411,9 @@ _ONE_VARIABLE = frozenset({"all", "exists", "exists_one", "existsOne", "map", "f
 _TWO_VARIABLES = frozenset({"transformList", "transformMap", "transformMapEntry"})
 _OPTIONAL_MACROS = frozenset({"optMap", "optFlatMap"})
 # Macros that build a list or map: cel-cpp copies the accumulated result on every iteration.
-_ACCUMULATING = frozenset({"map", "filter", "transformList", "transformMap", "transformMapEntry"})
+_ACCUMULATING = frozenset(
+    {"map", "filter", "transformList", "transformMap", "transformMapEntry", "sortBy"}
+)
 # Calls that scan strings: a tenth of a unit per character.
 _STRING_CALLS = frozenset(
     {
@@ -724,7 +726,8 @@ def _call_price(
         separator = sum(_strings(v) for v in inputs[1:])
         return items * (s // 10 + 1), Bound(0, items * (s + separator))
     if name in ("split", "findAll"):
-        return price, Bound(strings + 1, strings)
+        # One string made per piece: `'aaa'.split('a')` makes 4 (measured, 15M in 1.1 s).
+        return price + strings + 1, Bound(strings + 1, strings)
     # A call that builds a longer string than it reads is charged for writing it too.
     if name == "replace":
         # s.replace(old, new): at most one `new` per position of `s` (an empty `old`).
@@ -742,9 +745,11 @@ def _call_price(
         items = _lists(inputs[0]) if inputs else 0
         return items * max(1, items.bit_length()), deep()
     if name == "flatten":
+        # The flattened list: up to the longest inner list per item, one level deep.
         items = _lists(inputs[0]) if inputs else 0
         b = deep()
-        return items * items, Bound(b.n * b.n if len(args) == 0 else _UNKNOWN, b.s)
+        flat = items * b.n if len(args) == 0 else _UNKNOWN
+        return flat, Bound(flat, b.s)
     if name in _LIST_CALLS:
         return max((_length(v) for v in inputs[:1]), default=0), deep()
     if name == "string":
