@@ -4,20 +4,38 @@ The API server charges every expression at run time and stops it past 1,000,000 
 (`PerCallLimit`), and a binding past 10,000,000 (`RuntimeCELCostBudget`). cel-expr-python
 does not count cost, but cel-cpp stops any evaluation after 10,000 comprehension iterations
 in total (measured: `x.all(a, true)` runs on 9,999 elements and fails on 10,000). So the work
-of one evaluation is bounded by
+of one evaluation is bounded by the sum of its operations, each priced by its kind and
+counted as often as it can run. The coarse form, this module's `CostShape`, counts the
+operations written at each comprehension depth d (0: outside any body) min(10,000, L ** d)
+times and prices them at the longest list L and string S of the inputs:
 
-    outside + inside * iterations + string_calls * iterations * longest_string / 10
+* a token (field, literal, operator, call): one unit;
+* an operation whose work is the size of its operands, priced as the API server's estimator
+  prices it, at the longest list L or string S of the inputs (the operands' types are not
+  known, every input is `dyn`): a string call (regex, contains, split...) S / 10; `x in
+  list` L (not against a list literal, whose elements are tokens); `==` and `!=` max(L, S)
+  / 10 (not against a scalar literal); `+` twice that (the new list or string; nothing for
+  numbers), ordering S / 10; `join` L * S / 10 (every string of the list); sort and
+  distinct L log L; `sets.contains` and the like L ** 2;
+* `map`, `filter` and the other macros that build a result: L more per iteration, since
+  cel-cpp copies the accumulated result on each one (quadratic, measured).
 
-where `outside` and `inside` count the expression's tokens outside and inside comprehension
-bodies, `iterations` is min(10,000, longest_list ** nesting), and string calls (regex,
-contains, split...) are charged a tenth of a unit per character, as the API server does.
+This shape is judged at load: the bound is taken with lists of 1,000 elements and short
+strings, operand-sized operations at one unit; an expression over the per-call limit even
+then is refused, with its position. (Charged in full, `v in variables.allowed` three
+comprehensions deep would be refused whatever the input.)
 
-* At load time the bound is taken with lists of 1,000 elements and short strings; an
-  expression over the per-call limit even then is refused, with its position.
-* At run time the bound is taken with the sizes of the actual inputs before the expression
-  runs; an expression over the limit is not run and is an error located at the expression
-  (the binding's failurePolicy decides what that means), and so is a binding whose total
-  passes the binding budget.
+At run time, before an expression runs, `skanse.policy.sizing` prices it with the same unit
+prices but per operand: each operation at the size of the lists and strings it actually
+touches, found by following the expression's paths into the inputs (`m.name in
+variables.names` at the length of the names, bounded by the volumes they are mapped from;
+a comprehension at its own range's length), not at the longest list anywhere. An
+expression over the limit is not run and is an error located at the expression (the
+binding's failurePolicy decides what that means), and so is a binding whose total passes
+the binding budget. An expression the parser there does not know is priced by this shape,
+every list and string at the longest one's length. `safe_size` finds the input size below
+which no expression of a policy set can pass a limit (priced per operand, every input list
+and string at that size): such inputs are not priced at all.
 
 The bound over-estimates, never under-estimates: a refusal names the estimate so it can be
 told apart from a failing policy.
@@ -26,7 +44,7 @@ told apart from a failing policy.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +54,7 @@ __all__ = [
     "LOAD_LIST_SIZE",
     "MAX_DEPTH",
     "PER_CALL_LIMIT",
+    "Charges",
     "CostShape",
     "InputSizes",
     "input_sizes",
@@ -63,6 +82,13 @@ _MACROS = frozenset(
         "sortBy",
     }
 )
+# Macros that build a list or map: the runtime (cel-cpp) copies the accumulated result on
+# every iteration (measured: `x.map(v, v)` takes 4 times longer on twice the elements), so
+# each iteration walks a list as long as the range.
+_ACCUMULATING = frozenset(
+    {"map", "filter", "transformList", "transformMap", "transformMapEntry", "sortBy"}
+)
+# Calls that scan a string: a tenth of a unit per character, as the API server charges.
 _STRING_CALLS = frozenset(
     {
         "matches",
@@ -78,11 +104,9 @@ _STRING_CALLS = frozenset(
         "lowerAscii",
         "upperAscii",
         "trim",
-        "join",
         "format",
         "substring",
         "quote",
-        "reverse",
         "url",
         "quantity",
         "semver",
@@ -90,73 +114,171 @@ _STRING_CALLS = frozenset(
         "cidr",
     }
 )
+# Calls that walk a list once (`reverse` also reverses strings: it is charged both ways).
+_LIST_CALLS = frozenset({"reverse", "slice", "isSorted", "sum", "min", "max"})
+# Calls that sort or deduplicate a list: n log n.
+_SORT_CALLS = frozenset({"sort", "sortBy", "distinct", "flatten"})
+# `sets.contains(a, b)`, `sets.intersects`, `sets.equivalent` compare every pair.
+_SET_CALLS = frozenset({"contains", "intersects", "equivalent"})
+# Tokens that end an operand on the right (or start one on the left) of a comparison: a
+# literal between such a token and the operator is the whole operand, not part of `'a' + x`.
+_RIGHT_ENDS = frozenset({")", "]", "}", ",", "&&", "||", "?", ":", ""})
+_LEFT_ENDS = frozenset({"(", "[", "{", ",", "&&", "||", "?", ":", ""})
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _TOKEN = re.compile(
     r"""(?P<str>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"))"""
+    r"|(?P<num>0[xX][0-9A-Fa-f]+[uU]?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<open>\()|(?P<close>\))"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\|)"
     r"|(?P<other>[^\s])"
 )
 
 
 @dataclass(frozen=True, slots=True)
-class CostShape:
-    """What the bound needs to know about one expression."""
+class Charges:
+    """The operations at one comprehension depth of an expression, by how their cost grows
+    with the input: the bound prices each kind with the sizes."""
 
-    outside: int
-    inside: int
-    nesting: int
-    string_calls_outside: int
-    string_calls_inside: int
+    tokens: int = 0  # one unit each
+    strings: int = 0  # scan one string: longest_string / 10
+    # Operations whose cost is the size of their operands (the API server's estimator charges
+    # them so); lexically the operands' types are unknown, so each is priced at its worst:
+    sized: int = 0  # compare or copy lists or strings: max(longest list, string) / 10
+    lists: int = 0  # walk one list (`x in list`): longest_list
+    sorts: int = 0  # sort one list: longest_list * log2(longest_list)
+    joins: int = 0  # every string of a list: longest_list * longest_string / 10
+    pairs: int = 0  # every pair of two lists (sets.contains): longest_list ** 2
 
-    def bound(self, longest_list: int, longest_string: int) -> int:
-        iterations = min(ITERATION_CAP, max(longest_list, 1) ** self.nesting)
-        if self.nesting == 0:
-            iterations = 0
-        strings = (self.string_calls_outside + self.string_calls_inside * iterations) * (
-            longest_string // 10 + 1
+    def price(self, longest_list: int, longest_string: int, operands: bool = True) -> int:
+        per_string = longest_string // 10 + 1
+        fixed = self.tokens + self.strings * per_string
+        if not operands:
+            return fixed
+        return (
+            fixed
+            + self.sized * (max(longest_list, longest_string) // 10 + 1)
+            + self.lists * longest_list
+            + self.sorts * longest_list * max(1, longest_list.bit_length())
+            + self.joins * longest_list * per_string
+            + self.pairs * longest_list * longest_list
         )
-        return int(self.outside + self.inside * iterations + strings)
+
+
+@dataclass(frozen=True, slots=True)
+class CostShape:
+    """What the bound needs to know about one expression: its charges at each comprehension
+    depth (0: outside any comprehension body)."""
+
+    levels: tuple[Charges, ...]
+
+    @property
+    def nesting(self) -> int:
+        return len(self.levels) - 1
+
+    def bound(self, longest_list: int, longest_string: int, operands: bool = True) -> int:
+        """The work of one evaluation; without `operands`, operations are charged one unit
+        whatever the size of their operands (the shape of the expression alone)."""
+        total = 0
+        for depth, charges in enumerate(self.levels):
+            # An operation d comprehensions deep runs at most once per iteration of the
+            # innermost of them: longest_list ** d times, and the runtime stops at 10,000.
+            runs = 1 if depth == 0 else min(ITERATION_CAP, max(longest_list, 1) ** depth)
+            total += runs * charges.price(longest_list, longest_string, operands)
+        return total
+
+
+_KINDS = ("tokens", "strings", "sized", "lists", "sorts", "joins", "pairs")
+
+
+def _is_literal(kind: str | None, text: str) -> bool:
+    return kind in ("str", "num") or text in ("true", "false", "null")
+
+
+def _charges_of(tokens: list[tuple[str | None, str]], index: int) -> tuple[str, ...]:
+    """The kinds a token is charged as besides its own unit, from its neighbours."""
+    kind, text = tokens[index]
+    before = tokens[index - 1] if index else (None, "")
+    after = tokens[index + 1] if index + 1 < len(tokens) else (None, "")
+    before2 = tokens[index - 2][1] if index >= 2 else ""
+    after2 = tokens[index + 2][1] if index + 2 < len(tokens) else ""
+    if kind == "name":
+        if text == "in" and before[1] != ".":
+            # A list literal's elements are already counted as tokens; a map is hashed.
+            return () if after[1] in ("[", "{") else ("lists",)
+        if before[1] != ".":
+            return ()  # a variable, a field name after `?.`, or a global function
+        if before2 == "sets" and text in _SET_CALLS:
+            return ("pairs",)
+        if text == "join":
+            return ("joins",)
+        found = []
+        if text in _STRING_CALLS:
+            found.append("strings")
+        if text in _LIST_CALLS:
+            found.append("lists")
+        if text in _SORT_CALLS:
+            found.append("sorts")
+        return tuple(found)
+    if text in _COMPARISONS or text == "+":
+        # Against a scalar literal the cost is the literal's: `c.name == 'x'`, `n + 1`.
+        if text == "+":
+            if after[0] == "num" or before[0] == "num":
+                return ()  # an arithmetic sum, whatever the rest of the operand
+            if after[0] == "str" or before[0] == "str":
+                return ("strings",)  # a new string: the other operand's length
+            return ("sized", "sized")  # a new string or list of both operands' sizes
+        # Compared with a scalar literal, the cost is the literal's: `c.name == 'x'`.
+        if _is_literal(*after) and after2 in _RIGHT_ENDS:
+            return ()
+        if _is_literal(*before) and before2 in _LEFT_ENDS:
+            return ()
+        if text in ("==", "!="):
+            return ("sized",)  # lists, maps or strings, compared element by element
+        return ("strings",)  # ordering: only strings have a size
+    return ()
 
 
 def shape_of(source: str) -> CostShape:
-    """Count tokens, comprehension nesting and string calls, by a lexical pass over the text."""
+    """Count operations by kind and comprehension depth, by a lexical pass over the text.
+
+    Without types (every input is `dyn`), an operation is priced as its costliest reading:
+    `x in y` walks a list (as the API server charges it), `a == b` and `a + b` compare or
+    copy lists or strings of the longest size unless one side is a literal, and `l.join()`
+    reads every string of a list."""
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(source)]
     stack: list[bool] = []  # per open parenthesis: does it open a comprehension?
-    depth = nesting = outside = inside = str_out = str_in = 0
-    previous: list[str] = []
-    for match in _TOKEN.finditer(source):
-        kind = match.lastgroup
-        text = match.group()
-        if depth:
-            inside += 1
-        else:
-            outside += 1
+    depth = 0
+    counts: list[dict[str, int]] = [dict.fromkeys(_KINDS, 0)]
+    for index, (kind, _) in enumerate(tokens):
+        counts[depth]["tokens"] += 1
+        for charge in _charges_of(tokens, index):
+            counts[depth][charge] += 1
         if kind == "open":
-            is_macro = len(previous) >= 2 and previous[-2] == "." and previous[-1] in _MACROS
+            previous = tokens[index - 2 : index]
+            is_macro = len(previous) == 2 and previous[0][1] == "." and previous[1][1] in _MACROS
             stack.append(is_macro)
             if is_macro:
                 depth += 1
-                nesting = max(nesting, depth)
+                if depth == len(counts):
+                    counts.append(dict.fromkeys(_KINDS, 0))
+                if previous[1][1] in _ACCUMULATING:
+                    counts[depth]["lists"] += 1
         elif kind == "close" and stack:
             if stack.pop():
                 depth -= 1
-        elif kind == "name" and text in _STRING_CALLS:
-            if depth:
-                str_in += 1
-            else:
-                str_out += 1
-        previous = [*previous[-1:], text]
-    return CostShape(outside, inside, nesting, str_out, str_in)
+    return CostShape(tuple(Charges(**c) for c in counts))
 
 
-def safe_size(policies: Iterable[Iterable[CostShape]]) -> int:
+def safe_size(bounds: Callable[[int], Iterable[Sequence[int]]]) -> int:
     """The largest input size S (longest list and longest string both at most S) for which no
     expression can pass the per-call limit nor a policy the binding budget: inputs known to be
-    no larger (a request body of S bytes) need no walk to be judged safe."""
+    no larger (a request body of S bytes) need no pricing. `bounds(S)` gives, per policy, its
+    expressions' bounds on such inputs (they grow with S)."""
 
     def fits(size: int) -> bool:
-        for shapes in policies:
-            bounds = [shape.bound(size, size) for shape in shapes]
-            if any(b > PER_CALL_LIMIT for b in bounds) or sum(bounds) > BINDING_BUDGET:
+        for found in bounds(size):
+            if any(b > PER_CALL_LIMIT for b in found) or sum(found) > BINDING_BUDGET:
                 return False
         return True
 

@@ -4,7 +4,8 @@ For each policy and each of its bindings: matchConstraints and the binding's mat
 (rules, exclusions, namespace and object selectors), then the params the binding names, then
 matchConditions (any false skips, an error goes to failurePolicy), variables, validations
 (false: the message, messageExpression or the default; an error: failurePolicy) and audit
-annotations. Every expression first passes the run-time cost bound of `skanse.policy.cost`.
+annotations. Every expression is first priced on the request (`skanse.policy.sizing`,
+per operand) and not run past the cost limits of `skanse.policy.cost`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from skanse.policy.cost import (
     BINDING_BUDGET,
     MAX_DEPTH,
     PER_CALL_LIMIT,
-    CostShape,
     InputSizes,
     input_sizes,
 )
-from skanse.policy.load import WITH_VARIABLES, Binding, CompiledPolicy, Expr, PolicySet, as_labels
+from skanse.policy.load import (
+    WITH_VARIABLES,
+    Binding,
+    CompiledPolicy,
+    Expr,
+    PolicySet,
+    as_labels,
+    estimate,
+    roots_of,
+)
 from skanse.policy.model import LabelSelector, MatchResources, ResourceRule
+from skanse.policy.sizing import Bound, Record, Sized, variables_of
 from skanse.sources.kubernetes import as_dict
 
 __all__ = [
@@ -293,25 +303,41 @@ def _params(
 
 
 class _Budget:
-    """The cost bounds of one binding's evaluation on inputs of `sizes`."""
+    """The cost bounds of one binding's evaluation: each expression priced on the inputs
+    (`roots`, skanse.policy.sizing) before it runs; `sizes` are the longest list and string
+    anywhere in them, for the inputs and expressions the pricing cannot follow."""
 
-    def __init__(self, sizes: InputSizes, safe_size: int) -> None:
-        self.sizes = sizes
+    def __init__(
+        self,
+        sizes: InputSizes,
+        safe_size: int,
+        roots: dict[str, Sized],
+        variables: tuple[tuple[str, Expr], ...],
+    ) -> None:
+        self.fallback = Bound(sizes.longest_list, sizes.longest_string)
         self.spent = 0
+        self.roots = roots
+        self._variables = variables
+        self._bounded: list[Record] = []  # the variables' bounds, made when first needed
         # Inputs within the policy set's safe size cannot pass a limit: nothing to count.
         self.unlimited = max(sizes.longest_list, sizes.longest_string) <= safe_size
 
-    def charge(self, expr: Expr, shape: CostShape | None = None) -> str | None:
+    def variables(self) -> Record:
+        if not self._bounded:
+            trees = tuple((name, e.tree) for name, e in self._variables)
+            self._bounded.append(variables_of(trees, self.roots, self.fallback))
+        return self._bounded[0]
+
+    def charge(self, expr: Expr, inlined: bool = False) -> str | None:
         if self.unlimited:
             return None
-        shape = shape or expr.shape
-        estimate = shape.bound(self.sizes.longest_list, self.sizes.longest_string)
-        if estimate > PER_CALL_LIMIT:
+        cost = estimate(expr, inlined, self.roots, self.variables(), self.fallback)
+        if cost > PER_CALL_LIMIT:
             return (
-                f"operation cancelled: estimated cost {estimate:,} of {expr.field} exceeds "
+                f"operation cancelled: estimated cost {cost:,} of {expr.field} exceeds "
                 f"the per-expression limit {PER_CALL_LIMIT:,} for this input"
             )
-        self.spent += estimate
+        self.spent += cost
         if self.spent > BINDING_BUDGET:
             return (
                 f"validation failed due to running out of cost budget: {expr.field} brings "
@@ -326,7 +352,7 @@ def _run(
     """The value (plain Python values when `plain`: variables are fed back to the runtime)
     or the error of one expression (its `inlined` form: with its variables bound inside)."""
     compiled = expr.inlined if inlined and expr.inlined is not None else expr.compiled
-    refused = budget.charge(expr, expr.inlined_shape if inlined else None)
+    refused = budget.charge(expr, inlined and expr.inlined is not None)
     if refused is not None:
         return None, refused
     try:
@@ -557,6 +583,7 @@ def evaluate(
                     max(sizes.longest_string, own.longest_string),
                     max(sizes.depth, own.depth),
                 )
-            budget = _Budget(with_params, ps.safe_size)
+            roots = roots_of({**base, "params": params})
+            budget = _Budget(with_params, ps.safe_size, roots, policy.variables)
             _evaluate_binding(policy, binding, params, base, budget, out)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,16 @@ from skanse.policy.cost import (
 )
 from skanse.policy.inline import closure, compose, compose_all, variables_read
 from skanse.policy.model import API_GROUP, BindingSpec, MatchResources, PolicySpec
+from skanse.policy.sizing import (
+    Bound,
+    Concrete,
+    Node,
+    Record,
+    Sized,
+    cost_of,
+    parse,
+    variables_of,
+)
 from skanse.sources.kubernetes import K8sObject, as_dict
 from skanse.sources.manifests import ReadLimits, read_path
 
@@ -39,10 +49,13 @@ __all__ = [
     "CompiledPolicy",
     "Expr",
     "PolicySet",
+    "bounds_at",
+    "estimate",
     "expressions_of",
     "load_objects",
     "load_policies",
     "policy_set",
+    "roots_of",
 ]
 
 SEVERITY_ANNOTATION = "skanse.io/severity"
@@ -67,6 +80,10 @@ class Expr:
     # and the cost shape of that whole text; None where it could not be built.
     inlined: CompiledExpression | None = None
     inlined_shape: CostShape | None = None
+    # The parsed trees the run-time bound prices (skanse.policy.sizing); None where the text
+    # is beyond its parser: the coarse bound of the shape applies.
+    tree: Node | None = None
+    inlined_tree: Node | None = None
 
     @property
     def source(self) -> str:
@@ -180,7 +197,9 @@ def _compile(
             )
         return None
     shape = shape_of(source)
-    estimate = shape.bound(LOAD_LIST_SIZE, LOAD_STRING_SIZE)
+    # The sizes of operands (`x in list`) are not known before an object comes: at run time
+    # they are charged in full; here the expression's own shape is judged.
+    estimate = shape.bound(LOAD_LIST_SIZE, LOAD_STRING_SIZE, operands=False)
     if estimate > PER_CALL_LIMIT:
         problems.append(
             f"{where.file}:{where.line}:{where.column}: {obj.resource}: {field_path}: "
@@ -188,7 +207,7 @@ def _compile(
             f"with lists of {LOAD_LIST_SIZE:,} items ({shape.nesting} nested comprehensions)"
         )
         return None
-    return Expr(compiled, shape, where, field_path)
+    return Expr(compiled, shape, where, field_path, tree=parse(source))
 
 
 def _spec(obj: K8sObject, model: type[Any], problems: list[str]) -> Any:
@@ -344,7 +363,9 @@ def _inlined(
         compiled = new_env(WITH_VARIABLES).compile(text)
     except CelCompileError:
         return expr  # e.g. past the runtime's nesting limit: the exact evaluation remains
-    return dataclasses.replace(expr, inlined=compiled, inlined_shape=shape_of(text))
+    return dataclasses.replace(
+        expr, inlined=compiled, inlined_shape=shape_of(text), inlined_tree=parse(text)
+    )
 
 
 def _all_validations(
@@ -445,15 +466,45 @@ def policy_set(objects: Iterable[K8sObject], problems: list[str]) -> PolicySet:
                         f"{where}: binding {b.name} has no paramRef although policy "
                         f"{policy.name} has a paramKind: its expressions see params as null"
                     )
-    safe = safe_size(
-        [
-            [s for e in expressions_of(p) for s in (e.shape, e.inlined_shape) if s is not None]
-            for p in policies
-        ]
-    )
+    safe = safe_size(lambda size: [bounds_at(p, size) for p in policies])
     return PolicySet(
         tuple(policies), tuple(bindings), tuple(others), namespaces, tuple(warnings), safe
     )
+
+
+def roots_of(values: Mapping[str, Any]) -> dict[str, Sized]:
+    """What the run-time bound reads of an evaluation's inputs (object, params...)."""
+    return {name: Concrete((values.get(name),)) for name in _BASE}
+
+
+def estimate(
+    expr: Expr, inlined: bool, roots: Mapping[str, Sized], variables: Record, fallback: Bound
+) -> int:
+    """The run-time bound of one expression (its `inlined` form) on the inputs `roots`
+    describe, `variables` bounded from theirs: priced per operand where it has a tree, else
+    the shape's bound with every list and string at the `fallback`'s sizes."""
+    tree = expr.inlined_tree if inlined else expr.tree
+    shape = expr.inlined_shape if inlined and expr.inlined_shape is not None else expr.shape
+    if tree is not None:
+        # The inlined form binds its variables inside itself.
+        env = roots if inlined else {**roots, "variables": variables}
+        cost = cost_of(tree, env, fallback)
+        if cost is not None:
+            return cost
+    return shape.bound(fallback.n, fallback.s)
+
+
+def bounds_at(policy: CompiledPolicy, size: int) -> list[int]:
+    """Every expression's bound (both forms) when no list or string is longer than `size`."""
+    fallback = Bound(size, size)
+    roots: dict[str, Sized] = dict.fromkeys(_BASE, fallback)
+    variables = variables_of(tuple((n, e.tree) for n, e in policy.variables), roots, fallback)
+    found = []
+    for e in expressions_of(policy):
+        found.append(estimate(e, False, roots, variables, fallback))
+        if e.inlined is not None:
+            found.append(estimate(e, True, roots, variables, fallback))
+    return found
 
 
 def expressions_of(policy: CompiledPolicy) -> list[Expr]:
