@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from skanse.errors import YamlError
 from skanse.model import InputProblem, ProblemKind
+from skanse.sources import manifests
 from skanse.sources.files import Input, InputType, discover, read_file
 from skanse.sources.manifests import ReadLimits, read_bytes, read_path
+from skanse.sources.yamlpos import Span, YamlDocument, load_documents
 
 LIMITS = ReadLimits()
 
@@ -255,3 +260,87 @@ def test_ignores_without_reason_or_with_a_bad_date_are_not_applied_and_say_so() 
     assert len(result.warnings) == 2
     assert "without reason" in result.warnings[0]
     assert "invalid expires=tomorrow" in result.warnings[1]
+
+
+def test_ignore_comments_are_bound_without_a_scan_per_comment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each ignore comment went through every scalar span of the file and every node of its
+    document: quadratic, 4,000 ignored containers took 10 s to read, which lets a manifest
+    stall a CI scan. Count the reads of Span.start_line and the nodes looked at."""
+    reads = 0
+    slot = Span.__dict__["start_line"]
+
+    def get(self: Span) -> int:
+        nonlocal reads
+        reads += 1
+        value: int = slot.__get__(self, Span)
+        return value
+
+    class Positions(dict[str, tuple[int, int]]):
+        def items(self) -> Any:
+            nonlocal reads
+            for item in super().items():
+                reads += 1
+                yield item
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[YamlDocument | YamlError]:
+        for doc in load_documents(*args, **kwargs):
+            if isinstance(doc, YamlDocument):
+                doc.positions = Positions(doc.positions)
+            yield doc
+
+    monkeypatch.setattr(Span, "start_line", property(get, slot.__set__))
+    monkeypatch.setattr(manifests, "load_documents", counted)
+    n = 1000
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n" + "".join(
+        f'  # skanse:ignore=SKN-K8S-027 reason="x"\n  - name: c{i}\n    image: a\n'
+        for i in range(n)
+    )
+    config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\ndata:\n" + "".join(
+        f'  # skanse:ignore=SKN-K8S-027 reason="x"\n  k{i}: v\n' for i in range(n)
+    )
+    result = _ignores(pod + "---\n" + config)
+    assert len(result.ignores) == 2 * n and not result.warnings
+    assert result.ignores[n - 1].scope == f"/spec/containers/{n - 1}"
+    assert (result.ignores[-1].document, result.ignores[-1].scope) == (1, f"/data/k{n - 1}")
+    spans = (9 + 4 * n) + (8 + 2 * n)  # the Pod's keys and values, then the ConfigMap's
+    nodes = (7 + 3 * n) + (6 + n)
+    assert reads <= 2 * (spans + nodes), reads
+
+
+def test_a_run_of_ignore_comments_is_not_walked_once_per_comment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each comment of a run walked the lines after it to the node the run precedes:
+    quadratic, 10,000 comments in a row took 10 s. Count the lines read by index (what that
+    walk does; the pass over the file iterates them)."""
+    reads = 0
+
+    class Lines(list[str]):
+        def __getitem__(self, index: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return super().__getitem__(index)
+
+    class Text(str):
+        def splitlines(self, keepends: bool = False) -> list[str]:
+            return Lines(super().splitlines(keepends))
+
+    class Data(bytes):
+        def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+            return Text(super().decode(encoding, errors))
+
+    def parse(data: bytes, **kwargs: Any) -> Iterator[YamlDocument | YamlError]:
+        return load_documents(bytes(data), **kwargs)  # libyaml takes plain bytes only
+
+    monkeypatch.setattr(manifests, "load_documents", parse)
+    n = 3000
+    text = (
+        "apiVersion: v1\nkind: Pod\nspec:\n"
+        + '  # skanse:ignore=SKN-K8S-001 reason="x"\n' * n
+        + "  hostNetwork: true\n"
+    )
+    result = read_bytes("x.yaml", Data(text.encode()), LIMITS)
+    assert [i.scope for i in result.ignores] == ["/spec/hostNetwork"] * n
+    assert reads <= 2 * (n + 4), reads
