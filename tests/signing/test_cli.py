@@ -189,7 +189,58 @@ def test_attest_an_sbom_from_the_image_and_verify_it(cli, workdir: Path, registr
     assert bad_type.code == 2 and "unknown attestation type" in bad_type.stderr
     (workdir / "bad.json").write_text("{not json")
     bad = cli("attest", "--key", "cosign.key", "--predicate", "bad.json", str(ref))
-    assert bad.code == 2 and "bad.json: not valid JSON" in bad.stderr
+    assert bad.code == 2 and "bad.json is not valid JSON" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("predicate", "message"),
+    [
+        (b'{"x": NaN}', "NaN is not JSON"),
+        (b'{"x": 1, "x": 2}', "duplicate key 'x'"),
+        (b'{"x": "\\ud800"}', "lone surrogate"),
+        (b"[1, 2]", "not a JSON object"),
+    ],
+)
+def test_attest_refuses_a_predicate_its_verifier_would_refuse(
+    cli, workdir: Path, predicate: bytes, message: str
+) -> None:
+    # each was signed and pushed (or an internal error), and verify-attestation then
+    # refused the statement or read another value than the one meant
+    (workdir / "p.json").write_bytes(predicate)
+    result = cli("attest", "--key", "cosign.key", "--predicate", "p.json", "reg.example/a:1")
+    assert result.code == 2, result.stderr
+    assert message in result.stderr and "internal error" not in result.stderr
+
+
+def test_attest_refuses_a_bundle_over_the_cap_verifiers_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from skanse.errors import SigningError
+    from skanse.oci.reference import parse_reference
+    from skanse.signing import sign
+    from tests.signing.helpers import new_key
+
+    pushed: list[bytes] = []
+    monkeypatch.setattr(sign, "resolve", lambda client, ref: _Subject("sha256:" + "a" * 64))
+
+    def write_referrer(*args: object) -> tuple[str, int]:
+        pushed.append(args[3])  # type: ignore[arg-type]
+        return "sha256:" + "b" * 64, 1
+
+    monkeypatch.setattr(sign, "write_referrer", write_referrer)
+    monkeypatch.setattr(sign, "MAX_BUNDLE_BYTES", 4096)
+    key = new_key()
+    ref = parse_reference("reg.example/a:1")
+    sign.attest_image(None, ref, key, "https://example.com/p", {"x": "y" * 100})  # type: ignore[arg-type]
+    assert len(pushed) == 1
+    with pytest.raises(SigningError, match="over the 4096-byte cap"):
+        sign.attest_image(None, ref, key, "https://example.com/p", {"x": "y" * 4000})  # type: ignore[arg-type]
+    assert len(pushed) == 1  # nothing pushed that no verifier would read
+
+
+class _Subject:
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
 
 
 def test_verify_text_escapes_what_the_registry_wrote(capsys: pytest.CaptureFixture[str]) -> None:

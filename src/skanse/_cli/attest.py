@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from skanse._cli._signing import read_password
     from skanse.errors import InputError, UsageError
     from skanse.oci.reference import parse_reference
+    from skanse.signing._common import Rejected, strict_json
     from skanse.signing.keys import read_private_key
     from skanse.signing.sign import attest_image, predicate_type_for
 
@@ -51,10 +52,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.predicate}: {exc.strerror or exc}") from None
     if len(data) > 64 * 1024 * 1024:
         raise InputError(f"{args.predicate}: over 64 MiB")
+    # read as `verify-attestation` reads the statement, so nothing is signed that the
+    # verifier (skanse's or another's) would refuse or read differently
     try:
-        predicate = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InputError(f"{args.predicate}: not valid JSON ({exc})") from None
+        predicate = strict_json(data, args.predicate, cap=64 * 1024 * 1024)
+        json.dumps(predicate, ensure_ascii=False).encode("utf-8")
+    except Rejected as exc:
+        raise InputError(str(exc)) from None
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{args.predicate}: a string holds a lone surrogate escape (\\ud800-\\udfff), "
+            "which UTF-8 cannot carry"
+        ) from None
     ref = parse_reference(args.target)
     key = read_private_key(args.key, read_password())
     client = registry_client(args)

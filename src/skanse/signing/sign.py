@@ -15,11 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from skanse.errors import SigningError
 from skanse.oci.reference import Reference
 from skanse.oci.registry import RegistryClient
 from skanse.signing import simplesigning
 from skanse.signing.attach import append_legacy_signature, resolve, write_referrer
-from skanse.signing.bundle import SIGN_PREDICATE_TYPE, build_bundle, build_statement
+from skanse.signing.bundle import (
+    MAX_BUNDLE_BYTES,
+    SIGN_PREDICATE_TYPE,
+    build_bundle,
+    build_statement,
+)
 from skanse.signing.keys import SigningKey
 
 __all__ = ["PREDICATE_TYPES", "SignResult", "attest_image", "predicate_type_for", "sign_image"]
@@ -114,9 +120,14 @@ def attest_image(
     statement = build_statement(
         subject.digest, predicate_type, predicate, name=simplesigning.docker_reference(ref)
     )
-    manifest_digest, listed = write_referrer(
-        client, ref, subject, build_bundle(key, statement), predicate_type
-    )
+    bundle = build_bundle(key, statement)
+    if len(bundle) > MAX_BUNDLE_BYTES:
+        # base64 makes the statement a third larger: refused here, not by every verifier
+        raise SigningError(
+            f"the attestation bundle would be {len(bundle)} bytes, over the "
+            f"{MAX_BUNDLE_BYTES}-byte cap verifiers read (the predicate is too large)"
+        )
+    manifest_digest, listed = write_referrer(client, ref, subject, bundle, predicate_type)
     return SignResult(
         str(ref.with_digest(subject.digest)),
         subject.digest,
