@@ -85,37 +85,61 @@ _MACROS = frozenset(
 # Macros that build a list or map: the runtime (cel-cpp) copies the accumulated result on
 # every iteration (measured: `x.map(v, v)` takes 4 times longer on twice the elements), so
 # each iteration walks a list as long as the range.
-_ACCUMULATING = frozenset(
-    {"map", "filter", "transformList", "transformMap", "transformMapEntry", "sortBy"}
+ACCUMULATING_MACROS = frozenset(
+    {
+        "filter",
+        "map",
+        "sortBy",
+        "transformList",
+        "transformMap",
+        "transformMapEntry",
+    }
 )
 # Calls that scan a string: a tenth of a unit per character, as the API server charges.
-_STRING_CALLS = frozenset(
+STRING_CALLS = frozenset(
     {
-        "matches",
+        "charAt",
+        "cidr",
+        "contains",
+        "endsWith",
         "find",
         "findAll",
-        "contains",
-        "startsWith",
-        "endsWith",
-        "split",
-        "replace",
+        "format",
         "indexOf",
+        "ip",
+        "isCIDR",
+        "isIP",
+        "isQuantity",
+        "isSemver",
+        "isURL",
         "lastIndexOf",
         "lowerAscii",
-        "upperAscii",
-        "trim",
-        "format",
-        "substring",
-        "quote",
-        "url",
+        "matches",
         "quantity",
+        "quote",
+        "replace",
         "semver",
-        "ip",
-        "cidr",
+        "split",
+        "startsWith",
+        "substring",
+        "trim",
+        "upperAscii",
+        "url",
     }
 )
 # Calls that walk a list once (`reverse` also reverses strings: it is charged both ways).
-_LIST_CALLS = frozenset({"reverse", "slice", "isSorted", "sum", "min", "max"})
+LIST_CALLS = frozenset(
+    {
+        "first",
+        "isSorted",
+        "last",
+        "max",
+        "min",
+        "reverse",
+        "slice",
+        "sum",
+    }
+)
 # Calls that sort or deduplicate a list: n log n.
 _SORT_CALLS = frozenset({"sort", "sortBy", "distinct", "flatten"})
 # `sets.contains(a, b)`, `sets.intersects`, `sets.equivalent` compare every pair.
@@ -213,9 +237,9 @@ def _charges_of(tokens: list[tuple[str | None, str]], index: int) -> tuple[str, 
         if text == "join":
             return ("joins",)
         found = []
-        if text in _STRING_CALLS:
+        if text in STRING_CALLS:
             found.append("strings")
-        if text in _LIST_CALLS:
+        if text in LIST_CALLS:
             found.append("lists")
         if text in _SORT_CALLS:
             found.append("sorts")
@@ -262,7 +286,7 @@ def shape_of(source: str) -> CostShape:
                 depth += 1
                 if depth == len(counts):
                     counts.append(dict.fromkeys(_KINDS, 0))
-                if previous[1][1] in _ACCUMULATING:
+                if previous[1][1] in ACCUMULATING_MACROS:
                     counts[depth]["lists"] += 1
         elif kind == "close" and stack:
             if stack.pop():

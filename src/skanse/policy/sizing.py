@@ -32,6 +32,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from skanse.policy.cost import ACCUMULATING_MACROS, LIST_CALLS, STRING_CALLS
+
 __all__ = [
     "Bound",
     "Concrete",
@@ -410,43 +412,7 @@ def _elements(value: Sized, keys: bool) -> tuple[Sized, Sized]:
 _ONE_VARIABLE = frozenset({"all", "exists", "exists_one", "existsOne", "map", "filter", "sortBy"})
 _TWO_VARIABLES = frozenset({"transformList", "transformMap", "transformMapEntry"})
 _OPTIONAL_MACROS = frozenset({"optMap", "optFlatMap"})
-# Macros that build a list or map: cel-cpp copies the accumulated result on every iteration.
-_ACCUMULATING = frozenset(
-    {"map", "filter", "transformList", "transformMap", "transformMapEntry", "sortBy"}
-)
-# Calls that scan strings: a tenth of a unit per character.
-_STRING_CALLS = frozenset(
-    {
-        "matches",
-        "find",
-        "findAll",
-        "contains",
-        "startsWith",
-        "endsWith",
-        "split",
-        "replace",
-        "indexOf",
-        "lastIndexOf",
-        "lowerAscii",
-        "upperAscii",
-        "trim",
-        "format",
-        "substring",
-        "charAt",
-        "quote",
-        "url",
-        "isURL",
-        "quantity",
-        "isQuantity",
-        "semver",
-        "isSemver",
-        "ip",
-        "isIP",
-        "cidr",
-        "isCIDR",
-    }
-)
-_LIST_CALLS = frozenset({"reverse", "slice", "isSorted", "sum", "min", "max", "first", "last"})
+# The macros that accumulate, the string calls and the list walks are `cost`'s sets.
 _SORT_CALLS = frozenset({"sort", "distinct"})
 _SET_CALLS = frozenset({"contains", "intersects", "equivalent"})
 
@@ -602,7 +568,7 @@ class _Pricer:
         body_runs = min(ITERATION_CAP, runs * iterations)
         priced = [self.price(b, scope, body_runs) for b in bodies]
         cost = runs + source.cost + sum(p.cost for p in priced)
-        if name in _ACCUMULATING:
+        if name in ACCUMULATING_MACROS:
             cost += body_runs * iterations
         last = priced[-1].value if priced else _SCALAR
         if name in ("map", "transformList"):
@@ -715,10 +681,10 @@ def _call_price(
         return size, Bound(max(0, size), 0)
     if namespace == "strings" and name == "quote":
         return strings // 10 + 1, Bound(0, 2 * strings + 2)
-    price = strings // 10 + 1 if name in _STRING_CALLS else 0
+    price = strings // 10 + 1 if name in STRING_CALLS else 0
     if name in _SCALAR_CALLS:
-        return price + (_lists(inputs[0]) if name in _LIST_CALLS and inputs else 0), _SCALAR
-    if name in _PASSING and name not in _STRING_CALLS:
+        return price + (_lists(inputs[0]) if name in LIST_CALLS and inputs else 0), _SCALAR
+    if name in _PASSING and name not in STRING_CALLS:
         return 0, _union(inputs)
     if name == "join":
         items = _lists(inputs[0]) if inputs else 0
@@ -739,7 +705,7 @@ def _call_price(
         b = deep()
         built = Bound(0, (strings + 1) * (b.n + 1) * (b.s + 1))
         return price + built.s // 10, built
-    if name in _STRING_CALLS:
+    if name in STRING_CALLS:
         return price, Bound(0, strings)  # a string, or an object of its parts
     if name in _SORT_CALLS:
         items = _lists(inputs[0]) if inputs else 0
@@ -750,7 +716,7 @@ def _call_price(
         b = deep()
         flat = items * b.n if len(args) == 0 else _UNKNOWN
         return flat, Bound(flat, b.s)
-    if name in _LIST_CALLS:
+    if name in LIST_CALLS:
         return max((_length(v) for v in inputs[:1]), default=0), deep()
     if name == "string":
         return 0, Bound(0, deep().s + 32)  # of a number, a bool, bytes or a string
