@@ -490,3 +490,45 @@ def test_a_registry_dribbling_the_signature_manifest_is_could_not_check() -> Non
     assert not result.verified and not result.complete
     assert result.reason.startswith("not verified: could not check")
     assert "not complete within 0.5 s" in result.reason
+
+
+def test_a_signature_the_registry_failed_to_serve_leaves_the_denial_open() -> None:
+    # the payload's download failed (HTTP 500): the denial was complete, so the webhook
+    # cached it as final although the signature may verify on the next try
+    from skanse.oci.reference import parse_reference
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests.oci.test_registry_errors import Server, reply
+
+    digest = "sha256:" + "ab" * 32
+    payload_digest = "sha256:" + "cd" * 32
+    layer = {
+        "mediaType": simplesigning.MEDIA_TYPE,
+        "digest": payload_digest,
+        "size": 100,
+        "annotations": {SIGNATURE_ANNOTATION: base64.b64encode(b"sig").decode()},
+    }
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + "ef" * 32, "size": 2},
+            "layers": [layer],
+        }
+    ).encode()
+    server = Server()
+    try:
+        server.routes[f"GET /v2/team/app/manifests/{signature_tag(digest)}"] = reply(
+            200, manifest, {"Content-Type": OCI_MANIFEST}
+        )
+        server.routes[f"GET /v2/team/app/blobs/{payload_digest}"] = reply(500, b"busy")
+        client = RegistryClient(RegistryOptions(timeout=5))
+        ref = parse_reference(f"{server.host}/team/app@{digest}")
+        failed = verify_signatures(client, ref, [public(new_key(), "k")])
+        # a payload that arrives but is not the one named (another digest): final
+        server.routes[f"GET /v2/team/app/blobs/{payload_digest}"] = reply(200, b"x" * 100)
+        wrong = verify_signatures(client, ref, [public(new_key(), "k")])
+    finally:
+        server.close()
+    assert not failed.verified and not failed.complete
+    assert failed.checks[0].unread and "500" in failed.checks[0].reason
+    assert not wrong.verified and wrong.complete and not wrong.checks[0].unread

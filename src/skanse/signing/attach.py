@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from skanse.errors import ImageError, NotFoundError, SigningError
+from skanse.errors import ImageError, NotFoundError, RegistryClientError, SigningError
 from skanse.oci.manifest import (
     OCI_CONFIG,
     OCI_INDEX,
@@ -88,6 +88,9 @@ class Attached:
     payload: bytes = b""  # the simple-signing payload, or the bundle JSON
     signature: bytes = b""  # simple-signing only: the decoded annotation
     error: str | None = None
+    # the registry could not be read (a network error, an HTTP error, the deadline): a
+    # signature that may verify on the next try, so a denial over it is not final
+    unread: bool = False
 
 
 def signature_tag(digest: str) -> str:
@@ -170,7 +173,12 @@ def _legacy_layer(
     try:
         payload = client.get_blob_bytes(ref, layer, cap=layer.size)
     except ImageError as exc:
-        return failed(f"payload {layer.digest}: {exc.message}")
+        return Attached(
+            "simple-signing",
+            where,
+            error=f"payload {layer.digest}: {exc.message}",
+            unread=isinstance(exc, RegistryClientError),
+        )
     return Attached("simple-signing", where, payload, signature)
 
 
@@ -242,14 +250,15 @@ def _bundle_manifest(
     where: str,
     limits: Limits,
 ) -> Attached:
-    def failed(reason: str) -> Attached:
-        return Attached("bundle", where, error=reason)
+    def failed(reason: str, exc: ImageError | None = None) -> Attached:
+        unread = isinstance(exc, RegistryClientError)
+        return Attached("bundle", where, error=reason, unread=unread)
 
     try:
         data, media_type, _ = client.get_manifest(ref, entry.digest)
         manifest = parse_manifest(data, media_type or entry.media_type, reference=where)
     except ImageError as exc:
-        return failed(exc.message)
+        return failed(exc.message, exc)
     if manifest.subject is None or manifest.subject.digest != digest:
         return failed("its subject is not this image")
     bundles = [m for m in manifest.layers if m.media_type.startswith(BUNDLE_PREFIX)]
@@ -264,7 +273,7 @@ def _bundle_manifest(
     try:
         payload = client.get_blob_bytes(ref, layer, cap=layer.size)
     except ImageError as exc:
-        return failed(f"bundle {layer.digest}: {exc.message}")
+        return failed(f"bundle {layer.digest}: {exc.message}", exc)
     return Attached("bundle", where, payload)
 
 

@@ -48,6 +48,7 @@ class SignatureCheck:
     key: str | None = None  # the key whose signature it is, when one verified it
     predicate_type: str | None = None
     docker_reference: str | None = None
+    unread: bool = False  # the registry could not be read for it (`Attached.unread`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,9 @@ class Verification:
 
     @property
     def complete(self) -> bool:
-        """False when a place could not be read: a denial then may not be the final word."""
-        return not self.problems
+        """False when a place or a signature could not be read: a denial then may not be the
+        final word (a signature whose download failed may verify on the next try)."""
+        return not self.problems and not any(c.unread for c in self.checks)
 
     @property
     def verified(self) -> bool:
@@ -113,7 +115,7 @@ def check_attached(
 ) -> SignatureCheck:
     """Verify one found signature or bundle; never raises for bad content."""
     if item.error is not None:
-        return SignatureCheck(item.where, item.format, False, item.error)
+        return SignatureCheck(item.where, item.format, False, item.error, unread=item.unread)
     if item.format == "bundle":
         try:
             key, statement = verify_image_bundle(item.payload, digest, keys, predicate_type)
