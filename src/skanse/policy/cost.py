@@ -149,13 +149,15 @@ _SET_CALLS = frozenset({"contains", "intersects", "equivalent"})
 _RIGHT_ENDS = frozenset({")", "]", "}", ",", "&&", "||", "?", ":", ""})
 _LEFT_ENDS = frozenset({"(", "[", "{", ",", "&&", "||", "?", ":", ""})
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
-_TOKEN = re.compile(
-    r"""(?P<str>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"))"""
-    r"|(?P<num>0[xX][0-9A-Fa-f]+[uU]?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)"
+# CEL's lexical grammar (cel-spec): the one tokenizer of the load-time shape and of
+# `sizing`'s parser. Strings do not cross lines; `//` comments are space.
+TOKEN = re.compile(
+    r"""(?P<str>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))"""
+    r"|(?P<num>0[xX][0-9A-Fa-f]+[uU]?|\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+[uU]?|\.\d+(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<open>\()|(?P<close>\))"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\|)"
-    r"|(?P<other>[^\s])"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+*/%!<>?:.,()\[\]{}])"
+    r"|(?P<space>\s+|//[^\n]*)"
+    r"|(?P<bad>.)"
 )
 
 
@@ -263,6 +265,19 @@ def _charges_of(tokens: list[tuple[str | None, str]], index: int) -> tuple[str, 
     return ()
 
 
+def _shape_token(match: re.Match[str]) -> tuple[str | None, str]:
+    """A token as the shape pass reads it: parentheses open and close, one-character
+    operators and anything unknown are `other`, two-character operators `op`."""
+    kind, text = match.lastgroup, match.group()
+    if text == "(":
+        return "open", text
+    if text == ")":
+        return "close", text
+    if kind == "bad" or (kind == "op" and len(text) == 1):
+        return "other", text
+    return kind, text
+
+
 def shape_of(source: str) -> CostShape:
     """Count operations by kind and comprehension depth, by a lexical pass over the text.
 
@@ -270,7 +285,7 @@ def shape_of(source: str) -> CostShape:
     `x in y` walks a list (as the API server charges it), `a == b` and `a + b` compare or
     copy lists or strings of the longest size unless one side is a literal, and `l.join()`
     reads every string of a list."""
-    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(source)]
+    tokens = [_shape_token(m) for m in TOKEN.finditer(source) if m.lastgroup != "space"]
     stack: list[bool] = []  # per open parenthesis: does it open a comprehension?
     depth = 0
     counts: list[dict[str, int]] = [dict.fromkeys(_KINDS, 0)]

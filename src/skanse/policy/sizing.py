@@ -27,12 +27,11 @@ priced by `skanse.policy.cost`'s coarse bound, with every list at the longest on
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from skanse.policy.cost import ACCUMULATING_MACROS, LIST_CALLS, STRING_CALLS
+from skanse.policy.cost import ACCUMULATING_MACROS, LIST_CALLS, STRING_CALLS, TOKEN
 
 __all__ = [
     "Bound",
@@ -49,15 +48,6 @@ __all__ = [
 ITERATION_CAP = 10_000  # cel-cpp's comprehension iterations per evaluation
 _UNKNOWN = 10**9  # a size the bound cannot tell (`lists.range(n)` of a computed n)
 _JOINED = 100_000  # concatenations of input values up to this length are made to be priced
-
-_TOKEN = re.compile(
-    r"""(?P<str>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))"""
-    r"|(?P<num>0[xX][0-9A-Fa-f]+[uU]?|\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+[uU]?|\.\d+(?:[eE][+-]?\d+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||[-+*/%!<>?:.,()\[\]{}])"
-    r"|(?P<space>\s+|//[^\n]*)"
-    r"|(?P<bad>.)"
-)
 
 
 class Unsupported(ValueError):
@@ -83,7 +73,7 @@ class _Parser:
 
     def __init__(self, source: str) -> None:
         self.tokens: list[tuple[str, str]] = []
-        for match in _TOKEN.finditer(source):
+        for match in TOKEN.finditer(source):
             kind = match.lastgroup or "bad"
             if kind == "space":
                 continue
