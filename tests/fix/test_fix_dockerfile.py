@@ -9,6 +9,7 @@ import pytest
 from skanse.fix.dockerfile import BaseFamily, base_family
 from skanse.scan import scan
 from skanse.sources.dockerfile import Instruction
+from tests._counting import count_reads
 from tests.fix.helpers import after, fix_text
 
 DEBIAN_USER = "RUN groupadd -r -g 10001 app && useradd -r -l -u 10001 -g app -m -d /home/app app\n"
@@ -144,22 +145,13 @@ def test_chown_finds_the_user_once_per_stage_not_once_per_copy(
     """Each COPY --chown walked its stage from the top for the USER in effect: quadratic,
     8,000 COPY lines into the home took 6 s to fix. Count the reads of
     Instruction.keyword (what that walk tests) over the whole scan and fix."""
-    reads = 0
-    slot = Instruction.__dict__["keyword"]
-
-    def get(self: Instruction) -> str:
-        nonlocal reads
-        reads += 1
-        value: str = slot.__get__(self, Instruction)
-        return value
-
-    monkeypatch.setattr(Instruction, "keyword", property(get, slot.__set__))
+    reads = count_reads(monkeypatch, Instruction, "keyword")
     copies = 2000
     source = "FROM node:22-slim\nUSER node\n" + "COPY a /home/node/\n" * copies
     item, _ = fix_text(tmp_path, source, "SKN-DF-006", name="Dockerfile")
     fixed = after(item)
     assert fixed.count("COPY --chown=node a /home/node/\n") == copies
-    assert reads <= 20 * (copies + 2), reads
+    assert reads.count <= 20 * (copies + 2), reads.count
 
 
 def test_line_endings_byte_order_mark_and_a_missing_final_newline(tmp_path: Path) -> None:

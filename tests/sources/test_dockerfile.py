@@ -16,6 +16,7 @@ from skanse.sources.dockerfile import (
     substitute,
 )
 from skanse.sources.ignores import InlineIgnore
+from tests._counting import count_reads
 
 
 def test_directives_continuations_comments_and_line_ranges() -> None:
@@ -223,20 +224,11 @@ def test_ignore_comments_are_bound_without_a_scan_per_comment(
     """Each ignore comment looked for its instruction from the top of the file: quadratic,
     32,000 comment/RUN pairs took 25 s, which lets a Dockerfile stall a CI scan. Count the
     reads of Instruction.end_line (what that search compares) while the file is read."""
-    reads = 0
-    slot = Instruction.__dict__["end_line"]
-
-    def get(self: Instruction) -> int:
-        nonlocal reads
-        reads += 1
-        value: int = slot.__get__(self, Instruction)
-        return value
-
-    monkeypatch.setattr(Instruction, "end_line", property(get, slot.__set__))
+    reads = count_reads(monkeypatch, Instruction, "end_line")
     pairs = 3000
     text = "FROM debian:12 AS one\n" + '# skanse:ignore=SKN-DF-004 reason="x"\nRUN a\n' * pairs
     read = read_dockerfile_bytes("Dockerfile", (text + text).encode(), 1 << 24)
     assert len(read.ignores) == 2 * pairs and not read.warnings
     assert read.ignores[-1].line == 4 * pairs + 1
     assert read.ignores[-1].scope == f"/stages/1/instructions/{pairs - 1}"
-    assert reads <= 10 * (2 * pairs + 2), reads
+    assert reads.count <= 10 * (2 * pairs + 2), reads.count

@@ -15,6 +15,7 @@ from skanse.sources import manifests
 from skanse.sources.files import Input, InputType, discover, read_file
 from skanse.sources.manifests import ReadLimits, read_bytes, read_path
 from skanse.sources.yamlpos import Span, YamlDocument, load_documents
+from tests._counting import count_reads
 
 LIMITS = ReadLimits()
 
@@ -268,20 +269,12 @@ def test_ignore_comments_are_bound_without_a_scan_per_comment(
     """Each ignore comment went through every scalar span of the file and every node of its
     document: quadratic, 4,000 ignored containers took 10 s to read, which lets a manifest
     stall a CI scan. Count the reads of Span.start_line and the nodes looked at."""
-    reads = 0
-    slot = Span.__dict__["start_line"]
-
-    def get(self: Span) -> int:
-        nonlocal reads
-        reads += 1
-        value: int = slot.__get__(self, Span)
-        return value
+    reads = count_reads(monkeypatch, Span, "start_line")
 
     class Positions(dict[str, tuple[int, int]]):
         def items(self) -> Any:
-            nonlocal reads
             for item in super().items():
-                reads += 1
+                reads.count += 1  # a node looked at
                 yield item
 
     def counted(*args: Any, **kwargs: Any) -> Iterator[YamlDocument | YamlError]:
@@ -290,7 +283,6 @@ def test_ignore_comments_are_bound_without_a_scan_per_comment(
                 doc.positions = Positions(doc.positions)
             yield doc
 
-    monkeypatch.setattr(Span, "start_line", property(get, slot.__set__))
     monkeypatch.setattr(manifests, "load_documents", counted)
     n = 1000
     pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n" + "".join(
@@ -306,7 +298,7 @@ def test_ignore_comments_are_bound_without_a_scan_per_comment(
     assert (result.ignores[-1].document, result.ignores[-1].scope) == (1, f"/data/k{n - 1}")
     spans = (9 + 4 * n) + (8 + 2 * n)  # the Pod's keys and values, then the ConfigMap's
     nodes = (7 + 3 * n) + (6 + n)
-    assert reads <= 2 * (spans + nodes), reads
+    assert reads.count <= 2 * (spans + nodes), reads.count
 
 
 def test_a_run_of_ignore_comments_is_not_walked_once_per_comment(
