@@ -268,7 +268,7 @@ def import_database(
             os.fsync(out.fileno())
         try:
             with Database.open(tmp) as imported:
-                built = imported.info().built
+                built = imported.meta().get("built", "")
         except DatabaseError as exc:
             raise TransferError(
                 f"the database inside does not open: {exc}", path=str(archive)
@@ -296,7 +296,7 @@ def _refuse_rollback(built: str, dest: Path, where: str) -> None:
     database that does not open (damaged, another schema) is no reference: it is replaced."""
     try:
         with Database.open(dest) as installed:
-            current = installed.info().built
+            current = installed.meta().get("built", "")
     except (DatabaseError, OSError):
         return
     installed_at = _built_time(current)
