@@ -85,10 +85,7 @@ class Target:
 
     def container(self) -> ContainerView | None:
         """The container the pointer is in, or None for a pod-level pointer."""
-        for c in self.pod.containers():
-            if self.pointer == c.pointer or self.pointer.startswith(c.pointer + "/"):
-                return c
-        return None
+        return self.pod.container_at(self.pointer)
 
     def value(self) -> object:
         return get_pointer(self.obj.data, self.pointer)
@@ -553,9 +550,12 @@ def plan_object(
                     )
                     continue
                 finally:
-                    # obj.data changed: the views cached on obj (pod_spec's securityContext
-                    # read once) describe the object before this step
-                    forget_derived(obj)
+                    # obj.data changed: the views cached on obj (pod_spec's securityContexts
+                    # read once) describe the object before this step. Brought up to date
+                    # in place where they can be: made again after every step, a pod of
+                    # n containers cost n**2.
+                    if not pod.refresh(op.pointer for op in step.ops):
+                        forget_derived(obj)
                 plan.ops.extend(step.ops)
                 plan.changes.append(
                     Change(

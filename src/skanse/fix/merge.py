@@ -16,11 +16,18 @@ Lines are aligned a document at a time: difflib over a whole multi-document file
 junk heuristic, is about cubic in the number of similar documents (every `  template:` line
 matches every other; 200 Deployments took 22 s, 500 over 100 s). The documents (split at
 `---` and `...` lines) are aligned first, then the lines within each pair of documents.
+Within a document difflib is cubic the same way in repeated lines (a Pod of 800 containers
+`image: a` took 51 s), so it is given only short stretches: between lines that occur once
+in each version (patience diff's anchors) and after the common head and tail. A long
+stretch without such lines is aligned greedily, looking a few lines ahead; a poor alignment
+there costs only layout, since every candidate is verified by the caller.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
@@ -55,9 +62,119 @@ def _documents(lines: Sequence[str]) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], len(lines)], strict=True))
 
 
+# difflib aligns a stretch whose sides multiply to at most this (its cost grows with the
+# cube of the stretch when lines repeat); longer ones are split at anchors first
+_DIFFLIB_AREA = 64 * 64
+# how deep stretches are split again at the lines unique within them (each level reads
+# every line once), and how far the greedy alignment looks ahead for a line it lost
+_ANCHOR_LEVELS = 4
+_LOOKAHEAD = 32
+
+
 def _line_blocks(a: Sequence[str], b: Sequence[str], at_a: int, at_b: int) -> list[Block]:
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    return [(at_a + i, at_b + j, n) for i, j, n in matcher.get_matching_blocks() if n]
+    """Matching blocks of two versions of one document, in time linear in their length."""
+    blocks: list[Block] = []
+    _align(a, b, 0, len(a), 0, len(b), _ANCHOR_LEVELS, blocks)
+    joined: list[Block] = []
+    for i, j, n in blocks:  # adjacent blocks as one, as difflib gives them
+        if joined and joined[-1][0] + joined[-1][2] == i and joined[-1][1] + joined[-1][2] == j:
+            joined[-1] = (joined[-1][0], joined[-1][1], joined[-1][2] + n)
+        else:
+            joined.append((i, j, n))
+    return [(at_a + i, at_b + j, n) for i, j, n in joined]
+
+
+def _align(
+    a: Sequence[str],
+    b: Sequence[str],
+    a1: int,
+    a2: int,
+    b1: int,
+    b2: int,
+    levels: int,
+    out: list[Block],
+) -> None:
+    """Append the matching blocks of a[a1:a2] and b[b1:b2] to `out`, in order."""
+    head = 0
+    while a1 + head < a2 and b1 + head < b2 and a[a1 + head] == b[b1 + head]:
+        head += 1
+    tail = 0
+    while a2 - tail > a1 + head and b2 - tail > b1 + head and a[a2 - tail - 1] == b[b2 - tail - 1]:
+        tail += 1
+    if head:
+        out.append((a1, b1, head))
+    a1, b1, a2, b2 = a1 + head, b1 + head, a2 - tail, b2 - tail
+    if a1 < a2 and b1 < b2:
+        if (a2 - a1) * (b2 - b1) <= _DIFFLIB_AREA:
+            matcher = SequenceMatcher(None, a[a1:a2], b[b1:b2], autojunk=False)
+            out += [(a1 + i, b1 + j, n) for i, j, n in matcher.get_matching_blocks() if n]
+        else:
+            anchors = _anchors(a, b, a1, a2, b1, b2) if levels else []
+            if anchors:
+                for i, j in anchors:
+                    _align(a, b, a1, i, b1, j, levels - 1, out)
+                    out.append((i, j, 1))
+                    a1, b1 = i + 1, j + 1
+                _align(a, b, a1, a2, b1, b2, levels - 1, out)
+            else:
+                _greedy(a, b, a1, a2, b1, b2, out)
+    if tail:
+        out.append((a2, b2, tail))
+
+
+def _anchors(
+    a: Sequence[str], b: Sequence[str], a1: int, a2: int, b1: int, b2: int
+) -> list[tuple[int, int]]:
+    """The longest chain, in order in both, of lines that occur once in a[a1:a2] and once
+    in b[b1:b2] (patience sorting: n log n)."""
+    count_a = Counter(a[a1:a2])
+    count_b = Counter(b[b1:b2])
+    where_a = {a[i]: i for i in range(a1, a2) if count_a[a[i]] == 1}
+    pairs = [
+        (where_a[line], j)
+        for j in range(b1, b2)
+        if count_b[(line := b[j])] == 1 and line in where_a
+    ]
+    # longest increasing run of a-positions, pairs being in b order
+    tops: list[int] = []  # a-position ending the best chain of each length
+    ends: list[int] = []  # index into pairs of that chain's end
+    back: list[int] = []
+    for k, (i, _j) in enumerate(pairs):
+        length = bisect_left(tops, i)
+        back.append(ends[length - 1] if length else -1)
+        if length == len(tops):
+            tops.append(i)
+            ends.append(k)
+        else:
+            tops[length], ends[length] = i, k
+    chain: list[tuple[int, int]] = []
+    k = ends[-1] if ends else -1
+    while k >= 0:
+        chain.append(pairs[k])
+        k = back[k]
+    return chain[::-1]
+
+
+def _greedy(
+    a: Sequence[str], b: Sequence[str], a1: int, a2: int, b1: int, b2: int, out: list[Block]
+) -> None:
+    """Match equal lines in step; where they differ, skip the fewest lines (up to
+    `_LOOKAHEAD`) on one side that bring them back into step, else pass one of each."""
+    i, j = a1, b1
+    while i < a2 and j < b2:
+        if a[i] == b[j]:
+            out.append((i, j, 1))
+            i, j = i + 1, j + 1
+            continue
+        for skip in range(1, _LOOKAHEAD + 1):
+            if j + skip < b2 and a[i] == b[j + skip]:  # lines inserted in b
+                j += skip
+                break
+            if i + skip < a2 and a[i + skip] == b[j]:  # lines removed from a
+                i += skip
+                break
+        else:
+            i, j = i + 1, j + 1
 
 
 def _matching_blocks(a: Sequence[str], b: Sequence[str]) -> list[Block]:

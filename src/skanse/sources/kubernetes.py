@@ -8,8 +8,8 @@ layer (checks, fix, netpol, admission) uses it instead of knowing the workload s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from skanse.model import ANNOTATION_PREFIX, Location, ResourceRef
@@ -176,7 +176,10 @@ class PodSpecView:
     metadata_pointer: str
     # spec's securityContext (empty if absent or not a mapping), read once
     security_context: dict[str, object]
-    _containers: tuple[ContainerView, ...] = ()
+    # a list so that `refresh` can replace one container's view in place
+    _containers: list[ContainerView] = field(default_factory=list)
+    # container pointer -> position in _containers, made on the first `container_at`
+    _positions: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def is_windows(self) -> bool:
@@ -199,6 +202,57 @@ class PodSpecView:
         """A pointer under the pod spec: view.pointer('securityContext', 'runAsUser')."""
         return join_pointer(self.spec_pointer, *tokens)
 
+    def container_at(self, pointer: str) -> ContainerView | None:
+        """The container that `pointer` (relative to the object) is at or under, or None."""
+        position = self._position(pointer)
+        return None if position is None else self._containers[position]
+
+    def _position(self, pointer: str) -> int | None:
+        if not self._positions and self._containers:
+            self._positions.update((c.pointer, n) for n, c in enumerate(self._containers))
+        prefix = self.spec_pointer + "/"
+        if not pointer.startswith(prefix):
+            return None
+        tokens = pointer[len(prefix) :].split("/", 2)
+        if len(tokens) < 2 or tokens[0] not in _CONTAINER_LISTS:
+            return None
+        return self._positions.get(f"{prefix}{tokens[0]}/{tokens[1]}")
+
+    def refresh(self, pointers: Iterable[str]) -> bool:
+        """Bring this view up to date after edits at `pointers` (relative to the object),
+        in place, in time linear in the edits: a container whose securityContext the edits
+        made or replaced is read again. False when that is not enough (the spec, its
+        securityContext, the pod metadata or a container list itself changed): the view
+        must then be made again."""
+        node: object = self.obj.data
+        for token in _TEMPLATE_POINTERS[self.obj.kind][0]:
+            node = node.get(token) if isinstance(node, dict) else None
+        if (
+            not isinstance(node, dict)
+            or node.get("spec") is not self.spec
+            or not _same(self.metadata, node.get("metadata"))
+            or not _same(self.security_context, self.spec.get("securityContext"))
+        ):
+            return False
+        prefix = self.spec_pointer + "/"
+        for pointer in pointers:
+            tokens = pointer[len(prefix) :].split("/", 2) if pointer.startswith(prefix) else []
+            if not tokens or tokens[0] not in _CONTAINER_LISTS:
+                continue
+            position = self._position(pointer + "/")  # `.../containers/-` names none
+            if position is None:
+                return False
+            view = self._containers[position]
+            items = self.spec.get(view.kind)
+            if not isinstance(items, list) or len(items) <= view.index:
+                return False
+            if items[view.index] is not view.data:
+                return False
+            live = view.data.get("securityContext")
+            if not _same(view.security_context, live):
+                self._containers[position] = replace(view, security_context=as_dict(live))
+        return True
+
 
 # kind -> (template path, spec pointer, metadata pointer), computed once
 _TEMPLATE_POINTERS = {
@@ -207,10 +261,22 @@ _TEMPLATE_POINTERS = {
 }
 
 
-def _containers(spec: dict[str, object], spec_pointer: str) -> tuple[ContainerView, ...]:
+_CONTAINER_LISTS: tuple[ContainerKind, ...] = (
+    "initContainers",
+    "containers",
+    "ephemeralContainers",
+)
+
+
+def _same(snapshot: dict[str, object], live: object) -> bool:
+    """A view's `as_dict` snapshot still reads as `live` does."""
+    return snapshot is live if isinstance(live, dict) else not snapshot
+
+
+def _containers(spec: dict[str, object], spec_pointer: str) -> list[ContainerView]:
     views = []
     kind: ContainerKind
-    for kind in ("initContainers", "containers", "ephemeralContainers"):
+    for kind in _CONTAINER_LISTS:
         for index, item in enumerate(as_list(spec.get(kind))):
             if isinstance(item, dict):
                 views.append(
@@ -222,7 +288,7 @@ def _containers(spec: dict[str, object], spec_pointer: str) -> tuple[ContainerVi
                         as_dict(item.get("securityContext")),
                     )
                 )
-    return tuple(views)
+    return views
 
 
 def remember(obj: K8sObject, key: str, value: object) -> None:
