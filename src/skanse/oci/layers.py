@@ -59,8 +59,13 @@ __all__ = [
 _CHUNK = 1024 * 1024
 # an uncompressed layer in a file is hashed through read-only maps of this many bytes: one
 # GIL-free hashlib call per piece, no copy; each piece is unmapped before the next, so that
-# the mapped pages count in the resident size only one piece at a time
-_MAP_PIECE = 8 * 1024 * 1024
+# the mapped pages count in the resident size only one piece at a time. Between pieces the
+# hashing thread takes the GIL back from the thread cataloguing the layer, which holds it
+# through each C call (a decode or a regular expression over a whole file: no switch
+# interval interrupts those) and then finishes the piece's unmap: `skanse sbom` of a
+# docker-archive with one 204 MB layer spent 0.121-0.126 s hashing it in 8 MB pieces,
+# 0.101-0.105 s in 64 MB ones (0.098 s alone), peak RSS 49 -> 97 MB (file pages).
+_MAP_PIECE = 64 * 1024 * 1024
 _AHEAD = 8  # chunks (up to 4 MB each) decompressed ahead of the tar parser
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
