@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, Protocol, cast
@@ -107,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.set_threshold(100_000, 50, 50)
     if argv is None and first in _IMAGE_COMMANDS:
         sys.setswitchinterval(_IMAGE_SWITCH_INTERVAL)
+        _prefetch_layers(args_list)
     parser = build_parser(first if first in COMMANDS else None)
     args = parser.parse_args(args_list)
     if args.command is None:
@@ -116,6 +118,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None and first in _BATCH_COMMANDS:
         _exit_now(code)
     return code
+
+
+def _prefetch_layers(args_list: list[str]) -> None:
+    """Start hashing the layers of a `docker-archive:FILE[:TAG]` target now, while the
+    command's modules load: the digest bounds the run (see `skanse.oci.prefetch`). Only a
+    guess from the words given; the reader uses it only for the same file."""
+    from skanse.oci import prefetch
+
+    for word in args_list:
+        if word.startswith(_DOCKER_ARCHIVE):
+            path = word[len(_DOCKER_ARCHIVE) :]
+            head, _colon, _tag = path.rpartition(":")
+            prefetch.start(head if head and not os.path.isfile(path) else path)
+            return
+
+
+_DOCKER_ARCHIVE = "docker-archive:"
 
 
 def _exit_now(code: int) -> NoReturn:

@@ -100,6 +100,7 @@ def _inventory(args: argparse.Namespace, target: str) -> Any:
     with image_target(args, target) as (spec, image):
         if image is None:
             return catalog_directory(spec.location)
+        image.read_ahead()  # a docker archive's layers are hashed while the rest loads
         return catalog_image(image)
 
 

@@ -29,14 +29,10 @@ from typing import IO, Any, cast
 from zlib_ng import zlib_ng
 
 from skanse.errors import ImageReferenceError, LayerError, LayoutError
+from skanse.oci import prefetch
+from skanse.oci._regions import FileRegion, RegionHashes, hash_ahead, sniff_compression
 from skanse.oci.image import Image, blob_path, open_layout
-from skanse.oci.layers import (
-    FileRegion,
-    RegionHashes,
-    hash_ahead,
-    new_budget,
-    sniff_compression,
-)
+from skanse.oci.layers import new_budget
 from skanse.oci.manifest import (
     MAX_CONFIG_BYTES,
     MAX_DESCRIPTORS,
@@ -378,14 +374,22 @@ def _docker_archive(index: _TarIndex, tag: str | None) -> Image:
         if threads:
             return
         jobs = []
-        for descriptor in layers:
+        regions = [
+            (by_digest[d.digest].offset_data, by_digest[d.digest].size, digest_algorithm(d.digest))
+            for d in layers
+        ]
+        early = prefetch.claim(index.fd, regions)  # hashed since the process started
+        for descriptor, (offset, size, algorithm) in zip(layers, regions, strict=True):
             member = by_digest[descriptor.digest]
-            if member.issparse() or member.offset_data in ahead:
+            if member.issparse() or offset in ahead:
+                continue
+            if (offset, size) in early:
+                ahead[offset] = early[(offset, size)]
                 continue
             region = FileRegion(index.fd, member.offset_data, member.size)
             if sniff_compression(region.read_bytes(4, 0)):
                 continue  # hashed as it is decompressed, when it is read
-            job = RegionHashes(region, {digest_algorithm(descriptor.digest)})
+            job = RegionHashes(region, {algorithm})
             ahead[member.offset_data] = job
             jobs.append(job)
         threads.append(hash_ahead(jobs))
