@@ -14,6 +14,7 @@ from skanse.scan import ScanOptions, scan
 from skanse.sources import kubernetes as kubernetes_sources
 from skanse.sources.kubernetes import ContainerView, K8sObject, pod_spec
 from skanse.sources.yamlpos import YamlDocument
+from tests._counting import count_reads
 from tests.fix.helpers import after, fix_text
 
 POD = """\
@@ -441,3 +442,30 @@ def test_a_pod_view_is_brought_up_to_date_in_place_or_refused() -> None:
     assert not pod.refresh(["/spec/containers"])
     apply_op(data, SetValue("/spec/securityContext/runAsNonRoot", True))
     assert not pod.refresh(["/spec/securityContext/runAsNonRoot"])
+
+
+@pytest.mark.parametrize("shape", ["documents", "list items"])
+def test_findings_are_matched_to_their_objects_in_linear_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """Each finding, and each suppressed one, was matched against every object of the file:
+    a file of 4,000 Pods with one suppressed finding each took 36 s to fix (2,000: 14 s).
+    Counted as reads of the objects' documents: 1,000 Pods were over 2 million."""
+    reads = count_reads(monkeypatch, K8sObject, "document")
+    count = 1000
+    pods = [
+        f"kind: Pod\napiVersion: v1\nmetadata:\n  name: p{i}\n  annotations:\n"
+        f"    ignore.skanse.io/SKN-K8S-014: reason\nspec:\n  containers:\n  - name: c\n"
+        f"    image: a\n"
+        for i in range(count)
+    ]
+    if shape == "documents":
+        source = "---\n".join(pods)
+    else:
+        items = "".join("- " + pod.replace("\n", "\n  ").rstrip(" ") for pod in pods)
+        source = "apiVersion: v1\nkind: List\nitems:\n" + items
+    item, _report = fix_text(tmp_path, source)
+    assert reads.count < 100 * count
+    fixed = after(item)
+    assert fixed.count("runAsNonRoot: true") == count  # every Pod fixed
+    assert "allowPrivilegeEscalation" not in fixed  # and none for the suppressed check

@@ -97,10 +97,15 @@ def fix_manifest(
             path, write_path, data, None, problem=f"cannot be parsed ({where}{problem.message})"
         )
     plans = []
+    owners = _Owners(manifest.objects)
+    hidden: dict[int, list[Finding]] = {}
+    for finding in suppressed:
+        owner = owners.of(finding)
+        if owner is not None:
+            hidden.setdefault(id(owner), []).append(finding)
     try:
-        for obj, own in _assign(manifest.objects, findings):
-            mine = [s for s in suppressed if _belongs(obj, s)]
-            plans.append(plan_object(obj, own, mine, unsafe=unsafe))
+        for obj, own in _assign(owners, findings):
+            plans.append(plan_object(obj, own, hidden.get(id(obj), []), unsafe=unsafe))
     except _Unfixable as exc:
         return FileFix(path, write_path, data, None, problem=str(exc))
     changes: list[Change] = [c for p in plans for c in p.changes]
@@ -114,21 +119,31 @@ def fix_manifest(
     return FileFix(path, write_path, data, after, tuple(changes), tuple(declined))
 
 
-def _belongs(obj: K8sObject, finding: Finding) -> bool:
-    pointer = finding.location.pointer
-    return finding.location.document == obj.document.index and (
-        not obj.base or pointer == obj.base or pointer.startswith(obj.base + "/")
-    )
+class _Owners:
+    """The objects of a file by (document, base): a finding's object is found from its
+    pointer's prefixes, not by trying every object (findings x objects was quadratic: a file
+    of 4,000 Pods with one suppressed finding each took 36 s to fix)."""
+
+    def __init__(self, objects: Sequence[K8sObject]) -> None:
+        self._by_base = {(o.document.index, o.base): o for o in objects}
+
+    def of(self, finding: Finding) -> K8sObject | None:
+        """The object whose base is the longest prefix of the finding's pointer (whole
+        tokens) in its document: "" for a document's one object, "/items/N" in a List."""
+        document, pointer = finding.location.document, finding.location.pointer
+        cut = len(pointer)
+        while True:
+            found = self._by_base.get((document, pointer[:cut]))
+            if found is not None or cut <= 0:
+                return found
+            cut = max(pointer.rfind("/", 0, cut), 0)
 
 
-def _assign(
-    objects: Sequence[K8sObject], findings: Sequence[Finding]
-) -> list[tuple[K8sObject, list[Finding]]]:
+def _assign(owners: _Owners, findings: Sequence[Finding]) -> list[tuple[K8sObject, list[Finding]]]:
     """Each finding's object, matched by document, pointer and resource."""
     grouped: dict[int, tuple[K8sObject, list[Finding]]] = {}
     for finding in findings:
-        candidates = [o for o in objects if _belongs(o, finding)]
-        obj = max(candidates, key=lambda o: len(o.base), default=None)
+        obj = owners.of(finding)
         if obj is None or obj.resource != finding.resource:
             raise _Unfixable(f"changed since it was scanned ({finding.resource} not found)")
         grouped.setdefault(id(obj), (obj, []))[1].append(finding)
