@@ -45,37 +45,40 @@ def _layer_region(path: Path) -> tuple[int, int]:
     return member.offset_data, member.size
 
 
+def _claim(path: Path, regions: list[tuple[int, int, str]]) -> dict[tuple[int, int], RegionHashes]:
+    """`prefetch.claim` for `regions` of `path` as a reader opens it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return prefetch.claim(fd, regions)
+    finally:
+        os.close(fd)
+
+
 def test_the_reader_takes_the_digests_of_its_own_file_and_regions(tmp_path: Path) -> None:
     path, diff_id = _archive(tmp_path / "a.tar", os.urandom(BIG))
     offset, size = _layer_region(path)
     prefetch.start(str(path))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        claimed = prefetch.claim(fd, [(offset, size, "sha256"), (0, 512, "sha256")])
-        assert list(claimed) == [(offset, size)]  # the header region is not one it hashes
-        job = claimed[(offset, size)]
-        job.wait()
-        assert job.error is None and not job.short
-        assert "sha256:" + job.hashes["sha256"].hexdigest() == diff_id
-        # another algorithm than it guessed: the reader hashes that itself
-        assert prefetch.claim(fd, [(offset, size, "sha512")]) == {}
-    finally:
-        os.close(fd)
+    claimed = _claim(path, [(offset, size, "sha256"), (0, 512, "sha256")])
+    assert list(claimed) == [(offset, size)]  # the header region is not one it hashes
+    job = claimed[(offset, size)]
+    job.wait()
+    assert job.error is None and not job.short
+    assert "sha256:" + job.hashes["sha256"].hexdigest() == diff_id
+    # another algorithm than it guessed: the reader hashes that itself
+    assert _claim(path, [(offset, size, "sha512")]) == {}
 
 
-def test_another_file_with_the_same_bytes_gets_nothing(tmp_path: Path) -> None:
+def test_another_file_or_a_changed_one_gets_nothing(tmp_path: Path) -> None:
     """Digests are handed over only for the file `start` opened (device, inode, size and
-    modification time), never for a copy or a file put in its place."""
+    modification time), never for a copy, a file put in its place or one written since."""
     path, _diff_id = _archive(tmp_path / "a.tar", os.urandom(BIG))
-    offset, size = _layer_region(path)
+    region = [(*_layer_region(path), "sha256")]
     prefetch.start(str(path))
     copy = tmp_path / "b.tar"
     shutil.copyfile(path, copy)
-    fd = os.open(copy, os.O_RDONLY)
-    try:
-        assert prefetch.claim(fd, [(offset, size, "sha256")]) == {}
-    finally:
-        os.close(fd)
+    assert _claim(copy, region) == {}
+    os.utime(path, ns=(0, 10**18))  # written since the prefetch opened it
+    assert _claim(path, region) == {}
 
 
 def test_regions_not_asked_for_are_given_up(tmp_path: Path) -> None:
@@ -83,11 +86,7 @@ def test_regions_not_asked_for_are_given_up(tmp_path: Path) -> None:
     path, _diff_id = _archive(tmp_path / "a.tar", os.urandom(BIG))
     offset, size = _layer_region(path)
     prefetch.start(str(path))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        assert prefetch.claim(fd, []) == {}
-    finally:
-        os.close(fd)
+    assert _claim(path, []) == {}
     started = prefetch._started
     assert started is not None
     job = started.jobs[(offset, size)]
