@@ -77,3 +77,37 @@ def test_a_run_repeating_gpg_is_judged_at_once(tmp_path: Path) -> None:
         "downloads https://example.com/a without verifying a checksum or signature",
         "downloads https://example.com/c without verifying a checksum or signature",
     ]
+
+
+_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: ns}
+spec:
+  shareProcessNamespace: %s
+  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: c
+      image: registry.example/app:1
+      securityContext:
+        runAsUser: %s
+        allowPrivilegeEscalation: false
+        capabilities: {drop: [ALL]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("share", "uid", "check_id"),
+    [("y", "10001", "SKN-K8S-031"), ("false", "0o0", "SKN-K8S-016"),
+     ("false", "0e0", "SKN-K8S-016")],
+)  # fmt: skip
+def test_scalars_the_cluster_reads_as_true_or_root_are_flagged(
+    tmp_path: Path, share: str, uid: str, check_id: str
+) -> None:
+    """Kubernetes reads `y` as true and `0o0` and `0e0` as 0 (go-yaml v2); PyYAML's typing
+    kept them as text, which passed the checks for shareProcessNamespace and runAsUser=0."""
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(_POD % (share, uid))
+    result = scan([str(manifest)])
+    assert not result.problems
+    assert check_id in {f.check_id for f in result.findings}

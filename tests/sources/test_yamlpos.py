@@ -61,8 +61,8 @@ def test_scalars_are_typed_as_kubernetes_decoder_sees_them() -> None:
 
 
 def test_merge_keys_explicit_keys_win() -> None:
-    doc = only("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n")
-    assert doc.data == {"base": {"x": 1, "y": 2}, "m": {"y": 3, "x": 1}}
+    doc = only("base: &b {x: 1, z: 2}\nm:\n  <<: *b\n  z: 3\n")
+    assert doc.data == {"base": {"x": 1, "z": 2}, "m": {"z": 3, "x": 1}}
     assert doc.positions["/m/x"] == (3, 3)  # a merged key points at the merge
 
 
@@ -139,3 +139,79 @@ def test_too_many_documents() -> None:
 
 def test_empty_documents_are_skipped() -> None:
     assert docs("---\n---\n# only a comment\n") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # go-yaml v2 (sigs.k8s.io/yaml, what kubectl and the API server read YAML with)
+        ("y", True),
+        ("Y", True),
+        ("n", False),
+        ("N", False),
+        ("0o0", 0),
+        ("0o17", 15),
+        ("0e0", 0.0),
+        ("1e3", 1000.0),
+        ("08", 8.0),  # not octal: ParseInt refuses it, ParseFloat reads a decimal
+        ("0b-1", -1),
+        ("1:30", "1:30"),  # no base-60 integers in go-yaml
+        (".1e400", ".1e400"),  # past float64: ParseFloat fails and it stays text
+        # what PyYAML and go-yaml agree on
+        ("yes", True),
+        ("off", False),
+        ("0755", 493),
+        ("0x_1F", 31),
+        ("1_000", 1000),
+        ("-0x1F", -31),
+        ("18446744073709551615", 18446744073709551615),
+        ("~", None),
+        ("2024-01-01", "2024-01-01"),
+        ("yes please", "yes please"),
+    ],
+)
+def test_plain_scalars_are_typed_as_go_yaml_v2_types_them(text: str, value: object) -> None:
+    """A scalar typed otherwise than the cluster types it is another object to the checks:
+    `shareProcessNamespace: y` is true to Kubernetes and was the text "y" here."""
+    got = only(f"k: {text}\n").data
+    assert got == {"k": value}
+    assert type(got["k"]) is type(value)
+
+
+def test_keys_are_typed_before_they_become_text() -> None:
+    assert only("y: 1\nn: 2\n0o10: 3\n").data == {"true": 1, "false": 2, "8": 3}
+
+
+def test_a_long_base_60_looking_scalar_is_text_at_once() -> None:
+    """PyYAML read `1:00:00:...` as a base-60 integer, multiplying by 60 once per part: a
+    number of n parts cost n**2 (320,000 parts, 960 KB: 6 s; a 32 MiB file: hours)."""
+    text = "1" + ":00" * 2_000_000
+    assert only(f"k: {text}\n").data == {"k": text}
+
+
+@pytest.mark.parametrize(
+    ("scalar", "message"),
+    [
+        ("1" + "0" * 5_000, "is out of range"),  # int() refused past 4,300 digits: a crash
+        ("0x" + "F" * 17, "is out of range"),
+        ("!!int abc", "cannot decode 'abc' as a !!int"),  # int("abc") raised ValueError
+        ("!!int 1.5", "cannot decode '1.5' as a !!int"),
+        ("!!bool 1", "cannot decode '1' as a !!bool"),
+    ],
+)
+def test_a_scalar_that_has_no_value_spoils_its_document_only(scalar: str, message: str) -> None:
+    first, second = docs(f"a: 1\nk: {scalar}\n---\nb: 2\n")
+    assert isinstance(first, YamlError)
+    assert message in first.message
+    assert (first.document, first.line, first.column) == (0, 2, 4)
+    assert isinstance(second, YamlDocument) and second.data == {"b": 2}
+
+
+@pytest.mark.parametrize(
+    ("scalar", "value"),
+    [("!!int '0o10'", 8), ("!!float 1", 1.0), ("!!bool y", True), ("!!str 1", "1")],
+)
+def test_an_explicit_tag_types_its_text(scalar: str, value: object) -> None:
+    got = only(f"k: {scalar}\n").data
+    assert got == {"k": value}
+    assert type(got["k"]) is type(value)

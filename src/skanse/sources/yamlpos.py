@@ -15,13 +15,12 @@ duplicate keys (which Kubernetes rejects, and which could hide a value from a sc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-import yaml.constructor
-import yaml.resolver
 
 from skanse.errors import YamlError
 
@@ -32,11 +31,6 @@ try:  # libyaml is what makes this fast; the pure-Python parser is a slow but co
 except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
-_RESOLVER = yaml.resolver.Resolver()
-# First characters of YAML 1.1's implicit types (bool, int, float, null, timestamp, merge...):
-# most keys and values start with another one, and skip the resolver's regular expressions.
-_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
-_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -133,31 +127,147 @@ class _Frame:
         self.merges: list[tuple[object, tuple[int, int]]] | None = None
 
 
+# Kubernetes reads YAML with sigs.k8s.io/yaml, that is go-yaml v2, whose implicit typing is
+# not PyYAML's: `y`, `Y`, `n` and `N` are booleans, `0o17` and `1e3` are numbers, `1:30` (a
+# base-60 integer to PyYAML) is text. A scanner that types a scalar otherwise than the cluster
+# reads another object: `shareProcessNamespace: y` or `runAsUser: 0o0` passed the checks that
+# look for true and 0. So plain scalars are typed here as go-yaml v2's resolve() does.
+_GO_WORDS: dict[str, object] = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE"), True),
+    **dict.fromkeys(("on", "On", "ON"), True),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE"), False),
+    **dict.fromkeys(("off", "Off", "OFF"), False),
+    **dict.fromkeys(("", "~", "null", "Null", "NULL"), None),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), float("nan")),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
+}
+# go-yaml's resolveTable: the first characters that may start anything but a string
+_GO_HINTED = frozenset("+-0123456789yYnNtTfFoO~.")
+# strconv.ParseInt(s, 0, 64) after go-yaml drops every "_": a sign, then a base prefix
+_GO_INT = re.compile(
+    r"([-+]?)(?:0[bB]([01]+)|0[oO]([0-7]+)|0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))\Z"
+)
+_GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+_GO_DOT_FLOAT = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?\Z")  # ParseFloat of what starts "."
+# go-yaml's second reading of 0b: strconv.ParseInt(rest, 2, 64), which takes a sign itself
+_GO_BIN_SIGNED = re.compile(r"0b([-+]?[01]+)\Z")
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
+
+
+def _go_int(value: str) -> int | None:
+    """ParseInt(value, 0, 64), then ParseUint: the integer, or None (not one, or out of range)."""
+    m = _GO_INT.match(value)
+    if m is None:
+        return None
+    sign, binary, octal, hexa, leading_zero, decimal = m.groups()
+    if decimal is not None:
+        if len(decimal) > 20:  # past uint64 for sure; and int() of many digits is quadratic
+            return None
+        number = int(decimal)
+    elif leading_zero is not None:
+        number = int(leading_zero, 8)  # "0" and C-style octal "0755"
+    else:
+        number = int(binary or octal or hexa, 2 if binary else 8 if octal else 16)
+    if sign == "-":
+        number = -number
+    if _INT64[0] <= number <= _INT64[1] or (not sign and 0 <= number <= _UINT64_MAX):
+        return number
+    return None
+
+
+def _go_float(value: str, pattern: re.Pattern[str]) -> float | None:
+    """ParseFloat of a decimal that `pattern` admits; None past float64 (Go's ErrRange)."""
+    if pattern.match(value) is None:
+        return None
+    number = float(value)
+    return None if number in (float("inf"), float("-inf")) else number
+
+
+def _go_resolve(value: str) -> object:
+    """The value go-yaml v2 gives a plain scalar (timestamps, which it makes times and JSON
+    makes strings again, stay text)."""
+    if not value:
+        return None
+    first = value[0]
+    if first not in _GO_HINTED:
+        return value
+    if value in _GO_WORDS:
+        return _GO_WORDS[value]
+    if first == ".":
+        number = _go_float(value, _GO_DOT_FLOAT)
+        return value if number is None else number
+    if not ("0" <= first <= "9" or first in "+-"):
+        return value
+    plain = value.replace("_", "")
+    integer = _go_int(plain)
+    if integer is not None:
+        return integer
+    number = _go_float(plain, _GO_FLOAT)
+    if number is not None:
+        return number
+    signed = _GO_BIN_SIGNED.match(plain)
+    if signed is not None:
+        integer = int(signed.group(1), 2)
+        if _INT64[0] <= integer <= _UINT64_MAX:
+            return integer
+    if _GO_INT.match(plain) is not None:
+        # an integer past 64 bits and float64 both: go-yaml makes a big.Int, which no field of
+        # a Kubernetes object takes; say so rather than build it (int() of millions of digits
+        # is quadratic, and str() refuses past 4,300)
+        raise _OutOfRange(value)
+    return value
+
+
+class _OutOfRange(Exception):
+    def __init__(self, value: str) -> None:
+        shown = value if len(value) <= 40 else f"{value[:20]}...{value[-10:]}"
+        super().__init__(f"integer {shown} ({len(value):,} characters) is out of range")
+
+
+_TAGGED_KINDS: dict[str, tuple[type, ...]] = {
+    _INT: (int,),
+    _FLOAT: (float, int),
+    _BOOL: (bool,),
+    _NULL: (type(None),),
+}
+
+
 def _scalar_value(event: Any) -> object:
-    """The plain value of a scalar with YAML 1.1 implicit typing, as Kubernetes' decoder does."""
+    """The plain value of a scalar typed as Kubernetes' decoder (go-yaml v2) types it."""
     tag = event.tag
     value: str = event.value
-    if tag is None or tag == "!":
-        if not event.implicit[0]:
+    mark = event.start_mark
+    try:
+        if tag is None or tag == "!":
+            if not event.implicit[0]:
+                return value  # quoted, or the non-specific tag: a string
+            if value == "<<":
+                return _MERGE_KEY
+            return _go_resolve(value)
+        if tag == _MERGE:
+            return _MERGE_KEY
+        kinds = _TAGGED_KINDS.get(tag)
+        if kinds is None:
+            # !!str, timestamps, binary and application tags stay text: Kubernetes sees
+            # JSON strings
             return value
-        if value and value[0] not in _IMPLICIT_FIRST:
-            return value  # no implicit type starts with this character: a string
-        tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-    if tag == _STR:
-        return value
-    if tag == _NULL:
-        return None
-    if tag == _BOOL:
-        return value.lower() in ("yes", "true", "on", "y")
-    node = yaml.ScalarNode(tag, value)
-    if tag == _INT:
-        return _CONSTRUCTOR.construct_yaml_int(node)
-    if tag == _FLOAT:
-        return _CONSTRUCTOR.construct_yaml_float(node)
-    if tag == _MERGE:
-        return _MERGE_KEY
-    # Timestamps, binary and application tags stay text: Kubernetes sees JSON strings.
-    return value
+        resolved = _go_resolve(value)
+    except _OutOfRange as exc:
+        raise YamlError(str(exc), line=mark.line + 1, column=mark.column + 1) from None
+    # an explicit tag must agree with what the text is, as go-yaml requires (`!!int abc`
+    # is an error there, and int() raised here)
+    if isinstance(resolved, bool) and bool not in kinds:
+        resolved = value
+    if not isinstance(resolved, kinds):
+        short = "!!" + tag.rsplit(":", 1)[-1]
+        raise YamlError(
+            f"cannot decode {value[:40]!r} as a {short}", line=mark.line + 1, column=mark.column + 1
+        )
+    if tag == _FLOAT and not isinstance(resolved, bool):
+        return float(resolved)  # type: ignore[arg-type]
+    return resolved
 
 
 # Sentinels for the YAML merge key `<<`: one as the scalar value, one as the pending key.
