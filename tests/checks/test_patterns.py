@@ -111,3 +111,28 @@ def test_scalars_the_cluster_reads_as_true_or_root_are_flagged(
     result = scan([str(manifest)])
     assert not result.problems
     assert check_id in {f.check_id for f in result.findings}
+
+
+@pytest.mark.parametrize(
+    ("user", "flagged"),
+    [
+        ("00", True),  # runc and containerd take a UID through strconv.Atoi: sign, zeros
+        ("+0", True),
+        ("-0", True),
+        ("0000:10001", True),
+        ("ro${EMPTY}ot", True),  # BuildKit expands the variable: `root`
+        ("0${EMPTY}", True),
+        ("root", True),
+        ("10001", False),
+        ("0x0", False),  # not a number to Atoi: a user name looked up in /etc/passwd
+        ("app:0", False),
+    ],
+)
+def test_a_user_the_runtime_reads_as_root_is_flagged(
+    tmp_path: Path, user: str, flagged: bool
+) -> None:
+    """`USER 00` and `USER ro${EMPTY}ot` run as root; only "0" and a leading "$" were."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM debian:12\nARG EMPTY=\nUSER {user}\n")
+    result = scan([str(dockerfile)])
+    assert ("SKN-DF-001" in {f.check_id for f in result.findings}) is flagged

@@ -111,6 +111,13 @@ def test_user_root_at_the_end_is_followed_by_the_new_user(tmp_path: Path) -> Non
     assert _fix(tmp_path, source) == source + DEBIAN_USER + USER
 
 
+@pytest.mark.parametrize("root", ["00", "+0", "0000:0"])
+def test_a_final_user_that_reads_as_uid_0_is_replaced(tmp_path: Path, root: str) -> None:
+    """The runtimes read `00` and `+0` as UID 0 (strconv.Atoi): root, like `USER 0`."""
+    source = f"FROM debian:12\nRUN apt-get update\nUSER {root}\n"
+    assert _fix(tmp_path, source) == source.replace(f"USER {root}\n", DEBIAN_USER + USER)
+
+
 def test_an_image_that_already_creates_a_user_only_switches_to_it(tmp_path: Path) -> None:
     source = 'FROM debian:12\nRUN useradd -u 10001 svc\nCMD ["run"]\n'
     assert _fix(tmp_path, source) == source.replace('CMD ["run"]\n', 'USER svc\nCMD ["run"]\n')

@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from skanse.checks.dockerfile.rules import is_root_user
 from skanse.checks.kubernetes.defaults import NON_ROOT_ID
 from skanse.fix.model import Change, Declined, FileFix
 from skanse.model import CheckID, Finding
@@ -185,7 +186,7 @@ def _user_name(args: str) -> str:
 
 
 def _is_root(args: str) -> bool:
-    return _user_name(args).lower() in _ROOT_USERS
+    return _user_name(args).lower() in _ROOT_USERS or is_root_user(_user_name(args))
 
 
 def _base_user(base: str) -> str | None:

@@ -49,9 +49,18 @@ def _commands(df: Dockerfile) -> Iterator[tuple[str, Instruction, Command]]:
 # USER
 
 
-def _is_root(user: str) -> bool:
+# What the runtimes read as UID 0: runc (moby/sys/user) and containerd's WithUser take a user
+# that strconv.Atoi parses as a UID, and Atoi takes a sign and leading zeros (`00`, `+0`).
+_UID_ZERO = re.compile(r"[-+]?0+\Z")
+
+
+def is_root_user(user: str) -> bool:
+    """Whether `USER <user>` runs as root: `root`, a UID that reads as 0, or no user (`:0`)."""
     name = user.split(":", 1)[0].strip()
-    return name in ("root", "0", "")
+    return name in ("root", "") or _UID_ZERO.match(name) is not None
+
+
+_is_root = is_root_user
 
 
 def effective_user(df: Dockerfile, stage: Stage) -> tuple[str | None, str]:
@@ -115,7 +124,8 @@ def final_user_not_root(df: Dockerfile, ctx: DockerfileContext) -> Iterator[Viol
             "user, which is root unless the image says otherwise",
             pointer,
         )
-    elif user.startswith("$") and not _dotnet_app_uid(df, final, user):
+    elif "$" in user and not _dotnet_app_uid(df, final, user):
+        # anywhere in the word, not only first: `ro${EMPTY}ot` is root once BuildKit expands it
         yield Violation(
             f"USER {user} comes from a variable; skanse cannot tell it is not root", pointer
         )
