@@ -428,6 +428,68 @@ def test_a_layer_body_may_take_longer_than_the_request_deadline(
     assert path.read_bytes() == BLOB
 
 
+# Dribbled for about 0.4 s: inside a 0.5 s request deadline. "Connection: close" makes each
+# request open its own connection, as the dribbler hangs up after each answer.
+SLOW_MANIFEST = b'{"a": 1}'  # 8 bytes, a byte every 50 ms
+SLOW = STATUS + b"Connection: close\r\n" + padded_headers(len(SLOW_MANIFEST))
+
+
+def test_a_deadline_bounds_all_the_requests_made_under_it(server: Server) -> None:
+    # each answer is complete inside its own 0.5 s deadline, so without the overall one eight
+    # of them take their sum (about 3.2 s); with it the reader is free at about 1 s
+    for i in range(8):
+        server.routes[f"GET /v2/team/app/manifests/v{i}"] = dribbling(SLOW, SLOW_MANIFEST)
+    client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+    ref = parse_reference(f"{server.host}/team/app:v0")
+    read, errors = 0, []
+    start = time.monotonic()
+    with client.deadline(1.0) as deadline:
+        for i in range(8):
+            try:
+                client.get_manifest(ref, f"v{i}")
+                read += 1
+            except RegistryClientError as exc:
+                errors.append(exc.diagnostics())
+    elapsed = time.monotonic() - start
+    assert deadline.passed()
+    assert 1 <= read < 8 and len(errors) == 8 - read
+    assert "within the 1 s given to all requests together" in errors[0]
+    # once the time is up nothing more is asked
+    assert all("not asked: no time left" in e for e in errors[1:])
+    assert len(server.seen) == read + 1
+    assert elapsed < 3 * 1.0  # a bound on a timeout, generous for a loaded machine
+    # outside the block each request has only its own deadline again
+    client.get_manifest(ref, "v0")
+
+
+def test_the_earlier_of_two_nested_deadlines_holds(server: Server) -> None:
+    client = RegistryClient(RegistryOptions(timeout=5))
+    with client.deadline(0.5) as outer, client.deadline(60) as inner:
+        assert inner is outer
+    with client.deadline(60) as outer, client.deadline(0.5) as inner:
+        assert inner.at < outer.at and inner.seconds == 0.5
+
+
+def test_a_layer_body_is_not_bound_by_the_overall_deadline(server: Server, tmp_path: Path) -> None:
+    # on purpose, as for the per-request deadline: layers are large and may be slow
+    def steady(request: BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(BLOB)))
+        request.end_headers()
+        quarter = len(BLOB) // 4 + 1
+        for start in range(0, len(BLOB), quarter):
+            request.wfile.write(BLOB[start : start + quarter])
+            request.wfile.flush()
+            time.sleep(0.2)
+
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = steady
+    client = RegistryClient(RegistryOptions(timeout=5), cache=BlobCache(tmp_path / "cache"))
+    ref = parse_reference(f"{server.host}/team/app:v1")
+    with client.deadline(0.3):
+        path = client.fetch_blob(ref, Descriptor("application/octet-stream", DIGEST, len(BLOB)))
+    assert path.read_bytes() == BLOB
+
+
 def test_manifest_redirects_are_not_followed(server: Server, tmp_path: Path) -> None:
     server.routes["GET /v2/team/app/manifests/v1"] = reply(
         302, headers={"Location": "http://127.0.0.1:1/elsewhere"}

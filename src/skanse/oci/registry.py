@@ -22,10 +22,18 @@ the referrers, and the headers and error bodies of a blob download) must arrive 
 `RegistryOptions.request_deadline` seconds of sending it, so a registry that dribbles a byte
 at a time cannot keep a reader (`skanse verify`, the admission webhook) waiting for ever. Layer
 bodies are large and legitimately slow: they keep only the per-wait timeout.
+
+One request's deadline does not bound an operation of many requests (an image verification
+reads a tag, signature manifests, payloads, attestations): a registry that answers each just
+inside its deadline holds the reader for their sum. `with client.deadline(seconds):` bounds
+them all together: every request made inside it (redirects, token fetches and the retry after
+a 401 included) must be answered by then, and once it has passed none is sent. A layer body
+keeps its exemption.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -67,7 +75,7 @@ from skanse.oci.manifest import (
 )
 from skanse.oci.reference import Reference, is_loopback_host
 
-__all__ = ["DownloadReader", "RegistryClient", "RegistryOptions"]
+__all__ = ["Deadline", "DownloadReader", "RegistryClient", "RegistryOptions"]
 
 _CHUNK = 1024 * 1024
 _MAX_REDIRECTS = 5
@@ -94,15 +102,28 @@ class RegistryOptions:
     user_agent: str = "skanse"
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When every answer of an operation must be in (`RegistryClient.deadline`)."""
+
+    seconds: float
+    at: float  # time.monotonic()
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+
 class _Deadline:
-    """When the answer to one request must be in, counted from the first wait for it."""
+    """When the answer to one request must be in, counted from sending it, and
+    at the latest by the deadline of the operation it is part of."""
 
-    __slots__ = ("at", "lifted", "seconds")
+    __slots__ = ("at", "lifted", "overall", "seconds")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, overall: Deadline | None = None) -> None:
         self.seconds = seconds
         self.at: float | None = None
         self.lifted = False
+        self.overall = overall
 
     def left(self) -> float:
         """Seconds left; raises TimeoutError (a socket timeout to urllib3) once none are."""
@@ -111,16 +132,29 @@ class _Deadline:
         now = time.monotonic()
         if self.at is None:
             self.at = now + self.seconds
-        if now >= self.at:
-            raise TimeoutError(f"no complete answer within {self.seconds:g} s")
-        return self.at - now
+        end = self.at if self.overall is None else min(self.at, self.overall.at)
+        if now >= end:
+            raise TimeoutError(f"no complete answer {self.within()}")
+        return end - now
 
     def lift(self) -> None:
         """No deadline from now on (a layer body, which may take as long as it takes)."""
         self.lifted = True
 
     def passed(self) -> bool:
-        return not self.lifted and self.at is not None and time.monotonic() >= self.at
+        if self.lifted:
+            return False
+        now = time.monotonic()
+        return (self.at is not None and now >= self.at) or (
+            self.overall is not None and now >= self.overall.at
+        )
+
+    def within(self) -> str:
+        """Which deadline ends this answer, for the error message."""
+        overall = self.overall
+        if overall is not None and (self.at is None or overall.at <= self.at):
+            return f"within the {overall.seconds:g} s given to all requests together"
+        return f"within {self.seconds:g} s"
 
 
 # The deadline of the request this thread is sending; the answer's reader takes it when
@@ -249,6 +283,7 @@ class RegistryClient:
         self.cache = cache
         self._config = credentials
         self._tokens = _TokenCache()
+        self._overall: Deadline | None = None  # see deadline()
         self._http = urllib3.PoolManager(
             num_pools=8,
             ca_certs=self.options.ca_certs,
@@ -260,6 +295,22 @@ class RegistryClient:
         )
         # connections whose answers are read under a request's deadline
         self._http.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[Deadline]:
+        """Within the block, every request (redirects, token fetches, the retry after a 401)
+        must be answered within `seconds` from now, all of them together; once the time is
+        up none is sent and each raises `RegistryClientError`. A layer body, exempt from the
+        per-request deadline, is exempt from this one too. Nested, the earlier end wins."""
+        outer = self._overall
+        mine = Deadline(seconds, time.monotonic() + seconds)
+        if outer is not None and outer.at <= mine.at:
+            mine = outer
+        self._overall = mine
+        try:
+            yield mine
+        finally:
+            self._overall = outer
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -373,7 +424,7 @@ class RegistryClient:
         cap: int,
         reference: Reference,
     ) -> _Response:
-        deadline = _Deadline(self.options.request_deadline)
+        deadline = _Deadline(self.options.request_deadline, self._overall)
         raw = self._start(method, url, headers, body, deadline, reference)
         try:
             # a HEAD answer carries the blob's Content-Length but no body
@@ -394,16 +445,32 @@ class RegistryClient:
     ) -> Any:
         """Send the request; the response once its headers are in, its body still unread
         (read under `deadline`, as the headers were)."""
+        where = urllib.parse.urlsplit(url).netloc
+        try:
+            left = deadline.left()
+        except TimeoutError:  # the operation's time is up: not sent
+            raise RegistryClientError(
+                f"{what}{where} not asked: no time left {deadline.within()}",
+                reference=str(reference),
+            ) from None
+        # connecting counts too, however long the per-wait connect timeout
+        connect = min(10.0, self.options.timeout, left)
+        timeout = urllib3.Timeout(connect=connect, read=self.options.timeout)
         _sending.deadline = deadline
         try:
             return self._http.request(
-                method, url, headers=dict(headers), body=body, redirect=False, preload_content=False
+                method,
+                url,
+                headers=dict(headers),
+                body=body,
+                redirect=False,
+                preload_content=False,
+                timeout=timeout,
             )
         except urllib3.exceptions.HTTPError as exc:
-            where = urllib.parse.urlsplit(url).netloc
             if deadline.passed():
                 raise RegistryClientError(
-                    f"{what}{where} sent no complete answer within {deadline.seconds:g} s",
+                    f"{what}{where} sent no complete answer {deadline.within()}",
                     reference=str(reference),
                 ) from None
             raise RegistryClientError(
@@ -600,7 +667,7 @@ class RegistryClient:
             if auth and _origin(url) == origin:
                 send["Authorization"] = auth  # never to another host (S3, a CDN, an attacker)
             # the headers, a redirect and an error body are small reads; a layer body is not
-            deadline = _Deadline(self.options.request_deadline)
+            deadline = _Deadline(self.options.request_deadline, self._overall)
             raw = self._start("GET", url, send, None, deadline, ref, f"blob {descriptor.digest}: ")
             if raw.status in (200, 206):
                 deadline.lift()
@@ -891,7 +958,7 @@ def _read_capped(
         path = urllib.parse.urlsplit(url).path
         if deadline is not None and deadline.passed():
             raise RegistryClientError(
-                f"{path}: the answer was not complete within {deadline.seconds:g} s "
+                f"{path}: the answer was not complete {deadline.within()} "
                 "(the registry sends too slowly)",
                 reference=str(reference),
             ) from None
