@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -35,3 +38,40 @@ def vectors(*parts: str) -> Path:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def dribbled_signatures(server: Any, digest: str, count: int) -> None:
+    """Routes on `server` (tests.oci.test_registry_errors.Server) for a `.sig` manifest of
+    `digest` whose `count` payloads are each sent a byte every 50 ms, about 0.4 s apiece:
+    inside a 0.5 s request deadline, so only a deadline for the whole verification ends it.
+    Each answer closes its connection (the dribbler hangs up after it)."""
+    from skanse.oci.manifest import OCI_CONFIG, OCI_MANIFEST
+    from skanse.signing import simplesigning
+    from skanse.signing.attach import SIGNATURE_ANNOTATION, signature_tag
+    from tests.oci.test_registry_errors import STATUS, dribbling, padded_headers, reply
+
+    layers = []
+    for i in range(count):
+        payload = b"%08d" % i
+        payload_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+        layers.append(
+            {
+                "mediaType": simplesigning.MEDIA_TYPE,
+                "digest": payload_digest,
+                "size": len(payload),
+                "annotations": {SIGNATURE_ANNOTATION: b64(b"signature")},
+            }
+        )
+        head = STATUS + b"Connection: close\r\n" + padded_headers(len(payload))
+        server.routes[f"GET /v2/team/app/blobs/{payload_digest}"] = dribbling(head, payload)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + "ef" * 32, "size": 2},
+            "layers": layers,
+        }
+    ).encode()
+    server.routes[f"GET /v2/team/app/manifests/{signature_tag(digest)}"] = reply(
+        200, manifest, {"Content-Type": OCI_MANIFEST}
+    )

@@ -273,3 +273,26 @@ def test_verify_text_escapes_what_the_registry_wrote(capsys: pytest.CaptureFixtu
     lines = out.splitlines()
     assert [line for line in lines if line.startswith("VERIFIED")] == []
     assert len(lines) == 4 and "\\x1b[2J" in lines[2] and "\\nVERIFIED" in lines[3]
+
+
+@pytest.mark.parametrize("command", ["verify", "verify-attestation"])
+def test_the_verification_deadline_option(
+    command: str, cli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import importlib
+
+    from skanse.signing.verify import DEADLINE
+
+    module = importlib.import_module(f"skanse._cli.{command.replace('-', '_')}")
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    extra = ["--type", "cyclonedx"] if command == "verify-attestation" else []
+    assert parser.parse_args(["--key", "k.pub", *extra, "ref"]).deadline == DEADLINE
+    for value in ("0", "-1", "nan", "inf"):
+        with pytest.raises(SystemExit) as usage:
+            cli(command, "--key", "k.pub", *extra, "--deadline", value, "ref")
+        assert usage.value.code == 2
+        assert f"argument --deadline: {value!r} is not a number of seconds" in (
+            capsys.readouterr().err
+        )

@@ -283,3 +283,59 @@ def test_an_unreachable_registry_denies_and_is_not_cached(tmp_path: Path) -> Non
     # a tag cannot even be resolved: denied as well, never an exception
     tag = verify_image(ref.split("@")[0] + ":1.0", policy, client=client)
     assert not tag.allowed and tag.reason.startswith("could not check: ")
+
+
+def test_a_registry_too_slow_for_the_deadline_is_could_not_check_and_not_cached(
+    tmp_path: Path,
+) -> None:
+    # each payload is answered inside its own request deadline; together they outlast the
+    # verification's: denied as "could not check", never final, so the next call asks again
+    import time
+
+    from skanse.oci.registry import RegistryOptions
+    from tests.oci.test_registry_errors import Server
+    from tests.signing.helpers import dribbled_signatures
+
+    key = new_key()
+    _write_keys(tmp_path, ci=key)
+    policy = _policy(tmp_path, HEADER + "keys: {ci: ci.pub}\nimages: [{glob: '**', keys: [ci]}]\n")
+    digest = "sha256:" + "ab" * 32
+    server = Server()
+    try:
+        dribbled_signatures(server, digest, 8)
+        client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+        ref = f"{server.host}/team/app@{digest}"
+        start = time.monotonic()
+        decision = verify_image(ref, policy, client=client, deadline=1.0)
+        elapsed = time.monotonic() - start
+        asked = len(server.seen)
+        again = verify_image(ref, policy, client=client, deadline=1.0)
+        asked_again = len(server.seen) - asked
+    finally:
+        server.close()
+    assert not decision.allowed and not decision.final
+    assert decision.reason.startswith(
+        "could not check: the registry did not answer within the 1 s the whole verification "
+        "may take"
+    )
+    assert decision.digest == digest
+    assert elapsed < 3 * 1.0  # a bound on a timeout, generous for a loaded machine
+    assert len(policy.cache) == 0
+    assert not again.allowed and not again.cached and asked_again > 0
+
+
+@pytest.mark.registry
+def test_a_verification_within_its_deadline_is_unaffected(registry, tmp_path: Path) -> None:
+    key = new_key()
+    _write_keys(tmp_path, ci=key)
+    client = registry.client(tmp_path / "cache")
+    ref = registry.ref("policy/timely:1.0")
+    digest = push_test_image(client, ref, b"timely")
+    sign_image(client, ref, key)
+    policy = _policy(tmp_path, HEADER + "keys: {ci: ci.pub}\nimages: [{glob: '**', keys: [ci]}]\n")
+    decision = verify_image(str(ref), policy, client=client, deadline=10.0)
+    assert decision.allowed and decision.final and decision.digest == digest
+    # final, so cached: the digest is then decided with no request at all
+    hit = verify_image(str(ref.with_digest(digest)), policy, client=_NoNetwork(), deadline=10.0)
+    assert hit.allowed and hit.cached
+    client.close()

@@ -492,6 +492,36 @@ def test_a_registry_dribbling_the_signature_manifest_is_could_not_check() -> Non
     assert "not complete within 0.5 s" in result.reason
 
 
+def test_payloads_each_dribbled_inside_the_request_deadline_end_at_the_verification_one() -> None:
+    # reported: every request of a verification was bounded, their sum was not; 8 payloads
+    # each just inside the 0.5 s request deadline took about 3.2 s (1,000 of them, at the
+    # default 60 s, would be 16 hours)
+    import time
+
+    from skanse.oci.reference import parse_reference
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests.oci.test_registry_errors import Server
+    from tests.signing.helpers import dribbled_signatures
+
+    digest = "sha256:" + "ab" * 32
+    server = Server()
+    try:
+        dribbled_signatures(server, digest, 8)
+        client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+        ref = parse_reference(f"{server.host}/team/app@{digest}")
+        start = time.monotonic()
+        result = verify_signatures(client, ref, [public(new_key(), "k")], deadline=1.0)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert not result.verified and not result.complete
+    assert "the registry did not answer within the 1 s the whole verification may take" in (
+        result.reason
+    )
+    assert "within the 1 s given to all requests together" in result.reason
+    assert elapsed < 3 * 1.0  # a bound on a timeout, generous for a loaded machine
+
+
 def test_a_signature_the_registry_failed_to_serve_leaves_the_denial_open() -> None:
     # the payload's download failed (HTTP 500): the denial was complete, so the webhook
     # cached it as final although the signature may verify on the next try

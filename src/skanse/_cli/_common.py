@@ -10,6 +10,7 @@ Imports stay inside functions: start-up time matters.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ __all__ = [
     "load_config_for",
     "load_policy_dirs",
     "names",
+    "number",
     "print_notes",
     "report_info",
     "result_settings",
@@ -57,6 +59,22 @@ def _truthy(text: str) -> bool:
 def as_bool(value: Any) -> bool:
     """A boolean setting from a flag, an environment string or a config value."""
     return value if isinstance(value, bool) else _truthy(str(value))
+
+
+def number(low: float, high: float, what: str, *, integer: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a finite number from `low` to `high`, or a usage error naming the
+    range (nan, inf, 0 where it would busy-loop and 99999 as a port are refused here)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value: float | int = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan
+        if not (low <= value <= high):  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} from {low:g} to {high:g}")
+        return value
+
+    return parse
 
 
 def names(value: Any) -> frozenset[str]:

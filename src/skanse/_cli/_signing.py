@@ -7,9 +7,11 @@ import os
 import sys
 from typing import Any
 
+from skanse._cli._common import number
 from skanse._cli._images import add_registry_arguments
 
 __all__ = [
+    "add_deadline_option",
     "add_registry_options",
     "load_public_keys",
     "parse_annotations",
@@ -17,10 +19,25 @@ __all__ = [
 ]
 
 PASSWORD_VARIABLES = ("SKANSE_PASSWORD", "COSIGN_PASSWORD")
+_MAX_DEADLINE = 86400.0  # a day: past any real verification, short of overflowing a timer
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser.add_argument_group("registry access"))
+
+
+def add_deadline_option(parser: argparse.ArgumentParser) -> None:
+    """--deadline: what one image's verification may take, all its registry requests
+    together (`skanse.signing.verify.DEADLINE`)."""
+    parser.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        type=number(0.001, _MAX_DEADLINE, "a number of seconds"),
+        default=300.0,  # skanse.signing.verify.DEADLINE, without importing it to parse
+        help="time one image's verification may take, every registry request together; "
+        "past it what was not read is a problem and the image is not verified "
+        "(default: %(default)s)",
+    )
 
 
 def parse_annotations(values: list[str]) -> dict[str, str]:

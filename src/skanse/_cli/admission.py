@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from skanse._cli import shown
+from skanse._cli._common import number as _number
 
 __all__ = ["add_arguments", "run"]
 
@@ -20,22 +19,6 @@ FORMATS = ("text", "json", "sarif", "junit", "policyreport")
 _MAX_SECONDS = 86400.0
 _MAX_MIB = 4096.0
 _MAX_DAYS = 36500  # skanse.admission.certs.MAX_DAYS, without importing cryptography to parse
-
-
-def _number(low: float, high: float, what: str, *, integer: bool = False) -> Callable[[str], Any]:
-    """An argparse type: a finite number from `low` to `high`, or a usage error naming the
-    range (nan, inf, 0 where it would busy-loop and 99999 as a port are refused here)."""
-
-    def parse(text: str) -> float | int:
-        try:
-            value: float | int = int(text) if integer else float(text)
-        except ValueError:
-            value = math.nan
-        if not (low <= value <= high):  # also false for nan
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what} from {low:g} to {high:g}")
-        return value
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

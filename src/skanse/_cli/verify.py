@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from skanse._cli._signing import add_output_options, add_registry_options
+from skanse._cli._signing import (
+    add_deadline_option,
+    add_output_options,
+    add_registry_options,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -53,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_output_options(parser)
     add_registry_options(parser)
+    add_deadline_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 threshold=args.threshold,
                 require_reference=args.require_reference,
                 annotations=annotations,
+                deadline=args.deadline,
             )
             for ref in refs
         ]

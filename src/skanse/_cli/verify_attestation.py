@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from skanse._cli._signing import add_output_options, add_registry_options
+from skanse._cli._signing import (
+    add_deadline_option,
+    add_output_options,
+    add_registry_options,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -27,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_output_options(parser)
     add_registry_options(parser)
+    add_deadline_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +56,14 @@ def run(args: argparse.Namespace) -> int:
     client = registry_client(args)
     try:
         results = [
-            verify_attestations(client, ref, keys, predicate_type, threshold=args.threshold)
+            verify_attestations(
+                client,
+                ref,
+                keys,
+                predicate_type,
+                threshold=args.threshold,
+                deadline=args.deadline,
+            )
             for ref in refs
         ]
     finally:

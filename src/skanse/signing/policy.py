@@ -28,9 +28,11 @@ an image, a registry or a signature can do: every failure is a denying `Decision
 reason. Decisions are cached by (rule, repository, digest) in the policy's bounded LRU cache:
 allowed ones for `ttl` seconds, denied ones for `negativeTtl` (so a signature added a moment
 later is seen soon), and "could not check" ones (registry unreachable, a signature store that
-could not be read) not at all. A tag is
+could not be read, the deadline passed) not at all. A tag is
 resolved to its digest on every call (one manifest request); a digest reference needs no
-network at all on a cache hit.
+network at all on a cache hit. All the registry requests of one call share one `deadline`
+(seconds): a registry that answers each just inside its per-request deadline makes the image
+"could not check" when it is up, instead of holding the caller for their sum.
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ from skanse.oci.registry import RegistryClient
 from skanse.signing.attach import Limits, resolve
 from skanse.signing.keys import PublicKey, load_public_key, read_public_key
 from skanse.signing.sign import predicate_type_for
-from skanse.signing.verify import verify_attestations, verify_signatures
+from skanse.signing.verify import (
+    DEADLINE,
+    deadline_problem,
+    verify_attestations,
+    verify_signatures,
+)
 from skanse.sources.yamlpos import Limits as YamlLimits
 from skanse.sources.yamlpos import YamlDocument, join_pointer, load_documents
 
@@ -271,12 +278,18 @@ class Policy:
 
 
 def verify_image(
-    ref: str | Reference, policy: Policy, *, client: RegistryClient | None = None
+    ref: str | Reference,
+    policy: Policy,
+    *,
+    client: RegistryClient | None = None,
+    deadline: float = DEADLINE,
 ) -> Decision:
     """Decide whether `ref` may run under `policy`. Never raises for bad input or registries.
 
     `client` defaults to one per thread owned by the policy (anonymous or docker-config
     credentials, no blob cache: signature payloads are small and read into memory).
+    `deadline` is the seconds all the registry requests of this call may take together;
+    past it the image is "could not check" (denied, not cached).
     """
     text = str(ref)
     try:
@@ -292,21 +305,31 @@ def verify_image(
     if rule.allow:
         return Decision(True, f"exempt by rule {rule.glob!r} (not verified)", text, rule=rule.glob)
     registry = client or policy.client()
-    try:
-        digest = parsed.digest or resolve(registry, parsed).digest
-    except SkanseError as exc:
-        return Decision(False, f"could not check: {exc.diagnostics()}", text, rule=rule.glob)
-    key = (rule.glob, parsed.repository, digest)
-    hit = policy.cache.get(key)
-    if hit is not None:
-        return replace(hit, image=text, cached=True)
-    try:
-        decision = _decide(registry, parsed, digest, rule, policy.limits)
-    except SkanseError as exc:
-        return Decision(False, f"could not check: {exc.diagnostics()}", text, digest, rule.glob)
-    except Exception as exc:  # a bug must deny, not admit; the reason names it
-        return Decision(
-            False, f"could not check: internal error {type(exc).__name__}: {exc}", text, digest
+    with registry.deadline(deadline) as bound:
+        try:
+            digest = parsed.digest or resolve(registry, parsed).digest
+        except SkanseError as exc:
+            return Decision(False, f"could not check: {exc.diagnostics()}", text, rule=rule.glob)
+        key = (rule.glob, parsed.repository, digest)
+        hit = policy.cache.get(key)
+        if hit is not None:
+            return replace(hit, image=text, cached=True)
+        try:
+            decision = _decide(registry, parsed, digest, rule, policy.limits)
+        except SkanseError as exc:
+            return Decision(False, f"could not check: {exc.diagnostics()}", text, digest, rule.glob)
+        except Exception as exc:  # a bug must deny, not admit; the reason names it
+            return Decision(
+                False, f"could not check: internal error {type(exc).__name__}: {exc}", text, digest
+            )
+    if not decision.allowed and bound.passed():
+        # requests the deadline cut short read as failures (a missing signature, an unread
+        # place): the denial is the deadline's, not the registry's final word
+        return replace(
+            decision,
+            reason=f"could not check: {deadline_problem(bound)} ({decision.reason})",
+            image=text,
+            final=False,
         )
     if decision.final:
         policy.cache.put(key, decision)
@@ -324,6 +347,7 @@ def _decide(
         require_reference=rule.require_reference,
         limits=limits,
         digest=digest,
+        deadline=None,  # verify_image bounds the whole
     )
     if not signatures.verified:
         return Decision(
@@ -338,6 +362,7 @@ def _decide(
             threshold=required.threshold,
             limits=limits,
             digest=digest,
+            deadline=None,
         )
         if not attested.verified:
             return Decision(

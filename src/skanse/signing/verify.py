@@ -11,16 +11,22 @@ the payload's digest is the image's digest, its type is Cosign's, and, if asked,
 `docker-reference` names the repository and the annotations are in the payload. Nothing that
 goes wrong is a pass: an unreadable place, a hostile manifest, a malformed payload each give
 "not verified" with the reason.
+
+Time is bounded for the whole verification, not only for each request: with `deadline`, all
+the registry's answers (resolving the tag, the places, every payload) must be in within that
+many seconds together, or the verification is "could not check". A registry that answers each
+request just inside its own deadline would otherwise hold the verifier for their sum.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from skanse.oci.reference import Reference
-from skanse.oci.registry import RegistryClient
+from skanse.oci.registry import Deadline, RegistryClient
 from skanse.signing import simplesigning
 from skanse.signing._common import OtherPredicate, Rejected
 from skanse.signing.attach import Attached, Limits, find_bundles, find_legacy_signatures, resolve
@@ -29,12 +35,21 @@ from skanse.signing.keys import PublicKey
 from skanse.signing.simplesigning import same_repository
 
 __all__ = [
+    "DEADLINE",
     "SignatureCheck",
     "Verification",
     "check_attached",
+    "deadline_problem",
     "verify_attestations",
     "verify_signatures",
 ]
+
+
+# Seconds one image's verification may take, all its registry requests together, unless the
+# caller says otherwise: minutes for a person at a terminal (a healthy registry answers in
+# seconds), not the hours 1,000 signatures each answered just inside the per-request deadline
+# would take. The admission webhook passes a far shorter one (its answer is due in seconds).
+DEADLINE = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +215,31 @@ def _check_each(
         yield result
 
 
+@contextlib.contextmanager
+def _bounded(client: RegistryClient, seconds: float | None) -> Iterator[Deadline | None]:
+    if seconds is None:
+        yield None
+        return
+    with client.deadline(seconds) as deadline:
+        yield deadline
+
+
+def deadline_problem(deadline: Deadline) -> str:
+    """Why a verification whose deadline passed is "could not check"."""
+    return (
+        f"the registry did not answer within the {deadline.seconds:g} s the whole "
+        "verification may take; what was not read may verify on the next try"
+    )
+
+
+def _cut(result: Verification, deadline: Deadline | None) -> Verification:
+    """A verification its deadline ended: the missing answers are a problem, so it is not
+    complete (never final) and says why."""
+    if deadline is None or not deadline.passed():
+        return result
+    return replace(result, problems=(*result.problems, deadline_problem(deadline)))
+
+
 def _names(keys: Sequence[PublicKey]) -> tuple[str, ...]:
     names: list[str] = []
     for key in keys:
@@ -218,8 +258,32 @@ def verify_signatures(
     annotations: Mapping[str, str] | None = None,
     limits: Limits | None = None,
     digest: str | None = None,
+    deadline: float | None = DEADLINE,
 ) -> Verification:
-    """Verify the image's signatures. Raises only when the image itself cannot be resolved."""
+    """Verify the image's signatures. Raises only when the image itself cannot be resolved.
+
+    `deadline`: seconds all its registry requests may take together; past it what was not
+    read is a problem, so the result is not `complete` (None: for a caller that bounds the
+    whole itself, as `verify_image` does)."""
+    with _bounded(client, deadline) as bound:
+        return _cut(
+            _verify_signatures(
+                client, ref, keys, threshold, require_reference, annotations, limits, digest
+            ),
+            bound,
+        )
+
+
+def _verify_signatures(
+    client: RegistryClient,
+    ref: Reference,
+    keys: Sequence[PublicKey],
+    threshold: int,
+    require_reference: bool,
+    annotations: Mapping[str, str] | None,
+    limits: Limits | None,
+    digest: str | None,
+) -> Verification:
     limits = limits or Limits()
     digest = digest or ref.digest or resolve(client, ref).digest
     bundles, bundle_problems = find_bundles(
@@ -258,11 +322,29 @@ def verify_attestations(
     threshold: int = 1,
     limits: Limits | None = None,
     digest: str | None = None,
+    deadline: float | None = DEADLINE,
 ) -> Verification:
     """Verify attestations of `predicate_type` (bundles only; Cosign v3's format).
 
     Attestations of other types do not count, whatever their signature (CVE-2022-35929).
+    `deadline` as for `verify_signatures`.
     """
+    with _bounded(client, deadline) as bound:
+        return _cut(
+            _verify_attestations(client, ref, keys, predicate_type, threshold, limits, digest),
+            bound,
+        )
+
+
+def _verify_attestations(
+    client: RegistryClient,
+    ref: Reference,
+    keys: Sequence[PublicKey],
+    predicate_type: str,
+    threshold: int,
+    limits: Limits | None,
+    digest: str | None,
+) -> Verification:
     limits = limits or Limits()
     digest = digest or ref.digest or resolve(client, ref).digest
     bundles, problems = find_bundles(client, ref, digest, limits, predicate_type=predicate_type)
