@@ -12,7 +12,7 @@ import pytest
 
 from skanse.admission.evaluate import Evaluator, admission_object
 from skanse.admission.handler import Webhook
-from skanse.admission.images import ImageOutcome, ImageVerdict, SigningVerifier
+from skanse.admission.images import DEADLINE, ImageOutcome, ImageVerdict, SigningVerifier
 from skanse.admission.policy import Mode, Policy
 from skanse.checks.kubernetes.pss import evaluate
 from skanse.checks.kubernetes.pss_policy import parse_policy
@@ -445,9 +445,9 @@ class _Recorder:
         self.inner = inner
         self.calls: list[str] = []
 
-    def verify(self, image: str) -> ImageVerdict:
+    def verify(self, image: str, *, deadline: float = DEADLINE) -> ImageVerdict:
         self.calls.append(image)
-        return self.inner.verify(image)
+        return self.inner.verify(image, deadline=deadline)
 
 
 @pytest.mark.registry
@@ -491,9 +491,78 @@ def test_an_unreachable_registry_is_could_not_check_and_denies(signed_world) -> 
     assert "could not check" in response["status"]["message"]
 
 
+def _slow_registry_policy(tmp_path: Path, server: Any, *digests: str) -> Any:
+    """An image policy requiring a key for everything, and `server` dribbling 30 signature
+    payloads of each digest, each inside a 0.5 s request deadline (about 12 s in all)."""
+    from skanse.signing.policy import load_policy as load_image_policy
+    from tests.signing.helpers import dribbled_signatures, new_key
+
+    for digest in digests:
+        dribbled_signatures(server, digest, 30)
+    (tmp_path / "ci.pub").write_bytes(new_key().public_key().pem())
+    (tmp_path / "images.yaml").write_text(
+        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\nkeys: {ci: ci.pub}\n"
+        "images: [{glob: '**', keys: [ci]}]\n"
+    )
+    return load_image_policy(tmp_path / "images.yaml")
+
+
+def test_a_registry_slower_than_the_review_deadline_is_could_not_check(tmp_path: Path) -> None:
+    # reported: a registry answering each request just inside its deadline held a decision
+    # thread for their sum (minutes per image), so a few such Pods filled the pool and every
+    # review in the cluster timed out. The review's images share one deadline, below the API
+    # server's timeoutSeconds; past it the image is "could not check", denied, not cached.
+    import time
+
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests.oci.test_registry_errors import Server
+
+    digest = "sha256:" + "ab" * 32
+    server = Server()
+    try:
+        images = _slow_registry_policy(tmp_path, server, digest)
+        client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+        webhook = Webhook(policy(image_policy=images), verifier=SigningVerifier(images, client))
+        image = f"{server.host}/team/app@{digest}"
+        start = time.monotonic()
+        _, response = validate(webhook, pod_request(image_pod(image)))
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert response["allowed"] is False
+    assert (
+        f"image-signature: image {image} (could-not-check): could not check: the registry did "
+        f"not answer within the {DEADLINE:g} s the whole verification may take"
+    ) in response["status"]["message"]
+    assert elapsed < 3 * DEADLINE  # a bound on a timeout, generous for a loaded machine
+    assert len(images.cache) == 0  # not a final decision: the next review asks again
+
+
+def test_the_images_of_one_review_share_its_deadline(tmp_path: Path) -> None:
+    import time
+
+    from skanse.admission.images import verify_images
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests.oci.test_registry_errors import Server
+
+    digests = ["sha256:" + "ab" * 32, "sha256:" + "cd" * 32]
+    server = Server()
+    try:
+        images = _slow_registry_policy(tmp_path, server, *digests)
+        client = RegistryClient(RegistryOptions(timeout=5, request_deadline=0.5))
+        wanted = [f"{server.host}/team/app@{d}" for d in digests]
+        start = time.monotonic()
+        verdicts = list(verify_images(wanted, SigningVerifier(images, client), deadline=1.0))
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert [v.outcome for v in verdicts] == [ImageOutcome.COULD_NOT_CHECK] * 2
+    assert elapsed < 3 * 1.0  # one deadline for both, not one each
+
+
 def test_a_verifier_that_raises_denies() -> None:
     class Broken:
-        def verify(self, image: str) -> ImageVerdict:
+        def verify(self, image: str, *, deadline: float = DEADLINE) -> ImageVerdict:
             raise RuntimeError("boom")
 
     webhook = Webhook(policy(), verifier=Broken())
@@ -508,7 +577,7 @@ def test_update_verifies_only_new_images() -> None:
         def __init__(self) -> None:
             self.calls: list[str] = []
 
-        def verify(self, image: str) -> ImageVerdict:
+        def verify(self, image: str, *, deadline: float = DEADLINE) -> ImageVerdict:
             self.calls.append(image)
             return ImageVerdict(image, ImageOutcome.VERIFIED, "ok")
 

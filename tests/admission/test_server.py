@@ -426,6 +426,9 @@ def test_sigterm_stops_gracefully(tmp_path: Path) -> None:
         ("--timeout", "0"),
         ("--drain", "-1"),
         ("--keep-alive", "1e9"),
+        ("--image-deadline", "0"),
+        ("--image-deadline", "31"),  # past the API server's longest wait: answered to nobody
+        ("--image-deadline", "nan"),
     ],
 )
 def test_bad_serve_options_are_usage_errors(
@@ -436,6 +439,19 @@ def test_bad_serve_options_are_usage_errors(
         cli("admission", "serve", "--cert", cert, "--key", key, option, value)
     assert usage.value.code == 2
     assert f"argument {option}: {value!r} is not" in capsys.readouterr().err
+
+
+def test_the_image_deadline_defaults_to_the_verifiers() -> None:
+    import argparse
+
+    from skanse._cli.admission import add_arguments
+    from skanse.admission.images import DEADLINE
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["serve"])
+    assert args.image_deadline == DEADLINE
+    assert parser.parse_args(["serve", "--image-deadline", "4.5"]).image_deadline == 4.5
 
 
 def test_bad_certificate_is_a_clear_error(tmp_path: Path, cli) -> None:

@@ -19,6 +19,9 @@ FORMATS = ("text", "json", "sarif", "junit", "policyreport")
 _MAX_SECONDS = 86400.0
 _MAX_MIB = 4096.0
 _MAX_DAYS = 36500  # skanse.admission.certs.MAX_DAYS, without importing cryptography to parse
+# The API server waits at most 30 s for a webhook (timeoutSeconds' maximum): a review's image
+# verification allowed longer could only ever be answered to nobody.
+_MAX_IMAGE_DEADLINE = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +98,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="time a client has for the TLS handshake, each request's "
         "headers, and its body (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--image-deadline",
+        metavar="SECONDS",
+        type=_number(0.001, _MAX_IMAGE_DEADLINE, "a number of seconds"),
+        default=3.0,  # skanse.admission.images.DEADLINE, without importing it to parse
+        help="time the image signature checks of one review may take, every registry "
+        "request together; past it the images are 'could not check' (denied in enforce "
+        "mode). Keep it below the webhooks' timeoutSeconds (default: %(default)s)",
     )
     serve.add_argument(
         "--workers",
@@ -308,7 +320,12 @@ def _serve_with(args: argparse.Namespace, metrics_dir: str | None) -> int:
     from skanse.admission.server import ServeOptions, run
 
     policy = _policy(args).with_own_namespace(args.namespace or os.environ.get("POD_NAMESPACE"))
-    webhook = Webhook(policy, _evaluator(args, policy), policies=_vap(args))
+    webhook = Webhook(
+        policy,
+        _evaluator(args, policy),
+        policies=_vap(args),
+        image_deadline=args.image_deadline,
+    )
     metrics = Metrics()
     settings = AppSettings(
         max_body_bytes=int(args.max_body * 1024 * 1024),

@@ -39,6 +39,7 @@ from skanse.admission.evaluate import (
     admission_object,
     new_findings,
 )
+from skanse.admission.images import DEADLINE as IMAGE_DEADLINE
 from skanse.admission.images import ImageVerdict, ImageVerifier, SigningVerifier, verify_images
 from skanse.admission.mutate import defaults_patch
 from skanse.admission.policy import Mode, Policy
@@ -146,9 +147,12 @@ class Webhook:
         verifier: ImageVerifier | None = None,
         limits: ReviewLimits | None = None,
         policies: PolicyEnforcer | None = None,
+        image_deadline: float = IMAGE_DEADLINE,
     ) -> None:
         self.policy = policy
         self.limits = limits or ReviewLimits()
+        # seconds the image verification of one review may take (skanse.admission.images)
+        self.image_deadline = image_deadline
         # ValidatingAdmissionPolicies (skanse.admission.vap), evaluated before the checks.
         self.policies = policies
         self.evaluator = evaluator or Evaluator(policy)
@@ -315,7 +319,7 @@ class Webhook:
             old_pod = pod_spec(self._object(request, request.old_object))
             old = {c.data.get("image") for c in old_pod.containers()} if old_pod else set()
             wanted = [i for i in wanted if i not in old]
-        return list(verify_images(wanted, self.verifier))
+        return list(verify_images(wanted, self.verifier, deadline=self.image_deadline))
 
     def _no_worse(self, request: Request, namespace: str, obj: K8sObject, found: _Findings) -> bool:
         if request.old_object is None or found.image_failures:
@@ -605,7 +609,12 @@ class Webhook:
         ]
         if not tagged:
             return []
-        verdicts = {v.image: v for v in verify_images((i for _, i in tagged), self.verifier)}
+        verdicts = {
+            v.image: v
+            for v in verify_images(
+                (i for _, i in tagged), self.verifier, deadline=self.image_deadline
+            )
+        }
         pins: list[dict[str, Any]] = []
         for c, image in tagged:
             pinned = verdicts[image].pinned_image

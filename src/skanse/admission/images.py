@@ -6,14 +6,22 @@ a default for images no glob matches). `SigningVerifier` asks `verify_image()` a
 image of the object and turns its `Decision` into a verdict; `verify_image` never raises and
 caches decisions by digest, so this stays cheap on the webhook's hot path.
 
-"Could not check" (a registry that cannot be reached, a signature store that cannot be read)
-is its own outcome, and it denies in enforce mode like a rejection: an unchecked image is
-never a pass.
+"Could not check" (a registry that cannot be reached, a signature store that cannot be read,
+a registry too slow to answer within the review's deadline) is its own outcome, and it denies
+in enforce mode like a rejection: an unchecked image is never a pass.
+
+Time: the images of one review share one deadline (`DEADLINE`, `admission serve
+--image-deadline`), below the API server's `timeoutSeconds`. Each registry request has its
+own deadline too, but a hostile registry answering each just inside it would hold a decision
+thread for their sum, minutes per image: a few such Pods fill the thread pool, every other
+review queues past the API server's timeout and, with `failurePolicy: Fail`, no Pod can be
+created anywhere in the cluster.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,6 +32,7 @@ from skanse.signing.policy import Policy as ImagePolicy
 from skanse.signing.policy import verify_image
 
 __all__ = [
+    "DEADLINE",
     "ImageOutcome",
     "ImageVerdict",
     "ImageVerifier",
@@ -32,6 +41,10 @@ __all__ = [
 ]
 
 _COULD_NOT_CHECK = "could not check"
+# Seconds the image verification of one review may take, all its registry requests together:
+# the API server gives up on the webhook after `timeoutSeconds` (5 in deploy/), and the rest
+# of the answer (TLS, the checks, a wait for a decision thread) needs some of that.
+DEADLINE = 3.0
 
 
 class ImageOutcome(enum.StrEnum):
@@ -68,9 +81,10 @@ class ImageVerdict:
 
 class ImageVerifier(Protocol):
     """Decides whether `image` may run. Called off the event loop (it may reach a registry);
-    must not raise for a bad image or an unreachable registry: that is a verdict."""
+    must not raise for a bad image or an unreachable registry: that is a verdict. `deadline`
+    is the seconds it may take (what is left of the review's); past it, "could not check"."""
 
-    def verify(self, image: str) -> ImageVerdict: ...
+    def verify(self, image: str, *, deadline: float = DEADLINE) -> ImageVerdict: ...
 
 
 class SigningVerifier:
@@ -84,8 +98,8 @@ class SigningVerifier:
         self.policy = policy
         self.client = client
 
-    def verify(self, image: str) -> ImageVerdict:
-        decision = verify_image(image, self.policy, client=self.client)
+    def verify(self, image: str, *, deadline: float = DEADLINE) -> ImageVerdict:
+        decision = verify_image(image, self.policy, client=self.client, deadline=deadline)
         if decision.allowed:
             outcome = ImageOutcome.VERIFIED
         elif decision.reason.startswith(_COULD_NOT_CHECK):
@@ -102,11 +116,18 @@ class SigningVerifier:
         )
 
 
-def verify_images(images: Iterable[str], verifier: ImageVerifier) -> Iterator[ImageVerdict]:
-    """One verdict per distinct image; a verifier that raises yields "could not check"."""
+def verify_images(
+    images: Iterable[str], verifier: ImageVerifier, *, deadline: float = DEADLINE
+) -> Iterator[ImageVerdict]:
+    """One verdict per distinct image; a verifier that raises yields "could not check".
+
+    All of them within `deadline` seconds: each image gets what the ones before it left (an
+    image reached with none left is still decided if that needs no registry, a digest the
+    policy's cache knows, and is "could not check" otherwise)."""
+    end = time.monotonic() + deadline
     for image in dict.fromkeys(images):
         try:
-            yield verifier.verify(image)
+            yield verifier.verify(image, deadline=max(0.0, end - time.monotonic()))
         except Exception as exc:  # a verifier bug must not admit the image
             yield ImageVerdict(
                 image,
