@@ -470,6 +470,29 @@ def test_the_earlier_of_two_nested_deadlines_holds(server: Server) -> None:
         assert inner.at < outer.at and inner.seconds == 0.5
 
 
+def test_a_deadline_bounds_only_the_thread_that_set_it(server: Server) -> None:
+    # one client may serve several threads: another thread's spent deadline is not this one's
+    server.routes["GET /v2/team/app/manifests/v0"] = dribbling(SLOW, SLOW_MANIFEST)
+    client = RegistryClient(RegistryOptions(timeout=5, request_deadline=5))
+    ref = parse_reference(f"{server.host}/team/app:v0")
+    inside, leave = threading.Event(), threading.Event()
+
+    def spent() -> None:
+        with client.deadline(0.001):
+            inside.set()
+            leave.wait(10)
+
+    other = threading.Thread(target=spent)
+    other.start()
+    try:
+        assert inside.wait(10)
+        time.sleep(0.01)  # the other thread's deadline has passed
+        client.get_manifest(ref, "v0")  # answered in about 0.4 s, inside its own 5 s
+    finally:
+        leave.set()
+        other.join()
+
+
 def test_a_layer_body_is_not_bound_by_the_overall_deadline(server: Server, tmp_path: Path) -> None:
     # on purpose, as for the per-request deadline: layers are large and may be slow
     def steady(request: BaseHTTPRequestHandler) -> None:

@@ -283,7 +283,8 @@ class RegistryClient:
         self.cache = cache
         self._config = credentials
         self._tokens = _TokenCache()
-        self._overall: Deadline | None = None  # see deadline()
+        # see deadline(): per thread, as a client may serve several (urllib3's pool does)
+        self._operation = threading.local()
         self._http = urllib3.PoolManager(
             num_pools=8,
             ca_certs=self.options.ca_certs,
@@ -306,11 +307,17 @@ class RegistryClient:
         mine = Deadline(seconds, time.monotonic() + seconds)
         if outer is not None and outer.at <= mine.at:
             mine = outer
-        self._overall = mine
+        self._operation.deadline = mine
         try:
             yield mine
         finally:
-            self._overall = outer
+            self._operation.deadline = outer
+
+    @property
+    def _overall(self) -> Deadline | None:
+        """The deadline of the operation this thread is in (`deadline`), if any."""
+        found: Deadline | None = getattr(self._operation, "deadline", None)
+        return found
 
     # --- plumbing -------------------------------------------------------------------
 
