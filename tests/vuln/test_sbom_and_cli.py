@@ -425,3 +425,22 @@ def test_syft_cyclonedx_is_looked_up_as_syft_json_is() -> None:
     keys = {p.name: lookup_keys(p, cdx.distro) for p in cdx.packages}
     assert keys == {p.name: lookup_keys(p, syft.distro) for p in syft.packages}
     assert keys["busybox-static"][0].name == "busybox"  # type: ignore[union-attr]
+
+
+def test_cli_vuln_text_escapes_package_types_an_sbom_gives(
+    cli, demo_db: Path, tmp_path: Path
+) -> None:
+    # the "No advisory data" block names each package type without advisories; a Syft JSON
+    # artifact's `type` is the SBOM's own text and had reached the terminal raw
+    sbom = write_json(
+        tmp_path / "syft.json",
+        {
+            "schema": {"version": "16.0.0"},
+            "artifacts": [{"name": "x", "version": "1", "type": "\x1b[2J\x1b]0;owned\u202e"}],
+        },
+    )
+    run = cli("vuln", str(sbom), "--db", str(demo_db), "--no-config")
+    assert run.code == 0, run.stderr
+    assert "No advisory data (1 packages)" in run.stdout
+    assert "\x1b" not in run.stdout and "\u202e" not in run.stdout
+    assert "\\x1b[2J\\x1b]0;owned\\u202e" in run.stdout

@@ -126,7 +126,8 @@ def render_text(scan: VulnScan, *, color: bool = False, width: int = 160) -> str
         reasons = Counter(n.reason for n in quiet)
         console.print(Text(f"No advisory data ({len(quiet)} packages):", style="bold"))
         for reason, count in reasons.most_common():
-            console.print(f"  {count:>5}  {reason}", markup=False, soft_wrap=True)
+            # the reason names the package type the SBOM gave (Syft's `type`, a purl type)
+            console.print(f"  {count:>5}  {printable(reason)}", markup=False, soft_wrap=True)
         console.print()
     counts = Counter(_severity_name(m).lower() for m in live)
     order = [s.value.lower() for s in Severity] + ["unknown"]
