@@ -18,7 +18,8 @@ from skanse.vuln.db import Database
 from skanse.vuln.matcher import _merge, lookup_keys, match_inventory
 from skanse.vuln.model import FixState, Match, Rating
 from skanse.vuln.scan import scan_inventory
-from skanse.vuln.vex import read_vex
+from skanse.vuln.vex import VexStatement, apply_vex, read_vex
+from tests._counting import count_reads
 from tests.conftest import corpus_path
 from tests.vuln.helpers import build, inventory, osv, package, write_json
 
@@ -646,3 +647,61 @@ def test_vex_image_identity_compares_the_repository(
         )
     [finding] = result.findings
     assert bool(finding.declared_suppressions) is suppressed
+
+
+def _npm_match(name: str, advisory_id: str = "CVE-2024-1") -> Match:
+    pkg = package(name, "1.0", "npm", f"pkg:npm/{name}@1.0")
+    return Match(pkg, advisory_id, (), "", Rating(), FixState.FIXED, "2", "npm", name, "1.0", "osv")
+
+
+def _statement(i: int, product: str, status: str = "not_affected", **extra) -> VexStatement:
+    return VexStatement(
+        vulnerabilities=frozenset({"CVE-2024-1"}),
+        products=(product,),
+        subcomponents=extra.get("subcomponents", ()),
+        status=status,
+        justification="",
+        statement="",
+        origin=f"vex.json: statements[{i}]",
+        suppresses=status in ("not_affected", "fixed"),
+    )
+
+
+def test_vex_statements_are_looked_up_per_package_not_tried_per_match(monkeypatch) -> None:
+    # 300 copies of a package matched by one CVE, 300 statements about that CVE for other
+    # packages and one for p7: each match had tried (and parsed) every statement naming
+    # the CVE, matches x statements; now each statement's products are read once
+    n = 300
+    matches = [_npm_match(f"p{i}") for i in range(n)]
+    statements = [_statement(i, f"pkg:npm/q{i}@1.0") for i in range(n)]
+    statements.append(_statement(n, "pkg:npm/p7"))
+    reads = count_reads(monkeypatch, VexStatement, "products")
+    suppressions = apply_vex(matches, statements)
+    assert reads.count <= len(statements)  # was 90,300: each match x each statement
+    assert [i for i, s in enumerate(suppressions) if s is not None] == [7]
+    assert suppressions[7] is not None and suppressions[7].origin == "vex.json: statements[300]"
+
+
+IMAGE = "pkg:oci/app@sha256:" + "c" * 64
+
+
+@pytest.mark.parametrize(
+    ("statements", "suppressed"),
+    [
+        # the last word about the id wins, whether it names the image or the package
+        ([_statement(0, "pkg:oci/app"), _statement(1, "pkg:npm/lib", "affected")], False),
+        ([_statement(0, "pkg:npm/lib", "affected"), _statement(1, "pkg:oci/app")], True),
+        ([_statement(0, "pkg:oci/app", "under_investigation"), _statement(1, "pkg:npm/lib")], True),
+        # an image statement with subcomponents covers only those packages
+        ([_statement(0, "pkg:oci/app", subcomponents=("pkg:npm/other",))], False),
+        ([_statement(0, "pkg:oci/app", subcomponents=("pkg:npm/lib@1.0",))], True),
+        ([_statement(0, "pkg:oci/app", subcomponents=("pkg:npm/lib@2.0",))], False),
+        # another image, or another version of the package, says nothing about this one
+        ([_statement(0, "pkg:oci/other")], False),
+        ([_statement(0, "pkg:npm/lib@0.9")], False),
+        ([_statement(0, "pkg:npm/lib@1.0")], True),
+    ],
+)
+def test_vex_last_word_and_product_scope(statements: list[VexStatement], suppressed: bool) -> None:
+    [suppression] = apply_vex([_npm_match("lib")], statements, (IMAGE,))
+    assert (suppression is not None) is suppressed
