@@ -125,3 +125,36 @@ def test_huge_and_hostile_versions_are_bounded() -> None:
         satisfies(Scheme.SEMVER, "1." * 5000, "< 2")
     # a pathological but valid-length version compares quickly and without recursion
     assert compare(Scheme.RPM, "1." * 100 + "1", "1." * 100 + "2") == -1
+
+
+def test_a_constraint_term_with_a_long_run_of_blanks_is_refused_in_linear_time() -> None:
+    # a vunnel VulnerableRange is the database's text: the term pattern backtracked over
+    # blanks quadratically (40,000 characters: 5 s; this one: minutes); now one pass
+    term = "< 1" + " " * 300_000 + "x"
+    with pytest.raises(InvalidVersion):
+        satisfies(Scheme.RPM, "1.0-1", term)
+    with pytest.raises(InvalidVersion):
+        satisfies(Scheme.RPM, "1.0-1", "> 0, <" + " " * 300_000 + "2\n3")
+
+
+@pytest.mark.parametrize(
+    ("constraint", "holds"),
+    [
+        ("<= 1.0", True),
+        (">=1.0", True),
+        ("< 1.0", False),
+        ("  != '1.0'  ", False),
+        ('= "1.0"', True),
+        ("1.0", True),
+        ("> 0.9, < 1.1", True),
+        ("> 1.1 || == 1.0", True),
+    ],
+)
+def test_constraint_terms(constraint: str, holds: bool) -> None:
+    assert satisfies(Scheme.SEMVER, "1.0", constraint) is holds
+
+
+@pytest.mark.parametrize("constraint", ["<", "< 2.0,", "> 2 || ", "> 1\n2"])
+def test_constraint_with_an_empty_or_broken_term_is_invalid(constraint: str) -> None:
+    with pytest.raises(InvalidVersion):
+        satisfies(Scheme.SEMVER, "1.0", constraint)
