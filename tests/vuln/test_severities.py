@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,43 @@ def test_epss_gzipped_as_published(tmp_path: Path) -> None:
     broken.write_bytes(gzip.compress(b"cve,epss,percentile\n" + b"CVE-2023-1,0.5,x\n" * 10))
     items = list(read_source(broken))
     assert items and all(isinstance(i, Rejected) for i in items)
+
+
+def test_a_gzipped_epss_bomb_is_read_line_by_line(tmp_path: Path) -> None:
+    # 16 KB of gzip that expands to 16 Mi blank lines: it had been expanded whole and split
+    # into a list of every line (~160 MB here, 5 GB from 522 KB); rows are now read as they
+    # come and the row cap stops the file
+    bomb = tmp_path / "epss_scores-2026-12-01.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as handle:
+        handle.write(b"cve,epss,percentile\n")
+        for _ in range(16):
+            handle.write(b"\n" * (1 << 20))
+    tracemalloc.start()
+    try:
+        items = list(read_source(bomb))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert items == [Rejected(str(bomb), "more than 2000000 rows")]
+    assert peak < 16 * 1024 * 1024
+
+
+def test_an_epss_file_of_something_else_is_rejected_not_listed_row_by_row(tmp_path: Path) -> None:
+    # each malformed row was kept as a rejection: two million of them from a small file
+    junk = tmp_path / "epss.csv.gz"
+    junk.write_bytes(gzip.compress(b"cve,epss,percentile\n" + b"CVE-2023-1,x,y\n" * 50_000))
+    items = list(read_source(junk))
+    assert len(items) == 1002 and all(isinstance(i, Rejected) for i in items)
+    assert items[-1] == Rejected(str(junk), "more than 1000 malformed rows; the rest is not read")
+    # and a line no EPSS row comes near is the end of the file, not a gigabyte of text
+    long_line = tmp_path / "long.csv"
+    rows = b"".join(b"CVE-2023-%d,0.1,0.2\n" % (1000 + i) for i in range(5))
+    long_line.write_bytes(b"cve,epss,percentile\n" + rows + b"9" * 100_000)
+    items = list(read_source(long_line))
+    assert items[:5] == [EpssScore(f"CVE-2023-{1000 + i}", 0.1, 0.2) for i in range(5)]
+    assert items[5:] == [
+        Rejected(str(long_line), "a line longer than 4,096 bytes: not a CSV of scores")
+    ]
 
 
 def test_malformed_score_files_are_rejected_by_name(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ The formats, as published:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "CveRating",
     "EpssScore",
     "KevEntry",
+    "epss_rows",
     "epss_scores",
     "kev_entries",
     "looks_like_kev",
@@ -46,6 +47,7 @@ _METRICS = (("cvssMetricV40", "CVSSv4"), ("cvssMetricV31", "CVSSv3"), ("cvssMetr
 _METRICS_V2 = ("cvssMetricV2", "CVSSv2")
 _NVD_SOURCE = "nvd@nist.gov"
 MAX_EPSS_ROWS = 2_000_000  # about 270,000 CVEs are scored today
+MAX_EPSS_BAD_ROWS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +141,23 @@ def nvd_ratings(data: Mapping[str, Any], origin: str) -> Iterator[CveRating | Re
 
 
 def epss_scores(text: str, origin: str) -> Iterator[EpssScore | Rejected]:
-    """Rows of an EPSS CSV; a malformed row is rejected, a missing header rejects the file."""
+    """Rows of an EPSS CSV held in memory (see `epss_rows`)."""
+    return epss_rows(text.splitlines(), origin)
+
+
+def epss_rows(lines: Iterable[str], origin: str) -> Iterator[EpssScore | Rejected]:
+    """Rows of an EPSS CSV, read as they come; a malformed row is rejected, a missing header
+    rejects the file, and so do more than `MAX_EPSS_ROWS` lines or `MAX_EPSS_BAD_ROWS`
+    malformed rows (a file of something else, not a list of that many rejections to keep)."""
     header_seen = False
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    bad = 0
+    for line_no, line in enumerate(lines, start=1):
         if line_no > MAX_EPSS_ROWS:
             yield Rejected(origin, f"more than {MAX_EPSS_ROWS} rows")
+            return
+        if bad > MAX_EPSS_BAD_ROWS:
+            reason = f"more than {MAX_EPSS_BAD_ROWS} malformed rows; the rest is not read"
+            yield Rejected(origin, reason)
             return
         line = line.strip()
         if not line or line.startswith("#"):
@@ -158,9 +172,11 @@ def epss_scores(text: str, origin: str) -> Iterator[EpssScore | Rejected]:
         try:
             cve, score, percentile = fields[0], float(fields[1]), float(fields[2])
         except (IndexError, ValueError):
+            bad += 1
             yield Rejected(f"{origin}:{line_no}", "not cve,epss,percentile")
             continue
         if not CVE_ID.fullmatch(cve) or not (0 <= score <= 1 and 0 <= percentile <= 1):
+            bad += 1
             yield Rejected(f"{origin}:{line_no}", "not a CVE id with scores between 0 and 1")
             continue
         yield EpssScore(cve, score, percentile)
