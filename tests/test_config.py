@@ -130,3 +130,37 @@ def test_a_config_owned_by_another_user_is_not_trusted(cli, tmp_path: Path, monk
     os.chown(planted, 0, 0)
     trusted = json.loads(cli("scan", str(work), "-f", "json").stdout)["findings"]
     assert next(f for f in trusted if f["check_id"] == "SKN-K8S-002")["suppression"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "purl", "covered"),
+    [
+        # PyPI (PEP 503) and crates.io fold names as their registries do ...
+        ("pkg:pypi/Foo.Bar", "pkg:pypi/foo-bar@1.0", True),
+        ("pkg:pypi/foo_bar@1.0", "pkg:pypi/foo-bar@1.0", True),
+        ("pkg:cargo/foo_bar", "pkg:cargo/foo-bar@1.0", True),
+        ("pkg:npm/Left-Pad", "pkg:npm/left-pad@1.0", True),
+        # ... where other registries hold different packages under such names
+        ("pkg:npm/lodash.merge", "pkg:npm/lodash-merge@4.6.1", False),
+        ("pkg:npm/lodash_merge", "pkg:npm/lodash-merge@4.6.1", False),
+        ("pkg:maven/org.example/bar.baz", "pkg:maven/org.example/bar-baz@1.0", False),
+        ("pkg:golang/github.com/x/y.v2", "pkg:golang/github.com/x/y-v2@v1.0.0", False),
+        ("pkg:deb/debian/libfoo.1", "pkg:deb/debian/libfoo-1@1.0", False),
+        ("pkg:pypi/requests@2.19.0", "pkg:pypi/requests@2.20.0", False),
+    ],
+)
+def test_a_purl_suppression_covers_only_the_package_its_ecosystem_names(
+    tmp_path: Path, pattern: str, purl: str, covered: bool
+) -> None:
+    config = tmp_path / ".skanse.yaml"
+    config.write_text(f"suppressions:\n  - id: '*'\n    purl: '{pattern}'\n    reason: reviewed\n")
+    (entry,) = load_config(config).suppressions
+    finding = Finding(
+        check_id=CheckID("CVE-2099-1"),
+        severity=Severity.HIGH,
+        title="t",
+        message="m",
+        location=Location(file="/evidence", line=1),
+        resource=ResourceRef("package", purl),
+    )
+    assert entry.matches(finding, lambda i: [CheckID(i)]) is covered

@@ -222,8 +222,13 @@ def load_config(path: Path) -> LoadedConfig:
 
 def _purl_covers(pattern: str, purl: str) -> bool:
     """`pkg:pypi/requests` covers every version of it; qualifiers never count; names are
-    compared case-insensitively with `-`, `_` and `.` alike (PEP 503 and friends)."""
+    compared as their ecosystem compares them, as VEX products are (PEP 503 for PyPI, `-`
+    and `_` alike for crates.io, case for npm and Maven): folding `.`, `_` and `-` in every
+    ecosystem let a suppression of `pkg:npm/lodash.merge` cover `pkg:npm/lodash-merge`,
+    another package."""
     from packageurl import PackageURL
+
+    from skanse.vuln.ecosystems import ecosystem_of_purl_type, normalise_name
 
     try:
         want, have = PackageURL.from_string(pattern), PackageURL.from_string(purl)
@@ -231,8 +236,8 @@ def _purl_covers(pattern: str, purl: str) -> bool:
         return False
 
     def name(p: PackageURL) -> tuple[str, str, str]:
-        fold = p.name.lower().replace("_", "-").replace(".", "-")
-        return (p.type.lower(), (p.namespace or "").lower(), fold)
+        ecosystem = ecosystem_of_purl_type(p.type) or p.type
+        return (p.type.lower(), (p.namespace or "").lower(), normalise_name(ecosystem, p.name))
 
     return name(want) == name(have) and want.version in (None, have.version)
 
