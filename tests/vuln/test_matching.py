@@ -705,3 +705,70 @@ IMAGE = "pkg:oci/app@sha256:" + "c" * 64
 def test_vex_last_word_and_product_scope(statements: list[VexStatement], suppressed: bool) -> None:
     [suppression] = apply_vex([_npm_match("lib")], statements, (IMAGE,))
     assert (suppression is not None) is suppressed
+
+
+def _cdx_vex(tmp_path: Path, affects: dict[str, object], state: str = "not_affected") -> Path:
+    analysis = {"state": state, "justification": "code_not_reachable"}
+    vulnerability = {"id": "CVE-2024-1", "analysis": analysis, "affects": [affects]}
+    document = {"bomFormat": "CycloneDX", "specVersion": "1.6", "vulnerabilities": [vulnerability]}
+    return write_json(tmp_path / "vex.cdx.json", document)
+
+
+@pytest.mark.parametrize(
+    ("versions", "suppressed"),
+    [
+        # another version than the installed 1.0: it had suppressed every version
+        ([{"version": "9.9.9", "status": "unaffected"}], False),
+        ([{"range": "vers:npm/>=2.0.0", "status": "unaffected"}], False),
+        ([{"version": "1.0", "status": "unaffected"}], True),
+        ([{"version": "1.0.0", "status": "unaffected"}], True),  # the same SemVer version
+        ([{"range": "vers:npm/>=0.5.0|<2.0.0", "status": "unaffected"}], True),
+        ([{"range": "vers:semver/<2.0.0", "status": "unaffected"}], True),
+        # the installed version named, but not as unaffected (CycloneDX's default: affected)
+        ([{"version": "1.0"}], False),
+        ([{"version": "1.0", "status": "unknown"}], False),
+        (
+            [
+                {"range": "vers:npm/*", "status": "unaffected"},
+                {"version": "1.0", "status": "affected"},
+            ],
+            False,
+        ),
+        # what skanse cannot evaluate is not "every version"
+        ([{"range": "vers:generic/>=0.5.0|<2.0.0", "status": "unaffected"}], False),
+        ([{"range": "vers:pypi/>=0.5", "status": "unaffected"}], False),
+        ([{"range": "vers:npm/<2.0.0|>=0.5.0", "status": "unaffected"}], False),
+        ([{"version": "1.0", "range": "vers:npm/*", "status": "unaffected"}], False),
+        ({"range": "vers:npm/*", "state": "unaffected"}, False),  # not a list
+        ([], False),
+    ],
+)
+def test_cyclonedx_vex_applies_only_to_the_versions_it_lists(
+    tmp_path: Path, versions: object, suppressed: bool
+) -> None:
+    vex = read_vex(_cdx_vex(tmp_path, {"ref": "pkg:npm/lib", "versions": versions}))
+    [suppression] = apply_vex([_npm_match("lib")], vex)
+    assert (suppression is not None) is suppressed
+
+
+def test_cyclonedx_vex_versions_keep_the_last_word_rule(tmp_path: Path) -> None:
+    not_affected = _statement(0, "pkg:npm/lib")
+    # a later statement that names 1.0 affected takes the suppression back ...
+    [affected] = read_vex(
+        _cdx_vex(
+            tmp_path,
+            {"ref": "pkg:npm/lib", "versions": [{"range": "vers:npm/>=0.5.0|<2.0.0"}]},
+            state="exploitable",
+        )
+    )
+    assert apply_vex([_npm_match("lib")], [not_affected, affected]) == [None]
+    # ... one about other versions only says nothing about 1.0
+    [other] = read_vex(
+        _cdx_vex(
+            tmp_path,
+            {"ref": "pkg:npm/lib", "versions": [{"version": "2.0", "status": "affected"}]},
+            state="exploitable",
+        )
+    )
+    [kept] = apply_vex([_npm_match("lib")], [not_affected, other])
+    assert kept is not None and kept.origin == "vex.json: statements[0]"

@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from skanse.vuln.versions import InvalidVersion, Scheme, compare, satisfies
+from skanse.vuln.versions import InvalidVersion, Scheme, compare, satisfies, vers_contains
 from tests.conftest import corpus_path
 
 _SCHEME = {
@@ -158,3 +158,42 @@ def test_constraint_terms(constraint: str, holds: bool) -> None:
 def test_constraint_with_an_empty_or_broken_term_is_invalid(constraint: str) -> None:
     with pytest.raises(InvalidVersion):
         satisfies(Scheme.SEMVER, "1.0", constraint)
+
+
+# what purl-spec's vers algorithm says: univers' VersionRange gives the same for each (with
+# vers:npm for the semver one, a scheme univers does not know)
+@pytest.mark.parametrize(
+    ("vers", "inside"),
+    [
+        ("vers:npm/>=1.0.0|<2.0.0", ["1.0.0", "1.5.0"]),
+        ("vers:npm/<1.0.0|>=2.0.0|<3.0.0", ["0.5.0", "2.0.0"]),
+        ("vers:npm/1.0.0|>=2.0.0", ["1.0.0", "2.0.0", "3.0.0", "7.0.0"]),
+        ("vers:npm/!=1.5.0", ["0.5.0", "1.0.0", "2.0.0", "3.0.0", "7.0.0"]),
+        ("vers:semver/<=1.5.0|7.0.0", ["0.5.0", "1.0.0", "1.5.0", "7.0.0"]),
+        ("vers:npm/>1.0.0|!=1.5.0|<2.0.0", []),
+        ("vers:npm/>=1.0.0|!=1.5.0|<2.0.0", ["1.0.0"]),
+        ("vers:npm/*", ["0.5.0", "1.0.0", "1.5.0", "2.0.0", "3.0.0", "7.0.0"]),
+        ("vers:npm/1.0.0|2.0.0", ["1.0.0", "2.0.0"]),
+        ("vers:npm/<1.0.0|>3.0.0", ["0.5.0", "7.0.0"]),
+    ],
+)
+def test_vers_ranges_follow_the_vers_algorithm(vers: str, inside: list[str]) -> None:
+    versions = ["0.5.0", "1.0.0", "1.5.0", "2.0.0", "3.0.0", "7.0.0"]
+    assert [v for v in versions if vers_contains(Scheme.SEMVER, v, vers)] == inside
+
+
+@pytest.mark.parametrize(
+    "vers",
+    [
+        "vers:generic/>=1.0.0",  # no ordering skanse knows
+        "vers:pypi/>=1.0",  # another ecosystem's scheme than the package's
+        "vers:npm/<2.0.0|>=1.0.0",  # not in ascending order
+        "vers:npm/<1.0.0|<2.0.0",  # two upper bounds in a row
+        "vers:npm/>=x",
+        "vers:npm/",
+        "npm/>=1.0.0",
+    ],
+)
+def test_a_vers_range_skanse_cannot_evaluate_is_invalid(vers: str) -> None:
+    with pytest.raises(InvalidVersion):
+        vers_contains(Scheme.SEMVER, "1.5.0", vers)

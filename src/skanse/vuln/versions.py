@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 __all__ = [
     "InvalidVersion",
@@ -38,6 +40,7 @@ __all__ = [
     "compare",
     "parse",
     "satisfies",
+    "vers_contains",
 ]
 
 
@@ -337,3 +340,81 @@ def _term_holds(scheme: Scheme, candidate: Version, term: str) -> bool:
     if not bound or "\n" in bound:
         raise InvalidVersion(f"empty term in constraint {term[:80]!r}")
     return _OPERATORS[operator or "="](candidate.compare(parse(scheme, bound)))
+
+
+# -- vers (purl-spec's version range specifier) ------------------------------------------------
+
+# vers versioning schemes -> ours; a scheme not listed here (`generic`, ...) is not evaluated
+_VERS_SCHEMES = {
+    "deb": Scheme.DEB,
+    "apk": Scheme.APK,
+    "alpine": Scheme.APK,
+    "rpm": Scheme.RPM,
+    "pypi": Scheme.PEP440,
+    "golang": Scheme.GO,
+    "maven": Scheme.MAVEN,
+    "gem": Scheme.GEM,
+    "nuget": Scheme.NUGET,
+    "semver": Scheme.SEMVER,
+    "npm": Scheme.SEMVER,
+    "cargo": Scheme.SEMVER,
+    "composer": Scheme.SEMVER,
+    "hex": Scheme.SEMVER,
+    "pub": Scheme.SEMVER,
+}
+_VERS_OPERATORS = (">=", "<=", "!=", "<", ">", "=")
+MAX_VERS_CONSTRAINTS = 1_000
+
+
+def vers_contains(scheme: Scheme, version: str, vers: str) -> bool:
+    """Whether `version` lies in the `vers:` range, by the vers specification's algorithm.
+
+    `InvalidVersion` when it cannot tell: not a vers, a versioning scheme that is not
+    `scheme` (a `vers:generic` range, a `vers:pypi` range about an npm package), a version
+    that does not parse, constraints out of order or in an invalid sequence. The caller
+    decides what not knowing means; nothing here guesses.
+    """
+    text = vers.strip()
+    if not text.startswith("vers:") or "/" not in text:
+        raise InvalidVersion(f"{vers[:80]!r} is not a vers range")
+    kind, _, body = text[5:].partition("/")
+    if _VERS_SCHEMES.get(kind.strip().lower()) is not scheme:
+        raise InvalidVersion(f"vers scheme {kind[:40]!r} does not compare {scheme} versions")
+    body = body.strip()
+    if body == "*":
+        return True
+    terms = body.split("|")
+    if len(terms) > MAX_VERS_CONSTRAINTS:
+        raise InvalidVersion(f"vers range of more than {MAX_VERS_CONSTRAINTS} constraints")
+    constraints: list[tuple[str, Version]] = []
+    for term in terms:
+        term = term.strip()
+        operator = next((op for op in _VERS_OPERATORS if term.startswith(op)), "=")
+        written = unquote(term[len(operator) :] if term.startswith(operator) else term)
+        constraints.append((operator, parse(scheme, written.strip())))
+    for (_, a), (_, b) in itertools.pairwise(constraints):
+        if a.compare(b) >= 0:  # the spec requires them sorted, each version once
+            raise InvalidVersion(f"vers constraints not in ascending order: {vers[:80]!r}")
+    bounds = [(op, b) for op, b in constraints if op not in ("=", "!=")]
+    for (first, _), (second, _) in itertools.pairwise(bounds):
+        # a lower bound is followed by an upper one, an upper one by a lower one
+        if (first in (">", ">=")) == (second in (">", ">=")):
+            raise InvalidVersion(f"vers constraints in an invalid sequence: {vers[:80]!r}")
+    candidate = parse(scheme, version)
+    for operator, bound in constraints:
+        order = candidate.compare(bound)
+        if order == 0 and operator == "!=":
+            return False
+        if order == 0 and "=" in operator:
+            return True
+    if len(constraints) == 1 or len(bounds) == 1:
+        operator, bound = (constraints if len(constraints) == 1 else bounds)[0]
+        return _OPERATORS[operator](candidate.compare(bound))
+    if not bounds:
+        return False  # only `=` and `!=`, and equal to none of them
+    if bounds[0][0] in ("<", "<=") and candidate.compare(bounds[0][1]) < 0:
+        return True
+    for (low_op, low), (_, high) in itertools.pairwise(bounds):
+        if low_op in (">", ">=") and candidate.compare(low) > 0 and candidate.compare(high) < 0:
+            return True
+    return bounds[-1][0] in (">", ">=") and candidate.compare(bounds[-1][1]) > 0

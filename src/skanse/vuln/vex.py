@@ -6,7 +6,8 @@ Two formats, both JSON:
   `justification`, `impact_statement`.
 - CycloneDX VEX: `vulnerabilities[]` with `id`, `analysis.{state, justification,
   detail}` and `affects[].ref` (a purl, a bom-ref of a component in the document, or a
-  BOM-Link `urn:cdx:...#ref`).
+  BOM-Link `urn:cdx:...#ref`), optionally narrowed by `affects[].versions[]` (a `version`
+  or a `vers:` `range`, each with a `status`: affected, unaffected or unknown).
 
 A statement applies to a match when one of its vulnerability names is the advisory id or an
 alias, and one of its products is the package (purl type, namespace, name, and version when
@@ -18,6 +19,13 @@ match, with the status and justification as the reason; `affected` and
 `under_investigation` do not. A match that folds several vulnerabilities together (a DSA
 about CVE-1 and CVE-2) is suppressed only when suppressing statements cover all of them
 (`Match.covered_by`), and not when any of its ids is last said to be affected.
+
+A CycloneDX `affects` entry that lists `versions` is about those versions only: it
+suppresses a package whose version one of them names (`version`, or in its `range`) as
+`unaffected`, takes back an earlier suppression when one names it `affected` or `unknown`
+(the default status is `affected`), and says nothing about any other version. An entry
+skanse cannot evaluate (a `vers:generic` range, a range of another ecosystem's scheme, a
+version that does not parse) never suppresses: it is not "every version".
 """
 
 from __future__ import annotations
@@ -32,16 +40,34 @@ from packageurl import PackageURL
 
 from skanse.errors import VexError
 from skanse.model import Suppression, SuppressionSource
-from skanse.vuln.ecosystems import ecosystem_of_purl_type, normalise_name
+from skanse.vuln.ecosystems import ecosystem_of_purl_type, normalise_name, scheme_for
 from skanse.vuln.model import Match
+from skanse.vuln.versions import InvalidVersion, Scheme, parse, vers_contains
 
-__all__ = ["VexStatement", "apply_vex", "normalise_repository", "read_vex", "repository_of"]
+__all__ = [
+    "VexStatement",
+    "VexVersion",
+    "apply_vex",
+    "normalise_repository",
+    "read_vex",
+    "repository_of",
+]
 
 MAX_VEX_BYTES = 64 * 1024 * 1024
 _SUPPRESSING_OPENVEX = frozenset({"not_affected", "fixed"})
 _SUPPRESSING_CDX = frozenset(
     {"not_affected", "false_positive", "resolved", "resolved_with_pedigree"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class VexVersion:
+    """One entry of a CycloneDX `affects[].versions`: a version or a `vers:` range, and its
+    status. Neither (an entry of another shape) is an entry that cannot be evaluated."""
+
+    version: str | None
+    range: str | None
+    status: str  # affected | unaffected | unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +80,8 @@ class VexStatement:
     statement: str  # impact statement / detail
     origin: str  # file and statement index
     suppresses: bool
+    # products about the listed versions only (CycloneDX `affects[].versions`)
+    versioned: tuple[tuple[str, tuple[VexVersion, ...]], ...] = ()
 
 
 def _key(purl_text: str) -> tuple[str, str, str, str | None] | None:
@@ -187,15 +215,20 @@ def _cyclonedx(document: Mapping[str, Any], path: Path) -> list[VexStatement]:
         if not isinstance(analysis, Mapping) or not isinstance(analysis.get("state"), str):
             continue  # a vulnerability without analysis says nothing about exploitability
         products = []
+        versioned = []
         for affect in raw.get("affects") or []:
             ref = affect.get("ref") if isinstance(affect, Mapping) else None
             if not isinstance(ref, str):
                 continue
             fragment = ref.split("#", 1)[1] if ref.startswith("urn:cdx:") and "#" in ref else ref
             purl = fragment if fragment.startswith("pkg:") else refs.get(fragment)
-            if purl:
+            if not purl:
+                continue
+            if "versions" in affect:  # only these versions, whatever the list holds
+                versioned.append((purl, _versions(affect["versions"])))
+            else:
                 products.append(purl)
-        if not products:
+        if not products and not versioned:
             raise VexError(f"{where}: no `affects` entry names a purl or a component with one")
         state = analysis["state"]
         found.append(
@@ -208,9 +241,63 @@ def _cyclonedx(document: Mapping[str, Any], path: Path) -> list[VexStatement]:
                 statement=_text(analysis.get("detail")),
                 origin=where,
                 suppresses=state in _SUPPRESSING_CDX,
+                versioned=tuple(versioned),
             )
         )
     return found
+
+
+def _versions(raw: object) -> tuple[VexVersion, ...]:
+    """The entries of an `affects[].versions` list. An entry of another shape (or a list
+    that is not one) is kept as an entry that cannot be evaluated, never dropped: dropping
+    it could leave a list that says less than the document does."""
+    if not isinstance(raw, list):
+        return (VexVersion(None, None, "unknown"),)
+    found = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            found.append(VexVersion(None, None, "unknown"))
+            continue
+        status = entry.get("status", "affected")  # CycloneDX's default
+        version, range_ = entry.get("version"), entry.get("range")
+        found.append(
+            VexVersion(
+                version if isinstance(version, str) and range_ is None else None,
+                range_ if isinstance(range_, str) and version is None else None,
+                status if status in ("affected", "unaffected", "unknown") else "unknown",
+            )
+        )
+    return tuple(found)
+
+
+def _contains(entry: VexVersion, version: str, scheme: Scheme) -> bool | None:
+    """Whether the entry names `version`; None when it cannot tell."""
+    try:
+        if entry.version is not None:
+            return (
+                entry.version == version
+                or parse(scheme, version).compare(parse(scheme, entry.version)) == 0
+            )
+        if entry.range is not None:
+            return vers_contains(scheme, version, entry.range)
+    except InvalidVersion:
+        return None
+    return None
+
+
+def _version_says(entries: tuple[VexVersion, ...], version: str, scheme: Scheme) -> bool | None:
+    """What a versions list says of `version`: True, unaffected (the statement's state
+    applies); False, affected or unknown, or an entry that may name it says so (the
+    statement keeps the finding); None, nothing (the statement does not apply)."""
+    named = False
+    for entry in entries:
+        contains = _contains(entry, version, scheme)
+        if contains is False:
+            continue
+        if entry.status != "unaffected":
+            return False
+        named = named or contains is True
+    return True if named else None
 
 
 def repository_of(purl_text: str) -> str | None:
@@ -279,11 +366,28 @@ class _Last:
     suppressing: int = -1
 
 
-def _index(statements: list[VexStatement], image_purls: tuple[str, ...]) -> dict[_IndexKey, _Last]:
+@dataclass(frozen=True, slots=True)
+class _Versioned:
+    """A statement about some versions of a package (CycloneDX `affects[].versions`)."""
+
+    position: int
+    suppresses: bool
+    version: str | None  # the product purl's own version, if it gives one
+    entries: tuple[VexVersion, ...]
+
+
+_Packages = tuple[str, str, str, str | None]
+
+
+def _index(
+    statements: list[VexStatement], image_purls: tuple[str, ...]
+) -> tuple[dict[_IndexKey, _Last], dict[_IndexKey, list[_Versioned]]]:
     """Each statement filed under every (id, package) it is about: its products, or the
     scanned image (all of it, or only its `subcomponents`). Products and purls are parsed
-    once here, not once per match and statement."""
+    once here, not once per match and statement. Products narrowed to some versions are
+    filed apart, under (id, type, namespace, name), to be decided per installed version."""
     index: dict[_IndexKey, _Last] = {}
+    versioned: dict[_IndexKey, list[_Versioned]] = {}
 
     def file(key: _IndexKey, position: int, suppresses: bool) -> None:
         last = index.setdefault(key, _Last())
@@ -292,7 +396,7 @@ def _index(statements: list[VexStatement], image_purls: tuple[str, ...]) -> dict
             last.suppressing = position
 
     for position, statement in enumerate(statements):
-        packages: list[tuple[str, str, str, str | None]] = []
+        packages: list[_Packages] = []
         whole_image = False
         for product in statement.products:
             if (key := _key(product)) is not None:
@@ -306,7 +410,33 @@ def _index(statements: list[VexStatement], image_purls: tuple[str, ...]) -> dict
                 file(("*", name), position, statement.suppresses)
             for key in dict.fromkeys(packages):
                 file((name, *key), position, statement.suppresses)
-    return index
+        for product, entries in statement.versioned:
+            # versions of an image are not versions of its packages: such a statement is
+            # not applied to them (it would otherwise be about every package)
+            if product.startswith(("pkg:oci/", "pkg:docker/")) or (key := _key(product)) is None:
+                continue
+            for name in statement.vulnerabilities:
+                versioned.setdefault((name, *key[:3]), []).append(
+                    _Versioned(position, statement.suppresses, key[3], entries)
+                )
+    return index, versioned
+
+
+def _decide(
+    candidates: list[_Versioned], purl_version: str | None, version: str, scheme: Scheme
+) -> _Last | None:
+    """The last word of the version-narrowed statements about one installed version."""
+    last = _Last()
+    for candidate in candidates:
+        if candidate.version not in (None, purl_version):
+            continue
+        says = _version_says(candidate.entries, version, scheme)
+        if says is None:
+            continue  # about other versions, or about versions skanse cannot tell
+        last.any = max(last.any, candidate.position)
+        if says and candidate.suppresses:
+            last.suppressing = max(last.suppressing, candidate.position)
+    return last if last.any >= 0 else None
 
 
 def apply_vex(
@@ -316,17 +446,21 @@ def apply_vex(
 
     A statement applies to a match when it names one of the match's ids and one of its
     products is the package (type, namespace and name; the version when the product gives
-    one) or the scanned image (every package, or only its `subcomponents`). When statements
-    disagree, the last one in the documents wins, as OpenVEX orders them: each id's last
-    word counts, so a later `affected` about an id takes back an earlier `not_affected`
-    about it, and any id left affected keeps the whole match.
+    one, and only the versions a CycloneDX `affects[].versions` names) or the scanned image
+    (every package, or only its `subcomponents`). When statements disagree, the last one in
+    the documents wins, as OpenVEX orders them: each id's last word counts, so a later
+    `affected` about an id takes back an earlier `not_affected` about it, and any id left
+    affected keeps the whole match.
 
     Linear: each match looks up its own (id, package) keys in an index of the statements
     (a match had tried every statement naming one of its ids, parsing each product's purl
     and its own again: 2,000 matches x 2,000 statements about one CVE took 51 s).
     """
-    index = _index(statements, image_purls)
-    keys: dict[str, tuple[str, str, str, str | None] | None] = {}
+    index, versioned = _index(statements, image_purls)
+    keys: dict[str, _Packages | None] = {}
+    # (id, package, installed version, scheme) -> the versioned statements' last word,
+    # decided once per package and id, not once per match
+    decided: dict[tuple[object, ...], _Last | None] = {}
     result: list[Suppression | None] = []
     for match in matches:
         purl = match.package.purl
@@ -340,6 +474,13 @@ def apply_vex(
             if package is not None:
                 filed += [(name, *package[:3], None), (name, *package)]
             lasts = [last for k in dict.fromkeys(filed) if (last := index.get(k)) is not None]
+            if package is not None and (candidates := versioned.get((name, *package[:3]))):
+                scheme = scheme_for(match.ecosystem)
+                at = (name, *package, match.package.version, scheme)
+                if at not in decided:
+                    decided[at] = _decide(candidates, package[3], match.package.version, scheme)
+                if (last := decided[at]) is not None:
+                    lasts.append(last)
             if not lasts:
                 continue
             final = max(last.any for last in lasts)
