@@ -132,6 +132,50 @@ def test_a_gzipped_epss_bomb_is_read_line_by_line(tmp_path: Path) -> None:
     assert peak < 16 * 1024 * 1024
 
 
+def test_a_gzipped_nvd_feed_is_read_as_json(tmp_path: Path) -> None:
+    # the format was chosen from the name ending in `.gz`: a `.json.gz` went to the YAML
+    # reader, which refuses JSON that repeats a key ("not valid YAML: duplicate key")
+    text = (SCORES / "nvd" / "nvdcve-2.0-sample.json").read_text()
+    assert text.count('"timestamp"') == 1
+    packed = tmp_path / "nvdcve-2.0-sample.json.gz"
+    repeated = text.replace('"format"', '"timestamp": "", "format"')
+    packed.write_bytes(gzip.compress(repeated.encode()))
+    items = list(read_source(packed, "nvd"))
+    assert [i.cve for i in items if isinstance(i, CveRating)] == [
+        "CVE-2023-4911",
+        "CVE-2023-38545",
+        "CVE-2024-45490",
+    ]
+    assert not [i for i in items if isinstance(i, Rejected)]
+    # and a directory of gzipped pages is read, not passed over
+    assert sum(isinstance(i, CveRating) for i in read_source(tmp_path, "nvd")) == 3
+
+
+def test_a_gzipped_json_bomb_is_expanded_only_up_to_its_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 8 MiB of JSON in ~8 KB of gzip against a 1 MiB cap: the file had been expanded whole
+    # (up to 1 GiB: 256 KB of gzip cost 1 GB of memory); it is rejected by name at the cap
+    from skanse.vuln import importers
+
+    monkeypatch.setattr(importers, "MAX_EXPANDED_BYTES", 1024 * 1024, raising=False)
+    bomb = tmp_path / "nvdcve-2.0-2024.json.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as handle:
+        handle.write(b'{"format": "NVD_CVE", "vulnerabilities": [], "x": "')
+        for _ in range(8):
+            handle.write(b"a" * (1 << 20))
+        handle.write(b'"}')
+    tracemalloc.start()
+    try:
+        items = list(read_source(bomb, "nvd"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    limit = "1,048,576 byte limit of a compressed file"
+    assert items == [Rejected(str(bomb), f"expands to over the {limit}")]
+    assert peak < 6 * 1024 * 1024  # the cap, a chunk being read and gzip's buffers
+
+
 def test_an_epss_file_of_something_else_is_rejected_not_listed_row_by_row(tmp_path: Path) -> None:
     # each malformed row was kept as a rejection: two million of them from a small file
     junk = tmp_path / "epss.csv.gz"

@@ -3,8 +3,8 @@
     for item in read_source(Path("osv-pypi/vulns")):   # or all.zip, secdb, tracker JSON
         ...  # Advisory, Rejected (file and reason) or Skipped (a reason)
 
-A source is a file, a directory (walked, `.json`/`.yaml`/`.yml`/`.csv`/`.csv.gz`, hidden
-directories skipped) or an OSV `all.zip` (read member by member in memory, never extracted).
+A source is a file, a directory (walked, `.json`/`.json.gz`/`.yaml`/`.yml`/`.csv`/`.csv.gz`,
+hidden directories skipped) or an OSV `all.zip` (read member by member in memory, never extracted).
 Each file is recognised by its shape: an OSV record (GitHub's advisory database is OSV too),
 an Alpine secdb, the Debian security tracker JSON, Grype's vunnel OS records, or the
 severity data of `scores`: NVD CVE API 2.0 JSON, a CISA KEV catalogue, an EPSS CSV; a file
@@ -51,6 +51,11 @@ KINDS = ("osv", "ghsa", "alpine-secdb", "debian-tracker", "vunnel", "nvd", "epss
 _SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".csv.gz")
 MAX_FILE_BYTES = 1024 * 1024 * 1024  # the Debian tracker JSON is ~ 80 MB today
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one OSV record in a zip
+# A gzipped JSON or YAML file (an NVD `.json.gz`), expanded: it is parsed whole, so this bounds
+# what a file of ~1/1000 its size can cost (a JSON text takes 4-20x its size once parsed).
+# An NVD CVE API 2.0 page (2,000 CVEs) is 10 to 30 MB; a bigger file is rejected by name.
+MAX_EXPANDED_BYTES = 128 * 1024 * 1024
+_EXPAND_CHUNK = 1024 * 1024
 MAX_MEMBERS = 5_000_000
 _YAML_LIMITS = Limits(max_depth=64, max_nodes=2_000_000, max_documents=1)
 
@@ -86,7 +91,7 @@ def _walk(root: Path) -> Iterator[Path]:
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.lower().endswith(_SUFFIXES) and not name.startswith("."):
+            if name.lower().endswith((*_SUFFIXES, ".json.gz")) and not name.startswith("."):
                 yield Path(directory) / name
 
 
@@ -108,16 +113,33 @@ def _read_file(path: Path, origin: str, kind: str | None) -> Iterator[Item]:
         yield from _read_csv(data, origin, kind)
         return
     if lowered.endswith(".gz"):
-        try:  # an NVD feed may come gzipped; the expanded size is capped like a file's
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
+        # an NVD feed may come gzipped: expanded in chunks up to its own cap, far below a
+        # file's (it had been expanded up to 1 GiB at once: 256 KB of gzip, 1 GB of memory)
+        try:
+            expanded = _expand(data)
         except (OSError, EOFError) as exc:
             yield Rejected(origin, f"not a readable gzip file: {exc}")
             return
-        if len(data) > MAX_FILE_BYTES:
-            yield Rejected(origin, f"expands to over the {MAX_FILE_BYTES:,} byte limit")
+        if expanded is None:
+            limit = f"{MAX_EXPANDED_BYTES:,} byte limit of a compressed file"
+            yield Rejected(origin, f"expands to over the {limit}")
             return
+        data = expanded
     yield from _records(data, origin, kind)
+
+
+def _expand(data: bytes) -> bytes | None:
+    """The gzip `data` expanded; None when that is over `MAX_EXPANDED_BYTES` (the rest is
+    never expanded)."""
+    chunks: list[bytes] = []
+    total = 0
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+        while chunk := handle.read(_EXPAND_CHUNK):
+            total += len(chunk)
+            if total > MAX_EXPANDED_BYTES:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_csv(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
@@ -193,7 +215,9 @@ def _read_zip(path: Path, kind: str | None) -> Iterator[Item]:
 
 
 def _parse(data: bytes, origin: str) -> object:
-    if origin.lower().endswith(".json"):
+    # the format is the name's without the compression suffix: `.json.gz` is JSON (it had
+    # gone to the YAML reader, which refuses what JSON allows, such as a repeated key)
+    if origin.lower().removesuffix(".gz").endswith(".json"):
         try:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:
