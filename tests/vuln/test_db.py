@@ -19,6 +19,7 @@ import zstandard
 from skanse.errors import DatabaseError, DatabaseSchemaError, TransferError
 from skanse.vuln import db as dbmod
 from skanse.vuln.db import Database, Source, build_database
+from skanse.vuln.model import Rejected
 from skanse.vuln.transfer import export_database, import_database
 from tests.conftest import corpus_path
 from tests.vuln.helpers import osv, write_json
@@ -123,6 +124,94 @@ def test_osv_all_zip_is_read_in_memory_with_caps(tmp_path: Path, monkeypatch) ->
     with pytest.raises(DatabaseError, match="not a readable zip"):
         build_database(tmp_path / "w.db", [Source(tmp_path / "broken.zip")])
     assert not (tmp_path / "w.db").exists()
+
+
+def _flag_second_member(archive: Path, *, encrypted: bool = False, method: int = 0) -> None:
+    """Mark the second member of `archive` encrypted, or as compressed with `method`, in its
+    local and central headers (as a zip tool that encrypts or uses AES, method 99, would)."""
+    data = bytearray(archive.read_bytes())
+    for signature, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        first = data.find(signature)
+        second = data.find(signature, first + 4)
+        if encrypted:
+            data[second + flags] |= 0x1
+        if method:
+            data[second + flags + 2 : second + flags + 4] = method.to_bytes(2, "little")
+    archive.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("encrypted", "method", "reason"),
+    [
+        (True, 0, "encrypted (skanse reads no encrypted members)"),
+        (False, 99, "compression method 99 is not supported"),  # AES
+        (False, 98, "compression method 98 is not supported"),  # PPMd
+    ],
+)
+def test_a_zip_member_skanse_cannot_unpack_is_rejected_by_name(
+    tmp_path: Path, encrypted: bool, method: int, reason: str
+) -> None:
+    # zipfile raises RuntimeError or NotImplementedError for these: the whole build had
+    # ended as an internal error
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(3):
+            record = osv(f"PYSEC-Z-{i}", "PyPI", "demo", [{"introduced": "0"}])
+            zf.writestr(f"PYSEC-Z-{i}.json", json.dumps(record))
+    _flag_second_member(archive, encrypted=encrypted, method=method)
+    result = build_database(tmp_path / "v.db", [Source(archive)])
+    [summary] = result.sources
+    assert summary.advisories == 2
+    assert [(r.origin, r.reason) for r in summary.rejected] == [
+        (f"{archive}:PYSEC-Z-1.json", reason)
+    ]
+
+
+def test_a_zip_member_with_a_damaged_deflate_stream_is_rejected_by_name(tmp_path: Path) -> None:
+    # zlib.error is not an OSError: it had ended the build as an internal error too
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(2):
+            record = osv(f"PYSEC-Z-{i}", "PyPI", "demo", [{"introduced": "0"}])
+            zf.writestr(f"PYSEC-Z-{i}.json", json.dumps(record))
+    data = bytearray(archive.read_bytes())
+    start = 30 + len("PYSEC-Z-0.json")  # the first member's data, after its local header
+    data[start : start + 2] = b"\xff\xff"  # an invalid deflate block type
+    archive.write_bytes(bytes(data))
+    [summary] = build_database(tmp_path / "v.db", [Source(archive)]).sources
+    assert summary.advisories == 1
+    [rejected] = summary.rejected
+    assert rejected.origin == f"{archive}:PYSEC-Z-0.json"
+    assert rejected.reason.startswith("cannot be read from the archive: Error -3")
+
+
+@pytest.mark.parametrize("allow_partial", [False, True])
+def test_an_archive_over_the_total_cap_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_partial: bool
+) -> None:
+    # each member was capped, the archive was not: 5 million members of 64 MB each would
+    # all have been expanded; past the total cap the source is incomplete, and the build
+    # fails and keeps the previous database unless --allow-partial
+    good = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "db" / "vuln.db"
+    build_database(dest, [Source(good.parent)])
+    before = dest.read_bytes()
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(40):
+            record = osv(f"PYSEC-Z-{i}", "PyPI", "demo", [{"introduced": "0"}])
+            zf.writestr(f"PYSEC-Z-{i}.json", json.dumps(record) + " " * 1000)
+    monkeypatch.setattr("skanse.vuln.importers.MAX_ARCHIVE_EXPANDED_BYTES", 20_000, raising=False)
+    limit = "expands to over the 20,000 byte limit of an archive (its headers say)"
+    if allow_partial:
+        result = build_database(dest, [Source(good.parent), Source(archive)], allow_partial=True)
+        assert result.sources[1].rejected == [Rejected(str(archive), limit, partial=True)]
+    else:
+        with pytest.raises(DatabaseError, match=r"all\.zip: incomplete; rejected .*20,000 byte"):
+            build_database(dest, [Source(good.parent), Source(archive)])
+        assert dest.read_bytes() == before
 
 
 def test_newer_duplicates_are_replaced_in_one_pass(tmp_path: Path, monkeypatch) -> None:

@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-partial",
         action="store_true",
         help="build even when a source gives no records at all (a typo, a file rejected "
-        "whole); by default such a build fails and the previous database is kept",
+        "whole) or is incomplete (an archive over its cap, missing NVD pages); by default "
+        "such a build fails and the previous database is kept",
     )
     _add_db_option(build)
     info = sub.add_parser("info", help="sources, record counts and build time")
@@ -153,6 +154,8 @@ def _build(args: argparse.Namespace) -> int:
             extras.append(f"{summary.replaced} duplicate ids (newest kept)")
         if summary.rejected:
             extras.append(f"{len(summary.rejected)} rejected")
+        if any(r.partial for r in summary.rejected):
+            extras.append("INCOMPLETE")
         if summary.skipped:
             extras.append(
                 ", ".join(f"{n} skipped: {p(why)}" for why, n in summary.skipped.most_common())

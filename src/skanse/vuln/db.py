@@ -299,11 +299,18 @@ class _Writer:
 
 
 def _failed_sources(summaries: Sequence[SourceSummary]) -> list[SourceSummary]:
-    """Sources that gave nothing usable: a typo, an empty directory, a file of another kind."""
-    return [s for s in summaries if s.advisories == 0 and s.enrichments == 0]
+    """Sources that gave nothing usable (a typo, an empty directory, a file of another kind),
+    and sources known to be incomplete (a rejection that says so: `Rejected.partial`)."""
+    return [
+        s
+        for s in summaries
+        if (s.advisories == 0 and s.enrichments == 0) or any(r.partial for r in s.rejected)
+    ]
 
 
 def _describe_failure(summary: SourceSummary) -> str:
+    if partial := [r for r in summary.rejected if r.partial]:
+        return f"{summary.location}: incomplete; rejected {partial[0].origin}: {partial[0].reason}"
     if summary.rejected:
         first = summary.rejected[0]
         more = f" (and {len(summary.rejected) - 1} more)" if len(summary.rejected) > 1 else ""
@@ -326,8 +333,9 @@ def build_database(
     """Import `sources` into a new database at `dest`, replacing it only on success.
 
     A source that gives no record at all (a path typo, a directory of something else, a file
-    rejected whole) fails the build and the previous database stays, unless `allow_partial`;
-    a build that would hold no advisories at all always fails.
+    rejected whole), or that is known to be incomplete (an archive over its cap, missing NVD
+    pages, a KEV catalogue short of its count), fails the build and the previous database
+    stays, unless `allow_partial`; a build that would hold no advisories at all always fails.
     """
     started = time.monotonic()
     if dest.is_dir():  # said before the build, not as its result fails to move into place

@@ -92,6 +92,9 @@ class Rejected:
 
     origin: str  # file (and member or record) name
     reason: str
+    # the source as a whole is incomplete (an archive over its cap, pages missing): the
+    # build fails and keeps the previous database unless --allow-partial
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)

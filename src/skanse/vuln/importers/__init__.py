@@ -20,8 +20,10 @@ import gzip
 import io
 import itertools
 import json
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +59,14 @@ MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one OSV record in a zip
 MAX_EXPANDED_BYTES = 128 * 1024 * 1024
 _EXPAND_CHUNK = 1024 * 1024
 MAX_MEMBERS = 5_000_000
+# all members of one archive, expanded: osv.dev's all.zip is 1 to 2 GB expanded today; 8 GiB
+# leaves room for years of growth and stops an archive of many capped members (5 million x
+# 64 MB) from being expanded for days
+MAX_ARCHIVE_EXPANDED_BYTES = 8 * 1024 * 1024 * 1024
+# what zipfile can read; anything else (AES, method 99; PPMd...) is rejected by name
+_ZIP_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
 _YAML_LIMITS = Limits(max_depth=64, max_nodes=2_000_000, max_documents=1)
 
 
@@ -194,23 +204,50 @@ def _read_zip(path: Path, kind: str | None) -> Iterator[Item]:
         if len(members) > MAX_MEMBERS:
             yield Rejected(str(path), f"{len(members):,} members is over the limit")
             return
+        members = [m for m in members if m.filename.lower().endswith(_SUFFIXES)]
+        over = f"expands to over the {MAX_ARCHIVE_EXPANDED_BYTES:,} byte limit of an archive"
+        if sum(m.file_size for m in members) > MAX_ARCHIVE_EXPANDED_BYTES:
+            yield Rejected(str(path), f"{over} (its headers say)", partial=True)
+            return
+        total = 0
         for member in members:
             origin = f"{path}:{member.filename}"
-            if not member.filename.lower().endswith(_SUFFIXES):
-                continue
             if member.file_size > MAX_MEMBER_BYTES:
                 yield Rejected(origin, f"{member.file_size:,} bytes is over the limit")
+                continue
+            if member.flag_bits & 0x1:
+                yield Rejected(origin, "encrypted (skanse reads no encrypted members)")
+                continue
+            if member.compress_type not in _ZIP_METHODS:
+                yield Rejected(
+                    origin, f"compression method {member.compress_type} is not supported"
+                )
                 continue
             try:
                 with archive.open(member) as handle:
                     # the header's size may lie: never read more than the cap
                     data = handle.read(MAX_MEMBER_BYTES + 1)
-            except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+            # RuntimeError and NotImplementedError: what zipfile raises for an encrypted
+            # member or an unknown method the checks above did not see; zlib and lzma
+            # errors: a damaged stream. Each had ended the whole build as an internal error.
+            except (
+                OSError,
+                zipfile.BadZipFile,
+                EOFError,
+                ValueError,
+                RuntimeError,
+                zlib.error,
+                lzma.LZMAError,
+            ) as exc:
                 yield Rejected(origin, f"cannot be read from the archive: {exc}")
                 continue
             if len(data) > MAX_MEMBER_BYTES:
                 yield Rejected(origin, "larger than its header says, and over the limit")
                 continue
+            total += len(data)
+            if total > MAX_ARCHIVE_EXPANDED_BYTES:  # headers that lie about their sizes
+                yield Rejected(str(path), f"{over}; the rest is not read", partial=True)
+                return
             yield from _records(data, origin, kind or "osv")
 
 
