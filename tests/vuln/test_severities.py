@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from skanse.errors import DatabaseError
 from skanse.inventory.model import Distro
 from skanse.model import Severity
 from skanse.vuln.db import Database, Source, build_database
@@ -205,6 +206,75 @@ def test_malformed_score_files_are_rejected_by_name(tmp_path: Path) -> None:
     assert isinstance(next(iter(read_source(nvd))), Rejected)
     with pytest.raises(Exception, match="not nvd data"):
         build_database(tmp_path / "v.db", [Source(kev, "nvd")])
+
+
+def _nvd_pages(directory: Path, pages: list[tuple[int, int, int]]) -> Path:
+    """NVD API 2.0 responses cut from the sample: (startIndex, CVEs held, totalResults)."""
+    sample = json.loads((SCORES / "nvd" / "nvdcve-2.0-sample.json").read_text())
+    for start, count, total in pages:
+        page = dict(sample, startIndex=start, resultsPerPage=count, totalResults=total)
+        page["vulnerabilities"] = sample["vulnerabilities"][:count]
+        write_json(directory / f"page-{start:06d}.json", page)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("pages", "missing"),
+    [
+        ([(0, 2, 6), (2, 2, 6), (4, 2, 6)], None),  # every page
+        ([(0, 4, 4)], None),  # the sample: all results in one response
+        ([(0, 4, 4), (0, 2, 2)], None),  # two yearly feeds, each whole
+        ([(0, 2, 6), (4, 2, 6)], "results 2 to 3 of 6"),  # the middle page is missing
+        ([(0, 2, 6), (2, 1, 6), (4, 2, 6)], "results 3 to 3 of 6"),  # one cut short
+        ([(2, 2, 6), (4, 2, 6)], "results 0 to 1 of 6"),
+        ([(0, 2, 6), (2, 2, 6)], "results 4 to 5 of 6"),  # the last one
+        ([(0, 2, 2000)], "results 2 to 1,999 of 2,000"),  # one page of many
+    ],
+)
+def test_nvd_pages_that_leave_results_out_make_the_source_incomplete(
+    tmp_path: Path, pages: list[tuple[int, int, int]], missing: str | None
+) -> None:
+    directory = _nvd_pages(tmp_path / "nvd", pages)
+    rejected = [i for i in read_source(directory, "nvd") if isinstance(i, Rejected)]
+    if missing is None:
+        assert rejected == []
+    else:
+        reason = f"NVD pages leave {missing} out (by their startIndex and totalResults)"
+        assert rejected == [
+            Rejected(str(directory), f"{reason}: a page is missing or cut short", partial=True)
+        ]
+
+
+def test_a_kev_catalogue_short_of_its_count_makes_the_source_incomplete(tmp_path: Path) -> None:
+    catalogue = json.loads((SCORES / "known_exploited_vulnerabilities.json").read_text())
+    assert catalogue["count"] == len(catalogue["vulnerabilities"]) == 1
+    whole = list(read_source(SCORES / "known_exploited_vulnerabilities.json", "kev"))
+    assert whole == [KevEntry("CVE-2023-4911", "2023-11-21", "Unknown")]
+    catalogue["count"] = 1480  # a download cut short, re-closed as JSON
+    short = write_json(tmp_path / "known_exploited_vulnerabilities.json", catalogue)
+    reason = "count says 1,480 entries, the catalogue lists 1: cut short or altered"
+    assert list(read_source(short, "kev")) == [
+        Rejected(str(short), reason, partial=True),
+        KevEntry("CVE-2023-4911", "2023-11-21", "Unknown"),
+    ]
+
+
+@pytest.mark.parametrize("allow_partial", [False, True])
+def test_an_incomplete_score_source_fails_the_build_unless_allowed(
+    tmp_path: Path, allow_partial: bool
+) -> None:
+    dest = tmp_path / "vuln.db"
+    build_database(dest, [Source(_tracker(tmp_path))])
+    before = dest.read_bytes()
+    pages = _nvd_pages(tmp_path / "nvd", [(0, 2, 6), (4, 2, 6)])
+    sources = [Source(_tracker(tmp_path)), Source(pages, "nvd")]
+    if allow_partial:
+        result = build_database(dest, sources, allow_partial=True)
+        assert result.sources[1].enrichments > 0  # what was read is kept
+    else:
+        with pytest.raises(DatabaseError, match=r"nvd: incomplete; rejected .*results 2 to 3"):
+            build_database(dest, sources)
+        assert dest.read_bytes() == before
 
 
 def test_debian_matches_without_urgency_take_nvd_severity_epss_and_kev(scored_db: Path) -> None:

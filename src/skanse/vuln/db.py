@@ -402,7 +402,7 @@ def build_database(
                 advice = (
                     "no advisories in any source"
                     if total == 0
-                    else "--allow-partial builds from the other sources"
+                    else "--allow-partial builds from what the sources did give"
                 )
                 raise DatabaseError(
                     f"database not built, the previous one is kept: {reasons or 'no sources'} "

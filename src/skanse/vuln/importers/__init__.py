@@ -38,10 +38,13 @@ from skanse.vuln.importers.scores import (
     CveRating,
     EpssScore,
     KevEntry,
+    NvdPage,
     epss_rows,
     kev_entries,
     looks_like_kev,
     looks_like_nvd,
+    nvd_gaps,
+    nvd_page,
     nvd_ratings,
 )
 from skanse.vuln.importers.vunnel import looks_like_vunnel, vunnel_advisories
@@ -78,14 +81,30 @@ class Ignored:
 
 
 Item = Advisory | Rejected | Skipped | Ignored | CveRating | EpssScore | KevEntry
+_Read = Item | NvdPage  # what the readers yield; the pages are checked here, not passed on
 
 
 def read_source(path: Path, kind: str | None = None) -> Iterator[Item]:
-    """Every record under `path`; `kind` forces one format instead of recognising each file."""
+    """Every record under `path`; `kind` forces one format instead of recognising each file.
+
+    NVD pages that leave results out (by `startIndex` and `totalResults`) end the source with
+    a rejection that makes it incomplete, as does a KEV catalogue whose `count` is not the
+    number of its entries."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown source kind {kind!r} (one of {', '.join(KINDS)})")
     if kind == "ghsa":  # github/advisory-database publishes OSV records
         kind = "osv"
+    pages: list[NvdPage] = []
+    for item in _read_path(path, kind):
+        if isinstance(item, NvdPage):
+            pages.append(item)
+        else:
+            yield item
+    if (gap := nvd_gaps(pages, str(path))) is not None:
+        yield gap
+
+
+def _read_path(path: Path, kind: str | None) -> Iterator[_Read]:
     if path.is_dir():
         for file in _walk(path):
             yield from _read_file(file, str(file), kind)
@@ -105,7 +124,7 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(directory) / name
 
 
-def _read_file(path: Path, origin: str, kind: str | None) -> Iterator[Item]:
+def _read_file(path: Path, origin: str, kind: str | None) -> Iterator[_Read]:
     try:
         if path.is_symlink() or not path.is_file():
             yield Rejected(origin, "not a regular file")
@@ -193,7 +212,7 @@ def _lines(stream: io.BufferedIOBase) -> Iterator[str]:
         yield line.decode("utf-8", errors="replace")
 
 
-def _read_zip(path: Path, kind: str | None) -> Iterator[Item]:
+def _read_zip(path: Path, kind: str | None) -> Iterator[_Read]:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -270,7 +289,7 @@ def _parse(data: bytes, origin: str) -> object:
     return found[0].data if found else None
 
 
-def _records(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
+def _records(data: bytes, origin: str, kind: str | None) -> Iterator[_Read]:
     try:
         parsed = _parse(data, origin)
     except RecordError as exc:
@@ -300,6 +319,8 @@ def _records(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
             ):
                 yield Rejected(origin, f"not {detected} data")
             elif detected == "nvd":
+                if (page := nvd_page(parsed, origin)) is not None:
+                    yield page
                 yield from nvd_ratings(parsed, origin)
             else:
                 yield from kev_entries(parsed, origin)

@@ -34,11 +34,14 @@ __all__ = [
     "CveRating",
     "EpssScore",
     "KevEntry",
+    "NvdPage",
     "epss_rows",
     "epss_scores",
     "kev_entries",
     "looks_like_kev",
     "looks_like_nvd",
+    "nvd_gaps",
+    "nvd_page",
     "nvd_ratings",
 ]
 
@@ -71,6 +74,17 @@ class KevEntry:
     cve: str
     date_added: str
     ransomware: str  # "Known" | "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class NvdPage:
+    """Where one NVD CVE API 2.0 response sits in the results of its query: `startIndex`,
+    the CVEs it holds, `totalResults`. The pages of one source must leave no gap."""
+
+    origin: str
+    start: int
+    count: int
+    total: int
 
 
 def looks_like_nvd(data: object) -> bool:
@@ -184,11 +198,60 @@ def epss_rows(lines: Iterable[str], origin: str) -> Iterator[EpssScore | Rejecte
         yield Rejected(origin, "not an EPSS CSV (no cve,epss,percentile header)")
 
 
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def nvd_page(data: Mapping[str, Any], origin: str) -> NvdPage | None:
+    """The page an NVD response is; None when it does not say (no `startIndex` or
+    `totalResults`), and then nothing can be checked about the pages around it."""
+    items = data.get("vulnerabilities")
+    start, total = _count(data.get("startIndex")), _count(data.get("totalResults"))
+    if not isinstance(items, list) or start is None or total is None:
+        return None
+    return NvdPage(origin, start, len(items), total)
+
+
+def nvd_gaps(pages: Iterable[NvdPage], origin: str) -> Rejected | None:
+    """A rejection that makes the source incomplete when its NVD pages leave results out.
+
+    A file that holds all the results of its query (a yearly feed: `startIndex` 0, every
+    CVE of `totalResults`) is complete by itself. The others are pages of one query, which
+    must cover results 0 to the highest `totalResults` they give (a query that grew while
+    it was paged through ends with the larger total) with the CVEs they actually hold: a
+    page missing, or one cut short, leaves a gap.
+    """
+    partial = [p for p in pages if not (p.start == 0 and p.count >= p.total)]
+    if not partial:
+        return None
+    total = max(p.total for p in partial)
+    reached = 0
+    for page in sorted(partial, key=lambda p: p.start):
+        if page.start > reached:
+            break
+        reached = max(reached, page.start + page.count)
+    if reached >= total:
+        return None
+    following = [p.start for p in partial if p.start > reached]
+    end = min(following, default=total) - 1
+    return Rejected(
+        origin,
+        f"NVD pages leave results {reached:,} to {end:,} of {total:,} out "
+        "(by their startIndex and totalResults): a page is missing or cut short",
+        partial=True,
+    )
+
+
 def kev_entries(data: Mapping[str, Any], origin: str) -> Iterator[KevEntry | Rejected]:
     items = data.get("vulnerabilities")
     if not isinstance(items, list):
         yield Rejected(origin, "no vulnerabilities list")
         return
+    count = _count(data.get("count"))
+    if count is not None and count != len(items):
+        # a catalogue cut short (or padded) would otherwise be imported as if whole
+        reason = f"count says {count:,} entries, the catalogue lists {len(items):,}"
+        yield Rejected(origin, f"{reason}: cut short or altered", partial=True)
     for index, item in enumerate(items):
         cve = item.get("cveID") if isinstance(item, Mapping) else None
         if not isinstance(cve, str) or not CVE_ID.fullmatch(cve):
