@@ -977,13 +977,13 @@ class _Loader:
         return visible
 
     def compile(self) -> Ruleset | None:
-        lists = self.compile_lists()
+        lists = _ListResolver(self.compile_lists())
         used_lists: set[str] = set(self.used_lists_in_lists)
         used_macros: set[str] = set()
         macro_asts: dict[str, Expr] = {}
         for macro in self.macros.values():
             try:
-                text, used = _resolve_lists(macro.cond, lists)
+                text, used = lists.resolve(macro.cond, macro.ctx)
                 used_lists |= used
                 macro_asts[macro.name] = self.parse(text, macro.cond, macro.ctx, macro.cond_at)
             except _ItemError as exc:
@@ -1016,7 +1016,7 @@ class _Loader:
                 output = self.compile_rule_output(rule)
                 if output is None:
                     continue
-                text, used = _resolve_lists(condition, lists)
+                text, used = lists.resolve(condition, rule.ctx)
                 used_lists |= used
                 ast = self.parse(text, condition, rule.ctx, rule.cond_at)
                 locate = self.locator(rule.ctx, text, rule.cond_at)
@@ -1419,34 +1419,150 @@ _BLANKS = " \t\n\r"
 _DELIMS = _BLANKS + "(),="
 
 
-def _resolve_lists(condition: str, lists: Mapping[str, list[str]]) -> tuple[str, set[str]]:
-    """Substitute list names in condition text, as Falco does before parsing."""
-    used: set[str] = set()
-    for name, items in lists.items():
-        start = condition.find(name)
-        while start >= 0:
-            end = start + len(name)
-            before_ok = start == 0 or condition[start - 1] in _DELIMS
-            after_ok = end >= len(condition) or condition[end] in _DELIMS
-            if before_ok and after_ok:
-                while start > 0 and condition[start - 1] in _BLANKS:
-                    start -= 1
-                while end < len(condition) and condition[end] in _BLANKS:
-                    end += 1
-                sub = ", ".join(_quote(v) for v in items)
-                if not sub:
-                    if start > 0 and condition[start - 1] == ",":
-                        start -= 1
-                    elif end < len(condition) and condition[end] == ",":
-                        end += 1
-                head = condition[:start] + " " if start > 0 else ""
-                condition = head + sub + " " + condition[end:]
-                start = len(head) + len(sub) + 1
-                used.add(name)
-                start = condition.find(name, start)
+_TOKEN = re.compile(r"[^ \t\n\r(),=]+")  # a run of characters that are not _DELIMS
+
+# Lists substituted into one condition's text, and into all of a load's conditions: a list
+# whose items name lists defined after it is substituted again, so a few lines of doubling
+# lists (m9: [m8, m8], m8: [m7, m7], ..., each defined before the next) make text of 2^n
+# items; the upstream syscall rulesets together reach 5,830 characters in one condition and
+# 73,421 in all.
+MAX_RESOLVED_CHARS = 8 * 1024 * 1024
+MAX_RESOLVED_TOTAL = 32 * 1024 * 1024
+
+
+class _ListResolver:
+    """Substitute list names in condition text, as Falco does before parsing.
+
+    Falco substitutes each list in definition order over the whole text, so the items put in
+    for one list are searched for the lists defined after it (and only those). This does the
+    same in one pass over the text: a name is a whole token (delimited by blanks, `(),=` or
+    the text's ends), its items replace it (blanks around it trimmed, and for an empty list
+    one adjacent comma), and the items are scanned again only for lists defined later. The
+    work (characters written, plus one per substitution) is capped per condition and per load.
+    """
+
+    def __init__(self, lists: Mapping[str, list[str]]) -> None:
+        self.index = {name: i for i, name in enumerate(lists)}
+        self.text = {name: ", ".join(_quote(v) for v in items) for name, items in lists.items()}
+        # names with a delimiter inside (Falco warns, LOAD_INVALID_LIST_NAME), by first token
+        self.odd: dict[str, list[str]] = {}
+        for name in lists:
+            if _TOKEN.fullmatch(name) is None:
+                first = _TOKEN.match(name)
+                if first is not None:  # a name that starts with a delimiter is never a token
+                    self.odd.setdefault(first.group(), []).append(name)
+        # whether a list's items may name a list defined after it: then they are scanned
+        self.rescan = {
+            name: any(
+                self.index.get(token, -1) > self.index[name] or token in self.odd
+                for token in _TOKEN.findall(text)
+            )
+            for name, text in self.text.items()
+        }
+        self.total = 0
+
+    def _match(self, text: str, token: re.Match[str], after: int) -> tuple[str, int] | None:
+        """The list named at `token` (the earliest defined, if several), and where it ends."""
+        best: tuple[str, int] | None = None
+        name = token.group()
+        if self.index.get(name, -1) > after:
+            best = (name, token.end())
+        for odd in self.odd.get(name, ()):
+            end = token.start() + len(odd)
+            if (
+                self.index[odd] > after
+                and text.startswith(odd, token.start())
+                and (end == len(text) or text[end] in _DELIMS)
+                and (best is None or self.index[odd] < self.index[best[0]])
+            ):
+                best = (odd, end)
+        return best
+
+    def resolve(self, condition: str, ctx: _Ctx) -> tuple[str, set[str]]:
+        used: set[str] = set()
+        out: list[str] = []
+        work = 0
+        # frames of text being read: (text, position, only lists defined after this index)
+        stack: list[tuple[str, int, int]] = [(condition, 0, -1)]
+        while stack:
+            text, pos, after = stack[-1]
+            found = None
+            for token in _TOKEN.finditer(text, pos):
+                found = self._match(text, token, after)
+                if found is not None:
+                    start = token.start()
+                    break
+            if found is None:
+                if pos < len(text):
+                    out.append(text[pos:])
+                    work += len(text) - pos
+                stack.pop()
+                if stack:  # the end of a list's items
+                    out.append(" ")
                 continue
-            start = condition.find(name, start + 1)
-    return condition, used
+            name, end = found
+            if start > pos:
+                out.append(text[pos:start])
+                work += start - pos
+            _rstrip(out)
+            while end < len(text) and text[end] in _BLANKS:
+                end += 1
+            sub = self.text[name]
+            if not sub:  # an empty list takes one adjacent comma with it
+                if out and out[-1].endswith(","):
+                    out[-1] = out[-1][:-1]
+                    if not out[-1]:
+                        out.pop()
+                elif end < len(text):
+                    if text[end] == ",":
+                        end += 1
+                else:
+                    _drop_next_comma(stack)
+            stack[-1] = (text, end, after)
+            used.add(name)
+            if out:
+                out.append(" ")
+            work += len(sub) + 2
+            if work > MAX_RESOLVED_CHARS or self.total + work > MAX_RESOLVED_TOTAL:
+                limit, what = (
+                    (MAX_RESOLVED_CHARS, "condition")
+                    if work > MAX_RESOLVED_CHARS
+                    else (MAX_RESOLVED_TOTAL, "the rules' conditions")
+                )
+                raise _ItemError(
+                    _COMPILE_CONDITION,
+                    f"{what} with lists expanded exceeds max size limit of {limit} characters",
+                    ctx,
+                )
+            if self.rescan[name]:
+                stack.append((sub, 0, self.index[name]))
+            else:
+                out.append(sub)
+                out.append(" ")
+        self.total += work
+        return "".join(out), used
+
+
+def _rstrip(out: list[str]) -> None:
+    """Trim the blanks at the end of the text written so far."""
+    while out:
+        last = out[-1].rstrip(_BLANKS)
+        if last:
+            out[-1] = last
+            return
+        out.pop()
+
+
+def _drop_next_comma(stack: list[tuple[str, int, int]]) -> None:
+    """An empty list at the end of a list's items: the comma after those items, if any."""
+    for k in range(len(stack) - 2, -1, -1):
+        text, pos, after = stack[k]
+        while pos < len(text) and text[pos] in _BLANKS:
+            pos += 1
+        if pos < len(text):
+            if text[pos] == ",":
+                stack[k] = (text, pos + 1, after)
+            return
 
 
 # Nested and/or/not (and transformers) of a condition with its macros expanded: the code a
