@@ -261,3 +261,48 @@ def test_fields_lists_both_sources(cli) -> None:
 def test_corpora_root_is_relative_to_the_repository() -> None:
     # the fixtures are found beside the clone, never through a machine-specific path
     assert CORPORA.name == "corpora" and CORPORA.parent.name == "shared"
+
+
+def test_replay_names_events_it_could_not_fully_check(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    # a shadow read whose values have the wrong types reads as missing, so no rule fires:
+    # before, the replay said nothing of it, and --strict --fail-on exited 0
+    good = json.loads(_event())
+    wrong = [
+        {**good, "fd": "/etc/shadow"},
+        {**good, "fd": {"num": 3, "type": "file", "name": ["/etc/shadow"]}},
+        {**good, "fd": {"num": "3", "type": "file", "name": 7}},
+        {**good, "proc": {"pid": 5, "name": ["cat"]}},
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in [good, *wrong]) + "\n")
+    run = cli("runtime", "replay", str(events), "--rules", str(rules_file))
+    assert run.code == 0
+    # the well-typed event, and the one whose process name alone was lost
+    assert run.stdout.count("shadow read by cat") == 1
+    assert run.stdout.count("shadow read by <NA>") == 1
+    assert "4 event(s) not fully checked" in run.stderr
+    assert f"{events}:2: not fully checked: 'fd' is a string, not an object" in run.stderr
+    assert f"{events}:3: not fully checked: 'fd.name' is a list, not a string" in run.stderr
+    assert (
+        f"{events}:4: not fully checked: 'fd.num' is a string, not an integer; "
+        "'fd.name' is an integer, not a string" in run.stderr
+    )
+    assert f"{events}:5: not fully checked: 'proc.name' is a list, not a string" in run.stderr
+    strict = cli(
+        "runtime",
+        "replay",
+        str(events),
+        "--rules",
+        str(rules_file),
+        "--strict",
+        "--fail-on",
+        "low",
+    )
+    assert strict.code == 2
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(_event() + "\n")
+    ok = cli("runtime", "replay", str(clean), "--rules", str(rules_file), "--strict")
+    assert ok.code == 0
+    assert "not fully checked" not in ok.stderr

@@ -64,7 +64,10 @@ def _replay_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="exit 1 if an alert maps to this skanse severity or above",
     )
     replay.add_argument(
-        "--strict", action="store_true", help="exit 2 if any input line could not be read"
+        "--strict",
+        action="store_true",
+        help="exit 2 if any input line could not be read, or an event not fully checked (a "
+        "value of the wrong type, which rules read as missing, or a rule that raised on it)",
     )
     replay.add_argument(
         "--max-line-bytes",
@@ -151,18 +154,28 @@ def _replay(args: argparse.Namespace) -> int:
             f"replayed {summary.events} event(s) from {summary.lines} line(s): "
             f"{summary.alerts} alert(s), {len(summary.problems)} line(s) skipped"
             + (f", {summary.eval_errors} evaluation error(s)" if summary.eval_errors else "")
+            + (
+                f", {len(summary.unchecked)} event(s) not fully checked"
+                if summary.unchecked
+                else ""
+            )
             + "\n"
         )
         for problem in summary.problems[:20]:
             sys.stderr.write(f"  {shown(f'{args.input}:{problem.line}: {problem.message}')}\n")
         if len(summary.problems) > 20:
             sys.stderr.write(f"  ... and {len(summary.problems) - 20} more\n")
+        for problem in summary.unchecked[:20]:
+            where = f"{args.input}:{problem.line}"
+            sys.stderr.write(f"  {shown(f'{where}: not fully checked: {problem.message}')}\n")
+        if len(summary.unchecked) > 20:
+            sys.stderr.write(f"  ... and {len(summary.unchecked) - 20} more not fully checked\n")
         for hit in engine.stats.missing_hits[:50]:
             sys.stderr.write(
                 f"  strict-missing: '{hit.rule}' matched event {hit.event_num} only because "
                 f"of missing field(s): {', '.join(hit.fields) or '?'}\n"
             )
-    if args.strict and summary.problems:
+    if args.strict and (summary.problems or summary.unchecked):
         return 2
     if fail_on is not None and any(a.alert.priority.severity >= fail_on for a in alerts):
         return 1

@@ -5,6 +5,12 @@ or Kubernetes audit events (`audit.k8s.io` Event objects, as the API server's lo
 writes them; an `EventList` line is expanded to its items). Reading is bounded: a line longer
 than `max_line_bytes` is skipped without being held in memory, and every line that is not a
 JSON object is reported with its number and skipped; the summary counts them.
+
+An event is evaluated whatever its values, but a value the engine cannot use (a documented
+key of docs/runtime-events.md holding the wrong type: `"fd": "x"`, `"pid": "5"`, a process
+name that is a list) reads as missing, so no rule on it can fire: such an event, and one
+for which a rule raised, is listed in `summary.unchecked` with its line, and `--strict`
+fails on it, as on a line that could not be read.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from skanse.model import (
     ScanResult,
 )
 from skanse.rules.engine import Alert, Engine
+from skanse.rules.events import _int, _text
 from skanse.rules.loader import Ruleset
 from skanse.rules.output import workload_fields
 
@@ -67,6 +74,8 @@ class ReplaySummary:
     alerts: int = 0
     problems: list[LineProblem] = field(default_factory=list)
     eval_errors: int = 0
+    # events evaluated with values the rules read as missing, or on which a rule raised
+    unchecked: list[LineProblem] = field(default_factory=list)
 
 
 def iter_events(
@@ -133,7 +142,13 @@ def replay(
             summary.problems.append(item)
             continue
         summary.events += 1
+        errors = engine.stats.eval_errors
         alerts.extend(replay_alerts(engine, item, number))
+        wrong = wrong_types(item) if engine.source == "syscall" else []
+        if engine.stats.eval_errors > errors:
+            wrong.append("a rule could not be evaluated on it")
+        if wrong:
+            summary.unchecked.append(LineProblem(number, "; ".join(wrong)))
     summary.alerts = len(alerts)
     summary.eval_errors = engine.stats.eval_errors
     return alerts, summary
@@ -147,6 +162,101 @@ def replay_alerts(engine: Engine, event: dict[str, Any], line: int) -> list[Repl
     table = engine.table
     workload = workload_fields(event, table.get(event.get("pid")), table)
     return [ReplayAlert(alert, line, workload) for alert in found]
+
+
+# The documented keys of a syscall event (docs/runtime-events.md) and what each must hold;
+# a value of another type reads as missing in every field built on it.
+_INT = (int,)
+_STR = (str,)
+_MAP = (Mapping,)
+_EVENT_KEYS: dict[str, tuple[type, ...]] = {
+    "type": _STR,
+    "ts": _INT,
+    "num": _INT,
+    "pid": _INT,
+    "tid": _INT,
+    "res": (int, str),
+    "args": _MAP,
+    "rawargs": _MAP,
+    "fd": _MAP,
+    "proc": _MAP,
+    "container": _MAP,
+}
+_FD_KEYS: dict[str, tuple[type, ...]] = {
+    "num": _INT,
+    "type": _STR,
+    "name": _STR,
+    "nameraw": _STR,
+    "cip": _STR,
+    "sip": _STR,
+    "cport": _INT,
+    "sport": _INT,
+    "l4proto": _STR,
+    "is_server": (bool,),
+}
+_PROC_INTS = (
+    *("pid", "ppid", "tid", "vpid", "vtid", "vpgid", "sid", "tty", "uid", "gid"),
+    *("loginuid", "start_ts", "exe_ino_ctime", "exe_ino_mtime"),
+)
+_PROC_TEXTS = (
+    *("name", "exe", "exepath", "cwd", "user", "group", "user_homedir", "user_shell"),
+    *("loginname", "container_id"),
+)
+
+
+def wrong_types(event: Mapping[str, Any]) -> list[str]:
+    """What in a syscall event the engine reads as missing because of its type."""
+    out = []
+    if event.get("type") is None:
+        out.append("no 'type'")
+    out.extend(_typed(event, _EVENT_KEYS, ""))
+    fd = event.get("fd")
+    if isinstance(fd, Mapping):
+        out.extend(_typed(fd, _FD_KEYS, "fd."))
+    proc = event.get("proc")
+    if isinstance(proc, Mapping):
+        out.extend(
+            f"'proc.{key}' is {_kind(proc[key])}, not an integer"
+            for key in _PROC_INTS
+            if proc.get(key) is not None and _int(proc[key]) is None
+        )
+        out.extend(
+            f"'proc.{key}' is {_kind(proc[key])}, not a string"
+            for key in _PROC_TEXTS
+            if proc.get(key) is not None and _text(proc[key]) is None
+        )
+        if proc.get("args") is not None and not isinstance(proc["args"], list | str):
+            out.append(f"'proc.args' is {_kind(proc['args'])}, not a list")
+    return out
+
+
+def _typed(data: Mapping[str, Any], keys: Mapping[str, tuple[type, ...]], prefix: str) -> list[str]:
+    out = []
+    for key, types in keys.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (value.__class__ is bool and bool not in types):
+            out.append(f"'{prefix}{key}' is {_kind(value)}, not {_kind_of(types[0])}")
+    return out
+
+
+_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a fraction",
+    str: "a string",
+    list: "a list",
+    Mapping: "an object",
+}
+
+
+def _kind(value: Any) -> str:
+    return _KINDS.get(value.__class__, "an object")
+
+
+def _kind_of(kind: type) -> str:
+    return _KINDS.get(kind, kind.__name__)
 
 
 # A runtime rule is a detection, whatever it detects: evidence of the guide's threat detection

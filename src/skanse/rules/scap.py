@@ -152,7 +152,12 @@ def replay_scap(engine: Engine, path: str | Path) -> tuple[list[ReplayAlert], Re
         if not isinstance(event.get("type"), str):
             summary.problems.append(LineProblem(summary.lines, "an event without a type"))
             continue
+        errors = engine.stats.eval_errors
         alerts.extend(replay_alerts(engine, event, summary.lines))
+        if engine.stats.eval_errors > errors:
+            summary.unchecked.append(
+                LineProblem(summary.lines, "a rule could not be evaluated on it")
+            )
     summary.alerts = len(alerts)
     summary.eval_errors = engine.stats.eval_errors
     return alerts, summary
