@@ -306,3 +306,19 @@ def test_replay_names_events_it_could_not_fully_check(
     ok = cli("runtime", "replay", str(clean), "--rules", str(rules_file), "--strict")
     assert ok.code == 0
     assert "not fully checked" not in ok.stderr
+
+
+def test_strict_missing_hits_cannot_forge_lines(cli, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        '- rule: "r\\e[31mRED\\nforged: line"\n  desc: d\n'
+        "  condition: evt.type = execve and not proc.name in (bash)\n"
+        "  output: o %proc.name\n  priority: WARNING\n"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "execve", "pid": 1}\n')
+    run = cli("runtime", "replay", str(events), "--rules", str(rules), "--strict-missing")
+    assert run.code == 0
+    assert "\x1b" not in run.stderr
+    assert not any(line.startswith("forged") for line in run.stderr.splitlines())
+    assert "strict-missing: 'r\\x1b[31mRED\\nforged: line' matched event 1" in run.stderr

@@ -171,10 +171,11 @@ def _replay(args: argparse.Namespace) -> int:
         if len(summary.unchecked) > 20:
             sys.stderr.write(f"  ... and {len(summary.unchecked) - 20} more not fully checked\n")
         for hit in engine.stats.missing_hits[:50]:
-            sys.stderr.write(
-                f"  strict-missing: '{hit.rule}' matched event {hit.event_num} only because "
-                f"of missing field(s): {', '.join(hit.fields) or '?'}\n"
+            line = (
+                f"strict-missing: '{hit.rule}' matched event {hit.event_num} only because "
+                f"of missing field(s): {', '.join(hit.fields) or '?'}"
             )
+            sys.stderr.write(f"  {shown(line)}\n")
     if args.strict and (summary.problems or summary.unchecked):
         return 2
     if fail_on is not None and any(a.alert.priority.severity >= fail_on for a in alerts):
