@@ -69,3 +69,40 @@ def test_without_sysdig_the_error_says_what_is_needed(tmp_path: Path) -> None:
     done = _replay(str(CAT_WRITE), "--rules", str(RULES), env=env)
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "sysdig" in done.stderr
+
+
+def test_a_reader_that_writes_much_on_standard_error_does_not_stall_the_replay(
+    tmp_path: Path,
+) -> None:
+    # stderr was read only after the last event: a sysdig that wrote more than a pipe holds
+    # before it was done waited for skanse, which waited for its next event, for ever
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sysdig"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "head -c 300000 /dev/zero | tr '\\0' 'w' >&2\n"
+        'echo \'{"evt.dir": "<", "evt.num": 7, "evt.type": "execve", "proc.pid": 5,'
+        ' "proc.name": "cat"}\'\n'
+        'if [ -n "$FAIL" ]; then echo >&2; echo "the capture is truncated" >&2; exit 1; fi\n'
+    )
+    fake.chmod(0o755)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- rule: cat\n  desc: d\n  condition: evt.type = execve and proc.name = cat\n"
+        "  output: cat ran\n  priority: WARNING\n"
+    )
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    args = [sys.executable, "-m", "skanse", "runtime", "replay", str(CAT_WRITE)]
+    args += ["--rules", str(rules), "-f", "jsonl"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["rule"] for line in done.stdout.splitlines()] == ["cat"]
+    failed = subprocess.run(
+        args, capture_output=True, text=True, timeout=60, check=False, env={**env, "FAIL": "1"}
+    )
+    assert failed.returncode == 2
+    message = failed.stderr.splitlines()[-1]
+    assert "sysdig could not read the capture: " in message
+    assert message.endswith("\\nthe capture is truncated")
+    assert len(message) < 1000  # the end of what sysdig wrote, not all of it

@@ -13,9 +13,12 @@ from the capture's process list in the engine's process table. Exit events only,
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ SCAP_FIELDS = (
     "container.id thread.tid " + " ".join(f"proc.apid[{n}] proc.aname[{n}]" for n in range(1, 5))
 ).split()
 _GZIP = b"\x1f\x8b"
+_STDERR_CHUNKS = 4  # of 4,096 characters: the end of sysdig's standard error, for a failure
 _SECTION_HEADER = b"\x0a\x0d\x0d\x0a"
 
 
@@ -118,6 +122,13 @@ def scap_events(path: str | Path, *, timeout: float = 600.0) -> Iterator[dict[st
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert process.stdout is not None and process.stderr is not None
+    # stderr is drained while stdout is read, keeping its last chunks only: read after stdout
+    # ended, a sysdig that wrote more than a pipe holds (64 KiB) waited for skanse, which
+    # waited for its next event, for ever
+    tail: collections.deque[str] = collections.deque(maxlen=_STDERR_CHUNKS)
+    chunks = iter(functools.partial(process.stderr.read, 4096), "")
+    drain = threading.Thread(target=tail.extend, args=(chunks,), daemon=True)
+    drain.start()
     try:
         for line in process.stdout:
             try:
@@ -126,13 +137,16 @@ def scap_events(path: str | Path, *, timeout: float = 600.0) -> Iterator[dict[st
                 continue  # sysdig's own messages on stdout
             if isinstance(raw, dict) and raw.get("evt.dir") == "<":
                 yield _event(raw)
-        error = process.stderr.read()
-        if process.wait(timeout) != 0:
-            raise InputError(f"{path}: sysdig could not read the capture: {error.strip()[-500:]}")
+        code = process.wait(timeout)
+        drain.join(timeout)
+        if code != 0:
+            error = "".join(tail).strip()[-500:]
+            raise InputError(f"{path}: sysdig could not read the capture: {error}")
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        drain.join(timeout)
         process.stdout.close()
         process.stderr.close()
 
