@@ -346,7 +346,8 @@ class _Rule:
     priority: Priority = Priority.WARNING
     source: str = "syscall"
     enabled: bool = True
-    tags: list[str] = field(default_factory=list)
+    # in order, each once (an insertion-ordered set: an append looks a tag up, not a list)
+    tags: dict[str, None] = field(default_factory=dict)
     exceptions: list[_Exception] = field(default_factory=list)
     warn_evttypes: bool = True
     skip_if_unknown_filter: bool = False
@@ -739,7 +740,7 @@ class _Loader:
                 rule.capture_duration = item.optional_int("capture_duration", ctx) or 0
                 rule.warn_evttypes = item.flag("warn_evttypes", ctx, default=True)
                 rule.skip_if_unknown_filter = item.flag("skip-if-unknown-filter", ctx)
-                rule.tags = item.tags(ctx)
+                rule.tags = dict.fromkeys(item.tags(ctx))
                 rule.exceptions = self.read_exceptions(item, ctx, append=False)
                 self.define_rule(rule)
         self.warn_unknown_keys(item, _RULE_KEYS, ctx)
@@ -904,7 +905,7 @@ class _Loader:
         if update.desc:
             prev.desc = f"{prev.desc} {update.desc}"
         if update.tags is not None:
-            prev.tags.extend(t for t in update.tags if t not in prev.tags)
+            prev.tags.update(dict.fromkeys(update.tags))
         for ex in update.exceptions or ():
             existing = next((e for e in prev.exceptions if e.name == ex.name), None)
             if existing is None:
@@ -961,7 +962,7 @@ class _Loader:
             if value is not None:
                 setattr(prev, attr, value)
         if update.tags is not None:
-            prev.tags = list(update.tags)
+            prev.tags = dict.fromkeys(update.tags)
         if update.exceptions is not None:
             prev.exceptions = list(update.exceptions)
         self.next_index()
@@ -1276,11 +1277,7 @@ class _Item:
     def tags(self, ctx: _Ctx) -> list[str]:
         if "tags" not in self.data:
             return []
-        tags: list[str] = []
-        for t in self.sequence("tags", ctx):
-            if t not in tags:
-                tags.append(t)
-        return sorted(tags)
+        return sorted(set(self.sequence("tags", ctx)))
 
 
 def _scalar_text(value: Any) -> str:
