@@ -349,6 +349,8 @@ class _Rule:
     # in order, each once (an insertion-ordered set: an append looks a tag up, not a list)
     tags: dict[str, None] = field(default_factory=dict)
     exceptions: list[_Exception] = field(default_factory=list)
+    # the first exception of each name, which an append of that name extends
+    exception_named: dict[str, _Exception] = field(default_factory=dict)
     warn_evttypes: bool = True
     skip_if_unknown_filter: bool = False
     capture: bool = False
@@ -742,6 +744,7 @@ class _Loader:
                 rule.skip_if_unknown_filter = item.flag("skip-if-unknown-filter", ctx)
                 rule.tags = dict.fromkeys(item.tags(ctx))
                 rule.exceptions = self.read_exceptions(item, ctx, append=False)
+                rule.exception_named = _first_of_each_name(rule.exceptions)
                 self.define_rule(rule)
         self.warn_unknown_keys(item, _RULE_KEYS, ctx)
 
@@ -792,6 +795,7 @@ class _Loader:
         if not isinstance(value, list):
             raise _ItemError(_YAML_VALIDATE, "Rule exceptions must be a sequence", ctx)
         out: list[_Exception] = []
+        names: set[str] = set()
         for i, raw in enumerate(value):
             line, column = item.position(f"exceptions/{i}")
             ex_ctx = _Ctx(ctx.file, "exception", "", line, column)
@@ -800,7 +804,7 @@ class _Loader:
             sub = _Item(raw, item.doc, f"{item.pointer}/exceptions/{i}")
             name = sub.text("name", ex_ctx)
             ex_ctx = ex_ctx.named("exception", name)
-            if any(e.name == name for e in out):
+            if name in names:
                 self.warn(
                     "LOAD_EXCEPTION_NAME_NOT_UNIQUE",
                     f"Multiple definitions of exception '{name}' in the same rule",
@@ -821,6 +825,7 @@ class _Loader:
                     "LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values", ex_ctx
                 )
             out.append(ex)
+            names.add(name)
         return out
 
     def validate_exception(self, ex: _Exception, source: str | None) -> None:
@@ -907,7 +912,7 @@ class _Loader:
         if update.tags is not None:
             prev.tags.update(dict.fromkeys(update.tags))
         for ex in update.exceptions or ():
-            existing = next((e for e in prev.exceptions if e.name == ex.name), None)
+            existing = prev.exception_named.get(ex.name)
             if existing is None:
                 if not ex.fields.defined:
                     raise _ItemError(
@@ -923,6 +928,7 @@ class _Loader:
                     )
                 self.validate_exception(ex, None if prev.unknown_source else prev.source)
                 prev.exceptions.append(ex)
+                prev.exception_named.setdefault(ex.name, ex)
             else:
                 if ex.fields.defined:
                     raise _ItemError(
@@ -965,6 +971,7 @@ class _Loader:
             prev.tags = dict.fromkeys(update.tags)
         if update.exceptions is not None:
             prev.exceptions = list(update.exceptions)
+            prev.exception_named = _first_of_each_name(prev.exceptions)
         self.next_index()
 
     # -- compiling -------------------------------------------------------------------------
@@ -1374,9 +1381,16 @@ def _quote(item: str) -> str:
     return item
 
 
+def _first_of_each_name(exceptions: Iterable[_Exception]) -> dict[str, _Exception]:
+    out: dict[str, _Exception] = {}
+    for ex in exceptions:
+        out.setdefault(ex.name, ex)
+    return out
+
+
 def _exception_condition(condition: str, exceptions: Sequence[_Exception]) -> str:
     """`(<cond>) and not (...)` for each exception, built as Falco builds the text."""
-    condition = f"({condition})"
+    clauses = [f"({condition})"]  # joined once: adding to the text copied it per exception
     for ex in exceptions:
         if not ex.fields.is_list:
             parts = []
@@ -1408,8 +1422,8 @@ def _exception_condition(condition: str, exceptions: Sequence[_Exception]) -> st
                 tuples.append("(" + " and ".join(checks) + ")")
             clause = "(" + " or ".join(tuples) + ")" if tuples else ""
         if clause:
-            condition += f" and not {clause}"
-    return condition
+            clauses.append(f"not {clause}")
+    return " and ".join(clauses)
 
 
 _BLANKS = " \t\n\r"
