@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
+import dataclasses
 import fnmatch
 import ipaddress
 import re
@@ -448,6 +450,9 @@ _FD_READ = "(e.get('fd') or _E)"
 _FD_NAME = "(_fdn_ if (_fdn_ := _fd_.get('name')).__class__ is str else _fd_name(e))"
 
 
+_MARK = re.compile("\x00([0-9]+)\x00")  # an accessor's number, after its code
+
+
 def _cost(code: str) -> int:
     return sum(code.count(token) * weight for token, weight in _COSTLY)
 
@@ -473,7 +478,9 @@ class ModuleBuilder:
     consts: dict[str, Any] = field(default_factory=dict)
     _const_keys: dict[tuple[Any, ...], str] = field(default_factory=dict)
     _counter: int = 0
-    _accessors: list[str] = field(default_factory=list)  # of the function being generated
+    # while a rule or bucket function is generated: each helper-call accessor it emits, by
+    # number; the code carries the number after the accessor (see share_accessors)
+    _marked: dict[str, int] | None = None
     # set while a bucket is generated: the one event type its events have
     _event_type: str | None = None
 
@@ -500,10 +507,12 @@ class ModuleBuilder:
     def accessor(self, node: FieldExpr) -> Accessor:
         try:
             acc = resolve_field(node.name, node.arg, self.source)
-            self._accessors.append(acc.expr)
-            return acc
         except UnknownFieldError as exc:
             raise CompileError(str(exc), node.pos, unknown="nonexistent" in str(exc)) from None
+        if self._marked is None or not acc.expr.startswith("_"):
+            return acc
+        number = self._marked.setdefault(acc.expr, len(self._marked))
+        return dataclasses.replace(acc, expr=f"{acc.expr}\x00{number}\x00")
 
     def transformer(self, node: TransformerExpr) -> _Operand:
         if node.name == "val":
@@ -832,9 +841,12 @@ class ModuleBuilder:
                     raise CompileError(f"unknown event type {value}", right.pos, unknown=True)
 
     def add_function(self, name: str, node: Expr) -> None:
-        self._accessors = []
-        body = self.expr(node)
-        body, prologue = self.share_accessors(body)
+        self._marked = {}
+        try:
+            body = self.expr(node)
+            body, prologue = self.share_accessors(body)
+        finally:
+            self._marked = None
         self.functions.append(f"def {name}(e, p, st):\n{prologue}    return {body}\n")
 
     def add_bucket(
@@ -848,16 +860,17 @@ class ModuleBuilder:
         (every event the function sees has that `evt.type`), checks of `evt.type` against
         literals are decided here, and the operands of `and`/`or` run cheapest first.
         """
-        self._accessors = []
+        self._marked = {}
         self._event_type = event_type
         try:
             bodies = [self.expr(node) for node in nodes]
+            joined, prologue = self.share_accessors("\x01".join(bodies))
         finally:
             self._event_type = None
+            self._marked = None
         if not bodies:
             self.functions.append(f"def {name}(e, p, st):\n    return {-1 if first else []}\n")
             return
-        joined, prologue = self.share_accessors("\x01".join(bodies))
         if joined.count(_FD_READ) + joined.count("_fd_name(e)") > 1:
             # the fd's fields: one lookup of the fd per event, and its name (a string for
             # files) read without a call
@@ -878,24 +891,30 @@ class ModuleBuilder:
         """Compute a helper-call accessor used more than once in a rule at most once.
 
         Evaluation stays lazy: each shared value starts as a sentinel and is computed where
-        the condition first needs it (short-circuit order is unchanged).
+        the condition first needs it (short-circuit order is unchanged). Each accessor was
+        emitted with its number after it, so the uses are counted and rewritten in one pass
+        over the code: counting and replacing each accessor's text in the whole code of a
+        bucket took time in the square of its rules (8,000 rules: 3.5 s, 16,000: 12 s).
         """
-        shared = sorted(
-            {a for a in self._accessors if a.startswith("_") and body.count(a) > 1},
-            key=len,
-            reverse=True,
-        )
-        if not shared:
-            return body, ""
-        tokens: dict[str, str] = {}
-        for i, expr in enumerate(shared):
-            token = f"\x00{i}\x00"
-            body = body.replace(expr, token)
-            tokens[token] = f"(_c{i} if _c{i} is not _U else (_c{i} := {expr}))"
-        for token, replacement in tokens.items():
-            body = body.replace(token, replacement)
+        assert self._marked is not None
+        exprs = {number: expr for expr, number in self._marked.items()}
+        uses = collections.Counter(m.group(1) for m in _MARK.finditer(body))
+        shared: dict[int, int] = {}  # accessor number -> _c variable, in order of first use
+        for key, count in uses.items():
+            if count > 1:
+                shared[int(key)] = len(shared)
+        out: list[str] = []
+        last = 0
+        for mark in _MARK.finditer(body):
+            number = int(mark.group(1))
+            expr = exprs[number]
+            out.append(body[last : mark.start() - len(expr)])
+            i = shared.get(number)
+            out.append(expr if i is None else f"(_c{i} if _c{i} is not _U else (_c{i} := {expr}))")
+            last = mark.end()
+        out.append(body[last:])
         prologue = "".join(f"    _c{i} = _U\n" for i in range(len(shared)))
-        return body, prologue
+        return "".join(out), prologue
 
     def leaf(self, node: UnaryCheck | BinaryCheck) -> str:
         """Source of a lambda evaluating one check in three-valued logic (None: unknown)."""
