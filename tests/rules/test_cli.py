@@ -322,3 +322,35 @@ def test_strict_missing_hits_cannot_forge_lines(cli, tmp_path: Path) -> None:
     assert "\x1b" not in run.stderr
     assert not any(line.startswith("forged") for line in run.stderr.splitlines())
     assert "strict-missing: 'r\\x1b[31mRED\\nforged: line' matched event 1" in run.stderr
+
+
+def test_rules_test_refuses_a_matrix_of_more_cases_than_it_can_run(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    # a matrix is the product of its value lists: 8 keys of 10 values were 100 million cases
+    # from 480 bytes, run for days with memory growing; now more than 10,000 is refused
+    def tests(values: int, keys: int = 3) -> Path:
+        matrix = ", ".join(
+            f"k{k}: [{', '.join(str(i) for i in range(values))}]" for k in range(keys)
+        )
+        path = tmp_path / f"tests-{values}-{keys}.yaml"
+        path.write_text(
+            f"rules: [{rules_file.name}]\n"
+            "tests:\n"
+            "  - name: matrix\n"
+            "    rule: shadow read\n"
+            "    context: {processes: [{name: cat}]}\n"
+            "    steps: [{syscall: openat, args: {pathname: /etc/shadow}}]\n"
+            "    expectedOutcome: {priority: warning}\n"
+            f"    cases: [{{strategy: matrix, values: {{{matrix}}}}}]\n"
+        )
+        return path
+
+    for refused in (tests(30), tests(10, keys=8)):  # 27,000 and 100,000,000 cases
+        result = cli("rules", "test", str(refused))
+        assert result.code == 2
+        assert "more than 10,000 cases" in result.stderr
+        assert "passed" not in result.stdout
+    allowed = cli("rules", "test", str(tests(3)))
+    assert allowed.code == 0
+    assert "27 passed, 0 failed (1 tests, 27 cases)" in allowed.stdout
