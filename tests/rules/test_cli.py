@@ -354,3 +354,23 @@ def test_rules_test_refuses_a_matrix_of_more_cases_than_it_can_run(
     allowed = cli("rules", "test", str(tests(3)))
     assert allowed.code == 0
     assert "27 passed, 0 failed (1 tests, 27 cases)" in allowed.stdout
+
+
+def test_rules_test_reads_its_files_as_rules_files_are_read(cli, tmp_path: Path) -> None:
+    # rules: [/dev/zero] in a tests file was read until memory ran out (3.9 GB in 6 s)
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(
+        "rules: [/dev/zero]\n"
+        "tests:\n"
+        "  - name: t\n    rule: r\n    context: {processes: [{name: cat}]}\n"
+        "    expectedOutcome: none\n"
+    )
+    result = cli("rules", "test", str(tests))
+    assert result.code == 2
+    assert "/dev/zero: larger than 64 MiB" in result.stderr
+    itself = cli("rules", "test", "/dev/zero")
+    assert itself.code == 2
+    assert "/dev/zero: larger than 64 MiB" in itself.stderr
+    missing = cli("rules", "test", str(tmp_path / "nope.yaml"))
+    assert missing.code == 2
+    assert "nope.yaml: No such file" in missing.stderr

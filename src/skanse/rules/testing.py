@@ -18,9 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skanse.errors import RuleTestError, YamlError
+from skanse.errors import InputError, RuleTestError, YamlError
+from skanse.files import FileTooLarge, read_capped
 from skanse.rules.engine import Engine
-from skanse.rules.loader import LoadResult, Priority, RulesFile, load_rules
+from skanse.rules.loader import (
+    MAX_RULES_FILE_BYTES,
+    LoadResult,
+    Priority,
+    load_rules,
+    read_rules_files,
+)
 from skanse.rules.output import render_value
 from skanse.sources.yamlpos import load_documents
 
@@ -258,7 +265,10 @@ def _check(test: Mapping[str, Any], engine: Engine, events: list[dict[str, Any]]
 
 def load_tests(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes()
+        # capped as a rules file is: a device or a FIFO has no size to refuse it by
+        text = read_capped(path, MAX_RULES_FILE_BYTES)
+    except FileTooLarge:
+        raise RuleTestError(f"{path}: larger than {MAX_RULES_FILE_BYTES // 2**20} MiB") from None
     except OSError as exc:
         raise RuleTestError(f"{path}: {exc.strerror or exc}") from None
     try:
@@ -274,12 +284,12 @@ def load_tests(path: Path) -> dict[str, Any]:
 
 
 def _load(paths: Sequence[Path]) -> LoadResult:
-    files = []
-    for p in paths:
-        try:
-            files.append(RulesFile(str(p), p.read_bytes()))
-        except OSError as exc:
-            raise RuleTestError(f"{p}: {exc.strerror or exc}") from None
+    """The rules files a test names, read as `--rules` reads them (capped: `rules:
+    [/dev/zero]` was read until memory ran out)."""
+    try:
+        files = read_rules_files(str(p) for p in paths)
+    except InputError as exc:
+        raise RuleTestError(str(exc)) from None
     return load_rules(files)
 
 
