@@ -149,9 +149,10 @@ def _ip_in_nets(value: Any, nets: tuple[Any, ...]) -> bool:
             address = ipaddress.ip_address(text)
         except ValueError:
             address = None  # not an address: never in a network
-        if len(_IP_CACHE) > 65536:  # bounded memory under hostile input
-            _IP_CACHE.clear()
-        _IP_CACHE[text] = address
+        if len(text) <= 64:  # an address's text (45 characters, and a zone); longer: not kept
+            if len(_IP_CACHE) > 65536:  # bounded memory under hostile input
+                _IP_CACHE.clear()
+            _IP_CACHE[text] = address
     if address is None:
         return False
     return any(address.version == net.version and address in net for net in nets)

@@ -149,6 +149,10 @@ def _fd_name(e: Mapping[str, Any]) -> str | None:
 
 _DIRECTORY_CACHE: dict[str, str | None] = {}
 _UNKNOWN = object()
+# The memos keep only keys as long as a kernel makes them (a path of PATH_MAX, a flags text):
+# replayed events choose their lengths, and 4,096 names of 100 KB each were kept (400 MB held
+# by a replay that otherwise holds one line at a time).
+MEMO_KEY_CHARS = 4096
 
 
 def _fd_directory(e: Mapping[str, Any]) -> str | None:
@@ -167,6 +171,8 @@ def _fd_directory(e: Mapping[str, Any]) -> str | None:
             return cached  # type: ignore[return-value]
         head, sep, _ = str(name).rpartition("/")
         directory = (head.rstrip("/") or "/") if sep else None
+        if len(name) > MEMO_KEY_CHARS:
+            return directory
         if len(_DIRECTORY_CACHE) > 4096:  # bounded: an attacker chooses the names
             _DIRECTORY_CACHE.clear()
         _DIRECTORY_CACHE[name] = directory
@@ -258,7 +264,7 @@ def _flag_info(e: Mapping[str, Any]) -> tuple[frozenset[str], bool, bool] | None
         "O_RDONLY" in names or "O_RDWR" in names,
         "O_WRONLY" in names or "O_RDWR" in names,
     )
-    if flags.__class__ is str:
+    if flags.__class__ is str and len(flags) <= MEMO_KEY_CHARS:
         if len(_FLAG_CACHE) > 4096:  # bounded: flag combinations are few, hostile input is not
             _FLAG_CACHE.clear()
         _FLAG_CACHE[flags] = info
