@@ -505,3 +505,17 @@ def test_exceptions_are_found_by_name_not_by_scanning(monkeypatch: pytest.Monkey
         assert condition.count(" and not ") == count
         assert "(proc.name = x7) or (proc.name = y)" in condition  # e7's values extended
         assert reads.count <= 8 * count
+
+
+def test_words_that_kubernetes_reads_as_booleans_stay_names_in_rules() -> None:
+    # Falco's loader (yaml-cpp) keeps a scalar as text until a field converts it: `y` and `N`
+    # as exception values are the process names "y" and "N". Kubernetes manifests are typed as
+    # go-yaml v2 types them (where `y` is true); rules files must not be
+    rules = (
+        "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n"
+        "  exceptions:\n  - name: e\n    fields: [proc.name]\n    comps: [=]\n"
+        "    values: [[y], [N]]\n"
+    )
+    loaded = _load(rules)
+    assert loaded.ruleset is not None, [str(d) for d in loaded.errors]
+    assert "(proc.name = y) or (proc.name = N)" in loaded.ruleset.rules[0].condition

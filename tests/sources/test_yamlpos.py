@@ -215,3 +215,26 @@ def test_an_explicit_tag_types_its_text(scalar: str, value: object) -> None:
     got = only(f"k: {scalar}\n").data
     assert got == {"k": value}
     assert type(got["k"]) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("scalar", "value"),
+    [
+        ("y", "y"),  # a name to Falco's yaml-cpp, true to go-yaml v2
+        ("N", "N"),
+        ("yes", True),  # as the rules loader has always read it
+        ("0x1F", 31),
+        ("1.5", 1.5),
+        ("1:30", "1:30"),  # not base 60
+        ("1" + ":00" * 200_000, "1" + ":00" * 200_000),
+    ],
+)
+def test_the_yaml_1_1_typing_of_rules_files(scalar: str, value: object) -> None:
+    (doc,) = list(load_documents(f"k: {scalar}\n", typing="yaml11"))
+    assert isinstance(doc, YamlDocument) and doc.data == {"k": value}
+
+
+def test_a_huge_integer_in_a_rules_file_spoils_its_document_only() -> None:
+    first, second = load_documents("k: 1" + "0" * 5_000 + "\n---\nb: 2\n", typing="yaml11")
+    assert isinstance(first, YamlError) and "is out of range" in first.message
+    assert isinstance(second, YamlDocument) and second.data == {"b": 2}

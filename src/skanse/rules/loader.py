@@ -451,7 +451,11 @@ class _Loader:
         text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
         self.texts[name] = text.splitlines()
         try:
-            docs = list(load_documents(text, limits=Limits(max_depth=64, max_nodes=1_000_000)))
+            docs = list(
+                load_documents(
+                    text, limits=Limits(max_depth=64, max_nodes=1_000_000), typing="yaml11"
+                )
+            )
         except YamlError as exc:
             root.line, root.column = exc.line, exc.column
             self.error("LOAD_ERR_YAML_PARSE", exc.message, root)

@@ -272,7 +272,7 @@ def load_tests(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise RuleTestError(f"{path}: {exc.strerror or exc}") from None
     try:
-        docs = list(load_documents(text))
+        docs = list(load_documents(text, typing="yaml11"))
     except YamlError as exc:
         raise RuleTestError(f"{path}: {exc.diagnostics()}") from None
     if len(docs) != 1 or isinstance(docs[0], YamlError) or not isinstance(docs[0].data, dict):

@@ -16,21 +16,41 @@ duplicate keys (which Kubernetes rejects, and which could hide a value from a sc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+import yaml.constructor
+import yaml.resolver
 
 from skanse.errors import YamlError
 
-__all__ = ["Limits", "Span", "YamlDocument", "escape_token", "join_pointer", "load_documents"]
+__all__ = [
+    "Limits",
+    "ScalarTyping",
+    "Span",
+    "YamlDocument",
+    "escape_token",
+    "join_pointer",
+    "load_documents",
+]
 
 try:  # libyaml is what makes this fast; the pure-Python parser is a slow but correct fallback
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
+_RESOLVER = yaml.resolver.Resolver()
+# First characters of YAML 1.1's implicit types (bool, int, float, null, timestamp, merge...):
+# most keys and values start with another one, and skip the resolver's regular expressions.
+_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+# How plain scalars are typed: as Kubernetes reads them (go-yaml v2), or as PyYAML's YAML 1.1
+# (the Falco rules loader: yaml-cpp keeps a scalar as text until a field converts it, so `y`
+# in a list of process names is the name "y", which go-yaml v2 would make true).
+ScalarTyping = Literal["kubernetes", "yaml11"]
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -270,6 +290,55 @@ def _scalar_value(event: Any) -> object:
     return resolved
 
 
+def _yaml11_value(event: Any) -> object:
+    """The plain value of a scalar with PyYAML's YAML 1.1 implicit typing (see ScalarTyping),
+    except that what go-yaml v2 cannot read either is text or an error here too: a base-60
+    `1:30` is text, an integer past 64 bits and float64 is out of range (int() of millions of
+    digits is quadratic)."""
+    tag = event.tag
+    value: str = event.value
+    if tag is None or tag == "!":
+        if not event.implicit[0]:
+            return value
+        if value == "<<":
+            return _MERGE_KEY
+        if value and value[0] not in _IMPLICIT_FIRST:
+            return value  # no implicit type starts with this character: a string
+        tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        if tag in (_INT, _FLOAT) and ":" in value:
+            return value
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return value.lower() in ("yes", "true", "on", "y")
+    if tag == _MERGE:
+        return _MERGE_KEY
+    if tag in (_INT, _FLOAT):
+        try:
+            resolved = _go_resolve(value)
+        except _OutOfRange as exc:
+            mark = event.start_mark
+            raise YamlError(str(exc), line=mark.line + 1, column=mark.column + 1) from None
+        if isinstance(resolved, int | float) and not isinstance(resolved, bool):
+            return float(resolved) if tag == _FLOAT else resolved
+        node = yaml.ScalarNode(tag, value)
+        mark = event.start_mark
+        try:
+            if tag == _INT:
+                return _CONSTRUCTOR.construct_yaml_int(node)
+            return _CONSTRUCTOR.construct_yaml_float(node)
+        except ValueError:
+            raise YamlError(
+                f"cannot decode {value[:40]!r} as a !!{tag.rsplit(':', 1)[-1]}",
+                line=mark.line + 1,
+                column=mark.column + 1,
+            ) from None
+    # Timestamps, binary and application tags stay text, as JSON would have them.
+    return value
+
+
 # Sentinels for the YAML merge key `<<`: one as the scalar value, one as the pending key.
 _MERGE_KEY = object()
 _MERGE_TOKEN = "\x00<<merge>>"  # noqa: S105 - a sentinel, not a secret
@@ -293,6 +362,7 @@ def load_documents(
     *,
     limits: Limits | None = None,
     scalar_spans: list[Span] | None = None,
+    typing: ScalarTyping = "kubernetes",
 ) -> Iterator[YamlDocument | YamlError]:
     """Yield the documents of a YAML stream (JSON is YAML) with positions.
 
@@ -300,12 +370,13 @@ def load_documents(
     `YamlError` carrying its `document` index, and the next documents are still read; a
     syntax error raises `YamlError` and ends the stream. Empty documents are skipped. If
     `scalar_spans` is given, the span of every scalar is appended to it (to tell a comment
-    from text that looks like one).
+    from text that looks like one). `typing` says how plain scalars are typed (ScalarTyping).
     """
     lim = limits or Limits()
     parser = _Loader(text)
     try:
-        yield from _build(parser, lim, scalar_spans)
+        scalar = _scalar_value if typing == "kubernetes" else _yaml11_value
+        yield from _build(parser, lim, scalar_spans, scalar)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -321,9 +392,12 @@ def load_documents(
 class _Builder:
     """Turns the event stream into documents; one instance per stream."""
 
-    def __init__(self, lim: Limits, spans: list[Span] | None) -> None:
+    def __init__(
+        self, lim: Limits, spans: list[Span] | None, scalar: Callable[[Any], object]
+    ) -> None:
         self.lim = lim
         self.spans = spans
+        self.scalar = scalar
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[object, int]] = {}
         self.positions: dict[str, tuple[int, int]] = {}
@@ -434,7 +508,7 @@ class _Builder:
                         event.end_mark.column + 1,
                     )
                 )
-            value = _scalar_value(event)
+            value = self.scalar(event)
             if event.anchor is not None:
                 self.anchors[event.anchor] = (value, 1)
             self.attach(value, 1, 1, event.start_mark)
@@ -478,9 +552,9 @@ class _Builder:
 
 
 def _build(
-    parser: Any, lim: Limits, spans: list[Span] | None
+    parser: Any, lim: Limits, spans: list[Span] | None, scalar: Callable[[Any], object]
 ) -> Iterator[YamlDocument | YamlError]:
-    builder = _Builder(lim, spans)
+    builder = _Builder(lim, spans, scalar)
     while (event := parser.get_event()) is not None:
         try:
             finished = builder.handle(event)
