@@ -194,6 +194,8 @@ def test_configuration_file(tmp_path: Path) -> None:
         ("ring_buffer_mib: 48\n", "power of two"),
         ("metrics: {port: 70000}\n", "metrics.port"),
         ("surprise: 1\n", "surprise"),
+        ("append_output: 'pod=%'\n", "append_output"),
+        ("append_output: '%no.such_field'\n", "append_output"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("a: &x [*x]\n", "YAML"),
     ],

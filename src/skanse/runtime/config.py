@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from skanse.config import read_settings_file
 from skanse.rules.loader import Priority
+from skanse.rules.output import OutputError, compile_output
 from skanse.runtime.responses import Action, Policy, parse_actions
 
 __all__ = ["SensorConfig", "load_sensor_config"]
@@ -118,6 +119,19 @@ class SensorConfig(_Model):
     ring_buffer_mib: int = Field(default=16, ge=1, le=1024)  # per CPU
     host_root: str = "/"
     syscall_event_drops: DropsConfig = Field(default_factory=DropsConfig)
+
+    @field_validator("append_output")
+    @classmethod
+    def _output_compiles(cls, value: str) -> str:
+        # checked here, where a bad value is a ConfigError naming its line: compiled only
+        # when the sensor starts or reloads, an OutputError (a ValueError, not a SkanseError)
+        # escaped the reload that must keep the old configuration running
+        if value:
+            try:
+                compile_output(value, "syscall")
+            except OutputError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("ring_buffer_mib")
     @classmethod
