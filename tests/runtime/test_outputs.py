@@ -163,3 +163,52 @@ def test_text_output_writes_the_alert_line_and_counts_a_closed_stream_as_failed(
     stream.close()
     output.emit(_alert())  # a closed stdout must not stop the sensor
     assert (output.stats.sent, output.stats.failed) == (1, 1)
+
+
+def _hostile_alert() -> dict:
+    """An alert whose output carries a process's argv with a newline and an ESC sequence, as
+    `sh -c 'x' $'\\n22:13:21.0: Notice forged\\e[2J'` in a container gives it."""
+    return Alert(
+        time_ns=1_700_000_000_123_456_789,
+        rule="Terminal shell in container",
+        priority=Priority.NOTICE,
+        source="syscall",
+        hostname="node-1",
+        output="shell | command=sh -c x \n22:13:21.000000000: Notice forged\x1b[2J",
+        output_fields={"proc.cmdline": "sh -c x \n22:13:21.000000000: Notice forged\x1b[2J"},
+        tags=(),
+    ).to_json()
+
+
+def test_text_output_escapes_control_characters_a_process_put_in_the_line() -> None:
+    import io
+
+    stream = io.StringIO()
+    TextOutput(stream).emit(_hostile_alert())
+    assert stream.getvalue() == (
+        "22:13:20.123456789: Notice shell | command=sh -c x "
+        "\\n22:13:21.000000000: Notice forged\\x1b[2J\n"
+    )
+
+
+def test_syslog_over_tcp_sends_one_message_per_alert_whatever_the_argv_holds() -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(5)
+    output = SyslogOutput(f"tcp://127.0.0.1:{listener.getsockname()[1]}", hostname="node-1")
+    output.emit(_hostile_alert())
+    output.close()
+    connection, _ = listener.accept()
+    connection.settimeout(5)
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    connection.close()
+    listener.close()
+    messages = received.decode().split("\n")  # newline-framed, as rsyslog reads TCP
+    assert messages[-1] == ""
+    assert len(messages[:-1]) == 1, messages
+    assert messages[0].endswith(
+        "Notice shell | command=sh -c x \\n22:13:21.000000000: Notice forged\\x1b[2J"
+    )

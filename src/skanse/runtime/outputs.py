@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from skanse.errors import UsageError
+from skanse.printable import printable
 
 __all__ = [
     "JsonLinesOutput",
@@ -91,8 +92,10 @@ class TextOutput:
         self._stream = stream
 
     def emit(self, alert: Mapping[str, Any]) -> None:
+        # the line carries what a process controls (its argv, comm, paths, its container's
+        # name): a newline there would forge an alert line, an ESC repaint the terminal
         try:
-            self._stream.write(str(alert.get("output", "")) + "\n")
+            self._stream.write(printable(str(alert.get("output", ""))) + "\n")
             self._stream.flush()
             self.stats.sent += 1
         except (OSError, ValueError):
@@ -240,7 +243,9 @@ class SyslogOutput:
         severity = int(priority) if priority is not None else 5
         now = _dt.datetime.now()
         stamp = f"{_MONTHS[now.month - 1]} {now.day:2d} {now:%H:%M:%S}"
-        line = str(alert.get("output", ""))
+        # one message per alert: a newline from a process's argv would end the message on a
+        # TCP (newline-framed) receiver and start a forged one; other controls are escaped too
+        line = printable(str(alert.get("output", "")))
         text = (
             f"<{self.facility * 8 + severity}>{stamp} {self.hostname} skanse[{os.getpid()}]: {line}"
         )
