@@ -207,15 +207,23 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path, text: str, message: 
         load_sensor_config(path)
 
 
+FULL_ID = "3f2a9c1b7d4e" + "5" * 52  # the container the alerts' processes are in
+OTHER_ID = "9e8d7c6b5a41" + "7" * 52  # another container on the node
+
+
 def test_a_released_container_is_contained_again_when_it_alerts_again(tmp_path: Path) -> None:
-    cgroup = tmp_path / "cg" / "docker-x.scope"
+    cgroup = tmp_path / "cg" / f"docker-{FULL_ID}.scope"
     cgroup.mkdir(parents=True)
     (cgroup / "cgroup.freeze").write_text("0")
     journal = ResponseJournal(tmp_path / "state")
     targets = ResponseTargets(cgroup2_mount=str(tmp_path / "cg"), cgroup1_freezer=None)
     policy = Policy({"r": frozenset({Action.FREEZE})})
     responder = Responder(policy, journal, targets=targets)
-    context = {"pid": 999_999_999, "container_id": "3f2a9c1b7d4e", "cgroup_path": "/docker-x.scope"}
+    context = {
+        "pid": 999_999_999,
+        "container_id": "3f2a9c1b7d4e",
+        "cgroup_path": f"/docker-{FULL_ID}.scope",
+    }
     alert = _alert("r", Priority.WARNING)
     assert [e.status for e in responder.handle(alert, context)] == ["done"]
     assert responder.handle(alert, context) == []  # frozen already: nothing new
@@ -232,13 +240,13 @@ def test_freeze_falls_back_to_the_v1_freezer_named_in_proc_cgroup(tmp_path: Path
     proc = tmp_path / "proc" / str(pid)
     proc.mkdir(parents=True)
     (proc / "cgroup").write_text(
-        "12:cpu,cpuacct:/docker/abc\n"
-        "5:freezer:/docker/abc\n"
-        "0::/system.slice/docker-abc.scope\n"  # in v2 too, but no cgroup.freeze there
+        f"12:cpu,cpuacct:/docker/{FULL_ID}\n"
+        f"5:freezer:/docker/{FULL_ID}\n"
+        f"0::/system.slice/docker-{FULL_ID}.scope\n"  # in v2 too, but no cgroup.freeze there
     )
     freezer = tmp_path / "freezer"
-    (freezer / "docker" / "abc").mkdir(parents=True)
-    (freezer / "docker" / "abc" / "freezer.state").write_text("THAWED")
+    (freezer / "docker" / FULL_ID).mkdir(parents=True)
+    (freezer / "docker" / FULL_ID / "freezer.state").write_text("THAWED")
     targets = ResponseTargets(
         cgroup2_mount=str(tmp_path / "cg"),
         cgroup1_freezer=str(freezer),
@@ -248,5 +256,89 @@ def test_freeze_falls_back_to_the_v1_freezer_named_in_proc_cgroup(tmp_path: Path
     responder = Responder(Policy({"r": frozenset({Action.FREEZE})}), journal, targets=targets)
     context = {"pid": pid, "container_id": "3f2a9c1b7d4e"}
     (entry,) = responder.handle(_alert("r", Priority.WARNING), context)
-    assert (entry.status, entry.cgroup) == ("done", "/docker/abc"), entry
-    assert (freezer / "docker" / "abc" / "freezer.state").read_text() == "FROZEN"
+    assert (entry.status, entry.cgroup) == ("done", f"/docker/{FULL_ID}"), entry
+    assert (freezer / "docker" / FULL_ID / "freezer.state").read_text() == "FROZEN"
+
+
+def _scopes(tmp_path: Path, *paths: str) -> Path:
+    """A cgroup v2 tree with a `cgroup.freeze` (0) in each of `paths`."""
+    mount = tmp_path / "cg"
+    for path in paths:
+        (mount / path).mkdir(parents=True, exist_ok=True)
+        (mount / path / "cgroup.freeze").write_text("0")
+    return mount
+
+
+def test_freeze_acts_on_the_container_cgroup_not_a_sub_cgroup_the_process_moved_into(
+    tmp_path: Path,
+) -> None:
+    """A process with its cgroup tree writable (systemd in a container, a delegated cgroup)
+    moves into a sub-cgroup of its own before it execs: freezing only that sub-cgroup left
+    the rest of the container running, free to move the frozen process out (a migration
+    into an unfrozen cgroup thaws it)."""
+    scope = f"system.slice/docker-{FULL_ID}.scope"
+    mount = _scopes(tmp_path, scope, f"{scope}/escape")
+    targets = ResponseTargets(cgroup2_mount=str(mount), cgroup1_freezer=None)
+    responder = Responder(
+        Policy({"r": frozenset({Action.FREEZE})}), ResponseJournal(tmp_path / "s"), targets=targets
+    )
+    context = {
+        "pid": 999_999_999,
+        "container_id": "3f2a9c1b7d4e",
+        "cgroup_path": f"/{scope}/escape",
+    }
+    (entry,) = responder.handle(_alert("r", Priority.WARNING), context)
+    assert (entry.status, entry.cgroup) == ("done", f"/{scope}"), entry
+    assert (mount / scope / "cgroup.freeze").read_text() == "1"
+
+
+def test_freeze_never_acts_on_another_containers_cgroup(tmp_path: Path) -> None:
+    """No cgroup path recorded for the event (its cgroup id could not be resolved): the
+    pid's /proc/<pid>/cgroup is read, and the pid now belongs to a process of another
+    container (reused since the event). That container must not be frozen."""
+    pid = 4242
+    proc = tmp_path / "proc" / str(pid)
+    proc.mkdir(parents=True)
+    (proc / "cgroup").write_text(f"0::/system.slice/docker-{OTHER_ID}.scope\n")
+    other = f"system.slice/docker-{OTHER_ID}.scope"
+    mount = _scopes(tmp_path, other)
+    targets = ResponseTargets(
+        cgroup2_mount=str(mount), cgroup1_freezer=None, proc_root=str(tmp_path / "proc")
+    )
+    responder = Responder(
+        Policy({"r": frozenset({Action.FREEZE})}), ResponseJournal(tmp_path / "s"), targets=targets
+    )
+    (entry,) = responder.handle(
+        _alert("r", Priority.WARNING), {"pid": pid, "container_id": "3f2a9c1b7d4e"}
+    )
+    assert entry.status == "failed", entry
+    assert (mount / other / "cgroup.freeze").read_text() == "0"
+
+
+def test_isolate_attaches_to_the_container_cgroup_not_a_sub_cgroup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cgroup BPF programs go on the container's cgroup (they apply to every cgroup
+    below it); on a sub-cgroup the process made, the rest of the container stayed connected
+    and the process could move back out. The attach itself needs BPF: recorded here."""
+    import skanse.runtime.responses as responses
+
+    attached: list[str] = []
+
+    def attach(cgroup_dir: str, pin_dir: str) -> list[str]:
+        attached.append(cgroup_dir)
+        return [pin_dir]
+
+    monkeypatch.setattr(responses, "isolate_cgroup", attach)
+    scope = f"kubepods/burstable/pod1234/{FULL_ID}"
+    mount = _scopes(tmp_path, f"{scope}/x/y")
+    targets = ResponseTargets(
+        cgroup2_mount=str(mount), cgroup1_freezer=None, bpf_pins=str(tmp_path / "pins")
+    )
+    responder = Responder(
+        Policy({"r": frozenset({Action.ISOLATE})}), ResponseJournal(tmp_path / "s"), targets=targets
+    )
+    context = {"pid": 999_999_999, "container_id": "3f2a9c1b7d4e", "cgroup_path": f"/{scope}/x/y"}
+    (entry,) = responder.handle(_alert("r", Priority.WARNING), context)
+    assert (entry.status, entry.cgroup) == ("done", f"/{scope}"), entry
+    assert attached == [f"{mount}/{scope}"]

@@ -45,6 +45,7 @@ __all__ = [
     "RuntimeRoots",
     "cgroup1_freezer_mount",
     "cgroup2_mount",
+    "container_cgroup",
     "container_from_cgroup",
     "container_from_proc_cgroup",
     "mounts",
@@ -91,6 +92,26 @@ def container_from_cgroup(path: str) -> ContainerRef | None:
         match = pattern.search(path)
         if match:
             return ContainerRef(match.group(1), kind, path)
+    return None
+
+
+def container_cgroup(path: str, container_id: str) -> str | None:
+    """The cgroup of the container `container_id` (its 12-hex short id) that `path` lies in:
+    the path up to the component holding the id (`/system.slice/docker-<id>.scope` for
+    `/system.slice/docker-<id>.scope/sub`), or None when `path` is not that container's.
+
+    A response acts on this cgroup, not on the process's own: a process that moved itself
+    into a sub-cgroup it made (a container with its cgroup tree writable: systemd in a
+    container, a delegated cgroup) would otherwise have only that sub-cgroup frozen or
+    isolated, and a sibling of the container would move it back out.
+    """
+    for pattern, _kind in _PATTERNS:  # the first match, as container_from_cgroup
+        match = pattern.search(path)
+        if match:
+            if match.group(1)[:12] != container_id:
+                return None
+            end = path.find("/", match.end(1))
+            return path if end < 0 else path[:end]
     return None
 
 

@@ -32,6 +32,7 @@ from skanse.files import write_atomic
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime import procfs
+from skanse.runtime.containers import container_cgroup
 from skanse.runtime.isolation import isolate_cgroup, release_cgroup
 
 __all__ = [
@@ -434,17 +435,21 @@ class Responder:
         # the path from the cgroup id is the host's view; /proc/<pid>/cgroup is relative to
         # the sensor's cgroup namespace when it runs in a container
         v2, freezer = _cgroup_paths(pid, targets.proc_root)
-        path = context.get("cgroup_path") or v2
+        container = str(context.get("container_id"))
+        # the container's own cgroup, never a sub-cgroup the process moved into, nor the
+        # cgroup of another container (the pid reused since the event: /proc/<pid> is then
+        # another process's)
+        path = container_cgroup(context.get("cgroup_path") or v2 or "", container)
         if (
             path
-            and path != "/"
             and targets.cgroup2_mount
             and Path(targets.cgroup2_mount + path, "cgroup.freeze").exists()
         ):
             return path, 2
-        if freezer and freezer != "/" and targets.cgroup1_freezer:
+        freezer = container_cgroup(freezer or "", container)
+        if freezer and targets.cgroup1_freezer:
             return freezer, 1
-        raise ResponseError(f"no freezable cgroup for process {pid}")
+        raise ResponseError(f"no freezable cgroup of container {container} for process {pid}")
 
     def _freeze(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         path, version = self._cgroup(pid, context)
@@ -465,10 +470,13 @@ class Responder:
         """cgroup BPF programs on the container's cgroup v2 (no live process needed);
         nftables in the process's network namespace when that cannot be done."""
         targets = self.targets
-        path = context.get("cgroup_path")
         container = str(context.get("container_id"))
+        recorded = context.get("cgroup_path")
+        # the whole container's cgroup: programs on a sub-cgroup the process moved into would
+        # leave the rest of the container connected, and the process free to move back out
+        path = container_cgroup(recorded, container) if isinstance(recorded, str) else None
         fallback = ""
-        if isinstance(path, str) and path not in ("", "/") and targets.cgroup2_mount:
+        if path is not None and targets.cgroup2_mount:
             if path in _own_cgroups(targets.proc_root):
                 raise ResponseError(
                     f"the sensor itself is in cgroup {path}: refusing to isolate it"
