@@ -342,3 +342,48 @@ def test_isolate_attaches_to_the_container_cgroup_not_a_sub_cgroup(
     (entry,) = responder.handle(_alert("r", Priority.WARNING), context)
     assert (entry.status, entry.cgroup) == ("done", f"/{scope}"), entry
     assert attached == [f"{mount}/{scope}"]
+
+
+def test_isolate_fallback_never_enters_the_network_namespace_of_a_reused_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nftables fallback enters /proc/<pid>/ns/net. When the event's process exited and
+    its pid went to a process of another container, that namespace is the other
+    container's: it must not be cut off. The recorded namespace (the event's) is the one
+    that counts, and no process of the container is left in it here."""
+    import skanse.runtime.responses as responses
+
+    def attach_fails(cgroup_dir: str, pin_dir: str) -> list[str]:
+        raise ResponseError("cgroup BPF not available")
+
+    monkeypatch.setattr(responses, "isolate_cgroup", attach_fails)
+    pid = 4242
+    (tmp_path / "proc" / str(pid) / "ns").mkdir(parents=True)
+    reused = tmp_path / "proc" / str(pid) / "ns" / "net"  # the other container's namespace
+    reused.write_text("")
+    scope = f"system.slice/docker-{FULL_ID}.scope"
+    mount = _scopes(tmp_path, scope)
+    (mount / scope / "cgroup.procs").write_text("")  # nothing left in the container
+    entered = tmp_path / "entered"
+    nsenter = tmp_path / "nsenter"
+    nsenter.write_text(f'#!/bin/sh\necho "$@" >> {entered}\n')
+    nsenter.chmod(0o755)
+    targets = ResponseTargets(
+        cgroup2_mount=str(mount),
+        cgroup1_freezer=None,
+        proc_root=str(tmp_path / "proc"),
+        nsenter=str(nsenter),
+        bpf_pins=str(tmp_path / "pins"),
+    )
+    responder = Responder(
+        Policy({"r": frozenset({Action.ISOLATE})}), ResponseJournal(tmp_path / "s"), targets=targets
+    )
+    context = {
+        "pid": pid,
+        "container_id": "3f2a9c1b7d4e",
+        "cgroup_path": f"/{scope}",
+        "netns": reused.stat().st_ino + 1,  # the event's process was in another namespace
+    }
+    (entry,) = responder.handle(_alert("r", Priority.WARNING), context)
+    assert entry.status == "failed", entry
+    assert not entered.exists(), entered.read_text()

@@ -511,19 +511,22 @@ class Responder:
     def _isolate_nft(self, alert: Alert, context: Mapping[str, Any], pid: int) -> JournalEntry:
         targets = self.targets
         netns = _netns_inode(pid, targets.proc_root)
+        wanted = context.get("netns")
         path: str | None = None
         version: int | None = None
-        if netns is None:  # the process is gone: any process of the container in its netns
+        # the process is gone, or its pid now names another process (reused since the event:
+        # another container's, whose network would be cut): any process of the container in
+        # the network namespace the event's process was in
+        if netns is None or (isinstance(wanted, int) and netns != wanted):
             path, version = self._cgroup(pid, context)
-            wanted = context.get("netns")
             for other in _processes_in(path, version, targets):
                 if _netns_inode(other, targets.proc_root) == wanted:
                     pid, netns = other, wanted
                     break
             else:
                 raise ResponseError(
-                    f"process {pid} is gone and no process of its container is left "
-                    "in its network namespace"
+                    f"process {pid} is gone (or its pid is another process's now) and no "
+                    "process of its container is left in its network namespace"
                 )
         protected = _protected_netns(targets.proc_root)
         if not protected:
