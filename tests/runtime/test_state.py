@@ -263,3 +263,37 @@ def test_the_typed_fast_path_builds_the_same_process_as_the_checked_one(tmp_path
         for slot in Process.__slots__:
             assert getattr(typed, slot) == getattr(checked, slot), (pid, slot)
         assert state.table.processes[pid].cmdline == checked.cmdline
+
+
+def _in_container(proc: Path, pid: int, container: str) -> None:
+    (proc / str(pid)).mkdir(parents=True, exist_ok=True)
+    (proc / str(pid) / "cgroup").write_text(f"0::/libpod_parent/libpod-{container}\n")
+
+
+def test_containers_whose_processes_all_exited_are_forgotten(tmp_path: Path) -> None:
+    """The table kept every container it had seen: 1,000 containers that came and went
+    stayed 1,000 entries for the sensor's life. A sweep now forgets a container none of
+    whose processes is left, and one seen again is looked up again."""
+    proc = tmp_path / "proc"
+    count = 1000
+    records: list[Record] = []
+    for n in range(count):
+        pid = 1000 + n
+        _in_container(proc, pid, f"{n:012x}" + "0" * 52)
+        records += [_fork(pid, 1, "x"), _exec(pid, 1, ["x"]), _exit(pid)]
+    _in_container(proc, 5000, "ab" * 32)  # one container still running
+    records += [_fork(5000, 1, "x"), _exec(5000, 1, ["x"])]
+    agent, state, clock = _agent(tmp_path, records)
+    state.proc_root = str(proc)
+    agent.drain()
+    table = agent.engine.table
+    assert len(table.containers) == count + 1
+    clock.now = 10.0
+    assert state.expire() == count
+    state.sweep(str(proc))
+    assert set(table.containers) == {("ab" * 32)[:12]}
+    # a process in one of the ended containers (its id reused, or a record seen late)
+    _in_container(proc, 6000, f"{7:012x}" + "0" * 52)
+    agent.sensor = ListSensor([_fork(6000, 1, "x"), _exec(6000, 1, ["x"])])
+    agent.drain()
+    assert table.processes[6000].container is table.containers[f"{7:012x}"]

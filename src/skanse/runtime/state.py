@@ -193,7 +193,26 @@ class ProcessState:
         for pid in gone:
             self.records.pop(pid, None)
             self.table.processes.pop(pid, None)
+        self._forget_ended_containers()
         return len(gone)
+
+    def _forget_ended_containers(self) -> int:
+        """Forget the containers no process of the table is in any more (all of a
+        container's processes have exited: it has ended), and the cgroups found to be
+        theirs, so that a process seen in one later looks its container up again. Without
+        this the table kept every container ever seen (a node running CronJobs for months).
+        Linear in processes, containers and cgroups; run at each sweep."""
+        live = {process.container_id for process in self.table.processes.values()}
+        ended = {cid for cid in self.table.containers if cid not in live}
+        if not ended:
+            return 0
+        for cid in ended:
+            del self.table.containers[cid]
+        stale = [cgroup for cgroup, cid in self._cgroup_container.items() if cid in ended]
+        for cgroup in stale:
+            del self._cgroup_container[cgroup]
+            self._cgroup_incomplete.pop(cgroup, None)
+        return len(ended)
 
     # -- kernel records ----------------------------------------------------------------
     def _task_data(self, rec: Record, previous: dict[str, Any] | None) -> dict[str, Any]:
