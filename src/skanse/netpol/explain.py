@@ -9,6 +9,7 @@ everything, and an external address is not policed on its own side.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -233,6 +234,7 @@ def explain(
             "never crosses a NetworkPolicy"
         )
     notes: list[str] = []
+    tells = _Tells.of(model, query)
     if src.node:
         assert dst.workload is not None
         return [
@@ -245,24 +247,22 @@ def explain(
                 (
                     "traffic from a pod's own node is always allowed (kubelet probes); from other "
                     "nodes it is treated like any address outside the cluster",
+                    *_variant_note(dst.workload, pod, variants),
                 ),
                 query,
-                _resolve_port(query, dst.workload.pods[0]) if query else None,
+                _resolve_port(query, pod) if query else None,
             )
+            for variants in [_variants(dst.workload, tells)]
+            for pod in variants
         ]
     if src.workload is not None and src.workload is dst.workload:
         notes.append(
             "a pod can always reach itself; other replicas of the workload are "
             "subject to the policies below"
         )
-    notes.extend(
-        f"the pods of {t.workload.ident} differ in labels or ports; "
-        f"explained for pod {t.workload.pods[0].name}"
-        for t in (src, dst)
-        if t.workload is not None and len({_pod_key(p) for p in t.workload.pods}) > 1
-    )
+    kinds = {id(t): _variants(t.workload, tells) for t in (src, dst) if t.workload is not None}
     out = []
-    for src_part, dst_part in _parts(model, src, dst):
+    for src_part, dst_part in _parts(src, dst, tells.cuts, kinds):
         src_end = _endpoint(src, src_part)
         dst_end = _endpoint(dst, dst_part)
         egress = ingress = None
@@ -274,6 +274,9 @@ def explain(
         allowed = (egress.allowed if egress else ALL) & (ingress.allowed if ingress else ALL)
         port = _resolve_port(query, dst_pod) if query else None
         part_notes = list(notes)
+        for target, part in ((src, src_part), (dst, dst_part)):
+            if target.workload is not None and isinstance(part, Pod):
+                part_notes.extend(_variant_note(target.workload, part, kinds[id(target)]))
         if query is not None and isinstance(query.port, str) and port is None:
             part_notes.append(
                 f"port name {query.port!r} is not a {query.protocol} port of the destination"
@@ -284,8 +287,58 @@ def explain(
     return out
 
 
-def _pod_key(pod: Pod) -> tuple[object, ...]:
-    return (tuple(sorted(pod.labels.items())), tuple(sorted(pod.named_ports.items())), pod.ips)
+@dataclass(frozen=True, slots=True)
+class _Tells:
+    """What policies can tell pods apart by: ipBlock cuts, label keys and port names."""
+
+    cuts: list[IpRange]
+    keys: frozenset[str]
+    names: frozenset[str]
+
+    @classmethod
+    def of(cls, model: NetworkModel, query: PortQuery | None) -> _Tells:
+        keys: set[str] = set()
+        names: set[str] = set()
+        blocks: list[IpRange] = []
+        for policy in model.policies:
+            keys |= policy.pod_selector.keys
+            for rule in (*policy.ingress, *policy.egress):
+                for peer in rule.peers or ():
+                    if isinstance(peer, IpBlockPeer):
+                        blocks.extend(peer.ranges)
+                    elif peer.pod_selector is not None:
+                        keys |= peer.pod_selector.keys
+                names.update(s.port for s in rule.ports or () if isinstance(s.port, str))
+        if query is not None and isinstance(query.port, str):
+            names.add(query.port)
+        return cls(atoms(blocks), frozenset(keys), frozenset(names))
+
+
+def _variants(workload: Workload, tells: _Tells) -> list[Pod]:
+    """One pod of each kind the policies may tell apart: the pods of a workload read from a
+    dump can differ in labels, named ports, or the ipBlock ranges their IPs fall in, and each
+    kind is decided on its own (explaining only the first pod would call a connection denied
+    that a relabelled replica accepts). Labels and port names no policy mentions (a
+    StatefulSet's pod-name label) do not make a kind."""
+    starts = [(a.version, a.lo) for a in tells.cuts]
+    seen: dict[tuple[object, ...], Pod] = {}
+    for pod in workload.pods:
+        key = (
+            tuple(sorted((k, v) for k, v in pod.labels.items() if k in tells.keys)),
+            tuple(sorted((n, p) for n, p in pod.named_ports.items() if n in tells.names)),
+            tuple(sorted({bisect.bisect_right(starts, ip) for ip in pod.ips})),
+        )
+        seen.setdefault(key, pod)
+    return list(seen.values())
+
+
+def _variant_note(workload: Workload, pod: Pod, variants: list[Pod]) -> tuple[str, ...]:
+    if len(variants) < 2:
+        return ()
+    return (
+        f"the pods of {workload.ident} differ in labels, ports or addresses; "
+        f"explained for pod {pod.name} ({variants.index(pod) + 1} of {len(variants)} kinds)",
+    )
 
 
 def _resolve_port(query: PortQuery | None, destination: Pod | None) -> int | None:
@@ -309,23 +362,15 @@ def _endpoint(target: Target, part: Pod | IpRange) -> Endpoint:
 
 
 def _parts(
-    model: NetworkModel, src: Target, dst: Target
+    src: Target, dst: Target, cuts: list[IpRange], kinds: dict[int, list[Pod]]
 ) -> list[tuple[Pod | IpRange, Pod | IpRange]]:
     def split(t: Target) -> list[Pod | IpRange]:
         if t.workload is not None:
-            return [t.workload.pods[0]]
+            return list(kinds[id(t)])
         assert t.addresses is not None
         r = t.addresses
-        blocks = [
-            b
-            for p in model.policies
-            for rule in (*p.ingress, *p.egress)
-            for peer in rule.peers or ()
-            if isinstance(peer, IpBlockPeer)
-            for b in peer.ranges
-        ]
         pieces: list[Pod | IpRange] = []
-        for atom in atoms(blocks):
+        for atom in cuts:
             if atom.version != r.version or atom.hi < r.lo or atom.lo > r.hi:
                 continue
             pieces.append(IpRange(r.version, max(atom.lo, r.lo), min(atom.hi, r.hi)))
