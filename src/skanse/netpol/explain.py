@@ -28,7 +28,7 @@ from skanse.netpol.model import (
     SelectorPeer,
     Workload,
 )
-from skanse.netpol.ports import ALL, EMPTY, ConnSet, Protocol
+from skanse.netpol.ports import ALL, ConnSet, Protocol
 
 __all__ = [
     "Explanation",
@@ -205,7 +205,6 @@ def side_verdict(
     """
     selecting = []
     matches = []
-    allowed = EMPTY
     for policy in model.policies_selecting(subject, direction):
         selecting.append(policy)
         for rule in policy.rules(direction):
@@ -215,8 +214,8 @@ def side_verdict(
                 continue
             conns = rule.conns(destination)
             matches.append(RuleMatch(policy, rule, conns))
-            allowed = allowed | conns
-    return SideVerdict(direction, tuple(selecting), tuple(matches), allowed if selecting else ALL)
+    allowed = ConnSet.union_of(m.conns for m in matches) if selecting else ALL
+    return SideVerdict(direction, tuple(selecting), tuple(matches), allowed)
 
 
 def explain(

@@ -276,6 +276,8 @@ def generate(
         return aggregate(nets)
 
     managed: dict[str, Workload] = {}
+    # the ports of every edge of a pair, joined once at the end (folding `|` is quadratic)
+    pair_ports: dict[tuple[str, str], list[ConnSet]] = {}
     for i, edge in enumerate(graph.connections):
         where = f"connections[{i}]"
         conns = _ports(edge.ports, where)
@@ -283,7 +285,7 @@ def generate(
             src, dst = workload(edge.source, where), workload(edge.target, where)
             managed[src.ident], managed[dst.ident] = src, dst
             key = (src.ident, dst.ident)
-            plan.pairs[key] = plan.pairs.get(key, ConnSet()) | conns
+            pair_ports.setdefault(key, []).append(conns)
         elif isinstance(edge.source, str) and isinstance(edge.target, _External):
             src = workload(edge.source, where)
             managed[src.ident] = src
@@ -294,6 +296,7 @@ def generate(
             plan.ingress_ext.setdefault(dst.ident, []).append((networks(edge.source, where), conns))
         else:
             raise GraphError(f"{where}: one side must be a workload")
+    plan.pairs.update((key, ConnSet.union_of(sets)) for key, sets in pair_ports.items())
     namespaces = sorted({w.namespace for w in managed.values()})
     # every workload of a managed namespace is isolated, declared or not
     for w in workloads:

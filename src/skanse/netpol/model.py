@@ -16,7 +16,7 @@ from typing import Generic, TypeVar, cast
 
 from skanse.model import InputProblem, Location, ResourceRef
 from skanse.netpol.addresses import IpNetwork, IpRange
-from skanse.netpol.ports import ALL, ConnSet, Protocol
+from skanse.netpol.ports import ALL, EMPTY, ConnSet, Protocol
 from skanse.netpol.selectors import LabelSelector, Operator
 from skanse.sources.kubernetes import K8sObject
 
@@ -185,14 +185,10 @@ class Rule:
         """The ports this rule allows towards `destination` (None: an external address)."""
         if self.ports is None:
             return ALL
-        total = ConnSet()
-        for spec in self.ports:
-            numeric = spec.numeric()
-            if numeric is not None:
-                total = total | numeric
-            elif destination is not None:
-                total = total | spec.resolve(destination)
-        return total
+        return ConnSet.union_of(
+            spec.resolve(destination) if destination is not None else (spec.numeric() or EMPTY)
+            for spec in self.ports
+        )
 
     @property
     def named_ports(self) -> bool:

@@ -101,6 +101,20 @@ class ConnSet:
         """One range of one protocol (the whole protocol by default)."""
         return cls.of({protocol: [(lo, hi)]})
 
+    @classmethod
+    def union_of(cls, sets: Iterable[ConnSet]) -> ConnSet:
+        """The union of many sets with one sort per protocol: folding `|` over them sorts
+        everything gathered so far at each step, quadratic in the number of sets (a rule
+        with 8,000 ports took 10 s, 8,000 rules 30 s and 2.3 GB)."""
+        sctp: list[tuple[int, int]] = []
+        tcp: list[tuple[int, int]] = []
+        udp: list[tuple[int, int]] = []
+        for conns in sets:
+            sctp += conns.sctp
+            tcp += conns.tcp
+            udp += conns.udp
+        return cls(_normalise(sctp), _normalise(tcp), _normalise(udp))
+
     def get(self, protocol: Protocol) -> Ranges:
         match protocol:
             case Protocol.SCTP:

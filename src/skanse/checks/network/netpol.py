@@ -335,9 +335,10 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
     pod = workload.pods[0]
     if not _selecting(model, pod, Direction.EGRESS):
         return
-    allowed = ConnSet()
-    for dns in network.memo("kube-dns-pods", lambda: _kube_dns_pods(model)):
-        allowed = allowed | side_verdict(model, Direction.EGRESS, pod, dns, dns).allowed
+    allowed = ConnSet.union_of(
+        side_verdict(model, Direction.EGRESS, pod, dns, dns).allowed
+        for dns in network.memo("kube-dns-pods", lambda: _kube_dns_pods(model))
+    )
     dns_protocols = (Protocol.UDP, Protocol.TCP)
     missing = [f"{p} 53 to kube-dns" for p in dns_protocols if not allowed.contains(p, 53)]
     if network.memo("node-local-dns", lambda: _node_local_dns(model)):
