@@ -106,3 +106,37 @@ def test_diff_reports_added_removed_and_changed() -> None:
     assert diff_connections(new, new) == []
     back = diff_connections(new, old)
     assert [c.kind for c in back] == [ChangeKind.REMOVED]
+
+
+def _block_connections(n: int, port: int) -> list[Any]:
+    """One workload reached from n separate /32s (every other address), on `port`."""
+    peers = [{"ipBlock": {"cidr": f"10.0.{(2 * i) >> 8}.{(2 * i) & 255}/32"}} for i in range(n)]
+    model = model_from(
+        [
+            deployment("a", "web", {"app": "web"}),
+            policy(
+                "a",
+                "p",
+                {"podSelector": {}, "ingress": [{"from": peers, "ports": [{"port": port}]}]},
+            ),
+        ]
+    )
+    return analyse(model).connections()
+
+
+def test_diff_of_many_external_ranges_grows_linearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from skanse.netpol.addresses import IpRange
+    from tests._counting import count_reads
+
+    sizes = {}
+    for n in (1000, 4000):
+        old, new = _block_connections(n, 80), _block_connections(n, 81)
+        reads = count_reads(monkeypatch, IpRange, "lo")
+        changes = diff_connections(old, new)
+        sizes[n] = reads.count
+        monkeypatch.undo()
+        assert len(changes) == n and all(c.kind is ChangeKind.CHANGED for c in changes)
+        assert str(changes[0].old) == "TCP 80" and str(changes[0].new) == "TCP 81"
+    # four times the ranges: about four times the work (every cut scanned for every range,
+    # the old cost, made it sixteen)
+    assert sizes[4000] / sizes[1000] < 6, sizes

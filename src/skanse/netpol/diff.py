@@ -7,6 +7,7 @@ ranges before they are compared, and neighbouring ranges with the same change ar
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,7 +66,11 @@ def _refine(
 ) -> dict[IpRange, ConnSet]:
     out: dict[IpRange, ConnSet] = {}
     for r, conns in segments:
-        starts = [r.lo] + [c for c in cuts[r.version] if r.lo < c <= r.hi]
+        # the cuts inside the segment, found by bisection: scanning every cut for every
+        # segment made a diff of two 16,000-block policies take 19 s
+        inside = cuts[r.version]
+        first, last = bisect.bisect_right(inside, r.lo), bisect.bisect_right(inside, r.hi)
+        starts = [r.lo, *inside[first:last]]
         for i, lo in enumerate(starts):
             hi = starts[i + 1] - 1 if i + 1 < len(starts) else r.hi
             out[IpRange(r.version, lo, hi)] = conns
