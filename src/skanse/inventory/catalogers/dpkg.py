@@ -41,14 +41,16 @@ class DpkgRecord:
 def parse_dpkg_status(text: str) -> list[DpkgRecord]:
     """Every installed package of a status file; raise `SourceError` on a malformed one."""
     records: list[DpkgRecord] = []
-    fields: dict[str, str] = {}
+    # a field's lines, joined when its paragraph ends: adding each continuation line to
+    # the text so far copied the whole field per line (quadratic in a long Description)
+    fields: dict[str, list[str]] = {}
     key: str | None = None
     line_no = 0
 
     def flush() -> None:
         nonlocal key
         if fields:
-            record = _record(fields)
+            record = _record({name: "\n".join(lines) for name, lines in fields.items()})
             if record is not None:
                 records.append(record)
             if len(records) > _MAX_PARAGRAPHS:
@@ -63,7 +65,7 @@ def parse_dpkg_status(text: str) -> list[DpkgRecord]:
         if line[0] in " \t":
             if key is None:
                 raise SourceError(f"no field for continuation line {line.strip()!r}", line=line_no)
-            fields[key] += "\n" + line
+            fields[key].append(line)
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
@@ -71,7 +73,7 @@ def parse_dpkg_status(text: str) -> list[DpkgRecord]:
         key = name.strip()
         if key in fields:
             raise SourceError(f"duplicate field {key!r} in one paragraph", line=line_no)
-        fields[key] = value.strip()
+        fields[key] = [value.strip()]
     flush()
     return records
 

@@ -52,19 +52,21 @@ class JavaArchive:
 
 
 def _manifest(text: str) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    last = None
+    # each value's pieces, joined at the end: adding each continuation line to the value so
+    # far copied the whole value per line (quadratic in a long wrapped attribute)
+    pieces: dict[str, list[str]] = {}
+    last: list[str] | None = None
     for line in text.splitlines():
-        if line.startswith(" ") and last:
-            fields[last] += line[1:]
+        if line.startswith(" ") and last is not None:
+            last.append(line[1:])
             continue
         if not line.strip():
             break  # main section only
         key, sep, value = line.partition(":")
         if sep:
-            last = key.strip()
-            fields[last] = value.strip()
-    return fields
+            parts = pieces[key.strip()] = [value.strip()]
+            last = parts if key.strip() else None  # an unnamed attribute takes no continuation
+    return {key: "".join(parts) for key, parts in pieces.items()}
 
 
 def _properties(text: str) -> dict[str, str]:

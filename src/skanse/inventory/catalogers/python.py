@@ -22,20 +22,22 @@ _MAX_METADATA = 4 * 1024 * 1024
 
 def parse_metadata(text: str) -> dict[str, list[str]]:
     """The header block of a core-metadata file (RFC 822 style); keys lower-cased."""
-    fields: dict[str, list[str]] = {}
-    last: str | None = None
+    # each value's lines, joined at the end: adding each continuation line to the value so
+    # far copied the whole value per line (quadratic in a long folded header)
+    values: dict[str, list[list[str]]] = {}
+    last: list[str] | None = None
     for line in text.splitlines():
         if not line.strip():
             break  # the body (long description) follows the first blank line
         if line[0] in " \t" and last is not None:
-            fields[last][-1] += "\n" + line.strip()
+            last.append(line.strip())
             continue
         key, sep, value = line.partition(":")
         if not sep:
             continue
-        last = key.strip().lower()
-        fields.setdefault(last, []).append(value.strip())
-    return fields
+        last = [value.strip()]
+        values.setdefault(key.strip().lower(), []).append(last)
+    return {key: ["\n".join(lines) for lines in found] for key, found in values.items()}
 
 
 def _licenses(fields: dict[str, list[str]]) -> tuple[str, ...]:
