@@ -6,6 +6,17 @@ that it left out of the SBOM without a word; none asserts on elapsed time.
 
 from __future__ import annotations
 
+import io
+import shutil
+import struct
+import subprocess
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import pytest
+
+from skanse.inventory.catalogers.binaries import parse_dep_v0
 from skanse.inventory.catalogers.dpkg import parse_dpkg_status
 from skanse.inventory.catalogers.java import _manifest
 from skanse.inventory.catalogers.python import parse_metadata
@@ -42,3 +53,80 @@ def test_jar_manifest_attribute_of_many_continuation_lines_is_read_whole() -> No
     fields = _manifest(text)
     assert fields["Implementation-Title"] == "t" + "x" * _FOLDED_LINES
     assert fields["Implementation-Version"] == "1.2"
+
+
+# --- cargo-auditable section of an ELF -------------------------------------------------------
+
+TRUE = shutil.which("true") or "/bin/true"  # any small real ELF executable
+_DECLARED = 256 * 1024 * 1024
+
+
+def _elf_with_dep_v0(tmp_path: Path, contents: bytes) -> bytearray:
+    objcopy = shutil.which("objcopy")
+    if objcopy is None:
+        pytest.skip("objcopy (binutils) is not installed")
+    (tmp_path / "section").write_bytes(contents)
+    out = tmp_path / "out"
+    subprocess.run(
+        [objcopy, "--add-section", f".dep-v0={tmp_path / 'section'}", TRUE, str(out)], check=True
+    )
+    return bytearray(out.read_bytes())
+
+
+def _patch_dep_v0(
+    data: bytearray,
+    *,
+    sh_type: int | None = None,
+    flags: int | None = None,
+    size: int | None = None,
+) -> bytes:
+    """Rewrite fields of the .dep-v0 section header (64-bit little-endian, as `true` is)."""
+    from elftools.elf.elffile import ELFFile
+
+    elf = ELFFile(io.BytesIO(bytes(data)))
+    assert elf.elfclass == 64 and elf.little_endian
+    for index, section in enumerate(elf.iter_sections()):
+        if section.name == ".dep-v0":
+            at = elf["e_shoff"] + index * elf["e_shentsize"]
+            if sh_type is not None:
+                struct.pack_into("<I", data, at + 4, sh_type)
+            if flags is not None:
+                struct.pack_into("<Q", data, at + 8, flags)
+            if size is not None:
+                struct.pack_into("<Q", data, at + 32, size)
+    return bytes(data)
+
+
+def _peak_allocation(data: bytes) -> tuple[int, BaseException | None]:
+    tracemalloc.start()
+    try:
+        parse_dep_v0(data)
+        raised = None
+    except Exception as exc:  # what each version raises is asserted by the caller
+        raised = exc
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak, raised
+
+
+def test_dep_v0_without_contents_allocates_nothing_it_claims(tmp_path: Path) -> None:
+    # SHT_NOBITS of 256 MiB in a 35 KB file: pyelftools' data() made sh_size zero bytes
+    data = _patch_dep_v0(
+        _elf_with_dep_v0(tmp_path, zlib.compress(b"{}")), sh_type=8, size=_DECLARED
+    )
+    peak, raised = _peak_allocation(data)
+    assert peak < 16 * 1024 * 1024
+    assert isinstance(raised, ValueError) and "without contents" in str(raised)
+
+
+def test_dep_v0_compressed_by_the_elf_is_not_inflated(tmp_path: Path) -> None:
+    # SHF_COMPRESSED: pyelftools inflated the whole section (to its claimed size) before the
+    # 8 MiB cap on the JSON could act; 256 MiB from a 260 KB file
+    chdr = struct.pack("<IIQQ", 1, 0, _DECLARED, 1)  # ELFCOMPRESS_ZLIB, size, alignment
+    bomb = zlib.compress(bytes(_DECLARED), 9)
+    data = _patch_dep_v0(_elf_with_dep_v0(tmp_path, chdr + bomb), flags=0x800)
+    del bomb
+    peak, raised = _peak_allocation(data)
+    assert peak < 16 * 1024 * 1024
+    assert isinstance(raised, ValueError) and "ELF-compressed" in str(raised)

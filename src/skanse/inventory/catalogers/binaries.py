@@ -30,6 +30,7 @@ _ELF = b"\x7fELF"
 _GO_MAGIC = b"\xff Go buildinf:"
 _MIN_EXECUTABLE = 1024
 _MAX_DEP_JSON = 8 * 1024 * 1024
+_SHF_COMPRESSED = 0x800
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +236,18 @@ def parse_dep_v0(data: bytes) -> list[dict[str, object]] | None:
         return None
     if section is None:
         return None
+    # the section's bytes are taken from the file here, not through pyelftools' data(): for
+    # SHT_NOBITS that is sh_size zero bytes and for SHF_COMPRESSED an inflation to the size
+    # the section claims, both allocated whole (a 35 KB file made it 1 GiB, and more on ask)
+    if section["sh_type"] == "SHT_NOBITS":
+        raise ValueError(".dep-v0 is a section without contents (SHT_NOBITS)")
+    if section["sh_flags"] & _SHF_COMPRESSED:
+        raise ValueError(".dep-v0 is an ELF-compressed section, which cargo auditable never writes")
+    start, size = section["sh_offset"], section["sh_size"]
+    if start + size > len(data):
+        raise ValueError(".dep-v0 runs past the end of the file")
     inflater = zlib.decompressobj()
-    raw = inflater.decompress(section.data(), _MAX_DEP_JSON + 1)
+    raw = inflater.decompress(data[start : start + size], _MAX_DEP_JSON + 1)
     if len(raw) > _MAX_DEP_JSON:
         raise ValueError(".dep-v0 expands past 8 MiB")
     doc = json.loads(raw)
