@@ -11,6 +11,7 @@ import shutil
 import struct
 import subprocess
 import tracemalloc
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from skanse.inventory.catalogers.binaries import parse_dep_v0
 from skanse.inventory.catalogers.dpkg import parse_dpkg_status
-from skanse.inventory.catalogers.java import _manifest
+from skanse.inventory.catalogers.java import _manifest, parse_java_archive
 from skanse.inventory.catalogers.python import parse_metadata
 
 # --- folded (continuation) lines ------------------------------------------------------------
@@ -130,3 +131,68 @@ def test_dep_v0_compressed_by_the_elf_is_not_inflated(tmp_path: Path) -> None:
     peak, raised = _peak_allocation(data)
     assert peak < 16 * 1024 * 1024
     assert isinstance(raised, ValueError) and "ELF-compressed" in str(raised)
+
+
+# --- Java archives ---------------------------------------------------------------------------
+
+
+def _zip_declaring(name: str, raw_deflate: bytes, declared: int) -> bytes:
+    """A zip of one deflated member whose entries declare `declared` bytes, CRC 0."""
+    member = name.encode()
+    local = struct.pack(
+        "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, 0, len(raw_deflate), declared, len(member), 0
+    )
+    central = struct.pack(
+        "<IHHHHHHIIIHHHHHII",
+        0x02014B50,
+        20,
+        20,
+        0,
+        8,
+        0,
+        0,
+        0,
+        len(raw_deflate),
+        declared,
+        len(member),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    body = local + member + raw_deflate
+    directory = central + member
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(directory), len(body), 0)
+    return body + directory + end
+
+
+def test_java_member_is_inflated_no_further_than_it_declares() -> None:
+    # 256 MiB of deflate in 256 KB, declared as 100 bytes: ZipFile.read inflated all of it
+    # (up to 2 GiB a member) and cut it to 100 bytes afterwards
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
+    raw = squeeze.compress(bytes(_DECLARED)) + squeeze.flush()
+    data = _zip_declaring("META-INF/maven/g/a/pom.properties", raw, 100)
+    del raw
+    tracemalloc.start()
+    try:
+        with pytest.raises(zipfile.BadZipFile, match="CRC"):  # 100 bytes of it do not match
+            parse_java_archive(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+
+
+def test_java_member_in_a_method_java_cannot_read_is_refused() -> None:
+    # bzip2 (and LZMA) members inflate without an output cap at all; the JVM reads neither
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "META-INF/maven/g/a/pom.properties",
+            b"groupId=g\nartifactId=a\nversion=1\n",
+            compress_type=zipfile.ZIP_BZIP2,
+        )
+    with pytest.raises(ValueError, match="compression method 12"):
+        parse_java_archive(buffer.getvalue())

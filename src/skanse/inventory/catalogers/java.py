@@ -13,10 +13,14 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from skanse.inventory.catalogers._base import Environment, make_purl
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
+
+if TYPE_CHECKING:
+    import zipfile
 
 __all__ = ["JavaArchive", "JavaCataloger", "parse_java_archive"]
 
@@ -89,6 +93,26 @@ class _Budget:
             raise ValueError("java archive expands past the read cap (zip bomb?)")
 
 
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: _Budget) -> bytes:
+    """A member's bytes, at most the size its entry declares (which the budget has taken).
+
+    `ZipFile.read` inflates a deflated member in one call whose output is capped at 2 GiB,
+    not at the declared size, and cuts it to that size only afterwards: a member declaring
+    100 bytes made 1 GiB from 0.5 MB. Reading the declared size caps each inflation at it.
+    bzip2 and LZMA members inflate without any cap, and the JVM reads neither.
+    """
+    import zipfile
+
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(
+            f"java archive member {info.filename!r} uses compression method "
+            f"{info.compress_type}, which Java does not read"
+        )
+    budget.take(info.file_size)
+    with archive.open(info) as member:
+        return member.read(info.file_size)
+
+
 def parse_java_archive(
     data: bytes, name: str = "", depth: int = 0, budget: _Budget | None = None
 ) -> list[JavaArchive]:
@@ -108,8 +132,9 @@ def parse_java_archive(
         for info in infos:
             member = info.filename
             if member.startswith("META-INF/maven/") and member.endswith("/pom.properties"):
-                budget.take(info.file_size)
-                props = _properties(archive.read(info).decode("utf-8", errors="replace"))
+                props = _properties(
+                    _read_member(archive, info, budget).decode("utf-8", errors="replace")
+                )
                 if props.get("artifactId") and props.get("version"):
                     found.append(
                         JavaArchive(
@@ -117,12 +142,13 @@ def parse_java_archive(
                         )
                     )
             elif member.upper() == "META-INF/MANIFEST.MF":
-                budget.take(info.file_size)
-                manifest = _manifest(archive.read(info).decode("utf-8", errors="replace"))
+                manifest = _manifest(
+                    _read_member(archive, info, budget).decode("utf-8", errors="replace")
+                )
             elif depth < _MAX_DEPTH and member.lower().endswith(_EXTENSIONS):
-                budget.take(info.file_size)
                 inner = f"{name}:{member}" if name else member
-                found.extend(parse_java_archive(archive.read(info), inner, depth + 1, budget))
+                data = _read_member(archive, info, budget)
+                found.extend(parse_java_archive(data, inner, depth + 1, budget))
         if not any(f.inner == name for f in found):
             artifact = (
                 manifest.get("Implementation-Title")
