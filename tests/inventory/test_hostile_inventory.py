@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from skanse.inventory.catalog import catalog_directory
 from skanse.inventory.catalogers.binaries import parse_dep_v0
 from skanse.inventory.catalogers.dpkg import parse_dpkg_status
 from skanse.inventory.catalogers.java import _manifest, parse_java_archive
@@ -196,3 +197,29 @@ def test_java_member_in_a_method_java_cannot_read_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="compression method 12"):
         parse_java_archive(buffer.getvalue())
+
+
+# --- names no purl can hold ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "contents"),
+    [
+        ("/app/node_modules/x/package.json", b'{"name": "/", "version": "1"}'),
+        ("/app/node_modules/y/package.json", b'{"name": " ", "version": "1"}'),
+        ("/usr/lib/python3/site-packages/a-1.dist-info/METADATA", b"Name: /\nVersion: 1\n"),
+    ],
+)
+def test_a_name_no_purl_can_hold_does_not_end_the_catalogue(
+    tmp_path: Path, path: str, contents: bytes
+) -> None:
+    for name, data in (
+        (path, contents),
+        ("/app/node_modules/lodash/package.json", b'{"name": "lodash", "version": "4.17.20"}'),
+    ):
+        target = tmp_path / name.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    packages = {(p.name, p.purl) for p in catalog_directory(tmp_path).packages}
+    assert ("lodash", "pkg:npm/lodash@4.17.20") in packages
+    assert len(packages) == 2 and any(purl == "" for _, purl in packages)

@@ -58,12 +58,20 @@ def make_purl(
     version: str | None,
     qualifiers: Mapping[str, str] | None = None,
 ) -> str:
-    """A purl as Syft writes it: empty qualifiers dropped, keys sorted, values escaped."""
+    """A purl as Syft writes it: empty qualifiers dropped, keys sorted, values escaped.
+
+    "" for a name no purl can hold: packageurl refuses an empty name and fails on one it
+    empties itself (`/`, blanks), and one such package.json or METADATA in an image had
+    ended the whole catalogue with an internal error. The package is still listed.
+    """
     kept = {k: v for k, v in (qualifiers or {}).items() if v}
-    return PackageURL(
-        type=type_,
-        namespace=namespace or None,
-        name=name,
-        version=version or None,
-        qualifiers=kept or None,
-    ).to_string()
+    try:
+        return PackageURL(
+            type=type_,
+            namespace=namespace or None,
+            name=name,
+            version=version or None,
+            qualifiers=kept or None,
+        ).to_string()
+    except (ValueError, TypeError):
+        return ""
