@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from skanse.errors import SourceError
 from skanse.inventory.catalog import catalog_directory
 from skanse.inventory.catalogers.binaries import parse_dep_v0
 from skanse.inventory.catalogers.dpkg import parse_dpkg_status
 from skanse.inventory.catalogers.java import _manifest, parse_java_archive
 from skanse.inventory.catalogers.python import parse_metadata
+from skanse.inventory.catalogers.rpm import read_bdb_values, read_ndb_values
+from tests.inventory.test_catalogers import rpm_header
 
 # --- folded (continuation) lines ------------------------------------------------------------
 
@@ -223,3 +226,103 @@ def test_a_name_no_purl_can_hold_does_not_end_the_catalogue(
     packages = {(p.name, p.purl) for p in catalog_directory(tmp_path).packages}
     assert ("lodash", "pkg:npm/lodash@4.17.20") in packages
     assert len(packages) == 2 and any(purl == "" for _, purl in packages)
+
+
+# --- rpm databases ---------------------------------------------------------------------------
+
+_PAGE = 4096
+
+
+def _bdb(blob: bytes, *, hash_pages: int, firsts: list[int] | None = None) -> bytes:
+    """A Berkeley DB hash file whose hash pages point every value slot at an off-page item
+    (HOFFPAGE); the items start the overflow chains at `firsts` (default: the one chain
+    after the hash pages), which holds `blob`."""
+    per_page = _PAGE - 26
+    chain_pages = -(-len(blob) // per_page)
+    first = 1 + hash_pages
+    meta = bytearray(_PAGE)
+    struct.pack_into("<III", meta, 12, 0x061561, 0, _PAGE)  # magic, version, page size
+    struct.pack_into("<I", meta, 32, hash_pages + chain_pages)  # last page
+    pages = [bytes(meta)]
+    starts = firsts or [first]
+    entries = 2 * ((_PAGE - 26 - 12 * len(starts)) // 4)  # key and value slots
+    for _ in range(hash_pages):
+        page = bytearray(_PAGE)
+        page[25] = 13  # P_HASH
+        struct.pack_into("<H", page, 20, entries)
+        for slot in range(entries):
+            item = _PAGE - 12 * (1 + slot // 2 % len(starts))
+            struct.pack_into("<H", page, 26 + 2 * slot, item)
+        for index, start in enumerate(starts):
+            item = _PAGE - 12 * (1 + index)
+            page[item] = 3  # H_OFFPAGE
+            struct.pack_into("<II", page, item + 4, start, 0)
+        pages.append(bytes(page))
+    for k in range(chain_pages):
+        page = bytearray(_PAGE)
+        page[25] = 7  # P_OVERFLOW
+        chunk = blob[k * per_page : (k + 1) * per_page]
+        page[26 : 26 + len(chunk)] = chunk
+        struct.pack_into("<I", page, 16, first + k + 1 if k + 1 < chain_pages else 0)
+        struct.pack_into("<H", page, 22, len(chunk))
+        pages.append(bytes(page))
+    return b"".join(pages)
+
+
+def test_rpm_bdb_value_reached_from_every_slot_is_read_once() -> None:
+    # one overflow chain named by all 1,016 value slots of each hash page: each slot read
+    # the whole chain again (a 70 KB file gave 262 MB of values, 8,112 headers)
+    blob = rpm_header("openssl", "3.0.7", "1") + bytes(8 * 4000)
+    for hash_pages in (1, 2, 4, 8):
+        data = _bdb(blob, hash_pages=hash_pages)
+        values = list(read_bdb_values(data))
+        assert values == [blob]
+
+
+def test_rpm_bdb_chains_sharing_pages_are_an_error() -> None:
+    # chains entering one another's pages (each starts a page further into the same chain)
+    # read the chain's tail once per start: quadratic in the file
+    blob = bytes(20 * (_PAGE - 26))
+    first = 2  # after the metadata page and the one hash page
+    data = _bdb(blob, hash_pages=1, firsts=[first + k for k in range(20)])
+    with pytest.raises(SourceError, match="shares a page"):
+        sum(len(value) for value in read_bdb_values(data))
+
+
+def _ndb(records: list[tuple[int, int, bytes]], slots: list[tuple[int, int]]) -> bytes:
+    """An NDB Packages.db: one slot page of (package, block) slots, then `records` laid
+    out as given: (block, package, blob) with its 16-byte BlbS header."""
+    header = struct.pack("<IIII", int.from_bytes(b"RpmP", "little"), 0, 1, 1) + bytes(16)
+    slot_magic = int.from_bytes(b"Slot", "little")
+    page = b"".join(struct.pack("<IIII", slot_magic, p, b, 1) for p, b in slots)
+    page += struct.pack("<IIII", slot_magic, 0, 0, 0) * (_PAGE // 16 - 2 - len(slots))
+    area = bytearray()
+    for block, package, blob in records:
+        at = block * 16 - _PAGE
+        record = struct.pack("<IIII", int.from_bytes(b"BlbS", "little"), package, 0, len(blob))
+        area[at : at + 16 + len(blob)] = record + blob
+        area += bytes(-len(area) % 16)
+    return header + page + bytes(area)
+
+
+def test_rpm_ndb_blob_named_by_many_slots_is_read_once() -> None:
+    blob = rpm_header("bash", "4.4", "1")
+    base = _PAGE // 16
+    data = _ndb([(base, 1, blob)], [(1, base)] * 200)
+    assert list(read_ndb_values(data)) == [blob]
+
+
+def test_rpm_ndb_blobs_nested_in_a_blob_are_an_error() -> None:
+    # blob headers inside the previous blob, each blob running to the end of the file: each
+    # slot read most of the file again
+    base, count = _PAGE // 16, 200
+    end = base + count
+    records = [(base + i, i + 1, b"") for i in range(count)]
+    data = bytearray(_ndb(records, [(i + 1, base + i) for i in range(count)]))
+    data += bytes(64 * 1024)
+    for i in range(count):  # stretch each blob to the end of the file
+        at = (base + i) * 16
+        struct.pack_into("<I", data, at + 12, len(data) - at - 16)
+    assert end * 16 <= len(data)
+    with pytest.raises(SourceError, match="overlaps"):
+        sum(len(value) for value in read_ndb_values(bytes(data)))
