@@ -326,3 +326,32 @@ def test_rpm_ndb_blobs_nested_in_a_blob_are_an_error() -> None:
     assert end * 16 <= len(data)
     with pytest.raises(SourceError, match="overlaps"):
         sum(len(value) for value in read_ndb_values(bytes(data)))
+
+
+# --- evidence over a cataloger's size cap ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "head"),
+    [
+        (
+            "/app/node_modules/lodash/package.json",
+            b'{"name": "lodash", "version": "4.17.20", "x": "',
+        ),
+        (
+            "/usr/lib/python3/site-packages/requests-2.31.0.dist-info/METADATA",
+            b"Name: requests\nVersion: 2.31.0\n\n",
+        ),
+    ],
+)
+def test_package_evidence_over_the_size_cap_is_a_problem_not_silence(
+    tmp_path: Path, path: str, head: bytes
+) -> None:
+    # padded past 4 MiB, the package was left out of the SBOM with no problem: vuln found
+    # nothing and --strict passed
+    target = tmp_path / path.lstrip("/")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(head + b"x" * (4 * 1024 * 1024) + (b'"}' if path.endswith("json") else b""))
+    inventory = catalog_directory(tmp_path)
+    assert inventory.packages == ()
+    assert [p for p in inventory.problems if path in p and "cap" in p]

@@ -17,7 +17,7 @@ from packageurl import PackageURL
 from skanse.inventory.model import Distro, Package, PackageLocation
 from skanse.oci.vfs import Capture, Captured, FileInfo
 
-__all__ = ["Cataloger", "Environment", "make_purl", "read_text"]
+__all__ = ["Cataloger", "Environment", "make_purl", "read_text", "refuse_oversized"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,17 @@ class Cataloger(Protocol):
     def wants(self, info: FileInfo) -> Capture | None: ...
 
     def catalog(self, found: Sequence[Captured], env: Environment) -> list[Package]: ...
+
+
+def refuse_oversized(what: str, cap: int) -> Capture:
+    """A capture for a package's evidence file over a cataloger's size cap: it fails, so the
+    file is reported as not read (and fails --strict) instead of its package going missing
+    from the SBOM without a word (a `package.json` padded past the cap hid the package)."""
+
+    def refuse(data: bytes) -> object:
+        raise ValueError(f"{what} is {len(data)} bytes, over the {cap}-byte cap; not read")
+
+    return refuse
 
 
 def read_text(data: bytes) -> str:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from skanse.inventory.catalogers._base import Environment, make_purl
+from skanse.inventory.catalogers._base import Environment, make_purl, refuse_oversized
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
 
@@ -49,7 +49,9 @@ class NpmCataloger:
     name = "javascript-package-cataloger"
 
     def wants(self, info: FileInfo) -> Capture | None:
-        if info.path.endswith("/package.json") and info.size <= _MAX_PACKAGE_JSON:
+        if info.path.endswith("/package.json"):
+            if info.size > _MAX_PACKAGE_JSON:
+                return refuse_oversized("package.json", _MAX_PACKAGE_JSON)
             return parse_package_json
         return None
 

@@ -11,7 +11,12 @@ import json
 from collections.abc import Sequence
 
 from skanse.errors import SourceError
-from skanse.inventory.catalogers._base import Environment, make_purl, read_text
+from skanse.inventory.catalogers._base import (
+    Environment,
+    make_purl,
+    read_text,
+    refuse_oversized,
+)
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
 
@@ -75,12 +80,12 @@ class PythonCataloger:
 
     def wants(self, info: FileInfo) -> Capture | None:
         path = info.path
-        if info.size > _MAX_METADATA:
-            return None
         if path.endswith((".dist-info/METADATA", ".egg-info/PKG-INFO", ".egg-info")):
+            if info.size > _MAX_METADATA:
+                return refuse_oversized("package metadata", _MAX_METADATA)
             return lambda data: parse_metadata(read_text(data))
-        if path.endswith("/Pipfile.lock"):
-            return parse_pipfile_lock
+        if path.endswith("/Pipfile.lock") and info.size <= _MAX_METADATA:
+            return parse_pipfile_lock  # directory scans only: a larger one is left alone
         return None
 
     def catalog(self, found: Sequence[Captured], env: Environment) -> list[Package]:
