@@ -19,11 +19,13 @@ import pytest
 
 from skanse.errors import SourceError
 from skanse.inventory.catalog import catalog_directory
+from skanse.inventory.catalogers._base import Environment
 from skanse.inventory.catalogers.binaries import parse_dep_v0
-from skanse.inventory.catalogers.dpkg import parse_dpkg_status
+from skanse.inventory.catalogers.dpkg import DpkgCataloger, parse_dpkg_status
 from skanse.inventory.catalogers.java import _manifest, parse_java_archive
 from skanse.inventory.catalogers.python import parse_metadata
 from skanse.inventory.catalogers.rpm import read_bdb_values, read_ndb_values
+from skanse.oci.vfs import Captured, FileInfo, NodeKind
 from tests.inventory.test_catalogers import rpm_header
 
 # --- folded (continuation) lines ------------------------------------------------------------
@@ -355,3 +357,24 @@ def test_package_evidence_over_the_size_cap_is_a_problem_not_silence(
     inventory = catalog_directory(tmp_path)
     assert inventory.packages == ()
     assert [p for p in inventory.problems if path in p and "cap" in p]
+
+
+# --- dpkg file lists -------------------------------------------------------------------------
+
+
+def test_many_file_lists_of_one_dpkg_package_are_merged_in_one_pass() -> None:
+    # 20,000 `info/libc6:<arch>.list` files of 50 paths: each was united with the package's
+    # paths so far (a copy of them), about 3 minutes before the fix (4,000 lists took 7 s)
+    lists, per_list = 20_000, 50
+    found = [
+        Captured(
+            FileInfo(f"/var/lib/dpkg/info/libc6:a{i}.list", NodeKind.FILE, 0, 0o644, 0),
+            frozenset(f"/f/{i}/{j}" for j in range(per_list)),
+        )
+        for i in range(lists)
+    ]
+    status = FileInfo("/var/lib/dpkg/status", NodeKind.FILE, 0, 0o644, 0)
+    found.append(Captured(status, parse_dpkg_status("Package: libc6\nVersion: 2.36\n\n")))
+    [libc6] = DpkgCataloger().catalog(found, Environment(None))
+    assert len(libc6.files) == lists * per_list
+    assert "/f/19999/49" in libc6.files

@@ -136,7 +136,9 @@ class DpkgCataloger:
         return None
 
     def catalog(self, found: Sequence[Captured], env: Environment) -> list[Package]:
-        files: dict[str, frozenset[str]] = {}
+        # one set per package, filled in place: a union per file list copied the package's
+        # paths so far each time (quadratic in many `info/<pkg>:<arch>.list` files)
+        listed: dict[str, set[str]] = {}
         licenses: dict[str, tuple[str, ...]] = {}
         databases: list[Captured] = []
         for captured in found:
@@ -146,9 +148,12 @@ class DpkgCataloger:
                 licenses[directory.rsplit("/", 1)[1]] = captured.value  # type: ignore[assignment]
             elif directory.endswith("/lib/dpkg/info") or base.endswith(".md5sums"):
                 name = base.rsplit(".", 1)[0].split(":", 1)[0]
-                files[name] = files.get(name, frozenset()) | captured.value  # type: ignore[operator]
+                paths = captured.value
+                assert isinstance(paths, frozenset)
+                listed.setdefault(name, set()).update(paths)
             else:
                 databases.append(captured)
+        files = {name: frozenset(paths) for name, paths in listed.items()}
         distro = env.distro
         packages = []
 
