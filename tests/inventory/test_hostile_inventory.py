@@ -13,6 +13,7 @@ import subprocess
 import tracemalloc
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from skanse.errors import SourceError
 from skanse.inventory.catalog import catalog_directory
 from skanse.inventory.catalogers._base import Environment
+from skanse.inventory.catalogers.apk import parse_apk_installed
 from skanse.inventory.catalogers.binaries import parse_dep_v0
 from skanse.inventory.catalogers.dpkg import DpkgCataloger, parse_dpkg_status
 from skanse.inventory.catalogers.java import _manifest, parse_java_archive
@@ -378,3 +380,35 @@ def test_many_file_lists_of_one_dpkg_package_are_merged_in_one_pass() -> None:
     [libc6] = DpkgCataloger().catalog(found, Environment(None))
     assert len(libc6.files) == lists * per_list
     assert "/f/19999/49" in libc6.files
+
+
+# --- apk file lists ---------------------------------------------------------------------------
+
+
+def test_an_apk_directory_repeated_over_many_files_is_refused_not_multiplied(
+    tmp_path: Path,
+) -> None:
+    # each R: name was joined to the F: directory before it: a 64 KB directory and 4,000
+    # short R: lines (92 KB) made 250 MiB of paths; now the database is refused, and says so
+    text = "P:a\nV:1\nF:" + "d" * 65_536 + "\n" + "R:f\n" * 4_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceError, match="file lists name more than"):
+            parse_apk_installed(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+    target = tmp_path / "lib/apk/db/installed"
+    target.parent.mkdir(parents=True)
+    target.write_text(text)
+    inventory = catalog_directory(tmp_path)
+    assert [p for p in inventory.problems if "file lists name more than" in p]
+
+
+def test_apk_file_lists_of_a_real_database_are_read_whole(corpora: Callable[..., Path]) -> None:
+    path = corpora(
+        "sbom-fixtures", "syft-testdata", "apk-multiple-2", "lib", "apk", "db", "installed"
+    )
+    records = parse_apk_installed(path.read_text())
+    assert sum(len(r.files) for r in records) == path.read_text().count("\nR:")

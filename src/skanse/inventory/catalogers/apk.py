@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from skanse.errors import SourceError
 from skanse.inventory.catalogers._base import Environment, make_purl, read_text
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
@@ -19,6 +20,12 @@ from skanse.oci.vfs import Capture, Captured, FileInfo
 __all__ = ["ApkCataloger", "ApkRecord", "parse_apk_installed"]
 
 _SPDX_OPERATOR = re.compile(r"\b(AND|OR|WITH)\b|[()]")
+# Each `R:` file is joined to the `F:` directory before it, so a long directory repeated over
+# many short lines multiplies the input (92 KB made 250 MiB of paths). Databases apk-tools
+# writes make a fraction of their own size of paths (0.1-0.3x in Syft's test data: every
+# file also has its checksum line); past this many characters the database is refused.
+_PATH_BUDGET_PER_BYTE = 8
+_PATH_BUDGET_FLOOR = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +39,13 @@ class ApkRecord:
 
 
 def parse_apk_installed(text: str) -> list[ApkRecord]:
+    """Every package of an installed database; raise `SourceError` when its file lists would
+    name far more path text than the database holds (see _PATH_BUDGET_PER_BYTE)."""
     records: list[ApkRecord] = []
     fields: dict[str, str] = {}
     files: list[str] = []
     directory = ""
+    budget = _PATH_BUDGET_FLOOR + _PATH_BUDGET_PER_BYTE * len(text)
 
     def flush() -> None:
         if fields.get("P"):
@@ -63,6 +73,12 @@ def parse_apk_installed(text: str) -> list[ApkRecord]:
         if key == "F":
             directory = value.strip("/")
         elif key == "R":
+            budget -= len(directory) + len(value) + 2
+            if budget < 0:
+                raise SourceError(
+                    f"its file lists name more than {_PATH_BUDGET_PER_BYTE} times its size "
+                    "in paths (a long F: directory repeated over many R: lines): not read"
+                )
             files.append(f"/{directory}/{value}" if directory else f"/{value}")
         elif key not in fields:
             fields[key] = value
