@@ -26,9 +26,9 @@ from skanse.inventory.catalogers.binaries import parse_dep_v0
 from skanse.inventory.catalogers.dpkg import DpkgCataloger, parse_dpkg_status
 from skanse.inventory.catalogers.java import _manifest, parse_java_archive
 from skanse.inventory.catalogers.python import parse_metadata
-from skanse.inventory.catalogers.rpm import read_bdb_values, read_ndb_values
+from skanse.inventory.catalogers.rpm import parse_header_blob, read_bdb_values, read_ndb_values
 from skanse.oci.vfs import Captured, FileInfo, NodeKind
-from tests.inventory.test_catalogers import rpm_header
+from tests.inventory.test_catalogers import header_blob, rpm_header
 
 # --- folded (continuation) lines ------------------------------------------------------------
 
@@ -412,3 +412,28 @@ def test_apk_file_lists_of_a_real_database_are_read_whole(corpora: Callable[...,
     )
     records = parse_apk_installed(path.read_text())
     assert sum(len(r.files) for r in records) == path.read_text().count("\nR:")
+
+
+def test_an_rpm_directory_named_by_many_files_is_refused_not_multiplied() -> None:
+    # the same shape in an rpm header: one 64 KB directory and 20,000 one-letter base names
+    # indexing it (about 250 KB of header) made 1.3 GB of paths
+    count = 20_000
+    blob = header_blob(
+        {
+            1000: (6, b"a\0", 1),
+            1117: (8, b"f\0" * count, count),
+            1118: (8, b"/" + b"d" * 65_536 + b"/\0", 1),
+            1116: (4, struct.pack(f">{count}i", *([0] * count)), count),
+        }
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceError, match="file list names more than"):
+            parse_header_blob(blob)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024
+    assert parse_header_blob(rpm_header("openssl", "3", "1")).files == frozenset(
+        {"/usr/lib64/libssl.so.3", "/usr/bin/openssl"}
+    )

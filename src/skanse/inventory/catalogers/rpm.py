@@ -64,6 +64,10 @@ class RpmHeader:
     files: frozenset[str]
 
 
+_PATH_BUDGET_PER_BYTE = 8
+_PATH_BUDGET_FLOOR = 64 * 1024
+
+
 def parse_header_blob(blob: bytes) -> RpmHeader:
     """Parse one header blob as stored in an rpmdb (no lead, no magic)."""
     if len(blob) < 8:
@@ -109,11 +113,21 @@ def parse_header_blob(blob: bytes) -> RpmHeader:
 
     epochs = ints(_EPOCH)
     basenames, dirnames, dirindexes = strings(_BASENAMES), strings(_DIRNAMES), ints(_DIRINDEXES)
-    files = frozenset(
-        dirnames[d] + b
-        for b, d in zip(basenames, dirindexes, strict=False)
-        if 0 <= d < len(dirnames)
-    )
+    # each base name is joined to the directory it indexes: one long directory named by many
+    # short entries would multiply the blob, as the apk database's F:/R: lines could (real
+    # headers hold far more per file than its path: sizes, modes, digests, owners)
+    budget = _PATH_BUDGET_FLOOR + _PATH_BUDGET_PER_BYTE * len(blob)
+    joined: list[str] = []
+    for b, d in zip(basenames, dirindexes, strict=False):
+        if 0 <= d < len(dirnames):
+            budget -= len(dirnames[d]) + len(b)
+            if budget < 0:
+                raise SourceError(
+                    f"rpm header's file list names more than {_PATH_BUDGET_PER_BYTE} times "
+                    "its size in paths (a long directory named by many entries)"
+                )
+            joined.append(dirnames[d] + b)
+    files = frozenset(joined)
     return RpmHeader(
         one(_NAME),
         one(_VERSION),
