@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from skanse.report.posture import documents
 from skanse.report.posture.build import build_posture
 from skanse.report.posture.documents import ResultDocument, alerts_document, load_result_file
 from skanse.report.posture.html import render_html
+from tests._fifo import fed_fifo
 
 # The reviewer's payload: hide every section, claim a clean result, post wherever
 MARKUP = (
@@ -186,23 +185,11 @@ def test_a_results_file_without_a_size_is_read_only_up_to_the_limit(
     """A FIFO (or /dev/zero) has no size to check first: it is refused once the limit has
     been read, not read until memory runs out."""
     monkeypatch.setattr(documents, "MAX_RESULT_BYTES", 1024 * 1024)
-    fifo = tmp_path / "results.fifo"
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        try:
-            with open(fifo, "wb") as writer:
-                writer.write(b" " * (4 * 1024 * 1024))
-        except BrokenPipeError:
-            pass  # the reader stopped at the limit
-
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    try:
-        with pytest.raises(ReportInputError, match="more than a results file may be"):
-            load_result_file(fifo)
-    finally:
-        feeder.join(timeout=30)
+    with (
+        fed_fifo(tmp_path / "results.fifo", b" " * (4 * 1024 * 1024)) as fifo,
+        pytest.raises(ReportInputError, match="more than a results file may be"),
+    ):
+        load_result_file(fifo)
 
 
 def test_the_runtime_table_is_capped_like_the_findings_and_says_how_many_more() -> None:

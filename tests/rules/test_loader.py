@@ -27,6 +27,7 @@ from skanse.rules.loader import (
 )
 from skanse.rules.parser import BinaryCheck, ListExpr, LogicalExpr
 from tests._counting import count_reads
+from tests._fifo import fed_fifo
 
 BASE = """
 - list: shells
@@ -336,28 +337,14 @@ def test_a_rules_file_without_a_size_is_read_only_up_to_the_limit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A FIFO (or /dev/zero) has no size to check first: reading stops at the limit."""
-    import threading
-
     import skanse.rules.loader
 
     monkeypatch.setattr(skanse.rules.loader, "MAX_RULES_FILE_BYTES", 1024 * 1024)
-    fifo = tmp_path / "rules.fifo"
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        try:
-            with open(fifo, "wb") as writer:
-                writer.write(b"#" * (4 * 1024 * 1024))
-        except BrokenPipeError:
-            pass  # the reader stopped at the limit
-
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    try:
-        with pytest.raises(InputError, match=f"{fifo}: larger than 1 MiB"):
-            read_rules_files([str(fifo)])
-    finally:
-        feeder.join(timeout=30)
+    with (
+        fed_fifo(tmp_path / "rules.fifo", b"#" * (4 * 1024 * 1024)) as fifo,
+        pytest.raises(InputError, match=f"{fifo}: larger than 1 MiB"),
+    ):
+        read_rules_files([str(fifo)])
 
 
 def _list_chain(count: int) -> str:
