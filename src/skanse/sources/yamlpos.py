@@ -176,6 +176,11 @@ _INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
 
 
+def _error_at(mark: Any, message: str) -> YamlError:
+    """A YamlError at a parser mark (0-based line and column)."""
+    return YamlError(message, line=mark.line + 1, column=mark.column + 1)
+
+
 def _go_int(value: str) -> int | None:
     """ParseInt(value, 0, 64), then ParseUint: the integer, or None (not one, or out of range)."""
     m = _GO_INT.match(value)
@@ -275,16 +280,14 @@ def _scalar_value(event: Any) -> object:
             return value
         resolved = _go_resolve(value)
     except _OutOfRange as exc:
-        raise YamlError(str(exc), line=mark.line + 1, column=mark.column + 1) from None
+        raise _error_at(mark, str(exc)) from None
     # an explicit tag must agree with what the text is, as go-yaml requires (`!!int abc`
     # is an error there, and int() raised here)
     if isinstance(resolved, bool) and bool not in kinds:
         resolved = value
     if not isinstance(resolved, kinds):
         short = "!!" + tag.rsplit(":", 1)[-1]
-        raise YamlError(
-            f"cannot decode {value[:40]!r} as a {short}", line=mark.line + 1, column=mark.column + 1
-        )
+        raise _error_at(mark, f"cannot decode {value[:40]!r} as a {short}")
     if tag == _FLOAT and not isinstance(resolved, bool):
         return float(resolved)  # type: ignore[arg-type]
     return resolved
@@ -316,24 +319,21 @@ def _yaml11_value(event: Any) -> object:
     if tag == _MERGE:
         return _MERGE_KEY
     if tag in (_INT, _FLOAT):
+        mark = event.start_mark
         try:
             resolved = _go_resolve(value)
         except _OutOfRange as exc:
-            mark = event.start_mark
-            raise YamlError(str(exc), line=mark.line + 1, column=mark.column + 1) from None
+            raise _error_at(mark, str(exc)) from None
         if isinstance(resolved, int | float) and not isinstance(resolved, bool):
             return float(resolved) if tag == _FLOAT else resolved
         node = yaml.ScalarNode(tag, value)
-        mark = event.start_mark
         try:
             if tag == _INT:
                 return _CONSTRUCTOR.construct_yaml_int(node)
             return _CONSTRUCTOR.construct_yaml_float(node)
         except ValueError:
-            raise YamlError(
-                f"cannot decode {value[:40]!r} as a !!{tag.rsplit(':', 1)[-1]}",
-                line=mark.line + 1,
-                column=mark.column + 1,
+            raise _error_at(
+                mark, f"cannot decode {value[:40]!r} as a !!{tag.rsplit(':', 1)[-1]}"
             ) from None
     # Timestamps, binary and application tags stay text, as JSON would have them.
     return value
@@ -354,7 +354,7 @@ def _key_text(value: object, mark: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    raise YamlError("mapping key must be a scalar", line=mark.line + 1, column=mark.column + 1)
+    raise _error_at(mark, "mapping key must be a scalar")
 
 
 def load_documents(
@@ -382,7 +382,7 @@ def load_documents(
         problem = exc.problem or exc.context or "invalid YAML"
         if mark is None:
             raise YamlError(problem) from None
-        raise YamlError(problem, line=mark.line + 1, column=mark.column + 1) from None
+        raise _error_at(mark, problem) from None
     except yaml.YAMLError as exc:  # reader errors (bad encoding, control characters)
         raise YamlError(str(exc).splitlines()[0] if str(exc) else "invalid YAML") from None
     finally:
@@ -409,11 +409,10 @@ class _Builder:
         """Put a finished value into its parent (or make it the document root)."""
         self.count += new_nodes
         if self.count > self.lim.max_nodes:
-            raise YamlError(
+            raise _error_at(
+                mark,
                 f"document expands to more than {self.lim.max_nodes:,} nodes "
                 "(alias expansion bomb or oversized document)",
-                line=mark.line + 1,
-                column=mark.column + 1,
             )
         here = (mark.line + 1, mark.column + 1)
         stack = self.stack
@@ -462,20 +461,14 @@ class _Builder:
     def open_collection(self, event: Any) -> None:
         mark = event.start_mark
         if len(self.stack) >= self.lim.max_depth:
-            raise YamlError(
-                f"nesting deeper than {self.lim.max_depth} levels",
-                line=mark.line + 1,
-                column=mark.column + 1,
-            )
+            raise _error_at(mark, f"nesting deeper than {self.lim.max_depth} levels")
         pointer = ""
         if self.stack:
             top = self.stack[-1]
             if isinstance(top.container, list):
                 pointer = f"{top.pointer}/{len(top.container)}"
             elif top.key is None:
-                raise YamlError(
-                    "mapping key must be a scalar", line=mark.line + 1, column=mark.column + 1
-                )
+                raise _error_at(mark, "mapping key must be a scalar")
             elif top.key is not _MERGE_TOKEN:
                 pointer = _child(top.pointer, top.key)
             else:  # a merge source: its own positions must not shadow the target's keys
@@ -521,11 +514,7 @@ class _Builder:
             try:
                 value, size = self.anchors[event.anchor]
             except KeyError:
-                raise YamlError(
-                    f"found undefined alias {event.anchor!r}",
-                    line=mark.line + 1,
-                    column=mark.column + 1,
-                ) from None
+                raise _error_at(mark, f"found undefined alias {event.anchor!r}") from None
             self.attach(value, size, size, mark)
         elif etype is yaml.DocumentStartEvent:
             self.n_docs += 1
