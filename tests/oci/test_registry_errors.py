@@ -406,20 +406,22 @@ def test_dribbled_small_blobs_and_download_headers_end_at_the_deadline(
         client.fetch_blob(ref, descriptor)
 
 
+def _steady_blob(request: BaseHTTPRequestHandler) -> None:
+    """BLOB in four parts 0.2 s apart: a body slower than a short deadline, never stalled."""
+    request.send_response(200)
+    request.send_header("Content-Length", str(len(BLOB)))
+    request.end_headers()
+    quarter = len(BLOB) // 4 + 1
+    for start in range(0, len(BLOB), quarter):
+        request.wfile.write(BLOB[start : start + quarter])
+        request.wfile.flush()
+        time.sleep(0.2)
+
+
 def test_a_layer_body_may_take_longer_than_the_request_deadline(
     server: Server, tmp_path: Path
 ) -> None:
-    def steady(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Length", str(len(BLOB)))
-        request.end_headers()
-        quarter = len(BLOB) // 4 + 1
-        for start in range(0, len(BLOB), quarter):
-            request.wfile.write(BLOB[start : start + quarter])
-            request.wfile.flush()
-            time.sleep(0.2)
-
-    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = steady
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _steady_blob
     client = RegistryClient(
         RegistryOptions(timeout=5, request_deadline=0.3), cache=BlobCache(tmp_path / "cache")
     )
@@ -495,17 +497,7 @@ def test_a_deadline_bounds_only_the_thread_that_set_it(server: Server) -> None:
 
 def test_a_layer_body_is_not_bound_by_the_overall_deadline(server: Server, tmp_path: Path) -> None:
     # on purpose, as for the per-request deadline: layers are large and may be slow
-    def steady(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(200)
-        request.send_header("Content-Length", str(len(BLOB)))
-        request.end_headers()
-        quarter = len(BLOB) // 4 + 1
-        for start in range(0, len(BLOB), quarter):
-            request.wfile.write(BLOB[start : start + quarter])
-            request.wfile.flush()
-            time.sleep(0.2)
-
-    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = steady
+    server.routes[f"GET /v2/team/app/blobs/{DIGEST}"] = _steady_blob
     client = RegistryClient(RegistryOptions(timeout=5), cache=BlobCache(tmp_path / "cache"))
     ref = parse_reference(f"{server.host}/team/app:v1")
     with client.deadline(0.3):

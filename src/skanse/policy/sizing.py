@@ -133,16 +133,6 @@ class _Parser:
             return Node("op", op, (self.unary(),))
         return self.member(self.primary())
 
-    def args(self, close: str) -> tuple[Node, ...]:
-        found: list[Node] = []
-        while self.peek() != close:
-            found.append(self.expr())
-            if self.peek() != ",":
-                break
-            self.take()
-        self.take(close)
-        return tuple(found)
-
     def member(self, node: Node) -> Node:
         while True:
             if self.peek() == ".":
@@ -155,7 +145,7 @@ class _Parser:
                     raise Unsupported(name)
                 if self.peek() == "(" and not optional:
                     self.take()
-                    node = Node("call", name, self.args(")"), node)
+                    node = Node("call", name, self.entries(")", False), node)
                 else:
                     node = Node("select", name, target=node, optional=optional)
             elif self.peek() == "[":
@@ -182,7 +172,7 @@ class _Parser:
                 return Node("lit", text)
             if self.peek() == "(":
                 self.take()
-                return Node("call", text, self.args(")"))
+                return Node("call", text, self.entries(")", False))
             return Node("ident", text)
         if text == ".":  # a leading dot: the root namespace
             return self.primary()
@@ -197,6 +187,8 @@ class _Parser:
         raise Unsupported(text)
 
     def entries(self, close: str, pairs: bool) -> tuple[Node, ...]:
+        """A call's arguments, a list's items or a map's keys and values, up to `close` (an
+        optional item's `?` is skipped; the expression has been compiled, so it is valid)."""
         found: list[Node] = []
         while self.peek() != close:
             if self.peek() == "?":
