@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 import struct
 import subprocess
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -58,15 +57,16 @@ def test_dpkg_source_with_version_and_binnmu() -> None:
     assert (bash.source, bash.source_version) == ("bash", "5.2.15-2")
 
 
-def test_dpkg_huge_status_is_bounded_in_time() -> None:
+def test_dpkg_huge_status_is_read_whole() -> None:
+    # an input a quadratic parser needs minutes for (linear: about 0.2 s); no time is
+    # asserted, the house's rule for cost tests
     paragraph = (
         "Package: p{0}\nStatus: install ok installed\nVersion: 1.{0}\nArchitecture: amd64\n\n"
     )
     text = "".join(paragraph.format(i) for i in range(50_000))
-    started = time.process_time()
-    assert len(parse_dpkg_status(text)) == 50_000
-    # linear parsing takes about 0.2 s of CPU here; a quadratic one takes minutes
-    assert time.process_time() - started < 10
+    records = parse_dpkg_status(text)
+    assert len(records) == 50_000
+    assert (records[-1].package, records[-1].version) == ("p49999", "1.49999")
 
 
 def test_dpkg_copyright_licenses() -> None:
