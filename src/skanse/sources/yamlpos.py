@@ -245,6 +245,16 @@ def _go_resolve(value: str) -> object:
     return value
 
 
+def _go_value(value: str) -> object:
+    """_go_resolve, except that an integer past 64 bits that is no float64 either stays the
+    string it is, as go-yaml v2's resolve() leaves it: a string field takes it, any other
+    refuses it."""
+    try:
+        return _go_resolve(value)
+    except _OutOfRange:
+        return value
+
+
 class _OutOfRange(Exception):
     def __init__(self, value: str) -> None:
         shown = value if len(value) <= 40 else f"{value[:20]}...{value[-10:]}"
@@ -264,23 +274,20 @@ def _scalar_value(event: Any) -> object:
     tag = event.tag
     value: str = event.value
     mark = event.start_mark
-    try:
-        if tag is None or tag == "!":
-            if not event.implicit[0]:
-                return value  # quoted, or the non-specific tag: a string
-            if value == "<<":
-                return _MERGE_KEY
-            return _go_resolve(value)
-        if tag == _MERGE:
+    if tag is None or tag == "!":
+        if not event.implicit[0]:
+            return value  # quoted, or the non-specific tag: a string
+        if value == "<<":
             return _MERGE_KEY
-        kinds = _TAGGED_KINDS.get(tag)
-        if kinds is None:
-            # !!str, timestamps, binary and application tags stay text: Kubernetes sees
-            # JSON strings
-            return value
-        resolved = _go_resolve(value)
-    except _OutOfRange as exc:
-        raise _error_at(mark, str(exc)) from None
+        return _go_value(value)
+    if tag == _MERGE:
+        return _MERGE_KEY
+    kinds = _TAGGED_KINDS.get(tag)
+    if kinds is None:
+        # !!str, timestamps, binary and application tags stay text: Kubernetes sees
+        # JSON strings
+        return value
+    resolved = _go_value(value)
     # an explicit tag must agree with what the text is, as go-yaml requires (`!!int abc`
     # is an error there, and int() raised here)
     if isinstance(resolved, bool) and bool not in kinds:
@@ -345,16 +352,54 @@ _MERGE_TOKEN = "\x00<<merge>>"  # noqa: S105 - a sentinel, not a secret
 
 
 def _key_text(value: object, mark: Any) -> str:
-    """Mapping keys become strings the way YAML-to-JSON conversion in Kubernetes does."""
+    """Mapping keys become strings the way YAML-to-JSON conversion in Kubernetes
+    (sigs.k8s.io/yaml) does: an int in decimal, a float as Go's FormatFloat(f, 'g', -1, 32)
+    (`1e3` is the key "1000", `1e6` "1e+06"), a bool as true or false. A null key and an
+    integer past int64 are errors there, as here: Kubernetes refuses such a manifest."""
     if isinstance(value, str):
         return value
-    if value is None:
-        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise _error_at(mark, f"mapping key {value} is past int64: Kubernetes refuses it")
         return str(value)
+    if isinstance(value, float):
+        return _go_float32_text(value)
+    if value is None:
+        raise _error_at(mark, "mapping key is null: Kubernetes refuses it")
     raise _error_at(mark, "mapping key must be a scalar")
+
+
+def _go_float32_text(value: float) -> str:
+    """strconv.FormatFloat(value, 'g', -1, 32) with go-yaml's names for the infinities and
+    NaN: the shortest decimal that reads back as the same float32, in %e form when its
+    exponent is below -4 or at least 6 (Go's rule for the shortest 'g')."""
+    import numpy  # only for a float key, which real manifests do not have
+
+    if value != value:
+        return ".nan"
+    with numpy.errstate(over="ignore", under="ignore"):
+        single = numpy.float32(value)
+    if numpy.isinf(single):
+        return ".inf" if single > 0 else "-.inf"
+    mantissa, exponent_text = numpy.format_float_scientific(single, unique=True, trim="-").split(
+        "e"
+    )
+    sign = "-" if mantissa.startswith("-") else ""
+    digits = mantissa.lstrip("-").replace(".", "")
+    if digits == "0":
+        return sign + "0"
+    exponent = int(exponent_text)
+    if exponent < -4 or exponent >= 6:
+        head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{head}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    point = exponent + 1  # digits before the decimal point
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def load_documents(
