@@ -80,6 +80,9 @@ class ScanOptions:
     disable: frozenset[str] = field(default_factory=frozenset)
     # build kustomize directories with `kubectl kustomize` and scan what they build
     render: bool = False
+    # The build context of every Dockerfile read from a file (`docker build -f FILE DIR`'s
+    # DIR): where ADD's sources are looked at. None: each Dockerfile's own directory.
+    build_context: str | None = None
 
 
 def _stdin_type(data: bytes) -> InputType:
@@ -251,8 +254,10 @@ def scan(
                 manifests.append(read_bytes(stdin_name, data, options.limits))
         elif kind is InputType.DOCKERFILE:
             dockerfiles.append(read_dockerfile(item.path, limit))
-            # the build context is taken to be the Dockerfile's directory (`docker build .`)
-            contexts[id(dockerfiles[-1])] = os.path.dirname(item.path) or "."
+            # the build context, unless given, is the Dockerfile's directory (`docker build .`)
+            contexts[id(dockerfiles[-1])] = options.build_context or (
+                os.path.dirname(item.path) or "."
+            )
         else:
             manifests.append(read_path(item.path, options.limits))
         if on_file is not None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,41 @@ def test_fix_is_a_listed_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["fix", "--help"])
     assert exit_info.value.code == 0
     assert "--network-policies [FILE]" in capsys.readouterr().out
+
+
+def _built_from_the_parent(tmp_path: Path) -> Path:
+    """`docker build -f sub/Dockerfile .`: ADD's `bundle` is the tar in the parent, while
+    sub/ holds a plain file of the same name."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("bin/app")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"#!"))
+    (tmp_path / "bundle").write_bytes(archive.getvalue())
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "bundle").write_text("a plain file\n")
+    (sub / "Dockerfile").write_text("FROM alpine:3.20\nADD bundle /opt/\nUSER 10001\n")
+    return sub / "Dockerfile"
+
+
+def test_build_context_keeps_add_of_an_archive_that_lives_there(cli, tmp_path: Path) -> None:
+    """The safe ADD -> COPY fix looked only in the Dockerfile's directory: for a Dockerfile
+    built with another context, a plain file of the same name there made it rewrite the ADD
+    of an archive, which then copied the tar instead of extracting it."""
+    dockerfile = _built_from_the_parent(tmp_path)
+    before = dockerfile.read_text()
+    told = cli("fix", str(dockerfile), "--build-context", str(tmp_path), "--no-config")
+    assert told.code == 0
+    assert dockerfile.read_text() == before
+    told_scan = cli("scan", str(dockerfile), "--build-context", str(tmp_path), "--no-config")
+    assert "SKN-DF-005" not in told_scan.stdout
+    # without it the Dockerfile's own directory is the context, as documented
+    assert "SKN-DF-005" in cli("scan", str(dockerfile), "--no-config").stdout
+
+
+def test_build_context_must_be_a_directory(cli, tmp_path: Path) -> None:
+    dockerfile = _built_from_the_parent(tmp_path)
+    run = cli("fix", str(dockerfile), "--build-context", str(tmp_path / "bundle"), "--no-config")
+    assert run.code == 2
+    assert "--build-context:" in run.stderr and "is not a directory" in run.stderr

@@ -104,6 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace of objects that name none (default: default)",
     )
     parser.add_argument("--max-file-size", metavar="MIB", type=int, default=None)
+    from skanse._cli.scan import add_build_context_argument
+
+    add_build_context_argument(parser)
     config = parser.add_mutually_exclusive_group()
     config.add_argument(
         "--config", metavar="FILE", default=None, help="read settings and suppressions from FILE"

@@ -96,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="namespace of objects that name none (default: default)",
     )
+    add_build_context_argument(parser)
     parser.add_argument(
         "--max-file-size",
         metavar="MIB",
@@ -136,6 +137,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_build_context_argument(parser: argparse.ArgumentParser) -> None:
+    """--build-context, shared with `fix`."""
+    parser.add_argument(
+        "--build-context",
+        metavar="DIR",
+        default=None,
+        help="the build context of the Dockerfiles given (docker build -f FILE DIR: DIR), "
+        "where ADD's local sources are examined: an archive there is extracted by ADD, so "
+        "ADD -> COPY is not suggested for it (default: each Dockerfile's own directory)",
+    )
+
+
+def _directory(value: str) -> str:
+    if not os.path.isdir(value):
+        raise ValueError(f"{value} is not a directory")
+    return value
+
+
 def scan_options(settings: Settings) -> ScanOptions:
     """What to scan and how, from flags, environment and config (shared with `fix`)."""
     from skanse.checks.kubernetes.pss_policy import parse_policy
@@ -174,6 +193,7 @@ def scan_options(settings: Settings) -> ScanOptions:
         enable=settings.get("enable", names, no_names),
         disable=settings.get("disable", names, no_names),
         render=_render_setting(settings),
+        build_context=settings.get("build-context", _directory, None),
     )
 
 

@@ -15,7 +15,7 @@ a byte order mark included). The fixes:
   Ubuntu and RHEL-like images) with `USER 10001:10001`; on scratch and unknown bases the
   numeric `USER 10001:10001` alone; on Windows `USER ContainerUser`.
 * SKN-DF-005: `ADD` of local files becomes `COPY` (flags kept). Safe only when every source
-  was read in the build context (the Dockerfile's directory unless told otherwise) and is a
+  was read in the build context (the Dockerfile's directory unless `--build-context` says) and is a
   directory or a file that is not an archive by its content: ADD extracts a tar archive
   whatever its name. A source that cannot be examined (missing, a wildcard, out of the
   context) makes it unsafe; a source that is an archive declines it.

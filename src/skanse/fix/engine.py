@@ -185,7 +185,9 @@ def _plan_file(
     unsafe: bool,
 ) -> FileFix:
     if layers.get(findings[0].check_id) is Layer.DOCKERFILE:
-        return fix_dockerfile(path, write_path, data, findings, unsafe=unsafe)
+        return fix_dockerfile(
+            path, write_path, data, findings, unsafe=unsafe, context=options.scan.build_context
+        )
     return fix_manifest(
         path, write_path, data, findings, suppressed, options.scan.limits, unsafe=unsafe
     )
