@@ -17,6 +17,7 @@ from skanse.controls import GDPR_SECURITY, NSA_NETWORK_POLICIES, cis, gdpr, nsa
 from skanse.model import Layer, Severity
 from skanse.netpol.addresses import IpRange, parse_range
 from skanse.netpol.explain import side_verdict
+from skanse.netpol.facts import LazyNetwork
 from skanse.netpol.model import (
     NODE_LOCAL_DNS,
     Direction,
@@ -332,9 +333,36 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
     workload = network.workload(obj)
     if workload is None:
         return
-    pod = workload.pods[0]
+    # Every pod is judged, not the first one read: the pods of a live workload can differ in
+    # labels (a canary, a relabelled replica), and a policy that isolates the egress of one of
+    # them only breaks that one's DNS. Pods with the same labels are selected alike, so each
+    # kind is looked at once, however many replicas there are.
+    kinds: dict[tuple[tuple[str, str], ...], list[Pod]] = {}
+    for pod in workload.pods:
+        kinds.setdefault(tuple(sorted(pod.labels.items())), []).append(pod)
+    for pods in kinds.values():
+        found = _dns_blocked(model, network, pods[0])
+        if found is None:
+            continue
+        policies, missing = found
+        which = ""
+        if len(kinds) > 1:
+            names = ", ".join(p.name for p in pods[:3]) + (" ..." if len(pods) > 3 else "")
+            which = f" (pod{'s' if len(pods) > 1 else ''} {names})"
+        yield Violation(
+            f"{workload.ident}{which} has isolated egress ({policies}) but cannot reach DNS: "
+            + "; ".join(missing)
+            + " are blocked",
+            _labels_pointer(workload),
+        )
+
+
+def _dns_blocked(
+    model: NetworkModel, network: LazyNetwork, pod: Pod
+) -> tuple[str, list[str]] | None:
+    """The policies isolating a pod's egress and the DNS paths they block (None: none)."""
     if not _selecting(model, pod, Direction.EGRESS):
-        return
+        return None
     allowed = ConnSet.union_of(
         side_verdict(model, Direction.EGRESS, pod, dns, dns).allowed
         for dns in network.memo("kube-dns-pods", lambda: _kube_dns_pods(model))
@@ -349,14 +377,9 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
             for p in dns_protocols
             if not to_local.contains(p, 53)
         )
-    if missing:
-        policies = ", ".join(p.ident for p in _selecting(model, pod, Direction.EGRESS))
-        yield Violation(
-            f"{workload.ident} has isolated egress ({policies}) but cannot reach DNS: "
-            + "; ".join(missing)
-            + " are blocked",
-            _labels_pointer(workload),
-        )
+    if not missing:
+        return None
+    return ", ".join(p.ident for p in _selecting(model, pod, Direction.EGRESS)), missing
 
 
 @NETWORK_CHECKS.object_check(
