@@ -79,21 +79,36 @@ class Explanation:
     allowed: ConnSet
     notes: tuple[str, ...] = ()
     query: PortQuery | None = None
-    port: int | None = None  # the query's port, resolved
+    # the query's port resolved: its number, or every port of its name on the destination
+    ports: tuple[int, ...] = ()
+
+    def _open(self) -> list[bool]:
+        assert self.query is not None
+        return [self.allowed.contains(self.query.protocol, p) for p in self.ports]
 
     @property
     def verdict(self) -> bool | None:
-        """For a port query: allowed or not; None without a query or an unresolved name."""
-        if self.query is None or self.port is None:
+        """For a port query: allowed on every port it resolves to, or not; None without a
+        query or for a name the destination does not have."""
+        if self.query is None or not self.ports:
             return None
-        return self.allowed.contains(self.query.protocol, self.port)
+        return all(self._open())
 
     @property
     def allows(self) -> bool:
-        """Whether the connection is allowed: the queried port (a name the destination does not
-        have allows nothing), or, without a port, anything at all."""
+        """Whether the connection is allowed: on every port the query resolves to (a name the
+        destination does not have allows nothing), or, without a port, on anything at all."""
         if self.query is not None:
             return self.verdict is True
+        return bool(self.allowed)
+
+    @property
+    def may_allow(self) -> bool:
+        """Whether anything of it may get through: one of the ports the query resolves to
+        (a named port can be several), or, without a port, anything. What a deny must rule
+        out, where `allows` is what an allow must prove."""
+        if self.query is not None:
+            return any(self._open()) if self.ports else False
         return bool(self.allowed)
 
 
@@ -249,7 +264,7 @@ def explain(
                     *_variant_note(dst.workload, pod, variants),
                 ),
                 query,
-                _resolve_port(query, pod) if query else None,
+                _resolve_port(query, pod),
             )
             for variants in [_variants(dst.workload, tells)]
             for pod in variants
@@ -271,17 +286,17 @@ def explain(
         if isinstance(dst_part, Pod):
             ingress = side_verdict(model, Direction.INGRESS, dst_part, src_part, dst_part)
         allowed = (egress.allowed if egress else ALL) & (ingress.allowed if ingress else ALL)
-        port = _resolve_port(query, dst_pod) if query else None
+        ports = _resolve_port(query, dst_pod)
         part_notes = list(notes)
         for target, part in ((src, src_part), (dst, dst_part)):
             if target.workload is not None and isinstance(part, Pod):
                 part_notes.extend(_variant_note(target.workload, part, kinds[id(target)]))
-        if query is not None and isinstance(query.port, str) and port is None:
+        if query is not None and isinstance(query.port, str) and not ports:
             part_notes.append(
                 f"port name {query.port!r} is not a {query.protocol} port of the destination"
             )
         out.append(
-            Explanation(src_end, dst_end, egress, ingress, allowed, tuple(part_notes), query, port)
+            Explanation(src_end, dst_end, egress, ingress, allowed, tuple(part_notes), query, ports)
         )
     return out
 
@@ -340,17 +355,17 @@ def _variant_note(workload: Workload, pod: Pod, variants: list[Pod]) -> tuple[st
     )
 
 
-def _resolve_port(query: PortQuery | None, destination: Pod | None) -> int | None:
+def _resolve_port(query: PortQuery | None, destination: Pod | None) -> tuple[int, ...]:
+    """The numbers a queried port stands for: itself, or each port of that name and protocol
+    on the destination (none for an external address or a name it does not have)."""
     if query is None:
-        return None
+        return ()
     if isinstance(query.port, int):
-        return query.port
+        return (query.port,)
     if destination is None:
-        return None
-    found = destination.named_ports.get(query.port)
-    if found is None or found[0] != query.protocol:
-        return None
-    return found[1]
+        return ()
+    found = destination.named_ports.get(query.port, ())
+    return tuple(sorted({n for protocol, n in found if protocol is query.protocol}))
 
 
 def _endpoint(target: Target, part: Pod | IpRange) -> Endpoint:

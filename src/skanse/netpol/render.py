@@ -318,10 +318,18 @@ def render_explanations(explanations: Sequence[Explanation], as_json: bool = Fal
         lines = [f"{e.src.label} => {e.dst.label}"]
         if e.query is not None:
             port = f"{e.query.protocol} {e.query.port}"
-            if e.port is None:
+            if isinstance(e.query.port, str) and e.ports:
+                port += f" ({', '.join(str(p) for p in e.ports)})"
+            if not e.ports:
                 lines.append(f"{port}: DENIED (the port name does not resolve on the destination)")
             elif e.verdict:
                 lines.append(f"{port}: ALLOWED")
+            elif e.may_allow:
+                open_ports = [p for p in e.ports if e.allowed.contains(e.query.protocol, p)]
+                lines.append(
+                    f"{port}: ALLOWED on {', '.join(str(p) for p in open_ports)} only; "
+                    f"DENIED by {_denied_by(e)} on the others"
+                )
             else:
                 lines.append(f"{port}: DENIED by {_denied_by(e)}")
         lines.append(f"allowed: {e.allowed}")
@@ -339,11 +347,12 @@ def render_explanations(explanations: Sequence[Explanation], as_json: bool = Fal
 
 
 def _denied_by(e: Explanation) -> str:
-    assert e.query is not None and e.port is not None
+    assert e.query is not None and e.ports
+    query = e.query
     sides = [
         side.direction.value.lower()
         for side in (e.egress, e.ingress)
-        if side is not None and not side.allowed.contains(e.query.protocol, e.port)
+        if side is not None and not all(side.allowed.contains(query.protocol, p) for p in e.ports)
     ]
     return " and ".join(sides) or "nothing"
 
@@ -378,6 +387,7 @@ def _explanation_json(e: Explanation) -> dict[str, object]:
         "allowed": str(e.allowed),
         "query": None if e.query is None else f"{e.query.port}/{e.query.protocol}",
         "verdict": e.verdict,
+        "ports": list(e.ports),
         "egress": _side_json(e.egress),
         "ingress": _side_json(e.ingress),
         "notes": list(e.notes),

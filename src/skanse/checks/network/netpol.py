@@ -59,7 +59,7 @@ _KUBE_DNS = Pod(
     namespace="kube-system",
     name="kube-dns",
     labels={"k8s-app": "kube-dns"},
-    named_ports={"dns": (Protocol.UDP, 53), "dns-tcp": (Protocol.TCP, 53)},
+    named_ports={"dns": ((Protocol.UDP, 53),), "dns-tcp": ((Protocol.TCP, 53),)},
 )
 
 
