@@ -249,6 +249,9 @@ def _run_explain(args: argparse.Namespace) -> int:
                 found = "allowed"
             elif any(possible):
                 found = "allowed for some of the pods, addresses or ports only"
+            reasons = dict.fromkeys(r for e in explanations for r in e.unpoliced)
+            if reasons and args.expect == "deny":
+                found += ", and a deny cannot be guaranteed: " + "; ".join(reasons)
             print(
                 f"skanse: expected {args.src} -> {args.dst} to be "
                 f"{'allowed' if args.expect == 'allow' else 'denied'}; it is {found}",

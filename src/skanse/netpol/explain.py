@@ -4,7 +4,9 @@ This is a direct evaluator of the v1 semantics for one pair of peers, written in
 of the class-based engine (the tests compare the two on random clusters). Egress is decided
 by the policies of the source's namespace that select the source, ingress by those of the
 destination's namespace that select the destination; a side that no policy isolates allows
-everything, and an external address is not policed on its own side.
+everything, and an external address is not policed on its own side. A side with a hostNetwork
+pod at either end is not decided by NetworkPolicy at all (see `skanse.netpol.engine`): it
+allows everything, and says why.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "SideVerdict",
     "Target",
     "explain",
+    "host_network_reason",
     "parse_target",
     "peer_matches",
     "side_verdict",
@@ -55,13 +58,15 @@ class RuleMatch:
 @dataclass(frozen=True, slots=True)
 class SideVerdict:
     direction: Direction
-    selecting: tuple[Policy, ...]  # policies that isolate the subject in this direction
+    selecting: tuple[Policy, ...]  # policies that select the subject in this direction
     matches: tuple[RuleMatch, ...]
     allowed: ConnSet
+    # why no NetworkPolicy decides this side (a hostNetwork pod at either end); "" if one does
+    unpoliced: str = ""
 
     @property
     def isolated(self) -> bool:
-        return bool(self.selecting)
+        return bool(self.selecting) and not self.unpoliced
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,12 @@ class Explanation:
         if self.query is not None:
             return self.verdict is True
         return bool(self.allowed)
+
+    @property
+    def unpoliced(self) -> tuple[str, ...]:
+        """Why NetworkPolicy cannot decide this pair (each side's reason, once)."""
+        reasons = (side.unpoliced for side in (self.egress, self.ingress) if side is not None)
+        return tuple(dict.fromkeys(r for r in reasons if r))
 
     @property
     def may_allow(self) -> bool:
@@ -218,6 +229,10 @@ def side_verdict(
 
     `destination` is the pod named ports resolve on (None when it is an external address).
     """
+    reason = host_network_reason(subject, other)
+    if reason:
+        found = model.policies_selecting(subject, direction)
+        return SideVerdict(direction, found, (), ALL, reason)
     selecting = []
     matches = []
     for policy in model.policies_selecting(subject, direction):
@@ -231,6 +246,22 @@ def side_verdict(
             matches.append(RuleMatch(policy, rule, conns))
     allowed = ConnSet.union_of(m.conns for m in matches) if selecting else ALL
     return SideVerdict(direction, tuple(selecting), tuple(matches), allowed)
+
+
+def host_network_reason(subject: Pod, other: Pod | IpRange) -> str:
+    """Why NetworkPolicy decides nothing between `subject` and `other` ("" when it does).
+
+    Kubernetes leaves NetworkPolicy for hostNetwork pods undefined; most CNIs do not isolate
+    them and cannot tell their traffic from their node's, which a pod on that node always
+    exchanges, and Calico or Cilium police it only through host-endpoint policy, when that is
+    set up. So nothing can be guaranteed about such a pair, in either direction."""
+    for pod in (subject, other):
+        if isinstance(pod, Pod) and pod.host_network:
+            return (
+                f"pod {pod.namespace}/{pod.name} runs on the host network (hostNetwork: true), "
+                "which NetworkPolicy does not police"
+            )
+    return ""
 
 
 def explain(
@@ -338,6 +369,7 @@ def _variants(workload: Workload, tells: _Tells) -> list[Pod]:
     seen: dict[tuple[object, ...], Pod] = {}
     for pod in workload.pods:
         key = (
+            pod.host_network,
             tuple(sorted((k, v) for k, v in pod.labels.items() if k in tells.keys)),
             tuple(sorted((n, p) for n, p in pod.named_ports.items() if n in tells.names)),
             tuple(sorted({bisect.bisect_right(starts, ip) for ip in pod.ips})),

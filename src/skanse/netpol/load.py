@@ -282,6 +282,12 @@ def build_model(objects: Iterable[K8sObject], default_namespace: str = "default"
         if p.namespace not in namespaces:
             namespaces[p.namespace] = Namespace(p.namespace, {METADATA_NAME: p.namespace})
     workloads.sort(key=lambda w: w.ident)
+    warnings.extend(
+        f"{w.ident} runs on the host network (hostNetwork: true): NetworkPolicy does not "
+        "isolate it, so every connection to and from it is counted as allowed"
+        for w in workloads
+        if any(pod.host_network for pod in w.pods)
+    )
     ordered = sorted(policies.values(), key=lambda p: (p.namespace, p.name))
     return NetworkModel(
         namespaces=dict(sorted(namespaces.items())),

@@ -101,10 +101,19 @@ def _selected_pods(model: NetworkModel, policy: Policy) -> list[Pod]:
 def workload_not_selected(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
     """Every workload is selected by at least one NetworkPolicy of its own namespace; a pod no
     policy selects is open in both directions: anything may reach it, and it may reach
-    anything, outside the cluster included."""
+    anything, outside the cluster included. A pod on the host network (hostNetwork: true) is
+    open the same way whatever selects it: NetworkPolicy does not isolate it."""
     model = _network(ctx)
     workload = ctx.cluster.network.workload(obj) if ctx.cluster.network else None
     if model is None or workload is None:
+        return
+    if any(pod.host_network for pod in workload.pods):
+        # Selected or not, NetworkPolicy does not isolate a pod on its node's network.
+        yield Violation(
+            f"{workload.ident} runs on the host network (hostNetwork: true): NetworkPolicy "
+            "does not isolate it, whatever selects it, so all ingress and egress is allowed",
+            _labels_pointer(workload),
+        )
         return
     if any(_selecting(model, pod) for pod in workload.pods):
         return
@@ -191,11 +200,17 @@ def database_ingress(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
         ports = sorted(
             {p for proto, p in pod.container_ports if proto is Protocol.TCP and p in DATABASE_PORTS}
         )
-        if ports and not _selecting(model, pod, Direction.INGRESS):
+        if ports and (pod.host_network or not _selecting(model, pod, Direction.INGRESS)):
             names = ", ".join(f"{p} ({DATABASE_PORTS[p]})" for p in ports)
+            why = (
+                "it runs on the host network (hostNetwork: true), which NetworkPolicy does "
+                "not isolate"
+                if pod.host_network
+                else "no NetworkPolicy isolates its ingress"
+            )
             yield Violation(
-                f"{workload.ident} exposes database port {names} and no NetworkPolicy isolates "
-                "its ingress: every pod and address may connect",
+                f"{workload.ident} exposes database port {names} and {why}: every pod and "
+                "address may connect",
                 _labels_pointer(workload),
             )
             return
@@ -339,6 +354,8 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
     # kind is looked at once, however many replicas there are.
     kinds: dict[tuple[tuple[str, str], ...], list[Pod]] = {}
     for pod in workload.pods:
+        if pod.host_network:
+            continue  # its egress is not isolated by any policy (SKN-NET-001 says so)
         kinds.setdefault(tuple(sorted(pod.labels.items())), []).append(pod)
     for pods in kinds.values():
         found = _dns_blocked(model, network, pods[0])
