@@ -162,3 +162,38 @@ def test_network_checks_look_policies_up_by_label_not_one_by_one(
     found = {f.check_id for f in result.findings}
     assert "SKN-NET-005" in found and "SKN-NET-001" not in found  # DNS is blocked, all selected
     assert len(calls) < 20 * n  # n * n before: each of n pods against each of n policies
+
+
+def _replica(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    from tests.netpol.helpers import pod
+
+    doc = pod("shop", name, labels)
+    doc["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-rs", "controller": True}
+    ]
+    return doc
+
+
+def test_dns_check_judges_every_pod_of_a_workload_not_the_first_one_read(
+    tmp_path: Path,
+) -> None:
+    # A live ReplicaSet whose second replica is a canary: a policy isolates the canary's
+    # egress and allows no DNS. The first pod read is not selected; only pods[0] was judged.
+    from skanse.scan import scan_manifests
+    from tests.netpol.helpers import policy
+
+    docs = [
+        policy(
+            "shop",
+            "lock-egress",
+            {"podSelector": {"matchLabels": {"canary": "true"}}, "policyTypes": ["Egress"]},
+        ),
+        *(_replica(f"web-{i}", {"app": "web"}) for i in range(3)),
+        _replica("web-canary", {"app": "web", "canary": "true"}),
+    ]
+    path = tmp_path / "live.yaml"
+    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
+    found = [f for f in scan_manifests([str(path)]).findings if f.check_id == "SKN-NET-005"]
+    assert len(found) == 1
+    assert "web-canary" in found[0].message and "UDP 53 to kube-dns" in found[0].message
+    assert "web-0" not in found[0].message  # the replicas that resolve are not blamed

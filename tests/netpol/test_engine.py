@@ -309,7 +309,7 @@ def test_a_kubevirt_vm_is_a_workload_whose_interface_ports_are_named_ports() -> 
                                     "name": "default",
                                     "ports": [
                                         {"name": "http", "port": 8080},
-                                        {"name": "http", "port": 9090},  # first name wins
+                                        {"name": "http", "port": 9090},  # both are "http"
                                         {"name": "dns", "port": 53, "protocol": "udp"},
                                         {"port": 8080},  # declared twice: listed once
                                         {"port": 22, "protocol": "ICMP"},  # unknown: left out
@@ -335,14 +335,17 @@ def test_a_kubevirt_vm_is_a_workload_whose_interface_ports_are_named_ports() -> 
     (workload,) = [w for w in model.workloads if w.kind == "VirtualMachine"]
     (launcher,) = workload.pods
     assert launcher.labels == {"app": "vm"}
-    assert launcher.named_ports == {"http": (Protocol.TCP, 8080), "dns": (Protocol.UDP, 53)}
+    assert launcher.named_ports == {
+        "http": ((Protocol.TCP, 8080), (Protocol.TCP, 9090)),
+        "dns": ((Protocol.UDP, 53),),
+    }
     assert launcher.container_ports == (
         (Protocol.TCP, 8080),
         (Protocol.TCP, 9090),
         (Protocol.UDP, 53),
     )
     got = _conns([vm, client, named])
-    assert got[("x/client[Pod]", "x/legacy[VirtualMachine]")] == "TCP 8080,UDP 53"
+    assert got[("x/client[Pod]", "x/legacy[VirtualMachine]")] == "TCP 8080,9090,UDP 53"
 
 
 def test_allow_all_rule_admits_external_addresses_and_cannot_be_narrowed() -> None:

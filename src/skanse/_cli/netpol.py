@@ -238,12 +238,20 @@ def _run_explain(args: argparse.Namespace) -> int:
     if troubles and args.strict:
         return 2
     if args.expect is not None:
-        allowed = [e.allows for e in explanations]
-        met = all(allowed) if args.expect == "allow" else not any(allowed)
+        # An allow must prove every port (a named port can stand for several) of every part;
+        # a deny must rule out each of them.
+        proven = [e.allows for e in explanations]
+        possible = [e.may_allow for e in explanations]
+        met = all(proven) if args.expect == "allow" else not any(possible)
         if not met:
-            found = "allowed" if any(allowed) else "denied"
-            if any(allowed) and not all(allowed):
-                found = "allowed for some of the pods or addresses only"
+            found = "denied"
+            if all(proven):
+                found = "allowed"
+            elif any(possible):
+                found = "allowed for some of the pods, addresses or ports only"
+            reasons = dict.fromkeys(r for e in explanations for r in e.unpoliced)
+            if reasons and args.expect == "deny":
+                found += ", and a deny cannot be guaranteed: " + "; ".join(reasons)
             print(
                 f"skanse: expected {args.src} -> {args.dst} to be "
                 f"{'allowed' if args.expect == 'allow' else 'denied'}; it is {found}",

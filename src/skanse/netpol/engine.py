@@ -13,6 +13,11 @@ The semantics (networking.k8s.io/v1): a direction is isolated for a pod when a p
 namespace selects it and has that direction in its (defaulted) policyTypes; isolated means
 only the union of the rules of those policies is allowed, not isolated means everything. A
 pod always reaches itself and traffic from its node is always allowed: neither is listed.
+
+A hostNetwork pod shares its node's network namespace. Kubernetes leaves NetworkPolicy for
+such pods undefined, and most CNIs neither isolate them nor tell their traffic from the
+node's (which a pod on that node always exchanges). So no policy decides anything for them:
+every connection to or from a hostNetwork pod, external ones included, is listed as allowed.
 """
 
 from __future__ import annotations
@@ -190,7 +195,7 @@ class Analysis:
                 pod_atoms = (
                     tuple(sorted({self._atom_at(v, a) for v, a in pod.ips})) if any_block else ()
                 )
-                class_key = (pod.namespace, labels, named, pod_atoms)
+                class_key = (pod.namespace, labels, named, pod_atoms, pod.host_network)
                 c = class_of.get(class_key)
                 if c is None:
                     c = class_of[class_key] = len(self.reps)
@@ -207,6 +212,8 @@ class Analysis:
         self.n_peers = n + e
         self._class_ns = np.array(class_ns, dtype=np.int64)
         self._class_atoms = class_atoms
+        # hostNetwork classes: never isolated, and every rule's verdict towards them is ALL
+        self._host = np.flatnonzero(np.array([p.host_network for p in self.reps], dtype=bool))
 
         # Label values per relevant key, as integer codes (-1: key absent).
         self._codes: dict[str, IntArray] = {}
@@ -355,6 +362,8 @@ class Analysis:
             if direction in policy.types:
                 for selected in np.flatnonzero(subject).tolist():
                     applying[selected].append(policy)
+        for host in self._host.tolist():
+            applying[host] = []  # selected or not, a hostNetwork pod is not isolated
         sig_index = np.full(n, -1, dtype=np.int64)
         rows: list[IntArray] = []
         by_sig: dict[tuple[object, ...], int] = {}
@@ -413,7 +422,9 @@ class Analysis:
                 found = masks.get(value)
                 masks[value] = hit if found is None else found | hit
         if not masks:
-            return np.zeros(self.n_peers, dtype=np.int64)
+            row = np.zeros(self.n_peers, dtype=np.int64)
+            row[self._host] = _ALL_ID  # traffic with a hostNetwork pod is its node's
+            return row
         order = list(masks)
         bits = 62  # bits per word of a group's key
         keys = np.zeros((self.n_peers, (len(order) + bits - 1) // bits), dtype=np.int64)
@@ -433,7 +444,9 @@ class Analysis:
                 values[g] = members[0]
             else:
                 values[g] = self._ids.id(ConnSet.union_of(sets[m] for m in members))
-        return values[np.asarray(inverse).reshape(-1)]
+        row = values[np.asarray(inverse).reshape(-1)]
+        row[self._host] = _ALL_ID  # traffic with a hostNetwork pod is its node's
+        return row
 
     def row(self, direction: Direction, c: int) -> IntArray:
         """The ids a class allows per peer in one direction (all ALL when not isolated)."""

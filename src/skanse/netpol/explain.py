@@ -4,7 +4,9 @@ This is a direct evaluator of the v1 semantics for one pair of peers, written in
 of the class-based engine (the tests compare the two on random clusters). Egress is decided
 by the policies of the source's namespace that select the source, ingress by those of the
 destination's namespace that select the destination; a side that no policy isolates allows
-everything, and an external address is not policed on its own side.
+everything, and an external address is not policed on its own side. A side with a hostNetwork
+pod at either end is not decided by NetworkPolicy at all (see `skanse.netpol.engine`): it
+allows everything, and says why.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "SideVerdict",
     "Target",
     "explain",
+    "host_network_reason",
     "parse_target",
     "peer_matches",
     "side_verdict",
@@ -55,13 +58,15 @@ class RuleMatch:
 @dataclass(frozen=True, slots=True)
 class SideVerdict:
     direction: Direction
-    selecting: tuple[Policy, ...]  # policies that isolate the subject in this direction
+    selecting: tuple[Policy, ...]  # policies that select the subject in this direction
     matches: tuple[RuleMatch, ...]
     allowed: ConnSet
+    # why no NetworkPolicy decides this side (a hostNetwork pod at either end); "" if one does
+    unpoliced: str = ""
 
     @property
     def isolated(self) -> bool:
-        return bool(self.selecting)
+        return bool(self.selecting) and not self.unpoliced
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +84,42 @@ class Explanation:
     allowed: ConnSet
     notes: tuple[str, ...] = ()
     query: PortQuery | None = None
-    port: int | None = None  # the query's port, resolved
+    # the query's port resolved: its number, or every port of its name on the destination
+    ports: tuple[int, ...] = ()
+
+    def _open(self) -> list[bool]:
+        assert self.query is not None
+        return [self.allowed.contains(self.query.protocol, p) for p in self.ports]
 
     @property
     def verdict(self) -> bool | None:
-        """For a port query: allowed or not; None without a query or an unresolved name."""
-        if self.query is None or self.port is None:
+        """For a port query: allowed on every port it resolves to, or not; None without a
+        query or for a name the destination does not have."""
+        if self.query is None or not self.ports:
             return None
-        return self.allowed.contains(self.query.protocol, self.port)
+        return all(self._open())
 
     @property
     def allows(self) -> bool:
-        """Whether the connection is allowed: the queried port (a name the destination does not
-        have allows nothing), or, without a port, anything at all."""
+        """Whether the connection is allowed: on every port the query resolves to (a name the
+        destination does not have allows nothing), or, without a port, on anything at all."""
         if self.query is not None:
             return self.verdict is True
+        return bool(self.allowed)
+
+    @property
+    def unpoliced(self) -> tuple[str, ...]:
+        """Why NetworkPolicy cannot decide this pair (each side's reason, once)."""
+        reasons = (side.unpoliced for side in (self.egress, self.ingress) if side is not None)
+        return tuple(dict.fromkeys(r for r in reasons if r))
+
+    @property
+    def may_allow(self) -> bool:
+        """Whether anything of it may get through: one of the ports the query resolves to
+        (a named port can be several), or, without a port, anything. What a deny must rule
+        out, where `allows` is what an allow must prove."""
+        if self.query is not None:
+            return any(self._open()) if self.ports else False
         return bool(self.allowed)
 
 
@@ -203,6 +229,10 @@ def side_verdict(
 
     `destination` is the pod named ports resolve on (None when it is an external address).
     """
+    reason = host_network_reason(subject, other)
+    if reason:
+        found = model.policies_selecting(subject, direction)
+        return SideVerdict(direction, found, (), ALL, reason)
     selecting = []
     matches = []
     for policy in model.policies_selecting(subject, direction):
@@ -216,6 +246,22 @@ def side_verdict(
             matches.append(RuleMatch(policy, rule, conns))
     allowed = ConnSet.union_of(m.conns for m in matches) if selecting else ALL
     return SideVerdict(direction, tuple(selecting), tuple(matches), allowed)
+
+
+def host_network_reason(subject: Pod, other: Pod | IpRange) -> str:
+    """Why NetworkPolicy decides nothing between `subject` and `other` ("" when it does).
+
+    Kubernetes leaves NetworkPolicy for hostNetwork pods undefined; most CNIs do not isolate
+    them and cannot tell their traffic from their node's, which a pod on that node always
+    exchanges, and Calico or Cilium police it only through host-endpoint policy, when that is
+    set up. So nothing can be guaranteed about such a pair, in either direction."""
+    for pod in (subject, other):
+        if isinstance(pod, Pod) and pod.host_network:
+            return (
+                f"pod {pod.namespace}/{pod.name} runs on the host network (hostNetwork: true), "
+                "which NetworkPolicy does not police"
+            )
+    return ""
 
 
 def explain(
@@ -249,7 +295,7 @@ def explain(
                     *_variant_note(dst.workload, pod, variants),
                 ),
                 query,
-                _resolve_port(query, pod) if query else None,
+                _resolve_port(query, pod),
             )
             for variants in [_variants(dst.workload, tells)]
             for pod in variants
@@ -271,17 +317,17 @@ def explain(
         if isinstance(dst_part, Pod):
             ingress = side_verdict(model, Direction.INGRESS, dst_part, src_part, dst_part)
         allowed = (egress.allowed if egress else ALL) & (ingress.allowed if ingress else ALL)
-        port = _resolve_port(query, dst_pod) if query else None
+        ports = _resolve_port(query, dst_pod)
         part_notes = list(notes)
         for target, part in ((src, src_part), (dst, dst_part)):
             if target.workload is not None and isinstance(part, Pod):
                 part_notes.extend(_variant_note(target.workload, part, kinds[id(target)]))
-        if query is not None and isinstance(query.port, str) and port is None:
+        if query is not None and isinstance(query.port, str) and not ports:
             part_notes.append(
                 f"port name {query.port!r} is not a {query.protocol} port of the destination"
             )
         out.append(
-            Explanation(src_end, dst_end, egress, ingress, allowed, tuple(part_notes), query, port)
+            Explanation(src_end, dst_end, egress, ingress, allowed, tuple(part_notes), query, ports)
         )
     return out
 
@@ -323,6 +369,7 @@ def _variants(workload: Workload, tells: _Tells) -> list[Pod]:
     seen: dict[tuple[object, ...], Pod] = {}
     for pod in workload.pods:
         key = (
+            pod.host_network,
             tuple(sorted((k, v) for k, v in pod.labels.items() if k in tells.keys)),
             tuple(sorted((n, p) for n, p in pod.named_ports.items() if n in tells.names)),
             tuple(sorted({bisect.bisect_right(starts, ip) for ip in pod.ips})),
@@ -340,17 +387,17 @@ def _variant_note(workload: Workload, pod: Pod, variants: list[Pod]) -> tuple[st
     )
 
 
-def _resolve_port(query: PortQuery | None, destination: Pod | None) -> int | None:
+def _resolve_port(query: PortQuery | None, destination: Pod | None) -> tuple[int, ...]:
+    """The numbers a queried port stands for: itself, or each port of that name and protocol
+    on the destination (none for an external address or a name it does not have)."""
     if query is None:
-        return None
+        return ()
     if isinstance(query.port, int):
-        return query.port
+        return (query.port,)
     if destination is None:
-        return None
-    found = destination.named_ports.get(query.port)
-    if found is None or found[0] != query.protocol:
-        return None
-    return found[1]
+        return ()
+    found = destination.named_ports.get(query.port, ())
+    return tuple(sorted({n for protocol, n in found if protocol is query.protocol}))
 
 
 def _endpoint(target: Target, part: Pod | IpRange) -> Endpoint:

@@ -135,11 +135,12 @@ def _protocol(port: dict[str, object]) -> Protocol | None:
 def _add_ports(
     ports: object,
     number_key: str,
-    named: dict[str, tuple[Protocol, int]],
+    named: dict[str, tuple[tuple[Protocol, int], ...]],
     exposed: list[tuple[Protocol, int]],
 ) -> None:
     """Add the ports of a container (`containerPort`) or a VM interface (`port`) to `exposed`
-    and the named ones to `named` (the first port of a name wins)."""
+    and the named ones to `named`: every port of a name, in order (a policy's named port
+    resolves to each container port of that name and protocol, not to the first one read)."""
     for entry in as_list(ports):
         port = as_dict(entry)
         number = port.get(number_key)
@@ -150,14 +151,14 @@ def _add_ports(
             continue
         exposed.append((protocol, number))
         name = port.get("name")
-        if isinstance(name, str):
-            named.setdefault(name, (protocol, number))
+        if isinstance(name, str) and (protocol, number) not in named.get(name, ()):
+            named[name] = (*named.get(name, ()), (protocol, number))
 
 
 def _pod_from_spec(
     namespace: str, name: str, metadata: dict[str, object], spec: dict[str, object], obj: K8sObject
 ) -> Pod:
-    named: dict[str, tuple[Protocol, int]] = {}
+    named: dict[str, tuple[tuple[Protocol, int], ...]] = {}
     exposed: list[tuple[Protocol, int]] = []
     for kind in ("initContainers", "containers"):
         for container in as_list(spec.get(kind)):
@@ -281,6 +282,12 @@ def build_model(objects: Iterable[K8sObject], default_namespace: str = "default"
         if p.namespace not in namespaces:
             namespaces[p.namespace] = Namespace(p.namespace, {METADATA_NAME: p.namespace})
     workloads.sort(key=lambda w: w.ident)
+    warnings.extend(
+        f"{w.ident} runs on the host network (hostNetwork: true): NetworkPolicy does not "
+        "isolate it, so every connection to and from it is counted as allowed"
+        for w in workloads
+        if any(pod.host_network for pod in w.pods)
+    )
     ordered = sorted(policies.values(), key=lambda p: (p.namespace, p.name))
     return NetworkModel(
         namespaces=dict(sorted(namespaces.items())),
@@ -297,7 +304,7 @@ def _virtual_machine(obj: K8sObject, namespace: str) -> Workload:
     """A KubeVirt VirtualMachine: its virt-launcher pod carries the template's labels."""
     template = as_dict(as_dict(obj.data.get("spec")).get("template"))
     metadata = as_dict(template.get("metadata"))
-    named: dict[str, tuple[Protocol, int]] = {}
+    named: dict[str, tuple[tuple[Protocol, int], ...]] = {}
     exposed: list[tuple[Protocol, int]] = []
     devices = as_dict(as_dict(as_dict(template.get("spec")).get("domain")).get("devices"))
     for interface in as_list(devices.get("interfaces")):

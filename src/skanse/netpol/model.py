@@ -64,8 +64,11 @@ class Pod:
     namespace: str
     name: str
     labels: Mapping[str, str]
-    # container port name -> (protocol, number), for named ports in policies
-    named_ports: Mapping[str, tuple[Protocol, int]]
+    # container port name -> every (protocol, number) of that name, for named ports in
+    # policies: the API server refuses a name twice in one container, not in two containers
+    # (an app and its sidecar both exposing "metrics"), and a policy's named port then means
+    # each of them
+    named_ports: Mapping[str, tuple[tuple[Protocol, int], ...]]
     # (4 or 6, integer address) for each known pod IP (status.podIPs of a live pod)
     ips: tuple[tuple[int, int], ...] = ()
     host_network: bool = False
@@ -119,10 +122,11 @@ class PortSpec:
         if numeric is not None:
             return numeric
         assert isinstance(self.port, str)
-        found = pod.named_ports.get(self.port)
-        if found is None or found[0] != self.protocol:
-            return ConnSet()
-        return ConnSet.ports(self.protocol, found[1], found[1])
+        return ConnSet.union_of(
+            ConnSet.ports(protocol, number, number)
+            for protocol, number in pod.named_ports.get(self.port, ())
+            if protocol is self.protocol
+        )
 
     def __str__(self) -> str:
         if self.port is None:

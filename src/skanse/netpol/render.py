@@ -51,11 +51,22 @@ def _ports_json(conns: ConnSet) -> dict[str, list[list[int]]]:
 def _endpoint_json(e: Endpoint) -> dict[str, object]:
     if e.workload is not None:
         w = e.workload
-        return {"name": e.label, "namespace": w.namespace, "workload": w.name, "kind": w.kind}
+        return {
+            "name": e.label,
+            "namespace": w.namespace,
+            "workload": w.name,
+            "kind": w.kind,
+            # NetworkPolicy does not police it: its connections are listed as all allowed
+            "host_network": _on_host_network(e),
+        }
     if e.addresses is not None:
         cidrs = [str(c) for c in e.addresses.cidrs()]
         return {"name": e.label, "external": str(e.addresses), "cidrs": cidrs}
     return {"name": e.label}
+
+
+def _on_host_network(e: Endpoint) -> bool:
+    return e.workload is not None and any(p.host_network for p in e.workload.pods)
 
 
 def _problems_json(problems: Sequence[PolicyProblem]) -> list[dict[str, object]]:
@@ -157,9 +168,12 @@ def _dot(connections: Sequence[Connection]) -> str:
         for e in sorted(namespaces[ns]):
             assert e.workload is not None
             label = f"{e.workload.name}[{e.workload.kind}]"
-            lines.append(
-                f'\t\t{_quote(e.label)} [label={_quote(label)} color="blue" fontcolor="blue"]'
-            )
+            style = ""
+            if _on_host_network(e):  # not policed: marked, dashed
+                label += " (hostNetwork)"
+                style = ' style="dashed"'
+            attributes = f'label={_quote(label)} color="blue" fontcolor="blue"{style}'
+            lines.append(f"\t\t{_quote(e.label)} [{attributes}]")
         lines.append(f"\t\tlabel={_quote(ns)}")
         lines.append("\t}")
     for e in sorted(external):
@@ -226,9 +240,14 @@ def _svg(connections: Sequence[Connection]) -> str:
     for e, (x, top_y) in position.items():
         color = "#b3261e" if e.is_external else "#1a4fa0"
         text = escape(graph_label(e.label))
+        title, dash = escape(e.label), ""
+        if _on_host_network(e):  # not policed by NetworkPolicy: say so and draw it dashed
+            text += " (hostNetwork)"
+            title += " (hostNetwork: not isolated by NetworkPolicy)"
+            dash = ' stroke-dasharray="4 3"'
         nodes.append(
-            f'<g class="node"><title>{escape(e.label)}</title><rect x="{x}" y="{top_y}" '
-            f'width="{_NODE_W}" height="{_NODE_H}" rx="4" fill="#ffffff" stroke="{color}"/>'
+            f'<g class="node"><title>{title}</title><rect x="{x}" y="{top_y}" '
+            f'width="{_NODE_W}" height="{_NODE_H}" rx="4" fill="#ffffff" stroke="{color}"{dash}/>'
             f'<text x="{x + 8}" y="{top_y + 17}" fill="{color}">{text}</text></g>'
         )
     edges = []
@@ -278,6 +297,13 @@ def _where(policy: Policy, pointer: str = "") -> str:
 def _side_text(side: SideVerdict, subject: Endpoint, other: Endpoint) -> list[str]:
     verb = "from" if side.direction.value == "Ingress" else "to"
     head = f"{side.direction.value} of {subject.label}"
+    if side.unpoliced:
+        lines = [f"{head}: not decided by NetworkPolicy ({side.unpoliced}): everything allowed"]
+        lines.extend(
+            f"  NetworkPolicy {policy.ident} ({_where(policy)}) selects it, to no effect"
+            for policy in side.selecting
+        )
+        return lines
     if not side.isolated:
         return [
             f"{head}: not isolated (no NetworkPolicy of its namespace selects it for "
@@ -318,10 +344,18 @@ def render_explanations(explanations: Sequence[Explanation], as_json: bool = Fal
         lines = [f"{e.src.label} => {e.dst.label}"]
         if e.query is not None:
             port = f"{e.query.protocol} {e.query.port}"
-            if e.port is None:
+            if isinstance(e.query.port, str) and e.ports:
+                port += f" ({', '.join(str(p) for p in e.ports)})"
+            if not e.ports:
                 lines.append(f"{port}: DENIED (the port name does not resolve on the destination)")
             elif e.verdict:
                 lines.append(f"{port}: ALLOWED")
+            elif e.may_allow:
+                open_ports = [p for p in e.ports if e.allowed.contains(e.query.protocol, p)]
+                lines.append(
+                    f"{port}: ALLOWED on {', '.join(str(p) for p in open_ports)} only; "
+                    f"DENIED by {_denied_by(e)} on the others"
+                )
             else:
                 lines.append(f"{port}: DENIED by {_denied_by(e)}")
         lines.append(f"allowed: {e.allowed}")
@@ -339,11 +373,12 @@ def render_explanations(explanations: Sequence[Explanation], as_json: bool = Fal
 
 
 def _denied_by(e: Explanation) -> str:
-    assert e.query is not None and e.port is not None
+    assert e.query is not None and e.ports
+    query = e.query
     sides = [
         side.direction.value.lower()
         for side in (e.egress, e.ingress)
-        if side is not None and not side.allowed.contains(e.query.protocol, e.port)
+        if side is not None and not all(side.allowed.contains(query.protocol, p) for p in e.ports)
     ]
     return " and ".join(sides) or "nothing"
 
@@ -353,6 +388,7 @@ def _side_json(side: SideVerdict | None) -> dict[str, object] | None:
         return None
     return {
         "isolated": side.isolated,
+        "unpoliced": side.unpoliced or None,
         "allowed": str(side.allowed),
         "policies": [
             {"name": p.ident, "file": p.location().file, "line": p.location().line}
@@ -378,6 +414,7 @@ def _explanation_json(e: Explanation) -> dict[str, object]:
         "allowed": str(e.allowed),
         "query": None if e.query is None else f"{e.query.port}/{e.query.protocol}",
         "verdict": e.verdict,
+        "ports": list(e.ports),
         "egress": _side_json(e.egress),
         "ingress": _side_json(e.ingress),
         "notes": list(e.notes),

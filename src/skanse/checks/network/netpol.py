@@ -17,6 +17,7 @@ from skanse.controls import GDPR_SECURITY, NSA_NETWORK_POLICIES, cis, gdpr, nsa
 from skanse.model import Layer, Severity
 from skanse.netpol.addresses import IpRange, parse_range
 from skanse.netpol.explain import side_verdict
+from skanse.netpol.facts import LazyNetwork
 from skanse.netpol.model import (
     NODE_LOCAL_DNS,
     Direction,
@@ -58,7 +59,7 @@ _KUBE_DNS = Pod(
     namespace="kube-system",
     name="kube-dns",
     labels={"k8s-app": "kube-dns"},
-    named_ports={"dns": (Protocol.UDP, 53), "dns-tcp": (Protocol.TCP, 53)},
+    named_ports={"dns": ((Protocol.UDP, 53),), "dns-tcp": ((Protocol.TCP, 53),)},
 )
 
 
@@ -100,10 +101,19 @@ def _selected_pods(model: NetworkModel, policy: Policy) -> list[Pod]:
 def workload_not_selected(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
     """Every workload is selected by at least one NetworkPolicy of its own namespace; a pod no
     policy selects is open in both directions: anything may reach it, and it may reach
-    anything, outside the cluster included."""
+    anything, outside the cluster included. A pod on the host network (hostNetwork: true) is
+    open the same way whatever selects it: NetworkPolicy does not isolate it."""
     model = _network(ctx)
     workload = ctx.cluster.network.workload(obj) if ctx.cluster.network else None
     if model is None or workload is None:
+        return
+    if any(pod.host_network for pod in workload.pods):
+        # Selected or not, NetworkPolicy does not isolate a pod on its node's network.
+        yield Violation(
+            f"{workload.ident} runs on the host network (hostNetwork: true): NetworkPolicy "
+            "does not isolate it, whatever selects it, so all ingress and egress is allowed",
+            _labels_pointer(workload),
+        )
         return
     if any(_selecting(model, pod) for pod in workload.pods):
         return
@@ -190,11 +200,17 @@ def database_ingress(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
         ports = sorted(
             {p for proto, p in pod.container_ports if proto is Protocol.TCP and p in DATABASE_PORTS}
         )
-        if ports and not _selecting(model, pod, Direction.INGRESS):
+        if ports and (pod.host_network or not _selecting(model, pod, Direction.INGRESS)):
             names = ", ".join(f"{p} ({DATABASE_PORTS[p]})" for p in ports)
+            why = (
+                "it runs on the host network (hostNetwork: true), which NetworkPolicy does "
+                "not isolate"
+                if pod.host_network
+                else "no NetworkPolicy isolates its ingress"
+            )
             yield Violation(
-                f"{workload.ident} exposes database port {names} and no NetworkPolicy isolates "
-                "its ingress: every pod and address may connect",
+                f"{workload.ident} exposes database port {names} and {why}: every pod and "
+                "address may connect",
                 _labels_pointer(workload),
             )
             return
@@ -332,9 +348,38 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
     workload = network.workload(obj)
     if workload is None:
         return
-    pod = workload.pods[0]
+    # Every pod is judged, not the first one read: the pods of a live workload can differ in
+    # labels (a canary, a relabelled replica), and a policy that isolates the egress of one of
+    # them only breaks that one's DNS. Pods with the same labels are selected alike, so each
+    # kind is looked at once, however many replicas there are.
+    kinds: dict[tuple[tuple[str, str], ...], list[Pod]] = {}
+    for pod in workload.pods:
+        if pod.host_network:
+            continue  # its egress is not isolated by any policy (SKN-NET-001 says so)
+        kinds.setdefault(tuple(sorted(pod.labels.items())), []).append(pod)
+    for pods in kinds.values():
+        found = _dns_blocked(model, network, pods[0])
+        if found is None:
+            continue
+        policies, missing = found
+        which = ""
+        if len(kinds) > 1:
+            names = ", ".join(p.name for p in pods[:3]) + (" ..." if len(pods) > 3 else "")
+            which = f" (pod{'s' if len(pods) > 1 else ''} {names})"
+        yield Violation(
+            f"{workload.ident}{which} has isolated egress ({policies}) but cannot reach DNS: "
+            + "; ".join(missing)
+            + " are blocked",
+            _labels_pointer(workload),
+        )
+
+
+def _dns_blocked(
+    model: NetworkModel, network: LazyNetwork, pod: Pod
+) -> tuple[str, list[str]] | None:
+    """The policies isolating a pod's egress and the DNS paths they block (None: none)."""
     if not _selecting(model, pod, Direction.EGRESS):
-        return
+        return None
     allowed = ConnSet.union_of(
         side_verdict(model, Direction.EGRESS, pod, dns, dns).allowed
         for dns in network.memo("kube-dns-pods", lambda: _kube_dns_pods(model))
@@ -349,14 +394,9 @@ def egress_without_dns(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]
             for p in dns_protocols
             if not to_local.contains(p, 53)
         )
-    if missing:
-        policies = ", ".join(p.ident for p in _selecting(model, pod, Direction.EGRESS))
-        yield Violation(
-            f"{workload.ident} has isolated egress ({policies}) but cannot reach DNS: "
-            + "; ".join(missing)
-            + " are blocked",
-            _labels_pointer(workload),
-        )
+    if not missing:
+        return None
+    return ", ".join(p.ident for p in _selecting(model, pod, Direction.EGRESS)), missing
 
 
 @NETWORK_CHECKS.object_check(
