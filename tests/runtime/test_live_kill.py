@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.runtime.conftest import live
 from tests.runtime.containers_real import podman_container
@@ -117,3 +120,63 @@ def test_the_kernel_kill_scope_takes_new_containers_after_65536_have_come_and_go
         assert sensor._object.lookup(handle, struct.pack("<Q", newest), 1) == b"\x01"  # type: ignore[union-attr]
     finally:
         sensor.close()
+
+
+# clone(CLONE_FILES | SIGCHLD): a second process, not a thread, using the opener's file
+# table. It waits for the descriptor the opener's next open will get and reads it.
+SHARED_TABLE = """\
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+path, report = sys.argv[1], sys.argv[2]
+expect = os.dup(0)
+os.close(expect)
+if libc.syscall(56, 0x400 | 17, 0, 0, 0, 0) == 0:
+    for _ in range(3000):
+        try:
+            data = os.pread(expect, 64, 0)
+        except OSError:
+            time.sleep(0.001)
+            continue
+        with open(report, "wb") as out:
+            out.write(data.split(b"\\n")[0])
+        os._exit(0)
+    os._exit(1)
+time.sleep(0.1)
+os.open(path, os.O_RDONLY)
+os.write(1, b"OPENER RAN ON")
+"""
+
+
+def test_a_process_sharing_the_openers_file_table_dies_with_it(
+    tmp_path: Path, sensors, make_container
+) -> None:
+    """Before, only the opener's thread group got the SIGKILL: a process made with
+    clone(CLONE_FILES) kept the descriptor of /etc/shadow and read the file."""
+    from skanse.runtime.bpf_sensor import SHARERS_KFUNCS
+    from skanse.runtime.libbpf import load_libbpf
+
+    missing = set(SHARERS_KFUNCS) - load_libbpf().kernel_functions(SHARERS_KFUNCS)
+    if missing:
+        pytest.skip(f"the kernel lacks {sorted(missing)}: the opener alone is killed")
+    container = make_container()
+    waiting = container.spawn(["sleep", "60"])  # the container exists before the sensor
+    script = tmp_path / "shared_table.py"
+    script.write_text(SHARED_TABLE)
+    _start(tmp_path, sensors)
+    assert container.pids(), waiting.poll()
+    for attempt in range(2):
+        report = tmp_path / f"sharer-read-{attempt}"
+        done = container.run(
+            ["sh", "-c", f"{sys.executable} {script} /etc/shadow {report}; sleep 1"],
+            capture_output=True,
+        )
+        assert b"OPENER RAN ON" not in done.stdout  # the opener died in the open
+        assert not report.exists(), report.read_bytes()  # and its sharer read nothing
+    # the same sharing without the sensitive file: both live, the sharer reads
+    report = tmp_path / "sharer-read-hostname"
+    done = container.run(
+        ["sh", "-c", f"{sys.executable} {script} /etc/hostname {report}; sleep 1"],
+        capture_output=True,
+    )
+    assert b"OPENER RAN ON" in done.stdout
+    assert report.read_bytes() == Path("/etc/hostname").read_bytes().split(b"\n")[0]

@@ -47,6 +47,17 @@ DEFAULT_RING_BYTES = 16 * 1024 * 1024  # per CPU
 # must look again within this time itself (Agent.run)
 WAKEUP_SECONDS = 0.05
 PROGRAMS = ("skn_sys_exit", "skn_exec", "skn_fork", "skn_exit")
+# tail-called by skn_sys_exit, never attached: kills the other processes sharing a killed
+# opener's file table (sensor.bpf.c); loaded only where the kernel has these kfuncs
+SHARERS_PROGRAM = "skn_kill_sharers"
+SHARERS_KFUNCS = (
+    "bpf_iter_task_new",
+    "bpf_iter_task_next",
+    "bpf_iter_task_destroy",
+    "bpf_task_acquire",
+    "bpf_task_release",
+    "bpf_send_signal_task",
+)
 MIN_KERNEL = (5, 17)  # tp_btf, ring buffers, bpf_loop
 CHECK_KILL = 0x80  # skn_syscalls value bit: look the opened file up in skn_kill_paths
 KILL_HOST = 1  # skn_config.flags
@@ -185,6 +196,10 @@ class BpfSensor:
         self._kill_hashes: set[int] = set()
         self._kill_cgroups: set[int] = set()
         self._config = (0, 0)
+        # whether an in-kernel kill also reaches the processes sharing the opener's file
+        # table (clone with CLONE_FILES): needs the kernel's task iterator and
+        # bpf_send_signal_task (Linux 6.13)
+        self.kills_file_table_sharers = False
 
     @property
     def running(self) -> bool:
@@ -203,7 +218,14 @@ class BpfSensor:
             for cpu in range(self._cpus):
                 self._ring_fds.append(obj.create_ringbuf(f"skn_ring_{cpu}", size))
             obj.set_inner_map("skn_rings", self._ring_fds[0])
+            kill_sharers = libbpf.kernel_functions(SHARERS_KFUNCS) == set(SHARERS_KFUNCS)
+            obj.set_autoload(SHARERS_PROGRAM, kill_sharers)
             obj.load()
+            if kill_sharers:
+                tail = obj.map("skn_tail")
+                fd = obj.program_fd(SHARERS_PROGRAM)
+                obj.update(tail, struct.pack("<I", 0), struct.pack("<I", fd))
+            self.kills_file_table_sharers = kill_sharers
             config = obj.map("skn_config")
             self_tgid = os.getpid() if self.options.ignore_self else 0
             wakeup_ns = int(WAKEUP_SECONDS * 1e9)

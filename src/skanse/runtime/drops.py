@@ -12,7 +12,11 @@ at most `max_burst` saved up), as Falco's drop manager does:
     exit     the sensor stops and exits non-zero
 
 An attacker who floods events to blind the sensor is therefore seen: the flood itself is
-reported, with how much was lost.
+reported, with how much was lost. The token bucket delays reports but never loses one:
+the seconds it holds back are added up and reported, as one report covering them, as soon
+as a token is back, whether or not that second lost records. (Before, a throttled second
+was only counted: a small flood spent the token, and the flood that hid the real attack a
+few seconds later was never reported at all.)
 """
 
 from __future__ import annotations
@@ -56,16 +60,22 @@ class DropReport:
     n_evts: int  # records produced in the last interval (delivered + lost)
     n_drops_total: int
     n_evts_total: int
-    interval_s: float
+    interval_s: float  # the time the report covers: from the first second it adds up
     actions: frozenset[DropAction]
+    intervals: int = 1  # seconds over the threshold it adds up (more when some were held)
 
     @property
     def ratio(self) -> float:
         return self.n_drops / self.n_evts if self.n_evts else 1.0
 
     def message(self) -> str:
+        when = (
+            "in last second"
+            if self.intervals == 1
+            else f"in {self.intervals} seconds over the last {self.interval_s:.0f} s"
+        )
         return (
-            f"{DROP_RULE}. {self.n_drops} system calls dropped in last second."
+            f"{DROP_RULE}. {self.n_drops} system calls dropped {when}."
             f" (n_drops={self.n_drops} n_evts={self.n_evts})"
         )
 
@@ -81,6 +91,9 @@ class DropMonitor:
         self._token_time: float | None = None
         self.reports = 0  # intervals over the threshold
         self.throttled = 0  # of them, the ones the token bucket held back
+        # what the held-back intervals add up to, until a token reports it:
+        # (n_drops, n_evts, intervals, the start of the first one)
+        self._held: tuple[int, int, int, float] | None = None
 
     def _claim(self, now: float) -> bool:
         if self._token_time is not None:
@@ -105,15 +118,29 @@ class DropMonitor:
         self._last = (now, produced, dropped)
         n_drops = dropped - last_dropped
         n_evts = produced - last_produced
-        if n_drops <= 0:
-            return None
-        ratio = n_drops / n_evts if n_evts > 0 else 1.0
-        if ratio <= self.policy.threshold:
-            return None
-        self.reports += 1
+        ratio = (n_drops / n_evts if n_evts > 0 else 1.0) if n_drops > 0 else 0.0
+        over = ratio > self.policy.threshold
+        if over:
+            self.reports += 1
         if not self.policy.actions:
             return None
-        if not self._claim(now):
-            self.throttled += 1
+        if over:
+            held = self._held or (0, 0, 0, since)
+            self._held = (held[0] + n_drops, held[1] + max(n_evts, 0), held[2] + 1, held[3])
+        elif self._held is None:
             return None
-        return DropReport(n_drops, n_evts, dropped, produced, now - since, self.policy.actions)
+        if not self._claim(now):
+            if over:
+                self.throttled += 1
+            return None
+        total_drops, total_evts, intervals, first = self._held
+        self._held = None
+        return DropReport(
+            total_drops,
+            total_evts,
+            dropped,
+            produced,
+            now - first,
+            self.policy.actions,
+            intervals,
+        )

@@ -17,7 +17,7 @@ import errno
 import os
 import platform
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from skanse.errors import SensorError, SensorUnavailableError
@@ -27,6 +27,7 @@ __all__ = ["BpfObject", "Libbpf", "MapHandle", "load_libbpf"]
 _LIB_NAMES = ("libbpf.so.1", "libbpf.so")
 
 _BPF_MAP_TYPE_RINGBUF = 27
+_BTF_KIND_FUNC = 12
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
@@ -47,6 +48,11 @@ class Libbpf:
         self._fn("bpf_program__name", ctypes.c_char_p, [vp])
         self._fn("bpf_program__section_name", ctypes.c_char_p, [vp])
         self._fn("bpf_program__attach", vp, [vp])
+        self._fn("bpf_program__set_autoload", ctypes.c_int, [vp, ctypes.c_bool])
+        self._fn("bpf_program__fd", ctypes.c_int, [vp])
+        self._fn("btf__load_vmlinux_btf", vp, [])
+        self._fn("btf__find_by_name_kind", ctypes.c_int, [vp, ctypes.c_char_p, ctypes.c_uint32])
+        self._fn("btf__free", None, [vp])
         self._fn("bpf_link__destroy", ctypes.c_int, [vp])
         self._fn("bpf_program__attach_cgroup", vp, [vp, ctypes.c_int])
         self._fn("bpf_link__pin", ctypes.c_int, [vp, ctypes.c_char_p])
@@ -109,6 +115,17 @@ class Libbpf:
         with self._log_lock:
             lines, self._log = self._log, []
         return lines
+
+    def kernel_functions(self, names: Iterable[str]) -> frozenset[str]:
+        """Which of `names` the running kernel's BTF declares as functions (kfuncs)."""
+        btf = self.lib.btf__load_vmlinux_btf()
+        if not btf:
+            return frozenset()
+        try:
+            find = self.lib.btf__find_by_name_kind
+            return frozenset(n for n in names if find(btf, n.encode(), _BTF_KIND_FUNC) > 0)
+        finally:
+            self.lib.btf__free(btf)
 
     def num_possible_cpus(self) -> int:
         n = int(self.lib.libbpf_num_possible_cpus())
@@ -237,6 +254,25 @@ class BpfObject:
                 + _log_tail(log)
             )
         self.loaded = True
+
+    def _program(self, program: str) -> int:
+        prog = self._lib.bpf_object__find_program_by_name(self._require(), program.encode())
+        if not prog:
+            raise SensorError(f"{self.path}: no program named {program}")
+        return int(prog)
+
+    def set_autoload(self, program: str, autoload: bool) -> None:
+        """Whether load() loads `program` (before loading)."""
+        rc = self._lib.bpf_program__set_autoload(self._program(program), autoload)
+        if rc != 0:
+            raise SensorError(f"program {program}: cannot set autoload: {os.strerror(-rc)}")
+
+    def program_fd(self, program: str) -> int:
+        """A loaded program's fd (owned by the object), for a program array."""
+        fd = int(self._lib.bpf_program__fd(self._program(program)))
+        if fd < 0:
+            raise SensorError(f"program {program} has no file descriptor (not loaded?)")
+        return fd
 
     def max_entries(self, name: str) -> int:
         """A map's size as the object declares it (or as set), loaded or not."""

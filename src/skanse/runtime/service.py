@@ -379,6 +379,7 @@ class SensorService:
             "n_evts": report.n_evts,
             "n_drops_total": report.n_drops_total,
             "n_evts_total": report.n_evts_total,
+            "n_intervals": report.intervals,
         }
         if DropAction.LOG in report.actions:
             self.log({"level": "critical", "msg": report.message(), **counts})

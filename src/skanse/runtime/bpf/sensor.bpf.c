@@ -268,6 +268,32 @@ struct {
 	__type(value, __u8);
 } skn_kill_cgroups SEC(".maps");
 
+/*
+ * A process that shares its file table with another process (clone with CLONE_FILES and
+ * without CLONE_THREAD) hands every descriptor it opens to that process: killing the
+ * opener left the other one holding the open file, to read at leisure. When the opener's
+ * table has more users than the opener has threads, sys_exit tail-calls skn_kill_sharers,
+ * which sends SIGKILL to every task using that table too. It needs the task iterator
+ * (6.7), bpf_task_acquire (6.2) and bpf_send_signal_task (6.13): userspace loads it, and fills this slot, only
+ * where the kernel has both; elsewhere the tail call falls through and the opener alone is
+ * killed (docs/runtime.md says so).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} skn_tail SEC(".maps");
+
+/* per CPU: the file table skn_kill_sharers is to empty of tasks, set just before the tail
+ * call (preemption is off in between) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} skn_sharers SEC(".maps");
+
 /* per CPU: the timestamp of the last record that woke the reader */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -658,6 +684,14 @@ static __always_inline __u32 kill_on_open(char *buf, __u32 off, struct task_stru
 		return off;
 	bpf_send_signal(9); /* SIGKILL, delivered before the return to user space */
 	count(SKN_KILLED);
+	/* threads share the table with their process; any user beyond them is another
+	 * process, which keeps the descriptor after the opener dies */
+	struct files_struct *files = task->files;
+	if (files && files->count.counter > task->signal->nr_threads) {
+		__u64 *sharers = bpf_map_lookup_elem(&skn_sharers, &zero);
+		if (sharers)
+			*sharers = (__u64)files;
+	}
 	return put_killed(buf, off, target->rule);
 }
 
@@ -1030,9 +1064,61 @@ int BPF_PROG(skn_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		break;
 	}
-	if (check_kill && ret >= 0)
+	if (check_kill && ret >= 0) {
+		__u32 zero = 0;
+		__u64 *sharers = bpf_map_lookup_elem(&skn_sharers, &zero);
+		if (sharers)
+			*sharers = 0;
 		off = kill_on_open(buf, off, task, ret, id >> 32);
+		emit(buf, off);
+		if (sharers && *sharers)
+			bpf_tail_call(ctx, &skn_tail, 0); /* skn_kill_sharers; no-op when not loaded */
+		return 0;
+	}
 	emit(buf, off);
+	return 0;
+}
+
+/* kfuncs of skn_kill_sharers (weak: the object still loads where the kernel lacks them,
+ * with that program not loaded) */
+extern int bpf_iter_task_new(struct bpf_iter_task *it, struct task_struct *task,
+			     unsigned int flags) __weak __ksym;
+extern struct task_struct *bpf_iter_task_next(struct bpf_iter_task *it) __weak __ksym;
+extern void bpf_iter_task_destroy(struct bpf_iter_task *it) __weak __ksym;
+extern struct task_struct *bpf_task_acquire(struct task_struct *p) __weak __ksym;
+extern void bpf_task_release(struct task_struct *p) __weak __ksym;
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type,
+				__u64 value) __weak __ksym;
+
+/*
+ * Tail-called by skn_sys_exit (never attached) after it killed an opener whose file table
+ * other processes share: SIGKILL to every one of them, before they can use the descriptor
+ * (one in the middle of a syscall finishes that call, then dies on its way out). Walking
+ * every thread costs, but only at such a kill.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(skn_kill_sharers, struct pt_regs *regs, long ret)
+{
+	__u32 zero = 0;
+	__u64 *sharers = bpf_map_lookup_elem(&skn_sharers, &zero);
+	if (!sharers || !*sharers)
+		return 0;
+	__u64 files = *sharers;
+	*sharers = 0;
+	__u32 self = bpf_get_current_pid_tgid() >> 32;
+	struct bpf_iter_task it;
+	struct task_struct *t;
+	bpf_iter_task_new(&it, NULL, BPF_TASK_ITER_ALL_THREADS);
+	while ((t = bpf_iter_task_next(&it))) {
+		if ((__u64)t->files == files && t->tgid != self) {
+			struct task_struct *held = bpf_task_acquire(t); /* the kfunc wants a reference */
+			if (held) {
+				bpf_send_signal_task(held, 9, PIDTYPE_TGID, 0);
+				bpf_task_release(held);
+			}
+		}
+	}
+	bpf_iter_task_destroy(&it);
 	return 0;
 }
 
