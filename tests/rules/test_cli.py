@@ -187,6 +187,22 @@ def test_replay_text_jsonl_and_reports(cli, rules_file: Path, tmp_path: Path) ->
     assert failing.code == 1
 
 
+def test_replay_jsonl_writes_no_c1_control_of_a_process_name_raw(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    name = "cat\u009b2J\u009d0;title\u009c\u0085\x7f\u202e"
+    event = json.loads(_event())
+    event["proc"]["name"] = name
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(event) + "\n")  # ASCII, the controls as JSON escapes
+    jsonl = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "jsonl")
+    assert jsonl.code == 0
+    raw = {chr(c) for c in range(0x7F, 0xA0)} | {"\u202e"}
+    assert not raw & set(jsonl.stdout)
+    (line,) = jsonl.stdout.splitlines()
+    assert json.loads(line)["output_fields"]["proc.name"] == name
+
+
 def test_replay_reports_and_skips_bad_lines(cli, rules_file: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join([_event(), "{not json", "[1, 2]", "", _event()]) + "\n")

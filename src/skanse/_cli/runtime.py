@@ -133,12 +133,12 @@ def _replay(args: argparse.Namespace) -> int:
         for item in alerts:  # one line per alert: a field holding a newline cannot forge one
             out.write(printable(item.alert.line()) + "\n")
     elif args.format == "jsonl":
-        import json
+        from skanse.printable import printable_json
 
         for item in alerts:
             document = item.alert.to_json()
             document["output_fields"].update(item.workload)
-            out.write(json.dumps(document, ensure_ascii=False) + "\n")
+            out.write(printable_json(document) + "\n")
     else:
         scan = alerts_to_result(alerts, summary, result.ruleset, args.input)
         info = ReportInfo(
@@ -344,7 +344,8 @@ def _sensor_config(args: argparse.Namespace) -> Any:
 
 def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
     import datetime as dt
-    import json
+
+    from skanse.printable import printable_json
 
     def log(record: dict[str, Any]) -> None:
         if quiet and record.get("level") not in ("warning", "error", "critical"):
@@ -355,7 +356,8 @@ def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
             "logger": "skanse.runtime",
         }
         line.update(record)
-        sys.stderr.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        # a log line can carry a rule's name, a path or a reload error's text
+        sys.stderr.write(printable_json(line, default=str) + "\n")
         sys.stderr.flush()
 
     return log
