@@ -390,3 +390,85 @@ def test_rules_test_reads_its_files_as_rules_files_are_read(cli, tmp_path: Path)
     missing = cli("rules", "test", str(tmp_path / "nope.yaml"))
     assert missing.code == 2
     assert "nope.yaml: No such file" in missing.stderr
+
+
+class _HeldAlertsAtEnd:
+    """Standard input for `runtime replay -`: the given lines, then, when the replay asks
+    past the last one (every event has been evaluated), a count of the ReplayAlert objects
+    still alive. Optionally fails there instead of ending, as a broken pipe would."""
+
+    def __init__(self, lines: list[bytes], *, fail: bool = False) -> None:
+        self._lines = iter(lines)
+        self._fail = fail
+        self.held: int | None = None
+        self.buffer = self
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = next(self._lines, b"")
+        if not line:
+            import gc
+
+            from skanse.rules.replay import ReplayAlert
+
+            self.held = sum(isinstance(o, ReplayAlert) for o in gc.get_objects())
+            if self._fail:
+                raise OSError("the input broke off")
+        return line
+
+
+@pytest.mark.parametrize("events", [500, 4000])
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_replay_streams_alert_lines_and_holds_none_of_them(
+    cli, monkeypatch, rules_file: Path, tmp_path: Path, fmt: str, events: int
+) -> None:
+    import sys
+
+    lines = [(_event(pid=5 + n) + "\n").encode() for n in range(events)]
+    stdin = _HeldAlertsAtEnd(lines)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    out = tmp_path / "alerts"
+    done = cli("runtime", "replay", "-", "--rules", str(rules_file), "-f", fmt, "-o", str(out))
+    assert done.code == 0
+    assert len(out.read_text().splitlines()) == events  # every event raised its alert
+    # once the last event is read, the alerts before it are written out, not held: the
+    # whole replay used to keep all of them (and their text) until the end
+    assert stdin.held is not None and stdin.held <= 1
+    assert f"{events} alert(s), 0 line(s) skipped" in done.stderr
+
+
+def test_replay_to_a_file_leaves_no_half_file_when_the_input_breaks_off(
+    cli, monkeypatch, rules_file: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    out = tmp_path / "alerts.jsonl"
+    out.write_text("the previous run's alerts\n")
+    monkeypatch.setattr(sys, "stdin", _HeldAlertsAtEnd([_event().encode() + b"\n"], fail=True))
+    done = cli("runtime", "replay", "-", "--rules", str(rules_file), "-f", "jsonl", "-o", str(out))
+    assert done.code == 2
+    assert out.read_text() == "the previous run's alerts\n"
+    # and no temporary file beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts.jsonl", "rules.yaml"]
+
+
+def test_replay_counts_every_skipped_line_and_lists_a_bounded_number(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    from skanse.rules.engine import Engine
+    from skanse.rules.loader import load_rules, read_rules_files
+    from skanse.rules.replay import MAX_LISTED_PROBLEMS, replay
+
+    broken = MAX_LISTED_PROBLEMS + 500
+    events = tmp_path / "events.jsonl"
+    events.write_text("{not json\n" * broken + _event() + "\n")
+    ruleset = load_rules(read_rules_files([str(rules_file)])).ruleset
+    assert ruleset is not None
+    with events.open("rb") as stream:
+        alerts, summary = replay(Engine(ruleset), stream)
+    assert (len(alerts), summary.skipped) == (1, broken)
+    assert len(summary.problems) == MAX_LISTED_PROBLEMS  # the rest counted, not kept
+    assert summary.problems[0].line == 1
+    run = cli("runtime", "replay", str(events), "--rules", str(rules_file), "--strict")
+    assert run.code == 2
+    assert f"1 alert(s), {broken} line(s) skipped" in run.stderr
+    assert f"... and {broken - 20} more" in run.stderr
