@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._fifo import fed_fifo
 from tests.conftest import CORPORA, corpus_path
 
 HERE = Path(__file__).resolve().parent
@@ -372,24 +373,94 @@ def test_rules_test_refuses_a_matrix_of_more_cases_than_it_can_run(
     assert "27 passed, 0 failed (1 tests, 27 cases)" in allowed.stdout
 
 
-def test_rules_test_reads_its_files_as_rules_files_are_read(cli, tmp_path: Path) -> None:
-    # rules: [/dev/zero] in a tests file was read until memory ran out (3.9 GB in 6 s)
+def test_rules_test_reads_its_files_as_rules_files_are_read(
+    cli, monkeypatch, tmp_path: Path
+) -> None:
+    # rules: [/dev/zero] in a tests file was read until memory ran out (3.9 GB in 6 s); a
+    # rules file is now one in the tests file's directory, which can be a FIFO as well
+    import skanse.rules.loader
+    import skanse.rules.testing  # bound its own copy of the limit on import: not the patched
+
+    monkeypatch.setattr(skanse.rules.loader, "MAX_RULES_FILE_BYTES", 1024 * 1024)
     tests = tmp_path / "tests.yaml"
     tests.write_text(
-        "rules: [/dev/zero]\n"
+        "rules: [rules.fifo]\n"
         "tests:\n"
         "  - name: t\n    rule: r\n    context: {processes: [{name: cat}]}\n"
         "    expectedOutcome: none\n"
     )
-    result = cli("rules", "test", str(tests))
+    with fed_fifo(tmp_path / "rules.fifo", b"#" * (4 * 1024 * 1024)):
+        result = cli("rules", "test", str(tests))
     assert result.code == 2
-    assert "/dev/zero: larger than 64 MiB" in result.stderr
+    assert "rules.fifo: larger than 1 MiB" in result.stderr
+    monkeypatch.undo()
     itself = cli("rules", "test", "/dev/zero")
     assert itself.code == 2
     assert "/dev/zero: larger than 64 MiB" in itself.stderr
     missing = cli("rules", "test", str(tmp_path / "nope.yaml"))
     assert missing.code == 2
     assert "nope.yaml: No such file" in missing.stderr
+
+
+_RULE_R = (
+    "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: fired\n  priority: WARNING\n"
+)
+
+
+def _tests_naming(rules: str, *, in_test: bool = False) -> str:
+    test = "  - name: t\n    rule: r\n    context: {processes: [{name: cat}]}\n"
+    if in_test:
+        return f"tests:\n{test}    rules: {rules}\n    expectedOutcome: none\n"
+    return f"rules: {rules}\ntests:\n{test}    expectedOutcome: none\n"
+
+
+@pytest.mark.parametrize("in_test", [False, True])
+@pytest.mark.parametrize(
+    ("named", "why"),
+    [
+        ("../outside/rules.yaml", "must be a relative path inside"),
+        ("sub/../../outside/rules.yaml", "must be a relative path inside"),
+        ("{outside}/rules.yaml", "must be a relative path inside"),
+        ("link.yaml", "symbolic link out of"),
+        ("linkdir/rules.yaml", "symbolic link out of"),
+    ],
+)
+def test_rules_test_reads_no_rules_file_outside_the_tests_files_directory(
+    cli, tmp_path: Path, named: str, why: str, in_test: bool
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "rules.yaml").write_text(_RULE_R)  # it fires: read, the test would fail
+    suite = tmp_path / "suite"
+    (suite / "sub").mkdir(parents=True)
+    (suite / "link.yaml").symlink_to(outside / "rules.yaml")
+    (suite / "linkdir").symlink_to(outside)
+    tests = suite / "tests.yaml"
+    tests.write_text(_tests_naming(f"[{named.format(outside=outside)}]", in_test=in_test))
+    result = cli("rules", "test", str(tests))
+    assert result.code == 2
+    assert why in result.stderr and "tests file's directory" in result.stderr
+    assert "fired" not in result.stdout and "passed" not in result.stdout
+
+
+def test_rules_test_reads_rules_files_inside_its_directory_and_from_the_command_line(
+    cli, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite"
+    (suite / "sub").mkdir(parents=True)
+    (suite / "sub" / "rules.yaml").write_text(_RULE_R)
+    (suite / "inside.yaml").symlink_to(suite / "sub" / "rules.yaml")  # a link that stays in
+    for named in ("sub/rules.yaml", "./sub/rules.yaml", "inside.yaml"):
+        tests = suite / "tests.yaml"
+        tests.write_text(_tests_naming(f"[{named}]").replace("none", "{priority: warning}"))
+        result = cli("rules", "test", str(tests))
+        assert (result.code, result.stdout) == (0, "1 passed, 0 failed (1 tests, 1 cases)\n")
+    # a file anywhere is still the user's to give, on the command line
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(_RULE_R)
+    tests.write_text(_tests_naming("[]").replace("none", "{priority: warning}"))
+    given = cli("rules", "test", str(tests), "--rules", str(elsewhere))
+    assert given.code == 0
 
 
 class _HeldAlertsAtEnd:
