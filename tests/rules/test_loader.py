@@ -564,6 +564,30 @@ def test_appended_texts_are_joined_in_order_and_a_replace_drops_earlier_appends(
     assert replaced.ruleset.rules[0].description == "d d0 d1 d2"
 
 
+def test_appends_between_replaces_of_other_keys_are_still_joined_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a replace of the priority between appends of the condition keeps the appends
+    from skanse.rules.loader import _Rule
+
+    text = count_reads(monkeypatch, _Rule, "cond", weigh=len)
+    copied = {}
+    for count in (250, 2000):
+        text.weight = 0
+        body = "".join(
+            f"- rule: r\n  condition: or proc.pname = q{i}\n  override: {{condition: append}}\n"
+            "- rule: r\n  priority: ERROR\n  override: {priority: replace}\n"
+            for i in range(count)
+        )
+        result = _load(_APPEND_HEAD + body)
+        assert result.ruleset is not None
+        assert result.ruleset.rules[0].condition == "evt.type = execve and (m) " + " ".join(
+            f"or proc.pname = q{i}" for i in range(count)
+        )
+        copied[count] = text.weight
+    assert copied[2000] <= 10 * copied[250], copied
+
+
 def test_words_that_kubernetes_reads_as_booleans_stay_names_in_rules() -> None:
     # Falco's loader (yaml-cpp) keeps a scalar as text until a field converts it: `y` and `N`
     # as exception values are the process names "y" and "N". Kubernetes manifests are typed as

@@ -980,7 +980,14 @@ class _Loader:
             raise _ItemError(
                 _VALIDATE, "The rule must have at least one field that can be replaced", update.ctx
             )
-        prev.join_appends()  # a replaced condition, output or desc replaces its appends too
+        # a replaced condition, output or desc replaces the appends before it too
+        for attr, appends in (
+            ("cond", prev.cond_appends),
+            ("output", prev.output_appends),
+            ("desc", prev.desc_appends),
+        ):
+            if getattr(update, attr) is not None:
+                appends.clear()
         for attr in (
             "cond",
             "output",
