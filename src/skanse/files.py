@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "FileTooLarge",
     "OutputRefused",
     "output_path",
     "output_problem",
+    "output_stream",
     "read_capped",
     "write_atomic",
     "write_output",
@@ -90,16 +94,12 @@ def output_path(path: str) -> str:
     return path
 
 
-def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".") -> None:
-    """Write a report to `path` (-o): through to whatever is not a regular file (/dev/null,
-    /dev/stdout, a FIFO), atomically into a regular file, and through a symlink only when
-    its target lies inside `tree` (the working directory): a planted link cannot make skanse
-    overwrite a file elsewhere. OutputRefused says why not."""
+def _output_target(path: str | Path, tree: str | Path) -> tuple[Path, bool]:
+    """The file an -o path writes (symlinks resolved within `tree`), and whether it is an
+    existing file that is not a regular one (a device, a FIFO: written through)."""
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     if _is_special(target):  # before the symlink rule: /dev/stdout is a link out of the tree
-        _write_through(target, payload)
-        return
+        return target, True
     if target.is_symlink():
         real = os.path.realpath(target)
         root = os.path.realpath(tree)
@@ -111,10 +111,36 @@ def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".")
     problem = output_problem(target)
     if problem is not None:
         raise OutputRefused(problem)
-    try:
-        write_atomic(target, payload)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        raise OutputRefused(f"cannot write {path}: {exc.strerror or exc}") from None
+    return target, False
+
+
+def write_output(path: str | Path, data: str | bytes, *, tree: str | Path = ".") -> None:
+    """Write a report to `path` (-o): through to whatever is not a regular file (/dev/null,
+    /dev/stdout, a FIFO), atomically into a regular file, and through a symlink only when
+    its target lies inside `tree` (the working directory): a planted link cannot make skanse
+    overwrite a file elsewhere. OutputRefused says why not."""
+    with output_stream(path, tree=tree) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+@contextmanager
+def output_stream(path: str | Path, *, tree: str | Path = ".") -> Iterator[BinaryIO]:
+    """`write_output` for a report written while it is made (alerts as they are found):
+    the same rules for symlinks, devices and FIFOs; a regular file appears, atomically,
+    only when the block ends without an exception, so a run that fails half-way leaves the
+    old file (or none), never half a report."""
+    target, special = _output_target(path, tree)
+    if special:
+        fd = os.open(target, os.O_WRONLY | os.O_NOCTTY)
+        with os.fdopen(fd, "wb") as through:
+            yield through
+        return
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(_atomic_file(target, mode=None, exclusive=False))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+            raise OutputRefused(f"cannot write {path}: {exc.strerror or exc}") from None
+        yield handle
 
 
 def write_atomic(
@@ -134,11 +160,19 @@ def write_atomic(
     if not exclusive and _is_special(target):
         _write_through(target, payload)  # a device or FIFO is never replaced by a file
         return
+    with _atomic_file(target, mode=mode, exclusive=exclusive) as handle:
+        handle.write(payload)
+
+
+@contextmanager
+def _atomic_file(target: Path, *, mode: int | None, exclusive: bool) -> Iterator[BinaryIO]:
+    """A temporary file beside `target`, put in its place when the block ends (see
+    write_atomic), removed if the block or the move fails."""
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["printable", "valid_text", "valid_texts"]
+__all__ = ["printable", "printable_json", "valid_text", "valid_texts"]
 
 _T = TypeVar("_T")
 
@@ -38,6 +39,23 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in "\n\t" else _escape(m), text)
     return _UNPRINTABLE.sub(_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def printable_json(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
+    """`json.dumps(value, ensure_ascii=False)` (one line, UTF-8 text as it is) with every
+    character `printable` escapes written as a JSON `\\uXXXX` escape.
+
+    The encoder escapes only C0 controls: DEL, the C1 controls (U+009B is CSI, a whole
+    escape sequence in one character to a terminal that tails the file) and bidirectional
+    overrides went out raw, and a lone surrogate (from JSON input) failed to encode as
+    UTF-8 and lost the line. Outside strings a JSON text is ASCII, so every match is inside
+    a string, and the escape gives a reader the same string back.
+    """
+    return _UNPRINTABLE.sub(_json_escape, json.dumps(value, ensure_ascii=False, default=default))
 
 
 def valid_text(value: str) -> str:

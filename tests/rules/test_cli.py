@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._fifo import fed_fifo
 from tests.conftest import CORPORA, corpus_path
 
 HERE = Path(__file__).resolve().parent
@@ -187,6 +188,22 @@ def test_replay_text_jsonl_and_reports(cli, rules_file: Path, tmp_path: Path) ->
     assert failing.code == 1
 
 
+def test_replay_jsonl_writes_no_c1_control_of_a_process_name_raw(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    name = "cat\u009b2J\u009d0;title\u009c\u0085\x7f\u202e"
+    event = json.loads(_event())
+    event["proc"]["name"] = name
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(event) + "\n")  # ASCII, the controls as JSON escapes
+    jsonl = cli("runtime", "replay", str(events), "--rules", str(rules_file), "-f", "jsonl")
+    assert jsonl.code == 0
+    raw = {chr(c) for c in range(0x7F, 0xA0)} | {"\u202e"}
+    assert not raw & set(jsonl.stdout)
+    (line,) = jsonl.stdout.splitlines()
+    assert json.loads(line)["output_fields"]["proc.name"] == name
+
+
 def test_replay_reports_and_skips_bad_lines(cli, rules_file: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join([_event(), "{not json", "[1, 2]", "", _event()]) + "\n")
@@ -356,21 +373,173 @@ def test_rules_test_refuses_a_matrix_of_more_cases_than_it_can_run(
     assert "27 passed, 0 failed (1 tests, 27 cases)" in allowed.stdout
 
 
-def test_rules_test_reads_its_files_as_rules_files_are_read(cli, tmp_path: Path) -> None:
-    # rules: [/dev/zero] in a tests file was read until memory ran out (3.9 GB in 6 s)
+def test_rules_test_reads_its_files_as_rules_files_are_read(
+    cli, monkeypatch, tmp_path: Path
+) -> None:
+    # rules: [/dev/zero] in a tests file was read until memory ran out (3.9 GB in 6 s); a
+    # rules file is now one in the tests file's directory, which can be a FIFO as well
+    import skanse.rules.loader
+    import skanse.rules.testing  # bound its own copy of the limit on import: not the patched
+
+    monkeypatch.setattr(skanse.rules.loader, "MAX_RULES_FILE_BYTES", 1024 * 1024)
     tests = tmp_path / "tests.yaml"
     tests.write_text(
-        "rules: [/dev/zero]\n"
+        "rules: [rules.fifo]\n"
         "tests:\n"
         "  - name: t\n    rule: r\n    context: {processes: [{name: cat}]}\n"
         "    expectedOutcome: none\n"
     )
-    result = cli("rules", "test", str(tests))
+    with fed_fifo(tmp_path / "rules.fifo", b"#" * (4 * 1024 * 1024)):
+        result = cli("rules", "test", str(tests))
     assert result.code == 2
-    assert "/dev/zero: larger than 64 MiB" in result.stderr
+    assert "rules.fifo: larger than 1 MiB" in result.stderr
+    monkeypatch.undo()
     itself = cli("rules", "test", "/dev/zero")
     assert itself.code == 2
     assert "/dev/zero: larger than 64 MiB" in itself.stderr
     missing = cli("rules", "test", str(tmp_path / "nope.yaml"))
     assert missing.code == 2
     assert "nope.yaml: No such file" in missing.stderr
+
+
+_RULE_R = (
+    "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: fired\n  priority: WARNING\n"
+)
+
+
+def _tests_naming(rules: str, *, in_test: bool = False) -> str:
+    test = "  - name: t\n    rule: r\n    context: {processes: [{name: cat}]}\n"
+    if in_test:
+        return f"tests:\n{test}    rules: {rules}\n    expectedOutcome: none\n"
+    return f"rules: {rules}\ntests:\n{test}    expectedOutcome: none\n"
+
+
+@pytest.mark.parametrize("in_test", [False, True])
+@pytest.mark.parametrize(
+    ("named", "why"),
+    [
+        ("../outside/rules.yaml", "must be a relative path inside"),
+        ("sub/../../outside/rules.yaml", "must be a relative path inside"),
+        ("{outside}/rules.yaml", "must be a relative path inside"),
+        ("link.yaml", "symbolic link out of"),
+        ("linkdir/rules.yaml", "symbolic link out of"),
+    ],
+)
+def test_rules_test_reads_no_rules_file_outside_the_tests_files_directory(
+    cli, tmp_path: Path, named: str, why: str, in_test: bool
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "rules.yaml").write_text(_RULE_R)  # it fires: read, the test would fail
+    suite = tmp_path / "suite"
+    (suite / "sub").mkdir(parents=True)
+    (suite / "link.yaml").symlink_to(outside / "rules.yaml")
+    (suite / "linkdir").symlink_to(outside)
+    tests = suite / "tests.yaml"
+    tests.write_text(_tests_naming(f"[{named.format(outside=outside)}]", in_test=in_test))
+    result = cli("rules", "test", str(tests))
+    assert result.code == 2
+    assert why in result.stderr and "tests file's directory" in result.stderr
+    assert "fired" not in result.stdout and "passed" not in result.stdout
+
+
+def test_rules_test_reads_rules_files_inside_its_directory_and_from_the_command_line(
+    cli, tmp_path: Path
+) -> None:
+    suite = tmp_path / "suite"
+    (suite / "sub").mkdir(parents=True)
+    (suite / "sub" / "rules.yaml").write_text(_RULE_R)
+    (suite / "inside.yaml").symlink_to(suite / "sub" / "rules.yaml")  # a link that stays in
+    for named in ("sub/rules.yaml", "./sub/rules.yaml", "inside.yaml"):
+        tests = suite / "tests.yaml"
+        tests.write_text(_tests_naming(f"[{named}]").replace("none", "{priority: warning}"))
+        result = cli("rules", "test", str(tests))
+        assert (result.code, result.stdout) == (0, "1 passed, 0 failed (1 tests, 1 cases)\n")
+    # a file anywhere is still the user's to give, on the command line
+    elsewhere = tmp_path / "elsewhere.yaml"
+    elsewhere.write_text(_RULE_R)
+    tests.write_text(_tests_naming("[]").replace("none", "{priority: warning}"))
+    given = cli("rules", "test", str(tests), "--rules", str(elsewhere))
+    assert given.code == 0
+
+
+class _HeldAlertsAtEnd:
+    """Standard input for `runtime replay -`: the given lines, then, when the replay asks
+    past the last one (every event has been evaluated), a count of the ReplayAlert objects
+    still alive. Optionally fails there instead of ending, as a broken pipe would."""
+
+    def __init__(self, lines: list[bytes], *, fail: bool = False) -> None:
+        self._lines = iter(lines)
+        self._fail = fail
+        self.held: int | None = None
+        self.buffer = self
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = next(self._lines, b"")
+        if not line:
+            import gc
+
+            from skanse.rules.replay import ReplayAlert
+
+            self.held = sum(isinstance(o, ReplayAlert) for o in gc.get_objects())
+            if self._fail:
+                raise OSError("the input broke off")
+        return line
+
+
+@pytest.mark.parametrize("events", [500, 4000])
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_replay_streams_alert_lines_and_holds_none_of_them(
+    cli, monkeypatch, rules_file: Path, tmp_path: Path, fmt: str, events: int
+) -> None:
+    import sys
+
+    lines = [(_event(pid=5 + n) + "\n").encode() for n in range(events)]
+    stdin = _HeldAlertsAtEnd(lines)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    out = tmp_path / "alerts"
+    done = cli("runtime", "replay", "-", "--rules", str(rules_file), "-f", fmt, "-o", str(out))
+    assert done.code == 0
+    assert len(out.read_text().splitlines()) == events  # every event raised its alert
+    # once the last event is read, the alerts before it are written out, not held: the
+    # whole replay used to keep all of them (and their text) until the end
+    assert stdin.held is not None and stdin.held <= 1
+    assert f"{events} alert(s), 0 line(s) skipped" in done.stderr
+
+
+def test_replay_to_a_file_leaves_no_half_file_when_the_input_breaks_off(
+    cli, monkeypatch, rules_file: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    out = tmp_path / "alerts.jsonl"
+    out.write_text("the previous run's alerts\n")
+    monkeypatch.setattr(sys, "stdin", _HeldAlertsAtEnd([_event().encode() + b"\n"], fail=True))
+    done = cli("runtime", "replay", "-", "--rules", str(rules_file), "-f", "jsonl", "-o", str(out))
+    assert done.code == 2
+    assert out.read_text() == "the previous run's alerts\n"
+    # and no temporary file beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts.jsonl", "rules.yaml"]
+
+
+def test_replay_counts_every_skipped_line_and_lists_a_bounded_number(
+    cli, rules_file: Path, tmp_path: Path
+) -> None:
+    from skanse.rules.engine import Engine
+    from skanse.rules.loader import load_rules, read_rules_files
+    from skanse.rules.replay import MAX_LISTED_PROBLEMS, replay
+
+    broken = MAX_LISTED_PROBLEMS + 500
+    events = tmp_path / "events.jsonl"
+    events.write_text("{not json\n" * broken + _event() + "\n")
+    ruleset = load_rules(read_rules_files([str(rules_file)])).ruleset
+    assert ruleset is not None
+    with events.open("rb") as stream:
+        alerts, summary = replay(Engine(ruleset), stream)
+    assert (len(alerts), summary.skipped) == (1, broken)
+    assert len(summary.problems) == MAX_LISTED_PROBLEMS  # the rest counted, not kept
+    assert summary.problems[0].line == 1
+    run = cli("runtime", "replay", str(events), "--rules", str(rules_file), "--strict")
+    assert run.code == 2
+    assert f"1 alert(s), {broken} line(s) skipped" in run.stderr
+    assert f"... and {broken - 20} more" in run.stderr

@@ -72,6 +72,20 @@ def test_strict_missing_reports_instead_of_alerting() -> None:
     assert len(strict.process(known)) == 1  # a real value: a real alert
 
 
+def test_strict_missing_counts_every_hit_and_keeps_a_bounded_number() -> None:
+    from skanse.rules.engine import MAX_LISTED_MISSING_HITS
+
+    ruleset = _ruleset(_rule("evt.type = execve and not container.image.repository = trusted"))
+    strict = Engine(ruleset, strict_missing=True)
+    hits = MAX_LISTED_MISSING_HITS + 200
+    for pid in range(100, 100 + hits):
+        event = {"type": "execve", "pid": pid, "proc": {"pid": pid, "name": "sh"}}
+        assert strict.process(event) == []
+    assert strict.stats.missing_hit_count == hits
+    assert len(strict.stats.missing_hits) == MAX_LISTED_MISSING_HITS  # one per hit grew without end
+    assert strict.stats.missing_hits[0].event_num == 1
+
+
 def test_aname_without_index_is_any_ancestor_not_self() -> None:
     tree = _tree()
     assert _fires("proc.aname = init", EXEC, table=tree)

@@ -212,3 +212,66 @@ def test_syslog_over_tcp_sends_one_message_per_alert_whatever_the_argv_holds() -
     assert messages[0].endswith(
         "Notice shell | command=sh -c x \\n22:13:21.000000000: Notice forged\\x1b[2J"
     )
+
+
+# what a terminal or a line reader acts on, beyond C0 (which the JSON encoder escapes): DEL,
+# every C1 control (U+009B CSI, U+009D OSC, U+0085 NEL), bidirectional overrides
+_RAW_UNSAFE = {chr(c) for c in range(0x7F, 0xA0)} | {chr(c) for c in range(0x202A, 0x202F)}
+_C1_NAME = "ev\u009b2J\u009d0;owned\u009c\u0085\x7f\u202e"
+
+
+def _c1_alert(name: str = _C1_NAME) -> dict:
+    return Alert(
+        time_ns=1_700_000_000_123_456_789,
+        rule="Terminal shell in container",
+        priority=Priority.NOTICE,
+        source="syscall",
+        hostname="node-1",
+        output=f"shell | process={name} file=/tmp/{name}",
+        output_fields={"proc.name": name, "fd.name": f"/tmp/{name}"},
+        tags=(),
+    ).to_json()
+
+
+def test_json_lines_output_writes_no_c1_or_other_control_character_raw(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    output = JsonLinesOutput(str(path))
+    output.emit(_c1_alert())
+    output.close()
+    text = path.read_text(encoding="utf-8")
+    assert not _RAW_UNSAFE & set(text)
+    assert "ev\\u009b2J\\u009d0;owned\\u009c\\u0085\\u007f\\u202e" in text
+    (line,) = text.splitlines()  # NEL is a line break to str.splitlines: escaped, one line
+    # the escapes are JSON's own: a reader gets the process's name back exactly
+    assert json.loads(line)["output_fields"]["proc.name"] == _C1_NAME
+
+
+def test_json_lines_output_keeps_an_alert_holding_a_lone_surrogate(tmp_path: Path) -> None:
+    # replayed JSON events can carry "\ud800"; written raw it cannot be UTF-8 and the alert
+    # was counted failed and lost
+    path = tmp_path / "alerts.jsonl"
+    output = JsonLinesOutput(str(path))
+    output.emit(_c1_alert("x\ud800y"))
+    output.close()
+    assert (output.stats.sent, output.stats.failed) == (1, 0)
+    assert json.loads(path.read_text(encoding="utf-8"))["output_fields"]["proc.name"] == "x\ud800y"
+
+
+def test_webhook_body_carries_no_raw_c1_control(tmp_path: Path) -> None:
+    with https_server(tmp_path, lambda request: (200, {})) as server:
+        hook = WebhookOutput(server.url + "/", ca_file=server.ca_file)
+        hook.emit(_c1_alert())
+        hook.close()
+    assert hook.stats.sent == 1
+    body = server.requests[0].body
+    assert not _RAW_UNSAFE & set(body.decode("utf-8"))
+    assert json.loads(body)["output_fields"]["proc.name"] == _C1_NAME
+
+
+def test_sensor_log_lines_carry_no_raw_c1_control(capsys: pytest.CaptureFixture[str]) -> None:
+    from skanse._cli.runtime import _log_writer
+
+    _log_writer(False)({"level": "error", "msg": f"reload failed: rules.yaml: {_C1_NAME}"})
+    err = capsys.readouterr().err
+    assert not _RAW_UNSAFE & set(err)
+    assert json.loads(err)["msg"] == f"reload failed: rules.yaml: {_C1_NAME}"

@@ -110,6 +110,99 @@ def test_release_of_a_quarantine_without_an_api_fails_clearly(tmp_path: Path) ->
     assert journal.load()[0].status == "release-failed"
 
 
+_FULL_A = "3f2a9c1b7d4e" + "a" * 52
+_FULL_B = "3f2a9c1b7d4e" + "b" * 52  # the same short id as A: another container
+_FULL_C = "3f99999999990000" + "c" * 48
+
+
+def _frozen_containers(tmp_path: Path, *full_ids: str) -> tuple[ResponseJournal, ResponseTargets]:
+    """A journal with one freeze per container, each cgroup frozen."""
+    journal = ResponseJournal(tmp_path / "state")
+    for full in full_ids:
+        cgroup = tmp_path / "cg" / f"docker-{full}.scope"
+        cgroup.mkdir(parents=True)
+        (cgroup / "cgroup.freeze").write_text("1")
+        journal.append(
+            JournalEntry(
+                0, "t", "freeze", "r", "Critical", full[:12], 7, "done", "froze",
+                f"/docker-{full}.scope", 2,
+            )
+        )  # fmt: skip
+    return journal, ResponseTargets(cgroup2_mount=str(tmp_path / "cg"))
+
+
+def _frozen(tmp_path: Path, full: str) -> str:
+    return (tmp_path / "cg" / f"docker-{full}.scope" / "cgroup.freeze").read_text()
+
+
+@pytest.mark.parametrize(
+    "given", ["", "3", "3f", "3f2a9c", "3f2a9c1b7d4", "3F2A-9C1B7D4E", "zz" * 6]
+)
+def test_release_refuses_a_short_or_malformed_id_and_releases_nothing(
+    tmp_path: Path, given: str
+) -> None:
+    journal, targets = _frozen_containers(tmp_path, _FULL_A, _FULL_C)
+    with pytest.raises(ResponseError, match="12 to 64 hex characters"):
+        release(given, journal, targets=targets)
+    assert _frozen(tmp_path, _FULL_A) == _frozen(tmp_path, _FULL_C) == "1"
+    assert [e.status for e in journal.load()] == ["done", "done"]
+
+
+def test_release_of_an_ambiguous_id_lists_the_candidates_and_releases_nothing(
+    tmp_path: Path,
+) -> None:
+    journal, targets = _frozen_containers(tmp_path, _FULL_A, _FULL_B, _FULL_C)
+    with pytest.raises(ResponseError, match="ambiguous") as raised:
+        release("3f2a9c1b7d4e", journal, targets=targets)
+    assert _FULL_A in str(raised.value) and _FULL_B in str(raised.value)
+    assert _FULL_C not in str(raised.value)
+    assert {_frozen(tmp_path, f) for f in (_FULL_A, _FULL_B, _FULL_C)} == {"1"}
+    assert [e.status for e in journal.load()] == ["done", "done", "done"]
+
+
+@pytest.mark.parametrize("given", [_FULL_A, _FULL_A[:13], _FULL_A[:40].upper()])
+def test_release_of_a_unique_prefix_of_the_full_id_releases_that_container_only(
+    tmp_path: Path, given: str
+) -> None:
+    journal, targets = _frozen_containers(tmp_path, _FULL_A, _FULL_B, _FULL_C)
+    (result,) = release(given, journal, targets=targets)
+    assert result.ok and result.entry.cgroup == f"/docker-{_FULL_A}.scope"
+    assert [_frozen(tmp_path, f) for f in (_FULL_A, _FULL_B, _FULL_C)] == ["0", "1", "1"]
+    assert [e.status for e in journal.load()] == ["released", "done", "done"]
+
+
+def test_release_of_a_full_id_the_journal_does_not_know_releases_nothing(tmp_path: Path) -> None:
+    journal, targets = _frozen_containers(tmp_path, _FULL_B)
+    # A shares B's short id; the journal knows B's full id from its cgroup
+    assert release(_FULL_A, journal, targets=targets) == []
+    assert _frozen(tmp_path, _FULL_B) == "1"
+
+
+def test_release_leaves_a_response_it_cannot_attribute_to_one_container(tmp_path: Path) -> None:
+    journal, targets = _frozen_containers(tmp_path, _FULL_A, _FULL_B)
+    # a quarantine has no cgroup path: A's or B's?
+    journal.append(
+        JournalEntry(
+            0, "t", "quarantine", "r", "Critical", "3f2a9c1b7d4e", 7, "done", "x", pod="shop/web"
+        )
+    )
+    results = release(_FULL_A, journal, targets=targets)
+    assert sorted((r.entry.action, r.ok) for r in results) == [
+        ("freeze", True),
+        ("quarantine", False),
+    ]
+    assert [e.status for e in journal.load()] == ["released", "done", "done"]
+
+
+def test_release_command_refuses_an_ambiguous_id_with_the_candidates(cli, tmp_path: Path) -> None:
+    journal, _ = _frozen_containers(tmp_path, _FULL_A, _FULL_B)
+    done = cli("runtime", "release", "3f2a9c1b7d4e", "--state-dir", str(tmp_path / "state"))
+    assert done.code == 2
+    assert "ambiguous" in done.stderr and _FULL_A in done.stderr and _FULL_B in done.stderr
+    assert "released" not in done.stdout
+    assert [e.status for e in journal.load()] == ["done", "done"]
+
+
 def _responder(tmp_path: Path, policy: Policy, **kwargs) -> Responder:
     return Responder(policy, ResponseJournal(tmp_path), **kwargs)
 

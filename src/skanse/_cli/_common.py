@@ -340,6 +340,28 @@ def emit(document: str | bytes, output: str | None) -> None:
         sys.stdout.flush()
 
 
+@contextmanager
+def emit_stream(output: str | None) -> Iterator[Callable[[str], object]]:
+    """`emit` for text written while it is made: yields the function that writes a piece.
+    To `output` with write_output's rules, the file appearing only when the block ends
+    without an exception (never half a report); or to standard output as it comes."""
+    if not output:
+        yield sys.stdout.write
+        sys.stdout.flush()
+        return
+    from contextlib import ExitStack
+
+    from skanse.errors import UsageError
+    from skanse.files import OutputRefused, output_stream
+
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(output_stream(output))
+        except OutputRefused as exc:
+            raise UsageError(f"--output: {exc}") from None
+        yield lambda text: handle.write(text.encode("utf-8"))
+
+
 def print_notes(conclusion: Conclusion, *, quiet: bool) -> None:
     """Warnings (expired suppressions...), hidden failures and the reason for exit 2."""
     if quiet:

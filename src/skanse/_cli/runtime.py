@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from skanse._cli import shown
@@ -80,18 +80,17 @@ def _replay_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import io
     from pathlib import Path
 
     from skanse import __version__
-    from skanse._cli._common import emit
+    from skanse._cli._common import emit, emit_stream
     from skanse.errors import InputError, UsageError
     from skanse.model import Severity
     from skanse.report import Format, ReportInfo, render
     from skanse.report._info import find_repo_root
     from skanse.rules.engine import Engine
     from skanse.rules.loader import load_rules, read_rules_files
-    from skanse.rules.replay import alerts_to_result, replay
+    from skanse.rules.replay import alerts_to_result
 
     fail_on = None
     if args.fail_on:
@@ -112,73 +111,86 @@ def _replay(args: argparse.Namespace) -> int:
     )
     if not engine.rules:
         sys.stderr.write(f"warning: no enabled {args.source} rules in the rules files\n")
-    from skanse.rules.scap import is_scap, replay_scap
+    from skanse.rules.replay import ReplayAlert, ReplaySummary, replay_stream
+    from skanse.rules.scap import is_scap, replay_scap_stream
 
-    if args.input == "-":
-        alerts, summary = replay(engine, sys.stdin.buffer, max_line_bytes=args.max_line_bytes)
-    elif args.source == "syscall" and is_scap(args.input):
-        alerts, summary = replay_scap(engine, args.input)
-    else:
-        try:
-            stream = open(args.input, "rb")
-        except OSError as exc:
-            raise InputError(f"{args.input}: {exc.strerror or exc}") from None
-        with stream:
-            alerts, summary = replay(engine, stream, max_line_bytes=args.max_line_bytes)
+    summary = ReplaySummary()
 
-    out = io.StringIO()
-    if args.format == "text":
-        from skanse.printable import printable
+    def replayed() -> Iterator[ReplayAlert]:
+        if args.input == "-":
+            yield from replay_stream(
+                engine, sys.stdin.buffer, summary, max_line_bytes=args.max_line_bytes
+            )
+        elif args.source == "syscall" and is_scap(args.input):
+            yield from replay_scap_stream(engine, args.input, summary)
+        else:
+            try:
+                stream = open(args.input, "rb")
+            except OSError as exc:
+                raise InputError(f"{args.input}: {exc.strerror or exc}") from None
+            with stream:
+                yield from replay_stream(
+                    engine, stream, summary, max_line_bytes=args.max_line_bytes
+                )
 
-        for item in alerts:  # one line per alert: a field holding a newline cannot forge one
-            out.write(printable(item.alert.line()) + "\n")
-    elif args.format == "jsonl":
-        import json
+    if args.format in ("text", "jsonl"):
+        # alert lines are written as they are found, none kept: a long capture's alerts
+        # would otherwise all be held (and their text twice) until the end
+        from skanse.printable import printable, printable_json
 
-        for item in alerts:
+        def alert_line(item: ReplayAlert) -> str:
+            if args.format == "text":  # one line per alert: a newline in a field is escaped
+                return printable(item.alert.line()) + "\n"
             document = item.alert.to_json()
             document["output_fields"].update(item.workload)
-            out.write(json.dumps(document, ensure_ascii=False) + "\n")
-    else:
+            return printable_json(document) + "\n"
+
+        with emit_stream(args.output) as write:
+            for item in replayed():
+                write(alert_line(item))
+    else:  # a report is one document of every finding: the alerts are collected for it
+        alerts = list(replayed())
         scan = alerts_to_result(alerts, summary, result.ruleset, args.input)
         info = ReportInfo(
             tool_version=__version__,
             source_root=find_repo_root(Path.cwd()),
             kind="skanse.runtime-replay",
         )
-        out.write(render(Format(args.format), scan, info))
-    emit(out.getvalue(), args.output)
+        emit(render(Format(args.format), scan, info), args.output)
 
     if not args.quiet:
         sys.stderr.write(
             f"replayed {summary.events} event(s) from {summary.lines} line(s): "
-            f"{summary.alerts} alert(s), {len(summary.problems)} line(s) skipped"
+            f"{summary.alerts} alert(s), {summary.skipped} line(s) skipped"
             + (f", {summary.eval_errors} evaluation error(s)" if summary.eval_errors else "")
             + (
-                f", {len(summary.unchecked)} event(s) not fully checked"
-                if summary.unchecked
+                f", {summary.not_fully_checked} event(s) not fully checked"
+                if summary.not_fully_checked
                 else ""
             )
             + "\n"
         )
         for problem in summary.problems[:20]:
             sys.stderr.write(f"  {shown(f'{args.input}:{problem.line}: {problem.message}')}\n")
-        if len(summary.problems) > 20:
-            sys.stderr.write(f"  ... and {len(summary.problems) - 20} more\n")
+        if summary.skipped > 20:
+            sys.stderr.write(f"  ... and {summary.skipped - 20} more\n")
         for problem in summary.unchecked[:20]:
             where = f"{args.input}:{problem.line}"
             sys.stderr.write(f"  {shown(f'{where}: not fully checked: {problem.message}')}\n")
-        if len(summary.unchecked) > 20:
-            sys.stderr.write(f"  ... and {len(summary.unchecked) - 20} more not fully checked\n")
+        if summary.not_fully_checked > 20:
+            sys.stderr.write(f"  ... and {summary.not_fully_checked - 20} more not fully checked\n")
         for hit in engine.stats.missing_hits[:50]:
             line = (
                 f"strict-missing: '{hit.rule}' matched event {hit.event_num} only because "
                 f"of missing field(s): {', '.join(hit.fields) or '?'}"
             )
             sys.stderr.write(f"  {shown(line)}\n")
-    if args.strict and (summary.problems or summary.unchecked):
+        if engine.stats.missing_hit_count > 50:
+            more = engine.stats.missing_hit_count - 50
+            sys.stderr.write(f"  ... and {more} more strict-missing hit(s)\n")
+    if args.strict and (summary.skipped or summary.not_fully_checked):
         return 2
-    if fail_on is not None and any(a.alert.priority.severity >= fail_on for a in alerts):
+    if fail_on is not None and summary.worst is not None and summary.worst.severity >= fail_on:
         return 1
     return 0
 
@@ -344,7 +356,8 @@ def _sensor_config(args: argparse.Namespace) -> Any:
 
 def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
     import datetime as dt
-    import json
+
+    from skanse.printable import printable_json
 
     def log(record: dict[str, Any]) -> None:
         if quiet and record.get("level") not in ("warning", "error", "critical"):
@@ -355,7 +368,8 @@ def _log_writer(quiet: bool) -> Callable[[dict[str, Any]], None]:
             "logger": "skanse.runtime",
         }
         line.update(record)
-        sys.stderr.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        # a log line can carry a rule's name, a path or a reload error's text
+        sys.stderr.write(printable_json(line, default=str) + "\n")
         sys.stderr.flush()
 
     return log
@@ -425,11 +439,18 @@ def _release_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser])
             "Undo what `skanse runtime run` did to a container: thaw its frozen cgroup,\n"
             "delete the nftables isolation table in its network namespace, remove the\n"
             "quarantine label from its pod. A killed process stays dead.\n\n"
+            "CONTAINER is the 12-hex id alerts show, or more of the full id; unlike\n"
+            "docker and podman, which take any unique prefix, nothing shorter is taken,\n"
+            "and an id two journaled containers begin with is an error naming both.\n\n"
             "  skanse runtime release 3f2a9c1b7d4e"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    release.add_argument("container", metavar="CONTAINER", help="container id (12 hex or more)")
+    release.add_argument(
+        "container",
+        metavar="CONTAINER",
+        help="container id: its 12-hex short id, or a longer prefix of the full id",
+    )
     release.add_argument("--state-dir", default="/var/lib/skanse", metavar="DIR")
     release.add_argument("--kube-api", metavar="URL", help="Kubernetes API (or 'in-cluster')")
     release.add_argument("--kube-token-file", metavar="FILE")
@@ -437,16 +458,13 @@ def _release_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _release(args: argparse.Namespace) -> int:
-    import re
-
-    from skanse.errors import UsageError
     from skanse.runtime.config import KubernetesConfig, SensorConfig
     from skanse.runtime.containers import cgroup1_freezer_mount, cgroup2_mount
     from skanse.runtime.responses import ResponseJournal, ResponseTargets, release
     from skanse.runtime.service import build_kubernetes
 
-    if not re.fullmatch(r"[0-9a-f]{12,64}", args.container.lower()):
-        raise UsageError(f"a container id is 12 to 64 hex characters, not {args.container!r}")
+    # release() checks the id (the 12-hex short id or more; not ambiguous) before it undoes
+    # anything
     kubernetes = None
     if args.kube_api:
         kubernetes = build_kubernetes(

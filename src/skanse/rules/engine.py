@@ -88,11 +88,17 @@ class MissingHit:
     event_num: int
 
 
+MAX_LISTED_MISSING_HITS = 1000
+
+
 @dataclass(slots=True)
 class EngineStats:
     events: int = 0
     matches: int = 0
     eval_errors: int = 0
+    # strict-missing hits: all counted, the first MAX_LISTED_MISSING_HITS listed (a long
+    # replay would otherwise keep one per suppressed match)
+    missing_hit_count: int = 0
     missing_hits: list[MissingHit] = field(default_factory=list)
     by_rule: dict[str, int] = field(default_factory=dict)
 
@@ -280,6 +286,9 @@ class Engine:
             checker = self._kleene[rule.name] = rule.kleene()
         if checker.evaluate(event, process, self.table) is True:
             return True
+        self.stats.missing_hit_count += 1
+        if len(self.stats.missing_hits) >= MAX_LISTED_MISSING_HITS:
+            return False
         missing = tuple(
             name
             for name, value in rule.output.fields(event, process, self.table).items()

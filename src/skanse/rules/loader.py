@@ -332,6 +332,14 @@ class _Macro:
     cond_at: tuple[str, int, int] | None = None
     index: int = 0
     visibility: int = 0
+    # the conditions of its appends, joined to `cond` once, when the load ends: joining at
+    # each append copied the whole text so far (80,000 appends took 5.5 s)
+    cond_appends: list[str] = field(default_factory=list)
+
+    def join_appends(self) -> None:
+        if self.cond_appends:
+            self.cond = " ".join((self.cond, *self.cond_appends))
+            self.cond_appends.clear()
 
 
 @dataclass(slots=True)
@@ -358,6 +366,21 @@ class _Rule:
     unknown_source: bool = False
     index: int = 0
     visibility: int = 0
+    # the condition, output and desc of its appends, joined once when the load ends (as a
+    # macro's)
+    cond_appends: list[str] = field(default_factory=list)
+    output_appends: list[str] = field(default_factory=list)
+    desc_appends: list[str] = field(default_factory=list)
+
+    def join_appends(self) -> None:
+        for attr, appends in (
+            ("cond", self.cond_appends),
+            ("output", self.output_appends),
+            ("desc", self.desc_appends),
+        ):
+            if appends:
+                setattr(self, attr, " ".join((getattr(self, attr), *appends)))
+                appends.clear()
 
 
 @dataclass(slots=True)
@@ -655,7 +678,7 @@ class _Loader:
             prev = self.macros.get(name)
             if prev is None:
                 raise _ItemError(_VALIDATE, ERROR_NO_PREVIOUS_MACRO, ctx)
-            prev.cond = f"{prev.cond} {cond}"
+            prev.cond_appends.append(cond)
             prev.visibility = self.next_index()
         else:
             self.define(self.macros, _Macro(name, cond, ctx, cond_at))
@@ -908,11 +931,11 @@ class _Loader:
                 _VALIDATE, "Appended rule must have exceptions or condition property", update.ctx
             )
         if update.cond:
-            prev.cond = f"{prev.cond} {update.cond}"
+            prev.cond_appends.append(update.cond)
         if update.output:
-            prev.output = f"{prev.output} {update.output}"
+            prev.output_appends.append(update.output)
         if update.desc:
-            prev.desc = f"{prev.desc} {update.desc}"
+            prev.desc_appends.append(update.desc)
         if update.tags is not None:
             prev.tags.update(dict.fromkeys(update.tags))
         for ex in update.exceptions or ():
@@ -957,6 +980,14 @@ class _Loader:
             raise _ItemError(
                 _VALIDATE, "The rule must have at least one field that can be replaced", update.ctx
             )
+        # a replaced condition, output or desc replaces the appends before it too
+        for attr, appends in (
+            ("cond", prev.cond_appends),
+            ("output", prev.output_appends),
+            ("desc", prev.desc_appends),
+        ):
+            if getattr(update, attr) is not None:
+                appends.clear()
         for attr in (
             "cond",
             "output",
@@ -989,6 +1020,10 @@ class _Loader:
         return visible
 
     def compile(self) -> Ruleset | None:
+        for macro in self.macros.values():
+            macro.join_appends()
+        for rule in self.rules.values():
+            rule.join_appends()
         lists = _ListResolver(self.compile_lists())
         used_lists: set[str] = set(self.used_lists_in_lists)
         used_macros: set[str] = set()

@@ -34,11 +34,12 @@ from skanse.model import (
 )
 from skanse.rules.engine import Alert, Engine
 from skanse.rules.events import _int, _text
-from skanse.rules.loader import Ruleset
+from skanse.rules.loader import Priority, Ruleset
 from skanse.rules.output import workload_fields
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
+    "MAX_LISTED_PROBLEMS",
     "RUNTIME_CONTROLS",
     "LineProblem",
     "ReplayAlert",
@@ -47,6 +48,7 @@ __all__ = [
     "iter_events",
     "replay",
     "replay_alerts",
+    "replay_stream",
 ]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -67,15 +69,43 @@ class ReplayAlert:
     workload: Mapping[str, Any] = field(default_factory=dict)
 
 
+# how many line problems and not-fully-checked events a summary lists (all are counted): a
+# long capture of broken lines is otherwise a list as long as the capture
+MAX_LISTED_PROBLEMS = 1000
+
+
 @dataclass(slots=True)
 class ReplaySummary:
     lines: int = 0
     events: int = 0
     alerts: int = 0
+    # lines that could not be read: all counted, the first MAX_LISTED_PROBLEMS listed
+    skipped: int = 0
     problems: list[LineProblem] = field(default_factory=list)
     eval_errors: int = 0
     # events evaluated with values the rules read as missing, or on which a rule raised
+    # (counted, the first MAX_LISTED_PROBLEMS listed)
+    not_fully_checked: int = 0
     unchecked: list[LineProblem] = field(default_factory=list)
+    # the most severe alert's priority (lower value = more severe), for --fail-on
+    worst: Priority | None = None
+
+    def problem(self, problem: LineProblem) -> None:
+        self.skipped += 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append(problem)
+
+    def unchecked_event(self, problem: LineProblem) -> None:
+        self.not_fully_checked += 1
+        if len(self.unchecked) < MAX_LISTED_PROBLEMS:
+            self.unchecked.append(problem)
+
+    def alerted(self, alerts: list[ReplayAlert]) -> list[ReplayAlert]:
+        for item in alerts:
+            self.alerts += 1
+            if self.worst is None or item.alert.priority < self.worst:
+                self.worst = item.alert.priority
+        return alerts
 
 
 def iter_events(
@@ -133,25 +163,37 @@ def replay(
     *,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> tuple[list[ReplayAlert], ReplaySummary]:
-    """Feed every event of `stream` to `engine`; the alerts in order and a summary."""
+    """Feed every event of `stream` to `engine`; the alerts in order and a summary. For
+    a document of every alert (a report); `replay_stream` holds none of them."""
     summary = ReplaySummary()
-    alerts: list[ReplayAlert] = []
+    alerts = list(replay_stream(engine, stream, summary, max_line_bytes=max_line_bytes))
+    return alerts, summary
+
+
+def replay_stream(
+    engine: Engine,
+    stream: IO[bytes],
+    summary: ReplaySummary,
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[ReplayAlert]:
+    """Feed every event of `stream` to `engine`, yielding each alert as it is found;
+    `summary` counts as it goes and is whole once the iterator is exhausted. Nothing is
+    kept per alert, so a capture of any length replays in bounded memory."""
     for number, item in iter_events(stream, max_line_bytes=max_line_bytes):
         summary.lines = number
         if isinstance(item, LineProblem):
-            summary.problems.append(item)
+            summary.problem(item)
             continue
         summary.events += 1
         errors = engine.stats.eval_errors
-        alerts.extend(replay_alerts(engine, item, number))
+        yield from summary.alerted(replay_alerts(engine, item, number))
         wrong = wrong_types(item) if engine.source == "syscall" else []
         if engine.stats.eval_errors > errors:
             wrong.append("a rule could not be evaluated on it")
         if wrong:
-            summary.unchecked.append(LineProblem(number, "; ".join(wrong)))
-    summary.alerts = len(alerts)
-    summary.eval_errors = engine.stats.eval_errors
-    return alerts, summary
+            summary.unchecked_event(LineProblem(number, "; ".join(wrong)))
+        summary.eval_errors = engine.stats.eval_errors
 
 
 def replay_alerts(engine: Engine, event: dict[str, Any], line: int) -> list[ReplayAlert]:
@@ -315,6 +357,14 @@ def alerts_to_result(
         InputProblem(input_name, ProblemKind.PARSE, p.message, line=p.line)
         for p in summary.problems
     )
+    if summary.skipped > len(summary.problems):
+        problems += (
+            InputProblem(
+                input_name,
+                ProblemKind.PARSE,
+                f"and {summary.skipped - len(summary.problems):,} more line(s) skipped",
+            ),
+        )
     used = {f.check_id for f in findings}
     return ScanResult(
         findings=tuple(findings),

@@ -27,7 +27,7 @@ from skanse.errors import InputError
 from skanse.rules.engine import Engine
 from skanse.rules.replay import LineProblem, ReplayAlert, ReplaySummary, replay_alerts
 
-__all__ = ["SCAP_FIELDS", "is_scap", "replay_scap", "scap_events"]
+__all__ = ["SCAP_FIELDS", "is_scap", "replay_scap", "replay_scap_stream", "scap_events"]
 
 SCAP_FIELDS = (
     "evt.num evt.rawtime evt.type evt.dir evt.rawres evt.arg.flags evt.arg.name evt.arg.mode "
@@ -154,7 +154,13 @@ def scap_events(path: str | Path, *, timeout: float = 600.0) -> Iterator[dict[st
 def replay_scap(engine: Engine, path: str | Path) -> tuple[list[ReplayAlert], ReplaySummary]:
     """Every exit event of a capture through `engine`; alerts carry the event number."""
     summary = ReplaySummary()
-    alerts: list[ReplayAlert] = []
+    return list(replay_scap_stream(engine, path, summary)), summary
+
+
+def replay_scap_stream(
+    engine: Engine, path: str | Path, summary: ReplaySummary
+) -> Iterator[ReplayAlert]:
+    """replay_scap yielding each alert as it is found (see replay.replay_stream)."""
     table = engine.table
     for event in scap_events(path):
         for ancestor in event.pop("_ancestors"):
@@ -164,14 +170,12 @@ def replay_scap(engine: Engine, path: str | Path) -> tuple[list[ReplayAlert], Re
         summary.events += 1
         summary.lines = number if isinstance(number, int) else summary.events
         if not isinstance(event.get("type"), str):
-            summary.problems.append(LineProblem(summary.lines, "an event without a type"))
+            summary.problem(LineProblem(summary.lines, "an event without a type"))
             continue
         errors = engine.stats.eval_errors
-        alerts.extend(replay_alerts(engine, event, summary.lines))
+        yield from summary.alerted(replay_alerts(engine, event, summary.lines))
         if engine.stats.eval_errors > errors:
-            summary.unchecked.append(
+            summary.unchecked_event(
                 LineProblem(summary.lines, "a rule could not be evaluated on it")
             )
-    summary.alerts = len(alerts)
-    summary.eval_errors = engine.stats.eval_errors
-    return alerts, summary
+        summary.eval_errors = engine.stats.eval_errors

@@ -293,13 +293,43 @@ def _load(paths: Sequence[Path]) -> LoadResult:
     return load_rules(files)
 
 
+def _rules_paths(tests: Path, names: Any, where: str) -> list[Path]:
+    """The rules files a tests file names (`rules:` at the top or in a test), each inside the
+    tests file's directory.
+
+    A tests file is often someone else's (a pull request's): `rules: [/etc/shadow]`, a
+    `../` path or a symbolic link out of the directory made `skanse rules test` read that
+    file and quote it in its errors. A file elsewhere is given with --rules.
+    """
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RuleTestError(f"{tests}: {where}'rules' must be a list of file names")
+    base = tests.parent.resolve()
+    paths = []
+    for name in names:
+        relative = Path(name)
+        if not name or relative.is_absolute() or ".." in relative.parts:
+            raise RuleTestError(
+                f"{tests}: {where}rules file {name!r} must be a relative path inside the "
+                f"tests file's directory {base} (give other rules files with --rules)"
+            )
+        full = (base / relative).resolve()
+        if not full.is_relative_to(base):
+            raise RuleTestError(
+                f"{tests}: {where}rules file {name!r} is a symbolic link out of the tests "
+                f"file's directory {base} (to {full}); give it with --rules"
+            )
+        paths.append(full)
+    return paths
+
+
 def run_tests(
     path: Path, *, extra_rules: Sequence[Path] = ()
 ) -> tuple[list[TestOutcome], LoadResult | None]:
-    """Run every test of a tests file; the outcomes and the load result of its rules."""
+    """Run every test of a tests file; the outcomes and the load result of its rules.
+    The rules files the tests file names lie in its directory (`_rules_paths`);
+    `extra_rules` (--rules) may be anywhere."""
     data = load_tests(path)
-    base = path.parent
-    default_rules = [base / str(p) for p in data.get("rules") or []] + list(extra_rules)
+    default_rules = _rules_paths(path, data.get("rules") or [], "") + list(extra_rules)
     cache: dict[tuple[str, ...], LoadResult] = {}
     outcomes: list[TestOutcome] = []
     last: LoadResult | None = None
@@ -313,9 +343,16 @@ def run_tests(
                 f"{path}: more than {MAX_CASES:,} cases (a matrix has as many as the product "
                 f"of its value lists); at test {str(test.get('name', 'unnamed'))!r}"
             )
+    for test in data["tests"]:  # every path checked before any test runs
+        if "rules" in test:
+            _rules_paths(path, test["rules"], f"test {str(test.get('name', 'unnamed'))!r}: ")
     for test in data["tests"]:
         name = str(test.get("name", "unnamed"))
-        rule_paths = [base / str(p) for p in test["rules"]] if "rules" in test else default_rules
+        rule_paths = (
+            _rules_paths(path, test["rules"], f"test {name!r}: ")
+            if "rules" in test
+            else default_rules
+        )
         if not rule_paths:
             raise RuleTestError(f"{path}: test {name!r} names no rules files")
         key = tuple(str(p) for p in rule_paths)

@@ -11,7 +11,6 @@ fails is counted, not raised, so detection goes on when an output is down.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import queue
 import socket
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from skanse.errors import UsageError
-from skanse.printable import printable
+from skanse.printable import printable, printable_json
 
 __all__ = [
     "JsonLinesOutput",
@@ -72,7 +71,9 @@ class JsonLinesOutput:
 
     def emit(self, alert: Mapping[str, Any]) -> None:
         try:
-            self._stream.write(json.dumps(alert, ensure_ascii=False) + "\n")
+            # a process's comm, argv and paths are in it: no control character goes out raw
+            # (C1 too: U+009B is CSI to a terminal tailing the file)
+            self._stream.write(printable_json(alert) + "\n")
             self._stream.flush()
             self.stats.sent += 1
         except (OSError, ValueError):
@@ -139,7 +140,7 @@ class WebhookOutput:
         self._thread.start()
 
     def emit(self, alert: Mapping[str, Any]) -> None:
-        body = json.dumps(alert, ensure_ascii=False).encode("utf-8")
+        body = printable_json(alert).encode("utf-8")
         try:
             self._queue.put_nowait(body)
         except queue.Full:

@@ -19,6 +19,7 @@ import datetime as _dt
 import enum
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -32,7 +33,7 @@ from skanse.files import write_atomic
 from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime import procfs
-from skanse.runtime.containers import container_cgroup
+from skanse.runtime.containers import container_cgroup, container_from_cgroup
 from skanse.runtime.isolation import isolate_cgroup, release_cgroup
 
 __all__ = [
@@ -573,6 +574,67 @@ class ReleaseResult:
     message: str
 
 
+# the shortest id `release` takes: the 12-hex short id every alert, log line and journal
+# entry shows (`container.id`). Docker and podman take any unique prefix, one character
+# included; here a shorter prefix would let a typo pick whichever contained container
+# happened to start with it and lift its containment.
+MIN_RELEASE_ID = 12
+_RELEASE_ID = re.compile(rf"[0-9a-f]{{{MIN_RELEASE_ID},64}}")
+
+
+def _journal_full_id(entry: JournalEntry) -> str | None:
+    """The container's 64-hex id, where the entry's cgroup path carries it."""
+    found = container_from_cgroup(entry.cgroup) if entry.cgroup else None
+    if found is None or found.id != entry.container_id:
+        return None
+    return found.full_id
+
+
+def _release_entries(
+    container: str, entries: Sequence[JournalEntry]
+) -> tuple[list[JournalEntry], list[JournalEntry]]:
+    """The journal entries of the one container `container` names, and those of its short
+    id that the journal cannot attribute (see below).
+
+    `container` is the 12-hex short id or a longer prefix of the full id, which the journal
+    knows from an entry's cgroup path. Two containers whose full ids both begin with it
+    (the short id is only 48 bits, and `ctr run` or `runc run` take any id the caller
+    chooses) make it ambiguous: an error naming both, raised before anything is undone.
+    An entry without a cgroup (a quarantine, an nftables isolation) is the short id's; when
+    the journal knows another container with that short id, it cannot tell whose it is.
+    """
+    wanted = container.lower()
+    if not _RELEASE_ID.fullmatch(wanted):
+        raise ResponseError(
+            f"a container id is {MIN_RELEASE_ID} to 64 hex characters (the short id alerts "
+            f"show, or more of the full id), not {container!r}; nothing was released"
+        )
+    short = wanted[:MIN_RELEASE_ID]
+    full_ids = {e.id: _journal_full_id(e) for e in entries if e.container_id == short}
+    known = {full for full in full_ids.values() if full is not None}
+    chosen = {full for full in known if full.startswith(wanted)}
+    if len(chosen) > 1:
+        raise ResponseError(
+            f"container id {container!r} is ambiguous: the journal has responses against "
+            + " and ".join(sorted(chosen))
+            + "; give enough of the full id to name one (nothing was released)"
+        )
+    if known and not chosen:
+        return [], []  # the containers of this short id the journal knows are others
+    others = known - chosen
+    mine: list[JournalEntry] = []
+    unattributed: list[JournalEntry] = []
+    for entry in entries:
+        if entry.id not in full_ids:
+            continue
+        full = full_ids[entry.id]
+        if full is None:
+            (unattributed if others else mine).append(entry)
+        elif full in chosen or not known:
+            mine.append(entry)
+    return mine, unattributed
+
+
 def release(
     container: str,
     journal: ResponseJournal,
@@ -580,20 +642,30 @@ def release(
     targets: ResponseTargets | None = None,
     kubernetes: Any = None,
 ) -> list[ReleaseResult]:
-    """Undo every response still in force for a container (id: 12 hex, or a prefix)."""
+    """Undo every response still in force for a container: `container` is its 12-hex short
+    id or a longer unique prefix of its full id (see _release_entries). An id that is too
+    short, not hex, or ambiguous raises ResponseError before anything is undone."""
     targets = targets or ResponseTargets()
-    entries = journal.load()
-    wanted = container.lower()
-    matching = [
-        e
-        for e in entries
-        if e.container_id
-        and e.container_id.startswith(wanted[:12])
-        and e.status == "done"
-        and e.action in (Action.FREEZE, Action.ISOLATE, Action.QUARANTINE)
+    mine, unattributed = _release_entries(container, journal.load())
+
+    def in_force(entry: JournalEntry) -> bool:
+        return entry.status == "done" and entry.action in (
+            Action.FREEZE,
+            Action.ISOLATE,
+            Action.QUARANTINE,
+        )
+
+    results = [
+        ReleaseResult(
+            entry,
+            False,
+            f"the journal does not say which container with the short id "
+            f"{entry.container_id} this response was against: not released",
+        )
+        for entry in unattributed
+        if in_force(entry)
     ]
-    results = []
-    for entry in matching:
+    for entry in filter(in_force, mine):
         try:
             message = _undo(entry, targets, kubernetes)
         except ResponseError as exc:
