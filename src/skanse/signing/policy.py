@@ -81,6 +81,8 @@ __all__ = [
 ]
 
 API_VERSION = "skanse.io/v1alpha1"
+# How a reason starts when the image was not checked (SigningVerifier's could-not-check).
+_COULD_NOT_CHECK = "could not check"
 _MAX_POLICY_BYTES = 1024 * 1024
 
 
@@ -202,8 +204,14 @@ class Decision:
     rule: str | None = None  # the glob that decided; None for the default
     verified_keys: tuple[str, ...] = ()
     cached: bool = False
-    # False when a signature store could not be read: such a denial is not cached
+    # False when the image could not be checked (the registry unreachable, too slow, or a
+    # signature store unreadable): such a denial is "could not check" and not cached
     final: bool = True
+
+    @property
+    def could_not_check(self) -> bool:
+        """Denied because the image could not be checked, not because it failed a check."""
+        return not self.allowed and not self.final
 
 
 class DecisionCache:
@@ -309,7 +317,9 @@ def verify_image(
         try:
             digest = parsed.digest or resolve(registry, parsed).digest
         except SkanseError as exc:
-            return Decision(False, f"could not check: {exc.diagnostics()}", text, rule=rule.glob)
+            return Decision(
+                False, f"{_COULD_NOT_CHECK}: {exc.diagnostics()}", text, rule=rule.glob, final=False
+            )
         key = (rule.glob, parsed.repository, digest)
         hit = policy.cache.get(key)
         if hit is not None:
@@ -317,23 +327,46 @@ def verify_image(
         try:
             decision = _decide(registry, parsed, digest, rule, policy.limits)
         except SkanseError as exc:
-            return Decision(False, f"could not check: {exc.diagnostics()}", text, digest, rule.glob)
+            return Decision(
+                False,
+                f"{_COULD_NOT_CHECK}: {exc.diagnostics()}",
+                text,
+                digest,
+                rule.glob,
+                final=False,
+            )
         except Exception as exc:  # a bug must deny, not admit; the reason names it
             return Decision(
-                False, f"could not check: internal error {type(exc).__name__}: {exc}", text, digest
+                False,
+                f"{_COULD_NOT_CHECK}: internal error {type(exc).__name__}: {exc}",
+                text,
+                digest,
+                final=False,
             )
     if not decision.allowed and bound.passed():
         # requests the deadline cut short read as failures (a missing signature, an unread
         # place): the denial is the deadline's, not the registry's final word
         return replace(
             decision,
-            reason=f"could not check: {deadline_problem(bound)} ({decision.reason})",
+            reason=f"{_COULD_NOT_CHECK}: {deadline_problem(bound)} ({decision.reason})",
             image=text,
             final=False,
         )
+    if not decision.allowed and not decision.final:
+        # a signature place or payload could not be read (the registry unreachable, an
+        # error status): the image may be signed, so this is not a rejection
+        return replace(decision, reason=_unchecked(decision.reason), image=text)
     if decision.final:
         policy.cache.put(key, decision)
     return replace(decision, image=text)
+
+
+def _unchecked(reason: str) -> str:
+    """A denial that is not final, said as "could not check" first."""
+    rest = reason.removeprefix("not verified: ")
+    if rest.startswith(_COULD_NOT_CHECK):
+        return rest
+    return f"{_COULD_NOT_CHECK}: not everything could be read ({reason})"
 
 
 def _decide(
