@@ -663,3 +663,48 @@ def test_policy_can_limit_which_checks_annotations_suppress(tmp_path: Path) -> N
     assert "SKN-K8S-027" in default["auditAnnotations"]["failed"]  # none by default
     _, everything = validate(Webhook(policy(annotation_suppressions=None)), pod_request(pod))
     assert everything["auditAnnotations"]["failed"] == "SKN-K8S-014"  # as the CLI
+
+
+def test_a_stalling_registry_cannot_hold_every_decision_thread(tmp_path: Path) -> None:
+    # reported: about 8 Pods every 3 s whose images live on a registry that accepts and
+    # never answers kept all 8 decision threads (AppSettings.decision_threads) waiting, so
+    # a review for any other registry queued past the API server's timeout. The pool here is
+    # the app's: 8 threads running Webhook.validate. One registry may hold 4 of them; the
+    # rest answer at once ("busy"), and a review for a healthy registry is decided while the
+    # stalled ones are still waiting.
+    import concurrent.futures
+
+    from tests.oci.test_registry_errors import Server
+    from tests.signing.helpers import StallingRegistry
+
+    images = _key_policy(tmp_path)  # default: 4 verifications per registry at once
+    verifier = SigningVerifier(images)  # the server's: one registry client per thread
+    webhook = Webhook(policy(image_policy=images), verifier=verifier, image_deadline=20.0)
+    stalling, healthy = StallingRegistry(), Server()  # healthy: no signature anywhere (404)
+    pool = concurrent.futures.ThreadPoolExecutor(8)
+    try:
+        stalled = [
+            pool.submit(
+                validate,
+                webhook,
+                pod_request(image_pod(f"{stalling.host}/team/app@sha256:{i:064x}")),
+            )
+            for i in range(8)
+        ]
+        other = pool.submit(
+            validate, webhook, pod_request(image_pod(f"{healthy.host}/team/app@sha256:{1:064x}"))
+        )
+        # before this change `other` waited for a stalled review's 20 s deadline
+        _, response = other.result(timeout=15)
+        waiting = sum(not f.done() for f in stalled)
+        connections = stalling.connections
+    finally:
+        stalling.close()  # the stalled reviews end now ("connection broke")
+        healthy.close()
+        pool.shutdown(wait=True)
+    assert response["allowed"] is False
+    assert f"no signature found for sha256:{1:064x}" in response["status"]["message"]
+    assert waiting == 4 and connections == 4
+    busy = [f.result()[1]["status"]["message"] for f in stalled if "busy" in str(f.result()[1])]
+    assert len(busy) == 4
+    assert all(f"registry {stalling.host} busy" in message for message in busy)

@@ -360,6 +360,14 @@ class RegistryClient:
         finally:
             self._operation.deadline = outer
 
+    def answers(self) -> int:
+        """How many answers (a status line and headers, an error status included) this
+        thread has had from registries through this client. Compared before and after an
+        operation, it tells a registry that said something from one that said nothing (not
+        reachable, or silent until the deadline): skanse.signing.breaker counts only these."""
+        count: int = getattr(self._operation, "answers", 0)
+        return count
+
     @property
     def _overall(self) -> Deadline | None:
         """The deadline of the operation this thread is in (`deadline`), if any."""
@@ -512,7 +520,7 @@ class RegistryClient:
         timeout = urllib3.Timeout(connect=connect, read=self.options.timeout)
         _sending.deadline = deadline
         try:
-            return self._http.request(
+            answer = self._http.request(
                 method,
                 url,
                 headers=dict(headers),
@@ -521,6 +529,8 @@ class RegistryClient:
                 preload_content=False,
                 timeout=timeout,
             )
+            self._operation.answers = self.answers() + 1
+            return answer
         except urllib3.exceptions.HTTPError as exc:
             if deadline.passed():
                 # resolving and connecting count against the deadline as the answer does

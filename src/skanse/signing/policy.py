@@ -18,6 +18,7 @@
         allow: true                        # exempt: admitted without verification
     default: deny                          # images no glob matches: deny (default) or allow
     cache: {size: 4096, ttl: 300, negativeTtl: 10}   # seconds; optional
+    registries: {perHost: 4, failures: 3, window: 30, cooldown: 30}   # optional; see below
 
 Globs match the normalised repository, registry included, without tag or digest
 (`docker.io/library/nginx` for `nginx:1.27`): `*` is any run of characters within one path
@@ -33,6 +34,12 @@ resolved to its digest on every call (one manifest request); a digest reference 
 network at all on a cache hit. All the registry requests of one call share one `deadline`
 (seconds): a registry that answers each just inside its per-request deadline makes the image
 "could not check" when it is up, instead of holding the caller for their sum.
+
+Each registry host has a breaker (`skanse.signing.breaker`, `registries:`): at most `perHost`
+verifications wait on one registry at once, and after `failures` verifications in a row
+within `window` seconds that got no answer from it, its images are "could not check:
+registry X unreachable (circuit open)" at once for `cooldown` seconds, then one probe is let
+through. A digest the cache knows is decided without asking the breaker (nor the registry).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from skanse.errors import (
 from skanse.oci.reference import Reference, parse_reference
 from skanse.oci.registry import RegistryClient
 from skanse.signing.attach import Limits, resolve
+from skanse.signing.breaker import BreakerSettings, RegistryBreakers
 from skanse.signing.keys import PublicKey, load_public_key, read_public_key
 from skanse.signing.sign import predicate_type_for
 from skanse.signing.verify import (
@@ -137,6 +145,14 @@ class _CacheEntry(BaseModel):
     negative_ttl: float = Field(default=10.0, ge=0, alias="negativeTtl")
 
 
+class _RegistriesEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    failures: int = Field(default=3, ge=1, le=1000)
+    window: float = Field(default=30.0, gt=0)
+    cooldown: float = Field(default=30.0, ge=0)
+    per_host: int = Field(default=4, ge=1, le=10_000, alias="perHost")
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     api_version: Literal["skanse.io/v1alpha1"] = Field(alias="apiVersion")
@@ -145,6 +161,7 @@ class _PolicyFile(BaseModel):
     images: list[_RuleEntry]
     default: Literal["deny", "allow"] = "deny"
     cache: _CacheEntry = _CacheEntry()
+    registries: _RegistriesEntry = _RegistriesEntry()
 
 
 # --- the policy in use ------------------------------------------------------------------
@@ -271,6 +288,8 @@ class Policy:
     source: str = "<policy>"
     limits: Limits = Limits()
     cache: DecisionCache = field(default_factory=DecisionCache)
+    # how much of the verifier one registry may hold (skanse.signing.breaker)
+    breakers: RegistryBreakers = field(default_factory=RegistryBreakers)
     # one registry client per thread (RegistryClient is not thread-safe)
     _clients: threading.local = field(default_factory=threading.local, repr=False)
 
@@ -313,6 +332,32 @@ def verify_image(
     if rule.allow:
         return Decision(True, f"exempt by rule {rule.glob!r} (not verified)", text, rule=rule.glob)
     registry = client or policy.client()
+    if parsed.digest is not None:
+        # a digest the cache knows needs no registry: decided before its breaker is asked
+        hit = policy.cache.get((rule.glob, parsed.repository, parsed.digest))
+        if hit is not None:
+            return replace(hit, image=text, cached=True)
+    host = parsed.api_host
+    refused = policy.breakers.enter(host)
+    if refused is not None:
+        return Decision(
+            False, f"{_COULD_NOT_CHECK}: {refused}", text, parsed.digest, rule.glob, final=False
+        )
+    heard = registry.answers()
+    try:
+        return _verify(registry, parsed, text, rule, policy, deadline)
+    finally:
+        policy.breakers.leave(host, answered=registry.answers() > heard)
+
+
+def _verify(
+    registry: RegistryClient,
+    parsed: Reference,
+    text: str,
+    rule: ImageRule,
+    policy: Policy,
+    deadline: float,
+) -> Decision:
     with registry.deadline(deadline) as bound:
         try:
             digest = parsed.digest or resolve(registry, parsed).digest
@@ -507,7 +552,13 @@ def parse_policy(data: bytes, *, base_dir: Path, name: str = "<policy>") -> Poli
     cache = DecisionCache(
         parsed.cache.size, ttl=parsed.cache.ttl, negative_ttl=parsed.cache.negative_ttl
     )
-    return Policy(tuple(rules), parsed.default == "allow", name, cache=cache)
+    registries = parsed.registries
+    breakers = RegistryBreakers(
+        BreakerSettings(
+            registries.failures, registries.window, registries.cooldown, registries.per_host
+        )
+    )
+    return Policy(tuple(rules), parsed.default == "allow", name, cache=cache, breakers=breakers)
 
 
 def load_policy(path: str | Path) -> Policy:
