@@ -60,7 +60,7 @@ def test_a_busy_registry_refuses_past_per_host_and_frees_its_slots() -> None:
     breakers, _ = _breakers(per_host=2)
     assert breakers.enter("slow:5000") is None
     assert breakers.enter("slow:5000") is None
-    busy = breakers.enter("slow:5000")
+    busy = breakers.enter("slow:5000", wait=0)
     assert busy is not None and "busy: 2 verifications are already waiting" in busy
     breakers.leave("slow:5000", answered=True)
     assert breakers.enter("slow:5000") is None
@@ -71,3 +71,32 @@ def test_the_hosts_kept_are_bounded() -> None:
     for i in range(1000):
         _fail(breakers, f"host{i}:5000", 1)  # a failure keeps state
     assert len(breakers._hosts) <= 10
+
+
+def test_a_burst_past_per_host_waits_for_slots_instead_of_failing() -> None:
+    """A rollout or a drained node sends more Pods for one registry at once than `per_host`:
+    failing each past it at once denied Pods of a registry that answers in milliseconds.
+    They wait for a slot (at most `per_host` of them); one past those is busy at once."""
+    import threading
+
+    breakers, _ = _breakers(per_host=2, queue_wait=30)
+    assert breakers.enter("registry:5000") is None
+    assert breakers.enter("registry:5000") is None
+    results: list[str | None] = []
+    waiters = [
+        threading.Thread(target=lambda: results.append(breakers.enter("registry:5000")))
+        for _ in range(2)
+    ]
+    for waiter in waiters:
+        waiter.start()
+    while breakers._hosts["registry:5000"].queued < 2:
+        threading.Event().wait(0.01)
+    # two wait already: a third does not join them
+    third = breakers.enter("registry:5000", wait=30)
+    assert third is not None and "busy" in third
+    breakers.leave("registry:5000", answered=True)  # each answer lets one waiter in
+    breakers.leave("registry:5000", answered=True)
+    for waiter in waiters:
+        waiter.join(timeout=30)
+    assert results == [None, None]
+    assert breakers._hosts["registry:5000"].in_flight == 2

@@ -6,9 +6,11 @@ that accepts connections and never answers holds a thread for the whole image de
 and about 8 such Pods every 3 s held every thread, so each other review, with images or
 without, queued past the API server's timeout. Two bounds, per registry host:
 
-* at most `per_host` verifications may wait on one registry at once; one more is "could not
-  check" at once (busy), so the other threads stay free for every other registry and for
-  reviews with no image to verify;
+* at most `per_host` verifications may wait on one registry at once; one more waits for a
+  slot at most `queue_wait` seconds (a burst of Pods for a registry that answers, a rollout
+  or a drained node, passes in waves), with at most `per_host` such waiters, and is
+  "could not check" (busy) past that, so most threads stay free for every other registry
+  and for reviews with no image to verify;
 * after `failures` verifications in a row within `window` seconds that got no answer at all
   from the registry (nothing reachable, nothing answered before the deadline), the circuit
   opens: for `cooldown` seconds every verification that needs the registry is "could not
@@ -41,15 +43,19 @@ class BreakerSettings:
     cooldown: float = 30.0  # seconds the circuit stays open before one probe
     # verifications waiting on one registry at once: half the webhook's 8 decision threads
     per_host: int = 4
+    # seconds one more may wait for a slot (at most per_host of them) before it is "busy":
+    # a registry that answers frees a slot in a fraction of that
+    queue_wait: float = 1.0
     # registries whose state is kept; past it, the one idle longest is forgotten
     max_hosts: int = 4096
 
 
 class _Host:
-    __slots__ = ("first_failure", "in_flight", "open_until", "probing", "streak")
+    __slots__ = ("first_failure", "in_flight", "open_until", "probing", "queued", "streak")
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.queued = 0  # waiting for a slot
         self.streak = 0  # verifications in a row with no answer
         self.first_failure = 0.0  # when the streak began
         self.open_until: float | None = None
@@ -72,9 +78,13 @@ class RegistryBreakers:
         self.clock = clock
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # a slot was freed somewhere
 
-    def enter(self, host: str) -> str | None:
+    def enter(self, host: str, wait: float | None = None) -> str | None:
+        """`wait`: seconds a verification past `per_host` may wait for a slot (default
+        `queue_wait`; a caller passes less when its deadline is nearer)."""
         settings = self.settings
+        wait = settings.queue_wait if wait is None else min(wait, settings.queue_wait)
         with self._lock:
             now = self.clock()
             state = self._hosts.get(host)
@@ -95,7 +105,7 @@ class RegistryBreakers:
                         "probing whether it answers again)"
                     )
                 state.probing = True  # this one is the probe
-            elif state.in_flight >= settings.per_host:
+            elif state.in_flight >= settings.per_host and not self._slot(state, wait):
                 return (
                     f"registry {host} busy: {state.in_flight} verifications are already "
                     f"waiting on it (at most {settings.per_host} at once, so that one "
@@ -103,6 +113,23 @@ class RegistryBreakers:
                 )
             state.in_flight += 1
             return None
+
+    def _slot(self, state: _Host, wait: float) -> bool:
+        """Wait (the lock held by the caller, released while waiting) up to `wait` seconds
+        for `state` to have a free slot; False if none came, or too many wait already."""
+        if wait <= 0 or state.queued >= self.settings.per_host:
+            return False
+        state.queued += 1
+        try:
+            deadline = time.monotonic() + wait
+            while state.in_flight >= self.settings.per_host:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._freed.wait(left)
+            return True
+        finally:
+            state.queued -= 1
 
     def leave(self, host: str, answered: bool) -> None:
         """A verification `enter` let through is done; `answered`: the registry said
@@ -125,7 +152,9 @@ class RegistryBreakers:
                 if state.probing or state.streak >= settings.failures:
                     state.open_until = now + settings.cooldown
                     state.probing = False
-            if state.in_flight == 0 and state.streak == 0:
+            if state.queued:
+                self._freed.notify_all()
+            elif state.in_flight == 0 and state.streak == 0:
                 del self._hosts[host]  # a healthy registry needs no state
 
     def is_open(self, host: str) -> bool:
@@ -139,5 +168,6 @@ class RegistryBreakers:
         excess = len(self._hosts) - self.settings.max_hosts
         if excess <= 0:
             return
-        for name in [n for n, s in self._hosts.items() if s.in_flight == 0][:excess]:
+        idle = [n for n, s in self._hosts.items() if s.in_flight == 0 and s.queued == 0]
+        for name in idle[:excess]:
             del self._hosts[name]

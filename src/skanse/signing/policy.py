@@ -18,7 +18,7 @@
         allow: true                        # exempt: admitted without verification
     default: deny                          # images no glob matches: deny (default) or allow
     cache: {size: 4096, ttl: 300, negativeTtl: 10}   # seconds; optional
-    registries: {perHost: 4, failures: 3, window: 30, cooldown: 30}   # optional; see below
+    registries: {perHost: 4, queueWait: 1, failures: 3, window: 30, cooldown: 30}  # optional
 
 Globs match the normalised repository, registry included, without tag or digest
 (`docker.io/library/nginx` for `nginx:1.27`): `*` is any run of characters within one path
@@ -36,7 +36,8 @@ network at all on a cache hit. All the registry requests of one call share one `
 "could not check" when it is up, instead of holding the caller for their sum.
 
 Each registry host has a breaker (`skanse.signing.breaker`, `registries:`): at most `perHost`
-verifications wait on one registry at once, and after `failures` verifications in a row
+verifications wait on one registry at once (and at most `perHost` more wait up to `queueWait`
+seconds, or a third of the deadline, for a slot), and after `failures` verifications in a row
 within `window` seconds that got no answer from it, its images are "could not check:
 registry X unreachable (circuit open)" at once for `cooldown` seconds, then one probe is let
 through. A digest the cache knows is decided without asking the breaker (nor the registry).
@@ -151,6 +152,7 @@ class _RegistriesEntry(BaseModel):
     window: float = Field(default=30.0, gt=0)
     cooldown: float = Field(default=30.0, ge=0)
     per_host: int = Field(default=4, ge=1, le=10_000, alias="perHost")
+    queue_wait: float = Field(default=1.0, ge=0, le=60, alias="queueWait")
 
 
 class _PolicyFile(BaseModel):
@@ -338,14 +340,18 @@ def verify_image(
         if hit is not None:
             return replace(hit, image=text, cached=True)
     host = parsed.api_host
-    refused = policy.breakers.enter(host)
+    queued = time.monotonic()
+    refused = policy.breakers.enter(host, wait=deadline / 3)
     if refused is not None:
         return Decision(
             False, f"{_COULD_NOT_CHECK}: {refused}", text, parsed.digest, rule.glob, final=False
         )
+    waited = time.monotonic() - queued
+    # a wait for a slot (the breaker's queue) counts against the deadline
+    left = deadline - waited if waited >= 0.001 else deadline
     heard = registry.answers()
     try:
-        return _verify(registry, parsed, text, rule, policy, deadline)
+        return _verify(registry, parsed, text, rule, policy, left)
     finally:
         policy.breakers.leave(host, answered=registry.answers() > heard)
 
@@ -555,7 +561,11 @@ def parse_policy(data: bytes, *, base_dir: Path, name: str = "<policy>") -> Poli
     registries = parsed.registries
     breakers = RegistryBreakers(
         BreakerSettings(
-            registries.failures, registries.window, registries.cooldown, registries.per_host
+            registries.failures,
+            registries.window,
+            registries.cooldown,
+            registries.per_host,
+            queue_wait=registries.queue_wait,
         )
     )
     return Policy(tuple(rules), parsed.default == "allow", name, cache=cache, breakers=breakers)
