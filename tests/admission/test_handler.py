@@ -491,6 +491,46 @@ def test_an_unreachable_registry_is_could_not_check_and_denies(signed_world) -> 
     assert "could not check" in response["status"]["message"]
 
 
+def _key_policy(tmp_path: Path, extra: str = "") -> Any:
+    """An image policy requiring the key `ci` for every image."""
+    from skanse.signing.policy import load_policy as load_image_policy
+    from tests.signing.helpers import new_key
+
+    (tmp_path / "ci.pub").write_bytes(new_key().public_key().pem())
+    (tmp_path / "images.yaml").write_text(
+        "apiVersion: skanse.io/v1alpha1\nkind: ImagePolicy\nkeys: {ci: ci.pub}\n"
+        "images: [{glob: '**', keys: [ci]}]\n" + extra
+    )
+    return load_image_policy(tmp_path / "images.yaml")
+
+
+def test_an_image_by_digest_on_an_unreachable_registry_is_could_not_check(
+    tmp_path: Path,
+) -> None:
+    # reported: a digest needs no tag resolved, so the unreachable registry was first met
+    # reading the signature places; that denial was labelled "rejected" (an image that
+    # failed its check) although nothing could be read, unlike the same image by tag
+    from skanse.oci.registry import RegistryClient, RegistryOptions
+    from tests._registry import free_port
+
+    images = _key_policy(tmp_path)
+    verifier = SigningVerifier(images, RegistryClient(RegistryOptions(timeout=2)))
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there
+    by_digest = f"{host}/team/app@sha256:" + "ab" * 32
+    by_tag = f"{host}/team/app:1.0"
+    verdicts = [verifier.verify(image) for image in (by_digest, by_tag)]
+    assert [v.outcome for v in verdicts] == [ImageOutcome.COULD_NOT_CHECK] * 2
+    assert verdicts[0].reason.startswith(f"could not check: referrers of sha256:{'ab' * 32}")
+    assert f"cannot reach {host}" in verdicts[0].reason
+    webhook = Webhook(policy(image_policy=images), verifier=verifier)
+    _, response = validate(webhook, pod_request(image_pod(by_digest)))
+    assert response["allowed"] is False
+    assert (
+        f"image-signature: image {by_digest} (could-not-check): could not check: referrers of"
+    ) in response["status"]["message"]
+    assert len(images.cache) == 0  # not final: the next review asks again
+
+
 def _slow_registry_policy(tmp_path: Path, server: Any, *digests: str) -> Any:
     """An image policy requiring a key for everything, and `server` dribbling 30 signature
     payloads of each digest, each inside a 0.5 s request deadline (about 12 s in all)."""
@@ -623,3 +663,48 @@ def test_policy_can_limit_which_checks_annotations_suppress(tmp_path: Path) -> N
     assert "SKN-K8S-027" in default["auditAnnotations"]["failed"]  # none by default
     _, everything = validate(Webhook(policy(annotation_suppressions=None)), pod_request(pod))
     assert everything["auditAnnotations"]["failed"] == "SKN-K8S-014"  # as the CLI
+
+
+def test_a_stalling_registry_cannot_hold_every_decision_thread(tmp_path: Path) -> None:
+    # reported: about 8 Pods every 3 s whose images live on a registry that accepts and
+    # never answers kept all 8 decision threads (AppSettings.decision_threads) waiting, so
+    # a review for any other registry queued past the API server's timeout. The pool here is
+    # the app's: 8 threads running Webhook.validate. One registry may hold 4 of them; the
+    # rest answer at once ("busy"), and a review for a healthy registry is decided while the
+    # stalled ones are still waiting.
+    import concurrent.futures
+
+    from tests.oci.test_registry_errors import Server
+    from tests.signing.helpers import StallingRegistry
+
+    images = _key_policy(tmp_path)  # default: 4 verifications per registry at once
+    verifier = SigningVerifier(images)  # the server's: one registry client per thread
+    webhook = Webhook(policy(image_policy=images), verifier=verifier, image_deadline=20.0)
+    stalling, healthy = StallingRegistry(), Server()  # healthy: no signature anywhere (404)
+    pool = concurrent.futures.ThreadPoolExecutor(8)
+    try:
+        stalled = [
+            pool.submit(
+                validate,
+                webhook,
+                pod_request(image_pod(f"{stalling.host}/team/app@sha256:{i:064x}")),
+            )
+            for i in range(8)
+        ]
+        other = pool.submit(
+            validate, webhook, pod_request(image_pod(f"{healthy.host}/team/app@sha256:{1:064x}"))
+        )
+        # before this change `other` waited for a stalled review's 20 s deadline
+        _, response = other.result(timeout=15)
+        waiting = sum(not f.done() for f in stalled)
+        connections = stalling.connections
+    finally:
+        stalling.close()  # the stalled reviews end now ("connection broke")
+        healthy.close()
+        pool.shutdown(wait=True)
+    assert response["allowed"] is False
+    assert f"no signature found for sha256:{1:064x}" in response["status"]["message"]
+    assert waiting == 4 and connections == 4
+    busy = [f.result()[1]["status"]["message"] for f in stalled if "busy" in str(f.result()[1])]
+    assert len(busy) == 4
+    assert all(f"registry {stalling.host} busy" in message for message in busy)

@@ -75,3 +75,44 @@ def dribbled_signatures(server: Any, digest: str, count: int) -> None:
     server.routes[f"GET /v2/team/app/manifests/{signature_tag(digest)}"] = reply(
         200, manifest, {"Content-Type": OCI_MANIFEST}
     )
+
+
+class StallingRegistry:
+    """A registry on 127.0.0.1 that accepts every connection and never answers: what a pod
+    author's registry can be. Counts the connections; `close` hangs them all up."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.held: list[Any] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                self.held.append(conn)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self.held)
+
+    def close(self) -> None:
+        import socket
+
+        # shutdown wakes the accepting thread (close alone leaves it accepting)
+        self._listener.shutdown(socket.SHUT_RDWR)
+        self._thread.join()
+        self._listener.close()
+        with self._lock:
+            for conn in self.held:
+                conn.close()

@@ -12,6 +12,7 @@ from skanse.oci.registry import RegistryClient
 from skanse.signing.policy import (
     Decision,
     DecisionCache,
+    Policy,
     glob_pattern,
     load_policy,
     parse_policy,
@@ -277,7 +278,9 @@ def test_an_unreachable_registry_denies_and_is_not_cached(tmp_path: Path) -> Non
     ref = f"127.0.0.1:{free_port()}/app@sha256:" + "ab" * 32
     decision = verify_image(ref, policy, client=client)
     assert not decision.allowed
-    assert decision.reason.startswith("not verified: could not check: referrers of")
+    # said as the webhook labels it: "could not check", not a failed check (docs/signing.md)
+    assert decision.reason.startswith("could not check: referrers of")
+    assert decision.could_not_check
     assert "cannot reach" in decision.reason
     assert not decision.final and len(policy.cache) == 0
     # a tag cannot even be resolved: denied as well, never an exception
@@ -339,3 +342,117 @@ def test_a_verification_within_its_deadline_is_unaffected(registry, tmp_path: Pa
     hit = verify_image(str(ref.with_digest(digest)), policy, client=_NoNetwork(), deadline=10.0)
     assert hit.allowed and hit.cached
     client.close()
+
+
+# -- a registry that stalls: the breaker and the cap per host ------------------------------
+
+
+def _stalled_policy(tmp_path: Path, registries: str = "") -> Policy:
+    _write_keys(tmp_path, ci=new_key())
+    return _policy(
+        tmp_path,
+        HEADER + "keys: {ci: ci.pub}\nimages: [{glob: '**', keys: [ci]}]\n" + registries,
+    )
+
+
+def test_a_registry_that_never_answers_opens_its_circuit(tmp_path: Path) -> None:
+    # reported: each image on a registry that accepts and never answers held a verifier
+    # thread for the whole deadline, every time. After `failures` such verifications in a
+    # row the circuit opens: the registry is not asked again until the cool-down has passed
+    from skanse.oci.registry import RegistryOptions
+    from tests.signing.helpers import StallingRegistry
+
+    policy = _stalled_policy(tmp_path)  # defaults: 3 failures open it for 30 s
+    stalling = StallingRegistry()
+    try:
+        client = RegistryClient(RegistryOptions(timeout=5))
+        decisions = [
+            verify_image(
+                f"{stalling.host}/team/app@sha256:{i:064x}", policy, deadline=0.2, client=client
+            )
+            for i in range(6)
+        ]
+        connections = stalling.connections
+    finally:
+        stalling.close()
+    assert all(not d.allowed and d.could_not_check for d in decisions)
+    # the first three waited for the registry (one connection each), the last three did not
+    assert connections == 3
+    for d in decisions[3:]:
+        assert d.reason.startswith(
+            f"could not check: registry {stalling.host} unreachable (circuit open: 3 "
+            "verifications in a row got no answer"
+        )
+    assert len(policy.cache) == 0  # never final
+
+
+def test_a_registry_that_answers_keeps_its_circuit_closed(tmp_path: Path) -> None:
+    # silence counts, answers do not: a pod author naming missing tags (404s) on a registry
+    # the cluster relies on cannot make it fail fast for everyone else
+    from skanse.oci.registry import RegistryOptions
+    from tests.oci.test_registry_errors import Server
+
+    policy = _stalled_policy(tmp_path)  # 3 failures would open it
+    server = Server()
+    try:
+        client = RegistryClient(RegistryOptions(timeout=5))
+        decisions = [
+            verify_image(f"{server.host}/team/app:missing{i}", policy, deadline=5, client=client)
+            for i in range(4)
+        ]
+    finally:
+        server.close()
+    assert all(d.could_not_check and "not found (404)" in d.reason for d in decisions)
+    assert len(server.seen) == 4  # each one asked: the circuit stayed closed
+    assert not policy.breakers.is_open(server.host)
+
+
+def test_one_registry_holds_at_most_per_host_verifications(tmp_path: Path) -> None:
+    # the verifications past `perHost` for one registry fail at once instead of waiting on
+    # it, so the verifier's other threads stay free for other registries
+    import threading
+
+    from skanse.oci.registry import RegistryOptions
+    from tests.signing.helpers import StallingRegistry
+
+    policy = _stalled_policy(tmp_path)  # default: 4 per registry
+    stalling = StallingRegistry()
+    start = threading.Barrier(8)
+    decisions: list[Decision] = []
+
+    def verify(i: int) -> None:
+        client = RegistryClient(RegistryOptions(timeout=5))
+        start.wait()
+        image = f"{stalling.host}/team/app@sha256:{i:064x}"
+        decisions.append(verify_image(image, policy, deadline=2.0, client=client))
+
+    threads = [threading.Thread(target=verify, args=(i,)) for i in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        connections = stalling.connections
+    finally:
+        stalling.close()
+    assert connections == 4
+    busy = [d for d in decisions if "busy" in d.reason]
+    assert len(busy) == 4 and all(d.could_not_check for d in decisions)
+    assert busy[0].reason.startswith(
+        f"could not check: registry {stalling.host} busy: 4 verifications are already waiting"
+    )
+
+
+def test_the_registry_bounds_are_read_from_the_policy(tmp_path: Path) -> None:
+    policy = _stalled_policy(
+        tmp_path, "registries: {perHost: 2, failures: 5, window: 60, cooldown: 120}\n"
+    )
+    settings = policy.breakers.settings
+    assert (settings.per_host, settings.failures, settings.window, settings.cooldown) == (
+        2,
+        5,
+        60,
+        120,
+    )
+    with pytest.raises(SignaturePolicyError, match="perHost"):
+        _stalled_policy(tmp_path, "registries: {perHost: 0}\n")

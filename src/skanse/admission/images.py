@@ -102,7 +102,7 @@ class SigningVerifier:
         decision = verify_image(image, self.policy, client=self.client, deadline=deadline)
         if decision.allowed:
             outcome = ImageOutcome.VERIFIED
-        elif decision.reason.startswith(_COULD_NOT_CHECK):
+        elif decision.could_not_check or decision.reason.startswith(_COULD_NOT_CHECK):
             outcome = ImageOutcome.COULD_NOT_CHECK
         else:
             outcome = ImageOutcome.REJECTED

@@ -29,6 +29,10 @@ inside its deadline holds the reader for their sum. `with client.deadline(second
 them all together: every request made inside it (redirects, token fetches and the retry after
 a 401 included) must be answered by then, and once it has passed none is sent. A layer body
 keeps its exemption.
+
+Connecting counts as well: the lookup of the registry's name (which getaddrinfo would let
+last as long as the resolver likes), each address tried and the TLS handshake all share the
+time the request has left (`skanse.oci._connect`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from typing import IO, Any, cast
 
 import urllib3
 import urllib3.connection
+from urllib3.util.connection import allowed_gai_family
 
 from skanse.errors import (
     AuthError,
@@ -58,6 +63,7 @@ from skanse.errors import (
     NotFoundError,
     RegistryClientError,
 )
+from skanse.oci import _connect
 from skanse.oci._forward import ForwardReader
 from skanse.oci._pump import ChunkPump
 from skanse.oci.auth import Challenge, Credentials, DockerConfig, parse_challenges
@@ -212,12 +218,53 @@ class _Answer(http.client.HTTPResponse):
         super().__init__(sock, *args, **kwargs)
 
 
+def _connect_within(conn: urllib3.connection.HTTPConnection) -> socket.socket:
+    """The socket of a new connection, made (the name resolved, each address tried, and the
+    TLS handshake that follows) within the deadline of the request being sent: urllib3's own
+    gives the lookup no bound at all and each address the whole connect timeout."""
+    deadline: _Deadline | None = getattr(_sending, "deadline", None)
+    per_wait = conn.timeout if isinstance(conn.timeout, int | float) else None
+
+    def left() -> float:
+        remaining = float("inf") if deadline is None else deadline.left()
+        wait = remaining if per_wait is None else min(per_wait, remaining)
+        if wait == float("inf"):
+            raise TimeoutError("no timeout to connect within")  # never: _start sets both
+        return wait
+
+    try:
+        return _connect.connect(
+            conn._dns_host,  # the host urllib3 would resolve (no trailing dot)
+            conn.port,
+            allowed_gai_family(),
+            left,
+            source_address=conn.source_address,
+            socket_options=conn.socket_options,
+        )
+    except socket.gaierror as exc:
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        raise urllib3.exceptions.ConnectTimeoutError(
+            conn, f"connecting to {conn.host} timed out ({exc})"
+        ) from exc
+    except OSError as exc:
+        raise urllib3.exceptions.NewConnectionError(
+            conn, f"Failed to establish a new connection: {exc}"
+        ) from exc
+
+
 class _Connection(urllib3.connection.HTTPConnection):
     response_class = _Answer
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_within(self)
 
 
 class _TLSConnection(urllib3.connection.HTTPSConnection):
     response_class = _Answer
+
+    def _new_conn(self) -> socket.socket:
+        return _connect_within(self)
 
 
 class _Pool(urllib3.HTTPConnectionPool):
@@ -312,6 +359,14 @@ class RegistryClient:
             yield mine
         finally:
             self._operation.deadline = outer
+
+    def answers(self) -> int:
+        """How many answers (a status line and headers, an error status included) this
+        thread has had from registries through this client. Compared before and after an
+        operation, it tells a registry that said something from one that said nothing (not
+        reachable, or silent until the deadline): skanse.signing.breaker counts only these."""
+        count: int = getattr(self._operation, "answers", 0)
+        return count
 
     @property
     def _overall(self) -> Deadline | None:
@@ -465,7 +520,7 @@ class RegistryClient:
         timeout = urllib3.Timeout(connect=connect, read=self.options.timeout)
         _sending.deadline = deadline
         try:
-            return self._http.request(
+            answer = self._http.request(
                 method,
                 url,
                 headers=dict(headers),
@@ -474,11 +529,18 @@ class RegistryClient:
                 preload_content=False,
                 timeout=timeout,
             )
+            self._operation.answers = self.answers() + 1
+            return answer
         except urllib3.exceptions.HTTPError as exc:
             if deadline.passed():
+                # resolving and connecting count against the deadline as the answer does
+                done = (
+                    "was not reached"
+                    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError)
+                    else "sent no complete answer"
+                )
                 raise RegistryClientError(
-                    f"{what}{where} sent no complete answer {deadline.within()}",
-                    reference=str(reference),
+                    f"{what}{where} {done} {deadline.within()}", reference=str(reference)
                 ) from None
             raise RegistryClientError(
                 f"{what}cannot reach {where}: {exc}", reference=str(reference)

@@ -18,6 +18,7 @@
         allow: true                        # exempt: admitted without verification
     default: deny                          # images no glob matches: deny (default) or allow
     cache: {size: 4096, ttl: 300, negativeTtl: 10}   # seconds; optional
+    registries: {perHost: 4, queueWait: 1, failures: 3, window: 30, cooldown: 30}  # optional
 
 Globs match the normalised repository, registry included, without tag or digest
 (`docker.io/library/nginx` for `nginx:1.27`): `*` is any run of characters within one path
@@ -33,6 +34,13 @@ resolved to its digest on every call (one manifest request); a digest reference 
 network at all on a cache hit. All the registry requests of one call share one `deadline`
 (seconds): a registry that answers each just inside its per-request deadline makes the image
 "could not check" when it is up, instead of holding the caller for their sum.
+
+Each registry host has a breaker (`skanse.signing.breaker`, `registries:`): at most `perHost`
+verifications wait on one registry at once (and at most `perHost` more wait up to `queueWait`
+seconds, or a third of the deadline, for a slot), and after `failures` verifications in a row
+within `window` seconds that got no answer from it, its images are "could not check:
+registry X unreachable (circuit open)" at once for `cooldown` seconds, then one probe is let
+through. A digest the cache knows is decided without asking the breaker (nor the registry).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from skanse.errors import (
 from skanse.oci.reference import Reference, parse_reference
 from skanse.oci.registry import RegistryClient
 from skanse.signing.attach import Limits, resolve
+from skanse.signing.breaker import BreakerSettings, RegistryBreakers
 from skanse.signing.keys import PublicKey, load_public_key, read_public_key
 from skanse.signing.sign import predicate_type_for
 from skanse.signing.verify import (
@@ -81,6 +90,8 @@ __all__ = [
 ]
 
 API_VERSION = "skanse.io/v1alpha1"
+# How a reason starts when the image was not checked (SigningVerifier's could-not-check).
+_COULD_NOT_CHECK = "could not check"
 _MAX_POLICY_BYTES = 1024 * 1024
 
 
@@ -135,6 +146,15 @@ class _CacheEntry(BaseModel):
     negative_ttl: float = Field(default=10.0, ge=0, alias="negativeTtl")
 
 
+class _RegistriesEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    failures: int = Field(default=3, ge=1, le=1000)
+    window: float = Field(default=30.0, gt=0)
+    cooldown: float = Field(default=30.0, ge=0)
+    per_host: int = Field(default=4, ge=1, le=10_000, alias="perHost")
+    queue_wait: float = Field(default=1.0, ge=0, le=60, alias="queueWait")
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     api_version: Literal["skanse.io/v1alpha1"] = Field(alias="apiVersion")
@@ -143,6 +163,7 @@ class _PolicyFile(BaseModel):
     images: list[_RuleEntry]
     default: Literal["deny", "allow"] = "deny"
     cache: _CacheEntry = _CacheEntry()
+    registries: _RegistriesEntry = _RegistriesEntry()
 
 
 # --- the policy in use ------------------------------------------------------------------
@@ -202,8 +223,14 @@ class Decision:
     rule: str | None = None  # the glob that decided; None for the default
     verified_keys: tuple[str, ...] = ()
     cached: bool = False
-    # False when a signature store could not be read: such a denial is not cached
+    # False when the image could not be checked (the registry unreachable, too slow, or a
+    # signature store unreadable): such a denial is "could not check" and not cached
     final: bool = True
+
+    @property
+    def could_not_check(self) -> bool:
+        """Denied because the image could not be checked, not because it failed a check."""
+        return not self.allowed and not self.final
 
 
 class DecisionCache:
@@ -263,6 +290,8 @@ class Policy:
     source: str = "<policy>"
     limits: Limits = Limits()
     cache: DecisionCache = field(default_factory=DecisionCache)
+    # how much of the verifier one registry may hold (skanse.signing.breaker)
+    breakers: RegistryBreakers = field(default_factory=RegistryBreakers)
     # one registry client per thread (RegistryClient is not thread-safe)
     _clients: threading.local = field(default_factory=threading.local, repr=False)
 
@@ -305,11 +334,43 @@ def verify_image(
     if rule.allow:
         return Decision(True, f"exempt by rule {rule.glob!r} (not verified)", text, rule=rule.glob)
     registry = client or policy.client()
+    if parsed.digest is not None:
+        # a digest the cache knows needs no registry: decided before its breaker is asked
+        hit = policy.cache.get((rule.glob, parsed.repository, parsed.digest))
+        if hit is not None:
+            return replace(hit, image=text, cached=True)
+    host = parsed.api_host
+    queued = time.monotonic()
+    refused = policy.breakers.enter(host, wait=deadline / 3)
+    if refused is not None:
+        return Decision(
+            False, f"{_COULD_NOT_CHECK}: {refused}", text, parsed.digest, rule.glob, final=False
+        )
+    waited = time.monotonic() - queued
+    # a wait for a slot (the breaker's queue) counts against the deadline
+    left = deadline - waited if waited >= 0.001 else deadline
+    heard = registry.answers()
+    try:
+        return _verify(registry, parsed, text, rule, policy, left)
+    finally:
+        policy.breakers.leave(host, answered=registry.answers() > heard)
+
+
+def _verify(
+    registry: RegistryClient,
+    parsed: Reference,
+    text: str,
+    rule: ImageRule,
+    policy: Policy,
+    deadline: float,
+) -> Decision:
     with registry.deadline(deadline) as bound:
         try:
             digest = parsed.digest or resolve(registry, parsed).digest
         except SkanseError as exc:
-            return Decision(False, f"could not check: {exc.diagnostics()}", text, rule=rule.glob)
+            return Decision(
+                False, f"{_COULD_NOT_CHECK}: {exc.diagnostics()}", text, rule=rule.glob, final=False
+            )
         key = (rule.glob, parsed.repository, digest)
         hit = policy.cache.get(key)
         if hit is not None:
@@ -317,23 +378,46 @@ def verify_image(
         try:
             decision = _decide(registry, parsed, digest, rule, policy.limits)
         except SkanseError as exc:
-            return Decision(False, f"could not check: {exc.diagnostics()}", text, digest, rule.glob)
+            return Decision(
+                False,
+                f"{_COULD_NOT_CHECK}: {exc.diagnostics()}",
+                text,
+                digest,
+                rule.glob,
+                final=False,
+            )
         except Exception as exc:  # a bug must deny, not admit; the reason names it
             return Decision(
-                False, f"could not check: internal error {type(exc).__name__}: {exc}", text, digest
+                False,
+                f"{_COULD_NOT_CHECK}: internal error {type(exc).__name__}: {exc}",
+                text,
+                digest,
+                final=False,
             )
     if not decision.allowed and bound.passed():
         # requests the deadline cut short read as failures (a missing signature, an unread
         # place): the denial is the deadline's, not the registry's final word
         return replace(
             decision,
-            reason=f"could not check: {deadline_problem(bound)} ({decision.reason})",
+            reason=f"{_COULD_NOT_CHECK}: {deadline_problem(bound)} ({decision.reason})",
             image=text,
             final=False,
         )
+    if not decision.allowed and not decision.final:
+        # a signature place or payload could not be read (the registry unreachable, an
+        # error status): the image may be signed, so this is not a rejection
+        return replace(decision, reason=_unchecked(decision.reason), image=text)
     if decision.final:
         policy.cache.put(key, decision)
     return replace(decision, image=text)
+
+
+def _unchecked(reason: str) -> str:
+    """A denial that is not final, said as "could not check" first."""
+    rest = reason.removeprefix("not verified: ")
+    if rest.startswith(_COULD_NOT_CHECK):
+        return rest
+    return f"{_COULD_NOT_CHECK}: not everything could be read ({reason})"
 
 
 def _decide(
@@ -474,7 +558,17 @@ def parse_policy(data: bytes, *, base_dir: Path, name: str = "<policy>") -> Poli
     cache = DecisionCache(
         parsed.cache.size, ttl=parsed.cache.ttl, negative_ttl=parsed.cache.negative_ttl
     )
-    return Policy(tuple(rules), parsed.default == "allow", name, cache=cache)
+    registries = parsed.registries
+    breakers = RegistryBreakers(
+        BreakerSettings(
+            registries.failures,
+            registries.window,
+            registries.cooldown,
+            registries.per_host,
+            queue_wait=registries.queue_wait,
+        )
+    )
+    return Policy(tuple(rules), parsed.default == "allow", name, cache=cache, breakers=breakers)
 
 
 def load_policy(path: str | Path) -> Policy:
