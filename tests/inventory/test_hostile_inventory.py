@@ -347,15 +347,19 @@ def test_rpm_ndb_blobs_nested_in_a_blob_are_an_error() -> None:
             b"Name: requests\nVersion: 2.31.0\n\n",
         ),
         ("/app/Pipfile.lock", b'{"default": {"requests": {"version": "==2.31.0"}}, "x": "'),
+        ("/app/Cargo.lock", b'[[package]]\nname = "serde"\nversion = "1.0.0"\n# '),
     ],
 )
 def test_package_evidence_over_the_size_cap_is_a_problem_not_silence(
     tmp_path: Path, path: str, head: bytes
 ) -> None:
     # padded past 4 MiB, the package was left out of the SBOM with no problem: vuln found
-    # nothing and --strict passed (a Pipfile.lock was still passed over so, in directory scans)
+    # nothing and --strict passed (a Pipfile.lock was still passed over so, in directory
+    # scans, and a Cargo.lock past its 16 MiB cap)
     target = tmp_path / path.lstrip("/")
     target.parent.mkdir(parents=True)
+    if path.endswith("Cargo.lock"):
+        head += b"x" * (12 * 1024 * 1024)
     target.write_bytes(
         head + b"x" * (4 * 1024 * 1024) + (b'"}' if path.endswith(("json", "lock")) else b"")
     )
