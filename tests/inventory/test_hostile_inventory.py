@@ -346,19 +346,42 @@ def test_rpm_ndb_blobs_nested_in_a_blob_are_an_error() -> None:
             "/usr/lib/python3/site-packages/requests-2.31.0.dist-info/METADATA",
             b"Name: requests\nVersion: 2.31.0\n\n",
         ),
+        ("/app/Pipfile.lock", b'{"default": {"requests": {"version": "==2.31.0"}}, "x": "'),
+        ("/app/Cargo.lock", b'[[package]]\nname = "serde"\nversion = "1.0.0"\n# '),
     ],
 )
 def test_package_evidence_over_the_size_cap_is_a_problem_not_silence(
     tmp_path: Path, path: str, head: bytes
 ) -> None:
     # padded past 4 MiB, the package was left out of the SBOM with no problem: vuln found
-    # nothing and --strict passed
+    # nothing and --strict passed (a Pipfile.lock was still passed over so, in directory
+    # scans, and a Cargo.lock past its 16 MiB cap)
     target = tmp_path / path.lstrip("/")
     target.parent.mkdir(parents=True)
-    target.write_bytes(head + b"x" * (4 * 1024 * 1024) + (b'"}' if path.endswith("json") else b""))
+    if path.endswith("Cargo.lock"):
+        head += b"x" * (12 * 1024 * 1024)
+    target.write_bytes(
+        head + b"x" * (4 * 1024 * 1024) + (b'"}' if path.endswith(("json", "lock")) else b"")
+    )
     inventory = catalog_directory(tmp_path)
     assert inventory.packages == ()
     assert [p for p in inventory.problems if path in p and "cap" in p]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"[]", b'{"_meta": {}, "develop": {"pytest": {"version": "==8.0.0"}}}', b'{"default": []}'],
+)
+def test_a_pipfile_lock_without_its_default_packages_is_a_problem_not_an_empty_list(
+    tmp_path: Path, text: bytes
+) -> None:
+    # no "default" object: no packages and no problem, an SBOM that looked complete
+    (tmp_path / "Pipfile.lock").write_bytes(text)
+    inventory = catalog_directory(tmp_path)
+    assert inventory.packages == ()
+    assert [p for p in inventory.problems if "Pipfile.lock" in p and '"default"' in p]
+    (tmp_path / "Pipfile.lock").write_bytes(b'{"_meta": {}, "default": {}, "develop": {}}')
+    assert catalog_directory(tmp_path).problems == ()  # nothing installed: nothing to say
 
 
 # --- dpkg file lists -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ plain_members answers, each member must be the one tarfile reads at the same off
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import tarfile
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from skanse.errors import DigestMismatchError, LayerError
-from skanse.oci import layers
+from skanse.oci import _regions, layers
+from skanse.oci._regions import RegionHashes
 from skanse.oci._tarwalk import plain_members
 from skanse.oci.archives import open_docker_archive
 from skanse.oci.image import read_view
@@ -208,18 +210,26 @@ def test_docker_archive_member_cut_short_by_a_shrunk_file_is_refused(tmp_path: P
         opened.close()
 
 
-def test_region_maps_cover_the_region_exactly(tmp_path: Path) -> None:
+def test_region_digests_cover_the_region_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = bytes(range(256)) * 400  # 102,400 bytes
     path = tmp_path / "blob"
     path.write_bytes(data)
+    monkeypatch.setattr(_regions, "_READ_PIECE", 8192)  # several pieces, one part-filled
     with path.open("rb") as handle:
         for offset, size in ((0, len(data)), (513, 70_001), (4096, 8192), (100, 0)):
-            region = FileRegion(handle.fileno(), offset, size)
-            pieces = [bytes(piece) for piece in region.map_pieces(piece=8192)]
-            assert b"".join(pieces) == data[offset : offset + size]
-            assert all(len(piece) <= 8192 for piece in pieces)
-        with pytest.raises(EOFError):
-            list(FileRegion(handle.fileno(), 100_000, 5_000).map_pieces())
+            job = RegionHashes(FileRegion(handle.fileno(), offset, size), {"sha256", "sha512"})
+            job.run()
+            assert job.error is None and not job.short
+            for name, digest in job.hashes.items():
+                assert (
+                    digest.hexdigest()
+                    == hashlib.new(name, data[offset : offset + size]).hexdigest()
+                )
+        short = RegionHashes(FileRegion(handle.fileno(), 100_000, 5_000), {"sha256"})
+        short.run()
+        assert short.short
 
 
 def two_layer_archive(tmp_path: Path, *, same: bool = False) -> Path:

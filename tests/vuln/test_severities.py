@@ -177,6 +177,99 @@ def test_a_gzipped_json_bomb_is_expanded_only_up_to_its_cap(
     assert peak < 6 * 1024 * 1024  # the cap, a chunk being read and gzip's buffers
 
 
+def _yearly_feed(path: Path, expanded: int) -> int:
+    """A gzipped NVD 2.0 feed of pretty-printed CVEs (as NVD writes its yearly feeds) of a
+    little over `expanded` bytes, its descriptions drawn from a few thousand made-up words so
+    that gzip packs it about as tightly as the real feeds (5-20x); the number of CVEs."""
+    import random
+
+    rng = random.Random(7)  # noqa: S311 (reproducible test data, not secrecy)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(rng.choices(letters, k=rng.randint(3, 10))) for _ in range(4000)]
+    texts = [" ".join(rng.choices(words, k=60)) for _ in range(2000)]
+    record = json.dumps(
+        {
+            "cve": {
+                "id": "CVE-2024-@",
+                "published": "2024-01-01T00:00:00.000",
+                "descriptions": [{"lang": "en", "value": "#"}],
+                "metrics": {
+                    "cvssMetricV31": [
+                        {
+                            "source": "nvd@nist.gov",
+                            "type": "Primary",
+                            "cvssData": {
+                                "version": "3.1",
+                                "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                                "baseScore": 9.8,
+                                "baseSeverity": "CRITICAL",
+                            },
+                        }
+                    ]
+                },
+            }
+        },
+        indent=2,
+    )
+    count = expanded // (len(record) + 400) + 1
+    head = json.dumps(
+        {"resultsPerPage": count, "startIndex": 0, "totalResults": count, "format": "NVD_CVE"}
+    )
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(head[:-1].encode() + b', "version": "2.0", "vulnerabilities": [\n')
+        for number in range(count):
+            text = record.replace("@", f"{number:07d}").replace("#", texts[number % len(texts)])
+            handle.write((",\n" if number else "").encode() + text.encode())
+        handle.write(b"]}")
+    return count
+
+
+def test_a_gzipped_nvd_yearly_feed_past_128_mib_is_read(tmp_path: Path) -> None:
+    # NVD's yearly 2.0 feeds expand to 200-400 MiB: every one was rejected by name at a flat
+    # 128 MiB cap ("expands to over the 134,217,728 byte limit of a compressed file")
+    feed = tmp_path / "nvdcve-2.0-2024.json.gz"
+    count = _yearly_feed(feed, 136 * 1024 * 1024)
+    with gzip.open(feed, "rb") as handle:
+        expanded = sum(len(chunk) for chunk in iter(lambda: handle.read(1 << 22), b""))
+    assert expanded > 128 * 1024 * 1024
+    assert expanded / feed.stat().st_size < 20
+    ratings = 0
+    for item in read_source(feed, "nvd"):
+        assert not isinstance(item, Rejected), item
+        ratings += isinstance(item, CveRating)
+    assert ratings == count
+
+
+def test_a_gzipped_bomb_past_the_grace_stops_at_the_ratio_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # past the grace (lowered here to 1 MiB) the expansion is held to 100x the gzip read: 8 MiB
+    # of one byte repeated (~1,000x) stops there, never expanded whole; a feed at a real
+    # feed's ratio expands on past the grace and is read
+    from skanse.vuln import importers
+
+    monkeypatch.setattr(importers, "EXPANSION_GRACE", 1024 * 1024)
+    bomb = tmp_path / "nvdcve-2.0-2024.json.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as handle:
+        handle.write(b'{"format": "NVD_CVE", "vulnerabilities": [], "x": "')
+        for _ in range(8):
+            handle.write(b"a" * (1 << 20))
+        handle.write(b'"}')
+    tracemalloc.start()
+    try:
+        items = list(read_source(bomb, "nvd"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(items) == 1 and isinstance(items[0], Rejected)
+    assert "expands more than 100x" in items[0].reason and "decompression bomb" in items[0].reason
+    assert peak < 6 * 1024 * 1024
+    feed = tmp_path / "feed" / "nvdcve-2.0-2023.json.gz"
+    feed.parent.mkdir()
+    count = _yearly_feed(feed, 3 * 1024 * 1024)
+    assert sum(isinstance(i, CveRating) for i in read_source(feed, "nvd")) == count
+
+
 def test_an_epss_file_of_something_else_is_rejected_not_listed_row_by_row(tmp_path: Path) -> None:
     # each malformed row was kept as a rejection: two million of them from a small file
     junk = tmp_path / "epss.csv.gz"

@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import io
-import mmap
 import os
 import threading
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = ["CHUNK", "FileRegion", "RegionHashes", "hash_ahead", "sniff_compression"]
 
 CHUNK = 1024 * 1024
-# an uncompressed layer in a file is hashed through read-only maps of this many bytes: one
-# GIL-free hashlib call per piece, no copy; each piece is unmapped before the next, so that
-# the mapped pages count in the resident size only one piece at a time. Between pieces the
-# hashing thread takes the GIL back from the thread cataloguing the layer, which holds it
-# through each C call (a decode or a regular expression over a whole file: no switch
-# interval interrupts those) and then finishes the piece's unmap: `skanse sbom` of a
-# docker-archive with one 204 MB layer spent 0.121-0.126 s hashing it in 8 MB pieces,
-# 0.101-0.105 s in 64 MB ones (0.098 s alone), peak RSS 49 -> 97 MB (file pages).
-_MAP_PIECE = 64 * 1024 * 1024
+# an uncompressed layer in a file is hashed in pieces of this many bytes, each read with one
+# GIL-free preadv into a buffer kept for the region and hashed with one GIL-free hashlib call.
+# Read, not mapped: a file another process truncates while a mapped piece is hashed ends the
+# process with SIGBUS (no result, no message; reproduced with `skanse sbom` of a docker archive
+# truncated mid-read), where a read just comes back short and the layer is refused as
+# truncated. Between pieces the hashing thread takes the GIL back from the thread cataloguing
+# the layer, which holds it through each C call (a decode, a regular expression over a whole
+# file), so pieces are large; 16 MiB rather than the 64 MiB maps had: a copy that large leaves
+# the CPU caches before it is hashed (SHA-256 of a 214 MB file, this 2-core VM: 64 MiB maps
+# 0.128-0.137 s, reads of 64 MiB 0.151-0.168 s, 16 MiB 0.123-0.127 s, 4 MiB 0.119-0.121 s;
+# with a thread running regular expressions beside it 0.134-0.136, 0.155-0.157, 0.134-0.135
+# and 0.143-0.154 s).
+_READ_PIECE = 16 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -64,35 +67,6 @@ class FileRegion(io.RawIOBase):
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self.size}[whence]
         self._position = max(base + offset, 0)
         return self._position
-
-    def map_pieces(self, piece: int = _MAP_PIECE) -> Generator[memoryview, None, None]:
-        """The region's bytes as read-only maps of at most `piece` bytes, in order; each view
-        is released and unmapped when the next is asked for. Raises `OSError` or `ValueError`
-        when the file cannot be mapped (a pipe), `EOFError` when it is shorter than the region.
-
-        A file that another process truncates while a piece is being read ends the process
-        with SIGBUS (a mapped page past the end), which no result can come out of; the size is
-        checked before each piece so that only a truncation in that window can do this."""
-        granularity = mmap.ALLOCATIONGRANULARITY
-        piece -= piece % granularity
-        end = self._offset + self.size
-        start = self._offset - self._offset % granularity  # maps start at a page boundary
-        skip = self._offset - start
-        while start < end:
-            length = min(piece, end - start)
-            if os.fstat(self._fd).st_size < start + length:
-                raise EOFError
-            mapped = mmap.mmap(self._fd, length, prot=mmap.PROT_READ, offset=start)
-            try:
-                view = memoryview(mapped)[skip:]
-                try:
-                    yield view
-                finally:
-                    view.release()
-            finally:
-                mapped.close()
-            start += length
-            skip = 0
 
     def read_at(self, target: bytearray | memoryview, at: int) -> int:
         """Fill `target` from position `at` (no further than the region's end); bytes read."""
@@ -144,38 +118,18 @@ class RegionHashes:
             self._done.set()
 
     def _run(self) -> None:
-        if self._digest_mapped():
-            return
-        buffer = memoryview(bytearray(CHUNK * 4))
+        # never through a map of the file: see _READ_PIECE
+        size = self.region.size
+        buffer = memoryview(bytearray(min(_READ_PIECE, size)))
         position = 0
-        while position < self.region.size and not self._stop.is_set():
+        while position < size and not self._stop.is_set():
             n = self.region.read_at(buffer, position)
             if n == 0:
-                raise EOFError
+                raise EOFError  # the file ends inside the region: it shrank under us
+            piece = buffer[:n]
             for digest in self.hashes.values():
-                digest.update(buffer[:n])
+                digest.update(piece)
             position += n
-
-    def _digest_mapped(self) -> bool:
-        """Hash the region through maps: hashlib then runs without the GIL for a whole piece,
-        where reading into a buffer takes the GIL back twice per chunk from the thread that
-        parses the tar (measured: 0.13 s for a 204 MB layer, against 0.19-0.25 s copied in
-        4 MB chunks while the parser runs). False, nothing hashed, when the file cannot be
-        mapped."""
-        pieces = self.region.map_pieces()
-        try:
-            first = next(pieces, None)
-        except (OSError, ValueError):
-            return False
-        try:
-            piece = first
-            while piece is not None and not self._stop.is_set():
-                for digest in self.hashes.values():
-                    digest.update(piece)
-                piece = next(pieces, None)
-        finally:
-            pieces.close()
-        return True
 
     def stop(self) -> None:
         self._stop.set()

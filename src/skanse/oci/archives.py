@@ -10,7 +10,8 @@ and `index.json` is read as an OCI archive; Docker 25 and later write both, and 
 `docker save` archives.
 
 Nothing is extracted: members are found by name in the tar's index and read in place, layers
-through `FileRegion` (pread and read-only maps of the archive's own descriptor). An archive
+through `FileRegion` (pread of the archive's own descriptor, never a map: a file cut by another
+process while mapped ends the process with SIGBUS, where a read comes back short). An archive
 compressed whole (`docker save app | gzip > app.tar.gz`, or zstd) is first inflated into an
 anonymous temporary file, within the caps a layer has (16 GiB, 200 times past 64 MiB). A member
 `docker save` stored once and linked to again (a symlink for a repeated diff_id, or a hard
@@ -67,6 +68,7 @@ class _TarIndex:
             self.file_object.close()
             raise LayoutError(f"not a readable tar archive: {exc}", reference=name) from None
         self.members: dict[str, tarfile.TarInfo] = {}
+        member: tarfile.TarInfo | None = None
         try:
             # every header counts (tarfile keeps each one), not just the names kept: repeated
             # names and names leaving the archive must not get past the cap
@@ -80,8 +82,9 @@ class _TarIndex:
                     continue  # never looked up, never followed
                 self.members[normalised] = member
         except tarfile.TarError as exc:
+            reason = _past_the_end(member, self.file_object) or str(exc)
             self.close()
-            raise LayoutError(f"malformed archive: {exc}", reference=name) from None
+            raise LayoutError(f"malformed archive: {reason}", reference=name) from None
         except BaseException:
             self.close()
             raise
@@ -145,6 +148,20 @@ class _TarIndex:
     def close(self) -> None:
         self.archive.close()
         self.file_object.close()  # tarfile does not close a file object it was given
+
+
+def _past_the_end(member: tarfile.TarInfo | None, file_object: IO[bytes]) -> str | None:
+    """What is wrong when the last member read claims more bytes than the file holds (a cut
+    download, or a header that lies), so that the refusal names it; None otherwise."""
+    if member is None:
+        return None
+    held = os.fstat(file_object.fileno()).st_size - member.offset_data
+    if held >= member.size:
+        return None
+    return (
+        f"member {member.name!r} claims {member.size} bytes, the file ends "
+        f"{max(held, 0)} bytes into it (a truncated archive)"
+    )
 
 
 def _plain_tar(path: Path, name: str) -> IO[bytes]:

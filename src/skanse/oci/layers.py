@@ -62,6 +62,17 @@ __all__ = [
 ]
 
 _AHEAD = 8  # chunks (up to 4 MB each) decompressed ahead of the tar parser
+# A tar ends with two zero blocks; tar writers then pad it with zeros to a whole record
+# (10,240 bytes for GNU tar, bsdtar and Python's tarfile; more with a larger blocking factor).
+# containers/storage's zstd:chunked writer before v1.52 (podman 4.3 to 4.8, `podman push
+# --compression-format zstd:chunked`) stopped after the two blocks and dropped the record's
+# padding the diff_id covers (containers/storage#1771, fixed by 6a7ab2bc9): Docker and
+# containerd refuse such layers, podman and CRI-O read them. A zstd layer whose tar ends with
+# its two zero blocks is taken when it matches its diff_id once followed by this many zeros at
+# most: the files are those the diff_id covers, byte for byte, and a tar holds nothing after
+# its end. Anything else still refuses the layer.
+_TAR_END = b"\0" * 1024
+_MAX_DROPPED_PADDING = 1024 * 1024
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 # zlib-ng's error class (its stub declares it as an instance)
@@ -163,6 +174,7 @@ class LayerStream:
             )
         self._buffer = b""
         self._eof = False
+        self._tail = b""  # the last bytes of the tar, to tell a complete one (see _TAR_END)
         # reading and decompressing (C code that releases the GIL) run in a thread, a few
         # chunks ahead of the tar parser that reads this stream
         self._pump = ChunkPump(self._produce(), ahead=_AHEAD, name="layer-read")
@@ -211,6 +223,7 @@ class LayerStream:
                 self._budget.check(self.compressed, self.expanded, self._where)
                 if not self._shared_hash:
                     self._hasher.feed(self._tar_hash, out)
+                self._tail = (self._tail + out[-len(_TAR_END) :])[-len(_TAR_END) :]
                 self._buffer = out
 
     def _next_other(self) -> bytes:
@@ -248,6 +261,19 @@ class LayerStream:
         """The digest of the uncompressed tar read so far (all of it after `finish`)."""
         return _hex(self._tar_hash)
 
+    def _restore_dropped_padding(self, diff_id: str) -> None:
+        """Take the tar as the diff_id's when only zeros after its end are missing (see
+        _TAR_END); the tar hash is left as it was otherwise."""
+        if self._tail != _TAR_END:
+            return  # not a complete tar: what is missing may be content
+        padded = self._tar_hash.copy()
+        block = bytes(512)
+        for _ in range(_MAX_DROPPED_PADDING // len(block)):
+            padded.update(block)
+            if _hex(padded) == diff_id:
+                self._tar_hash = padded
+                return
+
     def finish(self) -> None:
         """Read to the end of the blob and check both digests; raise on a mismatch."""
         while self.next_chunk():
@@ -256,6 +282,8 @@ class LayerStream:
         if self._shared_hash:
             assert self._blob_hash is not None
             self._tar_hash = self._blob_hash.copy()
+        elif self.compression == "zstd" and self.diff_id and self.tar_digest() != self.diff_id:
+            self._restore_dropped_padding(self.diff_id)
         _check_digests(
             self._where,
             self.digest,

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from skanse.errors import SourceError
-from skanse.inventory.catalogers._base import Environment, make_purl
+from skanse.inventory.catalogers._base import Environment, make_purl, refuse_oversized
 from skanse.inventory.model import Package
 from skanse.oci.vfs import Capture, Captured, FileInfo
 
 __all__ = ["CargoLockCataloger", "parse_cargo_lock"]
+
+_MAX_CARGO_LOCK = 16 * 1024 * 1024
 
 
 def parse_cargo_lock(data: bytes) -> list[tuple[str, str]]:
@@ -31,7 +33,10 @@ class CargoLockCataloger:
     name = "rust-cargo-lock-cataloger"
 
     def wants(self, info: FileInfo) -> Capture | None:
-        if info.path.endswith("/Cargo.lock") and info.size < 16 * 1024 * 1024:
+        if info.path.endswith("/Cargo.lock"):
+            # one over the cap had been passed over without a word, as a Pipfile.lock was
+            if info.size > _MAX_CARGO_LOCK:
+                return refuse_oversized("Cargo.lock", _MAX_CARGO_LOCK)
             return parse_cargo_lock
         return None
 

@@ -66,12 +66,15 @@ def parse_pipfile_lock(data: bytes) -> list[tuple[str, str]]:
     except ValueError as exc:
         raise SourceError(f"Pipfile.lock is not valid JSON: {exc}") from None
     found = []
-    # "default" only: "develop" packages are not installed in production (as Syft)
+    # "default" only: "develop" packages are not installed in production (as Syft). pipenv
+    # always writes it, empty or not: a file without it (or not an object) had given no
+    # packages and no word, an SBOM that looked complete
     entries = doc.get("default") if isinstance(doc, dict) else None
-    if isinstance(entries, dict):
-        for name, entry in entries.items():
-            version = entry.get("version", "") if isinstance(entry, dict) else ""
-            found.append((str(name), str(version).removeprefix("==")))
+    if not isinstance(entries, dict):
+        raise SourceError('Pipfile.lock has no "default" object: not a Pipfile.lock pipenv wrote')
+    for name, entry in entries.items():
+        version = entry.get("version", "") if isinstance(entry, dict) else ""
+        found.append((str(name), str(version).removeprefix("==")))
     return sorted(set(found))
 
 
@@ -84,8 +87,12 @@ class PythonCataloger:
             if info.size > _MAX_METADATA:
                 return refuse_oversized("package metadata", _MAX_METADATA)
             return lambda data: parse_metadata(read_text(data))
-        if path.endswith("/Pipfile.lock") and info.size <= _MAX_METADATA:
-            return parse_pipfile_lock  # directory scans only: a larger one is left alone
+        if path.endswith("/Pipfile.lock"):
+            # read in directory scans only (`catalog`); one over the cap had been passed over
+            # without a word, its packages missing from an SBOM that looked complete
+            if info.size > _MAX_METADATA:
+                return refuse_oversized("Pipfile.lock", _MAX_METADATA)
+            return parse_pipfile_lock
         return None
 
     def catalog(self, found: Sequence[Captured], env: Environment) -> list[Package]:

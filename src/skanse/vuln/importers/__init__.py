@@ -56,10 +56,18 @@ KINDS = ("osv", "ghsa", "alpine-secdb", "debian-tracker", "vunnel", "nvd", "epss
 _SUFFIXES = (".json", ".yaml", ".yml", ".csv", ".csv.gz")
 MAX_FILE_BYTES = 1024 * 1024 * 1024  # the Debian tracker JSON is ~ 80 MB today
 MAX_MEMBER_BYTES = 64 * 1024 * 1024  # one OSV record in a zip
-# A gzipped JSON or YAML file (an NVD `.json.gz`), expanded: it is parsed whole, so this bounds
-# what a file of ~1/1000 its size can cost (a JSON text takes 4-20x its size once parsed).
-# An NVD CVE API 2.0 page (2,000 CVEs) is 10 to 30 MB; a bigger file is rejected by name.
-MAX_EXPANDED_BYTES = 128 * 1024 * 1024
+# A gzipped JSON or YAML file (an NVD `.json.gz`), expanded, is parsed whole like any file, so
+# it may expand to what an uncompressed file may hold; what a decompression bomb could cost is
+# bounded by its ratio instead: past a grace that an NVD CVE API 2.0 page (2,000 CVEs, 10 to 30
+# MB) never reaches, the expansion may be at most MAX_EXPANSION_RATIO times the gzip read so
+# far. NVD's yearly 2.0 feeds are 200 to 400 MiB expanded from gzip files of a tenth to a
+# twentieth of that; gzip can reach 1,000x, so a file over the ratio is rejected by name after
+# the grace, never expanded further (a 1 GiB expansion needs 10 MB of gzip, as a 1 GiB JSON
+# file needs 1 GiB: the cost follows the input). It had been a flat 128 MiB, which refused
+# every yearly feed.
+MAX_EXPANDED_BYTES = MAX_FILE_BYTES
+EXPANSION_GRACE = 128 * 1024 * 1024
+MAX_EXPANSION_RATIO = 100
 _EXPAND_CHUNK = 1024 * 1024
 MAX_MEMBERS = 5_000_000
 # all members of one archive, expanded: osv.dev's all.zip is 1 to 2 GB expanded today; 8 GiB
@@ -149,26 +157,32 @@ def _read_file(path: Path, origin: str, kind: str | None) -> Iterator[_Read]:
         except (OSError, EOFError) as exc:
             yield Rejected(origin, f"not a readable gzip file: {exc}")
             return
-        if expanded is None:
-            limit = f"{MAX_EXPANDED_BYTES:,} byte limit of a compressed file"
-            yield Rejected(origin, f"expands to over the {limit}")
+        if isinstance(expanded, str):
+            yield Rejected(origin, expanded)
             return
-        data = expanded
+        yield from _records(expanded, origin, kind)
+        return
     yield from _records(data, origin, kind)
 
 
-def _expand(data: bytes) -> bytes | None:
-    """The gzip `data` expanded; None when that is over `MAX_EXPANDED_BYTES` (the rest is
-    never expanded)."""
-    chunks: list[bytes] = []
-    total = 0
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+def _expand(data: bytes) -> bytearray | str:
+    """The gzip `data` expanded, or why it was not: over `MAX_EXPANDED_BYTES`, or past
+    `EXPANSION_GRACE` at more than `MAX_EXPANSION_RATIO` times the gzip read (the rest is never
+    expanded)."""
+    expanded = bytearray()  # grown in place: no list of chunks joined into a second copy
+    raw = io.BytesIO(data)
+    with gzip.GzipFile(fileobj=raw) as handle:
         while chunk := handle.read(_EXPAND_CHUNK):
-            total += len(chunk)
+            expanded += chunk
+            total = len(expanded)
             if total > MAX_EXPANDED_BYTES:
-                return None
-            chunks.append(chunk)
-    return b"".join(chunks)
+                return f"expands to over the {MAX_EXPANDED_BYTES:,} byte limit of a compressed file"
+            if total > EXPANSION_GRACE and total > MAX_EXPANSION_RATIO * max(raw.tell(), 1):
+                return (
+                    f"expands more than {MAX_EXPANSION_RATIO}x ({raw.tell():,} bytes of gzip to "
+                    f"{total:,}+ bytes) past {EXPANSION_GRACE:,} bytes: a decompression bomb"
+                )
+    return expanded  # json.loads takes it as it is; a copy to bytes would double the peak
 
 
 def _read_csv(data: bytes, origin: str, kind: str | None) -> Iterator[Item]:
@@ -270,7 +284,7 @@ def _read_zip(path: Path, kind: str | None) -> Iterator[_Read]:
             yield from _records(data, origin, kind or "osv")
 
 
-def _parse(data: bytes, origin: str) -> object:
+def _parse(data: bytes | bytearray, origin: str) -> object:
     # the format is the name's without the compression suffix: `.json.gz` is JSON (it had
     # gone to the YAML reader, which refuses what JSON allows, such as a repeated key)
     if origin.lower().removesuffix(".gz").endswith(".json"):
@@ -279,7 +293,7 @@ def _parse(data: bytes, origin: str) -> object:
         except (ValueError, RecursionError) as exc:
             raise RecordError(f"not valid JSON: {str(exc)[:200]}") from None
     try:
-        documents = list(load_documents(data, limits=_YAML_LIMITS))
+        documents = list(load_documents(bytes(data), limits=_YAML_LIMITS))
     except YamlError as exc:
         raise RecordError(f"not valid YAML: {exc.diagnostics()}") from None
     for document in documents:
@@ -289,7 +303,7 @@ def _parse(data: bytes, origin: str) -> object:
     return found[0].data if found else None
 
 
-def _records(data: bytes, origin: str, kind: str | None) -> Iterator[_Read]:
+def _records(data: bytes | bytearray, origin: str, kind: str | None) -> Iterator[_Read]:
     try:
         parsed = _parse(data, origin)
     except RecordError as exc:
