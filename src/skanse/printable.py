@@ -58,6 +58,19 @@ def printable_json(value: Any, *, default: Callable[[Any], Any] | None = None) -
     return _UNPRINTABLE.sub(_json_escape, json.dumps(value, ensure_ascii=False, default=default))
 
 
+# What `printable` escapes that a JSON encoder writes raw (it escapes C0 only): outside its
+# strings a JSON text is ASCII, so a match is always inside a string
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff\ud800-\udfff]")
+
+
+def json_escaped(text: str) -> str:
+    """A JSON text from any encoder (indented or not, `ensure_ascii=False`) with DEL, the C1
+    controls, bidirectional overrides, noncharacters and lone surrogates written as `\\uXXXX`
+    escapes: the same document to a reader, and nothing a terminal that shows the file
+    obeys (U+009B is CSI: an escape sequence in one character)."""
+    return text if text.isascii() else _RAW_IN_JSON.sub(_json_escape, text)
+
+
 def valid_text(value: str) -> str:
     """`value` as valid Unicode. A file name or content that is not UTF-8 is read with its
     stray bytes kept as lone surrogates (so that the file can still be opened), which no

@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from skanse.model import CheckID, Finding, ResourceRef, ScanResult
+from skanse.printable import json_escaped
 from skanse.report._info import ReportInfo
 
 __all__ = ["POLICY_REPORT_API", "SOURCE", "new_report", "render", "result_entry"]
@@ -137,4 +138,4 @@ def render(result: ScanResult, info: ReportInfo, now: dt.datetime | None = None)
             )
         )  # fmt: skip
     document = {"apiVersion": "v1", "kind": "List", "items": list(reports.values())}
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_escaped(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from skanse.model import Severity
-from skanse.printable import printable
+from skanse.printable import json_escaped, printable
 from skanse.report.text import print_could_not_check, print_suppressed
 from skanse.vuln.model import Match, Rating
 from skanse.vuln.scan import VulnScan, package_ref
@@ -244,7 +244,7 @@ def render_json(scan: VulnScan, *, tool_version: str, exit_code: int | None) -> 
         ],
         "warnings": list(scan.result.warnings),
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return json_escaped(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def _exploitation_properties(m: Match) -> list[Any]:
