@@ -152,6 +152,23 @@ def test_a_gzipped_nvd_feed_is_read_as_json(tmp_path: Path) -> None:
     assert sum(isinstance(i, CveRating) for i in read_source(tmp_path, "nvd")) == 3
 
 
+def _read_bomb(bomb: Path) -> tuple[list[object], int]:
+    """Write 8 MiB of one byte in a string of an NVD document as ~8 KB of gzip at `bomb`;
+    what read_source makes of it, and the peak memory it took."""
+    with gzip.open(bomb, "wb", compresslevel=9) as handle:
+        handle.write(b'{"format": "NVD_CVE", "vulnerabilities": [], "x": "')
+        for _ in range(8):
+            handle.write(b"a" * (1 << 20))
+        handle.write(b'"}')
+    tracemalloc.start()
+    try:
+        items: list[object] = list(read_source(bomb, "nvd"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return items, peak
+
+
 def test_a_gzipped_json_bomb_is_expanded_only_up_to_its_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,17 +178,7 @@ def test_a_gzipped_json_bomb_is_expanded_only_up_to_its_cap(
 
     monkeypatch.setattr(importers, "MAX_EXPANDED_BYTES", 1024 * 1024, raising=False)
     bomb = tmp_path / "nvdcve-2.0-2024.json.gz"
-    with gzip.open(bomb, "wb", compresslevel=9) as handle:
-        handle.write(b'{"format": "NVD_CVE", "vulnerabilities": [], "x": "')
-        for _ in range(8):
-            handle.write(b"a" * (1 << 20))
-        handle.write(b'"}')
-    tracemalloc.start()
-    try:
-        items = list(read_source(bomb, "nvd"))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    items, peak = _read_bomb(bomb)
     limit = "1,048,576 byte limit of a compressed file"
     assert items == [Rejected(str(bomb), f"expands to over the {limit}")]
     assert peak < 6 * 1024 * 1024  # the cap, a chunk being read and gzip's buffers
@@ -250,17 +257,7 @@ def test_a_gzipped_bomb_past_the_grace_stops_at_the_ratio_cap(
 
     monkeypatch.setattr(importers, "EXPANSION_GRACE", 1024 * 1024)
     bomb = tmp_path / "nvdcve-2.0-2024.json.gz"
-    with gzip.open(bomb, "wb", compresslevel=9) as handle:
-        handle.write(b'{"format": "NVD_CVE", "vulnerabilities": [], "x": "')
-        for _ in range(8):
-            handle.write(b"a" * (1 << 20))
-        handle.write(b'"}')
-    tracemalloc.start()
-    try:
-        items = list(read_source(bomb, "nvd"))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    items, peak = _read_bomb(bomb)
     assert len(items) == 1 and isinstance(items[0], Rejected)
     assert "expands more than 100x" in items[0].reason and "decompression bomb" in items[0].reason
     assert peak < 6 * 1024 * 1024
