@@ -16,8 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,7 @@ from tests.runtime.conftest import (
     live_requirements,
     start_sensor,
 )
+from tests.runtime.containers_real import PodmanContainer, podman_container
 
 pytestmark = live
 
@@ -286,3 +288,117 @@ def test_isolation_needs_no_live_process_and_outlives_the_sensor(
         )
         time.sleep(0.05)
     workload.stdout.close()
+
+
+def _podman(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["podman", *argv], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _connects_out(container: PodmanContainer, address: str, port: int) -> bool:
+    """Whether a new process in the container connects to address:port (bash's /dev/tcp:
+    the image has no python)."""
+    done = container.exec("bash", "-c", f"echo > /dev/tcp/{address}/{port}")
+    return done.returncode == 0
+
+
+def _cgroup_inode(container: PodmanContainer) -> int:
+    pid = int(_podman("inspect", "-f", "{{.State.Pid}}", container.name).stdout.strip())
+    text = Path(f"/proc/{pid}/cgroup").read_text()
+    path = next(line[3:] for line in text.splitlines() if line.startswith("0::"))
+    mount = next(
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.split()[2] == "cgroup2"
+    )
+    return (Path(mount + path)).stat().st_ino
+
+
+def test_a_restarted_podman_container_is_isolated_again_until_released(
+    tmp_path: Path, sensors
+) -> None:
+    """`podman restart` makes a new cgroup at the same path, without the isolation
+    programs attached to the old one. Before, the restarted container reached its peer
+    again while the journal still said it was isolated; now the sensor attaches the
+    programs again on the new cgroup, and `release` stops that."""
+    rules = tmp_path / "rules.yaml"
+    # the exec'd marker is not the container's pid 1, and its own marker keeps the
+    # module's responder sensor off this container
+    rules.write_text(
+        RULES.replace("proc.vpid = 1\n    and ", "").replace("respond-isolate-", "respond-again-")
+    )
+    with podman_container() as container:
+        gateway = _podman(
+            "inspect", "-f", "{{.NetworkSettings.Gateway}}", container.name
+        ).stdout.strip()
+        assert gateway, "the container has no bridge network gateway"
+        peer = socket.create_server((gateway, 0))  # the peer: the host, on the bridge
+        port = peer.getsockname()[1]
+        assert _connects_out(container, gateway, port), "the peer is unreachable to begin with"
+        sensor = sensors(
+            tmp_path, "--rules", str(rules), "--respond-rule", "skanse test isolate=isolate"
+        )
+        marker = f"respond-again-{secrets.token_hex(4)}"
+        container.exec("sh", "-c", f": {marker}")
+        entry = _wait_journal_for(sensor, container.id, lambda e: e["action"] == "isolate")
+        assert entry is not None and entry["status"] == "done", entry
+        assert not _connects_out(container, gateway, port), "isolation did not cut the peer"
+
+        before = _cgroup_inode(container)
+        assert _podman("restart", "-t", "0", container.name).returncode == 0
+        assert _cgroup_inode(container) != before, "the restart did not recreate the cgroup"
+        again = _wait_journal_for(
+            sensor, container.id, lambda e: e.get("reisolates") == entry["id"], strict=False
+        )
+        assert not _connects_out(container, gateway, port), (
+            "the restarted container reaches its peer while the journal says isolated"
+        )
+        assert again is not None and again["status"] == "done", _journal(sensor)
+        assert "re-isolated" in again["detail"]
+        logged = [str(line.get("msg")) for line in sensor.logs()]
+        assert any("re-isolation" in msg for msg in logged), logged[-5:]
+
+        done = _release_id(sensor, container.id)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert _connects_out(container, gateway, port), "still cut off after release"
+        # released: a further restart is not isolated again (the backstop runs every second)
+        assert _podman("restart", "-t", "0", container.name).returncode == 0
+        time.sleep(2.5)
+        assert _connects_out(container, gateway, port), "isolated again after release"
+        assert not any(e.get("reisolates") and e["status"] == "done" for e in _journal(sensor)), (
+            _journal(sensor)
+        )
+        sensor.stop()
+        peer.close()
+
+
+def _wait_journal_for(
+    sensor: SensorProcess,
+    container: str,
+    match: Callable[[dict[str, Any]], bool],
+    timeout: float = 10,
+    *,
+    strict: bool = True,
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in _journal(sensor):
+            if entry["container_id"] == container and match(entry):
+                return entry
+        time.sleep(0.05)
+    if strict:
+        raise AssertionError(f"no matching response for {container}: {_journal(sensor)}")
+    return None
+
+
+def _release_id(sensor: SensorProcess, container: str) -> subprocess.CompletedProcess[str]:
+    state = sensor.alerts_file.parent / "state"
+    command = ["runtime", "release", container, "--state-dir", str(state)]
+    return subprocess.run(
+        [sys.executable, "-m", "skanse", *command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

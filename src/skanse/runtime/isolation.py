@@ -23,7 +23,14 @@ from pathlib import Path
 from skanse.errors import ResponseError, SensorError
 from skanse.runtime.containers import mounts
 
-__all__ = ["BPFFS", "PROGRAMS", "isolate_cgroup", "isolation_object", "release_cgroup"]
+__all__ = [
+    "BPFFS",
+    "PROGRAMS",
+    "cgroup_id",
+    "isolate_cgroup",
+    "isolation_object",
+    "release_cgroup",
+]
 
 BPFFS = "/sys/fs/bpf"
 PROGRAMS = (
@@ -48,6 +55,18 @@ def _ensure_bpffs(root: str = BPFFS) -> None:
     if libc.mount(b"bpf", os.fsencode(root), b"bpf", 0, None) != 0:
         err = ctypes.get_errno()
         raise ResponseError(f"no bpffs at {root}, and mounting one failed: {os.strerror(err)}")
+
+
+def cgroup_id(cgroup_dir: str) -> int | None:
+    """The cgroup v2 id of a cgroup directory (its inode), or None when it does not exist.
+
+    A container restarted by its runtime gets a new cgroup at the same path: the path alone
+    cannot tell that the programs attached to the old one no longer cover it; the id can.
+    """
+    try:
+        return os.stat(cgroup_dir).st_ino
+    except OSError:
+        return None
 
 
 def isolate_cgroup(cgroup_dir: str, pin_dir: str, object_path: Path | None = None) -> list[str]:

@@ -34,7 +34,7 @@ from skanse.rules.engine import Alert
 from skanse.rules.loader import Priority
 from skanse.runtime import procfs
 from skanse.runtime.containers import container_cgroup, container_from_cgroup
-from skanse.runtime.isolation import isolate_cgroup, release_cgroup
+from skanse.runtime.isolation import cgroup_id, isolate_cgroup, release_cgroup
 
 __all__ = [
     "Action",
@@ -110,7 +110,9 @@ class JournalEntry:
     priority: str
     container_id: str | None
     pid: int | None
-    status: str  # done, failed, skipped, released, release-failed
+    # done, failed, skipped, released, release-failed; superseded: an isolation whose cgroup
+    # was recreated (a restart), replaced by the entry that re-isolated it (`reisolates`)
+    status: str
     detail: str
     cgroup: str | None = None  # v2 path under the mount, or v1 freezer path
     cgroup_version: int | None = None
@@ -118,6 +120,8 @@ class JournalEntry:
     pod: str | None = None  # namespace/name
     released: str | None = None
     pins: str | None = None  # bpffs directory of the isolation programs' pinned links
+    cgroup_id: int | None = None  # the v2 id (inode) of the cgroup the programs went on
+    reisolates: int | None = None  # the id of the superseded entry this one re-isolated
 
 
 class ResponseJournal:
@@ -156,6 +160,17 @@ class ResponseJournal:
             entries.append(entry)
             self.save(entries)
         return entry
+
+    def supersede(self, old: JournalEntry, new: JournalEntry) -> JournalEntry:
+        """`new` appended and `old` marked superseded, in one write."""
+        with self._lock:
+            entries = {e.id: e for e in self.load()}
+            new.id = max(entries, default=0) + 1
+            old.status = "superseded"
+            entries[old.id] = old
+            entries[new.id] = new
+            self.save(sorted(entries.values(), key=lambda e: e.id))
+        return new
 
     def update(self, changed: Sequence[JournalEntry]) -> None:
         with self._lock:
@@ -333,6 +348,10 @@ class Responder:
         self.dry_run = dry_run
         self.log = log
         self._active_cache: tuple[int, set[tuple[str, str]]] | None = None
+        self._isolated_cache: tuple[int, dict[str, list[JournalEntry]]] | None = None
+        # (entry id, cgroup id) re-isolations that failed: not retried every second (logged
+        # once); a later restart (another cgroup id) is tried again
+        self._reisolate_failed: set[tuple[int, int]] = set()
 
     def handle(self, alert: Alert, context: Mapping[str, Any]) -> list[JournalEntry]:
         actions = self.policy.actions(alert)
@@ -358,6 +377,101 @@ class Responder:
             }
             self._active_cache = (stamp, active)
         return self._active_cache[1]
+
+    def _isolated(self) -> dict[str, list[JournalEntry]]:
+        """cgroup BPF isolations in force (done, not released), by container id; the
+        journal is re-read whenever it changed (a release stops re-isolation)."""
+        try:
+            stamp = self.journal.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._isolated_cache is None or self._isolated_cache[0] != stamp:
+            isolated: dict[str, list[JournalEntry]] = {}
+            for e in self.journal.load():
+                if (
+                    e.action == Action.ISOLATE
+                    and e.status == "done"
+                    and e.pins
+                    and e.cgroup
+                    and e.cgroup_version == 2
+                ):
+                    isolated.setdefault(str(e.container_id), []).append(e)
+            self._isolated_cache = (stamp, isolated)
+        return self._isolated_cache[1]
+
+    def reisolate(self, container: str | None = None) -> list[JournalEntry]:
+        """Isolate again the journaled containers (or the one `container`) whose cgroup was
+        recreated since: a restart (`podman restart`, a restart policy) makes a new cgroup
+        at the same path, without the programs attached to the old one. Called for each
+        new container cgroup the sensor sees and periodically as a backstop; the new
+        entries (done or failed), each also logged."""
+        if self.dry_run or not self.targets.cgroup2_mount:
+            return []
+        isolated = self._isolated()
+        if container is None:
+            candidates = [e for entries in isolated.values() for e in entries]
+        else:
+            candidates = list(isolated.get(container, ()))
+        changed = []
+        for old in candidates:
+            entry = self._reisolate(old)
+            if entry is not None:
+                changed.append(entry)
+        return changed
+
+    def _reisolate(self, old: JournalEntry) -> JournalEntry | None:
+        assert old.cgroup is not None and old.pins is not None
+        assert self.targets.cgroup2_mount is not None
+        directory = self.targets.cgroup2_mount + old.cgroup
+        # measured before the attach: if the cgroup is recreated again in between, the
+        # next check sees another id and attaches again (an entry journaled before ids
+        # were recorded has none, and is attached again once)
+        current = cgroup_id(directory)
+        if current is None or current == old.cgroup_id:
+            return None  # stopped (nothing to cover), or still the cgroup isolated
+        if (old.id, current) in self._reisolate_failed:
+            return None
+        new = JournalEntry(
+            id=0,
+            time=_now(),
+            action=old.action,
+            rule=old.rule,
+            priority=old.priority,
+            container_id=old.container_id,
+            pid=None,
+            status="done",
+            detail="",
+            cgroup=old.cgroup,
+            cgroup_version=2,
+            netns=None,
+            pins=old.pins,
+            cgroup_id=current,
+            reisolates=old.id,
+        )
+        recreated = (
+            f"cgroup v2 {old.cgroup} was recreated (id {old.cgroup_id} -> {current}: "
+            "the container restarted)"
+        )
+        try:
+            # the old links hold the removed cgroup, which no process can join again
+            release_cgroup(old.pins)
+            isolate_cgroup(directory, old.pins)
+        except ResponseError as exc:
+            if len(self._reisolate_failed) > 4096:
+                self._reisolate_failed.clear()
+            self._reisolate_failed.add((old.id, current))
+            new.status = "failed"
+            new.detail = f"{recreated}; isolating it again failed: {exc}"
+            entry = self.journal.append(new)
+        else:
+            new.detail = (
+                f"re-isolated: {recreated}; attached the cgroup BPF programs (cgroup_skb "
+                f"ingress/egress, connect4/6) again, pinned in {old.pins}"
+            )
+            entry = self.journal.supersede(old, new)
+        if self.log is not None:
+            self.log(entry)
+        return entry
 
     def _entry(
         self,
@@ -483,6 +597,9 @@ class Responder:
                     f"the sensor itself is in cgroup {path}: refusing to isolate it"
                 )
             pin_dir = os.path.join(targets.bpf_pins, f"isolate-{container}")
+            # before the attach: a cgroup recreated in between differs from it, and the
+            # sensor attaches again (see reisolate)
+            attached_id = cgroup_id(targets.cgroup2_mount + path)
             try:
                 isolate_cgroup(targets.cgroup2_mount + path, pin_dir)
             except ResponseError as exc:
@@ -499,6 +616,7 @@ class Responder:
                     cgroup_version=2,
                     netns=context.get("netns"),
                     pins=pin_dir,
+                    cgroup_id=attached_id,
                 )
         else:
             fallback = " (no cgroup v2 path known for the container)"

@@ -31,6 +31,7 @@ from skanse.runtime.containers import (
     RuntimeRoots,
     cgroup1_freezer_mount,
     cgroup2_mount,
+    container_from_cgroup,
 )
 from skanse.runtime.drops import DROP_RULE, DropAction, DropMonitor, DropPolicy, DropReport
 from skanse.runtime.enforce import KernelKillPlan, plan_kernel_kills
@@ -104,6 +105,10 @@ class SensorService:
         self._metrics: Any = None
         self._cgroups: CgroupPaths | None = None
         self._lock = threading.Lock()
+        self.responder: Responder | None = None
+        self._kill_cgroups: Callable[[int], None] | None = None  # the kernel kills' scope
+        self._next_reisolate_check = 0.0
+        self._reisolate_error: str | None = None
 
     # -- building blocks -------------------------------------------------------------
     def _engine(self, config: SensorConfig | None = None, table: Any = None) -> Engine:
@@ -173,10 +178,11 @@ class SensorService:
         )
 
         def log(entry: JournalEntry) -> None:
+            again = f" (re-isolation, replaces #{entry.reisolates})" if entry.reisolates else ""
             self.log(
                 {
                     "level": "warning" if entry.status == "failed" else "info",
-                    "msg": f"response {entry.action}: {entry.status}",
+                    "msg": f"response {entry.action}{again}: {entry.status}",
                     "response": _entry_dict(entry),
                 }
             )
@@ -262,10 +268,12 @@ class SensorService:
             kill_plan = self._kill_plan(engine, self.config)
             if kill_plan is not None:
                 sensor.set_kill_plan(kill_plan)
-                state.on_container_cgroup = sensor.add_container_cgroup
+                self._kill_cgroups = sensor.add_container_cgroup
+            responder = self._responder()
+            self.responder = responder
+            state.on_container_cgroup = self._container_cgroup
             seeded = state.seed()
             self.outputs = self._outputs()
-            responder = self._responder()
             extra = (
                 compile_output(self.config.append_output, "syscall")
                 if self.config.append_output
@@ -329,6 +337,37 @@ class SensorService:
         plan, _userspace = plan_kernel_kills(engine.rules, kill_rules, allow_host=policy.allow_host)
         return plan
 
+    def _container_cgroup(self, cgroup_id: int) -> None:
+        """A container cgroup seen for the first time (an event from it, or the seed)."""
+        if self._kill_cgroups is not None:
+            self._kill_cgroups(cgroup_id)
+        responder = self.responder
+        if responder is None or self._cgroups is None:
+            return
+        # a restarted container's first exec or clone comes from its new cgroup: isolated
+        # again at once if the journal says it is isolated
+        path = self._cgroups.path(cgroup_id)
+        ref = container_from_cgroup(path) if path else None
+        if ref is not None:
+            self._reisolate(responder, ref.id)
+
+    def _reisolate(self, responder: Responder, container: str | None = None) -> None:
+        try:
+            responder.reisolate(container)
+        except (SkanseError, OSError) as exc:  # the journal unreadable or unwritable
+            message = str(exc)
+            if message != self._reisolate_error:  # once, not every second
+                self._reisolate_error = message
+                self.log(
+                    {
+                        "level": "error",
+                        "msg": "cannot check the isolated containers for a restart",
+                        "error": message,
+                    }
+                )
+        else:
+            self._reisolate_error = None
+
     def _drops(self) -> tuple[int, int]:
         with self._lock:
             if self.sensor is None:
@@ -365,6 +404,11 @@ class SensorService:
     def _between_batches(self) -> None:
         self._reload_if_requested()
         now = time.monotonic()
+        if self.responder is not None and now >= self._next_reisolate_check:
+            # the backstop: a restarted container whose events were missed (dropped, or
+            # it runs nothing new) is isolated again within a second
+            self._next_reisolate_check = now + 1.0
+            self._reisolate(self.responder)
         if self._drop_monitor is not None and now >= self._next_drop_check:
             self._next_drop_check = now + 0.25
             produced, dropped = self._drops()
@@ -458,9 +502,10 @@ class SensorService:
             self.sensor.set_event_types(frozenset(SYSCALLS) if types is None else types)
             if kill_plan is not None:
                 self.sensor.set_kill_plan(kill_plan)
-                agent.state.on_container_cgroup = self.sensor.add_container_cgroup
+                self._kill_cgroups = self.sensor.add_container_cgroup
         agent.engine = engine
         agent.responder = responder
+        self.responder = responder
         agent.append_output = extra
         self.engine = engine
         self.config = config
