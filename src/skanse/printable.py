@@ -14,13 +14,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["printable", "printable_json", "valid_text", "valid_texts"]
+__all__ = ["json_escaped", "printable", "printable_json", "valid_text", "valid_texts"]
 
 _T = TypeVar("_T")
 
-# C0 controls, DEL, C1 controls, and the bidirectional embeddings, overrides and isolates
-# (a "Trojan Source" reordering); XML 1.0 also forbids the non-characters U+FFFE/U+FFFF.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff\ud800-\udfff]")
+# C0 controls, DEL, C1 controls, the bidirectional embeddings, overrides and isolates (a
+# "Trojan Source" reordering), the non-characters U+FFFE/U+FFFF (XML 1.0 forbids them) and
+# lone surrogates. All but the C0 controls, which JSON encoders escape themselves:
+_UNPRINTABLE_PAST_C0 = "\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff\ud800-\udfff"
+_UNPRINTABLE = re.compile(f"[\x00-\x1f{_UNPRINTABLE_PAST_C0}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -45,30 +47,24 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def printable_json(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
-    """`json.dumps(value, ensure_ascii=False)` (one line, UTF-8 text as it is) with every
-    character `printable` escapes written as a JSON `\\uXXXX` escape.
-
-    The encoder escapes only C0 controls: DEL, the C1 controls (U+009B is CSI, a whole
-    escape sequence in one character to a terminal that tails the file) and bidirectional
-    overrides went out raw, and a lone surrogate (from JSON input) failed to encode as
-    UTF-8 and lost the line. Outside strings a JSON text is ASCII, so every match is inside
-    a string, and the escape gives a reader the same string back.
-    """
-    return _UNPRINTABLE.sub(_json_escape, json.dumps(value, ensure_ascii=False, default=default))
-
-
-# What `printable` escapes that a JSON encoder writes raw (it escapes C0 only): outside its
-# strings a JSON text is ASCII, so a match is always inside a string
-_RAW_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffe\uffff\ud800-\udfff]")
+# What a JSON encoder writes raw of what `printable` escapes: outside its strings a JSON text
+# is ASCII, so a match is always inside a string
+_RAW_IN_JSON = re.compile(f"[{_UNPRINTABLE_PAST_C0}]")
 
 
 def json_escaped(text: str) -> str:
     """A JSON text from any encoder (indented or not, `ensure_ascii=False`) with DEL, the C1
     controls, bidirectional overrides, noncharacters and lone surrogates written as `\\uXXXX`
     escapes: the same document to a reader, and nothing a terminal that shows the file
-    obeys (U+009B is CSI: an escape sequence in one character)."""
+    obeys (U+009B is CSI: an escape sequence in one character). A lone surrogate (from JSON
+    input) would otherwise fail to encode as UTF-8 and lose the document."""
     return text if text.isascii() else _RAW_IN_JSON.sub(_json_escape, text)
+
+
+def printable_json(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
+    """`json.dumps(value, ensure_ascii=False)` (one line, UTF-8 text as it is) through
+    `json_escaped`: what a terminal tailing a JSON-lines file would obey is escaped."""
+    return json_escaped(json.dumps(value, ensure_ascii=False, default=default))
 
 
 def valid_text(value: str) -> str:
