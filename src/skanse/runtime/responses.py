@@ -328,6 +328,13 @@ def _processes_in(path: str, version: int, targets: ResponseTargets) -> list[int
         return []
 
 
+@dataclass(frozen=True, slots=True)
+class _InForce:
+    stamp: int  # the journal's st_mtime_ns when read
+    active: set[tuple[str, str]]  # (container, action) done and not released
+    isolated: dict[str, list[JournalEntry]]  # cgroup v2 isolations in force, by container
+
+
 class Responder:
     """Runs the policy's actions for each alert and journals them."""
 
@@ -347,8 +354,8 @@ class Responder:
         self.kubernetes = kubernetes
         self.dry_run = dry_run
         self.log = log
-        self._active_cache: tuple[int, set[tuple[str, str]]] | None = None
-        self._isolated_cache: tuple[int, dict[str, list[JournalEntry]]] | None = None
+        # what the journal says is in force, with the journal's mtime it was read at
+        self._in_force: _InForce | None = None
         # (entry id, cgroup id) re-isolations that failed: not retried every second (logged
         # once); a later restart (another cgroup id) is tried again
         self._reisolate_failed: set[tuple[int, int]] = set()
@@ -362,32 +369,17 @@ class Responder:
                 entries.append(entry)
         return entries
 
-    def _active(self) -> set[tuple[str, str]]:
-        """(container, action) pairs in force: done and not released (by anyone: the
-        journal is re-read whenever `skanse runtime release` has changed it)."""
+    def _read_in_force(self) -> _InForce:
+        """The responses in force, read again whenever the journal changed (by anyone:
+        `skanse runtime release` stops re-isolation and lets a response be taken again)."""
         try:
             stamp = self.journal.path.stat().st_mtime_ns
         except FileNotFoundError:
-            return set()
-        if self._active_cache is None or self._active_cache[0] != stamp:
-            active = {
-                (str(e.container_id), e.action)
-                for e in self.journal.load()
-                if e.status == "done" and e.action != Action.KILL
-            }
-            self._active_cache = (stamp, active)
-        return self._active_cache[1]
-
-    def _isolated(self) -> dict[str, list[JournalEntry]]:
-        """cgroup BPF isolations in force (done, not released), by container id; the
-        journal is re-read whenever it changed (a release stops re-isolation)."""
-        try:
-            stamp = self.journal.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if self._isolated_cache is None or self._isolated_cache[0] != stamp:
+            return _InForce(0, set(), {})
+        if self._in_force is None or self._in_force.stamp != stamp:
+            entries = self.journal.load()
             isolated: dict[str, list[JournalEntry]] = {}
-            for e in self.journal.load():
+            for e in entries:
                 if (
                     e.action == Action.ISOLATE
                     and e.status == "done"
@@ -396,8 +388,21 @@ class Responder:
                     and e.cgroup_version == 2
                 ):
                     isolated.setdefault(str(e.container_id), []).append(e)
-            self._isolated_cache = (stamp, isolated)
-        return self._isolated_cache[1]
+            active = {
+                (str(e.container_id), e.action)
+                for e in entries
+                if e.status == "done" and e.action != Action.KILL
+            }
+            self._in_force = _InForce(stamp, active, isolated)
+        return self._in_force
+
+    def _active(self) -> set[tuple[str, str]]:
+        """(container, action) pairs in force: done and not released."""
+        return self._read_in_force().active
+
+    def _isolated(self) -> dict[str, list[JournalEntry]]:
+        """cgroup BPF isolations in force (done, not released), by container id."""
+        return self._read_in_force().isolated
 
     def reisolate(self, container: str | None = None) -> list[JournalEntry]:
         """Isolate again the journaled containers (or the one `container`) whose cgroup was
