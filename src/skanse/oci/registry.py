@@ -159,8 +159,8 @@ class _Deadline:
         """Which deadline ends this answer, for the error message."""
         overall = self.overall
         if overall is not None and (self.at is None or overall.at <= self.at):
-            return f"within the {overall.seconds:g} s given to all requests together"
-        return f"within {self.seconds:g} s"
+            return f"within the {round(overall.seconds, 3):g} s given to all requests together"
+        return f"within {round(self.seconds, 3):g} s"
 
 
 # The deadline of the request this thread is sending; the answer's reader takes it when

@@ -346,9 +346,7 @@ def verify_image(
         return Decision(
             False, f"{_COULD_NOT_CHECK}: {refused}", text, parsed.digest, rule.glob, final=False
         )
-    waited = time.monotonic() - queued
-    # a wait for a slot (the breaker's queue) counts against the deadline
-    left = deadline - waited if waited >= 0.001 else deadline
+    left = deadline - (time.monotonic() - queued)  # a wait for a slot counts against it
     heard = registry.answers()
     try:
         return _verify(registry, parsed, text, rule, policy, left)

@@ -227,7 +227,7 @@ def _bounded(client: RegistryClient, seconds: float | None) -> Iterator[Deadline
 def deadline_problem(deadline: Deadline) -> str:
     """Why a verification whose deadline passed is "could not check"."""
     return (
-        f"the registry did not answer within the {deadline.seconds:g} s the whole "
+        f"the registry did not answer within the {round(deadline.seconds, 3):g} s the whole "
         "verification may take; what was not read may verify on the next try"
     )
 
