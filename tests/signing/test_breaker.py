@@ -100,3 +100,21 @@ def test_a_burst_past_per_host_waits_for_slots_instead_of_failing() -> None:
         waiter.join(timeout=30)
     assert results == [None, None]
     assert breakers._hosts["registry:5000"].in_flight == 2
+
+
+def test_a_waiter_is_refused_when_the_circuit_opened_while_it_waited() -> None:
+    """The slot a waiter gets may come from a verification that got no answer and opened the
+    circuit: it must not go on to ask the registry the circuit just closed off."""
+    import threading
+
+    breakers, _ = _breakers(per_host=1, failures=1, queue_wait=30)
+    assert breakers.enter("stalls:5000") is None
+    results: list[str | None] = []
+    waiter = threading.Thread(target=lambda: results.append(breakers.enter("stalls:5000")))
+    waiter.start()
+    while breakers._hosts["stalls:5000"].queued < 1:
+        threading.Event().wait(0.01)
+    breakers.leave("stalls:5000", answered=False)  # no answer: the circuit opens
+    waiter.join(timeout=30)
+    assert len(results) == 1 and results[0] is not None
+    assert "circuit open" in results[0]

@@ -86,13 +86,21 @@ class RegistryBreakers:
         settings = self.settings
         wait = settings.queue_wait if wait is None else min(wait, settings.queue_wait)
         with self._lock:
-            now = self.clock()
             state = self._hosts.get(host)
             if state is None:
                 state = self._hosts[host] = _Host()
                 self._forget_idle()
             self._hosts.move_to_end(host)
+            if state.open_until is None and state.in_flight >= settings.per_host:
+                if not self._slot(state, wait):
+                    return (
+                        f"registry {host} busy: {state.in_flight} verifications are already "
+                        f"waiting on it (at most {settings.per_host} at once, so that one "
+                        "registry cannot hold every decision thread)"
+                    )
+            # (asked after a wait too: the circuit may have opened meanwhile)
             if state.open_until is not None:
+                now = self.clock()
                 if now < state.open_until:
                     return (
                         f"registry {host} unreachable (circuit open: {state.streak} "
@@ -105,12 +113,6 @@ class RegistryBreakers:
                         "probing whether it answers again)"
                     )
                 state.probing = True  # this one is the probe
-            elif state.in_flight >= settings.per_host and not self._slot(state, wait):
-                return (
-                    f"registry {host} busy: {state.in_flight} verifications are already "
-                    f"waiting on it (at most {settings.per_host} at once, so that one "
-                    "registry cannot hold every decision thread)"
-                )
             state.in_flight += 1
             return None
 
