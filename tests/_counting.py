@@ -1,11 +1,15 @@
-"""Counting the work a cost test measures: reads of a slotted dataclass field."""
+"""Counting the work a cost test measures: reads of a slotted dataclass field, and the peak of
+the memory a call allocates."""
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+
+_T = TypeVar("_T")
 
 
 class Reads:
@@ -39,3 +43,15 @@ def count_reads(
 
     monkeypatch.setattr(cls, name, property(get, slot.__set__))
     return reads
+
+
+def peak_allocation(call: Callable[[], _T]) -> tuple[_T, int]:
+    """`call()` and the peak in bytes of the memory Python allocated while it ran
+    (tracemalloc): what a memory-bound test asserts on. An exception from `call` passes."""
+    tracemalloc.start()
+    try:
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak

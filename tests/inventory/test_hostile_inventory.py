@@ -10,7 +10,6 @@ import io
 import shutil
 import struct
 import subprocess
-import tracemalloc
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from skanse.inventory.catalogers.java import _manifest, parse_java_archive
 from skanse.inventory.catalogers.python import parse_metadata
 from skanse.inventory.catalogers.rpm import parse_header_blob, read_bdb_values, read_ndb_values
 from skanse.oci.vfs import Captured, FileInfo, NodeKind
+from tests._counting import peak_allocation
 from tests.inventory.test_catalogers import header_blob, rpm_header
 
 # --- folded (continuation) lines ------------------------------------------------------------
@@ -107,15 +107,14 @@ def _patch_dep_v0(
 
 
 def _peak_allocation(data: bytes) -> tuple[int, BaseException | None]:
-    tracemalloc.start()
-    try:
-        parse_dep_v0(data)
-        raised = None
-    except Exception as exc:  # what each version raises is asserted by the caller
-        raised = exc
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+    def parse() -> BaseException | None:
+        try:
+            parse_dep_v0(data)
+        except Exception as exc:  # what each version raises is asserted by the caller
+            return exc
+        return None
+
+    raised, peak = peak_allocation(parse)
     return peak, raised
 
 
@@ -183,13 +182,12 @@ def test_java_member_is_inflated_no_further_than_it_declares() -> None:
     raw = squeeze.compress(bytes(_DECLARED)) + squeeze.flush()
     data = _zip_declaring("META-INF/maven/g/a/pom.properties", raw, 100)
     del raw
-    tracemalloc.start()
-    try:
+
+    def read() -> None:
         with pytest.raises(zipfile.BadZipFile, match="CRC"):  # 100 bytes of it do not match
             parse_java_archive(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    _, peak = peak_allocation(read)
     assert peak < 16 * 1024 * 1024
 
 
@@ -414,13 +412,12 @@ def test_an_apk_directory_repeated_over_many_files_is_refused_not_multiplied(
     # each R: name was joined to the F: directory before it: a 64 KB directory and 4,000
     # short R: lines (92 KB) made 250 MiB of paths; now the database is refused, and says so
     text = "P:a\nV:1\nF:" + "d" * 65_536 + "\n" + "R:f\n" * 4_000
-    tracemalloc.start()
-    try:
+
+    def parse() -> None:
         with pytest.raises(SourceError, match="file lists name more than"):
             parse_apk_installed(text)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    _, peak = peak_allocation(parse)
     assert peak < 16 * 1024 * 1024
     target = tmp_path / "lib/apk/db/installed"
     target.parent.mkdir(parents=True)
@@ -449,13 +446,12 @@ def test_an_rpm_directory_named_by_many_files_is_refused_not_multiplied() -> Non
             1116: (4, struct.pack(f">{count}i", *([0] * count)), count),
         }
     )
-    tracemalloc.start()
-    try:
+
+    def parse() -> None:
         with pytest.raises(SourceError, match="file list names more than"):
             parse_header_blob(blob)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    _, peak = peak_allocation(parse)
     assert peak < 32 * 1024 * 1024
     assert parse_header_blob(rpm_header("openssl", "3", "1")).files == frozenset(
         {"/usr/lib64/libssl.so.3", "/usr/bin/openssl"}

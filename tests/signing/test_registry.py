@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import tracemalloc
 
 import pytest
 
@@ -27,6 +26,7 @@ from skanse.signing.attach import (
 from skanse.signing.bundle import BUNDLE_MEDIA_TYPE, SIGN_PREDICATE_TYPE
 from skanse.signing.sign import PREDICATE_TYPES, attest_image, sign_image
 from skanse.signing.verify import verify_attestations, verify_signatures
+from tests._counting import peak_allocation
 from tests.signing.helpers import new_key, public, push_test_image
 
 pytestmark = pytest.mark.registry
@@ -282,12 +282,7 @@ def test_signatures_are_fetched_and_checked_one_at_a_time(client, repo) -> None:
     for day in range(1, 7):
         when = dt.datetime(2026, 1, day, tzinfo=dt.UTC)  # a distinct referrer each
         write_referrer(client, repo, subject, bundle, SIGN_PREDICATE_TYPE, now=when)
-    tracemalloc.start()
-    try:
-        result = verify_signatures(client, repo, [public(key, "k")])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    result, peak = peak_allocation(lambda: verify_signatures(client, repo, [public(key, "k")]))
     # every signature is still listed with its outcome; only the payloads are gone
     assert len(result.checks) == 22 and not result.verified
     assert sum(c.key == "k" for c in result.checks) == 16

@@ -4,7 +4,6 @@ and small records written here: affected, fixed, withdrawn, not affected, VEX, i
 from __future__ import annotations
 
 import datetime as dt
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from skanse.vuln.matcher import _merge, lookup_keys, match_inventory
 from skanse.vuln.model import FixState, Match, Rating
 from skanse.vuln.scan import scan_inventory
 from skanse.vuln.vex import VexStatement, apply_vex, read_vex
-from tests._counting import count_reads
+from tests._counting import count_reads, peak_allocation
 from tests.conftest import corpus_path
 from tests.vuln.helpers import build, inventory, osv, package, write_json
 
@@ -355,12 +354,7 @@ def test_chained_aliases_fold_in_linear_memory() -> None:
 
     found = [match(f"A-{i}", ()) for i in range(n)]
     found += [match(f"Q-{i}", (f"A-{i}", "BIG")) for i in reversed(range(n))]
-    tracemalloc.start()
-    try:
-        [merged] = _merge(found, {})
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    [merged], peak = peak_allocation(lambda: _merge(found, {}))
     assert len(merged.ids) == 2 * n + 1
     assert peak < 16 * 1024 * 1024, peak
 

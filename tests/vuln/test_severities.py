@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from skanse.vuln.db import Database, Source, build_database
 from skanse.vuln.importers import CveRating, EpssScore, KevEntry, read_source
 from skanse.vuln.matcher import match_inventory
 from skanse.vuln.model import Rejected
+from tests._counting import peak_allocation
 from tests.vuln.helpers import inventory, package, write_json
 
 SCORES = Path(__file__).parent / "data" / "scores"
@@ -123,12 +123,7 @@ def test_a_gzipped_epss_bomb_is_read_line_by_line(tmp_path: Path) -> None:
         handle.write(b"cve,epss,percentile\n")
         for _ in range(16):
             handle.write(b"\n" * (1 << 20))
-    tracemalloc.start()
-    try:
-        items = list(read_source(bomb))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    items, peak = peak_allocation(lambda: list(read_source(bomb)))
     assert items == [Rejected(str(bomb), "more than 2000000 rows")]
     assert peak < 16 * 1024 * 1024
 
@@ -160,13 +155,7 @@ def _read_bomb(bomb: Path) -> tuple[list[object], int]:
         for _ in range(8):
             handle.write(b"a" * (1 << 20))
         handle.write(b'"}')
-    tracemalloc.start()
-    try:
-        items: list[object] = list(read_source(bomb, "nvd"))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return items, peak
+    return peak_allocation(lambda: list[object](read_source(bomb, "nvd")))
 
 
 def test_a_gzipped_json_bomb_is_expanded_only_up_to_its_cap(
