@@ -16,16 +16,25 @@ from skanse.runtime.outputs import JsonLinesOutput, SyslogOutput, TextOutput, We
 from tests.runtime.tlsserver import https_server
 
 
-def _alert(rule: str = "Terminal shell in container", priority: Priority = Priority.NOTICE) -> dict:
+def _alert(
+    rule: str = "Terminal shell in container",
+    priority: Priority = Priority.NOTICE,
+    *,
+    output: str = "A shell was spawned in a container with an attached terminal | process=bash",
+    output_fields: dict[str, object] | None = None,
+    tags: tuple[str, ...] = ("container", "shell"),
+) -> dict:
     return Alert(
         time_ns=1_700_000_000_123_456_789,
         rule=rule,
         priority=priority,
         source="syscall",
         hostname="node-1",
-        output="A shell was spawned in a container with an attached terminal | process=bash",
-        output_fields={"proc.name": "bash", "container.id": "3f2a9c1b7d4e", "proc.tty": 34816},
-        tags=("container", "shell"),
+        output=output,
+        output_fields=output_fields
+        if output_fields is not None
+        else {"proc.name": "bash", "container.id": "3f2a9c1b7d4e", "proc.tty": 34816},
+        tags=tags,
     ).to_json()
 
 
@@ -168,16 +177,8 @@ def test_text_output_writes_the_alert_line_and_counts_a_closed_stream_as_failed(
 def _hostile_alert() -> dict:
     """An alert whose output carries a process's argv with a newline and an ESC sequence, as
     `sh -c 'x' $'\\n22:13:21.0: Notice forged\\e[2J'` in a container gives it."""
-    return Alert(
-        time_ns=1_700_000_000_123_456_789,
-        rule="Terminal shell in container",
-        priority=Priority.NOTICE,
-        source="syscall",
-        hostname="node-1",
-        output="shell | command=sh -c x \n22:13:21.000000000: Notice forged\x1b[2J",
-        output_fields={"proc.cmdline": "sh -c x \n22:13:21.000000000: Notice forged\x1b[2J"},
-        tags=(),
-    ).to_json()
+    argv = "sh -c x \n22:13:21.000000000: Notice forged\x1b[2J"
+    return _alert(output=f"shell | command={argv}", output_fields={"proc.cmdline": argv}, tags=())
 
 
 def test_text_output_escapes_control_characters_a_process_put_in_the_line() -> None:
@@ -221,16 +222,11 @@ _C1_NAME = "ev\u009b2J\u009d0;owned\u009c\u0085\x7f\u202e"
 
 
 def _c1_alert(name: str = _C1_NAME) -> dict:
-    return Alert(
-        time_ns=1_700_000_000_123_456_789,
-        rule="Terminal shell in container",
-        priority=Priority.NOTICE,
-        source="syscall",
-        hostname="node-1",
+    return _alert(
         output=f"shell | process={name} file=/tmp/{name}",
         output_fields={"proc.name": name, "fd.name": f"/tmp/{name}"},
         tags=(),
-    ).to_json()
+    )
 
 
 def test_json_lines_output_writes_no_c1_or_other_control_character_raw(tmp_path: Path) -> None:
