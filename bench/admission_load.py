@@ -3,6 +3,11 @@
     python -m bench.admission_load                 # both runs, 30 s each
     python -m bench.admission_load --duration 10   # shorter
     python -m bench.admission_load --workers 1 --duration 10   # the echo ratio's setting
+    make compiled && python -m bench.admission_load --skanse build/compiled   # the wheel's build
+
+`--skanse DIR` is where skanse is imported from, by the server and by (d): `src` (the default,
+plain Python) or `build/compiled` (`make compiled`: the wheel as built, the admission decision
+compiled with mypyc). Both runs of an A/B are the same commit's code; the header says which.
 
 The server runs in its own process (zero-trust profile, enforce, info logs) on 127.0.0.1 with
 a fresh CA. The AdmissionReviews carry realistic Pods: two init containers, three containers
@@ -51,6 +56,7 @@ from pathlib import Path
 from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
+SKANSE_PATH = ROOT / "src"  # where skanse is imported from: --skanse
 
 # https://kyverno.io/docs/installation/scaling/ : KinD on a 32-core EPYC 7502P, 17 PSS
 # policies, k6 creating Pods; latency per admission request.
@@ -278,7 +284,7 @@ class Server:
             extra_names=("127.0.0.1",),
         )
         self.log = work / "server.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        env = {**os.environ, "PYTHONPATH": str(SKANSE_PATH)}
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(
                 [
@@ -635,6 +641,17 @@ def in_process() -> list[str]:
     return lines
 
 
+def _build_name() -> str:
+    """Which build of skanse the bench imports: plain Python or the compiled modules."""
+    import skanse.admission.handler as handler
+
+    origin = Path(handler.__file__ or "")
+    where = origin.parent.parent.parent
+    if origin.suffix == ".so":
+        return f"compiled with mypyc (the wheel's build), from {where}"
+    return f"plain Python, from {where}"
+
+
 def _row(name: str, r: dict[str, Any]) -> str:
     return (
         f"| {name} | {r['throughput']:,.0f}/s | {r['mean_ms']:.2f} ms | {r['p50_ms']:.2f} ms "
@@ -721,11 +738,25 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="closed-loop rounds, skanse and the echo app taking turns (default: 3)",
     )
+    parser.add_argument(
+        "--skanse",
+        type=Path,
+        default=ROOT / "src",
+        help="import skanse from DIR: src (default, plain Python) or build/compiled "
+        "(`make compiled`: the admission decision compiled with mypyc, as the wheel ships it)",
+    )
     args = parser.parse_args(argv)
+    global SKANSE_PATH
+    SKANSE_PATH = args.skanse.resolve()
+    if not (SKANSE_PATH / "skanse" / "__init__.py").is_file():
+        print(f"{args.skanse} holds no skanse package", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(SKANSE_PATH))  # (d) runs in this process
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     sizes = [len(review_body(i)) for i in range(50)]
+    print(f"skanse: {_build_name()}")
     print(
         f"reviews: {min(sizes):,} to {max(sizes):,} bytes of JSON; zero-trust profile, "
         f"enforce; {args.workers} server worker(s); {os.cpu_count()} CPUs shared by server "

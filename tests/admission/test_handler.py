@@ -14,6 +14,7 @@ from skanse.admission.evaluate import Evaluator, admission_object
 from skanse.admission.handler import Webhook
 from skanse.admission.images import DEADLINE, ImageOutcome, ImageVerdict, SigningVerifier
 from skanse.admission.policy import Mode, Policy
+from skanse.admission.vap import PolicyEnforcer
 from skanse.checks.kubernetes.pss import evaluate
 from skanse.checks.kubernetes.pss_policy import parse_policy
 from skanse.config import load_config
@@ -404,14 +405,20 @@ def test_a_pod_without_spec_cannot_be_checked_and_is_denied_in_enforce(zero_trus
     assert "could not check" in response["status"]["message"]
 
 
-class _Exploding(Evaluator):
-    def evaluate(self, obj, namespace):
+class _Exploding(PolicyEnforcer):
+    """A decision that crashes (not a subclass of the evaluator: in the compiled build,
+    `make test-compiled`, interpreted classes cannot inherit from compiled ones)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def decide(self, request, rest, exempt, size=None):
         raise RuntimeError("boom")
 
 
 def test_internal_error_denies_in_enforce_and_warns_otherwise() -> None:
     enforce = policy(namespace_modes=(("legacy", Mode.WARN),))
-    webhook = Webhook(enforce, _Exploding(enforce))
+    webhook = Webhook(enforce, policies=_Exploding())
     outcome, response = validate(webhook, pod_request(hardened_pod()))
     assert response["allowed"] is False and outcome.decision == "error"
     assert "internal error: RuntimeError: boom" in response["status"]["message"]

@@ -30,7 +30,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from skanse.admission.evaluate import (
     Evaluator,
@@ -84,15 +84,15 @@ _MAX_MESSAGE_CHARS = 8192
 class Decision:
     """Values of the `decision` label and the `decision` audit annotation."""
 
-    ALLOW = "allow"  # checked, nothing fails (validate) / no defaults to add (mutate)
-    DENY = "deny"
-    WARN = "warn"  # allowed with warnings (warn mode, or an UPDATE that is no worse)
-    AUDIT = "audit"  # allowed with audit annotations (audit mode)
-    PATCH = "patch"  # mutate: defaults added
-    EXEMPT = "exempt"
-    SKIP = "skip"  # not something the webhook checks
-    ERROR = "error"  # could not check: denied in enforce mode, allowed otherwise
-    INVALID = "invalid"  # a malformed request or a body that is not a review
+    ALLOW: Final = "allow"  # checked, nothing fails (validate) / no defaults to add (mutate)
+    DENY: Final = "deny"
+    WARN: Final = "warn"  # allowed with warnings (warn mode, or an UPDATE that is no worse)
+    AUDIT: Final = "audit"  # allowed with audit annotations (audit mode)
+    PATCH: Final = "patch"  # mutate: defaults added
+    EXEMPT: Final = "exempt"
+    SKIP: Final = "skip"  # not something the webhook checks
+    ERROR: Final = "error"  # could not check: denied in enforce mode, allowed otherwise
+    INVALID: Final = "invalid"  # a malformed request or a body that is not a review
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +183,16 @@ class Webhook:
         """Parse the AdmissionReview and `decide` on its request, failing closed on a bug."""
         try:
             request = parse_review(body)
-        except BadReview as exc:
-            return _bad_review(exc)
-        except MalformedRequest as exc:
-            return self._malformed(exc)
+        # one name per exception type: mypyc gives a name one type per function, and an
+        # `exc` bound as BadReview first refused the RuntimeError of a crashing check
+        except BadReview as bad:
+            return _bad_review(bad)
+        except MalformedRequest as malformed:
+            return self._malformed(malformed)
         try:
             return decide(request)
-        except Exception as exc:  # a bug must never admit what enforce mode would deny
-            return self._internal_error(request, exc)
+        except Exception as crash:  # a bug must never admit what enforce mode would deny
+            return self._internal_error(request, crash)
         finally:
             # reference counting frees the parsed objects now, not a collector pass later
             for obj in request.made.values():

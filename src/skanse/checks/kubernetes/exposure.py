@@ -50,11 +50,13 @@ _SORTED_SOCKETS = tuple(sorted(RUNTIME_SOCKETS))
         "https://kubernetes.io/docs/tasks/configure-pod-container/share-process-namespace/",
     ),
     profiles=(ZERO_TRUST,),
+    description=(
+        "With a shared process namespace every container sees, signals and ptraces the others' "
+        "processes and reads their environment and files through /proc/<pid>/root: a compromised "
+        "sidecar reaches the main container's secrets."
+    ),
 )
 def share_process_namespace(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """With a shared process namespace every container sees, signals and ptraces the others'
-    processes and reads their environment and files through /proc/<pid>/root: a compromised
-    sidecar reaches the main container's secrets."""
     if pod.spec.get("shareProcessNamespace") is True:
         yield Violation(
             "pod sets shareProcessNamespace: true; every container sees and can signal the "
@@ -80,13 +82,15 @@ def share_process_namespace(pod: PodSpecView, ctx: CheckContext) -> Iterator[Vio
         "#using-secrets-as-environment-variables",
     ),
     profiles=(ZERO_TRUST,),
+    description=(
+        "Judged as SKN-DF-009 judges a Dockerfile's ENV: a known token format (AWS, GitHub, "
+        "GitLab, Slack, Stripe, Google, npm, PyPI, private keys, credentials in URLs) is a secret"
+        " whatever its name; a secret-like name (PASSWORD, TOKEN, API_KEY...) with a literal "
+        "value is one. A value taken from a Secret (`valueFrom`), a `$(VAR)` reference, a path "
+        "and a GPG key fingerprint are not. The message never repeats the value."
+    ),
 )
 def secret_in_env_value(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Judged as SKN-DF-009 judges a Dockerfile's ENV: a known token format (AWS, GitHub,
-    GitLab, Slack, Stripe, Google, npm, PyPI, private keys, credentials in URLs) is a secret
-    whatever its name; a secret-like name (PASSWORD, TOKEN, API_KEY...) with a literal value
-    is one. A value taken from a Secret (`valueFrom`), a `$(VAR)` reference, a path and a GPG
-    key fingerprint are not. The message never repeats the value."""
     for c in pod.containers():
         env = c.data.get("env")
         if not isinstance(env, list):
@@ -186,12 +190,14 @@ def _exposes_socket(path: str) -> tuple[str, bool] | None:
     ),
     aliases=("KSV-0006",),
     profiles=(ZERO_TRUST,),
+    description=(
+        "A hostPath volume holding the Docker, containerd, CRI-O or Podman socket (the socket "
+        "itself or a directory above it, /var/run and /run alike, also reached through a "
+        "process's root under /proc, as /proc/1/root/run/containerd) hands the pod the node: "
+        "through the socket it starts a privileged container with the host's root filesystem."
+    ),
 )
 def runtime_socket(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """A hostPath volume holding the Docker, containerd, CRI-O or Podman socket (the socket
-    itself or a directory above it, /var/run and /run alike, also reached through a process's
-    root under /proc, as /proc/1/root/run/containerd) hands the pod the node: through the
-    socket it starts a privileged container with the host's root filesystem."""
     for index, item in enumerate(as_list(pod.spec.get("volumes"))):
         volume = as_dict(item)
         path = as_dict(volume.get("hostPath")).get("path")

@@ -102,10 +102,12 @@ def _id_check(pod: PodSpecView, field: str, what: str, short: str) -> Iterator[V
     references=("https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",),
     aliases=("KSV-0020", "CKV_K8S_40"),
     profiles=(ZERO_TRUST,),
+    description=(
+        "Containers run with a numeric UID of 10000 or above, so that a process that escapes the "
+        "container is not root and does not share a UID with a system account on the host."
+    ),
 )
 def run_as_user_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Containers run with a numeric UID of 10000 or above, so that a process that escapes the
-    container is not root and does not share a UID with a system account on the host."""
     return _id_check(pod, "runAsUser", "user", "UID")
 
 
@@ -121,10 +123,12 @@ def run_as_user_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]
     references=("https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",),
     aliases=("KSV-0021",),
     profiles=(ZERO_TRUST,),
+    description=(
+        "Containers run with a primary GID of 10000 or above (unset means the image's group, "
+        "usually root)."
+    ),
 )
 def run_as_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Containers run with a primary GID of 10000 or above (unset means the image's group,
-    usually root)."""
     return _id_check(pod, "runAsGroup", "group", "GID")
 
 
@@ -137,10 +141,12 @@ def run_as_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation
     "non-root group the containers share.",
     references=("https://kubernetes.io/docs/tasks/configure-pod-container/security-context/",),
     profiles=(ZERO_TRUST,),
+    description=(
+        "The pod sets an fsGroup of 10000 or above, so writable volumes belong to a non-root "
+        "group instead of root."
+    ),
 )
 def fs_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """The pod sets an fsGroup of 10000 or above, so writable volumes belong to a non-root
-    group instead of root."""
     if pod.is_windows:
         return
     value = pod.security_context.get("fsGroup")
@@ -166,10 +172,12 @@ def fs_group_high(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     aliases=("KSV-0014", "CKV_K8S_22"),
     profiles=(ZERO_TRUST,),
     fixable=True,
+    description=(
+        "Every container mounts its root filesystem read-only, so an intruder cannot replace "
+        "binaries or drop tools into the image; scratch space comes from emptyDir volumes."
+    ),
 )
 def read_only_root_filesystem(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Every container mounts its root filesystem read-only, so an intruder cannot replace
-    binaries or drop tools into the image; scratch space comes from emptyDir volumes."""
     if pod.is_windows:
         return
     for c in pod.containers():
@@ -191,10 +199,12 @@ def read_only_root_filesystem(pod: PodSpecView, ctx: CheckContext) -> Iterator[V
     aliases=("KSV-0022", "CKV_K8S_25"),
     profiles=(ZERO_TRUST,),
     fixable=False,  # a capability the container needs is kept
+    description=(
+        "Containers drop every capability and add none back (restricted still allows "
+        "NET_BIND_SERVICE; the zero-trust standard does not)."
+    ),
 )
 def no_added_capabilities(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Containers drop every capability and add none back (restricted still allows
-    NET_BIND_SERVICE; the zero-trust standard does not)."""
     if pod.is_windows:
         return
     for c in pod.containers():
@@ -220,11 +230,13 @@ def no_added_capabilities(pod: PodSpecView, ctx: CheckContext) -> Iterator[Viola
     aliases=("CKV_K8S_38",),
     profiles=(ZERO_TRUST,),
     fixable=True,
+    description=(
+        "A pod gets an API token only when it asks for one: `automountServiceAccountToken` is "
+        "false on the pod or on its ServiceAccount (when that is part of the scan). An explicit "
+        "`true` on the pod declares that the workload needs the API and passes."
+    ),
 )
 def service_account_token(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """A pod gets an API token only when it asks for one: `automountServiceAccountToken` is
-    false on the pod or on its ServiceAccount (when that is part of the scan). An explicit
-    `true` on the pod declares that the workload needs the API and passes."""
     if isinstance(pod.spec.get("automountServiceAccountToken"), bool):
         return  # false, or true declared on purpose
     account = pod.spec.get("serviceAccountName") or pod.spec.get("serviceAccount") or "default"
@@ -258,10 +270,12 @@ def _images(pod: PodSpecView) -> Iterator[tuple[ContainerView, str]]:
     references=("https://kubernetes.io/docs/concepts/containers/images/#image-names",),
     aliases=("KSV-0013", "CKV_K8S_14"),
     profiles=(ZERO_TRUST,),
+    description=(
+        "An image without a tag or with `:latest` changes under the workload at every pull; what "
+        "runs is not what was reviewed. A digest pins the image whatever the tag says."
+    ),
 )
 def image_not_latest(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """An image without a tag or with `:latest` changes under the workload at every pull; what
-    runs is not what was reviewed. A digest pins the image whatever the tag says."""
     for c, image in _images(pod):
         _, tag, digest = split_reference(image)
         if digest is None and (tag is None or tag == "latest"):
@@ -283,10 +297,12 @@ def image_not_latest(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]
     references=("https://kubernetes.io/docs/concepts/containers/images/#image-names",),
     aliases=("CKV_K8S_43",),
     profiles=(ZERO_TRUST,),
+    description=(
+        "Images are referenced by digest, so the bytes that run are the bytes that were built, "
+        "scanned and signed."
+    ),
 )
 def image_digest(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Images are referenced by digest, so the bytes that run are the bytes that were built,
-    scanned and signed."""
     for c, image in _images(pod):
         if split_reference(image)[2] is None:
             yield Violation(
@@ -316,10 +332,12 @@ def _limit_check(pod: PodSpecView, resource: str) -> Iterator[Violation]:
     references=("https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/",),
     aliases=("KSV-0011", "CKV_K8S_11"),
     profiles=(ZERO_TRUST,),
+    description=(
+        "Every container has a CPU limit, so one compromised pod (a crypto-miner) cannot take the"
+        " node's CPU from its neighbours."
+    ),
 )
 def cpu_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Every container has a CPU limit, so one compromised pod (a crypto-miner) cannot take the
-    node's CPU from its neighbours."""
     return _limit_check(pod, "cpu")
 
 
@@ -332,10 +350,12 @@ def cpu_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     references=("https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/",),
     aliases=("KSV-0018", "CKV_K8S_13"),
     profiles=(ZERO_TRUST,),
+    description=(
+        "Every container has a memory limit, so one pod cannot drive the node out of memory and "
+        "get its neighbours killed."
+    ),
 )
 def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
-    """Every container has a memory limit, so one pod cannot drive the node out of memory and
-    get its neighbours killed."""
     return _limit_check(pod, "memory")
 
 
@@ -361,11 +381,13 @@ def memory_limit(pod: PodSpecView, ctx: CheckContext) -> Iterator[Violation]:
     profiles=(ZERO_TRUST,),
     fixable=True,
     per_namespace=True,
+    description=(
+        "Every namespace that runs workloads denies all ingress and egress by default: a "
+        "NetworkPolicy in the same namespace selects every pod (`podSelector: {}`) and isolates "
+        "both directions without allowing anything. A policy in another namespace never counts."
+    ),
 )
 def namespace_default_deny(obj: K8sObject, ctx: CheckContext) -> Iterator[Violation]:
-    """Every namespace that runs workloads denies all ingress and egress by default: a
-    NetworkPolicy in the same namespace selects every pod (`podSelector: {}`) and isolates
-    both directions without allowing anything. A policy in another namespace never counts."""
     namespace = ctx.cluster.namespace_of(obj)
     missing = [
         d for d in ("Ingress", "Egress") if d not in ctx.cluster.default_deny.get(namespace, ())
