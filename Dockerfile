@@ -47,9 +47,27 @@ RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || nee
       && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
       && rm -rf /var/lib/apt/lists/*; \
     fi
+# The admission decision's modules are compiled with mypyc (setup.py COMPILED: the webhook
+# decides a review in about half the CPU). mypyc type-checks them against the installed
+# dependencies, so the build runs without isolation in /opt/skanse, with mypy, PyYAML's stubs
+# and a recent setuptools on PYTHONPATH from /tmp/buildtools, which no later stage copies;
+# gcc and Python's headers are installed in this stage only. --build-arg SKANSE_COMPILE=0
+# installs plain Python.
+ARG SKANSE_COMPILE=require
+RUN if [ "$SKANSE_COMPILE" != 0 ]; then \
+      headers=; python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || headers=python3-dev; \
+      apt-get update \
+      && apt-get install -y --no-install-recommends gcc libc6-dev $headers \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
-    && /opt/skanse/bin/pip install --no-deps /src && /opt/skanse/bin/pip check
+    && if [ "$SKANSE_COMPILE" != 0 ]; then \
+      /opt/skanse/bin/pip install --target /tmp/buildtools mypy types-PyYAML "setuptools>=70.1" \
+      && PYTHONPATH=/tmp/buildtools SKANSE_COMPILE=$SKANSE_COMPILE \
+         /opt/skanse/bin/pip install --no-deps --no-build-isolation /src; \
+    else /opt/skanse/bin/pip install --no-deps /src; fi \
+    && /opt/skanse/bin/pip check
 
 # The sensor's image must carry every kernel program whose source is installed: without them
 # it would start and only then report the sensor missing. This stage fails the build instead;

@@ -58,6 +58,7 @@ COMPILED = [
     "src/skanse/checks/kubernetes/zerotrust.py",
     "src/skanse/checks/kubernetes/exposure.py",
     "src/skanse/scan.py",
+    "src/skanse/oci/reference.py",
     "src/skanse/admission/review.py",
     "src/skanse/admission/evaluate.py",
     "src/skanse/admission/handler.py",

@@ -29,6 +29,23 @@ def test_cli_image_runs_as_non_root_on_a_read_only_root(images: Images) -> None:
     assert config["Entrypoint"] == ["skanse"]
 
 
+def test_cli_image_runs_the_compiled_admission_decision_without_the_build_tools(
+    images: Images,
+) -> None:
+    """The webhook's image decides with the modules mypyc compiled (setup.py COMPILED), and
+    neither mypy nor a C compiler came along from the build stage."""
+    probe = (
+        "import importlib.util as u, skanse.admission.handler as h, skanse.scan as s;"
+        "print(h.__file__.endswith('.so'), s.__file__.endswith('.so'), u.find_spec('mypy'))"
+    )
+    run = podman_run("--rm", "--entrypoint", "/opt/skanse/bin/python", images.cli.name, "-c", probe)
+    assert run.stdout.split() == ["True", "True", "None"], run.stdout
+    gcc = podman_run(
+        "--rm", "--entrypoint", "sh", images.cli.name, "-c", "command -v gcc", check=False
+    )
+    assert gcc.returncode != 0
+
+
 def test_sensor_image_carries_the_bpf_object_and_libbpf(images: Images) -> None:
     probe = (
         "import ctypes.util, importlib.resources as r;"
