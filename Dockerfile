@@ -32,21 +32,6 @@ RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
     && python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/requirements.txt \
     && python3 -m venv /opt/skanse && /opt/skanse/bin/pip install -r /tmp/requirements.txt
-COPY README.md MANIFEST.in setup.py ./
-COPY src/ src/
-# The runtime sensor's kernel programs go into the install as setup.py builds them: prebuilt
-# *.bpf.o in src/ (from `make bpf`) as they are, and then no BPF toolchain is installed;
-# else compiled here with clang against the build machine's BTF (CO-RE: it then loads on any
-# kernel with BTF). A build machine without BTF, or --build-arg SKANSE_BPF=0 (setup.py then
-# compiles nothing), gives a `cli` image without them (it needs none); the `sensor` target
-# then fails its build (sensor-objects below).
-ARG SKANSE_BPF=auto
-RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || need=1; done; \
-    if [ -n "$need" ] && [ "$SKANSE_BPF" != 0 ] && [ -e /sys/kernel/btf/vmlinux ]; then \
-      apt-get update \
-      && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
-      && rm -rf /var/lib/apt/lists/*; \
-    fi
 # The admission decision's modules are compiled with mypyc (setup.py COMPILED: the webhook
 # decides a review in about half the CPU). mypyc type-checks them against the installed
 # dependencies, so the build runs without isolation in /opt/skanse, with mypy, PyYAML's stubs
@@ -63,9 +48,28 @@ RUN if [ "$SKANSE_COMPILE" != 0 ]; then \
 RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
     && if [ "$SKANSE_COMPILE" != 0 ]; then \
-      /opt/skanse/bin/pip install --target /tmp/buildtools mypy types-PyYAML "setuptools>=70.1" \
-      && PYTHONPATH=/tmp/buildtools SKANSE_COMPILE=$SKANSE_COMPILE \
-         /opt/skanse/bin/pip install --no-deps --no-build-isolation /src; \
+      /opt/skanse/bin/pip install --target /tmp/buildtools mypy types-PyYAML "setuptools>=70.1"; \
+    fi
+COPY README.md MANIFEST.in setup.py ./
+COPY src/ src/
+# The runtime sensor's kernel programs go into the install as setup.py builds them: prebuilt
+# *.bpf.o in src/ (from `make bpf`) as they are, and then no BPF toolchain is installed;
+# else compiled here with clang against the build machine's BTF (CO-RE: it then loads on any
+# kernel with BTF). A build machine without BTF, or --build-arg SKANSE_BPF=0 (setup.py then
+# compiles nothing), gives a `cli` image without them (it needs none); the `sensor` target
+# then fails its build (sensor-objects below).
+ARG SKANSE_BPF=auto
+RUN need=; for c in src/skanse/runtime/bpf/*.bpf.c; do [ -e "${c%.c}.o" ] || need=1; done; \
+    if [ -n "$need" ] && [ "$SKANSE_BPF" != 0 ] && [ -e /sys/kernel/btf/vmlinux ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+RUN --mount=type=cache,target=/root/.cache/pip --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && if [ "$SKANSE_COMPILE" != 0 ]; then \
+      PYTHONPATH=/tmp/buildtools SKANSE_COMPILE=$SKANSE_COMPILE \
+        /opt/skanse/bin/pip install --no-deps --no-build-isolation /src; \
     else /opt/skanse/bin/pip install --no-deps /src; fi \
     && /opt/skanse/bin/pip check
 
