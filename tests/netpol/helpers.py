@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from skanse.netpol.load import build_model
@@ -16,6 +17,13 @@ def objects_from(documents: Iterable[Mapping[str, Any]], name: str = "test.yaml"
     mf = read_bytes(name, text.encode(), ReadLimits())
     assert not mf.problems, mf.problems
     return mf.objects
+
+
+def write_manifests(directory: Path, documents: Iterable[Mapping[str, Any]]) -> str:
+    """The documents as one multi-document manifest file in `directory`; its path, for the CLI."""
+    path = directory / "cluster.yaml"
+    path.write_text("\n---\n".join(json.dumps(d) for d in documents), encoding="utf-8")
+    return str(path)
 
 
 def model_from(documents: Iterable[Mapping[str, Any]], name: str = "test.yaml") -> NetworkModel:

@@ -180,7 +180,7 @@ def test_dns_check_judges_every_pod_of_a_workload_not_the_first_one_read(
     # A live ReplicaSet whose second replica is a canary: a policy isolates the canary's
     # egress and allows no DNS. The first pod read is not selected; only pods[0] was judged.
     from skanse.scan import scan_manifests
-    from tests.netpol.helpers import policy
+    from tests.netpol.helpers import policy, write_manifests
 
     docs = [
         policy(
@@ -191,9 +191,8 @@ def test_dns_check_judges_every_pod_of_a_workload_not_the_first_one_read(
         *(_replica(f"web-{i}", {"app": "web"}) for i in range(3)),
         _replica("web-canary", {"app": "web", "canary": "true"}),
     ]
-    path = tmp_path / "live.yaml"
-    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
-    found = [f for f in scan_manifests([str(path)]).findings if f.check_id == "SKN-NET-005"]
+    path = write_manifests(tmp_path, docs)
+    found = [f for f in scan_manifests([path]).findings if f.check_id == "SKN-NET-005"]
     assert len(found) == 1
     assert "web-canary" in found[0].message and "UDP 53 to kube-dns" in found[0].message
     assert "web-0" not in found[0].message  # the replicas that resolve are not blamed

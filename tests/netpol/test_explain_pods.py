@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from skanse.netpol.explain import explain, parse_target
-from tests.netpol.helpers import model_from, pod, policy
+from tests.netpol.helpers import model_from, pod, policy, write_manifests
 
 
 def _owned(ns: str, name: str, labels: dict[str, str], owner: str) -> dict[str, Any]:
@@ -34,16 +33,10 @@ def _cluster() -> list[dict[str, Any]]:
     ]
 
 
-def _write(tmp_path: Path, docs: list[dict[str, Any]]) -> str:
-    path = tmp_path / "cluster.yaml"
-    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
-    return str(path)
-
-
 def test_expect_deny_fails_when_a_later_replica_accepts_the_connection(
     cli: Any, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, _cluster())
+    path = write_manifests(tmp_path, _cluster())
     # `list` shows the connection (web-bbb accepts everything); explain must not deny it.
     listed = cli("netpol", "list", path, "-f", "txt").stdout
     assert "ops/probe[Pod] => shop/web-rs[ReplicaSet] : All Connections" in listed

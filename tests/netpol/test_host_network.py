@@ -11,7 +11,7 @@ from typing import Any
 
 from skanse.netpol.engine import analyse
 from skanse.netpol.explain import explain, parse_target
-from tests.netpol.helpers import model_from, pod, policy
+from tests.netpol.helpers import model_from, pod, policy, write_manifests
 
 DENY_ALL = policy("mon", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
 
@@ -46,16 +46,10 @@ CLUSTER = [DENY_ALL, _exporter(), CLIENT, SHOP_DENY, GRAFANA]
 EXPORTER = "mon/node-exporter[DaemonSet]"
 
 
-def _write(tmp_path: Path, docs: list[dict[str, Any]]) -> str:
-    path = tmp_path / "cluster.yaml"
-    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
-    return str(path)
-
-
 def test_expect_deny_fails_for_a_host_network_destination_and_says_why(
     cli: Any, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, CLUSTER)
+    path = write_manifests(tmp_path, CLUSTER)
     result = cli(
         "netpol", "explain", path, "shop/client", "mon/node-exporter:9100", "--expect", "deny"
     )
@@ -69,7 +63,7 @@ def test_expect_deny_fails_for_a_host_network_destination_and_says_why(
 
 
 def test_expect_deny_fails_for_a_host_network_source(cli: Any, tmp_path: Path) -> None:
-    path = _write(tmp_path, CLUSTER)
+    path = write_manifests(tmp_path, CLUSTER)
     result = cli(
         "netpol", "explain", path, "mon/node-exporter", "mon/grafana:3000", "--expect", "deny"
     )
@@ -98,7 +92,7 @@ def test_list_counts_every_connection_with_a_host_network_pod_as_allowed(
     ext = [c for c in analyse(model).connections() if EXPORTER in (c.src.label, c.dst.label)]
     assert sum(c.src.is_external or c.dst.is_external for c in ext) == 4  # v4 and v6, both ways
 
-    path = _write(tmp_path, CLUSTER)
+    path = write_manifests(tmp_path, CLUSTER)
     listed = cli("netpol", "list", path, "-f", "json")
     assert "mon/node-exporter[DaemonSet] runs on the host network" in listed.stderr
     ends = {
@@ -134,7 +128,7 @@ def test_network_checks_do_not_count_a_host_network_pod_as_isolated(tmp_path: Pa
     db = _exporter()
     db["metadata"]["name"] = "db"
     db["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 5432}]
-    path = Path(_write(tmp_path, [DENY_ALL, _exporter(), db]))
+    path = Path(write_manifests(tmp_path, [DENY_ALL, _exporter(), db]))
     found = {
         (str(f.check_id), f.resource.name): f.message for f in scan_manifests([str(path)]).findings
     }

@@ -6,13 +6,12 @@ other one."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from skanse.netpol.engine import analyse
 from skanse.netpol.explain import explain, parse_target
-from tests.netpol.helpers import model_from, pod, policy
+from tests.netpol.helpers import model_from, pod, policy, write_manifests
 
 # Two containers, each with a port named "metrics"; the app's "dns" is UDP, the sidecar's TCP.
 API = pod(
@@ -56,14 +55,8 @@ def test_explain_resolves_a_queried_name_to_each_of_its_ports() -> None:
     assert found.may_allow and not found.allows  # open on 15090, closed on 9090
 
 
-def _write(tmp_path: Path, docs: list[dict[str, Any]]) -> str:
-    path = tmp_path / "cluster.yaml"
-    path.write_text("\n---\n".join(json.dumps(d) for d in docs), encoding="utf-8")
-    return str(path)
-
-
 def test_expect_deny_fails_for_the_second_port_of_a_name(cli: Any, tmp_path: Path) -> None:
-    path = _write(tmp_path, [API, SCRAPER, _allowing({"port": "metrics"})])
+    path = write_manifests(tmp_path, [API, SCRAPER, _allowing({"port": "metrics"})])
     for target in ("shop/api:15090", "shop/api:metrics"):
         result = cli("netpol", "explain", path, "mon/scraper", target, "--expect", "deny")
         assert result.code == 1, (target, result.stdout)
@@ -73,7 +66,7 @@ def test_expect_deny_fails_for_the_second_port_of_a_name(cli: Any, tmp_path: Pat
 def test_expect_deny_and_allow_both_fail_when_a_name_is_open_on_some_of_its_ports(
     cli: Any, tmp_path: Path
 ) -> None:
-    path = _write(tmp_path, [API, SCRAPER, _allowing({"port": 15090})])
+    path = write_manifests(tmp_path, [API, SCRAPER, _allowing({"port": 15090})])
     for expect in ("deny", "allow"):
         result = cli(
             "netpol", "explain", path, "mon/scraper", "shop/api:metrics", "--expect", expect

@@ -185,6 +185,17 @@ def test_a_zip_member_with_a_damaged_deflate_stream_is_rejected_by_name(tmp_path
     assert rejected.reason.startswith("cannot be read from the archive: Error -3")
 
 
+def _built_from_one_source(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A database built from one advisory in tmp_path/src: the advisory's file, the
+    database's path and its bytes, for a test that a failed build keeps them."""
+    good = write_json(
+        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
+    )
+    dest = tmp_path / "db" / "vuln.db"
+    build_database(dest, [Source(good.parent)])
+    return good, dest, dest.read_bytes()
+
+
 @pytest.mark.parametrize("allow_partial", [False, True])
 def test_an_archive_over_the_total_cap_fails_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_partial: bool
@@ -192,12 +203,7 @@ def test_an_archive_over_the_total_cap_fails_the_build(
     # each member was capped, the archive was not: 5 million members of 64 MB each would
     # all have been expanded; past the total cap the source is incomplete, and the build
     # fails and keeps the previous database unless --allow-partial
-    good = write_json(
-        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
-    )
-    dest = tmp_path / "db" / "vuln.db"
-    build_database(dest, [Source(good.parent)])
-    before = dest.read_bytes()
+    good, dest, before = _built_from_one_source(tmp_path)
     archive = tmp_path / "all.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for i in range(40):
@@ -245,12 +251,7 @@ def test_newer_duplicates_are_replaced_in_one_pass(tmp_path: Path, monkeypatch) 
 
 
 def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, monkeypatch) -> None:
-    src = write_json(
-        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
-    )
-    dest = tmp_path / "db" / "vuln.db"
-    build_database(dest, [Source(src.parent)])
-    before = dest.read_bytes()
+    src, dest, before = _built_from_one_source(tmp_path)
 
     real = dbmod.read_source  # type: ignore[attr-defined]
 
@@ -269,12 +270,7 @@ def test_a_failed_build_leaves_the_previous_database_in_place(tmp_path: Path, mo
 def test_a_source_rejected_whole_fails_the_build_and_keeps_the_database(
     tmp_path: Path, allow_partial: bool
 ) -> None:
-    good = write_json(
-        tmp_path / "src" / "a.json", osv("PYSEC-T-1", "PyPI", "demo", [{"introduced": "0"}])
-    )
-    dest = tmp_path / "db" / "vuln.db"
-    build_database(dest, [Source(good.parent)])
-    before = dest.read_bytes()
+    good, dest, before = _built_from_one_source(tmp_path)
     typo = tmp_path / "srcc"  # the path the user meant was src
     with pytest.raises(DatabaseError, match="no such file"):
         build_database(dest, [Source(typo)], allow_partial=allow_partial)  # nothing at all
