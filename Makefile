@@ -107,7 +107,6 @@ image: bpf
 ## the admission decision compiled with mypyc (built without isolation, in .venv: mypyc
 ## type-checks with the project's dependencies)
 wheel: bpf install-test
-	rm -rf build/lib.* build/temp.* build/bdist.*
 	SKANSE_BPF=require SKANSE_COMPILE=require $(BIN)/pip wheel --no-deps --no-build-isolation \
 	  --quiet -w dist .
 
@@ -117,7 +116,7 @@ wheel: bpf install-test
 COMPILED_DIR := build/compiled
 compiled: $(COMPILED_DIR)/.built
 $(COMPILED_DIR)/.built: setup.py pyproject.toml $(shell find src/skanse -name '*.py') | install-test
-	rm -rf build/lib.* build/temp.* build/bdist.* build/wheel-compiled $(COMPILED_DIR)
+	rm -rf build/wheel-compiled $(COMPILED_DIR)
 	SKANSE_COMPILE=require $(BIN)/pip wheel --no-deps --no-build-isolation --quiet \
 	  -w build/wheel-compiled .
 	$(BIN)/pip install --no-deps --quiet --target $(COMPILED_DIR) build/wheel-compiled/skanse-*.whl

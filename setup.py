@@ -127,6 +127,12 @@ def _objects(build_lib: Path) -> list[Path]:
 
 class BuildPyWithBpf(build_py):
     def run(self) -> None:
+        # Extensions a previous build left in build/lib (a module since taken out of
+        # COMPILED, or a build with SKANSE_COMPILE=0 after a compiled one) would go into the
+        # wheel and be imported instead of the .py files; build_ext makes this build's again.
+        if not getattr(self, "editable_mode", False):
+            for stale in Path(self.build_lib).rglob("*.so"):
+                stale.unlink()
         super().run()
         out_dir = Path(self.build_lib) / BPF_DIR
         wanted = os.environ.get("SKANSE_BPF", "auto")

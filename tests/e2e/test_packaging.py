@@ -97,7 +97,8 @@ def test_wheel_from_the_sdist_is_a_manylinux_wheel_with_the_compiled_object(
 
 
 def test_without_the_toolchain_the_wheel_is_pure_and_says_so(tmp_path: Path) -> None:
-    """SKANSE_BPF=0 (as a machine without clang): no object, and then no platform tag."""
+    """SKANSE_BPF=0 (as a machine without clang) and no compiling: no object, no extension,
+    and then no platform tag, even where an earlier compiled build left its extensions."""
     source = tmp_path / "src"
     shutil.copytree(
         PROJECT,
@@ -106,10 +107,14 @@ def test_without_the_toolchain_the_wheel_is_pure_and_says_so(tmp_path: Path) -> 
             ".git", ".venv", "build", "dist", "*.o", "__pycache__", ".*_cache", "tests", "bench"
         ),
     )
-    wheel = _pip_wheel(source, tmp_path / "out", SKANSE_BPF="0")
+    # what a compiled build leaves in build/lib: packaged, it would shadow the .py file
+    stale = source / "build" / "lib" / "skanse" / "scan.cpython-311-x86_64-linux-gnu.so"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\x7fELF stale")
+    wheel = _pip_wheel(source, tmp_path / "out", SKANSE_BPF="0", SKANSE_COMPILE="0")
     assert wheel.name == "skanse-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as archive:
-        assert not [n for n in archive.namelist() if n.endswith(".o")]
+        assert not [n for n in archive.namelist() if n.endswith((".o", ".so"))]
 
 
 def test_installed_wheel_runs_the_sensor_where_there_is_no_clang(
